@@ -1,0 +1,320 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.28;
+
+import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
+import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
+import {IAgreementRegistry} from "../interfaces/IAgreementRegistry.sol";
+import {IPartnerRegistry} from "../interfaces/IPartnerRegistry.sol";
+import {IRewardVault} from "../interfaces/IRewardVault.sol";
+import {LeptonRoles} from "./libraries/LeptonRoles.sol";
+
+/// @title AgreementRegistry
+/// @notice Terms, signatures and lifecycle of partner agreements.
+contract AgreementRegistry is IAgreementRegistry, EIP712, Nonces {
+    /*//////////////////////////////////////////////////////////////
+                               CONSTANTS
+    //////////////////////////////////////////////////////////////*/
+
+    /// @notice Upper bound on parties, so that activation's loop over them stays far below a block's gas.
+    uint256 public constant MAX_PARTIES = 256;
+
+    bytes32 public constant SIGN_AGREEMENT_TYPEHASH = keccak256(
+        "SignAgreement(uint256 agreementId,uint32 version,bytes32 termsHash,address party,uint256 nonce,uint256 deadline)"
+    );
+
+    uint64 private constant _ONE_DELTA = 1e18;
+
+    /*//////////////////////////////////////////////////////////////
+                                STORAGE
+    //////////////////////////////////////////////////////////////*/
+
+    IPartnerRegistry public immutable partners;
+
+    /// @inheritdoc IAgreementRegistry
+    address public vault;
+
+    /// @inheritdoc IAgreementRegistry
+    uint256 public agreementCount;
+
+    mapping(uint256 agreementId => Terms) private _terms;
+    mapping(uint256 agreementId => AgreementState) private _states;
+    /// @dev Position + 1, so that zero means "not a party".
+    mapping(uint256 agreementId => mapping(address party => uint256)) private _partyPosition;
+    mapping(uint256 agreementId => mapping(uint32 version => mapping(address party => bool))) private _signed;
+    mapping(uint256 agreementId => mapping(address party => bool)) private _exited;
+
+    /*//////////////////////////////////////////////////////////////
+                              CONSTRUCTOR
+    //////////////////////////////////////////////////////////////*/
+
+    constructor(IPartnerRegistry partnerRegistry) EIP712("LeptonAgreementRegistry", "1") {
+        partners = partnerRegistry;
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                EXTERNAL
+    //////////////////////////////////////////////////////////////*/
+
+    /// @inheritdoc IAgreementRegistry
+    function setVault(address newVault) external {
+        if (!_hasRole(LeptonRoles.ADMIN, msg.sender)) revert AgreementRegistryNotAdmin(msg.sender);
+        if (vault != address(0)) revert AgreementRegistryVaultAlreadySet(vault);
+        if (newVault == address(0)) revert AgreementRegistryZeroVault();
+        vault = newVault;
+        emit VaultSet(newVault);
+    }
+
+    /// @inheritdoc IAgreementRegistry
+    function propose(Terms calldata newTerms) external returns (uint256 agreementId) {
+        _onlyCoordinator();
+        _validate(newTerms);
+        agreementId = ++agreementCount;
+        uint256 count = newTerms.parties.length;
+        for (uint256 i; i < count; ++i) {
+            address party = newTerms.parties[i];
+            if (_partyPosition[agreementId][party] != 0) revert AgreementRegistryDuplicateParty(party);
+            _partyPosition[agreementId][party] = i + 1;
+        }
+        bytes32 termsHash = hashTerms(newTerms);
+        _terms[agreementId] = newTerms;
+        _states[agreementId] = AgreementState({
+            status: AgreementStatus.Proposed,
+            version: 1,
+            signatures: 0,
+            proposedAt: uint64(block.timestamp),
+            coordinator: msg.sender,
+            termsHash: termsHash
+        });
+        emit AgreementProposed(agreementId, msg.sender, termsHash, newTerms);
+    }
+
+    /// @inheritdoc IAgreementRegistry
+    function amend(uint256 agreementId, Terms calldata newTerms) external {
+        _onlyCoordinator();
+        AgreementState storage state = _existing(agreementId);
+        if (state.status == AgreementStatus.Terminated) {
+            revert AgreementRegistryInvalidStatus(agreementId, state.status);
+        }
+        _validate(newTerms);
+        address[] storage current = _terms[agreementId].parties;
+        uint256 count = current.length;
+        if (newTerms.parties.length != count) revert AgreementRegistryPartiesChanged(agreementId);
+        for (uint256 i; i < count; ++i) {
+            if (newTerms.parties[i] != current[i]) revert AgreementRegistryPartiesChanged(agreementId);
+        }
+        // The vault's books for this agreement are kept in one token.
+        if (newTerms.rewardToken != _terms[agreementId].rewardToken) {
+            revert AgreementRegistryRewardTokenChanged(agreementId);
+        }
+        bytes32 termsHash = hashTerms(newTerms);
+        _terms[agreementId] = newTerms;
+        uint32 version = state.version + 1;
+        state.status = AgreementStatus.Proposed;
+        state.version = version;
+        state.signatures = 0;
+        state.termsHash = termsHash;
+        emit AgreementAmended(agreementId, version, termsHash, newTerms);
+    }
+
+    /// @inheritdoc IAgreementRegistry
+    function sign(uint256 agreementId) external {
+        _sign(agreementId, msg.sender, false);
+    }
+
+    /// @inheritdoc IAgreementRegistry
+    function signBySig(uint256 agreementId, address party, uint256 deadline, bytes calldata signature) external {
+        if (block.timestamp > deadline) revert AgreementRegistryExpiredSignature(deadline);
+        bytes32 digest = _signingDigest(agreementId, party, _useNonce(party), deadline);
+        if (!SignatureChecker.isValidSignatureNow(party, digest, signature)) {
+            revert AgreementRegistryInvalidSignature(party);
+        }
+        _sign(agreementId, party, true);
+    }
+
+    /// @inheritdoc IAgreementRegistry
+    function tryActivate(uint256 agreementId) external returns (bool active) {
+        _existing(agreementId);
+        return _tryActivate(agreementId);
+    }
+
+    /// @inheritdoc IAgreementRegistry
+    function terminate(uint256 agreementId, bytes32 reasonDigest) external {
+        _onlyCoordinator();
+        AgreementState storage state = _existing(agreementId);
+        if (state.status == AgreementStatus.Terminated) {
+            revert AgreementRegistryInvalidStatus(agreementId, state.status);
+        }
+        state.status = AgreementStatus.Terminated;
+        emit AgreementTerminated(agreementId, msg.sender, reasonDigest);
+    }
+
+    /// @inheritdoc IAgreementRegistry
+    function exit(uint256 agreementId) external {
+        _existing(agreementId);
+        if (_partyPosition[agreementId][msg.sender] == 0) revert AgreementRegistryNotParty(agreementId, msg.sender);
+        uint64 end = _terms[agreementId].end;
+        if (block.timestamp <= end) revert AgreementRegistryNotEnded(agreementId, end);
+        if (_exited[agreementId][msg.sender]) revert AgreementRegistryAlreadyExited(agreementId, msg.sender);
+        _exited[agreementId][msg.sender] = true;
+        emit PartyExited(agreementId, msg.sender);
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                 VIEWS
+    //////////////////////////////////////////////////////////////*/
+
+    /// @inheritdoc IAgreementRegistry
+    function terms(uint256 agreementId) external view returns (Terms memory) {
+        _existing(agreementId);
+        return _terms[agreementId];
+    }
+
+    /// @inheritdoc IAgreementRegistry
+    function agreementState(uint256 agreementId) external view returns (AgreementState memory) {
+        _existing(agreementId);
+        return _states[agreementId];
+    }
+
+    /// @inheritdoc IAgreementRegistry
+    function roundConfig(uint256 agreementId) external view returns (RoundConfig memory config) {
+        AgreementState storage state = _states[agreementId];
+        Terms storage t = _terms[agreementId];
+        config = RoundConfig({
+            status: state.status,
+            version: state.version,
+            partyCount: uint32(t.parties.length),
+            epsilonCap: t.epsilonCap,
+            maxRounds: t.maxRounds,
+            start: t.start,
+            end: t.end,
+            rewardPerRound: t.rewardPerRound,
+            rewardToken: t.rewardToken
+        });
+    }
+
+    /// @inheritdoc IAgreementRegistry
+    function partyIndex(uint256 agreementId, address account) external view returns (bool isParty, uint256 index) {
+        uint256 position = _partyPosition[agreementId][account];
+        if (position == 0) return (false, 0);
+        // unchecked: position is non-zero here.
+        unchecked {
+            return (true, position - 1);
+        }
+    }
+
+    /// @inheritdoc IAgreementRegistry
+    function partyAt(uint256 agreementId, uint256 index) external view returns (address) {
+        return _terms[agreementId].parties[index];
+    }
+
+    /// @inheritdoc IAgreementRegistry
+    function hasSigned(uint256 agreementId, uint32 version, address party) external view returns (bool) {
+        return _signed[agreementId][version][party];
+    }
+
+    /// @inheritdoc IAgreementRegistry
+    function hasExited(uint256 agreementId, address party) external view returns (bool) {
+        return _exited[agreementId][party];
+    }
+
+    /// @inheritdoc IAgreementRegistry
+    function pendingParty(uint256 agreementId) public view returns (address party, bool needsSignature) {
+        Terms storage t = _terms[agreementId];
+        uint32 version = _states[agreementId].version;
+        uint256 required = t.requiredStake;
+        address stakeVault = vault;
+        uint256 count = t.parties.length;
+        for (uint256 i; i < count; ++i) {
+            address p = t.parties[i];
+            if (!_signed[agreementId][version][p]) return (p, true);
+            if (required != 0) {
+                uint256 staked = stakeVault == address(0) ? 0 : IRewardVault(stakeVault).stakeOf(agreementId, p);
+                if (staked < required) return (p, false);
+            }
+        }
+        return (address(0), false);
+    }
+
+    /// @inheritdoc IAgreementRegistry
+    function hashTerms(Terms calldata t) public pure returns (bytes32) {
+        return keccak256(abi.encode(t));
+    }
+
+    /// @inheritdoc IAgreementRegistry
+    function signingDigest(uint256 agreementId, address party, uint256 deadline) external view returns (bytes32) {
+        return _signingDigest(agreementId, party, nonces(party), deadline);
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                INTERNAL
+    //////////////////////////////////////////////////////////////*/
+
+    function _sign(uint256 agreementId, address party, bool relayed) private {
+        AgreementState storage state = _existing(agreementId);
+        if (state.status != AgreementStatus.Proposed) revert AgreementRegistryInvalidStatus(agreementId, state.status);
+        uint64 end = _terms[agreementId].end;
+        if (block.timestamp > end) revert AgreementRegistryAgreementEnded(agreementId, end);
+        if (_partyPosition[agreementId][party] == 0) revert AgreementRegistryNotParty(agreementId, party);
+        if (!partners.isApproved(party)) revert AgreementRegistryPartnerNotApproved(party);
+        uint32 version = state.version;
+        if (_signed[agreementId][version][party]) revert AgreementRegistryAlreadySigned(agreementId, version, party);
+        _signed[agreementId][version][party] = true;
+        ++state.signatures;
+        emit AgreementSigned(agreementId, version, party, relayed);
+        _tryActivate(agreementId);
+    }
+
+    function _tryActivate(uint256 agreementId) private returns (bool) {
+        AgreementState storage state = _states[agreementId];
+        if (state.status != AgreementStatus.Proposed) return state.status == AgreementStatus.Active;
+        if (state.signatures != _terms[agreementId].parties.length) return false;
+        (address missing,) = pendingParty(agreementId);
+        if (missing != address(0)) return false;
+        state.status = AgreementStatus.Active;
+        emit AgreementActivated(agreementId, state.version);
+        return true;
+    }
+
+    function _signingDigest(uint256 agreementId, address party, uint256 nonce, uint256 deadline)
+        private
+        view
+        returns (bytes32)
+    {
+        AgreementState storage state = _existing(agreementId);
+        return _hashTypedDataV4(
+            keccak256(
+                abi.encode(SIGN_AGREEMENT_TYPEHASH, agreementId, state.version, state.termsHash, party, nonce, deadline)
+            )
+        );
+    }
+
+    function _validate(Terms calldata t) private view {
+        uint256 count = t.parties.length;
+        if (count == 0) revert AgreementRegistryNoParties();
+        if (count > MAX_PARTIES) revert AgreementRegistryTooManyParties(count, MAX_PARTIES);
+        for (uint256 i; i < count; ++i) {
+            if (t.parties[i] == address(0)) revert AgreementRegistryZeroParty(i);
+        }
+        if (t.termsDigest == bytes32(0)) revert AgreementRegistryZeroTermsDigest();
+        if (t.rewardToken == address(0)) revert AgreementRegistryZeroRewardToken();
+        if (t.epsilonCap == 0) revert AgreementRegistryZeroEpsilonCap();
+        if (t.delta == 0 || t.delta >= _ONE_DELTA) revert AgreementRegistryInvalidDelta(t.delta);
+        if (t.start >= t.end || t.end <= block.timestamp) revert AgreementRegistryInvalidPeriod(t.start, t.end);
+        if (t.maxRounds == 0) revert AgreementRegistryZeroMaxRounds();
+    }
+
+    function _onlyCoordinator() private view {
+        if (!_hasRole(LeptonRoles.COORDINATOR, msg.sender)) revert AgreementRegistryNotCoordinator(msg.sender);
+    }
+
+    function _hasRole(bytes32 role, address account) private view returns (bool) {
+        return IAccessControl(address(partners)).hasRole(role, account);
+    }
+
+    function _existing(uint256 agreementId) private view returns (AgreementState storage state) {
+        state = _states[agreementId];
+        if (state.status == AgreementStatus.None) revert AgreementRegistryUnknownAgreement(agreementId);
+    }
+}

@@ -1,0 +1,121 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.28;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {IPartnerRegistry} from "../interfaces/IPartnerRegistry.sol";
+import {LeptonRoles} from "./libraries/LeptonRoles.sol";
+
+/// @title PartnerRegistry
+/// @notice Partners, their encryption keys, and the roles of the whole lepton-ledger deployment.
+contract PartnerRegistry is IPartnerRegistry, AccessControl {
+    /*//////////////////////////////////////////////////////////////
+                                 ROLES
+    //////////////////////////////////////////////////////////////*/
+
+    bytes32 public constant COORDINATOR_ROLE = LeptonRoles.COORDINATOR;
+    bytes32 public constant AUDITOR_ROLE = LeptonRoles.AUDITOR;
+
+    /*//////////////////////////////////////////////////////////////
+                                STORAGE
+    //////////////////////////////////////////////////////////////*/
+
+    mapping(address account => Partner) private _partners;
+
+    /// @inheritdoc IPartnerRegistry
+    uint256 public suspendedCount;
+
+    /*//////////////////////////////////////////////////////////////
+                              CONSTRUCTOR
+    //////////////////////////////////////////////////////////////*/
+
+    constructor(address admin) {
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                EXTERNAL
+    //////////////////////////////////////////////////////////////*/
+
+    /// @inheritdoc IPartnerRegistry
+    function register(bytes32 profileDigest, bytes32 encryptionKey) external {
+        if (_partners[msg.sender].status != PartnerStatus.None) revert PartnerRegistryAlreadyRegistered(msg.sender);
+        if (profileDigest == bytes32(0)) revert PartnerRegistryZeroProfileDigest();
+        if (encryptionKey == bytes32(0)) revert PartnerRegistryZeroEncryptionKey();
+        _partners[msg.sender] = Partner({
+            status: PartnerStatus.Pending,
+            registeredAt: uint64(block.timestamp),
+            profileDigest: profileDigest,
+            encryptionKey: encryptionKey
+        });
+        emit PartnerRegistered(msg.sender, profileDigest, encryptionKey);
+    }
+
+    /// @inheritdoc IPartnerRegistry
+    function approve(address partner) external onlyRole(COORDINATOR_ROLE) {
+        PartnerStatus status = _partners[partner].status;
+        if (status != PartnerStatus.Pending && status != PartnerStatus.Suspended) {
+            revert PartnerRegistryInvalidStatus(partner, status);
+        }
+        _partners[partner].status = PartnerStatus.Approved;
+        if (status == PartnerStatus.Suspended) {
+            // unchecked: a Suspended partner was counted when suspended, so the count is at least 1.
+            unchecked {
+                --suspendedCount;
+            }
+        }
+        emit PartnerApproved(partner, msg.sender);
+    }
+
+    /// @inheritdoc IPartnerRegistry
+    function suspend(address partner, bytes32 reasonDigest) external onlyRole(COORDINATOR_ROLE) {
+        PartnerStatus status = _partners[partner].status;
+        if (status != PartnerStatus.Pending && status != PartnerStatus.Approved) {
+            revert PartnerRegistryInvalidStatus(partner, status);
+        }
+        _partners[partner].status = PartnerStatus.Suspended;
+        ++suspendedCount;
+        emit PartnerSuspended(partner, msg.sender, reasonDigest);
+    }
+
+    /// @inheritdoc IPartnerRegistry
+    function rotateEncryptionKey(bytes32 newKey) external {
+        Partner storage p = _registered(msg.sender);
+        if (newKey == bytes32(0)) revert PartnerRegistryZeroEncryptionKey();
+        bytes32 previous = p.encryptionKey;
+        if (newKey == previous) revert PartnerRegistryKeyUnchanged(newKey);
+        p.encryptionKey = newKey;
+        emit EncryptionKeyRotated(msg.sender, previous, newKey);
+    }
+
+    /// @inheritdoc IPartnerRegistry
+    function updateProfile(bytes32 newDigest) external {
+        Partner storage p = _registered(msg.sender);
+        if (newDigest == bytes32(0)) revert PartnerRegistryZeroProfileDigest();
+        bytes32 previous = p.profileDigest;
+        p.profileDigest = newDigest;
+        emit ProfileUpdated(msg.sender, previous, newDigest);
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                 VIEWS
+    //////////////////////////////////////////////////////////////*/
+
+    /// @inheritdoc IPartnerRegistry
+    function partnerOf(address account) external view returns (Partner memory) {
+        return _partners[account];
+    }
+
+    /// @inheritdoc IPartnerRegistry
+    function isApproved(address account) external view returns (bool) {
+        return _partners[account].status == PartnerStatus.Approved;
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                INTERNAL
+    //////////////////////////////////////////////////////////////*/
+
+    function _registered(address account) private view returns (Partner storage p) {
+        p = _partners[account];
+        if (p.status == PartnerStatus.None) revert PartnerRegistryNotRegistered(account);
+    }
+}

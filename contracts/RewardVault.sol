@@ -1,0 +1,291 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.28;
+
+import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
+import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {IRewardVault} from "../interfaces/IRewardVault.sol";
+import {IAgreementRegistry} from "../interfaces/IAgreementRegistry.sol";
+import {IPartnerRegistry} from "../interfaces/IPartnerRegistry.sol";
+import {IRoundLedger} from "../interfaces/IRoundLedger.sol";
+import {LeptonRoles} from "./libraries/LeptonRoles.sol";
+
+/// @title RewardVault
+/// @notice Escrow of each agreement's reward pool and stakes; payouts are pulled with Merkle proofs.
+contract RewardVault is IRewardVault, ReentrancyGuard {
+    using SafeERC20 for IERC20;
+
+    /*//////////////////////////////////////////////////////////////
+                                STORAGE
+    //////////////////////////////////////////////////////////////*/
+
+    IPartnerRegistry public immutable partners;
+    IAgreementRegistry public immutable agreements;
+    /// @inheritdoc IRewardVault
+    address public immutable slashRecipient;
+
+    /// @inheritdoc IRewardVault
+    address public roundLedger;
+
+    /// @inheritdoc IRewardVault
+    mapping(uint256 agreementId => mapping(address party => uint256)) public stakeOf;
+
+    mapping(uint256 agreementId => Pool) private _pools;
+    mapping(uint256 agreementId => mapping(uint64 round => Allocation)) private _allocations;
+    /// @dev One bit per party index: reward of the round claimed (or forfeited).
+    mapping(uint256 agreementId => mapping(uint64 round => mapping(uint256 word => uint256))) private _claimed;
+
+    /*//////////////////////////////////////////////////////////////
+                              CONSTRUCTOR
+    //////////////////////////////////////////////////////////////*/
+
+    constructor(IPartnerRegistry partnerRegistry, IAgreementRegistry agreementRegistry, address slashRecipient_) {
+        if (slashRecipient_ == address(0)) revert RewardVaultZeroAddress();
+        partners = partnerRegistry;
+        agreements = agreementRegistry;
+        slashRecipient = slashRecipient_;
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                EXTERNAL
+    //////////////////////////////////////////////////////////////*/
+
+    /// @inheritdoc IRewardVault
+    function setRoundLedger(address ledger) external {
+        if (!_hasRole(LeptonRoles.ADMIN, msg.sender)) revert RewardVaultNotAdmin(msg.sender);
+        if (roundLedger != address(0)) revert RewardVaultLedgerAlreadySet(roundLedger);
+        if (ledger == address(0)) revert RewardVaultZeroAddress();
+        roundLedger = ledger;
+        emit LedgerSet(ledger);
+    }
+
+    /// @inheritdoc IRewardVault
+    function fund(uint256 agreementId, uint256 amount) external nonReentrant {
+        IAgreementRegistry.RoundConfig memory config = _liveConfig(agreementId);
+        if (amount == 0) revert RewardVaultZeroAmount();
+        uint256 received = _pull(config.rewardToken, amount);
+        _pools[agreementId].funded += received;
+        emit Funded(agreementId, msg.sender, received);
+    }
+
+    /// @inheritdoc IRewardVault
+    function stake(uint256 agreementId, uint256 amount) external nonReentrant {
+        IAgreementRegistry.RoundConfig memory config = _liveConfig(agreementId);
+        if (amount == 0) revert RewardVaultZeroAmount();
+        (bool isParty,) = agreements.partyIndex(agreementId, msg.sender);
+        if (!isParty) revert RewardVaultNotParty(agreementId, msg.sender);
+        if (!partners.isApproved(msg.sender)) revert RewardVaultPartnerNotApproved(msg.sender);
+        uint256 received = _pull(config.rewardToken, amount);
+        uint256 total = stakeOf[agreementId][msg.sender] + received;
+        stakeOf[agreementId][msg.sender] = total;
+        _pools[agreementId].staked += received;
+        emit Staked(agreementId, msg.sender, received, total);
+        agreements.tryActivate(agreementId);
+    }
+
+    /// @inheritdoc IRewardVault
+    function unstake(uint256 agreementId, uint256 amount) external nonReentrant {
+        IAgreementRegistry.RoundConfig memory config = _config(agreementId);
+        if (amount == 0) revert RewardVaultZeroAmount();
+        uint256 held = stakeOf[agreementId][msg.sender];
+        if (held < amount) revert RewardVaultInsufficientStake(agreementId, msg.sender, held, amount);
+        if (
+            config.status != IAgreementRegistry.AgreementStatus.Terminated
+                && !agreements.hasExited(agreementId, msg.sender)
+        ) revert RewardVaultAgreementInForce(agreementId);
+        if (IRoundLedger(roundLedger).isStakeLocked(agreementId, msg.sender)) {
+            revert RewardVaultStakeLocked(agreementId, msg.sender);
+        }
+        // unchecked: held >= amount was checked above.
+        unchecked {
+            stakeOf[agreementId][msg.sender] = held - amount;
+        }
+        _pools[agreementId].unstaked += amount;
+        emit Unstaked(agreementId, msg.sender, amount, held - amount);
+        IERC20(config.rewardToken).safeTransfer(msg.sender, amount);
+    }
+
+    /// @inheritdoc IRewardVault
+    function allocate(uint256 agreementId, uint64 round, bytes32 root, uint256 total, uint64 claimableAt)
+        external
+    {
+        _onlyLedger();
+        Allocation storage a = _allocations[agreementId][round];
+        if (a.root != bytes32(0)) revert RewardVaultAlreadyAllocated(agreementId, round);
+        uint256 free = unallocated(agreementId);
+        if (free < total) revert RewardVaultInsufficientUnallocated(agreementId, free, total);
+        a.root = root;
+        a.total = total;
+        a.claimableAt = claimableAt;
+        _pools[agreementId].allocated += total;
+        emit Allocated(agreementId, round, root, total, claimableAt);
+    }
+
+    /// @inheritdoc IRewardVault
+    function revokeAllocation(uint256 agreementId, uint64 round) external {
+        _onlyLedger();
+        Allocation storage a = _allocations[agreementId][round];
+        if (a.root == bytes32(0)) revert RewardVaultNoAllocation(agreementId, round);
+        if (a.revoked) revert RewardVaultAllocationRevoked(agreementId, round);
+        uint256 returned = a.total - a.claimed;
+        a.revoked = true;
+        _pools[agreementId].allocated -= returned;
+        emit AllocationRevoked(agreementId, round, returned);
+    }
+
+    /// @inheritdoc IRewardVault
+    function claim(uint256 agreementId, uint64 round, uint256 amount, bytes32[] calldata proof)
+        external
+        nonReentrant
+    {
+        Allocation storage a = _claimableAllocation(agreementId, round);
+        if (block.timestamp < a.claimableAt) revert RewardVaultClaimNotOpen(agreementId, round, a.claimableAt);
+        if (IRoundLedger(roundLedger).isClaimBlocked(agreementId, round, msg.sender)) {
+            revert RewardVaultClaimBlocked(agreementId, round, msg.sender);
+        }
+        _settle(a, agreementId, round, msg.sender, amount, proof);
+        _pools[agreementId].paid += amount;
+        emit Claimed(agreementId, round, msg.sender, amount);
+        IERC20(_config(agreementId).rewardToken).safeTransfer(msg.sender, amount);
+    }
+
+    /// @inheritdoc IRewardVault
+    function slash(uint256 challengeId) external nonReentrant {
+        IRoundLedger.Challenge memory c = IRoundLedger(roundLedger).markChallengeExecuted(challengeId);
+        uint256 amount = stakeOf[c.agreementId][c.partner];
+        stakeOf[c.agreementId][c.partner] = 0;
+        _pools[c.agreementId].stakeSlashed += amount;
+        emit Slashed(challengeId, c.agreementId, c.partner, amount, slashRecipient);
+        if (amount != 0) IERC20(_config(c.agreementId).rewardToken).safeTransfer(slashRecipient, amount);
+    }
+
+    /// @inheritdoc IRewardVault
+    function forfeitReward(uint256 challengeId, uint256 amount, bytes32[] calldata proof) external nonReentrant {
+        IRoundLedger.Challenge memory c = IRoundLedger(roundLedger).challengeOf(challengeId);
+        if (c.status != IRoundLedger.ChallengeStatus.Executed) revert RewardVaultChallengeNotExecuted(challengeId);
+        Allocation storage a = _claimableAllocation(c.agreementId, c.round);
+        _settle(a, c.agreementId, c.round, c.partner, amount, proof);
+        _pools[c.agreementId].slashed += amount;
+        emit RewardForfeited(challengeId, c.agreementId, c.round, c.partner, amount, slashRecipient);
+        IERC20(_config(c.agreementId).rewardToken).safeTransfer(slashRecipient, amount);
+    }
+
+    /// @inheritdoc IRewardVault
+    function reclaim(uint256 agreementId, address to) external nonReentrant {
+        if (!_hasRole(LeptonRoles.COORDINATOR, msg.sender)) revert RewardVaultNotCoordinator(msg.sender);
+        if (to == address(0)) revert RewardVaultZeroAddress();
+        IAgreementRegistry.RoundConfig memory config = _config(agreementId);
+        bool over = config.status == IAgreementRegistry.AgreementStatus.Terminated
+            || (block.timestamp > config.end && IRoundLedger(roundLedger).openRoundOf(agreementId) == 0);
+        if (!over) revert RewardVaultAgreementRunning(agreementId);
+        uint256 amount = unallocated(agreementId);
+        if (amount == 0) revert RewardVaultNothingToReclaim(agreementId);
+        _pools[agreementId].reclaimed += amount;
+        emit Reclaimed(agreementId, to, amount);
+        IERC20(config.rewardToken).safeTransfer(to, amount);
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                 VIEWS
+    //////////////////////////////////////////////////////////////*/
+
+    /// @inheritdoc IRewardVault
+    function pool(uint256 agreementId) external view returns (Pool memory) {
+        return _pools[agreementId];
+    }
+
+    /// @inheritdoc IRewardVault
+    function allocation(uint256 agreementId, uint64 round) external view returns (Allocation memory) {
+        return _allocations[agreementId][round];
+    }
+
+    /// @inheritdoc IRewardVault
+    function claimable(uint256 agreementId) external view returns (uint256) {
+        Pool storage p = _pools[agreementId];
+        return p.allocated - p.paid - p.slashed;
+    }
+
+    /// @inheritdoc IRewardVault
+    function unallocated(uint256 agreementId) public view returns (uint256) {
+        Pool storage p = _pools[agreementId];
+        return p.funded - p.allocated - p.reclaimed;
+    }
+
+    /// @inheritdoc IRewardVault
+    function hasClaimed(uint256 agreementId, uint64 round, address partner) external view returns (bool) {
+        (bool isParty, uint256 index) = agreements.partyIndex(agreementId, partner);
+        return isParty && _claimed[agreementId][round][index >> 8] & (1 << (index & 255)) != 0;
+    }
+
+    /// @inheritdoc IRewardVault
+    function payoutLeaf(uint256 agreementId, uint64 round, address partner, uint256 amount)
+        public
+        pure
+        returns (bytes32)
+    {
+        return keccak256(bytes.concat(keccak256(abi.encode(agreementId, round, partner, amount))));
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                INTERNAL
+    //////////////////////////////////////////////////////////////*/
+
+    /// @dev Proves `partner`'s payout leaf and marks it settled; the caller books where the money goes.
+    function _settle(
+        Allocation storage a,
+        uint256 agreementId,
+        uint64 round,
+        address partner,
+        uint256 amount,
+        bytes32[] calldata proof
+    ) private {
+        (bool isParty, uint256 index) = agreements.partyIndex(agreementId, partner);
+        if (!isParty) revert RewardVaultNotParty(agreementId, partner);
+        mapping(uint256 => uint256) storage claimed = _claimed[agreementId][round];
+        uint256 bit = 1 << (index & 255);
+        uint256 word = claimed[index >> 8];
+        if (word & bit != 0) revert RewardVaultAlreadyClaimed(agreementId, round, partner);
+        if (!MerkleProof.verifyCalldata(proof, a.root, payoutLeaf(agreementId, round, partner, amount))) {
+            revert RewardVaultInvalidProof(agreementId, round, partner, amount);
+        }
+        uint256 settled = a.claimed + amount;
+        if (settled > a.total) revert RewardVaultAllocationExceeded(agreementId, round, a.claimed, a.total);
+        claimed[index >> 8] = word | bit;
+        a.claimed = settled;
+    }
+
+    function _claimableAllocation(uint256 agreementId, uint64 round) private view returns (Allocation storage a) {
+        a = _allocations[agreementId][round];
+        if (a.root == bytes32(0)) revert RewardVaultNoAllocation(agreementId, round);
+        if (a.revoked) revert RewardVaultAllocationRevoked(agreementId, round);
+    }
+
+    /// @dev Transfers `amount` in from the caller and returns what actually arrived (fee-on-transfer tokens).
+    function _pull(address token, uint256 amount) private returns (uint256 received) {
+        uint256 before = IERC20(token).balanceOf(address(this));
+        IERC20(token).safeTransferFrom(msg.sender, address(this), amount);
+        received = IERC20(token).balanceOf(address(this)) - before;
+    }
+
+    function _config(uint256 agreementId) private view returns (IAgreementRegistry.RoundConfig memory config) {
+        config = agreements.roundConfig(agreementId);
+        if (config.status == IAgreementRegistry.AgreementStatus.None) revert RewardVaultUnknownAgreement(agreementId);
+    }
+
+    function _liveConfig(uint256 agreementId) private view returns (IAgreementRegistry.RoundConfig memory config) {
+        config = _config(agreementId);
+        if (config.status == IAgreementRegistry.AgreementStatus.Terminated) {
+            revert RewardVaultAgreementTerminated(agreementId);
+        }
+    }
+
+    function _onlyLedger() private view {
+        if (msg.sender != roundLedger) revert RewardVaultNotLedger(msg.sender);
+    }
+
+    function _hasRole(bytes32 role, address account) private view returns (bool) {
+        return IAccessControl(address(partners)).hasRole(role, account);
+    }
+}

@@ -1,0 +1,538 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.28;
+
+import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
+import {IRoundLedger} from "../interfaces/IRoundLedger.sol";
+import {IAgreementRegistry} from "../interfaces/IAgreementRegistry.sol";
+import {IPartnerRegistry} from "../interfaces/IPartnerRegistry.sol";
+import {IRewardVault} from "../interfaces/IRewardVault.sol";
+import {LeptonRoles} from "./libraries/LeptonRoles.sol";
+import {PositionalMerkle} from "./libraries/PositionalMerkle.sol";
+
+/// @title RoundLedger
+/// @notice Rounds, update commitments, the on-chain privacy budget, and challenges.
+/// @dev Cumulative epsilons are stored as uint32 (1e6 = 1.0), eight to a storage word, and "submitted in this
+/// round" as a bitmap, so that a batch of 100 commitments writes 13 + 1 words instead of 200. That packing is
+/// what keeps the batched mode near 3,500 gas per update with the budget check on-chain (see {IRoundLedger}).
+contract RoundLedger is IRoundLedger, EIP712 {
+    /*//////////////////////////////////////////////////////////////
+                               CONSTANTS
+    //////////////////////////////////////////////////////////////*/
+
+    bytes32 public constant UPDATE_COMMITMENT_TYPEHASH = keccak256(
+        "UpdateCommitment(uint256 agreementId,uint64 round,address partner,bytes32 envelopeDigest,bytes32 manifestDigest,uint32 cumulativeEpsilon,uint64 sampleCount)"
+    );
+
+    /// @dev Bytes per batch entry: uint16 party index + uint32 cumulative epsilon.
+    uint256 private constant _ENTRY_SIZE = 6;
+    uint256 private constant _NO_WORD = type(uint256).max;
+
+    /*//////////////////////////////////////////////////////////////
+                                STORAGE
+    //////////////////////////////////////////////////////////////*/
+
+    IPartnerRegistry public immutable partners;
+    IAgreementRegistry public immutable agreements;
+    IRewardVault private immutable _vault;
+    /// @inheritdoc IRoundLedger
+    uint64 public immutable disputeWindow;
+
+    /// @inheritdoc IRoundLedger
+    mapping(uint256 agreementId => uint64) public roundCount;
+    /// @inheritdoc IRoundLedger
+    mapping(uint256 agreementId => uint64) public openRoundOf;
+    /// @inheritdoc IRoundLedger
+    uint256 public challengeCount;
+
+    mapping(uint256 agreementId => mapping(uint64 round => Round)) private _rounds;
+    /// @dev Eight uint32 cumulative epsilons per word, by party index.
+    mapping(uint256 agreementId => mapping(uint256 word => uint256)) private _epsilonWords;
+    /// @dev One bit per party index: submitted in this round.
+    mapping(uint256 agreementId => mapping(uint64 round => mapping(uint256 word => uint256))) private _submitted;
+    /// @dev keccak256(abi.encode(root, documentDigest, keccak256(entries))) of each anchored batch.
+    mapping(uint256 agreementId => mapping(uint64 round => bytes32[])) private _batches;
+    /// @dev When the latest dispute window of the agreement ends; stakes stay locked until then.
+    mapping(uint256 agreementId => uint64) private _disputeEndsAt;
+    mapping(uint256 challengeId => Challenge) private _challenges;
+    /// @dev The latest challenge against each update, so that an update is not challenged twice at once.
+    mapping(uint256 agreementId => mapping(uint64 round => mapping(address partner => uint256))) private _challengeOf;
+    /// @dev Challenges against a partner that are open, or upheld and not yet executed.
+    mapping(uint256 agreementId => mapping(address partner => uint256)) private _liveChallenges;
+
+    /*//////////////////////////////////////////////////////////////
+                              CONSTRUCTOR
+    //////////////////////////////////////////////////////////////*/
+
+    constructor(
+        IPartnerRegistry partnerRegistry,
+        IAgreementRegistry agreementRegistry,
+        IRewardVault rewardVault,
+        uint64 disputeWindowSeconds
+    ) EIP712("LeptonRoundLedger", "1") {
+        partners = partnerRegistry;
+        agreements = agreementRegistry;
+        _vault = rewardVault;
+        disputeWindow = disputeWindowSeconds;
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                EXTERNAL
+    //////////////////////////////////////////////////////////////*/
+
+    /// @inheritdoc IRoundLedger
+    function openRound(uint256 agreementId, bytes32 modelDigest, uint64 deadline, bytes32 evalCommitment)
+        external
+        returns (uint64 roundId)
+    {
+        _onlyRole(LeptonRoles.COORDINATOR);
+        IAgreementRegistry.RoundConfig memory config = _activeConfig(agreementId);
+        if (block.timestamp < config.start || block.timestamp > config.end) {
+            revert RoundLedgerOutsideAgreementPeriod(agreementId, config.start, config.end);
+        }
+        uint64 open = openRoundOf[agreementId];
+        if (open != 0) revert RoundLedgerRoundAlreadyOpen(agreementId, open);
+        uint64 count = roundCount[agreementId];
+        if (count >= config.maxRounds) revert RoundLedgerMaxRoundsReached(agreementId, config.maxRounds);
+        if (deadline <= block.timestamp || deadline > config.end) revert RoundLedgerInvalidDeadline(deadline);
+        if (modelDigest == bytes32(0) || evalCommitment == bytes32(0)) revert RoundLedgerZeroDigest();
+
+        roundId = count + 1;
+        roundCount[agreementId] = roundId;
+        openRoundOf[agreementId] = roundId;
+        Round storage r = _rounds[agreementId][roundId];
+        r.status = RoundStatus.Open;
+        r.agreementVersion = config.version;
+        r.openedAt = uint64(block.timestamp);
+        r.deadline = deadline;
+        r.modelDigest = modelDigest;
+        r.evalCommitment = evalCommitment;
+        emit RoundOpened(agreementId, roundId, config.version, modelDigest, evalCommitment, deadline);
+    }
+
+    /// @inheritdoc IRoundLedger
+    function submitUpdate(
+        uint256 agreementId,
+        uint64 roundId,
+        bytes32 envelopeDigest,
+        bytes32 manifestDigest,
+        uint32 cumulativeEpsilon_,
+        uint64 sampleCount
+    ) external {
+        IAgreementRegistry.RoundConfig memory config = _activeConfig(agreementId);
+        Round storage r = _acceptingRound(agreementId, roundId);
+        (bool isParty, uint256 index) = agreements.partyIndex(agreementId, msg.sender);
+        if (!isParty) revert RoundLedgerNotParty(agreementId, msg.sender);
+        if (!partners.isApproved(msg.sender)) revert RoundLedgerPartnerNotApproved(msg.sender);
+        if (envelopeDigest == bytes32(0) || manifestDigest == bytes32(0)) revert RoundLedgerZeroDigest();
+        if (sampleCount == 0) revert RoundLedgerZeroSampleCount();
+
+        _recordSubmission(agreementId, roundId, index, cumulativeEpsilon_, config.epsilonCap);
+        ++r.submissions;
+        emit UpdateSubmitted(
+            agreementId, roundId, msg.sender, envelopeDigest, manifestDigest, cumulativeEpsilon_, sampleCount
+        );
+    }
+
+    /// @inheritdoc IRoundLedger
+    function commitBatch(
+        uint256 agreementId,
+        uint64 roundId,
+        bytes32 commitmentsRoot,
+        bytes32 batchDocumentDigest,
+        bytes calldata entries
+    ) external returns (uint256 batchIndex) {
+        _onlyRole(LeptonRoles.COORDINATOR);
+        IAgreementRegistry.RoundConfig memory config = _activeConfig(agreementId);
+        Round storage r = _acceptingRound(agreementId, roundId);
+        if (commitmentsRoot == bytes32(0) || batchDocumentDigest == bytes32(0)) revert RoundLedgerZeroDigest();
+        uint256 count = _entryCount(entries);
+
+        _applyEntries(agreementId, roundId, config, entries, count);
+        // unchecked: count <= 65,536 entries (uint16 indexes, strictly increasing) and partyCount <= 256.
+        unchecked {
+            r.submissions += uint32(count);
+        }
+        bytes32[] storage batches = _batches[agreementId][roundId];
+        batchIndex = batches.length;
+        batches.push(keccak256(abi.encode(commitmentsRoot, batchDocumentDigest, keccak256(entries))));
+        emit BatchCommitted(agreementId, roundId, batchIndex, commitmentsRoot, batchDocumentDigest, entries);
+    }
+
+    /// @inheritdoc IRoundLedger
+    function finalizeRound(
+        uint256 agreementId,
+        uint64 roundId,
+        bytes32 aggregateDigest,
+        bytes32 reportDigest,
+        bytes32 payoutRoot,
+        uint256 payoutTotal
+    ) external {
+        _onlyRole(LeptonRoles.COORDINATOR);
+        Round storage r = _existingRound(agreementId, roundId);
+        if (r.status != RoundStatus.Open) revert RoundLedgerRoundNotOpen(agreementId, roundId);
+        IAgreementRegistry.RoundConfig memory config = agreements.roundConfig(agreementId);
+        if (config.status == IAgreementRegistry.AgreementStatus.Terminated) {
+            revert RoundLedgerAgreementNotActive(agreementId);
+        }
+        if (block.timestamp <= r.deadline && r.submissions < config.partyCount) {
+            revert RoundLedgerRoundStillRunning(agreementId, roundId, r.deadline);
+        }
+        if (aggregateDigest == bytes32(0) || reportDigest == bytes32(0)) revert RoundLedgerZeroDigest();
+        if (payoutTotal > config.rewardPerRound) {
+            revert RoundLedgerPayoutExceedsReward(payoutTotal, config.rewardPerRound);
+        }
+        if (payoutTotal != 0 && payoutRoot == bytes32(0)) revert RoundLedgerZeroPayoutRoot();
+
+        uint64 claimableAt = uint64(block.timestamp) + disputeWindow;
+        r.status = RoundStatus.Finalized;
+        r.finalizedAt = uint64(block.timestamp);
+        r.aggregateDigest = aggregateDigest;
+        r.reportDigest = reportDigest;
+        r.payoutRoot = payoutRoot;
+        r.payoutTotal = payoutTotal;
+        openRoundOf[agreementId] = 0;
+        _disputeEndsAt[agreementId] = claimableAt;
+        emit RoundFinalized(agreementId, roundId, aggregateDigest, reportDigest, payoutRoot, payoutTotal);
+        if (payoutTotal != 0) _vault.allocate(agreementId, roundId, payoutRoot, payoutTotal, claimableAt);
+    }
+
+    /// @inheritdoc IRoundLedger
+    function challenge(uint256 agreementId, uint64 roundId, address partner, bytes32 evidenceDigest)
+        external
+        returns (uint256 challengeId)
+    {
+        _onlyRole(LeptonRoles.AUDITOR);
+        _disputableRound(agreementId, roundId);
+        (bool isParty, uint256 index) = agreements.partyIndex(agreementId, partner);
+        if (!isParty) revert RoundLedgerNotParty(agreementId, partner);
+        if (_submitted[agreementId][roundId][index >> 8] & (1 << (index & 255)) == 0) {
+            revert RoundLedgerNoSubmission(agreementId, roundId, partner);
+        }
+        if (evidenceDigest == bytes32(0)) revert RoundLedgerZeroDigest();
+        uint256 previous = _challengeOf[agreementId][roundId][partner];
+        if (previous != 0 && _challenges[previous].status != ChallengeStatus.Dismissed) {
+            revert RoundLedgerAlreadyChallenged(agreementId, roundId, partner);
+        }
+        challengeId = ++challengeCount;
+        _challenges[challengeId] = Challenge({
+            status: ChallengeStatus.Open,
+            round: roundId,
+            raisedAt: uint64(block.timestamp),
+            agreementId: agreementId,
+            partner: partner,
+            challenger: msg.sender,
+            evidenceDigest: evidenceDigest,
+            rulingDigest: bytes32(0)
+        });
+        _challengeOf[agreementId][roundId][partner] = challengeId;
+        ++_liveChallenges[agreementId][partner];
+        emit ChallengeRaised(challengeId, agreementId, roundId, partner, msg.sender, evidenceDigest);
+    }
+
+    /// @inheritdoc IRoundLedger
+    function resolveChallenge(uint256 challengeId, bool upheld, bytes32 rulingDigest) external {
+        _onlyRole(LeptonRoles.ADMIN);
+        Challenge storage c = _existingChallenge(challengeId);
+        if (c.status != ChallengeStatus.Open) revert RoundLedgerInvalidChallengeStatus(challengeId, c.status);
+        c.rulingDigest = rulingDigest;
+        if (upheld) {
+            c.status = ChallengeStatus.Upheld;
+        } else {
+            c.status = ChallengeStatus.Dismissed;
+            --_liveChallenges[c.agreementId][c.partner];
+        }
+        emit ChallengeResolved(challengeId, upheld, rulingDigest);
+    }
+
+    /// @inheritdoc IRoundLedger
+    function proveForgedCommitment(
+        BatchEvidence calldata evidence,
+        UpdateCommitment calldata commitment,
+        bytes calldata signature
+    ) external {
+        _onlyRole(LeptonRoles.AUDITOR);
+        uint256 agreementId = evidence.agreementId;
+        uint64 roundId = evidence.round;
+        Round storage r = _disputableRound(agreementId, roundId);
+        if (_isHonestCommitment(evidence, commitment, signature)) revert RoundLedgerCommitmentValid();
+
+        RoundStatus previous = r.status;
+        r.status = RoundStatus.Voided;
+        if (previous == RoundStatus.Open) {
+            r.finalizedAt = uint64(block.timestamp);
+            openRoundOf[agreementId] = 0;
+        }
+        emit RoundVoided(agreementId, roundId, evidence.batchIndex, evidence.position);
+        if (previous == RoundStatus.Finalized && r.payoutTotal != 0) _vault.revokeAllocation(agreementId, roundId);
+    }
+
+    /// @inheritdoc IRoundLedger
+    function markChallengeExecuted(uint256 challengeId) external returns (Challenge memory) {
+        if (msg.sender != address(_vault)) revert RoundLedgerNotVault(msg.sender);
+        Challenge storage c = _existingChallenge(challengeId);
+        if (c.status != ChallengeStatus.Upheld) revert RoundLedgerInvalidChallengeStatus(challengeId, c.status);
+        Round storage r = _rounds[c.agreementId][c.round];
+        uint256 endsAt = r.status == RoundStatus.Open ? type(uint256).max : uint256(r.finalizedAt) + disputeWindow;
+        if (block.timestamp < endsAt) revert RoundLedgerDisputeWindowOpen(challengeId, endsAt);
+        c.status = ChallengeStatus.Executed;
+        --_liveChallenges[c.agreementId][c.partner];
+        emit ChallengeExecuted(challengeId);
+        return c;
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                 VIEWS
+    //////////////////////////////////////////////////////////////*/
+
+    /// @inheritdoc IRoundLedger
+    function vault() external view returns (address) {
+        return address(_vault);
+    }
+
+    /// @inheritdoc IRoundLedger
+    function round(uint256 agreementId, uint64 roundId) external view returns (Round memory) {
+        return _existingRound(agreementId, roundId);
+    }
+
+    /// @inheritdoc IRoundLedger
+    function cumulativeEpsilon(uint256 agreementId, address partner) external view returns (uint32) {
+        (bool isParty, uint256 index) = agreements.partyIndex(agreementId, partner);
+        if (!isParty) return 0;
+        return uint32(_epsilonWords[agreementId][index >> 3] >> ((index & 7) * 32));
+    }
+
+    /// @inheritdoc IRoundLedger
+    function hasSubmitted(uint256 agreementId, uint64 roundId, address partner) external view returns (bool) {
+        (bool isParty, uint256 index) = agreements.partyIndex(agreementId, partner);
+        return isParty && _submitted[agreementId][roundId][index >> 8] & (1 << (index & 255)) != 0;
+    }
+
+    /// @inheritdoc IRoundLedger
+    function challengeOf(uint256 challengeId) external view returns (Challenge memory) {
+        return _existingChallenge(challengeId);
+    }
+
+    /// @inheritdoc IRoundLedger
+    function isStakeLocked(uint256 agreementId, address partner) external view returns (bool) {
+        return openRoundOf[agreementId] != 0 || block.timestamp < _disputeEndsAt[agreementId]
+            || _liveChallenges[agreementId][partner] != 0;
+    }
+
+    /// @inheritdoc IRoundLedger
+    function isClaimBlocked(uint256 agreementId, uint64 roundId, address partner) external view returns (bool) {
+        uint256 id = _challengeOf[agreementId][roundId][partner];
+        return id != 0 && _challenges[id].status != ChallengeStatus.Dismissed;
+    }
+
+    /// @inheritdoc IRoundLedger
+    function commitmentDigest(UpdateCommitment calldata c) public view returns (bytes32) {
+        return _hashTypedDataV4(
+            keccak256(
+                abi.encode(
+                    UPDATE_COMMITMENT_TYPEHASH,
+                    c.agreementId,
+                    c.round,
+                    c.partner,
+                    c.envelopeDigest,
+                    c.manifestDigest,
+                    c.cumulativeEpsilon,
+                    c.sampleCount
+                )
+            )
+        );
+    }
+
+    /// @inheritdoc IRoundLedger
+    function commitmentLeaf(UpdateCommitment calldata c, bytes calldata signature) public view returns (bytes32) {
+        // Hashed twice so that no leaf can pass for an inner node (both would hash 64 bytes).
+        return keccak256(bytes.concat(keccak256(abi.encode(commitmentDigest(c), keccak256(signature)))));
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                INTERNAL
+    //////////////////////////////////////////////////////////////*/
+
+    /// @dev Marks `index` as submitted in the round and raises its cumulative epsilon, after the checks.
+    function _recordSubmission(uint256 agreementId, uint64 roundId, uint256 index, uint256 epsilon, uint256 cap)
+        private
+    {
+        mapping(uint256 => uint256) storage submitted = _submitted[agreementId][roundId];
+        uint256 bit = 1 << (index & 255);
+        uint256 word = submitted[index >> 8];
+        if (word & bit != 0) revert RoundLedgerAlreadySubmitted(agreementId, roundId, msg.sender);
+        submitted[index >> 8] = word | bit;
+        mapping(uint256 => uint256) storage epsilons = _epsilonWords[agreementId];
+        epsilons[index >> 3] = _spend(epsilons[index >> 3], index, epsilon, cap, agreementId);
+    }
+
+    /// @dev Where a batch is in its walk over the entries; the storage words of the party being checked are
+    /// cached here and written back when the walk moves to another word (or ends).
+    struct BatchCursor {
+        uint256 agreementId;
+        uint64 roundId;
+        uint256 partyCount;
+        uint256 epsilonCap;
+        bool checkSuspensions;
+        uint256 submittedKey;
+        uint256 submittedWord;
+        uint256 epsilonKey;
+        uint256 epsilonWord;
+    }
+
+    /// @dev Checks and records every entry of a batch, reading and writing each storage word once.
+    function _applyEntries(
+        uint256 agreementId,
+        uint64 roundId,
+        IAgreementRegistry.RoundConfig memory config,
+        bytes calldata entries,
+        uint256 count
+    ) private {
+        BatchCursor memory cursor = BatchCursor({
+            agreementId: agreementId,
+            roundId: roundId,
+            partyCount: config.partyCount,
+            epsilonCap: config.epsilonCap,
+            checkSuspensions: partners.suspendedCount() != 0,
+            submittedKey: _NO_WORD,
+            submittedWord: 0,
+            epsilonKey: _NO_WORD,
+            epsilonWord: 0
+        });
+        uint256 nextMinIndex;
+        for (uint256 i; i < count; ++i) {
+            (uint256 index, uint256 epsilon) = _entryAt(entries, i);
+            if (index < nextMinIndex) revert RoundLedgerUnsortedEntries(i);
+            nextMinIndex = index + 1;
+            _applyEntry(cursor, index, epsilon);
+        }
+        _submitted[agreementId][roundId][cursor.submittedKey] = cursor.submittedWord;
+        _epsilonWords[agreementId][cursor.epsilonKey] = cursor.epsilonWord;
+    }
+
+    function _applyEntry(BatchCursor memory cursor, uint256 index, uint256 epsilon) private {
+        uint256 agreementId = cursor.agreementId;
+        if (index >= cursor.partyCount) revert RoundLedgerPartyIndexOutOfRange(index, cursor.partyCount);
+        if (cursor.checkSuspensions) _requireApprovedParty(agreementId, index);
+
+        if (index >> 8 != cursor.submittedKey) {
+            mapping(uint256 => uint256) storage submitted = _submitted[agreementId][cursor.roundId];
+            if (cursor.submittedKey != _NO_WORD) submitted[cursor.submittedKey] = cursor.submittedWord;
+            cursor.submittedKey = index >> 8;
+            cursor.submittedWord = submitted[index >> 8];
+        }
+        uint256 bit = 1 << (index & 255);
+        if (cursor.submittedWord & bit != 0) {
+            revert RoundLedgerAlreadySubmitted(agreementId, cursor.roundId, agreements.partyAt(agreementId, index));
+        }
+        cursor.submittedWord |= bit;
+
+        if (index >> 3 != cursor.epsilonKey) {
+            mapping(uint256 => uint256) storage epsilons = _epsilonWords[agreementId];
+            if (cursor.epsilonKey != _NO_WORD) epsilons[cursor.epsilonKey] = cursor.epsilonWord;
+            cursor.epsilonKey = index >> 3;
+            cursor.epsilonWord = epsilons[index >> 3];
+        }
+        cursor.epsilonWord = _spend(cursor.epsilonWord, index, epsilon, cursor.epsilonCap, agreementId);
+    }
+
+    function _requireApprovedParty(uint256 agreementId, uint256 index) private view {
+        address party = agreements.partyAt(agreementId, index);
+        if (!partners.isApproved(party)) revert RoundLedgerPartnerNotApproved(party);
+    }
+
+    /// @dev Checks that the evidence is an anchored batch holding `commitment` at its position, and returns
+    /// whether that commitment is what the entry's party signed, for what was anchored.
+    function _isHonestCommitment(
+        BatchEvidence calldata evidence,
+        UpdateCommitment calldata commitment,
+        bytes calldata signature
+    ) private view returns (bool) {
+        uint256 agreementId = evidence.agreementId;
+        bytes32[] storage batches = _batches[agreementId][evidence.round];
+        if (evidence.batchIndex >= batches.length) {
+            revert RoundLedgerUnknownBatch(agreementId, evidence.round, evidence.batchIndex);
+        }
+        bytes32 anchored = keccak256(abi.encode(evidence.root, evidence.documentDigest, keccak256(evidence.entries)));
+        if (anchored != batches[evidence.batchIndex]) revert RoundLedgerBatchMismatch();
+        uint256 count = evidence.entries.length / _ENTRY_SIZE;
+        bytes32 leaf = commitmentLeaf(commitment, signature);
+        if (!PositionalMerkle.verify(evidence.proof, evidence.root, leaf, evidence.position, count)) {
+            revert RoundLedgerInvalidMerkleProof();
+        }
+        (uint256 index, uint256 epsilon) = _entryAt(evidence.entries, evidence.position);
+        address party = agreements.partyAt(agreementId, index);
+        return commitment.agreementId == agreementId && commitment.round == evidence.round
+            && commitment.partner == party && commitment.cumulativeEpsilon == epsilon
+            && SignatureChecker.isValidSignatureNow(party, commitmentDigest(commitment), signature);
+    }
+
+    /// @dev Returns `word` with `index`'s cumulative epsilon raised to `committed`, after the budget checks.
+    function _spend(uint256 word, uint256 index, uint256 committed, uint256 cap, uint256 agreementId)
+        private
+        view
+        returns (uint256)
+    {
+        uint256 shift = (index & 7) * 32;
+        uint256 previous = uint32(word >> shift);
+        if (committed <= previous) {
+            revert RoundLedgerEpsilonNotIncreasing(agreements.partyAt(agreementId, index), previous, committed);
+        }
+        if (committed > cap) revert RoundLedgerBudgetExceeded(agreements.partyAt(agreementId, index), committed, cap);
+        return (word & ~(uint256(type(uint32).max) << shift)) | (committed << shift);
+    }
+
+    function _entryCount(bytes calldata entries) private pure returns (uint256) {
+        if (entries.length == 0) revert RoundLedgerEmptyBatch();
+        if (entries.length % _ENTRY_SIZE != 0) revert RoundLedgerMalformedEntries(entries.length);
+        return entries.length / _ENTRY_SIZE;
+    }
+
+    function _entryAt(bytes calldata entries, uint256 position)
+        private
+        pure
+        returns (uint256 index, uint256 epsilon)
+    {
+        uint256 start = position * _ENTRY_SIZE;
+        uint48 entry = uint48(bytes6(entries[start:start + _ENTRY_SIZE]));
+        return (entry >> 32, uint32(entry));
+    }
+
+    function _activeConfig(uint256 agreementId) private view returns (IAgreementRegistry.RoundConfig memory config) {
+        config = agreements.roundConfig(agreementId);
+        if (config.status != IAgreementRegistry.AgreementStatus.Active) revert RoundLedgerAgreementNotActive(agreementId);
+    }
+
+    function _existingRound(uint256 agreementId, uint64 roundId) private view returns (Round storage r) {
+        r = _rounds[agreementId][roundId];
+        if (r.status == RoundStatus.None) revert RoundLedgerUnknownRound(agreementId, roundId);
+    }
+
+    function _acceptingRound(uint256 agreementId, uint64 roundId) private view returns (Round storage r) {
+        r = _existingRound(agreementId, roundId);
+        if (r.status != RoundStatus.Open) revert RoundLedgerRoundNotOpen(agreementId, roundId);
+        if (block.timestamp > r.deadline) revert RoundLedgerDeadlinePassed(agreementId, roundId, r.deadline);
+    }
+
+    /// @dev A round can be disputed while open and until its dispute window after finalization ends.
+    function _disputableRound(uint256 agreementId, uint64 roundId) private view returns (Round storage r) {
+        r = _existingRound(agreementId, roundId);
+        bool open = r.status == RoundStatus.Open
+            || (r.status == RoundStatus.Finalized && block.timestamp <= uint256(r.finalizedAt) + disputeWindow);
+        if (!open) revert RoundLedgerDisputeWindowClosed(agreementId, roundId);
+    }
+
+    function _existingChallenge(uint256 challengeId) private view returns (Challenge storage c) {
+        c = _challenges[challengeId];
+        if (c.status == ChallengeStatus.None) revert RoundLedgerUnknownChallenge(challengeId);
+    }
+
+    function _onlyRole(bytes32 role) private view {
+        if (!IAccessControl(address(partners)).hasRole(role, msg.sender)) {
+            if (role == LeptonRoles.COORDINATOR) revert RoundLedgerNotCoordinator(msg.sender);
+            if (role == LeptonRoles.AUDITOR) revert RoundLedgerNotAuditor(msg.sender);
+            revert RoundLedgerNotAdmin(msg.sender);
+        }
+    }
+}

@@ -1,0 +1,148 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.28;
+
+/// @title IRewardVault
+/// @notice ERC-20 escrow per agreement: the reward pool, the parties' stakes, round allocations claimed by
+/// Merkle proof, and the slashing of upheld challenges.
+/// @dev Money conservation, per agreement, at every block:
+/// `funded == paid + claimable + slashed + unallocated + reclaimed`, where `claimable = allocated - paid -
+/// slashed` and `unallocated = funded - allocated - reclaimed` (`slashed` counts rewards forfeited by upheld
+/// challenges; `reclaimed` is what the coordinator took back after the agreement ended). Stakes are kept apart:
+/// `staked == unstaked + stakeSlashed + stakeHeld`. Amounts are what the vault actually received, so a token
+/// that charges a fee on transfer cannot make the books overstate the balance.
+interface IRewardVault {
+    struct Pool {
+        uint256 funded;
+        uint256 allocated;
+        uint256 paid;
+        uint256 slashed;
+        uint256 reclaimed;
+        uint256 staked;
+        uint256 unstaked;
+        uint256 stakeSlashed;
+    }
+
+    struct Allocation {
+        bytes32 root;
+        uint256 total;
+        uint256 claimed;
+        uint64 claimableAt;
+        bool revoked;
+    }
+
+    error RewardVaultNotLedger(address account);
+    error RewardVaultNotCoordinator(address account);
+    error RewardVaultNotAdmin(address account);
+    error RewardVaultLedgerAlreadySet(address ledger);
+    error RewardVaultZeroAddress();
+    error RewardVaultZeroAmount();
+    error RewardVaultUnknownAgreement(uint256 agreementId);
+    error RewardVaultAgreementTerminated(uint256 agreementId);
+    error RewardVaultNotParty(uint256 agreementId, address account);
+    error RewardVaultPartnerNotApproved(address partner);
+    error RewardVaultInsufficientStake(uint256 agreementId, address party, uint256 staked, uint256 requested);
+    error RewardVaultStakeLocked(uint256 agreementId, address party);
+    /// @dev Stake can be withdrawn only after the agreement is terminated or the party has exited.
+    error RewardVaultAgreementInForce(uint256 agreementId);
+    error RewardVaultInsufficientUnallocated(uint256 agreementId, uint256 unallocated, uint256 requested);
+    error RewardVaultAlreadyAllocated(uint256 agreementId, uint64 round);
+    error RewardVaultNoAllocation(uint256 agreementId, uint64 round);
+    error RewardVaultAllocationRevoked(uint256 agreementId, uint64 round);
+    error RewardVaultClaimNotOpen(uint256 agreementId, uint64 round, uint64 claimableAt);
+    error RewardVaultAlreadyClaimed(uint256 agreementId, uint64 round, address partner);
+    error RewardVaultInvalidProof(uint256 agreementId, uint64 round, address partner, uint256 amount);
+    error RewardVaultClaimBlocked(uint256 agreementId, uint64 round, address partner);
+    /// @dev The proven leaves of this round already add up to its total; the payout root is inconsistent.
+    error RewardVaultAllocationExceeded(uint256 agreementId, uint64 round, uint256 claimed, uint256 total);
+    error RewardVaultNothingToReclaim(uint256 agreementId);
+    error RewardVaultAgreementRunning(uint256 agreementId);
+    /// @dev The challenge has not been executed by {slash}, so nothing may be forfeited yet.
+    error RewardVaultChallengeNotExecuted(uint256 challengeId);
+
+    event LedgerSet(address indexed ledger);
+    event Funded(uint256 indexed agreementId, address indexed funder, uint256 amount);
+    event Staked(uint256 indexed agreementId, address indexed party, uint256 amount, uint256 totalStake);
+    event Unstaked(uint256 indexed agreementId, address indexed party, uint256 amount, uint256 totalStake);
+    event Allocated(uint256 indexed agreementId, uint64 indexed round, bytes32 root, uint256 total, uint64 claimableAt);
+    event AllocationRevoked(uint256 indexed agreementId, uint64 indexed round, uint256 total);
+    event Claimed(uint256 indexed agreementId, uint64 indexed round, address indexed partner, uint256 amount);
+    event Slashed(
+        uint256 indexed challengeId, uint256 indexed agreementId, address indexed partner, uint256 amount, address recipient
+    );
+    event RewardForfeited(
+        uint256 indexed challengeId,
+        uint256 indexed agreementId,
+        uint64 round,
+        address indexed partner,
+        uint256 amount,
+        address recipient
+    );
+    event Reclaimed(uint256 indexed agreementId, address indexed to, uint256 amount);
+
+    /// @notice Binds the round ledger, the only caller of {allocate} and {revokeAllocation}. Once only.
+    /// Requirements: admin; no ledger set yet; non-zero address.
+    /// Emits {LedgerSet}.
+    function setRoundLedger(address ledger) external;
+
+    /// @notice Adds `amount` of the agreement's reward token to its pool; the pool is credited with what
+    /// actually arrived.
+    /// Requirements: the agreement exists and is not Terminated; `amount > 0`; the caller approved the vault.
+    /// Emits {Funded}.
+    function fund(uint256 agreementId, uint256 amount) external;
+
+    /// @notice The caller, a party and approved partner, adds stake; activates the agreement when this was
+    /// the last thing missing.
+    /// Requirements: the agreement is Proposed or Active; `amount > 0`.
+    /// Emits {Staked}, maybe {IAgreementRegistry-AgreementActivated}.
+    function stake(uint256 agreementId, uint256 amount) external;
+
+    /// @notice The caller withdraws stake after the agreement is terminated or it has exited, once no round is
+    /// open, no dispute window runs and no challenge against it is pending.
+    /// Emits {Unstaked}.
+    function unstake(uint256 agreementId, uint256 amount) external;
+
+    /// @notice Reserves a finalized round's payouts. Called by the round ledger only.
+    /// Emits {Allocated}.
+    function allocate(uint256 agreementId, uint64 round, bytes32 root, uint256 total, uint64 claimableAt)
+        external;
+
+    /// @notice Returns a voided round's unclaimed allocation to the pool. Called by the round ledger only.
+    /// Emits {AllocationRevoked}.
+    function revokeAllocation(uint256 agreementId, uint64 round) external;
+
+    /// @notice The caller claims its reward for `round`, proven by the leaf
+    /// `keccak256(bytes.concat(keccak256(abi.encode(agreementId, round, caller, amount))))` of the payout root.
+    /// Requirements: the dispute window has ended; not claimed before; no pending or upheld challenge holds it.
+    /// Emits {Claimed}.
+    function claim(uint256 agreementId, uint64 round, uint256 amount, bytes32[] calldata proof) external;
+
+    /// @notice Executes an upheld challenge after its dispute window: the partner's whole stake in the
+    /// agreement goes to the slash recipient. Anyone may call it.
+    /// Emits {Slashed}.
+    function slash(uint256 challengeId) external;
+
+    /// @notice Sends the reward of an executed challenge's partner for the challenged round, proven by `proof`
+    /// like a claim, to the slash recipient; without this it would stay claimable by nobody. Anyone may call it.
+    /// Emits {RewardForfeited}.
+    function forfeitReward(uint256 challengeId, uint256 amount, bytes32[] calldata proof) external;
+
+    /// @notice Returns the unallocated pool to `to` once the agreement is terminated, or past its end with no
+    /// round open.
+    /// Requirements: coordinator; something to reclaim.
+    /// Emits {Reclaimed}.
+    function reclaim(uint256 agreementId, address to) external;
+
+    function roundLedger() external view returns (address);
+    function slashRecipient() external view returns (address);
+    function pool(uint256 agreementId) external view returns (Pool memory);
+    function allocation(uint256 agreementId, uint64 round) external view returns (Allocation memory);
+    function stakeOf(uint256 agreementId, address party) external view returns (uint256);
+    function claimable(uint256 agreementId) external view returns (uint256);
+    function unallocated(uint256 agreementId) external view returns (uint256);
+    function hasClaimed(uint256 agreementId, uint64 round, address partner) external view returns (bool);
+    /// @notice The Merkle leaf of a payout.
+    function payoutLeaf(uint256 agreementId, uint64 round, address partner, uint256 amount)
+        external
+        pure
+        returns (bytes32);
+}

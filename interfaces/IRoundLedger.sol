@@ -1,0 +1,277 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.28;
+
+/// @title IRoundLedger
+/// @notice Training rounds of an agreement: the model each round starts from, every partner's commitment to
+/// its update and to the privacy budget it has spent, the round's results, and auditors' challenges.
+/// @dev Privacy budget. Each commitment carries the partner's *cumulative* epsilon under the agreement after
+/// this update, as its accountant composed it (RDP composition is sub-additive, so a sum of per-round
+/// epsilons would overstate the spend). The ledger refuses any commitment that does not increase it or that
+/// exceeds the agreement's cap, in both submission modes, so on-chain cumulative epsilon <= cap always holds.
+///
+/// Batched mode. The coordinator anchors a whole round's commitments in one transaction: a Merkle root over
+/// the partners' EIP-712 signed commitments, the digest of the published batch document (commitments plus
+/// signatures, on IPFS), and for each partner only its index and cumulative epsilon (6 bytes), so the budget
+/// and "once per round" checks stay on-chain. The signatures are published, not verified on-chain: verifying
+/// costs an ecrecover (3,000 gas) plus about 150 bytes of calldata per update (2,400 gas at 16 gas a byte,
+/// 6,000 under the calldata floor price of EIP-7623), which alone breaks our target of 5,000 gas per update;
+/// anchoring costs about 3,500 gas per update at 100 partners, measured by bench/gas.py. A forged or altered
+/// commitment stays provable: any auditor can submit it with its Merkle proof to
+/// {proveForgedCommitment}, which checks the signature and the anchored entry on-chain and voids the round.
+interface IRoundLedger {
+    enum RoundStatus {
+        None,
+        Open,
+        Finalized,
+        Voided
+    }
+
+    enum ChallengeStatus {
+        None,
+        Open,
+        Upheld,
+        Dismissed,
+        Executed
+    }
+
+    struct Round {
+        RoundStatus status;
+        uint32 agreementVersion;
+        uint32 submissions;
+        uint64 openedAt;
+        uint64 deadline;
+        uint64 finalizedAt;
+        bytes32 modelDigest;
+        bytes32 evalCommitment;
+        bytes32 aggregateDigest;
+        bytes32 reportDigest;
+        bytes32 payoutRoot;
+        uint256 payoutTotal;
+    }
+
+    /// @dev A partner's signed commitment to one update, as typed for EIP-712.
+    struct UpdateCommitment {
+        uint256 agreementId;
+        uint64 round;
+        address partner;
+        bytes32 envelopeDigest;
+        bytes32 manifestDigest;
+        uint32 cumulativeEpsilon;
+        uint64 sampleCount;
+    }
+
+    /// @dev One anchored batch as published, and where in it the disputed commitment sits. `proof` holds the
+    /// siblings from leaf to root of a tree padded with zero leaves to a power of two.
+    struct BatchEvidence {
+        uint256 agreementId;
+        uint64 round;
+        uint256 batchIndex;
+        bytes32 root;
+        bytes32 documentDigest;
+        bytes entries;
+        uint256 position;
+        bytes32[] proof;
+    }
+
+    struct Challenge {
+        ChallengeStatus status;
+        uint64 round;
+        uint64 raisedAt;
+        uint256 agreementId;
+        address partner;
+        address challenger;
+        bytes32 evidenceDigest;
+        bytes32 rulingDigest;
+    }
+
+    error RoundLedgerNotCoordinator(address account);
+    error RoundLedgerNotAuditor(address account);
+    error RoundLedgerNotAdmin(address account);
+    error RoundLedgerNotVault(address account);
+    error RoundLedgerAgreementNotActive(uint256 agreementId);
+    error RoundLedgerOutsideAgreementPeriod(uint256 agreementId, uint64 start, uint64 end);
+    error RoundLedgerRoundAlreadyOpen(uint256 agreementId, uint64 round);
+    error RoundLedgerMaxRoundsReached(uint256 agreementId, uint32 maxRounds);
+    error RoundLedgerInvalidDeadline(uint64 deadline);
+    error RoundLedgerZeroDigest();
+    error RoundLedgerUnknownRound(uint256 agreementId, uint64 round);
+    error RoundLedgerRoundNotOpen(uint256 agreementId, uint64 round);
+    error RoundLedgerDeadlinePassed(uint256 agreementId, uint64 round, uint64 deadline);
+    error RoundLedgerRoundStillRunning(uint256 agreementId, uint64 round, uint64 deadline);
+    error RoundLedgerNotParty(uint256 agreementId, address account);
+    error RoundLedgerPartnerNotApproved(address partner);
+    error RoundLedgerAlreadySubmitted(uint256 agreementId, uint64 round, address partner);
+    /// @dev The commitment would take `partner`'s cumulative epsilon to `spent`, over `cap` (1e6 = 1.0).
+    error RoundLedgerBudgetExceeded(address partner, uint256 spent, uint256 cap);
+    /// @dev Cumulative epsilon must grow with every update: `committed` is not above `previous`.
+    error RoundLedgerEpsilonNotIncreasing(address partner, uint256 previous, uint256 committed);
+    error RoundLedgerZeroSampleCount();
+    error RoundLedgerEmptyBatch();
+    /// @dev The packed entries are not a whole number of 6-byte entries.
+    error RoundLedgerMalformedEntries(uint256 length);
+    /// @dev Batch entries must be sorted by strictly increasing party index.
+    error RoundLedgerUnsortedEntries(uint256 position);
+    error RoundLedgerPartyIndexOutOfRange(uint256 index, uint256 partyCount);
+    error RoundLedgerPayoutExceedsReward(uint256 total, uint256 rewardPerRound);
+    error RoundLedgerZeroPayoutRoot();
+    error RoundLedgerDisputeWindowClosed(uint256 agreementId, uint64 round);
+    error RoundLedgerNoSubmission(uint256 agreementId, uint64 round, address partner);
+    error RoundLedgerAlreadyChallenged(uint256 agreementId, uint64 round, address partner);
+    error RoundLedgerUnknownChallenge(uint256 challengeId);
+    error RoundLedgerInvalidChallengeStatus(uint256 challengeId, ChallengeStatus status);
+    error RoundLedgerDisputeWindowOpen(uint256 challengeId, uint256 endsAt);
+    error RoundLedgerUnknownBatch(uint256 agreementId, uint64 round, uint256 batchIndex);
+    error RoundLedgerBatchMismatch();
+    error RoundLedgerInvalidMerkleProof();
+    /// @dev The commitment submitted as fraud proof is correctly signed and matches the anchored entry.
+    error RoundLedgerCommitmentValid();
+
+    event RoundOpened(
+        uint256 indexed agreementId,
+        uint64 indexed round,
+        uint32 agreementVersion,
+        bytes32 modelDigest,
+        bytes32 evalCommitment,
+        uint64 deadline
+    );
+    event UpdateSubmitted(
+        uint256 indexed agreementId,
+        uint64 indexed round,
+        address indexed partner,
+        bytes32 envelopeDigest,
+        bytes32 manifestDigest,
+        uint32 cumulativeEpsilon,
+        uint64 sampleCount
+    );
+    /// @dev `entries` is the packed (uint16 party index, uint32 cumulative epsilon) list as anchored.
+    event BatchCommitted(
+        uint256 indexed agreementId,
+        uint64 indexed round,
+        uint256 batchIndex,
+        bytes32 commitmentsRoot,
+        bytes32 batchDocumentDigest,
+        bytes entries
+    );
+    event RoundFinalized(
+        uint256 indexed agreementId,
+        uint64 indexed round,
+        bytes32 aggregateDigest,
+        bytes32 reportDigest,
+        bytes32 payoutRoot,
+        uint256 payoutTotal
+    );
+    event RoundVoided(uint256 indexed agreementId, uint64 indexed round, uint256 batchIndex, uint256 position);
+    event ChallengeRaised(
+        uint256 indexed challengeId,
+        uint256 indexed agreementId,
+        uint64 indexed round,
+        address partner,
+        address challenger,
+        bytes32 evidenceDigest
+    );
+    event ChallengeResolved(uint256 indexed challengeId, bool upheld, bytes32 rulingDigest);
+    event ChallengeExecuted(uint256 indexed challengeId);
+
+    /// @notice Opens the next round of `agreementId` on the model with digest `modelDigest`.
+    /// @param evalCommitment Hash of the held-out evaluation set used for scoring, fixed before training.
+    /// Requirements: coordinator; the agreement is Active and within its period; no round of it is open; it
+    /// has rounds left; `block.timestamp < deadline <= end`; digests non-zero.
+    /// Emits {RoundOpened}.
+    function openRound(uint256 agreementId, bytes32 modelDigest, uint64 deadline, bytes32 evalCommitment)
+        external
+        returns (uint64 round);
+
+    /// @notice The caller, a party, commits to its update for `round`.
+    /// @param cumulativeEpsilon The caller's cumulative epsilon under the agreement including this update
+    /// (1e6 = 1.0).
+    /// Requirements: the agreement is Active; the round is open and before its deadline; the caller is a party
+    /// and an approved partner that has not submitted in this round; the epsilon increases and stays within
+    /// the cap; digests and sample count non-zero.
+    /// Emits {UpdateSubmitted}.
+    function submitUpdate(
+        uint256 agreementId,
+        uint64 round,
+        bytes32 envelopeDigest,
+        bytes32 manifestDigest,
+        uint32 cumulativeEpsilon,
+        uint64 sampleCount
+    ) external;
+
+    /// @notice Anchors many partners' signed commitments at once (see the contract's NatSpec for why).
+    /// @param entries Concatenated 6-byte entries: uint16 party index, uint32 cumulative epsilon, big-endian,
+    /// sorted by strictly increasing party index. Entry i is leaf i of `commitmentsRoot`.
+    /// Requirements: coordinator; as {submitUpdate} for every entry.
+    /// Emits {BatchCommitted}.
+    function commitBatch(
+        uint256 agreementId,
+        uint64 round,
+        bytes32 commitmentsRoot,
+        bytes32 batchDocumentDigest,
+        bytes calldata entries
+    ) external returns (uint256 batchIndex);
+
+    /// @notice Closes `round` with its results and allocates its payouts in the vault.
+    /// Requirements: coordinator; the round is open, and its deadline has passed or every party submitted;
+    /// the agreement is not Terminated; `payoutTotal <= rewardPerRound`; digests non-zero; a non-zero payout
+    /// root when `payoutTotal > 0`; the vault holds enough unallocated funds.
+    /// Emits {RoundFinalized}.
+    function finalizeRound(
+        uint256 agreementId,
+        uint64 round,
+        bytes32 aggregateDigest,
+        bytes32 reportDigest,
+        bytes32 payoutRoot,
+        uint256 payoutTotal
+    ) external;
+
+    /// @notice An auditor challenges `partner`'s update in `round`, committing to its evidence.
+    /// Requirements: auditor; the partner submitted in that round; the round is open or within its dispute
+    /// window; no challenge against this update is pending or upheld.
+    /// Emits {ChallengeRaised}.
+    function challenge(uint256 agreementId, uint64 round, address partner, bytes32 evidenceDigest)
+        external
+        returns (uint256 challengeId);
+
+    /// @notice The admin rules on an open challenge.
+    /// Requirements: admin; the challenge is Open.
+    /// Emits {ChallengeResolved}.
+    function resolveChallenge(uint256 challengeId, bool upheld, bytes32 rulingDigest) external;
+
+    /// @notice Proves that entry `position` of a batch is not what its partner signed: the signature does not
+    /// verify, or the anchored entry disagrees with the signed commitment. Voids the round (and its payouts).
+    /// Requirements: auditor; the round is open or within its dispute window; the evidence's root, document
+    /// digest and entries are the batch as anchored; its proof places the commitment at its position.
+    /// Emits {RoundVoided}.
+    function proveForgedCommitment(
+        BatchEvidence calldata evidence,
+        UpdateCommitment calldata commitment,
+        bytes calldata signature
+    ) external;
+
+    /// @notice Called by the vault when it executes the slashing of an upheld challenge.
+    /// Requirements: the caller is the vault; the challenge is Upheld and its dispute window has ended.
+    /// Emits {ChallengeExecuted}.
+    function markChallengeExecuted(uint256 challengeId) external returns (Challenge memory);
+
+    function disputeWindow() external view returns (uint64);
+    function vault() external view returns (address);
+    function roundCount(uint256 agreementId) external view returns (uint64);
+    function openRoundOf(uint256 agreementId) external view returns (uint64);
+    function round(uint256 agreementId, uint64 roundId) external view returns (Round memory);
+    function cumulativeEpsilon(uint256 agreementId, address partner) external view returns (uint32);
+    function hasSubmitted(uint256 agreementId, uint64 roundId, address partner) external view returns (bool);
+    function challengeCount() external view returns (uint256);
+    function challengeOf(uint256 challengeId) external view returns (Challenge memory);
+    /// @notice Whether `partner` may not withdraw stake: a round is open, a dispute window is running, or a
+    /// challenge against it is pending or upheld and not yet executed.
+    function isStakeLocked(uint256 agreementId, address partner) external view returns (bool);
+    /// @notice Whether `partner`'s reward for `roundId` is held back by a pending or upheld challenge.
+    function isClaimBlocked(uint256 agreementId, uint64 roundId, address partner) external view returns (bool);
+    /// @notice The EIP-712 digest a partner signs for `commitment`.
+    function commitmentDigest(UpdateCommitment calldata commitment) external view returns (bytes32);
+    /// @notice The Merkle leaf of a signed commitment in a batch.
+    function commitmentLeaf(UpdateCommitment calldata commitment, bytes calldata signature)
+        external
+        view
+        returns (bytes32);
+}
