@@ -21,7 +21,9 @@ contract RewardVault is IRewardVault, ReentrancyGuard {
                                 STORAGE
     //////////////////////////////////////////////////////////////*/
 
+    /// @notice The partner registry: who is an approved partner, and the roles of the deployment.
     IPartnerRegistry public immutable partners;
+    /// @notice The agreement registry: each agreement's reward token, status and parties.
     IAgreementRegistry public immutable agreements;
     /// @inheritdoc IRewardVault
     address public immutable slashRecipient;
@@ -74,6 +76,8 @@ contract RewardVault is IRewardVault, ReentrancyGuard {
     function stake(uint256 agreementId, uint256 amount) external nonReentrant {
         IAgreementRegistry.RoundConfig memory config = _liveConfig(agreementId);
         if (amount == 0) revert RewardVaultZeroAmount();
+        // Only membership matters here; the party's index is not needed.
+        // slither-disable-next-line unused-return
         (bool isParty,) = agreements.partyIndex(agreementId, msg.sender);
         if (!isParty) revert RewardVaultNotParty(agreementId, msg.sender);
         if (!partners.isApproved(msg.sender)) revert RewardVaultPartnerNotApproved(msg.sender);
@@ -82,6 +86,9 @@ contract RewardVault is IRewardVault, ReentrancyGuard {
         stakeOf[agreementId][msg.sender] = total;
         _pools[agreementId].staked += received;
         emit Staked(agreementId, msg.sender, received, total);
+        // Activation is opportunistic: the stake stands whether or not it was the last thing missing, and the
+        // registry emits AgreementActivated when it was.
+        // slither-disable-next-line unused-return
         agreements.tryActivate(agreementId);
     }
 
@@ -250,10 +257,12 @@ contract RewardVault is IRewardVault, ReentrancyGuard {
         if (!MerkleProof.verifyCalldata(proof, a.root, payoutLeaf(agreementId, round, partner, amount))) {
             revert RewardVaultInvalidProof(agreementId, round, partner, amount);
         }
-        uint256 settled = a.claimed + amount;
-        if (settled > a.total) revert RewardVaultAllocationExceeded(agreementId, round, a.claimed, a.total);
+        uint256 settled = a.claimed;
+        // Compared with the room left rather than summed first: a leaf near 2^256 must get this error, not an
+        // overflow panic. `a.total - settled` cannot underflow: claimed never exceeds total.
+        if (amount > a.total - settled) revert RewardVaultAllocationExceeded(agreementId, round, settled, a.total);
         claimed[index >> 8] = word | bit;
-        a.claimed = settled;
+        a.claimed = settled + amount;
     }
 
     function _claimableAllocation(uint256 agreementId, uint64 round) private view returns (Allocation storage a) {

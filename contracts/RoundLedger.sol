@@ -15,12 +15,13 @@ import {PositionalMerkle} from "./libraries/PositionalMerkle.sol";
 /// @notice Rounds, update commitments, the on-chain privacy budget, and challenges.
 /// @dev Cumulative epsilons are stored as uint32 (1e6 = 1.0), eight to a storage word, and "submitted in this
 /// round" as a bitmap, so that a batch of 100 commitments writes 13 + 1 words instead of 200. That packing is
-/// what keeps the batched mode near 3,500 gas per update with the budget check on-chain (see {IRoundLedger}).
+/// what keeps the batched mode under 5,000 gas per update with the budget check on-chain (see {IRoundLedger}).
 contract RoundLedger is IRoundLedger, EIP712 {
     /*//////////////////////////////////////////////////////////////
                                CONSTANTS
     //////////////////////////////////////////////////////////////*/
 
+    /// @notice The EIP-712 type hash of a partner's signed commitment to one update, as anchored in batches.
     bytes32 public constant UPDATE_COMMITMENT_TYPEHASH = keccak256(
         "UpdateCommitment(uint256 agreementId,uint64 round,address partner,bytes32 envelopeDigest,bytes32 manifestDigest,uint32 cumulativeEpsilon,uint64 sampleCount)"
     );
@@ -33,7 +34,9 @@ contract RoundLedger is IRoundLedger, EIP712 {
                                 STORAGE
     //////////////////////////////////////////////////////////////*/
 
+    /// @notice The partner registry: who is an approved partner, and the roles of the deployment.
     IPartnerRegistry public immutable partners;
+    /// @notice The agreement registry whose active agreements the rounds run under.
     IAgreementRegistry public immutable agreements;
     IRewardVault private immutable _vault;
     /// @inheritdoc IRoundLedger
@@ -51,8 +54,10 @@ contract RoundLedger is IRoundLedger, EIP712 {
     mapping(uint256 agreementId => mapping(uint256 word => uint256)) private _epsilonWords;
     /// @dev One bit per party index: submitted in this round.
     mapping(uint256 agreementId => mapping(uint64 round => mapping(uint256 word => uint256))) private _submitted;
-    /// @dev keccak256(abi.encode(root, documentDigest, keccak256(entries))) of each anchored batch.
-    mapping(uint256 agreementId => mapping(uint64 round => bytes32[])) private _batches;
+    /// @dev keccak256(abi.encode(root, documentDigest, keccak256(entries))) of each anchored batch, keyed by its
+    /// batch index: the number of updates the round had before it. That index is unique within a round (the
+    /// count only grows) and needs no counter of its own, which saves a storage write per batch.
+    mapping(uint256 agreementId => mapping(uint64 round => mapping(uint256 batchIndex => bytes32))) private _batches;
     /// @dev When the latest dispute window of the agreement ends; stakes stay locked until then.
     mapping(uint256 agreementId => uint64) private _disputeEndsAt;
     mapping(uint256 challengeId => Challenge) private _challenges;
@@ -148,15 +153,18 @@ contract RoundLedger is IRoundLedger, EIP712 {
         Round storage r = _acceptingRound(agreementId, roundId);
         if (commitmentsRoot == bytes32(0) || batchDocumentDigest == bytes32(0)) revert RoundLedgerZeroDigest();
         uint256 count = _entryCount(entries);
+        // Entries must be sorted, so the last index is the largest: one range check covers them all.
+        (uint256 lastIndex,) = _entryAt(entries, count - 1);
+        if (lastIndex >= config.partyCount) revert RoundLedgerPartyIndexOutOfRange(lastIndex, config.partyCount);
 
-        _applyEntries(agreementId, roundId, config, entries, count);
-        // unchecked: count <= 65,536 entries (uint16 indexes, strictly increasing) and partyCount <= 256.
+        _applyEntries(BatchContext(agreementId, roundId, config.epsilonCap), entries);
+        batchIndex = r.submissions;
+        // unchecked: count <= 256, since indexes are distinct and below partyCount <= 256.
         unchecked {
             r.submissions += uint32(count);
         }
-        bytes32[] storage batches = _batches[agreementId][roundId];
-        batchIndex = batches.length;
-        batches.push(keccak256(abi.encode(commitmentsRoot, batchDocumentDigest, keccak256(entries))));
+        _batches[agreementId][roundId][batchIndex] =
+            keccak256(abi.encode(commitmentsRoot, batchDocumentDigest, keccak256(entries)));
         emit BatchCommitted(agreementId, roundId, batchIndex, commitmentsRoot, batchDocumentDigest, entries);
     }
 
@@ -173,7 +181,9 @@ contract RoundLedger is IRoundLedger, EIP712 {
         Round storage r = _existingRound(agreementId, roundId);
         if (r.status != RoundStatus.Open) revert RoundLedgerRoundNotOpen(agreementId, roundId);
         IAgreementRegistry.RoundConfig memory config = agreements.roundConfig(agreementId);
-        if (config.status == IAgreementRegistry.AgreementStatus.Terminated) {
+        // A terminated agreement pays nothing more, but its open round must still close: while it is open every
+        // party's stake stays locked (isStakeLocked) and upheld challenges of it can never be executed.
+        if (config.status == IAgreementRegistry.AgreementStatus.Terminated && payoutTotal != 0) {
             revert RoundLedgerAgreementNotActive(agreementId);
         }
         if (block.timestamp <= r.deadline && r.submissions < config.partyCount) {
@@ -364,77 +374,81 @@ contract RoundLedger is IRoundLedger, EIP712 {
         if (word & bit != 0) revert RoundLedgerAlreadySubmitted(agreementId, roundId, msg.sender);
         submitted[index >> 8] = word | bit;
         mapping(uint256 => uint256) storage epsilons = _epsilonWords[agreementId];
-        epsilons[index >> 3] = _spend(epsilons[index >> 3], index, epsilon, cap, agreementId);
+        epsilons[index >> 3] = _spend(epsilons[index >> 3], (index << 32) | epsilon, cap, agreementId);
     }
 
-    /// @dev Where a batch is in its walk over the entries; the storage words of the party being checked are
-    /// cached here and written back when the walk moves to another word (or ends).
-    struct BatchCursor {
+    /// @dev What the batch loop needs besides its entries; in memory, because the loop's hot variables
+    /// already fill the stack.
+    struct BatchContext {
         uint256 agreementId;
         uint64 roundId;
-        uint256 partyCount;
         uint256 epsilonCap;
-        bool checkSuspensions;
-        uint256 submittedKey;
-        uint256 submittedWord;
-        uint256 epsilonKey;
+    }
+
+    /// @dev Checks and records every entry of a batch. Entries are sorted, so the parties of one epsilon word
+    /// (8 lanes) come together: each word is read and written once, and so is each bitmap word (256 bits,
+    /// i.e. 32 epsilon words). This loop is the per-update cost of a batch: keep it lean.
+    /// The caller has checked that the last (largest) index is in range.
+    function _applyEntries(BatchContext memory ctx, bytes calldata entries) private {
+        if (partners.suspendedCount() != 0) _requireApprovedParties(ctx.agreementId, entries);
+        uint256 wordKey = _NO_WORD;
         uint256 epsilonWord;
-    }
-
-    /// @dev Checks and records every entry of a batch, reading and writing each storage word once.
-    function _applyEntries(
-        uint256 agreementId,
-        uint64 roundId,
-        IAgreementRegistry.RoundConfig memory config,
-        bytes calldata entries,
-        uint256 count
-    ) private {
-        BatchCursor memory cursor = BatchCursor({
-            agreementId: agreementId,
-            roundId: roundId,
-            partyCount: config.partyCount,
-            epsilonCap: config.epsilonCap,
-            checkSuspensions: partners.suspendedCount() != 0,
-            submittedKey: _NO_WORD,
-            submittedWord: 0,
-            epsilonKey: _NO_WORD,
-            epsilonWord: 0
-        });
+        uint256 submittedWord;
         uint256 nextMinIndex;
-        for (uint256 i; i < count; ++i) {
-            (uint256 index, uint256 epsilon) = _entryAt(entries, i);
-            if (index < nextMinIndex) revert RoundLedgerUnsortedEntries(i);
-            nextMinIndex = index + 1;
-            _applyEntry(cursor, index, epsilon);
+        for (uint256 offset; offset < entries.length; offset += _ENTRY_SIZE) {
+            uint256 entry;
+            // The 6 bytes at `offset` lie inside `entries`: its length is a multiple of 6 (checked by the caller).
+            // solhint-disable-next-line no-inline-assembly
+            assembly ("memory-safe") {
+                entry := shr(208, calldataload(add(entries.offset, offset)))
+            }
+            if (entry >> 32 < nextMinIndex) revert RoundLedgerUnsortedEntries(offset / _ENTRY_SIZE);
+            nextMinIndex = (entry >> 32) + 1;
+            if (entry >> 35 != wordKey) {
+                (epsilonWord, submittedWord) = _switchWords(ctx, wordKey, entry >> 35, epsilonWord, submittedWord);
+                wordKey = entry >> 35;
+            }
+            uint256 bit = 1 << ((entry >> 32) & 255);
+            if (submittedWord & bit != 0) _revertAlreadySubmitted(ctx, entry >> 32);
+            submittedWord |= bit;
+            epsilonWord = _spend(epsilonWord, entry, ctx.epsilonCap, ctx.agreementId);
         }
-        _submitted[agreementId][roundId][cursor.submittedKey] = cursor.submittedWord;
-        _epsilonWords[agreementId][cursor.epsilonKey] = cursor.epsilonWord;
+        _epsilonWords[ctx.agreementId][wordKey] = epsilonWord;
+        _submitted[ctx.agreementId][ctx.roundId][wordKey >> 5] = submittedWord;
     }
 
-    function _applyEntry(BatchCursor memory cursor, uint256 index, uint256 epsilon) private {
-        uint256 agreementId = cursor.agreementId;
-        if (index >= cursor.partyCount) revert RoundLedgerPartyIndexOutOfRange(index, cursor.partyCount);
-        if (cursor.checkSuspensions) _requireApprovedParty(agreementId, index);
+    /// @dev Writes back the cached words of epsilon word `oldKey` and loads those of `newKey`. The bitmap word
+    /// changes only when the walk crosses a multiple of 256 parties.
+    function _switchWords(
+        BatchContext memory ctx,
+        uint256 oldKey,
+        uint256 newKey,
+        uint256 epsilonWord,
+        uint256 submittedWord
+    ) private returns (uint256, uint256) {
+        mapping(uint256 => uint256) storage epsilons = _epsilonWords[ctx.agreementId];
+        mapping(uint256 => uint256) storage submitted = _submitted[ctx.agreementId][ctx.roundId];
+        if (oldKey == _NO_WORD) {
+            submittedWord = submitted[newKey >> 5];
+        } else {
+            epsilons[oldKey] = epsilonWord;
+            if (oldKey >> 5 != newKey >> 5) {
+                submitted[oldKey >> 5] = submittedWord;
+                submittedWord = submitted[newKey >> 5];
+            }
+        }
+        return (epsilons[newKey], submittedWord);
+    }
 
-        if (index >> 8 != cursor.submittedKey) {
-            mapping(uint256 => uint256) storage submitted = _submitted[agreementId][cursor.roundId];
-            if (cursor.submittedKey != _NO_WORD) submitted[cursor.submittedKey] = cursor.submittedWord;
-            cursor.submittedKey = index >> 8;
-            cursor.submittedWord = submitted[index >> 8];
-        }
-        uint256 bit = 1 << (index & 255);
-        if (cursor.submittedWord & bit != 0) {
-            revert RoundLedgerAlreadySubmitted(agreementId, cursor.roundId, agreements.partyAt(agreementId, index));
-        }
-        cursor.submittedWord |= bit;
+    function _revertAlreadySubmitted(BatchContext memory ctx, uint256 index) private view {
+        revert RoundLedgerAlreadySubmitted(ctx.agreementId, ctx.roundId, agreements.partyAt(ctx.agreementId, index));
+    }
 
-        if (index >> 3 != cursor.epsilonKey) {
-            mapping(uint256 => uint256) storage epsilons = _epsilonWords[agreementId];
-            if (cursor.epsilonKey != _NO_WORD) epsilons[cursor.epsilonKey] = cursor.epsilonWord;
-            cursor.epsilonKey = index >> 3;
-            cursor.epsilonWord = epsilons[index >> 3];
+    /// @dev Only needed while some partner is suspended; a separate pass keeps the common case cheap.
+    function _requireApprovedParties(uint256 agreementId, bytes calldata entries) private view {
+        for (uint256 offset; offset < entries.length; offset += _ENTRY_SIZE) {
+            _requireApprovedParty(agreementId, uint48(bytes6(entries[offset:offset + _ENTRY_SIZE])) >> 32);
         }
-        cursor.epsilonWord = _spend(cursor.epsilonWord, index, epsilon, cursor.epsilonCap, agreementId);
     }
 
     function _requireApprovedParty(uint256 agreementId, uint256 index) private view {
@@ -450,12 +464,10 @@ contract RoundLedger is IRoundLedger, EIP712 {
         bytes calldata signature
     ) private view returns (bool) {
         uint256 agreementId = evidence.agreementId;
-        bytes32[] storage batches = _batches[agreementId][evidence.round];
-        if (evidence.batchIndex >= batches.length) {
-            revert RoundLedgerUnknownBatch(agreementId, evidence.round, evidence.batchIndex);
-        }
+        bytes32 stored = _batches[agreementId][evidence.round][evidence.batchIndex];
+        if (stored == bytes32(0)) revert RoundLedgerUnknownBatch(agreementId, evidence.round, evidence.batchIndex);
         bytes32 anchored = keccak256(abi.encode(evidence.root, evidence.documentDigest, keccak256(evidence.entries)));
-        if (anchored != batches[evidence.batchIndex]) revert RoundLedgerBatchMismatch();
+        if (anchored != stored) revert RoundLedgerBatchMismatch();
         uint256 count = evidence.entries.length / _ENTRY_SIZE;
         bytes32 leaf = commitmentLeaf(commitment, signature);
         if (!PositionalMerkle.verify(evidence.proof, evidence.root, leaf, evidence.position, count)) {
@@ -468,12 +480,11 @@ contract RoundLedger is IRoundLedger, EIP712 {
             && SignatureChecker.isValidSignatureNow(party, commitmentDigest(commitment), signature);
     }
 
-    /// @dev Returns `word` with `index`'s cumulative epsilon raised to `committed`, after the budget checks.
-    function _spend(uint256 word, uint256 index, uint256 committed, uint256 cap, uint256 agreementId)
-        private
-        view
-        returns (uint256)
-    {
+    /// @dev Returns `word` with the cumulative epsilon of `entry`'s party raised to `entry`'s epsilon, after
+    /// the budget checks. `entry` is `index << 32 | epsilon`, as in a batch.
+    function _spend(uint256 word, uint256 entry, uint256 cap, uint256 agreementId) private view returns (uint256) {
+        uint256 index = entry >> 32;
+        uint256 committed = uint32(entry);
         uint256 shift = (index & 7) * 32;
         uint256 previous = uint32(word >> shift);
         if (committed <= previous) {
@@ -515,11 +526,13 @@ contract RoundLedger is IRoundLedger, EIP712 {
         if (block.timestamp > r.deadline) revert RoundLedgerDeadlinePassed(agreementId, roundId, r.deadline);
     }
 
-    /// @dev A round can be disputed while open and until its dispute window after finalization ends.
+    /// @dev A round can be disputed while open and until its dispute window after finalization ends. The window
+    /// is [finalizedAt, finalizedAt + disputeWindow): at its end claims, unstaking and slashing open, so a
+    /// dispute raised at that same second could come after the stake or reward it should hold has left.
     function _disputableRound(uint256 agreementId, uint64 roundId) private view returns (Round storage r) {
         r = _existingRound(agreementId, roundId);
         bool open = r.status == RoundStatus.Open
-            || (r.status == RoundStatus.Finalized && block.timestamp <= uint256(r.finalizedAt) + disputeWindow);
+            || (r.status == RoundStatus.Finalized && block.timestamp < uint256(r.finalizedAt) + disputeWindow);
         if (!open) revert RoundLedgerDisputeWindowClosed(agreementId, roundId);
     }
 

@@ -24,6 +24,8 @@ interface IAgreementRegistry {
 
     /// @dev Everything the parties sign. `epsilonCap` is fixed point with 1e6 = 1.0 (so at most 4294.967295);
     /// `delta` is fixed point with 1e18 = 1.0.
+    // Field order is part of the ABI and of hashTerms, which parties sign, so it is not re-packed for storage.
+    // solhint-disable-next-line gas-struct-packing
     struct Terms {
         bytes32 termsDigest;
         address[] parties;
@@ -91,14 +93,19 @@ interface IAgreementRegistry {
     error AgreementRegistryNotCoordinator(address account);
     error AgreementRegistryNotAdmin(address account);
 
+    /// @notice Emitted once, when the admin binds the reward vault.
     event VaultSet(address indexed vault);
-    /// @dev Emitted for a new agreement; the full terms are in the event so that indexers need no extra call.
+    /// @notice Emitted for a new agreement; the full terms are in the event so that indexers need no extra call.
     event AgreementProposed(uint256 indexed agreementId, address indexed coordinator, bytes32 termsHash, Terms terms);
-    /// @dev Emitted for an amendment: `version` is the new version, whose signatures start from zero.
+    /// @notice Emitted for an amendment: `version` is the new version, whose signatures start from zero.
     event AgreementAmended(uint256 indexed agreementId, uint32 version, bytes32 termsHash, Terms terms);
+    /// @notice Emitted when `party` signs `version`; `relayed` when the signature came through {signBySig}.
     event AgreementSigned(uint256 indexed agreementId, uint32 version, address indexed party, bool relayed);
+    /// @notice Emitted when `version` becomes Active: every party has signed it and staked enough.
     event AgreementActivated(uint256 indexed agreementId, uint32 version);
+    /// @notice Emitted when a coordinator terminates the agreement; `reasonDigest` commits to the published reason.
     event AgreementTerminated(uint256 indexed agreementId, address indexed coordinator, bytes32 reasonDigest);
+    /// @notice Emitted when `party` leaves the agreement after its end.
     event PartyExited(uint256 indexed agreementId, address indexed party);
 
     /// @notice Binds the reward vault whose stakes gate activation. Once only.
@@ -148,15 +155,24 @@ interface IAgreementRegistry {
     /// Emits {PartyExited}.
     function exit(uint256 agreementId) external;
 
+    /// @notice The reward vault whose stakes gate activation; zero until {setVault}.
     function vault() external view returns (address);
+    /// @notice How many agreements were proposed; ids run from 1 to this.
     function agreementCount() external view returns (uint256);
+    /// @notice The latest version of the terms of `agreementId`. Reverts for an unknown agreement.
     function terms(uint256 agreementId) external view returns (Terms memory);
+    /// @notice Status, version, signature count and terms hash of `agreementId`. Reverts for an unknown agreement.
     function agreementState(uint256 agreementId) external view returns (AgreementState memory);
+    /// @notice What the round ledger and the vault need of `agreementId`, without the party list; status None
+    /// when the agreement is unknown.
     function roundConfig(uint256 agreementId) external view returns (RoundConfig memory);
     /// @notice Whether `account` is a party, and its position in the party list.
     function partyIndex(uint256 agreementId, address account) external view returns (bool isParty, uint256 index);
+    /// @notice The party at `index` of the party list; reverts when `index` is out of range.
     function partyAt(uint256 agreementId, uint256 index) external view returns (address);
+    /// @notice Whether `party` has signed `version` of `agreementId`.
     function hasSigned(uint256 agreementId, uint32 version, address party) external view returns (bool);
+    /// @notice Whether `party` has left `agreementId` through {exit}.
     function hasExited(uint256 agreementId, address party) external view returns (bool);
     /// @notice The first party that still lacks a signature or stake, or address(0) when none does.
     function pendingParty(uint256 agreementId) external view returns (address party, bool needsSignature);

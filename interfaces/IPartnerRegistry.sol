@@ -33,16 +33,16 @@ interface IPartnerRegistry {
     /// @dev `partner` is in `status`, from which the requested transition is not allowed.
     error PartnerRegistryInvalidStatus(address partner, PartnerStatus status);
 
-    /// @dev Emitted when `partner` registers, before any approval.
+    /// @notice Emitted when `partner` registers, before any approval.
     event PartnerRegistered(address indexed partner, bytes32 profileDigest, bytes32 encryptionKey);
-    /// @dev Emitted when a coordinator approves (or reinstates) `partner`.
+    /// @notice Emitted when a coordinator approves (or reinstates) `partner`.
     event PartnerApproved(address indexed partner, address indexed coordinator);
-    /// @dev Emitted when a coordinator suspends `partner`; `reasonDigest` commits to the published reason.
+    /// @notice Emitted when a coordinator suspends `partner`; `reasonDigest` commits to the published reason.
     event PartnerSuspended(address indexed partner, address indexed coordinator, bytes32 reasonDigest);
-    /// @dev Emitted when `partner` replaces its X25519 key. Auditors follow these to know which key was in
+    /// @notice Emitted when `partner` replaces its X25519 key. Auditors follow these to know which key was in
     /// force at any block.
     event EncryptionKeyRotated(address indexed partner, bytes32 previousKey, bytes32 newKey);
-    /// @dev Emitted when `partner` publishes a new profile document.
+    /// @notice Emitted when `partner` publishes a new profile document.
     event ProfileUpdated(address indexed partner, bytes32 previousDigest, bytes32 newDigest);
 
     /// @notice Registers the caller as a partner, pending approval.

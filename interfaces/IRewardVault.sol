@@ -59,16 +59,25 @@ interface IRewardVault {
     /// @dev The challenge has not been executed by {slash}, so nothing may be forfeited yet.
     error RewardVaultChallengeNotExecuted(uint256 challengeId);
 
+    /// @notice Emitted once, when the admin binds the round ledger.
     event LedgerSet(address indexed ledger);
+    /// @notice Emitted when `funder` adds to the reward pool; `amount` is what actually arrived.
     event Funded(uint256 indexed agreementId, address indexed funder, uint256 amount);
+    /// @notice Emitted when `party` adds stake: `amount` is what actually arrived, `totalStake` its stake after.
     event Staked(uint256 indexed agreementId, address indexed party, uint256 amount, uint256 totalStake);
+    /// @notice Emitted when `party` withdraws `amount` of stake, leaving `totalStake`.
     event Unstaked(uint256 indexed agreementId, address indexed party, uint256 amount, uint256 totalStake);
+    /// @notice Emitted when a finalized round's payouts, `total` under `root`, are reserved until `claimableAt`.
     event Allocated(uint256 indexed agreementId, uint64 indexed round, bytes32 root, uint256 total, uint64 claimableAt);
+    /// @notice Emitted when a voided round's allocation is revoked; `total` is the unclaimed part returned.
     event AllocationRevoked(uint256 indexed agreementId, uint64 indexed round, uint256 total);
+    /// @notice Emitted when `partner` claims its reward for `round`.
     event Claimed(uint256 indexed agreementId, uint64 indexed round, address indexed partner, uint256 amount);
+    /// @notice Emitted when an upheld challenge is executed: `partner`'s whole stake goes to `recipient`.
     event Slashed(
         uint256 indexed challengeId, uint256 indexed agreementId, address indexed partner, uint256 amount, address recipient
     );
+    /// @notice Emitted when an executed challenge's partner's reward for `round` goes to `recipient`.
     event RewardForfeited(
         uint256 indexed challengeId,
         uint256 indexed agreementId,
@@ -77,6 +86,7 @@ interface IRewardVault {
         uint256 amount,
         address recipient
     );
+    /// @notice Emitted when the coordinator takes back the unallocated pool of an agreement that is over.
     event Reclaimed(uint256 indexed agreementId, address indexed to, uint256 amount);
 
     /// @notice Binds the round ledger, the only caller of {allocate} and {revokeAllocation}. Once only.
@@ -132,13 +142,21 @@ interface IRewardVault {
     /// Emits {Reclaimed}.
     function reclaim(uint256 agreementId, address to) external;
 
+    /// @notice The round ledger, the only caller of {allocate} and {revokeAllocation}; zero until {setRoundLedger}.
     function roundLedger() external view returns (address);
+    /// @notice Where slashed stakes and forfeited rewards go. Fixed at deployment.
     function slashRecipient() external view returns (address);
+    /// @notice The books of `agreementId`'s reward pool and stakes (see the interface's NatSpec).
     function pool(uint256 agreementId) external view returns (Pool memory);
+    /// @notice The payout allocation of `round`; its root is zero when there is none.
     function allocation(uint256 agreementId, uint64 round) external view returns (Allocation memory);
+    /// @notice The stake `party` holds in `agreementId`.
     function stakeOf(uint256 agreementId, address party) external view returns (uint256);
+    /// @notice Allocated rewards of `agreementId` not yet claimed or forfeited.
     function claimable(uint256 agreementId) external view returns (uint256);
+    /// @notice Funds in `agreementId`'s pool that are neither allocated to a round nor reclaimed.
     function unallocated(uint256 agreementId) external view returns (uint256);
+    /// @notice Whether `partner`'s reward for `round` was claimed or forfeited.
     function hasClaimed(uint256 agreementId, uint64 round, address partner) external view returns (bool);
     /// @notice The Merkle leaf of a payout.
     function payoutLeaf(uint256 agreementId, uint64 round, address partner, uint256 amount)

@@ -15,7 +15,8 @@ pragma solidity 0.8.28;
 /// and "once per round" checks stay on-chain. The signatures are published, not verified on-chain: verifying
 /// costs an ecrecover (3,000 gas) plus about 150 bytes of calldata per update (2,400 gas at 16 gas a byte,
 /// 6,000 under the calldata floor price of EIP-7623), which alone breaks our target of 5,000 gas per update;
-/// anchoring costs about 3,500 gas per update at 100 partners, measured by bench/gas.py. A forged or altered
+/// anchoring costs about 4,800 gas per update in an agreement's first round (which allocates its budget
+/// words) and 2,600 in later rounds, at 100 partners, as measured by bench/gas.py. A forged or altered
 /// commitment stays provable: any auditor can submit it with its Merkle proof to
 /// {proveForgedCommitment}, which checks the signature and the anchored entry on-chain and voids the round.
 interface IRoundLedger {
@@ -126,6 +127,7 @@ interface IRoundLedger {
     /// @dev The commitment submitted as fraud proof is correctly signed and matches the anchored entry.
     error RoundLedgerCommitmentValid();
 
+    /// @notice Emitted when a coordinator opens `round` on version `agreementVersion` of the agreement.
     event RoundOpened(
         uint256 indexed agreementId,
         uint64 indexed round,
@@ -134,6 +136,7 @@ interface IRoundLedger {
         bytes32 evalCommitment,
         uint64 deadline
     );
+    /// @notice Emitted when `partner` commits to its update for `round` and to its cumulative epsilon after it.
     event UpdateSubmitted(
         uint256 indexed agreementId,
         uint64 indexed round,
@@ -143,6 +146,7 @@ interface IRoundLedger {
         uint32 cumulativeEpsilon,
         uint64 sampleCount
     );
+    /// @notice Emitted when a coordinator anchors a batch of partners' signed commitments for `round`.
     /// @dev `entries` is the packed (uint16 party index, uint32 cumulative epsilon) list as anchored.
     event BatchCommitted(
         uint256 indexed agreementId,
@@ -152,6 +156,7 @@ interface IRoundLedger {
         bytes32 batchDocumentDigest,
         bytes entries
     );
+    /// @notice Emitted when a coordinator closes `round` with its results and its payout root.
     event RoundFinalized(
         uint256 indexed agreementId,
         uint64 indexed round,
@@ -160,7 +165,9 @@ interface IRoundLedger {
         bytes32 payoutRoot,
         uint256 payoutTotal
     );
+    /// @notice Emitted when a forged commitment, entry `position` of batch `batchIndex`, voids `round`.
     event RoundVoided(uint256 indexed agreementId, uint64 indexed round, uint256 batchIndex, uint256 position);
+    /// @notice Emitted when an auditor challenges `partner`'s update in `round`.
     event ChallengeRaised(
         uint256 indexed challengeId,
         uint256 indexed agreementId,
@@ -169,7 +176,9 @@ interface IRoundLedger {
         address challenger,
         bytes32 evidenceDigest
     );
+    /// @notice Emitted when the admin rules on a challenge: `upheld`, or dismissed.
     event ChallengeResolved(uint256 indexed challengeId, bool upheld, bytes32 rulingDigest);
+    /// @notice Emitted when the vault executes an upheld challenge by slashing the partner's stake.
     event ChallengeExecuted(uint256 indexed challengeId);
 
     /// @notice Opens the next round of `agreementId` on the model with digest `modelDigest`.
@@ -197,7 +206,8 @@ interface IRoundLedger {
         uint64 sampleCount
     ) external;
 
-    /// @notice Anchors many partners' signed commitments at once (see the contract's NatSpec for why).
+    /// @notice Anchors many partners' signed commitments at once (see the contract's NatSpec for why). Returns
+    /// the batch index: the number of updates the round had before this batch, unique within the round.
     /// @param entries Concatenated 6-byte entries: uint16 party index, uint32 cumulative epsilon, big-endian,
     /// sorted by strictly increasing party index. Entry i is leaf i of `commitmentsRoot`.
     /// Requirements: coordinator; as {submitUpdate} for every entry.
@@ -212,8 +222,9 @@ interface IRoundLedger {
 
     /// @notice Closes `round` with its results and allocates its payouts in the vault.
     /// Requirements: coordinator; the round is open, and its deadline has passed or every party submitted;
-    /// the agreement is not Terminated; `payoutTotal <= rewardPerRound`; digests non-zero; a non-zero payout
-    /// root when `payoutTotal > 0`; the vault holds enough unallocated funds.
+    /// `payoutTotal == 0` if the agreement is Terminated (the round still closes, so that its stakes come
+    /// free); `payoutTotal <= rewardPerRound`; digests non-zero; a non-zero payout root when `payoutTotal > 0`;
+    /// the vault holds enough unallocated funds.
     /// Emits {RoundFinalized}.
     function finalizeRound(
         uint256 agreementId,
@@ -253,14 +264,23 @@ interface IRoundLedger {
     /// Emits {ChallengeExecuted}.
     function markChallengeExecuted(uint256 challengeId) external returns (Challenge memory);
 
+    /// @notice Seconds after finalization during which a round can be disputed and its payouts wait.
     function disputeWindow() external view returns (uint64);
+    /// @notice The reward vault that escrows the payouts of finalized rounds.
     function vault() external view returns (address);
+    /// @notice How many rounds `agreementId` has opened; round ids run from 1 to this.
     function roundCount(uint256 agreementId) external view returns (uint64);
+    /// @notice The open round of `agreementId`, or 0 when none is open.
     function openRoundOf(uint256 agreementId) external view returns (uint64);
+    /// @notice The record of round `roundId` of `agreementId`. Reverts for an unknown round.
     function round(uint256 agreementId, uint64 roundId) external view returns (Round memory);
+    /// @notice `partner`'s cumulative epsilon under `agreementId` as last committed (1e6 = 1.0); 0 for a non-party.
     function cumulativeEpsilon(uint256 agreementId, address partner) external view returns (uint32);
+    /// @notice Whether `partner` committed to an update in `roundId`.
     function hasSubmitted(uint256 agreementId, uint64 roundId, address partner) external view returns (bool);
+    /// @notice How many challenges were raised; challenge ids run from 1 to this.
     function challengeCount() external view returns (uint256);
+    /// @notice The record of challenge `challengeId`. Reverts for an unknown challenge.
     function challengeOf(uint256 challengeId) external view returns (Challenge memory);
     /// @notice Whether `partner` may not withdraw stake: a round is open, a dispute window is running, or a
     /// challenge against it is pending or upheld and not yet executed.

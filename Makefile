@@ -1,0 +1,67 @@
+# lepton-ledger. Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+# Every step is idempotent: stamps record what is installed, so a second run installs nothing.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+# The project's own anvil/forge/solhint (npm) and brownie (venv) come first on PATH; the solc-js CLI in
+# .toolchain/ is the compiler py-solc-x (brownie) finds, so nothing is ever downloaded from a solc mirror.
+export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
+export SOLCX_BINARY_PATH := $(CURDIR)/.toolchain
+# Plain pytest must not load brownie's plugin (it would compile and start a chain for Python unit tests).
+PYTEST := $(PY) -m pytest -p no:pytest-brownie
+SOL_SOURCES := $(shell find contracts interfaces -name '*.sol' 2>/dev/null)
+
+.PHONY: help setup build demo test test-python test-contracts test-forge coverage lint bench-gas clean
+
+help:
+	@echo "make demo   - set everything up, then run the main job on embedded defaults"
+	@echo "make test   - set everything up, then run every test (Python, brownie, forge, coverage, lint)"
+	@echo "make build  - install the toolchains and compile the contracts"
+	@echo "make lint   - solhint and slither over the contracts"
+	@echo "make bench-gas PARTNERS=100 - gas of every operation and per anchored update"
+
+setup: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+build: setup build/.compiled
+
+build/.compiled: $(SOL_SOURCES) brownie-config.yaml .toolchain/solc-v0.8.28 node_modules/.installed
+	brownie compile
+	touch $@
+
+demo: build
+	$(VENV)/bin/lepton-ledger demo --out demo-out
+
+test: build test-python test-contracts test-forge coverage lint
+
+test-python: build
+	$(PYTEST) tests --ignore=tests/contracts -q
+
+test-contracts: build
+	brownie test -q
+
+test-forge: setup
+	forge test
+
+coverage: setup
+	bash .ci/coverage
+
+lint: setup
+	bash .ci/lint
+
+bench-gas: build
+	$(PY) bench/gas.py --partners $(or $(PARTNERS),100)
+
+clean:
+	rm -rf build reports demo-out .pytest_cache .hypothesis

@@ -1,0 +1,59 @@
+"""Compiled contract artifacts, read from the build folder that ``brownie compile`` writes.
+
+brownie, forge and this package compile with the same solc (``.toolchain/solc-v0.8.28``); the package reads
+brownie's output so that there is one compile path, not two that could drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from eth_utils import function_abi_to_4byte_selector
+
+from ..errors import ToolchainError
+from ..settings import artifacts_dir
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One contract's ABI and creation bytecode."""
+
+    name: str
+    abi: list[dict]
+    bytecode: str
+
+
+def load_artifact(name: str, directory: Path | None = None) -> Artifact:
+    """Loads the artifact of contract `name`.
+
+    Raises:
+        ToolchainError: the artifact is missing (run ``make build``) or has no bytecode.
+    """
+    path = (directory or artifacts_dir()) / f"{name}.json"
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ToolchainError(f"no compiled artifact for {name} at {path}; run `make build` first") from None
+    if not data.get("bytecode"):
+        raise ToolchainError(f"artifact {path} has no bytecode (an interface or abstract contract?)")
+    return Artifact(name=name, abi=data["abi"], bytecode=data["bytecode"])
+
+
+@cache
+def error_abis(directory: Path | None = None) -> dict[bytes, dict]:
+    """Every custom error of every compiled contract and interface, by its 4-byte selector."""
+    folder = directory or artifacts_dir()
+    errors: dict[bytes, dict] = {}
+    for path in sorted(folder.rglob("*.json")):
+        try:
+            abi = json.loads(path.read_text()).get("abi", [])
+        except (json.JSONDecodeError, AttributeError):
+            continue
+        for entry in abi if isinstance(abi, list) else []:
+            if entry.get("type") == "error":
+                # An error's selector is computed exactly like a function's.
+                errors[function_abi_to_4byte_selector(entry)] = entry
+    return errors

@@ -1,0 +1,80 @@
+"""Deploys a complete lepton-ledger system and describes it for other processes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from web3 import Web3
+from web3.contract import Contract
+
+from .artifacts import load_artifact
+from .transactions import Transactor
+
+COORDINATOR_ROLE = Web3.keccak(text="COORDINATOR_ROLE")
+AUDITOR_ROLE = Web3.keccak(text="AUDITOR_ROLE")
+
+CONTRACTS = ("PartnerRegistry", "AgreementRegistry", "RewardVault", "RoundLedger")
+
+
+@dataclass
+class Deployment:
+    """The four contracts of one deployment, bound to a Web3."""
+
+    partners: Contract
+    agreements: Contract
+    vault: Contract
+    ledger: Contract
+
+    def addresses(self) -> dict[str, str]:
+        return {
+            "PartnerRegistry": self.partners.address,
+            "AgreementRegistry": self.agreements.address,
+            "RewardVault": self.vault.address,
+            "RoundLedger": self.ledger.address,
+        }
+
+    def write(self, path: Path, *, rpc_url: str, chain_id: int, extra: dict | None = None) -> None:
+        """Writes deployment.json: chain id, how to reach the chain, and the addresses."""
+        document = {"chain_id": chain_id, "rpc_url": rpc_url, "contracts": self.addresses(), **(extra or {})}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(document, indent=2) + "\n")
+
+    @classmethod
+    def at(cls, w3: Web3, addresses: dict[str, str]) -> Deployment:
+        """Binds to an existing deployment."""
+        bound = {name: w3.eth.contract(address=addresses[name], abi=load_artifact(name).abi) for name in CONTRACTS}
+        return cls(
+            partners=bound["PartnerRegistry"],
+            agreements=bound["AgreementRegistry"],
+            vault=bound["RewardVault"],
+            ledger=bound["RoundLedger"],
+        )
+
+
+def deploy_system(
+    tx: Transactor,
+    *,
+    admin: str,
+    coordinator: str,
+    auditors: list[str],
+    slash_recipient: str,
+    dispute_window: int,
+) -> Deployment:
+    """Deploys the registries, the vault and the ledger, binds them together and grants the roles."""
+    partners = tx.deploy(load_artifact("PartnerRegistry"), admin, sender=admin)
+    agreements = tx.deploy(load_artifact("AgreementRegistry"), partners.address, sender=admin)
+    vault = tx.deploy(
+        load_artifact("RewardVault"), partners.address, agreements.address, slash_recipient, sender=admin
+    )
+    ledger = tx.deploy(
+        load_artifact("RoundLedger"), partners.address, agreements.address, vault.address, dispute_window,
+        sender=admin,
+    )  # fmt: skip
+    tx.transact(agreements.functions.setVault(vault.address), admin)
+    tx.transact(vault.functions.setRoundLedger(ledger.address), admin)
+    tx.transact(partners.functions.grantRole(COORDINATOR_ROLE, coordinator), admin)
+    for auditor in auditors:
+        tx.transact(partners.functions.grantRole(AUDITOR_ROLE, auditor), admin)
+    return Deployment(partners=partners, agreements=agreements, vault=vault, ledger=ledger)

@@ -1,0 +1,111 @@
+"""Sending transactions with the sender's own key: explicit nonces, receipts, decoded custom errors.
+
+Every transaction is signed locally by the account that acts (a partner signs its own), never by an
+unlocked node account, so the same code works against anvil and against any RPC endpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from eth_abi import decode as abi_decode
+from eth_account.signers.local import LocalAccount
+from hexbytes import HexBytes
+from web3 import Web3
+from web3.contract import Contract
+from web3.contract.contract import ContractFunction
+from web3.exceptions import ContractCustomError, ContractLogicError
+from web3.types import TxReceipt
+
+from ..errors import ChainError, ConfigurationError, ContractReverted
+from .artifacts import Artifact, error_abis
+
+
+def decode_revert(data: str | bytes | None) -> ContractReverted | None:
+    """Decodes revert data into the contract's custom error, or None when it is not one we know."""
+    if not data:
+        return None
+    raw = HexBytes(data)
+    abi = error_abis().get(bytes(raw[:4]))
+    if abi is None:
+        return None
+    types = [item["type"] if item["type"] != "tuple" else _tuple_type(item) for item in abi["inputs"]]
+    values = abi_decode(types, bytes(raw[4:]))
+    args = {item["name"] or f"arg{i}": _plain(v) for i, (item, v) in enumerate(zip(abi["inputs"], values))}
+    return ContractReverted(abi["name"], args)
+
+
+def _tuple_type(item: dict) -> str:
+    return "(" + ",".join(c["type"] for c in item["components"]) + ")"
+
+
+def _plain(value: Any) -> Any:
+    return "0x" + value.hex() if isinstance(value, bytes) else value
+
+
+class Transactor:
+    """Signs and sends transactions for a set of local accounts, tracking each sender's nonce."""
+
+    def __init__(self, w3: Web3, accounts: Iterable[LocalAccount] = (), *, receipt_timeout: float = 120) -> None:
+        self.w3 = w3
+        self.chain_id = w3.eth.chain_id
+        self.receipt_timeout = receipt_timeout
+        self._accounts: dict[str, LocalAccount] = {}
+        self._nonces: dict[str, int] = {}
+        for account in accounts:
+            self.add(account)
+
+    def add(self, account: LocalAccount) -> str:
+        """Adds an account whose key may sign; returns its checksummed address."""
+        self._accounts[account.address] = account
+        return account.address
+
+    def transact(self, call: ContractFunction, sender: str, *, gas: int | None = None) -> TxReceipt:
+        """Sends `call` from `sender` and waits for its receipt.
+
+        Raises:
+            ConfigurationError: no key for `sender` was added.
+            ContractReverted: the contract refused, with its custom error decoded.
+            ChainError: the transaction failed otherwise.
+        """
+        params: dict[str, Any] = {"from": sender, "chainId": self.chain_id}
+        if gas is not None:
+            params["gas"] = gas
+        try:
+            params["nonce"] = self._nonce(sender)
+            tx = call.build_transaction(params)  # estimates gas, so a refusal surfaces here, before signing
+        except (ContractCustomError, ContractLogicError) as exc:
+            raise decode_revert(getattr(exc, "data", None)) or ChainError(str(exc)) from None
+        return self._send(tx, sender)
+
+    def deploy(self, artifact: Artifact, *args: Any, sender: str) -> Contract:
+        """Deploys `artifact` with constructor `args` from `sender`; returns the bound contract."""
+        factory = self.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
+        tx = factory.constructor(*args).build_transaction(
+            {"from": sender, "chainId": self.chain_id, "nonce": self._nonce(sender)}
+        )
+        receipt = self._send(tx, sender)
+        return self.w3.eth.contract(address=receipt["contractAddress"], abi=artifact.abi)
+
+    def _send(self, tx: dict, sender: str) -> TxReceipt:
+        account = self._account(sender)
+        signed = account.sign_transaction(tx)
+        tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        self._nonces[sender] = tx["nonce"] + 1
+        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_timeout)
+        if receipt["status"] != 1:
+            raise ChainError(f"transaction {tx_hash.hex()} from {sender} failed (status 0)")
+        return receipt
+
+    def _nonce(self, sender: str) -> int:
+        self._account(sender)
+        if sender not in self._nonces:
+            self._nonces[sender] = self.w3.eth.get_transaction_count(sender, "pending")
+        return self._nonces[sender]
+
+    def _account(self, sender: str) -> LocalAccount:
+        try:
+            return self._accounts[sender]
+        except KeyError:
+            raise ConfigurationError(f"no key for {sender}: nobody acts for an account without its key") from None

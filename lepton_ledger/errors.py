@@ -1,0 +1,37 @@
+"""The project's exception tree: one root, and subclasses that also inherit the matching builtin so that
+callers may catch either (`except BudgetExceeded` or `except ValueError`)."""
+
+from __future__ import annotations
+
+
+class LeptonError(Exception):
+    """Root of every error lepton-ledger raises on purpose."""
+
+
+class ConfigurationError(LeptonError, ValueError):
+    """A setting or argument is missing or malformed."""
+
+
+class ToolchainError(LeptonError, RuntimeError):
+    """A build artifact or external tool (anvil, the compiler) is missing or failed."""
+
+
+class ChainError(LeptonError, RuntimeError):
+    """The chain could not be reached, or a transaction failed for a reason other than a contract error."""
+
+
+class ContractReverted(ChainError):
+    """A contract refused a call with one of its custom errors.
+
+    Attributes:
+        error: the custom error's name, e.g. ``RoundLedgerBudgetExceeded``.
+        args: its decoded arguments, by name.
+    """
+
+    def __init__(self, error: str, args: dict[str, object], contract: str | None = None) -> None:
+        self.error = error
+        self.args_by_name = args
+        self.contract = contract
+        rendered = ", ".join(f"{k}={v}" for k, v in args.items())
+        where = f"{contract}: " if contract else ""
+        super().__init__(f"{where}{error}({rendered})")
