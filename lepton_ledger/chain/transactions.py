@@ -32,7 +32,9 @@ def decode_revert(data: str | bytes | None) -> ContractReverted | None:
         return None
     types = [item["type"] if item["type"] != "tuple" else _tuple_type(item) for item in abi["inputs"]]
     values = abi_decode(types, bytes(raw[4:]))
-    args = {item["name"] or f"arg{i}": _plain(v) for i, (item, v) in enumerate(zip(abi["inputs"], values))}
+    args = {
+        item["name"] or f"arg{i}": _plain(item["type"], v) for i, (item, v) in enumerate(zip(abi["inputs"], values))
+    }
     return ContractReverted(abi["name"], args)
 
 
@@ -40,7 +42,9 @@ def _tuple_type(item: dict) -> str:
     return "(" + ",".join(c["type"] for c in item["components"]) + ")"
 
 
-def _plain(value: Any) -> Any:
+def _plain(abi_type: str, value: Any) -> Any:
+    if abi_type == "address":
+        return Web3.to_checksum_address(value)
     return "0x" + value.hex() if isinstance(value, bytes) else value
 
 

@@ -1,0 +1,102 @@
+"""The chain client against a real anvil: deployment, signed transactions, decoded custom errors, state
+that survives a restart, and the lifecycle walk of `make demo`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from web3 import Web3
+
+from lepton_ledger.chain.anvil import Anvil, advance_time
+from lepton_ledger.chain.artifacts import load_artifact
+from lepton_ledger.chain.deployment import deploy_system
+from lepton_ledger.chain.lifecycle import dev_account, run_lifecycle
+from lepton_ledger.chain.transactions import Transactor
+from lepton_ledger.errors import ConfigurationError, ContractReverted, LeptonError, ToolchainError
+
+
+@pytest.fixture(scope="module")
+def chain():
+    with Anvil() as w3:
+        yield w3
+
+
+@pytest.fixture(scope="module")
+def system(chain):
+    admin, coordinator, auditor, treasury, partner = (dev_account(i) for i in (0, 1, 2, 7, 3))
+    tx = Transactor(chain, [admin, coordinator, auditor, treasury, partner])
+    deployment = deploy_system(
+        tx, admin=admin.address, coordinator=coordinator.address, auditors=[auditor.address],
+        slash_recipient=treasury.address, dispute_window=60,
+    )  # fmt: skip
+    return tx, deployment, {"admin": admin, "coordinator": coordinator, "partner": partner}
+
+
+def test_deploy_binds_contracts_and_grants_roles(system):
+    _, d, who = system
+    assert d.agreements.functions.vault().call() == d.vault.address
+    assert d.vault.functions.roundLedger().call() == d.ledger.address
+    assert d.ledger.functions.vault().call() == d.vault.address
+    role = Web3.keccak(text="COORDINATOR_ROLE")
+    assert d.partners.functions.hasRole(role, who["coordinator"].address).call()
+    assert not d.partners.functions.hasRole(role, who["partner"].address).call()
+
+
+def test_contract_refusal_is_decoded_into_its_custom_error(system):
+    tx, d, who = system
+    with pytest.raises(ContractReverted) as info:
+        tx.transact(d.partners.functions.approve(who["partner"].address), who["partner"].address)
+    assert info.value.error == "AccessControlUnauthorizedAccount"
+    assert info.value.args_by_name["account"] == who["partner"].address
+    with pytest.raises(ContractReverted) as info:
+        tx.transact(d.partners.functions.register(b"\x00" * 32, b"\x01" * 32), who["partner"].address)
+    assert info.value.error == "PartnerRegistryZeroProfileDigest"
+    assert isinstance(info.value, LeptonError)
+
+
+def test_refused_transaction_consumes_no_nonce(system, chain):
+    tx, d, who = system
+    sender = who["partner"].address
+    before = chain.eth.get_transaction_count(sender)
+    with pytest.raises(ContractReverted):
+        tx.transact(d.partners.functions.register(b"\x00" * 32, b"\x01" * 32), sender)
+    tx.transact(d.partners.functions.register(b"\x01" * 32, b"\x02" * 32), sender)
+    assert chain.eth.get_transaction_count(sender) == before + 1
+
+
+def test_nobody_sends_for_an_account_without_its_key(system):
+    tx, d, _ = system
+    stranger = dev_account(9).address
+    with pytest.raises(ConfigurationError, match="no key for"):
+        tx.transact(d.partners.functions.register(b"\x01" * 32, b"\x02" * 32), stranger)
+
+
+def test_missing_artifact_names_the_fix(tmp_path):
+    with pytest.raises(ToolchainError, match="make build"):
+        load_artifact("NoSuchContract", directory=tmp_path)
+
+
+def test_state_file_survives_a_restart(tmp_path):
+    state = tmp_path / "chain-state.json"
+    admin = dev_account(0)
+    with Anvil(state_file=state) as w3:
+        tx = Transactor(w3, [admin])
+        registry = tx.deploy(load_artifact("PartnerRegistry"), admin.address, sender=admin.address)
+        advance_time(w3, 10)
+    assert state.exists()
+    with Anvil(state_file=state) as w3:
+        restored = w3.eth.contract(address=registry.address, abi=load_artifact("PartnerRegistry").abi)
+        assert restored.functions.hasRole(b"\x00" * 32, admin.address).call()
+
+
+def test_lifecycle_walk_pays_everyone_and_balances_the_books(tmp_path):
+    result = run_lifecycle(tmp_path, dispute_window=120)
+    deployment = json.loads((tmp_path / "deployment.json").read_text())
+    assert deployment["chain_id"] == result.chain_id
+    assert deployment["contracts"] == result.addresses
+    assert sum(result.payouts.values()) == 300 * 10**18
+    assert sorted(result.claimed.values()) == sorted(result.payouts.values())
+    pool = result.pool
+    assert pool["paid"] == 300 * 10**18
+    assert pool["funded"] == pool["paid"] + pool["claimable"] + pool["slashed"] + pool["unallocated"] + pool["reclaimed"]
