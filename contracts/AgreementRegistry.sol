@@ -272,8 +272,9 @@ contract AgreementRegistry is IAgreementRegistry, EIP712, Nonces {
     }
 
     /// @dev Activation checks the parties' stakes in order and remembers how many leading parties it has
-    /// already found staked for this version (stakes cannot shrink while the agreement is in force), so the
-    /// stakes of n parties cost O(n) checks in all instead of O(n) each.
+    /// already found staked for this version, so the stakes of n parties cost O(n) checks in all instead of
+    /// O(n) each. A stake behind the cursor can still shrink (a slash), so the prefix is checked again once the
+    /// walk reaches the end, before activating.
     function _tryActivate(uint256 agreementId) private returns (bool) {
         AgreementState storage state = _states[agreementId];
         if (state.status != AgreementStatus.Proposed) return state.status == AgreementStatus.Active;
@@ -288,6 +289,13 @@ contract AgreementRegistry is IAgreementRegistry, EIP712, Nonces {
                 uint256 staked = stakeVault == address(0) ? 0 : IRewardVault(stakeVault).stakeOf(agreementId, t.parties[i]);
                 if (staked < required) {
                     if (i != cursor) _stakedPrefix[agreementId] = i;
+                    return false;
+                }
+            }
+            // cursor != 0 only after a walk that found the vault set, so stakeVault is non-zero here.
+            for (uint256 i; i < cursor; ++i) {
+                if (IRewardVault(stakeVault).stakeOf(agreementId, t.parties[i]) < required) {
+                    _stakedPrefix[agreementId] = i;
                     return false;
                 }
             }

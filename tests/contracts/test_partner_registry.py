@@ -1,0 +1,382 @@
+"""PartnerRegistry: registration, the coordinator's approve/suspend, key rotation, profiles and roles."""
+
+import pytest
+from brownie import accounts, chain, web3
+from conftest import ADMIN_ROLE, AUDITOR_ROLE, COORDINATOR_ROLE, reverts_with
+
+NONE, PENDING, APPROVED, SUSPENDED = range(4)
+PROFILE = web3.keccak(text="profile document")
+KEY = web3.keccak(text="x25519 public key")
+NEW_KEY = web3.keccak(text="x25519 public key, rotated")
+NEW_PROFILE = web3.keccak(text="profile document v2")
+REASON = web3.keccak(text="published reason")
+ZERO = b"\x00" * 32
+EMPTY_RECORD = (NONE, 0, "0x" + "00" * 32, "0x" + "00" * 32)
+
+
+def record(partners, account):
+    """partnerOf as plain values, comparable with tuples of bytes."""
+    status, registered_at, profile, key = partners.partnerOf(account)
+    return (status, registered_at, "0x" + bytes(profile).hex(), "0x" + bytes(key).hex())
+
+
+def hexed(value):
+    return "0x" + bytes(value).hex()
+
+
+@pytest.fixture(scope="module")
+def newcomer():
+    """An account that no fixture registers."""
+    return accounts[8]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# register
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_register_records_pending_partner(partners, partner_a, assert_events):
+    tx = partners.register(PROFILE, KEY, {"from": partner_a})
+
+    assert record(partners, partner_a) == (PENDING, tx.timestamp, hexed(PROFILE), hexed(KEY))
+    assert not partners.isApproved(partner_a)
+    assert_events(tx, ("PartnerRegistered", {"partner": partner_a, "profileDigest": PROFILE, "encryptionKey": KEY}))
+
+
+def test_register_refuses_second_registration(partners, partner_a, register):
+    register(partner_a)
+    before = record(partners, partner_a)
+
+    with reverts_with("PartnerRegistryAlreadyRegistered", partner_a):
+        partners.register(NEW_PROFILE, NEW_KEY, {"from": partner_a})
+
+    assert record(partners, partner_a) == before
+
+
+def test_register_refuses_second_registration_while_suspended(partners, partner_a, coordinator, register):
+    register(partner_a)
+    partners.suspend(partner_a, REASON, {"from": coordinator})
+
+    with reverts_with("PartnerRegistryAlreadyRegistered", partner_a):
+        partners.register(NEW_PROFILE, NEW_KEY, {"from": partner_a})
+
+    assert partners.partnerOf(partner_a)[0] == SUSPENDED
+
+
+def test_register_refuses_zero_profile_digest(partners, partner_a):
+    with reverts_with("PartnerRegistryZeroProfileDigest"):
+        partners.register(ZERO, KEY, {"from": partner_a})
+
+    assert record(partners, partner_a) == EMPTY_RECORD
+
+
+def test_register_refuses_zero_encryption_key(partners, partner_a):
+    with reverts_with("PartnerRegistryZeroEncryptionKey"):
+        partners.register(PROFILE, ZERO, {"from": partner_a})
+
+    assert record(partners, partner_a) == EMPTY_RECORD
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# approve
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_approve_approves_pending_partner(partners, partner_a, coordinator, register, assert_events):
+    register(partner_a, approve=False)
+
+    tx = partners.approve(partner_a, {"from": coordinator})
+
+    assert partners.partnerOf(partner_a)[0] == APPROVED
+    assert partners.isApproved(partner_a)
+    assert partners.suspendedCount() == 0
+    assert_events(tx, ("PartnerApproved", {"partner": partner_a, "coordinator": coordinator}))
+
+
+def test_approve_keeps_the_rest_of_the_record(partners, partner_a, coordinator):
+    registered = partners.register(PROFILE, KEY, {"from": partner_a})
+    chain.sleep(100)
+
+    partners.approve(partner_a, {"from": coordinator})
+
+    assert record(partners, partner_a) == (APPROVED, registered.timestamp, hexed(PROFILE), hexed(KEY))
+
+
+def test_approve_reinstates_suspended_partner(partners, partner_a, coordinator, register, assert_events):
+    register(partner_a)
+    partners.suspend(partner_a, REASON, {"from": coordinator})
+    assert partners.suspendedCount() == 1
+
+    tx = partners.approve(partner_a, {"from": coordinator})
+
+    assert partners.isApproved(partner_a)
+    assert partners.suspendedCount() == 0
+    assert_events(tx, ("PartnerApproved", {"partner": partner_a, "coordinator": coordinator}))
+
+
+def test_approve_refuses_unregistered_account(partners, newcomer, coordinator):
+    with reverts_with("PartnerRegistryInvalidStatus", newcomer, NONE):
+        partners.approve(newcomer, {"from": coordinator})
+
+    assert record(partners, newcomer) == EMPTY_RECORD
+
+
+def test_approve_refuses_approved_partner(partners, partner_a, coordinator, register):
+    register(partner_a)
+
+    with reverts_with("PartnerRegistryInvalidStatus", partner_a, APPROVED):
+        partners.approve(partner_a, {"from": coordinator})
+
+    assert partners.isApproved(partner_a)
+    assert partners.suspendedCount() == 0
+
+
+def test_approve_refuses_non_coordinator(partners, partner_a, admin, register, reverts_exactly):
+    register(partner_a, approve=False)
+
+    with reverts_exactly("AccessControlUnauthorizedAccount", admin, COORDINATOR_ROLE):
+        partners.approve(partner_a, {"from": admin})
+
+    assert partners.partnerOf(partner_a)[0] == PENDING
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# suspend
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_suspend_suspends_approved_partner(partners, partner_a, coordinator, register, assert_events):
+    register(partner_a)
+
+    tx = partners.suspend(partner_a, REASON, {"from": coordinator})
+
+    assert partners.partnerOf(partner_a)[0] == SUSPENDED
+    assert not partners.isApproved(partner_a)
+    assert partners.suspendedCount() == 1
+    assert_events(tx, ("PartnerSuspended", {"partner": partner_a, "coordinator": coordinator, "reasonDigest": REASON}))
+
+
+def test_suspend_suspends_pending_partner(partners, partner_a, coordinator, register, assert_events):
+    register(partner_a, approve=False)
+
+    tx = partners.suspend(partner_a, REASON, {"from": coordinator})
+
+    assert partners.partnerOf(partner_a)[0] == SUSPENDED
+    assert partners.suspendedCount() == 1
+    assert_events(tx, ("PartnerSuspended", {"partner": partner_a, "coordinator": coordinator, "reasonDigest": REASON}))
+
+
+def test_suspend_refuses_suspended_partner(partners, partner_a, coordinator, register):
+    register(partner_a)
+    partners.suspend(partner_a, REASON, {"from": coordinator})
+
+    with reverts_with("PartnerRegistryInvalidStatus", partner_a, SUSPENDED):
+        partners.suspend(partner_a, REASON, {"from": coordinator})
+
+    assert partners.suspendedCount() == 1
+
+
+def test_suspend_refuses_unregistered_account(partners, newcomer, coordinator):
+    with reverts_with("PartnerRegistryInvalidStatus", newcomer, NONE):
+        partners.suspend(newcomer, REASON, {"from": coordinator})
+
+    assert record(partners, newcomer) == EMPTY_RECORD
+    assert partners.suspendedCount() == 0
+
+
+def test_suspend_refuses_non_coordinator(partners, partner_a, auditor, register, reverts_exactly):
+    register(partner_a)
+
+    with reverts_exactly("AccessControlUnauthorizedAccount", auditor, COORDINATOR_ROLE):
+        partners.suspend(partner_a, REASON, {"from": auditor})
+
+    assert partners.isApproved(partner_a)
+    assert partners.suspendedCount() == 0
+
+
+def test_suspended_count_follows_suspensions_and_reinstatements(
+    partners, partner_a, partner_b, partner_c, coordinator, register
+):
+    for partner in (partner_a, partner_b, partner_c):
+        register(partner)
+
+    partners.suspend(partner_a, REASON, {"from": coordinator})
+    partners.suspend(partner_b, REASON, {"from": coordinator})
+    assert partners.suspendedCount() == 2
+    partners.approve(partner_a, {"from": coordinator})
+    assert partners.suspendedCount() == 1
+    partners.suspend(partner_c, REASON, {"from": coordinator})
+    partners.approve(partner_b, {"from": coordinator})
+    partners.approve(partner_c, {"from": coordinator})
+    assert partners.suspendedCount() == 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# rotateEncryptionKey
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_rotate_encryption_key_replaces_key(partners, partner_a, assert_events):
+    registered = partners.register(PROFILE, KEY, {"from": partner_a})
+
+    tx = partners.rotateEncryptionKey(NEW_KEY, {"from": partner_a})
+
+    assert record(partners, partner_a) == (PENDING, registered.timestamp, hexed(PROFILE), hexed(NEW_KEY))
+    assert_events(tx, ("EncryptionKeyRotated", {"partner": partner_a, "previousKey": KEY, "newKey": NEW_KEY}))
+
+
+def test_rotate_encryption_key_allowed_while_suspended(partners, partner_a, coordinator, assert_events):
+    partners.register(PROFILE, KEY, {"from": partner_a})
+    partners.suspend(partner_a, REASON, {"from": coordinator})
+
+    tx = partners.rotateEncryptionKey(NEW_KEY, {"from": partner_a})
+
+    assert hexed(partners.partnerOf(partner_a)[3]) == hexed(NEW_KEY)
+    assert partners.partnerOf(partner_a)[0] == SUSPENDED
+    assert_events(tx, ("EncryptionKeyRotated", {"partner": partner_a, "previousKey": KEY, "newKey": NEW_KEY}))
+
+
+def test_rotate_encryption_key_refuses_unregistered_account(partners, newcomer):
+    with reverts_with("PartnerRegistryNotRegistered", newcomer):
+        partners.rotateEncryptionKey(NEW_KEY, {"from": newcomer})
+
+    assert record(partners, newcomer) == EMPTY_RECORD
+
+
+def test_rotate_encryption_key_refuses_zero_key(partners, partner_a):
+    partners.register(PROFILE, KEY, {"from": partner_a})
+
+    with reverts_with("PartnerRegistryZeroEncryptionKey"):
+        partners.rotateEncryptionKey(ZERO, {"from": partner_a})
+
+    assert hexed(partners.partnerOf(partner_a)[3]) == hexed(KEY)
+
+
+def test_rotate_encryption_key_refuses_unchanged_key(partners, partner_a, reverts_exactly):
+    partners.register(PROFILE, KEY, {"from": partner_a})
+
+    with reverts_exactly("PartnerRegistryKeyUnchanged", KEY):
+        partners.rotateEncryptionKey(KEY, {"from": partner_a})
+
+    assert hexed(partners.partnerOf(partner_a)[3]) == hexed(KEY)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# updateProfile
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_update_profile_replaces_digest(partners, partner_a, register, assert_events):
+    registered = partners.register(PROFILE, KEY, {"from": partner_a})
+
+    tx = partners.updateProfile(NEW_PROFILE, {"from": partner_a})
+
+    assert record(partners, partner_a) == (PENDING, registered.timestamp, hexed(NEW_PROFILE), hexed(KEY))
+    assert_events(tx, ("ProfileUpdated", {"partner": partner_a, "previousDigest": PROFILE, "newDigest": NEW_PROFILE}))
+
+
+def test_update_profile_refuses_unregistered_account(partners, newcomer):
+    with reverts_with("PartnerRegistryNotRegistered", newcomer):
+        partners.updateProfile(NEW_PROFILE, {"from": newcomer})
+
+    assert record(partners, newcomer) == EMPTY_RECORD
+
+
+def test_update_profile_refuses_zero_digest(partners, partner_a):
+    partners.register(PROFILE, KEY, {"from": partner_a})
+
+    with reverts_with("PartnerRegistryZeroProfileDigest"):
+        partners.updateProfile(ZERO, {"from": partner_a})
+
+    assert hexed(partners.partnerOf(partner_a)[2]) == hexed(PROFILE)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# views
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_partner_of_unregistered_account_is_empty(partners, newcomer):
+    assert record(partners, newcomer) == EMPTY_RECORD
+    assert not partners.isApproved(newcomer)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# roles (OpenZeppelin AccessControl: the registry holds the roles of the whole deployment)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_role_constants_are_the_lepton_roles(partners):
+    assert hexed(partners.COORDINATOR_ROLE()) == hexed(COORDINATOR_ROLE)
+    assert hexed(partners.AUDITOR_ROLE()) == hexed(AUDITOR_ROLE)
+    assert hexed(partners.DEFAULT_ADMIN_ROLE()) == hexed(ADMIN_ROLE)
+    for role in (COORDINATOR_ROLE, AUDITOR_ROLE, ADMIN_ROLE):
+        assert hexed(partners.getRoleAdmin(role)) == hexed(ADMIN_ROLE)
+
+
+def test_constructor_grants_only_the_admin_role(admin, coordinator):
+    from brownie import PartnerRegistry
+
+    registry = PartnerRegistry.deploy(coordinator, {"from": admin})
+
+    assert registry.hasRole(ADMIN_ROLE, coordinator)
+    assert not registry.hasRole(ADMIN_ROLE, admin)
+    assert not registry.hasRole(COORDINATOR_ROLE, coordinator)
+    assert registry.suspendedCount() == 0
+
+
+def test_admin_grants_coordinator_role(partners, admin, rando, assert_events):
+    tx = partners.grantRole(COORDINATOR_ROLE, rando, {"from": admin})
+
+    assert partners.hasRole(COORDINATOR_ROLE, rando)
+    assert_events(tx, ("RoleGranted", {"role": COORDINATOR_ROLE, "account": rando, "sender": admin}))
+
+
+def test_granted_coordinator_can_approve(partners, admin, rando, partner_a, register):
+    register(partner_a, approve=False)
+    partners.grantRole(COORDINATOR_ROLE, rando, {"from": admin})
+
+    partners.approve(partner_a, {"from": rando})
+
+    assert partners.isApproved(partner_a)
+
+
+def test_admin_revokes_coordinator_role(partners, admin, coordinator, partner_a, register, assert_events):
+    register(partner_a, approve=False)
+
+    tx = partners.revokeRole(COORDINATOR_ROLE, coordinator, {"from": admin})
+
+    assert not partners.hasRole(COORDINATOR_ROLE, coordinator)
+    assert_events(tx, ("RoleRevoked", {"role": COORDINATOR_ROLE, "account": coordinator, "sender": admin}))
+    with reverts_with("AccessControlUnauthorizedAccount"):
+        partners.approve(partner_a, {"from": coordinator})
+
+
+def test_grant_role_refuses_non_admin(partners, coordinator, rando, reverts_exactly):
+    with reverts_exactly("AccessControlUnauthorizedAccount", coordinator, ADMIN_ROLE):
+        partners.grantRole(COORDINATOR_ROLE, rando, {"from": coordinator})
+
+    assert not partners.hasRole(COORDINATOR_ROLE, rando)
+
+
+def test_holder_renounces_own_role(partners, auditor, assert_events):
+    tx = partners.renounceRole(AUDITOR_ROLE, auditor, {"from": auditor})
+
+    assert not partners.hasRole(AUDITOR_ROLE, auditor)
+    assert_events(tx, ("RoleRevoked", {"role": AUDITOR_ROLE, "account": auditor, "sender": auditor}))
+
+
+def test_renounce_role_refuses_another_account(partners, auditor, rando):
+    with reverts_with("AccessControlBadConfirmation"):
+        partners.renounceRole(AUDITOR_ROLE, auditor, {"from": rando})
+
+    assert partners.hasRole(AUDITOR_ROLE, auditor)
+
+
+@pytest.mark.parametrize(
+    "interface_id, supported",
+    [("0x01ffc9a7", True), ("0x7965db0b", True), ("0xffffffff", False), ("0x12345678", False)],
+    ids=["IERC165", "IAccessControl", "invalid", "unknown"],
+)
+def test_supports_interface_reports_access_control(partners, interface_id, supported):
+    assert partners.supportsInterface(interface_id) is supported
