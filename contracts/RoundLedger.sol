@@ -390,7 +390,6 @@ contract RoundLedger is IRoundLedger, EIP712 {
     /// i.e. 32 epsilon words). This loop is the per-update cost of a batch: keep it lean.
     /// The caller has checked that the last (largest) index is in range.
     function _applyEntries(BatchContext memory ctx, bytes calldata entries) private {
-        if (partners.suspendedCount() != 0) _requireApprovedParties(ctx.agreementId, entries);
         uint256 wordKey = _NO_WORD;
         uint256 epsilonWord;
         uint256 submittedWord;
@@ -415,6 +414,8 @@ contract RoundLedger is IRoundLedger, EIP712 {
         }
         _epsilonWords[ctx.agreementId][wordKey] = epsilonWord;
         _submitted[ctx.agreementId][ctx.roundId][wordKey >> 5] = submittedWord;
+        // After the walk, which proved every index sorted and so (the last one being checked) in range.
+        if (partners.suspendedCount() != 0) _requireApprovedParties(ctx.agreementId, entries);
     }
 
     /// @dev Writes back the cached words of epsilon word `oldKey` and loads those of `newKey`. The bitmap word
@@ -488,10 +489,18 @@ contract RoundLedger is IRoundLedger, EIP712 {
         uint256 shift = (index & 7) * 32;
         uint256 previous = uint32(word >> shift);
         if (committed <= previous) {
-            revert RoundLedgerEpsilonNotIncreasing(agreements.partyAt(agreementId, index), previous, committed);
+            revert RoundLedgerEpsilonNotIncreasing(_partyForError(agreementId, index), previous, committed);
         }
-        if (committed > cap) revert RoundLedgerBudgetExceeded(agreements.partyAt(agreementId, index), committed, cap);
+        if (committed > cap) revert RoundLedgerBudgetExceeded(_partyForError(agreementId, index), committed, cap);
         return (word & ~(uint256(type(uint32).max) << shift)) | (committed << shift);
+    }
+
+    /// @dev The party at `index`, for an error. A batch range-checks only its last index up front, so an earlier
+    /// index may still be out of range here (the batch is then unsorted too): name that, rather than panic.
+    function _partyForError(uint256 agreementId, uint256 index) private view returns (address) {
+        uint256 count = agreements.roundConfig(agreementId).partyCount;
+        if (index >= count) revert RoundLedgerPartyIndexOutOfRange(index, count);
+        return agreements.partyAt(agreementId, index);
     }
 
     function _entryCount(bytes calldata entries) private pure returns (uint256) {

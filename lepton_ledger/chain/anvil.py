@@ -97,7 +97,7 @@ class Anvil:
             return
         self._process.terminate()
         try:
-            self._process.wait(timeout=15)
+            self._process.wait(timeout=60)  # dumping a large state file takes a while on a loaded machine
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()

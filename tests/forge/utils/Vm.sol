@@ -17,6 +17,17 @@ interface Vm {
     function label(address account, string calldata name) external;
     function chainId(uint256 newChainId) external;
     function bound(uint256 x, uint256 min, uint256 max) external pure returns (uint256);
+    // Appended for the ledger and vault tests.
+    struct Log {
+        bytes32[] topics;
+        bytes data;
+        address emitter;
+    }
+
+    function expectEmit(bool checkTopic1, bool checkTopic2, bool checkTopic3, bool checkData, address emitter)
+        external;
+    function recordLogs() external;
+    function getRecordedLogs() external returns (Log[] memory logs);
 }
 
 /// @dev Base of every Solidity test: the cheatcode handle and a few assertions.
