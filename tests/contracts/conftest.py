@@ -44,7 +44,9 @@ def private_key_of(index: int) -> bytes:
 
 @pytest.fixture(autouse=True)
 def isolation(fn_isolation):
-    pass
+    """Every test runs on a snapshot that is reverted after it, with brownie's clock re-aligned to the chain's
+    (see `synced_clock`: without it, long sessions drift until `chain.time()` runs ahead of block time)."""
+    chain.mine()
 
 
 @pytest.fixture(scope="module")
