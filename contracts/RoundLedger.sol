@@ -157,7 +157,7 @@ contract RoundLedger is IRoundLedger, EIP712 {
         (uint256 lastIndex,) = _entryAt(entries, count - 1);
         if (lastIndex >= config.partyCount) revert RoundLedgerPartyIndexOutOfRange(lastIndex, config.partyCount);
 
-        _applyEntries(BatchContext(agreementId, roundId, config.epsilonCap), entries);
+        _applyEntries(BatchContext(agreementId, roundId, config.epsilonCap, config.partyCount), entries);
         batchIndex = r.submissions;
         // unchecked: count <= 256, since indexes are distinct and below partyCount <= 256.
         unchecked {
@@ -383,6 +383,7 @@ contract RoundLedger is IRoundLedger, EIP712 {
         uint256 agreementId;
         uint64 roundId;
         uint256 epsilonCap;
+        uint256 partyCount;
     }
 
     /// @dev Checks and records every entry of a batch. Entries are sorted, so the parties of one epsilon word
@@ -390,6 +391,7 @@ contract RoundLedger is IRoundLedger, EIP712 {
     /// i.e. 32 epsilon words). This loop is the per-update cost of a batch: keep it lean.
     /// The caller has checked that the last (largest) index is in range.
     function _applyEntries(BatchContext memory ctx, bytes calldata entries) private {
+        if (partners.suspendedCount() != 0) _requireApprovedParties(ctx, entries);
         uint256 wordKey = _NO_WORD;
         uint256 epsilonWord;
         uint256 submittedWord;
@@ -414,8 +416,6 @@ contract RoundLedger is IRoundLedger, EIP712 {
         }
         _epsilonWords[ctx.agreementId][wordKey] = epsilonWord;
         _submitted[ctx.agreementId][ctx.roundId][wordKey >> 5] = submittedWord;
-        // After the walk, which proved every index sorted and so (the last one being checked) in range.
-        if (partners.suspendedCount() != 0) _requireApprovedParties(ctx.agreementId, entries);
     }
 
     /// @dev Writes back the cached words of epsilon word `oldKey` and loads those of `newKey`. The bitmap word
@@ -446,9 +446,12 @@ contract RoundLedger is IRoundLedger, EIP712 {
     }
 
     /// @dev Only needed while some partner is suspended; a separate pass keeps the common case cheap.
-    function _requireApprovedParties(uint256 agreementId, bytes calldata entries) private view {
+    /// An index past the parties can only come before the (range-checked) last entry, so the batch is unsorted:
+    /// it is skipped here, and the walk reports the batch as it does when nobody is suspended.
+    function _requireApprovedParties(BatchContext memory ctx, bytes calldata entries) private view {
         for (uint256 offset; offset < entries.length; offset += _ENTRY_SIZE) {
-            _requireApprovedParty(agreementId, uint48(bytes6(entries[offset:offset + _ENTRY_SIZE])) >> 32);
+            uint256 index = uint48(bytes6(entries[offset:offset + _ENTRY_SIZE])) >> 32;
+            if (index < ctx.partyCount) _requireApprovedParty(ctx.agreementId, index);
         }
     }
 

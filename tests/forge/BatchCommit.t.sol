@@ -1,0 +1,702 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.28;
+
+import {LedgerFixture, TestBase} from "./utils/Fixture.sol";
+import {Vm} from "./utils/Vm.sol";
+import {Merkle} from "./utils/Merkle.sol";
+import {IRoundLedger} from "../../interfaces/IRoundLedger.sol";
+import {IRewardVault} from "../../interfaces/IRewardVault.sol";
+import {PositionalMerkle} from "../../contracts/libraries/PositionalMerkle.sol";
+import {SmartWallet} from "../../contracts/testing/SmartWallet.sol";
+
+/// @dev Batched commitments: commitBatch keeps every guarantee of submitUpdate, and proveForgedCommitment voids a
+/// round whose anchored batch holds a commitment its partner did not sign.
+contract BatchCommitTest is LedgerFixture {
+    bytes32 internal constant DOCUMENT = keccak256("batch document");
+    uint256 internal constant WRONG_KEY = 0xBADC0DE;
+    uint256 internal constant PARTIES = 10;
+
+    struct Batch {
+        bytes entries;
+        IRoundLedger.UpdateCommitment[] commitments;
+        bytes[] signatures;
+        bytes32[] leaves;
+        bytes32 root;
+    }
+
+    uint256 internal id;
+    address[] internal parties;
+    uint64 internal r;
+
+    function setUp() public override {
+        super.setUp();
+        // Ten parties: their epsilons span two storage words, so the batch walk has to move between words.
+        (id, parties) = activeAgreement(PARTIES, 1_000e18);
+        r = openRoundOn(id);
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                HELPERS
+    //////////////////////////////////////////////////////////////*/
+
+    /// @dev The batch of `indices` (party indexes) at `epsilons`, each commitment signed by its party's key.
+    function buildBatch(uint256[] memory indices, uint32[] memory epsilons) internal view returns (Batch memory b) {
+        uint256 n = indices.length;
+        b.commitments = new IRoundLedger.UpdateCommitment[](n);
+        b.signatures = new bytes[](n);
+        for (uint256 i; i < n; ++i) {
+            b.entries = bytes.concat(b.entries, entryOf(indices[i], epsilons[i]));
+            b.commitments[i] = commitmentFor(id, r, parties[indices[i]], epsilons[i]);
+            b.signatures[i] = signCommitment(partnerKey(indices[i]), b.commitments[i]);
+        }
+        reseal(b);
+    }
+
+    /// @dev Recomputes leaves and root from the (possibly altered) commitments and signatures.
+    function reseal(Batch memory b) internal view {
+        b.leaves = new bytes32[](b.commitments.length);
+        for (uint256 i; i < b.leaves.length; ++i) {
+            b.leaves[i] = commitmentLeafOf(b.commitments[i], b.signatures[i]);
+        }
+        b.root = Merkle.positionalRoot(b.leaves);
+    }
+
+    function range(uint256 from, uint256 to) internal pure returns (uint256[] memory indices) {
+        indices = new uint256[](to - from);
+        for (uint256 i; i < indices.length; ++i) {
+            indices[i] = from + i;
+        }
+    }
+
+    function epsilonsOf(uint256 n, uint32 epsilon) internal pure returns (uint32[] memory epsilons) {
+        epsilons = new uint32[](n);
+        for (uint256 i; i < n; ++i) {
+            epsilons[i] = epsilon + uint32(i);
+        }
+    }
+
+    function batchOf(uint256 from, uint256 to) internal view returns (Batch memory) {
+        return buildBatch(range(from, to), epsilonsOf(to - from, EPSILON_ONE));
+    }
+
+    function anchor(Batch memory b) internal returns (uint256 batchIndex) {
+        vm.prank(coordinator);
+        return ledger.commitBatch(id, r, b.root, DOCUMENT, b.entries);
+    }
+
+    function evidenceOf(Batch memory b, uint256 batchIndex, uint256 position)
+        internal
+        view
+        returns (IRoundLedger.BatchEvidence memory)
+    {
+        return IRoundLedger.BatchEvidence({
+            agreementId: id,
+            round: r,
+            batchIndex: batchIndex,
+            root: b.root,
+            documentDigest: DOCUMENT,
+            entries: b.entries,
+            position: position,
+            proof: Merkle.positionalProof(b.leaves, position)
+        });
+    }
+
+    function prove(Batch memory b, uint256 batchIndex, uint256 position) internal {
+        prove(evidenceOf(b, batchIndex, position), b, position);
+    }
+
+    function prove(IRoundLedger.BatchEvidence memory evidence, Batch memory b, uint256 position) internal {
+        vm.prank(auditor);
+        ledger.proveForgedCommitment(evidence, b.commitments[position], b.signatures[position]);
+    }
+
+    /// @dev A batch of parties 0..4 whose entry `position` is signed by a key that is not its party's, anchored.
+    function anchoredForgery(uint256 position) internal returns (Batch memory b) {
+        b = batchOf(0, 5);
+        b.signatures[position] = signCommitment(WRONG_KEY, b.commitments[position]);
+        reseal(b);
+        anchor(b);
+    }
+
+    function commitRaw(bytes memory entries) internal {
+        vm.prank(coordinator);
+        ledger.commitBatch(id, r, keccak256("root"), DOCUMENT, entries);
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                              commitBatch
+    //////////////////////////////////////////////////////////////*/
+
+    function test_commitBatch_recordsEveryEntry() public {
+        Batch memory b = batchOf(0, PARTIES);
+        vm.expectEmit(true, true, true, true, address(ledger));
+        emit IRoundLedger.BatchCommitted(id, r, 0, b.root, DOCUMENT, b.entries);
+        assertEq(anchor(b), 0, "batch index");
+
+        for (uint256 i; i < PARTIES; ++i) {
+            assertEq(ledger.cumulativeEpsilon(id, parties[i]), EPSILON_ONE + i, "epsilon");
+            assertTrue(ledger.hasSubmitted(id, r, parties[i]), "submitted");
+        }
+        assertEq(ledger.round(id, r).submissions, PARTIES, "submissions");
+    }
+
+    /// @dev A batch's index is the number of updates its round had before it: unique within the round.
+    function test_commitBatch_indexesEachBatchByTheUpdatesBeforeIt() public {
+        assertEq(anchor(batchOf(0, 4)), 0, "first");
+        submitAs(parties[8], id, r, EPSILON_ONE);
+        assertEq(anchor(batchOf(4, 7)), 5, "second");
+        assertEq(anchor(batchOf(9, 10)), 8, "third");
+        assertEq(ledger.round(id, r).submissions, 9, "submissions");
+    }
+
+    function test_proveForgedCommitment_findsABatchByItsIndex() public {
+        anchor(batchOf(0, 3));
+        Batch memory b = batchOf(3, 8);
+        b.signatures[2] = signCommitment(WRONG_KEY, b.commitments[2]);
+        reseal(b);
+        uint256 batchIndex = anchor(b);
+        vm.expectEmit(true, true, true, true, address(ledger));
+        emit IRoundLedger.RoundVoided(id, r, 3, 2);
+        prove(b, batchIndex, 2);
+    }
+
+    function test_commitBatch_completesARoundStartedBySingleSubmissions() public {
+        submitAs(parties[0], id, r, EPSILON_ONE);
+        anchor(batchOf(1, PARTIES));
+        finalizeAs(id, r, bytes32(0), 0); // before the deadline: everyone has submitted
+        assertTrue(ledger.round(id, r).status == IRoundLedger.RoundStatus.Finalized, "finalized");
+    }
+
+    function test_commitBatch_raisesEpsilonsCommittedInEarlierRounds() public {
+        anchor(batchOf(0, PARTIES));
+        closeRound(id, r, bytes32(0), 0);
+        r = openRoundOn(id);
+        anchor(buildBatch(range(0, PARTIES), epsilonsOf(PARTIES, 3 * EPSILON_ONE)));
+        for (uint256 i; i < PARTIES; ++i) {
+            assertEq(ledger.cumulativeEpsilon(id, parties[i]), 3 * EPSILON_ONE + i, "raised");
+        }
+    }
+
+    /// @dev Any subset of parties at any epsilons within the cap is recorded exactly; the others are untouched.
+    function testFuzz_commitBatch_recordsExactlyTheAnchoredEntries(uint256 mask, uint256 seed) public {
+        mask = bound(mask, 1, (1 << PARTIES) - 1);
+        bytes memory entries;
+        uint32[] memory expected = new uint32[](PARTIES);
+        uint256 count;
+        for (uint256 i; i < PARTIES; ++i) {
+            if (mask & (1 << i) == 0) continue;
+            expected[i] = uint32(bound(uint256(keccak256(abi.encode(seed, i))), 1, 8 * EPSILON_ONE));
+            entries = bytes.concat(entries, entryOf(i, expected[i]));
+            ++count;
+        }
+        commitRaw(entries);
+        for (uint256 i; i < PARTIES; ++i) {
+            assertEq(ledger.cumulativeEpsilon(id, parties[i]), expected[i], "epsilon");
+            assertEq(ledger.hasSubmitted(id, r, parties[i]) ? 1 : 0, expected[i] != 0 ? 1 : 0, "bit");
+        }
+        assertEq(ledger.round(id, r).submissions, count, "submissions");
+    }
+
+    function test_commitBatch_refusesNonCoordinator() public {
+        Batch memory b = batchOf(0, 3);
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerNotCoordinator.selector, auditor));
+        vm.prank(auditor);
+        ledger.commitBatch(id, r, b.root, DOCUMENT, b.entries);
+    }
+
+    function test_commitBatch_refusesInactiveAgreement() public {
+        vm.prank(coordinator);
+        agreements.terminate(id, keccak256("reason"));
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerAgreementNotActive.selector, id));
+        anchor(batchOf(0, 3));
+    }
+
+    function test_commitBatch_refusesUnknownRound() public {
+        Batch memory b = batchOf(0, 3);
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerUnknownRound.selector, id, r + 1));
+        vm.prank(coordinator);
+        ledger.commitBatch(id, r + 1, b.root, DOCUMENT, b.entries);
+    }
+
+    function test_commitBatch_refusesFinalizedRound() public {
+        Batch memory b = batchOf(0, 3);
+        closeRound(id, r, bytes32(0), 0);
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerRoundNotOpen.selector, id, r));
+        anchor(b);
+    }
+
+    function test_commitBatch_refusesAfterTheDeadline() public {
+        Batch memory b = batchOf(0, 3);
+        uint64 deadline = ledger.round(id, r).deadline;
+        vm.warp(uint256(deadline) + 1);
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerDeadlinePassed.selector, id, r, deadline));
+        anchor(b);
+    }
+
+    function test_commitBatch_refusesZeroRoot() public {
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerZeroDigest.selector));
+        vm.prank(coordinator);
+        ledger.commitBatch(id, r, bytes32(0), DOCUMENT, entryOf(0, EPSILON_ONE));
+    }
+
+    function test_commitBatch_refusesZeroDocumentDigest() public {
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerZeroDigest.selector));
+        vm.prank(coordinator);
+        ledger.commitBatch(id, r, keccak256("root"), bytes32(0), entryOf(0, EPSILON_ONE));
+    }
+
+    function test_commitBatch_refusesEmptyBatch() public {
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerEmptyBatch.selector));
+        commitRaw("");
+    }
+
+    function test_commitBatch_refusesEntriesThatAreNotWholeEntries() public {
+        bytes memory entries = bytes.concat(entryOf(0, EPSILON_ONE), hex"01");
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerMalformedEntries.selector, 7));
+        commitRaw(entries);
+    }
+
+    function test_commitBatch_refusesRepeatedPartyIndex() public {
+        bytes memory entries =
+            bytes.concat(entryOf(0, EPSILON_ONE), entryOf(1, EPSILON_ONE), entryOf(1, 2 * EPSILON_ONE));
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerUnsortedEntries.selector, 2));
+        commitRaw(entries);
+    }
+
+    function test_commitBatch_refusesDecreasingPartyIndex() public {
+        bytes memory entries = bytes.concat(entryOf(3, EPSILON_ONE), entryOf(2, EPSILON_ONE));
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerUnsortedEntries.selector, 1));
+        commitRaw(entries);
+    }
+
+    function test_commitBatch_refusesPartyIndexOutOfRange() public {
+        bytes memory entries = bytes.concat(entryOf(0, EPSILON_ONE), entryOf(PARTIES, EPSILON_ONE));
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerPartyIndexOutOfRange.selector, PARTIES, PARTIES));
+        commitRaw(entries);
+    }
+
+    /// @dev Only the last (largest) index is range-checked up front; an out-of-range index before it leaves the
+    /// entries unsorted, and that must be the error whether or not some partner is suspended somewhere.
+    function test_commitBatch_refusesUnsortedOutOfRangeIndexWithoutPanic() public {
+        bytes memory entries =
+            bytes.concat(entryOf(0, EPSILON_ONE), entryOf(PARTIES + 2, EPSILON_ONE), entryOf(5, EPSILON_ONE));
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerUnsortedEntries.selector, 2));
+        commitRaw(entries);
+    }
+
+    function test_commitBatch_refusesUnsortedOutOfRangeIndexWithoutPanicWhileSomeoneIsSuspended() public {
+        address outsider = partnerAddr(50);
+        registerAndApprove(outsider);
+        vm.prank(coordinator);
+        partners.suspend(outsider, keccak256("elsewhere"));
+        bytes memory entries =
+            bytes.concat(entryOf(0, EPSILON_ONE), entryOf(PARTIES + 2, EPSILON_ONE), entryOf(5, EPSILON_ONE));
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerUnsortedEntries.selector, 2));
+        commitRaw(entries);
+    }
+
+    function test_commitBatch_namesAnOutOfRangeIndexWhoseEpsilonIsRefused() public {
+        bytes memory entries = bytes.concat(entryOf(0, EPSILON_ONE), entryOf(PARTIES + 2, 0), entryOf(5, EPSILON_ONE));
+        vm.expectRevert(
+            abi.encodeWithSelector(IRoundLedger.RoundLedgerPartyIndexOutOfRange.selector, PARTIES + 2, PARTIES)
+        );
+        commitRaw(entries);
+    }
+
+    function test_commitBatch_refusesSuspendedParty() public {
+        vm.prank(coordinator);
+        partners.suspend(parties[2], keccak256("suspicious"));
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerPartnerNotApproved.selector, parties[2]));
+        anchor(batchOf(0, 4));
+    }
+
+    function test_commitBatch_acceptsPartiesWhileSomeOutsiderIsSuspended() public {
+        address outsider = partnerAddr(50);
+        registerAndApprove(outsider);
+        vm.prank(coordinator);
+        partners.suspend(outsider, keccak256("elsewhere"));
+        anchor(batchOf(0, 4));
+        assertEq(ledger.round(id, r).submissions, 4, "accepted");
+    }
+
+    function test_commitBatch_refusesPartyThatSubmittedAlone() public {
+        submitAs(parties[3], id, r, EPSILON_ONE);
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerAlreadySubmitted.selector, id, r, parties[3]));
+        anchor(batchOf(0, 5));
+    }
+
+    function test_commitBatch_refusesPartyOfAnEarlierBatch() public {
+        anchor(batchOf(0, 5));
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerAlreadySubmitted.selector, id, r, parties[4]));
+        anchor(batchOf(4, 6));
+    }
+
+    function test_commitBatch_refusesEpsilonThatDoesNotIncrease() public {
+        bytes memory entries = bytes.concat(entryOf(0, EPSILON_ONE), entryOf(8, 0));
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerEpsilonNotIncreasing.selector, parties[8], 0, 0));
+        commitRaw(entries);
+    }
+
+    function test_commitBatch_refusesEpsilonOverTheCap() public {
+        bytes memory entries = bytes.concat(entryOf(0, EPSILON_ONE), entryOf(9, 8 * EPSILON_ONE + 1));
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IRoundLedger.RoundLedgerBudgetExceeded.selector, parties[9], 8 * EPSILON_ONE + 1, 8 * EPSILON_ONE
+            )
+        );
+        commitRaw(entries);
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                         proveForgedCommitment
+    //////////////////////////////////////////////////////////////*/
+
+    function test_proveForgedCommitment_refusesHonestCommitment() public {
+        Batch memory b = batchOf(0, 5);
+        anchor(b);
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerCommitmentValid.selector));
+        prove(b, 0, 3);
+    }
+
+    function test_proveForgedCommitment_refusesHonestCommitmentOfASingleEntryBatch() public {
+        Batch memory b = batchOf(6, 7);
+        anchor(b);
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerCommitmentValid.selector));
+        prove(b, 0, 0);
+    }
+
+    function test_proveForgedCommitment_voidsOpenRoundOnSignatureByAnotherKey() public {
+        Batch memory b = anchoredForgery(2);
+        vm.expectEmit(true, true, true, true, address(ledger));
+        emit IRoundLedger.RoundVoided(id, r, 0, 2);
+        prove(b, 0, 2);
+
+        IRoundLedger.Round memory round_ = ledger.round(id, r);
+        assertTrue(round_.status == IRoundLedger.RoundStatus.Voided, "voided");
+        assertEq(round_.finalizedAt, block.timestamp, "closed now");
+        assertEq(ledger.openRoundOf(id), 0, "no open round");
+    }
+
+    function test_proveForgedCommitment_voidsOnEpsilonOtherThanTheSignedOne() public {
+        Batch memory b = batchOf(0, 5);
+        b.commitments[1].cumulativeEpsilon = 2 * EPSILON_ONE; // signed 2.0, anchored 1.000001
+        b.signatures[1] = signCommitment(partnerKey(1), b.commitments[1]);
+        reseal(b);
+        anchor(b);
+        prove(b, 0, 1);
+        assertTrue(ledger.round(id, r).status == IRoundLedger.RoundStatus.Voided, "voided");
+    }
+
+    function test_proveForgedCommitment_voidsOnCommitmentSignedForAnotherRound() public {
+        Batch memory b = batchOf(0, 5);
+        b.commitments[4].round = r + 1;
+        b.signatures[4] = signCommitment(partnerKey(4), b.commitments[4]);
+        reseal(b);
+        anchor(b);
+        prove(b, 0, 4);
+        assertTrue(ledger.round(id, r).status == IRoundLedger.RoundStatus.Voided, "voided");
+    }
+
+    function test_proveForgedCommitment_voidsOnCommitmentSignedForAnotherAgreement() public {
+        Batch memory b = batchOf(0, 5);
+        b.commitments[0].agreementId = id + 1;
+        b.signatures[0] = signCommitment(partnerKey(0), b.commitments[0]);
+        reseal(b);
+        anchor(b);
+        prove(b, 0, 0);
+        assertTrue(ledger.round(id, r).status == IRoundLedger.RoundStatus.Voided, "voided");
+    }
+
+    function test_proveForgedCommitment_voidsOnAnotherPartnersCommitmentAtThisEntry() public {
+        Batch memory b = batchOf(0, 5);
+        // Entry 3 is party 3's, but its leaf is party 7's own, validly signed, commitment.
+        b.commitments[3] = commitmentFor(id, r, parties[7], EPSILON_ONE + 3);
+        b.signatures[3] = signCommitment(partnerKey(7), b.commitments[3]);
+        reseal(b);
+        anchor(b);
+        prove(b, 0, 3);
+        assertTrue(ledger.round(id, r).status == IRoundLedger.RoundStatus.Voided, "voided");
+    }
+
+    function test_proveForgedCommitment_voidsFinalizedRoundAndRevokesItsPayouts() public {
+        Batch memory b = anchoredForgery(1);
+        closeRound(id, r, keccak256("payout root"), 120e18);
+        assertEq(vault.unallocated(id), 880e18, "allocated");
+
+        vm.expectEmit(true, true, true, true, address(ledger));
+        emit IRoundLedger.RoundVoided(id, r, 0, 1);
+        vm.expectEmit(true, true, true, true, address(vault));
+        emit IRewardVault.AllocationRevoked(id, r, 120e18);
+        prove(b, 0, 1);
+
+        assertTrue(ledger.round(id, r).status == IRoundLedger.RoundStatus.Voided, "voided");
+        assertTrue(vault.allocation(id, r).revoked, "revoked");
+        assertEq(vault.unallocated(id), 1_000e18, "returned to the pool");
+        assertEq(vault.claimable(id), 0, "nothing claimable");
+    }
+
+    function test_proveForgedCommitment_voidsFinalizedRoundWithoutPayoutsTouchingNothingElse() public {
+        Batch memory b = anchoredForgery(1);
+        closeRound(id, r, bytes32(0), 0);
+        uint64 finalizedAt = ledger.round(id, r).finalizedAt;
+        vm.warp(block.timestamp + 10);
+        vm.recordLogs();
+        prove(b, 0, 1);
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+        assertEq(logs.length, 1, "only RoundVoided");
+        assertEq(logs[0].topics[0], IRoundLedger.RoundVoided.selector, "event");
+        assertEq(ledger.round(id, r).finalizedAt, finalizedAt, "finalization time kept");
+    }
+
+    function test_proveForgedCommitment_letsTheNextRoundOpen() public {
+        prove(anchoredForgery(0), 0, 0);
+        assertEq(openRoundOn(id), r + 1, "next round");
+    }
+
+    function test_proveForgedCommitment_refusesNonAuditor() public {
+        Batch memory b = anchoredForgery(0);
+        IRoundLedger.BatchEvidence memory e = evidenceOf(b, 0, 0);
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerNotAuditor.selector, coordinator));
+        vm.prank(coordinator);
+        ledger.proveForgedCommitment(e, b.commitments[0], b.signatures[0]);
+    }
+
+    function test_proveForgedCommitment_refusesUnknownRound() public {
+        Batch memory b = anchoredForgery(0);
+        IRoundLedger.BatchEvidence memory e = evidenceOf(b, 0, 0);
+        e.round = r + 1;
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerUnknownRound.selector, id, r + 1));
+        prove(e, b, 0);
+    }
+
+    function test_proveForgedCommitment_refusesAfterTheDisputeWindow() public {
+        Batch memory b = anchoredForgery(0);
+        closeRound(id, r, bytes32(0), 0);
+        vm.warp(block.timestamp + DISPUTE_WINDOW + 1);
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerDisputeWindowClosed.selector, id, r));
+        prove(b, 0, 0);
+    }
+
+    /// @dev Claims open at finalizedAt + disputeWindow; from that second on, payouts can no longer be voided.
+    function test_proveForgedCommitment_refusesAtTheSecondClaimsOpen() public {
+        Batch memory b = anchoredForgery(0);
+        closeRound(id, r, keccak256("payout root"), 120e18);
+        vm.warp(vault.allocation(id, r).claimableAt);
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerDisputeWindowClosed.selector, id, r));
+        prove(b, 0, 0);
+    }
+
+    function test_proveForgedCommitment_acceptsTheLastSecondOfTheDisputeWindow() public {
+        Batch memory b = anchoredForgery(0);
+        closeRound(id, r, keccak256("payout root"), 120e18);
+        vm.warp(vault.allocation(id, r).claimableAt - 1);
+        prove(b, 0, 0);
+        assertTrue(vault.allocation(id, r).revoked, "revoked");
+    }
+
+    function test_proveForgedCommitment_refusesRoundAlreadyVoided() public {
+        Batch memory b = anchoredForgery(0);
+        prove(b, 0, 0);
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerDisputeWindowClosed.selector, id, r));
+        prove(b, 0, 0);
+    }
+
+    function test_proveForgedCommitment_refusesUnknownBatch() public {
+        Batch memory b = anchoredForgery(0);
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerUnknownBatch.selector, id, r, 1));
+        prove(b, 1, 0);
+    }
+
+    function test_proveForgedCommitment_refusesEvidenceWithOtherEntries() public {
+        Batch memory b = anchoredForgery(0);
+        IRoundLedger.BatchEvidence memory e = evidenceOf(b, 0, 0);
+        e.entries[5] = bytes1(uint8(e.entries[5]) ^ 1);
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerBatchMismatch.selector));
+        prove(e, b, 0);
+    }
+
+    function test_proveForgedCommitment_refusesEvidenceWithOtherRoot() public {
+        Batch memory b = anchoredForgery(0);
+        IRoundLedger.BatchEvidence memory e = evidenceOf(b, 0, 0);
+        e.root = keccak256("another root");
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerBatchMismatch.selector));
+        prove(e, b, 0);
+    }
+
+    function test_proveForgedCommitment_refusesEvidenceWithOtherDocumentDigest() public {
+        Batch memory b = anchoredForgery(0);
+        IRoundLedger.BatchEvidence memory e = evidenceOf(b, 0, 0);
+        e.documentDigest = keccak256("another document");
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerBatchMismatch.selector));
+        prove(e, b, 0);
+    }
+
+    function test_proveForgedCommitment_refusesProofWithAWrongSibling() public {
+        Batch memory b = anchoredForgery(2);
+        IRoundLedger.BatchEvidence memory e = evidenceOf(b, 0, 2);
+        e.proof[1] = keccak256("not the sibling");
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerInvalidMerkleProof.selector));
+        prove(e, b, 2);
+    }
+
+    function test_proveForgedCommitment_refusesProofOfAnotherPosition() public {
+        Batch memory b = anchoredForgery(2);
+        IRoundLedger.BatchEvidence memory e = evidenceOf(b, 0, 2);
+        e.position = 3; // the forged leaf proven at 2 does not sit at 3
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerInvalidMerkleProof.selector));
+        prove(e, b, 2);
+    }
+
+    function test_proveForgedCommitment_refusesProofOfTheWrongLength() public {
+        Batch memory b = anchoredForgery(2);
+        IRoundLedger.BatchEvidence memory e = evidenceOf(b, 0, 2);
+        bytes32[] memory longer = new bytes32[](e.proof.length + 1);
+        for (uint256 i; i < e.proof.length; ++i) {
+            longer[i] = e.proof[i];
+        }
+        e.proof = longer;
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerInvalidMerkleProof.selector));
+        prove(e, b, 2);
+    }
+
+    function test_proveForgedCommitment_refusesPositionBeyondTheEntries() public {
+        // Five entries pad to eight leaves: a padding position must not pass for an entry.
+        Batch memory b = anchoredForgery(4);
+        IRoundLedger.BatchEvidence memory e = evidenceOf(b, 0, 4);
+        e.position = 5;
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerInvalidMerkleProof.selector));
+        prove(e, b, 4);
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                      ERC-1271 smart-wallet partners
+    //////////////////////////////////////////////////////////////*/
+
+    uint256 internal constant WALLET_OWNER_KEY = 0x0A7E;
+
+    /// @dev A round of an agreement between a smart wallet (index 0) and partner 0 (index 1), with one anchored
+    /// entry for the wallet signed by `signerKey`.
+    function walletBatch(uint256 signerKey) internal returns (Batch memory b) {
+        SmartWallet wallet = new SmartWallet(vm.addr(WALLET_OWNER_KEY));
+        registerAndApprove(address(wallet));
+        address[] memory two = new address[](2);
+        (two[0], two[1]) = (address(wallet), parties[0]);
+        id = proposeSignStake(defaultTerms(two), STAKE);
+        r = openRoundOn(id);
+        b.entries = entryOf(0, EPSILON_ONE);
+        b.commitments = new IRoundLedger.UpdateCommitment[](1);
+        b.signatures = new bytes[](1);
+        b.commitments[0] = commitmentFor(id, r, address(wallet), EPSILON_ONE);
+        b.signatures[0] = signCommitment(signerKey, b.commitments[0]);
+        reseal(b);
+        anchor(b);
+    }
+
+    function test_proveForgedCommitment_refusesCommitmentSignedByTheWalletsOwner() public {
+        Batch memory b = walletBatch(WALLET_OWNER_KEY);
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerCommitmentValid.selector));
+        prove(b, 0, 0);
+    }
+
+    function test_proveForgedCommitment_voidsCommitmentTheWalletDoesNotAccept() public {
+        Batch memory b = walletBatch(WRONG_KEY);
+        prove(b, 0, 0);
+        assertTrue(ledger.round(id, r).status == IRoundLedger.RoundStatus.Voided, "voided");
+    }
+}
+
+/// @dev Exposes the internal library so that it can be checked on its own.
+contract PositionalMerkleHarness {
+    function depth(uint256 leafCount) external pure returns (uint256) {
+        return PositionalMerkle.depth(leafCount);
+    }
+
+    function verify(bytes32[] calldata proof, bytes32 root, bytes32 leaf, uint256 position, uint256 leafCount)
+        external
+        pure
+        returns (bool)
+    {
+        return PositionalMerkle.verify(proof, root, leaf, position, leafCount);
+    }
+}
+
+/// @dev PositionalMerkle against trees built by the test helper, and against a tree computed by hand.
+contract PositionalMerkleTest is TestBase {
+    PositionalMerkleHarness internal merkle;
+
+    function setUp() public {
+        merkle = new PositionalMerkleHarness();
+    }
+
+    function leavesOf(uint256 n, uint256 seed) internal pure returns (bytes32[] memory leaves) {
+        leaves = new bytes32[](n);
+        for (uint256 i; i < n; ++i) {
+            leaves[i] = keccak256(abi.encode(seed, i));
+        }
+    }
+
+    function test_depth_isTheLevelsOfThePaddedTree() public view {
+        uint256[9] memory counts = [uint256(0), 1, 2, 3, 4, 5, 8, 9, 256];
+        uint256[9] memory depths = [uint256(0), 0, 1, 2, 2, 3, 3, 4, 8];
+        for (uint256 i; i < counts.length; ++i) {
+            assertEq(merkle.depth(counts[i]), depths[i], "depth");
+        }
+    }
+
+    function test_verify_acceptsATreeComputedByHand() public view {
+        bytes32[] memory leaves = leavesOf(3, 7);
+        bytes32 left = keccak256(abi.encodePacked(leaves[0], leaves[1]));
+        bytes32 right = keccak256(abi.encodePacked(leaves[2], bytes32(0)));
+        bytes32 root = keccak256(abi.encodePacked(left, right));
+        assertTrue(Merkle.positionalRoot(leaves) == root, "helper root");
+        bytes32[] memory proof = new bytes32[](2);
+        (proof[0], proof[1]) = (bytes32(0), left);
+        assertTrue(merkle.verify(proof, root, leaves[2], 2, 3), "leaf 2");
+    }
+
+    function test_verify_acceptsTheOnlyLeafOfAOneLeafTree() public view {
+        bytes32 leaf = keccak256("only");
+        assertTrue(merkle.verify(new bytes32[](0), leaf, leaf, 0, 1), "single leaf is the root");
+    }
+
+    /// @dev Every leaf verifies at its own position and at no other, and an altered leaf never verifies.
+    function testFuzz_verify_placesEachLeafAtItsPosition(uint256 n, uint256 seed, uint256 position, uint256 other)
+        public
+        view
+    {
+        n = bound(n, 1, 40);
+        position = bound(position, 0, n - 1);
+        other = bound(other, 0, n - 1);
+        bytes32[] memory leaves = leavesOf(n, seed);
+        bytes32 root = Merkle.positionalRoot(leaves);
+        bytes32[] memory proof = Merkle.positionalProof(leaves, position);
+
+        assertTrue(merkle.verify(proof, root, leaves[position], position, n), "own position");
+        if (other != position) assertTrue(!merkle.verify(proof, root, leaves[position], other, n), "other position");
+        assertTrue(!merkle.verify(proof, root, keccak256(abi.encode(leaves[position])), position, n), "altered leaf");
+    }
+
+    function test_verify_refusesAPaddingPosition() public view {
+        bytes32[] memory leaves = leavesOf(3, 1);
+        bytes32 root = Merkle.positionalRoot(leaves);
+        bytes32[] memory padded = new bytes32[](4);
+        for (uint256 i; i < 3; ++i) {
+            padded[i] = leaves[i];
+        }
+        // The zero leaf at position 3 hashes up to the root, but position 3 is past the 3 leaves.
+        bytes32[] memory proof = Merkle.positionalProof(padded, 3);
+        assertTrue(!merkle.verify(proof, root, bytes32(0), 3, 3), "padding refused");
+        assertTrue(merkle.verify(proof, root, bytes32(0), 3, 4), "same proof in a 4-leaf tree");
+    }
+
+    function test_verify_refusesAProofOfTheWrongLength() public view {
+        bytes32[] memory leaves = leavesOf(4, 2);
+        bytes32 root = Merkle.positionalRoot(leaves);
+        // In a 4-leaf tree, the level-1 node (leaf 0, leaf 1) with one sibling reaches the root in one step.
+        bytes32[] memory short = new bytes32[](1);
+        short[0] = keccak256(abi.encodePacked(leaves[2], leaves[3]));
+        bytes32 node = keccak256(abi.encodePacked(leaves[0], leaves[1]));
+        assertTrue(!merkle.verify(short, root, node, 0, 4), "inner node as leaf refused");
+        assertTrue(merkle.verify(short, root, node, 0, 2), "same proof with the matching depth");
+    }
+}
