@@ -14,7 +14,7 @@ export SOLCX_BINARY_PATH := $(CURDIR)/.toolchain
 PYTEST := $(PY) -m pytest -p no:pytest-brownie
 SOL_SOURCES := $(shell find contracts interfaces -name '*.sol' 2>/dev/null)
 
-.PHONY: help setup build demo test test-python test-contracts test-forge coverage lint bench-gas clean
+.PHONY: help setup build demo test system-deps test-python test-contracts test-forge coverage lint bench-gas clean
 
 help:
 	@echo "make demo   - set everything up, then run the main job on embedded defaults"
@@ -45,7 +45,12 @@ demo: build
 
 test: build test-python test-contracts test-forge coverage lint
 
-test-python: build
+# Debian's ipfs_cid is the independent reference the storage tests compare CIDs with.
+system-deps:
+	@command -v ipfs_cid >/dev/null || { [ "$$(id -u)" = 0 ] || { echo "ipfs_cid missing: run 'sudo apt-get install -y ipfs-cid' (or make system-deps as root)" >&2; exit 1; }; \
+	  apt-get install -y -q ipfs-cid || { apt-get update -q && apt-get install -y -q ipfs-cid; }; }
+
+test-python: build system-deps
 	$(PYTEST) tests --ignore=tests/contracts -q
 
 test-contracts: build

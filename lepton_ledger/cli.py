@@ -9,9 +9,11 @@ import typer
 from rich.console import Console
 
 from .errors import LeptonError
+from .storage.cli import ipfs_app
 
 app = typer.Typer(help="lepton-ledger: DP federated training with on-chain budgets and payouts.", no_args_is_help=True)
 console = Console(soft_wrap=True)
+app.add_typer(ipfs_app, name="ipfs")
 
 
 @app.callback()

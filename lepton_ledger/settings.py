@@ -24,6 +24,12 @@ def data_dir() -> Path:
     return path
 
 
+def blockstore_dir() -> Path:
+    """The local IPFS block store: ``$LEPTON_BLOCKSTORE_DIR``, or ``data_dir() / "blocks"``."""
+    configured = os.environ.get("LEPTON_BLOCKSTORE_DIR")
+    return Path(configured).expanduser() if configured else data_dir() / "blocks"
+
+
 def artifacts_dir() -> Path:
     """Compiled contract artifacts: ``$LEPTON_ARTIFACTS_DIR``, or brownie's ``build/contracts`` of this
     checkout (the one compile path that brownie and the package share)."""

@@ -1,0 +1,107 @@
+"""`lepton-ledger ipfs ...`: add, cat, export-car, import-car against the local block store.
+
+The store lives at `settings.blockstore_dir()` (``$LEPTON_BLOCKSTORE_DIR``, else ``<data dir>/blocks``).
+Errors print one line on stderr and exit 1 without touching stdout or the output file.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+ipfs_app = typer.Typer(help="Content-addressed storage with kubo-identical CIDs (local block store).", no_args_is_help=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(1)
+
+
+def _store():  # type: ignore[no-untyped-def]
+    from .local import LocalStore
+
+    return LocalStore()
+
+
+@ipfs_app.command()
+def add(
+    file: Annotated[Path, typer.Argument(help="File to add.")],
+    cid_version: Annotated[int, typer.Option("--cid-version", help="0 (kubo default) or 1 (raw leaves, base32).")] = 0,
+    only_hash: Annotated[bool, typer.Option("--only-hash", help="Compute the CID, store nothing.")] = False,
+) -> None:
+    """Adds FILE as `ipfs add` would and prints its CID alone."""
+    from ..errors import LeptonError
+    from .unixfs import file_cid
+
+    if cid_version not in (0, 1):
+        raise _fail(f"--cid-version must be 0 or 1, not {cid_version}")
+    try:
+        with open(file, "rb") as f:
+            cid = file_cid(f, cid_version=cid_version) if only_hash else _store().put(f, cid_version=cid_version)
+    except IsADirectoryError:
+        raise _fail(f"{file} is a directory (only files can be added)") from None
+    except OSError as exc:
+        raise _fail(f"cannot read {file}: {exc.strerror or exc}") from None
+    except LeptonError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(cid)
+
+
+@ipfs_app.command()
+def cat(cid: Annotated[str, typer.Argument(help="CID of a file.")]) -> None:
+    """Writes the file's bytes to stdout, every block verified.
+
+    The whole DAG is checked before the first byte is written, so a missing or corrupted block fails the
+    command with nothing on stdout (at the cost of reading the blocks twice)."""
+    from ..errors import LeptonError
+    from .car import iter_dag
+    from .cid import parse_cid
+
+    try:
+        parsed = parse_cid(cid)
+        store = _store()
+        for _ in iter_dag(store, parsed):
+            pass
+        out = sys.stdout.buffer
+        for piece in store.stream(str(parsed)):
+            out.write(piece)
+        out.flush()
+    except LeptonError as exc:
+        raise _fail(str(exc)) from None
+
+
+@ipfs_app.command("export-car")
+def export_car_cmd(
+    cid: Annotated[str, typer.Argument(help="Root CID.")],
+    out: Annotated[Path, typer.Argument(help="CAR file to write.")],
+) -> None:
+    """Exports the DAG under CID to a CAR v1 file (as `ipfs dag export`)."""
+    from ..errors import LeptonError
+    from .car import export_car
+    from .cid import parse_cid
+
+    try:
+        export_car(_store(), parse_cid(cid), out)
+    except LeptonError as exc:
+        raise _fail(str(exc)) from None
+    except OSError as exc:
+        raise _fail(f"cannot write {out}: {exc.strerror or exc}") from None
+
+
+@ipfs_app.command("import-car")
+def import_car_cmd(car: Annotated[Path, typer.Argument(help="CAR v1 file to import.")]) -> None:
+    """Imports a CAR v1 file, verifying every block, pins its roots and prints them, one a line."""
+    from ..errors import LeptonError
+    from .car import import_car
+
+    try:
+        roots = import_car(_store(), car)
+    except LeptonError as exc:
+        raise _fail(f"{car}: {exc}") from None
+    except OSError as exc:
+        raise _fail(f"cannot read {car}: {exc.strerror or exc}") from None
+    for root in roots:
+        typer.echo(root)
