@@ -1,0 +1,77 @@
+"""Cost of differential privacy: one epoch of DP-SGD in the default grad-sample mode vs the same model trained
+without privacy, on the same data, in the same run.
+
+Both sides go through the public facades (``train_local`` vs ``train_nonprivate``), so the figure includes
+everything a partner pays per round (model copy, Opacus wrapping, Poisson sampling, clipping, noise,
+accounting), not only the inner loop. The two are timed alternately, `--repeats` times each after one warm-up
+of each, and compared by their fastest runs (as ``timeit`` does: on a machine shared with other jobs, slower
+runs measure the neighbours, and a median of ~20 ms runs still moved the ratio between 1.6 and 2.4). Also prints the
+same ratio for each batch size in `--sweep` (fewer repeats) for context. Last line, JSON: {"ratio": ...} for
+`--batch-size`.
+
+    python bench/dp_overhead.py                      # MLP on digits (1437 training samples), batch 256
+    python bench/dp_overhead.py --batch-size 64 --mode hooks
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch
+
+from lepton_ledger.fl.data import make_federated
+from lepton_ledger.fl.models import build_model
+from lepton_ledger.fl.training import (
+    DEFAULT_GRAD_SAMPLE_MODE,
+    train_local,
+    train_nonprivate,
+)
+
+
+def timed_pair(model: torch.nn.Module, data, batch_size: int, mode: str, repeats: int) -> tuple[float, float]:
+    """Fastest seconds of (one DP epoch, one non-private epoch), interleaved."""
+    private, plain = [], []
+    for i in range(repeats + 1):
+        t = time.perf_counter()
+        train_local(model=model, data=data, batch_size=batch_size, noise_multiplier=1.0, grad_sample_mode=mode, seed=i)
+        dp_s = time.perf_counter() - t
+        t = time.perf_counter()
+        train_nonprivate(model=model, data=data, batch_size=batch_size, seed=i)
+        plain_s = time.perf_counter() - t
+        if i:  # the first pair warms up imports, allocator and caches
+            private.append(dp_s)
+            plain.append(plain_s)
+    return min(private), min(plain)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="mlp")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--mode", default=DEFAULT_GRAD_SAMPLE_MODE)
+    parser.add_argument("--repeats", type=int, default=25)
+    parser.add_argument("--sweep", type=int, nargs="*", default=[64, 128, 256])
+    args = parser.parse_args()
+
+    data = make_federated("digits", num_partners=1, seed=0).partners[0]
+    model = build_model(args.model, data.input_dim, data.num_classes, seed=0)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    print(f"{args.model} on digits ({len(data)} samples), one epoch, {device}, torch threads {torch.get_num_threads()}, "
+          f"fastest of {args.repeats}")
+    for batch in args.sweep:
+        dp_s, plain_s = timed_pair(model, data, batch, args.mode, max(5, args.repeats // 2))
+        print(f"  batch {batch:4d}: {args.mode} {dp_s * 1e3:7.1f} ms  non-private {plain_s * 1e3:6.1f} ms  "
+              f"ratio {dp_s / plain_s:.2f}")
+    dp_s, plain_s = timed_pair(model, data, args.batch_size, args.mode, args.repeats)
+    print(f"batch {args.batch_size}, mode {args.mode}: DP {dp_s * 1e3:.1f} ms, non-private {plain_s * 1e3:.1f} ms")
+    print(json.dumps({"ratio": round(dp_s / plain_s, 3)}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,319 @@
+"""Data for federated rounds: the real data sets that ship inside scikit-learn, split across partners, a
+held-out evaluation set with an on-chain commitment, and adapters for a partner's own data.
+
+Nothing here downloads: ``load_digits``, ``load_breast_cancer`` and ``load_wine`` are files inside the
+scikit-learn package.
+
+Evaluation-set commitment (``eval_commitment``), format ``v1``. The digest is SHA-256 over the bytes::
+
+    b"lepton-ledger/eval-set/v1\\n"
+    + header + b"\\n"
+    + features   (float32, little-endian, C order, shape (n, d))
+    + labels     (int64, little-endian, shape (n,))
+
+where ``header`` is the UTF-8 JSON ``{"features":{"dtype":"<f4","shape":[n,d]},"labels":{"dtype":"<i8","shape":[n]}}``
+(keys sorted, no spaces). Any change to a value, the order of the rows, the dtype or the shape changes the
+digest, so the coordinator can pass it to ``openRound`` before anyone trains and an auditor can recompute it
+from the published evaluation set.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, TensorDataset
+
+from ..errors import ConfigurationError
+
+DATASETS: tuple[str, ...] = ("digits", "breast_cancer", "wine")
+COMMITMENT_DOMAIN = b"lepton-ledger/eval-set/v1\n"
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: comparing NumPy arrays with == has no single truth value
+class TabularData:
+    """Features (float32, shape (n, d)) and integer labels (int64, shape (n,)) of one party."""
+
+    features: np.ndarray
+    labels: np.ndarray
+    num_classes: int
+    modalities: tuple[int, ...] = field(default=())  # feature count of each modality, in column order
+
+    def __post_init__(self) -> None:
+        if self.features.ndim != 2 or self.labels.ndim != 1 or len(self.features) != len(self.labels):
+            raise ConfigurationError(
+                f"features must be (n, d) and labels (n,), got {self.features.shape} and {self.labels.shape}"
+            )
+        if self.modalities and sum(self.modalities) != self.features.shape[1]:
+            raise ConfigurationError(f"modalities {self.modalities} do not add up to {self.features.shape[1]} features")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def input_dim(self) -> int:
+        return int(self.features.shape[1])
+
+    def to_torch(self) -> TensorDataset:
+        """The data as a ``TensorDataset`` of (float32 features, int64 labels)."""
+        return TensorDataset(torch.from_numpy(self.features), torch.from_numpy(self.labels))
+
+    def label_distribution(self) -> np.ndarray:
+        """Fraction of the samples in each class (length ``num_classes``)."""
+        counts = np.bincount(self.labels, minlength=self.num_classes).astype(np.float64)
+        return counts / max(1, counts.sum())
+
+
+@dataclass(frozen=True, eq=False)
+class FederatedSplit:
+    """One data set split across partners, plus the held-out evaluation set the coordinator scores on."""
+
+    dataset: str
+    partners: tuple[TabularData, ...]
+    eval_set: TabularData
+    seed: int
+    alpha: float | None  # Dirichlet concentration of the label skew; None means IID
+
+    @property
+    def num_classes(self) -> int:
+        return self.eval_set.num_classes
+
+    @property
+    def input_dim(self) -> int:
+        return self.eval_set.input_dim
+
+    def pooled(self) -> TabularData:
+        """All partners' training data in one set (for a centralized baseline)."""
+        return TabularData(
+            np.concatenate([p.features for p in self.partners]),
+            np.concatenate([p.labels for p in self.partners]),
+            self.num_classes,
+            self.eval_set.modalities,
+        )
+
+
+def split_modalities(input_dim: int, count: int = 3) -> tuple[int, ...]:
+    """Feature counts of `count` contiguous modalities over `input_dim` columns (as even as possible).
+
+    For digits (8x8 images flattened row by row) three modalities are the top, middle and bottom bands.
+
+    Raises:
+        ConfigurationError: `count` is not between 1 and `input_dim`.
+    """
+    if not 1 <= count <= input_dim:
+        raise ConfigurationError(f"cannot split {input_dim} features into {count} modalities")
+    return tuple(len(part) for part in np.array_split(np.arange(input_dim), count))
+
+
+def load_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Raw features (float64) and labels (int64) of a scikit-learn data set.
+
+    Raises:
+        ConfigurationError: `name` is not one of ``DATASETS``.
+    """
+    from sklearn import datasets
+
+    loaders = {
+        "digits": datasets.load_digits,
+        "breast_cancer": datasets.load_breast_cancer,
+        "wine": datasets.load_wine,
+    }
+    if name not in loaders:
+        raise ConfigurationError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}")
+    x, y = loaders[name](return_X_y=True)
+    return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.int64)
+
+
+def make_federated(
+    name: str,
+    *,
+    num_partners: int,
+    alpha: float | None = None,
+    eval_fraction: float = 0.2,
+    seed: int = 0,
+    min_samples: int = 10,
+    modalities: int = 3,
+) -> FederatedSplit:
+    """Splits a scikit-learn data set across `num_partners` partners and a held-out evaluation set.
+
+    The evaluation set is a stratified `eval_fraction` of the data. The rest is split IID (`alpha` None: a
+    seeded permutation cut into near-equal parts) or with Dirichlet label skew (`alpha` > 0: each class is
+    divided among partners in proportions drawn from Dir(alpha); smaller alpha, stronger skew). Features are
+    standardized with the mean and standard deviation of the training part: a simulation convenience, since
+    real partners would agree on a scaling in the agreement's terms. Same arguments, same split.
+
+    Raises:
+        ConfigurationError: unknown data set, `num_partners` < 1, `alpha` <= 0, `eval_fraction` outside (0, 1),
+            or no Dirichlet draw in 100 gave every partner at least `min_samples` samples.
+    """
+    from sklearn.model_selection import train_test_split
+
+    if num_partners < 1:
+        raise ConfigurationError(f"num_partners must be >= 1, got {num_partners}")
+    if alpha is not None and not alpha > 0:
+        raise ConfigurationError(f"Dirichlet alpha must be > 0, got {alpha}")
+    if not 0 < eval_fraction < 1:
+        raise ConfigurationError(f"eval_fraction must be in (0, 1), got {eval_fraction}")
+    x, y = load_dataset(name)
+    num_classes = int(y.max()) + 1
+    x_train, x_eval, y_train, y_eval = train_test_split(x, y, test_size=eval_fraction, random_state=seed, stratify=y)
+    mean, std = x_train.mean(axis=0), x_train.std(axis=0)
+    std[std == 0] = 1.0  # constant pixels in digits: leave them at zero instead of dividing by zero
+    x_train = ((x_train - mean) / std).astype(np.float32)
+    x_eval = ((x_eval - mean) / std).astype(np.float32)
+    mods = split_modalities(x.shape[1], modalities)
+
+    rng = np.random.default_rng(seed)
+    if alpha is None:
+        parts = np.array_split(rng.permutation(len(y_train)), num_partners)
+    else:
+        parts = _dirichlet_parts(y_train, num_partners, alpha, rng, min_samples)
+    partners = tuple(
+        TabularData(x_train[np.sort(idx)], y_train[np.sort(idx)], num_classes, mods) for idx in parts
+    )
+    return FederatedSplit(name, partners, TabularData(x_eval, y_eval, num_classes, mods), seed, alpha)
+
+
+def _dirichlet_parts(
+    labels: np.ndarray, num_partners: int, alpha: float, rng: np.random.Generator, min_samples: int
+) -> list[np.ndarray]:
+    for _ in range(100):
+        parts: list[list[int]] = [[] for _ in range(num_partners)]
+        for cls in np.unique(labels):
+            idx = rng.permutation(np.flatnonzero(labels == cls))
+            shares = rng.dirichlet(np.full(num_partners, alpha))
+            cuts = (np.cumsum(shares)[:-1] * len(idx)).astype(int)
+            for part, chunk in zip(parts, np.split(idx, cuts)):
+                part.extend(chunk.tolist())
+        if min(len(p) for p in parts) >= min_samples:
+            return [np.asarray(p, dtype=np.int64) for p in parts]
+    raise ConfigurationError(
+        f"no Dirichlet(alpha={alpha}) split gave all {num_partners} partners >= {min_samples} samples in 100 draws"
+    )
+
+
+def label_skew(split: FederatedSplit) -> float:
+    """Mean total-variation distance between each partner's label distribution and the pooled one (0 = IID)."""
+    pooled = split.pooled().label_distribution()
+    return float(np.mean([0.5 * np.abs(p.label_distribution() - pooled).sum() for p in split.partners]))
+
+
+def eval_commitment(eval_set: TabularData) -> bytes:
+    """The 32-byte SHA-256 commitment to an evaluation set (format ``v1``, see the module docstring)."""
+    features = np.ascontiguousarray(eval_set.features, dtype="<f4")
+    labels = np.ascontiguousarray(eval_set.labels, dtype="<i8")
+    header = json.dumps(
+        {
+            "features": {"dtype": "<f4", "shape": list(features.shape)},
+            "labels": {"dtype": "<i8", "shape": list(labels.shape)},
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    ).encode()
+    digest = hashlib.sha256(COMMITMENT_DOMAIN)
+    digest.update(header + b"\n")
+    digest.update(features.tobytes())
+    digest.update(labels.tobytes())
+    return digest.digest()
+
+
+# --- adapters for a partner's own data ---------------------------------------------------------------
+
+
+def from_arrays(
+    features: np.ndarray | Sequence[Sequence[float]],
+    labels: np.ndarray | Sequence[int],
+    *,
+    num_classes: int | None = None,
+    modalities: tuple[int, ...] = (),
+) -> TabularData:
+    """Wraps NumPy arrays (or nested sequences) as ``TabularData``; images are flattened to rows.
+
+    Raises:
+        ConfigurationError: lengths differ, the set is empty, a feature is NaN/Inf, a label is negative,
+            not an integer, or not below `num_classes`.
+    """
+    x = np.asarray(features, dtype=np.float64)
+    y_raw = np.asarray(labels)
+    if x.ndim == 0 or len(x) == 0:
+        raise ConfigurationError("a partner's data set must not be empty")
+    x = x.reshape(len(x), -1)  # one row per sample: images and 1-D features alike
+    if y_raw.ndim != 1 or len(y_raw) != len(x):
+        raise ConfigurationError(f"expected {len(x)} labels in one dimension, got shape {y_raw.shape}")
+    if not np.isfinite(x).all():
+        raise ConfigurationError("features contain NaN or Inf")
+    if y_raw.dtype.kind == "f" and not np.all(np.mod(y_raw, 1) == 0):
+        raise ConfigurationError("labels must be integers")
+    if y_raw.dtype.kind not in "iuf":
+        raise ConfigurationError(f"labels must be integers, got dtype {y_raw.dtype}")
+    y = y_raw.astype(np.int64)
+    if y.min() < 0:
+        raise ConfigurationError("labels must be >= 0")
+    classes = int(y.max()) + 1 if num_classes is None else num_classes
+    if y.max() >= classes:
+        raise ConfigurationError(f"label {int(y.max())} is not below num_classes={classes}")
+    return TabularData(x.astype(np.float32), y, classes, modalities)
+
+
+def from_csv(
+    path: str | Path,
+    *,
+    label_column: str | int = "label",
+    num_classes: int | None = None,
+    delimiter: str = ",",
+    modalities: tuple[int, ...] = (),
+) -> TabularData:
+    """Reads a CSV file with a header row; every column but `label_column` (a name, or an index) is a feature.
+
+    Raises:
+        ConfigurationError: the file is empty, the label column is missing, a value is not a number, or
+            anything ``from_arrays`` refuses. ``OSError`` when the file cannot be read.
+    """
+    with open(path, newline="") as handle:
+        rows = list(csv.reader(handle, delimiter=delimiter))
+    if len(rows) < 2:
+        raise ConfigurationError(f"{path}: needs a header row and at least one data row")
+    header, body = rows[0], [r for r in rows[1:] if r]
+    if isinstance(label_column, int):
+        col = label_column
+        if not -len(header) <= col < len(header):
+            raise ConfigurationError(f"{path}: no column {col} (there are {len(header)})")
+        col %= len(header)
+    elif label_column in header:
+        col = header.index(label_column)
+    else:
+        raise ConfigurationError(f"{path}: no column named {label_column!r} in {header}")
+    try:
+        table = np.array([[float(v) for v in row] for row in body], dtype=np.float64)
+    except ValueError as exc:
+        raise ConfigurationError(f"{path}: {exc}") from exc
+    if table.shape[1] != len(header):
+        raise ConfigurationError(f"{path}: rows have {table.shape[1]} values, header has {len(header)}")
+    return from_arrays(np.delete(table, col, axis=1), table[:, col], num_classes=num_classes, modalities=modalities)
+
+
+def from_torch_dataset(
+    dataset: Dataset, *, num_classes: int | None = None, modalities: tuple[int, ...] = ()
+) -> TabularData:
+    """Materializes a map-style torch ``Dataset`` of ``(features, label)`` items (features are flattened).
+
+    Raises:
+        ConfigurationError: an item is not a (features, label) pair, or anything ``from_arrays`` refuses.
+    """
+    xs, ys = [], []
+    for i in range(len(dataset)):  # type: ignore[arg-type]
+        item = dataset[i]
+        if not isinstance(item, (tuple, list)) or len(item) != 2:
+            raise ConfigurationError(f"item {i} is not a (features, label) pair")
+        x, y = item
+        xs.append(torch.as_tensor(x).detach().cpu().reshape(-1).numpy())
+        ys.append(int(torch.as_tensor(y).item()))
+    if not xs:
+        raise ConfigurationError("a partner's data set must not be empty")
+    return from_arrays(np.stack(xs), np.asarray(ys), num_classes=num_classes, modalities=modalities)

@@ -1,0 +1,98 @@
+import math
+
+import pytest
+import torch
+
+from lepton_ledger.errors import ConfigurationError
+from lepton_ledger.fl.accounting import epsilon_from_history
+from lepton_ledger.fl.data import make_federated
+from lepton_ledger.fl.models import build_model
+from lepton_ledger.fl.training import (
+    DEFAULT_GRAD_SAMPLE_MODE,
+    train_local,
+    train_nonprivate,
+)
+
+
+@pytest.fixture(scope="module")
+def split():
+    return make_federated("digits", num_partners=3, seed=0)
+
+
+def _norm(delta):
+    return math.sqrt(sum(float(v.pow(2).sum()) for v in delta.values()))
+
+
+def test_same_seed_same_delta_other_seed_other_delta(split):
+    model = build_model("mlp", split.input_dim, split.num_classes, seed=0)
+    kw = {"model": model, "data": split.partners[0], "noise_multiplier": 1.0, "batch_size": 64}
+    a, b, c = train_local(**kw, seed=5), train_local(**kw, seed=5), train_local(**kw, seed=6)
+    assert a.delta.keys() == model.state_dict().keys()
+    assert all(torch.equal(a.delta[k], b.delta[k]) for k in a.delta)
+    assert a.metrics == b.metrics
+    assert not all(torch.equal(a.delta[k], c.delta[k]) for k in a.delta)
+
+
+def test_base_model_is_untouched(split):
+    model = build_model("logreg", split.input_dim, split.num_classes, seed=0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    result = train_local(model=model, data=split.partners[1], noise_multiplier=1.0)
+    assert _norm(result.delta) > 0
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert not hasattr(model, "_module") and not any(hasattr(p, "grad_sample") for p in model.parameters())
+
+
+def test_dp_parameters_are_recorded(split):
+    data = split.partners[2]
+    model = build_model("mlp", split.input_dim, split.num_classes, seed=0)
+    result = train_local(model=model, data=data, epochs=2, batch_size=50, noise_multiplier=1.3, max_grad_norm=0.7, delta=1e-6)
+    per_epoch = math.ceil(len(data) / 50)
+    dp = result.dp
+    assert (dp.noise_multiplier, dp.max_grad_norm, dp.delta, dp.accountant) == (1.3, 0.7, 1e-6, "rdp")
+    assert dp.sample_rate == 1 / per_epoch and dp.steps == 2 * per_epoch and dp.epochs == 2
+    assert dp.grad_sample_mode == DEFAULT_GRAD_SAMPLE_MODE == "ghost"
+    assert result.sample_count == len(data)
+    assert result.epsilon == epsilon_from_history([(1.3, 1 / per_epoch, 2 * per_epoch)], 1e-6, "rdp")
+    assert set(result.metrics) == {"loss", "train_accuracy"} and 0 <= result.metrics["train_accuracy"] <= 1
+    assert result.device == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_target_epsilon_is_met_for_the_round(split):
+    model = build_model("logreg", split.input_dim, split.num_classes, seed=0)
+    result = train_local(model=model, data=split.partners[0], epochs=2, target_epsilon=3.0, accountant="prv")
+    assert result.dp.accountant == "prv"
+    assert 3.0 * 0.97 <= result.epsilon <= 3.0 + 0.02  # Opacus searches within 0.01; PRV is approximate
+
+
+def test_ghost_clipping_computes_the_same_update_as_per_sample_hooks(split):
+    model = build_model("mlp", split.input_dim, split.num_classes, seed=0)
+    kw = {"model": model, "data": split.partners[0], "noise_multiplier": 0.8, "max_grad_norm": 0.5, "seed": 3}
+    ghost, hooks = train_local(**kw, grad_sample_mode="ghost"), train_local(**kw, grad_sample_mode="hooks")
+    for key in ghost.delta:
+        assert torch.allclose(ghost.delta[key], hooks.delta[key], atol=1e-5), key
+
+
+def test_gradients_are_really_clipped(split):
+    model = build_model("mlp", split.input_dim, split.num_classes, seed=0)
+    kw = {"model": model, "data": split.partners[0], "lr": 0.5, "batch_size": 64, "seed": 0}
+    clip = 1e-3
+    dp = train_local(**kw, noise_multiplier=1e-6, max_grad_norm=clip)
+    plain = train_nonprivate(**kw)
+    # each step moves by lr * (sum of clipped grads) / expected batch; a Poisson batch is < 2x the expected size
+    assert _norm(dp.delta) <= dp.dp.steps * 0.5 * clip * 2
+    assert _norm(plain.delta) > 100 * _norm(dp.delta)
+
+
+def test_bad_settings_are_refused(split):
+    model = build_model("logreg", split.input_dim, split.num_classes, seed=0)
+    data = split.partners[0]
+    with pytest.raises(ConfigurationError, match="exactly one"):
+        train_local(model=model, data=data)
+    with pytest.raises(ConfigurationError, match="exactly one"):
+        train_local(model=model, data=data, noise_multiplier=1.0, target_epsilon=1.0)
+    with pytest.raises(ConfigurationError, match="grad_sample_mode"):
+        train_local(model=model, data=data, noise_multiplier=1.0, grad_sample_mode="fast")
+    with pytest.raises(ConfigurationError, match="accountant"):
+        train_local(model=model, data=data, noise_multiplier=1.0, accountant="gdp2")
+    with pytest.raises(ConfigurationError, match="delta"):
+        train_local(model=model, data=data, noise_multiplier=1.0, delta=0)
