@@ -28,8 +28,7 @@ from web3.logs import DISCARD  # noqa: E402
 
 from lepton_ledger.chain.anvil import Anvil, advance_time  # noqa: E402
 from lepton_ledger.chain.artifacts import load_artifact  # noqa: E402
-from lepton_ledger.chain.deployment import deploy_system  # noqa: E402
-from lepton_ledger.chain.lifecycle import dev_account  # noqa: E402
+from lepton_ledger.chain.deployment import DevRoles, deploy_with_roles  # noqa: E402
 from lepton_ledger.chain.merkle import PayoutTree, PositionalTree, commitment_leaf, pack_entries  # noqa: E402
 from lepton_ledger.chain.transactions import Transactor  # noqa: E402
 from lepton_ledger.chain.typed_data import UpdateCommitment, sign_digest, update_commitment_digest  # noqa: E402
@@ -72,14 +71,14 @@ def main() -> None:
     started = time.monotonic()
     book = GasBook()
     with Anvil(gas_limit=60_000_000) as w3:
-        admin, coordinator, auditor, treasury = (dev_account(i) for i in (0, 1, 2, 7))
+        roles = DevRoles.from_dev_keys()
+        admin, coordinator, auditor = roles.admin, roles.coordinator, roles.auditor
         partners = [Account.from_key(Web3.keccak(text=f"lepton-bench-partner-{i}")) for i in range(n)]
         for p in partners:
             w3.provider.make_request("anvil_setBalance", [p.address, hex(10**20)])  # type: ignore[arg-type]
-        tx = Transactor(w3, [admin, coordinator, auditor, treasury, *partners])
+        tx = Transactor(w3, [*roles.accounts(), *partners])
         chain_id = w3.eth.chain_id
-        d = deploy_system(tx, admin=admin.address, coordinator=coordinator.address, auditors=[auditor.address],
-                          slash_recipient=treasury.address, dispute_window=DISPUTE_WINDOW)
+        d = deploy_with_roles(tx, roles, dispute_window=DISPUTE_WINDOW)
         token = tx.deploy(load_artifact("LeptonToken"), "Bench", "BNC", admin.address, sender=admin.address)
 
         for i, p in enumerate(partners):

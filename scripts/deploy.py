@@ -10,8 +10,7 @@ from pathlib import Path
 from brownie import network, web3
 from brownie._config import CONFIG
 
-from lepton_ledger.chain.deployment import deploy_system
-from lepton_ledger.chain.lifecycle import dev_account
+from lepton_ledger.chain.deployment import DevRoles, deploy_with_roles
 from lepton_ledger.chain.transactions import Transactor
 from lepton_ledger.errors import ConfigurationError
 
@@ -22,16 +21,8 @@ def main(out: str = "deployment.json"):
     active = network.show_active()
     if "cmd" not in CONFIG.networks.get(active, {}):  # only networks brownie launches itself are local
         raise ConfigurationError(f"deploy.py signs with development keys; {active!r} is not a local network")
-    admin, coordinator, auditor, treasury = (dev_account(i) for i in (0, 1, 2, 7))
-    tx = Transactor(web3, [admin, coordinator, auditor, treasury])
-    deployment = deploy_system(
-        tx,
-        admin=admin.address,
-        coordinator=coordinator.address,
-        auditors=[auditor.address],
-        slash_recipient=treasury.address,
-        dispute_window=DISPUTE_WINDOW,
-    )
+    roles = DevRoles.from_dev_keys()
+    deployment = deploy_with_roles(Transactor(web3, roles.accounts()), roles, dispute_window=DISPUTE_WINDOW)
     deployment.write(Path(out), rpc_url=web3.provider.endpoint_uri, chain_id=web3.eth.chain_id)
     for name, address in deployment.addresses().items():
         print(f"{name}: {address}")

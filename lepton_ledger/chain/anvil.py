@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
 from web3 import HTTPProvider, Web3
 
 from ..errors import ToolchainError
@@ -16,6 +18,12 @@ from ..settings import anvil_binary
 
 # anvil's (and brownie's) default mnemonic: its accounts are well-known test keys, for local chains only.
 DEFAULT_MNEMONIC = "test test test test test test test test test test test junk"
+
+
+def dev_account(index: int) -> LocalAccount:
+    """Account `index` of the local chain's well-known mnemonic (local chains only: these keys are public)."""
+    Account.enable_unaudited_hdwallet_features()
+    return Account.from_mnemonic(DEFAULT_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
 
 
 def free_port() -> int:

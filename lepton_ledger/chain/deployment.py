@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.contract import Contract
 
@@ -51,6 +52,38 @@ class Deployment:
             vault=bound["RewardVault"],
             ledger=bound["RoundLedger"],
         )
+
+
+@dataclass(frozen=True)
+class DevRoles:
+    """The accounts that hold each role on a local development chain."""
+
+    admin: LocalAccount
+    coordinator: LocalAccount
+    auditor: LocalAccount
+    treasury: LocalAccount
+
+    @classmethod
+    def from_dev_keys(cls) -> DevRoles:
+        """Accounts 0, 1, 2 and 7 of the local chain's well-known mnemonic (local chains only)."""
+        from .anvil import dev_account
+
+        return cls(admin=dev_account(0), coordinator=dev_account(1), auditor=dev_account(2), treasury=dev_account(7))
+
+    def accounts(self) -> list[LocalAccount]:
+        return [self.admin, self.coordinator, self.auditor, self.treasury]
+
+
+def deploy_with_roles(tx: Transactor, roles: DevRoles, *, dispute_window: int) -> Deployment:
+    """Deploys the system with `roles` (whose keys `tx` must hold) in their places."""
+    return deploy_system(
+        tx,
+        admin=roles.admin.address,
+        coordinator=roles.coordinator.address,
+        auditors=[roles.auditor.address],
+        slash_recipient=roles.treasury.address,
+        dispute_window=dispute_window,
+    )
 
 
 def deploy_system(

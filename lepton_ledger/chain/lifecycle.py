@@ -18,17 +18,15 @@ from pathlib import Path
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
 from rich.console import Console
 from rich.table import Table
 from web3 import Web3
 from web3.logs import DISCARD
 
 from ..fl.payouts import PayoutRule, split_reward
-from .anvil import DEFAULT_MNEMONIC, Anvil, advance_time
+from .anvil import Anvil, advance_time, dev_account
 from .artifacts import load_artifact
-from .deployment import Deployment, deploy_system
+from .deployment import Deployment, DevRoles, deploy_with_roles
 from .merkle import PayoutTree, PositionalTree, commitment_leaf, pack_entries
 from .transactions import Transactor
 from .typed_data import UpdateCommitment, sign_digest, update_commitment_digest
@@ -55,12 +53,6 @@ def sha256(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
-def dev_account(index: int) -> LocalAccount:
-    """Account `index` of the local chain's well-known mnemonic (local chains only)."""
-    Account.enable_unaudited_hdwallet_features()
-    return Account.from_mnemonic(DEFAULT_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
-
-
 def rdp_epsilon(noise_multiplier: float, sample_rate: float, steps: int, delta: float) -> float:
     """Epsilon of `steps` Poisson-sampled Gaussian steps, by Opacus's RDP accountant."""
     from opacus.accountants import RDPAccountant  # heavy (torch): imported only when needed
@@ -83,20 +75,14 @@ def _step(console: Console, text: str) -> None:
 
 
 def _walk(w3: Web3, out_dir: Path, dispute_window: int, console: Console) -> LifecycleResult:
-    admin, coordinator, auditor, treasury = (dev_account(i) for i in (0, 1, 2, 7))
+    roles = DevRoles.from_dev_keys()
+    admin, coordinator = roles.admin, roles.coordinator
     partner_accounts = {name: dev_account(i) for name, i in (("alpha", 3), ("beta", 4), ("gamma", 5))}
-    tx = Transactor(w3, [admin, coordinator, auditor, treasury, *partner_accounts.values()])
+    tx = Transactor(w3, [*roles.accounts(), *partner_accounts.values()])
     chain_id = w3.eth.chain_id
     _step(console, f"anvil up, chain id {chain_id}, block {w3.eth.block_number}")
 
-    deployment = deploy_system(
-        tx,
-        admin=admin.address,
-        coordinator=coordinator.address,
-        auditors=[auditor.address],
-        slash_recipient=treasury.address,
-        dispute_window=dispute_window,
-    )
+    deployment = deploy_with_roles(tx, roles, dispute_window=dispute_window)
     token = tx.deploy(load_artifact("LeptonToken"), "Lepton Reward", "LRW", admin.address, sender=admin.address)
     for name, address in {**deployment.addresses(), "LeptonToken": token.address}.items():
         _step(console, f"deployed {name} at {address}")

@@ -11,7 +11,8 @@ from web3 import Web3
 from lepton_ledger.chain.anvil import Anvil, advance_time
 from lepton_ledger.chain.artifacts import load_artifact
 from lepton_ledger.chain.deployment import deploy_system
-from lepton_ledger.chain.lifecycle import dev_account, run_lifecycle
+from lepton_ledger.chain.anvil import dev_account
+from lepton_ledger.chain.lifecycle import run_lifecycle
 from lepton_ledger.chain.transactions import Transactor
 from lepton_ledger.errors import ConfigurationError, ContractReverted, LeptonError, ToolchainError
 
