@@ -7,6 +7,7 @@ unlocked node account, so the same code works against anvil and against any RPC 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from eth_abi import decode as abi_decode
@@ -46,6 +47,19 @@ def _plain(abi_type: str, value: Any) -> Any:
     if abi_type == "address":
         return Web3.to_checksum_address(value)
     return "0x" + value.hex() if isinstance(value, bytes) else value
+
+
+@dataclass(frozen=True)
+class SignedTx:
+    """A transaction signed but not necessarily sent: what a durable outbox stores before broadcasting.
+
+    Rebroadcasting the same `raw` bytes is always safe: the nonce makes it the same transaction, executed once.
+    """
+
+    sender: str
+    nonce: int
+    tx_hash: HexBytes
+    raw: HexBytes
 
 
 class Transactor:
@@ -91,6 +105,66 @@ class Transactor:
         )
         receipt = self._send(tx, sender)
         return self.w3.eth.contract(address=receipt["contractAddress"], abi=artifact.abi)
+
+    def sign(self, tx: dict[str, Any], sender: str, *, nonce: int | None = None) -> SignedTx:
+        """Signs `tx` (``to``, ``data``, optional ``value`` and ``gas``) from `sender` without sending it.
+
+        The nonce is `nonce` when given, else the next one this transactor tracks for `sender`; either way the
+        tracked nonce moves past it, since a signed transaction may be broadcast later.
+
+        Raises:
+            ConfigurationError: no key for `sender` was added.
+            ContractReverted: gas estimation shows the contract would refuse, with its custom error decoded.
+            ChainError: gas estimation failed otherwise.
+        """
+        # Imported here: a web3 internal (what build_transaction uses to fill gas, fees and chain id).
+        from web3._utils.transactions import fill_transaction_defaults
+
+        account = self._account(sender)
+        params: dict[str, Any] = {**tx, "from": sender, "chainId": self.chain_id}
+        params["nonce"] = self._nonce(sender) if nonce is None else nonce
+        try:
+            filled = dict(fill_transaction_defaults(self.w3, params))  # type: ignore[arg-type]
+        except (ContractCustomError, ContractLogicError) as exc:
+            raise decode_revert(getattr(exc, "data", None)) or ChainError(str(exc)) from None
+        filled.pop("from", None)
+        signed = account.sign_transaction(filled)
+        self._nonces[sender] = max(self._nonces.get(sender, 0), params["nonce"] + 1)
+        return SignedTx(
+            sender=sender, nonce=params["nonce"], tx_hash=HexBytes(signed.hash), raw=HexBytes(signed.raw_transaction)
+        )
+
+    def send_raw(self, raw: bytes) -> HexBytes:
+        """Broadcasts an already signed transaction; returns its hash.
+
+        Raises:
+            ChainError: the node refused it (other than as a transaction it already knows).
+        """
+        from eth_utils import keccak
+        from web3.exceptions import TransactionNotFound, Web3RPCError
+
+        tx_hash = HexBytes(keccak(bytes(raw)))
+        try:
+            return HexBytes(self.w3.eth.send_raw_transaction(raw))
+        except (Web3RPCError, ValueError) as exc:  # nodes word "already known" differently: ask if they have it
+            try:
+                self.w3.eth.get_transaction(tx_hash)
+            except TransactionNotFound:
+                raise ChainError(f"node refused transaction {tx_hash.to_0x_hex()}: {exc}") from exc
+            return tx_hash
+
+    def wait(self, tx_hash: bytes, *, timeout: float | None = None) -> TxReceipt:
+        """Waits for the receipt of `tx_hash`.
+
+        Raises:
+            ChainError: no receipt within `timeout` (default: this transactor's receipt timeout).
+        """
+        from web3.exceptions import TimeExhausted
+
+        try:
+            return self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout or self.receipt_timeout)
+        except TimeExhausted as exc:
+            raise ChainError(f"no receipt for {HexBytes(tx_hash).to_0x_hex()}: {exc}") from exc
 
     def _send(self, tx: dict, sender: str) -> TxReceipt:
         account = self._account(sender)

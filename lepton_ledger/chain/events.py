@@ -1,0 +1,310 @@
+"""An event index: the logs of the four lepton-ledger contracts, decoded and kept in SQLite for fast queries.
+
+The index reads ``eth_getLogs`` block range by block range, decodes every log with its contract's ABI and
+stores it with the columns queries need (agreement, round, partner). It is idempotent (a log's key is its
+transaction hash and log index, so indexing a range twice inserts nothing), resumable (each range is committed
+together with the last indexed block, so a crash loses at most the range in flight, which is re-read), and
+handles reorganisations of local chains minimally: the hash of the last block of every indexed range is kept,
+and when the chain no longer has it, the index drops everything above the newest range end the chain still
+agrees with, then re-reads from there.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eth_utils import event_abi_to_log_topic
+from hexbytes import HexBytes
+from web3 import Web3
+from web3.contract import Contract
+from web3.exceptions import BlockNotFound
+
+from ..errors import ChainError, ConfigurationError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    tx_hash      TEXT    NOT NULL,
+    log_index    INTEGER NOT NULL,
+    block_number INTEGER NOT NULL,
+    block_hash   TEXT    NOT NULL,
+    contract     TEXT    NOT NULL,
+    address      TEXT    NOT NULL,
+    event        TEXT    NOT NULL,
+    args         TEXT    NOT NULL,
+    agreement_id INTEGER,
+    round        INTEGER,
+    partner      TEXT,
+    PRIMARY KEY (tx_hash, log_index)
+);
+CREATE INDEX IF NOT EXISTS events_order     ON events (block_number, log_index);
+CREATE INDEX IF NOT EXISTS events_event     ON events (event, block_number, log_index);
+CREATE INDEX IF NOT EXISTS events_agreement ON events (agreement_id, round, block_number, log_index);
+CREATE INDEX IF NOT EXISTS events_partner   ON events (partner, block_number, log_index);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    block_number INTEGER PRIMARY KEY,
+    block_hash   TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+_SQLITE_MAX = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class IndexedEvent:
+    """One decoded log, as stored."""
+
+    block_number: int
+    block_hash: str
+    tx_hash: str
+    log_index: int
+    contract: str
+    address: str
+    event: str
+    args: dict[str, Any]
+    agreement_id: int | None
+    round: int | None
+    partner: str | None
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    """What one call to :meth:`EventIndex.sync` did."""
+
+    from_block: int
+    to_block: int
+    inserted: int
+    rewound_to: int | None = None
+
+
+class EventIndex:
+    """Decoded events of a set of contracts in a SQLite file (or ``:memory:``-like path of the caller's choice).
+
+    Args:
+        w3: a connected Web3.
+        contracts: the contracts to index, by name (``Deployment.addresses()`` bound to their ABIs).
+        path: the SQLite file; created when missing.
+        start_block: the first block to read when the file is new (the deployment block saves work).
+        chunk: blocks per ``eth_getLogs`` request; nodes cap the range or the result size.
+        confirmations: blocks behind the head left unindexed, so that a reorg rarely reaches indexed blocks.
+    """
+
+    def __init__(
+        self,
+        w3: Web3,
+        contracts: Mapping[str, Contract],
+        path: Path,
+        *,
+        start_block: int = 0,
+        chunk: int = 2_000,
+        confirmations: int = 0,
+    ) -> None:
+        if chunk < 1 or confirmations < 0 or start_block < 0:
+            raise ConfigurationError("chunk must be >= 1, confirmations and start_block >= 0")
+        self.w3 = w3
+        self.path = Path(path)
+        self.start_block = start_block
+        self.chunk = chunk
+        self.confirmations = confirmations
+        self._by_address: dict[str, tuple[str, Contract, dict[bytes, str]]] = {}
+        for name, contract in contracts.items():
+            topics = {
+                bytes(event_abi_to_log_topic(entry)): entry["name"]  # type: ignore[arg-type]
+                for entry in contract.abi
+                if entry.get("type") == "event" and not entry.get("anonymous")
+            }
+            self._by_address[Web3.to_checksum_address(contract.address)] = (name, contract, topics)
+        with self._connect() as db:
+            db.executescript(_SCHEMA)
+
+    # ------------------------------------------------------------------ indexing
+
+    @property
+    def last_block(self) -> int | None:
+        """The last block whose logs are all stored, or None before the first sync."""
+        with self._connect() as db:
+            row = db.execute("SELECT value FROM meta WHERE key = 'last_block'").fetchone()
+        return int(row[0]) if row else None
+
+    def sync(self, to_block: int | None = None) -> IndexStats:
+        """Indexes every block after the last indexed one up to `to_block` (default: head minus confirmations).
+
+        Raises:
+            ChainError: a log of an indexed contract does not decode with its ABI (wrong ABI or address).
+        """
+        rewound = self._check_reorg()
+        head = self.w3.eth.block_number - self.confirmations
+        target = head if to_block is None else min(to_block, head)
+        last = self.last_block
+        first = self.start_block if last is None else last + 1
+        inserted = 0
+        for low in range(first, target + 1, self.chunk):
+            high = min(low + self.chunk - 1, target)
+            inserted += self._index_range(low, high)
+        return IndexStats(from_block=first, to_block=max(target, first - 1), inserted=inserted, rewound_to=rewound)
+
+    def _index_range(self, low: int, high: int) -> int:
+        # The range end's hash is read before the logs: if a reorg replaces it in between, the next sync sees a
+        # hash the chain no longer has and re-reads the range.
+        end_hash = _hex(self.w3.eth.get_block(high)["hash"])
+        logs = self.w3.eth.get_logs(
+            {"fromBlock": low, "toBlock": high, "address": list(self._by_address)}  # type: ignore[typeddict-item]
+        )
+        rows = [self._row(log) for log in logs]
+        with self._connect() as db:
+            before = db.total_changes
+            db.executemany(
+                "INSERT OR IGNORE INTO events (tx_hash, log_index, block_number, block_hash, contract, address, "
+                "event, args, agreement_id, round, partner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            inserted = db.total_changes - before
+            db.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?)", (high, end_hash))
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('last_block', ?)", (str(high),))
+        return inserted
+
+    def _row(self, log: Mapping[str, Any]) -> tuple:
+        address = Web3.to_checksum_address(log["address"])
+        name, contract, topics = self._by_address[address]
+        topic0 = bytes(log["topics"][0]) if log["topics"] else b""
+        event = topics.get(topic0)
+        if event is None:
+            where = f"{_hex(log['transactionHash'])}:{log['logIndex']}"
+            raise ChainError(f"log {where} of {name} matches no event of its ABI")
+        decoded = contract.events[event]().process_log(log)
+        args = {key: _jsonable(value) for key, value in decoded["args"].items()}
+        partner = args.get("partner", args.get("party"))
+        return (
+            _hex(log["transactionHash"]),
+            log["logIndex"],
+            log["blockNumber"],
+            _hex(log["blockHash"]),
+            name,
+            address,
+            event,
+            json.dumps(args, sort_keys=True),
+            _sqlite_int(args.get("agreementId")),
+            _sqlite_int(args.get("round")),
+            partner if isinstance(partner, str) else None,
+        )
+
+    def _check_reorg(self) -> int | None:
+        """Drops what a reorganisation replaced; returns the block re-indexing resumes after, or None."""
+        last = self.last_block
+        if last is None or self._chain_hash(last) == self._stored_hash(last):
+            return None
+        with self._connect() as db:
+            checkpoints = db.execute(
+                "SELECT block_number, block_hash FROM checkpoints ORDER BY block_number DESC"
+            ).fetchall()
+        keep: int | None = None
+        for number, stored in checkpoints:
+            if self._chain_hash(number) == stored:
+                keep = number
+                break
+        with self._connect() as db:
+            floor = self.start_block - 1 if keep is None else keep
+            db.execute("DELETE FROM events WHERE block_number > ?", (floor,))
+            db.execute("DELETE FROM checkpoints WHERE block_number > ?", (floor,))
+            if keep is None:
+                db.execute("DELETE FROM meta WHERE key = 'last_block'")
+            else:
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('last_block', ?)", (str(keep),))
+        return floor
+
+    def _chain_hash(self, number: int) -> str | None:
+        try:
+            return _hex(self.w3.eth.get_block(number)["hash"])
+        except BlockNotFound:  # the chain is now shorter than what was indexed
+            return None
+
+    def _stored_hash(self, number: int) -> str | None:
+        with self._connect() as db:
+            row = db.execute("SELECT block_hash FROM checkpoints WHERE block_number = ?", (number,)).fetchone()
+        return row[0] if row else None
+
+    # ------------------------------------------------------------------ queries
+
+    def events(
+        self,
+        name: str | Sequence[str] | None = None,
+        *,
+        agreement_id: int | None = None,
+        round: int | None = None,
+        partner: str | None = None,
+        contract: str | None = None,
+    ) -> list[IndexedEvent]:
+        """Stored events matching every given filter, in chain order (block, then log index).
+
+        `partner` matches the event's ``partner`` or ``party`` argument, in any letter case.
+        """
+        clauses: list[str] = []
+        params: list[Any] = []
+        if name is not None:
+            names = [name] if isinstance(name, str) else list(name)
+            clauses.append(f"event IN ({', '.join('?' for _ in names)})")
+            params += names
+        for column, value in (("agreement_id", agreement_id), ("round", round), ("contract", contract)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if partner is not None:
+            clauses.append("partner = ?")
+            params.append(Web3.to_checksum_address(partner))
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT block_number, block_hash, tx_hash, log_index, contract, address, event, args, agreement_id, "
+                f"round, partner FROM events {where} ORDER BY block_number, log_index",
+                params,
+            ).fetchall()
+        return [
+            IndexedEvent(
+                block_number=r[0], block_hash=r[1], tx_hash=r[2], log_index=r[3], contract=r[4], address=r[5],
+                event=r[6], args=json.loads(r[7]), agreement_id=r[8], round=r[9], partner=r[10],
+            )
+            for r in rows
+        ]
+
+    def count(self) -> int:
+        """How many events are stored."""
+        with self._connect() as db:
+            return db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        # One short-lived connection per operation: readers in other processes never hold a stale view, and
+        # `with db` commits (or rolls back) each range atomically with its checkpoint.
+        db = sqlite3.connect(self.path, timeout=30)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            with db:
+                yield db
+        finally:
+            db.close()
+
+
+def _hex(value: bytes | str) -> str:
+    return HexBytes(value).to_0x_hex()
+
+
+def _sqlite_int(value: Any) -> int | None:
+    # SQLite integers are 64-bit; ids past that stay in the JSON args only.
+    return value if isinstance(value, int) and 0 <= value <= _SQLITE_MAX else None
+
+
+def _jsonable(value: Any) -> Any:
+    """A decoded ABI value as JSON: bytes as 0x-hex, structs as objects, arrays as lists."""
+    if isinstance(value, (bytes, bytearray)):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, Mapping):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value

@@ -1,0 +1,448 @@
+"""A durable outbox: every side effect of a round (an IPFS put, a transaction) is recorded before it happens,
+so that a process killed at any point can be restarted and finish the work with nothing lost and nothing done
+twice.
+
+An operation has a stable idempotency key chosen by the caller (``f"submit:{agreement}:{round}:{partner}"``),
+a kind that selects its handler, a JSON payload, a status and, once done, a JSON result::
+
+    pending --(handler)--> sent --(receipt)--> confirmed
+       \\______________________\\____________--> failed
+
+Storage is SQLite in WAL mode with one connection per operation, so several processes may share the file;
+claims are taken inside ``BEGIN IMMEDIATE`` and carry the claimer's host and pid, so that an operation held by a
+process that died is taken over at once instead of after its lease runs out.
+
+Transactions recover without double-spending: the signed raw transaction and its nonce are stored *before*
+broadcasting. A restarted runner that finds one looks at the sender's mined nonce: past it, the transaction
+either was mined (found by hash) or lost its nonce to another transaction (so it can never be mined, and is
+signed afresh); not past it, the *same* raw bytes are broadcast again, which the nonce makes harmless.
+Handlers of other kinds must be idempotent themselves (an IPFS put of the same bytes gives the same CID).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from hexbytes import HexBytes
+from web3.contract.contract import ContractFunction
+from web3.exceptions import TransactionNotFound
+
+from ..chain.transactions import SignedTx, Transactor
+from ..errors import ContractReverted, LeptonError
+
+Status = Literal["pending", "sent", "confirmed", "failed"]
+OPEN: tuple[Status, ...] = ("pending", "sent")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS operations (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    key           TEXT    NOT NULL UNIQUE,
+    kind          TEXT    NOT NULL,
+    payload       TEXT    NOT NULL,
+    status        TEXT    NOT NULL DEFAULT 'pending',
+    result        TEXT,
+    error         TEXT,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    tx_sender     TEXT,
+    tx_nonce      INTEGER,
+    tx_hash       TEXT,
+    tx_raw        BLOB,
+    claimed_by    TEXT,
+    claimed_until REAL,
+    created_at    REAL    NOT NULL,
+    updated_at    REAL    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS operations_open ON operations (status, seq);
+"""
+
+
+class OutboxError(LeptonError, RuntimeError):
+    """An outbox operation is unknown, or asked for a transition its status does not allow."""
+
+
+class PermanentFailure(LeptonError, RuntimeError):
+    """Raised by a handler when retrying cannot help: the runner marks the operation failed.
+
+    Attributes:
+        result: what to record with the failure (e.g. the reverted transaction's receipt summary), or None.
+    """
+
+    def __init__(self, message: str, result: Any = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One recorded side effect."""
+
+    seq: int
+    key: str
+    kind: str
+    payload: dict[str, Any]
+    status: Status
+    result: Any
+    error: str | None
+    attempts: int
+    tx_sender: str | None
+    tx_nonce: int | None
+    tx_hash: str | None
+    tx_raw: bytes | None
+
+
+class Outbox:
+    """The operations table in one SQLite file.
+
+    Args:
+        path: the SQLite file, created when missing.
+        lease_seconds: how long a claim keeps other live processes off an operation.
+    """
+
+    def __init__(self, path: Path, *, lease_seconds: float = 300.0) -> None:
+        self.path = Path(path)
+        self.lease_seconds = lease_seconds
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # host:pid:instance, so that a claim of a dead process on this host can be recognised and taken over.
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        db = sqlite3.connect(self.path, timeout=30)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")  # persistent in the file: readers never block the writer
+            db.executescript(_SCHEMA)
+        finally:
+            db.close()
+
+    # ------------------------------------------------------------------ records
+
+    def enqueue(self, key: str, kind: str, payload: Mapping[str, Any]) -> Operation:
+        """Records an operation to perform; returns it. A key seen before returns the existing record unchanged
+        (whatever `kind` and `payload` say now): the key, not the call, identifies the side effect.
+
+        Raises:
+            TypeError: `payload` is not JSON-serializable.
+        """
+        document = json.dumps(dict(payload), sort_keys=True)
+        now = time.time()
+        with self._connect() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO operations (key, kind, payload, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+                (key, kind, document, now, now),
+            )
+        return self.get(key)
+
+    def get(self, key: str) -> Operation:
+        """The operation with `key`.
+
+        Raises:
+            OutboxError: no operation has that key.
+        """
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM operations WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            raise OutboxError(f"no outbox operation with key {key!r}")
+        return _operation(row)
+
+    def find(self, key: str) -> Operation | None:
+        """The operation with `key`, or None."""
+        try:
+            return self.get(key)
+        except OutboxError:
+            return None
+
+    def operations(self, status: Status | None = None) -> list[Operation]:
+        """Operations in the order they were enqueued, optionally only those with `status`."""
+        with self._connect() as db:
+            if status is None:
+                rows = db.execute("SELECT * FROM operations ORDER BY seq").fetchall()
+            else:
+                rows = db.execute("SELECT * FROM operations WHERE status = ? ORDER BY seq", (status,)).fetchall()
+        return [_operation(r) for r in rows]
+
+    # ------------------------------------------------------------------ claims and transitions
+
+    def claim_next(self, kinds: set[str] | None = None) -> Operation | None:
+        """Claims the oldest pending or sent operation that nobody alive holds; None when there is none.
+
+        A claim lasts `lease_seconds`, or until :meth:`release` or a final mark; a claim whose holder is a dead
+        process on this host is taken over at once.
+        """
+        now = time.time()
+        with self._connect(immediate=True) as db:
+            rows = db.execute(
+                "SELECT * FROM operations WHERE status IN ('pending', 'sent') ORDER BY seq"
+            ).fetchall()
+            for row in rows:
+                if kinds is not None and row["kind"] not in kinds:
+                    continue
+                if not self._claimable(row["claimed_by"], row["claimed_until"], now):
+                    continue
+                db.execute(
+                    "UPDATE operations SET claimed_by = ?, claimed_until = ?, attempts = attempts + 1, updated_at = ? "
+                    "WHERE key = ?",
+                    (self.owner, now + self.lease_seconds, now, row["key"]),
+                )
+                return _operation(db.execute("SELECT * FROM operations WHERE key = ?", (row["key"],)).fetchone())
+        return None
+
+    def release(self, key: str) -> None:
+        """Gives up this process's claim on `key`, leaving its status as it is (for a later retry)."""
+        with self._connect() as db:
+            db.execute(
+                "UPDATE operations SET claimed_by = NULL, claimed_until = NULL WHERE key = ? AND claimed_by = ?",
+                (key, self.owner),
+            )
+
+    def record_signed(self, key: str, signed: SignedTx) -> Operation:
+        """Stores a signed transaction before it is broadcast, so that a restart can find or resend it.
+
+        Raises:
+            OutboxError: unknown key, or the operation is no longer pending.
+        """
+        return self._transition(
+            key, ("pending",), "pending",
+            tx_sender=signed.sender, tx_nonce=signed.nonce, tx_hash=signed.tx_hash.to_0x_hex(),
+            tx_raw=bytes(signed.raw),
+        )  # fmt: skip
+
+    def clear_signed(self, key: str) -> Operation:
+        """Forgets a signed transaction that can never be mined (its nonce went to another transaction).
+
+        Raises:
+            OutboxError: unknown key, or the operation is already confirmed or failed.
+        """
+        return self._transition(key, OPEN, "pending", tx_sender=None, tx_nonce=None, tx_hash=None, tx_raw=None)
+
+    def mark_sent(self, key: str, tx_hash: str | bytes) -> Operation:
+        """Records that the transaction `tx_hash` of `key` was broadcast.
+
+        Raises:
+            OutboxError: unknown key, or the operation is already confirmed or failed.
+        """
+        return self._transition(key, OPEN, "sent", tx_hash=HexBytes(tx_hash).to_0x_hex())
+
+    def mark_confirmed(self, key: str, result: Any) -> Operation:
+        """Records the operation's JSON `result` (a receipt summary, a CID) and ends it. Confirming an operation
+        already confirmed returns it unchanged, since a resumed runner may confirm what a dead one finished.
+
+        Raises:
+            OutboxError: unknown key, or the operation failed.
+        """
+        current = self.get(key)
+        if current.status == "confirmed":
+            return current
+        return self._transition(key, OPEN, "confirmed", result=json.dumps(result, sort_keys=True), release=True)
+
+    def mark_failed(self, key: str, error: str, result: Any = None) -> Operation:
+        """Ends the operation as failed with `error` (and an optional JSON `result`, e.g. a reverted receipt).
+
+        Raises:
+            OutboxError: unknown key, or the operation is already confirmed or failed.
+        """
+        document = None if result is None else json.dumps(result, sort_keys=True)
+        return self._transition(key, OPEN, "failed", error=error, result=document, release=True)
+
+    def _transition(
+        self, key: str, allowed: tuple[Status, ...], status: Status, *, release: bool = False, **columns: Any
+    ) -> Operation:
+        assignments = {"status": status, "updated_at": time.time(), **columns}
+        if release:
+            assignments.update(claimed_by=None, claimed_until=None)
+        with self._connect(immediate=True) as db:
+            row = db.execute("SELECT status FROM operations WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                raise OutboxError(f"no outbox operation with key {key!r}")
+            if row["status"] not in allowed:
+                raise OutboxError(f"operation {key!r} is {row['status']}: cannot become {status}")
+            sets = ", ".join(f"{column} = ?" for column in assignments)
+            db.execute(f"UPDATE operations SET {sets} WHERE key = ?", (*assignments.values(), key))
+            return _operation(db.execute("SELECT * FROM operations WHERE key = ?", (key,)).fetchone())
+
+    def _claimable(self, claimed_by: str | None, claimed_until: float | None, now: float) -> bool:
+        # Even this instance's own claims count: two threads sharing an Outbox must not get the same operation.
+        if claimed_by is None or (claimed_until or 0) < now:
+            return True
+        host, pid, _ = claimed_by.split(":", 2)
+        return host == socket.gethostname() and not _alive(int(pid))
+
+    @contextmanager
+    def _connect(self, *, immediate: bool = False) -> Iterator[sqlite3.Connection]:
+        # A connection per operation: nothing is cached across a fork or a crash, and each write is its own
+        # transaction. BEGIN IMMEDIATE takes the write lock before reading, so two claimers cannot both read
+        # an operation as free.
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        try:
+            db.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        finally:
+            db.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _operation(row: sqlite3.Row) -> Operation:
+    return Operation(
+        seq=row["seq"],
+        key=row["key"],
+        kind=row["kind"],
+        payload=json.loads(row["payload"]),
+        status=row["status"],
+        result=None if row["result"] is None else json.loads(row["result"]),
+        error=row["error"],
+        attempts=row["attempts"],
+        tx_sender=row["tx_sender"],
+        tx_nonce=row["tx_nonce"],
+        tx_hash=row["tx_hash"],
+        tx_raw=None if row["tx_raw"] is None else bytes(row["tx_raw"]),
+    )
+
+
+# ---------------------------------------------------------------------- running
+
+Handler = Callable[[Operation, Outbox], Any]
+Checkpoint = Callable[[str, Operation], None]
+
+
+def transaction_payload(
+    call: ContractFunction, sender: str, *, value: int = 0, gas: int | None = None
+) -> dict[str, Any]:
+    """The JSON payload of a ``"transaction"`` operation that sends `call` from `sender`."""
+    payload: dict[str, Any] = {
+        "sender": sender,
+        "to": call.address,
+        "data": call._encode_transaction_data(),  # the calldata build_transaction would use
+        "value": value,
+    }
+    if gas is not None:
+        payload["gas"] = gas
+    return payload
+
+
+class TransactionHandler:
+    """Executes ``"transaction"`` operations (payload from :func:`transaction_payload`) crash-safely.
+
+    `checkpoint`, when given, is called after each durable step ("signed", "broadcast", "recorded") with the
+    operation as it then stands: tests use it to kill the process at exactly that point.
+    """
+
+    def __init__(self, transactor: Transactor, *, checkpoint: Checkpoint | None = None) -> None:
+        self.transactor = transactor
+        self.checkpoint = checkpoint or (lambda point, op: None)
+
+    def __call__(self, op: Operation, outbox: Outbox) -> dict[str, Any]:
+        """Sends (or finds) the transaction and waits for its receipt; returns a receipt summary.
+
+        Raises:
+            PermanentFailure: the contract refuses it (at estimation or on-chain with status 0).
+            ChainError: the node cannot be reached or gives no receipt in time (the operation stays open).
+        """
+        op = self._broadcast(op, outbox)
+        assert op.tx_hash is not None
+        receipt = self.transactor.wait(HexBytes(op.tx_hash))
+        summary = {
+            "tx_hash": op.tx_hash,
+            "block_number": receipt["blockNumber"],
+            "gas_used": receipt["gasUsed"],
+            "status": receipt["status"],
+        }
+        if receipt["status"] != 1:
+            raise PermanentFailure(f"transaction {op.tx_hash} reverted on-chain", result=summary)
+        return summary
+
+    def _broadcast(self, op: Operation, outbox: Outbox) -> Operation:
+        eth = self.transactor.w3.eth
+        if op.tx_raw is not None:
+            assert op.tx_hash is not None and op.tx_nonce is not None and op.tx_sender is not None
+            if self._receipt(op.tx_hash) is not None:
+                return op if op.status == "sent" else outbox.mark_sent(op.key, op.tx_hash)
+            if eth.get_transaction_count(op.tx_sender, "latest") > op.tx_nonce:
+                # Not mined, yet its nonce is used: another transaction took it, so ours can never be mined.
+                op = outbox.clear_signed(op.key)
+            else:
+                # Maybe never broadcast, maybe dropped by a restarted node: the same bytes again, mined at most once.
+                return self._send(op, outbox)
+        try:
+            signed = self.transactor.sign(
+                {k: v for k, v in op.payload.items() if k != "sender"},
+                op.payload["sender"],
+                nonce=eth.get_transaction_count(op.payload["sender"], "pending"),
+            )
+        except ContractReverted as exc:
+            raise PermanentFailure(str(exc)) from exc
+        op = outbox.record_signed(op.key, signed)
+        self.checkpoint("signed", op)
+        return self._send(op, outbox)
+
+    def _send(self, op: Operation, outbox: Outbox) -> Operation:
+        assert op.tx_raw is not None
+        tx_hash = self.transactor.send_raw(op.tx_raw)
+        self.checkpoint("broadcast", op)
+        op = outbox.mark_sent(op.key, tx_hash)
+        self.checkpoint("recorded", op)
+        return op
+
+    def _receipt(self, tx_hash: str) -> Any:
+        try:
+            return self.transactor.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+        except TransactionNotFound:
+            return None
+
+
+class Runner:
+    """Executes open operations with the handler registered for their kind, one at a time, oldest first."""
+
+    def __init__(self, outbox: Outbox, handlers: Mapping[str, Handler] | None = None) -> None:
+        self.outbox = outbox
+        self.handlers: dict[str, Handler] = dict(handlers or {})
+
+    def register(self, kind: str, handler: Handler) -> None:
+        """Makes `handler` execute operations of `kind`."""
+        self.handlers[kind] = handler
+
+    def run_once(self) -> Operation | None:
+        """Claims and executes one operation; returns it as it ended, or None when nothing is open.
+
+        Raises:
+            Exception: whatever a handler raised other than :class:`PermanentFailure`, after releasing the claim
+                (the operation stays open, to be retried).
+        """
+        op = self.outbox.claim_next(set(self.handlers))
+        if op is None:
+            return None
+        try:
+            result = self.handlers[op.kind](op, self.outbox)
+        except PermanentFailure as exc:
+            return self.outbox.mark_failed(op.key, str(exc), exc.result)
+        except BaseException:
+            self.outbox.release(op.key)
+            raise
+        return self.outbox.mark_confirmed(op.key, result)
+
+    def run(self) -> list[Operation]:
+        """Executes operations until none is open (that this runner has a handler for); returns them."""
+        done: list[Operation] = []
+        while (op := self.run_once()) is not None:
+            done.append(op)
+        return done

@@ -1,0 +1,296 @@
+"""The durable outbox: idempotent records, claims, transitions, and transactions that survive a SIGKILL at every
+step, against a real anvil and real child processes, each effect landing on-chain exactly once."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from web3.exceptions import TransactionNotFound
+
+from lepton_ledger.chain.anvil import DEFAULT_MNEMONIC, Anvil
+from lepton_ledger.chain.artifacts import load_artifact
+from lepton_ledger.chain.transactions import Transactor
+from lepton_ledger.rounds.outbox import (
+    Outbox,
+    OutboxError,
+    Runner,
+    TransactionHandler,
+    transaction_payload,
+)
+
+# The child enqueues one registration and runs it, announcing each durable step on stdout and waiting for a
+# line on stdin before going on: the parent kills it at exactly the step it chose.
+CHILD = r"""
+import sys
+from pathlib import Path
+from eth_account import Account
+from web3.exceptions import TransactionNotFound
+from web3 import HTTPProvider, Web3
+from lepton_ledger.chain.artifacts import load_artifact
+from lepton_ledger.chain.transactions import Transactor
+from lepton_ledger.rounds.outbox import Outbox, Runner, TransactionHandler, transaction_payload
+
+url, db, registry, index, key, mnemonic = sys.argv[1:]
+Account.enable_unaudited_hdwallet_features()
+account = Account.from_mnemonic(mnemonic, account_path=f"m/44'/60'/0'/0/{index}")
+w3 = Web3(HTTPProvider(url))
+partners = w3.eth.contract(address=registry, abi=load_artifact("PartnerRegistry").abi)
+
+def point(name, op=None):
+    print(name, flush=True)
+    sys.stdin.readline()
+
+outbox = Outbox(Path(db))
+call = partners.functions.register(bytes([int(index)]) * 32, b"\x08" * 32)
+outbox.enqueue(key, "transaction", transaction_payload(call, account.address))
+point("enqueued")
+Runner(outbox, {"transaction": TransactionHandler(Transactor(w3, [account]), checkpoint=point)}).run()
+point("done")
+"""
+POINTS = ["enqueued", "signed", "broadcast", "recorded", "done"]
+
+
+def account(index: int):
+    Account.enable_unaudited_hdwallet_features()
+    return Account.from_mnemonic(DEFAULT_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
+
+
+@pytest.fixture(scope="module")
+def chain():
+    with Anvil(accounts=20) as w3:
+        admin = account(0)
+        registry = Transactor(w3, [admin]).deploy(load_artifact("PartnerRegistry"), admin.address, sender=admin.address)
+        yield w3, registry
+
+
+def registrations(registry, partner: str) -> list:
+    return registry.events.PartnerRegistered.get_logs(from_block=0, argument_filters={"partner": partner})
+
+
+def run_child_until(point: str, tmp_path: Path, w3, registry, index: int, key: str) -> list[str]:
+    """Runs the child, letting it past every step before `point`, and SIGKILLs it at `point`."""
+    stderr = (tmp_path / f"child-{index}.err").open("w")
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, w3.provider.endpoint_uri, str(tmp_path / "outbox.sqlite"), registry.address,
+         str(index), key, DEFAULT_MNEMONIC],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True,
+    )  # fmt: skip
+    seen: list[str] = []
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        for line in child.stdout:
+            seen.append(line.strip())
+            if seen[-1] == point:
+                child.kill()
+                child.wait()
+                return seen
+            child.stdin.write("\n")
+            child.stdin.flush()
+        child.wait()
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        stderr.close()
+    raise AssertionError(f"child exited {child.returncode} at {seen} before {point}: {(tmp_path / f'child-{index}.err').read_text()}")
+
+
+@pytest.mark.parametrize("point", POINTS)
+def test_transaction_killed_at_each_step_lands_exactly_once(point, chain, tmp_path):
+    w3, registry = chain
+    index = 3 + POINTS.index(point)
+    partner = account(index)
+    key = f"register:{partner.address}"
+    nonce_before = w3.eth.get_transaction_count(partner.address)
+
+    seen = run_child_until(point, tmp_path, w3, registry, index, key)
+    assert seen == POINTS[: POINTS.index(point) + 1]
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+    left = outbox.get(key)
+    # What the dead child left is what each step promises: the record exists from the start, the signed bytes
+    # before the broadcast, the hash only after it.
+    assert left.status == {"enqueued": "pending", "signed": "pending", "broadcast": "pending",
+                           "recorded": "sent", "done": "confirmed"}[point]  # fmt: skip
+    assert (left.tx_raw is not None) == (point != "enqueued")
+    on_chain_before = len(registrations(registry, partner.address))
+    assert on_chain_before == (0 if point in ("enqueued", "signed") else 1)
+
+    # A fresh runner (the dead child still holds its claim, with a long lease) finishes the work.
+    done = Runner(outbox, {"transaction": TransactionHandler(Transactor(w3, [partner]))}).run()
+    assert [op.key for op in done] == ([] if point == "done" else [key])
+    final = outbox.get(key)
+    assert final.status == "confirmed"
+    (log,) = registrations(registry, partner.address)
+    assert final.result["tx_hash"] == log["transactionHash"].to_0x_hex() == final.tx_hash
+    assert w3.eth.get_transaction_count(partner.address) == nonce_before + 1
+    if point in ("signed", "broadcast", "recorded"):
+        assert final.tx_raw == left.tx_raw  # the same signed transaction, never a second one
+    assert Runner(outbox, {"transaction": TransactionHandler(Transactor(w3, [partner]))}).run() == []
+
+
+def test_signed_transaction_whose_nonce_was_taken_is_signed_again(chain, tmp_path):
+    w3, registry = chain
+    index = 10
+    partner = account(index)
+    key = f"register:{partner.address}"
+    run_child_until("signed", tmp_path, w3, registry, index, key)
+    stale = Outbox(tmp_path / "outbox.sqlite").get(key)
+    # Something else from the same sender takes the nonce the outbox signed with.
+    tx = Transactor(w3, [partner])
+    other = tx.sign({"to": account(0).address, "value": 1}, partner.address, nonce=stale.tx_nonce)
+    tx.wait(tx.send_raw(other.raw))
+    Runner(Outbox(tmp_path / "outbox.sqlite"), {"transaction": TransactionHandler(Transactor(w3, [partner]))}).run()
+    final = Outbox(tmp_path / "outbox.sqlite").get(key)
+    assert final.status == "confirmed"
+    assert final.tx_nonce == stale.tx_nonce + 1 and final.tx_raw != stale.tx_raw
+    assert len(registrations(registry, partner.address)) == 1
+    assert w3.eth.get_transaction_count(partner.address) == stale.tx_nonce + 2
+
+
+def test_sent_transaction_lost_by_the_node_is_rebroadcast_unchanged(chain, tmp_path):
+    w3, registry = chain
+    index = 13
+    partner = account(index)
+    key = f"register:{partner.address}"
+    w3.provider.make_request("evm_setAutomine", [False])
+    try:
+        run_child_until("recorded", tmp_path, w3, registry, index, key)
+        sent = Outbox(tmp_path / "outbox.sqlite").get(key)
+        assert sent.status == "sent"
+        # A node restarted without its mempool: the broadcast transaction is gone, its nonce still free.
+        assert w3.eth.get_transaction(sent.tx_hash)["blockNumber"] is None  # broadcast, waiting in the pool
+        w3.provider.make_request("anvil_dropTransaction", [sent.tx_hash])
+        with pytest.raises(TransactionNotFound):
+            w3.eth.get_transaction(sent.tx_hash)
+    finally:
+        w3.provider.make_request("evm_setAutomine", [True])
+    assert registrations(registry, partner.address) == []
+    Runner(Outbox(tmp_path / "outbox.sqlite"), {"transaction": TransactionHandler(Transactor(w3, [partner]))}).run()
+    final = Outbox(tmp_path / "outbox.sqlite").get(key)
+    assert final.status == "confirmed" and final.tx_raw == sent.tx_raw and final.tx_hash == sent.tx_hash
+    assert len(registrations(registry, partner.address)) == 1
+    assert w3.eth.get_transaction_count(partner.address) == 1
+
+
+CONCURRENT_RUNNER = r"""
+import sys
+from pathlib import Path
+from lepton_ledger.rounds.outbox import Outbox, Runner
+
+db, log = sys.argv[1:]
+
+def note(op, box):
+    with open(log, "a") as out:  # O_APPEND: lines of both processes interleave whole
+        out.write(op.key + "\n")
+    return {"noted": op.key}
+
+print(len(Runner(Outbox(Path(db)), {"note": note}).run()), flush=True)
+"""
+
+
+def test_runners_in_two_processes_execute_each_operation_once(tmp_path):
+    outbox = Outbox(tmp_path / "o.sqlite")
+    keys = [f"note:{i}" for i in range(40)]
+    for key in keys:
+        outbox.enqueue(key, "note", {})
+    log = tmp_path / "executed.log"
+    children = [
+        subprocess.Popen([sys.executable, "-c", CONCURRENT_RUNNER, str(tmp_path / "o.sqlite"), str(log)],
+                         stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]  # fmt: skip
+    counts = [int(child.communicate(timeout=120)[0]) for child in children]
+    assert all(child.returncode == 0 for child in children)
+    assert sum(counts) == len(keys)
+    assert sorted(log.read_text().split()) == sorted(keys)
+    assert {op.status for op in outbox.operations()} == {"confirmed"}
+
+
+def test_refused_transaction_fails_with_the_contract_error_and_spends_nothing(chain, tmp_path):
+    w3, registry = chain
+    partner = account(11)
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+    outbox.enqueue("bad", "transaction", transaction_payload(registry.functions.register(b"\x00" * 32, b"\x01" * 32), partner.address))
+    (op,) = Runner(outbox, {"transaction": TransactionHandler(Transactor(w3, [partner]))}).run()
+    assert op.status == "failed" and "PartnerRegistryZeroProfileDigest" in (op.error or "")
+    assert op.tx_raw is None
+    assert w3.eth.get_transaction_count(partner.address) == 0
+    assert registrations(registry, partner.address) == []
+
+
+def test_transaction_reverted_on_chain_is_failed_with_its_receipt(chain, tmp_path):
+    w3, registry = chain
+    partner = account(12)
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+    # An explicit gas limit skips estimation, so the refusal happens on-chain (status 0), not before signing.
+    call = registry.functions.register(b"\x00" * 32, b"\x01" * 32)
+    outbox.enqueue("reverts", "transaction", transaction_payload(call, partner.address, gas=200_000))
+    (op,) = Runner(outbox, {"transaction": TransactionHandler(Transactor(w3, [partner]))}).run()
+    assert op.status == "failed" and "reverted on-chain" in (op.error or "")
+    assert op.result["status"] == 0 and op.result["tx_hash"] == op.tx_hash
+    assert w3.eth.get_transaction_count(partner.address) == 1
+
+
+def test_enqueue_is_idempotent_by_key(tmp_path):
+    outbox = Outbox(tmp_path / "o.sqlite")
+    first = outbox.enqueue("put:1", "ipfs", {"bytes": "aa"})
+    again = Outbox(tmp_path / "o.sqlite").enqueue("put:1", "ipfs", {"bytes": "bb"})
+    assert again == first and again.payload == {"bytes": "aa"}
+    assert [op.key for op in outbox.operations()] == ["put:1"]
+
+
+def test_a_live_claim_keeps_other_claimers_off(tmp_path):
+    a, b = Outbox(tmp_path / "o.sqlite"), Outbox(tmp_path / "o.sqlite")
+    a.enqueue("one", "ipfs", {})
+    a.enqueue("two", "ipfs", {})
+    assert a.claim_next().key == "one"
+    assert b.claim_next().key == "two"
+    assert b.claim_next() is None
+    a.release("one")
+    assert b.claim_next().key == "one"
+
+
+def test_expired_lease_is_taken_over(tmp_path):
+    a, b = Outbox(tmp_path / "o.sqlite", lease_seconds=-1), Outbox(tmp_path / "o.sqlite")
+    a.enqueue("one", "ipfs", {})
+    assert a.claim_next().key == "one"
+    assert b.claim_next().key == "one"
+
+
+def test_transitions_refuse_what_the_status_forbids(tmp_path):
+    outbox = Outbox(tmp_path / "o.sqlite")
+    outbox.enqueue("k", "tx", {})
+    outbox.mark_sent("k", "0x" + "ab" * 32)
+    confirmed = outbox.mark_confirmed("k", {"ok": True})
+    assert outbox.mark_confirmed("k", {"other": 1}) == confirmed
+    with pytest.raises(OutboxError, match="is confirmed"):
+        outbox.mark_sent("k", "0x" + "cd" * 32)
+    with pytest.raises(OutboxError, match="is confirmed"):
+        outbox.mark_failed("k", "late")
+    with pytest.raises(OutboxError, match="no outbox operation"):
+        outbox.mark_confirmed("missing", {})
+    assert outbox.claim_next() is None
+
+
+def test_runner_runs_other_kinds_and_retries_transient_errors(tmp_path):
+    outbox = Outbox(tmp_path / "o.sqlite")
+    outbox.enqueue("put:a", "ipfs", {"data": "hello"})
+    calls: list[str] = []
+
+    def flaky_put(op, box):
+        calls.append(op.key)
+        if len(calls) == 1:
+            raise ConnectionError("node down")
+        return {"cid": "bafy-" + op.payload["data"]}
+
+    runner = Runner(outbox, {"ipfs": flaky_put})
+    with pytest.raises(ConnectionError):
+        runner.run()
+    assert outbox.get("put:a").status == "pending"
+    (op,) = runner.run()
+    assert op.status == "confirmed" and op.result == {"cid": "bafy-hello"} and op.attempts == 2
+    assert calls == ["put:a", "put:a"]
