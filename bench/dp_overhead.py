@@ -6,8 +6,10 @@ everything a partner pays per round (model copy, Opacus wrapping, Poisson sampli
 accounting), not only the inner loop. The two are timed alternately, `--repeats` times each after one warm-up
 of each, and compared by their fastest runs (as ``timeit`` does: on a machine shared with other jobs, slower
 runs measure the neighbours, and a median of ~20 ms runs still moved the ratio between 1.6 and 2.4). Also prints the
-same ratio for each batch size in `--sweep` (fewer repeats) for context. Last line, JSON: {"ratio": ...} for
-`--batch-size`.
+same ratio for each batch size in `--sweep` (fewer repeats) for context, and how much of each side is the data
+path alone (one epoch of each side's loader, iterated without training: both fetch items one by one and collate),
+so the ratio of the rest (the training steps and the per-round setup) can be read off. Last line, JSON:
+{"ratio": ...} for `--batch-size`.
 
     python bench/dp_overhead.py                      # MLP on digits (1437 training samples), batch 256
     python bench/dp_overhead.py --batch-size 64 --mode hooks
@@ -24,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch
+from torch.utils.data import DataLoader
 
 from lepton_ledger.fl.data import make_federated
 from lepton_ledger.fl.models import build_model
@@ -50,6 +53,29 @@ def timed_pair(model: torch.nn.Module, data, batch_size: int, mode: str, repeats
     return min(private), min(plain)
 
 
+def fetch_times(data, batch_size: int, repeats: int) -> tuple[float, float]:
+    """Fastest seconds to iterate one epoch of (the DP side's Poisson loader, the non-private side's shuffled
+    loader), built as ``train_local`` (through Opacus's ``DPDataLoader``) and ``train_nonprivate`` build them."""
+    from opacus.data_loader import DPDataLoader
+
+    dataset = data.to_torch()
+    private, plain = [], []
+    for i in range(repeats + 1):
+        shuffled = DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(i))
+        t = time.perf_counter()
+        for _ in DPDataLoader.from_data_loader(shuffled):
+            pass
+        dp_s = time.perf_counter() - t
+        t = time.perf_counter()
+        for _ in shuffled:
+            pass
+        plain_s = time.perf_counter() - t
+        if i:
+            private.append(dp_s)
+            plain.append(plain_s)
+    return min(private), min(plain)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="mlp")
@@ -70,6 +96,10 @@ def main() -> None:
               f"ratio {dp_s / plain_s:.2f}")
     dp_s, plain_s = timed_pair(model, data, args.batch_size, args.mode, args.repeats)
     print(f"batch {args.batch_size}, mode {args.mode}: DP {dp_s * 1e3:.1f} ms, non-private {plain_s * 1e3:.1f} ms")
+    dp_fetch, plain_fetch = fetch_times(data, args.batch_size, args.repeats)
+    print(f"  of which data path (loader alone): DP {dp_fetch * 1e3:.1f} ms, non-private {plain_fetch * 1e3:.1f} ms; "
+          f"the rest: DP {(dp_s - dp_fetch) * 1e3:.1f} ms, non-private {(plain_s - plain_fetch) * 1e3:.1f} ms, "
+          f"ratio {(dp_s - dp_fetch) / (plain_s - plain_fetch):.2f} (approximate: minima of separate runs)")
     print(json.dumps({"ratio": round(dp_s / plain_s, 3)}))
 
 
