@@ -14,7 +14,7 @@ from pathlib import Path
 from eth_utils import function_abi_to_4byte_selector
 
 from ..errors import ToolchainError
-from ..settings import artifacts_dir
+from ..settings import PROJECT_ROOT, artifacts_dir
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,34 @@ def load_artifact(name: str, directory: Path | None = None) -> Artifact:
     if not data.get("bytecode"):
         raise ToolchainError(f"artifact {path} has no bytecode (an interface or abstract contract?)")
     return Artifact(name=name, abi=data["abi"], bytecode=data["bytecode"])
+
+
+def stale_artifacts(directory: Path | None = None, project_root: Path = PROJECT_ROOT) -> list[str]:
+    """The project sources whose compiled artifacts no longer match them (empty when the build is fresh).
+
+    brownie stores each compiled source's text in its artifacts (contracts and interfaces alike); a source
+    file of this project whose text differs, or that has no artifact at all, means `make build` is due.
+    Sources outside the project (node_modules) are pinned by package-lock.json and not compared.
+    """
+    folder = directory or artifacts_dir()
+    compiled: dict[str, str] = {}
+    for path in sorted(folder.parent.glob("*/*.json")):
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            continue
+        source_path = data.get("sourcePath") if isinstance(data, dict) else None
+        if source_path is None and isinstance(data, dict) and data.get("type") == "interface":
+            source_path = f"interfaces/{data.get('contractName')}.sol"
+        if source_path and "source" in data:
+            compiled[source_path] = data["source"]
+    stale = []
+    for folder_name in ("contracts", "interfaces"):
+        for source in sorted((project_root / folder_name).rglob("*.sol")):
+            relative = source.relative_to(project_root).as_posix()
+            if compiled.get(relative) != source.read_text():
+                stale.append(relative)
+    return stale
 
 
 @cache
