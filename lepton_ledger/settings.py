@@ -30,6 +30,16 @@ def blockstore_dir() -> Path:
     return Path(configured).expanduser() if configured else data_dir() / "blocks"
 
 
+def rpc_url() -> str | None:
+    """The chain to use: ``$LEPTON_RPC_URL`` (any EVM JSON-RPC endpoint), or None for the embedded anvil."""
+    return os.environ.get("LEPTON_RPC_URL") or None
+
+
+def chain_state_file() -> Path:
+    """Where the embedded anvil keeps its chain between runs: ``data_dir() / "chain" / "anvil-state.json"``."""
+    return data_dir() / "chain" / "anvil-state.json"
+
+
 def artifacts_dir() -> Path:
     """Compiled contract artifacts: ``$LEPTON_ARTIFACTS_DIR``, or brownie's ``build/contracts`` of this
     checkout (the one compile path that brownie and the package share)."""
