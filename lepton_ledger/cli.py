@@ -9,11 +9,18 @@ import typer
 from rich.console import Console
 
 from .errors import LeptonError
+from .keys_cli import keys_app
 from .storage.cli import ipfs_app
 
-app = typer.Typer(help="lepton-ledger: DP federated training with on-chain budgets and payouts.", no_args_is_help=True)
+app = typer.Typer(
+    help="lepton-ledger: DP federated training with on-chain budgets and payouts.",
+    no_args_is_help=True,
+    # A crash must never print local variables: they may hold passwords or keys.
+    pretty_exceptions_show_locals=False,
+)
 console = Console(soft_wrap=True)
 app.add_typer(ipfs_app, name="ipfs")
+app.add_typer(keys_app, name="keys")
 
 
 @app.callback()

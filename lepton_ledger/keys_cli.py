@@ -1,0 +1,149 @@
+"""`lepton-ledger keys ...`: manage the encrypted keystore (see lepton_ledger/keys.py for the file format).
+
+Passwords come from ``$LEPTON_KEYSTORE_PASSWORD`` when set, otherwise from a hidden prompt; never from argv,
+where other users could read them in the process list. Private keys are likewise read from a hidden prompt
+(or the first line of stdin when piped), never from argv. Nothing here prints a private key or a password.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from .keys import (
+    PASSWORD_ENV,
+    Identity,
+    IdentityExists,
+    Keystore,
+    KeystoreError,
+    parse_private_key,
+)
+
+# Locals off in tracebacks so that a crash cannot dump a password or key from a frame. This setting governs only
+# when keys_app runs on its own; under `lepton-ledger`, the top-level app's setting (cli.py) is the one used.
+keys_app = typer.Typer(
+    help=(
+        "Encrypted keystore: one Ethereum key (eth-account v3 keyfile, scrypt) and one X25519 key per identity, "
+        "in $LEPTON_KEYSTORE_DIR or <data dir>/keystore. Password from $LEPTON_KEYSTORE_PASSWORD or a prompt."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+Name = Annotated[str, typer.Argument(help="Identity name, e.g. coordinator or partner-alpha.")]
+
+
+def _keystore() -> Keystore:
+    """The keystore the commands use; a seam that tests replace with a low-cost one."""
+    return Keystore()
+
+
+def _password(*, confirm: bool) -> str:
+    from_env = os.environ.get(PASSWORD_ENV)
+    if from_env is not None:
+        return from_env
+    return str(typer.prompt("Keystore password", hide_input=True, confirmation_prompt=confirm))
+
+
+def _print_identity(identity: Identity) -> None:
+    # Plain echo, not rich: a path with brackets must not be read as markup.
+    typer.echo(f"name:           {identity.name}")
+    typer.echo(f"address:        {identity.address}")
+    typer.echo(f"x25519 public:  {identity.x25519_public_hex}")
+    typer.echo(f"file:           {identity.path}")
+
+
+def _fail(exc: KeystoreError) -> typer.Exit:
+    # Keystore errors name the identity or file, never key material, so they are safe to show.
+    typer.echo(f"error: {exc}", err=True)
+    return typer.Exit(1)
+
+
+@keys_app.command("create")
+def create_cmd(name: Name) -> None:
+    """Generate a new Ethereum key and X25519 key for NAME; writes <keystore>/NAME.json.
+
+    Both keys are encrypted under the password (eth-account v3 keyfile with scrypt, plus an AES-256-GCM
+    X25519 section) in a file of mode 0600, written atomically. Prints the address and X25519 public key,
+    never a private key. Refuses an existing NAME.
+    """
+    store = _keystore()
+    try:
+        if store.path_of(name).exists():  # before asking for a password
+            raise IdentityExists(name)
+        identity = store.create(name, _password(confirm=True))
+    except KeystoreError as exc:
+        raise _fail(exc) from None
+    _print_identity(identity)
+
+
+@keys_app.command("import")
+def import_cmd(name: Name) -> None:
+    """Import an existing Ethereum private key as NAME; writes <keystore>/NAME.json.
+
+    The key (64 hex digits) is read from a hidden prompt, or from the first line of stdin when stdin is not a
+    terminal; never from the command line. A new X25519 key is generated. The file is encrypted under the
+    password, mode 0600, written atomically. Refuses an existing NAME.
+    """
+    store = _keystore()
+    try:
+        if store.path_of(name).exists():  # before asking for a secret that would be thrown away
+            raise IdentityExists(name)
+        if sys.stdin.isatty():
+            private_key = str(typer.prompt("Private key (hex)", hide_input=True))
+        else:
+            private_key = sys.stdin.readline()
+        eth_key = parse_private_key(private_key)  # refuse a bad key before asking for a password
+        identity = store.import_key(name, eth_key, _password(confirm=True))
+    except KeystoreError as exc:
+        raise _fail(exc) from None
+    _print_identity(identity)
+
+
+@keys_app.command("list")
+def list_cmd() -> None:
+    """List every identity with its address and X25519 public key; writes nothing, needs no password."""
+    try:
+        identities = _keystore().list()
+    except KeystoreError as exc:
+        raise _fail(exc) from None
+    if not identities:
+        typer.echo("no identities")
+        return
+    # Plain tab-separated lines: a table would truncate addresses on narrow terminals, and scripts cut fields.
+    typer.echo("name\taddress\tx25519_public")
+    for identity in identities:
+        typer.echo(f"{identity.name}\t{identity.address}\t{identity.x25519_public_hex}")
+
+
+@keys_app.command("show")
+def show_cmd(name: Name) -> None:
+    """Show NAME's address, X25519 public key and file; writes nothing, needs no password."""
+    try:
+        identity = _keystore().show(name)
+    except KeystoreError as exc:
+        raise _fail(exc) from None
+    _print_identity(identity)
+
+
+@keys_app.command("delete")
+def delete_cmd(
+    name: Name,
+    yes: Annotated[bool, typer.Option("--yes", help="Delete without asking.")] = False,
+) -> None:
+    """Delete NAME: removes <keystore>/NAME.json.
+
+    Its keys are lost for good unless backed up elsewhere. Asks first unless --yes.
+    """
+    store = _keystore()
+    try:
+        store.show(name)  # an unknown name is an error before the question
+        if not yes and not typer.confirm(f"Delete identity {name!r} and its keys for good?", default=False):
+            raise typer.Exit(1)
+        store.delete(name)
+    except KeystoreError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"deleted {name}")
