@@ -1,2 +1,43 @@
 """Round orchestration: the coordinator's and the partners' steps, and the durable outbox through which every
-side effect (IPFS put, transaction) goes so that a crash at any point loses nothing and repeats nothing."""
+side effect (IPFS put, transaction) goes so that a crash at any point loses nothing and repeats nothing.
+
+``coordinator`` (steps 1 and 5 of DESIGN.md's round), ``partner`` (steps 2-4 and 6), ``report`` (the round
+report and how round artifacts are content-addressed on-chain), ``outbox`` (crash safety; not yet wired into
+the round). The round classes import torch: they load on first use.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "Coordinator": "coordinator",
+    "RoundOutcome": "coordinator",
+    "NoAcceptedUpdates": "coordinator",
+    "Partner": "partner",
+    "TrainingSettings": "partner",
+    "SignedCommitment": "partner",
+    "ModelDigestMismatch": "partner",
+    "RoundReport": "report",
+    "ArtifactNotFound": "report",
+}
+
+__all__ = [
+    "ArtifactNotFound",
+    "Coordinator",
+    "ModelDigestMismatch",
+    "NoAcceptedUpdates",
+    "Partner",
+    "RoundOutcome",
+    "RoundReport",
+    "SignedCommitment",
+    "TrainingSettings",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f".{module}", __name__), name)

@@ -1,0 +1,367 @@
+"""The coordinator's side of one round (DESIGN.md, "One round, end to end", steps 1 and 5).
+
+Step 1, :meth:`Coordinator.publish_model` then :meth:`Coordinator.open_round`: the global model's
+``state_dict`` as safetensors bytes (``envelope.tensors.serialize_tensors``: deterministic) is put to the
+store as CIDv1; ``modelDigest`` = that CID's sha2-256 digest (report.py explains why and how the CID is
+recovered from it); ``evalCommitment`` = ``fl.eval_commitment`` of the held-out set.
+
+Batched mode, :meth:`Coordinator.anchor_batch`: the partners' signed ``UpdateCommitment``s are laid out by
+party index in a batch document (canonical JSON, version 1: chain id, ledger, agreement, round, and per
+commitment its fields, 0x-hex digests, the signature and the envelope CID) put to the store; ``commitBatch``
+anchors the PositionalTree root of their ``commitment_leaf``s, the document's CID digest and the packed
+``(party index, cumulative epsilon)`` entries.
+
+Step 5, :meth:`Coordinator.close_round`, in named steps: ``commitments`` (the round's ``UpdateSubmitted``
+events and the commitments of its ``BatchCommitted`` batches, through the
+:class:`~lepton_ledger.chain.events.EventIndex`; a batch whose document does not recompute the anchored root
+and entries, or whose signature does not recover its partner, raises ``BatchDocumentMismatch``), ``open_updates`` (fetch each envelope by
+its committed digest, open it with the coordinator's X25519 key against the chain's expectations: chain,
+ledger, agreement, round, partner, base model, manifest digest; and check the committed epsilon and sample
+count equal the signed manifest's), ``validate`` (``fl.validate_updates`` with the norm bound), ``aggregate``
+(FedAvg by default, any ``fl.aggregate`` rule), ``score`` (leave-one-out on the committed evaluation set),
+``split`` (``fl.split_reward`` with the agreement's rule; only accepted partners are paid), ``publish`` (the
+aggregate model and the report, report.py), ``finalize`` (``finalizeRound`` with the aggregate's and the
+report's CID digests, the PayoutTree root and the total).
+
+A partner whose envelope cannot be fetched or opened is rejected with the error's class name as its code
+(an ``EnvelopeError`` subclass, ``ArtifactNotFound``, ``commitment_mismatch``); one whose update fails
+validation with the ``Rejection`` codes of ``fl.validation``. Nothing is retried here; crash safety (every put
+and transaction through rounds/outbox.py, keyed by agreement/round/step) is not built yet.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..chain.events import EventIndex
+from ..chain.merkle import PayoutTree, PositionalTree, commitment_leaf, pack_entries
+from ..chain.typed_data import UpdateCommitment, update_commitment_digest
+from ..envelope import EnvelopeError, Expected
+from ..envelope import open as open_envelope
+from ..envelope.manifest import recover_signer
+from ..envelope.tensors import serialize_tensors
+from ..errors import ConfigurationError, LeptonError
+from ..fl.aggregation import aggregate as aggregate_rule
+from ..fl.data import eval_commitment
+from ..fl.models import build_model
+from ..fl.payouts import PayoutRule, split_reward
+from ..fl.scoring import aggregate_utility, apply_delta, leave_one_out
+from ..fl.training import evaluate
+from ..fl.validation import validate_updates
+from .report import (
+    ArtifactNotFound,
+    PartnerOutcome,
+    RoundReport,
+    fetch_by_digest,
+    publish,
+)
+
+__all__ = ["BatchDocumentMismatch", "CommitmentMismatch", "CommitmentView", "Coordinator", "NoAcceptedUpdates",
+           "RoundOutcome"]  # fmt: skip
+
+BATCH_DOCUMENT_VERSION = 1
+
+
+class NoAcceptedUpdates(LeptonError, RuntimeError):
+    """Every update of the round was rejected (or none was committed): there is nothing to aggregate."""
+
+
+class BatchDocumentMismatch(LeptonError, ValueError):
+    """A batch document does not match what ``commitBatch`` anchored (root, entries, a signature)."""
+
+
+@dataclass(frozen=True)
+class CommitmentView:
+    """One partner's commitment as the chain holds it, from ``UpdateSubmitted`` or from an anchored batch;
+    ``args`` as the event's (0x-hex digests)."""
+
+    partner: str
+    agreement_id: int
+    round: int
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RoundOutcome:
+    """What closing a round produced."""
+
+    report: RoundReport
+    report_cid: str
+    report_digest: bytes
+    aggregate_cid: str
+    aggregate_digest: bytes
+    aggregate: dict[str, torch.Tensor]
+    tree: PayoutTree | None
+
+
+class Coordinator:
+    """The coordinator of one agreement's rounds.
+
+    Args:
+        account / tx / deployment / store: who sends, through what, to which contracts, with which block store.
+        x25519_private: the coordinator's X25519 private key (its public key is registered in PartnerRegistry).
+        events_path: the EventIndex's SQLite file.
+        eval_set: the held-out evaluation set (``TabularData``) committed when a round opens.
+        model_name: the ``fl.build_model`` name of the global model.
+        max_norm: the agreement's L2 bound on an update.
+        payout_rule: the agreement's ``PayoutRule``.
+    """
+
+    def __init__(self, *, account: Any, tx: Any, deployment: Any, store: Any, x25519_private: bytes,
+                 events_path: Path, eval_set: Any, model_name: str = "logreg", max_norm: float = 10.0,
+                 payout_rule: PayoutRule = PayoutRule.BY_SAMPLE_COUNT, aggregation: str = "fedavg") -> None:  # fmt: skip
+        self.account, self.tx, self.deployment, self.store = account, tx, deployment, store
+        self.x25519_private, self.eval_set, self.model_name = x25519_private, eval_set, model_name
+        self.max_norm, self.payout_rule, self.aggregation = max_norm, payout_rule, aggregation
+        d = deployment
+        self.events = EventIndex(
+            tx.w3, {"PartnerRegistry": d.partners, "AgreementRegistry": d.agreements, "RewardVault": d.vault,
+                    "RoundLedger": d.ledger}, events_path,
+        )  # fmt: skip
+
+    @property
+    def address(self) -> str:
+        return self.account.address
+
+    # -- step 1 -----------------------------------------------------------------------------------------
+
+    def publish_model(self, state: dict[str, torch.Tensor]) -> tuple[str, bytes]:
+        """Puts the global model (safetensors) to the store: ``(cid, modelDigest)``."""
+        return publish(self.store, serialize_tensors(state))
+
+    def open_round(self, agreement_id: int, model_digest: bytes, deadline: int) -> int:
+        """``openRound`` with the model digest and the evaluation set's commitment; returns the round id."""
+        call = self.deployment.ledger.functions.openRound(agreement_id, model_digest, deadline,
+                                                          eval_commitment(self.eval_set))  # fmt: skip
+        receipt = self.tx.transact(call, self.address)
+        (opened,) = self.deployment.ledger.events.RoundOpened().process_receipt(receipt)
+        return int(opened["args"]["round"])
+
+    # -- step 5 -----------------------------------------------------------------------------------------
+
+    def anchor_batch(self, agreement_id: int, round_id: int, signed: list[Any]) -> str:
+        """``commitBatch`` of the partners' signed commitments (``partner.SignedCommitment``); returns the
+        batch document's CID."""
+        agreements = self.deployment.agreements.functions
+        indexed = sorted((int(agreements.partyIndex(agreement_id, s.commitment.partner).call()[1]), s) for s in signed)
+        chain_id, ledger = self.tx.w3.eth.chain_id, self.deployment.ledger.address
+        leaves = [commitment_leaf(update_commitment_digest(chain_id, ledger, s.commitment), s.signature)
+                  for _, s in indexed]  # fmt: skip
+        document = {
+            "version": BATCH_DOCUMENT_VERSION, "chain_id": chain_id, "ledger": ledger, "agreement_id": agreement_id,
+            "round": round_id, "commitments": [_commitment_json(i, s) for i, s in indexed],
+        }  # fmt: skip
+        cid, digest = publish(self.store, json.dumps(document, sort_keys=True, separators=(",", ":")).encode())
+        entries = pack_entries([(i, s.commitment.cumulative_epsilon) for i, s in indexed])
+        call = self.deployment.ledger.functions.commitBatch(agreement_id, round_id, PositionalTree(leaves).root,
+                                                            digest, entries)  # fmt: skip
+        self.tx.transact(call, self.address)
+        return cid
+
+    def commitments(self, agreement_id: int, round_id: int) -> list[CommitmentView]:
+        """The round's commitments, single and batched, in chain order."""
+        self.events.sync()
+        views: list[CommitmentView] = []
+        for event in self.events.events(["UpdateSubmitted", "BatchCommitted"], agreement_id=agreement_id,
+                                        round=round_id):  # fmt: skip
+            if event.event == "UpdateSubmitted":
+                views.append(CommitmentView(event.partner, event.agreement_id, event.round, event.args))
+            else:
+                views.extend(self.batch_commitments(event.args))
+        return views
+
+    def batch_commitments(self, args: dict[str, Any]) -> list[CommitmentView]:
+        """The commitments of one anchored batch, from its document, checked against what was anchored.
+
+        Raises:
+            ArtifactNotFound: the document is not in the store.
+            BatchDocumentMismatch: root, entries or a signature do not match.
+        """
+        document = json.loads(fetch_by_digest(self.store, bytes.fromhex(args["batchDocumentDigest"][2:])))
+        chain_id, ledger = self.tx.w3.eth.chain_id, self.deployment.ledger.address
+        leaves, entries, views = [], [], []
+        for item in document["commitments"]:
+            c = UpdateCommitment(
+                int(item["agreementId"]), int(item["round"]), item["partner"], bytes.fromhex(item["envelopeDigest"][2:]),
+                bytes.fromhex(item["manifestDigest"][2:]), int(item["cumulativeEpsilon"]), int(item["sampleCount"]),
+            )  # fmt: skip
+            digest = update_commitment_digest(chain_id, ledger, c)
+            signature = bytes.fromhex(item["signature"][2:])
+            if recover_signer(digest, signature) != c.partner:
+                raise BatchDocumentMismatch(f"the batch's signature for {c.partner} does not recover it")
+            leaves.append(commitment_leaf(digest, signature))
+            entries.append((int(item["partyIndex"]), c.cumulative_epsilon))
+            views.append(CommitmentView(c.partner, c.agreement_id, c.round, {
+                "envelopeDigest": item["envelopeDigest"], "manifestDigest": item["manifestDigest"],
+                "cumulativeEpsilon": c.cumulative_epsilon, "sampleCount": c.sample_count,
+            }))  # fmt: skip
+        if PositionalTree(leaves).root != bytes.fromhex(args["commitmentsRoot"][2:]):
+            raise BatchDocumentMismatch("the batch document's commitments do not give the anchored root")
+        if "0x" + pack_entries(entries).hex() != args["entries"]:
+            raise BatchDocumentMismatch("the batch document's entries differ from the anchored entries")
+        return views
+
+    def round_state(self, agreement_id: int, round_id: int) -> tuple[bytes, bytes]:
+        """``(modelDigest, evalCommitment)`` of the round on-chain."""
+        r = self.deployment.ledger.functions.round(agreement_id, round_id).call()
+        return bytes(r[6]), bytes(r[7])
+
+    def open_update(self, event: Any, model_digest: bytes) -> Any:
+        """Fetches and opens one committed envelope against the chain's expectations.
+
+        Raises:
+            ArtifactNotFound, EnvelopeError (any subclass), CommitmentMismatch.
+        """
+        args = event.args
+        data = fetch_by_digest(self.store, bytes.fromhex(args["envelopeDigest"][2:]))
+        expected = Expected(
+            agreement_id=event.agreement_id, round=event.round, partner=event.partner, base_model_digest=model_digest,
+            manifest_digest=bytes.fromhex(args["manifestDigest"][2:]), chain_id=self.tx.w3.eth.chain_id,
+            ledger=self.deployment.ledger.address,
+        )  # fmt: skip
+        opened = open_envelope(data, self.x25519_private, expected=expected)
+        m = opened.manifest
+        if (m.cumulative_epsilon, m.sample_count) != (args["cumulativeEpsilon"], args["sampleCount"]):
+            raise CommitmentMismatch(
+                f"committed epsilon/samples {args['cumulativeEpsilon']}/{args['sampleCount']}, "
+                f"manifest {m.cumulative_epsilon}/{m.sample_count}"
+            )
+        return opened
+
+    def open_updates(self, events: list[Any], model_digest: bytes) -> tuple[dict[str, Any], dict[str, list]]:
+        """``({partner: opened envelope}, {partner: [reason]})`` for every commitment."""
+        opened: dict[str, Any] = {}
+        failed: dict[str, list] = {}
+        for event in events:
+            try:
+                opened[event.partner] = self.open_update(event, model_digest)
+            except (ArtifactNotFound, EnvelopeError, CommitmentMismatch) as exc:
+                failed[event.partner] = [{"code": type(exc).__name__, "tensor": None, "message": str(exc), "detail": {}}]
+        return opened, failed
+
+    def base_state(self, model_digest: bytes) -> dict[str, torch.Tensor]:
+        """The round's global model, fetched by its digest."""
+        from ..envelope.tensors import deserialize_tensors
+
+        return deserialize_tensors(fetch_by_digest(self.store, model_digest))
+
+    def validate(self, opened: dict[str, Any], base: dict[str, torch.Tensor]) -> Any:
+        """``fl.validate_updates`` of the opened updates, weighted by their sample counts, with the norm bound."""
+        updates = {p: (e.tensors, e.manifest.sample_count) for p, e in opened.items()}
+        return validate_updates(updates, base, max_norm=self.max_norm)
+
+    def evaluate_state(self, state: dict[str, torch.Tensor]) -> float:
+        """Accuracy of a full ``state_dict`` on the committed evaluation set."""
+        model = build_model(self.model_name, self.eval_set.input_dim, self.eval_set.num_classes, seed=0)
+        model.load_state_dict(state)
+        return evaluate(model, self.eval_set, device="cpu")["accuracy"]
+
+    def score(self, base: dict[str, torch.Tensor], accepted: dict[str, Any]) -> dict[str, float]:
+        """Leave-one-out contribution of each accepted partner (accuracy on the evaluation set)."""
+        utility = aggregate_utility(base, accepted, self.evaluate_state, rule=self.aggregation)
+        return leave_one_out(list(accepted), utility)
+
+    def split(self, reward: int, scores: dict[str, float], accepted: dict[str, Any]) -> dict[str, int]:
+        """The agreement's rule over the accepted partners; nobody to pay (no positive score) pays nothing."""
+        try:
+            return split_reward(self.payout_rule, reward, scores=scores, partners=list(accepted),
+                                sample_counts={p: int(w) for p, (_, w) in accepted.items()})  # fmt: skip
+        except ConfigurationError:
+            return {}
+
+    def finalize(self, agreement_id: int, round_id: int, aggregate_digest: bytes, report_digest: bytes,
+                 payouts: dict[str, int]) -> PayoutTree | None:  # fmt: skip
+        """``finalizeRound``; returns the payout tree (None when nothing is paid)."""
+        paid = {p: a for p, a in payouts.items() if a > 0}
+        tree = PayoutTree(agreement_id, round_id, paid) if paid else None
+        root = tree.root if tree else bytes(32)
+        call = self.deployment.ledger.functions.finalizeRound(agreement_id, round_id, aggregate_digest, report_digest,
+                                                              root, sum(paid.values()))  # fmt: skip
+        self.tx.transact(call, self.address)
+        return tree
+
+    def close_round(self, agreement_id: int, round_id: int) -> RoundOutcome:
+        """Step 5 end to end: open, validate, aggregate, evaluate, score, split, publish, finalize.
+
+        Raises:
+            NoAcceptedUpdates: nothing to aggregate (the round stays open).
+            ContractReverted: ``finalizeRound`` refused (e.g. the round is still running).
+        """
+        model_digest, commitment = self.round_state(agreement_id, round_id)
+        events = self.commitments(agreement_id, round_id)
+        opened, failed = self.open_updates(events, model_digest)
+        base = self.base_state(model_digest)
+        checked = self.validate(opened, base)
+        if not checked.accepted:
+            raise NoAcceptedUpdates(f"agreement {agreement_id} round {round_id}: no update accepted")
+        delta = aggregate_rule(self.aggregation, checked.accepted.values())
+        aggregate = apply_delta(base, delta)
+        scores = self.score(base, checked.accepted)
+        reward = int(self.deployment.agreements.functions.roundConfig(agreement_id).call()[7])
+        payouts = self.split(reward, scores, checked.accepted)
+        aggregate_cid, aggregate_digest = publish(self.store, serialize_tensors(aggregate))
+        rejected = {**failed, **{p: [r.to_dict() for r in rs] for p, rs in checked.rejected.items()}}
+        report = self._report(agreement_id, round_id, model_digest, commitment, events, opened, rejected,
+                              scores, payouts, reward)  # fmt: skip
+        report.aggregate_cid, report.aggregate_digest = aggregate_cid, "0x" + aggregate_digest.hex()
+        report.metrics = {"accuracy_before": self.evaluate_state(base), "accuracy_after": self.evaluate_state(aggregate)}
+        report_cid, report_digest = publish(self.store, report.to_bytes())
+        tree = self.finalize(agreement_id, round_id, aggregate_digest, report_digest, payouts)
+        return RoundOutcome(report, report_cid, report_digest, aggregate_cid, aggregate_digest, aggregate, tree)
+
+    def _report(self, agreement_id, round_id, model_digest, commitment, events, opened, rejected, scores, payouts,
+                reward) -> RoundReport:  # fmt: skip
+        lines = []
+        for event in events:
+            p, args = event.partner, event.args
+            envelope = opened.get(p)
+            m = envelope.manifest if envelope else None
+            lines.append(PartnerOutcome(
+                partner=p, envelope_cid=_cid_or_empty(self.store, args["envelopeDigest"]),
+                manifest_digest=args["manifestDigest"], sample_count=int(args["sampleCount"]),
+                cumulative_epsilon_fixed=int(args["cumulativeEpsilon"]), accepted=p not in rejected,
+                reasons=rejected.get(p, []), dp=_dp_dict(m), cumulative_epsilon=m.cumulative_epsilon_float if m else None,
+                score=scores.get(p), payout=int(payouts.get(p, 0)),
+            ))  # fmt: skip
+        return RoundReport(
+            chain_id=self.tx.w3.eth.chain_id, ledger=self.deployment.ledger.address, agreement_id=agreement_id,
+            round=round_id, base_model_digest="0x" + model_digest.hex(), eval_commitment="0x" + commitment.hex(),
+            aggregation_rule=self.aggregation, max_norm=self.max_norm, scoring="leave_one_out:accuracy",
+            payout_rule=self.payout_rule.name.lower(), reward=reward, partners=lines,
+        )  # fmt: skip
+
+
+class CommitmentMismatch(LeptonError, ValueError):
+    """The epsilon or sample count committed on-chain differs from the signed manifest's."""
+
+
+def _commitment_json(index: int, signed: Any) -> dict[str, Any]:
+    c = signed.commitment
+    return {
+        "partyIndex": index, "agreementId": c.agreement_id, "round": c.round, "partner": c.partner,
+        "envelopeDigest": "0x" + c.envelope_digest.hex(), "manifestDigest": "0x" + c.manifest_digest.hex(),
+        "cumulativeEpsilon": c.cumulative_epsilon, "sampleCount": c.sample_count,
+        "signature": "0x" + signed.signature.hex(), "envelopeCid": signed.envelope_cid,
+    }  # fmt: skip
+
+
+def _cid_or_empty(store: Any, digest_hex: str) -> str:
+    from .report import cid_for_digest
+
+    try:
+        return cid_for_digest(store, bytes.fromhex(digest_hex[2:]))
+    except ArtifactNotFound:
+        return ""
+
+
+def _dp_dict(manifest: Any) -> dict[str, Any] | None:
+    if manifest is None:
+        return None
+    dp = manifest.dp
+    return {"noise_multiplier": dp.noise_multiplier, "clipping_norm": dp.clipping_norm,
+            "sample_rate": dp.sample_rate, "steps": dp.steps, "delta": dp.delta, "accountant": dp.accountant}  # fmt: skip

@@ -1,0 +1,234 @@
+"""One federated round end to end on anvil and a LocalStore (DESIGN.md "One round, end to end", steps 1-6):
+the coordinator publishes and opens, partners train in worker processes, seal, put and commit, the
+coordinator opens, validates, aggregates, scores, pays and finalizes, partners claim. Plus: a partner whose
+budget is spent is refused before it trains; a poisoned update is rejected with its reason in the report."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+from rich.console import Console
+
+from lepton_ledger import fl
+from lepton_ledger.chain.anvil import Anvil, advance_time, dev_account
+from lepton_ledger.chain.artifacts import load_artifact
+from lepton_ledger.chain.deployment import DevRoles, deploy_with_roles
+from lepton_ledger.chain.lifecycle import TOKEN, _propose, _sign_all
+from lepton_ledger.chain.transactions import Transactor
+from lepton_ledger.envelope import generate_x25519_keypair
+from lepton_ledger.fl.accounting import BudgetExceeded
+from lepton_ledger.rounds.coordinator import Coordinator
+from lepton_ledger.rounds.partner import Partner, TrainingSettings
+from lepton_ledger.rounds.report import fetch_by_digest
+from lepton_ledger.storage.local import LocalStore
+from lepton_ledger.workers.local import LocalExecutor
+
+DISPUTE_WINDOW = 600
+NAMES = ("alpha", "beta", "gamma")
+
+
+@pytest.fixture(scope="module")
+def executor():
+    with LocalExecutor(max_workers=1, gpus=[], threads_per_worker=1) as ex:
+        yield ex
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A chain with the system deployed, a token, three approved partners and X25519 keys for all parties."""
+    with Anvil() as w3:
+        roles = DevRoles.from_dev_keys()
+        accounts = {name: dev_account(i) for name, i in zip(NAMES, (3, 4, 5))}
+        tx = Transactor(w3, [*roles.accounts(), *accounts.values()])
+        deployment = deploy_with_roles(tx, roles, dispute_window=DISPUTE_WINDOW)
+        token = tx.deploy(load_artifact("LeptonToken"), "Lepton Reward", "LRW", roles.admin.address,
+                          sender=roles.admin.address)  # fmt: skip
+        keys = {}
+        for who, account in [("coordinator", roles.coordinator), ("auditor", roles.auditor), *accounts.items()]:
+            private, public = generate_x25519_keypair()
+            keys[who] = private
+            tx.transact(deployment.partners.functions.register(bytes([7]) * 32, public), account.address)
+        for account in accounts.values():
+            tx.transact(deployment.partners.functions.approve(account.address), roles.coordinator.address)
+        split = fl.make_federated("digits", num_partners=3, seed=0)
+        store = LocalStore(tmp_path_factory.mktemp("store"), durable=False)
+        yield {"w3": w3, "tx": tx, "d": deployment, "token": token, "roles": roles, "accounts": accounts,
+               "keys": keys, "split": split, "store": store, "tmp": tmp_path_factory}  # fmt: skip
+
+
+def new_agreement(world) -> int:
+    """A fresh active, funded agreement between the three partners (by-sample-count payouts, epsilon cap 8)."""
+    w3, tx, d, token, roles, accounts = (world[k] for k in ("w3", "tx", "d", "token", "roles", "accounts"))
+    agreement_id, terms = _propose(w3, tx, d, roles.coordinator, token, list(accounts.values()))
+    _sign_all(w3, tx, d, agreement_id, roles.coordinator, accounts, Console(quiet=True))
+    for account in accounts.values():
+        tx.transact(token.functions.mint(account.address, terms["required_stake"]), roles.admin.address)
+        tx.transact(token.functions.approve(d.vault.address, terms["required_stake"]), account.address)
+        tx.transact(d.vault.functions.stake(agreement_id, terms["required_stake"]), account.address)
+    funding = terms["reward_per_round"]
+    tx.transact(token.functions.mint(roles.coordinator.address, funding), roles.admin.address)
+    tx.transact(token.functions.approve(d.vault.address, funding), roles.coordinator.address)
+    tx.transact(d.vault.functions.fund(agreement_id, funding), roles.coordinator.address)
+    return agreement_id
+
+
+def make_coordinator(world, name: str) -> Coordinator:
+    return Coordinator(account=world["roles"].coordinator, tx=world["tx"], deployment=world["d"],
+                       store=world["store"], x25519_private=world["keys"]["coordinator"],
+                       events_path=world["tmp"].mktemp(name) / "events.sqlite", eval_set=world["split"].eval_set,
+                       model_name="logreg", max_norm=50.0, payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT)  # fmt: skip
+
+
+def make_partner(world, name: str, agreement_id: int, executor, *, cls=Partner, cap: float = 8.0) -> Partner:
+    account = world["accounts"][name]
+    accountant = fl.PrivacyAccountant(partner=account.address, agreement=agreement_id, delta=1e-5, epsilon_cap=cap)
+    return cls(account=account, tx=world["tx"], deployment=world["d"], store=world["store"], accountant=accountant,
+               data=world["split"].partners[NAMES.index(name)], executor=executor,
+               settings=TrainingSettings(model="logreg", epochs=1, batch_size=64, noise_multiplier=1.0))  # fmt: skip
+
+
+def open_round(world, coordinator: Coordinator, agreement_id: int) -> tuple[int, str]:
+    split = world["split"]
+    model = fl.build_model("logreg", split.input_dim, split.num_classes, seed=0)
+    cid, digest = coordinator.publish_model(model.state_dict())
+    deadline = world["w3"].eth.get_block("latest")["timestamp"] + 3600
+    return coordinator.open_round(agreement_id, digest, deadline), cid
+
+
+def recipients(world) -> list[str]:
+    return [world["roles"].coordinator.address, world["roles"].auditor.address]
+
+
+class Poisoned(Partner):
+    """Scales its honest update by 1000 before sealing it."""
+
+    def train(self, model_bytes):
+        result = super().train(model_bytes)
+        return dataclasses.replace(result, delta={k: v * 1000 for k, v in result.delta.items()})
+
+
+class NaNPoisoned(Partner):
+    """Puts a NaN in its update before sealing it."""
+
+    def train(self, model_bytes):
+        result = super().train(model_bytes)
+        delta = {k: v.clone() for k, v in result.delta.items()}
+        next(iter(delta.values())).view(-1)[0] = float("nan")
+        return dataclasses.replace(result, delta=delta)
+
+
+def test_one_round_end_to_end(world, executor):
+    d, token, store = world["d"], world["token"], world["store"]
+    agreement_id = new_agreement(world)
+    coordinator = make_coordinator(world, "e2e")
+    round_id, model_cid = open_round(world, coordinator, agreement_id)
+    partners = [make_partner(world, n, agreement_id, executor) for n in NAMES]
+    submissions = {p.address: p.run_round(agreement_id, round_id, recipients(world)) for p in partners}
+    # What the partners fetched and trained on is the CID the coordinator published, named by its digest.
+    assert fetch_by_digest(store, d.ledger.functions.round(agreement_id, round_id).call()[6]) == store.get(model_cid)
+
+    outcome = coordinator.close_round(agreement_id, round_id)
+    report = outcome.report
+    assert report.accepted == [p.address for p in partners] and not report.rejected
+    assert sum(report.payouts.values()) == 300 * TOKEN
+    assert d.ledger.functions.round(agreement_id, round_id).call()[8] == outcome.aggregate_digest
+
+    stored = json.loads(fetch_by_digest(store, d.ledger.functions.round(agreement_id, round_id).call()[9]))
+    assert stored["aggregate_cid"] == outcome.aggregate_cid and stored["base_model_digest"].startswith("0x")
+    for line in stored["partners"]:
+        assert line["accepted"] and line["score"] is not None and int(line["payout"]) == report.payouts[line["partner"]]
+        assert line["dp"]["noise_multiplier"] == 1.0 and line["envelope_cid"] == submissions[line["partner"]].envelope_cid
+
+    advance_time(world["w3"], 3600 + DISPUTE_WINDOW + 1)
+    for p in partners:
+        before = token.functions.balanceOf(p.address).call()
+        amount = report.payouts[p.address]
+        p.claim(agreement_id, round_id, amount, outcome.tree.proof(p.address))
+        assert token.functions.balanceOf(p.address).call() - before == amount
+        assert d.ledger.functions.cumulativeEpsilon(agreement_id, p.address).call() == p.accountant.spent_fixed() > 0
+
+
+class Spy:
+    """An executor that records what it was asked to run and runs nothing."""
+
+    def __init__(self):
+        self.calls = []
+
+    def submit(self, fn, *args, **kwargs):
+        self.calls.append(fn)
+        raise AssertionError("a partner over its budget must not train")
+
+
+def test_partner_over_budget_is_refused_before_training(world):
+    agreement_id = new_agreement(world)
+    coordinator = make_coordinator(world, "budget")
+    round_id, _ = open_round(world, coordinator, agreement_id)
+    spy = Spy()
+    partner = make_partner(world, "gamma", agreement_id, spy, cap=0.05)
+    with pytest.raises(BudgetExceeded):
+        partner.run_round(agreement_id, round_id, recipients(world))
+    assert spy.calls == [] and partner.accountant.history == []
+    assert not world["d"].ledger.functions.hasSubmitted(agreement_id, round_id, partner.address).call()
+
+
+def test_poisoned_update_is_rejected_with_its_reason_in_the_report(world, executor):
+    d, store = world["d"], world["store"]
+    agreement_id = new_agreement(world)
+    coordinator = make_coordinator(world, "poison")
+    round_id, _ = open_round(world, coordinator, agreement_id)
+    honest = make_partner(world, "alpha", agreement_id, executor)
+    nan = make_partner(world, "beta", agreement_id, executor, cls=NaNPoisoned)
+    poisoned = make_partner(world, "gamma", agreement_id, executor, cls=Poisoned)
+    for p in (honest, nan, poisoned):
+        p.run_round(agreement_id, round_id, recipients(world))
+
+    outcome = coordinator.close_round(agreement_id, round_id)
+    assert outcome.report.accepted == [honest.address]
+    (reason,) = outcome.report.rejected[poisoned.address]
+    assert reason["code"] == "norm_exceeded"
+    assert "non_finite" in {r["code"] for r in outcome.report.rejected[nan.address]}
+    stored = json.loads(fetch_by_digest(store, d.ledger.functions.round(agreement_id, round_id).call()[9]))
+    line = next(x for x in stored["partners"] if x["partner"] == poisoned.address)
+    assert not line["accepted"] and line["reasons"][0]["code"] == "norm_exceeded" and line["payout"] == "0"
+    assert outcome.report.payouts == {honest.address: 300 * TOKEN}
+
+
+def test_one_round_batched_mode(world, executor):
+    d, token = world["d"], world["token"]
+    agreement_id = new_agreement(world)
+    coordinator = make_coordinator(world, "batched")
+    round_id, _ = open_round(world, coordinator, agreement_id)
+    partners = [make_partner(world, n, agreement_id, executor) for n in reversed(NAMES)]
+    signed = [p.run_round_batched(agreement_id, round_id, recipients(world)) for p in partners]
+    coordinator.anchor_batch(agreement_id, round_id, signed)
+    for p in partners:
+        assert d.ledger.functions.hasSubmitted(agreement_id, round_id, p.address).call()
+
+    outcome = coordinator.close_round(agreement_id, round_id)
+    assert sorted(outcome.report.accepted) == sorted(p.address for p in partners)
+    assert sum(outcome.report.payouts.values()) == 300 * TOKEN
+    advance_time(world["w3"], 3600 + DISPUTE_WINDOW + 1)
+    for p in partners:
+        before = token.functions.balanceOf(p.address).call()
+        amount = outcome.report.payouts[p.address]
+        p.claim(agreement_id, round_id, amount, outcome.tree.proof(p.address))
+        assert token.functions.balanceOf(p.address).call() - before == amount
+        assert d.ledger.functions.cumulativeEpsilon(agreement_id, p.address).call() == p.accountant.spent_fixed()
+
+
+def test_envelope_the_coordinator_cannot_open_is_rejected_with_the_error_name(world, executor):
+    agreement_id = new_agreement(world)
+    coordinator = make_coordinator(world, "unreadable")
+    round_id, _ = open_round(world, coordinator, agreement_id)
+    partners = [make_partner(world, n, agreement_id, executor) for n in NAMES]
+    for p in partners[:2]:
+        p.run_round(agreement_id, round_id, recipients(world))
+    partners[2].run_round(agreement_id, round_id, [world["roles"].auditor.address])  # sealed to the auditor only
+
+    outcome = coordinator.close_round(agreement_id, round_id)
+    assert outcome.report.accepted == [p.address for p in partners[:2]]
+    (reason,) = outcome.report.rejected[partners[2].address]
+    assert reason["code"] == "NotARecipient"
+    assert partners[2].address not in outcome.report.payouts
