@@ -30,18 +30,25 @@ def main() -> None:
 
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option(help="Folder for deployment.json and other outputs.")] = Path("demo-out"),
-    dispute_window: Annotated[int, typer.Option(min=1, help="Seconds between finalization and claims.")] = 3600,
+    out: Annotated[Path, typer.Option(help="Folder for deployment.json, summary.json, chain state, store, keys.")] = Path("demo-out"),
+    partners: Annotated[int, typer.Option(min=1, help="Number of partners.")] = 3,
+    rounds: Annotated[int, typer.Option(min=1, help="Number of DP federated rounds.")] = 5,
+    mode: Annotated[str, typer.Option(help="Commit mode: single (one tx per partner) or batched (one anchored batch).")] = "single",
+    dispute_window: Annotated[int, typer.Option(min=1, help="Seconds between finalization and claims.")] = 600,
 ) -> None:
-    """Deploys the contracts on a fresh local chain and walks an agreement's lifecycle, step by step."""
-    from .chain.lifecycle import run_lifecycle
+    """Runs the whole story on a fresh local anvil: deploy, register, sign (tx and EIP-712), stake, fund, R DP
+    rounds on digits, finalize, claim; leaves an auditable folder (deployment, summary, chain state, store, keys)."""
+    from .rounds.demo import run_demo
 
+    if mode not in ("single", "batched"):
+        console.print(f"[red]error:[/] --mode must be single or batched, not {mode!r}")
+        raise typer.Exit(2)
     try:
-        result = run_lifecycle(out, dispute_window=dispute_window, console=console)
+        result = run_demo(out, partners=partners, rounds=rounds, mode=mode, dispute_window=dispute_window, console=console)
     except LeptonError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from None
-    console.print(f"[green]done[/]: agreement {result.agreement_id}, round {result.round_id}; deployment in {out / 'deployment.json'}")
+    console.print(f"[green]done[/]: agreement {result.agreement_id}, {rounds} round(s); see {out / 'summary.json'} and {out / 'deployment.json'}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,289 @@
+"""The main job: ``lepton-ledger demo`` (``make demo``), the whole story on a fresh local anvil.
+
+Deploys the system and a reward token, registers the partners (and the coordinator and an auditor) with
+X25519 keys, proposes an agreement, has the partners sign it (every second one by a relayed EIP-712
+signature), stake, funds the pool, then runs R differentially private federated rounds on the digits data
+through :class:`~lepton_ledger.rounds.Partner` and :class:`~lepton_ledger.rounds.Coordinator` (single
+submissions or one anchored batch per round), finalizes each round and, after the dispute window (local
+time travel), has every partner claim its payout.
+
+Everything needed to audit the run later is left in ``out_dir``:
+
+- ``deployment.json``: chain id, contract addresses, the reward token, and how to restart the chain;
+- ``summary.json``: per round accuracy, each partner's cumulative epsilon and payout, the CIDs of the model,
+  the envelopes, the batch document (batched mode), the aggregate and the report, and the gas used;
+- ``chain-state.json``: anvil's ``--state`` file (``Anvil(state_file=...)`` restarts the same chain);
+- ``store/``: the block store (a :class:`~lepton_ledger.storage.local.LocalStore`) holding every artifact;
+- ``keys/``: the development keys (Ethereum and X25519) of every party, for local use only.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from web3.logs import DISCARD
+
+from .. import fl
+from ..chain.anvil import Anvil, advance_time, dev_account
+from ..chain.artifacts import load_artifact
+from ..chain.deployment import DevRoles, deploy_with_roles
+from ..chain.lifecycle import DELTA, EPSILON_SCALE, TOKEN, sha256
+from ..chain.transactions import Transactor
+from ..chain.typed_data import sign_digest
+from ..envelope import generate_x25519_keypair
+from ..storage.local import LocalStore
+from ..workers.local import LocalExecutor
+from .coordinator import Coordinator
+from .partner import Partner, TrainingSettings
+
+__all__ = ["DemoResult", "GasMeter", "run_demo"]
+
+STATE_FILE = "chain-state.json"
+STORE_DIR = "store"
+KEYS_DIR = "keys"
+REWARD_PER_ROUND = 300 * TOKEN
+REQUIRED_STAKE = 100 * TOKEN
+EPSILON_CAP = 10.0
+DISPUTE_WINDOW = 600
+ROUND_WINDOW = 3600
+KEYS_NOTE = ("development keys from anvil's public test mnemonic and freshly generated X25519 keys, stored in "
+             "plain text: for local use only, never for a real chain")  # fmt: skip
+
+
+class GasMeter(Transactor):
+    """A Transactor that adds up the gas of every receipt it waits for."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.gas_used = 0
+
+    def _send(self, tx: dict, sender: str) -> Any:
+        receipt = super()._send(tx, sender)
+        self.gas_used += int(receipt["gasUsed"])
+        return receipt
+
+
+@dataclass
+class DemoResult:
+    out_dir: Path
+    chain_id: int
+    addresses: dict[str, str]
+    agreement_id: int
+    summary: dict[str, Any]
+
+
+def _step(console: Console, text: str) -> None:
+    console.print(f"[bold cyan]>[/] {text}")
+
+
+def _short(value: str, n: int = 14) -> str:
+    return value if len(value) <= n + 3 else value[:n] + "..."
+
+
+def run_demo(out_dir: Path, *, partners: int = 3, rounds: int = 5, mode: str = "single",
+             dispute_window: int = DISPUTE_WINDOW, console: Console | None = None) -> DemoResult:  # fmt: skip
+    """Runs the whole story on a fresh anvil whose state is saved to ``out_dir/chain-state.json``."""
+    if partners < 1 or rounds < 1:
+        raise ValueError("at least one partner and one round")
+    if mode not in ("single", "batched"):
+        raise ValueError(f"mode must be 'single' or 'batched', not {mode!r}")
+    console = console or Console()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state_file = out_dir / STATE_FILE
+    for stale in (state_file, out_dir / "events.sqlite"):
+        stale.unlink(missing_ok=True)  # a fresh chain (and a fresh event index) every run
+    started = time.monotonic()
+    anvil = Anvil(accounts=10 + partners, state_file=state_file)
+    with anvil as w3, LocalExecutor(max_workers=1, gpus=[], threads_per_worker=1) as executor:
+        result = _story(w3, anvil, executor, out_dir, partners, rounds, mode, dispute_window, console)
+    result.summary["wall_seconds"] = round(time.monotonic() - started, 2)
+    (out_dir / "summary.json").write_text(json.dumps(result.summary, indent=2) + "\n")
+    _step(console, f"chain state saved to {state_file} (restart: Anvil(state_file=...) or anvil --state {state_file})")
+    return result
+
+
+def _story(w3, anvil: Anvil, executor, out_dir: Path, n_partners: int, n_rounds: int, mode: str,
+           dispute_window: int, console: Console) -> DemoResult:  # fmt: skip
+    roles = DevRoles.from_dev_keys()
+    admin, coord_account = roles.admin, roles.coordinator
+    names = [f"partner{i + 1}" for i in range(n_partners)]
+    accounts = {name: dev_account(10 + i) for i, name in enumerate(names)}
+    tx = GasMeter(w3, [*roles.accounts(), *accounts.values()])
+    chain_id = w3.eth.chain_id
+    _step(console, f"anvil up at {anvil.url}, chain id {chain_id}")
+
+    # -- deploy ---------------------------------------------------------------------------------------
+    deployment = deploy_with_roles(tx, roles, dispute_window=dispute_window)
+    token = tx.deploy(load_artifact("LeptonToken"), "Lepton Reward", "LRW", admin.address, sender=admin.address)
+    addresses = {**deployment.addresses(), "LeptonToken": token.address}
+    for name, address in addresses.items():
+        _step(console, f"deployed {name} at {address}")
+    deployment.write(
+        out_dir / "deployment.json", rpc_url=anvil.url, chain_id=chain_id,
+        extra={"reward_token": token.address, "state_file": STATE_FILE, "store": STORE_DIR, "keys": KEYS_DIR,
+               "restart": f"anvil --chain-id {chain_id} --state {STATE_FILE} (or Anvil(state_file=...)); "
+                          "the rpc_url above is only live while the demo runs",
+               "dispute_window": dispute_window},
+    )  # fmt: skip
+
+    # -- register (with X25519 keys) ------------------------------------------------------------------
+    x25519: dict[str, bytes] = {}
+    for who, account in [("coordinator", coord_account), ("auditor", roles.auditor), *accounts.items()]:
+        private, public = generate_x25519_keypair()
+        x25519[who] = private
+        profile = json.dumps({"name": who, "contact": f"ml@{who}.example"}, sort_keys=True).encode()
+        tx.transact(deployment.partners.functions.register(sha256(profile), public), account.address)
+        if who in accounts:
+            tx.transact(deployment.partners.functions.approve(account.address), coord_account.address)
+        _step(console, f"{who} {account.address} registered, X25519 key {public.hex()[:16]}..."
+                       + (" , approved" if who in accounts else ""))  # fmt: skip
+    _write_keys(out_dir / KEYS_DIR, roles, accounts, x25519)
+
+    # -- propose, sign, stake, fund -------------------------------------------------------------------
+    now = w3.eth.get_block("latest")["timestamp"]
+    terms_doc = {"task": "digits classification", "model": "logreg", "rounds": n_rounds, "epsilon_cap": EPSILON_CAP,
+                 "delta": DELTA, "required_stake": REQUIRED_STAKE, "reward_per_round": REWARD_PER_ROUND,
+                 "payout_rule": "by_sample_count"}  # fmt: skip
+    terms = (sha256(json.dumps(terms_doc, sort_keys=True).encode()), [a.address for a in accounts.values()],
+             token.address, REWARD_PER_ROUND, int(fl.PayoutRule.BY_SAMPLE_COUNT), int(EPSILON_CAP * EPSILON_SCALE),
+             int(DELTA * 10**18), REQUIRED_STAKE, now - 1, now + 365 * 86400, n_rounds)  # fmt: skip
+    receipt = tx.transact(deployment.agreements.functions.propose(terms), coord_account.address)
+    (event,) = deployment.agreements.events.AgreementProposed().process_receipt(receipt, errors=DISCARD)
+    agreement_id = int(event["args"]["agreementId"])
+    _step(console, f"agreement {agreement_id} proposed: {n_rounds} rounds, epsilon cap {EPSILON_CAP}, "
+                   f"{REWARD_PER_ROUND / TOKEN:g} LRW per round")  # fmt: skip
+    functions = deployment.agreements.functions
+    for i, (name, account) in enumerate(accounts.items()):
+        if i % 2 == 1 or n_partners == 1:
+            deadline = w3.eth.get_block("latest")["timestamp"] + 3600
+            digest = functions.signingDigest(agreement_id, account.address, deadline).call()
+            signature = sign_digest(account.key, digest)
+            tx.transact(functions.signBySig(agreement_id, account.address, deadline, signature), coord_account.address)
+            _step(console, f"{name} signed by EIP-712 signature, relayed by the coordinator (no gas for {name})")
+        else:
+            tx.transact(functions.sign(agreement_id), account.address)
+            _step(console, f"{name} signed by transaction")
+    for name, account in accounts.items():
+        tx.transact(token.functions.mint(account.address, REQUIRED_STAKE), admin.address)
+        tx.transact(token.functions.approve(deployment.vault.address, REQUIRED_STAKE), account.address)
+        receipt = tx.transact(deployment.vault.functions.stake(agreement_id, REQUIRED_STAKE), account.address)
+        activated = deployment.agreements.events.AgreementActivated().process_receipt(receipt, errors=DISCARD)
+        _step(console, f"{name} staked {REQUIRED_STAKE / TOKEN:g} LRW" + (" -> agreement ACTIVE" if activated else ""))
+    funding = REWARD_PER_ROUND * n_rounds
+    tx.transact(token.functions.mint(coord_account.address, funding), admin.address)
+    tx.transact(token.functions.approve(deployment.vault.address, funding), coord_account.address)
+    tx.transact(deployment.vault.functions.fund(agreement_id, funding), coord_account.address)
+    _step(console, f"coordinator funded the pool with {funding / TOKEN:g} LRW")
+    setup_gas = tx.gas_used
+
+    # -- rounds ---------------------------------------------------------------------------------------
+    store = LocalStore(out_dir / STORE_DIR, durable=False)
+    split = fl.make_federated("digits", num_partners=n_partners, seed=0)
+    coordinator = Coordinator(account=coord_account, tx=tx, deployment=deployment, store=store,
+                              x25519_private=x25519["coordinator"], events_path=out_dir / "events.sqlite",
+                              eval_set=split.eval_set, model_name="logreg", max_norm=50.0,
+                              payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT)  # fmt: skip
+    partners = {
+        name: Partner(account=account, tx=tx, deployment=deployment, store=store,
+                      accountant=fl.PrivacyAccountant(partner=account.address, agreement=agreement_id, delta=DELTA,
+                                                      epsilon_cap=EPSILON_CAP),
+                      data=split.partners[i], executor=executor,
+                      settings=TrainingSettings(model="logreg", epochs=1, batch_size=64, noise_multiplier=1.0, seed=i))
+        for i, (name, account) in enumerate(accounts.items())
+    }  # fmt: skip
+    recipients = [coord_account.address, roles.auditor.address]
+    state = fl.build_model("logreg", split.input_dim, split.num_classes, seed=0).state_dict()
+    summary_rounds = []
+    for r in range(n_rounds):
+        gas_before = tx.gas_used
+        model_cid, model_digest = coordinator.publish_model(state)
+        deadline = w3.eth.get_block("latest")["timestamp"] + ROUND_WINDOW
+        round_id = coordinator.open_round(agreement_id, model_digest, deadline)
+        _step(console, f"[bold]round {round_id}[/] ({r + 1}/{n_rounds}) opened on model {_short(model_cid)}")
+        envelopes: dict[str, str] = {}
+        batch_cid = None
+        if mode == "single":
+            for name, p in partners.items():
+                sub = p.run_round(agreement_id, round_id, recipients)
+                envelopes[p.address] = sub.envelope_cid
+                _step(console, f"  {name} trained (DP-SGD), sealed {_short(sub.envelope_cid)}, committed: "
+                               f"epsilon {p.accountant.epsilon():.3f}")  # fmt: skip
+        else:
+            signed = []
+            for name, p in partners.items():
+                s = p.run_round_batched(agreement_id, round_id, recipients)
+                signed.append(s)
+                envelopes[p.address] = s.envelope_cid
+                _step(console, f"  {name} trained (DP-SGD), sealed {_short(s.envelope_cid)}, signed its commitment "
+                               f"(EIP-712): epsilon {p.accountant.epsilon():.3f}")  # fmt: skip
+            batch_cid = coordinator.anchor_batch(agreement_id, round_id, signed)
+            _step(console, f"  coordinator anchored the batch {_short(batch_cid)}")
+        outcome = coordinator.close_round(agreement_id, round_id)
+        report = outcome.report
+        accuracy = float(report.metrics["accuracy_after"])
+        _step(console, f"  finalized: accuracy {report.metrics['accuracy_before']:.3f} -> {accuracy:.3f}, "
+                       f"aggregate {_short(outcome.aggregate_cid)}, report {_short(outcome.report_cid)}")  # fmt: skip
+        advance_time(w3, ROUND_WINDOW + dispute_window + 1)
+        claimed = {}
+        for name, p in partners.items():
+            amount = report.payouts.get(p.address, 0)
+            if amount > 0 and outcome.tree is not None:
+                p.claim(agreement_id, round_id, amount, outcome.tree.proof(p.address))
+            claimed[p.address] = amount
+        gas = tx.gas_used - gas_before
+        _step(console, f"  after the dispute window ({dispute_window}s, local time travel), claimed: "
+              + ", ".join(f"{n} {claimed[p.address] / TOKEN:.2f} LRW" for n, p in partners.items())
+              + f"; round gas {gas:,}")  # fmt: skip
+        summary_rounds.append({
+            "round": round_id,
+            "accuracy": accuracy,
+            "accuracy_before": float(report.metrics["accuracy_before"]),
+            "partners": {
+                p.address: {"name": name, "epsilon": p.accountant.epsilon(),
+                            "epsilon_fixed": p.accountant.spent_fixed(),
+                            "payout": str(report.payouts.get(p.address, 0)),
+                            "claimed": str(claimed[p.address]), "accepted": p.address in report.accepted}
+                for name, p in partners.items()
+            },
+            "rejected": report.rejected,
+            "cids": {"model": model_cid, "envelopes": envelopes, "aggregate": outcome.aggregate_cid,
+                     "report": outcome.report_cid, **({"batch": batch_cid} if batch_cid else {})},
+            "gas_used": gas,
+        })  # fmt: skip
+        state = outcome.aggregate
+
+    summary = {
+        "chain_id": chain_id, "agreement_id": agreement_id, "mode": mode, "partners": n_partners, "rounds": n_rounds,
+        "reward_per_round": str(REWARD_PER_ROUND), "epsilon_cap": EPSILON_CAP, "delta": DELTA,
+        "data": "sklearn digits, IID split, 20% held-out evaluation set", "model": "logreg",
+        "setup_gas_used": setup_gas, "total_gas_used": tx.gas_used,
+        "keys_note": KEYS_NOTE, "keys": KEYS_DIR, "store": STORE_DIR, "state_file": STATE_FILE,
+        "per_round": summary_rounds,
+    }  # fmt: skip
+    _step(console, f"[green]done[/]: {n_rounds} round(s), final accuracy {summary_rounds[-1]['accuracy']:.3f}, "
+                   f"total gas {tx.gas_used:,}")  # fmt: skip
+    return DemoResult(out_dir, chain_id, addresses, agreement_id, summary)
+
+
+def _write_keys(folder: Path, roles: DevRoles, accounts: dict, x25519: dict[str, bytes]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    parties = {"admin": roles.admin, "coordinator": roles.coordinator, "auditor": roles.auditor,
+               "treasury": roles.treasury, **accounts}  # fmt: skip
+    document = {
+        "note": KEYS_NOTE,
+        "parties": {
+            who: {"address": a.address, "ethereum_private_key": "0x" + bytes(a.key).hex(),
+                  **({"x25519_private_key": x25519[who].hex()} if who in x25519 else {})}
+            for who, a in parties.items()
+        },
+    }  # fmt: skip
+    path = folder / "dev-keys.json"
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    path.chmod(0o600)

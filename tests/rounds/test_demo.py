@@ -1,0 +1,67 @@
+"""`lepton-ledger demo` end to end (2 partners, 2 rounds): the folder it leaves is enough to audit the run —
+summary.json's payouts add up to the reward per round, the deployment is on the chain restarted from the
+saved state, and every CID the summary names is in the block store."""
+
+from __future__ import annotations
+
+import json
+
+from rich.console import Console
+
+from lepton_ledger.chain.anvil import Anvil
+from lepton_ledger.chain.artifacts import load_artifact
+from lepton_ledger.chain.deployment import Deployment
+from lepton_ledger.rounds.demo import run_demo
+from lepton_ledger.storage.local import LocalStore
+
+
+def _cids(round_summary: dict) -> list[str]:
+    cids = round_summary["cids"]
+    return [cids["model"], cids["aggregate"], cids["report"], *cids["envelopes"].values(),
+            *([cids["batch"]] if "batch" in cids else [])]  # fmt: skip
+
+
+def test_demo_leaves_an_auditable_folder(tmp_path):
+    out = tmp_path / "demo"
+    result = run_demo(out, partners=2, rounds=2, mode="single", console=Console(quiet=True))
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert "development keys" in summary["keys_note"] and (out / "keys" / "dev-keys.json").exists()
+    reward = int(summary["reward_per_round"])
+    assert [r["round"] for r in summary["per_round"]] == [1, 2]
+    for r in summary["per_round"]:
+        assert len(r["partners"]) == 2
+        assert sum(int(p["payout"]) for p in r["partners"].values()) == reward
+        assert all(p["epsilon"] > 0 and p["accepted"] for p in r["partners"].values())
+        assert 0.0 <= r["accuracy"] <= 1.0 and r["gas_used"] > 0
+
+    store = LocalStore(out / "store", durable=False)
+    for r in summary["per_round"]:
+        for cid in _cids(r):
+            assert store.has(cid), cid
+
+    deployment = json.loads((out / "deployment.json").read_text())
+    assert deployment["contracts"] == {k: v for k, v in result.addresses.items() if k != "LeptonToken"}
+    with Anvil(state_file=out / deployment["state_file"]) as w3:
+        assert w3.eth.chain_id == deployment["chain_id"]
+        for address in [*deployment["contracts"].values(), deployment["reward_token"]]:
+            assert len(w3.eth.get_code(address)) > 0, address
+        d = Deployment.at(w3, deployment["contracts"])
+        for r in summary["per_round"]:
+            on_chain = d.ledger.functions.round(summary["agreement_id"], r["round"]).call()
+            assert on_chain[8] != bytes(32)  # finalized with an aggregate digest
+        token = w3.eth.contract(address=deployment["reward_token"], abi=load_artifact("LeptonToken").abi)
+        for address in summary["per_round"][0]["partners"]:
+            claimed = sum(int(r["partners"][address]["claimed"]) for r in summary["per_round"])
+            assert token.functions.balanceOf(address).call() == claimed
+
+
+def test_demo_batched_mode_anchors_one_batch_per_round(tmp_path):
+    out = tmp_path / "batched"
+    run_demo(out, partners=2, rounds=1, mode="batched", console=Console(quiet=True))
+    summary = json.loads((out / "summary.json").read_text())
+    (r,) = summary["per_round"]
+    assert summary["mode"] == "batched" and "batch" in r["cids"]
+    assert sum(int(p["payout"]) for p in r["partners"].values()) == int(summary["reward_per_round"])
+    store = LocalStore(out / "store", durable=False)
+    assert all(store.has(cid) for cid in _cids(r))
