@@ -28,7 +28,7 @@ from web3.logs import DISCARD  # noqa: E402
 
 from lepton_ledger.chain.anvil import Anvil, advance_time  # noqa: E402
 from lepton_ledger.chain.artifacts import load_artifact  # noqa: E402
-from lepton_ledger.chain.deployment import DevRoles, deploy_with_roles  # noqa: E402
+from lepton_ledger.chain.deployment import DevRoles, deploy_with_roles, relay_signature  # noqa: E402
 from lepton_ledger.chain.merkle import PayoutTree, PositionalTree, commitment_leaf, pack_entries  # noqa: E402
 from lepton_ledger.chain.transactions import Transactor  # noqa: E402
 from lepton_ledger.chain.typed_data import UpdateCommitment, sign_digest, update_commitment_digest  # noqa: E402
@@ -96,10 +96,8 @@ def main() -> None:
             agreement_id = d.agreements.events.AgreementProposed().process_receipt(receipt, errors=DISCARD)[0]["args"]["agreementId"]
             for i, p in enumerate(partners):
                 if i % 2:  # half sign by relayed EIP-712 signature, half by transaction
-                    deadline = now + 3600
-                    message = d.agreements.functions.signingDigest(agreement_id, p.address, deadline).call()
-                    call = d.agreements.functions.signBySig(agreement_id, p.address, deadline, sign_digest(p.key, message))
-                    book.record("AgreementRegistry.signBySig", tx.transact(call, coordinator.address))
+                    receipt = relay_signature(tx, d.agreements, agreement_id, p, coordinator.address)
+                    book.record("AgreementRegistry.signBySig", receipt)
                 else:
                     book.record("AgreementRegistry.sign", tx.transact(d.agreements.functions.sign(agreement_id), p.address))
             for i, p in enumerate(partners):

@@ -11,7 +11,10 @@ from web3 import Web3
 from web3.contract import Contract
 
 from .artifacts import load_artifact
+from web3.types import TxReceipt
+
 from .transactions import Transactor
+from .typed_data import sign_digest
 
 COORDINATOR_ROLE = Web3.keccak(text="COORDINATOR_ROLE")
 AUDITOR_ROLE = Web3.keccak(text="AUDITOR_ROLE")
@@ -111,3 +114,18 @@ def deploy_system(
     for auditor in auditors:
         tx.transact(partners.functions.grantRole(AUDITOR_ROLE, auditor), admin)
     return Deployment(partners=partners, agreements=agreements, vault=vault, ledger=ledger)
+
+
+def relay_signature(
+    tx: Transactor, agreements: Contract, agreement_id: int, party: LocalAccount, relayer: str, *, ttl: int = 3600
+) -> TxReceipt:
+    """`party` signs the current version of `agreement_id` off-chain (EIP-712) and `relayer` sends it with
+    ``signBySig``, paying the gas. The signature expires `ttl` seconds after the latest block.
+
+    Raises:
+        ContractReverted: the registry refuses the signature (see AgreementRegistry.signBySig).
+    """
+    deadline = tx.w3.eth.get_block("latest")["timestamp"] + ttl
+    digest = agreements.functions.signingDigest(agreement_id, party.address, deadline).call()
+    signature = sign_digest(party.key, digest)
+    return tx.transact(agreements.functions.signBySig(agreement_id, party.address, deadline, signature), relayer)

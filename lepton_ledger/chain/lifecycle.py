@@ -26,7 +26,7 @@ from web3.logs import DISCARD
 from ..fl.payouts import PayoutRule, split_reward
 from .anvil import Anvil, advance_time, dev_account
 from .artifacts import load_artifact
-from .deployment import Deployment, DevRoles, deploy_with_roles
+from .deployment import Deployment, DevRoles, deploy_with_roles, relay_signature
 from .merkle import PayoutTree, PositionalTree, commitment_leaf, pack_entries
 from .transactions import Transactor
 from .typed_data import UpdateCommitment, sign_digest, update_commitment_digest
@@ -184,10 +184,7 @@ def _sign_all(w3, tx, deployment: Deployment, agreement_id, coordinator, partner
     for name, account in partner_accounts.items():
         if name == "beta":
             # beta signs off-chain (EIP-712) and the coordinator relays the signature; beta pays no gas.
-            deadline = w3.eth.get_block("latest")["timestamp"] + 3600
-            digest = agreements.signingDigest(agreement_id, account.address, deadline).call()
-            signature = sign_digest(account.key, digest)
-            tx.transact(agreements.signBySig(agreement_id, account.address, deadline, signature), coordinator.address)
+            relay_signature(tx, deployment.agreements, agreement_id, account, coordinator.address)
             _step(console, f"{name} signed by EIP-712 signature, relayed by the coordinator")
         else:
             tx.transact(agreements.sign(agreement_id), account.address)

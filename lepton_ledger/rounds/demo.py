@@ -31,10 +31,9 @@ from web3.logs import DISCARD
 from .. import fl
 from ..chain.anvil import Anvil, advance_time, dev_account
 from ..chain.artifacts import load_artifact
-from ..chain.deployment import DevRoles, deploy_with_roles
+from ..chain.deployment import DevRoles, deploy_with_roles, relay_signature
 from ..chain.lifecycle import DELTA, EPSILON_SCALE, TOKEN, sha256
 from ..chain.transactions import Transactor
-from ..chain.typed_data import sign_digest
 from ..envelope import generate_x25519_keypair
 from ..storage.local import LocalStore
 from ..workers.local import LocalExecutor
@@ -161,10 +160,7 @@ def _story(w3, anvil: Anvil, executor, out_dir: Path, n_partners: int, n_rounds:
     functions = deployment.agreements.functions
     for i, (name, account) in enumerate(accounts.items()):
         if i % 2 == 1 or n_partners == 1:
-            deadline = w3.eth.get_block("latest")["timestamp"] + 3600
-            digest = functions.signingDigest(agreement_id, account.address, deadline).call()
-            signature = sign_digest(account.key, digest)
-            tx.transact(functions.signBySig(agreement_id, account.address, deadline, signature), coord_account.address)
+            relay_signature(tx, deployment.agreements, agreement_id, account, coord_account.address)
             _step(console, f"{name} signed by EIP-712 signature, relayed by the coordinator (no gas for {name})")
         else:
             tx.transact(functions.sign(agreement_id), account.address)
