@@ -30,7 +30,7 @@ from lepton_ledger.fl.accounting import PrivacyAccountant
 from lepton_ledger.fl.data import make_federated
 from lepton_ledger.fl.models import build_model
 from lepton_ledger.fl.training import (
-    apply_delta,
+    apply_delta_to_model,
     evaluate,
     train_local,
     train_nonprivate,
@@ -99,7 +99,7 @@ def main() -> None:
             )
             for i, (data, acct) in enumerate(zip(split.partners, accountants))
         ]
-        model = apply_delta(model, fedavg((r.delta, float(r.sample_count)) for r in results))
+        model = apply_delta_to_model(model, fedavg((r.delta, float(r.sample_count)) for r in results))
         accuracy = evaluate(model, split.eval_set)["accuracy"]
         eps = ", ".join(f"{a.epsilon():.2f}" for a in accountants)
         print(f"round {rnd:2d}: accuracy {accuracy:.4f}  epsilon per partner [{eps}]")
@@ -114,7 +114,7 @@ def main() -> None:
         lr=0.1,
         seed=args.seed,
     )
-    baseline = evaluate(apply_delta(baseline_model, base.delta), split.eval_set)["accuracy"]
+    baseline = evaluate(apply_delta_to_model(baseline_model, base.delta), split.eval_set)["accuracy"]
     epsilon_max = max(a.epsilon() for a in accountants)
     print(f"federated DP: {elapsed:.1f} s on {'cuda' if torch.cuda.is_available() else 'cpu'}; "
           f"non-private centralized baseline ({args.rounds * args.local_epochs} epochs, lr 0.1): {baseline:.4f}")

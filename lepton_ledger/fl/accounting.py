@@ -32,27 +32,11 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigurationError, LeptonError
+from ..errors import BudgetExceeded, ConfigurationError
 
 FIXED_POINT_ONE = 10**6
 UINT32_MAX = 2**32 - 1
 STATE_VERSION = 1
-
-
-class BudgetExceeded(LeptonError, ValueError):
-    """A round would take a partner's cumulative epsilon over the agreement's cap (fixed point, 1e6 = 1.0).
-
-    Attributes: partner, agreement, spent, would_spend, cap (all fixed-point integers but the first two).
-    """
-
-    def __init__(self, *, partner: str, agreement: str, spent: int, would_spend: int, cap: int) -> None:
-        self.partner, self.agreement = partner, agreement
-        self.spent, self.would_spend, self.cap = spent, would_spend, cap
-        super().__init__(
-            f"privacy budget exceeded for partner {partner} under agreement {agreement}: spent "
-            f"{spent / FIXED_POINT_ONE:.6f}, this round would take it to {would_spend / FIXED_POINT_ONE:.6f}, "
-            f"cap {cap / FIXED_POINT_ONE:.6f}"
-        )
 
 
 class AccountantKind(str, Enum):

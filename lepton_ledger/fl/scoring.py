@@ -48,7 +48,7 @@ __all__ = [
     "CachedUtility",
     "Utility",
     "aggregate_utility",
-    "apply_delta",
+    "apply_delta_to_state",
     "exact_shapley",
     "leave_one_out",
     "tmc_shapley",
@@ -220,7 +220,7 @@ def tmc_shapley(
 # ---------------------------------------------------------------------------------------------------------
 
 
-def apply_delta(base: Arrays, delta: Arrays) -> dict[str, torch.Tensor]:
+def apply_delta_to_state(base: Arrays, delta: Arrays) -> dict[str, torch.Tensor]:
     """``base + delta`` tensor by tensor, in base's dtypes (tensors absent from `delta` are copied).
 
     Raises:
@@ -284,6 +284,6 @@ def aggregate_utility(
             if fallback_rule is None:
                 raise
             delta = AGGREGATORS[fallback_rule](chosen)
-        return float(evaluate(apply_delta(base, delta)))
+        return float(evaluate(apply_delta_to_state(base, delta)))
 
     return CachedUtility(utility)

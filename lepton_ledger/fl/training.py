@@ -313,7 +313,7 @@ def _run_epochs(
     return {"loss": loss_sum / max(1, seen), "train_accuracy": correct / max(1, seen)}
 
 
-def apply_delta(model: nn.Module, delta: dict[str, torch.Tensor]) -> nn.Module:
+def apply_delta_to_model(model: nn.Module, delta: dict[str, torch.Tensor]) -> nn.Module:
     """A copy of `model` with `delta` added to its floating-point state (the base is not modified).
 
     Raises:

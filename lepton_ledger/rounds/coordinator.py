@@ -50,7 +50,7 @@ from ..fl.aggregation import aggregate as aggregate_rule
 from ..fl.data import eval_commitment
 from ..fl.models import build_model
 from ..fl.payouts import PayoutRule, split_reward
-from ..fl.scoring import aggregate_utility, apply_delta, leave_one_out
+from ..fl.scoring import aggregate_utility, apply_delta_to_state, leave_one_out
 from ..fl.training import evaluate
 from ..fl.validation import validate_updates
 from .report import (
@@ -300,7 +300,7 @@ class Coordinator:
         if not checked.accepted:
             raise NoAcceptedUpdates(f"agreement {agreement_id} round {round_id}: no update accepted")
         delta = aggregate_rule(self.aggregation, checked.accepted.values())
-        aggregate = apply_delta(base, delta)
+        aggregate = apply_delta_to_state(base, delta)
         scores = self.score(base, checked.accepted)
         reward = int(self.deployment.agreements.functions.roundConfig(agreement_id).call()[7])
         payouts = self.split(reward, scores, checked.accepted)

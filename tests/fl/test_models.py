@@ -5,7 +5,7 @@ from opacus.validators import ModuleValidator
 from lepton_ledger.errors import ConfigurationError
 from lepton_ledger.fl.data import make_federated
 from lepton_ledger.fl.models import LateFusion, build_model, model_names, register_model
-from lepton_ledger.fl.training import apply_delta, evaluate, train_local
+from lepton_ledger.fl.training import apply_delta_to_model, evaluate, train_local
 
 
 @pytest.mark.parametrize("name", ["logreg", "mlp", "cnn", "fusion"])
@@ -51,6 +51,6 @@ def test_fusion_model_trains_with_dp_on_modalities():
     model = build_model("fusion", split.input_dim, split.num_classes, modality_dims=split.eval_set.modalities, seed=0)
     before = evaluate(model, split.eval_set)["accuracy"]
     result = train_local(model=model, data=split.partners[0], epochs=4, noise_multiplier=0.7, lr=1.0, seed=0)
-    trained = apply_delta(model, result.delta)
+    trained = apply_delta_to_model(model, result.delta)
     assert evaluate(trained, split.eval_set)["accuracy"] > max(0.6, before + 0.3)
     assert not torch.equal(trained.fusion_weights, model.fusion_weights)  # the weights are learned

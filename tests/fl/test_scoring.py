@@ -10,7 +10,7 @@ from lepton_ledger.fl.scoring import (
     EXACT_SHAPLEY_MAX_PARTNERS,
     CachedUtility,
     aggregate_utility,
-    apply_delta,
+    apply_delta_to_state,
     exact_shapley,
     leave_one_out,
     tmc_shapley,
@@ -127,15 +127,15 @@ def test_bad_input_is_refused(call, match):
         call()
 
 
-def test_apply_delta():
+def test_apply_delta_to_state():
     base = {"w": torch.ones(2), "n": torch.tensor(3)}
-    out = apply_delta(base, {"w": torch.tensor([0.5, -1.0]), "n": torch.tensor(1)})
+    out = apply_delta_to_state(base, {"w": torch.tensor([0.5, -1.0]), "n": torch.tensor(1)})
     assert torch.equal(out["w"], torch.tensor([1.5, 0.0])) and int(out["n"]) == 4 and out["n"].dtype == torch.int64
-    assert torch.equal(apply_delta(base, {})["w"], base["w"])
+    assert torch.equal(apply_delta_to_state(base, {})["w"], base["w"])
     with pytest.raises(ConfigurationError, match="lacks"):
-        apply_delta(base, {"v": torch.ones(1)})
+        apply_delta_to_state(base, {"v": torch.ones(1)})
     with pytest.raises(ConfigurationError, match="shape"):
-        apply_delta(base, {"w": torch.ones(3)})
+        apply_delta_to_state(base, {"w": torch.ones(3)})
 
 
 # --- a real model on real data -----------------------------------------------------------------------------
@@ -260,7 +260,7 @@ def test_utility_of_nobody_is_the_base_model(digits, round_updates):
     u = aggregate_utility(digits.base, round_updates, digits.accuracy)
     assert u(frozenset()) == digits.accuracy(digits.base)
     solo = round_updates["carol"][0]
-    assert u(frozenset({"carol"})) == digits.accuracy(apply_delta(digits.base, solo))
+    assert u(frozenset({"carol"})) == digits.accuracy(apply_delta_to_state(digits.base, solo))
 
 
 def test_robust_rule_falls_back_on_small_subsets(digits, round_updates):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lepton_ledger import fl
-from lepton_ledger.fl.training import apply_delta as apply_to_model
+from lepton_ledger.fl.training import apply_delta_to_model as apply_to_model
 
 
 def test_a_round_in_a_handful_of_calls():
