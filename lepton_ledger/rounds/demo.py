@@ -128,7 +128,10 @@ def _story(w3, anvil: Anvil, executor, out_dir: Path, n_partners: int, n_rounds:
         extra={"reward_token": token.address, "state_file": STATE_FILE, "store": STORE_DIR, "keys": KEYS_DIR,
                "restart": f"anvil --chain-id {chain_id} --state {STATE_FILE} (or Anvil(state_file=...)); "
                           "the rpc_url above is only live while the demo runs",
-               "dispute_window": dispute_window},
+               "dispute_window": dispute_window, "model": "logreg",
+               # how to rebuild the held-out evaluation set whose commitment each round carries (fl.make_federated)
+               "eval_set": {"dataset": "digits", "num_partners": n_partners, "seed": 0, "alpha": None,
+                            "eval_fraction": 0.2}},
     )  # fmt: skip
 
     # -- register (with X25519 keys) ------------------------------------------------------------------
@@ -180,7 +183,7 @@ def _story(w3, anvil: Anvil, executor, out_dir: Path, n_partners: int, n_rounds:
 
     # -- rounds ---------------------------------------------------------------------------------------
     store = LocalStore(out_dir / STORE_DIR, durable=False)
-    split = fl.make_federated("digits", num_partners=n_partners, seed=0)
+    split = fl.make_federated("digits", num_partners=n_partners, seed=0, alpha=None, eval_fraction=0.2)
     coordinator = Coordinator(account=coord_account, tx=tx, deployment=deployment, store=store,
                               x25519_private=x25519["coordinator"], events_path=out_dir / "events.sqlite",
                               eval_set=split.eval_set, model_name="logreg", max_norm=50.0,

@@ -1,0 +1,133 @@
+"""The agreement's life before its rounds, as library calls: register a party, propose terms, sign (by
+transaction or by a relayed EIP-712 signature), stake, fund. The demo, the role CLIs and the brownie scripts all
+go through these, so each step is written once.
+
+Terms on-chain are ``AgreementRegistry.Terms``; :class:`AgreementTerms` holds them in Python units (epsilon as a
+float, delta as a float, amounts in the token's smallest unit) and converts with :meth:`AgreementTerms.as_tuple`.
+The off-chain terms document (task, model, evaluation set...) is hashed into ``termsDigest``: canonical JSON
+(sorted keys, no spaces), SHA-256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from web3.contract import Contract
+from web3.logs import DISCARD
+from web3.types import TxReceipt
+
+from ..errors import ConfigurationError
+from ..fl.payouts import PayoutRule
+from .deployment import Deployment, relay_signature
+from .transactions import Transactor
+
+__all__ = [
+    "DELTA_SCALE",
+    "EPSILON_SCALE",
+    "TOKEN",
+    "AgreementTerms",
+    "approve",
+    "document_digest",
+    "fund",
+    "propose",
+    "register",
+    "sign",
+    "stake",
+]
+
+TOKEN = 10**18  # one whole token of an 18-decimals ERC-20
+EPSILON_SCALE = 1_000_000  # on-chain epsilon fixed point: 1e6 = 1.0
+DELTA_SCALE = 10**18  # on-chain delta fixed point: 1e18 = 1.0
+
+
+def document_digest(document: Mapping[str, Any]) -> bytes:
+    """SHA-256 of a JSON document in canonical form (sorted keys, no spaces): a profile or terms digest."""
+    return hashlib.sha256(json.dumps(document, sort_keys=True, separators=(",", ":")).encode()).digest()
+
+
+@dataclass(frozen=True)
+class AgreementTerms:
+    """An agreement's terms in Python units (see the module docstring)."""
+
+    parties: Sequence[str]
+    reward_token: str
+    reward_per_round: int
+    epsilon_cap: float
+    delta: float
+    required_stake: int
+    start: int
+    end: int
+    max_rounds: int
+    payout_rule: PayoutRule = PayoutRule.BY_SAMPLE_COUNT
+    document: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.parties:
+            raise ConfigurationError("an agreement needs at least one party")
+        if not 0 < self.epsilon_cap < 2**32 / EPSILON_SCALE:
+            raise ConfigurationError(f"epsilon cap must be in (0, {2**32 / EPSILON_SCALE:g}), not {self.epsilon_cap}")
+        if not 0 < self.delta < 1:
+            raise ConfigurationError(f"delta must be in (0, 1), not {self.delta}")
+        if self.max_rounds < 1:
+            raise ConfigurationError(f"max rounds must be at least 1, not {self.max_rounds}")
+        if self.end <= self.start:
+            raise ConfigurationError(f"the agreement must end after it starts ({self.start} >= {self.end})")
+        if self.reward_per_round < 0 or self.required_stake < 0:
+            raise ConfigurationError("amounts cannot be negative")
+
+    def as_tuple(self) -> tuple:
+        """The ``Terms`` struct as web3 encodes it."""
+        return (
+            document_digest(self.document), list(self.parties), self.reward_token, self.reward_per_round,
+            int(self.payout_rule), round(self.epsilon_cap * EPSILON_SCALE), round(self.delta * DELTA_SCALE),
+            self.required_stake, self.start, self.end, self.max_rounds,
+        )  # fmt: skip
+
+
+def register(tx: Transactor, deployment: Deployment, account: str, profile: Mapping[str, Any],
+             x25519_public: bytes) -> TxReceipt:  # fmt: skip
+    """``PartnerRegistry.register(profile digest, X25519 public key)`` from `account`."""
+    if len(x25519_public) != 32:
+        raise ConfigurationError(f"an X25519 public key has 32 bytes, not {len(x25519_public)}")
+    return tx.transact(deployment.partners.functions.register(document_digest(profile), x25519_public), account)
+
+
+def approve(tx: Transactor, deployment: Deployment, partner: str, coordinator: str) -> TxReceipt:
+    """``PartnerRegistry.approve(partner)`` by a coordinator."""
+    return tx.transact(deployment.partners.functions.approve(partner), coordinator)
+
+
+def propose(tx: Transactor, deployment: Deployment, coordinator: str, terms: AgreementTerms) -> int:
+    """``AgreementRegistry.propose(terms)``; returns the new agreement's id."""
+    receipt = tx.transact(deployment.agreements.functions.propose(terms.as_tuple()), coordinator)
+    (event,) = deployment.agreements.events.AgreementProposed().process_receipt(receipt, errors=DISCARD)
+    return int(event["args"]["agreementId"])
+
+
+def sign(tx: Transactor, deployment: Deployment, agreement_id: int, party: LocalAccount, *,
+         relayer: str | None = None) -> TxReceipt:  # fmt: skip
+    """`party` signs the agreement's current version: by its own transaction, or off-chain (EIP-712) with
+    `relayer` sending ``signBySig`` and paying the gas."""
+    if relayer is None:
+        return tx.transact(deployment.agreements.functions.sign(agreement_id), party.address)
+    return relay_signature(tx, deployment.agreements, agreement_id, party, relayer)
+
+
+def stake(tx: Transactor, deployment: Deployment, token: Contract, agreement_id: int, party: str,
+          amount: int) -> bool:  # fmt: skip
+    """Approves the vault for `amount` of `token` and stakes it; True when this stake activated the agreement."""
+    tx.transact(token.functions.approve(deployment.vault.address, amount), party)
+    receipt = tx.transact(deployment.vault.functions.stake(agreement_id, amount), party)
+    return bool(deployment.agreements.events.AgreementActivated().process_receipt(receipt, errors=DISCARD))
+
+
+def fund(tx: Transactor, deployment: Deployment, token: Contract, agreement_id: int, funder: str,
+         amount: int) -> TxReceipt:  # fmt: skip
+    """Approves the vault for `amount` of `token` and funds the agreement's reward pool with it."""
+    tx.transact(token.functions.approve(deployment.vault.address, amount), funder)
+    return tx.transact(deployment.vault.functions.fund(agreement_id, amount), funder)
