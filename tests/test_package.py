@@ -10,7 +10,7 @@ from lepton_ledger.cli import app
 
 def test_importing_the_package_and_its_chain_layer_does_not_import_brownie():
     code = (
-        "import sys, lepton_ledger, lepton_ledger.chain.deployment, lepton_ledger.chain.lifecycle, "
+        "import sys, lepton_ledger, lepton_ledger.chain.deployment, lepton_ledger.chain.agreements, "
         "lepton_ledger.chain.merkle, lepton_ledger.chain.typed_data, lepton_ledger.cli; "
         "print('brownie' in sys.modules)"
     )

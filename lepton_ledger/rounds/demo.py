@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from web3.logs import DISCARD
 
 from .. import fl
+from ..chain import agreements
+from ..chain.agreements import TOKEN, AgreementTerms
 from ..chain.anvil import Anvil, advance_time, dev_account
 from ..chain.artifacts import load_artifact
-from ..chain.deployment import DevRoles, deploy_with_roles, relay_signature
-from ..chain.lifecycle import DELTA, EPSILON_SCALE, TOKEN, sha256
+from ..chain.deployment import DevRoles, deploy_with_roles
 from ..chain.transactions import Transactor
 from ..envelope import generate_x25519_keypair
 from ..storage.local import LocalStore
@@ -48,6 +48,7 @@ KEYS_DIR = "keys"
 REWARD_PER_ROUND = 300 * TOKEN
 REQUIRED_STAKE = 100 * TOKEN
 EPSILON_CAP = 10.0
+DELTA = 1e-5
 DISPUTE_WINDOW = 600
 ROUND_WINDOW = 3600
 KEYS_NOTE = ("development keys from anvil's public test mnemonic and freshly generated X25519 keys, stored in "
@@ -139,10 +140,9 @@ def _story(w3, anvil: Anvil, executor, out_dir: Path, n_partners: int, n_rounds:
     for who, account in [("coordinator", coord_account), ("auditor", roles.auditor), *accounts.items()]:
         private, public = generate_x25519_keypair()
         x25519[who] = private
-        profile = json.dumps({"name": who, "contact": f"ml@{who}.example"}, sort_keys=True).encode()
-        tx.transact(deployment.partners.functions.register(sha256(profile), public), account.address)
+        agreements.register(tx, deployment, account.address, {"name": who, "contact": f"ml@{who}.example"}, public)
         if who in accounts:
-            tx.transact(deployment.partners.functions.approve(account.address), coord_account.address)
+            agreements.approve(tx, deployment, account.address, coord_account.address)
         _step(console, f"{who} {account.address} registered, X25519 key {public.hex()[:16]}..."
                        + (" , approved" if who in accounts else ""))  # fmt: skip
     _write_keys(out_dir / KEYS_DIR, roles, accounts, x25519)
@@ -152,32 +152,28 @@ def _story(w3, anvil: Anvil, executor, out_dir: Path, n_partners: int, n_rounds:
     terms_doc = {"task": "digits classification", "model": "logreg", "rounds": n_rounds, "epsilon_cap": EPSILON_CAP,
                  "delta": DELTA, "required_stake": REQUIRED_STAKE, "reward_per_round": REWARD_PER_ROUND,
                  "payout_rule": "by_sample_count"}  # fmt: skip
-    terms = (sha256(json.dumps(terms_doc, sort_keys=True).encode()), [a.address for a in accounts.values()],
-             token.address, REWARD_PER_ROUND, int(fl.PayoutRule.BY_SAMPLE_COUNT), int(EPSILON_CAP * EPSILON_SCALE),
-             int(DELTA * 10**18), REQUIRED_STAKE, now - 1, now + 365 * 86400, n_rounds)  # fmt: skip
-    receipt = tx.transact(deployment.agreements.functions.propose(terms), coord_account.address)
-    (event,) = deployment.agreements.events.AgreementProposed().process_receipt(receipt, errors=DISCARD)
-    agreement_id = int(event["args"]["agreementId"])
+    terms = AgreementTerms(
+        parties=[a.address for a in accounts.values()], reward_token=token.address, reward_per_round=REWARD_PER_ROUND,
+        epsilon_cap=EPSILON_CAP, delta=DELTA, required_stake=REQUIRED_STAKE, start=now - 1, end=now + 365 * 86400,
+        max_rounds=n_rounds, payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT, document=terms_doc,
+    )  # fmt: skip
+    agreement_id = agreements.propose(tx, deployment, coord_account.address, terms)
     _step(console, f"agreement {agreement_id} proposed: {n_rounds} rounds, epsilon cap {EPSILON_CAP}, "
                    f"{REWARD_PER_ROUND / TOKEN:g} LRW per round")  # fmt: skip
-    functions = deployment.agreements.functions
     for i, (name, account) in enumerate(accounts.items()):
         if i % 2 == 1 or n_partners == 1:
-            relay_signature(tx, deployment.agreements, agreement_id, account, coord_account.address)
+            agreements.sign(tx, deployment, agreement_id, account, relayer=coord_account.address)
             _step(console, f"{name} signed by EIP-712 signature, relayed by the coordinator (no gas for {name})")
         else:
-            tx.transact(functions.sign(agreement_id), account.address)
+            agreements.sign(tx, deployment, agreement_id, account)
             _step(console, f"{name} signed by transaction")
     for name, account in accounts.items():
         tx.transact(token.functions.mint(account.address, REQUIRED_STAKE), admin.address)
-        tx.transact(token.functions.approve(deployment.vault.address, REQUIRED_STAKE), account.address)
-        receipt = tx.transact(deployment.vault.functions.stake(agreement_id, REQUIRED_STAKE), account.address)
-        activated = deployment.agreements.events.AgreementActivated().process_receipt(receipt, errors=DISCARD)
+        activated = agreements.stake(tx, deployment, token, agreement_id, account.address, REQUIRED_STAKE)
         _step(console, f"{name} staked {REQUIRED_STAKE / TOKEN:g} LRW" + (" -> agreement ACTIVE" if activated else ""))
     funding = REWARD_PER_ROUND * n_rounds
     tx.transact(token.functions.mint(coord_account.address, funding), admin.address)
-    tx.transact(token.functions.approve(deployment.vault.address, funding), coord_account.address)
-    tx.transact(deployment.vault.functions.fund(agreement_id, funding), coord_account.address)
+    agreements.fund(tx, deployment, token, agreement_id, coord_account.address, funding)
     _step(console, f"coordinator funded the pool with {funding / TOKEN:g} LRW")
     setup_gas = tx.gas_used
 

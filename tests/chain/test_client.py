@@ -1,20 +1,21 @@
 """The chain client against a real anvil: deployment, signed transactions, decoded custom errors, state
-that survives a restart, and the lifecycle walk of `make demo`."""
+that survives a restart."""
 
 from __future__ import annotations
-
-import json
 
 import pytest
 from web3 import Web3
 
-from lepton_ledger.chain.anvil import Anvil, advance_time
+from lepton_ledger.chain.anvil import Anvil, advance_time, dev_account
 from lepton_ledger.chain.artifacts import load_artifact
 from lepton_ledger.chain.deployment import deploy_system
-from lepton_ledger.chain.anvil import dev_account
-from lepton_ledger.chain.lifecycle import run_lifecycle
 from lepton_ledger.chain.transactions import Transactor
-from lepton_ledger.errors import ConfigurationError, ContractReverted, LeptonError, ToolchainError
+from lepton_ledger.errors import (
+    ConfigurationError,
+    ContractReverted,
+    LeptonError,
+    ToolchainError,
+)
 
 
 @pytest.fixture(scope="module")
@@ -89,15 +90,3 @@ def test_state_file_survives_a_restart(tmp_path):
     with Anvil(state_file=state) as w3:
         restored = w3.eth.contract(address=registry.address, abi=load_artifact("PartnerRegistry").abi)
         assert restored.functions.hasRole(b"\x00" * 32, admin.address).call()
-
-
-def test_lifecycle_walk_pays_everyone_and_balances_the_books(tmp_path):
-    result = run_lifecycle(tmp_path, dispute_window=120)
-    deployment = json.loads((tmp_path / "deployment.json").read_text())
-    assert deployment["chain_id"] == result.chain_id
-    assert deployment["contracts"] == result.addresses
-    assert sum(result.payouts.values()) == 300 * 10**18
-    assert sorted(result.claimed.values()) == sorted(result.payouts.values())
-    pool = result.pool
-    assert pool["paid"] == 300 * 10**18
-    assert pool["funded"] == pool["paid"] + pool["claimable"] + pool["slashed"] + pool["unallocated"] + pool["reclaimed"]

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from lepton_ledger.chain.anvil import Anvil
+from lepton_ledger.chain.anvil import Anvil, dev_account
 from lepton_ledger.chain.deployment import deploy_system
 from lepton_ledger.chain.events import EventIndex
-from lepton_ledger.chain.lifecycle import dev_account
 from lepton_ledger.chain.transactions import Transactor
 
 
@@ -87,34 +86,6 @@ def test_queries_filter_by_agreement_round_and_partner_in_chain_order(system, tm
     assert [(e.block_number, e.log_index) for e in everything] == sorted((e.block_number, e.log_index) for e in everything)
     assert index.events("NoSuchEvent") == []
     assert all(e.event in ("RoleGranted", "PartnerRegistered") for e in index.events(["RoleGranted", "PartnerRegistered"]))
-
-
-def test_lifecycle_events_are_indexed_by_agreement_and_round(tmp_path, monkeypatch):
-    from rich.console import Console
-
-    from lepton_ledger.chain import lifecycle
-    from lepton_ledger.chain.deployment import Deployment
-
-    captured = {}
-    walk = lifecycle._walk
-
-    def walk_then_index(w3, out_dir, dispute_window, console):
-        # The walk's anvil stops when it returns: index the chain while it is still up.
-        result = walk(w3, out_dir, dispute_window, console)
-        index = EventIndex(w3, contracts(w3, Deployment.at(w3, result.addresses)), tmp_path / "life.sqlite")
-        index.sync()
-        captured["round"] = index.events(agreement_id=result.agreement_id, round=result.round_id)
-        captured["claims"] = index.events("Claimed", agreement_id=result.agreement_id)
-        return result
-
-    monkeypatch.setattr(lifecycle, "_walk", walk_then_index)
-    result = lifecycle.run_lifecycle(tmp_path / "out", dispute_window=60, console=Console(quiet=True))
-    names = [e.event for e in captured["round"]]
-    assert names[0] == "RoundOpened"
-    assert names.count("UpdateSubmitted") == 2 and names.count("BatchCommitted") == 1
-    assert "RoundFinalized" in names and "Allocated" in names
-    assert {e.partner: e.args["amount"] for e in captured["claims"]} == result.payouts
-    assert all(e.round == result.round_id for e in captured["claims"])
 
 
 def test_reorg_drops_replaced_events_and_reindexes(tmp_path):

@@ -11,6 +11,7 @@ from rich.console import Console
 from lepton_ledger.chain.anvil import Anvil
 from lepton_ledger.chain.artifacts import load_artifact
 from lepton_ledger.chain.deployment import Deployment
+from lepton_ledger.chain.events import EventIndex
 from lepton_ledger.rounds.demo import run_demo
 from lepton_ledger.storage.local import LocalStore
 
@@ -65,3 +66,16 @@ def test_demo_batched_mode_anchors_one_batch_per_round(tmp_path):
     assert sum(int(p["payout"]) for p in r["partners"].values()) == int(summary["reward_per_round"])
     store = LocalStore(out / "store", durable=False)
     assert all(store.has(cid) for cid in _cids(r))
+
+    # The restarted chain's events, indexed by agreement and round: the whole round is there, in order.
+    deployment = json.loads((out / "deployment.json").read_text())
+    with Anvil(state_file=out / deployment["state_file"]) as w3:
+        d = Deployment.at(w3, deployment["contracts"])
+        index = EventIndex(w3, {"PartnerRegistry": d.partners, "AgreementRegistry": d.agreements,
+                                "RewardVault": d.vault, "RoundLedger": d.ledger}, tmp_path / "events.sqlite")  # fmt: skip
+        index.sync()
+        names = [e.event for e in index.events(agreement_id=summary["agreement_id"], round=r["round"])]
+        claims = index.events("Claimed", agreement_id=summary["agreement_id"])
+    assert names[0] == "RoundOpened" and names.count("BatchCommitted") == 1 and "UpdateSubmitted" not in names
+    assert names.index("RoundFinalized") < names.index("Allocated") < names.index("Claimed")
+    assert {e.partner: str(e.args["amount"]) for e in claims} == {a: p["claimed"] for a, p in r["partners"].items()}
