@@ -46,9 +46,11 @@ demo: build
 test: build test-python test-contracts test-forge coverage lint
 
 # Debian's ipfs_cid is the independent reference the storage tests compare CIDs with.
+# Debian packages the tests use: ipfs_cid (the reference CID tool) and chromium (the HTML report opens in it).
+SYSTEM_PACKAGES := ipfs-cid chromium
 system-deps:
-	@command -v ipfs_cid >/dev/null || { [ "$$(id -u)" = 0 ] || { echo "ipfs_cid missing: run 'sudo apt-get install -y ipfs-cid' (or make system-deps as root)" >&2; exit 1; }; \
-	  apt-get install -y -q ipfs-cid || { apt-get update -q && apt-get install -y -q ipfs-cid; }; }
+	@command -v ipfs_cid >/dev/null && command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] || { echo "missing: run 'sudo apt-get install -y $(SYSTEM_PACKAGES)' (or make system-deps as root)" >&2; exit 1; }; \
+	  apt-get install -y -q $(SYSTEM_PACKAGES) || { apt-get update -q && apt-get install -y -q $(SYSTEM_PACKAGES); }; }
 
 test-python: build system-deps
 	$(PYTEST) tests --ignore=tests/contracts -q
