@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from .commands import coordinator_app, deploy, partner_app
 from .errors import LeptonError
 from .keys_cli import keys_app
 from .storage.cli import ipfs_app
@@ -21,6 +22,9 @@ app = typer.Typer(
 console = Console(soft_wrap=True)
 app.add_typer(ipfs_app, name="ipfs")
 app.add_typer(keys_app, name="keys")
+app.add_typer(partner_app, name="partner")
+app.add_typer(coordinator_app, name="coordinator")
+app.command("deploy")(deploy)
 
 
 @app.callback()

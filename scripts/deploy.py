@@ -1,8 +1,14 @@
-"""`brownie run deploy`: deploys lepton-ledger on the active development network and writes
-deployment.json. Thin: lepton_ledger.chain does the work, so the CLI and the scripts deploy alike.
+"""`brownie run deploy`: deploys lepton-ledger and a reward token on the active development network and writes
+deployment.json. Thin: lepton_ledger does the work (`commands.deploy.deploy_ledger`, which `lepton-ledger deploy`
+uses too), so the CLI and the scripts deploy alike.
 
 The roles go to the development accounts (anvil's well-known keys): admin 0, coordinator 1, auditor 2,
 slash recipient 7. Signing happens with those keys, never through an unlocked node account.
+
+The three scripts (deploy, sign_agreement, run_round) build on each other's chain state, and brownie starts a
+fresh chain for every `brownie run` on a network it launches; to run them one after another, start the node on
+the network's port first (e.g. `anvil --port 8545`), and brownie attaches to it:
+`brownie run scripts/deploy.py`, `brownie run scripts/sign_agreement.py`, `brownie run scripts/run_round.py`.
 """
 
 from pathlib import Path
@@ -10,20 +16,33 @@ from pathlib import Path
 from brownie import network, web3
 from brownie._config import CONFIG
 
-from lepton_ledger.chain.deployment import DevRoles, deploy_with_roles
+from lepton_ledger.chain.deployment import DevRoles
 from lepton_ledger.chain.transactions import Transactor
+from lepton_ledger.commands.deploy import deploy_ledger
 from lepton_ledger.errors import ConfigurationError
 
 DISPUTE_WINDOW = 3600
 
 
-def main(out: str = "deployment.json"):
+def require_local_network() -> str:
+    """The active network's name; refuses one that brownie does not launch itself (the keys are public)."""
     active = network.show_active()
-    if "cmd" not in CONFIG.networks.get(active, {}):  # only networks brownie launches itself are local
-        raise ConfigurationError(f"deploy.py signs with development keys; {active!r} is not a local network")
+    if "cmd" not in CONFIG.networks.get(active, {}):
+        raise ConfigurationError(f"these scripts sign with development keys; {active!r} is not a local network")
+    return active
+
+
+def main(out: str = "deployment.json"):
+    active = require_local_network()
     roles = DevRoles.from_dev_keys()
-    deployment = deploy_with_roles(Transactor(web3, roles.accounts()), roles, dispute_window=DISPUTE_WINDOW)
-    deployment.write(Path(out), rpc_url=web3.provider.endpoint_uri, chain_id=web3.eth.chain_id)
-    for name, address in deployment.addresses().items():
+    print(f"network {active} (chain {web3.eth.chain_id}); sending from admin {roles.admin.address}: 4 contract "
+          "creations, setVault, setRoundLedger, 2 grantRole, a LeptonToken creation")
+    deployment, extra = deploy_ledger(
+        Transactor(web3, roles.accounts()), admin=roles.admin.address, coordinator=roles.coordinator.address,
+        auditors=[roles.auditor.address], slash_recipient=roles.treasury.address, dispute_window=DISPUTE_WINDOW,
+        with_token=True,
+    )
+    deployment.write(Path(out), rpc_url=web3.provider.endpoint_uri, chain_id=web3.eth.chain_id, extra=extra)
+    for name, address in {**deployment.addresses(), "LeptonToken": extra["reward_token"]}.items():
         print(f"{name}: {address}")
     return deployment

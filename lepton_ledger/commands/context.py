@@ -1,0 +1,299 @@
+"""What every role command shares: which chain, which deployment, which key, which store, and how a failure
+is reported.
+
+- chain: ``--rpc-url`` (or ``$LEPTON_RPC_URL``): any EVM node; without one, the embedded anvil whose state lives
+  in ``settings.chain_state_file()`` and persists between commands (``chain.connection.connect``).
+- deployment: ``--deployment FILE``, default ``<data dir>/deployment.json`` (what ``lepton-ledger deploy`` writes:
+  ``chain_id``, ``contracts``, and ``reward_token``, ``coordinator``, ``auditors``, ``dispute_window``).
+- key: ``--key NAME``, an identity of the encrypted keystore (keys.py); its password comes from
+  ``$LEPTON_KEYSTORE_PASSWORD`` or a hidden prompt. Keys and passwords are never printed or logged.
+- store: ``--ipfs LOCATION``, a directory or a Kubo RPC URL; the embedded block store by default
+  (``storage.open_store``). Roles on different machines must share one (a Kubo node): the partners fetch the
+  model the coordinator put, the coordinator the envelopes the partners put.
+
+Failures: every expected failure (a ``LeptonError``: unknown agreement, wrong password, missing deployment file,
+an RPC URL that does not answer, a contract revert...) is printed as one ``error: ...`` line on stderr and exits
+with code 1. Commands check what they can before their first transaction, so a refused command sends nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from .. import settings
+from ..errors import ContractReverted, LeptonError
+
+__all__ = [
+    "CommandError",
+    "DeploymentOpt",
+    "IpfsOpt",
+    "KeyOpt",
+    "RpcUrlOpt",
+    "Session",
+    "bind_deployment",
+    "default_deployment_path",
+    "echo_json",
+    "fail",
+    "load_deployment_document",
+    "open_session",
+    "parse_address",
+    "parse_tokens",
+    "read_call",
+    "reports_errors",
+    "require",
+    "unlock_key",
+]
+
+RpcUrlOpt = Annotated[
+    str | None,
+    typer.Option("--rpc-url", envvar="LEPTON_RPC_URL", show_envvar=True,
+                 help="JSON-RPC URL of the chain; default: the embedded anvil (state under the data directory)."),
+]  # fmt: skip
+DeploymentOpt = Annotated[
+    Path | None, typer.Option("--deployment", help="deployment.json to use; default: <data dir>/deployment.json.")
+]
+KeyOpt = Annotated[str, typer.Option("--key", help="Keystore identity that signs (password: $LEPTON_KEYSTORE_PASSWORD "
+                                                   "or a prompt).")]  # fmt: skip
+IpfsOpt = Annotated[
+    str | None,
+    typer.Option("--ipfs", help="Block store: a directory or a Kubo RPC URL; default: the embedded store."),
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class CommandError(LeptonError, ValueError):
+    """A command's input is wrong in a way found before anything was sent (the message names what)."""
+
+
+def default_deployment_path() -> Path:
+    return settings.data_dir() / "deployment.json"
+
+
+def fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(1)
+
+
+def reports_errors(command: F) -> F:
+    """Turns the project's errors (and unreadable files) into one ``error: ...`` line and exit code 1."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except ContractReverted as exc:
+            raise fail(f"the contract refused: {exc}") from None
+        except LeptonError as exc:
+            raise fail(str(exc)) from None
+        except OSError as exc:  # a --csv, --terms-file or signature file that cannot be read
+            raise fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def parse_address(value: str, what: str) -> str:
+    """The checksummed form of `value`; CommandError naming `what` when it is not an address."""
+    from ..chain._values import InvalidValue, as_address
+
+    try:
+        return as_address(value, what)
+    except InvalidValue as exc:
+        raise CommandError(str(exc)) from None
+
+
+def parse_tokens(value: str, what: str, *, decimals: int = 18) -> int:
+    """A decimal amount of whole tokens ("12.5") in the token's smallest unit; CommandError when malformed,
+    negative, or finer than the token's decimals."""
+    try:
+        amount = Decimal(value) * (10**decimals)
+    except InvalidOperation:
+        raise CommandError(f"{what} must be a decimal number of tokens, not {value!r}") from None
+    if not amount.is_finite() or amount < 0 or amount != amount.to_integral_value():
+        raise CommandError(f"{what} must be a non-negative amount with at most {decimals} decimals, not {value!r}")
+    return int(amount)
+
+
+def read_call(call: Any, what: str) -> Any:
+    """``call.call()``, with a contract's custom error turned into a CommandError that names `what`."""
+    from web3.exceptions import ContractCustomError, ContractLogicError
+
+    from ..chain.transactions import decode_revert
+
+    try:
+        return call.call()
+    except (ContractCustomError, ContractLogicError) as exc:
+        decoded = decode_revert(getattr(exc, "data", None))
+        raise CommandError(f"{what}: {decoded or exc}") from None
+
+
+def _password() -> str:
+    from ..keys import PASSWORD_ENV
+
+    from_env = os.environ.get(PASSWORD_ENV)
+    if from_env is not None:
+        return from_env
+    return str(typer.prompt("Keystore password", hide_input=True))
+
+
+def unlock_key(name: str) -> Any:
+    """The keystore identity `name`, unlocked (``keys.UnlockedIdentity``).
+
+    Raises:
+        UnknownIdentity, WrongPassword, KeystoreCorrupted, InvalidIdentityName.
+    """
+    from ..keys import Keystore
+
+    keystore = Keystore()
+    keystore.show(name)  # an unknown name is reported before the password is asked for
+    return keystore.unlock(name, _password())
+
+
+def load_deployment_document(path: Path) -> dict[str, Any]:
+    """The deployment file's JSON; CommandError when it is missing or malformed."""
+    try:
+        document = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CommandError(f"no deployment file at {path} (run `lepton-ledger deploy`, or pass --deployment)") from None
+    except (ValueError, UnicodeDecodeError):
+        raise CommandError(f"deployment file {path} is not valid JSON") from None
+    if not isinstance(document, dict) or not isinstance(document.get("contracts"), dict):
+        raise CommandError(f"deployment file {path} has no \"contracts\" member")
+    return document
+
+
+@dataclass
+class Session:
+    """One command's connection: the Web3, the bound deployment, the signing identity (if any) and the store."""
+
+    w3: Any
+    deployment: Any
+    document: dict[str, Any]
+    deployment_path: Path
+    identity: Any = None
+    ipfs: str | None = None
+    tx: Any = None
+    _store: Any = field(default=None, repr=False)
+
+    @property
+    def account(self) -> Any:
+        """The identity's ``LocalAccount`` (signs transactions and EIP-712 messages)."""
+        if self.identity is None:
+            raise CommandError("this command needs --key")
+        return self.identity.account
+
+    @property
+    def address(self) -> str:
+        return self.account.address
+
+    @property
+    def store(self) -> Any:
+        if self._store is None:
+            from ..storage import open_store
+
+            self._store = open_store(self.ipfs)
+        return self._store
+
+    @property
+    def ledger_address(self) -> str:
+        return self.deployment.ledger.address
+
+    def state_dir(self, kind: str) -> Path:
+        """``<data dir>/<kind>/<RoundLedger address>``: local state of this deployment (accountants, event index)."""
+        path = settings.data_dir() / kind / self.ledger_address
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def token(self, address: str | None = None) -> Any:
+        """The ERC-20 at `address` (default: the deployment's reward token)."""
+        from ..chain.artifacts import load_artifact
+
+        address = address or self.document.get("reward_token")
+        if not address:
+            raise CommandError(f"no reward token: pass one, or deploy with --with-token ({self.deployment_path})")
+        abi = load_artifact("LeptonToken").abi  # any ERC-20 ABI would do: only balanceOf and approve are used
+        return self.w3.eth.contract(address=parse_address(address, "reward token"), abi=abi)
+
+    def agreement_state(self, agreement_id: int) -> tuple:
+        """``AgreementRegistry.agreementState``; CommandError naming the agreement when it does not exist."""
+        if agreement_id < 1:
+            raise CommandError(f"agreement ids start at 1, not {agreement_id}")
+        return read_call(self.deployment.agreements.functions.agreementState(agreement_id),
+                         f"unknown agreement {agreement_id}")  # fmt: skip
+
+    def require_party(self, agreement_id: int, address: str) -> None:
+        self.agreement_state(agreement_id)
+        is_party, _ = self.deployment.agreements.functions.partyIndex(agreement_id, address).call()
+        if not is_party:
+            raise CommandError(f"{address} is not a party of agreement {agreement_id}")
+
+    def require_gas(self) -> None:
+        """Refuses, before anything is sent, a signer with no ether to pay gas."""
+        if self.w3.eth.get_balance(self.address) == 0:
+            raise CommandError(f"{self.address} ({self.identity.name}) has no ether to pay gas on chain "
+                               f"{self.w3.eth.chain_id}")  # fmt: skip
+
+
+def bind_deployment(w3: Any, document: dict[str, Any], path: Path) -> Any:
+    """The ``Deployment`` a deployment file describes, bound to `w3`, after checking it is this chain's (chain id,
+    contract code at every address); CommandError otherwise."""
+    from ..chain.deployment import CONTRACTS, Deployment
+
+    chain_id = w3.eth.chain_id
+    if document.get("chain_id") not in (None, chain_id):
+        raise CommandError(f"{path} is a deployment on chain {document['chain_id']}, this node is chain {chain_id}")
+    contracts = document["contracts"]
+    for name in CONTRACTS:
+        if name not in contracts:
+            raise CommandError(f"{path} names no {name}")
+        address = parse_address(contracts[name], name)
+        if not w3.eth.get_code(address):
+            raise CommandError(f"no {name} contract at {address} on this chain; is --rpc-url the chain of {path}?")
+    return Deployment.at(w3, {name: parse_address(contracts[name], name) for name in CONTRACTS})
+
+
+@contextmanager
+def open_session(*, rpc_url: str | None, deployment: Path | None, key: str | None, ipfs: str | None = None,
+                 sends: bool = True) -> Iterator[Session]:  # fmt: skip
+    """Reads the deployment file, unlocks `key`, connects (RPC URL or embedded anvil), binds the contracts and
+    checks they are there: each failure, in that order, before anything is sent. With `sends`, also refuses a
+    signer without ether for gas."""
+    from ..chain.connection import connect
+    from ..chain.transactions import Transactor
+
+    path = deployment or default_deployment_path()
+    document = load_deployment_document(path)
+    identity = unlock_key(key) if key else None
+    with connect(rpc_url) as w3:
+        if not (rpc_url or settings.rpc_url()):
+            # The embedded chain mines only when a command sends, so its latest block can be minutes old, and calls
+            # and gas estimates run at that block's time: bring it to now (an empty block) so that time checks (a
+            # dispute window that has ended) see the present.
+            w3.provider.make_request("evm_mine", [])
+        bound = bind_deployment(w3, document, path)
+        session = Session(w3=w3, deployment=bound, document=document, deployment_path=path, identity=identity,
+                          ipfs=ipfs)  # fmt: skip
+        session.tx = Transactor(w3, [identity.account] if identity else [])
+        if identity is not None and sends:
+            session.require_gas()
+        yield session
+
+
+def require(condition: bool, message: str) -> None:
+    if not condition:
+        raise CommandError(message)
+
+
+def echo_json(document: dict[str, Any]) -> None:
+    typer.echo(json.dumps(document, indent=2, sort_keys=True))
+

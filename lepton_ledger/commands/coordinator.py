@@ -1,0 +1,345 @@
+"""``lepton-ledger coordinator ...``: the coordinator's steps, signed with its keystore key (``--key``).
+
+approve partners -> propose an agreement -> (relay signatures) -> fund -> per round: open -> (partners submit,
+or sign commitments that ``anchor`` commits in one batch) -> close. The terms document (task, model, max norm)
+is put to the store with the proposal (commands/roles.py); the event index of ``close`` lives in
+``<data dir>/events/<RoundLedger address>/events.sqlite``.
+
+Terms file (``propose --terms-file``), JSON; every member optional, the command-line options override it::
+
+    {"parties": ["0x..."], "reward_token": "0x...", "reward_per_round": "300", "epsilon_cap": 10.0,
+     "delta": 1e-5, "required_stake": "100", "rounds": 5, "days": 365, "payout_rule": "by_sample_count",
+     "document": {"task": "...", "model": "logreg", "max_norm": 50.0}}
+
+Amounts are decimal strings of whole tokens.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ..errors import LeptonError
+from .context import (
+    CommandError,
+    DeploymentOpt,
+    IpfsOpt,
+    KeyOpt,
+    RpcUrlOpt,
+    open_session,
+    parse_address,
+    parse_tokens,
+    reports_errors,
+    require,
+)
+from .data import (
+    CsvOpt,
+    DatasetOpt,
+    LabelColumnOpt,
+    NumClassesOpt,
+    PartitionsOpt,
+    SeedOpt,
+)
+
+__all__ = ["AGGREGATIONS", "PAYOUT_RULES", "coordinator_app"]
+
+PAYOUT_RULES = {"proportional": 0, "equal": 1, "by_sample_count": 2}  # fl.PayoutRule / the on-chain enum
+# Rules that need parameters (trim, f, m) the Coordinator does not take yet are refused before anything is sent.
+AGGREGATIONS = ("fedavg", "median")
+DEFAULT_MAX_NORM = 50.0
+PENDING = 1  # IPartnerRegistry.PartnerStatus
+TERMINATED = 3  # IAgreementRegistry.AgreementStatus
+
+coordinator_app = typer.Typer(
+    help="The coordinator's steps: approve partners, propose and fund agreements, open, anchor and close rounds.",
+    no_args_is_help=True, pretty_exceptions_show_locals=False, add_completion=False,
+)  # fmt: skip
+
+AgreementArg = Annotated[int, typer.Argument(help="Agreement id.")]
+
+
+@coordinator_app.command("approve")
+@reports_errors
+def approve(
+    partner: Annotated[str, typer.Argument(help="Address of a registered partner.")], key: KeyOpt,
+    rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None,
+) -> None:  # fmt: skip
+    """Approve a registered partner, so that it can sign agreements.
+
+    Sends PartnerRegistry.approve(PARTNER) from --key (which holds COORDINATOR_ROLE).
+    """
+    from ..chain import agreements
+
+    address = parse_address(partner, "PARTNER")
+    with open_session(rpc_url=rpc_url, deployment=deployment, key=key) as s:
+        status = int(s.deployment.partners.functions.partnerOf(address).call()[0])
+        require(status == PENDING, f"{address} is not a partner awaiting approval (status {status}: "
+                                   "0 unregistered, 2 approved, 3 suspended)")  # fmt: skip
+        agreements.approve(s.tx, s.deployment, address, s.address)
+    typer.echo(f"approved {address}")
+
+
+def _terms_file(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        document = json.loads(path.read_text())
+    except ValueError:
+        raise CommandError(f"terms file {path} is not valid JSON") from None
+    require(isinstance(document, dict), f"terms file {path} is not a JSON object")
+    return document
+
+
+@coordinator_app.command("propose")
+@reports_errors
+def propose(
+    key: KeyOpt,
+    party: Annotated[list[str] | None, typer.Option(help="A party's address (repeatable, in order).")] = None,
+    terms_file: Annotated[Path | None, typer.Option(help="JSON terms (see the module docs); options win.")] = None,
+    reward_token: Annotated[str | None, typer.Option(help="Reward token; default: the deployment's.")] = None,
+    reward_per_round: Annotated[str | None, typer.Option(help="Tokens paid out per round.")] = None,
+    epsilon_cap: Annotated[float | None, typer.Option(help="Each partner's cumulative epsilon cap.")] = None,
+    delta: Annotated[float | None, typer.Option(help="DP delta.")] = None,
+    required_stake: Annotated[str | None, typer.Option(help="Tokens each party must stake.")] = None,
+    rounds: Annotated[int | None, typer.Option(help="Maximum number of rounds.")] = None,
+    days: Annotated[float | None, typer.Option(help="Length of the agreement, from now.")] = None,
+    payout_rule: Annotated[str | None, typer.Option(help="proportional, equal or by_sample_count.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model name every partner trains (terms document).")] = None,
+    task: Annotated[str | None, typer.Option(help="What the agreement is for (terms document).")] = None,
+    max_norm: Annotated[float | None, typer.Option(help="L2 bound on an update (terms document).")] = None,
+    rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None, ipfs: IpfsOpt = None,
+) -> None:  # fmt: skip
+    """Propose an agreement; prints its id.
+
+    Puts the terms document to the store and sends AgreementRegistry.propose(terms) from --key (COORDINATOR_ROLE).
+    Defaults: reward 300 per round, epsilon cap 10, delta 1e-5, stake 100, 5 rounds over 365 days, by-sample-count
+    payouts, model logreg, max norm 50.
+    """
+    from ..chain import agreements
+    from ..chain.agreements import AgreementTerms
+    from ..fl.payouts import PayoutRule
+    from .roles import publish_document
+
+    f = _terms_file(terms_file)
+    rule_name = payout_rule or f.get("payout_rule", "by_sample_count")
+    require(rule_name in PAYOUT_RULES, f"--payout-rule must be one of {', '.join(PAYOUT_RULES)}, not {rule_name!r}")
+    parties = [parse_address(p, "--party") for p in (party or f.get("parties") or [])]
+    require(bool(parties), "an agreement needs at least one --party")
+    document = {"task": "federated training", "model": "logreg", "max_norm": DEFAULT_MAX_NORM,
+                **f.get("document", {})}  # fmt: skip
+    for name, value in (("task", task), ("model", model), ("max_norm", max_norm)):
+        if value is not None:
+            document[name] = value
+    with open_session(rpc_url=rpc_url, deployment=deployment, key=key, ipfs=ipfs) as s:
+        for p in parties:
+            require(bool(s.deployment.partners.functions.isApproved(p).call()), f"party {p} is not an approved partner")
+        now = int(s.w3.eth.get_block("latest")["timestamp"])
+        token = reward_token or f.get("reward_token") or s.document.get("reward_token")
+        require(bool(token), "no reward token: pass --reward-token (the deployment has none)")
+        terms = AgreementTerms(
+            parties=parties, reward_token=parse_address(token, "--reward-token"),
+            reward_per_round=parse_tokens(str(reward_per_round or f.get("reward_per_round", "300")),
+                                          "--reward-per-round"),
+            epsilon_cap=float(epsilon_cap if epsilon_cap is not None else f.get("epsilon_cap", 10.0)),
+            delta=float(delta if delta is not None else f.get("delta", 1e-5)),
+            required_stake=parse_tokens(str(required_stake or f.get("required_stake", "100")), "--required-stake"),
+            start=now - 1, end=now + round(float(days if days is not None else f.get("days", 365)) * 86400),
+            max_rounds=int(rounds if rounds is not None else f.get("rounds", 5)),
+            payout_rule=PayoutRule(PAYOUT_RULES[rule_name]), document=document,
+        )  # fmt: skip
+        cid = publish_document(s.store, document)
+        agreement_id = agreements.propose(s.tx, s.deployment, s.address, terms)
+    typer.echo(f"proposed agreement {agreement_id} with {len(parties)} parties; terms document {cid}")
+
+
+@coordinator_app.command("relay-signature")
+@reports_errors
+def relay_signature(
+    signature_file: Annotated[Path, typer.Argument(help="File written by `partner sign --relay-to-file`.")],
+    key: KeyOpt, rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None,
+) -> None:  # fmt: skip
+    """Relay a partner's EIP-712 signature of an agreement; --key pays the gas.
+
+    Sends AgreementRegistry.signBySig(agreement, party, deadline, signature) from --key.
+    """
+    from .partner import RELAY_FILE_VERSION
+
+    try:
+        doc = json.loads(signature_file.read_text())
+        require(doc["version"] == RELAY_FILE_VERSION, f"unsupported signature file version {doc['version']!r}")
+        agreement_id, deadline = int(doc["agreement_id"]), int(doc["deadline"])
+        party = parse_address(doc["party"], "party")
+        signature = bytes.fromhex(str(doc["signature"]).removeprefix("0x"))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CommandError(f"{signature_file} is not a signature file ({type(exc).__name__}: {exc})") from None
+    with open_session(rpc_url=rpc_url, deployment=deployment, key=key) as s:
+        require(doc.get("agreement_registry") == s.deployment.agreements.address,
+                f"{signature_file} is for AgreementRegistry {doc.get('agreement_registry')}, "
+                f"not this deployment's {s.deployment.agreements.address}")  # fmt: skip
+        s.require_party(agreement_id, party)
+        s.tx.transact(s.deployment.agreements.functions.signBySig(agreement_id, party, deadline, signature), s.address)
+    typer.echo(f"relayed the signature of {party} on agreement {agreement_id}")
+
+
+@coordinator_app.command("fund")
+@reports_errors
+def fund(
+    agreement: AgreementArg, amount: Annotated[str, typer.Argument(help="Tokens to add to the reward pool.")],
+    key: KeyOpt, rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None,
+) -> None:  # fmt: skip
+    """Fund AGREEMENT's reward pool.
+
+    Sends, from --key: ERC20.approve(RewardVault, AMOUNT) on the agreement's reward token, then
+    RewardVault.fund(AGREEMENT, AMOUNT).
+    """
+    from ..chain import agreements
+    from .roles import ChainTerms
+
+    value = parse_tokens(amount, "AMOUNT")
+    require(value > 0, "AMOUNT must be positive")
+    with open_session(rpc_url=rpc_url, deployment=deployment, key=key) as s:
+        state = s.agreement_state(agreement)
+        require(int(state[0]) != TERMINATED, f"agreement {agreement} is terminated")
+        token = s.token(ChainTerms.read(s.deployment, agreement).reward_token)
+        balance = int(token.functions.balanceOf(s.address).call())
+        require(balance >= value, f"{s.address} holds {balance / 10**18:g} of the reward token, "
+                                  f"cannot fund {value / 10**18:g}")  # fmt: skip
+        agreements.fund(s.tx, s.deployment, token, agreement, s.address, value)
+    typer.echo(f"funded agreement {agreement} with {value / 10**18:g}")
+
+
+@coordinator_app.command("anchor")
+@reports_errors
+def anchor(
+    agreement: AgreementArg, round: Annotated[int, typer.Argument(help="Round id.")],
+    commitments: Annotated[list[Path], typer.Argument(help="Files written by `partner train-and-sign`.")],
+    key: KeyOpt, rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None, ipfs: IpfsOpt = None,
+) -> None:  # fmt: skip
+    """Batched mode: anchor the partners' signed commitments of ROUND in one transaction.
+
+    Checks every file (this chain and ledger, AGREEMENT and ROUND, a signature by its partner, one per partner),
+    puts the batch document to the store and sends RoundLedger.commitBatch(agreement, round, commitments root,
+    batch document digest, entries) from --key.
+    """
+    from .roles import signed_commitment_from_document
+
+    documents = []
+    for path in commitments:
+        try:
+            documents.append((path, json.loads(path.read_text())))
+        except ValueError:
+            raise CommandError(f"{path} is not valid JSON") from None
+    with open_session(rpc_url=rpc_url, deployment=deployment, key=key, ipfs=ipfs) as s:
+        s.agreement_state(agreement)
+        require(int(s.deployment.ledger.functions.openRoundOf(agreement).call()) == round,
+                f"round {round} of agreement {agreement} is not open")  # fmt: skip
+        signed = {}
+        for path, document in documents:
+            try:
+                item = signed_commitment_from_document(document, chain_id=s.w3.eth.chain_id, ledger=s.ledger_address)
+            except LeptonError as exc:
+                raise CommandError(f"{path}: {exc}") from None
+            c = item.commitment
+            require((c.agreement_id, c.round) == (agreement, round),
+                    f"{path} commits to round {c.round} of agreement {c.agreement_id}")  # fmt: skip
+            require(c.partner not in signed, f"{path}: a second commitment of {c.partner}")
+            s.require_party(agreement, c.partner)
+            signed[c.partner] = item
+        coordinator = _coordinator(s, agreement, None, model=None, max_norm=None)
+        cid = coordinator.anchor_batch(agreement, round, list(signed.values()))
+    typer.echo(f"anchored {len(signed)} commitment(s) for round {round} of agreement {agreement}; batch {cid}")
+
+
+def _coordinator(s: Any, agreement: int, eval_set: Any, *, model: str | None, max_norm: float | None,
+                 aggregation: str = "fedavg") -> Any:  # fmt: skip
+    from .roles import ChainTerms, build_coordinator, terms_document
+
+    terms = ChainTerms.read(s.deployment, agreement)
+    document = terms_document(s.store, terms) or {}
+    return build_coordinator(
+        account=s.account, tx=s.tx, deployment=s.deployment, store=s.store,
+        x25519_private=s.identity.x25519_private_bytes(), events_path=s.state_dir("events") / "events.sqlite",
+        eval_set=eval_set, model_name=model or document.get("model", "logreg"),
+        max_norm=float(max_norm if max_norm is not None else document.get("max_norm", DEFAULT_MAX_NORM)),
+        payout_rule=terms.payout_rule, aggregation=aggregation,
+    )  # fmt: skip
+
+
+@coordinator_app.command("open")
+@reports_errors
+def open_(
+    agreement: AgreementArg, key: KeyOpt,
+    dataset: DatasetOpt = "digits", partitions: PartitionsOpt = 1, seed: SeedOpt = 0, csv: CsvOpt = None,
+    label_column: LabelColumnOpt = "label", num_classes: NumClassesOpt = None,
+    model: Annotated[str | None, typer.Option(help="Model name; default: the terms document's, else logreg.")] = None,
+    round_seconds: Annotated[int, typer.Option(min=1, help="Seconds partners have to submit.")] = 3600,
+    rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None, ipfs: IpfsOpt = None,
+) -> None:  # fmt: skip
+    """Open AGREEMENT's next round on the current global model; prints the round id.
+
+    Puts the global model (the last finalized aggregate, else a fresh model of the terms' model) to the store and
+    sends RoundLedger.openRound(agreement, model digest, deadline, evaluation-set commitment) from --key. The
+    evaluation set comes from the data options (the same ones `close` gets).
+    """
+    from .data import eval_data
+    from .roles import global_model
+
+    eval_set = eval_data(dataset=dataset, partitions=partitions, seed=seed, csv=csv, label_column=label_column,
+                         num_classes=num_classes)  # fmt: skip
+    with open_session(rpc_url=rpc_url, deployment=deployment, key=key, ipfs=ipfs) as s:
+        s.agreement_state(agreement)
+        open_round = int(s.deployment.ledger.functions.openRoundOf(agreement).call())
+        require(open_round == 0, f"round {open_round} of agreement {agreement} is still open (close it first)")
+        coordinator = _coordinator(s, agreement, eval_set, model=model, max_norm=None)
+        state, previous = global_model(s.deployment, s.store, agreement, model_name=coordinator.model_name,
+                                       input_dim=eval_set.input_dim, num_classes=eval_set.num_classes)  # fmt: skip
+        cid, digest = coordinator.publish_model(state)
+        deadline = int(s.w3.eth.get_block("latest")["timestamp"]) + round_seconds
+        round_id = coordinator.open_round(agreement, digest, deadline)
+    start = f"the aggregate of round {previous}" if previous else f"a fresh {coordinator.model_name} model"
+    typer.echo(f"opened round {round_id} of agreement {agreement} on {start}: {cid}, deadline {deadline}")
+
+
+@coordinator_app.command("close")
+@reports_errors
+def close(
+    agreement: AgreementArg, round: Annotated[int, typer.Argument(help="Round id.")], key: KeyOpt,
+    dataset: DatasetOpt = "digits", partitions: PartitionsOpt = 1, seed: SeedOpt = 0, csv: CsvOpt = None,
+    label_column: LabelColumnOpt = "label", num_classes: NumClassesOpt = None,
+    aggregation: Annotated[str, typer.Option(help=f"Aggregation rule: {' or '.join(AGGREGATIONS)}.")] = "fedavg",
+    model: Annotated[str | None, typer.Option(help="Model name; default: the terms document's, else logreg.")] = None,
+    max_norm: Annotated[float | None, typer.Option(help="L2 bound of an update; default: from the terms.")] = None,
+    rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None, ipfs: IpfsOpt = None,
+) -> None:  # fmt: skip
+    """Aggregate and finalize ROUND of AGREEMENT.
+
+    Opens every committed update with --key's X25519 key, validates, aggregates, scores on the committed evaluation
+    set (from the data options; refused unless it matches the round's commitment), splits the reward with the
+    agreement's on-chain payout rule, puts the aggregate and the round report to the store, and sends
+    RoundLedger.finalizeRound(agreement, round, aggregate digest, report digest, payout root, total) from --key.
+    """
+    from ..fl.data import eval_commitment
+    from .data import eval_data
+
+    require(aggregation in AGGREGATIONS, f"--aggregation must be one of {', '.join(AGGREGATIONS)}, not {aggregation!r}")
+    eval_set = eval_data(dataset=dataset, partitions=partitions, seed=seed, csv=csv, label_column=label_column,
+                         num_classes=num_classes)  # fmt: skip
+    with open_session(rpc_url=rpc_url, deployment=deployment, key=key, ipfs=ipfs) as s:
+        s.agreement_state(agreement)
+        require(int(s.deployment.ledger.functions.openRoundOf(agreement).call()) == round,
+                f"round {round} of agreement {agreement} is not open")  # fmt: skip
+        coordinator = _coordinator(s, agreement, eval_set, model=model, max_norm=max_norm, aggregation=aggregation)
+        _, committed = coordinator.round_state(agreement, round)
+        require(eval_commitment(eval_set) == committed,
+                "the evaluation set from these data options is not the one the round committed to")  # fmt: skip
+        outcome = coordinator.close_round(agreement, round)
+    report = outcome.report
+    typer.echo(f"finalized round {round} of agreement {agreement}: accuracy "
+               f"{report.metrics['accuracy_before']:.3f} -> {report.metrics['accuracy_after']:.3f}")  # fmt: skip
+    typer.echo(f"aggregate {outcome.aggregate_cid}, report {outcome.report_cid}")
+    for line in report.partners:
+        verdict = f"paid {line.payout / 10**18:g}" if line.accepted else f"rejected ({line.reasons[0]['code']})"
+        typer.echo(f"  {line.partner}: {verdict}")

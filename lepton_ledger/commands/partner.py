@@ -1,0 +1,382 @@
+"""``lepton-ledger partner ...``: a partner's steps, each signed with its own keystore key (``--key``).
+
+register -> (coordinator approves) -> sign -> stake -> per round: train-and-submit (or, in batched mode,
+train-and-sign, whose file the coordinator anchors) -> (coordinator closes) -> claim; status at any time.
+The partner's privacy accountant persists between commands under
+``<data dir>/accountants/<RoundLedger address>/<agreement>-<partner>.json``; the signed commitment file of
+train-and-sign is documented in commands/roles.py.
+
+Relayed signature file (``sign --relay-to-file``), JSON: ``{"version": 1, "chain_id", "agreement_registry",
+"agreement_id", "party", "deadline", "signature"}`` (0x-hex); ``coordinator relay-signature FILE`` sends it with
+``AgreementRegistry.signBySig`` and pays the gas.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .context import (
+    DeploymentOpt,
+    IpfsOpt,
+    KeyOpt,
+    RpcUrlOpt,
+    open_session,
+    parse_address,
+    parse_tokens,
+    read_call,
+    reports_errors,
+    require,
+)
+from .data import (
+    CsvOpt,
+    DatasetOpt,
+    LabelColumnOpt,
+    NumClassesOpt,
+    PartitionOpt,
+    PartitionsOpt,
+    SeedOpt,
+)
+
+__all__ = ["RELAY_FILE_VERSION", "partner_app"]
+
+RELAY_FILE_VERSION = 1
+PROPOSED = 1  # IAgreementRegistry.AgreementStatus
+
+partner_app = typer.Typer(
+    help="A partner's steps: register, sign an agreement, stake, train and submit (or sign) a round's update, claim, "
+         "status.",
+    no_args_is_help=True, pretty_exceptions_show_locals=False, add_completion=False,
+)  # fmt: skip
+
+AgreementArg = Annotated[int, typer.Argument(help="Agreement id.")]
+RoundArg = Annotated[int, typer.Argument(help="Round id.")]
+
+
+def _accountant_file(session: Any, agreement_id: int, partner: str) -> Path:
+    from .roles import accountant_path
+
+    return accountant_path(session.state_dir("accountants"), agreement_id, partner)
+
+
+@partner_app.command("register")
+@reports_errors
+def register(
+    key: KeyOpt,
+    name: Annotated[str, typer.Option(help="Profile: the organisation's name.")],
+    contact: Annotated[str, typer.Option(help="Profile: a contact address.")] = "",
+    field: Annotated[list[str] | None, typer.Option(help="Profile: another KEY=VALUE field (repeatable).")] = None,
+    rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None, ipfs: IpfsOpt = None,
+) -> None:  # fmt: skip
+    """Register --key's account in the PartnerRegistry with its profile and its X25519 key.
+
+    Sends PartnerRegistry.register(profile digest, X25519 public key) from --key. The profile document (JSON,
+    canonical) is put to the store, where its digest finds it. The coordinator and the auditors register the same
+    way, so that updates can be encrypted to them. A partner then waits for `coordinator approve`.
+    """
+    from ..chain import agreements
+
+    profile: dict[str, str] = {"name": name, "contact": contact}
+    for item in field or []:
+        k, sep, v = item.partition("=")
+        require(bool(sep and k), f"--field takes KEY=VALUE, not {item!r}")
+        profile[k] = v
+    with open_session(rpc_url=rpc_url, deployment=deployment, key=key, ipfs=ipfs) as s:
+        status = int(s.deployment.partners.functions.partnerOf(s.address).call()[0])
+        require(status == 0, f"{s.address} is already registered in the PartnerRegistry")
+        from .roles import publish_document
+
+        cid = publish_document(s.store, profile)
+        agreements.register(s.tx, s.deployment, s.address, profile, s.identity.x25519_public)
+    typer.echo(f"registered {s.address} (X25519 key {s.identity.x25519_public.hex()}), profile {cid}")
+
+
+def _signing_checks(s: Any, agreement_id: int) -> int:
+    """The agreement's current version, after checking the signer may sign it (what the registry would refuse)."""
+    state = s.agreement_state(agreement_id)
+    s.require_party(agreement_id, s.address)
+    require(int(state[0]) == PROPOSED, f"agreement {agreement_id} is not awaiting signatures (status {int(state[0])})")
+    require(bool(s.deployment.partners.functions.isApproved(s.address).call()),
+            f"{s.address} is not an approved partner yet (the coordinator runs `coordinator approve`)")  # fmt: skip
+    version = int(state[1])
+    signed = s.deployment.agreements.functions.hasSigned(agreement_id, version, s.address).call()
+    require(not signed, f"{s.address} has already signed version {version} of agreement {agreement_id}")
+    return version
+
+
+@partner_app.command("sign")
+@reports_errors
+def sign(
+    agreement: AgreementArg, key: KeyOpt,
+    relay_to_file: Annotated[Path | None, typer.Option(
+        help="Write an EIP-712 signature to this file for a relayer instead of sending a transaction.")] = None,
+    ttl: Annotated[int, typer.Option(min=60, help="With --relay-to-file: seconds the signature stays valid.")] = 86400,
+    rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None,
+) -> None:  # fmt: skip
+    """Sign the current version of AGREEMENT's terms.
+
+    Sends AgreementRegistry.sign(AGREEMENT) from --key; with --relay-to-file, sends nothing: writes --key's
+    EIP-712 signature of AgreementRegistry.signingDigest for `coordinator relay-signature` (who pays the gas).
+    """
+    from ..chain import agreements
+    from ..chain.typed_data import sign_digest
+
+    with open_session(rpc_url=rpc_url, deployment=deployment, key=key, sends=relay_to_file is None) as s:
+        _signing_checks(s, agreement)
+        if relay_to_file is None:
+            agreements.sign(s.tx, s.deployment, agreement, s.account)
+            typer.echo(f"{s.address} signed agreement {agreement}")
+            return
+        deadline = int(s.w3.eth.get_block("latest")["timestamp"]) + ttl
+        digest = s.deployment.agreements.functions.signingDigest(agreement, s.address, deadline).call()
+        document = {"version": RELAY_FILE_VERSION, "chain_id": s.w3.eth.chain_id,
+                    "agreement_registry": s.deployment.agreements.address, "agreement_id": agreement,
+                    "party": s.address, "deadline": deadline,
+                    "signature": "0x" + sign_digest(bytes(s.account.key), bytes(digest)).hex()}  # fmt: skip
+    relay_to_file.write_text(json.dumps(document, indent=2) + "\n")
+    typer.echo(f"wrote the EIP-712 signature of {s.address} for agreement {agreement} to {relay_to_file} "
+               f"(valid until {deadline})")  # fmt: skip
+
+
+@partner_app.command("stake")
+@reports_errors
+def stake(
+    agreement: AgreementArg, key: KeyOpt,
+    amount: Annotated[str | None, typer.Option(help="Tokens to stake; default: what the required stake lacks.")] = None,
+    rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None,
+) -> None:  # fmt: skip
+    """Stake collateral in AGREEMENT's reward token.
+
+    Sends, from --key: ERC20.approve(RewardVault, amount) on the agreement's reward token, then
+    RewardVault.stake(AGREEMENT, amount). The agreement activates when this was the last stake or signature missing.
+    """
+    from ..chain import agreements
+    from .roles import ChainTerms
+
+    with open_session(rpc_url=rpc_url, deployment=deployment, key=key) as s:
+        s.require_party(agreement, s.address)
+        terms = ChainTerms.read(s.deployment, agreement)
+        held = int(s.deployment.vault.functions.stakeOf(agreement, s.address).call())
+        value = parse_tokens(amount, "--amount") if amount is not None else max(0, terms.required_stake - held)
+        require(value > 0, f"{s.address} already holds {held / 10**18:g} staked (required "
+                           f"{terms.required_stake / 10**18:g}); pass --amount to add more")  # fmt: skip
+        token = s.token(terms.reward_token)
+        balance = int(token.functions.balanceOf(s.address).call())
+        require(balance >= value, f"{s.address} holds {balance / 10**18:g} of the reward token, "
+                                  f"cannot stake {value / 10**18:g}")  # fmt: skip
+        activated = agreements.stake(s.tx, s.deployment, token, agreement, s.address, value)
+    typer.echo(f"{s.address} staked {value / 10**18:g} in agreement {agreement}"
+               + (": the agreement is now active" if activated else ""))  # fmt: skip
+
+
+ModelOpt = Annotated[str | None, typer.Option(help="Model name; default: the terms document's, else logreg.")]
+EpochsOpt = Annotated[int, typer.Option(min=1, help="Local epochs.")]
+BatchSizeOpt = Annotated[int, typer.Option(min=1, help="Expected batch size (Poisson sampling).")]
+LrOpt = Annotated[float, typer.Option(min=0.0, help="Learning rate.")]
+ClipOpt = Annotated[float, typer.Option(min=0.0, help="DP-SGD per-sample clipping norm.")]
+NoiseOpt = Annotated[float, typer.Option(min=0.0, help="DP-SGD noise multiplier.")]
+TrainSeedOpt = Annotated[int, typer.Option(help="Seed of local training.")]
+RecipientOpt = Annotated[list[str] | None, typer.Option(
+    help="Address an update is encrypted to (repeatable); default: the deployment's coordinator and auditors.")]
+
+
+def _train(*, agreement: int, key: str, dataset: str, partition: int, partitions: int, seed: int, csv: Path | None,
+           label_column: str, num_classes: int | None, model: str | None, epochs: int, batch_size: int, lr: float,
+           max_grad_norm: float, noise_multiplier: float, train_seed: int, recipient: list[str] | None,
+           rpc_url: str | None, deployment: Path | None, ipfs: str | None, batched: bool) -> tuple[int, Any, Any, Any]:
+    """Steps 2-4 of a round for --key: ``(round, Submission or (SignedCommitment, its document), accountant,
+    terms)``."""
+    from ..rounds.partner import TrainingSettings
+    from ..workers.local import LocalExecutor
+    from .data import partner_data
+    from .roles import (
+        ChainTerms,
+        build_partner,
+        load_accountant,
+        save_accountant,
+        terms_document,
+    )
+
+    data = partner_data(dataset=dataset, partition=partition, partitions=partitions, seed=seed, csv=csv,
+                        label_column=label_column, num_classes=num_classes)  # fmt: skip
+    with open_session(rpc_url=rpc_url, deployment=deployment, key=key, ipfs=ipfs, sends=not batched) as s:
+        s.require_party(agreement, s.address)
+        ledger = s.deployment.ledger.functions
+        round_id = int(ledger.openRoundOf(agreement).call())
+        require(round_id > 0, f"agreement {agreement} has no open round")
+        require(not ledger.hasSubmitted(agreement, round_id, s.address).call(),
+                f"{s.address} has already submitted to round {round_id} of agreement {agreement}")  # fmt: skip
+        recipients = [parse_address(r, "--recipient") for r in recipient or []] or [
+            s.document.get("coordinator"), *s.document.get("auditors", [])]  # fmt: skip
+        require(all(recipients), f"no recipients: {s.deployment_path} names no coordinator; pass --recipient")
+        for address in recipients:
+            key_bytes = bytes(s.deployment.partners.functions.partnerOf(address).call()[3])
+            require(any(key_bytes), f"recipient {address} has no X25519 key in the PartnerRegistry "
+                                    "(it runs `partner register` first)")  # fmt: skip
+        terms = ChainTerms.read(s.deployment, agreement)
+        model = model or (terms_document(s.store, terms) or {}).get("model", "logreg")
+        settings = TrainingSettings(model=model, epochs=epochs, batch_size=batch_size, lr=lr,
+                                    max_grad_norm=max_grad_norm, noise_multiplier=noise_multiplier, seed=train_seed)
+        path = _accountant_file(s, agreement, s.address)
+        accountant = load_accountant(path, s.deployment, agreement, s.address)
+        with LocalExecutor(max_workers=1) as executor:
+            partner = build_partner(account=s.account, tx=s.tx, deployment=s.deployment, store=s.store,
+                                    accountant=accountant, data=data, executor=executor, settings=settings)
+            if batched:
+                result = partner.run_round_batched(agreement, round_id, recipients)
+            else:
+                result = partner.run_round(agreement, round_id, recipients)
+        save_accountant(accountant, path)
+        if batched:
+            from .roles import signed_commitment_document
+
+            result = (result, signed_commitment_document(result, chain_id=s.w3.eth.chain_id,
+                                                         ledger=s.ledger_address))  # fmt: skip
+    return round_id, result, accountant, terms
+
+
+@partner_app.command("train-and-submit")
+@reports_errors
+def train_and_submit(
+    agreement: AgreementArg, key: KeyOpt,
+    dataset: DatasetOpt = "digits", partition: PartitionOpt = 0, partitions: PartitionsOpt = 1, seed: SeedOpt = 0,
+    csv: CsvOpt = None, label_column: LabelColumnOpt = "label", num_classes: NumClassesOpt = None,
+    model: ModelOpt = None, epochs: EpochsOpt = 1, batch_size: BatchSizeOpt = 64, lr: LrOpt = 0.5,
+    max_grad_norm: ClipOpt = 1.0, noise_multiplier: NoiseOpt = 1.0, train_seed: TrainSeedOpt = 0,
+    recipient: RecipientOpt = None, rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None, ipfs: IpfsOpt = None,
+) -> None:  # fmt: skip
+    """Train on local data with DP-SGD for AGREEMENT's open round and submit the encrypted update.
+
+    Fetches the round's global model by its on-chain digest, checks the privacy budget before training, trains in
+    a local worker process, seals the update (signed manifest, encrypted to the recipients' registered X25519 keys),
+    puts it to the store. Sends RoundLedger.submitUpdate(agreement, round, envelope digest, manifest digest,
+    cumulative epsilon, sample count) from --key.
+    """
+    round_id, submission, accountant, terms = _train(
+        agreement=agreement, key=key, dataset=dataset, partition=partition, partitions=partitions, seed=seed, csv=csv,
+        label_column=label_column, num_classes=num_classes, model=model, epochs=epochs, batch_size=batch_size, lr=lr,
+        max_grad_norm=max_grad_norm, noise_multiplier=noise_multiplier, train_seed=train_seed, recipient=recipient,
+        rpc_url=rpc_url, deployment=deployment, ipfs=ipfs, batched=False,
+    )  # fmt: skip
+    typer.echo(f"round {round_id}: submitted {submission.envelope_cid} ({submission.sample_count} samples), "
+               f"tx {submission.tx_hash}")  # fmt: skip
+    typer.echo(f"epsilon spent {accountant.epsilon():.4f} of cap {terms.epsilon_cap:g}")
+
+
+@partner_app.command("train-and-sign")
+@reports_errors
+def train_and_sign(
+    agreement: AgreementArg, key: KeyOpt,
+    out: Annotated[Path, typer.Option(help="Where to write the signed commitment for `coordinator anchor`.")],
+    dataset: DatasetOpt = "digits", partition: PartitionOpt = 0, partitions: PartitionsOpt = 1, seed: SeedOpt = 0,
+    csv: CsvOpt = None, label_column: LabelColumnOpt = "label", num_classes: NumClassesOpt = None,
+    model: ModelOpt = None, epochs: EpochsOpt = 1, batch_size: BatchSizeOpt = 64, lr: LrOpt = 0.5,
+    max_grad_norm: ClipOpt = 1.0, noise_multiplier: NoiseOpt = 1.0, train_seed: TrainSeedOpt = 0,
+    recipient: RecipientOpt = None, rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None, ipfs: IpfsOpt = None,
+) -> None:  # fmt: skip
+    """Batched mode: as train-and-submit, but instead of a transaction, write --key's EIP-712 signature of the
+    UpdateCommitment to --out; the coordinator anchors every partner's in one RoundLedger.commitBatch.
+
+    Sends nothing to the chain (puts the envelope to the store). The epsilon is counted as spent from now on.
+    """
+    round_id, (_, document), accountant, terms = _train(
+        agreement=agreement, key=key, dataset=dataset, partition=partition, partitions=partitions, seed=seed, csv=csv,
+        label_column=label_column, num_classes=num_classes, model=model, epochs=epochs, batch_size=batch_size, lr=lr,
+        max_grad_norm=max_grad_norm, noise_multiplier=noise_multiplier, train_seed=train_seed, recipient=recipient,
+        rpc_url=rpc_url, deployment=deployment, ipfs=ipfs, batched=True,
+    )  # fmt: skip
+    out.write_text(json.dumps(document, indent=2) + "\n")
+    typer.echo(f"round {round_id}: sealed {document['envelopeCid']}, signed commitment written to {out}")
+    typer.echo(f"epsilon spent {accountant.epsilon():.4f} of cap {terms.epsilon_cap:g}")
+
+
+@partner_app.command("claim")
+@reports_errors
+def claim(
+    agreement: AgreementArg, round: RoundArg, key: KeyOpt,
+    rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None, ipfs: IpfsOpt = None,
+) -> None:  # fmt: skip
+    """Claim --key's reward for ROUND of AGREEMENT.
+
+    Fetches the round's report from the store by its on-chain digest, re-builds the payout Merkle tree, checks its
+    root against the chain, and sends RewardVault.claim(agreement, round, amount, proof) from --key.
+    """
+    from ..chain.merkle import LeafNotFound
+    from .roles import build_partner, load_accountant, payout_tree
+
+    with open_session(rpc_url=rpc_url, deployment=deployment, key=key, ipfs=ipfs) as s:
+        s.agreement_state(agreement)
+        require(0 < round <= int(s.deployment.ledger.functions.roundCount(agreement).call()),
+                f"agreement {agreement} has no round {round}")  # fmt: skip
+        tree = payout_tree(s.deployment, s.store, agreement, round)
+        try:
+            amount = tree.amount(s.address) if tree is not None else 0
+        except LeafNotFound:
+            amount = 0
+        require(amount > 0, f"{s.address} has no payout in round {round} of agreement {agreement}")
+        vault = s.deployment.vault.functions
+        require(not vault.hasClaimed(agreement, round, s.address).call(),
+                f"{s.address} has already claimed round {round} of agreement {agreement}")  # fmt: skip
+        opens = int(vault.allocation(agreement, round).call()[3])
+        now = int(s.w3.eth.get_block("pending")["timestamp"])  # the time the claim would be mined at
+        require(now >= opens, f"claims of round {round} open at {opens}, in {opens - now} s (the dispute window)")
+        accountant = load_accountant(_accountant_file(s, agreement, s.address), s.deployment, agreement, s.address)
+        partner = build_partner(account=s.account, tx=s.tx, deployment=s.deployment, store=s.store,
+                                accountant=accountant)  # fmt: skip
+        tx_hash = partner.claim(agreement, round, amount, tree.proof(s.address))
+    typer.echo(f"claimed {amount / 10**18:g} for round {round} of agreement {agreement}, tx {tx_hash}")
+
+
+@partner_app.command("status")
+@reports_errors
+def status(
+    agreement: AgreementArg,
+    key: Annotated[str | None, typer.Option("--key", help="Keystore identity (only its address is read).")] = None,
+    address: Annotated[str | None, typer.Option(help="The partner's address, instead of --key.")] = None,
+    rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None, ipfs: IpfsOpt = None,
+) -> None:  # fmt: skip
+    """Show a partner's standing in AGREEMENT: epsilon spent (on-chain and local) against the cap, stake, rewards
+    claimable and claimed. Sends nothing and needs no password."""
+    from ..keys import Keystore
+    from .roles import ChainTerms, payout_tree
+
+    require((key is None) != (address is None), "pass exactly one of --key and --address")
+    who = parse_address(address, "--address") if address else Keystore().show(key).address  # type: ignore[arg-type]
+    with open_session(rpc_url=rpc_url, deployment=deployment, key=None, ipfs=ipfs) as s:
+        s.require_party(agreement, who)
+        terms = ChainTerms.read(s.deployment, agreement)
+        on_chain = int(s.deployment.ledger.functions.cumulativeEpsilon(agreement, who).call())
+        path = _accountant_file(s, agreement, who)
+        local = _local_epsilon(path)
+        stake_held = int(s.deployment.vault.functions.stakeOf(agreement, who).call())
+        claimable = claimed = 0
+        now = int(s.w3.eth.get_block("pending")["timestamp"])
+        for round_id in range(1, int(s.deployment.ledger.functions.roundCount(agreement).call()) + 1):
+            if int(s.deployment.ledger.functions.round(agreement, round_id).call()[0]) != 2:
+                continue
+            tree = payout_tree(s.deployment, s.store, agreement, round_id)
+            amount = tree.payouts.get(who, 0) if tree is not None else 0
+            if s.deployment.vault.functions.hasClaimed(agreement, round_id, who).call():
+                claimed += amount
+            elif now >= int(read_call(s.deployment.vault.functions.allocation(agreement, round_id), "allocation")[3]):
+                claimable += amount
+    typer.echo(f"partner:          {who}")
+    typer.echo(f"epsilon on-chain: {on_chain / 10**6:.6f} of cap {terms.epsilon_cap:g}")
+    typer.echo(f"epsilon local:    {'-' if local is None else f'{local:.6f}'} ({path})")
+    typer.echo(f"stake:            {stake_held / 10**18:g} (required {terms.required_stake / 10**18:g})")
+    typer.echo(f"claimable now:    {claimable / 10**18:g}")
+    typer.echo(f"claimed:          {claimed / 10**18:g}")
+
+
+def _local_epsilon(path: Path) -> float | None:
+    from ..fl.accounting import PrivacyAccountant
+
+    if not path.exists():
+        return None
+    return PrivacyAccountant.from_json(path.read_text()).epsilon()
+
+
+

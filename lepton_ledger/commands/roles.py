@@ -1,0 +1,290 @@
+"""The role objects and the round steps that the role CLIs and the brownie scripts share.
+
+- :func:`build_partner` / :func:`build_coordinator`: the one place where a ``rounds.Partner`` or
+  ``rounds.Coordinator`` is constructed, so that options every caller needs (an outbox, say) are added once.
+- the partner's :class:`~lepton_ledger.fl.PrivacyAccountant` persists between commands as its ``to_json()``
+  document in one file per (deployment, agreement, partner): :func:`accountant_path`, :func:`load_accountant`,
+  :func:`save_accountant` (atomic replace, so a crash leaves the old or the new history, never half).
+- :class:`ChainTerms`: an agreement's terms as the chain holds them (payout rule, epsilon cap, delta...).
+- the terms document (task, model, max norm...) is put to the store as the exact canonical JSON bytes that
+  ``agreements.document_digest`` hashes; for a document of one chunk that CID's digest *is* the on-chain
+  ``termsDigest``, so anyone finds it from the chain alone (:func:`publish_document`, :func:`terms_document`).
+- :func:`global_model`: what a new round starts from (the last finalized aggregate, else a fresh model).
+- :func:`payout_tree`: a finalized round's payouts from its report in the store, re-built as the
+  ``PayoutTree`` and checked against the on-chain payout root.
+- batched mode: a partner's ``SignedCommitment`` travels to the coordinator as a JSON file (version 1; digests
+  and the signature 0x-hex, field names as ``IRoundLedger.UpdateCommitment``)::
+
+      {"version": 1, "chain_id": 31337, "ledger": "0x...", "agreementId": 1, "round": 2, "partner": "0x...",
+       "envelopeDigest": "0x...", "manifestDigest": "0x...", "cumulativeEpsilon": 1234567, "sampleCount": 718,
+       "signature": "0x...", "envelopeCid": "bafk..."}
+
+  (:func:`signed_commitment_document`, :func:`signed_commitment_from_document`, which checks the chain, the
+  ledger and that the signature recovers the partner).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..chain.agreements import DELTA_SCALE, EPSILON_SCALE, document_digest
+from ..errors import ConfigurationError, LeptonError
+
+__all__ = [
+    "ChainTerms",
+    "RoleStateError",
+    "accountant_path",
+    "build_coordinator",
+    "build_partner",
+    "global_model",
+    "load_accountant",
+    "payout_tree",
+    "publish_document",
+    "save_accountant",
+    "signed_commitment_document",
+    "signed_commitment_from_document",
+    "terms_document",
+]
+
+ROUND_FINALIZED = 2  # IRoundLedger.RoundStatus.Finalized
+
+
+class RoleStateError(LeptonError, ValueError):
+    """Local state and the chain disagree (a lost accountant file, a report that does not give the root...)."""
+
+
+@dataclass(frozen=True)
+class ChainTerms:
+    """``AgreementRegistry.terms(id)`` in Python units."""
+
+    terms_digest: bytes
+    parties: list[str]
+    reward_token: str
+    reward_per_round: int
+    payout_rule: int
+    epsilon_cap_fixed: int
+    delta: float
+    required_stake: int
+    start: int
+    end: int
+    max_rounds: int
+
+    @classmethod
+    def read(cls, deployment: Any, agreement_id: int) -> ChainTerms:
+        t = deployment.agreements.functions.terms(agreement_id).call()
+        return cls(bytes(t[0]), list(t[1]), t[2], int(t[3]), int(t[4]), int(t[5]), int(t[6]) / DELTA_SCALE,
+                   int(t[7]), int(t[8]), int(t[9]), int(t[10]))  # fmt: skip
+
+    @property
+    def epsilon_cap(self) -> float:
+        return self.epsilon_cap_fixed / EPSILON_SCALE
+
+
+# -- the role objects ---------------------------------------------------------------------------------------
+
+
+def build_partner(*, account: Any, tx: Any, deployment: Any, store: Any, accountant: Any, data: Any = None,
+                  executor: Any = None, settings: Any = None) -> Any:  # fmt: skip
+    """A ``rounds.Partner``; `data`/`executor` may be None for steps that do not train (claim)."""
+    from ..rounds.partner import Partner, TrainingSettings
+
+    return Partner(account=account, tx=tx, deployment=deployment, store=store, accountant=accountant, data=data,
+                   executor=executor, settings=settings or TrainingSettings())  # fmt: skip
+
+
+def build_coordinator(*, account: Any, tx: Any, deployment: Any, store: Any, x25519_private: bytes,
+                      events_path: Path, eval_set: Any, model_name: str, max_norm: float, payout_rule: int,
+                      aggregation: str = "fedavg") -> Any:  # fmt: skip
+    """A ``rounds.Coordinator`` with the agreement's payout rule (the on-chain enum value)."""
+    from ..fl.payouts import PayoutRule
+    from ..rounds.coordinator import Coordinator
+
+    return Coordinator(account=account, tx=tx, deployment=deployment, store=store, x25519_private=x25519_private,
+                       events_path=events_path, eval_set=eval_set, model_name=model_name, max_norm=max_norm,
+                       payout_rule=PayoutRule(payout_rule), aggregation=aggregation)  # fmt: skip
+
+
+# -- the partner's privacy accountant -----------------------------------------------------------------------
+
+
+def accountant_path(state_dir: Path, agreement_id: int, partner: str) -> Path:
+    """``<state_dir>/<agreement>-<partner>.json``; `state_dir` is per deployment (the CLI: under the data dir)."""
+    return Path(state_dir) / f"{agreement_id}-{partner}.json"
+
+
+def load_accountant(path: Path, deployment: Any, agreement_id: int, partner: str) -> Any:
+    """The partner's accountant from `path`, or a fresh one with the agreement's on-chain delta and cap when
+    there is no file yet; either way checked against the cumulative epsilon the chain holds for the partner.
+
+    Raises:
+        RoleStateError: the chain records more epsilon than the local history (a lost or stale file: training
+            on would under-count the partner's privacy loss).
+        RoleStateError: (also) the file is not an accountant, or not this partner's in this agreement.
+    """
+    from ..fl.accounting import PrivacyAccountant
+
+    if path.exists():
+        try:
+            accountant = PrivacyAccountant.from_json(path.read_text())
+        except ConfigurationError as exc:
+            raise RoleStateError(f"{path} is not a privacy accountant: {exc}") from None
+        if (accountant.partner, accountant.agreement) != (partner, str(agreement_id)):
+            raise RoleStateError(f"{path} is the accountant of {accountant.partner} in agreement "
+                                 f"{accountant.agreement}, not {partner} in {agreement_id}")  # fmt: skip
+    else:
+        terms = ChainTerms.read(deployment, agreement_id)
+        accountant = PrivacyAccountant(partner=partner, agreement=agreement_id, delta=terms.delta,
+                                       epsilon_cap_fixed=terms.epsilon_cap_fixed)  # fmt: skip
+    on_chain = int(deployment.ledger.functions.cumulativeEpsilon(agreement_id, partner).call())
+    if on_chain > accountant.spent_fixed():
+        raise RoleStateError(
+            f"the chain records a cumulative epsilon of {on_chain / EPSILON_SCALE:.6f} for {partner} in agreement "
+            f"{agreement_id}, the local accountant ({path}) only {accountant.epsilon():.6f}: restore that file"
+        )
+    return accountant
+
+
+def save_accountant(accountant: Any, path: Path) -> None:
+    """Writes ``accountant.to_json()`` to `path` atomically (temp file, fsync, rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(accountant.to_json())
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+# -- terms document, models, payouts ------------------------------------------------------------------------
+
+
+def _canonical(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+
+
+def publish_document(store: Any, document: dict[str, Any]) -> str:
+    """Puts a JSON document (terms, profile) to the store so that its CID digest is ``document_digest(document)``.
+
+    Raises:
+        RoleStateError: the document is too large to be one block (its CID digest would differ).
+    """
+    from ..rounds.report import publish
+
+    cid, digest = publish(store, _canonical(document))
+    if digest != document_digest(document):
+        raise RoleStateError("the document is larger than one block: keep it under 256 KiB")
+    return cid
+
+
+def terms_document(store: Any, terms: ChainTerms) -> dict[str, Any] | None:
+    """The terms document whose digest the agreement holds, when the store has it; None otherwise."""
+    from ..rounds.report import ArtifactNotFound, fetch_by_digest
+
+    try:
+        return json.loads(fetch_by_digest(store, terms.terms_digest))
+    except ArtifactNotFound:
+        return None
+
+
+def global_model(deployment: Any, store: Any, agreement_id: int, *, model_name: str, input_dim: int,
+                 num_classes: int) -> tuple[dict[str, Any], int | None]:  # fmt: skip
+    """``(state_dict, round)``: the aggregate of the agreement's last finalized round (and its id), else a fresh
+    `model_name` model seeded with 0 (and None).
+
+    Raises:
+        ArtifactNotFound: the last aggregate is not in the store.
+    """
+    from ..envelope.tensors import deserialize_tensors
+    from ..fl.models import build_model
+    from ..rounds.report import fetch_by_digest
+
+    ledger = deployment.ledger.functions
+    for round_id in range(int(ledger.roundCount(agreement_id).call()), 0, -1):
+        r = ledger.round(agreement_id, round_id).call()
+        if int(r[0]) == ROUND_FINALIZED:
+            return deserialize_tensors(fetch_by_digest(store, bytes(r[8]))), round_id
+    return build_model(model_name, input_dim, num_classes, seed=0).state_dict(), None
+
+
+def payout_tree(deployment: Any, store: Any, agreement_id: int, round_id: int) -> Any:
+    """The round's ``PayoutTree`` re-built from its report, or None when the round paid nothing.
+
+    Raises:
+        RoleStateError: the round is not finalized, or the report's payouts do not give the on-chain root.
+        ArtifactNotFound: the report is not in the store.
+    """
+    from ..chain.merkle import PayoutTree
+    from ..rounds.report import fetch_by_digest
+
+    r = deployment.ledger.functions.round(agreement_id, round_id).call()
+    if int(r[0]) != ROUND_FINALIZED:
+        raise RoleStateError(f"round {round_id} of agreement {agreement_id} is not finalized")
+    report = json.loads(fetch_by_digest(store, bytes(r[9])))
+    payouts = {line["partner"]: int(line["payout"]) for line in report["partners"] if int(line["payout"]) > 0}
+    if not payouts:
+        return None
+    tree = PayoutTree(agreement_id, round_id, payouts)
+    if tree.root != bytes(r[10]):
+        raise RoleStateError(f"the report of round {round_id} does not give the payout root finalized on-chain")
+    return tree
+
+
+# -- batched mode --------------------------------------------------------------------------------------------
+
+SIGNED_COMMITMENT_VERSION = 1
+
+
+def signed_commitment_document(signed: Any, *, chain_id: int, ledger: str) -> dict[str, Any]:
+    """The JSON document of a ``SignedCommitment`` (format in the module docstring)."""
+    c = signed.commitment
+    return {"version": SIGNED_COMMITMENT_VERSION, "chain_id": chain_id, "ledger": ledger,
+            "agreementId": c.agreement_id, "round": c.round, "partner": c.partner,
+            "envelopeDigest": "0x" + bytes(c.envelope_digest).hex(),
+            "manifestDigest": "0x" + bytes(c.manifest_digest).hex(),
+            "cumulativeEpsilon": c.cumulative_epsilon, "sampleCount": c.sample_count,
+            "signature": "0x" + bytes(signed.signature).hex(), "envelopeCid": signed.envelope_cid}  # fmt: skip
+
+
+def signed_commitment_from_document(document: Any, *, chain_id: int, ledger: str) -> Any:
+    """The ``SignedCommitment`` of a document, checked: this chain and ledger, and a signature by its partner.
+
+    Raises:
+        RoleStateError: malformed, for another chain or ledger, or not signed by the partner it names.
+    """
+    from ..chain.typed_data import UpdateCommitment, update_commitment_digest
+    from ..envelope.manifest import recover_signer
+    from ..rounds.partner import SignedCommitment
+
+    try:
+        if document["version"] != SIGNED_COMMITMENT_VERSION:
+            raise RoleStateError(f"unsupported signed commitment version {document['version']!r}")
+        if (document["chain_id"], document["ledger"]) != (chain_id, ledger):
+            raise RoleStateError(f"a commitment for ledger {document['ledger']} on chain {document['chain_id']}, "
+                                 f"not {ledger} on chain {chain_id}")  # fmt: skip
+        commitment = UpdateCommitment(
+            int(document["agreementId"]), int(document["round"]), document["partner"],
+            bytes.fromhex(document["envelopeDigest"][2:]), bytes.fromhex(document["manifestDigest"][2:]),
+            int(document["cumulativeEpsilon"]), int(document["sampleCount"]),
+        )  # fmt: skip
+        signature = bytes.fromhex(document["signature"][2:])
+        cid = str(document["envelopeCid"])
+    except RoleStateError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RoleStateError(f"not a signed commitment ({type(exc).__name__}: {exc})") from None
+    try:
+        signer = recover_signer(update_commitment_digest(chain_id, ledger, commitment), signature)
+    except LeptonError as exc:
+        raise RoleStateError(f"the commitment of {commitment.partner} has a malformed signature: {exc}") from None
+    if signer != commitment.partner:
+        raise RoleStateError(f"the commitment of {commitment.partner} is signed by {signer}")
+    return SignedCommitment(commitment, signature, cid)

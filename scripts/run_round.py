@@ -1,0 +1,92 @@
+"""`brownie run run_round`: one federated round of the agreement scripts/sign_agreement.py set up. The coordinator
+publishes the global model (the last finalized aggregate, else a fresh one) and opens the round; each partner
+trains with DP-SGD in a local worker process, seals its update to the coordinator and the auditors and submits
+it; the coordinator opens, validates, aggregates, scores, pays and finalizes. Prints accuracy, each partner's
+epsilon and payout. Thin: the round is `lepton_ledger.rounds` through `lepton_ledger.commands.roles`.
+
+Reads deployment.json and agreement.json (same folder); keeps the partners' privacy accountants in
+accountants/ and the coordinator's event index in events.sqlite there.
+"""
+
+import json
+from pathlib import Path
+
+from brownie import web3
+
+from lepton_ledger.chain.agreements import TOKEN
+from lepton_ledger.chain.anvil import dev_account
+from lepton_ledger.chain.transactions import Transactor
+from lepton_ledger.commands.context import bind_deployment
+from lepton_ledger.commands.roles import (
+    ChainTerms,
+    accountant_path,
+    build_coordinator,
+    build_partner,
+    global_model,
+    load_accountant,
+    save_accountant,
+    terms_document,
+)
+from lepton_ledger.fl.data import make_federated
+from lepton_ledger.storage.local import LocalStore
+from lepton_ledger.workers.local import LocalExecutor
+from scripts.deploy import require_local_network
+
+ROUND_SECONDS = 3600
+
+
+def main(deployment: str = "deployment.json"):
+    active = require_local_network()
+    path = Path(deployment)
+    folder = path.parent
+    document = json.loads(path.read_text())
+    setup = json.loads((folder / "agreement.json").read_text())
+    agreement_id, parties = setup["agreement_id"], setup["parties"]
+    accounts = {name: dev_account(p["account_index"]) for name, p in parties.items()}
+    coordinator_account = accounts["coordinator"]
+    tx = Transactor(web3, accounts.values())
+    d = bind_deployment(web3, document, path)
+    store = LocalStore(setup["store"])
+    data = setup["data"]
+    split = make_federated(data["dataset"], num_partners=data["partitions"], seed=data["seed"])
+    terms = ChainTerms.read(d, agreement_id)
+    model_name = (terms_document(store, terms) or {}).get("model", "logreg")
+    print(f"network {active} (chain {web3.eth.chain_id}); sending: openRound from the coordinator, submitUpdate "
+          f"from each of {len(setup['partners'])} partners, finalizeRound from the coordinator")
+
+    coordinator = build_coordinator(
+        account=coordinator_account, tx=tx, deployment=d, store=store,
+        x25519_private=bytes.fromhex(parties["coordinator"]["x25519_private_key"]),
+        events_path=folder / "events.sqlite", eval_set=split.eval_set, model_name=model_name, max_norm=50.0,
+        payout_rule=terms.payout_rule,
+    )
+    state, previous = global_model(d, store, agreement_id, model_name=model_name, input_dim=split.input_dim,
+                                   num_classes=split.num_classes)
+    model_cid, model_digest = coordinator.publish_model(state)
+    deadline = web3.eth.get_block("latest")["timestamp"] + ROUND_SECONDS
+    round_id = coordinator.open_round(agreement_id, model_digest, deadline)
+    print(f"round {round_id} opened on {model_cid} ({f'aggregate of round {previous}' if previous else 'fresh model'})")
+
+    recipients = [document["coordinator"], *document["auditors"]]
+    epsilons = {}
+    with LocalExecutor(max_workers=1) as executor:
+        for i, name in enumerate(setup["partners"]):
+            account = accounts[name]
+            accountant_file = accountant_path(folder / "accountants", agreement_id, account.address)
+            accountant = load_accountant(accountant_file, d, agreement_id, account.address)
+            partner = build_partner(account=account, tx=tx, deployment=d, store=store, accountant=accountant,
+                                    data=split.partners[i], executor=executor)
+            submission = partner.run_round(agreement_id, round_id, recipients)
+            save_accountant(accountant, accountant_file)
+            epsilons[account.address] = accountant.epsilon()
+            print(f"{name} submitted {submission.envelope_cid}: epsilon {epsilons[account.address]:.4f} "
+                  f"of cap {terms.epsilon_cap:g}")
+
+    outcome = coordinator.close_round(agreement_id, round_id)
+    report = outcome.report
+    print(f"round {round_id} finalized: accuracy {report.metrics['accuracy_before']:.3f} -> "
+          f"{report.metrics['accuracy_after']:.3f}; report {outcome.report_cid}")
+    for name in setup["partners"]:
+        address = accounts[name].address
+        print(f"{name}: epsilon {epsilons[address]:.4f}, payout {report.payouts.get(address, 0) / TOKEN:.2f} LRW")
+    return outcome

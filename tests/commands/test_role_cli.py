@@ -1,0 +1,231 @@
+"""The role CLIs drive whole rounds on the embedded chain (state persisted under LEPTON_DATA_DIR between
+commands): deploy, register, approve, propose, sign (one by transaction, one relayed EIP-712 signature), stake,
+fund, open, train and submit twice, close, claim, status; the next round on the aggregate; a batched round of a
+one-party agreement (train-and-sign, anchor, close). Plus the error paths: each is one ``error:`` line, exit code
+1, and nothing sent. The round tests run in file order on one chain (the module's `world`)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from lepton_ledger.chain.anvil import dev_account, free_port
+from lepton_ledger.chain.connection import connect
+from lepton_ledger.commands import coordinator_app, deploy_app, partner_app
+from lepton_ledger.keys import Keystore
+
+PASSWORD = "correct horse battery staple"
+KEYS = {"admin": 0, "coordinator": 1, "auditor": 2, "partner-a": 3, "partner-b": 4}
+ADDRESS = {name: dev_account(i).address for name, i in KEYS.items()}
+DATA = ["--dataset", "digits", "--partitions", "2", "--seed", "0"]
+
+runner = CliRunner()
+
+
+def run(app, *args: str, ok: bool = True, **env: str):
+    result = runner.invoke(app, list(args), env=env or None)
+    if ok:
+        assert result.exit_code == 0, f"{args}: exit {result.exit_code}\n{result.output}\n{result.exception!r}"
+    return result
+
+
+def nonce(address: str) -> int:
+    with connect() as w3:
+        return w3.eth.get_transaction_count(address)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """An active, funded agreement between partner-a and partner-b, set up through the CLI apps only."""
+    home = tmp_path_factory.mktemp("lepton-home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LEPTON_DATA_DIR", str(home))
+        mp.setenv("LEPTON_KEYSTORE_PASSWORD", PASSWORD)
+        for name in ("LEPTON_RPC_URL", "LEPTON_KEYSTORE_DIR", "LEPTON_BLOCKSTORE_DIR", "LEPTON_KUBO_API"):
+            mp.delenv(name, raising=False)
+        keystore = Keystore(scrypt_n=2**4)  # cheap scrypt: tests only; the CLI reads each file's own parameters
+        for name, index in KEYS.items():  # anvil's funded development keys, so that every role can pay gas
+            keystore.import_key(name, dev_account(index).key, PASSWORD)
+        a, b = ADDRESS["partner-a"], ADDRESS["partner-b"]
+        run(deploy_app, "--key", "admin", "--coordinator", ADDRESS["coordinator"], "--auditor", ADDRESS["auditor"],
+            "--dispute-window", "1", "--with-token", "--mint", f"{ADDRESS['coordinator']}=1000", "--mint", f"{a}=110",
+            "--mint", f"{b}=100")  # fmt: skip
+        for name in ("coordinator", "auditor", "partner-a", "partner-b"):
+            run(partner_app, "register", "--key", name, "--name", name, "--contact", f"ml@{name}.example")
+        for partner in (a, b):
+            run(coordinator_app, "approve", partner, "--key", "coordinator")
+        proposed = run(coordinator_app, "propose", "--key", "coordinator", "--party", a, "--party", b,
+                       "--rounds", "2", "--reward-per-round", "300", "--required-stake", "100", "--epsilon-cap", "10")
+        assert "proposed agreement 1 " in proposed.output
+        run(partner_app, "sign", "1", "--key", "partner-a")
+        signature = home / "partner-b-signature.json"
+        run(partner_app, "sign", "1", "--key", "partner-b", "--relay-to-file", str(signature))
+        run(coordinator_app, "relay-signature", str(signature), "--key", "coordinator")
+        run(partner_app, "stake", "1", "--key", "partner-a")
+        assert "the agreement is now active" in run(partner_app, "stake", "1", "--key", "partner-b").output
+        run(coordinator_app, "fund", "1", "600", "--key", "coordinator")
+        yield {"home": home, "agreement": "1"}
+
+
+def test_a_whole_round_through_the_cli(world):
+    opened = run(coordinator_app, "open", "1", "--key", "coordinator", *DATA)
+    assert "opened round 1 of agreement 1 on a fresh logreg model" in opened.output
+    for i, name in enumerate(("partner-a", "partner-b")):
+        submitted = run(partner_app, "train-and-submit", "1", "--key", name, *DATA, "--partition", str(i))
+        assert "round 1: submitted " in submitted.output and "epsilon spent " in submitted.output
+    closed = run(coordinator_app, "close", "1", "1", "--key", "coordinator", *DATA)
+    assert "finalized round 1 of agreement 1" in closed.output and "rejected" not in closed.output
+
+    with connect() as w3:  # the dispute window (1 s, deploy --dispute-window) is wall-clock time: wait it out
+        opens = w3.eth.contract(address=json.loads((world["home"] / "deployment.json").read_text())["contracts"][
+            "RewardVault"], abi=_abi("RewardVault")).functions.allocation(1, 1).call()[3]  # fmt: skip
+    time.sleep(max(0.0, opens - time.time() + 1))
+
+    paid = {}
+    for name in ("partner-a", "partner-b"):
+        claimed = run(partner_app, "claim", "1", "1", "--key", name)
+        paid[name] = float(claimed.output.split("claimed ")[1].split(" ")[0])
+        assert paid[name] > 0
+    assert sum(paid.values()) == pytest.approx(300)  # by-sample-count split of the round's whole reward
+
+    again = run(partner_app, "claim", "1", "1", "--key", "partner-a", ok=False)
+    assert again.exit_code == 1 and "has already claimed round 1" in again.output
+
+    status = run(partner_app, "status", "1", "--key", "partner-a").output
+    assert f"claimed:          {paid['partner-a']:g}" in status and "claimable now:    0" in status
+    on_chain, local = (float(line.split()[2]) for line in status.splitlines() if line.startswith("epsilon "))
+    assert 0 < on_chain and 0 <= on_chain - local < 2e-6  # both printed to 1e-6; the chain rounds up
+    assert "stake:            100 (required 100)" in status
+
+
+def test_the_next_round_starts_from_the_aggregate_and_needs_the_privacy_history(world):
+    """After the round above: round 2 opens on round 1's aggregate; a partner that lost its accountant file is
+    refused before it trains (it would under-count its epsilon)."""
+    assert "on the aggregate of round 1" in run(coordinator_app, "open", "1", "--key", "coordinator", *DATA).output
+    accountant = next((world["home"] / "accountants").glob(f"*/1-{ADDRESS['partner-b']}.json"))
+    accountant.rename(accountant.with_suffix(".lost"))
+    before = nonce(ADDRESS["partner-b"])
+    lost = run(partner_app, "train-and-submit", "1", "--key", "partner-b", *DATA, "--partition", "1", ok=False)
+    assert lost.exit_code == 1 and "restore that file" in lost.output
+    assert nonce(ADDRESS["partner-b"]) == before
+    accountant.with_suffix(".lost").rename(accountant)
+
+
+def test_a_batched_round_through_the_cli(world):
+    """A one-party agreement in batched mode: the partner signs its commitment, the coordinator anchors it."""
+    a = ADDRESS["partner-a"]
+    run(coordinator_app, "propose", "--key", "coordinator", "--party", a, "--rounds", "1", "--reward-per-round", "50",
+        "--required-stake", "10", "--epsilon-cap", "10")  # fmt: skip
+    run(partner_app, "sign", "2", "--key", "partner-a")
+    run(partner_app, "stake", "2", "--key", "partner-a")
+    run(coordinator_app, "fund", "2", "50", "--key", "coordinator")
+    assert "opened round 1 of agreement 2" in run(coordinator_app, "open", "2", "--key", "coordinator", *DATA).output
+
+    path = world["home"] / "partner-a-agreement-2.json"
+    signed = run(partner_app, "train-and-sign", "2", "--key", "partner-a", "--out", str(path), *DATA)
+    assert "round 1: sealed " in signed.output
+    forged = world["home"] / "forged.json"
+    forged.write_text(json.dumps(json.loads(path.read_text()) | {"cumulativeEpsilon": 1}))  # under-reported
+    before = nonce(ADDRESS["coordinator"])
+    refused = run(coordinator_app, "anchor", "2", "1", str(forged), "--key", "coordinator", ok=False)
+    assert refused.exit_code == 1 and f"forged.json: the commitment of {a} is signed by 0x" in refused.output
+    assert nonce(ADDRESS["coordinator"]) == before
+
+    anchored = run(coordinator_app, "anchor", "2", "1", str(path), "--key", "coordinator")
+    assert "anchored 1 commitment(s) for round 1 of agreement 2" in anchored.output
+    closed = run(coordinator_app, "close", "2", "1", "--key", "coordinator", *DATA, "--aggregation", "median")
+    assert "finalized round 1 of agreement 2" in closed.output and f"{a}: paid 50" in closed.output
+    status = run(partner_app, "status", "2", "--address", a).output
+    on_chain, local = (float(line.split()[2]) for line in status.splitlines() if line.startswith("epsilon "))
+    assert on_chain == json.loads(path.read_text())["cumulativeEpsilon"] / 10**6  # what the batch anchored
+    assert 0 <= on_chain - local < 2e-6  # both printed to 1e-6; the chain rounds up
+
+
+def _abi(name: str) -> list:
+    from lepton_ledger.chain.artifacts import load_artifact
+
+    return load_artifact(name).abi
+
+
+# -- error paths: one error line, exit code 1, nothing sent ----------------------------------------------------
+
+
+def test_unknown_agreement_is_named(world):
+    before = nonce(ADDRESS["partner-a"])
+    result = run(partner_app, "stake", "99", "--key", "partner-a", ok=False)
+    assert result.exit_code == 1
+    expected = "error: unknown agreement 99: AgreementRegistryUnknownAgreement(agreementId=99)"
+    assert result.output.strip().splitlines() == [expected]
+    assert nonce(ADDRESS["partner-a"]) == before
+
+
+def test_wrong_password_is_refused_before_the_chain(world):
+    result = run(partner_app, "sign", "1", "--key", "partner-a", ok=False, LEPTON_KEYSTORE_PASSWORD="wrong")
+    assert result.exit_code == 1 and result.output.strip() == "error: wrong password for identity 'partner-a'"
+    assert PASSWORD not in result.output
+
+
+def test_unknown_key_is_named(world):
+    result = run(coordinator_app, "fund", "1", "5", "--key", "nobody", ok=False)
+    assert result.exit_code == 1 and result.output.strip() == "error: no identity named 'nobody' in the keystore"
+
+
+def test_missing_deployment_file_is_named(world, tmp_path):
+    missing = tmp_path / "nope.json"
+    result = run(coordinator_app, "fund", "1", "5", "--key", "coordinator", "--deployment", str(missing), ok=False)
+    assert result.exit_code == 1 and f"error: no deployment file at {missing}" in result.output
+
+
+def test_rpc_url_that_does_not_answer_is_named(world):
+    url = f"http://127.0.0.1:{free_port()}"
+    result = run(coordinator_app, "fund", "1", "5", "--key", "coordinator", "--rpc-url", url, ok=False)
+    assert result.exit_code == 1 and result.output.startswith(f"error: no Ethereum node answers at {url}")
+
+
+def test_contract_revert_is_decoded_and_sends_nothing(world):
+    # The auditor registered but is not approved; a partner without COORDINATOR_ROLE tries to approve it.
+    before = nonce(ADDRESS["partner-a"])
+    result = run(coordinator_app, "approve", ADDRESS["auditor"], "--key", "partner-a", ok=False)
+    assert result.exit_code == 1
+    assert result.output.startswith("error: the contract refused: AccessControlUnauthorizedAccount(")
+    assert nonce(ADDRESS["partner-a"]) == before
+
+
+@pytest.mark.parametrize(
+    ("app", "args", "message"),
+    [
+        (partner_app, ["train-and-submit", "1", "--key", "partner-a", "--partition", "2", "--partitions", "2"],
+         "error: --partition 2 must be below --partitions 2"),
+        (coordinator_app, ["close", "1", "1", "--key", "coordinator", "--aggregation", "krum"],
+         "error: --aggregation must be one of fedavg, median, not 'krum'"),
+        (coordinator_app, ["fund", "1", "0.0000000000000000001", "--key", "coordinator"],
+         "error: AMOUNT must be a non-negative amount with at most 18 decimals, not '0.0000000000000000001'"),
+        (coordinator_app, ["fund", "1", "ten", "--key", "coordinator"],
+         "error: AMOUNT must be a decimal number of tokens, not 'ten'"),
+        (coordinator_app, ["approve", "0x1234", "--key", "coordinator"], "error: PARTNER is not an address: '0x1234'"),
+        (partner_app, ["sign", "1", "--key", "partner-a"], "error: agreement 1 is not awaiting signatures (status 2)"),
+        (deploy_app, ["--key", "admin"], "exists: pass --force to replace it"),
+    ],
+)  # fmt: skip
+def test_bad_input_is_named(world, app, args, message):
+    result = run(app, *args, ok=False)
+    assert result.exit_code == 1 and message in result.output and len(result.output.strip().splitlines()) == 1
+
+
+PARTNER_COMMANDS = ("register", "sign", "stake", "train-and-submit", "train-and-sign", "claim", "status")
+COORDINATOR_COMMANDS = ("approve", "propose", "relay-signature", "fund", "open", "close", "anchor")
+
+
+@pytest.mark.parametrize(
+    ("app", "args"),
+    [(deploy_app, []), *((partner_app, [c]) for c in PARTNER_COMMANDS),
+     *((coordinator_app, [c]) for c in COORDINATOR_COMMANDS)],
+)  # fmt: skip
+def test_help_says_what_each_command_sends(app, args):
+    result = runner.invoke(app, [*args, "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    text = " ".join(result.output.split()).lower()
+    assert "sends nothing" in text or " from --key" in text, text  # what it sends, and from which key
