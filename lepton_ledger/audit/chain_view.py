@@ -1,0 +1,197 @@
+"""What the chain says, read by the auditor itself: every event of the four contracts (through its own
+:class:`~lepton_ledger.chain.events.EventIndex`, never the coordinator's), grouped into agreements and rounds,
+and contract state read at one fixed block (the audit's ``audited_at_block``) so that every figure is of the
+same moment.
+
+Nothing here trusts an off-chain document: a round's commitments are its ``UpdateSubmitted`` events and its
+``BatchCommitted`` anchors (expanded from their batch documents by the checks, which verify them first).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from web3 import Web3
+
+from ..chain.deployment import Deployment
+from ..chain.events import EventIndex, IndexedEvent
+from ..chain.merkle import unpack_entries
+
+__all__ = ["STATUS_FINALIZED", "STATUS_OPEN", "STATUS_VOIDED", "ChainView", "Commitment", "RoundRecord"]
+
+# IRoundLedger.RoundStatus
+STATUS_OPEN, STATUS_FINALIZED, STATUS_VOIDED = 1, 2, 3
+
+
+def digest_bytes(value: str) -> bytes:
+    """A 0x-hex bytes32 of an indexed event as bytes."""
+    return bytes.fromhex(value[2:])
+
+
+@dataclass(frozen=True)
+class Commitment:
+    """One partner's commitment to its update in one round, single (``UpdateSubmitted``) or anchored in a
+    batch (then `batch_cid` names the batch document it was read from, after that document was verified)."""
+
+    agreement_id: int
+    round: int
+    partner: str
+    envelope_digest: bytes
+    manifest_digest: bytes
+    cumulative_epsilon: int  # fixed point, 1e6 = 1.0, as committed on-chain
+    sample_count: int
+    tx_hash: str
+    block: int
+    batch_cid: str | None = None
+
+    def evidence(self) -> dict[str, Any]:
+        return {"tx_hash": self.tx_hash, "block": self.block, "envelope_digest": "0x" + self.envelope_digest.hex(),
+                "manifest_digest": "0x" + self.manifest_digest.hex(),
+                **({"batch_cid": self.batch_cid} if self.batch_cid else {})}  # fmt: skip
+
+
+@dataclass
+class RoundRecord:
+    """One round as the chain holds it: its opening, its single commitments, its anchored batches, its end."""
+
+    agreement_id: int
+    round: int
+    opened: IndexedEvent
+    status: int
+    singles: list[IndexedEvent] = field(default_factory=list)
+    batches: list[IndexedEvent] = field(default_factory=list)
+    finalized: IndexedEvent | None = None
+    voided: IndexedEvent | None = None
+
+    @property
+    def model_digest(self) -> bytes:
+        return digest_bytes(self.opened.args["modelDigest"])
+
+    @property
+    def eval_commitment(self) -> bytes:
+        return digest_bytes(self.opened.args["evalCommitment"])
+
+    @property
+    def version(self) -> int:
+        return int(self.opened.args["agreementVersion"])
+
+    def single_commitments(self) -> list[Commitment]:
+        return [
+            Commitment(self.agreement_id, self.round, e.args["partner"], digest_bytes(e.args["envelopeDigest"]),
+                       digest_bytes(e.args["manifestDigest"]), int(e.args["cumulativeEpsilon"]),
+                       int(e.args["sampleCount"]), e.tx_hash, e.block_number)
+            for e in self.singles
+        ]  # fmt: skip
+
+
+class ChainView:
+    """The deployment's events up to `block`, indexed into the SQLite file `events_path`, and its state at
+    `block`.
+
+    Raises:
+        ChainError: (``sync``) a log does not decode with its contract's ABI.
+    """
+
+    def __init__(self, w3: Web3, addresses: dict[str, str], events_path: Path, block: int) -> None:
+        self.w3, self.block = w3, block
+        self.deployment = Deployment.at(w3, addresses)
+        d = self.deployment
+        self.index = EventIndex(w3, {"PartnerRegistry": d.partners, "AgreementRegistry": d.agreements,
+                                     "RewardVault": d.vault, "RoundLedger": d.ledger}, events_path)  # fmt: skip
+        self.index.sync(to_block=block)
+        self._party_at: dict[tuple[int, int], str] = {}
+        self._rounds: dict[int, list[RoundRecord]] = {}
+
+    @cached_property
+    def chain_id(self) -> int:
+        return int(self.w3.eth.chain_id)
+
+    @property
+    def ledger_address(self) -> str:
+        return self.deployment.ledger.address
+
+    def events(self, name: str | list[str] | None = None, **filters: Any) -> list[IndexedEvent]:
+        return self.index.events(name, **filters)
+
+    # -- agreements -------------------------------------------------------------------------------------
+
+    def agreement_ids(self) -> list[int]:
+        return [int(e.args["agreementId"]) for e in self.events("AgreementProposed")]
+
+    @cached_property
+    def _terms(self) -> dict[tuple[int, int], dict[str, Any]]:
+        terms: dict[tuple[int, int], dict[str, Any]] = {}
+        for e in self.events(["AgreementProposed", "AgreementAmended"]):
+            version = int(e.args.get("version", 1))
+            terms[(int(e.args["agreementId"]), version)] = e.args["terms"]
+        return terms
+
+    def terms(self, agreement_id: int, version: int) -> dict[str, Any]:
+        """The terms of `version` of the agreement, as its ``AgreementProposed``/``AgreementAmended`` event
+        published them (``epsilonCap`` fixed point 1e6, ``delta`` fixed point 1e18)."""
+        return self._terms[(agreement_id, version)]
+
+    def party_at(self, agreement_id: int, index: int) -> str:
+        key = (agreement_id, index)
+        if key not in self._party_at:
+            self._party_at[key] = self.deployment.agreements.functions.partyAt(agreement_id, index).call(
+                block_identifier=self.block
+            )
+        return self._party_at[key]
+
+    def party_index(self, agreement_id: int, partner: str) -> int | None:
+        is_party, index = self.deployment.agreements.functions.partyIndex(agreement_id, partner).call(
+            block_identifier=self.block
+        )
+        return int(index) if is_party else None
+
+    # -- rounds -----------------------------------------------------------------------------------------
+
+    def rounds(self, agreement_id: int) -> list[RoundRecord]:
+        """Every round the agreement opened, in order, with its events and its status at the audit block."""
+        if agreement_id not in self._rounds:
+            self._rounds[agreement_id] = self._read_rounds(agreement_id)
+        return self._rounds[agreement_id]
+
+    def _read_rounds(self, agreement_id: int) -> list[RoundRecord]:
+        records: dict[int, RoundRecord] = {}
+        for e in self.events(["RoundOpened", "UpdateSubmitted", "BatchCommitted", "RoundFinalized", "RoundVoided"],
+                             agreement_id=agreement_id):  # fmt: skip
+            r = int(e.args["round"])
+            if e.event == "RoundOpened":
+                status = int(self.deployment.ledger.functions.round(agreement_id, r).call(
+                    block_identifier=self.block)[0])  # fmt: skip
+                records[r] = RoundRecord(agreement_id, r, e, status)
+                continue
+            record = records.get(r)
+            if record is None:  # an event for a round never opened: event_history reports it
+                continue
+            if e.event == "UpdateSubmitted":
+                record.singles.append(e)
+            elif e.event == "BatchCommitted":
+                record.batches.append(e)
+            elif e.event == "RoundFinalized":
+                record.finalized = e
+            else:
+                record.voided = e
+        return [records[r] for r in sorted(records)]
+
+    def committed_rounds(self, agreement_id: int) -> dict[str, list[int]]:
+        """For each partner, the rounds in which the chain holds a commitment of its (single or anchored:
+        an anchored entry names the party by index), in order: the DP history its epsilon must compose."""
+        rounds: dict[str, set[int]] = {}
+        for e in self.events(["UpdateSubmitted", "BatchCommitted"], agreement_id=agreement_id):
+            if e.event == "UpdateSubmitted":
+                rounds.setdefault(e.args["partner"], set()).add(int(e.args["round"]))
+            else:
+                for index, _ in unpack_entries(digest_bytes(e.args["entries"])):
+                    rounds.setdefault(self.party_at(agreement_id, index), set()).add(int(e.args["round"]))
+        return {p: sorted(rs) for p, rs in rounds.items()}
+
+    def gas_used(self, agreement_id: int, round_id: int) -> int:
+        """Gas of every transaction that emitted an event of this round (open, commits, finalize, claims)."""
+        hashes = {e.tx_hash for e in self.events(agreement_id=agreement_id, round=round_id)}
+        return sum(int(self.w3.eth.get_transaction_receipt(h)["gasUsed"]) for h in sorted(hashes))

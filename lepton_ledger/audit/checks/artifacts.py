@@ -1,0 +1,190 @@
+"""Checks on the artifacts the chain points to: ``cids_resolve`` (every digest on-chain resolves in the store
+and the bytes are those the digest names), ``batch_document`` (an anchored batch's document recomputes the
+anchored root and entries, and each commitment in it is signed by its partner), ``envelope_decrypts`` (the
+auditor's X25519 key opens the envelope) and ``manifest_signature`` (the signed manifest recovers to the
+committing partner and is the one committed: digest, chain, ledger, agreement, round, base model, sample
+count).
+
+The auditor hashes every artifact it fetches itself (report.content_digest), so a store that serves other
+bytes than those it was asked for is caught even if it does not verify blocks.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from ...chain.merkle import (
+    PositionalTree,
+    commitment_leaf,
+    pack_entries,
+    unpack_entries,
+)
+from ...chain.typed_data import UpdateCommitment, update_commitment_digest
+from ...envelope import EnvelopeError, Expected, ManifestMismatch, OpenedEnvelope
+from ...envelope import open as open_envelope
+from ...envelope.errors import (
+    BadSignature,
+    MalformedManifest,
+    MalformedPayload,
+    TensorDigestMismatch,
+)
+from ...envelope.manifest import recover_signer
+from ...errors import LeptonError
+from ...rounds.report import ArtifactNotFound, cid_for_digest, content_digest
+from ...storage.cid import RAW, cid_from_digest, cid_to_str
+from ..chain_view import ChainView, Commitment, RoundRecord, digest_bytes
+from ..model import (
+    BATCH_DOCUMENT,
+    CIDS_RESOLVE,
+    ENVELOPE_DECRYPTS,
+    MANIFEST_SIGNATURE,
+    CheckResult,
+)
+
+__all__ = ["Fetched", "expand_batch", "open_commitment", "resolve"]
+
+# Opening failures that happen after decryption: the auditor read the manifest, and it is not the partner's.
+_MANIFEST_FAILURES = (BadSignature, MalformedManifest, MalformedPayload, TensorDigestMismatch, ManifestMismatch)
+
+
+@dataclass
+class Fetched:
+    """An artifact fetched by its on-chain digest: its CID, and its bytes when they resolve and match."""
+
+    check: CheckResult
+    cid: str
+    data: bytes | None
+
+
+def resolve(store: Any, digest: bytes, *, what: str, agreement_id: int, round_id: int, partner: str | None = None,
+            event: Any = None) -> Fetched:  # fmt: skip
+    """``cids_resolve`` for one digest: the CIDv1 with that digest is in the store and its bytes hash to it."""
+    where = {"tx_hash": event.tx_hash, "block": event.block_number} if event is not None else {}
+    evidence = {"artifact": what, **where, "digest": "0x" + digest.hex()}
+    try:
+        cid = cid_for_digest(store, digest)
+    except ArtifactNotFound as exc:
+        cid = cid_to_str(cid_from_digest(digest, version=1, codec=RAW))
+        return Fetched(CheckResult(CIDS_RESOLVE, False, f"{what} {cid} is not in the store: {exc}", agreement_id,
+                                   round_id, partner, cid, evidence), cid, None)  # fmt: skip
+    try:
+        data = store.get(cid)
+    except LeptonError as exc:  # BlockNotFound, BlockCorrupted, StorageError: the store cannot give the bytes
+        return Fetched(CheckResult(CIDS_RESOLVE, False, f"{what} {cid} does not resolve: {exc}", agreement_id,
+                                   round_id, partner, cid, {**evidence, "error": type(exc).__name__}), cid, None)  # fmt: skip
+    found = content_digest(data)
+    if found != digest:
+        return Fetched(CheckResult(CIDS_RESOLVE, False, f"{what} {cid}: the store's bytes hash to 0x{found.hex()}",
+                                   agreement_id, round_id, partner, cid,
+                                   {**evidence, "expected": "0x" + digest.hex(), "found": "0x" + found.hex()}),
+                       cid, None)  # fmt: skip
+    return Fetched(CheckResult(CIDS_RESOLVE, True, f"{what} {cid} resolves, {len(data)} bytes match its digest",
+                               agreement_id, round_id, partner, cid, {**evidence, "bytes": len(data)}), cid, data)  # fmt: skip
+
+
+def expand_batch(view: ChainView, store: Any, record: RoundRecord, event: Any) -> tuple[list[CheckResult], list[Commitment]]:
+    """The commitments of one anchored batch, from its document, after ``cids_resolve`` and ``batch_document``
+    hold; no commitments when either fails (they cannot be trusted)."""
+    a, r = record.agreement_id, record.round
+    fetched = resolve(store, digest_bytes(event.args["batchDocumentDigest"]), what="batch document",
+                      agreement_id=a, round_id=r, event=event)  # fmt: skip
+    if fetched.data is None:
+        return [fetched.check], []
+    evidence = {"tx_hash": event.tx_hash, "block": event.block_number, "batch_index": event.args["batchIndex"],
+                "anchored_root": event.args["commitmentsRoot"], "anchored_entries": event.args["entries"]}  # fmt: skip
+
+    def fail(message: str, **more: Any) -> tuple[list[CheckResult], list[Commitment]]:
+        return [fetched.check, CheckResult(BATCH_DOCUMENT, False, message, a, r, more.pop("partner", None),
+                                           fetched.cid, {**evidence, **more})], []  # fmt: skip
+
+    try:
+        document = json.loads(fetched.data)
+        header = (document["chain_id"], document["ledger"], document["agreement_id"], document["round"])
+        items = list(document["commitments"])
+    except (ValueError, KeyError, TypeError) as exc:
+        return fail(f"batch document does not parse: {exc!r}")
+    if header != (view.chain_id, view.ledger_address, a, r):
+        return fail("batch document is for another chain, ledger, agreement or round",
+                    expected=[view.chain_id, view.ledger_address, a, r], found=list(header))
+    leaves, entries, commitments = [], [], []
+    for item in items:
+        try:
+            c = UpdateCommitment(int(item["agreementId"]), int(item["round"]), item["partner"],
+                                 bytes.fromhex(item["envelopeDigest"][2:]), bytes.fromhex(item["manifestDigest"][2:]),
+                                 int(item["cumulativeEpsilon"]), int(item["sampleCount"]))  # fmt: skip
+            signature = bytes.fromhex(item["signature"][2:])
+            index = int(item["partyIndex"])
+        except (ValueError, KeyError, TypeError) as exc:
+            return fail(f"a commitment of the batch document does not parse: {exc!r}")
+        digest = update_commitment_digest(view.chain_id, view.ledger_address, c)
+        try:
+            signer = recover_signer(digest, signature)
+        except EnvelopeError as exc:
+            signer = f"nobody ({exc})"
+        if signer != c.partner or (c.agreement_id, c.round) != (a, r):
+            return fail(f"the batch's commitment for {c.partner} is signed by {signer}", partner=c.partner,
+                        expected=c.partner, found=signer)
+        if view.party_at(a, index) != c.partner:
+            return fail(f"party index {index} is not {c.partner}", partner=c.partner)
+        leaves.append(commitment_leaf(digest, signature))
+        entries.append((index, c.cumulative_epsilon))
+        commitments.append(Commitment(a, r, c.partner, c.envelope_digest, c.manifest_digest, c.cumulative_epsilon,
+                                      c.sample_count, event.tx_hash, event.block_number, fetched.cid))  # fmt: skip
+    root = PositionalTree(leaves).root if leaves else bytes(32)
+    if "0x" + root.hex() != event.args["commitmentsRoot"]:
+        return fail("the batch document's commitments do not give the anchored root", expected=event.args["commitmentsRoot"],
+                    found="0x" + root.hex())  # fmt: skip
+    if "0x" + pack_entries(entries).hex() != event.args["entries"]:
+        return fail("the batch document's entries differ from the anchored ones", expected=event.args["entries"],
+                    found="0x" + pack_entries(entries).hex())  # fmt: skip
+    ok = CheckResult(BATCH_DOCUMENT, True, f"batch of {len(commitments)} commitment(s): anchored root and entries "
+                     "recompute, every commitment signed by its partner", a, r, None, fetched.cid,
+                     {**evidence, "entries": [list(e) for e in unpack_entries(pack_entries(entries))]})  # fmt: skip
+    return [fetched.check, ok], commitments
+
+
+def open_commitment(view: ChainView, key: bytes, record: RoundRecord, c: Commitment, fetched: Fetched
+                    ) -> tuple[list[CheckResult], OpenedEnvelope | None, str | None]:  # fmt: skip
+    """``envelope_decrypts`` and ``manifest_signature`` for one fetched envelope.
+
+    Returns the results, the opened envelope (None when it cannot be trusted) and the code the coordinator
+    should have rejected it with (an envelope error's class name, ``CommitmentMismatch``), or None.
+    """
+    a, r, p, cid = c.agreement_id, c.round, c.partner, fetched.cid
+    evidence = c.evidence()
+    expected = Expected(agreement_id=a, round=r, partner=p, base_model_digest=record.model_digest,
+                        manifest_digest=c.manifest_digest, chain_id=view.chain_id, ledger=view.ledger_address)  # fmt: skip
+    assert fetched.data is not None
+    try:
+        opened = open_envelope(fetched.data, key, expected=expected)
+    except _MANIFEST_FAILURES as exc:
+        found = {"field": exc.field, "expected": _jsonable(exc.expected), "found": _jsonable(exc.actual)} \
+            if isinstance(exc, ManifestMismatch) else {}  # fmt: skip
+        return [
+            CheckResult(ENVELOPE_DECRYPTS, True, "envelope decrypts with the auditor's key", a, r, p, cid, evidence),
+            CheckResult(MANIFEST_SIGNATURE, False, f"the envelope is not {p}'s committed update: {exc}", a, r, p, cid,
+                        {**evidence, "error": type(exc).__name__, **found}),
+        ], None, type(exc).__name__  # fmt: skip
+    except EnvelopeError as exc:
+        return [CheckResult(ENVELOPE_DECRYPTS, False, f"the envelope does not open with the auditor's key: {exc}",
+                            a, r, p, cid, {**evidence, "error": type(exc).__name__})], None, type(exc).__name__  # fmt: skip
+    m = opened.manifest
+    results = [CheckResult(ENVELOPE_DECRYPTS, True, "envelope decrypts with the auditor's key", a, r, p, cid,
+                           {**evidence, "recipients": len(opened.recipients)})]  # fmt: skip
+    if m.sample_count != c.sample_count:
+        results.append(CheckResult(MANIFEST_SIGNATURE, False, f"committed sample count {c.sample_count}, the signed "
+                                   f"manifest says {m.sample_count}", a, r, p, cid,
+                                   {**evidence, "expected": m.sample_count, "found": c.sample_count}))  # fmt: skip
+        return results, opened, "CommitmentMismatch"
+    results.append(CheckResult(MANIFEST_SIGNATURE, True, f"manifest signature recovers {p}, its digest is the "
+                               "committed one", a, r, p, cid, {**evidence, "signer": m.partner}))  # fmt: skip
+    code = "CommitmentMismatch" if m.cumulative_epsilon != c.cumulative_epsilon else None
+    return results, opened, code
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray)):
+        return "0x" + bytes(value).hex()
+    return value if isinstance(value, (int, float, str, bool)) or value is None else str(value)

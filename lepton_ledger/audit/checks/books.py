@@ -1,0 +1,90 @@
+"""``vault_conserves``, per agreement, at the audit block: the vault's books add up
+(``funded == paid + claimable + slashed + unallocated + reclaimed``, stakes ``staked == unstaked + slashed +
+held``), every figure of the books equals the sum of the events that moved it (``Funded``, ``Allocated`` less
+``AllocationRevoked``, ``Claimed``, ``RewardForfeited``, ``Reclaimed``, ``Staked``, ``Unstaked``, ``Slashed``),
+no round paid out more than it allocated, and the vault's token balance covers what it owes in that token
+(claimable + unallocated + stakes held, over every agreement paid in it).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from ..chain_view import ChainView
+from ..model import VAULT_CONSERVES, CheckResult
+
+__all__ = ["check_vault"]
+
+_POOL_FIELDS = ("funded", "allocated", "paid", "slashed", "reclaimed", "staked", "unstaked", "stakeSlashed")
+_BALANCE_OF_ABI = [{"type": "function", "name": "balanceOf", "stateMutability": "view",
+                    "inputs": [{"name": "account", "type": "address"}],
+                    "outputs": [{"name": "", "type": "uint256"}]}]  # fmt: skip
+
+
+def _sum(view: ChainView, event: str, agreement_id: int, field: str) -> int:
+    return sum(int(e.args[field]) for e in view.events(event, agreement_id=agreement_id))
+
+
+def check_vault(view: ChainView) -> list[CheckResult]:
+    vault = view.deployment.vault.functions
+    block = view.block
+    books: dict[int, dict[str, int]] = {}
+    tokens: dict[int, str] = {}
+    for a in view.agreement_ids():
+        pool = dict(zip(_POOL_FIELDS, (int(v) for v in vault.pool(a).call(block_identifier=block))))
+        pool["claimable"] = int(vault.claimable(a).call(block_identifier=block))
+        pool["unallocated"] = int(vault.unallocated(a).call(block_identifier=block))
+        books[a] = pool
+        tokens[a] = view.terms(a, 1)["rewardToken"]  # the registry refuses a change of reward token
+    owed: dict[str, int] = defaultdict(int)
+    for a, pool in books.items():
+        owed[tokens[a]] += pool["claimable"] + pool["unallocated"] + pool["staked"] - pool["unstaked"] - pool["stakeSlashed"]
+    balances = {
+        token: int(view.w3.eth.contract(address=token, abi=_BALANCE_OF_ABI).functions.balanceOf(
+            view.deployment.vault.address).call(block_identifier=block))
+        for token in owed
+    }  # fmt: skip
+    results = []
+    for a, pool in books.items():
+        problems = []
+        right = pool["paid"] + pool["claimable"] + pool["slashed"] + pool["unallocated"] + pool["reclaimed"]
+        if pool["funded"] != right:
+            problems.append(f"funded {pool['funded']} != paid + claimable + slashed + unallocated + reclaimed {right}")
+        held = pool["staked"] - pool["unstaked"] - pool["stakeSlashed"]
+        if held < 0:
+            problems.append(f"stakes: unstaked + slashed exceed staked by {-held}")
+        from_events = {
+            "funded": _sum(view, "Funded", a, "amount"),
+            "allocated": _sum(view, "Allocated", a, "total") - _sum(view, "AllocationRevoked", a, "total"),
+            "paid": _sum(view, "Claimed", a, "amount"),
+            "slashed": _sum(view, "RewardForfeited", a, "amount"),
+            "reclaimed": _sum(view, "Reclaimed", a, "amount"),
+            "staked": _sum(view, "Staked", a, "amount"),
+            "unstaked": _sum(view, "Unstaked", a, "amount"),
+            "stakeSlashed": _sum(view, "Slashed", a, "amount"),
+        }
+        for name, value in from_events.items():
+            if pool[name] != value:
+                problems.append(f"{name}: the vault's books say {pool[name]}, its events add up to {value}")
+        allocated = {int(e.args["round"]): int(e.args["total"]) for e in view.events("Allocated", agreement_id=a)}
+        claimed: dict[int, int] = defaultdict(int)
+        for e in view.events(["Claimed", "RewardForfeited"], agreement_id=a):
+            claimed[int(e.args["round"])] += int(e.args["amount"])
+        for r, amount in sorted(claimed.items()):
+            if amount > allocated.get(r, 0):
+                problems.append(f"round {r} paid {amount}, more than its allocation {allocated.get(r, 0)}")
+        token = tokens[a]
+        if balances[token] < owed[token]:
+            problems.append(f"the vault holds {balances[token]} of {token}, owes {owed[token]}")
+        evidence: dict[str, Any] = {
+            "block": block, "token": token, "books": {k: str(v) for k, v in pool.items()},
+            "from_events": {k: str(v) for k, v in from_events.items()},
+            "token_balance": str(balances[token]), "owed_in_token": str(owed[token]),
+        }  # fmt: skip
+        message = "; ".join(problems) or (f"funded {pool['funded']} = paid {pool['paid']} + claimable "
+                                          f"{pool['claimable']} + slashed {pool['slashed']} + unallocated "
+                                          f"{pool['unallocated']} + reclaimed {pool['reclaimed']}, as the events "
+                                          "say; the token balance covers it")  # fmt: skip
+        results.append(CheckResult(VAULT_CONSERVES, not problems, message, a, None, None, None, evidence))
+    return results

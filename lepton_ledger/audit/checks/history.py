@@ -1,0 +1,82 @@
+"""``event_history``, per agreement: the event log tells one consistent story with no gaps.
+
+Round ids run 1..``roundCount`` without a gap; a round opens only after the previous one ended (finalized or
+voided); every commitment (single or anchored entry) falls in an opened round, before that round ended, from a
+party of the agreement, at most once per partner and round; a round's status on-chain matches its events;
+every finalized round with a payout total has the vault's ``Allocated`` with the same root and total in the
+same transaction; claims are only for allocated rounds.
+"""
+
+from __future__ import annotations
+
+from ...chain.merkle import unpack_entries
+from ..chain_view import (
+    STATUS_FINALIZED,
+    STATUS_OPEN,
+    STATUS_VOIDED,
+    ChainView,
+    digest_bytes,
+)
+from ..model import EVENT_HISTORY, CheckResult
+
+__all__ = ["check_event_history"]
+
+
+def check_event_history(view: ChainView) -> list[CheckResult]:
+    results = []
+    ledger = view.deployment.ledger.functions
+    for a in view.agreement_ids():
+        problems: list[str] = []
+        records = view.rounds(a)
+        ids = [rec.round for rec in records]
+        count = int(ledger.roundCount(a).call(block_identifier=view.block))
+        if ids != list(range(1, count + 1)):
+            problems.append(f"rounds opened {ids}, the ledger counts {count}")
+        ended_at: dict[int, tuple[int, int]] = {}
+        previous_end: tuple[int, int] | None = (0, 0)
+        allocations = {(int(e.args["round"])): e for e in view.events("Allocated", agreement_id=a)}
+        for rec in records:
+            opened_at = (rec.opened.block_number, rec.opened.log_index)
+            if rec.round > 1 and (previous_end is None or opened_at < previous_end):
+                problems.append(f"round {rec.round} opened before round {rec.round - 1} ended")
+            end = rec.finalized or rec.voided
+            end_at = (end.block_number, end.log_index) if end is not None else None
+            if end_at is not None:
+                ended_at[rec.round] = end_at
+            previous_end = end_at
+            expected_status = STATUS_VOIDED if rec.voided else STATUS_FINALIZED if rec.finalized else STATUS_OPEN
+            if rec.status != expected_status:
+                problems.append(f"round {rec.round}: status {rec.status} on-chain, its events say {expected_status}")
+            parties = set(view.terms(a, rec.version)["parties"])
+            seen: set[str] = set()
+            partners = [(e.args["partner"], e) for e in rec.singles]
+            for e in rec.batches:
+                partners += [(view.party_at(a, i), e) for i, _ in unpack_entries(digest_bytes(e.args["entries"]))]
+            for partner, e in partners:
+                at = (e.block_number, e.log_index)
+                if at < opened_at or (end_at is not None and at > end_at):
+                    problems.append(f"round {rec.round}: {partner}'s commitment (tx {e.tx_hash}) is outside the round")
+                if partner in seen:
+                    problems.append(f"round {rec.round}: {partner} committed twice")
+                if partner not in parties:
+                    problems.append(f"round {rec.round}: {partner} is not a party of version {rec.version}")
+                seen.add(partner)
+            if rec.finalized is not None and int(rec.finalized.args["payoutTotal"]) > 0:
+                alloc = allocations.get(rec.round)
+                f = rec.finalized.args
+                if alloc is None or alloc.tx_hash != rec.finalized.tx_hash or \
+                        (alloc.args["root"], alloc.args["total"]) != (f["payoutRoot"], f["payoutTotal"]):  # fmt: skip
+                    problems.append(f"round {rec.round}: finalized without the matching allocation in the vault")
+        for name in ("UpdateSubmitted", "BatchCommitted", "RoundFinalized", "RoundVoided"):
+            for e in view.events(name, agreement_id=a):
+                if int(e.args["round"]) not in ids:
+                    problems.append(f"{name} (tx {e.tx_hash}) for round {e.args['round']}, never opened")
+        for e in view.events("Claimed", agreement_id=a):
+            if int(e.args["round"]) not in allocations:
+                problems.append(f"claim (tx {e.tx_hash}) for round {e.args['round']}, which allocated nothing")
+        message = "; ".join(problems) or (f"{len(ids)} round(s) opened in order, each commitment inside its round "
+                                          "once per party, every payout allocated")  # fmt: skip
+        results.append(CheckResult(EVENT_HISTORY, not problems, message, a, None, None, None,
+                                   {"block": view.block, "rounds": ids, "round_count": count,
+                                    "events": len(view.events(agreement_id=a))}))  # fmt: skip
+    return results

@@ -1,0 +1,145 @@
+"""``rejections_recheck`` and ``aggregate_recomputed``: what the coordinator made of the round's updates.
+
+- ``rejections_recheck``, per committed partner: the report's verdict re-derives. An update the auditor could
+  not open must be rejected with the error's class name (as the coordinator records it); one that opens must
+  be rejected exactly with the ``fl.validation`` codes it fails against the round's base model and the report's
+  norm bound, and accepted when it fails none.
+- ``aggregate_recomputed``, per round: the report's rule over the updates it accepted (in commitment order,
+  weighted by their signed sample counts) applied to the base model gives, serialized, the finalized
+  ``aggregateDigest``, bit for bit for the deterministic rules (every rule of ``fl.aggregation``), and within
+  :data:`TOLERANCE` (max absolute difference per value) for any other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ...envelope.tensors import deserialize_tensors, serialize_tensors
+from ...errors import LeptonError
+from ...fl.aggregation import AGGREGATORS, AggregationError, aggregate
+from ...fl.scoring import apply_delta_to_state
+from ...fl.validation import validate_update
+from ...rounds.report import content_digest
+from ..chain_view import Commitment, RoundRecord
+from ..model import AGGREGATE_RECOMPUTED, REJECTIONS_RECHECK, CheckResult
+
+__all__ = ["DETERMINISTIC_RULES", "TOLERANCE", "RoundMaterial", "recheck_rejections", "recompute_aggregate"]
+
+DETERMINISTIC_RULES = frozenset(AGGREGATORS)  # fl.aggregation: same updates in the same order, same bits
+TOLERANCE = 1e-6
+
+
+@dataclass
+class RoundMaterial:
+    """What the auditor fetched and opened for one round, the inputs of the round-level checks."""
+
+    record: RoundRecord
+    commitments: list[Commitment]
+    report: dict[str, Any] | None = None
+    report_cid: str | None = None
+    base: dict[str, torch.Tensor] | None = None
+    aggregate_bytes: bytes | None = None  # the finalized aggregate as the store holds it
+    aggregate_cid: str | None = None
+    opened: dict[str, Any] = field(default_factory=dict)  # partner -> OpenedEnvelope
+    open_codes: dict[str, str | None] = field(default_factory=dict)  # partner -> rejection code it deserves
+    unchecked: dict[str, str] = field(default_factory=dict)  # partner -> why its update could not be examined
+
+    def report_lines(self) -> dict[str, dict[str, Any]]:
+        return {line["partner"]: line for line in (self.report or {}).get("partners", [])}
+
+    def accepted(self) -> list[str]:
+        """Partners the report accepted, in commitment order."""
+        lines = self.report_lines()
+        return [c.partner for c in self.commitments if lines.get(c.partner, {}).get("accepted")]
+
+
+def recheck_rejections(m: RoundMaterial) -> list[CheckResult]:
+    a, r = m.record.agreement_id, m.record.round
+    lines = m.report_lines()
+    results = []
+    committed = {c.partner for c in m.commitments}
+    for partner in lines.keys() - committed:
+        results.append(CheckResult(REJECTIONS_RECHECK, False, f"the report has a line for {partner}, who committed "
+                                   "nothing in this round", a, r, partner, m.report_cid, {"report_cid": m.report_cid}))  # fmt: skip
+    for c in m.commitments:
+        p = c.partner
+        if p in m.unchecked:
+            continue
+        line = lines.get(p)
+        if line is None:
+            results.append(CheckResult(REJECTIONS_RECHECK, False, f"the report leaves out {p}'s committed update", a, r,
+                                       p, m.report_cid, c.evidence()))  # fmt: skip
+            continue
+        if p in m.opened and m.open_codes.get(p) is None:
+            problems = validate_update(m.opened[p].tensors, m.base, max_norm=float(m.report["max_norm"]),
+                                       weight=m.opened[p].manifest.sample_count)  # fmt: skip
+            expected = sorted(x.code for x in problems)
+            detail = [x.to_dict() for x in problems]
+        else:
+            expected, detail = [m.open_codes.get(p) or "unopened"], []
+        found = sorted(str(reason.get("code")) for reason in line.get("reasons", []))
+        verdict_ok = bool(line.get("accepted")) == (not expected)
+        ok = verdict_ok and found == expected
+        what = "accepted" if not expected else f"rejected for {', '.join(expected)}"
+        message = (f"re-derived: {what}, as the report says" if ok else
+                   f"re-derived: {what}; the report says {'accepted' if line.get('accepted') else 'rejected'}"
+                   + (f" for {', '.join(found)}" if found else ""))  # fmt: skip
+        results.append(CheckResult(REJECTIONS_RECHECK, ok, message, a, r, p, m.report_cid,
+                                   {**c.evidence(), "expected": expected, "found": found,
+                                    "max_norm": m.report.get("max_norm"), "rederived": detail}))  # fmt: skip
+    return results
+
+
+def recompute_aggregate(m: RoundMaterial) -> tuple[CheckResult | None, dict[str, torch.Tensor] | None]:
+    """The round's ``aggregate_recomputed`` result (None when an accepted update could not be examined) and
+    the recomputed aggregate model."""
+    record, report = m.record, m.report or {}
+    a, r = record.agreement_id, record.round
+    accepted = m.accepted()
+    if any(p in m.unchecked or p not in m.opened for p in accepted):
+        return None, None
+    finalized = record.finalized
+    assert finalized is not None and m.base is not None
+    on_chain = finalized.args["aggregateDigest"]
+    rule = str(report.get("aggregation_rule"))
+    evidence = {"tx_hash": finalized.tx_hash, "block": finalized.block_number, "rule": rule, "accepted": accepted,
+                "expected": None, "found": on_chain, "report_aggregate_digest": report.get("aggregate_digest")}  # fmt: skip
+    if not accepted:
+        return CheckResult(AGGREGATE_RECOMPUTED, False, "the round was finalized with no accepted update", a, r, None,
+                           m.aggregate_cid, evidence), None  # fmt: skip
+    try:
+        delta = aggregate(rule, [(m.opened[p].tensors, float(m.opened[p].manifest.sample_count)) for p in accepted])
+    except AggregationError as exc:
+        return CheckResult(AGGREGATE_RECOMPUTED, False, f"the accepted updates do not aggregate by {rule!r}: {exc}",
+                           a, r, None, m.aggregate_cid, evidence), None  # fmt: skip
+    state = apply_delta_to_state(m.base, delta)
+    digest = "0x" + content_digest(serialize_tensors(state)).hex()
+    evidence["expected"] = digest
+    if report.get("aggregate_digest") != on_chain:
+        return CheckResult(AGGREGATE_RECOMPUTED, False, f"the report's aggregate digest {report.get('aggregate_digest')} "
+                           f"is not the finalized {on_chain}", a, r, None, m.aggregate_cid, evidence), state  # fmt: skip
+    if digest == on_chain:
+        return CheckResult(AGGREGATE_RECOMPUTED, True, f"{rule} of {len(accepted)} accepted update(s) recomputes the "
+                           "finalized aggregate bit for bit", a, r, None, m.aggregate_cid, evidence), state  # fmt: skip
+    difference = _max_difference(state, m.aggregate_bytes)
+    evidence["max_abs_difference"] = difference
+    if rule not in DETERMINISTIC_RULES and difference is not None and difference <= TOLERANCE:
+        return CheckResult(AGGREGATE_RECOMPUTED, True, f"{rule} recomputes the aggregate within {TOLERANCE:g} "
+                           f"(max difference {difference:.3g})", a, r, None, m.aggregate_cid, evidence), state  # fmt: skip
+    return CheckResult(AGGREGATE_RECOMPUTED, False, f"{rule} of the {len(accepted)} accepted update(s) gives {digest}, "
+                       f"the round finalized {on_chain}" + (f" (max difference {difference:.3g})" if difference else ""),
+                       a, r, None, m.aggregate_cid, evidence), state  # fmt: skip
+
+
+def _max_difference(state: dict[str, torch.Tensor], published: bytes | None) -> float | None:
+    if published is None:
+        return None
+    try:
+        other = deserialize_tensors(published)
+        return max(float((state[k].double() - other[k].double()).abs().max()) for k in state)
+    except (LeptonError, KeyError, RuntimeError):  # a published aggregate of another shape has no distance
+        return None
+

@@ -1,0 +1,142 @@
+"""``lepton-ledger audit``: re-verify a demo folder (``--workdir DIR``) or a live deployment (``--rpc URL
+--deployment FILE --ipfs LOCATION --key FILE | --key-name NAME``), print a table, optionally write the JSON
+(``--json OUT``, format in model.py) and the HTML report (``--html OUT``, html.py).
+
+Exit status: 0 every check holds, 1 a check failed, 2 the audit could not run (one error line says why).
+
+``--deployment FILE`` is a JSON document with the contract addresses under ``contracts`` (as
+``deployment.json``), the evaluation set's ``fl.make_federated`` arguments under ``eval_set`` and the model
+name under ``model``. ``--ipfs LOCATION`` is a LocalStore folder or a Kubo RPC URL (``http(s)://...``).
+``--key FILE`` is a JSON file with ``x25519_private_key`` (hex), or a demo's ``keys/dev-keys.json``;
+``--key-name NAME`` unlocks that keystore identity (password from ``$LEPTON_KEYSTORE_PASSWORD``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..errors import LeptonError
+from .model import CHECK_NAMES, AuditResult
+
+__all__ = ["audit", "audit_app"]
+
+audit_app = typer.Typer(pretty_exceptions_show_locals=False)
+console = Console(soft_wrap=True)
+
+
+@audit_app.command()
+def audit(
+    workdir: Annotated[Path | None, typer.Option(help="A folder left by `lepton-ledger demo`.")] = None,
+    rpc: Annotated[str | None, typer.Option(help="RPC URL of a live deployment's chain.")] = None,
+    deployment: Annotated[Path | None, typer.Option(help="Deployment JSON: contracts, eval_set, model.")] = None,
+    ipfs: Annotated[str | None, typer.Option(help="LocalStore folder or Kubo RPC URL holding the artifacts.")] = None,
+    key: Annotated[Path | None, typer.Option(help="JSON file with the auditor's x25519_private_key.")] = None,
+    key_name: Annotated[str | None, typer.Option(help="Keystore identity holding the auditor's X25519 key.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write every check as JSON to this file.")] = None,
+    html_out: Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML report here.")] = None,
+    full: Annotated[bool, typer.Option("--full", help="Re-check every round, not only new ones.")] = False,
+    state: Annotated[Path | None, typer.Option(help="Audit state file (default: <data dir>/audit/state.sqlite).")] = None,
+) -> None:
+    """Re-verifies every round of a deployment from the chain, the store and the auditor key."""
+    try:
+        result = _run(workdir, rpc, deployment, ipfs, key, key_name, state, full)
+    except (LeptonError, OSError) as exc:
+        console.print(f"[red]error:[/] audit could not run: {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    if html_out is not None:
+        from .html import write_html
+
+        write_html(result.to_dict(), html_out)
+    print_result(result, console)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+def _run(workdir: Path | None, rpc: str | None, deployment: Path | None, ipfs: str | None, key: Path | None,
+         key_name: str | None, state: Path | None, full: bool) -> AuditResult:  # fmt: skip
+    from .runner import (
+        AuditCannotRun,
+        audit_deployment,
+        audit_workdir,
+        deployment_contracts,
+        load_auditor_key,
+    )
+
+    live = {"--rpc": rpc, "--deployment": deployment, "--ipfs": ipfs}
+    if workdir is not None:
+        given = [name for name, value in {**live, "--key": key, "--key-name": key_name}.items() if value is not None]
+        if given:
+            raise AuditCannotRun(f"--workdir takes everything from the folder; drop {', '.join(given)}")
+        return audit_workdir(workdir, state_path=state, full=full)
+    missing = [name for name, value in live.items() if value is None]
+    if missing or (key is None) == (key_name is None):
+        raise AuditCannotRun("give --workdir DIR, or --rpc, --deployment, --ipfs and one of --key / --key-name"
+                             + (f" (missing {', '.join(missing)})" if missing else ""))  # fmt: skip
+    assert deployment is not None and ipfs is not None
+    try:
+        document = json.loads(deployment.read_text())
+    except ValueError as exc:
+        raise AuditCannotRun(f"{deployment} is not JSON: {exc}") from None
+    secret = load_auditor_key(key) if key is not None else _keystore_key(str(key_name))
+    from ..chain.connection import connect
+
+    store = _store(ipfs)
+    with connect(rpc) as w3:
+        return audit_deployment(w3, deployment_contracts(document), store, secret,
+                                eval_set_spec=document.get("eval_set"), model_name=document.get("model", "logreg"),
+                                state_path=state, full=full)  # fmt: skip
+
+
+def _store(location: str) -> Any:
+    from .runner import AuditCannotRun
+
+    if location.startswith(("http://", "https://")):
+        from ..storage.kubo import KuboStore
+
+        return KuboStore(location)
+    if not (Path(location) / "blocks").is_dir():
+        raise AuditCannotRun(f"--ipfs {location}: neither an http(s) Kubo RPC URL nor a block store folder")
+    from ..storage.local import LocalStore
+
+    return LocalStore(location, durable=False)
+
+
+def _keystore_key(name: str) -> bytes:
+    from ..keys import Keystore
+
+    return Keystore().unlock(name).x25519_private_bytes()
+
+
+def print_result(result: AuditResult, out: Console) -> None:
+    """A table of every check's passes and failures, then the failures with their explanation."""
+    passed = Counter(c.name for c in result.checks if c.ok)
+    failed = Counter(c.name for c in result.checks if not c.ok)
+    table = Table(title=f"audit of chain {result.chain_id} at block {result.audited_at_block}: "
+                        f"{len(result.rounds_checked)} round(s) checked, {len(result.rounds)} verified in all")  # fmt: skip
+    for column in ("check", "passed", "failed"):
+        table.add_column(column, justify="left" if column == "check" else "right")
+    for name in [*CHECK_NAMES, *sorted((set(passed) | set(failed)) - set(CHECK_NAMES))]:
+        if passed[name] or failed[name]:
+            table.add_row(name, str(passed[name]), f"[red]{failed[name]}[/]" if failed[name] else "0")
+    out.print(table)
+    if result.failed:
+        failures = Table(title="failed checks", show_lines=True)
+        for column in ("check", "agreement", "round", "partner", "cid", "why"):
+            failures.add_column(column, overflow="fold")
+        for c in result.failed:
+            failures.add_row(c.name, _text(c.agreement_id), _text(c.round), _text(c.partner), _text(c.cid), c.message)
+        out.print(failures)
+    out.print("[green]every check holds[/]" if result.ok else f"[red]{len(result.failed)} check(s) failed[/]")
+
+
+def _text(value: Any) -> str:
+    return "-" if value is None else str(value)

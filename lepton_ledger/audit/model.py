@@ -1,0 +1,148 @@
+"""What an audit produces: one :class:`CheckResult` per (check, round, partner or artifact), and the
+:class:`AuditResult` that gathers them with a per-round summary.
+
+JSON format (:meth:`AuditResult.to_dict`; the HTML report and the ``challenge`` command read it)::
+
+    {"ok": bool, "chain_id": int, "contracts": {name: address}, "audited_at_block": int,
+     "checks": [{"name": str, "ok": bool, "agreement_id": int|null, "round": int|null, "partner": str|null,
+                 "cid": str|null, "message": str, "evidence": {...}}],
+     "rounds": [{"agreement_id": int, "round": int, "accuracy": float|null, "gas_used": int, "block": int,
+                 "partners": {"0xaddr": {"cumulative_epsilon": float, "epsilon_cap": float,
+                                         "payout": "decimal str", "accepted": bool}}}]}
+
+``evidence`` holds what a person or a challenge needs to see the fault: the transaction hash and block of the
+event concerned, CIDs and digests (0x-hex), and the values expected and found. Amounts are decimal strings.
+``checks`` lists the checks run by this audit (an incremental audit re-checks only new rounds, plus the global
+checks); ``rounds`` lists every finalized round verified so far, old ones included.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "AGGREGATE_RECOMPUTED",
+    "BATCH_DOCUMENT",
+    "CHECK_NAMES",
+    "CIDS_RESOLVE",
+    "ENVELOPE_DECRYPTS",
+    "EPSILON_RECOMPUTED",
+    "EPSILON_WITHIN_CAP",
+    "EVENT_HISTORY",
+    "MANIFEST_SIGNATURE",
+    "REJECTIONS_RECHECK",
+    "SCORES_AND_PAYOUTS",
+    "VAULT_CONSERVES",
+    "AuditResult",
+    "CheckResult",
+    "PartnerLine",
+    "RoundSummary",
+]
+
+CIDS_RESOLVE = "cids_resolve"
+BATCH_DOCUMENT = "batch_document"
+ENVELOPE_DECRYPTS = "envelope_decrypts"
+MANIFEST_SIGNATURE = "manifest_signature"
+EPSILON_RECOMPUTED = "epsilon_recomputed"
+EPSILON_WITHIN_CAP = "epsilon_within_cap"
+AGGREGATE_RECOMPUTED = "aggregate_recomputed"
+REJECTIONS_RECHECK = "rejections_recheck"
+SCORES_AND_PAYOUTS = "scores_and_payouts"
+VAULT_CONSERVES = "vault_conserves"
+EVENT_HISTORY = "event_history"
+
+CHECK_NAMES = (
+    CIDS_RESOLVE, BATCH_DOCUMENT, ENVELOPE_DECRYPTS, MANIFEST_SIGNATURE, EPSILON_RECOMPUTED, EPSILON_WITHIN_CAP,
+    AGGREGATE_RECOMPUTED, REJECTIONS_RECHECK, SCORES_AND_PAYOUTS, VAULT_CONSERVES, EVENT_HISTORY,
+)  # fmt: skip
+
+
+@dataclass
+class CheckResult:
+    """One check of one thing: pass or fail, a sentence for people, and the evidence behind it."""
+
+    name: str
+    ok: bool
+    message: str
+    agreement_id: int | None = None
+    round: int | None = None
+    partner: str | None = None
+    cid: str | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "ok": self.ok, "agreement_id": self.agreement_id, "round": self.round,
+            "partner": self.partner, "cid": self.cid, "message": self.message, "evidence": dict(self.evidence),
+        }  # fmt: skip
+
+
+@dataclass
+class PartnerLine:
+    """One partner in one round, as the audit established it."""
+
+    cumulative_epsilon: float
+    epsilon_cap: float
+    payout: int
+    accepted: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"cumulative_epsilon": self.cumulative_epsilon, "epsilon_cap": self.epsilon_cap,
+                "payout": str(self.payout), "accepted": self.accepted}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> PartnerLine:
+        return cls(float(doc["cumulative_epsilon"]), float(doc["epsilon_cap"]), int(doc["payout"]),
+                   bool(doc["accepted"]))  # fmt: skip
+
+
+@dataclass
+class RoundSummary:
+    """One finalized round: accuracy of its aggregate on the evaluation set, gas, block, partners."""
+
+    agreement_id: int
+    round: int
+    accuracy: float | None
+    gas_used: int
+    block: int
+    partners: dict[str, PartnerLine] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "agreement_id": self.agreement_id, "round": self.round, "accuracy": self.accuracy,
+            "gas_used": self.gas_used, "block": self.block,
+            "partners": {p: line.to_dict() for p, line in self.partners.items()},
+        }  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> RoundSummary:
+        return cls(int(doc["agreement_id"]), int(doc["round"]), doc["accuracy"], int(doc["gas_used"]),
+                   int(doc["block"]), {p: PartnerLine.from_dict(v) for p, v in doc["partners"].items()})  # fmt: skip
+
+
+@dataclass
+class AuditResult:
+    """Everything one audit found (see the module docstring for the JSON form)."""
+
+    chain_id: int
+    contracts: dict[str, str]
+    audited_at_block: int
+    checks: list[CheckResult] = field(default_factory=list)
+    rounds: list[RoundSummary] = field(default_factory=list)
+    rounds_checked: list[tuple[int, int]] = field(default_factory=list)  # (agreement, round) checked this time
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    @property
+    def failed(self) -> list[CheckResult]:
+        return [c for c in self.checks if not c.ok]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok, "chain_id": self.chain_id, "contracts": dict(self.contracts),
+            "audited_at_block": self.audited_at_block, "checks": [c.to_dict() for c in self.checks],
+            "rounds": [r.to_dict() for r in self.rounds],
+        }  # fmt: skip

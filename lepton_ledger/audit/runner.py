@@ -1,0 +1,368 @@
+"""The audit, end to end: :func:`audit_deployment` (a live deployment: a Web3, its addresses, a store, the
+auditor's X25519 key) and :func:`audit_workdir` (a folder left by ``lepton-ledger demo``, on a copy of its
+chain state, so that the audit changes nothing).
+
+For every round that has ended and is not yet verified (all of them with ``full=True``), in order: the batch
+documents of its anchored commitments (``batch_document``), every artifact its digests name
+(``cids_resolve``: global model, envelopes, report, aggregate), every envelope (``envelope_decrypts``,
+``manifest_signature``), every partner's epsilon (``epsilon_recomputed``, ``epsilon_within_cap``), and for a
+finalized round the report against what re-derives (``rejections_recheck``, ``aggregate_recomputed``,
+``scores_and_payouts``). Then the global checks, every time: ``vault_conserves`` and ``event_history``.
+
+A check that cannot run because an input it needs failed another check (an envelope that does not resolve
+leaves that update's signature, epsilon, and the round's aggregate unexamined) is not reported as passed or
+failed: the failed checks of that round list it in their evidence under ``not_checked``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..chain.anvil import Anvil
+from ..chain.deployment import CONTRACTS
+from ..envelope.tensors import deserialize_tensors
+from ..errors import ConfigurationError, LeptonError
+from ..fl.data import eval_commitment, make_federated
+from ..fl.models import build_model, model_names
+from ..fl.training import evaluate
+from ..storage.local import LocalStore
+from .chain_view import (
+    STATUS_FINALIZED,
+    STATUS_OPEN,
+    ChainView,
+    Commitment,
+    RoundRecord,
+)
+from .checks.artifacts import expand_batch, open_commitment, resolve
+from .checks.books import check_vault
+from .checks.history import check_event_history
+from .checks.privacy import check_epsilon, dp_entry
+from .checks.rewards import check_scores_and_payouts
+from .checks.training import RoundMaterial, recheck_rejections, recompute_aggregate
+from .model import AuditResult, CheckResult, PartnerLine, RoundSummary
+from .state import AuditState, deployment_key
+
+__all__ = ["AuditCannotRun", "audit_deployment", "audit_workdir", "default_state_path", "load_auditor_key"]
+
+REPORT_VERSION = 1
+EPSILON_ONE = 10**6
+
+
+class AuditCannotRun(LeptonError, RuntimeError):
+    """The audit could not start: a missing or malformed input (folder, deployment file, key), or no chain."""
+
+
+def default_state_path() -> Path:
+    """``data_dir() / "audit" / "state.sqlite"``: one file for every deployment audited from this machine."""
+    from ..settings import data_dir
+
+    return data_dir() / "audit" / "state.sqlite"
+
+
+def load_auditor_key(path: Path) -> bytes:
+    """The auditor's X25519 private key from a JSON file: ``{"x25519_private_key": hex}``, or a demo's
+    ``keys/dev-keys.json`` (its ``parties.auditor`` entry).
+
+    Raises:
+        AuditCannotRun: the file is missing, not JSON, or holds no 32-byte key.
+    """
+    try:
+        doc = json.loads(Path(path).read_text())
+        entry = doc["parties"]["auditor"] if "parties" in doc else doc
+        key = bytes.fromhex(str(entry["x25519_private_key"]).removeprefix("0x"))
+    except FileNotFoundError:
+        raise AuditCannotRun(f"key file {path} does not exist") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise AuditCannotRun(f"key file {path} holds no x25519_private_key (hex): {exc!r}") from None
+    if len(key) != 32:
+        raise AuditCannotRun(f"key file {path}: an X25519 private key is 32 bytes, got {len(key)}")
+    return key
+
+
+def audit_workdir(workdir: Path, *, state_path: Path | None = None, full: bool = False) -> AuditResult:
+    """Audits a folder left by ``lepton-ledger demo``: restarts its chain from a copy of ``chain-state.json``
+    (the folder's file is never written), reads its ``store/`` and the auditor key in ``keys/dev-keys.json``,
+    and rebuilds the evaluation set from ``deployment.json``'s ``eval_set``.
+
+    Raises:
+        AuditCannotRun: the folder lacks one of those, or they are malformed.
+        ToolchainError: anvil cannot start.
+    """
+    workdir = Path(workdir)
+    try:
+        deployment = json.loads((workdir / "deployment.json").read_text())
+        state_file = workdir / deployment.get("state_file", "chain-state.json")
+        store_dir = workdir / deployment.get("store", "store")
+        keys = workdir / deployment.get("keys", "keys") / "dev-keys.json"
+    except FileNotFoundError:
+        raise AuditCannotRun(f"{workdir} has no deployment.json: not a demo folder") from None
+    except ValueError as exc:
+        raise AuditCannotRun(f"{workdir / 'deployment.json'} is not JSON: {exc}") from None
+    for path, what in ((state_file, "chain state file"), (store_dir / "blocks", "block store")):
+        if not path.exists():
+            raise AuditCannotRun(f"{workdir} has no {what} ({path})")
+    key = load_auditor_key(keys)
+    store = LocalStore(store_dir, durable=False)
+    # The chain runs on a copy of the state file: anvil writes its state back when it stops, and the folder's
+    # chain must stay as it was (ignore_cleanup_errors: the node may still be writing the copy as it goes).
+    with tempfile.TemporaryDirectory(prefix="lepton-audit-", ignore_cleanup_errors=True) as tmp:
+        copy = Path(tmp) / "chain-state.json"
+        shutil.copyfile(state_file, copy)
+        with Anvil(state_file=copy, chain_id=int(deployment.get("chain_id", 31337))) as w3:
+            return audit_deployment(w3, deployment_contracts(deployment), store, key,
+                                    eval_set_spec=deployment.get("eval_set"), model_name=deployment.get("model", "logreg"),
+                                    state_path=state_path, full=full)  # fmt: skip
+
+
+def deployment_contracts(deployment: dict[str, Any]) -> dict[str, str]:
+    """The contract addresses of a deployment document (``deployment.json``'s ``contracts``).
+
+    Raises:
+        AuditCannotRun: a contract is missing.
+    """
+    contracts = deployment.get("contracts") or {}
+    missing = [name for name in CONTRACTS if name not in contracts]
+    if missing:
+        raise AuditCannotRun(f"the deployment names no address for {', '.join(missing)}")
+    return {name: contracts[name] for name in CONTRACTS}
+
+
+def audit_deployment(w3: Any, deployment_addresses: dict[str, str], store: Any, auditor_x25519_private: bytes, *,
+                     eval_set_spec: dict[str, Any] | None, state_path: Path | None = None, full: bool = False,
+                     model_name: str = "logreg") -> AuditResult:  # fmt: skip
+    """Audits a deployment from the chain `w3` reaches, the `store` its artifacts are in and the auditor's key.
+
+    `eval_set_spec` is the ``fl.make_federated`` arguments that rebuild the held-out evaluation set
+    (``{"dataset", "num_partners", "seed", "alpha", "eval_fraction"}``); `model_name` the ``fl.build_model``
+    name of the global model. `state_path` (default :func:`default_state_path`) keeps which rounds were
+    verified; `full` forgets them first.
+
+    Raises:
+        AuditCannotRun: a malformed key or spec, or an address without code.
+    """
+    key = bytes(auditor_x25519_private)
+    if len(key) != 32:
+        raise AuditCannotRun(f"an X25519 private key is 32 bytes, got {len(key)}")
+    if not isinstance(eval_set_spec, dict) or "dataset" not in eval_set_spec:
+        raise AuditCannotRun(f"eval_set_spec must give the make_federated arguments, got {eval_set_spec!r}")
+    if model_name not in model_names():
+        raise AuditCannotRun(f"unknown model {model_name!r}; known: {', '.join(model_names())}")
+    addresses = deployment_contracts({"contracts": deployment_addresses})
+    block = int(w3.eth.block_number)
+    for name, address in addresses.items():
+        if not w3.eth.get_code(address, block_identifier=block):
+            raise AuditCannotRun(f"{name} at {address} has no code on chain {w3.eth.chain_id} at block {block}")
+    # Block 1, not the genesis: anvil adds a fresh genesis to its state file at every restart and may serve any
+    # of them as block 0, while block 1 and later keep their hashes.
+    first = w3.eth.get_block(min(1, block))["hash"].to_0x_hex()
+    state = AuditState(state_path or default_state_path(),
+                       deployment_key(int(w3.eth.chain_id), addresses["RoundLedger"], first))  # fmt: skip
+    eval_set = rebuild_eval_set(eval_set_spec)  # before anything is recorded: a bad spec changes nothing
+    if full:
+        state.reset()
+    view = ChainView(w3, addresses, state.events_path, block)
+    auditor = _RoundAuditor(view, store, key, eval_set, model_name, state)
+    verified = state.verified()
+    result = AuditResult(view.chain_id, addresses, block)
+    summaries = dict(verified)
+    for a in view.agreement_ids():
+        dp = state.dp_history(a)
+        committed = view.committed_rounds(a)
+        for record in view.rounds(a):
+            if record.status == STATUS_OPEN or (a, record.round) in verified:
+                continue  # an open round is checked once it ends
+            checks, summary = auditor.audit_round(record, dp, committed)
+            result.checks += checks
+            result.rounds_checked.append((a, record.round))
+            summaries[(a, record.round)] = summary
+            if all(c.ok for c in checks):
+                state.record_round(summary, block)
+    result.checks += check_vault(view) + check_event_history(view)
+    result.rounds = [summaries[k] for k in sorted(summaries)]
+    return result
+
+
+def rebuild_eval_set(spec: dict[str, Any]) -> Any:
+    """The held-out evaluation set from its ``fl.make_federated`` arguments.
+
+    Raises:
+        AuditCannotRun: the arguments are missing or do not rebuild a set.
+    """
+    try:
+        split = make_federated(spec["dataset"], num_partners=int(spec["num_partners"]), seed=int(spec.get("seed", 0)),
+                               alpha=spec.get("alpha"), eval_fraction=float(spec.get("eval_fraction", 0.2)))  # fmt: skip
+    except (ConfigurationError, KeyError, TypeError, ValueError) as exc:
+        raise AuditCannotRun(f"the evaluation set spec {spec} does not rebuild: {exc!r}") from None
+    return split.eval_set
+
+
+class _RoundAuditor:
+    """Audits one ended round at a time (the module docstring lists the order)."""
+
+    def __init__(self, view: ChainView, store: Any, key: bytes, eval_set: Any, model_name: str,
+                 state: AuditState) -> None:  # fmt: skip
+        self.view, self.store, self.key, self.eval_set, self.model_name, self.state = (
+            view, store, key, eval_set, model_name, state)  # fmt: skip
+
+    @cached_property
+    def eval_commitment(self) -> str:
+        return "0x" + eval_commitment(self.eval_set).hex()
+
+    def evaluate_state(self, state: dict[str, torch.Tensor]) -> float:
+        """Accuracy of a full ``state_dict`` on the rebuilt evaluation set."""
+        model = build_model(self.model_name, self.eval_set.input_dim, self.eval_set.num_classes, seed=0)
+        model.load_state_dict(state)
+        return evaluate(model, self.eval_set, device="cpu")["accuracy"]
+
+    def commitments(self, record: RoundRecord) -> tuple[list[CheckResult], list[Commitment]]:
+        """The round's commitments in chain order (a batch's in its document's order), as the coordinator
+        takes them; anchored ones only from batch documents that verify."""
+        checks: list[CheckResult] = []
+        singles = {e.tx_hash + f":{e.log_index}": c for e, c in zip(record.singles, record.single_commitments())}
+        commitments: list[Commitment] = []
+        for e in sorted([*record.singles, *record.batches], key=lambda e: (e.block_number, e.log_index)):
+            if e.event == "UpdateSubmitted":
+                commitments.append(singles[e.tx_hash + f":{e.log_index}"])
+            else:
+                results, batch = expand_batch(self.view, self.store, record, e)
+                checks += results
+                commitments += batch
+        return checks, commitments
+
+    def audit_round(self, record: RoundRecord, dp: dict[str, dict[int, dict[str, Any]]],
+                    committed: dict[str, list[int]]) -> tuple[list[CheckResult], RoundSummary]:  # fmt: skip
+        a, r = record.agreement_id, record.round
+        terms = self.view.terms(a, record.version)
+        checks, commitments = self.commitments(record)
+        m = RoundMaterial(record, commitments)
+        not_checked: list[str] = []
+        finalized = record.status == STATUS_FINALIZED and record.finalized is not None
+        if finalized:
+            m.base = self._fetch_tensors(checks, record.model_digest, "global model", record, record.opened)
+            self._fetch_report(checks, m)
+            fetched = resolve(self.store, bytes.fromhex(record.finalized.args["aggregateDigest"][2:]),
+                              what="aggregate model", agreement_id=a, round_id=r, event=record.finalized)  # fmt: skip
+            checks.append(fetched.check)
+            m.aggregate_bytes, m.aggregate_cid = fetched.data, fetched.cid
+        epsilons: dict[str, float] = {}
+        for c in commitments:
+            p = c.partner
+            fetched = resolve(self.store, c.envelope_digest, what="envelope", agreement_id=a, round_id=r, partner=p,
+                              event=_Where(c.tx_hash, c.block))  # fmt: skip
+            checks.append(fetched.check)
+            if fetched.data is None:
+                m.unchecked[p] = "its envelope does not resolve"
+                not_checked.append(f"envelope_decrypts, manifest_signature, epsilon_recomputed of {p}")
+                continue
+            results, opened, code = open_commitment(self.view, self.key, record, c, fetched)
+            checks += results
+            m.open_codes[p] = code
+            if opened is None:
+                not_checked.append(f"epsilon_recomputed of {p} (its manifest cannot be trusted)")
+                continue
+            m.opened[p] = opened
+            entry = dp_entry(opened.manifest)
+            dp.setdefault(p, {})[r] = entry
+            self.state.record_dp(a, p, r, entry)
+            earlier = [x for x in committed.get(p, []) if x < r]
+            missing = [x for x in earlier if x not in dp.get(p, {})]
+            if missing:
+                not_checked.append(f"epsilon_recomputed of {p} (DP parameters of round(s) {missing} unknown)")
+                continue
+            results, epsilons[p] = check_epsilon(c, fetched.cid, opened.manifest, [dp[p][x] for x in earlier], terms)
+            checks += results
+        if finalized and m.report is not None and m.base is not None:
+            checks += recheck_rejections(m)
+            aggregate_check, _ = recompute_aggregate(m)
+            if aggregate_check is None:
+                not_checked.append("aggregate_recomputed and scores_and_payouts (an accepted update was not examined)")
+            else:
+                checks.append(aggregate_check)
+                allocation = next((e.args for e in self.view.events("Allocated", agreement_id=a, round=r)), None)
+                checks += check_scores_and_payouts(m, terms, (self.eval_commitment == "0x" + record.eval_commitment.hex(),
+                                                              self.eval_commitment),
+                                                   self.evaluate_state, allocation)  # fmt: skip
+        elif finalized:
+            not_checked.append("rejections_recheck, aggregate_recomputed, scores_and_payouts (report or base model "
+                               "unavailable)")  # fmt: skip
+        if not_checked:
+            for check in checks:
+                if not check.ok:
+                    check.evidence["not_checked"] = list(not_checked)
+        return checks, self._summary(record, m, terms, epsilons)
+
+    def _fetch_tensors(self, checks: list[CheckResult], digest: bytes, what: str, record: RoundRecord,
+                       event: Any) -> dict[str, torch.Tensor] | None:  # fmt: skip
+        fetched = resolve(self.store, digest, what=what, agreement_id=record.agreement_id, round_id=record.round,
+                          event=event)  # fmt: skip
+        checks.append(fetched.check)
+        if fetched.data is None:
+            return None
+        try:
+            return deserialize_tensors(fetched.data)
+        except LeptonError as exc:
+            fetched.check.ok, fetched.check.message = False, f"{what} {fetched.cid} is not safetensors: {exc}"
+            return None
+
+    def _fetch_report(self, checks: list[CheckResult], m: RoundMaterial) -> None:
+        record = m.record
+        assert record.finalized is not None
+        fetched = resolve(self.store, bytes.fromhex(record.finalized.args["reportDigest"][2:]), what="round report",
+                          agreement_id=record.agreement_id, round_id=record.round, event=record.finalized)  # fmt: skip
+        checks.append(fetched.check)
+        m.report_cid = fetched.cid
+        if fetched.data is None:
+            return
+        try:
+            report = json.loads(fetched.data)
+            header = (report["version"], report["chain_id"], report["ledger"], report["agreement_id"], report["round"],
+                      report["base_model_digest"], report["eval_commitment"])  # fmt: skip
+        except (ValueError, KeyError, TypeError) as exc:
+            fetched.check.ok, fetched.check.message = False, f"round report {fetched.cid} does not parse: {exc!r}"
+            return
+        expected = (REPORT_VERSION, self.view.chain_id, self.view.ledger_address, record.agreement_id, record.round,
+                    "0x" + record.model_digest.hex(), "0x" + record.eval_commitment.hex())  # fmt: skip
+        if header != expected:
+            fetched.check.ok = False
+            fetched.check.message = f"round report {fetched.cid} is not this round's report (version {REPORT_VERSION})"
+            fetched.check.evidence.update(expected=list(expected), found=list(header))
+            return
+        m.report = report
+
+    def _summary(self, record: RoundRecord, m: RoundMaterial, terms: dict[str, Any],
+                 epsilons: dict[str, float]) -> RoundSummary:
+        accuracy = None
+        if m.aggregate_bytes is not None:  # the finalized aggregate, verified against its on-chain digest
+            try:
+                accuracy = float(self.evaluate_state(deserialize_tensors(m.aggregate_bytes)))
+            except (LeptonError, RuntimeError):  # not a model of this shape: no accuracy to show
+                accuracy = None
+        lines = m.report_lines()
+        cap = int(terms["epsilonCap"]) / EPSILON_ONE
+        partners = {
+            c.partner: PartnerLine(
+                cumulative_epsilon=epsilons.get(c.partner, c.cumulative_epsilon / EPSILON_ONE), epsilon_cap=cap,
+                payout=int(lines.get(c.partner, {}).get("payout", 0)),
+                accepted=bool(lines.get(c.partner, {}).get("accepted", False)),
+            )
+            for c in m.commitments
+        }  # fmt: skip
+        end = record.finalized or record.voided
+        block = end.block_number if end is not None else record.opened.block_number
+        return RoundSummary(record.agreement_id, record.round, accuracy, self.view.gas_used(record.agreement_id,
+                            record.round), block, partners)  # fmt: skip
+
+
+class _Where:
+    """The tx hash and block of a commitment, where ``resolve`` expects an event."""
+
+    def __init__(self, tx_hash: str, block: int) -> None:
+        self.tx_hash, self.block_number = tx_hash, block
+
