@@ -26,9 +26,11 @@ _EXPORTS = {
     "from_arrays": "data",
     "from_csv": "data",
     "from_torch_dataset": "data",
+    "batch_loader": "data",
     "build_model": "models",
     "train_local": "training",
     "train_nonprivate": "training",
+    "supports_bookkeeping": "bookkeeping",
     "evaluate": "training",
     "apply_delta_to_model": "training",
     "apply_delta_to_state": "scoring",
@@ -51,7 +53,7 @@ _EXPORTS = {
     "PayoutRule": "payouts",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [*sorted(_EXPORTS)]
 
 
 def __getattr__(name: str) -> Any:

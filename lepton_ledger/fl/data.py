@@ -28,12 +28,50 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from ..errors import ConfigurationError
 
 DATASETS: tuple[str, ...] = ("digits", "breast_cancer", "wine")
 COMMITMENT_DOMAIN = b"lepton-ledger/eval-set/v1\n"
+
+
+class BatchedTensorDataset(TensorDataset):
+    """A ``TensorDataset`` whose ``__getitems__`` returns a whole batch, ``(features[idx], labels[idx])``.
+
+    ``DataLoader`` calls ``__getitems__`` with the batch sampler's index list when a dataset has one, then hands
+    the result to ``collate_fn``; with ``keep_batch`` as collate the batch is used as fetched. The rows are the
+    ones the default path (``__getitem__`` per index, then ``default_collate``) would stack, in the same order,
+    so only the cost changes. An empty index list gives tensors with a batch dimension of 0, as Opacus builds
+    for an empty Poisson batch.
+    """
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...]:
+        index = torch.as_tensor(indices, dtype=torch.long)
+        return tuple(tensor.index_select(0, index) for tensor in self.tensors)
+
+
+def keep_batch(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """The ``collate_fn`` for a ``BatchedTensorDataset``: the fetched batch is already collated."""
+    return batch
+
+
+def batch_loader(data: TabularData, *, batch_size: int, seed: int) -> DataLoader:
+    """Shuffled batches of `data` (a seeded permutation each epoch), each fetched with one tensor indexing.
+
+    Training starts from this loader on both sides: ``train_nonprivate`` iterates it as it is, and
+    ``train_local`` rebuilds it with Opacus's ``DPDataLoader.from_data_loader`` (itself in the "bk" mode, through
+    ``make_private`` in Opacus's modes), which keeps its dataset, collate and generator and replaces only the
+    sampler with Poisson sampling. DP and non-private training therefore pay
+    the same data path, and the Poisson batches are exactly those Opacus draws for a plain ``TensorDataset``.
+    """
+    return DataLoader(
+        data.to_batched_torch(),
+        batch_size=batch_size,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(seed),
+        collate_fn=keep_batch,
+    )
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: comparing NumPy arrays with == has no single truth value
@@ -63,6 +101,11 @@ class TabularData:
     def to_torch(self) -> TensorDataset:
         """The data as a ``TensorDataset`` of (float32 features, int64 labels)."""
         return TensorDataset(torch.from_numpy(self.features), torch.from_numpy(self.labels))
+
+    def to_batched_torch(self) -> BatchedTensorDataset:
+        """The data as a ``BatchedTensorDataset``: a ``DataLoader`` over it with ``collate_fn=keep_batch``
+        fetches each batch with one tensor indexing instead of one ``__getitem__`` per sample and a collate."""
+        return BatchedTensorDataset(torch.from_numpy(self.features), torch.from_numpy(self.labels))
 
     def label_distribution(self) -> np.ndarray:
         """Fraction of the samples in each class (length ``num_classes``)."""

@@ -1,4 +1,4 @@
-"""Local DP-SGD training with Opacus behind one facade: ``train_local``.
+"""Local DP-SGD training on Opacus (its Poisson sampler, noise and accountants) behind one facade: ``train_local``.
 
 A partner's worker calls ``train_local(model=..., data=..., ...)`` with the round's global model; it gets back
 the model delta (trained state minus the base state), the DP parameters actually used, the sample count and
@@ -13,32 +13,33 @@ what the RDP/PRV analyses assume. Noise is either fixed (``noise_multiplier``) o
 Determinism: the batch sampler and the noise each draw from their own ``torch.Generator`` seeded from
 ``seed``; on one device and one torch build, the same seed gives a bit-identical delta.
 
-Grad-sample mode (how per-sample gradients are clipped). Measured on these 2-core CPUs (shared with other
-jobs: figures move by 10-20% between runs), MLP 64-128-10 on digits (1437 training samples), one epoch through
-``train_local`` vs ``train_nonprivate``, median of 7, torch's default 2 threads, with
-``python bench/dp_overhead.py --mode <mode> --sweep 64 128`` (time relative to non-private)::
+Data path. Both sides start from ``data.batch_loader``: each batch is fetched with one tensor indexing
+(``BatchedTensorDataset.__getitems__``) instead of one ``__getitem__`` per sample and a collate. The DP side
+keeps Opacus's ``DPDataLoader`` and its sampler unchanged, so the Poisson batches (and the privacy analysis
+that assumes them) are exactly Opacus's; only the fetch is cheaper (tests/fl/test_sampling.py). One epoch of
+the loaders alone (digits, batch 256) fell from ~5.5-6 ms per item to ~0.5 ms batched. This cut both sides
+but raised the ratio (ghost ~2.0x -> ~3.1x): the shared data path had been hiding the DP step's cost.
 
-    batch   ghost   hooks   ew      functorch
-    64      3.1x    3.2x    3.0x    5.2x
-    128     2.7x    3.3x    3.8x    4.7x
-    256     2.2x    3.5x    3.8x    4.4x      (ghost 19.6 ms vs 8.7 ms non-private)
+Grad-sample mode (how per-sample gradients are clipped). Default: "bk" (book-keeping, Bu et al. 2023,
+"Differentially Private Optimization on Large Model at Small Cost") for models whose trainable parameters
+all sit in ``nn.Linear`` layers (logreg, mlp, fusion); Opacus's "ghost" for the others (cnn). For a Linear
+layer, sample i's weight gradient is ``sum_t g_t a_t^T`` (output gradients g, inputs a), so one backward pass
+to the layers' outputs gives every per-sample norm (``|g| |a|`` for 2-D inputs) and the clipped sum
+``(c * G)^T A`` in one matrix product. Ghost clipping needs two backward passes and Opacus's wrappers run
+Python per parameter and per hook; at this model size that Python, not arithmetic, is the cost. "bk" keeps
+everything else of Opacus's mechanism (its sampler, its clipping factor, its noise calls in its order, its
+scaling), and tests/fl/test_training.py checks that it produces Opacus's update for the same seed, noise
+included. It refuses (ConfigurationError) a Linear called twice in one forward pass or an in-place op on a
+Linear's input or output, where its gradients would be wrong.
 
-Ghost clipping ("ghost": per-sample gradient *norms* without materializing per-sample gradients, then a second
-backward pass weighted by the clipping coefficients) is the only mode whose overhead falls toward 2x as
-batches grow, and it computes the same clipped update as the per-sample hooks (checked in
-tests/fl/test_training.py with the same seed), so it is the default. The issue's ~36x for hooks was not
-reproduced here: hooks cost 3-4x. "hooks" stays available for layers ghost clipping does not cover.
-
-Where the time goes (batch 256, same set-up; torch.profiler and per-phase timers, medians). One training step
-costs ~1.8 ms DP (ghost) vs ~0.5 ms non-private, i.e. ~3.6x: forward 0.25 vs 0.12 ms (Opacus's forward hooks
-keep activations), loss.backward 1.0 vs 0.19 ms (two backward passes plus the Python backward hooks computing
-per-sample norms), optimizer step 0.37 vs 0.07 ms (Opacus's per-parameter clip/accumulate/noise/scale in
-Python; the Gaussian noise itself is ~0.06 ms). At this model size the kernels are microseconds, so the overhead
-is Python in Opacus, not arithmetic. The whole-epoch figure (~2.0-2.1x, fastest of 25) is lower only because both
-sides pay the same per-item data path (DataLoader ``__getitem__`` + collate, ~4.5-5 ms of an 8 ms non-private
-epoch). Fetching each batch by tensor indexing instead makes both sides faster (DP ~11.6 ms, non-private ~3.8 ms)
-and the ratio ~3.0x; one thread instead of two makes both slower and the ratio no better; "hooks", "ew" and
-"functorch" stay slower than "ghost" with either data path.
+Measured on these 2-core CPUs while other jobs ran (load average 2-8: figures move by tens of percent between
+runs, and a loaded run can double one side), MLP 64-128-10 on digits (1437 samples), batch 256, one epoch
+through ``train_local`` vs ``train_nonprivate``, fastest of 25, ``python bench/dp_overhead.py``: "bk" 1.09-2.93x
+non-private over 17 runs, median 1.48x, 12 of 17 at or under 2.0; 1.44-1.48x in the runs where the non-private
+epoch took its unloaded 3.6-4.0 ms (bk 5.4-5.8 ms). "ghost" (``--mode ghost``) 2.8-3.1x in quieter runs
+(~12 ms vs ~3.9 ms), 6.2x in a loaded one:
+one ghost step costs ~1.75 ms (forward 0.36, two backward passes 1.04, Opacus's optimizer step 0.35) vs
+~0.39 ms non-private. "hooks" is slower still (4-15x under load).
 """
 
 from __future__ import annotations
@@ -55,13 +56,20 @@ from torch.utils.data import DataLoader
 
 from ..errors import ConfigurationError, ToolchainError
 from .accounting import AccountantKind, Round, epsilon_from_history
-from .data import TabularData
+from .bookkeeping import (
+    supports_bookkeeping,
+    train_bookkeeping,
+    trainable_outside_linear,
+)
+from .data import TabularData, batch_loader
 
 if TYPE_CHECKING:
     from .accounting import PrivacyAccountant
 
-DEFAULT_GRAD_SAMPLE_MODE = "ghost"
-GRAD_SAMPLE_MODES = ("ghost", "hooks", "ew", "functorch")
+BOOKKEEPING = "bk"
+DEFAULT_GRAD_SAMPLE_MODE = BOOKKEEPING  # for models whose trainable parameters are all in nn.Linear layers
+FALLBACK_GRAD_SAMPLE_MODE = "ghost"  # for the others (convolutions, normalization layers)
+GRAD_SAMPLE_MODES = (BOOKKEEPING, "ghost", "hooks", "ew", "functorch")
 
 
 @dataclass(frozen=True)
@@ -179,7 +187,7 @@ def train_local(
     target_epsilon: float | None = None,
     delta: float = 1e-5,
     accountant: str = "rdp",
-    grad_sample_mode: str = DEFAULT_GRAD_SAMPLE_MODE,
+    grad_sample_mode: str | None = None,
     seed: int = 0,
     device: str | torch.device | None = None,
     privacy_accountant: PrivacyAccountant | None = None,
@@ -189,16 +197,21 @@ def train_local(
     Exactly one of `noise_multiplier` and `target_epsilon` must be given (a target is for this round alone,
     as in Opacus's ``make_private_with_epsilon``). With `privacy_accountant`, the agreement's delta and
     accountant kind (held by the accountant) replace `delta` and `accountant`; the round is refused before
-    training if it would take the partner over its cap, and recorded after training.
+    training if it would take the partner over its cap, and recorded after training. `grad_sample_mode` None
+    picks ``DEFAULT_GRAD_SAMPLE_MODE`` ("bk") when ``supports_bookkeeping(model)``, else
+    ``FALLBACK_GRAD_SAMPLE_MODE`` ("ghost").
 
     Raises:
-        ConfigurationError: bad settings (see ``plan_dp``).
+        ConfigurationError: bad settings (see ``plan_dp``), or "bk" asked for a model it does not cover.
         BudgetExceeded: the linked accountant refuses the round; the model is untouched and nothing ran.
-        ToolchainError: Opacus took other steps or another sample rate than planned (never seen; checked
+        ToolchainError: training took other steps or another sample rate than planned (never seen; checked
             because the planned figures are what gets committed on-chain).
     """
     if privacy_accountant is not None:
         delta, accountant = privacy_accountant.delta, privacy_accountant.kind.value
+    bk_supported = supports_bookkeeping(model)
+    if grad_sample_mode is None:
+        grad_sample_mode = DEFAULT_GRAD_SAMPLE_MODE if bk_supported else FALLBACK_GRAD_SAMPLE_MODE
     plan = plan_dp(
         sample_count=len(data),
         batch_size=batch_size,
@@ -210,19 +223,46 @@ def train_local(
         accountant=accountant,
         grad_sample_mode=grad_sample_mode,
     )
+    if grad_sample_mode == BOOKKEEPING and not bk_supported:
+        outside = ", ".join(trainable_outside_linear(model)) or "none is trainable"
+        raise ConfigurationError(f"grad_sample_mode 'bk' needs every trainable parameter in an nn.Linear; not in one: {outside}")
     if privacy_accountant is not None:
         privacy_accountant.check_budget(plan.as_round())
-
-    from opacus import PrivacyEngine
 
     dev = torch.device(device) if device is not None else default_device()
     base_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     work = copy.deepcopy(model).to(dev).train()
     optimizer = torch.optim.SGD(work.parameters(), lr=lr, momentum=momentum)
-    loader = DataLoader(
-        data.to_torch(), batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed)
-    )
+    loader = batch_loader(data, batch_size=batch_size, seed=seed)
     noise_gen = torch.Generator(device=dev).manual_seed(seed + 1)
+    if grad_sample_mode == BOOKKEEPING:
+        metrics, steps_taken, rates = train_bookkeeping(work, optimizer, loader, plan, noise_gen, dev)
+    else:
+        metrics, steps_taken, rates = _train_opacus(work, optimizer, loader, plan, noise_gen, dev)
+    if steps_taken != plan.steps or any(abs(rate - plan.sample_rate) > 1e-12 for rate in rates):
+        # The planned parameters are what the budget check approved and what gets committed: a mismatch
+        # would make the on-chain epsilon wrong, so it is an error, not a warning.
+        raise ToolchainError(f"took {steps_taken} steps at sample rates {rates}, planned {plan.steps} at {plan.sample_rate}")
+    delta_state = {
+        k: (v.detach().cpu() - base_state[k]) for k, v in work.state_dict().items() if v.is_floating_point()
+    }
+    epsilon = epsilon_from_history([plan.as_round()], plan.delta, plan.accountant)
+    if privacy_accountant is not None:
+        privacy_accountant.record(plan.as_round())
+    return TrainResult(delta_state, plan, len(data), metrics, epsilon, str(dev))
+
+
+def _train_opacus(
+    work: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loader: DataLoader,
+    plan: DPParams,
+    noise_gen: torch.Generator,
+    dev: torch.device,
+) -> tuple[dict[str, float], int, list[float]]:
+    """DP-SGD through Opacus's ``make_private`` in one of its grad-sample modes; `work` is trained in place."""
+    from opacus import PrivacyEngine
+
     with warnings.catch_warnings():
         # Opacus warns that secure_mode is off: seeded noise is what reproducibility needs here.
         warnings.filterwarnings("ignore", message="Secure RNG turned off")
@@ -246,21 +286,9 @@ def train_local(
     with warnings.catch_warnings():
         # Opacus's backward hooks fire on the first layer, whose input needs no gradient: expected, harmless.
         warnings.filterwarnings("ignore", message="Full backward hook is firing")
-        metrics = _run_epochs(module, dp_optimizer, criterion, dp_loader, epochs, dev)
-
+        metrics = _run_epochs(module, dp_optimizer, criterion, dp_loader, plan.epochs, dev)
     history = engine.accountant.history
-    steps_taken = sum(h[2] for h in history)
-    if steps_taken != plan.steps or any(abs(h[1] - plan.sample_rate) > 1e-12 for h in history):
-        # The planned parameters are what the budget check approved and what gets committed: a mismatch
-        # would make the on-chain epsilon wrong, so it is an error, not a warning.
-        raise ToolchainError(f"Opacus took {steps_taken} steps at {history}, planned {plan.steps} at {plan.sample_rate}")
-    delta_state = {
-        k: (v.detach().cpu() - base_state[k]) for k, v in work.state_dict().items() if v.is_floating_point()
-    }
-    epsilon = epsilon_from_history([plan.as_round()], plan.delta, plan.accountant)
-    if privacy_accountant is not None:
-        privacy_accountant.record(plan.as_round())
-    return TrainResult(delta_state, plan, len(data), metrics, epsilon, str(dev))
+    return metrics, sum(h[2] for h in history), [h[1] for h in history]
 
 
 def train_nonprivate(
@@ -285,14 +313,15 @@ def train_nonprivate(
     base_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     work = copy.deepcopy(model).to(dev).train()
     optimizer = torch.optim.SGD(work.parameters(), lr=lr, momentum=momentum)
-    loader = DataLoader(
-        data.to_torch(), batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed)
-    )
+    loader = batch_loader(data, batch_size=batch_size, seed=seed)
     metrics = _run_epochs(work, optimizer, nn.CrossEntropyLoss(), loader, epochs, dev)
     delta_state = {
         k: (v.detach().cpu() - base_state[k]) for k, v in work.state_dict().items() if v.is_floating_point()
     }
     return TrainResult(delta_state, None, len(data), metrics, math.inf, str(dev))
+
+
+# --- book-keeping clipping ("bk") -------------------------------------------------------------------
 
 
 def _run_epochs(
@@ -307,6 +336,8 @@ def _run_epochs(
             loss = criterion(out, yb)
             loss.backward()
             optimizer.step()
+            if not len(yb):
+                continue  # an empty Poisson batch: its mean loss is NaN, and it has nothing to count
             loss_sum += float(loss.item()) * len(yb)
             correct += int((out.detach().argmax(dim=1) == yb).sum())
             seen += len(yb)

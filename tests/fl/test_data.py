@@ -7,6 +7,7 @@ import torch
 
 from lepton_ledger.errors import ConfigurationError
 from lepton_ledger.fl.data import (
+    batch_loader,
     eval_commitment,
     from_arrays,
     from_csv,
@@ -134,3 +135,20 @@ def test_from_torch_dataset_matches_arrays():
     assert np.array_equal(data.features, x.reshape(6, -1).numpy()) and data.labels.tolist() == y.tolist()
     with pytest.raises(ConfigurationError, match="pair"):
         from_torch_dataset([torch.zeros(3)])
+
+
+def test_batch_loader_fetches_the_same_shuffled_batches_as_a_plain_loader():
+    data = make_federated("wine", num_partners=2, seed=0).partners[0]
+    ours = list(batch_loader(data, batch_size=16, seed=3))
+    plain = list(
+        torch.utils.data.DataLoader(
+            data.to_torch(), batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(3)
+        )
+    )
+    assert len(ours) == len(plain) == -(-len(data) // 16)
+    for (x, y), (x_ref, y_ref) in zip(ours, plain):
+        assert torch.equal(x, x_ref) and torch.equal(y, y_ref) and (x.dtype, y.dtype) == (torch.float32, torch.int64)
+    # one epoch is a permutation: every sample exactly once
+    indexed = from_arrays(np.arange(50, dtype=np.float64)[:, None], np.arange(50) % 2)
+    seen = torch.cat([x[:, 0] for x, _ in batch_loader(indexed, batch_size=16, seed=3)])
+    assert sorted(seen.long().tolist()) == list(range(50))

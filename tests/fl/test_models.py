@@ -54,3 +54,14 @@ def test_fusion_model_trains_with_dp_on_modalities():
     trained = apply_delta_to_model(model, result.delta)
     assert evaluate(trained, split.eval_set)["accuracy"] > max(0.6, before + 0.3)
     assert not torch.equal(trained.fusion_weights, model.fusion_weights)  # the weights are learned
+
+
+def test_cnn_trains_with_dp_in_the_fallback_mode():
+    # convolutions and GroupNorm are outside book-keeping clipping: train_local picks Opacus's ghost clipping
+    split = make_federated("digits", num_partners=3, seed=0)
+    model = build_model("cnn", split.input_dim, split.num_classes, channels=4, groups=2, seed=0)
+    result = train_local(model=model, data=split.partners[0], batch_size=128, noise_multiplier=1.0, seed=0)
+    assert result.dp.grad_sample_mode == "ghost"
+    assert result.delta.keys() == model.state_dict().keys()
+    assert all(torch.isfinite(v).all() for v in result.delta.values())
+    assert all(v.abs().sum() > 0 for v in result.delta.values())

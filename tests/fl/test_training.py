@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+from torch import nn
 
 from lepton_ledger.errors import ConfigurationError
 from lepton_ledger.fl.accounting import epsilon_from_history
@@ -9,6 +10,8 @@ from lepton_ledger.fl.data import make_federated
 from lepton_ledger.fl.models import build_model
 from lepton_ledger.fl.training import (
     DEFAULT_GRAD_SAMPLE_MODE,
+    FALLBACK_GRAD_SAMPLE_MODE,
+    supports_bookkeeping,
     train_local,
     train_nonprivate,
 )
@@ -33,6 +36,14 @@ def test_same_seed_same_delta_other_seed_other_delta(split):
     assert not all(torch.equal(a.delta[k], c.delta[k]) for k in a.delta)
 
 
+def test_nonprivate_same_seed_same_delta_other_seed_other_delta(split):
+    model = build_model("mlp", split.input_dim, split.num_classes, seed=0)
+    kw = {"model": model, "data": split.partners[0], "batch_size": 64}
+    a, b, c = train_nonprivate(**kw, seed=5), train_nonprivate(**kw, seed=5), train_nonprivate(**kw, seed=6)
+    assert all(torch.equal(a.delta[k], b.delta[k]) for k in a.delta) and a.metrics == b.metrics
+    assert not all(torch.equal(a.delta[k], c.delta[k]) for k in a.delta)
+
+
 def test_base_model_is_untouched(split):
     model = build_model("logreg", split.input_dim, split.num_classes, seed=0)
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -50,7 +61,7 @@ def test_dp_parameters_are_recorded(split):
     dp = result.dp
     assert (dp.noise_multiplier, dp.max_grad_norm, dp.delta, dp.accountant) == (1.3, 0.7, 1e-6, "rdp")
     assert dp.sample_rate == 1 / per_epoch and dp.steps == 2 * per_epoch and dp.epochs == 2
-    assert dp.grad_sample_mode == DEFAULT_GRAD_SAMPLE_MODE == "ghost"
+    assert dp.grad_sample_mode == DEFAULT_GRAD_SAMPLE_MODE == "bk"
     assert result.sample_count == len(data)
     assert result.epsilon == epsilon_from_history([(1.3, 1 / per_epoch, 2 * per_epoch)], 1e-6, "rdp")
     assert set(result.metrics) == {"loss", "train_accuracy"} and 0 <= result.metrics["train_accuracy"] <= 1
@@ -70,6 +81,52 @@ def test_ghost_clipping_computes_the_same_update_as_per_sample_hooks(split):
     ghost, hooks = train_local(**kw, grad_sample_mode="ghost"), train_local(**kw, grad_sample_mode="hooks")
     for key in ghost.delta:
         assert torch.allclose(ghost.delta[key], hooks.delta[key], atol=1e-5), key
+
+
+@pytest.mark.parametrize("name", ["mlp", "logreg", "fusion"])
+def test_bookkeeping_computes_the_same_noisy_update_as_opacus(split, name):
+    # same seed: same Poisson batches and the same noise draws, so clipping, noise and scaling must all agree
+    # (fusion's last Linear sees (batch, classes, modalities): the several-positions-per-sample path)
+    model = build_model(name, split.input_dim, split.num_classes, seed=0)
+    kw = {"model": model, "data": split.partners[0], "noise_multiplier": 1.0, "max_grad_norm": 0.5, "seed": 3}
+    bk, hooks = train_local(**kw), train_local(**kw, grad_sample_mode="hooks")
+    assert bk.dp.grad_sample_mode == "bk" and supports_bookkeeping(model)
+    for key in hooks.delta:
+        assert torch.allclose(bk.delta[key], hooks.delta[key], atol=1e-6), key
+    assert bk.metrics == pytest.approx(hooks.metrics, rel=1e-6)
+
+
+def test_models_bookkeeping_does_not_cover_fall_back_to_ghost(split):
+    model = nn.Sequential(nn.Linear(split.input_dim, 16), nn.LayerNorm(16), nn.Linear(16, split.num_classes))
+    assert not supports_bookkeeping(model)
+    result = train_local(model=model, data=split.partners[0], noise_multiplier=1.0, batch_size=128)
+    assert result.dp.grad_sample_mode == FALLBACK_GRAD_SAMPLE_MODE == "ghost"
+    with pytest.raises(ConfigurationError, match=r"bk.*not in one: 1\.weight, 1\.bias"):
+        train_local(model=model, data=split.partners[0], noise_multiplier=1.0, grad_sample_mode="bk")
+
+
+class _SharedLinear(nn.Module):
+    def __init__(self, dim: int, classes: int) -> None:
+        super().__init__()
+        self.shared, self.head = nn.Linear(dim, dim), nn.Linear(dim, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.shared(torch.relu(self.shared(x))))
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda d, c: _SharedLinear(d, c), "called once"),
+        (lambda d, c: nn.Sequential(nn.Linear(d, 16), nn.ReLU(inplace=True), nn.Linear(16, c)), "in-place"),
+    ],
+)
+def test_bookkeeping_refuses_what_would_make_its_gradients_wrong(split, make, message):
+    model = make(split.input_dim, split.num_classes)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ConfigurationError, match=message):
+        train_local(model=model, data=split.partners[0], noise_multiplier=1.0, grad_sample_mode="bk")
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
 def test_gradients_are_really_clipped(split):

@@ -7,20 +7,15 @@ import os
 import torch
 
 
-def train_step(seed: int, steps: int = 5) -> dict[str, torch.Tensor]:
-    """A short seeded SGD run of a tiny linear model on seeded random data; returns its state_dict."""
-    generator = torch.Generator().manual_seed(seed)
-    x = torch.randn(64, 8, generator=generator)
-    y = torch.randint(0, 3, (64,), generator=generator)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = torch.nn.Linear(8, 3)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    for _ in range(steps):
-        optimizer.zero_grad()
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        optimizer.step()
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+def dp_train(seed: int) -> dict[str, torch.Tensor]:
+    """One epoch of ``train_local`` (DP-SGD, default grad-sample mode) of logreg on a wine partner; its delta."""
+    from lepton_ledger.fl.data import make_federated
+    from lepton_ledger.fl.models import build_model
+    from lepton_ledger.fl.training import train_local
+
+    split = make_federated("wine", num_partners=2, seed=0)
+    model = build_model("logreg", split.input_dim, split.num_classes, seed=0)
+    return train_local(model=model, data=split.partners[0], batch_size=16, noise_multiplier=1.0, seed=seed).delta
 
 
 def whereami() -> dict[str, str | int | None]:

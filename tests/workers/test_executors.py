@@ -102,14 +102,16 @@ def test_local_refuses_tasks_after_shutdown():
 
 def test_local_and_ray_give_the_same_training_results(local, ray_executor):
     assert isinstance(ray_executor, Executor)
-    from_local = list(local.map(_tasks.train_step, SEEDS))
-    from_ray = list(ray_executor.map(_tasks.train_step, SEEDS, timeout=120))
-    in_process = [_tasks.train_step(seed) for seed in SEEDS]
-    for a, b, c in zip(from_local, from_ray, in_process):
-        assert a.keys() == b.keys() == c.keys()
+    # the real workload: train_local (seeded Poisson sampling and noise) in worker processes and in Ray tasks
+    seeds = SEEDS[:2]
+    from_local = list(local.map(_tasks.dp_train, seeds, timeout=120))
+    from_ray = list(ray_executor.map(_tasks.dp_train, seeds, timeout=120))
+    for seed, a, b in zip(seeds, from_local, from_ray):
+        in_process = _tasks.dp_train(seed)
+        assert a.keys() == b.keys() == in_process.keys() == {"weight", "bias"}
         for name in a:
             assert torch.equal(a[name], b[name])
-            torch.testing.assert_close(a[name], c[name])
+            torch.testing.assert_close(a[name], in_process[name])
     # Different seeds give different models: the comparison above is not between constants.
     assert not torch.equal(from_ray[0]["weight"], from_ray[1]["weight"])
 
