@@ -41,16 +41,19 @@ def demo(
     rounds: Annotated[int, typer.Option(min=1, help="Number of DP federated rounds.")] = 5,
     mode: Annotated[str, typer.Option(help="Commit mode: single (one tx per partner) or batched (one anchored batch).")] = "single",
     dispute_window: Annotated[int, typer.Option(min=1, help="Seconds between finalization and claims.")] = 600,
+    aggregation: Annotated[str, typer.Option(help="Aggregation rule: fedavg, median, trimmed_mean, krum, multi_krum.")] = "fedavg",
+    scoring: Annotated[str, typer.Option(help="Contribution scores: leave_one_out, tmc_shapley, exact_shapley.")] = "leave_one_out",
 ) -> None:
     """Runs the whole story on a fresh local anvil: deploy, register, sign (tx and EIP-712), stake, fund, R DP
     rounds on digits, finalize, claim; leaves an auditable folder (deployment, summary, chain state, store, keys)."""
-    from .rounds.demo import run_demo
+    from .rounds.demo import RoundRules, run_demo
 
     if mode not in ("single", "batched"):
         console.print(f"[red]error:[/] --mode must be single or batched, not {mode!r}")
         raise typer.Exit(2)
     try:
-        result = run_demo(out, partners=partners, rounds=rounds, mode=mode, dispute_window=dispute_window, console=console)
+        result = run_demo(out, partners=partners, rounds=rounds, mode=mode, dispute_window=dispute_window,
+                          rules=RoundRules(aggregation=aggregation, scoring=scoring), console=console)
     except LeptonError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from None

@@ -171,7 +171,7 @@ class Transactor:
         signed = account.sign_transaction(tx)
         tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
         self._nonces[sender] = tx["nonce"] + 1
-        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_timeout)
+        receipt = self.wait(tx_hash)
         if receipt["status"] != 1:
             raise ChainError(f"transaction {tx_hash.hex()} from {sender} failed (status 0)")
         return receipt

@@ -49,6 +49,7 @@ _EXPORTS = {
     "leave_one_out": "scoring",
     "tmc_shapley": "scoring",
     "exact_shapley": "scoring",
+    "contribution_scores": "scoring",
     "split_reward": "payouts",
     "PayoutRule": "payouts",
 }

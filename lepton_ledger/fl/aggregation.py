@@ -40,6 +40,7 @@ __all__ = [
     "Update",
     "aggregate",
     "coordinate_median",
+    "default_params",
     "fedavg",
     "krum",
     "krum_scores",
@@ -336,3 +337,19 @@ def aggregate(rule: str, updates: Iterable[Update], **params: Any) -> dict[str, 
     except TypeError as exc:
         raise AggregationError(f"bad parameters {sorted(params)} for rule {rule!r}: {exc}") from None
     return fn(updates, **params)
+
+
+def default_params(rule: str, expected_updates: int) -> dict[str, Any]:
+    """Parameters for `rule` when a round's terms name only the rule: trimmed_mean trims 20% at each end; Krum
+    and Multi-Krum tolerate the most Byzantine updates ``f`` that `expected_updates` allow (``n >= 2f + 3``),
+    and Multi-Krum keeps ``n - f``. FedAvg and the coordinate median take none.
+
+    Raises:
+        AggregationError: unknown rule.
+    """
+    if rule not in AGGREGATORS:
+        raise AggregationError(f"unknown aggregation rule {rule!r}; known: {sorted(AGGREGATORS)}")
+    f = max(0, (expected_updates - 3) // 2)
+    return {"trimmed_mean": {"trim": 0.2}, "krum": {"f": f},
+            "multi_krum": {"f": f, "m": max(1, expected_updates - f)}}.get(rule, {})  # fmt: skip
+

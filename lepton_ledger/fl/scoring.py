@@ -32,6 +32,7 @@ is ``random.Random(seed)``.
 
 from __future__ import annotations
 
+import inspect
 import math
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -45,10 +46,12 @@ from .aggregation import AGGREGATORS, AggregationError, Arrays
 
 __all__ = [
     "EXACT_SHAPLEY_MAX_PARTNERS",
+    "SCORERS",
     "CachedUtility",
     "Utility",
     "aggregate_utility",
     "apply_delta_to_state",
+    "contribution_scores",
     "exact_shapley",
     "leave_one_out",
     "tmc_shapley",
@@ -287,3 +290,29 @@ def aggregate_utility(
         return float(evaluate(apply_delta_to_state(base, delta)))
 
     return CachedUtility(utility)
+
+
+SCORERS: dict[str, Callable[..., dict[str, float]]] = {
+    "leave_one_out": leave_one_out,
+    "tmc_shapley": tmc_shapley,
+    "exact_shapley": exact_shapley,
+}
+
+
+def contribution_scores(method: str, partners: Iterable[str], utility: Utility, **params: Any) -> dict[str, float]:
+    """The scores of the method named `method` (a key of :data:`SCORERS`, as a round report names it) with its
+    keyword parameters (``permutations=``, ``truncation=``, ``seed=`` for tmc_shapley).
+
+    Raises:
+        ConfigurationError: unknown method or parameters it does not take, or as the method itself raises.
+    """
+    try:
+        fn = SCORERS[method]
+    except KeyError:
+        raise ConfigurationError(f"unknown scoring method {method!r}; known: {sorted(SCORERS)}") from None
+    try:
+        inspect.signature(fn).bind(partners, utility, **params)
+    except TypeError as exc:
+        raise ConfigurationError(f"bad parameters {sorted(params)} for scoring {method!r}: {exc}") from None
+    return fn(partners, utility, **params)
+

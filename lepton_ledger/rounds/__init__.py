@@ -2,8 +2,10 @@
 side effect (IPFS put, transaction) goes so that a crash at any point loses nothing and repeats nothing.
 
 ``coordinator`` (steps 1 and 5 of DESIGN.md's round), ``partner`` (steps 2-4 and 6), ``report`` (the round
-report and how round artifacts are content-addressed on-chain), ``outbox`` (crash safety; not yet wired into
-the round). The round classes import torch: they load on first use.
+report and how round artifacts are content-addressed on-chain), ``outbox`` (the durable operations table and
+crash-safe transactions), ``effects`` (round side effects through the outbox: keys, kinds, checkpoints),
+``accountant_file`` (a partner's privacy accountant persisted, each round recorded exactly once). A step called
+again with the same arguments after a crash resumes it. The round classes import torch: they load on first use.
 """
 
 from __future__ import annotations
@@ -12,7 +14,14 @@ from importlib import import_module
 from typing import Any
 
 _EXPORTS = {
+    "AccountantBehindChain": "partner",
+    "AccountantFile": "accountant_file",
     "Coordinator": "coordinator",
+    "OpenRoundConflict": "coordinator",
+    "Outbox": "outbox",
+    "OutboxError": "outbox",
+    "PreparedUpdate": "partner",
+    "RoundEffects": "effects",
     "RoundOutcome": "coordinator",
     "NoAcceptedUpdates": "coordinator",
     "Partner": "partner",
@@ -24,11 +33,18 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "AccountantBehindChain",
+    "AccountantFile",
     "ArtifactNotFound",
     "Coordinator",
     "ModelDigestMismatch",
     "NoAcceptedUpdates",
+    "OpenRoundConflict",
+    "Outbox",
+    "OutboxError",
     "Partner",
+    "PreparedUpdate",
+    "RoundEffects",
     "RoundOutcome",
     "RoundReport",
     "SignedCommitment",

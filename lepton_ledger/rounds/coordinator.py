@@ -18,20 +18,30 @@ and entries, or whose signature does not recover its partner, raises ``BatchDocu
 its committed digest, open it with the coordinator's X25519 key against the chain's expectations: chain,
 ledger, agreement, round, partner, base model, manifest digest; and check the committed epsilon and sample
 count equal the signed manifest's), ``validate`` (``fl.validate_updates`` with the norm bound), ``aggregate``
-(FedAvg by default, any ``fl.aggregate`` rule), ``score`` (leave-one-out on the committed evaluation set),
-``split`` (``fl.split_reward`` with the agreement's rule; only accepted partners are paid), ``publish`` (the
-aggregate model and the report, report.py), ``finalize`` (``finalizeRound`` with the aggregate's and the
+(FedAvg by default, any ``fl.aggregate`` rule with its parameters), ``score`` (leave-one-out by default, or a
+Shapley approximation, on the committed evaluation set), ``split`` (``fl.split_reward`` by the payout rule of the
+agreement's on-chain terms; only accepted partners are paid), ``publish`` (the aggregate model and the report,
+report.py), ``finalize`` (``finalizeRound`` with the aggregate's and the
 report's CID digests, the PayoutTree root and the total).
 
 A partner whose envelope cannot be fetched or opened is rejected with the error's class name as its code
 (an ``EnvelopeError`` subclass, ``ArtifactNotFound``, ``commitment_mismatch``); one whose update fails
-validation with the ``Rejection`` codes of ``fl.validation``. Nothing is retried here; crash safety (every put
-and transaction through rounds/outbox.py, keyed by agreement/round/step) is not built yet.
+validation with the ``Rejection`` codes of ``fl.validation``.
+
+Crash safety: every put and transaction goes through the coordinator's outbox (effects.py: keys name chain,
+ledger, agreement, round and step), so calling a step again with the same arguments after a crash resumes it.
+``open_round`` keys ``openRound`` by the round number the agreement will get (read from the chain at the first
+attempt and kept in the operation), so a restart resumes that operation, or finds it confirmed, and never opens
+a second round. ``close_round`` first checks, by a dry run of ``finalizeRound``, that the round can close (so
+its commitments can no longer change), computes the outcome, then records the aggregate's and the report's
+bytes and the ``finalizeRound`` call in one outbox transaction: a restart reuses that outcome as it was
+published and sends ``finalizeRound`` once.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,29 +50,45 @@ import torch
 
 from ..chain.events import EventIndex
 from ..chain.merkle import PayoutTree, PositionalTree, commitment_leaf, pack_entries
+from ..chain.transactions import decode_revert
 from ..chain.typed_data import UpdateCommitment, update_commitment_digest
 from ..envelope import EnvelopeError, Expected
 from ..envelope import open as open_envelope
 from ..envelope.manifest import recover_signer
-from ..envelope.tensors import serialize_tensors
-from ..errors import ConfigurationError, LeptonError
+from ..envelope.tensors import deserialize_tensors, serialize_tensors
+from ..errors import ChainError, ConfigurationError, LeptonError
+from ..fl.aggregation import AGGREGATORS
 from ..fl.aggregation import aggregate as aggregate_rule
 from ..fl.data import eval_commitment
 from ..fl.models import build_model
 from ..fl.payouts import PayoutRule, split_reward
-from ..fl.scoring import aggregate_utility, apply_delta_to_state, leave_one_out
+from ..fl.scoring import (
+    SCORERS,
+    aggregate_utility,
+    apply_delta_to_state,
+    contribution_scores,
+)
 from ..fl.training import evaluate
 from ..fl.validation import validate_updates
+from ..storage.cid import parse_cid
+from .effects import (
+    Checkpoint,
+    RoundEffects,
+    default_outbox,
+    local_cid,
+    put_data,
+    put_result,
+)
+from .outbox import OPEN, Outbox
 from .report import (
     ArtifactNotFound,
     PartnerOutcome,
     RoundReport,
     fetch_by_digest,
-    publish,
 )
 
 __all__ = ["BatchDocumentMismatch", "CommitmentMismatch", "CommitmentView", "Coordinator", "NoAcceptedUpdates",
-           "RoundOutcome"]  # fmt: skip
+           "OpenRoundConflict", "RoundOutcome"]  # fmt: skip
 
 BATCH_DOCUMENT_VERSION = 1
 
@@ -73,6 +99,11 @@ class NoAcceptedUpdates(LeptonError, RuntimeError):
 
 class BatchDocumentMismatch(LeptonError, ValueError):
     """A batch document does not match what ``commitBatch`` anchored (root, entries, a signature)."""
+
+
+class OpenRoundConflict(LeptonError, RuntimeError):
+    """An ``openRound`` of the agreement on another model is unfinished in the outbox, or the round the outbox
+    opened holds another model on-chain."""
 
 
 @dataclass(frozen=True)
@@ -109,15 +140,34 @@ class Coordinator:
         eval_set: the held-out evaluation set (``TabularData``) committed when a round opens.
         model_name: the ``fl.build_model`` name of the global model.
         max_norm: the agreement's L2 bound on an update.
-        payout_rule: the agreement's ``PayoutRule``.
+        payout_rule: None (default) to pay by the rule in the agreement's on-chain terms; a rule given here must
+            be that rule (a coordinator cannot pay by another one).
+        aggregation / aggregation_params: the ``fl.aggregate`` rule and its parameters (``trim=``, ``f=``, ``m=``).
+        scoring / scoring_params: the ``fl.contribution_scores`` method (leave_one_out, tmc_shapley,
+            exact_shapley) and its parameters (tmc_shapley's ``seed`` defaults to the round id).
+        outbox: where side effects are recorded before they happen; default a file per coordinator and chain
+            under the data directory (effects.default_outbox).
+        checkpoint: called at each durable step (effects.py names them); tests kill the process there.
     """
 
     def __init__(self, *, account: Any, tx: Any, deployment: Any, store: Any, x25519_private: bytes,
                  events_path: Path, eval_set: Any, model_name: str = "logreg", max_norm: float = 10.0,
-                 payout_rule: PayoutRule = PayoutRule.BY_SAMPLE_COUNT, aggregation: str = "fedavg") -> None:  # fmt: skip
+                 payout_rule: PayoutRule | None = None, aggregation: str = "fedavg",
+                 aggregation_params: Mapping[str, Any] | None = None, scoring: str = "leave_one_out",
+                 scoring_params: Mapping[str, Any] | None = None, outbox: Outbox | None = None,
+                 checkpoint: Checkpoint | None = None) -> None:  # fmt: skip
+        if aggregation not in AGGREGATORS:
+            raise ConfigurationError(f"unknown aggregation rule {aggregation!r}; known: {sorted(AGGREGATORS)}")
+        if scoring not in SCORERS:
+            raise ConfigurationError(f"unknown scoring method {scoring!r}; known: {sorted(SCORERS)}")
         self.account, self.tx, self.deployment, self.store = account, tx, deployment, store
+        self.outbox = outbox if outbox is not None else default_outbox("coordinator", tx.w3, account.address)
+        self.effects = RoundEffects(self.outbox, tx=tx, store=store, checkpoint=checkpoint)
+        self.checkpoint = self.effects.checkpoint
         self.x25519_private, self.eval_set, self.model_name = x25519_private, eval_set, model_name
         self.max_norm, self.payout_rule, self.aggregation = max_norm, payout_rule, aggregation
+        self.aggregation_params, self.scoring = dict(aggregation_params or {}), scoring
+        self.scoring_params = dict(scoring_params or {})
         d = deployment
         self.events = EventIndex(
             tx.w3, {"PartnerRegistry": d.partners, "AgreementRegistry": d.agreements, "RewardVault": d.vault,
@@ -128,25 +178,67 @@ class Coordinator:
     def address(self) -> str:
         return self.account.address
 
+    def _key(self, step: str, *parts: object) -> str:
+        return self.effects.key(step, self.deployment.ledger.address, *parts)
+
     # -- step 1 -----------------------------------------------------------------------------------------
 
     def publish_model(self, state: dict[str, torch.Tensor]) -> tuple[str, bytes]:
-        """Puts the global model (safetensors) to the store: ``(cid, modelDigest)``."""
-        return publish(self.store, serialize_tensors(state))
+        """Puts the global model (safetensors, deterministic) to the store, once: ``(cid, modelDigest)``."""
+        data = serialize_tensors(state)
+        return put_result(self.effects.put(self._key("model", local_cid(data)), data))
 
     def open_round(self, agreement_id: int, model_digest: bytes, deadline: int) -> int:
-        """``openRound`` with the model digest and the evaluation set's commitment; returns the round id."""
-        call = self.deployment.ledger.functions.openRound(agreement_id, model_digest, deadline,
-                                                          eval_commitment(self.eval_set))  # fmt: skip
-        receipt = self.tx.transact(call, self.address)
-        (opened,) = self.deployment.ledger.events.RoundOpened().process_receipt(receipt)
-        return int(opened["args"]["round"])
+        """``openRound`` with the model digest and the evaluation set's commitment, sent once; returns the round
+        id. Called again after a crash (the same model; the deadline may differ), it resumes the unfinished
+        operation, or returns the round it already opened, without opening another.
+
+        Raises:
+            OpenRoundConflict: an unfinished ``openRound`` of this agreement is for another model.
+            ContractReverted: the ledger refused (a round is open, no rounds left, bad deadline...).
+        """
+        prefix = self._key("open", agreement_id) + ":"
+        digest = "0x" + bytes(model_digest).hex()
+        ours = self.outbox.operations(prefix=prefix)
+        unfinished = [op for op in ours if op.status in OPEN]
+        if unfinished:
+            op = unfinished[-1]
+            if op.payload["model_digest"] != digest:
+                raise OpenRoundConflict(f"{op.key} (model {op.payload['model_digest']}) is unfinished: call "
+                                        f"open_round with that model to finish it first")  # fmt: skip
+            op = self.effects.finish(op.key)
+        else:
+            count = int(self.deployment.ledger.functions.roundCount(agreement_id).call())
+            done = [op for op in ours if op.status == "confirmed" and op.payload["round"] == count
+                    and op.payload["model_digest"] == digest]  # fmt: skip
+            if done:
+                op = done[-1]  # opened by a process that died before returning the round id
+            else:
+                call = self.deployment.ledger.functions.openRound(agreement_id, model_digest, deadline,
+                                                                  eval_commitment(self.eval_set))  # fmt: skip
+                op = self.effects.transact(prefix + str(count + 1), call, self.address, round=count + 1,
+                                           model_digest=digest)  # fmt: skip
+        round_id = int(op.payload["round"])
+        on_chain = bytes(self.deployment.ledger.functions.round(agreement_id, round_id).call()[6])
+        if on_chain != bytes(model_digest):
+            raise OpenRoundConflict(f"round {round_id} of agreement {agreement_id} holds model 0x{on_chain.hex()}, "
+                                    f"not {digest}")  # fmt: skip
+        return round_id
 
     # -- step 5 -----------------------------------------------------------------------------------------
 
     def anchor_batch(self, agreement_id: int, round_id: int, signed: list[Any]) -> str:
-        """``commitBatch`` of the partners' signed commitments (``partner.SignedCommitment``); returns the
-        batch document's CID."""
+        """``commitBatch`` of the partners' signed commitments (``partner.SignedCommitment``), sent once;
+        returns the batch document's CID. Called again after a crash, it finishes the batch it recorded (a
+        batch the ledger refused is rebuilt from `signed`).
+
+        Raises:
+            ContractReverted: the ledger refused the batch.
+        """
+        key = self._key("batch", agreement_id, round_id)
+        earlier = self.outbox.find(key)
+        if earlier is not None and earlier.status != "failed":
+            return self.effects.finish(key).payload["document"]
         agreements = self.deployment.agreements.functions
         indexed = sorted((int(agreements.partyIndex(agreement_id, s.commitment.partner).call()[1]), s) for s in signed)
         chain_id, ledger = self.tx.w3.eth.chain_id, self.deployment.ledger.address
@@ -156,12 +248,13 @@ class Coordinator:
             "version": BATCH_DOCUMENT_VERSION, "chain_id": chain_id, "ledger": ledger, "agreement_id": agreement_id,
             "round": round_id, "commitments": [_commitment_json(i, s) for i, s in indexed],
         }  # fmt: skip
-        cid, digest = publish(self.store, json.dumps(document, sort_keys=True, separators=(",", ":")).encode())
+        data = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+        cid, digest = put_result(self.effects.put(self._key("batch-document", agreement_id, round_id, local_cid(data)),
+                                                  data))  # fmt: skip
         entries = pack_entries([(i, s.commitment.cumulative_epsilon) for i, s in indexed])
         call = self.deployment.ledger.functions.commitBatch(agreement_id, round_id, PositionalTree(leaves).root,
                                                             digest, entries)  # fmt: skip
-        self.tx.transact(call, self.address)
-        return cid
+        return self.effects.transact(key, call, self.address, document=cid).payload["document"]
 
     def commitments(self, agreement_id: int, round_id: int) -> list[CommitmentView]:
         """The round's commitments, single and batched, in chain order."""
@@ -261,36 +354,97 @@ class Coordinator:
         model.load_state_dict(state)
         return evaluate(model, self.eval_set, device="cpu")["accuracy"]
 
-    def score(self, base: dict[str, torch.Tensor], accepted: dict[str, Any]) -> dict[str, float]:
-        """Leave-one-out contribution of each accepted partner (accuracy on the evaluation set)."""
-        utility = aggregate_utility(base, accepted, self.evaluate_state, rule=self.aggregation)
-        return leave_one_out(list(accepted), utility)
+    def round_scoring_params(self, round_id: int) -> dict[str, Any]:
+        """The scoring parameters used for `round_id` (a seeded method gets the round id as its default seed)."""
+        params = dict(self.scoring_params)
+        if self.scoring == "tmc_shapley":
+            params.setdefault("seed", round_id)
+        return params
 
-    def split(self, reward: int, scores: dict[str, float], accepted: dict[str, Any]) -> dict[str, int]:
-        """The agreement's rule over the accepted partners; nobody to pay (no positive score) pays nothing."""
+    def score(self, base: dict[str, torch.Tensor], accepted: dict[str, Any], round_id: int = 0) -> dict[str, float]:
+        """Each accepted partner's contribution (accuracy on the evaluation set) by the scoring method."""
+        utility = aggregate_utility(base, accepted, self.evaluate_state, rule=self.aggregation,
+                                    params=self.aggregation_params)  # fmt: skip
+        return contribution_scores(self.scoring, list(accepted), utility, **self.round_scoring_params(round_id))
+
+    def agreement_payout_rule(self, agreement_id: int) -> PayoutRule:
+        """The payout rule of the agreement's on-chain terms.
+
+        Raises:
+            ConfigurationError: this coordinator was configured with another rule.
+        """
+        rule = PayoutRule(int(self.deployment.agreements.functions.terms(agreement_id).call()[4]))
+        if self.payout_rule is not None and PayoutRule(self.payout_rule) != rule:
+            raise ConfigurationError(f"agreement {agreement_id} pays by {rule.name.lower()}, not by "
+                                     f"{PayoutRule(self.payout_rule).name.lower()}")  # fmt: skip
+        return rule
+
+    def split(self, reward: int, scores: dict[str, float], accepted: dict[str, Any],
+              rule: PayoutRule = PayoutRule.BY_SAMPLE_COUNT) -> dict[str, int]:  # fmt: skip
+        """`rule` over the accepted partners; nobody to pay (no positive score) pays nothing."""
         try:
-            return split_reward(self.payout_rule, reward, scores=scores, partners=list(accepted),
+            return split_reward(rule, reward, scores=scores, partners=list(accepted),
                                 sample_counts={p: int(w) for p, (_, w) in accepted.items()})  # fmt: skip
         except ConfigurationError:
             return {}
 
-    def finalize(self, agreement_id: int, round_id: int, aggregate_digest: bytes, report_digest: bytes,
-                 payouts: dict[str, int]) -> PayoutTree | None:  # fmt: skip
-        """``finalizeRound``; returns the payout tree (None when nothing is paid)."""
-        paid = {p: a for p, a in payouts.items() if a > 0}
-        tree = PayoutTree(agreement_id, round_id, paid) if paid else None
-        root = tree.root if tree else bytes(32)
-        call = self.deployment.ledger.functions.finalizeRound(agreement_id, round_id, aggregate_digest, report_digest,
-                                                              root, sum(paid.values()))  # fmt: skip
-        self.tx.transact(call, self.address)
-        return tree
-
-    def close_round(self, agreement_id: int, round_id: int) -> RoundOutcome:
-        """Step 5 end to end: open, validate, aggregate, evaluate, score, split, publish, finalize.
+    def check_closable(self, agreement_id: int, round_id: int) -> None:
+        """Dry-runs ``finalizeRound`` (placeholder digests, nothing paid): once it would pass, the deadline is
+        over or every party submitted, so the round's commitments can no longer change.
 
         Raises:
-            NoAcceptedUpdates: nothing to aggregate (the round stays open).
-            ContractReverted: ``finalizeRound`` refused (e.g. the round is still running).
+            ContractReverted: the round cannot close now (``RoundLedgerRoundStillRunning``, not open...).
+        """
+        placeholder = b"\x01" * 32
+        call = self.deployment.ledger.functions.finalizeRound(agreement_id, round_id, placeholder, placeholder,
+                                                              bytes(32), 0)  # fmt: skip
+        try:
+            call.call({"from": self.address})
+        except Exception as exc:  # noqa: BLE001 -- web3 raises several types; decode_revert tells them apart
+            raise decode_revert(getattr(exc, "data", None)) or ChainError(f"finalizeRound dry run: {exc}") from None
+
+    def close_round(self, agreement_id: int, round_id: int) -> RoundOutcome:
+        """Step 5 end to end: open, validate, aggregate, evaluate, score, split, publish, finalize. Called again
+        after a crash, it publishes and finalizes the outcome it recorded, without computing another.
+
+        Raises:
+            NoAcceptedUpdates: nothing to aggregate (the round stays open, nothing is recorded).
+            ContractReverted: the round cannot close yet (e.g. still running: nothing is recorded), or
+                ``finalizeRound`` refused (call again to retry it with the recorded outcome).
+        """
+        keys = {step: self._key(step, agreement_id, round_id) for step in ("aggregate", "report", "finalize")}
+        if self.outbox.find(keys["finalize"]) is None:
+            self.check_closable(agreement_id, round_id)
+            aggregate, report, tree = self.compute_outcome(agreement_id, round_id)
+            paid = sum(report.payouts.values())
+            call = self.deployment.ledger.functions.finalizeRound(
+                agreement_id, round_id, bytes.fromhex(report.aggregate_digest[2:]),
+                _digest_of(local_cid(report.to_bytes())), tree.root if tree else bytes(32), paid,
+            )  # fmt: skip
+            self.outbox.enqueue_many([
+                self.effects.put_operation(keys["aggregate"], serialize_tensors(aggregate)),
+                self.effects.put_operation(keys["report"], report.to_bytes()),
+                self.effects.transaction_operation(keys["finalize"], call, self.address),
+            ])  # fmt: skip
+            self.checkpoint("outcome:enqueued", None)
+        aggregate_op = self.effects.finish(keys["aggregate"])
+        report_op = self.effects.finish(keys["report"])
+        self.effects.finish(keys["finalize"], retry=True)
+        report = RoundReport.from_bytes(put_data(report_op))
+        paid = {p: a for p, a in report.payouts.items() if a > 0}
+        aggregate_cid, aggregate_digest = put_result(aggregate_op)
+        report_cid, report_digest = put_result(report_op)
+        return RoundOutcome(report, report_cid, report_digest, aggregate_cid, aggregate_digest,
+                            deserialize_tensors(put_data(aggregate_op)),
+                            PayoutTree(agreement_id, round_id, paid) if paid else None)  # fmt: skip
+
+    def compute_outcome(self, agreement_id: int, round_id: int) -> tuple[dict[str, torch.Tensor], RoundReport,
+                                                                         PayoutTree | None]:  # fmt: skip
+        """Open, validate, aggregate, evaluate, score and split, publishing nothing: ``(aggregate state, report,
+        payout tree or None)``; the report names the aggregate's CID and digest.
+
+        Raises:
+            NoAcceptedUpdates: nothing to aggregate.
         """
         model_digest, commitment = self.round_state(agreement_id, round_id)
         events = self.commitments(agreement_id, round_id)
@@ -299,23 +453,23 @@ class Coordinator:
         checked = self.validate(opened, base)
         if not checked.accepted:
             raise NoAcceptedUpdates(f"agreement {agreement_id} round {round_id}: no update accepted")
-        delta = aggregate_rule(self.aggregation, checked.accepted.values())
+        delta = aggregate_rule(self.aggregation, checked.accepted.values(), **self.aggregation_params)
         aggregate = apply_delta_to_state(base, delta)
-        scores = self.score(base, checked.accepted)
+        scores = self.score(base, checked.accepted, round_id)
         reward = int(self.deployment.agreements.functions.roundConfig(agreement_id).call()[7])
-        payouts = self.split(reward, scores, checked.accepted)
-        aggregate_cid, aggregate_digest = publish(self.store, serialize_tensors(aggregate))
+        rule = self.agreement_payout_rule(agreement_id)
+        payouts = self.split(reward, scores, checked.accepted, rule)
+        aggregate_cid = local_cid(serialize_tensors(aggregate))
         rejected = {**failed, **{p: [r.to_dict() for r in rs] for p, rs in checked.rejected.items()}}
         report = self._report(agreement_id, round_id, model_digest, commitment, events, opened, rejected,
-                              scores, payouts, reward)  # fmt: skip
-        report.aggregate_cid, report.aggregate_digest = aggregate_cid, "0x" + aggregate_digest.hex()
+                              scores, payouts, reward, rule)  # fmt: skip
+        report.aggregate_cid, report.aggregate_digest = aggregate_cid, "0x" + _digest_of(aggregate_cid).hex()
         report.metrics = {"accuracy_before": self.evaluate_state(base), "accuracy_after": self.evaluate_state(aggregate)}
-        report_cid, report_digest = publish(self.store, report.to_bytes())
-        tree = self.finalize(agreement_id, round_id, aggregate_digest, report_digest, payouts)
-        return RoundOutcome(report, report_cid, report_digest, aggregate_cid, aggregate_digest, aggregate, tree)
+        paid = {p: a for p, a in payouts.items() if a > 0}
+        return aggregate, report, PayoutTree(agreement_id, round_id, paid) if paid else None
 
     def _report(self, agreement_id, round_id, model_digest, commitment, events, opened, rejected, scores, payouts,
-                reward) -> RoundReport:  # fmt: skip
+                reward, rule) -> RoundReport:  # fmt: skip
         lines = []
         for event in events:
             p, args = event.partner, event.args
@@ -331,13 +485,18 @@ class Coordinator:
         return RoundReport(
             chain_id=self.tx.w3.eth.chain_id, ledger=self.deployment.ledger.address, agreement_id=agreement_id,
             round=round_id, base_model_digest="0x" + model_digest.hex(), eval_commitment="0x" + commitment.hex(),
-            aggregation_rule=self.aggregation, max_norm=self.max_norm, scoring="leave_one_out:accuracy",
-            payout_rule=self.payout_rule.name.lower(), reward=reward, partners=lines,
+            aggregation_rule=self.aggregation, max_norm=self.max_norm, scoring=f"{self.scoring}:accuracy",
+            payout_rule=rule.name.lower(), reward=reward, partners=lines, aggregation_params=self.aggregation_params,
+            scoring_params=self.round_scoring_params(round_id),
         )  # fmt: skip
 
 
 class CommitmentMismatch(LeptonError, ValueError):
     """The epsilon or sample count committed on-chain differs from the signed manifest's."""
+
+
+def _digest_of(cid: str) -> bytes:
+    return parse_cid(cid).digest
 
 
 def _commitment_json(index: int, signed: Any) -> dict[str, Any]:

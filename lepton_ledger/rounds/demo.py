@@ -20,6 +20,7 @@ Everything needed to audit the run later is left in ``out_dir``:
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,21 +36,26 @@ from ..chain.artifacts import load_artifact
 from ..chain.deployment import DevRoles, deploy_with_roles
 from ..chain.transactions import Transactor
 from ..envelope import generate_x25519_keypair
+from ..errors import ConfigurationError
+from ..fl.aggregation import default_params
 from ..storage.local import LocalStore
 from ..workers.local import LocalExecutor
 from .coordinator import Coordinator
+from .outbox import Outbox
 from .partner import Partner, TrainingSettings
 
-__all__ = ["DemoResult", "GasMeter", "run_demo"]
+__all__ = ["DemoResult", "GasMeter", "RoundRules", "run_demo"]
 
 STATE_FILE = "chain-state.json"
 STORE_DIR = "store"
 KEYS_DIR = "keys"
+OUTBOX_DIR = "outbox"  # one SQLite outbox per role: every put and transaction of a round, crash-safe
 REWARD_PER_ROUND = 300 * TOKEN
 REQUIRED_STAKE = 100 * TOKEN
 EPSILON_CAP = 10.0
 DELTA = 1e-5
 DISPUTE_WINDOW = 600
+MAX_NORM = 50.0  # L2 bound on an update (logreg on digits: honest updates stay well below it)
 ROUND_WINDOW = 3600
 KEYS_NOTE = ("development keys from anvil's public test mnemonic and freshly generated X25519 keys, stored in "
              "plain text: for local use only, never for a real chain")  # fmt: skip
@@ -62,8 +68,9 @@ class GasMeter(Transactor):
         super().__init__(*args, **kwargs)
         self.gas_used = 0
 
-    def _send(self, tx: dict, sender: str) -> Any:
-        receipt = super()._send(tx, sender)
+    def wait(self, tx_hash: bytes, *, timeout: float | None = None) -> Any:
+        # Every receipt passes here: direct transactions and the outbox's alike.
+        receipt = super().wait(tx_hash, timeout=timeout)
         self.gas_used += int(receipt["gasUsed"])
         return receipt
 
@@ -85,23 +92,49 @@ def _short(value: str, n: int = 14) -> str:
     return value if len(value) <= n + 3 else value[:n] + "..."
 
 
+@dataclass(frozen=True)
+class RoundRules:
+    """How the coordinator combines and scores: an ``fl.aggregate`` rule (its parameters default to
+    ``fl.aggregation.default_params`` for the number of partners) and an ``fl.contribution_scores`` method."""
+
+    aggregation: str = "fedavg"
+    scoring: str = "leave_one_out"
+    max_norm: float = MAX_NORM
+
+    def check(self) -> None:
+        from ..fl.aggregation import AGGREGATORS
+        from ..fl.scoring import SCORERS
+
+        if self.aggregation not in AGGREGATORS:
+            raise ConfigurationError(f"unknown aggregation rule {self.aggregation!r}; known: {sorted(AGGREGATORS)}")
+        if self.scoring not in SCORERS:
+            raise ConfigurationError(f"unknown scoring method {self.scoring!r}; known: {sorted(SCORERS)}")
+
+
 def run_demo(out_dir: Path, *, partners: int = 3, rounds: int = 5, mode: str = "single",
-             dispute_window: int = DISPUTE_WINDOW, console: Console | None = None) -> DemoResult:  # fmt: skip
-    """Runs the whole story on a fresh anvil whose state is saved to ``out_dir/chain-state.json``."""
+             dispute_window: int = DISPUTE_WINDOW, rules: RoundRules = RoundRules(),
+             console: Console | None = None) -> DemoResult:  # fmt: skip
+    """Runs the whole story on a fresh anvil whose state is saved to ``out_dir/chain-state.json``.
+
+    Raises:
+        ConfigurationError: fewer than one partner or round, an unknown mode, aggregation rule or scoring method.
+    """
     if partners < 1 or rounds < 1:
-        raise ValueError("at least one partner and one round")
+        raise ConfigurationError("the demo needs at least one partner and one round")
     if mode not in ("single", "batched"):
-        raise ValueError(f"mode must be 'single' or 'batched', not {mode!r}")
+        raise ConfigurationError(f"mode must be 'single' or 'batched', not {mode!r}")
+    rules.check()
     console = console or Console()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     state_file = out_dir / STATE_FILE
     for stale in (state_file, out_dir / "events.sqlite"):
-        stale.unlink(missing_ok=True)  # a fresh chain (and a fresh event index) every run
+        stale.unlink(missing_ok=True)  # a fresh chain (and a fresh event index and outboxes) every run
+    shutil.rmtree(out_dir / OUTBOX_DIR, ignore_errors=True)
     started = time.monotonic()
     anvil = Anvil(accounts=10 + partners, state_file=state_file)
     with anvil as w3, LocalExecutor(max_workers=1, gpus=[], threads_per_worker=1) as executor:
-        result = _story(w3, anvil, executor, out_dir, partners, rounds, mode, dispute_window, console)
+        result = _story(w3, anvil, executor, out_dir, partners, rounds, mode, dispute_window, rules, console)
     result.summary["wall_seconds"] = round(time.monotonic() - started, 2)
     (out_dir / "summary.json").write_text(json.dumps(result.summary, indent=2) + "\n")
     _step(console, f"chain state saved to {state_file} (restart: Anvil(state_file=...) or anvil --state {state_file})")
@@ -109,7 +142,8 @@ def run_demo(out_dir: Path, *, partners: int = 3, rounds: int = 5, mode: str = "
 
 
 def _story(w3, anvil: Anvil, executor, out_dir: Path, n_partners: int, n_rounds: int, mode: str,
-           dispute_window: int, console: Console) -> DemoResult:  # fmt: skip
+           dispute_window: int, rules: RoundRules, console: Console) -> DemoResult:  # fmt: skip
+    aggregation_params = default_params(rules.aggregation, n_partners)
     roles = DevRoles.from_dev_keys()
     admin, coord_account = roles.admin, roles.coordinator
     names = [f"partner{i + 1}" for i in range(n_partners)]
@@ -129,7 +163,8 @@ def _story(w3, anvil: Anvil, executor, out_dir: Path, n_partners: int, n_rounds:
         extra={"reward_token": token.address, "state_file": STATE_FILE, "store": STORE_DIR, "keys": KEYS_DIR,
                "restart": f"anvil --chain-id {chain_id} --state {STATE_FILE} (or Anvil(state_file=...)); "
                           "the rpc_url above is only live while the demo runs",
-               "dispute_window": dispute_window, "model": "logreg",
+               "dispute_window": dispute_window, "model": "logreg", "max_norm": rules.max_norm,
+               "aggregation": rules.aggregation, "aggregation_params": aggregation_params, "scoring": rules.scoring,
                # how to rebuild the held-out evaluation set whose commitment each round carries (fl.make_federated)
                "eval_set": {"dataset": "digits", "num_partners": n_partners, "seed": 0, "alpha": None,
                             "eval_fraction": 0.2}},
@@ -151,7 +186,8 @@ def _story(w3, anvil: Anvil, executor, out_dir: Path, n_partners: int, n_rounds:
     now = w3.eth.get_block("latest")["timestamp"]
     terms_doc = {"task": "digits classification", "model": "logreg", "rounds": n_rounds, "epsilon_cap": EPSILON_CAP,
                  "delta": DELTA, "required_stake": REQUIRED_STAKE, "reward_per_round": REWARD_PER_ROUND,
-                 "payout_rule": "by_sample_count"}  # fmt: skip
+                 "payout_rule": "by_sample_count", "aggregation": rules.aggregation,
+                 "aggregation_params": aggregation_params, "scoring": rules.scoring, "max_norm": rules.max_norm}  # fmt: skip
     terms = AgreementTerms(
         parties=[a.address for a in accounts.values()], reward_token=token.address, reward_per_round=REWARD_PER_ROUND,
         epsilon_cap=EPSILON_CAP, delta=DELTA, required_stake=REQUIRED_STAKE, start=now - 1, end=now + 365 * 86400,
@@ -182,13 +218,16 @@ def _story(w3, anvil: Anvil, executor, out_dir: Path, n_partners: int, n_rounds:
     split = fl.make_federated("digits", num_partners=n_partners, seed=0, alpha=None, eval_fraction=0.2)
     coordinator = Coordinator(account=coord_account, tx=tx, deployment=deployment, store=store,
                               x25519_private=x25519["coordinator"], events_path=out_dir / "events.sqlite",
-                              eval_set=split.eval_set, model_name="logreg", max_norm=50.0,
-                              payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT)  # fmt: skip
+                              eval_set=split.eval_set, model_name="logreg", max_norm=rules.max_norm,
+                              aggregation=rules.aggregation, aggregation_params=aggregation_params,
+                              scoring=rules.scoring,
+                              outbox=Outbox(out_dir / OUTBOX_DIR / "coordinator.sqlite"))  # fmt: skip
     partners = {
         name: Partner(account=account, tx=tx, deployment=deployment, store=store,
                       accountant=fl.PrivacyAccountant(partner=account.address, agreement=agreement_id, delta=DELTA,
                                                       epsilon_cap=EPSILON_CAP),
                       data=split.partners[i], executor=executor,
+                      outbox=Outbox(out_dir / OUTBOX_DIR / f"{name}.sqlite"),
                       settings=TrainingSettings(model="logreg", epochs=1, batch_size=64, noise_multiplier=1.0, seed=i))
         for i, (name, account) in enumerate(accounts.items())
     }  # fmt: skip
@@ -257,6 +296,8 @@ def _story(w3, anvil: Anvil, executor, out_dir: Path, n_partners: int, n_rounds:
         "chain_id": chain_id, "agreement_id": agreement_id, "mode": mode, "partners": n_partners, "rounds": n_rounds,
         "reward_per_round": str(REWARD_PER_ROUND), "epsilon_cap": EPSILON_CAP, "delta": DELTA,
         "data": "sklearn digits, IID split, 20% held-out evaluation set", "model": "logreg",
+        "aggregation": rules.aggregation, "aggregation_params": aggregation_params, "scoring": rules.scoring,
+        "max_norm": rules.max_norm,
         "setup_gas_used": setup_gas, "total_gas_used": tx.gas_used,
         "keys_note": KEYS_NOTE, "keys": KEYS_DIR, "store": STORE_DIR, "state_file": STATE_FILE,
         "per_round": summary_rounds,

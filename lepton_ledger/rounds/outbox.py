@@ -17,6 +17,12 @@ broadcasting. A restarted runner that finds one looks at the sender's mined nonc
 either was mined (found by hash) or lost its nonce to another transaction (so it can never be mined, and is
 signed afresh); not past it, the *same* raw bytes are broadcast again, which the nonce makes harmless.
 Handlers of other kinds must be idempotent themselves (an IPFS put of the same bytes gives the same CID).
+
+A transaction payload is :func:`transaction_payload`'s (sender, to, data, value, gas) plus any keys of the
+caller's own; a refused transaction fails with the contract's decoded error as its result (:func:`revert_result`).
+Operations that must exist together are recorded in one SQLite transaction (:meth:`Outbox.enqueue_many`); a
+failed operation, which had no effect, may be made pending again (:meth:`Outbox.retry`). How the round steps
+use all this: effects.py.
 """
 
 from __future__ import annotations
@@ -139,6 +145,22 @@ class Outbox:
             )
         return self.get(key)
 
+    def enqueue_many(self, operations: list[tuple[str, str, Mapping[str, Any]]]) -> list[Operation]:
+        """Records several ``(key, kind, payload)`` operations in one transaction: after a crash either all of
+        them exist or none does (keys seen before are left unchanged, as in :meth:`enqueue`). Returns them.
+
+        Raises:
+            TypeError: a payload is not JSON-serializable (nothing is recorded).
+        """
+        documents = [(key, kind, json.dumps(dict(payload), sort_keys=True)) for key, kind, payload in operations]
+        now = time.time()
+        with self._connect(immediate=True) as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO operations (key, kind, payload, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+                [(key, kind, document, now, now) for key, kind, document in documents],
+            )
+        return [self.get(key) for key, _, _ in documents]
+
     def get(self, key: str) -> Operation:
         """The operation with `key`.
 
@@ -158,13 +180,14 @@ class Outbox:
         except OutboxError:
             return None
 
-    def operations(self, status: Status | None = None) -> list[Operation]:
-        """Operations in the order they were enqueued, optionally only those with `status`."""
+    def operations(self, status: Status | None = None, *, prefix: str = "") -> list[Operation]:
+        """Operations in the order they were enqueued, optionally only those with `status` and whose key starts
+        with `prefix`."""
         with self._connect() as db:
-            if status is None:
-                rows = db.execute("SELECT * FROM operations ORDER BY seq").fetchall()
-            else:
-                rows = db.execute("SELECT * FROM operations WHERE status = ? ORDER BY seq", (status,)).fetchall()
+            rows = db.execute(
+                "SELECT * FROM operations WHERE (? IS NULL OR status = ?) AND substr(key, 1, ?) = ? ORDER BY seq",
+                (status, status, len(prefix), prefix),
+            ).fetchall()
         return [_operation(r) for r in rows]
 
     # ------------------------------------------------------------------ claims and transitions
@@ -250,6 +273,23 @@ class Outbox:
         document = None if result is None else json.dumps(result, sort_keys=True)
         return self._transition(key, OPEN, "failed", error=error, result=document, release=True)
 
+    def retry(self, key: str, payload: Mapping[str, Any] | None = None) -> Operation:
+        """Makes a failed operation pending again, optionally with a new `payload`, forgetting its error, result
+        and signed transaction. Safe because a failed operation had no effect: refused before signing, or
+        reverted on-chain (its nonce spent, nothing else).
+
+        Raises:
+            OutboxError: unknown key, or the operation has not failed.
+            TypeError: `payload` is not JSON-serializable.
+        """
+        columns: dict[str, Any] = {}
+        if payload is not None:
+            columns["payload"] = json.dumps(dict(payload), sort_keys=True)
+        return self._transition(
+            key, ("failed",), "pending", error=None, result=None, tx_sender=None, tx_nonce=None, tx_hash=None,
+            tx_raw=None, **columns,
+        )  # fmt: skip
+
     def _transition(
         self, key: str, allowed: tuple[Status, ...], status: Status, *, release: bool = False, **columns: Any
     ) -> Operation:
@@ -325,10 +365,28 @@ Handler = Callable[[Operation, Outbox], Any]
 Checkpoint = Callable[[str, Operation], None]
 
 
+TRANSACTION_FIELDS = ("to", "data", "value", "gas")
+
+
+def revert_result(exc: ContractReverted) -> dict[str, Any]:
+    """A contract's refusal as a failed operation's JSON result: ``{"error": name, "args": {...}}``, from which
+    :func:`reverted_from_result` rebuilds the exception."""
+    args = {k: v if isinstance(v, (bool, int, str)) else str(v) for k, v in exc.args_by_name.items()}
+    return {"error": exc.error, "args": args, "contract": exc.contract}
+
+
+def reverted_from_result(result: Any) -> ContractReverted | None:
+    """The :class:`ContractReverted` a failed operation recorded with :func:`revert_result`, or None."""
+    if isinstance(result, dict) and "error" in result and "args" in result:
+        return ContractReverted(result["error"], dict(result["args"]), result.get("contract"))
+    return None
+
+
 def transaction_payload(
     call: ContractFunction, sender: str, *, value: int = 0, gas: int | None = None
 ) -> dict[str, Any]:
-    """The JSON payload of a ``"transaction"`` operation that sends `call` from `sender`."""
+    """The JSON payload of a ``"transaction"`` operation that sends `call` from `sender`. Callers may add keys
+    of their own (bookkeeping for recovery): only ``sender`` and :data:`TRANSACTION_FIELDS` are sent."""
     payload: dict[str, Any] = {
         "sender": sender,
         "to": call.address,
@@ -385,12 +443,12 @@ class TransactionHandler:
                 return self._send(op, outbox)
         try:
             signed = self.transactor.sign(
-                {k: v for k, v in op.payload.items() if k != "sender"},
+                {k: op.payload[k] for k in TRANSACTION_FIELDS if k in op.payload},
                 op.payload["sender"],
                 nonce=eth.get_transaction_count(op.payload["sender"], "pending"),
             )
         except ContractReverted as exc:
-            raise PermanentFailure(str(exc)) from exc
+            raise PermanentFailure(str(exc), result=revert_result(exc)) from exc
         op = outbox.record_signed(op.key, signed)
         self.checkpoint("signed", op)
         return self._send(op, outbox)

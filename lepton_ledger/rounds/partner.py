@@ -8,7 +8,8 @@
    ``train``: ``fl.train_local`` in a worker of the given executor (a ``LocalExecutor`` by default), never in
    the caller's process;
 3. ``seal_update``: an envelope (envelope package) to the recipients' X25519 keys as registered in the
-   PartnerRegistry (coordinator and auditors), put to the store;
+   PartnerRegistry (coordinator and auditors); ``prepare_update`` records it in the outbox, then puts it to
+   the store;
 4. ``commit``: ``RoundLedger.submitUpdate(envelope digest = the envelope's CID digest, manifest digest,
    cumulative epsilon fixed point, sample count)``, then the round is recorded in the accountant (only
    once the chain accepted it). Batched mode (:meth:`Partner.run_round_batched`): ``sign_commitment``
@@ -17,28 +18,61 @@
    given away (it can be anchored at any time after), so the partner never under-counts its epsilon.
 6. ``claim``: ``RewardVault.claim`` with the payout proof, after the dispute window.
 
-Not done here: the durable outbox (rounds/outbox.py) around the put and the transaction (crash safety).
+Crash safety. Every side effect goes through the partner's outbox (effects.py: keys name chain, ledger,
+agreement, round, partner and step), so calling the same step again with the same arguments after a crash
+resumes it:
+
+- the sealed envelope (fresh keys: not reproducible) is recorded in the outbox *before* it is put or committed;
+  a restart puts and commits that same envelope. A partner that died before that point trains again, which
+  gives the identical update: training is seeded (:meth:`Partner.round_seed`, derived from the partner's secret
+  ``TrainingSettings.seed`` and the round, so every round draws fresh noise) and deterministic, and nothing of
+  the first run was released, so no extra privacy is spent;
+- the accountant is persisted (accountant_file.py) and each round recorded exactly once, under the key of the
+  operation that spent it (the confirmed ``submitUpdate``, or the signature given away); :meth:`Partner.reconcile`
+  (run before every round) finishes what a dead process left in flight, records what it confirmed but did not
+  record, and refuses to go on when the chain holds more epsilon than the accountant can explain
+  (``AccountantBehindChain``). The truth is the chain and the outbox's confirmed operations. Known gap: the
+  envelope is put before ``submitUpdate``; should the ledger refuse the commitment (say, the deadline passed
+  in between), its recipients can read an update whose spend is not recorded;
+- ``submitUpdate`` and ``claim`` are sent once (outbox.TransactionHandler), whatever the process or the node
+  went through.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..chain.typed_data import UpdateCommitment, sign_digest, update_commitment_digest
-from ..envelope import seal, update_commitment
+from ..envelope import seal
 from ..envelope.envelope import SealedEnvelope
 from ..envelope.manifest import DPRecord
 from ..envelope.tensors import deserialize_tensors
-from ..errors import LeptonError
+from ..errors import ConfigurationError, LeptonError
+from ..fl.accounting import Round
 from ..fl.training import TrainResult, plan_dp
-from .report import content_digest, fetch_by_digest, publish
+from .accountant_file import AccountantFile
+from .effects import Checkpoint, RoundEffects, default_outbox, put_data, put_result
+from .outbox import Operation, Outbox
+from .report import content_digest, fetch_by_digest
 
-__all__ = ["ModelDigestMismatch", "Partner", "SignedCommitment", "Submission", "TrainingSettings", "recipient_keys"]
+__all__ = ["AccountantBehindChain", "AccountingMismatch", "ModelDigestMismatch", "Partner", "PreparedUpdate",
+           "SignedCommitment", "Submission", "TrainingSettings", "recipient_keys"]  # fmt: skip
 
 
 class ModelDigestMismatch(LeptonError, ValueError):
     """The fetched global model is not the one the round committed to on-chain."""
+
+
+class AccountantBehindChain(LeptonError, RuntimeError):
+    """The chain holds a higher cumulative epsilon for the partner than its accountant and outbox account for
+    (their files were lost or replaced): training on would under-count the privacy spent."""
+
+
+class AccountingMismatch(LeptonError, RuntimeError):
+    """Recording a round gave another cumulative epsilon than the one committed for it."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +86,7 @@ class TrainingSettings:
     max_grad_norm: float = 1.0
     noise_multiplier: float = 1.0
     seed: int = 0
+    device: str | None = None  # None: CUDA when the worker has a GPU, else CPU (fl.training.default_device)
 
 
 @dataclass
@@ -68,6 +103,42 @@ class Submission:
 
 
 @dataclass(frozen=True)
+class PreparedUpdate:
+    """A sealed update whose bytes are durable in the outbox and published: what steps 3-4 commit."""
+
+    agreement_id: int
+    round_id: int
+    envelope: bytes
+    envelope_cid: str
+    envelope_digest: bytes  # the CID digest, as committed on-chain
+    manifest_digest: bytes
+    cumulative_epsilon_fixed: int
+    sample_count: int
+    dp_round: Round
+    metrics: dict[str, float]
+
+    @classmethod
+    def from_operation(cls, op: Operation) -> PreparedUpdate:
+        """From the confirmed ``"envelope"`` put operation (payload written by :meth:`Partner.prepare_update`)."""
+        p = op.payload
+        cid, digest = put_result(op)
+        return cls(int(p["agreement_id"]), int(p["round"]), put_data(op), cid, digest,
+                   bytes.fromhex(p["manifest_digest"][2:]), int(p["accounting"]["cumulative_epsilon"]),
+                   int(p["sample_count"]), Round.coerce(p["accounting"]["round"]), dict(p["metrics"]))  # fmt: skip
+
+    def commitment(self, partner: str) -> UpdateCommitment:
+        return UpdateCommitment(self.agreement_id, self.round_id, partner, self.envelope_digest, self.manifest_digest,
+                                self.cumulative_epsilon_fixed, self.sample_count)  # fmt: skip
+
+
+def accounting_record(agreement_id: int, dp_round: Round, cumulative_fixed: int) -> dict[str, Any]:
+    """What an operation that spends privacy carries so that a restart can record it: the agreement, the DP
+    round ``[noise multiplier, sample rate, steps]`` and the cumulative epsilon committed (fixed point)."""
+    return {"agreement": str(agreement_id), "round": [dp_round.noise_multiplier, dp_round.sample_rate, dp_round.steps],
+            "cumulative_epsilon": cumulative_fixed}  # fmt: skip
+
+
+@dataclass(frozen=True)
 class SignedCommitment:
     """A partner's EIP-712-signed ``UpdateCommitment`` for the coordinator's batch, with its envelope's CID."""
 
@@ -81,7 +152,8 @@ def recipient_keys(deployment: Any, addresses: list[str]) -> list[bytes]:
     return [bytes(deployment.partners.functions.partnerOf(a).call()[3]) for a in addresses]
 
 
-def _train_task(model_bytes: bytes, data: Any, settings: TrainingSettings, delta: float, accountant: str) -> TrainResult:
+def _train_task(model_bytes: bytes, data: Any, settings: TrainingSettings, delta: float, accountant: str,
+                seed: int | None = None) -> TrainResult:  # fmt: skip
     """Runs in a worker process: rebuilds the model from its safetensors bytes and trains it with DP-SGD."""
     from ..fl import build_model, train_local
 
@@ -91,7 +163,7 @@ def _train_task(model_bytes: bytes, data: Any, settings: TrainingSettings, delta
     return train_local(
         model=model, data=data, epochs=settings.epochs, batch_size=settings.batch_size, lr=settings.lr,
         max_grad_norm=settings.max_grad_norm, noise_multiplier=settings.noise_multiplier, delta=delta,
-        accountant=accountant, seed=settings.seed, device="cpu",
+        accountant=accountant, seed=settings.seed if seed is None else seed, device=settings.device,
     )  # fmt: skip
 
 
@@ -99,16 +171,82 @@ class Partner:
     """One partner: its Ethereum account (signs manifests and transactions), its data, its accountant.
 
     `tx` must hold the account's key; `executor` runs training (``workers.LocalExecutor`` or ``RayExecutor``).
+    `accountant` is the partner's ``fl.PrivacyAccountant`` under one agreement.
+
+    Args:
+        outbox: where side effects are recorded before they happen; default a file per partner and chain under
+            the data directory (effects.default_outbox).
+        accountant_path: the accountant's JSON file (accountant_file.py), loaded into `accountant` when it
+            exists; default ``<outbox>-accountant-<agreement>.json`` beside the outbox.
+        checkpoint: called at each durable step (effects.py names them); tests kill the process there.
+
+    Raises (constructor):
+        ConfigurationError: the accountant file belongs to another partner, agreement or terms.
     """
 
     def __init__(self, *, account: Any, tx: Any, deployment: Any, store: Any, accountant: Any, data: Any,
-                 executor: Any, settings: TrainingSettings = TrainingSettings()) -> None:  # fmt: skip
+                 executor: Any, settings: TrainingSettings = TrainingSettings(), outbox: Outbox | None = None,
+                 accountant_path: Path | None = None, checkpoint: Checkpoint | None = None) -> None:  # fmt: skip
         self.account, self.tx, self.deployment, self.store = account, tx, deployment, store
         self.accountant, self.data, self.executor, self.settings = accountant, data, executor, settings
+        self.outbox = outbox if outbox is not None else default_outbox("partner", tx.w3, account.address)
+        self.effects = RoundEffects(self.outbox, tx=tx, store=store, checkpoint=checkpoint)
+        self.checkpoint = self.effects.checkpoint
+        path = accountant_path or self.outbox.path.with_name(
+            f"{self.outbox.path.stem}-accountant-{accountant.agreement}.json"
+        )
+        self.accountant_file = AccountantFile(accountant, path)
 
     @property
     def address(self) -> str:
         return self.account.address
+
+    def _key(self, step: str, agreement_id: int, round_id: int) -> str:
+        return self.effects.key(step, self.deployment.ledger.address, agreement_id, round_id, self.address)
+
+    def _check_agreement(self, agreement_id: int) -> None:
+        if str(agreement_id) != self.accountant.agreement:
+            raise ConfigurationError(
+                f"this partner's accountant is for agreement {self.accountant.agreement}, not {agreement_id}"
+            )
+
+    # -- crash recovery ---------------------------------------------------------------------------------
+
+    def reconcile(self, agreement_id: int) -> int:
+        """Finishes the outbox's unfinished operations (a dead process's puts and transactions), records every
+        round the outbox shows as spent but the accountant lacks, then checks the chain; returns the accountant's
+        cumulative epsilon (fixed point).
+
+        Raises:
+            AccountantBehindChain: the chain holds more epsilon for this partner than the accountant.
+            AccountingMismatch: a recorded round gives another cumulative epsilon than was committed.
+            ChainError: the node is unreachable (call again).
+        """
+        self._check_agreement(agreement_id)
+        self.effects.runner.run()  # a transaction in flight may already be on-chain: settle it first
+        ledger = self.deployment.ledger.address
+        for step in ("submit", "signature"):
+            for op in self.outbox.operations("confirmed", prefix=self.effects.key(step, ledger, agreement_id) + ":"):
+                if op.key.endswith(":" + self.address):
+                    self._record(op.key, op.payload["accounting"])
+        on_chain = int(self.deployment.ledger.functions.cumulativeEpsilon(agreement_id, self.address).call())
+        spent = self.accountant.spent_fixed()
+        if on_chain > spent:
+            raise AccountantBehindChain(
+                f"the ledger holds cumulative epsilon {on_chain} (fixed point) for {self.address} under agreement "
+                f"{agreement_id}; its accountant ({self.accountant_file.path}) and outbox account for {spent}"
+            )
+        return spent
+
+    def _record(self, key: str, record: dict[str, Any]) -> None:
+        """Records the round spent by operation `key`, once."""
+        if self.accountant_file.has(key):
+            return
+        after = self.accountant_file.record_once(key, Round.coerce(record["round"]))
+        if after != int(record["cumulative_epsilon"]):
+            raise AccountingMismatch(
+                f"recording {key!r} took the accountant to {after}, the commitment says {record['cumulative_epsilon']}"
+            )
 
     # -- step 2 -----------------------------------------------------------------------------------------
 
@@ -138,89 +276,126 @@ class Partner:
                        noise_multiplier=s.noise_multiplier, accountant=self.accountant.kind.value)  # fmt: skip
         return self.accountant.check_budget(plan.as_round())
 
-    def train(self, model_bytes: bytes) -> TrainResult:
-        """``fl.train_local`` in a worker of the executor."""
+    def round_seed(self, agreement_id: int, round_id: int) -> int:
+        """The training seed of one round: derived from the secret ``settings.seed`` and the round, so that a
+        rerun after a crash gives the identical update while different rounds draw independent noise."""
+        scope = f"{self.settings.seed}:{self.tx.chain_id}:{self.deployment.ledger.address}:{agreement_id}:{round_id}"
+        return int.from_bytes(hashlib.sha256(scope.encode()).digest()[:7], "big")
+
+    def train(self, model_bytes: bytes, *, seed: int | None = None) -> TrainResult:
+        """``fl.train_local`` in a worker of the executor (with `seed`, default ``settings.seed``)."""
         future = self.executor.submit(_train_task, model_bytes, self.data, self.settings,
-                                      self.accountant.delta, self.accountant.kind.value)  # fmt: skip
+                                      self.accountant.delta, self.accountant.kind.value, seed)  # fmt: skip
         return future.result()
 
     # -- step 3 -----------------------------------------------------------------------------------------
 
     def seal_update(self, result: TrainResult, *, agreement_id: int, round_id: int, base_model_digest: bytes,
-                    recipients: list[bytes]) -> tuple[SealedEnvelope, str, bytes]:  # fmt: skip
-        """Seals the update to `recipients` and puts it to the store: ``(sealed, cid, cid digest)``."""
+                    recipients: list[bytes]) -> SealedEnvelope:  # fmt: skip
+        """Seals the update to `recipients` (nothing is put or recorded)."""
         assert result.dp is not None
         cumulative = self.accountant.would_spend(result.dp.as_round())
-        sealed = seal(
+        return seal(
             result.delta, signer_key=bytes(self.account.key), recipients=recipients,
-            chain_id=self.tx.w3.eth.chain_id, ledger=self.deployment.ledger.address, agreement_id=agreement_id,
+            chain_id=self.tx.chain_id, ledger=self.deployment.ledger.address, agreement_id=agreement_id,
             round=round_id, base_model_digest=base_model_digest, dp=DPRecord.from_params(result.dp),
             cumulative_epsilon=cumulative, sample_count=result.sample_count, metrics=result.metrics,
         )  # fmt: skip
-        cid, digest = publish(self.store, sealed.data)
-        return sealed, cid, digest
+
+    def prepare_update(self, agreement_id: int, round_id: int, recipient_addresses: list[str]) -> PreparedUpdate:
+        """Steps 2-3: fetch, check the budget, train, seal, record the envelope in the outbox, put it. A sealed
+        envelope already recorded for this round is put (if it is not yet) and returned without training.
+
+        Raises:
+            BudgetExceeded, ModelDigestMismatch, ArtifactNotFound: as :meth:`run_round`.
+        """
+        self._check_agreement(agreement_id)
+        key = self._key("envelope", agreement_id, round_id)
+        if self.outbox.find(key) is None:
+            model_bytes, model_digest = self.fetch_model(agreement_id, round_id)
+            self.check_budget()
+            result = self.train(model_bytes, seed=self.round_seed(agreement_id, round_id))
+            self.checkpoint("train:done", None)
+            assert result.dp is not None
+            sealed = self.seal_update(result, agreement_id=agreement_id, round_id=round_id,
+                                      base_model_digest=model_digest,
+                                      recipients=recipient_keys(self.deployment, recipient_addresses))  # fmt: skip
+            m = sealed.manifest
+            accounting = accounting_record(agreement_id, result.dp.as_round(), m.cumulative_epsilon)
+            return PreparedUpdate.from_operation(self.effects.put(
+                key, sealed.data, agreement_id=agreement_id, round=round_id, accounting=accounting,
+                manifest_digest="0x" + sealed.manifest_digest.hex(), sample_count=m.sample_count,
+                metrics=dict(result.metrics),
+            ))  # fmt: skip
+        return PreparedUpdate.from_operation(self.effects.finish(key))
 
     # -- step 4 -----------------------------------------------------------------------------------------
 
-    def commit(self, sealed: SealedEnvelope, envelope_digest: bytes, result: TrainResult) -> str:
-        """``submitUpdate`` on-chain, then records the round in the accountant; returns the tx hash."""
-        m = sealed.manifest
-        receipt = self.tx.transact(
-            self.deployment.ledger.functions.submitUpdate(
-                m.agreement_id, m.round, envelope_digest, sealed.manifest_digest, m.cumulative_epsilon, m.sample_count
-            ),
-            self.address,
-        )
-        assert result.dp is not None
-        recorded = self.accountant.record(result.dp.as_round())
-        assert recorded == m.cumulative_epsilon, (recorded, m.cumulative_epsilon)
-        return receipt["transactionHash"].to_0x_hex()
+    def commit(self, prepared: PreparedUpdate) -> Submission:
+        """``submitUpdate`` on-chain (once), then records the round in the accountant (once)."""
+        call = self.deployment.ledger.functions.submitUpdate(
+            prepared.agreement_id, prepared.round_id, prepared.envelope_digest, prepared.manifest_digest,
+            prepared.cumulative_epsilon_fixed, prepared.sample_count,
+        )  # fmt: skip
+        accounting = accounting_record(prepared.agreement_id, prepared.dp_round, prepared.cumulative_epsilon_fixed)
+        op = self.effects.transact(self._key("submit", prepared.agreement_id, prepared.round_id), call, self.address,
+                                   accounting=accounting)  # fmt: skip
+        self._record(op.key, op.payload["accounting"])
+        self.checkpoint("accountant:recorded", op)
+        return Submission(prepared.envelope_cid, prepared.envelope_digest, prepared.manifest_digest,
+                          prepared.cumulative_epsilon_fixed, prepared.sample_count, op.result["tx_hash"],
+                          dict(prepared.metrics))  # fmt: skip
 
-    def prepare_update(self, agreement_id: int, round_id: int, recipient_addresses: list[str]) -> tuple:
-        """Steps 2-3: fetch, check the budget, train, seal, put: ``(sealed, cid, cid digest, train result)``."""
-        model_bytes, model_digest = self.fetch_model(agreement_id, round_id)
-        self.check_budget()
-        result = self.train(model_bytes)
-        recipients = recipient_keys(self.deployment, recipient_addresses)
-        sealed, cid, digest = self.seal_update(result, agreement_id=agreement_id, round_id=round_id,
-                                               base_model_digest=model_digest, recipients=recipients)  # fmt: skip
-        return sealed, cid, digest, result
-
-    def sign_commitment(self, sealed: SealedEnvelope, cid: str, envelope_digest: bytes,
-                        result: TrainResult) -> SignedCommitment:  # fmt: skip
-        """Step 4, batched: signs the ``UpdateCommitment`` and records the round in the accountant."""
-        commitment = update_commitment(sealed, envelope_digest=envelope_digest)
-        digest = update_commitment_digest(self.tx.w3.eth.chain_id, self.deployment.ledger.address, commitment)
+    def sign_commitment(self, prepared: PreparedUpdate) -> SignedCommitment:
+        """Step 4, batched: signs the ``UpdateCommitment`` (deterministic: a rerun gives the same signature),
+        records in the outbox that it is given away, then records the round in the accountant (once)."""
+        commitment = prepared.commitment(self.address)
+        digest = update_commitment_digest(self.tx.chain_id, self.deployment.ledger.address, commitment)
         signature = sign_digest(bytes(self.account.key), digest)
-        assert result.dp is not None
-        self.accountant.record(result.dp.as_round())
-        return SignedCommitment(commitment, signature, cid)
+        key = self._key("signature", prepared.agreement_id, prepared.round_id)
+        accounting = accounting_record(prepared.agreement_id, prepared.dp_round, prepared.cumulative_epsilon_fixed)
+        op = self.outbox.enqueue(key, "record", {"accounting": accounting, "signature": "0x" + signature.hex()})
+        self.checkpoint("signature:enqueued", op)
+        if op.status != "confirmed":
+            op = self.outbox.mark_confirmed(key, {"signature": "0x" + signature.hex()})
+        self.checkpoint("signature:confirmed", op)
+        self._record(key, op.payload["accounting"])
+        self.checkpoint("accountant:recorded", op)
+        return SignedCommitment(commitment, signature, prepared.envelope_cid)
 
     def run_round_batched(self, agreement_id: int, round_id: int, recipient_addresses: list[str]) -> SignedCommitment:
-        """Steps 2-4 in batched mode: the signed commitment, for the coordinator's ``anchor_batch``."""
-        sealed, cid, digest, result = self.prepare_update(agreement_id, round_id, recipient_addresses)
-        return self.sign_commitment(sealed, cid, digest, result)
+        """Steps 2-4 in batched mode: the signed commitment, for the coordinator's ``anchor_batch``.
+
+        Raises:
+            as :meth:`run_round`, but nothing is sent to the chain.
+        """
+        self.reconcile(agreement_id)
+        return self.sign_commitment(self.prepare_update(agreement_id, round_id, recipient_addresses))
 
     def run_round(self, agreement_id: int, round_id: int, recipient_addresses: list[str]) -> Submission:
-        """Steps 2-4 for one round.
+        """Steps 2-4 for one round; called again after a crash, it resumes where the dead process stopped.
 
         Raises:
             BudgetExceeded: before training, when the round would exceed the partner's epsilon cap.
             ModelDigestMismatch, ArtifactNotFound: the global model cannot be fetched as committed.
             ContractReverted: the ledger refused the commitment.
+            ChainError: the node is unreachable (call again to resume).
+            AccountantBehindChain, ConfigurationError: the accountant does not belong to this agreement or
+                cannot explain the chain's epsilon.
         """
-        sealed, cid, digest, result = self.prepare_update(agreement_id, round_id, recipient_addresses)
-        tx_hash = self.commit(sealed, digest, result)
-        m = sealed.manifest
-        return Submission(cid, digest, sealed.manifest_digest, m.cumulative_epsilon, m.sample_count, tx_hash,
-                          dict(result.metrics))  # fmt: skip
+        self.reconcile(agreement_id)
+        return self.commit(self.prepare_update(agreement_id, round_id, recipient_addresses))
 
     # -- step 6 -----------------------------------------------------------------------------------------
 
     def claim(self, agreement_id: int, round_id: int, amount: int, proof: list[bytes]) -> str:
-        """``RewardVault.claim`` with this partner's payout proof; returns the tx hash."""
-        receipt = self.tx.transact(
-            self.deployment.vault.functions.claim(agreement_id, round_id, amount, proof), self.address
-        )
-        return receipt["transactionHash"].to_0x_hex()
+        """``RewardVault.claim`` with this partner's payout proof, sent once; returns the tx hash.
 
+        Raises:
+            ContractReverted: the vault refused (wrong proof, dispute window open, ...).
+        """
+        op = self.effects.transact(
+            self._key("claim", agreement_id, round_id),
+            self.deployment.vault.functions.claim(agreement_id, round_id, amount, proof), self.address,
+        )  # fmt: skip
+        return op.result["tx_hash"]

@@ -10,7 +10,9 @@ an artifact, and the store verifies every block it returns against its CID.
 
 Report format (version 1): canonical JSON (sorted keys, no spaces, UTF-8) of :meth:`RoundReport.to_dict`;
 the ``reportDigest`` finalized on-chain is its CID digest. Amounts are decimal strings (uint256 does not fit a
-JSON number everywhere); digests are 0x-hex.
+JSON number everywhere); digests are 0x-hex. ``aggregation_rule`` with ``aggregation_params`` and ``scoring`` with
+``scoring_params`` name exactly what the coordinator ran (``fl.aggregate``, ``fl.contribution_scores``), so that
+an auditor re-runs the same.
 """
 
 from __future__ import annotations
@@ -103,10 +105,12 @@ class RoundReport:
     eval_commitment: str
     aggregation_rule: str
     max_norm: float
-    scoring: str
+    scoring: str  # "<method>:accuracy", method a key of fl.scoring.SCORERS
     payout_rule: str
     reward: int
     partners: list[PartnerOutcome]
+    aggregation_params: dict[str, Any] = field(default_factory=dict)  # fl.aggregate's keyword parameters
+    scoring_params: dict[str, Any] = field(default_factory=dict)  # fl.contribution_scores' keyword parameters
     aggregate_cid: str | None = None
     aggregate_digest: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
@@ -121,6 +125,19 @@ class RoundReport:
 
     def to_bytes(self) -> bytes:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> RoundReport:
+        """The report :meth:`to_bytes` wrote (a restarted coordinator reuses the one it already published).
+
+        Raises:
+            ValueError: not a version-1 report.
+        """
+        doc = json.loads(data)
+        if not isinstance(doc, dict) or doc.get("version") != REPORT_VERSION:
+            raise ValueError(f"not a version {REPORT_VERSION} round report")
+        lines = [PartnerOutcome(**{**line, "payout": int(line["payout"])}) for line in doc.pop("partners")]
+        return cls(**{**doc, "reward": int(doc["reward"]), "partners": lines})
 
     @property
     def payouts(self) -> dict[str, int]:

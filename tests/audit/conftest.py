@@ -33,7 +33,7 @@ from lepton_ledger.envelope.manifest import DPRecord
 from lepton_ledger.envelope.tensors import deserialize_tensors, serialize_tensors
 from lepton_ledger.fl.accounting import epsilon_from_history
 from lepton_ledger.rounds.coordinator import Coordinator
-from lepton_ledger.rounds.demo import run_demo
+from lepton_ledger.rounds.demo import RoundRules, run_demo
 from lepton_ledger.rounds.outbox import Outbox
 from lepton_ledger.rounds.report import (
     PartnerOutcome,
@@ -94,7 +94,9 @@ def demo_single(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def demo_batched(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("audit") / "batched"
-    run_demo(out, partners=2, rounds=2, mode="batched", console=Console(quiet=True))
+    # Also the robust path: a coordinate-wise median aggregate and Monte Carlo Shapley scores must re-compute too.
+    run_demo(out, partners=2, rounds=2, mode="batched", rules=RoundRules(aggregation="median",
+             scoring="tmc_shapley"), console=Console(quiet=True))  # fmt: skip
     wait_for_state_written(out / "chain-state.json")
     return out
 

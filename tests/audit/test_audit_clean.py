@@ -14,6 +14,7 @@ from lepton_ledger.audit import CHECK_NAMES, AuditCannotRun, audit_workdir
 from lepton_ledger.audit.cli import audit_app
 from lepton_ledger.chain.anvil import Anvil
 from lepton_ledger.keys import Keystore
+from lepton_ledger.storage.local import LocalStore
 
 ROUND_CHECKS = {"cids_resolve", "envelope_decrypts", "manifest_signature", "epsilon_recomputed", "epsilon_within_cap",
                 "rejections_recheck", "aggregate_recomputed", "scores_and_payouts"}  # fmt: skip
@@ -72,6 +73,9 @@ def test_batched_demo_audits_green_from_its_batch_documents(demo_batched, tmp_pa
     facts = demo_summary(demo_batched)
     assert [(c.round, c.cid) for c in batches] == [(r["round"], r["cids"]["batch"]) for r in facts["per_round"]]
     assert len([c for c in result.checks if c.name == "epsilon_recomputed"]) == 4
+    reports = [json.loads(LocalStore(demo_batched / "store").get(r["cids"]["report"])) for r in facts["per_round"]]
+    assert {(r["aggregation_rule"], r["scoring"]) for r in reports} == {("median", "tmc_shapley:accuracy")}
+    assert [r["scoring_params"]["seed"] for r in reports] == [1, 2]  # seeded by the round: re-computable
 
 
 def test_second_audit_rechecks_no_old_round_and_full_rechecks_all(demo_single, clean_audit, fresh_copy):

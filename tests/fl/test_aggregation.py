@@ -254,3 +254,16 @@ def test_aggregate_by_name():
         aggregate("fedavg", updates, trim=0.1)
     with pytest.raises(AggregationError, match=r"bad parameters \[\] for rule 'krum'"):
         aggregate("krum", updates)  # f is required
+
+
+def test_default_params_fit_the_number_of_updates_and_run():
+    from lepton_ledger.fl.aggregation import aggregate, default_params
+
+    assert default_params("fedavg", 3) == {} and default_params("trimmed_mean", 3) == {"trim": 0.2}
+    assert default_params("krum", 3) == {"f": 0} and default_params("krum", 7) == {"f": 2}
+    assert default_params("multi_krum", 7) == {"f": 2, "m": 5}
+    updates = [({"w": torch.full((2,), float(i))}, 1.0) for i in range(7)]
+    for rule in ("fedavg", "median", "trimmed_mean", "krum", "multi_krum"):
+        assert aggregate(rule, updates, **default_params(rule, len(updates)))["w"].shape == (2,)
+    with pytest.raises(LeptonError, match="unknown aggregation rule 'mean'"):
+        default_params("mean", 3)

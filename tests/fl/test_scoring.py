@@ -280,3 +280,16 @@ def test_aggregate_utility_refuses_unknown_rule_and_no_updates(digits, round_upd
         aggregate_utility(digits.base, round_updates, digits.accuracy, rule="mean")
     with pytest.raises(ConfigurationError, match="no updates"):
         aggregate_utility(digits.base, {}, digits.accuracy)
+
+
+def test_contribution_scores_dispatches_by_name_and_names_what_is_wrong():
+    from lepton_ledger.fl.scoring import contribution_scores, leave_one_out, tmc_shapley
+
+    values = {frozenset(): 0.0, frozenset("a"): 0.5, frozenset("b"): 0.25, frozenset("ab"): 0.75}
+    utility = values.__getitem__
+    assert contribution_scores("leave_one_out", "ab", utility) == leave_one_out("ab", utility)
+    assert contribution_scores("tmc_shapley", "ab", utility, seed=3) == tmc_shapley("ab", utility, seed=3)
+    with pytest.raises(ConfigurationError, match="unknown scoring method 'banzhaf'"):
+        contribution_scores("banzhaf", "ab", utility)
+    with pytest.raises(ConfigurationError, match="bad parameters \\['seed'\\] for scoring 'leave_one_out'"):
+        contribution_scores("leave_one_out", "ab", utility, seed=1)

@@ -294,3 +294,28 @@ def test_runner_runs_other_kinds_and_retries_transient_errors(tmp_path):
     (op,) = runner.run()
     assert op.status == "confirmed" and op.result == {"cid": "bafy-hello"} and op.attempts == 2
     assert calls == ["put:a", "put:a"]
+
+
+def test_enqueue_many_records_all_or_nothing(tmp_path):
+    outbox = Outbox(tmp_path / "o.sqlite")
+    outbox.enqueue("b", "ipfs", {"old": True})
+    ops = outbox.enqueue_many([("a", "ipfs", {"n": 1}), ("b", "ipfs", {"new": True}), ("c", "tx", {"n": 3})])
+    assert [op.key for op in ops] == ["a", "b", "c"] and ops[1].payload == {"old": True}
+    with pytest.raises(TypeError):  # the last payload cannot be stored: the first is not recorded either
+        outbox.enqueue_many([("d", "ipfs", {}), ("e", "ipfs", {"bad": object()})])
+    assert outbox.find("d") is None and outbox.find("e") is None
+    assert [op.key for op in outbox.operations(prefix="a")] == ["a"]
+    assert [op.key for op in outbox.operations("pending", prefix="")] == ["b", "a", "c"]
+
+
+def test_retry_makes_only_a_failed_operation_pending_again(tmp_path):
+    outbox = Outbox(tmp_path / "o.sqlite")
+    outbox.enqueue("k", "tx", {"v": 1})
+    with pytest.raises(OutboxError, match="is pending"):
+        outbox.retry("k")
+    outbox.mark_failed("k", "refused", {"error": "X", "args": {}})
+    again = outbox.retry("k", {"v": 2})
+    assert (again.status, again.payload, again.error, again.result) == ("pending", {"v": 2}, None, None)
+    outbox.mark_confirmed("k", {"ok": True})
+    with pytest.raises(OutboxError, match="is confirmed"):
+        outbox.retry("k")

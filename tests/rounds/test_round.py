@@ -9,17 +9,19 @@ import dataclasses
 import json
 
 import pytest
-from rich.console import Console
 
 from lepton_ledger import fl
+from lepton_ledger.chain import agreements
+from lepton_ledger.chain.agreements import TOKEN
 from lepton_ledger.chain.anvil import Anvil, advance_time, dev_account
 from lepton_ledger.chain.artifacts import load_artifact
 from lepton_ledger.chain.deployment import DevRoles, deploy_with_roles
-from lepton_ledger.chain.lifecycle import TOKEN, _propose, _sign_all
 from lepton_ledger.chain.transactions import Transactor
 from lepton_ledger.envelope import generate_x25519_keypair
+from lepton_ledger.errors import ConfigurationError
 from lepton_ledger.fl.accounting import BudgetExceeded
 from lepton_ledger.rounds.coordinator import Coordinator
+from lepton_ledger.rounds.outbox import Outbox
 from lepton_ledger.rounds.partner import Partner, TrainingSettings
 from lepton_ledger.rounds.report import fetch_by_digest
 from lepton_ledger.storage.local import LocalStore
@@ -61,24 +63,30 @@ def world(tmp_path_factory):
 def new_agreement(world) -> int:
     """A fresh active, funded agreement between the three partners (by-sample-count payouts, epsilon cap 8)."""
     w3, tx, d, token, roles, accounts = (world[k] for k in ("w3", "tx", "d", "token", "roles", "accounts"))
-    agreement_id, terms = _propose(w3, tx, d, roles.coordinator, token, list(accounts.values()))
-    _sign_all(w3, tx, d, agreement_id, roles.coordinator, accounts, Console(quiet=True))
+    now = w3.eth.get_block("latest")["timestamp"]
+    terms = agreements.AgreementTerms(
+        parties=[a.address for a in accounts.values()], reward_token=token.address, reward_per_round=300 * TOKEN,
+        epsilon_cap=8.0, delta=1e-5, required_stake=100 * TOKEN, start=now - 1, end=now + 30 * 86400, max_rounds=5,
+        payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT, document={"task": "digits classification"},
+    )  # fmt: skip
+    agreement_id = agreements.propose(tx, d, roles.coordinator.address, terms)
+    for i, account in enumerate(accounts.values()):  # one by transaction, the next by relayed EIP-712 signature
+        agreements.sign(tx, d, agreement_id, account, relayer=roles.coordinator.address if i % 2 else None)
     for account in accounts.values():
-        tx.transact(token.functions.mint(account.address, terms["required_stake"]), roles.admin.address)
-        tx.transact(token.functions.approve(d.vault.address, terms["required_stake"]), account.address)
-        tx.transact(d.vault.functions.stake(agreement_id, terms["required_stake"]), account.address)
-    funding = terms["reward_per_round"]
-    tx.transact(token.functions.mint(roles.coordinator.address, funding), roles.admin.address)
-    tx.transact(token.functions.approve(d.vault.address, funding), roles.coordinator.address)
-    tx.transact(d.vault.functions.fund(agreement_id, funding), roles.coordinator.address)
+        tx.transact(token.functions.mint(account.address, terms.required_stake), roles.admin.address)
+        agreements.stake(tx, d, token, agreement_id, account.address, terms.required_stake)
+    tx.transact(token.functions.mint(roles.coordinator.address, terms.reward_per_round), roles.admin.address)
+    agreements.fund(tx, d, token, agreement_id, roles.coordinator.address, terms.reward_per_round)
     return agreement_id
 
 
-def make_coordinator(world, name: str) -> Coordinator:
+def make_coordinator(world, name: str, **options) -> Coordinator:
+    folder = world["tmp"].mktemp(name)
     return Coordinator(account=world["roles"].coordinator, tx=world["tx"], deployment=world["d"],
                        store=world["store"], x25519_private=world["keys"]["coordinator"],
-                       events_path=world["tmp"].mktemp(name) / "events.sqlite", eval_set=world["split"].eval_set,
-                       model_name="logreg", max_norm=50.0, payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT)  # fmt: skip
+                       events_path=folder / "events.sqlite", eval_set=world["split"].eval_set,
+                       model_name="logreg", max_norm=50.0, payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT,
+                       outbox=Outbox(folder / "outbox.sqlite"), **options)  # fmt: skip
 
 
 def make_partner(world, name: str, agreement_id: int, executor, *, cls=Partner, cap: float = 8.0) -> Partner:
@@ -86,7 +94,8 @@ def make_partner(world, name: str, agreement_id: int, executor, *, cls=Partner, 
     accountant = fl.PrivacyAccountant(partner=account.address, agreement=agreement_id, delta=1e-5, epsilon_cap=cap)
     return cls(account=account, tx=world["tx"], deployment=world["d"], store=world["store"], accountant=accountant,
                data=world["split"].partners[NAMES.index(name)], executor=executor,
-               settings=TrainingSettings(model="logreg", epochs=1, batch_size=64, noise_multiplier=1.0))  # fmt: skip
+               settings=TrainingSettings(model="logreg", epochs=1, batch_size=64, noise_multiplier=1.0),
+               outbox=Outbox(world["tmp"].mktemp(f"{name}-{agreement_id}") / "outbox.sqlite"))  # fmt: skip
 
 
 def open_round(world, coordinator: Coordinator, agreement_id: int) -> tuple[int, str]:
@@ -104,16 +113,16 @@ def recipients(world) -> list[str]:
 class Poisoned(Partner):
     """Scales its honest update by 1000 before sealing it."""
 
-    def train(self, model_bytes):
-        result = super().train(model_bytes)
+    def train(self, model_bytes, **kwargs):
+        result = super().train(model_bytes, **kwargs)
         return dataclasses.replace(result, delta={k: v * 1000 for k, v in result.delta.items()})
 
 
 class NaNPoisoned(Partner):
     """Puts a NaN in its update before sealing it."""
 
-    def train(self, model_bytes):
-        result = super().train(model_bytes)
+    def train(self, model_bytes, **kwargs):
+        result = super().train(model_bytes, **kwargs)
         delta = {k: v.clone() for k, v in result.delta.items()}
         next(iter(delta.values())).view(-1)[0] = float("nan")
         return dataclasses.replace(result, delta=delta)
@@ -232,3 +241,20 @@ def test_envelope_the_coordinator_cannot_open_is_rejected_with_the_error_name(wo
     (reason,) = outcome.report.rejected[partners[2].address]
     assert reason["code"] == "NotARecipient"
     assert partners[2].address not in outcome.report.payouts
+
+
+def test_coordinator_pays_by_the_agreements_rule_and_refuses_another(world, executor):
+    agreement_id = new_agreement(world)
+    coordinator = make_coordinator(world, "coordinator-rule")
+    assert coordinator.agreement_payout_rule(agreement_id) == fl.PayoutRule.BY_SAMPLE_COUNT
+    coordinator.payout_rule = fl.PayoutRule.EQUAL
+    with pytest.raises(ConfigurationError, match="pays by by_sample_count, not by equal"):
+        coordinator.agreement_payout_rule(agreement_id)
+
+
+def test_coordinator_refuses_an_unknown_rule_or_scoring_method(world):
+    with pytest.raises(ConfigurationError, match="unknown aggregation rule 'mean'"):
+        make_coordinator(world, "bad-rule", aggregation="mean")
+    with pytest.raises(ConfigurationError, match="unknown scoring method 'banzhaf'"):
+        make_coordinator(world, "bad-scoring", scoring="banzhaf")
+

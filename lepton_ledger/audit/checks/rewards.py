@@ -4,7 +4,8 @@ the payout tree they give against the finalized root and total and the vault's a
 
 One result per partner of the report (its score within :data:`SCORE_TOLERANCE` of the re-computed one, its
 payout exactly the re-computed one) and one for the round (evaluation set, reward, payout root and total).
-Scoring rule supported: ``leave_one_out:accuracy`` (what the coordinator runs).
+Scoring: ``<method>:accuracy`` with the report's ``scoring_params``, method any of ``fl.scoring.SCORERS``
+(leave-one-out, TMC-Shapley, exact Shapley: all deterministic for their parameters).
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import torch
 
 from ...chain.merkle import PayoutTree
 from ...errors import ConfigurationError
+from ...fl.aggregation import AggregationError
 from ...fl.payouts import PayoutRule, split_reward
-from ...fl.scoring import aggregate_utility, leave_one_out
+from ...fl.scoring import SCORERS, aggregate_utility, contribution_scores
 from ..model import SCORES_AND_PAYOUTS, CheckResult
 from .training import RoundMaterial
 
@@ -25,7 +27,7 @@ __all__ = ["SCORE_TOLERANCE", "SUPPORTED_SCORING", "check_scores_and_payouts"]
 
 # Accuracy is a count over the evaluation set: scores agree exactly unless float summation order differs.
 SCORE_TOLERANCE = 1e-6
-SUPPORTED_SCORING = "leave_one_out:accuracy"
+SCORING_METRIC = "accuracy"  # the utility every scoring method is computed on
 
 
 def check_scores_and_payouts(m: RoundMaterial, terms: dict[str, Any], eval_commitment_ok: tuple[bool, str],
@@ -47,11 +49,16 @@ def check_scores_and_payouts(m: RoundMaterial, terms: dict[str, Any], eval_commi
     if not commitment_matches:
         problems.append(f"the rebuilt evaluation set's commitment {rebuilt_commitment} is not the round's "
                         f"0x{record.eval_commitment.hex()}")  # fmt: skip
-    if report.get("scoring") != SUPPORTED_SCORING:
+    method, _, metric = str(report.get("scoring")).partition(":")
+    if method not in SCORERS or metric != SCORING_METRIC:
         problems.append(f"unsupported scoring {report.get('scoring')!r}")
     elif updates and commitment_matches:
-        utility = aggregate_utility(m.base, updates, evaluate_state, rule=str(report.get("aggregation_rule")))
-        scores = leave_one_out(list(updates), utility)
+        utility = aggregate_utility(m.base, updates, evaluate_state, rule=str(report.get("aggregation_rule")),
+                                    params=dict(report.get("aggregation_params") or {}))  # fmt: skip
+        try:
+            scores = contribution_scores(method, list(updates), utility, **dict(report.get("scoring_params") or {}))
+        except (ConfigurationError, AggregationError) as exc:
+            problems.append(f"scores do not re-compute by {report.get('scoring')!r}: {exc}")
     rule = PayoutRule(int(terms["payoutRule"]))
     reward = int(terms["rewardPerRound"])
     try:

@@ -111,7 +111,8 @@ def recompute_aggregate(m: RoundMaterial) -> tuple[CheckResult | None, dict[str,
         return CheckResult(AGGREGATE_RECOMPUTED, False, "the round was finalized with no accepted update", a, r, None,
                            m.aggregate_cid, evidence), None  # fmt: skip
     try:
-        delta = aggregate(rule, [(m.opened[p].tensors, float(m.opened[p].manifest.sample_count)) for p in accepted])
+        delta = aggregate(rule, [(m.opened[p].tensors, float(m.opened[p].manifest.sample_count)) for p in accepted],
+                          **dict(report.get("aggregation_params") or {}))
     except AggregationError as exc:
         return CheckResult(AGGREGATE_RECOMPUTED, False, f"the accepted updates do not aggregate by {rule!r}: {exc}",
                            a, r, None, m.aggregate_cid, evidence), None  # fmt: skip
