@@ -22,12 +22,12 @@ from lepton_ledger.commands.roles import (
     accountant_path,
     build_coordinator,
     build_partner,
+    fresh_accountant,
     global_model,
-    load_accountant,
-    save_accountant,
     terms_document,
 )
 from lepton_ledger.fl.data import make_federated
+from lepton_ledger.rounds.outbox import Outbox
 from lepton_ledger.storage.local import LocalStore
 from lepton_ledger.workers.local import LocalExecutor
 from scripts.deploy import require_local_network
@@ -58,7 +58,7 @@ def main(deployment: str = "deployment.json"):
         account=coordinator_account, tx=tx, deployment=d, store=store,
         x25519_private=bytes.fromhex(parties["coordinator"]["x25519_private_key"]),
         events_path=folder / "events.sqlite", eval_set=split.eval_set, model_name=model_name, max_norm=50.0,
-        payout_rule=terms.payout_rule,
+        payout_rule=terms.payout_rule, outbox=Outbox(folder / "outbox" / "coordinator.sqlite"),
     )
     state, previous = global_model(d, store, agreement_id, model_name=model_name, input_dim=split.input_dim,
                                    num_classes=split.num_classes)
@@ -72,12 +72,13 @@ def main(deployment: str = "deployment.json"):
     with LocalExecutor(max_workers=1) as executor:
         for i, name in enumerate(setup["partners"]):
             account = accounts[name]
-            accountant_file = accountant_path(folder / "accountants", agreement_id, account.address)
-            accountant = load_accountant(accountant_file, d, agreement_id, account.address)
+            accountant = fresh_accountant(d, agreement_id, account.address)
             partner = build_partner(account=account, tx=tx, deployment=d, store=store, accountant=accountant,
-                                    data=split.partners[i], executor=executor)
+                                    data=split.partners[i], executor=executor,
+                                    accountant_path=accountant_path(folder / "accountants", agreement_id,
+                                                                    account.address),
+                                    outbox=Outbox(folder / "outbox" / f"{name}.sqlite"))
             submission = partner.run_round(agreement_id, round_id, recipients)
-            save_accountant(accountant, accountant_file)
             epsilons[account.address] = accountant.epsilon()
             print(f"{name} submitted {submission.envelope_cid}: epsilon {epsilons[account.address]:.4f} "
                   f"of cap {terms.epsilon_cap:g}")

@@ -44,11 +44,13 @@ from .data import (
     SeedOpt,
 )
 
-__all__ = ["AGGREGATIONS", "PAYOUT_RULES", "coordinator_app"]
+__all__ = ["AGGREGATIONS", "PAYOUT_RULES", "SCORINGS", "coordinator_app"]
 
 PAYOUT_RULES = {"proportional": 0, "equal": 1, "by_sample_count": 2}  # fl.PayoutRule / the on-chain enum
 # Rules that need parameters (trim, f, m) the Coordinator does not take yet are refused before anything is sent.
-AGGREGATIONS = ("fedavg", "median")
+# fl.aggregation.AGGREGATORS and fl.scoring.SCORERS, spelled out so that --help does not import torch
+AGGREGATIONS = ("fedavg", "median", "trimmed_mean", "krum", "multi_krum")
+SCORINGS = ("leave_one_out", "tmc_shapley", "exact_shapley")
 DEFAULT_MAX_NORM = 50.0
 PENDING = 1  # IPartnerRegistry.PartnerStatus
 TERMINATED = 3  # IAgreementRegistry.AgreementStatus
@@ -254,7 +256,8 @@ def anchor(
 
 
 def _coordinator(s: Any, agreement: int, eval_set: Any, *, model: str | None, max_norm: float | None,
-                 aggregation: str = "fedavg") -> Any:  # fmt: skip
+                 aggregation: str = "fedavg", scoring: str = "leave_one_out") -> Any:  # fmt: skip
+    from ..fl.aggregation import default_params
     from .roles import ChainTerms, build_coordinator, terms_document
 
     terms = ChainTerms.read(s.deployment, agreement)
@@ -264,7 +267,9 @@ def _coordinator(s: Any, agreement: int, eval_set: Any, *, model: str | None, ma
         x25519_private=s.identity.x25519_private_bytes(), events_path=s.state_dir("events") / "events.sqlite",
         eval_set=eval_set, model_name=model or document.get("model", "logreg"),
         max_norm=float(max_norm if max_norm is not None else document.get("max_norm", DEFAULT_MAX_NORM)),
-        payout_rule=terms.payout_rule, aggregation=aggregation,
+        payout_rule=terms.payout_rule, aggregation=aggregation, scoring=scoring,
+        aggregation_params=default_params(aggregation, int(s.deployment.agreements.functions.roundConfig(agreement)
+                                                           .call()[2])),  # the rule's defaults for the party count
     )  # fmt: skip
 
 
@@ -309,7 +314,9 @@ def close(
     agreement: AgreementArg, round: Annotated[int, typer.Argument(help="Round id.")], key: KeyOpt,
     dataset: DatasetOpt = "digits", partitions: PartitionsOpt = 1, seed: SeedOpt = 0, csv: CsvOpt = None,
     label_column: LabelColumnOpt = "label", num_classes: NumClassesOpt = None,
-    aggregation: Annotated[str, typer.Option(help=f"Aggregation rule: {' or '.join(AGGREGATIONS)}.")] = "fedavg",
+    aggregation: Annotated[str, typer.Option(help=f"Aggregation rule: {', '.join(AGGREGATIONS)} (robust rules "
+                                                 "with their defaults for the agreement's party count).")] = "fedavg",
+    scoring: Annotated[str, typer.Option(help=f"Contribution scores: {', '.join(SCORINGS)}.")] = "leave_one_out",
     model: Annotated[str | None, typer.Option(help="Model name; default: the terms document's, else logreg.")] = None,
     max_norm: Annotated[float | None, typer.Option(help="L2 bound of an update; default: from the terms.")] = None,
     rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None, ipfs: IpfsOpt = None,
@@ -325,13 +332,15 @@ def close(
     from .data import eval_data
 
     require(aggregation in AGGREGATIONS, f"--aggregation must be one of {', '.join(AGGREGATIONS)}, not {aggregation!r}")
+    require(scoring in SCORINGS, f"--scoring must be one of {', '.join(SCORINGS)}, not {scoring!r}")
     eval_set = eval_data(dataset=dataset, partitions=partitions, seed=seed, csv=csv, label_column=label_column,
                          num_classes=num_classes)  # fmt: skip
     with open_session(rpc_url=rpc_url, deployment=deployment, key=key, ipfs=ipfs) as s:
         s.agreement_state(agreement)
         require(int(s.deployment.ledger.functions.openRoundOf(agreement).call()) == round,
                 f"round {round} of agreement {agreement} is not open")  # fmt: skip
-        coordinator = _coordinator(s, agreement, eval_set, model=model, max_norm=max_norm, aggregation=aggregation)
+        coordinator = _coordinator(s, agreement, eval_set, model=model, max_norm=max_norm, aggregation=aggregation,
+                                   scoring=scoring)  # fmt: skip
         _, committed = coordinator.round_state(agreement, round)
         require(eval_commitment(eval_set) == committed,
                 "the evaluation set from these data options is not the one the round committed to")  # fmt: skip

@@ -192,13 +192,7 @@ def _train(*, agreement: int, key: str, dataset: str, partition: int, partitions
     from ..rounds.partner import TrainingSettings
     from ..workers.local import LocalExecutor
     from .data import partner_data
-    from .roles import (
-        ChainTerms,
-        build_partner,
-        load_accountant,
-        save_accountant,
-        terms_document,
-    )
+    from .roles import ChainTerms, build_partner, fresh_accountant, terms_document
 
     data = partner_data(dataset=dataset, partition=partition, partitions=partitions, seed=seed, csv=csv,
                         label_column=label_column, num_classes=num_classes)  # fmt: skip
@@ -207,8 +201,7 @@ def _train(*, agreement: int, key: str, dataset: str, partition: int, partitions
         ledger = s.deployment.ledger.functions
         round_id = int(ledger.openRoundOf(agreement).call())
         require(round_id > 0, f"agreement {agreement} has no open round")
-        require(not ledger.hasSubmitted(agreement, round_id, s.address).call(),
-                f"{s.address} has already submitted to round {round_id} of agreement {agreement}")  # fmt: skip
+        # Already submitted is not refused: the same command resumes a round a crash interrupted (the outbox).
         recipients = [parse_address(r, "--recipient") for r in recipient or []] or [
             s.document.get("coordinator"), *s.document.get("auditors", [])]  # fmt: skip
         require(all(recipients), f"no recipients: {s.deployment_path} names no coordinator; pass --recipient")
@@ -220,16 +213,15 @@ def _train(*, agreement: int, key: str, dataset: str, partition: int, partitions
         model = model or (terms_document(s.store, terms) or {}).get("model", "logreg")
         settings = TrainingSettings(model=model, epochs=epochs, batch_size=batch_size, lr=lr,
                                     max_grad_norm=max_grad_norm, noise_multiplier=noise_multiplier, seed=train_seed)
-        path = _accountant_file(s, agreement, s.address)
-        accountant = load_accountant(path, s.deployment, agreement, s.address)
+        accountant = fresh_accountant(s.deployment, agreement, s.address)
         with LocalExecutor(max_workers=1) as executor:
             partner = build_partner(account=s.account, tx=s.tx, deployment=s.deployment, store=s.store,
-                                    accountant=accountant, data=data, executor=executor, settings=settings)
+                                    accountant=accountant, data=data, executor=executor, settings=settings,
+                                    accountant_path=_accountant_file(s, agreement, s.address))  # fmt: skip
             if batched:
                 result = partner.run_round_batched(agreement, round_id, recipients)
             else:
                 result = partner.run_round(agreement, round_id, recipients)
-        save_accountant(accountant, path)
         if batched:
             from .roles import signed_commitment_document
 
@@ -305,7 +297,7 @@ def claim(
     root against the chain, and sends RewardVault.claim(agreement, round, amount, proof) from --key.
     """
     from ..chain.merkle import LeafNotFound
-    from .roles import build_partner, load_accountant, payout_tree
+    from .roles import build_partner, fresh_accountant, payout_tree
 
     with open_session(rpc_url=rpc_url, deployment=deployment, key=key, ipfs=ipfs) as s:
         s.agreement_state(agreement)
@@ -323,9 +315,9 @@ def claim(
         opens = int(vault.allocation(agreement, round).call()[3])
         now = int(s.w3.eth.get_block("pending")["timestamp"])  # the time the claim would be mined at
         require(now >= opens, f"claims of round {round} open at {opens}, in {opens - now} s (the dispute window)")
-        accountant = load_accountant(_accountant_file(s, agreement, s.address), s.deployment, agreement, s.address)
         partner = build_partner(account=s.account, tx=s.tx, deployment=s.deployment, store=s.store,
-                                accountant=accountant)  # fmt: skip
+                                accountant=fresh_accountant(s.deployment, agreement, s.address),
+                                accountant_path=_accountant_file(s, agreement, s.address))  # fmt: skip
         tx_hash = partner.claim(agreement, round, amount, tree.proof(s.address))
     typer.echo(f"claimed {amount / 10**18:g} for round {round} of agreement {agreement}, tx {tx_hash}")
 
@@ -372,11 +364,13 @@ def status(
 
 
 def _local_epsilon(path: Path) -> float | None:
+    import json
+
     from ..fl.accounting import PrivacyAccountant
 
     if not path.exists():
         return None
-    return PrivacyAccountant.from_json(path.read_text()).epsilon()
+    return PrivacyAccountant.from_state_dict(json.loads(path.read_text())["accountant"]).epsilon()
 
 
 

@@ -2,9 +2,9 @@
 
 - :func:`build_partner` / :func:`build_coordinator`: the one place where a ``rounds.Partner`` or
   ``rounds.Coordinator`` is constructed, so that options every caller needs (an outbox, say) are added once.
-- the partner's :class:`~lepton_ledger.fl.PrivacyAccountant` persists between commands as its ``to_json()``
-  document in one file per (deployment, agreement, partner): :func:`accountant_path`, :func:`load_accountant`,
-  :func:`save_accountant` (atomic replace, so a crash leaves the old or the new history, never half).
+- the partner's :class:`~lepton_ledger.fl.PrivacyAccountant` persists between commands in one file per
+  (deployment, agreement, partner), :func:`accountant_path`, written by ``rounds.Partner`` itself
+  (rounds/accountant_file.py: atomic, each round recorded once); :func:`fresh_accountant` is what it loads into.
 - :class:`ChainTerms`: an agreement's terms as the chain holds them (payout rule, epsilon cap, delta...).
 - the terms document (task, model, max norm...) is put to the store as the exact canonical JSON bytes that
   ``agreements.document_digest`` hashes; for a document of one chunk that CID's digest *is* the on-chain
@@ -26,14 +26,12 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..chain.agreements import DELTA_SCALE, EPSILON_SCALE, document_digest
-from ..errors import ConfigurationError, LeptonError
+from ..errors import LeptonError
 
 __all__ = [
     "ChainTerms",
@@ -41,11 +39,10 @@ __all__ = [
     "accountant_path",
     "build_coordinator",
     "build_partner",
+    "fresh_accountant",
     "global_model",
-    "load_accountant",
     "payout_tree",
     "publish_document",
-    "save_accountant",
     "signed_commitment_document",
     "signed_commitment_from_document",
     "terms_document",
@@ -89,24 +86,31 @@ class ChainTerms:
 
 
 def build_partner(*, account: Any, tx: Any, deployment: Any, store: Any, accountant: Any, data: Any = None,
-                  executor: Any = None, settings: Any = None) -> Any:  # fmt: skip
-    """A ``rounds.Partner``; `data`/`executor` may be None for steps that do not train (claim)."""
+                  executor: Any = None, settings: Any = None, accountant_path: Path | None = None,
+                  outbox: Any = None) -> Any:  # fmt: skip
+    """A ``rounds.Partner``; `data`/`executor` may be None for steps that do not train (claim). Its accountant is
+    loaded from and saved to `accountant_path` (each round recorded once, rounds/accountant_file.py); its outbox
+    defaults to one per partner and chain under the data directory."""
     from ..rounds.partner import Partner, TrainingSettings
 
     return Partner(account=account, tx=tx, deployment=deployment, store=store, accountant=accountant, data=data,
-                   executor=executor, settings=settings or TrainingSettings())  # fmt: skip
+                   executor=executor, settings=settings or TrainingSettings(), accountant_path=accountant_path,
+                   outbox=outbox)  # fmt: skip
 
 
 def build_coordinator(*, account: Any, tx: Any, deployment: Any, store: Any, x25519_private: bytes,
-                      events_path: Path, eval_set: Any, model_name: str, max_norm: float, payout_rule: int,
-                      aggregation: str = "fedavg") -> Any:  # fmt: skip
-    """A ``rounds.Coordinator`` with the agreement's payout rule (the on-chain enum value)."""
+                      events_path: Path, eval_set: Any, model_name: str, max_norm: float, payout_rule: int | None = None,
+                      aggregation: str = "fedavg", aggregation_params: dict[str, Any] | None = None,
+                      scoring: str = "leave_one_out", outbox: Any = None) -> Any:  # fmt: skip
+    """A ``rounds.Coordinator``; it pays by the agreement's on-chain payout rule (`payout_rule`, when given, must
+    be that rule)."""
     from ..fl.payouts import PayoutRule
     from ..rounds.coordinator import Coordinator
 
     return Coordinator(account=account, tx=tx, deployment=deployment, store=store, x25519_private=x25519_private,
                        events_path=events_path, eval_set=eval_set, model_name=model_name, max_norm=max_norm,
-                       payout_rule=PayoutRule(payout_rule), aggregation=aggregation)  # fmt: skip
+                       payout_rule=None if payout_rule is None else PayoutRule(payout_rule), aggregation=aggregation,
+                       aggregation_params=aggregation_params, scoring=scoring, outbox=outbox)  # fmt: skip
 
 
 # -- the partner's privacy accountant -----------------------------------------------------------------------
@@ -117,51 +121,14 @@ def accountant_path(state_dir: Path, agreement_id: int, partner: str) -> Path:
     return Path(state_dir) / f"{agreement_id}-{partner}.json"
 
 
-def load_accountant(path: Path, deployment: Any, agreement_id: int, partner: str) -> Any:
-    """The partner's accountant from `path`, or a fresh one with the agreement's on-chain delta and cap when
-    there is no file yet; either way checked against the cumulative epsilon the chain holds for the partner.
-
-    Raises:
-        RoleStateError: the chain records more epsilon than the local history (a lost or stale file: training
-            on would under-count the partner's privacy loss).
-        RoleStateError: (also) the file is not an accountant, or not this partner's in this agreement.
-    """
+def fresh_accountant(deployment: Any, agreement_id: int, partner: str) -> Any:
+    """An empty accountant with the agreement's on-chain delta and cap; ``rounds.Partner`` fills it from its
+    accountant file and checks it against the chain (``Partner.reconcile``) before anything trains."""
     from ..fl.accounting import PrivacyAccountant
 
-    if path.exists():
-        try:
-            accountant = PrivacyAccountant.from_json(path.read_text())
-        except ConfigurationError as exc:
-            raise RoleStateError(f"{path} is not a privacy accountant: {exc}") from None
-        if (accountant.partner, accountant.agreement) != (partner, str(agreement_id)):
-            raise RoleStateError(f"{path} is the accountant of {accountant.partner} in agreement "
-                                 f"{accountant.agreement}, not {partner} in {agreement_id}")  # fmt: skip
-    else:
-        terms = ChainTerms.read(deployment, agreement_id)
-        accountant = PrivacyAccountant(partner=partner, agreement=agreement_id, delta=terms.delta,
-                                       epsilon_cap_fixed=terms.epsilon_cap_fixed)  # fmt: skip
-    on_chain = int(deployment.ledger.functions.cumulativeEpsilon(agreement_id, partner).call())
-    if on_chain > accountant.spent_fixed():
-        raise RoleStateError(
-            f"the chain records a cumulative epsilon of {on_chain / EPSILON_SCALE:.6f} for {partner} in agreement "
-            f"{agreement_id}, the local accountant ({path}) only {accountant.epsilon():.6f}: restore that file"
-        )
-    return accountant
-
-
-def save_accountant(accountant: Any, path: Path) -> None:
-    """Writes ``accountant.to_json()`` to `path` atomically (temp file, fsync, rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(accountant.to_json())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    terms = ChainTerms.read(deployment, agreement_id)
+    return PrivacyAccountant(partner=partner, agreement=agreement_id, delta=terms.delta,
+                             epsilon_cap_fixed=terms.epsilon_cap_fixed)  # fmt: skip
 
 
 # -- terms document, models, payouts ------------------------------------------------------------------------

@@ -105,13 +105,17 @@ def test_the_next_round_starts_from_the_aggregate_and_needs_the_privacy_history(
     """After the round above: round 2 opens on round 1's aggregate; a partner that lost its accountant file is
     refused before it trains (it would under-count its epsilon)."""
     assert "on the aggregate of round 1" in run(coordinator_app, "open", "1", "--key", "coordinator", *DATA).output
+    # Both records of what partner-b spent are gone (its accountant file and its outbox): it must not train on.
     accountant = next((world["home"] / "accountants").glob(f"*/1-{ADDRESS['partner-b']}.json"))
-    accountant.rename(accountant.with_suffix(".lost"))
+    (outbox,) = (world["home"] / "outbox").glob(f"partner-*-{ADDRESS['partner-b']}.sqlite")
+    for path in (accountant, outbox):
+        path.rename(path.with_suffix(".lost"))
     before = nonce(ADDRESS["partner-b"])
     lost = run(partner_app, "train-and-submit", "1", "--key", "partner-b", *DATA, "--partition", "1", ok=False)
-    assert lost.exit_code == 1 and "restore that file" in lost.output
+    assert lost.exit_code == 1 and "its accountant" in lost.output and "and outbox account for 0" in lost.output
     assert nonce(ADDRESS["partner-b"]) == before
-    accountant.with_suffix(".lost").rename(accountant)
+    for path in (accountant, outbox):
+        path.with_suffix(".lost").rename(path)
 
 
 def test_a_batched_round_through_the_cli(world):
@@ -136,7 +140,8 @@ def test_a_batched_round_through_the_cli(world):
 
     anchored = run(coordinator_app, "anchor", "2", "1", str(path), "--key", "coordinator")
     assert "anchored 1 commitment(s) for round 1 of agreement 2" in anchored.output
-    closed = run(coordinator_app, "close", "2", "1", "--key", "coordinator", *DATA, "--aggregation", "median")
+    closed = run(coordinator_app, "close", "2", "1", "--key", "coordinator", *DATA, "--aggregation", "median",
+                 "--scoring", "tmc_shapley")
     assert "finalized round 1 of agreement 2" in closed.output and f"{a}: paid 50" in closed.output
     status = run(partner_app, "status", "2", "--address", a).output
     on_chain, local = (float(line.split()[2]) for line in status.splitlines() if line.startswith("epsilon "))
@@ -199,8 +204,10 @@ def test_contract_revert_is_decoded_and_sends_nothing(world):
     [
         (partner_app, ["train-and-submit", "1", "--key", "partner-a", "--partition", "2", "--partitions", "2"],
          "error: --partition 2 must be below --partitions 2"),
-        (coordinator_app, ["close", "1", "1", "--key", "coordinator", "--aggregation", "krum"],
-         "error: --aggregation must be one of fedavg, median, not 'krum'"),
+        (coordinator_app, ["close", "1", "1", "--key", "coordinator", "--aggregation", "mean"],
+         "error: --aggregation must be one of fedavg, median, trimmed_mean, krum, multi_krum, not 'mean'"),
+        (coordinator_app, ["close", "1", "1", "--key", "coordinator", "--scoring", "banzhaf"],
+         "error: --scoring must be one of leave_one_out, tmc_shapley, exact_shapley, not 'banzhaf'"),
         (coordinator_app, ["fund", "1", "0.0000000000000000001", "--key", "coordinator"],
          "error: AMOUNT must be a non-negative amount with at most 18 decimals, not '0.0000000000000000001'"),
         (coordinator_app, ["fund", "1", "ten", "--key", "coordinator"],
