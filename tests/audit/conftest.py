@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -61,33 +60,10 @@ def isolated_data_dir(tmp_path_factory):
         os.environ["LEPTON_DATA_DIR"] = previous
 
 
-def wait_for_state_written(state_file: Path, timeout: float = 60.0) -> None:
-    """Waits until no process has `state_file` on its command line any more.
-
-    ``Anvil.stop`` returns when the npm wrapper exits, while the anvil binary it started may still be writing its
-    state (seen: an empty file right after ``stop``); copying it then would copy half a chain.
-    """
-    needle = str(state_file).encode()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        writers = []
-        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-            try:
-                if needle in cmdline.read_bytes():
-                    writers.append(cmdline)
-            except OSError:  # the process ended while we looked
-                continue
-        if not writers:
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"a process still holds {state_file} after {timeout}s")
-
-
 @pytest.fixture(scope="session")
 def demo_single(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("audit") / "single"
     run_demo(out, partners=2, rounds=2, mode="single", console=Console(quiet=True))
-    wait_for_state_written(out / "chain-state.json")
     return out
 
 
@@ -97,7 +73,6 @@ def demo_batched(tmp_path_factory) -> Path:
     # Also the robust path: a coordinate-wise median aggregate and Monte Carlo Shapley scores must re-compute too.
     run_demo(out, partners=2, rounds=2, mode="batched", rules=RoundRules(aggregation="median",
              scoring="tmc_shapley"), console=Console(quiet=True))  # fmt: skip
-    wait_for_state_written(out / "chain-state.json")
     return out
 
 
@@ -270,5 +245,4 @@ def add_round(workdir: Path, *, shortfall: dict[int, float] | None = None, scale
             coordinator.close_round(AGREEMENT, round_id)
         else:
             close(coordinator, round_id)
-    wait_for_state_written(workdir / "chain-state.json")
     return {"round": round_id, "envelopes": envelopes, "partners": [a.address for a in partners]}
