@@ -100,7 +100,7 @@ class Anvil:
         self._process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
         )
-        w3 = Web3(HTTPProvider(self.url, request_kwargs={"timeout": 60}))
+        w3 = Web3(HTTPProvider(self.url, request_kwargs={"timeout": 60}, cache_allowed_requests=True))
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:

@@ -9,10 +9,9 @@ from pathlib import Path
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.contract import Contract
-
-from .artifacts import load_artifact
 from web3.types import TxReceipt
 
+from .artifacts import load_artifact
 from .transactions import Transactor
 from .typed_data import sign_digest
 

@@ -62,8 +62,17 @@ class SignedTx:
     raw: HexBytes
 
 
+GAS_MARGIN = 1.25  # estimates run against one block and mine in the next: seen 260,087 estimated, 258,873 used
+
+
 class Transactor:
-    """Signs and sends transactions for a set of local accounts, tracking each sender's nonce."""
+    """Signs and sends transactions for a set of local accounts, tracking each sender's nonce.
+
+    Gas, unless the caller gives it, is the node's estimate times ``GAS_MARGIN`` (capped at the block gas limit):
+    a transaction's cost can change between the block it is estimated on and the one it is mined in (a storage
+    slot written from zero or rewritten, a timestamp-dependent branch), and an exact estimate then fails with
+    out-of-gas now and then (seen on finalizeRound). Unused gas is not charged.
+    """
 
     def __init__(self, w3: Web3, accounts: Iterable[LocalAccount] = (), *, receipt_timeout: float = 120) -> None:
         self.w3 = w3
@@ -95,6 +104,8 @@ class Transactor:
             tx = call.build_transaction(params)  # estimates gas, so a refusal surfaces here, before signing
         except (ContractCustomError, ContractLogicError) as exc:
             raise decode_revert(getattr(exc, "data", None)) or ChainError(str(exc)) from None
+        if gas is None:
+            tx["gas"] = self._with_margin(tx["gas"])
         return self._send(tx, sender)
 
     def deploy(self, artifact: Artifact, *args: Any, sender: str) -> Contract:
@@ -103,6 +114,7 @@ class Transactor:
         tx = factory.constructor(*args).build_transaction(
             {"from": sender, "chainId": self.chain_id, "nonce": self._nonce(sender)}
         )
+        tx["gas"] = self._with_margin(tx["gas"])
         receipt = self._send(tx, sender)
         return self.w3.eth.contract(address=receipt["contractAddress"], abi=artifact.abi)
 
@@ -128,6 +140,8 @@ class Transactor:
         except (ContractCustomError, ContractLogicError) as exc:
             raise decode_revert(getattr(exc, "data", None)) or ChainError(str(exc)) from None
         filled.pop("from", None)
+        if "gas" not in tx:
+            filled["gas"] = self._with_margin(filled["gas"])
         signed = account.sign_transaction(filled)
         self._nonces[sender] = max(self._nonces.get(sender, 0), params["nonce"] + 1)
         return SignedTx(
@@ -175,6 +189,12 @@ class Transactor:
         if receipt["status"] != 1:
             raise ChainError(f"transaction {tx_hash.hex()} from {sender} failed (status 0)")
         return receipt
+
+    def _with_margin(self, estimate: int) -> int:
+        padded = int(estimate * GAS_MARGIN)
+        if padded > 10_000_000:  # rarely: only then is the block gas limit worth a request
+            padded = min(padded, int(self.w3.eth.get_block("latest")["gasLimit"]))
+        return max(padded, int(estimate))
 
     def _nonce(self, sender: str) -> int:
         self._account(sender)

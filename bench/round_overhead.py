@@ -1,0 +1,461 @@
+"""Cost of the ledger: one DP federated round with the full ledger vs the same round with the ML work alone.
+
+Both sides run the same round, in the same run, on the same machine (issue 5, "Speed"):
+
+- **ledger**: the public round calls, as ``make demo`` makes them. ``Coordinator.publish_model`` (safetensors,
+  CIDv1 put) and ``open_round`` (``openRound``); each partner's ``Partner.run_round`` (fetch the model by its
+  on-chain digest, check the budget, train in the worker executor, seal the envelope to the coordinator and the
+  auditor, put it, ``submitUpdate``) or, with ``--mode batched``, ``run_round_batched`` (the same, then sign the
+  ``UpdateCommitment``) followed by ``Coordinator.anchor_batch`` (``commitBatch``); then
+  ``Coordinator.close_round`` (index the events, fetch and open every envelope, validate, aggregate, score,
+  split, publish the aggregate and the report, ``finalizeRound``).
+- **bare**: the ML work any federated round must do, and nothing else: each partner's ``fl.train_local``
+  (DP-SGD, the same settings and seeds) in the same executor, one after the other as the ledger side does, on
+  the global model shipped to the worker by pickling; then ``fl.validate_updates`` (norm bound, shapes,
+  NaN/Inf), ``fl.aggregate`` + ``fl.apply_delta_to_state`` (the new global model), leave-one-out scores over
+  ``fl.aggregate_utility`` (accuracy on the evaluation set, as the coordinator scores), ``fl.split_reward``
+  (the payout split), and the new model's accuracy.
+
+  Not bare, i.e. counted as ledger overhead: serialization to safetensors, every store put/get and digest
+  check, the partner's budget check against its own accountant and its recording of the round (composition
+  across rounds exists to enforce the agreement's cap), envelope sealing/opening and signatures, every
+  JSON-RPC call and transaction, the event index, the crash-safety records (outbox, accountant file), the
+  round report, and the report's "accuracy before" (a bare loop already knows it: the previous "after").
+
+Both sides keep their own global model, starting from the same initial weights; training is seeded (batches
+and noise; the bare side takes each partner's seed for the round from ``Partner.round_seed``), so each timed
+pair does the same ML work, and the benchmark checks it: the two sides' aggregates must be equal and their
+payouts identical, round by round (``"same_result"`` in the JSON line). Everything the ledger side writes
+(store, event index, and through ``LEPTON_DATA_DIR`` the outboxes and accountant files) lives in a temporary
+folder removed at the end.
+
+Timing: set-up (anvil, deployment, registrations, agreement, signatures, stakes, funding) is not timed, nor are
+``--warmup`` rounds per side (default 1: the first round also starts the worker process); then ``--rounds``
+timed rounds per side, interleaved (the order alternates every pair). Figures are the fastest round of each
+side (as ``timeit`` does: on a machine shared with other jobs the slower rounds measure the neighbours) and, for
+context, the medians. Per-phase figures are means per
+timed round of each phase's *own* time (time inside a nested phase is the nested phase's), so they add up to
+the round: ``rpc`` is every JSON-RPC round trip to anvil (middleware innermost in web3's onion), ``tx`` the
+transactor's own work (building and signing, receipt polling), ``put``/``get`` the block store, ``train``
+waiting for the worker, ``outbox`` and ``accountant`` every method of the parties' outboxes and accountant
+files (SQLite and JSON files, synced to disk), and the named steps of Partner and Coordinator their own code
+(``close`` is the coordinator's glue: aggregation, the report, serialization); "ledger calls" is how many times
+each ran per round. A step the round no longer has is skipped and its time shows in its caller's phase; ``rpc``,
+``tx``, the store, the executor and the files are measured where every call goes, so they stay right when the
+round's internals move. Wrapping costs a few microseconds per call.
+
+    python bench/round_overhead.py                               # 10 partners, 5 timed rounds, single submissions
+    python bench/round_overhead.py --partners 10 --rounds 5 --mode batched
+
+Last line, JSON: ``{"partners", "mode", "rounds", "warmup", "ratio" (fastest ledger / fastest bare), "ratio_median",
+"ledger_s", "bare_s", "same_result", "setup_s" (deployment to funding, not in the ratio)}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import inspect
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch
+from web3.middleware import Web3Middleware
+
+from lepton_ledger import fl
+from lepton_ledger.chain import agreements
+from lepton_ledger.chain.agreements import TOKEN, AgreementTerms
+from lepton_ledger.chain.anvil import Anvil, dev_account
+from lepton_ledger.chain.artifacts import load_artifact
+from lepton_ledger.chain.deployment import DevRoles, deploy_with_roles
+from lepton_ledger.chain.transactions import Transactor
+from lepton_ledger.envelope import generate_x25519_keypair
+from lepton_ledger.rounds.coordinator import Coordinator
+from lepton_ledger.rounds.partner import Partner, TrainingSettings
+from lepton_ledger.storage.local import LocalStore
+from lepton_ledger.workers.local import LocalExecutor
+
+MODEL = "logreg"
+MAX_NORM = 50.0
+AGGREGATION = "fedavg"
+PAYOUT_RULE = fl.PayoutRule.BY_SAMPLE_COUNT
+REWARD_PER_ROUND = 300 * TOKEN
+STAKE = 100 * TOKEN
+DELTA = 1e-5
+EPSILON_CAP = 1000.0  # the benchmark measures cost, not privacy: the cap must not end the run early
+ROUND_WINDOW = 3600
+DISPUTE_WINDOW = 600
+ML_PHASES = ("train", "validate", "aggregate", "score", "evaluate", "split")
+
+
+class PhaseClock:
+    """Own (exclusive) seconds and number of calls per named phase: a phase's time excludes the phases nested
+    inside it."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, int] = defaultdict(int)
+        self._children: list[float] = []  # per open phase, the time its nested phases took
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        self._children.append(0.0)
+        try:
+            yield
+        finally:
+            elapsed = time.perf_counter() - start
+            nested = self._children.pop()
+            self.seconds[name] += elapsed - nested
+            self.calls[name] += 1
+            if self._children:
+                self._children[-1] += elapsed
+
+    def timed(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with self.phase(name):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+    def wrap(self, obj: Any, phases: dict[str, str]) -> None:
+        """Times the methods of `obj` named in `phases` ({method: phase}); methods it lacks are skipped, so a
+        renamed internal step only moves its time to its caller's phase."""
+        for method, name in phases.items():
+            fn = getattr(obj, method, None)
+            if callable(fn):
+                setattr(obj, method, self.timed(name, fn))
+
+    def wrap_all(self, obj: Any, name: str) -> None:
+        """Times every public method of `obj` as phase `name` (for helpers whose method names may change)."""
+        for method in dir(obj):
+            fn = getattr(obj, method, None) if not method.startswith("_") else None
+            if inspect.ismethod(fn):
+                setattr(obj, method, self.timed(name, fn))
+
+    def take(self) -> tuple[dict[str, float], dict[str, int]]:
+        """The seconds and calls so far, and a fresh start."""
+        taken = dict(self.seconds), dict(self.calls)
+        self.seconds, self.calls = defaultdict(float), defaultdict(int)
+        return taken
+
+
+class TimedExecutor:
+    """Delegates to an executor; waiting for a task's result is the ``train`` phase."""
+
+    def __init__(self, executor: Any, clock: PhaseClock) -> None:
+        self._executor, self._clock = executor, clock
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        future = self._executor.submit(fn, *args, **kwargs)
+        future.result = self._clock.timed("train", future.result)
+        return future
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._executor, name)
+
+
+def rpc_timer(clock: PhaseClock) -> type[Web3Middleware]:
+    """A web3 middleware class timing every JSON-RPC round trip as the ``rpc`` phase."""
+
+    class RpcTimer(Web3Middleware):
+        def wrap_make_request(self, make_request: Any) -> Any:
+            return clock.timed("rpc", make_request)
+
+    return RpcTimer
+
+
+@dataclass
+class Federation:
+    """Everything both sides share: the data split, each partner's settings and address, the executor."""
+
+    split: Any
+    settings: list[TrainingSettings]
+    addresses: list[str]
+    executor: Any
+
+
+@dataclass
+class Ledger:
+    """The ledger side, set up and ready for rounds."""
+
+    w3: Any
+    agreement_id: int
+    coordinator: Coordinator
+    partners: list[Partner]
+    recipients: list[str]
+
+
+def set_up_ledger(w3: Any, fed: Federation, n_rounds: int, workdir: Path, clock: PhaseClock) -> Ledger:
+    """Deploys, registers every party with an X25519 key, proposes an agreement for `n_rounds`, has every partner
+    sign and stake, funds the pool; then instruments the round's parts with `clock`. Not timed."""
+    roles = DevRoles.from_dev_keys()
+    coordinator_account = roles.coordinator
+    accounts = [dev_account(10 + i) for i in range(len(fed.addresses))]
+    tx = Transactor(w3, [*roles.accounts(), *accounts])
+    deployment = deploy_with_roles(tx, roles, dispute_window=DISPUTE_WINDOW)
+    token = tx.deploy(load_artifact("LeptonToken"), "Lepton Reward", "LRW", roles.admin.address,
+                      sender=roles.admin.address)  # fmt: skip
+    keys = {}
+    for account in (coordinator_account, roles.auditor, *accounts):
+        private, public = generate_x25519_keypair()
+        keys[account.address] = private
+        agreements.register(tx, deployment, account.address, {"name": account.address}, public)
+    for account in accounts:
+        agreements.approve(tx, deployment, account.address, coordinator_account.address)
+
+    now = w3.eth.get_block("latest")["timestamp"]
+    terms = AgreementTerms(parties=[a.address for a in accounts], reward_token=token.address,
+                           reward_per_round=REWARD_PER_ROUND, epsilon_cap=EPSILON_CAP, delta=DELTA,
+                           required_stake=STAKE, start=now - 1, end=now + 365 * 86400, max_rounds=n_rounds,
+                           payout_rule=PAYOUT_RULE, document={"task": "round overhead benchmark"})  # fmt: skip
+    agreement_id = agreements.propose(tx, deployment, coordinator_account.address, terms)
+    for account in accounts:
+        agreements.sign(tx, deployment, agreement_id, account)
+        tx.transact(token.functions.mint(account.address, STAKE), roles.admin.address)
+        agreements.stake(tx, deployment, token, agreement_id, account.address, STAKE)
+    funding = REWARD_PER_ROUND * n_rounds
+    tx.transact(token.functions.mint(coordinator_account.address, funding), roles.admin.address)
+    agreements.fund(tx, deployment, token, agreement_id, coordinator_account.address, funding)
+
+    store = LocalStore(workdir / "store", durable=False)  # as the demo's store
+    coordinator = Coordinator(account=coordinator_account, tx=tx, deployment=deployment, store=store,
+                              x25519_private=keys[coordinator_account.address], events_path=workdir / "events.sqlite",
+                              eval_set=fed.split.eval_set, model_name=MODEL, max_norm=MAX_NORM,
+                              payout_rule=PAYOUT_RULE, aggregation=AGGREGATION)  # fmt: skip
+    executor = TimedExecutor(fed.executor, clock)
+    partners = [
+        Partner(account=account, tx=tx, deployment=deployment, store=store, data=fed.split.partners[i],
+                accountant=fl.PrivacyAccountant(partner=account.address, agreement=agreement_id, delta=DELTA,
+                                                epsilon_cap=EPSILON_CAP),
+                executor=executor, settings=fed.settings[i])
+        for i, account in enumerate(accounts)
+    ]  # fmt: skip
+
+    w3.middleware_onion.inject(rpc_timer(clock), name="lepton_rpc_timer", layer=0)
+    clock.wrap(tx, {m: "tx" for m in ("transact", "deploy", "sign", "send_raw", "wait")})
+    clock.wrap(store, {"put": "put", "get": "get", "has": "get"})
+    for p in partners:
+        clock.wrap(p, {"reconcile": "reconcile", "fetch_model": "fetch", "check_budget": "budget",
+                       "seal_update": "seal", "commit": "commit", "sign_commitment": "sign"})  # fmt: skip
+    for owner in (*partners, coordinator):  # the crash-safety files, where the round's parts have them
+        for attribute, name in (("outbox", "outbox"), ("accountant_file", "accountant")):
+            if hasattr(owner, attribute):
+                clock.wrap_all(getattr(owner, attribute), name)
+    clock.wrap(coordinator, {
+        "publish_model": "publish", "open_round": "open_round", "anchor_batch": "anchor", "commitments": "events",
+        "open_updates": "open", "base_state": "fetch", "validate": "validate", "score": "score",
+        "evaluate_state": "evaluate", "split": "split", "finalize": "finalize", "close_round": "close",
+    })  # fmt: skip
+    return Ledger(w3, agreement_id, coordinator, partners, [coordinator_account.address, roles.auditor.address])
+
+
+def ledger_round(ledger: Ledger, state: dict[str, torch.Tensor], round_id: int, mode: str) -> tuple[dict, dict]:
+    """Round `round_id` through the public calls: ``(new global model, payouts)``.
+
+    Raises:
+        RuntimeError: the ledger opened another round than `round_id` (the bare side's seeds would not match).
+    """
+    c, agreement_id = ledger.coordinator, ledger.agreement_id
+    _, model_digest = c.publish_model(state)
+    deadline = ledger.w3.eth.get_block("latest")["timestamp"] + ROUND_WINDOW
+    opened = c.open_round(agreement_id, model_digest, deadline)
+    if opened != round_id:
+        raise RuntimeError(f"openRound gave round {opened}, expected {round_id}")
+    if mode == "single":
+        for p in ledger.partners:
+            p.run_round(agreement_id, round_id, ledger.recipients)
+    else:
+        signed = [p.run_round_batched(agreement_id, round_id, ledger.recipients) for p in ledger.partners]
+        c.anchor_batch(agreement_id, round_id, signed)
+    outcome = c.close_round(agreement_id, round_id)
+    return outcome.aggregate, dict(outcome.report.payouts)
+
+
+def round_seeds(ledger: Ledger, round_id: int) -> list[int]:
+    """The training seed each partner uses in `round_id` (``Partner.round_seed`` where partners derive one per
+    round, else their fixed ``settings.seed``), so that the bare side trains with the same seeds."""
+    return [p.round_seed(ledger.agreement_id, round_id) if hasattr(p, "round_seed") else p.settings.seed
+            for p in ledger.partners]  # fmt: skip
+
+
+def bare_round(fed: Federation, state: dict[str, torch.Tensor], seeds: list[int],
+               clock: PhaseClock) -> tuple[dict, dict[str, int]]:  # fmt: skip
+    """The same round's ML work alone, each partner training with its seed in `seeds`: ``(new global model,
+    payouts)``."""
+    split = fed.split
+    model = fl.build_model(MODEL, split.input_dim, split.num_classes, seed=0)
+    model.load_state_dict(state)
+    updates = {}
+    for address, data, s, seed in zip(fed.addresses, split.partners, fed.settings, seeds):
+        with clock.phase("train"):
+            result = fed.executor.submit(
+                fl.train_local, model=model, data=data, epochs=s.epochs, batch_size=s.batch_size, lr=s.lr,
+                max_grad_norm=s.max_grad_norm, noise_multiplier=s.noise_multiplier, delta=DELTA, accountant="rdp",
+                seed=seed, device="cpu",
+            ).result()  # fmt: skip
+        updates[address] = (result.delta, result.sample_count)
+
+    def accuracy(candidate: dict[str, torch.Tensor]) -> float:
+        with clock.phase("evaluate"):
+            m = fl.build_model(MODEL, split.input_dim, split.num_classes, seed=0)
+            m.load_state_dict(candidate)
+            return fl.evaluate(m, split.eval_set, device="cpu")["accuracy"]
+
+    with clock.phase("validate"):
+        checked = fl.validate_updates(updates, state, max_norm=MAX_NORM)
+    with clock.phase("aggregate"):
+        aggregate = fl.apply_delta_to_state(state, fl.aggregate(AGGREGATION, checked.accepted.values()))
+    with clock.phase("score"):
+        scores = fl.leave_one_out(list(checked.accepted), fl.aggregate_utility(state, checked.accepted, accuracy,
+                                                                                rule=AGGREGATION))  # fmt: skip
+    with clock.phase("split"):
+        payouts = fl.split_reward(PAYOUT_RULE, REWARD_PER_ROUND, scores=scores, partners=list(checked.accepted),
+                                  sample_counts={p: int(w) for p, (_, w) in checked.accepted.items()})  # fmt: skip
+    accuracy(aggregate)  # the new model's accuracy, which a round reports
+    return aggregate, payouts
+
+
+@contextmanager
+def data_dir_at(path: Path) -> Iterator[None]:
+    """``LEPTON_DATA_DIR`` = `path` for the run: the outboxes and accountant files that partners and coordinator
+    keep there by default belong to this throwaway chain, not to the user's data directory."""
+    before = os.environ.get("LEPTON_DATA_DIR")
+    os.environ["LEPTON_DATA_DIR"] = str(path)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("LEPTON_DATA_DIR", None)
+        else:
+            os.environ["LEPTON_DATA_DIR"] = before
+
+
+def same_model(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def run(*, partners: int, rounds: int, mode: str, warmup: int = 1) -> dict[str, Any]:
+    """Sets up both sides, runs `warmup` + `rounds` interleaved pairs, prints the figures; returns the summary.
+
+    Raises:
+        ValueError: fewer than 1 partner or timed round, a negative warm-up, or an unknown `mode`.
+    """
+    if partners < 1 or rounds < 1 or warmup < 0:
+        raise ValueError(f"need partners >= 1, rounds >= 1, warmup >= 0; got {partners}, {rounds}, {warmup}")
+    if mode not in ("single", "batched"):
+        raise ValueError(f"mode must be 'single' or 'batched', not {mode!r}")
+    split = fl.make_federated("digits", num_partners=partners, seed=0, alpha=None, eval_fraction=0.2)
+    settings = [TrainingSettings(model=MODEL, epochs=1, batch_size=64, noise_multiplier=1.0, seed=i)
+                for i in range(partners)]  # fmt: skip  (the demo's settings)
+    addresses = [dev_account(10 + i).address for i in range(partners)]
+    ledger_clock, bare_clock = PhaseClock(), PhaseClock()
+    timings: dict[str, list[float]] = {"ledger": [], "bare": []}
+    phases: dict[str, list[dict[str, float]]] = {"ledger": [], "bare": []}
+    ledger_calls: list[dict[str, int]] = []
+    same = True
+    with (
+        tempfile.TemporaryDirectory(prefix="round-overhead-") as tmp,
+        data_dir_at(Path(tmp) / "data"),
+        Anvil(accounts=10 + partners) as w3,
+        LocalExecutor(max_workers=1, gpus=[], threads_per_worker=1) as executor,  # the demo's executor
+    ):
+        fed = Federation(split, settings, addresses, executor)
+        started = time.perf_counter()
+        ledger = set_up_ledger(w3, fed, warmup + rounds, Path(tmp), ledger_clock)
+        setup_s = time.perf_counter() - started
+        initial = fl.build_model(MODEL, split.input_dim, split.num_classes, seed=0).state_dict()
+        state = {"ledger": initial, "bare": dict(initial)}
+        for i in range(warmup + rounds):
+            results = {}
+            for side in ("ledger", "bare") if i % 2 == 0 else ("bare", "ledger"):
+                clock = ledger_clock if side == "ledger" else bare_clock
+                clock.take()
+                start = time.perf_counter()
+                if side == "ledger":
+                    results[side] = ledger_round(ledger, state[side], i + 1, mode)
+                else:
+                    results[side] = bare_round(fed, state[side], round_seeds(ledger, i + 1), clock)
+                elapsed = time.perf_counter() - start
+                own, calls = clock.take()
+                own["other"] = elapsed - sum(own.values())
+                if i >= warmup:
+                    timings[side].append(elapsed)
+                    phases[side].append(own)
+                    if side == "ledger":
+                        ledger_calls.append(calls)
+                state[side] = results[side][0]
+            same = same and same_model(results["ledger"][0], results["bare"][0]) \
+                and results["ledger"][1] == results["bare"][1]  # fmt: skip
+
+    ledger_s, bare_s = min(timings["ledger"]), min(timings["bare"])
+    summary = {
+        "partners": partners, "mode": mode, "rounds": rounds, "warmup": warmup, "ratio": round(ledger_s / bare_s, 3),
+        "ratio_median": round(statistics.median(timings["ledger"]) / statistics.median(timings["bare"]), 3),
+        "ledger_s": round(ledger_s, 4), "bare_s": round(bare_s, 4), "same_result": same,
+        "setup_s": round(setup_s, 2),
+    }  # fmt: skip
+    print_report(summary, timings, phases, ledger_calls)
+    return summary
+
+
+def print_report(summary: dict[str, Any], timings: dict[str, list[float]], phases: dict[str, list[dict]],
+                 ledger_calls: list[dict[str, int]]) -> None:  # fmt: skip
+    s = summary
+    print(f"one DP round, {s['partners']} partners, digits, {MODEL}, {s['mode']} commits, torch threads "
+          f"{torch.get_num_threads()}; {s['rounds']} timed rounds per side, interleaved, after {s['warmup']} warm-up "
+          f"round(s); "
+          f"set-up (not timed) {s['setup_s']:.1f} s")  # fmt: skip
+    for side in ("ledger", "bare"):
+        t = timings[side]
+        print(f"  {side:6s} fastest {min(t) * 1e3:8.1f} ms   median {statistics.median(t) * 1e3:8.1f} ms")
+    print("own time per phase, mean per timed round (ms):")
+    names = sorted({n for side in phases.values() for p in side for n in p},
+                   key=lambda n: (n not in ML_PHASES, n == "other", n))  # fmt: skip
+    mean = {side: {n: statistics.fmean(p.get(n, 0.0) for p in phases[side]) for n in names} for side in phases}
+    calls = {n: statistics.fmean(c.get(n, 0) for c in ledger_calls) for n in names}
+    print(f"  {'phase':12s} {'ledger':>9s} {'bare':>9s} {'extra':>9s} {'ledger calls':>13s}")
+    for n in names:
+        extra = mean["ledger"][n] - mean["bare"][n]
+        tag = "  (ML work)" if n in ML_PHASES else ""
+        count = f"{calls[n]:13.0f}" if n != "other" else " " * 13
+        print(f"  {n:12s} {mean['ledger'][n] * 1e3:9.1f} {mean['bare'][n] * 1e3:9.1f} {extra * 1e3:9.1f} {count}{tag}")
+    total = {side: sum(mean[side].values()) for side in mean}
+    print(f"  {'total':12s} {total['ledger'] * 1e3:9.1f} {total['bare'] * 1e3:9.1f} "
+          f"{(total['ledger'] - total['bare']) * 1e3:9.1f}")  # fmt: skip
+    print(f"same aggregate and payouts on both sides, every round: {s['same_result']}")
+    print(json.dumps(summary))
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--partners", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=5, help="timed rounds per side")
+    parser.add_argument("--mode", choices=("single", "batched"), default="single")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed rounds per side first")
+    parser.add_argument("--torch-threads", type=int, default=0,
+                        help="torch threads of this process, where both coordinators evaluate (0: torch's default; "
+                             "workers have one each, as in the demo)")  # fmt: skip
+    args = parser.parse_args(argv)
+    if args.torch_threads < 0:
+        parser.error(f"--torch-threads must be >= 0, not {args.torch_threads}")
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
+    return run(partners=args.partners, rounds=args.rounds, mode=args.mode, warmup=args.warmup)
+
+
+if __name__ == "__main__":
+    main()

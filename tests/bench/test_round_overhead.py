@@ -1,0 +1,47 @@
+"""Smoke test of bench/round_overhead.py: a tiny run (2 partners, 1 timed round) on a real anvil, real Opacus and
+real envelopes prints its JSON line, and both sides really did the same ML work. Timings are not asserted."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "round_overhead.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("round_overhead", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop(spec.name, None)
+
+
+def test_main_prints_the_ratio_as_its_last_line(bench, capsys):
+    summary = bench.main(["--partners", "2", "--rounds", "1", "--warmup", "0"])  # no warm-up: a smoke test
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    printed = json.loads(last)
+    assert printed == summary
+    assert set(printed) == {"partners", "mode", "rounds", "warmup", "ratio", "ratio_median", "ledger_s", "bare_s",
+                            "same_result", "setup_s"}  # fmt: skip
+    assert (printed["partners"], printed["mode"], printed["rounds"], printed["warmup"]) == (2, "single", 1, 0)
+    assert printed["ratio"] > 0 and printed["ledger_s"] > 0 and printed["bare_s"] > 0
+    # Seeded training: the ledger's round and the bare round must reach the same aggregate and payouts.
+    assert printed["same_result"] is True
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [({"partners": 0, "rounds": 1, "mode": "single"}, "partners"),
+     ({"partners": 2, "rounds": 0, "mode": "single"}, "rounds"),
+     ({"partners": 2, "rounds": 1, "mode": "parallel"}, "mode")],
+)  # fmt: skip
+def test_bad_settings_are_refused_before_anything_starts(bench, kwargs, named):
+    with pytest.raises(ValueError, match=named):
+        bench.run(**kwargs)
