@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from .audit.challenge_cli import challenge_app
 from .audit.cli import audit as audit_command
 from .commands import coordinator_app, deploy, partner_app
 from .errors import LeptonError
@@ -27,6 +28,7 @@ app.add_typer(partner_app, name="partner")
 app.add_typer(coordinator_app, name="coordinator")
 app.command("deploy")(deploy)
 app.command("audit")(audit_command)
+app.add_typer(challenge_app, name="challenge")
 
 
 @app.callback()

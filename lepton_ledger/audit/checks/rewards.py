@@ -23,7 +23,7 @@ from ...fl.scoring import SCORERS, aggregate_utility, contribution_scores
 from ..model import SCORES_AND_PAYOUTS, CheckResult
 from .training import RoundMaterial
 
-__all__ = ["SCORE_TOLERANCE", "SUPPORTED_SCORING", "check_scores_and_payouts"]
+__all__ = ["SCORE_TOLERANCE", "SCORING_METRIC", "check_scores_and_payouts"]
 
 # Accuracy is a count over the evaluation set: scores agree exactly unless float summation order differs.
 SCORE_TOLERANCE = 1e-6

@@ -1,0 +1,277 @@
+"""`lepton-ledger challenge ...`: from a failed audit check to a slashed stake, one command per step.
+
+    lepton-ledger challenge raise --from-audit audit.json --check 3          # auditor: challenge on-chain
+    lepton-ledger challenge raise --from-audit audit.json --agreement 1 --round 2 --partner 0x...
+    lepton-ledger challenge raise --agreement 1 --round 2 --partner 0x... --evidence proof.json
+    lepton-ledger challenge resolve 1 --uphold --reason "envelope does not match its digest"   # admin
+    lepton-ledger challenge slash 1                                           # anyone, after the dispute window
+    lepton-ledger challenge forfeit 1                                         # anyone, after the slash
+    lepton-ledger challenge show [1]
+
+Where: ``--workdir DIR``, a folder left by ``lepton-ledger demo``: its chain is restarted from its state file
+(and saved back when the command ends), its ``store/`` holds the documents, and ``--as ROLE`` picks which of
+its development keys (``keys/dev-keys.json``: admin, coordinator, auditor, treasury, partner1...) signs, by
+default the role the step needs. Otherwise the chain is ``--rpc-url`` (or the embedded one), the deployment
+``--deployment``, the store ``--ipfs``, and the signer ``--key NAME`` from the encrypted keystore.
+
+Exit codes: 0 done, 1 refused (one ``error: ...`` line on stderr; nothing was put or sent).
+See :mod:`lepton_ledger.audit.challenge` for the flow and the documents' formats.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ..commands.context import (
+    CommandError,
+    DeploymentOpt,
+    IpfsOpt,
+    RpcUrlOpt,
+    echo_json,
+    load_deployment_document,
+    open_session,
+    reports_errors,
+)
+from . import challenge as flow
+
+challenge_app = typer.Typer(
+    help="Challenge a partner's update from a failed audit check, then resolve, slash and forfeit.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # frames hold keys
+)
+
+WorkdirOpt = Annotated[
+    Path | None,
+    typer.Option("--workdir", help="A folder left by `lepton-ledger demo`: its chain, store and development keys."),
+]
+AsOpt = Annotated[
+    str | None,
+    typer.Option("--as", help="With --workdir: which development key signs (admin, coordinator, auditor, treasury, "
+                              "partner1...); default: the role the step needs."),
+]  # fmt: skip
+KeyOpt = Annotated[
+    str | None,
+    typer.Option("--key", help="Keystore identity that signs (password: $LEPTON_KEYSTORE_PASSWORD or a prompt)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+ChallengeId = Annotated[int, typer.Argument(help="Challenge id (1, 2, ...).")]
+
+
+@dataclass
+class Signer:
+    """What a step needs: the transactor, the bound deployment, the store, and who sends."""
+
+    tx: Any
+    deployment: Any
+    store: Any
+    sender: str | None
+
+
+def _dev_account(workdir: Path, document: dict[str, Any], role: str) -> Any:
+    from eth_account import Account
+
+    path = workdir / str(document.get("keys", "keys")) / "dev-keys.json"
+    try:
+        parties = json.loads(path.read_text())["parties"]
+    except FileNotFoundError:
+        raise CommandError(f"no development keys at {path}: pass --key to sign with the keystore") from None
+    except (ValueError, KeyError, TypeError):
+        raise CommandError(f"{path} is not a demo keys file (no \"parties\")") from None
+    if role not in parties:
+        raise CommandError(f"no development key for {role!r} in {path}; there are: {', '.join(sorted(parties))}")
+    return Account.from_key(parties[role]["ethereum_private_key"])
+
+
+@contextmanager
+def _signer(*, workdir: Path | None, role: str | None, default_role: str | None, key: str | None,
+            rpc_url: str | None, deployment: Path | None, ipfs: str | None) -> Iterator[Signer]:  # fmt: skip
+    """The chain, deployment, store and signer of one command (see the module docstring)."""
+    if key is not None and role is not None:
+        raise CommandError("give --key (a keystore identity) or --as (a development key of --workdir), not both")
+    if workdir is None:
+        if role is not None:
+            raise CommandError("--as picks a development key of a --workdir; with a keystore, use --key")
+        with open_session(rpc_url=rpc_url, deployment=deployment, key=key, ipfs=ipfs) as session:
+            yield Signer(session.tx, session.deployment, session.store, session.address if key else None)
+        return
+    from ..chain.anvil import Anvil
+
+    if rpc_url is not None or deployment is not None:
+        raise CommandError("--workdir brings its own chain and deployment: do not combine it with --rpc-url "
+                           "($LEPTON_RPC_URL) or --deployment")  # fmt: skip
+    if not workdir.is_dir():
+        raise CommandError(f"no folder at {workdir} (make one with `lepton-ledger demo --out {workdir}`)")
+    document = load_deployment_document(workdir / "deployment.json")
+    state = workdir / str(document.get("state_file", "chain-state.json"))
+    if not state.is_file():
+        raise CommandError(f"{workdir} has no chain state file {state.name}: is it a `lepton-ledger demo` folder?")
+    account = None
+    if key is None and (role or default_role):
+        account = _dev_account(workdir, document, role or default_role)
+    store = ipfs or str(workdir / str(document.get("store", "store")))
+    # Anvil keeps a resumed chain's clock where it stopped (the demo travelled in time to close its dispute
+    # windows): chain time never runs back, so a closed window stays closed.
+    with Anvil(state_file=state, chain_id=int(document.get("chain_id", 31337))) as w3:
+        # The workdir's chain answers on a local port: the shared session code binds and checks the deployment.
+        url = w3.provider.endpoint_uri  # type: ignore[attr-defined]
+        with open_session(rpc_url=url, deployment=workdir / "deployment.json", key=key, ipfs=store) as session:
+            sender = session.address if key else None
+            if account is not None:
+                sender = session.tx.add(account)
+            yield Signer(session.tx, session.deployment, session.store, sender)
+
+
+def _need_sender(signer: Signer) -> str:
+    if signer.sender is None:
+        raise CommandError("this step sends a transaction: pass --key (or --workdir with --as)")
+    return signer.sender
+
+
+def _print(result: flow.ChallengeTx, as_json: bool, *lines: str) -> None:
+    if as_json:
+        echo_json(result.to_dict())
+        return
+    for line in lines:
+        typer.echo(line)
+    typer.echo(f"tx {result.tx_hash} (block {result.block})")
+
+
+def _pick_check(audit: dict[str, Any], agreement: int, round_id: int, partner: str) -> tuple[int, dict[str, Any]]:
+    for i, check in enumerate(audit["checks"]):
+        if (isinstance(check, dict) and check.get("ok") is False and check.get("agreement_id") == agreement
+                and check.get("round") == round_id and str(check.get("partner", "")).lower() == partner.lower()):
+            return i, check
+    raise CommandError(f"the audit has no failed check of {partner} in round {round_id} of agreement {agreement}")
+
+
+@challenge_app.command("raise")
+@reports_errors
+def raise_cmd(
+    from_audit: Annotated[Path | None, typer.Option("--from-audit", help="An `audit --json` result.")] = None,
+    check: Annotated[int | None, typer.Option("--check", help="Index of a failed check in its \"checks\".")] = None,
+    agreement: Annotated[int | None, typer.Option("--agreement", help="Agreement id (instead of --check).")] = None,
+    round_id: Annotated[int | None, typer.Option("--round", help="Round id (instead of --check).")] = None,
+    partner: Annotated[str | None, typer.Option("--partner", help="Partner address (instead of --check).")] = None,
+    evidence: Annotated[Path | None, typer.Option("--evidence", help="A JSON object file as the evidence.")] = None,
+    workdir: WorkdirOpt = None, as_role: AsOpt = None, key: KeyOpt = None, rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None, ipfs: IpfsOpt = None, as_json: JsonOpt = False,
+) -> None:  # fmt: skip
+    """An auditor challenges one partner's update, committing to the failed check (put to the store) by its digest."""
+    explicit = (agreement, round_id, partner)
+    if check is not None:
+        if from_audit is None:
+            raise CommandError("--check is an index into an audit: pass --from-audit FILE too")
+        if any(v is not None for v in explicit) or evidence is not None:
+            raise CommandError("give either --check, or --agreement, --round and --partner, not both")
+        chosen = flow.failed_check(flow.load_audit(from_audit), check)
+        target = (chosen["agreement_id"], chosen["round"], chosen["partner"])
+        picked = f"check {check} ({chosen['name']}) of {from_audit}"
+    else:
+        if any(v is None for v in explicit):
+            raise CommandError("say what to challenge: --from-audit FILE --check INDEX, or --agreement, --round and "
+                               "--partner (with --from-audit or --evidence)")  # fmt: skip
+        target = (agreement, round_id, partner)
+        if (from_audit is None) == (evidence is None):
+            raise CommandError("with --agreement/--round/--partner, give exactly one of --from-audit and --evidence")
+        if from_audit is not None:
+            index, chosen = _pick_check(flow.load_audit(from_audit), *target)
+            picked = f"check {index} ({chosen['name']}) of {from_audit}"
+        else:
+            try:
+                chosen = json.loads(evidence.read_text(encoding="utf-8"))
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise CommandError(f"evidence file {evidence} is not valid JSON: {exc}") from None
+            picked = str(evidence)
+    flow.challenge_input(*target, chosen)  # bad input is refused before the chain is started or reached
+    with _signer(workdir=workdir, role=as_role, default_role="auditor", key=key, rpc_url=rpc_url,
+                 deployment=deployment, ipfs=ipfs) as s:  # fmt: skip
+        result = flow.raise_challenge(s.tx, s.deployment, s.store, sender=_need_sender(s), agreement_id=target[0],
+                                      round_id=target[1], partner=target[2], evidence=chosen)  # fmt: skip
+    d = result.details
+    _print(result, as_json,
+           f"challenge {result.challenge_id} raised against {d['partner']}, round {d['round']} of agreement "
+           f"{d['agreement_id']}",
+           f"evidence: {picked}, put as {d['evidence_cid']} (evidenceDigest {d['evidence_digest']})")  # fmt: skip
+
+
+@challenge_app.command("resolve")
+@reports_errors
+def resolve_cmd(
+    challenge_id: ChallengeId,
+    upheld: Annotated[bool | None, typer.Option("--uphold/--dismiss", help="The ruling.")] = None,
+    reason: Annotated[str, typer.Option("--reason", help="Why; published with the ruling digest.")] = "",
+    workdir: WorkdirOpt = None, as_role: AsOpt = None, key: KeyOpt = None, rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None, ipfs: IpfsOpt = None, as_json: JsonOpt = False,
+) -> None:  # fmt: skip
+    """The admin rules on an open challenge: --uphold (the stake can then be slashed) or --dismiss."""
+    if upheld is None:
+        raise CommandError("give the ruling: --uphold or --dismiss")
+    with _signer(workdir=workdir, role=as_role, default_role="admin", key=key, rpc_url=rpc_url,
+                 deployment=deployment, ipfs=ipfs) as s:  # fmt: skip
+        result = flow.resolve_challenge(s.tx, s.deployment, s.store, sender=_need_sender(s), challenge_id=challenge_id,
+                                        upheld=upheld, reason=reason)  # fmt: skip
+    _print(result, as_json, f"challenge {challenge_id} {'upheld' if upheld else 'dismissed'}; ruling put as "
+                            f"{result.details['ruling_cid']}")  # fmt: skip
+
+
+@challenge_app.command("slash")
+@reports_errors
+def slash_cmd(
+    challenge_id: ChallengeId,
+    workdir: WorkdirOpt = None, as_role: AsOpt = None, key: KeyOpt = None, rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None, ipfs: IpfsOpt = None, as_json: JsonOpt = False,
+) -> None:  # fmt: skip
+    """Executes an upheld challenge after its round's dispute window: the partner's stake goes to the slash
+    recipient. Anyone may send it."""
+    with _signer(workdir=workdir, role=as_role, default_role="auditor", key=key, rpc_url=rpc_url,
+                 deployment=deployment, ipfs=ipfs) as s:  # fmt: skip
+        result = flow.slash(s.tx, s.deployment, sender=_need_sender(s), challenge_id=challenge_id)
+    d = result.details
+    _print(result, as_json, f"challenge {challenge_id} executed: stake of {d['partner']} ({d['amount']} base units) "
+                            f"sent to {d['recipient']}")  # fmt: skip
+
+
+@challenge_app.command("forfeit")
+@reports_errors
+def forfeit_cmd(
+    challenge_id: ChallengeId,
+    workdir: WorkdirOpt = None, as_role: AsOpt = None, key: KeyOpt = None, rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None, ipfs: IpfsOpt = None, as_json: JsonOpt = False,
+) -> None:  # fmt: skip
+    """After the slash: the partner's reward for the challenged round goes to the slash recipient (proof rebuilt
+    from the round report). Anyone may send it."""
+    with _signer(workdir=workdir, role=as_role, default_role="auditor", key=key, rpc_url=rpc_url,
+                 deployment=deployment, ipfs=ipfs) as s:  # fmt: skip
+        result = flow.forfeit_reward(s.tx, s.deployment, s.store, sender=_need_sender(s), challenge_id=challenge_id)
+    d = result.details
+    _print(result, as_json, f"challenge {challenge_id}: reward of {d['partner']} for round {d['round']} "
+                            f"({d['amount']} base units) forfeited to {d['recipient']}")  # fmt: skip
+
+
+@challenge_app.command("show")
+@reports_errors
+def show_cmd(
+    challenge_id: Annotated[int | None, typer.Argument(help="One challenge; default: all.")] = None,
+    workdir: WorkdirOpt = None, rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None,
+    as_json: JsonOpt = False,
+) -> None:  # fmt: skip
+    """The challenges on the ledger and their status."""
+    with _signer(workdir=workdir, role=None, default_role=None, key=None, rpc_url=rpc_url, deployment=deployment,
+                 ipfs=None) as s:  # fmt: skip
+        records = [flow.read_challenge(s.deployment, challenge_id)] if challenge_id else flow.challenges(s.deployment)
+    if as_json:
+        echo_json({"challenges": [r.to_dict() for r in records]})
+        return
+    if not records:
+        typer.echo("no challenge was raised")
+    for r in records:
+        typer.echo(f"challenge {r.challenge_id}: {r.status}, {r.partner} in round {r.round} of agreement "
+                   f"{r.agreement_id}, raised by {r.challenger} at chain time {r.raised_at}, evidence "
+                   f"0x{r.evidence_digest.hex()}")  # fmt: skip
