@@ -245,11 +245,12 @@ def _where(check: dict[str, Any]) -> str:
     return "<br>".join(parts) or "&mdash;"
 
 
-def _evidence(evidence: Mapping[str, Any]) -> str:
+def _evidence(evidence: Mapping[str, Any], *, open_: bool) -> str:
     if not evidence:
         return "&mdash;"
     text = json.dumps(evidence, indent=2, sort_keys=True, default=str, ensure_ascii=False)
-    return f"<pre>{_e(text)}</pre>"
+    # Folded for a passed check (a 5-round audit has ~130 of them), unfolded for a failed one; no script needed.
+    return f"<details{' open' if open_ else ''}><summary>evidence</summary><pre>{_e(text)}</pre></details>"
 
 
 def _check_rows(checks: list[dict[str, Any]]) -> str:
@@ -259,7 +260,7 @@ def _check_rows(checks: list[dict[str, Any]]) -> str:
         rows.append(
             f'<tr class="check {css}" id="check-{c["index"]}"><td class="status">{status}</td>'
             f'<td class="num">{c["index"]}</td><td class="name"><code>{_e(c["name"])}</code></td><td>{_where(c)}</td>'
-            f'<td class="message">{_e(c["message"])}</td><td>{_evidence(c["evidence"])}</td></tr>'
+            f'<td class="message">{_e(c["message"])}</td><td>{_evidence(c["evidence"], open_=not c["ok"])}</td></tr>'
         )
     return "\n".join(rows)
 
@@ -300,7 +301,7 @@ tr.fail td.message{color:#a40e26;font-weight:600}
 pre{margin:0;white-space:pre-wrap;word-break:break-all;font-size:.8rem;max-height:24rem;overflow:auto}
 code{word-break:break-all}td.name code{word-break:normal;white-space:nowrap}.k{color:#57606a}.bad{color:#cf222e}
 .plots{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:1rem}
-figure{margin:0}img.plot{width:100%;height:auto;border:1px solid #d0d7de;border-radius:6px}
+summary{cursor:pointer;color:#57606a}figure{margin:0}img.plot{width:100%;height:auto;border:1px solid #d0d7de;border-radius:6px}
 """
 
 

@@ -113,6 +113,9 @@ def test_failed_check_comes_first_in_red_with_its_message_and_evidence(result):
     failed_row = document[document.index('id="check-2"'):].split("</tr>")[0]
     assert "committed epsilon 3.20 differs from recomputed 3.17" in failed_row and ">FAIL<" in failed_row
     assert B in failed_row and CID in failed_row and "&quot;found&quot;: 3.2" in failed_row
+    assert "<details open>" in failed_row  # a failure's evidence is shown; a pass's is folded
+    passed_rows = [document[document.index(f'id="check-{i}"'):].split("</tr>")[0] for i in (0, 1, 3)]
+    assert all("<details open>" not in row for row in passed_rows)
 
 
 def test_all_green_summary_when_every_check_passes(result):
@@ -134,7 +137,7 @@ def test_hostile_strings_are_escaped_everywhere(result):
     tags = _tags(document)
     assert {t for t, _ in tags} <= {"html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "div", "table",
                                     "thead", "tbody", "tr", "th", "td", "code", "span", "br", "pre", "figure", "img",
-                                    "b"}  # fmt: skip
+                                    "b", "details", "summary"}  # fmt: skip
     assert not any(k.startswith("on") for _, attrs in tags for k in attrs)  # no event handler anywhere
     assert [t for t, _ in tags].count("img") == 4  # the four plots, nothing a string smuggled in
     assert "<script" not in document and "<iframe" not in document and "<svg" not in document
