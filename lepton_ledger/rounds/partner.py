@@ -8,14 +8,14 @@
    ``train``: ``fl.train_local`` in a worker of the given executor (a ``LocalExecutor`` by default), never in
    the caller's process;
 3. ``seal_update``: an envelope (envelope package) to the recipients' X25519 keys as registered in the
-   PartnerRegistry (coordinator and auditors); ``prepare_update`` records it in the outbox, then puts it to
-   the store;
+   PartnerRegistry (coordinator and auditors); ``prepare_update`` records it in the outbox, records the round
+   in the accountant (the envelope is about to leave: from then on its recipients may read it, whatever the
+   chain later says of the commitment, so the partner never under-counts its epsilon), then puts it to the
+   store;
 4. ``commit``: ``RoundLedger.submitUpdate(envelope digest = the envelope's CID digest, manifest digest,
-   cumulative epsilon fixed point, sample count)``, then the round is recorded in the accountant (only
-   once the chain accepted it). Batched mode (:meth:`Partner.run_round_batched`): ``sign_commitment``
-   signs the same ``UpdateCommitment`` (EIP-712, the ledger's domain) and hands it to the coordinator, who
-   anchors all of them with ``commitBatch``; the round is recorded in the accountant when the signature is
-   given away (it can be anchored at any time after), so the partner never under-counts its epsilon.
+   cumulative epsilon fixed point, sample count)``. Batched mode (:meth:`Partner.run_round_batched`):
+   ``sign_commitment`` signs the same ``UpdateCommitment`` (EIP-712, the ledger's domain) and hands it to the
+   coordinator, who anchors all of them with ``commitBatch``.
 6. ``claim``: ``RewardVault.claim`` with the payout proof, after the dispute window.
 
 Crash safety. Every side effect goes through the partner's outbox (effects.py: keys name chain, ledger,
@@ -28,12 +28,11 @@ resumes it:
   ``TrainingSettings.seed`` and the round, so every round draws fresh noise) and deterministic, and nothing of
   the first run was released, so no extra privacy is spent;
 - the accountant is persisted (accountant_file.py) and each round recorded exactly once, under the key of the
-  operation that spent it (the confirmed ``submitUpdate``, or the signature given away); :meth:`Partner.reconcile`
-  (run before every round) finishes what a dead process left in flight, records what it confirmed but did not
-  record, and refuses to go on when the chain holds more epsilon than the accountant can explain
-  (``AccountantBehindChain``). The truth is the chain and the outbox's confirmed operations. Known gap: the
-  envelope is put before ``submitUpdate``; should the ledger refuse the commitment (say, the deadline passed
-  in between), its recipients can read an update whose spend is not recorded;
+  outbox operation that releases its envelope; :meth:`Partner.reconcile` (run before every round) finishes what
+  a dead process left in flight, records every envelope the outbox holds that the accountant lacks, and refuses
+  to go on when the chain holds more epsilon than the accountant can explain (``AccountantBehindChain``). A
+  commitment the ledger refused (say, its deadline passed) still counts: the next one commits a cumulative
+  epsilon that includes it (the ledger accepts any growth within the cap);
 - ``submitUpdate`` and ``claim`` are sent once (outbox.TransactionHandler), whatever the process or the node
   went through.
 """
@@ -225,10 +224,10 @@ class Partner:
         self._check_agreement(agreement_id)
         self.effects.runner.run()  # a transaction in flight may already be on-chain: settle it first
         ledger = self.deployment.ledger.address
-        for step in ("submit", "signature"):
-            for op in self.outbox.operations("confirmed", prefix=self.effects.key(step, ledger, agreement_id) + ":"):
-                if op.key.endswith(":" + self.address):
-                    self._record(op.key, op.payload["accounting"])
+        # Every envelope recorded for release counts, put or not yet: its privacy is spent once anyone may read it.
+        for op in self.outbox.operations(prefix=self.effects.key("envelope", ledger, agreement_id) + ":"):
+            if op.key.endswith(":" + self.address):
+                self._record(op.key, op.payload["accounting"])
         on_chain = int(self.deployment.ledger.functions.cumulativeEpsilon(agreement_id, self.address).call())
         spent = self.accountant.spent_fixed()
         if on_chain > spent:
@@ -322,17 +321,22 @@ class Partner:
                                       recipients=recipient_keys(self.deployment, recipient_addresses))  # fmt: skip
             m = sealed.manifest
             accounting = accounting_record(agreement_id, result.dp.as_round(), m.cumulative_epsilon)
-            return PreparedUpdate.from_operation(self.effects.put(
+            op = self.outbox.enqueue(*self.effects.put_operation(
                 key, sealed.data, agreement_id=agreement_id, round=round_id, accounting=accounting,
                 manifest_digest="0x" + sealed.manifest_digest.hex(), sample_count=m.sample_count,
                 metrics=dict(result.metrics),
             ))  # fmt: skip
+            self.checkpoint("envelope:enqueued", op)
+        # Recorded before the envelope leaves this process: whatever the ledger later says of the commitment
+        # (accepted, refused after its deadline), the recipients can read the update, so its epsilon is spent.
+        self._record(key, self.outbox.get(key).payload["accounting"])
+        self.checkpoint("accountant:recorded", None)
         return PreparedUpdate.from_operation(self.effects.finish(key))
 
     # -- step 4 -----------------------------------------------------------------------------------------
 
     def commit(self, prepared: PreparedUpdate) -> Submission:
-        """``submitUpdate`` on-chain (once), then records the round in the accountant (once)."""
+        """``submitUpdate`` on-chain, once (the round is in the accountant since its envelope was recorded)."""
         call = self.deployment.ledger.functions.submitUpdate(
             prepared.agreement_id, prepared.round_id, prepared.envelope_digest, prepared.manifest_digest,
             prepared.cumulative_epsilon_fixed, prepared.sample_count,
@@ -340,15 +344,13 @@ class Partner:
         accounting = accounting_record(prepared.agreement_id, prepared.dp_round, prepared.cumulative_epsilon_fixed)
         op = self.effects.transact(self._key("submit", prepared.agreement_id, prepared.round_id), call, self.address,
                                    accounting=accounting)  # fmt: skip
-        self._record(op.key, op.payload["accounting"])
-        self.checkpoint("accountant:recorded", op)
         return Submission(prepared.envelope_cid, prepared.envelope_digest, prepared.manifest_digest,
                           prepared.cumulative_epsilon_fixed, prepared.sample_count, op.result["tx_hash"],
                           dict(prepared.metrics))  # fmt: skip
 
     def sign_commitment(self, prepared: PreparedUpdate) -> SignedCommitment:
-        """Step 4, batched: signs the ``UpdateCommitment`` (deterministic: a rerun gives the same signature),
-        records in the outbox that it is given away, then records the round in the accountant (once)."""
+        """Step 4, batched: signs the ``UpdateCommitment`` (deterministic: a rerun gives the same signature) and
+        records in the outbox that it is given away (the round is in the accountant since its envelope was)."""
         commitment = prepared.commitment(self.address)
         digest = update_commitment_digest(self.tx.chain_id, self.deployment.ledger.address, commitment)
         signature = sign_digest(bytes(self.account.key), digest)
@@ -359,8 +361,6 @@ class Partner:
         if op.status != "confirmed":
             op = self.outbox.mark_confirmed(key, {"signature": "0x" + signature.hex()})
         self.checkpoint("signature:confirmed", op)
-        self._record(key, op.payload["accounting"])
-        self.checkpoint("accountant:recorded", op)
         return SignedCommitment(commitment, signature, prepared.envelope_cid)
 
     def run_round_batched(self, agreement_id: int, round_id: int, recipient_addresses: list[str]) -> SignedCommitment:

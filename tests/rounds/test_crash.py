@@ -172,8 +172,8 @@ def complete_round(chain, world: World, agreement_id: int, round_id: int, names:
 
 # Before and after each side effect: the envelope put (and the training before it), submitUpdate (signed, not
 # sent; sent, receipt not seen), the accountant's write. Each transaction step alone: test_outbox.py.
-PARTNER_POINTS = ["train:done", "envelope:enqueued", "envelope:confirmed", "submit:signed", "submit:broadcast",
-                  "submit:confirmed", "accountant:recorded"]  # fmt: skip
+PARTNER_POINTS = ["train:done", "envelope:enqueued", "accountant:recorded", "envelope:confirmed", "submit:signed",
+                  "submit:broadcast", "submit:confirmed"]  # fmt: skip
 
 
 @pytest.mark.parametrize("point", PARTNER_POINTS)
@@ -188,9 +188,9 @@ def test_partner_killed_at_each_step_commits_once(point, chain, world, forkserve
     left = partner.outbox.find(envelope_key)
     assert (left is None) == (point == "train:done")
     submitted = logs(chain.d.ledger.events.UpdateSubmitted, agreementId=agreement_id)
-    assert len(submitted) == (1 if point in ("submit:broadcast", "submit:confirmed", "accountant:recorded") else 0)
-    # Recorded by the dead process only at the very end; otherwise the restart must record it.
-    assert len(partner.accountant.history) == (1 if point == "accountant:recorded" else 0)
+    assert len(submitted) == (1 if point in ("submit:broadcast", "submit:confirmed") else 0)
+    # Recorded by the dead process once its envelope was about to leave; before that, the restart records it.
+    assert len(partner.accountant.history) == (0 if point in ("train:done", "envelope:enqueued") else 1)
 
     submission = partner.run_round(**args)
     (event,) = logs(chain.d.ledger.events.UpdateSubmitted, agreementId=agreement_id)
@@ -265,8 +265,8 @@ def test_batched_round_with_a_partner_and_the_coordinator_killed_anchors_once(ch
     agreement_id = new_agreement(chain, ["alpha", "beta"])
     round_id = open_round(chain, world, agreement_id)
     args = {"agreement_id": agreement_id, "round_id": round_id, "recipient_addresses": recipients(chain)}
-    # Died once the outbox said the signature was given away, before the accountant recorded it.
-    crash(forkserver, world, "alpha", "run_round_batched", "signature:confirmed", **args)
+    # Died once its envelope was recorded for release, before the accountant recorded the round.
+    crash(forkserver, world, "alpha", "run_round_batched", "envelope:enqueued", **args)
     alpha = make_partner(world, "alpha", agreement_id)
     assert alpha.accountant.history == []
     alpha.reconcile(agreement_id)  # what every restarted round does first

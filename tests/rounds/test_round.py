@@ -18,7 +18,7 @@ from lepton_ledger.chain.artifacts import load_artifact
 from lepton_ledger.chain.deployment import DevRoles, deploy_with_roles
 from lepton_ledger.chain.transactions import Transactor
 from lepton_ledger.envelope import generate_x25519_keypair
-from lepton_ledger.errors import ConfigurationError
+from lepton_ledger.errors import ConfigurationError, ContractReverted
 from lepton_ledger.fl.accounting import BudgetExceeded
 from lepton_ledger.rounds.coordinator import Coordinator
 from lepton_ledger.rounds.outbox import Outbox
@@ -258,3 +258,20 @@ def test_coordinator_refuses_an_unknown_rule_or_scoring_method(world):
     with pytest.raises(ConfigurationError, match="unknown scoring method 'banzhaf'"):
         make_coordinator(world, "bad-scoring", scoring="banzhaf")
 
+
+
+def test_a_commitment_the_ledger_refuses_still_counts_its_epsilon(world, executor):
+    """The envelope was put where its recipients can read it: its privacy is spent even though the chain refused
+    the commitment (the round's deadline had passed), so the partner's own accountant counts it."""
+    agreement_id = new_agreement(world)
+    coordinator = make_coordinator(world, "coordinator-late")
+    round_id, _ = open_round(world, coordinator, agreement_id)
+    partner = make_partner(world, "alpha", agreement_id, executor)
+    advance_time(world["w3"], 3601)
+    with pytest.raises(ContractReverted):
+        partner.run_round(agreement_id, round_id, recipients(world))
+    ledger = world["d"].ledger.functions
+    assert ledger.cumulativeEpsilon(agreement_id, partner.address).call() == 0
+    assert len(partner.accountant.history) == 1 and partner.accountant.spent_fixed() > 0
+    spent = partner.accountant.spent_fixed()
+    assert partner.reconcile(agreement_id) == spent and len(partner.accountant.history) == 1  # counted once
