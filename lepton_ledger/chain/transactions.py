@@ -89,13 +89,24 @@ class Transactor:
         return account.address
 
     def transact(self, call: ContractFunction, sender: str, *, gas: int | None = None) -> TxReceipt:
-        """Sends `call` from `sender` and waits for its receipt.
+        """Sends `call` from `sender` and waits for its receipt. A nonce the node calls too low (another process
+        or transactor sent from `sender` meanwhile) was not used by this transaction: it is re-read from the
+        chain and the transaction built and sent once more.
 
         Raises:
             ConfigurationError: no key for `sender` was added.
             ContractReverted: the contract refused, with its custom error decoded.
             ChainError: the transaction failed otherwise.
         """
+        try:
+            return self._transact_once(call, sender, gas)
+        except Exception as exc:
+            if "nonce too low" not in str(exc).lower():
+                raise
+            self._nonces.pop(sender, None)
+            return self._transact_once(call, sender, gas)
+
+    def _transact_once(self, call: ContractFunction, sender: str, gas: int | None) -> TxReceipt:
         params: dict[str, Any] = {"from": sender, "chainId": self.chain_id}
         if gas is not None:
             params["gas"] = gas

@@ -90,3 +90,13 @@ def test_state_file_survives_a_restart(tmp_path):
     with Anvil(state_file=state) as w3:
         restored = w3.eth.contract(address=registry.address, abi=load_artifact("PartnerRegistry").abi)
         assert restored.functions.hasRole(b"\x00" * 32, admin.address).call()
+
+
+def test_a_nonce_used_by_another_transactor_is_re_read_and_the_call_goes_through(system, chain):
+    tx, d, who = system
+    coordinator = who["coordinator"].address
+    tx.transact(d.partners.functions.grantRole(b"\x01" * 32, coordinator), who["admin"].address)  # nonce cached
+    other = Transactor(chain, [who["admin"]])  # another process sending from the same account
+    other.transact(d.partners.functions.grantRole(b"\x02" * 32, coordinator), who["admin"].address)
+    receipt = tx.transact(d.partners.functions.grantRole(b"\x03" * 32, coordinator), who["admin"].address)
+    assert receipt["status"] == 1 and d.partners.functions.hasRole(b"\x03" * 32, coordinator).call()
