@@ -60,6 +60,7 @@ def demo(
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from None
     console.print(f"[green]done[/]: agreement {result.agreement_id}, {rounds} round(s); see {out / 'summary.json'} and {out / 'deployment.json'}")
+    console.print(f"audit it from the folder alone: lepton-ledger audit --workdir {out} --html {out / 'audit.html'}")
 
 
 if __name__ == "__main__":  # pragma: no cover
