@@ -95,7 +95,7 @@ class ChallengeTx:
     evidence or ruling CID and digest, amount and recipient of a slash or forfeit)."""
 
     action: str
-    challenge_id: int
+    challenge_id: int | None  # None for a forgery proof (it voids the round, no challenge is involved)
     tx_hash: str
     block: int
     details: dict[str, Any] = field(default_factory=dict)
@@ -256,6 +256,8 @@ def _explain(exc: ContractReverted, deployment: Any, what: str) -> ChallengeErro
                 "end before the stake can be slashed") if ends == _NEVER else (
                 f"challenge {a['challengeId']}: the round's dispute window runs until chain time {ends} (now "
                 f"{_now(deployment)}); the stake can be slashed after it")  # fmt: skip
+    elif name == "RoundLedgerCommitmentValid":
+        text = "the contract finds that commitment honest (its signature and entry match): there is no forgery to prove"
     elif name == "RewardVaultChallengeNotExecuted":
         text = f"challenge {a['challengeId']} has not been executed: slash the stake first, then forfeit the reward"
     elif name == "RewardVaultAlreadyClaimed":

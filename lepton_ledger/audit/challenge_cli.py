@@ -7,6 +7,7 @@
     lepton-ledger challenge slash 1                                           # anyone, after the dispute window
     lepton-ledger challenge forfeit 1                                         # anyone, after the slash
     lepton-ledger challenge show [1]
+    lepton-ledger challenge prove-forgery --agreement 1 --round 3            # auditor: void a forged batch
 
 Where: ``--workdir DIR``, a folder left by ``lepton-ledger demo``: its chain is restarted from its state file
 (and saved back when the command ends), its ``store/`` holds the documents, and ``--as ROLE`` picks which of
@@ -15,7 +16,8 @@ default the role the step needs. Otherwise the chain is ``--rpc-url`` (or the em
 ``--deployment``, the store ``--ipfs``, and the signer ``--key NAME`` from the encrypted keystore.
 
 Exit codes: 0 done, 1 refused (one ``error: ...`` line on stderr; nothing was put or sent).
-See :mod:`lepton_ledger.audit.challenge` for the flow and the documents' formats.
+See :mod:`lepton_ledger.audit.challenge` for the flow and the documents' formats, :mod:`lepton_ledger.audit.forgery`
+for the batch forgery proof.
 """
 
 from __future__ import annotations
@@ -253,6 +255,33 @@ def forfeit_cmd(
     d = result.details
     _print(result, as_json, f"challenge {challenge_id}: reward of {d['partner']} for round {d['round']} "
                             f"({d['amount']} base units) forfeited to {d['recipient']}")  # fmt: skip
+
+
+@challenge_app.command("prove-forgery")
+@reports_errors
+def prove_forgery_cmd(
+    agreement: Annotated[int, typer.Option("--agreement", help="Agreement id.")],
+    round_id: Annotated[int, typer.Option("--round", help="Round id (batched mode).")],
+    workdir: WorkdirOpt = None, as_role: AsOpt = None, key: KeyOpt = None, rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None, ipfs: IpfsOpt = None, as_json: JsonOpt = False,
+) -> None:  # fmt: skip
+    """An auditor proves that an anchored batch holds a commitment its partner did not sign (the signature does
+    not recover the partner, or the entry differs): RoundLedger.proveForgedCommitment(evidence, commitment,
+    signature) for the first forged position found, which voids the round and revokes its payouts. Nothing is
+    sent when no position is forged."""
+    from . import forgery
+
+    with _signer(workdir=workdir, role=as_role, default_role="auditor", key=key, rpc_url=rpc_url,
+                 deployment=deployment, ipfs=ipfs) as s:  # fmt: skip
+        found = forgery.find_forgeries(s.deployment, s.store, agreement, round_id)
+        if not found:
+            raise CommandError(f"every anchored commitment of round {round_id} of agreement {agreement} is what its "
+                               "partner signed: there is no forgery to prove")  # fmt: skip
+        first = found[0]
+        result = forgery.prove_forgery(s.tx, s.deployment, sender=_need_sender(s), forgery=first)
+    _print(result, as_json,
+           f"round {round_id} of agreement {agreement} voided: batch {first.batch_index}, position {first.position} "
+           f"({first.partner}): {first.reason}")  # fmt: skip
 
 
 @challenge_app.command("show")

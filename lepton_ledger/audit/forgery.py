@@ -1,0 +1,129 @@
+"""Proving a forged batch commitment on-chain: ``RoundLedger.proveForgedCommitment``.
+
+In batched mode the coordinator anchors the partners' EIP-712-signed commitments without the contract checking
+the signatures (its NatSpec gives the gas reasons); instead any auditor can prove, while the round is open or
+within its dispute window, that entry `position` of an anchored batch is not what its partner signed: the
+signature does not recover the partner, or the anchored (party index, cumulative epsilon) entry disagrees with
+the signed commitment. A proof voids the round and revokes its payouts.
+
+:func:`find_forgeries` re-reads every ``BatchCommitted`` of a round, fetches its batch document from the store
+(rounds/coordinator.py's format), checks that the document recomputes the anchored root (otherwise no entry can
+be placed under it), and lists each position whose signature or entry is wrong, with the ``BatchEvidence``
+(root, document digest, entries, position, PositionalTree proof) the contract wants. :func:`prove_forgery`
+simulates the call first (the contract is the judge: a position it finds honest is refused with a named
+error and nothing is sent), then sends it as an auditor.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from ..chain.merkle import PositionalTree, commitment_leaf, unpack_entries
+from ..chain.typed_data import UpdateCommitment, update_commitment_digest
+from ..envelope.manifest import recover_signer
+from ..rounds.report import ArtifactNotFound, fetch_by_digest
+from .challenge import ChallengeError, ChallengeTx, _event, _sent, _simulate
+
+__all__ = ["Forgery", "find_forgeries", "prove_forgery"]
+
+
+@dataclass(frozen=True)
+class Forgery:
+    """One anchored commitment that is not what its partner signed, with the evidence that proves it."""
+
+    agreement_id: int
+    round: int
+    batch_index: int
+    position: int
+    partner: str
+    reason: str
+    evidence: tuple  # IRoundLedger.BatchEvidence
+    commitment: UpdateCommitment
+    signature: bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"agreement_id": self.agreement_id, "round": self.round, "batch_index": self.batch_index,
+                "position": self.position, "partner": self.partner, "reason": self.reason}  # fmt: skip
+
+
+def _bytes(hex_value: Any) -> bytes:
+    return bytes(hex_value) if isinstance(hex_value, (bytes, bytearray)) else bytes.fromhex(str(hex_value)[2:])
+
+
+def find_forgeries(deployment: Any, store: Any, agreement_id: int, round_id: int) -> list[Forgery]:
+    """Every forged position in the round's anchored batches.
+
+    Raises:
+        ChallengeError: a batch document is missing from the store, malformed, or does not recompute the anchored
+            root (then no position can be proven with it).
+    """
+    ledger = deployment.ledger
+    chain_id = ledger.w3.eth.chain_id
+    logs = ledger.events.BatchCommitted.get_logs(
+        argument_filters={"agreementId": agreement_id, "round": round_id}, from_block=0
+    )
+    found: list[Forgery] = []
+    for log in logs:
+        args = log["args"]
+        root, document_digest, entries = bytes(args["commitmentsRoot"]), bytes(args["batchDocumentDigest"]), bytes(
+            args["entries"]
+        )
+        try:
+            document = json.loads(fetch_by_digest(store, document_digest))
+            items = document["commitments"]
+            commitments = [
+                UpdateCommitment(int(i["agreementId"]), int(i["round"]), i["partner"], _bytes(i["envelopeDigest"]),
+                                 _bytes(i["manifestDigest"]), int(i["cumulativeEpsilon"]), int(i["sampleCount"]))
+                for i in items
+            ]  # fmt: skip
+            signatures = [_bytes(i["signature"]) for i in items]
+        except ArtifactNotFound:
+            raise ChallengeError(f"batch {args['batchIndex']} of round {round_id}: its document "
+                                 f"0x{document_digest.hex()} is not in the store") from None  # fmt: skip
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ChallengeError(f"batch {args['batchIndex']} of round {round_id}: malformed document: {exc}") from None
+        digests = [update_commitment_digest(chain_id, ledger.address, c) for c in commitments]
+        tree = PositionalTree([commitment_leaf(d, s) for d, s in zip(digests, signatures)])
+        if tree.root != root:
+            raise ChallengeError(f"batch {args['batchIndex']} of round {round_id}: its document does not recompute "
+                                 "the anchored root, so no entry can be proven with it")  # fmt: skip
+        anchored = unpack_entries(entries)
+        for position, (c, digest, signature) in enumerate(zip(commitments, digests, signatures)):
+            try:
+                signer = recover_signer(digest, signature)
+            except Exception:  # noqa: BLE001 -- any undecodable signature is a forged one
+                signer = None
+            index = int(deployment.agreements.functions.partyIndex(agreement_id, c.partner).call()[1])
+            entry = anchored[position] if position < len(anchored) else None
+            reasons = []
+            if signer != c.partner:
+                reasons.append(f"the signature recovers {signer}, not {c.partner}")
+            if entry != (index, c.cumulative_epsilon):
+                reasons.append(f"the anchored entry {entry} is not the signed (party {index}, epsilon "
+                               f"{c.cumulative_epsilon})")  # fmt: skip
+            if reasons:
+                evidence = (agreement_id, round_id, int(args["batchIndex"]), root, document_digest, entries, position,
+                            tree.proof(position))  # fmt: skip
+                found.append(Forgery(agreement_id, round_id, int(args["batchIndex"]), position, c.partner,
+                                     "; ".join(reasons), evidence, c, signature))  # fmt: skip
+    return found
+
+
+def prove_forgery(tx: Any, deployment: Any, *, sender: str, forgery: Forgery) -> ChallengeTx:
+    """Sends ``proveForgedCommitment`` for `forgery` as `sender` (an auditor); the round is voided.
+
+    Raises:
+        ChallengeError: the ledger would refuse (not an auditor, window closed, the contract finds the position
+            honest...); nothing was sent.
+    """
+    call = deployment.ledger.functions.proveForgedCommitment(forgery.evidence, forgery.commitment.as_tuple(),
+                                                             forgery.signature)  # fmt: skip
+    _simulate(call, sender, deployment, "a forgery is proven while its round is open or disputable")
+    receipt = tx.transact(call, sender)
+    args = _event(deployment.ledger, "RoundVoided", receipt)
+    tx_hash, block = _sent(receipt)
+    return ChallengeTx("prove-forgery", None, tx_hash, block,
+                       {**forgery.to_dict(), "voided_batch": int(args["batchIndex"]),
+                        "voided_position": int(args["position"])})  # fmt: skip
