@@ -101,14 +101,20 @@ class RoundRules:
     scoring: str = "leave_one_out"
     max_norm: float = MAX_NORM
 
-    def check(self) -> None:
+    def check(self, partners: int) -> None:
+        """Refuses, before anything runs, a rule or method that does not exist or cannot run on `partners`."""
         from ..fl.aggregation import AGGREGATORS
-        from ..fl.scoring import SCORERS
+        from ..fl.scoring import EXACT_SHAPLEY_MAX_PARTNERS, SCORERS
 
         if self.aggregation not in AGGREGATORS:
             raise ConfigurationError(f"unknown aggregation rule {self.aggregation!r}; known: {sorted(AGGREGATORS)}")
         if self.scoring not in SCORERS:
             raise ConfigurationError(f"unknown scoring method {self.scoring!r}; known: {sorted(SCORERS)}")
+        if self.aggregation in ("krum", "multi_krum") and partners < 3:
+            raise ConfigurationError(f"{self.aggregation} needs at least 3 partners (n >= 2f + 3), not {partners}")
+        if self.scoring == "exact_shapley" and partners > EXACT_SHAPLEY_MAX_PARTNERS:
+            raise ConfigurationError(f"exact_shapley enumerates 2**n subsets: at most {EXACT_SHAPLEY_MAX_PARTNERS} "
+                                     f"partners, not {partners} (use tmc_shapley)")  # fmt: skip
 
 
 def run_demo(out_dir: Path, *, partners: int = 3, rounds: int = 5, mode: str = "single",
@@ -123,7 +129,7 @@ def run_demo(out_dir: Path, *, partners: int = 3, rounds: int = 5, mode: str = "
         raise ConfigurationError("the demo needs at least one partner and one round")
     if mode not in ("single", "batched"):
         raise ConfigurationError(f"mode must be 'single' or 'batched', not {mode!r}")
-    rules.check()
+    rules.check(partners)
     console = console or Console()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

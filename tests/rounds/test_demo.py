@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from rich.console import Console
 
 from lepton_ledger.chain.anvil import Anvil
 from lepton_ledger.chain.artifacts import load_artifact
 from lepton_ledger.chain.deployment import Deployment
 from lepton_ledger.chain.events import EventIndex
-from lepton_ledger.rounds.demo import run_demo
+from lepton_ledger.errors import ConfigurationError
+from lepton_ledger.rounds.demo import RoundRules, run_demo
 from lepton_ledger.storage.local import LocalStore
 
 
@@ -79,3 +81,15 @@ def test_demo_batched_mode_anchors_one_batch_per_round(tmp_path):
     assert names[0] == "RoundOpened" and names.count("BatchCommitted") == 1 and "UpdateSubmitted" not in names
     assert names.index("RoundFinalized") < names.index("Allocated") < names.index("Claimed")
     assert {e.partner: str(e.args["amount"]) for e in claims} == {a: p["claimed"] for a, p in r["partners"].items()}
+
+
+def test_demo_refuses_rules_it_cannot_run_before_anything_starts(tmp_path):
+    for rules, partners, message in [
+        (RoundRules(aggregation="mean"), 3, "unknown aggregation rule 'mean'"),
+        (RoundRules(scoring="banzhaf"), 3, "unknown scoring method 'banzhaf'"),
+        (RoundRules(aggregation="krum"), 2, "krum needs at least 3 partners"),
+        (RoundRules(scoring="exact_shapley"), 17, "exact_shapley enumerates 2\\*\\*n subsets"),
+    ]:
+        with pytest.raises(ConfigurationError, match=message):
+            run_demo(tmp_path / "refused", partners=partners, rounds=1, rules=rules, console=Console(quiet=True))
+    assert not (tmp_path / "refused").exists()  # nothing was started or written
