@@ -54,3 +54,10 @@ def anvil_binary() -> str:
         return configured
     local = PROJECT_ROOT / "node_modules" / ".bin" / "anvil"
     return str(local) if local.exists() else "anvil"
+
+
+def ray_address() -> str | None:
+    """Where partners' training runs: ``$LEPTON_RAY_ADDRESS`` names a Ray cluster to join (``auto``,
+    ``ray://head:10001``, ``host:6379``) or ``local`` to start one on this machine; unset, local worker processes."""
+    return os.environ.get("LEPTON_RAY_ADDRESS") or None
+

@@ -29,7 +29,7 @@ from lepton_ledger.commands.roles import (
 from lepton_ledger.fl.data import make_federated
 from lepton_ledger.rounds.outbox import Outbox
 from lepton_ledger.storage.local import LocalStore
-from lepton_ledger.workers.local import LocalExecutor
+from lepton_ledger.workers import open_executor
 from scripts.deploy import require_local_network
 
 ROUND_SECONDS = 3600
@@ -69,7 +69,7 @@ def main(deployment: str = "deployment.json"):
 
     recipients = [document["coordinator"], *document["auditors"]]
     epsilons = {}
-    with LocalExecutor(max_workers=1) as executor:
+    with open_executor(max_workers=1) as executor:  # Ray when $LEPTON_RAY_ADDRESS is set
         for i, name in enumerate(setup["partners"]):
             account = accounts[name]
             accountant = fresh_accountant(d, agreement_id, account.address)

@@ -190,7 +190,7 @@ def _train(*, agreement: int, key: str, dataset: str, partition: int, partitions
     """Steps 2-4 of a round for --key: ``(round, Submission or (SignedCommitment, its document), accountant,
     terms)``."""
     from ..rounds.partner import TrainingSettings
-    from ..workers.local import LocalExecutor
+    from ..workers import open_executor
     from .data import partner_data
     from .roles import ChainTerms, build_partner, fresh_accountant, terms_document
 
@@ -214,7 +214,7 @@ def _train(*, agreement: int, key: str, dataset: str, partition: int, partitions
         settings = TrainingSettings(model=model, epochs=epochs, batch_size=batch_size, lr=lr,
                                     max_grad_norm=max_grad_norm, noise_multiplier=noise_multiplier, seed=train_seed)
         accountant = fresh_accountant(s.deployment, agreement, s.address)
-        with LocalExecutor(max_workers=1) as executor:
+        with open_executor(max_workers=1) as executor:  # Ray when $LEPTON_RAY_ADDRESS is set
             partner = build_partner(account=s.account, tx=s.tx, deployment=s.deployment, store=s.store,
                                     accountant=accountant, data=data, executor=executor, settings=settings,
                                     accountant_path=_accountant_file(s, agreement, s.address))  # fmt: skip

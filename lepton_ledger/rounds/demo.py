@@ -39,7 +39,7 @@ from ..envelope import generate_x25519_keypair
 from ..errors import ConfigurationError
 from ..fl.aggregation import default_params
 from ..storage.local import LocalStore
-from ..workers.local import LocalExecutor
+from ..workers import open_executor
 from .coordinator import Coordinator
 from .outbox import Outbox
 from .partner import Partner, TrainingSettings
@@ -139,7 +139,8 @@ def run_demo(out_dir: Path, *, partners: int = 3, rounds: int = 5, mode: str = "
     shutil.rmtree(out_dir / OUTBOX_DIR, ignore_errors=True)
     started = time.monotonic()
     anvil = Anvil(accounts=10 + partners, state_file=state_file)
-    with anvil as w3, LocalExecutor(max_workers=1, gpus=[], threads_per_worker=1) as executor:
+    # Ray when $LEPTON_RAY_ADDRESS is set (settings.ray_address), else one local worker process
+    with anvil as w3, open_executor(max_workers=1, gpus=[], threads_per_worker=1) as executor:
         result = _story(w3, anvil, executor, out_dir, partners, rounds, mode, dispute_window, rules, console)
     result.summary["wall_seconds"] = round(time.monotonic() - started, 2)
     (out_dir / "summary.json").write_text(json.dumps(result.summary, indent=2) + "\n")

@@ -15,7 +15,26 @@ from typing import Any
 from .base import Executor, ExecutorClosed, TaskFuture, WorkerError
 from .local import LocalExecutor, visible_gpus
 
-__all__ = ["Executor", "ExecutorClosed", "LocalExecutor", "RayExecutor", "TaskFuture", "WorkerError", "visible_gpus"]
+__all__ = ["Executor", "ExecutorClosed", "LocalExecutor", "RayExecutor", "TaskFuture", "WorkerError", "open_executor",
+           "visible_gpus"]  # fmt: skip
+
+
+def open_executor(ray_address: str | None = None, **local_options: Any) -> Executor:
+    """The executor partners train in: a :class:`RayExecutor` when `ray_address` or ``$LEPTON_RAY_ADDRESS`` is set
+    (``local`` starts a Ray cluster on this machine, anything else is joined), else a :class:`LocalExecutor` with
+    `local_options` (``max_workers``, ``gpus``, ``threads_per_worker``...).
+
+    Raises:
+        WorkerError: the Ray cluster cannot be started or joined.
+    """
+    from ..settings import ray_address as configured
+
+    address = ray_address or configured()
+    if address is None:
+        return LocalExecutor(**local_options)
+    from .ray_executor import RayExecutor
+
+    return RayExecutor(None if address == "local" else address)
 
 
 def __getattr__(name: str) -> Any:

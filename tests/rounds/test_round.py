@@ -275,3 +275,21 @@ def test_a_commitment_the_ledger_refuses_still_counts_its_epsilon(world, executo
     assert len(partner.accountant.history) == 1 and partner.accountant.spent_fixed() > 0
     spent = partner.accountant.spent_fixed()
     assert partner.reconcile(agreement_id) == spent and len(partner.accountant.history) == 1  # counted once
+
+
+def test_partners_train_in_ray_tasks_when_ray_is_configured(world, monkeypatch):
+    """$LEPTON_RAY_ADDRESS selects Ray for partners' training ("local" starts a cluster here; a real deployment
+    names its head node): the same round, every update trained in a Ray task, accepted and paid."""
+    from lepton_ledger.workers import RayExecutor, open_executor
+
+    monkeypatch.setenv("LEPTON_RAY_ADDRESS", "local")
+    agreement_id = new_agreement(world)
+    coordinator = make_coordinator(world, "coordinator-ray")
+    round_id, _ = open_round(world, coordinator, agreement_id)
+    with open_executor() as executor:
+        assert isinstance(executor, RayExecutor)
+        for name in NAMES:
+            make_partner(world, name, agreement_id, executor).run_round(agreement_id, round_id, recipients(world))
+    outcome = coordinator.close_round(agreement_id, round_id)
+    assert sorted(outcome.report.accepted) == sorted(a.address for a in world["accounts"].values())
+    assert sum(outcome.report.payouts.values()) == 300 * TOKEN

@@ -129,3 +129,11 @@ def test_ray_asks_for_gpus_only_when_the_cluster_has_them(ray_executor):
     has_gpus = ray.cluster_resources().get("GPU", 0) > 0
     assert ray_executor.gpus_per_task == (1.0 if has_gpus else 0.0)
     assert ray_executor.cpus_per_task == 1.0
+
+
+def test_open_executor_is_local_unless_ray_is_configured(monkeypatch):
+    from lepton_ledger.workers import LocalExecutor, open_executor
+
+    monkeypatch.delenv("LEPTON_RAY_ADDRESS", raising=False)
+    with open_executor(max_workers=1) as executor:
+        assert isinstance(executor, LocalExecutor) and executor.submit(_tasks.add, 1, 2).result() == 3
