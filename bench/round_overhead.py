@@ -47,7 +47,7 @@ round's internals move. Wrapping costs a few microseconds per call.
     python bench/round_overhead.py                               # 10 partners, 5 timed rounds, single submissions
     python bench/round_overhead.py --partners 10 --rounds 5 --mode batched
 
-Last line, JSON: ``{"partners", "mode", "rounds", "warmup", "ratio" (fastest ledger / fastest bare), "ratio_median",
+Last line, JSON: ``{"partners", "mode", "model", "epochs", "rounds", "warmup", "ratio" (fastest ledger / fastest bare), "ratio_median",
 "ledger_s", "bare_s", "same_result", "setup_s" (deployment to funding, not in the ratio)}``.
 """
 
@@ -87,7 +87,7 @@ from lepton_ledger.rounds.partner import Partner, TrainingSettings
 from lepton_ledger.storage.local import LocalStore
 from lepton_ledger.workers.local import LocalExecutor
 
-MODEL = "logreg"
+MODEL = "logreg"  # the demo's model; --model and --epochs make the training heavier
 MAX_NORM = 50.0
 AGGREGATION = "fedavg"
 PAYOUT_RULE = fl.PayoutRule.BY_SAMPLE_COUNT
@@ -234,7 +234,7 @@ def set_up_ledger(w3: Any, fed: Federation, n_rounds: int, workdir: Path, clock:
     store = LocalStore(workdir / "store", durable=False)  # as the demo's store
     coordinator = Coordinator(account=coordinator_account, tx=tx, deployment=deployment, store=store,
                               x25519_private=keys[coordinator_account.address], events_path=workdir / "events.sqlite",
-                              eval_set=fed.split.eval_set, model_name=MODEL, max_norm=MAX_NORM,
+                              eval_set=fed.split.eval_set, model_name=fed.settings[0].model, max_norm=MAX_NORM,
                               payout_rule=PAYOUT_RULE, aggregation=AGGREGATION)  # fmt: skip
     executor = TimedExecutor(fed.executor, clock)
     partners = [
@@ -297,7 +297,7 @@ def bare_round(fed: Federation, state: dict[str, torch.Tensor], seeds: list[int]
     """The same round's ML work alone, each partner training with its seed in `seeds`: ``(new global model,
     payouts)``."""
     split = fed.split
-    model = fl.build_model(MODEL, split.input_dim, split.num_classes, seed=0)
+    model = fl.build_model(fed.settings[0].model, split.input_dim, split.num_classes, seed=0)
     model.load_state_dict(state)
     updates = {}
     for address, data, s, seed in zip(fed.addresses, split.partners, fed.settings, seeds):
@@ -311,7 +311,7 @@ def bare_round(fed: Federation, state: dict[str, torch.Tensor], seeds: list[int]
 
     def accuracy(candidate: dict[str, torch.Tensor]) -> float:
         with clock.phase("evaluate"):
-            m = fl.build_model(MODEL, split.input_dim, split.num_classes, seed=0)
+            m = fl.build_model(fed.settings[0].model, split.input_dim, split.num_classes, seed=0)
             m.load_state_dict(candidate)
             return fl.evaluate(m, split.eval_set, device="cpu")["accuracy"]
 
@@ -348,19 +348,20 @@ def same_model(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def run(*, partners: int, rounds: int, mode: str, warmup: int = 1) -> dict[str, Any]:
+def run(*, partners: int, rounds: int, mode: str, warmup: int = 1, model: str = MODEL, epochs: int = 1) -> dict[str, Any]:
     """Sets up both sides, runs `warmup` + `rounds` interleaved pairs, prints the figures; returns the summary.
 
     Raises:
         ValueError: fewer than 1 partner or timed round, a negative warm-up, or an unknown `mode`.
     """
-    if partners < 1 or rounds < 1 or warmup < 0:
-        raise ValueError(f"need partners >= 1, rounds >= 1, warmup >= 0; got {partners}, {rounds}, {warmup}")
+    if partners < 1 or rounds < 1 or warmup < 0 or epochs < 1:
+        raise ValueError(f"need partners >= 1, rounds >= 1, warmup >= 0, epochs >= 1; got {partners}, {rounds}, "
+                         f"{warmup}, {epochs}")  # fmt: skip
     if mode not in ("single", "batched"):
         raise ValueError(f"mode must be 'single' or 'batched', not {mode!r}")
     split = fl.make_federated("digits", num_partners=partners, seed=0, alpha=None, eval_fraction=0.2)
-    settings = [TrainingSettings(model=MODEL, epochs=1, batch_size=64, noise_multiplier=1.0, seed=i)
-                for i in range(partners)]  # fmt: skip  (the demo's settings)
+    settings = [TrainingSettings(model=model, epochs=epochs, batch_size=64, noise_multiplier=1.0, seed=i)
+                for i in range(partners)]  # fmt: skip  (the demo's settings by default)
     addresses = [dev_account(10 + i).address for i in range(partners)]
     ledger_clock, bare_clock = PhaseClock(), PhaseClock()
     timings: dict[str, list[float]] = {"ledger": [], "bare": []}
@@ -377,7 +378,7 @@ def run(*, partners: int, rounds: int, mode: str, warmup: int = 1) -> dict[str, 
         started = time.perf_counter()
         ledger = set_up_ledger(w3, fed, warmup + rounds, Path(tmp), ledger_clock)
         setup_s = time.perf_counter() - started
-        initial = fl.build_model(MODEL, split.input_dim, split.num_classes, seed=0).state_dict()
+        initial = fl.build_model(model, split.input_dim, split.num_classes, seed=0).state_dict()
         state = {"ledger": initial, "bare": dict(initial)}
         for i in range(warmup + rounds):
             results = {}
@@ -403,7 +404,8 @@ def run(*, partners: int, rounds: int, mode: str, warmup: int = 1) -> dict[str, 
 
     ledger_s, bare_s = min(timings["ledger"]), min(timings["bare"])
     summary = {
-        "partners": partners, "mode": mode, "rounds": rounds, "warmup": warmup, "ratio": round(ledger_s / bare_s, 3),
+        "partners": partners, "mode": mode, "model": model, "epochs": epochs, "rounds": rounds, "warmup": warmup,
+        "ratio": round(ledger_s / bare_s, 3),
         "ratio_median": round(statistics.median(timings["ledger"]) / statistics.median(timings["bare"]), 3),
         "ledger_s": round(ledger_s, 4), "bare_s": round(bare_s, 4), "same_result": same,
         "setup_s": round(setup_s, 2),
@@ -415,8 +417,8 @@ def run(*, partners: int, rounds: int, mode: str, warmup: int = 1) -> dict[str, 
 def print_report(summary: dict[str, Any], timings: dict[str, list[float]], phases: dict[str, list[dict]],
                  ledger_calls: list[dict[str, int]]) -> None:  # fmt: skip
     s = summary
-    print(f"one DP round, {s['partners']} partners, digits, {MODEL}, {s['mode']} commits, torch threads "
-          f"{torch.get_num_threads()}; {s['rounds']} timed rounds per side, interleaved, after {s['warmup']} warm-up "
+    print(f"one DP round, {s['partners']} partners, digits, {s['model']} x {s['epochs']} epoch(s), {s['mode']} "
+          f"commits, torch threads {torch.get_num_threads()}; {s['rounds']} timed rounds per side, interleaved, after {s['warmup']} warm-up "
           f"round(s); "
           f"set-up (not timed) {s['setup_s']:.1f} s")  # fmt: skip
     for side in ("ledger", "bare"):
@@ -446,6 +448,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds per side")
     parser.add_argument("--mode", choices=("single", "batched"), default="single")
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds per side first")
+    parser.add_argument("--model", choices=("logreg", "mlp", "cnn"), default=MODEL, help="the partners' model")
+    parser.add_argument("--epochs", type=int, default=1, help="local DP-SGD epochs per round")
     parser.add_argument("--torch-threads", type=int, default=0,
                         help="torch threads of this process, where both coordinators evaluate (0: torch's default; "
                              "workers have one each, as in the demo)")  # fmt: skip
@@ -454,7 +458,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         parser.error(f"--torch-threads must be >= 0, not {args.torch_threads}")
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)
-    return run(partners=args.partners, rounds=args.rounds, mode=args.mode, warmup=args.warmup)
+    return run(partners=args.partners, rounds=args.rounds, mode=args.mode, warmup=args.warmup, model=args.model,
+               epochs=args.epochs)
 
 
 if __name__ == "__main__":
