@@ -108,3 +108,9 @@ def test_a_forged_batch_commitment_is_found_and_voids_the_round(demo_batched, fr
     with Anvil(state_file=workdir / "chain-state.json") as w3:
         assert w3.eth.block_number == block  # refused before anything was sent
     assert len(voided) == 1 and int(voided[0]["args"]["position"]) == 1
+
+    # Audited again after the proof: the history accounts for the voided round and the books still balance.
+    after = audit_workdir(workdir, state_path=tmp_path / "state-after.sqlite")
+    by_name = {c.name: c for c in after.checks if c.round is None}
+    assert by_name["event_history"].ok and by_name["vault_conserves"].ok, [c.to_dict() for c in after.failed]
+    assert {c.round for c in after.failed} <= {round_id}  # rounds 1 and 2 stay green
