@@ -23,6 +23,7 @@ from typing import Any
 from ..chain.merkle import PositionalTree, commitment_leaf, unpack_entries
 from ..chain.typed_data import UpdateCommitment, update_commitment_digest
 from ..envelope.manifest import recover_signer
+from ..rounds.coordinator import commitment_from_json
 from ..rounds.report import ArtifactNotFound, fetch_by_digest
 from .challenge import ChallengeError, ChallengeTx, _event, _sent, _simulate
 
@@ -48,10 +49,6 @@ class Forgery:
                 "position": self.position, "partner": self.partner, "reason": self.reason}  # fmt: skip
 
 
-def _bytes(hex_value: Any) -> bytes:
-    return bytes(hex_value) if isinstance(hex_value, (bytes, bytearray)) else bytes.fromhex(str(hex_value)[2:])
-
-
 def find_forgeries(deployment: Any, store: Any, agreement_id: int, round_id: int) -> list[Forgery]:
     """Every forged position in the round's anchored batches.
 
@@ -72,13 +69,9 @@ def find_forgeries(deployment: Any, store: Any, agreement_id: int, round_id: int
         )
         try:
             document = json.loads(fetch_by_digest(store, document_digest))
-            items = document["commitments"]
-            commitments = [
-                UpdateCommitment(int(i["agreementId"]), int(i["round"]), i["partner"], _bytes(i["envelopeDigest"]),
-                                 _bytes(i["manifestDigest"]), int(i["cumulativeEpsilon"]), int(i["sampleCount"]))
-                for i in items
-            ]  # fmt: skip
-            signatures = [_bytes(i["signature"]) for i in items]
+            parsed = [commitment_from_json(item) for item in document["commitments"]]
+            commitments = [c for _, c, _ in parsed]
+            signatures = [signature for _, _, signature in parsed]
         except ArtifactNotFound:
             raise ChallengeError(f"batch {args['batchIndex']} of round {round_id}: its document "
                                  f"0x{document_digest.hex()} is not in the store") from None  # fmt: skip

@@ -88,7 +88,7 @@ from .report import (
 )
 
 __all__ = ["BatchDocumentMismatch", "CommitmentMismatch", "CommitmentView", "Coordinator", "NoAcceptedUpdates",
-           "OpenRoundConflict", "RoundOutcome"]  # fmt: skip
+           "OpenRoundConflict", "RoundOutcome", "commitment_from_json"]  # fmt: skip
 
 BATCH_DOCUMENT_VERSION = 1
 
@@ -279,16 +279,12 @@ class Coordinator:
         chain_id, ledger = self.tx.w3.eth.chain_id, self.deployment.ledger.address
         leaves, entries, views = [], [], []
         for item in document["commitments"]:
-            c = UpdateCommitment(
-                int(item["agreementId"]), int(item["round"]), item["partner"], bytes.fromhex(item["envelopeDigest"][2:]),
-                bytes.fromhex(item["manifestDigest"][2:]), int(item["cumulativeEpsilon"]), int(item["sampleCount"]),
-            )  # fmt: skip
+            index, c, signature = commitment_from_json(item)
             digest = update_commitment_digest(chain_id, ledger, c)
-            signature = bytes.fromhex(item["signature"][2:])
             if recover_signer(digest, signature) != c.partner:
                 raise BatchDocumentMismatch(f"the batch's signature for {c.partner} does not recover it")
             leaves.append(commitment_leaf(digest, signature))
-            entries.append((int(item["partyIndex"]), c.cumulative_epsilon))
+            entries.append((index, c.cumulative_epsilon))
             views.append(CommitmentView(c.partner, c.agreement_id, c.round, {
                 "envelopeDigest": item["envelopeDigest"], "manifestDigest": item["manifestDigest"],
                 "cumulativeEpsilon": c.cumulative_epsilon, "sampleCount": c.sample_count,
@@ -507,6 +503,20 @@ def _commitment_json(index: int, signed: Any) -> dict[str, Any]:
         "cumulativeEpsilon": c.cumulative_epsilon, "sampleCount": c.sample_count,
         "signature": "0x" + signed.signature.hex(), "envelopeCid": signed.envelope_cid,
     }  # fmt: skip
+
+
+def commitment_from_json(item: dict[str, Any]) -> tuple[int, UpdateCommitment, bytes]:
+    """``(party index, commitment, signature)`` of one entry of a batch document's ``"commitments"`` (the inverse
+    of what ``anchor_batch`` writes).
+
+    Raises:
+        KeyError, ValueError, TypeError: the entry is malformed.
+    """
+    c = UpdateCommitment(
+        int(item["agreementId"]), int(item["round"]), item["partner"], bytes.fromhex(item["envelopeDigest"][2:]),
+        bytes.fromhex(item["manifestDigest"][2:]), int(item["cumulativeEpsilon"]), int(item["sampleCount"]),
+    )  # fmt: skip
+    return int(item["partyIndex"]), c, bytes.fromhex(item["signature"][2:])
 
 
 def _cid_or_empty(store: Any, digest_hex: str) -> str:

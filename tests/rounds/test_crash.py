@@ -22,11 +22,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))  # crash_driver, also for the forkserver (it inherits sys.path)
 
 import crash_driver
+from agreement_setup import funded_agreement
 from crash_driver import PARTNER_INDICES, World, make_coordinator, make_partner
 
 from lepton_ledger import fl
-from lepton_ledger.chain import agreements
-from lepton_ledger.chain.agreements import TOKEN
 from lepton_ledger.chain.anvil import Anvil, advance_time, dev_account
 from lepton_ledger.chain.artifacts import load_artifact
 from lepton_ledger.chain.deployment import DevRoles, deploy_with_roles
@@ -84,25 +83,11 @@ def world(chain, tmp_path) -> World:
 
 
 def new_agreement(chain, names: list[str]) -> int:
-    """A fresh active, funded agreement between the partners `names` (by-sample-count payouts, epsilon cap 8).
-    A fresh Transactor each time: the processes under test send from the same accounts."""
-    roles, d, token = chain.roles, chain.d, chain.token
-    accounts = {n: chain.partners[n] for n in names}
-    tx = Transactor(chain.w3, [*roles.accounts(), *accounts.values()])
-    now = chain.w3.eth.get_block("latest")["timestamp"]
-    terms = agreements.AgreementTerms(
-        parties=[a.address for a in accounts.values()], reward_token=token.address, reward_per_round=300 * TOKEN,
-        epsilon_cap=8.0, delta=1e-5, required_stake=100 * TOKEN, start=now - 1, end=now + 30 * 86400, max_rounds=5,
-        payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT, document={"task": "digits classification"},
-    )  # fmt: skip
-    agreement_id = agreements.propose(tx, d, roles.coordinator.address, terms)
-    for account in accounts.values():
-        agreements.sign(tx, d, agreement_id, account)
-        tx.transact(token.functions.mint(account.address, terms.required_stake), roles.admin.address)
-        agreements.stake(tx, d, token, agreement_id, account.address, terms.required_stake)
-    tx.transact(token.functions.mint(roles.coordinator.address, terms.reward_per_round), roles.admin.address)
-    agreements.fund(tx, d, token, agreement_id, roles.coordinator.address, terms.reward_per_round)
-    return agreement_id
+    """A fresh active, funded agreement between the partners `names`. A fresh Transactor each time: the
+    processes under test send from the same accounts."""
+    partners = [chain.partners[n] for n in names]
+    tx = Transactor(chain.w3, [*chain.roles.accounts(), *partners])
+    return funded_agreement(tx, chain.d, chain.token, chain.roles, partners)
 
 
 def recipients(chain) -> list[str]:

@@ -9,9 +9,9 @@ import dataclasses
 import json
 
 import pytest
+from agreement_setup import funded_agreement
 
 from lepton_ledger import fl
-from lepton_ledger.chain import agreements
 from lepton_ledger.chain.agreements import TOKEN
 from lepton_ledger.chain.anvil import Anvil, advance_time, dev_account
 from lepton_ledger.chain.artifacts import load_artifact
@@ -61,23 +61,10 @@ def world(tmp_path_factory):
 
 
 def new_agreement(world) -> int:
-    """A fresh active, funded agreement between the three partners (by-sample-count payouts, epsilon cap 8)."""
-    w3, tx, d, token, roles, accounts = (world[k] for k in ("w3", "tx", "d", "token", "roles", "accounts"))
-    now = w3.eth.get_block("latest")["timestamp"]
-    terms = agreements.AgreementTerms(
-        parties=[a.address for a in accounts.values()], reward_token=token.address, reward_per_round=300 * TOKEN,
-        epsilon_cap=8.0, delta=1e-5, required_stake=100 * TOKEN, start=now - 1, end=now + 30 * 86400, max_rounds=5,
-        payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT, document={"task": "digits classification"},
-    )  # fmt: skip
-    agreement_id = agreements.propose(tx, d, roles.coordinator.address, terms)
-    for i, account in enumerate(accounts.values()):  # one by transaction, the next by relayed EIP-712 signature
-        agreements.sign(tx, d, agreement_id, account, relayer=roles.coordinator.address if i % 2 else None)
-    for account in accounts.values():
-        tx.transact(token.functions.mint(account.address, terms.required_stake), roles.admin.address)
-        agreements.stake(tx, d, token, agreement_id, account.address, terms.required_stake)
-    tx.transact(token.functions.mint(roles.coordinator.address, terms.reward_per_round), roles.admin.address)
-    agreements.fund(tx, d, token, agreement_id, roles.coordinator.address, terms.reward_per_round)
-    return agreement_id
+    """A fresh active, funded agreement between the three partners (one signs by transaction, the next by relayed
+    EIP-712 signature)."""
+    return funded_agreement(world["tx"], world["d"], world["token"], world["roles"], list(world["accounts"].values()),
+                            relay_every_second=True)  # fmt: skip
 
 
 def make_coordinator(world, name: str, **options) -> Coordinator:

@@ -21,7 +21,7 @@ from ...chain.merkle import (
     pack_entries,
     unpack_entries,
 )
-from ...chain.typed_data import UpdateCommitment, update_commitment_digest
+from ...chain.typed_data import update_commitment_digest
 from ...envelope import EnvelopeError, Expected, ManifestMismatch, OpenedEnvelope
 from ...envelope import open as open_envelope
 from ...envelope.errors import (
@@ -32,6 +32,7 @@ from ...envelope.errors import (
 )
 from ...envelope.manifest import recover_signer
 from ...errors import LeptonError
+from ...rounds.coordinator import commitment_from_json
 from ...rounds.report import ArtifactNotFound, cid_for_digest, content_digest
 from ...storage.cid import RAW, cid_from_digest, cid_to_str
 from ..chain_view import ChainView, Commitment, RoundRecord, digest_bytes
@@ -111,11 +112,7 @@ def expand_batch(view: ChainView, store: Any, record: RoundRecord, event: Any) -
     leaves, entries, commitments = [], [], []
     for item in items:
         try:
-            c = UpdateCommitment(int(item["agreementId"]), int(item["round"]), item["partner"],
-                                 bytes.fromhex(item["envelopeDigest"][2:]), bytes.fromhex(item["manifestDigest"][2:]),
-                                 int(item["cumulativeEpsilon"]), int(item["sampleCount"]))  # fmt: skip
-            signature = bytes.fromhex(item["signature"][2:])
-            index = int(item["partyIndex"])
+            index, c, signature = commitment_from_json(item)
         except (ValueError, KeyError, TypeError) as exc:
             return fail(f"a commitment of the batch document does not parse: {exc!r}")
         digest = update_commitment_digest(view.chain_id, view.ledger_address, c)
