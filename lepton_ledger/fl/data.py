@@ -182,6 +182,7 @@ def make_federated(
     seed: int = 0,
     min_samples: int = 10,
     modalities: int = 3,
+    clip_features: float | None = None,
 ) -> FederatedSplit:
     """Splits a scikit-learn data set across `num_partners` partners and a held-out evaluation set.
 
@@ -189,11 +190,14 @@ def make_federated(
     seeded permutation cut into near-equal parts) or with Dirichlet label skew (`alpha` > 0: each class is
     divided among partners in proportions drawn from Dir(alpha); smaller alpha, stronger skew). Features are
     standardized with the mean and standard deviation of the training part: a simulation convenience, since
-    real partners would agree on a scaling in the agreement's terms. Same arguments, same split.
+    real partners would agree on a scaling in the agreement's terms. With `clip_features`, standardized values
+    are then clipped to ``[-clip_features, clip_features]`` (training and evaluation alike): under DP-SGD a rare
+    pixel standardized to 20+ would dominate its sample's gradient norm, so that clipping the gradient shrinks
+    the rest of it (bench/fl_utility.py). Same arguments, same split.
 
     Raises:
         ConfigurationError: unknown data set, `num_partners` < 1, `alpha` <= 0, `eval_fraction` outside (0, 1),
-            or no Dirichlet draw in 100 gave every partner at least `min_samples` samples.
+            `clip_features` <= 0, or no Dirichlet draw in 100 gave every partner at least `min_samples` samples.
     """
     from sklearn.model_selection import train_test_split
 
@@ -203,6 +207,8 @@ def make_federated(
         raise ConfigurationError(f"Dirichlet alpha must be > 0, got {alpha}")
     if not 0 < eval_fraction < 1:
         raise ConfigurationError(f"eval_fraction must be in (0, 1), got {eval_fraction}")
+    if clip_features is not None and not clip_features > 0:
+        raise ConfigurationError(f"clip_features must be > 0, got {clip_features}")
     x, y = load_dataset(name)
     num_classes = int(y.max()) + 1
     x_train, x_eval, y_train, y_eval = train_test_split(x, y, test_size=eval_fraction, random_state=seed, stratify=y)
@@ -210,6 +216,8 @@ def make_federated(
     std[std == 0] = 1.0  # constant pixels in digits: leave them at zero instead of dividing by zero
     x_train = ((x_train - mean) / std).astype(np.float32)
     x_eval = ((x_eval - mean) / std).astype(np.float32)
+    if clip_features is not None:
+        x_train, x_eval = (np.clip(x, -clip_features, clip_features) for x in (x_train, x_eval))
     mods = split_modalities(x.shape[1], modalities)
 
     rng = np.random.default_rng(seed)

@@ -31,12 +31,17 @@ def test_sweep_reports_each_epsilon_within_its_budget_beside_the_baseline():
         assert 0 <= entry["accuracy_min"] <= entry["accuracy"] <= 1
     assert 0 < result["baseline_accuracy_min"] <= result["baseline_accuracy"] <= 1
     assert result["settings"]["holdout"] == "eval" and result["settings"]["rounds"] == 2
+    assert result["settings"]["clip_features"] == 2.0
 
 
 def test_bad_settings_are_refused_in_one_line():
-    done = _run("--sweep", "--epsilons", "0")
-    assert done.returncode == 2
-    assert done.stderr.strip().splitlines()[-1].endswith("--delta must be in (0, 1) and every --epsilons value > 0")
+    for argv, message in (
+        (("--sweep", "--epsilons", "0"), "--delta must be in (0, 1) and every --epsilons value > 0"),
+        (("--clip-features", "-1"), "--clip-features must be >= 0 (0: no clipping), got -1.0"),
+    ):
+        done = _run(*argv)
+        assert done.returncode == 2
+        assert done.stderr.strip().splitlines()[-1].endswith(message)
 
 
 def test_the_validation_split_is_cut_from_the_partners_data_and_leaves_the_evaluation_set_out():

@@ -51,6 +51,20 @@ def test_training_data_is_standardized_and_partners_disjoint():
     assert len(rows) == len(pooled)  # wine has no duplicate rows, so overlap would shrink the set
 
 
+def test_clip_features_bounds_standardized_values_and_changes_only_those_beyond():
+    plain = make_federated("digits", num_partners=3, seed=0)
+    clipped = make_federated("digits", num_partners=3, seed=0, clip_features=2.0)
+    for before, after in zip((*plain.partners, plain.eval_set), (*clipped.partners, clipped.eval_set)):
+        assert np.abs(after.features).max() == pytest.approx(2.0)
+        inside = np.abs(before.features) <= 2.0
+        assert np.array_equal(after.features[inside], before.features[inside])
+        assert np.array_equal(after.features[~inside], 2.0 * np.sign(before.features[~inside]))
+        assert np.array_equal(after.labels, before.labels)
+    assert (np.abs(plain.pooled().features) > 2.0).any()  # digits has such values: the clip is not a no-op
+    with pytest.raises(ConfigurationError, match="clip_features must be > 0, got 0"):
+        make_federated("digits", num_partners=3, clip_features=0)
+
+
 def test_dirichlet_split_is_skewed_and_iid_is_not():
     iid = make_federated("digits", num_partners=5, seed=0)
     skewed = make_federated("digits", num_partners=5, alpha=0.1, seed=0)
