@@ -32,6 +32,7 @@ from ..errors import ConfigurationError, LeptonError
 from ..fl.data import eval_commitment, make_federated
 from ..fl.models import build_model, model_names
 from ..fl.training import evaluate
+from ..rounds.report import load_report
 from ..storage.local import LocalStore
 from .chain_view import (
     STATUS_FINALIZED,
@@ -321,10 +322,10 @@ class _RoundAuditor:
         if fetched.data is None:
             return
         try:
-            report = json.loads(fetched.data)
+            report = load_report(fetched.data)
             header = (report["version"], report["chain_id"], report["ledger"], report["agreement_id"], report["round"],
                       report["base_model_digest"], report["eval_commitment"])  # fmt: skip
-        except (ValueError, KeyError, TypeError) as exc:
+        except (LeptonError, KeyError) as exc:
             fetched.check.ok, fetched.check.message = False, f"round report {fetched.cid} does not parse: {exc!r}"
             return
         expected = (REPORT_VERSION, self.view.chain_id, self.view.ledger_address, record.agreement_id, record.round,

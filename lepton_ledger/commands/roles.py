@@ -7,8 +7,8 @@
   (rounds/accountant_file.py: atomic, each round recorded once); :func:`fresh_accountant` is what it loads into.
 - :class:`ChainTerms`: an agreement's terms as the chain holds them (payout rule, epsilon cap, delta...).
 - the terms document (task, model, max norm...) is put to the store as the exact canonical JSON bytes that
-  ``agreements.document_digest`` hashes; for a document of one chunk that CID's digest *is* the on-chain
-  ``termsDigest``, so anyone finds it from the chain alone (:func:`publish_document`, :func:`terms_document`).
+  ``agreements.document_digest`` addresses; that CID's digest *is* the on-chain ``termsDigest``, so anyone
+  finds it from the chain alone (:func:`publish_document`, :func:`terms_document`).
 - :func:`global_model`: what a new round starts from (the last finalized aggregate, else a fresh model).
 - :func:`payout_tree`: a finalized round's payouts from its report in the store, re-built as the
   ``PayoutTree`` and checked against the on-chain payout root.
@@ -142,13 +142,13 @@ def publish_document(store: Any, document: dict[str, Any]) -> str:
     """Puts a JSON document (terms, profile) to the store so that its CID digest is ``document_digest(document)``.
 
     Raises:
-        RoleStateError: the document is too large to be one block (its CID digest would differ).
+        RoleStateError: the store addressed the document under another digest.
     """
     from ..rounds.report import publish
 
     cid, digest = publish(store, _canonical(document))
     if digest != document_digest(document):
-        raise RoleStateError("the document is larger than one block: keep it under 256 KiB")
+        raise RoleStateError(f"the store put the document as {cid}, not under its digest")
     return cid
 
 

@@ -76,7 +76,7 @@ from .format import (
     RecipientSlot,
     parse_envelope,
 )
-from .manifest import DPRecord, UpdateManifest, recover_signer
+from .manifest import MAX_MANIFEST_BYTES, DPRecord, UpdateManifest, recover_signer
 from .tensors import (
     DEFAULT_MAX_TENSOR_BYTES,
     deserialize_tensors,
@@ -153,11 +153,14 @@ def decode_payload(payload: bytes) -> tuple[bytes, bytes, bytes]:
     """(manifest document, signature, safetensors bytes) from a decrypted payload.
 
     Raises:
-        MalformedPayload: lengths run past the end, or bytes follow the tensors.
+        MalformedPayload: the manifest is over MAX_MANIFEST_BYTES, lengths run past the end, or bytes follow
+            the tensors.
     """
     if len(payload) < 4:
         raise MalformedPayload("payload shorter than its manifest length")
     (m,) = struct.unpack_from(">I", payload, 0)
+    if m > MAX_MANIFEST_BYTES:  # refused before the manifest is sliced out or parsed
+        raise MalformedPayload(f"manifest of {m} bytes, over the bound of {MAX_MANIFEST_BYTES}")
     sig_at = 4 + m
     len_at = sig_at + SIGNATURE_BYTES
     if len(payload) < len_at + 8:

@@ -13,14 +13,14 @@ library; the manifest names no algorithm, the format version fixes it.
 from __future__ import annotations
 
 import hashlib
-import json
-import struct
 from collections.abc import Mapping
 
 import torch
 from safetensors.torch import load as _st_load
 from safetensors.torch import save as _st_save
 
+from ..protocol.errors import ProtocolError
+from ..protocol.safetensors import TensorTooLarge, parse_header
 from .errors import InvalidTensors, MalformedPayload, OversizeTensor
 
 __all__ = [
@@ -33,8 +33,6 @@ __all__ = [
 
 #: Default bound on one tensor's data: 256 MiB, well above any model the demo trains.
 DEFAULT_MAX_TENSOR_BYTES = 256 * 1024 * 1024
-# safetensors' own cap on the JSON header; a larger announced header is malformed, not merely big.
-_MAX_HEADER_BYTES = 100 * 1024 * 1024
 
 
 def tensor_digest(data: bytes) -> bytes:
@@ -70,34 +68,19 @@ def serialize_tensors(
 
 
 def check_tensor_sizes(data: bytes, *, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> None:
-    """Reads only the safetensors header and refuses any tensor over `max_tensor_bytes`, so an oversize
-    tensor is refused before anything is allocated for it.
+    """Reads only the safetensors header, with bounds (``protocol.safetensors``), and refuses any tensor over
+    `max_tensor_bytes`, so an oversize or hostile header is refused before anything is allocated for it.
 
     Raises:
-        MalformedPayload: the header does not parse.
+        MalformedPayload: the header does not parse or does not describe these bytes.
         OversizeTensor: a tensor's data (from its offsets) exceeds `max_tensor_bytes`.
     """
-    if len(data) < 8:
-        raise MalformedPayload("safetensors data shorter than its 8-byte header length")
-    (header_len,) = struct.unpack_from("<Q", data, 0)
-    if header_len > _MAX_HEADER_BYTES or 8 + header_len > len(data):
-        raise MalformedPayload("safetensors header length out of range")
     try:
-        header = json.loads(data[8 : 8 + header_len])
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MalformedPayload(f"safetensors header is not JSON: {exc}") from None
-    if not isinstance(header, dict):
-        raise MalformedPayload("safetensors header is not an object")
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        try:
-            start, end = info["data_offsets"]
-            size = int(end) - int(start)
-        except (TypeError, KeyError, ValueError):
-            raise MalformedPayload(f"tensor {name!r}: bad data_offsets") from None
-        if size > max_tensor_bytes:
-            raise OversizeTensor(f"tensor {name!r} has {size} bytes, over the bound of {max_tensor_bytes}")
+        parse_header(data, max_tensor_bytes=max_tensor_bytes)
+    except TensorTooLarge as exc:
+        raise OversizeTensor(str(exc)) from None
+    except ProtocolError as exc:
+        raise MalformedPayload(str(exc)) from None
 
 
 def deserialize_tensors(data: bytes, *, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> dict[str, torch.Tensor]:

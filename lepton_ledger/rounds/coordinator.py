@@ -40,7 +40,6 @@ published and sends ``finalizeRound`` once.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,9 +50,10 @@ import torch
 from ..chain.events import EventIndex
 from ..chain.merkle import PayoutTree, PositionalTree, commitment_leaf, pack_entries
 from ..chain.transactions import decode_revert
-from ..chain.typed_data import UpdateCommitment, update_commitment_digest
-from ..envelope import EnvelopeError, Expected
+from ..chain.typed_data import update_commitment_digest
+from ..envelope import Expected
 from ..envelope import open as open_envelope
+from ..envelope.format import DEFAULT_MAX_ENVELOPE_BYTES
 from ..envelope.manifest import recover_signer
 from ..envelope.tensors import deserialize_tensors, serialize_tensors
 from ..errors import ChainError, ConfigurationError, LeptonError
@@ -70,6 +70,13 @@ from ..fl.scoring import (
 )
 from ..fl.training import evaluate
 from ..fl.validation import validate_updates
+from ..protocol.commitments import (
+    MAX_BATCH_BYTES,
+    BatchItem,
+    encode_batch_document,
+    parse_batch_document,
+)
+from ..protocol.errors import ProtocolError
 from ..storage.cid import parse_cid
 from .effects import (
     Checkpoint,
@@ -81,16 +88,13 @@ from .effects import (
 )
 from .outbox import OPEN, Outbox
 from .report import (
-    ArtifactNotFound,
     PartnerOutcome,
     RoundReport,
     fetch_by_digest,
 )
 
 __all__ = ["BatchDocumentMismatch", "CommitmentMismatch", "CommitmentView", "Coordinator", "NoAcceptedUpdates",
-           "OpenRoundConflict", "RoundOutcome", "commitment_from_json"]  # fmt: skip
-
-BATCH_DOCUMENT_VERSION = 1
+           "OpenRoundConflict", "RoundOutcome"]  # fmt: skip
 
 
 class NoAcceptedUpdates(LeptonError, RuntimeError):
@@ -244,11 +248,8 @@ class Coordinator:
         chain_id, ledger = self.tx.w3.eth.chain_id, self.deployment.ledger.address
         leaves = [commitment_leaf(update_commitment_digest(chain_id, ledger, s.commitment), s.signature)
                   for _, s in indexed]  # fmt: skip
-        document = {
-            "version": BATCH_DOCUMENT_VERSION, "chain_id": chain_id, "ledger": ledger, "agreement_id": agreement_id,
-            "round": round_id, "commitments": [_commitment_json(i, s) for i, s in indexed],
-        }  # fmt: skip
-        data = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+        data = encode_batch_document(chain_id=chain_id, ledger=ledger, agreement_id=agreement_id, round=round_id,
+                                     items=[BatchItem(i, s.commitment, s.signature, s.envelope_cid) for i, s in indexed])
         cid, digest = put_result(self.effects.put(self._key("batch-document", agreement_id, round_id, local_cid(data)),
                                                   data))  # fmt: skip
         entries = pack_entries([(i, s.commitment.cumulative_epsilon) for i, s in indexed])
@@ -275,18 +276,26 @@ class Coordinator:
             ArtifactNotFound: the document is not in the store.
             BatchDocumentMismatch: root, entries or a signature do not match.
         """
-        document = json.loads(fetch_by_digest(self.store, bytes.fromhex(args["batchDocumentDigest"][2:])))
         chain_id, ledger = self.tx.w3.eth.chain_id, self.deployment.ledger.address
+        data = fetch_by_digest(self.store, bytes.fromhex(args["batchDocumentDigest"][2:]), max_bytes=MAX_BATCH_BYTES)
+        try:
+            document = parse_batch_document(data)
+        except ProtocolError as exc:
+            raise BatchDocumentMismatch(f"the batch document does not parse: {exc}") from None
         leaves, entries, views = [], [], []
-        for item in document["commitments"]:
-            index, c, signature = commitment_from_json(item)
+        for item in document.items:
+            c, signature = item.commitment, item.signature
             digest = update_commitment_digest(chain_id, ledger, c)
-            if recover_signer(digest, signature) != c.partner:
+            try:
+                signer = recover_signer(digest, signature)
+            except LeptonError:
+                signer = None
+            if signer != c.partner:
                 raise BatchDocumentMismatch(f"the batch's signature for {c.partner} does not recover it")
             leaves.append(commitment_leaf(digest, signature))
-            entries.append((index, c.cumulative_epsilon))
+            entries.append((item.party_index, c.cumulative_epsilon))
             views.append(CommitmentView(c.partner, c.agreement_id, c.round, {
-                "envelopeDigest": item["envelopeDigest"], "manifestDigest": item["manifestDigest"],
+                "envelopeDigest": "0x" + c.envelope_digest.hex(), "manifestDigest": "0x" + c.manifest_digest.hex(),
                 "cumulativeEpsilon": c.cumulative_epsilon, "sampleCount": c.sample_count,
             }))  # fmt: skip
         if PositionalTree(leaves).root != bytes.fromhex(args["commitmentsRoot"][2:]):
@@ -304,10 +313,12 @@ class Coordinator:
         """Fetches and opens one committed envelope against the chain's expectations.
 
         Raises:
-            ArtifactNotFound, EnvelopeError (any subclass), CommitmentMismatch.
+            ArtifactNotFound, EnvelopeError (any subclass), CommitmentMismatch, StorageError (a block missing or
+            corrupted, FileTooLarge): every way a partner's bytes can be wrong is a named LeptonError.
         """
         args = event.args
-        data = fetch_by_digest(self.store, bytes.fromhex(args["envelopeDigest"][2:]))
+        # The bound is checked from the root node's declared size, before any leaf is downloaded.
+        data = fetch_by_digest(self.store, bytes.fromhex(args["envelopeDigest"][2:]), max_bytes=DEFAULT_MAX_ENVELOPE_BYTES)
         expected = Expected(
             agreement_id=event.agreement_id, round=event.round, partner=event.partner, base_model_digest=model_digest,
             manifest_digest=bytes.fromhex(args["manifestDigest"][2:]), chain_id=self.tx.w3.eth.chain_id,
@@ -329,7 +340,7 @@ class Coordinator:
         for event in events:
             try:
                 opened[event.partner] = self.open_update(event, model_digest)
-            except (ArtifactNotFound, EnvelopeError, CommitmentMismatch) as exc:
+            except LeptonError as exc:  # whatever the partner committed: its update alone is rejected
                 failed[event.partner] = [{"code": type(exc).__name__, "tensor": None, "message": str(exc), "detail": {}}]
         return opened, failed
 
@@ -495,37 +506,11 @@ def _digest_of(cid: str) -> bytes:
     return parse_cid(cid).digest
 
 
-def _commitment_json(index: int, signed: Any) -> dict[str, Any]:
-    c = signed.commitment
-    return {
-        "partyIndex": index, "agreementId": c.agreement_id, "round": c.round, "partner": c.partner,
-        "envelopeDigest": "0x" + c.envelope_digest.hex(), "manifestDigest": "0x" + c.manifest_digest.hex(),
-        "cumulativeEpsilon": c.cumulative_epsilon, "sampleCount": c.sample_count,
-        "signature": "0x" + signed.signature.hex(), "envelopeCid": signed.envelope_cid,
-    }  # fmt: skip
-
-
-def commitment_from_json(item: dict[str, Any]) -> tuple[int, UpdateCommitment, bytes]:
-    """``(party index, commitment, signature)`` of one entry of a batch document's ``"commitments"`` (the inverse
-    of what ``anchor_batch`` writes).
-
-    Raises:
-        KeyError, ValueError, TypeError: the entry is malformed.
-    """
-    c = UpdateCommitment(
-        int(item["agreementId"]), int(item["round"]), item["partner"], bytes.fromhex(item["envelopeDigest"][2:]),
-        bytes.fromhex(item["manifestDigest"][2:]), int(item["cumulativeEpsilon"]), int(item["sampleCount"]),
-    )  # fmt: skip
-    return int(item["partyIndex"]), c, bytes.fromhex(item["signature"][2:])
-
-
 def _cid_or_empty(store: Any, digest_hex: str) -> str:
     from .report import cid_for_digest
 
-    try:
-        return cid_for_digest(store, bytes.fromhex(digest_hex[2:]))
-    except ArtifactNotFound:
-        return ""
+    cid = cid_for_digest(bytes.fromhex(digest_hex[2:]))
+    return cid if store.has(cid) else ""
 
 
 def _dp_dict(manifest: Any) -> dict[str, Any] | None:

@@ -41,6 +41,7 @@ from ..errors import ConfigurationError
 from . import cid as cidlib
 from . import unixfs
 from .store import (
+    DEFAULT_MAX_FILE_BYTES,
     BlockCorrupted,
     BlockNotFound,
     InvalidCID,
@@ -180,12 +181,13 @@ class KuboStore(Store):
         """
         return self._add(data, cid_version=cid_version, pin=False, only_hash=True)
 
-    def get(self, cid: str) -> bytes:
+    def get(self, cid: str, *, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> bytes:
         """The file's bytes, every block verified. Raises InvalidCID, BlockNotFound / BlockCorrupted naming
-        the block at fault, StorageError (not a UnixFS file, daemon error, timeout)."""
-        return b"".join(self.stream(cid))
+        the block at fault, FileTooLarge (over `max_bytes`), StorageError (not a UnixFS file, daemon error,
+        timeout)."""
+        return b"".join(self.stream(cid, max_bytes=max_bytes))
 
-    def stream(self, cid: str) -> Iterator[bytes]:
+    def stream(self, cid: str, *, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Iterator[bytes]:
         """The file's bytes in DAG order, one block's payload at a time, each block verified before its
         bytes are yielded. Memory: one block plus the CIDs of the links not yet visited.
 
@@ -194,10 +196,11 @@ class KuboStore(Store):
         Raises (while iterating):
             BlockNotFound: a block of the DAG is not on the node (named).
             BlockCorrupted: the node served bytes that do not hash to the block's CID (named).
+            FileTooLarge: the file declares or yields more than `max_bytes` (before fetching its leaves).
             StorageError: a block is not dag-pb/UnixFS file data, daemon error or timeout.
         """
         # The same walk LocalStore uses, over blocks this store fetched and verified one by one.
-        return unixfs.iter_file(self.get_block, cidlib.parse_cid(cid))
+        return unixfs.iter_file(self.get_block, cidlib.parse_cid(cid), max_bytes=max_bytes)
 
     def has(self, cid: str) -> bool:
         """Whether the node holds block `cid` locally (never asks the network).

@@ -29,7 +29,14 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .cid import CID, b32encode, normalize, verify_block
-from .store import BlockCorrupted, BlockNotFound, StorageError, Store, StoreStat
+from .store import (
+    DEFAULT_MAX_FILE_BYTES,
+    BlockCorrupted,
+    BlockNotFound,
+    StorageError,
+    Store,
+    StoreStat,
+)
 from .unixfs import child_cids, import_file, iter_file
 
 _TMP_PREFIX = ".tmp-"
@@ -133,11 +140,8 @@ class LocalStore(Store):
             raise StorageError(f"writing to block store {self.root} failed: {exc}") from exc
         return cid
 
-    def get(self, cid: str) -> bytes:
-        return b"".join(self.stream(cid))
-
-    def stream(self, cid: str) -> Iterator[bytes]:
-        return iter_file(self.get_block, cid)
+    def stream(self, cid: str, *, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Iterator[bytes]:
+        return iter_file(self.get_block, cid, max_bytes=max_bytes)
 
     def has(self, cid: str) -> bool:
         return self._path(normalize(cid)).exists()

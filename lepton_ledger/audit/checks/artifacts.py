@@ -11,7 +11,6 @@ bytes than those it was asked for is caught even if it does not verify blocks.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,9 +31,14 @@ from ...envelope.errors import (
 )
 from ...envelope.manifest import recover_signer
 from ...errors import LeptonError
-from ...rounds.coordinator import commitment_from_json
-from ...rounds.report import ArtifactNotFound, cid_for_digest, content_digest
-from ...storage.cid import RAW, cid_from_digest, cid_to_str
+from ...protocol.addressing import (
+    ArtifactNotFound,
+    cid_for_digest,
+    content_digest,
+    fetch,
+)
+from ...protocol.commitments import parse_batch_document
+from ...protocol.errors import ProtocolError
 from ..chain_view import ChainView, Commitment, RoundRecord, digest_bytes
 from ..model import (
     BATCH_DOCUMENT,
@@ -61,17 +65,15 @@ class Fetched:
 
 def resolve(store: Any, digest: bytes, *, what: str, agreement_id: int, round_id: int, partner: str | None = None,
             event: Any = None) -> Fetched:  # fmt: skip
-    """``cids_resolve`` for one digest: the CIDv1 with that digest is in the store and its bytes hash to it."""
+    """``cids_resolve`` for one digest: the CID it names is in the store and its bytes hash to it."""
     where = {"tx_hash": event.tx_hash, "block": event.block_number} if event is not None else {}
     evidence = {"artifact": what, **where, "digest": "0x" + digest.hex()}
+    cid = cid_for_digest(digest)
     try:
-        cid = cid_for_digest(store, digest)
+        data = fetch(store, digest)
     except ArtifactNotFound as exc:
-        cid = cid_to_str(cid_from_digest(digest, version=1, codec=RAW))
         return Fetched(CheckResult(CIDS_RESOLVE, False, f"{what} {cid} is not in the store: {exc}", agreement_id,
                                    round_id, partner, cid, evidence), cid, None)  # fmt: skip
-    try:
-        data = store.get(cid)
     except LeptonError as exc:  # BlockNotFound, BlockCorrupted, StorageError: the store cannot give the bytes
         return Fetched(CheckResult(CIDS_RESOLVE, False, f"{what} {cid} does not resolve: {exc}", agreement_id,
                                    round_id, partner, cid, {**evidence, "error": type(exc).__name__}), cid, None)  # fmt: skip
@@ -101,20 +103,16 @@ def expand_batch(view: ChainView, store: Any, record: RoundRecord, event: Any) -
                                            fetched.cid, {**evidence, **more})], []  # fmt: skip
 
     try:
-        document = json.loads(fetched.data)
-        header = (document["chain_id"], document["ledger"], document["agreement_id"], document["round"])
-        items = list(document["commitments"])
-    except (ValueError, KeyError, TypeError) as exc:
-        return fail(f"batch document does not parse: {exc!r}")
+        document = parse_batch_document(fetched.data)
+    except ProtocolError as exc:
+        return fail(f"batch document does not parse: {exc}")
+    header = (document.chain_id, document.ledger, document.agreement_id, document.round)
     if header != (view.chain_id, view.ledger_address, a, r):
         return fail("batch document is for another chain, ledger, agreement or round",
                     expected=[view.chain_id, view.ledger_address, a, r], found=list(header))
     leaves, entries, commitments = [], [], []
-    for item in items:
-        try:
-            index, c, signature = commitment_from_json(item)
-        except (ValueError, KeyError, TypeError) as exc:
-            return fail(f"a commitment of the batch document does not parse: {exc!r}")
+    for item in document.items:
+        index, c, signature = item.party_index, item.commitment, item.signature
         digest = update_commitment_digest(view.chain_id, view.ledger_address, c)
         try:
             signer = recover_signer(digest, signature)
@@ -123,7 +121,7 @@ def expand_batch(view: ChainView, store: Any, record: RoundRecord, event: Any) -
         if signer != c.partner or (c.agreement_id, c.round) != (a, r):
             return fail(f"the batch's commitment for {c.partner} is signed by {signer}", partner=c.partner,
                         expected=c.partner, found=signer)
-        if view.party_at(a, index) != c.partner:
+        if view.party_index(a, c.partner) != index:
             return fail(f"party index {index} is not {c.partner}", partner=c.partner)
         leaves.append(commitment_leaf(digest, signature))
         entries.append((index, c.cumulative_epsilon))
