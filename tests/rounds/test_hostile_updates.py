@@ -11,19 +11,21 @@ import hashlib
 import struct
 
 import pytest
-from test_round import (  # noqa: F401 -- executor and world are fixtures
+from agreement_setup import (
     NAMES,
-    executor,
     make_coordinator,
     make_partner,
     new_agreement,
     open_round,
     recipients,
-    world,
 )
 
 from lepton_ledger.audit import audit_deployment
-from lepton_ledger.envelope.envelope import SealedEnvelope, encode_payload, encrypt_envelope
+from lepton_ledger.envelope.envelope import (
+    SealedEnvelope,
+    encode_payload,
+    encrypt_envelope,
+)
 from lepton_ledger.envelope.tensors import tensor_digest
 from lepton_ledger.rounds.partner import Partner
 
