@@ -42,7 +42,8 @@ def audit(
     json_out: Annotated[Path | None, typer.Option("--json", help="Write every check as JSON to this file.")] = None,
     html_out: Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML report here.")] = None,
     full: Annotated[bool, typer.Option("--full", help="Re-check every round, not only new ones.")] = False,
-    state: Annotated[Path | None, typer.Option(help="Audit state file (default: <data dir>/audit/state.sqlite).")] = None,
+    state: Annotated[Path | None, typer.Option(help="Audit state file (default: DIR/audit/state.sqlite with "
+                                                    "--workdir, else <data dir>/audit/state.sqlite).")] = None,
 ) -> None:
     """Re-verifies every round of a deployment from the chain, the store and the auditor key."""
     try:
@@ -121,7 +122,9 @@ def print_result(result: AuditResult, out: Console) -> None:
     passed = Counter(c.name for c in result.checks if c.ok)
     failed = Counter(c.name for c in result.checks if not c.ok)
     table = Table(title=f"audit of chain {result.chain_id} at block {result.audited_at_block}: "
-                        f"{len(result.rounds_checked)} round(s) checked, {len(result.rounds)} verified in all")  # fmt: skip
+                        f"{len(result.rounds_checked)} round(s) checked in full, {len(result.rounds_rechecked)} "
+                        "re-checked (artifacts re-fetched and re-hashed, other checks from earlier audits), "
+                        f"{len(result.rounds)} verified in all")  # fmt: skip
     for column in ("check", "passed", "failed"):
         table.add_column(column, justify="left" if column == "check" else "right")
     for name in [*CHECK_NAMES, *sorted((set(passed) | set(failed)) - set(CHECK_NAMES))]:

@@ -2,7 +2,10 @@
 auditor's X25519 key) and :func:`audit_workdir` (a folder left by ``lepton-ledger demo``, on a copy of its
 chain state, so that the audit changes nothing).
 
-For every round that has ended and is not yet verified (all of them with ``full=True``), in order: the batch
+For every round verified by an earlier audit (kept in the audit state), every artifact the chain anchors is
+re-fetched and re-hashed (``cids_resolve``, ``batch_document``), its other checks taken from that audit; a
+round that fails this is forgotten, so the next audit examines it in full. For every round that has ended and is
+not yet verified (all of them with ``full=True``), in order: the batch
 documents of its anchored commitments (``batch_document``), every artifact its digests name
 (``cids_resolve``: global model, envelopes, report, aggregate), every envelope (``envelope_decrypts``,
 ``manifest_signature``), every partner's epsilon (``epsilon_recomputed``, ``epsilon_within_cap``), and for a
@@ -40,6 +43,7 @@ from .chain_view import (
     ChainView,
     Commitment,
     RoundRecord,
+    digest_bytes,
 )
 from .checks.artifacts import expand_batch, open_commitment, resolve
 from .checks.books import check_vault
@@ -54,6 +58,7 @@ __all__ = ["AuditCannotRun", "audit_deployment", "audit_workdir", "default_state
 
 REPORT_VERSION = 1
 EPSILON_ONE = 10**6
+RECHECK_SCOPE = "re-fetched and re-hashed; the round's other checks were verified by an earlier audit"
 
 
 class AuditCannotRun(LeptonError, RuntimeError):
@@ -90,7 +95,8 @@ def load_auditor_key(path: Path) -> bytes:
 def audit_workdir(workdir: Path, *, state_path: Path | None = None, full: bool = False) -> AuditResult:
     """Audits a folder left by ``lepton-ledger demo``: restarts its chain from a copy of ``chain-state.json``
     (the folder's file is never written), reads its ``store/`` and the auditor key in ``keys/dev-keys.json``,
-    and rebuilds the evaluation set from ``deployment.json``'s ``eval_set``.
+    and rebuilds the evaluation set from ``deployment.json``'s ``eval_set``. Its state (which rounds are verified)
+    stays with the folder it audits: `state_path`, default ``workdir / "audit" / "state.sqlite"``.
 
     Raises:
         AuditCannotRun: the folder lacks one of those, or they are malformed.
@@ -119,7 +125,12 @@ def audit_workdir(workdir: Path, *, state_path: Path | None = None, full: bool =
         with Anvil(state_file=copy, chain_id=int(deployment.get("chain_id", 31337))) as w3:
             return audit_deployment(w3, deployment_contracts(deployment), store, key,
                                     eval_set_spec=deployment.get("eval_set"), model_name=deployment.get("model", "logreg"),
-                                    state_path=state_path, full=full)  # fmt: skip
+                                    state_path=state_path or workdir_state_path(workdir), full=full)  # fmt: skip
+
+
+def workdir_state_path(workdir: Path) -> Path:
+    """Where a ``--workdir`` audit keeps its state: inside that folder, never in the global data dir."""
+    return Path(workdir) / "audit" / "state.sqlite"
 
 
 def deployment_contracts(deployment: dict[str, Any]) -> dict[str, str]:
@@ -177,8 +188,15 @@ def audit_deployment(w3: Any, deployment_addresses: dict[str, str], store: Any, 
         dp = state.dp_history(a)
         committed = view.committed_rounds(a)
         for record in view.rounds(a):
-            if record.status == STATUS_OPEN or (a, record.round) in verified:
-                continue  # an open round is checked once it ends
+            if record.status == STATUS_OPEN:
+                continue  # checked once it ends
+            if (a, record.round) in verified:
+                checks = auditor.recheck_artifacts(record)
+                result.checks += checks
+                result.rounds_rechecked.append((a, record.round))
+                if not all(c.ok for c in checks):
+                    state.forget_round(a, record.round)  # the next audit examines it in full again
+                continue
             checks, summary = auditor.audit_round(record, dp, committed)
             result.checks += checks
             result.rounds_checked.append((a, record.round))
@@ -236,6 +254,26 @@ class _RoundAuditor:
                 checks += results
                 commitments += batch
         return checks, commitments
+
+    def recheck_artifacts(self, record: RoundRecord) -> list[CheckResult]:
+        """An earlier audit verified `record`: its semantics are not recomputed, but every artifact the chain
+        anchors for it (batch documents, global model, envelopes, report, aggregate) is re-fetched and re-hashed
+        (``cids_resolve``, and ``batch_document`` for what a batch document lists), so that a lost or changed
+        artifact fails, naming round, partner and CID."""
+        a, r = record.agreement_id, record.round
+        checks, commitments = self.commitments(record)
+        checks.append(resolve(self.store, record.model_digest, what="global model", agreement_id=a, round_id=r,
+                              event=record.opened).check)  # fmt: skip
+        if record.finalized is not None:
+            for what, name in (("round report", "reportDigest"), ("aggregate model", "aggregateDigest")):
+                checks.append(resolve(self.store, digest_bytes(record.finalized.args[name]), what=what, agreement_id=a,
+                                      round_id=r, event=record.finalized).check)  # fmt: skip
+        for c in commitments:
+            checks.append(resolve(self.store, c.envelope_digest, what="envelope", agreement_id=a, round_id=r,
+                                  partner=c.partner, event=_Where(c.tx_hash, c.block)).check)  # fmt: skip
+        for check in checks:
+            check.evidence["scope"] = RECHECK_SCOPE
+        return checks
 
     def audit_round(self, record: RoundRecord, dp: dict[str, dict[int, dict[str, Any]]],
                     committed: dict[str, list[int]]) -> tuple[list[CheckResult], RoundSummary]:  # fmt: skip
