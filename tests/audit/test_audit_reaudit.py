@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from lepton_ledger.audit import audit_workdir
 from lepton_ledger.audit.cli import audit_app
-from lepton_ledger.storage.cid import parse_cid
+from lepton_ledger.storage.car import iter_dag
 from lepton_ledger.storage.local import LocalStore
 
 
@@ -21,8 +21,6 @@ def _flip_a_byte_of_an_envelope(workdir):
     summary = json.loads((workdir / "summary.json").read_text())
     partner, cid = next(iter(summary["per_round"][0]["cids"]["envelopes"].items()))
     store = LocalStore(workdir / "store", durable=False)
-    from lepton_ledger.storage.car import iter_dag
-
     block, _ = list(iter_dag(store, cid))[-1]
     path = store._path(block)
     data = bytearray(path.read_bytes())
