@@ -26,6 +26,7 @@ from ..errors import LeptonError
 from ..protocol.addressing import ArtifactNotFound
 from ..protocol.addressing import fetch as fetch_by_digest
 from ..protocol.commitments import MAX_BATCH_BYTES, parse_batch_document
+from ..protocol.signatures import is_valid_signature_now
 from .challenge import ChallengeError, ChallengeTx, _event, _sent, _simulate
 
 __all__ = ["Forgery", "find_forgeries", "prove_forgery"]
@@ -84,14 +85,14 @@ def find_forgeries(deployment: Any, store: Any, agreement_id: int, round_id: int
                                  "the anchored root, so no entry can be proven with it")  # fmt: skip
         anchored = unpack_entries(entries)
         for position, (c, digest, signature) in enumerate(zip(commitments, digests, signatures)):
-            try:
-                signer = recover_signer(digest, signature)
-            except Exception:  # noqa: BLE001 -- any undecodable signature is a forged one
-                signer = None
             index = int(deployment.agreements.functions.partyIndex(agreement_id, c.partner).call()[1])
             entry = anchored[position] if position < len(anchored) else None
             reasons = []
-            if signer != c.partner:
+            if not is_valid_signature_now(ledger.w3, c.partner, digest, signature):  # as the contract will judge it
+                try:
+                    signer: str | None = recover_signer(digest, signature)
+                except LeptonError:
+                    signer = None
                 reasons.append(f"the signature recovers {signer}, not {c.partner}")
             if entry != (index, c.cumulative_epsilon):
                 reasons.append(f"the anchored entry {entry} is not the signed (party {index}, epsilon "

@@ -1,6 +1,6 @@
 """The safetensors header (an 8-byte little-endian length, then a JSON object of tensor entries), read with
 bounds before safetensors itself touches the bytes: header size, nesting, tensor count, dtypes, ranks, and
-offsets that must lie inside the data and agree with dtype x shape. A header that passes cannot make the
+offsets that must lie inside the data, agree with dtype x shape, and tile the data without overlap. A header that passes cannot make the
 loader allocate more than the bytes it was given."""
 
 from __future__ import annotations
@@ -81,4 +81,13 @@ def parse_header(data: bytes | memoryview, *, max_tensor_bytes: int) -> dict[str
         if prod(dims) * DTYPE_BYTES[dtype] != end - start:
             raise MalformedDocument(f"tensor {name[:40]!r}: {dtype} x {list(dims)} is not {end - start} bytes")
         entries[name] = TensorEntry(dtype, dims, start, end)
+    # As safetensors requires: the tensors tile the data exactly, so none overlaps another (they may become
+    # views of one buffer) and no byte is unaccounted for.
+    covered = 0
+    for entry in sorted(entries.values(), key=lambda e: (e.start, e.end)):
+        if entry.start != covered:
+            raise MalformedDocument(f"safetensors data_offsets overlap or leave a gap at byte {covered}")
+        covered = entry.end
+    if covered != available:
+        raise MalformedDocument(f"safetensors tensors cover {covered} of {available} data bytes")
     return entries

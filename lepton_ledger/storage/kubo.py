@@ -42,6 +42,7 @@ from . import cid as cidlib
 from . import unixfs
 from .store import (
     DEFAULT_MAX_FILE_BYTES,
+    MAX_BLOCK_BYTES,
     BlockCorrupted,
     BlockNotFound,
     InvalidCID,
@@ -496,8 +497,14 @@ class KuboStore(Store):
         # bytes every block is verified against its CID anyway.
 
     def _bytes(self, path: str, params: list[tuple[str, str]], *, cid: str | None = None) -> bytes:
+        """The reply's bytes, at most MAX_BLOCK_BYTES (a daemon that sends more is refused as it streams)."""
+        out = bytearray()
         with self._send(path, params, cid=cid) as response:
-            return b"".join(self._read_stream(response, path, response.iter_bytes))
+            for piece in self._read_stream(response, path, response.iter_bytes):
+                out += piece
+                if len(out) > MAX_BLOCK_BYTES:
+                    raise StorageError(f"kubo {path}{_for(cid)} sent more than {MAX_BLOCK_BYTES} bytes for one block")
+        return bytes(out)
 
     def _ndjson(
         self,

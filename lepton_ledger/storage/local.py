@@ -31,6 +31,7 @@ from typing import BinaryIO
 from .cid import CID, b32encode, normalize, verify_block
 from .store import (
     DEFAULT_MAX_FILE_BYTES,
+    MAX_BLOCK_BYTES,
     BlockCorrupted,
     BlockNotFound,
     StorageError,
@@ -149,11 +150,14 @@ class LocalStore(Store):
     def get_block(self, cid: str | CID) -> bytes:  # type: ignore[override]
         parsed = normalize(cid)
         try:
-            data = self._path(parsed).read_bytes()
+            with open(self._path(parsed), "rb") as f:
+                data = f.read(MAX_BLOCK_BYTES + 1)  # a block file larger than any block is not read whole
         except FileNotFoundError:
             raise BlockNotFound(str(parsed)) from None
         except OSError as exc:
             raise StorageError(f"reading block {parsed} failed: {exc}") from exc
+        if len(data) > MAX_BLOCK_BYTES:
+            raise BlockCorrupted(str(parsed), f"block {parsed} is over {MAX_BLOCK_BYTES} bytes (corrupted)")
         verify_block(parsed, data)
         return data
 

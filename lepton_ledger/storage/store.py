@@ -49,6 +49,10 @@ class FileTooLarge(StorageError, ValueError):
         super().__init__(f"file {cid} {what}, over the limit of {limit} bytes")
 
 
+MAX_BLOCK_BYTES = 4 << 20
+"""The largest block a store returns: kubo refuses blocks over 2 MiB (bitswap's limit) and makes 256 KiB ones;
+a store that serves more for one block is refused before the rest is read."""
+
 DEFAULT_MAX_FILE_BYTES = 2 << 30
 """What `get` / `stream` read at most unless told otherwise: twice the largest envelope (1 GiB), so that no
 legitimate artifact is refused while a DAG bomb (a few KB of blocks describing petabytes) is."""

@@ -145,19 +145,24 @@ def test_one_round_batched_mode(world, executor):
         assert d.ledger.functions.cumulativeEpsilon(agreement_id, p.address).call() == p.accountant.spent_fixed()
 
 
-def test_envelope_the_coordinator_cannot_open_is_rejected_with_the_error_name(world, executor):
+@pytest.mark.parametrize(("sealed_to", "code"), [
+    ("auditor", "NotARecipient"),  # the coordinator cannot open it
+    ("coordinator", "AuditorNotARecipient"),  # the auditor could not verify it (issue 11, item 4)
+])  # fmt: skip
+def test_envelope_not_sealed_to_coordinator_and_auditor_is_rejected_with_the_error_name(world, executor, sealed_to,
+                                                                                        code):  # fmt: skip
     agreement_id = new_agreement(world)
-    coordinator = make_coordinator(world, "unreadable")
+    coordinator = make_coordinator(world, f"unreadable-{sealed_to}")
     round_id, _ = open_round(world, coordinator, agreement_id)
     partners = [make_partner(world, n, agreement_id, executor) for n in NAMES]
     for p in partners[:2]:
         p.run_round(agreement_id, round_id, recipients(world))
-    partners[2].run_round(agreement_id, round_id, [world["roles"].auditor.address])  # sealed to the auditor only
+    partners[2].run_round(agreement_id, round_id, [getattr(world["roles"], sealed_to).address])
 
     outcome = coordinator.close_round(agreement_id, round_id)
     assert outcome.report.accepted == [p.address for p in partners[:2]]
     (reason,) = outcome.report.rejected[partners[2].address]
-    assert reason["code"] == "NotARecipient"
+    assert reason["code"] == code
     assert partners[2].address not in outcome.report.payouts
 
 

@@ -13,7 +13,13 @@ from conftest import CHUNK, det_bytes
 from conftest import run_ipfs as _run
 
 from lepton_ledger.storage import car
-from lepton_ledger.storage.cid import RAW, cid_to_str, encode_varint, make_cid
+from lepton_ledger.storage.cid import (
+    RAW,
+    cid_to_str,
+    encode_varint,
+    make_cid,
+    normalize,
+)
 from lepton_ledger.storage.dagpb import T_FILE, encode_node_raw, encode_unixfs
 from lepton_ledger.storage.local import LocalStore
 from lepton_ledger.storage.store import FileTooLarge, StorageError
@@ -118,3 +124,21 @@ def test_cat_refuses_a_file_over_max_bytes_in_one_line(env: Path) -> None:
 def test_read_car_bounds_a_stream_too() -> None:
     with pytest.raises(car.InvalidCar):
         car.read_car(io.BytesIO(b"\x05\x81\x81\x81\x81\x81"))
+
+
+def test_a_block_larger_than_any_block_is_refused_by_both_stores(store: LocalStore) -> None:
+    from fake_kubo import FakeKubo
+
+    from lepton_ledger.storage.kubo import KuboStore
+    from lepton_ledger.storage.store import MAX_BLOCK_BYTES, BlockCorrupted
+
+    cid = cid_to_str(make_cid(LEAF, version=1, codec=RAW))
+    huge = bytes(MAX_BLOCK_BYTES + 1)
+    store.put_block(cid, LEAF)
+    store._path(normalize(cid)).write_bytes(huge)
+    with pytest.raises(BlockCorrupted, match=f"over {MAX_BLOCK_BYTES} bytes"):
+        store.get_block(cid)
+    with FakeKubo() as daemon, KuboStore(daemon.url, retries=0, offline=True) as kubo:
+        daemon.blocks[make_cid(LEAF, version=1, codec=RAW)[-32:]] = huge
+        with pytest.raises(StorageError, match=f"more than {MAX_BLOCK_BYTES} bytes for one block"):
+            kubo.get_block(cid)

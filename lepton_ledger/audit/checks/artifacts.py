@@ -1,8 +1,8 @@
 """Checks on the artifacts the chain points to: ``cids_resolve`` (every digest on-chain resolves in the store
 and the bytes are those the digest names), ``batch_document`` (an anchored batch's document recomputes the
 anchored root and entries, and each commitment in it is signed by its partner), ``envelope_decrypts`` (the
-auditor's X25519 key opens the envelope) and ``manifest_signature`` (the signed manifest recovers to the
-committing partner and is the one committed: digest, chain, ledger, agreement, round, base model, sample
+auditor's X25519 key opens the envelope) and ``manifest_signature`` (the signed manifest is signed by the
+committing partner, ECDSA or ERC-1271 as the contracts accept it and is the one committed: digest, chain, ledger, agreement, round, base model, sample
 count).
 
 The auditor hashes every artifact it fetches itself (report.content_digest), so a store that serves other
@@ -39,6 +39,7 @@ from ...protocol.addressing import (
 )
 from ...protocol.commitments import parse_batch_document
 from ...protocol.errors import ProtocolError
+from ...protocol.signatures import chain_signature_check, is_valid_signature_now
 from ..chain_view import ChainView, Commitment, RoundRecord, digest_bytes
 from ..model import (
     BATCH_DOCUMENT,
@@ -114,11 +115,14 @@ def expand_batch(view: ChainView, store: Any, record: RoundRecord, event: Any) -
     for item in document.items:
         index, c, signature = item.party_index, item.commitment, item.signature
         digest = update_commitment_digest(view.chain_id, view.ledger_address, c)
-        try:
-            signer = recover_signer(digest, signature)
-        except EnvelopeError as exc:
-            signer = f"nobody ({exc})"
-        if signer != c.partner or (c.agreement_id, c.round) != (a, r):
+        if (c.agreement_id, c.round) != (a, r):
+            return fail(f"the batch's commitment for {c.partner} is for agreement {c.agreement_id} round {c.round}",
+                        partner=c.partner, expected=[a, r], found=[c.agreement_id, c.round])  # fmt: skip
+        if not is_valid_signature_now(view.w3, c.partner, digest, signature, block=view.block):
+            try:
+                signer = recover_signer(digest, signature)
+            except EnvelopeError as exc:
+                signer = f"nobody ({exc})"
             return fail(f"the batch's commitment for {c.partner} is signed by {signer}", partner=c.partner,
                         expected=c.partner, found=signer)
         if view.party_index(a, c.partner) != index:
@@ -153,7 +157,8 @@ def open_commitment(view: ChainView, key: bytes, record: RoundRecord, c: Commitm
                         manifest_digest=c.manifest_digest, chain_id=view.chain_id, ledger=view.ledger_address)  # fmt: skip
     assert fetched.data is not None
     try:
-        opened = open_envelope(fetched.data, key, expected=expected)
+        opened = open_envelope(fetched.data, key, expected=expected,
+                               signature_valid=chain_signature_check(view.w3, block=view.block))
     except _MANIFEST_FAILURES as exc:
         found = {"field": exc.field, "expected": _jsonable(exc.expected), "found": _jsonable(exc.actual)} \
             if isinstance(exc, ManifestMismatch) else {}  # fmt: skip
