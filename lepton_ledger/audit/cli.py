@@ -23,6 +23,8 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import LeptonError
+from ..protocol.errors import ProtocolError
+from ..protocol.jsonio import FILE_BYTES, load_object
 from .model import CHECK_NAMES, AuditResult
 
 __all__ = ["audit", "audit_app"]
@@ -84,9 +86,9 @@ def _run(workdir: Path | None, rpc: str | None, deployment: Path | None, ipfs: s
                              + (f" (missing {', '.join(missing)})" if missing else ""))  # fmt: skip
     assert deployment is not None and ipfs is not None
     try:
-        document = json.loads(deployment.read_text())
-    except ValueError as exc:
-        raise AuditCannotRun(f"{deployment} is not JSON: {exc}") from None
+        document = load_object(deployment.read_bytes(), what=str(deployment), max_bytes=FILE_BYTES)
+    except ProtocolError as exc:
+        raise AuditCannotRun(f"{deployment} is not a deployment document: {exc}") from None
     secret = load_auditor_key(key) if key is not None else _keystore_key(str(key_name))
     from ..chain.connection import connect
 

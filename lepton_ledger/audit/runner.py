@@ -19,7 +19,6 @@ failed: the failed checks of that round list it in their evidence under ``not_ch
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from functools import cached_property
@@ -35,6 +34,7 @@ from ..errors import ConfigurationError, LeptonError
 from ..fl.data import eval_commitment, make_federated
 from ..fl.models import build_model, model_names
 from ..fl.training import evaluate
+from ..protocol.jsonio import FILE_BYTES, load_object
 from ..rounds.report import load_report
 from ..storage.local import LocalStore
 from .chain_view import (
@@ -80,7 +80,7 @@ def load_auditor_key(path: Path) -> bytes:
         AuditCannotRun: the file is missing, not JSON, or holds no 32-byte key.
     """
     try:
-        doc = json.loads(Path(path).read_text())
+        doc = load_object(Path(path).read_bytes(), what=f"key file {path}", max_bytes=FILE_BYTES)
         entry = doc["parties"]["auditor"] if "parties" in doc else doc
         key = bytes.fromhex(str(entry["x25519_private_key"]).removeprefix("0x"))
     except FileNotFoundError:
@@ -104,14 +104,15 @@ def audit_workdir(workdir: Path, *, state_path: Path | None = None, full: bool =
     """
     workdir = Path(workdir)
     try:
-        deployment = json.loads((workdir / "deployment.json").read_text())
+        deployment = load_object((workdir / "deployment.json").read_bytes(), what="deployment.json",
+                                 max_bytes=FILE_BYTES)  # fmt: skip
         state_file = workdir / deployment.get("state_file", "chain-state.json")
         store_dir = workdir / deployment.get("store", "store")
         keys = workdir / deployment.get("keys", "keys") / "dev-keys.json"
     except FileNotFoundError:
         raise AuditCannotRun(f"{workdir} has no deployment.json: not a demo folder") from None
-    except ValueError as exc:
-        raise AuditCannotRun(f"{workdir / 'deployment.json'} is not JSON: {exc}") from None
+    except (ValueError, TypeError) as exc:  # not JSON, too large or deep, or a path that is not a string
+        raise AuditCannotRun(f"{workdir / 'deployment.json'} is not a demo's deployment document: {exc}") from None
     for path, what in ((state_file, "chain state file"), (store_dir / "blocks", "block store")):
         if not path.exists():
             raise AuditCannotRun(f"{workdir} has no {what} ({path})")

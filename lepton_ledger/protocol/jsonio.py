@@ -14,6 +14,7 @@ from typing import Any
 from .errors import DocumentTooLarge, MalformedDocument
 
 MAX_DEPTH = 16
+FILE_BYTES = 16 << 20  # a JSON file a person hands a command (deployment, key, signature file): far below this
 MAX_INT_DIGITS = 80  # a uint256 has 78
 
 
