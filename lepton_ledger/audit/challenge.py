@@ -15,8 +15,8 @@ The flow, and who may do each step (RoundLedger, RewardVault):
    ``RewardVault.forfeitReward(challengeId, amount, proof)`` sends that reward to the slash recipient. The
    amount and Merkle proof are rebuilt from the round report in the store, checked against the payout root.
 
-Documents put to the store (as CIDv1; the bytes32 on-chain is the CID's sha2-256 digest, as for every round
-artifact: :mod:`lepton_ledger.rounds.report`):
+Documents put to the store (the bytes32 on-chain is the CID's sha2-256 digest, as for every round artifact:
+:mod:`lepton_ledger.protocol.addressing`):
 
 - evidence: the canonical JSON (sorted keys, no spaces, ASCII, no NaN) of the failed check exactly as the audit
   wrote it (``{"name", "ok", "agreement_id", "round", "partner", "cid", "message", "evidence"}``), so anyone

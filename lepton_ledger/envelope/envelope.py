@@ -20,12 +20,10 @@ safetensors bytes (t bytes)``, nothing after.
 
 Digests and the chain. ``manifestDigest`` on-chain is the manifest's full EIP-712 digest (manifest.py).
 ``envelopeDigest`` is a bytes32 to RoundLedger, which only requires it non-zero; we put SHA-256 of the
-envelope bytes there (:attr:`SealedEnvelope.envelope_digest`). How that relates to the stored object's CID is
-the storage layer's business: for an envelope stored as a single raw block (CIDv1, codec raw, sha2-256) the
-CID's multihash digest *is* this SHA-256; for a chunked UnixFS (dag-pb) import it is the root node's hash and
-differs, so a caller committing "the CID's digest" passes it through ``update_commitment(...,
-envelope_digest=...)``, and an auditor checks the fetched bytes against the CID and then against the
-manifest digest, which binds the content either way.
+envelope bytes there (:attr:`SealedEnvelope.envelope_digest`) unless told otherwise. The rounds commit the
+stored envelope's CID digest instead (``protocol.addressing``: a dag-pb root, so it differs from this SHA-256)
+and pass it through ``update_commitment(..., envelope_digest=...)``; an auditor checks the fetched bytes
+against the CID and then against the manifest digest, which binds the content either way.
 """
 
 from __future__ import annotations

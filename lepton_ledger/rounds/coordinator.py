@@ -2,8 +2,8 @@
 
 Step 1, :meth:`Coordinator.publish_model` then :meth:`Coordinator.open_round`: the global model's
 ``state_dict`` as safetensors bytes (``envelope.tensors.serialize_tensors``: deterministic) is put to the
-store as CIDv1; ``modelDigest`` = that CID's sha2-256 digest (report.py explains why and how the CID is
-recovered from it); ``evalCommitment`` = ``fl.eval_commitment`` of the held-out set.
+store; ``modelDigest`` = that CID's sha2-256 digest (``protocol.addressing``: one fixed codec, so the digest
+names exactly one CID, of any size); ``evalCommitment`` = ``fl.eval_commitment`` of the held-out set.
 
 Batched mode, :meth:`Coordinator.anchor_batch`: the partners' signed ``UpdateCommitment``s are laid out by
 party index in a batch document (canonical JSON, version 1: chain id, ledger, agreement, round, and per

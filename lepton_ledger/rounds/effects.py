@@ -12,8 +12,8 @@ same chain id and contract addresses, never finds another chain's. Steps: ``mode
 
 Kinds and JSON payloads:
 
-- ``"put"``: ``{"data": base64 of the bytes, "cid": the CIDv1 they give, ...caller's fields}``. The bytes live
-  in the outbox, so an artifact that cannot be made again (a sealed envelope: fresh keys) is durable before
+- ``"put"``: ``{"data": base64 of the bytes, "cid": the CID they give (``protocol.addressing``), ...caller's
+  fields}``. The bytes live in the outbox, so an artifact that cannot be made again (a sealed envelope: fresh keys) is durable before
   anything publishes or commits it. Result ``{"cid", "digest"}`` (0x-hex CID digest, as the chain holds it).
 - ``"transaction"``: ``outbox.transaction_payload`` plus the caller's fields; result a receipt summary.
 - ``"record"``: a fact with nothing to execute (a signature given away), enqueued then confirmed by the caller.
