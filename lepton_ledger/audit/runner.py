@@ -29,13 +29,14 @@ import torch
 
 from ..chain.anvil import Anvil
 from ..chain.deployment import CONTRACTS
+from ..envelope.format import DEFAULT_MAX_ENVELOPE_BYTES
 from ..envelope.tensors import deserialize_tensors
 from ..errors import ConfigurationError, LeptonError
 from ..fl.data import eval_commitment, make_federated
 from ..fl.models import build_model, model_names
 from ..fl.training import evaluate
 from ..protocol.jsonio import FILE_BYTES, load_object
-from ..rounds.report import load_report
+from ..rounds.report import MAX_REPORT_BYTES, load_report
 from ..storage.local import LocalStore
 from .chain_view import (
     STATUS_FINALIZED,
@@ -271,7 +272,8 @@ class _RoundAuditor:
                                       round_id=r, event=record.finalized).check)  # fmt: skip
         for c in commitments:
             checks.append(resolve(self.store, c.envelope_digest, what="envelope", agreement_id=a, round_id=r,
-                                  partner=c.partner, event=_Where(c.tx_hash, c.block)).check)  # fmt: skip
+                                  partner=c.partner, event=_Where(c.tx_hash, c.block),
+                                  max_bytes=DEFAULT_MAX_ENVELOPE_BYTES).check)  # fmt: skip
         for check in checks:
             check.evidence["scope"] = RECHECK_SCOPE
         return checks
@@ -295,7 +297,7 @@ class _RoundAuditor:
         for c in commitments:
             p = c.partner
             fetched = resolve(self.store, c.envelope_digest, what="envelope", agreement_id=a, round_id=r, partner=p,
-                              event=_Where(c.tx_hash, c.block))  # fmt: skip
+                              event=_Where(c.tx_hash, c.block), max_bytes=DEFAULT_MAX_ENVELOPE_BYTES)  # fmt: skip
             checks.append(fetched.check)
             if fetched.data is None:
                 m.unchecked[p] = "its envelope does not resolve"
@@ -355,7 +357,8 @@ class _RoundAuditor:
         record = m.record
         assert record.finalized is not None
         fetched = resolve(self.store, bytes.fromhex(record.finalized.args["reportDigest"][2:]), what="round report",
-                          agreement_id=record.agreement_id, round_id=record.round, event=record.finalized)  # fmt: skip
+                          agreement_id=record.agreement_id, round_id=record.round, event=record.finalized,
+                          max_bytes=MAX_REPORT_BYTES)  # fmt: skip
         checks.append(fetched.check)
         m.report_cid = fetched.cid
         if fetched.data is None:

@@ -16,7 +16,7 @@ party, as OpenZeppelin's ``SignatureChecker`` decides (``protocol.signatures``);
 Step 5, :meth:`Coordinator.close_round`, in named steps: ``commitments`` (the round's ``UpdateSubmitted``
 events and the commitments of its ``BatchCommitted`` batches, through the
 :class:`~lepton_ledger.chain.events.EventIndex`; a batch whose document does not recompute the anchored root
-and entries, or whose signature does not recover its partner, raises ``BatchDocumentMismatch``), ``open_updates`` (fetch each envelope by
+and entries, or whose signature is not valid for its partner, raises ``BatchDocumentMismatch``), ``open_updates`` (fetch each envelope by
 its committed digest, open it with the coordinator's X25519 key against the chain's expectations: chain,
 ledger, agreement, round, partner, base model, manifest digest; and check the committed epsilon and sample
 count equal the signed manifest's, and that every auditor with a registered X25519 key is among its recipients),

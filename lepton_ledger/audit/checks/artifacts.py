@@ -37,9 +37,10 @@ from ...protocol.addressing import (
     content_digest,
     fetch,
 )
-from ...protocol.commitments import parse_batch_document
+from ...protocol.commitments import MAX_BATCH_BYTES, parse_batch_document
 from ...protocol.errors import ProtocolError
 from ...protocol.signatures import chain_signature_check, is_valid_signature_now
+from ...storage.store import DEFAULT_MAX_FILE_BYTES
 from ..chain_view import ChainView, Commitment, RoundRecord, digest_bytes
 from ..model import (
     BATCH_DOCUMENT,
@@ -65,13 +66,14 @@ class Fetched:
 
 
 def resolve(store: Any, digest: bytes, *, what: str, agreement_id: int, round_id: int, partner: str | None = None,
-            event: Any = None) -> Fetched:  # fmt: skip
-    """``cids_resolve`` for one digest: the CID it names is in the store and its bytes hash to it."""
+            event: Any = None, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Fetched:  # fmt: skip
+    """``cids_resolve`` for one digest: the CID it names is in the store, no larger than `max_bytes` (checked from
+    its root before the rest is fetched), and its bytes hash to it."""
     where = {"tx_hash": event.tx_hash, "block": event.block_number} if event is not None else {}
     evidence = {"artifact": what, **where, "digest": "0x" + digest.hex()}
     cid = cid_for_digest(digest)
     try:
-        data = fetch(store, digest)
+        data = fetch(store, digest, max_bytes=max_bytes)
     except ArtifactNotFound as exc:
         return Fetched(CheckResult(CIDS_RESOLVE, False, f"{what} {cid} is not in the store: {exc}", agreement_id,
                                    round_id, partner, cid, evidence), cid, None)  # fmt: skip
@@ -93,7 +95,7 @@ def expand_batch(view: ChainView, store: Any, record: RoundRecord, event: Any) -
     hold; no commitments when either fails (they cannot be trusted)."""
     a, r = record.agreement_id, record.round
     fetched = resolve(store, digest_bytes(event.args["batchDocumentDigest"]), what="batch document",
-                      agreement_id=a, round_id=r, event=event)  # fmt: skip
+                      agreement_id=a, round_id=r, event=event, max_bytes=MAX_BATCH_BYTES)  # fmt: skip
     if fetched.data is None:
         return [fetched.check], []
     evidence = {"tx_hash": event.tx_hash, "block": event.block_number, "batch_index": event.args["batchIndex"],
