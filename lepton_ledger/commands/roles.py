@@ -153,11 +153,18 @@ def publish_document(store: Any, document: dict[str, Any]) -> str:
 
 
 def terms_document(store: Any, terms: ChainTerms) -> dict[str, Any] | None:
-    """The terms document whose digest the agreement holds, when the store has it; None otherwise."""
+    """The terms document whose digest the agreement holds, when the store has it; None otherwise.
+
+    Raises:
+        MalformedDocument, DocumentTooLarge, FileTooLarge: what the store holds under the digest is no JSON
+            object of at most 16 MiB.
+    """
+    from ..protocol.jsonio import FILE_BYTES, load_object
     from ..rounds.report import ArtifactNotFound, fetch_by_digest
 
     try:
-        return json.loads(fetch_by_digest(store, terms.terms_digest))
+        return load_object(fetch_by_digest(store, terms.terms_digest, max_bytes=FILE_BYTES), what="terms document",
+                           max_bytes=FILE_BYTES)  # fmt: skip
     except ArtifactNotFound:
         return None
 
@@ -188,14 +195,15 @@ def payout_tree(deployment: Any, store: Any, agreement_id: int, round_id: int) -
     Raises:
         RoleStateError: the round is not finalized, or the report's payouts do not give the on-chain root.
         ArtifactNotFound: the report is not in the store.
+        MalformedDocument, DocumentTooLarge, StorageError: the store holds no well-formed report under the digest.
     """
     from ..chain.merkle import PayoutTree
-    from ..rounds.report import fetch_by_digest
+    from ..rounds.report import MAX_REPORT_BYTES, fetch_by_digest, load_report
 
     r = deployment.ledger.functions.round(agreement_id, round_id).call()
     if int(r[0]) != ROUND_FINALIZED:
         raise RoleStateError(f"round {round_id} of agreement {agreement_id} is not finalized")
-    report = json.loads(fetch_by_digest(store, bytes(r[9])))
+    report = load_report(fetch_by_digest(store, bytes(r[9]), max_bytes=MAX_REPORT_BYTES))
     payouts = {line["partner"]: int(line["payout"]) for line in report["partners"] if int(line["payout"]) > 0}
     if not payouts:
         return None
