@@ -226,6 +226,7 @@ def anchor(
     puts the batch document to the store and sends RoundLedger.commitBatch(agreement, round, commitments root,
     batch document digest, entries) from --key.
     """
+    from ..protocol.signatures import chain_signature_check
     from .roles import signed_commitment_from_document
 
     documents = []
@@ -241,7 +242,8 @@ def anchor(
         signed = {}
         for path, document in documents:
             try:
-                item = signed_commitment_from_document(document, chain_id=s.w3.eth.chain_id, ledger=s.ledger_address)
+                item = signed_commitment_from_document(document, chain_id=s.w3.eth.chain_id, ledger=s.ledger_address,
+                                                       signature_valid=chain_signature_check(s.w3))  # fmt: skip
             except LeptonError as exc:
                 raise CommandError(f"{path}: {exc}") from None
             c = item.commitment

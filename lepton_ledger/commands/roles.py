@@ -32,6 +32,7 @@ from typing import Any
 
 from ..chain.agreements import DELTA_SCALE, EPSILON_SCALE, document_digest
 from ..errors import LeptonError
+from ..protocol.commitments import SIGNED_COMMITMENT_VERSION
 
 __all__ = [
     "ChainTerms",
@@ -215,7 +216,6 @@ def payout_tree(deployment: Any, store: Any, agreement_id: int, round_id: int) -
 
 # -- batched mode --------------------------------------------------------------------------------------------
 
-SIGNED_COMMITMENT_VERSION = 1
 
 
 def signed_commitment_document(signed: Any, *, chain_id: int, ledger: str) -> dict[str, Any]:
@@ -229,37 +229,36 @@ def signed_commitment_document(signed: Any, *, chain_id: int, ledger: str) -> di
             "signature": "0x" + bytes(signed.signature).hex(), "envelopeCid": signed.envelope_cid}  # fmt: skip
 
 
-def signed_commitment_from_document(document: Any, *, chain_id: int, ledger: str) -> Any:
-    """The ``SignedCommitment`` of a document, checked: this chain and ledger, and a signature by its partner.
+def signed_commitment_from_document(document: Any, *, chain_id: int, ledger: str,
+                                    signature_valid: Any = None) -> Any:  # fmt: skip
+    """The ``SignedCommitment`` of a document (``protocol.commitments.parse_signed_commitment``), checked: this
+    chain and ledger, and a signature by its partner (`signature_valid(partner, digest, signature)`, e.g.
+    ``protocol.signatures.chain_signature_check`` for ERC-1271 wallets too; None: ECDSA alone).
 
     Raises:
         RoleStateError: malformed, for another chain or ledger, or not signed by the partner it names.
     """
-    from ..chain.typed_data import UpdateCommitment, update_commitment_digest
+    from ..chain.typed_data import update_commitment_digest
     from ..envelope.manifest import recover_signer
+    from ..protocol.commitments import parse_signed_commitment
     from ..rounds.partner import SignedCommitment
 
     try:
-        if document["version"] != SIGNED_COMMITMENT_VERSION:
-            raise RoleStateError(f"unsupported signed commitment version {document['version']!r}")
-        if (document["chain_id"], document["ledger"]) != (chain_id, ledger):
-            raise RoleStateError(f"a commitment for ledger {document['ledger']} on chain {document['chain_id']}, "
-                                 f"not {ledger} on chain {chain_id}")  # fmt: skip
-        commitment = UpdateCommitment(
-            int(document["agreementId"]), int(document["round"]), document["partner"],
-            bytes.fromhex(document["envelopeDigest"][2:]), bytes.fromhex(document["manifestDigest"][2:]),
-            int(document["cumulativeEpsilon"]), int(document["sampleCount"]),
-        )  # fmt: skip
-        signature = bytes.fromhex(document["signature"][2:])
-        cid = str(document["envelopeCid"])
-    except RoleStateError:
-        raise
-    except (KeyError, TypeError, ValueError) as exc:
-        raise RoleStateError(f"not a signed commitment ({type(exc).__name__}: {exc})") from None
-    try:
-        signer = recover_signer(update_commitment_digest(chain_id, ledger, commitment), signature)
+        item = parse_signed_commitment(document, chain_id=chain_id, ledger=ledger)
     except LeptonError as exc:
-        raise RoleStateError(f"the commitment of {commitment.partner} has a malformed signature: {exc}") from None
-    if signer != commitment.partner:
+        raise RoleStateError(f"not a signed commitment ({exc})") from None
+    commitment, signature = item.commitment, item.signature
+    digest = update_commitment_digest(chain_id, ledger, commitment)
+    try:
+        signer: str | None = recover_signer(digest, signature)
+    except LeptonError as exc:
+        if signature_valid is None:
+            raise RoleStateError(f"the commitment of {commitment.partner} has a malformed signature: {exc}") from None
+        signer = None
+    if signature_valid is None:
+        valid = signer == commitment.partner
+    else:
+        valid = signature_valid(commitment.partner, digest, signature)
+    if not valid:
         raise RoleStateError(f"the commitment of {commitment.partner} is signed by {signer}")
-    return SignedCommitment(commitment, signature, cid)
+    return SignedCommitment(commitment, signature, item.envelope_cid)

@@ -1,4 +1,5 @@
-"""Signed update commitments as parties exchange them, and the batch document that lists an anchored batch.
+"""Signed update commitments as parties exchange them (a partner's signed commitment file, for the coordinator),
+and the batch document that lists an anchored batch.
 
 Batch document (version 1): canonical JSON ``{"version": 1, "chain_id", "ledger", "agreement_id", "round",
 "commitments": [item...]}``, items in party-index order, each ``{"partyIndex", "agreementId", "round",
@@ -20,10 +21,11 @@ from ..chain.typed_data import UpdateCommitment
 from .errors import DocumentTooLarge, MalformedDocument
 from .jsonio import canonical_json, load_object
 
-__all__ = ["BATCH_DOCUMENT_VERSION", "BatchDocument", "BatchItem", "encode_batch_document", "parse_batch_document",
-           "parse_commitment_item"]  # fmt: skip
+__all__ = ["BATCH_DOCUMENT_VERSION", "SIGNED_COMMITMENT_VERSION", "BatchDocument", "BatchItem", "encode_batch_document",
+           "parse_batch_document", "parse_commitment_item", "parse_signed_commitment"]  # fmt: skip
 
 BATCH_DOCUMENT_VERSION = 1
+SIGNED_COMMITMENT_VERSION = 1
 MAX_BATCH_BYTES = 8 << 20
 MAX_BATCH_COMMITMENTS = 10_000
 MAX_CID_CHARS = 128
@@ -74,6 +76,27 @@ def parse_commitment_item(item: Any) -> BatchItem:
     """
     if not isinstance(item, dict) or set(item) != _ITEM_FIELDS:
         raise MalformedDocument(f"a batch commitment needs exactly the fields {sorted(_ITEM_FIELDS)}")
+    return _item(item, _int(item["partyIndex"], "partyIndex"))
+
+
+def parse_signed_commitment(document: Any, *, chain_id: int, ledger: str) -> BatchItem:
+    """A partner's signed commitment file (``commands.roles``' format, version 1: the item fields of a batch
+    document but ``partyIndex``, plus ``version``, ``chain_id`` and ``ledger``), for this chain and ledger; its
+    ``party_index`` is 0 (the coordinator looks it up). The signature is not checked here.
+
+    Raises:
+        MalformedDocument: not such a document, or one for another chain or ledger.
+    """
+    fields = _ITEM_FIELDS - {"partyIndex"} | {"version", "chain_id", "ledger"}
+    if not isinstance(document, dict) or set(document) != fields or document["version"] != SIGNED_COMMITMENT_VERSION:
+        raise MalformedDocument(f"not a version {SIGNED_COMMITMENT_VERSION} signed commitment")
+    if (document["chain_id"], document["ledger"]) != (chain_id, ledger):
+        raise MalformedDocument(f"a commitment for ledger {str(document['ledger'])[:42]} on chain "
+                                f"{str(document['chain_id'])[:20]}, not {ledger} on chain {chain_id}")  # fmt: skip
+    return _item(document, 0)
+
+
+def _item(item: dict[str, Any], party_index: int) -> BatchItem:
     cid = item["envelopeCid"]
     if not isinstance(cid, str) or len(cid) > MAX_CID_CHARS:
         raise MalformedDocument("envelopeCid must be a CID string")
@@ -84,8 +107,8 @@ def parse_commitment_item(item: Any) -> BatchItem:
             _int(item["cumulativeEpsilon"], "cumulativeEpsilon", 32), _int(item["sampleCount"], "sampleCount", 64),
         )  # fmt: skip
     except InvalidValue as exc:
-        raise MalformedDocument(f"a batch commitment: {exc}") from None
-    return BatchItem(_int(item["partyIndex"], "partyIndex"), commitment, _hex(item["signature"], "signature", 65), cid)
+        raise MalformedDocument(f"a commitment: {exc}") from None
+    return BatchItem(party_index, commitment, _hex(item["signature"], "signature", 65), cid)
 
 
 def parse_batch_document(data: bytes) -> BatchDocument:

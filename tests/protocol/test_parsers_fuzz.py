@@ -31,6 +31,7 @@ from lepton_ledger.protocol.commitments import (
     BatchItem,
     encode_batch_document,
     parse_batch_document,
+    parse_signed_commitment,
 )
 from lepton_ledger.protocol.errors import DocumentTooLarge, ProtocolError
 from lepton_ledger.protocol.jsonio import load_json
@@ -46,6 +47,10 @@ TENSORS = serialize_tensors({"w": torch.ones(3, 2), "b": torch.zeros(2, dtype=to
 BATCH = encode_batch_document(chain_id=31337, ledger=LEDGER, agreement_id=1, round=2, items=[
     BatchItem(0, UpdateCommitment(1, 2, PARTNER, b"\x01" * 32, b"\x02" * 32, 1_500_000, 120), b"\x1b" * 65, "Qm" + "a" * 44),
 ])  # fmt: skip
+SIGNED = json.dumps({"version": 1, "chain_id": 31337, "ledger": LEDGER, "agreementId": 1, "round": 2, "partner": PARTNER,
+                     "envelopeDigest": "0x" + "01" * 32, "manifestDigest": "0x" + "02" * 32,
+                     "cumulativeEpsilon": 1_500_000, "sampleCount": 120, "signature": "0x" + "1b" * 65,
+                     "envelopeCid": "Qm" + "a" * 44}).encode()  # fmt: skip
 REPORT = RoundReport(31337, LEDGER, 1, 2, "0x" + "11" * 32, "0x" + "22" * 32, "fedavg", 50.0, "leave_one_out:accuracy",
                      "by_sample_count", 10**20, [PartnerOutcome(PARTNER, "Qm" + "a" * 44, "0x" + "33" * 32, 120, 1_500_000,
                                                                 True, [], None, 1.5, 0.25, 10**20)]).to_bytes()  # fmt: skip
@@ -75,6 +80,24 @@ def test_batch_document_parser_raises_only_its_named_errors(data: bytes) -> None
         parse_batch_document(data)
     except ProtocolError:
         pass
+
+
+@FUZZ
+@given(st.one_of(st.binary(max_size=2000), mutated(SIGNED)))
+def test_signed_commitment_parser_raises_only_its_named_errors(data: bytes) -> None:
+    try:
+        parse_signed_commitment(load_json(data, what="signed commitment", max_bytes=4096), chain_id=31337,
+                                ledger=LEDGER)  # fmt: skip
+    except ProtocolError:
+        pass
+
+
+def test_the_valid_signed_commitment_parses() -> None:
+    item = parse_signed_commitment(json.loads(SIGNED), chain_id=31337, ledger=LEDGER)
+    assert (item.commitment.partner, item.commitment.cumulative_epsilon, item.envelope_cid[:2]) == (PARTNER, 1_500_000,
+                                                                                                   "Qm")  # fmt: skip
+    with pytest.raises(ProtocolError, match="not 0x0000000000000000000000000000000000000001 on chain 31337"):
+        parse_signed_commitment(json.loads(SIGNED), chain_id=31337, ledger="0x" + "00" * 19 + "01")
 
 
 @FUZZ
