@@ -3,7 +3,7 @@
 Both sides run the same round, in the same run, on the same machine (issue 5, "Speed"):
 
 - **ledger**: the public round calls, as ``make demo`` makes them. ``Coordinator.publish_model`` (safetensors,
-  CIDv1 put) and ``open_round`` (``openRound``); each partner's ``Partner.run_round`` (fetch the model by its
+  artifact put) and ``open_round`` (``openRound``); each partner's ``Partner.run_round`` (fetch the model by its
   on-chain digest, check the budget, train in the worker executor, seal the envelope to the coordinator and the
   auditor, put it, ``submitUpdate``) or, with ``--mode batched``, ``run_round_batched`` (the same, then sign the
   ``UpdateCommitment``) followed by ``Coordinator.anchor_batch`` (``commitBatch``); then

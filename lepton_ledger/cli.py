@@ -45,6 +45,7 @@ def demo(
     dispute_window: Annotated[int, typer.Option(min=1, help="Seconds between finalization and claims.")] = 600,
     aggregation: Annotated[str, typer.Option(help="Aggregation rule: fedavg, median, trimmed_mean, krum, multi_krum.")] = "fedavg",
     scoring: Annotated[str, typer.Option(help="Contribution scores: leave_one_out, tmc_shapley, exact_shapley.")] = "leave_one_out",
+    model: Annotated[str, typer.Option(help="Global model: logreg, or mlp (hidden 512x512, ~300k parameters, 1.2 MB).")] = "logreg",
 ) -> None:
     """Runs the whole story on a fresh local anvil: deploy, register, sign (tx and EIP-712), stake, fund, R DP
     rounds on digits, finalize, claim; leaves an auditable folder (deployment, summary, chain state, store, keys)."""
@@ -55,7 +56,7 @@ def demo(
         raise typer.Exit(2)
     try:
         result = run_demo(out, partners=partners, rounds=rounds, mode=mode, dispute_window=dispute_window,
-                          rules=RoundRules(aggregation=aggregation, scoring=scoring), console=console)
+                          rules=RoundRules(aggregation=aggregation, scoring=scoring, model=model), console=console)
     except LeptonError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from None

@@ -15,8 +15,8 @@ The flow, and who may do each step (RoundLedger, RewardVault):
    ``RewardVault.forfeitReward(challengeId, amount, proof)`` sends that reward to the slash recipient. The
    amount and Merkle proof are rebuilt from the round report in the store, checked against the payout root.
 
-Documents put to the store (as CIDv1; the bytes32 on-chain is the CID's sha2-256 digest, as for every round
-artifact: :mod:`lepton_ledger.rounds.report`):
+Documents put to the store (the bytes32 on-chain is the CID's sha2-256 digest, as for every round artifact:
+:mod:`lepton_ledger.protocol.addressing`):
 
 - evidence: the canonical JSON (sorted keys, no spaces, ASCII, no NaN) of the failed check exactly as the audit
   wrote it (``{"name", "ok", "agreement_id", "round", "partner", "cid", "message", "evidence"}``), so anyone
@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ContractReverted, LeptonError
+from ..protocol.jsonio import load_json
 
 __all__ = [
     "CHALLENGE_STATUS",
@@ -125,6 +126,9 @@ def ruling_document(challenge_id: int, *, upheld: bool, reason: str, evidence_di
                            "reason": reason, "evidence_digest": "0x" + evidence_digest.hex()})  # fmt: skip
 
 
+AUDIT_FILE_BYTES = 256 << 20  # an audit of thousands of rounds; the JSON reader refuses more before parsing
+
+
 def load_audit(path: str | Path) -> dict[str, Any]:
     """The audit result written by ``lepton-ledger audit --json``.
 
@@ -133,7 +137,7 @@ def load_audit(path: str | Path) -> dict[str, Any]:
     """
     path = Path(path)
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = load_json(path.read_bytes(), what=f"audit file {path}", max_bytes=AUDIT_FILE_BYTES)
     except FileNotFoundError:
         raise ChallengeError(f"no audit file at {path} (write one with `lepton-ledger audit --json FILE`)") from None
     except (ValueError, UnicodeDecodeError) as exc:

@@ -23,6 +23,8 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import LeptonError
+from ..protocol.errors import ProtocolError
+from ..protocol.jsonio import FILE_BYTES, load_object
 from .model import CHECK_NAMES, AuditResult
 
 __all__ = ["audit", "audit_app"]
@@ -42,7 +44,8 @@ def audit(
     json_out: Annotated[Path | None, typer.Option("--json", help="Write every check as JSON to this file.")] = None,
     html_out: Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML report here.")] = None,
     full: Annotated[bool, typer.Option("--full", help="Re-check every round, not only new ones.")] = False,
-    state: Annotated[Path | None, typer.Option(help="Audit state file (default: <data dir>/audit/state.sqlite).")] = None,
+    state: Annotated[Path | None, typer.Option(help="Audit state file (default: DIR/audit/state.sqlite with "
+                                                    "--workdir, else <data dir>/audit/state.sqlite).")] = None,
 ) -> None:
     """Re-verifies every round of a deployment from the chain, the store and the auditor key."""
     try:
@@ -83,9 +86,9 @@ def _run(workdir: Path | None, rpc: str | None, deployment: Path | None, ipfs: s
                              + (f" (missing {', '.join(missing)})" if missing else ""))  # fmt: skip
     assert deployment is not None and ipfs is not None
     try:
-        document = json.loads(deployment.read_text())
-    except ValueError as exc:
-        raise AuditCannotRun(f"{deployment} is not JSON: {exc}") from None
+        document = load_object(deployment.read_bytes(), what=str(deployment), max_bytes=FILE_BYTES)
+    except ProtocolError as exc:
+        raise AuditCannotRun(f"{deployment} is not a deployment document: {exc}") from None
     secret = load_auditor_key(key) if key is not None else _keystore_key(str(key_name))
     from ..chain.connection import connect
 
@@ -121,7 +124,9 @@ def print_result(result: AuditResult, out: Console) -> None:
     passed = Counter(c.name for c in result.checks if c.ok)
     failed = Counter(c.name for c in result.checks if not c.ok)
     table = Table(title=f"audit of chain {result.chain_id} at block {result.audited_at_block}: "
-                        f"{len(result.rounds_checked)} round(s) checked, {len(result.rounds)} verified in all")  # fmt: skip
+                        f"{len(result.rounds_checked)} round(s) checked in full, {len(result.rounds_rechecked)} "
+                        "re-checked (artifacts re-fetched and re-hashed, other checks from earlier audits), "
+                        f"{len(result.rounds)} verified in all")  # fmt: skip
     for column in ("check", "passed", "failed"):
         table.add_column(column, justify="left" if column == "check" else "right")
     for name in [*CHECK_NAMES, *sorted((set(passed) | set(failed)) - set(CHECK_NAMES))]:

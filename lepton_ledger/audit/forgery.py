@@ -16,15 +16,17 @@ error and nothing is sent), then sends it as an auditor.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from ..chain.merkle import PositionalTree, commitment_leaf, unpack_entries
 from ..chain.typed_data import UpdateCommitment, update_commitment_digest
 from ..envelope.manifest import recover_signer
-from ..rounds.coordinator import commitment_from_json
-from ..rounds.report import ArtifactNotFound, fetch_by_digest
+from ..errors import LeptonError
+from ..protocol.addressing import ArtifactNotFound
+from ..protocol.addressing import fetch as fetch_by_digest
+from ..protocol.commitments import MAX_BATCH_BYTES, parse_batch_document
+from ..protocol.signatures import is_valid_signature_now
 from .challenge import ChallengeError, ChallengeTx, _event, _sent, _simulate
 
 __all__ = ["Forgery", "find_forgeries", "prove_forgery"]
@@ -68,15 +70,14 @@ def find_forgeries(deployment: Any, store: Any, agreement_id: int, round_id: int
             args["entries"]
         )
         try:
-            document = json.loads(fetch_by_digest(store, document_digest))
-            parsed = [commitment_from_json(item) for item in document["commitments"]]
-            commitments = [c for _, c, _ in parsed]
-            signatures = [signature for _, _, signature in parsed]
+            document = parse_batch_document(fetch_by_digest(store, document_digest, max_bytes=MAX_BATCH_BYTES))
         except ArtifactNotFound:
             raise ChallengeError(f"batch {args['batchIndex']} of round {round_id}: its document "
                                  f"0x{document_digest.hex()} is not in the store") from None  # fmt: skip
-        except (ValueError, KeyError, TypeError) as exc:
+        except LeptonError as exc:  # a document that does not parse, a store that cannot give it
             raise ChallengeError(f"batch {args['batchIndex']} of round {round_id}: malformed document: {exc}") from None
+        commitments = [item.commitment for item in document.items]
+        signatures = [item.signature for item in document.items]
         digests = [update_commitment_digest(chain_id, ledger.address, c) for c in commitments]
         tree = PositionalTree([commitment_leaf(d, s) for d, s in zip(digests, signatures)])
         if tree.root != root:
@@ -84,14 +85,14 @@ def find_forgeries(deployment: Any, store: Any, agreement_id: int, round_id: int
                                  "the anchored root, so no entry can be proven with it")  # fmt: skip
         anchored = unpack_entries(entries)
         for position, (c, digest, signature) in enumerate(zip(commitments, digests, signatures)):
-            try:
-                signer = recover_signer(digest, signature)
-            except Exception:  # noqa: BLE001 -- any undecodable signature is a forged one
-                signer = None
             index = int(deployment.agreements.functions.partyIndex(agreement_id, c.partner).call()[1])
             entry = anchored[position] if position < len(anchored) else None
             reasons = []
-            if signer != c.partner:
+            if not is_valid_signature_now(ledger.w3, c.partner, digest, signature):  # as the contract will judge it
+                try:
+                    signer: str | None = recover_signer(digest, signature)
+                except LeptonError:
+                    signer = None
                 reasons.append(f"the signature recovers {signer}, not {c.partner}")
             if entry != (index, c.cumulative_epsilon):
                 reasons.append(f"the anchored entry {entry} is not the signed (party {index}, epsilon "

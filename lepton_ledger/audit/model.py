@@ -8,12 +8,15 @@ JSON format (:meth:`AuditResult.to_dict`; the HTML report and the ``challenge`` 
                  "cid": str|null, "message": str, "evidence": {...}}],
      "rounds": [{"agreement_id": int, "round": int, "accuracy": float|null, "gas_used": int, "block": int,
                  "partners": {"0xaddr": {"cumulative_epsilon": float, "epsilon_cap": float,
-                                         "payout": "decimal str", "accepted": bool}}}]}
+                                         "payout": "decimal str", "accepted": bool}}}],
+     "rounds_checked": [[agreement, round]], "rounds_rechecked": [[agreement, round]]}
 
 ``evidence`` holds what a person or a challenge needs to see the fault: the transaction hash and block of the
 event concerned, CIDs and digests (0x-hex), and the values expected and found. Amounts are decimal strings.
-``checks`` lists the checks run by this audit (an incremental audit re-checks only new rounds, plus the global
-checks); ``rounds`` lists every finalized round verified so far, old ones included.
+``checks`` lists the checks run by this audit: every check of the rounds in ``rounds_checked`` (new ones, or all
+with ``--full``); for the rounds in ``rounds_rechecked`` (verified by an earlier audit) the re-fetch and re-hash of
+every artifact they anchor (``cids_resolve``, ``batch_document``, evidence ``scope`` says so), their other checks
+taken from that audit; and the global checks. ``rounds`` lists every finalized round verified so far.
 """
 
 from __future__ import annotations
@@ -130,7 +133,8 @@ class AuditResult:
     audited_at_block: int
     checks: list[CheckResult] = field(default_factory=list)
     rounds: list[RoundSummary] = field(default_factory=list)
-    rounds_checked: list[tuple[int, int]] = field(default_factory=list)  # (agreement, round) checked this time
+    rounds_checked: list[tuple[int, int]] = field(default_factory=list)  # (agreement, round) checked in full now
+    rounds_rechecked: list[tuple[int, int]] = field(default_factory=list)  # artifacts re-hashed, rest from before
 
     @property
     def ok(self) -> bool:
@@ -144,5 +148,6 @@ class AuditResult:
         return {
             "ok": self.ok, "chain_id": self.chain_id, "contracts": dict(self.contracts),
             "audited_at_block": self.audited_at_block, "checks": [c.to_dict() for c in self.checks],
-            "rounds": [r.to_dict() for r in self.rounds],
+            "rounds": [r.to_dict() for r in self.rounds], "rounds_checked": [list(k) for k in self.rounds_checked],
+            "rounds_rechecked": [list(k) for k in self.rounds_rechecked],
         }  # fmt: skip

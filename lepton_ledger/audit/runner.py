@@ -2,7 +2,10 @@
 auditor's X25519 key) and :func:`audit_workdir` (a folder left by ``lepton-ledger demo``, on a copy of its
 chain state, so that the audit changes nothing).
 
-For every round that has ended and is not yet verified (all of them with ``full=True``), in order: the batch
+For every round verified by an earlier audit (kept in the audit state), every artifact the chain anchors is
+re-fetched and re-hashed (``cids_resolve``, ``batch_document``), its other checks taken from that audit; a
+round that fails this is forgotten, so the next audit examines it in full. For every round that has ended and is
+not yet verified (all of them with ``full=True``), in order: the batch
 documents of its anchored commitments (``batch_document``), every artifact its digests name
 (``cids_resolve``: global model, envelopes, report, aggregate), every envelope (``envelope_decrypts``,
 ``manifest_signature``), every partner's epsilon (``epsilon_recomputed``, ``epsilon_within_cap``), and for a
@@ -16,7 +19,6 @@ failed: the failed checks of that round list it in their evidence under ``not_ch
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from functools import cached_property
@@ -27,11 +29,14 @@ import torch
 
 from ..chain.anvil import Anvil
 from ..chain.deployment import CONTRACTS
+from ..envelope.format import DEFAULT_MAX_ENVELOPE_BYTES
 from ..envelope.tensors import deserialize_tensors
 from ..errors import ConfigurationError, LeptonError
 from ..fl.data import eval_commitment, make_federated
 from ..fl.models import build_model, model_names
 from ..fl.training import evaluate
+from ..protocol.jsonio import FILE_BYTES, load_object
+from ..rounds.report import MAX_REPORT_BYTES, load_report
 from ..storage.local import LocalStore
 from .chain_view import (
     STATUS_FINALIZED,
@@ -39,6 +44,7 @@ from .chain_view import (
     ChainView,
     Commitment,
     RoundRecord,
+    digest_bytes,
 )
 from .checks.artifacts import expand_batch, open_commitment, resolve
 from .checks.books import check_vault
@@ -53,6 +59,7 @@ __all__ = ["AuditCannotRun", "audit_deployment", "audit_workdir", "default_state
 
 REPORT_VERSION = 1
 EPSILON_ONE = 10**6
+RECHECK_SCOPE = "re-fetched and re-hashed; the round's other checks were verified by an earlier audit"
 
 
 class AuditCannotRun(LeptonError, RuntimeError):
@@ -74,7 +81,7 @@ def load_auditor_key(path: Path) -> bytes:
         AuditCannotRun: the file is missing, not JSON, or holds no 32-byte key.
     """
     try:
-        doc = json.loads(Path(path).read_text())
+        doc = load_object(Path(path).read_bytes(), what=f"key file {path}", max_bytes=FILE_BYTES)
         entry = doc["parties"]["auditor"] if "parties" in doc else doc
         key = bytes.fromhex(str(entry["x25519_private_key"]).removeprefix("0x"))
     except FileNotFoundError:
@@ -89,7 +96,8 @@ def load_auditor_key(path: Path) -> bytes:
 def audit_workdir(workdir: Path, *, state_path: Path | None = None, full: bool = False) -> AuditResult:
     """Audits a folder left by ``lepton-ledger demo``: restarts its chain from a copy of ``chain-state.json``
     (the folder's file is never written), reads its ``store/`` and the auditor key in ``keys/dev-keys.json``,
-    and rebuilds the evaluation set from ``deployment.json``'s ``eval_set``.
+    and rebuilds the evaluation set from ``deployment.json``'s ``eval_set``. Its state (which rounds are verified)
+    stays with the folder it audits: `state_path`, default ``workdir / "audit" / "state.sqlite"``.
 
     Raises:
         AuditCannotRun: the folder lacks one of those, or they are malformed.
@@ -97,14 +105,15 @@ def audit_workdir(workdir: Path, *, state_path: Path | None = None, full: bool =
     """
     workdir = Path(workdir)
     try:
-        deployment = json.loads((workdir / "deployment.json").read_text())
+        deployment = load_object((workdir / "deployment.json").read_bytes(), what="deployment.json",
+                                 max_bytes=FILE_BYTES)  # fmt: skip
         state_file = workdir / deployment.get("state_file", "chain-state.json")
         store_dir = workdir / deployment.get("store", "store")
         keys = workdir / deployment.get("keys", "keys") / "dev-keys.json"
     except FileNotFoundError:
         raise AuditCannotRun(f"{workdir} has no deployment.json: not a demo folder") from None
-    except ValueError as exc:
-        raise AuditCannotRun(f"{workdir / 'deployment.json'} is not JSON: {exc}") from None
+    except (ValueError, TypeError) as exc:  # not JSON, too large or deep, or a path that is not a string
+        raise AuditCannotRun(f"{workdir / 'deployment.json'} is not a demo's deployment document: {exc}") from None
     for path, what in ((state_file, "chain state file"), (store_dir / "blocks", "block store")):
         if not path.exists():
             raise AuditCannotRun(f"{workdir} has no {what} ({path})")
@@ -118,7 +127,12 @@ def audit_workdir(workdir: Path, *, state_path: Path | None = None, full: bool =
         with Anvil(state_file=copy, chain_id=int(deployment.get("chain_id", 31337))) as w3:
             return audit_deployment(w3, deployment_contracts(deployment), store, key,
                                     eval_set_spec=deployment.get("eval_set"), model_name=deployment.get("model", "logreg"),
-                                    state_path=state_path, full=full)  # fmt: skip
+                                    state_path=state_path or workdir_state_path(workdir), full=full)  # fmt: skip
+
+
+def workdir_state_path(workdir: Path) -> Path:
+    """Where a ``--workdir`` audit keeps its state: inside that folder, never in the global data dir."""
+    return Path(workdir) / "audit" / "state.sqlite"
 
 
 def deployment_contracts(deployment: dict[str, Any]) -> dict[str, str]:
@@ -176,8 +190,15 @@ def audit_deployment(w3: Any, deployment_addresses: dict[str, str], store: Any, 
         dp = state.dp_history(a)
         committed = view.committed_rounds(a)
         for record in view.rounds(a):
-            if record.status == STATUS_OPEN or (a, record.round) in verified:
-                continue  # an open round is checked once it ends
+            if record.status == STATUS_OPEN:
+                continue  # checked once it ends
+            if (a, record.round) in verified:
+                checks = auditor.recheck_artifacts(record)
+                result.checks += checks
+                result.rounds_rechecked.append((a, record.round))
+                if not all(c.ok for c in checks):
+                    state.forget_round(a, record.round)  # the next audit examines it in full again
+                continue
             checks, summary = auditor.audit_round(record, dp, committed)
             result.checks += checks
             result.rounds_checked.append((a, record.round))
@@ -236,6 +257,27 @@ class _RoundAuditor:
                 commitments += batch
         return checks, commitments
 
+    def recheck_artifacts(self, record: RoundRecord) -> list[CheckResult]:
+        """An earlier audit verified `record`: its semantics are not recomputed, but every artifact the chain
+        anchors for it (batch documents, global model, envelopes, report, aggregate) is re-fetched and re-hashed
+        (``cids_resolve``, and ``batch_document`` for what a batch document lists), so that a lost or changed
+        artifact fails, naming round, partner and CID."""
+        a, r = record.agreement_id, record.round
+        checks, commitments = self.commitments(record)
+        checks.append(resolve(self.store, record.model_digest, what="global model", agreement_id=a, round_id=r,
+                              event=record.opened).check)  # fmt: skip
+        if record.finalized is not None:
+            for what, name in (("round report", "reportDigest"), ("aggregate model", "aggregateDigest")):
+                checks.append(resolve(self.store, digest_bytes(record.finalized.args[name]), what=what, agreement_id=a,
+                                      round_id=r, event=record.finalized).check)  # fmt: skip
+        for c in commitments:
+            checks.append(resolve(self.store, c.envelope_digest, what="envelope", agreement_id=a, round_id=r,
+                                  partner=c.partner, event=_Where(c.tx_hash, c.block),
+                                  max_bytes=DEFAULT_MAX_ENVELOPE_BYTES).check)  # fmt: skip
+        for check in checks:
+            check.evidence["scope"] = RECHECK_SCOPE
+        return checks
+
     def audit_round(self, record: RoundRecord, dp: dict[str, dict[int, dict[str, Any]]],
                     committed: dict[str, list[int]]) -> tuple[list[CheckResult], RoundSummary]:  # fmt: skip
         a, r = record.agreement_id, record.round
@@ -255,7 +297,7 @@ class _RoundAuditor:
         for c in commitments:
             p = c.partner
             fetched = resolve(self.store, c.envelope_digest, what="envelope", agreement_id=a, round_id=r, partner=p,
-                              event=_Where(c.tx_hash, c.block))  # fmt: skip
+                              event=_Where(c.tx_hash, c.block), max_bytes=DEFAULT_MAX_ENVELOPE_BYTES)  # fmt: skip
             checks.append(fetched.check)
             if fetched.data is None:
                 m.unchecked[p] = "its envelope does not resolve"
@@ -315,16 +357,17 @@ class _RoundAuditor:
         record = m.record
         assert record.finalized is not None
         fetched = resolve(self.store, bytes.fromhex(record.finalized.args["reportDigest"][2:]), what="round report",
-                          agreement_id=record.agreement_id, round_id=record.round, event=record.finalized)  # fmt: skip
+                          agreement_id=record.agreement_id, round_id=record.round, event=record.finalized,
+                          max_bytes=MAX_REPORT_BYTES)  # fmt: skip
         checks.append(fetched.check)
         m.report_cid = fetched.cid
         if fetched.data is None:
             return
         try:
-            report = json.loads(fetched.data)
+            report = load_report(fetched.data)
             header = (report["version"], report["chain_id"], report["ledger"], report["agreement_id"], report["round"],
                       report["base_model_digest"], report["eval_commitment"])  # fmt: skip
-        except (ValueError, KeyError, TypeError) as exc:
+        except (LeptonError, KeyError) as exc:
             fetched.check.ok, fetched.check.message = False, f"round report {fetched.cid} does not parse: {exc!r}"
             return
         expected = (REPORT_VERSION, self.view.chain_id, self.view.ledger_address, record.agreement_id, record.round,

@@ -76,6 +76,12 @@ class AuditState:
                        (self.key, summary.agreement_id, summary.round, summary.block, audited_at_block,
                         json.dumps(summary.to_dict(), sort_keys=True)))  # fmt: skip
 
+    def forget_round(self, agreement_id: int, round_id: int) -> None:
+        """Drops one verified round (its artifacts no longer check out): the next audit examines it in full."""
+        with self._db() as db:
+            db.execute("DELETE FROM verified_rounds WHERE deployment = ? AND agreement_id = ? AND round = ?",
+                       (self.key, agreement_id, round_id))  # fmt: skip
+
     def dp_history(self, agreement_id: int) -> dict[str, dict[int, dict[str, Any]]]:
         """``{partner: {round: DP entry}}`` recorded so far."""
         with self._db() as db:

@@ -10,7 +10,6 @@ The off-chain terms document (task, model, evaluation set...) is hashed into ``t
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,8 +45,11 @@ DELTA_SCALE = 10**18  # on-chain delta fixed point: 1e18 = 1.0
 
 
 def document_digest(document: Mapping[str, Any]) -> bytes:
-    """SHA-256 of a JSON document in canonical form (sorted keys, no spaces): a profile or terms digest."""
-    return hashlib.sha256(json.dumps(document, sort_keys=True, separators=(",", ":")).encode()).digest()
+    """The artifact digest (``protocol.addressing``) of a JSON document in canonical form (sorted keys, no
+    spaces): a profile or terms digest, so that the chain's digest finds the document in any store."""
+    from ..protocol.addressing import content_digest
+
+    return content_digest(json.dumps(document, sort_keys=True, separators=(",", ":")).encode())
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ import typer
 
 from .. import settings
 from ..errors import ContractReverted, LeptonError
+from ..protocol.jsonio import FILE_BYTES, load_json
 
 __all__ = [
     "CommandError",
@@ -162,7 +163,7 @@ def unlock_key(name: str) -> Any:
 def load_deployment_document(path: Path) -> dict[str, Any]:
     """The deployment file's JSON; CommandError when it is missing or malformed."""
     try:
-        document = json.loads(path.read_text())
+        document = load_json(path.read_bytes(), what=f"deployment file {path}", max_bytes=FILE_BYTES)
     except FileNotFoundError:
         raise CommandError(f"no deployment file at {path} (run `lepton-ledger deploy`, or pass --deployment)") from None
     except (ValueError, UnicodeDecodeError):

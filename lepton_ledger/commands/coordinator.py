@@ -16,13 +16,13 @@ Amounts are decimal strings of whole tokens.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from ..errors import LeptonError
+from ..protocol.jsonio import FILE_BYTES, load_json
 from .context import (
     CommandError,
     DeploymentOpt,
@@ -88,7 +88,7 @@ def _terms_file(path: Path | None) -> dict[str, Any]:
     if path is None:
         return {}
     try:
-        document = json.loads(path.read_text())
+        document = load_json(path.read_bytes(), what=f"terms file {path}", max_bytes=FILE_BYTES)
     except ValueError:
         raise CommandError(f"terms file {path} is not valid JSON") from None
     require(isinstance(document, dict), f"terms file {path} is not a JSON object")
@@ -170,7 +170,7 @@ def relay_signature(
     from .partner import RELAY_FILE_VERSION
 
     try:
-        doc = json.loads(signature_file.read_text())
+        doc = load_json(signature_file.read_bytes(), what=str(signature_file), max_bytes=FILE_BYTES)
         require(doc["version"] == RELAY_FILE_VERSION, f"unsupported signature file version {doc['version']!r}")
         agreement_id, deadline = int(doc["agreement_id"]), int(doc["deadline"])
         party = parse_address(doc["party"], "party")
@@ -226,12 +226,13 @@ def anchor(
     puts the batch document to the store and sends RoundLedger.commitBatch(agreement, round, commitments root,
     batch document digest, entries) from --key.
     """
+    from ..protocol.signatures import chain_signature_check
     from .roles import signed_commitment_from_document
 
     documents = []
     for path in commitments:
         try:
-            documents.append((path, json.loads(path.read_text())))
+            documents.append((path, load_json(path.read_bytes(), what=str(path), max_bytes=FILE_BYTES)))
         except ValueError:
             raise CommandError(f"{path} is not valid JSON") from None
     with open_session(rpc_url=rpc_url, deployment=deployment, key=key, ipfs=ipfs) as s:
@@ -241,7 +242,8 @@ def anchor(
         signed = {}
         for path, document in documents:
             try:
-                item = signed_commitment_from_document(document, chain_id=s.w3.eth.chain_id, ledger=s.ledger_address)
+                item = signed_commitment_from_document(document, chain_id=s.w3.eth.chain_id, ledger=s.ledger_address,
+                                                       signature_valid=chain_signature_check(s.w3))  # fmt: skip
             except LeptonError as exc:
                 raise CommandError(f"{path}: {exc}") from None
             c = item.commitment

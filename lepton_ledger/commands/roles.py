@@ -7,8 +7,8 @@
   (rounds/accountant_file.py: atomic, each round recorded once); :func:`fresh_accountant` is what it loads into.
 - :class:`ChainTerms`: an agreement's terms as the chain holds them (payout rule, epsilon cap, delta...).
 - the terms document (task, model, max norm...) is put to the store as the exact canonical JSON bytes that
-  ``agreements.document_digest`` hashes; for a document of one chunk that CID's digest *is* the on-chain
-  ``termsDigest``, so anyone finds it from the chain alone (:func:`publish_document`, :func:`terms_document`).
+  ``agreements.document_digest`` addresses; that CID's digest *is* the on-chain ``termsDigest``, so anyone
+  finds it from the chain alone (:func:`publish_document`, :func:`terms_document`).
 - :func:`global_model`: what a new round starts from (the last finalized aggregate, else a fresh model).
 - :func:`payout_tree`: a finalized round's payouts from its report in the store, re-built as the
   ``PayoutTree`` and checked against the on-chain payout root.
@@ -32,6 +32,7 @@ from typing import Any
 
 from ..chain.agreements import DELTA_SCALE, EPSILON_SCALE, document_digest
 from ..errors import LeptonError
+from ..protocol.commitments import SIGNED_COMMITMENT_VERSION
 
 __all__ = [
     "ChainTerms",
@@ -142,22 +143,29 @@ def publish_document(store: Any, document: dict[str, Any]) -> str:
     """Puts a JSON document (terms, profile) to the store so that its CID digest is ``document_digest(document)``.
 
     Raises:
-        RoleStateError: the document is too large to be one block (its CID digest would differ).
+        RoleStateError: the store addressed the document under another digest.
     """
     from ..rounds.report import publish
 
     cid, digest = publish(store, _canonical(document))
     if digest != document_digest(document):
-        raise RoleStateError("the document is larger than one block: keep it under 256 KiB")
+        raise RoleStateError(f"the store put the document as {cid}, not under its digest")
     return cid
 
 
 def terms_document(store: Any, terms: ChainTerms) -> dict[str, Any] | None:
-    """The terms document whose digest the agreement holds, when the store has it; None otherwise."""
+    """The terms document whose digest the agreement holds, when the store has it; None otherwise.
+
+    Raises:
+        MalformedDocument, DocumentTooLarge, FileTooLarge: what the store holds under the digest is no JSON
+            object of at most 16 MiB.
+    """
+    from ..protocol.jsonio import FILE_BYTES, load_object
     from ..rounds.report import ArtifactNotFound, fetch_by_digest
 
     try:
-        return json.loads(fetch_by_digest(store, terms.terms_digest))
+        return load_object(fetch_by_digest(store, terms.terms_digest, max_bytes=FILE_BYTES), what="terms document",
+                           max_bytes=FILE_BYTES)  # fmt: skip
     except ArtifactNotFound:
         return None
 
@@ -188,14 +196,15 @@ def payout_tree(deployment: Any, store: Any, agreement_id: int, round_id: int) -
     Raises:
         RoleStateError: the round is not finalized, or the report's payouts do not give the on-chain root.
         ArtifactNotFound: the report is not in the store.
+        MalformedDocument, DocumentTooLarge, StorageError: the store holds no well-formed report under the digest.
     """
     from ..chain.merkle import PayoutTree
-    from ..rounds.report import fetch_by_digest
+    from ..rounds.report import MAX_REPORT_BYTES, fetch_by_digest, load_report
 
     r = deployment.ledger.functions.round(agreement_id, round_id).call()
     if int(r[0]) != ROUND_FINALIZED:
         raise RoleStateError(f"round {round_id} of agreement {agreement_id} is not finalized")
-    report = json.loads(fetch_by_digest(store, bytes(r[9])))
+    report = load_report(fetch_by_digest(store, bytes(r[9]), max_bytes=MAX_REPORT_BYTES))
     payouts = {line["partner"]: int(line["payout"]) for line in report["partners"] if int(line["payout"]) > 0}
     if not payouts:
         return None
@@ -207,7 +216,6 @@ def payout_tree(deployment: Any, store: Any, agreement_id: int, round_id: int) -
 
 # -- batched mode --------------------------------------------------------------------------------------------
 
-SIGNED_COMMITMENT_VERSION = 1
 
 
 def signed_commitment_document(signed: Any, *, chain_id: int, ledger: str) -> dict[str, Any]:
@@ -221,37 +229,36 @@ def signed_commitment_document(signed: Any, *, chain_id: int, ledger: str) -> di
             "signature": "0x" + bytes(signed.signature).hex(), "envelopeCid": signed.envelope_cid}  # fmt: skip
 
 
-def signed_commitment_from_document(document: Any, *, chain_id: int, ledger: str) -> Any:
-    """The ``SignedCommitment`` of a document, checked: this chain and ledger, and a signature by its partner.
+def signed_commitment_from_document(document: Any, *, chain_id: int, ledger: str,
+                                    signature_valid: Any = None) -> Any:  # fmt: skip
+    """The ``SignedCommitment`` of a document (``protocol.commitments.parse_signed_commitment``), checked: this
+    chain and ledger, and a signature by its partner (`signature_valid(partner, digest, signature)`, e.g.
+    ``protocol.signatures.chain_signature_check`` for ERC-1271 wallets too; None: ECDSA alone).
 
     Raises:
         RoleStateError: malformed, for another chain or ledger, or not signed by the partner it names.
     """
-    from ..chain.typed_data import UpdateCommitment, update_commitment_digest
+    from ..chain.typed_data import update_commitment_digest
     from ..envelope.manifest import recover_signer
+    from ..protocol.commitments import parse_signed_commitment
     from ..rounds.partner import SignedCommitment
 
     try:
-        if document["version"] != SIGNED_COMMITMENT_VERSION:
-            raise RoleStateError(f"unsupported signed commitment version {document['version']!r}")
-        if (document["chain_id"], document["ledger"]) != (chain_id, ledger):
-            raise RoleStateError(f"a commitment for ledger {document['ledger']} on chain {document['chain_id']}, "
-                                 f"not {ledger} on chain {chain_id}")  # fmt: skip
-        commitment = UpdateCommitment(
-            int(document["agreementId"]), int(document["round"]), document["partner"],
-            bytes.fromhex(document["envelopeDigest"][2:]), bytes.fromhex(document["manifestDigest"][2:]),
-            int(document["cumulativeEpsilon"]), int(document["sampleCount"]),
-        )  # fmt: skip
-        signature = bytes.fromhex(document["signature"][2:])
-        cid = str(document["envelopeCid"])
-    except RoleStateError:
-        raise
-    except (KeyError, TypeError, ValueError) as exc:
-        raise RoleStateError(f"not a signed commitment ({type(exc).__name__}: {exc})") from None
-    try:
-        signer = recover_signer(update_commitment_digest(chain_id, ledger, commitment), signature)
+        item = parse_signed_commitment(document, chain_id=chain_id, ledger=ledger)
     except LeptonError as exc:
-        raise RoleStateError(f"the commitment of {commitment.partner} has a malformed signature: {exc}") from None
-    if signer != commitment.partner:
+        raise RoleStateError(f"not a signed commitment ({exc})") from None
+    commitment, signature = item.commitment, item.signature
+    digest = update_commitment_digest(chain_id, ledger, commitment)
+    try:
+        signer: str | None = recover_signer(digest, signature)
+    except LeptonError as exc:
+        if signature_valid is None:
+            raise RoleStateError(f"the commitment of {commitment.partner} has a malformed signature: {exc}") from None
+        signer = None
+    if signature_valid is None:
+        valid = signer == commitment.partner
+    else:
+        valid = signature_valid(commitment.partner, digest, signature)
+    if not valid:
         raise RoleStateError(f"the commitment of {commitment.partner} is signed by {signer}")
-    return SignedCommitment(commitment, signature, cid)
+    return SignedCommitment(commitment, signature, item.envelope_cid)

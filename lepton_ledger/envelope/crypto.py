@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import (
     X25519PrivateKey,
     X25519PublicKey,
 )
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -146,13 +147,25 @@ def encrypt_payload(data_key: bytes, nonce: bytes, plaintext: bytes, aad: bytes)
     return AESGCM(data_key).encrypt(nonce, plaintext, aad)
 
 
-def decrypt_payload(data_key: bytes, nonce: bytes, ciphertext: bytes, aad: bytes) -> bytes:
-    """Inverse of :func:`encrypt_payload`.
+def decrypt_payload(data_key: bytes, nonce: bytes, ciphertext: bytes | memoryview, aad: bytes) -> bytearray:
+    """Inverse of :func:`encrypt_payload`, into one new writable buffer (tensors can then be views of it, so
+    opening an envelope holds the envelope and one plaintext, nothing more). Nothing of the plaintext is
+    returned unless the tag verifies.
 
     Raises:
-        TamperedCiphertext: the tag fails (ciphertext or header altered).
+        TamperedCiphertext: the tag fails (ciphertext or header altered), or it is shorter than a tag.
     """
+    view = memoryview(ciphertext)
+    if len(view) < TAG_BYTES:
+        raise TamperedCiphertext("payload is shorter than its authentication tag")
+    body, tag = view[: len(view) - TAG_BYTES], bytes(view[len(view) - TAG_BYTES :])
+    decryptor = Cipher(algorithms.AES(data_key), modes.GCM(nonce, tag)).decryptor()
+    decryptor.authenticate_additional_data(aad)
+    out = bytearray(len(body) + 15)  # update_into wants room for one block more than it writes (GCM writes len)
     try:
-        return AESGCM(data_key).decrypt(nonce, ciphertext, aad)
+        written = decryptor.update_into(body, out)
+        decryptor.finalize()
     except InvalidTag:
         raise TamperedCiphertext("payload failed authentication: ciphertext or header altered") from None
+    del out[written:]
+    return out

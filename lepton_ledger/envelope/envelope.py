@@ -20,12 +20,10 @@ safetensors bytes (t bytes)``, nothing after.
 
 Digests and the chain. ``manifestDigest`` on-chain is the manifest's full EIP-712 digest (manifest.py).
 ``envelopeDigest`` is a bytes32 to RoundLedger, which only requires it non-zero; we put SHA-256 of the
-envelope bytes there (:attr:`SealedEnvelope.envelope_digest`). How that relates to the stored object's CID is
-the storage layer's business: for an envelope stored as a single raw block (CIDv1, codec raw, sha2-256) the
-CID's multihash digest *is* this SHA-256; for a chunked UnixFS (dag-pb) import it is the root node's hash and
-differs, so a caller committing "the CID's digest" passes it through ``update_commitment(...,
-envelope_digest=...)``, and an auditor checks the fetched bytes against the CID and then against the
-manifest digest, which binds the content either way.
+envelope bytes there (:attr:`SealedEnvelope.envelope_digest`) unless told otherwise. The rounds commit the
+stored envelope's CID digest instead (``protocol.addressing``: a dag-pb root, so it differs from this SHA-256)
+and pass it through ``update_commitment(..., envelope_digest=...)``; an auditor checks the fetched bytes
+against the CID and then against the manifest digest, which binds the content either way.
 """
 
 from __future__ import annotations
@@ -33,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,7 +74,7 @@ from .format import (
     RecipientSlot,
     parse_envelope,
 )
-from .manifest import DPRecord, UpdateManifest, recover_signer
+from .manifest import MAX_MANIFEST_BYTES, DPRecord, UpdateManifest, recover_signer
 from .tensors import (
     DEFAULT_MAX_TENSOR_BYTES,
     deserialize_tensors,
@@ -133,7 +131,7 @@ class OpenedEnvelope:
     """A verified envelope's content."""
 
     tensors: dict[str, torch.Tensor]
-    tensor_bytes: bytes
+    tensor_bytes: memoryview  # a view of the decrypted payload, which the tensors share
     manifest: UpdateManifest
     signature: bytes
     manifest_digest: bytes
@@ -149,15 +147,19 @@ def encode_payload(document: bytes, signature: bytes, tensor_bytes: bytes) -> by
     return struct.pack(">I", len(document)) + document + signature + struct.pack(">Q", len(tensor_bytes)) + tensor_bytes
 
 
-def decode_payload(payload: bytes) -> tuple[bytes, bytes, bytes]:
-    """(manifest document, signature, safetensors bytes) from a decrypted payload.
+def decode_payload(payload: bytes | bytearray) -> tuple[bytes, bytes, memoryview]:
+    """(manifest document, signature, safetensors bytes) from a decrypted payload; the tensors' bytes are a view
+    of `payload`, not a copy.
 
     Raises:
-        MalformedPayload: lengths run past the end, or bytes follow the tensors.
+        MalformedPayload: the manifest is over MAX_MANIFEST_BYTES, lengths run past the end, or bytes follow
+            the tensors.
     """
     if len(payload) < 4:
         raise MalformedPayload("payload shorter than its manifest length")
     (m,) = struct.unpack_from(">I", payload, 0)
+    if m > MAX_MANIFEST_BYTES:  # refused before the manifest is sliced out or parsed
+        raise MalformedPayload(f"manifest of {m} bytes, over the bound of {MAX_MANIFEST_BYTES}")
     sig_at = 4 + m
     len_at = sig_at + SIGNATURE_BYTES
     if len(payload) < len_at + 8:
@@ -165,7 +167,7 @@ def decode_payload(payload: bytes) -> tuple[bytes, bytes, bytes]:
     (t,) = struct.unpack_from(">Q", payload, len_at)
     if len(payload) != len_at + 8 + t:
         raise MalformedPayload(f"payload is {len(payload)} bytes, its lengths say {len_at + 8 + t}")
-    return payload[4:sig_at], payload[sig_at:len_at], payload[len_at + 8 :]
+    return bytes(payload[4:sig_at]), bytes(payload[sig_at:len_at]), memoryview(payload)[len_at + 8 :]
 
 
 # -- encryption -------------------------------------------------------------------------------------------
@@ -304,8 +306,13 @@ def open(
     expected: Expected | None = None,
     max_envelope_bytes: int = DEFAULT_MAX_ENVELOPE_BYTES,
     max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES,
+    signature_valid: Callable[[str, bytes, bytes], bool] | None = None,
 ) -> OpenedEnvelope:
     """Decrypts and verifies an envelope with a recipient's X25519 private key (checks in the module's order).
+
+    `signature_valid(partner, digest, signature)` decides whether the manifest's partner signed it; None is
+    ECDSA alone (the signature recovers the partner). Readers with a chain pass
+    ``protocol.signatures.chain_signature_check``, which also accepts an ERC-1271 wallet's signature.
 
     Raises:
         OversizeEnvelope, TruncatedEnvelope, NotAnEnvelope, UnsupportedVersion, MalformedEnvelope: structure.
@@ -323,9 +330,12 @@ def open(
     document, signature, tensor_bytes = decode_payload(payload)
     manifest = UpdateManifest.from_document(document)
     manifest_digest = manifest.digest()
-    signer = recover_signer(manifest_digest, signature)
-    if signer != manifest.partner:
-        raise BadSignature(f"manifest signed by {signer}, names partner {manifest.partner}")
+    if signature_valid is None:
+        signer = recover_signer(manifest_digest, signature)
+        if signer != manifest.partner:
+            raise BadSignature(f"manifest signed by {signer}, names partner {manifest.partner}")
+    elif not signature_valid(manifest.partner, manifest_digest, signature):
+        raise BadSignature(f"the manifest's signature is not valid for partner {manifest.partner}")
     if tensor_digest(tensor_bytes) != manifest.tensor_digest:
         raise TensorDigestMismatch("the tensors' SHA-256 differs from the manifest's tensorDigest")
     tensors = deserialize_tensors(tensor_bytes, max_tensor_bytes=max_tensor_bytes)

@@ -173,4 +173,4 @@ def parse_envelope(
     if len(data) > header_len + length:
         raise MalformedEnvelope(f"{len(data) - header_len - length} trailing bytes after the ciphertext")
     header = EnvelopeHeader(envelope_id, nonce, tuple(slots), length, version, flags)
-    return header, data[header_len:]
+    return header, memoryview(data)[header_len:]  # a view: a large ciphertext is not copied

@@ -56,6 +56,8 @@ from ..chain.typed_data import (
     typed_data_digest,
 )
 from ..fl.accounting import AccountantKind, epsilon_to_fixed
+from ..protocol.errors import ProtocolError
+from ..protocol.jsonio import load_object
 from .errors import BadSignature, InvalidKey, InvalidManifest, MalformedManifest
 
 __all__ = [
@@ -71,6 +73,7 @@ __all__ = [
 
 #: Version of the manifest and of the envelope format; both change together.
 FORMAT_VERSION = 1
+MAX_MANIFEST_BYTES = 64 << 10  # an honest manifest is under 2 KB; a larger one is refused before it is parsed
 
 _FIELDS: tuple[tuple[str, str], ...] = (
     ("uint16", "formatVersion"),
@@ -341,7 +344,9 @@ class UpdateManifest:
                 strings, or values out of range.
         """
         try:
-            doc = json.loads(document.decode("ascii"), parse_constant=_refuse_constant)
+            if not document.isascii():
+                raise MalformedManifest("manifest document is not ASCII")
+            doc = load_object(document, what="manifest", max_bytes=MAX_MANIFEST_BYTES, max_depth=3)
             domain, message = doc["domain"], doc["message"]
             if set(doc) != {"domain", "message"} or set(message) != {n for _, n in _FIELDS}:
                 raise MalformedManifest("manifest document has missing or extra fields")
@@ -351,8 +356,9 @@ class UpdateManifest:
                 {"name", "version", "chainId", "verifyingContract"},
             ):
                 raise MalformedManifest("manifest domain is not the RoundLedger's")
-            dp_doc = json.loads(message["dpParams"], parse_constant=_refuse_constant)
-            metrics = json.loads(message["metrics"], parse_constant=_refuse_constant)
+            dp_doc = load_object(message["dpParams"].encode(), what="dpParams", max_bytes=MAX_MANIFEST_BYTES,
+                                 max_depth=1)  # fmt: skip
+            metrics = load_object(message["metrics"].encode(), what="metrics", max_bytes=MAX_MANIFEST_BYTES, max_depth=1)
             if set(dp_doc) != {
                 "accountant",
                 "clippingNorm",
@@ -400,6 +406,7 @@ class UpdateManifest:
             raise
         except (
             InvalidManifest,
+            ProtocolError,
             ValueError,
             KeyError,
             TypeError,
@@ -411,10 +418,6 @@ class UpdateManifest:
         if manifest.to_document() != document:
             raise MalformedManifest("manifest document is not in canonical form")
         return manifest
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"JSON constant {name} is not allowed")
 
 
 def recover_signer(digest: bytes, signature: bytes) -> str:

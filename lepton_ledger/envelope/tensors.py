@@ -13,14 +13,16 @@ library; the manifest names no algorithm, the format version fixes it.
 from __future__ import annotations
 
 import hashlib
-import json
 import struct
+import sys
 from collections.abc import Mapping
 
 import torch
 from safetensors.torch import load as _st_load
 from safetensors.torch import save as _st_save
 
+from ..protocol.errors import ProtocolError
+from ..protocol.safetensors import TensorEntry, TensorTooLarge, parse_header
 from .errors import InvalidTensors, MalformedPayload, OversizeTensor
 
 __all__ = [
@@ -33,8 +35,6 @@ __all__ = [
 
 #: Default bound on one tensor's data: 256 MiB, well above any model the demo trains.
 DEFAULT_MAX_TENSOR_BYTES = 256 * 1024 * 1024
-# safetensors' own cap on the JSON header; a larger announced header is malformed, not merely big.
-_MAX_HEADER_BYTES = 100 * 1024 * 1024
 
 
 def tensor_digest(data: bytes) -> bytes:
@@ -69,46 +69,54 @@ def serialize_tensors(
         raise InvalidTensors(f"safetensors refused the tensors: {exc}") from exc
 
 
-def check_tensor_sizes(data: bytes, *, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> None:
-    """Reads only the safetensors header and refuses any tensor over `max_tensor_bytes`, so an oversize
-    tensor is refused before anything is allocated for it.
+def check_tensor_sizes(data: bytes | bytearray | memoryview, *, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES
+                       ) -> dict[str, TensorEntry]:  # fmt: skip
+    """Reads only the safetensors header, with bounds (``protocol.safetensors``), and refuses any tensor over
+    `max_tensor_bytes`, so an oversize or hostile header is refused before anything is allocated for it;
+    returns the header's entries.
 
     Raises:
-        MalformedPayload: the header does not parse.
+        MalformedPayload: the header does not parse or does not describe these bytes.
         OversizeTensor: a tensor's data (from its offsets) exceeds `max_tensor_bytes`.
     """
-    if len(data) < 8:
-        raise MalformedPayload("safetensors data shorter than its 8-byte header length")
-    (header_len,) = struct.unpack_from("<Q", data, 0)
-    if header_len > _MAX_HEADER_BYTES or 8 + header_len > len(data):
-        raise MalformedPayload("safetensors header length out of range")
     try:
-        header = json.loads(data[8 : 8 + header_len])
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MalformedPayload(f"safetensors header is not JSON: {exc}") from None
-    if not isinstance(header, dict):
-        raise MalformedPayload("safetensors header is not an object")
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        try:
-            start, end = info["data_offsets"]
-            size = int(end) - int(start)
-        except (TypeError, KeyError, ValueError):
-            raise MalformedPayload(f"tensor {name!r}: bad data_offsets") from None
-        if size > max_tensor_bytes:
-            raise OversizeTensor(f"tensor {name!r} has {size} bytes, over the bound of {max_tensor_bytes}")
+        return parse_header(data, max_tensor_bytes=max_tensor_bytes)
+    except TensorTooLarge as exc:
+        raise OversizeTensor(str(exc)) from None
+    except ProtocolError as exc:
+        raise MalformedPayload(str(exc)) from None
 
 
-def deserialize_tensors(data: bytes, *, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> dict[str, torch.Tensor]:
-    """Tensors from safetensors bytes, sizes checked first (see :func:`check_tensor_sizes`).
+def deserialize_tensors(data: bytes | bytearray | memoryview, *, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES
+                        ) -> dict[str, torch.Tensor]:  # fmt: skip
+    """Tensors from safetensors bytes, the header checked first (see :func:`check_tensor_sizes`). From a
+    writable buffer (an opened envelope's plaintext) the tensors are views of it, not copies, so a large update
+    is held once; from immutable bytes they are copied by safetensors.
 
     Raises:
         MalformedPayload: the bytes are not valid safetensors.
         OversizeTensor: a tensor exceeds `max_tensor_bytes`.
     """
-    check_tensor_sizes(data, max_tensor_bytes=max_tensor_bytes)
+    entries = check_tensor_sizes(data, max_tensor_bytes=max_tensor_bytes)
+    view = memoryview(data)
+    if not view.readonly and sys.byteorder == "little" and all(e.dtype in _TORCH_DTYPES for e in entries.values()):
+        (header_len,) = struct.unpack_from("<Q", view, 0)
+        base = 8 + header_len
+        return {name: _view_tensor(view, base, e) for name, e in entries.items()}
     try:
-        return _st_load(data)
+        return _st_load(bytes(view))
     except Exception as exc:  # SafetensorError is not exported under a stable name across versions
         raise MalformedPayload(f"safetensors refused the data: {exc}") from exc
+
+
+_TORCH_DTYPES = {"BOOL": torch.bool, "U8": torch.uint8, "I8": torch.int8, "I16": torch.int16, "I32": torch.int32,
+                 "I64": torch.int64, "F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32,
+                 "F64": torch.float64}  # fmt: skip
+
+
+def _view_tensor(view: memoryview, base: int, entry: TensorEntry) -> torch.Tensor:
+    dtype = _TORCH_DTYPES[entry.dtype]
+    if entry.end == entry.start:
+        return torch.empty(entry.shape, dtype=dtype)
+    flat = torch.frombuffer(view[base + entry.start : base + entry.end], dtype=dtype)
+    return flat.reshape(entry.shape)

@@ -2,22 +2,25 @@
 
 Step 1, :meth:`Coordinator.publish_model` then :meth:`Coordinator.open_round`: the global model's
 ``state_dict`` as safetensors bytes (``envelope.tensors.serialize_tensors``: deterministic) is put to the
-store as CIDv1; ``modelDigest`` = that CID's sha2-256 digest (report.py explains why and how the CID is
-recovered from it); ``evalCommitment`` = ``fl.eval_commitment`` of the held-out set.
+store; ``modelDigest`` = that CID's sha2-256 digest (``protocol.addressing``: one fixed codec, so the digest
+names exactly one CID, of any size); ``evalCommitment`` = ``fl.eval_commitment`` of the held-out set.
 
 Batched mode, :meth:`Coordinator.anchor_batch`: the partners' signed ``UpdateCommitment``s are laid out by
 party index in a batch document (canonical JSON, version 1: chain id, ledger, agreement, round, and per
 commitment its fields, 0x-hex digests, the signature and the envelope CID) put to the store; ``commitBatch``
 anchors the PositionalTree root of their ``commitment_leaf``s, the document's CID digest and the packed
-``(party index, cumulative epsilon)`` entries.
+``(party index, cumulative epsilon)`` entries. Before anything is put, each commitment must come from a party
+of the agreement, for this round, with a signature valid for that party: ECDSA, or ERC-1271 for a contract
+party, as OpenZeppelin's ``SignatureChecker`` decides (``protocol.signatures``); else ``CommitmentRefused``.
 
 Step 5, :meth:`Coordinator.close_round`, in named steps: ``commitments`` (the round's ``UpdateSubmitted``
 events and the commitments of its ``BatchCommitted`` batches, through the
 :class:`~lepton_ledger.chain.events.EventIndex`; a batch whose document does not recompute the anchored root
-and entries, or whose signature does not recover its partner, raises ``BatchDocumentMismatch``), ``open_updates`` (fetch each envelope by
+and entries, or whose signature is not valid for its partner, raises ``BatchDocumentMismatch``), ``open_updates`` (fetch each envelope by
 its committed digest, open it with the coordinator's X25519 key against the chain's expectations: chain,
 ledger, agreement, round, partner, base model, manifest digest; and check the committed epsilon and sample
-count equal the signed manifest's), ``validate`` (``fl.validate_updates`` with the norm bound), ``aggregate``
+count equal the signed manifest's, and that every auditor with a registered X25519 key is among its recipients),
+``validate`` (``fl.validate_updates`` with the norm bound), ``aggregate``
 (FedAvg by default, any ``fl.aggregate`` rule with its parameters), ``score`` (leave-one-out by default, or a
 Shapley approximation, on the committed evaluation set), ``split`` (``fl.split_reward`` by the payout rule of the
 agreement's on-chain terms; only accepted partners are paid), ``publish`` (the aggregate model and the report,
@@ -40,21 +43,22 @@ published and sends ``finalizeRound`` once.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..chain.deployment import AUDITOR_ROLE
 from ..chain.events import EventIndex
 from ..chain.merkle import PayoutTree, PositionalTree, commitment_leaf, pack_entries
 from ..chain.transactions import decode_revert
-from ..chain.typed_data import UpdateCommitment, update_commitment_digest
-from ..envelope import EnvelopeError, Expected
+from ..chain.typed_data import update_commitment_digest
+from ..envelope import Expected
 from ..envelope import open as open_envelope
-from ..envelope.manifest import recover_signer
+from ..envelope.format import DEFAULT_MAX_ENVELOPE_BYTES
 from ..envelope.tensors import deserialize_tensors, serialize_tensors
 from ..errors import ChainError, ConfigurationError, LeptonError
 from ..fl.aggregation import AGGREGATORS
@@ -70,6 +74,14 @@ from ..fl.scoring import (
 )
 from ..fl.training import evaluate
 from ..fl.validation import validate_updates
+from ..protocol.commitments import (
+    MAX_BATCH_BYTES,
+    BatchItem,
+    encode_batch_document,
+    parse_batch_document,
+)
+from ..protocol.errors import ProtocolError
+from ..protocol.signatures import chain_signature_check
 from ..storage.cid import parse_cid
 from .effects import (
     Checkpoint,
@@ -81,16 +93,13 @@ from .effects import (
 )
 from .outbox import OPEN, Outbox
 from .report import (
-    ArtifactNotFound,
     PartnerOutcome,
     RoundReport,
     fetch_by_digest,
 )
 
-__all__ = ["BatchDocumentMismatch", "CommitmentMismatch", "CommitmentView", "Coordinator", "NoAcceptedUpdates",
-           "OpenRoundConflict", "RoundOutcome", "commitment_from_json"]  # fmt: skip
-
-BATCH_DOCUMENT_VERSION = 1
+__all__ = ["AuditorNotARecipient", "BatchDocumentMismatch", "CommitmentMismatch", "CommitmentRefused",
+           "CommitmentView", "Coordinator", "NoAcceptedUpdates", "OpenRoundConflict", "RoundOutcome"]  # fmt: skip
 
 
 class NoAcceptedUpdates(LeptonError, RuntimeError):
@@ -99,6 +108,15 @@ class NoAcceptedUpdates(LeptonError, RuntimeError):
 
 class BatchDocumentMismatch(LeptonError, ValueError):
     """A batch document does not match what ``commitBatch`` anchored (root, entries, a signature)."""
+
+
+class CommitmentRefused(LeptonError, ValueError):
+    """``anchor_batch`` refuses a signed commitment: not from a party, for another round, not signed by it, or
+    a second one of the same party."""
+
+
+class AuditorNotARecipient(LeptonError, ValueError):
+    """An envelope is not sealed to every auditor: they could not verify the update, so it is rejected."""
 
 
 class OpenRoundConflict(LeptonError, RuntimeError):
@@ -148,6 +166,8 @@ class Coordinator:
         outbox: where side effects are recorded before they happen; default a file per coordinator and chain
             under the data directory (effects.default_outbox).
         checkpoint: called at each durable step (effects.py names them); tests kill the process there.
+        auditors: the auditors every envelope must be sealed to (their registered X25519 keys among its
+            recipients; one without a registered key is not required); None: every holder of AUDITOR_ROLE.
     """
 
     def __init__(self, *, account: Any, tx: Any, deployment: Any, store: Any, x25519_private: bytes,
@@ -155,7 +175,7 @@ class Coordinator:
                  payout_rule: PayoutRule | None = None, aggregation: str = "fedavg",
                  aggregation_params: Mapping[str, Any] | None = None, scoring: str = "leave_one_out",
                  scoring_params: Mapping[str, Any] | None = None, outbox: Outbox | None = None,
-                 checkpoint: Checkpoint | None = None) -> None:  # fmt: skip
+                 checkpoint: Checkpoint | None = None, auditors: list[str] | None = None) -> None:  # fmt: skip
         if aggregation not in AGGREGATORS:
             raise ConfigurationError(f"unknown aggregation rule {aggregation!r}; known: {sorted(AGGREGATORS)}")
         if scoring not in SCORERS:
@@ -168,6 +188,8 @@ class Coordinator:
         self.max_norm, self.payout_rule, self.aggregation = max_norm, payout_rule, aggregation
         self.aggregation_params, self.scoring = dict(aggregation_params or {}), scoring
         self.scoring_params = dict(scoring_params or {})
+        self.auditors = auditors
+        self.signature_valid = chain_signature_check(tx.w3)
         d = deployment
         self.events = EventIndex(
             tx.w3, {"PartnerRegistry": d.partners, "AgreementRegistry": d.agreements, "RewardVault": d.vault,
@@ -239,22 +261,41 @@ class Coordinator:
         earlier = self.outbox.find(key)
         if earlier is not None and earlier.status != "failed":
             return self.effects.finish(key).payload["document"]
-        agreements = self.deployment.agreements.functions
-        indexed = sorted((int(agreements.partyIndex(agreement_id, s.commitment.partner).call()[1]), s) for s in signed)
         chain_id, ledger = self.tx.w3.eth.chain_id, self.deployment.ledger.address
+        indexed = sorted((self._checked_signed(agreement_id, round_id, s, chain_id, ledger) for s in signed),
+                         key=lambda pair: pair[0])  # fmt: skip
+        twice = sorted({s.commitment.partner for (i, s), (j, _) in pairwise(indexed) if i == j})
+        if twice:
+            raise CommitmentRefused(f"more than one commitment of {', '.join(twice)} in the batch")
         leaves = [commitment_leaf(update_commitment_digest(chain_id, ledger, s.commitment), s.signature)
                   for _, s in indexed]  # fmt: skip
-        document = {
-            "version": BATCH_DOCUMENT_VERSION, "chain_id": chain_id, "ledger": ledger, "agreement_id": agreement_id,
-            "round": round_id, "commitments": [_commitment_json(i, s) for i, s in indexed],
-        }  # fmt: skip
-        data = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+        data = encode_batch_document(chain_id=chain_id, ledger=ledger, agreement_id=agreement_id, round=round_id,
+                                     items=[BatchItem(i, s.commitment, s.signature, s.envelope_cid) for i, s in indexed])
         cid, digest = put_result(self.effects.put(self._key("batch-document", agreement_id, round_id, local_cid(data)),
                                                   data))  # fmt: skip
         entries = pack_entries([(i, s.commitment.cumulative_epsilon) for i, s in indexed])
         call = self.deployment.ledger.functions.commitBatch(agreement_id, round_id, PositionalTree(leaves).root,
                                                             digest, entries)  # fmt: skip
         return self.effects.transact(key, call, self.address, document=cid).payload["document"]
+
+    def _checked_signed(self, agreement_id: int, round_id: int, signed: Any, chain_id: int, ledger: str
+                        ) -> tuple[int, Any]:  # fmt: skip
+        """``(party index, signed)`` after the checks the ledger leaves to auditors: a party of the agreement, this
+        round, and a signature valid for the party (ECDSA or ERC-1271, as ``SignatureChecker``).
+
+        Raises:
+            CommitmentRefused: naming the partner and what is wrong; nothing is anchored.
+        """
+        c = signed.commitment
+        is_party, index = self.deployment.agreements.functions.partyIndex(agreement_id, c.partner).call()
+        if not is_party:
+            raise CommitmentRefused(f"{c.partner} is not a party of agreement {agreement_id}")
+        if (c.agreement_id, c.round) != (agreement_id, round_id):
+            raise CommitmentRefused(f"the commitment of {c.partner} is for agreement {c.agreement_id} round "
+                                    f"{c.round}, not {agreement_id} round {round_id}")  # fmt: skip
+        if not self.signature_valid(c.partner, update_commitment_digest(chain_id, ledger, c), bytes(signed.signature)):
+            raise CommitmentRefused(f"the commitment of {c.partner} is not signed by it")
+        return int(index), signed
 
     def commitments(self, agreement_id: int, round_id: int) -> list[CommitmentView]:
         """The round's commitments, single and batched, in chain order."""
@@ -275,18 +316,22 @@ class Coordinator:
             ArtifactNotFound: the document is not in the store.
             BatchDocumentMismatch: root, entries or a signature do not match.
         """
-        document = json.loads(fetch_by_digest(self.store, bytes.fromhex(args["batchDocumentDigest"][2:])))
         chain_id, ledger = self.tx.w3.eth.chain_id, self.deployment.ledger.address
+        data = fetch_by_digest(self.store, bytes.fromhex(args["batchDocumentDigest"][2:]), max_bytes=MAX_BATCH_BYTES)
+        try:
+            document = parse_batch_document(data)
+        except ProtocolError as exc:
+            raise BatchDocumentMismatch(f"the batch document does not parse: {exc}") from None
         leaves, entries, views = [], [], []
-        for item in document["commitments"]:
-            index, c, signature = commitment_from_json(item)
+        for item in document.items:
+            c, signature = item.commitment, item.signature
             digest = update_commitment_digest(chain_id, ledger, c)
-            if recover_signer(digest, signature) != c.partner:
-                raise BatchDocumentMismatch(f"the batch's signature for {c.partner} does not recover it")
+            if not self.signature_valid(c.partner, digest, signature):
+                raise BatchDocumentMismatch(f"the batch's signature for {c.partner} is not valid for it")
             leaves.append(commitment_leaf(digest, signature))
-            entries.append((index, c.cumulative_epsilon))
+            entries.append((item.party_index, c.cumulative_epsilon))
             views.append(CommitmentView(c.partner, c.agreement_id, c.round, {
-                "envelopeDigest": item["envelopeDigest"], "manifestDigest": item["manifestDigest"],
+                "envelopeDigest": "0x" + c.envelope_digest.hex(), "manifestDigest": "0x" + c.manifest_digest.hex(),
                 "cumulativeEpsilon": c.cumulative_epsilon, "sampleCount": c.sample_count,
             }))  # fmt: skip
         if PositionalTree(leaves).root != bytes.fromhex(args["commitmentsRoot"][2:]):
@@ -300,20 +345,26 @@ class Coordinator:
         r = self.deployment.ledger.functions.round(agreement_id, round_id).call()
         return bytes(r[6]), bytes(r[7])
 
-    def open_update(self, event: Any, model_digest: bytes) -> Any:
+    def open_update(self, event: Any, model_digest: bytes, auditor_keys: dict[str, bytes] | None = None) -> Any:
         """Fetches and opens one committed envelope against the chain's expectations.
 
         Raises:
-            ArtifactNotFound, EnvelopeError (any subclass), CommitmentMismatch.
+            ArtifactNotFound, EnvelopeError (any subclass), CommitmentMismatch, AuditorNotARecipient, StorageError
+            (a block missing or corrupted, FileTooLarge): every way a partner's bytes can be wrong is named.
         """
         args = event.args
-        data = fetch_by_digest(self.store, bytes.fromhex(args["envelopeDigest"][2:]))
+        # The bound is checked from the root node's declared size, before any leaf is downloaded.
+        data = fetch_by_digest(self.store, bytes.fromhex(args["envelopeDigest"][2:]), max_bytes=DEFAULT_MAX_ENVELOPE_BYTES)
         expected = Expected(
             agreement_id=event.agreement_id, round=event.round, partner=event.partner, base_model_digest=model_digest,
             manifest_digest=bytes.fromhex(args["manifestDigest"][2:]), chain_id=self.tx.w3.eth.chain_id,
             ledger=self.deployment.ledger.address,
         )  # fmt: skip
-        opened = open_envelope(data, self.x25519_private, expected=expected)
+        opened = open_envelope(data, self.x25519_private, expected=expected, signature_valid=self.signature_valid)
+        auditor_keys = self.auditor_keys() if auditor_keys is None else auditor_keys
+        missing = [a for a, key in auditor_keys.items() if key not in opened.recipients]
+        if missing:
+            raise AuditorNotARecipient(f"the envelope is not sealed to auditor(s) {', '.join(missing)}")
         m = opened.manifest
         if (m.cumulative_epsilon, m.sample_count) != (args["cumulativeEpsilon"], args["sampleCount"]):
             raise CommitmentMismatch(
@@ -322,14 +373,27 @@ class Coordinator:
             )
         return opened
 
+    def auditor_keys(self) -> dict[str, bytes]:
+        """``{auditor: registered X25519 public key}`` of the auditors every envelope must be sealed to."""
+        partners = self.deployment.partners.functions
+        if self.auditors is not None:
+            candidates = list(self.auditors)
+        else:
+            self.events.sync()
+            granted = {e.args["account"] for e in self.events.events("RoleGranted", contract="PartnerRegistry")}
+            candidates = sorted(a for a in granted if partners.hasRole(AUDITOR_ROLE, a).call())
+        keys = {a: bytes(partners.partnerOf(a).call()[3]) for a in candidates}
+        return {a: k for a, k in keys.items() if any(k)}  # without a registered key, nobody can seal to it
+
     def open_updates(self, events: list[Any], model_digest: bytes) -> tuple[dict[str, Any], dict[str, list]]:
         """``({partner: opened envelope}, {partner: [reason]})`` for every commitment."""
         opened: dict[str, Any] = {}
         failed: dict[str, list] = {}
+        auditor_keys = self.auditor_keys()
         for event in events:
             try:
-                opened[event.partner] = self.open_update(event, model_digest)
-            except (ArtifactNotFound, EnvelopeError, CommitmentMismatch) as exc:
+                opened[event.partner] = self.open_update(event, model_digest, auditor_keys)
+            except LeptonError as exc:  # whatever the partner committed: its update alone is rejected
                 failed[event.partner] = [{"code": type(exc).__name__, "tensor": None, "message": str(exc), "detail": {}}]
         return opened, failed
 
@@ -495,37 +559,11 @@ def _digest_of(cid: str) -> bytes:
     return parse_cid(cid).digest
 
 
-def _commitment_json(index: int, signed: Any) -> dict[str, Any]:
-    c = signed.commitment
-    return {
-        "partyIndex": index, "agreementId": c.agreement_id, "round": c.round, "partner": c.partner,
-        "envelopeDigest": "0x" + c.envelope_digest.hex(), "manifestDigest": "0x" + c.manifest_digest.hex(),
-        "cumulativeEpsilon": c.cumulative_epsilon, "sampleCount": c.sample_count,
-        "signature": "0x" + signed.signature.hex(), "envelopeCid": signed.envelope_cid,
-    }  # fmt: skip
-
-
-def commitment_from_json(item: dict[str, Any]) -> tuple[int, UpdateCommitment, bytes]:
-    """``(party index, commitment, signature)`` of one entry of a batch document's ``"commitments"`` (the inverse
-    of what ``anchor_batch`` writes).
-
-    Raises:
-        KeyError, ValueError, TypeError: the entry is malformed.
-    """
-    c = UpdateCommitment(
-        int(item["agreementId"]), int(item["round"]), item["partner"], bytes.fromhex(item["envelopeDigest"][2:]),
-        bytes.fromhex(item["manifestDigest"][2:]), int(item["cumulativeEpsilon"]), int(item["sampleCount"]),
-    )  # fmt: skip
-    return int(item["partyIndex"]), c, bytes.fromhex(item["signature"][2:])
-
-
 def _cid_or_empty(store: Any, digest_hex: str) -> str:
     from .report import cid_for_digest
 
-    try:
-        return cid_for_digest(store, bytes.fromhex(digest_hex[2:]))
-    except ArtifactNotFound:
-        return ""
+    cid = cid_for_digest(bytes.fromhex(digest_hex[2:]))
+    return cid if store.has(cid) else ""
 
 
 def _dp_dict(manifest: Any) -> dict[str, Any] | None:

@@ -94,18 +94,23 @@ def _short(value: str, n: int = 14) -> str:
 
 @dataclass(frozen=True)
 class RoundRules:
-    """How the coordinator combines and scores: an ``fl.aggregate`` rule (its parameters default to
+    """What the round trains and how the coordinator combines and scores: an ``fl.build_model`` name (``mlp`` is
+    ~300k parameters, 1.2 MB: artifacts of many blocks), an ``fl.aggregate`` rule (its parameters default to
     ``fl.aggregation.default_params`` for the number of partners) and an ``fl.contribution_scores`` method."""
 
     aggregation: str = "fedavg"
     scoring: str = "leave_one_out"
     max_norm: float = MAX_NORM
+    model: str = "logreg"
 
     def check(self, partners: int) -> None:
         """Refuses, before anything runs, a rule or method that does not exist or cannot run on `partners`."""
         from ..fl.aggregation import AGGREGATORS
+        from ..fl.models import model_names
         from ..fl.scoring import EXACT_SHAPLEY_MAX_PARTNERS, SCORERS
 
+        if self.model not in model_names():
+            raise ConfigurationError(f"unknown model {self.model!r}; known: {', '.join(model_names())}")
         if self.aggregation not in AGGREGATORS:
             raise ConfigurationError(f"unknown aggregation rule {self.aggregation!r}; known: {sorted(AGGREGATORS)}")
         if self.scoring not in SCORERS:
@@ -170,7 +175,7 @@ def _story(w3, anvil: Anvil, executor, out_dir: Path, n_partners: int, n_rounds:
         extra={"reward_token": token.address, "state_file": STATE_FILE, "store": STORE_DIR, "keys": KEYS_DIR,
                "restart": f"anvil --chain-id {chain_id} --state {STATE_FILE} (or Anvil(state_file=...)); "
                           "the rpc_url above is only live while the demo runs",
-               "dispute_window": dispute_window, "model": "logreg", "max_norm": rules.max_norm,
+               "dispute_window": dispute_window, "model": rules.model, "max_norm": rules.max_norm,
                "aggregation": rules.aggregation, "aggregation_params": aggregation_params, "scoring": rules.scoring,
                # how to rebuild the held-out evaluation set whose commitment each round carries (fl.make_federated)
                "eval_set": {"dataset": "digits", "num_partners": n_partners, "seed": 0, "alpha": None,
@@ -191,7 +196,7 @@ def _story(w3, anvil: Anvil, executor, out_dir: Path, n_partners: int, n_rounds:
 
     # -- propose, sign, stake, fund -------------------------------------------------------------------
     now = w3.eth.get_block("latest")["timestamp"]
-    terms_doc = {"task": "digits classification", "model": "logreg", "rounds": n_rounds, "epsilon_cap": EPSILON_CAP,
+    terms_doc = {"task": "digits classification", "model": rules.model, "rounds": n_rounds, "epsilon_cap": EPSILON_CAP,
                  "delta": DELTA, "required_stake": REQUIRED_STAKE, "reward_per_round": REWARD_PER_ROUND,
                  "payout_rule": "by_sample_count", "aggregation": rules.aggregation,
                  "aggregation_params": aggregation_params, "scoring": rules.scoring, "max_norm": rules.max_norm}  # fmt: skip
@@ -225,7 +230,7 @@ def _story(w3, anvil: Anvil, executor, out_dir: Path, n_partners: int, n_rounds:
     split = fl.make_federated("digits", num_partners=n_partners, seed=0, alpha=None, eval_fraction=0.2)
     coordinator = Coordinator(account=coord_account, tx=tx, deployment=deployment, store=store,
                               x25519_private=x25519["coordinator"], events_path=out_dir / "events.sqlite",
-                              eval_set=split.eval_set, model_name="logreg", max_norm=rules.max_norm,
+                              eval_set=split.eval_set, model_name=rules.model, max_norm=rules.max_norm,
                               aggregation=rules.aggregation, aggregation_params=aggregation_params,
                               scoring=rules.scoring,
                               outbox=Outbox(out_dir / OUTBOX_DIR / "coordinator.sqlite"))  # fmt: skip
@@ -235,11 +240,11 @@ def _story(w3, anvil: Anvil, executor, out_dir: Path, n_partners: int, n_rounds:
                                                       epsilon_cap=EPSILON_CAP),
                       data=split.partners[i], executor=executor,
                       outbox=Outbox(out_dir / OUTBOX_DIR / f"{name}.sqlite"),
-                      settings=TrainingSettings(model="logreg", epochs=1, batch_size=64, noise_multiplier=1.0, seed=i))
+                      settings=TrainingSettings(model=rules.model, epochs=1, batch_size=64, noise_multiplier=1.0, seed=i))
         for i, (name, account) in enumerate(accounts.items())
     }  # fmt: skip
     recipients = [coord_account.address, roles.auditor.address]
-    state = fl.build_model("logreg", split.input_dim, split.num_classes, seed=0).state_dict()
+    state = fl.build_model(rules.model, split.input_dim, split.num_classes, seed=0).state_dict()
     summary_rounds = []
     for r in range(n_rounds):
         gas_before = tx.gas_used
@@ -302,7 +307,7 @@ def _story(w3, anvil: Anvil, executor, out_dir: Path, n_partners: int, n_rounds:
     summary = {
         "chain_id": chain_id, "agreement_id": agreement_id, "mode": mode, "partners": n_partners, "rounds": n_rounds,
         "reward_per_round": str(REWARD_PER_ROUND), "epsilon_cap": EPSILON_CAP, "delta": DELTA,
-        "data": "sklearn digits, IID split, 20% held-out evaluation set", "model": "logreg",
+        "data": "sklearn digits, IID split, 20% held-out evaluation set", "model": rules.model,
         "aggregation": rules.aggregation, "aggregation_params": aggregation_params, "scoring": rules.scoring,
         "max_norm": rules.max_norm,
         "setup_gas_used": setup_gas, "total_gas_used": tx.gas_used,

@@ -12,8 +12,8 @@ same chain id and contract addresses, never finds another chain's. Steps: ``mode
 
 Kinds and JSON payloads:
 
-- ``"put"``: ``{"data": base64 of the bytes, "cid": the CIDv1 they give, ...caller's fields}``. The bytes live
-  in the outbox, so an artifact that cannot be made again (a sealed envelope: fresh keys) is durable before
+- ``"put"``: ``{"data": base64 of the bytes, "cid": the CID they give (``protocol.addressing``), ...caller's
+  fields}``. The bytes live in the outbox, so an artifact that cannot be made again (a sealed envelope: fresh keys) is durable before
   anything publishes or commits it. Result ``{"cid", "digest"}`` (0x-hex CID digest, as the chain holds it).
 - ``"transaction"``: ``outbox.transaction_payload`` plus the caller's fields; result a receipt summary.
 - ``"record"``: a fact with nothing to execute (a signature given away), enqueued then confirmed by the caller.
@@ -36,9 +36,9 @@ from web3 import Web3
 from web3.contract.contract import ContractFunction
 
 from ..errors import ChainError
+from ..protocol.addressing import CID_VERSION, artifact_cid
 from ..settings import data_dir
 from ..storage.cid import parse_cid
-from ..storage.unixfs import import_file
 from .outbox import (
     OPEN,
     Operation,
@@ -72,8 +72,8 @@ def default_outbox(role: str, w3: Web3, party: str) -> Outbox:
 
 
 def local_cid(data: bytes) -> str:
-    """The CIDv1 a store's ``put(data, cid_version=1)`` gives, computed without a store."""
-    return import_file(data, cid_version=1).cid
+    """The CID a store's put of `data` as an artifact gives (``protocol.addressing``), computed without a store."""
+    return artifact_cid(data)
 
 
 class RoundEffects:
@@ -163,7 +163,7 @@ class RoundEffects:
         return op
 
     def _put(self, op: Operation, outbox: Outbox) -> dict[str, str]:
-        cid = self.store.put(base64.b64decode(op.payload["data"]), cid_version=1)
+        cid = self.store.put(base64.b64decode(op.payload["data"]), cid_version=CID_VERSION)
         if cid != op.payload["cid"]:
             raise PermanentFailure(f"the store put {op.key!r} as {cid}, the bytes give {op.payload['cid']}")
         return {"cid": cid, "digest": "0x" + parse_cid(cid).digest.hex()}

@@ -1,12 +1,7 @@
 """The round report, and how round artifacts are addressed in the store and on the chain.
 
-Content addressing (one rule for every artifact of a round: global model, envelopes, aggregate, report).
-Artifacts are put with CIDv1 (raw leaves, as ``ipfs add --cid-version=1``), and the bytes32 the chain holds
-is the **CID's sha2-256 digest** (``parse_cid(cid).digest``). For an artifact of one chunk (<= 256 KiB: every
-model and envelope of the tests and the demo) the CID is a single raw block and its digest *is* SHA-256 of
-the bytes; for a larger one it is the root dag-pb node's hash. Either way the CID is recoverable from the
-digest alone (try codec raw, then dag-pb: :func:`cid_for_digest`), so nothing but the chain is needed to find
-an artifact, and the store verifies every block it returns against its CID.
+Content addressing: every artifact of a round (global model, envelopes, aggregate, report) is addressed by
+``protocol.addressing`` (one fixed codec, so the on-chain digest names exactly one CID, for any size).
 
 Report format (version 1): canonical JSON (sorted keys, no spaces, UTF-8) of :meth:`RoundReport.to_dict`;
 the ``reportDigest`` finalized on-chain is its CID digest. Amounts are decimal strings (uint256 does not fit a
@@ -17,13 +12,18 @@ an auditor re-runs the same.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..errors import LeptonError
-from ..storage.cid import DAG_PB, RAW, cid_from_digest, cid_to_str, parse_cid
-from ..storage.unixfs import import_file
+from ..protocol.addressing import (
+    ArtifactNotFound,
+    cid_for_digest,
+    content_digest,
+    publish,
+)
+from ..protocol.addressing import fetch as fetch_by_digest
+from ..protocol.errors import MalformedDocument
+from ..protocol.jsonio import canonical_json, load_object
 
 __all__ = [
     "REPORT_VERSION",
@@ -37,43 +37,55 @@ __all__ = [
 ]
 
 REPORT_VERSION = 1
+MAX_REPORT_BYTES = 16 << 20  # a report is ~1 KB a partner
 
 
-class ArtifactNotFound(LeptonError, LookupError):
-    """No CID with this digest (raw or dag-pb, CIDv1) is in the store."""
-
-
-def publish(store: Any, data: bytes) -> tuple[str, bytes]:
-    """Puts `data` as CIDv1 and returns ``(cid, digest)``, the digest being what goes on-chain."""
-    cid = store.put(data, cid_version=1)
-    return cid, parse_cid(cid).digest
-
-
-def content_digest(data: bytes) -> bytes:
-    """The digest :func:`publish` would put on-chain for `data`, computed without a store."""
-    return parse_cid(import_file(data, cid_version=1).cid).digest
-
-
-def cid_for_digest(store: Any, digest: bytes) -> str:
-    """The CIDv1 (raw, else dag-pb) with this sha2-256 digest that the store holds.
+def load_report(data: bytes) -> dict[str, Any]:
+    """A round report's JSON object, bounded, of version 1 (its fields are checked by who reads them).
 
     Raises:
-        ArtifactNotFound: neither is in the store.
+        DocumentTooLarge: over MAX_REPORT_BYTES.
+        MalformedDocument: not a version-1 report.
     """
-    for codec in (RAW, DAG_PB):
-        cid = cid_to_str(cid_from_digest(bytes(digest), version=1, codec=codec))
-        if store.has(cid):
-            return cid
-    raise ArtifactNotFound(f"no artifact with digest 0x{bytes(digest).hex()} in the store")
+    doc = load_object(data, what="round report", max_bytes=MAX_REPORT_BYTES, max_depth=6)
+    if doc.get("version") != REPORT_VERSION:
+        raise MalformedDocument(f"not a version {REPORT_VERSION} round report")
+    _check_fields(doc, _REPORT_FIELDS, "round report")
+    for line in doc["partners"]:
+        if not isinstance(line, dict):
+            raise MalformedDocument("a round report line is not an object")
+        _check_fields(line, _LINE_FIELDS, "round report line")
+        if not all(isinstance(r, dict) for r in line["reasons"]):
+            raise MalformedDocument("a round report line's reasons are not objects")
+    return doc
 
 
-def fetch_by_digest(store: Any, digest: bytes) -> bytes:
-    """The bytes whose CID digest is `digest` (verified block by block by the store).
+_NUMBER = (int, float)
+_DECIMAL = "decimal"  # an amount: a string of digits (uint256 does not fit a JSON number everywhere)
+_REPORT_FIELDS: dict[str, Any] = {
+    "version": int, "chain_id": int, "ledger": str, "agreement_id": int, "round": int, "base_model_digest": str,
+    "eval_commitment": str, "aggregation_rule": str, "max_norm": _NUMBER, "scoring": str, "payout_rule": str,
+    "reward": _DECIMAL, "partners": list, "aggregation_params": dict, "scoring_params": dict,
+    "aggregate_cid": (str, type(None)), "aggregate_digest": (str, type(None)), "metrics": dict,
+}  # fmt: skip
+_LINE_FIELDS: dict[str, Any] = {
+    "partner": str, "envelope_cid": str, "manifest_digest": str, "sample_count": int,
+    "cumulative_epsilon_fixed": int, "accepted": bool, "reasons": list, "dp": (dict, type(None)),
+    "cumulative_epsilon": (*_NUMBER, type(None)), "score": (*_NUMBER, type(None)), "payout": _DECIMAL,
+}  # fmt: skip
 
-    Raises:
-        ArtifactNotFound: the store holds no such CID.
-    """
-    return store.get(cid_for_digest(store, digest))
+
+def _check_fields(doc: dict[str, Any], fields: dict[str, Any], what: str) -> None:
+    if set(doc) != set(fields):
+        raise MalformedDocument(f"{what} fields are not {sorted(fields)}")
+    for name, kind in fields.items():
+        value = doc[name]
+        if kind == _DECIMAL:
+            ok = isinstance(value, str) and value.isdecimal() and len(value) <= 78
+        else:
+            ok = isinstance(value, kind) and not (isinstance(value, bool) and kind is not bool)
+        if not ok:
+            raise MalformedDocument(f"{what} field {name} is not of the expected type")
 
 
 @dataclass
@@ -124,20 +136,21 @@ class RoundReport:
         return doc
 
     def to_bytes(self) -> bytes:
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+        return canonical_json(self.to_dict())
 
     @classmethod
     def from_bytes(cls, data: bytes) -> RoundReport:
         """The report :meth:`to_bytes` wrote (a restarted coordinator reuses the one it already published).
 
         Raises:
-            ValueError: not a version-1 report.
+            MalformedDocument, DocumentTooLarge: not a version-1 report, or over MAX_REPORT_BYTES.
         """
-        doc = json.loads(data)
-        if not isinstance(doc, dict) or doc.get("version") != REPORT_VERSION:
-            raise ValueError(f"not a version {REPORT_VERSION} round report")
-        lines = [PartnerOutcome(**{**line, "payout": int(line["payout"])}) for line in doc.pop("partners")]
-        return cls(**{**doc, "reward": int(doc["reward"]), "partners": lines})
+        doc = load_report(data)
+        try:
+            lines = [PartnerOutcome(**{**line, "payout": int(line["payout"])}) for line in doc.pop("partners")]
+            return cls(**{**doc, "reward": int(doc["reward"]), "partners": lines})
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MalformedDocument(f"round report does not parse: {exc}") from None
 
     @property
     def payouts(self) -> dict[str, int]:

@@ -49,8 +49,14 @@ def encode_header(roots: list[CID]) -> bytes:
     return bytes(out)
 
 
-def _cbor_decode(buf: bytes, pos: int) -> tuple[object, int]:
-    """Decodes the subset of dag-cbor CAR headers use: uint, bytes, text, array, map, tag 42 (CID)."""
+_MAX_HEADER_DEPTH = 4  # {"roots": [tag 42 (bytes)]} is 3 deep; anything deeper is not a CAR header
+
+
+def _cbor_decode(buf: bytes, pos: int, depth: int = 0) -> tuple[object, int]:
+    """Decodes the subset of dag-cbor CAR headers use: uint, bytes, text, array, map, tag 42 (CID), at most
+    _MAX_HEADER_DEPTH deep, each count bounded by the bytes left (no allocation beyond the header's size)."""
+    if depth > _MAX_HEADER_DEPTH:
+        raise InvalidCar("CAR header nested too deeply")
     ib = buf[pos]
     major, info = ib >> 5, ib & 31
     pos += 1
@@ -64,6 +70,8 @@ def _cbor_decode(buf: bytes, pos: int) -> tuple[object, int]:
         raise InvalidCar(f"unsupported CBOR item 0x{ib:02x} in the header")
     if major == 0:
         return n, pos
+    if major in (4, 5) and n > len(buf) - pos:
+        raise InvalidCar(f"CBOR container of {n} items in a header of {len(buf)} bytes")
     if major in (2, 3):
         raw = buf[pos : pos + n]
         if len(raw) != n:
@@ -72,18 +80,20 @@ def _cbor_decode(buf: bytes, pos: int) -> tuple[object, int]:
     if major == 4:
         items = []
         for _ in range(n):
-            item, pos = _cbor_decode(buf, pos)
+            item, pos = _cbor_decode(buf, pos, depth + 1)
             items.append(item)
         return items, pos
     if major == 5:
         result = {}
         for _ in range(n):
-            key, pos = _cbor_decode(buf, pos)
-            value, pos = _cbor_decode(buf, pos)
+            key, pos = _cbor_decode(buf, pos, depth + 1)
+            value, pos = _cbor_decode(buf, pos, depth + 1)
+            if not isinstance(key, str):
+                raise InvalidCar("CBOR map key in the header is not a string")
             result[key] = value
         return result, pos
     if major == 6 and n == 42:
-        raw, pos = _cbor_decode(buf, pos)
+        raw, pos = _cbor_decode(buf, pos, depth + 1)
         if not isinstance(raw, bytes) or not raw.startswith(b"\x00"):
             raise InvalidCar("malformed CID link in the header")
         return normalize(raw[1:]), pos
@@ -94,7 +104,7 @@ def decode_header(buf: bytes) -> list[CID]:
     """The roots of a CAR v1 header block. Raises InvalidCar when it is not one."""
     try:
         header, end = _cbor_decode(buf, 0)
-    except (IndexError, UnicodeDecodeError, InvalidCID) as exc:
+    except (IndexError, UnicodeDecodeError, InvalidCID) as exc:  # truncated, not UTF-8, a bad CID
         raise InvalidCar(f"malformed CAR header: {exc}") from None
     if end != len(buf) or not isinstance(header, dict):
         raise InvalidCar("malformed CAR header")
@@ -175,9 +185,13 @@ def _read_varint(f: BinaryIO) -> int | None:
             raise InvalidCar("CAR length prefix too long")
 
 
-def read_car(f: BinaryIO) -> tuple[list[CID], Iterator[tuple[CID, bytes]]]:
-    """Parses the header and returns (roots, iterator of verified (cid, block) sections), streaming.
-    Raises InvalidCar for a malformed file, BlockCorrupted naming a block that does not match its CID."""
+DEFAULT_MAX_CAR_BYTES = 2 << 30  # as storage.store.DEFAULT_MAX_FILE_BYTES: no artifact is larger
+
+
+def read_car(f: BinaryIO, *, max_bytes: int = DEFAULT_MAX_CAR_BYTES) -> tuple[list[CID], Iterator[tuple[CID, bytes]]]:
+    """Parses the header and returns (roots, iterator of verified (cid, block) sections), streaming, at most
+    `max_bytes` of sections. Raises InvalidCar for a malformed file or one over `max_bytes` (before reading the
+    section that passes it), BlockCorrupted naming a block that does not match its CID."""
     hlen = _read_varint(f)
     if hlen is None or hlen == 0 or hlen > MAX_SECTION:
         raise InvalidCar("not a CAR file: missing or absurd header length")
@@ -188,12 +202,16 @@ def read_car(f: BinaryIO) -> tuple[list[CID], Iterator[tuple[CID, bytes]]]:
 
     def sections() -> Iterator[tuple[CID, bytes]]:
         offset = f.tell() if f.seekable() else None
+        total = 0
         while True:
             length = _read_varint(f)
             if length is None:
                 return
             if length > MAX_SECTION:
                 raise InvalidCar(f"CAR section of {length} bytes is too large (at offset {offset})")
+            total += length
+            if total > max_bytes:
+                raise InvalidCar(f"CAR holds more than {max_bytes} bytes of blocks (at offset {offset})")
             section = f.read(length)
             if len(section) != length:
                 raise InvalidCar(f"CAR truncated inside a section (at offset {offset})")
@@ -210,17 +228,19 @@ def read_car(f: BinaryIO) -> tuple[list[CID], Iterator[tuple[CID, bytes]]]:
     return roots, sections()
 
 
-def import_car(store: Store, path: str | os.PathLike[str], *, pin_roots: bool = True) -> list[str]:
+def import_car(store: Store, path: str | os.PathLike[str], *, pin_roots: bool = True,
+               max_bytes: int = DEFAULT_MAX_CAR_BYTES) -> list[str]:
     """Imports a CAR file into `store`; returns its roots. Every block is verified in a first pass, so a
     malformed or corrupted file stores nothing; then blocks are stored and the roots pinned (like
     `ipfs dag import`, which fails when a root's DAG is incomplete: BlockNotFound naming the missing block).
-    Raises InvalidCar, BlockCorrupted, BlockNotFound, OSError for an unreadable file."""
+    Raises InvalidCar (also over `max_bytes` of blocks), BlockCorrupted, BlockNotFound, OSError for an
+    unreadable file."""
     with open(path, "rb") as f:
-        roots, sections = read_car(f)
+        roots, sections = read_car(f, max_bytes=max_bytes)
         for _ in sections:
             pass
         f.seek(0)
-        roots, sections = read_car(f)
+        roots, sections = read_car(f, max_bytes=max_bytes)
         store.put_blocks((str(cid), block) for cid, block in sections)
     if pin_roots:
         for root in roots:

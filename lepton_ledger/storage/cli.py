@@ -12,6 +12,8 @@ from typing import Annotated
 
 import typer
 
+from .store import DEFAULT_MAX_FILE_BYTES
+
 ipfs_app = typer.Typer(help="Content-addressed storage with kubo-identical CIDs (local block store).", no_args_is_help=True)
 
 
@@ -50,23 +52,28 @@ def add(
     typer.echo(cid)
 
 
+_MAX_BYTES_HELP = "Refuse a file larger than this many bytes (checked from its root node before reading)."
+
+
 @ipfs_app.command()
-def cat(cid: Annotated[str, typer.Argument(help="CID of a file.")]) -> None:
+def cat(
+    cid: Annotated[str, typer.Argument(help="CID of a file.")],
+    max_bytes: Annotated[int, typer.Option("--max-bytes", min=0, help=_MAX_BYTES_HELP)] = DEFAULT_MAX_FILE_BYTES,
+) -> None:
     """Writes the file's bytes to stdout, every block verified.
 
     The whole DAG is checked before the first byte is written, so a missing or corrupted block fails the
     command with nothing on stdout (at the cost of reading the blocks twice)."""
     from ..errors import LeptonError
-    from .car import iter_dag
     from .cid import parse_cid
 
     try:
         parsed = parse_cid(cid)
         store = _store()
-        for _ in iter_dag(store, parsed):
-            pass
+        for _ in store.stream(str(parsed), max_bytes=max_bytes):
+            pass  # a first pass verifies every block and the size bound before anything is written
         out = sys.stdout.buffer
-        for piece in store.stream(str(parsed)):
+        for piece in store.stream(str(parsed), max_bytes=max_bytes):
             out.write(piece)
         out.flush()
     except LeptonError as exc:
@@ -92,13 +99,17 @@ def export_car_cmd(
 
 
 @ipfs_app.command("import-car")
-def import_car_cmd(car: Annotated[Path, typer.Argument(help="CAR v1 file to import.")]) -> None:
+def import_car_cmd(
+    car: Annotated[Path, typer.Argument(help="CAR v1 file to import.")],
+    max_bytes: Annotated[int, typer.Option("--max-bytes", min=0, help="Refuse a CAR with more bytes of blocks.")]
+    = DEFAULT_MAX_FILE_BYTES,
+) -> None:
     """Imports a CAR v1 file, verifying every block, pins its roots and prints them, one a line."""
     from ..errors import LeptonError
     from .car import import_car
 
     try:
-        roots = import_car(_store(), car)
+        roots = import_car(_store(), car, max_bytes=max_bytes)
     except LeptonError as exc:
         raise _fail(f"{car}: {exc}") from None
     except OSError as exc:

@@ -225,7 +225,10 @@ def decode_unixfs(data: bytes | memoryview) -> UnixFSData:
         elif fno == 4 and wire == 2:  # tolerate the packed encoding other writers may use
             mv, p = val, 0
             while p < len(mv):  # type: ignore[arg-type]
-                v, p = decode_varint(mv, p)  # type: ignore[arg-type]
+                try:
+                    v, p = decode_varint(mv, p)  # type: ignore[arg-type]
+                except ValueError as exc:  # a truncated packed field: malformed, like any other
+                    raise DecodeError(f"packed blocksizes: {exc}") from None
                 blocksizes.append(v)
         elif fno == 5 and wire == 0:
             hash_type = val  # type: ignore[assignment]

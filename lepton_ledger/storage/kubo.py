@@ -41,6 +41,8 @@ from ..errors import ConfigurationError
 from . import cid as cidlib
 from . import unixfs
 from .store import (
+    DEFAULT_MAX_FILE_BYTES,
+    MAX_BLOCK_BYTES,
     BlockCorrupted,
     BlockNotFound,
     InvalidCID,
@@ -180,12 +182,13 @@ class KuboStore(Store):
         """
         return self._add(data, cid_version=cid_version, pin=False, only_hash=True)
 
-    def get(self, cid: str) -> bytes:
+    def get(self, cid: str, *, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> bytes:
         """The file's bytes, every block verified. Raises InvalidCID, BlockNotFound / BlockCorrupted naming
-        the block at fault, StorageError (not a UnixFS file, daemon error, timeout)."""
-        return b"".join(self.stream(cid))
+        the block at fault, FileTooLarge (over `max_bytes`), StorageError (not a UnixFS file, daemon error,
+        timeout)."""
+        return b"".join(self.stream(cid, max_bytes=max_bytes))
 
-    def stream(self, cid: str) -> Iterator[bytes]:
+    def stream(self, cid: str, *, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Iterator[bytes]:
         """The file's bytes in DAG order, one block's payload at a time, each block verified before its
         bytes are yielded. Memory: one block plus the CIDs of the links not yet visited.
 
@@ -194,10 +197,11 @@ class KuboStore(Store):
         Raises (while iterating):
             BlockNotFound: a block of the DAG is not on the node (named).
             BlockCorrupted: the node served bytes that do not hash to the block's CID (named).
+            FileTooLarge: the file declares or yields more than `max_bytes` (before fetching its leaves).
             StorageError: a block is not dag-pb/UnixFS file data, daemon error or timeout.
         """
         # The same walk LocalStore uses, over blocks this store fetched and verified one by one.
-        return unixfs.iter_file(self.get_block, cidlib.parse_cid(cid))
+        return unixfs.iter_file(self.get_block, cidlib.parse_cid(cid), max_bytes=max_bytes)
 
     def has(self, cid: str) -> bool:
         """Whether the node holds block `cid` locally (never asks the network).
@@ -493,8 +497,14 @@ class KuboStore(Store):
         # bytes every block is verified against its CID anyway.
 
     def _bytes(self, path: str, params: list[tuple[str, str]], *, cid: str | None = None) -> bytes:
+        """The reply's bytes, at most MAX_BLOCK_BYTES (a daemon that sends more is refused as it streams)."""
+        out = bytearray()
         with self._send(path, params, cid=cid) as response:
-            return b"".join(self._read_stream(response, path, response.iter_bytes))
+            for piece in self._read_stream(response, path, response.iter_bytes):
+                out += piece
+                if len(out) > MAX_BLOCK_BYTES:
+                    raise StorageError(f"kubo {path}{_for(cid)} sent more than {MAX_BLOCK_BYTES} bytes for one block")
+        return bytes(out)
 
     def _ndjson(
         self,

@@ -29,7 +29,15 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .cid import CID, b32encode, normalize, verify_block
-from .store import BlockCorrupted, BlockNotFound, StorageError, Store, StoreStat
+from .store import (
+    DEFAULT_MAX_FILE_BYTES,
+    MAX_BLOCK_BYTES,
+    BlockCorrupted,
+    BlockNotFound,
+    StorageError,
+    Store,
+    StoreStat,
+)
 from .unixfs import child_cids, import_file, iter_file
 
 _TMP_PREFIX = ".tmp-"
@@ -133,11 +141,8 @@ class LocalStore(Store):
             raise StorageError(f"writing to block store {self.root} failed: {exc}") from exc
         return cid
 
-    def get(self, cid: str) -> bytes:
-        return b"".join(self.stream(cid))
-
-    def stream(self, cid: str) -> Iterator[bytes]:
-        return iter_file(self.get_block, cid)
+    def stream(self, cid: str, *, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Iterator[bytes]:
+        return iter_file(self.get_block, cid, max_bytes=max_bytes)
 
     def has(self, cid: str) -> bool:
         return self._path(normalize(cid)).exists()
@@ -145,11 +150,14 @@ class LocalStore(Store):
     def get_block(self, cid: str | CID) -> bytes:  # type: ignore[override]
         parsed = normalize(cid)
         try:
-            data = self._path(parsed).read_bytes()
+            with open(self._path(parsed), "rb") as f:
+                data = f.read(MAX_BLOCK_BYTES + 1)  # a block file larger than any block is not read whole
         except FileNotFoundError:
             raise BlockNotFound(str(parsed)) from None
         except OSError as exc:
             raise StorageError(f"reading block {parsed} failed: {exc}") from exc
+        if len(data) > MAX_BLOCK_BYTES:
+            raise BlockCorrupted(str(parsed), f"block {parsed} is over {MAX_BLOCK_BYTES} bytes (corrupted)")
         verify_block(parsed, data)
         return data
 

@@ -39,6 +39,25 @@ class InvalidCID(LeptonError, ValueError):
     """A string is not a CID this project can handle."""
 
 
+class FileTooLarge(StorageError, ValueError):
+    """A file is larger than the reader's byte limit: refused from its root node's declared size before its
+    leaves are fetched, or when the bytes read pass the limit (a DAG whose sizes lie). `cid` names the file."""
+
+    def __init__(self, cid: str, limit: int, size: int | None = None) -> None:
+        self.cid, self.limit, self.size = cid, limit, size
+        what = f"declares {size} bytes" if size is not None else "yields more bytes"
+        super().__init__(f"file {cid} {what}, over the limit of {limit} bytes")
+
+
+MAX_BLOCK_BYTES = 4 << 20
+"""The largest block a store returns: kubo refuses blocks over 2 MiB (bitswap's limit) and makes 256 KiB ones;
+a store that serves more for one block is refused before the rest is read."""
+
+DEFAULT_MAX_FILE_BYTES = 2 << 30
+"""What `get` / `stream` read at most unless told otherwise: twice the largest envelope (1 GiB), so that no
+legitimate artifact is refused while a DAG bomb (a few KB of blocks describing petabytes) is."""
+
+
 @dataclass(frozen=True)
 class StoreStat:
     """What a store holds: number of blocks, their total size in bytes, and the number of pins."""
@@ -60,13 +79,15 @@ class Store(ABC):
         cid_version 0 = kubo's defaults (dag-pb leaves, 256 KiB chunks, balanced, 174 links per node);
         1 = ``ipfs add --cid-version=1`` (raw leaves, base32)."""
 
-    @abstractmethod
-    def get(self, cid: str) -> bytes:
-        """The file's bytes. Raises BlockNotFound / BlockCorrupted naming the block at fault."""
+    def get(self, cid: str, *, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> bytes:
+        """The file's bytes, at most `max_bytes`. Raises BlockNotFound / BlockCorrupted naming the block at
+        fault, FileTooLarge before allocating more than the limit."""
+        return b"".join(self.stream(cid, max_bytes=max_bytes))
 
     @abstractmethod
-    def stream(self, cid: str) -> Iterator[bytes]:
-        """The file's bytes in chunks, each block verified before its bytes are yielded."""
+    def stream(self, cid: str, *, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Iterator[bytes]:
+        """The file's bytes in chunks, each block verified before its bytes are yielded; FileTooLarge when the
+        root declares more than `max_bytes` (before any leaf is fetched) or more comes."""
 
     @abstractmethod
     def has(self, cid: str) -> bool:

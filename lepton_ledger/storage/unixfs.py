@@ -31,7 +31,7 @@ from .dagpb import (
     encode_unixfs,
     file_leaf_parts,
 )
-from .store import StorageError
+from .store import DEFAULT_MAX_FILE_BYTES, FileTooLarge, StorageError
 
 CHUNK_SIZE = 262144  # kubo's default splitter: size-262144
 MAX_LINKS = 174  # boxo helpers.DefaultLinksPerBlock
@@ -185,15 +185,27 @@ def child_cids(cid: CID, block: bytes) -> list[str]:
         raise StorageError(f"block {cid} is not valid dag-pb: {exc}") from None
 
 
-def iter_file(get_block: Callable[[str], bytes], cid: str | CID) -> Iterator[bytes]:
-    """Yields the bytes of the UnixFS file at `cid`, depth-first, one block at a time.
+MAX_DEPTH = 32
+"""Deepest DAG `iter_file` follows: kubo's balanced layout needs 4 levels for 10^15 bytes; a deeper chain of
+single links is a hostile DAG, refused before it grows the walk's stack."""
+
+
+def iter_file(
+    get_block: Callable[[str], bytes], cid: str | CID, *, max_bytes: int = DEFAULT_MAX_FILE_BYTES
+) -> Iterator[bytes]:
+    """Yields the bytes of the UnixFS file at `cid`, depth-first, one block at a time, at most `max_bytes`.
 
     `get_block` must return verified bytes (raising BlockNotFound / BlockCorrupted naming the block).
-    Raises InvalidCID for a malformed root CID, StorageError naming the block when a block is not a UnixFS
-    file node (a directory, malformed dag-pb).
+    The root's declared ``filesize`` is checked against `max_bytes` before any other block is fetched, and the
+    bytes yielded are counted, so a DAG whose nodes repeat links or lie about sizes (a few KB of blocks that
+    describe petabytes) stops at the limit.
+    Raises InvalidCID for a malformed root CID, FileTooLarge past `max_bytes`, StorageError naming the block
+    when a block is not a UnixFS file node (a directory, malformed dag-pb) or the DAG is deeper than MAX_DEPTH.
     """
     root = normalize(cid)
-    stack: list[Iterator[str]] = [iter([str(root)])]
+    name = str(root)
+    stack: list[Iterator[str]] = [iter([name])]
+    total = 0
     while stack:
         nxt = next(stack[-1], None)
         if nxt is None:
@@ -202,19 +214,26 @@ def iter_file(get_block: Callable[[str], bytes], cid: str | CID) -> Iterator[byt
         parsed = normalize(nxt)
         block = get_block(nxt)
         if parsed.codec == RAW:
-            if block:
-                yield block
-            continue
-        try:
-            node = decode_node(block)
-            if node.data is None:
-                raise DecodeError("no UnixFS Data")
-            fs = decode_unixfs(node.data)
-        except DecodeError as exc:
-            raise StorageError(f"block {nxt} is not a UnixFS file node: {exc}") from None
-        if fs.type not in (T_FILE, T_RAW):
-            raise StorageError(f"block {nxt} is UnixFS type {fs.type}, not a file (only files are supported)")
-        if fs.data:
-            yield fs.data
-        if node.links:
-            stack.append(iter([link.cid for link in node.links]))
+            data: bytes | None = block
+        else:
+            try:
+                node = decode_node(block)
+                if node.data is None:
+                    raise DecodeError("no UnixFS Data")
+                fs = decode_unixfs(node.data)
+            except DecodeError as exc:
+                raise StorageError(f"block {nxt} is not a UnixFS file node: {exc}") from None
+            if fs.type not in (T_FILE, T_RAW):
+                raise StorageError(f"block {nxt} is UnixFS type {fs.type}, not a file (only files are supported)")
+            if len(stack) == 1 and fs.filesize is not None and fs.filesize > max_bytes:
+                raise FileTooLarge(name, max_bytes, fs.filesize)
+            data = fs.data
+            if node.links:
+                if len(stack) >= MAX_DEPTH:
+                    raise StorageError(f"file {name} is more than {MAX_DEPTH} levels deep (block {nxt})")
+                stack.append(iter([link.cid for link in node.links]))
+        if data:
+            total += len(data)
+            if total > max_bytes:
+                raise FileTooLarge(name, max_bytes)
+            yield data

@@ -167,7 +167,7 @@ def dishonest_close(coordinator: Coordinator, round_id: int, *, drop: str | None
     store = coordinator.store
     aggregate_cid, aggregate_digest = publish(store, serialize_tensors(aggregate))
     lines = [PartnerOutcome(
-        partner=e.partner, envelope_cid=cid_for_digest(store, bytes.fromhex(e.args["envelopeDigest"][2:])),
+        partner=e.partner, envelope_cid=cid_for_digest(bytes.fromhex(e.args["envelopeDigest"][2:])),
         manifest_digest=e.args["manifestDigest"], sample_count=int(e.args["sampleCount"]),
         cumulative_epsilon_fixed=int(e.args["cumulativeEpsilon"]), accepted=e.partner != reject,
         reasons=[false_reason] if e.partner == reject else [], score=scores.get(e.partner),

@@ -56,7 +56,8 @@ def test_round_summaries_match_what_the_demo_did(clean_audit, demo_single, demo_
 def test_json_has_the_agreed_shape(clean_audit):
     result, _ = clean_audit
     doc = json.loads(json.dumps(result.to_dict()))
-    assert set(doc) == {"ok", "chain_id", "contracts", "audited_at_block", "checks", "rounds"}
+    assert set(doc) == {"ok", "chain_id", "contracts", "audited_at_block", "checks", "rounds", "rounds_checked",
+                        "rounds_rechecked"}
     assert doc["ok"] is True and doc["chain_id"] == 31337 and doc["audited_at_block"] > 0
     assert set(doc["contracts"]) == {"PartnerRegistry", "AgreementRegistry", "RewardVault", "RoundLedger"}
     for check in doc["checks"]:
@@ -84,8 +85,9 @@ def test_second_audit_rechecks_no_old_round_and_full_rechecks_all(demo_single, c
     chain_state = hashlib.sha256((workdir / "chain-state.json").read_bytes()).hexdigest()
 
     again = audit_workdir(workdir, state_path=state)
-    assert again.ok and again.rounds_checked == []
-    assert {c.name for c in again.checks} == GLOBAL_CHECKS  # vault and history run every time
+    assert again.ok and again.rounds_checked == [] and again.rounds_rechecked == [(1, 1), (1, 2)]
+    # vault and history run every time; the old rounds' artifacts are re-fetched and re-hashed
+    assert {c.name for c in again.checks} == GLOBAL_CHECKS | {"cids_resolve"}
     assert [(r.agreement_id, r.round) for r in again.rounds] == [(1, 1), (1, 2)]  # still reported
 
     full = audit_workdir(workdir, state_path=state, full=True)

@@ -53,6 +53,7 @@ def result() -> dict:
         ],
         "rounds": [_round(1, 3.17, 150 * 10**18, accuracy=0.75), _round(2, 3.86, 140 * 10**18, accuracy=0.81),
                    _round(3, 4.5, 155 * 10**18, accuracy=None)],
+        "rounds_checked": [], "rounds_rechecked": [],
     }  # fmt: skip
 
 

@@ -7,6 +7,12 @@ from typing import Any
 from lepton_ledger import fl
 from lepton_ledger.chain import agreements
 from lepton_ledger.chain.agreements import TOKEN
+from lepton_ledger.rounds.coordinator import Coordinator
+from lepton_ledger.rounds.outbox import Outbox
+from lepton_ledger.rounds.partner import Partner, TrainingSettings
+
+DISPUTE_WINDOW = 600
+NAMES = ("alpha", "beta", "gamma")
 
 
 def funded_agreement(tx: Any, d: Any, token: Any, roles: Any, partners: list[Any], *,
@@ -29,3 +35,41 @@ def funded_agreement(tx: Any, d: Any, token: Any, roles: Any, partners: list[Any
     tx.transact(token.functions.mint(roles.coordinator.address, terms.reward_per_round), roles.admin.address)
     agreements.fund(tx, d, token, agreement_id, roles.coordinator.address, terms.reward_per_round)
     return agreement_id
+
+
+def new_agreement(world) -> int:
+    """A fresh active, funded agreement between the three partners (one signs by transaction, the next by relayed
+    EIP-712 signature)."""
+    return funded_agreement(world["tx"], world["d"], world["token"], world["roles"], list(world["accounts"].values()),
+                            relay_every_second=True)  # fmt: skip
+
+
+def make_coordinator(world, name: str, *, model: str = "logreg", **options) -> Coordinator:
+    folder = world["tmp"].mktemp(name)
+    return Coordinator(account=world["roles"].coordinator, tx=world["tx"], deployment=world["d"],
+                       store=world["store"], x25519_private=world["keys"]["coordinator"],
+                       events_path=folder / "events.sqlite", eval_set=world["split"].eval_set,
+                       model_name=model, max_norm=50.0, payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT,
+                       outbox=Outbox(folder / "outbox.sqlite"), **options)  # fmt: skip
+
+
+def make_partner(world, name: str, agreement_id: int, executor, *, cls=Partner, cap: float = 8.0,
+                 model: str = "logreg") -> Partner:  # fmt: skip
+    account = world["accounts"][name]
+    accountant = fl.PrivacyAccountant(partner=account.address, agreement=agreement_id, delta=1e-5, epsilon_cap=cap)
+    return cls(account=account, tx=world["tx"], deployment=world["d"], store=world["store"], accountant=accountant,
+               data=world["split"].partners[NAMES.index(name)], executor=executor,
+               settings=TrainingSettings(model=model, epochs=1, batch_size=64, noise_multiplier=1.0),
+               outbox=Outbox(world["tmp"].mktemp(f"{name}-{agreement_id}") / "outbox.sqlite"))  # fmt: skip
+
+
+def open_round(world, coordinator: Coordinator, agreement_id: int) -> tuple[int, str]:
+    split = world["split"]
+    model = fl.build_model(coordinator.model_name, split.input_dim, split.num_classes, seed=0)
+    cid, digest = coordinator.publish_model(model.state_dict())
+    deadline = world["w3"].eth.get_block("latest")["timestamp"] + 3600
+    return coordinator.open_round(agreement_id, digest, deadline), cid
+
+
+def recipients(world) -> list[str]:
+    return [world["roles"].coordinator.address, world["roles"].auditor.address]

@@ -93,3 +93,20 @@ def test_demo_refuses_rules_it_cannot_run_before_anything_starts(tmp_path):
         with pytest.raises(ConfigurationError, match=message):
             run_demo(tmp_path / "refused", partners=partners, rounds=1, rules=rules, console=Console(quiet=True))
     assert not (tmp_path / "refused").exists()  # nothing was started or written
+
+
+def test_demo_with_the_mlp_model_finalizes_and_audits_green_with_multi_block_artifacts(tmp_path):
+    """Issue 11, item 1: a model over 256 KiB used to break the round (the model came back as its root node,
+    every envelope was rejected). The demo's mlp is 1.2 MB: every artifact of the round spans several blocks."""
+    from lepton_ledger.audit import audit_workdir
+
+    out = tmp_path / "demo"
+    run_demo(out, partners=2, rounds=1, rules=RoundRules(model="mlp"), console=Console(quiet=True))
+    summary = json.loads((out / "summary.json").read_text())
+    (r,) = summary["per_round"]
+    assert all(p["accepted"] for p in r["partners"].values())
+    store = LocalStore(out / "store", durable=False)
+    for cid in [r["cids"]["model"], r["cids"]["aggregate"], *r["cids"]["envelopes"].values()]:
+        assert len(store.get(cid)) > 4 * 262144, cid
+    result = audit_workdir(out, state_path=tmp_path / "audit.sqlite")
+    assert result.ok, [c.to_dict() for c in result.failed]

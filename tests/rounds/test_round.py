@@ -9,92 +9,23 @@ import dataclasses
 import json
 
 import pytest
-from agreement_setup import funded_agreement
+from agreement_setup import (
+    DISPUTE_WINDOW,
+    NAMES,
+    make_coordinator,
+    make_partner,
+    new_agreement,
+    open_round,
+    recipients,
+)
 
 from lepton_ledger import fl
 from lepton_ledger.chain.agreements import TOKEN
-from lepton_ledger.chain.anvil import Anvil, advance_time, dev_account
-from lepton_ledger.chain.artifacts import load_artifact
-from lepton_ledger.chain.deployment import DevRoles, deploy_with_roles
-from lepton_ledger.chain.transactions import Transactor
-from lepton_ledger.envelope import generate_x25519_keypair
+from lepton_ledger.chain.anvil import advance_time
 from lepton_ledger.errors import ConfigurationError, ContractReverted
 from lepton_ledger.fl.accounting import BudgetExceeded
-from lepton_ledger.rounds.coordinator import Coordinator
-from lepton_ledger.rounds.outbox import Outbox
-from lepton_ledger.rounds.partner import Partner, TrainingSettings
+from lepton_ledger.rounds.partner import Partner
 from lepton_ledger.rounds.report import fetch_by_digest
-from lepton_ledger.storage.local import LocalStore
-from lepton_ledger.workers.local import LocalExecutor
-
-DISPUTE_WINDOW = 600
-NAMES = ("alpha", "beta", "gamma")
-
-
-@pytest.fixture(scope="module")
-def executor():
-    with LocalExecutor(max_workers=1, gpus=[], threads_per_worker=1) as ex:
-        yield ex
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    """A chain with the system deployed, a token, three approved partners and X25519 keys for all parties."""
-    with Anvil() as w3:
-        roles = DevRoles.from_dev_keys()
-        accounts = {name: dev_account(i) for name, i in zip(NAMES, (3, 4, 5))}
-        tx = Transactor(w3, [*roles.accounts(), *accounts.values()])
-        deployment = deploy_with_roles(tx, roles, dispute_window=DISPUTE_WINDOW)
-        token = tx.deploy(load_artifact("LeptonToken"), "Lepton Reward", "LRW", roles.admin.address,
-                          sender=roles.admin.address)  # fmt: skip
-        keys = {}
-        for who, account in [("coordinator", roles.coordinator), ("auditor", roles.auditor), *accounts.items()]:
-            private, public = generate_x25519_keypair()
-            keys[who] = private
-            tx.transact(deployment.partners.functions.register(bytes([7]) * 32, public), account.address)
-        for account in accounts.values():
-            tx.transact(deployment.partners.functions.approve(account.address), roles.coordinator.address)
-        split = fl.make_federated("digits", num_partners=3, seed=0)
-        store = LocalStore(tmp_path_factory.mktemp("store"), durable=False)
-        yield {"w3": w3, "tx": tx, "d": deployment, "token": token, "roles": roles, "accounts": accounts,
-               "keys": keys, "split": split, "store": store, "tmp": tmp_path_factory}  # fmt: skip
-
-
-def new_agreement(world) -> int:
-    """A fresh active, funded agreement between the three partners (one signs by transaction, the next by relayed
-    EIP-712 signature)."""
-    return funded_agreement(world["tx"], world["d"], world["token"], world["roles"], list(world["accounts"].values()),
-                            relay_every_second=True)  # fmt: skip
-
-
-def make_coordinator(world, name: str, **options) -> Coordinator:
-    folder = world["tmp"].mktemp(name)
-    return Coordinator(account=world["roles"].coordinator, tx=world["tx"], deployment=world["d"],
-                       store=world["store"], x25519_private=world["keys"]["coordinator"],
-                       events_path=folder / "events.sqlite", eval_set=world["split"].eval_set,
-                       model_name="logreg", max_norm=50.0, payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT,
-                       outbox=Outbox(folder / "outbox.sqlite"), **options)  # fmt: skip
-
-
-def make_partner(world, name: str, agreement_id: int, executor, *, cls=Partner, cap: float = 8.0) -> Partner:
-    account = world["accounts"][name]
-    accountant = fl.PrivacyAccountant(partner=account.address, agreement=agreement_id, delta=1e-5, epsilon_cap=cap)
-    return cls(account=account, tx=world["tx"], deployment=world["d"], store=world["store"], accountant=accountant,
-               data=world["split"].partners[NAMES.index(name)], executor=executor,
-               settings=TrainingSettings(model="logreg", epochs=1, batch_size=64, noise_multiplier=1.0),
-               outbox=Outbox(world["tmp"].mktemp(f"{name}-{agreement_id}") / "outbox.sqlite"))  # fmt: skip
-
-
-def open_round(world, coordinator: Coordinator, agreement_id: int) -> tuple[int, str]:
-    split = world["split"]
-    model = fl.build_model("logreg", split.input_dim, split.num_classes, seed=0)
-    cid, digest = coordinator.publish_model(model.state_dict())
-    deadline = world["w3"].eth.get_block("latest")["timestamp"] + 3600
-    return coordinator.open_round(agreement_id, digest, deadline), cid
-
-
-def recipients(world) -> list[str]:
-    return [world["roles"].coordinator.address, world["roles"].auditor.address]
 
 
 class Poisoned(Partner):
@@ -214,19 +145,24 @@ def test_one_round_batched_mode(world, executor):
         assert d.ledger.functions.cumulativeEpsilon(agreement_id, p.address).call() == p.accountant.spent_fixed()
 
 
-def test_envelope_the_coordinator_cannot_open_is_rejected_with_the_error_name(world, executor):
+@pytest.mark.parametrize(("sealed_to", "code"), [
+    ("auditor", "NotARecipient"),  # the coordinator cannot open it
+    ("coordinator", "AuditorNotARecipient"),  # the auditor could not verify it (issue 11, item 4)
+])  # fmt: skip
+def test_envelope_not_sealed_to_coordinator_and_auditor_is_rejected_with_the_error_name(world, executor, sealed_to,
+                                                                                        code):  # fmt: skip
     agreement_id = new_agreement(world)
-    coordinator = make_coordinator(world, "unreadable")
+    coordinator = make_coordinator(world, f"unreadable-{sealed_to}")
     round_id, _ = open_round(world, coordinator, agreement_id)
     partners = [make_partner(world, n, agreement_id, executor) for n in NAMES]
     for p in partners[:2]:
         p.run_round(agreement_id, round_id, recipients(world))
-    partners[2].run_round(agreement_id, round_id, [world["roles"].auditor.address])  # sealed to the auditor only
+    partners[2].run_round(agreement_id, round_id, [getattr(world["roles"], sealed_to).address])
 
     outcome = coordinator.close_round(agreement_id, round_id)
     assert outcome.report.accepted == [p.address for p in partners[:2]]
     (reason,) = outcome.report.rejected[partners[2].address]
-    assert reason["code"] == "NotARecipient"
+    assert reason["code"] == code
     assert partners[2].address not in outcome.report.payouts
 
 

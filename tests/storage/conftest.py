@@ -29,3 +29,20 @@ def make_store(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unt
         return LocalStore(tmp_path_factory.mktemp("store"), durable=False)
 
     return make
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A data directory of its own for the `lepton-ledger ipfs` commands (their store is under it)."""
+    monkeypatch.setenv("LEPTON_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("LEPTON_BLOCKSTORE_DIR", raising=False)
+    return tmp_path
+
+
+def run_ipfs(*args: str):  # type: ignore[no-untyped-def]
+    """``lepton-ledger ipfs ARGS`` in this process."""
+    from typer.testing import CliRunner
+
+    from lepton_ledger.cli import app
+
+    return CliRunner().invoke(app, ["ipfs", *args])

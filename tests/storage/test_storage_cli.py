@@ -6,23 +6,13 @@ from pathlib import Path
 
 import pytest
 from conftest import CHUNK, det_bytes
+from conftest import run_ipfs as _run
 from typer.testing import CliRunner
 
 from lepton_ledger.cli import app
 from lepton_ledger.storage.local import LocalStore
 
 HELLO = "QmWfVY9y3xjsixTgbd9AorQxH7VtMpzfx2HaWtsoUYecaX"
-
-
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("LEPTON_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.delenv("LEPTON_BLOCKSTORE_DIR", raising=False)
-    return tmp_path
-
-
-def _run(*args: str):  # type: ignore[no-untyped-def]
-    return CliRunner().invoke(app, ["ipfs", *args])
 
 
 def test_add_prints_the_cid_alone(env: Path) -> None:

@@ -1,8 +1,8 @@
 """Checks on the artifacts the chain points to: ``cids_resolve`` (every digest on-chain resolves in the store
 and the bytes are those the digest names), ``batch_document`` (an anchored batch's document recomputes the
 anchored root and entries, and each commitment in it is signed by its partner), ``envelope_decrypts`` (the
-auditor's X25519 key opens the envelope) and ``manifest_signature`` (the signed manifest recovers to the
-committing partner and is the one committed: digest, chain, ledger, agreement, round, base model, sample
+auditor's X25519 key opens the envelope) and ``manifest_signature`` (the signed manifest is signed by the
+committing partner, ECDSA or ERC-1271 as the contracts accept it and is the one committed: digest, chain, ledger, agreement, round, base model, sample
 count).
 
 The auditor hashes every artifact it fetches itself (report.content_digest), so a store that serves other
@@ -11,7 +11,6 @@ bytes than those it was asked for is caught even if it does not verify blocks.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,9 +31,16 @@ from ...envelope.errors import (
 )
 from ...envelope.manifest import recover_signer
 from ...errors import LeptonError
-from ...rounds.coordinator import commitment_from_json
-from ...rounds.report import ArtifactNotFound, cid_for_digest, content_digest
-from ...storage.cid import RAW, cid_from_digest, cid_to_str
+from ...protocol.addressing import (
+    ArtifactNotFound,
+    cid_for_digest,
+    content_digest,
+    fetch,
+)
+from ...protocol.commitments import MAX_BATCH_BYTES, parse_batch_document
+from ...protocol.errors import ProtocolError
+from ...protocol.signatures import chain_signature_check, is_valid_signature_now
+from ...storage.store import DEFAULT_MAX_FILE_BYTES
 from ..chain_view import ChainView, Commitment, RoundRecord, digest_bytes
 from ..model import (
     BATCH_DOCUMENT,
@@ -60,18 +66,17 @@ class Fetched:
 
 
 def resolve(store: Any, digest: bytes, *, what: str, agreement_id: int, round_id: int, partner: str | None = None,
-            event: Any = None) -> Fetched:  # fmt: skip
-    """``cids_resolve`` for one digest: the CIDv1 with that digest is in the store and its bytes hash to it."""
+            event: Any = None, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Fetched:  # fmt: skip
+    """``cids_resolve`` for one digest: the CID it names is in the store, no larger than `max_bytes` (checked from
+    its root before the rest is fetched), and its bytes hash to it."""
     where = {"tx_hash": event.tx_hash, "block": event.block_number} if event is not None else {}
     evidence = {"artifact": what, **where, "digest": "0x" + digest.hex()}
+    cid = cid_for_digest(digest)
     try:
-        cid = cid_for_digest(store, digest)
+        data = fetch(store, digest, max_bytes=max_bytes)
     except ArtifactNotFound as exc:
-        cid = cid_to_str(cid_from_digest(digest, version=1, codec=RAW))
         return Fetched(CheckResult(CIDS_RESOLVE, False, f"{what} {cid} is not in the store: {exc}", agreement_id,
                                    round_id, partner, cid, evidence), cid, None)  # fmt: skip
-    try:
-        data = store.get(cid)
     except LeptonError as exc:  # BlockNotFound, BlockCorrupted, StorageError: the store cannot give the bytes
         return Fetched(CheckResult(CIDS_RESOLVE, False, f"{what} {cid} does not resolve: {exc}", agreement_id,
                                    round_id, partner, cid, {**evidence, "error": type(exc).__name__}), cid, None)  # fmt: skip
@@ -90,7 +95,7 @@ def expand_batch(view: ChainView, store: Any, record: RoundRecord, event: Any) -
     hold; no commitments when either fails (they cannot be trusted)."""
     a, r = record.agreement_id, record.round
     fetched = resolve(store, digest_bytes(event.args["batchDocumentDigest"]), what="batch document",
-                      agreement_id=a, round_id=r, event=event)  # fmt: skip
+                      agreement_id=a, round_id=r, event=event, max_bytes=MAX_BATCH_BYTES)  # fmt: skip
     if fetched.data is None:
         return [fetched.check], []
     evidence = {"tx_hash": event.tx_hash, "block": event.block_number, "batch_index": event.args["batchIndex"],
@@ -101,29 +106,28 @@ def expand_batch(view: ChainView, store: Any, record: RoundRecord, event: Any) -
                                            fetched.cid, {**evidence, **more})], []  # fmt: skip
 
     try:
-        document = json.loads(fetched.data)
-        header = (document["chain_id"], document["ledger"], document["agreement_id"], document["round"])
-        items = list(document["commitments"])
-    except (ValueError, KeyError, TypeError) as exc:
-        return fail(f"batch document does not parse: {exc!r}")
+        document = parse_batch_document(fetched.data)
+    except ProtocolError as exc:
+        return fail(f"batch document does not parse: {exc}")
+    header = (document.chain_id, document.ledger, document.agreement_id, document.round)
     if header != (view.chain_id, view.ledger_address, a, r):
         return fail("batch document is for another chain, ledger, agreement or round",
                     expected=[view.chain_id, view.ledger_address, a, r], found=list(header))
     leaves, entries, commitments = [], [], []
-    for item in items:
-        try:
-            index, c, signature = commitment_from_json(item)
-        except (ValueError, KeyError, TypeError) as exc:
-            return fail(f"a commitment of the batch document does not parse: {exc!r}")
+    for item in document.items:
+        index, c, signature = item.party_index, item.commitment, item.signature
         digest = update_commitment_digest(view.chain_id, view.ledger_address, c)
-        try:
-            signer = recover_signer(digest, signature)
-        except EnvelopeError as exc:
-            signer = f"nobody ({exc})"
-        if signer != c.partner or (c.agreement_id, c.round) != (a, r):
+        if (c.agreement_id, c.round) != (a, r):
+            return fail(f"the batch's commitment for {c.partner} is for agreement {c.agreement_id} round {c.round}",
+                        partner=c.partner, expected=[a, r], found=[c.agreement_id, c.round])  # fmt: skip
+        if not is_valid_signature_now(view.w3, c.partner, digest, signature, block=view.block):
+            try:
+                signer = recover_signer(digest, signature)
+            except EnvelopeError as exc:
+                signer = f"nobody ({exc})"
             return fail(f"the batch's commitment for {c.partner} is signed by {signer}", partner=c.partner,
                         expected=c.partner, found=signer)
-        if view.party_at(a, index) != c.partner:
+        if view.party_index(a, c.partner) != index:
             return fail(f"party index {index} is not {c.partner}", partner=c.partner)
         leaves.append(commitment_leaf(digest, signature))
         entries.append((index, c.cumulative_epsilon))
@@ -155,7 +159,8 @@ def open_commitment(view: ChainView, key: bytes, record: RoundRecord, c: Commitm
                         manifest_digest=c.manifest_digest, chain_id=view.chain_id, ledger=view.ledger_address)  # fmt: skip
     assert fetched.data is not None
     try:
-        opened = open_envelope(fetched.data, key, expected=expected)
+        opened = open_envelope(fetched.data, key, expected=expected,
+                               signature_valid=chain_signature_check(view.w3, block=view.block))
     except _MANIFEST_FAILURES as exc:
         found = {"field": exc.field, "expected": _jsonable(exc.expected), "found": _jsonable(exc.actual)} \
             if isinstance(exc, ManifestMismatch) else {}  # fmt: skip
