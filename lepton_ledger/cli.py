@@ -11,6 +11,7 @@ from rich.console import Console
 from .audit.challenge_cli import challenge_app
 from .audit.cli import audit as audit_command
 from .commands import coordinator_app, deploy, partner_app
+from .commands.node import node_app
 from .errors import LeptonError
 from .keys_cli import keys_app
 from .storage.cli import ipfs_app
@@ -22,6 +23,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 console = Console(soft_wrap=True)
+app.add_typer(node_app, name="node")
 app.add_typer(ipfs_app, name="ipfs")
 app.add_typer(keys_app, name="keys")
 app.add_typer(partner_app, name="partner")

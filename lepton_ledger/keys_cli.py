@@ -78,6 +78,8 @@ def create_cmd(name: Name) -> None:
     except KeystoreError as exc:
         raise _fail(exc) from None
     _print_identity(identity)
+    typer.echo(f"a new key holds no ether: on the local node, `lepton-ledger node fund --key {name}` gives it "
+               "development ether for gas; on another chain, send it some")
 
 
 @keys_app.command("import")

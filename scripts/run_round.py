@@ -69,7 +69,7 @@ def main(deployment: str = "deployment.json"):
 
     recipients = [document["coordinator"], *document["auditors"]]
     epsilons = {}
-    with open_executor(max_workers=1) as executor:  # Ray when $LEPTON_RAY_ADDRESS is set
+    with open_executor(in_process=True) as executor:  # Ray when $LEPTON_RAY_ADDRESS is set
         for i, name in enumerate(setup["partners"]):
             account = accounts[name]
             accountant = fresh_accountant(d, agreement_id, account.address)

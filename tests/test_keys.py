@@ -403,6 +403,7 @@ def test_cli_create_show_list_delete(cli: CliRunner, store: Keystore, monkeypatc
     assert created.exit_code == 0, created.output
     identity = store.show("coordinator")
     assert identity.address in created.output and identity.x25519_public_hex in created.output
+    assert "`lepton-ledger node fund --key coordinator` gives it development ether" in created.output
 
     shown = cli.invoke(app, ["keys", "show", "coordinator"])
     assert shown.exit_code == 0 and identity.address in shown.output and identity.x25519_public_hex in shown.output

@@ -1,8 +1,9 @@
 """What every role command shares: which chain, which deployment, which key, which store, and how a failure
 is reported.
 
-- chain: ``--rpc-url`` (or ``$LEPTON_RPC_URL``): any EVM node; without one, the embedded anvil whose state lives
-  in ``settings.chain_state_file()`` and persists between commands (``chain.connection.connect``).
+- chain: ``--rpc-url`` (or ``$LEPTON_RPC_URL``): any EVM node; without one, the data directory's local node
+  (``lepton-ledger node``), which every command shares and which the first command that needs it starts
+  (``chain.connection.connect``).
 - deployment: ``--deployment FILE``, default ``<data dir>/deployment.json`` (what ``lepton-ledger deploy`` writes:
   ``chain_id``, ``contracts``, and ``reward_token``, ``coordinator``, ``auditors``, ``dispute_window``).
 - key: ``--key NAME``, an identity of the encrypted keystore (keys.py); its password comes from
@@ -23,6 +24,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC
 from decimal import Decimal, InvalidOperation
 from functools import wraps
 from pathlib import Path
@@ -45,6 +47,7 @@ __all__ = [
     "echo_json",
     "fail",
     "load_deployment_document",
+    "no_gas_message",
     "open_session",
     "parse_address",
     "parse_tokens",
@@ -52,6 +55,7 @@ __all__ = [
     "reports_errors",
     "require",
     "unlock_key",
+    "utc",
 ]
 
 RpcUrlOpt = Annotated[
@@ -240,8 +244,14 @@ class Session:
     def require_gas(self) -> None:
         """Refuses, before anything is sent, a signer with no ether to pay gas."""
         if self.w3.eth.get_balance(self.address) == 0:
-            raise CommandError(f"{self.address} ({self.identity.name}) has no ether to pay gas on chain "
-                               f"{self.w3.eth.chain_id}")  # fmt: skip
+            raise CommandError(no_gas_message(self.w3, self.address, self.identity.name))
+
+
+def no_gas_message(w3: Any, address: str, name: str) -> str:
+    """Why `address` cannot send, and how it gets ether (on the local node, ``node fund``)."""
+    how = (f"; on the local node: lepton-ledger node fund --key {name}" if not settings.rpc_url() and
+           w3.eth.chain_id == 31337 else "; send it some ether on that chain")  # fmt: skip
+    return f"{address} ({name}) has no ether to pay gas on chain {w3.eth.chain_id}{how}"
 
 
 def bind_deployment(w3: Any, document: dict[str, Any], path: Path) -> Any:
@@ -276,7 +286,7 @@ def open_session(*, rpc_url: str | None, deployment: Path | None, key: str | Non
     identity = unlock_key(key) if key else None
     with connect(rpc_url) as w3:
         if not (rpc_url or settings.rpc_url()):
-            # The embedded chain mines only when a command sends, so its latest block can be minutes old, and calls
+            # The local node mines only when a command sends, so its latest block can be minutes old, and calls
             # and gas estimates run at that block's time: bring it to now (an empty block) so that time checks (a
             # dispute window that has ended) see the present.
             w3.provider.make_request("evm_mine", [])
@@ -292,6 +302,13 @@ def open_session(*, rpc_url: str | None, deployment: Path | None, key: str | Non
 def require(condition: bool, message: str) -> None:
     if not condition:
         raise CommandError(message)
+
+
+def utc(timestamp: int) -> str:
+    """A chain timestamp as people read it: ``2026-12-06 03:05:28 UTC``."""
+    from datetime import datetime
+
+    return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def echo_json(document: dict[str, Any]) -> None:

@@ -34,6 +34,7 @@ from .context import (
     parse_tokens,
     reports_errors,
     require,
+    utc,
 )
 from .data import (
     CsvOpt,
@@ -43,6 +44,7 @@ from .data import (
     PartitionsOpt,
     SeedOpt,
 )
+from .deploy import eval_set_spec
 
 __all__ = ["AGGREGATIONS", "PAYOUT_RULES", "SCORINGS", "coordinator_app"]
 
@@ -305,7 +307,19 @@ def open_(
         deadline = int(s.w3.eth.get_block("latest")["timestamp"]) + round_seconds
         round_id = coordinator.open_round(agreement, digest, deadline)
     start = f"the aggregate of round {previous}" if previous else f"a fresh {coordinator.model_name} model"
-    typer.echo(f"opened round {round_id} of agreement {agreement} on {start}: {cid}, deadline {deadline}")
+    typer.echo(f"opened round {round_id} of agreement {agreement} on {start}: {cid}, deadline {utc(deadline)}")
+    if csv is None:
+        _record_for_audit(s, eval_set_spec(dataset, seed), coordinator.model_name)
+
+
+def _record_for_audit(s: Any, spec: dict[str, Any], model_name: str) -> None:
+    """Writes the evaluation set and model of this round into the deployment file when they differ from it, so
+    that `audit` rebuilds what the round committed to."""
+    if s.document.get("eval_set") == spec and s.document.get("model") == model_name:
+        return
+    s.deployment_path.write_text(json.dumps({**s.document, "eval_set": spec, "model": model_name}, indent=2) + "\n")
+    typer.echo(f"recorded the evaluation set ({spec['dataset']}, seed {spec['seed']}) and model {model_name} in "
+               f"{s.deployment_path} for the audit")  # fmt: skip
 
 
 @coordinator_app.command("close")

@@ -14,12 +14,15 @@ Relayed signature file (``sign --relay-to-file``), JSON: ``{"version": 1, "chain
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from .context import (
+    CommandError,
     DeploymentOpt,
     IpfsOpt,
     KeyOpt,
@@ -30,6 +33,7 @@ from .context import (
     read_call,
     reports_errors,
     require,
+    utc,
 )
 from .data import (
     CsvOpt,
@@ -196,12 +200,18 @@ def _train(*, agreement: int, key: str, dataset: str, partition: int, partitions
 
     data = partner_data(dataset=dataset, partition=partition, partitions=partitions, seed=seed, csv=csv,
                         label_column=label_column, num_classes=num_classes)  # fmt: skip
-    with open_session(rpc_url=rpc_url, deployment=deployment, key=key, ipfs=ipfs, sends=not batched) as s:
+    with ExitStack() as stack:
+        s = stack.enter_context(open_session(rpc_url=rpc_url, deployment=deployment, key=key, ipfs=ipfs,
+                                             sends=not batched))  # fmt: skip
         s.require_party(agreement, s.address)
         ledger = s.deployment.ledger.functions
         round_id = int(ledger.openRoundOf(agreement).call())
         require(round_id > 0, f"agreement {agreement} has no open round")
-        # Already submitted is not refused: the same command resumes a round a crash interrupted (the outbox).
+        # One round command per key and agreement at a time on this machine: a second one waits, then finds the
+        # first one's submission below instead of training a second update.
+        stack.enter_context(_held(_accountant_file(s, agreement, s.address).with_suffix(".lock")))
+        _refuse_what_the_chain_would(s, agreement, round_id, batched=batched)
+        # A round a crash interrupted before its transaction is not refused: the same command resumes it (outbox).
         recipients = [parse_address(r, "--recipient") for r in recipient or []] or [
             s.document.get("coordinator"), *s.document.get("auditors", [])]  # fmt: skip
         require(all(recipients), f"no recipients: {s.deployment_path} names no coordinator; pass --recipient")
@@ -214,7 +224,9 @@ def _train(*, agreement: int, key: str, dataset: str, partition: int, partitions
         settings = TrainingSettings(model=model, epochs=epochs, batch_size=batch_size, lr=lr,
                                     max_grad_norm=max_grad_norm, noise_multiplier=noise_multiplier, seed=train_seed)
         accountant = fresh_accountant(s.deployment, agreement, s.address)
-        with open_executor(max_workers=1) as executor:  # Ray when $LEPTON_RAY_ADDRESS is set
+        # One update to train: in this process (a worker pool would cost seconds to start), or in Ray when
+        # $LEPTON_RAY_ADDRESS is set.
+        with open_executor(in_process=True) as executor:
             partner = build_partner(account=s.account, tx=s.tx, deployment=s.deployment, store=s.store,
                                     accountant=accountant, data=data, executor=executor, settings=settings,
                                     accountant_path=_accountant_file(s, agreement, s.address))  # fmt: skip
@@ -228,6 +240,49 @@ def _train(*, agreement: int, key: str, dataset: str, partition: int, partitions
             result = (result, signed_commitment_document(result, chain_id=s.w3.eth.chain_id,
                                                          ledger=s.ledger_address))  # fmt: skip
     return round_id, result, accountant, terms
+
+
+@contextmanager
+def _held(path: Path) -> Iterator[None]:
+    """An exclusive lock on `path` (created if need be) while the block runs; released if the process dies."""
+    import fcntl
+
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _refuse_what_the_chain_would(s: Any, agreement: int, round_id: int, *, batched: bool) -> None:
+    """Refuses, before training and before any epsilon is recorded, a submission the ledger would refuse: the
+    round's deadline has passed, or this key has already submitted (saying what it submitted)."""
+    ledger = s.deployment.ledger.functions
+    if ledger.hasSubmitted(agreement, round_id, s.address).call():
+        raise CommandError(f"{s.address} has already submitted its update for round {round_id} of agreement "
+                           f"{agreement}{_earlier_submission(s, agreement, round_id)}; nothing trained")  # fmt: skip
+    deadline = int(ledger.round(agreement, round_id).call()[4])
+    now = int(s.w3.eth.get_block("latest")["timestamp"])
+    if now >= deadline and not batched:
+        raise CommandError(f"round {round_id} of agreement {agreement} took submissions until {utc(deadline)}; it "
+                           f"is {utc(now)} on the chain: nothing trained, no epsilon spent")  # fmt: skip
+
+
+def _earlier_submission(s: Any, agreement: int, round_id: int) -> str:
+    """`` (envelope CID, samples, tx, options)`` of this key's earlier submission, from its outbox; "" if unknown."""
+    from ..rounds.effects import chain_tag, default_outbox
+
+    outbox = default_outbox("partner", s.w3, s.address)
+    parts = [chain_tag(s.w3), s.ledger_address, str(agreement), str(round_id), s.address]
+    envelope, submit = (outbox.find(":".join([step, *parts])) for step in ("envelope", "submit"))
+    if envelope is None:
+        return ""
+    said = f": {envelope.payload['cid']} ({envelope.payload['sample_count']} samples"
+    if envelope.payload.get("options"):
+        said += ", " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in envelope.payload["options"].items())
+    if submit is not None and submit.result:
+        said += f"), tx {submit.result.get('tx_hash')}"
+    else:
+        said += ")"
+    return said
 
 
 @partner_app.command("train-and-submit")

@@ -110,7 +110,7 @@ def test_cli_exits_2_with_one_error_line_when_it_cannot_run(tmp_path):
     expected = f"error: audit could not run: {tmp_path} has no deployment.json: not a demo folder"
     assert run.output.strip().splitlines() == [expected]
     run = CliRunner().invoke(audit_app, ["--rpc", "http://127.0.0.1:9"])
-    assert run.exit_code == 2 and "missing --deployment, --ipfs" in run.output
+    assert run.exit_code == 2 and "give --workdir DIR, or the auditor's key: --key-name NAME" in run.output
 
 
 def test_cli_audits_a_live_deployment_by_rpc_with_a_key_file_or_a_keystore_identity(
@@ -136,7 +136,7 @@ def test_cli_audits_a_live_deployment_by_rpc_with_a_key_file_or_a_keystore_ident
     assert json.loads((workdir / "a.json").read_text())["ok"] is True
     assert by_name.exit_code == 0, by_name.output
     assert "2 round(s) checked" in by_name.output and "envelope_decrypts" in by_name.output
-    assert wrong_store.exit_code == 2 and "neither an http(s) Kubo RPC URL nor a block store" in wrong_store.output
+    assert wrong_store.exit_code == 2 and "is not a block store: wrong store location" in wrong_store.output
 
 
 def test_bad_inputs_stop_the_audit_with_a_named_error_and_change_nothing(demo_single, clean_audit, fresh_copy):

@@ -10,16 +10,13 @@ import json
 import time
 
 import pytest
+from cli_home import ADDRESS, PASSWORD, lepton_home
 from typer.testing import CliRunner
 
-from lepton_ledger.chain.anvil import dev_account, free_port
+from lepton_ledger.chain.anvil import free_port
 from lepton_ledger.chain.connection import connect
 from lepton_ledger.commands import coordinator_app, deploy_app, partner_app
-from lepton_ledger.keys import Keystore
 
-PASSWORD = "correct horse battery staple"
-KEYS = {"admin": 0, "coordinator": 1, "auditor": 2, "partner-a": 3, "partner-b": 4}
-ADDRESS = {name: dev_account(i).address for name, i in KEYS.items()}
 DATA = ["--dataset", "digits", "--partitions", "2", "--seed", "0"]
 
 runner = CliRunner()
@@ -40,15 +37,7 @@ def nonce(address: str) -> int:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """An active, funded agreement between partner-a and partner-b, set up through the CLI apps only."""
-    home = tmp_path_factory.mktemp("lepton-home")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LEPTON_DATA_DIR", str(home))
-        mp.setenv("LEPTON_KEYSTORE_PASSWORD", PASSWORD)
-        for name in ("LEPTON_RPC_URL", "LEPTON_KEYSTORE_DIR", "LEPTON_BLOCKSTORE_DIR", "LEPTON_KUBO_API"):
-            mp.delenv(name, raising=False)
-        keystore = Keystore(scrypt_n=2**4)  # cheap scrypt: tests only; the CLI reads each file's own parameters
-        for name, index in KEYS.items():  # anvil's funded development keys, so that every role can pay gas
-            keystore.import_key(name, dev_account(index).key, PASSWORD)
+    with lepton_home(tmp_path_factory.mktemp("lepton-home")) as home:
         a, b = ADDRESS["partner-a"], ADDRESS["partner-b"]
         run(deploy_app, "--key", "admin", "--coordinator", ADDRESS["coordinator"], "--auditor", ADDRESS["auditor"],
             "--dispute-window", "1", "--with-token", "--mint", f"{ADDRESS['coordinator']}=1000", "--mint", f"{a}=110",
@@ -99,6 +88,25 @@ def test_a_whole_round_through_the_cli(world):
     on_chain, local = (float(line.split()[2]) for line in status.splitlines() if line.startswith("epsilon "))
     assert 0 < on_chain and 0 <= on_chain - local < 2e-6  # both printed to 1e-6; the chain rounds up
     assert "stake:            100 (required 100)" in status
+
+
+def test_the_audit_runs_on_the_commands_own_deployment_as_deploy_left_it(world):
+    """After the round above: `audit` with only the auditor's key audits the local node, the deployment file and
+    the block store of the data directory; a key no update is encrypted to, and a folder that is no block store,
+    are named as such (exit 2), not reported as tampering."""
+    from lepton_ledger.cli import app
+
+    clean = runner.invoke(app, ["audit", "--key-name", "auditor"])
+    assert clean.exit_code == 0 and "every check holds" in clean.output, clean.output
+    stranger = runner.invoke(app, ["audit", "--key-name", "partner-a"])
+    assert stranger.exit_code == 2
+    assert "is not a recipient of this deployment: updates are encrypted to its coordinator and auditors" in \
+        stranger.output and "failed" not in stranger.output  # fmt: skip
+    home = world["home"]
+    wrong = runner.invoke(app, ["audit", "--key-name", "auditor", "--ipfs", str(home)])
+    assert wrong.exit_code == 2
+    assert "wrong store location (the block store of that data directory is" in " ".join(wrong.output.split())
+    assert not (home / "pins.sqlite").exists()  # nothing was made there
 
 
 def test_the_next_round_starts_from_the_aggregate_and_needs_the_privacy_history(world):
