@@ -61,6 +61,9 @@ def demo(
     except LeptonError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        console.print(f"[red]error:[/] interrupted; {out} holds what was done so far (run the demo again to start over)")
+        raise typer.Exit(130) from None
     console.print(f"[green]done[/]: agreement {result.agreement_id}, {rounds} round(s); see {out / 'summary.json'} and {out / 'deployment.json'}")
     console.print(f"audit it from the folder alone: lepton-ledger audit --workdir {out} --html {out / 'audit.html'}")
 

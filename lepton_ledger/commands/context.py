@@ -84,6 +84,10 @@ def default_deployment_path() -> Path:
     return settings.data_dir() / "deployment.json"
 
 
+# Every put and transaction is recorded before it happens (the outbox): rerunning picks up where it stopped.
+INTERRUPTED = "error: interrupted; what was recorded is kept: run the same command again to resume"
+
+
 def fail(message: str) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(1)
@@ -102,6 +106,9 @@ def reports_errors(command: F) -> F:
             raise fail(str(exc)) from None
         except OSError as exc:  # a --csv, --terms-file or signature file that cannot be read
             raise fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)) from None
+        except KeyboardInterrupt:
+            typer.echo(INTERRUPTED, err=True)
+            raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -205,6 +212,11 @@ class Session:
         if self._store is None:
             from ..storage import open_store
 
+            # A folder named by --ipfs must be there: a typo would otherwise start an empty store, and every
+            # artifact would then read as missing.
+            if self.ipfs is not None and not self.ipfs.startswith(("http://", "https://")) and \
+                    not Path(self.ipfs).expanduser().is_dir():  # fmt: skip
+                raise CommandError(f"--ipfs {self.ipfs}: no such folder (a block store folder or a Kubo RPC URL)")
             self._store = open_store(self.ipfs)
         return self._store
 
@@ -269,7 +281,32 @@ def bind_deployment(w3: Any, document: dict[str, Any], path: Path) -> Any:
         address = parse_address(contracts[name], name)
         if not w3.eth.get_code(address):
             raise CommandError(f"no {name} contract at {address} on this chain; is --rpc-url the chain of {path}?")
-    return Deployment.at(w3, {name: parse_address(contracts[name], name) for name in CONTRACTS})
+    bound = Deployment.at(w3, {name: parse_address(contracts[name], name) for name in CONTRACTS})
+    _require_linked(bound, path)
+    return bound
+
+
+def _require_linked(d: Any, path: Path) -> None:
+    """Checks each address holds the contract its name says, by the links the contracts keep to each other (the
+    registry and the ledger know the vault, the vault knows the ledger): a file with swapped or foreign addresses
+    is refused here, instead of failing on some later call."""
+    vault, ledger = d.vault.address, d.ledger.address
+    for name, contract, call, expected in (
+        ("PartnerRegistry", d.partners, "suspendedCount", None),
+        ("AgreementRegistry", d.agreements, "vault", vault),
+        ("RewardVault", d.vault, "roundLedger", ledger),
+        ("RoundLedger", d.ledger, "vault", vault),
+    ):
+        try:
+            answer = getattr(contract.functions, call)().call()
+        except Exception:  # noqa: BLE001 -- a revert, undecodable output: any of them means "not that contract"
+            answer = _NO_ANSWER
+        if answer is _NO_ANSWER or (expected is not None and answer != expected):
+            raise CommandError(f"{path}: the {name} address {contract.address} does not hold this deployment's "
+                               f"{name} (addresses swapped or from another deployment?)")  # fmt: skip
+
+
+_NO_ANSWER = object()
 
 
 @contextmanager

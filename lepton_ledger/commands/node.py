@@ -81,7 +81,7 @@ def status() -> None:
 @node_app.command("fund")
 @reports_errors
 def fund(
-    address: Annotated[str | None, typer.Argument(help="Address to fund (or --key).")] = None,
+    address: Annotated[str | None, typer.Argument(metavar="ADDRESS", help="Address to fund (or --key).")] = None,
     key: Annotated[str | None, typer.Option("--key", help="Keystore identity to fund (no password needed).")] = None,
     ether: Annotated[float, typer.Option(min=0.0, help="Development ether to add.")] = 100.0,
 ) -> None:

@@ -56,8 +56,8 @@ partner_app = typer.Typer(
     no_args_is_help=True, pretty_exceptions_show_locals=False, add_completion=False,
 )  # fmt: skip
 
-AgreementArg = Annotated[int, typer.Argument(help="Agreement id.")]
-RoundArg = Annotated[int, typer.Argument(help="Round id.")]
+AgreementArg = Annotated[int, typer.Argument(metavar="AGREEMENT", help="Agreement id.")]
+RoundArg = Annotated[int, typer.Argument(metavar="ROUND", help="Round id.")]
 
 
 def _accountant_file(session: Any, agreement_id: int, partner: str) -> Path:
@@ -165,6 +165,7 @@ def stake(
         terms = ChainTerms.read(s.deployment, agreement)
         held = int(s.deployment.vault.functions.stakeOf(agreement, s.address).call())
         value = parse_tokens(amount, "--amount") if amount is not None else max(0, terms.required_stake - held)
+        require(value > 0 or amount is None, f"--amount must be more than 0, not {amount!r}")
         require(value > 0, f"{s.address} already holds {held / 10**18:g} staked (required "
                            f"{terms.required_stake / 10**18:g}); pass --amount to add more")  # fmt: skip
         token = s.token(terms.reward_token)
@@ -369,7 +370,8 @@ def claim(
                 f"{s.address} has already claimed round {round} of agreement {agreement}")  # fmt: skip
         opens = int(vault.allocation(agreement, round).call()[3])
         now = int(s.w3.eth.get_block("pending")["timestamp"])  # the time the claim would be mined at
-        require(now >= opens, f"claims of round {round} open at {opens}, in {opens - now} s (the dispute window)")
+        require(now >= opens, f"claims of round {round} open at {utc(opens)}, in {opens - now} s (the dispute "
+                                 "window; on the local node, `lepton-ledger node time --advance` moves time)")
         partner = build_partner(account=s.account, tx=s.tx, deployment=s.deployment, store=s.store,
                                 accountant=fresh_accountant(s.deployment, agreement, s.address),
                                 accountant_path=_accountant_file(s, agreement, s.address))  # fmt: skip

@@ -117,21 +117,30 @@ class RoundRules:
                                      f"partners, not {partners} (use tmc_shapley)")  # fmt: skip
 
 
+MAX_PARTNERS = 100  # digits keeps 1437 training samples: 14 each at 100
+
+
 def run_demo(out_dir: Path, *, partners: int = 3, rounds: int = 5, mode: str = "single",
              dispute_window: int = DISPUTE_WINDOW, rules: RoundRules = RoundRules(),
              console: Console | None = None) -> DemoResult:  # fmt: skip
     """Runs the whole story on a fresh anvil whose state is saved to ``out_dir/chain-state.json``.
 
     Raises:
-        ConfigurationError: fewer than one partner or round, an unknown mode, aggregation rule or scoring method.
+        ConfigurationError: fewer than one partner or round or more than ``MAX_PARTNERS``, an unknown mode,
+            aggregation rule or scoring method, `out_dir` a file.
     """
     if partners < 1 or rounds < 1:
         raise ConfigurationError("the demo needs at least one partner and one round")
+    out_dir = Path(out_dir)
+    if partners > MAX_PARTNERS:
+        raise ConfigurationError(f"the demo runs at most {MAX_PARTNERS} partners (each needs a share of the digits "
+                                 f"data set and a funded development account), not {partners}")  # fmt: skip
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigurationError(f"--out {out_dir} is a file, not a folder: name a folder for the demo's output")
     if mode not in ("single", "batched"):
         raise ConfigurationError(f"mode must be 'single' or 'batched', not {mode!r}")
     rules.check(partners)
     console = console or Console()
-    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     state_file = out_dir / STATE_FILE
     for stale in (state_file, out_dir / "events.sqlite"):

@@ -28,7 +28,7 @@ def _store():  # type: ignore[no-untyped-def]
 
 @ipfs_app.command()
 def add(
-    file: Annotated[Path, typer.Argument(help="File to add.")],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="File to add.")],
     cid_version: Annotated[int, typer.Option("--cid-version", help="0 (kubo default) or 1 (raw leaves, base32).")] = 0,
     only_hash: Annotated[bool, typer.Option("--only-hash", help="Compute the CID, store nothing.")] = False,
 ) -> None:
@@ -51,7 +51,7 @@ def add(
 
 
 @ipfs_app.command()
-def cat(cid: Annotated[str, typer.Argument(help="CID of a file.")]) -> None:
+def cat(cid: Annotated[str, typer.Argument(metavar="CID", help="CID of a file.")]) -> None:
     """Writes the file's bytes to stdout, every block verified.
 
     The whole DAG is checked before the first byte is written, so a missing or corrupted block fails the
@@ -75,8 +75,8 @@ def cat(cid: Annotated[str, typer.Argument(help="CID of a file.")]) -> None:
 
 @ipfs_app.command("export-car")
 def export_car_cmd(
-    cid: Annotated[str, typer.Argument(help="Root CID.")],
-    out: Annotated[Path, typer.Argument(help="CAR file to write.")],
+    cid: Annotated[str, typer.Argument(metavar="CID", help="Root CID.")],
+    out: Annotated[Path, typer.Argument(metavar="OUT", help="CAR file to write.")],
 ) -> None:
     """Exports the DAG under CID to a CAR v1 file (as `ipfs dag export`)."""
     from ..errors import LeptonError
@@ -92,7 +92,7 @@ def export_car_cmd(
 
 
 @ipfs_app.command("import-car")
-def import_car_cmd(car: Annotated[Path, typer.Argument(help="CAR v1 file to import.")]) -> None:
+def import_car_cmd(car: Annotated[Path, typer.Argument(metavar="CAR", help="CAR v1 file to import.")]) -> None:
     """Imports a CAR v1 file, verifying every block, pins its roots and prints them, one a line."""
     from ..errors import LeptonError
     from .car import import_car

@@ -150,7 +150,8 @@ def test_a_batched_round_through_the_cli(world):
     assert "anchored 1 commitment(s) for round 1 of agreement 2" in anchored.output
     closed = run(coordinator_app, "close", "2", "1", "--key", "coordinator", *DATA, "--aggregation", "median",
                  "--scoring", "tmc_shapley")
-    assert "finalized round 1 of agreement 2" in closed.output and f"{a}: paid 50" in closed.output
+    assert "finalized round 1 of agreement 2" in closed.output and f"{a}: allocated 50" in closed.output
+    assert "allocations are claimable from 20" in closed.output  # a date, not a Unix timestamp
     status = run(partner_app, "status", "2", "--address", a).output
     on_chain, local = (float(line.split()[2]) for line in status.splitlines() if line.startswith("epsilon "))
     assert on_chain == json.loads(path.read_text())["cumulativeEpsilon"] / 10**6  # what the batch anchored
@@ -198,6 +199,35 @@ def test_rpc_url_that_does_not_answer_is_named(world):
     assert result.exit_code == 1 and result.output.startswith(f"error: no Ethereum node answers at {url}")
 
 
+def test_a_deployment_file_with_swapped_addresses_is_named_and_sends_nothing(world, tmp_path):
+    document = json.loads((world["home"] / "deployment.json").read_text())
+    contracts = document["contracts"]
+    contracts["AgreementRegistry"], contracts["RewardVault"] = contracts["RewardVault"], contracts["AgreementRegistry"]
+    swapped = tmp_path / "swapped.json"
+    swapped.write_text(json.dumps(document))
+    before = nonce(ADDRESS["coordinator"])
+    result = run(coordinator_app, "fund", "1", "5", "--key", "coordinator", "--deployment", str(swapped), ok=False)
+    assert result.exit_code == 1
+    assert result.output.strip() == (f"error: {swapped}: the AgreementRegistry address {contracts['AgreementRegistry']} "
+                                     "does not hold this deployment's AgreementRegistry (addresses swapped or from "
+                                     "another deployment?)")  # fmt: skip
+    assert nonce(ADDRESS["coordinator"]) == before
+
+
+def test_a_damaged_outbox_is_named_and_left_alone(world):
+    (outbox,) = (world["home"] / "outbox").glob(f"partner-*-{ADDRESS['partner-a']}.sqlite")
+    kept = outbox.read_bytes()
+    try:
+        outbox.write_bytes(b"not an SQLite file" * 64)
+        before = nonce(ADDRESS["partner-a"])  # round 2 is open (above): the command reaches the outbox
+        result = run(partner_app, "train-and-submit", "1", "--key", "partner-a", *DATA, ok=False)
+        assert nonce(ADDRESS["partner-a"]) == before
+        assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
+        assert result.output.startswith(f"error: the outbox {outbox} is damaged (")
+    finally:
+        outbox.write_bytes(kept)
+
+
 def test_contract_revert_is_decoded_and_sends_nothing(world):
     # The auditor registered but is not approved; a partner without COORDINATOR_ROLE tries to approve it.
     before = nonce(ADDRESS["partner-a"])
@@ -223,6 +253,9 @@ def test_contract_revert_is_decoded_and_sends_nothing(world):
         (coordinator_app, ["approve", "0x1234", "--key", "coordinator"], "error: PARTNER is not an address: '0x1234'"),
         (partner_app, ["sign", "1", "--key", "partner-a"], "error: agreement 1 is not awaiting signatures (status 2)"),
         (deploy_app, ["--key", "admin"], "exists: pass --force to replace it"),
+        (partner_app, ["stake", "1", "--key", "partner-a", "--amount", "0"], "error: --amount must be more than 0, not '0'"),
+        (coordinator_app, ["propose", "--key", "coordinator", "--party", ADDRESS["partner-a"], "--ipfs", "/no/store"],
+         "error: --ipfs /no/store: no such folder (a block store folder or a Kubo RPC URL)"),
     ],
 )  # fmt: skip
 def test_bad_input_is_named(world, app, args, message):
@@ -244,3 +277,28 @@ def test_help_says_what_each_command_sends(app, args):
     assert result.exit_code == 0
     text = " ".join(result.output.split()).lower()
     assert "sends nothing" in text or " from --key" in text, text  # what it sends, and from which key
+
+
+def test_ctrl_c_during_training_is_one_line_and_sends_nothing(world):
+    """Round 2 is open (above) and partner-a has not submitted: Ctrl-C while it trains (the key's round lock is
+    taken just before) ends the command with one line and exit code 130; nothing was sent."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    before = nonce(ADDRESS["partner-a"])
+    (lock,) = (world["home"] / "accountants").glob(f"*/1-{ADDRESS['partner-a']}.lock")  # left by round 1
+    lock.unlink()  # the command creates it again when it takes the lock
+    command = subprocess.Popen([sys.executable, "-m", "lepton_ledger.cli", "partner", "train-and-submit", "1", "--key",
+                                "partner-a", *DATA, "--epochs", "100000"], env=os.environ.copy(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not lock.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)  # polls what the command does; the interrupt may land anywhere after that
+    command.send_signal(signal.SIGINT)
+    out, err = command.communicate(timeout=120)
+    assert command.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "error: interrupted; what was recorded is kept: run the same command " \
+                                           "again to resume" and "Traceback" not in err  # fmt: skip
+    assert nonce(ADDRESS["partner-a"]) == before and "submitted" not in out

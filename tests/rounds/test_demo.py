@@ -93,3 +93,25 @@ def test_demo_refuses_rules_it_cannot_run_before_anything_starts(tmp_path):
         with pytest.raises(ConfigurationError, match=message):
             run_demo(tmp_path / "refused", partners=partners, rounds=1, rules=rules, console=Console(quiet=True))
     assert not (tmp_path / "refused").exists()  # nothing was started or written
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--partners", "100000"], ("error: the demo runs at most 100 partners (each needs a share of the digits "
+                                    "data set and a funded development account), not 100000")),
+        (["--out", "{file}"], "error: --out {file} is a file, not a folder: name a folder for the demo's output"),
+    ],
+)  # fmt: skip
+def test_demo_cli_names_what_it_cannot_run_in_one_line_and_starts_nothing(tmp_path, args, message):
+    from typer.testing import CliRunner
+
+    from lepton_ledger.cli import app
+
+    file = tmp_path / "taken.txt"
+    file.write_text("mine")
+    argv = [a.replace("{file}", str(file)) for a in args]
+    result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "out"), *argv], terminal_width=400)
+    assert result.exit_code == 1
+    assert result.output.strip() == message.replace("{file}", str(file))
+    assert file.read_text() == "mine" and not (tmp_path / "out").exists()
