@@ -47,9 +47,12 @@ def demo(
     dispute_window: Annotated[int, typer.Option(min=1, help="Seconds between finalization and claims.")] = 600,
     aggregation: Annotated[str, typer.Option(help="Aggregation rule: fedavg, median, trimmed_mean, krum, multi_krum.")] = "fedavg",
     scoring: Annotated[str, typer.Option(help="Contribution scores: leave_one_out, tmc_shapley, exact_shapley.")] = "leave_one_out",
+    model: Annotated[str, typer.Option(help="logreg, mlp, or fusion (late fusion of three modality encoders).")] = "logreg",
+    free_rider: Annotated[bool, typer.Option(help="The last partner sends a near-zero update (2+ partners).")] = True,
 ) -> None:
     """Runs the whole story on a fresh local anvil: deploy, register, sign (tx and EIP-712), stake, fund, R DP
-    rounds on digits, finalize, claim; leaves an auditable folder (deployment, summary, chain state, store, keys)."""
+    rounds on a non-IID split of digits with a free-rider, payouts by measured contribution, claims; leaves an
+    auditable folder (deployment, summary, chain state, store, keys)."""
     from .rounds.demo import RoundRules, run_demo
 
     if mode not in ("single", "batched"):
@@ -57,7 +60,8 @@ def demo(
         raise typer.Exit(2)
     try:
         result = run_demo(out, partners=partners, rounds=rounds, mode=mode, dispute_window=dispute_window,
-                          rules=RoundRules(aggregation=aggregation, scoring=scoring), console=console)
+                          rules=RoundRules(aggregation=aggregation, scoring=scoring), model=model,
+                          free_rider=free_rider, console=console)  # fmt: skip
     except LeptonError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from None

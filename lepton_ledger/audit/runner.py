@@ -197,7 +197,8 @@ def rebuild_eval_set(spec: dict[str, Any]) -> Any:
     """
     try:
         split = make_federated(spec["dataset"], num_partners=int(spec["num_partners"]), seed=int(spec.get("seed", 0)),
-                               alpha=spec.get("alpha"), eval_fraction=float(spec.get("eval_fraction", 0.2)))  # fmt: skip
+                               alpha=spec.get("alpha"), eval_fraction=float(spec.get("eval_fraction", 0.2)),
+                               sizes=spec.get("sizes"))  # fmt: skip
     except (ConfigurationError, KeyError, TypeError, ValueError) as exc:
         raise AuditCannotRun(f"the evaluation set spec {spec} does not rebuild: {exc!r}") from None
     return split.eval_set

@@ -31,7 +31,7 @@ def run_block(block: str, *, cwd: Path, data_dir: Path, **env: str) -> subproces
     environ = {**clean, "PYTHONPATH": str(ROOT), "LEPTON_DATA_DIR": str(data_dir), **env}
     try:
         return subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=cwd, env=environ, text=True,
-                              capture_output=True, timeout=900)  # fmt: skip
+                              capture_output=True, timeout=900, check=False)  # fmt: skip
     finally:
         node.stop(data_dir)
 
