@@ -51,6 +51,9 @@ def test_round_summaries_match_what_the_demo_did(clean_audit, demo_single, demo_
             assert line.cumulative_epsilon == ran["partners"][partner]["epsilon"]
             assert str(line.payout) == ran["partners"][partner]["payout"]
             assert line.accepted and line.epsilon_cap == facts["epsilon_cap"]
+            assert line.name == ran["partners"][partner]["name"]  # named for the report's plots
+    first, second = result.rounds
+    assert first.accuracy_before == facts["per_round"][0]["accuracy_before"] and second.accuracy_before is None
 
 
 def test_json_has_the_agreed_shape(clean_audit):
@@ -62,8 +65,11 @@ def test_json_has_the_agreed_shape(clean_audit):
     for check in doc["checks"]:
         assert set(check) == {"name", "ok", "agreement_id", "round", "partner", "cid", "message", "evidence"}
     line = next(iter(doc["rounds"][0]["partners"].values()))
-    assert set(line) == {"cumulative_epsilon", "epsilon_cap", "payout", "accepted"} and isinstance(line["payout"], str)
-    assert set(doc["rounds"][0]) == {"agreement_id", "round", "accuracy", "gas_used", "block", "partners"}
+    assert set(line) == {"cumulative_epsilon", "epsilon_cap", "payout", "accepted", "name"}
+    assert isinstance(line["payout"], str)
+    assert set(doc["rounds"][0]) == {"agreement_id", "round", "accuracy", "gas_used", "block", "partners",
+                                     "accuracy_before"}  # the first round only: where the accuracy plot starts
+    assert set(doc["rounds"][1]) == set(doc["rounds"][0]) - {"accuracy_before"}
 
 
 def test_batched_demo_audits_green_from_its_batch_documents(demo_batched, tmp_path, demo_summary):
