@@ -224,6 +224,10 @@ def _train(*, agreement: int, key: str, dataset: str, partition: int, partitions
         model = model or (terms_document(s.store, terms) or {}).get("model", "logreg")
         settings = TrainingSettings(model=model, epochs=epochs, batch_size=batch_size, lr=lr,
                                     max_grad_norm=max_grad_norm, noise_multiplier=noise_multiplier, seed=train_seed)
+        envelope, _ = _recorded(s, agreement, round_id)
+        if envelope is not None and envelope.payload.get("options", settings.options()) != settings.options():
+            typer.echo(f"note: round {round_id}'s update was trained before ({_options(envelope.payload['options'])}); "
+                       "resuming that one: the options given now are not used", err=True)  # fmt: skip
         accountant = fresh_accountant(s.deployment, agreement, s.address)
         # One update to train: in this process (a worker pool would cost seconds to start), or in Ray when
         # $LEPTON_RAY_ADDRESS is set.
@@ -267,18 +271,28 @@ def _refuse_what_the_chain_would(s: Any, agreement: int, round_id: int, *, batch
                            f"is {utc(now)} on the chain: nothing trained, no epsilon spent")  # fmt: skip
 
 
-def _earlier_submission(s: Any, agreement: int, round_id: int) -> str:
-    """`` (envelope CID, samples, tx, options)`` of this key's earlier submission, from its outbox; "" if unknown."""
+def _recorded(s: Any, agreement: int, round_id: int) -> tuple[Any, Any]:
+    """This key's outbox records of the round: its envelope and its submission (each None when not recorded)."""
     from ..rounds.effects import chain_tag, default_outbox
 
     outbox = default_outbox("partner", s.w3, s.address)
     parts = [chain_tag(s.w3), s.ledger_address, str(agreement), str(round_id), s.address]
     envelope, submit = (outbox.find(":".join([step, *parts])) for step in ("envelope", "submit"))
+    return envelope, submit
+
+
+def _options(options: dict[str, Any]) -> str:
+    return " ".join(f"--{k.replace('_', '-')} {v}" for k, v in options.items())
+
+
+def _earlier_submission(s: Any, agreement: int, round_id: int) -> str:
+    """`` (envelope CID, samples, options, tx)`` of this key's earlier submission, from its outbox; "" if unknown."""
+    envelope, submit = _recorded(s, agreement, round_id)
     if envelope is None:
         return ""
     said = f": {envelope.payload['cid']} ({envelope.payload['sample_count']} samples"
     if envelope.payload.get("options"):
-        said += ", " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in envelope.payload["options"].items())
+        said += ", " + _options(envelope.payload["options"])
     if submit is not None and submit.result:
         said += f"), tx {submit.result.get('tx_hash')}"
     else:

@@ -64,17 +64,20 @@ def test_node_time_and_fund_are_refused_on_another_chain(monkeypatch):
 def test_node_fund_and_time_on_the_local_node(tmp_path, monkeypatch):
     monkeypatch.delenv("LEPTON_RPC_URL", raising=False)
     monkeypatch.setenv("LEPTON_DATA_DIR", str(tmp_path))
-    newcomer = "0x00000000000000000000000000000000000000aa"
-    assert "now holds 2.5 ether" in CliRunner().invoke(node_app, ["fund", newcomer, "--ether", "2.5"]).output
-    with connect() as w3:
-        assert w3.eth.get_balance(w3.to_checksum_address(newcomer)) == 25 * 10**17
-        before = w3.eth.get_block("latest")["timestamp"]
-    result = CliRunner().invoke(node_app, ["time", "--advance", "1h"])
-    assert result.exit_code == 0 and "(1h later)" in result.output
-    with connect() as w3:
-        assert w3.eth.get_block("latest")["timestamp"] >= before + 3600
-    bad = CliRunner().invoke(node_app, ["time", "--advance", "soon"])
-    assert bad.exit_code == 1 and "--advance takes a positive duration such as 90s, 15m, 1h or 2d" in bad.output
+    try:
+        newcomer = "0x00000000000000000000000000000000000000aa"
+        assert "now holds 2.5 ether" in CliRunner().invoke(node_app, ["fund", newcomer, "--ether", "2.5"]).output
+        with connect() as w3:
+            assert w3.eth.get_balance(w3.to_checksum_address(newcomer)) == 25 * 10**17
+            before = w3.eth.get_block("latest")["timestamp"]
+        result = CliRunner().invoke(node_app, ["time", "--advance", "1h"])
+        assert result.exit_code == 0 and "(1h later)" in result.output
+        with connect() as w3:
+            assert w3.eth.get_block("latest")["timestamp"] >= before + 3600
+        bad = CliRunner().invoke(node_app, ["time", "--advance", "soon"])
+        assert bad.exit_code == 1 and "--advance takes a positive duration such as 90s, 15m, 1h or 2d" in bad.output
+    finally:
+        node.stop()
 
 
 def test_an_rpc_url_is_used_as_given(monkeypatch):

@@ -139,6 +139,12 @@ def test_a_batched_round_through_the_cli(world):
     path = world["home"] / "partner-a-agreement-2.json"
     signed = run(partner_app, "train-and-sign", "2", "--key", "partner-a", "--out", str(path), *DATA)
     assert "round 1: sealed " in signed.output
+    document = path.read_text()
+    # The same command again with other options does not train again, and says so.
+    again = run(partner_app, "train-and-sign", "2", "--key", "partner-a", "--out", str(path), *DATA, "--epochs", "3")
+    assert "note: round 1's update was trained before (--batch-size 64 --epochs 1 --lr 0.5 --max-grad-norm 1.0 " \
+           "--model logreg --noise-multiplier 1.0); resuming that one" in again.output  # fmt: skip
+    assert path.read_text() == document
     forged = world["home"] / "forged.json"
     forged.write_text(json.dumps(json.loads(path.read_text()) | {"cumulativeEpsilon": 1}))  # under-reported
     before = nonce(ADDRESS["coordinator"])
