@@ -435,13 +435,14 @@ def status(
 
 
 def _local_epsilon(path: Path) -> float | None:
-    import json
-
-    from ..fl.accounting import PrivacyAccountant
-
     if not path.exists():
         return None
-    return PrivacyAccountant.from_state_dict(json.loads(path.read_text())["accountant"]).epsilon()
+    document = json.loads(path.read_text())
+    if isinstance(document.get("epsilon"), float):  # recorded with the history: no need to load the DP library
+        return float(document["epsilon"])
+    from ..fl.accounting import PrivacyAccountant
+
+    return PrivacyAccountant.from_state_dict(document["accountant"]).epsilon()
 
 
 

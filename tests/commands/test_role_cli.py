@@ -285,6 +285,20 @@ def test_help_says_what_each_command_sends(app, args):
     assert "sends nothing" in text or " from --key" in text, text  # what it sends, and from which key
 
 
+def test_status_is_quick_it_reads_the_recorded_epsilon_without_the_dp_library(world):
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys; from lepton_ledger.cli import app; "
+            "app(['partner', 'status', '1', '--key', 'partner-a'], standalone_mode=False); "
+            "print('DP library loaded:', 'opacus' in sys.modules)")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], env=os.environ.copy(), capture_output=True, text=True,
+                          check=False)  # fmt: skip
+    assert "epsilon local:    3." in done.stdout, done.stderr
+    assert done.stdout.strip().endswith("DP library loaded: False")
+
+
 def test_ctrl_c_during_training_is_one_line_and_sends_nothing(world):
     """Round 2 is open (above) and partner-a has not submitted: Ctrl-C while it trains (the key's round lock is
     taken just before) ends the command with one line and exit code 130; nothing was sent."""
