@@ -322,3 +322,18 @@ def test_ctrl_c_during_training_is_one_line_and_sends_nothing(world):
     assert err.strip().splitlines()[-1] == "error: interrupted; what was recorded is kept: run the same command " \
                                            "again to resume" and "Traceback" not in err  # fmt: skip
     assert nonce(ADDRESS["partner-a"]) == before and "submitted" not in out
+
+
+def test_a_submission_after_the_deadline_is_refused_before_training_and_spends_nothing(world):
+    """Last in the file: it moves the chain's clock past round 2's deadline (partner-a has not submitted)."""
+    from lepton_ledger.commands.node import node_app
+
+    (accountant,) = (world["home"] / "accountants").glob(f"*/1-{ADDRESS['partner-a']}.json")
+    kept = accountant.read_bytes()
+    before = nonce(ADDRESS["partner-a"])
+    assert "(2h later)" in run(node_app, "time", "--advance", "2h").output  # round_seconds defaults to 3600
+    late = run(partner_app, "train-and-submit", "1", "--key", "partner-a", *DATA, ok=False)
+    assert late.exit_code == 1 and len(late.output.strip().splitlines()) == 1
+    assert late.output.startswith("error: round 2 of agreement 1 took submissions until 20")
+    assert late.output.strip().endswith("on the chain: nothing trained, no epsilon spent")
+    assert nonce(ADDRESS["partner-a"]) == before and accountant.read_bytes() == kept
