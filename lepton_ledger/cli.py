@@ -11,6 +11,7 @@ from rich.console import Console
 from .audit.challenge_cli import challenge_app
 from .audit.cli import audit as audit_command
 from .commands import coordinator_app, deploy, partner_app
+from .commands.node import node_app
 from .errors import LeptonError
 from .keys_cli import keys_app
 from .storage.cli import ipfs_app
@@ -22,6 +23,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 console = Console(soft_wrap=True)
+app.add_typer(node_app, name="node")
 app.add_typer(ipfs_app, name="ipfs")
 app.add_typer(keys_app, name="keys")
 app.add_typer(partner_app, name="partner")
@@ -45,10 +47,12 @@ def demo(
     dispute_window: Annotated[int, typer.Option(min=1, help="Seconds between finalization and claims.")] = 600,
     aggregation: Annotated[str, typer.Option(help="Aggregation rule: fedavg, median, trimmed_mean, krum, multi_krum.")] = "fedavg",
     scoring: Annotated[str, typer.Option(help="Contribution scores: leave_one_out, tmc_shapley, exact_shapley.")] = "leave_one_out",
-    model: Annotated[str, typer.Option(help="Global model: logreg, or mlp (hidden 512x512, ~300k parameters, 1.2 MB).")] = "logreg",
+    model: Annotated[str, typer.Option(help="logreg, mlp, or fusion (late fusion of three modality encoders).")] = "logreg",
+    free_rider: Annotated[bool, typer.Option(help="The last partner sends a near-zero update (2+ partners).")] = True,
 ) -> None:
     """Runs the whole story on a fresh local anvil: deploy, register, sign (tx and EIP-712), stake, fund, R DP
-    rounds on digits, finalize, claim; leaves an auditable folder (deployment, summary, chain state, store, keys)."""
+    rounds on a non-IID split of digits with a free-rider, payouts by measured contribution, claims; leaves an
+    auditable folder (deployment, summary, chain state, store, keys)."""
     from .rounds.demo import RoundRules, run_demo
 
     if mode not in ("single", "batched"):
@@ -56,10 +60,14 @@ def demo(
         raise typer.Exit(2)
     try:
         result = run_demo(out, partners=partners, rounds=rounds, mode=mode, dispute_window=dispute_window,
-                          rules=RoundRules(aggregation=aggregation, scoring=scoring, model=model), console=console)
+                          rules=RoundRules(aggregation=aggregation, scoring=scoring), model=model,
+                          free_rider=free_rider, console=console)  # fmt: skip
     except LeptonError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        console.print(f"[red]error:[/] interrupted; {out} holds what was done so far (run the demo again to start over)")
+        raise typer.Exit(130) from None
     console.print(f"[green]done[/]: agreement {result.agreement_id}, {rounds} round(s); see {out / 'summary.json'} and {out / 'deployment.json'}")
     console.print(f"audit it from the folder alone: lepton-ledger audit --workdir {out} --html {out / 'audit.html'}")
 

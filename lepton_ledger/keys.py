@@ -477,12 +477,28 @@ class Keystore:
         """
         return [*self._iter()]
 
+    def scan(self) -> tuple[list[Identity], list[KeystoreCorrupted]]:
+        """Every readable identity, sorted by name, and the error of every file that cannot be read: one damaged
+        file does not hide the others."""
+        identities: list[Identity] = []
+        damaged: list[KeystoreCorrupted] = []
+        for name in self._names():
+            try:
+                identities.append(self.show(name))
+            except KeystoreCorrupted as exc:
+                damaged.append(exc)
+        return identities, damaged
+
     def _iter(self) -> Iterator[Identity]:
+        for name in self._names():
+            yield self.show(name)
+
+    def _names(self) -> Iterator[str]:
         if not self.directory.is_dir():
             return
         for path in sorted(self.directory.glob("*.json")):
             if _NAME_RE.fullmatch(path.stem):
-                yield self.show(path.stem)
+                yield path.stem
 
     def unlock(self, name: str, password: str | None = None) -> UnlockedIdentity:
         """Decrypt both keys of ``name``.

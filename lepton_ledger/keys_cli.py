@@ -33,7 +33,7 @@ keys_app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-Name = Annotated[str, typer.Argument(help="Identity name, e.g. coordinator or partner-alpha.")]
+Name = Annotated[str, typer.Argument(metavar="NAME", help="Identity name, e.g. coordinator or partner-alpha.")]
 
 
 def _keystore() -> Keystore:
@@ -78,6 +78,8 @@ def create_cmd(name: Name) -> None:
     except KeystoreError as exc:
         raise _fail(exc) from None
     _print_identity(identity)
+    typer.echo(f"a new key holds no ether: on the local node, `lepton-ledger node fund --key {name}` gives it "
+               "development ether for gas; on another chain, send it some")
 
 
 @keys_app.command("import")
@@ -105,18 +107,20 @@ def import_cmd(name: Name) -> None:
 
 @keys_app.command("list")
 def list_cmd() -> None:
-    """List every identity with its address and X25519 public key; writes nothing, needs no password."""
-    try:
-        identities = _keystore().list()
-    except KeystoreError as exc:
-        raise _fail(exc) from None
+    """List every identity with its address and X25519 public key; writes nothing, needs no password. A keyfile
+    that cannot be read is named on stderr (exit code 1), after the others are listed."""
+    identities, damaged = _keystore().scan()
     if not identities:
         typer.echo("no identities")
-        return
-    # Plain tab-separated lines: a table would truncate addresses on narrow terminals, and scripts cut fields.
-    typer.echo("name\taddress\tx25519_public")
+    else:
+        # Plain tab-separated lines: a table would truncate addresses on narrow terminals, and scripts cut fields.
+        typer.echo("name\taddress\tx25519_public")
     for identity in identities:
         typer.echo(f"{identity.name}\t{identity.address}\t{identity.x25519_public_hex}")
+    for exc in damaged:
+        typer.echo(f"error: {exc}", err=True)
+    if damaged:
+        raise typer.Exit(1)
 
 
 @keys_app.command("show")

@@ -31,13 +31,8 @@ def blockstore_dir() -> Path:
 
 
 def rpc_url() -> str | None:
-    """The chain to use: ``$LEPTON_RPC_URL`` (any EVM JSON-RPC endpoint), or None for the embedded anvil."""
+    """The chain to use: ``$LEPTON_RPC_URL`` (any EVM JSON-RPC endpoint), or None for the local node."""
     return os.environ.get("LEPTON_RPC_URL") or None
-
-
-def chain_state_file() -> Path:
-    """Where the embedded anvil keeps its chain between runs: ``data_dir() / "chain" / "anvil-state.json"``."""
-    return data_dir() / "chain" / "anvil-state.json"
 
 
 def artifacts_dir() -> Path:

@@ -5,10 +5,10 @@ uses too), so the CLI and the scripts deploy alike.
 The roles go to the development accounts (anvil's well-known keys): admin 0, coordinator 1, auditor 2,
 slash recipient 7. Signing happens with those keys, never through an unlocked node account.
 
-The three scripts (deploy, sign_agreement, run_round) build on each other's chain state, and brownie starts a
-fresh chain for every `brownie run` on a network it launches; to run them one after another, start the node on
-the network's port first (e.g. `anvil --port 8545`), and brownie attaches to it:
-`brownie run scripts/deploy.py`, `brownie run scripts/sign_agreement.py`, `brownie run scripts/run_round.py`.
+The three scripts (deploy, sign_agreement, run_round) build on each other's chain state, so they run on the
+local node, which outlives each `brownie run`: brownie-config.yaml points brownie's `anvil` network at its port
+(README, "brownie"): `lepton-ledger node start --port 8545`, then `brownie run scripts/deploy.py --network anvil`,
+`scripts/sign_agreement.py` and `scripts/run_round.py` likewise. Everything they write goes to brownie-out/.
 """
 
 from pathlib import Path
@@ -22,6 +22,7 @@ from lepton_ledger.commands.deploy import deploy_ledger
 from lepton_ledger.errors import ConfigurationError
 
 DISPUTE_WINDOW = 3600
+OUT = "brownie-out/deployment.json"  # the scripts keep what they write together, out of the project's files
 
 
 def require_local_network() -> str:
@@ -32,7 +33,7 @@ def require_local_network() -> str:
     return active
 
 
-def main(out: str = "deployment.json"):
+def main(out: str = OUT):
     active = require_local_network()
     roles = DevRoles.from_dev_keys()
     print(f"network {active} (chain {web3.eth.chain_id}); sending from admin {roles.admin.address}: 4 contract "

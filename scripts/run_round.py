@@ -4,8 +4,8 @@ trains with DP-SGD in a local worker process, seals its update to the coordinato
 it; the coordinator opens, validates, aggregates, scores, pays and finalizes. Prints accuracy, each partner's
 epsilon and payout. Thin: the round is `lepton_ledger.rounds` through `lepton_ledger.commands.roles`.
 
-Reads deployment.json and agreement.json (same folder); keeps the partners' privacy accountants in
-accountants/ and the coordinator's event index in events.sqlite there.
+Reads deployment.json and agreement.json (same folder, by default brownie-out/); keeps the partners' privacy
+accountants in accountants/ and the coordinator's event index in events.sqlite there.
 """
 
 import json
@@ -30,12 +30,12 @@ from lepton_ledger.fl.data import make_federated
 from lepton_ledger.rounds.outbox import Outbox
 from lepton_ledger.storage.local import LocalStore
 from lepton_ledger.workers import open_executor
-from scripts.deploy import require_local_network
+from scripts.deploy import OUT, require_local_network
 
 ROUND_SECONDS = 3600
 
 
-def main(deployment: str = "deployment.json"):
+def main(deployment: str = OUT):
     active = require_local_network()
     path = Path(deployment)
     folder = path.parent
@@ -69,7 +69,7 @@ def main(deployment: str = "deployment.json"):
 
     recipients = [document["coordinator"], *document["auditors"]]
     epsilons = {}
-    with open_executor(max_workers=1) as executor:  # Ray when $LEPTON_RAY_ADDRESS is set
+    with open_executor(in_process=True) as executor:  # Ray when $LEPTON_RAY_ADDRESS is set
         for i, name in enumerate(setup["partners"]):
             account = accounts[name]
             accountant = fresh_accountant(d, agreement_id, account.address)

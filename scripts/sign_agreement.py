@@ -24,7 +24,7 @@ from lepton_ledger.commands.roles import publish_document
 from lepton_ledger.envelope import generate_x25519_keypair
 from lepton_ledger.fl.payouts import PayoutRule
 from lepton_ledger.storage.local import LocalStore
-from scripts.deploy import require_local_network
+from scripts.deploy import OUT, require_local_network
 
 FIRST_PARTNER = 3  # development accounts 3, 4, ... (0-2 and 7 hold the roles)
 REWARD_PER_ROUND = 300 * TOKEN
@@ -32,7 +32,7 @@ REQUIRED_STAKE = 100 * TOKEN
 ROUNDS = 2
 
 
-def main(deployment: str = "deployment.json", partners: int = 2):
+def main(deployment: str = OUT, partners: int = 2):
     active = require_local_network()
     path = Path(deployment)
     document = json.loads(path.read_text())

@@ -403,6 +403,7 @@ def test_cli_create_show_list_delete(cli: CliRunner, store: Keystore, monkeypatc
     assert created.exit_code == 0, created.output
     identity = store.show("coordinator")
     assert identity.address in created.output and identity.x25519_public_hex in created.output
+    assert "`lepton-ledger node fund --key coordinator` gives it development ether" in created.output
 
     shown = cli.invoke(app, ["keys", "show", "coordinator"])
     assert shown.exit_code == 0 and identity.address in shown.output and identity.x25519_public_hex in shown.output
@@ -486,3 +487,15 @@ def test_module_level_api_uses_the_configured_folder(store: Keystore) -> None:
     keys.delete("shared")
     with pytest.raises(UnknownIdentity):
         keys.unlock("shared", PASSWORD)
+
+
+def test_cli_list_names_a_damaged_keyfile_and_still_lists_the_others(cli: CliRunner, store: Keystore) -> None:
+    good = store.create("alpha", PASSWORD)
+    store.create("beta", PASSWORD)
+    damaged = store.path_of("beta")
+    damaged.write_text("{not json")
+    listed = cli.invoke(app, ["keys", "list"])
+    assert listed.exit_code == 1
+    assert f"alpha\t{good.address}\t{good.x25519_public_hex}" in listed.stdout
+    assert listed.stderr.strip() == f"error: keystore file {str(damaged)!r} is corrupted: not valid JSON"
+    assert damaged.read_text() == "{not json"  # left for its owner to restore

@@ -63,7 +63,7 @@ KeyOpt = Annotated[
     typer.Option("--key", help="Keystore identity that signs (password: $LEPTON_KEYSTORE_PASSWORD or a prompt)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
-ChallengeId = Annotated[int, typer.Argument(help="Challenge id (1, 2, ...).")]
+ChallengeId = Annotated[int, typer.Argument(metavar="CHALLENGE_ID", help="Challenge id (1, 2, ...).")]
 
 
 @dataclass
@@ -287,7 +287,8 @@ def prove_forgery_cmd(
 @challenge_app.command("show")
 @reports_errors
 def show_cmd(
-    challenge_id: Annotated[int | None, typer.Argument(help="One challenge; default: all.")] = None,
+    challenge_id: Annotated[int | None, typer.Argument(
+        metavar="CHALLENGE_ID", help="One challenge; default: all.")] = None,
     workdir: WorkdirOpt = None, rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None,
     as_json: JsonOpt = False,
 ) -> None:  # fmt: skip

@@ -1,14 +1,18 @@
-"""``lepton-ledger audit``: re-verify a demo folder (``--workdir DIR``) or a live deployment (``--rpc URL
---deployment FILE --ipfs LOCATION --key FILE | --key-name NAME``), print a table, optionally write the JSON
-(``--json OUT``, format in model.py) and the HTML report (``--html OUT``, html.py).
+"""``lepton-ledger audit``: re-verify a demo folder (``--workdir DIR``) or a live deployment (by default the
+commands' own: the local node, ``<data dir>/deployment.json`` and the data directory's block store; or ``--rpc
+URL --deployment FILE --ipfs LOCATION``) with the auditor's key (``--key FILE | --key-name NAME``), print a
+table, optionally write the JSON (``--json OUT``, format in model.py) and the HTML report (``--html OUT``, html.py).
 
-Exit status: 0 every check holds, 1 a check failed, 2 the audit could not run (one error line says why).
+Exit status: 0 every check holds, 1 a check failed, 2 the audit could not run (one error line says why: among
+others, a key that is not a recipient of the deployment's updates, or a folder that is not a block store, so that
+neither reads as tampering).
 
 ``--deployment FILE`` is a JSON document with the contract addresses under ``contracts`` (as
-``deployment.json``), the evaluation set's ``fl.make_federated`` arguments under ``eval_set`` and the model
-name under ``model``. ``--ipfs LOCATION`` is a LocalStore folder or a Kubo RPC URL (``http(s)://...``).
-``--key FILE`` is a JSON file with ``x25519_private_key`` (hex), or a demo's ``keys/dev-keys.json``;
-``--key-name NAME`` unlocks that keystore identity (password from ``$LEPTON_KEYSTORE_PASSWORD``).
+``deployment.json``, which ``deploy`` and ``coordinator open`` keep ready for the audit), the evaluation set's
+``fl.make_federated`` arguments under ``eval_set`` and the model name under ``model``. ``--ipfs LOCATION`` is a
+LocalStore folder or a Kubo RPC URL (``http(s)://...``). ``--key FILE`` is a JSON file with
+``x25519_private_key`` (hex), or a demo's ``keys/dev-keys.json``; ``--key-name NAME`` unlocks that keystore
+identity (password from ``$LEPTON_KEYSTORE_PASSWORD``).
 """
 
 from __future__ import annotations
@@ -36,9 +40,12 @@ console = Console(soft_wrap=True)
 @audit_app.command()
 def audit(
     workdir: Annotated[Path | None, typer.Option(help="A folder left by `lepton-ledger demo`.")] = None,
-    rpc: Annotated[str | None, typer.Option(help="RPC URL of a live deployment's chain.")] = None,
-    deployment: Annotated[Path | None, typer.Option(help="Deployment JSON: contracts, eval_set, model.")] = None,
-    ipfs: Annotated[str | None, typer.Option(help="LocalStore folder or Kubo RPC URL holding the artifacts.")] = None,
+    rpc: Annotated[str | None, typer.Option(help="RPC URL of a live deployment's chain; default: $LEPTON_RPC_URL, "
+                                                  "else the local node.")] = None,
+    deployment: Annotated[Path | None, typer.Option(help="Deployment JSON: contracts, eval_set, model; default: "
+                                                         "<data dir>/deployment.json.")] = None,
+    ipfs: Annotated[str | None, typer.Option(help="LocalStore folder or Kubo RPC URL holding the artifacts; "
+                                                  "default: the commands' block store.")] = None,
     key: Annotated[Path | None, typer.Option(help="JSON file with the auditor's x25519_private_key.")] = None,
     key_name: Annotated[str | None, typer.Option(help="Keystore identity holding the auditor's X25519 key.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write every check as JSON to this file.")] = None,
@@ -74,19 +81,21 @@ def _run(workdir: Path | None, rpc: str | None, deployment: Path | None, ipfs: s
         load_auditor_key,
     )
 
-    live = {"--rpc": rpc, "--deployment": deployment, "--ipfs": ipfs}
     if workdir is not None:
-        given = [name for name, value in {**live, "--key": key, "--key-name": key_name}.items() if value is not None]
+        given = [name for name, value in {"--rpc": rpc, "--deployment": deployment, "--ipfs": ipfs, "--key": key,
+                                          "--key-name": key_name}.items() if value is not None]  # fmt: skip
         if given:
             raise AuditCannotRun(f"--workdir takes everything from the folder; drop {', '.join(given)}")
         return audit_workdir(workdir, state_path=state, full=full)
-    missing = [name for name, value in live.items() if value is None]
-    if missing or (key is None) == (key_name is None):
-        raise AuditCannotRun("give --workdir DIR, or --rpc, --deployment, --ipfs and one of --key / --key-name"
-                             + (f" (missing {', '.join(missing)})" if missing else ""))  # fmt: skip
-    assert deployment is not None and ipfs is not None
+    if (key is None) == (key_name is None):
+        raise AuditCannotRun("give --workdir DIR, or the auditor's key: --key-name NAME (keystore) or --key FILE")
+    from .. import settings
+
+    deployment = deployment or settings.data_dir() / "deployment.json"
     try:
         document = load_object(deployment.read_bytes(), what=str(deployment), max_bytes=FILE_BYTES)
+    except FileNotFoundError:
+        raise AuditCannotRun(f"no deployment file at {deployment} (pass --deployment)") from None
     except ProtocolError as exc:
         raise AuditCannotRun(f"{deployment} is not a deployment document: {exc}") from None
     secret = load_auditor_key(key) if key is not None else _keystore_key(str(key_name))
@@ -94,23 +103,53 @@ def _run(workdir: Path | None, rpc: str | None, deployment: Path | None, ipfs: s
 
     store = _store(ipfs)
     with connect(rpc) as w3:
-        return audit_deployment(w3, deployment_contracts(document), store, secret,
+        contracts = deployment_contracts(document)
+        _require_recipient(w3, contracts, document, secret)
+        return audit_deployment(w3, contracts, store, secret,
                                 eval_set_spec=document.get("eval_set"), model_name=document.get("model", "logreg"),
                                 state_path=state, full=full)  # fmt: skip
 
 
-def _store(location: str) -> Any:
+def _store(location: str | None) -> Any:
+    """The block store to audit: `location` (a Kubo RPC URL or a LocalStore folder), by default the commands'
+    store; a folder that is no block store is refused here, so that it does not read as missing artifacts."""
     from .runner import AuditCannotRun
 
+    if location is None:
+        from ..storage import open_store
+
+        return open_store(None)
     if location.startswith(("http://", "https://")):
         from ..storage.kubo import KuboStore
 
         return KuboStore(location)
-    if not (Path(location) / "blocks").is_dir():
-        raise AuditCannotRun(f"--ipfs {location}: neither an http(s) Kubo RPC URL nor a block store folder")
+    root = Path(location)
+    if not ((root / "blocks").is_dir() and (root / "pins.sqlite").is_file()):
+        inner = root / "blocks" / "pins.sqlite"
+        hint = f" (the block store of that data directory is {root / 'blocks'})" if inner.is_file() else ""
+        raise AuditCannotRun(f"--ipfs {location} is not a block store: wrong store location{hint}")
     from ..storage.local import LocalStore
 
     return LocalStore(location, durable=False)
+
+
+def _require_recipient(w3: Any, contracts: dict[str, str], document: dict[str, Any], secret: bytes) -> None:
+    """Refuses a key no update of this deployment is encrypted to (its X25519 key is not the registered key of
+    the deployment's coordinator or of an auditor), which would otherwise read as undecryptable envelopes."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    from ..chain.deployment import Deployment
+    from .runner import AuditCannotRun
+
+    readers = [a for a in [document.get("coordinator"), *document.get("auditors", [])] if isinstance(a, str)]
+    if not readers:
+        return  # a deployment file that does not say who reads the updates: the checks will tell
+    public = X25519PrivateKey.from_private_bytes(secret).public_key().public_bytes_raw()
+    partners = Deployment.at(w3, contracts).partners.functions
+    registered = {bytes(partners.partnerOf(w3.to_checksum_address(a)).call()[3]) for a in readers}
+    if public not in registered:
+        raise AuditCannotRun(f"this key (X25519 {public.hex()[:16]}...) is not a recipient of this deployment: "
+                             f"updates are encrypted to its coordinator and auditors ({', '.join(readers)})")
 
 
 def _keystore_key(name: str) -> bytes:

@@ -6,12 +6,15 @@ Input: the dict of ``AuditResult.to_dict()`` (what ``lepton-ledger audit --json 
      "checks": [{"name": str, "ok": bool, "agreement_id": int|null, "round": int|null, "partner": str|null,
                  "cid": str|null, "message": str, "evidence": {...}}],
      "rounds": [{"agreement_id": int, "round": int, "accuracy": float|null, "gas_used": int, "block": int,
+                 "accuracy_before": float (optional: the model an agreement's first round started from),
                  "partners": {"0xaddr": {"cumulative_epsilon": float, "epsilon_cap": float,
-                                         "payout": "decimal str (token base units)", "accepted": bool}}}]}
+                                         "payout": "decimal str (token base units)", "accepted": bool,
+                                         "name": str (optional, the partner's registered name)}}}]}
 
 Output: a single HTML5 document with no external resource of any kind: the CSS is inline, there is no script,
-and the four plots (accuracy per round, cumulative epsilon per partner against its cap, payouts per partner per
-round, gas per round) are matplotlib PNGs (Agg, drawn without pyplot's global state) inlined as ``data:`` URIs.
+and the four plots (accuracy from the start and per round, cumulative epsilon per partner against its cap,
+payouts per partner per round, with partners named where the result names them; gas per round) are matplotlib
+PNGs (Agg, drawn without pyplot's global state) inlined as ``data:`` URIs.
 A Content-Security-Policy meta tag forbids loading anything else, as a second line of defence.
 
 Every string in the result came from an untrusted chain or store (a partner chooses its own manifest
@@ -97,13 +100,24 @@ def _rounds(result: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "epsilon_cap": _number(p, "epsilon_cap", pw),
                 "payout": _amount(p, "payout", pw),
                 "accepted": _field(p, "accepted", bool, pw),
+                "name": _name(p, pw),
             }
         rounds.append({
             "agreement_id": _field(r, "agreement_id", int, where), "round": _field(r, "round", int, where),
             "accuracy": _number(r, "accuracy", where, optional=True), "gas_used": _field(r, "gas_used", int, where),
             "block": _field(r, "block", int, where), "partners": partners,
+            "accuracy_before": _number(r, "accuracy_before", where, optional=True) if "accuracy_before" in r else None,
         })  # fmt: skip
     return sorted(rounds, key=lambda r: (r["agreement_id"], r["round"]))
+
+
+def _name(doc: Mapping[str, Any], where: str) -> str | None:
+    """A partner's optional name, made safe for a plot label: printable, no mathtext ``$``, at most 24 characters."""
+    name = _field(doc, "name", (str, type(None)), where) if "name" in doc else None
+    if name is None:
+        return None
+    clean = "".join(ch for ch in name if ch.isprintable() and ch != "$").strip()[:24]
+    return clean or None
 
 
 def _checks(result: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -166,15 +180,26 @@ def _partners(rounds: list[dict[str, Any]]) -> list[str]:
     return sorted({p for r in rounds for p in r["partners"]})
 
 
+def _label(partner: str, rounds: list[dict[str, Any]]) -> str:
+    """``name (0x1234...abcd)`` when the partner has a name, else the short address."""
+    name = next((r["partners"][partner]["name"] for r in rounds if r["partners"].get(partner, {}).get("name")), None)
+    return f"{name} ({_short_address(partner)})" if name else _short_address(partner)
+
+
 def plot_accuracy(rounds: list[dict[str, Any]]) -> bytes:
     figure = _figure()
     ax = figure.add_subplot()
     labels = _round_labels(rounds)
     points = [(i, r["accuracy"]) for i, r in enumerate(rounds) if r["accuracy"] is not None]
+    start = rounds[0]["accuracy_before"] if rounds else None
+    if start is not None:  # the model the first round started from: what the rounds improved on
+        labels = ["start", *labels]
+        points = [(0, start), *((i + 1, a) for i, a in points)]
     if points:
         ax.plot([i for i, _ in points], [a for _, a in points], marker="o", color="tab:blue")
     ax.set_xticks(range(len(labels)), labels)
-    _finish(ax, "Accuracy of the global model after each round", "accuracy", labels)
+    _finish(ax, "Accuracy of the global model, from the start and after each round", "accuracy",
+            labels[1:] if start is not None else labels)
     return _png(figure)
 
 
@@ -187,7 +212,7 @@ def plot_epsilon(rounds: list[dict[str, Any]]) -> bytes:
         xs = [i for i, r in enumerate(rounds) if partner in r["partners"]]
         eps = [rounds[i]["partners"][partner]["cumulative_epsilon"] for i in xs]
         caps = [rounds[i]["partners"][partner]["epsilon_cap"] for i in xs]
-        ax.plot(xs, eps, marker="o", color=color, label=_short_address(partner))
+        ax.plot(xs, eps, marker="o", color=color, label=_label(partner, rounds))
         ax.plot(xs, caps, linestyle="--", color=color, alpha=0.6)
     if rounds:
         ax.plot([], [], linestyle="--", color="gray", label="cap (dashed)")
@@ -207,7 +232,7 @@ def plot_payouts(rounds: list[dict[str, Any]], decimals: int = TOKEN_DECIMALS) -
         amounts = [r["partners"].get(partner, {}).get("payout", 0) / 10**decimals for r in rounds]
         offset = (n - (len(partners) - 1) / 2) * width
         ax.bar([i + offset for i in range(len(rounds))], amounts, width=width, color=f"C{n % 10}",
-               label=_short_address(partner))  # fmt: skip
+               label=_label(partner, rounds))  # fmt: skip
     ax.set_xticks(range(len(labels)), labels)
     _finish(ax, "Payout per partner per round", f"tokens (10^{decimals} base units)", labels, legend=True)
     return _png(figure)

@@ -89,15 +89,17 @@ class PartnerLine:
     epsilon_cap: float
     payout: int
     accepted: bool
+    name: str | None = None  # the partner's name, from its registered profile (or a demo's keys): for people only
 
     def to_dict(self) -> dict[str, Any]:
         return {"cumulative_epsilon": self.cumulative_epsilon, "epsilon_cap": self.epsilon_cap,
-                "payout": str(self.payout), "accepted": self.accepted}  # fmt: skip
+                "payout": str(self.payout), "accepted": self.accepted,
+                **({"name": self.name} if self.name is not None else {})}  # fmt: skip
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> PartnerLine:
         return cls(float(doc["cumulative_epsilon"]), float(doc["epsilon_cap"]), int(doc["payout"]),
-                   bool(doc["accepted"]))  # fmt: skip
+                   bool(doc["accepted"]), doc.get("name"))  # fmt: skip
 
 
 @dataclass
@@ -110,12 +112,14 @@ class RoundSummary:
     gas_used: int
     block: int
     partners: dict[str, PartnerLine] = field(default_factory=dict)
+    accuracy_before: float | None = None  # of the round's base model: set on an agreement's first round
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "agreement_id": self.agreement_id, "round": self.round, "accuracy": self.accuracy,
             "gas_used": self.gas_used, "block": self.block,
             "partners": {p: line.to_dict() for p, line in self.partners.items()},
+            **({"accuracy_before": self.accuracy_before} if self.accuracy_before is not None else {}),
         }  # fmt: skip
 
     @classmethod

@@ -37,6 +37,7 @@ from ..fl.models import build_model, model_names
 from ..fl.training import evaluate
 from ..protocol.jsonio import FILE_BYTES, load_object
 from ..rounds.report import MAX_REPORT_BYTES, load_report
+from ..rounds.report import fetch_by_digest
 from ..storage.local import LocalStore
 from .chain_view import (
     STATUS_FINALIZED,
@@ -127,12 +128,22 @@ def audit_workdir(workdir: Path, *, state_path: Path | None = None, full: bool =
         with Anvil(state_file=copy, chain_id=int(deployment.get("chain_id", 31337))) as w3:
             return audit_deployment(w3, deployment_contracts(deployment), store, key,
                                     eval_set_spec=deployment.get("eval_set"), model_name=deployment.get("model", "logreg"),
-                                    state_path=state_path or workdir_state_path(workdir), full=full)  # fmt: skip
+                                    state_path=state_path or workdir_state_path(workdir), full=full,
+                                    names=_dev_names(keys))  # fmt: skip
 
 
 def workdir_state_path(workdir: Path) -> Path:
     """Where a ``--workdir`` audit keeps its state: inside that folder, never in the global data dir."""
     return Path(workdir) / "audit" / "state.sqlite"
+
+
+def _dev_names(keys: Path) -> dict[str, str]:
+    """``{address: name}`` of a demo's parties (``keys/dev-keys.json``), to name partners in the report."""
+    try:
+        parties = json.loads(keys.read_text())["parties"]
+        return {str(entry["address"]): str(who) for who, entry in parties.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
 
 
 def deployment_contracts(deployment: dict[str, Any]) -> dict[str, str]:
@@ -150,13 +161,14 @@ def deployment_contracts(deployment: dict[str, Any]) -> dict[str, str]:
 
 def audit_deployment(w3: Any, deployment_addresses: dict[str, str], store: Any, auditor_x25519_private: bytes, *,
                      eval_set_spec: dict[str, Any] | None, state_path: Path | None = None, full: bool = False,
-                     model_name: str = "logreg") -> AuditResult:  # fmt: skip
+                     model_name: str = "logreg", names: dict[str, str] | None = None) -> AuditResult:  # fmt: skip
     """Audits a deployment from the chain `w3` reaches, the `store` its artifacts are in and the auditor's key.
 
     `eval_set_spec` is the ``fl.make_federated`` arguments that rebuild the held-out evaluation set
     (``{"dataset", "num_partners", "seed", "alpha", "eval_fraction"}``); `model_name` the ``fl.build_model``
     name of the global model. `state_path` (default :func:`default_state_path`) keeps which rounds were
-    verified; `full` forgets them first.
+    verified; `full` forgets them first. Partners are named for people (the report's plots) by `names`, else by
+    the ``name`` of their registered profile when the store holds it.
 
     Raises:
         AuditCannotRun: a malformed key or spec, or an address without code.
@@ -207,7 +219,38 @@ def audit_deployment(w3: Any, deployment_addresses: dict[str, str], store: Any, 
                 state.record_round(summary, block)
     result.checks += check_vault(view) + check_event_history(view)
     result.rounds = [summaries[k] for k in sorted(summaries)]
+    _for_people(result.rounds, view, auditor, names or {})
     return result
+
+
+def _for_people(rounds: list[RoundSummary], view: ChainView, auditor: _RoundAuditor, names: dict[str, str]) -> None:
+    """Names each partner line and gives each agreement's first round the accuracy of the model it started from,
+    where the plots start. Only for reading: a name or a model that cannot be had is left out, never a failure."""
+    registry = view.deployment.partners.functions
+    known = dict(names)
+    for summary in rounds:
+        for partner, line in summary.partners.items():
+            if partner not in known:
+                known[partner] = _profile_name(registry, auditor.store, partner)
+            line.name = known[partner]
+    for summary in rounds:
+        if summary.round != min(r.round for r in rounds if r.agreement_id == summary.agreement_id):
+            continue
+        try:
+            digest = next(r.model_digest for r in view.rounds(summary.agreement_id) if r.round == summary.round)
+            summary.accuracy_before = float(auditor.evaluate_state(deserialize_tensors(
+                fetch_by_digest(auditor.store, digest))))  # fmt: skip
+        except Exception:  # noqa: BLE001 -- no base model to evaluate: the plot starts at round 1
+            summary.accuracy_before = None
+
+
+def _profile_name(registry: Any, store: Any, partner: str) -> str | None:
+    try:
+        digest = bytes(registry.partnerOf(partner).call()[2])
+        name = json.loads(fetch_by_digest(store, digest)).get("name")
+    except Exception:  # noqa: BLE001 -- a profile that is not in the store or not JSON: unnamed
+        return None
+    return name if isinstance(name, str) else None
 
 
 def rebuild_eval_set(spec: dict[str, Any]) -> Any:
@@ -218,7 +261,8 @@ def rebuild_eval_set(spec: dict[str, Any]) -> Any:
     """
     try:
         split = make_federated(spec["dataset"], num_partners=int(spec["num_partners"]), seed=int(spec.get("seed", 0)),
-                               alpha=spec.get("alpha"), eval_fraction=float(spec.get("eval_fraction", 0.2)))  # fmt: skip
+                               alpha=spec.get("alpha"), eval_fraction=float(spec.get("eval_fraction", 0.2)),
+                               sizes=spec.get("sizes"))  # fmt: skip
     except (ConfigurationError, KeyError, TypeError, ValueError) as exc:
         raise AuditCannotRun(f"the evaluation set spec {spec} does not rebuild: {exc!r}") from None
     return split.eval_set

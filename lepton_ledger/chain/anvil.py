@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -64,6 +65,7 @@ class Anvil:
         self.gas_limit = gas_limit
         self.startup_timeout = startup_timeout
         self._process: subprocess.Popen[bytes] | None = None
+        self._resumed = False
 
     @property
     def url(self) -> str:
@@ -74,6 +76,31 @@ class Anvil:
 
         Raises:
             ToolchainError: the anvil binary is missing, exits early, or does not answer in time.
+        """
+        command = self.command()
+        # Its own process group: the binary may be a wrapper script's child (npm's anvil), and kill() must reach both.
+        self._process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        )
+        process = self._process
+
+        def exited() -> str | None:
+            if process.poll() is None:
+                return None
+            err = process.stderr.read().decode(errors="replace") if process.stderr else ""
+            return f"anvil exited with code {process.returncode}: {err.strip()}"
+
+        try:
+            return self.wait_ready(exited)
+        except ToolchainError:
+            self.stop()
+            raise
+
+    def command(self) -> list[str]:
+        """The anvil command line of this node (after checking the binary exists and the port is free).
+
+        Raises:
+            ToolchainError: the anvil binary is missing, or the port is in use.
         """
         binary = anvil_binary()
         if shutil.which(binary) is None:
@@ -90,30 +117,34 @@ class Anvil:
             "--gas-limit", str(self.gas_limit),
             "--silent",
         ]  # fmt: skip
-        resumed = self.state_file is not None and self.state_file.exists()
+        # Read now, before anvil may write it: a chain loaded from a file needs its clock kept (wait_ready).
+        self._resumed = self.state_file is not None and self.state_file.exists()
         if self.state_file is not None:
             self.state_file.parent.mkdir(parents=True, exist_ok=True)
             command += ["--state", str(self.state_file)]
             if self.state_interval is not None:
                 command += ["--state-interval", str(self.state_interval)]
-        # Its own process group: the binary may be a wrapper script's child (npm's anvil), and kill() must reach both.
-        self._process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-        )
+        return command
+
+    def wait_ready(self, exited: Callable[[], str | None]) -> Web3:
+        """Polls the node until it answers with this chain id; `exited` says why the process died, or None.
+
+        Raises:
+            ToolchainError: the process died, or the node did not answer within ``startup_timeout``.
+        """
         w3 = Web3(HTTPProvider(self.url, request_kwargs={"timeout": 60}, cache_allowed_requests=True))
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                err = self._process.stderr.read().decode(errors="replace") if self._process.stderr else ""
-                raise ToolchainError(f"anvil exited with code {self._process.returncode}: {err.strip()}")
+            why = exited()
+            if why is not None:
+                raise ToolchainError(why)
             try:
                 if w3.eth.chain_id == self.chain_id:
-                    if resumed:
+                    if self._resumed:
                         _keep_clock(w3)
                     return w3
             except Exception:  # noqa: BLE001 -- not listening yet: poll again until the deadline
                 time.sleep(0.05)
-        self.stop()
         raise ToolchainError(f"anvil did not answer on {self.url} within {self.startup_timeout}s")
 
     def stop(self) -> None:

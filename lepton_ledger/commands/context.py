@@ -1,8 +1,9 @@
 """What every role command shares: which chain, which deployment, which key, which store, and how a failure
 is reported.
 
-- chain: ``--rpc-url`` (or ``$LEPTON_RPC_URL``): any EVM node; without one, the embedded anvil whose state lives
-  in ``settings.chain_state_file()`` and persists between commands (``chain.connection.connect``).
+- chain: ``--rpc-url`` (or ``$LEPTON_RPC_URL``): any EVM node; without one, the data directory's local node
+  (``lepton-ledger node``), which every command shares and which the first command that needs it starts
+  (``chain.connection.connect``).
 - deployment: ``--deployment FILE``, default ``<data dir>/deployment.json`` (what ``lepton-ledger deploy`` writes:
   ``chain_id``, ``contracts``, and ``reward_token``, ``coordinator``, ``auditors``, ``dispute_window``).
 - key: ``--key NAME``, an identity of the encrypted keystore (keys.py); its password comes from
@@ -23,6 +24,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC
 from decimal import Decimal, InvalidOperation
 from functools import wraps
 from pathlib import Path
@@ -46,6 +48,7 @@ __all__ = [
     "echo_json",
     "fail",
     "load_deployment_document",
+    "no_gas_message",
     "open_session",
     "parse_address",
     "parse_tokens",
@@ -53,6 +56,7 @@ __all__ = [
     "reports_errors",
     "require",
     "unlock_key",
+    "utc",
 ]
 
 RpcUrlOpt = Annotated[
@@ -81,6 +85,10 @@ def default_deployment_path() -> Path:
     return settings.data_dir() / "deployment.json"
 
 
+# Every put and transaction is recorded before it happens (the outbox): rerunning picks up where it stopped.
+INTERRUPTED = "error: interrupted; what was recorded is kept: run the same command again to resume"
+
+
 def fail(message: str) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(1)
@@ -99,6 +107,9 @@ def reports_errors(command: F) -> F:
             raise fail(str(exc)) from None
         except OSError as exc:  # a --csv, --terms-file or signature file that cannot be read
             raise fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)) from None
+        except KeyboardInterrupt:
+            typer.echo(INTERRUPTED, err=True)
+            raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -202,6 +213,11 @@ class Session:
         if self._store is None:
             from ..storage import open_store
 
+            # A folder named by --ipfs must be there: a typo would otherwise start an empty store, and every
+            # artifact would then read as missing.
+            if self.ipfs is not None and not self.ipfs.startswith(("http://", "https://")) and \
+                    not Path(self.ipfs).expanduser().is_dir():  # fmt: skip
+                raise CommandError(f"--ipfs {self.ipfs}: no such folder (a block store folder or a Kubo RPC URL)")
             self._store = open_store(self.ipfs)
         return self._store
 
@@ -241,8 +257,14 @@ class Session:
     def require_gas(self) -> None:
         """Refuses, before anything is sent, a signer with no ether to pay gas."""
         if self.w3.eth.get_balance(self.address) == 0:
-            raise CommandError(f"{self.address} ({self.identity.name}) has no ether to pay gas on chain "
-                               f"{self.w3.eth.chain_id}")  # fmt: skip
+            raise CommandError(no_gas_message(self.w3, self.address, self.identity.name))
+
+
+def no_gas_message(w3: Any, address: str, name: str) -> str:
+    """Why `address` cannot send, and how it gets ether (on the local node, ``node fund``)."""
+    how = (f"; on the local node: lepton-ledger node fund --key {name}" if not settings.rpc_url() and
+           w3.eth.chain_id == 31337 else "; send it some ether on that chain")  # fmt: skip
+    return f"{address} ({name}) has no ether to pay gas on chain {w3.eth.chain_id}{how}"
 
 
 def bind_deployment(w3: Any, document: dict[str, Any], path: Path) -> Any:
@@ -260,7 +282,32 @@ def bind_deployment(w3: Any, document: dict[str, Any], path: Path) -> Any:
         address = parse_address(contracts[name], name)
         if not w3.eth.get_code(address):
             raise CommandError(f"no {name} contract at {address} on this chain; is --rpc-url the chain of {path}?")
-    return Deployment.at(w3, {name: parse_address(contracts[name], name) for name in CONTRACTS})
+    bound = Deployment.at(w3, {name: parse_address(contracts[name], name) for name in CONTRACTS})
+    _require_linked(bound, path)
+    return bound
+
+
+def _require_linked(d: Any, path: Path) -> None:
+    """Checks each address holds the contract its name says, by the links the contracts keep to each other (the
+    registry and the ledger know the vault, the vault knows the ledger): a file with swapped or foreign addresses
+    is refused here, instead of failing on some later call."""
+    vault, ledger = d.vault.address, d.ledger.address
+    for name, contract, call, expected in (
+        ("PartnerRegistry", d.partners, "suspendedCount", None),
+        ("AgreementRegistry", d.agreements, "vault", vault),
+        ("RewardVault", d.vault, "roundLedger", ledger),
+        ("RoundLedger", d.ledger, "vault", vault),
+    ):
+        try:
+            answer = getattr(contract.functions, call)().call()
+        except Exception:  # noqa: BLE001 -- a revert, undecodable output: any of them means "not that contract"
+            answer = _NO_ANSWER
+        if answer is _NO_ANSWER or (expected is not None and answer != expected):
+            raise CommandError(f"{path}: the {name} address {contract.address} does not hold this deployment's "
+                               f"{name} (addresses swapped or from another deployment?)")  # fmt: skip
+
+
+_NO_ANSWER = object()
 
 
 @contextmanager
@@ -277,7 +324,7 @@ def open_session(*, rpc_url: str | None, deployment: Path | None, key: str | Non
     identity = unlock_key(key) if key else None
     with connect(rpc_url) as w3:
         if not (rpc_url or settings.rpc_url()):
-            # The embedded chain mines only when a command sends, so its latest block can be minutes old, and calls
+            # The local node mines only when a command sends, so its latest block can be minutes old, and calls
             # and gas estimates run at that block's time: bring it to now (an empty block) so that time checks (a
             # dispute window that has ended) see the present.
             w3.provider.make_request("evm_mine", [])
@@ -293,6 +340,13 @@ def open_session(*, rpc_url: str | None, deployment: Path | None, key: str | Non
 def require(condition: bool, message: str) -> None:
     if not condition:
         raise CommandError(message)
+
+
+def utc(timestamp: int) -> str:
+    """A chain timestamp as people read it: ``2026-12-06 03:05:28 UTC``."""
+    from datetime import datetime
+
+    return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def echo_json(document: dict[str, Any]) -> None:

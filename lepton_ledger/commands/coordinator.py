@@ -32,8 +32,10 @@ from .context import (
     open_session,
     parse_address,
     parse_tokens,
+    read_call,
     reports_errors,
     require,
+    utc,
 )
 from .data import (
     CsvOpt,
@@ -43,6 +45,7 @@ from .data import (
     PartitionsOpt,
     SeedOpt,
 )
+from .deploy import eval_set_spec
 
 __all__ = ["AGGREGATIONS", "PAYOUT_RULES", "SCORINGS", "coordinator_app"]
 
@@ -60,13 +63,13 @@ coordinator_app = typer.Typer(
     no_args_is_help=True, pretty_exceptions_show_locals=False, add_completion=False,
 )  # fmt: skip
 
-AgreementArg = Annotated[int, typer.Argument(help="Agreement id.")]
+AgreementArg = Annotated[int, typer.Argument(metavar="AGREEMENT", help="Agreement id.")]
 
 
 @coordinator_app.command("approve")
 @reports_errors
 def approve(
-    partner: Annotated[str, typer.Argument(help="Address of a registered partner.")], key: KeyOpt,
+    partner: Annotated[str, typer.Argument(metavar="PARTNER", help="Address of a registered partner.")], key: KeyOpt,
     rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None,
 ) -> None:  # fmt: skip
     """Approve a registered partner, so that it can sign agreements.
@@ -100,7 +103,7 @@ def _terms_file(path: Path | None) -> dict[str, Any]:
 def propose(
     key: KeyOpt,
     party: Annotated[list[str] | None, typer.Option(help="A party's address (repeatable, in order).")] = None,
-    terms_file: Annotated[Path | None, typer.Option(help="JSON terms (see the module docs); options win.")] = None,
+    terms_file: Annotated[Path | None, typer.Option(help="JSON terms, format below; options win.")] = None,
     reward_token: Annotated[str | None, typer.Option(help="Reward token; default: the deployment's.")] = None,
     reward_per_round: Annotated[str | None, typer.Option(help="Tokens paid out per round.")] = None,
     epsilon_cap: Annotated[float | None, typer.Option(help="Each partner's cumulative epsilon cap.")] = None,
@@ -119,6 +122,11 @@ def propose(
     Puts the terms document to the store and sends AgreementRegistry.propose(terms) from --key (COORDINATOR_ROLE).
     Defaults: reward 300 per round, epsilon cap 10, delta 1e-5, stake 100, 5 rounds over 365 days, by-sample-count
     payouts, model logreg, max norm 50.
+
+    --terms-file: a JSON object, every member optional: {"parties": ["0x..."], "reward_token": "0x...",
+    "reward_per_round": "300", "epsilon_cap": 10.0, "delta": 1e-5, "required_stake": "100", "rounds": 5,
+    "days": 365, "payout_rule": "by_sample_count", "document": {"task": "...", "model": "logreg", "max_norm": 50.0}};
+    amounts are decimal strings of whole tokens.
     """
     from ..chain import agreements
     from ..chain.agreements import AgreementTerms
@@ -160,7 +168,8 @@ def propose(
 @coordinator_app.command("relay-signature")
 @reports_errors
 def relay_signature(
-    signature_file: Annotated[Path, typer.Argument(help="File written by `partner sign --relay-to-file`.")],
+    signature_file: Annotated[Path, typer.Argument(
+        metavar="SIGNATURE_FILE", help="File written by `partner sign --relay-to-file`.")],
     key: KeyOpt, rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None,
 ) -> None:  # fmt: skip
     """Relay a partner's EIP-712 signature of an agreement; --key pays the gas.
@@ -189,7 +198,8 @@ def relay_signature(
 @coordinator_app.command("fund")
 @reports_errors
 def fund(
-    agreement: AgreementArg, amount: Annotated[str, typer.Argument(help="Tokens to add to the reward pool.")],
+    agreement: AgreementArg, amount: Annotated[str, typer.Argument(
+        metavar="AMOUNT", help="Tokens to add to the reward pool.")],
     key: KeyOpt, rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None,
 ) -> None:  # fmt: skip
     """Fund AGREEMENT's reward pool.
@@ -216,8 +226,9 @@ def fund(
 @coordinator_app.command("anchor")
 @reports_errors
 def anchor(
-    agreement: AgreementArg, round: Annotated[int, typer.Argument(help="Round id.")],
-    commitments: Annotated[list[Path], typer.Argument(help="Files written by `partner train-and-sign`.")],
+    agreement: AgreementArg, round: Annotated[int, typer.Argument(metavar="ROUND", help="Round id.")],
+    commitments: Annotated[list[Path], typer.Argument(
+        metavar="COMMITMENTS", help="Files written by `partner train-and-sign`.")],
     key: KeyOpt, rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None, ipfs: IpfsOpt = None,
 ) -> None:  # fmt: skip
     """Batched mode: anchor the partners' signed commitments of ROUND in one transaction.
@@ -307,13 +318,25 @@ def open_(
         deadline = int(s.w3.eth.get_block("latest")["timestamp"]) + round_seconds
         round_id = coordinator.open_round(agreement, digest, deadline)
     start = f"the aggregate of round {previous}" if previous else f"a fresh {coordinator.model_name} model"
-    typer.echo(f"opened round {round_id} of agreement {agreement} on {start}: {cid}, deadline {deadline}")
+    typer.echo(f"opened round {round_id} of agreement {agreement} on {start}: {cid}, deadline {utc(deadline)}")
+    if csv is None:
+        _record_for_audit(s, eval_set_spec(dataset, seed), coordinator.model_name)
+
+
+def _record_for_audit(s: Any, spec: dict[str, Any], model_name: str) -> None:
+    """Writes the evaluation set and model of this round into the deployment file when they differ from it, so
+    that `audit` rebuilds what the round committed to."""
+    if s.document.get("eval_set") == spec and s.document.get("model") == model_name:
+        return
+    s.deployment_path.write_text(json.dumps({**s.document, "eval_set": spec, "model": model_name}, indent=2) + "\n")
+    typer.echo(f"recorded the evaluation set ({spec['dataset']}, seed {spec['seed']}) and model {model_name} in "
+               f"{s.deployment_path} for the audit")  # fmt: skip
 
 
 @coordinator_app.command("close")
 @reports_errors
 def close(
-    agreement: AgreementArg, round: Annotated[int, typer.Argument(help="Round id.")], key: KeyOpt,
+    agreement: AgreementArg, round: Annotated[int, typer.Argument(metavar="ROUND", help="Round id.")], key: KeyOpt,
     dataset: DatasetOpt = "digits", partitions: PartitionsOpt = 1, seed: SeedOpt = 0, csv: CsvOpt = None,
     label_column: LabelColumnOpt = "label", num_classes: NumClassesOpt = None,
     aggregation: Annotated[str, typer.Option(help=f"Aggregation rule: {', '.join(AGGREGATIONS)} (robust rules "
@@ -347,10 +370,13 @@ def close(
         require(eval_commitment(eval_set) == committed,
                 "the evaluation set from these data options is not the one the round committed to")  # fmt: skip
         outcome = coordinator.close_round(agreement, round)
+        claimable_from = int(read_call(s.deployment.vault.functions.allocation(agreement, round), "allocation")[3])
     report = outcome.report
     typer.echo(f"finalized round {round} of agreement {agreement}: accuracy "
                f"{report.metrics['accuracy_before']:.3f} -> {report.metrics['accuracy_after']:.3f}")  # fmt: skip
     typer.echo(f"aggregate {outcome.aggregate_cid}, report {outcome.report_cid}")
     for line in report.partners:
-        verdict = f"paid {line.payout / 10**18:g}" if line.accepted else f"rejected ({line.reasons[0]['code']})"
+        verdict = f"allocated {line.payout / 10**18:g}" if line.accepted else f"rejected ({line.reasons[0]['code']})"
         typer.echo(f"  {line.partner}: {verdict}")
+    typer.echo(f"allocations are claimable from {utc(claimable_from)}, when the dispute window ends "
+               "(`partner claim`)")

@@ -12,12 +12,14 @@ from typing import Annotated, Any
 
 import typer
 
+from .. import settings
 from .context import (
     CommandError,
     DeploymentOpt,
     KeyOpt,
     RpcUrlOpt,
     default_deployment_path,
+    no_gas_message,
     parse_address,
     parse_tokens,
     reports_errors,
@@ -47,6 +49,12 @@ def deploy_ledger(tx: Any, *, admin: str, coordinator: str, auditors: list[str],
             tx.transact(token.functions.mint(holder, amount), admin)
         extra["reward_token"] = token.address
     return deployment, extra
+
+
+def eval_set_spec(dataset: str, seed: int) -> dict[str, Any]:
+    """The ``fl.make_federated`` arguments the audit rebuilds an evaluation set from (the held-out part depends
+    on the data set and the seed, not on the number of partitions)."""
+    return {"dataset": dataset, "num_partners": 1, "seed": seed}
 
 
 def _mints(values: list[str]) -> dict[str, int]:
@@ -98,13 +106,16 @@ def deploy(
     with connect(rpc_url) as w3:
         admin = identity.address
         if w3.eth.get_balance(admin) == 0:
-            raise CommandError(f"{admin} ({key}) has no ether to pay gas on chain {w3.eth.chain_id}")
-        typer.echo(f"chain {w3.eth.chain_id} ({rpc_url or 'embedded anvil'}), admin {admin}")
+            raise CommandError(no_gas_message(w3, admin, key))
+        typer.echo(f"chain {w3.eth.chain_id} ({rpc_url or settings.rpc_url() or 'the local node'}), admin {admin}")
         tx = Transactor(w3, [identity.account])
         deployed, extra = deploy_ledger(tx, admin=admin, coordinator=coordinator_address or admin, auditors=auditors,
                                         slash_recipient=slash_address or admin, dispute_window=dispute_window,
                                         with_token=with_token, mints=mints)  # fmt: skip
-        deployed.write(path, rpc_url=rpc_url or "", chain_id=w3.eth.chain_id, extra=extra)
+        # What `coordinator open` evaluates on by default, so that `audit` can rebuild it from this file as it is;
+        # `open` rewrites it when it evaluates on something else.
+        deployed.write(path, rpc_url=rpc_url or "", chain_id=w3.eth.chain_id,
+                       extra={**extra, "eval_set": eval_set_spec("digits", 0), "model": "logreg"})
     token = {"LeptonToken": extra["reward_token"]} if with_token else {}
     for name, address in {**deployed.addresses(), **token}.items():
         typer.echo(f"{name}: {address}")

@@ -14,12 +14,15 @@ Relayed signature file (``sign --relay-to-file``), JSON: ``{"version": 1, "chain
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from .context import (
+    CommandError,
     DeploymentOpt,
     IpfsOpt,
     KeyOpt,
@@ -30,6 +33,7 @@ from .context import (
     read_call,
     reports_errors,
     require,
+    utc,
 )
 from .data import (
     CsvOpt,
@@ -52,8 +56,8 @@ partner_app = typer.Typer(
     no_args_is_help=True, pretty_exceptions_show_locals=False, add_completion=False,
 )  # fmt: skip
 
-AgreementArg = Annotated[int, typer.Argument(help="Agreement id.")]
-RoundArg = Annotated[int, typer.Argument(help="Round id.")]
+AgreementArg = Annotated[int, typer.Argument(metavar="AGREEMENT", help="Agreement id.")]
+RoundArg = Annotated[int, typer.Argument(metavar="ROUND", help="Round id.")]
 
 
 def _accountant_file(session: Any, agreement_id: int, partner: str) -> Path:
@@ -161,6 +165,7 @@ def stake(
         terms = ChainTerms.read(s.deployment, agreement)
         held = int(s.deployment.vault.functions.stakeOf(agreement, s.address).call())
         value = parse_tokens(amount, "--amount") if amount is not None else max(0, terms.required_stake - held)
+        require(value > 0 or amount is None, f"--amount must be more than 0, not {amount!r}")
         require(value > 0, f"{s.address} already holds {held / 10**18:g} staked (required "
                            f"{terms.required_stake / 10**18:g}); pass --amount to add more")  # fmt: skip
         token = s.token(terms.reward_token)
@@ -196,12 +201,18 @@ def _train(*, agreement: int, key: str, dataset: str, partition: int, partitions
 
     data = partner_data(dataset=dataset, partition=partition, partitions=partitions, seed=seed, csv=csv,
                         label_column=label_column, num_classes=num_classes)  # fmt: skip
-    with open_session(rpc_url=rpc_url, deployment=deployment, key=key, ipfs=ipfs, sends=not batched) as s:
+    with ExitStack() as stack:
+        s = stack.enter_context(open_session(rpc_url=rpc_url, deployment=deployment, key=key, ipfs=ipfs,
+                                             sends=not batched))  # fmt: skip
         s.require_party(agreement, s.address)
         ledger = s.deployment.ledger.functions
         round_id = int(ledger.openRoundOf(agreement).call())
         require(round_id > 0, f"agreement {agreement} has no open round")
-        # Already submitted is not refused: the same command resumes a round a crash interrupted (the outbox).
+        # One round command per key and agreement at a time on this machine: a second one waits, then finds the
+        # first one's submission below instead of training a second update.
+        stack.enter_context(_held(_accountant_file(s, agreement, s.address).with_suffix(".lock")))
+        _refuse_what_the_chain_would(s, agreement, round_id, batched=batched)
+        # A round a crash interrupted before its transaction is not refused: the same command resumes it (outbox).
         recipients = [parse_address(r, "--recipient") for r in recipient or []] or [
             s.document.get("coordinator"), *s.document.get("auditors", [])]  # fmt: skip
         require(all(recipients), f"no recipients: {s.deployment_path} names no coordinator; pass --recipient")
@@ -213,8 +224,14 @@ def _train(*, agreement: int, key: str, dataset: str, partition: int, partitions
         model = model or (terms_document(s.store, terms) or {}).get("model", "logreg")
         settings = TrainingSettings(model=model, epochs=epochs, batch_size=batch_size, lr=lr,
                                     max_grad_norm=max_grad_norm, noise_multiplier=noise_multiplier, seed=train_seed)
+        envelope, _ = _recorded(s, agreement, round_id)
+        if envelope is not None and envelope.payload.get("options", settings.options()) != settings.options():
+            typer.echo(f"note: round {round_id}'s update was trained before ({_options(envelope.payload['options'])}); "
+                       "resuming that one: the options given now are not used", err=True)  # fmt: skip
         accountant = fresh_accountant(s.deployment, agreement, s.address)
-        with open_executor(max_workers=1) as executor:  # Ray when $LEPTON_RAY_ADDRESS is set
+        # One update to train: in this process (a worker pool would cost seconds to start), or in Ray when
+        # $LEPTON_RAY_ADDRESS is set.
+        with open_executor(in_process=True) as executor:
             partner = build_partner(account=s.account, tx=s.tx, deployment=s.deployment, store=s.store,
                                     accountant=accountant, data=data, executor=executor, settings=settings,
                                     accountant_path=_accountant_file(s, agreement, s.address))  # fmt: skip
@@ -228,6 +245,59 @@ def _train(*, agreement: int, key: str, dataset: str, partition: int, partitions
             result = (result, signed_commitment_document(result, chain_id=s.w3.eth.chain_id,
                                                          ledger=s.ledger_address))  # fmt: skip
     return round_id, result, accountant, terms
+
+
+@contextmanager
+def _held(path: Path) -> Iterator[None]:
+    """An exclusive lock on `path` (created if need be) while the block runs; released if the process dies."""
+    import fcntl
+
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _refuse_what_the_chain_would(s: Any, agreement: int, round_id: int, *, batched: bool) -> None:
+    """Refuses, before training and before any epsilon is recorded, a submission the ledger would refuse: the
+    round's deadline has passed, or this key has already submitted (saying what it submitted)."""
+    ledger = s.deployment.ledger.functions
+    if ledger.hasSubmitted(agreement, round_id, s.address).call():
+        raise CommandError(f"{s.address} has already submitted its update for round {round_id} of agreement "
+                           f"{agreement}{_earlier_submission(s, agreement, round_id)}; nothing trained")  # fmt: skip
+    deadline = int(ledger.round(agreement, round_id).call()[4])
+    now = int(s.w3.eth.get_block("latest")["timestamp"])
+    if now >= deadline and not batched:
+        raise CommandError(f"round {round_id} of agreement {agreement} took submissions until {utc(deadline)}; it "
+                           f"is {utc(now)} on the chain: nothing trained, no epsilon spent")  # fmt: skip
+
+
+def _recorded(s: Any, agreement: int, round_id: int) -> tuple[Any, Any]:
+    """This key's outbox records of the round: its envelope and its submission (each None when not recorded)."""
+    from ..rounds.effects import chain_tag, default_outbox
+
+    outbox = default_outbox("partner", s.w3, s.address)
+    parts = [chain_tag(s.w3), s.ledger_address, str(agreement), str(round_id), s.address]
+    envelope, submit = (outbox.find(":".join([step, *parts])) for step in ("envelope", "submit"))
+    return envelope, submit
+
+
+def _options(options: dict[str, Any]) -> str:
+    return " ".join(f"--{k.replace('_', '-')} {v}" for k, v in options.items())
+
+
+def _earlier_submission(s: Any, agreement: int, round_id: int) -> str:
+    """`` (envelope CID, samples, options, tx)`` of this key's earlier submission, from its outbox; "" if unknown."""
+    envelope, submit = _recorded(s, agreement, round_id)
+    if envelope is None:
+        return ""
+    said = f": {envelope.payload['cid']} ({envelope.payload['sample_count']} samples"
+    if envelope.payload.get("options"):
+        said += ", " + _options(envelope.payload["options"])
+    if submit is not None and submit.result:
+        said += f"), tx {submit.result.get('tx_hash')}"
+    else:
+        said += ")"
+    return said
 
 
 @partner_app.command("train-and-submit")
@@ -314,7 +384,8 @@ def claim(
                 f"{s.address} has already claimed round {round} of agreement {agreement}")  # fmt: skip
         opens = int(vault.allocation(agreement, round).call()[3])
         now = int(s.w3.eth.get_block("pending")["timestamp"])  # the time the claim would be mined at
-        require(now >= opens, f"claims of round {round} open at {opens}, in {opens - now} s (the dispute window)")
+        require(now >= opens, f"claims of round {round} open at {utc(opens)}, in {opens - now} s (the dispute "
+                                 "window; on the local node, `lepton-ledger node time --advance` moves time)")
         partner = build_partner(account=s.account, tx=s.tx, deployment=s.deployment, store=s.store,
                                 accountant=fresh_accountant(s.deployment, agreement, s.address),
                                 accountant_path=_accountant_file(s, agreement, s.address))  # fmt: skip
@@ -364,13 +435,14 @@ def status(
 
 
 def _local_epsilon(path: Path) -> float | None:
-    import json
-
-    from ..fl.accounting import PrivacyAccountant
-
     if not path.exists():
         return None
-    return PrivacyAccountant.from_state_dict(json.loads(path.read_text())["accountant"]).epsilon()
+    document = json.loads(path.read_text())
+    if isinstance(document.get("epsilon"), float):  # recorded with the history: no need to load the DP library
+        return float(document["epsilon"])
+    from ..fl.accounting import PrivacyAccountant
+
+    return PrivacyAccountant.from_state_dict(document["accountant"]).epsilon()
 
 
 

@@ -183,12 +183,15 @@ def make_federated(
     min_samples: int = 10,
     modalities: int = 3,
     clip_features: float | None = None,
+    sizes: Sequence[float] | None = None,
 ) -> FederatedSplit:
     """Splits a scikit-learn data set across `num_partners` partners and a held-out evaluation set.
 
     The evaluation set is a stratified `eval_fraction` of the data. The rest is split IID (`alpha` None: a
     seeded permutation cut into near-equal parts) or with Dirichlet label skew (`alpha` > 0: each class is
-    divided among partners in proportions drawn from Dir(alpha); smaller alpha, stronger skew). Features are
+    divided among partners in proportions drawn from Dir(alpha); smaller alpha, stronger skew). `sizes` (one
+    positive weight per partner) makes the partners' sizes unequal on top of that: the IID cut, or each class's
+    Dirichlet shares, are weighted by them. Features are
     standardized with the mean and standard deviation of the training part: a simulation convenience, since
     real partners would agree on a scaling in the agreement's terms. With `clip_features`, standardized values
     are then clipped to ``[-clip_features, clip_features]`` (training and evaluation alike): under DP-SGD a rare
@@ -197,7 +200,8 @@ def make_federated(
 
     Raises:
         ConfigurationError: unknown data set, `num_partners` < 1, `alpha` <= 0, `eval_fraction` outside (0, 1),
-            `clip_features` <= 0, or no Dirichlet draw in 100 gave every partner at least `min_samples` samples.
+            `clip_features` <= 0, `sizes` not one positive weight per partner, or no Dirichlet draw in 100 gave
+            every partner at least `min_samples` samples.
     """
     from sklearn.model_selection import train_test_split
 
@@ -209,6 +213,9 @@ def make_federated(
         raise ConfigurationError(f"eval_fraction must be in (0, 1), got {eval_fraction}")
     if clip_features is not None and not clip_features > 0:
         raise ConfigurationError(f"clip_features must be > 0, got {clip_features}")
+    weights = None if sizes is None else np.asarray(sizes, dtype=np.float64)
+    if weights is not None and (weights.shape != (num_partners,) or not (weights > 0).all()):
+        raise ConfigurationError(f"sizes must be {num_partners} positive weights, got {list(sizes or [])}")
     x, y = load_dataset(name)
     num_classes = int(y.max()) + 1
     x_train, x_eval, y_train, y_eval = train_test_split(x, y, test_size=eval_fraction, random_state=seed, stratify=y)
@@ -221,25 +228,35 @@ def make_federated(
     mods = split_modalities(x.shape[1], modalities)
 
     rng = np.random.default_rng(seed)
-    if alpha is None:
+    if alpha is None and weights is None:
         parts = np.array_split(rng.permutation(len(y_train)), num_partners)
+    elif alpha is None:
+        parts = np.split(rng.permutation(len(y_train)), _cuts(weights / weights.sum(), len(y_train)))
     else:
-        parts = _dirichlet_parts(y_train, num_partners, alpha, rng, min_samples)
+        parts = _dirichlet_parts(y_train, num_partners, alpha, rng, min_samples, weights)
     partners = tuple(
         TabularData(x_train[np.sort(idx)], y_train[np.sort(idx)], num_classes, mods) for idx in parts
     )
     return FederatedSplit(name, partners, TabularData(x_eval, y_eval, num_classes, mods), seed, alpha)
 
 
+def _cuts(shares: np.ndarray, n: int) -> np.ndarray:
+    """Where to cut `n` items into parts in proportion to `shares` (which sum to 1)."""
+    return (np.cumsum(shares)[:-1] * n).astype(int)
+
+
 def _dirichlet_parts(
-    labels: np.ndarray, num_partners: int, alpha: float, rng: np.random.Generator, min_samples: int
-) -> list[np.ndarray]:
+    labels: np.ndarray, num_partners: int, alpha: float, rng: np.random.Generator, min_samples: int,
+    weights: np.ndarray | None = None,
+) -> list[np.ndarray]:  # fmt: skip
     for _ in range(100):
         parts: list[list[int]] = [[] for _ in range(num_partners)]
         for cls in np.unique(labels):
             idx = rng.permutation(np.flatnonzero(labels == cls))
             shares = rng.dirichlet(np.full(num_partners, alpha))
-            cuts = (np.cumsum(shares)[:-1] * len(idx)).astype(int)
+            if weights is not None:
+                shares = shares * weights / (shares * weights).sum()
+            cuts = _cuts(shares, len(idx))
             for part, chunk in zip(parts, np.split(idx, cuts)):
                 part.extend(chunk.tolist())
         if min(len(p) for p in parts) >= min_samples:

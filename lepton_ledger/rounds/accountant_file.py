@@ -6,7 +6,8 @@ after a crash records what it missed (partner.Partner.reconcile) and never recor
 
 Format (version 1), rewritten whole and atomically (temporary file, fsync, rename, fsync of the folder)::
 
-    {"version": 1, "accountant": PrivacyAccountant.state_dict(), "recorded": ["<operation key>", ...]}
+    {"version": 1, "accountant": PrivacyAccountant.state_dict(), "recorded": ["<operation key>", ...],
+     "epsilon": <the history's cumulative epsilon, for readers that need not recompute it (partner status)>}
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ class AccountantFile:
 
     def save(self) -> None:
         """Writes the file atomically: a reader (or a restart) sees the old or the new content, never a mix."""
-        document = {"version": FILE_VERSION, "accountant": self.accountant.state_dict(), "recorded": self.recorded}
+        document = {"version": FILE_VERSION, "accountant": self.accountant.state_dict(), "recorded": self.recorded,
+                    "epsilon": self.accountant.epsilon()}  # fmt: skip
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         with open(tmp, "w") as out:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rich.console import Console
 
 from .. import fl
@@ -57,6 +58,9 @@ DELTA = 1e-5
 DISPUTE_WINDOW = 600
 MAX_NORM = 50.0  # L2 bound on an update (logreg on digits: honest updates stay well below it)
 ROUND_WINDOW = 3600
+ALPHA = 0.5  # Dirichlet label skew of the partners' data: each partner's own class mix (fl.make_federated)
+FREE_RIDER_LR = 1e-6  # the free-rider "trains" with a step so small that its update is next to zero
+MODELS = ("logreg", "mlp", "fusion")
 KEYS_NOTE = ("development keys from anvil's public test mnemonic and freshly generated X25519 keys, stored in "
              "plain text: for local use only, never for a real chain")  # fmt: skip
 
@@ -94,23 +98,18 @@ def _short(value: str, n: int = 14) -> str:
 
 @dataclass(frozen=True)
 class RoundRules:
-    """What the round trains and how the coordinator combines and scores: an ``fl.build_model`` name (``mlp`` is
-    ~300k parameters, 1.2 MB: artifacts of many blocks), an ``fl.aggregate`` rule (its parameters default to
+    """How the coordinator combines and scores: an ``fl.aggregate`` rule (its parameters default to
     ``fl.aggregation.default_params`` for the number of partners) and an ``fl.contribution_scores`` method."""
 
     aggregation: str = "fedavg"
     scoring: str = "leave_one_out"
     max_norm: float = MAX_NORM
-    model: str = "logreg"
 
     def check(self, partners: int) -> None:
         """Refuses, before anything runs, a rule or method that does not exist or cannot run on `partners`."""
         from ..fl.aggregation import AGGREGATORS
-        from ..fl.models import model_names
         from ..fl.scoring import EXACT_SHAPLEY_MAX_PARTNERS, SCORERS
 
-        if self.model not in model_names():
-            raise ConfigurationError(f"unknown model {self.model!r}; known: {', '.join(model_names())}")
         if self.aggregation not in AGGREGATORS:
             raise ConfigurationError(f"unknown aggregation rule {self.aggregation!r}; known: {sorted(AGGREGATORS)}")
         if self.scoring not in SCORERS:
@@ -122,21 +121,51 @@ class RoundRules:
                                      f"partners, not {partners} (use tmc_shapley)")  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Story:
+    """What the demo shows: the model, whether a free-rider, non-IID partners, and the payout rule."""
+
+    model: str
+    free_rider: bool
+    non_iid: bool
+    payout_rule: fl.PayoutRule
+
+
+MAX_PARTNERS = 40  # digits keeps 1437 training samples: the skewed split gives each of 40 at least 10
+
+
 def run_demo(out_dir: Path, *, partners: int = 3, rounds: int = 5, mode: str = "single",
-             dispute_window: int = DISPUTE_WINDOW, rules: RoundRules = RoundRules(),
+             dispute_window: int = DISPUTE_WINDOW, rules: RoundRules = RoundRules(), model: str = "logreg",
+             free_rider: bool = True, non_iid: bool = True, payout_rule: fl.PayoutRule = fl.PayoutRule.PROPORTIONAL,
              console: Console | None = None) -> DemoResult:  # fmt: skip
     """Runs the whole story on a fresh anvil whose state is saved to ``out_dir/chain-state.json``.
 
+    The partners differ: a non-IID split of digits (Dirichlet label skew ``ALPHA``, so unequal sizes and class
+    mixes) and, with `free_rider` and at least two partners, a last partner that sends a near-zero update. The
+    agreement pays by measured contribution (the proportional rule over the round's contribution scores), so
+    payouts differ between partners and the free-rider earns next to nothing. `model` is ``logreg``, ``mlp`` (two
+    hidden layers of 512, ~300k parameters, 1.2 MB: every artifact spans several blocks) or
+    ``fusion`` (late fusion of three modality encoders, alpha f(x) + beta f(y) + gamma f(z)). `non_iid`,
+    `free_rider` and `payout_rule` turn the story back into equal IID partners paid as the rule says.
+
     Raises:
-        ConfigurationError: fewer than one partner or round, an unknown mode, aggregation rule or scoring method.
+        ConfigurationError: fewer than one partner or round or more than ``MAX_PARTNERS``, an unknown mode,
+            aggregation rule or scoring method, `out_dir` a file.
     """
     if partners < 1 or rounds < 1:
         raise ConfigurationError("the demo needs at least one partner and one round")
+    out_dir = Path(out_dir)
+    if partners > MAX_PARTNERS:
+        raise ConfigurationError(f"the demo runs at most {MAX_PARTNERS} partners (each needs a share of the digits "
+                                 f"data set and a funded development account), not {partners}")  # fmt: skip
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigurationError(f"--out {out_dir} is a file, not a folder: name a folder for the demo's output")
     if mode not in ("single", "batched"):
         raise ConfigurationError(f"mode must be 'single' or 'batched', not {mode!r}")
+    if model not in MODELS:
+        raise ConfigurationError(f"the demo's model is one of {', '.join(MODELS)}, not {model!r}")
     rules.check(partners)
     console = console or Console()
-    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     state_file = out_dir / STATE_FILE
     for stale in (state_file, out_dir / "events.sqlite"):
@@ -146,7 +175,8 @@ def run_demo(out_dir: Path, *, partners: int = 3, rounds: int = 5, mode: str = "
     anvil = Anvil(accounts=10 + partners, state_file=state_file)
     # Ray when $LEPTON_RAY_ADDRESS is set (settings.ray_address), else one local worker process
     with anvil as w3, open_executor(max_workers=1, gpus=[], threads_per_worker=1) as executor:
-        result = _story(w3, anvil, executor, out_dir, partners, rounds, mode, dispute_window, rules, console)
+        story = Story(model, free_rider and partners >= 2, non_iid, fl.PayoutRule(payout_rule))
+        result = _story(w3, anvil, executor, out_dir, partners, rounds, mode, dispute_window, rules, story, console)
     result.summary["wall_seconds"] = round(time.monotonic() - started, 2)
     (out_dir / "summary.json").write_text(json.dumps(result.summary, indent=2) + "\n")
     _step(console, f"chain state saved to {state_file} (restart: Anvil(state_file=...) or anvil --state {state_file})")
@@ -154,7 +184,10 @@ def run_demo(out_dir: Path, *, partners: int = 3, rounds: int = 5, mode: str = "
 
 
 def _story(w3, anvil: Anvil, executor, out_dir: Path, n_partners: int, n_rounds: int, mode: str,
-           dispute_window: int, rules: RoundRules, console: Console) -> DemoResult:  # fmt: skip
+           dispute_window: int, rules: RoundRules, story: Story, console: Console) -> DemoResult:  # fmt: skip
+    model = story.model
+    alpha, sizes = (ALPHA, _sizes(n_partners)) if story.non_iid else (None, None)
+    rule_name = story.payout_rule.name.lower()
     aggregation_params = default_params(rules.aggregation, n_partners)
     roles = DevRoles.from_dev_keys()
     admin, coord_account = roles.admin, roles.coordinator
@@ -175,11 +208,11 @@ def _story(w3, anvil: Anvil, executor, out_dir: Path, n_partners: int, n_rounds:
         extra={"reward_token": token.address, "state_file": STATE_FILE, "store": STORE_DIR, "keys": KEYS_DIR,
                "restart": f"anvil --chain-id {chain_id} --state {STATE_FILE} (or Anvil(state_file=...)); "
                           "the rpc_url above is only live while the demo runs",
-               "dispute_window": dispute_window, "model": rules.model, "max_norm": rules.max_norm,
+               "dispute_window": dispute_window, "model": model, "max_norm": rules.max_norm,
                "aggregation": rules.aggregation, "aggregation_params": aggregation_params, "scoring": rules.scoring,
                # how to rebuild the held-out evaluation set whose commitment each round carries (fl.make_federated)
-               "eval_set": {"dataset": "digits", "num_partners": n_partners, "seed": 0, "alpha": None,
-                            "eval_fraction": 0.2}},
+               "eval_set": {"dataset": "digits", "num_partners": n_partners, "seed": 0, "alpha": alpha,
+                            **({"sizes": sizes} if sizes else {}), "eval_fraction": 0.2}},
     )  # fmt: skip
 
     # -- register (with X25519 keys) ------------------------------------------------------------------
@@ -196,18 +229,19 @@ def _story(w3, anvil: Anvil, executor, out_dir: Path, n_partners: int, n_rounds:
 
     # -- propose, sign, stake, fund -------------------------------------------------------------------
     now = w3.eth.get_block("latest")["timestamp"]
-    terms_doc = {"task": "digits classification", "model": rules.model, "rounds": n_rounds, "epsilon_cap": EPSILON_CAP,
+    terms_doc = {"task": "digits classification", "model": model, "rounds": n_rounds, "epsilon_cap": EPSILON_CAP,
                  "delta": DELTA, "required_stake": REQUIRED_STAKE, "reward_per_round": REWARD_PER_ROUND,
-                 "payout_rule": "by_sample_count", "aggregation": rules.aggregation,
+                 "payout_rule": rule_name, "aggregation": rules.aggregation,
                  "aggregation_params": aggregation_params, "scoring": rules.scoring, "max_norm": rules.max_norm}  # fmt: skip
     terms = AgreementTerms(
         parties=[a.address for a in accounts.values()], reward_token=token.address, reward_per_round=REWARD_PER_ROUND,
         epsilon_cap=EPSILON_CAP, delta=DELTA, required_stake=REQUIRED_STAKE, start=now - 1, end=now + 365 * 86400,
-        max_rounds=n_rounds, payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT, document=terms_doc,
+        max_rounds=n_rounds, payout_rule=story.payout_rule, document=terms_doc,
     )  # fmt: skip
     agreement_id = agreements.propose(tx, deployment, coord_account.address, terms)
     _step(console, f"agreement {agreement_id} proposed: {n_rounds} rounds, epsilon cap {EPSILON_CAP}, "
-                   f"{REWARD_PER_ROUND / TOKEN:g} LRW per round")  # fmt: skip
+                   f"{REWARD_PER_ROUND / TOKEN:g} LRW per round, paid by the {rule_name} rule"
+                   + (f" (measured contribution: {rules.scoring} scores)" if rule_name == "proportional" else ""))
     for i, (name, account) in enumerate(accounts.items()):
         if i % 2 == 1 or n_partners == 1:
             agreements.sign(tx, deployment, agreement_id, account, relayer=coord_account.address)
@@ -227,10 +261,17 @@ def _story(w3, anvil: Anvil, executor, out_dir: Path, n_partners: int, n_rounds:
 
     # -- rounds ---------------------------------------------------------------------------------------
     store = LocalStore(out_dir / STORE_DIR, durable=False)
-    split = fl.make_federated("digits", num_partners=n_partners, seed=0, alpha=None, eval_fraction=0.2)
+    split = fl.make_federated("digits", num_partners=n_partners, seed=0, alpha=alpha, eval_fraction=0.2, sizes=sizes)
+    riders = {names[-1]} if story.free_rider else set()
+    for i, name in enumerate(names):
+        labels = split.partners[i].labels
+        top = int(np.bincount(labels).argmax())
+        _step(console, f"{name}: {len(labels)} samples, {len(set(labels.tolist()))} classes, "
+                       f"{(labels == top).mean():.0%} of them digit {top}"
+                       + (" -- a free-rider: it sends a near-zero update" if name in riders else ""))  # fmt: skip
     coordinator = Coordinator(account=coord_account, tx=tx, deployment=deployment, store=store,
                               x25519_private=x25519["coordinator"], events_path=out_dir / "events.sqlite",
-                              eval_set=split.eval_set, model_name=rules.model, max_norm=rules.max_norm,
+                              eval_set=split.eval_set, model_name=model, max_norm=rules.max_norm,
                               aggregation=rules.aggregation, aggregation_params=aggregation_params,
                               scoring=rules.scoring,
                               outbox=Outbox(out_dir / OUTBOX_DIR / "coordinator.sqlite"))  # fmt: skip
@@ -240,11 +281,12 @@ def _story(w3, anvil: Anvil, executor, out_dir: Path, n_partners: int, n_rounds:
                                                       epsilon_cap=EPSILON_CAP),
                       data=split.partners[i], executor=executor,
                       outbox=Outbox(out_dir / OUTBOX_DIR / f"{name}.sqlite"),
-                      settings=TrainingSettings(model=rules.model, epochs=1, batch_size=64, noise_multiplier=1.0, seed=i))
+                      settings=TrainingSettings(model=model, epochs=1, batch_size=64, noise_multiplier=1.0, seed=i,
+                                                **({"lr": FREE_RIDER_LR} if name in riders else {})))
         for i, (name, account) in enumerate(accounts.items())
     }  # fmt: skip
     recipients = [coord_account.address, roles.auditor.address]
-    state = fl.build_model(rules.model, split.input_dim, split.num_classes, seed=0).state_dict()
+    state = fl.build_model(model, split.input_dim, split.num_classes, seed=0).state_dict()
     summary_rounds = []
     for r in range(n_rounds):
         gas_before = tx.gas_used
@@ -283,15 +325,18 @@ def _story(w3, anvil: Anvil, executor, out_dir: Path, n_partners: int, n_rounds:
                 p.claim(agreement_id, round_id, amount, outcome.tree.proof(p.address))
             claimed[p.address] = amount
         gas = tx.gas_used - gas_before
+        scores = {line.partner: line.score for line in report.partners}
         _step(console, f"  after the dispute window ({dispute_window}s, local time travel), claimed: "
-              + ", ".join(f"{n} {claimed[p.address] / TOKEN:.2f} LRW" for n, p in partners.items())
+              + ", ".join(f"{n} {claimed[p.address] / TOKEN:.2f} LRW (score {_score(scores.get(p.address))})"
+                          for n, p in partners.items())
               + f"; round gas {gas:,}")  # fmt: skip
         summary_rounds.append({
             "round": round_id,
             "accuracy": accuracy,
             "accuracy_before": float(report.metrics["accuracy_before"]),
             "partners": {
-                p.address: {"name": name, "epsilon": p.accountant.epsilon(),
+                p.address: {"name": name, "free_rider": name in riders, "samples": len(p.data),
+                            "score": scores.get(p.address), "epsilon": p.accountant.epsilon(),
                             "epsilon_fixed": p.accountant.spent_fixed(),
                             "payout": str(report.payouts.get(p.address, 0)),
                             "claimed": str(claimed[p.address]), "accepted": p.address in report.accepted}
@@ -307,7 +352,9 @@ def _story(w3, anvil: Anvil, executor, out_dir: Path, n_partners: int, n_rounds:
     summary = {
         "chain_id": chain_id, "agreement_id": agreement_id, "mode": mode, "partners": n_partners, "rounds": n_rounds,
         "reward_per_round": str(REWARD_PER_ROUND), "epsilon_cap": EPSILON_CAP, "delta": DELTA,
-        "data": "sklearn digits, IID split, 20% held-out evaluation set", "model": rules.model,
+        "data": "sklearn digits, " + (f"non-IID split (Dirichlet label skew, alpha {alpha}; sizes {sizes})" if alpha
+                                      else "IID split") + ", 20% held-out evaluation set",
+        "model": model, "payout_rule": rule_name, "free_riders": sorted(riders),
         "aggregation": rules.aggregation, "aggregation_params": aggregation_params, "scoring": rules.scoring,
         "max_norm": rules.max_norm,
         "setup_gas_used": setup_gas, "total_gas_used": tx.gas_used,
@@ -317,6 +364,15 @@ def _story(w3, anvil: Anvil, executor, out_dir: Path, n_partners: int, n_rounds:
     _step(console, f"[green]done[/]: {n_rounds} round(s), final accuracy {summary_rounds[-1]['accuracy']:.3f}, "
                    f"total gas {tx.gas_used:,}")  # fmt: skip
     return DemoResult(out_dir, chain_id, addresses, agreement_id, summary)
+
+
+def _sizes(n_partners: int) -> list[int]:
+    """Relative data sizes of the partners: 1, 2, 3, 1, 2, 3... (fl.make_federated's `sizes`)."""
+    return [1 + i % 3 for i in range(n_partners)]
+
+
+def _score(score: float | None) -> str:
+    return "-" if score is None else f"{score:+.3f}"
 
 
 def _write_keys(folder: Path, roles: DevRoles, accounts: dict, x25519: dict[str, bytes]) -> None:

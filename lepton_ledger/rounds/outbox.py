@@ -35,7 +35,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -74,7 +74,7 @@ CREATE INDEX IF NOT EXISTS operations_open ON operations (status, seq);
 
 
 class OutboxError(LeptonError, RuntimeError):
-    """An outbox operation is unknown, or asked for a transition its status does not allow."""
+    """An outbox operation is unknown, asked for a transition its status does not allow, or its file is damaged."""
 
 
 class PermanentFailure(LeptonError, RuntimeError):
@@ -126,6 +126,8 @@ class Outbox:
         try:
             db.execute("PRAGMA journal_mode=WAL")  # persistent in the file: readers never block the writer
             db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise self._damaged(exc) from None
         finally:
             db.close()
 
@@ -323,10 +325,17 @@ class Outbox:
         db.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
         try:
             yield db
-        except BaseException:
-            db.execute("ROLLBACK")
+        except BaseException as exc:
+            with suppress(sqlite3.Error):  # a damaged file may refuse the rollback too
+                db.execute("ROLLBACK")
+            if type(exc) is sqlite3.DatabaseError:  # the file itself (not a lock or a constraint): damaged
+                raise self._damaged(exc) from None
             raise
         db.execute("COMMIT")
+
+    def _damaged(self, exc: sqlite3.DatabaseError) -> OutboxError:
+        return OutboxError(f"the outbox {self.path} is damaged ({exc}): it records this party's unfinished puts and "
+                           "transactions; restore it from a backup, or move it away to start an empty one")
 
     def _connection(self) -> sqlite3.Connection:
         # One connection per process and thread, opened on first use: opening one cost ~20 ms here, more than the

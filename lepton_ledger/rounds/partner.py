@@ -87,6 +87,11 @@ class TrainingSettings:
     seed: int = 0
     device: str | None = None  # None: CUDA when the worker has a GPU, else CPU (fl.training.default_device)
 
+    def options(self) -> dict[str, Any]:
+        """What may be told about this training (the seed stays secret: it derives the round's DP noise)."""
+        return {"model": self.model, "epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr,
+                "max_grad_norm": self.max_grad_norm, "noise_multiplier": self.noise_multiplier}  # fmt: skip
+
 
 @dataclass
 class Submission:
@@ -324,7 +329,7 @@ class Partner:
             op = self.outbox.enqueue(*self.effects.put_operation(
                 key, sealed.data, agreement_id=agreement_id, round=round_id, accounting=accounting,
                 manifest_digest="0x" + sealed.manifest_digest.hex(), sample_count=m.sample_count,
-                metrics=dict(result.metrics),
+                metrics=dict(result.metrics), options=self.settings.options(),
             ))  # fmt: skip
             self.checkpoint("envelope:enqueued", op)
         # Recorded before the envelope leaves this process: whatever the ledger later says of the commitment

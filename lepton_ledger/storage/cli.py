@@ -30,7 +30,7 @@ def _store():  # type: ignore[no-untyped-def]
 
 @ipfs_app.command()
 def add(
-    file: Annotated[Path, typer.Argument(help="File to add.")],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="File to add.")],
     cid_version: Annotated[int, typer.Option("--cid-version", help="0 (kubo default) or 1 (raw leaves, base32).")] = 0,
     only_hash: Annotated[bool, typer.Option("--only-hash", help="Compute the CID, store nothing.")] = False,
 ) -> None:
@@ -57,7 +57,7 @@ _MAX_BYTES_HELP = "Refuse a file larger than this many bytes (checked from its r
 
 @ipfs_app.command()
 def cat(
-    cid: Annotated[str, typer.Argument(help="CID of a file.")],
+    cid: Annotated[str, typer.Argument(metavar="CID", help="CID of a file.")],
     max_bytes: Annotated[int, typer.Option("--max-bytes", min=0, help=_MAX_BYTES_HELP)] = DEFAULT_MAX_FILE_BYTES,
 ) -> None:
     """Writes the file's bytes to stdout, every block verified.
@@ -82,8 +82,8 @@ def cat(
 
 @ipfs_app.command("export-car")
 def export_car_cmd(
-    cid: Annotated[str, typer.Argument(help="Root CID.")],
-    out: Annotated[Path, typer.Argument(help="CAR file to write.")],
+    cid: Annotated[str, typer.Argument(metavar="CID", help="Root CID.")],
+    out: Annotated[Path, typer.Argument(metavar="OUT", help="CAR file to write.")],
 ) -> None:
     """Exports the DAG under CID to a CAR v1 file (as `ipfs dag export`)."""
     from ..errors import LeptonError
@@ -100,7 +100,7 @@ def export_car_cmd(
 
 @ipfs_app.command("import-car")
 def import_car_cmd(
-    car: Annotated[Path, typer.Argument(help="CAR v1 file to import.")],
+    car: Annotated[Path, typer.Argument(metavar="CAR", help="CAR v1 file to import.")],
     max_bytes: Annotated[int, typer.Option("--max-bytes", min=0, help="Refuse a CAR with more bytes of blocks.")]
     = DEFAULT_MAX_FILE_BYTES,
 ) -> None:

@@ -19,10 +19,11 @@ __all__ = ["Executor", "ExecutorClosed", "LocalExecutor", "RayExecutor", "TaskFu
            "visible_gpus"]  # fmt: skip
 
 
-def open_executor(ray_address: str | None = None, **local_options: Any) -> Executor:
+def open_executor(ray_address: str | None = None, *, in_process: bool = False, **local_options: Any) -> Executor:
     """The executor partners train in: a :class:`RayExecutor` when `ray_address` or ``$LEPTON_RAY_ADDRESS`` is set
-    (``local`` starts a Ray cluster on this machine, anything else is joined), else a :class:`LocalExecutor` with
-    `local_options` (``max_workers``, ``gpus``, ``threads_per_worker``...).
+    (``local`` starts a Ray cluster on this machine, anything else is joined), else with `in_process` an
+    :class:`InlineExecutor` (tasks run in this process: no worker to start, for one task at a time), else a
+    :class:`LocalExecutor` with `local_options` (``max_workers``, ``gpus``, ``threads_per_worker``...).
 
     Raises:
         WorkerError: the Ray cluster cannot be started or joined.
@@ -30,6 +31,10 @@ def open_executor(ray_address: str | None = None, **local_options: Any) -> Execu
     from ..settings import ray_address as configured
 
     address = ray_address or configured()
+    if address is None and in_process:
+        from .inline import InlineExecutor
+
+        return InlineExecutor()
     if address is None:
         return LocalExecutor(**local_options)
     from .ray_executor import RayExecutor

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -49,6 +50,9 @@ def visible_gpus() -> list[str]:
 
 def _init_worker(counter: Any, gpus: tuple[str, ...], threads: int) -> None:
     """Runs once in each new worker, before any task: picks its GPU and thread count."""
+    # Ctrl-C reaches the whole process group: the parent stops the pool; a worker printing its own traceback
+    # for it would only bury the parent's one-line message.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     with counter.get_lock():
         index = counter.value
         counter.value += 1

@@ -33,6 +33,10 @@ from lepton_ledger.envelope.tensors import deserialize_tensors, serialize_tensor
 from lepton_ledger.fl.accounting import epsilon_from_history
 from lepton_ledger.rounds.coordinator import Coordinator
 from lepton_ledger.rounds.demo import RoundRules, run_demo
+
+# The tampering fixtures below add rounds as the demo ran them before it told the incentive story: two equal IID
+# partners paid by sample count.
+OLD_STORY = {"free_rider": False, "non_iid": False, "payout_rule": fl.PayoutRule.BY_SAMPLE_COUNT}
 from lepton_ledger.rounds.outbox import Outbox
 from lepton_ledger.rounds.report import (
     PartnerOutcome,
@@ -63,7 +67,7 @@ def isolated_data_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def demo_single(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("audit") / "single"
-    run_demo(out, partners=2, rounds=2, mode="single", console=Console(quiet=True))
+    run_demo(out, partners=2, rounds=2, mode="single", console=Console(quiet=True), **OLD_STORY)
     return out
 
 
@@ -71,7 +75,7 @@ def demo_single(tmp_path_factory) -> Path:
 def demo_batched(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("audit") / "batched"
     # Also the robust path: a coordinate-wise median aggregate and Monte Carlo Shapley scores must re-compute too.
-    run_demo(out, partners=2, rounds=2, mode="batched", rules=RoundRules(aggregation="median",
+    run_demo(out, partners=2, rounds=2, mode="batched", **OLD_STORY, rules=RoundRules(aggregation="median",
              scoring="tmc_shapley"), console=Console(quiet=True))  # fmt: skip
     return out
 

@@ -51,6 +51,9 @@ def test_round_summaries_match_what_the_demo_did(clean_audit, demo_single, demo_
             assert line.cumulative_epsilon == ran["partners"][partner]["epsilon"]
             assert str(line.payout) == ran["partners"][partner]["payout"]
             assert line.accepted and line.epsilon_cap == facts["epsilon_cap"]
+            assert line.name == ran["partners"][partner]["name"]  # named for the report's plots
+    first, second = result.rounds
+    assert first.accuracy_before == facts["per_round"][0]["accuracy_before"] and second.accuracy_before is None
 
 
 def test_json_has_the_agreed_shape(clean_audit):
@@ -63,8 +66,11 @@ def test_json_has_the_agreed_shape(clean_audit):
     for check in doc["checks"]:
         assert set(check) == {"name", "ok", "agreement_id", "round", "partner", "cid", "message", "evidence"}
     line = next(iter(doc["rounds"][0]["partners"].values()))
-    assert set(line) == {"cumulative_epsilon", "epsilon_cap", "payout", "accepted"} and isinstance(line["payout"], str)
-    assert set(doc["rounds"][0]) == {"agreement_id", "round", "accuracy", "gas_used", "block", "partners"}
+    assert set(line) == {"cumulative_epsilon", "epsilon_cap", "payout", "accepted", "name"}
+    assert isinstance(line["payout"], str)
+    assert set(doc["rounds"][0]) == {"agreement_id", "round", "accuracy", "gas_used", "block", "partners",
+                                     "accuracy_before"}  # the first round only: where the accuracy plot starts
+    assert set(doc["rounds"][1]) == set(doc["rounds"][0]) - {"accuracy_before"}
 
 
 def test_batched_demo_audits_green_from_its_batch_documents(demo_batched, tmp_path, demo_summary):
@@ -112,7 +118,7 @@ def test_cli_exits_2_with_one_error_line_when_it_cannot_run(tmp_path):
     expected = f"error: audit could not run: {tmp_path} has no deployment.json: not a demo folder"
     assert run.output.strip().splitlines() == [expected]
     run = CliRunner().invoke(audit_app, ["--rpc", "http://127.0.0.1:9"])
-    assert run.exit_code == 2 and "missing --deployment, --ipfs" in run.output
+    assert run.exit_code == 2 and "give --workdir DIR, or the auditor's key: --key-name NAME" in run.output
 
 
 def test_cli_audits_a_live_deployment_by_rpc_with_a_key_file_or_a_keystore_identity(
@@ -138,7 +144,7 @@ def test_cli_audits_a_live_deployment_by_rpc_with_a_key_file_or_a_keystore_ident
     assert json.loads((workdir / "a.json").read_text())["ok"] is True
     assert by_name.exit_code == 0, by_name.output
     assert "2 round(s) checked" in by_name.output and "envelope_decrypts" in by_name.output
-    assert wrong_store.exit_code == 2 and "neither an http(s) Kubo RPC URL nor a block store" in wrong_store.output
+    assert wrong_store.exit_code == 2 and "is not a block store: wrong store location" in wrong_store.output
 
 
 def test_bad_inputs_stop_the_audit_with_a_named_error_and_change_nothing(demo_single, clean_audit, fresh_copy):

@@ -207,3 +207,18 @@ def test_an_audit_result_object_renders_like_its_dict(result):
                         rounds=[RoundSummary.from_dict(r) for r in result["rounds"]])  # fmt: skip
     assert audit.to_dict() == result  # the fixture has exactly the shape the core writes
     assert render_html(audit) == render_html(result)
+
+
+def test_plots_name_partners_and_start_at_the_initial_accuracy(result):
+    named = copy.deepcopy(result)
+    for r in named["rounds"]:
+        r["partners"][A]["name"] = "hospital-$x^2$-north"  # mathtext and length: made a plain label
+        r["partners"][B]["name"] = "clinic-south"
+    named["rounds"][0]["accuracy_before"] = 0.1
+    plain, labelled = _plots(render_html(result)), _plots(render_html(named))
+    for name in ("plot-epsilon", "plot-payouts", "plot-accuracy"):
+        assert labelled[name].tobytes() != plain[name].tobytes(), name  # the legend names, the start point
+    assert labelled["plot-gas"].tobytes() == plain["plot-gas"].tobytes()
+    named["rounds"][0]["partners"][A]["name"] = 42
+    with pytest.raises(ReportError, match=r"name"):
+        render_html(named)

@@ -10,16 +10,13 @@ import json
 import time
 
 import pytest
+from cli_home import ADDRESS, PASSWORD, lepton_home
 from typer.testing import CliRunner
 
-from lepton_ledger.chain.anvil import dev_account, free_port
+from lepton_ledger.chain.anvil import free_port
 from lepton_ledger.chain.connection import connect
 from lepton_ledger.commands import coordinator_app, deploy_app, partner_app
-from lepton_ledger.keys import Keystore
 
-PASSWORD = "correct horse battery staple"
-KEYS = {"admin": 0, "coordinator": 1, "auditor": 2, "partner-a": 3, "partner-b": 4}
-ADDRESS = {name: dev_account(i).address for name, i in KEYS.items()}
 DATA = ["--dataset", "digits", "--partitions", "2", "--seed", "0"]
 
 runner = CliRunner()
@@ -40,15 +37,7 @@ def nonce(address: str) -> int:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """An active, funded agreement between partner-a and partner-b, set up through the CLI apps only."""
-    home = tmp_path_factory.mktemp("lepton-home")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LEPTON_DATA_DIR", str(home))
-        mp.setenv("LEPTON_KEYSTORE_PASSWORD", PASSWORD)
-        for name in ("LEPTON_RPC_URL", "LEPTON_KEYSTORE_DIR", "LEPTON_BLOCKSTORE_DIR", "LEPTON_KUBO_API"):
-            mp.delenv(name, raising=False)
-        keystore = Keystore(scrypt_n=2**4)  # cheap scrypt: tests only; the CLI reads each file's own parameters
-        for name, index in KEYS.items():  # anvil's funded development keys, so that every role can pay gas
-            keystore.import_key(name, dev_account(index).key, PASSWORD)
+    with lepton_home(tmp_path_factory.mktemp("lepton-home")) as home:
         a, b = ADDRESS["partner-a"], ADDRESS["partner-b"]
         run(deploy_app, "--key", "admin", "--coordinator", ADDRESS["coordinator"], "--auditor", ADDRESS["auditor"],
             "--dispute-window", "1", "--with-token", "--mint", f"{ADDRESS['coordinator']}=1000", "--mint", f"{a}=110",
@@ -101,6 +90,25 @@ def test_a_whole_round_through_the_cli(world):
     assert "stake:            100 (required 100)" in status
 
 
+def test_the_audit_runs_on_the_commands_own_deployment_as_deploy_left_it(world):
+    """After the round above: `audit` with only the auditor's key audits the local node, the deployment file and
+    the block store of the data directory; a key no update is encrypted to, and a folder that is no block store,
+    are named as such (exit 2), not reported as tampering."""
+    from lepton_ledger.cli import app
+
+    clean = runner.invoke(app, ["audit", "--key-name", "auditor"])
+    assert clean.exit_code == 0 and "every check holds" in clean.output, clean.output
+    stranger = runner.invoke(app, ["audit", "--key-name", "partner-a"])
+    assert stranger.exit_code == 2
+    assert "is not a recipient of this deployment: updates are encrypted to its coordinator and auditors" in \
+        stranger.output and "failed" not in stranger.output  # fmt: skip
+    home = world["home"]
+    wrong = runner.invoke(app, ["audit", "--key-name", "auditor", "--ipfs", str(home)])
+    assert wrong.exit_code == 2
+    assert "wrong store location (the block store of that data directory is" in " ".join(wrong.output.split())
+    assert not (home / "pins.sqlite").exists()  # nothing was made there
+
+
 def test_the_next_round_starts_from_the_aggregate_and_needs_the_privacy_history(world):
     """After the round above: round 2 opens on round 1's aggregate; a partner that lost its accountant file is
     refused before it trains (it would under-count its epsilon)."""
@@ -131,6 +139,12 @@ def test_a_batched_round_through_the_cli(world):
     path = world["home"] / "partner-a-agreement-2.json"
     signed = run(partner_app, "train-and-sign", "2", "--key", "partner-a", "--out", str(path), *DATA)
     assert "round 1: sealed " in signed.output
+    document = path.read_text()
+    # The same command again with other options does not train again, and says so.
+    again = run(partner_app, "train-and-sign", "2", "--key", "partner-a", "--out", str(path), *DATA, "--epochs", "3")
+    assert "note: round 1's update was trained before (--batch-size 64 --epochs 1 --lr 0.5 --max-grad-norm 1.0 " \
+           "--model logreg --noise-multiplier 1.0); resuming that one" in again.output  # fmt: skip
+    assert path.read_text() == document
     forged = world["home"] / "forged.json"
     forged.write_text(json.dumps(json.loads(path.read_text()) | {"cumulativeEpsilon": 1}))  # under-reported
     before = nonce(ADDRESS["coordinator"])
@@ -142,7 +156,8 @@ def test_a_batched_round_through_the_cli(world):
     assert "anchored 1 commitment(s) for round 1 of agreement 2" in anchored.output
     closed = run(coordinator_app, "close", "2", "1", "--key", "coordinator", *DATA, "--aggregation", "median",
                  "--scoring", "tmc_shapley")
-    assert "finalized round 1 of agreement 2" in closed.output and f"{a}: paid 50" in closed.output
+    assert "finalized round 1 of agreement 2" in closed.output and f"{a}: allocated 50" in closed.output
+    assert "allocations are claimable from 20" in closed.output  # a date, not a Unix timestamp
     status = run(partner_app, "status", "2", "--address", a).output
     on_chain, local = (float(line.split()[2]) for line in status.splitlines() if line.startswith("epsilon "))
     assert on_chain == json.loads(path.read_text())["cumulativeEpsilon"] / 10**6  # what the batch anchored
@@ -190,6 +205,35 @@ def test_rpc_url_that_does_not_answer_is_named(world):
     assert result.exit_code == 1 and result.output.startswith(f"error: no Ethereum node answers at {url}")
 
 
+def test_a_deployment_file_with_swapped_addresses_is_named_and_sends_nothing(world, tmp_path):
+    document = json.loads((world["home"] / "deployment.json").read_text())
+    contracts = document["contracts"]
+    contracts["AgreementRegistry"], contracts["RewardVault"] = contracts["RewardVault"], contracts["AgreementRegistry"]
+    swapped = tmp_path / "swapped.json"
+    swapped.write_text(json.dumps(document))
+    before = nonce(ADDRESS["coordinator"])
+    result = run(coordinator_app, "fund", "1", "5", "--key", "coordinator", "--deployment", str(swapped), ok=False)
+    assert result.exit_code == 1
+    assert result.output.strip() == (f"error: {swapped}: the AgreementRegistry address {contracts['AgreementRegistry']} "
+                                     "does not hold this deployment's AgreementRegistry (addresses swapped or from "
+                                     "another deployment?)")  # fmt: skip
+    assert nonce(ADDRESS["coordinator"]) == before
+
+
+def test_a_damaged_outbox_is_named_and_left_alone(world):
+    (outbox,) = (world["home"] / "outbox").glob(f"partner-*-{ADDRESS['partner-a']}.sqlite")
+    kept = outbox.read_bytes()
+    try:
+        outbox.write_bytes(b"not an SQLite file" * 64)
+        before = nonce(ADDRESS["partner-a"])  # round 2 is open (above): the command reaches the outbox
+        result = run(partner_app, "train-and-submit", "1", "--key", "partner-a", *DATA, ok=False)
+        assert nonce(ADDRESS["partner-a"]) == before
+        assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
+        assert result.output.startswith(f"error: the outbox {outbox} is damaged (")
+    finally:
+        outbox.write_bytes(kept)
+
+
 def test_contract_revert_is_decoded_and_sends_nothing(world):
     # The auditor registered but is not approved; a partner without COORDINATOR_ROLE tries to approve it.
     before = nonce(ADDRESS["partner-a"])
@@ -215,6 +259,9 @@ def test_contract_revert_is_decoded_and_sends_nothing(world):
         (coordinator_app, ["approve", "0x1234", "--key", "coordinator"], "error: PARTNER is not an address: '0x1234'"),
         (partner_app, ["sign", "1", "--key", "partner-a"], "error: agreement 1 is not awaiting signatures (status 2)"),
         (deploy_app, ["--key", "admin"], "exists: pass --force to replace it"),
+        (partner_app, ["stake", "1", "--key", "partner-a", "--amount", "0"], "error: --amount must be more than 0, not '0'"),
+        (coordinator_app, ["propose", "--key", "coordinator", "--party", ADDRESS["partner-a"], "--ipfs", "/no/store"],
+         "error: --ipfs /no/store: no such folder (a block store folder or a Kubo RPC URL)"),
     ],
 )  # fmt: skip
 def test_bad_input_is_named(world, app, args, message):
@@ -236,3 +283,57 @@ def test_help_says_what_each_command_sends(app, args):
     assert result.exit_code == 0
     text = " ".join(result.output.split()).lower()
     assert "sends nothing" in text or " from --key" in text, text  # what it sends, and from which key
+
+
+def test_status_is_quick_it_reads_the_recorded_epsilon_without_the_dp_library(world):
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys; from lepton_ledger.cli import app; "
+            "app(['partner', 'status', '1', '--key', 'partner-a'], standalone_mode=False); "
+            "print('DP library loaded:', 'opacus' in sys.modules)")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], env=os.environ.copy(), capture_output=True, text=True,
+                          check=False)  # fmt: skip
+    assert "epsilon local:    3." in done.stdout, done.stderr
+    assert done.stdout.strip().endswith("DP library loaded: False")
+
+
+def test_ctrl_c_during_training_is_one_line_and_sends_nothing(world):
+    """Round 2 is open (above) and partner-a has not submitted: Ctrl-C while it trains (the key's round lock is
+    taken just before) ends the command with one line and exit code 130; nothing was sent."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    before = nonce(ADDRESS["partner-a"])
+    (lock,) = (world["home"] / "accountants").glob(f"*/1-{ADDRESS['partner-a']}.lock")  # left by round 1
+    lock.unlink()  # the command creates it again when it takes the lock
+    command = subprocess.Popen([sys.executable, "-m", "lepton_ledger.cli", "partner", "train-and-submit", "1", "--key",
+                                "partner-a", *DATA, "--epochs", "100000"], env=os.environ.copy(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not lock.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)  # polls what the command does; the interrupt may land anywhere after that
+    command.send_signal(signal.SIGINT)
+    out, err = command.communicate(timeout=120)
+    assert command.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "error: interrupted; what was recorded is kept: run the same command " \
+                                           "again to resume" and "Traceback" not in err  # fmt: skip
+    assert nonce(ADDRESS["partner-a"]) == before and "submitted" not in out
+
+
+def test_a_submission_after_the_deadline_is_refused_before_training_and_spends_nothing(world):
+    """Last in the file: it moves the chain's clock past round 2's deadline (partner-a has not submitted)."""
+    from lepton_ledger.commands.node import node_app
+
+    (accountant,) = (world["home"] / "accountants").glob(f"*/1-{ADDRESS['partner-a']}.json")
+    kept = accountant.read_bytes()
+    before = nonce(ADDRESS["partner-a"])
+    assert "(2h later)" in run(node_app, "time", "--advance", "2h").output  # round_seconds defaults to 3600
+    late = run(partner_app, "train-and-submit", "1", "--key", "partner-a", *DATA, ok=False)
+    assert late.exit_code == 1 and len(late.output.strip().splitlines()) == 1
+    assert late.output.startswith("error: round 2 of agreement 1 took submissions until 20")
+    assert late.output.strip().endswith("on the chain: nothing trained, no epsilon spent")
+    assert nonce(ADDRESS["partner-a"]) == before and accountant.read_bytes() == kept

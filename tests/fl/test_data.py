@@ -75,6 +75,18 @@ def test_dirichlet_split_is_skewed_and_iid_is_not():
     assert min(len(p) for p in skewed.partners) >= 10
 
 
+@pytest.mark.parametrize("alpha", [None, 0.5])
+def test_sizes_make_partners_unequal_and_leave_the_eval_set_alone(alpha):
+    plain = make_federated("digits", num_partners=3, alpha=alpha, seed=0)
+    sized = make_federated("digits", num_partners=3, alpha=alpha, seed=0, sizes=[1, 2, 3])
+    small, middle, large = (len(p) for p in sized.partners)
+    assert small < middle < large and large > 2 * small
+    assert sum(len(p) for p in sized.partners) == sum(len(p) for p in plain.partners)
+    assert eval_commitment(sized.eval_set) == eval_commitment(plain.eval_set)  # what the audit rebuilds
+    with pytest.raises(ConfigurationError, match="sizes must be 3 positive weights"):
+        make_federated("digits", num_partners=3, alpha=alpha, sizes=[1, 0, 2])
+
+
 def test_bad_split_arguments_are_refused():
     with pytest.raises(ConfigurationError):
         make_federated("digits", num_partners=0)

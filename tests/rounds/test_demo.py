@@ -59,6 +59,35 @@ def test_demo_leaves_an_auditable_folder(tmp_path):
             assert token.functions.balanceOf(address).call() == claimed
 
 
+def test_demo_tells_the_incentive_story(tmp_path):
+    """Partners that differ (non-IID, unequal sizes), one free-rider, payouts by measured contribution: the
+    payouts differ, the free-rider earns next to nothing, and the privacy spent differs with each data size."""
+    out = tmp_path / "story"
+    run_demo(out, partners=3, rounds=2, console=Console(quiet=True))
+    summary = json.loads((out / "summary.json").read_text())
+    reward = int(summary["reward_per_round"])
+    assert summary["payout_rule"] == "proportional" and summary["free_riders"] == ["partner3"]
+    assert "non-IID" in summary["data"]
+    for r in summary["per_round"]:
+        lines = {p["name"]: p for p in r["partners"].values()}
+        assert len({p["samples"] for p in lines.values()}) == 3  # unequal sizes
+        assert len({round(p["epsilon"], 6) for p in lines.values()}) == 3  # so unequal privacy spent
+        payouts = {name: int(p["payout"]) for name, p in lines.items()}
+        assert sum(payouts.values()) == reward and len(set(payouts.values())) == 3
+        assert payouts["partner3"] <= reward // 20 and lines["partner3"]["free_rider"]
+        honest = max(payouts, key=payouts.get)
+        assert lines[honest]["score"] > lines["partner3"]["score"]
+
+
+def test_demo_runs_the_late_fusion_model(tmp_path):
+    out = tmp_path / "fusion"
+    run_demo(out, partners=2, rounds=1, model="fusion", free_rider=False, console=Console(quiet=True))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["model"] == "fusion" and json.loads((out / "deployment.json").read_text())["model"] == "fusion"
+    (r,) = summary["per_round"]
+    assert r["accuracy"] > r["accuracy_before"] and all(p["accepted"] for p in r["partners"].values())
+
+
 def test_demo_batched_mode_anchors_one_batch_per_round(tmp_path):
     out = tmp_path / "batched"
     run_demo(out, partners=2, rounds=1, mode="batched", console=Console(quiet=True))
@@ -80,7 +109,8 @@ def test_demo_batched_mode_anchors_one_batch_per_round(tmp_path):
         claims = index.events("Claimed", agreement_id=summary["agreement_id"])
     assert names[0] == "RoundOpened" and names.count("BatchCommitted") == 1 and "UpdateSubmitted" not in names
     assert names.index("RoundFinalized") < names.index("Allocated") < names.index("Claimed")
-    assert {e.partner: str(e.args["amount"]) for e in claims} == {a: p["claimed"] for a, p in r["partners"].items()}
+    paid = {a: p["claimed"] for a, p in r["partners"].items() if p["claimed"] != "0"}  # the free-rider earned 0
+    assert {e.partner: str(e.args["amount"]) for e in claims} == paid
 
 
 def test_demo_refuses_rules_it_cannot_run_before_anything_starts(tmp_path):
@@ -101,7 +131,7 @@ def test_demo_with_the_mlp_model_finalizes_and_audits_green_with_multi_block_art
     from lepton_ledger.audit import audit_workdir
 
     out = tmp_path / "demo"
-    run_demo(out, partners=2, rounds=1, rules=RoundRules(model="mlp"), console=Console(quiet=True))
+    run_demo(out, partners=2, rounds=1, model="mlp", console=Console(quiet=True))
     summary = json.loads((out / "summary.json").read_text())
     (r,) = summary["per_round"]
     assert all(p["accepted"] for p in r["partners"].values())
@@ -110,3 +140,25 @@ def test_demo_with_the_mlp_model_finalizes_and_audits_green_with_multi_block_art
         assert len(store.get(cid)) > 4 * 262144, cid
     result = audit_workdir(out, state_path=tmp_path / "audit.sqlite")
     assert result.ok, [c.to_dict() for c in result.failed]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--partners", "100000"], ("error: the demo runs at most 40 partners (each needs a share of the digits "
+                                    "data set and a funded development account), not 100000")),
+        (["--out", "{file}"], "error: --out {file} is a file, not a folder: name a folder for the demo's output"),
+    ],
+)  # fmt: skip
+def test_demo_cli_names_what_it_cannot_run_in_one_line_and_starts_nothing(tmp_path, args, message):
+    from typer.testing import CliRunner
+
+    from lepton_ledger.cli import app
+
+    file = tmp_path / "taken.txt"
+    file.write_text("mine")
+    argv = [a.replace("{file}", str(file)) for a in args]
+    result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "out"), *argv], terminal_width=400)
+    assert result.exit_code == 1
+    assert result.output.strip() == message.replace("{file}", str(file))
+    assert file.read_text() == "mine" and not (tmp_path / "out").exists()

@@ -319,3 +319,20 @@ def test_retry_makes_only_a_failed_operation_pending_again(tmp_path):
     outbox.mark_confirmed("k", {"ok": True})
     with pytest.raises(OutboxError, match="is confirmed"):
         outbox.retry("k")
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_a_damaged_outbox_file_is_named_and_left_as_it_is(tmp_path, damage):
+    path = tmp_path / "o.sqlite"
+    outbox = Outbox(path)
+    for i in range(200):
+        outbox.enqueue(f"put:{i}", "ipfs", {"bytes": "aa" * 100})
+    del outbox
+    data = path.read_bytes()
+    for side in (path.with_name("o.sqlite-wal"), path.with_name("o.sqlite-shm")):
+        side.unlink(missing_ok=True)
+    broken = b"this is no SQLite file" * 300 if damage == "garbage" else data[: len(data) // 3]
+    path.write_bytes(broken)
+    with pytest.raises(OutboxError, match=rf"^the outbox {path} is damaged \(.+\): it records this party's"):
+        Outbox(path).operations()
+    assert path.read_bytes() == broken

@@ -137,3 +137,19 @@ def test_open_executor_is_local_unless_ray_is_configured(monkeypatch):
     monkeypatch.delenv("LEPTON_RAY_ADDRESS", raising=False)
     with open_executor(max_workers=1) as executor:
         assert isinstance(executor, LocalExecutor) and executor.submit(_tasks.add, 1, 2).result() == 3
+
+
+def test_open_executor_in_process_runs_the_task_here_with_its_error_type(monkeypatch):
+    from lepton_ledger.workers import open_executor
+    from lepton_ledger.workers.inline import InlineExecutor
+
+    monkeypatch.delenv("LEPTON_RAY_ADDRESS", raising=False)
+    with open_executor(in_process=True) as executor:
+        assert isinstance(executor, InlineExecutor)
+        assert executor.submit(_tasks.whereami).result()["pid"] == os.getpid()  # no worker process to start
+        failed = executor.submit(_tasks.fail, "boom")
+        assert failed.done()
+        with pytest.raises(ValueError, match="boom"):
+            failed.result()
+    with pytest.raises(ExecutorClosed):
+        executor.submit(_tasks.add, 1, 2)
