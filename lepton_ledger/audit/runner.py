@@ -140,9 +140,9 @@ def workdir_state_path(workdir: Path) -> Path:
 def _dev_names(keys: Path) -> dict[str, str]:
     """``{address: name}`` of a demo's parties (``keys/dev-keys.json``), to name partners in the report."""
     try:
-        parties = json.loads(keys.read_text())["parties"]
+        parties = load_object(keys.read_bytes(), what=str(keys), max_bytes=FILE_BYTES)["parties"]
         return {str(entry["address"]): str(who) for who, entry in parties.items()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (OSError, LeptonError, KeyError, TypeError, AttributeError):
         return {}
 
 
@@ -247,7 +247,8 @@ def _for_people(rounds: list[RoundSummary], view: ChainView, auditor: _RoundAudi
 def _profile_name(registry: Any, store: Any, partner: str) -> str | None:
     try:
         digest = bytes(registry.partnerOf(partner).call()[2])
-        name = json.loads(fetch_by_digest(store, digest)).get("name")
+        name = load_object(fetch_by_digest(store, digest, max_bytes=FILE_BYTES), what="profile",
+                           max_bytes=FILE_BYTES).get("name")
     except Exception:  # noqa: BLE001 -- a profile that is not in the store or not JSON: unnamed
         return None
     return name if isinstance(name, str) else None

@@ -16,6 +16,7 @@ Amounts are decimal strings of whole tokens.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
