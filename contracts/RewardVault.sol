@@ -34,6 +34,11 @@ contract RewardVault is IRewardVault, ReentrancyGuard {
     /// @inheritdoc IRewardVault
     mapping(uint256 agreementId => mapping(address party => uint256)) public stakeOf;
 
+    /// @inheritdoc IRewardVault
+    mapping(uint256 agreementId => mapping(address funder => uint256)) public fundedBy;
+    /// @dev What each funder has reclaimed, so that a later reclaim pays only what was returned since.
+    mapping(uint256 agreementId => mapping(address funder => uint256)) private _reclaimedBy;
+
     mapping(uint256 agreementId => Pool) private _pools;
     mapping(uint256 agreementId => mapping(uint64 round => Allocation)) private _allocations;
     /// @dev One bit per party index: reward of the round claimed (or forfeited).
@@ -66,9 +71,11 @@ contract RewardVault is IRewardVault, ReentrancyGuard {
     /// @inheritdoc IRewardVault
     function fund(uint256 agreementId, uint256 amount) external nonReentrant {
         IAgreementRegistry.RoundConfig memory config = _liveConfig(agreementId);
+        if (block.timestamp > config.end) revert RewardVaultAgreementEnded(agreementId, config.end);
         if (amount == 0) revert RewardVaultZeroAmount();
         uint256 received = _pull(config.rewardToken, amount);
         _pools[agreementId].funded += received;
+        fundedBy[agreementId][msg.sender] += received;
         emit Funded(agreementId, msg.sender, received);
     }
 
@@ -98,8 +105,9 @@ contract RewardVault is IRewardVault, ReentrancyGuard {
         if (amount == 0) revert RewardVaultZeroAmount();
         uint256 held = stakeOf[agreementId][msg.sender];
         if (held < amount) revert RewardVaultInsufficientStake(agreementId, msg.sender, held, amount);
+        // Before any version is in force the stake backs nothing yet, so it may leave (activation re-checks).
         if (
-            config.status != IAgreementRegistry.AgreementStatus.Terminated
+            config.status == IAgreementRegistry.AgreementStatus.Active
                 && !agreements.hasExited(agreementId, msg.sender)
         ) revert RewardVaultAgreementInForce(agreementId);
         if (IRoundLedger(roundLedger).isStakeLocked(agreementId, msg.sender)) {
@@ -180,18 +188,17 @@ contract RewardVault is IRewardVault, ReentrancyGuard {
     }
 
     /// @inheritdoc IRewardVault
-    function reclaim(uint256 agreementId, address to) external nonReentrant {
-        if (!_hasRole(LeptonRoles.COORDINATOR, msg.sender)) revert RewardVaultNotCoordinator(msg.sender);
-        if (to == address(0)) revert RewardVaultZeroAddress();
+    function reclaim(uint256 agreementId) external nonReentrant {
         IAgreementRegistry.RoundConfig memory config = _config(agreementId);
         bool over = config.status == IAgreementRegistry.AgreementStatus.Terminated
             || (block.timestamp > config.end && IRoundLedger(roundLedger).openRoundOf(agreementId) == 0);
         if (!over) revert RewardVaultAgreementRunning(agreementId);
-        uint256 amount = unallocated(agreementId);
+        uint256 amount = reclaimable(agreementId, msg.sender);
         if (amount == 0) revert RewardVaultNothingToReclaim(agreementId);
+        _reclaimedBy[agreementId][msg.sender] += amount;
         _pools[agreementId].reclaimed += amount;
-        emit Reclaimed(agreementId, to, amount);
-        IERC20(config.rewardToken).safeTransfer(to, amount);
+        emit Reclaimed(agreementId, msg.sender, amount);
+        IERC20(config.rewardToken).safeTransfer(msg.sender, amount);
     }
 
     /*//////////////////////////////////////////////////////////////
@@ -218,6 +225,17 @@ contract RewardVault is IRewardVault, ReentrancyGuard {
     function unallocated(uint256 agreementId) public view returns (uint256) {
         Pool storage p = _pools[agreementId];
         return p.funded - p.allocated - p.reclaimed;
+    }
+
+    /// @inheritdoc IRewardVault
+    function reclaimable(uint256 agreementId, address funder) public view returns (uint256) {
+        Pool storage p = _pools[agreementId];
+        if (p.funded == 0) return 0;
+        // Once the agreement is over allocations only shrink, so a funder's share of `funded - allocated` only
+        // grows, and rounding down keeps the shares' sum within it.
+        uint256 share = (p.funded - p.allocated) * fundedBy[agreementId][funder] / p.funded;
+        uint256 taken = _reclaimedBy[agreementId][funder];
+        return share > taken ? share - taken : 0;
     }
 
     /// @inheritdoc IRewardVault

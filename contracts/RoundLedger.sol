@@ -3,7 +3,7 @@ pragma solidity 0.8.28;
 
 import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
-import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {IRoundLedger} from "../interfaces/IRoundLedger.sol";
 import {IAgreementRegistry} from "../interfaces/IAgreementRegistry.sol";
 import {IPartnerRegistry} from "../interfaces/IPartnerRegistry.sol";
@@ -91,8 +91,8 @@ contract RoundLedger is IRoundLedger, EIP712 {
         external
         returns (uint64 roundId)
     {
-        _onlyRole(LeptonRoles.COORDINATOR);
         IAgreementRegistry.RoundConfig memory config = _activeConfig(agreementId);
+        _onlyCoordinatorOf(config);
         if (block.timestamp < config.start || block.timestamp > config.end) {
             revert RoundLedgerOutsideAgreementPeriod(agreementId, config.start, config.end);
         }
@@ -125,15 +125,18 @@ contract RoundLedger is IRoundLedger, EIP712 {
         uint32 cumulativeEpsilon_,
         uint64 sampleCount
     ) external {
-        IAgreementRegistry.RoundConfig memory config = _activeConfig(agreementId);
+        // One call for what a submission needs, rather than the whole round config plus the party index.
+        (IAgreementRegistry.AgreementStatus status, bool isParty, uint256 index, uint32 cap, uint64 maxSamples) =
+            agreements.submissionTerms(agreementId, msg.sender);
+        if (status != IAgreementRegistry.AgreementStatus.Active) revert RoundLedgerAgreementNotActive(agreementId);
         Round storage r = _acceptingRound(agreementId, roundId);
-        (bool isParty, uint256 index) = agreements.partyIndex(agreementId, msg.sender);
         if (!isParty) revert RoundLedgerNotParty(agreementId, msg.sender);
         if (!partners.isApproved(msg.sender)) revert RoundLedgerPartnerNotApproved(msg.sender);
         if (envelopeDigest == bytes32(0) || manifestDigest == bytes32(0)) revert RoundLedgerZeroDigest();
         if (sampleCount == 0) revert RoundLedgerZeroSampleCount();
+        if (sampleCount > maxSamples) revert RoundLedgerSampleCountExceeded(sampleCount, maxSamples);
 
-        _recordSubmission(agreementId, roundId, index, cumulativeEpsilon_, config.epsilonCap);
+        _recordSubmission(agreementId, roundId, index, cumulativeEpsilon_, cap);
         ++r.submissions;
         emit UpdateSubmitted(
             agreementId, roundId, msg.sender, envelopeDigest, manifestDigest, cumulativeEpsilon_, sampleCount
@@ -148,8 +151,8 @@ contract RoundLedger is IRoundLedger, EIP712 {
         bytes32 batchDocumentDigest,
         bytes calldata entries
     ) external returns (uint256 batchIndex) {
-        _onlyRole(LeptonRoles.COORDINATOR);
         IAgreementRegistry.RoundConfig memory config = _activeConfig(agreementId);
+        _onlyCoordinatorOf(config);
         Round storage r = _acceptingRound(agreementId, roundId);
         if (commitmentsRoot == bytes32(0) || batchDocumentDigest == bytes32(0)) revert RoundLedgerZeroDigest();
         uint256 count = _entryCount(entries);
@@ -177,10 +180,10 @@ contract RoundLedger is IRoundLedger, EIP712 {
         bytes32 payoutRoot,
         uint256 payoutTotal
     ) external {
-        _onlyRole(LeptonRoles.COORDINATOR);
         Round storage r = _existingRound(agreementId, roundId);
         if (r.status != RoundStatus.Open) revert RoundLedgerRoundNotOpen(agreementId, roundId);
         IAgreementRegistry.RoundConfig memory config = agreements.roundConfig(agreementId);
+        _onlyCoordinatorOf(config);
         // A terminated agreement pays nothing more, but its open round must still close: while it is open every
         // party's stake stays locked (isStakeLocked) and upheld challenges of it can never be executed.
         if (config.status == IAgreementRegistry.AgreementStatus.Terminated && payoutTotal != 0) {
@@ -213,7 +216,7 @@ contract RoundLedger is IRoundLedger, EIP712 {
         external
         returns (uint256 challengeId)
     {
-        _onlyRole(LeptonRoles.AUDITOR);
+        _onlyAuditor();
         _disputableRound(agreementId, roundId);
         (bool isParty, uint256 index) = agreements.partyIndex(agreementId, partner);
         if (!isParty) revert RoundLedgerNotParty(agreementId, partner);
@@ -243,8 +246,10 @@ contract RoundLedger is IRoundLedger, EIP712 {
 
     /// @inheritdoc IRoundLedger
     function resolveChallenge(uint256 challengeId, bool upheld, bytes32 rulingDigest) external {
-        _onlyRole(LeptonRoles.ADMIN);
         Challenge storage c = _existingChallenge(challengeId);
+        if (agreements.roundConfig(c.agreementId).arbiter != msg.sender) {
+            revert RoundLedgerNotArbiter(c.agreementId, msg.sender);
+        }
         if (c.status != ChallengeStatus.Open) revert RoundLedgerInvalidChallengeStatus(challengeId, c.status);
         c.rulingDigest = rulingDigest;
         if (upheld) {
@@ -262,7 +267,7 @@ contract RoundLedger is IRoundLedger, EIP712 {
         UpdateCommitment calldata commitment,
         bytes calldata signature
     ) external {
-        _onlyRole(LeptonRoles.AUDITOR);
+        _onlyAuditor();
         uint256 agreementId = evidence.agreementId;
         uint64 roundId = evidence.round;
         Round storage r = _disputableRound(agreementId, roundId);
@@ -481,7 +486,26 @@ contract RoundLedger is IRoundLedger, EIP712 {
         address party = agreements.partyAt(agreementId, index);
         return commitment.agreementId == agreementId && commitment.round == evidence.round
             && commitment.partner == party && commitment.cumulativeEpsilon == epsilon
-            && SignatureChecker.isValidSignatureNow(party, commitmentDigest(commitment), signature);
+            && _withinSampleBound(agreementId, evidence.round, commitment.sampleCount)
+            && _signedBy(party, commitmentDigest(commitment), signature);
+    }
+
+    /// @dev Whether `signature` is `party`'s ECDSA signature of `digest`. ECDSA alone: an ERC-1271 wallet could
+    /// revoke a signature after it was anchored and so turn an honest entry into a "forgery" that voids every
+    /// honest partner's round. A batched commitment is judged the same on the day it is anchored and forever
+    /// after; a smart-wallet party submits directly (submitUpdate) instead.
+    function _signedBy(address party, bytes32 digest, bytes calldata signature) private pure returns (bool) {
+        // The error kind does not matter: any failure to recover `party` makes the entry unproven.
+        // slither-disable-next-line unused-return
+        (address signer,,) = ECDSA.tryRecover(digest, signature);
+        return signer == party && signer != address(0);
+    }
+
+    /// @dev Whether `sampleCount` is within the bound of the terms the round ran under (amendments wait for no
+    /// open round, so a round runs under the one version it opened on).
+    function _withinSampleBound(uint256 agreementId, uint64 roundId, uint64 sampleCount) private view returns (bool) {
+        uint32 version = _rounds[agreementId][roundId].agreementVersion;
+        return sampleCount != 0 && sampleCount <= agreements.roundConfigAt(agreementId, version).maxSampleCount;
     }
 
     /// @dev Returns `word` with the cumulative epsilon of `entry`'s party raised to `entry`'s epsilon, after
@@ -553,11 +577,14 @@ contract RoundLedger is IRoundLedger, EIP712 {
         if (c.status == ChallengeStatus.None) revert RoundLedgerUnknownChallenge(challengeId);
     }
 
-    function _onlyRole(bytes32 role) private view {
-        if (!IAccessControl(address(partners)).hasRole(role, msg.sender)) {
-            if (role == LeptonRoles.COORDINATOR) revert RoundLedgerNotCoordinator(msg.sender);
-            if (role == LeptonRoles.AUDITOR) revert RoundLedgerNotAuditor(msg.sender);
-            revert RoundLedgerNotAdmin(msg.sender);
+    function _onlyAuditor() private view {
+        if (!IAccessControl(address(partners)).hasRole(LeptonRoles.AUDITOR, msg.sender)) {
+            revert RoundLedgerNotAuditor(msg.sender);
         }
+    }
+
+    /// @dev Only the coordinator named in the terms in force acts on an agreement's rounds.
+    function _onlyCoordinatorOf(IAgreementRegistry.RoundConfig memory config) private view {
+        if (msg.sender != config.coordinator) revert RoundLedgerNotCoordinator(msg.sender);
     }
 }

@@ -19,6 +19,8 @@ pragma solidity 0.8.28;
 /// words) and 2,600 in later rounds, at 100 partners, as measured by bench/gas.py. A forged or altered
 /// commitment stays provable: any auditor can submit it with its Merkle proof to
 /// {proveForgedCommitment}, which checks the signature and the anchored entry on-chain and voids the round.
+/// Signatures there are judged by ECDSA alone, so that a judgement never changes after anchoring (an ERC-1271
+/// wallet could revoke); a smart-wallet party submits directly with {submitUpdate}.
 interface IRoundLedger {
     enum RoundStatus {
         None,
@@ -87,7 +89,8 @@ interface IRoundLedger {
 
     error RoundLedgerNotCoordinator(address account);
     error RoundLedgerNotAuditor(address account);
-    error RoundLedgerNotAdmin(address account);
+    /// @dev Only the arbiter named in the agreement's terms rules on its challenges.
+    error RoundLedgerNotArbiter(uint256 agreementId, address account);
     error RoundLedgerNotVault(address account);
     error RoundLedgerAgreementNotActive(uint256 agreementId);
     error RoundLedgerOutsideAgreementPeriod(uint256 agreementId, uint64 start, uint64 end);
@@ -107,6 +110,8 @@ interface IRoundLedger {
     /// @dev Cumulative epsilon must grow with every update: `committed` is not above `previous`.
     error RoundLedgerEpsilonNotIncreasing(address partner, uint256 previous, uint256 committed);
     error RoundLedgerZeroSampleCount();
+    /// @dev The sample count is above the bound every party signed in the terms.
+    error RoundLedgerSampleCountExceeded(uint64 sampleCount, uint64 maxSampleCount);
     error RoundLedgerEmptyBatch();
     /// @dev The packed entries are not a whole number of 6-byte entries.
     error RoundLedgerMalformedEntries(uint256 length);
@@ -176,15 +181,15 @@ interface IRoundLedger {
         address challenger,
         bytes32 evidenceDigest
     );
-    /// @notice Emitted when the admin rules on a challenge: `upheld`, or dismissed.
+    /// @notice Emitted when the agreement's arbiter rules on a challenge: `upheld`, or dismissed.
     event ChallengeResolved(uint256 indexed challengeId, bool upheld, bytes32 rulingDigest);
     /// @notice Emitted when the vault executes an upheld challenge by slashing the partner's stake.
     event ChallengeExecuted(uint256 indexed challengeId);
 
     /// @notice Opens the next round of `agreementId` on the model with digest `modelDigest`.
     /// @param evalCommitment Hash of the held-out evaluation set used for scoring, fixed before training.
-    /// Requirements: coordinator; the agreement is Active and within its period; no round of it is open; it
-    /// has rounds left; `block.timestamp < deadline <= end`; digests non-zero.
+    /// Requirements: the agreement's coordinator; the agreement is Active and within its period; no round of
+    /// it is open; it has rounds left; `block.timestamp < deadline <= end`; digests non-zero.
     /// Emits {RoundOpened}.
     function openRound(uint256 agreementId, bytes32 modelDigest, uint64 deadline, bytes32 evalCommitment)
         external
@@ -195,7 +200,7 @@ interface IRoundLedger {
     /// (1e6 = 1.0).
     /// Requirements: the agreement is Active; the round is open and before its deadline; the caller is a party
     /// and an approved partner that has not submitted in this round; the epsilon increases and stays within
-    /// the cap; digests and sample count non-zero.
+    /// the cap; digests non-zero; `0 < sampleCount <= maxSampleCount` of the terms.
     /// Emits {UpdateSubmitted}.
     function submitUpdate(
         uint256 agreementId,
@@ -210,7 +215,7 @@ interface IRoundLedger {
     /// the batch index: the number of updates the round had before this batch, unique within the round.
     /// @param entries Concatenated 6-byte entries: uint16 party index, uint32 cumulative epsilon, big-endian,
     /// sorted by strictly increasing party index. Entry i is leaf i of `commitmentsRoot`.
-    /// Requirements: coordinator; as {submitUpdate} for every entry.
+    /// Requirements: the agreement's coordinator; as {submitUpdate} for every entry.
     /// Emits {BatchCommitted}.
     function commitBatch(
         uint256 agreementId,
@@ -221,7 +226,8 @@ interface IRoundLedger {
     ) external returns (uint256 batchIndex);
 
     /// @notice Closes `round` with its results and allocates its payouts in the vault.
-    /// Requirements: coordinator; the round is open, and its deadline has passed or every party submitted;
+    /// Requirements: the agreement's coordinator; the round is open, and its deadline has passed or every party
+    /// submitted;
     /// `payoutTotal == 0` if the agreement is Terminated (the round still closes, so that its stakes come
     /// free); `payoutTotal <= rewardPerRound`; digests non-zero; a non-zero payout root when `payoutTotal > 0`;
     /// the vault holds enough unallocated funds.
@@ -243,13 +249,14 @@ interface IRoundLedger {
         external
         returns (uint256 challengeId);
 
-    /// @notice The admin rules on an open challenge.
-    /// Requirements: admin; the challenge is Open.
+    /// @notice The agreement's arbiter (named in the terms in force) rules on an open challenge.
+    /// Requirements: the caller is the arbiter; the challenge is Open.
     /// Emits {ChallengeResolved}.
     function resolveChallenge(uint256 challengeId, bool upheld, bytes32 rulingDigest) external;
 
-    /// @notice Proves that entry `position` of a batch is not what its partner signed: the signature does not
-    /// verify, or the anchored entry disagrees with the signed commitment. Voids the round (and its payouts).
+    /// @notice Proves that entry `position` of a batch is not what its partner signed: the signature is not the
+    /// partner's ECDSA signature, the anchored entry disagrees with the signed commitment, or its sample count is 0 or above the
+    /// terms' `maxSampleCount`. Voids the round (and its payouts).
     /// Requirements: auditor; the round is open or within its dispute window; the evidence's root, document
     /// digest and entries are the batch as anchored; its proof places the commitment at its position.
     /// Emits {RoundVoided}.

@@ -213,7 +213,8 @@ def test_contract_revert_is_decoded_and_sends_nothing(world):
         (coordinator_app, ["fund", "1", "ten", "--key", "coordinator"],
          "error: AMOUNT must be a decimal number of tokens, not 'ten'"),
         (coordinator_app, ["approve", "0x1234", "--key", "coordinator"], "error: PARTNER is not an address: '0x1234'"),
-        (partner_app, ["sign", "1", "--key", "partner-a"], "error: agreement 1 is not awaiting signatures (status 2)"),
+        (partner_app, ["sign", "1", "--key", "partner-a"],
+         "error: agreement 1 has no version awaiting signatures (version 1 is in force)"),
         (deploy_app, ["--key", "admin"], "exists: pass --force to replace it"),
     ],
 )  # fmt: skip

@@ -380,14 +380,15 @@ def test_submit_refuses_terminated_agreement(ledger, agreements, running, partne
     assert submission_state(ledger, agreement_id, round_id, partner_a) == (False, 0, 0)
 
 
-def test_submit_refuses_agreement_under_amendment(
+def test_submit_under_a_pending_amendment_follows_the_terms_in_force(
     ledger, agreements, running, partner_a, coordinator, make_terms, trio, submit
 ):
+    """A pending amendment (here a lower cap) changes nothing until every party signed it."""
     agreement_id, round_id = running
-    agreements.amend(agreement_id, make_terms(trio, termsDigest=digest_of("v2")), {"from": coordinator})
-    with reverts_with("RoundLedgerAgreementNotActive", agreement_id):
-        submit(agreement_id, round_id, partner_a, epsilon=1_000_000)
-    assert submission_state(ledger, agreement_id, round_id, partner_a) == (False, 0, 0)
+    agreements.amend(agreement_id, make_terms(trio, termsDigest=digest_of("v2"), epsilonCap=500_000),
+                     {"from": coordinator})  # fmt: skip
+    submit(agreement_id, round_id, partner_a, epsilon=1_000_000)
+    assert ledger.cumulativeEpsilon(agreement_id, partner_a) == 1_000_000
 
 
 @pytest.mark.parametrize("which", ["envelope", "manifest"])

@@ -387,6 +387,44 @@ contract BatchCommitTest is LedgerFixture {
         assertTrue(ledger.round(id, r).status == IRoundLedger.RoundStatus.Voided, "voided");
     }
 
+    /// @dev A batch of parties 0..4 whose entry `position` is signed, by its party, with `sampleCount`, anchored.
+    function anchoredWithSampleCount(uint256 position, uint64 sampleCount) internal returns (Batch memory b) {
+        b = batchOf(0, 5);
+        b.commitments[position].sampleCount = sampleCount;
+        b.signatures[position] = signCommitment(partnerKey(position), b.commitments[position]);
+        reseal(b);
+        anchor(b);
+    }
+
+    /// @dev Issue 10, item 5: a signed sample count above the terms' bound is provable like any forgery.
+    function test_proveForgedCommitment_voidsOnSampleCountAboveTheSignedBound() public {
+        prove(anchoredWithSampleCount(2, MAX_SAMPLES + 1), 0, 2);
+        assertTrue(ledger.round(id, r).status == IRoundLedger.RoundStatus.Voided, "voided");
+    }
+
+    function test_proveForgedCommitment_voidsOnZeroSampleCount() public {
+        prove(anchoredWithSampleCount(3, 0), 0, 3);
+        assertTrue(ledger.round(id, r).status == IRoundLedger.RoundStatus.Voided, "voided");
+    }
+
+    function test_proveForgedCommitment_refusesASampleCountAtTheBound() public {
+        Batch memory b = anchoredWithSampleCount(2, MAX_SAMPLES);
+        vm.expectRevert(IRoundLedger.RoundLedgerCommitmentValid.selector);
+        prove(b, 0, 2);
+    }
+
+    /// @dev Issue 10, item 2: another holder of the coordinator role cannot anchor into this agreement.
+    function test_commitBatch_refusesAnotherAgreementsCoordinator() public {
+        address other = address(0xC1);
+        vm.startPrank(admin);
+        partners.grantRole(partners.COORDINATOR_ROLE(), other);
+        vm.stopPrank();
+        Batch memory b = batchOf(0, 3);
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerNotCoordinator.selector, other));
+        vm.prank(other);
+        ledger.commitBatch(id, r, b.root, DOCUMENT, b.entries);
+    }
+
     function test_proveForgedCommitment_voidsOnCommitmentSignedForAnotherRound() public {
         Batch memory b = batchOf(0, 5);
         b.commitments[4].round = r + 1;
@@ -592,10 +630,15 @@ contract BatchCommitTest is LedgerFixture {
         anchor(b);
     }
 
-    function test_proveForgedCommitment_refusesCommitmentSignedByTheWalletsOwner() public {
+    /// @dev Issue 10, item 4: batch signatures are judged by ECDSA alone, so the judgement of an anchored entry
+    /// is fixed when it is anchored: a wallet that later revokes (or starts accepting) changes nothing. A wallet's
+    /// entry in a batch is provable at once (a smart-wallet party submits directly), so the old attack (anchor
+    /// an accepted wallet signature, revoke it, void the finalized round of every honest partner) has no
+    /// "accepted" state to start from. On the old code the owner's signature passed as the wallet's.
+    function test_proveForgedCommitment_judgesAWalletsEntryByECDSAAlone() public {
         Batch memory b = walletBatch(WALLET_OWNER_KEY);
-        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerCommitmentValid.selector));
         prove(b, 0, 0);
+        assertTrue(ledger.round(id, r).status == IRoundLedger.RoundStatus.Voided, "voided");
     }
 
     function test_proveForgedCommitment_voidsCommitmentTheWalletDoesNotAccept() public {

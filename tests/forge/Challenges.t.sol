@@ -31,7 +31,7 @@ contract ChallengesTest is LedgerFixture {
     }
 
     function resolve(uint256 challengeId, bool upheld) internal {
-        vm.prank(admin);
+        vm.prank(arbiter);
         ledger.resolveChallenge(challengeId, upheld, RULING);
     }
 
@@ -162,11 +162,16 @@ contract ChallengesTest is LedgerFixture {
         assertFalse(ledger.isClaimBlocked(id, r, alice), "claim free");
     }
 
-    function test_resolveChallenge_refusesNonAdmin() public {
+    /// @dev Issue 10, item 7: rulings come from the arbiter the parties signed for, not a global admin.
+    function test_resolveChallenge_refusesAnyoneButTheAgreementsArbiter() public {
         uint256 cid = challengeAs(auditor, alice);
-        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerNotAdmin.selector, auditor));
-        vm.prank(auditor);
-        ledger.resolveChallenge(cid, true, RULING);
+        address[3] memory callers = [admin, auditor, coordinator];
+        for (uint256 i; i < callers.length; ++i) {
+            vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerNotArbiter.selector, id, callers[i]));
+            vm.prank(callers[i]);
+            ledger.resolveChallenge(cid, true, RULING);
+        }
+        assertTrue(ledger.challengeOf(cid).status == IRoundLedger.ChallengeStatus.Open, "still open");
     }
 
     function test_resolveChallenge_refusesUnknownChallenge() public {

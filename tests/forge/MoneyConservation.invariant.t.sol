@@ -19,7 +19,6 @@ contract MoneyHandler is LedgerFixture {
     uint256 internal constant WRONG_KEY = 0xBADC0DE;
     uint32 internal constant EPSILON_STEP = 50_000;
     address internal constant FUNDER = address(0xF00D);
-    address internal constant RECLAIM_TO = address(0x7E7);
 
     uint256[] public ids;
     mapping(uint256 id => address[]) internal _partiesOf;
@@ -147,7 +146,7 @@ contract MoneyHandler is LedgerFixture {
 
     function fund(uint256 idSeed, uint256 amount) external {
         uint256 id = pickId(idSeed);
-        if (terminated(id)) return;
+        if (terminated(id) || block.timestamp > configOf(id).end) return;
         amount = bound(amount, 1, 1e24);
         uint256 before = vaultBalance(id);
         fundAs(FUNDER, id, amount);
@@ -207,10 +206,12 @@ contract MoneyHandler is LedgerFixture {
         IAgreementRegistry.RoundConfig memory config = configOf(id);
         bool over = config.status == IAgreementRegistry.AgreementStatus.Terminated
             || (block.timestamp > config.end && ledger.openRoundOf(id) == 0);
-        if (!over || vault.unallocated(id) == 0) return;
+        // Both funders of the run (the coordinator at setup, FUNDER later) take back their own shares.
+        address funder = (idSeed >> 128) % 2 == 0 ? coordinator : FUNDER;
+        if (!over || vault.reclaimable(id, funder) == 0) return;
         uint256 before = vaultBalance(id);
-        vm.prank(coordinator);
-        vault.reclaim(id, RECLAIM_TO);
+        vm.prank(funder);
+        vault.reclaim(id);
         _ghost[id].reclaimed += before - vaultBalance(id);
         ++done[this.reclaim.selector];
     }
@@ -419,7 +420,7 @@ contract MoneyHandler is LedgerFixture {
     function resolve(uint256 challengeSeed, bool upheld) external {
         uint256 cid = challengeIn(IRoundLedger.ChallengeStatus.Open, challengeSeed);
         if (cid == 0) return;
-        vm.prank(admin);
+        vm.prank(arbiter);
         ledger.resolveChallenge(cid, upheld, keccak256("ruling"));
         ++done[this.resolve.selector];
     }
