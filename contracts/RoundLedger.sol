@@ -4,6 +4,7 @@ pragma solidity 0.8.28;
 import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 import {IRoundLedger} from "../interfaces/IRoundLedger.sol";
 import {IAgreementRegistry} from "../interfaces/IAgreementRegistry.sol";
 import {IPartnerRegistry} from "../interfaces/IPartnerRegistry.sol";
@@ -63,6 +64,14 @@ contract RoundLedger is IRoundLedger, EIP712 {
     mapping(uint256 challengeId => Challenge) private _challenges;
     /// @dev The latest challenge against each update, so that an update is not challenged twice at once.
     mapping(uint256 agreementId => mapping(uint64 round => mapping(address partner => uint256))) private _challengeOf;
+    /// @dev Each party's dispute of its batch entry, per round (a party has at most one entry per round).
+    mapping(uint256 agreementId => mapping(uint64 round => mapping(address party => EntryDispute))) private
+        _entryDisputes;
+    /// @dev Open disputes per agreement (no round opens while any is open) and per round (its claims wait).
+    mapping(uint256 agreementId => uint256) private _openDisputes;
+    mapping(uint256 agreementId => mapping(uint64 round => uint256)) private _openRoundDisputes;
+    /// @dev keccak256 of the agreement's packed epsilon words when the round opened: what a voided entry restores.
+    mapping(uint256 agreementId => mapping(uint64 round => bytes32)) private _epsilonAtOpen;
     /// @dev Challenges against a partner that are open, or upheld and not yet executed.
     mapping(uint256 agreementId => mapping(address partner => uint256)) private _liveChallenges;
 
@@ -98,6 +107,7 @@ contract RoundLedger is IRoundLedger, EIP712 {
         }
         uint64 open = openRoundOf[agreementId];
         if (open != 0) revert RoundLedgerRoundAlreadyOpen(agreementId, open);
+        if (_openDisputes[agreementId] != 0) revert RoundLedgerDisputePending(agreementId);
         uint64 count = roundCount[agreementId];
         if (count >= config.maxRounds) revert RoundLedgerMaxRoundsReached(agreementId, config.maxRounds);
         if (deadline <= block.timestamp || deadline > config.end) revert RoundLedgerInvalidDeadline(deadline);
@@ -113,7 +123,10 @@ contract RoundLedger is IRoundLedger, EIP712 {
         r.deadline = deadline;
         r.modelDigest = modelDigest;
         r.evalCommitment = evalCommitment;
+        uint256[] memory words = _epsilonWordsOf(agreementId, config.partyCount);
+        _epsilonAtOpen[agreementId][roundId] = keccak256(abi.encodePacked(words));
         emit RoundOpened(agreementId, roundId, config.version, modelDigest, evalCommitment, deadline);
+        emit EpsilonsAtOpen(agreementId, roundId, words);
     }
 
     /// @inheritdoc IRoundLedger
@@ -271,16 +284,68 @@ contract RoundLedger is IRoundLedger, EIP712 {
         uint256 agreementId = evidence.agreementId;
         uint64 roundId = evidence.round;
         Round storage r = _disputableRound(agreementId, roundId);
-        if (_isHonestCommitment(evidence, commitment, signature)) revert RoundLedgerCommitmentValid();
+        if (_isHonestCommitment(evidence, commitment, signature, false)) revert RoundLedgerCommitmentValid();
+        _voidRound(agreementId, roundId, r, evidence.batchIndex, evidence.position);
+    }
 
-        RoundStatus previous = r.status;
-        r.status = RoundStatus.Voided;
-        if (previous == RoundStatus.Open) {
-            r.finalizedAt = uint64(block.timestamp);
-            openRoundOf[agreementId] = 0;
+    /// @inheritdoc IRoundLedger
+    function disputeBatchEntry(BatchEvidence calldata evidence) external {
+        uint256 agreementId = evidence.agreementId;
+        uint64 roundId = evidence.round;
+        _disputableRound(agreementId, roundId);
+        _checkAnchored(evidence);
+        if (evidence.position >= evidence.entries.length / _ENTRY_SIZE) revert RoundLedgerInvalidMerkleProof();
+        (uint256 index, uint256 epsilon) = _entryAt(evidence.entries, evidence.position);
+        address party = agreements.partyAt(agreementId, index);
+        if (msg.sender != party) revert RoundLedgerNotEntryParty(msg.sender, party);
+        EntryDispute storage d = _entryDisputes[agreementId][roundId][party];
+        if (d.status != DisputeStatus.None) revert RoundLedgerEntryAlreadyDisputed(agreementId, roundId, party);
+        uint64 answerBy = uint64(block.timestamp) + disputeWindow;
+        d.status = DisputeStatus.Open;
+        // position < entries / 6 <= 256 parties, so it fits 16 bits.
+        d.position = uint16(evidence.position);
+        d.epsilon = uint32(epsilon);
+        d.answerBy = answerBy;
+        d.batchIndex = evidence.batchIndex;
+        ++_openDisputes[agreementId];
+        ++_openRoundDisputes[agreementId][roundId];
+        emit BatchEntryDisputed(agreementId, roundId, party, evidence.batchIndex, evidence.position, answerBy);
+    }
+
+    /// @inheritdoc IRoundLedger
+    function answerDispute(
+        BatchEvidence calldata evidence,
+        UpdateCommitment calldata commitment,
+        bytes calldata signature
+    ) external {
+        uint256 agreementId = evidence.agreementId;
+        uint64 roundId = evidence.round;
+        EntryDispute storage d = _entryDisputes[agreementId][roundId][commitment.partner];
+        if (d.status != DisputeStatus.Open) revert RoundLedgerNoOpenDispute(agreementId, roundId, commitment.partner);
+        if (block.timestamp > d.answerBy) revert RoundLedgerAnswerWindowClosed(d.answerBy);
+        if (evidence.batchIndex != d.batchIndex || evidence.position != d.position) revert RoundLedgerInvalidAnswer();
+        if (!_isHonestCommitment(evidence, commitment, signature, true)) revert RoundLedgerInvalidAnswer();
+        d.status = DisputeStatus.Answered;
+        _closeDispute(agreementId, roundId);
+        emit DisputeAnswered(agreementId, roundId, commitment.partner);
+    }
+
+    /// @inheritdoc IRoundLedger
+    function voidDisputedEntry(uint256 agreementId, uint64 roundId, address party, uint256[] calldata wordsAtOpen)
+        external
+    {
+        EntryDispute storage d = _entryDisputes[agreementId][roundId][party];
+        if (d.status != DisputeStatus.Open) revert RoundLedgerNoOpenDispute(agreementId, roundId, party);
+        if (block.timestamp <= d.answerBy) revert RoundLedgerAnswerWindowOpen(d.answerBy);
+        if (keccak256(abi.encodePacked(wordsAtOpen)) != _epsilonAtOpen[agreementId][roundId]) {
+            revert RoundLedgerEpsilonWordsMismatch();
         }
-        emit RoundVoided(agreementId, roundId, evidence.batchIndex, evidence.position);
-        if (previous == RoundStatus.Finalized && r.payoutTotal != 0) _vault.revokeAllocation(agreementId, roundId);
+        d.status = DisputeStatus.Voided;
+        _closeDispute(agreementId, roundId);
+        uint32 restored = _restoreEpsilon(agreementId, party, d.epsilon, wordsAtOpen);
+        emit DisputedEntryVoided(agreementId, roundId, party, restored);
+        Round storage r = _rounds[agreementId][roundId];
+        if (r.status != RoundStatus.Voided) _voidRound(agreementId, roundId, r, d.batchIndex, d.position);
     }
 
     /// @inheritdoc IRoundLedger
@@ -336,7 +401,17 @@ contract RoundLedger is IRoundLedger, EIP712 {
     }
 
     /// @inheritdoc IRoundLedger
+    function entryDispute(uint256 agreementId, uint64 roundId, address party)
+        external
+        view
+        returns (EntryDispute memory)
+    {
+        return _entryDisputes[agreementId][roundId][party];
+    }
+
+    /// @inheritdoc IRoundLedger
     function isClaimBlocked(uint256 agreementId, uint64 roundId, address partner) external view returns (bool) {
+        if (_openRoundDisputes[agreementId][roundId] != 0) return true;
         uint256 id = _challengeOf[agreementId][roundId][partner];
         return id != 0 && _challenges[id].status != ChallengeStatus.Dismissed;
     }
@@ -470,13 +545,11 @@ contract RoundLedger is IRoundLedger, EIP712 {
     function _isHonestCommitment(
         BatchEvidence calldata evidence,
         UpdateCommitment calldata commitment,
-        bytes calldata signature
+        bytes calldata signature,
+        bool walletsToo
     ) private view returns (bool) {
         uint256 agreementId = evidence.agreementId;
-        bytes32 stored = _batches[agreementId][evidence.round][evidence.batchIndex];
-        if (stored == bytes32(0)) revert RoundLedgerUnknownBatch(agreementId, evidence.round, evidence.batchIndex);
-        bytes32 anchored = keccak256(abi.encode(evidence.root, evidence.documentDigest, keccak256(evidence.entries)));
-        if (anchored != stored) revert RoundLedgerBatchMismatch();
+        _checkAnchored(evidence);
         uint256 count = evidence.entries.length / _ENTRY_SIZE;
         bytes32 leaf = commitmentLeaf(commitment, signature);
         if (!PositionalMerkle.verify(evidence.proof, evidence.root, leaf, evidence.position, count)) {
@@ -487,7 +560,67 @@ contract RoundLedger is IRoundLedger, EIP712 {
         return commitment.agreementId == agreementId && commitment.round == evidence.round
             && commitment.partner == party && commitment.cumulativeEpsilon == epsilon
             && _withinSampleBound(agreementId, evidence.round, commitment.sampleCount)
-            && _signedBy(party, commitmentDigest(commitment), signature);
+            && (walletsToo
+                ? SignatureChecker.isValidSignatureNow(party, commitmentDigest(commitment), signature)
+                : _signedBy(party, commitmentDigest(commitment), signature));
+    }
+
+    /// @dev Reverts unless the evidence's root, document digest and entries are a batch as anchored.
+    function _checkAnchored(BatchEvidence calldata evidence) private view {
+        bytes32 stored = _batches[evidence.agreementId][evidence.round][evidence.batchIndex];
+        if (stored == bytes32(0)) {
+            revert RoundLedgerUnknownBatch(evidence.agreementId, evidence.round, evidence.batchIndex);
+        }
+        bytes32 anchored = keccak256(abi.encode(evidence.root, evidence.documentDigest, keccak256(evidence.entries)));
+        if (anchored != stored) revert RoundLedgerBatchMismatch();
+    }
+
+    /// @dev Voids the round (a forged or unanswered entry) and revokes its allocation when it had one.
+    function _voidRound(uint256 agreementId, uint64 roundId, Round storage r, uint256 batchIndex, uint256 position)
+        private
+    {
+        RoundStatus previous = r.status;
+        r.status = RoundStatus.Voided;
+        if (previous == RoundStatus.Open) {
+            r.finalizedAt = uint64(block.timestamp);
+            openRoundOf[agreementId] = 0;
+        }
+        emit RoundVoided(agreementId, roundId, batchIndex, position);
+        if (previous == RoundStatus.Finalized && r.payoutTotal != 0) _vault.revokeAllocation(agreementId, roundId);
+    }
+
+    function _closeDispute(uint256 agreementId, uint64 roundId) private {
+        --_openDisputes[agreementId];
+        --_openRoundDisputes[agreementId][roundId];
+    }
+
+    /// @dev The agreement's packed epsilon words (at most 32: 256 parties, 8 to a word).
+    function _epsilonWordsOf(uint256 agreementId, uint256 partyCount) private view returns (uint256[] memory words) {
+        words = new uint256[]((partyCount + 7) / 8);
+        mapping(uint256 => uint256) storage epsilons = _epsilonWords[agreementId];
+        for (uint256 w; w < words.length; ++w) {
+            words[w] = epsilons[w];
+        }
+    }
+
+    /// @dev Puts `party`'s cumulative epsilon back to its value in `wordsAtOpen` when it is still the voided
+    /// entry's `anchored` value; a higher one was committed in a later round and stands. Returns the party's
+    /// cumulative epsilon afterwards.
+    function _restoreEpsilon(uint256 agreementId, address party, uint32 anchored, uint256[] calldata wordsAtOpen)
+        private
+        returns (uint32)
+    {
+        // The dispute exists, so `party` is a party.
+        // slither-disable-next-line unused-return
+        (, uint256 index) = agreements.partyIndex(agreementId, party);
+        uint256 shift = (index & 7) * 32;
+        mapping(uint256 => uint256) storage epsilons = _epsilonWords[agreementId];
+        uint256 word = epsilons[index >> 3];
+        uint32 current = uint32(word >> shift);
+        if (current != anchored) return current;
+        uint32 before = uint32(wordsAtOpen[index >> 3] >> shift);
+        epsilons[index >> 3] = (word & ~(uint256(type(uint32).max) << shift)) | (uint256(before) << shift);
+        return before;
     }
 
     /// @dev Whether `signature` is `party`'s ECDSA signature of `digest`. ECDSA alone: an ERC-1271 wallet could

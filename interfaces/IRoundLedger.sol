@@ -21,6 +21,16 @@ pragma solidity 0.8.28;
 /// {proveForgedCommitment}, which checks the signature and the anchored entry on-chain and voids the round.
 /// Signatures there are judged by ECDSA alone, so that a judgement never changes after anchoring (an ERC-1271
 /// wallet could revoke); a smart-wallet party submits directly with {submitUpdate}.
+///
+/// Batch-entry disputes. A coordinator could anchor a root with no preimage (or withhold the batch document):
+/// then nothing is provable, yet the listed parties' budgets are spent. So a party listed in a batch may
+/// dispute its own entry ({disputeBatchEntry}); the agreement's coordinator (or anyone holding the document)
+/// must answer within `disputeWindow` by revealing the signed commitment, its signature and its Merkle proof
+/// ({answerDispute}: checked then, with ERC-1271 for smart wallets, and final). Unanswered, anyone may void
+/// the entry ({voidDisputedEntry}): the round is voided (its allocation revoked) and the party's cumulative
+/// epsilon goes back to its value when the round opened, proven against a hash of the agreement's epsilon words
+/// taken at {openRound}. No round opens while a dispute of the agreement is pending, and a round's claims wait
+/// for its disputes.
 interface IRoundLedger {
     enum RoundStatus {
         None,
@@ -74,6 +84,23 @@ interface IRoundLedger {
         bytes entries;
         uint256 position;
         bytes32[] proof;
+    }
+
+    enum DisputeStatus {
+        None,
+        Open,
+        Answered,
+        Voided
+    }
+
+    /// @dev A party's dispute of its entry in a batch: where the entry sits, the epsilon it anchored, and until
+    /// when it may be answered.
+    struct EntryDispute {
+        DisputeStatus status;
+        uint16 position;
+        uint32 epsilon;
+        uint64 answerBy;
+        uint256 batchIndex;
     }
 
     struct Challenge {
@@ -131,6 +158,18 @@ interface IRoundLedger {
     error RoundLedgerInvalidMerkleProof();
     /// @dev The commitment submitted as fraud proof is correctly signed and matches the anchored entry.
     error RoundLedgerCommitmentValid();
+    /// @dev Only the party an anchored entry names may dispute it.
+    error RoundLedgerNotEntryParty(address account, address party);
+    error RoundLedgerEntryAlreadyDisputed(uint256 agreementId, uint64 round, address party);
+    error RoundLedgerNoOpenDispute(uint256 agreementId, uint64 round, address party);
+    /// @dev The revealed commitment is not what the disputed entry must hold (signature, entry or bound).
+    error RoundLedgerInvalidAnswer();
+    error RoundLedgerAnswerWindowClosed(uint64 answerBy);
+    error RoundLedgerAnswerWindowOpen(uint64 answerBy);
+    /// @dev No round opens while a dispute of the agreement's batch entries is pending.
+    error RoundLedgerDisputePending(uint256 agreementId);
+    /// @dev The epsilon words given are not those of the agreement when the round opened.
+    error RoundLedgerEpsilonWordsMismatch();
 
     /// @notice Emitted when a coordinator opens `round` on version `agreementVersion` of the agreement.
     event RoundOpened(
@@ -172,6 +211,21 @@ interface IRoundLedger {
     );
     /// @notice Emitted when a forged commitment, entry `position` of batch `batchIndex`, voids `round`.
     event RoundVoided(uint256 indexed agreementId, uint64 indexed round, uint256 batchIndex, uint256 position);
+    /// @notice Emitted with {RoundOpened}: the agreement's packed cumulative epsilons (eight uint32 lanes a word,
+    /// by party index) when `round` opened, which {voidDisputedEntry} takes back.
+    event EpsilonsAtOpen(uint256 indexed agreementId, uint64 indexed round, uint256[] words);
+    /// @notice Emitted when `party` disputes its entry `position` of batch `batchIndex` of `round`.
+    event BatchEntryDisputed(
+        uint256 indexed agreementId, uint64 indexed round, address indexed party, uint256 batchIndex, uint256 position,
+        uint64 answerBy
+    );
+    /// @notice Emitted when the disputed entry's signed commitment was revealed and checked: the entry stands.
+    event DisputeAnswered(uint256 indexed agreementId, uint64 indexed round, address indexed party);
+    /// @notice Emitted when an unanswered dispute voids `party`'s entry; `restoredEpsilon` is its cumulative
+    /// epsilon afterwards.
+    event DisputedEntryVoided(
+        uint256 indexed agreementId, uint64 indexed round, address indexed party, uint32 restoredEpsilon
+    );
     /// @notice Emitted when an auditor challenges `partner`'s update in `round`.
     event ChallengeRaised(
         uint256 indexed challengeId,
@@ -189,8 +243,9 @@ interface IRoundLedger {
     /// @notice Opens the next round of `agreementId` on the model with digest `modelDigest`.
     /// @param evalCommitment Hash of the held-out evaluation set used for scoring, fixed before training.
     /// Requirements: the agreement's coordinator; the agreement is Active and within its period; no round of
-    /// it is open; it has rounds left; `block.timestamp < deadline <= end`; digests non-zero.
-    /// Emits {RoundOpened}.
+    /// it is open; it has rounds left; no dispute of its batch entries is pending;
+    /// `block.timestamp < deadline <= end`; digests non-zero.
+    /// Emits {RoundOpened} and {EpsilonsAtOpen}.
     function openRound(uint256 agreementId, bytes32 modelDigest, uint64 deadline, bytes32 evalCommitment)
         external
         returns (uint64 round);
@@ -266,6 +321,37 @@ interface IRoundLedger {
         bytes calldata signature
     ) external;
 
+    /// @notice The caller, the party entry `evidence.position` of an anchored batch names, disputes that entry
+    /// (it says it never signed it). The agreement's coordinator must answer before `disputeWindow` passes.
+    /// Requirements: the round is open or within its dispute window; the evidence's root, document digest and
+    /// entries are the batch as anchored and `position` is one of its entries (no proof needed); the caller is
+    /// that entry's party and has not disputed its entry of this round before.
+    /// Emits {BatchEntryDisputed}.
+    function disputeBatchEntry(BatchEvidence calldata evidence) external;
+
+    /// @notice Answers an open dispute by revealing the entry's signed commitment, its signature (ECDSA, or
+    /// ERC-1271 for a smart wallet, checked now) and its Merkle proof. Anyone may answer; the answer is final.
+    /// Requirements: the dispute is open and its answer window has not passed; the evidence is the disputed
+    /// entry of the batch as anchored; the commitment is what the entry's party signed, matches the entry and
+    /// is within the sample-count bound.
+    /// Emits {DisputeAnswered}.
+    function answerDispute(
+        BatchEvidence calldata evidence,
+        UpdateCommitment calldata commitment,
+        bytes calldata signature
+    ) external;
+
+    /// @notice Voids the entry of an unanswered dispute: the round is voided (its allocation revoked when it
+    /// was finalized) and the party's cumulative epsilon goes back to its value when the round opened, unless
+    /// the party has committed a higher one since. Anyone may call it.
+    /// @param wordsAtOpen The agreement's packed epsilon words as they were when the round opened (from the
+    /// events), checked against the hash taken then.
+    /// Requirements: the dispute is open and its answer window has passed; `wordsAtOpen` hash to the round's
+    /// record.
+    /// Emits {DisputedEntryVoided}, and {RoundVoided} when the round was not voided yet.
+    function voidDisputedEntry(uint256 agreementId, uint64 round, address party, uint256[] calldata wordsAtOpen)
+        external;
+
     /// @notice Called by the vault when it executes the slashing of an upheld challenge.
     /// Requirements: the caller is the vault; the challenge is Upheld and its dispute window has ended.
     /// Emits {ChallengeExecuted}.
@@ -292,7 +378,13 @@ interface IRoundLedger {
     /// @notice Whether `partner` may not withdraw stake: a round is open, a dispute window is running, or a
     /// challenge against it is pending or upheld and not yet executed.
     function isStakeLocked(uint256 agreementId, address partner) external view returns (bool);
-    /// @notice Whether `partner`'s reward for `roundId` is held back by a pending or upheld challenge.
+    /// @notice `party`'s dispute of its batch entry in `roundId` (status None when there is none).
+    function entryDispute(uint256 agreementId, uint64 roundId, address party)
+        external
+        view
+        returns (EntryDispute memory);
+    /// @notice Whether `partner`'s reward for `roundId` is held back by a pending or upheld challenge, or by a
+    /// pending dispute of one of the round's batch entries.
     function isClaimBlocked(uint256 agreementId, uint64 roundId, address partner) external view returns (bool);
     /// @notice The EIP-712 digest a partner signs for `commitment`.
     function commitmentDigest(UpdateCommitment calldata commitment) external view returns (bytes32);

@@ -116,6 +116,8 @@ def test_open_round_emits_round_opened(ledger, active_agreement, coordinator, as
                 "deadline": deadline,
             },
         ),
+        # What a voided batch entry's budget goes back to: three parties fit one word, all zero so far.
+        ("EpsilonsAtOpen", {"agreementId": active_agreement, "round": 1, "words": [0]}),
     )
 
 
