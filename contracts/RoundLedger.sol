@@ -173,15 +173,20 @@ contract RoundLedger is IRoundLedger, EIP712 {
         (uint256 lastIndex,) = _entryAt(entries, count - 1);
         if (lastIndex >= config.partyCount) revert RoundLedgerPartyIndexOutOfRange(lastIndex, config.partyCount);
 
-        _applyEntries(BatchContext(agreementId, roundId, config.epsilonCap, config.partyCount), entries);
+        BatchContext memory ctx = BatchContext(agreementId, roundId, config.epsilonCap, config.partyCount, 0, 0);
+        _applyEntries(ctx, entries);
+        // A party that submitted directly is skipped, not fatal; a batch that applies nothing anchors nothing.
+        if (ctx.skippedCount == count) _revertAlreadySubmitted(ctx, lastIndex);
         batchIndex = r.submissions;
-        // unchecked: count <= 256, since indexes are distinct and below partyCount <= 256.
+        // unchecked: skippedCount <= count <= 256, since indexes are distinct and below partyCount <= 256.
         unchecked {
-            r.submissions += uint32(count);
+            r.submissions += uint32(count - ctx.skippedCount);
         }
         _batches[agreementId][roundId][batchIndex] =
             keccak256(abi.encode(commitmentsRoot, batchDocumentDigest, keccak256(entries)));
-        emit BatchCommitted(agreementId, roundId, batchIndex, commitmentsRoot, batchDocumentDigest, entries);
+        emit BatchCommitted(
+            agreementId, roundId, batchIndex, commitmentsRoot, batchDocumentDigest, entries, ctx.skipped
+        );
     }
 
     /// @inheritdoc IRoundLedger
@@ -264,6 +269,8 @@ contract RoundLedger is IRoundLedger, EIP712 {
             revert RoundLedgerNotArbiter(c.agreementId, msg.sender);
         }
         if (c.status != ChallengeStatus.Open) revert RoundLedgerInvalidChallengeStatus(challengeId, c.status);
+        uint256 endsAt = uint256(c.raisedAt) + disputeWindow;
+        if (block.timestamp >= endsAt) revert RoundLedgerRulingWindowClosed(challengeId, endsAt);
         c.rulingDigest = rulingDigest;
         if (upheld) {
             c.status = ChallengeStatus.Upheld;
@@ -286,6 +293,29 @@ contract RoundLedger is IRoundLedger, EIP712 {
         Round storage r = _disputableRound(agreementId, roundId);
         if (_isHonestCommitment(evidence, commitment, signature, false)) revert RoundLedgerCommitmentValid();
         _voidRound(agreementId, roundId, r, evidence.batchIndex, evidence.position);
+    }
+
+    /// @inheritdoc IRoundLedger
+    function lapseChallenge(uint256 challengeId) external {
+        Challenge storage c = _existingChallenge(challengeId);
+        if (c.status != ChallengeStatus.Open) revert RoundLedgerInvalidChallengeStatus(challengeId, c.status);
+        uint256 endsAt = uint256(c.raisedAt) + disputeWindow;
+        if (block.timestamp < endsAt) revert RoundLedgerRulingWindowOpen(challengeId, endsAt);
+        c.status = ChallengeStatus.Dismissed;
+        --_liveChallenges[c.agreementId][c.partner];
+        emit ChallengeLapsed(challengeId);
+    }
+
+    /// @inheritdoc IRoundLedger
+    function abandonRound(uint256 agreementId, uint64 roundId) external {
+        Round storage r = _existingRound(agreementId, roundId);
+        if (r.status != RoundStatus.Open) revert RoundLedgerRoundNotOpen(agreementId, roundId);
+        uint256 abandonableAt = uint256(r.deadline) + disputeWindow;
+        if (block.timestamp <= abandonableAt) revert RoundLedgerNotAbandonable(agreementId, roundId, abandonableAt);
+        r.status = RoundStatus.Voided;
+        r.finalizedAt = uint64(block.timestamp);
+        openRoundOf[agreementId] = 0;
+        emit RoundAbandoned(agreementId, roundId);
     }
 
     /// @inheritdoc IRoundLedger
@@ -464,6 +494,8 @@ contract RoundLedger is IRoundLedger, EIP712 {
         uint64 roundId;
         uint256 epsilonCap;
         uint256 partyCount;
+        uint256 skipped; // bit i: entry i was skipped, its party had already submitted in the round
+        uint256 skippedCount;
     }
 
     /// @dev Checks and records every entry of a batch. Entries are sorted, so the parties of one epsilon word
@@ -490,7 +522,12 @@ contract RoundLedger is IRoundLedger, EIP712 {
                 wordKey = entry >> 35;
             }
             uint256 bit = 1 << ((entry >> 32) & 255);
-            if (submittedWord & bit != 0) _revertAlreadySubmitted(ctx, entry >> 32);
+            if (submittedWord & bit != 0) {
+                // Submitted directly (a batch never repeats an index): skip it, do not sink the batch.
+                ctx.skipped |= 1 << (offset / _ENTRY_SIZE);
+                ++ctx.skippedCount;
+                continue;
+            }
             submittedWord |= bit;
             epsilonWord = _spend(epsilonWord, entry, ctx.epsilonCap, ctx.agreementId);
         }

@@ -170,6 +170,11 @@ interface IRoundLedger {
     error RoundLedgerDisputePending(uint256 agreementId);
     /// @dev The epsilon words given are not those of the agreement when the round opened.
     error RoundLedgerEpsilonWordsMismatch();
+    /// @dev The arbiter rules within `disputeWindow` of the challenge; after `endsAt` it can only lapse.
+    error RoundLedgerRulingWindowClosed(uint256 challengeId, uint256 endsAt);
+    error RoundLedgerRulingWindowOpen(uint256 challengeId, uint256 endsAt);
+    /// @dev A round can be abandoned only once `disputeWindow` has passed after its deadline.
+    error RoundLedgerNotAbandonable(uint256 agreementId, uint64 round, uint256 abandonableAt);
 
     /// @notice Emitted when a coordinator opens `round` on version `agreementVersion` of the agreement.
     event RoundOpened(
@@ -191,14 +196,17 @@ interface IRoundLedger {
         uint64 sampleCount
     );
     /// @notice Emitted when a coordinator anchors a batch of partners' signed commitments for `round`.
-    /// @dev `entries` is the packed (uint16 party index, uint32 cumulative epsilon) list as anchored.
+    /// @dev `entries` is the packed (uint16 party index, uint32 cumulative epsilon) list as anchored; bit i of
+    /// `skipped` is set when entry i was skipped because its party had already submitted in the round (it
+    /// spent nothing and counts for nothing).
     event BatchCommitted(
         uint256 indexed agreementId,
         uint64 indexed round,
         uint256 batchIndex,
         bytes32 commitmentsRoot,
         bytes32 batchDocumentDigest,
-        bytes entries
+        bytes entries,
+        uint256 skipped
     );
     /// @notice Emitted when a coordinator closes `round` with its results and its payout root.
     event RoundFinalized(
@@ -237,6 +245,10 @@ interface IRoundLedger {
     );
     /// @notice Emitted when the agreement's arbiter rules on a challenge: `upheld`, or dismissed.
     event ChallengeResolved(uint256 indexed challengeId, bool upheld, bytes32 rulingDigest);
+    /// @notice Emitted when a challenge the arbiter did not rule on in time lapses (it counts as dismissed).
+    event ChallengeLapsed(uint256 indexed challengeId);
+    /// @notice Emitted when an open round nobody finalized is abandoned: nothing is allocated, stakes unlock.
+    event RoundAbandoned(uint256 indexed agreementId, uint64 indexed round);
     /// @notice Emitted when the vault executes an upheld challenge by slashing the partner's stake.
     event ChallengeExecuted(uint256 indexed challengeId);
 
@@ -270,7 +282,8 @@ interface IRoundLedger {
     /// the batch index: the number of updates the round had before this batch, unique within the round.
     /// @param entries Concatenated 6-byte entries: uint16 party index, uint32 cumulative epsilon, big-endian,
     /// sorted by strictly increasing party index. Entry i is leaf i of `commitmentsRoot`.
-    /// Requirements: the agreement's coordinator; as {submitUpdate} for every entry.
+    /// Requirements: the agreement's coordinator; as {submitUpdate} for every entry, except that an entry whose
+    /// party already submitted in the round is skipped (named in the event) unless every entry is.
     /// Emits {BatchCommitted}.
     function commitBatch(
         uint256 agreementId,
@@ -305,9 +318,22 @@ interface IRoundLedger {
         returns (uint256 challengeId);
 
     /// @notice The agreement's arbiter (named in the terms in force) rules on an open challenge.
-    /// Requirements: the caller is the arbiter; the challenge is Open.
+    /// Requirements: the caller is the arbiter; the challenge is Open and was raised less than
+    /// `disputeWindow` ago (the ruling window).
     /// Emits {ChallengeResolved}.
     function resolveChallenge(uint256 challengeId, bool upheld, bytes32 rulingDigest) external;
+
+    /// @notice Closes a challenge the arbiter did not rule on within its ruling window, as dismissed: nobody is
+    /// kept waiting on an arbiter that never rules. Anyone may call it.
+    /// Requirements: the challenge is Open and its ruling window has passed.
+    /// Emits {ChallengeLapsed}.
+    function lapseChallenge(uint256 challengeId) external;
+
+    /// @notice Abandons an open round its coordinator never finalized: the round is voided with nothing
+    /// allocated, and the stakes it locked come free. Anyone may call it.
+    /// Requirements: the round is open and `disputeWindow` has passed since its deadline (the grace period).
+    /// Emits {RoundAbandoned}.
+    function abandonRound(uint256 agreementId, uint64 round) external;
 
     /// @notice Proves that entry `position` of a batch is not what its partner signed: the signature is not the
     /// partner's ECDSA signature, the anchored entry disagrees with the signed commitment, or its sample count is 0 or above the

@@ -232,6 +232,9 @@ def _explain(exc: ContractReverted, deployment: Any, what: str) -> ChallengeErro
     elif name == "RoundLedgerNotArbiter":
         text = (f"{a['account']} is not the arbiter of agreement {a['agreementId']}: only the arbiter named in its "
                 "terms may resolve a challenge")  # fmt: skip
+    elif name == "RoundLedgerRulingWindowClosed":
+        text = (f"the ruling window of challenge {a['challengeId']} closed at chain time {a['endsAt']}: the arbiter "
+                "can no longer rule, and anyone may lapse it (dismissed)")  # fmt: skip
     elif name == "RoundLedgerUnknownRound":
         text = f"agreement {a['agreementId']} has no round {a['round']}"
     elif name == "RoundLedgerDisputeWindowClosed":

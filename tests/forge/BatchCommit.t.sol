@@ -130,7 +130,7 @@ contract BatchCommitTest is LedgerFixture {
     function test_commitBatch_recordsEveryEntry() public {
         Batch memory b = batchOf(0, PARTIES);
         vm.expectEmit(true, true, true, true, address(ledger));
-        emit IRoundLedger.BatchCommitted(id, r, 0, b.root, DOCUMENT, b.entries);
+        emit IRoundLedger.BatchCommitted(id, r, 0, b.root, DOCUMENT, b.entries, 0);
         assertEq(anchor(b), 0, "batch index");
 
         for (uint256 i; i < PARTIES; ++i) {
@@ -319,16 +319,30 @@ contract BatchCommitTest is LedgerFixture {
         assertEq(ledger.round(id, r).submissions, 4, "accepted");
     }
 
-    function test_commitBatch_refusesPartyThatSubmittedAlone() public {
-        submitAs(parties[3], id, r, EPSILON_ONE);
-        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerAlreadySubmitted.selector, id, r, parties[3]));
-        anchor(batchOf(0, 5));
+    /// @dev Issue 10, item 8, as the attack: a party submits directly and so sinks the coordinator's whole
+    /// batch. Its entry is skipped (and named in the event); the others are anchored.
+    function test_commitBatch_skipsAPartyThatSubmittedAlone() public {
+        submitAs(parties[3], id, r, 3 * EPSILON_ONE);
+        Batch memory b = batchOf(0, 5);
+        vm.expectEmit(true, true, true, true, address(ledger));
+        emit IRoundLedger.BatchCommitted(id, r, 1, b.root, DOCUMENT, b.entries, 1 << 3);
+        anchor(b);
+        assertEq(ledger.round(id, r).submissions, 5, "one single + four anchored");
+        assertEq(ledger.cumulativeEpsilon(id, parties[3]), 3 * EPSILON_ONE, "the direct submission stands");
+        assertEq(ledger.cumulativeEpsilon(id, parties[4]), EPSILON_ONE + 4, "the others anchored");
     }
 
-    function test_commitBatch_refusesPartyOfAnEarlierBatch() public {
+    function test_commitBatch_skipsAPartyOfAnEarlierBatch() public {
+        anchor(batchOf(0, 5));
+        anchor(batchOf(4, 6));
+        assertEq(ledger.round(id, r).submissions, 6, "party 4 counted once");
+        assertEq(ledger.cumulativeEpsilon(id, parties[4]), EPSILON_ONE + 4, "first entry stands");
+    }
+
+    function test_commitBatch_refusesABatchWhoseEveryPartySubmitted() public {
         anchor(batchOf(0, 5));
         vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerAlreadySubmitted.selector, id, r, parties[4]));
-        anchor(batchOf(4, 6));
+        anchor(batchOf(3, 5));
     }
 
     function test_commitBatch_refusesEpsilonThatDoesNotIncrease() public {

@@ -177,7 +177,8 @@ contract EpsilonBudgetHandler is TestBase {
                 return _mismatch("commitBatch accepted what the model refuses", expected[0], "");
             }
             for (uint256 k; k < indexes.length; ++k) {
-                _accept(id, roundId, parties[indexes[k]], epsilons[k]);
+                // An entry whose party submitted already was skipped; nothing of it is accepted.
+                if (!_submitted[id][roundId][parties[indexes[k]]]) _accept(id, roundId, parties[indexes[k]], epsilons[k]);
             }
             ++acceptedBatches;
         } catch (bytes memory err) {
@@ -326,8 +327,9 @@ contract EpsilonBudgetHandler is TestBase {
         uint32[] memory epsilons,
         bytes memory entries
     ) internal view returns (bytes[] memory errors) {
-        errors = new bytes[](5 * indexes.length + 1);
+        errors = new bytes[](5 * indexes.length + 2);
         uint256 n;
+        uint256 skippedCount;
         if (entries.length == 0) {
             errors[n++] = abi.encodeWithSelector(IRoundLedger.RoundLedgerEmptyBatch.selector);
         } else if (entries.length % 6 != 0) {
@@ -343,10 +345,22 @@ contract EpsilonBudgetHandler is TestBase {
                     errors[n++] = abi.encodeWithSelector(
                         IRoundLedger.RoundLedgerPartyIndexOutOfRange.selector, index, parties.length
                     );
+                } else if (_submitted[id][roundId][parties[index]]) {
+                    // Skipped, not refused: only the suspension pass, which runs before the walk, still sees it.
+                    ++skippedCount;
+                    if (!partners.isApproved(parties[index])) {
+                        errors[n++] =
+                            abi.encodeWithSelector(IRoundLedger.RoundLedgerPartnerNotApproved.selector, parties[index]);
+                    }
                 } else {
                     n = _appendEntryErrors(id, roundId, parties[index], epsilons[k], errors, n);
                 }
                 nextMinIndex = index + 1;
+            }
+            if (n == 0 && skippedCount == indexes.length) {
+                address last = parties[indexes[indexes.length - 1]];
+                errors[n++] =
+                    abi.encodeWithSelector(IRoundLedger.RoundLedgerAlreadySubmitted.selector, id, roundId, last);
             }
         }
         _truncate(errors, n);
