@@ -27,6 +27,8 @@ contract RewardVault is IRewardVault, ReentrancyGuard {
     IAgreementRegistry public immutable agreements;
     /// @inheritdoc IRewardVault
     address public immutable slashRecipient;
+    /// @notice How long a round's rewards can be claimed once claimable; then the rest returns to the pool.
+    uint64 public constant CLAIM_PERIOD = 180 days;
 
     /// @inheritdoc IRewardVault
     address public roundLedger;
@@ -144,10 +146,24 @@ contract RewardVault is IRewardVault, ReentrancyGuard {
         Allocation storage a = _allocations[agreementId][round];
         if (a.root == bytes32(0)) revert RewardVaultNoAllocation(agreementId, round);
         if (a.revoked) revert RewardVaultAllocationRevoked(agreementId, round);
+        // Unreachable by timing (a round is voided within its dispute window, long before expiry), but an
+        // expired allocation's unclaimed part has left `allocated` already and must not leave it twice.
+        if (a.expired) revert RewardVaultAllocationExpired(agreementId, round);
         uint256 returned = a.total - a.claimed;
         a.revoked = true;
         _pools[agreementId].allocated -= returned;
         emit AllocationRevoked(agreementId, round, returned);
+    }
+
+    /// @inheritdoc IRewardVault
+    function expireAllocation(uint256 agreementId, uint64 round) external {
+        Allocation storage a = _claimableAllocation(agreementId, round);
+        uint256 expiresAt = uint256(a.claimableAt) + CLAIM_PERIOD;
+        if (block.timestamp <= expiresAt) revert RewardVaultClaimPeriodRunning(agreementId, round, expiresAt);
+        uint256 returned = a.total - a.claimed;
+        a.expired = true;
+        _pools[agreementId].allocated -= returned;
+        emit AllocationExpired(agreementId, round, returned);
     }
 
     /// @inheritdoc IRewardVault
@@ -287,6 +303,7 @@ contract RewardVault is IRewardVault, ReentrancyGuard {
         a = _allocations[agreementId][round];
         if (a.root == bytes32(0)) revert RewardVaultNoAllocation(agreementId, round);
         if (a.revoked) revert RewardVaultAllocationRevoked(agreementId, round);
+        if (a.expired) revert RewardVaultAllocationExpired(agreementId, round);
     }
 
     /// @dev Transfers `amount` in from the caller and returns what actually arrived (fee-on-transfer tokens).

@@ -29,6 +29,7 @@ interface IRewardVault {
         uint256 claimed;
         uint64 claimableAt;
         bool revoked;
+        bool expired;
     }
 
     error RewardVaultNotLedger(address account);
@@ -50,6 +51,10 @@ interface IRewardVault {
     error RewardVaultAlreadyAllocated(uint256 agreementId, uint64 round);
     error RewardVaultNoAllocation(uint256 agreementId, uint64 round);
     error RewardVaultAllocationRevoked(uint256 agreementId, uint64 round);
+    /// @dev The round's claim period ended: what was not claimed went back to the pool.
+    error RewardVaultAllocationExpired(uint256 agreementId, uint64 round);
+    /// @dev Unclaimed rewards return to the pool only after `expiresAt` (claimableAt + CLAIM_PERIOD).
+    error RewardVaultClaimPeriodRunning(uint256 agreementId, uint64 round, uint256 expiresAt);
     error RewardVaultClaimNotOpen(uint256 agreementId, uint64 round, uint64 claimableAt);
     error RewardVaultAlreadyClaimed(uint256 agreementId, uint64 round, address partner);
     error RewardVaultInvalidProof(uint256 agreementId, uint64 round, address partner, uint256 amount);
@@ -73,6 +78,9 @@ interface IRewardVault {
     event Allocated(uint256 indexed agreementId, uint64 indexed round, bytes32 root, uint256 total, uint64 claimableAt);
     /// @notice Emitted when a voided round's allocation is revoked; `total` is the unclaimed part returned.
     event AllocationRevoked(uint256 indexed agreementId, uint64 indexed round, uint256 total);
+    /// @notice Emitted when the unclaimed part of `round`'s allocation, `total`, returns to the pool after the
+    /// claim period.
+    event AllocationExpired(uint256 indexed agreementId, uint64 indexed round, uint256 total);
     /// @notice Emitted when `partner` claims its reward for `round`.
     event Claimed(uint256 indexed agreementId, uint64 indexed round, address indexed partner, uint256 amount);
     /// @notice Emitted when an upheld challenge is executed: `partner`'s whole stake goes to `recipient`.
@@ -129,6 +137,14 @@ interface IRewardVault {
     /// Requirements: the dispute window has ended; not claimed before; no pending or upheld challenge holds it.
     /// Emits {Claimed}.
     function claim(uint256 agreementId, uint64 round, uint256 amount, bytes32[] calldata proof) external;
+
+    /// @notice Returns what was not claimed of `round`'s allocation to the pool once its claim period is over,
+    /// so that no reward is stranded: it funds later rounds or goes back to the funders ({reclaim}). Anyone may
+    /// call it.
+    /// Requirements: the allocation exists, is neither revoked nor expired, and `CLAIM_PERIOD` has passed
+    /// since it became claimable.
+    /// Emits {AllocationExpired}.
+    function expireAllocation(uint256 agreementId, uint64 round) external;
 
     /// @notice Executes an upheld challenge after its dispute window: the partner's whole stake in the
     /// agreement goes to the slash recipient. Anyone may call it.

@@ -479,6 +479,7 @@ def test_finalize_allocates_payouts_in_vault(ledger, vault, running, trio, submi
         "claimed": 0,
         "claimableAt": finalized_at + DISPUTE_WINDOW,
         "revoked": False,
+        "expired": False,
     }
     assert vault.pool(agreement_id).dict()["allocated"] == 200 * 10**18
     assert vault.unallocated(agreement_id) == free - 200 * 10**18

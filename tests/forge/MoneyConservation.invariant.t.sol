@@ -216,6 +216,21 @@ contract MoneyHandler is LedgerFixture {
         ++done[this.reclaim.selector];
     }
 
+    /// @dev Rarely (it jumps the clock past a whole claim period): expires a round's unclaimed allocation.
+    function expire(uint256 idSeed, uint256 roundSeed) external {
+        uint256 id = pickId(idSeed);
+        uint64 r = pickRound(id, roundSeed);
+        if (r == 0 || (roundSeed >> 128) % 8 != 0) return;
+        IRewardVault.Allocation memory a = vault.allocation(id, r);
+        if (a.root == bytes32(0) || a.revoked || a.expired) return;
+        uint256 expiresAt = uint256(a.claimableAt) + vault.CLAIM_PERIOD();
+        if (block.timestamp <= expiresAt) vm.warp(expiresAt + 1);
+        vault.expireAllocation(id, r);
+        Payout storage p = _payouts[id][r];
+        _ghost[id].allocated -= p.total - p.settled;
+        ++done[this.expire.selector];
+    }
+
     function warp(uint256 seconds_) external {
         vm.warp(block.timestamp + bound(seconds_, 1, 6 hours));
         ++done[this.warp.selector];
@@ -503,7 +518,7 @@ contract MoneyConservationInvariantTest is LedgerFixture {
     }
 
     function targetSelectors() public view returns (FuzzSelector[] memory targets) {
-        bytes4[] memory actions = new bytes4[](17);
+        bytes4[] memory actions = new bytes4[](18);
         actions[0] = MoneyHandler.fund.selector;
         actions[1] = MoneyHandler.stake.selector;
         actions[2] = MoneyHandler.unstake.selector;
@@ -521,6 +536,7 @@ contract MoneyConservationInvariantTest is LedgerFixture {
         actions[14] = MoneyHandler.resolve.selector;
         actions[15] = MoneyHandler.slash.selector;
         actions[16] = MoneyHandler.forfeit.selector;
+        actions[17] = MoneyHandler.expire.selector;
         targets = new FuzzSelector[](1);
         targets[0] = FuzzSelector(address(handler), actions);
     }
@@ -575,7 +591,7 @@ contract MoneyConservationInvariantTest is LedgerFixture {
         assertEq(feeToken.balanceOf(address(vault)), owedIn(address(feeToken)), "fee-on-transfer token");
     }
 
-    /// @dev Claimable is what the live (not revoked) allocations have left to pay, round by round.
+    /// @dev Claimable is what the live (neither revoked nor expired) allocations have left to pay, round by round.
     function invariant_claimableIsWhatLiveAllocationsHaveLeft() public view {
         for (uint256 k; k < ids.length; ++k) {
             uint256 id = ids[k];
@@ -584,7 +600,7 @@ contract MoneyConservationInvariantTest is LedgerFixture {
             for (uint64 r = 1; r <= rounds; ++r) {
                 IRewardVault.Allocation memory a = vault.allocation(id, r);
                 assertLe(a.claimed, a.total, "allocation over-claimed");
-                if (!a.revoked) left += a.total - a.claimed;
+                if (!a.revoked && !a.expired) left += a.total - a.claimed;
             }
             assertEq(vault.claimable(id), left, "claimable");
         }

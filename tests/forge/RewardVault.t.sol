@@ -803,6 +803,49 @@ contract RewardVaultTest is LedgerFixture {
         assertEq(token.balanceOf(coordinator), POOL, "returned");
     }
 
+    /*//////////////////////////////////////////////////////////////
+                            expireAllocation
+    //////////////////////////////////////////////////////////////*/
+
+    /// @dev Issue 10, item 7, as the attack: allocated money nobody claims would be stranded for ever. After the
+    /// claim period its unclaimed part returns to the pool, and the funder reclaims it once the agreement is over.
+    function test_attack_unclaimedRewardsAreNotStranded() public {
+        Payouts memory p = paidRound();
+        vm.warp(claimableAt(p));
+        claim(p, 0); // alice claims; bob and carol never do
+        uint256 expiresAt = claimableAt(p) + vault.CLAIM_PERIOD();
+        vm.warp(expiresAt);
+        vm.expectRevert(
+            abi.encodeWithSelector(IRewardVault.RewardVaultClaimPeriodRunning.selector, id, p.round, expiresAt)
+        );
+        vault.expireAllocation(id, p.round);
+        vm.warp(expiresAt + 1);
+        vm.expectEmit(true, true, true, true, address(vault));
+        emit IRewardVault.AllocationExpired(id, p.round, ROUND_TOTAL - ALICE_PAY);
+        vm.prank(rando);
+        vault.expireAllocation(id, p.round);
+        assertEq(vault.unallocated(id), POOL - ALICE_PAY, "back in the pool");
+        assertEq(vault.claimable(id), 0, "nothing claimable");
+        vm.expectRevert(abi.encodeWithSelector(IRewardVault.RewardVaultAllocationExpired.selector, id, p.round));
+        claim(p, 1);
+        terminate(id);
+        vm.prank(coordinator);
+        vault.reclaim(id);
+        assertEq(token.balanceOf(coordinator), POOL - ALICE_PAY, "the funder has it back");
+    }
+
+    /// @dev An expired allocation's unclaimed part has left `allocated`: a revocation must not take it twice.
+    function test_revokeAllocation_refusesAnExpiredAllocation() public {
+        Payouts memory p = paidRound();
+        vm.warp(claimableAt(p) + vault.CLAIM_PERIOD() + 1);
+        vault.expireAllocation(id, p.round);
+        vm.expectRevert(abi.encodeWithSelector(IRewardVault.RewardVaultAllocationExpired.selector, id, p.round));
+        vm.prank(address(ledger));
+        vault.revokeAllocation(id, p.round);
+        vm.expectRevert(abi.encodeWithSelector(IRewardVault.RewardVaultAllocationExpired.selector, id, p.round));
+        vault.expireAllocation(id, p.round);
+    }
+
     /// @dev Issue 10, item 2: reclaimed money goes back to whoever funded it, in proportion, never elsewhere.
     function test_reclaim_paysEachFunderItsShareAndNobodyElse() public {
         fundAs(rando, id, POOL); // rando funds as much as the coordinator did
