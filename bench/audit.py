@@ -93,7 +93,8 @@ def build_run(root: Path, *, partners: int, rounds: int, checkpoint: int,
         terms = AgreementTerms(parties=[a.address for a in accounts], reward_token=token.address,
                                reward_per_round=reward, epsilon_cap=EPSILON_CAP, delta=DELTA, required_stake=stake,
                                start=now - 1, end=now + 365 * 86400, max_rounds=rounds,
-                               document={"bench": "bench/audit.py"})  # fmt: skip
+                               coordinator=coordinator_address, arbiter=roles.admin.address,
+                               max_sample_count=100_000, document={"bench": "bench/audit.py"})  # fmt: skip
         agreement_id = agreements.propose(tx, d, coordinator_address, terms)
         for account in accounts:
             agreements.sign(tx, d, agreement_id, account)

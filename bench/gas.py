@@ -90,7 +90,7 @@ def main() -> None:
         def new_agreement(label: str) -> int:
             now = w3.eth.get_block("latest")["timestamp"]
             terms = (digest(label), [p.address for p in partners], token.address, REWARD, 0, 8 * EPS, 10**13, STAKE,
-                     now - 1, now + 86400 * 30, 10)
+                     now - 1, now + 86400 * 30, 10, coordinator.address, admin.address, 100_000)
             receipt = tx.transact(d.agreements.functions.propose(terms), coordinator.address)
             book.record(f"AgreementRegistry.propose ({n} parties)", receipt)
             agreement_id = d.agreements.events.AgreementProposed().process_receipt(receipt, errors=DISCARD)[0]["args"]["agreementId"]
@@ -169,7 +169,7 @@ def main() -> None:
         book.record("RewardVault.slash", tx.transact(d.vault.functions.slash(1), admin.address))
         book.record("AgreementRegistry.terminate", tx.transact(d.agreements.functions.terminate(single, digest("end")), coordinator.address))
         book.record("RewardVault.unstake", tx.transact(d.vault.functions.unstake(single, STAKE), partners[1].address))
-        book.record("RewardVault.reclaim", tx.transact(d.vault.functions.reclaim(single, coordinator.address), coordinator.address))
+        book.record("RewardVault.reclaim", tx.transact(d.vault.functions.reclaim(single), coordinator.address))
 
     book.print()
     per_single = single_total / n

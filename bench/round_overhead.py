@@ -221,7 +221,8 @@ def set_up_ledger(w3: Any, fed: Federation, n_rounds: int, workdir: Path, clock:
     terms = AgreementTerms(parties=[a.address for a in accounts], reward_token=token.address,
                            reward_per_round=REWARD_PER_ROUND, epsilon_cap=EPSILON_CAP, delta=DELTA,
                            required_stake=STAKE, start=now - 1, end=now + 365 * 86400, max_rounds=n_rounds,
-                           payout_rule=PAYOUT_RULE, document={"task": "round overhead benchmark"})  # fmt: skip
+                           coordinator=coordinator_account.address, arbiter=roles.admin.address,
+                           max_sample_count=100_000, payout_rule=PAYOUT_RULE, document={"task": "round overhead benchmark"})  # fmt: skip
     agreement_id = agreements.propose(tx, deployment, coordinator_account.address, terms)
     for account in accounts:
         agreements.sign(tx, deployment, agreement_id, account)

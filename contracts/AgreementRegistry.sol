@@ -8,6 +8,7 @@ import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
 import {IAgreementRegistry} from "../interfaces/IAgreementRegistry.sol";
 import {IPartnerRegistry} from "../interfaces/IPartnerRegistry.sol";
 import {IRewardVault} from "../interfaces/IRewardVault.sol";
+import {IRoundLedger} from "../interfaces/IRoundLedger.sol";
 import {LeptonRoles} from "./libraries/LeptonRoles.sol";
 
 /// @title AgreementRegistry
@@ -40,13 +41,16 @@ contract AgreementRegistry is IAgreementRegistry, EIP712, Nonces {
     /// @inheritdoc IAgreementRegistry
     uint256 public agreementCount;
 
-    mapping(uint256 agreementId => Terms) private _terms;
+    /// @dev Every version of the terms: the one in force, a pending one, and those they superseded.
+    mapping(uint256 agreementId => mapping(uint32 version => Terms)) private _versions;
     mapping(uint256 agreementId => AgreementState) private _states;
     /// @dev Position + 1, so that zero means "not a party".
     mapping(uint256 agreementId => mapping(address party => uint256)) private _partyPosition;
     mapping(uint256 agreementId => mapping(uint32 version => mapping(address party => bool))) private _signed;
     mapping(uint256 agreementId => mapping(address party => bool)) private _exited;
-    /// @dev How many leading parties activation found staked for the current version (see {_tryActivate}).
+    /// @dev How many parties exited: once one has, no new version may come into force.
+    mapping(uint256 agreementId => uint256) private _exitedCount;
+    /// @dev How many leading parties activation found staked for the latest version (see {_tryActivate}).
     mapping(uint256 agreementId => uint256) private _stakedPrefix;
 
     /*//////////////////////////////////////////////////////////////
@@ -72,7 +76,8 @@ contract AgreementRegistry is IAgreementRegistry, EIP712, Nonces {
 
     /// @inheritdoc IAgreementRegistry
     function propose(Terms calldata newTerms) external returns (uint256 agreementId) {
-        _onlyCoordinator();
+        if (!_hasRole(LeptonRoles.COORDINATOR, msg.sender)) revert AgreementRegistryNotCoordinator(msg.sender);
+        if (newTerms.coordinator != msg.sender) revert AgreementRegistryInvalidCoordinator(newTerms.coordinator);
         _validate(newTerms);
         agreementId = ++agreementCount;
         uint256 count = newTerms.parties.length;
@@ -82,11 +87,12 @@ contract AgreementRegistry is IAgreementRegistry, EIP712, Nonces {
             _partyPosition[agreementId][party] = i + 1;
         }
         bytes32 termsHash = hashTerms(newTerms);
-        _terms[agreementId] = newTerms;
+        _versions[agreementId][1] = newTerms;
         _states[agreementId] = AgreementState({
             status: AgreementStatus.Proposed,
             version: 1,
             signatures: 0,
+            activeVersion: 0,
             proposedAt: uint64(block.timestamp),
             coordinator: msg.sender,
             termsHash: termsHash
@@ -96,26 +102,27 @@ contract AgreementRegistry is IAgreementRegistry, EIP712, Nonces {
 
     /// @inheritdoc IAgreementRegistry
     function amend(uint256 agreementId, Terms calldata newTerms) external {
-        _onlyCoordinator();
         AgreementState storage state = _existing(agreementId);
+        _onlyCoordinatorOf(agreementId, state);
         if (state.status == AgreementStatus.Terminated) {
             revert AgreementRegistryInvalidStatus(agreementId, state.status);
         }
+        if (!_hasRole(LeptonRoles.COORDINATOR, newTerms.coordinator)) {
+            revert AgreementRegistryInvalidCoordinator(newTerms.coordinator);
+        }
         _validate(newTerms);
-        address[] storage current = _terms[agreementId].parties;
-        uint256 count = current.length;
+        Terms storage current = _versions[agreementId][_inForceVersion(state)];
+        uint256 count = current.parties.length;
         if (newTerms.parties.length != count) revert AgreementRegistryPartiesChanged(agreementId);
         for (uint256 i; i < count; ++i) {
-            if (newTerms.parties[i] != current[i]) revert AgreementRegistryPartiesChanged(agreementId);
+            if (newTerms.parties[i] != current.parties[i]) revert AgreementRegistryPartiesChanged(agreementId);
         }
         // The vault's books for this agreement are kept in one token.
-        if (newTerms.rewardToken != _terms[agreementId].rewardToken) {
-            revert AgreementRegistryRewardTokenChanged(agreementId);
-        }
+        if (newTerms.rewardToken != current.rewardToken) revert AgreementRegistryRewardTokenChanged(agreementId);
         bytes32 termsHash = hashTerms(newTerms);
-        _terms[agreementId] = newTerms;
         uint32 version = state.version + 1;
-        state.status = AgreementStatus.Proposed;
+        // The pending version is stored beside the one in force, which stays what every call reads.
+        _versions[agreementId][version] = newTerms;
         state.version = version;
         state.signatures = 0;
         state.termsHash = termsHash;
@@ -146,8 +153,8 @@ contract AgreementRegistry is IAgreementRegistry, EIP712, Nonces {
 
     /// @inheritdoc IAgreementRegistry
     function terminate(uint256 agreementId, bytes32 reasonDigest) external {
-        _onlyCoordinator();
         AgreementState storage state = _existing(agreementId);
+        _onlyCoordinatorOf(agreementId, state);
         if (state.status == AgreementStatus.Terminated) {
             revert AgreementRegistryInvalidStatus(agreementId, state.status);
         }
@@ -157,12 +164,13 @@ contract AgreementRegistry is IAgreementRegistry, EIP712, Nonces {
 
     /// @inheritdoc IAgreementRegistry
     function exit(uint256 agreementId) external {
-        _existing(agreementId);
+        AgreementState storage state = _existing(agreementId);
         if (_partyPosition[agreementId][msg.sender] == 0) revert AgreementRegistryNotParty(agreementId, msg.sender);
-        uint64 end = _terms[agreementId].end;
+        uint64 end = _versions[agreementId][_inForceVersion(state)].end;
         if (block.timestamp <= end) revert AgreementRegistryNotEnded(agreementId, end);
         if (_exited[agreementId][msg.sender]) revert AgreementRegistryAlreadyExited(agreementId, msg.sender);
         _exited[agreementId][msg.sender] = true;
+        ++_exitedCount[agreementId];
         emit PartyExited(agreementId, msg.sender);
     }
 
@@ -172,8 +180,14 @@ contract AgreementRegistry is IAgreementRegistry, EIP712, Nonces {
 
     /// @inheritdoc IAgreementRegistry
     function terms(uint256 agreementId) external view returns (Terms memory) {
-        _existing(agreementId);
-        return _terms[agreementId];
+        return _versions[agreementId][_inForceVersion(_existing(agreementId))];
+    }
+
+    /// @inheritdoc IAgreementRegistry
+    function termsAt(uint256 agreementId, uint32 version) external view returns (Terms memory) {
+        AgreementState storage state = _existing(agreementId);
+        if (version == 0 || version > state.version) revert AgreementRegistryUnknownVersion(agreementId, version);
+        return _versions[agreementId][version];
     }
 
     /// @inheritdoc IAgreementRegistry
@@ -183,20 +197,29 @@ contract AgreementRegistry is IAgreementRegistry, EIP712, Nonces {
     }
 
     /// @inheritdoc IAgreementRegistry
-    function roundConfig(uint256 agreementId) external view returns (RoundConfig memory config) {
+    function roundConfig(uint256 agreementId) external view returns (RoundConfig memory) {
         AgreementState storage state = _states[agreementId];
-        Terms storage t = _terms[agreementId];
-        config = RoundConfig({
-            status: state.status,
-            version: state.version,
-            partyCount: uint32(t.parties.length),
-            epsilonCap: t.epsilonCap,
-            maxRounds: t.maxRounds,
-            start: t.start,
-            end: t.end,
-            rewardPerRound: t.rewardPerRound,
-            rewardToken: t.rewardToken
-        });
+        return _roundConfig(agreementId, state, _inForceVersion(state));
+    }
+
+    /// @inheritdoc IAgreementRegistry
+    function roundConfigAt(uint256 agreementId, uint32 version) external view returns (RoundConfig memory) {
+        return _roundConfig(agreementId, _states[agreementId], version);
+    }
+
+    /// @inheritdoc IAgreementRegistry
+    function submissionTerms(uint256 agreementId, address account)
+        external
+        view
+        returns (AgreementStatus status, bool isParty, uint256 index, uint32 epsilonCap, uint64 maxSampleCount)
+    {
+        AgreementState storage state = _states[agreementId];
+        Terms storage t = _versions[agreementId][_inForceVersion(state)];
+        uint256 position = _partyPosition[agreementId][account];
+        // unchecked: position is non-zero when it is used.
+        unchecked {
+            return (state.status, position != 0, position == 0 ? 0 : position - 1, t.epsilonCap, t.maxSampleCount);
+        }
     }
 
     /// @inheritdoc IAgreementRegistry
@@ -211,7 +234,8 @@ contract AgreementRegistry is IAgreementRegistry, EIP712, Nonces {
 
     /// @inheritdoc IAgreementRegistry
     function partyAt(uint256 agreementId, uint256 index) external view returns (address) {
-        return _terms[agreementId].parties[index];
+        // Every version has the same parties; version 1 always exists.
+        return _versions[agreementId][1].parties[index];
     }
 
     /// @inheritdoc IAgreementRegistry
@@ -226,8 +250,8 @@ contract AgreementRegistry is IAgreementRegistry, EIP712, Nonces {
 
     /// @inheritdoc IAgreementRegistry
     function pendingParty(uint256 agreementId) public view returns (address party, bool needsSignature) {
-        Terms storage t = _terms[agreementId];
         uint32 version = _states[agreementId].version;
+        Terms storage t = _versions[agreementId][version];
         uint256 required = t.requiredStake;
         address stakeVault = vault;
         uint256 count = t.parties.length;
@@ -258,12 +282,14 @@ contract AgreementRegistry is IAgreementRegistry, EIP712, Nonces {
 
     function _sign(uint256 agreementId, address party, bool relayed) private {
         AgreementState storage state = _existing(agreementId);
-        if (state.status != AgreementStatus.Proposed) revert AgreementRegistryInvalidStatus(agreementId, state.status);
-        uint64 end = _terms[agreementId].end;
+        if (state.status == AgreementStatus.Terminated) revert AgreementRegistryInvalidStatus(agreementId, state.status);
+        uint32 version = state.version;
+        if (version == state.activeVersion) revert AgreementRegistryNothingToSign(agreementId);
+        uint64 end = _versions[agreementId][version].end;
         if (block.timestamp > end) revert AgreementRegistryAgreementEnded(agreementId, end);
         if (_partyPosition[agreementId][party] == 0) revert AgreementRegistryNotParty(agreementId, party);
+        if (_exited[agreementId][party]) revert AgreementRegistryPartyExited(agreementId, party);
         if (!partners.isApproved(party)) revert AgreementRegistryPartnerNotApproved(party);
-        uint32 version = state.version;
         if (_signed[agreementId][version][party]) revert AgreementRegistryAlreadySigned(agreementId, version, party);
         _signed[agreementId][version][party] = true;
         ++state.signatures;
@@ -274,13 +300,17 @@ contract AgreementRegistry is IAgreementRegistry, EIP712, Nonces {
     /// @dev Activation checks the parties' stakes in order and remembers how many leading parties it has
     /// already found staked for this version, so the stakes of n parties cost O(n) checks in all instead of
     /// O(n) each. A stake behind the cursor can still shrink (a slash), so the prefix is checked again once the
-    /// walk reaches the end, before activating.
+    /// walk reaches the end, before activating. An amendment waits for no open round, so that every round runs
+    /// under one version from its opening to its finalization.
     function _tryActivate(uint256 agreementId) private returns (bool) {
         AgreementState storage state = _states[agreementId];
-        if (state.status != AgreementStatus.Proposed) return state.status == AgreementStatus.Active;
-        Terms storage t = _terms[agreementId];
+        if (state.status == AgreementStatus.Terminated) return false;
+        uint32 version = state.version;
+        if (version == state.activeVersion) return true;
+        Terms storage t = _versions[agreementId][version];
         uint256 count = t.parties.length;
-        if (state.signatures != count || block.timestamp > t.end) return false;
+        if (state.signatures != count || block.timestamp > t.end || _exitedCount[agreementId] != 0) return false;
+        if (state.activeVersion != 0 && _roundOpen(agreementId)) return false;
         uint256 required = t.requiredStake;
         uint256 cursor = _stakedPrefix[agreementId];
         if (required != 0) {
@@ -301,8 +331,49 @@ contract AgreementRegistry is IAgreementRegistry, EIP712, Nonces {
             }
         }
         state.status = AgreementStatus.Active;
-        emit AgreementActivated(agreementId, state.version);
+        state.activeVersion = version;
+        state.coordinator = t.coordinator;
+        emit AgreementActivated(agreementId, version);
         return true;
+    }
+
+    /// @dev Whether the agreement has an open round. Only an amendment asks, so the lookup of the ledger
+    /// through the vault is paid only then; without a vault or ledger no round can be open.
+    function _roundOpen(uint256 agreementId) private view returns (bool) {
+        address stakeVault = vault;
+        if (stakeVault == address(0)) return false;
+        address ledger = IRewardVault(stakeVault).roundLedger();
+        return ledger != address(0) && IRoundLedger(ledger).openRoundOf(agreementId) != 0;
+    }
+
+    function _roundConfig(uint256 agreementId, AgreementState storage state, uint32 version)
+        private
+        view
+        returns (RoundConfig memory config)
+    {
+        Terms storage t = _versions[agreementId][version];
+        config = RoundConfig({
+            status: state.status,
+            version: version,
+            partyCount: uint32(t.parties.length),
+            epsilonCap: t.epsilonCap,
+            maxRounds: t.maxRounds,
+            start: t.start,
+            end: t.end,
+            rewardPerRound: t.rewardPerRound,
+            rewardToken: t.rewardToken,
+            coordinator: t.coordinator,
+            arbiter: t.arbiter,
+            maxSampleCount: t.maxSampleCount
+        });
+    }
+
+    /// @dev The version in force, or version 1 (the proposal) before the first activation; 0 for an unknown
+    /// agreement, whose version 0 is all zeros.
+    function _inForceVersion(AgreementState storage state) private view returns (uint32) {
+        uint32 active = state.activeVersion;
+        if (active != 0) return active;
+        return state.version == 0 ? 0 : 1;
     }
 
     function _signingDigest(uint256 agreementId, address party, uint256 nonce, uint256 deadline)
@@ -331,10 +402,13 @@ contract AgreementRegistry is IAgreementRegistry, EIP712, Nonces {
         if (t.delta == 0 || t.delta >= _ONE_DELTA) revert AgreementRegistryInvalidDelta(t.delta);
         if (t.start >= t.end || t.end <= block.timestamp) revert AgreementRegistryInvalidPeriod(t.start, t.end);
         if (t.maxRounds == 0) revert AgreementRegistryZeroMaxRounds();
+        if (t.maxSampleCount == 0) revert AgreementRegistryZeroMaxSampleCount();
+        if (t.arbiter == address(0)) revert AgreementRegistryZeroArbiter();
     }
 
-    function _onlyCoordinator() private view {
-        if (!_hasRole(LeptonRoles.COORDINATOR, msg.sender)) revert AgreementRegistryNotCoordinator(msg.sender);
+    /// @dev The coordinator of the version in force (or of the proposal) is the only one who acts on it.
+    function _onlyCoordinatorOf(uint256 agreementId, AgreementState storage state) private view {
+        if (state.coordinator != msg.sender) revert AgreementRegistryNotAgreementCoordinator(agreementId, msg.sender);
     }
 
     function _hasRole(bytes32 role, address account) private view returns (bool) {

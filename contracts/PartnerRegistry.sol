@@ -1,13 +1,17 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.28;
 
-import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {AccessControlDefaultAdminRules} from
+    "@openzeppelin/contracts/access/extensions/AccessControlDefaultAdminRules.sol";
 import {IPartnerRegistry} from "../interfaces/IPartnerRegistry.sol";
 import {LeptonRoles} from "./libraries/LeptonRoles.sol";
 
 /// @title PartnerRegistry
 /// @notice Partners, their encryption keys, and the roles of the whole lepton-ledger deployment.
-contract PartnerRegistry is IPartnerRegistry, AccessControl {
+/// @dev The admin role has one holder, and moving it takes two steps with a delay (OpenZeppelin's
+/// AccessControlDefaultAdminRules): the new admin must accept, after ADMIN_TRANSFER_DELAY, so a stolen or
+/// mistaken transfer can be seen and cancelled first.
+contract PartnerRegistry is IPartnerRegistry, AccessControlDefaultAdminRules {
     /*//////////////////////////////////////////////////////////////
                                  ROLES
     //////////////////////////////////////////////////////////////*/
@@ -16,6 +20,8 @@ contract PartnerRegistry is IPartnerRegistry, AccessControl {
     bytes32 public constant COORDINATOR_ROLE = LeptonRoles.COORDINATOR;
     /// @notice Challenges submitted updates and proves forged batch commitments.
     bytes32 public constant AUDITOR_ROLE = LeptonRoles.AUDITOR;
+    /// @notice How long a new admin waits between being proposed and accepting the role.
+    uint48 public constant ADMIN_TRANSFER_DELAY = 2 days;
 
     /*//////////////////////////////////////////////////////////////
                                 STORAGE
@@ -30,9 +36,7 @@ contract PartnerRegistry is IPartnerRegistry, AccessControl {
                               CONSTRUCTOR
     //////////////////////////////////////////////////////////////*/
 
-    constructor(address admin) {
-        _grantRole(DEFAULT_ADMIN_ROLE, admin);
-    }
+    constructor(address admin) AccessControlDefaultAdminRules(ADMIN_TRANSFER_DELAY, admin) {}
 
     /*//////////////////////////////////////////////////////////////
                                 EXTERNAL

@@ -27,12 +27,19 @@ contract RewardVault is IRewardVault, ReentrancyGuard {
     IAgreementRegistry public immutable agreements;
     /// @inheritdoc IRewardVault
     address public immutable slashRecipient;
+    /// @notice How long a round's rewards can be claimed once claimable; then the rest returns to the pool.
+    uint64 public constant CLAIM_PERIOD = 180 days;
 
     /// @inheritdoc IRewardVault
     address public roundLedger;
 
     /// @inheritdoc IRewardVault
     mapping(uint256 agreementId => mapping(address party => uint256)) public stakeOf;
+
+    /// @inheritdoc IRewardVault
+    mapping(uint256 agreementId => mapping(address funder => uint256)) public fundedBy;
+    /// @dev What each funder has reclaimed, so that a later reclaim pays only what was returned since.
+    mapping(uint256 agreementId => mapping(address funder => uint256)) private _reclaimedBy;
 
     mapping(uint256 agreementId => Pool) private _pools;
     mapping(uint256 agreementId => mapping(uint64 round => Allocation)) private _allocations;
@@ -66,9 +73,11 @@ contract RewardVault is IRewardVault, ReentrancyGuard {
     /// @inheritdoc IRewardVault
     function fund(uint256 agreementId, uint256 amount) external nonReentrant {
         IAgreementRegistry.RoundConfig memory config = _liveConfig(agreementId);
+        if (block.timestamp > config.end) revert RewardVaultAgreementEnded(agreementId, config.end);
         if (amount == 0) revert RewardVaultZeroAmount();
         uint256 received = _pull(config.rewardToken, amount);
         _pools[agreementId].funded += received;
+        fundedBy[agreementId][msg.sender] += received;
         emit Funded(agreementId, msg.sender, received);
     }
 
@@ -98,8 +107,9 @@ contract RewardVault is IRewardVault, ReentrancyGuard {
         if (amount == 0) revert RewardVaultZeroAmount();
         uint256 held = stakeOf[agreementId][msg.sender];
         if (held < amount) revert RewardVaultInsufficientStake(agreementId, msg.sender, held, amount);
+        // Before any version is in force the stake backs nothing yet, so it may leave (activation re-checks).
         if (
-            config.status != IAgreementRegistry.AgreementStatus.Terminated
+            config.status == IAgreementRegistry.AgreementStatus.Active
                 && !agreements.hasExited(agreementId, msg.sender)
         ) revert RewardVaultAgreementInForce(agreementId);
         if (IRoundLedger(roundLedger).isStakeLocked(agreementId, msg.sender)) {
@@ -136,10 +146,24 @@ contract RewardVault is IRewardVault, ReentrancyGuard {
         Allocation storage a = _allocations[agreementId][round];
         if (a.root == bytes32(0)) revert RewardVaultNoAllocation(agreementId, round);
         if (a.revoked) revert RewardVaultAllocationRevoked(agreementId, round);
+        // Unreachable by timing (a round is voided within its dispute window, long before expiry), but an
+        // expired allocation's unclaimed part has left `allocated` already and must not leave it twice.
+        if (a.expired) revert RewardVaultAllocationExpired(agreementId, round);
         uint256 returned = a.total - a.claimed;
         a.revoked = true;
         _pools[agreementId].allocated -= returned;
         emit AllocationRevoked(agreementId, round, returned);
+    }
+
+    /// @inheritdoc IRewardVault
+    function expireAllocation(uint256 agreementId, uint64 round) external {
+        Allocation storage a = _claimableAllocation(agreementId, round);
+        uint256 expiresAt = uint256(a.claimableAt) + CLAIM_PERIOD;
+        if (block.timestamp <= expiresAt) revert RewardVaultClaimPeriodRunning(agreementId, round, expiresAt);
+        uint256 returned = a.total - a.claimed;
+        a.expired = true;
+        _pools[agreementId].allocated -= returned;
+        emit AllocationExpired(agreementId, round, returned);
     }
 
     /// @inheritdoc IRewardVault
@@ -180,18 +204,17 @@ contract RewardVault is IRewardVault, ReentrancyGuard {
     }
 
     /// @inheritdoc IRewardVault
-    function reclaim(uint256 agreementId, address to) external nonReentrant {
-        if (!_hasRole(LeptonRoles.COORDINATOR, msg.sender)) revert RewardVaultNotCoordinator(msg.sender);
-        if (to == address(0)) revert RewardVaultZeroAddress();
+    function reclaim(uint256 agreementId) external nonReentrant {
         IAgreementRegistry.RoundConfig memory config = _config(agreementId);
         bool over = config.status == IAgreementRegistry.AgreementStatus.Terminated
             || (block.timestamp > config.end && IRoundLedger(roundLedger).openRoundOf(agreementId) == 0);
         if (!over) revert RewardVaultAgreementRunning(agreementId);
-        uint256 amount = unallocated(agreementId);
+        uint256 amount = reclaimable(agreementId, msg.sender);
         if (amount == 0) revert RewardVaultNothingToReclaim(agreementId);
+        _reclaimedBy[agreementId][msg.sender] += amount;
         _pools[agreementId].reclaimed += amount;
-        emit Reclaimed(agreementId, to, amount);
-        IERC20(config.rewardToken).safeTransfer(to, amount);
+        emit Reclaimed(agreementId, msg.sender, amount);
+        IERC20(config.rewardToken).safeTransfer(msg.sender, amount);
     }
 
     /*//////////////////////////////////////////////////////////////
@@ -218,6 +241,17 @@ contract RewardVault is IRewardVault, ReentrancyGuard {
     function unallocated(uint256 agreementId) public view returns (uint256) {
         Pool storage p = _pools[agreementId];
         return p.funded - p.allocated - p.reclaimed;
+    }
+
+    /// @inheritdoc IRewardVault
+    function reclaimable(uint256 agreementId, address funder) public view returns (uint256) {
+        Pool storage p = _pools[agreementId];
+        if (p.funded == 0) return 0;
+        // Once the agreement is over allocations only shrink, so a funder's share of `funded - allocated` only
+        // grows, and rounding down keeps the shares' sum within it.
+        uint256 share = (p.funded - p.allocated) * fundedBy[agreementId][funder] / p.funded;
+        uint256 taken = _reclaimedBy[agreementId][funder];
+        return share > taken ? share - taken : 0;
     }
 
     /// @inheritdoc IRewardVault
@@ -269,6 +303,7 @@ contract RewardVault is IRewardVault, ReentrancyGuard {
         a = _allocations[agreementId][round];
         if (a.root == bytes32(0)) revert RewardVaultNoAllocation(agreementId, round);
         if (a.revoked) revert RewardVaultAllocationRevoked(agreementId, round);
+        if (a.expired) revert RewardVaultAllocationExpired(agreementId, round);
     }
 
     /// @dev Transfers `amount` in from the caller and returns what actually arrived (fee-on-transfer tokens).

@@ -3,6 +3,7 @@ pragma solidity 0.8.28;
 
 import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 import {IRoundLedger} from "../interfaces/IRoundLedger.sol";
 import {IAgreementRegistry} from "../interfaces/IAgreementRegistry.sol";
@@ -63,6 +64,14 @@ contract RoundLedger is IRoundLedger, EIP712 {
     mapping(uint256 challengeId => Challenge) private _challenges;
     /// @dev The latest challenge against each update, so that an update is not challenged twice at once.
     mapping(uint256 agreementId => mapping(uint64 round => mapping(address partner => uint256))) private _challengeOf;
+    /// @dev Each party's dispute of its batch entry, per round (a party has at most one entry per round).
+    mapping(uint256 agreementId => mapping(uint64 round => mapping(address party => EntryDispute))) private
+        _entryDisputes;
+    /// @dev Open disputes per agreement (no round opens while any is open) and per round (its claims wait).
+    mapping(uint256 agreementId => uint256) private _openDisputes;
+    mapping(uint256 agreementId => mapping(uint64 round => uint256)) private _openRoundDisputes;
+    /// @dev keccak256 of the agreement's packed epsilon words when the round opened: what a voided entry restores.
+    mapping(uint256 agreementId => mapping(uint64 round => bytes32)) private _epsilonAtOpen;
     /// @dev Challenges against a partner that are open, or upheld and not yet executed.
     mapping(uint256 agreementId => mapping(address partner => uint256)) private _liveChallenges;
 
@@ -91,13 +100,14 @@ contract RoundLedger is IRoundLedger, EIP712 {
         external
         returns (uint64 roundId)
     {
-        _onlyRole(LeptonRoles.COORDINATOR);
         IAgreementRegistry.RoundConfig memory config = _activeConfig(agreementId);
+        _onlyCoordinatorOf(config);
         if (block.timestamp < config.start || block.timestamp > config.end) {
             revert RoundLedgerOutsideAgreementPeriod(agreementId, config.start, config.end);
         }
         uint64 open = openRoundOf[agreementId];
         if (open != 0) revert RoundLedgerRoundAlreadyOpen(agreementId, open);
+        if (_openDisputes[agreementId] != 0) revert RoundLedgerDisputePending(agreementId);
         uint64 count = roundCount[agreementId];
         if (count >= config.maxRounds) revert RoundLedgerMaxRoundsReached(agreementId, config.maxRounds);
         if (deadline <= block.timestamp || deadline > config.end) revert RoundLedgerInvalidDeadline(deadline);
@@ -113,7 +123,10 @@ contract RoundLedger is IRoundLedger, EIP712 {
         r.deadline = deadline;
         r.modelDigest = modelDigest;
         r.evalCommitment = evalCommitment;
+        uint256[] memory words = _epsilonWordsOf(agreementId, config.partyCount);
+        _epsilonAtOpen[agreementId][roundId] = keccak256(abi.encodePacked(words));
         emit RoundOpened(agreementId, roundId, config.version, modelDigest, evalCommitment, deadline);
+        emit EpsilonsAtOpen(agreementId, roundId, words);
     }
 
     /// @inheritdoc IRoundLedger
@@ -125,15 +138,18 @@ contract RoundLedger is IRoundLedger, EIP712 {
         uint32 cumulativeEpsilon_,
         uint64 sampleCount
     ) external {
-        IAgreementRegistry.RoundConfig memory config = _activeConfig(agreementId);
+        // One call for what a submission needs, rather than the whole round config plus the party index.
+        (IAgreementRegistry.AgreementStatus status, bool isParty, uint256 index, uint32 cap, uint64 maxSamples) =
+            agreements.submissionTerms(agreementId, msg.sender);
+        if (status != IAgreementRegistry.AgreementStatus.Active) revert RoundLedgerAgreementNotActive(agreementId);
         Round storage r = _acceptingRound(agreementId, roundId);
-        (bool isParty, uint256 index) = agreements.partyIndex(agreementId, msg.sender);
         if (!isParty) revert RoundLedgerNotParty(agreementId, msg.sender);
         if (!partners.isApproved(msg.sender)) revert RoundLedgerPartnerNotApproved(msg.sender);
         if (envelopeDigest == bytes32(0) || manifestDigest == bytes32(0)) revert RoundLedgerZeroDigest();
         if (sampleCount == 0) revert RoundLedgerZeroSampleCount();
+        if (sampleCount > maxSamples) revert RoundLedgerSampleCountExceeded(sampleCount, maxSamples);
 
-        _recordSubmission(agreementId, roundId, index, cumulativeEpsilon_, config.epsilonCap);
+        _recordSubmission(agreementId, roundId, index, cumulativeEpsilon_, cap);
         ++r.submissions;
         emit UpdateSubmitted(
             agreementId, roundId, msg.sender, envelopeDigest, manifestDigest, cumulativeEpsilon_, sampleCount
@@ -148,8 +164,8 @@ contract RoundLedger is IRoundLedger, EIP712 {
         bytes32 batchDocumentDigest,
         bytes calldata entries
     ) external returns (uint256 batchIndex) {
-        _onlyRole(LeptonRoles.COORDINATOR);
         IAgreementRegistry.RoundConfig memory config = _activeConfig(agreementId);
+        _onlyCoordinatorOf(config);
         Round storage r = _acceptingRound(agreementId, roundId);
         if (commitmentsRoot == bytes32(0) || batchDocumentDigest == bytes32(0)) revert RoundLedgerZeroDigest();
         uint256 count = _entryCount(entries);
@@ -157,15 +173,20 @@ contract RoundLedger is IRoundLedger, EIP712 {
         (uint256 lastIndex,) = _entryAt(entries, count - 1);
         if (lastIndex >= config.partyCount) revert RoundLedgerPartyIndexOutOfRange(lastIndex, config.partyCount);
 
-        _applyEntries(BatchContext(agreementId, roundId, config.epsilonCap, config.partyCount), entries);
+        BatchContext memory ctx = BatchContext(agreementId, roundId, config.epsilonCap, config.partyCount, 0, 0);
+        _applyEntries(ctx, entries);
+        // A party that submitted directly is skipped, not fatal; a batch that applies nothing anchors nothing.
+        if (ctx.skippedCount == count) _revertAlreadySubmitted(ctx, lastIndex);
         batchIndex = r.submissions;
-        // unchecked: count <= 256, since indexes are distinct and below partyCount <= 256.
+        // unchecked: skippedCount <= count <= 256, since indexes are distinct and below partyCount <= 256.
         unchecked {
-            r.submissions += uint32(count);
+            r.submissions += uint32(count - ctx.skippedCount);
         }
         _batches[agreementId][roundId][batchIndex] =
             keccak256(abi.encode(commitmentsRoot, batchDocumentDigest, keccak256(entries)));
-        emit BatchCommitted(agreementId, roundId, batchIndex, commitmentsRoot, batchDocumentDigest, entries);
+        emit BatchCommitted(
+            agreementId, roundId, batchIndex, commitmentsRoot, batchDocumentDigest, entries, ctx.skipped
+        );
     }
 
     /// @inheritdoc IRoundLedger
@@ -177,10 +198,10 @@ contract RoundLedger is IRoundLedger, EIP712 {
         bytes32 payoutRoot,
         uint256 payoutTotal
     ) external {
-        _onlyRole(LeptonRoles.COORDINATOR);
         Round storage r = _existingRound(agreementId, roundId);
         if (r.status != RoundStatus.Open) revert RoundLedgerRoundNotOpen(agreementId, roundId);
         IAgreementRegistry.RoundConfig memory config = agreements.roundConfig(agreementId);
+        _onlyCoordinatorOf(config);
         // A terminated agreement pays nothing more, but its open round must still close: while it is open every
         // party's stake stays locked (isStakeLocked) and upheld challenges of it can never be executed.
         if (config.status == IAgreementRegistry.AgreementStatus.Terminated && payoutTotal != 0) {
@@ -213,7 +234,7 @@ contract RoundLedger is IRoundLedger, EIP712 {
         external
         returns (uint256 challengeId)
     {
-        _onlyRole(LeptonRoles.AUDITOR);
+        _onlyAuditor();
         _disputableRound(agreementId, roundId);
         (bool isParty, uint256 index) = agreements.partyIndex(agreementId, partner);
         if (!isParty) revert RoundLedgerNotParty(agreementId, partner);
@@ -243,9 +264,13 @@ contract RoundLedger is IRoundLedger, EIP712 {
 
     /// @inheritdoc IRoundLedger
     function resolveChallenge(uint256 challengeId, bool upheld, bytes32 rulingDigest) external {
-        _onlyRole(LeptonRoles.ADMIN);
         Challenge storage c = _existingChallenge(challengeId);
+        if (agreements.roundConfig(c.agreementId).arbiter != msg.sender) {
+            revert RoundLedgerNotArbiter(c.agreementId, msg.sender);
+        }
         if (c.status != ChallengeStatus.Open) revert RoundLedgerInvalidChallengeStatus(challengeId, c.status);
+        uint256 endsAt = uint256(c.raisedAt) + disputeWindow;
+        if (block.timestamp >= endsAt) revert RoundLedgerRulingWindowClosed(challengeId, endsAt);
         c.rulingDigest = rulingDigest;
         if (upheld) {
             c.status = ChallengeStatus.Upheld;
@@ -262,20 +287,95 @@ contract RoundLedger is IRoundLedger, EIP712 {
         UpdateCommitment calldata commitment,
         bytes calldata signature
     ) external {
-        _onlyRole(LeptonRoles.AUDITOR);
+        _onlyAuditor();
         uint256 agreementId = evidence.agreementId;
         uint64 roundId = evidence.round;
         Round storage r = _disputableRound(agreementId, roundId);
-        if (_isHonestCommitment(evidence, commitment, signature)) revert RoundLedgerCommitmentValid();
+        if (_isHonestCommitment(evidence, commitment, signature, false)) revert RoundLedgerCommitmentValid();
+        _voidRound(agreementId, roundId, r, evidence.batchIndex, evidence.position);
+    }
 
-        RoundStatus previous = r.status;
+    /// @inheritdoc IRoundLedger
+    function lapseChallenge(uint256 challengeId) external {
+        Challenge storage c = _existingChallenge(challengeId);
+        if (c.status != ChallengeStatus.Open) revert RoundLedgerInvalidChallengeStatus(challengeId, c.status);
+        uint256 endsAt = uint256(c.raisedAt) + disputeWindow;
+        if (block.timestamp < endsAt) revert RoundLedgerRulingWindowOpen(challengeId, endsAt);
+        c.status = ChallengeStatus.Dismissed;
+        --_liveChallenges[c.agreementId][c.partner];
+        emit ChallengeLapsed(challengeId);
+    }
+
+    /// @inheritdoc IRoundLedger
+    function abandonRound(uint256 agreementId, uint64 roundId) external {
+        Round storage r = _existingRound(agreementId, roundId);
+        if (r.status != RoundStatus.Open) revert RoundLedgerRoundNotOpen(agreementId, roundId);
+        uint256 abandonableAt = uint256(r.deadline) + disputeWindow;
+        if (block.timestamp <= abandonableAt) revert RoundLedgerNotAbandonable(agreementId, roundId, abandonableAt);
         r.status = RoundStatus.Voided;
-        if (previous == RoundStatus.Open) {
-            r.finalizedAt = uint64(block.timestamp);
-            openRoundOf[agreementId] = 0;
+        r.finalizedAt = uint64(block.timestamp);
+        openRoundOf[agreementId] = 0;
+        emit RoundAbandoned(agreementId, roundId);
+    }
+
+    /// @inheritdoc IRoundLedger
+    function disputeBatchEntry(BatchEvidence calldata evidence) external {
+        uint256 agreementId = evidence.agreementId;
+        uint64 roundId = evidence.round;
+        _disputableRound(agreementId, roundId);
+        _checkAnchored(evidence);
+        if (evidence.position >= evidence.entries.length / _ENTRY_SIZE) revert RoundLedgerInvalidMerkleProof();
+        (uint256 index, uint256 epsilon) = _entryAt(evidence.entries, evidence.position);
+        address party = agreements.partyAt(agreementId, index);
+        if (msg.sender != party) revert RoundLedgerNotEntryParty(msg.sender, party);
+        EntryDispute storage d = _entryDisputes[agreementId][roundId][party];
+        if (d.status != DisputeStatus.None) revert RoundLedgerEntryAlreadyDisputed(agreementId, roundId, party);
+        uint64 answerBy = uint64(block.timestamp) + disputeWindow;
+        d.status = DisputeStatus.Open;
+        // position < entries / 6 <= 256 parties, so it fits 16 bits.
+        d.position = uint16(evidence.position);
+        d.epsilon = uint32(epsilon);
+        d.answerBy = answerBy;
+        d.batchIndex = evidence.batchIndex;
+        ++_openDisputes[agreementId];
+        ++_openRoundDisputes[agreementId][roundId];
+        emit BatchEntryDisputed(agreementId, roundId, party, evidence.batchIndex, evidence.position, answerBy);
+    }
+
+    /// @inheritdoc IRoundLedger
+    function answerDispute(
+        BatchEvidence calldata evidence,
+        UpdateCommitment calldata commitment,
+        bytes calldata signature
+    ) external {
+        uint256 agreementId = evidence.agreementId;
+        uint64 roundId = evidence.round;
+        EntryDispute storage d = _entryDisputes[agreementId][roundId][commitment.partner];
+        if (d.status != DisputeStatus.Open) revert RoundLedgerNoOpenDispute(agreementId, roundId, commitment.partner);
+        if (block.timestamp > d.answerBy) revert RoundLedgerAnswerWindowClosed(d.answerBy);
+        if (evidence.batchIndex != d.batchIndex || evidence.position != d.position) revert RoundLedgerInvalidAnswer();
+        if (!_isHonestCommitment(evidence, commitment, signature, true)) revert RoundLedgerInvalidAnswer();
+        d.status = DisputeStatus.Answered;
+        _closeDispute(agreementId, roundId);
+        emit DisputeAnswered(agreementId, roundId, commitment.partner);
+    }
+
+    /// @inheritdoc IRoundLedger
+    function voidDisputedEntry(uint256 agreementId, uint64 roundId, address party, uint256[] calldata wordsAtOpen)
+        external
+    {
+        EntryDispute storage d = _entryDisputes[agreementId][roundId][party];
+        if (d.status != DisputeStatus.Open) revert RoundLedgerNoOpenDispute(agreementId, roundId, party);
+        if (block.timestamp <= d.answerBy) revert RoundLedgerAnswerWindowOpen(d.answerBy);
+        if (keccak256(abi.encodePacked(wordsAtOpen)) != _epsilonAtOpen[agreementId][roundId]) {
+            revert RoundLedgerEpsilonWordsMismatch();
         }
-        emit RoundVoided(agreementId, roundId, evidence.batchIndex, evidence.position);
-        if (previous == RoundStatus.Finalized && r.payoutTotal != 0) _vault.revokeAllocation(agreementId, roundId);
+        d.status = DisputeStatus.Voided;
+        _closeDispute(agreementId, roundId);
+        uint32 restored = _restoreEpsilon(agreementId, party, d.epsilon, wordsAtOpen);
+        emit DisputedEntryVoided(agreementId, roundId, party, restored);
+        Round storage r = _rounds[agreementId][roundId];
+        if (r.status != RoundStatus.Voided) _voidRound(agreementId, roundId, r, d.batchIndex, d.position);
     }
 
     /// @inheritdoc IRoundLedger
@@ -331,7 +431,17 @@ contract RoundLedger is IRoundLedger, EIP712 {
     }
 
     /// @inheritdoc IRoundLedger
+    function entryDispute(uint256 agreementId, uint64 roundId, address party)
+        external
+        view
+        returns (EntryDispute memory)
+    {
+        return _entryDisputes[agreementId][roundId][party];
+    }
+
+    /// @inheritdoc IRoundLedger
     function isClaimBlocked(uint256 agreementId, uint64 roundId, address partner) external view returns (bool) {
+        if (_openRoundDisputes[agreementId][roundId] != 0) return true;
         uint256 id = _challengeOf[agreementId][roundId][partner];
         return id != 0 && _challenges[id].status != ChallengeStatus.Dismissed;
     }
@@ -384,6 +494,8 @@ contract RoundLedger is IRoundLedger, EIP712 {
         uint64 roundId;
         uint256 epsilonCap;
         uint256 partyCount;
+        uint256 skipped; // bit i: entry i was skipped, its party had already submitted in the round
+        uint256 skippedCount;
     }
 
     /// @dev Checks and records every entry of a batch. Entries are sorted, so the parties of one epsilon word
@@ -410,7 +522,12 @@ contract RoundLedger is IRoundLedger, EIP712 {
                 wordKey = entry >> 35;
             }
             uint256 bit = 1 << ((entry >> 32) & 255);
-            if (submittedWord & bit != 0) _revertAlreadySubmitted(ctx, entry >> 32);
+            if (submittedWord & bit != 0) {
+                // Submitted directly (a batch never repeats an index): skip it, do not sink the batch.
+                ctx.skipped |= 1 << (offset / _ENTRY_SIZE);
+                ++ctx.skippedCount;
+                continue;
+            }
             submittedWord |= bit;
             epsilonWord = _spend(epsilonWord, entry, ctx.epsilonCap, ctx.agreementId);
         }
@@ -465,13 +582,11 @@ contract RoundLedger is IRoundLedger, EIP712 {
     function _isHonestCommitment(
         BatchEvidence calldata evidence,
         UpdateCommitment calldata commitment,
-        bytes calldata signature
+        bytes calldata signature,
+        bool walletsToo
     ) private view returns (bool) {
         uint256 agreementId = evidence.agreementId;
-        bytes32 stored = _batches[agreementId][evidence.round][evidence.batchIndex];
-        if (stored == bytes32(0)) revert RoundLedgerUnknownBatch(agreementId, evidence.round, evidence.batchIndex);
-        bytes32 anchored = keccak256(abi.encode(evidence.root, evidence.documentDigest, keccak256(evidence.entries)));
-        if (anchored != stored) revert RoundLedgerBatchMismatch();
+        _checkAnchored(evidence);
         uint256 count = evidence.entries.length / _ENTRY_SIZE;
         bytes32 leaf = commitmentLeaf(commitment, signature);
         if (!PositionalMerkle.verify(evidence.proof, evidence.root, leaf, evidence.position, count)) {
@@ -481,7 +596,86 @@ contract RoundLedger is IRoundLedger, EIP712 {
         address party = agreements.partyAt(agreementId, index);
         return commitment.agreementId == agreementId && commitment.round == evidence.round
             && commitment.partner == party && commitment.cumulativeEpsilon == epsilon
-            && SignatureChecker.isValidSignatureNow(party, commitmentDigest(commitment), signature);
+            && _withinSampleBound(agreementId, evidence.round, commitment.sampleCount)
+            && (walletsToo
+                ? SignatureChecker.isValidSignatureNow(party, commitmentDigest(commitment), signature)
+                : _signedBy(party, commitmentDigest(commitment), signature));
+    }
+
+    /// @dev Reverts unless the evidence's root, document digest and entries are a batch as anchored.
+    function _checkAnchored(BatchEvidence calldata evidence) private view {
+        bytes32 stored = _batches[evidence.agreementId][evidence.round][evidence.batchIndex];
+        if (stored == bytes32(0)) {
+            revert RoundLedgerUnknownBatch(evidence.agreementId, evidence.round, evidence.batchIndex);
+        }
+        bytes32 anchored = keccak256(abi.encode(evidence.root, evidence.documentDigest, keccak256(evidence.entries)));
+        if (anchored != stored) revert RoundLedgerBatchMismatch();
+    }
+
+    /// @dev Voids the round (a forged or unanswered entry) and revokes its allocation when it had one.
+    function _voidRound(uint256 agreementId, uint64 roundId, Round storage r, uint256 batchIndex, uint256 position)
+        private
+    {
+        RoundStatus previous = r.status;
+        r.status = RoundStatus.Voided;
+        if (previous == RoundStatus.Open) {
+            r.finalizedAt = uint64(block.timestamp);
+            openRoundOf[agreementId] = 0;
+        }
+        emit RoundVoided(agreementId, roundId, batchIndex, position);
+        if (previous == RoundStatus.Finalized && r.payoutTotal != 0) _vault.revokeAllocation(agreementId, roundId);
+    }
+
+    function _closeDispute(uint256 agreementId, uint64 roundId) private {
+        --_openDisputes[agreementId];
+        --_openRoundDisputes[agreementId][roundId];
+    }
+
+    /// @dev The agreement's packed epsilon words (at most 32: 256 parties, 8 to a word).
+    function _epsilonWordsOf(uint256 agreementId, uint256 partyCount) private view returns (uint256[] memory words) {
+        words = new uint256[]((partyCount + 7) / 8);
+        mapping(uint256 => uint256) storage epsilons = _epsilonWords[agreementId];
+        for (uint256 w; w < words.length; ++w) {
+            words[w] = epsilons[w];
+        }
+    }
+
+    /// @dev Puts `party`'s cumulative epsilon back to its value in `wordsAtOpen` when it is still the voided
+    /// entry's `anchored` value; a higher one was committed in a later round and stands. Returns the party's
+    /// cumulative epsilon afterwards.
+    function _restoreEpsilon(uint256 agreementId, address party, uint32 anchored, uint256[] calldata wordsAtOpen)
+        private
+        returns (uint32)
+    {
+        // The dispute exists, so `party` is a party.
+        // slither-disable-next-line unused-return
+        (, uint256 index) = agreements.partyIndex(agreementId, party);
+        uint256 shift = (index & 7) * 32;
+        mapping(uint256 => uint256) storage epsilons = _epsilonWords[agreementId];
+        uint256 word = epsilons[index >> 3];
+        uint32 current = uint32(word >> shift);
+        if (current != anchored) return current;
+        uint32 before = uint32(wordsAtOpen[index >> 3] >> shift);
+        epsilons[index >> 3] = (word & ~(uint256(type(uint32).max) << shift)) | (uint256(before) << shift);
+        return before;
+    }
+
+    /// @dev Whether `signature` is `party`'s ECDSA signature of `digest`. ECDSA alone: an ERC-1271 wallet could
+    /// revoke a signature after it was anchored and so turn an honest entry into a "forgery" that voids every
+    /// honest partner's round. A batched commitment is judged the same on the day it is anchored and forever
+    /// after; a smart-wallet party submits directly (submitUpdate) instead.
+    function _signedBy(address party, bytes32 digest, bytes calldata signature) private pure returns (bool) {
+        // The error kind does not matter: any failure to recover `party` makes the entry unproven.
+        // slither-disable-next-line unused-return
+        (address signer,,) = ECDSA.tryRecover(digest, signature);
+        return signer == party && signer != address(0);
+    }
+
+    /// @dev Whether `sampleCount` is within the bound of the terms the round ran under (amendments wait for no
+    /// open round, so a round runs under the one version it opened on).
+    function _withinSampleBound(uint256 agreementId, uint64 roundId, uint64 sampleCount) private view returns (bool) {
+        uint32 version = _rounds[agreementId][roundId].agreementVersion;
+        return sampleCount != 0 && sampleCount <= agreements.roundConfigAt(agreementId, version).maxSampleCount;
     }
 
     /// @dev Returns `word` with the cumulative epsilon of `entry`'s party raised to `entry`'s epsilon, after
@@ -553,11 +747,14 @@ contract RoundLedger is IRoundLedger, EIP712 {
         if (c.status == ChallengeStatus.None) revert RoundLedgerUnknownChallenge(challengeId);
     }
 
-    function _onlyRole(bytes32 role) private view {
-        if (!IAccessControl(address(partners)).hasRole(role, msg.sender)) {
-            if (role == LeptonRoles.COORDINATOR) revert RoundLedgerNotCoordinator(msg.sender);
-            if (role == LeptonRoles.AUDITOR) revert RoundLedgerNotAuditor(msg.sender);
-            revert RoundLedgerNotAdmin(msg.sender);
+    function _onlyAuditor() private view {
+        if (!IAccessControl(address(partners)).hasRole(LeptonRoles.AUDITOR, msg.sender)) {
+            revert RoundLedgerNotAuditor(msg.sender);
         }
+    }
+
+    /// @dev Only the coordinator named in the terms in force acts on an agreement's rounds.
+    function _onlyCoordinatorOf(IAgreementRegistry.RoundConfig memory config) private view {
+        if (msg.sender != config.coordinator) revert RoundLedgerNotCoordinator(msg.sender);
     }
 }

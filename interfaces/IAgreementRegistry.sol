@@ -4,10 +4,16 @@ pragma solidity 0.8.28;
 /// @title IAgreementRegistry
 /// @notice Partner agreements: the terms a coordinator proposes, each party's signature on the exact version
 /// in force, and the lifecycle Proposed -> Active -> Terminated.
-/// @dev An agreement becomes Active once every party has signed its current version and holds at least the
-/// required stake in the reward vault. An amendment is a new version: it returns the agreement to Proposed and
-/// needs every signature again. The parties themselves never change: each party's privacy budget is tied to its
-/// position in the agreement, and letting an amendment re-seat parties would let a budget be reset.
+/// @dev Trust model. The terms in force are always the last version that every party signed and staked for:
+/// a version comes into force (and the agreement becomes Active) once every party has signed it and holds at
+/// least its required stake in the reward vault. An amendment is a pending version that changes nothing
+/// until then: rounds, payouts, caps, the end and the stakes keep following the version in force, and a party
+/// that never signs the amendment keeps every right it has under that version, leaving at its end included.
+/// An amendment never comes into force while a round is open or after a party has exited. Every version names
+/// its coordinator, the only account that may act on the agreement (amend, terminate, run rounds), and its
+/// arbiter, the only account that rules on challenges of it. The parties themselves never change: each party's
+/// privacy budget is tied to its position in the agreement, and letting an amendment re-seat parties would let
+/// a budget be reset.
 interface IAgreementRegistry {
     enum PayoutRule {
         Proportional, // to positive contribution scores
@@ -23,7 +29,9 @@ interface IAgreementRegistry {
     }
 
     /// @dev Everything the parties sign. `epsilonCap` is fixed point with 1e6 = 1.0 (so at most 4294.967295);
-    /// `delta` is fixed point with 1e18 = 1.0.
+    /// `delta` is fixed point with 1e18 = 1.0. `coordinator` alone acts on the agreement; `arbiter` alone rules
+    /// on its challenges; `maxSampleCount` bounds the sample count of every update (its weight in FedAvg and
+    /// under the by-sample-count payout rule).
     // Field order is part of the ABI and of hashTerms, which parties sign, so it is not re-packed for storage.
     // solhint-disable-next-line gas-struct-packing
     struct Terms {
@@ -38,13 +46,19 @@ interface IAgreementRegistry {
         uint64 start;
         uint64 end;
         uint32 maxRounds;
+        address coordinator;
+        address arbiter;
+        uint64 maxSampleCount;
     }
 
-    /// @dev The state of an agreement beside its terms.
+    /// @dev The state of an agreement beside its terms. `version` is the latest version (pending when above
+    /// `activeVersion`), `signatures` and `termsHash` are that version's; `activeVersion` is the version in
+    /// force (0 until the first activation) and `coordinator` the coordinator who acts on the agreement now.
     struct AgreementState {
         AgreementStatus status;
         uint32 version;
         uint32 signatures;
+        uint32 activeVersion;
         uint64 proposedAt;
         address coordinator;
         bytes32 termsHash;
@@ -61,9 +75,13 @@ interface IAgreementRegistry {
         uint64 end;
         uint256 rewardPerRound;
         address rewardToken;
+        address coordinator;
+        address arbiter;
+        uint64 maxSampleCount;
     }
 
     error AgreementRegistryUnknownAgreement(uint256 agreementId);
+    error AgreementRegistryUnknownVersion(uint256 agreementId, uint32 version);
     error AgreementRegistryNoParties();
     error AgreementRegistryTooManyParties(uint256 count, uint256 max);
     error AgreementRegistryZeroParty(uint256 index);
@@ -75,6 +93,16 @@ interface IAgreementRegistry {
     error AgreementRegistryInvalidDelta(uint64 delta);
     error AgreementRegistryInvalidPeriod(uint64 start, uint64 end);
     error AgreementRegistryZeroMaxRounds();
+    error AgreementRegistryZeroMaxSampleCount();
+    error AgreementRegistryZeroArbiter();
+    /// @dev The coordinator named in the terms must hold the coordinator role (and, at proposal, be the caller).
+    error AgreementRegistryInvalidCoordinator(address coordinator);
+    /// @dev Only the agreement's own coordinator (of the version in force) may do this.
+    error AgreementRegistryNotAgreementCoordinator(uint256 agreementId, address account);
+    /// @dev The agreement has no pending version to sign: its latest version is already in force.
+    error AgreementRegistryNothingToSign(uint256 agreementId);
+    /// @dev A party that has exited cannot sign a new version.
+    error AgreementRegistryPartyExited(uint256 agreementId, address party);
     /// @dev An amendment must keep the parties, in the same order.
     error AgreementRegistryPartiesChanged(uint256 agreementId);
     /// @dev An amendment must keep the reward token: the vault's books are in it.
@@ -97,11 +125,11 @@ interface IAgreementRegistry {
     event VaultSet(address indexed vault);
     /// @notice Emitted for a new agreement; the full terms are in the event so that indexers need no extra call.
     event AgreementProposed(uint256 indexed agreementId, address indexed coordinator, bytes32 termsHash, Terms terms);
-    /// @notice Emitted for an amendment: `version` is the new version, whose signatures start from zero.
+    /// @notice Emitted for an amendment: `version` is the new, pending version, whose signatures start from zero.
     event AgreementAmended(uint256 indexed agreementId, uint32 version, bytes32 termsHash, Terms terms);
     /// @notice Emitted when `party` signs `version`; `relayed` when the signature came through {signBySig}.
     event AgreementSigned(uint256 indexed agreementId, uint32 version, address indexed party, bool relayed);
-    /// @notice Emitted when `version` becomes Active: every party has signed it and staked enough.
+    /// @notice Emitted when `version` comes into force: every party has signed it and staked enough.
     event AgreementActivated(uint256 indexed agreementId, uint32 version);
     /// @notice Emitted when a coordinator terminates the agreement; `reasonDigest` commits to the published reason.
     event AgreementTerminated(uint256 indexed agreementId, address indexed coordinator, bytes32 reasonDigest);
@@ -114,21 +142,22 @@ interface IAgreementRegistry {
     function setVault(address vault) external;
 
     /// @notice Proposes a new agreement. Returns its id (ids start at 1).
-    /// Requirements: the caller has the coordinator role; the terms are well formed (each refusal names the
-    /// offending field).
+    /// Requirements: the caller has the coordinator role and is the terms' coordinator; the terms are well
+    /// formed (each refusal names the offending field).
     /// Emits {AgreementProposed}.
     function propose(Terms calldata terms) external returns (uint256 agreementId);
 
-    /// @notice Replaces the terms of a Proposed or Active agreement with a new version that every party must
-    /// sign again. The agreement returns to Proposed.
-    /// Requirements: the caller has the coordinator role; the agreement is not Terminated; the parties are
-    /// unchanged, and so is the reward token; the terms are well formed.
+    /// @notice Proposes a new version of a Proposed or Active agreement's terms, replacing any earlier pending
+    /// version. It changes nothing in force: it comes into force when every party has signed and staked for it.
+    /// Requirements: the caller is the agreement's coordinator; the agreement is not Terminated; the parties are
+    /// unchanged, and so is the reward token; the new coordinator holds the coordinator role; the terms are
+    /// well formed.
     /// Emits {AgreementAmended}.
     function amend(uint256 agreementId, Terms calldata terms) external;
 
-    /// @notice The caller signs the current version of `agreementId`.
-    /// Requirements: the agreement is Proposed and not past its end; the caller is a party and an approved
-    /// partner, and has not signed this version.
+    /// @notice The caller signs the latest (pending) version of `agreementId`.
+    /// Requirements: the agreement is not Terminated and has a pending version, not past that version's end;
+    /// the caller is a party that has not exited, an approved partner, and has not signed this version.
     /// Emits {AgreementSigned}, and {AgreementActivated} when this completes activation.
     function sign(uint256 agreementId) external;
 
@@ -140,18 +169,19 @@ interface IAgreementRegistry {
     /// Emits {AgreementSigned}, and {AgreementActivated} when this completes activation.
     function signBySig(uint256 agreementId, address party, uint256 deadline, bytes calldata signature) external;
 
-    /// @notice Activates the agreement if every party has signed the current version and staked enough.
-    /// Anyone may call it; returns whether the agreement is Active afterwards.
-    /// Emits {AgreementActivated} when it changes the status.
+    /// @notice Brings the pending version into force if every party has signed it and staked enough, no round
+    /// is open and no party has exited. Anyone may call it; returns whether the latest version is in force.
+    /// Emits {AgreementActivated} when it brings a version into force.
     function tryActivate(uint256 agreementId) external returns (bool active);
 
     /// @notice Ends the agreement for good: no new rounds; stakes become withdrawable once disputes clear.
-    /// Requirements: the caller has the coordinator role; the agreement is Proposed or Active.
+    /// Requirements: the caller is the agreement's coordinator; the agreement is Proposed or Active.
     /// Emits {AgreementTerminated}.
     function terminate(uint256 agreementId, bytes32 reasonDigest) external;
 
-    /// @notice The caller, a party, leaves the agreement after its end, which frees its stake once disputes clear.
-    /// Requirements: the agreement's end has passed; the caller is a party that has not exited.
+    /// @notice The caller, a party, leaves the agreement after the end of the terms in force, which frees its
+    /// stake once disputes clear. No later version can come into force after that.
+    /// Requirements: the end of the version in force has passed; the caller is a party that has not exited.
     /// Emits {PartyExited}.
     function exit(uint256 agreementId) external;
 
@@ -159,13 +189,25 @@ interface IAgreementRegistry {
     function vault() external view returns (address);
     /// @notice How many agreements were proposed; ids run from 1 to this.
     function agreementCount() external view returns (uint256);
-    /// @notice The latest version of the terms of `agreementId`. Reverts for an unknown agreement.
+    /// @notice The terms in force of `agreementId` (version 1, the proposal, before the first activation).
+    /// Reverts for an unknown agreement.
     function terms(uint256 agreementId) external view returns (Terms memory);
+    /// @notice Version `version` of the terms of `agreementId`, in force, pending or superseded. Reverts for an
+    /// unknown agreement or version.
+    function termsAt(uint256 agreementId, uint32 version) external view returns (Terms memory);
     /// @notice Status, version, signature count and terms hash of `agreementId`. Reverts for an unknown agreement.
     function agreementState(uint256 agreementId) external view returns (AgreementState memory);
-    /// @notice What the round ledger and the vault need of `agreementId`, without the party list; status None
-    /// when the agreement is unknown.
+    /// @notice What the round ledger and the vault need of the terms in force of `agreementId`, without the
+    /// party list; status None when the agreement is unknown.
     function roundConfig(uint256 agreementId) external view returns (RoundConfig memory);
+    /// @notice As {roundConfig}, for version `version` of the terms (what a round opened on that version runs by).
+    function roundConfigAt(uint256 agreementId, uint32 version) external view returns (RoundConfig memory);
+    /// @notice What a single submission needs, in one call: the agreement's status, whether `account` is a
+    /// party and its position, and the epsilon cap and sample-count bound of the terms in force.
+    function submissionTerms(uint256 agreementId, address account)
+        external
+        view
+        returns (AgreementStatus status, bool isParty, uint256 index, uint32 epsilonCap, uint64 maxSampleCount);
     /// @notice Whether `account` is a party, and its position in the party list.
     function partyIndex(uint256 agreementId, address account) external view returns (bool isParty, uint256 index);
     /// @notice The party at `index` of the party list; reverts when `index` is out of range.
@@ -174,10 +216,11 @@ interface IAgreementRegistry {
     function hasSigned(uint256 agreementId, uint32 version, address party) external view returns (bool);
     /// @notice Whether `party` has left `agreementId` through {exit}.
     function hasExited(uint256 agreementId, address party) external view returns (bool);
-    /// @notice The first party that still lacks a signature or stake, or address(0) when none does.
+    /// @notice The first party that still lacks a signature or stake for the latest version, or address(0)
+    /// when none does.
     function pendingParty(uint256 agreementId) external view returns (address party, bool needsSignature);
     /// @notice The hash of `terms` that signatures bind to.
     function hashTerms(Terms calldata terms) external pure returns (bytes32);
-    /// @notice The EIP-712 digest `party` signs to sign the current version of `agreementId` with `deadline`.
+    /// @notice The EIP-712 digest `party` signs to sign the latest version of `agreementId` with `deadline`.
     function signingDigest(uint256 agreementId, address party, uint256 deadline) external view returns (bytes32);
 }

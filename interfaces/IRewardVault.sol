@@ -7,7 +7,8 @@ pragma solidity 0.8.28;
 /// @dev Money conservation, per agreement, at every block:
 /// `funded == paid + claimable + slashed + unallocated + reclaimed`, where `claimable = allocated - paid -
 /// slashed` and `unallocated = funded - allocated - reclaimed` (`slashed` counts rewards forfeited by upheld
-/// challenges; `reclaimed` is what the coordinator took back after the agreement ended). Stakes are kept apart:
+/// challenges; `reclaimed` is what the funders took back after the agreement ended, each in proportion to what
+/// it funded). Stakes are kept apart:
 /// `staked == unstaked + stakeSlashed + stakeHeld`. Amounts are what the vault actually received, so a token
 /// that charges a fee on transfer cannot make the books overstate the balance.
 interface IRewardVault {
@@ -28,16 +29,18 @@ interface IRewardVault {
         uint256 claimed;
         uint64 claimableAt;
         bool revoked;
+        bool expired;
     }
 
     error RewardVaultNotLedger(address account);
-    error RewardVaultNotCoordinator(address account);
     error RewardVaultNotAdmin(address account);
     error RewardVaultLedgerAlreadySet(address ledger);
     error RewardVaultZeroAddress();
     error RewardVaultZeroAmount();
     error RewardVaultUnknownAgreement(uint256 agreementId);
     error RewardVaultAgreementTerminated(uint256 agreementId);
+    /// @dev The end of the terms in force has passed: funding now would shift money between funders' shares.
+    error RewardVaultAgreementEnded(uint256 agreementId, uint64 end);
     error RewardVaultNotParty(uint256 agreementId, address account);
     error RewardVaultPartnerNotApproved(address partner);
     error RewardVaultInsufficientStake(uint256 agreementId, address party, uint256 staked, uint256 requested);
@@ -48,6 +51,10 @@ interface IRewardVault {
     error RewardVaultAlreadyAllocated(uint256 agreementId, uint64 round);
     error RewardVaultNoAllocation(uint256 agreementId, uint64 round);
     error RewardVaultAllocationRevoked(uint256 agreementId, uint64 round);
+    /// @dev The round's claim period ended: what was not claimed went back to the pool.
+    error RewardVaultAllocationExpired(uint256 agreementId, uint64 round);
+    /// @dev Unclaimed rewards return to the pool only after `expiresAt` (claimableAt + CLAIM_PERIOD).
+    error RewardVaultClaimPeriodRunning(uint256 agreementId, uint64 round, uint256 expiresAt);
     error RewardVaultClaimNotOpen(uint256 agreementId, uint64 round, uint64 claimableAt);
     error RewardVaultAlreadyClaimed(uint256 agreementId, uint64 round, address partner);
     error RewardVaultInvalidProof(uint256 agreementId, uint64 round, address partner, uint256 amount);
@@ -71,6 +78,9 @@ interface IRewardVault {
     event Allocated(uint256 indexed agreementId, uint64 indexed round, bytes32 root, uint256 total, uint64 claimableAt);
     /// @notice Emitted when a voided round's allocation is revoked; `total` is the unclaimed part returned.
     event AllocationRevoked(uint256 indexed agreementId, uint64 indexed round, uint256 total);
+    /// @notice Emitted when the unclaimed part of `round`'s allocation, `total`, returns to the pool after the
+    /// claim period.
+    event AllocationExpired(uint256 indexed agreementId, uint64 indexed round, uint256 total);
     /// @notice Emitted when `partner` claims its reward for `round`.
     event Claimed(uint256 indexed agreementId, uint64 indexed round, address indexed partner, uint256 amount);
     /// @notice Emitted when an upheld challenge is executed: `partner`'s whole stake goes to `recipient`.
@@ -86,8 +96,8 @@ interface IRewardVault {
         uint256 amount,
         address recipient
     );
-    /// @notice Emitted when the coordinator takes back the unallocated pool of an agreement that is over.
-    event Reclaimed(uint256 indexed agreementId, address indexed to, uint256 amount);
+    /// @notice Emitted when `funder` takes back its share of the unallocated pool of an agreement that is over.
+    event Reclaimed(uint256 indexed agreementId, address indexed funder, uint256 amount);
 
     /// @notice Binds the round ledger, the only caller of {allocate} and {revokeAllocation}. Once only.
     /// Requirements: admin; no ledger set yet; non-zero address.
@@ -96,7 +106,8 @@ interface IRewardVault {
 
     /// @notice Adds `amount` of the agreement's reward token to its pool; the pool is credited with what
     /// actually arrived.
-    /// Requirements: the agreement exists and is not Terminated; `amount > 0`; the caller approved the vault.
+    /// Requirements: the agreement exists, is not Terminated and its terms in force have not ended;
+    /// `amount > 0`; the caller approved the vault.
     /// Emits {Funded}.
     function fund(uint256 agreementId, uint256 amount) external;
 
@@ -106,8 +117,9 @@ interface IRewardVault {
     /// Emits {Staked}, maybe {IAgreementRegistry-AgreementActivated}.
     function stake(uint256 agreementId, uint256 amount) external;
 
-    /// @notice The caller withdraws stake after the agreement is terminated or it has exited, once no round is
-    /// open, no dispute window runs and no challenge against it is pending.
+    /// @notice The caller withdraws stake while no version of the agreement was ever in force, or after the
+    /// agreement is terminated or it has exited, once no round is open, no dispute window runs and no challenge
+    /// against it is pending.
     /// Emits {Unstaked}.
     function unstake(uint256 agreementId, uint256 amount) external;
 
@@ -126,6 +138,14 @@ interface IRewardVault {
     /// Emits {Claimed}.
     function claim(uint256 agreementId, uint64 round, uint256 amount, bytes32[] calldata proof) external;
 
+    /// @notice Returns what was not claimed of `round`'s allocation to the pool once its claim period is over,
+    /// so that no reward is stranded: it funds later rounds or goes back to the funders ({reclaim}). Anyone may
+    /// call it.
+    /// Requirements: the allocation exists, is neither revoked nor expired, and `CLAIM_PERIOD` has passed
+    /// since it became claimable.
+    /// Emits {AllocationExpired}.
+    function expireAllocation(uint256 agreementId, uint64 round) external;
+
     /// @notice Executes an upheld challenge after its dispute window: the partner's whole stake in the
     /// agreement goes to the slash recipient. Anyone may call it.
     /// Emits {Slashed}.
@@ -136,11 +156,12 @@ interface IRewardVault {
     /// Emits {RewardForfeited}.
     function forfeitReward(uint256 challengeId, uint256 amount, bytes32[] calldata proof) external;
 
-    /// @notice Returns the unallocated pool to `to` once the agreement is terminated, or past its end with no
-    /// round open.
-    /// Requirements: coordinator; something to reclaim.
+    /// @notice Returns to the caller its share of the unallocated pool, in proportion to what it funded, once
+    /// the agreement is terminated, or past the end of its terms in force with no round open. Money a round
+    /// gives back later (a revoked allocation) can be reclaimed by a later call.
+    /// Requirements: the caller funded the agreement; something is left to reclaim for it.
     /// Emits {Reclaimed}.
-    function reclaim(uint256 agreementId, address to) external;
+    function reclaim(uint256 agreementId) external;
 
     /// @notice The round ledger, the only caller of {allocate} and {revokeAllocation}; zero until {setRoundLedger}.
     function roundLedger() external view returns (address);
@@ -154,6 +175,11 @@ interface IRewardVault {
     function stakeOf(uint256 agreementId, address party) external view returns (uint256);
     /// @notice Allocated rewards of `agreementId` not yet claimed or forfeited.
     function claimable(uint256 agreementId) external view returns (uint256);
+    /// @notice What `funder` put into `agreementId`'s pool (what actually arrived).
+    function fundedBy(uint256 agreementId, address funder) external view returns (uint256);
+    /// @notice What `funder` could reclaim now if the agreement were over: its share of what was never allocated,
+    /// less what it reclaimed already.
+    function reclaimable(uint256 agreementId, address funder) external view returns (uint256);
     /// @notice Funds in `agreementId`'s pool that are neither allocated to a round nor reclaimed.
     function unallocated(uint256 agreementId) external view returns (uint256);
     /// @notice Whether `partner`'s reward for `round` was claimed or forfeited.

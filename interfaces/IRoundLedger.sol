@@ -19,6 +19,18 @@ pragma solidity 0.8.28;
 /// words) and 2,600 in later rounds, at 100 partners, as measured by bench/gas.py. A forged or altered
 /// commitment stays provable: any auditor can submit it with its Merkle proof to
 /// {proveForgedCommitment}, which checks the signature and the anchored entry on-chain and voids the round.
+/// Signatures there are judged by ECDSA alone, so that a judgement never changes after anchoring (an ERC-1271
+/// wallet could revoke); a smart-wallet party submits directly with {submitUpdate}.
+///
+/// Batch-entry disputes. A coordinator could anchor a root with no preimage (or withhold the batch document):
+/// then nothing is provable, yet the listed parties' budgets are spent. So a party listed in a batch may
+/// dispute its own entry ({disputeBatchEntry}); the agreement's coordinator (or anyone holding the document)
+/// must answer within `disputeWindow` by revealing the signed commitment, its signature and its Merkle proof
+/// ({answerDispute}: checked then, with ERC-1271 for smart wallets, and final). Unanswered, anyone may void
+/// the entry ({voidDisputedEntry}): the round is voided (its allocation revoked) and the party's cumulative
+/// epsilon goes back to its value when the round opened, proven against a hash of the agreement's epsilon words
+/// taken at {openRound}. No round opens while a dispute of the agreement is pending, and a round's claims wait
+/// for its disputes.
 interface IRoundLedger {
     enum RoundStatus {
         None,
@@ -74,6 +86,23 @@ interface IRoundLedger {
         bytes32[] proof;
     }
 
+    enum DisputeStatus {
+        None,
+        Open,
+        Answered,
+        Voided
+    }
+
+    /// @dev A party's dispute of its entry in a batch: where the entry sits, the epsilon it anchored, and until
+    /// when it may be answered.
+    struct EntryDispute {
+        DisputeStatus status;
+        uint16 position;
+        uint32 epsilon;
+        uint64 answerBy;
+        uint256 batchIndex;
+    }
+
     struct Challenge {
         ChallengeStatus status;
         uint64 round;
@@ -87,7 +116,8 @@ interface IRoundLedger {
 
     error RoundLedgerNotCoordinator(address account);
     error RoundLedgerNotAuditor(address account);
-    error RoundLedgerNotAdmin(address account);
+    /// @dev Only the arbiter named in the agreement's terms rules on its challenges.
+    error RoundLedgerNotArbiter(uint256 agreementId, address account);
     error RoundLedgerNotVault(address account);
     error RoundLedgerAgreementNotActive(uint256 agreementId);
     error RoundLedgerOutsideAgreementPeriod(uint256 agreementId, uint64 start, uint64 end);
@@ -107,6 +137,8 @@ interface IRoundLedger {
     /// @dev Cumulative epsilon must grow with every update: `committed` is not above `previous`.
     error RoundLedgerEpsilonNotIncreasing(address partner, uint256 previous, uint256 committed);
     error RoundLedgerZeroSampleCount();
+    /// @dev The sample count is above the bound every party signed in the terms.
+    error RoundLedgerSampleCountExceeded(uint64 sampleCount, uint64 maxSampleCount);
     error RoundLedgerEmptyBatch();
     /// @dev The packed entries are not a whole number of 6-byte entries.
     error RoundLedgerMalformedEntries(uint256 length);
@@ -126,6 +158,23 @@ interface IRoundLedger {
     error RoundLedgerInvalidMerkleProof();
     /// @dev The commitment submitted as fraud proof is correctly signed and matches the anchored entry.
     error RoundLedgerCommitmentValid();
+    /// @dev Only the party an anchored entry names may dispute it.
+    error RoundLedgerNotEntryParty(address account, address party);
+    error RoundLedgerEntryAlreadyDisputed(uint256 agreementId, uint64 round, address party);
+    error RoundLedgerNoOpenDispute(uint256 agreementId, uint64 round, address party);
+    /// @dev The revealed commitment is not what the disputed entry must hold (signature, entry or bound).
+    error RoundLedgerInvalidAnswer();
+    error RoundLedgerAnswerWindowClosed(uint64 answerBy);
+    error RoundLedgerAnswerWindowOpen(uint64 answerBy);
+    /// @dev No round opens while a dispute of the agreement's batch entries is pending.
+    error RoundLedgerDisputePending(uint256 agreementId);
+    /// @dev The epsilon words given are not those of the agreement when the round opened.
+    error RoundLedgerEpsilonWordsMismatch();
+    /// @dev The arbiter rules within `disputeWindow` of the challenge; after `endsAt` it can only lapse.
+    error RoundLedgerRulingWindowClosed(uint256 challengeId, uint256 endsAt);
+    error RoundLedgerRulingWindowOpen(uint256 challengeId, uint256 endsAt);
+    /// @dev A round can be abandoned only once `disputeWindow` has passed after its deadline.
+    error RoundLedgerNotAbandonable(uint256 agreementId, uint64 round, uint256 abandonableAt);
 
     /// @notice Emitted when a coordinator opens `round` on version `agreementVersion` of the agreement.
     event RoundOpened(
@@ -147,14 +196,17 @@ interface IRoundLedger {
         uint64 sampleCount
     );
     /// @notice Emitted when a coordinator anchors a batch of partners' signed commitments for `round`.
-    /// @dev `entries` is the packed (uint16 party index, uint32 cumulative epsilon) list as anchored.
+    /// @dev `entries` is the packed (uint16 party index, uint32 cumulative epsilon) list as anchored; bit i of
+    /// `skipped` is set when entry i was skipped because its party had already submitted in the round (it
+    /// spent nothing and counts for nothing).
     event BatchCommitted(
         uint256 indexed agreementId,
         uint64 indexed round,
         uint256 batchIndex,
         bytes32 commitmentsRoot,
         bytes32 batchDocumentDigest,
-        bytes entries
+        bytes entries,
+        uint256 skipped
     );
     /// @notice Emitted when a coordinator closes `round` with its results and its payout root.
     event RoundFinalized(
@@ -167,6 +219,21 @@ interface IRoundLedger {
     );
     /// @notice Emitted when a forged commitment, entry `position` of batch `batchIndex`, voids `round`.
     event RoundVoided(uint256 indexed agreementId, uint64 indexed round, uint256 batchIndex, uint256 position);
+    /// @notice Emitted with {RoundOpened}: the agreement's packed cumulative epsilons (eight uint32 lanes a word,
+    /// by party index) when `round` opened, which {voidDisputedEntry} takes back.
+    event EpsilonsAtOpen(uint256 indexed agreementId, uint64 indexed round, uint256[] words);
+    /// @notice Emitted when `party` disputes its entry `position` of batch `batchIndex` of `round`.
+    event BatchEntryDisputed(
+        uint256 indexed agreementId, uint64 indexed round, address indexed party, uint256 batchIndex, uint256 position,
+        uint64 answerBy
+    );
+    /// @notice Emitted when the disputed entry's signed commitment was revealed and checked: the entry stands.
+    event DisputeAnswered(uint256 indexed agreementId, uint64 indexed round, address indexed party);
+    /// @notice Emitted when an unanswered dispute voids `party`'s entry; `restoredEpsilon` is its cumulative
+    /// epsilon afterwards.
+    event DisputedEntryVoided(
+        uint256 indexed agreementId, uint64 indexed round, address indexed party, uint32 restoredEpsilon
+    );
     /// @notice Emitted when an auditor challenges `partner`'s update in `round`.
     event ChallengeRaised(
         uint256 indexed challengeId,
@@ -176,16 +243,21 @@ interface IRoundLedger {
         address challenger,
         bytes32 evidenceDigest
     );
-    /// @notice Emitted when the admin rules on a challenge: `upheld`, or dismissed.
+    /// @notice Emitted when the agreement's arbiter rules on a challenge: `upheld`, or dismissed.
     event ChallengeResolved(uint256 indexed challengeId, bool upheld, bytes32 rulingDigest);
+    /// @notice Emitted when a challenge the arbiter did not rule on in time lapses (it counts as dismissed).
+    event ChallengeLapsed(uint256 indexed challengeId);
+    /// @notice Emitted when an open round nobody finalized is abandoned: nothing is allocated, stakes unlock.
+    event RoundAbandoned(uint256 indexed agreementId, uint64 indexed round);
     /// @notice Emitted when the vault executes an upheld challenge by slashing the partner's stake.
     event ChallengeExecuted(uint256 indexed challengeId);
 
     /// @notice Opens the next round of `agreementId` on the model with digest `modelDigest`.
     /// @param evalCommitment Hash of the held-out evaluation set used for scoring, fixed before training.
-    /// Requirements: coordinator; the agreement is Active and within its period; no round of it is open; it
-    /// has rounds left; `block.timestamp < deadline <= end`; digests non-zero.
-    /// Emits {RoundOpened}.
+    /// Requirements: the agreement's coordinator; the agreement is Active and within its period; no round of
+    /// it is open; it has rounds left; no dispute of its batch entries is pending;
+    /// `block.timestamp < deadline <= end`; digests non-zero.
+    /// Emits {RoundOpened} and {EpsilonsAtOpen}.
     function openRound(uint256 agreementId, bytes32 modelDigest, uint64 deadline, bytes32 evalCommitment)
         external
         returns (uint64 round);
@@ -195,7 +267,7 @@ interface IRoundLedger {
     /// (1e6 = 1.0).
     /// Requirements: the agreement is Active; the round is open and before its deadline; the caller is a party
     /// and an approved partner that has not submitted in this round; the epsilon increases and stays within
-    /// the cap; digests and sample count non-zero.
+    /// the cap; digests non-zero; `0 < sampleCount <= maxSampleCount` of the terms.
     /// Emits {UpdateSubmitted}.
     function submitUpdate(
         uint256 agreementId,
@@ -210,7 +282,8 @@ interface IRoundLedger {
     /// the batch index: the number of updates the round had before this batch, unique within the round.
     /// @param entries Concatenated 6-byte entries: uint16 party index, uint32 cumulative epsilon, big-endian,
     /// sorted by strictly increasing party index. Entry i is leaf i of `commitmentsRoot`.
-    /// Requirements: coordinator; as {submitUpdate} for every entry.
+    /// Requirements: the agreement's coordinator; as {submitUpdate} for every entry, except that an entry whose
+    /// party already submitted in the round is skipped (named in the event) unless every entry is.
     /// Emits {BatchCommitted}.
     function commitBatch(
         uint256 agreementId,
@@ -221,7 +294,8 @@ interface IRoundLedger {
     ) external returns (uint256 batchIndex);
 
     /// @notice Closes `round` with its results and allocates its payouts in the vault.
-    /// Requirements: coordinator; the round is open, and its deadline has passed or every party submitted;
+    /// Requirements: the agreement's coordinator; the round is open, and its deadline has passed or every party
+    /// submitted;
     /// `payoutTotal == 0` if the agreement is Terminated (the round still closes, so that its stakes come
     /// free); `payoutTotal <= rewardPerRound`; digests non-zero; a non-zero payout root when `payoutTotal > 0`;
     /// the vault holds enough unallocated funds.
@@ -243,13 +317,27 @@ interface IRoundLedger {
         external
         returns (uint256 challengeId);
 
-    /// @notice The admin rules on an open challenge.
-    /// Requirements: admin; the challenge is Open.
+    /// @notice The agreement's arbiter (named in the terms in force) rules on an open challenge.
+    /// Requirements: the caller is the arbiter; the challenge is Open and was raised less than
+    /// `disputeWindow` ago (the ruling window).
     /// Emits {ChallengeResolved}.
     function resolveChallenge(uint256 challengeId, bool upheld, bytes32 rulingDigest) external;
 
-    /// @notice Proves that entry `position` of a batch is not what its partner signed: the signature does not
-    /// verify, or the anchored entry disagrees with the signed commitment. Voids the round (and its payouts).
+    /// @notice Closes a challenge the arbiter did not rule on within its ruling window, as dismissed: nobody is
+    /// kept waiting on an arbiter that never rules. Anyone may call it.
+    /// Requirements: the challenge is Open and its ruling window has passed.
+    /// Emits {ChallengeLapsed}.
+    function lapseChallenge(uint256 challengeId) external;
+
+    /// @notice Abandons an open round its coordinator never finalized: the round is voided with nothing
+    /// allocated, and the stakes it locked come free. Anyone may call it.
+    /// Requirements: the round is open and `disputeWindow` has passed since its deadline (the grace period).
+    /// Emits {RoundAbandoned}.
+    function abandonRound(uint256 agreementId, uint64 round) external;
+
+    /// @notice Proves that entry `position` of a batch is not what its partner signed: the signature is not the
+    /// partner's ECDSA signature, the anchored entry disagrees with the signed commitment, or its sample count is 0 or above the
+    /// terms' `maxSampleCount`. Voids the round (and its payouts).
     /// Requirements: auditor; the round is open or within its dispute window; the evidence's root, document
     /// digest and entries are the batch as anchored; its proof places the commitment at its position.
     /// Emits {RoundVoided}.
@@ -258,6 +346,37 @@ interface IRoundLedger {
         UpdateCommitment calldata commitment,
         bytes calldata signature
     ) external;
+
+    /// @notice The caller, the party entry `evidence.position` of an anchored batch names, disputes that entry
+    /// (it says it never signed it). The agreement's coordinator must answer before `disputeWindow` passes.
+    /// Requirements: the round is open or within its dispute window; the evidence's root, document digest and
+    /// entries are the batch as anchored and `position` is one of its entries (no proof needed); the caller is
+    /// that entry's party and has not disputed its entry of this round before.
+    /// Emits {BatchEntryDisputed}.
+    function disputeBatchEntry(BatchEvidence calldata evidence) external;
+
+    /// @notice Answers an open dispute by revealing the entry's signed commitment, its signature (ECDSA, or
+    /// ERC-1271 for a smart wallet, checked now) and its Merkle proof. Anyone may answer; the answer is final.
+    /// Requirements: the dispute is open and its answer window has not passed; the evidence is the disputed
+    /// entry of the batch as anchored; the commitment is what the entry's party signed, matches the entry and
+    /// is within the sample-count bound.
+    /// Emits {DisputeAnswered}.
+    function answerDispute(
+        BatchEvidence calldata evidence,
+        UpdateCommitment calldata commitment,
+        bytes calldata signature
+    ) external;
+
+    /// @notice Voids the entry of an unanswered dispute: the round is voided (its allocation revoked when it
+    /// was finalized) and the party's cumulative epsilon goes back to its value when the round opened, unless
+    /// the party has committed a higher one since. Anyone may call it.
+    /// @param wordsAtOpen The agreement's packed epsilon words as they were when the round opened (from the
+    /// events), checked against the hash taken then.
+    /// Requirements: the dispute is open and its answer window has passed; `wordsAtOpen` hash to the round's
+    /// record.
+    /// Emits {DisputedEntryVoided}, and {RoundVoided} when the round was not voided yet.
+    function voidDisputedEntry(uint256 agreementId, uint64 round, address party, uint256[] calldata wordsAtOpen)
+        external;
 
     /// @notice Called by the vault when it executes the slashing of an upheld challenge.
     /// Requirements: the caller is the vault; the challenge is Upheld and its dispute window has ended.
@@ -285,7 +404,13 @@ interface IRoundLedger {
     /// @notice Whether `partner` may not withdraw stake: a round is open, a dispute window is running, or a
     /// challenge against it is pending or upheld and not yet executed.
     function isStakeLocked(uint256 agreementId, address partner) external view returns (bool);
-    /// @notice Whether `partner`'s reward for `roundId` is held back by a pending or upheld challenge.
+    /// @notice `party`'s dispute of its batch entry in `roundId` (status None when there is none).
+    function entryDispute(uint256 agreementId, uint64 roundId, address party)
+        external
+        view
+        returns (EntryDispute memory);
+    /// @notice Whether `partner`'s reward for `roundId` is held back by a pending or upheld challenge, or by a
+    /// pending dispute of one of the round's batch entries.
     function isClaimBlocked(uint256 agreementId, uint64 roundId, address partner) external view returns (bool);
     /// @notice The EIP-712 digest a partner signs for `commitment`.
     function commitmentDigest(UpdateCommitment calldata commitment) external view returns (bytes32);

@@ -63,7 +63,8 @@ def main(deployment: str = OUT, partners: int = 2):
     terms = AgreementTerms(
         parties=[a.address for a in accounts.values()], reward_token=token.address, reward_per_round=REWARD_PER_ROUND,
         epsilon_cap=10.0, delta=1e-5, required_stake=REQUIRED_STAKE, start=now - 1, end=now + 30 * 86400,
-        max_rounds=ROUNDS, payout_rule=PayoutRule.BY_SAMPLE_COUNT,
+        max_rounds=ROUNDS, coordinator=roles.coordinator.address, arbiter=roles.admin.address,
+        max_sample_count=100_000, payout_rule=PayoutRule.BY_SAMPLE_COUNT,
         document={"task": "digits classification", "model": "logreg", "max_norm": 50.0},
     )
     publish_document(store, dict(terms.document))

@@ -158,8 +158,9 @@ class ChainView:
 
     def _read_rounds(self, agreement_id: int) -> list[RoundRecord]:
         records: dict[int, RoundRecord] = {}
-        for e in self.events(["RoundOpened", "UpdateSubmitted", "BatchCommitted", "RoundFinalized", "RoundVoided"],
-                             agreement_id=agreement_id):  # fmt: skip
+        # An abandoned round (nobody finalized it in time) is voided on-chain like a disproven one.
+        for e in self.events(["RoundOpened", "UpdateSubmitted", "BatchCommitted", "RoundFinalized", "RoundVoided",
+                              "RoundAbandoned"], agreement_id=agreement_id):  # fmt: skip
             r = int(e.args["round"])
             if e.event == "RoundOpened":
                 status = int(self.deployment.ledger.functions.round(agreement_id, r).call(
@@ -187,8 +188,10 @@ class ChainView:
             if e.event == "UpdateSubmitted":
                 rounds.setdefault(e.args["partner"], set()).add(int(e.args["round"]))
             else:
-                for index, _ in unpack_entries(digest_bytes(e.args["entries"])):
-                    rounds.setdefault(self.party_at(agreement_id, index), set()).add(int(e.args["round"]))
+                skipped = int(e.args.get("skipped", 0))  # entries skipped on-chain spent nothing
+                for position, (index, _) in enumerate(unpack_entries(digest_bytes(e.args["entries"]))):
+                    if not skipped >> position & 1:
+                        rounds.setdefault(self.party_at(agreement_id, index), set()).add(int(e.args["round"]))
         return {p: sorted(rs) for p, rs in rounds.items()}
 
     def gas_used(self, agreement_id: int, round_id: int) -> int:

@@ -6,8 +6,8 @@ The flow, and who may do each step (RoundLedger, RewardVault):
    evidenceDigest)`` while the round is open or within its dispute window (``[finalizedAt, finalizedAt +
    disputeWindow)``), against a partner that committed an update in it, unless a challenge of that update is
    pending, upheld or executed. The partner's stake and its reward for the round are frozen from then on.
-2. **resolve** -- the admin (``DEFAULT_ADMIN_ROLE``) rules on an Open challenge: upheld or dismissed, committing
-   to a ruling document by its digest. A dismissed update may be challenged again.
+2. **resolve** -- the agreement's arbiter (named in the terms every party signed; no global role) rules on an
+   Open challenge: upheld or dismissed, committing to a ruling document by its digest. A dismissed update may be challenged again.
 3. **slash** -- anyone, once the challenge is Upheld and the round's dispute window has ended:
    ``RewardVault.slash(challengeId)`` sends the partner's whole stake in the agreement to the slash recipient
    fixed at deployment, and marks the challenge Executed.
@@ -233,8 +233,12 @@ def _explain(exc: ContractReverted, deployment: Any, what: str) -> ChallengeErro
     name = exc.error
     if name == "RoundLedgerNotAuditor":
         text = f"{a['account']} does not hold the auditor role: only an auditor may raise a challenge"
-    elif name == "RoundLedgerNotAdmin":
-        text = f"{a['account']} is not the admin: only the admin may resolve a challenge"
+    elif name == "RoundLedgerNotArbiter":
+        text = (f"{a['account']} is not the arbiter of agreement {a['agreementId']}: only the arbiter named in its "
+                "terms may resolve a challenge")  # fmt: skip
+    elif name == "RoundLedgerRulingWindowClosed":
+        text = (f"the ruling window of challenge {a['challengeId']} closed at chain time {a['endsAt']}: the arbiter "
+                "can no longer rule, and anyone may lapse it (dismissed)")  # fmt: skip
     elif name == "RoundLedgerUnknownRound":
         text = f"agreement {a['agreementId']} has no round {a['round']}"
     elif name == "RoundLedgerDisputeWindowClosed":
@@ -349,11 +353,11 @@ def raise_challenge(tx: Any, deployment: Any, store: Any, *, sender: str, agreem
 
 def resolve_challenge(tx: Any, deployment: Any, store: Any, *, sender: str, challenge_id: int, upheld: bool,
                       reason: str) -> ChallengeTx:  # fmt: skip
-    """Step 2: the admin `sender` rules on an Open challenge; the ruling document goes to the store and its
-    digest on-chain.
+    """Step 2: the agreement's arbiter `sender` rules on an Open challenge; the ruling document goes to the store
+    and its digest on-chain.
 
     Raises:
-        ChallengeError: no such challenge, it is not Open, `sender` is not the admin, or `reason` is empty.
+        ChallengeError: no such challenge, it is not Open, `sender` is not the arbiter, or `reason` is empty.
     """
     from ..rounds.report import content_digest, publish
 

@@ -3,8 +3,10 @@
 In batched mode the coordinator anchors the partners' EIP-712-signed commitments without the contract checking
 the signatures (its NatSpec gives the gas reasons); instead any auditor can prove, while the round is open or
 within its dispute window, that entry `position` of an anchored batch is not what its partner signed: the
-signature does not recover the partner, or the anchored (party index, cumulative epsilon) entry disagrees with
-the signed commitment. A proof voids the round and revokes its payouts.
+signature does not recover the partner (the contract judges by ECDSA alone, so a judgement never changes after
+the fact), the anchored (party index, cumulative epsilon) entry disagrees with the signed commitment, or the
+signed sample count is 0 or above the bound of the terms the round ran under. A proof voids the round and
+revokes its payouts.
 
 :func:`find_forgeries` re-reads every ``BatchCommitted`` of a round, fetches its batch document from the store
 (rounds/coordinator.py's format), checks that the document recomputes the anchored root (otherwise no entry can
@@ -84,6 +86,8 @@ def find_forgeries(deployment: Any, store: Any, agreement_id: int, round_id: int
             raise ChallengeError(f"batch {args['batchIndex']} of round {round_id}: its document does not recompute "
                                  "the anchored root, so no entry can be proven with it")  # fmt: skip
         anchored = unpack_entries(entries)
+        version = int(ledger.functions.round(agreement_id, round_id).call()[1])
+        max_samples = int(deployment.agreements.functions.roundConfigAt(agreement_id, version).call()[11])
         for position, (c, digest, signature) in enumerate(zip(commitments, digests, signatures)):
             index = int(deployment.agreements.functions.partyIndex(agreement_id, c.partner).call()[1])
             entry = anchored[position] if position < len(anchored) else None
@@ -97,6 +101,8 @@ def find_forgeries(deployment: Any, store: Any, agreement_id: int, round_id: int
             if entry != (index, c.cumulative_epsilon):
                 reasons.append(f"the anchored entry {entry} is not the signed (party {index}, epsilon "
                                f"{c.cumulative_epsilon})")  # fmt: skip
+            if not 0 < c.sample_count <= max_samples:
+                reasons.append(f"the sample count {c.sample_count} is outside the signed bound [1, {max_samples}]")
             if reasons:
                 evidence = (agreement_id, round_id, int(args["batchIndex"]), root, document_digest, entries, position,
                             tree.proof(position))  # fmt: skip

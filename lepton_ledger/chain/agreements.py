@@ -4,6 +4,8 @@ go through these, so each step is written once.
 
 Terms on-chain are ``AgreementRegistry.Terms``; :class:`AgreementTerms` holds them in Python units (epsilon as a
 float, delta as a float, amounts in the token's smallest unit) and converts with :meth:`AgreementTerms.as_tuple`.
+The terms name their coordinator (the only account that acts on the agreement, and its proposer), their arbiter
+(the only account that rules on its challenges) and the largest sample count an update may claim.
 The off-chain terms document (task, model, evaluation set...) is hashed into ``termsDigest``: canonical JSON
 (sorted keys, no spaces), SHA-256.
 """
@@ -65,6 +67,9 @@ class AgreementTerms:
     start: int
     end: int
     max_rounds: int
+    coordinator: str
+    arbiter: str
+    max_sample_count: int
     payout_rule: PayoutRule = PayoutRule.BY_SAMPLE_COUNT
     document: Mapping[str, Any] = field(default_factory=dict)
 
@@ -81,13 +86,16 @@ class AgreementTerms:
             raise ConfigurationError(f"the agreement must end after it starts ({self.start} >= {self.end})")
         if self.reward_per_round < 0 or self.required_stake < 0:
             raise ConfigurationError("amounts cannot be negative")
+        if not 0 < self.max_sample_count < 2**64:
+            raise ConfigurationError(f"max sample count must be in [1, 2^64), not {self.max_sample_count}")
 
     def as_tuple(self) -> tuple:
         """The ``Terms`` struct as web3 encodes it."""
         return (
             document_digest(self.document), list(self.parties), self.reward_token, self.reward_per_round,
             int(self.payout_rule), round(self.epsilon_cap * EPSILON_SCALE), round(self.delta * DELTA_SCALE),
-            self.required_stake, self.start, self.end, self.max_rounds,
+            self.required_stake, self.start, self.end, self.max_rounds, self.coordinator, self.arbiter,
+            self.max_sample_count,
         )  # fmt: skip
 
 
@@ -105,7 +113,8 @@ def approve(tx: Transactor, deployment: Deployment, partner: str, coordinator: s
 
 
 def propose(tx: Transactor, deployment: Deployment, coordinator: str, terms: AgreementTerms) -> int:
-    """``AgreementRegistry.propose(terms)``; returns the new agreement's id."""
+    """``AgreementRegistry.propose(terms)`` by `coordinator`, who must be the terms' coordinator; returns the new
+    agreement's id."""
     receipt = tx.transact(deployment.agreements.functions.propose(terms.as_tuple()), coordinator)
     (event,) = deployment.agreements.events.AgreementProposed().process_receipt(receipt, errors=DISCARD)
     return int(event["args"]["agreementId"])

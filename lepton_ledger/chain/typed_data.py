@@ -56,8 +56,10 @@ SIGN_AGREEMENT_TYPEHASH = keccak(
 ROUND_LEDGER_NAME = "LeptonRoundLedger"
 AGREEMENT_REGISTRY_NAME = "LeptonAgreementRegistry"
 #: IAgreementRegistry.Terms: termsDigest, parties, rewardToken, rewardPerRound, payoutRule, epsilonCap, delta,
-#: requiredStake, start, end, maxRounds.
-TERMS_ABI_TYPE = "(bytes32,address[],address,uint256,uint8,uint32,uint64,uint256,uint64,uint64,uint32)"
+#: requiredStake, start, end, maxRounds, coordinator, arbiter, maxSampleCount.
+TERMS_ABI_TYPE = (
+    "(bytes32,address[],address,uint256,uint8,uint32,uint64,uint256,uint64,uint64,uint32,address,address,uint64)"
+)
 
 _SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
@@ -186,12 +188,12 @@ def terms_hash(terms_tuple: Sequence[Any]) -> bytes:
     ``IAgreementRegistry.Terms`` (see :data:`TERMS_ABI_TYPE`).
 
     Raises:
-        InvalidValue: not 11 fields, or a field does not fit its Solidity type.
+        InvalidValue: not 14 fields, or a field does not fit its Solidity type.
     """
-    if len(terms_tuple) != 11:
-        raise InvalidValue(f"Terms has 11 fields, got {len(terms_tuple)}")
+    if len(terms_tuple) != 14:
+        raise InvalidValue(f"Terms has 14 fields, got {len(terms_tuple)}")
     (digest, parties, reward_token, reward_per_round, payout_rule, epsilon_cap, delta, stake, start, end,
-     max_rounds) = terms_tuple  # fmt: skip
+     max_rounds, coordinator, arbiter, max_samples) = terms_tuple  # fmt: skip
     normalised = (
         as_bytes32(digest, "termsDigest"),
         [as_address(p, f"parties[{i}]") for i, p in enumerate(parties)],
@@ -204,6 +206,9 @@ def terms_hash(terms_tuple: Sequence[Any]) -> bytes:
         as_uint(start, 64, "start"),
         as_uint(end, 64, "end"),
         as_uint(max_rounds, 32, "maxRounds"),
+        as_address(coordinator, "coordinator"),
+        as_address(arbiter, "arbiter"),
+        as_uint(max_samples, 64, "maxSampleCount"),
     )
     return keccak(encode([TERMS_ABI_TYPE], [normalised]))
 

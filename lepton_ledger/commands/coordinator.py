@@ -9,7 +9,7 @@ Terms file (``propose --terms-file``), JSON; every member optional, the command-
 
     {"parties": ["0x..."], "reward_token": "0x...", "reward_per_round": "300", "epsilon_cap": 10.0,
      "delta": 1e-5, "required_stake": "100", "rounds": 5, "days": 365, "payout_rule": "by_sample_count",
-     "document": {"task": "...", "model": "logreg", "max_norm": 50.0}}
+     "arbiter": "0x...", "max_sample_count": 1000000, "document": {"task": "...", "model": "logreg", "max_norm": 50.0}}
 
 Amounts are decimal strings of whole tokens.
 """
@@ -113,6 +113,8 @@ def propose(
     rounds: Annotated[int | None, typer.Option(help="Maximum number of rounds.")] = None,
     days: Annotated[float | None, typer.Option(help="Length of the agreement, from now.")] = None,
     payout_rule: Annotated[str | None, typer.Option(help="proportional, equal or by_sample_count.")] = None,
+    arbiter: Annotated[str | None, typer.Option(help="Who rules on challenges; default: the deployment's admin.")] = None,
+    max_samples: Annotated[int | None, typer.Option(help="Largest sample count an update may claim.")] = None,
     model: Annotated[str | None, typer.Option(help="Model name every partner trains (terms document).")] = None,
     task: Annotated[str | None, typer.Option(help="What the agreement is for (terms document).")] = None,
     max_norm: Annotated[float | None, typer.Option(help="L2 bound on an update (terms document).")] = None,
@@ -122,12 +124,13 @@ def propose(
 
     Puts the terms document to the store and sends AgreementRegistry.propose(terms) from --key (COORDINATOR_ROLE).
     Defaults: reward 300 per round, epsilon cap 10, delta 1e-5, stake 100, 5 rounds over 365 days, by-sample-count
-    payouts, model logreg, max norm 50.
+    payouts, at most 1,000,000 samples per update, the deployment's admin as arbiter, model logreg, max norm 50.
+    The --key account is the agreement's coordinator, the only one who acts on it.
 
     --terms-file: a JSON object, every member optional: {"parties": ["0x..."], "reward_token": "0x...",
     "reward_per_round": "300", "epsilon_cap": 10.0, "delta": 1e-5, "required_stake": "100", "rounds": 5,
-    "days": 365, "payout_rule": "by_sample_count", "document": {"task": "...", "model": "logreg", "max_norm": 50.0}};
-    amounts are decimal strings of whole tokens.
+    "days": 365, "payout_rule": "by_sample_count", "arbiter": "0x...", "max_sample_count": 1000000,
+    "document": {"task": "...", "model": "logreg", "max_norm": 50.0}}; amounts are decimal strings of whole tokens.
     """
     from ..chain import agreements
     from ..chain.agreements import AgreementTerms
@@ -150,6 +153,10 @@ def propose(
         now = int(s.w3.eth.get_block("latest")["timestamp"])
         token = reward_token or f.get("reward_token") or s.document.get("reward_token")
         require(bool(token), "no reward token: pass --reward-token (the deployment has none)")
+        arbiter_address = arbiter or f.get("arbiter") or s.document.get("admin")
+        require(bool(arbiter_address), "no arbiter: pass --arbiter (the deployment names no admin)")
+        sample_bound = int(max_samples if max_samples is not None else f.get("max_sample_count", 1_000_000))
+        require(sample_bound >= 1, f"--max-samples must be at least 1, not {sample_bound}")
         terms = AgreementTerms(
             parties=parties, reward_token=parse_address(token, "--reward-token"),
             reward_per_round=parse_tokens(str(reward_per_round or f.get("reward_per_round", "300")),
@@ -159,6 +166,7 @@ def propose(
             required_stake=parse_tokens(str(required_stake or f.get("required_stake", "100")), "--required-stake"),
             start=now - 1, end=now + round(float(days if days is not None else f.get("days", 365)) * 86400),
             max_rounds=int(rounds if rounds is not None else f.get("rounds", 5)),
+            coordinator=s.address, arbiter=parse_address(arbiter_address, "--arbiter"), max_sample_count=sample_bound,
             payout_rule=PayoutRule(PAYOUT_RULES[rule_name]), document=document,
         )  # fmt: skip
         cid = publish_document(s.store, document)

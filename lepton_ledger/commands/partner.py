@@ -48,7 +48,7 @@ from .data import (
 __all__ = ["RELAY_FILE_VERSION", "partner_app"]
 
 RELAY_FILE_VERSION = 1
-PROPOSED = 1  # IAgreementRegistry.AgreementStatus
+TERMINATED = 3  # IAgreementRegistry.AgreementStatus
 
 partner_app = typer.Typer(
     help="A partner's steps: register, sign an agreement, stake, train and submit (or sign) a round's update, claim, "
@@ -102,7 +102,12 @@ def _signing_checks(s: Any, agreement_id: int) -> int:
     """The agreement's current version, after checking the signer may sign it (what the registry would refuse)."""
     state = s.agreement_state(agreement_id)
     s.require_party(agreement_id, s.address)
-    require(int(state[0]) == PROPOSED, f"agreement {agreement_id} is not awaiting signatures (status {int(state[0])})")
+    require(int(state[0]) != TERMINATED, f"agreement {agreement_id} is terminated")
+    # A version awaits signatures while it is the latest and not (yet) in force: a proposal or an amendment.
+    require(int(state[1]) != int(state[3]), f"agreement {agreement_id} has no version awaiting signatures "
+                                            f"(version {int(state[3])} is in force)")  # fmt: skip
+    require(not s.deployment.agreements.functions.hasExited(agreement_id, s.address).call(),
+            f"{s.address} has exited agreement {agreement_id} and can sign no later version")  # fmt: skip
     require(bool(s.deployment.partners.functions.isApproved(s.address).call()),
             f"{s.address} is not an approved partner yet (the coordinator runs `coordinator approve`)")  # fmt: skip
     version = int(state[1])

@@ -338,7 +338,9 @@ class Coordinator:
             raise BatchDocumentMismatch("the batch document's commitments do not give the anchored root")
         if "0x" + pack_entries(entries).hex() != args["entries"]:
             raise BatchDocumentMismatch("the batch document's entries differ from the anchored entries")
-        return views
+        # Entries whose party had already submitted in the round were skipped on-chain: they count for nothing.
+        skipped = int(args.get("skipped", 0))
+        return [v for position, v in enumerate(views) if not skipped >> position & 1]
 
     def round_state(self, agreement_id: int, round_id: int) -> tuple[bytes, bytes]:
         """``(modelDigest, evalCommitment)`` of the round on-chain."""

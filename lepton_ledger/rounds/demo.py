@@ -54,6 +54,7 @@ OUTBOX_DIR = "outbox"  # one SQLite outbox per role: every put and transaction o
 REWARD_PER_ROUND = 300 * TOKEN
 REQUIRED_STAKE = 100 * TOKEN
 EPSILON_CAP = 10.0
+MAX_SAMPLE_COUNT = 100_000  # bound on each update's sample count, signed in the terms
 DELTA = 1e-5
 DISPUTE_WINDOW = 600
 MAX_NORM = 50.0  # L2 bound on an update (logreg on digits: honest updates stay well below it)
@@ -236,7 +237,8 @@ def _story(w3, anvil: Anvil, executor, out_dir: Path, n_partners: int, n_rounds:
     terms = AgreementTerms(
         parties=[a.address for a in accounts.values()], reward_token=token.address, reward_per_round=REWARD_PER_ROUND,
         epsilon_cap=EPSILON_CAP, delta=DELTA, required_stake=REQUIRED_STAKE, start=now - 1, end=now + 365 * 86400,
-        max_rounds=n_rounds, payout_rule=story.payout_rule, document=terms_doc,
+        max_rounds=n_rounds, coordinator=coord_account.address, arbiter=admin.address,
+        max_sample_count=MAX_SAMPLE_COUNT, payout_rule=story.payout_rule, document=terms_doc,
     )  # fmt: skip
     agreement_id = agreements.propose(tx, deployment, coord_account.address, terms)
     _step(console, f"agreement {agreement_id} proposed: {n_rounds} rounds, epsilon cap {EPSILON_CAP}, "

@@ -219,7 +219,8 @@ def add_round(workdir: Path, *, shortfall: dict[int, float] | None = None, scale
         tx.transact(d.agreements.functions.amend(AGREEMENT, tuple(terms)), coord)
         for account in partners:
             tx.transact(d.agreements.functions.sign(AGREEMENT), account.address)
-        if d.agreements.functions.agreementState(AGREEMENT).call()[0] != 2:  # Active
+        state = d.agreements.functions.agreementState(AGREEMENT).call()
+        if state[3] != state[1]:  # the amendment is not in force yet
             tx.transact(d.agreements.functions.tryActivate(AGREEMENT), coord)
         reward = terms[3]
         tx.transact(token.functions.mint(coord, reward), roles.admin.address)

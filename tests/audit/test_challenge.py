@@ -167,7 +167,7 @@ def test_failed_check_is_challenged_upheld_and_slashed(case, keystore):
     assert LocalStore(workdir / "store", durable=False).get(out["evidence_cid"]) == canonical_json(check)
     assert again.exit_code == 1 and "already challenged: challenge 1 (Open)" in again.output
     assert early.exit_code == 1 and "challenge 1 is Open" in early.output
-    assert not_admin.exit_code == 1 and "is not the admin" in not_admin.output
+    assert not_admin.exit_code == 1 and "is not the arbiter of agreement" in not_admin.output
     assert resolved.exit_code == 0, resolved.output
     assert in_window.exit_code == 1 and "dispute window runs until chain time" in in_window.output
     assert slashed.exit_code == 0 and json.loads(slashed.output)["amount"] == str(STAKE), slashed.output

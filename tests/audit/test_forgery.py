@@ -41,7 +41,8 @@ def _anchor_forged_round(workdir) -> tuple[int, str]:
         tx.transact(d.agreements.functions.amend(AGREEMENT, tuple(terms)), coord)
         for account in partners:
             tx.transact(d.agreements.functions.sign(AGREEMENT), account.address)
-        if d.agreements.functions.agreementState(AGREEMENT).call()[0] != 2:  # Active
+        state = d.agreements.functions.agreementState(AGREEMENT).call()
+        if state[3] != state[1]:  # the amendment is not in force yet
             tx.transact(d.agreements.functions.tryActivate(AGREEMENT), coord)
         deadline = w3.eth.get_block("latest")["timestamp"] + 3600
         receipt = tx.transact(d.ledger.functions.openRound(AGREEMENT, b"\x01" * 32, deadline, b"\x02" * 32), coord)

@@ -31,6 +31,7 @@ DISPUTE_WINDOW = 3600
 EPSILON_ONE = 1_000_000  # fixed point: 1e6 = 1.0
 DELTA_1E5 = 10**13  # 1e-5 with 1e18 = 1.0
 STAKE = 100 * 10**18
+MAX_SAMPLES = 100_000
 REWARD_PER_ROUND = 300 * 10**18
 # anvil's default mnemonic ("test test ... junk"), which brownie's development networks use: the private
 # keys of accounts[i] are known, so tests can make EIP-712 signatures for them.
@@ -161,8 +162,9 @@ def register(partners, coordinator):
 
 
 @pytest.fixture(scope="module")
-def make_terms(token):
-    """make_terms(parties, **overrides) -> the Terms tuple, with sensible defaults."""
+def make_terms(token, coordinator, admin):
+    """make_terms(parties, **overrides) -> the Terms tuple, with sensible defaults. The test agreements name the
+    coordinator account as their coordinator and the admin account as their arbiter."""
 
     def _make_terms(parties, **overrides):
         now = chain.time()
@@ -178,6 +180,9 @@ def make_terms(token):
             start=now - 10,
             end=now + 30 * 86400,
             maxRounds=10,
+            coordinator=str(coordinator),
+            arbiter=str(admin),
+            maxSampleCount=MAX_SAMPLES,
         )
         fields.update(overrides)
         return tuple(fields.values())

@@ -11,7 +11,9 @@ ZERO_ADDRESS = "0x" + "00" * 20
 ZERO = b"\x00" * 32
 REASON = web3.keccak(text="termination reason")
 TERMS_V2 = web3.keccak(text="terms v2")
-TERMS_ABI = "(bytes32,address[],address,uint256,uint8,uint32,uint64,uint256,uint64,uint64,uint32)"
+TERMS_ABI = (
+    "(bytes32,address[],address,uint256,uint8,uint32,uint64,uint256,uint64,uint64,uint32,address,address,uint64)"
+)
 FIELDS = (
     "termsDigest",
     "parties",
@@ -24,6 +26,9 @@ FIELDS = (
     "start",
     "end",
     "maxRounds",
+    "coordinator",
+    "arbiter",
+    "maxSampleCount",
 )
 DAY = 86400
 
@@ -45,6 +50,11 @@ def tuple_of(view, *args):
 
 def status_of(agreements, agreement_id):
     return agreements.agreementState(agreement_id)[0]
+
+
+def in_force(agreements, agreement_id):
+    """The version in force (0 before the first activation)."""
+    return agreements.agreementState(agreement_id)[3]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -140,8 +150,8 @@ def test_propose_records_terms_and_state(agreements, coordinator, make_terms, tr
     assert agreements.agreementCount() == 1
     assert hexed(agreements.hashTerms(terms)) == python_terms_hash(terms)
     state = agreements.agreementState(1)
-    assert tuple(state[:5]) == (PROPOSED, 1, 0, tx.timestamp, coordinator)
-    assert "0x" + hexed(state[5]) == terms_hash
+    assert tuple(state[:6]) == (PROPOSED, 1, 0, 0, tx.timestamp, coordinator)
+    assert "0x" + hexed(state[6]) == terms_hash
     assert_events(
         tx,
         (
@@ -339,8 +349,8 @@ def test_sign_refuses_second_signature(agreements, proposed, partner_a):
     assert agreements.agreementState(proposed)[2] == 1
 
 
-def test_sign_refuses_active_agreement(agreements, active, partner_a):
-    with reverts_with("AgreementRegistryInvalidStatus", active, ACTIVE):
+def test_sign_refuses_active_agreement_with_nothing_pending(agreements, active, partner_a):
+    with reverts_with("AgreementRegistryNothingToSign", active):
         agreements.sign(active, {"from": partner_a})
 
 
@@ -493,7 +503,7 @@ def test_stake_slashed_while_activation_waits_blocks_activation(
 
     tx = stake_for(agreement_id, c)
 
-    assert status_of(agreements, agreement_id) == PROPOSED
+    assert in_force(agreements, agreement_id) == 1
     assert tuple_of(agreements.pendingParty, agreement_id) == (a, False)
     assert_events(tx, emitter=agreements)
 
@@ -601,9 +611,9 @@ def test_amend_makes_new_version_of_proposal(agreements, proposed, trio, coordin
     terms_hash = "0x" + python_terms_hash(new_terms)
     state = agreements.agreementState(proposed)
     assert tuple(state[:3]) == (PROPOSED, 2, 0)
-    assert "0x" + hexed(state[5]) == terms_hash
-    assert hexed(agreements.terms(proposed)[0]) == hexed(TERMS_V2)
-    assert agreements.terms(proposed)[10] == 20
+    assert "0x" + hexed(state[6]) == terms_hash
+    assert hexed(agreements.termsAt(proposed, 2)[0]) == hexed(TERMS_V2)
+    assert agreements.termsAt(proposed, 2)[10] == 20
     assert agreements.hasSigned(proposed, 1, trio[0])
     assert not agreements.hasSigned(proposed, 2, trio[0])
     assert_events(
@@ -622,10 +632,13 @@ def test_amend_keeps_proposer_and_proposal_time(agreements, proposed, trio, coor
     assert (after[3], after[4]) == (before[3], before[4])
 
 
-def test_amend_returns_active_agreement_to_proposed(agreements, active, trio, coordinator, make_terms):
-    agreements.amend(active, make_terms(trio, termsDigest=TERMS_V2), {"from": coordinator})
+def test_amend_leaves_the_version_in_force_until_signed(agreements, active, trio, coordinator, make_terms):
+    before = agreements.terms(active)
+    agreements.amend(active, make_terms(trio, termsDigest=TERMS_V2, maxRounds=20), {"from": coordinator})
 
-    assert tuple(agreements.agreementState(active)[:3]) == (PROPOSED, 2, 0)
+    assert tuple(agreements.agreementState(active)[:3]) == (ACTIVE, 2, 0)
+    assert in_force(agreements, active) == 1
+    assert agreements.terms(active) == before
     assert tuple_of(agreements.pendingParty, active) == (trio[0], True)
 
 
@@ -635,11 +648,11 @@ def test_amended_agreement_needs_every_signature_again(
     agreements.amend(active, make_terms(trio, termsDigest=TERMS_V2), {"from": coordinator})
     for party in trio[:-1]:
         agreements.sign(active, {"from": party})
-    assert status_of(agreements, active) == PROPOSED
+    assert in_force(agreements, active) == 1
 
     tx = agreements.sign(active, {"from": trio[-1]})
 
-    assert status_of(agreements, active) == ACTIVE
+    assert in_force(agreements, active) == 2
     assert_events(
         tx,
         ("AgreementSigned", {"agreementId": active, "version": 2, "party": trio[-1], "relayed": False}),
@@ -698,7 +711,7 @@ def test_amend_refuses_malformed_terms(agreements, proposed, trio, coordinator, 
 
 
 def test_amend_refuses_non_coordinator(agreements, proposed, trio, auditor, make_terms):
-    with reverts_with("AgreementRegistryNotCoordinator", auditor):
+    with reverts_with("AgreementRegistryNotAgreementCoordinator", proposed, auditor):
         agreements.amend(proposed, make_terms(trio, termsDigest=TERMS_V2), {"from": auditor})
 
     assert agreements.agreementState(proposed)[1] == 1
@@ -740,7 +753,7 @@ def test_terminate_refuses_unknown_agreement(agreements, coordinator):
 
 
 def test_terminate_refuses_non_coordinator(agreements, active, partner_a):
-    with reverts_with("AgreementRegistryNotCoordinator", partner_a):
+    with reverts_with("AgreementRegistryNotAgreementCoordinator", active, partner_a):
         agreements.terminate(active, REASON, {"from": partner_a})
 
     assert status_of(agreements, active) == ACTIVE
@@ -862,11 +875,11 @@ def test_round_config_summarises_terms_and_state(agreements, active, token):
 
     config = agreements.roundConfig(active)
 
-    assert tuple(config) == (ACTIVE, 1, 3, t[5], t[10], t[8], t[9], t[3], token.address)
+    assert tuple(config) == (ACTIVE, 1, 3, t[5], t[10], t[8], t[9], t[3], token.address, t[11], t[12], t[13])
 
 
 def test_round_config_of_unknown_agreement_is_empty(agreements):
-    assert tuple(agreements.roundConfig(6)) == (NONE, 0, 0, 0, 0, 0, 0, 0, ZERO_ADDRESS)
+    assert tuple(agreements.roundConfig(6)) == (NONE, 0, 0, 0, 0, 0, 0, 0, ZERO_ADDRESS, ZERO_ADDRESS, ZERO_ADDRESS, 0)
 
 
 def test_hash_terms_is_keccak_of_abi_encoded_terms(agreements, make_terms, trio):
@@ -882,7 +895,7 @@ def test_hash_terms_binds_every_field(agreements, make_terms, trio, rando, name)
     index = FIELDS.index(name)
     if name == "termsDigest":
         changed[index] = TERMS_V2
-    elif name == "rewardToken":
+    elif name in ("rewardToken", "coordinator", "arbiter"):
         changed[index] = rando.address
     else:
         changed[index] = terms[index] + 1

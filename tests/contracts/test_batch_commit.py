@@ -81,6 +81,7 @@ def test_commit_batch_emits_batch_committed(ledger, running, trio, make_batch, c
                 "commitmentsRoot": batch.root,
                 "batchDocumentDigest": batch.document_digest,
                 "entries": batch.entries,
+                "skipped": 0,
             },
         ),
     )
@@ -218,16 +219,16 @@ def test_commit_batch_refuses_epsilon_not_increasing(
     assert recorded(ledger, active_agreement, second, trio[:1]) == ([(False, 2 * EPSILON_ONE)], 0)
 
 
-def test_commit_batch_refuses_partner_that_submitted_singly(ledger, running, trio, submit, make_batch, commit_batch):
+def test_commit_batch_skips_partner_that_submitted_singly(ledger, running, trio, submit, make_batch, commit_batch):
     agreement_id, round_id = running
     submit(agreement_id, round_id, trio[1], epsilon=EPSILON_ONE)
     batch = make_batch(agreement_id, round_id, [(trio[0], EPSILON_ONE), (trio[1], 2 * EPSILON_ONE)])
-    with reverts_with("RoundLedgerAlreadySubmitted", agreement_id, round_id, trio[1]):
-        commit_batch(batch)
-    assert recorded(ledger, agreement_id, round_id, trio) == ([(False, 0), (True, EPSILON_ONE), (False, 0)], 1)
+    tx = commit_batch(batch)
+    assert tx.events["BatchCommitted"]["skipped"] == 1 << 1  # entry 1, trio[1]'s
+    assert recorded(ledger, agreement_id, round_id, trio) == ([(True, EPSILON_ONE), (True, EPSILON_ONE), (False, 0)], 2)
 
 
-def test_commit_batch_refuses_partner_of_an_earlier_batch(ledger, running, trio, make_batch, commit_batch):
+def test_commit_batch_refuses_a_batch_of_partners_that_all_submitted(ledger, running, trio, make_batch, commit_batch):
     agreement_id, round_id = running
     commit_batch(make_batch(agreement_id, round_id, [(trio[2], EPSILON_ONE)]))
     with reverts_with("RoundLedgerAlreadySubmitted", agreement_id, round_id, trio[2]):

@@ -584,14 +584,14 @@ def test_reclaim_after_termination_returns_unallocated(
     _, tree = paid_round
     terminate(agreements, active_agreement, coordinator)
     unallocated = FUNDED - tree.total
-    before = token.balanceOf(treasury)
-    tx = vault.reclaim(active_agreement, treasury, {"from": coordinator})
+    before = token.balanceOf(coordinator)
+    tx = vault.reclaim(active_agreement, {"from": coordinator})  # the coordinator funded the whole pool
     assert_events(
         tx,
-        ("Reclaimed", {"agreementId": active_agreement, "to": treasury, "amount": unallocated}),
-        ("Transfer", {"from": vault, "to": treasury, "value": unallocated}),
+        ("Reclaimed", {"agreementId": active_agreement, "funder": coordinator, "amount": unallocated}),
+        ("Transfer", {"from": vault, "to": coordinator, "value": unallocated}),
     )
-    assert token.balanceOf(treasury) == before + unallocated
+    assert token.balanceOf(coordinator) == before + unallocated
     assert pool_of(vault, active_agreement)["reclaimed"] == unallocated
     assert vault.unallocated(active_agreement) == 0
     assert vault.claimable(active_agreement) == tree.total
@@ -603,7 +603,7 @@ def test_reclaim_leaves_allocated_rewards_claimable(
 ):
     round_id, tree = paid_round
     terminate(agreements, active_agreement, coordinator)
-    vault.reclaim(active_agreement, coordinator, {"from": coordinator})
+    vault.reclaim(active_agreement, {"from": coordinator})
     advance(DISPUTE_WINDOW)
     for partner in trio:
         vault.claim(active_agreement, round_id, tree.amount(str(partner)), tree.proof(str(partner)), {"from": partner})
@@ -615,13 +615,13 @@ def test_reclaim_after_end_with_no_round_open(vault, agreements, active_agreemen
     run_round(active_agreement)
     terms = agreements.terms(active_agreement)
     advance(terms[9] - terms[8])
-    vault.reclaim(active_agreement, coordinator, {"from": coordinator})
+    vault.reclaim(active_agreement, {"from": coordinator})
     assert vault.unallocated(active_agreement) == 0
 
 
 def test_reclaim_refuses_running_agreement(vault, active_agreement, coordinator):
     with reverts_with("RewardVaultAgreementRunning", active_agreement):
-        vault.reclaim(active_agreement, coordinator, {"from": coordinator})
+        vault.reclaim(active_agreement, {"from": coordinator})
     assert vault.unallocated(active_agreement) == FUNDED
 
 
@@ -630,37 +630,30 @@ def test_reclaim_refuses_after_end_while_round_open(vault, agreements, active_ag
     terms = agreements.terms(active_agreement)
     advance(terms[9] - terms[8])
     with reverts_with("RewardVaultAgreementRunning", active_agreement):
-        vault.reclaim(active_agreement, coordinator, {"from": coordinator})
+        vault.reclaim(active_agreement, {"from": coordinator})
     assert vault.unallocated(active_agreement) == FUNDED
 
 
 def test_reclaim_refuses_nothing_to_reclaim(vault, agreements, active_agreement, coordinator):
     terminate(agreements, active_agreement, coordinator)
-    vault.reclaim(active_agreement, coordinator, {"from": coordinator})
+    vault.reclaim(active_agreement, {"from": coordinator})
     with reverts_with("RewardVaultNothingToReclaim", active_agreement):
-        vault.reclaim(active_agreement, coordinator, {"from": coordinator})
+        vault.reclaim(active_agreement, {"from": coordinator})
     assert pool_of(vault, active_agreement)["reclaimed"] == FUNDED
 
 
 @pytest.mark.parametrize("caller", ["admin", "auditor", "partner_a", "rando"])
-def test_reclaim_refuses_non_coordinator(vault, agreements, active_agreement, coordinator, caller, request):
+def test_reclaim_refuses_whoever_funded_nothing(vault, agreements, active_agreement, coordinator, caller, request):
     terminate(agreements, active_agreement, coordinator)
     account = request.getfixturevalue(caller)
-    with reverts_with("RewardVaultNotCoordinator", account):
-        vault.reclaim(active_agreement, account, {"from": account})
-    assert vault.unallocated(active_agreement) == FUNDED
-
-
-def test_reclaim_refuses_zero_recipient(vault, agreements, active_agreement, coordinator):
-    terminate(agreements, active_agreement, coordinator)
-    with reverts_with("RewardVaultZeroAddress"):
-        vault.reclaim(active_agreement, ZERO_ADDRESS, {"from": coordinator})
+    with reverts_with("RewardVaultNothingToReclaim", active_agreement):
+        vault.reclaim(active_agreement, {"from": account})
     assert vault.unallocated(active_agreement) == FUNDED
 
 
 def test_reclaim_refuses_unknown_agreement(vault, coordinator):
     with reverts_with("RewardVaultUnknownAgreement", 42):
-        vault.reclaim(42, coordinator, {"from": coordinator})
+        vault.reclaim(42, {"from": coordinator})
 
 
 # ---------------------------------------------------------------------------------------------- scenarios
@@ -682,7 +675,7 @@ def test_books_balance_through_a_whole_agreement(
             vault.claim(active_agreement, round_id, tree.payouts[partner], tree.proof(partner), {"from": partner})
     assert_books(active_agreement)
     terminate(agreements, active_agreement, coordinator)
-    vault.reclaim(active_agreement, treasury, {"from": coordinator})
+    vault.reclaim(active_agreement, {"from": coordinator})
     for party in trio:
         vault.unstake(active_agreement, STAKE, {"from": party})
     assert_books(active_agreement)

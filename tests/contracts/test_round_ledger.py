@@ -116,6 +116,8 @@ def test_open_round_emits_round_opened(ledger, active_agreement, coordinator, as
                 "deadline": deadline,
             },
         ),
+        # What a voided batch entry's budget goes back to: three parties fit one word, all zero so far.
+        ("EpsilonsAtOpen", {"agreementId": active_agreement, "round": 1, "words": [0]}),
     )
 
 
@@ -380,14 +382,15 @@ def test_submit_refuses_terminated_agreement(ledger, agreements, running, partne
     assert submission_state(ledger, agreement_id, round_id, partner_a) == (False, 0, 0)
 
 
-def test_submit_refuses_agreement_under_amendment(
+def test_submit_under_a_pending_amendment_follows_the_terms_in_force(
     ledger, agreements, running, partner_a, coordinator, make_terms, trio, submit
 ):
+    """A pending amendment (here a lower cap) changes nothing until every party signed it."""
     agreement_id, round_id = running
-    agreements.amend(agreement_id, make_terms(trio, termsDigest=digest_of("v2")), {"from": coordinator})
-    with reverts_with("RoundLedgerAgreementNotActive", agreement_id):
-        submit(agreement_id, round_id, partner_a, epsilon=1_000_000)
-    assert submission_state(ledger, agreement_id, round_id, partner_a) == (False, 0, 0)
+    agreements.amend(agreement_id, make_terms(trio, termsDigest=digest_of("v2"), epsilonCap=500_000),
+                     {"from": coordinator})  # fmt: skip
+    submit(agreement_id, round_id, partner_a, epsilon=1_000_000)
+    assert ledger.cumulativeEpsilon(agreement_id, partner_a) == 1_000_000
 
 
 @pytest.mark.parametrize("which", ["envelope", "manifest"])
@@ -476,6 +479,7 @@ def test_finalize_allocates_payouts_in_vault(ledger, vault, running, trio, submi
         "claimed": 0,
         "claimableAt": finalized_at + DISPUTE_WINDOW,
         "revoked": False,
+        "expired": False,
     }
     assert vault.pool(agreement_id).dict()["allocated"] == 200 * 10**18
     assert vault.unallocated(agreement_id) == free - 200 * 10**18

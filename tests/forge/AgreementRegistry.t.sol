@@ -6,6 +6,7 @@ import {AgreementRegistry} from "../../contracts/AgreementRegistry.sol";
 import {SmartWallet} from "../../contracts/testing/SmartWallet.sol";
 import {IAgreementRegistry} from "../../interfaces/IAgreementRegistry.sol";
 import {IPartnerRegistry} from "../../interfaces/IPartnerRegistry.sol";
+import {IRoundLedger} from "../../interfaces/IRoundLedger.sol";
 
 contract AgreementRegistryTest is AgreementFixture {
     bytes32 internal constant REASON = keccak256("termination reason");
@@ -43,6 +44,20 @@ contract AgreementRegistryTest is AgreementFixture {
 
     function expectNotCoordinator(address caller) internal {
         vm.expectRevert(abi.encodeWithSelector(IAgreementRegistry.AgreementRegistryNotCoordinator.selector, caller));
+    }
+
+    function expectNotAgreementCoordinator(uint256 id, address caller) internal {
+        vm.expectRevert(
+            abi.encodeWithSelector(IAgreementRegistry.AgreementRegistryNotAgreementCoordinator.selector, id, caller)
+        );
+    }
+
+    /// @dev A second account with the coordinator role, running agreements of its own.
+    function otherCoordinator() internal returns (address other) {
+        other = address(0xC1);
+        vm.startPrank(admin);
+        partners.grantRole(partners.COORDINATOR_ROLE(), other);
+        vm.stopPrank();
     }
 
     function expectUnknown(uint256 id) internal {
@@ -175,6 +190,67 @@ contract AgreementRegistryTest is AgreementFixture {
         assertEq(agreements.agreementCount(), 0, "nothing proposed");
     }
 
+    /// @dev Issue 10, item 2: the coordinator named in the terms is the proposer, and no one else.
+    function test_proposeRefusesTermsNamingAnotherCoordinator() public {
+        IAgreementRegistry.Terms memory t = terms();
+        t.coordinator = otherCoordinator();
+        vm.expectRevert(
+            abi.encodeWithSelector(IAgreementRegistry.AgreementRegistryInvalidCoordinator.selector, t.coordinator)
+        );
+        propose(t);
+    }
+
+    function test_proposeRefusesZeroArbiter() public {
+        IAgreementRegistry.Terms memory t = terms();
+        t.arbiter = address(0);
+        expectRevertWith(IAgreementRegistry.AgreementRegistryZeroArbiter.selector);
+        propose(t);
+    }
+
+    function test_proposeRefusesZeroMaxSampleCount() public {
+        IAgreementRegistry.Terms memory t = terms();
+        t.maxSampleCount = 0;
+        expectRevertWith(IAgreementRegistry.AgreementRegistryZeroMaxSampleCount.selector);
+        propose(t);
+    }
+
+    function test_amendRefusesANewCoordinatorWithoutTheRole() public {
+        uint256 id = activeId();
+        IAgreementRegistry.Terms memory t = terms();
+        t.coordinator = rando;
+        vm.expectRevert(abi.encodeWithSelector(IAgreementRegistry.AgreementRegistryInvalidCoordinator.selector, rando));
+        vm.prank(coordinator);
+        agreements.amend(id, t);
+    }
+
+    /// @dev A signed amendment can hand the agreement to another coordinator; only then does it act on it.
+    function test_amendmentHandsTheAgreementToANewCoordinatorOnceInForce() public {
+        uint256 id = activeId();
+        address other = otherCoordinator();
+        IAgreementRegistry.Terms memory t = terms();
+        t.coordinator = other;
+        vm.prank(coordinator);
+        agreements.amend(id, t);
+        expectNotAgreementCoordinator(id, other);
+        vm.prank(other);
+        agreements.terminate(id, REASON);
+        resignAll(id);
+        assertEq(stateOf(id).coordinator, other, "new coordinator");
+        expectNotAgreementCoordinator(id, coordinator);
+        vm.prank(coordinator);
+        agreements.terminate(id, REASON);
+        vm.prank(other);
+        agreements.terminate(id, REASON);
+    }
+
+    function test_termsAtRefusesUnknownVersion() public {
+        uint256 id = propose(terms());
+        vm.expectRevert(abi.encodeWithSelector(IAgreementRegistry.AgreementRegistryUnknownVersion.selector, id, 2));
+        agreements.termsAt(id, 2);
+        vm.expectRevert(abi.encodeWithSelector(IAgreementRegistry.AgreementRegistryUnknownVersion.selector, id, 0));
+        agreements.termsAt(id, 0);
+    }
+
     function test_proposeRefusesNoParties() public {
         IAgreementRegistry.Terms memory t = defaultTerms(new address[](0));
         expectRevertWith(IAgreementRegistry.AgreementRegistryNoParties.selector);
@@ -289,19 +365,106 @@ contract AgreementRegistryTest is AgreementFixture {
                                  AMEND
     //////////////////////////////////////////////////////////////*/
 
-    function test_amendReturnsActiveAgreementToProposedAsNewVersion() public {
+    /// @dev Issue 10, item 1: an amendment is a pending proposal; the terms in force stay what was signed.
+    function test_amendIsPendingAndChangesNothingInForce() public {
         uint256 id = activeId();
         IAgreementRegistry.Terms memory t = terms();
         t.epsilonCap = 2 * EPSILON_ONE;
         vm.prank(coordinator);
         agreements.amend(id, t);
         IAgreementRegistry.AgreementState memory s = stateOf(id);
-        assertEq(uint256(s.status), uint256(IAgreementRegistry.AgreementStatus.Proposed), "status");
+        assertEq(uint256(s.status), uint256(IAgreementRegistry.AgreementStatus.Active), "status");
         assertEq(s.version, 2, "version");
+        assertEq(s.activeVersion, 1, "version 1 still in force");
         assertEq(s.signatures, 0, "signatures reset");
         assertEq(s.termsHash, keccak256(abi.encode(t)), "termsHash");
-        assertEq(agreements.terms(id).epsilonCap, 2 * EPSILON_ONE, "new cap in force");
+        assertEq(agreements.terms(id).epsilonCap, 8 * EPSILON_ONE, "old cap in force");
+        assertEq(agreements.roundConfig(id).epsilonCap, 8 * EPSILON_ONE, "round config unchanged");
+        assertEq(agreements.termsAt(id, 2).epsilonCap, 2 * EPSILON_ONE, "pending version");
+
+        resignAll(id);
+        s = stateOf(id);
+        assertEq(s.activeVersion, 2, "version 2 in force once every party signed");
         assertEq(agreements.roundConfig(id).epsilonCap, 2 * EPSILON_ONE, "round config follows");
+    }
+
+    /// @dev Issue 10, item 1, as the attack: amend during an open round to ten times the reward, then finalize
+    /// with it. The round still allocates at most what the parties signed.
+    function test_attack_unsignedRewardAmendmentCannotFundARound() public {
+        uint256 id = activeId();
+        vm.prank(admin);
+        token.mint(coordinator, 100 * REWARD_PER_ROUND);
+        vm.startPrank(coordinator);
+        token.approve(address(vault), 100 * REWARD_PER_ROUND);
+        vault.fund(id, 100 * REWARD_PER_ROUND);
+        vm.stopPrank();
+        uint64 roundId = openRound(id);
+        IAgreementRegistry.Terms memory t = terms();
+        t.rewardPerRound = 10 * REWARD_PER_ROUND;
+        vm.prank(coordinator);
+        agreements.amend(id, t);
+        vm.warp(ledger.round(id, roundId).deadline + 1);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IRoundLedger.RoundLedgerPayoutExceedsReward.selector, 10 * REWARD_PER_ROUND, REWARD_PER_ROUND
+            )
+        );
+        vm.prank(coordinator);
+        ledger.finalizeRound(id, roundId, keccak256("a"), keccak256("r"), keccak256("root"), 10 * REWARD_PER_ROUND);
+    }
+
+    /// @dev Issue 10, item 1, as the attack: push `end` a century out. A party that does not sign still leaves
+    /// at the end of the version in force and takes its stake.
+    function test_attack_unsignedEndExtensionCannotLockStakes() public {
+        uint256 id = activeId();
+        IAgreementRegistry.Terms memory t = terms();
+        t.end = uint64(block.timestamp + 36500 days);
+        vm.prank(coordinator);
+        agreements.amend(id, t);
+        signAs(parties[1], id); // some sign, party 0 does not
+        vm.warp(uint256(terms().end) + 1);
+        vm.prank(parties[0]);
+        agreements.exit(id);
+        vm.prank(parties[0]);
+        vault.unstake(id, STAKE);
+        assertEq(token.balanceOf(parties[0]), STAKE, "stake back at the signed end");
+    }
+
+    /// @dev Issue 10, item 1: a fully signed amendment waits for the open round to close before it applies.
+    function test_amendmentComesIntoForceOnlyBetweenRounds() public {
+        uint256 id = activeId();
+        uint64 roundId = openRound(id);
+        IAgreementRegistry.Terms memory t = terms();
+        t.epsilonCap = 2 * EPSILON_ONE;
+        vm.prank(coordinator);
+        agreements.amend(id, t);
+        resignAll(id);
+        assertFalse(agreements.tryActivate(id), "not while the round is open");
+        assertEq(stateOf(id).activeVersion, 1, "version 1 in force");
+        finalizeAfterDeadline(id, roundId);
+        assertTrue(agreements.tryActivate(id), "in force after the round");
+        assertEq(stateOf(id).activeVersion, 2, "version 2 in force");
+    }
+
+    /// @dev Issue 10, item 8: an exited party cannot sign a later version, and no version can come into force
+    /// once a party has exited, so an exit never outlives the terms it was made under.
+    function test_exitedPartyCannotSignAndBlocksLaterVersions() public {
+        uint256 id = activeId();
+        IAgreementRegistry.Terms memory t = terms();
+        t.end = uint64(block.timestamp + 60 days);
+        vm.prank(coordinator);
+        agreements.amend(id, t);
+        signAs(parties[1], id);
+        signAs(parties[2], id);
+        vm.warp(uint256(terms().end) + 1);
+        vm.prank(parties[0]);
+        agreements.exit(id);
+        vm.expectRevert(
+            abi.encodeWithSelector(IAgreementRegistry.AgreementRegistryPartyExited.selector, id, parties[0])
+        );
+        signAs(parties[0], id);
+        assertFalse(agreements.tryActivate(id), "no version after an exit");
+        assertEq(stateOf(id).activeVersion, 1, "version 1 stays in force");
     }
 
     function test_amendEmitsAgreementAmended() public {
@@ -337,12 +500,13 @@ contract AgreementRegistryTest is AgreementFixture {
         assertStatus(id, IAgreementRegistry.AgreementStatus.Active, "active again");
     }
 
-    function test_amendRefusesNonCoordinator() public {
+    /// @dev Issue 10, item 2: the coordinator role is not enough; only the agreement's own coordinator amends.
+    function test_amendRefusesAnyoneButTheAgreementsCoordinator() public {
         uint256 id = propose(terms());
         IAgreementRegistry.Terms memory t = terms();
-        address[4] memory wrong = wrongCallers();
+        address[5] memory wrong = [admin, auditor, rando, parties[0], otherCoordinator()];
         for (uint256 i; i < wrong.length; ++i) {
-            expectNotCoordinator(wrong[i]);
+            expectNotAgreementCoordinator(id, wrong[i]);
             vm.prank(wrong[i]);
             agreements.amend(id, t);
         }
@@ -485,9 +649,9 @@ contract AgreementRegistryTest is AgreementFixture {
         signAs(parties[0], 5);
     }
 
-    function test_signRefusesActiveAgreement() public {
+    function test_signRefusesActiveAgreementWithNothingPending() public {
         uint256 id = activeId();
-        expectInvalidStatus(id, IAgreementRegistry.AgreementStatus.Active);
+        vm.expectRevert(abi.encodeWithSelector(IAgreementRegistry.AgreementRegistryNothingToSign.selector, id));
         signAs(parties[0], id);
     }
 
@@ -873,7 +1037,7 @@ contract AgreementRegistryTest is AgreementFixture {
         submitAs(parties[0], id, roundId, EPSILON_ONE);
         vm.prank(auditor);
         uint256 challengeId = ledger.challenge(id, roundId, parties[0], keccak256("evidence"));
-        vm.prank(admin);
+        vm.prank(arbiter);
         ledger.resolveChallenge(challengeId, true, keccak256("ruling"));
         finalizeAfterDeadline(id, roundId);
 
@@ -894,11 +1058,11 @@ contract AgreementRegistryTest is AgreementFixture {
         stakeAs(parties[1], id, STAKE);
         stakeAs(parties[2], id, STAKE);
 
-        assertStatus(id, IAgreementRegistry.AgreementStatus.Proposed, "not active with an unstaked party");
+        assertEq(stateOf(id).activeVersion, 1, "version 2 not in force with an unstaked party");
         (missing,) = agreements.pendingParty(id);
         assertEq(missing, parties[0], "party 0 lacks stake");
         stakeAs(parties[0], id, 2 * STAKE);
-        assertStatus(id, IAgreementRegistry.AgreementStatus.Active, "active once restaked");
+        assertEq(stateOf(id).activeVersion, 2, "version 2 in force once restaked");
     }
 
     /// @dev Without a vault no stake can be proven, so an agreement that requires one never activates.
@@ -934,11 +1098,12 @@ contract AgreementRegistryTest is AgreementFixture {
         assertStatus(id, IAgreementRegistry.AgreementStatus.Terminated, "terminated");
     }
 
-    function test_terminateRefusesNonCoordinator() public {
+    /// @dev Issue 10, item 2: another holder of the coordinator role cannot terminate someone else's agreement.
+    function test_terminateRefusesAnyoneButTheAgreementsCoordinator() public {
         uint256 id = activeId();
-        address[4] memory wrong = wrongCallers();
+        address[5] memory wrong = [admin, auditor, rando, parties[0], otherCoordinator()];
         for (uint256 i; i < wrong.length; ++i) {
-            expectNotCoordinator(wrong[i]);
+            expectNotAgreementCoordinator(id, wrong[i]);
             vm.prank(wrong[i]);
             agreements.terminate(id, REASON);
         }

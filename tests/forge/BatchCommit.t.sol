@@ -130,7 +130,7 @@ contract BatchCommitTest is LedgerFixture {
     function test_commitBatch_recordsEveryEntry() public {
         Batch memory b = batchOf(0, PARTIES);
         vm.expectEmit(true, true, true, true, address(ledger));
-        emit IRoundLedger.BatchCommitted(id, r, 0, b.root, DOCUMENT, b.entries);
+        emit IRoundLedger.BatchCommitted(id, r, 0, b.root, DOCUMENT, b.entries, 0);
         assertEq(anchor(b), 0, "batch index");
 
         for (uint256 i; i < PARTIES; ++i) {
@@ -319,16 +319,30 @@ contract BatchCommitTest is LedgerFixture {
         assertEq(ledger.round(id, r).submissions, 4, "accepted");
     }
 
-    function test_commitBatch_refusesPartyThatSubmittedAlone() public {
-        submitAs(parties[3], id, r, EPSILON_ONE);
-        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerAlreadySubmitted.selector, id, r, parties[3]));
-        anchor(batchOf(0, 5));
+    /// @dev Issue 10, item 8, as the attack: a party submits directly and so sinks the coordinator's whole
+    /// batch. Its entry is skipped (and named in the event); the others are anchored.
+    function test_commitBatch_skipsAPartyThatSubmittedAlone() public {
+        submitAs(parties[3], id, r, 3 * EPSILON_ONE);
+        Batch memory b = batchOf(0, 5);
+        vm.expectEmit(true, true, true, true, address(ledger));
+        emit IRoundLedger.BatchCommitted(id, r, 1, b.root, DOCUMENT, b.entries, 1 << 3);
+        anchor(b);
+        assertEq(ledger.round(id, r).submissions, 5, "one single + four anchored");
+        assertEq(ledger.cumulativeEpsilon(id, parties[3]), 3 * EPSILON_ONE, "the direct submission stands");
+        assertEq(ledger.cumulativeEpsilon(id, parties[4]), EPSILON_ONE + 4, "the others anchored");
     }
 
-    function test_commitBatch_refusesPartyOfAnEarlierBatch() public {
+    function test_commitBatch_skipsAPartyOfAnEarlierBatch() public {
+        anchor(batchOf(0, 5));
+        anchor(batchOf(4, 6));
+        assertEq(ledger.round(id, r).submissions, 6, "party 4 counted once");
+        assertEq(ledger.cumulativeEpsilon(id, parties[4]), EPSILON_ONE + 4, "first entry stands");
+    }
+
+    function test_commitBatch_refusesABatchWhoseEveryPartySubmitted() public {
         anchor(batchOf(0, 5));
         vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerAlreadySubmitted.selector, id, r, parties[4]));
-        anchor(batchOf(4, 6));
+        anchor(batchOf(3, 5));
     }
 
     function test_commitBatch_refusesEpsilonThatDoesNotIncrease() public {
@@ -385,6 +399,44 @@ contract BatchCommitTest is LedgerFixture {
         anchor(b);
         prove(b, 0, 1);
         assertTrue(ledger.round(id, r).status == IRoundLedger.RoundStatus.Voided, "voided");
+    }
+
+    /// @dev A batch of parties 0..4 whose entry `position` is signed, by its party, with `sampleCount`, anchored.
+    function anchoredWithSampleCount(uint256 position, uint64 sampleCount) internal returns (Batch memory b) {
+        b = batchOf(0, 5);
+        b.commitments[position].sampleCount = sampleCount;
+        b.signatures[position] = signCommitment(partnerKey(position), b.commitments[position]);
+        reseal(b);
+        anchor(b);
+    }
+
+    /// @dev Issue 10, item 5: a signed sample count above the terms' bound is provable like any forgery.
+    function test_proveForgedCommitment_voidsOnSampleCountAboveTheSignedBound() public {
+        prove(anchoredWithSampleCount(2, MAX_SAMPLES + 1), 0, 2);
+        assertTrue(ledger.round(id, r).status == IRoundLedger.RoundStatus.Voided, "voided");
+    }
+
+    function test_proveForgedCommitment_voidsOnZeroSampleCount() public {
+        prove(anchoredWithSampleCount(3, 0), 0, 3);
+        assertTrue(ledger.round(id, r).status == IRoundLedger.RoundStatus.Voided, "voided");
+    }
+
+    function test_proveForgedCommitment_refusesASampleCountAtTheBound() public {
+        Batch memory b = anchoredWithSampleCount(2, MAX_SAMPLES);
+        vm.expectRevert(IRoundLedger.RoundLedgerCommitmentValid.selector);
+        prove(b, 0, 2);
+    }
+
+    /// @dev Issue 10, item 2: another holder of the coordinator role cannot anchor into this agreement.
+    function test_commitBatch_refusesAnotherAgreementsCoordinator() public {
+        address other = address(0xC1);
+        vm.startPrank(admin);
+        partners.grantRole(partners.COORDINATOR_ROLE(), other);
+        vm.stopPrank();
+        Batch memory b = batchOf(0, 3);
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerNotCoordinator.selector, other));
+        vm.prank(other);
+        ledger.commitBatch(id, r, b.root, DOCUMENT, b.entries);
     }
 
     function test_proveForgedCommitment_voidsOnCommitmentSignedForAnotherRound() public {
@@ -569,6 +621,181 @@ contract BatchCommitTest is LedgerFixture {
     }
 
     /*//////////////////////////////////////////////////////////////
+                        batch-entry disputes
+    //////////////////////////////////////////////////////////////*/
+
+    /// @dev The agreement's epsilon words when round `r` opened (setUp opens it on a fresh agreement: zeros).
+    function wordsAtOpen() internal pure returns (uint256[] memory) {
+        return new uint256[]((PARTIES + 7) / 8);
+    }
+
+    function disputeAs(address party, Batch memory b, uint256 batchIndex, uint256 position) internal {
+        IRoundLedger.BatchEvidence memory e = evidenceOf(b, batchIndex, position);
+        e.proof = new bytes32[](0); // a dispute needs no proof: the party may not have the document
+        vm.prank(party);
+        ledger.disputeBatchEntry(e);
+    }
+
+    /// @dev Anchors `entries` as the round's first batch under a root nobody can open; the evidence of one entry.
+    function anchorWithoutPreimage(bytes memory entries, uint256 position)
+        internal
+        returns (IRoundLedger.BatchEvidence memory)
+    {
+        vm.prank(coordinator);
+        ledger.commitBatch(id, r, keccak256("random root"), DOCUMENT, entries);
+        return IRoundLedger.BatchEvidence({
+            agreementId: id,
+            round: r,
+            batchIndex: 0,
+            root: keccak256("random root"),
+            documentDigest: DOCUMENT,
+            entries: entries,
+            position: position,
+            proof: new bytes32[](0)
+        });
+    }
+
+    function answer(Batch memory b, uint256 batchIndex, uint256 position) internal {
+        vm.prank(coordinator);
+        ledger.answerDispute(evidenceOf(b, batchIndex, position), b.commitments[position], b.signatures[position]);
+    }
+
+    /// @dev Issue 10, item 3, as the attack: the coordinator anchors a root with no preimage, listing parties at
+    /// the cap. The listed party disputes, the coordinator cannot answer, and anyone voids the entry: the round is
+    /// voided and the party's budget is what it was when the round opened.
+    function test_attack_rootWithoutPreimageBurnsNoBudget() public {
+        uint32 cap = 8 * EPSILON_ONE;
+        bytes memory entries = bytes.concat(entryOf(0, cap), entryOf(1, cap), entryOf(2, cap));
+        IRoundLedger.BatchEvidence memory e = anchorWithoutPreimage(entries, 1);
+        assertEq(ledger.cumulativeEpsilon(id, parties[1]), cap, "burnt");
+
+        vm.prank(parties[1]);
+        ledger.disputeBatchEntry(e);
+        assertTrue(ledger.isClaimBlocked(id, r, parties[0]), "the round's claims wait");
+        vm.warp(ledger.entryDispute(id, r, parties[1]).answerBy + 1);
+        vm.prank(rando);
+        ledger.voidDisputedEntry(id, r, parties[1], wordsAtOpen());
+
+        assertEq(ledger.cumulativeEpsilon(id, parties[1]), 0, "budget as at the round's opening");
+        assertTrue(ledger.round(id, r).status == IRoundLedger.RoundStatus.Voided, "round voided");
+        assertTrue(
+            ledger.entryDispute(id, r, parties[1]).status == IRoundLedger.DisputeStatus.Voided, "dispute closed"
+        );
+        uint64 next = openRoundOn(id);
+        submitAs(parties[1], id, next, EPSILON_ONE);
+        assertEq(ledger.cumulativeEpsilon(id, parties[1]), EPSILON_ONE, "the party trains again");
+    }
+
+    function test_answerDispute_keepsAnHonestEntryForGood() public {
+        Batch memory b = batchOf(0, 5);
+        anchor(b);
+        disputeAs(parties[2], b, 0, 2);
+        vm.expectEmit(true, true, true, true, address(ledger));
+        emit IRoundLedger.DisputeAnswered(id, r, parties[2]);
+        answer(b, 0, 2);
+        vm.warp(ledger.entryDispute(id, r, parties[2]).answerBy + 1);
+        vm.expectRevert(
+            abi.encodeWithSelector(IRoundLedger.RoundLedgerNoOpenDispute.selector, id, r, parties[2])
+        );
+        ledger.voidDisputedEntry(id, r, parties[2], wordsAtOpen());
+        assertEq(ledger.cumulativeEpsilon(id, parties[2]), EPSILON_ONE + 2, "entry stands");
+        assertFalse(ledger.isClaimBlocked(id, r, parties[0]), "claims free again");
+        vm.expectRevert(
+            abi.encodeWithSelector(IRoundLedger.RoundLedgerEntryAlreadyDisputed.selector, id, r, parties[2])
+        );
+        disputeAs(parties[2], b, 0, 2);
+    }
+
+    function test_answerDispute_refusesACommitmentTheEntryDoesNotHold() public {
+        Batch memory b = anchoredForgery(3);
+        disputeAs(parties[3], b, 0, 3);
+        vm.expectRevert(IRoundLedger.RoundLedgerInvalidAnswer.selector);
+        answer(b, 0, 3);
+        // The disputed party's commitment revealed under another entry's evidence does not answer either.
+        vm.expectRevert(IRoundLedger.RoundLedgerInvalidAnswer.selector);
+        vm.prank(coordinator);
+        ledger.answerDispute(evidenceOf(b, 0, 2), b.commitments[3], b.signatures[3]);
+    }
+
+    function test_answerDispute_refusesAfterTheAnswerWindow() public {
+        Batch memory b = batchOf(0, 5);
+        anchor(b);
+        disputeAs(parties[2], b, 0, 2);
+        uint64 answerBy = ledger.entryDispute(id, r, parties[2]).answerBy;
+        vm.warp(uint256(answerBy) + 1);
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerAnswerWindowClosed.selector, answerBy));
+        answer(b, 0, 2);
+    }
+
+    function test_voidDisputedEntry_refusesWithinTheAnswerWindow() public {
+        Batch memory b = batchOf(0, 5);
+        anchor(b);
+        disputeAs(parties[2], b, 0, 2);
+        uint64 answerBy = ledger.entryDispute(id, r, parties[2]).answerBy;
+        vm.warp(answerBy);
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerAnswerWindowOpen.selector, answerBy));
+        ledger.voidDisputedEntry(id, r, parties[2], wordsAtOpen());
+    }
+
+    function test_voidDisputedEntry_refusesOtherEpsilonWords() public {
+        Batch memory b = batchOf(0, 5);
+        anchor(b);
+        disputeAs(parties[2], b, 0, 2);
+        vm.warp(ledger.entryDispute(id, r, parties[2]).answerBy + 1);
+        uint256[] memory lower = wordsAtOpen();
+        lower[0] = 1; // a budget below what it was
+        vm.expectRevert(IRoundLedger.RoundLedgerEpsilonWordsMismatch.selector);
+        ledger.voidDisputedEntry(id, r, parties[2], lower);
+    }
+
+    function test_disputeBatchEntry_refusesAnyoneButTheEntrysParty() public {
+        Batch memory b = batchOf(0, 5);
+        anchor(b);
+        IRoundLedger.BatchEvidence memory e = evidenceOf(b, 0, 2);
+        vm.expectRevert(
+            abi.encodeWithSelector(IRoundLedger.RoundLedgerNotEntryParty.selector, parties[1], parties[2])
+        );
+        vm.prank(parties[1]);
+        ledger.disputeBatchEntry(e);
+    }
+
+    function test_disputeBatchEntry_refusesAPositionPastTheEntries() public {
+        Batch memory b = batchOf(0, 5);
+        anchor(b);
+        IRoundLedger.BatchEvidence memory e = evidenceOf(b, 0, 4);
+        e.position = 5;
+        vm.expectRevert(IRoundLedger.RoundLedgerInvalidMerkleProof.selector);
+        vm.prank(parties[4]);
+        ledger.disputeBatchEntry(e);
+    }
+
+    function test_openRound_waitsForPendingDisputes() public {
+        Batch memory b = batchOf(0, 5);
+        anchor(b);
+        closeRound(id, r, bytes32(0), 0);
+        disputeAs(parties[2], b, 0, 2); // within the round's dispute window
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerDisputePending.selector, id));
+        vm.prank(coordinator);
+        ledger.openRound(id, MODEL_DIGEST, uint64(block.timestamp) + ROUND_LENGTH, EVAL_COMMITMENT);
+        answer(b, 0, 2);
+        openRoundOn(id);
+    }
+
+    /// @dev A voided entry whose party has committed a higher epsilon since keeps that later, signed value.
+    function test_voidDisputedEntry_keepsALaterSignedEpsilon() public {
+        IRoundLedger.BatchEvidence memory e = anchorWithoutPreimage(entryOf(1, 2 * EPSILON_ONE), 0);
+        closeRound(id, r, bytes32(0), 0);
+        uint64 next = openRoundOn(id); // opened before the dispute
+        submitAs(parties[1], id, next, 3 * EPSILON_ONE);
+        vm.prank(parties[1]);
+        ledger.disputeBatchEntry(e);
+        vm.warp(ledger.entryDispute(id, r, parties[1]).answerBy + 1);
+        ledger.voidDisputedEntry(id, r, parties[1], wordsAtOpen());
+        assertEq(ledger.cumulativeEpsilon(id, parties[1]), 3 * EPSILON_ONE, "later signed value stands");
+        assertTrue(ledger.round(id, r).status == IRoundLedger.RoundStatus.Voided, "round voided");
+    }
+
+    /*//////////////////////////////////////////////////////////////
                       ERC-1271 smart-wallet partners
     //////////////////////////////////////////////////////////////*/
 
@@ -592,10 +819,26 @@ contract BatchCommitTest is LedgerFixture {
         anchor(b);
     }
 
-    function test_proveForgedCommitment_refusesCommitmentSignedByTheWalletsOwner() public {
+    /// @dev Issue 10, item 4: batch signatures are judged by ECDSA alone, so the judgement of an anchored entry
+    /// is fixed when it is anchored: a wallet that later revokes (or starts accepting) changes nothing. A wallet's
+    /// entry in a batch is provable at once (a smart-wallet party submits directly), so the old attack (anchor
+    /// an accepted wallet signature, revoke it, void the finalized round of every honest partner) has no
+    /// "accepted" state to start from. On the old code the owner's signature passed as the wallet's.
+    function test_proveForgedCommitment_judgesAWalletsEntryByECDSAAlone() public {
         Batch memory b = walletBatch(WALLET_OWNER_KEY);
-        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerCommitmentValid.selector));
         prove(b, 0, 0);
+        assertTrue(ledger.round(id, r).status == IRoundLedger.RoundStatus.Voided, "voided");
+    }
+
+    /// @dev Issue 10, item 4: a smart wallet's entry is kept through the dispute route, where its ERC-1271
+    /// signature is checked once, when revealed, and that is final.
+    function test_answerDispute_acceptsAWalletsSignatureCheckedAtReveal() public {
+        Batch memory b = walletBatch(WALLET_OWNER_KEY);
+        address wallet = b.commitments[0].partner;
+        vm.prank(wallet);
+        ledger.disputeBatchEntry(evidenceOf(b, 0, 0));
+        answer(b, 0, 0);
+        assertTrue(ledger.entryDispute(id, r, wallet).status == IRoundLedger.DisputeStatus.Answered, "answered");
     }
 
     function test_proveForgedCommitment_voidsCommitmentTheWalletDoesNotAccept() public {

@@ -31,7 +31,7 @@ contract ChallengesTest is LedgerFixture {
     }
 
     function resolve(uint256 challengeId, bool upheld) internal {
-        vm.prank(admin);
+        vm.prank(arbiter);
         ledger.resolveChallenge(challengeId, upheld, RULING);
     }
 
@@ -162,11 +162,16 @@ contract ChallengesTest is LedgerFixture {
         assertFalse(ledger.isClaimBlocked(id, r, alice), "claim free");
     }
 
-    function test_resolveChallenge_refusesNonAdmin() public {
+    /// @dev Issue 10, item 7: rulings come from the arbiter the parties signed for, not a global admin.
+    function test_resolveChallenge_refusesAnyoneButTheAgreementsArbiter() public {
         uint256 cid = challengeAs(auditor, alice);
-        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerNotAdmin.selector, auditor));
-        vm.prank(auditor);
-        ledger.resolveChallenge(cid, true, RULING);
+        address[3] memory callers = [admin, auditor, coordinator];
+        for (uint256 i; i < callers.length; ++i) {
+            vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerNotArbiter.selector, id, callers[i]));
+            vm.prank(callers[i]);
+            ledger.resolveChallenge(cid, true, RULING);
+        }
+        assertTrue(ledger.challengeOf(cid).status == IRoundLedger.ChallengeStatus.Open, "still open");
     }
 
     function test_resolveChallenge_refusesUnknownChallenge() public {
@@ -308,10 +313,84 @@ contract ChallengesTest is LedgerFixture {
 
     function test_isStakeLocked_releasedByDismissal() public {
         uint256 cid = challengeAs(auditor, alice);
+        resolve(cid, false);
         closeRound(id, r, bytes32(0), 0);
         vm.warp(finalizedAt() + DISPUTE_WINDOW);
-        resolve(cid, false);
         assertFalse(ledger.isStakeLocked(id, alice), "released");
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                    ruling window and lapsed challenges
+    //////////////////////////////////////////////////////////////*/
+
+    /// @dev Issue 10, item 7, as the attack: an arbiter that never rules would freeze the partner's stake and
+    /// claims for ever. After the ruling window the arbiter can no longer rule, and anyone lapses the challenge.
+    function test_attack_anArbiterThatNeverRulesFreezesNothing() public {
+        uint256 cid = challengeAs(auditor, alice);
+        closeRound(id, r, bytes32(0), 0);
+        uint256 endsAt = uint256(ledger.challengeOf(cid).raisedAt) + DISPUTE_WINDOW;
+        vm.warp(endsAt);
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerRulingWindowClosed.selector, cid, endsAt));
+        resolve(cid, true);
+        vm.expectEmit(true, true, true, true, address(ledger));
+        emit IRoundLedger.ChallengeLapsed(cid);
+        vm.prank(rando);
+        ledger.lapseChallenge(cid);
+        assertTrue(ledger.challengeOf(cid).status == IRoundLedger.ChallengeStatus.Dismissed, "lapsed as dismissed");
+        vm.warp(finalizedAt() + DISPUTE_WINDOW);
+        assertFalse(ledger.isStakeLocked(id, alice), "stake free");
+        assertFalse(ledger.isClaimBlocked(id, r, alice), "claim free");
+    }
+
+    function test_lapseChallenge_refusesWithinTheRulingWindow() public {
+        uint256 cid = challengeAs(auditor, alice);
+        uint256 endsAt = uint256(ledger.challengeOf(cid).raisedAt) + DISPUTE_WINDOW;
+        vm.warp(endsAt - 1);
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerRulingWindowOpen.selector, cid, endsAt));
+        ledger.lapseChallenge(cid);
+    }
+
+    function test_lapseChallenge_refusesARuledChallenge() public {
+        uint256 cid = challengeAs(auditor, alice);
+        resolve(cid, true);
+        vm.warp(block.timestamp + DISPUTE_WINDOW);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IRoundLedger.RoundLedgerInvalidChallengeStatus.selector, cid, IRoundLedger.ChallengeStatus.Upheld
+            )
+        );
+        ledger.lapseChallenge(cid);
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                              abandonRound
+    //////////////////////////////////////////////////////////////*/
+
+    /// @dev Issue 10, item 7, as the attack: a coordinator that never finalizes keeps every stake locked. After
+    /// the deadline plus the grace period anyone abandons the round: nothing is allocated, stakes come free.
+    function test_attack_aCoordinatorThatNeverFinalizesLocksNoStake() public {
+        uint256 abandonableAt = uint256(ledger.round(id, r).deadline) + DISPUTE_WINDOW;
+        vm.warp(abandonableAt);
+        vm.expectRevert(
+            abi.encodeWithSelector(IRoundLedger.RoundLedgerNotAbandonable.selector, id, r, abandonableAt)
+        );
+        ledger.abandonRound(id, r);
+        vm.warp(abandonableAt + 1);
+        vm.expectEmit(true, true, true, true, address(ledger));
+        emit IRoundLedger.RoundAbandoned(id, r);
+        vm.prank(rando);
+        ledger.abandonRound(id, r);
+        assertTrue(ledger.round(id, r).status == IRoundLedger.RoundStatus.Voided, "voided");
+        assertEq(ledger.openRoundOf(id), 0, "no round open");
+        assertEq(vault.allocation(id, r).total, 0, "nothing allocated");
+        assertFalse(ledger.isStakeLocked(id, bob), "stake free");
+    }
+
+    function test_abandonRound_refusesAFinalizedRound() public {
+        closeRound(id, r, bytes32(0), 0);
+        vm.warp(block.timestamp + 2 * DISPUTE_WINDOW);
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerRoundNotOpen.selector, id, r));
+        ledger.abandonRound(id, r);
     }
 
     function test_isClaimBlocked_isFalseWithoutChallenge() public view {

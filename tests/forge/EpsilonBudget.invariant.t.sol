@@ -47,8 +47,10 @@ contract EpsilonBudgetHandler is TestBase {
                                  GHOSTS
     //////////////////////////////////////////////////////////////*/
 
-    /// @dev The agreement's epsilonCap as the handler last set it (proposal or amendment).
+    /// @dev The epsilonCap of the version in force (the proposal's, then each amendment's once in force).
     mapping(uint256 id => uint32) public capInForce;
+    /// @dev The epsilonCap of the latest version, in force or pending.
+    mapping(uint256 id => uint32) public latestCap;
     /// @dev The largest cap the agreement ever had.
     mapping(uint256 id => uint32) public maxCapEver;
     /// @dev Cumulative epsilon of each party as accepted by the model.
@@ -101,6 +103,7 @@ contract EpsilonBudgetHandler is TestBase {
         for (uint256 k; k < ids_.length; ++k) {
             uint32 cap = agreements_.terms(ids_[k]).epsilonCap;
             capInForce[ids_[k]] = cap;
+            latestCap[ids_[k]] = cap;
             maxCapEver[ids_[k]] = cap;
             address[] memory parties = agreements_.terms(ids_[k]).parties;
             _parties[ids_[k]] = parties;
@@ -174,7 +177,8 @@ contract EpsilonBudgetHandler is TestBase {
                 return _mismatch("commitBatch accepted what the model refuses", expected[0], "");
             }
             for (uint256 k; k < indexes.length; ++k) {
-                _accept(id, roundId, parties[indexes[k]], epsilons[k]);
+                // An entry whose party submitted already was skipped; nothing of it is accepted.
+                if (!_submitted[id][roundId][parties[indexes[k]]]) _accept(id, roundId, parties[indexes[k]], epsilons[k]);
             }
             ++acceptedBatches;
         } catch (bytes memory err) {
@@ -216,7 +220,7 @@ contract EpsilonBudgetHandler is TestBase {
         vm.prank(coordinator);
         try agreements.amend(id, t) {
             ++amendments;
-            capInForce[id] = t.epsilonCap;
+            latestCap[id] = t.epsilonCap; // pending: the cap in force changes only once every party signed
             if (t.epsilonCap > maxCapEver[id]) maxCapEver[id] = t.epsilonCap;
         } catch {
             return;
@@ -323,8 +327,9 @@ contract EpsilonBudgetHandler is TestBase {
         uint32[] memory epsilons,
         bytes memory entries
     ) internal view returns (bytes[] memory errors) {
-        errors = new bytes[](5 * indexes.length + 1);
+        errors = new bytes[](5 * indexes.length + 2);
         uint256 n;
+        uint256 skippedCount;
         if (entries.length == 0) {
             errors[n++] = abi.encodeWithSelector(IRoundLedger.RoundLedgerEmptyBatch.selector);
         } else if (entries.length % 6 != 0) {
@@ -340,10 +345,22 @@ contract EpsilonBudgetHandler is TestBase {
                     errors[n++] = abi.encodeWithSelector(
                         IRoundLedger.RoundLedgerPartyIndexOutOfRange.selector, index, parties.length
                     );
+                } else if (_submitted[id][roundId][parties[index]]) {
+                    // Skipped, not refused: only the suspension pass, which runs before the walk, still sees it.
+                    ++skippedCount;
+                    if (!partners.isApproved(parties[index])) {
+                        errors[n++] =
+                            abi.encodeWithSelector(IRoundLedger.RoundLedgerPartnerNotApproved.selector, parties[index]);
+                    }
                 } else {
                     n = _appendEntryErrors(id, roundId, parties[index], epsilons[k], errors, n);
                 }
                 nextMinIndex = index + 1;
+            }
+            if (n == 0 && skippedCount == indexes.length) {
+                address last = parties[indexes[indexes.length - 1]];
+                errors[n++] =
+                    abi.encodeWithSelector(IRoundLedger.RoundLedgerAlreadySubmitted.selector, id, roundId, last);
             }
         }
         _truncate(errors, n);
@@ -557,14 +574,16 @@ contract EpsilonBudgetHandler is TestBase {
     /// when every party has signed this version and holds the required stake. Returns whether it is Active.
     function _signAndStakePending(uint256 id) internal returns (bool active) {
         IAgreementRegistry.AgreementState memory s = agreements.agreementState(id);
-        if (s.status != IAgreementRegistry.AgreementStatus.Proposed) return false;
+        if (s.status == IAgreementRegistry.AgreementStatus.Terminated || s.version == s.activeVersion) return false;
         address[] memory parties = _parties[id];
-        uint256 required = agreements.terms(id).requiredStake;
+        uint256 required = agreements.termsAt(id, s.version).requiredStake;
         for (uint256 i; i < parties.length; ++i) {
             if (!partners.isApproved(parties[i]) || agreements.hasSigned(id, s.version, parties[i])) continue;
             vm.prank(parties[i]);
             agreements.sign(id);
         }
+        // Signed and staked while a round was open: nothing triggered the activation since.
+        agreements.tryActivate(id);
         _checkActivation(id, s.version, parties, required);
         for (uint256 i; i < parties.length; ++i) {
             uint256 held = vault.stakeOf(id, parties[i]);
@@ -583,14 +602,17 @@ contract EpsilonBudgetHandler is TestBase {
         internal
         returns (bool active)
     {
-        bool complete = true;
+        IAgreementRegistry.AgreementState memory s = agreements.agreementState(id);
+        // An amendment waits for the open round to close; a first activation has no round to wait for.
+        bool complete = s.activeVersion == 0 || ledger.openRoundOf(id) == 0;
         for (uint256 i; i < parties.length; ++i) {
             if (!agreements.hasSigned(id, version, parties[i]) || vault.stakeOf(id, parties[i]) < required) {
                 complete = false;
             }
         }
-        active = agreements.agreementState(id).status == IAgreementRegistry.AgreementStatus.Active;
-        if (active != complete) _mismatch("activation disagrees with the signatures and stakes", "", "");
+        active = s.activeVersion == version;
+        if (active != complete) _mismatch("activation disagrees with the signatures, stakes and rounds", "", "");
+        if (active) capInForce[id] = latestCap[id];
     }
 
     function _setClock(uint256 t) internal {

@@ -19,7 +19,6 @@ contract MoneyHandler is LedgerFixture {
     uint256 internal constant WRONG_KEY = 0xBADC0DE;
     uint32 internal constant EPSILON_STEP = 50_000;
     address internal constant FUNDER = address(0xF00D);
-    address internal constant RECLAIM_TO = address(0x7E7);
 
     uint256[] public ids;
     mapping(uint256 id => address[]) internal _partiesOf;
@@ -147,7 +146,7 @@ contract MoneyHandler is LedgerFixture {
 
     function fund(uint256 idSeed, uint256 amount) external {
         uint256 id = pickId(idSeed);
-        if (terminated(id)) return;
+        if (terminated(id) || block.timestamp > configOf(id).end) return;
         amount = bound(amount, 1, 1e24);
         uint256 before = vaultBalance(id);
         fundAs(FUNDER, id, amount);
@@ -207,12 +206,29 @@ contract MoneyHandler is LedgerFixture {
         IAgreementRegistry.RoundConfig memory config = configOf(id);
         bool over = config.status == IAgreementRegistry.AgreementStatus.Terminated
             || (block.timestamp > config.end && ledger.openRoundOf(id) == 0);
-        if (!over || vault.unallocated(id) == 0) return;
+        // Both funders of the run (the coordinator at setup, FUNDER later) take back their own shares.
+        address funder = (idSeed >> 128) % 2 == 0 ? coordinator : FUNDER;
+        if (!over || vault.reclaimable(id, funder) == 0) return;
         uint256 before = vaultBalance(id);
-        vm.prank(coordinator);
-        vault.reclaim(id, RECLAIM_TO);
+        vm.prank(funder);
+        vault.reclaim(id);
         _ghost[id].reclaimed += before - vaultBalance(id);
         ++done[this.reclaim.selector];
+    }
+
+    /// @dev Rarely (it jumps the clock past a whole claim period): expires a round's unclaimed allocation.
+    function expire(uint256 idSeed, uint256 roundSeed) external {
+        uint256 id = pickId(idSeed);
+        uint64 r = pickRound(id, roundSeed);
+        if (r == 0 || (roundSeed >> 128) % 8 != 0) return;
+        IRewardVault.Allocation memory a = vault.allocation(id, r);
+        if (a.root == bytes32(0) || a.revoked || a.expired) return;
+        uint256 expiresAt = uint256(a.claimableAt) + vault.CLAIM_PERIOD();
+        if (block.timestamp <= expiresAt) vm.warp(expiresAt + 1);
+        vault.expireAllocation(id, r);
+        Payout storage p = _payouts[id][r];
+        _ghost[id].allocated -= p.total - p.settled;
+        ++done[this.expire.selector];
     }
 
     function warp(uint256 seconds_) external {
@@ -419,7 +435,7 @@ contract MoneyHandler is LedgerFixture {
     function resolve(uint256 challengeSeed, bool upheld) external {
         uint256 cid = challengeIn(IRoundLedger.ChallengeStatus.Open, challengeSeed);
         if (cid == 0) return;
-        vm.prank(admin);
+        vm.prank(arbiter);
         ledger.resolveChallenge(cid, upheld, keccak256("ruling"));
         ++done[this.resolve.selector];
     }
@@ -502,7 +518,7 @@ contract MoneyConservationInvariantTest is LedgerFixture {
     }
 
     function targetSelectors() public view returns (FuzzSelector[] memory targets) {
-        bytes4[] memory actions = new bytes4[](17);
+        bytes4[] memory actions = new bytes4[](18);
         actions[0] = MoneyHandler.fund.selector;
         actions[1] = MoneyHandler.stake.selector;
         actions[2] = MoneyHandler.unstake.selector;
@@ -520,6 +536,7 @@ contract MoneyConservationInvariantTest is LedgerFixture {
         actions[14] = MoneyHandler.resolve.selector;
         actions[15] = MoneyHandler.slash.selector;
         actions[16] = MoneyHandler.forfeit.selector;
+        actions[17] = MoneyHandler.expire.selector;
         targets = new FuzzSelector[](1);
         targets[0] = FuzzSelector(address(handler), actions);
     }
@@ -574,7 +591,7 @@ contract MoneyConservationInvariantTest is LedgerFixture {
         assertEq(feeToken.balanceOf(address(vault)), owedIn(address(feeToken)), "fee-on-transfer token");
     }
 
-    /// @dev Claimable is what the live (not revoked) allocations have left to pay, round by round.
+    /// @dev Claimable is what the live (neither revoked nor expired) allocations have left to pay, round by round.
     function invariant_claimableIsWhatLiveAllocationsHaveLeft() public view {
         for (uint256 k; k < ids.length; ++k) {
             uint256 id = ids[k];
@@ -583,7 +600,7 @@ contract MoneyConservationInvariantTest is LedgerFixture {
             for (uint64 r = 1; r <= rounds; ++r) {
                 IRewardVault.Allocation memory a = vault.allocation(id, r);
                 assertLe(a.claimed, a.total, "allocation over-claimed");
-                if (!a.revoked) left += a.total - a.claimed;
+                if (!a.revoked && !a.expired) left += a.total - a.claimed;
             }
             assertEq(vault.claimable(id), left, "claimable");
         }

@@ -2,6 +2,8 @@
 pragma solidity 0.8.28;
 
 import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
+import {IAccessControlDefaultAdminRules} from
+    "@openzeppelin/contracts/access/extensions/IAccessControlDefaultAdminRules.sol";
 import {AgreementFixture} from "./utils/AgreementFixture.sol";
 import {IPartnerRegistry} from "../../interfaces/IPartnerRegistry.sol";
 
@@ -345,5 +347,37 @@ contract PartnerRegistryTest is AgreementFixture {
         vm.expectRevert(abi.encodeWithSelector(IPartnerRegistry.PartnerRegistryZeroProfileDigest.selector));
         vm.prank(partnerA);
         partners.updateProfile(bytes32(0));
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                          admin role transfer
+    //////////////////////////////////////////////////////////////*/
+
+    /// @dev Issue 10, item 7: the admin role moves in two steps with a delay, never by one grant.
+    function test_adminRoleCannotBeGrantedInOneStep() public {
+        bytes32 adminRole = partners.DEFAULT_ADMIN_ROLE();
+        vm.expectRevert(IAccessControlDefaultAdminRules.AccessControlEnforcedDefaultAdminRules.selector);
+        vm.prank(admin);
+        partners.grantRole(adminRole, rando);
+        assertFalse(partners.hasRole(adminRole, rando), "not admin");
+    }
+
+    function test_adminRoleMovesAfterTheDelayOnceAccepted() public {
+        vm.prank(admin);
+        partners.beginDefaultAdminTransfer(rando);
+        uint256 acceptableAt = block.timestamp + partners.ADMIN_TRANSFER_DELAY();
+        vm.warp(acceptableAt);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IAccessControlDefaultAdminRules.AccessControlEnforcedDefaultAdminDelay.selector, uint48(acceptableAt)
+            )
+        );
+        vm.prank(rando);
+        partners.acceptDefaultAdminTransfer();
+        vm.warp(acceptableAt + 1);
+        vm.prank(rando);
+        partners.acceptDefaultAdminTransfer();
+        assertEq(partners.defaultAdmin(), rando, "new admin");
+        assertFalse(partners.hasRole(partners.DEFAULT_ADMIN_ROLE(), admin), "old admin gone");
     }
 }

@@ -88,7 +88,7 @@ contract RewardVaultTest is LedgerFixture {
     function challengeAndUphold(uint64 roundId, address partner) internal returns (uint256 cid) {
         vm.prank(auditor);
         cid = ledger.challenge(id, roundId, partner, keccak256("evidence"));
-        vm.prank(admin);
+        vm.prank(arbiter);
         ledger.resolveChallenge(cid, true, keccak256("ruling"));
     }
 
@@ -549,7 +549,7 @@ contract RewardVaultTest is LedgerFixture {
         Payouts memory p = paidRound();
         vm.prank(auditor);
         uint256 cid = ledger.challenge(id, p.round, alice, keccak256("evidence"));
-        vm.prank(admin);
+        vm.prank(arbiter);
         ledger.resolveChallenge(cid, false, keccak256("ruling"));
         vm.warp(claimableAt(p));
         claim(p, 0);
@@ -783,11 +783,11 @@ contract RewardVaultTest is LedgerFixture {
         Payouts memory p = paidRound();
         terminate(id);
         vm.expectEmit(true, true, true, true, address(vault));
-        emit IRewardVault.Reclaimed(id, treasury, POOL - ROUND_TOTAL);
+        emit IRewardVault.Reclaimed(id, coordinator, POOL - ROUND_TOTAL);
         vm.prank(coordinator);
-        vault.reclaim(id, treasury);
+        vault.reclaim(id);
 
-        assertEq(token.balanceOf(treasury), POOL - ROUND_TOTAL, "returned");
+        assertEq(token.balanceOf(coordinator), POOL - ROUND_TOTAL, "returned");
         assertEq(vault.pool(id).reclaimed, POOL - ROUND_TOTAL, "pool reclaimed");
         assertEq(vault.unallocated(id), 0, "nothing unallocated");
         assertEq(vault.claimable(id), ROUND_TOTAL, "allocations stay claimable");
@@ -799,34 +799,82 @@ contract RewardVaultTest is LedgerFixture {
     function test_reclaim_returnsThePoolAfterTheAgreementEnds() public {
         vm.warp(uint256(defaultTerms(parties).end) + 1);
         vm.prank(coordinator);
-        vault.reclaim(id, coordinator);
+        vault.reclaim(id);
         assertEq(token.balanceOf(coordinator), POOL, "returned");
     }
 
-    function test_reclaim_refusesNonCoordinator() public {
+    /*//////////////////////////////////////////////////////////////
+                            expireAllocation
+    //////////////////////////////////////////////////////////////*/
+
+    /// @dev Issue 10, item 7, as the attack: allocated money nobody claims would be stranded for ever. After the
+    /// claim period its unclaimed part returns to the pool, and the funder reclaims it once the agreement is over.
+    function test_attack_unclaimedRewardsAreNotStranded() public {
+        Payouts memory p = paidRound();
+        vm.warp(claimableAt(p));
+        claim(p, 0); // alice claims; bob and carol never do
+        uint256 expiresAt = claimableAt(p) + vault.CLAIM_PERIOD();
+        vm.warp(expiresAt);
+        vm.expectRevert(
+            abi.encodeWithSelector(IRewardVault.RewardVaultClaimPeriodRunning.selector, id, p.round, expiresAt)
+        );
+        vault.expireAllocation(id, p.round);
+        vm.warp(expiresAt + 1);
+        vm.expectEmit(true, true, true, true, address(vault));
+        emit IRewardVault.AllocationExpired(id, p.round, ROUND_TOTAL - ALICE_PAY);
+        vm.prank(rando);
+        vault.expireAllocation(id, p.round);
+        assertEq(vault.unallocated(id), POOL - ALICE_PAY, "back in the pool");
+        assertEq(vault.claimable(id), 0, "nothing claimable");
+        vm.expectRevert(abi.encodeWithSelector(IRewardVault.RewardVaultAllocationExpired.selector, id, p.round));
+        claim(p, 1);
         terminate(id);
-        vm.expectRevert(abi.encodeWithSelector(IRewardVault.RewardVaultNotCoordinator.selector, admin));
-        vm.prank(admin);
-        vault.reclaim(id, admin);
+        vm.prank(coordinator);
+        vault.reclaim(id);
+        assertEq(token.balanceOf(coordinator), POOL - ALICE_PAY, "the funder has it back");
     }
 
-    function test_reclaim_refusesZeroRecipient() public {
+    /// @dev An expired allocation's unclaimed part has left `allocated`: a revocation must not take it twice.
+    function test_revokeAllocation_refusesAnExpiredAllocation() public {
+        Payouts memory p = paidRound();
+        vm.warp(claimableAt(p) + vault.CLAIM_PERIOD() + 1);
+        vault.expireAllocation(id, p.round);
+        vm.expectRevert(abi.encodeWithSelector(IRewardVault.RewardVaultAllocationExpired.selector, id, p.round));
+        vm.prank(address(ledger));
+        vault.revokeAllocation(id, p.round);
+        vm.expectRevert(abi.encodeWithSelector(IRewardVault.RewardVaultAllocationExpired.selector, id, p.round));
+        vault.expireAllocation(id, p.round);
+    }
+
+    /// @dev Issue 10, item 2: reclaimed money goes back to whoever funded it, in proportion, never elsewhere.
+    function test_reclaim_paysEachFunderItsShareAndNobodyElse() public {
+        fundAs(rando, id, POOL); // rando funds as much as the coordinator did
+        paidRound(); // ROUND_TOTAL allocated out of 2 * POOL
         terminate(id);
-        vm.expectRevert(abi.encodeWithSelector(IRewardVault.RewardVaultZeroAddress.selector));
+        uint256 half = (2 * POOL - ROUND_TOTAL) / 2;
+        assertEq(vault.reclaimable(id, rando), half, "rando's share");
+        vm.expectRevert(abi.encodeWithSelector(IRewardVault.RewardVaultNothingToReclaim.selector, id));
+        vm.prank(admin); // funded nothing
+        vault.reclaim(id);
         vm.prank(coordinator);
-        vault.reclaim(id, address(0));
+        vault.reclaim(id);
+        vm.prank(rando);
+        vault.reclaim(id);
+        assertEq(token.balanceOf(coordinator), half, "coordinator's half");
+        assertEq(token.balanceOf(rando), half, "rando's half");
+        assertEq(vault.unallocated(id), 0, "nothing left unallocated");
     }
 
     function test_reclaim_refusesUnknownAgreement() public {
         vm.expectRevert(abi.encodeWithSelector(IRewardVault.RewardVaultUnknownAgreement.selector, 12));
         vm.prank(coordinator);
-        vault.reclaim(12, coordinator);
+        vault.reclaim(12);
     }
 
     function test_reclaim_refusesWhileTheAgreementRuns() public {
         vm.expectRevert(abi.encodeWithSelector(IRewardVault.RewardVaultAgreementRunning.selector, id));
         vm.prank(coordinator);
-        vault.reclaim(id, coordinator);
+        vault.reclaim(id);
     }
 
     function test_reclaim_refusesAfterTheEndWhileARoundIsOpen() public {
@@ -836,16 +884,27 @@ contract RewardVaultTest is LedgerFixture {
         vm.warp(uint256(end) + 1);
         vm.expectRevert(abi.encodeWithSelector(IRewardVault.RewardVaultAgreementRunning.selector, id));
         vm.prank(coordinator);
-        vault.reclaim(id, coordinator);
+        vault.reclaim(id);
     }
 
     function test_reclaim_refusesWhenNothingIsLeft() public {
         terminate(id);
         vm.startPrank(coordinator);
-        vault.reclaim(id, coordinator);
+        vault.reclaim(id);
         vm.expectRevert(abi.encodeWithSelector(IRewardVault.RewardVaultNothingToReclaim.selector, id));
-        vault.reclaim(id, coordinator);
+        vault.reclaim(id);
         vm.stopPrank();
+    }
+
+    function test_fund_refusesAfterTheEndOfTheTermsInForce() public {
+        uint64 end = defaultTerms(parties).end;
+        vm.warp(uint256(end) + 1);
+        address tokenAddr = address(token);
+        mintTo(tokenAddr, rando, 1e18);
+        approveFrom(tokenAddr, rando, address(vault), 1e18);
+        vm.expectRevert(abi.encodeWithSelector(IRewardVault.RewardVaultAgreementEnded.selector, id, end));
+        vm.prank(rando);
+        vault.fund(id, 1e18);
     }
 
     /*//////////////////////////////////////////////////////////////

@@ -63,6 +63,24 @@ contract RoundLedgerTest is LedgerFixture {
         ledger.openRound(id, MODEL_DIGEST, uint64(block.timestamp) + ROUND_LENGTH, EVAL_COMMITMENT);
     }
 
+    /// @dev Issue 10, item 2, as the attack: a second holder of the coordinator role runs someone else's
+    /// agreement (opens, finalizes with its own payout root). Only the agreement's coordinator may.
+    function test_attack_anotherCoordinatorCannotRunThisAgreementsRounds() public {
+        address other = address(0xC1);
+        vm.startPrank(admin);
+        partners.grantRole(partners.COORDINATOR_ROLE(), other);
+        vm.stopPrank();
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerNotCoordinator.selector, other));
+        vm.prank(other);
+        ledger.openRound(id, MODEL_DIGEST, uint64(block.timestamp) + ROUND_LENGTH, EVAL_COMMITMENT);
+        uint64 r = openRoundOn(id);
+        vm.warp(uint256(block.timestamp) + ROUND_LENGTH + 1);
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerNotCoordinator.selector, other));
+        vm.prank(other);
+        ledger.finalizeRound(id, r, AGGREGATE_DIGEST, REPORT_DIGEST, keccak256("root"), REWARD_PER_ROUND);
+        assertEq(ledger.openRoundOf(id), r, "still open");
+    }
+
     function test_openRound_refusesProposedAgreement() public {
         vm.prank(coordinator);
         uint256 proposed = agreements.propose(defaultTerms(parties));
@@ -294,6 +312,22 @@ contract RoundLedgerTest is LedgerFixture {
         vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerZeroDigest.selector));
         vm.prank(alice);
         ledger.submitUpdate(id, r, envelopeOf(alice, r), bytes32(0), EPSILON_ONE, SAMPLES);
+    }
+
+    /// @dev Issue 10, item 5, as the attack: a partner claims 2^64-1 samples to take the whole reward under the
+    /// by-sample-count rule and dominate FedAvg. The bound the parties signed refuses it.
+    function test_attack_sampleCountAboveTheSignedBoundIsRefused() public {
+        uint64 r = openRoundOn(id);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IRoundLedger.RoundLedgerSampleCountExceeded.selector, type(uint64).max, MAX_SAMPLES
+            )
+        );
+        vm.prank(alice);
+        ledger.submitUpdate(id, r, envelopeOf(alice, r), manifestOf(alice, r), EPSILON_ONE, type(uint64).max);
+        vm.prank(alice);
+        ledger.submitUpdate(id, r, envelopeOf(alice, r), manifestOf(alice, r), EPSILON_ONE, MAX_SAMPLES);
+        assertTrue(ledger.hasSubmitted(id, r, alice), "the bound itself is accepted");
     }
 
     function test_submitUpdate_refusesZeroSampleCount() public {

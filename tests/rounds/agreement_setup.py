@@ -23,7 +23,7 @@ def funded_agreement(tx: Any, d: Any, token: Any, roles: Any, partners: list[Any
     terms = agreements.AgreementTerms(
         parties=[a.address for a in partners], reward_token=token.address, reward_per_round=300 * TOKEN,
         epsilon_cap=8.0, delta=1e-5, required_stake=100 * TOKEN, start=now - 1, end=now + 30 * 86400, max_rounds=5,
-        payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT, document={"task": "digits classification"},
+        coordinator=roles.coordinator.address, arbiter=roles.admin.address, max_sample_count=100_000, payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT, document={"task": "digits classification"},
     )  # fmt: skip
     agreement_id = agreements.propose(tx, d, roles.coordinator.address, terms)
     for i, account in enumerate(partners):

@@ -56,7 +56,8 @@ def check_vault(view: ChainView) -> list[CheckResult]:
             problems.append(f"stakes: unstaked + slashed exceed staked by {-held}")
         from_events = {
             "funded": _sum(view, "Funded", a, "amount"),
-            "allocated": _sum(view, "Allocated", a, "total") - _sum(view, "AllocationRevoked", a, "total"),
+            "allocated": _sum(view, "Allocated", a, "total") - _sum(view, "AllocationRevoked", a, "total")
+            - _sum(view, "AllocationExpired", a, "total"),
             "paid": _sum(view, "Claimed", a, "amount"),
             "slashed": _sum(view, "RewardForfeited", a, "amount"),
             "reclaimed": _sum(view, "Reclaimed", a, "amount"),

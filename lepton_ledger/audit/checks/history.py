@@ -51,7 +51,10 @@ def check_event_history(view: ChainView) -> list[CheckResult]:
             seen: set[str] = set()
             partners = [(e.args["partner"], e) for e in rec.singles]
             for e in rec.batches:
-                partners += [(view.party_at(a, i), e) for i, _ in unpack_entries(digest_bytes(e.args["entries"]))]
+                skipped = int(e.args.get("skipped", 0))  # entries of parties that had submitted: skipped on-chain
+                partners += [(view.party_at(a, i), e)
+                             for k, (i, _) in enumerate(unpack_entries(digest_bytes(e.args["entries"])))
+                             if not skipped >> k & 1]  # fmt: skip
             for partner, e in partners:
                 at = (e.block_number, e.log_index)
                 if at < opened_at or (end_at is not None and at > end_at):

@@ -16,10 +16,12 @@ abstract contract Fixture is TestBase {
     uint32 internal constant EPSILON_ONE = 1e6;
     uint256 internal constant STAKE = 100e18;
     uint256 internal constant REWARD_PER_ROUND = 300e18;
+    uint64 internal constant MAX_SAMPLES = 100_000;
 
     address internal admin = address(0xAD);
     address internal coordinator = address(0xC0);
     address internal auditor = address(0xA0D);
+    address internal arbiter = address(0xA7B);
     address internal treasury = address(0x7EA);
     address internal rando = address(0xBAD);
 
@@ -72,7 +74,10 @@ abstract contract Fixture is TestBase {
             requiredStake: STAKE,
             start: uint64(block.timestamp - 10),
             end: uint64(block.timestamp + 30 days),
-            maxRounds: 10
+            maxRounds: 10,
+            coordinator: coordinator,
+            arbiter: arbiter,
+            maxSampleCount: MAX_SAMPLES
         });
     }
 
