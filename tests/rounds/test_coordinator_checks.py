@@ -94,7 +94,8 @@ def test_an_erc1271_wallet_party_is_accepted_in_a_batched_round(world, executor)
     terms = agreements.AgreementTerms(
         parties=[alpha.address, beta.address, wallet.address], reward_token=token.address,
         reward_per_round=300 * TOKEN, epsilon_cap=8.0, delta=1e-5, required_stake=100 * TOKEN, start=now - 1,
-        end=now + 30 * 86400, max_rounds=5, payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT, document={"task": "wallet"},
+        end=now + 30 * 86400, max_rounds=5, coordinator=roles.coordinator.address, arbiter=roles.admin.address,
+        max_sample_count=100_000, payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT, document={"task": "wallet"},
     )  # fmt: skip
     agreement_id = agreements.propose(tx, d, roles.coordinator.address, terms)
     for account in (alpha, beta):
