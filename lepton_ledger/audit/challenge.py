@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ContractReverted, LeptonError
-from ..protocol.jsonio import load_json
+from ..protocol.jsonio import load_json, read_bounded
 
 __all__ = [
     "CHALLENGE_STATUS",
@@ -137,7 +137,7 @@ def load_audit(path: str | Path) -> dict[str, Any]:
     """
     path = Path(path)
     try:
-        document = load_json(path.read_bytes(), what=f"audit file {path}", max_bytes=AUDIT_FILE_BYTES)
+        document = load_json(read_bounded(path, AUDIT_FILE_BYTES), what=f"audit file {path}", max_bytes=AUDIT_FILE_BYTES)
     except FileNotFoundError:
         raise ChallengeError(f"no audit file at {path} (write one with `lepton-ledger audit --json FILE`)") from None
     except (ValueError, UnicodeDecodeError) as exc:

@@ -40,7 +40,7 @@ from ..commands.context import (
     open_session,
     reports_errors,
 )
-from ..protocol.jsonio import FILE_BYTES, load_json
+from ..protocol.jsonio import FILE_BYTES, load_json, read_bounded
 from . import challenge as flow
 
 challenge_app = typer.Typer(
@@ -81,7 +81,7 @@ def _dev_account(workdir: Path, document: dict[str, Any], role: str) -> Any:
 
     path = workdir / str(document.get("keys", "keys")) / "dev-keys.json"
     try:
-        parties = load_json(path.read_bytes(), what=str(path), max_bytes=FILE_BYTES)["parties"]
+        parties = load_json(read_bounded(path, FILE_BYTES), what=str(path), max_bytes=FILE_BYTES)["parties"]
     except FileNotFoundError:
         raise CommandError(f"no development keys at {path}: pass --key to sign with the keystore") from None
     except (ValueError, KeyError, TypeError):
@@ -187,7 +187,7 @@ def raise_cmd(
             picked = f"check {index} ({chosen['name']}) of {from_audit}"
         else:
             try:
-                chosen = load_json(evidence.read_bytes(), what=f"evidence file {evidence}", max_bytes=FILE_BYTES)
+                chosen = load_json(read_bounded(evidence, FILE_BYTES), what=f"evidence file {evidence}", max_bytes=FILE_BYTES)
             except (ValueError, UnicodeDecodeError) as exc:
                 raise CommandError(f"evidence file {evidence} is not valid JSON: {exc}") from None
             picked = str(evidence)

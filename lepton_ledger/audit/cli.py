@@ -28,7 +28,7 @@ from rich.table import Table
 
 from ..errors import LeptonError
 from ..protocol.errors import ProtocolError
-from ..protocol.jsonio import FILE_BYTES, load_object
+from ..protocol.jsonio import FILE_BYTES, load_object, read_bounded
 from .model import CHECK_NAMES, AuditResult
 
 __all__ = ["audit", "audit_app"]
@@ -93,7 +93,7 @@ def _run(workdir: Path | None, rpc: str | None, deployment: Path | None, ipfs: s
 
     deployment = deployment or settings.data_dir() / "deployment.json"
     try:
-        document = load_object(deployment.read_bytes(), what=str(deployment), max_bytes=FILE_BYTES)
+        document = load_object(read_bounded(deployment, FILE_BYTES), what=str(deployment), max_bytes=FILE_BYTES)
     except FileNotFoundError:
         raise AuditCannotRun(f"no deployment file at {deployment} (pass --deployment)") from None
     except ProtocolError as exc:

@@ -35,7 +35,7 @@ from ..errors import ConfigurationError, LeptonError
 from ..fl.data import eval_commitment, make_federated
 from ..fl.models import build_model, model_names
 from ..fl.training import evaluate
-from ..protocol.jsonio import FILE_BYTES, load_object
+from ..protocol.jsonio import FILE_BYTES, load_object, read_bounded
 from ..rounds.report import MAX_REPORT_BYTES, load_report
 from ..rounds.report import fetch_by_digest
 from ..storage.local import LocalStore
@@ -82,7 +82,7 @@ def load_auditor_key(path: Path) -> bytes:
         AuditCannotRun: the file is missing, not JSON, or holds no 32-byte key.
     """
     try:
-        doc = load_object(Path(path).read_bytes(), what=f"key file {path}", max_bytes=FILE_BYTES)
+        doc = load_object(read_bounded(Path(path), FILE_BYTES), what=f"key file {path}", max_bytes=FILE_BYTES)
         entry = doc["parties"]["auditor"] if "parties" in doc else doc
         key = bytes.fromhex(str(entry["x25519_private_key"]).removeprefix("0x"))
     except FileNotFoundError:
@@ -106,7 +106,7 @@ def audit_workdir(workdir: Path, *, state_path: Path | None = None, full: bool =
     """
     workdir = Path(workdir)
     try:
-        deployment = load_object((workdir / "deployment.json").read_bytes(), what="deployment.json",
+        deployment = load_object(read_bounded((workdir / "deployment.json"), FILE_BYTES), what="deployment.json",
                                  max_bytes=FILE_BYTES)  # fmt: skip
         state_file = workdir / deployment.get("state_file", "chain-state.json")
         store_dir = workdir / deployment.get("store", "store")
@@ -140,7 +140,7 @@ def workdir_state_path(workdir: Path) -> Path:
 def _dev_names(keys: Path) -> dict[str, str]:
     """``{address: name}`` of a demo's parties (``keys/dev-keys.json``), to name partners in the report."""
     try:
-        parties = load_object(keys.read_bytes(), what=str(keys), max_bytes=FILE_BYTES)["parties"]
+        parties = load_object(read_bounded(keys, FILE_BYTES), what=str(keys), max_bytes=FILE_BYTES)["parties"]
         return {str(entry["address"]): str(who) for who, entry in parties.items()}
     except (OSError, LeptonError, KeyError, TypeError, AttributeError):
         return {}

@@ -80,12 +80,14 @@ class AgreementTerms:
             raise ConfigurationError(f"epsilon cap must be in (0, {2**32 / EPSILON_SCALE:g}), not {self.epsilon_cap}")
         if not 0 < self.delta < 1:
             raise ConfigurationError(f"delta must be in (0, 1), not {self.delta}")
-        if self.max_rounds < 1:
-            raise ConfigurationError(f"max rounds must be at least 1, not {self.max_rounds}")
+        if not 1 <= self.max_rounds < 2**32:
+            raise ConfigurationError(f"max rounds must be in [1, 2^32), not {self.max_rounds}")
         if self.end <= self.start:
             raise ConfigurationError(f"the agreement must end after it starts ({self.start} >= {self.end})")
-        if self.reward_per_round < 0 or self.required_stake < 0:
-            raise ConfigurationError("amounts cannot be negative")
+        if not 0 <= self.start < self.end < 2**64:
+            raise ConfigurationError(f"start and end must be times in [0, 2^64), not {self.start} and {self.end}")
+        if not (0 <= self.reward_per_round < 2**256 and 0 <= self.required_stake < 2**256):
+            raise ConfigurationError("amounts must be in [0, 2^256)")
         if not 0 < self.max_sample_count < 2**64:
             raise ConfigurationError(f"max sample count must be in [1, 2^64), not {self.max_sample_count}")
 

@@ -253,6 +253,8 @@ def advance_time(w3: Web3, seconds: int) -> int:
 
     Only development nodes (anvil) accept this: on a real chain time passes by itself.
     """
-    w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
-    w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    for method, params in (("evm_increaseTime", [seconds]), ("evm_mine", [])):
+        reply = w3.provider.make_request(method, params)  # type: ignore[arg-type]
+        if "error" in reply:  # e.g. a time anvil cannot represent: say so rather than report a move that never was
+            raise ChainError(f"the node refused {method}({seconds if params else ''}): {reply['error'].get('message')}")
     return w3.eth.get_block("latest")["timestamp"]

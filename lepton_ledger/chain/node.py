@@ -228,8 +228,14 @@ def _write(path: Path, info: NodeInfo) -> None:
 
 
 def _tail(log: Path) -> str:
+    """What anvil said last when it stopped: its error line rather than its usage hint, and the way out when the
+    saved chain state cannot be read (a copy cut short by a crash)."""
     try:
         lines = log.read_text(errors="replace").strip().splitlines()
     except FileNotFoundError:
         return "(no output)"
-    return lines[-1] if lines else "(no output)"
+    errors = [line for line in lines if "error" in line.lower() or "failed" in line.lower()]
+    line = errors[-1] if errors else (lines[-1] if lines else "(no output)")
+    if "state" in line.lower() and ("parse" in line.lower() or "json" in line.lower()):
+        line += " -- the saved chain state is damaged: move it aside to start a fresh chain"
+    return line

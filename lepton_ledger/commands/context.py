@@ -34,7 +34,8 @@ import typer
 
 from .. import settings
 from ..errors import ContractReverted, LeptonError
-from ..protocol.jsonio import FILE_BYTES, load_json
+from ..protocol.errors import DocumentTooLarge
+from ..protocol.jsonio import FILE_BYTES, load_json, read_bounded
 
 __all__ = [
     "CommandError",
@@ -174,9 +175,11 @@ def unlock_key(name: str) -> Any:
 def load_deployment_document(path: Path) -> dict[str, Any]:
     """The deployment file's JSON; CommandError when it is missing or malformed."""
     try:
-        document = load_json(path.read_bytes(), what=f"deployment file {path}", max_bytes=FILE_BYTES)
+        document = load_json(read_bounded(path, FILE_BYTES), what=f"deployment file {path}", max_bytes=FILE_BYTES)
     except FileNotFoundError:
         raise CommandError(f"no deployment file at {path} (run `lepton-ledger deploy`, or pass --deployment)") from None
+    except DocumentTooLarge as exc:
+        raise CommandError(str(exc)) from None
     except (ValueError, UnicodeDecodeError):
         raise CommandError(f"deployment file {path} is not valid JSON") from None
     if not isinstance(document, dict) or not isinstance(document.get("contracts"), dict):
@@ -346,7 +349,10 @@ def utc(timestamp: int) -> str:
     """A chain timestamp as people read it: ``2026-12-06 03:05:28 UTC``."""
     from datetime import datetime
 
-    return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    try:
+        return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (ValueError, OverflowError, OSError):  # past year 9999: a chain whose clock was moved that far
+        return f"unix time {timestamp}"
 
 
 def echo_json(document: dict[str, Any]) -> None:

@@ -23,7 +23,7 @@ from typing import Annotated, Any
 import typer
 
 from ..errors import LeptonError
-from ..protocol.jsonio import FILE_BYTES, load_json
+from ..protocol.jsonio import FILE_BYTES, load_json, read_bounded
 from .context import (
     CommandError,
     DeploymentOpt,
@@ -92,7 +92,7 @@ def _terms_file(path: Path | None) -> dict[str, Any]:
     if path is None:
         return {}
     try:
-        document = load_json(path.read_bytes(), what=f"terms file {path}", max_bytes=FILE_BYTES)
+        document = load_json(read_bounded(path, FILE_BYTES), what=f"terms file {path}", max_bytes=FILE_BYTES)
     except ValueError:
         raise CommandError(f"terms file {path} is not valid JSON") from None
     require(isinstance(document, dict), f"terms file {path} is not a JSON object")
@@ -142,6 +142,7 @@ def propose(
     require(rule_name in PAYOUT_RULES, f"--payout-rule must be one of {', '.join(PAYOUT_RULES)}, not {rule_name!r}")
     parties = [parse_address(p, "--party") for p in (party or f.get("parties") or [])]
     require(bool(parties), "an agreement needs at least one --party")
+    require(isinstance(f.get("document", {}), dict), "the terms file's \"document\" must be a JSON object")
     document = {"task": "federated training", "model": "logreg", "max_norm": DEFAULT_MAX_NORM,
                 **f.get("document", {})}  # fmt: skip
     for name, value in (("task", task), ("model", model), ("max_norm", max_norm)):
@@ -155,20 +156,23 @@ def propose(
         require(bool(token), "no reward token: pass --reward-token (the deployment has none)")
         arbiter_address = arbiter or f.get("arbiter") or s.document.get("admin")
         require(bool(arbiter_address), "no arbiter: pass --arbiter (the deployment names no admin)")
-        sample_bound = int(max_samples if max_samples is not None else f.get("max_sample_count", 1_000_000))
-        require(sample_bound >= 1, f"--max-samples must be at least 1, not {sample_bound}")
-        terms = AgreementTerms(
-            parties=parties, reward_token=parse_address(token, "--reward-token"),
-            reward_per_round=parse_tokens(str(reward_per_round or f.get("reward_per_round", "300")),
-                                          "--reward-per-round"),
-            epsilon_cap=float(epsilon_cap if epsilon_cap is not None else f.get("epsilon_cap", 10.0)),
-            delta=float(delta if delta is not None else f.get("delta", 1e-5)),
-            required_stake=parse_tokens(str(required_stake or f.get("required_stake", "100")), "--required-stake"),
-            start=now - 1, end=now + round(float(days if days is not None else f.get("days", 365)) * 86400),
-            max_rounds=int(rounds if rounds is not None else f.get("rounds", 5)),
-            coordinator=s.address, arbiter=parse_address(arbiter_address, "--arbiter"), max_sample_count=sample_bound,
-            payout_rule=PayoutRule(PAYOUT_RULES[rule_name]), document=document,
-        )  # fmt: skip
+        try:
+            sample_bound = int(max_samples if max_samples is not None else f.get("max_sample_count", 1_000_000))
+            require(sample_bound >= 1, f"--max-samples must be at least 1, not {sample_bound}")
+            terms = AgreementTerms(
+                parties=parties, reward_token=parse_address(token, "--reward-token"),
+                reward_per_round=parse_tokens(str(reward_per_round or f.get("reward_per_round", "300")),
+                                              "--reward-per-round"),
+                epsilon_cap=float(epsilon_cap if epsilon_cap is not None else f.get("epsilon_cap", 10.0)),
+                delta=float(delta if delta is not None else f.get("delta", 1e-5)),
+                required_stake=parse_tokens(str(required_stake or f.get("required_stake", "100")), "--required-stake"),
+                start=now - 1, end=now + round(float(days if days is not None else f.get("days", 365)) * 86400),
+                max_rounds=int(rounds if rounds is not None else f.get("rounds", 5)),
+                coordinator=s.address, arbiter=parse_address(arbiter_address, "--arbiter"), max_sample_count=sample_bound,
+                payout_rule=PayoutRule(PAYOUT_RULES[rule_name]), document=document,
+            )  # fmt: skip
+        except (TypeError, ValueError, OverflowError) as exc:  # a terms-file value of the wrong type or range
+            raise CommandError(f"the terms are not valid: {exc}") from None
         cid = publish_document(s.store, document)
         agreement_id = agreements.propose(s.tx, s.deployment, s.address, terms)
     typer.echo(f"proposed agreement {agreement_id} with {len(parties)} parties; terms document {cid}")
@@ -188,9 +192,11 @@ def relay_signature(
     from .partner import RELAY_FILE_VERSION
 
     try:
-        doc = load_json(signature_file.read_bytes(), what=str(signature_file), max_bytes=FILE_BYTES)
+        doc = load_json(read_bounded(signature_file, FILE_BYTES), what=str(signature_file), max_bytes=FILE_BYTES)
         require(doc["version"] == RELAY_FILE_VERSION, f"unsupported signature file version {doc['version']!r}")
         agreement_id, deadline = int(doc["agreement_id"]), int(doc["deadline"])
+        require(0 <= agreement_id < 2**256 and 0 <= deadline < 2**256,
+                f"{signature_file}: agreement_id and deadline must be in [0, 2^256)")
         party = parse_address(doc["party"], "party")
         signature = bytes.fromhex(str(doc["signature"]).removeprefix("0x"))
     except (ValueError, KeyError, TypeError) as exc:
@@ -252,7 +258,7 @@ def anchor(
     documents = []
     for path in commitments:
         try:
-            documents.append((path, load_json(path.read_bytes(), what=str(path), max_bytes=FILE_BYTES)))
+            documents.append((path, load_json(read_bounded(path, FILE_BYTES), what=str(path), max_bytes=FILE_BYTES)))
         except ValueError:
             raise CommandError(f"{path} is not valid JSON") from None
     with open_session(rpc_url=rpc_url, deployment=deployment, key=key, ipfs=ipfs) as s:

@@ -24,12 +24,19 @@ node_app = typer.Typer(
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
+MAX_ADVANCE = 100 * 365 * 86400  # a century: far past any agreement, far inside year 9999
+
+
 def parse_duration(value: str) -> int:
     """Seconds of ``90``, ``90s``, ``15m``, ``1h`` or ``2d``; CommandError otherwise."""
     match = re.fullmatch(r"\s*(\d+)\s*([smhd]?)\s*", value)
     if match is None or int(match[1]) == 0:
         raise CommandError(f"--advance takes a positive duration such as 90s, 15m, 1h or 2d, not {value!r}")
-    return int(match[1]) * _UNITS[match[2] or "s"]
+    seconds = int(match[1]) * _UNITS[match[2] or "s"]
+    if seconds > MAX_ADVANCE:
+        raise CommandError(f"--advance {value} is more than {MAX_ADVANCE // 86400} days: the chain's dates would "
+                           "leave the calendar every command prints")  # fmt: skip
+    return seconds
 
 
 @node_app.command("start")

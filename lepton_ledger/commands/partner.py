@@ -440,14 +440,27 @@ def status(
 
 
 def _local_epsilon(path: Path) -> float | None:
+    """The cumulative epsilon the partner's accountant file records, or None without one.
+
+    Raises:
+        CommandError: the file is damaged (named, with what is wrong).
+    """
     if not path.exists():
         return None
-    document = json.loads(path.read_text())
-    if isinstance(document.get("epsilon"), float):  # recorded with the history: no need to load the DP library
-        return float(document["epsilon"])
-    from ..fl.accounting import PrivacyAccountant
+    from ..errors import LeptonError
+    from ..protocol.jsonio import FILE_BYTES, load_object, read_bounded
 
-    return PrivacyAccountant.from_state_dict(document["accountant"]).epsilon()
+    try:
+        document = load_object(read_bounded(path, FILE_BYTES), what=f"accountant file {path}", max_bytes=FILE_BYTES)
+        if isinstance(document.get("epsilon"), float):  # recorded with the history: no need to load the DP library
+            return float(document["epsilon"])
+        from ..fl.accounting import PrivacyAccountant
+
+        return PrivacyAccountant.from_state_dict(document["accountant"]).epsilon()
+    except LeptonError as exc:
+        raise CommandError(str(exc) if str(path) in str(exc) else f"accountant file {path}: {exc}") from None
+    except (OSError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CommandError(f"accountant file {path} is damaged ({type(exc).__name__}: {exc})") from None
 
 
 

@@ -9,6 +9,7 @@ int() of a huge digit string is quadratic). Everything it raises is a MalformedD
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from .errors import DocumentTooLarge, MalformedDocument
@@ -60,6 +61,21 @@ def _depth(data: bytes) -> int:
         elif byte in (0x5D, 0x7D):
             depth -= 1
     return deepest
+
+
+def read_bounded(path: str | Path, max_bytes: int) -> bytes:
+    """The bytes of the file at `path`, reading at most `max_bytes` + 1 of them (``/dev/zero`` or a huge file is
+    refused without being read whole).
+
+    Raises:
+        DocumentTooLarge: the file holds more than `max_bytes`.
+        OSError: as ``open`` (missing file, a folder, no permission).
+    """
+    with open(path, "rb") as f:
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise DocumentTooLarge(f"{path} has more than {max_bytes} bytes, over the bound for this file")
+    return data
 
 
 def load_json(data: bytes | bytearray | memoryview, *, what: str, max_bytes: int, max_depth: int = MAX_DEPTH) -> Any:

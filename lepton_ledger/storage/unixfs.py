@@ -198,16 +198,21 @@ def iter_file(
     `get_block` must return verified bytes (raising BlockNotFound / BlockCorrupted naming the block).
     The root's declared ``filesize`` is checked against `max_bytes` before any other block is fetched, and the
     bytes yielded are counted, so a DAG whose nodes repeat links or lie about sizes (a few KB of blocks that
-    describe petabytes) stops at the limit.
+    describe petabytes) stops at the limit. Every node must also agree with its parent: a node with links
+    declares one positive ``blocksizes`` entry per link, its ``filesize`` is its data plus those, and each child
+    holds exactly the size its parent declared for it. So every leaf carries at least one byte of the root's
+    declared size, and the blocks walked are bounded by that size: repeated links to empty nodes (millions of
+    fetches described by a few hundred KB, yielding nothing) are refused at the first inconsistent node.
     Raises InvalidCID for a malformed root CID, FileTooLarge past `max_bytes`, StorageError naming the block
     when a block is not a UnixFS file node (a directory, malformed dag-pb) or the DAG is deeper than MAX_DEPTH.
     """
     root = normalize(cid)
     name = str(root)
-    stack: list[Iterator[str]] = [iter([name])]
+    # (child CID, the size its parent declared for it; None for the root)
+    stack: list[Iterator[tuple[str, int | None]]] = [iter([(name, None)])]
     total = 0
     while stack:
-        nxt = next(stack[-1], None)
+        nxt, expected = next(stack[-1], (None, None))
         if nxt is None:
             stack.pop()
             continue
@@ -215,6 +220,7 @@ def iter_file(
         block = get_block(nxt)
         if parsed.codec == RAW:
             data: bytes | None = block
+            _check_size(name, nxt, expected, len(block))
         else:
             try:
                 node = decode_node(block)
@@ -228,12 +234,26 @@ def iter_file(
             if len(stack) == 1 and fs.filesize is not None and fs.filesize > max_bytes:
                 raise FileTooLarge(name, max_bytes, fs.filesize)
             data = fs.data
+            sizes = list(fs.blocksizes or [])
+            if node.links and (len(sizes) != len(node.links) or min(sizes) < 1):
+                raise StorageError(f"file {name}: block {nxt} has {len(node.links)} links but blocksizes {sizes[:8]}"
+                                   " (one positive size per link expected)")  # fmt: skip
+            size = len(data or b"") + sum(sizes)
+            if fs.filesize is not None and fs.filesize != size:
+                raise StorageError(f"file {name}: block {nxt} declares filesize {fs.filesize} but holds {size} bytes")
+            _check_size(name, nxt, expected, size)
             if node.links:
                 if len(stack) >= MAX_DEPTH:
                     raise StorageError(f"file {name} is more than {MAX_DEPTH} levels deep (block {nxt})")
-                stack.append(iter([link.cid for link in node.links]))
+                stack.append(iter([(link.cid, blocksize) for link, blocksize in zip(node.links, sizes)]))
         if data:
             total += len(data)
             if total > max_bytes:
                 raise FileTooLarge(name, max_bytes)
             yield data
+
+
+def _check_size(name: str, block: str, expected: int | None, size: int) -> None:
+    """Refuses a child whose size is not the one its parent declared for it (see ``iter_file``)."""
+    if expected is not None and size != expected:
+        raise StorageError(f"file {name}: block {block} holds {size} bytes but its parent declares {expected}")

@@ -76,6 +76,11 @@ def test_node_fund_and_time_on_the_local_node(tmp_path, monkeypatch):
             assert w3.eth.get_block("latest")["timestamp"] >= before + 3600
         bad = CliRunner().invoke(node_app, ["time", "--advance", "soon"])
         assert bad.exit_code == 1 and "--advance takes a positive duration such as 90s, 15m, 1h or 2d" in bad.output
+        for absurd in ("99999999999999999999h", "1000000000h"):  # reported success unmoved / broke every date
+            far = CliRunner().invoke(node_app, ["time", "--advance", absurd])
+            assert far.exit_code == 1 and "is more than 36500 days" in far.output, far.output
+        with connect() as w3:
+            assert w3.eth.get_block("latest")["timestamp"] < before + 2 * 3600  # nothing moved
     finally:
         node.stop()
 

@@ -59,13 +59,48 @@ def test_a_dag_bomb_is_refused_from_its_root_before_any_leaf_is_read(store: Loca
     assert reads == [root]
 
 
-def test_a_root_that_lies_about_its_size_stops_at_the_byte_limit(store: LocalStore) -> None:
+def test_a_root_that_lies_about_its_size_is_refused_at_the_root(store: LocalStore) -> None:
     root, _ = bomb(store, levels=5, declared=10)
     taken = 0
-    with pytest.raises(FileTooLarge, match="yields more bytes"):
+    with pytest.raises(StorageError, match="declares filesize 10 but holds"):
         for piece in store.stream(root, max_bytes=1 << 20):
             taken += len(piece)
-    assert taken <= 1 << 20
+    assert taken == 0
+
+
+def test_repeated_links_to_empty_nodes_are_refused_before_they_are_walked(store: LocalStore) -> None:
+    """A file of size 0 whose root links N times to a node linking N times to an empty node: N**2 block fetches
+    (16 million at N = 4,000, from ~350 KB of blocks) that yield nothing, so no byte count ever stops them. A link
+    must carry a positive declared size, so the root is refused before any child is fetched. (N = 200 here: the
+    old walk took its 40,000 fetches and this test failed on them.)"""
+    empty = encode_node_raw([], encode_unixfs(T_FILE))
+    child = make_cid(empty, version=0)
+    store.put_block(cid_to_str(child), empty)
+    for _ in range(2):
+        block = encode_node_raw([(child, "", 0)] * 200, encode_unixfs(T_FILE, filesize=0, blocksizes=[0] * 200))
+        child = make_cid(block, version=0)
+        store.put_block(cid_to_str(child), block)
+    reads: list[str] = []
+
+    def get_block(cid: str) -> bytes:
+        reads.append(cid)
+        return store.get_block(cid)
+
+    from lepton_ledger.storage.unixfs import iter_file
+
+    with pytest.raises(StorageError, match="one positive size per link"):
+        list(iter_file(get_block, cid_to_str(child), max_bytes=1 << 20))
+    assert reads == [cid_to_str(child)]
+
+
+def test_a_child_that_is_not_the_size_its_parent_declares_is_refused(store: LocalStore) -> None:
+    leaf = make_cid(LEAF, version=1, codec=RAW)
+    store.put_block(cid_to_str(leaf), LEAF)
+    block = encode_node_raw([(leaf, "", 7)], encode_unixfs(T_FILE, filesize=7, blocksizes=[7]))
+    root = cid_to_str(make_cid(block, version=1))
+    store.put_block(root, block)
+    with pytest.raises(StorageError, match="holds 1024 bytes but its parent declares 7"):
+        store.get(root)
 
 
 def test_a_dag_deeper_than_the_bound_is_refused(store: LocalStore) -> None:
