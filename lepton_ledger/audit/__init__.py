@@ -1,4 +1,4 @@
-"""Independent re-verification of the whole ledger (DESIGN.md, step 7).
+"""Independent re-verification of the whole ledger (docs/architecture.md, "One round, end to end", step 7).
 
 With nothing but the chain, the block store and the auditor's X25519 key, :func:`audit_deployment` (or
 :func:`audit_workdir` for a demo folder) replays every event and re-checks every round; the result,

@@ -106,7 +106,7 @@ def audit_workdir(workdir: Path, *, state_path: Path | None = None, full: bool =
     """
     workdir = Path(workdir)
     try:
-        deployment = load_object(read_bounded((workdir / "deployment.json"), FILE_BYTES), what="deployment.json",
+        deployment = load_object(read_bounded(workdir / "deployment.json", FILE_BYTES), what="deployment.json",
                                  max_bytes=FILE_BYTES)  # fmt: skip
         state_file = workdir / deployment.get("state_file", "chain-state.json")
         store_dir = workdir / deployment.get("store", "store")

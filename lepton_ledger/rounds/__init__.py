@@ -1,7 +1,7 @@
 """Round orchestration: the coordinator's and the partners' steps, and the durable outbox through which every
 side effect (IPFS put, transaction) goes so that a crash at any point loses nothing and repeats nothing.
 
-``coordinator`` (steps 1 and 5 of DESIGN.md's round), ``partner`` (steps 2-4 and 6), ``report`` (the round
+``coordinator`` (steps 1 and 5 of the round in docs/architecture.md), ``partner`` (steps 2-4 and 6), ``report`` (the round
 report and how round artifacts are content-addressed on-chain), ``outbox`` (the durable operations table and
 crash-safe transactions), ``effects`` (round side effects through the outbox: keys, kinds, checkpoints),
 ``accountant_file`` (a partner's privacy accountant persisted, each round recorded exactly once). A step called

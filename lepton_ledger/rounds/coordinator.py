@@ -1,4 +1,4 @@
-"""The coordinator's side of one round (DESIGN.md, "One round, end to end", steps 1 and 5).
+"""The coordinator's side of one round (docs/architecture.md, "One round, end to end", steps 1 and 5).
 
 Step 1, :meth:`Coordinator.publish_model` then :meth:`Coordinator.open_round`: the global model's
 ``state_dict`` as safetensors bytes (``envelope.tensors.serialize_tensors``: deterministic) is put to the

@@ -1,4 +1,4 @@
-"""A partner's side of one round (DESIGN.md, "One round, end to end", steps 2-4 and 6).
+"""A partner's side of one round (docs/architecture.md, "One round, end to end", steps 2-4 and 6).
 
 :meth:`Partner.run_round` is the whole partner round, in named steps:
 

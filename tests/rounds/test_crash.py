@@ -1,5 +1,5 @@
-"""Crash safety of a whole round (DESIGN.md: "a crash at any point loses nothing: work resumes, nothing is
-committed twice"), on a real anvil with real processes.
+"""Crash safety of a whole round (docs/architecture.md, invariants: "a crash loses nothing": work resumes,
+nothing is committed twice), on a real anvil with real processes.
 
 A child process runs one step of the partner or the coordinator and SIGKILLs itself at a chosen checkpoint,
 before and after each side effect (crash_driver.py); the test then calls the same step again, as a restarted

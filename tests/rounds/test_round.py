@@ -1,4 +1,4 @@
-"""One federated round end to end on anvil and a LocalStore (DESIGN.md "One round, end to end", steps 1-6):
+"""One federated round end to end on anvil and a LocalStore (docs/architecture.md, "One round, end to end", steps 1-6):
 the coordinator publishes and opens, partners train in worker processes, seal, put and commit, the
 coordinator opens, validates, aggregates, scores, pays and finalizes, partners claim. Plus: a partner whose
 budget is spent is refused before it trains; a poisoned update is rejected with its reason in the report."""
