@@ -248,10 +248,14 @@ contract RewardVault is IRewardVault, ReentrancyGuard {
         Pool storage p = _pools[agreementId];
         if (p.funded == 0) return 0;
         // Once the agreement is over allocations only shrink, so a funder's share of `funded - allocated` only
-        // grows, and rounding down keeps the shares' sum within it.
+        // grows, and rounding down keeps the shares' sum within it. An amendment that moves the end past a
+        // reclaim lets funding and allocation resume after money already left, so the share is also capped by
+        // what is actually unallocated: the vault never pays out more than the pool holds.
         uint256 share = (p.funded - p.allocated) * fundedBy[agreementId][funder] / p.funded;
         uint256 taken = _reclaimedBy[agreementId][funder];
-        return share > taken ? share - taken : 0;
+        uint256 owed = share > taken ? share - taken : 0;
+        uint256 free = p.funded - p.allocated - p.reclaimed;
+        return owed < free ? owed : free;
     }
 
     /// @inheritdoc IRewardVault

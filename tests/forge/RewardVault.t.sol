@@ -865,6 +865,31 @@ contract RewardVaultTest is LedgerFixture {
         assertEq(vault.unallocated(id), 0, "nothing left unallocated");
     }
 
+    /// @dev Found by an attacker's read: the coordinator reclaims the pool after the end, an amendment every party
+    /// signs moves the end later, a second funder funds and a round allocates. The second funder's pro-rata share
+    /// of `funded - allocated` ignored what had already been reclaimed and paid it more than the pool held.
+    function test_attack_reclaimAfterAnAmendedEndPaysNoMoreThanThePoolHolds() public {
+        vm.warp(uint256(defaultTerms(parties).end) + 1);
+        vm.prank(coordinator);
+        vault.reclaim(id);
+        IAgreementRegistry.Terms memory t = defaultTerms(parties);
+        t.end = uint64(block.timestamp + 30 days);
+        vm.prank(coordinator);
+        agreements.amend(id, t);
+        for (uint256 i; i < 3; ++i) {
+            vm.prank(parties[i]);
+            agreements.sign(id);
+        }
+        fundAs(rando, id, POOL);
+        paidRound();
+        vm.warp(uint256(t.end) + 1);
+        assertEq(vault.reclaimable(id, rando), POOL - ROUND_TOTAL, "at most what is unallocated");
+        vm.prank(rando);
+        vault.reclaim(id);
+        assertEq(token.balanceOf(rando), POOL - ROUND_TOTAL, "rando gets what its money did not pay for");
+        assertEq(vault.unallocated(id), 0, "nothing more than the pool left the vault");
+    }
+
     function test_reclaim_refusesUnknownAgreement() public {
         vm.expectRevert(abi.encodeWithSelector(IRewardVault.RewardVaultUnknownAgreement.selector, 12));
         vm.prank(coordinator);
