@@ -50,8 +50,11 @@ def test_the_brownie_section_runs_as_written_on_the_local_node(tmp_path):
     project = tmp_path / "project"  # a copy of the brownie project, so that brownie-out/ lands there
     project.mkdir()
     (project / "tests").mkdir()
-    for name in ("contracts", "interfaces", "scripts", "node_modules", ".toolchain", ".venv", "tests/contracts"):
+    for name in ("contracts", "interfaces", "node_modules", ".toolchain", ".venv", "tests/contracts"):
         (project / name).symlink_to(ROOT / name)
+    # copied, not linked: brownie names a script's module after its resolved path, and a checkout in a folder
+    # whose name has a dot (mktemp -d gives /tmp/tmp.XXXX) would make that name unimportable
+    shutil.copytree(ROOT / "scripts", project / "scripts")
     for name in ("brownie-config.yaml", "brownie.env"):
         shutil.copy(ROOT / name, project / name)
     shutil.copytree(ROOT / "build", project / "build")
