@@ -11,7 +11,10 @@ from rich.console import Console
 from .audit.challenge_cli import challenge_app
 from .audit.cli import audit as audit_command
 from .commands import coordinator_app, deploy, partner_app
+from .commands.arbiter import arbiter_app
 from .commands.node import node_app
+from .commands.round_cmd import round_app
+from .commands.vault import vault_app
 from .errors import LeptonError
 from .keys_cli import keys_app
 from .storage.cli import ipfs_app
@@ -31,6 +34,9 @@ app.add_typer(coordinator_app, name="coordinator")
 app.command("deploy")(deploy)
 app.command("audit")(audit_command)
 app.add_typer(challenge_app, name="challenge")
+app.add_typer(arbiter_app, name="arbiter")
+app.add_typer(vault_app, name="vault")
+app.add_typer(round_app, name="round")
 
 
 @app.callback()

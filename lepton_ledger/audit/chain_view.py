@@ -180,18 +180,31 @@ class ChainView:
                 record.voided = e
         return [records[r] for r in sorted(records)]
 
+    def voided_entries(self, agreement_id: int) -> set[tuple[int, str]]:
+        """``(round, party)`` of every batch entry its party disputed and nobody answered in time: voided
+        on-chain (``DisputedEntryVoided``), its epsilon restored. It is no update of the party's."""
+        return {(int(e.args["round"]), e.args["party"])
+                for e in self.events("DisputedEntryVoided", agreement_id=agreement_id)}  # fmt: skip
+
+    def batch_parties(self, agreement_id: int, event: IndexedEvent) -> list[str]:
+        """The parties of a ``BatchCommitted``'s entries that took effect (entries skipped on-chain spent nothing)."""
+        skipped = int(event.args.get("skipped", 0))
+        return [self.party_at(agreement_id, index)
+                for position, (index, _) in enumerate(unpack_entries(digest_bytes(event.args["entries"])))
+                if not skipped >> position & 1]  # fmt: skip
+
     def committed_rounds(self, agreement_id: int) -> dict[str, list[int]]:
         """For each partner, the rounds in which the chain holds a commitment of its (single or anchored:
-        an anchored entry names the party by index), in order: the DP history its epsilon must compose."""
+        an anchored entry names the party by index; a voided entry is none), in order: the DP history its
+        epsilon must compose."""
         rounds: dict[str, set[int]] = {}
+        voided = self.voided_entries(agreement_id)
         for e in self.events(["UpdateSubmitted", "BatchCommitted"], agreement_id=agreement_id):
-            if e.event == "UpdateSubmitted":
-                rounds.setdefault(e.args["partner"], set()).add(int(e.args["round"]))
-            else:
-                skipped = int(e.args.get("skipped", 0))  # entries skipped on-chain spent nothing
-                for position, (index, _) in enumerate(unpack_entries(digest_bytes(e.args["entries"]))):
-                    if not skipped >> position & 1:
-                        rounds.setdefault(self.party_at(agreement_id, index), set()).add(int(e.args["round"]))
+            r = int(e.args["round"])
+            parties = [e.args["partner"]] if e.event == "UpdateSubmitted" else self.batch_parties(agreement_id, e)
+            for party in parties:
+                if (r, party) not in voided:
+                    rounds.setdefault(party, set()).add(r)
         return {p: sorted(rs) for p, rs in rounds.items()}
 
     def gas_used(self, agreement_id: int, round_id: int) -> int:

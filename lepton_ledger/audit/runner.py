@@ -53,7 +53,7 @@ from .checks.history import check_event_history
 from .checks.privacy import check_epsilon, dp_entry
 from .checks.rewards import check_scores_and_payouts
 from .checks.training import RoundMaterial, recheck_rejections, recompute_aggregate
-from .model import AuditResult, CheckResult, PartnerLine, RoundSummary
+from .model import BATCH_DOCUMENT, SAMPLE_COUNT_BOUND, AuditResult, CheckResult, PartnerLine, RoundSummary
 from .state import AuditState, deployment_key
 
 __all__ = ["AuditCannotRun", "audit_deployment", "audit_workdir", "default_state_path", "load_auditor_key"]
@@ -293,13 +293,21 @@ class _RoundAuditor:
         checks: list[CheckResult] = []
         singles = {e.tx_hash + f":{e.log_index}": c for e, c in zip(record.singles, record.single_commitments())}
         commitments: list[Commitment] = []
+        voided = {p for r, p in self.view.voided_entries(record.agreement_id) if r == record.round}
         for e in sorted([*record.singles, *record.batches], key=lambda e: (e.block_number, e.log_index)):
             if e.event == "UpdateSubmitted":
                 commitments.append(singles[e.tx_hash + f":{e.log_index}"])
+            elif set(self.view.batch_parties(record.agreement_id, e)) <= voided:
+                # Every entry was disputed by its party and voided on-chain: nothing of the batch stands, so its
+                # document (a dishonest coordinator may never have published one) is not needed.
+                checks.append(CheckResult(BATCH_DOCUMENT, True, "every entry of this batch was disputed by its "
+                                          "party and voided on-chain: no update of it stands", record.agreement_id,
+                                          record.round, None, None, {"tx_hash": e.tx_hash, "block": e.block_number,
+                                          "batch_index": e.args["batchIndex"], "voided": sorted(voided)}))  # fmt: skip
             else:
                 results, batch = expand_batch(self.view, self.store, record, e)
                 checks += results
-                commitments += batch
+                commitments += [c for c in batch if c.partner not in voided]  # a voided entry is no update
         return checks, commitments
 
     def recheck_artifacts(self, record: RoundRecord) -> list[CheckResult]:
@@ -339,8 +347,13 @@ class _RoundAuditor:
             checks.append(fetched.check)
             m.aggregate_bytes, m.aggregate_cid = fetched.data, fetched.cid
         epsilons: dict[str, float] = {}
+        bound = int(terms["maxSampleCount"])
         for c in commitments:
             p = c.partner
+            within = 0 < c.sample_count <= bound  # its weight in FedAvg and in a by-sample-count payout
+            checks.append(CheckResult(SAMPLE_COUNT_BOUND, within, f"sample count {c.sample_count} "
+                                      f"{'within' if within else 'outside'} the signed bound [1, {bound}]", a, r, p,
+                                      None, {**c.evidence(), "bound": bound, "found": c.sample_count}))  # fmt: skip
             fetched = resolve(self.store, c.envelope_digest, what="envelope", agreement_id=a, round_id=r, partner=p,
                               event=_Where(c.tx_hash, c.block), max_bytes=DEFAULT_MAX_ENVELOPE_BYTES)  # fmt: skip
             checks.append(fetched.check)

@@ -39,6 +39,44 @@ def decode_revert(data: str | bytes | None) -> ContractReverted | None:
     return ContractReverted(abi["name"], args)
 
 
+# Argument names of the contracts' custom errors that hold a chain time, an amount of the reward token (18
+# decimals) or a fixed-point epsilon (1e6 = 1.0): how people read them.
+_TIME_ARGS = {"deadline", "answerBy", "endsAt", "expiresAt", "claimableAt", "abandonableAt", "start", "end"}
+_TOKEN_ARGS = {"staked", "requested", "unallocated", "amount", "total", "claimed", "rewardPerRound"}
+_EPSILON_ARGS = {"spent", "cap", "previous", "committed"}
+_STATUS_ARGS = {"RoundLedgerInvalidChallengeStatus": ("None", "Open", "Upheld", "Dismissed", "Executed")}
+
+
+def utc_text(timestamp: int) -> str:
+    """A chain timestamp as people read it: ``2026-12-06 03:05:28 UTC``."""
+    from datetime import UTC, datetime
+
+    try:
+        return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (ValueError, OverflowError, OSError):  # past year 9999 (a clock moved that far, or "never": 2**256-1)
+        return f"unix time {timestamp}"
+
+
+def human_revert(exc: ContractReverted) -> str:
+    """`exc` with its arguments in human units: times as UTC dates, token amounts in whole tokens, epsilons
+    as decimals, enum values by name (``RoundLedgerAnswerWindowOpen(answerBy=2026-12-06 07:00:00 UTC)``)."""
+    statuses = _STATUS_ARGS.get(exc.error)
+    rendered = []
+    for name, value in exc.args_by_name.items():
+        if isinstance(value, int) and not isinstance(value, bool):
+            if name in _TIME_ARGS:
+                value = utc_text(value)
+            elif name in _TOKEN_ARGS:
+                value = f"{value / 10**18:g} tokens"
+            elif name in _EPSILON_ARGS:
+                value = f"epsilon {value / 10**6:g}"
+            elif name == "status" and statuses and value < len(statuses):
+                value = statuses[value]
+        rendered.append(f"{name}={value}")
+    where = f"{exc.contract}: " if exc.contract else ""
+    return f"{where}{exc.error}({', '.join(rendered)})"
+
+
 def _tuple_type(item: dict) -> str:
     return "(" + ",".join(c["type"] for c in item["components"]) + ")"
 

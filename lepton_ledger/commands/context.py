@@ -24,7 +24,6 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC
 from decimal import Decimal, InvalidOperation
 from functools import wraps
 from pathlib import Path
@@ -103,7 +102,9 @@ def reports_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except ContractReverted as exc:
-            raise fail(f"the contract refused: {exc}") from None
+            from ..chain.transactions import human_revert
+
+            raise fail(f"the contract refused: {human_revert(exc)}") from None
         except LeptonError as exc:
             raise fail(str(exc)) from None
         except OSError as exc:  # a --csv, --terms-file or signature file that cannot be read
@@ -137,17 +138,18 @@ def parse_tokens(value: str, what: str, *, decimals: int = 18) -> int:
     return int(amount)
 
 
-def read_call(call: Any, what: str) -> Any:
-    """``call.call()``, with a contract's custom error turned into a CommandError that names `what`."""
+def read_call(call: Any, what: str, *, sender: str | None = None) -> Any:
+    """``call.call()`` (as `sender` when given: a dry run of a transaction), with a contract's custom error turned
+    into a CommandError that names `what`."""
     from web3.exceptions import ContractCustomError, ContractLogicError
 
-    from ..chain.transactions import decode_revert
+    from ..chain.transactions import decode_revert, human_revert
 
     try:
-        return call.call()
+        return call.call({"from": sender} if sender else None)
     except (ContractCustomError, ContractLogicError) as exc:
         decoded = decode_revert(getattr(exc, "data", None))
-        raise CommandError(f"{what}: {decoded or exc}") from None
+        raise CommandError(f"{what}: {human_revert(decoded) if decoded else exc}") from None
 
 
 def _password() -> str:
@@ -347,12 +349,9 @@ def require(condition: bool, message: str) -> None:
 
 def utc(timestamp: int) -> str:
     """A chain timestamp as people read it: ``2026-12-06 03:05:28 UTC``."""
-    from datetime import datetime
+    from ..chain.transactions import utc_text
 
-    try:
-        return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    except (ValueError, OverflowError, OSError):  # past year 9999: a chain whose clock was moved that far
-        return f"unix time {timestamp}"
+    return utc_text(timestamp)
 
 
 def echo_json(document: dict[str, Any]) -> None:

@@ -379,6 +379,7 @@ def close(
         s.agreement_state(agreement)
         require(int(s.deployment.ledger.functions.openRoundOf(agreement).call()) == round,
                 f"round {round} of agreement {agreement} is not open")  # fmt: skip
+        _answer_disputes(s, agreement)  # a dispute left unanswered would void the round after it is finalized
         coordinator = _coordinator(s, agreement, eval_set, model=model, max_norm=max_norm, aggregation=aggregation,
                                    scoring=scoring)  # fmt: skip
         _, committed = coordinator.round_state(agreement, round)
@@ -395,3 +396,31 @@ def close(
         typer.echo(f"  {line.partner}: {verdict}")
     typer.echo(f"allocations are claimable from {utc(claimable_from)}, when the dispute window ends "
                "(`partner claim`)")
+
+
+def _answer_disputes(s: Any, agreement: int) -> int:
+    """Answers every open dispute of AGREEMENT it can; echoes one line per dispute; how many there were."""
+    from ..chain.disputes import answer_open_disputes
+
+    lines = answer_open_disputes(s.tx, s.deployment, s.store, sender=s.address, agreement_id=agreement)
+    for line in lines:
+        typer.echo(f"dispute: {line}")
+    return len(lines)
+
+
+@coordinator_app.command("answer-disputes")
+@reports_errors
+def answer_disputes(
+    agreement: Annotated[int, typer.Option("--agreement", help="Agreement id.")], key: KeyOpt,
+    rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None, ipfs: IpfsOpt = None,
+) -> None:  # fmt: skip
+    """Answer every open dispute of AGREEMENT's batch entries with the signed commitment the batch holds.
+
+    For each open BatchEntryDisputed, fetches the batch document from the store by its anchored digest, rebuilds
+    the commitment's Merkle proof and sends RoundLedger.answerDispute(evidence, commitment, signature) from --key;
+    one line per dispute (answered, or why it cannot be). `close` does this first.
+    """
+    with open_session(rpc_url=rpc_url, deployment=deployment, key=key, ipfs=ipfs) as s:
+        s.agreement_state(agreement)
+        if _answer_disputes(s, agreement) == 0:
+            typer.echo(f"no open dispute in agreement {agreement}")

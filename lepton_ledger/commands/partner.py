@@ -57,6 +57,8 @@ partner_app = typer.Typer(
 )  # fmt: skip
 
 AgreementArg = Annotated[int, typer.Argument(metavar="AGREEMENT", help="Agreement id.")]
+ReadKeyOpt = Annotated[str | None, typer.Option("--key", help="Keystore identity (only its address is read).")]
+AddressOpt = Annotated[str | None, typer.Option(help="The partner's address, instead of --key.")]
 RoundArg = Annotated[int, typer.Argument(metavar="ROUND", help="Round id.")]
 
 
@@ -402,17 +404,14 @@ def claim(
 @reports_errors
 def status(
     agreement: AgreementArg,
-    key: Annotated[str | None, typer.Option("--key", help="Keystore identity (only its address is read).")] = None,
-    address: Annotated[str | None, typer.Option(help="The partner's address, instead of --key.")] = None,
+    key: ReadKeyOpt = None, address: AddressOpt = None,
     rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None, ipfs: IpfsOpt = None,
 ) -> None:  # fmt: skip
     """Show a partner's standing in AGREEMENT: epsilon spent (on-chain and local) against the cap, stake, rewards
     claimable and claimed. Sends nothing and needs no password."""
-    from ..keys import Keystore
     from .roles import ChainTerms, payout_tree
 
-    require((key is None) != (address is None), "pass exactly one of --key and --address")
-    who = parse_address(address, "--address") if address else Keystore().show(key).address  # type: ignore[arg-type]
+    who = _who(key, address)
     with open_session(rpc_url=rpc_url, deployment=deployment, key=None, ipfs=ipfs) as s:
         s.require_party(agreement, who)
         terms = ChainTerms.read(s.deployment, agreement)
@@ -437,6 +436,14 @@ def status(
     typer.echo(f"stake:            {stake_held / 10**18:g} (required {terms.required_stake / 10**18:g})")
     typer.echo(f"claimable now:    {claimable / 10**18:g}")
     typer.echo(f"claimed:          {claimed / 10**18:g}")
+
+
+def _who(key: str | None, address: str | None) -> str:
+    """The address of exactly one of --key (read from the keystore, no password) and --address."""
+    from ..keys import Keystore
+
+    require((key is None) != (address is None), "pass exactly one of --key and --address")
+    return parse_address(address, "--address") if address else Keystore().show(key).address  # type: ignore[arg-type]
 
 
 def _local_epsilon(path: Path) -> float | None:
@@ -464,3 +471,141 @@ def _local_epsilon(path: Path) -> float | None:
 
 
 
+
+
+# -- disputes of batch entries (chain/disputes.py) -------------------------------------------------------------
+
+AgreementOpt = Annotated[int, typer.Option("--agreement", help="Agreement id.")]
+RoundOpt = Annotated[int, typer.Option("--round", help="Round id.")]
+
+
+def _require_round(s: Any, agreement: int, round_id: int) -> None:
+    s.agreement_state(agreement)
+    count = int(s.deployment.ledger.functions.roundCount(agreement).call())
+    require(0 < round_id <= count, f"agreement {agreement} has no round {round_id} (it has {count})")
+
+
+def _signed_epsilon(s: Any, agreement: int, round_id: int) -> int | None:
+    """The cumulative epsilon (fixed point) this key signed for the round in batched mode, from its outbox; None
+    when it signed nothing for it."""
+    from ..rounds.effects import chain_tag, default_outbox
+
+    outbox = default_outbox("partner", s.w3, s.address)
+    op = outbox.find(":".join(["signature", chain_tag(s.w3), s.ledger_address, str(agreement), str(round_id),
+                               s.address]))  # fmt: skip
+    return None if op is None else int(op.payload["accounting"]["cumulative_epsilon"])
+
+
+@partner_app.command("dispute")
+@reports_errors
+def dispute(
+    agreement: AgreementOpt, round: RoundOpt, key: KeyOpt,
+    force: Annotated[bool, typer.Option(help="Dispute even an entry that is what --key signed.")] = False,
+    rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None,
+) -> None:  # fmt: skip
+    """Dispute --key's entry in a batch the coordinator anchored for ROUND: for a commitment it never signed.
+
+    Finds the entry in the round's BatchCommitted events (the batch document is not needed: a coordinator may
+    withhold it) and sends RoundLedger.disputeBatchEntry(evidence) from --key. The coordinator must then reveal
+    the signed commitment within the dispute window; if it does not, `partner void-entry` voids the entry and
+    restores the budget. Refused when --key signed that very commitment (its outbox knows), unless --force.
+    """
+    from web3.logs import DISCARD
+
+    from ..chain import disputes
+
+    with open_session(rpc_url=rpc_url, deployment=deployment, key=key) as s:
+        s.require_party(agreement, s.address)
+        _require_round(s, agreement, round)
+        entry = disputes.entry_of(s.deployment, agreement, round, s.address)
+        require(entry is not None, f"{s.address} has no entry in the batches anchored for round {round} of "
+                                   f"agreement {agreement}: nothing to dispute")  # fmt: skip
+        status = disputes.DISPUTE_STATUS[int(s.deployment.ledger.functions.entryDispute(agreement, round, s.address)
+                                             .call()[0])]  # fmt: skip
+        require(status == "None", f"{s.address}'s entry in round {round} of agreement {agreement} was already "
+                                  f"disputed (status {status})")  # fmt: skip
+        signed = _signed_epsilon(s, agreement, round)
+        require(force or signed != entry.epsilon,
+                f"{s.address} signed this commitment (epsilon {entry.epsilon / 10**6:g}) for round {round}: the "
+                "entry is honest and the coordinator can answer a dispute; pass --force to dispute it anyway")
+        receipt = s.tx.transact(s.deployment.ledger.functions.disputeBatchEntry(entry.evidence()), s.address)
+        (event,) = s.deployment.ledger.events.BatchEntryDisputed().process_receipt(receipt, errors=DISCARD)
+    answer_by = int(event["args"]["answerBy"])
+    typer.echo(f"disputed the entry of {s.address} in round {round} of agreement {agreement} (batch "
+               f"{entry.batch_index}, position {entry.position}, epsilon {entry.epsilon / 10**6:g}); the "
+               f"coordinator must answer by {utc(answer_by)}, then: lepton-ledger partner void-entry "
+               f"--agreement {agreement} --round {round}")  # fmt: skip
+
+
+@partner_app.command("void-entry")
+@reports_errors
+def void_entry(
+    agreement: AgreementOpt, round: RoundOpt, key: KeyOpt,
+    party: Annotated[str | None, typer.Option(help="Whose disputed entry; default: --key's address.")] = None,
+    rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None,
+) -> None:  # fmt: skip
+    """Void a disputed batch entry the coordinator did not answer in time: the round is voided and the party's
+    epsilon goes back to its value when the round opened.
+
+    Reads the round's EpsilonsAtOpen event and sends RoundLedger.voidDisputedEntry(agreement, round, party,
+    words) from --key (anyone may send it).
+    """
+    from web3.logs import DISCARD
+
+    from ..chain import disputes
+
+    with open_session(rpc_url=rpc_url, deployment=deployment, key=key) as s:
+        who = parse_address(party, "--party") if party else s.address
+        _require_round(s, agreement, round)
+        d = s.deployment.ledger.functions.entryDispute(agreement, round, who).call()
+        status, answer_by = disputes.DISPUTE_STATUS[int(d[0])], int(d[3])
+        require(status != "None", f"{who} has no disputed entry in round {round} of agreement {agreement}")
+        require(status != "Answered", f"the coordinator answered the dispute of {who} in round {round} with its "
+                                      "signed commitment: the entry stands")  # fmt: skip
+        require(status == "Open", f"the entry of {who} in round {round} is already voided")
+        now = int(s.w3.eth.get_block("pending")["timestamp"])
+        require(now > answer_by, f"the coordinator may answer the dispute of {who} until {utc(answer_by)}; it can "
+                                 "be voided after that")  # fmt: skip
+        words = disputes.words_at_open(s.deployment, agreement, round)
+        receipt = s.tx.transact(s.deployment.ledger.functions.voidDisputedEntry(agreement, round, who, words),
+                                s.address)  # fmt: skip
+        (event,) = s.deployment.ledger.events.DisputedEntryVoided().process_receipt(receipt, errors=DISCARD)
+    restored = int(event["args"]["restoredEpsilon"])
+    typer.echo(f"voided the entry of {who} in round {round} of agreement {agreement}: the round is void, its "
+               f"epsilon is back to {restored / 10**6:g}")  # fmt: skip
+
+
+@partner_app.command("standing")
+@reports_errors
+def standing(
+    agreement: AgreementOpt,
+    key: ReadKeyOpt = None, address: AddressOpt = None,
+    rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None,
+) -> None:  # fmt: skip
+    """Show a partner's standing in AGREEMENT: epsilon spent on-chain against the cap, stake (and whether it is
+    locked), its disputed batch entries and the challenges against it. Sends nothing and needs no password."""
+    from ..audit.challenge import challenges
+    from ..chain import disputes
+    from .roles import ChainTerms
+
+    who = _who(key, address)
+    with open_session(rpc_url=rpc_url, deployment=deployment, key=None) as s:
+        s.require_party(agreement, who)
+        terms = ChainTerms.read(s.deployment, agreement)
+        ledger, vault = s.deployment.ledger.functions, s.deployment.vault.functions
+        spent = int(ledger.cumulativeEpsilon(agreement, who).call())
+        held = int(vault.stakeOf(agreement, who).call())
+        locked = bool(ledger.isStakeLocked(agreement, who).call())
+        records = disputes.disputes(s.deployment, agreement, party=who)
+        against = [c for c in challenges(s.deployment) if c.agreement_id == agreement and c.partner == who]
+    typer.echo(f"partner:  {who}")
+    typer.echo(f"epsilon:  {spent / 10**6:.6f} spent of cap {terms.epsilon_cap:g} (on-chain)")
+    typer.echo(f"stake:    {held / 10**18:g} ({'locked' if locked else 'withdrawable'})")
+    for r in records:
+        when = f", answer by {utc(r.answer_by)}" if r.status == "Open" else ""
+        typer.echo(f"dispute:  round {r.round}, entry epsilon {r.epsilon / 10**6:g}: {r.status}{when}")
+    for c in against:
+        typer.echo(f"challenge {c.challenge_id}: round {c.round}, {c.status}, raised {utc(c.raised_at)} by "
+                   f"{c.challenger}")  # fmt: skip
+    if not records and not against:
+        typer.echo("no disputes, no challenges")

@@ -231,10 +231,13 @@ class Coordinator:
             op = self.effects.finish(op.key)
         else:
             count = int(self.deployment.ledger.functions.roundCount(agreement_id).call())
+            # Opened by a process that died before returning the round id: that round is still the open one
+            # (a round since voided or finalized on the same model is not resumed, the next one is opened).
+            still_open = int(self.deployment.ledger.functions.openRoundOf(agreement_id).call()) == count
             done = [op for op in ours if op.status == "confirmed" and op.payload["round"] == count
-                    and op.payload["model_digest"] == digest]  # fmt: skip
+                    and op.payload["model_digest"] == digest and still_open]  # fmt: skip
             if done:
-                op = done[-1]  # opened by a process that died before returning the round id
+                op = done[-1]
             else:
                 call = self.deployment.ledger.functions.openRound(agreement_id, model_digest, deadline,
                                                                   eval_commitment(self.eval_set))  # fmt: skip

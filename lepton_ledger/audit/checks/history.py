@@ -4,7 +4,9 @@ Round ids run 1..``roundCount`` without a gap; a round opens only after the prev
 voided); every commitment (single or anchored entry) falls in an opened round, before that round ended, from a
 party of the agreement, at most once per partner and round; a round's status on-chain matches its events;
 every finalized round with a payout total has the vault's ``Allocated`` with the same root and total in the
-same transaction; claims are only for allocated rounds.
+same transaction; claims are only for allocated rounds. Each round ran under the version of the terms in force
+when it opened (the last ``AgreementActivated`` before it: a pending amendment changes nothing); each dispute
+names an entry its party had in the round, and each answer or voiding follows a dispute.
 """
 
 from __future__ import annotations
@@ -35,8 +37,14 @@ def check_event_history(view: ChainView) -> list[CheckResult]:
         ended_at: dict[int, tuple[int, int]] = {}
         previous_end: tuple[int, int] | None = (0, 0)
         allocations = {(int(e.args["round"])): e for e in view.events("Allocated", agreement_id=a)}
+        activations = [((e.block_number, e.log_index), int(e.args["version"]))
+                       for e in view.events("AgreementActivated", agreement_id=a)]  # fmt: skip
         for rec in records:
             opened_at = (rec.opened.block_number, rec.opened.log_index)
+            in_force = [v for at, v in activations if at < opened_at]
+            if not in_force or in_force[-1] != rec.version:
+                problems.append(f"round {rec.round} ran under version {rec.version}, not the version in force "
+                                f"{in_force[-1] if in_force else None}")  # fmt: skip
             if rec.round > 1 and (previous_end is None or opened_at < previous_end):
                 problems.append(f"round {rec.round} opened before round {rec.round - 1} ended")
             end = rec.finalized or rec.voided
@@ -74,6 +82,7 @@ def check_event_history(view: ChainView) -> list[CheckResult]:
             for e in view.events(name, agreement_id=a):
                 if int(e.args["round"]) not in ids:
                     problems.append(f"{name} (tx {e.tx_hash}) for round {e.args['round']}, never opened")
+        problems += _dispute_problems(view, a, records)
         for e in view.events("Claimed", agreement_id=a):
             if int(e.args["round"]) not in allocations:
                 problems.append(f"claim (tx {e.tx_hash}) for round {e.args['round']}, which allocated nothing")
@@ -83,3 +92,19 @@ def check_event_history(view: ChainView) -> list[CheckResult]:
                                    {"block": view.block, "rounds": ids, "round_count": count,
                                     "events": len(view.events(agreement_id=a))}))  # fmt: skip
     return results
+
+
+def _dispute_problems(view: ChainView, a: int, records: list) -> list[str]:
+    """Disputes name entries their party had in the round; answers and voidings follow a dispute."""
+    problems = []
+    entries = {rec.round: {p for e in rec.batches for p in view.batch_parties(a, e)} for rec in records}
+    disputed = set()
+    for e in view.events(["BatchEntryDisputed", "DisputeAnswered", "DisputedEntryVoided"], agreement_id=a):
+        key = (int(e.args["round"]), e.args["party"])
+        if e.event == "BatchEntryDisputed":
+            if key[1] not in entries.get(key[0], set()):
+                problems.append(f"round {key[0]}: {key[1]} disputed an entry it did not have (tx {e.tx_hash})")
+            disputed.add(key)
+        elif key not in disputed:
+            problems.append(f"round {key[0]}: {e.event} of {key[1]} without a dispute (tx {e.tx_hash})")
+    return problems

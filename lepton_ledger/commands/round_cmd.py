@@ -1,0 +1,58 @@
+"""``lepton-ledger round ...``: what anyone may do to a round, whoever its coordinator is.
+
+abandon: a round its coordinator left unfinalized past its deadline plus the deployment's dispute window (the
+grace period) is voided, its stakes unlock and nothing is allocated.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .context import (
+    DeploymentOpt,
+    KeyOpt,
+    RpcUrlOpt,
+    open_session,
+    read_call,
+    reports_errors,
+    require,
+    utc,
+)
+
+__all__ = ["round_app"]
+
+ROUND_STATUS = ("None", "Open", "Finalized", "Voided")  # IRoundLedger.RoundStatus
+
+round_app = typer.Typer(
+    help="What anyone may do to a round: abandon one its coordinator never finalized.",
+    no_args_is_help=True, pretty_exceptions_show_locals=False, add_completion=False,
+)  # fmt: skip
+
+
+@round_app.command("abandon")
+@reports_errors
+def abandon(
+    agreement: Annotated[int, typer.Option("--agreement", help="Agreement id.")],
+    round: Annotated[int, typer.Option("--round", help="Round id.")], key: KeyOpt,
+    rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None,
+) -> None:  # fmt: skip
+    """Abandon ROUND of AGREEMENT, left open past its deadline plus the grace period (the dispute window).
+
+    Sends RoundLedger.abandonRound(agreement, round) from --key (anyone may send it): the round is voided,
+    nothing is allocated, and the next round can open.
+    """
+    with open_session(rpc_url=rpc_url, deployment=deployment, key=key) as s:
+        s.agreement_state(agreement)
+        ledger = s.deployment.ledger.functions
+        r = read_call(ledger.round(agreement, round), f"agreement {agreement} has no round {round}")
+        status = ROUND_STATUS[int(r[0])]
+        require(status == "Open", f"round {round} of agreement {agreement} is {status}: only an open round can be "
+                                  "abandoned")  # fmt: skip
+        abandonable = int(r[4]) + int(ledger.disputeWindow().call())
+        now = int(s.w3.eth.get_block("pending")["timestamp"])
+        require(now > abandonable, f"round {round} of agreement {agreement} can be abandoned after "
+                                   f"{utc(abandonable)} (its deadline plus the grace period)")  # fmt: skip
+        s.tx.transact(ledger.abandonRound(agreement, round), s.address)
+    typer.echo(f"abandoned round {round} of agreement {agreement}: voided, nothing allocated")

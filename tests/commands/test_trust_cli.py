@@ -1,0 +1,218 @@
+"""Every party's answer to another's misbehaviour has a command, on a real chain, in file order on the module's
+`world`: a partner disputes a batch entry it never signed without the batch document and voids it when the
+coordinator cannot answer (its epsilon restored), while an honest entry's dispute is answered by
+`coordinator answer-disputes` and stands; the arbiter named in the terms lists, rules and (past the window) lets
+anyone lapse a challenge, and a key that is not the arbiter is refused with one line; anyone abandons a stale
+round; unclaimed allocations expire and the funder reclaims. Chain time moves with `node time --advance`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from cli_home import ADDRESS, lepton_home
+from typer.testing import CliRunner
+
+from lepton_ledger.chain.connection import connect
+from lepton_ledger.cli import app
+
+DATA = ["--dataset", "digits", "--partitions", "2", "--seed", "0"]
+WINDOW = 600  # the deployment's dispute window: answer window, ruling window and grace period
+
+runner = CliRunner()
+
+
+def run(*args: str, ok: bool = True):
+    result = runner.invoke(app, list(args))
+    if ok:
+        assert result.exit_code == 0, f"{args}: exit {result.exit_code}\n{result.output}\n{result.exception!r}"
+    return result
+
+
+def refused(*args: str) -> str:
+    """Runs a command that must be refused: exit 1, one `error:` line, nothing sent from any test key."""
+    before = _nonces()
+    result = run(*args, ok=False)
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert _nonces() == before
+    return lines[0]
+
+
+def _nonces() -> list[int]:
+    with connect() as w3:
+        return [w3.eth.get_transaction_count(a) for a in ADDRESS.values()]
+
+
+def advance(duration: str) -> None:
+    run("node", "time", "--advance", duration)
+
+
+def session():
+    from lepton_ledger.commands.context import open_session
+
+    return open_session(rpc_url=None, deployment=None, key="coordinator")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """Agreement 1 between partner-a and partner-b (30 days, admin its arbiter), active and funded with 600."""
+    with lepton_home(tmp_path_factory.mktemp("lepton-home")) as home:
+        a, b = ADDRESS["partner-a"], ADDRESS["partner-b"]
+        run("deploy", "--key", "admin", "--coordinator", ADDRESS["coordinator"], "--auditor", ADDRESS["auditor"],
+            "--dispute-window", str(WINDOW), "--with-token", "--mint", f"{ADDRESS['coordinator']}=1000",
+            "--mint", f"{a}=100", "--mint", f"{b}=100")  # fmt: skip
+        for name in ("coordinator", "auditor", "partner-a", "partner-b"):
+            run("partner", "register", "--key", name, "--name", name)
+        for partner in (a, b):
+            run("coordinator", "approve", partner, "--key", "coordinator")
+        run("coordinator", "propose", "--key", "coordinator", "--party", a, "--party", b, "--days", "30",
+            "--reward-per-round", "300", "--required-stake", "100")  # fmt: skip
+        for name in ("partner-a", "partner-b"):
+            run("partner", "sign", "1", "--key", name)
+            run("partner", "stake", "1", "--key", name)
+        run("coordinator", "fund", "1", "600", "--key", "coordinator")
+        yield home
+
+
+def test_an_entry_the_partner_never_signed_is_disputed_without_the_document_and_voided(world):
+    a, b = ADDRESS["partner-a"], ADDRESS["partner-b"]
+    run("coordinator", "open", "1", "--key", "coordinator", *DATA)
+    signed = world / "a.json"
+    run("partner", "train-and-sign", "1", "--key", "partner-a", "--out", str(signed), *DATA)
+    run("coordinator", "anchor", "1", "1", str(signed), "--key", "coordinator")
+    # A dishonest coordinator anchors an entry for partner-b, who signed nothing: a random root, no document.
+    from lepton_ledger.chain.merkle import pack_entries
+
+    with session() as s:
+        s.tx.transact(s.deployment.ledger.functions.commitBatch(1, 1, b"\x11" * 32, b"\x22" * 32,
+                                                                pack_entries([(1, 2_500_000)])), s.address)  # fmt: skip
+        assert s.deployment.ledger.functions.cumulativeEpsilon(1, b).call() == 2_500_000
+
+    disputed = run("partner", "dispute", "--agreement", "1", "--round", "1", "--key", "partner-b").output
+    assert f"disputed the entry of {b} in round 1 of agreement 1 (batch 1, position 0, epsilon 2.5)" in disputed
+    assert "must answer by 20" in disputed and " UTC" in disputed  # a date, not a Unix time
+    line = refused("partner", "dispute", "--agreement", "1", "--round", "1", "--key", "partner-a")
+    assert f"{a} signed this commitment" in line and "--force" in line
+    run("partner", "dispute", "--agreement", "1", "--round", "1", "--key", "partner-a", "--force")
+
+    answered = run("coordinator", "answer-disputes", "--agreement", "1", "--key", "coordinator").output.splitlines()
+    assert len(answered) == 2  # in the order the disputes were raised
+    assert answered[0].startswith(f"dispute: round 1, {b}: cannot answer: batch document 0x{'22' * 32}")
+    assert answered[1].startswith(f"dispute: round 1, {a}: answered with its signed commitment, tx 0x")
+
+    line = refused("partner", "void-entry", "--agreement", "1", "--round", "1", "--key", "partner-b")
+    assert "may answer the dispute of" in line and " UTC; it can be voided after that" in line
+    advance(f"{WINDOW + 1}s")
+    line = refused("partner", "void-entry", "--agreement", "1", "--round", "1", "--key", "partner-b",
+                   "--party", a)  # fmt: skip
+    assert "answered the dispute" in line and "the entry stands" in line
+    voided = run("partner", "void-entry", "--agreement", "1", "--round", "1", "--key", "partner-b").output
+    assert f"voided the entry of {b} in round 1 of agreement 1: the round is void, its epsilon is back to 0" in voided
+    with session() as s:
+        assert s.deployment.ledger.functions.cumulativeEpsilon(1, b).call() == 0
+        assert s.deployment.ledger.functions.round(1, 1).call()[0] == 3  # Voided
+
+    standing = run("partner", "standing", "--agreement", "1", "--key", "partner-b").output
+    assert "epsilon:  0.000000 spent of cap 10" in standing and "round 1, entry epsilon 2.5: Voided" in standing
+    assert "entry epsilon" in run("partner", "standing", "--agreement", "1", "--address", a).output
+    assert ": Answered" in run("partner", "standing", "--agreement", "1", "--address", a).output
+
+
+def test_the_arbiter_of_the_terms_rules_and_an_unruled_challenge_lapses(world):
+    a = ADDRESS["partner-a"]
+    run("coordinator", "open", "1", "--key", "coordinator", *DATA)  # round 2
+    run("partner", "train-and-submit", "1", "--key", "partner-a", *DATA, "--partition", "0")
+    evidence = world / "evidence.json"
+    evidence.write_text(json.dumps({"claim": "the update is wrong"}))
+    raise_args = ("challenge", "raise", "--agreement", "1", "--round", "2", "--partner", a, "--evidence",
+                  str(evidence), "--key", "auditor")  # fmt: skip
+    run(*raise_args)
+
+    listed = run("arbiter", "list", "--key", "admin").output
+    assert f"challenge 1: agreement 1, round 2, partner {a}, raised by {ADDRESS['auditor']}" in listed
+    assert "evidence 0x" in listed and "rule by 20" in listed
+    assert "no open challenge" in run("arbiter", "list", "--key", "coordinator").output
+
+    ruling = world / "ruling.txt"
+    ruling.write_text("not shown: dismissed\n")
+    line = refused("arbiter", "rule", "1", "--dismiss", "--ruling", str(ruling), "--key", "coordinator")
+    assert f"{ADDRESS['coordinator']} is not the arbiter of agreement 1 (its terms name {ADDRESS['admin']})" in line
+    ruled = run("arbiter", "rule", "1", "--dismiss", "--ruling", str(ruling), "--key", "admin").output
+    assert "challenge 1 dismissed; ruling " in ruled
+    from lepton_ledger.protocol.addressing import content_digest
+
+    with session() as s:
+        c = s.deployment.ledger.functions.challengeOf(1).call()
+    assert (c[0], bytes(c[7])) == (3, content_digest(ruling.read_bytes()))  # Dismissed, the file's digest
+
+    run(*raise_args)  # challenge 2: nobody rules on it
+    line = refused("arbiter", "lapse", "2", "--key", "partner-b")
+    assert "the arbiter may rule on challenge 2 until 20" in line
+    advance(f"{WINDOW}s")
+    line = refused("arbiter", "rule", "2", "--uphold", "--ruling", str(ruling), "--key", "admin")
+    assert "the ruling window of challenge 2 closed at 20" in line and "arbiter lapse 2" in line
+    assert "challenge 2 lapsed (dismissed)" in run("arbiter", "lapse", "2", "--key", "partner-b").output
+    line = refused("arbiter", "lapse", "2", "--key", "partner-b")
+    assert "challenge 2 is Dismissed" in line
+
+
+def test_a_coordinator_that_never_finalizes_loses_the_round_to_anyone(world):
+    advance("1h")
+    closed = run("coordinator", "close", "1", "2", "--key", "coordinator", *DATA).output
+    assert "finalized round 2 of agreement 1" in closed and "dispute:" not in closed  # none left to answer
+    run("coordinator", "open", "1", "--key", "coordinator", *DATA)  # round 3: never closed
+    line = refused("round", "abandon", "--agreement", "1", "--round", "3", "--key", "partner-b")
+    assert "can be abandoned after 20" in line and "(its deadline plus the grace period)" in line
+    advance(f"{3600 + WINDOW + 1}s")
+    abandoned = run("round", "abandon", "--agreement", "1", "--round", "3", "--key", "partner-b").output
+    assert "abandoned round 3 of agreement 1" in abandoned
+    line = refused("round", "abandon", "--agreement", "1", "--round", "3", "--key", "partner-b")
+    assert "round 3 of agreement 1 is Voided" in line
+
+
+def test_unclaimed_rewards_expire_and_the_funder_reclaims(world):
+    line = refused("vault", "expire", "--agreement", "1", "--round", "2", "--key", "partner-b")
+    assert "claims of round 2 of agreement 1 run until 20" in line
+    line = refused("vault", "reclaim", "--agreement", "1", "--key", "partner-b")
+    assert "did not fund agreement 1" in line
+    line = refused("vault", "reclaim", "--agreement", "1", "--key", "coordinator")
+    assert "the vault refuses the reclaim: RewardVaultAgreementRunning(agreementId=1)" in line
+    advance("181d")  # past the claim period and the agreement's end
+    expired = run("vault", "expire", "--agreement", "1", "--round", "2", "--key", "partner-b").output
+    assert "expired the allocation of round 2 of agreement 1: 300 unclaimed tokens are back in the pool" in expired
+    reclaimed = run("vault", "reclaim", "--agreement", "1", "--key", "coordinator").output
+    assert f"reclaimed 600 tokens of agreement 1 to {ADDRESS['coordinator']}" in reclaimed
+    line = refused("vault", "reclaim", "--agreement", "1", "--key", "coordinator")
+    assert "nothing left to reclaim" in line
+
+
+def test_contract_errors_read_in_tokens_and_utc_dates():
+    from lepton_ledger.chain.transactions import human_revert
+    from lepton_ledger.errors import ContractReverted
+
+    text = human_revert(ContractReverted("RewardVaultInsufficientStake", {
+        "agreementId": 1, "party": "0xabc", "staked": 5 * 10**17, "requested": 2 * 10**18}))  # fmt: skip
+    assert text == "RewardVaultInsufficientStake(agreementId=1, party=0xabc, staked=0.5 tokens, requested=2 tokens)"
+    assert human_revert(ContractReverted("RoundLedgerAnswerWindowOpen", {"answerBy": 1_800_000_000})) == \
+        "RoundLedgerAnswerWindowOpen(answerBy=2027-01-15 08:00:00 UTC)"  # fmt: skip
+    assert human_revert(ContractReverted("RoundLedgerBudgetExceeded", {"partner": "0xabc", "spent": 12_500_000,
+                                                                       "cap": 10_000_000})) == \
+        "RoundLedgerBudgetExceeded(partner=0xabc, spent=epsilon 12.5, cap=epsilon 10)"  # fmt: skip
+    assert human_revert(ContractReverted("RoundLedgerInvalidChallengeStatus", {"challengeId": 2, "status": 3})) == \
+        "RoundLedgerInvalidChallengeStatus(challengeId=2, status=Dismissed)"  # fmt: skip
+
+
+def test_the_audit_accounts_for_the_voided_entry_the_abandoned_round_and_the_expired_allocation(world):
+    """After all of the above: the batch whose only entry was voided needs no document, partner-b's DP history
+    has no round 1 (its epsilon was restored), the sample counts are within the signed bound, and the books add up
+    with the expired allocation and the reclaim."""
+    out = world / "audit.json"
+    result = run("audit", "--key-name", "auditor", "--json", str(out))
+    assert "every check holds" in result.output, result.output
+    checks = json.loads(out.read_text())["checks"]
+    voided = [c for c in checks if c["name"] == "batch_document" and "voided on-chain" in c["message"]]
+    assert [(c["round"], c["evidence"]["voided"]) for c in voided] == [(1, [ADDRESS["partner-b"]])]
+    bounds = [(c["round"], c["partner"]) for c in checks if c["name"] == "sample_count_bound"]
+    assert (1, ADDRESS["partner-b"]) not in bounds and (2, ADDRESS["partner-a"]) in bounds
