@@ -35,6 +35,7 @@ from ..chain.agreements import TOKEN, AgreementTerms
 from ..chain.anvil import Anvil, advance_time, dev_account
 from ..chain.artifacts import load_artifact
 from ..chain.deployment import DevRoles, deploy_with_roles
+from ..chain.disputes import answer_open_disputes
 from ..chain.transactions import Transactor
 from ..envelope import generate_x25519_keypair
 from ..errors import ConfigurationError
@@ -314,6 +315,10 @@ def _story(w3, anvil: Anvil, executor, out_dir: Path, n_partners: int, n_rounds:
                                f"(EIP-712): epsilon {p.accountant.epsilon():.3f}")  # fmt: skip
             batch_cid = coordinator.anchor_batch(agreement_id, round_id, signed)
             _step(console, f"  coordinator anchored the batch {_short(batch_cid)}")
+            # A partner may dispute its entry; an honest coordinator answers with the signed commitment.
+            for line in answer_open_disputes(tx, deployment, store, sender=coordinator.address,
+                                             agreement_id=agreement_id):
+                _step(console, f"  dispute {line}")
         outcome = coordinator.close_round(agreement_id, round_id)
         report = outcome.report
         accuracy = float(report.metrics["accuracy_after"])

@@ -1,6 +1,7 @@
 """The README's command blocks run as written, as a newcomer runs them: the manual round (new keys funded by the
 local node, two partners training at once, time moved past the dispute window, the audit on the commands' own
-deployment) and the brownie section (the three scripts on the local node, each `brownie run` attaching to it)."""
+deployment), the trust-model walk (the arbiter rules, anyone abandons a stale round, the funder reclaims) and the
+brownie section (the three scripts on the local node, each `brownie run` attaching to it)."""
 
 from __future__ import annotations
 
@@ -43,6 +44,15 @@ def test_the_manual_round_runs_as_written(tmp_path):
     assert out.count("round 1: submitted ") == 2  # both partners, trained at the same time
     assert len(re.findall(r"claimed [0-9.]+ for round 1 of agreement 1", out)) == 2
     assert "every check holds" in out and "stopped the local node" in out
+
+
+def test_the_trust_model_walk_runs_as_written(tmp_path):
+    done = run_block(readme_block("trust model"), cwd=ROOT, data_dir=tmp_path / "data")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out = done.stdout
+    assert "challenge 1: agreement 1, round 1" in out and "rule by " in out and "challenge 1 dismissed" in out
+    assert "abandoned round 1 of agreement 1" in out and "challenge 1: round 1, Dismissed" in out
+    assert "reclaimed 300 tokens of agreement 1" in out and "stopped the local node" in out
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
