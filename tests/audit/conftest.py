@@ -27,6 +27,7 @@ from lepton_ledger.chain.artifacts import load_artifact
 from lepton_ledger.chain.deployment import Deployment, DevRoles
 from lepton_ledger.chain.merkle import PayoutTree
 from lepton_ledger.chain.transactions import Transactor
+from lepton_ledger.chain.typed_data import UpdateCommitment, sign_digest, update_commitment_digest
 from lepton_ledger.envelope import seal
 from lepton_ledger.envelope.manifest import DPRecord
 from lepton_ledger.envelope.tensors import deserialize_tensors, serialize_tensors
@@ -38,6 +39,7 @@ from lepton_ledger.rounds.demo import RoundRules, run_demo
 # partners paid by sample count.
 OLD_STORY = {"free_rider": False, "non_iid": False, "payout_rule": fl.PayoutRule.BY_SAMPLE_COUNT}
 from lepton_ledger.rounds.outbox import Outbox
+from lepton_ledger.rounds.partner import SignedCommitment
 from lepton_ledger.rounds.report import (
     PartnerOutcome,
     RoundReport,
@@ -123,11 +125,13 @@ def cheating_close() -> Callable[..., None]:
 # -- one more round on a copy's chain ---------------------------------------------------------------------
 
 
-def honest_submit(ctx: dict[str, Any], index: int, *, epsilon_shortfall: float = 0.0, scale: float = 1.0) -> str:
+def honest_submit(ctx: dict[str, Any], index: int, *, epsilon_shortfall: float = 0.0, scale: float = 1.0,
+                  samples: int | None = None) -> str:  # fmt: skip
     """Partner `index` trains with DP-SGD, seals, puts and commits, as rounds.Partner does; a positive
     `epsilon_shortfall` makes it dishonest: it signs and commits that much less cumulative epsilon than its DP
-    history gives; `scale` multiplies its update (a poisoned one, for the coordinator to reject). Returns the
-    envelope's CID."""
+    history gives; `scale` multiplies its update (a poisoned one, for the coordinator to reject); `samples`
+    replaces its sample count in the manifest and the commitment. With ``ctx["batch"]`` (a list), the partner
+    signs its commitment for the coordinator's batch instead of submitting it. Returns the envelope's CID."""
     account, w3, d = ctx["partners"][index], ctx["w3"], ctx["d"]
     split = ctx["split"]
     model = fl.build_model("logreg", split.input_dim, split.num_classes, seed=0)
@@ -142,10 +146,18 @@ def honest_submit(ctx: dict[str, Any], index: int, *, epsilon_shortfall: float =
     sealed = seal(delta, signer_key=bytes(account.key), recipients=recipients, chain_id=w3.eth.chain_id,
                   ledger=d.ledger.address, agreement_id=AGREEMENT, round=ctx["round"],
                   base_model_digest=ctx["model_digest"], dp=DPRecord.from_params(result.dp),
-                  cumulative_epsilon=cumulative, sample_count=result.sample_count, metrics=result.metrics)  # fmt: skip
+                  cumulative_epsilon=cumulative, sample_count=samples or result.sample_count,
+                  metrics=result.metrics)  # fmt: skip
     cid, digest = publish(ctx["store"], sealed.data)
     m = sealed.manifest
     ctx["submitted"] = (cid, digest, sealed)
+    if "batch" in ctx:
+        commitment = UpdateCommitment(AGREEMENT, ctx["round"], account.address, digest, sealed.manifest_digest,
+                                      m.cumulative_epsilon, m.sample_count)  # fmt: skip
+        signature = sign_digest(bytes(account.key), update_commitment_digest(w3.eth.chain_id, d.ledger.address,
+                                                                             commitment))  # fmt: skip
+        ctx["batch"].append(SignedCommitment(commitment, signature, cid))
+        return cid
     ctx["tx"].transact(d.ledger.functions.submitUpdate(AGREEMENT, ctx["round"], digest, sealed.manifest_digest,
                                                        m.cumulative_epsilon, m.sample_count), account.address)  # fmt: skip
     return cid
@@ -201,10 +213,12 @@ def free_ride(ctx: dict[str, Any], index: int) -> str:
 
 
 def add_round(workdir: Path, *, shortfall: dict[int, float] | None = None, scale: dict[int, float] | None = None,
-              free_rider: int | None = None, close: Callable[[Coordinator, int], None] | None = None
-              ) -> dict[str, Any]:  # fmt: skip
+              free_rider: int | None = None, close: Callable[[Coordinator, int], None] | None = None,
+              samples: dict[int, int] | None = None) -> dict[str, Any]:  # fmt: skip
     """Adds round 3 to the copy's chain (saved back to its chain-state.json) and store; returns what it did:
-    ``{"round", "envelopes": {partner: cid}, "partners": [addresses]}``."""
+    ``{"round", "envelopes": {partner: cid}, "partners": [addresses]}``. With `samples` (partner index: sample
+    count), the commitments are signed and anchored in one batch, which (unlike a single submission) the ledger
+    takes whatever sample count it signs."""
     deployment = json.loads((workdir / "deployment.json").read_text())
     keys = json.loads((workdir / "keys" / "dev-keys.json").read_text())["parties"]
     with Anvil(state_file=workdir / "chain-state.json", accounts=12) as w3:
@@ -243,9 +257,14 @@ def add_round(workdir: Path, *, shortfall: dict[int, float] | None = None, scale
         ctx = {"w3": w3, "tx": tx, "d": d, "store": store, "split": split, "partners": partners, "round": round_id,
                "model_bytes": model_bytes, "model_digest": model_digest,
                "recipients": [coord, roles.auditor.address]}  # fmt: skip
+        if samples is not None:
+            ctx["batch"] = []
         envelopes = {partners[i].address: free_ride(ctx, i) if i == free_rider else
-                     honest_submit(ctx, i, epsilon_shortfall=(shortfall or {}).get(i, 0.0), scale=(scale or {}).get(i, 1.0))
+                     honest_submit(ctx, i, epsilon_shortfall=(shortfall or {}).get(i, 0.0), scale=(scale or {}).get(i, 1.0),
+                                   samples=(samples or {}).get(i))
                      for i in range(2)}  # fmt: skip
+        if samples is not None:
+            coordinator.anchor_batch(AGREEMENT, round_id, ctx["batch"])
         if close is None:
             coordinator.close_round(AGREEMENT, round_id)
         else:

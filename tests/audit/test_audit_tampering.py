@@ -98,6 +98,24 @@ def test_partner_committing_less_epsilon_than_its_dp_history_fails_epsilon_recom
     assert honest.ok
 
 
+def test_partner_claiming_more_samples_than_the_terms_bound_fails_sample_count_bound(
+    demo_single, clean_audit, fresh_copy, extra_round
+):
+    """A batch anchors what partners signed without reading sample counts: a partner signing 2**64 - 1 samples
+    (all of the reward by sample count, and all of the FedAvg weight) is caught by the audit alone."""
+    workdir = fresh_copy(demo_single, clean_audit[1])
+    added = extra_round(workdir, samples={1: 2**64 - 1})
+    cheat = added["partners"][1]
+
+    result = audit_workdir(workdir, state_path=workdir.parent / clean_audit[1].name)
+    assert result.rounds_checked == [(1, 3)]
+    assert_fails_only(result, "sample_count_bound", {(3, cheat, None)})
+    (failure,) = result.failed
+    assert failure.evidence["found"] == 2**64 - 1 and failure.evidence["bound"] < 2**64 - 1
+    honest = next(c for c in result.checks if c.name == "sample_count_bound" and c.partner == added["partners"][0])
+    assert honest.ok
+
+
 def test_report_with_an_altered_score_fails_scores_and_payouts(demo_single, clean_audit, fresh_copy, extra_round,
                                                                cheating_close):  # fmt: skip
     workdir = fresh_copy(demo_single, clean_audit[1])
