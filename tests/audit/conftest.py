@@ -27,7 +27,11 @@ from lepton_ledger.chain.artifacts import load_artifact
 from lepton_ledger.chain.deployment import Deployment, DevRoles
 from lepton_ledger.chain.merkle import PayoutTree
 from lepton_ledger.chain.transactions import Transactor
-from lepton_ledger.chain.typed_data import UpdateCommitment, sign_digest, update_commitment_digest
+from lepton_ledger.chain.typed_data import (
+    UpdateCommitment,
+    sign_digest,
+    update_commitment_digest,
+)
 from lepton_ledger.envelope import seal
 from lepton_ledger.envelope.manifest import DPRecord
 from lepton_ledger.envelope.tensors import deserialize_tensors, serialize_tensors
