@@ -63,6 +63,7 @@ def list_(
     and when the ruling window ends. Sends nothing and needs no password."""
     from ..audit.challenge import challenges
     from ..keys import Keystore
+    from ..protocol.addressing import cid_for_digest
 
     require(key is not None, "pass --key: the arbiter's keystore identity")
     me = Keystore().show(key).address  # type: ignore[arg-type]
@@ -84,7 +85,8 @@ def list_(
         ends = c.raised_at + window
         state = f"rule by {utc(ends)}" if now < ends else f"ruling window closed at {utc(ends)}: it can only lapse"
         typer.echo(f"challenge {c.challenge_id}: agreement {c.agreement_id}, round {c.round}, partner {c.partner}, "
-                   f"raised by {c.challenger} at {utc(c.raised_at)}, evidence 0x{c.evidence_digest.hex()}; "
+                   f"raised by {c.challenger} at {utc(c.raised_at)}, evidence {cid_for_digest(c.evidence_digest)} "
+                   f"(digest 0x{c.evidence_digest.hex()}); "
                    f"{state}")  # fmt: skip
 
 

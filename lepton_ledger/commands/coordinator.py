@@ -418,7 +418,8 @@ def answer_disputes(
 
     For each open BatchEntryDisputed, fetches the batch document from the store by its anchored digest, rebuilds
     the commitment's Merkle proof and sends RoundLedger.answerDispute(evidence, commitment, signature) from --key;
-    one line per dispute (answered, or why it cannot be). `close` does this first.
+    one line per dispute (answered, or why it cannot be). `close` does this first, but a dispute's answer window
+    (the deployment's dispute window, from the dispute) may end before the round does: run it while rounds run.
     """
     with open_session(rpc_url=rpc_url, deployment=deployment, key=key, ipfs=ipfs) as s:
         s.agreement_state(agreement)

@@ -46,10 +46,9 @@ def reclaim(
         vault = s.deployment.vault.functions
         funded = int(vault.fundedBy(agreement, s.address).call())
         require(funded > 0, f"{s.address} did not fund agreement {agreement}: it has nothing to reclaim")
-        owed = int(vault.reclaimable(agreement, s.address).call())
-        require(owed > 0, f"{s.address} has nothing left to reclaim from agreement {agreement} (it funded "
-                          f"{funded / 10**18:g} tokens)")  # fmt: skip
+        # The vault says why first (the agreement still running, or nothing left of this funder's share).
         read_call(vault.reclaim(agreement), "the vault refuses the reclaim", sender=s.address)
+        owed = int(vault.reclaimable(agreement, s.address).call())
         s.tx.transact(vault.reclaim(agreement), s.address)
     typer.echo(f"reclaimed {owed / 10**18:g} tokens of agreement {agreement} to {s.address}")
 

@@ -132,7 +132,7 @@ def test_the_arbiter_of_the_terms_rules_and_an_unruled_challenge_lapses(world):
 
     listed = run("arbiter", "list", "--key", "admin").output
     assert f"challenge 1: agreement 1, round 2, partner {a}, raised by {ADDRESS['auditor']}" in listed
-    assert "evidence 0x" in listed and "rule by 20" in listed
+    assert "evidence Qm" in listed and "(digest 0x" in listed and "rule by 20" in listed
     assert "no open challenge" in run("arbiter", "list", "--key", "coordinator").output
 
     ruling = world / "ruling.txt"
@@ -172,6 +172,22 @@ def test_a_coordinator_that_never_finalizes_loses_the_round_to_anyone(world):
     assert "round 3 of agreement 1 is Voided" in line
 
 
+def test_close_answers_an_open_dispute_of_an_honest_entry_before_finalizing(world):
+    a = ADDRESS["partner-a"]
+    # round 4 ends before the answer window of a dispute raised in it (the dispute window) closes
+    run("coordinator", "open", "1", "--key", "coordinator", *DATA, "--round-seconds", str(WINDOW // 2))
+    signed = world / "a4.json"
+    run("partner", "train-and-sign", "1", "--key", "partner-a", "--out", str(signed), *DATA)
+    run("coordinator", "anchor", "1", "4", str(signed), "--key", "coordinator")
+    run("partner", "dispute", "--agreement", "1", "--round", "4", "--key", "partner-a", "--force")
+    advance(f"{WINDOW // 2 + 1}s")
+    closed = run("coordinator", "close", "1", "4", "--key", "coordinator", *DATA).output
+    assert f"dispute: round 4, {a}: answered with its signed commitment" in closed
+    assert "finalized round 4 of agreement 1" in closed
+    with session() as s:
+        assert s.deployment.ledger.functions.entryDispute(1, 4, a).call()[0] == 2  # Answered: the entry stands
+
+
 def test_unclaimed_rewards_expire_and_the_funder_reclaims(world):
     line = refused("vault", "expire", "--agreement", "1", "--round", "2", "--key", "partner-b")
     assert "claims of round 2 of agreement 1 run until 20" in line
@@ -182,10 +198,11 @@ def test_unclaimed_rewards_expire_and_the_funder_reclaims(world):
     advance("181d")  # past the claim period and the agreement's end
     expired = run("vault", "expire", "--agreement", "1", "--round", "2", "--key", "partner-b").output
     assert "expired the allocation of round 2 of agreement 1: 300 unclaimed tokens are back in the pool" in expired
+    run("vault", "expire", "--agreement", "1", "--round", "4", "--key", "partner-b")
     reclaimed = run("vault", "reclaim", "--agreement", "1", "--key", "coordinator").output
     assert f"reclaimed 600 tokens of agreement 1 to {ADDRESS['coordinator']}" in reclaimed
     line = refused("vault", "reclaim", "--agreement", "1", "--key", "coordinator")
-    assert "nothing left to reclaim" in line
+    assert "the vault refuses the reclaim: RewardVaultNothingToReclaim(agreementId=1)" in line
 
 
 def test_contract_errors_read_in_tokens_and_utc_dates():
