@@ -14,7 +14,6 @@ from typing import Annotated, Any
 import typer
 
 from .context import (
-    CommandError,
     DeploymentOpt,
     IpfsOpt,
     KeyOpt,
@@ -41,13 +40,10 @@ def _arbiter_of(s: Any, agreement_id: int) -> str:
 
 
 def _open_challenge(s: Any, challenge_id: int) -> tuple[Any, int]:
-    """The challenge (Open) and the end of its ruling window; CommandError otherwise."""
-    from ..audit.challenge import ChallengeError, read_challenge
+    """The challenge (Open) and the end of its ruling window; ChallengeError or CommandError otherwise."""
+    from ..audit.challenge import read_challenge
 
-    try:
-        record = read_challenge(s.deployment, challenge_id)
-    except ChallengeError as exc:
-        raise CommandError(str(exc)) from None
+    record = read_challenge(s.deployment, challenge_id)
     require(record.status == "Open", f"challenge {challenge_id} is {record.status}: only an Open challenge can be "
                                      "ruled on or lapsed")  # fmt: skip
     return record, record.raised_at + int(s.deployment.ledger.functions.disputeWindow().call())
@@ -56,7 +52,7 @@ def _open_challenge(s: Any, challenge_id: int) -> tuple[Any, int]:
 @arbiter_app.command("list")
 @reports_errors
 def list_(
-    key: Annotated[str | None, typer.Option("--key", help="Keystore identity (only its address is read).")] = None,
+    key: Annotated[str, typer.Option("--key", help="The arbiter's keystore identity (only its address is read).")],
     rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None,
 ) -> None:  # fmt: skip
     """List the open challenges of the agreements whose terms name --key as arbiter, with the evidence digest
@@ -65,8 +61,7 @@ def list_(
     from ..keys import Keystore
     from ..protocol.addressing import cid_for_digest
 
-    require(key is not None, "pass --key: the arbiter's keystore identity")
-    me = Keystore().show(key).address  # type: ignore[arg-type]
+    me = Keystore().show(key).address
     with open_session(rpc_url=rpc_url, deployment=deployment, key=None) as s:
         window = int(s.deployment.ledger.functions.disputeWindow().call())
         now = int(s.w3.eth.get_block("latest")["timestamp"])

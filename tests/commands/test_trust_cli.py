@@ -156,9 +156,13 @@ def test_the_arbiter_of_the_terms_rules_and_an_unruled_challenge_lapses(world):
     assert "challenge 2 lapsed (dismissed)" in run("arbiter", "lapse", "2", "--key", "partner-b").output
     line = refused("arbiter", "lapse", "2", "--key", "partner-b")
     assert "challenge 2 is Dismissed" in line
+    assert refused("arbiter", "rule", "3", "--uphold", "--ruling", str(ruling), "--key", "admin") == \
+        "error: there is no challenge 3: the ledger has 2 (ids 1 to 2)"  # fmt: skip
 
 
 def test_a_coordinator_that_never_finalizes_loses_the_round_to_anyone(world):
+    line = refused("partner", "dispute", "--agreement", "1", "--round", "2", "--key", "partner-b")
+    assert f"{ADDRESS['partner-b']} has no entry in the batches anchored for round 2" in line
     advance("1h")
     closed = run("coordinator", "close", "1", "2", "--key", "coordinator", *DATA).output
     assert "finalized round 2 of agreement 1" in closed and "dispute:" not in closed  # none left to answer
