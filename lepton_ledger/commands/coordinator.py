@@ -379,12 +379,13 @@ def close(
         s.agreement_state(agreement)
         require(int(s.deployment.ledger.functions.openRoundOf(agreement).call()) == round,
                 f"round {round} of agreement {agreement} is not open")  # fmt: skip
-        _answer_disputes(s, agreement)  # a dispute left unanswered would void the round after it is finalized
         coordinator = _coordinator(s, agreement, eval_set, model=model, max_norm=max_norm, aggregation=aggregation,
                                    scoring=scoring)  # fmt: skip
         _, committed = coordinator.round_state(agreement, round)
         require(eval_commitment(eval_set) == committed,
                 "the evaluation set from these data options is not the one the round committed to")  # fmt: skip
+        coordinator.check_closable(agreement, round)  # a refused close sends nothing, not even the answers below
+        _answer_disputes(s, agreement)  # a dispute left unanswered would void the round after it is finalized
         outcome = coordinator.close_round(agreement, round)
         claimable_from = int(read_call(s.deployment.vault.functions.allocation(agreement, round), "allocation")[3])
     report = outcome.report

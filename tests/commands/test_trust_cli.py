@@ -176,14 +176,19 @@ def test_a_coordinator_that_never_finalizes_loses_the_round_to_anyone(world):
     assert "round 3 of agreement 1 is Voided" in line
 
 
+def honest_entry_disputed(world, round_id: int) -> None:
+    """Opens round `round_id`, which ends before the answer window of a dispute raised in it (the dispute window)
+    closes; partner-a signs, the coordinator anchors its entry and partner-a disputes it anyway (--force)."""
+    run("coordinator", "open", "1", "--key", "coordinator", *DATA, "--round-seconds", str(WINDOW // 2))
+    signed = world / f"a{round_id}.json"
+    run("partner", "train-and-sign", "1", "--key", "partner-a", "--out", str(signed), *DATA)
+    run("coordinator", "anchor", "1", str(round_id), str(signed), "--key", "coordinator")
+    run("partner", "dispute", "--agreement", "1", "--round", str(round_id), "--key", "partner-a", "--force")
+
+
 def test_close_answers_an_open_dispute_of_an_honest_entry_before_finalizing(world):
     a = ADDRESS["partner-a"]
-    # round 4 ends before the answer window of a dispute raised in it (the dispute window) closes
-    run("coordinator", "open", "1", "--key", "coordinator", *DATA, "--round-seconds", str(WINDOW // 2))
-    signed = world / "a4.json"
-    run("partner", "train-and-sign", "1", "--key", "partner-a", "--out", str(signed), *DATA)
-    run("coordinator", "anchor", "1", "4", str(signed), "--key", "coordinator")
-    run("partner", "dispute", "--agreement", "1", "--round", "4", "--key", "partner-a", "--force")
+    honest_entry_disputed(world, 4)
     advance(f"{WINDOW // 2 + 1}s")
     closed = run("coordinator", "close", "1", "4", "--key", "coordinator", *DATA).output
     assert f"dispute: round 4, {a}: answered with its signed commitment" in closed
