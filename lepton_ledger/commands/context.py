@@ -259,6 +259,14 @@ class Session:
         if not is_party:
             raise CommandError(f"{address} is not a party of agreement {agreement_id}")
 
+    def require_round(self, agreement_id: int, round_id: int) -> None:
+        """CommandError unless the agreement exists and has opened `round_id` (so a negative id or one past
+        uint64 is refused here, not by the ABI encoder)."""
+        self.agreement_state(agreement_id)
+        count = int(self.deployment.ledger.functions.roundCount(agreement_id).call())
+        if not 0 < round_id <= count:
+            raise CommandError(f"agreement {agreement_id} has no round {round_id} (it has {count})")
+
     def require_gas(self) -> None:
         """Refuses, before anything is sent, a signer with no ether to pay gas."""
         if self.w3.eth.get_balance(self.address) == 0:

@@ -48,7 +48,7 @@ from .data import (
 __all__ = ["RELAY_FILE_VERSION", "partner_app"]
 
 RELAY_FILE_VERSION = 1
-TERMINATED = 3  # IAgreementRegistry.AgreementStatus
+ACTIVE, TERMINATED = 2, 3  # IAgreementRegistry.AgreementStatus
 
 partner_app = typer.Typer(
     help="A partner's steps: register, sign an agreement, stake, train and submit (or sign) a round's update, claim, "
@@ -479,12 +479,6 @@ AgreementOpt = Annotated[int, typer.Option("--agreement", help="Agreement id.")]
 RoundOpt = Annotated[int, typer.Option("--round", help="Round id.")]
 
 
-def _require_round(s: Any, agreement: int, round_id: int) -> None:
-    s.agreement_state(agreement)
-    count = int(s.deployment.ledger.functions.roundCount(agreement).call())
-    require(0 < round_id <= count, f"agreement {agreement} has no round {round_id} (it has {count})")
-
-
 def _signed_epsilon(s: Any, agreement: int, round_id: int) -> int | None:
     """The cumulative epsilon (fixed point) this key signed for the round in batched mode, from its outbox; None
     when it signed nothing for it."""
@@ -516,7 +510,7 @@ def dispute(
 
     with open_session(rpc_url=rpc_url, deployment=deployment, key=key) as s:
         s.require_party(agreement, s.address)
-        _require_round(s, agreement, round)
+        s.require_round(agreement, round)
         entry = disputes.entry_of(s.deployment, agreement, round, s.address)
         require(entry is not None, f"{s.address} has no entry in the batches anchored for round {round} of "
                                    f"agreement {agreement}: nothing to dispute")  # fmt: skip
@@ -556,7 +550,7 @@ def void_entry(
 
     with open_session(rpc_url=rpc_url, deployment=deployment, key=key) as s:
         who = parse_address(party, "--party") if party else s.address
-        _require_round(s, agreement, round)
+        s.require_round(agreement, round)
         d = s.deployment.ledger.functions.entryDispute(agreement, round, who).call()
         status, answer_by = disputes.DISPUTE_STATUS[int(d[0])], int(d[3])
         require(status != "None", f"{who} has no disputed entry in round {round} of agreement {agreement}")
@@ -596,11 +590,15 @@ def standing(
         spent = int(ledger.cumulativeEpsilon(agreement, who).call())
         held = int(vault.stakeOf(agreement, who).call())
         locked = bool(ledger.isStakeLocked(agreement, who).call())
+        # RewardVault.unstake also refuses while the terms are in force for a party that has not exited.
+        in_force = (int(s.agreement_state(agreement)[0]) == ACTIVE
+                    and not s.deployment.agreements.functions.hasExited(agreement, who).call())  # fmt: skip
         records = disputes.disputes(s.deployment, agreement, party=who)
         against = [c for c in challenges(s.deployment) if c.agreement_id == agreement and c.partner == who]
     typer.echo(f"partner:  {who}")
     typer.echo(f"epsilon:  {spent / 10**6:.6f} spent of cap {terms.epsilon_cap:g} (on-chain)")
-    typer.echo(f"stake:    {held / 10**18:g} ({'locked' if locked else 'withdrawable'})")
+    held_as = "locked" if locked else "held while the terms are in force" if in_force else "withdrawable"
+    typer.echo(f"stake:    {held / 10**18:g} ({held_as})")
     for r in records:
         when = f", answer by {utc(r.answer_by)}" if r.status == "Open" else ""
         typer.echo(f"dispute:  round {r.round}, entry epsilon {r.epsilon / 10**6:g}: {r.status}{when}")

@@ -44,7 +44,7 @@ def abandon(
     nothing is allocated, and the next round can open.
     """
     with open_session(rpc_url=rpc_url, deployment=deployment, key=key) as s:
-        s.agreement_state(agreement)
+        s.require_round(agreement, round)
         ledger = s.deployment.ledger.functions
         r = read_call(ledger.round(agreement, round), f"agreement {agreement} has no round {round}")
         status = ROUND_STATUS[int(r[0])]

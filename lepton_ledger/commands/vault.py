@@ -65,7 +65,7 @@ def expire(
     Sends RewardVault.expireAllocation(agreement, round) from --key (anyone may send it).
     """
     with open_session(rpc_url=rpc_url, deployment=deployment, key=key) as s:
-        s.agreement_state(agreement)
+        s.require_round(agreement, round)
         vault = s.deployment.vault.functions
         allocation = read_call(vault.allocation(agreement, round), f"round {round} of agreement {agreement}")
         total, claimed = int(allocation[1]), int(allocation[2])
