@@ -364,7 +364,8 @@ contract AgreementRegistry is IAgreementRegistry, EIP712, Nonces {
             rewardToken: t.rewardToken,
             coordinator: t.coordinator,
             arbiter: t.arbiter,
-            maxSampleCount: t.maxSampleCount
+            maxSampleCount: t.maxSampleCount,
+            coordinatorBond: t.coordinatorBond
         });
     }
 

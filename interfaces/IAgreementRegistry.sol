@@ -31,7 +31,8 @@ interface IAgreementRegistry {
     /// @dev Everything the parties sign. `epsilonCap` is fixed point with 1e6 = 1.0 (so at most 4294.967295);
     /// `delta` is fixed point with 1e18 = 1.0. `coordinator` alone acts on the agreement; `arbiter` alone rules
     /// on its challenges; `maxSampleCount` bounds the sample count of every update (its weight in FedAvg and
-    /// under the by-sample-count payout rule).
+    /// under the by-sample-count payout rule); `coordinatorBond` is what the coordinator must hold posted in the
+    /// results court before it may open a round, slashed to the parties when a challenge of its results is upheld.
     // Field order is part of the ABI and of hashTerms, which parties sign, so it is not re-packed for storage.
     // solhint-disable-next-line gas-struct-packing
     struct Terms {
@@ -49,6 +50,7 @@ interface IAgreementRegistry {
         address coordinator;
         address arbiter;
         uint64 maxSampleCount;
+        uint256 coordinatorBond;
     }
 
     /// @dev The state of an agreement beside its terms. `version` is the latest version (pending when above
@@ -78,6 +80,7 @@ interface IAgreementRegistry {
         address coordinator;
         address arbiter;
         uint64 maxSampleCount;
+        uint256 coordinatorBond;
     }
 
     error AgreementRegistryUnknownAgreement(uint256 agreementId);

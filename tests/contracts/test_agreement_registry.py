@@ -12,7 +12,8 @@ ZERO = b"\x00" * 32
 REASON = web3.keccak(text="termination reason")
 TERMS_V2 = web3.keccak(text="terms v2")
 TERMS_ABI = (
-    "(bytes32,address[],address,uint256,uint8,uint32,uint64,uint256,uint64,uint64,uint32,address,address,uint64)"
+    "(bytes32,address[],address,uint256,uint8,uint32,uint64,uint256,uint64,uint64,uint32,address,address,uint64,"
+    "uint256)"
 )
 FIELDS = (
     "termsDigest",
@@ -29,6 +30,7 @@ FIELDS = (
     "coordinator",
     "arbiter",
     "maxSampleCount",
+    "coordinatorBond",
 )
 DAY = 86400
 
@@ -875,7 +877,7 @@ def test_round_config_summarises_terms_and_state(agreements, active, token):
 
     config = agreements.roundConfig(active)
 
-    assert tuple(config) == (ACTIVE, 1, 3, t[5], t[10], t[8], t[9], t[3], token.address, t[11], t[12], t[13])
+    assert tuple(config) == (ACTIVE, 1, 3, t[5], t[10], t[8], t[9], t[3], token.address, t[11], t[12], t[13], t[14])
 
 
 def test_round_config_of_unknown_agreement_is_empty(agreements):
