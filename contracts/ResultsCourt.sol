@@ -178,11 +178,9 @@ contract ResultsCourt is IResultsCourt, ReentrancyGuard {
 
     /// @inheritdoc IResultsCourt
     function checkBond(uint256 agreementId) external view {
-        IAgreementRegistry.RoundConfig memory config = agreements.roundConfig(agreementId);
-        uint256 held = bondOf[agreementId][config.coordinator];
-        if (held < config.coordinatorBond) {
-            revert ResultsCourtBondShort(agreementId, config.coordinator, held, config.coordinatorBond);
-        }
+        (address coordinator, uint256 required) = agreements.coordinatorBondOf(agreementId);
+        uint256 held = bondOf[agreementId][coordinator];
+        if (held < required) revert ResultsCourtBondShort(agreementId, coordinator, held, required);
     }
 
     /// @inheritdoc IResultsCourt

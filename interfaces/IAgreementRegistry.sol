@@ -80,7 +80,6 @@ interface IAgreementRegistry {
         address coordinator;
         address arbiter;
         uint64 maxSampleCount;
-        uint256 coordinatorBond;
     }
 
     error AgreementRegistryUnknownAgreement(uint256 agreementId);
@@ -203,6 +202,10 @@ interface IAgreementRegistry {
     /// @notice What the round ledger and the vault need of the terms in force of `agreementId`, without the
     /// party list; status None when the agreement is unknown.
     function roundConfig(uint256 agreementId) external view returns (RoundConfig memory);
+    /// @notice The coordinator of the terms in force of `agreementId` (of the proposal before the first
+    /// activation) and the bond those terms require it to hold posted; zeros for an unknown agreement. Apart from
+    /// {roundConfig} so that only the opening of a round pays for reading the bond.
+    function coordinatorBondOf(uint256 agreementId) external view returns (address coordinator, uint256 bond);
     /// @notice As {roundConfig}, for version `version` of the terms (what a round opened on that version runs by).
     function roundConfigAt(uint256 agreementId, uint32 version) external view returns (RoundConfig memory);
     /// @notice What a single submission needs, in one call: the agreement's status, whether `account` is a

@@ -365,8 +365,8 @@ def open_(
         s.agreement_state(agreement)
         open_round = int(s.deployment.ledger.functions.openRoundOf(agreement).call())
         require(open_round == 0, f"round {open_round} of agreement {agreement} is still open (close it first)")
-        config = s.deployment.agreements.functions.roundConfig(agreement).call()  # [9] coordinator, [12] its bond
-        required, held = int(config[12]), int(s.deployment.court.functions.bondOf(agreement, config[9]).call())
+        bonded, required = s.deployment.agreements.functions.coordinatorBondOf(agreement).call()
+        held = int(s.deployment.court.functions.bondOf(agreement, bonded).call())
         require(held >= required, f"the coordinator holds {held / 10**18:g} of bond in agreement {agreement}, its "
                                   f"terms require {required / 10**18:g}: post it with `coordinator bond {agreement} "
                                   "AMOUNT`")  # fmt: skip

@@ -877,7 +877,7 @@ def test_round_config_summarises_terms_and_state(agreements, active, token):
 
     config = agreements.roundConfig(active)
 
-    assert tuple(config) == (ACTIVE, 1, 3, t[5], t[10], t[8], t[9], t[3], token.address, t[11], t[12], t[13], t[14])
+    assert tuple(config) == (ACTIVE, 1, 3, t[5], t[10], t[8], t[9], t[3], token.address, t[11], t[12], t[13])
 
 
 def test_round_config_of_unknown_agreement_is_empty(agreements):

@@ -271,7 +271,8 @@ contract MoneyHandler is LedgerFixture {
         if (config.status != IAgreementRegistry.AgreementStatus.Active) return 0;
         if (block.timestamp < config.start || block.timestamp >= config.end) return 0;
         if (ledger.roundCount(id) >= config.maxRounds) return 0;
-        if (court.bondOf(id, coordinator) < config.coordinatorBond) return 0; // slashed, not posted again yet
+        (, uint256 bond) = agreements.coordinatorBondOf(id);
+        if (court.bondOf(id, coordinator) < bond) return 0; // slashed, not posted again yet
         uint256 deadline = block.timestamp + 2 hours;
         if (deadline > config.end) deadline = config.end;
         vm.prank(coordinator);

@@ -459,6 +459,15 @@ contract ResultsCourtTest is LedgerFixture {
         assertEq(b.slashed, posted, "the coordinator's whole bond, and nobody else's");
     }
 
+    function test_registry_coordinatorBondOfTheTermsInForce() public view {
+        (address named, uint256 bond) = agreements.coordinatorBondOf(id);
+        assertEq(named, coordinator, "coordinator");
+        assertEq(bond, BOND, "bond");
+        (named, bond) = agreements.coordinatorBondOf(99);
+        assertEq(named, address(0), "unknown agreement: no coordinator");
+        assertEq(bond, 0, "unknown agreement: no bond");
+    }
+
     /*//////////////////////////////////////////////////////////////
                            THE VAULT'S WIRING
     //////////////////////////////////////////////////////////////*/
