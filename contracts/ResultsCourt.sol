@@ -222,7 +222,7 @@ contract ResultsCourt is IResultsCourt, ReentrancyGuard {
         bondOf[agreementId][coordinator] = 0;
         _bonds[agreementId].slashed += amount;
         _sharePerParty[agreementId] += share;
-        _remainder[agreementId] += amount - share * parties;
+        _remainder[agreementId] += amount % parties;
         emit BondSlashed(challengeId, agreementId, coordinator, amount, share);
         // A round voided since the challenge was raised (a forged commitment proven) has no allocation left.
         if (r.payoutTotal != 0 && !vault.allocation(agreementId, round).revoked) {
