@@ -37,6 +37,7 @@ TOKEN = 10**18
 EPS = 1_000_000
 STAKE = 10 * TOKEN
 REWARD = 1_000 * TOKEN
+BOND = 100 * TOKEN  # the coordinator bond of each agreement (ResultsCourt)
 DISPUTE_WINDOW = 600
 
 
@@ -90,7 +91,7 @@ def main() -> None:
         def new_agreement(label: str) -> int:
             now = w3.eth.get_block("latest")["timestamp"]
             terms = (digest(label), [p.address for p in partners], token.address, REWARD, 0, 8 * EPS, 10**13, STAKE,
-                     now - 1, now + 86400 * 30, 10, coordinator.address, admin.address, 100_000)
+                     now - 1, now + 86400 * 30, 10, coordinator.address, admin.address, 100_000, BOND)
             receipt = tx.transact(d.agreements.functions.propose(terms), coordinator.address)
             book.record(f"AgreementRegistry.propose ({n} parties)", receipt)
             agreement_id = d.agreements.events.AgreementProposed().process_receipt(receipt, errors=DISCARD)[0]["args"]["agreementId"]
@@ -106,6 +107,9 @@ def main() -> None:
             tx.transact(token.functions.mint(coordinator.address, 3 * REWARD), admin.address)
             tx.transact(token.functions.approve(d.vault.address, 3 * REWARD), coordinator.address)
             book.record("RewardVault.fund", tx.transact(d.vault.functions.fund(agreement_id, 3 * REWARD), coordinator.address))
+            tx.transact(token.functions.mint(coordinator.address, BOND), admin.address)
+            tx.transact(token.functions.approve(d.court.address, BOND), coordinator.address)
+            book.record("ResultsCourt.postBond", tx.transact(d.court.functions.postBond(agreement_id, BOND), coordinator.address))
             return agreement_id
 
         def open_round(agreement_id: int, label: str) -> int:
@@ -151,7 +155,12 @@ def main() -> None:
         batched_first = batched_round(batched, 2 * EPS, f"{n} entries, first round")
         batched_later = batched_round(batched, 3 * EPS, f"{n} entries, later round")
 
-        # The rest of the lifecycle, for the table.
+        # The rest of the lifecycle, for the table. The batched agreement's last results are challenged and upheld.
+        raised = d.court.functions.challengeResults(batched, 2, 1, digest("results evidence"))
+        book.record("ResultsCourt.challengeResults", tx.transact(raised, auditor.address))
+        book.record("ResultsCourt.ruleResults (upheld)",
+                    tx.transact(d.court.functions.ruleResults(1, True, digest("ruling")), admin.address))
+        book.record("ResultsCourt.claimBondShare", tx.transact(d.court.functions.claimBondShare(batched), partners[0].address))
         advance_time(w3, DISPUTE_WINDOW + 1)
         for p in partners[: min(n, 5)]:
             call = d.vault.functions.claim(single, round_id, REWARD // n, tree.proof(p.address))

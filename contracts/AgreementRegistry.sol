@@ -203,6 +203,12 @@ contract AgreementRegistry is IAgreementRegistry, EIP712, Nonces {
     }
 
     /// @inheritdoc IAgreementRegistry
+    function coordinatorBondOf(uint256 agreementId) external view returns (address coordinator, uint256 bond) {
+        Terms storage t = _versions[agreementId][_inForceVersion(_states[agreementId])];
+        return (t.coordinator, t.coordinatorBond);
+    }
+
+    /// @inheritdoc IAgreementRegistry
     function roundConfigAt(uint256 agreementId, uint32 version) external view returns (RoundConfig memory) {
         return _roundConfig(agreementId, _states[agreementId], version);
     }

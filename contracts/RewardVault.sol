@@ -10,6 +10,7 @@ import {IRewardVault} from "../interfaces/IRewardVault.sol";
 import {IAgreementRegistry} from "../interfaces/IAgreementRegistry.sol";
 import {IPartnerRegistry} from "../interfaces/IPartnerRegistry.sol";
 import {IRoundLedger} from "../interfaces/IRoundLedger.sol";
+import {IResultsCourt} from "../interfaces/IResultsCourt.sol";
 import {LeptonRoles} from "./libraries/LeptonRoles.sol";
 
 /// @title RewardVault
@@ -32,6 +33,8 @@ contract RewardVault is IRewardVault, ReentrancyGuard {
 
     /// @inheritdoc IRewardVault
     address public roundLedger;
+    /// @inheritdoc IRewardVault
+    address public resultsCourt;
 
     /// @inheritdoc IRewardVault
     mapping(uint256 agreementId => mapping(address party => uint256)) public stakeOf;
@@ -68,6 +71,15 @@ contract RewardVault is IRewardVault, ReentrancyGuard {
         if (ledger == address(0)) revert RewardVaultZeroAddress();
         roundLedger = ledger;
         emit LedgerSet(ledger);
+    }
+
+    /// @inheritdoc IRewardVault
+    function setResultsCourt(address court) external {
+        if (!_hasRole(LeptonRoles.ADMIN, msg.sender)) revert RewardVaultNotAdmin(msg.sender);
+        if (resultsCourt != address(0)) revert RewardVaultCourtAlreadySet(resultsCourt);
+        if (court == address(0)) revert RewardVaultZeroAddress();
+        resultsCourt = court;
+        emit CourtSet(court);
     }
 
     /// @inheritdoc IRewardVault
@@ -142,7 +154,8 @@ contract RewardVault is IRewardVault, ReentrancyGuard {
 
     /// @inheritdoc IRewardVault
     function revokeAllocation(uint256 agreementId, uint64 round) external {
-        _onlyLedger();
+        // The ledger voids rounds; the court revokes the payouts of results it upheld a challenge against.
+        if (msg.sender != roundLedger && msg.sender != resultsCourt) revert RewardVaultNotLedger(msg.sender);
         Allocation storage a = _allocations[agreementId][round];
         if (a.root == bytes32(0)) revert RewardVaultNoAllocation(agreementId, round);
         if (a.revoked) revert RewardVaultAllocationRevoked(agreementId, round);
@@ -173,7 +186,10 @@ contract RewardVault is IRewardVault, ReentrancyGuard {
     {
         Allocation storage a = _claimableAllocation(agreementId, round);
         if (block.timestamp < a.claimableAt) revert RewardVaultClaimNotOpen(agreementId, round, a.claimableAt);
-        if (IRoundLedger(roundLedger).isClaimBlocked(agreementId, round, msg.sender)) {
+        if (
+            IRoundLedger(roundLedger).isClaimBlocked(agreementId, round, msg.sender)
+                || _court().isClaimBlocked(agreementId, round)
+        ) {
             revert RewardVaultClaimBlocked(agreementId, round, msg.sender);
         }
         _settle(a, agreementId, round, msg.sender, amount, proof);
@@ -220,6 +236,11 @@ contract RewardVault is IRewardVault, ReentrancyGuard {
     /*//////////////////////////////////////////////////////////////
                                  VIEWS
     //////////////////////////////////////////////////////////////*/
+
+    /// @inheritdoc IRewardVault
+    function checkBond(uint256 agreementId) external view {
+        _court().checkBond(agreementId);
+    }
 
     /// @inheritdoc IRewardVault
     function pool(uint256 agreementId) external view returns (Pool memory) {
@@ -331,6 +352,11 @@ contract RewardVault is IRewardVault, ReentrancyGuard {
 
     function _onlyLedger() private view {
         if (msg.sender != roundLedger) revert RewardVaultNotLedger(msg.sender);
+    }
+
+    function _court() private view returns (IResultsCourt court) {
+        court = IResultsCourt(resultsCourt);
+        if (address(court) == address(0)) revert RewardVaultNoCourt();
     }
 
     function _hasRole(bytes32 role, address account) private view returns (bool) {

@@ -112,6 +112,7 @@ contract RoundLedger is IRoundLedger, EIP712 {
         if (count >= config.maxRounds) revert RoundLedgerMaxRoundsReached(agreementId, config.maxRounds);
         if (deadline <= block.timestamp || deadline > config.end) revert RoundLedgerInvalidDeadline(deadline);
         if (modelDigest == bytes32(0) || evalCommitment == bytes32(0)) revert RoundLedgerZeroDigest();
+        _vault.checkBond(agreementId); // the coordinator's bond, held by the results court
 
         roundId = count + 1;
         roundCount[agreementId] = roundId;

@@ -31,7 +31,8 @@ interface IAgreementRegistry {
     /// @dev Everything the parties sign. `epsilonCap` is fixed point with 1e6 = 1.0 (so at most 4294.967295);
     /// `delta` is fixed point with 1e18 = 1.0. `coordinator` alone acts on the agreement; `arbiter` alone rules
     /// on its challenges; `maxSampleCount` bounds the sample count of every update (its weight in FedAvg and
-    /// under the by-sample-count payout rule).
+    /// under the by-sample-count payout rule); `coordinatorBond` is what the coordinator must hold posted in the
+    /// results court before it may open a round, slashed to the parties when a challenge of its results is upheld.
     // Field order is part of the ABI and of hashTerms, which parties sign, so it is not re-packed for storage.
     // solhint-disable-next-line gas-struct-packing
     struct Terms {
@@ -49,6 +50,7 @@ interface IAgreementRegistry {
         address coordinator;
         address arbiter;
         uint64 maxSampleCount;
+        uint256 coordinatorBond;
     }
 
     /// @dev The state of an agreement beside its terms. `version` is the latest version (pending when above
@@ -200,6 +202,10 @@ interface IAgreementRegistry {
     /// @notice What the round ledger and the vault need of the terms in force of `agreementId`, without the
     /// party list; status None when the agreement is unknown.
     function roundConfig(uint256 agreementId) external view returns (RoundConfig memory);
+    /// @notice The coordinator of the terms in force of `agreementId` (of the proposal before the first
+    /// activation) and the bond those terms require it to hold posted; zeros for an unknown agreement. Apart from
+    /// {roundConfig} so that only the opening of a round pays for reading the bond.
+    function coordinatorBondOf(uint256 agreementId) external view returns (address coordinator, uint256 bond);
     /// @notice As {roundConfig}, for version `version` of the terms (what a round opened on that version runs by).
     function roundConfigAt(uint256 agreementId, uint32 version) external view returns (RoundConfig memory);
     /// @notice What a single submission needs, in one call: the agreement's status, whether `account` is a

@@ -35,6 +35,9 @@ interface IRewardVault {
     error RewardVaultNotLedger(address account);
     error RewardVaultNotAdmin(address account);
     error RewardVaultLedgerAlreadySet(address ledger);
+    error RewardVaultCourtAlreadySet(address court);
+    /// @dev No results court is bound yet: rounds cannot open and claims cannot be checked without it.
+    error RewardVaultNoCourt();
     error RewardVaultZeroAddress();
     error RewardVaultZeroAmount();
     error RewardVaultUnknownAgreement(uint256 agreementId);
@@ -68,6 +71,8 @@ interface IRewardVault {
 
     /// @notice Emitted once, when the admin binds the round ledger.
     event LedgerSet(address indexed ledger);
+    /// @notice Emitted once, when the admin binds the results court.
+    event CourtSet(address indexed court);
     /// @notice Emitted when `funder` adds to the reward pool; `amount` is what actually arrived.
     event Funded(uint256 indexed agreementId, address indexed funder, uint256 amount);
     /// @notice Emitted when `party` adds stake: `amount` is what actually arrived, `totalStake` its stake after.
@@ -104,6 +109,12 @@ interface IRewardVault {
     /// Emits {LedgerSet}.
     function setRoundLedger(address ledger) external;
 
+    /// @notice Binds the results court, which may also call {revokeAllocation} and whose open challenges block
+    /// claims. Once only.
+    /// Requirements: admin; no court set yet; non-zero address.
+    /// Emits {CourtSet}.
+    function setResultsCourt(address court) external;
+
     /// @notice Adds `amount` of the agreement's reward token to its pool; the pool is credited with what
     /// actually arrived.
     /// Requirements: the agreement exists, is not Terminated and its terms in force have not ended;
@@ -128,13 +139,15 @@ interface IRewardVault {
     function allocate(uint256 agreementId, uint64 round, bytes32 root, uint256 total, uint64 claimableAt)
         external;
 
-    /// @notice Returns a voided round's unclaimed allocation to the pool. Called by the round ledger only.
+    /// @notice Returns a voided round's unclaimed allocation to the pool. Called by the round ledger, or by the
+    /// results court when it upholds a challenge of the round's results.
     /// Emits {AllocationRevoked}.
     function revokeAllocation(uint256 agreementId, uint64 round) external;
 
     /// @notice The caller claims its reward for `round`, proven by the leaf
     /// `keccak256(bytes.concat(keccak256(abi.encode(agreementId, round, caller, amount))))` of the payout root.
-    /// Requirements: the dispute window has ended; not claimed before; no pending or upheld challenge holds it.
+    /// Requirements: the dispute window has ended; not claimed before; no pending or upheld challenge holds it,
+    /// nor an open results challenge of the round.
     /// Emits {Claimed}.
     function claim(uint256 agreementId, uint64 round, uint256 amount, bytes32[] calldata proof) external;
 
@@ -165,6 +178,12 @@ interface IRewardVault {
 
     /// @notice The round ledger, the only caller of {allocate} and {revokeAllocation}; zero until {setRoundLedger}.
     function roundLedger() external view returns (address);
+    /// @notice The results court: coordinator bonds and challenges of round results; zero until {setResultsCourt}.
+    function resultsCourt() external view returns (address);
+    /// @notice Reverts unless the coordinator of `agreementId`'s terms in force holds the bond they require
+    /// ({IResultsCourt-checkBond}); the round ledger asks before a round opens.
+    /// Requirements: the results court is set.
+    function checkBond(uint256 agreementId) external view;
     /// @notice Where slashed stakes and forfeited rewards go. Fixed at deployment.
     function slashRecipient() external view returns (address);
     /// @notice The books of `agreementId`'s reward pool and stakes (see the interface's NatSpec).

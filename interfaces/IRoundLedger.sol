@@ -256,7 +256,8 @@ interface IRoundLedger {
     /// @param evalCommitment Hash of the held-out evaluation set used for scoring, fixed before training.
     /// Requirements: the agreement's coordinator; the agreement is Active and within its period; no round of
     /// it is open; it has rounds left; no dispute of its batch entries is pending;
-    /// `block.timestamp < deadline <= end`; digests non-zero.
+    /// `block.timestamp < deadline <= end`; digests non-zero; the coordinator holds the bond the terms require
+    /// (the vault's {IRewardVault-checkBond}, which reverts with the results court's error).
     /// Emits {RoundOpened} and {EpsilonsAtOpen}.
     function openRound(uint256 agreementId, bytes32 modelDigest, uint64 deadline, bytes32 evalCommitment)
         external

@@ -1,4 +1,4 @@
-"""What the chain says, read by the auditor itself: every event of the four contracts (through its own
+"""What the chain says, read by the auditor itself: every event of the five contracts (through its own
 :class:`~lepton_ledger.chain.events.EventIndex`, never the coordinator's), grouped into agreements and rounds,
 and contract state read at one fixed block (the audit's ``audited_at_block``) so that every figure is of the
 same moment.
@@ -100,7 +100,8 @@ class ChainView:
         self.deployment = Deployment.at(w3, addresses)
         d = self.deployment
         self.index = EventIndex(w3, {"PartnerRegistry": d.partners, "AgreementRegistry": d.agreements,
-                                     "RewardVault": d.vault, "RoundLedger": d.ledger}, events_path)  # fmt: skip
+                                     "RewardVault": d.vault, "RoundLedger": d.ledger, "ResultsCourt": d.court},
+                                events_path)  # fmt: skip
         self.index.sync(to_block=block)
         self._party_at: dict[tuple[int, int], str] = {}
         self._rounds: dict[int, list[RoundRecord]] = {}

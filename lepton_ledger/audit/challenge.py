@@ -62,6 +62,7 @@ CHALLENGE_STATUS = ("None", "Open", "Upheld", "Dismissed", "Executed")  # IRound
 ROUND_STATUS = ("None", "Open", "Finalized", "Voided")  # IRoundLedger.RoundStatus
 ADMIN_ROLE = bytes(32)  # LeptonRoles.ADMIN: OpenZeppelin's DEFAULT_ADMIN_ROLE
 RULING_KIND = "lepton-ledger/challenge-ruling"
+_RESULTS_CHECKS = ("aggregate_recomputed", "scores_and_payouts", "rejections_recheck")  # see challenge_results
 _NEVER = 2**256 - 1  # markChallengeExecuted's "window end" while the round is still open
 
 
@@ -169,6 +170,10 @@ def failed_check(result: Mapping[str, Any], index: int) -> dict[str, Any]:
         raise ChallengeError(f"{label} has no pass/fail (\"ok\": true or false): is this an audit's check?")
     for key, kind in (("agreement_id", int), ("round", int), ("partner", str)):
         value = check.get(key)
+        if key == "partner" and value is None and check.get("name") in _RESULTS_CHECKS:
+            raise ChallengeError(f"{label} names no partner: it judges the coordinator's results, which are "
+                                 "challenged with `challenge raise --from-audit FILE` alone (--agreement and --round "
+                                 "pick one round)")  # fmt: skip
         if not isinstance(value, kind) or isinstance(value, bool):
             raise ChallengeError(
                 f"{label} names no {key.replace('_id', '')}: a challenge is against one partner's update in one "
@@ -231,12 +236,12 @@ def _window_end(deployment: Any, agreement_id: int, round_id: int) -> tuple[str,
 def _explain(exc: ContractReverted, deployment: Any, what: str) -> ChallengeError:
     a = exc.args_by_name
     name = exc.error
-    if name == "RoundLedgerNotAuditor":
+    if name in ("RoundLedgerNotAuditor", "ResultsCourtNotAuditor"):
         text = f"{a['account']} does not hold the auditor role: only an auditor may raise a challenge"
-    elif name == "RoundLedgerNotArbiter":
+    elif name in ("RoundLedgerNotArbiter", "ResultsCourtNotArbiter"):
         text = (f"{a['account']} is not the arbiter of agreement {a['agreementId']}: only the arbiter named in its "
                 "terms may resolve a challenge")  # fmt: skip
-    elif name == "RoundLedgerRulingWindowClosed":
+    elif name in ("RoundLedgerRulingWindowClosed", "ResultsCourtRulingWindowClosed"):
         text = (f"the ruling window of challenge {a['challengeId']} closed at chain time {a['endsAt']}: the arbiter "
                 "can no longer rule, and anyone may lapse it (dismissed)")  # fmt: skip
     elif name == "RoundLedgerUnknownRound":
@@ -266,6 +271,26 @@ def _explain(exc: ContractReverted, deployment: Any, what: str) -> ChallengeErro
                 f"{_now(deployment)}); the stake can be slashed after it")  # fmt: skip
     elif name == "RoundLedgerCommitmentValid":
         text = "the contract finds that commitment honest (its signature and entry match): there is no forgery to prove"
+    elif name == "ResultsCourtRulingWindowOpen":
+        text = (f"the ruling window of results challenge {a['challengeId']} runs until chain time {a['endsAt']} (now "
+                f"{_now(deployment)}): only the arbiter can close it before then")  # fmt: skip
+    elif name == "ResultsCourtRoundNotFinalized":
+        status, _ = _window_end(deployment, a["agreementId"], a["round"])
+        text = (f"round {a['round']} of agreement {a['agreementId']} is {status}: only a finalized round's results "
+                "can be challenged")  # fmt: skip
+    elif name == "ResultsCourtDisputeWindowClosed":
+        text = (f"claims of round {a['round']} of agreement {a['agreementId']} opened at chain time "
+                f"{a['claimableAt']} (now {_now(deployment)}): its results can no longer be challenged")  # fmt: skip
+    elif name == "ResultsCourtAlreadyChallenged":
+        text = (f"the results of round {a['round']} of agreement {a['agreementId']} are already under results "
+                f"challenge {a['challengeId']}; they can be challenged again only if it is dismissed")  # fmt: skip
+    elif name == "ResultsCourtChallengeNotOpen":
+        status = ("None", "Open", "Upheld", "Dismissed")[int(a["status"])]  # IResultsCourt.ChallengeStatus
+        text = f"results challenge {a['challengeId']} is {status}: {what}"
+    elif name == "ResultsCourtNotParty":
+        text = f"{a['account']} is not a party of agreement {a['agreementId']}: slashed bonds go to the parties"
+    elif name == "ResultsCourtNothingToClaim":
+        text = f"nothing of a slashed bond is owed to {a['party']} in agreement {a['agreementId']}"
     elif name == "RewardVaultChallengeNotExecuted":
         text = f"challenge {a['challengeId']} has not been executed: slash the stake first, then forfeit the reward"
     elif name == "RewardVaultAlreadyClaimed":

@@ -1,6 +1,7 @@
 """`lepton-ledger challenge ...`: from a failed audit check to a slashed stake, one command per step.
 
-    lepton-ledger challenge raise --from-audit audit.json --check 3          # auditor: challenge on-chain
+    lepton-ledger challenge raise --from-audit audit.json                    # auditor: the coordinator's results
+    lepton-ledger challenge raise --from-audit audit.json --check 3          # auditor: a partner's update
     lepton-ledger challenge raise --from-audit audit.json --agreement 1 --round 2 --partner 0x...
     lepton-ledger challenge raise --agreement 1 --round 2 --partner 0x... --evidence proof.json
     lepton-ledger challenge resolve 1 --uphold --reason "envelope does not match its digest"   # admin
@@ -8,6 +9,15 @@
     lepton-ledger challenge forfeit 1                                         # anyone, after the slash
     lepton-ledger challenge show [1]
     lepton-ledger challenge prove-forgery --agreement 1 --round 3            # auditor: void a forged batch
+    lepton-ledger challenge rule 1 --uphold --reason "payout root does not re-compute"   # arbiter: results
+    lepton-ledger challenge lapse 1                                           # anyone, after the ruling window
+    lepton-ledger challenge claim-bond 1                                      # a party: its share of a slashed bond
+    lepton-ledger challenge show --results [1]
+
+``raise --from-audit FILE`` alone challenges the coordinator's results (``ResultsCourt``, see
+:mod:`lepton_ledger.audit.challenge_results`): one challenge per round with a failed ``aggregate_recomputed``,
+``scores_and_payouts`` or ``rejections_recheck`` check (``--agreement A --round R`` picks one round). With
+``--check N`` or ``--partner`` it challenges one partner's update (``RoundLedger``), as before.
 
 Where: ``--workdir DIR``, a folder left by ``lepton-ledger demo``: its chain is restarted from its state file
 (and saved back when the command ends), its ``store/`` holds the documents, and ``--as ROLE`` picks which of
@@ -42,6 +52,7 @@ from ..commands.context import (
 )
 from ..protocol.jsonio import FILE_BYTES, load_json, read_bounded
 from . import challenge as flow
+from . import challenge_results as results
 
 challenge_app = typer.Typer(
     help="Challenge a partner's update from a failed audit check, then resolve, slash and forfeit.",
@@ -64,6 +75,8 @@ KeyOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 ChallengeId = Annotated[int, typer.Argument(metavar="CHALLENGE_ID", help="Challenge id (1, 2, ...).")]
+UpholdOpt = Annotated[bool | None, typer.Option("--uphold/--dismiss", help="The ruling.")]
+ReasonOpt = Annotated[str, typer.Option("--reason", help="Why; published with the ruling digest.")]
 
 
 @dataclass
@@ -165,7 +178,12 @@ def raise_cmd(
     workdir: WorkdirOpt = None, as_role: AsOpt = None, key: KeyOpt = None, rpc_url: RpcUrlOpt = None,
     deployment: DeploymentOpt = None, ipfs: IpfsOpt = None, as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
-    """An auditor challenges one partner's update, committing to the failed check (put to the store) by its digest."""
+    """An auditor challenges the coordinator's results (--from-audit alone, or with --agreement and --round), or one
+    partner's update (--check, or --partner), committing to the failed checks (put to the store) by their digest."""
+    if from_audit is not None and check is None and partner is None and evidence is None:
+        _raise_results(from_audit, agreement, round_id, workdir=workdir, as_role=as_role, key=key, rpc_url=rpc_url,
+                       deployment=deployment, ipfs=ipfs, as_json=as_json)  # fmt: skip
+        return
     explicit = (agreement, round_id, partner)
     if check is not None:
         if from_audit is None:
@@ -203,12 +221,82 @@ def raise_cmd(
            f"evidence: {picked}, put as {d['evidence_cid']} (evidenceDigest {d['evidence_digest']})")  # fmt: skip
 
 
+def _raise_results(from_audit: Path, agreement: int | None, round_id: int | None, *, workdir: Path | None,
+                   as_role: str | None, key: str | None, rpc_url: str | None, deployment: Path | None,
+                   ipfs: str | None, as_json: bool) -> None:  # fmt: skip
+    if (agreement is None) != (round_id is None):
+        raise CommandError("to pick one round's results give both --agreement and --round (or neither, for all)")
+    wanted = results.results_evidence(flow.load_audit(from_audit), agreement_id=agreement, round_id=round_id)
+    with _signer(workdir=workdir, role=as_role, default_role="auditor", key=key, rpc_url=rpc_url,
+                 deployment=deployment, ipfs=ipfs) as s:  # fmt: skip
+        sent = results.raise_results_challenges(s.tx, s.deployment, s.store, sender=_need_sender(s), wanted=wanted)
+    if as_json:
+        echo_json({"challenges": [r.to_dict() for r in sent]})
+        return
+    for r in sent:
+        d = r.details
+        typer.echo(f"results challenge {r.challenge_id} raised against round {d['round']} of agreement "
+                   f"{d['agreement_id']} ({d['kind']}); evidence put as {d['evidence_cid']} (evidenceDigest "
+                   f"{d['evidence_digest']}); tx {r.tx_hash} (block {r.block})")  # fmt: skip
+
+
+@challenge_app.command("rule")
+@reports_errors
+def rule_cmd(
+    challenge_id: ChallengeId,
+    upheld: UpholdOpt = None, reason: ReasonOpt = "",
+    workdir: WorkdirOpt = None, as_role: AsOpt = None, key: KeyOpt = None, rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None, ipfs: IpfsOpt = None, as_json: JsonOpt = False,
+) -> None:  # fmt: skip
+    """The arbiter rules on an open results challenge: --uphold (the round's payouts are revoked and the
+    coordinator's bond goes to the parties) or --dismiss."""
+    if upheld is None:
+        raise CommandError("give the ruling: --uphold or --dismiss")
+    with _signer(workdir=workdir, role=as_role, default_role="admin", key=key, rpc_url=rpc_url,
+                 deployment=deployment, ipfs=ipfs) as s:  # fmt: skip
+        result = results.rule_results(s.tx, s.deployment, s.store, sender=_need_sender(s), challenge_id=challenge_id,
+                                      upheld=upheld, reason=reason)  # fmt: skip
+    d = result.details
+    slashed = (f"; bond of {d['coordinator']} ({d['amount']} base units) slashed, {d['share']} to each party"
+               if upheld else "")  # fmt: skip
+    _print(result, as_json, f"results challenge {challenge_id} {'upheld' if upheld else 'dismissed'}{slashed}; ruling "
+                            f"put as {d['ruling_cid']}")  # fmt: skip
+
+
+@challenge_app.command("lapse")
+@reports_errors
+def lapse_cmd(
+    challenge_id: ChallengeId,
+    workdir: WorkdirOpt = None, as_role: AsOpt = None, key: KeyOpt = None, rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None, ipfs: IpfsOpt = None, as_json: JsonOpt = False,
+) -> None:  # fmt: skip
+    """Dismisses a results challenge the arbiter did not rule on within its window. Anyone may send it."""
+    with _signer(workdir=workdir, role=as_role, default_role="auditor", key=key, rpc_url=rpc_url,
+                 deployment=deployment, ipfs=ipfs) as s:  # fmt: skip
+        result = results.lapse_results(s.tx, s.deployment, sender=_need_sender(s), challenge_id=challenge_id)
+    _print(result, as_json, f"results challenge {challenge_id} lapsed (dismissed)")
+
+
+@challenge_app.command("claim-bond")
+@reports_errors
+def claim_bond_cmd(
+    agreement: Annotated[int, typer.Argument(metavar="AGREEMENT", help="Agreement id.")],
+    workdir: WorkdirOpt = None, as_role: AsOpt = None, key: KeyOpt = None, rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None, ipfs: IpfsOpt = None, as_json: JsonOpt = False,
+) -> None:  # fmt: skip
+    """A party takes its share of the coordinator bonds slashed in AGREEMENT."""
+    with _signer(workdir=workdir, role=as_role, default_role=None, key=key, rpc_url=rpc_url,
+                 deployment=deployment, ipfs=ipfs) as s:  # fmt: skip
+        result = results.claim_bond_share(s.tx, s.deployment, sender=_need_sender(s), agreement_id=agreement)
+    d = result.details
+    _print(result, as_json, f"{d['party']} took {d['amount']} base units of slashed bond in agreement {agreement}")
+
+
 @challenge_app.command("resolve")
 @reports_errors
 def resolve_cmd(
     challenge_id: ChallengeId,
-    upheld: Annotated[bool | None, typer.Option("--uphold/--dismiss", help="The ruling.")] = None,
-    reason: Annotated[str, typer.Option("--reason", help="Why; published with the ruling digest.")] = "",
+    upheld: UpholdOpt = None, reason: ReasonOpt = "",
     workdir: WorkdirOpt = None, as_role: AsOpt = None, key: KeyOpt = None, rpc_url: RpcUrlOpt = None,
     deployment: DeploymentOpt = None, ipfs: IpfsOpt = None, as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
@@ -289,12 +377,27 @@ def prove_forgery_cmd(
 def show_cmd(
     challenge_id: Annotated[int | None, typer.Argument(
         metavar="CHALLENGE_ID", help="One challenge; default: all.")] = None,
+    of_results: Annotated[bool, typer.Option("--results", help="The results challenges (ResultsCourt).")] = False,
     workdir: WorkdirOpt = None, rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None,
     as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
-    """The challenges on the ledger and their status."""
+    """The challenges on the ledger (or, with --results, of the coordinator's results) and their status."""
     with _signer(workdir=workdir, role=None, default_role=None, key=None, rpc_url=rpc_url, deployment=deployment,
                  ipfs=None) as s:  # fmt: skip
+        if of_results:
+            court = s.deployment.court.functions
+            ids = [challenge_id] if challenge_id else range(1, int(court.challengeCount().call()) + 1)
+            found = [results.read_results_challenge(s.deployment, i) for i in ids]
+            if as_json:
+                echo_json({"results_challenges": [r.to_dict() for r in found]})
+                return
+            if not found:
+                typer.echo("no results challenge was raised")
+            for r in found:
+                typer.echo(f"results challenge {r.challenge_id}: {r.status}, {r.kind} of round {r.round} of agreement "
+                           f"{r.agreement_id}, raised by {r.challenger} at chain time {r.raised_at}, evidence "
+                           f"0x{r.evidence_digest.hex()}")  # fmt: skip
+            return
         records = [flow.read_challenge(s.deployment, challenge_id)] if challenge_id else flow.challenges(s.deployment)
     if as_json:
         echo_json({"challenges": [r.to_dict() for r in records]})

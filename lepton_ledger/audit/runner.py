@@ -48,7 +48,7 @@ from .chain_view import (
     digest_bytes,
 )
 from .checks.artifacts import expand_batch, open_commitment, resolve
-from .checks.books import check_vault
+from .checks.books import check_bonds, check_vault
 from .checks.history import check_event_history
 from .checks.privacy import check_epsilon, dp_entry
 from .checks.rewards import check_scores_and_payouts
@@ -217,7 +217,7 @@ def audit_deployment(w3: Any, deployment_addresses: dict[str, str], store: Any, 
             summaries[(a, record.round)] = summary
             if all(c.ok for c in checks):
                 state.record_round(summary, block)
-    result.checks += check_vault(view) + check_event_history(view)
+    result.checks += check_vault(view) + check_bonds(view) + check_event_history(view)
     result.rounds = [summaries[k] for k in sorted(summaries)]
     _for_people(result.rounds, view, auditor, names or {})
     return result

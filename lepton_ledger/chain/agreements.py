@@ -5,7 +5,9 @@ go through these, so each step is written once.
 Terms on-chain are ``AgreementRegistry.Terms``; :class:`AgreementTerms` holds them in Python units (epsilon as a
 float, delta as a float, amounts in the token's smallest unit) and converts with :meth:`AgreementTerms.as_tuple`.
 The terms name their coordinator (the only account that acts on the agreement, and its proposer), their arbiter
-(the only account that rules on its challenges) and the largest sample count an update may claim.
+(the only account that rules on its challenges), the largest sample count an update may claim, and the bond the
+coordinator must hold posted in the results court before it opens a round (slashed to the parties when a
+challenge of its results is upheld).
 The off-chain terms document (task, model, evaluation set...) is hashed into ``termsDigest``: canonical JSON
 (sorted keys, no spaces), SHA-256.
 """
@@ -35,6 +37,7 @@ __all__ = [
     "approve",
     "document_digest",
     "fund",
+    "post_bond",
     "propose",
     "register",
     "sign",
@@ -71,6 +74,7 @@ class AgreementTerms:
     arbiter: str
     max_sample_count: int
     payout_rule: PayoutRule = PayoutRule.BY_SAMPLE_COUNT
+    coordinator_bond: int = 0
     document: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -86,7 +90,8 @@ class AgreementTerms:
             raise ConfigurationError(f"the agreement must end after it starts ({self.start} >= {self.end})")
         if not 0 <= self.start < self.end < 2**64:
             raise ConfigurationError(f"start and end must be times in [0, 2^64), not {self.start} and {self.end}")
-        if not (0 <= self.reward_per_round < 2**256 and 0 <= self.required_stake < 2**256):
+        amounts = (self.reward_per_round, self.required_stake, self.coordinator_bond)
+        if not all(0 <= amount < 2**256 for amount in amounts):
             raise ConfigurationError("amounts must be in [0, 2^256)")
         if not 0 < self.max_sample_count < 2**64:
             raise ConfigurationError(f"max sample count must be in [1, 2^64), not {self.max_sample_count}")
@@ -97,8 +102,16 @@ class AgreementTerms:
             document_digest(self.document), list(self.parties), self.reward_token, self.reward_per_round,
             int(self.payout_rule), round(self.epsilon_cap * EPSILON_SCALE), round(self.delta * DELTA_SCALE),
             self.required_stake, self.start, self.end, self.max_rounds, self.coordinator, self.arbiter,
-            self.max_sample_count,
+            self.max_sample_count, self.coordinator_bond,
         )  # fmt: skip
+
+
+def post_bond(tx: Transactor, deployment: Deployment, token: Contract, agreement_id: int, coordinator: str,
+              amount: int) -> TxReceipt:  # fmt: skip
+    """Approves the results court for `amount` of `token` and posts it as `coordinator`'s bond in the agreement
+    (``ResultsCourt.postBond``): rounds open only while the coordinator holds the bond its terms require."""
+    tx.transact(token.functions.approve(deployment.court.address, amount), coordinator)
+    return tx.transact(deployment.court.functions.postBond(agreement_id, amount), coordinator)
 
 
 def register(tx: Transactor, deployment: Deployment, account: str, profile: Mapping[str, Any],

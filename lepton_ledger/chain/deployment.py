@@ -18,17 +18,18 @@ from .typed_data import sign_digest
 COORDINATOR_ROLE = Web3.keccak(text="COORDINATOR_ROLE")
 AUDITOR_ROLE = Web3.keccak(text="AUDITOR_ROLE")
 
-CONTRACTS = ("PartnerRegistry", "AgreementRegistry", "RewardVault", "RoundLedger")
+CONTRACTS = ("PartnerRegistry", "AgreementRegistry", "RewardVault", "RoundLedger", "ResultsCourt")
 
 
 @dataclass
 class Deployment:
-    """The four contracts of one deployment, bound to a Web3."""
+    """The five contracts of one deployment, bound to a Web3."""
 
     partners: Contract
     agreements: Contract
     vault: Contract
     ledger: Contract
+    court: Contract
 
     def addresses(self) -> dict[str, str]:
         return {
@@ -36,6 +37,7 @@ class Deployment:
             "AgreementRegistry": self.agreements.address,
             "RewardVault": self.vault.address,
             "RoundLedger": self.ledger.address,
+            "ResultsCourt": self.court.address,
         }
 
     def write(self, path: Path, *, rpc_url: str, chain_id: int, extra: dict | None = None) -> None:
@@ -53,6 +55,7 @@ class Deployment:
             agreements=bound["AgreementRegistry"],
             vault=bound["RewardVault"],
             ledger=bound["RoundLedger"],
+            court=bound["ResultsCourt"],
         )
 
 
@@ -97,7 +100,8 @@ def deploy_system(
     slash_recipient: str,
     dispute_window: int,
 ) -> Deployment:
-    """Deploys the registries, the vault and the ledger, binds them together and grants the roles."""
+    """Deploys the registries, the vault, the ledger and the results court, binds them together and grants the
+    roles."""
     partners = tx.deploy(load_artifact("PartnerRegistry"), admin, sender=admin)
     agreements = tx.deploy(load_artifact("AgreementRegistry"), partners.address, sender=admin)
     vault = tx.deploy(
@@ -107,12 +111,16 @@ def deploy_system(
         load_artifact("RoundLedger"), partners.address, agreements.address, vault.address, dispute_window,
         sender=admin,
     )  # fmt: skip
+    court = tx.deploy(
+        load_artifact("ResultsCourt"), partners.address, agreements.address, vault.address, sender=admin
+    )
     tx.transact(agreements.functions.setVault(vault.address), admin)
     tx.transact(vault.functions.setRoundLedger(ledger.address), admin)
+    tx.transact(vault.functions.setResultsCourt(court.address), admin)
     tx.transact(partners.functions.grantRole(COORDINATOR_ROLE, coordinator), admin)
     for auditor in auditors:
         tx.transact(partners.functions.grantRole(AUDITOR_ROLE, auditor), admin)
-    return Deployment(partners=partners, agreements=agreements, vault=vault, ledger=ledger)
+    return Deployment(partners=partners, agreements=agreements, vault=vault, ledger=ledger, court=court)
 
 
 def relay_signature(

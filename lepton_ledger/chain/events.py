@@ -1,4 +1,4 @@
-"""An event index: the logs of the four lepton-ledger contracts, decoded and kept in SQLite for fast queries.
+"""An event index: the logs of the lepton-ledger contracts, decoded and kept in SQLite for fast queries.
 
 The index reads ``eth_getLogs`` block range by block range, decodes every log with its contract's ABI and
 stores it with the columns queries need (agreement, round, partner). It is idempotent (a log's key is its

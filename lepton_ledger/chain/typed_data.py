@@ -56,9 +56,10 @@ SIGN_AGREEMENT_TYPEHASH = keccak(
 ROUND_LEDGER_NAME = "LeptonRoundLedger"
 AGREEMENT_REGISTRY_NAME = "LeptonAgreementRegistry"
 #: IAgreementRegistry.Terms: termsDigest, parties, rewardToken, rewardPerRound, payoutRule, epsilonCap, delta,
-#: requiredStake, start, end, maxRounds, coordinator, arbiter, maxSampleCount.
+#: requiredStake, start, end, maxRounds, coordinator, arbiter, maxSampleCount, coordinatorBond.
 TERMS_ABI_TYPE = (
-    "(bytes32,address[],address,uint256,uint8,uint32,uint64,uint256,uint64,uint64,uint32,address,address,uint64)"
+    "(bytes32,address[],address,uint256,uint8,uint32,uint64,uint256,uint64,uint64,uint32,address,address,uint64,"
+    "uint256)"
 )
 
 _SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -188,12 +189,12 @@ def terms_hash(terms_tuple: Sequence[Any]) -> bytes:
     ``IAgreementRegistry.Terms`` (see :data:`TERMS_ABI_TYPE`).
 
     Raises:
-        InvalidValue: not 14 fields, or a field does not fit its Solidity type.
+        InvalidValue: not 15 fields, or a field does not fit its Solidity type.
     """
-    if len(terms_tuple) != 14:
-        raise InvalidValue(f"Terms has 14 fields, got {len(terms_tuple)}")
+    if len(terms_tuple) != 15:
+        raise InvalidValue(f"Terms has 15 fields, got {len(terms_tuple)}")
     (digest, parties, reward_token, reward_per_round, payout_rule, epsilon_cap, delta, stake, start, end,
-     max_rounds, coordinator, arbiter, max_samples) = terms_tuple  # fmt: skip
+     max_rounds, coordinator, arbiter, max_samples, bond) = terms_tuple  # fmt: skip
     normalised = (
         as_bytes32(digest, "termsDigest"),
         [as_address(p, f"parties[{i}]") for i, p in enumerate(parties)],
@@ -209,6 +210,7 @@ def terms_hash(terms_tuple: Sequence[Any]) -> bytes:
         as_address(coordinator, "coordinator"),
         as_address(arbiter, "arbiter"),
         as_uint(max_samples, 64, "maxSampleCount"),
+        as_uint(bond, 256, "coordinatorBond"),
     )
     return keccak(encode([TERMS_ABI_TYPE], [normalised]))
 

@@ -17,6 +17,7 @@ Amounts are decimal strings of whole tokens.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -115,6 +116,8 @@ def propose(
     payout_rule: Annotated[str | None, typer.Option(help="proportional, equal or by_sample_count.")] = None,
     arbiter: Annotated[str | None, typer.Option(help="Who rules on challenges; default: the deployment's admin.")] = None,
     max_samples: Annotated[int | None, typer.Option(help="Largest sample count an update may claim.")] = None,
+    coordinator_bond: Annotated[str | None, typer.Option(
+        help="Tokens the coordinator must hold posted (`coordinator bond`) to open rounds.")] = None,
     model: Annotated[str | None, typer.Option(help="Model name every partner trains (terms document).")] = None,
     task: Annotated[str | None, typer.Option(help="What the agreement is for (terms document).")] = None,
     max_norm: Annotated[float | None, typer.Option(help="L2 bound on an update (terms document).")] = None,
@@ -124,13 +127,14 @@ def propose(
 
     Puts the terms document to the store and sends AgreementRegistry.propose(terms) from --key (COORDINATOR_ROLE).
     Defaults: reward 300 per round, epsilon cap 10, delta 1e-5, stake 100, 5 rounds over 365 days, by-sample-count
-    payouts, at most 1,000,000 samples per update, the deployment's admin as arbiter, model logreg, max norm 50.
+    payouts, at most 1,000,000 samples per update, the deployment's admin as arbiter, a coordinator bond of 100
+    (slashed to the parties if a challenge of the coordinator's results is upheld), model logreg, max norm 50.
     The --key account is the agreement's coordinator, the only one who acts on it.
 
     --terms-file: a JSON object, every member optional: {"parties": ["0x..."], "reward_token": "0x...",
     "reward_per_round": "300", "epsilon_cap": 10.0, "delta": 1e-5, "required_stake": "100", "rounds": 5,
     "days": 365, "payout_rule": "by_sample_count", "arbiter": "0x...", "max_sample_count": 1000000,
-    "document": {"task": "...", "model": "logreg", "max_norm": 50.0}}; amounts are decimal strings of whole tokens.
+    "coordinator_bond": "100", "document": {"task": "...", "model": "logreg", "max_norm": 50.0}}; amounts are decimal strings of whole tokens.
     """
     from ..chain import agreements
     from ..chain.agreements import AgreementTerms
@@ -170,6 +174,8 @@ def propose(
                 max_rounds=int(rounds if rounds is not None else f.get("rounds", 5)),
                 coordinator=s.address, arbiter=parse_address(arbiter_address, "--arbiter"), max_sample_count=sample_bound,
                 payout_rule=PayoutRule(PAYOUT_RULES[rule_name]), document=document,
+                coordinator_bond=parse_tokens(str(coordinator_bond or f.get("coordinator_bond", "100")),
+                                              "--coordinator-bond"),
             )  # fmt: skip
         except (TypeError, ValueError, OverflowError) as exc:  # a terms-file value of the wrong type or range
             raise CommandError(f"the terms are not valid: {exc}") from None
@@ -223,6 +229,40 @@ def fund(
     RewardVault.fund(AGREEMENT, AMOUNT).
     """
     from ..chain import agreements
+
+    value, _ = _pay_in(agreement, amount, "fund", key=key, rpc_url=rpc_url, deployment=deployment,
+                       send=lambda s, token, v: agreements.fund(s.tx, s.deployment, token, agreement, s.address, v))
+    typer.echo(f"funded agreement {agreement} with {value / 10**18:g}")
+
+
+@coordinator_app.command("bond")
+@reports_errors
+def bond(
+    agreement: AgreementArg, amount: Annotated[str, typer.Argument(
+        metavar="AMOUNT", help="Tokens to add to the coordinator's bond.")],
+    key: KeyOpt, rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None,
+) -> None:  # fmt: skip
+    """Post the coordinator bond of AGREEMENT: rounds open only while --key holds the bond the terms name, and
+    an upheld challenge of its results slashes it to the parties. It comes back (ResultsCourt.withdrawBond) after
+    the agreement, once no results can be challenged.
+
+    Sends, from --key: ERC20.approve(ResultsCourt, AMOUNT) on the agreement's reward token, then
+    ResultsCourt.postBond(AGREEMENT, AMOUNT).
+    """
+    from ..chain import agreements
+
+    def post(s: Any, token: Any, v: int) -> int:
+        agreements.post_bond(s.tx, s.deployment, token, agreement, s.address, v)
+        return int(s.deployment.court.functions.bondOf(agreement, s.address).call())
+
+    value, held = _pay_in(agreement, amount, "post", key=key, rpc_url=rpc_url, deployment=deployment, send=post)
+    typer.echo(f"posted {value / 10**18:g} as coordinator bond of agreement {agreement}; bond now {held / 10**18:g}")
+
+
+def _pay_in(agreement: int, amount: str, verb: str, *, key: str, rpc_url: str | None, deployment: Path | None,
+            send: Callable[[Any, Any, int], Any]) -> tuple[int, Any]:  # fmt: skip
+    """Checks that --key can pay AMOUNT of the reward token of AGREEMENT (live, not terminated), then lets
+    `send(session, token, amount)` pay it in; returns the amount and what `send` returned."""
     from .roles import ChainTerms
 
     value = parse_tokens(amount, "AMOUNT")
@@ -233,9 +273,8 @@ def fund(
         token = s.token(ChainTerms.read(s.deployment, agreement).reward_token)
         balance = int(token.functions.balanceOf(s.address).call())
         require(balance >= value, f"{s.address} holds {balance / 10**18:g} of the reward token, "
-                                  f"cannot fund {value / 10**18:g}")  # fmt: skip
-        agreements.fund(s.tx, s.deployment, token, agreement, s.address, value)
-    typer.echo(f"funded agreement {agreement} with {value / 10**18:g}")
+                                  f"cannot {verb} {value / 10**18:g}")  # fmt: skip
+        return value, send(s, token, value)
 
 
 @coordinator_app.command("anchor")
@@ -326,6 +365,11 @@ def open_(
         s.agreement_state(agreement)
         open_round = int(s.deployment.ledger.functions.openRoundOf(agreement).call())
         require(open_round == 0, f"round {open_round} of agreement {agreement} is still open (close it first)")
+        bonded, required = s.deployment.agreements.functions.coordinatorBondOf(agreement).call()
+        held = int(s.deployment.court.functions.bondOf(agreement, bonded).call())
+        require(held >= required, f"the coordinator holds {held / 10**18:g} of bond in agreement {agreement}, its "
+                                  f"terms require {required / 10**18:g}: post it with `coordinator bond {agreement} "
+                                  "AMOUNT`")  # fmt: skip
         coordinator = _coordinator(s, agreement, eval_set, model=model, max_norm=None)
         state, previous = global_model(s.deployment, s.store, agreement, model_name=coordinator.model_name,
                                        input_dim=eval_set.input_dim, num_classes=eval_set.num_classes)  # fmt: skip

@@ -1,7 +1,7 @@
 """``lepton-ledger deploy``: the admin deploys the system and writes the deployment file the other commands read.
 
 The deployment file (JSON, ``chain.deployment.Deployment.write``) holds ``chain_id``, ``rpc_url`` (empty for
-the embedded chain), ``contracts`` (the four addresses) and what the role commands need beside them:
+the embedded chain), ``contracts`` (the five addresses) and what the role commands need beside them:
 ``admin``, ``coordinator``, ``auditors`` (the default recipients of every update envelope), ``dispute_window``
 and, with ``--with-token``, ``reward_token`` (a mintable ``LeptonToken`` owned by the admin, for local use).
 """
@@ -82,10 +82,10 @@ def deploy(
     mint: Annotated[list[str] | None, typer.Option(help="ADDRESS=TOKENS of that token to mint (repeatable).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing deployment file.")] = False,
 ) -> None:
-    """Deploy PartnerRegistry, AgreementRegistry, RewardVault and RoundLedger, grant the roles, write the
-    deployment file.
+    """Deploy PartnerRegistry, AgreementRegistry, RewardVault, RoundLedger and ResultsCourt, grant the roles,
+    write the deployment file.
 
-    Sends, all from --key (the admin): four contract creations, setVault, setRoundLedger, grantRole
+    Sends, all from --key (the admin): five contract creations, setVault, setRoundLedger, setResultsCourt, grantRole
     (COORDINATOR_ROLE, then AUDITOR_ROLE per auditor); with --with-token, a LeptonToken creation and one mint per
     --mint.
     """

@@ -54,6 +54,7 @@ KEYS_DIR = "keys"
 OUTBOX_DIR = "outbox"  # one SQLite outbox per role: every put and transaction of a round, crash-safe
 REWARD_PER_ROUND = 300 * TOKEN
 REQUIRED_STAKE = 100 * TOKEN
+COORDINATOR_BOND = 100 * TOKEN  # slashed to the parties when a challenge of the coordinator's results is upheld
 EPSILON_CAP = 10.0
 MAX_SAMPLE_COUNT = 100_000  # bound on each update's sample count, signed in the terms
 DELTA = 1e-5
@@ -240,6 +241,7 @@ def _story(w3, anvil: Anvil, executor, out_dir: Path, n_partners: int, n_rounds:
         epsilon_cap=EPSILON_CAP, delta=DELTA, required_stake=REQUIRED_STAKE, start=now - 1, end=now + 365 * 86400,
         max_rounds=n_rounds, coordinator=coord_account.address, arbiter=admin.address,
         max_sample_count=MAX_SAMPLE_COUNT, payout_rule=story.payout_rule, document=terms_doc,
+        coordinator_bond=COORDINATOR_BOND,
     )  # fmt: skip
     agreement_id = agreements.propose(tx, deployment, coord_account.address, terms)
     _step(console, f"agreement {agreement_id} proposed: {n_rounds} rounds, epsilon cap {EPSILON_CAP}, "
@@ -260,6 +262,10 @@ def _story(w3, anvil: Anvil, executor, out_dir: Path, n_partners: int, n_rounds:
     tx.transact(token.functions.mint(coord_account.address, funding), admin.address)
     agreements.fund(tx, deployment, token, agreement_id, coord_account.address, funding)
     _step(console, f"coordinator funded the pool with {funding / TOKEN:g} LRW")
+    tx.transact(token.functions.mint(coord_account.address, COORDINATOR_BOND), admin.address)
+    agreements.post_bond(tx, deployment, token, agreement_id, coord_account.address, COORDINATOR_BOND)
+    _step(console, f"coordinator posted its bond of {COORDINATOR_BOND / TOKEN:g} LRW (the parties' if a challenge "
+                   "of its results is upheld)")
     setup_gas = tx.gas_used
 
     # -- rounds ---------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from lepton_ledger.storage.local import LocalStore
 
 ROUND_CHECKS = {"cids_resolve", "envelope_decrypts", "manifest_signature", "epsilon_recomputed", "epsilon_within_cap",
                 "sample_count_bound", "rejections_recheck", "aggregate_recomputed", "scores_and_payouts"}  # fmt: skip
-GLOBAL_CHECKS = {"vault_conserves", "event_history"}
+GLOBAL_CHECKS = {"vault_conserves", "bonds_conserve", "event_history"}
 
 
 def test_clean_demo_audits_green_with_every_check(clean_audit, demo_single, demo_summary):
@@ -62,7 +62,8 @@ def test_json_has_the_agreed_shape(clean_audit):
     assert set(doc) == {"ok", "chain_id", "contracts", "audited_at_block", "checks", "rounds", "rounds_checked",
                         "rounds_rechecked"}
     assert doc["ok"] is True and doc["chain_id"] == 31337 and doc["audited_at_block"] > 0
-    assert set(doc["contracts"]) == {"PartnerRegistry", "AgreementRegistry", "RewardVault", "RoundLedger"}
+    assert set(doc["contracts"]) == {"PartnerRegistry", "AgreementRegistry", "RewardVault", "RoundLedger",
+                                     "ResultsCourt"}
     for check in doc["checks"]:
         assert set(check) == {"name", "ok", "agreement_id", "round", "partner", "cid", "message", "evidence"}
     line = next(iter(doc["rounds"][0]["partners"].values()))

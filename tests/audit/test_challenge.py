@@ -194,7 +194,8 @@ def test_failed_check_is_challenged_upheld_and_slashed(case, keystore):
 BAD = [
     (("raise", "--from-audit", "{audit}", "--check", "99"), "there is no check 99: the audit has 5 checks"),
     (("raise", "--from-audit", "{audit}", "--check", "0"), "check 0 (cids_resolve) passed"),
-    (("raise", "--from-audit", "{audit}", "--check", "2"), "check 2 (aggregate_recomputed) names no partner"),
+    (("raise", "--from-audit", "{audit}", "--check", "2"),
+     "check 2 (aggregate_recomputed) names no partner: it judges the coordinator's results"),
     (("raise", "--from-audit", "{audit}", "--check", "3"), "the dispute window of round 1 of agreement 1 closed"),
     (("raise", "--from-audit", "{audit}", "--check", "4", "--as", "partner1"), "does not hold the auditor role"),
     (("raise", "--from-audit", "{audit}", "--check", "1", "--agreement", "1"), "either --check, or --agreement"),
@@ -206,6 +207,15 @@ BAD = [
     (("raise", "--check", "1", "--from-audit", "{audit}", "--key", "someone", "--as", "auditor"), "not both"),
     (("resolve", "1", "--uphold", "--reason", "x"), "there is no challenge 1: none was ever raised"),
     (("slash", "7"), "there is no challenge 7"),
+    # the coordinator's results (ResultsCourt)
+    (("raise", "--from-audit", "{audit}", "--agreement", "1"), "give both --agreement and --round"),
+    (("raise", "--from-audit", "{audit}", "--agreement", "1", "--round", "1"),
+     "the audit has no failed aggregate_recomputed, scores_and_payouts, rejections_recheck check of round 1"),
+    (("raise", "--from-audit", "{audit}", "--as", "partner1"), "does not hold the auditor role"),
+    (("rule", "1", "--uphold", "--reason", "x"), "there is no results challenge 1: none was ever raised"),
+    (("lapse", "2"), "there is no results challenge 2"),
+    (("claim-bond", "1", "--as", "partner1"), "nothing of a slashed bond is owed"),
+    (("claim-bond", "1", "--as", "auditor"), "is not a party of agreement 1"),
 ]
 
 

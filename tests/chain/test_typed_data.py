@@ -198,11 +198,11 @@ def test_sign_agreement_digest_matches_eth_account_encoder():
 
 def _terms(parties=(PARTNER, ADDRESS_0)):
     return (b"\x01" * 32, list(parties), REGISTRY, 300 * 10**18, 1, 8_000_000, 10**13, 10**20, 100, 200, 10,
-            PARTNER, ADDRESS_0, 50_000)  # fmt: skip
+            PARTNER, ADDRESS_0, 50_000, 7 * 10**18)  # fmt: skip
 
 
 def test_terms_hash_matches_hand_built_abi_encoding():
-    # abi.encode(Terms) of a struct with a dynamic member: an offset to the tuple, 14 head words (the party
+    # abi.encode(Terms) of a struct with a dynamic member: an offset to the tuple, 15 head words (the party
     # array as an offset from the tuple's start), then the array's length and items.
     def word(value: int) -> bytes:
         return value.to_bytes(32, "big")
@@ -212,7 +212,7 @@ def test_terms_hash_matches_hand_built_abi_encoding():
 
     head = (
         b"\x01" * 32
-        + word(14 * 32)
+        + word(15 * 32)
         + address_word(REGISTRY)
         + word(300 * 10**18)
         + word(1)
@@ -225,6 +225,7 @@ def test_terms_hash_matches_hand_built_abi_encoding():
         + address_word(PARTNER)
         + address_word(ADDRESS_0)
         + word(50_000)
+        + word(7 * 10**18)
     )
     tail = word(2) + address_word(PARTNER) + address_word(ADDRESS_0)
     assert terms_hash(_terms()) == keccak(word(32) + head + tail)

@@ -56,6 +56,7 @@ def world(tmp_path_factory):
         run(partner_app, "stake", "1", "--key", "partner-a")
         assert "the agreement is now active" in run(partner_app, "stake", "1", "--key", "partner-b").output
         run(coordinator_app, "fund", "1", "600", "--key", "coordinator")
+        run(coordinator_app, "bond", "1", "100", "--key", "coordinator")  # the terms' default coordinator bond
         yield {"home": home, "agreement": "1"}
 
 
@@ -134,6 +135,7 @@ def test_a_batched_round_through_the_cli(world):
     run(partner_app, "sign", "2", "--key", "partner-a")
     run(partner_app, "stake", "2", "--key", "partner-a")
     run(coordinator_app, "fund", "2", "50", "--key", "coordinator")
+    run(coordinator_app, "bond", "2", "100", "--key", "coordinator")
     assert "opened round 1 of agreement 2" in run(coordinator_app, "open", "2", "--key", "coordinator", *DATA).output
 
     path = world["home"] / "partner-a-agreement-2.json"
@@ -271,7 +273,7 @@ def test_bad_input_is_named(world, app, args, message):
 
 
 PARTNER_COMMANDS = ("register", "sign", "stake", "train-and-submit", "train-and-sign", "claim", "status")
-COORDINATOR_COMMANDS = ("approve", "propose", "relay-signature", "fund", "open", "close", "anchor")
+COORDINATOR_COMMANDS = ("approve", "propose", "relay-signature", "fund", "bond", "open", "close", "anchor")
 
 
 @pytest.mark.parametrize(

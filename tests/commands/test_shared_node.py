@@ -80,6 +80,7 @@ def test_one_key_twice_and_another_key_submit_at_once_each_lands_once(home):
         run(partner_app, "sign", "1", "--key", name)
         run(partner_app, "stake", "1", "--key", name)
     run(coordinator_app, "fund", "1", "300", "--key", "coordinator")
+    run(coordinator_app, "bond", "1", "100", "--key", "coordinator")  # the terms' default coordinator bond
     run(coordinator_app, "open", "1", "--key", "coordinator", *DATA)
 
     submit = ["partner", "train-and-submit", "1", *DATA]

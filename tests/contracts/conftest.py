@@ -15,6 +15,7 @@ from brownie import (
     NoReturnToken,
     PartnerRegistry,
     ReentrantToken,
+    ResultsCourt,
     RewardVault,
     RoundLedger,
     SmartWallet,
@@ -114,7 +115,15 @@ def vault(partners, agreements, admin, treasury):
 def ledger(partners, agreements, vault, admin):
     deployed = RoundLedger.deploy(partners, agreements, vault, DISPUTE_WINDOW, {"from": admin})
     vault.setRoundLedger(deployed, {"from": admin})
+    # Rounds open only once the results court, which holds the coordinator bonds, is bound to the vault.
+    court = ResultsCourt.deploy(partners, agreements, vault, {"from": admin})
+    vault.setResultsCourt(court, {"from": admin})
     return deployed
+
+
+@pytest.fixture(scope="module")
+def court(ledger, vault):
+    return ResultsCourt.at(vault.resultsCourt())
 
 
 @pytest.fixture(scope="module")
@@ -183,6 +192,7 @@ def make_terms(token, coordinator, admin):
             coordinator=str(coordinator),
             arbiter=str(admin),
             maxSampleCount=MAX_SAMPLES,
+            coordinatorBond=0,
         )
         fields.update(overrides)
         return tuple(fields.values())

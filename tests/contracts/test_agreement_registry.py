@@ -12,7 +12,8 @@ ZERO = b"\x00" * 32
 REASON = web3.keccak(text="termination reason")
 TERMS_V2 = web3.keccak(text="terms v2")
 TERMS_ABI = (
-    "(bytes32,address[],address,uint256,uint8,uint32,uint64,uint256,uint64,uint64,uint32,address,address,uint64)"
+    "(bytes32,address[],address,uint256,uint8,uint32,uint64,uint256,uint64,uint64,uint32,address,address,uint64,"
+    "uint256)"
 )
 FIELDS = (
     "termsDigest",
@@ -29,6 +30,7 @@ FIELDS = (
     "coordinator",
     "arbiter",
     "maxSampleCount",
+    "coordinatorBond",
 )
 DAY = 86400
 

@@ -7,10 +7,12 @@ import {PartnerRegistry} from "../../contracts/PartnerRegistry.sol";
 import {AgreementRegistry} from "../../contracts/AgreementRegistry.sol";
 import {RewardVault} from "../../contracts/RewardVault.sol";
 import {RoundLedger} from "../../contracts/RoundLedger.sol";
+import {ResultsCourt} from "../../contracts/ResultsCourt.sol";
 import {FeeOnTransferToken} from "../../contracts/testing/FeeOnTransferToken.sol";
 import {IRewardVault} from "../../interfaces/IRewardVault.sol";
 import {IRoundLedger} from "../../interfaces/IRoundLedger.sol";
 import {IAgreementRegistry} from "../../interfaces/IAgreementRegistry.sol";
+import {IResultsCourt} from "../../interfaces/IResultsCourt.sol";
 
 /// @dev Drives the whole system through random sequences of what its users can do, and keeps, next to the
 /// vault's own books, ghost books of the tokens that actually moved in and out of the vault.
@@ -36,6 +38,16 @@ contract MoneyHandler is LedgerFixture {
     }
 
     mapping(uint256 id => Ghost) internal _ghost;
+
+    /// @dev Ghost books of the coordinator bonds, from token balances of the results court around each call.
+    struct BondGhost {
+        uint256 posted;
+        uint256 withdrawn;
+        uint256 sharesPaid;
+    }
+
+    mapping(uint256 id => BondGhost) internal _bondGhost;
+    uint256[] internal _resultsChallenges;
 
     /// @dev The payout split of each finalized round, to claim and forfeit with.
     struct Payout {
@@ -66,9 +78,10 @@ contract MoneyHandler is LedgerFixture {
         AgreementRegistry agreements_,
         RewardVault vault_,
         RoundLedger ledger_,
+        ResultsCourt court_,
         uint256[] memory ids_
     ) {
-        (partners, agreements, vault, ledger) = (partners_, agreements_, vault_, ledger_);
+        (partners, agreements, vault, ledger, court) = (partners_, agreements_, vault_, ledger_, court_);
         ids = ids_;
         for (uint256 k; k < ids_.length; ++k) {
             uint256 id = ids_[k];
@@ -76,6 +89,8 @@ contract MoneyHandler is LedgerFixture {
             IRewardVault.Pool memory p = vault.pool(id);
             _ghost[id] =
                 Ghost(p.funded, p.allocated, p.paid, p.slashed, p.reclaimed, p.staked, p.unstaked, p.stakeSlashed);
+            IResultsCourt.Bonds memory b = court.bonds(id);
+            _bondGhost[id] = BondGhost(b.posted, b.withdrawn, b.sharesPaid);
         }
     }
 
@@ -88,6 +103,10 @@ contract MoneyHandler is LedgerFixture {
 
     function ghostOf(uint256 id) external view returns (Ghost memory) {
         return _ghost[id];
+    }
+
+    function bondGhostOf(uint256 id) external view returns (BondGhost memory) {
+        return _bondGhost[id];
     }
 
     function partiesOf(uint256 id) external view returns (address[] memory) {
@@ -252,6 +271,8 @@ contract MoneyHandler is LedgerFixture {
         if (config.status != IAgreementRegistry.AgreementStatus.Active) return 0;
         if (block.timestamp < config.start || block.timestamp >= config.end) return 0;
         if (ledger.roundCount(id) >= config.maxRounds) return 0;
+        (, uint256 bond) = agreements.coordinatorBondOf(id);
+        if (court.bondOf(id, coordinator) < bond) return 0; // slashed, not posted again yet
         uint256 deadline = block.timestamp + 2 hours;
         if (deadline > config.end) deadline = config.end;
         vm.prank(coordinator);
@@ -386,6 +407,7 @@ contract MoneyHandler is LedgerFixture {
             uint256 i = (partySeed % ps.length + k) % ps.length;
             address party = ps[i];
             if (vault.hasClaimed(id, r, party) || ledger.isClaimBlocked(id, r, party)) continue;
+            if (court.isClaimBlocked(id, r)) return;
             if (block.timestamp < a.claimableAt) vm.warp(a.claimableAt);
             Payout storage p = _payouts[id][r];
             // The leaf may no longer fit under an inconsistent split's total: the vault must refuse it then.
@@ -469,6 +491,98 @@ contract MoneyHandler is LedgerFixture {
         p.settled += p.amounts[i];
         ++done[this.forfeit.selector];
     }
+
+    /*//////////////////////////////////////////////////////////////
+                         COORDINATOR BONDS
+    //////////////////////////////////////////////////////////////*/
+
+    function courtBalance(uint256 id) internal view returns (uint256) {
+        return balanceOf(configOf(id).rewardToken, address(court));
+    }
+
+    function postBond(uint256 idSeed, uint256 amount) external {
+        uint256 id = pickId(idSeed);
+        if (terminated(id)) return;
+        amount = bound(amount, 1, 100e18);
+        address tokenAddr = configOf(id).rewardToken;
+        mintTo(tokenAddr, coordinator, amount);
+        approveFrom(tokenAddr, coordinator, address(court), amount);
+        uint256 before = courtBalance(id);
+        vm.prank(coordinator);
+        court.postBond(id, amount);
+        _bondGhost[id].posted += courtBalance(id) - before;
+        ++done[this.postBond.selector];
+    }
+
+    /// @dev Challenges the results of a finalized round whose claims have not opened, when none holds it.
+    function challengeResults(uint256 idSeed, uint256 roundSeed) external {
+        uint256 id = pickId(idSeed);
+        uint64 r = pickRound(id, roundSeed);
+        if (r == 0 || ledger.round(id, r).status != IRoundLedger.RoundStatus.Finalized || !disputable(id, r)) return;
+        uint256 previous = court.challengeOfRound(id, r);
+        if (previous != 0 && court.challengeOf(previous).status != IResultsCourt.ChallengeStatus.Dismissed) return;
+        vm.prank(auditor);
+        _resultsChallenges.push(
+            court.challengeResults(id, r, IResultsCourt.ResultsKind(roundSeed % 3), keccak256(abi.encode(id, r)))
+        );
+        ++done[this.challengeResults.selector];
+    }
+
+    /// @dev Rules on an open results challenge within its window, or lapses it after; upheld revokes the round's
+    /// unclaimed allocation (claims had not opened) and slashes the bond.
+    function ruleResults(uint256 challengeSeed, bool upheld) external {
+        uint256 n = _resultsChallenges.length;
+        for (uint256 k; k < n; ++k) {
+            uint256 cid = _resultsChallenges[(challengeSeed % n + k) % n];
+            IResultsCourt.ResultsChallenge memory c = court.challengeOf(cid);
+            if (c.status != IResultsCourt.ChallengeStatus.Open) continue;
+            if (block.timestamp >= uint256(c.raisedAt) + ledger.disputeWindow()) {
+                court.lapseResults(cid);
+                ++done[this.ruleResults.selector];
+                return;
+            }
+            IRewardVault.Allocation memory a = vault.allocation(c.agreementId, c.round);
+            vm.prank(arbiter);
+            court.ruleResults(cid, upheld, keccak256("ruling"));
+            if (upheld && a.root != bytes32(0) && !a.revoked) {
+                Payout storage p = _payouts[c.agreementId][c.round];
+                _ghost[c.agreementId].allocated -= p.total - p.settled;
+            }
+            ++done[this.ruleResults.selector];
+            return;
+        }
+    }
+
+    /// @dev A party owed a share of a slashed bond, searched from the seeds, takes it.
+    function claimBondShare(uint256 idSeed, uint256 partySeed) external {
+        for (uint256 j; j < ids.length; ++j) {
+            uint256 id = ids[(idSeed + j) % ids.length];
+            address[] storage ps = _partiesOf[id];
+            for (uint256 k; k < ps.length; ++k) {
+                address party = ps[(partySeed % ps.length + k) % ps.length];
+                if (court.bondShareOf(id, party) == 0) continue;
+                uint256 before = courtBalance(id);
+                vm.prank(party);
+                court.claimBondShare(id);
+                _bondGhost[id].sharesPaid += before - courtBalance(id);
+                ++done[this.claimBondShare.selector];
+                return;
+            }
+        }
+    }
+
+    function withdrawBond(uint256 idSeed) external {
+        uint256 id = pickId(idSeed);
+        IAgreementRegistry.RoundConfig memory config = configOf(id);
+        bool over = config.status == IAgreementRegistry.AgreementStatus.Terminated || block.timestamp > config.end;
+        if (!over || court.openChallenges(id) != 0 || ledger.isStakeLocked(id, address(0))) return;
+        if (court.bondOf(id, coordinator) == 0) return;
+        uint256 before = courtBalance(id);
+        vm.prank(coordinator);
+        court.withdrawBond(id);
+        _bondGhost[id].withdrawn += before - courtBalance(id);
+        ++done[this.withdrawBond.selector];
+    }
 }
 
 /// @dev The vault's money conservation under random sequences of everything its users can do, across two
@@ -478,6 +592,8 @@ contract MoneyConservationInvariantTest is LedgerFixture {
         address addr;
         bytes4[] selectors;
     }
+
+    uint256 internal constant BOND = 40e18;
 
     MoneyHandler internal handler;
     FeeOnTransferToken internal feeToken;
@@ -492,7 +608,10 @@ contract MoneyConservationInvariantTest is LedgerFixture {
         for (uint256 k; k < ids.length; ++k) {
             fundAs(coordinator, ids[k], 2_000e18);
         }
-        handler = new MoneyHandler(partners, agreements, vault, ledger, ids);
+        for (uint256 k; k < ids.length; ++k) {
+            postBondAs(ids[k], 2 * BOND); // a fee-on-transfer token delivers less than is sent
+        }
+        handler = new MoneyHandler(partners, agreements, vault, ledger, court, ids);
     }
 
     /// @dev Parties everyone[first .. first + 3], each staking 100e18 (the rule asks for `requiredStake`).
@@ -509,7 +628,16 @@ contract MoneyConservationInvariantTest is LedgerFixture {
         t.requiredStake = requiredStake;
         t.maxRounds = 1_000;
         t.end = uint64(block.timestamp + 12 hours); // so that many runs also see the agreement end
+        t.coordinatorBond = BOND;
         return proposeSignStake(t, STAKE);
+    }
+
+    function postBondAs(uint256 id, uint256 amount) internal {
+        address tokenAddr = agreements.roundConfig(id).rewardToken;
+        mintTo(tokenAddr, coordinator, amount);
+        approveFrom(tokenAddr, coordinator, address(court), amount);
+        vm.prank(coordinator);
+        court.postBond(id, amount);
     }
 
     function targetContracts() public view returns (address[] memory targets) {
@@ -518,7 +646,7 @@ contract MoneyConservationInvariantTest is LedgerFixture {
     }
 
     function targetSelectors() public view returns (FuzzSelector[] memory targets) {
-        bytes4[] memory actions = new bytes4[](18);
+        bytes4[] memory actions = new bytes4[](23);
         actions[0] = MoneyHandler.fund.selector;
         actions[1] = MoneyHandler.stake.selector;
         actions[2] = MoneyHandler.unstake.selector;
@@ -537,6 +665,11 @@ contract MoneyConservationInvariantTest is LedgerFixture {
         actions[15] = MoneyHandler.slash.selector;
         actions[16] = MoneyHandler.forfeit.selector;
         actions[17] = MoneyHandler.expire.selector;
+        actions[18] = MoneyHandler.postBond.selector;
+        actions[19] = MoneyHandler.challengeResults.selector;
+        actions[20] = MoneyHandler.ruleResults.selector;
+        actions[21] = MoneyHandler.claimBondShare.selector;
+        actions[22] = MoneyHandler.withdrawBond.selector;
         targets = new FuzzSelector[](1);
         targets[0] = FuzzSelector(address(handler), actions);
     }
@@ -603,6 +736,42 @@ contract MoneyConservationInvariantTest is LedgerFixture {
                 if (!a.revoked && !a.expired) left += a.total - a.claimed;
             }
             assertEq(vault.claimable(id), left, "claimable");
+        }
+    }
+
+    /// @dev Coordinator bonds: posted == withdrawn + slashed + held and slashed == shares paid + owed, per
+    /// agreement, every figure as the tokens that moved say.
+    function invariant_bondMoneyIsConserved() public view {
+        for (uint256 k; k < ids.length; ++k) {
+            uint256 id = ids[k];
+            IResultsCourt.Bonds memory b = court.bonds(id);
+            MoneyHandler.BondGhost memory g = handler.bondGhostOf(id);
+            assertEq(b.posted, g.posted, "bonds posted");
+            assertEq(b.withdrawn, g.withdrawn, "bonds withdrawn");
+            assertEq(b.sharesPaid, g.sharesPaid, "bond shares paid");
+            assertEq(b.posted, b.withdrawn + b.slashed + court.bondOf(id, coordinator), "bond money");
+            assertEq(b.slashed, b.sharesPaid + sharesOwed(id), "slashed bonds");
+        }
+    }
+
+    /// @dev What the court holds of each token is exactly the bonds held and the shares owed in it.
+    function invariant_courtHoldsExactlyWhatItOwes() public view {
+        assertEq(token.balanceOf(address(court)), courtOwesIn(address(token)), "plain token");
+        assertEq(feeToken.balanceOf(address(court)), courtOwesIn(address(feeToken)), "fee-on-transfer token");
+    }
+
+    function sharesOwed(uint256 id) internal view returns (uint256 owed) {
+        address[] memory ps = handler.partiesOf(id);
+        for (uint256 i; i < ps.length; ++i) {
+            owed += court.bondShareOf(id, ps[i]);
+        }
+    }
+
+    function courtOwesIn(address tokenAddr) internal view returns (uint256 owed) {
+        for (uint256 k; k < ids.length; ++k) {
+            uint256 id = ids[k];
+            if (agreements.roundConfig(id).rewardToken != tokenAddr) continue;
+            owed += court.bondOf(id, coordinator) + sharesOwed(id);
         }
     }
 

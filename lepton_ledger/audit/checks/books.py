@@ -1,9 +1,17 @@
-"""``vault_conserves``, per agreement, at the audit block: the vault's books add up
+"""``vault_conserves`` and ``bonds_conserve``.
+
+``vault_conserves``, per agreement, at the audit block: the vault's books add up
 (``funded == paid + claimable + slashed + unallocated + reclaimed``, stakes ``staked == unstaked + slashed +
 held``), every figure of the books equals the sum of the events that moved it (``Funded``, ``Allocated`` less
 ``AllocationRevoked``, ``Claimed``, ``RewardForfeited``, ``Reclaimed``, ``Staked``, ``Unstaked``, ``Slashed``),
 no round paid out more than it allocated, and the vault's token balance covers what it owes in that token
 (claimable + unallocated + stakes held, over every agreement paid in it).
+
+``bonds_conserve``, per agreement, at the audit block: the results court's books of the coordinator bonds add up
+(``posted == withdrawn + slashed + held``, ``slashed == shares paid + shares owed``), each figure equals the sum
+of the events that moved it (``BondPosted``, ``BondWithdrawn``, ``BondSlashed``, ``BondShareClaimed``), every
+upheld results challenge slashed a bond and revoked its round's allocation, and the court's token balance covers
+the bonds held and the shares owed.
 """
 
 from __future__ import annotations
@@ -12,9 +20,9 @@ from collections import defaultdict
 from typing import Any
 
 from ..chain_view import ChainView
-from ..model import VAULT_CONSERVES, CheckResult
+from ..model import BONDS_CONSERVE, VAULT_CONSERVES, CheckResult
 
-__all__ = ["check_vault"]
+__all__ = ["check_bonds", "check_vault"]
 
 _POOL_FIELDS = ("funded", "allocated", "paid", "slashed", "reclaimed", "staked", "unstaked", "stakeSlashed")
 _BALANCE_OF_ABI = [{"type": "function", "name": "balanceOf", "stateMutability": "view",
@@ -88,4 +96,53 @@ def check_vault(view: ChainView) -> list[CheckResult]:
                                           f"{pool['unallocated']} + reclaimed {pool['reclaimed']}, as the events "
                                           "say; the token balance covers it")  # fmt: skip
         results.append(CheckResult(VAULT_CONSERVES, not problems, message, a, None, None, None, evidence))
+    return results
+
+
+def check_bonds(view: ChainView) -> list[CheckResult]:
+    court = view.deployment.court.functions
+    block = view.block
+    results = []
+    for a in view.agreement_ids():
+        books = dict(zip(("posted", "withdrawn", "slashed", "sharesPaid"),
+                         (int(v) for v in court.bonds(a).call(block_identifier=block))))  # fmt: skip
+        holders = {e.args["coordinator"] for e in view.events("BondPosted", agreement_id=a)}
+        held = sum(int(court.bondOf(a, h).call(block_identifier=block)) for h in holders)
+        parties = view.terms(a, 1)["parties"]  # the registry refuses a change of parties
+        owed = sum(int(court.bondShareOf(a, p).call(block_identifier=block)) for p in parties)
+        problems = []
+        if books["posted"] != books["withdrawn"] + books["slashed"] + held:
+            problems.append(f"posted {books['posted']} != withdrawn {books['withdrawn']} + slashed "
+                            f"{books['slashed']} + held {held}")  # fmt: skip
+        if books["slashed"] != books["sharesPaid"] + owed:
+            problems.append(f"slashed {books['slashed']} != shares paid {books['sharesPaid']} + owed {owed}")
+        from_events = {name: _sum(view, event, a, "amount") for name, event in (
+            ("posted", "BondPosted"), ("withdrawn", "BondWithdrawn"), ("slashed", "BondSlashed"),
+            ("sharesPaid", "BondShareClaimed"))}  # fmt: skip
+        for name, value in from_events.items():
+            if books[name] != value:
+                problems.append(f"{name}: the court's books say {books[name]}, its events add up to {value}")
+        revoked = {int(e.args["round"]) for e in view.events("AllocationRevoked", agreement_id=a)}
+        slashed_by = {int(e.args["challengeId"]) for e in view.events("BondSlashed", agreement_id=a)}
+        upheld = {int(e.args["challengeId"]) for e in view.events("ResultsChallengeResolved") if e.args["upheld"]}
+        for e in view.events("ResultsChallengeRaised", agreement_id=a):
+            cid, r = int(e.args["challengeId"]), int(e.args["round"])
+            if cid not in upheld:
+                continue
+            allocated = view.deployment.vault.functions.allocation(a, r).call(block_identifier=block)[0] != bytes(32)
+            if cid not in slashed_by or (allocated and r not in revoked):
+                problems.append(f"results challenge {cid} of round {r} was upheld without slashing the bond and "
+                                "revoking the round's payouts")  # fmt: skip
+        token = view.terms(a, 1)["rewardToken"]
+        balance = int(view.w3.eth.contract(address=token, abi=_BALANCE_OF_ABI).functions.balanceOf(
+            view.deployment.court.address).call(block_identifier=block))  # fmt: skip
+        if balance < held + owed:
+            problems.append(f"the court holds {balance} of {token}, owes {held + owed} in bonds and shares")
+        evidence = {"block": block, "token": token, "books": {k: str(v) for k, v in books.items()},
+                    "from_events": {k: str(v) for k, v in from_events.items()}, "held": str(held), "owed": str(owed),
+                    "token_balance": str(balance)}  # fmt: skip
+        message = "; ".join(problems) or (f"bonds posted {books['posted']} = withdrawn {books['withdrawn']} + "
+                                          f"slashed {books['slashed']} + held {held}, as the events say; every "
+                                          "upheld results challenge slashed and revoked")  # fmt: skip
+        results.append(CheckResult(BONDS_CONSERVE, not problems, message, a, None, None, None, evidence))
     return results

@@ -6,6 +6,7 @@ import {PartnerRegistry} from "../../../contracts/PartnerRegistry.sol";
 import {AgreementRegistry} from "../../../contracts/AgreementRegistry.sol";
 import {RewardVault} from "../../../contracts/RewardVault.sol";
 import {RoundLedger} from "../../../contracts/RoundLedger.sol";
+import {ResultsCourt} from "../../../contracts/ResultsCourt.sol";
 import {LeptonToken} from "../../../contracts/LeptonToken.sol";
 import {IAgreementRegistry} from "../../../interfaces/IAgreementRegistry.sol";
 import {IRoundLedger} from "../../../interfaces/IRoundLedger.sol";
@@ -29,6 +30,7 @@ abstract contract Fixture is TestBase {
     AgreementRegistry internal agreements;
     RewardVault internal vault;
     RoundLedger internal ledger;
+    ResultsCourt internal court;
     LeptonToken internal token;
 
     function setUp() public virtual {
@@ -37,12 +39,14 @@ abstract contract Fixture is TestBase {
         agreements = new AgreementRegistry(partners);
         vault = new RewardVault(partners, agreements, treasury);
         ledger = new RoundLedger(partners, agreements, vault, DISPUTE_WINDOW);
+        court = new ResultsCourt(partners, agreements, vault);
         token = new LeptonToken("Lepton Reward", "LRW", admin);
         vm.startPrank(admin);
         partners.grantRole(partners.COORDINATOR_ROLE(), coordinator);
         partners.grantRole(partners.AUDITOR_ROLE(), auditor);
         agreements.setVault(address(vault));
         vault.setRoundLedger(address(ledger));
+        vault.setResultsCourt(address(court));
         vm.stopPrank();
     }
 
@@ -77,7 +81,8 @@ abstract contract Fixture is TestBase {
             maxRounds: 10,
             coordinator: coordinator,
             arbiter: arbiter,
-            maxSampleCount: MAX_SAMPLES
+            maxSampleCount: MAX_SAMPLES,
+            coordinatorBond: 0
         });
     }
 
