@@ -1,0 +1,58 @@
+"""What one running service holds: the chain connection, the bound deployment, the store, its database, the
+read model and the authenticator. Built once at start-up (``open_service``), closed at shutdown."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..settings import Settings
+from .auth import Authenticator
+from .db import Database
+from .readmodel import ReadModel
+
+
+@dataclass
+class Service:
+    settings: Settings
+    w3: Any
+    deployment: Any
+    document: dict[str, Any]
+    store: Any
+    db: Database
+    reads: ReadModel
+    auth: Authenticator
+    chain_id: int
+    metrics: dict[tuple[str, str, int], int] = field(default_factory=dict)
+
+
+@contextmanager
+def open_service(settings: Settings) -> Iterator[Service]:
+    """Connects to the configured chain (or the data directory's shared local node, started if none runs),
+    binds the deployment file's contracts after checking they are there, and starts the read model.
+
+    Raises:
+        CommandError: no deployment file, or one that does not match the chain.
+        ChainError: the RPC URL does not answer.
+    """
+    from ..chain.connection import connect
+    from ..commands.context import bind_deployment, load_deployment_document
+    from ..storage import open_store
+
+    document = load_deployment_document(settings.deployment)
+    with connect(settings.rpc_url) as w3:
+        deployment = bind_deployment(w3, document, settings.deployment)
+        chain_id = int(w3.eth.chain_id)
+        db = Database(settings.data_dir / "api" / "service.sqlite")
+        reads = ReadModel(w3, deployment, poll=settings.block_poll)
+        auth = Authenticator(db, domain=settings.domain, uri=settings.uri, chain_id=chain_id,
+                             nonce_ttl=settings.nonce_ttl, token_ttl=settings.token_ttl, provider=w3.provider)  # fmt: skip
+        service = Service(settings=settings, w3=w3, deployment=deployment, document=document,
+                          store=open_store(settings.ipfs), db=db, reads=reads, auth=auth, chain_id=chain_id)  # fmt: skip
+        reads.start()
+        try:
+            yield service
+        finally:
+            reads.stop()

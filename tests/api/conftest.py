@@ -1,0 +1,79 @@
+"""The service under test: a real `lepton-ledger serve` in a subprocess, on the local node of a data directory of
+its own, with a deployment, three registered accounts, one funded agreement and one finished round."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "rounds"))  # agreement_setup, shared with the rounds
+from service_world import build_world
+
+from lepton_ledger.chain import node
+
+SERVE_START_TIMEOUT = 60.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_healthy(api, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + SERVE_START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"serve exited with {process.returncode}: {process.stderr.read()}")
+        with contextlib.suppress(httpx.TransportError):  # the port is not listening yet
+            if api.get("/v1/health").status_code == 200:
+                return
+        time.sleep(0.05)  # polling for the port to open; not synchronisation on an effect
+    raise AssertionError("serve did not come up")
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("service-data")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LEPTON_DATA_DIR", str(data_dir))
+        for name in ("LEPTON_RPC_URL", "LEPTON_KUBO_API", "LEPTON_BLOCKSTORE_DIR", "LEPTON_IPFS"):
+            mp.delenv(name, raising=False)
+        info, _ = node.start(data_dir)
+        try:
+            world = build_world(data_dir, info.url)
+            yield world
+        finally:
+            node.stop(data_dir)
+
+
+@pytest.fixture(scope="session")
+def service(world):
+    """The running service and an httpx client bound to it."""
+    port = _free_port()
+    env = {**os.environ, "LEPTON_DATA_DIR": str(world.data_dir), "LEPTON_API_BLOCK_POLL": "0.05",
+           "LEPTON_API_DOMAIN": "ledger.test", "LEPTON_API_URI": "https://ledger.test"}  # fmt: skip
+    process = subprocess.Popen([sys.executable, "-m", "lepton_ledger.cli", "serve", "--port", str(port)], env=env,
+                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
+    try:
+        _wait_healthy(client, process)
+        world.attach(client)
+        yield world
+    finally:
+        client.close()
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def dump(response) -> str:
+    return f"{response.status_code} {json.dumps(response.json()) if response.content else ''}"

@@ -1,0 +1,135 @@
+"""What the service tests run against, built with the library on a real local node: the system deployed with a
+token, the coordinator, an auditor and two partners registered (partners approved), agreement 1 between the two
+partners, funded, with round 1 finished (trained with DP, closed, paid by sample count), and an outsider who is
+registered but party to nothing. The chain is advanced past the round's dispute window."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agreement_setup import (  # tests/rounds/ (on the path: conftest.py)
+    DISPUTE_WINDOW,
+    funded_agreement,
+)
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from web3 import HTTPProvider, Web3
+
+from lepton_ledger import fl
+from lepton_ledger.chain import agreements
+from lepton_ledger.chain.agreements import TOKEN
+from lepton_ledger.chain.anvil import advance_time, dev_account
+from lepton_ledger.chain.artifacts import load_artifact
+from lepton_ledger.chain.deployment import DevRoles, deploy_with_roles
+from lepton_ledger.chain.transactions import Transactor
+from lepton_ledger.envelope import generate_x25519_keypair
+from lepton_ledger.rounds.coordinator import Coordinator
+from lepton_ledger.rounds.outbox import Outbox
+from lepton_ledger.rounds.partner import Partner, TrainingSettings
+from lepton_ledger.storage.local import LocalStore
+from lepton_ledger.workers.inline import InlineExecutor
+
+
+@dataclass
+class World:
+    data_dir: Path
+    w3: Any
+    tx: Any
+    d: Any
+    token: Any
+    roles: Any
+    alpha: Any
+    beta: Any
+    outsider: Any
+    agreement_id: int
+    round_id: int
+    payouts: dict[str, int]
+    store: Any
+    keys: dict[str, bytes] = field(default_factory=dict)
+    api: Any = None
+
+    def attach(self, client: Any) -> None:
+        self.api = client
+
+    # -- sign-in ---------------------------------------------------------------------------------------------
+
+    def nonce(self, account: Any) -> dict[str, Any]:
+        reply = self.api.post("/v1/auth/nonce", json={"address": account.address})
+        assert reply.status_code == 200, reply.text
+        return reply.json()
+
+    def login(self, message: str, account: Any) -> Any:
+        signature = account.sign_message(encode_defunct(text=message)).signature.to_0x_hex()
+        return self.api.post("/v1/auth/login", json={"message": message, "signature": signature})
+
+    def token_of(self, account: Any) -> str:
+        reply = self.login(self.nonce(account)["message"], account)
+        assert reply.status_code == 200, reply.text
+        return reply.json()["token"]
+
+    def headers(self, account: Any) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token_of(account)}"}
+
+    def wait_block(self, block: int, timeout: float = 30.0) -> None:
+        """Until the service's read model has seen `block` (it refreshes per block)."""
+        deadline = time.monotonic() + timeout
+        while self.api.get("/v1/health").json()["block"] < block:
+            assert time.monotonic() < deadline, f"the service never saw block {block}"
+
+    def coordinator_nonce(self) -> int:
+        return self.w3.eth.get_transaction_count(self.roles.coordinator.address)
+
+
+def build_world(data_dir: Path, url: str) -> World:
+    w3 = Web3(HTTPProvider(url))
+    roles = DevRoles.from_dev_keys()
+    alpha, beta, outsider = dev_account(3), dev_account(4), dev_account(5)
+    tx = Transactor(w3, [*roles.accounts(), alpha, beta, outsider])
+    d = deploy_with_roles(tx, roles, dispute_window=DISPUTE_WINDOW)
+    token = tx.deploy(load_artifact("LeptonToken"), "Lepton Reward", "LRW", roles.admin.address,
+                      sender=roles.admin.address)  # fmt: skip
+    d.write(data_dir / "deployment.json", rpc_url=url, chain_id=w3.eth.chain_id,
+            extra={"reward_token": token.address, "coordinator": roles.coordinator.address,
+                   "auditors": [roles.auditor.address], "dispute_window": DISPUTE_WINDOW})  # fmt: skip
+    keys = {}
+    for name, account in (("coordinator", roles.coordinator), ("auditor", roles.auditor), ("alpha", alpha),
+                          ("beta", beta), ("outsider", outsider)):  # fmt: skip
+        private, public = generate_x25519_keypair()
+        keys[name] = private
+        agreements.register(tx, d, account.address, {"name": name}, public)
+    for account in (alpha, beta, outsider):
+        tx.transact(d.partners.functions.approve(account.address), roles.coordinator.address)
+
+    agreement_id = funded_agreement(tx, d, token, roles, [alpha, beta])
+    tx.transact(token.functions.mint(roles.coordinator.address, 10 * 300 * TOKEN), roles.admin.address)
+
+    store = LocalStore(data_dir / "blocks")
+    split = fl.make_federated("digits", num_partners=2, seed=0)
+    coordinator = Coordinator(account=roles.coordinator, tx=tx, deployment=d, store=store,
+                              x25519_private=keys["coordinator"], events_path=data_dir / "events.sqlite",
+                              eval_set=split.eval_set, model_name="logreg", max_norm=50.0,
+                              payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT,
+                              outbox=Outbox(data_dir / "coordinator-outbox.sqlite"))  # fmt: skip
+    model = fl.build_model("logreg", split.input_dim, split.num_classes, seed=0)
+    _, digest = coordinator.publish_model(model.state_dict())
+    round_id = coordinator.open_round(agreement_id, digest, w3.eth.get_block("latest")["timestamp"] + 3600)
+    executor = InlineExecutor()
+    for i, account in enumerate((alpha, beta)):
+        accountant = fl.PrivacyAccountant(partner=account.address, agreement=agreement_id, delta=1e-5, epsilon_cap=8.0)
+        partner = Partner(account=account, tx=tx, deployment=d, store=store, accountant=accountant,
+                          data=split.partners[i], executor=executor,
+                          settings=TrainingSettings(model="logreg", epochs=1, batch_size=64, noise_multiplier=1.0),
+                          outbox=Outbox(data_dir / f"partner-{i}-outbox.sqlite"))  # fmt: skip
+        partner.run_round(agreement_id, round_id, [roles.coordinator.address, roles.auditor.address])
+    outcome = coordinator.close_round(agreement_id, round_id)
+    advance_time(w3, 3600 + DISPUTE_WINDOW + 1)
+    return World(data_dir=data_dir, w3=w3, tx=tx, d=d, token=token, roles=roles, alpha=alpha, beta=beta,
+                 outsider=outsider, agreement_id=agreement_id, round_id=round_id, payouts=dict(outcome.report.payouts),
+                 store=store, keys=keys)  # fmt: skip
+
+
+def fresh_account() -> Any:
+    return Account.create()
