@@ -10,11 +10,20 @@ from fastapi import FastAPI, Request, Response
 
 from ..settings import Settings
 from . import errors
-from .routes import agreements, auth, blobs, health, metrics, partners, rewards
+from .routes import (
+    agreements,
+    auth,
+    blobs,
+    health,
+    metrics,
+    partners,
+    rewards,
+    transactions,
+)
 from .service import open_service
 
 ROUTERS = (health.router, auth.router, partners.router, agreements.router, rewards.router, blobs.router,
-           metrics.router)  # fmt: skip
+           transactions.router, metrics.router)  # fmt: skip
 
 
 def create_app(settings: Settings) -> FastAPI:
