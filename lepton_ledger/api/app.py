@@ -14,6 +14,7 @@ from .routes import (
     agreements,
     auth,
     blobs,
+    envelopes,
     health,
     metrics,
     partners,
@@ -23,7 +24,7 @@ from .routes import (
 from .service import open_service
 
 ROUTERS = (health.router, auth.router, partners.router, agreements.router, rewards.router, blobs.router,
-           transactions.router, metrics.router)  # fmt: skip
+           transactions.router, envelopes.router, metrics.router)  # fmt: skip
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -25,6 +25,7 @@ class Service:
     reads: ReadModel
     auth: Authenticator
     chain_id: int
+    coordinator: Any = None  # keys.UnlockedIdentity of the coordinator, when configured (opens envelopes)
     metrics: dict[tuple[str, str, int], int] = field(default_factory=dict)
 
 
@@ -36,6 +37,8 @@ def open_service(settings: Settings) -> Iterator[Service]:
     Raises:
         CommandError: no deployment file, or one that does not match the chain.
         ChainError: the RPC URL does not answer.
+        ConfigurationError: the configured coordinator key is not this deployment's coordinator.
+        KeystoreError: the coordinator key cannot be unlocked (unknown, wrong or missing password).
     """
     from ..chain.connection import connect
     from ..commands.context import bind_deployment, load_deployment_document
@@ -50,9 +53,23 @@ def open_service(settings: Settings) -> Iterator[Service]:
         auth = Authenticator(db, domain=settings.domain, uri=settings.uri, chain_id=chain_id,
                              nonce_ttl=settings.nonce_ttl, token_ttl=settings.token_ttl, provider=w3.provider)  # fmt: skip
         service = Service(settings=settings, w3=w3, deployment=deployment, document=document,
-                          store=open_store(settings.ipfs), db=db, reads=reads, auth=auth, chain_id=chain_id)  # fmt: skip
+                          store=open_store(settings.ipfs), db=db, reads=reads, auth=auth, chain_id=chain_id,
+                          coordinator=_coordinator(settings, reads))  # fmt: skip
         reads.start()
         try:
             yield service
         finally:
             reads.stop()
+
+
+def _coordinator(settings: Settings, reads: ReadModel) -> Any:
+    if settings.coordinator_key is None:
+        return None
+    from ..errors import ConfigurationError
+    from ..keys import Keystore
+
+    identity = Keystore().unlock(settings.coordinator_key)
+    if not reads.roles(identity.address).coordinator:
+        raise ConfigurationError(f"key {identity.name!r} ({identity.address}) holds no coordinator role in this "
+                                 "deployment")  # fmt: skip
+    return identity

@@ -16,11 +16,12 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "rounds"))  # agreement_setup, shared with the rounds
-from service_world import build_world
+from service_world import PASSWORD, build_world
 
 from lepton_ledger.chain import node
 
 SERVE_START_TIMEOUT = 60.0
+ENVELOPE_CAP = 1 << 20  # bytes: well above a logreg envelope, small enough to exceed in a test
 
 
 def _free_port() -> int:
@@ -61,7 +62,9 @@ def service(world):
     """The running service and an httpx client bound to it."""
     port = _free_port()
     env = {**os.environ, "LEPTON_DATA_DIR": str(world.data_dir), "LEPTON_API_BLOCK_POLL": "0.05",
-           "LEPTON_API_DOMAIN": "ledger.test", "LEPTON_API_URI": "https://ledger.test"}  # fmt: skip
+           "LEPTON_API_DOMAIN": "ledger.test", "LEPTON_API_URI": "https://ledger.test",
+           "LEPTON_API_COORDINATOR_KEY": "coordinator", "LEPTON_KEYSTORE_PASSWORD": PASSWORD,
+           "LEPTON_API_MAX_ENVELOPE_BYTES": str(ENVELOPE_CAP)}  # fmt: skip
     process = subprocess.Popen([sys.executable, "-m", "lepton_ledger.cli", "serve", "--port", str(port)], env=env,
                                stderr=subprocess.PIPE, text=True)  # fmt: skip
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)

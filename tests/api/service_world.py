@@ -26,11 +26,14 @@ from lepton_ledger.chain.artifacts import load_artifact
 from lepton_ledger.chain.deployment import DevRoles, deploy_with_roles
 from lepton_ledger.chain.transactions import Transactor
 from lepton_ledger.envelope import generate_x25519_keypair
+from lepton_ledger.keys import Keystore
 from lepton_ledger.rounds.coordinator import Coordinator
 from lepton_ledger.rounds.outbox import Outbox
 from lepton_ledger.rounds.partner import Partner, TrainingSettings
 from lepton_ledger.storage.local import LocalStore
 from lepton_ledger.workers.inline import InlineExecutor
+
+PASSWORD = "service tests"
 
 
 @dataclass
@@ -49,6 +52,8 @@ class World:
     payouts: dict[str, int]
     store: Any
     keys: dict[str, bytes] = field(default_factory=dict)
+    open_round: int = 0
+    open_digest: bytes = b""
     api: Any = None
 
     def attach(self, client: Any) -> None:
@@ -126,9 +131,15 @@ def build_world(data_dir: Path, url: str) -> World:
         partner.run_round(agreement_id, round_id, [roles.coordinator.address, roles.auditor.address])
     outcome = coordinator.close_round(agreement_id, round_id)
     advance_time(w3, 3600 + DISPUTE_WINDOW + 1)
+    # Round 2 stays open, from round 1's aggregate, for the envelope tests.
+    _, open_digest = coordinator.publish_model(outcome.aggregate)
+    coordinator.open_round(agreement_id, open_digest, w3.eth.get_block("latest")["timestamp"] + 86400)
+    # The service opens envelopes with the coordinator's key from its keystore.
+    Keystore(data_dir / "keystore", scrypt_n=2**4).import_key("coordinator", roles.coordinator.key, PASSWORD,
+                                                              x25519_private_key=keys["coordinator"])  # fmt: skip
     return World(data_dir=data_dir, w3=w3, tx=tx, d=d, token=token, roles=roles, alpha=alpha, beta=beta,
                  outsider=outsider, agreement_id=agreement_id, round_id=round_id, payouts=dict(outcome.report.payouts),
-                 store=store, keys=keys)  # fmt: skip
+                 store=store, keys=keys, open_round=round_id + 1, open_digest=open_digest)  # fmt: skip
 
 
 def fresh_account() -> Any:

@@ -11,6 +11,7 @@ def test_health_names_the_chain_and_the_deployment(service):
 import pytest
 from service_world import fresh_account
 
+from lepton_ledger.chain import node
 from lepton_ledger.chain.merkle import payout_leaf, verify_sorted_proof
 from lepton_ledger.protocol.addressing import cid_for_digest
 
@@ -112,19 +113,23 @@ def test_metrics_count_requests_by_route_and_status(service):
     assert "# TYPE lepton_chain_block gauge" in text and "lepton_chain_up 1" in text
 
 
-def test_the_read_model_follows_the_chain_block_by_block(service):
-    """A round opened on-chain shows on the next block the service sees; its reward read is then a conflict (409:
-    not finalized) rather than the 404 of a round that does not exist."""
-    path = f"/v1/rewards/{service.agreement_id}/{service.round_id + 1}/{service.alpha.address}"
-    headers = service.headers(service.alpha)
-    assert service.api.get(path, headers=headers).status_code == 404
-    deadline = service.w3.eth.get_block("latest")["timestamp"] + 3600
-    receipt = service.tx.transact(service.d.ledger.functions.openRound(service.agreement_id, b"\x02" * 32, deadline,
-                                                                       b"\x04" * 32), service.roles.coordinator.address)  # fmt: skip
-    service.wait_block(receipt["blockNumber"])
-    assert service.api.get(f"/v1/agreements/{service.agreement_id}/rounds/{service.round_id + 1}").json()["status"] == "open"
-    reply = service.api.get(path, headers=headers)
+def test_the_reward_of_an_open_round_is_a_conflict(service):
+    reply = service.api.get(f"/v1/rewards/{service.agreement_id}/{service.open_round}/{service.alpha.address}",
+                            headers=service.headers(service.alpha))  # fmt: skip
     assert reply.status_code == 409 and reply.json()["error"]["code"] == "RoundNotFinalized"
+
+
+def test_the_read_model_follows_the_chain_block_by_block(service):
+    """An account registered on-chain is known from the next block the service sees."""
+    account = fresh_account()
+    headers = service.headers(service.roles.coordinator)
+    assert service.api.get(f"/v1/partners/{account.address}", headers=headers).status_code == 404
+    node.fund(service.w3, account.address, 10**18)
+    service.tx.add(account)
+    receipt = service.tx.transact(service.d.partners.functions.register(b"\x05" * 32, b"\x06" * 32), account.address)
+    service.wait_block(receipt["blockNumber"])
+    reply = service.api.get(f"/v1/partners/{account.address}", headers=headers)
+    assert reply.status_code == 200 and reply.json()["status"] == "pending" and reply.json()["agreements"] == []
 
 
 def test_a_suspended_partner_loses_access_at_the_next_block(service):
