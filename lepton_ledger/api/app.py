@@ -16,6 +16,7 @@ from .routes import (
     blobs,
     envelopes,
     health,
+    jobs,
     metrics,
     partners,
     rewards,
@@ -24,7 +25,7 @@ from .routes import (
 from .service import open_service
 
 ROUTERS = (health.router, auth.router, partners.router, agreements.router, rewards.router, blobs.router,
-           transactions.router, envelopes.router, metrics.router)  # fmt: skip
+           transactions.router, envelopes.router, jobs.router, metrics.router)  # fmt: skip
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -17,6 +17,10 @@ CREATE TABLE IF NOT EXISTS tokens (token_hash TEXT PRIMARY KEY, address TEXT NOT
 CREATE TABLE IF NOT EXISTS idempotency (caller TEXT NOT NULL, key TEXT NOT NULL, route TEXT NOT NULL,
                                         request_hash TEXT NOT NULL, status INTEGER, body TEXT,
                                         PRIMARY KEY (caller, key));
+CREATE TABLE IF NOT EXISTS jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, agreement_id INTEGER NOT NULL,
+                                 round_id INTEGER NOT NULL, params TEXT NOT NULL, status TEXT NOT NULL,
+                                 progress TEXT NOT NULL DEFAULT '', result TEXT, error TEXT,
+                                 created_at REAL NOT NULL, updated_at REAL NOT NULL);
 """
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Path, Request
 
 from ..chain._values import InvalidValue, as_address
-from .errors import ApiError, forbidden
-from .readmodel import Roles
+from .errors import ApiError, conflict, forbidden, not_found
+from .readmodel import ROUND_OPEN, Roles
 from .service import Service
 
 
@@ -47,3 +47,28 @@ def require_self_or_overseer(caller: Roles, address: str) -> None:
     """A partner sees only its own standing and rewards; the coordinator and auditors see everyone's."""
     if caller.address != address and not (caller.coordinator or caller.auditor):
         raise forbidden(f"{caller.address} may not act for {address}: a partner acts only for itself")
+
+
+def coordinator_key(service: Service) -> Any:
+    """The service's coordinator identity; 503 when it was started without one."""
+    if service.coordinator is None:
+        raise ApiError(503, "NoCoordinatorKey", "this service holds no coordinator key (LEPTON_API_COORDINATOR_KEY)")
+    return service.coordinator
+
+
+def agreement_of(service: Service, agreement_id: int) -> dict[str, Any]:
+    """The read model's agreement; 404 when there is none."""
+    found = service.reads.agreement(agreement_id)
+    if found is None:
+        raise not_found(f"no agreement {agreement_id}")
+    return found
+
+
+def round_of(service: Service, agreement_id: int, round_id: int, *, open_only: bool = False) -> dict[str, Any]:
+    """The read model's round; 404 when there is none, 409 when `open_only` and it is not open."""
+    found = service.reads.round(agreement_id, round_id)
+    if found is None:
+        raise not_found(f"agreement {agreement_id} has no round {round_id}")
+    if open_only and int(found["record"][0]) != ROUND_OPEN:
+        raise conflict(f"round {round_id} of agreement {agreement_id} is not open", code="RoundNotOpen")
+    return found

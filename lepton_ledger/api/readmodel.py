@@ -22,6 +22,7 @@ T = TypeVar("T")
 PARTNER_STATUS = ("none", "pending", "approved", "suspended")  # IPartnerRegistry.PartnerStatus
 AGREEMENT_STATUS = ("none", "proposed", "active", "terminated")  # IAgreementRegistry.AgreementStatus
 ROUND_STATUS = ("none", "open", "finalized", "voided")  # IRoundLedger.RoundStatus
+ROUND_OPEN, ROUND_FINALIZED = 1, 2
 ADMIN_ROLE = b"\x00" * 32  # AccessControl's DEFAULT_ADMIN_ROLE
 
 

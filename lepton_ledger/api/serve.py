@@ -19,13 +19,12 @@ def serve(*, host: str, port: int, workdir: Path | None) -> None:
 
     from ..settings import Settings
     from .app import create_app
-    from .service import open_service
+    from .service import check_service
 
     if workdir is not None:
         if not workdir.is_dir():
             raise ConfigurationError(f"--workdir {workdir}: no such folder")
         os.environ["LEPTON_DATA_DIR"] = str(workdir.resolve())  # every library default reads it
     settings = Settings.from_env()
-    with open_service(settings):  # refuse with one line, before listening, what start-up would refuse
-        pass
+    check_service(settings)  # refuse with one line, before listening, what start-up would refuse
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)

@@ -26,11 +26,21 @@ class Service:
     auth: Authenticator
     chain_id: int
     coordinator: Any = None  # keys.UnlockedIdentity of the coordinator, when configured (opens envelopes)
+    jobs: Any = None  # jobs.JobRunner: the one thread that sends the coordinator's transactions
     metrics: dict[tuple[str, str, int], int] = field(default_factory=dict)
 
 
+def check_service(settings: Settings) -> None:
+    """What :func:`open_service` checks (deployment, chain, coordinator key), without starting anything.
+
+    Raises: as :func:`open_service`.
+    """
+    with open_service(settings, start=False):
+        pass
+
+
 @contextmanager
-def open_service(settings: Settings) -> Iterator[Service]:
+def open_service(settings: Settings, *, start: bool = True) -> Iterator[Service]:
     """Connects to the configured chain (or the data directory's shared local node, started if none runs),
     binds the deployment file's contracts after checking they are there, and starts the read model.
 
@@ -55,10 +65,18 @@ def open_service(settings: Settings) -> Iterator[Service]:
         service = Service(settings=settings, w3=w3, deployment=deployment, document=document,
                           store=open_store(settings.ipfs), db=db, reads=reads, auth=auth, chain_id=chain_id,
                           coordinator=_coordinator(settings, reads))  # fmt: skip
+        from .jobs import JobRunner
+
+        service.jobs = JobRunner(service)
+        if not start:
+            yield service
+            return
         reads.start()
+        service.jobs.start()
         try:
             yield service
         finally:
+            service.jobs.stop()
             reads.stop()
 
 

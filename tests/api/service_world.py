@@ -34,6 +34,7 @@ from lepton_ledger.storage.local import LocalStore
 from lepton_ledger.workers.inline import InlineExecutor
 
 PASSWORD = "service tests"
+SPLIT = {"name": "digits", "num_partners": 2, "seed": 0}
 
 
 @dataclass
@@ -54,6 +55,7 @@ class World:
     keys: dict[str, bytes] = field(default_factory=dict)
     open_round: int = 0
     open_digest: bytes = b""
+    split: Any = None
     api: Any = None
 
     def attach(self, client: Any) -> None:
@@ -112,23 +114,13 @@ def build_world(data_dir: Path, url: str) -> World:
     tx.transact(token.functions.mint(roles.coordinator.address, 10 * 300 * TOKEN), roles.admin.address)
 
     store = LocalStore(data_dir / "blocks")
-    split = fl.make_federated("digits", num_partners=2, seed=0)
-    coordinator = Coordinator(account=roles.coordinator, tx=tx, deployment=d, store=store,
-                              x25519_private=keys["coordinator"], events_path=data_dir / "events.sqlite",
-                              eval_set=split.eval_set, model_name="logreg", max_norm=50.0,
-                              payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT,
-                              outbox=Outbox(data_dir / "coordinator-outbox.sqlite"))  # fmt: skip
+    split = fl.make_federated(**SPLIT, alpha=None, eval_fraction=0.2)  # as `coordinator close` splits it
+    coordinator = make_coordinator(roles, tx, d, store, keys, split, data_dir / "coordinator-outbox.sqlite",
+                                   data_dir / "events.sqlite")  # fmt: skip
     model = fl.build_model("logreg", split.input_dim, split.num_classes, seed=0)
     _, digest = coordinator.publish_model(model.state_dict())
     round_id = coordinator.open_round(agreement_id, digest, w3.eth.get_block("latest")["timestamp"] + 3600)
-    executor = InlineExecutor()
-    for i, account in enumerate((alpha, beta)):
-        accountant = fl.PrivacyAccountant(partner=account.address, agreement=agreement_id, delta=1e-5, epsilon_cap=8.0)
-        partner = Partner(account=account, tx=tx, deployment=d, store=store, accountant=accountant,
-                          data=split.partners[i], executor=executor,
-                          settings=TrainingSettings(model="logreg", epochs=1, batch_size=64, noise_multiplier=1.0),
-                          outbox=Outbox(data_dir / f"partner-{i}-outbox.sqlite"))  # fmt: skip
-        partner.run_round(agreement_id, round_id, [roles.coordinator.address, roles.auditor.address])
+    commit_updates(tx, d, store, roles, [alpha, beta], split, agreement_id, round_id, data_dir)
     outcome = coordinator.close_round(agreement_id, round_id)
     advance_time(w3, 3600 + DISPUTE_WINDOW + 1)
     # Round 2 stays open, from round 1's aggregate, for the envelope tests.
@@ -139,8 +131,41 @@ def build_world(data_dir: Path, url: str) -> World:
                                                               x25519_private_key=keys["coordinator"])  # fmt: skip
     return World(data_dir=data_dir, w3=w3, tx=tx, d=d, token=token, roles=roles, alpha=alpha, beta=beta,
                  outsider=outsider, agreement_id=agreement_id, round_id=round_id, payouts=dict(outcome.report.payouts),
-                 store=store, keys=keys, open_round=round_id + 1, open_digest=open_digest)  # fmt: skip
+                 store=store, keys=keys, open_round=round_id + 1, open_digest=open_digest, split=split)  # fmt: skip
 
 
 def fresh_account() -> Any:
     return Account.create()
+
+
+def make_coordinator(roles, tx, d, store, keys, split, outbox: Path, events: Path) -> Coordinator:
+    return Coordinator(account=roles.coordinator, tx=tx, deployment=d, store=store, x25519_private=keys["coordinator"],
+                       events_path=events, eval_set=split.eval_set, model_name="logreg", max_norm=50.0,
+                       payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT, outbox=Outbox(outbox))  # fmt: skip
+
+
+def commit_updates(tx, d, store, roles, accounts, split, agreement_id: int, round_id: int, folder: Path) -> None:
+    """Each of `accounts` (fresh to `agreement_id`) trains with DP and commits its update to the round."""
+    executor = InlineExecutor()
+    for i, account in enumerate(accounts):
+        accountant = fl.PrivacyAccountant(partner=account.address, agreement=agreement_id, delta=1e-5, epsilon_cap=8.0)
+        partner = Partner(account=account, tx=tx, deployment=d, store=store, accountant=accountant,
+                          data=split.partners[i], executor=executor,
+                          settings=TrainingSettings(model="logreg", epochs=1, batch_size=64, noise_multiplier=1.0),
+                          outbox=Outbox(folder / f"partner-{agreement_id}-{i}-outbox.sqlite"))  # fmt: skip
+        partner.run_round(agreement_id, round_id, [roles.coordinator.address, roles.auditor.address])
+
+
+def round_with_commitments(world: World) -> tuple[int, int]:
+    """A new agreement between alpha and beta whose round 1 is open with both partners' updates committed."""
+    agreement_id = funded_agreement(world.tx, world.d, world.token, world.roles, [world.alpha, world.beta])
+    folder = world.data_dir / f"agreement-{agreement_id}"
+    folder.mkdir()
+    coordinator = make_coordinator(world.roles, world.tx, world.d, world.store, world.keys, world.split,
+                                   folder / "outbox.sqlite", folder / "events.sqlite")  # fmt: skip
+    model = fl.build_model("logreg", world.split.input_dim, world.split.num_classes, seed=0)
+    _, digest = coordinator.publish_model(model.state_dict())
+    round_id = coordinator.open_round(agreement_id, digest, world.w3.eth.get_block("latest")["timestamp"] + 3600)
+    commit_updates(world.tx, world.d, world.store, world.roles, [world.alpha, world.beta], world.split, agreement_id,
+                   round_id, folder)  # fmt: skip
+    return agreement_id, round_id

@@ -21,7 +21,7 @@ def test_a_partner_reads_its_own_standing(service):
     assert reply.status_code == 200, reply.text
     body = reply.json()
     assert body["address"] == service.alpha.address and body["status"] == "approved"
-    (held,) = body["agreements"]
+    (held,) = [a for a in body["agreements"] if a["agreement_id"] == service.agreement_id]
     spent = service.d.ledger.functions.cumulativeEpsilon(service.agreement_id, service.alpha.address).call()
     assert held["agreement_id"] == service.agreement_id and held["epsilon"] == spent / 10**6 > 0
     assert held["epsilon_cap"] == 8.0 and held["stake"] == held["required_stake"] == str(100 * 10**18)

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from pydantic import BaseModel
 
-from ..deps import ServiceDep
-from ..errors import not_found, responses
+from ..deps import ServiceDep, agreement_of, round_of
+from ..errors import responses
 from ..readmodel import AGREEMENT_STATUS, ROUND_STATUS
 
 router = APIRouter(prefix="/v1/agreements", tags=["agreements"])
@@ -65,9 +65,7 @@ def _hex(value: bytes) -> str:
 def get_agreement(agreement_id: AgreementId, service: ServiceDep) -> Agreement:
     """The agreement's state, terms (amounts in the token's smallest unit, as strings), who signed its current
     version, how many rounds it has had and what its pool received."""
-    found = service.reads.agreement(agreement_id)
-    if found is None:
-        raise not_found(f"no agreement {agreement_id}")
+    found = agreement_of(service, agreement_id)
     state, terms = found["state"], found["terms"]
     return Agreement(agreement_id=agreement_id, status=AGREEMENT_STATUS[int(state[0])], version=int(state[1]),
                      coordinator=state[5], arbiter=found["arbiter"], parties=terms.parties, signed=found["signed"],
@@ -82,9 +80,7 @@ def get_agreement(agreement_id: AgreementId, service: ServiceDep) -> Agreement:
             responses=responses(404, 503))  # fmt: skip
 def get_round(agreement_id: AgreementId, round_id: RoundId, service: ServiceDep) -> Round:
     """The round's status, deadline, digests and which parties have submitted."""
-    found = service.reads.round(agreement_id, round_id)
-    if found is None:
-        raise not_found(f"agreement {agreement_id} has no round {round_id}")
+    found = round_of(service, agreement_id, round_id)
     r = found["record"]
     return Round(agreement_id=agreement_id, round=round_id, status=ROUND_STATUS[int(r[0])], submissions=int(r[2]),
                  submitted=found["submitted"], opened_at=int(r[3]), deadline=int(r[4]), finalized_at=int(r[5]),

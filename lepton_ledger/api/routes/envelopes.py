@@ -13,8 +13,8 @@ from starlette.concurrency import run_in_threadpool
 from ...envelope import Expected, OversizeEnvelope, open_envelope
 from ...protocol.addressing import publish
 from ...protocol.signatures import chain_signature_check
-from ..deps import Caller, ServiceDep
-from ..errors import ApiError, conflict, forbidden, not_found, responses
+from ..deps import Caller, ServiceDep, agreement_of, coordinator_key, round_of
+from ..errors import ApiError, forbidden, responses
 from ..idempotency import once
 from ..readmodel import Roles
 from ..service import Service
@@ -50,23 +50,15 @@ async def _body(request: Request, limit: int) -> bytes:
 
 
 def _accept(service: Service, caller: Roles, agreement_id: int, round_id: int, data: bytes) -> dict:
-    if service.coordinator is None:
-        raise ApiError(503, "NoCoordinatorKey", "this service holds no coordinator key to open envelopes with")
-    agreement = service.reads.agreement(agreement_id)
-    if agreement is None:
-        raise not_found(f"no agreement {agreement_id}")
-    if caller.address not in agreement["terms"].parties:
+    identity = coordinator_key(service)
+    if caller.address not in agreement_of(service, agreement_id)["terms"].parties:
         raise forbidden(f"{caller.address} is not a party of agreement {agreement_id}")
-    found = service.reads.round(agreement_id, round_id)
-    if found is None:
-        raise not_found(f"agreement {agreement_id} has no round {round_id}")
-    if int(found["record"][0]) != 1:
-        raise conflict(f"round {round_id} of agreement {agreement_id} is not open", code="RoundNotOpen")
+    found = round_of(service, agreement_id, round_id, open_only=True)
     expected = Expected(agreement_id=agreement_id, round=round_id, partner=caller.address,
                         base_model_digest=bytes(found["record"][6]), chain_id=service.chain_id,
                         ledger=service.deployment.ledger.address)  # fmt: skip
     try:
-        opened = open_envelope(data, service.coordinator.x25519_private_bytes(), expected=expected,
+        opened = open_envelope(data, identity.x25519_private_bytes(), expected=expected,
                                max_envelope_bytes=service.settings.max_envelope_bytes,
                                signature_valid=chain_signature_check(service.w3))  # fmt: skip
     except OversizeEnvelope as exc:

@@ -7,8 +7,9 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from ...commands.roles import payout_tree
-from ..deps import AddressPath, Caller, ServiceDep, require_self_or_overseer
+from ..deps import AddressPath, Caller, ServiceDep, require_self_or_overseer, round_of
 from ..errors import conflict, not_found, responses
+from ..readmodel import ROUND_FINALIZED
 from .agreements import AgreementId, RoundId
 
 router = APIRouter(prefix="/v1/rewards", tags=["rewards"])
@@ -33,10 +34,7 @@ def get_reward(agreement_id: AgreementId, round_id: RoundId, address: AddressPat
     409: the round is not finalized). A partner sees only its own."""
     require_self_or_overseer(caller, address)
     reads = service.reads
-    found = reads.round(agreement_id, round_id)
-    if found is None:
-        raise not_found(f"agreement {agreement_id} has no round {round_id}")
-    if int(found["record"][0]) != 2:
+    if int(round_of(service, agreement_id, round_id)["record"][0]) != ROUND_FINALIZED:
         raise conflict(f"round {round_id} of agreement {agreement_id} is not finalized", code="RoundNotFinalized")
     tree = reads.cached(("payouts", agreement_id, round_id),
                         lambda: payout_tree(service.deployment, service.store, agreement_id, round_id))  # fmt: skip
