@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..settings import Settings
@@ -47,7 +48,8 @@ def open_service(settings: Settings, *, start: bool = True) -> Iterator[Service]
     Raises:
         CommandError: no deployment file, or one that does not match the chain.
         ChainError: the RPC URL does not answer.
-        ConfigurationError: the configured coordinator key is not this deployment's coordinator.
+        ConfigurationError: the configured coordinator key is not this deployment's coordinator, or another
+            service runs on this data directory (two would both run its jobs).
         KeystoreError: the coordinator key cannot be unlocked (unknown, wrong or missing password).
     """
     from ..chain.connection import connect
@@ -55,7 +57,7 @@ def open_service(settings: Settings, *, start: bool = True) -> Iterator[Service]
     from ..storage import open_store
 
     document = load_deployment_document(settings.deployment)
-    with connect(settings.rpc_url) as w3:
+    with _exclusive(settings.data_dir / "api"), connect(settings.rpc_url) as w3:
         deployment = bind_deployment(w3, document, settings.deployment)
         chain_id = int(w3.eth.chain_id)
         db = Database(settings.data_dir / "api" / "service.sqlite")
@@ -78,6 +80,21 @@ def open_service(settings: Settings, *, start: bool = True) -> Iterator[Service]
         finally:
             service.jobs.stop()
             reads.stop()
+
+
+@contextmanager
+def _exclusive(folder: Path) -> Iterator[None]:
+    import fcntl
+
+    from ..errors import ConfigurationError
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "service.lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released when this process ends, however it ends
+        except BlockingIOError:
+            raise ConfigurationError(f"another lepton-ledger serve runs on {folder.parent}") from None
+        yield
 
 
 def _coordinator(settings: Settings, reads: ReadModel) -> Any:

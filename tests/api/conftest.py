@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -57,25 +58,46 @@ def world(tmp_path_factory):
             node.stop(data_dir)
 
 
+class Server:
+    """`lepton-ledger serve` in a subprocess on one port, which a test may kill -9 and start again."""
+
+    def __init__(self, world) -> None:
+        self.port = _free_port()
+        self.env = {**os.environ, "LEPTON_DATA_DIR": str(world.data_dir), "LEPTON_API_BLOCK_POLL": "0.05",
+                    "LEPTON_API_DOMAIN": "ledger.test", "LEPTON_API_URI": "https://ledger.test",
+                    "LEPTON_API_COORDINATOR_KEY": "coordinator", "LEPTON_KEYSTORE_PASSWORD": PASSWORD,
+                    "LEPTON_API_MAX_ENVELOPE_BYTES": str(ENVELOPE_CAP)}  # fmt: skip
+        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=60)
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen([sys.executable, "-m", "lepton_ledger.cli", "serve", "--port", str(self.port)],
+                                        env=self.env, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        _wait_healthy(self.client, self.process)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+
 @pytest.fixture(scope="session")
 def service(world):
-    """The running service and an httpx client bound to it."""
-    port = _free_port()
-    env = {**os.environ, "LEPTON_DATA_DIR": str(world.data_dir), "LEPTON_API_BLOCK_POLL": "0.05",
-           "LEPTON_API_DOMAIN": "ledger.test", "LEPTON_API_URI": "https://ledger.test",
-           "LEPTON_API_COORDINATOR_KEY": "coordinator", "LEPTON_KEYSTORE_PASSWORD": PASSWORD,
-           "LEPTON_API_MAX_ENVELOPE_BYTES": str(ENVELOPE_CAP)}  # fmt: skip
-    process = subprocess.Popen([sys.executable, "-m", "lepton_ledger.cli", "serve", "--port", str(port)], env=env,
-                               stderr=subprocess.PIPE, text=True)  # fmt: skip
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
+    """The running service, with an httpx client bound to it (`service.api`) and its process (`service.server`)."""
+    server = Server(world)
     try:
-        _wait_healthy(client, process)
-        world.attach(client)
+        server.start()
+        world.attach(server.client)
+        world.server = server
         yield world
     finally:
-        client.close()
-        process.terminate()
-        process.wait(timeout=30)
+        server.client.close()
+        server.stop()
 
 
 def dump(response) -> str:

@@ -57,6 +57,7 @@ class World:
     open_digest: bytes = b""
     split: Any = None
     api: Any = None
+    server: Any = None
 
     def attach(self, client: Any) -> None:
         self.api = client

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import pytest
@@ -61,3 +63,25 @@ def test_close_refusals(service, committed):
                             headers=coordinator).status_code == 422  # fmt: skip
     assert service.coordinator_nonce() == before
     assert service.api.get("/v1/jobs/424242", headers=coordinator).status_code == 404
+
+
+def test_a_close_job_killed_with_the_service_finishes_once_after_restart(service):
+    agreement_id, round_id = round_with_commitments(service)
+    headers = service.headers(service.roles.coordinator)
+    job = service.api.post(f"/v1/agreements/{agreement_id}/rounds/{round_id}/close", json=CLOSE, headers=headers).json()
+    deadline = time.monotonic() + 60
+    while service.api.get(f"/v1/jobs/{job['id']}", headers=headers).json()["status"] == "queued":
+        assert time.monotonic() < deadline
+    service.server.kill()  # kill -9 while the job runs (or just after it ended)
+    service.server.start()
+    done = _follow(service, job["id"], headers)  # the token outlives the restart: tokens are in the database
+    assert done["status"] == "done", done
+    finalized = service.d.ledger.events.RoundFinalized().get_logs(
+        from_block=0, argument_filters={"agreementId": agreement_id, "round": round_id})
+    assert len(finalized) == 1 and service.d.ledger.functions.round(agreement_id, round_id).call()[0] == 2
+
+
+def test_a_second_service_on_the_same_data_directory_is_refused(service):
+    result = subprocess.run([sys.executable, "-m", "lepton_ledger.cli", "serve", "--port", "0"], env=service.server.env,
+                            check=False, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 1 and "another lepton-ledger serve runs on" in result.stdout + result.stderr
