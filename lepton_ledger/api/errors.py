@@ -66,8 +66,9 @@ _TEXT = {401: "not signed in", 403: "not allowed", 404: "not found", 409: "confl
 
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The error responses a route documents (OpenAPI), all in the one shape."""
-    return {status: {"model": ErrorBody, "description": _TEXT[status]} for status in (*statuses, 422)}
+    """The error responses a route documents (OpenAPI), all in the one shape: `statuses`, and 422 and 503, which
+    any route may answer (malformed input; the chain gone while reading roles or views)."""
+    return {status: {"model": ErrorBody, "description": _TEXT[status]} for status in sorted({*statuses, 422, 503})}
 
 
 def _body(status: int, code: str, message: str, detail: dict[str, Any] | None = None,
