@@ -20,12 +20,13 @@ from .routes import (
     metrics,
     partners,
     rewards,
+    signatures,
     transactions,
 )
 from .service import open_service
 
-ROUTERS = (health.router, auth.router, partners.router, agreements.router, rewards.router, blobs.router,
-           transactions.router, envelopes.router, jobs.router, metrics.router)  # fmt: skip
+ROUTERS = (health.router, auth.router, partners.router, agreements.router, signatures.router, rewards.router,
+           blobs.router, transactions.router, envelopes.router, jobs.router, metrics.router)  # fmt: skip
 
 
 def create_app(settings: Settings) -> FastAPI:

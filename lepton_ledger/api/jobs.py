@@ -30,7 +30,6 @@ class JobRunner:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="lepton-jobs", daemon=True)
-        self._tx: Any = None
 
     def start(self) -> None:
         self._thread.start()
@@ -77,7 +76,8 @@ class JobRunner:
             job = _row(row)
             self._set(job["id"], status="running", progress="closing")
             try:
-                result = self._close(job)
+                with self.service.writer:
+                    result = self._close(job)
             except LeptonError as exc:
                 self._set(job["id"], status="failed", progress="", error=f"{type(exc).__name__}: {exc}")
             except Exception as exc:  # noqa: BLE001 -- the runner outlives any one job; the error is recorded
@@ -87,18 +87,15 @@ class JobRunner:
 
     def _close(self, job: dict[str, Any]) -> dict[str, Any]:
         """Closes the round as ``lepton-ledger coordinator close`` does, with the service's coordinator key."""
-        from ..chain.transactions import Transactor
         from ..commands.context import CommandError, Session
         from ..commands.coordinator import _coordinator
         from ..commands.data import eval_data
         from ..fl.data import eval_commitment
 
         service, params = self.service, job["params"]
-        identity = service.coordinator
-        if self._tx is None:
-            self._tx = Transactor(service.w3, [identity.account])
         session = Session(w3=service.w3, deployment=service.deployment, document=service.document,
-                          deployment_path=service.settings.deployment, identity=identity, tx=self._tx,
+                          deployment_path=service.settings.deployment, identity=service.coordinator,
+                          tx=service.coordinator_tx(),
                           _store=service.store)  # fmt: skip
         eval_set = eval_data(dataset=params["dataset"], partitions=params["partitions"], seed=params["seed"],
                              csv=None, label_column="label", num_classes=None)  # fmt: skip

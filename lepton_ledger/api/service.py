@@ -3,6 +3,7 @@ read model and the authenticator. Built once at start-up (``open_service``), clo
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,6 +30,17 @@ class Service:
     coordinator: Any = None  # keys.UnlockedIdentity of the coordinator, when configured (opens envelopes)
     jobs: Any = None  # jobs.JobRunner: the one thread that sends the coordinator's transactions
     metrics: dict[tuple[str, str, int], int] = field(default_factory=dict)
+    # One writer: every coordinator transaction is sent holding this lock, from one Transactor (its nonces).
+    writer: threading.Lock = field(default_factory=threading.Lock)
+    _coordinator_tx: Any = None
+
+    def coordinator_tx(self) -> Any:
+        """The Transactor of the coordinator's key (use it holding `writer`)."""
+        if self._coordinator_tx is None:
+            from ..chain.transactions import Transactor
+
+            self._coordinator_tx = Transactor(self.w3, [self.coordinator.account])
+        return self._coordinator_tx
 
 
 def check_service(settings: Settings) -> None:
