@@ -4,7 +4,6 @@ its own, with a deployment, three registered accounts, one funded agreement and 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -61,12 +60,12 @@ def world(tmp_path_factory):
 class Server:
     """`lepton-ledger serve` in a subprocess on one port, which a test may kill -9 and start again."""
 
-    def __init__(self, world) -> None:
+    def __init__(self, data_dir: Path, **env: str) -> None:
         self.port = _free_port()
-        self.env = {**os.environ, "LEPTON_DATA_DIR": str(world.data_dir), "LEPTON_API_BLOCK_POLL": "0.05",
+        self.env = {**os.environ, "LEPTON_DATA_DIR": str(data_dir), "LEPTON_API_BLOCK_POLL": "0.05",
                     "LEPTON_API_DOMAIN": "ledger.test", "LEPTON_API_URI": "https://ledger.test",
                     "LEPTON_API_COORDINATOR_KEY": "coordinator", "LEPTON_KEYSTORE_PASSWORD": PASSWORD,
-                    "LEPTON_API_MAX_ENVELOPE_BYTES": str(ENVELOPE_CAP)}  # fmt: skip
+                    "LEPTON_API_MAX_ENVELOPE_BYTES": str(ENVELOPE_CAP), **env}  # fmt: skip
         self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=60)
         self.process: subprocess.Popen | None = None
 
@@ -89,7 +88,7 @@ class Server:
 @pytest.fixture(scope="session")
 def service(world):
     """The running service, with an httpx client bound to it (`service.api`) and its process (`service.server`)."""
-    server = Server(world)
+    server = Server(world.data_dir)
     try:
         server.start()
         world.attach(server.client)
@@ -100,5 +99,19 @@ def service(world):
         server.stop()
 
 
-def dump(response) -> str:
-    return f"{response.status_code} {json.dumps(response.json()) if response.content else ''}"
+@pytest.fixture
+def start_server():
+    """Starts `lepton-ledger serve` on another data directory (`start_server(data_dir, **env)`); stopped after."""
+    servers: list[Server] = []
+
+    def start(data_dir: Path, **env: str) -> Server:
+        server = Server(data_dir, **env)
+        servers.append(server)
+        server.start()
+        return server
+
+    yield start
+    for server in servers:
+        server.client.close()
+        server.stop()
+

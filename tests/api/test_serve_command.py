@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -42,3 +43,27 @@ def test_with_a_workdir_that_is_no_folder(tmp_path):
     result = subprocess.run([sys.executable, "-m", "lepton_ledger.cli", "serve", "--workdir", str(tmp_path / "no")],
                             check=False, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert "no such folder" in _one_error_line(result)
+
+
+def test_a_chain_that_goes_away_is_503(tmp_path, start_server):
+    from lepton_ledger.chain.anvil import Anvil
+    from lepton_ledger.chain.deployment import DevRoles, deploy_with_roles
+    from lepton_ledger.chain.transactions import Transactor
+
+    anvil = Anvil()
+    w3 = anvil.start()
+    try:
+        roles = DevRoles.from_dev_keys()
+        deploy_with_roles(Transactor(w3, roles.accounts()), roles, dispute_window=600).write(
+            tmp_path / "deployment.json", rpc_url=anvil.url, chain_id=w3.eth.chain_id)
+        server = start_server(tmp_path, LEPTON_RPC_URL=anvil.url, LEPTON_API_COORDINATOR_KEY="")
+        assert server.client.get("/v1/health").status_code == 200
+    finally:
+        anvil.stop()
+    deadline = time.monotonic() + 30
+    while (health := server.client.get("/v1/health")).status_code == 200:  # until the read model notices
+        assert time.monotonic() < deadline
+    assert health.status_code == 503 and health.json()["error"]["code"] == "ChainError"
+    reply = server.client.get("/v1/agreements/1")
+    assert reply.status_code == 503 and set(reply.json()) == {"error"}
+    assert 'lepton_chain_up 0' in server.client.get("/metrics").text
