@@ -125,7 +125,7 @@ class Authenticator:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise unauthorized("the Authorization header must be: Bearer <token>")
-        row = self.db._connection().execute("SELECT address, expires_at FROM tokens WHERE token_hash = ?",
+        row = self.db.connection().execute("SELECT address, expires_at FROM tokens WHERE token_hash = ?",
                                             (_hash(token.strip()),)).fetchone()  # fmt: skip
         if row is None:
             raise unauthorized("unknown token: sign in again")

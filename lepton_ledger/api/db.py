@@ -31,9 +31,10 @@ class Database:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._local = threading.local()
-        self._connection().executescript(SCHEMA)
+        self.connection().executescript(SCHEMA)
 
-    def _connection(self) -> sqlite3.Connection:
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection (autocommit: a lone read or write needs no transaction)."""
         connection = getattr(self._local, "connection", None)
         if connection is None:
             connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
@@ -45,7 +46,7 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """An immediate (write-locked) transaction, committed on exit and rolled back on an error."""
-        connection = self._connection()
+        connection = self.connection()
         connection.execute("BEGIN IMMEDIATE")
         try:
             yield connection

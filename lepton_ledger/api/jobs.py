@@ -56,7 +56,7 @@ class JobRunner:
         return self.get(int(job_id))  # type: ignore[arg-type]
 
     def get(self, job_id: int) -> dict[str, Any] | None:
-        row = self.service.db._connection().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        row = self.service.db.connection().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return _row(row) if row is not None else None
 
     def _set(self, job_id: int, **fields: Any) -> None:
@@ -67,7 +67,7 @@ class JobRunner:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            row = self.service.db._connection().execute(
+            row = self.service.db.connection().execute(
                 "SELECT * FROM jobs WHERE status IN ('queued', 'running') ORDER BY id LIMIT 1").fetchone()
             if row is None:
                 self._wake.wait(1.0)
