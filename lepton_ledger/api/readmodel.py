@@ -144,6 +144,23 @@ class ReadModel:
 
         return self.cached(("round", agreement_id, round_id), compute)
 
+    def agreement_roles(self, address: str) -> dict[str, list[str]]:
+        """``{agreement id: ["party", "coordinator", "arbiter"]}``: what `address` is in each agreement."""
+
+        def compute() -> dict[str, list[str]]:
+            found: dict[str, list[str]] = {}
+            for agreement_id in range(1, self.agreement_count() + 1):
+                agreement = self.agreement(agreement_id)
+                assert agreement is not None
+                held = [name for name, holds in (("party", address in agreement["terms"].parties),
+                                                 ("coordinator", agreement["state"][5] == address),
+                                                 ("arbiter", agreement["arbiter"] == address)) if holds]  # fmt: skip
+                if held:
+                    found[str(agreement_id)] = held
+            return found
+
+        return self.cached(("agreement_roles", address), compute)
+
     def now(self) -> int:
         """The chain time of the latest block."""
         return self.cached(("now",), lambda: int(self.w3.eth.get_block("latest")["timestamp"]))

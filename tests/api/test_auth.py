@@ -29,11 +29,14 @@ def test_nonce_is_an_eip4361_message_for_this_domain_and_chain(service):
 
 
 def test_login_gives_a_token_whose_roles_come_from_the_chain(service):
-    me = service.api.get("/v1/auth/me", headers=service.headers(service.roles.coordinator))
-    assert me.status_code == 200 and me.json() == {"address": service.roles.coordinator.address,
-                                                   "roles": ["partner:pending", "coordinator"]}  # fmt: skip
-    me = service.api.get("/v1/auth/me", headers=service.headers(service.alpha))
-    assert me.json()["roles"] == ["partner:approved"]
+    agreement = str(service.agreement_id)
+    me = service.api.get("/v1/auth/me", headers=service.headers(service.roles.coordinator)).json()
+    assert me["address"] == service.roles.coordinator.address and me["roles"] == ["partner:pending", "coordinator"]
+    assert me["agreements"][agreement] == ["coordinator"]
+    me = service.api.get("/v1/auth/me", headers=service.headers(service.alpha)).json()
+    assert me["roles"] == ["partner:approved"] and me["agreements"][agreement] == ["party"]
+    me = service.api.get("/v1/auth/me", headers=service.headers(service.roles.admin)).json()
+    assert me["roles"] == ["partner:none", "admin"] and me["agreements"][agreement] == ["arbiter"]
 
 
 def test_tokens_are_stored_hashed(service):
@@ -114,4 +117,4 @@ def test_an_expired_token_is_401(service):
 def test_an_unregistered_account_signs_in_with_no_role(service):
     account = fresh_account()
     me = service.api.get("/v1/auth/me", headers=service.headers(account))
-    assert me.json() == {"address": account.address, "roles": ["partner:none"]}
+    assert me.json() == {"address": account.address, "roles": ["partner:none"], "agreements": {}}

@@ -35,7 +35,8 @@ class LoginResponse(BaseModel):
 
 class Me(BaseModel):
     address: str
-    roles: list[str]
+    roles: list[str] = Field(description="partner:<registry status>, and coordinator, auditor, admin when held.")
+    agreements: dict[str, list[str]] = Field(description="Agreement id -> party, coordinator, arbiter.")
 
 
 @router.post("/nonce", operation_id="auth_nonce", response_model=NonceResponse, responses=responses())
@@ -54,6 +55,7 @@ def login(body: LoginRequest, service: ServiceDep) -> LoginResponse:
 
 
 @router.get("/me", operation_id="auth_me", response_model=Me, responses=responses(401, 503))
-def me(caller: Caller) -> Me:
-    """The signed-in address and its roles on the chain at the latest block."""
-    return Me(address=caller.address, roles=caller.names())
+def me(caller: Caller, service: ServiceDep) -> Me:
+    """The signed-in address and its roles on the chain at the latest block, in the registry and per agreement."""
+    return Me(address=caller.address, roles=caller.names(),
+              agreements=service.reads.agreement_roles(caller.address))  # fmt: skip
