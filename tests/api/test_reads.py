@@ -98,7 +98,7 @@ def test_blobs(service):
     reply = service.api.get(f"/v1/blobs/{cid}", headers=headers)
     assert reply.status_code == 200 and reply.content == service.store.get(cid)
     head = service.api.head(f"/v1/blobs/{cid}", headers=headers)
-    assert head.status_code == 200 and int(head.headers["content-length"]) == len(reply.content)
+    assert head.status_code == 200 and head.headers["etag"] == f'"{cid}"' and not head.content
     missing = cid_for_digest(b"\x01" * 32)
     assert service.api.get(f"/v1/blobs/{missing}", headers=headers).status_code == 404
     assert service.api.head(f"/v1/blobs/{missing}", headers=headers).status_code == 404
