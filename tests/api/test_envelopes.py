@@ -12,12 +12,13 @@ from lepton_ledger.protocol.addressing import artifact_cid
 DP = DPRecord(noise_multiplier=1.0, clipping_norm=1.0, sample_rate=0.1, steps=10, delta=1e-5, accountant="rdp")
 
 
-def _sealed(service, account, *, round_id=None, base=None, recipients=None, size=8, agreement_id=None) -> bytes:
+def _sealed(service, account, *, round_id=None, base=None, recipients=None, size=8, agreement_id=None,
+            epsilon=2.0) -> bytes:  # fmt: skip
     recipients = recipients or [x25519_public_key(service.keys["coordinator"]), x25519_public_key(service.keys["auditor"])]
     return seal({"w": torch.ones(size)}, signer_key=bytes(account.key), recipients=recipients, chain_id=31337,
                 ledger=service.d.ledger.address, agreement_id=agreement_id or service.agreement_id,
                 round=round_id or service.open_round, base_model_digest=base or service.open_digest, dp=DP,
-                cumulative_epsilon=2.0, sample_count=100).data  # fmt: skip
+                cumulative_epsilon=epsilon, sample_count=100).data  # fmt: skip
 
 
 def _post(service, data: bytes, account, *, round_id=None, headers=None, agreement_id=None):
@@ -60,6 +61,7 @@ def _flipped(data: bytes) -> bytes:
 @pytest.mark.parametrize(("case", "status"), [
     ("flipped byte", 422), ("another round", 422), ("not sealed to the coordinator", 422),
     ("another partner's envelope", 422), ("another base model", 422), ("oversize", 413), ("empty", 422),
+    ("over the privacy budget", 422),
 ])  # fmt: skip
 def test_a_tampered_or_misdirected_envelope_is_refused_and_nothing_is_stored(service, case, status):
     alpha = service.alpha
@@ -72,6 +74,7 @@ def test_a_tampered_or_misdirected_envelope_is_refused_and_nothing_is_stored(ser
         "another base model": lambda: _sealed(service, alpha, base=b"\x09" * 32),
         "oversize": lambda: _sealed(service, alpha, size=300_000),
         "empty": lambda: b"",
+        "over the privacy budget": lambda: _sealed(service, alpha, epsilon=8.5),  # the agreement's cap is 8
     }[case]()  # fmt: skip
     blocks = _stored_blocks(service)
     reply = _post(service, data, alpha)

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from ...envelope import Expected, OversizeEnvelope, open_envelope
+from ...errors import BudgetExceeded
 from ...protocol.addressing import publish
 from ...protocol.signatures import chain_signature_check
 from ..deps import Caller, ServiceDep, agreement_of, coordinator_key, round_of
@@ -51,7 +52,8 @@ async def _body(request: Request, limit: int) -> bytes:
 
 def _accept(service: Service, caller: Roles, agreement_id: int, round_id: int, data: bytes) -> dict:
     identity = coordinator_key(service)
-    if caller.address not in agreement_of(service, agreement_id)["terms"].parties:
+    terms = agreement_of(service, agreement_id)["terms"]
+    if caller.address not in terms.parties:
         raise forbidden(f"{caller.address} is not a party of agreement {agreement_id}")
     found = round_of(service, agreement_id, round_id, open_only=True)
     expected = Expected(agreement_id=agreement_id, round=round_id, partner=caller.address,
@@ -63,8 +65,12 @@ def _accept(service: Service, caller: Roles, agreement_id: int, round_id: int, d
                                signature_valid=chain_signature_check(service.w3))  # fmt: skip
     except OversizeEnvelope as exc:
         raise ApiError(413, "TooLarge", str(exc)) from None
-    cid, _ = publish(service.store, data)
     m = opened.manifest
+    if m.cumulative_epsilon > terms.epsilon_cap_fixed:  # the ledger would refuse its commitment: keep nothing
+        spent = int(service.deployment.ledger.functions.cumulativeEpsilon(agreement_id, caller.address).call())
+        raise BudgetExceeded(partner=caller.address, agreement=str(agreement_id), spent=spent,
+                             would_spend=m.cumulative_epsilon, cap=terms.epsilon_cap_fixed)  # fmt: skip
+    cid, _ = publish(service.store, data)
     return {"cid": cid, "envelope_digest": "0x" + opened.envelope_digest.hex(),
             "manifest_digest": "0x" + opened.manifest_digest.hex(), "cumulative_epsilon": int(m.cumulative_epsilon),
             "sample_count": int(m.sample_count)}  # fmt: skip
