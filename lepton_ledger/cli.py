@@ -45,6 +45,24 @@ def main() -> None:
 
 
 @app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
+    workdir: Annotated[Path | None, typer.Option(help="Data directory to serve (deployment.json, block store, "
+                                                      "service database); default: the data directory.")] = None,
+) -> None:
+    """Runs the ledger service (HTTP, /docs for its API) on the configured chain ($LEPTON_RPC_URL) or the data
+    directory's local node, for the deployment in <data dir>/deployment.json."""
+    from .api.serve import serve as run_service
+
+    try:
+        run_service(host=host, port=port, workdir=workdir)
+    except LeptonError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+
+
+@app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for deployment.json, summary.json, chain state, store, keys.")] = Path("demo-out"),
     partners: Annotated[int, typer.Option(min=1, help="Number of partners.")] = 3,

@@ -35,6 +35,7 @@ __all__ = [
     "UpdateCommitment",
     "domain_separator",
     "sign_agreement_digest",
+    "sign_agreement_typed_data",
     "sign_digest",
     "terms_hash",
     "typed_data_digest",
@@ -182,6 +183,31 @@ def sign_agreement_digest(
         )
     )
     return typed_data_digest(domain_separator(AGREEMENT_REGISTRY_NAME, chain_id, registry_address), struct_hash)
+
+
+def sign_agreement_typed_data(chain_id: int, registry_address: str, agreement_id: int, version: int,
+                              terms_hash: bytes, party: str, nonce: int, deadline: int) -> dict[str, Any]:  # fmt: skip
+    """The EIP-712 typed data (``eth_signTypedData_v4``'s JSON) whose digest is :func:`sign_agreement_digest`, for
+    wallets that sign typed data rather than digests.
+
+    Raises:
+        InvalidValue: a value does not fit its Solidity type.
+    """
+    return {
+        "types": {
+            "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+                             {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}],
+            "SignAgreement": [{"name": "agreementId", "type": "uint256"}, {"name": "version", "type": "uint32"},
+                              {"name": "termsHash", "type": "bytes32"}, {"name": "party", "type": "address"},
+                              {"name": "nonce", "type": "uint256"}, {"name": "deadline", "type": "uint256"}],
+        },
+        "primaryType": "SignAgreement",
+        "domain": {"name": AGREEMENT_REGISTRY_NAME, "version": "1", "chainId": chain_id,
+                   "verifyingContract": as_address(registry_address, "registry")},
+        "message": {"agreementId": as_uint(agreement_id, 256, "agreement_id"), "version": as_uint(version, 32, "version"),
+                    "termsHash": "0x" + as_bytes32(terms_hash, "terms_hash").hex(), "party": as_address(party, "party"),
+                    "nonce": as_uint(nonce, 256, "nonce"), "deadline": as_uint(deadline, 256, "deadline")},
+    }  # fmt: skip
 
 
 def terms_hash(terms_tuple: Sequence[Any]) -> bytes:

@@ -30,7 +30,6 @@ from .context import (
     open_session,
     parse_address,
     parse_tokens,
-    read_call,
     reports_errors,
     require,
     utc,
@@ -409,33 +408,21 @@ def status(
 ) -> None:  # fmt: skip
     """Show a partner's standing in AGREEMENT: epsilon spent (on-chain and local) against the cap, stake, rewards
     claimable and claimed. Sends nothing and needs no password."""
-    from .roles import ChainTerms, payout_tree
+    from .roles import standing
 
     who = _who(key, address)
     with open_session(rpc_url=rpc_url, deployment=deployment, key=None, ipfs=ipfs) as s:
         s.require_party(agreement, who)
-        terms = ChainTerms.read(s.deployment, agreement)
-        on_chain = int(s.deployment.ledger.functions.cumulativeEpsilon(agreement, who).call())
+        now = int(s.w3.eth.get_block("pending")["timestamp"])
+        held = standing(s.deployment, s.store, agreement, who, now)
         path = _accountant_file(s, agreement, who)
         local = _local_epsilon(path)
-        stake_held = int(s.deployment.vault.functions.stakeOf(agreement, who).call())
-        claimable = claimed = 0
-        now = int(s.w3.eth.get_block("pending")["timestamp"])
-        for round_id in range(1, int(s.deployment.ledger.functions.roundCount(agreement).call()) + 1):
-            if int(s.deployment.ledger.functions.round(agreement, round_id).call()[0]) != 2:
-                continue
-            tree = payout_tree(s.deployment, s.store, agreement, round_id)
-            amount = tree.payouts.get(who, 0) if tree is not None else 0
-            if s.deployment.vault.functions.hasClaimed(agreement, round_id, who).call():
-                claimed += amount
-            elif now >= int(read_call(s.deployment.vault.functions.allocation(agreement, round_id), "allocation")[3]):
-                claimable += amount
     typer.echo(f"partner:          {who}")
-    typer.echo(f"epsilon on-chain: {on_chain / 10**6:.6f} of cap {terms.epsilon_cap:g}")
+    typer.echo(f"epsilon on-chain: {held.epsilon_fixed / 10**6:.6f} of cap {held.epsilon_cap_fixed / 10**6:g}")
     typer.echo(f"epsilon local:    {'-' if local is None else f'{local:.6f}'} ({path})")
-    typer.echo(f"stake:            {stake_held / 10**18:g} (required {terms.required_stake / 10**18:g})")
-    typer.echo(f"claimable now:    {claimable / 10**18:g}")
-    typer.echo(f"claimed:          {claimed / 10**18:g}")
+    typer.echo(f"stake:            {held.stake / 10**18:g} (required {held.required_stake / 10**18:g})")
+    typer.echo(f"claimable now:    {held.claimable / 10**18:g}")
+    typer.echo(f"claimed:          {held.claimed / 10**18:g}")
 
 
 def _who(key: str | None, address: str | None) -> str:

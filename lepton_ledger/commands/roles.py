@@ -37,6 +37,7 @@ from ..protocol.commitments import SIGNED_COMMITMENT_VERSION
 __all__ = [
     "ChainTerms",
     "RoleStateError",
+    "Standing",
     "accountant_path",
     "build_coordinator",
     "build_partner",
@@ -46,6 +47,7 @@ __all__ = [
     "publish_document",
     "signed_commitment_document",
     "signed_commitment_from_document",
+    "standing",
     "terms_document",
 ]
 
@@ -212,6 +214,43 @@ def payout_tree(deployment: Any, store: Any, agreement_id: int, round_id: int) -
     if tree.root != bytes(r[10]):
         raise RoleStateError(f"the report of round {round_id} does not give the payout root finalized on-chain")
     return tree
+
+
+@dataclass(frozen=True)
+class Standing:
+    """A party's standing in an agreement: on-chain epsilon (fixed point) against the cap, stake, rewards."""
+
+    epsilon_fixed: int
+    epsilon_cap_fixed: int
+    stake: int
+    required_stake: int
+    claimable: int
+    claimed: int
+
+
+def standing(deployment: Any, store: Any, agreement_id: int, partner: str, now: int) -> Standing:
+    """`partner`'s :class:`Standing` in `agreement_id` at chain time `now`; rewards come from each finalized
+    round's report (:func:`payout_tree`), claimable once the round's dispute window has ended.
+
+    Raises:
+        RoleStateError, ArtifactNotFound, MalformedDocument: a finalized round's report is missing or wrong.
+    """
+    terms = ChainTerms.read(deployment, agreement_id)
+    ledger, vault = deployment.ledger.functions, deployment.vault.functions
+    claimable = claimed = 0
+    for round_id in range(1, int(ledger.roundCount(agreement_id).call()) + 1):
+        if int(ledger.round(agreement_id, round_id).call()[0]) != ROUND_FINALIZED:
+            continue
+        tree = payout_tree(deployment, store, agreement_id, round_id)
+        amount = tree.payouts.get(partner, 0) if tree is not None else 0
+        if vault.hasClaimed(agreement_id, round_id, partner).call():
+            claimed += amount
+        elif now >= int(vault.allocation(agreement_id, round_id).call()[3]):
+            claimable += amount
+    return Standing(epsilon_fixed=int(ledger.cumulativeEpsilon(agreement_id, partner).call()),
+                    epsilon_cap_fixed=terms.epsilon_cap_fixed,
+                    stake=int(vault.stakeOf(agreement_id, partner).call()), required_stake=terms.required_stake,
+                    claimable=claimable, claimed=claimed)  # fmt: skip
 
 
 # -- batched mode --------------------------------------------------------------------------------------------

@@ -283,3 +283,14 @@ def test_sign_digest_refuses_an_invalid_key():
 def test_sign_digest_refuses_a_short_digest():
     with pytest.raises(InvalidValue):
         sign_digest(KEY_0, b"\x01" * 31)
+
+
+def test_sign_agreement_typed_data_hashes_to_the_digest_and_recovers_the_signer():
+    from lepton_ledger.chain.typed_data import sign_agreement_typed_data
+
+    party = Account.create()
+    args = (31337, "0x5FbDB2315678afecb367f032d93F642f64180aa3", 7, 2, b"\x11" * 32, party.address, 3, 10**10)
+    signed = Account.sign_typed_data(party.key, full_message=sign_agreement_typed_data(*args))
+    assert Account._recover_hash(sign_agreement_digest(*args), signature=signed.signature) == party.address
+    message = encode_typed_data(full_message=sign_agreement_typed_data(*args))
+    assert Account.recover_message(message, signature=signed.signature) == party.address

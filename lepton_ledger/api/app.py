@@ -1,0 +1,59 @@
+"""``create_app(settings)``: the service's FastAPI application. The chain, deployment, store and database are
+opened when the app starts (its lifespan) and closed when it stops."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+
+from ..settings import Settings
+from . import errors
+from .routes import (
+    agreements,
+    auth,
+    blobs,
+    envelopes,
+    health,
+    jobs,
+    metrics,
+    partners,
+    rewards,
+    signatures,
+    transactions,
+)
+from .service import open_service
+
+ROUTERS = (health.router, auth.router, partners.router, agreements.router, signatures.router, rewards.router,
+           blobs.router, transactions.router, envelopes.router, jobs.router, metrics.router)  # fmt: skip
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The application serving `settings`'s chain and deployment.
+
+    Raises (at start-up): CommandError (no or a foreign deployment file), ChainError (the chain does not answer).
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        with open_service(settings) as service:
+            app.state.service = service
+            yield
+
+    app = FastAPI(title="lepton-ledger", version="1", lifespan=lifespan,
+                  description="The ledger service: DP federated rounds, budgets and payouts over HTTP.")  # fmt: skip
+    errors.install(app)
+    for router in ROUTERS:
+        app.include_router(router)
+
+    @app.middleware("http")
+    async def count(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        key = (request.method, route, response.status_code)
+        counts = app.state.service.metrics
+        counts[key] = counts.get(key, 0) + 1
+        return response
+
+    return app

@@ -1,0 +1,111 @@
+"""Jobs: long steps (closing a round) run on one thread, the service's one writer of coordinator transactions,
+and persist in the database with their progress. A job that was queued or running when the service stopped is
+run again when it starts; the coordinator's durable outbox makes that a resumption (a recorded outcome is
+published and finalized, never computed twice)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+from ..errors import LeptonError
+from .errors import conflict
+from .service import Service
+
+ACTIVE = ("queued", "running")
+
+
+def _row(row: Any) -> dict[str, Any]:
+    job = dict(row)
+    job["params"] = json.loads(job["params"])
+    job["result"] = json.loads(job["result"]) if job["result"] else None
+    return job
+
+
+class JobRunner:
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="lepton-jobs", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=5)
+
+    def submit(self, kind: str, agreement_id: int, round_id: int, params: dict[str, Any]) -> dict[str, Any]:
+        """A new queued job; 409 while a job of this kind for this round is queued or running."""
+        now = time.time()
+        with self.service.db.transaction() as db:
+            active = db.execute("SELECT id FROM jobs WHERE kind = ? AND agreement_id = ? AND round_id = ? AND status "
+                                "IN ('queued', 'running')", (kind, agreement_id, round_id)).fetchone()  # fmt: skip
+            if active is not None:
+                raise conflict(f"job {active['id']} already runs {kind} of round {round_id} of agreement "
+                               f"{agreement_id}", code="JobRunning")  # fmt: skip
+            cursor = db.execute("INSERT INTO jobs (kind, agreement_id, round_id, params, status, created_at, "
+                                "updated_at) VALUES (?, ?, ?, ?, 'queued', ?, ?)",
+                                (kind, agreement_id, round_id, json.dumps(params), now, now))  # fmt: skip
+            job_id = cursor.lastrowid
+        self._wake.set()
+        return self.get(int(job_id))  # type: ignore[arg-type]
+
+    def get(self, job_id: int) -> dict[str, Any] | None:
+        row = self.service.db.connection().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return _row(row) if row is not None else None
+
+    def _set(self, job_id: int, **fields: Any) -> None:
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        with self.service.db.transaction() as db:
+            db.execute(f"UPDATE jobs SET {assignments}, updated_at = ? WHERE id = ?",
+                       (*fields.values(), time.time(), job_id))  # fmt: skip
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            row = self.service.db.connection().execute(
+                "SELECT * FROM jobs WHERE status IN ('queued', 'running') ORDER BY id LIMIT 1").fetchone()
+            if row is None:
+                self._wake.wait(1.0)
+                self._wake.clear()
+                continue
+            job = _row(row)
+            self._set(job["id"], status="running", progress="closing")
+            try:
+                with self.service.writer:
+                    result = self._close(job)
+            except LeptonError as exc:
+                self._set(job["id"], status="failed", progress="", error=f"{type(exc).__name__}: {exc}")
+            except Exception as exc:  # noqa: BLE001 -- the runner outlives any one job; the error is recorded
+                self._set(job["id"], status="failed", progress="", error=f"{type(exc).__name__}: {exc}")
+            else:
+                self._set(job["id"], status="done", progress="finalized", result=json.dumps(result))
+
+    def _close(self, job: dict[str, Any]) -> dict[str, Any]:
+        """Closes the round as ``lepton-ledger coordinator close`` does, with the service's coordinator key."""
+        from ..commands.context import CommandError, Session
+        from ..commands.coordinator import _coordinator
+        from ..commands.data import eval_data
+        from ..fl.data import eval_commitment
+
+        service, params = self.service, job["params"]
+        session = Session(w3=service.w3, deployment=service.deployment, document=service.document,
+                          deployment_path=service.settings.deployment, identity=service.coordinator,
+                          tx=service.coordinator_tx(),
+                          _store=service.store)  # fmt: skip
+        eval_set = eval_data(dataset=params["dataset"], partitions=params["partitions"], seed=params["seed"],
+                             csv=None, label_column="label", num_classes=None)  # fmt: skip
+        coordinator = _coordinator(session, job["agreement_id"], eval_set, model=None, max_norm=None,
+                                   aggregation=params["aggregation"], scoring=params["scoring"])  # fmt: skip
+        _, committed = coordinator.round_state(job["agreement_id"], job["round_id"])
+        if eval_commitment(eval_set) != committed:
+            raise CommandError("the evaluation set from these data options is not the one the round committed to")
+        outcome = coordinator.close_round(job["agreement_id"], job["round_id"])
+        report = outcome.report
+        return {"aggregate_cid": outcome.aggregate_cid, "report_cid": outcome.report_cid,
+                "accepted": list(report.accepted), "rejected": list(report.rejected),
+                "payouts": {p: str(a) for p, a in report.payouts.items()}}  # fmt: skip

@@ -1,0 +1,166 @@
+"""What the service reads from the chain, refreshed once per block instead of once per request.
+
+A poller thread watches the block number; every view is computed at most once per block (the first request
+after a new block pays for it, the next ones read the cache). Roles come from here too, so a suspension or a
+revoked role acts from the next block on.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from web3 import Web3
+
+from ..chain.deployment import AUDITOR_ROLE, COORDINATOR_ROLE
+from ..errors import ChainError
+
+T = TypeVar("T")
+
+PARTNER_STATUS = ("none", "pending", "approved", "suspended")  # IPartnerRegistry.PartnerStatus
+AGREEMENT_STATUS = ("none", "proposed", "active", "terminated")  # IAgreementRegistry.AgreementStatus
+ROUND_STATUS = ("none", "open", "finalized", "voided")  # IRoundLedger.RoundStatus
+ROUND_OPEN, ROUND_FINALIZED = 1, 2
+ADMIN_ROLE = b"\x00" * 32  # AccessControl's DEFAULT_ADMIN_ROLE
+
+
+@dataclass(frozen=True)
+class Roles:
+    """What the chain says an address is, at one block."""
+
+    address: str
+    status: str  # in the partner registry: none, pending, approved, suspended
+    coordinator: bool
+    auditor: bool
+    admin: bool
+
+    def names(self) -> list[str]:
+        flags = (("coordinator", self.coordinator), ("auditor", self.auditor), ("admin", self.admin))
+        return [f"partner:{self.status}"] + [name for name, held in flags if held]
+
+
+class ReadModel:
+    """Per-block views of one deployment (see the module docstring)."""
+
+    def __init__(self, w3: Web3, deployment: Any, *, poll: float) -> None:
+        self.w3, self.deployment, self.poll = w3, deployment, poll
+        self.block = int(w3.eth.block_number)
+        self.chain_ok = True
+        self._cache: dict[Any, Any] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="lepton-read-model", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.poll):
+            try:
+                block = int(self.w3.eth.block_number)
+            except Exception:  # noqa: BLE001 -- any transport failure: the chain is down until it answers again
+                self.chain_ok = False
+                continue
+            self.chain_ok = True
+            if block != self.block:
+                with self._lock:
+                    self._cache, self.block = {}, block
+
+    def require_chain(self) -> None:
+        """Raises ChainError while the poller cannot reach the node (a 503)."""
+        if not self.chain_ok:
+            raise ChainError("the chain does not answer")
+
+    def cached(self, key: Any, compute: Callable[[], T]) -> T:
+        """`compute()`'s value at the current block, computed once per block per `key`."""
+        self.require_chain()
+        with self._lock:
+            cache, block = self._cache, self.block
+            if key in cache:
+                return cache[key]
+        value = compute()
+        with self._lock:
+            if self.block == block:
+                cache[key] = value
+        return value
+
+    # -- views ------------------------------------------------------------------------------------------------
+
+    def roles(self, address: str) -> Roles:
+        def compute() -> Roles:
+            partners = self.deployment.partners.functions
+            status = int(partners.partnerOf(address).call()[0])
+            return Roles(address=address, status=PARTNER_STATUS[status],
+                         coordinator=bool(partners.hasRole(COORDINATOR_ROLE, address).call()),
+                         auditor=bool(partners.hasRole(AUDITOR_ROLE, address).call()),
+                         admin=bool(partners.hasRole(ADMIN_ROLE, address).call()))  # fmt: skip
+
+        return self.cached(("roles", address), compute)
+
+    def partner(self, address: str) -> tuple:
+        """``PartnerRegistry.partnerOf`` (status, registeredAt, profileDigest, encryptionKey)."""
+        return self.cached(("partner", address), lambda: tuple(self.deployment.partners.functions.partnerOf(address).call()))
+
+    def agreement_count(self) -> int:
+        return self.cached(("agreements",), lambda: int(self.deployment.agreements.functions.agreementCount().call()))
+
+    def agreement(self, agreement_id: int) -> dict[str, Any] | None:
+        """The agreement's state and terms, or None when there is no such agreement."""
+        if not 0 < agreement_id <= self.agreement_count():
+            return None
+
+        def compute() -> dict[str, Any]:
+            from ..commands.roles import ChainTerms
+
+            functions = self.deployment.agreements.functions
+            state = functions.agreementState(agreement_id).call()
+            terms = ChainTerms.read(self.deployment, agreement_id)
+            config = functions.roundConfig(agreement_id).call()
+            signed = {p: bool(functions.hasSigned(agreement_id, int(state[1]), p).call()) for p in terms.parties}
+            return {"state": state, "terms": terms, "arbiter": config[10], "signed": signed,
+                    "rounds": int(self.deployment.ledger.functions.roundCount(agreement_id).call()),
+                    "pool": tuple(self.deployment.vault.functions.pool(agreement_id).call())}  # fmt: skip
+
+        return self.cached(("agreement", agreement_id), compute)
+
+    def round(self, agreement_id: int, round_id: int) -> dict[str, Any] | None:
+        """The round's on-chain record and who submitted, or None when there is no such round."""
+        agreement = self.agreement(agreement_id)
+        if agreement is None or not 0 < round_id <= agreement["rounds"]:
+            return None
+
+        def compute() -> dict[str, Any]:
+            ledger = self.deployment.ledger.functions
+            record = ledger.round(agreement_id, round_id).call()
+            submitted = {p: bool(ledger.hasSubmitted(agreement_id, round_id, p).call())
+                         for p in agreement["terms"].parties}  # fmt: skip
+            return {"record": record, "submitted": submitted}
+
+        return self.cached(("round", agreement_id, round_id), compute)
+
+    def agreement_roles(self, address: str) -> dict[str, list[str]]:
+        """``{agreement id: ["party", "coordinator", "arbiter"]}``: what `address` is in each agreement."""
+
+        def compute() -> dict[str, list[str]]:
+            found: dict[str, list[str]] = {}
+            for agreement_id in range(1, self.agreement_count() + 1):
+                agreement = self.agreement(agreement_id)
+                assert agreement is not None
+                held = [name for name, holds in (("party", address in agreement["terms"].parties),
+                                                 ("coordinator", agreement["state"][5] == address),
+                                                 ("arbiter", agreement["arbiter"] == address)) if holds]  # fmt: skip
+                if held:
+                    found[str(agreement_id)] = held
+            return found
+
+        return self.cached(("agreement_roles", address), compute)
+
+    def now(self) -> int:
+        """The chain time of the latest block."""
+        return self.cached(("now",), lambda: int(self.w3.eth.get_block("latest")["timestamp"]))

@@ -1,0 +1,96 @@
+"""``POST /v1/envelopes``: a partner's sealed update, as the raw body. It is opened with the coordinator's key
+and checked against the chain (the partner is the caller and a party, the round is open, the base model is the
+round's) before anything is stored; then put to the block store, where the partner's ``submitUpdate`` names it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from ...envelope import Expected, OversizeEnvelope, open_envelope
+from ...errors import BudgetExceeded
+from ...protocol.addressing import publish
+from ...protocol.signatures import chain_signature_check
+from ..deps import Caller, ServiceDep, agreement_of, coordinator_key, round_of
+from ..errors import ApiError, forbidden, responses
+from ..idempotency import once
+from ..readmodel import Roles
+from ..service import Service
+
+router = APIRouter(prefix="/v1/envelopes", tags=["envelopes"])
+
+
+class StoredEnvelope(BaseModel):
+    cid: str
+    envelope_digest: str
+    manifest_digest: str
+    cumulative_epsilon: int
+    sample_count: int
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, "TooLarge", f"an envelope is at most {limit} bytes")
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    """The raw body, refused (413) as soon as it is known to exceed `limit`: before reading, by its declared
+    length, else while reading."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _accept(service: Service, caller: Roles, agreement_id: int, round_id: int, data: bytes) -> dict:
+    identity = coordinator_key(service)
+    terms = agreement_of(service, agreement_id)["terms"]
+    if caller.address not in terms.parties:
+        raise forbidden(f"{caller.address} is not a party of agreement {agreement_id}")
+    found = round_of(service, agreement_id, round_id, open_only=True)
+    expected = Expected(agreement_id=agreement_id, round=round_id, partner=caller.address,
+                        base_model_digest=bytes(found["record"][6]), chain_id=service.chain_id,
+                        ledger=service.deployment.ledger.address)  # fmt: skip
+    try:
+        opened = open_envelope(data, identity.x25519_private_bytes(), expected=expected,
+                               max_envelope_bytes=service.settings.max_envelope_bytes,
+                               signature_valid=chain_signature_check(service.w3))  # fmt: skip
+    except OversizeEnvelope as exc:
+        raise ApiError(413, "TooLarge", str(exc)) from None
+    m = opened.manifest
+    if m.cumulative_epsilon > terms.epsilon_cap_fixed:  # the ledger would refuse its commitment: keep nothing
+        spent = int(service.deployment.ledger.functions.cumulativeEpsilon(agreement_id, caller.address).call())
+        raise BudgetExceeded(partner=caller.address, agreement=str(agreement_id), spent=spent,
+                             would_spend=m.cumulative_epsilon, cap=terms.epsilon_cap_fixed)  # fmt: skip
+    cid, _ = publish(service.store, data)
+    return {"cid": cid, "envelope_digest": "0x" + opened.envelope_digest.hex(),
+            "manifest_digest": "0x" + opened.manifest_digest.hex(), "cumulative_epsilon": int(m.cumulative_epsilon),
+            "sample_count": int(m.sample_count)}  # fmt: skip
+
+
+_RAW = {"requestBody": {"required": True, "content": {"application/octet-stream": {
+    "schema": {"type": "string", "format": "binary"}}}}}  # fmt: skip
+
+
+@router.post("", operation_id="envelope_upload", response_model=StoredEnvelope, openapi_extra=_RAW,
+             responses=responses(401, 403, 404, 409, 413, 503))  # fmt: skip
+async def upload(request: Request, caller: Caller, service: ServiceDep,
+                 agreement_id: Annotated[int, Query(ge=1, le=2**256 - 1)],
+                 round_id: Annotated[int, Query(alias="round", ge=1, le=2**64 - 1)],
+                 idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> StoredEnvelope:  # fmt: skip
+    """Stores the caller's sealed update for `round` of `agreement_id` once it opens with the coordinator's key and
+    matches the chain (422 names what is wrong: tampered, another round, not sealed to the coordinator...; 413
+    beyond the size cap). Nothing is stored when it is refused."""
+    data = await _body(request, service.settings.max_envelope_bytes)
+    answer = await run_in_threadpool(once, service, caller.address, idempotency_key,
+                                     f"envelopes/{agreement_id}/{round_id}", data,
+                                     lambda: _accept(service, caller, agreement_id, round_id, data))  # fmt: skip
+    return StoredEnvelope.model_validate(answer)

@@ -1,0 +1,71 @@
+"""Round close as a job: ``POST /v1/agreements/{id}/rounds/{n}/close`` queues it (202; 409 while one runs for
+the round), ``GET /v1/jobs/{id}`` follows it. Jobs persist and resume after a restart (jobs.py)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Path
+from fastapi.encoders import jsonable_encoder
+from pydantic import BaseModel, Field
+
+from ...commands.coordinator import AGGREGATIONS, SCORINGS
+from ...fl.data import DATASETS
+from ..deps import Caller, ServiceDep, agreement_of, coordinator_key, round_of
+from ..errors import forbidden, not_found, responses
+from ..idempotency import once
+from .agreements import AgreementId, RoundId
+
+router = APIRouter(tags=["jobs"])
+
+
+class CloseRequest(BaseModel):
+    """The coordinator's evaluation data (as ``coordinator close``): it must be the set the round committed to."""
+
+    dataset: Literal[DATASETS] = "digits"  # type: ignore[valid-type]
+    partitions: int = Field(default=1, ge=1, le=1000)
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    aggregation: Literal[AGGREGATIONS] = "fedavg"  # type: ignore[valid-type]
+    scoring: Literal[SCORINGS] = "leave_one_out"  # type: ignore[valid-type]
+
+
+class Job(BaseModel):
+    id: int
+    kind: str
+    agreement_id: int
+    round_id: int
+    params: dict[str, Any]
+    status: Literal["queued", "running", "done", "failed"]
+    progress: str
+    result: dict[str, Any] | None
+    error: str | None
+    created_at: float
+    updated_at: float
+
+
+@router.post("/v1/agreements/{agreement_id}/rounds/{round_id}/close", operation_id="round_close", status_code=202,
+             response_model=Job, responses=responses(401, 403, 404, 409, 503))  # fmt: skip
+def close_round(agreement_id: AgreementId, round_id: RoundId, body: CloseRequest, caller: Caller,
+                service: ServiceDep, idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> Job:  # fmt: skip
+    """Queues the close of an open round (open, validate, aggregate, score, pay, finalize) with the service's
+    coordinator key. Only the agreement's coordinator may ask; 409 while the round is not open or a close job for
+    it is queued or running."""
+    identity = coordinator_key(service)
+    coordinator = agreement_of(service, agreement_id)["state"][5]
+    if caller.address != coordinator or coordinator != identity.address:
+        raise forbidden(f"only the agreement's coordinator ({coordinator}) closes its rounds through this service")
+    round_of(service, agreement_id, round_id, open_only=True)
+    params = body.model_dump()
+    job = once(service, caller.address, idempotency_key, f"close/{agreement_id}/{round_id}",
+               repr(sorted(params.items())).encode(),
+               lambda: jsonable_encoder(service.jobs.submit("close", agreement_id, round_id, params)))  # fmt: skip
+    return Job.model_validate(job)
+
+
+@router.get("/v1/jobs/{job_id}", operation_id="job_get", response_model=Job, responses=responses(401, 404))
+def get_job(job_id: Annotated[int, Path(ge=1, le=2**63 - 1)], caller: Caller, service: ServiceDep) -> Job:
+    """A job's status, progress, and its result or error."""
+    job = service.jobs.get(job_id)
+    if job is None:
+        raise not_found(f"no job {job_id}")
+    return Job.model_validate(job)

@@ -1,0 +1,64 @@
+"""``GET /v1/partners/{address}``: a registered account and its standing in each agreement it is party to."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from ...chain.agreements import EPSILON_SCALE
+from ...commands.roles import standing
+from ..deps import AddressPath, Caller, ServiceDep, require_self_or_overseer
+from ..errors import not_found, responses
+from ..readmodel import PARTNER_STATUS
+
+router = APIRouter(prefix="/v1/partners", tags=["partners"])
+
+
+class AgreementStanding(BaseModel):
+    agreement_id: int
+    epsilon: float
+    epsilon_cap: float
+    stake: str
+    required_stake: str
+    claimable: str
+    claimed: str
+
+
+class Partner(BaseModel):
+    address: str
+    status: str
+    registered_at: int
+    profile_digest: str
+    encryption_key: str
+    roles: list[str]
+    agreements: list[AgreementStanding]
+
+
+@router.get("/{address}", operation_id="partner_get", response_model=Partner, responses=responses(401, 403, 404, 503))
+def get_partner(address: AddressPath, caller: Caller, service: ServiceDep) -> Partner:
+    """The registry's record of `address` and, for every agreement it is party to, its on-chain epsilon against
+    the cap, its stake, and its rewards claimable and claimed (token amounts in the smallest unit, as strings).
+    A partner sees only itself; the coordinator and auditors see everyone."""
+    require_self_or_overseer(caller, address)
+    reads = service.reads
+    record = reads.partner(address)
+    if int(record[0]) == 0:
+        raise not_found(f"{address} is not registered")
+
+    def standings() -> list[AgreementStanding]:
+        found = []
+        for agreement_id in range(1, reads.agreement_count() + 1):
+            agreement = reads.agreement(agreement_id)
+            if agreement is None or address not in agreement["terms"].parties:
+                continue
+            held = standing(service.deployment, service.store, agreement_id, address, reads.now())
+            found.append(AgreementStanding(agreement_id=agreement_id, epsilon=held.epsilon_fixed / EPSILON_SCALE,
+                                           epsilon_cap=held.epsilon_cap_fixed / EPSILON_SCALE, stake=str(held.stake),
+                                           required_stake=str(held.required_stake), claimable=str(held.claimable),
+                                           claimed=str(held.claimed)))  # fmt: skip
+        return found
+
+    return Partner(address=address, status=PARTNER_STATUS[int(record[0])], registered_at=int(record[1]),
+                   profile_digest="0x" + bytes(record[2]).hex(), encryption_key="0x" + bytes(record[3]).hex(),
+                   roles=reads.roles(address).names(),
+                   agreements=reads.cached(("standings", address), standings))  # fmt: skip

@@ -1,0 +1,71 @@
+"""``POST /v1/transactions/prepare`` (the unsigned transaction a party signs with its own key) and
+``POST /v1/transactions`` (relays it once signed: signer = caller, allow-listed, an eth_call succeeds)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header
+from pydantic import BaseModel, Field
+
+from .. import relay
+from ..deps import Caller, ServiceDep
+from ..errors import forbidden, responses
+from ..idempotency import once
+
+router = APIRouter(prefix="/v1/transactions", tags=["transactions"])
+
+
+class PrepareRequest(BaseModel):
+    contract: str = Field(examples=["RewardVault"])
+    function: str = Field(examples=["claim"])
+    args: list[Any] = Field(default_factory=list, description="Arguments in ABI order (0x-hex for bytes).")
+
+
+class UnsignedTransaction(BaseModel):
+    type: int
+    chainId: int
+    from_: str = Field(alias="from")
+    to: str
+    data: str
+    value: int
+    nonce: int
+    gas: int
+    maxFeePerGas: int
+    maxPriorityFeePerGas: int
+
+    model_config = {"populate_by_name": True}
+
+
+class RelayRequest(BaseModel):
+    raw: str = Field(description="The signed transaction, 0x-hex (EIP-1559 or EIP-2930).")
+
+
+class Relayed(BaseModel):
+    tx_hash: str
+    block_number: int
+    status: int
+    contract: str
+    function: str
+
+
+@router.post("/prepare", operation_id="transaction_prepare", response_model=UnsignedTransaction,
+             response_model_by_alias=True, responses=responses(401, 403, 409, 503))  # fmt: skip
+def prepare(body: PrepareRequest, caller: Caller, service: ServiceDep) -> UnsignedTransaction:
+    """The unsigned transaction of an allow-listed call from the caller, its gas estimated (409: the contract
+    would refuse it, with the error's name and arguments)."""
+    if caller.status == "suspended":
+        raise forbidden(f"{caller.address} is suspended")
+    return UnsignedTransaction.model_validate(relay.prepare(service, caller.address, body.contract, body.function,
+                                                            body.args))  # fmt: skip
+
+
+@router.post("", operation_id="transaction_relay", response_model=Relayed,
+             responses=responses(401, 403, 409, 503))  # fmt: skip
+def relay_transaction(body: RelayRequest, caller: Caller, service: ServiceDep,
+                      idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> Relayed:  # fmt: skip
+    """Relays a transaction the caller signed (403: another signer, or not allow-listed; 409: an eth_call of it
+    reverts, and nothing is sent). Relaying the same bytes again answers the same receipt."""
+    answer = once(service, caller.address, idempotency_key, "transactions", body.raw.encode(),
+                  lambda: relay.relay(service, caller.address, body.raw))  # fmt: skip
+    return Relayed.model_validate(answer)

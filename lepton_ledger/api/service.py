@@ -1,0 +1,122 @@
+"""What one running service holds: the chain connection, the bound deployment, the store, its database, the
+read model and the authenticator. Built once at start-up (``open_service``), closed at shutdown."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..settings import Settings
+from .auth import Authenticator
+from .db import Database
+from .readmodel import ReadModel
+
+
+@dataclass
+class Service:
+    settings: Settings
+    w3: Any
+    deployment: Any
+    document: dict[str, Any]
+    store: Any
+    db: Database
+    reads: ReadModel
+    auth: Authenticator
+    chain_id: int
+    coordinator: Any = None  # keys.UnlockedIdentity of the coordinator, when configured (opens envelopes)
+    jobs: Any = None  # jobs.JobRunner: the one thread that sends the coordinator's transactions
+    metrics: dict[tuple[str, str, int], int] = field(default_factory=dict)
+    # One writer: every coordinator transaction is sent holding this lock, from one Transactor (its nonces).
+    writer: threading.Lock = field(default_factory=threading.Lock)
+    _coordinator_tx: Any = None
+
+    def coordinator_tx(self) -> Any:
+        """The Transactor of the coordinator's key (use it holding `writer`)."""
+        if self._coordinator_tx is None:
+            from ..chain.transactions import Transactor
+
+            self._coordinator_tx = Transactor(self.w3, [self.coordinator.account])
+        return self._coordinator_tx
+
+
+def check_service(settings: Settings) -> None:
+    """What :func:`open_service` checks (deployment, chain, coordinator key), without starting anything.
+
+    Raises: as :func:`open_service`.
+    """
+    with open_service(settings, start=False):
+        pass
+
+
+@contextmanager
+def open_service(settings: Settings, *, start: bool = True) -> Iterator[Service]:
+    """Connects to the configured chain (or the data directory's shared local node, started if none runs),
+    binds the deployment file's contracts after checking they are there, and starts the read model.
+
+    Raises:
+        CommandError: no deployment file, or one that does not match the chain.
+        ChainError: the RPC URL does not answer.
+        ConfigurationError: the configured coordinator key is not this deployment's coordinator, or another
+            service runs on this data directory (two would both run its jobs).
+        KeystoreError: the coordinator key cannot be unlocked (unknown, wrong or missing password).
+    """
+    from ..chain.connection import connect
+    from ..commands.context import bind_deployment, load_deployment_document
+    from ..storage import open_store
+
+    document = load_deployment_document(settings.deployment)
+    with _exclusive(settings.data_dir / "api"), connect(settings.rpc_url) as w3:
+        deployment = bind_deployment(w3, document, settings.deployment)
+        chain_id = int(w3.eth.chain_id)
+        db = Database(settings.data_dir / "api" / "service.sqlite")
+        reads = ReadModel(w3, deployment, poll=settings.block_poll)
+        auth = Authenticator(db, domain=settings.domain, uri=settings.uri, chain_id=chain_id,
+                             nonce_ttl=settings.nonce_ttl, token_ttl=settings.token_ttl, provider=w3.provider)  # fmt: skip
+        service = Service(settings=settings, w3=w3, deployment=deployment, document=document,
+                          store=open_store(settings.ipfs), db=db, reads=reads, auth=auth, chain_id=chain_id,
+                          coordinator=_coordinator(settings, reads))  # fmt: skip
+        from .jobs import JobRunner
+
+        service.jobs = JobRunner(service)
+        if not start:
+            yield service
+            return
+        reads.start()
+        service.jobs.start()
+        try:
+            yield service
+        finally:
+            service.jobs.stop()
+            reads.stop()
+
+
+@contextmanager
+def _exclusive(folder: Path) -> Iterator[None]:
+    import fcntl
+
+    from ..errors import ConfigurationError
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "service.lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released when this process ends, however it ends
+        except BlockingIOError:
+            raise ConfigurationError(f"another lepton-ledger serve runs on {folder.parent}") from None
+        yield
+
+
+def _coordinator(settings: Settings, reads: ReadModel) -> Any:
+    if settings.coordinator_key is None:
+        return None
+    from ..errors import ConfigurationError
+    from ..keys import Keystore
+
+    identity = Keystore().unlock(settings.coordinator_key)
+    if not reads.roles(identity.address).coordinator:
+        raise ConfigurationError(f"key {identity.name!r} ({identity.address}) holds no coordinator role in this "
+                                 "deployment")  # fmt: skip
+    return identity

@@ -1,0 +1,97 @@
+"""POST /v1/envelopes: a partner's sealed update, opened with the coordinator's key and checked against the
+chain before anything is stored. Every refusal stores nothing."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lepton_ledger.envelope import DPRecord, seal, x25519_public_key
+from lepton_ledger.protocol.addressing import artifact_cid
+
+DP = DPRecord(noise_multiplier=1.0, clipping_norm=1.0, sample_rate=0.1, steps=10, delta=1e-5, accountant="rdp")
+
+
+def _sealed(service, account, *, round_id=None, base=None, recipients=None, size=8, agreement_id=None,
+            epsilon=2.0) -> bytes:  # fmt: skip
+    recipients = recipients or [x25519_public_key(service.keys["coordinator"]), x25519_public_key(service.keys["auditor"])]
+    return seal({"w": torch.ones(size)}, signer_key=bytes(account.key), recipients=recipients, chain_id=31337,
+                ledger=service.d.ledger.address, agreement_id=agreement_id or service.agreement_id,
+                round=round_id or service.open_round, base_model_digest=base or service.open_digest, dp=DP,
+                cumulative_epsilon=epsilon, sample_count=100).data  # fmt: skip
+
+
+def _post(service, data: bytes, account, *, round_id=None, headers=None, agreement_id=None):
+    return service.api.post("/v1/envelopes", content=data,
+                            params={"agreement_id": agreement_id or service.agreement_id,
+                                    "round": round_id or service.open_round},
+                            headers=headers if headers is not None else service.headers(account))  # fmt: skip
+
+
+def _stored_blocks(service) -> int:
+    return service.store.stat().blocks
+
+
+def test_a_partner_uploads_its_sealed_update(service):
+    data = _sealed(service, service.alpha)
+    reply = _post(service, data, service.alpha, headers=service.headers(service.alpha) | {"Idempotency-Key": "e1"})
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert body["cid"] == artifact_cid(data) and service.store.get(body["cid"]) == data
+    assert body["sample_count"] == 100 and body["cumulative_epsilon"] == 2_000_000
+
+
+def test_the_same_idempotency_key_twice_stores_once_and_answers_the_same(service):
+    headers = service.headers(service.beta) | {"Idempotency-Key": "upload-beta"}
+    data = _sealed(service, service.beta)
+    first = _post(service, data, service.beta, headers=headers)
+    blocks = _stored_blocks(service)
+    again = _post(service, data, service.beta, headers=headers)
+    assert first.status_code == again.status_code == 200 and first.json() == again.json()
+    assert _stored_blocks(service) == blocks
+    other = _post(service, _sealed(service, service.beta, size=9), service.beta, headers=headers)
+    assert other.status_code == 409 and other.json()["error"]["code"] == "IdempotencyKeyReused"
+
+
+def _flipped(data: bytes) -> bytes:
+    middle = len(data) // 2
+    return data[:middle] + bytes([data[middle] ^ 1]) + data[middle + 1 :]
+
+
+@pytest.mark.parametrize(("case", "status"), [
+    ("flipped byte", 422), ("another round", 422), ("not sealed to the coordinator", 422),
+    ("another partner's envelope", 422), ("another base model", 422), ("oversize", 413), ("empty", 422),
+    ("over the privacy budget", 422),
+])  # fmt: skip
+def test_a_tampered_or_misdirected_envelope_is_refused_and_nothing_is_stored(service, case, status):
+    alpha = service.alpha
+    data = {
+        "flipped byte": lambda: _flipped(_sealed(service, alpha)),
+        "another round": lambda: _sealed(service, alpha, round_id=service.round_id),
+        "not sealed to the coordinator": lambda: _sealed(service, alpha,
+                                                         recipients=[x25519_public_key(service.keys["auditor"])]),
+        "another partner's envelope": lambda: _sealed(service, service.beta),
+        "another base model": lambda: _sealed(service, alpha, base=b"\x09" * 32),
+        "oversize": lambda: _sealed(service, alpha, size=300_000),
+        "empty": lambda: b"",
+        "over the privacy budget": lambda: _sealed(service, alpha, epsilon=8.5),  # the agreement's cap is 8
+    }[case]()  # fmt: skip
+    blocks = _stored_blocks(service)
+    reply = _post(service, data, alpha)
+    assert reply.status_code == status, reply.text
+    assert _stored_blocks(service) == blocks and not service.store.has(artifact_cid(data))
+
+
+def test_refusals_by_who_and_where(service):
+    data = _sealed(service, service.outsider)
+    blocks = _stored_blocks(service)
+    assert _post(service, data, service.outsider).status_code == 403  # not a party
+    assert _post(service, _sealed(service, service.alpha), service.alpha, headers={}).status_code == 401
+    assert _post(service, _sealed(service, service.alpha), service.alpha, agreement_id=99).status_code == 404
+    assert _post(service, _sealed(service, service.alpha), service.alpha, round_id=99).status_code == 404
+    closed = _post(service, _sealed(service, service.alpha, round_id=service.round_id), service.alpha,
+                   round_id=service.round_id)  # fmt: skip
+    assert closed.status_code == 409 and closed.json()["error"]["code"] == "RoundNotOpen"
+    assert service.api.post("/v1/envelopes", content=b"x", params={"agreement_id": 0, "round": 1},
+                            headers=service.headers(service.alpha)).status_code == 422  # fmt: skip
+    assert _stored_blocks(service) == blocks

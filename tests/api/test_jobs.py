@@ -1,0 +1,87 @@
+"""Round close as a job: queued by the agreement's coordinator, one at a time per round, followed to the end."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+from service_world import SPLIT, round_with_commitments
+
+CLOSE = {"dataset": SPLIT["name"], "partitions": SPLIT["num_partners"], "seed": SPLIT["seed"]}
+
+
+def _follow(service, job_id: int, headers, timeout: float = 180.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        job = service.api.get(f"/v1/jobs/{job_id}", headers=headers).json()
+        if job["status"] in ("done", "failed"):
+            return job
+        assert time.monotonic() < deadline, job
+        time.sleep(0.2)  # polling a job's status, as any client does
+
+
+@pytest.fixture(scope="module")
+def committed(service):
+    return round_with_commitments(service)
+
+
+def test_the_coordinator_closes_a_round_as_a_job(service, committed):
+    agreement_id, round_id = committed
+    headers = service.headers(service.roles.coordinator)
+    path = f"/v1/agreements/{agreement_id}/rounds/{round_id}/close"
+    reply = service.api.post(path, json=CLOSE, headers=headers | {"Idempotency-Key": "close-1"})
+    assert reply.status_code == 202, reply.text
+    job = reply.json()
+    assert job["status"] in ("queued", "running") and job["kind"] == "close"
+    # The same key again: the same job, no second one; another request while it runs: 409.
+    again = service.api.post(path, json=CLOSE, headers=headers | {"Idempotency-Key": "close-1"})
+    assert again.status_code == 202 and again.json()["id"] == job["id"]
+    running = service.api.post(path, json=CLOSE, headers=headers)
+    assert running.status_code == 409 and running.json()["error"]["code"] == "JobRunning", running.text
+
+    done = _follow(service, job["id"], headers)
+    assert done["status"] == "done", done
+    assert sorted(done["result"]["accepted"]) == sorted([service.alpha.address, service.beta.address])
+    record = service.d.ledger.functions.round(agreement_id, round_id).call()
+    assert record[0] == 2  # finalized, once
+    assert service.api.post(path, json=CLOSE, headers=headers).status_code == 409  # no longer open
+
+
+def test_close_refusals(service, committed):
+    agreement_id, round_id = committed
+    coordinator = service.headers(service.roles.coordinator)
+    before = service.coordinator_nonce()
+    assert service.api.post(f"/v1/agreements/{agreement_id}/rounds/{round_id}/close", json=CLOSE,
+                            headers=service.headers(service.alpha)).status_code == 403  # fmt: skip
+    assert service.api.post(f"/v1/agreements/{agreement_id}/rounds/{round_id}/close", json=CLOSE).status_code == 401
+    assert service.api.post("/v1/agreements/99/rounds/1/close", json=CLOSE, headers=coordinator).status_code == 404
+    assert service.api.post(f"/v1/agreements/{agreement_id}/rounds/99/close", json=CLOSE,
+                            headers=coordinator).status_code == 404  # fmt: skip
+    assert service.api.post(f"/v1/agreements/{agreement_id}/rounds/{round_id}/close", json={"dataset": "mnist"},
+                            headers=coordinator).status_code == 422  # fmt: skip
+    assert service.coordinator_nonce() == before
+    assert service.api.get("/v1/jobs/424242", headers=coordinator).status_code == 404
+
+
+def test_a_close_job_killed_with_the_service_finishes_once_after_restart(service):
+    agreement_id, round_id = round_with_commitments(service)
+    headers = service.headers(service.roles.coordinator)
+    job = service.api.post(f"/v1/agreements/{agreement_id}/rounds/{round_id}/close", json=CLOSE, headers=headers).json()
+    deadline = time.monotonic() + 60
+    while service.api.get(f"/v1/jobs/{job['id']}", headers=headers).json()["status"] == "queued":
+        assert time.monotonic() < deadline
+    service.server.kill()  # kill -9 while the job runs (or just after it ended)
+    service.server.start()
+    done = _follow(service, job["id"], headers)  # the token outlives the restart: tokens are in the database
+    assert done["status"] == "done", done
+    finalized = service.d.ledger.events.RoundFinalized().get_logs(
+        from_block=0, argument_filters={"agreementId": agreement_id, "round": round_id})
+    assert len(finalized) == 1 and service.d.ledger.functions.round(agreement_id, round_id).call()[0] == 2
+
+
+def test_a_second_service_on_the_same_data_directory_is_refused(service):
+    result = subprocess.run([sys.executable, "-m", "lepton_ledger.cli", "serve", "--port", "0"], env=service.server.env,
+                            check=False, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 1 and "another lepton-ledger serve runs on" in result.stdout + result.stderr

@@ -1,0 +1,69 @@
+"""`lepton-ledger serve` refuses, with one line and before listening, what it cannot serve."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+
+def _serve(tmp_path, **env):
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("LEPTON_")}
+    environment.update({"LEPTON_DATA_DIR": str(tmp_path), **env})
+    return subprocess.run([sys.executable, "-m", "lepton_ledger.cli", "serve", "--port", "0"], env=environment,
+                          check=False, capture_output=True, text=True, timeout=120)  # fmt: skip
+
+
+def _one_error_line(result) -> str:
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    assert result.returncode == 1 and len(lines) == 1 and lines[0].startswith("error: "), result
+    return lines[0]
+
+
+def test_without_a_deployment_file(tmp_path):
+    assert "no deployment file" in _one_error_line(_serve(tmp_path))
+
+
+def test_with_a_chain_that_does_not_answer(tmp_path):
+    (tmp_path / "deployment.json").write_text('{"chain_id": 31337, "contracts": {}}')
+    assert "no Ethereum node answers" in _one_error_line(_serve(tmp_path, LEPTON_RPC_URL="http://127.0.0.1:9"))
+
+
+@pytest.mark.parametrize(("variable", "value"), [("LEPTON_API_TOKEN_TTL", "soon"), ("LEPTON_API_TOKEN_TTL", "0"),
+                                                 ("LEPTON_API_BLOCK_POLL", "-1")])  # fmt: skip
+def test_with_a_malformed_setting(tmp_path, variable, value):
+    line = _one_error_line(_serve(tmp_path, **{variable: value}))
+    assert line.startswith("error: setting ") and variable.removeprefix("LEPTON_API_").lower() in line
+
+
+def test_with_a_workdir_that_is_no_folder(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "lepton_ledger.cli", "serve", "--workdir", str(tmp_path / "no")],
+                            check=False, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert "no such folder" in _one_error_line(result)
+
+
+def test_a_chain_that_goes_away_is_503(tmp_path, start_server):
+    from lepton_ledger.chain.anvil import Anvil
+    from lepton_ledger.chain.deployment import DevRoles, deploy_with_roles
+    from lepton_ledger.chain.transactions import Transactor
+
+    anvil = Anvil()
+    w3 = anvil.start()
+    try:
+        roles = DevRoles.from_dev_keys()
+        deploy_with_roles(Transactor(w3, roles.accounts()), roles, dispute_window=600).write(
+            tmp_path / "deployment.json", rpc_url=anvil.url, chain_id=w3.eth.chain_id)
+        server = start_server(tmp_path, LEPTON_RPC_URL=anvil.url, LEPTON_API_COORDINATOR_KEY="")
+        assert server.client.get("/v1/health").status_code == 200
+    finally:
+        anvil.stop()
+    deadline = time.monotonic() + 30
+    while (health := server.client.get("/v1/health")).status_code == 200:  # until the read model notices
+        assert time.monotonic() < deadline
+    assert health.status_code == 503 and health.json()["error"]["code"] == "ChainError"
+    reply = server.client.get("/v1/agreements/1")
+    assert reply.status_code == 503 and set(reply.json()) == {"error"}
+    assert 'lepton_chain_up 0' in server.client.get("/metrics").text

@@ -1,0 +1,119 @@
+"""What only its signer may send: prepared by the service, signed by the party, relayed once its signer is the
+caller, its target allow-listed and an eth_call of it succeeds. Every refusal sends nothing (the signer's
+nonce is unchanged)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def _prepare(service, account, contract, function, args, headers=None):
+    return service.api.post("/v1/transactions/prepare", json={"contract": contract, "function": function, "args": args},
+                            headers=headers or service.headers(account))  # fmt: skip
+
+
+def _signed(account, unsigned: dict, **changes) -> str:
+    tx = {k: v for k, v in unsigned.items() if k != "from"} | changes
+    return account.sign_transaction(tx).raw_transaction.to_0x_hex()
+
+
+def _claim_args(service, account):
+    reward = service.api.get(f"/v1/rewards/{service.agreement_id}/{service.round_id}/{account.address}",
+                             headers=service.headers(account)).json()  # fmt: skip
+    return [service.agreement_id, service.round_id, int(reward["amount"]), reward["proof"]]
+
+
+def _nonce(service, account) -> int:
+    return service.w3.eth.get_transaction_count(account.address)
+
+
+def test_a_partner_claims_through_the_service_once(service):
+    beta, token = service.beta, service.token
+    unsigned = _prepare(service, beta, "RewardVault", "claim", _claim_args(service, beta))
+    assert unsigned.status_code == 200, unsigned.text
+    assert unsigned.json()["from"] == beta.address and unsigned.json()["to"] == service.d.vault.address
+    raw = _signed(beta, unsigned.json())
+    before = token.functions.balanceOf(beta.address).call()
+    headers = service.headers(beta) | {"Idempotency-Key": "claim-1"}
+    first = service.api.post("/v1/transactions", json={"raw": raw}, headers=headers)
+    assert first.status_code == 200 and first.json()["status"] == 1, first.text
+    assert first.json()["function"] == "claim"
+    paid = token.functions.balanceOf(beta.address).call() - before
+    assert paid == service.payouts[beta.address]
+    # The same key and bytes again: the same answer, nothing sent; the same bytes without a key: the same receipt.
+    assert service.api.post("/v1/transactions", json={"raw": raw}, headers=headers).json() == first.json()
+    assert service.api.post("/v1/transactions", json={"raw": raw},
+                            headers=service.headers(beta)).json()["tx_hash"] == first.json()["tx_hash"]  # fmt: skip
+    assert token.functions.balanceOf(beta.address).call() - before == paid
+    reused = service.api.post("/v1/transactions", json={"raw": raw + "00"}, headers=headers)
+    assert reused.status_code == 409 and reused.json()["error"]["code"] == "IdempotencyKeyReused"
+
+
+def test_a_transaction_signed_by_someone_else_is_403_and_not_sent(service):
+    alpha, beta = service.alpha, service.beta
+    unsigned = _prepare(service, alpha, "RewardVault", "claim", _claim_args(service, alpha)).json()
+    raw = _signed(alpha, unsigned)
+    before = _nonce(service, alpha)
+    reply = service.api.post("/v1/transactions", json={"raw": raw}, headers=service.headers(beta))
+    assert reply.status_code == 403 and "signed by" in reply.json()["error"]["message"]
+    assert _nonce(service, alpha) == before
+
+
+def test_without_a_token_nothing_is_sent(service):
+    alpha = service.alpha
+    unsigned = _prepare(service, alpha, "RewardVault", "claim", _claim_args(service, alpha)).json()
+    before = _nonce(service, alpha)
+    assert service.api.post("/v1/transactions", json={"raw": _signed(alpha, unsigned)}).status_code == 401
+    assert service.api.post("/v1/transactions", json={"raw": _signed(alpha, unsigned)},
+                            headers={"Authorization": "Bearer stale"}).status_code == 401  # fmt: skip
+    assert _nonce(service, alpha) == before
+
+
+def test_a_call_that_would_revert_is_409_with_the_error_and_not_sent(service):
+    alpha = service.alpha
+    args = _claim_args(service, alpha)
+    unsigned = _prepare(service, alpha, "RewardVault", "claim", args).json()
+    args[2] += 1  # more than the tree pays: the proof no longer holds
+    data = service.d.vault.encode_abi("claim", args=args)
+    before = _nonce(service, alpha)
+    reply = service.api.post("/v1/transactions", json={"raw": _signed(alpha, unsigned, data=data)},
+                             headers=service.headers(alpha))  # fmt: skip
+    assert reply.status_code == 409 and reply.json()["error"]["code"].startswith("RewardVault"), reply.text
+    assert _nonce(service, alpha) == before
+
+
+def test_a_target_outside_the_allow_list_is_403_and_not_sent(service):
+    alpha = service.alpha
+    unsigned = _prepare(service, alpha, "RewardVault", "claim", _claim_args(service, alpha)).json()
+    data = service.d.ledger.encode_abi("abandonRound", args=[service.agreement_id, 2])
+    before = _nonce(service, alpha)
+    for changes in ({"to": service.d.ledger.address, "data": data}, {"to": service.token.address,
+                    "data": service.token.encode_abi("approve", args=[alpha.address, 1])}):  # fmt: skip
+        reply = service.api.post("/v1/transactions", json={"raw": _signed(alpha, unsigned, **changes)},
+                                 headers=service.headers(alpha))  # fmt: skip
+        assert reply.status_code == 403, reply.text
+    assert _nonce(service, alpha) == before
+
+
+@pytest.mark.parametrize("raw", ["0x", "0x1234", "nothex"])
+def test_malformed_raw_transactions_are_422(service, raw):
+    reply = service.api.post("/v1/transactions", json={"raw": raw}, headers=service.headers(service.alpha))
+    assert reply.status_code == 422
+
+
+def test_another_chains_transaction_is_422(service):
+    alpha = service.alpha
+    unsigned = _prepare(service, alpha, "RewardVault", "claim", _claim_args(service, alpha)).json()
+    reply = service.api.post("/v1/transactions", json={"raw": _signed(alpha, unsigned, chainId=1)},
+                             headers=service.headers(alpha))  # fmt: skip
+    assert reply.status_code == 422 and reply.json()["error"]["code"] == "WrongChain"
+
+
+def test_prepare_refusals(service):
+    alpha = service.alpha
+    assert _prepare(service, alpha, "RoundLedger", "openRound", []).status_code == 422
+    assert _prepare(service, alpha, "RewardVault", "claim", ["x"]).status_code == 422
+    again = _prepare(service, alpha, "PartnerRegistry", "register", ["0x" + "11" * 32, "0x" + "22" * 32])
+    assert again.status_code == 409 and again.json()["error"]["code"] == "PartnerRegistryAlreadyRegistered"
+    assert service.api.post("/v1/transactions/prepare", json={"contract": "RewardVault", "function": "claim"}
+                            ).status_code == 401  # fmt: skip
