@@ -581,28 +581,37 @@ contract RoundLedger is IRoundLedger, EIP712 {
         uint256 epsilonWord;
         uint256 submittedWord;
         uint256 nextMinIndex;
-        for (uint256 offset; offset < entries.length; offset += _ENTRY_SIZE) {
-            uint256 entry;
-            // The 6 bytes at `offset` lie inside `entries`: its length is a multiple of 6 (checked by the caller).
-            // solhint-disable-next-line no-inline-assembly
-            assembly ("memory-safe") {
-                entry := shr(208, calldataload(add(entries.offset, offset)))
+        // unchecked: offsets stay below entries.length, indexes below 2^16 and lanes within 32 bits.
+        unchecked {
+            for (uint256 offset; offset < entries.length; offset += _ENTRY_SIZE) {
+                uint256 entry;
+                // The 6 bytes at `offset` lie inside `entries`: its length is a multiple of 6 (checked by the caller).
+                // solhint-disable-next-line no-inline-assembly
+                assembly ("memory-safe") {
+                    entry := shr(208, calldataload(add(entries.offset, offset)))
+                }
+                uint256 index = entry >> 32;
+                if (index < nextMinIndex) revert RoundLedgerUnsortedEntries(offset / _ENTRY_SIZE);
+                nextMinIndex = index + 1;
+                if (index >> 3 != wordKey) {
+                    (epsilonWord, submittedWord) = _switchWords(ctx, wordKey, index >> 3, epsilonWord, submittedWord);
+                    wordKey = index >> 3;
+                }
+                uint256 bit = 1 << (index & 255);
+                if (submittedWord & bit != 0) {
+                    // Submitted directly (a batch never repeats an index): skip it, do not sink the batch.
+                    ctx.skipped |= 1 << (offset / _ENTRY_SIZE);
+                    ++ctx.skippedCount;
+                    continue;
+                }
+                submittedWord |= bit;
+                // The budget checks of _spend, inline: this is the per-update cost of a batch.
+                uint256 shift = (index & 7) << 5;
+                if (uint32(entry) <= uint32(epsilonWord >> shift) || uint32(entry) > ctx.epsilonCap) {
+                    _spend(epsilonWord, entry, ctx.epsilonCap, ctx.agreementId); // reverts with the error that applies
+                }
+                epsilonWord = (epsilonWord & ~(uint256(type(uint32).max) << shift)) | (uint256(uint32(entry)) << shift);
             }
-            if (entry >> 32 < nextMinIndex) revert RoundLedgerUnsortedEntries(offset / _ENTRY_SIZE);
-            nextMinIndex = (entry >> 32) + 1;
-            if (entry >> 35 != wordKey) {
-                (epsilonWord, submittedWord) = _switchWords(ctx, wordKey, entry >> 35, epsilonWord, submittedWord);
-                wordKey = entry >> 35;
-            }
-            uint256 bit = 1 << ((entry >> 32) & 255);
-            if (submittedWord & bit != 0) {
-                // Submitted directly (a batch never repeats an index): skip it, do not sink the batch.
-                ctx.skipped |= 1 << (offset / _ENTRY_SIZE);
-                ++ctx.skippedCount;
-                continue;
-            }
-            submittedWord |= bit;
-            epsilonWord = _spend(epsilonWord, entry, ctx.epsilonCap, ctx.agreementId);
         }
         _epsilonWords[ctx.agreementId][wordKey] = epsilonWord;
         _submitted[ctx.agreementId][ctx.roundId][wordKey >> 5] = submittedWord;
