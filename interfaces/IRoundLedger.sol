@@ -133,6 +133,7 @@ interface IRoundLedger {
     error RoundLedgerNotVault(address account);
     error RoundLedgerAgreementNotActive(uint256 agreementId);
     error RoundLedgerOutsideAgreementPeriod(uint256 agreementId, uint64 start, uint64 end);
+    /// @dev `round` of the agreement is open: no other opens, and voids of an earlier round wait for it to close.
     error RoundLedgerRoundAlreadyOpen(uint256 agreementId, uint64 round);
     error RoundLedgerMaxRoundsReached(uint256 agreementId, uint32 maxRounds);
     error RoundLedgerInvalidDeadline(uint64 deadline);
