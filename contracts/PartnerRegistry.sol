@@ -16,8 +16,11 @@ contract PartnerRegistry is IPartnerRegistry, AccessControlDefaultAdminRules {
                                  ROLES
     //////////////////////////////////////////////////////////////*/
 
-    /// @notice Approves and suspends partners, proposes, amends and terminates agreements, and runs rounds.
+    /// @notice May propose agreements and be named their coordinator; acts only on the agreements naming it.
     bytes32 public constant COORDINATOR_ROLE = LeptonRoles.COORDINATOR;
+    /// @notice Approves and suspends partners in this registry, for the whole deployment. A coordinator does
+    /// not: its role spans every agreement, and one coordinator must not exclude another's partners.
+    bytes32 public constant REGISTRAR_ROLE = LeptonRoles.REGISTRAR;
     /// @notice Challenges submitted updates and proves forged batch commitments.
     bytes32 public constant AUDITOR_ROLE = LeptonRoles.AUDITOR;
     /// @notice How long a new admin waits between being proposed and accepting the role.
@@ -57,7 +60,7 @@ contract PartnerRegistry is IPartnerRegistry, AccessControlDefaultAdminRules {
     }
 
     /// @inheritdoc IPartnerRegistry
-    function approve(address partner) external onlyRole(COORDINATOR_ROLE) {
+    function approve(address partner) external onlyRole(REGISTRAR_ROLE) {
         PartnerStatus status = _partners[partner].status;
         if (status != PartnerStatus.Pending && status != PartnerStatus.Suspended) {
             revert PartnerRegistryInvalidStatus(partner, status);
@@ -73,7 +76,7 @@ contract PartnerRegistry is IPartnerRegistry, AccessControlDefaultAdminRules {
     }
 
     /// @inheritdoc IPartnerRegistry
-    function suspend(address partner, bytes32 reasonDigest) external onlyRole(COORDINATOR_ROLE) {
+    function suspend(address partner, bytes32 reasonDigest) external onlyRole(REGISTRAR_ROLE) {
         PartnerStatus status = _partners[partner].status;
         if (status != PartnerStatus.Pending && status != PartnerStatus.Approved) {
             revert PartnerRegistryInvalidStatus(partner, status);

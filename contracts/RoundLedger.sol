@@ -11,6 +11,7 @@ import {IPartnerRegistry} from "../interfaces/IPartnerRegistry.sol";
 import {IRewardVault} from "../interfaces/IRewardVault.sol";
 import {LeptonRoles} from "./libraries/LeptonRoles.sol";
 import {PositionalMerkle} from "./libraries/PositionalMerkle.sol";
+import {EpsilonLanes} from "./libraries/EpsilonLanes.sol";
 
 /// @title RoundLedger
 /// @notice Rounds, update commitments, the on-chain privacy budget, and challenges.
@@ -43,6 +44,24 @@ contract RoundLedger is IRoundLedger, EIP712 {
     /// @inheritdoc IRoundLedger
     uint64 public immutable disputeWindow;
 
+    /// @dev An anchored batch: keccak256(abi.encode(root, documentDigest, keccak256(entries))), and bit i of
+    /// `skipped` set when entry i was skipped (its party had submitted directly); written only when some entry
+    /// was, so the common batch pays nothing for it.
+    struct BatchRecord {
+        bytes32 digest;
+        uint256 skipped;
+    }
+
+    /// @dev keccak256 of the agreement's packed epsilon words when the round opened and when it closed. Only the
+    /// round's own entries (and voids of them) change the words while it is open, so for a party whose entry
+    /// survives, close - open is what that entry spent: what a void of the round gives back. `restorePending`:
+    /// the round was voided and what it spent is still charged, until {restoreVoidedRound}.
+    struct Snapshots {
+        bytes32 atOpen;
+        bytes32 atClose;
+        bool restorePending;
+    }
+
     /// @inheritdoc IRoundLedger
     mapping(uint256 agreementId => uint64) public roundCount;
     /// @inheritdoc IRoundLedger
@@ -58,7 +77,8 @@ contract RoundLedger is IRoundLedger, EIP712 {
     /// @dev keccak256(abi.encode(root, documentDigest, keccak256(entries))) of each anchored batch, keyed by its
     /// batch index: the number of updates the round had before it. That index is unique within a round (the
     /// count only grows) and needs no counter of its own, which saves a storage write per batch.
-    mapping(uint256 agreementId => mapping(uint64 round => mapping(uint256 batchIndex => bytes32))) private _batches;
+    mapping(uint256 agreementId => mapping(uint64 round => mapping(uint256 batchIndex => BatchRecord))) private
+        _batches;
     /// @dev When the latest dispute window of the agreement ends; stakes stay locked until then.
     mapping(uint256 agreementId => uint64) private _disputeEndsAt;
     mapping(uint256 challengeId => Challenge) private _challenges;
@@ -67,11 +87,11 @@ contract RoundLedger is IRoundLedger, EIP712 {
     /// @dev Each party's dispute of its batch entry, per round (a party has at most one entry per round).
     mapping(uint256 agreementId => mapping(uint64 round => mapping(address party => EntryDispute))) private
         _entryDisputes;
-    /// @dev Open disputes per agreement (no round opens while any is open) and per round (its claims wait).
+    /// @dev Per agreement, open disputes plus voided rounds whose epsilon is not given back yet: no round opens
+    /// while any is pending. Per round, open disputes only (its claims wait).
     mapping(uint256 agreementId => uint256) private _openDisputes;
     mapping(uint256 agreementId => mapping(uint64 round => uint256)) private _openRoundDisputes;
-    /// @dev keccak256 of the agreement's packed epsilon words when the round opened: what a voided entry restores.
-    mapping(uint256 agreementId => mapping(uint64 round => bytes32)) private _epsilonAtOpen;
+    mapping(uint256 agreementId => mapping(uint64 round => Snapshots)) private _snapshots;
     /// @dev Challenges against a partner that are open, or upheld and not yet executed.
     mapping(uint256 agreementId => mapping(address partner => uint256)) private _liveChallenges;
 
@@ -125,7 +145,7 @@ contract RoundLedger is IRoundLedger, EIP712 {
         r.modelDigest = modelDigest;
         r.evalCommitment = evalCommitment;
         uint256[] memory words = _epsilonWordsOf(agreementId, config.partyCount);
-        _epsilonAtOpen[agreementId][roundId] = keccak256(abi.encodePacked(words));
+        _snapshots[agreementId][roundId].atOpen = keccak256(abi.encodePacked(words));
         emit RoundOpened(agreementId, roundId, config.version, modelDigest, evalCommitment, deadline);
         emit EpsilonsAtOpen(agreementId, roundId, words);
     }
@@ -183,8 +203,9 @@ contract RoundLedger is IRoundLedger, EIP712 {
         unchecked {
             r.submissions += uint32(count - ctx.skippedCount);
         }
-        _batches[agreementId][roundId][batchIndex] =
-            keccak256(abi.encode(commitmentsRoot, batchDocumentDigest, keccak256(entries)));
+        BatchRecord storage record = _batches[agreementId][roundId][batchIndex];
+        record.digest = keccak256(abi.encode(commitmentsRoot, batchDocumentDigest, keccak256(entries)));
+        if (ctx.skipped != 0) record.skipped = ctx.skipped;
         emit BatchCommitted(
             agreementId, roundId, batchIndex, commitmentsRoot, batchDocumentDigest, entries, ctx.skipped
         );
@@ -227,6 +248,7 @@ contract RoundLedger is IRoundLedger, EIP712 {
         openRoundOf[agreementId] = 0;
         _disputeEndsAt[agreementId] = claimableAt;
         emit RoundFinalized(agreementId, roundId, aggregateDigest, reportDigest, payoutRoot, payoutTotal);
+        _recordClose(agreementId, roundId, config.partyCount);
         if (payoutTotal != 0) _vault.allocate(agreementId, roundId, payoutRoot, payoutTotal, claimableAt);
     }
 
@@ -239,9 +261,7 @@ contract RoundLedger is IRoundLedger, EIP712 {
         _disputableRound(agreementId, roundId);
         (bool isParty, uint256 index) = agreements.partyIndex(agreementId, partner);
         if (!isParty) revert RoundLedgerNotParty(agreementId, partner);
-        if (_submitted[agreementId][roundId][index >> 8] & (1 << (index & 255)) == 0) {
-            revert RoundLedgerNoSubmission(agreementId, roundId, partner);
-        }
+        if (!_hasEntry(agreementId, roundId, index)) revert RoundLedgerNoSubmission(agreementId, roundId, partner);
         if (evidenceDigest == bytes32(0)) revert RoundLedgerZeroDigest();
         uint256 previous = _challengeOf[agreementId][roundId][partner];
         if (previous != 0 && _challenges[previous].status != ChallengeStatus.Dismissed) {
@@ -292,7 +312,10 @@ contract RoundLedger is IRoundLedger, EIP712 {
         uint256 agreementId = evidence.agreementId;
         uint64 roundId = evidence.round;
         Round storage r = _disputableRound(agreementId, roundId);
-        if (_isHonestCommitment(evidence, commitment, signature, false)) revert RoundLedgerCommitmentValid();
+        // An entry whose commitment was revealed and checked ({answerDispute}) stays judged as it was then.
+        if (_isHonestCommitment(evidence, commitment, signature, false) || _wasAnswered(evidence)) {
+            revert RoundLedgerCommitmentValid();
+        }
         _voidRound(agreementId, roundId, r, evidence.batchIndex, evidence.position);
     }
 
@@ -313,9 +336,7 @@ contract RoundLedger is IRoundLedger, EIP712 {
         if (r.status != RoundStatus.Open) revert RoundLedgerRoundNotOpen(agreementId, roundId);
         uint256 abandonableAt = uint256(r.deadline) + disputeWindow;
         if (block.timestamp <= abandonableAt) revert RoundLedgerNotAbandonable(agreementId, roundId, abandonableAt);
-        r.status = RoundStatus.Voided;
-        r.finalizedAt = uint64(block.timestamp);
-        openRoundOf[agreementId] = 0;
+        _closeVoided(agreementId, roundId, r);
         emit RoundAbandoned(agreementId, roundId);
     }
 
@@ -329,8 +350,17 @@ contract RoundLedger is IRoundLedger, EIP712 {
         (uint256 index, uint256 epsilon) = _entryAt(evidence.entries, evidence.position);
         address party = agreements.partyAt(agreementId, index);
         if (msg.sender != party) revert RoundLedgerNotEntryParty(msg.sender, party);
+        // Only an entry that charged the party can be disputed: not one skipped (the party submitted directly,
+        // and a void would take back that spend) nor one voided already.
+        if (
+            _batches[agreementId][roundId][evidence.batchIndex].skipped >> evidence.position & 1 != 0
+                || !_hasEntry(agreementId, roundId, index)
+        ) revert RoundLedgerNoSubmission(agreementId, roundId, party);
         EntryDispute storage d = _entryDisputes[agreementId][roundId][party];
-        if (d.status != DisputeStatus.None) revert RoundLedgerEntryAlreadyDisputed(agreementId, roundId, party);
+        // A voided entry's party may have entered again since (the round was still open): that entry is disputable.
+        if (d.status == DisputeStatus.Open || d.status == DisputeStatus.Answered) {
+            revert RoundLedgerEntryAlreadyDisputed(agreementId, roundId, party);
+        }
         uint64 answerBy = uint64(block.timestamp) + disputeWindow;
         d.status = DisputeStatus.Open;
         // position < entries / 6 <= 256 parties, so it fits 16 bits.
@@ -352,12 +382,25 @@ contract RoundLedger is IRoundLedger, EIP712 {
         uint256 agreementId = evidence.agreementId;
         uint64 roundId = evidence.round;
         EntryDispute storage d = _entryDisputes[agreementId][roundId][commitment.partner];
-        if (d.status != DisputeStatus.Open) revert RoundLedgerNoOpenDispute(agreementId, roundId, commitment.partner);
-        if (block.timestamp > d.answerBy) revert RoundLedgerAnswerWindowClosed(d.answerBy);
-        if (evidence.batchIndex != d.batchIndex || evidence.position != d.position) revert RoundLedgerInvalidAnswer();
+        DisputeStatus status = d.status;
+        if (status == DisputeStatus.Open) {
+            if (block.timestamp > d.answerBy) revert RoundLedgerAnswerWindowClosed(d.answerBy);
+            if (evidence.batchIndex != d.batchIndex || evidence.position != d.position) {
+                revert RoundLedgerInvalidAnswer();
+            }
+        } else if (status == DisputeStatus.None) {
+            // A reveal before any dispute: a smart wallet's ERC-1271 signature is judged now, while the wallet
+            // accepts it, and that judgement is final; the entry can no longer be disputed or proven forged.
+            _disputableRound(agreementId, roundId);
+            d.batchIndex = evidence.batchIndex;
+            // position < entries / 6 <= 256 parties once the proof below checks, so it fits 16 bits.
+            d.position = uint16(evidence.position);
+        } else {
+            revert RoundLedgerNoOpenDispute(agreementId, roundId, commitment.partner);
+        }
         if (!_isHonestCommitment(evidence, commitment, signature, true)) revert RoundLedgerInvalidAnswer();
         d.status = DisputeStatus.Answered;
-        _closeDispute(agreementId, roundId);
+        if (status == DisputeStatus.Open) _closeDispute(agreementId, roundId);
         emit DisputeAnswered(agreementId, roundId, commitment.partner);
     }
 
@@ -368,15 +411,45 @@ contract RoundLedger is IRoundLedger, EIP712 {
         EntryDispute storage d = _entryDisputes[agreementId][roundId][party];
         if (d.status != DisputeStatus.Open) revert RoundLedgerNoOpenDispute(agreementId, roundId, party);
         if (block.timestamp <= d.answerBy) revert RoundLedgerAnswerWindowOpen(d.answerBy);
-        if (keccak256(abi.encodePacked(wordsAtOpen)) != _epsilonAtOpen[agreementId][roundId]) {
-            revert RoundLedgerEpsilonWordsMismatch();
-        }
+        _requireNoLaterRoundOpen(agreementId, roundId);
+        _checkWords(_snapshots[agreementId][roundId].atOpen, wordsAtOpen);
         d.status = DisputeStatus.Voided;
         _closeDispute(agreementId, roundId);
-        uint32 restored = _restoreEpsilon(agreementId, party, d.epsilon, wordsAtOpen);
+        // The dispute exists, so `party` is a party.
+        // slither-disable-next-line unused-return
+        (, uint256 index) = agreements.partyIndex(agreementId, party);
+        uint32 restored = _removeEntry(agreementId, roundId, party, index, d.epsilon, wordsAtOpen);
         emit DisputedEntryVoided(agreementId, roundId, party, restored);
-        Round storage r = _rounds[agreementId][roundId];
-        if (r.status != RoundStatus.Voided) _voidRound(agreementId, roundId, r, d.batchIndex, d.position);
+    }
+
+    /// @inheritdoc IRoundLedger
+    function restoreVoidedRound(
+        uint256 agreementId,
+        uint64 roundId,
+        uint256[] calldata wordsAtOpen,
+        uint256[] calldata wordsAtClose
+    ) external {
+        Snapshots storage snapshots = _snapshots[agreementId][roundId];
+        if (!snapshots.restorePending) revert RoundLedgerNothingToRestore(agreementId, roundId);
+        _requireNoLaterRoundOpen(agreementId, roundId);
+        _checkWords(snapshots.atOpen, wordsAtOpen);
+        _checkWords(snapshots.atClose, wordsAtClose);
+        snapshots.restorePending = false;
+        --_openDisputes[agreementId];
+        mapping(uint256 => uint256) storage epsilons = _epsilonWords[agreementId];
+        mapping(uint256 => uint256) storage submitted = _submitted[agreementId][roundId];
+        for (uint256 w; w < wordsAtOpen.length; ++w) {
+            // The round's entries of the 8 parties of word w: bits 8w..8w+7 of the round's bitmap.
+            uint256 entered = submitted[w >> 5] >> ((w & 31) * 8) & 0xff;
+            if (entered != 0) {
+                epsilons[w] = EpsilonLanes.subtractSpent(epsilons[w], wordsAtOpen[w], wordsAtClose[w], entered);
+            }
+        }
+        // Clear the round's entries: each was given back once, and none can be voided or challenged again.
+        for (uint256 b; b < (wordsAtOpen.length + 31) >> 5; ++b) {
+            delete submitted[b];
+        }
+        emit VoidedRoundRestored(agreementId, roundId);
     }
 
     /// @inheritdoc IRoundLedger
@@ -411,13 +484,13 @@ contract RoundLedger is IRoundLedger, EIP712 {
     function cumulativeEpsilon(uint256 agreementId, address partner) external view returns (uint32) {
         (bool isParty, uint256 index) = agreements.partyIndex(agreementId, partner);
         if (!isParty) return 0;
-        return uint32(_epsilonWords[agreementId][index >> 3] >> ((index & 7) * 32));
+        return EpsilonLanes.lane(_epsilonWords[agreementId][index >> 3], index);
     }
 
     /// @inheritdoc IRoundLedger
     function hasSubmitted(uint256 agreementId, uint64 roundId, address partner) external view returns (bool) {
         (bool isParty, uint256 index) = agreements.partyIndex(agreementId, partner);
-        return isParty && _submitted[agreementId][roundId][index >> 8] & (1 << (index & 255)) != 0;
+        return isParty && _hasEntry(agreementId, roundId, index);
     }
 
     /// @inheritdoc IRoundLedger
@@ -509,28 +582,37 @@ contract RoundLedger is IRoundLedger, EIP712 {
         uint256 epsilonWord;
         uint256 submittedWord;
         uint256 nextMinIndex;
-        for (uint256 offset; offset < entries.length; offset += _ENTRY_SIZE) {
-            uint256 entry;
-            // The 6 bytes at `offset` lie inside `entries`: its length is a multiple of 6 (checked by the caller).
-            // solhint-disable-next-line no-inline-assembly
-            assembly ("memory-safe") {
-                entry := shr(208, calldataload(add(entries.offset, offset)))
+        // unchecked: offsets stay below entries.length, indexes below 2^16 and lanes within 32 bits.
+        unchecked {
+            for (uint256 offset; offset < entries.length; offset += _ENTRY_SIZE) {
+                uint256 entry;
+                // The 6 bytes at `offset` lie inside `entries`: its length is a multiple of 6 (checked by the caller).
+                // solhint-disable-next-line no-inline-assembly
+                assembly ("memory-safe") {
+                    entry := shr(208, calldataload(add(entries.offset, offset)))
+                }
+                uint256 index = entry >> 32;
+                if (index < nextMinIndex) revert RoundLedgerUnsortedEntries(offset / _ENTRY_SIZE);
+                nextMinIndex = index + 1;
+                if (index >> 3 != wordKey) {
+                    (epsilonWord, submittedWord) = _switchWords(ctx, wordKey, index >> 3, epsilonWord, submittedWord);
+                    wordKey = index >> 3;
+                }
+                uint256 bit = 1 << (index & 255);
+                if (submittedWord & bit != 0) {
+                    // Submitted directly (a batch never repeats an index): skip it, do not sink the batch.
+                    ctx.skipped |= 1 << (offset / _ENTRY_SIZE);
+                    ++ctx.skippedCount;
+                    continue;
+                }
+                submittedWord |= bit;
+                // The budget checks of _spend, inline: this is the per-update cost of a batch.
+                uint256 shift = (index & 7) << 5;
+                if (uint32(entry) <= uint32(epsilonWord >> shift) || uint32(entry) > ctx.epsilonCap) {
+                    _spend(epsilonWord, entry, ctx.epsilonCap, ctx.agreementId); // reverts with the error that applies
+                }
+                epsilonWord = (epsilonWord & ~(uint256(type(uint32).max) << shift)) | (uint256(uint32(entry)) << shift);
             }
-            if (entry >> 32 < nextMinIndex) revert RoundLedgerUnsortedEntries(offset / _ENTRY_SIZE);
-            nextMinIndex = (entry >> 32) + 1;
-            if (entry >> 35 != wordKey) {
-                (epsilonWord, submittedWord) = _switchWords(ctx, wordKey, entry >> 35, epsilonWord, submittedWord);
-                wordKey = entry >> 35;
-            }
-            uint256 bit = 1 << ((entry >> 32) & 255);
-            if (submittedWord & bit != 0) {
-                // Submitted directly (a batch never repeats an index): skip it, do not sink the batch.
-                ctx.skipped |= 1 << (offset / _ENTRY_SIZE);
-                ++ctx.skippedCount;
-                continue;
-            }
-            submittedWord |= bit;
-            epsilonWord = _spend(epsilonWord, entry, ctx.epsilonCap, ctx.agreementId);
         }
         _epsilonWords[ctx.agreementId][wordKey] = epsilonWord;
         _submitted[ctx.agreementId][ctx.roundId][wordKey >> 5] = submittedWord;
@@ -605,7 +687,7 @@ contract RoundLedger is IRoundLedger, EIP712 {
 
     /// @dev Reverts unless the evidence's root, document digest and entries are a batch as anchored.
     function _checkAnchored(BatchEvidence calldata evidence) private view {
-        bytes32 stored = _batches[evidence.agreementId][evidence.round][evidence.batchIndex];
+        bytes32 stored = _batches[evidence.agreementId][evidence.round][evidence.batchIndex].digest;
         if (stored == bytes32(0)) {
             revert RoundLedgerUnknownBatch(evidence.agreementId, evidence.round, evidence.batchIndex);
         }
@@ -613,18 +695,100 @@ contract RoundLedger is IRoundLedger, EIP712 {
         if (anchored != stored) revert RoundLedgerBatchMismatch();
     }
 
-    /// @dev Voids the round (a forged or unanswered entry) and revokes its allocation when it had one.
+    /// @dev Voids the round (a forged entry) and revokes its allocation when it had one; what the round spent
+    /// stays charged until {restoreVoidedRound}, and no round opens before that.
     function _voidRound(uint256 agreementId, uint64 roundId, Round storage r, uint256 batchIndex, uint256 position)
         private
     {
         RoundStatus previous = r.status;
-        r.status = RoundStatus.Voided;
         if (previous == RoundStatus.Open) {
-            r.finalizedAt = uint64(block.timestamp);
-            openRoundOf[agreementId] = 0;
+            _closeVoided(agreementId, roundId, r);
+        } else {
+            r.status = RoundStatus.Voided;
+            _markRestorePending(agreementId, roundId);
         }
         emit RoundVoided(agreementId, roundId, batchIndex, position);
         if (previous == RoundStatus.Finalized && r.payoutTotal != 0) _vault.revokeAllocation(agreementId, roundId);
+    }
+
+    /// @dev Closes an open round as voided (forged entry, or abandoned), taking its closing epsilon snapshot.
+    function _closeVoided(uint256 agreementId, uint64 roundId, Round storage r) private {
+        r.status = RoundStatus.Voided;
+        r.finalizedAt = uint64(block.timestamp);
+        openRoundOf[agreementId] = 0;
+        _recordClose(agreementId, roundId, agreements.roundConfigAt(agreementId, r.agreementVersion).partyCount);
+        _markRestorePending(agreementId, roundId);
+    }
+
+    function _markRestorePending(uint256 agreementId, uint64 roundId) private {
+        _snapshots[agreementId][roundId].restorePending = true;
+        ++_openDisputes[agreementId];
+    }
+
+    /// @dev Takes the closing snapshot of a round: the hash is kept, the words go in an event for the callers
+    /// of {restoreVoidedRound}.
+    function _recordClose(uint256 agreementId, uint64 roundId, uint256 partyCount) private {
+        uint256[] memory words = _epsilonWordsOf(agreementId, partyCount);
+        _snapshots[agreementId][roundId].atClose = keccak256(abi.encodePacked(words));
+        emit EpsilonsAtClose(agreementId, roundId, words);
+    }
+
+    /// @dev A void of round `roundId` subtracts what its entries spent (close - open, or entry - open). That is
+    /// exact only while no later round is open: a later round's entries are charged on top of the current words,
+    /// and its own close - open must stay what they spent. A later open round ends by its deadline plus grace.
+    function _requireNoLaterRoundOpen(uint256 agreementId, uint64 roundId) private view {
+        uint64 open = openRoundOf[agreementId];
+        if (open != 0 && open != roundId) revert RoundLedgerRoundAlreadyOpen(agreementId, open);
+    }
+
+    function _checkWords(bytes32 recorded, uint256[] calldata words) private pure {
+        if (keccak256(abi.encodePacked(words)) != recorded) revert RoundLedgerEpsilonWordsMismatch();
+    }
+
+    /// @dev Whether party `index` has a live entry (charged, not voided) in the round.
+    function _hasEntry(uint256 agreementId, uint64 roundId, uint256 index) private view returns (bool) {
+        return _submitted[agreementId][roundId][index >> 8] & (1 << (index & 255)) != 0;
+    }
+
+    /// @dev Whether the entry at the evidence's position had its commitment revealed and checked.
+    function _wasAnswered(BatchEvidence calldata evidence) private view returns (bool) {
+        (uint256 index,) = _entryAt(evidence.entries, evidence.position);
+        address party = agreements.partyAt(evidence.agreementId, index);
+        EntryDispute storage d = _entryDisputes[evidence.agreementId][evidence.round][party];
+        return d.status == DisputeStatus.Answered && d.batchIndex == evidence.batchIndex
+            && d.position == evidence.position;
+    }
+
+    /// @dev Removes `party`'s entry of the round: gives back what it spent (its anchored cumulative `anchored`
+    /// minus the party's value when the round opened), clears its bit (it can no longer be challenged, and while
+    /// the round is open the party may enter again) and dismisses a challenge of it. When the round was voided
+    /// and given back already, the bit is clear and nothing changes. Returns the party's epsilon afterwards.
+    function _removeEntry(
+        uint256 agreementId,
+        uint64 roundId,
+        address party,
+        uint256 index,
+        uint32 anchored,
+        uint256[] calldata wordsAtOpen
+    ) private returns (uint32) {
+        mapping(uint256 => uint256) storage epsilons = _epsilonWords[agreementId];
+        uint256 word = epsilons[index >> 3];
+        if (!_hasEntry(agreementId, roundId, index)) return EpsilonLanes.lane(word, index);
+        _submitted[agreementId][roundId][index >> 8] &= ~(1 << (index & 255));
+        // The entry raised the party from its value at open to `anchored` (only the round's own entries move the
+        // words while it is open), and every later spend was charged on top: this subtraction cannot underflow.
+        uint32 restored =
+            EpsilonLanes.lane(word, index) - (anchored - EpsilonLanes.lane(wordsAtOpen[index >> 3], index));
+        epsilons[index >> 3] = EpsilonLanes.withLane(word, index, restored);
+        uint256 challengeId = _challengeOf[agreementId][roundId][party];
+        ChallengeStatus status = _challenges[challengeId].status;
+        if (status == ChallengeStatus.Open || status == ChallengeStatus.Upheld) {
+            // The entry it names is not the party's: it cannot be slashed for it.
+            _challenges[challengeId].status = ChallengeStatus.Dismissed;
+            --_liveChallenges[agreementId][party];
+            emit ChallengeResolved(challengeId, false, bytes32(0));
+        }
+        return restored;
     }
 
     function _closeDispute(uint256 agreementId, uint64 roundId) private {
@@ -639,26 +803,6 @@ contract RoundLedger is IRoundLedger, EIP712 {
         for (uint256 w; w < words.length; ++w) {
             words[w] = epsilons[w];
         }
-    }
-
-    /// @dev Puts `party`'s cumulative epsilon back to its value in `wordsAtOpen` when it is still the voided
-    /// entry's `anchored` value; a higher one was committed in a later round and stands. Returns the party's
-    /// cumulative epsilon afterwards.
-    function _restoreEpsilon(uint256 agreementId, address party, uint32 anchored, uint256[] calldata wordsAtOpen)
-        private
-        returns (uint32)
-    {
-        // The dispute exists, so `party` is a party.
-        // slither-disable-next-line unused-return
-        (, uint256 index) = agreements.partyIndex(agreementId, party);
-        uint256 shift = (index & 7) * 32;
-        mapping(uint256 => uint256) storage epsilons = _epsilonWords[agreementId];
-        uint256 word = epsilons[index >> 3];
-        uint32 current = uint32(word >> shift);
-        if (current != anchored) return current;
-        uint32 before = uint32(wordsAtOpen[index >> 3] >> shift);
-        epsilons[index >> 3] = (word & ~(uint256(type(uint32).max) << shift)) | (uint256(before) << shift);
-        return before;
     }
 
     /// @dev Whether `signature` is `party`'s ECDSA signature of `digest`. ECDSA alone: an ERC-1271 wallet could
@@ -684,6 +828,7 @@ contract RoundLedger is IRoundLedger, EIP712 {
     function _spend(uint256 word, uint256 entry, uint256 cap, uint256 agreementId) private view returns (uint256) {
         uint256 index = entry >> 32;
         uint256 committed = uint32(entry);
+        // Inline lane arithmetic (not EpsilonLanes): this runs once per update of a batch, and is kept lean.
         uint256 shift = (index & 7) * 32;
         uint256 previous = uint32(word >> shift);
         if (committed <= previous) {

@@ -3,8 +3,11 @@ pragma solidity 0.8.28;
 
 /// @title IPartnerRegistry
 /// @notice Who may take part in the ecosystem, under which role, and which key receives their encrypted updates.
-/// @dev The registry is also the single source of roles (admin, coordinator, auditor) for every lepton-ledger
-/// contract: the others ask it through {IAccessControl-hasRole}.
+/// @dev The registry is also the single source of roles (admin, coordinator, auditor, registrar) for every
+/// lepton-ledger contract: the others ask it through {IAccessControl-hasRole}.
+/// Who decides who takes part: the registrar (a role the admin grants) approves and suspends partners for the
+/// whole deployment. Within one agreement, its own coordinator decides whose updates it anchors, and its arbiter
+/// rules on challenges (slashing); neither can touch a partner's standing in another coordinator's agreement.
 interface IPartnerRegistry {
     enum PartnerStatus {
         None,
@@ -35,10 +38,11 @@ interface IPartnerRegistry {
 
     /// @notice Emitted when `partner` registers, before any approval.
     event PartnerRegistered(address indexed partner, bytes32 profileDigest, bytes32 encryptionKey);
-    /// @notice Emitted when a coordinator approves (or reinstates) `partner`.
-    event PartnerApproved(address indexed partner, address indexed coordinator);
-    /// @notice Emitted when a coordinator suspends `partner`; `reasonDigest` commits to the published reason.
-    event PartnerSuspended(address indexed partner, address indexed coordinator, bytes32 reasonDigest);
+    /// @notice Emitted when the registrar `registrar` approves (or reinstates) `partner`.
+    event PartnerApproved(address indexed partner, address indexed registrar);
+    /// @notice Emitted when the registrar `registrar` suspends `partner`; `reasonDigest` commits to the published
+    /// reason.
+    event PartnerSuspended(address indexed partner, address indexed registrar, bytes32 reasonDigest);
     /// @notice Emitted when `partner` replaces its X25519 key. Auditors follow these to know which key was in
     /// force at any block.
     event EncryptionKeyRotated(address indexed partner, bytes32 previousKey, bytes32 newKey);
@@ -55,12 +59,12 @@ interface IPartnerRegistry {
     function register(bytes32 profileDigest, bytes32 encryptionKey) external;
 
     /// @notice Approves a pending partner, or reinstates a suspended one.
-    /// Requirements: the caller has the coordinator role; `partner` is Pending or Suspended.
+    /// Requirements: the caller has the registrar role; `partner` is Pending or Suspended.
     /// Emits {PartnerApproved}.
     function approve(address partner) external;
 
     /// @notice Suspends a partner: it can no longer sign agreements, stake or submit updates.
-    /// Requirements: the caller has the coordinator role; `partner` is Pending or Approved.
+    /// Requirements: the caller has the registrar role; `partner` is Pending or Approved.
     /// Emits {PartnerSuspended}.
     function suspend(address partner, bytes32 reasonDigest) external;
 

@@ -15,8 +15,8 @@ pragma solidity 0.8.28;
 /// and "once per round" checks stay on-chain. The signatures are published, not verified on-chain: verifying
 /// costs an ecrecover (3,000 gas) plus about 150 bytes of calldata per update (2,400 gas at 16 gas a byte,
 /// 6,000 under the calldata floor price of EIP-7623), which alone breaks our target of 5,000 gas per update;
-/// anchoring costs about 4,800 gas per update in an agreement's first round (which allocates its budget
-/// words) and 2,600 in later rounds, at 100 partners, as measured by bench/gas.py. A forged or altered
+/// anchoring costs about 4,500 gas per update in an agreement's first round (which allocates its budget
+/// words) and 2,300 in later rounds, at 100 partners, as measured by bench/gas.py. A forged or altered
 /// commitment stays provable: any auditor can submit it with its Merkle proof to
 /// {proveForgedCommitment}, which checks the signature and the anchored entry on-chain and voids the round.
 /// Signatures there are judged by ECDSA alone, so that a judgement never changes after anchoring (an ERC-1271
@@ -26,11 +26,23 @@ pragma solidity 0.8.28;
 /// then nothing is provable, yet the listed parties' budgets are spent. So a party listed in a batch may
 /// dispute its own entry ({disputeBatchEntry}); the agreement's coordinator (or anyone holding the document)
 /// must answer within `disputeWindow` by revealing the signed commitment, its signature and its Merkle proof
-/// ({answerDispute}: checked then, with ERC-1271 for smart wallets, and final). Unanswered, anyone may void
-/// the entry ({voidDisputedEntry}): the round is voided (its allocation revoked) and the party's cumulative
-/// epsilon goes back to its value when the round opened, proven against a hash of the agreement's epsilon words
-/// taken at {openRound}. No round opens while a dispute of the agreement is pending, and a round's claims wait
-/// for its disputes.
+/// ({answerDispute}: checked then, with ERC-1271 for smart wallets, and final; the coordinator may also reveal a
+/// wallet's commitment before any dispute, while the wallet accepts it). Unanswered, anyone may void the entry
+/// ({voidDisputedEntry}): that entry alone is removed, the rest of the round stands. No round opens while a
+/// dispute of the agreement is pending, and a round's claims wait for its disputes.
+///
+/// Epsilon charged is the sum of what the surviving entries spent. Hashes of the agreement's epsilon words are
+/// taken when a round opens and when it closes (finalized, voided or abandoned); only the round's own entries
+/// move the words while it is open, so an entry spent its anchored cumulative epsilon minus the party's value at
+/// open, and a round's entries spent close - open. A void subtracts exactly that from the current words, so the
+/// order of voids and later rounds never leaves a voided entry charged nor refunds a surviving one. Voids of a
+/// round wait while a later round is open (that round ends by its deadline plus grace at the latest).
+/// A voided round (a forged entry, or abandoned) gives back every entry's spend through {restoreVoidedRound},
+/// which anyone may call with the words of its two snapshots; the agreement's next round waits for it.
+///
+/// Payouts of a finalized round whose entry is voided: the round and its allocation stand. The other partners'
+/// updates and rewards were honest; the voided party's payout, if the root gave it one, is what the coordinator
+/// chose to pay it. A round whose aggregate used a forged update is the results challenge's matter.
 interface IRoundLedger {
     enum RoundStatus {
         None,
@@ -121,6 +133,7 @@ interface IRoundLedger {
     error RoundLedgerNotVault(address account);
     error RoundLedgerAgreementNotActive(uint256 agreementId);
     error RoundLedgerOutsideAgreementPeriod(uint256 agreementId, uint64 start, uint64 end);
+    /// @dev `round` of the agreement is open: no other opens, and voids of an earlier round wait for it to close.
     error RoundLedgerRoundAlreadyOpen(uint256 agreementId, uint64 round);
     error RoundLedgerMaxRoundsReached(uint256 agreementId, uint32 maxRounds);
     error RoundLedgerInvalidDeadline(uint64 deadline);
@@ -166,10 +179,13 @@ interface IRoundLedger {
     error RoundLedgerInvalidAnswer();
     error RoundLedgerAnswerWindowClosed(uint64 answerBy);
     error RoundLedgerAnswerWindowOpen(uint64 answerBy);
-    /// @dev No round opens while a dispute of the agreement's batch entries is pending.
+    /// @dev No round opens while a dispute of the agreement's batch entries, or a voided round's give-back, is
+    /// pending.
     error RoundLedgerDisputePending(uint256 agreementId);
     /// @dev The epsilon words given are not those of the agreement when the round opened.
     error RoundLedgerEpsilonWordsMismatch();
+    /// @dev `round` is not a voided round whose spent epsilon is still to give back.
+    error RoundLedgerNothingToRestore(uint256 agreementId, uint64 round);
     /// @dev The arbiter rules within `disputeWindow` of the challenge; after `endsAt` it can only lapse.
     error RoundLedgerRulingWindowClosed(uint256 challengeId, uint256 endsAt);
     error RoundLedgerRulingWindowOpen(uint256 challengeId, uint256 endsAt);
@@ -222,6 +238,11 @@ interface IRoundLedger {
     /// @notice Emitted with {RoundOpened}: the agreement's packed cumulative epsilons (eight uint32 lanes a word,
     /// by party index) when `round` opened, which {voidDisputedEntry} takes back.
     event EpsilonsAtOpen(uint256 indexed agreementId, uint64 indexed round, uint256[] words);
+    /// @notice Emitted when `round` closes (finalized, voided while open, or abandoned): the packed epsilon words
+    /// then, which {restoreVoidedRound} takes.
+    event EpsilonsAtClose(uint256 indexed agreementId, uint64 indexed round, uint256[] words);
+    /// @notice Emitted when a voided round's entries have given back what they spent.
+    event VoidedRoundRestored(uint256 indexed agreementId, uint64 indexed round);
     /// @notice Emitted when `party` disputes its entry `position` of batch `batchIndex` of `round`.
     event BatchEntryDisputed(
         uint256 indexed agreementId, uint64 indexed round, address indexed party, uint256 batchIndex, uint256 position,
@@ -229,8 +250,8 @@ interface IRoundLedger {
     );
     /// @notice Emitted when the disputed entry's signed commitment was revealed and checked: the entry stands.
     event DisputeAnswered(uint256 indexed agreementId, uint64 indexed round, address indexed party);
-    /// @notice Emitted when an unanswered dispute voids `party`'s entry; `restoredEpsilon` is its cumulative
-    /// epsilon afterwards.
+    /// @notice Emitted when an unanswered dispute voids `party`'s entry (the entry alone); `restoredEpsilon` is
+    /// its cumulative epsilon afterwards.
     event DisputedEntryVoided(
         uint256 indexed agreementId, uint64 indexed round, address indexed party, uint32 restoredEpsilon
     );
@@ -255,9 +276,10 @@ interface IRoundLedger {
     /// @notice Opens the next round of `agreementId` on the model with digest `modelDigest`.
     /// @param evalCommitment Hash of the held-out evaluation set used for scoring, fixed before training.
     /// Requirements: the agreement's coordinator; the agreement is Active and within its period; no round of
-    /// it is open; it has rounds left; no dispute of its batch entries is pending;
-    /// `block.timestamp < deadline <= end`; digests non-zero; the coordinator holds the bond the terms require
-    /// (the vault's {IRewardVault-checkBond}, which reverts with the results court's error).
+    /// it is open; it has rounds left; no dispute of its batch entries is pending and every voided round of it
+    /// has given its epsilon back; `block.timestamp < deadline <= end`; digests non-zero; the coordinator holds
+    /// the bond the terms require (the vault's {IRewardVault-checkBond}, which reverts with the results court's
+    /// error).
     /// Emits {RoundOpened} and {EpsilonsAtOpen}.
     function openRound(uint256 agreementId, bytes32 modelDigest, uint64 deadline, bytes32 evalCommitment)
         external
@@ -294,13 +316,14 @@ interface IRoundLedger {
         bytes calldata entries
     ) external returns (uint256 batchIndex);
 
-    /// @notice Closes `round` with its results and allocates its payouts in the vault.
+    /// @notice Closes `round` with its results and allocates its payouts in the vault, and takes its closing
+    /// epsilon snapshot.
     /// Requirements: the agreement's coordinator; the round is open, and its deadline has passed or every party
     /// submitted;
     /// `payoutTotal == 0` if the agreement is Terminated (the round still closes, so that its stakes come
     /// free); `payoutTotal <= rewardPerRound`; digests non-zero; a non-zero payout root when `payoutTotal > 0`;
     /// the vault holds enough unallocated funds.
-    /// Emits {RoundFinalized}.
+    /// Emits {RoundFinalized} and {EpsilonsAtClose}.
     function finalizeRound(
         uint256 agreementId,
         uint64 round,
@@ -331,17 +354,20 @@ interface IRoundLedger {
     function lapseChallenge(uint256 challengeId) external;
 
     /// @notice Abandons an open round its coordinator never finalized: the round is voided with nothing
-    /// allocated, and the stakes it locked come free. Anyone may call it.
+    /// allocated, and the stakes it locked come free; its entries' spend is given back by {restoreVoidedRound}.
+    /// Anyone may call it.
     /// Requirements: the round is open and `disputeWindow` has passed since its deadline (the grace period).
-    /// Emits {RoundAbandoned}.
+    /// Emits {RoundAbandoned} and {EpsilonsAtClose}.
     function abandonRound(uint256 agreementId, uint64 round) external;
 
     /// @notice Proves that entry `position` of a batch is not what its partner signed: the signature is not the
     /// partner's ECDSA signature, the anchored entry disagrees with the signed commitment, or its sample count is 0 or above the
-    /// terms' `maxSampleCount`. Voids the round (and its payouts).
+    /// terms' `maxSampleCount`. Voids the round (and its payouts); {restoreVoidedRound} then gives back what
+    /// its entries spent.
     /// Requirements: auditor; the round is open or within its dispute window; the evidence's root, document
-    /// digest and entries are the batch as anchored; its proof places the commitment at its position.
-    /// Emits {RoundVoided}.
+    /// digest and entries are the batch as anchored; its proof places the commitment at its position; the
+    /// entry's commitment was not revealed and checked by {answerDispute}.
+    /// Emits {RoundVoided}, and {EpsilonsAtClose} when the round was open.
     function proveForgedCommitment(
         BatchEvidence calldata evidence,
         UpdateCommitment calldata commitment,
@@ -352,15 +378,19 @@ interface IRoundLedger {
     /// (it says it never signed it). The agreement's coordinator must answer before `disputeWindow` passes.
     /// Requirements: the round is open or within its dispute window; the evidence's root, document digest and
     /// entries are the batch as anchored and `position` is one of its entries (no proof needed); the caller is
-    /// that entry's party and has not disputed its entry of this round before.
+    /// that entry's party; the entry was applied (not skipped) and is not voided; the party's entry of this
+    /// round is not disputed already (open or answered).
     /// Emits {BatchEntryDisputed}.
     function disputeBatchEntry(BatchEvidence calldata evidence) external;
 
     /// @notice Answers an open dispute by revealing the entry's signed commitment, its signature (ECDSA, or
     /// ERC-1271 for a smart wallet, checked now) and its Merkle proof. Anyone may answer; the answer is final.
-    /// Requirements: the dispute is open and its answer window has not passed; the evidence is the disputed
-    /// entry of the batch as anchored; the commitment is what the entry's party signed, matches the entry and
-    /// is within the sample-count bound.
+    /// With no dispute yet, it is a reveal that fixes the judgement now (for a smart wallet, which could
+    /// revoke later): the entry can then no longer be disputed nor proven forged.
+    /// Requirements: the dispute is open and its answer window has not passed, and the evidence is the disputed
+    /// entry; or there is no dispute of the party's entry and the round is open or within its dispute window.
+    /// The evidence is a batch as anchored; the commitment is what the entry's party signed, matches the entry
+    /// and is within the sample-count bound.
     /// Emits {DisputeAnswered}.
     function answerDispute(
         BatchEvidence calldata evidence,
@@ -368,16 +398,31 @@ interface IRoundLedger {
         bytes calldata signature
     ) external;
 
-    /// @notice Voids the entry of an unanswered dispute: the round is voided (its allocation revoked when it
-    /// was finalized) and the party's cumulative epsilon goes back to its value when the round opened, unless
-    /// the party has committed a higher one since. Anyone may call it.
-    /// @param wordsAtOpen The agreement's packed epsilon words as they were when the round opened (from the
-    /// events), checked against the hash taken then.
-    /// Requirements: the dispute is open and its answer window has passed; `wordsAtOpen` hash to the round's
-    /// record.
-    /// Emits {DisputedEntryVoided}, and {RoundVoided} when the round was not voided yet.
+    /// @notice Voids the entry of an unanswered dispute, that entry alone: the party's cumulative epsilon
+    /// loses what the entry spent (its anchored epsilon minus the party's value when the round opened), whatever
+    /// was charged since stays; the entry can no longer be challenged, and a challenge of it is dismissed; the
+    /// round and its payouts stand. Anyone may call it.
+    /// @param wordsAtOpen The agreement's packed epsilon words as they were when the round opened (from
+    /// {EpsilonsAtOpen}), checked against the hash taken then.
+    /// Requirements: the dispute is open and its answer window has passed; no later round is open;
+    /// `wordsAtOpen` hash to the round's record.
+    /// Emits {DisputedEntryVoided}.
     function voidDisputedEntry(uint256 agreementId, uint64 round, address party, uint256[] calldata wordsAtOpen)
         external;
+
+    /// @notice Gives back what a voided round's entries spent: each surviving entry's party loses its rise
+    /// over the round (close - open). Lets the agreement's next round open. Anyone may call it.
+    /// @param wordsAtOpen The epsilon words when the round opened ({EpsilonsAtOpen}).
+    /// @param wordsAtClose The epsilon words when it closed ({EpsilonsAtClose}).
+    /// Requirements: the round was voided and not restored yet; no later round is open; both word lists hash
+    /// to the round's records.
+    /// Emits {VoidedRoundRestored}.
+    function restoreVoidedRound(
+        uint256 agreementId,
+        uint64 round,
+        uint256[] calldata wordsAtOpen,
+        uint256[] calldata wordsAtClose
+    ) external;
 
     /// @notice Called by the vault when it executes the slashing of an upheld challenge.
     /// Requirements: the caller is the vault; the challenge is Upheld and its dispute window has ended.

@@ -17,6 +17,7 @@ from .typed_data import sign_digest
 
 COORDINATOR_ROLE = Web3.keccak(text="COORDINATOR_ROLE")
 AUDITOR_ROLE = Web3.keccak(text="AUDITOR_ROLE")
+REGISTRAR_ROLE = Web3.keccak(text="REGISTRAR_ROLE")
 
 CONTRACTS = ("PartnerRegistry", "AgreementRegistry", "RewardVault", "RoundLedger", "ResultsCourt")
 
@@ -118,6 +119,9 @@ def deploy_system(
     tx.transact(vault.functions.setRoundLedger(ledger.address), admin)
     tx.transact(vault.functions.setResultsCourt(court.address), admin)
     tx.transact(partners.functions.grantRole(COORDINATOR_ROLE, coordinator), admin)
+    # This deployment's operator also vets partners (PartnerRegistry.approve/suspend); grant REGISTRAR_ROLE to
+    # someone else to keep the two apart.
+    tx.transact(partners.functions.grantRole(REGISTRAR_ROLE, coordinator), admin)
     for auditor in auditors:
         tx.transact(partners.functions.grantRole(AUDITOR_ROLE, auditor), admin)
     return Deployment(partners=partners, agreements=agreements, vault=vault, ledger=ledger, court=court)

@@ -27,6 +27,7 @@ from eth_account import Account
 
 COORDINATOR_ROLE = web3.keccak(text="COORDINATOR_ROLE")
 AUDITOR_ROLE = web3.keccak(text="AUDITOR_ROLE")
+REGISTRAR_ROLE = web3.keccak(text="REGISTRAR_ROLE")
 ADMIN_ROLE = b"\x00" * 32
 DISPUTE_WINDOW = 3600
 EPSILON_ONE = 1_000_000  # fixed point: 1e6 = 1.0
@@ -95,6 +96,7 @@ def treasury():
 def partners(admin, coordinator, auditor):
     registry = PartnerRegistry.deploy(admin, {"from": admin})
     registry.grantRole(COORDINATOR_ROLE, coordinator, {"from": admin})
+    registry.grantRole(REGISTRAR_ROLE, coordinator, {"from": admin})  # the operator also vets partners
     registry.grantRole(AUDITOR_ROLE, auditor, {"from": admin})
     return registry
 

@@ -561,11 +561,16 @@ def prove(ledger, auditor, batch, at, batch_index=0, **overrides):
         pytest.param({"partner": "0x" + "42" * 20, "key": private_key_of(4)}, id="signed-for-another-partner"),
     ],
 )
-def test_prove_forged_commitment_voids_open_round(ledger, active_agreement, anchor, auditor, assert_events, forgery):
+def test_prove_forged_commitment_voids_open_round(
+    ledger, active_agreement, anchor, auditor, assert_events, forgery, trio
+):
     round_id, batch = anchor({1: forgery})
+    words_at_void = epsilon_words(ledger, active_agreement, trio)
     tx = prove(ledger, auditor, batch, 1)
     assert_events(
-        tx, ("RoundVoided", {"agreementId": active_agreement, "round": round_id, "batchIndex": 0, "position": 1})
+        tx,
+        ("EpsilonsAtClose", {"agreementId": active_agreement, "round": round_id, "words": words_at_void}),
+        ("RoundVoided", {"agreementId": active_agreement, "round": round_id, "batchIndex": 0, "position": 1}),
     )
     recorded = ledger.round(active_agreement, round_id).dict()
     assert (recorded["status"], recorded["finalizedAt"]) == (ROUND_VOIDED, tx.timestamp)
@@ -711,8 +716,35 @@ def test_voided_round_cannot_be_disputed_again(ledger, active_agreement, anchor,
         ledger.challenge(active_agreement, round_id, partner_a, EVIDENCE, {"from": auditor})
 
 
-def test_voided_round_refuses_finalization_and_frees_next_round(
-    ledger, active_agreement, anchor, auditor, coordinator, open_round
+def epsilon_words(ledger, agreement_id, parties):
+    """The agreement's packed epsilon words now (eight uint32 lanes a word, by party index), from the view."""
+    words = [0] * ((len(parties) + 7) // 8)
+    for i, party in enumerate(parties):
+        words[i // 8] |= ledger.cumulativeEpsilon(agreement_id, party) << (32 * (i % 8))
+    return words
+
+
+def snapshot_words(ledger, name, agreement_id, round_id):
+    """The words of the `name` snapshot event (EpsilonsAtOpen or EpsilonsAtClose) of the round."""
+    events = ledger.events.get_sequence(from_block=0, event_type=name)
+    matching = [e.args for e in events if (e.args.agreementId, e.args.round) == (agreement_id, round_id)]
+    assert len(matching) == 1
+    return list(matching[0].words)
+
+
+def restore(ledger, agreement_id, round_id, sender):
+    """restoreVoidedRound with the words of the round's two snapshot events, as a caller finds them."""
+    return ledger.restoreVoidedRound(
+        agreement_id,
+        round_id,
+        snapshot_words(ledger, "EpsilonsAtOpen", agreement_id, round_id),
+        snapshot_words(ledger, "EpsilonsAtClose", agreement_id, round_id),
+        {"from": sender},
+    )
+
+
+def test_voided_round_refuses_finalization_and_frees_next_round_once_restored(
+    ledger, active_agreement, anchor, auditor, coordinator, open_round, rando
 ):
     round_id, batch = anchor({1: {"key": private_key_of(9)}})
     prove(ledger, auditor, batch, 1)
@@ -721,18 +753,28 @@ def test_voided_round_refuses_finalization_and_frees_next_round(
         ledger.finalizeRound(
             active_agreement, round_id, digest_of("a"), digest_of("r"), b"\x00" * 32, 0, {"from": coordinator}
         )
+    with reverts_with("RoundLedgerDisputePending", active_agreement):
+        open_round(active_agreement)
+    restore(ledger, active_agreement, round_id, rando)
     assert open_round(active_agreement) == round_id + 1
 
 
-def test_voided_round_keeps_the_privacy_budget_spent(ledger, active_agreement, anchor, auditor, trio):
-    # The updates were trained and published: their epsilon is spent whether or not the round counts.
-    _, batch = anchor({1: {"key": private_key_of(9)}})
+def test_voided_round_gives_back_the_privacy_budget_it_charged(ledger, active_agreement, anchor, auditor, trio,
+                                                               rando, assert_events):
+    # Issue 10 (a): nothing spent in a voided round stays charged, once anyone restores it from the events.
+    round_id, batch = anchor({1: {"key": private_key_of(9)}})
     prove(ledger, auditor, batch, 1)
     assert [ledger.cumulativeEpsilon(active_agreement, p) for p in trio] == [
         EPSILON_ONE,
         2 * EPSILON_ONE,
         3 * EPSILON_ONE,
     ]
+    tx = restore(ledger, active_agreement, round_id, rando)
+    assert_events(tx, ("VoidedRoundRestored", {"agreementId": active_agreement, "round": round_id}))
+    assert [ledger.cumulativeEpsilon(active_agreement, p) for p in trio] == [0, 0, 0]
+    assert not any(ledger.hasSubmitted(active_agreement, round_id, p) for p in trio)
+    with reverts_with("RoundLedgerNothingToRestore", active_agreement, round_id):
+        restore(ledger, active_agreement, round_id, rando)
 
 
 # --------------------------------------------------------------------------------- ERC-1271 smart-wallet party

@@ -1,8 +1,8 @@
-"""PartnerRegistry: registration, the coordinator's approve/suspend, key rotation, profiles and roles."""
+"""PartnerRegistry: registration, the registrar's approve/suspend, key rotation, profiles and roles."""
 
 import pytest
 from brownie import accounts, chain, web3
-from conftest import ADMIN_ROLE, AUDITOR_ROLE, COORDINATOR_ROLE, reverts_with
+from conftest import ADMIN_ROLE, AUDITOR_ROLE, COORDINATOR_ROLE, REGISTRAR_ROLE, reverts_with
 
 NONE, PENDING, APPROVED, SUSPENDED = range(4)
 PROFILE = web3.keccak(text="profile document")
@@ -90,7 +90,7 @@ def test_approve_approves_pending_partner(partners, partner_a, coordinator, regi
     assert partners.partnerOf(partner_a)[0] == APPROVED
     assert partners.isApproved(partner_a)
     assert partners.suspendedCount() == 0
-    assert_events(tx, ("PartnerApproved", {"partner": partner_a, "coordinator": coordinator}))
+    assert_events(tx, ("PartnerApproved", {"partner": partner_a, "registrar": coordinator}))
 
 
 def test_approve_keeps_the_rest_of_the_record(partners, partner_a, coordinator):
@@ -111,7 +111,7 @@ def test_approve_reinstates_suspended_partner(partners, partner_a, coordinator, 
 
     assert partners.isApproved(partner_a)
     assert partners.suspendedCount() == 0
-    assert_events(tx, ("PartnerApproved", {"partner": partner_a, "coordinator": coordinator}))
+    assert_events(tx, ("PartnerApproved", {"partner": partner_a, "registrar": coordinator}))
 
 
 def test_approve_refuses_unregistered_account(partners, newcomer, coordinator):
@@ -131,10 +131,10 @@ def test_approve_refuses_approved_partner(partners, partner_a, coordinator, regi
     assert partners.suspendedCount() == 0
 
 
-def test_approve_refuses_non_coordinator(partners, partner_a, admin, register, reverts_exactly):
+def test_approve_refuses_non_registrar(partners, partner_a, admin, register, reverts_exactly):
     register(partner_a, approve=False)
 
-    with reverts_exactly("AccessControlUnauthorizedAccount", admin, COORDINATOR_ROLE):
+    with reverts_exactly("AccessControlUnauthorizedAccount", admin, REGISTRAR_ROLE):
         partners.approve(partner_a, {"from": admin})
 
     assert partners.partnerOf(partner_a)[0] == PENDING
@@ -153,7 +153,7 @@ def test_suspend_suspends_approved_partner(partners, partner_a, coordinator, reg
     assert partners.partnerOf(partner_a)[0] == SUSPENDED
     assert not partners.isApproved(partner_a)
     assert partners.suspendedCount() == 1
-    assert_events(tx, ("PartnerSuspended", {"partner": partner_a, "coordinator": coordinator, "reasonDigest": REASON}))
+    assert_events(tx, ("PartnerSuspended", {"partner": partner_a, "registrar": coordinator, "reasonDigest": REASON}))
 
 
 def test_suspend_suspends_pending_partner(partners, partner_a, coordinator, register, assert_events):
@@ -163,7 +163,7 @@ def test_suspend_suspends_pending_partner(partners, partner_a, coordinator, regi
 
     assert partners.partnerOf(partner_a)[0] == SUSPENDED
     assert partners.suspendedCount() == 1
-    assert_events(tx, ("PartnerSuspended", {"partner": partner_a, "coordinator": coordinator, "reasonDigest": REASON}))
+    assert_events(tx, ("PartnerSuspended", {"partner": partner_a, "registrar": coordinator, "reasonDigest": REASON}))
 
 
 def test_suspend_refuses_suspended_partner(partners, partner_a, coordinator, register):
@@ -184,14 +184,26 @@ def test_suspend_refuses_unregistered_account(partners, newcomer, coordinator):
     assert partners.suspendedCount() == 0
 
 
-def test_suspend_refuses_non_coordinator(partners, partner_a, auditor, register, reverts_exactly):
+def test_suspend_refuses_non_registrar(partners, partner_a, auditor, register, reverts_exactly):
     register(partner_a)
 
-    with reverts_exactly("AccessControlUnauthorizedAccount", auditor, COORDINATOR_ROLE):
+    with reverts_exactly("AccessControlUnauthorizedAccount", auditor, REGISTRAR_ROLE):
         partners.suspend(partner_a, REASON, {"from": auditor})
 
     assert partners.isApproved(partner_a)
     assert partners.suspendedCount() == 0
+
+
+def test_suspend_refuses_a_coordinator_that_is_not_registrar(partners, partner_a, admin, rando, register,
+                                                             reverts_exactly):
+    """Issue 10 (c): the coordinator role spans every agreement, so it does not vet partners."""
+    register(partner_a)
+    partners.grantRole(COORDINATOR_ROLE, rando, {"from": admin})
+
+    with reverts_exactly("AccessControlUnauthorizedAccount", rando, REGISTRAR_ROLE):
+        partners.suspend(partner_a, REASON, {"from": rando})
+
+    assert partners.isApproved(partner_a)
 
 
 def test_suspended_count_follows_suspensions_and_reinstatements(
@@ -309,8 +321,9 @@ def test_partner_of_unregistered_account_is_empty(partners, newcomer):
 def test_role_constants_are_the_lepton_roles(partners):
     assert hexed(partners.COORDINATOR_ROLE()) == hexed(COORDINATOR_ROLE)
     assert hexed(partners.AUDITOR_ROLE()) == hexed(AUDITOR_ROLE)
+    assert hexed(partners.REGISTRAR_ROLE()) == hexed(REGISTRAR_ROLE)
     assert hexed(partners.DEFAULT_ADMIN_ROLE()) == hexed(ADMIN_ROLE)
-    for role in (COORDINATOR_ROLE, AUDITOR_ROLE, ADMIN_ROLE):
+    for role in (COORDINATOR_ROLE, AUDITOR_ROLE, REGISTRAR_ROLE, ADMIN_ROLE):
         assert hexed(partners.getRoleAdmin(role)) == hexed(ADMIN_ROLE)
 
 
@@ -332,22 +345,22 @@ def test_admin_grants_coordinator_role(partners, admin, rando, assert_events):
     assert_events(tx, ("RoleGranted", {"role": COORDINATOR_ROLE, "account": rando, "sender": admin}))
 
 
-def test_granted_coordinator_can_approve(partners, admin, rando, partner_a, register):
+def test_granted_registrar_can_approve(partners, admin, rando, partner_a, register):
     register(partner_a, approve=False)
-    partners.grantRole(COORDINATOR_ROLE, rando, {"from": admin})
+    partners.grantRole(REGISTRAR_ROLE, rando, {"from": admin})
 
     partners.approve(partner_a, {"from": rando})
 
     assert partners.isApproved(partner_a)
 
 
-def test_admin_revokes_coordinator_role(partners, admin, coordinator, partner_a, register, assert_events):
+def test_admin_revokes_registrar_role(partners, admin, coordinator, partner_a, register, assert_events):
     register(partner_a, approve=False)
 
-    tx = partners.revokeRole(COORDINATOR_ROLE, coordinator, {"from": admin})
+    tx = partners.revokeRole(REGISTRAR_ROLE, coordinator, {"from": admin})
 
-    assert not partners.hasRole(COORDINATOR_ROLE, coordinator)
-    assert_events(tx, ("RoleRevoked", {"role": COORDINATOR_ROLE, "account": coordinator, "sender": admin}))
+    assert not partners.hasRole(REGISTRAR_ROLE, coordinator)
+    assert_events(tx, ("RoleRevoked", {"role": REGISTRAR_ROLE, "account": coordinator, "sender": admin}))
     with reverts_with("AccessControlUnauthorizedAccount"):
         partners.approve(partner_a, {"from": coordinator})
 

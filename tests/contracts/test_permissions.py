@@ -15,6 +15,7 @@ from brownie import chain, web3
 from conftest import (
     ADMIN_ROLE,
     COORDINATOR_ROLE,
+    REGISTRAR_ROLE,
     DISPUTE_WINDOW,
     EPSILON_ONE,
     reverts_with,
@@ -126,7 +127,7 @@ CASES = [
         "coordinator",
         lambda w: (w.pending,),
         "AccessControlUnauthorizedAccount",
-        COORDINATOR_ROLE,
+        REGISTRAR_ROLE,
     ),
     Case(
         "partners",
@@ -134,7 +135,7 @@ CASES = [
         "coordinator",
         lambda w: (w.partner_a, REASON),
         "AccessControlUnauthorizedAccount",
-        COORDINATOR_ROLE,
+        REGISTRAR_ROLE,
     ),
     Case(
         "partners",

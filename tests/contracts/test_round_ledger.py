@@ -453,6 +453,8 @@ def test_finalize_emits_round_finalized_then_allocated(
                 "payoutTotal": 100,
             },
         ),
+        # The closing snapshot of the agreement's epsilon words (one word: three lanes of 1.0 each).
+        ("EpsilonsAtClose", {"agreementId": agreement_id, "round": round_id, "words": [EPSILON_ONE * (1 + 2**32 + 2**64)]}),
         (
             "Allocated",
             {
@@ -501,7 +503,7 @@ def test_finalize_without_payouts_allocates_nothing(ledger, vault, running, trio
         submit(agreement_id, round_id, partner)
     free = vault.unallocated(agreement_id)
     tx = ledger.finalizeRound(agreement_id, round_id, AGGREGATE_DIGEST, REPORT_DIGEST, ZERO, 0, {"from": coordinator})
-    assert [event.name for event in tx.events] == ["RoundFinalized"]
+    assert [event.name for event in tx.events] == ["RoundFinalized", "EpsilonsAtClose"]
     assert vault.allocation(agreement_id, round_id).dict()["root"] == ZERO
     assert vault.unallocated(agreement_id) == free
     assert round_of(ledger, agreement_id, round_id)["status"] == FINALIZED

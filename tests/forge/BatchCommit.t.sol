@@ -500,8 +500,14 @@ contract BatchCommitTest is LedgerFixture {
         assertEq(ledger.round(id, r).finalizedAt, finalizedAt, "finalization time kept");
     }
 
-    function test_proveForgedCommitment_letsTheNextRoundOpen() public {
-        prove(anchoredForgery(0), 0, 0);
+    function test_proveForgedCommitment_letsTheNextRoundOpenOnceRestored() public {
+        Batch memory b = anchoredForgery(0);
+        uint256[] memory atClose = wordsNow();
+        prove(b, 0, 0);
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerDisputePending.selector, id));
+        vm.prank(coordinator);
+        ledger.openRound(id, MODEL_DIGEST, uint64(block.timestamp) + ROUND_LENGTH, EVAL_COMMITMENT);
+        ledger.restoreVoidedRound(id, r, wordsAtOpen(), atClose);
         assertEq(openRoundOn(id), r + 1, "next round");
     }
 
@@ -661,8 +667,8 @@ contract BatchCommitTest is LedgerFixture {
     }
 
     /// @dev Issue 10, item 3, as the attack: the coordinator anchors a root with no preimage, listing parties at
-    /// the cap. The listed party disputes, the coordinator cannot answer, and anyone voids the entry: the round is
-    /// voided and the party's budget is what it was when the round opened.
+    /// the cap. The listed party disputes, the coordinator cannot answer, and anyone voids the entry: that entry
+    /// alone goes (the party's budget is what it was when the round opened), the round stands.
     function test_attack_rootWithoutPreimageBurnsNoBudget() public {
         uint32 cap = 8 * EPSILON_ONE;
         bytes memory entries = bytes.concat(entryOf(0, cap), entryOf(1, cap), entryOf(2, cap));
@@ -677,10 +683,13 @@ contract BatchCommitTest is LedgerFixture {
         ledger.voidDisputedEntry(id, r, parties[1], wordsAtOpen());
 
         assertEq(ledger.cumulativeEpsilon(id, parties[1]), 0, "budget as at the round's opening");
-        assertTrue(ledger.round(id, r).status == IRoundLedger.RoundStatus.Voided, "round voided");
+        assertTrue(ledger.round(id, r).status == IRoundLedger.RoundStatus.Open, "the round stands");
+        assertFalse(ledger.hasSubmitted(id, r, parties[1]), "the entry is gone");
+        assertEq(ledger.cumulativeEpsilon(id, parties[0]), cap, "the other entries stand");
         assertTrue(
             ledger.entryDispute(id, r, parties[1]).status == IRoundLedger.DisputeStatus.Voided, "dispute closed"
         );
+        closeRound(id, r, bytes32(0), 0);
         uint64 next = openRoundOn(id);
         submitAs(parties[1], id, next, EPSILON_ONE);
         assertEq(ledger.cumulativeEpsilon(id, parties[1]), EPSILON_ONE, "the party trains again");
@@ -781,18 +790,216 @@ contract BatchCommitTest is LedgerFixture {
         openRoundOn(id);
     }
 
-    /// @dev A voided entry whose party has committed a higher epsilon since keeps that later, signed value.
-    function test_voidDisputedEntry_keepsALaterSignedEpsilon() public {
+    /// @dev The agreement's packed epsilon words now, as the ledger's snapshots take them.
+    function wordsNow() internal view returns (uint256[] memory words) {
+        words = new uint256[]((PARTIES + 7) / 8);
+        for (uint256 i; i < PARTIES; ++i) {
+            words[i / 8] |= uint256(ledger.cumulativeEpsilon(id, parties[i])) << ((i % 8) * 32);
+        }
+    }
+
+    /// @dev Issue 10 (b), as the attack: a forged entry in round N is disputed while round N+1 runs, and the
+    /// party commits a higher epsilon in N+1 before the void. The old void restored only when the current
+    /// epsilon still equalled the forged one, so the forged 2.0 stayed charged on top of the honest 1.0 spent in
+    /// N+1. Now the void waits for N+1 to close and takes back exactly what the forged entry spent.
+    function test_attack_aVoidAfterALaterRoundLeavesNoForgedEpsilonCharged() public {
         IRoundLedger.BatchEvidence memory e = anchorWithoutPreimage(entryOf(1, 2 * EPSILON_ONE), 0);
         closeRound(id, r, bytes32(0), 0);
         uint64 next = openRoundOn(id); // opened before the dispute
-        submitAs(parties[1], id, next, 3 * EPSILON_ONE);
+        submitAs(parties[1], id, next, 3 * EPSILON_ONE); // spends 1.0 on top of the charged 2.0
+        submitAs(parties[0], id, next, EPSILON_ONE);
+        vm.prank(parties[1]);
+        ledger.disputeBatchEntry(e);
+        vm.warp(ledger.entryDispute(id, r, parties[1]).answerBy + 1);
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerRoundAlreadyOpen.selector, id, next));
+        ledger.voidDisputedEntry(id, r, parties[1], wordsAtOpen());
+        closeRound(id, next, bytes32(0), 0);
+        ledger.voidDisputedEntry(id, r, parties[1], wordsAtOpen());
+        assertEq(ledger.cumulativeEpsilon(id, parties[1]), EPSILON_ONE, "only the honest 1.0 stays charged");
+        assertEq(ledger.cumulativeEpsilon(id, parties[0]), EPSILON_ONE, "another party's honest entry stands");
+        assertTrue(ledger.round(id, next).status == IRoundLedger.RoundStatus.Finalized, "later round stands");
+    }
+
+    /// @dev Party 1 listed without a preimage at 2.0 in round N and at 5.0 in round N+1 (now `r`), both
+    /// disputed, unanswered and closed. Returns N and the words when N+1 opened.
+    function twoUnansweredForgeries() internal returns (uint64 firstRound, uint256[] memory atOpenOfNext) {
+        IRoundLedger.BatchEvidence memory first = anchorWithoutPreimage(entryOf(1, 2 * EPSILON_ONE), 0);
+        closeRound(id, r, bytes32(0), 0);
+        atOpenOfNext = wordsNow();
+        firstRound = r;
+        r = openRoundOn(id);
+        IRoundLedger.BatchEvidence memory second = anchorWithoutPreimage(entryOf(1, 5 * EPSILON_ONE), 0);
+        vm.prank(parties[1]);
+        ledger.disputeBatchEntry(first);
+        vm.prank(parties[1]);
+        ledger.disputeBatchEntry(second);
+        closeRound(id, r, bytes32(0), 0);
+        vm.warp(block.timestamp + DISPUTE_WINDOW + 1);
+    }
+
+    /// @dev Issue 10 (b): disputes of rounds N and N+1 voided in round order. The old code restored nothing at
+    /// the first void (the current epsilon was N+1's) and N+1's opening value at the second, leaving N's forged
+    /// 2.0 charged; in either order, nothing forged stays charged now.
+    function test_attack_voidsOfTwoRoundsInRoundOrderLeaveNothingCharged() public {
+        (uint64 firstRound, uint256[] memory atOpenOfNext) = twoUnansweredForgeries();
+        ledger.voidDisputedEntry(id, firstRound, parties[1], wordsAtOpen());
+        assertEq(ledger.cumulativeEpsilon(id, parties[1]), 3 * EPSILON_ONE, "the second forgery's 3.0 left");
+        ledger.voidDisputedEntry(id, r, parties[1], atOpenOfNext);
+        assertEq(ledger.cumulativeEpsilon(id, parties[1]), 0, "nothing forged stays charged");
+    }
+
+    /// @dev Issue 10 (b), the other order: the later round's forgery first.
+    function test_voidDisputedEntry_inReverseRoundOrderLeavesNothingCharged() public {
+        (uint64 firstRound, uint256[] memory atOpenOfNext) = twoUnansweredForgeries();
+        ledger.voidDisputedEntry(id, r, parties[1], atOpenOfNext);
+        assertEq(ledger.cumulativeEpsilon(id, parties[1]), 2 * EPSILON_ONE, "the first forgery's 2.0 left");
+        ledger.voidDisputedEntry(id, firstRound, parties[1], wordsAtOpen());
+        assertEq(ledger.cumulativeEpsilon(id, parties[1]), 0, "nothing forged stays charged");
+    }
+
+    /// @dev Issue 10 (a), as the attack: a proven forgery voided the round, yet every party kept the budget the
+    /// round had charged. Now the voided round gives back every entry's spend, and no round opens before it has.
+    function test_attack_aVoidedRoundGivesBackEveryPartysEpsilon() public {
+        Batch memory b = anchoredForgery(1);
+        submitAs(parties[7], id, r, 4 * EPSILON_ONE);
+        closeRound(id, r, keccak256("payout root"), 120e18);
+        uint256[] memory atClose = wordsNow();
+        prove(b, 0, 1);
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerDisputePending.selector, id));
+        vm.prank(coordinator);
+        ledger.openRound(id, MODEL_DIGEST, uint64(block.timestamp) + ROUND_LENGTH, EVAL_COMMITMENT);
+
+        vm.expectEmit(true, true, true, true, address(ledger));
+        emit IRoundLedger.VoidedRoundRestored(id, r);
+        vm.prank(rando);
+        ledger.restoreVoidedRound(id, r, wordsAtOpen(), atClose);
+        for (uint256 i; i < PARTIES; ++i) {
+            assertEq(ledger.cumulativeEpsilon(id, parties[i]), 0, "given back");
+            assertFalse(ledger.hasSubmitted(id, r, parties[i]), "no entry left");
+        }
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerNothingToRestore.selector, id, r));
+        ledger.restoreVoidedRound(id, r, wordsAtOpen(), atClose);
+        openRoundOn(id);
+    }
+
+    /// @dev Issue 10 (a): a round voided while the next one runs gives back its own spend only, once the next
+    /// round has closed; the next round's entries stay charged.
+    function test_restoreVoidedRound_keepsALaterRoundsSpend() public {
+        Batch memory b = anchoredForgery(1); // parties 0..4 at 1.0 + i
+        closeRound(id, r, bytes32(0), 0);
+        uint256[] memory atClose = wordsNow();
+        uint64 forged = r;
+        uint64 next = openRoundOn(id);
+        submitAs(parties[2], id, next, 5 * EPSILON_ONE); // spends 5.0 - 1.000002
+        submitAs(parties[8], id, next, EPSILON_ONE);
+        prove(b, 0, 1);
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerRoundAlreadyOpen.selector, id, next));
+        ledger.restoreVoidedRound(id, forged, wordsAtOpen(), atClose);
+        closeRound(id, next, bytes32(0), 0);
+        ledger.restoreVoidedRound(id, forged, wordsAtOpen(), atClose);
+        assertEq(ledger.cumulativeEpsilon(id, parties[2]), 5 * EPSILON_ONE - (EPSILON_ONE + 2), "later spend kept");
+        assertEq(ledger.cumulativeEpsilon(id, parties[8]), EPSILON_ONE, "later entry untouched");
+        assertEq(ledger.cumulativeEpsilon(id, parties[0]), 0, "voided round's spend given back");
+    }
+
+    function test_restoreVoidedRound_refusesOtherClosingWords() public {
+        Batch memory b = anchoredForgery(1);
+        uint256[] memory atClose = wordsNow();
+        prove(b, 0, 1);
+        atClose[0] += 1;
+        vm.expectRevert(IRoundLedger.RoundLedgerEpsilonWordsMismatch.selector);
+        ledger.restoreVoidedRound(id, r, wordsAtOpen(), atClose);
+    }
+
+    /// @dev Issue 10 (a): an abandoned round's spend is given back too.
+    function test_restoreVoidedRound_givesBackAnAbandonedRound() public {
+        anchor(batchOf(0, 3));
+        uint256[] memory atClose = wordsNow();
+        vm.warp(uint256(ledger.round(id, r).deadline) + DISPUTE_WINDOW + 1);
+        ledger.abandonRound(id, r);
+        ledger.restoreVoidedRound(id, r, wordsAtOpen(), atClose);
+        assertEq(ledger.cumulativeEpsilon(id, parties[2]), 0, "given back");
+    }
+
+    /// @dev Issue 10 (d), as the attack: a voided entry kept its submitted bit, so its party could still be
+    /// challenged and slashed for an update it never signed. Now a void removes the entry and dismisses the
+    /// challenge of it, and the party's stake is free once the round's window ends.
+    function test_attack_aVoidedEntryCannotBeChallengedNorSlashed() public {
+        IRoundLedger.BatchEvidence memory e = anchorWithoutPreimage(entryOf(1, EPSILON_ONE), 0);
+        vm.prank(auditor);
+        uint256 challengeId = ledger.challenge(id, r, parties[1], keccak256("evidence"));
         vm.prank(parties[1]);
         ledger.disputeBatchEntry(e);
         vm.warp(ledger.entryDispute(id, r, parties[1]).answerBy + 1);
         ledger.voidDisputedEntry(id, r, parties[1], wordsAtOpen());
-        assertEq(ledger.cumulativeEpsilon(id, parties[1]), 3 * EPSILON_ONE, "later signed value stands");
-        assertTrue(ledger.round(id, r).status == IRoundLedger.RoundStatus.Voided, "round voided");
+        assertTrue(
+            ledger.challengeOf(challengeId).status == IRoundLedger.ChallengeStatus.Dismissed, "challenge dismissed"
+        );
+        vm.expectRevert(
+            abi.encodeWithSelector(IRoundLedger.RoundLedgerNoSubmission.selector, id, r, parties[1])
+        );
+        vm.prank(auditor);
+        ledger.challenge(id, r, parties[1], keccak256("evidence"));
+        closeRound(id, r, bytes32(0), 0);
+        vm.warp(block.timestamp + DISPUTE_WINDOW);
+        assertFalse(ledger.isStakeLocked(id, parties[1]), "stake free");
+    }
+
+    /// @dev Issue 10 (d), as the attack: an entry skipped because its party had submitted directly could be
+    /// disputed, and its void reset the party's direct spend. Now only an applied entry is disputable.
+    function test_attack_aSkippedEntryCannotBeDisputed() public {
+        submitAs(parties[1], id, r, 2 * EPSILON_ONE);
+        IRoundLedger.BatchEvidence memory e =
+            anchorWithoutPreimage(bytes.concat(entryOf(0, EPSILON_ONE), entryOf(1, 3 * EPSILON_ONE)), 1);
+        e.batchIndex = 1; // after the direct submission
+        vm.expectRevert(
+            abi.encodeWithSelector(IRoundLedger.RoundLedgerNoSubmission.selector, id, r, parties[1])
+        );
+        vm.prank(parties[1]);
+        ledger.disputeBatchEntry(e);
+        e.position = 0;
+        vm.prank(parties[0]);
+        ledger.disputeBatchEntry(e); // the applied entry of the same batch is
+    }
+
+    /// @dev Issue 10 (d), as the attack: one unanswered entry voided the whole finalized round and revoked every
+    /// honest partner's payout. Now it removes that entry alone; the round and its allocation stand.
+    function test_attack_anUnansweredEntryLeavesTheFinalizedRoundStanding() public {
+        IRoundLedger.BatchEvidence memory e =
+            anchorWithoutPreimage(bytes.concat(entryOf(0, EPSILON_ONE), entryOf(1, EPSILON_ONE)), 1);
+        closeRound(id, r, keccak256("payout root"), 120e18);
+        vm.prank(parties[1]);
+        ledger.disputeBatchEntry(e);
+        vm.warp(ledger.entryDispute(id, r, parties[1]).answerBy + 1);
+        ledger.voidDisputedEntry(id, r, parties[1], wordsAtOpen());
+        assertTrue(ledger.round(id, r).status == IRoundLedger.RoundStatus.Finalized, "round stands");
+        assertFalse(vault.allocation(id, r).revoked, "allocation stands");
+        assertFalse(ledger.isClaimBlocked(id, r, parties[0]), "honest claims free");
+        assertEq(ledger.cumulativeEpsilon(id, parties[0]), EPSILON_ONE, "honest spend stands");
+        assertEq(ledger.cumulativeEpsilon(id, parties[1]), 0, "voided spend given back");
+    }
+
+    /// @dev A party whose entry was voided while the round is still open may enter again, and that new entry
+    /// can be disputed in its turn.
+    function test_disputeBatchEntry_acceptsANewEntryAfterAVoidInTheSameRound() public {
+        IRoundLedger.BatchEvidence memory e = anchorWithoutPreimage(entryOf(1, EPSILON_ONE), 0);
+        vm.prank(parties[1]);
+        ledger.disputeBatchEntry(e);
+        vm.warp(ledger.entryDispute(id, r, parties[1]).answerBy + 1);
+        ledger.voidDisputedEntry(id, r, parties[1], wordsAtOpen());
+        vm.expectRevert(
+            abi.encodeWithSelector(IRoundLedger.RoundLedgerNoSubmission.selector, id, r, parties[1])
+        );
+        vm.prank(parties[1]);
+        ledger.disputeBatchEntry(e);
+        vm.prank(coordinator);
+        ledger.commitBatch(id, r, keccak256("another root"), DOCUMENT, entryOf(1, 2 * EPSILON_ONE));
+        e.batchIndex = 1; // a batch index counts every update before it, voided ones too
+        e.root = keccak256("another root");
+        e.entries = entryOf(1, 2 * EPSILON_ONE);
+        vm.prank(parties[1]);
+        ledger.disputeBatchEntry(e);
+        assertTrue(ledger.entryDispute(id, r, parties[1]).status == IRoundLedger.DisputeStatus.Open, "open");
     }
 
     /*//////////////////////////////////////////////////////////////
@@ -839,6 +1046,24 @@ contract BatchCommitTest is LedgerFixture {
         ledger.disputeBatchEntry(evidenceOf(b, 0, 0));
         answer(b, 0, 0);
         assertTrue(ledger.entryDispute(id, r, wallet).status == IRoundLedger.DisputeStatus.Answered, "answered");
+    }
+
+    /// @dev Issue 10 (d), as the attack: a smart wallet's honest entry could be made unanswerable (the wallet
+    /// refuses its own signature once disputed) and was provable as "forged" by ECDSA. The coordinator now
+    /// reveals the wallet's commitment before any dispute, while the wallet accepts it, and that judgement is
+    /// final: the entry can be neither disputed nor proven forged afterwards.
+    function test_attack_aWalletsEntryRevealedBeforeAnyDisputeStays() public {
+        Batch memory b = walletBatch(WALLET_OWNER_KEY);
+        address wallet = b.commitments[0].partner;
+        answer(b, 0, 0); // no dispute yet
+        assertTrue(ledger.entryDispute(id, r, wallet).status == IRoundLedger.DisputeStatus.Answered, "revealed");
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerEntryAlreadyDisputed.selector, id, r, wallet));
+        vm.prank(wallet);
+        ledger.disputeBatchEntry(evidenceOf(b, 0, 0));
+        vm.expectRevert(IRoundLedger.RoundLedgerCommitmentValid.selector);
+        prove(b, 0, 0);
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerNoOpenDispute.selector, id, r, wallet));
+        answer(b, 0, 0);
     }
 
     function test_proveForgedCommitment_voidsCommitmentTheWalletDoesNotAccept() public {

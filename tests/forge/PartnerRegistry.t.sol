@@ -27,6 +27,14 @@ contract PartnerRegistryTest is AgreementFixture {
         assertEq(uint256(statusOf(account)), uint256(expected), what);
     }
 
+    /// @dev A coordinator of the deployment that is not its registrar.
+    function otherCoordinator() internal returns (address other) {
+        other = address(0xC0C0);
+        bytes32 role = partners.COORDINATOR_ROLE();
+        vm.prank(admin);
+        partners.grantRole(role, other);
+    }
+
     function suspendAs(address partner) internal {
         vm.prank(coordinator);
         partners.suspend(partner, REASON);
@@ -52,6 +60,7 @@ contract PartnerRegistryTest is AgreementFixture {
     function test_roleConstantsMatchLeptonRoles() public view {
         assertEq(partners.COORDINATOR_ROLE(), keccak256("COORDINATOR_ROLE"), "coordinator role");
         assertEq(partners.AUDITOR_ROLE(), keccak256("AUDITOR_ROLE"), "auditor role");
+        assertEq(partners.REGISTRAR_ROLE(), keccak256("REGISTRAR_ROLE"), "registrar role");
         assertEq(partners.DEFAULT_ADMIN_ROLE(), bytes32(0), "admin role");
     }
 
@@ -158,11 +167,11 @@ contract PartnerRegistryTest is AgreementFixture {
         assertEq(partners.suspendedCount(), 0, "uncounted once reinstated");
     }
 
-    function test_approveRefusesNonCoordinator() public {
+    function test_approveRefusesNonRegistrar() public {
         registerOnly(partnerA);
-        address[4] memory wrong = [admin, auditor, rando, partnerA];
+        address[5] memory wrong = [admin, auditor, rando, partnerA, otherCoordinator()];
         for (uint256 i; i < wrong.length; ++i) {
-            expectUnauthorized(wrong[i], partners.COORDINATOR_ROLE());
+            expectUnauthorized(wrong[i], partners.REGISTRAR_ROLE());
             vm.prank(wrong[i]);
             partners.approve(partnerA);
         }
@@ -208,11 +217,24 @@ contract PartnerRegistryTest is AgreementFixture {
         suspendAs(partnerA);
     }
 
-    function test_suspendRefusesNonCoordinator() public {
+    /// @dev Issue 10 (c), as the attack: approval and suspension were gated by the coordinator role, which spans
+    /// every agreement, so any coordinator could suspend the partners of another coordinator's agreement (and
+    /// stop their submissions there). Only the registrar can now; a coordinator without that role is refused.
+    function test_attack_aCoordinatorCannotSuspendAnotherCoordinatorsPartner() public {
         registerOnly(partnerA);
-        address[4] memory wrong = [admin, auditor, rando, partnerA];
+        approveAs(partnerA);
+        address other = otherCoordinator();
+        expectUnauthorized(other, partners.REGISTRAR_ROLE());
+        vm.prank(other);
+        partners.suspend(partnerA, REASON);
+        assertTrue(partners.isApproved(partnerA), "still approved");
+    }
+
+    function test_suspendRefusesNonRegistrar() public {
+        registerOnly(partnerA);
+        address[5] memory wrong = [admin, auditor, rando, partnerA, otherCoordinator()];
         for (uint256 i; i < wrong.length; ++i) {
-            expectUnauthorized(wrong[i], partners.COORDINATOR_ROLE());
+            expectUnauthorized(wrong[i], partners.REGISTRAR_ROLE());
             vm.prank(wrong[i]);
             partners.suspend(partnerA, REASON);
         }

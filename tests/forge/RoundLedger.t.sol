@@ -375,9 +375,10 @@ contract RoundLedgerTest is LedgerFixture {
         vm.recordLogs();
         finalizeAs(id, r, bytes32(0), 0);
         Vm.Log[] memory logs = vm.getRecordedLogs();
-        assertEq(logs.length, 1, "only RoundFinalized");
+        assertEq(logs.length, 2, "RoundFinalized and the closing snapshot only");
         assertEq(logs[0].emitter, address(ledger), "emitter");
         assertEq(logs[0].topics[0], IRoundLedger.RoundFinalized.selector, "event");
+        assertEq(logs[1].topics[0], IRoundLedger.EpsilonsAtClose.selector, "snapshot");
         assertEq(vault.allocation(id, r).root, bytes32(0), "no allocation");
         assertEq(vault.pool(id).allocated, 0, "nothing allocated");
         assertTrue(ledger.round(id, r).status == IRoundLedger.RoundStatus.Finalized, "finalized");

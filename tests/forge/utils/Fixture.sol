@@ -43,6 +43,9 @@ abstract contract Fixture is TestBase {
         token = new LeptonToken("Lepton Reward", "LRW", admin);
         vm.startPrank(admin);
         partners.grantRole(partners.COORDINATOR_ROLE(), coordinator);
+        // The fixture's operator also runs the partner registry; PartnerRegistryTest checks another coordinator
+        // cannot.
+        partners.grantRole(partners.REGISTRAR_ROLE(), coordinator);
         partners.grantRole(partners.AUDITOR_ROLE(), auditor);
         agreements.setVault(address(vault));
         vault.setRoundLedger(address(ledger));
