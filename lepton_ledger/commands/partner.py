@@ -479,15 +479,23 @@ AgreementOpt = Annotated[int, typer.Option("--agreement", help="Agreement id.")]
 RoundOpt = Annotated[int, typer.Option("--round", help="Round id.")]
 
 
-def _signed_epsilon(s: Any, agreement: int, round_id: int) -> int | None:
-    """The cumulative epsilon (fixed point) this key signed for the round in batched mode, from its outbox; None
-    when it signed nothing for it."""
-    from ..rounds.effects import chain_tag, default_outbox
+def _answerable(s: Any, entry: Any) -> bool:
+    """Whether the coordinator can answer a dispute of `entry`: the batch document in the store recomputes the
+    anchored root and holds, at the entry's position, a commitment of --key's with the entry's epsilon and
+    --key's valid signature. Without such a document nothing is proven (a coordinator may withhold it)."""
+    from ..chain.disputes import DisputeError, DisputeRecord, answer_for
+    from ..chain.typed_data import UpdateCommitment, update_commitment_digest
+    from ..protocol.signatures import is_valid_signature_now
 
-    outbox = default_outbox("partner", s.w3, s.address)
-    op = outbox.find(":".join(["signature", chain_tag(s.w3), s.ledger_address, str(agreement), str(round_id),
-                               s.address]))  # fmt: skip
-    return None if op is None else int(op.payload["accounting"]["cumulative_epsilon"])
+    record = DisputeRecord(entry.agreement_id, entry.round, s.address, "None", entry.batch_index, entry.position,
+                           entry.epsilon, 0)  # fmt: skip
+    try:
+        _, commitment, signature = answer_for(s.deployment, s.store, record)
+    except DisputeError:
+        return False
+    c = UpdateCommitment(*commitment)
+    digest = update_commitment_digest(s.w3.eth.chain_id, s.deployment.ledger.address, c)
+    return c.cumulative_epsilon == entry.epsilon and is_valid_signature_now(s.w3, s.address, digest, signature)
 
 
 @partner_app.command("dispute")
@@ -495,20 +503,21 @@ def _signed_epsilon(s: Any, agreement: int, round_id: int) -> int | None:
 def dispute(
     agreement: AgreementOpt, round: RoundOpt, key: KeyOpt,
     force: Annotated[bool, typer.Option(help="Dispute even an entry that is what --key signed.")] = False,
-    rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None,
+    rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None, ipfs: IpfsOpt = None,
 ) -> None:  # fmt: skip
     """Dispute --key's entry in a batch the coordinator anchored for ROUND: for a commitment it never signed.
 
     Finds the entry in the round's BatchCommitted events (the batch document is not needed: a coordinator may
     withhold it) and sends RoundLedger.disputeBatchEntry(evidence) from --key. The coordinator must then reveal
     the signed commitment within the dispute window; if it does not, `partner void-entry` voids the entry and
-    restores the budget. Refused when --key signed that very commitment (its outbox knows), unless --force.
+    restores the budget. Refused when the batch document in the store holds that very commitment with --key's
+    signature (the coordinator can answer), unless --force.
     """
     from web3.logs import DISCARD
 
     from ..chain import disputes
 
-    with open_session(rpc_url=rpc_url, deployment=deployment, key=key) as s:
+    with open_session(rpc_url=rpc_url, deployment=deployment, key=key, ipfs=ipfs) as s:
         s.require_party(agreement, s.address)
         s.require_round(agreement, round)
         entry = disputes.entry_of(s.deployment, agreement, round, s.address)
@@ -518,8 +527,7 @@ def dispute(
                                              .call()[0])]  # fmt: skip
         require(status == "None", f"{s.address}'s entry in round {round} of agreement {agreement} was already "
                                   f"disputed (status {status})")  # fmt: skip
-        signed = _signed_epsilon(s, agreement, round)
-        require(force or signed != entry.epsilon,
+        require(force or not _answerable(s, entry),
                 f"{s.address} signed this commitment (epsilon {entry.epsilon / 10**6:g}) for round {round}: the "
                 "entry is honest and the coordinator can answer a dispute; pass --force to dispute it anyway")
         receipt = s.tx.transact(s.deployment.ledger.functions.disputeBatchEntry(entry.evidence()), s.address)
