@@ -27,6 +27,7 @@ from .context import (
     IpfsOpt,
     KeyOpt,
     RpcUrlOpt,
+    fixed_point,
     open_session,
     parse_address,
     parse_tokens,
@@ -528,13 +529,13 @@ def dispute(
         require(status == "None", f"{s.address}'s entry in round {round} of agreement {agreement} was already "
                                   f"disputed (status {status})")  # fmt: skip
         require(force or not _answerable(s, entry),
-                f"{s.address} signed this commitment (epsilon {entry.epsilon / 10**6:g}) for round {round}: the "
+                f"{s.address} signed this commitment (epsilon {fixed_point(entry.epsilon, 6)}) for round {round}: the "
                 "entry is honest and the coordinator can answer a dispute; pass --force to dispute it anyway")
         receipt = s.tx.transact(s.deployment.ledger.functions.disputeBatchEntry(entry.evidence()), s.address)
         (event,) = s.deployment.ledger.events.BatchEntryDisputed().process_receipt(receipt, errors=DISCARD)
     answer_by = int(event["args"]["answerBy"])
     typer.echo(f"disputed the entry of {s.address} in round {round} of agreement {agreement} (batch "
-               f"{entry.batch_index}, position {entry.position}, epsilon {entry.epsilon / 10**6:g}); the "
+               f"{entry.batch_index}, position {entry.position}, epsilon {fixed_point(entry.epsilon, 6)}); the "
                f"coordinator must answer by {utc(answer_by)}, then: lepton-ledger partner void-entry "
                f"--agreement {agreement} --round {round}")  # fmt: skip
 
@@ -574,7 +575,7 @@ def void_entry(
         (event,) = s.deployment.ledger.events.DisputedEntryVoided().process_receipt(receipt, errors=DISCARD)
     restored = int(event["args"]["restoredEpsilon"])
     typer.echo(f"voided the entry of {who} in round {round} of agreement {agreement}: the round is void, its "
-               f"epsilon is back to {restored / 10**6:g}")  # fmt: skip
+               f"epsilon is back to {fixed_point(restored, 6)}")  # fmt: skip
 
 
 @partner_app.command("standing")
@@ -606,10 +607,10 @@ def standing(
     typer.echo(f"partner:  {who}")
     typer.echo(f"epsilon:  {spent / 10**6:.6f} spent of cap {terms.epsilon_cap:g} (on-chain)")
     held_as = "locked" if locked else "held while the terms are in force" if in_force else "withdrawable"
-    typer.echo(f"stake:    {held / 10**18:g} ({held_as})")
+    typer.echo(f"stake:    {fixed_point(held, 18)} ({held_as})")
     for r in records:
         when = f", answer by {utc(r.answer_by)}" if r.status == "Open" else ""
-        typer.echo(f"dispute:  round {r.round}, entry epsilon {r.epsilon / 10**6:g}: {r.status}{when}")
+        typer.echo(f"dispute:  round {r.round}, entry epsilon {fixed_point(r.epsilon, 6)}: {r.status}{when}")
     for c in against:
         typer.echo(f"challenge {c.challenge_id}: round {c.round}, {c.status}, raised {utc(c.raised_at)} by "
                    f"{c.challenger}")  # fmt: skip

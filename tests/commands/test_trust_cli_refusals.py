@@ -112,6 +112,7 @@ def test_an_entry_with_the_signed_epsilon_but_not_the_signed_commitment_can_be_d
         s.tx.transact(s.deployment.ledger.functions.commitBatch(1, 3, b"\x33" * 32, b"\x44" * 32,
                       pack_entries([(index, epsilon)])), s.address)  # fmt: skip
     disputed = run("partner", "dispute", "--agreement", "1", "--round", "3", "--key", "partner-b").output
-    assert f"disputed the entry of {b} in round 3 of agreement 1" in disputed
+    exact = f"{epsilon // 10**6}.{epsilon % 10**6:06d}".rstrip("0")  # as signed, not rounded to 6 digits
+    assert f"disputed the entry of {b} in round 3 of agreement 1 (batch 0, position 0, epsilon {exact})" in disputed
     answered = run("coordinator", "answer-disputes", "--agreement", "1", "--key", "coordinator").output
     assert f"dispute: round 3, {b}: cannot answer: batch document 0x{'44' * 32}" in answered
