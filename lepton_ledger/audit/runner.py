@@ -5,7 +5,7 @@ chain state, so that the audit changes nothing).
 For every round verified by an earlier audit (kept in the audit state), every artifact the chain anchors is
 re-fetched and re-hashed (``cids_resolve``, ``batch_document``), its other checks taken from that audit; a
 round that fails this is forgotten, so the next audit examines it in full. For every round that has ended and is
-not yet verified (all of them with ``full=True``), in order: the batch
+not yet verified, or was voided since (all of them with ``full=True``), in order: the batch
 documents of its anchored commitments (``batch_document``), every artifact its digests name
 (``cids_resolve``: global model, envelopes, report, aggregate), every envelope (``envelope_decrypts``,
 ``manifest_signature``), every partner's epsilon (``epsilon_recomputed``, ``epsilon_within_cap``), and for a
@@ -204,7 +204,9 @@ def audit_deployment(w3: Any, deployment_addresses: dict[str, str], store: Any, 
         for record in view.rounds(a):
             if record.status == STATUS_OPEN:
                 continue  # checked once it ends
-            if (a, record.round) in verified:
+            # Verified and not voided since (a round voided after finalization is audited again, in full).
+            end, known = record.voided or record.finalized, verified.get((a, record.round))
+            if known is not None and end is not None and known.block == end.block_number:
                 checks = auditor.recheck_artifacts(record)
                 result.checks += checks
                 result.rounds_rechecked.append((a, record.round))
@@ -455,7 +457,7 @@ class _RoundAuditor:
             )
             for c in m.commitments
         }  # fmt: skip
-        end = record.finalized or record.voided
+        end = record.voided or record.finalized  # a round voided after finalization ended when it was voided
         block = end.block_number if end is not None else record.opened.block_number
         return RoundSummary(record.agreement_id, record.round, accuracy, self.view.gas_used(record.agreement_id,
                             record.round), block, partners)  # fmt: skip

@@ -57,6 +57,13 @@ def utc_text(timestamp: int) -> str:
         return f"unix time {timestamp}"
 
 
+def fixed_point_text(value: int, decimals: int) -> str:
+    """Unsigned `value` / 10**`decimals`, exact and without an exponent, at any size (``:g`` prints 10000001 / 1e6
+    as ``10``, so a refusal's spent and cap could read alike)."""
+    whole, fraction = divmod(value, 10**decimals)
+    return f"{whole}.{fraction:0{decimals}d}".rstrip("0").rstrip(".")
+
+
 def human_revert(exc: ContractReverted) -> str:
     """`exc` with its arguments in human units: times as UTC dates, token amounts in whole tokens, epsilons
     as decimals, enum values by name (``RoundLedgerAnswerWindowOpen(answerBy=2026-12-06 07:00:00 UTC)``)."""
@@ -67,9 +74,9 @@ def human_revert(exc: ContractReverted) -> str:
             if name in _TIME_ARGS:
                 value = utc_text(value)
             elif name in _TOKEN_ARGS:
-                value = f"{value / 10**18:g} tokens"
+                value = f"{fixed_point_text(value, 18)} tokens"
             elif name in _EPSILON_ARGS:
-                value = f"epsilon {value / 10**6:g}"
+                value = f"epsilon {fixed_point_text(value, 6)}"
             elif name == "status" and statuses and value < len(statuses):
                 value = statuses[value]
         rendered.append(f"{name}={value}")

@@ -47,6 +47,7 @@ __all__ = [
     "default_deployment_path",
     "echo_json",
     "fail",
+    "fixed_point",
     "load_deployment_document",
     "no_gas_message",
     "open_session",
@@ -360,6 +361,13 @@ def utc(timestamp: int) -> str:
     from ..chain.transactions import utc_text
 
     return utc_text(timestamp)
+
+
+def fixed_point(value: int, decimals: int) -> str:
+    """An amount of the reward token (18 decimals) or an epsilon (6) as people read it, exactly."""
+    from ..chain.transactions import fixed_point_text
+
+    return fixed_point_text(value, decimals)
 
 
 def echo_json(document: dict[str, Any]) -> None:

@@ -27,6 +27,7 @@ from .context import (
     IpfsOpt,
     KeyOpt,
     RpcUrlOpt,
+    fixed_point,
     open_session,
     parse_address,
     parse_tokens,
@@ -466,15 +467,23 @@ AgreementOpt = Annotated[int, typer.Option("--agreement", help="Agreement id.")]
 RoundOpt = Annotated[int, typer.Option("--round", help="Round id.")]
 
 
-def _signed_epsilon(s: Any, agreement: int, round_id: int) -> int | None:
-    """The cumulative epsilon (fixed point) this key signed for the round in batched mode, from its outbox; None
-    when it signed nothing for it."""
-    from ..rounds.effects import chain_tag, default_outbox
+def _answerable(s: Any, entry: Any) -> bool:
+    """Whether the coordinator can answer a dispute of `entry`: the batch document in the store recomputes the
+    anchored root and holds, at the entry's position, a commitment of --key's with the entry's epsilon and
+    --key's valid signature. Without such a document nothing is proven (a coordinator may withhold it)."""
+    from ..chain.disputes import DisputeError, DisputeRecord, answer_for
+    from ..chain.typed_data import UpdateCommitment, update_commitment_digest
+    from ..protocol.signatures import is_valid_signature_now
 
-    outbox = default_outbox("partner", s.w3, s.address)
-    op = outbox.find(":".join(["signature", chain_tag(s.w3), s.ledger_address, str(agreement), str(round_id),
-                               s.address]))  # fmt: skip
-    return None if op is None else int(op.payload["accounting"]["cumulative_epsilon"])
+    record = DisputeRecord(entry.agreement_id, entry.round, s.address, "None", entry.batch_index, entry.position,
+                           entry.epsilon, 0)  # fmt: skip
+    try:
+        _, commitment, signature = answer_for(s.deployment, s.store, record)
+    except DisputeError:
+        return False
+    c = UpdateCommitment(*commitment)
+    digest = update_commitment_digest(s.w3.eth.chain_id, s.deployment.ledger.address, c)
+    return c.cumulative_epsilon == entry.epsilon and is_valid_signature_now(s.w3, s.address, digest, signature)
 
 
 @partner_app.command("dispute")
@@ -482,20 +491,21 @@ def _signed_epsilon(s: Any, agreement: int, round_id: int) -> int | None:
 def dispute(
     agreement: AgreementOpt, round: RoundOpt, key: KeyOpt,
     force: Annotated[bool, typer.Option(help="Dispute even an entry that is what --key signed.")] = False,
-    rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None,
+    rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None, ipfs: IpfsOpt = None,
 ) -> None:  # fmt: skip
     """Dispute --key's entry in a batch the coordinator anchored for ROUND: for a commitment it never signed.
 
     Finds the entry in the round's BatchCommitted events (the batch document is not needed: a coordinator may
     withhold it) and sends RoundLedger.disputeBatchEntry(evidence) from --key. The coordinator must then reveal
     the signed commitment within the dispute window; if it does not, `partner void-entry` voids the entry and
-    restores the budget. Refused when --key signed that very commitment (its outbox knows), unless --force.
+    restores the budget. Refused when the batch document in the store holds that very commitment with --key's
+    signature (the coordinator can answer), unless --force.
     """
     from web3.logs import DISCARD
 
     from ..chain import disputes
 
-    with open_session(rpc_url=rpc_url, deployment=deployment, key=key) as s:
+    with open_session(rpc_url=rpc_url, deployment=deployment, key=key, ipfs=ipfs) as s:
         s.require_party(agreement, s.address)
         s.require_round(agreement, round)
         entry = disputes.entry_of(s.deployment, agreement, round, s.address)
@@ -505,15 +515,14 @@ def dispute(
                                              .call()[0])]  # fmt: skip
         require(status == "None", f"{s.address}'s entry in round {round} of agreement {agreement} was already "
                                   f"disputed (status {status})")  # fmt: skip
-        signed = _signed_epsilon(s, agreement, round)
-        require(force or signed != entry.epsilon,
-                f"{s.address} signed this commitment (epsilon {entry.epsilon / 10**6:g}) for round {round}: the "
+        require(force or not _answerable(s, entry),
+                f"{s.address} signed this commitment (epsilon {fixed_point(entry.epsilon, 6)}) for round {round}: the "
                 "entry is honest and the coordinator can answer a dispute; pass --force to dispute it anyway")
         receipt = s.tx.transact(s.deployment.ledger.functions.disputeBatchEntry(entry.evidence()), s.address)
         (event,) = s.deployment.ledger.events.BatchEntryDisputed().process_receipt(receipt, errors=DISCARD)
     answer_by = int(event["args"]["answerBy"])
     typer.echo(f"disputed the entry of {s.address} in round {round} of agreement {agreement} (batch "
-               f"{entry.batch_index}, position {entry.position}, epsilon {entry.epsilon / 10**6:g}); the "
+               f"{entry.batch_index}, position {entry.position}, epsilon {fixed_point(entry.epsilon, 6)}); the "
                f"coordinator must answer by {utc(answer_by)}, then: lepton-ledger partner void-entry "
                f"--agreement {agreement} --round {round}")  # fmt: skip
 
@@ -553,7 +562,7 @@ def void_entry(
         (event,) = s.deployment.ledger.events.DisputedEntryVoided().process_receipt(receipt, errors=DISCARD)
     restored = int(event["args"]["restoredEpsilon"])
     typer.echo(f"voided the entry of {who} in round {round} of agreement {agreement}: the round is void, its "
-               f"epsilon is back to {restored / 10**6:g}")  # fmt: skip
+               f"epsilon is back to {fixed_point(restored, 6)}")  # fmt: skip
 
 
 @partner_app.command("standing")
@@ -585,10 +594,10 @@ def standing(
     typer.echo(f"partner:  {who}")
     typer.echo(f"epsilon:  {spent / 10**6:.6f} spent of cap {terms.epsilon_cap:g} (on-chain)")
     held_as = "locked" if locked else "held while the terms are in force" if in_force else "withdrawable"
-    typer.echo(f"stake:    {held / 10**18:g} ({held_as})")
+    typer.echo(f"stake:    {fixed_point(held, 18)} ({held_as})")
     for r in records:
         when = f", answer by {utc(r.answer_by)}" if r.status == "Open" else ""
-        typer.echo(f"dispute:  round {r.round}, entry epsilon {r.epsilon / 10**6:g}: {r.status}{when}")
+        typer.echo(f"dispute:  round {r.round}, entry epsilon {fixed_point(r.epsilon, 6)}: {r.status}{when}")
     for c in against:
         typer.echo(f"challenge {c.challenge_id}: round {c.round}, {c.status}, raised {utc(c.raised_at)} by "
                    f"{c.challenger}")  # fmt: skip

@@ -1,9 +1,13 @@
-"""The trust-model commands refuse before they act, with one line: a round id the ledger never opened (negative,
-past uint64) names the round; a refused `coordinator close` has sent nothing, not even the answers to open
-disputes it gives on its way to finalizing. On a real chain, in file order on the module's own
-`world` (the fixture of test_trust_cli)."""
+"""The trust-model commands, read as a dishonest party or a newcomer would use them, on a real chain, in file order
+on the module's own `world` (the fixture of test_trust_cli): a round id the ledger never opened (negative, past
+uint64) is refused with one line; a refusal prints tokens and epsilons exactly; `partner standing` does not call withdrawable a stake the vault will not
+release; a refused `coordinator close` has sent nothing, not even the answers to open disputes it gives on its
+way to finalizing; the audit examines again a round voided after it verified it; a partner disputes an entry
+that carries the epsilon it signed but not its signed commitment."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 from cli_home import ADDRESS
@@ -17,6 +21,18 @@ from test_trust_cli import (  # noqa: F401 -- world: the module's fixture
     session,
     world,
 )
+
+
+def test_a_refusal_prints_amounts_exactly_so_that_two_of_them_never_read_alike():
+    from lepton_ledger.chain.transactions import human_revert
+    from lepton_ledger.errors import ContractReverted
+
+    assert human_revert(ContractReverted("RoundLedgerBudgetExceeded", {"partner": "0xabc", "spent": 10_000_001,
+                                                                       "cap": 10_000_000})) == \
+        "RoundLedgerBudgetExceeded(partner=0xabc, spent=epsilon 10.000001, cap=epsilon 10)"  # fmt: skip
+    assert human_revert(ContractReverted("RewardVaultInsufficientUnallocated", {
+        "agreementId": 1, "unallocated": 9_999_995 * 10**17, "requested": 10**24})) == \
+        "RewardVaultInsufficientUnallocated(agreementId=1, unallocated=999999.5 tokens, requested=1000000 tokens)"
 
 
 @pytest.mark.parametrize("command", [("round", "abandon"), ("vault", "expire")])
@@ -52,3 +68,51 @@ def test_a_refused_close_answers_no_dispute(world):  # noqa: F811 -- the importe
     closed = run("coordinator", "close", "1", "1", "--key", "coordinator", *DATA).output
     assert f"dispute: round 1, {a}: answered with its signed commitment" in closed
     assert "finalized round 1 of agreement 1" in closed
+
+
+def test_a_round_voided_after_an_audit_verified_it_is_audited_again(world):  # noqa: F811
+    """The audit remembers the rounds it verified; one of them voided since (an entry's dispute, raised in the
+    dispute window after finalization, went unanswered: its allocation revoked) no longer shows its payouts."""
+    a, b = ADDRESS["partner-a"], ADDRESS["partner-b"]
+    run("coordinator", "open", "1", "--key", "coordinator", *DATA, "--round-seconds", str(WINDOW // 2))  # round 2
+    signed = world / "a2.json"
+    run("partner", "train-and-sign", "1", "--key", "partner-a", "--out", str(signed), *DATA)
+    run("partner", "train-and-submit", "1", "--key", "partner-b", *DATA, "--partition", "1")
+    run("coordinator", "anchor", "1", "2", str(signed), "--key", "coordinator")
+    assert "finalized round 2" in run("coordinator", "close", "1", "2", "--key", "coordinator", *DATA).output
+
+    def payouts(name: str) -> dict[str, int]:
+        out = world / name
+        assert "every check holds" in run("audit", "--key-name", "auditor", "--json", str(out)).output
+        (summary,) = [r for r in json.loads(out.read_text())["rounds"] if r["round"] == 2]
+        return {p: int(line["payout"]) for p, line in summary["partners"].items()}
+
+    assert all(payouts("before.json").values())
+    run("partner", "dispute", "--agreement", "1", "--round", "2", "--key", "partner-a", "--force")
+    advance(f"{WINDOW + 1}s")  # nobody answers
+    run("partner", "void-entry", "--agreement", "1", "--round", "2", "--key", "partner-b", "--party", a)
+    with session() as s:
+        assert s.deployment.vault.functions.allocation(1, 2).call()[4]  # revoked
+    assert payouts("after.json") == {b: 0}  # partner-a's entry is no update; nobody is paid for a voided round
+
+
+def test_an_entry_with_the_signed_epsilon_but_not_the_signed_commitment_can_be_disputed(world):  # noqa: F811
+    """partner-b signed its commitment for round 3; the coordinator anchors, in its place, an entry with the same
+    epsilon but a leaf partner-b never signed and no document. It cannot answer, so partner-b's dispute must go
+    through (its outbox knowing the epsilon proves nothing) and voids the entry."""
+    b = ADDRESS["partner-b"]
+    run("coordinator", "open", "1", "--key", "coordinator", *DATA)  # round 3
+    signed = world / "b3.json"
+    run("partner", "train-and-sign", "1", "--key", "partner-b", "--out", str(signed), *DATA)
+    epsilon = json.loads(signed.read_text())["cumulativeEpsilon"]
+    from lepton_ledger.chain.merkle import pack_entries
+
+    with session() as s:
+        index = s.deployment.agreements.functions.partyIndex(1, b).call()[1]
+        s.tx.transact(s.deployment.ledger.functions.commitBatch(1, 3, b"\x33" * 32, b"\x44" * 32,
+                      pack_entries([(index, epsilon)])), s.address)  # fmt: skip
+    disputed = run("partner", "dispute", "--agreement", "1", "--round", "3", "--key", "partner-b").output
+    exact = f"{epsilon // 10**6}.{epsilon % 10**6:06d}".rstrip("0")  # as signed, not rounded to 6 digits
+    assert f"disputed the entry of {b} in round 3 of agreement 1 (batch 0, position 0, epsilon {exact})" in disputed
+    answered = run("coordinator", "answer-disputes", "--agreement", "1", "--key", "coordinator").output
+    assert f"dispute: round 3, {b}: cannot answer: batch document 0x{'44' * 32}" in answered
