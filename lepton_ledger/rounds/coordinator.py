@@ -51,6 +51,7 @@ from typing import Any
 
 import torch
 
+from ..chain.batched import read_many
 from ..chain.deployment import AUDITOR_ROLE
 from ..chain.events import EventIndex
 from ..chain.merkle import PayoutTree, PositionalTree, commitment_leaf, pack_entries
@@ -262,8 +263,10 @@ class Coordinator:
         if earlier is not None and earlier.status != "failed":
             return self.effects.finish(key).payload["document"]
         chain_id, ledger = self.tx.w3.eth.chain_id, self.deployment.ledger.address
-        indexed = sorted((self._checked_signed(agreement_id, round_id, s, chain_id, ledger) for s in signed),
-                         key=lambda pair: pair[0])  # fmt: skip
+        party_calls = [self.deployment.agreements.functions.partyIndex(agreement_id, s.commitment.partner) for s in signed]
+        parties = read_many(self.tx.w3, party_calls)  # one request for the whole batch
+        indexed = sorted((self._checked_signed(agreement_id, round_id, s, chain_id, ledger, party)
+                          for s, party in zip(signed, parties)), key=lambda pair: pair[0])  # fmt: skip
         twice = sorted({s.commitment.partner for (i, s), (j, _) in pairwise(indexed) if i == j})
         if twice:
             raise CommitmentRefused(f"more than one commitment of {', '.join(twice)} in the batch")
@@ -278,16 +281,17 @@ class Coordinator:
                                                             digest, entries)  # fmt: skip
         return self.effects.transact(key, call, self.address, document=cid).payload["document"]
 
-    def _checked_signed(self, agreement_id: int, round_id: int, signed: Any, chain_id: int, ledger: str
-                        ) -> tuple[int, Any]:  # fmt: skip
-        """``(party index, signed)`` after the checks the ledger leaves to auditors: a party of the agreement, this
-        round, and a signature valid for the party (ECDSA or ERC-1271, as ``SignatureChecker``).
+    def _checked_signed(self, agreement_id: int, round_id: int, signed: Any, chain_id: int, ledger: str,
+                        party: tuple[bool, int]) -> tuple[int, Any]:  # fmt: skip
+        """``(party index, signed)`` after the checks the ledger leaves to auditors: a party of the agreement
+        (`party`: what ``partyIndex`` says of its partner), this round, and a signature valid for the party (ECDSA
+        or ERC-1271, as ``SignatureChecker``).
 
         Raises:
             CommitmentRefused: naming the partner and what is wrong; nothing is anchored.
         """
         c = signed.commitment
-        is_party, index = self.deployment.agreements.functions.partyIndex(agreement_id, c.partner).call()
+        is_party, index = party
         if not is_party:
             raise CommitmentRefused(f"{c.partner} is not a party of agreement {agreement_id}")
         if (c.agreement_id, c.round) != (agreement_id, round_id):
@@ -383,8 +387,9 @@ class Coordinator:
         else:
             self.events.sync()
             granted = {e.args["account"] for e in self.events.events("RoleGranted", contract="PartnerRegistry")}
-            candidates = sorted(a for a in granted if partners.hasRole(AUDITOR_ROLE, a).call())
-        keys = {a: bytes(partners.partnerOf(a).call()[3]) for a in candidates}
+            held = read_many(self.tx.w3, [partners.hasRole(AUDITOR_ROLE, a) for a in sorted(granted)])
+            candidates = [a for a, has in zip(sorted(granted), held) if has]
+        keys = {a: bytes(p[3]) for a, p in zip(candidates, read_many(self.tx.w3, [partners.partnerOf(a) for a in candidates]))}
         return {a: k for a, k in keys.items() if any(k)}  # without a registered key, nobody can seal to it
 
     def open_updates(self, events: list[Any], model_digest: bytes) -> tuple[dict[str, Any], dict[str, list]]:
