@@ -53,7 +53,9 @@ round's internals move. Wrapping costs a few microseconds per call.
 
 Last line, JSON: ``{"partners", "mode", "model", "epochs", "rounds", "warmup", "ratio" (fastest ledger / fastest bare), "ratio_median",
 "ledger_s", "bare_s", "same_result", "setup_s" (deployment to funding, not in the ratio), "workers" (training processes), "close_ms_per_partner" (the fastest ``close_round`` over partners);
-batched mode also "anchor_s", "first_signed_to_anchored_s" and "anchored_per_s" (partners over the latter),
+batched mode also "anchor_s" (``anchor_batch``: the signed commitments checked, the batch document put,
+``commitBatch`` sent and its receipt), "anchored_per_s" (partners over it) and "first_signed_to_anchored_s"
+(from the first partner's signed commitment, so with the other partners' training on this machine),
 "rpc_requests" (HTTP
 requests to the node in a ledger round, the most of any timed round: a JSON-RPC batch counts once)}``.
 """
@@ -451,10 +453,10 @@ def run(*, partners: int, rounds: int, mode: str, warmup: int = 1, model: str = 
         "close_ms_per_partner": round(min(m["close"] for m in scaling) / partners * 1e3, 3),
     }  # fmt: skip
     if mode == "batched":
-        fastest = min(m["first_signed_to_anchored"] for m in scaling)
-        summary["anchor_s"] = round(min(m["anchor"] for m in scaling), 4)
-        summary["first_signed_to_anchored_s"] = round(fastest, 4)
-        summary["anchored_per_s"] = round(partners / fastest, 1)
+        anchor_s = min(m["anchor"] for m in scaling)
+        summary["anchor_s"] = round(anchor_s, 4)
+        summary["first_signed_to_anchored_s"] = round(min(m["first_signed_to_anchored"] for m in scaling), 4)
+        summary["anchored_per_s"] = round(partners / anchor_s, 1)
     print_report(summary, timings, phases, ledger_calls)
     return summary
 
@@ -486,9 +488,10 @@ def print_report(summary: dict[str, Any], timings: dict[str, list[float]], phase
           f"{(total['ledger'] - total['bare']) * 1e3:9.1f}")  # fmt: skip
     print(f"coordinator's close_round: {s['close_ms_per_partner']:.2f} ms per partner (fastest timed round)")
     if s["mode"] == "batched":
-        print(f"batched commitments: anchor_batch {s['anchor_s'] * 1e3:.1f} ms; first signed commitment to the "
-              f"anchoring receipt {s['first_signed_to_anchored_s'] * 1e3:.1f} ms = {s['anchored_per_s']:.0f} "
-              f"anchored updates/s")  # fmt: skip
+        print(f"batched commitments: every signed commitment collected to the anchoring receipt (anchor_batch) "
+              f"{s['anchor_s'] * 1e3:.1f} ms = {s['anchored_per_s']:.0f} anchored updates/s; from the first signed "
+              f"commitment {s['first_signed_to_anchored_s'] * 1e3:.1f} ms (includes the other partners' training, "
+              f"all on this machine)")  # fmt: skip
     print(f"JSON-RPC requests per ledger round (HTTP requests to the node, most of any timed round): "
           f"{s['rpc_requests']} = {s['rpc_requests'] / s['partners']:.1f} per partner")
     print(f"same aggregate and payouts on both sides, every round: {s['same_result']}")

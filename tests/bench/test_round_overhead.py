@@ -45,3 +45,12 @@ def test_main_prints_the_ratio_as_its_last_line(bench, capsys):
 def test_bad_settings_are_refused_before_anything_starts(bench, kwargs, named):
     with pytest.raises(ValueError, match=named):
         bench.run(**kwargs)
+
+
+def test_batched_mode_prints_the_anchoring_throughput(bench, capsys):
+    summary = bench.main(["--partners", "2", "--rounds", "1", "--warmup", "0", "--mode", "batched"])
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed == summary and printed["same_result"] is True
+    assert printed["anchored_per_s"] == round(2 / printed["anchor_s"], 1)
+    assert 0 < printed["anchor_s"] <= printed["first_signed_to_anchored_s"]
+    assert printed["rpc_requests"] > 0 and printed["close_ms_per_partner"] > 0
