@@ -203,8 +203,8 @@ class Partner:
             f"{self.outbox.path.stem}-accountant-{accountant.agreement}.json"
         )
         self.accountant_file = AccountantFile(accountant, path)
-        # Read once: a round's model digest never changes once it is open, nor do the recipients' keys within
-        # this partner's agreement (a key changed mid-agreement makes the coordinator reject the envelope).
+        # What reconcile read for the round in its one request: the model digest (final once the round is open)
+        # and the recipients' keys (read every round: a party may rotate its key).
         self._model_digests: dict[tuple[int, int], bytes] = {}
         self._recipient_keys: dict[tuple[str, ...], list[bytes]] = {}
 
@@ -223,11 +223,12 @@ class Partner:
 
     # -- crash recovery ---------------------------------------------------------------------------------
 
-    def reconcile(self, agreement_id: int, round_id: int | None = None) -> int:
+    def reconcile(self, agreement_id: int, round_id: int | None = None, recipient_addresses: list[str] | None = None
+                  ) -> int:  # fmt: skip
         """Finishes the outbox's unfinished operations (a dead process's puts and transactions), records every
         round the outbox shows as spent but the accountant lacks, then checks the chain; returns the accountant's
-        cumulative epsilon (fixed point). With `round_id`, that round's model digest is read in the same request
-        (for :meth:`fetch_model`).
+        cumulative epsilon (fixed point). With `round_id` and `recipient_addresses`, that round's model digest
+        and the recipients' keys are read in the same request, for the round that follows.
 
         Raises:
             AccountantBehindChain: the chain holds more epsilon for this partner than the accountant.
@@ -242,10 +243,15 @@ class Partner:
             if op.key.endswith(":" + self.address):
                 self._record(op.key, op.payload["accounting"])
         ledger_calls = self.deployment.ledger.functions
-        reads = [ledger_calls.cumulativeEpsilon(agreement_id, self.address)]
+        recipients = list(recipient_addresses or [])
+        reads = [ledger_calls.cumulativeEpsilon(agreement_id, self.address),
+                 *(self.deployment.partners.functions.partnerOf(a) for a in recipients)]  # fmt: skip
         if round_id is not None and (agreement_id, round_id) not in self._model_digests:
             reads.append(ledger_calls.round(agreement_id, round_id))
-        epsilon, *round_state = read_many(self.deployment.ledger.w3, reads)
+        epsilon, *answers = read_many(self.deployment.ledger.w3, reads)
+        if recipients:
+            self._recipient_keys[tuple(recipients)] = [bytes(p[3]) for p in answers[:len(recipients)]]
+        round_state = answers[len(recipients):]
         if round_state and any(round_state[0][6]):  # an open round's digest is final; a zero one is no round yet
             self._model_digests[(agreement_id, round_id)] = bytes(round_state[0][6])
         on_chain = int(epsilon)
@@ -286,11 +292,10 @@ class Partner:
         return data, digest
 
     def recipient_keys(self, addresses: list[str]) -> list[bytes]:
-        """The registered X25519 keys of `addresses`, read from the chain once per partner."""
-        wanted = tuple(addresses)
-        if wanted not in self._recipient_keys:
-            self._recipient_keys[wanted] = recipient_keys(self.deployment, addresses)
-        return self._recipient_keys[wanted]
+        """The registered X25519 keys of `addresses`: as the round's :meth:`reconcile` read them (once: a key
+        may be rotated before the next round), else from the chain now."""
+        keys = self._recipient_keys.pop(tuple(addresses), None)
+        return keys if keys is not None else recipient_keys(self.deployment, addresses)
 
     def check_budget(self) -> int:
         """The cumulative epsilon (fixed point) after this round, checked against the cap before training.
@@ -398,7 +403,7 @@ class Partner:
         Raises:
             as :meth:`run_round`, but nothing is sent to the chain.
         """
-        self.reconcile(agreement_id, round_id)
+        self.reconcile(agreement_id, round_id, recipient_addresses)
         return self.sign_commitment(self.prepare_update(agreement_id, round_id, recipient_addresses))
 
     def run_round(self, agreement_id: int, round_id: int, recipient_addresses: list[str]) -> Submission:
@@ -412,7 +417,7 @@ class Partner:
             AccountantBehindChain, ConfigurationError: the accountant does not belong to this agreement or
                 cannot explain the chain's epsilon.
         """
-        self.reconcile(agreement_id, round_id)
+        self.reconcile(agreement_id, round_id, recipient_addresses)
         return self.commit(self.prepare_update(agreement_id, round_id, recipient_addresses))
 
     # -- step 6 -----------------------------------------------------------------------------------------
