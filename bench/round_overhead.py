@@ -50,6 +50,8 @@ round's internals move. Wrapping costs a few microseconds per call.
 
     python bench/round_overhead.py                               # 10 partners, 5 timed rounds, single submissions
     python bench/round_overhead.py --partners 10 --rounds 5 --mode batched
+    python bench/round_overhead.py --partners 100 --rounds 2 --mode batched   # close per partner, anchored/s
+    python bench/round_overhead.py --model mlp --epochs 5
 
 Last line, JSON: ``{"partners", "mode", "model", "epochs", "rounds", "warmup", "ratio" (fastest ledger / fastest bare), "ratio_median",
 "ledger_s", "bare_s", "same_result", "setup_s" (deployment to funding, not in the ratio), "workers" (training processes), "close_ms_per_partner" (the fastest ``close_round`` over partners);

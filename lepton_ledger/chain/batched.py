@@ -36,25 +36,32 @@ def read_many(w3: Web3, requests: Sequence[Any]) -> list[Any]:
 def prepare_transaction(w3: Web3, tx: dict[str, Any], sender: str) -> dict[str, Any]:
     """`tx` (``to``, ``data``, optional ``value`` and ``gas``) with ``nonce`` (the sender's pending count),
     ``gas`` (the estimate times ``GAS_MARGIN``, within the block gas limit) and EIP-1559 fees (web3's default:
-    the node's priority fee plus twice the base fee), from one batch request.
+    the node's priority fee plus twice the base fee; none when `w3` has a gas price strategy, whose legacy gas
+    price web3 fills when signing), from one batch request.
 
     Raises:
         ContractReverted: the gas estimate shows the contract would refuse, with its custom error decoded.
         ChainError: the estimate failed otherwise.
     """
     call = {**tx, "from": sender}
+    # A web3 with a gas price strategy (brownie sets one) sends legacy transactions: web3 fills their gas price.
+    dynamic_fees = w3.eth.generate_gas_price(call) is None  # type: ignore[arg-type]  # None: no strategy
     try:
         with w3.batch_requests() as batch:
             batch.add(w3.eth.get_transaction_count(sender, "pending"))
             batch.add(w3.eth.get_block("latest"))
-            batch.add(w3.eth.max_priority_fee)
             if "gas" not in tx:
                 batch.add(w3.eth.estimate_gas(call))  # type: ignore[arg-type]
-            nonce, block, priority, *estimate = batch.execute()
+            if dynamic_fees:
+                batch.add(w3.eth.max_priority_fee)
+            nonce, block, *answers = batch.execute()
     except (ContractCustomError, ContractLogicError) as exc:
         raise decode_revert(getattr(exc, "data", None)) or ChainError(str(exc)) from None
-    prepared = {**tx, "nonce": int(nonce), "maxPriorityFeePerGas": int(priority),
-                "maxFeePerGas": int(priority) + 2 * int(block["baseFeePerGas"])}  # fmt: skip
+    prepared = {**tx, "nonce": int(nonce)}
+    if dynamic_fees:
+        priority = int(answers.pop())
+        prepared.update(maxPriorityFeePerGas=priority, maxFeePerGas=priority + 2 * int(block["baseFeePerGas"]))
+    estimate = answers
     if estimate:
         prepared["gas"] = max(min(int(estimate[0] * GAS_MARGIN), int(block["gasLimit"])), int(estimate[0]))
     return prepared
