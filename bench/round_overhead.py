@@ -2,7 +2,9 @@
 
 Both sides run the same round, in the same run, on the same machine (issue 5, "Speed"):
 
-- **ledger**: the public round calls, as ``make demo`` makes them. ``Coordinator.publish_model`` (safetensors,
+- **ledger**: the public round calls, as ``make demo`` makes them, the partners at the same time (one thread
+  each, as if on their own machines; ``workers.concurrent.run_each``), training in ``--workers`` worker processes
+  (default one per core, as the demo). ``Coordinator.publish_model`` (safetensors,
   artifact put) and ``open_round`` (``openRound``); each partner's ``Partner.run_round`` (fetch the model by its
   on-chain digest, check the budget, train in the worker executor, seal the envelope to the coordinator and the
   auditor, put it, ``submitUpdate``) or, with ``--mode batched``, ``run_round_batched`` (the same, then sign the
@@ -10,8 +12,8 @@ Both sides run the same round, in the same run, on the same machine (issue 5, "S
   ``Coordinator.close_round`` (index the events, fetch and open every envelope, validate, aggregate, score,
   split, publish the aggregate and the report, ``finalizeRound``).
 - **bare**: the ML work any federated round must do, and nothing else: each partner's ``fl.train_local``
-  (DP-SGD, the same settings and seeds) in the same executor, one after the other as the ledger side does, on
-  the global model shipped to the worker by pickling; then ``fl.validate_updates`` (norm bound, shapes,
+  (DP-SGD, the same settings and seeds) in the same executor, all submitted at once as the ledger side's
+  partners run at once, on the global model shipped to the worker by pickling; then ``fl.validate_updates`` (norm bound, shapes,
   NaN/Inf), ``fl.aggregate`` + ``fl.apply_delta_to_state`` (the new global model), leave-one-out scores over
   ``fl.aggregate_utility`` (accuracy on the evaluation set, as the coordinator scores), ``fl.split_reward``
   (the payout split), and the new model's accuracy.
@@ -25,7 +27,8 @@ Both sides run the same round, in the same run, on the same machine (issue 5, "S
 Both sides keep their own global model, starting from the same initial weights; training is seeded (batches
 and noise; the bare side takes each partner's seed for the round from ``Partner.round_seed``), so each timed
 pair does the same ML work, and the benchmark checks it: the two sides' aggregates must be equal and their
-payouts identical, round by round (``"same_result"`` in the JSON line). Everything the ledger side writes
+payouts identical, round by round (``"same_result"`` in the JSON line; aggregates equal up to the order of
+floating-point sums, since the ledger aggregates in the order concurrent partners committed). Everything the ledger side writes
 (store, event index, and through ``LEPTON_DATA_DIR`` the outboxes and accountant files) lives in a temporary
 folder removed at the end.
 
@@ -35,7 +38,8 @@ timed rounds per side, interleaved (the order alternates every pair). Figures ar
 side (as ``timeit`` does: on a machine shared with other jobs the slower rounds measure the neighbours) and, for
 context, the medians. Per-phase figures are means per
 timed round of each phase's *own* time (time inside a nested phase is the nested phase's), so they add up to
-the round: ``rpc`` is every JSON-RPC round trip to anvil (middleware innermost in web3's onion), ``tx`` the
+the round (with partners at the same time, their phases add up across threads, so ``other`` may be negative):
+``rpc`` is every JSON-RPC round trip to anvil (middleware innermost in web3's onion), ``tx`` the
 transactor's own work (building and signing, receipt polling), ``put``/``get`` the block store, ``train``
 waiting for the worker, ``outbox`` and ``accountant`` every method of the parties' outboxes and accountant
 files (SQLite and JSON files, synced to disk), and the named steps of Partner and Coordinator their own code
@@ -46,9 +50,16 @@ round's internals move. Wrapping costs a few microseconds per call.
 
     python bench/round_overhead.py                               # 10 partners, 5 timed rounds, single submissions
     python bench/round_overhead.py --partners 10 --rounds 5 --mode batched
+    python bench/round_overhead.py --partners 100 --rounds 2 --mode batched   # close per partner, anchored/s
+    python bench/round_overhead.py --model mlp --epochs 5
 
 Last line, JSON: ``{"partners", "mode", "model", "epochs", "rounds", "warmup", "ratio" (fastest ledger / fastest bare), "ratio_median",
-"ledger_s", "bare_s", "same_result", "setup_s" (deployment to funding, not in the ratio)}``.
+"ledger_s", "bare_s", "same_result", "setup_s" (deployment to funding, not in the ratio), "workers" (training processes), "close_ms_per_partner" (the fastest ``close_round`` over partners);
+batched mode also "anchor_s" (``anchor_batch``: the signed commitments checked, the batch document put,
+``commitBatch`` sent and its receipt), "anchored_per_s" (partners over it) and "first_signed_to_anchored_s"
+(from the first partner's signed commitment, so with the other partners' training on this machine),
+"rpc_requests" (HTTP
+requests to the node in a ledger round, the most of any timed round: a JSON-RPC batch counts once)}``.
 """
 
 from __future__ import annotations
@@ -61,6 +72,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -79,12 +91,14 @@ from lepton_ledger.chain import agreements
 from lepton_ledger.chain.agreements import TOKEN, AgreementTerms
 from lepton_ledger.chain.anvil import Anvil, dev_account
 from lepton_ledger.chain.artifacts import load_artifact
+from lepton_ledger.chain.connection import RequestCounter
 from lepton_ledger.chain.deployment import DevRoles, deploy_with_roles
 from lepton_ledger.chain.transactions import Transactor
 from lepton_ledger.envelope import generate_x25519_keypair
 from lepton_ledger.rounds.coordinator import Coordinator
 from lepton_ledger.rounds.partner import Partner, TrainingSettings
 from lepton_ledger.storage.local import LocalStore
+from lepton_ledger.workers.concurrent import run_each
 from lepton_ledger.workers.local import LocalExecutor
 
 MODEL = "logreg"  # the demo's model; --model and --epochs make the training heavier
@@ -107,21 +121,24 @@ class PhaseClock:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
         self.calls: dict[str, int] = defaultdict(int)
-        self._children: list[float] = []  # per open phase, the time its nested phases took
+        self._local = threading.local()  # per thread (partners run at the same time), its open phases
+        self._lock = threading.Lock()
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
+        children = self._local.__dict__.setdefault("children", [])  # per open phase, its nested phases' time
         start = time.perf_counter()
-        self._children.append(0.0)
+        children.append(0.0)
         try:
             yield
         finally:
             elapsed = time.perf_counter() - start
-            nested = self._children.pop()
-            self.seconds[name] += elapsed - nested
-            self.calls[name] += 1
-            if self._children:
-                self._children[-1] += elapsed
+            nested = children.pop()
+            with self._lock:
+                self.seconds[name] += elapsed - nested
+                self.calls[name] += 1
+            if children:
+                children[-1] += elapsed
 
     def timed(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(fn)
@@ -174,6 +191,9 @@ def rpc_timer(clock: PhaseClock) -> type[Web3Middleware]:
     class RpcTimer(Web3Middleware):
         def wrap_make_request(self, make_request: Any) -> Any:
             return clock.timed("rpc", make_request)
+
+        def wrap_make_batch_request(self, make_batch_request: Any) -> Any:  # a JSON-RPC batch: one round trip
+            return clock.timed("rpc", make_batch_request)
 
     return RpcTimer
 
@@ -264,25 +284,37 @@ def set_up_ledger(w3: Any, fed: Federation, n_rounds: int, workdir: Path, clock:
     return Ledger(w3, agreement_id, coordinator, partners, [coordinator_account.address, roles.auditor.address])
 
 
-def ledger_round(ledger: Ledger, state: dict[str, torch.Tensor], round_id: int, mode: str) -> tuple[dict, dict]:
-    """Round `round_id` through the public calls: ``(new global model, payouts)``.
+def ledger_round(ledger: Ledger, state: dict[str, torch.Tensor], round_id: int, mode: str,
+                 marks: dict[str, float] | None = None) -> tuple[dict, dict]:  # fmt: skip
+    """Round `round_id` through the public calls: ``(new global model, payouts)``. `marks`, when given, gets the
+    seconds of the steps that scale with partners: ``close`` (``close_round``, whole), and in batched mode
+    ``anchor`` (``anchor_batch``, whole) and ``first_signed_to_anchored`` (from the first partner's signed
+    commitment to the anchoring transaction's receipt).
 
     Raises:
         RuntimeError: the ledger opened another round than `round_id` (the bare side's seeds would not match).
     """
     c, agreement_id = ledger.coordinator, ledger.agreement_id
+    marks = {} if marks is None else marks
     _, model_digest = c.publish_model(state)
     deadline = ledger.w3.eth.get_block("latest")["timestamp"] + ROUND_WINDOW
     opened = c.open_round(agreement_id, model_digest, deadline)
     if opened != round_id:
         raise RuntimeError(f"openRound gave round {opened}, expected {round_id}")
-    if mode == "single":
-        for p in ledger.partners:
-            p.run_round(agreement_id, round_id, ledger.recipients)
+    if mode == "single":  # the partners at the same time, as on their own machines
+        run_each(lambda p: p.run_round(agreement_id, round_id, ledger.recipients), ledger.partners)
     else:
-        signed = [p.run_round_batched(agreement_id, round_id, ledger.recipients) for p in ledger.partners]
-        c.anchor_batch(agreement_id, round_id, signed)
+        def signed_at(p: Partner) -> tuple[Any, float]:
+            return p.run_round_batched(agreement_id, round_id, ledger.recipients), time.perf_counter()
+
+        signed, times = zip(*run_each(signed_at, ledger.partners))
+        start = time.perf_counter()
+        c.anchor_batch(agreement_id, round_id, list(signed))
+        end = time.perf_counter()
+        marks["anchor"], marks["first_signed_to_anchored"] = end - start, end - min(times)
+    start = time.perf_counter()
     outcome = c.close_round(agreement_id, round_id)
+    marks["close"] = time.perf_counter() - start
     return outcome.aggregate, dict(outcome.report.payouts)
 
 
@@ -300,15 +332,14 @@ def bare_round(fed: Federation, state: dict[str, torch.Tensor], seeds: list[int]
     split = fed.split
     model = fl.build_model(fed.settings[0].model, split.input_dim, split.num_classes, seed=0)
     model.load_state_dict(state)
-    updates = {}
-    for address, data, s, seed in zip(fed.addresses, split.partners, fed.settings, seeds):
-        with clock.phase("train"):
-            result = fed.executor.submit(
-                fl.train_local, model=model, data=data, epochs=s.epochs, batch_size=s.batch_size, lr=s.lr,
-                max_grad_norm=s.max_grad_norm, noise_multiplier=s.noise_multiplier, delta=DELTA, accountant="rdp",
-                seed=seed, device="cpu",
-            ).result()  # fmt: skip
-        updates[address] = (result.delta, result.sample_count)
+    with clock.phase("train"):  # every partner's training submitted at once, as the ledger side's partners do
+        futures = [fed.executor.submit(
+            fl.train_local, model=model, data=data, epochs=s.epochs, batch_size=s.batch_size, lr=s.lr,
+            max_grad_norm=s.max_grad_norm, noise_multiplier=s.noise_multiplier, delta=DELTA, accountant="rdp",
+            seed=seed, device="cpu",
+        ) for data, s, seed in zip(split.partners, fed.settings, seeds)]  # fmt: skip
+        results = [f.result() for f in futures]
+    updates = {address: (r.delta, r.sample_count) for address, r in zip(fed.addresses, results)}
 
     def accuracy(candidate: dict[str, torch.Tensor]) -> float:
         with clock.phase("evaluate"):
@@ -346,20 +377,24 @@ def data_dir_at(path: Path) -> Iterator[None]:
 
 
 def same_model(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    """Equal up to the order of floating-point sums: the ledger aggregates in chain order, i.e. the order in
+    which concurrent partners happened to commit; the bare side in partner order."""
+    return a.keys() == b.keys() and all(torch.allclose(a[k], b[k], rtol=1e-5, atol=1e-7) for k in a)
 
 
-def run(*, partners: int, rounds: int, mode: str, warmup: int = 1, model: str = MODEL, epochs: int = 1) -> dict[str, Any]:
+def run(*, partners: int, rounds: int, mode: str, warmup: int = 1, model: str = MODEL, epochs: int = 1,
+        workers: int | None = None) -> dict[str, Any]:
     """Sets up both sides, runs `warmup` + `rounds` interleaved pairs, prints the figures; returns the summary.
 
     Raises:
         ValueError: fewer than 1 partner or timed round, a negative warm-up, or an unknown `mode`.
     """
-    if partners < 1 or rounds < 1 or warmup < 0 or epochs < 1:
-        raise ValueError(f"need partners >= 1, rounds >= 1, warmup >= 0, epochs >= 1; got {partners}, {rounds}, "
-                         f"{warmup}, {epochs}")  # fmt: skip
+    if partners < 1 or rounds < 1 or warmup < 0 or epochs < 1 or (workers is not None and workers < 0):
+        raise ValueError(f"need partners >= 1, rounds >= 1, warmup >= 0, epochs >= 1, workers >= 0; got {partners}, "
+                         f"{rounds}, {warmup}, {epochs}, {workers}")  # fmt: skip
     if mode not in ("single", "batched"):
         raise ValueError(f"mode must be 'single' or 'batched', not {mode!r}")
+    workers = workers or min(partners, os.cpu_count() or 1)  # the demo's: one worker process per core
     split = fl.make_federated("digits", num_partners=partners, seed=0, alpha=None, eval_fraction=0.2)
     settings = [TrainingSettings(model=model, epochs=epochs, batch_size=64, noise_multiplier=1.0, seed=i)
                 for i in range(partners)]  # fmt: skip  (the demo's settings by default)
@@ -373,12 +408,15 @@ def run(*, partners: int, rounds: int, mode: str, warmup: int = 1, model: str = 
         tempfile.TemporaryDirectory(prefix="round-overhead-") as tmp,
         data_dir_at(Path(tmp) / "data"),
         Anvil(accounts=10 + partners) as w3,
-        LocalExecutor(max_workers=1, gpus=[], threads_per_worker=1) as executor,  # the demo's executor
+        LocalExecutor(max_workers=workers, gpus=[], threads_per_worker=1) as executor,  # as the demo's
     ):
         fed = Federation(split, settings, addresses, executor)
         started = time.perf_counter()
         ledger = set_up_ledger(w3, fed, warmup + rounds, Path(tmp), ledger_clock)
         setup_s = time.perf_counter() - started
+        counter = RequestCounter(w3)
+        requests: list[int] = []
+        scaling: list[dict[str, float]] = []
         initial = fl.build_model(model, split.input_dim, split.num_classes, seed=0).state_dict()
         state = {"ledger": initial, "bare": dict(initial)}
         for i in range(warmup + rounds):
@@ -386,9 +424,11 @@ def run(*, partners: int, rounds: int, mode: str, warmup: int = 1, model: str = 
             for side in ("ledger", "bare") if i % 2 == 0 else ("bare", "ledger"):
                 clock = ledger_clock if side == "ledger" else bare_clock
                 clock.take()
+                counter.take()
                 start = time.perf_counter()
                 if side == "ledger":
-                    results[side] = ledger_round(ledger, state[side], i + 1, mode)
+                    marks: dict[str, float] = {}
+                    results[side] = ledger_round(ledger, state[side], i + 1, mode, marks)
                 else:
                     results[side] = bare_round(fed, state[side], round_seeds(ledger, i + 1), clock)
                 elapsed = time.perf_counter() - start
@@ -399,6 +439,8 @@ def run(*, partners: int, rounds: int, mode: str, warmup: int = 1, model: str = 
                     phases[side].append(own)
                     if side == "ledger":
                         ledger_calls.append(calls)
+                        requests.append(counter.take())
+                        scaling.append(marks)
                 state[side] = results[side][0]
             same = same and same_model(results["ledger"][0], results["bare"][0]) \
                 and results["ledger"][1] == results["bare"][1]  # fmt: skip
@@ -409,8 +451,14 @@ def run(*, partners: int, rounds: int, mode: str, warmup: int = 1, model: str = 
         "ratio": round(ledger_s / bare_s, 3),
         "ratio_median": round(statistics.median(timings["ledger"]) / statistics.median(timings["bare"]), 3),
         "ledger_s": round(ledger_s, 4), "bare_s": round(bare_s, 4), "same_result": same,
-        "setup_s": round(setup_s, 2),
+        "setup_s": round(setup_s, 2), "rpc_requests": max(requests), "workers": workers,
+        "close_ms_per_partner": round(min(m["close"] for m in scaling) / partners * 1e3, 3),
     }  # fmt: skip
+    if mode == "batched":
+        anchor_s = min(m["anchor"] for m in scaling)
+        summary["anchor_s"] = round(anchor_s, 4)
+        summary["first_signed_to_anchored_s"] = round(min(m["first_signed_to_anchored"] for m in scaling), 4)
+        summary["anchored_per_s"] = round(partners / anchor_s, 1)
     print_report(summary, timings, phases, ledger_calls)
     return summary
 
@@ -419,7 +467,8 @@ def print_report(summary: dict[str, Any], timings: dict[str, list[float]], phase
                  ledger_calls: list[dict[str, int]]) -> None:  # fmt: skip
     s = summary
     print(f"one DP round, {s['partners']} partners, digits, {s['model']} x {s['epochs']} epoch(s), {s['mode']} "
-          f"commits, torch threads {torch.get_num_threads()}; {s['rounds']} timed rounds per side, interleaved, after {s['warmup']} warm-up "
+          f"commits, partners at the same time, {s['workers']} worker process(es), torch threads "
+          f"{torch.get_num_threads()}; {s['rounds']} timed rounds per side, interleaved, after {s['warmup']} warm-up "
           f"round(s); "
           f"set-up (not timed) {s['setup_s']:.1f} s")  # fmt: skip
     for side in ("ledger", "bare"):
@@ -439,6 +488,14 @@ def print_report(summary: dict[str, Any], timings: dict[str, list[float]], phase
     total = {side: sum(mean[side].values()) for side in mean}
     print(f"  {'total':12s} {total['ledger'] * 1e3:9.1f} {total['bare'] * 1e3:9.1f} "
           f"{(total['ledger'] - total['bare']) * 1e3:9.1f}")  # fmt: skip
+    print(f"coordinator's close_round: {s['close_ms_per_partner']:.2f} ms per partner (fastest timed round)")
+    if s["mode"] == "batched":
+        print(f"batched commitments: every signed commitment collected to the anchoring receipt (anchor_batch) "
+              f"{s['anchor_s'] * 1e3:.1f} ms = {s['anchored_per_s']:.0f} anchored updates/s; from the first signed "
+              f"commitment {s['first_signed_to_anchored_s'] * 1e3:.1f} ms (includes the other partners' training, "
+              f"all on this machine)")  # fmt: skip
+    print(f"JSON-RPC requests per ledger round (HTTP requests to the node, most of any timed round): "
+          f"{s['rpc_requests']} = {s['rpc_requests'] / s['partners']:.1f} per partner")
     print(f"same aggregate and payouts on both sides, every round: {s['same_result']}")
     print(json.dumps(summary))
 
@@ -451,6 +508,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds per side first")
     parser.add_argument("--model", choices=("logreg", "mlp", "cnn"), default=MODEL, help="the partners' model")
     parser.add_argument("--epochs", type=int, default=1, help="local DP-SGD epochs per round")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="training worker processes, both sides (0: one per core, at most one per partner)")
     parser.add_argument("--torch-threads", type=int, default=0,
                         help="torch threads of this process, where both coordinators evaluate (0: torch's default; "
                              "workers have one each, as in the demo)")  # fmt: skip
@@ -460,7 +519,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)
     return run(partners=args.partners, rounds=args.rounds, mode=args.mode, warmup=args.warmup, model=args.model,
-               epochs=args.epochs)
+               epochs=args.epochs, workers=args.workers)
 
 
 if __name__ == "__main__":

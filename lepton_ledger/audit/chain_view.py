@@ -210,5 +210,10 @@ class ChainView:
 
     def gas_used(self, agreement_id: int, round_id: int) -> int:
         """Gas of every transaction that emitted an event of this round (open, commits, finalize, claims)."""
-        hashes = {e.tx_hash for e in self.events(agreement_id=agreement_id, round=round_id)}
-        return sum(int(self.w3.eth.get_transaction_receipt(h)["gasUsed"]) for h in sorted(hashes))
+        hashes = sorted({e.tx_hash for e in self.events(agreement_id=agreement_id, round=round_id)})
+        if not hashes:
+            return 0
+        with self.w3.batch_requests() as batch:  # one round trip for the round's receipts
+            for h in hashes:
+                batch.add(self.w3.eth.get_transaction_receipt(h))
+            return sum(int(receipt["gasUsed"]) for receipt in batch.execute())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any, Self
 
 from web3 import HTTPProvider, Web3
 
@@ -33,3 +34,37 @@ def connect(rpc_url: str | None = None) -> Iterator[Web3]:
     except Exception as exc:  # any transport or protocol failure means the same thing to the caller
         raise ChainError(f"no Ethereum node answers at {url}: {exc}") from None
     yield w3
+
+
+class RequestCounter:
+    """Counts the HTTP requests `w3`'s provider sends to the node while it is open: the round trips a piece of
+    work costs (a JSON-RPC batch is one request; what web3 answers from its cache is none).
+
+    Use as a context manager, or call :meth:`take` between pieces of work and :meth:`close` at the end.
+    """
+
+    def __init__(self, w3: Web3) -> None:
+        self.requests = 0
+        self._session = w3.provider._request_session_manager  # type: ignore[union-attr]  # where every POST goes
+        post = self._session.make_post_request
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.requests += 1
+            return post(*args, **kwargs)
+
+        self._session.make_post_request = counted
+
+    def take(self) -> int:
+        """The requests counted so far, and a fresh start."""
+        taken, self.requests = self.requests, 0
+        return taken
+
+    def close(self) -> None:
+        """Stops counting."""
+        self._session.__dict__.pop("make_post_request", None)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -51,6 +51,7 @@ from typing import Any
 
 import torch
 
+from ..chain.batched import read_many
 from ..chain.deployment import AUDITOR_ROLE
 from ..chain.events import EventIndex
 from ..chain.merkle import PayoutTree, PositionalTree, commitment_leaf, pack_entries
@@ -189,6 +190,7 @@ class Coordinator:
         self.aggregation_params, self.scoring = dict(aggregation_params or {}), scoring
         self.scoring_params = dict(scoring_params or {})
         self.auditors = auditors
+        self._party_indexes: dict[int, dict[str, int]] = {}
         self.signature_valid = chain_signature_check(tx.w3)
         d = deployment
         self.events = EventIndex(
@@ -265,40 +267,51 @@ class Coordinator:
         if earlier is not None and earlier.status != "failed":
             return self.effects.finish(key).payload["document"]
         chain_id, ledger = self.tx.w3.eth.chain_id, self.deployment.ledger.address
-        indexed = sorted((self._checked_signed(agreement_id, round_id, s, chain_id, ledger) for s in signed),
-                         key=lambda pair: pair[0])  # fmt: skip
-        twice = sorted({s.commitment.partner for (i, s), (j, _) in pairwise(indexed) if i == j})
+        parties = self.party_indexes(agreement_id)
+        indexed = sorted((self._checked_signed(agreement_id, round_id, s, chain_id, ledger, parties) for s in signed),
+                         key=lambda checked: checked[0])  # fmt: skip
+        twice = sorted({s.commitment.partner for (i, s, _), (j, _, _) in pairwise(indexed) if i == j})
         if twice:
             raise CommitmentRefused(f"more than one commitment of {', '.join(twice)} in the batch")
-        leaves = [commitment_leaf(update_commitment_digest(chain_id, ledger, s.commitment), s.signature)
-                  for _, s in indexed]  # fmt: skip
+        leaves = [commitment_leaf(digest, s.signature) for _, s, digest in indexed]
         data = encode_batch_document(chain_id=chain_id, ledger=ledger, agreement_id=agreement_id, round=round_id,
-                                     items=[BatchItem(i, s.commitment, s.signature, s.envelope_cid) for i, s in indexed])
+                                     items=[BatchItem(i, s.commitment, s.signature, s.envelope_cid)
+                                            for i, s, _ in indexed])  # fmt: skip
         cid, digest = put_result(self.effects.put(self._key("batch-document", agreement_id, round_id, local_cid(data)),
                                                   data))  # fmt: skip
-        entries = pack_entries([(i, s.commitment.cumulative_epsilon) for i, s in indexed])
+        entries = pack_entries([(i, s.commitment.cumulative_epsilon) for i, s, _ in indexed])
         call = self.deployment.ledger.functions.commitBatch(agreement_id, round_id, PositionalTree(leaves).root,
                                                             digest, entries)  # fmt: skip
         return self.effects.transact(key, call, self.address, document=cid).payload["document"]
 
-    def _checked_signed(self, agreement_id: int, round_id: int, signed: Any, chain_id: int, ledger: str
-                        ) -> tuple[int, Any]:  # fmt: skip
-        """``(party index, signed)`` after the checks the ledger leaves to auditors: a party of the agreement, this
-        round, and a signature valid for the party (ECDSA or ERC-1271, as ``SignatureChecker``).
+    def party_indexes(self, agreement_id: int) -> dict[str, int]:
+        """``{party address, lower case: index}`` of the agreement, as ``partyIndex`` gives them: read once, since
+        every version of an agreement's terms has the same parties (AgreementRegistry)."""
+        if agreement_id not in self._party_indexes:
+            parties = self.deployment.agreements.functions.terms(agreement_id).call()[1]
+            self._party_indexes[agreement_id] = {p.lower(): i for i, p in enumerate(parties)}
+        return self._party_indexes[agreement_id]
+
+    def _checked_signed(self, agreement_id: int, round_id: int, signed: Any, chain_id: int, ledger: str,
+                        parties: dict[str, int]) -> tuple[int, Any, bytes]:  # fmt: skip
+        """``(party index, signed, commitment digest)`` after the checks the ledger leaves to auditors: a party of the agreement (in
+        `parties`, :meth:`party_indexes`), this round, and a signature valid for the party (ECDSA or ERC-1271, as
+        ``SignatureChecker``).
 
         Raises:
             CommitmentRefused: naming the partner and what is wrong; nothing is anchored.
         """
         c = signed.commitment
-        is_party, index = self.deployment.agreements.functions.partyIndex(agreement_id, c.partner).call()
-        if not is_party:
+        index = parties.get(str(c.partner).lower())
+        if index is None:
             raise CommitmentRefused(f"{c.partner} is not a party of agreement {agreement_id}")
         if (c.agreement_id, c.round) != (agreement_id, round_id):
             raise CommitmentRefused(f"the commitment of {c.partner} is for agreement {c.agreement_id} round "
                                     f"{c.round}, not {agreement_id} round {round_id}")  # fmt: skip
-        if not self.signature_valid(c.partner, update_commitment_digest(chain_id, ledger, c), bytes(signed.signature)):
+        digest = update_commitment_digest(chain_id, ledger, c)
+        if not self.signature_valid(c.partner, digest, bytes(signed.signature)):
             raise CommitmentRefused(f"the commitment of {c.partner} is not signed by it")
-        return int(index), signed
+        return int(index), signed, digest
 
     def commitments(self, agreement_id: int, round_id: int) -> list[CommitmentView]:
         """The round's commitments, single and batched, in chain order."""
@@ -386,8 +399,9 @@ class Coordinator:
         else:
             self.events.sync()
             granted = {e.args["account"] for e in self.events.events("RoleGranted", contract="PartnerRegistry")}
-            candidates = sorted(a for a in granted if partners.hasRole(AUDITOR_ROLE, a).call())
-        keys = {a: bytes(partners.partnerOf(a).call()[3]) for a in candidates}
+            held = read_many(self.tx.w3, [partners.hasRole(AUDITOR_ROLE, a) for a in sorted(granted)])
+            candidates = [a for a, has in zip(sorted(granted), held) if has]
+        keys = {a: bytes(p[3]) for a, p in zip(candidates, read_many(self.tx.w3, [partners.partnerOf(a) for a in candidates]))}
         return {a: k for a, k in keys.items() if any(k)}  # without a registered key, nobody can seal to it
 
     def open_updates(self, events: list[Any], model_digest: bytes) -> tuple[dict[str, Any], dict[str, list]]:

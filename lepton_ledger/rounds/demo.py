@@ -20,7 +20,9 @@ Everything needed to audit the run later is left in ``out_dir``:
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +44,7 @@ from ..errors import ConfigurationError
 from ..fl.aggregation import default_params
 from ..storage.local import LocalStore
 from ..workers import open_executor
+from ..workers.concurrent import run_each
 from .coordinator import Coordinator
 from .outbox import Outbox
 from .partner import Partner, TrainingSettings
@@ -74,11 +77,13 @@ class GasMeter(Transactor):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.gas_used = 0
+        self._lock = threading.Lock()  # partners wait for their receipts at the same time
 
     def wait(self, tx_hash: bytes, *, timeout: float | None = None) -> Any:
         # Every receipt passes here: direct transactions and the outbox's alike.
         receipt = super().wait(tx_hash, timeout=timeout)
-        self.gas_used += int(receipt["gasUsed"])
+        with self._lock:
+            self.gas_used += int(receipt["gasUsed"])
         return receipt
 
 
@@ -177,7 +182,8 @@ def run_demo(out_dir: Path, *, partners: int = 3, rounds: int = 5, mode: str = "
     started = time.monotonic()
     anvil = Anvil(accounts=10 + partners, state_file=state_file)
     # Ray when $LEPTON_RAY_ADDRESS is set (settings.ray_address), else one local worker process
-    with anvil as w3, open_executor(max_workers=1, gpus=[], threads_per_worker=1) as executor:
+    workers = min(partners, os.cpu_count() or 1)  # partners train at the same time, one worker process each
+    with anvil as w3, open_executor(max_workers=workers, gpus=[], threads_per_worker=1) as executor:
         story = Story(model, free_rider and partners >= 2, non_iid, fl.PayoutRule(payout_rule))
         result = _story(w3, anvil, executor, out_dir, partners, rounds, mode, dispute_window, rules, story, console)
     result.summary["wall_seconds"] = round(time.monotonic() - started, 2)
@@ -305,17 +311,15 @@ def _story(w3, anvil: Anvil, executor, out_dir: Path, n_partners: int, n_rounds:
         _step(console, f"[bold]round {round_id}[/] ({r + 1}/{n_rounds}) opened on model {_short(model_cid)}")
         envelopes: dict[str, str] = {}
         batch_cid = None
-        if mode == "single":
-            for name, p in partners.items():
-                sub = p.run_round(agreement_id, round_id, recipients)
+        if mode == "single":  # the partners at the same time, as on their own machines
+            subs = run_each(lambda p, r=round_id: p.run_round(agreement_id, r, recipients), partners.values())
+            for (name, p), sub in zip(partners.items(), subs):
                 envelopes[p.address] = sub.envelope_cid
                 _step(console, f"  {name} trained (DP-SGD), sealed {_short(sub.envelope_cid)}, committed: "
                                f"epsilon {p.accountant.epsilon():.3f}")  # fmt: skip
         else:
-            signed = []
-            for name, p in partners.items():
-                s = p.run_round_batched(agreement_id, round_id, recipients)
-                signed.append(s)
+            signed = run_each(lambda p, r=round_id: p.run_round_batched(agreement_id, r, recipients), partners.values())
+            for (name, p), s in zip(partners.items(), signed):
                 envelopes[p.address] = s.envelope_cid
                 _step(console, f"  {name} trained (DP-SGD), sealed {_short(s.envelope_cid)}, signed its commitment "
                                f"(EIP-712): epsilon {p.accountant.epsilon():.3f}")  # fmt: skip

@@ -44,6 +44,7 @@ from hexbytes import HexBytes
 from web3.contract.contract import ContractFunction
 from web3.exceptions import TransactionNotFound
 
+from ..chain.batched import prepare_transaction
 from ..chain.transactions import SignedTx, Transactor
 from ..errors import ContractReverted, LeptonError
 
@@ -436,9 +437,10 @@ class TransactionHandler:
             PermanentFailure: the contract refuses it (at estimation or on-chain with status 0).
             ChainError: the node cannot be reached or gives no receipt in time (the operation stays open).
         """
-        op = self._broadcast(op, outbox)
+        op, receipt = self._broadcast(op, outbox)
         assert op.tx_hash is not None
-        receipt = self.transactor.wait(HexBytes(op.tx_hash))
+        if receipt is None:  # asked once the broadcast is recorded, never with it (batched.py says why)
+            receipt = self.transactor.wait(HexBytes(op.tx_hash))
         summary = {
             "tx_hash": op.tx_hash,
             "block_number": receipt["blockNumber"],
@@ -449,37 +451,37 @@ class TransactionHandler:
             raise PermanentFailure(f"transaction {op.tx_hash} reverted on-chain", result=summary)
         return summary
 
-    def _broadcast(self, op: Operation, outbox: Outbox) -> Operation:
+    def _broadcast(self, op: Operation, outbox: Outbox) -> tuple[Operation, Any]:
+        """The operation once its transaction is broadcast, and its receipt when already known (else None)."""
         eth = self.transactor.w3.eth
         if op.tx_raw is not None:
             assert op.tx_hash is not None and op.tx_nonce is not None and op.tx_sender is not None
-            if self._receipt(op.tx_hash) is not None:
-                return op if op.status == "sent" else outbox.mark_sent(op.key, op.tx_hash)
+            if (receipt := self._receipt(op.tx_hash)) is not None:
+                return (op if op.status == "sent" else outbox.mark_sent(op.key, op.tx_hash)), receipt
             if eth.get_transaction_count(op.tx_sender, "latest") > op.tx_nonce:
                 # Not mined, yet its nonce is used: another transaction took it, so ours can never be mined.
                 op = outbox.clear_signed(op.key)
             else:
                 # Maybe never broadcast, maybe dropped by a restarted node: the same bytes again, mined at most once.
                 return self._send(op, outbox)
-        try:
-            signed = self.transactor.sign(
-                {k: op.payload[k] for k in TRANSACTION_FIELDS if k in op.payload},
-                op.payload["sender"],
-                nonce=eth.get_transaction_count(op.payload["sender"], "pending"),
-            )
+        sender = op.payload["sender"]
+        try:  # nonce (the pending count: another process may have sent meanwhile), gas and fees in one request
+            tx = prepare_transaction(self.transactor.w3, {k: op.payload[k] for k in TRANSACTION_FIELDS
+                                                          if k in op.payload}, sender)  # fmt: skip
+            signed = self.transactor.sign(tx, sender, nonce=tx["nonce"])
         except ContractReverted as exc:
             raise PermanentFailure(str(exc), result=revert_result(exc)) from exc
         op = outbox.record_signed(op.key, signed)
         self.checkpoint("signed", op)
         return self._send(op, outbox)
 
-    def _send(self, op: Operation, outbox: Outbox) -> Operation:
+    def _send(self, op: Operation, outbox: Outbox) -> tuple[Operation, None]:
         assert op.tx_raw is not None
         tx_hash = self.transactor.send_raw(op.tx_raw)
         self.checkpoint("broadcast", op)
         op = outbox.mark_sent(op.key, tx_hash)
         self.checkpoint("recorded", op)
-        return op
+        return op, None
 
     def _receipt(self, tx_hash: str) -> Any:
         try:

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..chain.batched import read_many
 from ..chain.typed_data import UpdateCommitment, sign_digest, update_commitment_digest
 from ..envelope import seal
 from ..envelope.envelope import SealedEnvelope
@@ -152,8 +153,10 @@ class SignedCommitment:
 
 
 def recipient_keys(deployment: Any, addresses: list[str]) -> list[bytes]:
-    """The X25519 public keys the PartnerRegistry holds for `addresses` (coordinator, auditors...)."""
-    return [bytes(deployment.partners.functions.partnerOf(a).call()[3]) for a in addresses]
+    """The X25519 public keys the PartnerRegistry holds for `addresses` (coordinator, auditors...), read in one
+    request."""
+    calls = [deployment.partners.functions.partnerOf(a) for a in addresses]
+    return [bytes(p[3]) for p in read_many(deployment.partners.w3, calls)]
 
 
 def _train_task(model_bytes: bytes, data: Any, settings: TrainingSettings, delta: float, accountant: str,
@@ -200,6 +203,10 @@ class Partner:
             f"{self.outbox.path.stem}-accountant-{accountant.agreement}.json"
         )
         self.accountant_file = AccountantFile(accountant, path)
+        # What reconcile read for the round in its one request: the model digest (final once the round is open)
+        # and the recipients' keys (read every round: a party may rotate its key).
+        self._model_digests: dict[tuple[int, int], bytes] = {}
+        self._recipient_keys: dict[tuple[str, ...], list[bytes]] = {}
 
     @property
     def address(self) -> str:
@@ -216,10 +223,12 @@ class Partner:
 
     # -- crash recovery ---------------------------------------------------------------------------------
 
-    def reconcile(self, agreement_id: int) -> int:
+    def reconcile(self, agreement_id: int, round_id: int | None = None, recipient_addresses: list[str] | None = None
+                  ) -> int:  # fmt: skip
         """Finishes the outbox's unfinished operations (a dead process's puts and transactions), records every
         round the outbox shows as spent but the accountant lacks, then checks the chain; returns the accountant's
-        cumulative epsilon (fixed point).
+        cumulative epsilon (fixed point). With `round_id` and `recipient_addresses`, that round's model digest
+        and the recipients' keys are read in the same request, for the round that follows.
 
         Raises:
             AccountantBehindChain: the chain holds more epsilon for this partner than the accountant.
@@ -233,7 +242,19 @@ class Partner:
         for op in self.outbox.operations(prefix=self.effects.key("envelope", ledger, agreement_id) + ":"):
             if op.key.endswith(":" + self.address):
                 self._record(op.key, op.payload["accounting"])
-        on_chain = int(self.deployment.ledger.functions.cumulativeEpsilon(agreement_id, self.address).call())
+        ledger_calls = self.deployment.ledger.functions
+        recipients = list(recipient_addresses or [])
+        reads = [ledger_calls.cumulativeEpsilon(agreement_id, self.address),
+                 *(self.deployment.partners.functions.partnerOf(a) for a in recipients)]  # fmt: skip
+        if round_id is not None and (agreement_id, round_id) not in self._model_digests:
+            reads.append(ledger_calls.round(agreement_id, round_id))
+        epsilon, *answers = read_many(self.deployment.ledger.w3, reads)
+        if recipients:
+            self._recipient_keys[tuple(recipients)] = [bytes(p[3]) for p in answers[:len(recipients)]]
+        round_state = answers[len(recipients):]
+        if round_state and any(round_state[0][6]):  # an open round's digest is final; a zero one is no round yet
+            self._model_digests[(agreement_id, round_id)] = bytes(round_state[0][6])
+        on_chain = int(epsilon)
         spent = self.accountant.spent_fixed()
         if on_chain > spent:
             raise AccountantBehindChain(
@@ -261,12 +282,20 @@ class Partner:
             ArtifactNotFound: the store has no artifact with that digest.
             ModelDigestMismatch: the bytes do not hash to the digest (a store that lied).
         """
-        digest = bytes(self.deployment.ledger.functions.round(agreement_id, round_id).call()[6])
+        digest = self._model_digests.get((agreement_id, round_id))
+        if digest is None:
+            digest = bytes(self.deployment.ledger.functions.round(agreement_id, round_id).call()[6])
         data = fetch_by_digest(self.store, digest)
         recomputed = content_digest(data)
         if recomputed != digest:
             raise ModelDigestMismatch(f"model bytes hash to 0x{recomputed.hex()}, round committed 0x{digest.hex()}")
         return data, digest
+
+    def recipient_keys(self, addresses: list[str]) -> list[bytes]:
+        """The registered X25519 keys of `addresses`: as the round's :meth:`reconcile` read them (once: a key
+        may be rotated before the next round), else from the chain now."""
+        keys = self._recipient_keys.pop(tuple(addresses), None)
+        return keys if keys is not None else recipient_keys(self.deployment, addresses)
 
     def check_budget(self) -> int:
         """The cumulative epsilon (fixed point) after this round, checked against the cap before training.
@@ -323,7 +352,7 @@ class Partner:
             assert result.dp is not None
             sealed = self.seal_update(result, agreement_id=agreement_id, round_id=round_id,
                                       base_model_digest=model_digest,
-                                      recipients=recipient_keys(self.deployment, recipient_addresses))  # fmt: skip
+                                      recipients=self.recipient_keys(recipient_addresses))  # fmt: skip
             m = sealed.manifest
             accounting = accounting_record(agreement_id, result.dp.as_round(), m.cumulative_epsilon)
             op = self.outbox.enqueue(*self.effects.put_operation(
@@ -374,7 +403,7 @@ class Partner:
         Raises:
             as :meth:`run_round`, but nothing is sent to the chain.
         """
-        self.reconcile(agreement_id)
+        self.reconcile(agreement_id, round_id, recipient_addresses)
         return self.sign_commitment(self.prepare_update(agreement_id, round_id, recipient_addresses))
 
     def run_round(self, agreement_id: int, round_id: int, recipient_addresses: list[str]) -> Submission:
@@ -388,7 +417,7 @@ class Partner:
             AccountantBehindChain, ConfigurationError: the accountant does not belong to this agreement or
                 cannot explain the chain's epsilon.
         """
-        self.reconcile(agreement_id)
+        self.reconcile(agreement_id, round_id, recipient_addresses)
         return self.commit(self.prepare_update(agreement_id, round_id, recipient_addresses))
 
     # -- step 6 -----------------------------------------------------------------------------------------

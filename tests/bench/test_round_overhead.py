@@ -29,7 +29,7 @@ def test_main_prints_the_ratio_as_its_last_line(bench, capsys):
     printed = json.loads(last)
     assert printed == summary
     assert set(printed) == {"partners", "mode", "model", "epochs", "rounds", "warmup", "ratio", "ratio_median",
-                            "ledger_s", "bare_s", "same_result", "setup_s"}  # fmt: skip
+                            "ledger_s", "bare_s", "same_result", "setup_s", "rpc_requests", "workers", "close_ms_per_partner"}  # fmt: skip
     assert (printed["partners"], printed["mode"], printed["rounds"], printed["warmup"]) == (2, "single", 1, 0)
     assert printed["ratio"] > 0 and printed["ledger_s"] > 0 and printed["bare_s"] > 0
     # Seeded training: the ledger's round and the bare round must reach the same aggregate and payouts.
@@ -45,3 +45,12 @@ def test_main_prints_the_ratio_as_its_last_line(bench, capsys):
 def test_bad_settings_are_refused_before_anything_starts(bench, kwargs, named):
     with pytest.raises(ValueError, match=named):
         bench.run(**kwargs)
+
+
+def test_batched_mode_prints_the_anchoring_throughput(bench, capsys):
+    summary = bench.main(["--partners", "2", "--rounds", "1", "--warmup", "0", "--mode", "batched"])
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed == summary and printed["same_result"] is True
+    assert printed["anchored_per_s"] == pytest.approx(2 / printed["anchor_s"], rel=0.01)  # both printed rounded
+    assert 0 < printed["anchor_s"] <= printed["first_signed_to_anchored_s"]
+    assert printed["rpc_requests"] > 0 and printed["close_ms_per_partner"] > 0

@@ -1,0 +1,66 @@
+"""chain.batched on a real anvil: reads in one batch request decoded as web3 decodes them, a transaction's nonce,
+gas and fees in one request, a refusal decoded, and a web3 with a gas price strategy (as brownie's) given a
+legacy transaction that mines."""
+
+from __future__ import annotations
+
+import pytest
+
+from lepton_ledger.chain.anvil import Anvil, dev_account
+from lepton_ledger.chain.batched import prepare_transaction, read_many
+from lepton_ledger.chain.connection import RequestCounter
+from lepton_ledger.chain.deployment import DevRoles, deploy_with_roles
+from lepton_ledger.chain.transactions import Transactor
+from lepton_ledger.errors import ContractReverted
+
+
+@pytest.fixture(scope="module")
+def chain():
+    with Anvil() as w3:
+        roles = DevRoles.from_dev_keys()
+        tx = Transactor(w3, [*roles.accounts(), dev_account(5), dev_account(6)])
+        yield w3, tx, deploy_with_roles(tx, roles, dispute_window=600)
+
+
+def register_call(d):
+    return d.partners.functions.register(bytes([7]) * 32, bytes([1]) * 32)
+
+
+def test_reads_come_back_decoded_from_one_request(chain):
+    w3, _, d = chain
+    newcomer = dev_account(5).address
+    with RequestCounter(w3) as counter:
+        epsilon, partner = read_many(w3, [d.ledger.functions.cumulativeEpsilon(1, newcomer),
+                                          d.partners.functions.partnerOf(newcomer)])  # fmt: skip
+        assert counter.take() == 1
+    assert epsilon == 0 and partner[0] == 0 and bytes(partner[3]) == bytes(32)
+    assert read_many(w3, []) == []
+
+
+def test_a_transaction_is_prepared_in_one_request_and_a_refusal_is_decoded(chain):
+    w3, _, d = chain
+    sender = dev_account(5).address
+    call = register_call(d)
+    with RequestCounter(w3) as counter:
+        prepared = prepare_transaction(w3, {"to": call.address, "data": call._encode_transaction_data()}, sender)
+        assert counter.take() == 1
+    assert prepared["nonce"] == w3.eth.get_transaction_count(sender, "pending") and prepared["gas"] > 21_000
+    assert prepared["maxFeePerGas"] >= prepared["maxPriorityFeePerGas"]
+    refused = d.ledger.functions.submitUpdate(1, 1, b"\x01" * 32, b"\x02" * 32, 5, 10)
+    with pytest.raises(ContractReverted):
+        prepare_transaction(w3, {"to": refused.address, "data": refused._encode_transaction_data()}, sender)
+
+
+def test_a_web3_with_a_gas_price_strategy_gets_a_legacy_transaction_that_mines(chain):
+    w3, tx, d = chain
+    sender = dev_account(6).address
+    call = register_call(d)
+    w3.eth.set_gas_price_strategy(lambda web3, params: web3.eth.gas_price)
+    try:
+        prepared = prepare_transaction(w3, {"to": call.address, "data": call._encode_transaction_data()}, sender)
+        assert "maxFeePerGas" not in prepared
+        signed = tx.sign(prepared, sender, nonce=prepared["nonce"])
+    finally:
+        w3.eth.set_gas_price_strategy(None)
+    receipt = tx.wait(tx.send_raw(signed.raw))
+    assert receipt["status"] == 1 and receipt["type"] == 0

@@ -1,0 +1,52 @@
+"""Round trips to the node that a round costs (issue 15, counted at the provider on a real anvil): a partner's
+round is four requests (its reads in one batch: its epsilon on-chain, the round's model digest, the recipients'
+keys; its transaction's nonce, gas and fees in one; the send; the receipt), a batched partner's one, and
+anchoring a batch four whatever its size. Keys read ahead are read again each round: a rotated key is sealed
+to."""
+
+from __future__ import annotations
+
+from agreement_setup import (
+    NAMES,
+    make_coordinator,
+    make_partner,
+    new_agreement,
+    open_round,
+    recipients,
+)
+
+from lepton_ledger.chain.connection import RequestCounter
+from lepton_ledger.envelope import generate_x25519_keypair
+
+
+def test_a_partners_round_costs_four_requests_and_a_batched_one_one(world, executor):
+    agreement_id = new_agreement(world)
+    coordinator = make_coordinator(world, "trips")
+    round_id, _ = open_round(world, coordinator, agreement_id)
+    alpha, beta, gamma = (make_partner(world, n, agreement_id, executor) for n in NAMES)
+    with RequestCounter(world["w3"]) as counter:
+        alpha.run_round(agreement_id, round_id, recipients(world))
+        single = counter.take()
+        signed = [p.run_round_batched(agreement_id, round_id, recipients(world)) for p in (beta, gamma)]
+        batched = counter.take()
+        coordinator.anchor_batch(agreement_id, round_id, signed)
+        anchor = counter.take()
+    assert single <= 4
+    assert batched <= 2  # one per partner
+    assert anchor <= 4  # party indexes in one batch, the transaction in three: not one per partner
+    assert world["d"].ledger.functions.hasSubmitted(agreement_id, round_id, gamma.address).call()
+
+
+def test_keys_read_ahead_are_fresh_each_round_so_a_rotated_key_is_sealed_to(world, executor):
+    agreement_id = new_agreement(world)
+    coordinator = make_coordinator(world, "rotation")
+    round_id, _ = open_round(world, coordinator, agreement_id)
+    alpha = make_partner(world, "alpha", agreement_id, executor)
+    alpha.reconcile(agreement_id, round_id, recipients(world))  # an earlier reconcile read the auditor's old key
+    _, rotated = generate_x25519_keypair()
+    auditor = world["roles"].auditor.address
+    world["tx"].transact(world["d"].partners.functions.rotateEncryptionKey(rotated), auditor)
+    alpha.run_round(agreement_id, round_id, recipients(world))
+    events = coordinator.commitments(agreement_id, round_id)
+    opened, failed = coordinator.open_updates(events, coordinator.round_state(agreement_id, round_id)[0])
+    assert not failed and rotated in opened[alpha.address].recipients
