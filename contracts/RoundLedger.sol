@@ -708,7 +708,12 @@ contract RoundLedger is IRoundLedger, EIP712 {
             _markRestorePending(agreementId, roundId);
         }
         emit RoundVoided(agreementId, roundId, batchIndex, position);
-        if (previous == RoundStatus.Finalized && r.payoutTotal != 0) _vault.revokeAllocation(agreementId, roundId);
+        // The results court may have revoked the payouts already (an upheld results challenge): a forgery must
+        // still be provable, or the epsilons its round spent could never be restored.
+        if (
+            previous == RoundStatus.Finalized && r.payoutTotal != 0
+                && !_vault.allocation(agreementId, roundId).revoked
+        ) _vault.revokeAllocation(agreementId, roundId);
     }
 
     /// @dev Closes an open round as voided (forged entry, or abandoned), taking its closing epsilon snapshot.

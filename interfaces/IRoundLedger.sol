@@ -362,8 +362,8 @@ interface IRoundLedger {
 
     /// @notice Proves that entry `position` of a batch is not what its partner signed: the signature is not the
     /// partner's ECDSA signature, the anchored entry disagrees with the signed commitment, or its sample count is 0 or above the
-    /// terms' `maxSampleCount`. Voids the round (and its payouts); {restoreVoidedRound} then gives back what
-    /// its entries spent.
+    /// terms' `maxSampleCount`. Voids the round (and its payouts, unless the results court revoked them already);
+    /// {restoreVoidedRound} then gives back what its entries spent.
     /// Requirements: auditor; the round is open or within its dispute window; the evidence's root, document
     /// digest and entries are the batch as anchored; its proof places the commitment at its position; the
     /// entry's commitment was not revealed and checked by {answerDispute}.

@@ -6,6 +6,7 @@ import {Vm} from "./utils/Vm.sol";
 import {Merkle} from "./utils/Merkle.sol";
 import {IRoundLedger} from "../../interfaces/IRoundLedger.sol";
 import {IRewardVault} from "../../interfaces/IRewardVault.sol";
+import {IResultsCourt} from "../../interfaces/IResultsCourt.sol";
 import {PositionalMerkle} from "../../contracts/libraries/PositionalMerkle.sol";
 import {SmartWallet} from "../../contracts/testing/SmartWallet.sol";
 
@@ -1000,6 +1001,22 @@ contract BatchCommitTest is LedgerFixture {
         vm.prank(parties[1]);
         ledger.disputeBatchEntry(e);
         assertTrue(ledger.entryDispute(id, r, parties[1]).status == IRoundLedger.DisputeStatus.Open, "open");
+    }
+
+    /// @dev The round's results are challenged in the court and upheld (its allocation revoked) before the auditor
+    /// proves a forged commitment of the same round. The proof must still void the round, so that its epsilons can
+    /// be restored; before the fix the ledger revoked the allocation a second time and the vault refused.
+    function test_attack_upheldResultsChallengeDoesNotBlockAForgeryProof() public {
+        Batch memory b = anchoredForgery(1);
+        closeRound(id, r, keccak256("payout root"), 120e18);
+        vm.prank(auditor);
+        uint256 cid = court.challengeResults(id, r, IResultsCourt.ResultsKind.Payouts, keccak256("evidence"));
+        vm.prank(arbiter);
+        court.ruleResults(cid, true, keccak256("ruling"));
+
+        prove(b, 0, 1);
+        assertTrue(ledger.round(id, r).status == IRoundLedger.RoundStatus.Voided, "round voided");
+        assertEq(vault.unallocated(id), 1_000e18, "the payouts went back to the pool once");
     }
 
     /*//////////////////////////////////////////////////////////////
