@@ -95,11 +95,14 @@ def results_evidence(audit: Mapping[str, Any], *, agreement_id: int | None = Non
     """
     grouped: dict[tuple[int, int], list[dict[str, Any]]] = {}
     for check in audit.get("checks", []):
-        if not isinstance(check, dict) or check.get("ok") is not False or check.get("name") not in RESULTS_CHECKS:
+        if not isinstance(check, dict) or check.get("ok") is not False:
             continue
+        if not isinstance(check.get("name"), str) or check["name"] not in RESULTS_CHECKS:
+            continue  # a hostile file's name may be a list or an object, which no dict lookup takes
         a, r = check.get("agreement_id"), check.get("round")
-        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in (a, r)):
-            continue  # a round-level check always names its round; anything else is not one of ours
+        if not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v < 2**bits
+                   for v, bits in ((a, 256), (r, 64))):  # fmt: skip
+            continue  # a round-level check always names its round, as the contracts take it; anything else is not ours
         if (agreement_id, round_id) != (None, None) and (a, r) != (agreement_id, round_id):
             continue
         grouped.setdefault((a, r), []).append(check)

@@ -1,0 +1,34 @@
+"""`challenge raise --from-audit` with a forged or hostile audit file: the auditor's command refuses with one line
+and sends nothing, whatever the file's checks hold (a name that is no string, an agreement or round id past what
+the contracts take). On a real chain: a fresh deployment, reached by the command before it would send."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from cli_home import ADDRESS, lepton_home
+from test_trust_cli import refused, run
+
+NOTHING = ("error: the audit has no failed aggregate_recomputed, scores_and_payouts, rejections_recheck check: "
+           "nothing in the coordinator's results to challenge (a partner's check: --check N)")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    with lepton_home(tmp_path_factory.mktemp("lepton-home")) as home:
+        run("deploy", "--key", "admin", "--coordinator", ADDRESS["coordinator"], "--auditor", ADDRESS["auditor"],
+            "--dispute-window", "600")  # fmt: skip
+        yield home
+
+
+@pytest.mark.parametrize("check", [
+    {"name": ["scores_and_payouts"], "ok": False, "agreement_id": 1, "round": 1},
+    {"name": {"scores_and_payouts": 1}, "ok": False, "agreement_id": 1, "round": 1},
+    {"name": "scores_and_payouts", "ok": False, "agreement_id": 1, "round": 2**64},
+    {"name": "aggregate_recomputed", "ok": False, "agreement_id": 2**256, "round": 1},
+], ids=["name-list", "name-object", "round-past-uint64", "agreement-past-uint256"])  # fmt: skip
+def test_a_forged_audit_check_is_refused_with_one_line(world, tmp_path, check):
+    audit = tmp_path / "audit.json"
+    audit.write_text(json.dumps({"ok": False, "checks": [check]}))
+    assert refused("challenge", "raise", "--from-audit", str(audit), "--key", "auditor") == NOTHING
