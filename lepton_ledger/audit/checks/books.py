@@ -11,7 +11,7 @@ no round paid out more than it allocated, and the vault's token balance covers w
 (``posted == withdrawn + slashed + held``, ``slashed == shares paid + shares owed``), each figure equals the sum
 of the events that moved it (``BondPosted``, ``BondWithdrawn``, ``BondSlashed``, ``BondShareClaimed``), every
 upheld results challenge slashed a bond and revoked its round's allocation, and the court's token balance covers
-the bonds held and the shares owed.
+the bonds held and the shares owed (over every agreement bonded in that token).
 """
 
 from __future__ import annotations
@@ -99,17 +99,28 @@ def check_vault(view: ChainView) -> list[CheckResult]:
     return results
 
 
+def _bond_books(view: ChainView, agreement_id: int) -> tuple[dict[str, int], int, int]:
+    """The court's books of the agreement's bonds, the bonds still held and the shares still owed."""
+    court, block = view.deployment.court.functions, view.block
+    books = dict(zip(("posted", "withdrawn", "slashed", "sharesPaid"),
+                     (int(v) for v in court.bonds(agreement_id).call(block_identifier=block))))  # fmt: skip
+    holders = {e.args["coordinator"] for e in view.events("BondPosted", agreement_id=agreement_id)}
+    held = sum(int(court.bondOf(agreement_id, h).call(block_identifier=block)) for h in holders)
+    parties = view.terms(agreement_id, 1)["parties"]  # the registry refuses a change of parties
+    owed = sum(int(court.bondShareOf(agreement_id, p).call(block_identifier=block)) for p in parties)
+    return books, held, owed
+
+
 def check_bonds(view: ChainView) -> list[CheckResult]:
-    court = view.deployment.court.functions
     block = view.block
+    figures = {a: _bond_books(view, a) for a in view.agreement_ids()}
+    tokens = {a: view.terms(a, 1)["rewardToken"] for a in figures}  # the registry refuses a change of token
+    # One balance holds the bonds of every agreement in a token: it must cover them together, not each alone.
+    owed_in: dict[str, int] = defaultdict(int)
+    for a, (_, held, owed) in figures.items():
+        owed_in[tokens[a]] += held + owed
     results = []
-    for a in view.agreement_ids():
-        books = dict(zip(("posted", "withdrawn", "slashed", "sharesPaid"),
-                         (int(v) for v in court.bonds(a).call(block_identifier=block))))  # fmt: skip
-        holders = {e.args["coordinator"] for e in view.events("BondPosted", agreement_id=a)}
-        held = sum(int(court.bondOf(a, h).call(block_identifier=block)) for h in holders)
-        parties = view.terms(a, 1)["parties"]  # the registry refuses a change of parties
-        owed = sum(int(court.bondShareOf(a, p).call(block_identifier=block)) for p in parties)
+    for a, (books, held, owed) in figures.items():
         problems = []
         if books["posted"] != books["withdrawn"] + books["slashed"] + held:
             problems.append(f"posted {books['posted']} != withdrawn {books['withdrawn']} + slashed "
@@ -133,11 +144,11 @@ def check_bonds(view: ChainView) -> list[CheckResult]:
             if cid not in slashed_by or (allocated and r not in revoked):
                 problems.append(f"results challenge {cid} of round {r} was upheld without slashing the bond and "
                                 "revoking the round's payouts")  # fmt: skip
-        token = view.terms(a, 1)["rewardToken"]
+        token = tokens[a]
         balance = int(view.w3.eth.contract(address=token, abi=_BALANCE_OF_ABI).functions.balanceOf(
             view.deployment.court.address).call(block_identifier=block))  # fmt: skip
-        if balance < held + owed:
-            problems.append(f"the court holds {balance} of {token}, owes {held + owed} in bonds and shares")
+        if balance < owed_in[token]:
+            problems.append(f"the court holds {balance} of {token}, owes {owed_in[token]} in bonds and shares")
         evidence = {"block": block, "token": token, "books": {k: str(v) for k, v in books.items()},
                     "from_events": {k: str(v) for k, v in from_events.items()}, "held": str(held), "owed": str(owed),
                     "token_balance": str(balance)}  # fmt: skip
