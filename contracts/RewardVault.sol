@@ -212,6 +212,10 @@ contract RewardVault is IRewardVault, ReentrancyGuard {
     function forfeitReward(uint256 challengeId, uint256 amount, bytes32[] calldata proof) external nonReentrant {
         IRoundLedger.Challenge memory c = IRoundLedger(roundLedger).challengeOf(challengeId);
         if (c.status != IRoundLedger.ChallengeStatus.Executed) revert RewardVaultChallengeNotExecuted(challengeId);
+        // While the round's results are challenged its payouts may all go back to the pool: wait, as claims do.
+        if (_court().isClaimBlocked(c.agreementId, c.round)) {
+            revert RewardVaultClaimBlocked(c.agreementId, c.round, c.partner);
+        }
         Allocation storage a = _claimableAllocation(c.agreementId, c.round);
         _settle(a, c.agreementId, c.round, c.partner, amount, proof);
         _pools[c.agreementId].slashed += amount;

@@ -166,6 +166,8 @@ interface IRewardVault {
 
     /// @notice Sends the reward of an executed challenge's partner for the challenged round, proven by `proof`
     /// like a claim, to the slash recipient; without this it would stay claimable by nobody. Anyone may call it.
+    /// Requirements: the challenge was executed ({slash}); no open results challenge holds the round (the results
+    /// court's `isClaimBlocked`: an upheld one returns the whole allocation to the pool); the proof holds.
     /// Emits {RewardForfeited}.
     function forfeitReward(uint256 challengeId, uint256 amount, bytes32[] calldata proof) external;
 

@@ -229,6 +229,47 @@ contract ResultsCourtTest is LedgerFixture {
         assertEq(token.balanceOf(parties[0]), PAYOUT, "claimed once dismissed");
     }
 
+    /// @dev The first party's update is upheld against and its stake slashed once claims open, while the round's
+    /// results are under a results challenge raised just before.
+    function partnerSlashedUnderAResultsChallenge() internal returns (uint64 r, uint256 partnerChallenge, uint256 cid) {
+        postBond(coordinator, BOND);
+        r = finalizedRound();
+        vm.prank(auditor);
+        partnerChallenge = ledger.challenge(id, r, parties[0], EVIDENCE);
+        vm.prank(arbiter);
+        ledger.resolveChallenge(partnerChallenge, true, RULING);
+        vm.warp(claimableAt(r) - 1);
+        cid = challengeAs(auditor, r);
+        vm.warp(claimableAt(r));
+        vault.slash(partnerChallenge);
+    }
+
+    /// @dev The wrongful payout goes to a partner whose own update is also upheld against (the coordinator's
+    /// accomplice). Its reward must not be forfeited to the slash recipient while the round's results are under an
+    /// open results challenge: once upheld, the whole allocation goes back to the pool, the funders' money.
+    function test_attack_forfeitWaitsForAnOpenResultsChallenge_thePayoutGoesBackToThePool() public {
+        (uint64 r, uint256 partnerChallenge, uint256 cid) = partnerSlashedUnderAResultsChallenge();
+
+        bytes32[] memory proof = Merkle.sortedProof(leaves, 0);
+        vm.expectRevert(abi.encodeWithSelector(IRewardVault.RewardVaultClaimBlocked.selector, id, r, parties[0]));
+        vault.forfeitReward(partnerChallenge, PAYOUT, proof);
+
+        uint256 pooled = vault.unallocated(id);
+        ruleAs(arbiter, cid, true);
+        assertEq(vault.unallocated(id), pooled + PAYOUT, "the whole payout is back in the pool");
+        vm.expectRevert(abi.encodeWithSelector(IRewardVault.RewardVaultAllocationRevoked.selector, id, r));
+        vault.forfeitReward(partnerChallenge, PAYOUT, proof);
+        assertEq(token.balanceOf(treasury), STAKE, "the slash recipient has the stake, not the wrongful payout");
+    }
+
+    /// @dev The same, dismissed: the forfeit goes through once the results challenge is out of the way.
+    function test_forfeitAfterADismissedResultsChallenge() public {
+        (uint64 r, uint256 partnerChallenge, uint256 cid) = partnerSlashedUnderAResultsChallenge();
+        ruleAs(arbiter, cid, false);
+        vault.forfeitReward(partnerChallenge, PAYOUT, Merkle.sortedProof(leaves, 0));
+        assertEq(token.balanceOf(treasury), STAKE + PAYOUT, "stake and forfeited reward");
+    }
+
     /*//////////////////////////////////////////////////////////////
                            challengeResults
     //////////////////////////////////////////////////////////////*/
