@@ -214,8 +214,10 @@ def claim_bond_share(tx: Any, deployment: Any, *, sender: str, agreement_id: int
     """The party `sender` takes its share of the coordinator bonds slashed in `agreement_id`.
 
     Raises:
-        ChallengeError: `sender` is not a party, or nothing is owed to it.
+        ChallengeError: an id the contract cannot take, `sender` is not a party, or nothing is owed to it.
     """
+    if not 1 <= agreement_id < 2**256:  # refused here, not by the ABI encoder
+        raise ChallengeError(f"agreement ids run from 1 to 2^256 - 1, not {agreement_id}")
     call = deployment.court.functions.claimBondShare(agreement_id)
     _simulate(call, sender, deployment, "")
     receipt = tx.transact(call, sender)

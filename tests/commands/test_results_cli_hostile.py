@@ -1,6 +1,7 @@
-"""`challenge raise --from-audit` with a forged or hostile audit file: the auditor's command refuses with one line
-and sends nothing, whatever the file's checks hold (a name that is no string, an agreement or round id past what
-the contracts take). On a real chain: a fresh deployment, reached by the command before it would send."""
+"""`challenge raise --from-audit` with a forged or hostile audit file (a check name that is no string, an agreement
+or round id past what the contracts take), and `challenge claim-bond` of an agreement id past uint256: refused with
+one line, nothing sent, never a traceback. On a real chain: a fresh deployment, reached by the command before it
+would send."""
 
 from __future__ import annotations
 
@@ -32,3 +33,8 @@ def test_a_forged_audit_check_is_refused_with_one_line(world, tmp_path, check):
     audit = tmp_path / "audit.json"
     audit.write_text(json.dumps({"ok": False, "checks": [check]}))
     assert refused("challenge", "raise", "--from-audit", str(audit), "--key", "auditor") == NOTHING
+
+
+def test_claim_bond_of_an_agreement_id_past_uint256_is_refused_with_one_line(world):
+    line = refused("challenge", "claim-bond", str(2**256), "--key", "partner-a")
+    assert line == f"error: agreement ids run from 1 to 2^256 - 1, not {2**256}"
