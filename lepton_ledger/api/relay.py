@@ -14,7 +14,7 @@ from web3.exceptions import ContractCustomError, ContractLogicError, Web3Excepti
 
 from ..chain.transactions import Transactor, decode_revert
 from ..errors import ChainError
-from .errors import ApiError, forbidden
+from .errors import ApiError, conflict, forbidden
 
 # Contract -> the functions its parties call with their own key (not the coordinator's steps, which the service
 # sends itself). The reward token's approve is allowed only towards the vault (stake and fund pull from it).
@@ -114,6 +114,8 @@ def relay(service: Any, caller: str, raw_hex: str) -> dict[str, Any]:
     if target is None:
         raise forbidden("that target and function are not relayed by this service")
     if target.function == "approve":
+        if len(data) < 4 + 32:
+            raise ApiError(422, "Malformed", "the approve call's arguments are truncated")
         spender = "0x" + data[4 + 12 : 4 + 32].hex()
         if service.w3.to_checksum_address(spender) != service.deployment.vault.address:
             raise forbidden("the reward token's approve is relayed only towards the RewardVault")
@@ -122,6 +124,7 @@ def relay(service: Any, caller: str, raw_hex: str) -> dict[str, Any]:
     try:
         receipt = service.w3.eth.get_transaction_receipt(tx_hash)  # relayed before: answer the same
     except TransactionNotFound:
+        _require_sendable(service, signer, fields)
         try:
             service.w3.eth.call({"from": signer, "to": target.bound.address, "data": data,
                                  "value": int(fields.get("value", 0)), "gas": int(fields["gas"])})  # fmt: skip
@@ -132,3 +135,20 @@ def relay(service: Any, caller: str, raw_hex: str) -> dict[str, Any]:
         raise ChainError(f"no receipt for {tx_hash.to_0x_hex()}")
     return {"tx_hash": tx_hash.to_0x_hex(), "block_number": int(receipt["blockNumber"]),
             "status": int(receipt["status"]), "contract": target.contract, "function": target.function}  # fmt: skip
+
+
+def _require_sendable(service: Any, signer: str, fields: dict[str, Any]) -> None:
+    """What the node would refuse or leave pending forever, refused here (409) instead: another nonce than the
+    signer's next, a fee below the base fee, more than the signer's balance can pay."""
+    w3 = service.w3
+    nonce = int(w3.eth.get_transaction_count(signer, "pending"))
+    if int(fields["nonce"]) != nonce:
+        raise conflict(f"the transaction's nonce is {fields['nonce']}, {signer}'s next nonce is {nonce}",
+                       code="NonceMismatch")  # fmt: skip
+    fee = int(fields.get("maxFeePerGas", fields.get("gasPrice", 0)))
+    base = int(w3.eth.get_block("latest")["baseFeePerGas"])
+    if fee < base:
+        raise conflict(f"the transaction's fee per gas {fee} is below the base fee {base}", code="FeeTooLow")
+    cost, balance = int(fields["gas"]) * fee + int(fields.get("value", 0)), int(w3.eth.get_balance(signer))
+    if balance < cost:
+        raise conflict(f"{signer} holds {balance} wei, the transaction may cost {cost}", code="InsufficientFunds")
