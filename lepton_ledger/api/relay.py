@@ -71,8 +71,10 @@ def prepare(service: Any, caller: str, contract: str, function: str, args: list[
         raise ApiError(422, "NotRelayable", f"{contract}.{function} is not relayed by this service; it relays {known}")
     try:
         data = bound.encode_abi(function, args=args)
-    except (TypeError, ValueError, Web3Exception) as exc:  # MismatchedABI: no overload takes these arguments
-        raise ApiError(422, "Malformed", f"arguments of {contract}.{function}: {str(exc).splitlines()[0]}") from None
+    except (TypeError, ValueError, Web3Exception):  # MismatchedABI: no overload takes these arguments
+        signatures = " or ".join(f"{function}({','.join(i['type'] for i in item['inputs'])})" for item in bound.abi
+                                 if item.get("type") == "function" and item["name"] == function)  # fmt: skip
+        raise ApiError(422, "Malformed", f"the arguments do not fit {contract}.{signatures}") from None
     w3 = service.w3
     call = {"from": caller, "to": bound.address, "data": data, "value": 0}
     try:
@@ -103,6 +105,8 @@ def relay(service: Any, caller: str, raw_hex: str) -> dict[str, Any]:
         signer = Account.recover_transaction(raw)
     except Exception:  # noqa: BLE001 -- rlp, signature and type errors all mean "not a signed transaction"
         raise ApiError(422, "Malformed", "not a signed typed (EIP-2930/1559) transaction") from None
+    if int(fields.get("type", 0)) not in (1, 2):  # a blob transaction (4844) needs a sidecar the relay never has
+        raise ApiError(422, "Malformed", f"a type {fields.get('type')} transaction: the relay takes EIP-2930/1559")
     if int(fields.get("chainId", -1)) != service.chain_id:
         raise ApiError(422, "WrongChain", f"the transaction is for chain {fields.get('chainId')}, "
                                           f"this service is chain {service.chain_id}")  # fmt: skip
@@ -130,7 +134,13 @@ def relay(service: Any, caller: str, raw_hex: str) -> dict[str, Any]:
                                  "value": int(fields.get("value", 0)), "gas": int(fields["gas"])})  # fmt: skip
         except (ContractCustomError, ContractLogicError) as exc:
             raise decode_revert(getattr(exc, "data", None)) or ApiError(409, "Reverted", str(exc)) from None
-        receipt = tx.wait(tx.send_raw(raw))
+        except (Web3Exception, ValueError) as exc:  # the node answered, refusing the call (gas out of its bounds)
+            raise conflict(f"the node refuses the transaction: {exc}", code="NodeRefused") from None
+        try:
+            sent = tx.send_raw(raw)
+        except ChainError as exc:  # the node answered, refusing the signer's transaction: no outage (503)
+            raise conflict(str(exc), code="NodeRefused") from None
+        receipt = tx.wait(sent)
     if receipt is None:
         raise ChainError(f"no receipt for {tx_hash.to_0x_hex()}")
     return {"tx_hash": tx_hash.to_0x_hex(), "block_number": int(receipt["blockNumber"]),
