@@ -61,13 +61,15 @@ class Authenticator:
         self.db, self.domain, self.uri, self.chain_id = db, domain, uri, chain_id
         self.nonce_ttl, self.token_ttl, self.provider = nonce_ttl, token_ttl, provider
 
-    def issue_message(self, address: str) -> Issued:
-        siwe = _siwe()
-        now = time.time()
-        nonce = secrets.token_hex(16)  # 128 bits, alphanumeric as EIP-4361 requires
-        message = siwe.SiweMessage(domain=self.domain, address=address, uri=self.uri, version="1",
+    def _message(self, address: str, nonce: str, now: float) -> str:
+        return _siwe().SiweMessage(domain=self.domain, address=address, uri=self.uri, version="1",
                                    chain_id=self.chain_id, nonce=nonce, issued_at=_iso(now),
                                    expiration_time=_iso(now + self.nonce_ttl), statement=STATEMENT).prepare_message()  # fmt: skip
+
+    def issue_message(self, address: str) -> Issued:
+        now = time.time()
+        nonce = secrets.token_hex(16)  # 128 bits, alphanumeric as EIP-4361 requires
+        message = self._message(address, nonce, now)
         with self.db.transaction() as db:
             db.execute("DELETE FROM nonces WHERE expires_at < ?", (now - 86400,))
             db.execute("INSERT INTO nonces (nonce, address, message, expires_at) VALUES (?, ?, ?, ?)",
@@ -82,6 +84,10 @@ class Authenticator:
                 signature); nothing is recorded but the spent nonce.
         """
         siwe = _siwe()
+        # Every message we issue has the same length (fixed-width address, nonce and times); siwe's parser takes
+        # time quadratic in the length, so a longer one is refused unparsed.
+        if len(message) > len(self._message("0x" + "0" * 40, "0" * 32, time.time())):
+            raise unauthorized("the sign-in message is longer than any this service issues")
         try:
             parsed = siwe.SiweMessage.from_message(message)
         except Exception:  # noqa: BLE001 -- the parser raises many types; any of them means "not a message"

@@ -109,6 +109,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI's "error parsing the body" (not JSON): malformed, as documented
+            return _body(422, "Malformed", str(exc.detail))
         return _body(exc.status_code, "NotFound" if exc.status_code == 404 else "HTTPError", str(exc.detail))
 
     @app.exception_handler(RequestException)

@@ -14,7 +14,7 @@ from web3.exceptions import ContractCustomError, ContractLogicError, Web3Excepti
 
 from ..chain.transactions import Transactor, decode_revert
 from ..errors import ChainError
-from .errors import ApiError, forbidden
+from .errors import ApiError, conflict, forbidden
 
 # Contract -> the functions its parties call with their own key (not the coordinator's steps, which the service
 # sends itself). The reward token's approve is allowed only towards the vault (stake and fund pull from it).
@@ -71,8 +71,10 @@ def prepare(service: Any, caller: str, contract: str, function: str, args: list[
         raise ApiError(422, "NotRelayable", f"{contract}.{function} is not relayed by this service; it relays {known}")
     try:
         data = bound.encode_abi(function, args=args)
-    except (TypeError, ValueError, Web3Exception) as exc:  # MismatchedABI: no overload takes these arguments
-        raise ApiError(422, "Malformed", f"arguments of {contract}.{function}: {str(exc).splitlines()[0]}") from None
+    except (TypeError, ValueError, Web3Exception):  # MismatchedABI: no overload takes these arguments
+        signatures = " or ".join(f"{function}({','.join(i['type'] for i in item['inputs'])})" for item in bound.abi
+                                 if item.get("type") == "function" and item["name"] == function)  # fmt: skip
+        raise ApiError(422, "Malformed", f"the arguments do not fit {contract}.{signatures}") from None
     w3 = service.w3
     call = {"from": caller, "to": bound.address, "data": data, "value": 0}
     try:
@@ -103,6 +105,8 @@ def relay(service: Any, caller: str, raw_hex: str) -> dict[str, Any]:
         signer = Account.recover_transaction(raw)
     except Exception:  # noqa: BLE001 -- rlp, signature and type errors all mean "not a signed transaction"
         raise ApiError(422, "Malformed", "not a signed typed (EIP-2930/1559) transaction") from None
+    if int(fields.get("type", 0)) not in (1, 2):  # a blob transaction (4844) needs a sidecar the relay never has
+        raise ApiError(422, "Malformed", f"a type {fields.get('type')} transaction: the relay takes EIP-2930/1559")
     if int(fields.get("chainId", -1)) != service.chain_id:
         raise ApiError(422, "WrongChain", f"the transaction is for chain {fields.get('chainId')}, "
                                           f"this service is chain {service.chain_id}")  # fmt: skip
@@ -114,6 +118,8 @@ def relay(service: Any, caller: str, raw_hex: str) -> dict[str, Any]:
     if target is None:
         raise forbidden("that target and function are not relayed by this service")
     if target.function == "approve":
+        if len(data) < 4 + 32:
+            raise ApiError(422, "Malformed", "the approve call's arguments are truncated")
         spender = "0x" + data[4 + 12 : 4 + 32].hex()
         if service.w3.to_checksum_address(spender) != service.deployment.vault.address:
             raise forbidden("the reward token's approve is relayed only towards the RewardVault")
@@ -122,13 +128,37 @@ def relay(service: Any, caller: str, raw_hex: str) -> dict[str, Any]:
     try:
         receipt = service.w3.eth.get_transaction_receipt(tx_hash)  # relayed before: answer the same
     except TransactionNotFound:
+        _require_sendable(service, signer, fields)
         try:
             service.w3.eth.call({"from": signer, "to": target.bound.address, "data": data,
                                  "value": int(fields.get("value", 0)), "gas": int(fields["gas"])})  # fmt: skip
         except (ContractCustomError, ContractLogicError) as exc:
             raise decode_revert(getattr(exc, "data", None)) or ApiError(409, "Reverted", str(exc)) from None
-        receipt = tx.wait(tx.send_raw(raw))
+        except (Web3Exception, ValueError) as exc:  # the node answered, refusing the call (gas out of its bounds)
+            raise conflict(f"the node refuses the transaction: {exc}", code="NodeRefused") from None
+        try:
+            sent = tx.send_raw(raw)
+        except ChainError as exc:  # the node answered, refusing the signer's transaction: no outage (503)
+            raise conflict(str(exc), code="NodeRefused") from None
+        receipt = tx.wait(sent)
     if receipt is None:
         raise ChainError(f"no receipt for {tx_hash.to_0x_hex()}")
     return {"tx_hash": tx_hash.to_0x_hex(), "block_number": int(receipt["blockNumber"]),
             "status": int(receipt["status"]), "contract": target.contract, "function": target.function}  # fmt: skip
+
+
+def _require_sendable(service: Any, signer: str, fields: dict[str, Any]) -> None:
+    """What the node would refuse or leave pending forever, refused here (409) instead: another nonce than the
+    signer's next, a fee below the base fee, more than the signer's balance can pay."""
+    w3 = service.w3
+    nonce = int(w3.eth.get_transaction_count(signer, "pending"))
+    if int(fields["nonce"]) != nonce:
+        raise conflict(f"the transaction's nonce is {fields['nonce']}, {signer}'s next nonce is {nonce}",
+                       code="NonceMismatch")  # fmt: skip
+    fee = int(fields.get("maxFeePerGas", fields.get("gasPrice", 0)))
+    base = int(w3.eth.get_block("latest")["baseFeePerGas"])
+    if fee < base:
+        raise conflict(f"the transaction's fee per gas {fee} is below the base fee {base}", code="FeeTooLow")
+    cost, balance = int(fields["gas"]) * fee + int(fields.get("value", 0)), int(w3.eth.get_balance(signer))
+    if balance < cost:
+        raise conflict(f"{signer} holds {balance} wei, the transaction may cost {cost}", code="InsufficientFunds")

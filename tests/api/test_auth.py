@@ -118,3 +118,13 @@ def test_an_unregistered_account_signs_in_with_no_role(service):
     account = fresh_account()
     me = service.api.get("/v1/auth/me", headers=service.headers(account))
     assert me.json() == {"address": account.address, "roles": ["partner:none"], "agreements": {}}
+
+
+def test_a_message_longer_than_any_issued_is_refused_unparsed(service):
+    """siwe's parser takes time quadratic in the message's length: an anonymous caller must not get to make the
+    service parse a long one. The refusal happens before the nonce is even read, so it stays usable."""
+    issued = service.nonce(service.alpha)
+    padded = issued["message"].replace("Sign in to the lepton-ledger service.", "x" * 12_000)
+    reply = service.login(padded, service.alpha)
+    assert reply.status_code == 401 and "longer than any" in reply.json()["error"]["message"], reply.text
+    assert service.login(issued["message"], service.alpha).status_code == 200

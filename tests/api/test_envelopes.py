@@ -5,8 +5,16 @@ from __future__ import annotations
 
 import pytest
 import torch
+from agreement_setup import funded_agreement  # tests/rounds/ (on the path: conftest.py)
+from service_world import fresh_account, make_coordinator
 
-from lepton_ledger.envelope import DPRecord, seal, x25519_public_key
+from lepton_ledger.chain import agreements, node
+from lepton_ledger.envelope import (
+    DPRecord,
+    generate_x25519_keypair,
+    seal,
+    x25519_public_key,
+)
 from lepton_ledger.protocol.addressing import artifact_cid
 
 DP = DPRecord(noise_multiplier=1.0, clipping_norm=1.0, sample_rate=0.1, steps=10, delta=1e-5, accountant="rdp")
@@ -95,3 +103,27 @@ def test_refusals_by_who_and_where(service):
     assert service.api.post("/v1/envelopes", content=b"x", params={"agreement_id": 0, "round": 1},
                             headers=service.headers(service.alpha)).status_code == 422  # fmt: skip
     assert _stored_blocks(service) == blocks
+
+
+def test_a_suspended_partys_envelope_is_refused_and_nothing_is_stored(service):
+    """The ledger refuses a suspended partner's commitment, so the service keeps none of its envelopes either."""
+    gamma = fresh_account()
+    node.fund(service.w3, gamma.address, 10**19)
+    service.tx.add(gamma)
+    agreements.register(service.tx, service.d, gamma.address, {"name": "gamma"}, generate_x25519_keypair()[1])
+    service.tx.transact(service.d.partners.functions.approve(gamma.address), service.roles.coordinator.address)
+    agreement_id = funded_agreement(service.tx, service.d, service.token, service.roles, [gamma])
+    folder = service.data_dir / f"suspended-{agreement_id}"
+    folder.mkdir()
+    coordinator = make_coordinator(service.roles, service.tx, service.d, service.store, service.keys, service.split,
+                                   folder / "outbox.sqlite", folder / "events.sqlite")  # fmt: skip
+    _, digest = coordinator.publish_model({"w": torch.zeros(8)})
+    round_id = coordinator.open_round(agreement_id, digest, service.w3.eth.get_block("latest")["timestamp"] + 3600)
+    receipt = service.tx.transact(service.d.partners.functions.suspend(gamma.address, b"\x07" * 32),
+                                  service.roles.coordinator.address)  # fmt: skip
+    service.wait_block(receipt["blockNumber"])
+    data = _sealed(service, gamma, agreement_id=agreement_id, round_id=round_id, base=digest)
+    blocks = _stored_blocks(service)
+    reply = _post(service, data, gamma, agreement_id=agreement_id, round_id=round_id)
+    assert reply.status_code == 403 and "suspended" in reply.json()["error"]["message"], reply.text
+    assert _stored_blocks(service) == blocks and not service.store.has(artifact_cid(data))

@@ -85,3 +85,11 @@ def test_a_second_service_on_the_same_data_directory_is_refused(service):
     result = subprocess.run([sys.executable, "-m", "lepton_ledger.cli", "serve", "--port", "0"], env=service.server.env,
                             check=False, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert result.returncode == 1 and "another lepton-ledger serve runs on" in result.stdout + result.stderr
+
+
+def test_a_body_that_is_not_json_is_422(service):
+    """FastAPI answers 400 for a body it cannot parse; the service documents 422 for malformed input."""
+    reply = service.api.post(f"/v1/agreements/{service.agreement_id}/rounds/{service.open_round}/close",
+                             content=b"\xff{", headers=service.headers(service.roles.coordinator) |
+                             {"Content-Type": "application/json"})  # fmt: skip
+    assert reply.status_code == 422 and reply.json()["error"]["code"] == "Malformed", reply.text

@@ -141,3 +141,10 @@ def test_a_suspended_partner_loses_access_at_the_next_block(service):
     service.wait_block(receipt["blockNumber"])
     assert service.api.get("/v1/auth/me", headers=headers).json()["roles"] == ["partner:suspended"]
     assert service.api.get(f"/v1/blobs/{cid}", headers=headers).status_code == 403
+
+
+def test_metrics_do_not_grow_a_counter_per_invented_method(service):
+    """The HTTP parser takes any token as a method; an anonymous caller must not add a label value per request."""
+    assert service.api.request("INVENTED", "/v1/health").status_code == 405
+    text = service.api.get("/metrics").text
+    assert "INVENTED" not in text and 'method="other"' in text

@@ -117,3 +117,62 @@ def test_prepare_refusals(service):
     assert again.status_code == 409 and again.json()["error"]["code"] == "PartnerRegistryAlreadyRegistered"
     assert service.api.post("/v1/transactions/prepare", json={"contract": "RewardVault", "function": "claim"}
                             ).status_code == 401  # fmt: skip
+
+
+def test_an_approve_with_truncated_arguments_is_422_not_a_crash(service):
+    alpha = service.alpha
+    unsigned = _prepare(service, alpha, "RewardVault", "claim", _claim_args(service, alpha)).json()
+    data = service.token.encode_abi("approve", args=[service.d.vault.address, 1])[: 2 + 2 * (4 + 10)]
+    before = _nonce(service, alpha)
+    reply = service.api.post("/v1/transactions", json={"raw": _signed(alpha, unsigned, to=service.token.address,
+                                                                      data=data)},
+                             headers=service.headers(alpha))  # fmt: skip
+    assert reply.status_code == 422 and reply.json()["error"]["code"] == "Malformed", reply.text
+    assert _nonce(service, alpha) == before
+
+
+@pytest.mark.parametrize(("changes", "code"), [
+    (lambda tx: {"nonce": tx["nonce"] + 1}, "NonceMismatch"),  # the node would hold it pending, the relay waiting
+    (lambda tx: {"nonce": tx["nonce"] - 1}, "NonceMismatch"),  # the node would refuse it: nonce too low
+    (lambda tx: {"maxFeePerGas": 1, "maxPriorityFeePerGas": 1}, "FeeTooLow"),
+    (lambda tx: {"maxFeePerGas": 10**30}, "InsufficientFunds"),
+], ids=["future nonce", "used nonce", "fee below the base fee", "more than the balance"])  # fmt: skip
+def test_a_transaction_the_node_would_not_mine_is_409_and_not_sent(service, changes, code):
+    """Not a 503 ("the chain does not answer") after waiting for a receipt that never comes: the signer's own
+    transaction is wrong, and the relay says how."""
+    alpha = service.alpha
+    unsigned = _prepare(service, alpha, "RewardVault", "claim", _claim_args(service, alpha)).json()
+    before = _nonce(service, alpha)
+    reply = service.api.post("/v1/transactions", json={"raw": _signed(alpha, unsigned, **changes(unsigned))},
+                             headers=service.headers(alpha))  # fmt: skip
+    assert reply.status_code == 409 and reply.json()["error"]["code"] == code, reply.text
+    assert _nonce(service, alpha) == before and service.w3.eth.get_transaction_count(alpha.address, "pending") == before
+
+
+def test_a_blob_transaction_is_422_and_not_sent(service):
+    """EIP-4844 needs a sidecar the relay never has: the node would refuse it, which is no chain outage (503)."""
+    alpha = service.alpha
+    unsigned = _prepare(service, alpha, "RewardVault", "claim", _claim_args(service, alpha)).json()
+    before = _nonce(service, alpha)
+    raw = _signed(alpha, unsigned, type=3, maxFeePerBlobGas=10**10, blobVersionedHashes=["0x01" + "00" * 31])
+    reply = service.api.post("/v1/transactions", json={"raw": raw}, headers=service.headers(alpha))
+    assert reply.status_code == 422 and "type 3" in reply.json()["error"]["message"], reply.text
+    assert _nonce(service, alpha) == before
+
+
+def test_prepare_with_arguments_that_do_not_fit_names_the_signature(service):
+    reply = _prepare(service, service.alpha, "RewardVault", "claim", [1, 1, 1, [[[]]]])
+    assert reply.status_code == 422, reply.text
+    assert reply.json()["error"]["message"] == "the arguments do not fit RewardVault.claim(uint256,uint64,uint256,bytes32[])"
+
+
+@pytest.mark.parametrize("gas", [1, 21_000, 10**9], ids=["below intrinsic", "below the call's need", "over the block"])
+def test_a_gas_limit_the_node_refuses_is_409_and_not_sent(service, gas):
+    """The node answers these with an RPC error: the signer's mistake, neither a crash (500) nor an outage (503)."""
+    alpha = service.alpha
+    unsigned = _prepare(service, alpha, "RewardVault", "claim", _claim_args(service, alpha)).json()
+    before = _nonce(service, alpha)
+    reply = service.api.post("/v1/transactions", json={"raw": _signed(alpha, unsigned, gas=gas)},
+                             headers=service.headers(alpha))  # fmt: skip
+    assert reply.status_code == 409, reply.text
+    assert _nonce(service, alpha) == before

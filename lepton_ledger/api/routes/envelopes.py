@@ -55,6 +55,8 @@ def _accept(service: Service, caller: Roles, agreement_id: int, round_id: int, d
     terms = agreement_of(service, agreement_id)["terms"]
     if caller.address not in terms.parties:
         raise forbidden(f"{caller.address} is not a party of agreement {agreement_id}")
+    if caller.status != "approved":  # the ledger takes commitments from approved partners only: keep nothing
+        raise forbidden(f"{caller.address} is {caller.status}, not an approved partner")
     found = round_of(service, agreement_id, round_id, open_only=True)
     expected = Expected(agreement_id=agreement_id, round=round_id, partner=caller.address,
                         base_model_digest=bytes(found["record"][6]), chain_id=service.chain_id,
