@@ -354,8 +354,10 @@ def open_(
 
     Puts the global model (the last finalized aggregate, else a fresh model of the terms' model) to the store and
     sends RoundLedger.openRound(agreement, model digest, deadline, evaluation-set commitment) from --key. The
-    evaluation set comes from the data options (the same ones `close` gets).
+    evaluation set comes from the data options (the same ones `close` gets). Every voided or abandoned round of
+    AGREEMENT still charged is restored first (RoundLedger.restoreVoidedRound, one line each).
     """
+    from ..chain import disputes
     from .data import eval_data
     from .roles import global_model
 
@@ -365,6 +367,9 @@ def open_(
         s.agreement_state(agreement)
         open_round = int(s.deployment.ledger.functions.openRoundOf(agreement).call())
         require(open_round == 0, f"round {open_round} of agreement {agreement} is still open (close it first)")
+        # A voided or abandoned round stays charged until restored, and openRound waits for it.
+        for line in disputes.restore_pending(s.tx, s.deployment, sender=s.address, agreement_id=agreement):
+            typer.echo(line)
         bonded, required = s.deployment.agreements.functions.coordinatorBondOf(agreement).call()
         held = int(s.deployment.court.functions.bondOf(agreement, bonded).call())
         require(held >= required, f"the coordinator holds {held / 10**18:g} of bond in agreement {agreement}, its "
