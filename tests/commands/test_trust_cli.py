@@ -174,8 +174,17 @@ def test_a_coordinator_that_never_finalizes_loses_the_round_to_anyone(world):
     with session() as s:
         EPSILON_A["before round 3"] = s.deployment.ledger.functions.cumulativeEpsilon(1, ADDRESS["partner-a"]).call()
     run("coordinator", "open", "1", "--key", "coordinator", *DATA)  # round 3: never closed
-    run("partner", "train-and-submit", "1", "--key", "partner-a", *DATA, "--partition", "0")
-    with session() as s:
+    signed = world / "a3.json"
+    run("partner", "train-and-sign", "1", "--key", "partner-a", "--out", str(signed), *DATA)
+    run("coordinator", "anchor", "1", "3", str(signed), "--key", "coordinator")
+    from lepton_ledger.chain import disputes
+
+    with session() as s:  # the coordinator reveals the signed commitment before any dispute (as for a smart wallet)
+        entry = disputes.entry_of(s.deployment, 1, 3, ADDRESS["partner-a"])
+        early = disputes.DisputeRecord(1, 3, ADDRESS["partner-a"], "None", entry.batch_index, entry.position,
+                                       entry.epsilon, 0)  # fmt: skip
+        evidence, commitment, signature = disputes.answer_for(s.deployment, s.store, early)
+        s.tx.transact(s.deployment.ledger.functions.answerDispute(evidence, commitment, signature), s.address)
         spent = s.deployment.ledger.functions.cumulativeEpsilon(1, ADDRESS["partner-a"]).call()
         assert spent > EPSILON_A["before round 3"]
     line = refused("round", "abandon", "--agreement", "1", "--round", "3", "--key", "partner-b")
@@ -264,8 +273,9 @@ def test_contract_errors_read_in_tokens_and_utc_dates():
 
 def test_the_audit_accounts_for_the_voided_entry_the_abandoned_round_and_the_expired_allocation(world):
     """After all of the above: the batch whose only entry was voided needs no document, partner-b's DP history
-    has no round 1 (its epsilon was restored), the sample counts are within the signed bound, and the books add up
-    with the expired allocation and the reclaim."""
+    has no round 1 (its epsilon was restored), the sample counts are within the signed bound, the books add up
+    with the expired allocation and the reclaim, and the event history takes round 1 (finalized, one entry
+    voided), the early reveal of round 3 and its restore."""
     out = world / "audit.json"
     result = run("audit", "--key-name", "auditor", "--json", str(out))
     assert "every check holds" in result.output, result.output
