@@ -76,12 +76,17 @@ def approve(
 ) -> None:  # fmt: skip
     """Approve a registered partner, so that it can sign agreements.
 
-    Sends PartnerRegistry.approve(PARTNER) from --key (which holds COORDINATOR_ROLE).
+    Sends PartnerRegistry.approve(PARTNER) from --key, which must hold the registry's REGISTRAR_ROLE (the one who
+    vets partners; `deploy` grants it to the coordinator it names). Suspending a partner needs the same role.
     """
     from ..chain import agreements
+    from ..chain.deployment import REGISTRAR_ROLE
 
     address = parse_address(partner, "PARTNER")
     with open_session(rpc_url=rpc_url, deployment=deployment, key=key) as s:
+        require(s.deployment.partners.functions.hasRole(REGISTRAR_ROLE, s.address).call(),
+                f"{s.address} lacks the PartnerRegistry's REGISTRAR_ROLE: only the registrar approves or suspends "
+                "partners (the admin grants it)")  # fmt: skip
         status = int(s.deployment.partners.functions.partnerOf(address).call()[0])
         require(status == PENDING, f"{address} is not a partner awaiting approval (status {status}: "
                                    "0 unregistered, 2 approved, 3 suspended)")  # fmt: skip

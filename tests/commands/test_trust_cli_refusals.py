@@ -19,11 +19,17 @@ from test_trust_cli import (  # noqa: F401 -- world: the module's fixture
 )
 
 
-@pytest.mark.parametrize("command", [("round", "abandon"), ("vault", "expire")])
+@pytest.mark.parametrize("command", [("round", "abandon"), ("round", "restore"), ("vault", "expire")])
 @pytest.mark.parametrize("round_id", ["-1", str(2**64), "9"])
 def test_a_round_id_the_ledger_never_opened_is_refused_with_one_line(world, command, round_id):  # noqa: F811
     line = refused(*command, "--agreement", "1", "--round", round_id, "--key", "partner-b")
     assert line == f"error: agreement 1 has no round {round_id} (it has 0)"
+
+
+def test_approve_names_the_registrar_role_the_key_lacks(world):  # noqa: F811
+    line = refused("coordinator", "approve", ADDRESS["auditor"], "--key", "partner-a")  # registered, not approved
+    assert line == f"error: {ADDRESS['partner-a']} lacks the PartnerRegistry's REGISTRAR_ROLE: only the registrar " \
+        "approves or suspends partners (the admin grants it)"  # fmt: skip
 
 
 def test_standing_does_not_call_a_stake_withdrawable_while_the_vault_refuses_to_unstake_it(world):  # noqa: F811
