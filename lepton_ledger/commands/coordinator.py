@@ -372,14 +372,14 @@ def open_(
         s.agreement_state(agreement)
         open_round = int(s.deployment.ledger.functions.openRoundOf(agreement).call())
         require(open_round == 0, f"round {open_round} of agreement {agreement} is still open (close it first)")
-        # A voided or abandoned round stays charged until restored, and openRound waits for it.
-        for line in disputes.restore_pending(s.tx, s.deployment, sender=s.address, agreement_id=agreement):
-            typer.echo(line)
         bonded, required = s.deployment.agreements.functions.coordinatorBondOf(agreement).call()
         held = int(s.deployment.court.functions.bondOf(agreement, bonded).call())
         require(held >= required, f"the coordinator holds {held / 10**18:g} of bond in agreement {agreement}, its "
                                   f"terms require {required / 10**18:g}: post it with `coordinator bond {agreement} "
                                   "AMOUNT`")  # fmt: skip
+        # A voided or abandoned round stays charged until restored, and openRound waits for it.
+        for line in disputes.restore_pending(s.tx, s.deployment, sender=s.address, agreement_id=agreement):
+            typer.echo(line)
         coordinator = _coordinator(s, agreement, eval_set, model=model, max_norm=None)
         state, previous = global_model(s.deployment, s.store, agreement, model_name=coordinator.model_name,
                                        input_dim=eval_set.input_dim, num_classes=eval_set.num_classes)  # fmt: skip
