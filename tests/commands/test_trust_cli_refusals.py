@@ -26,12 +26,6 @@ def test_a_round_id_the_ledger_never_opened_is_refused_with_one_line(world, comm
     assert line == f"error: agreement 1 has no round {round_id} (it has 0)"
 
 
-def test_approve_names_the_registrar_role_the_key_lacks(world):  # noqa: F811
-    line = refused("coordinator", "approve", ADDRESS["auditor"], "--key", "partner-a")  # registered, not approved
-    assert line == f"error: {ADDRESS['partner-a']} lacks the PartnerRegistry's REGISTRAR_ROLE: only the registrar " \
-        "approves or suspends partners (the admin grants it)"  # fmt: skip
-
-
 def test_standing_does_not_call_a_stake_withdrawable_while_the_vault_refuses_to_unstake_it(world):  # noqa: F811
     # No round is open and no dispute window runs, but the terms are in force and partner-a has not exited.
     from lepton_ledger.commands.context import CommandError, read_call
