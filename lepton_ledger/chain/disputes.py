@@ -6,7 +6,9 @@ skipped)``: the event carries everything a dispute needs, so a partner listed fo
 can dispute it without the batch document (a dishonest coordinator withholds or garbles it). Answering needs
 the signed commitment and its proof, which only the batch document holds: :func:`answer_for` rebuilds them
 from the document in the store and refuses, naming why, when it cannot. Voiding needs the agreement's packed
-epsilon words as they were when the round opened: the ``EpsilonsAtOpen`` event of that round.
+epsilon words as they were when the round opened: the ``EpsilonsAtOpen`` event of that round. A round voided
+whole (a proven forgery, or abandoned) stays charged until :func:`restore_round` gives its spend back with the
+words of its ``EpsilonsAtOpen`` and ``EpsilonsAtClose`` events; the agreement's next round waits for it.
 
 The ``BatchEvidence`` tuple is ``(agreementId, round, batchIndex, root, documentDigest, entries, position,
 proof)``; a dispute sends it with no proof (the position is checked against the anchored entries).
@@ -22,7 +24,8 @@ from .merkle import PositionalTree, commitment_leaf, unpack_entries
 from .typed_data import update_commitment_digest
 
 __all__ = ["DISPUTE_STATUS", "AnchoredEntry", "DisputeError", "DisputeRecord", "anchored_entries", "answer_for",
-           "answer_open_disputes", "disputes", "entry_of", "words_at_open"]  # fmt: skip
+           "answer_open_disputes", "disputes", "entry_of", "pending_restores", "restore_pending", "restore_round",
+           "words_at_close", "words_at_open"]  # fmt: skip
 
 DISPUTE_STATUS = ("None", "Open", "Answered", "Voided")  # IRoundLedger.DisputeStatus
 
@@ -113,11 +116,61 @@ def words_at_open(deployment: Any, agreement_id: int, round_id: int) -> list[int
     Raises:
         DisputeError: the chain holds no ``EpsilonsAtOpen`` for the round.
     """
-    logs = deployment.ledger.events.EpsilonsAtOpen.get_logs(
-        argument_filters={"agreementId": agreement_id, "round": round_id}, from_block=0)
+    return _snapshot_words(deployment.ledger.events.EpsilonsAtOpen, agreement_id, round_id)
+
+
+def words_at_close(deployment: Any, agreement_id: int, round_id: int) -> list[int]:
+    """The agreement's packed epsilon words when the round closed (finalized, voided or abandoned).
+
+    Raises:
+        DisputeError: the chain holds no ``EpsilonsAtClose`` for the round.
+    """
+    return _snapshot_words(deployment.ledger.events.EpsilonsAtClose, agreement_id, round_id)
+
+
+def _snapshot_words(event: Any, agreement_id: int, round_id: int) -> list[int]:
+    logs = event.get_logs(argument_filters={"agreementId": agreement_id, "round": round_id}, from_block=0)
     if not logs:
-        raise DisputeError(f"no EpsilonsAtOpen event for round {round_id} of agreement {agreement_id}")
+        raise DisputeError(f"no {event.event_name} event for round {round_id} of agreement {agreement_id}")
     return [int(w) for w in logs[-1]["args"]["words"]]
+
+
+def pending_restores(deployment: Any, agreement_id: int) -> list[int]:
+    """The agreement's voided rounds whose spend is still charged (no ``VoidedRoundRestored`` yet), oldest first:
+    the agreement's next round cannot open before each is restored."""
+    restored = {int(log["args"]["round"]) for log in deployment.ledger.events.VoidedRoundRestored.get_logs(
+        argument_filters={"agreementId": agreement_id}, from_block=0)}  # fmt: skip
+    ledger = deployment.ledger.functions
+    return [r for r in range(1, int(ledger.roundCount(agreement_id).call()) + 1)
+            if r not in restored and int(ledger.round(agreement_id, r).call()[0]) == 3]  # Voided  # fmt: skip
+
+
+def restore_round(tx: Any, deployment: Any, *, sender: str, agreement_id: int, round_id: int) -> str:
+    """Sends ``restoreVoidedRound`` for a voided round, as `sender` (anyone may); returns the line that says so.
+
+    Raises:
+        DisputeError: the round is not voided, was already restored, a later round is open, or its snapshot
+            events are missing (nothing was sent).
+    """
+    where = f"round {round_id} of agreement {agreement_id}"
+    if round_id not in pending_restores(deployment, agreement_id):
+        raise DisputeError(f"{where} has nothing to restore: only a voided or abandoned round's spend is given "
+                           "back, once")  # fmt: skip
+    open_round = int(deployment.ledger.functions.openRoundOf(agreement_id).call())
+    if open_round > round_id:
+        raise DisputeError(f"round {open_round} of agreement {agreement_id} is open: {where} can be restored once "
+                           "it closes")  # fmt: skip
+    call = deployment.ledger.functions.restoreVoidedRound(
+        agreement_id, round_id, words_at_open(deployment, agreement_id, round_id),
+        words_at_close(deployment, agreement_id, round_id))  # fmt: skip
+    receipt = tx.transact(call, sender)
+    return f"restored {where}: its entries' epsilon is given back, tx {receipt['transactionHash'].to_0x_hex()}"
+
+
+def restore_pending(tx: Any, deployment: Any, *, sender: str, agreement_id: int) -> list[str]:
+    """Restores every voided round of the agreement still pending (oldest first); one line per restore."""
+    return [restore_round(tx, deployment, sender=sender, agreement_id=agreement_id, round_id=r)
+            for r in pending_restores(deployment, agreement_id)]  # fmt: skip
 
 
 def answer_for(deployment: Any, store: Any, record: DisputeRecord) -> tuple[tuple, tuple, bytes]:

@@ -76,12 +76,17 @@ def approve(
 ) -> None:  # fmt: skip
     """Approve a registered partner, so that it can sign agreements.
 
-    Sends PartnerRegistry.approve(PARTNER) from --key (which holds COORDINATOR_ROLE).
+    Sends PartnerRegistry.approve(PARTNER) from --key, which must hold the registry's REGISTRAR_ROLE (the one who
+    vets partners; `deploy` grants it to the coordinator it names). Suspending a partner needs the same role.
     """
     from ..chain import agreements
+    from ..chain.deployment import REGISTRAR_ROLE
 
     address = parse_address(partner, "PARTNER")
     with open_session(rpc_url=rpc_url, deployment=deployment, key=key) as s:
+        require(s.deployment.partners.functions.hasRole(REGISTRAR_ROLE, s.address).call(),
+                f"{s.address} lacks the PartnerRegistry's REGISTRAR_ROLE: only the registrar approves or suspends "
+                "partners (the admin grants it)")  # fmt: skip
         status = int(s.deployment.partners.functions.partnerOf(address).call()[0])
         require(status == PENDING, f"{address} is not a partner awaiting approval (status {status}: "
                                    "0 unregistered, 2 approved, 3 suspended)")  # fmt: skip
@@ -354,8 +359,10 @@ def open_(
 
     Puts the global model (the last finalized aggregate, else a fresh model of the terms' model) to the store and
     sends RoundLedger.openRound(agreement, model digest, deadline, evaluation-set commitment) from --key. The
-    evaluation set comes from the data options (the same ones `close` gets).
+    evaluation set comes from the data options (the same ones `close` gets). Every voided or abandoned round of
+    AGREEMENT still charged is restored first (RoundLedger.restoreVoidedRound, one line each).
     """
+    from ..chain import disputes
     from .data import eval_data
     from .roles import global_model
 
@@ -370,6 +377,9 @@ def open_(
         require(held >= required, f"the coordinator holds {held / 10**18:g} of bond in agreement {agreement}, its "
                                   f"terms require {required / 10**18:g}: post it with `coordinator bond {agreement} "
                                   "AMOUNT`")  # fmt: skip
+        # A voided or abandoned round stays charged until restored, and openRound waits for it.
+        for line in disputes.restore_pending(s.tx, s.deployment, sender=s.address, agreement_id=agreement):
+            typer.echo(line)
         coordinator = _coordinator(s, agreement, eval_set, model=model, max_norm=None)
         state, previous = global_model(s.deployment, s.store, agreement, model_name=coordinator.model_name,
                                        input_dim=eval_set.input_dim, num_classes=eval_set.num_classes)  # fmt: skip

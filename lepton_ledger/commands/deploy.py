@@ -74,7 +74,8 @@ def deploy(
     key: KeyOpt,
     rpc_url: RpcUrlOpt = None,
     deployment: DeploymentOpt = None,
-    coordinator: Annotated[str | None, typer.Option(help="Address granted COORDINATOR_ROLE; default: --key's.")] = None,
+    coordinator: Annotated[str | None, typer.Option(
+        help="Address granted COORDINATOR_ROLE and the registrar role; default: --key's.")] = None,
     auditor: Annotated[list[str] | None, typer.Option(help="Address granted AUDITOR_ROLE (repeatable).")] = None,
     slash_recipient: Annotated[str | None, typer.Option(help="Receives slashed stakes; default: --key's.")] = None,
     dispute_window: Annotated[int, typer.Option(min=1, help="Seconds from finalization to claims.")] = 3600,
@@ -86,8 +87,8 @@ def deploy(
     write the deployment file.
 
     Sends, all from --key (the admin): five contract creations, setVault, setRoundLedger, setResultsCourt, grantRole
-    (COORDINATOR_ROLE, then AUDITOR_ROLE per auditor); with --with-token, a LeptonToken creation and one mint per
-    --mint.
+    (COORDINATOR_ROLE, the PartnerRegistry's REGISTRAR_ROLE to the same coordinator, who approves and suspends
+    partners, then AUDITOR_ROLE per auditor); with --with-token, a LeptonToken creation and one mint per --mint.
     """
     path = deployment or default_deployment_path()
     if path.exists() and not force:

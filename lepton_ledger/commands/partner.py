@@ -497,8 +497,8 @@ def dispute(
 
     Finds the entry in the round's BatchCommitted events (the batch document is not needed: a coordinator may
     withhold it) and sends RoundLedger.disputeBatchEntry(evidence) from --key. The coordinator must then reveal
-    the signed commitment within the dispute window; if it does not, `partner void-entry` voids the entry and
-    restores the budget. Refused when the batch document in the store holds that very commitment with --key's
+    the signed commitment within the dispute window; if it does not, `partner void-entry` voids that entry alone
+    and restores its budget. Refused when the batch document in the store holds that very commitment with --key's
     signature (the coordinator can answer), unless --force.
     """
     from web3.logs import DISCARD
@@ -534,11 +534,11 @@ def void_entry(
     party: Annotated[str | None, typer.Option(help="Whose disputed entry; default: --key's address.")] = None,
     rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None,
 ) -> None:  # fmt: skip
-    """Void a disputed batch entry the coordinator did not answer in time: the round is voided and the party's
-    epsilon goes back to its value when the round opened.
+    """Void a disputed batch entry the coordinator did not answer in time: that entry alone is removed (the round
+    and its payouts stand) and what it spent is taken off the party's epsilon.
 
     Reads the round's EpsilonsAtOpen event and sends RoundLedger.voidDisputedEntry(agreement, round, party,
-    words) from --key (anyone may send it).
+    words) from --key (anyone may send it). Refused while a later round of the agreement is open.
     """
     from web3.logs import DISCARD
 
@@ -556,12 +556,15 @@ def void_entry(
         now = int(s.w3.eth.get_block("pending")["timestamp"])
         require(now > answer_by, f"the coordinator may answer the dispute of {who} until {utc(answer_by)}; it can "
                                  "be voided after that")  # fmt: skip
+        open_round = int(s.deployment.ledger.functions.openRoundOf(agreement).call())
+        require(open_round in (0, round), f"round {open_round} of agreement {agreement} is open: the entry of {who} "
+                                          f"in round {round} can be voided once it closes")  # fmt: skip
         words = disputes.words_at_open(s.deployment, agreement, round)
         receipt = s.tx.transact(s.deployment.ledger.functions.voidDisputedEntry(agreement, round, who, words),
                                 s.address)  # fmt: skip
         (event,) = s.deployment.ledger.events.DisputedEntryVoided().process_receipt(receipt, errors=DISCARD)
     restored = int(event["args"]["restoredEpsilon"])
-    typer.echo(f"voided the entry of {who} in round {round} of agreement {agreement}: the round is void, its "
+    typer.echo(f"voided the entry of {who} in round {round} of agreement {agreement} (the round stands): its "
                f"epsilon is back to {fixed_point(restored, 6)}")  # fmt: skip
 
 

@@ -2,6 +2,7 @@
 
 abandon: a round its coordinator left unfinalized past its deadline plus the deployment's dispute window (the
 grace period) is voided, its stakes unlock and nothing is allocated.
+restore: a voided or abandoned round's entries' epsilon is given back; the agreement's next round waits for it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ __all__ = ["round_app"]
 ROUND_STATUS = ("None", "Open", "Finalized", "Voided")  # IRoundLedger.RoundStatus
 
 round_app = typer.Typer(
-    help="What anyone may do to a round: abandon one its coordinator never finalized.",
+    help="What anyone may do to a round: abandon one its coordinator never finalized, restore a voided one.",
     no_args_is_help=True, pretty_exceptions_show_locals=False, add_completion=False,
 )  # fmt: skip
 
@@ -55,4 +56,26 @@ def abandon(
         require(now > abandonable, f"round {round} of agreement {agreement} can be abandoned after "
                                    f"{utc(abandonable)} (its deadline plus the grace period)")  # fmt: skip
         s.tx.transact(ledger.abandonRound(agreement, round), s.address)
-    typer.echo(f"abandoned round {round} of agreement {agreement}: voided, nothing allocated")
+    typer.echo(f"abandoned round {round} of agreement {agreement}: voided, nothing allocated; `round restore "
+               f"--agreement {agreement} --round {round}` gives its epsilon back")  # fmt: skip
+
+
+@round_app.command("restore")
+@reports_errors
+def restore(
+    agreement: Annotated[int, typer.Option("--agreement", help="Agreement id.")],
+    round: Annotated[int, typer.Option("--round", help="Round id.")], key: KeyOpt,
+    rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None,
+) -> None:  # fmt: skip
+    """Give back the epsilon its entries spent to the parties of ROUND of AGREEMENT, voided (a proven forgery) or
+    abandoned.
+
+    Reads the round's EpsilonsAtOpen and EpsilonsAtClose events and sends RoundLedger.restoreVoidedRound from
+    --key (anyone may send it). The agreement's next round cannot open before it (`coordinator open` does it).
+    """
+    from ..chain.disputes import restore_round
+
+    with open_session(rpc_url=rpc_url, deployment=deployment, key=key) as s:
+        s.require_round(agreement, round)
+        line = restore_round(s.tx, s.deployment, sender=s.address, agreement_id=agreement, round_id=round)
+    typer.echo(line)

@@ -54,7 +54,7 @@ import torch
 from ..chain.batched import read_many
 from ..chain.deployment import AUDITOR_ROLE
 from ..chain.events import EventIndex
-from ..chain.merkle import PayoutTree, PositionalTree, commitment_leaf, pack_entries
+from ..chain.merkle import PayoutTree, PositionalTree, commitment_leaf, pack_entries, unpack_entries
 from ..chain.transactions import decode_revert
 from ..chain.typed_data import update_commitment_digest
 from ..envelope import Expected
@@ -314,16 +314,27 @@ class Coordinator:
         return int(index), signed, digest
 
     def commitments(self, agreement_id: int, round_id: int) -> list[CommitmentView]:
-        """The round's commitments, single and batched, in chain order."""
+        """The round's commitments, single and batched, in chain order. A batch entry voided on-chain (its dispute
+        unanswered) is no commitment; a batch whose every entry was voided needs no document (there may be none)."""
         self.events.sync()
+        voided = {e.partner for e in self.events.events("DisputedEntryVoided", agreement_id=agreement_id,
+                                                         round=round_id)}  # fmt: skip
         views: list[CommitmentView] = []
         for event in self.events.events(["UpdateSubmitted", "BatchCommitted"], agreement_id=agreement_id,
                                         round=round_id):  # fmt: skip
             if event.event == "UpdateSubmitted":
                 views.append(CommitmentView(event.partner, event.agreement_id, event.round, event.args))
-            else:
-                views.extend(self.batch_commitments(event.args))
+            elif not voided or not self._batch_parties(agreement_id, event.args) <= voided:
+                views.extend(v for v in self.batch_commitments(event.args) if v.partner not in voided)
         return views
+
+    def _batch_parties(self, agreement_id: int, args: dict[str, Any]) -> set[str]:
+        """The parties of a batch's entries that took effect (not skipped on-chain)."""
+        skipped = int(args.get("skipped", 0))
+        party_at = self.deployment.agreements.functions.partyAt
+        return {party_at(agreement_id, index).call()
+                for position, (index, _) in enumerate(unpack_entries(bytes.fromhex(args["entries"][2:])))
+                if not skipped >> position & 1}  # fmt: skip
 
     def batch_commitments(self, args: dict[str, Any]) -> list[CommitmentView]:
         """The commitments of one anchored batch, from its document, checked against what was anchored.

@@ -114,9 +114,10 @@ def demo_summary() -> Callable[[Path], dict[str, Any]]:
     return lambda workdir: json.loads((workdir / "summary.json").read_text())
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def extra_round() -> Callable[..., dict[str, Any]]:
-    """:func:`add_round`."""
+    """:func:`add_round` (a fixture, not an import: `from conftest import` finds whichever conftest was loaded
+    last when several test folders run together)."""
     return add_round
 
 

@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import add_round
 from typer.testing import CliRunner
 from web3 import Web3
 
@@ -56,12 +55,12 @@ def _check(name: str, ok: bool, message: str, **where) -> dict:
 
 
 @pytest.fixture(scope="module")
-def prepared(demo_single, tmp_path_factory) -> tuple[Path, dict]:
+def prepared(demo_single, extra_round, tmp_path_factory) -> tuple[Path, dict]:
     """The audit tests' demo (agreement 1, two rounds whose windows it waited out) plus round 3, finalized just
     now by the honest coordinator: inside its dispute window, what an auditor finds when it audits in time."""
     workdir = tmp_path_factory.mktemp("challenge") / "demo"
     shutil.copytree(demo_single, workdir)
-    added = add_round(workdir)
+    added = extra_round(workdir)
     parties = _parties(workdir)
     with _chain(workdir) as w3:
         d, _ = _bind(w3, workdir)

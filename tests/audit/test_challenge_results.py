@@ -12,7 +12,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import add_round
 from test_challenge import _bind, _chain, _cli, _parties
 from web3.exceptions import ContractCustomError
 
@@ -26,7 +25,7 @@ from lepton_ledger.rounds.report import content_digest
 
 
 @pytest.fixture(scope="module")
-def cheated(demo_single, tmp_path_factory) -> tuple[Path, dict, str, dict]:
+def cheated(demo_single, extra_round, tmp_path_factory) -> tuple[Path, dict, str, dict]:
     """A copy of the audit tests' demo plus round 3, closed by a coordinator that pays the whole reward to the
     first partner who committed; and the audit of it (JSON), made in time (inside the dispute window)."""
     workdir = tmp_path_factory.mktemp("results") / "demo"
@@ -39,7 +38,7 @@ def cheated(demo_single, tmp_path_factory) -> tuple[Path, dict, str, dict]:
         coordinator.split = lambda reward, scores, accepted, rule=None: {first: reward}
         coordinator.close_round(1, round_id)
 
-    added = add_round(workdir, close=close)
+    added = extra_round(workdir, close=close)
     state = tmp_path_factory.mktemp("results-state") / "state.sqlite"
     return workdir, added, favoured["partner"], audit_workdir(workdir, state_path=state).to_dict()
 

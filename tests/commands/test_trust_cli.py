@@ -20,6 +20,7 @@ DATA = ["--dataset", "digits", "--partitions", "2", "--seed", "0"]
 WINDOW = 600  # the deployment's dispute window: answer window, ruling window and grace period
 
 runner = CliRunner()
+EPSILON_A: dict[str, int] = {}  # partner-a's on-chain epsilon at points of the module's story
 
 
 def run(*args: str, ok: bool = True):
@@ -72,7 +73,8 @@ def world(tmp_path_factory):
         for name in ("partner-a", "partner-b"):
             run("partner", "sign", "1", "--key", name)
             run("partner", "stake", "1", "--key", name)
-        run("coordinator", "fund", "1", "600", "--key", "coordinator")
+        run("coordinator", "fund", "1", "900", "--key", "coordinator")
+        run("coordinator", "bond", "1", "100", "--key", "coordinator")  # the terms' default coordinator bond
         yield home
 
 
@@ -109,10 +111,10 @@ def test_an_entry_the_partner_never_signed_is_disputed_without_the_document_and_
                    "--party", a)  # fmt: skip
     assert "answered the dispute" in line and "the entry stands" in line
     voided = run("partner", "void-entry", "--agreement", "1", "--round", "1", "--key", "partner-b").output
-    assert f"voided the entry of {b} in round 1 of agreement 1: the round is void, its epsilon is back to 0" in voided
+    assert f"voided the entry of {b} in round 1 of agreement 1 (the round stands): its epsilon is back to 0" in voided
     with session() as s:
         assert s.deployment.ledger.functions.cumulativeEpsilon(1, b).call() == 0
-        assert s.deployment.ledger.functions.round(1, 1).call()[0] == 3  # Voided
+        assert s.deployment.ledger.functions.round(1, 1).call()[0] == 1  # still Open: the entry alone is voided
 
     standing = run("partner", "standing", "--agreement", "1", "--key", "partner-b").output
     assert "epsilon:  0.000000 spent of cap 10" in standing and "round 1, entry epsilon 2.5: Voided" in standing
@@ -122,6 +124,9 @@ def test_an_entry_the_partner_never_signed_is_disputed_without_the_document_and_
 
 def test_the_arbiter_of_the_terms_rules_and_an_unruled_challenge_lapses(world):
     a = ADDRESS["partner-a"]
+    advance("1h")
+    assert "finalized round 1 of agreement 1" in run("coordinator", "close", "1", "1", "--key", "coordinator",
+                                                     *DATA).output  # partner-a's entry stands  # fmt: skip
     run("coordinator", "open", "1", "--key", "coordinator", *DATA)  # round 2
     run("partner", "train-and-submit", "1", "--key", "partner-a", *DATA, "--partition", "0")
     evidence = world / "evidence.json"
@@ -166,7 +171,22 @@ def test_a_coordinator_that_never_finalizes_loses_the_round_to_anyone(world):
     advance("1h")
     closed = run("coordinator", "close", "1", "2", "--key", "coordinator", *DATA).output
     assert "finalized round 2 of agreement 1" in closed and "dispute:" not in closed  # none left to answer
+    with session() as s:
+        EPSILON_A["before round 3"] = s.deployment.ledger.functions.cumulativeEpsilon(1, ADDRESS["partner-a"]).call()
     run("coordinator", "open", "1", "--key", "coordinator", *DATA)  # round 3: never closed
+    signed = world / "a3.json"
+    run("partner", "train-and-sign", "1", "--key", "partner-a", "--out", str(signed), *DATA)
+    run("coordinator", "anchor", "1", "3", str(signed), "--key", "coordinator")
+    from lepton_ledger.chain import disputes
+
+    with session() as s:  # the coordinator reveals the signed commitment before any dispute (as for a smart wallet)
+        entry = disputes.entry_of(s.deployment, 1, 3, ADDRESS["partner-a"])
+        early = disputes.DisputeRecord(1, 3, ADDRESS["partner-a"], "None", entry.batch_index, entry.position,
+                                       entry.epsilon, 0)  # fmt: skip
+        evidence, commitment, signature = disputes.answer_for(s.deployment, s.store, early)
+        s.tx.transact(s.deployment.ledger.functions.answerDispute(evidence, commitment, signature), s.address)
+        spent = s.deployment.ledger.functions.cumulativeEpsilon(1, ADDRESS["partner-a"]).call()
+        assert spent > EPSILON_A["before round 3"]
     line = refused("round", "abandon", "--agreement", "1", "--round", "3", "--key", "partner-b")
     assert "can be abandoned after 20" in line and "(its deadline plus the grace period)" in line
     advance(f"{3600 + WINDOW + 1}s")
@@ -174,12 +194,33 @@ def test_a_coordinator_that_never_finalizes_loses_the_round_to_anyone(world):
     assert "abandoned round 3 of agreement 1" in abandoned
     line = refused("round", "abandon", "--agreement", "1", "--round", "3", "--key", "partner-b")
     assert "round 3 of agreement 1 is Voided" in line
+    line = refused("round", "restore", "--agreement", "1", "--round", "2", "--key", "partner-b")
+    assert line == "error: round 2 of agreement 1 has nothing to restore: only a voided or abandoned round's spend " \
+        "is given back, once"  # fmt: skip
+    with session() as s:  # the abandoned round still charges partner-a's update until it is restored
+        assert s.deployment.ledger.functions.cumulativeEpsilon(1, ADDRESS["partner-a"]).call() == spent
 
 
-def honest_entry_disputed(world, round_id: int) -> None:
-    """Opens round `round_id`, which ends before the answer window of a dispute raised in it (the dispute window)
-    closes; partner-a signs, the coordinator anchors its entry and partner-a disputes it anyway (--force)."""
-    run("coordinator", "open", "1", "--key", "coordinator", *DATA, "--round-seconds", str(WINDOW // 2))
+def test_the_next_open_restores_the_abandoned_round_first(world):
+    """openRound waits while an abandoned round is unrestored: `coordinator open` restores it first, so partner-a's
+    spend in round 3 is given back and round 4 opens."""
+    opened = run("coordinator", "open", "1", "--key", "coordinator", *DATA, "--round-seconds", str(WINDOW // 2))
+    lines = opened.output.splitlines()
+    assert lines[0].startswith("restored round 3 of agreement 1: its entries' epsilon is given back, tx 0x")
+    assert lines[1].startswith("opened round 4 of agreement 1")
+    with session() as s:
+        assert s.deployment.ledger.functions.cumulativeEpsilon(1, ADDRESS["partner-a"]).call() == \
+            EPSILON_A["before round 3"]  # fmt: skip
+    assert "has nothing to restore" in refused("round", "restore", "--agreement", "1", "--round", "3", "--key",
+                                               "partner-b")  # fmt: skip
+
+
+def honest_entry_disputed(world, round_id: int, *, opened: bool = False) -> None:
+    """Opens round `round_id` (unless `opened`), which ends before the answer window of a dispute raised in it (the
+    dispute window) closes; partner-a signs, the coordinator anchors its entry and partner-a disputes it anyway
+    (--force)."""
+    if not opened:
+        run("coordinator", "open", "1", "--key", "coordinator", *DATA, "--round-seconds", str(WINDOW // 2))
     signed = world / f"a{round_id}.json"
     run("partner", "train-and-sign", "1", "--key", "partner-a", "--out", str(signed), *DATA)
     run("coordinator", "anchor", "1", str(round_id), str(signed), "--key", "coordinator")
@@ -188,7 +229,7 @@ def honest_entry_disputed(world, round_id: int) -> None:
 
 def test_close_answers_an_open_dispute_of_an_honest_entry_before_finalizing(world):
     a = ADDRESS["partner-a"]
-    honest_entry_disputed(world, 4)
+    honest_entry_disputed(world, 4, opened=True)  # round 4 opened above, after the restore
     advance(f"{WINDOW // 2 + 1}s")
     closed = run("coordinator", "close", "1", "4", "--key", "coordinator", *DATA).output
     assert f"dispute: round 4, {a}: answered with its signed commitment" in closed
@@ -232,8 +273,9 @@ def test_contract_errors_read_in_tokens_and_utc_dates():
 
 def test_the_audit_accounts_for_the_voided_entry_the_abandoned_round_and_the_expired_allocation(world):
     """After all of the above: the batch whose only entry was voided needs no document, partner-b's DP history
-    has no round 1 (its epsilon was restored), the sample counts are within the signed bound, and the books add up
-    with the expired allocation and the reclaim."""
+    has no round 1 (its epsilon was restored), the sample counts are within the signed bound, the books add up
+    with the expired allocation and the reclaim, and the event history takes round 1 (finalized, one entry
+    voided), the early reveal of round 3 and its restore."""
     out = world / "audit.json"
     result = run("audit", "--key-name", "auditor", "--json", str(out))
     assert "every check holds" in result.output, result.output

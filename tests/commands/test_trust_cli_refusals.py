@@ -35,7 +35,7 @@ def test_a_refusal_prints_amounts_exactly_so_that_two_of_them_never_read_alike()
         "RewardVaultInsufficientUnallocated(agreementId=1, unallocated=999999.5 tokens, requested=1000000 tokens)"
 
 
-@pytest.mark.parametrize("command", [("round", "abandon"), ("vault", "expire")])
+@pytest.mark.parametrize("command", [("round", "abandon"), ("round", "restore"), ("vault", "expire")])
 @pytest.mark.parametrize("round_id", ["-1", str(2**64), "9"])
 def test_a_round_id_the_ledger_never_opened_is_refused_with_one_line(world, command, round_id):  # noqa: F811
     line = refused(*command, "--agreement", "1", "--round", round_id, "--key", "partner-b")

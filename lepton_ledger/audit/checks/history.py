@@ -6,7 +6,9 @@ party of the agreement, at most once per partner and round; a round's status on-
 every finalized round with a payout total has the vault's ``Allocated`` with the same root and total in the
 same transaction; claims are only for allocated rounds. Each round ran under the version of the terms in force
 when it opened (the last ``AgreementActivated`` before it: a pending amendment changes nothing); each dispute
-names an entry its party had in the round, and each answer or voiding follows a dispute.
+names an entry its party had in the round, each voiding follows a dispute, and each answer follows a dispute or
+reveals early (before any dispute) an entry its party had. A round's closing snapshot (``EpsilonsAtClose``) and
+restore (``VoidedRoundRestored``, once, of a voided round) are of rounds that opened.
 """
 
 from __future__ import annotations
@@ -78,11 +80,13 @@ def check_event_history(view: ChainView) -> list[CheckResult]:
                 if alloc is None or alloc.tx_hash != rec.finalized.tx_hash or \
                         (alloc.args["root"], alloc.args["total"]) != (f["payoutRoot"], f["payoutTotal"]):  # fmt: skip
                     problems.append(f"round {rec.round}: finalized without the matching allocation in the vault")
-        for name in ("UpdateSubmitted", "BatchCommitted", "RoundFinalized", "RoundVoided"):
+        for name in ("UpdateSubmitted", "BatchCommitted", "RoundFinalized", "RoundVoided", "EpsilonsAtClose",
+                     "VoidedRoundRestored"):
             for e in view.events(name, agreement_id=a):
                 if int(e.args["round"]) not in ids:
                     problems.append(f"{name} (tx {e.tx_hash}) for round {e.args['round']}, never opened")
         problems += _dispute_problems(view, a, records)
+        problems += _restore_problems(view, a, records)
         for e in view.events("Claimed", agreement_id=a):
             if int(e.args["round"]) not in allocations:
                 problems.append(f"claim (tx {e.tx_hash}) for round {e.args['round']}, which allocated nothing")
@@ -105,6 +109,22 @@ def _dispute_problems(view: ChainView, a: int, records: list) -> list[str]:
             if key[1] not in entries.get(key[0], set()):
                 problems.append(f"round {key[0]}: {key[1]} disputed an entry it did not have (tx {e.tx_hash})")
             disputed.add(key)
-        elif key not in disputed:
+        elif e.event == "DisputeAnswered" and key not in disputed and key[1] not in entries.get(key[0], set()):
+            problems.append(f"round {key[0]}: {key[1]}'s commitment revealed for an entry it did not have "
+                            f"(tx {e.tx_hash})")  # fmt: skip
+        elif e.event == "DisputedEntryVoided" and key not in disputed:
             problems.append(f"round {key[0]}: {e.event} of {key[1]} without a dispute (tx {e.tx_hash})")
+    return problems
+
+
+def _restore_problems(view: ChainView, a: int, records: list) -> list[str]:
+    """A restore gives back a voided round's spend, once."""
+    voided = {rec.round for rec in records if rec.voided is not None}
+    problems, restored = [], set()
+    for e in view.events("VoidedRoundRestored", agreement_id=a):
+        r = int(e.args["round"])
+        if r in restored or r not in voided:
+            problems.append(f"round {r}: restored {'twice' if r in restored else 'but never voided'} "
+                            f"(tx {e.tx_hash})")  # fmt: skip
+        restored.add(r)
     return problems
