@@ -36,8 +36,7 @@ from ..fl.data import eval_commitment, make_federated
 from ..fl.models import build_model, model_names
 from ..fl.training import evaluate
 from ..protocol.jsonio import FILE_BYTES, load_object, read_bounded
-from ..rounds.report import MAX_REPORT_BYTES, load_report
-from ..rounds.report import fetch_by_digest
+from ..rounds.report import MAX_REPORT_BYTES, fetch_by_digest, load_report
 from ..storage.local import LocalStore
 from .chain_view import (
     STATUS_FINALIZED,
@@ -53,7 +52,14 @@ from .checks.history import check_event_history
 from .checks.privacy import check_epsilon, dp_entry
 from .checks.rewards import check_scores_and_payouts
 from .checks.training import RoundMaterial, recheck_rejections, recompute_aggregate
-from .model import BATCH_DOCUMENT, SAMPLE_COUNT_BOUND, AuditResult, CheckResult, PartnerLine, RoundSummary
+from .model import (
+    BATCH_DOCUMENT,
+    SAMPLE_COUNT_BOUND,
+    AuditResult,
+    CheckResult,
+    PartnerLine,
+    RoundSummary,
+)
 from .state import AuditState, deployment_key
 
 __all__ = ["AuditCannotRun", "audit_deployment", "audit_workdir", "default_state_path", "load_auditor_key"]
@@ -205,8 +211,8 @@ def audit_deployment(w3: Any, deployment_addresses: dict[str, str], store: Any, 
             if record.status == STATUS_OPEN:
                 continue  # checked once it ends
             # Verified and not voided since (a round voided after finalization is audited again, in full).
-            end, known = record.voided or record.finalized, verified.get((a, record.round))
-            if known is not None and end is not None and known.block == end.block_number:
+            known = verified.get((a, record.round))
+            if known is not None and known.block == last_change(view, record):
                 checks = auditor.recheck_artifacts(record)
                 result.checks += checks
                 result.rounds_rechecked.append((a, record.round))
@@ -269,6 +275,15 @@ def rebuild_eval_set(spec: dict[str, Any]) -> Any:
     except (ConfigurationError, KeyError, TypeError, ValueError) as exc:
         raise AuditCannotRun(f"the evaluation set spec {spec} does not rebuild: {exc!r}") from None
     return split.eval_set
+
+
+def last_change(view: Any, record: Any) -> int:
+    """The block of a round's last change on-chain: its opening, its end, or a batch entry of it voided since (a
+    round voided, or an entry of it voided, after an audit verified it is audited again, in full)."""
+    changes = [e.block_number for e in (record.opened, record.finalized, record.voided) if e is not None]
+    changes += [e.block_number for e in view.events("DisputedEntryVoided", agreement_id=record.agreement_id)
+                if int(e.args["round"]) == record.round]  # fmt: skip
+    return max(changes)
 
 
 class _RoundAuditor:
@@ -457,8 +472,7 @@ class _RoundAuditor:
             )
             for c in m.commitments
         }  # fmt: skip
-        end = record.voided or record.finalized  # a round voided after finalization ended when it was voided
-        block = end.block_number if end is not None else record.opened.block_number
+        block = last_change(self.view, record)
         return RoundSummary(record.agreement_id, record.round, accuracy, self.view.gas_used(record.agreement_id,
                             record.round), block, partners)  # fmt: skip
 

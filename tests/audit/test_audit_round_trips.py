@@ -25,7 +25,8 @@ def test_a_full_audit_asks_the_node_once_per_round_for_gas(demo_single, fresh_co
     result = audit_workdir(folder, state_path=state, full=True)
     assert result.ok and len(result.rounds) == 2
     # Two rounds of two partners, each with an open, two submits, a finalize and two claims: receipt by receipt,
-    # gas took 12 requests and the audit 38; with one batch a round, 27-29 (the rest varies with the chain).
-    assert counts["requests"] <= 32, counts
+    # gas took 12 requests; with one batch a round it takes 2, and the whole audit about 34 (it also reads the
+    # results court and the disputes): receipt by receipt it would be over 40.
+    assert counts["requests"] <= 36, counts
     with sqlite3.connect(state) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

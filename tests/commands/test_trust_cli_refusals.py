@@ -71,9 +71,11 @@ def test_a_refused_close_answers_no_dispute(world):  # noqa: F811 -- the importe
 
 
 def test_a_round_voided_after_an_audit_verified_it_is_audited_again(world):  # noqa: F811
-    """The audit remembers the rounds it verified; one of them voided since (an entry's dispute, raised in the
-    dispute window after finalization, went unanswered: its allocation revoked) no longer shows its payouts."""
-    a, b = ADDRESS["partner-a"], ADDRESS["partner-b"]
+    """The audit remembers the rounds it verified; one whose entry was voided since (an entry's dispute, raised in
+    the dispute window after finalization, went unanswered) is audited again in full: the round and its payouts
+    stand on-chain, but its results no longer follow from its surviving entries, and the audit says so (the
+    coordinator that did not answer is the one at fault)."""
+    a = ADDRESS["partner-a"]
     run("coordinator", "open", "1", "--key", "coordinator", *DATA, "--round-seconds", str(WINDOW // 2))  # round 2
     signed = world / "a2.json"
     run("partner", "train-and-sign", "1", "--key", "partner-a", "--out", str(signed), *DATA)
@@ -92,8 +94,13 @@ def test_a_round_voided_after_an_audit_verified_it_is_audited_again(world):  # n
     advance(f"{WINDOW + 1}s")  # nobody answers
     run("partner", "void-entry", "--agreement", "1", "--round", "2", "--key", "partner-b", "--party", a)
     with session() as s:
-        assert s.deployment.vault.functions.allocation(1, 2).call()[4]  # revoked
-    assert payouts("after.json") == {b: 0}  # partner-a's entry is no update; nobody is paid for a voided round
+        assert not s.deployment.vault.functions.allocation(1, 2).call()[4]  # the round stands
+    after = world / "after.json"
+    assert run("audit", "--key-name", "auditor", "--json", str(after), ok=False).exit_code == 1
+    report = json.loads(after.read_text())
+    assert [1, 2] in report["rounds_checked"]  # not merely re-checked from the earlier audit
+    failed = {(c["name"], c["round"]) for c in report["checks"] if not c["ok"]}
+    assert ("aggregate_recomputed", 2) in failed and all(r == 2 for _, r in failed)
 
 
 def test_an_entry_with_the_signed_epsilon_but_not_the_signed_commitment_can_be_disputed(world):  # noqa: F811
