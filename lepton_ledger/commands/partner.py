@@ -400,6 +400,47 @@ def claim(
     typer.echo(f"claimed {amount / 10**18:g} for round {round} of agreement {agreement}, tx {tx_hash}")
 
 
+@partner_app.command("exit")
+@reports_errors
+def exit_(
+    agreement: AgreementArg, key: KeyOpt, rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None,
+) -> None:  # fmt: skip
+    """Leave AGREEMENT once the end of the terms in force has passed, which frees --key's stake (`partner unstake`)
+    once no round is open and no dispute window runs. No later version of the terms can come into force after it.
+
+    Sends AgreementRegistry.exit(AGREEMENT) from --key; refused (nothing sent) before that end or a second time.
+    """
+    with open_session(rpc_url=rpc_url, deployment=deployment, key=key) as s:
+        s.require_party(agreement, s.address)
+        s.tx.transact(s.deployment.agreements.functions.exit(agreement), s.address)
+    typer.echo(f"{s.address} left agreement {agreement}: `partner unstake {agreement}` takes its stake back")
+
+
+@partner_app.command("unstake")
+@reports_errors
+def unstake(
+    agreement: AgreementArg, key: KeyOpt,
+    amount: Annotated[str | None, typer.Option(help="Tokens to withdraw; default: the whole stake.")] = None,
+    rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None,
+) -> None:  # fmt: skip
+    """Withdraw --key's stake from AGREEMENT: allowed while no version was ever in force, or after the agreement
+    was terminated or --key exited it (`partner exit`), once no round is open, no dispute window runs and no
+    challenge against --key is pending.
+
+    Sends RewardVault.unstake(AGREEMENT, amount) from --key; refused (nothing sent) otherwise, with the reason.
+    """
+    with open_session(rpc_url=rpc_url, deployment=deployment, key=key) as s:
+        s.require_party(agreement, s.address)
+        held = int(s.deployment.vault.functions.stakeOf(agreement, s.address).call())
+        value = parse_tokens(amount, "--amount") if amount is not None else held
+        require(value > 0, f"--amount must be more than 0, not {amount!r}" if amount is not None
+                else f"{s.address} holds no stake in agreement {agreement}")  # fmt: skip
+        require(value <= held, f"{s.address} holds {fixed_point(held, 18)} staked in agreement {agreement}, "
+                               f"cannot withdraw {fixed_point(value, 18)}")  # fmt: skip
+        s.tx.transact(s.deployment.vault.functions.unstake(agreement, value), s.address)
+    typer.echo(f"{s.address} withdrew {fixed_point(value, 18)} of its stake in agreement {agreement}")
+
+
 @partner_app.command("status")
 @reports_errors
 def status(

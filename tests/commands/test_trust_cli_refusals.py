@@ -123,3 +123,11 @@ def test_an_entry_with_the_signed_epsilon_but_not_the_signed_commitment_can_be_d
     assert f"disputed the entry of {b} in round 3 of agreement 1 (batch 0, position 0, epsilon {exact})" in disputed
     answered = run("coordinator", "answer-disputes", "--agreement", "1", "--key", "coordinator").output
     assert f"dispute: round 3, {b}: cannot answer: batch document 0x{'44' * 32}" in answered
+
+
+def test_leaving_before_the_end_of_the_terms_in_force_is_refused_with_one_line(world):  # noqa: F811
+    """`partner exit` and `partner unstake` while the terms are in force: the contracts' refusal, one line, nothing
+    sent; an amount above the stake is refused before anything is asked of the chain."""
+    assert "AgreementRegistry" in refused("partner", "exit", "1", "--key", "partner-a")
+    assert "RewardVault" in refused("partner", "unstake", "1", "--key", "partner-a")
+    assert "cannot withdraw 1000000" in refused("partner", "unstake", "1", "--key", "partner-a", "--amount", "1000000")
