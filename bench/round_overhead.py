@@ -59,7 +59,9 @@ batched mode also "anchor_s" (``anchor_batch``: the signed commitments checked, 
 ``commitBatch`` sent and its receipt), "anchored_per_s" (partners over it) and "first_signed_to_anchored_s"
 (from the first partner's signed commitment, so with the other partners' training on this machine),
 "rpc_requests" (HTTP
-requests to the node in a ledger round, the most of any timed round: a JSON-RPC batch counts once)}``.
+requests to the node in a ledger round, the most of any timed round: a JSON-RPC batch counts once), "receipt_polls_pending"
+(receipt requests answered "not mined yet", the most of any timed round: counted apart, they depend on when the
+node mines)}``.
 """
 
 from __future__ import annotations
@@ -416,6 +418,7 @@ def run(*, partners: int, rounds: int, mode: str, warmup: int = 1, model: str = 
         setup_s = time.perf_counter() - started
         counter = RequestCounter(w3)
         requests: list[int] = []
+        polls: list[int] = []
         scaling: list[dict[str, float]] = []
         initial = fl.build_model(model, split.input_dim, split.num_classes, seed=0).state_dict()
         state = {"ledger": initial, "bare": dict(initial)}
@@ -425,6 +428,7 @@ def run(*, partners: int, rounds: int, mode: str, warmup: int = 1, model: str = 
                 clock = ledger_clock if side == "ledger" else bare_clock
                 clock.take()
                 counter.take()
+                counter.pending_polls = 0
                 start = time.perf_counter()
                 if side == "ledger":
                     marks: dict[str, float] = {}
@@ -440,6 +444,7 @@ def run(*, partners: int, rounds: int, mode: str, warmup: int = 1, model: str = 
                     if side == "ledger":
                         ledger_calls.append(calls)
                         requests.append(counter.take())
+                        polls.append(counter.pending_polls)
                         scaling.append(marks)
                 state[side] = results[side][0]
             same = same and same_model(results["ledger"][0], results["bare"][0]) \
@@ -452,6 +457,7 @@ def run(*, partners: int, rounds: int, mode: str, warmup: int = 1, model: str = 
         "ratio_median": round(statistics.median(timings["ledger"]) / statistics.median(timings["bare"]), 3),
         "ledger_s": round(ledger_s, 4), "bare_s": round(bare_s, 4), "same_result": same,
         "setup_s": round(setup_s, 2), "rpc_requests": max(requests), "workers": workers,
+        "receipt_polls_pending": max(polls),
         "close_ms_per_partner": round(min(m["close"] for m in scaling) / partners * 1e3, 3),
     }  # fmt: skip
     if mode == "batched":
@@ -495,7 +501,8 @@ def print_report(summary: dict[str, Any], timings: dict[str, list[float]], phase
               f"commitment {s['first_signed_to_anchored_s'] * 1e3:.1f} ms (includes the other partners' training, "
               f"all on this machine)")  # fmt: skip
     print(f"JSON-RPC requests per ledger round (HTTP requests to the node, most of any timed round): "
-          f"{s['rpc_requests']} = {s['rpc_requests'] / s['partners']:.1f} per partner")
+          f"{s['rpc_requests']} = {s['rpc_requests'] / s['partners']:.1f} per partner, besides "
+          f"{s['receipt_polls_pending']} receipt polls answered 'not mined yet' (they depend on when the node mines)")
     print(f"same aggregate and payouts on both sides, every round: {s['same_result']}")
     print(json.dumps(summary))
 

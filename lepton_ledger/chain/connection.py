@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,17 +41,26 @@ class RequestCounter:
     """Counts the HTTP requests `w3`'s provider sends to the node while it is open: the round trips a piece of
     work costs (a JSON-RPC batch is one request; what web3 answers from its cache is none).
 
+    A receipt asked for before the node has mined the transaction comes back empty and is asked again; how many
+    times depends on when the node mines, not on the work, so those empty answers are counted apart, in
+    :attr:`pending_polls`.
+
     Use as a context manager, or call :meth:`take` between pieces of work and :meth:`close` at the end.
     """
 
     def __init__(self, w3: Web3) -> None:
         self.requests = 0
+        self.pending_polls = 0
         self._session = w3.provider._request_session_manager  # type: ignore[union-attr]  # where every POST goes
         post = self._session.make_post_request
 
-        def counted(*args: Any, **kwargs: Any) -> Any:
-            self.requests += 1
-            return post(*args, **kwargs)
+        def counted(endpoint_uri: Any, data: Any, **kwargs: Any) -> Any:
+            answer = post(endpoint_uri, data, **kwargs)
+            if _receipt_still_pending(data, answer):
+                self.pending_polls += 1
+            else:
+                self.requests += 1
+            return answer
 
         self._session.make_post_request = counted
 
@@ -68,3 +78,13 @@ class RequestCounter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _receipt_still_pending(request: Any, answer: Any) -> bool:
+    """Whether `request` asked for one transaction receipt and `answer` says it is not mined yet."""
+    if not isinstance(request, bytes) or b'"eth_getTransactionReceipt"' not in request:
+        return False
+    try:
+        return json.loads(answer).get("result", False) is None
+    except (ValueError, AttributeError):  # a batch (a list) or a body that is not JSON: a request like any other
+        return False

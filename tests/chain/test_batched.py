@@ -64,3 +64,23 @@ def test_a_web3_with_a_gas_price_strategy_gets_a_legacy_transaction_that_mines(c
         w3.eth.set_gas_price_strategy(None)
     receipt = tx.wait(tx.send_raw(signed.raw))
     assert receipt["status"] == 1 and receipt["type"] == 0
+
+
+def test_a_receipt_asked_before_the_node_mines_is_counted_apart_from_the_work(chain):
+    w3, _, _ = chain
+    sender = dev_account(6)
+    w3.provider.make_request("evm_setAutomine", [False])
+    try:
+        with RequestCounter(w3) as counter:
+            signed = sender.sign_transaction({"to": sender.address, "value": 1, "gas": 21_000, "chainId": w3.eth.chain_id,
+                                              "nonce": w3.eth.get_transaction_count(sender.address, "pending"),
+                                              "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 1})  # fmt: skip
+            tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+            with pytest.raises(Exception, match="not found"):
+                w3.eth.get_transaction_receipt(tx_hash)  # not mined: the node answers null
+            assert (counter.take(), counter.pending_polls) == (2, 1)  # the nonce and the send; the empty poll apart
+            w3.provider.make_request("evm_mine", [])
+            assert w3.eth.get_transaction_receipt(tx_hash)["status"] == 1
+            assert (counter.take(), counter.pending_polls) == (2, 1)  # the mine, and a receipt found: requests
+    finally:
+        w3.provider.make_request("evm_setAutomine", [True])
