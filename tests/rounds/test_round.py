@@ -26,6 +26,7 @@ from lepton_ledger.errors import ConfigurationError, ContractReverted
 from lepton_ledger.fl.accounting import BudgetExceeded
 from lepton_ledger.rounds.partner import Partner
 from lepton_ledger.rounds.report import fetch_by_digest
+from lepton_ledger.rounds.rules import RoundRules
 
 
 class Poisoned(Partner):
@@ -175,11 +176,11 @@ def test_coordinator_pays_by_the_agreements_rule_and_refuses_another(world, exec
         coordinator.agreement_payout_rule(agreement_id)
 
 
-def test_coordinator_refuses_an_unknown_rule_or_scoring_method(world):
+def test_round_rules_refuse_an_unknown_rule_or_scoring_method(world):
     with pytest.raises(ConfigurationError, match="unknown aggregation rule 'mean'"):
-        make_coordinator(world, "bad-rule", aggregation="mean")
+        make_coordinator(world, "bad-rule", rules=RoundRules(aggregation="mean"))
     with pytest.raises(ConfigurationError, match="unknown scoring method 'banzhaf'"):
-        make_coordinator(world, "bad-scoring", scoring="banzhaf")
+        make_coordinator(world, "bad-scoring", rules=RoundRules(scoring="banzhaf"))
 
 
 
