@@ -31,6 +31,10 @@ _EXPORTS = {
     "Outcome": "outcome",
     "round_outcome": "outcome",
     "RoundRules": "rules",
+    "World": "world",
+    "build_world": "world",
+    "DrivenRound": "driver",
+    "drive_round": "driver",
     "Partner": "partner",
     "TrainingSettings": "partner",
     "SignedCommitment": "partner",
@@ -44,6 +48,7 @@ __all__ = [
     "AccountantFile",
     "ArtifactNotFound",
     "Coordinator",
+    "DrivenRound",
     "Evaluation",
     "ModelDigestMismatch",
     "NoAcceptedUpdates",
@@ -59,6 +64,9 @@ __all__ = [
     "RoundRules",
     "SignedCommitment",
     "TrainingSettings",
+    "World",
+    "build_world",
+    "drive_round",
     "round_outcome",
 ]
 
