@@ -51,14 +51,14 @@ def build_run(root: Path, *, partners: int, rounds: int, checkpoint: int,
     from lepton_ledger.chain import agreements
     from lepton_ledger.chain.agreements import TOKEN, AgreementTerms
     from lepton_ledger.chain.anvil import Anvil, dev_account
-    from lepton_ledger.chain.artifacts import load_artifact
-    from lepton_ledger.chain.deployment import DevRoles, deploy_with_roles
+    from lepton_ledger.chain.deployment import DevRoles
     from lepton_ledger.chain.transactions import Transactor
-    from lepton_ledger.envelope import generate_x25519_keypair
-    from lepton_ledger.errors import ChainError
     from lepton_ledger.rounds import Coordinator, Partner, TrainingSettings
     from lepton_ledger.rounds.demo import DELTA
+    from lepton_ledger.rounds.driver import drive_round
     from lepton_ledger.rounds.outbox import Outbox
+    from lepton_ledger.rounds.rules import RoundRules
+    from lepton_ledger.rounds.world import build_world
     from lepton_ledger.storage.local import LocalStore
     from lepton_ledger.workers.local import LocalExecutor
 
@@ -71,21 +71,12 @@ def build_run(root: Path, *, partners: int, rounds: int, checkpoint: int,
         coordinator_address = roles.coordinator.address
         accounts = [dev_account(10 + i) for i in range(partners)]
         tx = Transactor(w3, [*roles.accounts(), *accounts])
-        d = deploy_with_roles(tx, roles, dispute_window=600)
-        token = tx.deploy(load_artifact("LeptonToken"), "Lepton Reward", "LRW", roles.admin.address,
-                          sender=roles.admin.address)  # fmt: skip
+        world = build_world(tx, {a.address: a for a in accounts}, dispute_window=600, roles=roles)
+        d, token, x25519 = world.deployment, world.token, world.x25519
         eval_spec = {"dataset": "digits", "num_partners": partners, "seed": 0, "alpha": None, "eval_fraction": 0.2}
         d.write(workdir / "deployment.json", rpc_url=anvil.url, chain_id=w3.eth.chain_id,
                 extra={"reward_token": token.address, "state_file": "chain-state.json", "store": "store",
                        "keys": "keys", "dispute_window": 600, "model": "logreg", "eval_set": eval_spec})  # fmt: skip
-        x25519 = {}
-        for who, account in [("coordinator", roles.coordinator), ("auditor", roles.auditor),
-                             *((a.address, a) for a in accounts)]:  # fmt: skip
-            private, public = generate_x25519_keypair()
-            x25519[who] = private
-            agreements.register(tx, d, account.address, {"name": who}, public)
-            if who not in ("coordinator", "auditor"):
-                agreements.approve(tx, d, account.address, coordinator_address)
         _write_auditor_key(workdir, roles.auditor.address, x25519["auditor"])
 
         now = w3.eth.get_block("latest")["timestamp"]
@@ -96,19 +87,14 @@ def build_run(root: Path, *, partners: int, rounds: int, checkpoint: int,
                                coordinator=coordinator_address, arbiter=roles.admin.address,
                                max_sample_count=100_000, document={"bench": "bench/audit.py"})  # fmt: skip
         agreement_id = agreements.propose(tx, d, coordinator_address, terms)
-        for account in accounts:
-            agreements.sign(tx, d, agreement_id, account)
-            tx.transact(token.functions.mint(account.address, stake), roles.admin.address)
-            agreements.stake(tx, d, token, agreement_id, account.address, stake)
-        tx.transact(token.functions.mint(coordinator_address, reward * rounds), roles.admin.address)
-        agreements.fund(tx, d, token, agreement_id, coordinator_address, reward * rounds)
+        world.join_and_fund(agreement_id, terms, funded_rounds=rounds)
 
         store = LocalStore(workdir / "store", durable=False)
         split = fl.make_federated("digits", **{k: v for k, v in eval_spec.items() if k != "dataset"})
         outboxes = root / "outboxes"  # outside the folder the audit reads: the parties' own crash-safety records
         coordinator = Coordinator(account=roles.coordinator, tx=tx, deployment=d, store=store,
                                   x25519_private=x25519["coordinator"], events_path=root / "events.sqlite",
-                                  eval_set=split.eval_set, model_name="logreg", max_norm=50.0,
+                                  eval_set=split.eval_set, model_name="logreg", rules=RoundRules(max_norm=50.0),
                                   outbox=Outbox(outboxes / "coordinator.sqlite"))  # fmt: skip
         members = [
             Partner(account=a, tx=tx, deployment=d, store=store, data=split.partners[i], executor=executor,
@@ -118,29 +104,21 @@ def build_run(root: Path, *, partners: int, rounds: int, checkpoint: int,
                     outbox=Outbox(outboxes / f"partner{i}.sqlite"))
             for i, a in enumerate(accounts)
         ]  # fmt: skip
-        recipients = [coordinator_address, roles.auditor.address]
         state = fl.build_model("logreg", split.input_dim, split.num_classes, seed=0).state_dict()
         seconds: list[float] = []
         for n in range(1, rounds + 1):
             started = time.perf_counter()
-            _, model_digest = coordinator.publish_model(state)
-            deadline = w3.eth.get_block("latest")["timestamp"] + 3600
-            round_id = coordinator.open_round(agreement_id, model_digest, deadline)
-            if mode == "single":
-                for p in members:
-                    p.run_round(agreement_id, round_id, recipients)
-            else:
-                signed = [p.run_round_batched(agreement_id, round_id, recipients) for p in members]
-                coordinator.anchor_batch(agreement_id, round_id, signed)
-            try:
-                state = coordinator.close_round(agreement_id, round_id).aggregate
-            except ChainError as exc:
+
+            def retried(event: str, detail: dict, n: int = n) -> None:
                 # Seen under load: a finalizeRound signed with the bare gas estimate reverted on-chain (out of
                 # gas, used just under the limit). close_round is made to be called again: it retries the
                 # recorded finalize. Counted and printed, so that the figure says it happened.
-                print(f"  WARNING round {n}: {exc}; closing it again", flush=True)
-                retries.append(n)
-                state = coordinator.close_round(agreement_id, round_id).aggregate
+                if event == "close_retried":
+                    print(f"  WARNING round {n}: {detail['error']}; closing it again", flush=True)
+                    retries.append(n)
+
+            state = drive_round(coordinator, members, agreement_id, state, recipients=world.recipients(), mode=mode,
+                                close_retries=1, on_event=retried).outcome.aggregate
             seconds.append(time.perf_counter() - started)
             print(f"  round {n}/{rounds}: {seconds[-1]:.1f} s", flush=True)
             if n == checkpoint:

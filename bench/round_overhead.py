@@ -92,13 +92,14 @@ from lepton_ledger import fl
 from lepton_ledger.chain import agreements
 from lepton_ledger.chain.agreements import TOKEN, AgreementTerms
 from lepton_ledger.chain.anvil import Anvil, dev_account
-from lepton_ledger.chain.artifacts import load_artifact
 from lepton_ledger.chain.connection import RequestCounter
-from lepton_ledger.chain.deployment import DevRoles, deploy_with_roles
+from lepton_ledger.chain.deployment import DevRoles
 from lepton_ledger.chain.transactions import Transactor
-from lepton_ledger.envelope import generate_x25519_keypair
+from lepton_ledger.rounds import outcome as round_outcome_module
 from lepton_ledger.rounds.coordinator import Coordinator
 from lepton_ledger.rounds.partner import Partner, TrainingSettings
+from lepton_ledger.rounds.rules import RoundRules
+from lepton_ledger.rounds.world import build_world
 from lepton_ledger.storage.local import LocalStore
 from lepton_ledger.workers.concurrent import run_each
 from lepton_ledger.workers.local import LocalExecutor
@@ -228,16 +229,8 @@ def set_up_ledger(w3: Any, fed: Federation, n_rounds: int, workdir: Path, clock:
     coordinator_account = roles.coordinator
     accounts = [dev_account(10 + i) for i in range(len(fed.addresses))]
     tx = Transactor(w3, [*roles.accounts(), *accounts])
-    deployment = deploy_with_roles(tx, roles, dispute_window=DISPUTE_WINDOW)
-    token = tx.deploy(load_artifact("LeptonToken"), "Lepton Reward", "LRW", roles.admin.address,
-                      sender=roles.admin.address)  # fmt: skip
-    keys = {}
-    for account in (coordinator_account, roles.auditor, *accounts):
-        private, public = generate_x25519_keypair()
-        keys[account.address] = private
-        agreements.register(tx, deployment, account.address, {"name": account.address}, public)
-    for account in accounts:
-        agreements.approve(tx, deployment, account.address, coordinator_account.address)
+    world = build_world(tx, {a.address: a for a in accounts}, dispute_window=DISPUTE_WINDOW, roles=roles)
+    deployment, token = world.deployment, world.token
 
     now = w3.eth.get_block("latest")["timestamp"]
     terms = AgreementTerms(parties=[a.address for a in accounts], reward_token=token.address,
@@ -246,19 +239,13 @@ def set_up_ledger(w3: Any, fed: Federation, n_rounds: int, workdir: Path, clock:
                            coordinator=coordinator_account.address, arbiter=roles.admin.address,
                            max_sample_count=100_000, payout_rule=PAYOUT_RULE, document={"task": "round overhead benchmark"})  # fmt: skip
     agreement_id = agreements.propose(tx, deployment, coordinator_account.address, terms)
-    for account in accounts:
-        agreements.sign(tx, deployment, agreement_id, account)
-        tx.transact(token.functions.mint(account.address, STAKE), roles.admin.address)
-        agreements.stake(tx, deployment, token, agreement_id, account.address, STAKE)
-    funding = REWARD_PER_ROUND * n_rounds
-    tx.transact(token.functions.mint(coordinator_account.address, funding), roles.admin.address)
-    agreements.fund(tx, deployment, token, agreement_id, coordinator_account.address, funding)
+    world.join_and_fund(agreement_id, terms, funded_rounds=n_rounds)
 
     store = LocalStore(workdir / "store", durable=False)  # as the demo's store
     coordinator = Coordinator(account=coordinator_account, tx=tx, deployment=deployment, store=store,
-                              x25519_private=keys[coordinator_account.address], events_path=workdir / "events.sqlite",
-                              eval_set=fed.split.eval_set, model_name=fed.settings[0].model, max_norm=MAX_NORM,
-                              payout_rule=PAYOUT_RULE, aggregation=AGGREGATION)  # fmt: skip
+                              x25519_private=world.x25519["coordinator"], events_path=workdir / "events.sqlite",
+                              eval_set=fed.split.eval_set, model_name=fed.settings[0].model, rules=RoundRules(aggregation=AGGREGATION, max_norm=MAX_NORM),
+                              payout_rule=PAYOUT_RULE)  # fmt: skip
     executor = TimedExecutor(fed.executor, clock)
     partners = [
         Partner(account=account, tx=tx, deployment=deployment, store=store, data=fed.split.partners[i],
@@ -280,10 +267,12 @@ def set_up_ledger(w3: Any, fed: Federation, n_rounds: int, workdir: Path, clock:
                 clock.wrap_all(getattr(owner, attribute), name)
     clock.wrap(coordinator, {
         "publish_model": "publish", "open_round": "open_round", "anchor_batch": "anchor", "commitments": "events",
-        "open_updates": "open", "base_state": "fetch", "validate": "validate", "score": "score",
-        "evaluate_state": "evaluate", "split": "split", "finalize": "finalize", "close_round": "close",
+        "open_updates": "open", "base_state": "fetch", "finalize": "finalize", "close_round": "close",
     })  # fmt: skip
-    return Ledger(w3, agreement_id, coordinator, partners, [coordinator_account.address, roles.auditor.address])
+    # The round's arithmetic is rounds.outcome's (the functions the auditor re-runs): its steps, by their phases.
+    clock.wrap(round_outcome_module, {"judge": "validate", "combine": "aggregate", "settle": "score"})
+    clock.wrap(coordinator.evaluation, {"accuracy": "evaluate"})
+    return Ledger(w3, agreement_id, coordinator, partners, world.recipients())
 
 
 def ledger_round(ledger: Ledger, state: dict[str, torch.Tensor], round_id: int, mode: str,

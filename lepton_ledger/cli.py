@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from .audit.challenge_cli import challenge_app
 from .audit.cli import audit as audit_command
+from .challenges.cli import challenge_app
 from .commands import coordinator_app, deploy, partner_app
 from .commands.arbiter import arbiter_app
 from .commands.node import node_app

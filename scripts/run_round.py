@@ -2,7 +2,8 @@
 publishes the global model (the last finalized aggregate, else a fresh one) and opens the round; each partner
 trains with DP-SGD in a local worker process, seals its update to the coordinator and the auditors and submits
 it; the coordinator opens, validates, aggregates, scores, pays and finalizes. Prints accuracy, each partner's
-epsilon and payout. Thin: the round is `lepton_ledger.rounds` through `lepton_ledger.commands.roles`.
+epsilon and payout. Thin: the parties come from `lepton_ledger.rounds.roles`, the round is
+`lepton_ledger.rounds.driver.drive_round`.
 
 Reads deployment.json and agreement.json (same folder, by default brownie-out/); keeps the partners' privacy
 accountants in accountants/ and the coordinator's event index in events.sqlite there.
@@ -17,7 +18,10 @@ from lepton_ledger.chain.agreements import TOKEN
 from lepton_ledger.chain.anvil import dev_account
 from lepton_ledger.chain.transactions import Transactor
 from lepton_ledger.commands.context import bind_deployment
-from lepton_ledger.commands.roles import (
+from lepton_ledger.fl.data import make_federated
+from lepton_ledger.rounds.driver import drive_round
+from lepton_ledger.rounds.outbox import Outbox
+from lepton_ledger.rounds.roles import (
     ChainTerms,
     accountant_path,
     build_coordinator,
@@ -26,8 +30,6 @@ from lepton_ledger.commands.roles import (
     global_model,
     terms_document,
 )
-from lepton_ledger.fl.data import make_federated
-from lepton_ledger.rounds.outbox import Outbox
 from lepton_ledger.storage.local import LocalStore
 from lepton_ledger.workers import open_executor
 from scripts.deploy import OUT, require_local_network
@@ -62,32 +64,35 @@ def main(deployment: str = OUT):
     )
     state, previous = global_model(d, store, agreement_id, model_name=model_name, input_dim=split.input_dim,
                                    num_classes=split.num_classes)
-    model_cid, model_digest = coordinator.publish_model(state)
-    deadline = web3.eth.get_block("latest")["timestamp"] + ROUND_SECONDS
-    round_id = coordinator.open_round(agreement_id, model_digest, deadline)
-    print(f"round {round_id} opened on {model_cid} ({f'aggregate of round {previous}' if previous else 'fresh model'})")
-
     recipients = [document["coordinator"], *document["auditors"]]
-    epsilons = {}
+    partners = {}
     with open_executor(in_process=True) as executor:  # Ray when $LEPTON_RAY_ADDRESS is set
         for i, name in enumerate(setup["partners"]):
             account = accounts[name]
-            accountant = fresh_accountant(d, agreement_id, account.address)
-            partner = build_partner(account=account, tx=tx, deployment=d, store=store, accountant=accountant,
-                                    data=split.partners[i], executor=executor,
-                                    accountant_path=accountant_path(folder / "accountants", agreement_id,
-                                                                    account.address),
-                                    outbox=Outbox(folder / "outbox" / f"{name}.sqlite"))
-            submission = partner.run_round(agreement_id, round_id, recipients)
-            epsilons[account.address] = accountant.epsilon()
-            print(f"{name} submitted {submission.envelope_cid}: epsilon {epsilons[account.address]:.4f} "
-                  f"of cap {terms.epsilon_cap:g}")
+            partners[account.address] = build_partner(
+                account=account, tx=tx, deployment=d, store=store, data=split.partners[i], executor=executor,
+                accountant=fresh_accountant(d, agreement_id, account.address),
+                accountant_path=accountant_path(folder / "accountants", agreement_id, account.address),
+                outbox=Outbox(folder / "outbox" / f"{name}.sqlite"),
+            )
+        names = {address: name for name, address in zip(setup["partners"], partners)}
 
-    outcome = coordinator.close_round(agreement_id, round_id)
+        def tell(event, detail):
+            if event == "opened":
+                print(f"round {detail['round']} opened on {detail['model_cid']} "
+                      f"({f'aggregate of round {previous}' if previous else 'fresh model'})")
+            elif event == "committed":
+                partner = detail["partner"]
+                print(f"{names[partner.address]} submitted {detail['result'].envelope_cid}: epsilon "
+                      f"{partner.accountant.epsilon():.4f} of cap {terms.epsilon_cap:g}")
+
+        # one partner after another: the in-process executor trains one task at a time
+        outcome = drive_round(coordinator, list(partners.values()), agreement_id, state, recipients=recipients,
+                              window=ROUND_SECONDS, concurrent=False, on_event=tell).outcome
     report = outcome.report
-    print(f"round {round_id} finalized: accuracy {report.metrics['accuracy_before']:.3f} -> "
+    print(f"round {outcome.report.round} finalized: accuracy {report.metrics['accuracy_before']:.3f} -> "
           f"{report.metrics['accuracy_after']:.3f}; report {outcome.report_cid}")
-    for name in setup["partners"]:
-        address = accounts[name].address
-        print(f"{name}: epsilon {epsilons[address]:.4f}, payout {report.payouts.get(address, 0) / TOKEN:.2f} LRW")
+    for address, partner in partners.items():
+        print(f"{names[address]}: epsilon {partner.accountant.epsilon():.4f}, "
+              f"payout {report.payouts.get(address, 0) / TOKEN:.2f} LRW")
     return outcome

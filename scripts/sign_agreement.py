@@ -20,9 +20,9 @@ from lepton_ledger.chain.artifacts import load_artifact
 from lepton_ledger.chain.deployment import DevRoles
 from lepton_ledger.chain.transactions import Transactor
 from lepton_ledger.commands.context import bind_deployment
-from lepton_ledger.commands.roles import publish_document
 from lepton_ledger.envelope import generate_x25519_keypair
 from lepton_ledger.fl.payouts import PayoutRule
+from lepton_ledger.rounds.roles import publish_document
 from lepton_ledger.storage.local import LocalStore
 from scripts.deploy import OUT, require_local_network
 

@@ -5,6 +5,6 @@
   Ethereum (EIP-4361) and bearer tokens; db.py: the service's SQLite; errors.py: one JSON error shape;
   deps.py: the ``Annotated`` dependencies routes share; routes/: one ``APIRouter`` per resource.
 
-Nothing here re-implements the library: routes call ``lepton_ledger.chain``, ``rounds``, ``commands.roles`` and
+Nothing here re-implements the library: routes call ``lepton_ledger.chain``, ``rounds``, ``rounds.roles`` and
 ``protocol``, and turn their named errors into status codes (errors.py).
 """

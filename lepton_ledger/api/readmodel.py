@@ -116,7 +116,7 @@ class ReadModel:
             return None
 
         def compute() -> dict[str, Any]:
-            from ..commands.roles import ChainTerms
+            from ..rounds.roles import ChainTerms
 
             functions = self.deployment.agreements.functions
             state = functions.agreementState(agreement_id).call()

@@ -33,10 +33,11 @@ from ..envelope.format import DEFAULT_MAX_ENVELOPE_BYTES
 from ..envelope.tensors import deserialize_tensors
 from ..errors import ConfigurationError, LeptonError
 from ..fl.data import eval_commitment, make_federated
-from ..fl.models import build_model, model_names
-from ..fl.training import evaluate
+from ..fl.models import model_names
 from ..protocol.jsonio import FILE_BYTES, load_object, read_bounded
+from ..rounds.outcome import Evaluation
 from ..rounds.report import MAX_REPORT_BYTES, fetch_by_digest, load_report
+from ..rounds.rules import RoundRules
 from ..storage.local import LocalStore
 from .chain_view import (
     STATUS_FINALIZED,
@@ -246,7 +247,7 @@ def _for_people(rounds: list[RoundSummary], view: ChainView, auditor: _RoundAudi
             continue
         try:
             digest = next(r.model_digest for r in view.rounds(summary.agreement_id) if r.round == summary.round)
-            summary.accuracy_before = float(auditor.evaluate_state(deserialize_tensors(
+            summary.accuracy_before = float(auditor.evaluation.accuracy(deserialize_tensors(
                 fetch_by_digest(auditor.store, digest))))  # fmt: skip
         except Exception:  # noqa: BLE001 -- no base model to evaluate: the plot starts at round 1
             summary.accuracy_before = None
@@ -293,16 +294,11 @@ class _RoundAuditor:
                  state: AuditState) -> None:  # fmt: skip
         self.view, self.store, self.key, self.eval_set, self.model_name, self.state = (
             view, store, key, eval_set, model_name, state)  # fmt: skip
+        self.evaluation = Evaluation(eval_set, model_name)  # the coordinator's utility, on the rebuilt set
 
     @cached_property
     def eval_commitment(self) -> str:
         return "0x" + eval_commitment(self.eval_set).hex()
-
-    def evaluate_state(self, state: dict[str, torch.Tensor]) -> float:
-        """Accuracy of a full ``state_dict`` on the rebuilt evaluation set."""
-        model = build_model(self.model_name, self.eval_set.input_dim, self.eval_set.num_classes, seed=0)
-        model.load_state_dict(state)
-        return evaluate(model, self.eval_set, device="cpu")["accuracy"]
 
     def commitments(self, record: RoundRecord) -> tuple[list[CheckResult], list[Commitment]]:
         """The round's commitments in chain order (a batch's in its document's order), as the coordinator
@@ -405,7 +401,7 @@ class _RoundAuditor:
                 allocation = next((e.args for e in self.view.events("Allocated", agreement_id=a, round=r)), None)
                 checks += check_scores_and_payouts(m, terms, (self.eval_commitment == "0x" + record.eval_commitment.hex(),
                                                               self.eval_commitment),
-                                                   self.evaluate_state, allocation)  # fmt: skip
+                                                   self.evaluation, allocation)  # fmt: skip
         elif finalized:
             not_checked.append("rejections_recheck, aggregate_recomputed, scores_and_payouts (report or base model "
                                "unavailable)")  # fmt: skip
@@ -452,6 +448,11 @@ class _RoundAuditor:
             fetched.check.message = f"round report {fetched.cid} is not this round's report (version {REPORT_VERSION})"
             fetched.check.evidence.update(expected=list(expected), found=list(header))
             return
+        try:
+            m.rules = RoundRules.from_report(report)
+        except LeptonError as exc:  # rules the coordinator could not have run: nothing of the round re-derives
+            fetched.check.ok, fetched.check.message = False, f"round report {fetched.cid} names rules that cannot run: {exc}"
+            return
         m.report = report
 
     def _summary(self, record: RoundRecord, m: RoundMaterial, terms: dict[str, Any],
@@ -459,7 +460,7 @@ class _RoundAuditor:
         accuracy = None
         if m.aggregate_bytes is not None:  # the finalized aggregate, verified against its on-chain digest
             try:
-                accuracy = float(self.evaluate_state(deserialize_tensors(m.aggregate_bytes)))
+                accuracy = float(self.evaluation.accuracy(deserialize_tensors(m.aggregate_bytes)))
             except (LeptonError, RuntimeError):  # not a model of this shape: no accuracy to show
                 accuracy = None
         lines = m.report_lines()

@@ -1,7 +1,7 @@
 """The role commands of ``lepton-ledger``, each a thin layer over the library: ``deploy`` (the admin),
 ``partner ...`` and ``coordinator ...``. ``context`` holds what every command shares (chain, deployment file,
-keystore key, store, error reporting), ``data`` the data options, ``roles`` the steps the commands and the brownie
-scripts share. Importing this package imports typer only; each command imports what it needs when it runs.
+keystore key, store, error reporting), ``data`` the data options; the steps the commands and the brownie scripts
+share are the library's (``rounds.roles``). Importing this package imports typer only; each command imports what it needs when it runs.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ def _arbiter_of(s: Any, agreement_id: int) -> str:
 
 def _open_challenge(s: Any, challenge_id: int) -> tuple[Any, int]:
     """The challenge (Open) and the end of its ruling window; ChallengeError or CommandError otherwise."""
-    from ..audit.challenge import read_challenge
+    from ..challenges.challenge import read_challenge
 
     record = read_challenge(s.deployment, challenge_id)
     require(record.status == "Open", f"challenge {challenge_id} is {record.status}: only an Open challenge can be "
@@ -57,7 +57,7 @@ def list_(
 ) -> None:  # fmt: skip
     """List the open challenges of the agreements whose terms name --key as arbiter, with the evidence digest
     and when the ruling window ends. Sends nothing and needs no password."""
-    from ..audit.challenge import challenges
+    from ..challenges.challenge import challenges
     from ..keys import Keystore
     from ..protocol.addressing import cid_for_digest
 

@@ -2,7 +2,7 @@
 
 approve partners -> propose an agreement -> (relay signatures) -> fund -> per round: open -> (partners submit,
 or sign commitments that ``anchor`` commits in one batch) -> close. The terms document (task, model, max norm)
-is put to the store with the proposal (commands/roles.py); the event index of ``close`` lives in
+is put to the store with the proposal (rounds/roles.py); the event index of ``close`` lives in
 ``<data dir>/events/<RoundLedger address>/events.sqlite``.
 
 Terms file (``propose --terms-file``), JSON; every member optional, the command-line options override it::
@@ -144,7 +144,7 @@ def propose(
     from ..chain import agreements
     from ..chain.agreements import AgreementTerms
     from ..fl.payouts import PayoutRule
-    from .roles import publish_document
+    from ..rounds.roles import publish_document
 
     f = _terms_file(terms_file)
     rule_name = payout_rule or f.get("payout_rule", "by_sample_count")
@@ -268,7 +268,7 @@ def _pay_in(agreement: int, amount: str, verb: str, *, key: str, rpc_url: str | 
             send: Callable[[Any, Any, int], Any]) -> tuple[int, Any]:  # fmt: skip
     """Checks that --key can pay AMOUNT of the reward token of AGREEMENT (live, not terminated), then lets
     `send(session, token, amount)` pay it in; returns the amount and what `send` returned."""
-    from .roles import ChainTerms
+    from ..rounds.roles import ChainTerms
 
     value = parse_tokens(amount, "AMOUNT")
     require(value > 0, "AMOUNT must be positive")
@@ -297,7 +297,7 @@ def anchor(
     batch document digest, entries) from --key.
     """
     from ..protocol.signatures import chain_signature_check
-    from .roles import signed_commitment_from_document
+    from ..rounds.roles import signed_commitment_from_document
 
     documents = []
     for path in commitments:
@@ -330,7 +330,7 @@ def anchor(
 def _coordinator(s: Any, agreement: int, eval_set: Any, *, model: str | None, max_norm: float | None,
                  aggregation: str = "fedavg", scoring: str = "leave_one_out") -> Any:  # fmt: skip
     from ..fl.aggregation import default_params
-    from .roles import ChainTerms, build_coordinator, terms_document
+    from ..rounds.roles import ChainTerms, build_coordinator, terms_document
 
     terms = ChainTerms.read(s.deployment, agreement)
     document = terms_document(s.store, terms) or {}
@@ -363,8 +363,8 @@ def open_(
     AGREEMENT still charged is restored first (RoundLedger.restoreVoidedRound, one line each).
     """
     from ..chain import disputes
+    from ..rounds.roles import global_model
     from .data import eval_data
-    from .roles import global_model
 
     eval_set = eval_data(dataset=dataset, partitions=partitions, seed=seed, csv=csv, label_column=label_column,
                          num_classes=num_classes)  # fmt: skip

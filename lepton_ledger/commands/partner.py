@@ -4,7 +4,7 @@ register -> (coordinator approves) -> sign -> stake -> per round: train-and-subm
 train-and-sign, whose file the coordinator anchors) -> (coordinator closes) -> claim; status at any time.
 The partner's privacy accountant persists between commands under
 ``<data dir>/accountants/<RoundLedger address>/<agreement>-<partner>.json``; the signed commitment file of
-train-and-sign is documented in commands/roles.py.
+train-and-sign is documented in rounds/roles.py.
 
 Relayed signature file (``sign --relay-to-file``), JSON: ``{"version": 1, "chain_id", "agreement_registry",
 "agreement_id", "party", "deadline", "signature"}`` (0x-hex); ``coordinator relay-signature FILE`` sends it with
@@ -63,7 +63,7 @@ RoundArg = Annotated[int, typer.Argument(metavar="ROUND", help="Round id.")]
 
 
 def _accountant_file(session: Any, agreement_id: int, partner: str) -> Path:
-    from .roles import accountant_path
+    from ..rounds.roles import accountant_path
 
     return accountant_path(session.state_dir("accountants"), agreement_id, partner)
 
@@ -93,7 +93,7 @@ def register(
     with open_session(rpc_url=rpc_url, deployment=deployment, key=key, ipfs=ipfs) as s:
         status = int(s.deployment.partners.functions.partnerOf(s.address).call()[0])
         require(status == 0, f"{s.address} is already registered in the PartnerRegistry")
-        from .roles import publish_document
+        from ..rounds.roles import publish_document
 
         cid = publish_document(s.store, profile)
         agreements.register(s.tx, s.deployment, s.address, profile, s.identity.x25519_public)
@@ -165,7 +165,7 @@ def stake(
     RewardVault.stake(AGREEMENT, amount). The agreement activates when this was the last stake or signature missing.
     """
     from ..chain import agreements
-    from .roles import ChainTerms
+    from ..rounds.roles import ChainTerms
 
     with open_session(rpc_url=rpc_url, deployment=deployment, key=key) as s:
         s.require_party(agreement, s.address)
@@ -202,9 +202,14 @@ def _train(*, agreement: int, key: str, dataset: str, partition: int, partitions
     """Steps 2-4 of a round for --key: ``(round, Submission or (SignedCommitment, its document), accountant,
     terms)``."""
     from ..rounds.partner import TrainingSettings
+    from ..rounds.roles import (
+        ChainTerms,
+        build_partner,
+        fresh_accountant,
+        terms_document,
+    )
     from ..workers import open_executor
     from .data import partner_data
-    from .roles import ChainTerms, build_partner, fresh_accountant, terms_document
 
     data = partner_data(dataset=dataset, partition=partition, partitions=partitions, seed=seed, csv=csv,
                         label_column=label_column, num_classes=num_classes)  # fmt: skip
@@ -247,7 +252,7 @@ def _train(*, agreement: int, key: str, dataset: str, partition: int, partitions
             else:
                 result = partner.run_round(agreement, round_id, recipients)
         if batched:
-            from .roles import signed_commitment_document
+            from ..rounds.roles import signed_commitment_document
 
             result = (result, signed_commitment_document(result, chain_id=s.w3.eth.chain_id,
                                                          ledger=s.ledger_address))  # fmt: skip
@@ -374,7 +379,7 @@ def claim(
     root against the chain, and sends RewardVault.claim(agreement, round, amount, proof) from --key.
     """
     from ..chain.merkle import LeafNotFound
-    from .roles import build_partner, fresh_accountant, payout_tree
+    from ..rounds.roles import build_partner, fresh_accountant, payout_tree
 
     with open_session(rpc_url=rpc_url, deployment=deployment, key=key, ipfs=ipfs) as s:
         s.agreement_state(agreement)
@@ -450,7 +455,7 @@ def status(
 ) -> None:  # fmt: skip
     """Show a partner's standing in AGREEMENT: epsilon spent (on-chain and local) against the cap, stake, rewards
     claimable and claimed. Sends nothing and needs no password."""
-    from .roles import standing
+    from ..rounds.roles import standing
 
     who = _who(key, address)
     with open_session(rpc_url=rpc_url, deployment=deployment, key=None, ipfs=ipfs) as s:
@@ -618,9 +623,9 @@ def standing(
 ) -> None:  # fmt: skip
     """Show a partner's standing in AGREEMENT: epsilon spent on-chain against the cap, stake (and whether it is
     locked), its disputed batch entries and the challenges against it. Sends nothing and needs no password."""
-    from ..audit.challenge import challenges
     from ..chain import disputes
-    from .roles import ChainTerms
+    from ..challenges.challenge import challenges
+    from ..rounds.roles import ChainTerms
 
     who = _who(key, address)
     with open_session(rpc_url=rpc_url, deployment=deployment, key=None) as s:

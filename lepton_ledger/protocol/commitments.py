@@ -80,7 +80,7 @@ def parse_commitment_item(item: Any) -> BatchItem:
 
 
 def parse_signed_commitment(document: Any, *, chain_id: int, ledger: str) -> BatchItem:
-    """A partner's signed commitment file (``commands.roles``' format, version 1: the item fields of a batch
+    """A partner's signed commitment file (``rounds.roles``' format, version 1: the item fields of a batch
     document but ``partyIndex``, plus ``version``, ``chain_id`` and ``ledger``), for this chain and ledger; its
     ``party_index`` is 0 (the coordinator looks it up). The signature is not checked here.
 

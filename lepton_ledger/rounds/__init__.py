@@ -1,10 +1,13 @@
 """Round orchestration: the coordinator's and the partners' steps, and the durable outbox through which every
 side effect (IPFS put, transaction) goes so that a crash at any point loses nothing and repeats nothing.
 
-``coordinator`` (steps 1 and 5 of the round in docs/architecture.md), ``partner`` (steps 2-4 and 6), ``report`` (the round
-report and how round artifacts are content-addressed on-chain), ``outbox`` (the durable operations table and
+``coordinator`` (steps 1 and 5 of the round in docs/architecture.md), ``partner`` (steps 2-4 and 6), ``rules`` (the
+round's rules, one validated object), ``outcome`` (the round's outcome as one pure function, which the auditor
+re-runs), ``report`` (the round report and how round artifacts are content-addressed on-chain), ``outbox`` (the durable operations table and
 crash-safe transactions), ``effects`` (round side effects through the outbox: keys, kinds, checkpoints),
-``accountant_file`` (a partner's privacy accountant persisted, each round recorded exactly once). A step called
+``accountant_file`` (a partner's privacy accountant persisted, each round recorded exactly once), ``world`` (a
+deployed system with registered parties and funded agreements), ``driver`` (one round driven end to end),
+``roles`` (the parties' objects and the steps around a round that the commands and scripts share). A step called
 again with the same arguments after a crash resumes it. The round classes import torch: they load on first use.
 """
 
@@ -23,7 +26,15 @@ _EXPORTS = {
     "PreparedUpdate": "partner",
     "RoundEffects": "effects",
     "RoundOutcome": "coordinator",
-    "NoAcceptedUpdates": "coordinator",
+    "NoAcceptedUpdates": "outcome",
+    "Evaluation": "outcome",
+    "Outcome": "outcome",
+    "round_outcome": "outcome",
+    "RoundRules": "rules",
+    "World": "world",
+    "build_world": "world",
+    "DrivenRound": "driver",
+    "drive_round": "driver",
     "Partner": "partner",
     "TrainingSettings": "partner",
     "SignedCommitment": "partner",
@@ -37,18 +48,26 @@ __all__ = [
     "AccountantFile",
     "ArtifactNotFound",
     "Coordinator",
+    "DrivenRound",
+    "Evaluation",
     "ModelDigestMismatch",
     "NoAcceptedUpdates",
     "OpenRoundConflict",
     "Outbox",
     "OutboxError",
+    "Outcome",
     "Partner",
     "PreparedUpdate",
     "RoundEffects",
     "RoundOutcome",
     "RoundReport",
+    "RoundRules",
     "SignedCommitment",
     "TrainingSettings",
+    "World",
+    "build_world",
+    "drive_round",
+    "round_outcome",
 ]
 
 

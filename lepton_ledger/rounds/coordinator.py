@@ -20,11 +20,10 @@ and entries, or whose signature is not valid for its partner, raises ``BatchDocu
 its committed digest, open it with the coordinator's X25519 key against the chain's expectations: chain,
 ledger, agreement, round, partner, base model, manifest digest; and check the committed epsilon and sample
 count equal the signed manifest's, and that every auditor with a registered X25519 key is among its recipients),
-``validate`` (``fl.validate_updates`` with the norm bound), ``aggregate``
-(FedAvg by default, any ``fl.aggregate`` rule with its parameters), ``score`` (leave-one-out by default, or a
-Shapley approximation, on the committed evaluation set), ``split`` (``fl.split_reward`` by the payout rule of the
-agreement's on-chain terms; only accepted partners are paid), ``publish`` (the aggregate model and the report,
-report.py), ``finalize`` (``finalizeRound`` with the aggregate's and the
+``outcome`` (outcome.py's ``round_outcome``, the function the auditor re-runs: validate with the norm bound,
+aggregate, score on the committed evaluation set, split by the payout rule of the agreement's on-chain terms, all
+by the coordinator's :class:`~lepton_ledger.rounds.rules.RoundRules`; only accepted partners are paid),
+``publish`` (the aggregate model and the report, report.py), ``finalize`` (``finalizeRound`` with the aggregate's and the
 report's CID digests, the PayoutTree root and the total).
 
 A partner whose envelope cannot be fetched or opened is rejected with the error's class name as its code
@@ -43,7 +42,6 @@ published and sends ``finalizeRound`` once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
@@ -62,19 +60,8 @@ from ..envelope import open as open_envelope
 from ..envelope.format import DEFAULT_MAX_ENVELOPE_BYTES
 from ..envelope.tensors import deserialize_tensors, serialize_tensors
 from ..errors import ChainError, ConfigurationError, LeptonError
-from ..fl.aggregation import AGGREGATORS
-from ..fl.aggregation import aggregate as aggregate_rule
 from ..fl.data import eval_commitment
-from ..fl.models import build_model
-from ..fl.payouts import PayoutRule, split_reward
-from ..fl.scoring import (
-    SCORERS,
-    aggregate_utility,
-    apply_delta_to_state,
-    contribution_scores,
-)
-from ..fl.training import evaluate
-from ..fl.validation import validate_updates
+from ..fl.payouts import PayoutRule
 from ..protocol.commitments import (
     MAX_BATCH_BYTES,
     BatchItem,
@@ -93,18 +80,16 @@ from .effects import (
     put_result,
 )
 from .outbox import OPEN, Outbox
+from .outcome import Evaluation, NoAcceptedUpdates, Outcome, round_outcome
 from .report import (
     PartnerOutcome,
     RoundReport,
     fetch_by_digest,
 )
+from .rules import RoundRules
 
 __all__ = ["AuditorNotARecipient", "BatchDocumentMismatch", "CommitmentMismatch", "CommitmentRefused",
            "CommitmentView", "Coordinator", "NoAcceptedUpdates", "OpenRoundConflict", "RoundOutcome"]  # fmt: skip
-
-
-class NoAcceptedUpdates(LeptonError, RuntimeError):
-    """Every update of the round was rejected (or none was committed): there is nothing to aggregate."""
 
 
 class BatchDocumentMismatch(LeptonError, ValueError):
@@ -158,12 +143,10 @@ class Coordinator:
         events_path: the EventIndex's SQLite file.
         eval_set: the held-out evaluation set (``TabularData``) committed when a round opens.
         model_name: the ``fl.build_model`` name of the global model.
-        max_norm: the agreement's L2 bound on an update.
+        rules: how updates are checked, aggregated and scored (norm bound, ``fl.aggregate`` rule and parameters,
+            ``fl.contribution_scores`` method and parameters; tmc_shapley's ``seed`` defaults to the round id).
         payout_rule: None (default) to pay by the rule in the agreement's on-chain terms; a rule given here must
             be that rule (a coordinator cannot pay by another one).
-        aggregation / aggregation_params: the ``fl.aggregate`` rule and its parameters (``trim=``, ``f=``, ``m=``).
-        scoring / scoring_params: the ``fl.contribution_scores`` method (leave_one_out, tmc_shapley,
-            exact_shapley) and its parameters (tmc_shapley's ``seed`` defaults to the round id).
         outbox: where side effects are recorded before they happen; default a file per coordinator and chain
             under the data directory (effects.default_outbox).
         checkpoint: called at each durable step (effects.py names them); tests kill the process there.
@@ -172,23 +155,17 @@ class Coordinator:
     """
 
     def __init__(self, *, account: Any, tx: Any, deployment: Any, store: Any, x25519_private: bytes,
-                 events_path: Path, eval_set: Any, model_name: str = "logreg", max_norm: float = 10.0,
-                 payout_rule: PayoutRule | None = None, aggregation: str = "fedavg",
-                 aggregation_params: Mapping[str, Any] | None = None, scoring: str = "leave_one_out",
-                 scoring_params: Mapping[str, Any] | None = None, outbox: Outbox | None = None,
+                 events_path: Path, eval_set: Any, model_name: str = "logreg", rules: RoundRules | None = None,
+                 payout_rule: PayoutRule | None = None, outbox: Outbox | None = None,
                  checkpoint: Checkpoint | None = None, auditors: list[str] | None = None) -> None:  # fmt: skip
-        if aggregation not in AGGREGATORS:
-            raise ConfigurationError(f"unknown aggregation rule {aggregation!r}; known: {sorted(AGGREGATORS)}")
-        if scoring not in SCORERS:
-            raise ConfigurationError(f"unknown scoring method {scoring!r}; known: {sorted(SCORERS)}")
         self.account, self.tx, self.deployment, self.store = account, tx, deployment, store
         self.outbox = outbox if outbox is not None else default_outbox("coordinator", tx.w3, account.address)
         self.effects = RoundEffects(self.outbox, tx=tx, store=store, checkpoint=checkpoint)
         self.checkpoint = self.effects.checkpoint
         self.x25519_private, self.eval_set, self.model_name = x25519_private, eval_set, model_name
-        self.max_norm, self.payout_rule, self.aggregation = max_norm, payout_rule, aggregation
-        self.aggregation_params, self.scoring = dict(aggregation_params or {}), scoring
-        self.scoring_params = dict(scoring_params or {})
+        self.evaluation = Evaluation(eval_set, model_name)
+        self.rules = rules if rules is not None else RoundRules()
+        self.payout_rule = payout_rule
         self.auditors = auditors
         self._party_indexes: dict[int, dict[str, int]] = {}
         self.signature_valid = chain_signature_check(tx.w3)
@@ -433,30 +410,6 @@ class Coordinator:
 
         return deserialize_tensors(fetch_by_digest(self.store, model_digest))
 
-    def validate(self, opened: dict[str, Any], base: dict[str, torch.Tensor]) -> Any:
-        """``fl.validate_updates`` of the opened updates, weighted by their sample counts, with the norm bound."""
-        updates = {p: (e.tensors, e.manifest.sample_count) for p, e in opened.items()}
-        return validate_updates(updates, base, max_norm=self.max_norm)
-
-    def evaluate_state(self, state: dict[str, torch.Tensor]) -> float:
-        """Accuracy of a full ``state_dict`` on the committed evaluation set."""
-        model = build_model(self.model_name, self.eval_set.input_dim, self.eval_set.num_classes, seed=0)
-        model.load_state_dict(state)
-        return evaluate(model, self.eval_set, device="cpu")["accuracy"]
-
-    def round_scoring_params(self, round_id: int) -> dict[str, Any]:
-        """The scoring parameters used for `round_id` (a seeded method gets the round id as its default seed)."""
-        params = dict(self.scoring_params)
-        if self.scoring == "tmc_shapley":
-            params.setdefault("seed", round_id)
-        return params
-
-    def score(self, base: dict[str, torch.Tensor], accepted: dict[str, Any], round_id: int = 0) -> dict[str, float]:
-        """Each accepted partner's contribution (accuracy on the evaluation set) by the scoring method."""
-        utility = aggregate_utility(base, accepted, self.evaluate_state, rule=self.aggregation,
-                                    params=self.aggregation_params)  # fmt: skip
-        return contribution_scores(self.scoring, list(accepted), utility, **self.round_scoring_params(round_id))
-
     def agreement_payout_rule(self, agreement_id: int) -> PayoutRule:
         """The payout rule of the agreement's on-chain terms.
 
@@ -468,15 +421,6 @@ class Coordinator:
             raise ConfigurationError(f"agreement {agreement_id} pays by {rule.name.lower()}, not by "
                                      f"{PayoutRule(self.payout_rule).name.lower()}")  # fmt: skip
         return rule
-
-    def split(self, reward: int, scores: dict[str, float], accepted: dict[str, Any],
-              rule: PayoutRule = PayoutRule.BY_SAMPLE_COUNT) -> dict[str, int]:  # fmt: skip
-        """`rule` over the accepted partners; nobody to pay (no positive score) pays nothing."""
-        try:
-            return split_reward(rule, reward, scores=scores, partners=list(accepted),
-                                sample_counts={p: int(w) for p, (_, w) in accepted.items()})  # fmt: skip
-        except ConfigurationError:
-            return {}
 
     def check_closable(self, agreement_id: int, round_id: int) -> None:
         """Dry-runs ``finalizeRound`` (placeholder digests, nothing paid): once it would pass, the deadline is
@@ -538,28 +482,26 @@ class Coordinator:
         """
         model_digest, commitment = self.round_state(agreement_id, round_id)
         events = self.commitments(agreement_id, round_id)
-        opened, failed = self.open_updates(events, model_digest)
-        base = self.base_state(model_digest)
-        checked = self.validate(opened, base)
-        if not checked.accepted:
-            raise NoAcceptedUpdates(f"agreement {agreement_id} round {round_id}: no update accepted")
-        delta = aggregate_rule(self.aggregation, checked.accepted.values(), **self.aggregation_params)
-        aggregate = apply_delta_to_state(base, delta)
-        scores = self.score(base, checked.accepted, round_id)
         reward = int(self.deployment.agreements.functions.roundConfig(agreement_id).call()[7])
         rule = self.agreement_payout_rule(agreement_id)
-        payouts = self.split(reward, scores, checked.accepted, rule)
+        opened, failed = self.open_updates(events, model_digest)
+        base = self.base_state(model_digest)
+        updates = {p: (e.tensors, e.manifest.sample_count) for p, e in opened.items()}
+        try:
+            outcome = round_outcome(base, updates, self.evaluation, self.rules, round_id=round_id, reward=reward,
+                                    payout_rule=rule, refused=failed)  # fmt: skip
+        except NoAcceptedUpdates:
+            raise NoAcceptedUpdates(f"agreement {agreement_id} round {round_id}: no update accepted") from None
+        aggregate = outcome.settlement.aggregate
+        report = self._report(agreement_id, round_id, model_digest, commitment, events, opened, outcome)
         aggregate_cid = local_cid(serialize_tensors(aggregate))
-        rejected = {**failed, **{p: [r.to_dict() for r in rs] for p, rs in checked.rejected.items()}}
-        report = self._report(agreement_id, round_id, model_digest, commitment, events, opened, rejected,
-                              scores, payouts, reward, rule)  # fmt: skip
         report.aggregate_cid, report.aggregate_digest = aggregate_cid, "0x" + _digest_of(aggregate_cid).hex()
-        report.metrics = {"accuracy_before": self.evaluate_state(base), "accuracy_after": self.evaluate_state(aggregate)}
-        paid = {p: a for p, a in payouts.items() if a > 0}
+        paid = {p: a for p, a in outcome.settlement.payouts.items() if a > 0}
         return aggregate, report, PayoutTree(agreement_id, round_id, paid) if paid else None
 
-    def _report(self, agreement_id, round_id, model_digest, commitment, events, opened, rejected, scores, payouts,
-                reward, rule) -> RoundReport:  # fmt: skip
+    def _report(self, agreement_id: int, round_id: int, model_digest: bytes, commitment: bytes, events: list[Any],
+                opened: dict[str, Any], outcome: Outcome) -> RoundReport:  # fmt: skip
+        rejected, scores, payouts = outcome.rejected, outcome.settlement.scores, outcome.settlement.payouts
         lines = []
         for event in events:
             p, args = event.partner, event.args
@@ -575,9 +517,9 @@ class Coordinator:
         return RoundReport(
             chain_id=self.tx.w3.eth.chain_id, ledger=self.deployment.ledger.address, agreement_id=agreement_id,
             round=round_id, base_model_digest="0x" + model_digest.hex(), eval_commitment="0x" + commitment.hex(),
-            aggregation_rule=self.aggregation, max_norm=self.max_norm, scoring=f"{self.scoring}:accuracy",
-            payout_rule=rule.name.lower(), reward=reward, partners=lines, aggregation_params=self.aggregation_params,
-            scoring_params=self.round_scoring_params(round_id),
+            rules=outcome.rules, payout_rule=outcome.payout_rule.name.lower(), reward=outcome.reward, partners=lines,
+            metrics={"accuracy_before": outcome.settlement.accuracy_before,
+                     "accuracy_after": outcome.settlement.accuracy_after},
         )  # fmt: skip
 
 

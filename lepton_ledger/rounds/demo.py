@@ -24,7 +24,7 @@ import os
 import shutil
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,19 +35,18 @@ from .. import fl
 from ..chain import agreements
 from ..chain.agreements import TOKEN, AgreementTerms
 from ..chain.anvil import Anvil, advance_time, dev_account
-from ..chain.artifacts import load_artifact
-from ..chain.deployment import DevRoles, deploy_with_roles
-from ..chain.disputes import answer_open_disputes
+from ..chain.deployment import DevRoles
 from ..chain.transactions import Transactor
-from ..envelope import generate_x25519_keypair
 from ..errors import ConfigurationError
 from ..fl.aggregation import default_params
 from ..storage.local import LocalStore
 from ..workers import open_executor
-from ..workers.concurrent import run_each
 from .coordinator import Coordinator
+from .driver import ROUND_WINDOW, drive_round
 from .outbox import Outbox
 from .partner import Partner, TrainingSettings
+from .rules import DEFAULT_MAX_NORM, RoundRules
+from .world import build_world
 
 __all__ = ["DemoResult", "GasMeter", "RoundRules", "run_demo"]
 
@@ -62,8 +61,7 @@ EPSILON_CAP = 10.0
 MAX_SAMPLE_COUNT = 100_000  # bound on each update's sample count, signed in the terms
 DELTA = 1e-5
 DISPUTE_WINDOW = 600
-MAX_NORM = 50.0  # L2 bound on an update (logreg on digits: honest updates stay well below it)
-ROUND_WINDOW = 3600
+MAX_NORM = DEFAULT_MAX_NORM  # L2 bound on an update (logreg on digits: honest updates stay well below it)
 ALPHA = 0.5  # Dirichlet label skew of the partners' data: each partner's own class mix (fl.make_federated)
 FREE_RIDER_LR = 1e-6  # the free-rider "trains" with a step so small that its update is next to zero
 MODELS = ("logreg", "mlp", "fusion")
@@ -105,31 +103,6 @@ def _short(value: str, n: int = 14) -> str:
 
 
 @dataclass(frozen=True)
-class RoundRules:
-    """How the coordinator combines and scores: an ``fl.aggregate`` rule (its parameters default to
-    ``fl.aggregation.default_params`` for the number of partners) and an ``fl.contribution_scores`` method."""
-
-    aggregation: str = "fedavg"
-    scoring: str = "leave_one_out"
-    max_norm: float = MAX_NORM
-
-    def check(self, partners: int) -> None:
-        """Refuses, before anything runs, a rule or method that does not exist or cannot run on `partners`."""
-        from ..fl.aggregation import AGGREGATORS
-        from ..fl.scoring import EXACT_SHAPLEY_MAX_PARTNERS, SCORERS
-
-        if self.aggregation not in AGGREGATORS:
-            raise ConfigurationError(f"unknown aggregation rule {self.aggregation!r}; known: {sorted(AGGREGATORS)}")
-        if self.scoring not in SCORERS:
-            raise ConfigurationError(f"unknown scoring method {self.scoring!r}; known: {sorted(SCORERS)}")
-        if self.aggregation in ("krum", "multi_krum") and partners < 3:
-            raise ConfigurationError(f"{self.aggregation} needs at least 3 partners (n >= 2f + 3), not {partners}")
-        if self.scoring == "exact_shapley" and partners > EXACT_SHAPLEY_MAX_PARTNERS:
-            raise ConfigurationError(f"exact_shapley enumerates 2**n subsets: at most {EXACT_SHAPLEY_MAX_PARTNERS} "
-                                     f"partners, not {partners} (use tmc_shapley)")  # fmt: skip
-
-
-@dataclass(frozen=True)
 class Story:
     """What the demo shows: the model, whether a free-rider, non-IID partners, and the payout rule."""
 
@@ -143,7 +116,7 @@ MAX_PARTNERS = 40  # digits keeps 1437 training samples: the skewed split gives 
 
 
 def run_demo(out_dir: Path, *, partners: int = 3, rounds: int = 5, mode: str = "single",
-             dispute_window: int = DISPUTE_WINDOW, rules: RoundRules = RoundRules(), model: str = "logreg",
+             dispute_window: int = DISPUTE_WINDOW, rules: RoundRules | None = None, model: str = "logreg",
              free_rider: bool = True, non_iid: bool = True, payout_rule: fl.PayoutRule = fl.PayoutRule.PROPORTIONAL,
              console: Console | None = None) -> DemoResult:  # fmt: skip
     """Runs the whole story on a fresh anvil whose state is saved to ``out_dir/chain-state.json``.
@@ -172,7 +145,8 @@ def run_demo(out_dir: Path, *, partners: int = 3, rounds: int = 5, mode: str = "
         raise ConfigurationError(f"mode must be 'single' or 'batched', not {mode!r}")
     if model not in MODELS:
         raise ConfigurationError(f"the demo's model is one of {', '.join(MODELS)}, not {model!r}")
-    rules.check(partners)
+    rules = rules if rules is not None else RoundRules()
+    rules.check_partners(partners)
     console = console or Console()
     out_dir.mkdir(parents=True, exist_ok=True)
     state_file = out_dir / STATE_FILE
@@ -197,7 +171,9 @@ def _story(w3, anvil: Anvil, executor, out_dir: Path, n_partners: int, n_rounds:
     model = story.model
     alpha, sizes = (ALPHA, _sizes(n_partners)) if story.non_iid else (None, None)
     rule_name = story.payout_rule.name.lower()
-    aggregation_params = default_params(rules.aggregation, n_partners)
+    if not rules.aggregation_params:  # the rule's defaults for the party count
+        rules = replace(rules, aggregation_params=default_params(rules.aggregation, n_partners))
+    aggregation_params = rules.aggregation_params
     roles = DevRoles.from_dev_keys()
     admin, coord_account = roles.admin, roles.coordinator
     names = [f"partner{i + 1}" for i in range(n_partners)]
@@ -206,12 +182,12 @@ def _story(w3, anvil: Anvil, executor, out_dir: Path, n_partners: int, n_rounds:
     chain_id = w3.eth.chain_id
     _step(console, f"anvil up at {anvil.url}, chain id {chain_id}")
 
-    # -- deploy ---------------------------------------------------------------------------------------
-    deployment = deploy_with_roles(tx, roles, dispute_window=dispute_window)
-    token = tx.deploy(load_artifact("LeptonToken"), "Lepton Reward", "LRW", admin.address, sender=admin.address)
+    # -- deploy, register (with X25519 keys) ----------------------------------------------------------
+    world = build_world(tx, accounts, dispute_window=dispute_window, roles=roles,
+                        profile=lambda who: {"name": who, "contact": f"ml@{who}.example"},
+                        on_step=lambda line: _step(console, line))  # fmt: skip
+    deployment, token, x25519 = world.deployment, world.token, world.x25519
     addresses = {**deployment.addresses(), "LeptonToken": token.address}
-    for name, address in addresses.items():
-        _step(console, f"deployed {name} at {address}")
     deployment.write(
         out_dir / "deployment.json", rpc_url=anvil.url, chain_id=chain_id,
         extra={"reward_token": token.address, "state_file": STATE_FILE, "store": STORE_DIR, "keys": KEYS_DIR,
@@ -223,17 +199,6 @@ def _story(w3, anvil: Anvil, executor, out_dir: Path, n_partners: int, n_rounds:
                "eval_set": {"dataset": "digits", "num_partners": n_partners, "seed": 0, "alpha": alpha,
                             **({"sizes": sizes} if sizes else {}), "eval_fraction": 0.2}},
     )  # fmt: skip
-
-    # -- register (with X25519 keys) ------------------------------------------------------------------
-    x25519: dict[str, bytes] = {}
-    for who, account in [("coordinator", coord_account), ("auditor", roles.auditor), *accounts.items()]:
-        private, public = generate_x25519_keypair()
-        x25519[who] = private
-        agreements.register(tx, deployment, account.address, {"name": who, "contact": f"ml@{who}.example"}, public)
-        if who in accounts:
-            agreements.approve(tx, deployment, account.address, coord_account.address)
-        _step(console, f"{who} {account.address} registered, X25519 key {public.hex()[:16]}..."
-                       + (" , approved" if who in accounts else ""))  # fmt: skip
     _write_keys(out_dir / KEYS_DIR, roles, accounts, x25519)
 
     # -- propose, sign, stake, fund -------------------------------------------------------------------
@@ -253,25 +218,8 @@ def _story(w3, anvil: Anvil, executor, out_dir: Path, n_partners: int, n_rounds:
     _step(console, f"agreement {agreement_id} proposed: {n_rounds} rounds, epsilon cap {EPSILON_CAP}, "
                    f"{REWARD_PER_ROUND / TOKEN:g} LRW per round, paid by the {rule_name} rule"
                    + (f" (measured contribution: {rules.scoring} scores)" if rule_name == "proportional" else ""))
-    for i, (name, account) in enumerate(accounts.items()):
-        if i % 2 == 1 or n_partners == 1:
-            agreements.sign(tx, deployment, agreement_id, account, relayer=coord_account.address)
-            _step(console, f"{name} signed by EIP-712 signature, relayed by the coordinator (no gas for {name})")
-        else:
-            agreements.sign(tx, deployment, agreement_id, account)
-            _step(console, f"{name} signed by transaction")
-    for name, account in accounts.items():
-        tx.transact(token.functions.mint(account.address, REQUIRED_STAKE), admin.address)
-        activated = agreements.stake(tx, deployment, token, agreement_id, account.address, REQUIRED_STAKE)
-        _step(console, f"{name} staked {REQUIRED_STAKE / TOKEN:g} LRW" + (" -> agreement ACTIVE" if activated else ""))
-    funding = REWARD_PER_ROUND * n_rounds
-    tx.transact(token.functions.mint(coord_account.address, funding), admin.address)
-    agreements.fund(tx, deployment, token, agreement_id, coord_account.address, funding)
-    _step(console, f"coordinator funded the pool with {funding / TOKEN:g} LRW")
-    tx.transact(token.functions.mint(coord_account.address, COORDINATOR_BOND), admin.address)
-    agreements.post_bond(tx, deployment, token, agreement_id, coord_account.address, COORDINATOR_BOND)
-    _step(console, f"coordinator posted its bond of {COORDINATOR_BOND / TOKEN:g} LRW (the parties' if a challenge "
-                   "of its results is upheld)")
+    world.join_and_fund(agreement_id, terms, relayed=lambda i: i % 2 == 1 or n_partners == 1,
+                        funded_rounds=n_rounds, on_step=lambda line: _step(console, line))  # fmt: skip
     setup_gas = tx.gas_used
 
     # -- rounds ---------------------------------------------------------------------------------------
@@ -286,9 +234,7 @@ def _story(w3, anvil: Anvil, executor, out_dir: Path, n_partners: int, n_rounds:
                        + (" -- a free-rider: it sends a near-zero update" if name in riders else ""))  # fmt: skip
     coordinator = Coordinator(account=coord_account, tx=tx, deployment=deployment, store=store,
                               x25519_private=x25519["coordinator"], events_path=out_dir / "events.sqlite",
-                              eval_set=split.eval_set, model_name=model, max_norm=rules.max_norm,
-                              aggregation=rules.aggregation, aggregation_params=aggregation_params,
-                              scoring=rules.scoring,
+                              eval_set=split.eval_set, model_name=model, rules=rules,
                               outbox=Outbox(out_dir / OUTBOX_DIR / "coordinator.sqlite"))  # fmt: skip
     partners = {
         name: Partner(account=account, tx=tx, deployment=deployment, store=store,
@@ -300,36 +246,17 @@ def _story(w3, anvil: Anvil, executor, out_dir: Path, n_partners: int, n_rounds:
                                                 **({"lr": FREE_RIDER_LR} if name in riders else {})))
         for i, (name, account) in enumerate(accounts.items())
     }  # fmt: skip
-    recipients = [coord_account.address, roles.auditor.address]
+    recipients = world.recipients()
     state = fl.build_model(model, split.input_dim, split.num_classes, seed=0).state_dict()
     summary_rounds = []
+    names_of = {p.address: name for name, p in partners.items()}
     for r in range(n_rounds):
         gas_before = tx.gas_used
-        model_cid, model_digest = coordinator.publish_model(state)
-        deadline = w3.eth.get_block("latest")["timestamp"] + ROUND_WINDOW
-        round_id = coordinator.open_round(agreement_id, model_digest, deadline)
-        _step(console, f"[bold]round {round_id}[/] ({r + 1}/{n_rounds}) opened on model {_short(model_cid)}")
-        envelopes: dict[str, str] = {}
-        batch_cid = None
-        if mode == "single":  # the partners at the same time, as on their own machines
-            subs = run_each(lambda p, r=round_id: p.run_round(agreement_id, r, recipients), partners.values())
-            for (name, p), sub in zip(partners.items(), subs):
-                envelopes[p.address] = sub.envelope_cid
-                _step(console, f"  {name} trained (DP-SGD), sealed {_short(sub.envelope_cid)}, committed: "
-                               f"epsilon {p.accountant.epsilon():.3f}")  # fmt: skip
-        else:
-            signed = run_each(lambda p, r=round_id: p.run_round_batched(agreement_id, r, recipients), partners.values())
-            for (name, p), s in zip(partners.items(), signed):
-                envelopes[p.address] = s.envelope_cid
-                _step(console, f"  {name} trained (DP-SGD), sealed {_short(s.envelope_cid)}, signed its commitment "
-                               f"(EIP-712): epsilon {p.accountant.epsilon():.3f}")  # fmt: skip
-            batch_cid = coordinator.anchor_batch(agreement_id, round_id, signed)
-            _step(console, f"  coordinator anchored the batch {_short(batch_cid)}")
-            # A partner may dispute its entry; an honest coordinator answers with the signed commitment.
-            for line in answer_open_disputes(tx, deployment, store, sender=coordinator.address,
-                                             agreement_id=agreement_id):
-                _step(console, f"  dispute {line}")
-        outcome = coordinator.close_round(agreement_id, round_id)
+        driven = drive_round(coordinator, list(partners.values()), agreement_id, state, recipients=recipients,
+                             mode=mode, window=ROUND_WINDOW,
+                             on_event=_narrator(console, names_of, mode, f"{r + 1}/{n_rounds}"))  # fmt: skip
+        round_id, model_cid, envelopes, batch_cid = driven.round_id, driven.model_cid, driven.envelopes, driven.batch_cid
+        outcome = driven.outcome
         report = outcome.report
         accuracy = float(report.metrics["accuracy_after"])
         _step(console, f"  finalized: accuracy {report.metrics['accuracy_before']:.3f} -> {accuracy:.3f}, "
@@ -381,6 +308,24 @@ def _story(w3, anvil: Anvil, executor, out_dir: Path, n_partners: int, n_rounds:
     _step(console, f"[green]done[/]: {n_rounds} round(s), final accuracy {summary_rounds[-1]['accuracy']:.3f}, "
                    f"total gas {tx.gas_used:,}")  # fmt: skip
     return DemoResult(out_dir, chain_id, addresses, agreement_id, summary)
+
+
+def _narrator(console: Console, names: dict[str, str], mode: str, position: str) -> Any:
+    """Tells a driven round's events (rounds.driver) as the demo's steps; `position` is "k/R"."""
+
+    def narrate(event: str, detail: dict[str, Any]) -> None:
+        if event == "opened":
+            _step(console, f"[bold]round {detail['round']}[/] ({position}) opened on model {_short(detail['model_cid'])}")
+        elif event == "committed":
+            p, cid = detail["partner"], _short(detail["result"].envelope_cid)
+            what = "committed:" if mode == "single" else "signed its commitment (EIP-712):"
+            _step(console, f"  {names[p.address]} trained (DP-SGD), sealed {cid}, {what} epsilon {p.accountant.epsilon():.3f}")
+        elif event == "anchored":
+            _step(console, f"  coordinator anchored the batch {_short(detail['batch_cid'])}")
+        elif event == "dispute":
+            _step(console, f"  dispute {detail['line']}")
+
+    return narrate
 
 
 def _sizes(n_partners: int) -> list[int]:

@@ -5,9 +5,9 @@ Content addressing: every artifact of a round (global model, envelopes, aggregat
 
 Report format (version 1): canonical JSON (sorted keys, no spaces, UTF-8) of :meth:`RoundReport.to_dict`;
 the ``reportDigest`` finalized on-chain is its CID digest. Amounts are decimal strings (uint256 does not fit a
-JSON number everywhere); digests are 0x-hex. ``aggregation_rule`` with ``aggregation_params`` and ``scoring`` with
-``scoring_params`` name exactly what the coordinator ran (``fl.aggregate``, ``fl.contribution_scores``), so that
-an auditor re-runs the same.
+JSON number everywhere); digests are 0x-hex. ``aggregation_rule`` with ``aggregation_params``, ``scoring`` with
+``scoring_params``, and ``max_norm`` are the round's :class:`~lepton_ledger.rounds.outcome.RoundRules` as run
+(outcome.py writes and reads them), so that an auditor re-runs the same.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..errors import ConfigurationError
 from ..protocol.addressing import (
     ArtifactNotFound,
     cid_for_digest,
@@ -24,6 +25,7 @@ from ..protocol.addressing import (
 from ..protocol.addressing import fetch as fetch_by_digest
 from ..protocol.errors import MalformedDocument
 from ..protocol.jsonio import canonical_json, load_object
+from .rules import RoundRules
 
 __all__ = [
     "REPORT_VERSION",
@@ -115,21 +117,18 @@ class RoundReport:
     round: int
     base_model_digest: str
     eval_commitment: str
-    aggregation_rule: str
-    max_norm: float
-    scoring: str  # "<method>:accuracy", method a key of fl.scoring.SCORERS
+    rules: RoundRules  # written as the report's aggregation_rule, aggregation_params, scoring, scoring_params, max_norm
     payout_rule: str
     reward: int
     partners: list[PartnerOutcome]
-    aggregation_params: dict[str, Any] = field(default_factory=dict)  # fl.aggregate's keyword parameters
-    scoring_params: dict[str, Any] = field(default_factory=dict)  # fl.contribution_scores' keyword parameters
     aggregate_cid: str | None = None
     aggregate_digest: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     version: int = REPORT_VERSION
 
     def to_dict(self) -> dict[str, Any]:
-        doc = asdict(self)
+        doc = {**asdict(self), **self.rules.report_fields()}
+        del doc["rules"]
         doc["reward"] = str(self.reward)
         for line in doc["partners"]:
             line["payout"] = str(line["payout"])
@@ -143,13 +142,16 @@ class RoundReport:
         """The report :meth:`to_bytes` wrote (a restarted coordinator reuses the one it already published).
 
         Raises:
-            MalformedDocument, DocumentTooLarge: not a version-1 report, or over MAX_REPORT_BYTES.
+            MalformedDocument, DocumentTooLarge: not a version-1 report, over MAX_REPORT_BYTES, or rules that
+                cannot run.
         """
         doc = load_report(data)
         try:
+            rules = RoundRules.from_report(doc)
             lines = [PartnerOutcome(**{**line, "payout": int(line["payout"])}) for line in doc.pop("partners")]
-            return cls(**{**doc, "reward": int(doc["reward"]), "partners": lines})
-        except (KeyError, TypeError, ValueError) as exc:
+            header = {k: v for k, v in doc.items() if k not in rules.report_fields()}
+            return cls(**{**header, "rules": rules, "reward": int(doc["reward"]), "partners": lines})
+        except (KeyError, TypeError, ValueError, ConfigurationError) as exc:
             raise MalformedDocument(f"round report does not parse: {exc}") from None
 
     @property

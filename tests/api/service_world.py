@@ -30,6 +30,7 @@ from lepton_ledger.keys import Keystore
 from lepton_ledger.rounds.coordinator import Coordinator
 from lepton_ledger.rounds.outbox import Outbox
 from lepton_ledger.rounds.partner import Partner, TrainingSettings
+from lepton_ledger.rounds.rules import RoundRules
 from lepton_ledger.storage.local import LocalStore
 from lepton_ledger.workers.inline import InlineExecutor
 
@@ -141,7 +142,7 @@ def fresh_account() -> Any:
 
 def make_coordinator(roles, tx, d, store, keys, split, outbox: Path, events: Path) -> Coordinator:
     return Coordinator(account=roles.coordinator, tx=tx, deployment=d, store=store, x25519_private=keys["coordinator"],
-                       events_path=events, eval_set=split.eval_set, model_name="logreg", max_norm=50.0,
+                       events_path=events, eval_set=split.eval_set, model_name="logreg", rules=RoundRules(max_norm=50.0),
                        payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT, outbox=Outbox(outbox))  # fmt: skip
 
 

@@ -42,7 +42,9 @@ from lepton_ledger.rounds.demo import RoundRules, run_demo
 # The tampering fixtures below add rounds as the demo ran them before it told the incentive story: two equal IID
 # partners paid by sample count.
 OLD_STORY = {"free_rider": False, "non_iid": False, "payout_rule": fl.PayoutRule.BY_SAMPLE_COUNT}
+from lepton_ledger.protocol.jsonio import canonical_json
 from lepton_ledger.rounds.outbox import Outbox
+from lepton_ledger.rounds.outcome import combine, judge, settle
 from lepton_ledger.rounds.partner import SignedCommitment
 from lepton_ledger.rounds.report import (
     PartnerOutcome,
@@ -169,22 +171,25 @@ def honest_submit(ctx: dict[str, Any], index: int, *, epsilon_shortfall: float =
 
 
 def dishonest_close(coordinator: Coordinator, round_id: int, *, drop: str | None = None,
-                    score_shift: dict[str, float] | None = None, reject: str | None = None) -> None:  # fmt: skip
+                    score_shift: dict[str, float] | None = None, reject: str | None = None,
+                    report_fields: dict[str, Any] | None = None) -> None:  # fmt: skip
     """Closes the round as Coordinator.close_round does, except that `drop`'s accepted update is left out of the
-    aggregate (the report still says it was accepted), `score_shift` is added to reported scores, and `reject`'s
-    valid update is rejected as over the norm bound (and left out of everything, consistently)."""
+    aggregate (the report still says it was accepted), `score_shift` is added to reported scores, `reject`'s
+    valid update is rejected as over the norm bound (and left out of everything, consistently), and
+    `report_fields` replace the report's fields of those names."""
     model_digest, commitment = coordinator.round_state(AGREEMENT, round_id)
     events = coordinator.commitments(AGREEMENT, round_id)
     opened, _ = coordinator.open_updates(events, model_digest)
     base = coordinator.base_state(model_digest)
-    accepted = {p: u for p, u in coordinator.validate(opened, base).accepted.items() if p != reject}
+    rules = coordinator.rules
+    updates = {p: (e.tensors, e.manifest.sample_count) for p, e in opened.items()}
+    accepted = {p: u for p, u in judge(updates, base, rules)[0].items() if p != reject}
     false_reason = {"code": "norm_exceeded", "tensor": None, "message": "update L2 norm exceeds the bound", "detail": {}}
-    delta = fl.aggregate("fedavg", [u for p, u in accepted.items() if p != drop])
-    aggregate = fl.apply_delta_to_state(base, delta)
-    scores = coordinator.score(base, accepted)
-    scores = {p: s + (score_shift or {}).get(p, 0.0) for p, s in scores.items()}
+    aggregate = combine(base, {p: u for p, u in accepted.items() if p != drop}, rules)
     reward = int(coordinator.deployment.agreements.functions.roundConfig(AGREEMENT).call()[7])
-    payouts = coordinator.split(reward, scores, accepted)
+    settled = settle(base, accepted, coordinator.evaluation, rules, reward=reward, payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT)
+    scores = {p: s + (score_shift or {}).get(p, 0.0) for p, s in settled.scores.items()}
+    payouts = settled.payouts  # by sample count: the shifted scores change no payout
     store = coordinator.store
     aggregate_cid, aggregate_digest = publish(store, serialize_tensors(aggregate))
     lines = [PartnerOutcome(
@@ -197,10 +202,10 @@ def dishonest_close(coordinator: Coordinator, round_id: int, *, drop: str | None
     report = RoundReport(
         chain_id=coordinator.tx.w3.eth.chain_id, ledger=coordinator.deployment.ledger.address, agreement_id=AGREEMENT,
         round=round_id, base_model_digest="0x" + model_digest.hex(), eval_commitment="0x" + commitment.hex(),
-        aggregation_rule="fedavg", max_norm=MAX_NORM, scoring="leave_one_out:accuracy", payout_rule="by_sample_count",
+        rules=rules, payout_rule="by_sample_count",
         reward=reward, partners=lines, aggregate_cid=aggregate_cid, aggregate_digest="0x" + aggregate_digest.hex(),
     )  # fmt: skip
-    _, report_digest = publish(store, report.to_bytes())
+    _, report_digest = publish(store, canonical_json({**report.to_dict(), **(report_fields or {})}))
     paid = {p: v for p, v in payouts.items() if v > 0}
     tree = PayoutTree(AGREEMENT, round_id, paid)
     coordinator.tx.transact(coordinator.deployment.ledger.functions.finalizeRound(
@@ -251,7 +256,7 @@ def add_round(workdir: Path, *, shortfall: dict[int, float] | None = None, scale
         coordinator = Coordinator(account=roles.coordinator, tx=tx, deployment=d, store=store,
                                   x25519_private=bytes.fromhex(keys["coordinator"]["x25519_private_key"]),
                                   events_path=workdir / "extra-events.sqlite", eval_set=split.eval_set,
-                                  model_name="logreg", max_norm=MAX_NORM, payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT,
+                                  model_name="logreg", rules=RoundRules(max_norm=MAX_NORM), payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT,
                                   # copies of one demo chain look alike to the default outbox: each gets its own
                                   outbox=Outbox(workdir / "coordinator-outbox.sqlite"))  # fmt: skip
         previous = d.ledger.functions.round(AGREEMENT, 2).call()

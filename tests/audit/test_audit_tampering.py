@@ -187,6 +187,23 @@ def test_valid_update_rejected_by_the_coordinator_fails_rejections_recheck(demo_
     assert failure.evidence["expected"] == [] and failure.evidence["found"] == ["norm_exceeded"]
 
 
+def test_report_naming_rules_that_cannot_run_fails_its_report_and_the_audit_goes_on(demo_single, clean_audit,
+                                                                                  fresh_copy, extra_round,
+                                                                                  cheating_close):  # fmt: skip
+    """A negative norm bound: the auditor re-ran validation with it and stopped on a traceback. The rules are read
+    back as one validated object: the report fails, naming them, and nothing of the round is judged by them."""
+    workdir = fresh_copy(demo_single, clean_audit[1])
+    extra_round(workdir, close=lambda coordinator, round_id: cheating_close(coordinator, round_id,
+                                                                           report_fields={"max_norm": -1.0}))  # fmt: skip
+    result = audit_workdir(workdir, state_path=workdir.parent / clean_audit[1].name)
+    (failure,) = result.failed
+    assert (failure.name, failure.round, failure.evidence["artifact"]) == ("cids_resolve", 3, "round report")
+    assert "names rules that cannot run: the norm bound must be a finite number >= 0, not -1.0" in failure.message
+    assert not [c for c in result.checks if c.round == 3 and c.name in ("rejections_recheck", "aggregate_recomputed",
+                                                                        "scores_and_payouts")]  # fmt: skip
+    assert any("rejections_recheck" in item for item in failure.evidence["not_checked"])
+
+
 def test_partner_committing_another_partners_envelope_fails_manifest_signature(demo_single, clean_audit, fresh_copy,
                                                                                extra_round):  # fmt: skip
     workdir = fresh_copy(demo_single, clean_audit[1])

@@ -16,10 +16,10 @@ from test_challenge import _bind, _chain, _cli, _parties
 from web3.exceptions import ContractCustomError
 
 from lepton_ledger.audit import audit_workdir
-from lepton_ledger.audit.challenge import canonical_json
 from lepton_ledger.chain.anvil import advance_time
 from lepton_ledger.chain.merkle import PayoutTree
 from lepton_ledger.chain.transactions import decode_revert
+from lepton_ledger.challenges.challenge import canonical_json
 from lepton_ledger.rounds.demo import COORDINATOR_BOND
 from lepton_ledger.rounds.report import content_digest
 
@@ -35,7 +35,15 @@ def cheated(demo_single, extra_round, tmp_path_factory) -> tuple[Path, dict, str
     def close(coordinator, round_id):
         first = coordinator.commitments(1, round_id)[0].partner
         favoured["partner"] = first
-        coordinator.split = lambda reward, scores, accepted, rule=None: {first: reward}
+        honest = coordinator.compute_outcome
+
+        def all_to_first(agreement_id, round_id):
+            aggregate, report, _ = honest(agreement_id, round_id)
+            for line in report.partners:
+                line.payout = report.reward if line.partner == first else 0
+            return aggregate, report, PayoutTree(agreement_id, round_id, {first: report.reward})
+
+        coordinator.compute_outcome = all_to_first
         coordinator.close_round(1, round_id)
 
     added = extra_round(workdir, close=close)

@@ -37,6 +37,7 @@ from lepton_ledger.protocol.errors import DocumentTooLarge, ProtocolError
 from lepton_ledger.protocol.jsonio import load_json
 from lepton_ledger.protocol.safetensors import parse_header
 from lepton_ledger.rounds.report import PartnerOutcome, RoundReport, load_report
+from lepton_ledger.rounds.rules import RoundRules
 
 PARTNER_KEY = bytes.fromhex("ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")
 PARTNER = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
@@ -51,7 +52,7 @@ SIGNED = json.dumps({"version": 1, "chain_id": 31337, "ledger": LEDGER, "agreeme
                      "envelopeDigest": "0x" + "01" * 32, "manifestDigest": "0x" + "02" * 32,
                      "cumulativeEpsilon": 1_500_000, "sampleCount": 120, "signature": "0x" + "1b" * 65,
                      "envelopeCid": "Qm" + "a" * 44}).encode()  # fmt: skip
-REPORT = RoundReport(31337, LEDGER, 1, 2, "0x" + "11" * 32, "0x" + "22" * 32, "fedavg", 50.0, "leave_one_out:accuracy",
+REPORT = RoundReport(31337, LEDGER, 1, 2, "0x" + "11" * 32, "0x" + "22" * 32, RoundRules(max_norm=50.0),
                      "by_sample_count", 10**20, [PartnerOutcome(PARTNER, "Qm" + "a" * 44, "0x" + "33" * 32, 120, 1_500_000,
                                                                 True, [], None, 1.5, 0.25, 10**20)]).to_bytes()  # fmt: skip
 

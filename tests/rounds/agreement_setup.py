@@ -10,6 +10,8 @@ from lepton_ledger.chain.agreements import TOKEN
 from lepton_ledger.rounds.coordinator import Coordinator
 from lepton_ledger.rounds.outbox import Outbox
 from lepton_ledger.rounds.partner import Partner, TrainingSettings
+from lepton_ledger.rounds.rules import RoundRules
+from lepton_ledger.rounds.world import World
 
 DISPUTE_WINDOW = 600
 NAMES = ("alpha", "beta", "gamma")
@@ -26,14 +28,8 @@ def funded_agreement(tx: Any, d: Any, token: Any, roles: Any, partners: list[Any
         coordinator=roles.coordinator.address, arbiter=roles.admin.address, max_sample_count=100_000, payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT, document={"task": "digits classification"},
     )  # fmt: skip
     agreement_id = agreements.propose(tx, d, roles.coordinator.address, terms)
-    for i, account in enumerate(partners):
-        relayer = roles.coordinator.address if relay_every_second and i % 2 else None
-        agreements.sign(tx, d, agreement_id, account, relayer=relayer)
-    for account in partners:
-        tx.transact(token.functions.mint(account.address, terms.required_stake), roles.admin.address)
-        agreements.stake(tx, d, token, agreement_id, account.address, terms.required_stake)
-    tx.transact(token.functions.mint(roles.coordinator.address, terms.reward_per_round), roles.admin.address)
-    agreements.fund(tx, d, token, agreement_id, roles.coordinator.address, terms.reward_per_round)
+    world = World(tx, d, token, roles, {a.address: a for a in partners}, {})
+    world.join_and_fund(agreement_id, terms, relayed=lambda i: relay_every_second and i % 2 == 1)
     return agreement_id
 
 
@@ -49,7 +45,7 @@ def make_coordinator(world, name: str, *, model: str = "logreg", **options) -> C
     return Coordinator(account=world["roles"].coordinator, tx=world["tx"], deployment=world["d"],
                        store=world["store"], x25519_private=world["keys"]["coordinator"],
                        events_path=folder / "events.sqlite", eval_set=world["split"].eval_set,
-                       model_name=model, max_norm=50.0, payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT,
+                       model_name=model, rules=options.pop("rules", RoundRules(max_norm=50.0)), payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT,
                        outbox=Outbox(folder / "outbox.sqlite"), **options)  # fmt: skip
 
 

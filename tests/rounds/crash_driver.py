@@ -30,6 +30,7 @@ from lepton_ledger.envelope.tensors import serialize_tensors
 from lepton_ledger.rounds.coordinator import Coordinator
 from lepton_ledger.rounds.outbox import Outbox
 from lepton_ledger.rounds.partner import Partner, TrainingSettings
+from lepton_ledger.rounds.rules import RoundRules
 from lepton_ledger.storage.local import LocalStore
 
 # What the forkserver imports once, so that children do not (lepton_ledger imports Opacus lazily; each child
@@ -97,7 +98,7 @@ def make_coordinator(world: World, *, checkpoint: Any = None) -> Coordinator:
     return Coordinator(account=dev_account(COORDINATOR_INDEX), tx=tx, deployment=deployment,
                        store=LocalStore(world.store_dir, durable=False), x25519_private=world.coordinator_x25519,
                        events_path=world.folder / "coordinator-events.sqlite", eval_set=world.split.eval_set,
-                       model_name="logreg", max_norm=50.0, payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT,
+                       model_name="logreg", rules=RoundRules(max_norm=50.0), payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT,
                        outbox=Outbox(world.folder / "coordinator-outbox.sqlite"), checkpoint=checkpoint)  # fmt: skip
 
 

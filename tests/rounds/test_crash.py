@@ -27,14 +27,13 @@ from crash_driver import PARTNER_INDICES, World, make_coordinator, make_partner
 
 from lepton_ledger import fl
 from lepton_ledger.chain.anvil import Anvil, advance_time, dev_account
-from lepton_ledger.chain.artifacts import load_artifact
-from lepton_ledger.chain.deployment import DevRoles, deploy_with_roles
+from lepton_ledger.chain.deployment import DevRoles
 from lepton_ledger.chain.transactions import Transactor
-from lepton_ledger.envelope import generate_x25519_keypair
 from lepton_ledger.errors import ChainError, ConfigurationError
 from lepton_ledger.rounds.accountant_file import AccountantFile
 from lepton_ledger.rounds.effects import put_data
 from lepton_ledger.rounds.outbox import Outbox
+from lepton_ledger.rounds.world import build_world
 from lepton_ledger.storage.local import LocalStore
 
 DISPUTE_WINDOW = 600
@@ -51,18 +50,9 @@ def chain(tmp_path_factory):
         roles = DevRoles.from_dev_keys()
         partners = {name: dev_account(i) for name, i in PARTNER_INDICES.items()}
         tx = Transactor(w3, [*roles.accounts(), *partners.values()])
-        deployment = deploy_with_roles(tx, roles, dispute_window=DISPUTE_WINDOW)
-        token = tx.deploy(load_artifact("LeptonToken"), "Lepton Reward", "LRW", roles.admin.address,
-                          sender=roles.admin.address)  # fmt: skip
-        keys = {}
-        for who, account in [("coordinator", roles.coordinator), ("auditor", roles.auditor), *partners.items()]:
-            private, public = generate_x25519_keypair()
-            keys[who] = private
-            tx.transact(deployment.partners.functions.register(bytes([7]) * 32, public), account.address)
-        for account in partners.values():
-            tx.transact(deployment.partners.functions.approve(account.address), roles.coordinator.address)
-        yield SimpleNamespace(anvil=anvil, w3=w3, d=deployment, token=token, roles=roles, partners=partners,
-                              keys=keys, split=fl.make_federated("digits", num_partners=2, seed=0),
+        built = build_world(tx, partners, dispute_window=DISPUTE_WINDOW, roles=roles)
+        yield SimpleNamespace(anvil=anvil, w3=w3, d=built.deployment, token=built.token, roles=roles,
+                              partners=partners, keys=built.x25519, split=fl.make_federated("digits", num_partners=2, seed=0),
                               store_dir=folder / "store")  # fmt: skip
     finally:
         anvil.stop()

@@ -115,13 +115,14 @@ def test_demo_batched_mode_anchors_one_batch_per_round(tmp_path):
 
 def test_demo_refuses_rules_it_cannot_run_before_anything_starts(tmp_path):
     for rules, partners, message in [
-        (RoundRules(aggregation="mean"), 3, "unknown aggregation rule 'mean'"),
-        (RoundRules(scoring="banzhaf"), 3, "unknown scoring method 'banzhaf'"),
-        (RoundRules(aggregation="krum"), 2, "krum needs at least 3 partners"),
-        (RoundRules(scoring="exact_shapley"), 17, "exact_shapley enumerates 2\\*\\*n subsets"),
+        ({"aggregation": "mean"}, 3, "unknown aggregation rule 'mean'"),
+        ({"scoring": "banzhaf"}, 3, "unknown scoring method 'banzhaf'"),
+        ({"aggregation": "krum"}, 2, "krum needs at least 3 partners"),
+        ({"scoring": "exact_shapley"}, 17, "exact_shapley enumerates 2\\*\\*n subsets"),
     ]:
-        with pytest.raises(ConfigurationError, match=message):
-            run_demo(tmp_path / "refused", partners=partners, rounds=1, rules=rules, console=Console(quiet=True))
+        with pytest.raises(ConfigurationError, match=message):  # the rules refuse when made, or the demo before it starts
+            run_demo(tmp_path / "refused", partners=partners, rounds=1, rules=RoundRules(**rules),
+                     console=Console(quiet=True))  # fmt: skip
     assert not (tmp_path / "refused").exists()  # nothing was started or written
 
 

@@ -20,12 +20,14 @@ from agreement_setup import (
 )
 
 from lepton_ledger import fl
+from lepton_ledger.audit import audit_deployment
 from lepton_ledger.chain.agreements import TOKEN
 from lepton_ledger.chain.anvil import advance_time
 from lepton_ledger.errors import ConfigurationError, ContractReverted
 from lepton_ledger.fl.accounting import BudgetExceeded
 from lepton_ledger.rounds.partner import Partner
 from lepton_ledger.rounds.report import fetch_by_digest
+from lepton_ledger.rounds.rules import RoundRules
 
 
 class Poisoned(Partner):
@@ -175,12 +177,35 @@ def test_coordinator_pays_by_the_agreements_rule_and_refuses_another(world, exec
         coordinator.agreement_payout_rule(agreement_id)
 
 
-def test_coordinator_refuses_an_unknown_rule_or_scoring_method(world):
+def test_round_rules_refuse_an_unknown_rule_or_scoring_method(world):
     with pytest.raises(ConfigurationError, match="unknown aggregation rule 'mean'"):
-        make_coordinator(world, "bad-rule", aggregation="mean")
+        make_coordinator(world, "bad-rule", rules=RoundRules(aggregation="mean"))
     with pytest.raises(ConfigurationError, match="unknown scoring method 'banzhaf'"):
-        make_coordinator(world, "bad-scoring", scoring="banzhaf")
+        make_coordinator(world, "bad-scoring", rules=RoundRules(scoring="banzhaf"))
 
+
+
+def test_rules_set_on_the_coordinator_alone_go_into_the_report_and_the_auditor_re_derives_by_them(world, executor,
+                                                                                               tmp_path):  # fmt: skip
+    """The rules are given in one place, the coordinator's RoundRules: the report carries them as run (seeded for
+    the round) and the auditor, reading them back, re-runs the same functions and finds every result."""
+    agreement_id = new_agreement(world)
+    rules = RoundRules(aggregation="trimmed_mean", aggregation_params={"trim": 0.2}, scoring="tmc_shapley",
+                       scoring_params={"permutations": 6}, max_norm=50.0)  # fmt: skip
+    coordinator = make_coordinator(world, "coordinator-rules", rules=rules)
+    round_id, _ = open_round(world, coordinator, agreement_id)
+    for p in [make_partner(world, n, agreement_id, executor) for n in NAMES]:
+        p.run_round(agreement_id, round_id, recipients(world))
+    report = coordinator.close_round(agreement_id, round_id).report
+    assert report.rules == rules.for_round(round_id) and report.rules.scoring_params["seed"] == round_id
+
+    result = audit_deployment(world["w3"], world["d"].addresses(), world["store"], world["keys"]["auditor"],
+                              eval_set_spec={"dataset": "digits", "num_partners": 3, "seed": 0},
+                              state_path=tmp_path / "audit.sqlite")  # fmt: skip
+    mine = [c for c in result.checks if (c.agreement_id, c.round) == (agreement_id, round_id)]
+    names = {c.name for c in mine}
+    assert {"rejections_recheck", "aggregate_recomputed", "scores_and_payouts"} <= names
+    assert all(c.ok for c in mine), [c.to_dict() for c in mine if not c.ok]
 
 
 def test_a_commitment_the_ledger_refuses_still_counts_its_epsilon(world, executor):

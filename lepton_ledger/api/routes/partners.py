@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from ...chain.agreements import EPSILON_SCALE
-from ...commands.roles import standing
+from ...rounds.roles import standing
 from ..deps import AddressPath, Caller, ServiceDep, require_self_or_overseer
 from ..errors import not_found, responses
 from ..readmodel import PARTNER_STATUS

@@ -1,12 +1,12 @@
 """``GET /v1/rewards/{agreement}/{round}/{partner}``: a partner's payout in a finalized round and its Merkle
-proof, re-built from the round's report and checked against the on-chain root (``commands.roles.payout_tree``)."""
+proof, re-built from the round's report and checked against the on-chain root (``rounds.roles.payout_tree``)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from ...commands.roles import payout_tree
+from ...rounds.roles import payout_tree
 from ..deps import AddressPath, Caller, ServiceDep, require_self_or_overseer, round_of
 from ..errors import conflict, not_found, responses
 from ..readmodel import ROUND_FINALIZED

@@ -4,68 +4,55 @@ the payout tree they give against the finalized root and total and the vault's a
 
 One result per partner of the report (its score within :data:`SCORE_TOLERANCE` of the re-computed one, its
 payout exactly the re-computed one) and one for the round (evaluation set, reward, payout root and total).
-Scoring: ``<method>:accuracy`` with the report's ``scoring_params``, method any of ``fl.scoring.SCORERS``
-(leave-one-out, TMC-Shapley, exact Shapley: all deterministic for their parameters).
+Scores and payouts are ``rounds.outcome.settle`` of the updates the report accepted, by the rules it names
+(``rounds.rules.RoundRules``: leave-one-out, TMC-Shapley or exact Shapley, all deterministic for their
+parameters), the agreement's reward and payout rule: the function the coordinator ran.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
-
-import torch
 
 from ...chain.merkle import PayoutTree
 from ...errors import ConfigurationError
 from ...fl.aggregation import AggregationError
-from ...fl.payouts import PayoutRule, split_reward
-from ...fl.scoring import SCORERS, aggregate_utility, contribution_scores
+from ...fl.payouts import PayoutRule
+from ...rounds.outcome import Evaluation, settle
 from ..model import SCORES_AND_PAYOUTS, CheckResult
 from .training import RoundMaterial
 
-__all__ = ["SCORE_TOLERANCE", "SCORING_METRIC", "check_scores_and_payouts"]
+__all__ = ["SCORE_TOLERANCE", "check_scores_and_payouts"]
 
 # Accuracy is a count over the evaluation set: scores agree exactly unless float summation order differs.
 SCORE_TOLERANCE = 1e-6
-SCORING_METRIC = "accuracy"  # the utility every scoring method is computed on
 
 
 def check_scores_and_payouts(m: RoundMaterial, terms: dict[str, Any], eval_commitment_ok: tuple[bool, str],
-                             evaluate_state: Callable[[dict[str, torch.Tensor]], float],
-                             allocation: dict[str, Any] | None) -> list[CheckResult]:  # fmt: skip
+                             evaluation: Evaluation, allocation: dict[str, Any] | None) -> list[CheckResult]:  # fmt: skip
     """`eval_commitment_ok` is (whether the rebuilt evaluation set has the round's commitment, its 0x-hex
     commitment); `allocation` the round's ``Allocated`` event args (None when there is none)."""
     record, report = m.record, m.report or {}
     a, r = record.agreement_id, record.round
     finalized = record.finalized
-    assert finalized is not None and m.base is not None
-    accepted = m.accepted()
-    if any(p in m.unchecked or p not in m.opened for p in accepted):
+    assert finalized is not None and m.base is not None and m.rules is not None
+    updates = m.accepted_updates()
+    if updates is None:
         return []
-    updates = {p: (m.opened[p].tensors, float(m.opened[p].manifest.sample_count)) for p in accepted}
     scores: dict[str, float] = {}
+    payouts: dict[str, int] = {}
     problems: list[str] = []
     commitment_matches, rebuilt_commitment = eval_commitment_ok
     if not commitment_matches:
         problems.append(f"the rebuilt evaluation set's commitment {rebuilt_commitment} is not the round's "
                         f"0x{record.eval_commitment.hex()}")  # fmt: skip
-    method, _, metric = str(report.get("scoring")).partition(":")
-    if method not in SCORERS or metric != SCORING_METRIC:
-        problems.append(f"unsupported scoring {report.get('scoring')!r}")
-    elif updates and commitment_matches:
-        utility = aggregate_utility(m.base, updates, evaluate_state, rule=str(report.get("aggregation_rule")),
-                                    params=dict(report.get("aggregation_params") or {}))  # fmt: skip
-        try:
-            scores = contribution_scores(method, list(updates), utility, **dict(report.get("scoring_params") or {}))
-        except (ConfigurationError, AggregationError) as exc:
-            problems.append(f"scores do not re-compute by {report.get('scoring')!r}: {exc}")
     rule = PayoutRule(int(terms["payoutRule"]))
     reward = int(terms["rewardPerRound"])
-    try:
-        payouts = split_reward(rule, reward, scores=scores, partners=list(updates),
-                               sample_counts={p: int(w) for p, (_, w) in updates.items()}) if updates else {}  # fmt: skip
-    except ConfigurationError:
-        payouts = {}  # nobody to pay (no positive score): the coordinator pays nothing either
+    if updates and commitment_matches:
+        try:
+            settled = settle(m.base, updates, evaluation, m.rules, reward=reward, payout_rule=rule)
+            scores, payouts = settled.scores, settled.payouts
+        except (ConfigurationError, AggregationError) as exc:
+            problems.append(f"scores do not re-compute by {m.rules.scoring!r}: {exc}")
     results = []
     for line in report.get("partners", []):
         p = line["partner"]

@@ -1,11 +1,14 @@
 """``rejections_recheck`` and ``aggregate_recomputed``: what the coordinator made of the round's updates.
 
+Both re-run the coordinator's own functions (``rounds.outcome``) by the rules the report names
+(``rounds.rules.RoundRules``, read back from it):
+
 - ``rejections_recheck``, per committed partner: the report's verdict re-derives. An update the auditor could
   not open must be rejected with the error's class name (as the coordinator records it); one that opens must
-  be rejected exactly with the ``fl.validation`` codes it fails against the round's base model and the report's
-  norm bound, and accepted when it fails none.
-- ``aggregate_recomputed``, per round: the report's rule over the updates it accepted (in commitment order,
-  weighted by their signed sample counts) applied to the base model gives, serialized, the finalized
+  be rejected exactly with the codes ``outcome.judge`` finds against the round's base model and the report's
+  norm bound, and accepted when it finds none.
+- ``aggregate_recomputed``, per round: ``outcome.combine`` of the updates the report accepted (in commitment
+  order, weighted by their signed sample counts) onto the base model gives, serialized, the finalized
   ``aggregateDigest``, bit for bit for the deterministic rules (every rule of ``fl.aggregation``), and within
   :data:`TOLERANCE` (max absolute difference per value) for any other.
 """
@@ -19,10 +22,10 @@ import torch
 
 from ...envelope.tensors import deserialize_tensors, serialize_tensors
 from ...errors import LeptonError
-from ...fl.aggregation import AGGREGATORS, AggregationError, aggregate
-from ...fl.scoring import apply_delta_to_state
-from ...fl.validation import validate_update
+from ...fl.aggregation import AGGREGATORS, AggregationError
+from ...rounds.outcome import Update, combine, judge
 from ...rounds.report import content_digest
+from ...rounds.rules import RoundRules
 from ..chain_view import Commitment, RoundRecord
 from ..model import AGGREGATE_RECOMPUTED, REJECTIONS_RECHECK, CheckResult
 
@@ -39,6 +42,7 @@ class RoundMaterial:
     record: RoundRecord
     commitments: list[Commitment]
     report: dict[str, Any] | None = None
+    rules: RoundRules | None = None  # the rules the report names (set with the report)
     report_cid: str | None = None
     base: dict[str, torch.Tensor] | None = None
     aggregate_bytes: bytes | None = None  # the finalized aggregate as the store holds it
@@ -55,12 +59,23 @@ class RoundMaterial:
         lines = self.report_lines()
         return [c.partner for c in self.commitments if lines.get(c.partner, {}).get("accepted")]
 
+    def accepted_updates(self) -> dict[str, Update] | None:
+        """``{partner: (delta, sample count)}`` of the updates the report accepted, in commitment order; None when
+        one of them could not be examined."""
+        accepted = self.accepted()
+        if any(p in self.unchecked or p not in self.opened for p in accepted):
+            return None
+        return {p: (self.opened[p].tensors, float(self.opened[p].manifest.sample_count)) for p in accepted}
+
 
 def recheck_rejections(m: RoundMaterial) -> list[CheckResult]:
     a, r = m.record.agreement_id, m.record.round
     lines = m.report_lines()
     results = []
     committed = {c.partner for c in m.commitments}
+    assert m.base is not None and m.rules is not None
+    opened = {p: (e.tensors, e.manifest.sample_count) for p, e in m.opened.items() if m.open_codes.get(p) is None}
+    _, verdicts = judge(opened, m.base, m.rules)
     for partner in lines.keys() - committed:
         results.append(CheckResult(REJECTIONS_RECHECK, False, f"the report has a line for {partner}, who committed "
                                    "nothing in this round", a, r, partner, m.report_cid, {"report_cid": m.report_cid}))  # fmt: skip
@@ -73,11 +88,9 @@ def recheck_rejections(m: RoundMaterial) -> list[CheckResult]:
             results.append(CheckResult(REJECTIONS_RECHECK, False, f"the report leaves out {p}'s committed update", a, r,
                                        p, m.report_cid, c.evidence()))  # fmt: skip
             continue
-        if p in m.opened and m.open_codes.get(p) is None:
-            problems = validate_update(m.opened[p].tensors, m.base, max_norm=float(m.report["max_norm"]),
-                                       weight=m.opened[p].manifest.sample_count)  # fmt: skip
-            expected = sorted(x.code for x in problems)
-            detail = [x.to_dict() for x in problems]
+        if p in opened:
+            detail = verdicts.get(p, [])
+            expected = sorted(x["code"] for x in detail)
         else:
             expected, detail = [m.open_codes.get(p) or "unopened"], []
         found = sorted(str(reason.get("code")) for reason in line.get("reasons", []))
@@ -89,7 +102,7 @@ def recheck_rejections(m: RoundMaterial) -> list[CheckResult]:
                    + (f" for {', '.join(found)}" if found else ""))  # fmt: skip
         results.append(CheckResult(REJECTIONS_RECHECK, ok, message, a, r, p, m.report_cid,
                                    {**c.evidence(), "expected": expected, "found": found,
-                                    "max_norm": m.report.get("max_norm"), "rederived": detail}))  # fmt: skip
+                                    "max_norm": m.rules.max_norm, "rederived": detail}))  # fmt: skip
     return results
 
 
@@ -98,25 +111,24 @@ def recompute_aggregate(m: RoundMaterial) -> tuple[CheckResult | None, dict[str,
     the recomputed aggregate model."""
     record, report = m.record, m.report or {}
     a, r = record.agreement_id, record.round
-    accepted = m.accepted()
-    if any(p in m.unchecked or p not in m.opened for p in accepted):
+    updates = m.accepted_updates()
+    if updates is None:
         return None, None
+    accepted = list(updates)
     finalized = record.finalized
-    assert finalized is not None and m.base is not None
+    assert finalized is not None and m.base is not None and m.rules is not None
     on_chain = finalized.args["aggregateDigest"]
-    rule = str(report.get("aggregation_rule"))
+    rule = m.rules.aggregation
     evidence = {"tx_hash": finalized.tx_hash, "block": finalized.block_number, "rule": rule, "accepted": accepted,
                 "expected": None, "found": on_chain, "report_aggregate_digest": report.get("aggregate_digest")}  # fmt: skip
     if not accepted:
         return CheckResult(AGGREGATE_RECOMPUTED, False, "the round was finalized with no accepted update", a, r, None,
                            m.aggregate_cid, evidence), None  # fmt: skip
     try:
-        delta = aggregate(rule, [(m.opened[p].tensors, float(m.opened[p].manifest.sample_count)) for p in accepted],
-                          **dict(report.get("aggregation_params") or {}))
+        state = combine(m.base, updates, m.rules)
     except AggregationError as exc:
         return CheckResult(AGGREGATE_RECOMPUTED, False, f"the accepted updates do not aggregate by {rule!r}: {exc}",
                            a, r, None, m.aggregate_cid, evidence), None  # fmt: skip
-    state = apply_delta_to_state(m.base, delta)
     digest = "0x" + content_digest(serialize_tensors(state)).hex()
     evidence["expected"] = digest
     if report.get("aggregate_digest") != on_chain:

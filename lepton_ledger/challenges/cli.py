@@ -15,7 +15,7 @@
     lepton-ledger challenge show --results [1]
 
 ``raise --from-audit FILE`` alone challenges the coordinator's results (``ResultsCourt``, see
-:mod:`lepton_ledger.audit.challenge_results`): one challenge per round with a failed ``aggregate_recomputed``,
+:mod:`lepton_ledger.challenges.results`): one challenge per round with a failed ``aggregate_recomputed``,
 ``scores_and_payouts`` or ``rejections_recheck`` check (``--agreement A --round R`` picks one round). With
 ``--check N`` or ``--partner`` it challenges one partner's update (``RoundLedger``), as before.
 
@@ -26,7 +26,7 @@ default the role the step needs. Otherwise the chain is ``--rpc-url`` (or the em
 ``--deployment``, the store ``--ipfs``, and the signer ``--key NAME`` from the encrypted keystore.
 
 Exit codes: 0 done, 1 refused (one ``error: ...`` line on stderr; nothing was put or sent).
-See :mod:`lepton_ledger.audit.challenge` for the flow and the documents' formats, :mod:`lepton_ledger.audit.forgery`
+See :mod:`lepton_ledger.challenges.challenge` for the flow and the documents' formats, :mod:`lepton_ledger.challenges.forgery`
 for the batch forgery proof.
 """
 
@@ -52,7 +52,7 @@ from ..commands.context import (
 )
 from ..protocol.jsonio import FILE_BYTES, load_json, read_bounded
 from . import challenge as flow
-from . import challenge_results as results
+from . import results
 
 challenge_app = typer.Typer(
     help="Challenge a partner's update from a failed audit check, then resolve, slash and forfeit.",

@@ -1,4 +1,5 @@
-"""The role objects and the round steps that the role CLIs and the brownie scripts share.
+"""The parties' objects and the steps around a round that the role CLIs, the service and the brownie scripts share
+(the commands parse arguments and print; what they do is here).
 
 - :func:`build_partner` / :func:`build_coordinator`: the one place where a ``rounds.Partner`` or
   ``rounds.Coordinator`` is constructed, so that options every caller needs (an outbox, say) are added once.
@@ -109,11 +110,13 @@ def build_coordinator(*, account: Any, tx: Any, deployment: Any, store: Any, x25
     be that rule)."""
     from ..fl.payouts import PayoutRule
     from ..rounds.coordinator import Coordinator
+    from ..rounds.rules import RoundRules
 
+    rules = RoundRules(aggregation=aggregation, aggregation_params=aggregation_params or {}, scoring=scoring,
+                       max_norm=max_norm)  # fmt: skip
     return Coordinator(account=account, tx=tx, deployment=deployment, store=store, x25519_private=x25519_private,
-                       events_path=events_path, eval_set=eval_set, model_name=model_name, max_norm=max_norm,
-                       payout_rule=None if payout_rule is None else PayoutRule(payout_rule), aggregation=aggregation,
-                       aggregation_params=aggregation_params, scoring=scoring, outbox=outbox)  # fmt: skip
+                       events_path=events_path, eval_set=eval_set, model_name=model_name, rules=rules,
+                       payout_rule=None if payout_rule is None else PayoutRule(payout_rule), outbox=outbox)  # fmt: skip
 
 
 # -- the partner's privacy accountant -----------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """From a failed round-level audit check to the coordinator's slashed bond: challenges of a round's results.
 
-The partner-level checks lead to ``RoundLedger.challenge`` (:mod:`lepton_ledger.audit.challenge`). The three
+The partner-level checks lead to ``RoundLedger.challenge`` (:mod:`lepton_ledger.challenges.challenge`). The three
 checks that judge what the coordinator computed lead here, to ``ResultsCourt``:
 
 ========================  ===================  ================================================
@@ -34,6 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..audit.model import AGGREGATE_RECOMPUTED, REJECTIONS_RECHECK, SCORES_AND_PAYOUTS
 from .challenge import (
     ChallengeError,
     ChallengeTx,
@@ -42,7 +43,6 @@ from .challenge import (
     _simulate,
     canonical_json,
 )
-from .model import AGGREGATE_RECOMPUTED, REJECTIONS_RECHECK, SCORES_AND_PAYOUTS
 
 __all__ = [
     "RESULTS_CHECKS",

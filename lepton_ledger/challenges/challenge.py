@@ -62,7 +62,7 @@ CHALLENGE_STATUS = ("None", "Open", "Upheld", "Dismissed", "Executed")  # IRound
 ROUND_STATUS = ("None", "Open", "Finalized", "Voided")  # IRoundLedger.RoundStatus
 ADMIN_ROLE = bytes(32)  # LeptonRoles.ADMIN: OpenZeppelin's DEFAULT_ADMIN_ROLE
 RULING_KIND = "lepton-ledger/challenge-ruling"
-_RESULTS_CHECKS = ("aggregate_recomputed", "scores_and_payouts", "rejections_recheck")  # see challenge_results
+_RESULTS_CHECKS = ("aggregate_recomputed", "scores_and_payouts", "rejections_recheck")  # see results.py
 _NEVER = 2**256 - 1  # markChallengeExecuted's "window end" while the round is still open
 
 
@@ -428,7 +428,7 @@ def forfeit_reward(tx: Any, deployment: Any, store: Any, *, sender: str, challen
         RoleStateError: the round report does not give the on-chain payout root.
         ArtifactNotFound: the round report is not in the store.
     """
-    from ..commands.roles import payout_tree
+    from ..rounds.roles import payout_tree
 
     record = read_challenge(deployment, challenge_id)
     if record.status != "Executed":
