@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request, Response
 
 from ..settings import Settings
 from . import errors
+from .bodycap import BodyCap
 from .routes import (
     agreements,
     auth,
@@ -45,6 +46,7 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="lepton-ledger", version="1", lifespan=lifespan,
                   description="The ledger service: DP federated rounds, budgets and payouts over HTTP.")  # fmt: skip
     errors.install(app)
+    app.add_middleware(BodyCap, limit=settings.max_json_bytes)
     for router in ROUTERS:
         app.include_router(router)
 
