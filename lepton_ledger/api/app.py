@@ -15,6 +15,7 @@ from .routes import (
     agreements,
     auth,
     blobs,
+    dashboard,
     envelopes,
     health,
     jobs,
@@ -28,7 +29,7 @@ from .service import open_service
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 ROUTERS = (health.router, auth.router, partners.router, agreements.router, signatures.router, rewards.router,
-           blobs.router, transactions.router, envelopes.router, jobs.router, metrics.router)  # fmt: skip
+           blobs.router, transactions.router, envelopes.router, jobs.router, metrics.router, dashboard.router)  # fmt: skip
 
 
 def create_app(settings: Settings) -> FastAPI:
