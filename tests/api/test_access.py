@@ -3,9 +3,8 @@ suspended partner reads no blob; anyone else is 403, whether or not the store ho
 
 from __future__ import annotations
 
-import time
-
 import pytest
+from service_world import follow_job
 
 from lepton_ledger.protocol.addressing import cid_for_digest
 
@@ -75,14 +74,7 @@ def failed_job(service):
     reply = service.api.post(f"/v1/agreements/{service.agreement_id}/rounds/{service.open_round}/close",
                              json={"dataset": "digits", "partitions": 2, "seed": 1}, headers=headers)  # fmt: skip
     assert reply.status_code == 202, reply.text
-    job_id, deadline = reply.json()["id"], time.monotonic() + 120
-    while service.api.get(f"/v1/jobs/{job_id}", headers=headers).json()["status"] in (
-        "queued",
-        "running",
-    ):
-        assert time.monotonic() < deadline
-        time.sleep(0.1)  # polling a job's status, as any client does
-    return job_id
+    return follow_job(service, reply.json()["id"], headers)["id"]
 
 
 def test_a_job_is_read_by_its_agreements_parties_and_the_overseers(service, failed_job):
