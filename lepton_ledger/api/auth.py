@@ -84,12 +84,12 @@ class Authenticator:
             db.execute("DELETE FROM nonces WHERE expires_at <= ?", (now,))
             for where, value, limit, whose in (("address = ? AND used = 0", address, self.per_address, address),
                                                ("client = ? AND used = 0", client, self.per_client, "this client"),
-                                               ("1 = ?", 1, self.live, "the service")):  # fmt: skip
+                                               ("expires_at > ?", now, self.live, "the service")):  # fmt: skip
                 count, first = db.execute(f"SELECT COUNT(*), MIN(expires_at) FROM nonces WHERE {where}",
                                           (value,)).fetchone()  # fmt: skip
                 if count >= limit:
                     wait = max(1, int(first - now) + 1)
-                    raise ApiError(429, "TooManyNonces", f"{whose} holds {count} unused sign-in messages: sign in "
+                    raise ApiError(429, "TooManyNonces", f"{whose} holds {count} outstanding sign-in messages: sign in "
                                    f"with one, or retry in {wait} s", headers={"Retry-After": str(wait)})  # fmt: skip
             db.execute("INSERT INTO nonces (nonce, address, message, expires_at, client) VALUES (?, ?, ?, ?, ?)",
                        (nonce, address, message, now + self.nonce_ttl, client))  # fmt: skip

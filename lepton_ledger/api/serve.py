@@ -9,6 +9,7 @@ own files (``api/``) go in the folder too.
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -43,7 +44,14 @@ def serve(*, host: str, port: int, workdir: Path | None) -> None:
                 overrides = stack.enter_context(_demo_chain(workdir))
         settings = Settings.from_env(**overrides)
         check_service(settings)  # refuse with one line, before listening, what start-up would refuse
+        # uvicorn shuts down on SIGTERM, then raises the signal again with the handler it found: this one exits
+        # through Python, so that the chain this process runs is stopped (and saved) on the way out.
+        signal.signal(signal.SIGTERM, _exit)
         uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+
+
+def _exit(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def is_demo_folder(folder: Path) -> bool:

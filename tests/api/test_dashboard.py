@@ -129,3 +129,27 @@ def test_the_dashboard_opens_in_headless_chromium_with_real_plots(served):
         assert len(rgb.getcolors(maxcolors=rgb.width * rgb.height)) > 32, (
             name
         )  # drawn, not blank
+
+
+def test_stopping_the_service_stops_and_saves_the_demo_chain_it_runs(served):
+    server, folder = served
+    state = folder / "chain-state.json"
+    assert _processes_naming(state)  # the service's anvil, on the folder's state file
+    before = state.stat().st_mtime_ns
+    server.stop()  # SIGTERM, then waits for the process to exit
+    assert _processes_naming(state) == []
+    assert state.stat().st_mtime_ns >= before and json.loads(
+        state.read_text()
+    )  # written back whole
+
+
+def _processes_naming(path: Path) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if str(path).encode() in (proc / "cmdline").read_bytes():
+                    found.append(int(proc.name))
+            except OSError:  # the process ended while we looked
+                continue
+    return found

@@ -13,6 +13,7 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
 from ...audit.html import STYLE, TOKEN_DECIMALS, format_tokens
+from ...chain.transactions import utc_text
 from ..dashboard import overview
 from ..deps import ServiceDep
 from ..errors import responses
@@ -34,6 +35,7 @@ def _template() -> Any:
 
     env = Environment(loader=FileSystemLoader(Path(__file__).resolve().parent.parent / "templates"),
                       autoescape=select_autoescape(default=True), auto_reload=False)  # fmt: skip
+    env.filters["utc"] = utc_text
     env.filters["tokens"] = lambda amount: format_tokens(int(amount), TOKEN_DECIMALS)
     return env.get_template("dashboard.html")
 
