@@ -9,7 +9,7 @@ import threading
 import time
 
 import httpx
-from service_world import fresh_account
+from service_world import CLOSE, follow_job, fresh_account, round_with_commitments
 
 from lepton_ledger.chain import node
 
@@ -82,3 +82,42 @@ def _post_ignoring_the_kill(service, raw: str, headers: dict[str, str]) -> None:
         service.api.post("/v1/transactions", json={"raw": raw}, headers=headers)
     except httpx.TransportError:
         pass  # the service was killed under it
+
+
+def test_a_close_retried_after_its_process_died_answers_the_job_it_had_submitted(
+    service,
+):
+    """The process died after queueing the job and before keeping its answer: the retry finds that job."""
+    agreement_id, round_id = round_with_commitments(service)
+    coordinator = service.roles.coordinator.address
+    headers = service.headers(service.roles.coordinator) | {
+        "Idempotency-Key": "close-killed"
+    }
+    path = f"/v1/agreements/{agreement_id}/rounds/{round_id}/close"
+    first = service.api.post(path, json=CLOSE, headers=headers)
+    assert first.status_code == 202, first.text
+    with sqlite3.connect(
+        service.data_dir / "api" / "service.sqlite", isolation_level=None
+    ) as db:
+        db.execute(  # what a kill -9 between the job's insert and the answer's leaves
+            "UPDATE idempotency SET body = NULL, status = NULL, owner = 'a-dead-instance' WHERE caller = ? AND key = ?",
+            (coordinator, "close-killed"),
+        )
+    again = service.api.post(path, json=CLOSE, headers=headers)
+    assert again.status_code == 202 and again.json()["id"] == first.json()["id"], (
+        again.text
+    )
+    assert (
+        follow_job(
+            service, first.json()["id"], service.headers(service.roles.coordinator)
+        )["status"]
+        == "done"
+    )
+    with sqlite3.connect(
+        service.data_dir / "api" / "service.sqlite", isolation_level=None
+    ) as db:
+        jobs = db.execute(
+            "SELECT COUNT(*) FROM jobs WHERE agreement_id = ? AND round_id = ?",
+            (agreement_id, round_id),
+        ).fetchone()[0]
+    assert jobs == 1
