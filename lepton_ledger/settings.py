@@ -81,6 +81,7 @@ class Settings(BaseModel):
     token_ttl: int = Field(default=900, ge=1)  # seconds a bearer token lives
     nonce_ttl: int = Field(default=300, ge=1)  # seconds a sign-in message is valid
     max_envelope_bytes: int = Field(default=64 * 2**20, ge=1)
+    max_json_bytes: int = Field(default=2**20, ge=1)  # any other request body (413 beyond)
     block_poll: float = Field(default=0.25, gt=0)  # seconds between looks for a new block
     coordinator_key: str | None = None  # keystore identity whose X25519 key opens envelopes (password: as keys.py)
 
@@ -96,6 +97,7 @@ class Settings(BaseModel):
         for field, variable in (("domain", "LEPTON_API_DOMAIN"), ("uri", "LEPTON_API_URI"),
                                 ("token_ttl", "LEPTON_API_TOKEN_TTL"), ("nonce_ttl", "LEPTON_API_NONCE_TTL"),
                                 ("max_envelope_bytes", "LEPTON_API_MAX_ENVELOPE_BYTES"),
+                                ("max_json_bytes", "LEPTON_API_MAX_JSON_BYTES"),
                                 ("block_poll", "LEPTON_API_BLOCK_POLL"), ("ipfs", "LEPTON_IPFS"),
                                 ("coordinator_key", "LEPTON_API_COORDINATOR_KEY")):  # fmt: skip
             if env.get(variable):

@@ -10,10 +10,12 @@ from fastapi import FastAPI, Request, Response
 
 from ..settings import Settings
 from . import errors
+from .bodycap import BodyCap
 from .routes import (
     agreements,
     auth,
     blobs,
+    dashboard,
     envelopes,
     health,
     jobs,
@@ -27,7 +29,7 @@ from .service import open_service
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 ROUTERS = (health.router, auth.router, partners.router, agreements.router, signatures.router, rewards.router,
-           blobs.router, transactions.router, envelopes.router, jobs.router, metrics.router)  # fmt: skip
+           blobs.router, transactions.router, envelopes.router, jobs.router, metrics.router, dashboard.router)  # fmt: skip
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -45,6 +47,7 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="lepton-ledger", version="1", lifespan=lifespan,
                   description="The ledger service: DP federated rounds, budgets and payouts over HTTP.")  # fmt: skip
     errors.install(app)
+    app.add_middleware(BodyCap, limit=settings.max_json_bytes)
     for router in ROUTERS:
         app.include_router(router)
 

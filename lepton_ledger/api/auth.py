@@ -5,6 +5,10 @@
 issued, unused and unexpired, for this domain and chain, signed by its address (ERC-1271 wallets through the
 chain); its nonce is then spent (even when the signature is wrong: a nonce answers one attempt). The token is
 32 random bytes; only its SHA-256 is stored, so the database alone lets nobody act.
+
+Nonces are issued to anyone, so their table is bounded: expired ones are purged at each issue, and a new one is
+refused (429, ``Retry-After``) beyond ``per_address`` unused ones for an address, ``per_client`` unused ones for
+a client (its IP address), or ``live`` unexpired ones in all.
 """
 
 from __future__ import annotations
@@ -57,23 +61,38 @@ class Authenticator:
     """Nonces and tokens of one service (its database, domain, URI and chain)."""
 
     def __init__(self, db: Database, *, domain: str, uri: str, chain_id: int, nonce_ttl: int, token_ttl: int,
-                 provider: Any = None) -> None:  # fmt: skip
+                 provider: Any = None, per_address: int = 16, per_client: int = 256, live: int = 50_000) -> None:  # fmt: skip
         self.db, self.domain, self.uri, self.chain_id = db, domain, uri, chain_id
         self.nonce_ttl, self.token_ttl, self.provider = nonce_ttl, token_ttl, provider
+        self.per_address, self.per_client, self.live = per_address, per_client, live
 
     def _message(self, address: str, nonce: str, now: float) -> str:
         return _siwe().SiweMessage(domain=self.domain, address=address, uri=self.uri, version="1",
                                    chain_id=self.chain_id, nonce=nonce, issued_at=_iso(now),
                                    expiration_time=_iso(now + self.nonce_ttl), statement=STATEMENT).prepare_message()  # fmt: skip
 
-    def issue_message(self, address: str) -> Issued:
+    def issue_message(self, address: str, client: str = "") -> Issued:
+        """A sign-in message for `address`, asked for by `client`.
+
+        Raises:
+            ApiError: 429 beyond the limits (module docstring); nothing is recorded.
+        """
         now = time.time()
         nonce = secrets.token_hex(16)  # 128 bits, alphanumeric as EIP-4361 requires
         message = self._message(address, nonce, now)
         with self.db.transaction() as db:
-            db.execute("DELETE FROM nonces WHERE expires_at < ?", (now - 86400,))
-            db.execute("INSERT INTO nonces (nonce, address, message, expires_at) VALUES (?, ?, ?, ?)",
-                       (nonce, address, message, now + self.nonce_ttl))  # fmt: skip
+            db.execute("DELETE FROM nonces WHERE expires_at <= ?", (now,))
+            for where, value, limit, whose in (("address = ? AND used = 0", address, self.per_address, address),
+                                               ("client = ? AND used = 0", client, self.per_client, "this client"),
+                                               ("expires_at > ?", now, self.live, "the service")):  # fmt: skip
+                count, first = db.execute(f"SELECT COUNT(*), MIN(expires_at) FROM nonces WHERE {where}",
+                                          (value,)).fetchone()  # fmt: skip
+                if count >= limit:
+                    wait = max(1, int(first - now) + 1)
+                    raise ApiError(429, "TooManyNonces", f"{whose} holds {count} outstanding sign-in messages: sign in "
+                                   f"with one, or retry in {wait} s", headers={"Retry-After": str(wait)})  # fmt: skip
+            db.execute("INSERT INTO nonces (nonce, address, message, expires_at, client) VALUES (?, ?, ?, ?, ?)",
+                       (nonce, address, message, now + self.nonce_ttl, client))  # fmt: skip
         return Issued(message=message, nonce=nonce, expires_at=now + self.nonce_ttl)
 
     def login(self, message: str, signature: str) -> Session:

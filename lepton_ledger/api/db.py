@@ -1,5 +1,5 @@
 """The service's own SQLite file (``<data dir>/api/service.sqlite``): sign-in nonces, bearer tokens (hashed),
-idempotent responses and jobs. The chain and the store stay the sources of truth; this holds only what the
+idempotent responses, jobs and which agreement each uploaded blob belongs to. The chain and the store stay the sources of truth; this holds only what the
 service itself promised."""
 
 from __future__ import annotations
@@ -12,16 +12,22 @@ from pathlib import Path
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, address TEXT NOT NULL, message TEXT NOT NULL,
-                                   expires_at REAL NOT NULL, used INTEGER NOT NULL DEFAULT 0);
+                                   expires_at REAL NOT NULL, used INTEGER NOT NULL DEFAULT 0,
+                                   client TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS tokens (token_hash TEXT PRIMARY KEY, address TEXT NOT NULL, expires_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS idempotency (caller TEXT NOT NULL, key TEXT NOT NULL, route TEXT NOT NULL,
                                         request_hash TEXT NOT NULL, status INTEGER, body TEXT,
-                                        PRIMARY KEY (caller, key));
+                                        owner TEXT NOT NULL DEFAULT '', PRIMARY KEY (caller, key));
 CREATE TABLE IF NOT EXISTS jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, agreement_id INTEGER NOT NULL,
                                  round_id INTEGER NOT NULL, params TEXT NOT NULL, status TEXT NOT NULL,
                                  progress TEXT NOT NULL DEFAULT '', result TEXT, error TEXT,
-                                 created_at REAL NOT NULL, updated_at REAL NOT NULL);
+                                 created_at REAL NOT NULL, updated_at REAL NOT NULL, origin TEXT);
+CREATE TABLE IF NOT EXISTS blobs (cid TEXT NOT NULL, agreement_id INTEGER NOT NULL, uploader TEXT NOT NULL,
+                                  PRIMARY KEY (cid, agreement_id, uploader));
 """
+# Columns added after the first release: a database written by it gains them (their defaults fit its rows).
+ADDED_COLUMNS = (("nonces", "client", "TEXT NOT NULL DEFAULT ''"), ("idempotency", "owner", "TEXT NOT NULL DEFAULT ''"),
+                 ("jobs", "origin", "TEXT"))  # fmt: skip
 
 
 class Database:
@@ -31,7 +37,11 @@ class Database:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._local = threading.local()
-        self.connection().executescript(SCHEMA)
+        connection = self.connection()
+        connection.executescript(SCHEMA)
+        for table, column, declaration in ADDED_COLUMNS:
+            if column not in {row["name"] for row in connection.execute(f"PRAGMA table_info({table})")}:
+                connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection (autocommit: a lone read or write needs no transaction)."""

@@ -6,7 +6,7 @@
 - 404: a LeptonError that is also a LookupError (unknown CID, no payout leaf, an artifact missing);
 - 409: a contract revert (``code`` is the custom error's name, ``detail`` its arguments) or a state conflict;
 - 503: the chain does not answer (a ChainError that is no revert, a connection failure);
-- 401/403/413: raised by the routes themselves as ``ApiError``.
+- 401/403/413/429: raised by the routes themselves as ``ApiError``.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def conflict(message: str, code: str = "Conflict") -> ApiError:
 
 
 _TEXT = {401: "not signed in", 403: "not allowed", 404: "not found", 409: "conflict", 413: "body too large",
-         422: "malformed request", 503: "the chain does not answer"}  # fmt: skip
+         422: "malformed request", 429: "too many requests", 503: "the chain does not answer"}  # fmt: skip
 
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -1,6 +1,13 @@
 """``Idempotency-Key`` on the POSTs that create or pay: the first request with a key runs and its answer is
 kept; a retry with the same key and body gets that answer again and does nothing; the same key with another
-body is a 409. A refused request keeps nothing, so it may be retried as it was."""
+body is a 409. A refused request keeps nothing, so it may be retried as it was.
+
+A running request owns its row (the service instance's name). A process killed mid-request leaves its row
+unanswered; one service at a time holds the data directory, so a row owned by another instance is a dead one's,
+and its retry takes the row over and runs again. Running again creates nothing twice because every ``run`` is
+itself idempotent on the chain and in the store: a relayed transaction is found by its hash, an envelope is
+content-addressed, a relayed signature or a second close job is refused by the chain or the job table (409).
+"""
 
 from __future__ import annotations
 
@@ -18,7 +25,8 @@ def once(service: Service, caller: str, key: str | None, route: str, body: bytes
     """`run()`'s answer, or the answer kept for (`caller`, `key`).
 
     Raises:
-        ApiError: 409 when the key was used with another request, or its first request is still running.
+        ApiError: 409 when the key was used with another request, or its first request is still running in
+            this process.
     """
     if key is None:
         return run()
@@ -26,8 +34,11 @@ def once(service: Service, caller: str, key: str | None, route: str, body: bytes
     with service.db.transaction() as db:
         row = db.execute("SELECT * FROM idempotency WHERE caller = ? AND key = ?", (caller, key)).fetchone()
         if row is None:
-            db.execute("INSERT INTO idempotency (caller, key, route, request_hash) VALUES (?, ?, ?, ?)",
-                       (caller, key, route, request_hash))  # fmt: skip
+            db.execute("INSERT INTO idempotency (caller, key, route, request_hash, owner) VALUES (?, ?, ?, ?, ?)",
+                       (caller, key, route, request_hash, service.instance))  # fmt: skip
+        elif row["request_hash"] == request_hash and row["body"] is None and row["owner"] != service.instance:
+            db.execute("UPDATE idempotency SET owner = ? WHERE caller = ? AND key = ?", (service.instance, caller, key))
+            row = None  # its process died mid-request: this one runs it again
     if row is not None:
         if row["request_hash"] != request_hash:
             raise conflict(f"Idempotency-Key {key!r} was used for another request", code="IdempotencyKeyReused")

@@ -39,21 +39,31 @@ class JobRunner:
         self._wake.set()
         self._thread.join(timeout=5)
 
-    def submit(self, kind: str, agreement_id: int, round_id: int, params: dict[str, Any]) -> dict[str, Any]:
-        """A new queued job; 409 while a job of this kind for this round is queued or running."""
+    def submit(self, kind: str, agreement_id: int, round_id: int, params: dict[str, Any],
+               origin: str | None = None) -> dict[str, Any]:  # fmt: skip
+        """A new queued job; 409 while a job of this kind for this round is queued or running. A job already
+        submitted by `origin` (a caller's Idempotency-Key) is answered instead of a new one: the retry of a request
+        whose process died before it answered."""
         now = time.time()
         with self.service.db.transaction() as db:
+            earlier = None if origin is None else db.execute("SELECT * FROM jobs WHERE origin = ?", (origin,)).fetchone()
+            if earlier is not None:
+                return _row(earlier)
             active = db.execute("SELECT id FROM jobs WHERE kind = ? AND agreement_id = ? AND round_id = ? AND status "
                                 "IN ('queued', 'running')", (kind, agreement_id, round_id)).fetchone()  # fmt: skip
             if active is not None:
                 raise conflict(f"job {active['id']} already runs {kind} of round {round_id} of agreement "
                                f"{agreement_id}", code="JobRunning")  # fmt: skip
             cursor = db.execute("INSERT INTO jobs (kind, agreement_id, round_id, params, status, created_at, "
-                                "updated_at) VALUES (?, ?, ?, ?, 'queued', ?, ?)",
-                                (kind, agreement_id, round_id, json.dumps(params), now, now))  # fmt: skip
+                                "updated_at, origin) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)",
+                                (kind, agreement_id, round_id, json.dumps(params), now, now, origin))  # fmt: skip
             job_id = cursor.lastrowid
         self._wake.set()
-        return self.get(int(job_id))  # type: ignore[arg-type]
+        return self.get(int(job_id))  # type: ignore[arg-type,return-value]
+
+    def by_origin(self, origin: str) -> dict[str, Any] | None:
+        row = self.service.db.connection().execute("SELECT * FROM jobs WHERE origin = ?", (origin,)).fetchone()
+        return _row(row) if row is not None else None
 
     def get(self, job_id: int) -> dict[str, Any] | None:
         row = self.service.db.connection().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
@@ -88,8 +98,8 @@ class JobRunner:
     def _close(self, job: dict[str, Any]) -> dict[str, Any]:
         """Closes the round as ``lepton-ledger coordinator close`` does, with the service's coordinator key."""
         from ..commands.context import CommandError, Session
-        from ..commands.coordinator import _coordinator
         from ..commands.data import eval_data
+        from ..rounds.roles import agreement_coordinator
         from ..fl.data import eval_commitment
 
         service, params = self.service, job["params"]
@@ -99,8 +109,8 @@ class JobRunner:
                           _store=service.store)  # fmt: skip
         eval_set = eval_data(dataset=params["dataset"], partitions=params["partitions"], seed=params["seed"],
                              csv=None, label_column="label", num_classes=None)  # fmt: skip
-        coordinator = _coordinator(session, job["agreement_id"], eval_set, model=None, max_norm=None,
-                                   aggregation=params["aggregation"], scoring=params["scoring"])  # fmt: skip
+        coordinator = agreement_coordinator(session, job["agreement_id"], eval_set, aggregation=params["aggregation"],
+                                            scoring=params["scoring"])  # fmt: skip
         _, committed = coordinator.round_state(job["agreement_id"], job["round_id"])
         if eval_commitment(eval_set) != committed:
             raise CommandError("the evaluation set from these data options is not the one the round committed to")

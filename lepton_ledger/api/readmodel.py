@@ -144,6 +144,23 @@ class ReadModel:
 
         return self.cached(("round", agreement_id, round_id), compute)
 
+    def artifacts(self, agreement_id: int) -> frozenset[bytes]:
+        """The digests of the artifacts `agreement_id` names on-chain: its terms document and each round's model,
+        aggregate and report (empty for no such agreement)."""
+        agreement = self.agreement(agreement_id)
+        if agreement is None:
+            return frozenset()
+
+        def compute() -> frozenset[bytes]:
+            digests = {bytes(agreement["terms"].terms_digest)}
+            for round_id in range(1, agreement["rounds"] + 1):
+                record = self.round(agreement_id, round_id)
+                assert record is not None
+                digests.update(bytes(record["record"][i]) for i in (6, 8, 9))  # model, aggregate, report
+            return frozenset(digests - {b"\0" * 32})
+
+        return self.cached(("artifacts", agreement_id), compute)
+
     def agreement_roles(self, address: str) -> dict[str, list[str]]:
         """``{agreement id: ["party", "coordinator", "arbiter"]}``: what `address` is in each agreement."""
 

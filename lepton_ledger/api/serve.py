@@ -1,11 +1,22 @@
-"""``lepton-ledger serve``: the settings from the environment, the app, uvicorn."""
+"""``lepton-ledger serve``: the settings from the environment, the app, uvicorn.
+
+``--workdir DIR`` serves either a data directory (its ``deployment.json``, its block store, its local node) or a
+folder ``lepton-ledger demo`` left: then the service runs the demo's chain itself, an anvil on the folder's
+``chain-state.json`` (saved every few seconds and when the service stops), with the folder's ``store/``; its
+own files (``api/``) go in the folder too.
+"""
 
 from __future__ import annotations
 
 import os
+import signal
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from ..errors import ConfigurationError
+
+STATE_INTERVAL = 5  # seconds between saves of a demo folder's chain state
 
 
 def serve(*, host: str, port: int, workdir: Path | None) -> None:
@@ -14,6 +25,7 @@ def serve(*, host: str, port: int, workdir: Path | None) -> None:
     Raises:
         ConfigurationError: `workdir` is not a folder, or a setting is malformed.
         CommandError, ChainError: no deployment, or no chain (checked before listening).
+        ToolchainError: a demo folder's chain cannot start.
     """
     import uvicorn
 
@@ -21,10 +33,44 @@ def serve(*, host: str, port: int, workdir: Path | None) -> None:
     from .app import create_app
     from .service import check_service
 
-    if workdir is not None:
-        if not workdir.is_dir():
-            raise ConfigurationError(f"--workdir {workdir}: no such folder")
-        os.environ["LEPTON_DATA_DIR"] = str(workdir.resolve())  # every library default reads it
-    settings = Settings.from_env()
-    check_service(settings)  # refuse with one line, before listening, what start-up would refuse
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+    with ExitStack() as stack:
+        overrides: dict[str, object] = {}
+        if workdir is not None:
+            if not workdir.is_dir():
+                raise ConfigurationError(f"--workdir {workdir}: no such folder")
+            workdir = workdir.resolve()
+            os.environ["LEPTON_DATA_DIR"] = str(workdir)  # every library default reads it
+            if is_demo_folder(workdir):
+                overrides = stack.enter_context(_demo_chain(workdir))
+        settings = Settings.from_env(**overrides)
+        check_service(settings)  # refuse with one line, before listening, what start-up would refuse
+        # uvicorn shuts down on SIGTERM, then raises the signal again with the handler it found: this one exits
+        # through Python, so that the chain this process runs is stopped (and saved) on the way out.
+        signal.signal(signal.SIGTERM, _exit)
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+
+
+def _exit(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def is_demo_folder(folder: Path) -> bool:
+    """Whether `folder` is what ``lepton-ledger demo`` leaves: a deployment file beside a chain state file."""
+    from ..rounds.demo import STATE_FILE
+
+    return (folder / "deployment.json").is_file() and (folder / STATE_FILE).is_file()
+
+
+@contextmanager
+def _demo_chain(folder: Path) -> Iterator[dict[str, object]]:
+    """Runs a demo folder's chain for the service's lifetime; gives the settings that point at it."""
+    from ..chain.anvil import Anvil
+    from ..commands.context import load_deployment_document
+    from ..rounds.demo import STATE_FILE, STORE_DIR
+
+    document = load_deployment_document(folder / "deployment.json")
+    anvil = Anvil(state_file=folder / str(document.get("state_file", STATE_FILE)), state_interval=STATE_INTERVAL,
+                  chain_id=int(document.get("chain_id", 31337)))  # fmt: skip
+    with anvil:
+        yield {"rpc_url": anvil.url, "deployment": folder / "deployment.json",
+               "ipfs": str(folder / str(document.get("store", STORE_DIR)))}  # fmt: skip

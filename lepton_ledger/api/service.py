@@ -3,6 +3,7 @@ read model and the authenticator. Built once at start-up (``open_service``), clo
 
 from __future__ import annotations
 
+import secrets
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,6 +33,9 @@ class Service:
     metrics: dict[tuple[str, str, int], int] = field(default_factory=dict)
     # One writer: every coordinator transaction is sent holding this lock, from one Transactor (its nonces).
     writer: threading.Lock = field(default_factory=threading.Lock)
+    # This process's name in the rows it owns (idempotency.py): a row of another instance is of a dead process,
+    # since one service at a time holds the data directory (``_exclusive``).
+    instance: str = field(default_factory=lambda: secrets.token_hex(8))
     _coordinator_tx: Any = None
 
     def coordinator_tx(self) -> Any:

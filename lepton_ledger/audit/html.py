@@ -410,3 +410,8 @@ def write_html(result: Mapping[str, Any] | Any, path: str | Path, *, token_decim
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(document, encoding="utf-8")
     return path
+
+
+# Public for the service's dashboard, which wears the report's style and writes amounts as it does.
+STYLE = _STYLE
+format_tokens = _tokens

@@ -56,7 +56,6 @@ PAYOUT_RULES = {"proportional": 0, "equal": 1, "by_sample_count": 2}  # fl.Payou
 # fl.aggregation.AGGREGATORS and fl.scoring.SCORERS, spelled out so that --help does not import torch
 AGGREGATIONS = ("fedavg", "median", "trimmed_mean", "krum", "multi_krum")
 SCORINGS = ("leave_one_out", "tmc_shapley", "exact_shapley")
-DEFAULT_MAX_NORM = 50.0
 PENDING = 1  # IPartnerRegistry.PartnerStatus
 TERMINATED = 3  # IAgreementRegistry.AgreementStatus
 
@@ -145,6 +144,7 @@ def propose(
     from ..chain.agreements import AgreementTerms
     from ..fl.payouts import PayoutRule
     from ..rounds.roles import publish_document
+    from ..rounds.rules import DEFAULT_MAX_NORM
 
     f = _terms_file(terms_file)
     rule_name = payout_rule or f.get("payout_rule", "by_sample_count")
@@ -329,20 +329,10 @@ def anchor(
 
 def _coordinator(s: Any, agreement: int, eval_set: Any, *, model: str | None, max_norm: float | None,
                  aggregation: str = "fedavg", scoring: str = "leave_one_out") -> Any:  # fmt: skip
-    from ..fl.aggregation import default_params
-    from ..rounds.roles import ChainTerms, build_coordinator, terms_document
+    from ..rounds.roles import agreement_coordinator
 
-    terms = ChainTerms.read(s.deployment, agreement)
-    document = terms_document(s.store, terms) or {}
-    return build_coordinator(
-        account=s.account, tx=s.tx, deployment=s.deployment, store=s.store,
-        x25519_private=s.identity.x25519_private_bytes(), events_path=s.state_dir("events") / "events.sqlite",
-        eval_set=eval_set, model_name=model or document.get("model", "logreg"),
-        max_norm=float(max_norm if max_norm is not None else document.get("max_norm", DEFAULT_MAX_NORM)),
-        payout_rule=terms.payout_rule, aggregation=aggregation, scoring=scoring,
-        aggregation_params=default_params(aggregation, int(s.deployment.agreements.functions.roundConfig(agreement)
-                                                           .call()[2])),  # the rule's defaults for the party count
-    )  # fmt: skip
+    return agreement_coordinator(s, agreement, eval_set, model=model, max_norm=max_norm, aggregation=aggregation,
+                                 scoring=scoring)
 
 
 @coordinator_app.command("open")

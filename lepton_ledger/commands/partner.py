@@ -198,9 +198,11 @@ RecipientOpt = Annotated[list[str] | None, typer.Option(
 def _train(*, agreement: int, key: str, dataset: str, partition: int, partitions: int, seed: int, csv: Path | None,
            label_column: str, num_classes: int | None, model: str | None, epochs: int, batch_size: int, lr: float,
            max_grad_norm: float, noise_multiplier: float, train_seed: int, recipient: list[str] | None,
-           rpc_url: str | None, deployment: Path | None, ipfs: str | None, batched: bool) -> tuple[int, Any, Any, Any]:
+           rpc_url: str | None, deployment: Path | None, ipfs: str | None, batched: bool,
+           service: str | None = None) -> tuple[int, Any, Any, Any]:  # fmt: skip
     """Steps 2-4 of a round for --key: ``(round, Submission or (SignedCommitment, its document), accountant,
-    terms)``."""
+    terms)``. With `service` (a ledger service's URL), the store and the relay of transactions are that service's
+    (``api.client``); the chain is still read through the session's own node."""
     from ..rounds.partner import TrainingSettings
     from ..rounds.roles import (
         ChainTerms,
@@ -232,8 +234,15 @@ def _train(*, agreement: int, key: str, dataset: str, partition: int, partitions
             key_bytes = bytes(s.deployment.partners.functions.partnerOf(address).call()[3])
             require(any(key_bytes), f"recipient {address} has no X25519 key in the PartnerRegistry "
                                     "(it runs `partner register` first)")  # fmt: skip
+        if service is not None:
+            from ..api.client import ServiceClient
+
+            client = stack.enter_context(ServiceClient(service, s.account))
+            store, tx = client.store(agreement, round_id), client.transactor(s.w3)
+        else:
+            store, tx = s.store, s.tx
         terms = ChainTerms.read(s.deployment, agreement)
-        model = model or (terms_document(s.store, terms) or {}).get("model", "logreg")
+        model = model or (terms_document(store, terms) or {}).get("model", "logreg")
         settings = TrainingSettings(model=model, epochs=epochs, batch_size=batch_size, lr=lr,
                                     max_grad_norm=max_grad_norm, noise_multiplier=noise_multiplier, seed=train_seed)
         envelope, _ = _recorded(s, agreement, round_id)
@@ -244,7 +253,7 @@ def _train(*, agreement: int, key: str, dataset: str, partition: int, partitions
         # One update to train: in this process (a worker pool would cost seconds to start), or in Ray when
         # $LEPTON_RAY_ADDRESS is set.
         with open_executor(in_process=True) as executor:
-            partner = build_partner(account=s.account, tx=s.tx, deployment=s.deployment, store=s.store,
+            partner = build_partner(account=s.account, tx=tx, deployment=s.deployment, store=store,
                                     accountant=accountant, data=data, executor=executor, settings=settings,
                                     accountant_path=_accountant_file(s, agreement, s.address))  # fmt: skip
             if batched:
@@ -321,6 +330,8 @@ def train_and_submit(
     model: ModelOpt = None, epochs: EpochsOpt = 1, batch_size: BatchSizeOpt = 64, lr: LrOpt = 0.5,
     max_grad_norm: ClipOpt = 1.0, noise_multiplier: NoiseOpt = 1.0, train_seed: TrainSeedOpt = 0,
     recipient: RecipientOpt = None, rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None, ipfs: IpfsOpt = None,
+    service: Annotated[str | None, typer.Option(help="A ledger service's URL (`lepton-ledger serve`): the update is "
+                                                     "uploaded there and the submission relayed by it.")] = None,
 ) -> None:  # fmt: skip
     """Train on local data with DP-SGD for AGREEMENT's open round and submit the encrypted update.
 
@@ -333,7 +344,7 @@ def train_and_submit(
         agreement=agreement, key=key, dataset=dataset, partition=partition, partitions=partitions, seed=seed, csv=csv,
         label_column=label_column, num_classes=num_classes, model=model, epochs=epochs, batch_size=batch_size, lr=lr,
         max_grad_norm=max_grad_norm, noise_multiplier=noise_multiplier, train_seed=train_seed, recipient=recipient,
-        rpc_url=rpc_url, deployment=deployment, ipfs=ipfs, batched=False,
+        rpc_url=rpc_url, deployment=deployment, ipfs=ipfs, batched=False, service=service,
     )  # fmt: skip
     typer.echo(f"round {round_id}: submitted {submission.envelope_cid} ({submission.sample_count} samples), "
                f"tx {submission.tx_hash}")  # fmt: skip

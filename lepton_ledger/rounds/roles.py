@@ -2,7 +2,9 @@
 (the commands parse arguments and print; what they do is here).
 
 - :func:`build_partner` / :func:`build_coordinator`: the one place where a ``rounds.Partner`` or
-  ``rounds.Coordinator`` is constructed, so that options every caller needs (an outbox, say) are added once.
+  ``rounds.Coordinator`` is constructed, so that options every caller needs (an outbox, say) are added once;
+  :func:`agreement_coordinator`: the coordinator of one agreement as its terms and a session give it (the
+  coordinator CLI and the service's close job).
 - the partner's :class:`~lepton_ledger.fl.PrivacyAccountant` persists between commands in one file per
   (deployment, agreement, partner), :func:`accountant_path`, written by ``rounds.Partner`` itself
   (rounds/accountant_file.py: atomic, each round recorded once); :func:`fresh_accountant` is what it loads into.
@@ -34,12 +36,14 @@ from typing import Any
 from ..chain.agreements import DELTA_SCALE, EPSILON_SCALE, document_digest
 from ..errors import LeptonError
 from ..protocol.commitments import SIGNED_COMMITMENT_VERSION
+from .rules import DEFAULT_MAX_NORM
 
 __all__ = [
     "ChainTerms",
     "RoleStateError",
     "Standing",
     "accountant_path",
+    "agreement_coordinator",
     "build_coordinator",
     "build_partner",
     "fresh_accountant",
@@ -117,6 +121,28 @@ def build_coordinator(*, account: Any, tx: Any, deployment: Any, store: Any, x25
     return Coordinator(account=account, tx=tx, deployment=deployment, store=store, x25519_private=x25519_private,
                        events_path=events_path, eval_set=eval_set, model_name=model_name, rules=rules,
                        payout_rule=None if payout_rule is None else PayoutRule(payout_rule), outbox=outbox)  # fmt: skip
+
+
+def agreement_coordinator(session: Any, agreement_id: int, eval_set: Any, *, model: str | None = None,
+                          max_norm: float | None = None, aggregation: str = "fedavg",
+                          scoring: str = "leave_one_out") -> Any:  # fmt: skip
+    """The ``rounds.Coordinator`` of `agreement_id` for `session` (a ``commands.context.Session`` holding the
+    coordinator's identity): model and max norm from the terms document unless given, the on-chain payout rule,
+    `aggregation`'s defaults for the agreement's party count, events under the session's state directory."""
+    from ..fl.aggregation import default_params
+
+    terms = ChainTerms.read(session.deployment, agreement_id)
+    document = terms_document(session.store, terms) or {}
+    parties = int(session.deployment.agreements.functions.roundConfig(agreement_id).call()[2])
+    return build_coordinator(
+        account=session.account, tx=session.tx, deployment=session.deployment, store=session.store,
+        x25519_private=session.identity.x25519_private_bytes(),
+        events_path=session.state_dir("events") / "events.sqlite", eval_set=eval_set,
+        model_name=model or document.get("model", "logreg"),
+        max_norm=float(max_norm if max_norm is not None else document.get("max_norm", DEFAULT_MAX_NORM)),
+        payout_rule=terms.payout_rule, aggregation=aggregation, scoring=scoring,
+        aggregation_params=default_params(aggregation, parties),
+    )  # fmt: skip
 
 
 # -- the partner's privacy accountant -----------------------------------------------------------------------

@@ -60,8 +60,8 @@ def world(tmp_path_factory):
 class Server:
     """`lepton-ledger serve` in a subprocess on one port, which a test may kill -9 and start again."""
 
-    def __init__(self, data_dir: Path, **env: str) -> None:
-        self.port = _free_port()
+    def __init__(self, data_dir: Path, args: tuple[str, ...] = (), **env: str) -> None:
+        self.port, self.args = _free_port(), args
         self.env = {**os.environ, "LEPTON_DATA_DIR": str(data_dir), "LEPTON_API_BLOCK_POLL": "0.05",
                     "LEPTON_API_DOMAIN": "ledger.test", "LEPTON_API_URI": "https://ledger.test",
                     "LEPTON_API_COORDINATOR_KEY": "coordinator", "LEPTON_KEYSTORE_PASSWORD": PASSWORD,
@@ -70,7 +70,7 @@ class Server:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "lepton_ledger.cli", "serve", "--port", str(self.port)],
+        self.process = subprocess.Popen([sys.executable, "-m", "lepton_ledger.cli", "serve", "--port", str(self.port), *self.args],
                                         env=self.env, stderr=subprocess.PIPE, text=True)  # fmt: skip
         _wait_healthy(self.client, self.process)
 

@@ -36,6 +36,7 @@ from lepton_ledger.workers.inline import InlineExecutor
 
 PASSWORD = "service tests"
 SPLIT = {"name": "digits", "num_partners": 2, "seed": 0}
+CLOSE = {"dataset": SPLIT["name"], "partitions": SPLIT["num_partners"], "seed": SPLIT["seed"]}  # a close job's data
 
 
 @dataclass
@@ -158,16 +159,34 @@ def commit_updates(tx, d, store, roles, accounts, split, agreement_id: int, roun
         partner.run_round(agreement_id, round_id, [roles.coordinator.address, roles.auditor.address])
 
 
-def round_with_commitments(world: World) -> tuple[int, int]:
-    """A new agreement between alpha and beta whose round 1 is open with both partners' updates committed."""
+def open_round(world: World, folder: Path) -> tuple[int, int]:
+    """A new funded agreement between alpha and beta, its round 1 open on a fresh model (the coordinator's outbox
+    and events in `folder`)."""
     agreement_id = funded_agreement(world.tx, world.d, world.token, world.roles, [world.alpha, world.beta])
-    folder = world.data_dir / f"agreement-{agreement_id}"
-    folder.mkdir()
+    folder.mkdir(exist_ok=True)
     coordinator = make_coordinator(world.roles, world.tx, world.d, world.store, world.keys, world.split,
                                    folder / "outbox.sqlite", folder / "events.sqlite")  # fmt: skip
     model = fl.build_model("logreg", world.split.input_dim, world.split.num_classes, seed=0)
     _, digest = coordinator.publish_model(model.state_dict())
     round_id = coordinator.open_round(agreement_id, digest, world.w3.eth.get_block("latest")["timestamp"] + 3600)
+    return agreement_id, round_id
+
+
+def round_with_commitments(world: World) -> tuple[int, int]:
+    """A new agreement between alpha and beta whose round 1 is open with both partners' updates committed."""
+    folder = world.data_dir / f"agreement-{world.d.agreements.functions.agreementCount().call() + 1}"
+    agreement_id, round_id = open_round(world, folder)
     commit_updates(world.tx, world.d, world.store, world.roles, [world.alpha, world.beta], world.split, agreement_id,
                    round_id, folder)  # fmt: skip
     return agreement_id, round_id
+
+
+def follow_job(world: World, job_id: int, headers: dict[str, str], timeout: float = 180.0) -> dict[str, Any]:
+    """The job once it is done or failed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job = world.api.get(f"/v1/jobs/{job_id}", headers=headers).json()
+        if job["status"] in ("done", "failed"):
+            return job
+        assert time.monotonic() < deadline, job
+        time.sleep(0.2)  # polling a job's status, as any client does

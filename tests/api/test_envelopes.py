@@ -47,6 +47,9 @@ def test_a_partner_uploads_its_sealed_update(service):
     body = reply.json()
     assert body["cid"] == artifact_cid(data) and service.store.get(body["cid"]) == data
     assert body["sample_count"] == 100 and body["cumulative_epsilon"] == 2_000_000
+    # Its uploader reads it back; it is sealed to the coordinator and auditors, not to the other party.
+    assert service.api.get(f"/v1/blobs/{body['cid']}", headers=service.headers(service.alpha)).content == data
+    assert service.api.get(f"/v1/blobs/{body['cid']}", headers=service.headers(service.beta)).status_code == 403
 
 
 def test_the_same_idempotency_key_twice_stores_once_and_answers_the_same(service):

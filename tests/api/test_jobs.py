@@ -7,19 +7,7 @@ import sys
 import time
 
 import pytest
-from service_world import SPLIT, round_with_commitments
-
-CLOSE = {"dataset": SPLIT["name"], "partitions": SPLIT["num_partners"], "seed": SPLIT["seed"]}
-
-
-def _follow(service, job_id: int, headers, timeout: float = 180.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        job = service.api.get(f"/v1/jobs/{job_id}", headers=headers).json()
-        if job["status"] in ("done", "failed"):
-            return job
-        assert time.monotonic() < deadline, job
-        time.sleep(0.2)  # polling a job's status, as any client does
+from service_world import CLOSE, follow_job, round_with_commitments
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +29,7 @@ def test_the_coordinator_closes_a_round_as_a_job(service, committed):
     running = service.api.post(path, json=CLOSE, headers=headers)
     assert running.status_code == 409 and running.json()["error"]["code"] == "JobRunning", running.text
 
-    done = _follow(service, job["id"], headers)
+    done = follow_job(service, job["id"], headers)
     assert done["status"] == "done", done
     assert sorted(done["result"]["accepted"]) == sorted([service.alpha.address, service.beta.address])
     record = service.d.ledger.functions.round(agreement_id, round_id).call()
@@ -74,7 +62,7 @@ def test_a_close_job_killed_with_the_service_finishes_once_after_restart(service
         assert time.monotonic() < deadline
     service.server.kill()  # kill -9 while the job runs (or just after it ended)
     service.server.start()
-    done = _follow(service, job["id"], headers)  # the token outlives the restart: tokens are in the database
+    done = follow_job(service, job["id"], headers)  # the token outlives the restart: tokens are in the database
     assert done["status"] == "done", done
     finalized = service.d.ledger.events.RoundFinalized().get_logs(
         from_block=0, argument_filters={"agreementId": agreement_id, "round": round_id})

@@ -39,5 +39,7 @@ def test_the_readme_service_section_runs_as_written(tmp_path, monkeypatch):
     finally:
         node.stop(tmp_path)
     assert done.returncode == 0, (tmp_path / "err").read_text()[-3000:]
-    health, round_ = (json.loads(line) for line in (tmp_path / "out").read_text().splitlines()[:2])
+    lines = (tmp_path / "out").read_text().splitlines()
+    health, round_ = (json.loads(line) for line in lines[:2])
     assert health["status"] == "ok" and round_["status"] == "finalized" and round_["submissions"] == 2
+    assert lines[2].startswith("<title>lepton-ledger: chain 31337, block ")

@@ -176,3 +176,25 @@ def test_a_gas_limit_the_node_refuses_is_409_and_not_sent(service, gas):
                              headers=service.headers(alpha))  # fmt: skip
     assert reply.status_code == 409, reply.text
     assert _nonce(service, alpha) == before
+
+
+def test_prepare_and_relay_apply_the_chains_rule_to_a_suspended_partner(service):
+    """The contracts' own rule, for both: a suspended partner still prepares its claim; its stake is refused with
+    the vault's error by prepare and by the relay alike, and nothing is sent."""
+    alpha, coordinator = service.alpha, service.roles.coordinator.address
+    receipt = service.tx.transact(service.d.partners.functions.suspend(alpha.address, b"\x04" * 32), coordinator)
+    try:
+        service.wait_block(receipt["blockNumber"])
+        claim = _prepare(service, alpha, "RewardVault", "claim", _claim_args(service, alpha))
+        assert claim.status_code == 200, claim.text
+        stake = _prepare(service, alpha, "RewardVault", "stake", [service.agreement_id, 1])
+        assert stake.status_code == 409 and stake.json()["error"]["code"] == "RewardVaultPartnerNotApproved"
+        data = service.d.vault.encode_abi("stake", args=[service.agreement_id, 1])
+        before = _nonce(service, alpha)
+        relayed = service.api.post("/v1/transactions", json={"raw": _signed(alpha, claim.json(), data=data)},
+                                   headers=service.headers(alpha))  # fmt: skip
+        assert relayed.status_code == 409 and relayed.json()["error"]["code"] == "RewardVaultPartnerNotApproved"
+        assert _nonce(service, alpha) == before
+    finally:
+        receipt = service.tx.transact(service.d.partners.functions.approve(alpha.address), coordinator)
+    service.wait_block(receipt["blockNumber"])

@@ -3,7 +3,7 @@ signature for a bearer token, ``GET /v1/auth/me`` says who the token is and what
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from ..deps import Caller, ServiceDep, checked_address
@@ -39,10 +39,12 @@ class Me(BaseModel):
     agreements: dict[str, list[str]] = Field(description="Agreement id -> party, coordinator, arbiter.")
 
 
-@router.post("/nonce", operation_id="auth_nonce", response_model=NonceResponse, responses=responses())
-def nonce(body: NonceRequest, service: ServiceDep) -> NonceResponse:
-    """A sign-in message for `address`, valid for five minutes and usable once."""
-    issued = service.auth.issue_message(checked_address(body.address))
+@router.post("/nonce", operation_id="auth_nonce", response_model=NonceResponse, responses=responses(429))
+def nonce(body: NonceRequest, request: Request, service: ServiceDep) -> NonceResponse:
+    """A sign-in message for `address`, valid for five minutes and usable once (429 while the address, or the
+    client, holds too many unused ones)."""
+    client = request.client.host if request.client else ""
+    issued = service.auth.issue_message(checked_address(body.address), client)
     return NonceResponse(message=issued.message, nonce=issued.nonce, expires_at=issued.expires_at)
 
 

@@ -1,29 +1,30 @@
 """``GET`` / ``HEAD /v1/blobs/{cid}``: an artifact of the block store (models, envelopes, reports), streamed,
-every block verified against its CID before its bytes are sent; for signed-in parties. The root block is read
+every block verified against its CID before its bytes are sent; for the parties of the agreement it belongs to,
+the coordinator and auditors (access.py). The root block is read
 before the answer starts, so an unknown, malformed or oversize CID is a clean 404/422; a block found damaged
 later cuts the stream (the bytes sent so far were verified)."""
 
 from __future__ import annotations
 
 import itertools
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response
 from fastapi.responses import StreamingResponse
 
 from ...storage.store import DEFAULT_MAX_FILE_BYTES, BlockNotFound
+from ..access import require_blob_reader
 from ..deps import Caller, ServiceDep
-from ..errors import forbidden, responses
+from ..errors import responses
 
 router = APIRouter(prefix="/v1/blobs", tags=["blobs"])
 
 Cid = Annotated[str, Path(min_length=1, max_length=200, description="A UnixFS CID (v0 Qm..., or v1 base32).")]
-_BINARY = {200: {"content": {"application/octet-stream": {}}, "description": "The artifact's bytes."}}
+_BINARY: dict[int | str, dict[str, Any]] = {200: {"content": {"application/octet-stream": {}}, "description": "The artifact's bytes."}}
 
 
 def _require_blob(cid: str, caller: Caller, service: ServiceDep) -> None:
-    if caller.status == "suspended":
-        raise forbidden(f"{caller.address} is suspended")
+    require_blob_reader(service, caller, cid)
     if not service.store.has(cid):
         raise BlockNotFound(cid)
 

@@ -14,6 +14,7 @@ from ...envelope import Expected, OversizeEnvelope, open_envelope
 from ...errors import BudgetExceeded
 from ...protocol.addressing import publish
 from ...protocol.signatures import chain_signature_check
+from ..access import record_upload
 from ..deps import Caller, ServiceDep, agreement_of, coordinator_key, round_of
 from ..errors import ApiError, forbidden, responses
 from ..idempotency import once
@@ -73,6 +74,7 @@ def _accept(service: Service, caller: Roles, agreement_id: int, round_id: int, d
         raise BudgetExceeded(partner=caller.address, agreement=str(agreement_id), spent=spent,
                              would_spend=m.cumulative_epsilon, cap=terms.epsilon_cap_fixed)  # fmt: skip
     cid, _ = publish(service.store, data)
+    record_upload(service, cid, agreement_id, caller.address)
     return {"cid": cid, "envelope_digest": "0x" + opened.envelope_digest.hex(),
             "manifest_digest": "0x" + opened.manifest_digest.hex(), "cumulative_epsilon": int(m.cumulative_epsilon),
             "sample_count": int(m.sample_count)}  # fmt: skip

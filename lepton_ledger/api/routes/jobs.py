@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from ...commands.coordinator import AGGREGATIONS, SCORINGS
 from ...fl.data import DATASETS
+from ..access import require_job_reader
 from ..deps import Caller, ServiceDep, agreement_of, coordinator_key, round_of
 from ..errors import forbidden, not_found, responses
 from ..idempotency import once
@@ -54,18 +55,25 @@ def close_round(agreement_id: AgreementId, round_id: RoundId, body: CloseRequest
     coordinator = agreement_of(service, agreement_id)["state"][5]
     if caller.address != coordinator or coordinator != identity.address:
         raise forbidden(f"only the agreement's coordinator ({coordinator}) closes its rounds through this service")
-    round_of(service, agreement_id, round_id, open_only=True)
     params = body.model_dump()
+    origin = None if idempotency_key is None else f"{caller.address}/{idempotency_key}"
+
+    def submit() -> dict[str, Any]:
+        if origin is None or service.jobs.by_origin(origin) is None:  # else: answered by the job it submitted
+            round_of(service, agreement_id, round_id, open_only=True)
+        return jsonable_encoder(service.jobs.submit("close", agreement_id, round_id, params, origin))
+
     job = once(service, caller.address, idempotency_key, f"close/{agreement_id}/{round_id}",
-               repr(sorted(params.items())).encode(),
-               lambda: jsonable_encoder(service.jobs.submit("close", agreement_id, round_id, params)))  # fmt: skip
+               repr(sorted(params.items())).encode(), submit)  # fmt: skip
     return Job.model_validate(job)
 
 
-@router.get("/v1/jobs/{job_id}", operation_id="job_get", response_model=Job, responses=responses(401, 404))
+@router.get("/v1/jobs/{job_id}", operation_id="job_get", response_model=Job, responses=responses(401, 403, 404))
 def get_job(job_id: Annotated[int, Path(ge=1, le=2**63 - 1)], caller: Caller, service: ServiceDep) -> Job:
-    """A job's status, progress, and its result or error."""
+    """A job's status, progress, and its result or error; for the coordinator, auditors and whoever holds a role
+    in the job's agreement."""
     job = service.jobs.get(job_id)
     if job is None:
         raise not_found(f"no job {job_id}")
+    require_job_reader(service, caller, job)
     return Job.model_validate(job)

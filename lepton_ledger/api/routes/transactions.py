@@ -1,5 +1,8 @@
 """``POST /v1/transactions/prepare`` (the unsigned transaction a party signs with its own key) and
-``POST /v1/transactions`` (relays it once signed: signer = caller, allow-listed, an eth_call succeeds)."""
+``POST /v1/transactions`` (relays it once signed: signer = caller, allow-listed, an eth_call succeeds).
+
+Both leave to the chain what a partner's standing allows (its own ``isApproved`` checks, met by the estimate
+and by the eth_call): one rule, the contracts', so prepare and relay cannot disagree."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from .. import relay
 from ..deps import Caller, ServiceDep
-from ..errors import forbidden, responses
+from ..errors import responses
 from ..idempotency import once
 
 router = APIRouter(prefix="/v1/transactions", tags=["transactions"])
@@ -53,9 +56,9 @@ class Relayed(BaseModel):
              response_model_by_alias=True, responses=responses(401, 403, 409, 503))  # fmt: skip
 def prepare(body: PrepareRequest, caller: Caller, service: ServiceDep) -> UnsignedTransaction:
     """The unsigned transaction of an allow-listed call from the caller, its gas estimated (409: the contract
-    would refuse it, with the error's name and arguments)."""
-    if caller.status == "suspended":
-        raise forbidden(f"{caller.address} is suspended")
+    would refuse it, with the error's name and arguments). What a suspended partner may send is the contracts'
+    rule, as for the relay: it still claims, unstakes and exits; staking or submitting is 409
+    ``*PartnerNotApproved``."""
     return UnsignedTransaction.model_validate(relay.prepare(service, caller.address, body.contract, body.function,
                                                             body.args))  # fmt: skip
 

@@ -1,0 +1,253 @@
+"""The service's client, for a partner's machine: signs in with the partner's own key (EIP-4361) and gives the
+partner's round code what it needs from the service, so that ``rounds.Partner`` runs unchanged there:
+
+- :meth:`ServiceClient.store`: a store over HTTP for one round: ``put`` uploads a sealed update
+  (``POST /v1/envelopes``, its CID as the Idempotency-Key, so a retried put stores once), ``get``/``has`` read
+  blobs (``GET``/``HEAD /v1/blobs``), every answer checked against its CID here;
+- :meth:`ServiceClient.transactor`: a ``Transactor`` that signs with the partner's key as usual and hands the
+  signed bytes to the service's relay (``POST /v1/transactions``) instead of the node;
+- :meth:`ServiceClient.prepare` / :meth:`ServiceClient.relay`: the prepare and relay calls themselves.
+
+The partner's outbox and accountant stay on its machine, and so do its chain reads (nonces, the round's model
+digest, its on-chain epsilon): it reads the chain through its own RPC URL and trusts the service for none of
+what the chain says. The service sees the partner's key never, only its signatures.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+import httpx
+from eth_account.messages import encode_defunct
+from hexbytes import HexBytes
+
+from ..chain.transactions import Transactor
+from ..errors import ChainError, LeptonError
+from ..protocol.addressing import artifact_cid, content_digest, digest_of_cid
+from ..storage.store import (
+    DEFAULT_MAX_FILE_BYTES,
+    BlockCorrupted,
+    BlockNotFound,
+    FileTooLarge,
+    StorageError,
+)
+
+__all__ = ["ServiceClient", "ServiceError", "ServiceStore", "ServiceTransactor"]
+
+
+class ServiceError(LeptonError, RuntimeError):
+    """The service refused a request (`status`, its error `code`) or could not be reached (`status` 0)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(
+            f"the service answered {status} {code}: {message}" if status else message
+        )
+        self.status, self.code = status, code
+
+
+def _refusal(reply: httpx.Response) -> ServiceError:
+    """The service's refusal, from its one error shape (or what else answered, a proxy's page say)."""
+    try:
+        error = reply.json()["error"]
+        code, message = str(error["code"]), str(error["message"])
+    except (ValueError, KeyError, TypeError):
+        code, message = "HTTPError", reply.text[:200]
+    return ServiceError(reply.status_code, code, message)
+
+
+class ServiceClient:
+    """One account signed in to one service (`url`); signs in again when its token expires."""
+
+    def __init__(self, url: str, account: Any, *, timeout: float = 120.0) -> None:
+        self.url, self.account = url.rstrip("/"), account
+        self.http = httpx.Client(base_url=self.url, timeout=timeout)
+        self._token: str | None = None
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- sign-in and requests ----------------------------------------------------------------------------
+
+    def sign_in(self) -> str:
+        """A fresh bearer token: the service's sign-in message, signed with the account's key."""
+        issued = self._send(
+            "POST", "/v1/auth/nonce", json={"address": self.account.address}
+        ).json()
+        signature = self.account.sign_message(
+            encode_defunct(text=issued["message"])
+        ).signature.to_0x_hex()
+        self._token = self._send("POST", "/v1/auth/login", json={"message": issued["message"],
+                                                                "signature": signature}).json()["token"]  # fmt: skip
+        return self._token
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """`method` `path` signed in (once more after a 401: the token expired).
+
+        Raises:
+            ServiceError: a refusal (status and code as the service gave them), or the service unreachable.
+        """
+        for attempt in (1, 2):
+            token = self._token or self.sign_in()
+            headers = {**kwargs.pop("headers", {}), "Authorization": f"Bearer {token}"}
+            try:
+                return self._send(method, path, headers=headers, **kwargs)
+            except ServiceError as exc:
+                if exc.status != 401 or attempt == 2:
+                    raise
+                self._token = None
+                kwargs["headers"] = {
+                    k: v for k, v in headers.items() if k != "Authorization"
+                }
+        raise AssertionError("unreachable")
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            reply = self.http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from None
+        if reply.status_code >= 400:
+            raise _refusal(reply)
+        return reply
+
+    def download(self, path: str, max_bytes: int) -> bytes:
+        """The body of ``GET path``, read as it streams and refused as soon as it passes `max_bytes`.
+
+        Raises:
+            FileTooLarge: over `max_bytes` (`path` names it).
+            ServiceError: as :meth:`request`.
+        """
+        for attempt in (1, 2):
+            headers = {"Authorization": f"Bearer {self._token or self.sign_in()}"}
+            try:
+                with self.http.stream("GET", path, headers=headers) as reply:
+                    if reply.status_code == 401 and attempt == 1:
+                        self._token = None
+                        continue
+                    if reply.status_code >= 400:
+                        reply.read()
+                        raise _refusal(reply)
+                    chunks, size = [], 0
+                    for chunk in reply.iter_bytes():
+                        size += len(chunk)
+                        if size > max_bytes:
+                            raise FileTooLarge(path, max_bytes)
+                        chunks.append(chunk)
+                    return b"".join(chunks)
+            except httpx.TransportError as exc:
+                raise self._unreachable(exc) from None
+        raise AssertionError("unreachable")
+
+    def _unreachable(self, exc: Exception) -> ServiceError:
+        return ServiceError(
+            0, "Unreachable", f"the service at {self.url} does not answer: {exc}"
+        )
+
+    # -- what the partner's round code uses ----------------------------------------------------------------
+
+    def prepare(self, contract: str, function: str, args: list[Any]) -> dict[str, Any]:
+        """The unsigned transaction of `contract.function(*args)` from this account (``/v1/transactions/prepare``)."""
+        body = {"contract": contract, "function": function, "args": args}
+        return self.request("POST", "/v1/transactions/prepare", json=body).json()
+
+    def relay(
+        self, raw: bytes, *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """Relays a transaction this account signed; the service answers once it is mined."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return self.request("POST", "/v1/transactions", json={"raw": HexBytes(raw).to_0x_hex()},
+                            headers=headers).json()  # fmt: skip
+
+    def store(self, agreement_id: int, round_id: int) -> ServiceStore:
+        """The service's store, for this account's update to `round_id` of `agreement_id`."""
+        return ServiceStore(self, agreement_id, round_id)
+
+    def transactor(self, w3: Any) -> ServiceTransactor:
+        """A Transactor of this account that relays through the service (`w3`: the partner's own chain reads)."""
+        return ServiceTransactor(self, w3)
+
+
+class ServiceStore:
+    """The store interface ``rounds.Partner`` uses (``put``, ``get``, ``has``) over the service (module docstring)."""
+
+    def __init__(self, client: ServiceClient, agreement_id: int, round_id: int) -> None:
+        self.client, self.agreement_id, self.round_id = client, agreement_id, round_id
+
+    def put(self, data: bytes, *, cid_version: int = 0, pin: bool = True) -> str:
+        """Uploads a sealed update; returns its CID (the one the bytes give, checked against the service's).
+
+        Raises:
+            StorageError: `cid_version` is not 0 (the service stores artifacts as the chain names them), or the
+                service answered another CID.
+            ServiceError: the service refused the envelope (its code says why) or is unreachable.
+        """
+        if cid_version != 0:
+            raise StorageError(
+                "the service stores artifacts as CIDv0, as the chain's digests name them"
+            )
+        cid = artifact_cid(bytes(data))
+        reply = self.client.request("POST", "/v1/envelopes", content=bytes(data),
+                                    params={"agreement_id": self.agreement_id, "round": self.round_id},
+                                    headers={"Idempotency-Key": f"envelope:{cid}",
+                                             "Content-Type": "application/octet-stream"}).json()  # fmt: skip
+        if reply.get("cid") != cid:
+            raise StorageError(
+                f"the service stored the update as {reply.get('cid')!r}; its bytes give {cid}"
+            )
+        return cid
+
+    def get(self, cid: str, *, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> bytes:
+        """The artifact's bytes, checked against `cid` here (the service is not trusted for them).
+
+        Raises:
+            BlockNotFound: the service holds no such artifact (404).
+            BlockCorrupted: the bytes do not give `cid`.
+            FileTooLarge: over `max_bytes`.
+            ServiceError: another refusal (403: not the caller's to read), or the service unreachable.
+        """
+        try:
+            data = self.client.download(f"/v1/blobs/{cid}", max_bytes)
+        except ServiceError as exc:
+            if exc.status == 404:
+                raise BlockNotFound(cid) from None
+            raise
+        if content_digest(data) != digest_of_cid(cid):
+            raise BlockCorrupted(
+                cid, f"the service's bytes for {cid} do not give that CID"
+            )
+        return data
+
+    def has(self, cid: str) -> bool:
+        try:
+            self.client.request("HEAD", f"/v1/blobs/{cid}")
+        except ServiceError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+
+class ServiceTransactor(Transactor):
+    """A ``Transactor`` of the client's account: signs and waits as any, sends through the service's relay."""
+
+    def __init__(self, client: ServiceClient, w3: Any) -> None:
+        super().__init__(w3, [client.account])
+        self.client = client
+
+    def send_raw(self, raw: bytes) -> HexBytes:
+        """Relays `raw`; its hash once the service has it mined (the same bytes relayed again: the same hash).
+
+        Raises:
+            ChainError: the service refused it (a revert, another nonce...) or is unreachable.
+        """
+        try:
+            return HexBytes(self.client.relay(raw)["tx_hash"])
+        except ServiceError as exc:
+            raise ChainError(
+                f"the service did not relay the transaction: {exc}"
+            ) from None

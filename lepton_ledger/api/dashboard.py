@@ -1,0 +1,151 @@
+"""What the dashboard shows, gathered from the read model and the store once per block: agreements and their
+rounds, each party's on-chain epsilon against its cap, stake and rewards, payouts per round (from the round
+reports), challenges, the service's jobs, the latest audit, and the audit report's plots drawn from the round
+reports. Rendering is the template's (templates/dashboard.html); nothing here writes HTML."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from ..audit.html import plot_accuracy, plot_epsilon, plot_payouts
+from ..chain.agreements import EPSILON_SCALE
+from ..rounds.roles import standing
+from ..errors import LeptonError
+from ..protocol.jsonio import FILE_BYTES, load_object, read_bounded
+from ..rounds.report import MAX_REPORT_BYTES, fetch_by_digest, load_report
+from .readmodel import AGREEMENT_STATUS, ROUND_FINALIZED, ROUND_STATUS
+from .service import Service
+
+CHALLENGE_STATUS = (
+    "none",
+    "open",
+    "upheld",
+    "dismissed",
+    "executed",
+)  # IRoundLedger / IResultsCourt
+JOBS_SHOWN = 20
+LATEST_AUDIT = "latest.json"  # under <data dir>/audit/: an AuditResult.to_dict() (``audit --json``)
+
+
+def overview(service: Service) -> dict[str, Any]:
+    """Everything the dashboard page shows, computed at most once per block."""
+    return service.reads.cached(("dashboard",), lambda: _overview(service))
+
+
+def _overview(service: Service) -> dict[str, Any]:
+    reads = service.reads
+    agreements, plotted = [], []
+    for agreement_id in range(1, reads.agreement_count() + 1):
+        agreement = reads.agreement(agreement_id)
+        assert agreement is not None
+        rounds = [
+            _round(service, agreement_id, n) for n in range(1, agreement["rounds"] + 1)
+        ]
+        terms = agreement["terms"]
+        parties = []
+        for party in terms.parties:
+            held = standing(
+                service.deployment, service.store, agreement_id, party, reads.now()
+            )
+            parties.append({"address": party, "epsilon": held.epsilon_fixed / EPSILON_SCALE,
+                            "cap": held.epsilon_cap_fixed / EPSILON_SCALE, "stake": held.stake,
+                            "required_stake": held.required_stake, "claimable": held.claimable,
+                            "claimed": held.claimed, "signed": agreement["signed"].get(party, False)})  # fmt: skip
+        agreements.append({"id": agreement_id, "status": AGREEMENT_STATUS[int(agreement["state"][0])],
+                           "version": int(agreement["state"][1]), "coordinator": agreement["state"][5],
+                           "arbiter": agreement["arbiter"], "pool": int(agreement["pool"][0]),
+                           "reward_per_round": terms.reward_per_round, "parties": parties, "rounds": rounds})  # fmt: skip
+        plotted += [
+            _plotted(r, terms.epsilon_cap) for r in rounds if r["report"] is not None
+        ]
+    return {"block": reads.block, "chain_id": service.chain_id, "agreements": agreements,
+            "challenges": _challenges(service), "jobs": _jobs(service), "audit": _latest_audit(service),
+            "plots": _plots(plotted)}  # fmt: skip
+
+
+def _round(service: Service, agreement_id: int, round_id: int) -> dict[str, Any]:
+    found = service.reads.round(agreement_id, round_id)
+    assert found is not None
+    record = found["record"]
+    report = None
+    if int(record[0]) == ROUND_FINALIZED:
+        try:
+            report = load_report(
+                fetch_by_digest(
+                    service.store, bytes(record[9]), max_bytes=MAX_REPORT_BYTES
+                )
+            )
+        except (
+            LeptonError,
+            LookupError,
+        ):  # the store lacks it or holds no well-formed report: shown as missing
+            report = None
+    return {"round": round_id, "agreement_id": agreement_id, "status": ROUND_STATUS[int(record[0])],
+            "submissions": int(record[2]), "deadline": int(record[4]), "finalized_at": int(record[5]),
+            "report": report,
+            "payouts": {line["partner"]: int(line["payout"]) for line in (report or {}).get("partners", [])}}  # fmt: skip
+
+
+def _plotted(r: dict[str, Any], cap: float) -> dict[str, Any]:
+    """A round in the shape the audit report's plots take."""
+    metrics = r["report"].get("metrics", {})
+    partners = {line["partner"]: {"cumulative_epsilon": int(line["cumulative_epsilon_fixed"]) / EPSILON_SCALE,
+                                  "epsilon_cap": cap, "payout": int(line["payout"]), "accepted": bool(line["accepted"]),
+                                  "name": None} for line in r["report"]["partners"]}  # fmt: skip
+    return {"agreement_id": r["agreement_id"], "round": r["round"], "accuracy": metrics.get("accuracy_after"),
+            "gas_used": 0, "block": 0, "partners": partners,
+            "accuracy_before": metrics.get("accuracy_before") if r["round"] == 1 else None}  # fmt: skip
+
+
+def _plots(rounds: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """The plots as ``data:`` URIs (the page loads nothing else)."""
+    drawn = (("accuracy", "Accuracy of the global model", plot_accuracy(rounds)),
+             ("epsilon", "Cumulative epsilon per partner against its cap", plot_epsilon(rounds)),
+             ("payouts", "Payout per partner per round", plot_payouts(rounds)))  # fmt: skip
+    return [{"id": f"plot-{name}", "alt": alt, "src": "data:image/png;base64," + base64.b64encode(png).decode()}
+            for name, alt, png in drawn]  # fmt: skip
+
+
+def _challenges(service: Service) -> list[dict[str, Any]]:
+    found = []
+    for court, contract in (
+        ("update", service.deployment.ledger),
+        ("results", service.deployment.court),
+    ):
+        for challenge_id in range(
+            1, int(contract.functions.challengeCount().call()) + 1
+        ):
+            c = contract.functions.challengeOf(challenge_id).call()
+            # RoundLedger.Challenge: status, round, raisedAt, agreementId, partner, challenger, ...
+            # ResultsCourt.ResultsChallenge: status, kind, round, raisedAt, agreementId, challenger, ...
+            status, rest = c[0], (c[1:] if court == "update" else c[2:])
+            found.append({"court": court, "id": challenge_id, "status": CHALLENGE_STATUS[int(status)],
+                          "round": int(rest[0]), "agreement_id": int(rest[2]),
+                          "challenger": rest[4] if court == "update" else rest[3]})  # fmt: skip
+    return found
+
+
+def _jobs(service: Service) -> list[dict[str, Any]]:
+    rows = service.db.connection().execute("SELECT id, kind, agreement_id, round_id, status, progress, error FROM jobs "
+                                           "ORDER BY id DESC LIMIT ?", (JOBS_SHOWN,)).fetchall()  # fmt: skip
+    return [dict(row) for row in rows]
+
+
+def _latest_audit(service: Service) -> dict[str, Any] | None:
+    """The latest audit result left in ``<data dir>/audit/latest.json``, summed up; None when there is none or it
+    is not an audit result."""
+    path = service.settings.data_dir / "audit" / LATEST_AUDIT
+    try:
+        result = load_object(
+            read_bounded(path, FILE_BYTES), what=str(path), max_bytes=FILE_BYTES
+        )
+        checks = result["checks"]
+        failed = [c for c in checks if not c["ok"]]
+        return {"ok": not failed, "checks": len(checks), "failed": len(failed), "block": int(result["audited_at_block"]),
+                "first_failure": failed[0]["message"] if failed else None}  # fmt: skip
+    except (OSError, LeptonError, ValueError, KeyError, TypeError):
+        return None
+
+
+__all__ = ["overview"]

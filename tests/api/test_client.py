@@ -1,0 +1,76 @@
+"""A whole round in which the partners act only through the service's client: each signs in with its own key,
+fetches the round's model from the service, uploads its sealed update there and has its submitUpdate relayed
+(``rounds.Partner``, unchanged, with the client's store and transactor); the coordinator closes the round as a
+job; each partner then reads its reward through the client."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from service_world import CLOSE, follow_job, open_round
+
+from lepton_ledger import fl
+from lepton_ledger.api.client import ServiceClient, ServiceError
+from lepton_ledger.rounds.outbox import Outbox
+from lepton_ledger.rounds.partner import Partner, TrainingSettings
+from lepton_ledger.workers.inline import InlineExecutor
+
+
+def _count(service, route: str) -> int:
+    pattern = rf'lepton_http_requests_total{{method="POST",route="{re.escape(route)}",status="200"}} (\d+)'
+    found = re.search(pattern, service.api.get("/metrics").text)
+    return int(found.group(1)) if found else 0
+
+
+def test_a_round_where_partners_act_only_through_the_client(service, tmp_path):
+    w = service
+    agreement_id, round_id = open_round(w, tmp_path / "coordinator")
+    relayed, uploaded = _count(w, "/v1/transactions"), _count(w, "/v1/envelopes")
+    url = str(w.api.base_url)
+    for i, account in enumerate((w.alpha, w.beta)):
+        with ServiceClient(url, account) as client:
+            partner = Partner(account=account, tx=client.transactor(w.w3), deployment=w.d,
+                              store=client.store(agreement_id, round_id),
+                              accountant=fl.PrivacyAccountant(partner=account.address, agreement=agreement_id,
+                                                              delta=1e-5, epsilon_cap=8.0),
+                              data=w.split.partners[i], executor=InlineExecutor(),
+                              settings=TrainingSettings(model="logreg", epochs=1, batch_size=64, noise_multiplier=1.0),
+                              outbox=Outbox(tmp_path / f"partner-{i}.sqlite"))  # fmt: skip
+            submission = partner.run_round(agreement_id, round_id, [w.roles.coordinator.address,
+                                                                    w.roles.auditor.address])  # fmt: skip
+            assert client.store(agreement_id, round_id).get(
+                submission.envelope_cid
+            ) == w.store.get(
+                submission.envelope_cid
+            )  # stored by the service, read back by its uploader
+    assert (
+        _count(w, "/v1/transactions") - relayed == 2
+        and _count(w, "/v1/envelopes") - uploaded == 2
+    )
+    assert all(
+        w.d.ledger.functions.hasSubmitted(agreement_id, round_id, a.address).call()
+        for a in (w.alpha, w.beta)
+    )
+
+    headers = w.headers(w.roles.coordinator)
+    job = w.api.post(
+        f"/v1/agreements/{agreement_id}/rounds/{round_id}/close",
+        json=CLOSE,
+        headers=headers,
+    ).json()
+    done = follow_job(w, job["id"], headers)
+    assert done["status"] == "done" and sorted(done["result"]["accepted"]) == sorted([w.alpha.address,
+                                                                                      w.beta.address]), done  # fmt: skip
+    with ServiceClient(url, w.alpha) as client:
+        reward = client.request(
+            "GET", f"/v1/rewards/{agreement_id}/{round_id}/{w.alpha.address}"
+        ).json()
+        assert (
+            int(reward["amount"]) == int(done["result"]["payouts"][w.alpha.address]) > 0
+        )
+        with pytest.raises(ServiceError) as refused:  # a partner reads only its own
+            client.request(
+                "GET", f"/v1/rewards/{agreement_id}/{round_id}/{w.beta.address}"
+            )
+        assert refused.value.status == 403

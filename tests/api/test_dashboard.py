@@ -1,0 +1,155 @@
+"""The dashboard of a finished demo, served by `lepton-ledger serve --workdir` on a copy of the demo's folder and
+opened in headless Chromium: it loads with no console error under its Content-Security-Policy, shows each
+partner's on-chain epsilon as the demo's summary.json records it, and its plots are real PNGs."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import Server
+from PIL import Image
+from rich.console import Console
+
+from lepton_ledger.rounds.demo import run_demo
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("dashboard-demo") / "demo-out"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LEPTON_DATA_DIR", str(tmp_path_factory.mktemp("dashboard-data")))
+        run_demo(out, partners=2, rounds=2, mode="single", console=Console(quiet=True))
+    return out
+
+
+@pytest.fixture
+def served(demo, tmp_path):
+    """`serve --workdir` on a copy of the demo folder (the service writes its own files and chain state there)."""
+    folder = tmp_path / "demo-copy"
+    shutil.copytree(demo, folder)
+    server = Server(
+        folder, args=("--workdir", str(folder)), LEPTON_API_COORDINATOR_KEY=""
+    )
+    try:
+        server.start()
+        yield server, folder
+    finally:
+        server.client.close()
+        server.stop()
+
+
+def test_the_dashboard_answers_with_its_csp_and_the_chains_epsilons(served):
+    server, folder = served
+    reply = server.client.get("/dashboard")
+    assert reply.status_code == 200 and reply.headers["content-type"].startswith(
+        "text/html"
+    ), reply.text
+    csp = reply.headers["content-security-policy"]
+    assert "default-src 'none'" in csp and "script-src" not in csp
+    assert "<script" not in reply.text
+    summary = json.loads((folder / "summary.json").read_text())
+    last = summary["per_round"][-1]["partners"]
+    shown = dict(re.findall(r'<tr class="party" data-partner="(0x[0-9a-fA-F]{40})">.*?'
+                            r'<td class="num epsilon">([0-9.]+)</td>', reply.text, flags=re.DOTALL))  # fmt: skip
+    assert shown == {
+        address: f"{p['epsilon_fixed'] / 1e6:.6f}" for address, p in last.items()
+    }
+
+
+@pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="/usr/bin/chromium is absent (Debian package `chromium`)",
+)
+def test_the_dashboard_opens_in_headless_chromium_with_real_plots(served):
+    from playwright.sync_api import sync_playwright
+
+    server, folder = served
+    url = f"http://127.0.0.1:{server.port}/dashboard"
+    problems: list[str] = []
+    requests: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+            ],
+        )
+        try:
+            page = browser.new_page()
+            page.on(
+                "console",
+                lambda m: (
+                    m.type in ("error", "warning")
+                    and problems.append(f"{m.type}: {m.text}")
+                ),
+            )
+            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            page.on(
+                "requestfailed",
+                lambda r: problems.append(f"request failed: {r.url} {r.failure}"),
+            )
+            page.on("request", lambda r: requests.append(r.url))
+            response = page.goto(url, wait_until="load")
+            csp = response.headers.get("content-security-policy", "")
+            images = page.eval_on_selector_all("img.plot", "imgs => imgs.map(i => [i.id, i.complete, i.naturalWidth,"
+                                                           " i.getAttribute('src')])")  # fmt: skip
+            epsilons = page.eval_on_selector_all("tr.party", "rows => rows.map(r => [r.dataset.partner,"
+                                                             " r.querySelector('td.epsilon').innerText])")  # fmt: skip
+        finally:
+            browser.close()
+    assert problems == []
+    assert all(u == url or u.startswith("data:") for u in requests), (
+        requests
+    )  # nothing fetched from anywhere
+    assert "default-src 'none'" in csp
+    summary = json.loads((folder / "summary.json").read_text())
+    last = summary["per_round"][-1]["partners"]
+    assert {a: float(e) for a, e in epsilons} == pytest.approx(
+        {a: p["epsilon"] for a, p in last.items()}, abs=1e-6
+    )
+    assert {i[0] for i in images} == {"plot-accuracy", "plot-epsilon", "plot-payouts"}
+    for name, complete, width, src in images:
+        assert complete and width > 0, name
+        png = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1])))
+        png.load()  # decodes the whole PNG: a truncated or bogus one raises here
+        assert png.format == "PNG" and png.width >= 600, name
+        rgb = png.convert("RGB")
+        assert len(rgb.getcolors(maxcolors=rgb.width * rgb.height)) > 32, (
+            name
+        )  # drawn, not blank
+
+
+def test_stopping_the_service_stops_and_saves_the_demo_chain_it_runs(served):
+    server, folder = served
+    state = folder / "chain-state.json"
+    assert _processes_naming(state)  # the service's anvil, on the folder's state file
+    before = state.stat().st_mtime_ns
+    server.stop()  # SIGTERM, then waits for the process to exit
+    assert _processes_naming(state) == []
+    assert state.stat().st_mtime_ns >= before and json.loads(
+        state.read_text()
+    )  # written back whole
+
+
+def _processes_naming(path: Path) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if str(path).encode() in (proc / "cmdline").read_bytes():
+                    found.append(int(proc.name))
+            except OSError:  # the process ended while we looked
+                continue
+    return found

@@ -1,0 +1,109 @@
+"""What bounds what an anonymous caller can make the service hold: request bodies (413) and sign-in nonces
+(429, expired ones purged)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from service_world import fresh_account
+
+from lepton_ledger.api.auth import Authenticator
+from lepton_ledger.api.db import Database
+from lepton_ledger.api.errors import ApiError
+
+ADDRESS = "0x90F79bf6EB2c4f870365E785982E1f101E93b906"
+JSON_CAP = (
+    1 << 20
+)  # Settings.max_json_bytes's default, which the test service runs with
+
+
+def _padded_json(size: int) -> bytes:
+    return json.dumps({"address": ADDRESS, "pad": "x" * size}).encode()
+
+
+def test_a_json_body_over_the_cap_is_413_in_the_one_shape(service):
+    reply = service.api.post("/v1/auth/nonce", content=_padded_json(JSON_CAP),
+                             headers={"Content-Type": "application/json"})  # fmt: skip
+    assert reply.status_code == 413 and reply.json()["error"]["code"] == "TooLarge", (
+        reply.text
+    )
+
+
+def test_a_chunked_body_over_the_cap_is_413_too(service):
+    """Without a Content-Length the cap counts the bytes as they come."""
+    body = _padded_json(JSON_CAP)
+    chunks = (body[i : i + 65536] for i in range(0, len(body), 65536))
+    reply = service.api.post(
+        "/v1/auth/nonce", content=chunks, headers={"Content-Type": "application/json"}
+    )
+    assert reply.status_code == 413 and reply.json()["error"]["code"] == "TooLarge", (
+        reply.text
+    )
+
+
+def test_a_body_under_the_cap_is_served(service):
+    reply = service.api.post(
+        "/v1/auth/nonce",
+        content=_padded_json(1000),
+        headers={"Content-Type": "application/json"},
+    )
+    assert reply.status_code == 200, reply.text
+
+
+def test_nonces_beyond_an_addresss_limit_are_429_until_one_is_used(service):
+    account = fresh_account()
+    issued = [service.nonce(account) for _ in range(16)]
+    refused = service.api.post("/v1/auth/nonce", json={"address": account.address})
+    assert (
+        refused.status_code == 429
+        and refused.json()["error"]["code"] == "TooManyNonces"
+    ), refused.text
+    assert 1 <= int(refused.headers["Retry-After"]) <= 301
+    assert service.login(issued[0]["message"], account).status_code == 200  # spends one
+    assert (
+        service.api.post(
+            "/v1/auth/nonce", json={"address": account.address}
+        ).status_code
+        == 200
+    )
+
+
+@pytest.fixture
+def authenticator(tmp_path):
+    return Authenticator(Database(tmp_path / "service.sqlite"), domain="ledger.test", uri="https://ledger.test",
+                         chain_id=31337, nonce_ttl=300, token_ttl=900, per_address=3, per_client=5, live=8)  # fmt: skip
+
+
+def _refused(authenticator, address: str, client: str) -> ApiError:
+    with pytest.raises(ApiError) as refused:
+        authenticator.issue_message(address, client)
+    assert refused.value.status == 429
+    return refused.value
+
+
+def _rows(authenticator) -> int:
+    return (
+        authenticator.db.connection()
+        .execute("SELECT COUNT(*) FROM nonces")
+        .fetchone()[0]
+    )
+
+
+def test_a_client_is_limited_across_addresses(authenticator):
+    for i in range(5):
+        authenticator.issue_message(f"0x{i:040x}", "10.0.0.1")
+    assert "this client" in _refused(authenticator, "0x" + "9" * 40, "10.0.0.1").message
+    authenticator.issue_message("0x" + "9" * 40, "10.0.0.2")  # another client is not
+
+
+def test_the_table_is_bounded_and_expired_nonces_are_purged(authenticator):
+    for i in range(8):
+        authenticator.issue_message(f"0x{i:040x}", f"10.0.0.{i}")
+    assert "the service" in _refused(authenticator, "0x" + "9" * 40, "10.0.1.1").message
+    assert _rows(authenticator) == 8  # a refusal records nothing
+    with authenticator.db.transaction() as db:  # their five minutes, passed
+        db.execute("UPDATE nonces SET expires_at = ?", (time.time() - 1,))
+    authenticator.issue_message("0x" + "9" * 40, "10.0.1.1")
+    assert _rows(authenticator) == 1
