@@ -1,4 +1,4 @@
-"""The encrypted keystore (lepton_ledger/keys.py) and its CLI (lepton_ledger/keys_cli.py).
+"""The encrypted keystore (lepton_ledger/keys.py) and its CLI (lepton_ledger/commands/keys.py).
 
 Every keystore here uses a low scrypt cost through ``Keystore(scrypt_n=...)``; the defaults stay at
 eth-keyfile's cost.
@@ -17,7 +17,8 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from typer.testing import CliRunner
 
-from lepton_ledger import keys, keys_cli
+from lepton_ledger import keys
+from lepton_ledger.commands import keys as keys_cli
 from lepton_ledger.cli import app
 from lepton_ledger.envelope.crypto import generate_x25519_keypair, x25519_public_key
 from lepton_ledger.errors import LeptonError

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from web3 import Web3
 
 from lepton_ledger.audit.challenge import canonical_json
-from lepton_ledger.audit.challenge_cli import challenge_app
+from lepton_ledger.commands.challenge import challenge_app
 from lepton_ledger.chain.anvil import Anvil, advance_time
 from lepton_ledger.chain.artifacts import load_artifact
 from lepton_ledger.chain.deployment import Deployment

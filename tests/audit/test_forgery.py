@@ -10,7 +10,7 @@ import json
 from typer.testing import CliRunner
 
 from lepton_ledger.audit import audit_workdir
-from lepton_ledger.audit.challenge_cli import challenge_app
+from lepton_ledger.commands.challenge import challenge_app
 from lepton_ledger.chain.anvil import Anvil, dev_account
 from lepton_ledger.chain.deployment import Deployment, DevRoles
 from lepton_ledger.chain.merkle import PositionalTree, commitment_leaf, pack_entries

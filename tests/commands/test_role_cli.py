@@ -97,14 +97,14 @@ def test_the_audit_runs_on_the_commands_own_deployment_as_deploy_left_it(world):
     are named as such (exit 2), not reported as tampering."""
     from lepton_ledger.cli import app
 
-    clean = runner.invoke(app, ["audit", "--key-name", "auditor"])
+    clean = runner.invoke(app, ["audit", "--key", "auditor"])
     assert clean.exit_code == 0 and "every check holds" in clean.output, clean.output
-    stranger = runner.invoke(app, ["audit", "--key-name", "partner-a"])
+    stranger = runner.invoke(app, ["audit", "--key", "partner-a"])
     assert stranger.exit_code == 2
     assert "is not a recipient of this deployment: updates are encrypted to its coordinator and auditors" in \
         stranger.output and "failed" not in stranger.output  # fmt: skip
     home = world["home"]
-    wrong = runner.invoke(app, ["audit", "--key-name", "auditor", "--ipfs", str(home)])
+    wrong = runner.invoke(app, ["audit", "--key", "auditor", "--ipfs", str(home)])
     assert wrong.exit_code == 2
     assert "wrong store location (the block store of that data directory is" in " ".join(wrong.output.split())
     assert not (home / "pins.sqlite").exists()  # nothing was made there

@@ -277,7 +277,7 @@ def test_the_audit_accounts_for_the_voided_entry_the_abandoned_round_and_the_exp
     with the expired allocation and the reclaim, and the event history takes round 1 (finalized, one entry
     voided), the early reveal of round 3 and its restore."""
     out = world / "audit.json"
-    result = run("audit", "--key-name", "auditor", "--json", str(out))
+    result = run("audit", "--key", "auditor", "--json-out", str(out))
     assert "every check holds" in result.output, result.output
     checks = json.loads(out.read_text())["checks"]
     voided = [c for c in checks if c["name"] == "batch_document" and "voided on-chain" in c["message"]]

@@ -85,7 +85,7 @@ def test_a_round_voided_after_an_audit_verified_it_is_audited_again(world):  # n
 
     def payouts(name: str) -> dict[str, int]:
         out = world / name
-        assert "every check holds" in run("audit", "--key-name", "auditor", "--json", str(out)).output
+        assert "every check holds" in run("audit", "--key", "auditor", "--json-out", str(out)).output
         (summary,) = [r for r in json.loads(out.read_text())["rounds"] if r["round"] == 2]
         return {p: int(line["payout"]) for p, line in summary["partners"].items()}
 
@@ -96,7 +96,7 @@ def test_a_round_voided_after_an_audit_verified_it_is_audited_again(world):  # n
     with session() as s:
         assert not s.deployment.vault.functions.allocation(1, 2).call()[4]  # the round stands
     after = world / "after.json"
-    assert run("audit", "--key-name", "auditor", "--json", str(after), ok=False).exit_code == 1
+    assert run("audit", "--key", "auditor", "--json-out", str(after), ok=False).exit_code == 1
     report = json.loads(after.read_text())
     assert [1, 2] in report["rounds_checked"]  # not merely re-checked from the earlier audit
     failed = {(c["name"], c["round"]) for c in report["checks"] if not c["ok"]}

@@ -1,4 +1,4 @@
-"""`lepton-ledger challenge ...`: from a failed audit check to a slashed stake, one command per step.
+"""``lepton-ledger challenge ...``: from a failed audit check to a slashed stake, one command per step.
 
     lepton-ledger challenge raise --from-audit audit.json                    # auditor: the coordinator's results
     lepton-ledger challenge raise --from-audit audit.json --check 3          # auditor: a partner's update
@@ -40,7 +40,10 @@ from typing import Annotated, Any
 
 import typer
 
-from ..commands.context import (
+from ..audit import challenge as flow
+from ..audit import challenge_results as results
+from ..protocol.jsonio import FILE_BYTES, load_json, read_bounded
+from .context import (
     CommandError,
     DeploymentOpt,
     IpfsOpt,
@@ -50,9 +53,6 @@ from ..commands.context import (
     open_session,
     reports_errors,
 )
-from ..protocol.jsonio import FILE_BYTES, load_json, read_bounded
-from . import challenge as flow
-from . import challenge_results as results
 
 challenge_app = typer.Typer(
     help="Challenge a partner's update from a failed audit check, then resolve, slash and forfeit.",
@@ -169,7 +169,7 @@ def _pick_check(audit: dict[str, Any], agreement: int, round_id: int, partner: s
 @challenge_app.command("raise")
 @reports_errors
 def raise_cmd(
-    from_audit: Annotated[Path | None, typer.Option("--from-audit", help="An `audit --json` result.")] = None,
+    from_audit: Annotated[Path | None, typer.Option("--from-audit", help="An `audit --json-out` result.")] = None,
     check: Annotated[int | None, typer.Option("--check", help="Index of a failed check in its \"checks\".")] = None,
     agreement: Annotated[int | None, typer.Option("--agreement", help="Agreement id (instead of --check).")] = None,
     round_id: Annotated[int | None, typer.Option("--round", help="Round id (instead of --check).")] = None,
@@ -357,7 +357,7 @@ def prove_forgery_cmd(
     not recover the partner, or the entry differs): RoundLedger.proveForgedCommitment(evidence, commitment,
     signature) for the first forged position found, which voids the round and revokes its payouts. Nothing is
     sent when no position is forged."""
-    from . import forgery
+    from ..audit import forgery
 
     with _signer(workdir=workdir, role=as_role, default_role="auditor", key=key, rpc_url=rpc_url,
                  deployment=deployment, ipfs=ipfs) as s:  # fmt: skip
