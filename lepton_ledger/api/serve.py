@@ -8,11 +8,11 @@ from pathlib import Path
 from ..errors import ConfigurationError
 
 
-def serve(*, host: str, port: int, workdir: Path | None) -> None:
+def serve(*, host: str, port: int, data_dir: Path | None) -> None:
     """Serves until interrupted.
 
     Raises:
-        ConfigurationError: `workdir` is not a folder, or a setting is malformed.
+        ConfigurationError: `data_dir` is not a folder, or a setting is malformed.
         CommandError, ChainError: no deployment, or no chain (checked before listening).
     """
     import uvicorn
@@ -21,10 +21,10 @@ def serve(*, host: str, port: int, workdir: Path | None) -> None:
     from .app import create_app
     from .service import check_service
 
-    if workdir is not None:
-        if not workdir.is_dir():
-            raise ConfigurationError(f"--workdir {workdir}: no such folder")
-        os.environ["LEPTON_DATA_DIR"] = str(workdir.resolve())  # every library default reads it
+    if data_dir is not None:
+        if not data_dir.is_dir():
+            raise ConfigurationError(f"--data-dir {data_dir}: no such folder")
+        os.environ["LEPTON_DATA_DIR"] = str(data_dir.resolve())  # every library default reads it
     settings = Settings.from_env()
     check_service(settings)  # refuse with one line, before listening, what start-up would refuse
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)

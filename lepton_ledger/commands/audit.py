@@ -40,7 +40,7 @@ console = Console(soft_wrap=True)
 
 
 @audit_app.command()
-@reports_errors(code=EXIT_USAGE)  # 1 says that a check failed: an audit that could not run exits 2
+@reports_errors(code=EXIT_USAGE, prefix="audit could not run: ")  # exit 1 says that a check failed
 def audit(
     workdir: Annotated[Path | None, typer.Option(help="A folder left by `lepton-ledger demo`.")] = None,
     rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None, ipfs: IpfsOpt = None,

@@ -4,13 +4,13 @@
     lepton-ledger challenge raise --from-audit audit.json --check 3          # auditor: a partner's update
     lepton-ledger challenge raise --from-audit audit.json --agreement 1 --round 2 --partner 0x...
     lepton-ledger challenge raise --agreement 1 --round 2 --partner 0x... --evidence proof.json
-    lepton-ledger challenge resolve 1 --uphold --reason "envelope does not match its digest"   # admin
+    lepton-ledger arbiter rule 1 --uphold --reason "envelope does not match its digest"     # the arbiter
     lepton-ledger challenge slash 1                                           # anyone, after the dispute window
     lepton-ledger challenge forfeit 1                                         # anyone, after the slash
     lepton-ledger challenge show [1]
     lepton-ledger challenge prove-forgery --agreement 1 --round 3            # auditor: void a forged batch
-    lepton-ledger challenge rule 1 --uphold --reason "payout root does not re-compute"   # arbiter: results
-    lepton-ledger challenge lapse 1                                           # anyone, after the ruling window
+    lepton-ledger arbiter rule 1 --results --uphold --reason "payout root does not re-compute"   # results
+    lepton-ledger arbiter lapse 1 --results                                   # anyone, after the ruling window
     lepton-ledger challenge claim-bond 1                                      # a party: its share of a slashed bond
     lepton-ledger challenge show --results [1]
 
@@ -19,22 +19,17 @@
 ``scores_and_payouts`` or ``rejections_recheck`` check (``--agreement A --round R`` picks one round). With
 ``--check N`` or ``--partner`` it challenges one partner's update (``RoundLedger``), as before.
 
-Where: ``--workdir DIR``, a folder left by ``lepton-ledger demo``: its chain is restarted from its state file
-(and saved back when the command ends), its ``store/`` holds the documents, and ``--as ROLE`` picks which of
-its development keys (``keys/dev-keys.json``: admin, coordinator, auditor, treasury, partner1...) signs, by
-default the role the step needs. Otherwise the chain is ``--rpc-url`` (or the embedded one), the deployment
-``--deployment``, the store ``--ipfs``, and the signer ``--key NAME`` from the encrypted keystore.
+Ruling is the arbiter's (``arbiter rule|lapse``, commands/arbiter.py); ``challenge resolve``, ``rule`` and
+``lapse`` remain as hidden aliases of it. Where: ``--workdir DIR [--as ROLE]`` (a demo folder) or the keystore's
+``--key NAME`` with ``--rpc-url``, ``--deployment`` and ``--ipfs`` (commands/workdir.py).
 
-Exit codes: 0 done, 1 refused (one ``error: ...`` line on stderr; nothing was put or sent).
+Exit codes: as commands/errors.py (0 done, 1 refused: one ``error: ...`` line on stderr, nothing put or sent).
 See :mod:`lepton_ledger.audit.challenge` for the flow and the documents' formats, :mod:`lepton_ledger.audit.forgery`
 for the batch forgery proof.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -43,119 +38,34 @@ import typer
 from ..audit import challenge as flow
 from ..audit import challenge_results as results
 from ..protocol.jsonio import FILE_BYTES, load_json, read_bounded
+from . import arbiter
+from .arbiter import ReasonOpt, UpholdOpt
 from .context import (
     CommandError,
     DeploymentOpt,
     IpfsOpt,
     RpcUrlOpt,
     echo_json,
-    load_deployment_document,
-    open_session,
     reports_errors,
+)
+from .workdir import (
+    AsOpt,
+    JsonOpt,
+    SignerKeyOpt,
+    WorkdirOpt,
+    need_sender,
+    print_tx,
+    signer,
 )
 
 challenge_app = typer.Typer(
-    help="Challenge a partner's update from a failed audit check, then resolve, slash and forfeit.",
+    help="Challenge a partner's update or the coordinator's results from a failed audit check; after the "
+         "arbiter's ruling (`arbiter rule`), slash and forfeit.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,  # frames hold keys
 )
 
-WorkdirOpt = Annotated[
-    Path | None,
-    typer.Option("--workdir", help="A folder left by `lepton-ledger demo`: its chain, store and development keys."),
-]
-AsOpt = Annotated[
-    str | None,
-    typer.Option("--as", help="With --workdir: which development key signs (admin, coordinator, auditor, treasury, "
-                              "partner1...); default: the role the step needs."),
-]  # fmt: skip
-KeyOpt = Annotated[
-    str | None,
-    typer.Option("--key", help="Keystore identity that signs (password: $LEPTON_KEYSTORE_PASSWORD or a prompt)."),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 ChallengeId = Annotated[int, typer.Argument(metavar="CHALLENGE_ID", help="Challenge id (1, 2, ...).")]
-UpholdOpt = Annotated[bool | None, typer.Option("--uphold/--dismiss", help="The ruling.")]
-ReasonOpt = Annotated[str, typer.Option("--reason", help="Why; published with the ruling digest.")]
-
-
-@dataclass
-class Signer:
-    """What a step needs: the transactor, the bound deployment, the store, and who sends."""
-
-    tx: Any
-    deployment: Any
-    store: Any
-    sender: str | None
-
-
-def _dev_account(workdir: Path, document: dict[str, Any], role: str) -> Any:
-    from eth_account import Account
-
-    path = workdir / str(document.get("keys", "keys")) / "dev-keys.json"
-    try:
-        parties = load_json(read_bounded(path, FILE_BYTES), what=str(path), max_bytes=FILE_BYTES)["parties"]
-    except FileNotFoundError:
-        raise CommandError(f"no development keys at {path}: pass --key to sign with the keystore") from None
-    except (ValueError, KeyError, TypeError):
-        raise CommandError(f"{path} is not a demo keys file (no \"parties\")") from None
-    if role not in parties:
-        raise CommandError(f"no development key for {role!r} in {path}; there are: {', '.join(sorted(parties))}")
-    return Account.from_key(parties[role]["ethereum_private_key"])
-
-
-@contextmanager
-def _signer(*, workdir: Path | None, role: str | None, default_role: str | None, key: str | None,
-            rpc_url: str | None, deployment: Path | None, ipfs: str | None) -> Iterator[Signer]:  # fmt: skip
-    """The chain, deployment, store and signer of one command (see the module docstring)."""
-    if key is not None and role is not None:
-        raise CommandError("give --key (a keystore identity) or --as (a development key of --workdir), not both")
-    if workdir is None:
-        if role is not None:
-            raise CommandError("--as picks a development key of a --workdir; with a keystore, use --key")
-        with open_session(rpc_url=rpc_url, deployment=deployment, key=key, ipfs=ipfs) as session:
-            yield Signer(session.tx, session.deployment, session.store, session.address if key else None)
-        return
-    from ..chain.anvil import Anvil
-
-    if rpc_url is not None or deployment is not None:
-        raise CommandError("--workdir brings its own chain and deployment: do not combine it with --rpc-url "
-                           "($LEPTON_RPC_URL) or --deployment")  # fmt: skip
-    if not workdir.is_dir():
-        raise CommandError(f"no folder at {workdir} (make one with `lepton-ledger demo --out {workdir}`)")
-    document = load_deployment_document(workdir / "deployment.json")
-    state = workdir / str(document.get("state_file", "chain-state.json"))
-    if not state.is_file():
-        raise CommandError(f"{workdir} has no chain state file {state.name}: is it a `lepton-ledger demo` folder?")
-    account = None
-    if key is None and (role or default_role):
-        account = _dev_account(workdir, document, role or default_role)
-    store = ipfs or str(workdir / str(document.get("store", "store")))
-    # Anvil keeps a resumed chain's clock where it stopped (the demo travelled in time to close its dispute
-    # windows): chain time never runs back, so a closed window stays closed.
-    with Anvil(state_file=state, chain_id=int(document.get("chain_id", 31337))) as w3:
-        # The workdir's chain answers on a local port: the shared session code binds and checks the deployment.
-        url = w3.provider.endpoint_uri  # type: ignore[attr-defined]
-        with open_session(rpc_url=url, deployment=workdir / "deployment.json", key=key, ipfs=store) as session:
-            sender = session.address if key else None
-            if account is not None:
-                sender = session.tx.add(account)
-            yield Signer(session.tx, session.deployment, session.store, sender)
-
-
-def _need_sender(signer: Signer) -> str:
-    if signer.sender is None:
-        raise CommandError("this step sends a transaction: pass --key (or --workdir with --as)")
-    return signer.sender
-
-
-def _print(result: flow.ChallengeTx, as_json: bool, *lines: str) -> None:
-    if as_json:
-        echo_json(result.to_dict())
-        return
-    for line in lines:
-        typer.echo(line)
-    typer.echo(f"tx {result.tx_hash} (block {result.block})")
 
 
 def _pick_check(audit: dict[str, Any], agreement: int, round_id: int, partner: str) -> tuple[int, dict[str, Any]]:
@@ -175,7 +85,7 @@ def raise_cmd(
     round_id: Annotated[int | None, typer.Option("--round", help="Round id (instead of --check).")] = None,
     partner: Annotated[str | None, typer.Option("--partner", help="Partner address (instead of --check).")] = None,
     evidence: Annotated[Path | None, typer.Option("--evidence", help="A JSON object file as the evidence.")] = None,
-    workdir: WorkdirOpt = None, as_role: AsOpt = None, key: KeyOpt = None, rpc_url: RpcUrlOpt = None,
+    workdir: WorkdirOpt = None, as_role: AsOpt = None, key: SignerKeyOpt = None, rpc_url: RpcUrlOpt = None,
     deployment: DeploymentOpt = None, ipfs: IpfsOpt = None, as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
     """An auditor challenges the coordinator's results (--from-audit alone, or with --agreement and --round), or one
@@ -210,12 +120,12 @@ def raise_cmd(
                 raise CommandError(f"evidence file {evidence} is not valid JSON: {exc}") from None
             picked = str(evidence)
     flow.challenge_input(*target, chosen)  # bad input is refused before the chain is started or reached
-    with _signer(workdir=workdir, role=as_role, default_role="auditor", key=key, rpc_url=rpc_url,
+    with signer(workdir=workdir, role=as_role, default_role="auditor", key=key, rpc_url=rpc_url,
                  deployment=deployment, ipfs=ipfs) as s:  # fmt: skip
-        result = flow.raise_challenge(s.tx, s.deployment, s.store, sender=_need_sender(s), agreement_id=target[0],
+        result = flow.raise_challenge(s.tx, s.deployment, s.store, sender=need_sender(s), agreement_id=target[0],
                                       round_id=target[1], partner=target[2], evidence=chosen)  # fmt: skip
     d = result.details
-    _print(result, as_json,
+    print_tx(result, as_json,
            f"challenge {result.challenge_id} raised against {d['partner']}, round {d['round']} of agreement "
            f"{d['agreement_id']}",
            f"evidence: {picked}, put as {d['evidence_cid']} (evidenceDigest {d['evidence_digest']})")  # fmt: skip
@@ -227,9 +137,9 @@ def _raise_results(from_audit: Path, agreement: int | None, round_id: int | None
     if (agreement is None) != (round_id is None):
         raise CommandError("to pick one round's results give both --agreement and --round (or neither, for all)")
     wanted = results.results_evidence(flow.load_audit(from_audit), agreement_id=agreement, round_id=round_id)
-    with _signer(workdir=workdir, role=as_role, default_role="auditor", key=key, rpc_url=rpc_url,
+    with signer(workdir=workdir, role=as_role, default_role="auditor", key=key, rpc_url=rpc_url,
                  deployment=deployment, ipfs=ipfs) as s:  # fmt: skip
-        sent = results.raise_results_challenges(s.tx, s.deployment, s.store, sender=_need_sender(s), wanted=wanted)
+        sent = results.raise_results_challenges(s.tx, s.deployment, s.store, sender=need_sender(s), wanted=wanted)
     if as_json:
         echo_json({"challenges": [r.to_dict() for r in sent]})
         return
@@ -240,91 +150,35 @@ def _raise_results(from_audit: Path, agreement: int | None, round_id: int | None
                    f"{d['evidence_digest']}); tx {r.tx_hash} (block {r.block})")  # fmt: skip
 
 
-@challenge_app.command("rule")
-@reports_errors
-def rule_cmd(
-    challenge_id: ChallengeId,
-    upheld: UpholdOpt = None, reason: ReasonOpt = "",
-    workdir: WorkdirOpt = None, as_role: AsOpt = None, key: KeyOpt = None, rpc_url: RpcUrlOpt = None,
-    deployment: DeploymentOpt = None, ipfs: IpfsOpt = None, as_json: JsonOpt = False,
-) -> None:  # fmt: skip
-    """The arbiter rules on an open results challenge: --uphold (the round's payouts are revoked and the
-    coordinator's bond goes to the parties) or --dismiss."""
-    if upheld is None:
-        raise CommandError("give the ruling: --uphold or --dismiss")
-    with _signer(workdir=workdir, role=as_role, default_role="admin", key=key, rpc_url=rpc_url,
-                 deployment=deployment, ipfs=ipfs) as s:  # fmt: skip
-        result = results.rule_results(s.tx, s.deployment, s.store, sender=_need_sender(s), challenge_id=challenge_id,
-                                      upheld=upheld, reason=reason)  # fmt: skip
-    d = result.details
-    slashed = (f"; bond of {d['coordinator']} ({d['amount']} base units) slashed, {d['share']} to each party"
-               if upheld else "")  # fmt: skip
-    _print(result, as_json, f"results challenge {challenge_id} {'upheld' if upheld else 'dismissed'}{slashed}; ruling "
-                            f"put as {d['ruling_cid']}")  # fmt: skip
-
-
-@challenge_app.command("lapse")
-@reports_errors
-def lapse_cmd(
-    challenge_id: ChallengeId,
-    workdir: WorkdirOpt = None, as_role: AsOpt = None, key: KeyOpt = None, rpc_url: RpcUrlOpt = None,
-    deployment: DeploymentOpt = None, ipfs: IpfsOpt = None, as_json: JsonOpt = False,
-) -> None:  # fmt: skip
-    """Dismisses a results challenge the arbiter did not rule on within its window. Anyone may send it."""
-    with _signer(workdir=workdir, role=as_role, default_role="auditor", key=key, rpc_url=rpc_url,
-                 deployment=deployment, ipfs=ipfs) as s:  # fmt: skip
-        result = results.lapse_results(s.tx, s.deployment, sender=_need_sender(s), challenge_id=challenge_id)
-    _print(result, as_json, f"results challenge {challenge_id} lapsed (dismissed)")
-
-
 @challenge_app.command("claim-bond")
 @reports_errors
 def claim_bond_cmd(
     agreement: Annotated[int, typer.Argument(metavar="AGREEMENT", help="Agreement id.")],
-    workdir: WorkdirOpt = None, as_role: AsOpt = None, key: KeyOpt = None, rpc_url: RpcUrlOpt = None,
+    workdir: WorkdirOpt = None, as_role: AsOpt = None, key: SignerKeyOpt = None, rpc_url: RpcUrlOpt = None,
     deployment: DeploymentOpt = None, ipfs: IpfsOpt = None, as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
     """A party takes its share of the coordinator bonds slashed in AGREEMENT."""
-    with _signer(workdir=workdir, role=as_role, default_role=None, key=key, rpc_url=rpc_url,
+    with signer(workdir=workdir, role=as_role, default_role=None, key=key, rpc_url=rpc_url,
                  deployment=deployment, ipfs=ipfs) as s:  # fmt: skip
-        result = results.claim_bond_share(s.tx, s.deployment, sender=_need_sender(s), agreement_id=agreement)
+        result = results.claim_bond_share(s.tx, s.deployment, sender=need_sender(s), agreement_id=agreement)
     d = result.details
-    _print(result, as_json, f"{d['party']} took {d['amount']} base units of slashed bond in agreement {agreement}")
-
-
-@challenge_app.command("resolve")
-@reports_errors
-def resolve_cmd(
-    challenge_id: ChallengeId,
-    upheld: UpholdOpt = None, reason: ReasonOpt = "",
-    workdir: WorkdirOpt = None, as_role: AsOpt = None, key: KeyOpt = None, rpc_url: RpcUrlOpt = None,
-    deployment: DeploymentOpt = None, ipfs: IpfsOpt = None, as_json: JsonOpt = False,
-) -> None:  # fmt: skip
-    """The admin rules on an open challenge: --uphold (the stake can then be slashed) or --dismiss."""
-    if upheld is None:
-        raise CommandError("give the ruling: --uphold or --dismiss")
-    with _signer(workdir=workdir, role=as_role, default_role="admin", key=key, rpc_url=rpc_url,
-                 deployment=deployment, ipfs=ipfs) as s:  # fmt: skip
-        result = flow.resolve_challenge(s.tx, s.deployment, s.store, sender=_need_sender(s), challenge_id=challenge_id,
-                                        upheld=upheld, reason=reason)  # fmt: skip
-    _print(result, as_json, f"challenge {challenge_id} {'upheld' if upheld else 'dismissed'}; ruling put as "
-                            f"{result.details['ruling_cid']}")  # fmt: skip
+    print_tx(result, as_json, f"{d['party']} took {d['amount']} base units of slashed bond in agreement {agreement}")
 
 
 @challenge_app.command("slash")
 @reports_errors
 def slash_cmd(
     challenge_id: ChallengeId,
-    workdir: WorkdirOpt = None, as_role: AsOpt = None, key: KeyOpt = None, rpc_url: RpcUrlOpt = None,
+    workdir: WorkdirOpt = None, as_role: AsOpt = None, key: SignerKeyOpt = None, rpc_url: RpcUrlOpt = None,
     deployment: DeploymentOpt = None, ipfs: IpfsOpt = None, as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
     """Executes an upheld challenge after its round's dispute window: the partner's stake goes to the slash
     recipient. Anyone may send it."""
-    with _signer(workdir=workdir, role=as_role, default_role="auditor", key=key, rpc_url=rpc_url,
+    with signer(workdir=workdir, role=as_role, default_role="auditor", key=key, rpc_url=rpc_url,
                  deployment=deployment, ipfs=ipfs) as s:  # fmt: skip
-        result = flow.slash(s.tx, s.deployment, sender=_need_sender(s), challenge_id=challenge_id)
+        result = flow.slash(s.tx, s.deployment, sender=need_sender(s), challenge_id=challenge_id)
     d = result.details
-    _print(result, as_json, f"challenge {challenge_id} executed: stake of {d['partner']} ({d['amount']} base units) "
+    print_tx(result, as_json, f"challenge {challenge_id} executed: stake of {d['partner']} ({d['amount']} base units) "
                             f"sent to {d['recipient']}")  # fmt: skip
 
 
@@ -332,16 +186,16 @@ def slash_cmd(
 @reports_errors
 def forfeit_cmd(
     challenge_id: ChallengeId,
-    workdir: WorkdirOpt = None, as_role: AsOpt = None, key: KeyOpt = None, rpc_url: RpcUrlOpt = None,
+    workdir: WorkdirOpt = None, as_role: AsOpt = None, key: SignerKeyOpt = None, rpc_url: RpcUrlOpt = None,
     deployment: DeploymentOpt = None, ipfs: IpfsOpt = None, as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
     """After the slash: the partner's reward for the challenged round goes to the slash recipient (proof rebuilt
     from the round report). Anyone may send it."""
-    with _signer(workdir=workdir, role=as_role, default_role="auditor", key=key, rpc_url=rpc_url,
+    with signer(workdir=workdir, role=as_role, default_role="auditor", key=key, rpc_url=rpc_url,
                  deployment=deployment, ipfs=ipfs) as s:  # fmt: skip
-        result = flow.forfeit_reward(s.tx, s.deployment, s.store, sender=_need_sender(s), challenge_id=challenge_id)
+        result = flow.forfeit_reward(s.tx, s.deployment, s.store, sender=need_sender(s), challenge_id=challenge_id)
     d = result.details
-    _print(result, as_json, f"challenge {challenge_id}: reward of {d['partner']} for round {d['round']} "
+    print_tx(result, as_json, f"challenge {challenge_id}: reward of {d['partner']} for round {d['round']} "
                             f"({d['amount']} base units) forfeited to {d['recipient']}")  # fmt: skip
 
 
@@ -350,7 +204,7 @@ def forfeit_cmd(
 def prove_forgery_cmd(
     agreement: Annotated[int, typer.Option("--agreement", help="Agreement id.")],
     round_id: Annotated[int, typer.Option("--round", help="Round id (batched mode).")],
-    workdir: WorkdirOpt = None, as_role: AsOpt = None, key: KeyOpt = None, rpc_url: RpcUrlOpt = None,
+    workdir: WorkdirOpt = None, as_role: AsOpt = None, key: SignerKeyOpt = None, rpc_url: RpcUrlOpt = None,
     deployment: DeploymentOpt = None, ipfs: IpfsOpt = None, as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
     """An auditor proves that an anchored batch holds a commitment its partner did not sign (the signature does
@@ -359,15 +213,15 @@ def prove_forgery_cmd(
     sent when no position is forged."""
     from ..audit import forgery
 
-    with _signer(workdir=workdir, role=as_role, default_role="auditor", key=key, rpc_url=rpc_url,
+    with signer(workdir=workdir, role=as_role, default_role="auditor", key=key, rpc_url=rpc_url,
                  deployment=deployment, ipfs=ipfs) as s:  # fmt: skip
         found = forgery.find_forgeries(s.deployment, s.store, agreement, round_id)
         if not found:
             raise CommandError(f"every anchored commitment of round {round_id} of agreement {agreement} is what its "
                                "partner signed: there is no forgery to prove")  # fmt: skip
         first = found[0]
-        result = forgery.prove_forgery(s.tx, s.deployment, sender=_need_sender(s), forgery=first)
-    _print(result, as_json,
+        result = forgery.prove_forgery(s.tx, s.deployment, sender=need_sender(s), forgery=first)
+    print_tx(result, as_json,
            f"round {round_id} of agreement {agreement} voided: batch {first.batch_index}, position {first.position} "
            f"({first.partner}): {first.reason}")  # fmt: skip
 
@@ -382,7 +236,7 @@ def show_cmd(
     as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
     """The challenges on the ledger (or, with --results, of the coordinator's results) and their status."""
-    with _signer(workdir=workdir, role=None, default_role=None, key=None, rpc_url=rpc_url, deployment=deployment,
+    with signer(workdir=workdir, role=None, default_role=None, key=None, rpc_url=rpc_url, deployment=deployment,
                  ipfs=None) as s:  # fmt: skip
         if of_results:
             court = s.deployment.court.functions
@@ -408,3 +262,36 @@ def show_cmd(
         typer.echo(f"challenge {r.challenge_id}: {r.status}, {r.partner} in round {r.round} of agreement "
                    f"{r.agreement_id}, raised by {r.challenger} at chain time {r.raised_at}, evidence "
                    f"0x{r.evidence_digest.hex()}")  # fmt: skip
+
+
+# -- hidden aliases: ruling is the arbiter's (`lepton-ledger arbiter rule|lapse`, commands/arbiter.py) -------------
+
+
+@challenge_app.command("resolve", hidden=True)
+def resolve_alias(
+    challenge_id: ChallengeId, upheld: UpholdOpt = None, reason: ReasonOpt = None,
+    workdir: WorkdirOpt = None, as_role: AsOpt = None, key: SignerKeyOpt = None, rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None, ipfs: IpfsOpt = None, as_json: JsonOpt = False,
+) -> None:  # fmt: skip
+    """`arbiter rule CHALLENGE`."""
+    arbiter.rule(challenge_id, upheld, reason, None, False, workdir, as_role, key, rpc_url, deployment, ipfs, as_json)
+
+
+@challenge_app.command("rule", hidden=True)
+def rule_alias(
+    challenge_id: ChallengeId, upheld: UpholdOpt = None, reason: ReasonOpt = None,
+    workdir: WorkdirOpt = None, as_role: AsOpt = None, key: SignerKeyOpt = None, rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None, ipfs: IpfsOpt = None, as_json: JsonOpt = False,
+) -> None:  # fmt: skip
+    """`arbiter rule CHALLENGE --results`."""
+    arbiter.rule(challenge_id, upheld, reason, None, True, workdir, as_role, key, rpc_url, deployment, ipfs, as_json)
+
+
+@challenge_app.command("lapse", hidden=True)
+def lapse_alias(
+    challenge_id: ChallengeId,
+    workdir: WorkdirOpt = None, as_role: AsOpt = None, key: SignerKeyOpt = None, rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None, ipfs: IpfsOpt = None, as_json: JsonOpt = False,
+) -> None:  # fmt: skip
+    """`arbiter lapse CHALLENGE --results`."""
+    arbiter.lapse(challenge_id, True, workdir, as_role, key, rpc_url, deployment, ipfs, as_json)

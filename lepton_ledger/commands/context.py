@@ -19,7 +19,6 @@ what they can before their first transaction, so a refused command sends nothing
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -117,9 +116,7 @@ def read_call(call: Any, what: str, *, sender: str | None = None) -> Any:
 def password(*, confirm: bool = False) -> str:
     """The keystore password: ``$LEPTON_KEYSTORE_PASSWORD`` when set, else a hidden prompt (never argv, where
     other users could read it in the process list)."""
-    from ..keys import PASSWORD_ENV
-
-    from_env = os.environ.get(PASSWORD_ENV)
+    from_env = settings.keystore_password()
     if from_env is not None:
         return from_env
     return str(typer.prompt("Keystore password", hide_input=True, confirmation_prompt=confirm))

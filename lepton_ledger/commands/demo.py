@@ -37,8 +37,14 @@ def demo(
         result = run_demo(out, partners=partners, rounds=rounds, mode=mode, dispute_window=dispute_window,
                           rules=RoundRules(aggregation=aggregation, scoring=scoring), model=model,
                           free_rider=free_rider, console=console)  # fmt: skip
-    except KeyboardInterrupt:  # the demo starts over, it does not resume: say so instead of the resume line
+    except (
+        KeyboardInterrupt
+    ):  # the demo starts over, it does not resume: say so instead of the resume line
         raise fail(f"interrupted; {out} holds what was done so far (run the demo again to start over)",
                    EXIT_INTERRUPTED) from None  # fmt: skip
-    console.print(f"[green]done[/]: agreement {result.agreement_id}, {rounds} round(s); see {out / 'summary.json'} and {out / 'deployment.json'}")
-    console.print(f"audit it from the folder alone: lepton-ledger audit --workdir {out} --html {out / 'audit.html'}")
+    console.print(
+        f"[green]done[/]: agreement {result.agreement_id}, {rounds} round(s); see {out / 'summary.json'} and {out / 'deployment.json'}"
+    )
+    console.print(
+        f"audit it from the folder alone: lepton-ledger audit --workdir {out} --html {out / 'audit.html'}"
+    )

@@ -16,11 +16,11 @@ __all__ = ["serve"]
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
-    workdir: Annotated[Path | None, typer.Option(help="Data directory to serve (deployment.json, block store, "
-                                                      "service database); default: the data directory.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Data directory to serve (deployment.json, block store, "
+                                                       "service database); default: $LEPTON_DATA_DIR.")] = None,
 ) -> None:  # fmt: skip
     """Runs the ledger service (HTTP, /docs for its API) on the configured chain ($LEPTON_RPC_URL) or the data
     directory's local node, for the deployment in <data dir>/deployment.json."""
     from ..api.serve import serve as run_service
 
-    run_service(host=host, port=port, workdir=workdir)
+    run_service(host=host, port=port, data_dir=data_dir)

@@ -40,7 +40,7 @@ def test_with_a_malformed_setting(tmp_path, variable, value):
 
 
 def test_with_a_workdir_that_is_no_folder(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "lepton_ledger.cli", "serve", "--workdir", str(tmp_path / "no")],
+    result = subprocess.run([sys.executable, "-m", "lepton_ledger.cli", "serve", "--data-dir", str(tmp_path / "no")],
                             check=False, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert "no such folder" in _one_error_line(result)
 

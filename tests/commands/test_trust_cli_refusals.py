@@ -48,8 +48,8 @@ def test_standing_does_not_call_a_stake_withdrawable_while_the_vault_refuses_to_
 
     with session() as s, pytest.raises(CommandError, match="RewardVaultAgreementInForce"):
         read_call(s.deployment.vault.functions.unstake(1, 1), "unstake", sender=ADDRESS["partner-a"])
-    standing = run("partner", "standing", "--agreement", "1", "--key", "partner-a").output
-    assert "stake:    100 (held while the terms are in force)" in standing
+    standing = run("partner", "status", "1", "--key", "partner-a").output
+    assert "stake:            100 (required 100; held while the terms are in force)" in standing
 
 
 def test_a_refused_close_answers_no_dispute(world):  # noqa: F811 -- the imported fixture
