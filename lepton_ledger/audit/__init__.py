@@ -4,9 +4,9 @@ With nothing but the chain, the block store and the auditor's X25519 key, :func:
 :func:`audit_workdir` for a demo folder) replays every event and re-checks every round; the result,
 :class:`AuditResult`, serializes to the JSON documented in ``model``. Modules: ``model`` (results and their
 JSON), ``chain_view`` (what the chain says), ``checks/`` (one module per concern), ``state`` (incremental
-audits), ``runner`` (the order of it all), ``cli`` (``lepton-ledger audit``), ``html`` (the report),
-``challenge`` and ``challenge_cli`` (challenge, ruling, slashing), ``forgery`` (voiding a forged batch). Torch
-loads on first use.
+audits), ``runner`` (the order of it all), ``html`` (the report), ``challenge`` and ``challenge_results``
+(challenge, ruling, slashing), ``forgery`` (voiding a forged batch). The commands over them (``audit``,
+``challenge``, ``arbiter``) are in lepton_ledger/commands/. Torch loads on first use.
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@
   norm bound, and accepted when it fails none.
 - ``aggregate_recomputed``, per round: the report's rule over the updates it accepted (in commitment order,
   weighted by their signed sample counts) applied to the base model gives, serialized, the finalized
-  ``aggregateDigest``, bit for bit for the deterministic rules (every rule of ``fl.aggregation``), and within
-  :data:`TOLERANCE` (max absolute difference per value) for any other.
+  ``aggregateDigest``, bit for bit (every rule of ``fl.aggregation`` is deterministic; a rule it does not know
+  fails the check).
 """
 
 from __future__ import annotations
@@ -19,17 +19,14 @@ import torch
 
 from ...envelope.tensors import deserialize_tensors, serialize_tensors
 from ...errors import LeptonError
-from ...fl.aggregation import AGGREGATORS, AggregationError, aggregate
+from ...fl.aggregation import AggregationError, aggregate
 from ...fl.scoring import apply_delta_to_state
 from ...fl.validation import validate_update
 from ...rounds.report import content_digest
 from ..chain_view import Commitment, RoundRecord
 from ..model import AGGREGATE_RECOMPUTED, REJECTIONS_RECHECK, CheckResult
 
-__all__ = ["DETERMINISTIC_RULES", "TOLERANCE", "RoundMaterial", "recheck_rejections", "recompute_aggregate"]
-
-DETERMINISTIC_RULES = frozenset(AGGREGATORS)  # fl.aggregation: same updates in the same order, same bits
-TOLERANCE = 1e-6
+__all__ = ["RoundMaterial", "recheck_rejections", "recompute_aggregate"]
 
 
 @dataclass
@@ -127,9 +124,8 @@ def recompute_aggregate(m: RoundMaterial) -> tuple[CheckResult | None, dict[str,
                            "finalized aggregate bit for bit", a, r, None, m.aggregate_cid, evidence), state  # fmt: skip
     difference = _max_difference(state, m.aggregate_bytes)
     evidence["max_abs_difference"] = difference
-    if rule not in DETERMINISTIC_RULES and difference is not None and difference <= TOLERANCE:
-        return CheckResult(AGGREGATE_RECOMPUTED, True, f"{rule} recomputes the aggregate within {TOLERANCE:g} "
-                           f"(max difference {difference:.3g})", a, r, None, m.aggregate_cid, evidence), state  # fmt: skip
+    # Every rule of fl.aggregation is deterministic (same updates in the same order, same bits): any difference
+    # is a failure, however small; the difference is reported to tell a slip from a substitution.
     return CheckResult(AGGREGATE_RECOMPUTED, False, f"{rule} of the {len(accepted)} accepted update(s) gives {digest}, "
                        f"the round finalized {on_chain}" + (f" (max difference {difference:.3g})" if difference else ""),
                        a, r, None, m.aggregate_cid, evidence), state  # fmt: skip
