@@ -46,7 +46,7 @@ class Settings(BaseModel):
     anvil: str | None = _env("LEPTON_ANVIL", "The anvil executable; unset: the project's npm copy, else anvil on "
                                              "PATH.")  # fmt: skip
     ray_address: str | None = _env("LEPTON_RAY_ADDRESS", "Ray cluster partners train in (auto, ray://head:10001, "
-                                                         "host:6379, or local); unset: local worker processes.")  # fmt: skip
+                                   "host:6379, or local); unset: local worker processes.")  # fmt: skip
     ipfs: str | None = _env("LEPTON_IPFS", "The service's store (a folder or a Kubo RPC URL); unset: as the "
                                            "commands'.")  # fmt: skip
     domain: str = _env("LEPTON_API_DOMAIN", "The EIP-4361 domain that the service's sign-in messages must name "
@@ -55,9 +55,8 @@ class Settings(BaseModel):
                                        "http://localhost).", "http://localhost")
     token_ttl: int = _env("LEPTON_API_TOKEN_TTL", "Seconds a service bearer token lives (default 900).", 900, ge=1)
     nonce_ttl: int = _env("LEPTON_API_NONCE_TTL", "Seconds a sign-in message is valid (default 300).", 300, ge=1)
-    max_envelope_bytes: int = _env("LEPTON_API_MAX_ENVELOPE_BYTES", "Largest update envelope the service takes, in bytes (default "
-                                   "67108864: 64 MiB; 413 beyond).",
-                                   64 * 2**20, ge=1)  # fmt: skip
+    max_envelope_bytes: int = _env("LEPTON_API_MAX_ENVELOPE_BYTES", "Largest update envelope the service takes, in "
+                                   "bytes (default 67108864: 64 MiB; 413 beyond).", 64 * 2**20, ge=1)  # fmt: skip
     block_poll: float = _env("LEPTON_API_BLOCK_POLL", "Seconds between the service's looks for a new block (default "
                              "0.25).", 0.25,
                              gt=0)  # fmt: skip
@@ -68,7 +67,7 @@ class Settings(BaseModel):
     @classmethod
     def variables(cls) -> dict[str, str]:
         """Each environment variable and the field it sets."""
-        return {extra["env"]: name for name, field in cls.model_fields.items()
+        return {str(extra["env"]): name for name, field in cls.model_fields.items()
                 if isinstance(extra := field.json_schema_extra, dict) and "env" in extra}  # fmt: skip
 
     @classmethod

@@ -20,6 +20,7 @@ from .context import (
     DeploymentOpt,
     IpfsOpt,
     RpcUrlOpt,
+    fixed_point,
     open_session,
     read_call,
     reports_errors,
@@ -140,8 +141,9 @@ def rule(
             result = results.rule_results(s.tx, s.deployment, s.store, sender=sender, challenge_id=challenge,
                                           upheld=bool(upheld), reason=str(reason))  # fmt: skip
             d = result.details
-            slashed = (f"; bond of {d['coordinator']} ({d['amount']} base units) slashed, {d['share']} to each "
-                       "party" if upheld else "")  # fmt: skip
+            bond, share = fixed_point(int(d.get("amount", 0)), 18), fixed_point(int(d.get("share", 0)), 18)
+            slashed = f"; bond of {d.get('coordinator')} ({bond} tokens) slashed, {share} to each party" \
+                if upheld else ""
             print_tx(result, as_json, f"results challenge {challenge} {verdict}{slashed}; ruling put as "
                                       f"{d['ruling_cid']}")  # fmt: skip
             return

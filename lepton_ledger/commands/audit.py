@@ -78,8 +78,9 @@ def _run(workdir: Path | None, rpc_url: str | None, deployment: Path | None, ipf
     )
 
     if workdir is not None:
-        given = [name for name, value in {"--rpc-url ($LEPTON_RPC_URL)": rpc_url, "--deployment": deployment, "--ipfs": ipfs,
-                                          "--key": key, "--key-file": key_file}.items() if value is not None]  # fmt: skip
+        options = {"--rpc-url ($LEPTON_RPC_URL)": rpc_url, "--deployment": deployment, "--ipfs": ipfs, "--key": key,
+                   "--key-file": key_file}  # fmt: skip
+        given = [name for name, value in options.items() if value is not None]
         if given:
             raise AuditCannotRun(f"--workdir takes everything from the folder; drop {', '.join(given)}")
         return audit_workdir(workdir, state_path=state, full=full)

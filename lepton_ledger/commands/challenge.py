@@ -46,6 +46,7 @@ from .context import (
     IpfsOpt,
     RpcUrlOpt,
     echo_json,
+    fixed_point,
     reports_errors,
 )
 from .workdir import (
@@ -121,7 +122,7 @@ def raise_cmd(
             picked = str(evidence)
     flow.challenge_input(*target, chosen)  # bad input is refused before the chain is started or reached
     with signer(workdir=workdir, role=as_role, default_role="auditor", key=key, rpc_url=rpc_url,
-                 deployment=deployment, ipfs=ipfs) as s:  # fmt: skip
+                deployment=deployment, ipfs=ipfs) as s:  # fmt: skip
         result = flow.raise_challenge(s.tx, s.deployment, s.store, sender=need_sender(s), agreement_id=target[0],
                                       round_id=target[1], partner=target[2], evidence=chosen)  # fmt: skip
     d = result.details
@@ -138,7 +139,7 @@ def _raise_results(from_audit: Path, agreement: int | None, round_id: int | None
         raise CommandError("to pick one round's results give both --agreement and --round (or neither, for all)")
     wanted = results.results_evidence(flow.load_audit(from_audit), agreement_id=agreement, round_id=round_id)
     with signer(workdir=workdir, role=as_role, default_role="auditor", key=key, rpc_url=rpc_url,
-                 deployment=deployment, ipfs=ipfs) as s:  # fmt: skip
+                deployment=deployment, ipfs=ipfs) as s:  # fmt: skip
         sent = results.raise_results_challenges(s.tx, s.deployment, s.store, sender=need_sender(s), wanted=wanted)
     if as_json:
         echo_json({"challenges": [r.to_dict() for r in sent]})
@@ -159,10 +160,11 @@ def claim_bond_cmd(
 ) -> None:  # fmt: skip
     """A party takes its share of the coordinator bonds slashed in AGREEMENT."""
     with signer(workdir=workdir, role=as_role, default_role=None, key=key, rpc_url=rpc_url,
-                 deployment=deployment, ipfs=ipfs) as s:  # fmt: skip
+                deployment=deployment, ipfs=ipfs) as s:  # fmt: skip
         result = results.claim_bond_share(s.tx, s.deployment, sender=need_sender(s), agreement_id=agreement)
     d = result.details
-    print_tx(result, as_json, f"{d['party']} took {d['amount']} base units of slashed bond in agreement {agreement}")
+    taken = fixed_point(int(d["amount"]), 18)
+    print_tx(result, as_json, f"{d['party']} took {taken} tokens of slashed bond in agreement {agreement}")
 
 
 @challenge_app.command("slash")
@@ -175,11 +177,11 @@ def slash_cmd(
     """Executes an upheld challenge after its round's dispute window: the partner's stake goes to the slash
     recipient. Anyone may send it."""
     with signer(workdir=workdir, role=as_role, default_role="auditor", key=key, rpc_url=rpc_url,
-                 deployment=deployment, ipfs=ipfs) as s:  # fmt: skip
+                deployment=deployment, ipfs=ipfs) as s:  # fmt: skip
         result = flow.slash(s.tx, s.deployment, sender=need_sender(s), challenge_id=challenge_id)
     d = result.details
-    print_tx(result, as_json, f"challenge {challenge_id} executed: stake of {d['partner']} ({d['amount']} base units) "
-                            f"sent to {d['recipient']}")  # fmt: skip
+    print_tx(result, as_json, f"challenge {challenge_id} executed: stake of {d['partner']} "
+                              f"({fixed_point(int(d['amount']), 18)} tokens) sent to {d['recipient']}")  # fmt: skip
 
 
 @challenge_app.command("forfeit")
@@ -192,11 +194,12 @@ def forfeit_cmd(
     """After the slash: the partner's reward for the challenged round goes to the slash recipient (proof rebuilt
     from the round report). Anyone may send it."""
     with signer(workdir=workdir, role=as_role, default_role="auditor", key=key, rpc_url=rpc_url,
-                 deployment=deployment, ipfs=ipfs) as s:  # fmt: skip
+                deployment=deployment, ipfs=ipfs) as s:  # fmt: skip
         result = flow.forfeit_reward(s.tx, s.deployment, s.store, sender=need_sender(s), challenge_id=challenge_id)
     d = result.details
+    amount = fixed_point(int(d["amount"]), 18)
     print_tx(result, as_json, f"challenge {challenge_id}: reward of {d['partner']} for round {d['round']} "
-                            f"({d['amount']} base units) forfeited to {d['recipient']}")  # fmt: skip
+                              f"({amount} tokens) forfeited to {d['recipient']}")  # fmt: skip
 
 
 @challenge_app.command("prove-forgery")
@@ -214,7 +217,7 @@ def prove_forgery_cmd(
     from ..audit import forgery
 
     with signer(workdir=workdir, role=as_role, default_role="auditor", key=key, rpc_url=rpc_url,
-                 deployment=deployment, ipfs=ipfs) as s:  # fmt: skip
+                deployment=deployment, ipfs=ipfs) as s:  # fmt: skip
         found = forgery.find_forgeries(s.deployment, s.store, agreement, round_id)
         if not found:
             raise CommandError(f"every anchored commitment of round {round_id} of agreement {agreement} is what its "
@@ -237,7 +240,7 @@ def show_cmd(
 ) -> None:  # fmt: skip
     """The challenges on the ledger (or, with --results, of the coordinator's results) and their status."""
     with signer(workdir=workdir, role=None, default_role=None, key=None, rpc_url=rpc_url, deployment=deployment,
-                 ipfs=None) as s:  # fmt: skip
+                ipfs=None) as s:  # fmt: skip
         if of_results:
             court = s.deployment.court.functions
             ids = [challenge_id] if challenge_id else range(1, int(court.challengeCount().call()) + 1)

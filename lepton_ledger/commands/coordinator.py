@@ -90,8 +90,8 @@ def approve(
                 f"{s.address} lacks the PartnerRegistry's REGISTRAR_ROLE: only the registrar approves or suspends "
                 "partners (the admin grants it)")  # fmt: skip
         status = int(s.deployment.partners.functions.partnerOf(address).call()[0])
-        require(status == PENDING, f"{address} is not a partner awaiting approval (its status is "
-                                   f"{PARTNER_STATUS[status] if status < len(PARTNER_STATUS) else status})")  # fmt: skip
+        named = PARTNER_STATUS[status] if status < len(PARTNER_STATUS) else status
+        require(status == PENDING, f"{address} is not a partner awaiting approval (its status is {named})")
         agreements.approve(s.tx, s.deployment, address, s.address)
     typer.echo(f"approved {address}")
 
@@ -263,7 +263,8 @@ def bond(
         return int(s.deployment.court.functions.bondOf(agreement, s.address).call())
 
     value, held = _pay_in(agreement, amount, "post", key=key, rpc_url=rpc_url, deployment=deployment, send=post)
-    typer.echo(f"posted {fixed_point(value, 18)} as coordinator bond of agreement {agreement}; bond now {fixed_point(held, 18)}")
+    typer.echo(f"posted {fixed_point(value, 18)} as coordinator bond of agreement {agreement}; bond now "
+               f"{fixed_point(held, 18)}")
 
 
 def _pay_in(agreement: int, amount: str, verb: str, *, key: str, rpc_url: str | None, deployment: Path | None,

@@ -128,7 +128,7 @@ def signer(*, workdir: Path | None, role: str | None, default_role: str | None, 
         )
     account = None
     if key is None and (role or default_role):
-        account = _dev_account(workdir, document, role or default_role)
+        account = _dev_account(workdir, document, str(role or default_role))
     store = ipfs or str(workdir / str(document.get("store", "store")))
     # Anvil keeps a resumed chain's clock where it stopped (the demo travelled in time to close its dispute
     # windows): chain time never runs back, so a closed window stays closed.
