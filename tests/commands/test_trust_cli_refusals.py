@@ -1,6 +1,6 @@
 """The trust-model commands, read as a dishonest party or a newcomer would use them, on a real chain, in file order
 on the module's own `world` (the fixture of test_trust_cli): a round id the ledger never opened (negative, past
-uint64) is refused with one line; a refusal prints tokens and epsilons exactly; `partner standing` does not call withdrawable a stake the vault will not
+uint64) is refused with one line; a refusal prints tokens and epsilons exactly, and statuses by name; `partner status` does not call withdrawable a stake the vault will not
 release; a refused `coordinator close` has sent nothing, not even the answers to open disputes it gives on its
 way to finalizing; the audit examines again a round voided after it verified it; a partner disputes an entry
 that carries the epsilon it signed but not its signed commitment."""
@@ -33,6 +33,11 @@ def test_a_refusal_prints_amounts_exactly_so_that_two_of_them_never_read_alike()
     assert human_revert(ContractReverted("RewardVaultInsufficientUnallocated", {
         "agreementId": 1, "unallocated": 9_999_995 * 10**17, "requested": 10**24})) == \
         "RewardVaultInsufficientUnallocated(agreementId=1, unallocated=999999.5 tokens, requested=1000000 tokens)"
+
+
+def test_a_refused_approval_names_the_partners_status(world):  # noqa: F811
+    line = refused("coordinator", "approve", ADDRESS["partner-a"], "--key", "coordinator")
+    assert line == f"error: {ADDRESS['partner-a']} is not a partner awaiting approval (its status is Approved)"
 
 
 @pytest.mark.parametrize("command", [("round", "abandon"), ("round", "restore"), ("vault", "expire")])
