@@ -111,7 +111,7 @@ def _round(cli: Bench, *, epochs: list[str], parallel: bool) -> None:
     for name in ("partner-a", "partner-b"):
         cli(f"partner claim ({name})", "partner", "claim", "1", "1", "--key", name)
     cli("partner status", "partner", "status", "1", "--key", "partner-a")
-    cli("audit", "audit", "--key-name", "auditor")
+    cli("audit", "audit", "--key", "auditor")
     if parallel:
         cli("coordinator open (round 2)", "coordinator", "open", "1", "--key", "coordinator", *DATA)
         cli.at_once("partner train-and-submit x2 at once (round 2)",

@@ -37,7 +37,6 @@ lacks a member, or whose X25519 half fails to decrypt *after* the password was p
 
 from __future__ import annotations
 
-import builtins
 import contextlib
 import json
 import os
@@ -58,7 +57,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 
 from .errors import LeptonError
-from .settings import data_dir
+from .settings import keystore_dir, keystore_password
 
 __all__ = [
     "DEFAULT_SCRYPT_N",
@@ -75,15 +74,7 @@ __all__ = [
     "UnknownIdentity",
     "UnlockedIdentity",
     "WrongPassword",
-    "create",
-    "delete",
-    "import_key",
-    "keystore_dir",
-    "list",
-    "list_identities",
     "parse_private_key",
-    "show",
-    "unlock",
 ]
 
 PASSWORD_ENV = "LEPTON_KEYSTORE_PASSWORD"
@@ -226,16 +217,10 @@ class UnlockedIdentity:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def keystore_dir() -> Path:
-    """``$LEPTON_KEYSTORE_DIR``, or ``data_dir() / "keystore"``. Not created here."""
-    configured = os.environ.get(KEYSTORE_DIR_ENV)
-    return Path(configured).expanduser() if configured else data_dir() / "keystore"
-
-
 def _resolve_password(password: str | None) -> str:
     if password is not None:
         return password
-    from_env = os.environ.get(PASSWORD_ENV)
+    from_env = keystore_password()
     if from_env is None:
         raise PasswordRequired()
     return from_env
@@ -290,7 +275,7 @@ def parse_private_key(private_key: str | bytes) -> bytes:
 
 
 class Keystore:
-    """A folder of identities. The module-level functions use ``Keystore()`` (the configured folder).
+    """A folder of identities; ``Keystore()`` is the configured folder (settings.keystore_dir()).
 
     Args:
         directory: the folder; ``keystore_dir()`` when ``None``.
@@ -573,43 +558,3 @@ class Keystore:
         except FileNotFoundError:
             raise UnknownIdentity(name) from None
         self._fsync_dir()
-
-
-# Module-level API over the configured folder: the shape the brief asks for.
-
-
-def create(name: str, password: str | None = None) -> Identity:
-    """``Keystore().create``: see there for what is raised."""
-    return Keystore().create(name, password)
-
-
-def import_key(
-    name: str, private_key: str | bytes, password: str | None = None, *, x25519_private_key: bytes | None = None
-) -> Identity:
-    """``Keystore().import_key``: see there for what is raised."""
-    return Keystore().import_key(name, private_key, password, x25519_private_key=x25519_private_key)
-
-
-def list_identities() -> list[Identity]:
-    """``Keystore().list``: see there for what is raised."""
-    return Keystore().list()
-
-
-def show(name: str) -> Identity:
-    """``Keystore().show``: see there for what is raised."""
-    return Keystore().show(name)
-
-
-def unlock(name: str, password: str | None = None) -> UnlockedIdentity:
-    """``Keystore().unlock``: see there for what is raised."""
-    return Keystore().unlock(name, password)
-
-
-def delete(name: str) -> None:
-    """``Keystore().delete``: see there for what is raised."""
-    Keystore().delete(name)
-
-
-def list() -> builtins.list[Identity]:
-    """``Keystore().list``: see there for what is raised."""
-    return Keystore().list()

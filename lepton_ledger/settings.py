@@ -1,4 +1,6 @@
-"""Where lepton-ledger keeps its embedded state, and where it finds its build artifacts.
+"""Every setting lepton-ledger reads from the environment, in one place: the :class:`Settings` model, one field
+per ``LEPTON_*`` variable (documented in docs/configuration.md, whose table a test keeps equal to the fields).
+No other module reads a ``LEPTON_*`` variable; they call :func:`current` or the functions below.
 
 All embedded state (chain state file, block store, SQLite, local keys) lives under one data directory:
 ``LEPTON_DATA_DIR`` when set, a per-user default otherwise.
@@ -8,43 +10,153 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .errors import ConfigurationError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+def _env(variable: str, meaning: str, default: object = None, **constraints: Any) -> Any:
+    """A field read from `variable`: its name and meaning travel in the schema, for the documentation's table."""
+    return Field(default=default, description=meaning, json_schema_extra={"env": variable}, **constraints)
+
+
+class Settings(BaseModel):
+    """The environment as lepton-ledger reads it (a plain pydantic model: pydantic-settings cannot install beside
+    brownie's python-dotenv pin). Unset variables take the defaults named in the table."""
+
+    model_config = ConfigDict(frozen=True)
+
+    data_dir: Path = _env("LEPTON_DATA_DIR", "Data directory: chain state, block store, keystore, service and audit "
+                                             "databases; unset: $XDG_DATA_HOME/lepton-ledger, else "
+                                             "~/.local/share/lepton-ledger.", Path())  # fmt: skip
+    rpc_url: str | None = _env("LEPTON_RPC_URL", "JSON-RPC URL of the chain; unset: the data directory's local node.")
+    blockstore_dir: Path | None = _env("LEPTON_BLOCKSTORE_DIR", "The embedded block store; unset: <data dir>/blocks.")
+    kubo_api: str | None = _env("LEPTON_KUBO_API", "Kubo RPC URL (http://127.0.0.1:5001) that replaces the embedded "
+                                                   "block store as the commands' default store.")  # fmt: skip
+    keystore_dir: Path | None = _env("LEPTON_KEYSTORE_DIR", "The encrypted keystore; unset: <data dir>/keystore.")
+    keystore_password: str | None = Field(default=None, repr=False, description="The keystore password; unset: a "
+                                          "hidden prompt. Never on the command line.",
+                                          json_schema_extra={"env": "LEPTON_KEYSTORE_PASSWORD"})  # fmt: skip
+    artifacts_dir: Path | None = _env("LEPTON_ARTIFACTS_DIR", "Compiled contract artifacts; unset: brownie's "
+                                                              "build/contracts of this checkout.")  # fmt: skip
+    anvil: str | None = _env("LEPTON_ANVIL", "The anvil executable; unset: the project's npm copy, else anvil on "
+                                             "PATH.")  # fmt: skip
+    ray_address: str | None = _env("LEPTON_RAY_ADDRESS", "Ray cluster partners train in (auto, ray://head:10001, "
+                                   "host:6379, or local); unset: local worker processes.")  # fmt: skip
+    ipfs: str | None = _env("LEPTON_IPFS", "The service's store (a folder or a Kubo RPC URL); unset: as the "
+                                           "commands'.")  # fmt: skip
+    domain: str = _env("LEPTON_API_DOMAIN", "The EIP-4361 domain that the service's sign-in messages must name "
+                                             "(default localhost).", "localhost")  # fmt: skip
+    uri: str = _env("LEPTON_API_URI", "The URI that the service's sign-in messages must name (default "
+                                       "http://localhost).", "http://localhost")
+    token_ttl: int = _env("LEPTON_API_TOKEN_TTL", "Seconds a service bearer token lives (default 900).", 900, ge=1)
+    nonce_ttl: int = _env("LEPTON_API_NONCE_TTL", "Seconds a sign-in message is valid (default 300).", 300, ge=1)
+    max_envelope_bytes: int = _env("LEPTON_API_MAX_ENVELOPE_BYTES", "Largest update envelope the service takes, in "
+                                   "bytes (default 67108864: 64 MiB; 413 beyond).", 64 * 2**20, ge=1)  # fmt: skip
+    max_json_bytes: int = _env("LEPTON_API_MAX_JSON_BYTES", "Largest JSON body the service takes on any other route, in "
+                               "bytes (default 1048576: 1 MiB; 413 beyond).", 2**20, ge=1)  # fmt: skip
+    block_poll: float = _env("LEPTON_API_BLOCK_POLL", "Seconds between the service's looks for a new block (default "
+                             "0.25).", 0.25,
+                             gt=0)  # fmt: skip
+    coordinator_key: str | None = _env("LEPTON_API_COORDINATOR_KEY", "Keystore identity whose X25519 key the "
+                                                                     "service opens envelopes with.")  # fmt: skip
+    deployment: Path = Field(default=Path(), description="<data dir>/deployment.json (not a variable).")
+
+    @classmethod
+    def variables(cls) -> dict[str, str]:
+        """Each environment variable and the field it sets."""
+        return {str(extra["env"]): name for name, field in cls.model_fields.items()
+                if isinstance(extra := field.json_schema_extra, dict) and "env" in extra}  # fmt: skip
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        """The settings of the environment, `overrides` (already typed) taking precedence.
+
+        Raises:
+            ConfigurationError: a variable is malformed (named).
+        """
+        # An empty variable counts as unset, except the password: an empty password is one.
+        values: dict[str, object] = {field: os.environ[variable] for variable, field in cls.variables().items()
+                                     if os.environ.get(variable) or (field == "keystore_password"
+                                                                     and variable in os.environ)}  # fmt: skip
+        values.update(overrides)
+        if "data_dir" not in values:
+            base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+            values["data_dir"] = base / "lepton-ledger"
+        values["data_dir"] = Path(str(values["data_dir"])).expanduser()
+        values.setdefault("deployment", Path(str(values["data_dir"])) / "deployment.json")
+        try:
+            return cls.model_validate(values)
+        except ValueError as exc:
+            first = exc.errors()[0] if hasattr(exc, "errors") else {"loc": ("?",), "msg": str(exc)}
+            raise ConfigurationError(f"setting {first['loc'][0]}: {first['msg']}") from None
+
+
+_read: tuple[tuple[tuple[str, str], ...], Settings] | None = None
+
+
+def current() -> Settings:
+    """The settings of this process, read once: read again only when the environment's ``LEPTON_*`` (or
+    ``XDG_DATA_HOME``) variables change, as a test's or ``serve --workdir``'s do.
+
+    Raises:
+        ConfigurationError: a variable is malformed (named).
+    """
+    global _read
+    key = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("LEPTON_") or k == "XDG_DATA_HOME"))
+    if _read is None or _read[0] != key:
+        _read = (key, Settings.from_env())
+    return _read[1]
+
+
 def data_dir() -> Path:
     """The data directory, created if needed: ``$LEPTON_DATA_DIR`` or ``$XDG_DATA_HOME/lepton-ledger``."""
-    configured = os.environ.get("LEPTON_DATA_DIR")
-    if configured:
-        path = Path(configured).expanduser()
-    else:
-        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-        path = base / "lepton-ledger"
+    path = current().data_dir
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def blockstore_dir() -> Path:
     """The local IPFS block store: ``$LEPTON_BLOCKSTORE_DIR``, or ``data_dir() / "blocks"``."""
-    configured = os.environ.get("LEPTON_BLOCKSTORE_DIR")
-    return Path(configured).expanduser() if configured else data_dir() / "blocks"
+    configured = current().blockstore_dir
+    return configured.expanduser() if configured else data_dir() / "blocks"
 
 
 def rpc_url() -> str | None:
     """The chain to use: ``$LEPTON_RPC_URL`` (any EVM JSON-RPC endpoint), or None for the local node."""
-    return os.environ.get("LEPTON_RPC_URL") or None
+    return current().rpc_url
+
+
+def kubo_api() -> str | None:
+    """The Kubo RPC URL of ``$LEPTON_KUBO_API``, or None."""
+    url = current().kubo_api
+    return url.strip() or None if url else None
+
+
+def keystore_dir() -> Path:
+    """``$LEPTON_KEYSTORE_DIR``, or ``data_dir() / "keystore"``. Not created here."""
+    configured = current().keystore_dir
+    return configured.expanduser() if configured else data_dir() / "keystore"
+
+
+def keystore_password() -> str | None:
+    """``$LEPTON_KEYSTORE_PASSWORD`` (an empty one included), or None when unset."""
+    return current().keystore_password
 
 
 def artifacts_dir() -> Path:
     """Compiled contract artifacts: ``$LEPTON_ARTIFACTS_DIR``, or brownie's ``build/contracts`` of this
     checkout (the one compile path that brownie and the package share)."""
-    configured = os.environ.get("LEPTON_ARTIFACTS_DIR")
-    return Path(configured) if configured else PROJECT_ROOT / "build" / "contracts"
+    return current().artifacts_dir or PROJECT_ROOT / "build" / "contracts"
 
 
 def anvil_binary() -> str:
     """The anvil executable: ``$LEPTON_ANVIL``, the project's npm copy, or whatever ``anvil`` is on PATH."""
-    configured = os.environ.get("LEPTON_ANVIL")
+    configured = current().anvil
     if configured:
         return configured
     local = PROJECT_ROOT / "node_modules" / ".bin" / "anvil"
@@ -54,58 +166,4 @@ def anvil_binary() -> str:
 def ray_address() -> str | None:
     """Where partners' training runs: ``$LEPTON_RAY_ADDRESS`` names a Ray cluster to join (``auto``,
     ``ray://head:10001``, ``host:6379``) or ``local`` to start one on this machine; unset, local worker processes."""
-    return os.environ.get("LEPTON_RAY_ADDRESS") or None
-
-
-
-# -- the service's settings ----------------------------------------------------------------------------------
-
-from pydantic import BaseModel, ConfigDict, Field
-
-from .errors import ConfigurationError
-
-
-class Settings(BaseModel):
-    """Everything ``lepton-ledger serve`` reads from the environment, in one place (a plain pydantic model:
-    pydantic-settings cannot install beside brownie's python-dotenv pin). The functions above stay the source of
-    the shared variables; ``Settings.from_env()`` reads the service's own ``LEPTON_API_*`` on top of them."""
-
-    model_config = ConfigDict(frozen=True)
-
-    data_dir: Path
-    rpc_url: str | None = None
-    deployment: Path
-    ipfs: str | None = None
-    domain: str = "localhost"  # the EIP-4361 domain that sign-in messages must name
-    uri: str = "http://localhost"
-    token_ttl: int = Field(default=900, ge=1)  # seconds a bearer token lives
-    nonce_ttl: int = Field(default=300, ge=1)  # seconds a sign-in message is valid
-    max_envelope_bytes: int = Field(default=64 * 2**20, ge=1)
-    max_json_bytes: int = Field(default=2**20, ge=1)  # any other request body (413 beyond)
-    block_poll: float = Field(default=0.25, gt=0)  # seconds between looks for a new block
-    coordinator_key: str | None = None  # keystore identity whose X25519 key opens envelopes (password: as keys.py)
-
-    @classmethod
-    def from_env(cls, **overrides: object) -> Settings:
-        """The settings of the environment, `overrides` (already typed) taking precedence.
-
-        Raises:
-            ConfigurationError: a ``LEPTON_API_*`` variable is malformed (named).
-        """
-        env = os.environ
-        values: dict[str, object] = {"data_dir": data_dir(), "rpc_url": rpc_url()}
-        for field, variable in (("domain", "LEPTON_API_DOMAIN"), ("uri", "LEPTON_API_URI"),
-                                ("token_ttl", "LEPTON_API_TOKEN_TTL"), ("nonce_ttl", "LEPTON_API_NONCE_TTL"),
-                                ("max_envelope_bytes", "LEPTON_API_MAX_ENVELOPE_BYTES"),
-                                ("max_json_bytes", "LEPTON_API_MAX_JSON_BYTES"),
-                                ("block_poll", "LEPTON_API_BLOCK_POLL"), ("ipfs", "LEPTON_IPFS"),
-                                ("coordinator_key", "LEPTON_API_COORDINATOR_KEY")):  # fmt: skip
-            if env.get(variable):
-                values[field] = env[variable]
-        values.update(overrides)
-        values.setdefault("deployment", Path(str(values["data_dir"])) / "deployment.json")
-        try:
-            return cls.model_validate(values)
-        except ValueError as exc:
-            first = exc.errors()[0] if hasattr(exc, "errors") else {"loc": ("?",), "msg": str(exc)}
-            raise ConfigurationError(f"setting {first['loc'][0]}: {first['msg']}") from None
+    return current().ray_address

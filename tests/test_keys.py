@@ -1,4 +1,4 @@
-"""The encrypted keystore (lepton_ledger/keys.py) and its CLI (lepton_ledger/keys_cli.py).
+"""The encrypted keystore (lepton_ledger/keys.py) and its CLI (lepton_ledger/commands/keys.py).
 
 Every keystore here uses a low scrypt cost through ``Keystore(scrypt_n=...)``; the defaults stay at
 eth-keyfile's cost.
@@ -17,8 +17,9 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from typer.testing import CliRunner
 
-from lepton_ledger import keys, keys_cli
+from lepton_ledger import keys
 from lepton_ledger.cli import app
+from lepton_ledger.commands import keys as keys_cli
 from lepton_ledger.envelope.crypto import generate_x25519_keypair, x25519_public_key
 from lepton_ledger.errors import LeptonError
 from lepton_ledger.keys import (
@@ -479,14 +480,14 @@ def test_cli_help_says_what_each_command_writes(cli: CliRunner, command: str) ->
     assert "writes" in result.output or "removes" in result.output
 
 
-def test_module_level_api_uses_the_configured_folder(store: Keystore) -> None:
-    # store's folder is $LEPTON_KEYSTORE_DIR (see _isolated_env); the module functions find what it wrote.
+def test_the_default_keystore_uses_the_configured_folder(store: Keystore) -> None:
+    # store's folder is $LEPTON_KEYSTORE_DIR (see _isolated_env); a Keystore() finds what it wrote.
     identity = store.create("shared", PASSWORD)
-    assert keys.list() == [identity] == keys.list_identities()
-    assert keys.show("shared") == identity
-    keys.delete("shared")
+    assert Keystore().list() == [identity]
+    assert Keystore().show("shared") == identity
+    Keystore().delete("shared")
     with pytest.raises(UnknownIdentity):
-        keys.unlock("shared", PASSWORD)
+        Keystore().unlock("shared", PASSWORD)
 
 
 def test_cli_list_names_a_damaged_keyfile_and_still_lists_the_others(cli: CliRunner, store: Keystore) -> None:

@@ -1,9 +1,9 @@
 """``lepton-ledger serve``: the settings from the environment, the app, uvicorn.
 
-``--workdir DIR`` serves either a data directory (its ``deployment.json``, its block store, its local node) or a
-folder ``lepton-ledger demo`` left: then the service runs the demo's chain itself, an anvil on the folder's
-``chain-state.json`` (saved every few seconds and when the service stops), with the folder's ``store/``; its
-own files (``api/``) go in the folder too.
+``--data-dir DIR`` serves another data directory (its ``deployment.json``, its block store, its local node).
+``--workdir DIR`` serves a folder ``lepton-ledger demo`` left (the flag names a demo folder in every command): the
+service runs the demo's chain itself, an anvil on the folder's ``chain-state.json`` (saved every few seconds and
+when the service stops), with the folder's ``store/``; its own files (``api/``) go in the folder too.
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ from ..errors import ConfigurationError
 STATE_INTERVAL = 5  # seconds between saves of a demo folder's chain state
 
 
-def serve(*, host: str, port: int, workdir: Path | None) -> None:
+def serve(*, host: str, port: int, data_dir: Path | None = None, workdir: Path | None = None) -> None:
     """Serves until interrupted.
 
     Raises:
-        ConfigurationError: `workdir` is not a folder, or a setting is malformed.
+        ConfigurationError: `data_dir` is not a folder, `workdir` is no demo folder, both are given, or a setting
+            is malformed.
         CommandError, ChainError: no deployment, or no chain (checked before listening).
         ToolchainError: a demo folder's chain cannot start.
     """
@@ -33,15 +34,24 @@ def serve(*, host: str, port: int, workdir: Path | None) -> None:
     from .app import create_app
     from .service import check_service
 
+    if data_dir is not None and workdir is not None:
+        raise ConfigurationError("--data-dir and --workdir: give one (a demo folder is its own data directory)")
     with ExitStack() as stack:
         overrides: dict[str, object] = {}
+        if data_dir is not None:
+            if not data_dir.is_dir():
+                raise ConfigurationError(f"--data-dir {data_dir}: no such folder")
+            os.environ["LEPTON_DATA_DIR"] = str(data_dir.resolve())  # every library default reads it
         if workdir is not None:
             if not workdir.is_dir():
                 raise ConfigurationError(f"--workdir {workdir}: no such folder")
             workdir = workdir.resolve()
-            os.environ["LEPTON_DATA_DIR"] = str(workdir)  # every library default reads it
-            if is_demo_folder(workdir):
-                overrides = stack.enter_context(_demo_chain(workdir))
+            if not is_demo_folder(workdir):
+                raise ConfigurationError(f"--workdir {workdir}: not a folder 'lepton-ledger demo' left (no "
+                                         "deployment.json beside a chain state file); --data-dir serves a data "
+                                         "directory")  # fmt: skip
+            os.environ["LEPTON_DATA_DIR"] = str(workdir)
+            overrides = stack.enter_context(_demo_chain(workdir))
         settings = Settings.from_env(**overrides)
         check_service(settings)  # refuse with one line, before listening, what start-up would refuse
         # uvicorn shuts down on SIGTERM, then raises the signal again with the handler it found: this one exits

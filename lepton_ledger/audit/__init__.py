@@ -4,7 +4,7 @@ With nothing but the chain, the block store and the auditor's X25519 key, :func:
 :func:`audit_workdir` for a demo folder) replays every event and re-checks every round; the result,
 :class:`AuditResult`, serializes to the JSON documented in ``model``. Modules: ``model`` (results and their
 JSON), ``chain_view`` (what the chain says), ``checks/`` (one module per concern), ``state`` (incremental
-audits), ``runner`` (the order of it all), ``cli`` (``lepton-ledger audit``), ``html`` (the report). What a
+audits), ``runner`` (the order of it all), ``html`` (the report); the ``audit`` command is in lepton_ledger/commands/. What a
 party does with a failed audit (challenges, rulings, forgery proofs) is the ``challenges`` package. Torch loads on
 first use.
 """

@@ -1,6 +1,6 @@
 """The auditor's HTML report: one self-contained file a person can open and read.
 
-Input: the dict of ``AuditResult.to_dict()`` (what ``lepton-ledger audit --json OUT`` writes)::
+Input: the dict of ``AuditResult.to_dict()`` (what ``lepton-ledger audit --json-out FILE`` writes)::
 
     {"ok": bool, "chain_id": int, "contracts": {name: address}, "audited_at_block": int,
      "checks": [{"name": str, "ok": bool, "agreement_id": int|null, "round": int|null, "partner": str|null,

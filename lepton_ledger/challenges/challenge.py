@@ -131,7 +131,7 @@ AUDIT_FILE_BYTES = 256 << 20  # an audit of thousands of rounds; the JSON reader
 
 
 def load_audit(path: str | Path) -> dict[str, Any]:
-    """The audit result written by ``lepton-ledger audit --json``.
+    """The audit result written by ``lepton-ledger audit --json-out FILE``.
 
     Raises:
         ChallengeError: the file is missing, not JSON, or has no list of checks.
@@ -140,11 +140,11 @@ def load_audit(path: str | Path) -> dict[str, Any]:
     try:
         document = load_json(read_bounded(path, AUDIT_FILE_BYTES), what=f"audit file {path}", max_bytes=AUDIT_FILE_BYTES)
     except FileNotFoundError:
-        raise ChallengeError(f"no audit file at {path} (write one with `lepton-ledger audit --json FILE`)") from None
+        raise ChallengeError(f"no audit file at {path} (write one with `lepton-ledger audit --json-out FILE`)") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ChallengeError(f"audit file {path} is not valid JSON: {exc}") from None
     if not isinstance(document, dict) or not isinstance(document.get("checks"), list):
-        raise ChallengeError(f"audit file {path} has no \"checks\" list: is it the output of `audit --json`?")
+        raise ChallengeError(f"audit file {path} has no \"checks\" list: is it the output of `audit --json-out`?")
     return document
 
 

@@ -1,9 +1,12 @@
-"""``lepton-ledger arbiter ...``: the arbiter an agreement's terms name rules on its challenges.
+"""``lepton-ledger arbiter ...``: the arbiter an agreement's terms name rules on its challenges; the one group
+for ruling, on a partner's update (RoundLedger) and, with ``--results``, on the coordinator's results
+(ResultsCourt).
 
 list (the open challenges of the agreements where --key is the arbiter, with their evidence and the end of
-their ruling window) -> rule CHALLENGE --uphold|--dismiss --ruling FILE (within the window) -> after the window,
-anyone may ``lapse`` an unruled challenge (dismissed). The ruling window is the deployment's dispute window,
-counted from when the challenge was raised. Keys come from the keystore (``--key NAME``), as for every role.
+their ruling window) -> rule CHALLENGE --uphold|--dismiss --reason TEXT|--ruling FILE (within the window) ->
+after the window, anyone may ``lapse`` an unruled challenge (dismissed). The ruling window is the deployment's
+dispute window, counted from when the challenge was raised. The signer is ``--key NAME`` (keystore) or, on a
+demo folder, ``--workdir DIR [--as ROLE]`` (workdir.py). ``challenge resolve|rule|lapse`` are hidden aliases.
 """
 
 from __future__ import annotations
@@ -16,13 +19,22 @@ import typer
 from .context import (
     DeploymentOpt,
     IpfsOpt,
-    KeyOpt,
     RpcUrlOpt,
+    fixed_point,
     open_session,
     read_call,
     reports_errors,
     require,
     utc,
+)
+from .workdir import (
+    AsOpt,
+    JsonOpt,
+    SignerKeyOpt,
+    WorkdirOpt,
+    need_sender,
+    print_tx,
+    signer,
 )
 
 __all__ = ["arbiter_app"]
@@ -33,6 +45,15 @@ arbiter_app = typer.Typer(
 )  # fmt: skip
 
 ChallengeArg = Annotated[int, typer.Argument(metavar="CHALLENGE", help="Challenge id (1, 2, ...).")]
+UpholdOpt = Annotated[bool | None, typer.Option("--uphold/--dismiss", help="The ruling: uphold (the partner is "
+                                                                           "slashed) or dismiss.")]  # fmt: skip
+ReasonOpt = Annotated[str | None, typer.Option("--reason", help="Why: published in the standard ruling document, "
+                                                                "its digest on-chain.")]  # fmt: skip
+RulingOpt = Annotated[Path | None, typer.Option("--ruling", help="A ruling document of your own (any file), "
+                                                                 "instead of --reason: put to the store, its "
+                                                                 "digest on-chain.")]  # fmt: skip
+ResultsOpt = Annotated[bool, typer.Option("--results", help="A challenge of the coordinator's results "
+                                                            "(ResultsCourt), not of a partner's update.")]  # fmt: skip
 
 
 def _arbiter_of(s: Any, agreement_id: int) -> str:
@@ -88,53 +109,102 @@ def list_(
 @arbiter_app.command("rule")
 @reports_errors
 def rule(
-    challenge: ChallengeArg, key: KeyOpt,
-    ruling: Annotated[Path, typer.Option(help="The ruling document (any file): put to the store, its digest "
-                                              "on-chain.")],
-    uphold: Annotated[bool, typer.Option("--uphold", help="Uphold the challenge (the partner is slashed).")] = False,
-    dismiss: Annotated[bool, typer.Option("--dismiss", help="Dismiss the challenge.")] = False,
-    rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None, ipfs: IpfsOpt = None,
+    challenge: ChallengeArg, upheld: UpholdOpt = None, reason: ReasonOpt = None, ruling: RulingOpt = None,
+    of_results: ResultsOpt = False,
+    workdir: WorkdirOpt = None, as_role: AsOpt = None, key: SignerKeyOpt = None, rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None, ipfs: IpfsOpt = None, as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
     """Rule on CHALLENGE as the arbiter of its agreement, within its ruling window.
 
-    Puts --ruling to the store and sends RoundLedger.resolveChallenge(challenge, upheld, ruling digest) from
-    --key. An upheld challenge is then executed by `challenge slash` after the round's dispute window.
+    Puts the ruling (--reason, or your own --ruling FILE) to the store and sends
+    RoundLedger.resolveChallenge(challenge, upheld, ruling digest); an upheld challenge is then executed by
+    `challenge slash` after the round's dispute window. With --results: ResultsCourt.ruleResults (upheld: the
+    round's payouts are revoked and the coordinator's bond goes to the parties).
     """
-    from ..protocol.addressing import content_digest, publish
-    from ..protocol.jsonio import FILE_BYTES, read_bounded
+    from ..challenges import challenge as flow
+    from ..challenges import results
 
-    require(uphold != dismiss, "pass exactly one of --uphold and --dismiss")
-    document = read_bounded(ruling, FILE_BYTES)
-    require(bool(document), f"the ruling file {ruling} is empty")
-    with open_session(rpc_url=rpc_url, deployment=deployment, key=key, ipfs=ipfs) as s:
-        record, ends = _open_challenge(s, challenge)
-        arbiter = _arbiter_of(s, record.agreement_id)
-        require(arbiter == s.address, f"{s.address} is not the arbiter of agreement {record.agreement_id} (its "
-                                      f"terms name {arbiter}): only that arbiter rules on challenge {challenge}")
-        now = int(s.w3.eth.get_block("pending")["timestamp"])
-        require(now < ends, f"the ruling window of challenge {challenge} closed at {utc(ends)}; anyone may now "
-                            f"lapse it: lepton-ledger arbiter lapse {challenge}")  # fmt: skip
+    require(upheld is not None, "give the ruling: --uphold or --dismiss")
+    require((reason is None) != (ruling is None), "give the ruling's grounds: --reason TEXT or --ruling FILE")
+    require(not (of_results and ruling is not None), "a results ruling is the standard ruling document: give --reason")
+    document = None
+    if ruling is not None:
+        from ..protocol.jsonio import FILE_BYTES, read_bounded
+
+        document = read_bounded(ruling, FILE_BYTES)
+        require(bool(document), f"the ruling file {ruling} is empty")
+    verdict = "upheld" if upheld else "dismissed"
+    with signer(workdir=workdir, role=as_role, default_role="admin", key=key, rpc_url=rpc_url,
+                deployment=deployment, ipfs=ipfs) as s:  # fmt: skip
+        sender = need_sender(s)
+        if of_results:
+            result = results.rule_results(s.tx, s.deployment, s.store, sender=sender, challenge_id=challenge,
+                                          upheld=bool(upheld), reason=str(reason))  # fmt: skip
+            d = result.details
+            bond, share = fixed_point(int(d.get("amount", 0)), 18), fixed_point(int(d.get("share", 0)), 18)
+            slashed = f"; bond of {d.get('coordinator')} ({bond} tokens) slashed, {share} to each party" \
+                if upheld else ""
+            print_tx(result, as_json, f"results challenge {challenge} {verdict}{slashed}; ruling put as "
+                                      f"{d['ruling_cid']}")  # fmt: skip
+            return
+        _require_may_rule(s, challenge, sender)
+        if document is None:
+            result = flow.resolve_challenge(s.tx, s.deployment, s.store, sender=sender, challenge_id=challenge,
+                                            upheld=bool(upheld), reason=str(reason))  # fmt: skip
+            print_tx(result, as_json, f"challenge {challenge} {verdict}; ruling put as {result.details['ruling_cid']}")
+            return
+        from ..protocol.addressing import content_digest, publish
+
         digest = content_digest(document)
-        call = s.deployment.ledger.functions.resolveChallenge(challenge, uphold, digest)
-        read_call(call, "the ledger refuses the ruling", sender=s.address)  # before the ruling is put anywhere
+        call = s.deployment.ledger.functions.resolveChallenge(challenge, bool(upheld), digest)
+        read_call(call, "the ledger refuses the ruling", sender=sender)  # before the ruling is put anywhere
         cid, _ = publish(s.store, document)
-        receipt = s.tx.transact(call, s.address)
-    typer.echo(f"challenge {challenge} {'upheld' if uphold else 'dismissed'}; ruling {cid} (digest "
-               f"0x{digest.hex()}), tx {receipt['transactionHash'].to_0x_hex()}")  # fmt: skip
+        result = _sent("resolve", challenge, s.tx.transact(call, sender),
+                       {"upheld": bool(upheld), "ruling_cid": cid, "ruling_digest": "0x" + digest.hex()})
+    print_tx(result, as_json, f"challenge {challenge} {verdict}; ruling {cid} (digest 0x{digest.hex()})")
+
+
+def _sent(action: str, challenge: int, receipt: Any, details: dict[str, Any] | None = None) -> Any:
+    from ..challenges.challenge import ChallengeTx
+
+    return ChallengeTx(action, challenge, receipt["transactionHash"].to_0x_hex(), int(receipt["blockNumber"]),
+                       details or {})  # fmt: skip
+
+
+def _require_may_rule(s: Any, challenge: int, sender: str) -> None:
+    """CommandError unless CHALLENGE is Open, `sender` is its agreement's arbiter and its ruling window runs."""
+    record, ends = _open_challenge(s, challenge)
+    arbiter = _arbiter_of(s, record.agreement_id)
+    require(arbiter == sender, f"{sender} is not the arbiter of agreement {record.agreement_id} (its terms name "
+                               f"{arbiter}): only that arbiter rules on challenge {challenge}")  # fmt: skip
+    now = int(s.w3.eth.get_block("pending")["timestamp"])
+    require(now < ends, f"the ruling window of challenge {challenge} closed at {utc(ends)}; anyone may now lapse it: "
+                        f"lepton-ledger arbiter lapse {challenge}")  # fmt: skip
 
 
 @arbiter_app.command("lapse")
 @reports_errors
 def lapse(
-    challenge: ChallengeArg, key: KeyOpt, rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None,
+    challenge: ChallengeArg, of_results: ResultsOpt = False,
+    workdir: WorkdirOpt = None, as_role: AsOpt = None, key: SignerKeyOpt = None, rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None, ipfs: IpfsOpt = None, as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
     """Lapse CHALLENGE, which its arbiter did not rule on within the ruling window: it is dismissed.
 
-    Sends RoundLedger.lapseChallenge(challenge) from --key (anyone may send it).
+    Sends RoundLedger.lapseChallenge(challenge) (with --results: ResultsCourt.lapseResults); anyone may send it.
     """
-    with open_session(rpc_url=rpc_url, deployment=deployment, key=key) as s:
+    from ..challenges import results
+
+    with signer(workdir=workdir, role=as_role, default_role="auditor", key=key, rpc_url=rpc_url,
+                deployment=deployment, ipfs=ipfs) as s:  # fmt: skip
+        sender = need_sender(s)
+        if of_results:
+            result = results.lapse_results(s.tx, s.deployment, sender=sender, challenge_id=challenge)
+            print_tx(result, as_json, f"results challenge {challenge} lapsed (dismissed)")
+            return
         _, ends = _open_challenge(s, challenge)
         now = int(s.w3.eth.get_block("pending")["timestamp"])
         require(now >= ends, f"the arbiter may rule on challenge {challenge} until {utc(ends)}; it lapses after")
-        receipt = s.tx.transact(s.deployment.ledger.functions.lapseChallenge(challenge), s.address)
-    typer.echo(f"challenge {challenge} lapsed (dismissed), tx {receipt['transactionHash'].to_0x_hex()}")
+        call = s.deployment.ledger.functions.lapseChallenge(challenge)
+        result = _sent("lapse", challenge, s.tx.transact(call, sender))
+    print_tx(result, as_json, f"challenge {challenge} lapsed (dismissed)")

@@ -12,29 +12,26 @@ is reported.
   (``storage.open_store``). Roles on different machines must share one (a Kubo node): the partners fetch the
   model the coordinator put, the coordinator the envelopes the partners put.
 
-Failures: every expected failure (a ``LeptonError``: unknown agreement, wrong password, missing deployment file,
-an RPC URL that does not answer, a contract revert...) is printed as one ``error: ...`` line on stderr and exits
-with code 1. Commands check what they can before their first transaction, so a refused command sends nothing.
+Failures are reported as ``errors`` says (one ``error: ...`` line on stderr, exit code by kind). Commands check
+what they can before their first transaction, so a refused command sends nothing.
 """
 
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 
 from .. import settings
-from ..errors import ContractReverted, LeptonError
 from ..protocol.errors import DocumentTooLarge
 from ..protocol.jsonio import FILE_BYTES, load_json, read_bounded
+from .errors import CommandError, fail, reports_errors
 
 __all__ = [
     "CommandError",
@@ -53,6 +50,7 @@ __all__ = [
     "open_session",
     "parse_address",
     "parse_tokens",
+    "password",
     "read_call",
     "reports_errors",
     "require",
@@ -75,46 +73,8 @@ IpfsOpt = Annotated[
     typer.Option("--ipfs", help="Block store: a directory or a Kubo RPC URL; default: the embedded store."),
 ]
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-class CommandError(LeptonError, ValueError):
-    """A command's input is wrong in a way found before anything was sent (the message names what)."""
-
-
 def default_deployment_path() -> Path:
     return settings.data_dir() / "deployment.json"
-
-
-# Every put and transaction is recorded before it happens (the outbox): rerunning picks up where it stopped.
-INTERRUPTED = "error: interrupted; what was recorded is kept: run the same command again to resume"
-
-
-def fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(1)
-
-
-def reports_errors(command: F) -> F:
-    """Turns the project's errors (and unreadable files) into one ``error: ...`` line and exit code 1."""
-
-    @wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except ContractReverted as exc:
-            from ..chain.transactions import human_revert
-
-            raise fail(f"the contract refused: {human_revert(exc)}") from None
-        except LeptonError as exc:
-            raise fail(str(exc)) from None
-        except OSError as exc:  # a --csv, --terms-file or signature file that cannot be read
-            raise fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)) from None
-        except KeyboardInterrupt:
-            typer.echo(INTERRUPTED, err=True)
-            raise typer.Exit(130) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def parse_address(value: str, what: str) -> str:
@@ -153,13 +113,13 @@ def read_call(call: Any, what: str, *, sender: str | None = None) -> Any:
         raise CommandError(f"{what}: {human_revert(decoded) if decoded else exc}") from None
 
 
-def _password() -> str:
-    from ..keys import PASSWORD_ENV
-
-    from_env = os.environ.get(PASSWORD_ENV)
+def password(*, confirm: bool = False) -> str:
+    """The keystore password: ``$LEPTON_KEYSTORE_PASSWORD`` when set, else a hidden prompt (never argv, where
+    other users could read it in the process list)."""
+    from_env = settings.keystore_password()
     if from_env is not None:
         return from_env
-    return str(typer.prompt("Keystore password", hide_input=True))
+    return str(typer.prompt("Keystore password", hide_input=True, confirmation_prompt=confirm))
 
 
 def unlock_key(name: str) -> Any:
@@ -172,7 +132,7 @@ def unlock_key(name: str) -> Any:
 
     keystore = Keystore()
     keystore.show(name)  # an unknown name is reported before the password is asked for
-    return keystore.unlock(name, _password())
+    return keystore.unlock(name, password())
 
 
 def load_deployment_document(path: Path) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from .context import (
     IpfsOpt,
     KeyOpt,
     RpcUrlOpt,
+    fixed_point,
     open_session,
     parse_address,
     parse_tokens,
@@ -56,7 +57,8 @@ PAYOUT_RULES = {"proportional": 0, "equal": 1, "by_sample_count": 2}  # fl.Payou
 # fl.aggregation.AGGREGATORS and fl.scoring.SCORERS, spelled out so that --help does not import torch
 AGGREGATIONS = ("fedavg", "median", "trimmed_mean", "krum", "multi_krum")
 SCORINGS = ("leave_one_out", "tmc_shapley", "exact_shapley")
-PENDING = 1  # IPartnerRegistry.PartnerStatus
+PARTNER_STATUS = ("None", "Pending", "Approved", "Suspended")  # IPartnerRegistry.PartnerStatus
+PENDING = PARTNER_STATUS.index("Pending")
 TERMINATED = 3  # IAgreementRegistry.AgreementStatus
 
 coordinator_app = typer.Typer(
@@ -87,8 +89,8 @@ def approve(
                 f"{s.address} lacks the PartnerRegistry's REGISTRAR_ROLE: only the registrar approves or suspends "
                 "partners (the admin grants it)")  # fmt: skip
         status = int(s.deployment.partners.functions.partnerOf(address).call()[0])
-        require(status == PENDING, f"{address} is not a partner awaiting approval (status {status}: "
-                                   "0 unregistered, 2 approved, 3 suspended)")  # fmt: skip
+        named = PARTNER_STATUS[status] if status < len(PARTNER_STATUS) else status
+        require(status == PENDING, f"{address} is not a partner awaiting approval (its status is {named})")
         agreements.approve(s.tx, s.deployment, address, s.address)
     typer.echo(f"approved {address}")
 
@@ -237,7 +239,7 @@ def fund(
 
     value, _ = _pay_in(agreement, amount, "fund", key=key, rpc_url=rpc_url, deployment=deployment,
                        send=lambda s, token, v: agreements.fund(s.tx, s.deployment, token, agreement, s.address, v))
-    typer.echo(f"funded agreement {agreement} with {value / 10**18:g}")
+    typer.echo(f"funded agreement {agreement} with {fixed_point(value, 18)}")
 
 
 @coordinator_app.command("bond")
@@ -261,7 +263,8 @@ def bond(
         return int(s.deployment.court.functions.bondOf(agreement, s.address).call())
 
     value, held = _pay_in(agreement, amount, "post", key=key, rpc_url=rpc_url, deployment=deployment, send=post)
-    typer.echo(f"posted {value / 10**18:g} as coordinator bond of agreement {agreement}; bond now {held / 10**18:g}")
+    typer.echo(f"posted {fixed_point(value, 18)} as coordinator bond of agreement {agreement}; bond now "
+               f"{fixed_point(held, 18)}")
 
 
 def _pay_in(agreement: int, amount: str, verb: str, *, key: str, rpc_url: str | None, deployment: Path | None,
@@ -277,8 +280,8 @@ def _pay_in(agreement: int, amount: str, verb: str, *, key: str, rpc_url: str | 
         require(int(state[0]) != TERMINATED, f"agreement {agreement} is terminated")
         token = s.token(ChainTerms.read(s.deployment, agreement).reward_token)
         balance = int(token.functions.balanceOf(s.address).call())
-        require(balance >= value, f"{s.address} holds {balance / 10**18:g} of the reward token, "
-                                  f"cannot {verb} {value / 10**18:g}")  # fmt: skip
+        require(balance >= value, f"{s.address} holds {fixed_point(balance, 18)} of the reward token, "
+                                  f"cannot {verb} {fixed_point(value, 18)}")  # fmt: skip
         return value, send(s, token, value)
 
 
@@ -364,8 +367,8 @@ def open_(
         require(open_round == 0, f"round {open_round} of agreement {agreement} is still open (close it first)")
         bonded, required = s.deployment.agreements.functions.coordinatorBondOf(agreement).call()
         held = int(s.deployment.court.functions.bondOf(agreement, bonded).call())
-        require(held >= required, f"the coordinator holds {held / 10**18:g} of bond in agreement {agreement}, its "
-                                  f"terms require {required / 10**18:g}: post it with `coordinator bond {agreement} "
+        require(held >= required, f"the coordinator holds {fixed_point(held, 18)} of bond in agreement {agreement}, its "
+                                  f"terms require {fixed_point(required, 18)}: post it with `coordinator bond {agreement} "
                                   "AMOUNT`")  # fmt: skip
         # A voided or abandoned round stays charged until restored, and openRound waits for it.
         for line in disputes.restore_pending(s.tx, s.deployment, sender=s.address, agreement_id=agreement):
@@ -437,7 +440,7 @@ def close(
                f"{report.metrics['accuracy_before']:.3f} -> {report.metrics['accuracy_after']:.3f}")  # fmt: skip
     typer.echo(f"aggregate {outcome.aggregate_cid}, report {outcome.report_cid}")
     for line in report.partners:
-        verdict = f"allocated {line.payout / 10**18:g}" if line.accepted else f"rejected ({line.reasons[0]['code']})"
+        verdict = f"allocated {fixed_point(line.payout, 18)}" if line.accepted else f"rejected ({line.reasons[0]['code']})"
         typer.echo(f"  {line.partner}: {verdict}")
     typer.echo(f"allocations are claimable from {utc(claimable_from)}, when the dispute window ends "
                "(`partner claim`)")

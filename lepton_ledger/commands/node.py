@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from .context import CommandError, reports_errors, utc
+from .context import CommandError, fixed_point, reports_errors, utc
 
 __all__ = ["node_app", "parse_duration"]
 
@@ -111,7 +111,7 @@ def fund(
     target = parse_address(address, "ADDRESS")
     with connect() as w3:
         balance = node.fund(w3, target, int(ether * 10**18))
-    typer.echo(f"{target} now holds {balance / 10**18:g} ether on the local node")
+    typer.echo(f"{target} now holds {fixed_point(balance, 18)} ether on the local node")
 
 
 @node_app.command("time")

@@ -173,14 +173,14 @@ def stake(
         held = int(s.deployment.vault.functions.stakeOf(agreement, s.address).call())
         value = parse_tokens(amount, "--amount") if amount is not None else max(0, terms.required_stake - held)
         require(value > 0 or amount is None, f"--amount must be more than 0, not {amount!r}")
-        require(value > 0, f"{s.address} already holds {held / 10**18:g} staked (required "
-                           f"{terms.required_stake / 10**18:g}); pass --amount to add more")  # fmt: skip
+        require(value > 0, f"{s.address} already holds {fixed_point(held, 18)} staked (required "
+                           f"{fixed_point(terms.required_stake, 18)}); pass --amount to add more")  # fmt: skip
         token = s.token(terms.reward_token)
         balance = int(token.functions.balanceOf(s.address).call())
-        require(balance >= value, f"{s.address} holds {balance / 10**18:g} of the reward token, "
-                                  f"cannot stake {value / 10**18:g}")  # fmt: skip
+        require(balance >= value, f"{s.address} holds {fixed_point(balance, 18)} of the reward token, "
+                                  f"cannot stake {fixed_point(value, 18)}")  # fmt: skip
         activated = agreements.stake(s.tx, s.deployment, token, agreement, s.address, value)
-    typer.echo(f"{s.address} staked {value / 10**18:g} in agreement {agreement}"
+    typer.echo(f"{s.address} staked {fixed_point(value, 18)} in agreement {agreement}"
                + (": the agreement is now active" if activated else ""))  # fmt: skip
 
 
@@ -348,7 +348,7 @@ def train_and_submit(
     )  # fmt: skip
     typer.echo(f"round {round_id}: submitted {submission.envelope_cid} ({submission.sample_count} samples), "
                f"tx {submission.tx_hash}")  # fmt: skip
-    typer.echo(f"epsilon spent {accountant.epsilon():.4f} of cap {terms.epsilon_cap:g}")
+    typer.echo(f"epsilon spent {accountant.epsilon():.4f} of cap {fixed_point(terms.epsilon_cap_fixed, 6)}")
 
 
 @partner_app.command("train-and-sign")
@@ -375,7 +375,7 @@ def train_and_sign(
     )  # fmt: skip
     out.write_text(json.dumps(document, indent=2) + "\n")
     typer.echo(f"round {round_id}: sealed {document['envelopeCid']}, signed commitment written to {out}")
-    typer.echo(f"epsilon spent {accountant.epsilon():.4f} of cap {terms.epsilon_cap:g}")
+    typer.echo(f"epsilon spent {accountant.epsilon():.4f} of cap {fixed_point(terms.epsilon_cap_fixed, 6)}")
 
 
 @partner_app.command("claim")
@@ -413,7 +413,7 @@ def claim(
                                 accountant=fresh_accountant(s.deployment, agreement, s.address),
                                 accountant_path=_accountant_file(s, agreement, s.address))  # fmt: skip
         tx_hash = partner.claim(agreement, round, amount, tree.proof(s.address))
-    typer.echo(f"claimed {amount / 10**18:g} for round {round} of agreement {agreement}, tx {tx_hash}")
+    typer.echo(f"claimed {fixed_point(amount, 18)} for round {round} of agreement {agreement}, tx {tx_hash}")
 
 
 @partner_app.command("exit")
@@ -464,8 +464,11 @@ def status(
     key: ReadKeyOpt = None, address: AddressOpt = None,
     rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None, ipfs: IpfsOpt = None,
 ) -> None:  # fmt: skip
-    """Show a partner's standing in AGREEMENT: epsilon spent (on-chain and local) against the cap, stake, rewards
-    claimable and claimed. Sends nothing and needs no password."""
+    """Show a partner's standing in AGREEMENT: epsilon spent (on-chain and local) against the cap, stake (and
+    whether it is locked), rewards claimable and claimed, its disputed batch entries and the challenges against
+    it. Sends nothing and needs no password."""
+    from ..challenges.challenge import challenges
+    from ..chain import disputes
     from ..rounds.roles import standing
 
     who = _who(key, address)
@@ -475,12 +478,28 @@ def status(
         held = standing(s.deployment, s.store, agreement, who, now)
         path = _accountant_file(s, agreement, who)
         local = _local_epsilon(path)
+        locked = bool(s.deployment.ledger.functions.isStakeLocked(agreement, who).call())
+        # RewardVault.unstake also refuses while the terms are in force for a party that has not exited.
+        in_force = (int(s.agreement_state(agreement)[0]) == ACTIVE
+                    and not s.deployment.agreements.functions.hasExited(agreement, who).call())  # fmt: skip
+        records = disputes.disputes(s.deployment, agreement, party=who)
+        against = [c for c in challenges(s.deployment) if c.agreement_id == agreement and c.partner == who]
+    held_as = "locked" if locked else "held while the terms are in force" if in_force else "withdrawable"
     typer.echo(f"partner:          {who}")
-    typer.echo(f"epsilon on-chain: {held.epsilon_fixed / 10**6:.6f} of cap {held.epsilon_cap_fixed / 10**6:g}")
+    typer.echo(f"epsilon on-chain: {held.epsilon_fixed / 10**6:.6f} of cap {fixed_point(held.epsilon_cap_fixed, 6)}")
     typer.echo(f"epsilon local:    {'-' if local is None else f'{local:.6f}'} ({path})")
-    typer.echo(f"stake:            {held.stake / 10**18:g} (required {held.required_stake / 10**18:g})")
-    typer.echo(f"claimable now:    {held.claimable / 10**18:g}")
-    typer.echo(f"claimed:          {held.claimed / 10**18:g}")
+    typer.echo(f"stake:            {fixed_point(held.stake, 18)} (required {fixed_point(held.required_stake, 18)}; "
+               f"{held_as})")  # fmt: skip
+    typer.echo(f"claimable now:    {fixed_point(held.claimable, 18)}")
+    typer.echo(f"claimed:          {fixed_point(held.claimed, 18)}")
+    for r in records:
+        when = f", answer by {utc(r.answer_by)}" if r.status == "Open" else ""
+        typer.echo(f"dispute:          round {r.round}, entry epsilon {fixed_point(r.epsilon, 6)}: {r.status}{when}")
+    for c in against:
+        typer.echo(f"challenge:        {c.challenge_id}, round {c.round}, {c.status}, raised {utc(c.raised_at)} by "
+                   f"{c.challenger}")  # fmt: skip
+    if not records and not against:
+        typer.echo("no disputes, no challenges")
 
 
 def _who(key: str | None, address: str | None) -> str:
@@ -623,43 +642,3 @@ def void_entry(
     restored = int(event["args"]["restoredEpsilon"])
     typer.echo(f"voided the entry of {who} in round {round} of agreement {agreement} (the round stands): its "
                f"epsilon is back to {fixed_point(restored, 6)}")  # fmt: skip
-
-
-@partner_app.command("standing")
-@reports_errors
-def standing(
-    agreement: AgreementOpt,
-    key: ReadKeyOpt = None, address: AddressOpt = None,
-    rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None,
-) -> None:  # fmt: skip
-    """Show a partner's standing in AGREEMENT: epsilon spent on-chain against the cap, stake (and whether it is
-    locked), its disputed batch entries and the challenges against it. Sends nothing and needs no password."""
-    from ..chain import disputes
-    from ..challenges.challenge import challenges
-    from ..rounds.roles import ChainTerms
-
-    who = _who(key, address)
-    with open_session(rpc_url=rpc_url, deployment=deployment, key=None) as s:
-        s.require_party(agreement, who)
-        terms = ChainTerms.read(s.deployment, agreement)
-        ledger, vault = s.deployment.ledger.functions, s.deployment.vault.functions
-        spent = int(ledger.cumulativeEpsilon(agreement, who).call())
-        held = int(vault.stakeOf(agreement, who).call())
-        locked = bool(ledger.isStakeLocked(agreement, who).call())
-        # RewardVault.unstake also refuses while the terms are in force for a party that has not exited.
-        in_force = (int(s.agreement_state(agreement)[0]) == ACTIVE
-                    and not s.deployment.agreements.functions.hasExited(agreement, who).call())  # fmt: skip
-        records = disputes.disputes(s.deployment, agreement, party=who)
-        against = [c for c in challenges(s.deployment) if c.agreement_id == agreement and c.partner == who]
-    typer.echo(f"partner:  {who}")
-    typer.echo(f"epsilon:  {spent / 10**6:.6f} spent of cap {terms.epsilon_cap:g} (on-chain)")
-    held_as = "locked" if locked else "held while the terms are in force" if in_force else "withdrawable"
-    typer.echo(f"stake:    {fixed_point(held, 18)} ({held_as})")
-    for r in records:
-        when = f", answer by {utc(r.answer_by)}" if r.status == "Open" else ""
-        typer.echo(f"dispute:  round {r.round}, entry epsilon {fixed_point(r.epsilon, 6)}: {r.status}{when}")
-    for c in against:
-        typer.echo(f"challenge {c.challenge_id}: round {c.round}, {c.status}, raised {utc(c.raised_at)} by "
-                   f"{c.challenger}")  # fmt: skip
-    if not records and not against:
-        typer.echo("no disputes, no challenges")

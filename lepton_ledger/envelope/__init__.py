@@ -14,7 +14,6 @@ from .envelope import (
     OpenedEnvelope,
     SealedEnvelope,
     open,
-    open_envelope,
     seal,
     update_commitment,
 )
@@ -84,7 +83,6 @@ __all__ = [
     "deserialize_tensors",
     "generate_x25519_keypair",
     "open",
-    "open_envelope",
     "seal",
     "serialize_tensors",
     "tensor_digest",

@@ -91,7 +91,6 @@ __all__ = [
     "encode_payload",
     "encrypt_envelope",
     "open",
-    "open_envelope",
     "seal",
     "update_commitment",
 ]
@@ -351,8 +350,6 @@ def open(
         tuple(s.recipient for s in header.slots),
     )
 
-
-open_envelope = open
 
 
 def _check_expected(manifest: UpdateManifest, digest: bytes, expected: Expected) -> None:

@@ -2,7 +2,7 @@
 
 ``EnvelopeError`` inherits ``ValueError`` as well as ``LeptonError``: a refused envelope is bad input, so
 callers may catch either. Opening raises the first failure in the order the checks run (see
-:func:`lepton_ledger.envelope.envelope.open_envelope`).
+:func:`lepton_ledger.envelope.envelope.open`).
 """
 
 from __future__ import annotations

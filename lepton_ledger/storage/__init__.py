@@ -18,7 +18,9 @@ def open_store(location: str | os.PathLike[str] | None = None) -> Any:
     Raises:
         ConfigurationError: a Kubo URL that is not http(s) (from ``KuboStore``).
     """
-    where = str(location) if location is not None else os.environ.get("LEPTON_KUBO_API") or None
+    from ..settings import kubo_api
+
+    where = str(location) if location is not None else kubo_api()
     if where is not None and where.startswith(("http://", "https://")):
         from .kubo import KuboStore
 

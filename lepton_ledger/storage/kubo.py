@@ -28,7 +28,6 @@ What the store guarantees
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -71,7 +70,9 @@ def kubo_api_url() -> str:
     Raises:
         ConfigurationError: the variable is unset or empty.
     """
-    url = os.environ.get(KUBO_API_ENV, "").strip()
+    from ..settings import kubo_api
+
+    url = kubo_api()
     if not url:
         raise ConfigurationError(f"{KUBO_API_ENV} is not set (expected e.g. http://127.0.0.1:5001)")
     return url

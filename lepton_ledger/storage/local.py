@@ -233,14 +233,6 @@ class LocalStore(Store):
                     blocks += 1
         return StoreStat(blocks=blocks, size=size, pins=len(self.pins()))
 
-    def iter_blocks(self) -> Iterator[str]:
-        """The base32 multihash keys of every visible block (for consistency checks)."""
-        for shard in (self.root / "blocks").iterdir():
-            if shard.is_dir():
-                for entry in shard.iterdir():
-                    if not entry.name.startswith(_TMP_PREFIX):
-                        yield entry.name
-
     def verify_all(self) -> int:
         """Verifies every visible block against its multihash; returns how many. Raises BlockCorrupted
         naming the first bad block (as its CIDv1 raw form: the store keeps no codec per block)."""

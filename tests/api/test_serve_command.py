@@ -39,8 +39,16 @@ def test_with_a_malformed_setting(tmp_path, variable, value):
     assert line.startswith("error: setting ") and variable.removeprefix("LEPTON_API_").lower() in line
 
 
-def test_with_a_workdir_that_is_no_folder(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "lepton_ledger.cli", "serve", "--workdir", str(tmp_path / "no")],
+def test_a_workdir_that_no_demo_left_is_refused_and_named(tmp_path):
+    (tmp_path / "deployment.json").write_text("{}")  # a data directory, not a demo folder (no chain state beside it)
+    result = subprocess.run([sys.executable, "-m", "lepton_ledger.cli", "serve", "--workdir", str(tmp_path)],
+                            check=False, capture_output=True, text=True, timeout=120)  # fmt: skip
+    line = _one_error_line(result)
+    assert "--workdir" in line and "not a folder 'lepton-ledger demo' left" in line and "--data-dir" in line
+
+
+def test_with_a_data_dir_that_is_no_folder(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "lepton_ledger.cli", "serve", "--data-dir", str(tmp_path / "no")],
                             check=False, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert "no such folder" in _one_error_line(result)
 

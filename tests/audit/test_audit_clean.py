@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from lepton_ledger.audit import CHECK_NAMES, AuditCannotRun, audit_workdir
-from lepton_ledger.audit.cli import audit_app
+from lepton_ledger.commands.audit import audit_app
 from lepton_ledger.chain.anvil import Anvil
 from lepton_ledger.keys import Keystore
 from lepton_ledger.storage.local import LocalStore
@@ -106,7 +106,7 @@ def test_cli_exits_0_and_writes_the_json_and_the_html(demo_single, clean_audit, 
     workdir = fresh_copy(demo_single, clean_audit[1])
     out, page = workdir.parent / "audit.json", workdir.parent / "audit.html"
     run = CliRunner().invoke(audit_app, ["--workdir", str(workdir), "--state", str(workdir.parent / clean_audit[1].name),
-                                         "--json", str(out), "--html", str(page)])  # fmt: skip
+                                         "--json-out", str(out), "--html", str(page)])  # fmt: skip
     assert run.exit_code == 0, run.output
     assert "every check holds" in run.output and "vault_conserves" in run.output
     assert json.loads(out.read_text())["ok"] is True
@@ -118,8 +118,8 @@ def test_cli_exits_2_with_one_error_line_when_it_cannot_run(tmp_path):
     assert run.exit_code == 2
     expected = f"error: audit could not run: {tmp_path} has no deployment.json: not a demo folder"
     assert run.output.strip().splitlines() == [expected]
-    run = CliRunner().invoke(audit_app, ["--rpc", "http://127.0.0.1:9"])
-    assert run.exit_code == 2 and "give --workdir DIR, or the auditor's key: --key-name NAME" in run.output
+    run = CliRunner().invoke(audit_app, ["--rpc-url", "http://127.0.0.1:9"])
+    assert run.exit_code == 2 and "give --workdir DIR, or the auditor's key: --key NAME" in run.output
 
 
 def test_cli_audits_a_live_deployment_by_rpc_with_a_key_file_or_a_keystore_identity(
@@ -136,11 +136,11 @@ def test_cli_audits_a_live_deployment_by_rpc_with_a_key_file_or_a_keystore_ident
     monkeypatch.setenv("LEPTON_KEYSTORE_PASSWORD", "pw")
     node = Anvil(state_file=workdir / "chain-state.json")
     with node:
-        live = ["--rpc", node.url, "--deployment", str(workdir / "deployment.json"), "--ipfs", str(workdir / "store"),
+        live = ["--rpc-url", node.url, "--deployment", str(workdir / "deployment.json"), "--ipfs", str(workdir / "store"),
                 "--state", str(state)]  # fmt: skip
-        by_file = CliRunner().invoke(audit_app, [*live, "--key", str(keys), "--json", str(workdir / "a.json")])
-        by_name = CliRunner().invoke(audit_app, [*live, "--key-name", "auditor", "--full"])
-        wrong_store = CliRunner().invoke(audit_app, [*live[:5], str(workdir), "--key", str(keys)])
+        by_file = CliRunner().invoke(audit_app, [*live, "--key-file", str(keys), "--json-out", str(workdir / "a.json")])
+        by_name = CliRunner().invoke(audit_app, [*live, "--key", "auditor", "--full"])
+        wrong_store = CliRunner().invoke(audit_app, [*live[:5], str(workdir), "--key-file", str(keys)])
     assert by_file.exit_code == 0, by_file.output
     assert json.loads((workdir / "a.json").read_text())["ok"] is True
     assert by_name.exit_code == 0, by_name.output

@@ -11,7 +11,7 @@ import json
 from typer.testing import CliRunner
 
 from lepton_ledger.audit import audit_workdir
-from lepton_ledger.audit.cli import audit_app
+from lepton_ledger.commands.audit import audit_app
 from lepton_ledger.storage.car import iter_dag
 from lepton_ledger.storage.local import LocalStore
 
@@ -36,7 +36,7 @@ def test_incremental_reaudit_after_a_flipped_byte_exits_1_naming_round_partner_a
     partner, cid, _ = _flip_a_byte_of_an_envelope(workdir)
     out = workdir.parent / "audit.json"
 
-    run = CliRunner().invoke(audit_app, ["--workdir", str(workdir), "--state", str(state), "--json", str(out)],
+    run = CliRunner().invoke(audit_app, ["--workdir", str(workdir), "--state", str(state), "--json-out", str(out)],
                              env={"COLUMNS": "400"})  # wide enough that no cell of the failures table folds
     assert run.exit_code == 1, run.output
     assert "0 round(s) checked in full, 2 re-checked" in run.output

@@ -19,7 +19,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from lepton_ledger.audit import AuditResult, audit_workdir
-from lepton_ledger.audit.cli import audit_app
+from lepton_ledger.commands.audit import audit_app
 from lepton_ledger.storage.cid import b32encode, parse_cid
 
 
@@ -61,7 +61,7 @@ def test_flipped_byte_in_a_stored_envelope_fails_cids_resolve(demo_single, fresh
 
     out = tmp_path / "audit.json"
     run = CliRunner().invoke(audit_app, ["--workdir", str(workdir), "--state", str(tmp_path / "state.sqlite"),
-                                         "--json", str(out)])  # fmt: skip
+                                         "--json-out", str(out)])  # fmt: skip
     assert run.exit_code == 1 and "1 check(s) failed" in run.output and "cids_resolve" in run.output
     doc = json.loads(out.read_text())
     assert doc["ok"] is False and [c["cid"] for c in doc["checks"] if not c["ok"]] == [cid]

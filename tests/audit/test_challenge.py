@@ -23,7 +23,7 @@ from lepton_ledger.chain.anvil import Anvil, advance_time
 from lepton_ledger.chain.artifacts import load_artifact
 from lepton_ledger.chain.deployment import Deployment
 from lepton_ledger.challenges.challenge import canonical_json
-from lepton_ledger.challenges.cli import challenge_app
+from lepton_ledger.commands.challenge import challenge_app
 from lepton_ledger.rounds.demo import REQUIRED_STAKE as STAKE
 from lepton_ledger.rounds.report import content_digest, fetch_by_digest
 from lepton_ledger.storage.local import LocalStore

@@ -10,6 +10,7 @@ import json
 from typer.testing import CliRunner
 
 from lepton_ledger.audit import audit_workdir
+from lepton_ledger.commands.challenge import challenge_app
 from lepton_ledger.chain.anvil import Anvil, dev_account
 from lepton_ledger.chain.deployment import Deployment, DevRoles
 from lepton_ledger.chain.merkle import PositionalTree, commitment_leaf, pack_entries
@@ -19,7 +20,6 @@ from lepton_ledger.chain.typed_data import (
     sign_digest,
     update_commitment_digest,
 )
-from lepton_ledger.challenges.cli import challenge_app
 from lepton_ledger.rounds.report import publish
 from lepton_ledger.storage.local import LocalStore
 

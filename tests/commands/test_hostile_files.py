@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from lepton_ledger.audit.cli import audit_app
+from lepton_ledger.commands.audit import audit_app
 from lepton_ledger.commands.context import CommandError, load_deployment_document
 from lepton_ledger.commands.coordinator import coordinator_app
 
@@ -56,7 +56,7 @@ def test_a_nested_deployment_file_stops_the_audit_with_exit_2(nested, tmp_path):
     key = tmp_path / "key.json"
     key.write_text('{"x25519_private_key": "' + "11" * 32 + '"}')
     (tmp_path / "store" / "blocks").mkdir(parents=True)
-    run = CliRunner().invoke(audit_app, ["--rpc", "http://127.0.0.1:9", "--deployment", str(nested), "--ipfs",
+    run = CliRunner().invoke(audit_app, ["--rpc-url", "http://127.0.0.1:9", "--deployment", str(nested), "--ipfs",
                                          str(tmp_path / "store"), "--key", str(key)])  # fmt: skip
     assert run.exit_code == 2 and "nested deeper" in run.output and run.output.count("\n") <= 2, run.output
 

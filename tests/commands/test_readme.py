@@ -51,9 +51,9 @@ def test_the_trust_model_walk_runs_as_written(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
     assert "challenge 1: agreement 1, round 1" in out and "rule by " in out and "challenge 1 dismissed" in out
-    assert "abandoned round 1 of agreement 1" in out and "challenge 1: round 1, Dismissed" in out
+    assert "abandoned round 1 of agreement 1" in out and "challenge:        1, round 1, Dismissed" in out
     assert "restored round 1 of agreement 1: its entries' epsilon is given back" in out
-    assert "epsilon:  0.000000 spent" in out  # alice's standing after the restore
+    assert "epsilon on-chain: 0.000000" in out  # alice's standing after the restore
     assert "left agreement 1" in out and "withdrew 100 of its stake in agreement 1" in out  # alice's stake back
     assert "reclaimed 300 tokens of agreement 1" in out and "stopped the local node" in out
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from decimal import Decimal
 
 import pytest
 from cli_home import ADDRESS, PASSWORD, lepton_home
@@ -74,21 +75,21 @@ def test_a_whole_round_through_the_cli(world):
             "RewardVault"], abi=_abi("RewardVault")).functions.allocation(1, 1).call()[3]  # fmt: skip
     time.sleep(max(0.0, opens - time.time() + 1))
 
-    paid = {}
+    said = {}  # the amounts as printed: exact decimals of the token's base units
     for name in ("partner-a", "partner-b"):
         claimed = run(partner_app, "claim", "1", "1", "--key", name)
-        paid[name] = float(claimed.output.split("claimed ")[1].split(" ")[0])
-        assert paid[name] > 0
-    assert sum(paid.values()) == pytest.approx(300)  # by-sample-count split of the round's whole reward
+        said[name] = claimed.output.split("claimed ")[1].split(" ")[0]
+        assert Decimal(said[name]) > 0
+    assert sum(Decimal(v) for v in said.values()) == 300  # by-sample-count split of the round's whole reward
 
     again = run(partner_app, "claim", "1", "1", "--key", "partner-a", ok=False)
     assert again.exit_code == 1 and "has already claimed round 1" in again.output
 
     status = run(partner_app, "status", "1", "--key", "partner-a").output
-    assert f"claimed:          {paid['partner-a']:g}" in status and "claimable now:    0" in status
+    assert f"claimed:          {said['partner-a']}" in status and "claimable now:    0" in status
     on_chain, local = (float(line.split()[2]) for line in status.splitlines() if line.startswith("epsilon "))
     assert 0 < on_chain and 0 <= on_chain - local < 2e-6  # both printed to 1e-6; the chain rounds up
-    assert "stake:            100 (required 100)" in status
+    assert "stake:            100 (required 100; held while the terms are in force)" in status
 
 
 def test_the_audit_runs_on_the_commands_own_deployment_as_deploy_left_it(world):
@@ -97,14 +98,14 @@ def test_the_audit_runs_on_the_commands_own_deployment_as_deploy_left_it(world):
     are named as such (exit 2), not reported as tampering."""
     from lepton_ledger.cli import app
 
-    clean = runner.invoke(app, ["audit", "--key-name", "auditor"])
+    clean = runner.invoke(app, ["audit", "--key", "auditor"])
     assert clean.exit_code == 0 and "every check holds" in clean.output, clean.output
-    stranger = runner.invoke(app, ["audit", "--key-name", "partner-a"])
+    stranger = runner.invoke(app, ["audit", "--key", "partner-a"])
     assert stranger.exit_code == 2
     assert "is not a recipient of this deployment: updates are encrypted to its coordinator and auditors" in \
         stranger.output and "failed" not in stranger.output  # fmt: skip
     home = world["home"]
-    wrong = runner.invoke(app, ["audit", "--key-name", "auditor", "--ipfs", str(home)])
+    wrong = runner.invoke(app, ["audit", "--key", "auditor", "--ipfs", str(home)])
     assert wrong.exit_code == 2
     assert "wrong store location (the block store of that data directory is" in " ".join(wrong.output.split())
     assert not (home / "pins.sqlite").exists()  # nothing was made there

@@ -116,10 +116,10 @@ def test_an_entry_the_partner_never_signed_is_disputed_without_the_document_and_
         assert s.deployment.ledger.functions.cumulativeEpsilon(1, b).call() == 0
         assert s.deployment.ledger.functions.round(1, 1).call()[0] == 1  # still Open: the entry alone is voided
 
-    standing = run("partner", "standing", "--agreement", "1", "--key", "partner-b").output
-    assert "epsilon:  0.000000 spent of cap 10" in standing and "round 1, entry epsilon 2.5: Voided" in standing
-    assert "entry epsilon" in run("partner", "standing", "--agreement", "1", "--address", a).output
-    assert ": Answered" in run("partner", "standing", "--agreement", "1", "--address", a).output
+    standing = run("partner", "status", "1", "--key", "partner-b").output
+    assert "epsilon on-chain: 0.000000 of cap 10" in standing and "round 1, entry epsilon 2.5: Voided" in standing
+    assert "entry epsilon" in run("partner", "status", "1", "--address", a).output
+    assert ": Answered" in run("partner", "status", "1", "--address", a).output
 
 
 def test_the_arbiter_of_the_terms_rules_and_an_unruled_challenge_lapses(world):
@@ -277,7 +277,7 @@ def test_the_audit_accounts_for_the_voided_entry_the_abandoned_round_and_the_exp
     with the expired allocation and the reclaim, and the event history takes round 1 (finalized, one entry
     voided), the early reveal of round 3 and its restore."""
     out = world / "audit.json"
-    result = run("audit", "--key-name", "auditor", "--json", str(out))
+    result = run("audit", "--key", "auditor", "--json-out", str(out))
     assert "every check holds" in result.output, result.output
     checks = json.loads(out.read_text())["checks"]
     voided = [c for c in checks if c["name"] == "batch_document" and "voided on-chain" in c["message"]]

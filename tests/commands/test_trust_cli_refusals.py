@@ -1,6 +1,6 @@
 """The trust-model commands, read as a dishonest party or a newcomer would use them, on a real chain, in file order
 on the module's own `world` (the fixture of test_trust_cli): a round id the ledger never opened (negative, past
-uint64) is refused with one line; a refusal prints tokens and epsilons exactly; `partner standing` does not call withdrawable a stake the vault will not
+uint64) is refused with one line; a refusal prints tokens and epsilons exactly, and statuses by name; `partner status` does not call withdrawable a stake the vault will not
 release; a refused `coordinator close` has sent nothing, not even the answers to open disputes it gives on its
 way to finalizing; the audit examines again a round voided after it verified it; a partner disputes an entry
 that carries the epsilon it signed but not its signed commitment."""
@@ -35,6 +35,11 @@ def test_a_refusal_prints_amounts_exactly_so_that_two_of_them_never_read_alike()
         "RewardVaultInsufficientUnallocated(agreementId=1, unallocated=999999.5 tokens, requested=1000000 tokens)"
 
 
+def test_a_refused_approval_names_the_partners_status(world):  # noqa: F811
+    line = refused("coordinator", "approve", ADDRESS["partner-a"], "--key", "coordinator")
+    assert line == f"error: {ADDRESS['partner-a']} is not a partner awaiting approval (its status is Approved)"
+
+
 @pytest.mark.parametrize("command", [("round", "abandon"), ("round", "restore"), ("vault", "expire")])
 @pytest.mark.parametrize("round_id", ["-1", str(2**64), "9"])
 def test_a_round_id_the_ledger_never_opened_is_refused_with_one_line(world, command, round_id):  # noqa: F811
@@ -48,8 +53,8 @@ def test_standing_does_not_call_a_stake_withdrawable_while_the_vault_refuses_to_
 
     with session() as s, pytest.raises(CommandError, match="RewardVaultAgreementInForce"):
         read_call(s.deployment.vault.functions.unstake(1, 1), "unstake", sender=ADDRESS["partner-a"])
-    standing = run("partner", "standing", "--agreement", "1", "--key", "partner-a").output
-    assert "stake:    100 (held while the terms are in force)" in standing
+    standing = run("partner", "status", "1", "--key", "partner-a").output
+    assert "stake:            100 (required 100; held while the terms are in force)" in standing
 
 
 def test_a_refused_close_answers_no_dispute(world):  # noqa: F811 -- the imported fixture
@@ -85,7 +90,7 @@ def test_a_round_voided_after_an_audit_verified_it_is_audited_again(world):  # n
 
     def payouts(name: str) -> dict[str, int]:
         out = world / name
-        assert "every check holds" in run("audit", "--key-name", "auditor", "--json", str(out)).output
+        assert "every check holds" in run("audit", "--key", "auditor", "--json-out", str(out)).output
         (summary,) = [r for r in json.loads(out.read_text())["rounds"] if r["round"] == 2]
         return {p: int(line["payout"]) for p, line in summary["partners"].items()}
 
@@ -96,7 +101,7 @@ def test_a_round_voided_after_an_audit_verified_it_is_audited_again(world):  # n
     with session() as s:
         assert not s.deployment.vault.functions.allocation(1, 2).call()[4]  # the round stands
     after = world / "after.json"
-    assert run("audit", "--key-name", "auditor", "--json", str(after), ok=False).exit_code == 1
+    assert run("audit", "--key", "auditor", "--json-out", str(after), ok=False).exit_code == 1
     report = json.loads(after.read_text())
     assert [1, 2] in report["rounds_checked"]  # not merely re-checked from the earlier audit
     failed = {(c["name"], c["round"]) for c in report["checks"] if not c["ok"]}

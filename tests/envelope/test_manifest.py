@@ -5,7 +5,7 @@ import dataclasses
 import json
 
 import pytest
-from conftest import (
+from envelope_data import (
     BASE_MODEL,
     CHAIN_ID,
     DP,

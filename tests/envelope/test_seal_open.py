@@ -5,7 +5,7 @@ import struct
 
 import pytest
 import torch
-from conftest import (
+from envelope_data import (
     BASE_MODEL,
     CHAIN_ID,
     DP,

@@ -1,20 +1,12 @@
-"""Shared helpers for the storage tests: deterministic data and fresh local stores."""
+"""Fixtures of the storage tests: fresh local stores, a data directory; shared data in storage_data.py."""
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import pytest
 
 from lepton_ledger.storage.local import LocalStore
-
-CHUNK = 262144
-
-
-def det_bytes(size: int, seed: int) -> bytes:
-    """Deterministic pseudo-random bytes (incompressible, reproducible across runs)."""
-    return random.Random(seed).randbytes(size)
 
 
 @pytest.fixture
@@ -37,12 +29,3 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("LEPTON_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("LEPTON_BLOCKSTORE_DIR", raising=False)
     return tmp_path
-
-
-def run_ipfs(*args: str):  # type: ignore[no-untyped-def]
-    """``lepton-ledger ipfs ARGS`` in this process."""
-    from typer.testing import CliRunner
-
-    from lepton_ledger.cli import app
-
-    return CliRunner().invoke(app, ["ipfs", *args])

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import det_bytes
 from fake_kubo import FakeKubo
+from storage_data import det_bytes
 
 from lepton_ledger.protocol.addressing import (
     ArtifactNotFound,

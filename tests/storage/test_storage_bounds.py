@@ -9,8 +9,8 @@ import io
 from pathlib import Path
 
 import pytest
-from conftest import CHUNK, det_bytes
-from conftest import run_ipfs as _run
+from storage_data import CHUNK, det_bytes
+from storage_data import run_ipfs as _run
 
 from lepton_ledger.storage import car
 from lepton_ledger.storage.cid import (

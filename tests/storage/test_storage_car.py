@@ -6,9 +6,9 @@ import io
 from pathlib import Path
 
 import pytest
-from conftest import CHUNK, det_bytes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from storage_data import CHUNK, det_bytes
 
 from lepton_ledger.storage.car import (
     InvalidCar,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import CHUNK, det_bytes
-from conftest import run_ipfs as _run
+from storage_data import CHUNK, det_bytes
+from storage_data import run_ipfs as _run
 from typer.testing import CliRunner
 
 from lepton_ledger.cli import app

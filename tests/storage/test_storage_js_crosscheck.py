@@ -18,7 +18,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import CHUNK, det_bytes
+from storage_data import CHUNK, det_bytes
 
 from lepton_ledger.storage.local import LocalStore
 from lepton_ledger.storage.unixfs import file_cid

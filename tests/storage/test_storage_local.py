@@ -11,9 +11,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import CHUNK, det_bytes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from storage_data import CHUNK, det_bytes
 
 from lepton_ledger.storage.car import iter_dag
 from lepton_ledger.storage.local import LocalStore

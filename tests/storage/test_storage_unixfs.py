@@ -11,9 +11,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import CHUNK, det_bytes
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from storage_data import CHUNK, det_bytes
 
 from lepton_ledger.storage.cid import (
     cid_from_digest,

@@ -10,7 +10,8 @@ from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from ...envelope import Expected, OversizeEnvelope, open_envelope
+from ...envelope import Expected, OversizeEnvelope
+from ...envelope import open as open_envelope
 from ...errors import BudgetExceeded
 from ...protocol.addressing import publish
 from ...protocol.signatures import chain_signature_check

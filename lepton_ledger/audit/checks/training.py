@@ -9,8 +9,8 @@ Both re-run the coordinator's own functions (``rounds.outcome``) by the rules th
   norm bound, and accepted when it finds none.
 - ``aggregate_recomputed``, per round: ``outcome.combine`` of the updates the report accepted (in commitment
   order, weighted by their signed sample counts) onto the base model gives, serialized, the finalized
-  ``aggregateDigest``, bit for bit for the deterministic rules (every rule of ``fl.aggregation``), and within
-  :data:`TOLERANCE` (max absolute difference per value) for any other.
+  ``aggregateDigest``, bit for bit (every rule of ``fl.aggregation`` is deterministic; a rule it does not know
+  fails the check).
 """
 
 from __future__ import annotations
@@ -22,17 +22,14 @@ import torch
 
 from ...envelope.tensors import deserialize_tensors, serialize_tensors
 from ...errors import LeptonError
-from ...fl.aggregation import AGGREGATORS, AggregationError
+from ...fl.aggregation import AggregationError
 from ...rounds.outcome import Update, combine, judge
 from ...rounds.report import content_digest
 from ...rounds.rules import RoundRules
 from ..chain_view import Commitment, RoundRecord
 from ..model import AGGREGATE_RECOMPUTED, REJECTIONS_RECHECK, CheckResult
 
-__all__ = ["DETERMINISTIC_RULES", "TOLERANCE", "RoundMaterial", "recheck_rejections", "recompute_aggregate"]
-
-DETERMINISTIC_RULES = frozenset(AGGREGATORS)  # fl.aggregation: same updates in the same order, same bits
-TOLERANCE = 1e-6
+__all__ = ["RoundMaterial", "recheck_rejections", "recompute_aggregate"]
 
 
 @dataclass
@@ -139,9 +136,8 @@ def recompute_aggregate(m: RoundMaterial) -> tuple[CheckResult | None, dict[str,
                            "finalized aggregate bit for bit", a, r, None, m.aggregate_cid, evidence), state  # fmt: skip
     difference = _max_difference(state, m.aggregate_bytes)
     evidence["max_abs_difference"] = difference
-    if rule not in DETERMINISTIC_RULES and difference is not None and difference <= TOLERANCE:
-        return CheckResult(AGGREGATE_RECOMPUTED, True, f"{rule} recomputes the aggregate within {TOLERANCE:g} "
-                           f"(max difference {difference:.3g})", a, r, None, m.aggregate_cid, evidence), state  # fmt: skip
+    # Every rule of fl.aggregation is deterministic (same updates in the same order, same bits): any difference
+    # is a failure, however small; the difference is reported to tell a slip from a substitution.
     return CheckResult(AGGREGATE_RECOMPUTED, False, f"{rule} of the {len(accepted)} accepted update(s) gives {digest}, "
                        f"the round finalized {on_chain}" + (f" (max difference {difference:.3g})" if difference else ""),
                        a, r, None, m.aggregate_cid, evidence), state  # fmt: skip

@@ -1,18 +1,19 @@
 """``lepton-ledger audit``: re-verify a demo folder (``--workdir DIR``) or a live deployment (by default the
-commands' own: the local node, ``<data dir>/deployment.json`` and the data directory's block store; or ``--rpc
-URL --deployment FILE --ipfs LOCATION``) with the auditor's key (``--key FILE | --key-name NAME``), print a
-table, optionally write the JSON (``--json OUT``, format in model.py) and the HTML report (``--html OUT``, html.py).
+commands' own: the local node, ``<data dir>/deployment.json`` and the data directory's block store; or
+``--rpc-url URL --deployment FILE --ipfs LOCATION``) with the auditor's key (``--key NAME | --key-file FILE``),
+print a table, optionally write the JSON (``--json-out FILE``, format in audit/model.py) and the HTML report
+(``--html FILE``, audit/html.py).
 
-Exit status: 0 every check holds, 1 a check failed, 2 the audit could not run (one error line says why: among
-others, a key that is not a recipient of the deployment's updates, or a folder that is not a block store, so that
-neither reads as tampering).
+Exit status: 0 every check holds, 1 a check failed, 2 the audit could not run (one ``error:`` line on stderr says
+why, as commands/errors.py: among others, a key that is not a recipient of the deployment's updates, or a folder
+that is not a block store, so that neither reads as tampering).
 
 ``--deployment FILE`` is a JSON document with the contract addresses under ``contracts`` (as
 ``deployment.json``, which ``deploy`` and ``coordinator open`` keep ready for the audit), the evaluation set's
 ``fl.make_federated`` arguments under ``eval_set`` and the model name under ``model``. ``--ipfs LOCATION`` is a
-LocalStore folder or a Kubo RPC URL (``http(s)://...``). ``--key FILE`` is a JSON file with
-``x25519_private_key`` (hex), or a demo's ``keys/dev-keys.json``; ``--key-name NAME`` unlocks that keystore
-identity (password from ``$LEPTON_KEYSTORE_PASSWORD``).
+LocalStore folder or a Kubo RPC URL (``http(s)://...``). ``--key NAME`` unlocks that keystore identity (password
+from ``$LEPTON_KEYSTORE_PASSWORD`` or a prompt), as for every command; ``--key-file FILE`` is a JSON file with
+``x25519_private_key`` (hex), or a demo's ``keys/dev-keys.json``.
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..errors import LeptonError
+from ..audit.model import CHECK_NAMES, AuditResult
 from ..protocol.errors import ProtocolError
 from ..protocol.jsonio import FILE_BYTES, load_object, read_bounded
-from .model import CHECK_NAMES, AuditResult
+from .context import DeploymentOpt, IpfsOpt, RpcUrlOpt, password
+from .errors import EXIT_USAGE, reports_errors
 
 __all__ = ["audit", "audit_app"]
 
@@ -38,42 +40,36 @@ console = Console(soft_wrap=True)
 
 
 @audit_app.command()
+@reports_errors(code=EXIT_USAGE, prefix="audit could not run: ")  # exit 1 says that a check failed
 def audit(
     workdir: Annotated[Path | None, typer.Option(help="A folder left by `lepton-ledger demo`.")] = None,
-    rpc: Annotated[str | None, typer.Option(help="RPC URL of a live deployment's chain; default: $LEPTON_RPC_URL, "
-                                                  "else the local node.")] = None,
-    deployment: Annotated[Path | None, typer.Option(help="Deployment JSON: contracts, eval_set, model; default: "
-                                                         "<data dir>/deployment.json.")] = None,
-    ipfs: Annotated[str | None, typer.Option(help="LocalStore folder or Kubo RPC URL holding the artifacts; "
-                                                  "default: the commands' block store.")] = None,
-    key: Annotated[Path | None, typer.Option(help="JSON file with the auditor's x25519_private_key.")] = None,
-    key_name: Annotated[str | None, typer.Option(help="Keystore identity holding the auditor's X25519 key.")] = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write every check as JSON to this file.")] = None,
+    rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None, ipfs: IpfsOpt = None,
+    key: Annotated[str | None, typer.Option(help="Keystore identity holding the auditor's X25519 key (password: "
+                                                 "$LEPTON_KEYSTORE_PASSWORD or a prompt).")] = None,
+    key_file: Annotated[Path | None, typer.Option(help="JSON file with the auditor's x25519_private_key, instead "
+                                                       "of --key.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json-out", help="Write every check as JSON to this file.")] = None,
     html_out: Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML report here.")] = None,
     full: Annotated[bool, typer.Option("--full", help="Re-check every round, not only new ones.")] = False,
     state: Annotated[Path | None, typer.Option(help="Audit state file (default: DIR/audit/state.sqlite with "
                                                     "--workdir, else <data dir>/audit/state.sqlite).")] = None,
 ) -> None:
     """Re-verifies every round of a deployment from the chain, the store and the auditor key."""
-    try:
-        result = _run(workdir, rpc, deployment, ipfs, key, key_name, state, full)
-    except (LeptonError, OSError) as exc:
-        console.print(f"[red]error:[/] audit could not run: {exc}", highlight=False)
-        raise typer.Exit(2) from None
+    result = _run(workdir, rpc_url, deployment, ipfs, key, key_file, state, full)
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
     if html_out is not None:
-        from .html import write_html
+        from ..audit.html import write_html
 
         write_html(result.to_dict(), html_out)
     print_result(result, console)
     raise typer.Exit(0 if result.ok else 1)
 
 
-def _run(workdir: Path | None, rpc: str | None, deployment: Path | None, ipfs: str | None, key: Path | None,
-         key_name: str | None, state: Path | None, full: bool) -> AuditResult:  # fmt: skip
-    from .runner import (
+def _run(workdir: Path | None, rpc_url: str | None, deployment: Path | None, ipfs: str | None, key: str | None,
+         key_file: Path | None, state: Path | None, full: bool) -> AuditResult:  # fmt: skip
+    from ..audit.runner import (
         AuditCannotRun,
         audit_deployment,
         audit_workdir,
@@ -82,13 +78,14 @@ def _run(workdir: Path | None, rpc: str | None, deployment: Path | None, ipfs: s
     )
 
     if workdir is not None:
-        given = [name for name, value in {"--rpc": rpc, "--deployment": deployment, "--ipfs": ipfs, "--key": key,
-                                          "--key-name": key_name}.items() if value is not None]  # fmt: skip
+        options = {"--rpc-url ($LEPTON_RPC_URL)": rpc_url, "--deployment": deployment, "--ipfs": ipfs, "--key": key,
+                   "--key-file": key_file}  # fmt: skip
+        given = [name for name, value in options.items() if value is not None]
         if given:
             raise AuditCannotRun(f"--workdir takes everything from the folder; drop {', '.join(given)}")
         return audit_workdir(workdir, state_path=state, full=full)
-    if (key is None) == (key_name is None):
-        raise AuditCannotRun("give --workdir DIR, or the auditor's key: --key-name NAME (keystore) or --key FILE")
+    if (key is None) == (key_file is None):
+        raise AuditCannotRun("give --workdir DIR, or the auditor's key: --key NAME (keystore) or --key-file FILE")
     from .. import settings
 
     deployment = deployment or settings.data_dir() / "deployment.json"
@@ -98,11 +95,11 @@ def _run(workdir: Path | None, rpc: str | None, deployment: Path | None, ipfs: s
         raise AuditCannotRun(f"no deployment file at {deployment} (pass --deployment)") from None
     except ProtocolError as exc:
         raise AuditCannotRun(f"{deployment} is not a deployment document: {exc}") from None
-    secret = load_auditor_key(key) if key is not None else _keystore_key(str(key_name))
+    secret = load_auditor_key(key_file) if key_file is not None else _keystore_key(str(key))
     from ..chain.connection import connect
 
     store = _store(ipfs)
-    with connect(rpc) as w3:
+    with connect(rpc_url) as w3:
         contracts = deployment_contracts(document)
         _require_recipient(w3, contracts, document, secret)
         return audit_deployment(w3, contracts, store, secret,
@@ -113,7 +110,7 @@ def _run(workdir: Path | None, rpc: str | None, deployment: Path | None, ipfs: s
 def _store(location: str | None) -> Any:
     """The block store to audit: `location` (a Kubo RPC URL or a LocalStore folder), by default the commands'
     store; a folder that is no block store is refused here, so that it does not read as missing artifacts."""
-    from .runner import AuditCannotRun
+    from ..audit.runner import AuditCannotRun
 
     if location is None:
         from ..storage import open_store
@@ -138,8 +135,8 @@ def _require_recipient(w3: Any, contracts: dict[str, str], document: dict[str, A
     the deployment's coordinator or of an auditor), which would otherwise read as undecryptable envelopes."""
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+    from ..audit.runner import AuditCannotRun
     from ..chain.deployment import Deployment
-    from .runner import AuditCannotRun
 
     readers = [a for a in [document.get("coordinator"), *document.get("auditors", [])] if isinstance(a, str)]
     if not readers:
@@ -155,7 +152,9 @@ def _require_recipient(w3: Any, contracts: dict[str, str], document: dict[str, A
 def _keystore_key(name: str) -> bytes:
     from ..keys import Keystore
 
-    return Keystore().unlock(name).x25519_private_bytes()
+    keystore = Keystore()
+    keystore.show(name)  # an unknown name is reported before the password is asked for
+    return keystore.unlock(name, password()).x25519_private_bytes()
 
 
 def print_result(result: AuditResult, out: Console) -> None:

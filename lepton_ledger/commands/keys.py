@@ -1,4 +1,4 @@
-"""`lepton-ledger keys ...`: manage the encrypted keystore (see lepton_ledger/keys.py for the file format).
+"""``lepton-ledger keys ...``: manage the encrypted keystore (see lepton_ledger/keys.py for the file format).
 
 Passwords come from ``$LEPTON_KEYSTORE_PASSWORD`` when set, otherwise from a hidden prompt; never from argv,
 where other users could read them in the process list. Private keys are likewise read from a hidden prompt
@@ -7,20 +7,16 @@ where other users could read them in the process list. Private keys are likewise
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Annotated
 
 import typer
 
-from .keys import (
-    PASSWORD_ENV,
-    Identity,
-    IdentityExists,
-    Keystore,
-    KeystoreError,
-    parse_private_key,
-)
+from ..keys import Identity, IdentityExists, Keystore, parse_private_key
+from .context import password
+from .errors import EXIT_REFUSED, reports_errors
+
+__all__ = ["keys_app"]
 
 # Locals off in tracebacks so that a crash cannot dump a password or key from a frame. This setting governs only
 # when keys_app runs on its own; under `lepton-ledger`, the top-level app's setting (cli.py) is the one used.
@@ -41,13 +37,6 @@ def _keystore() -> Keystore:
     return Keystore()
 
 
-def _password(*, confirm: bool) -> str:
-    from_env = os.environ.get(PASSWORD_ENV)
-    if from_env is not None:
-        return from_env
-    return str(typer.prompt("Keystore password", hide_input=True, confirmation_prompt=confirm))
-
-
 def _print_identity(identity: Identity) -> None:
     # Plain echo, not rich: a path with brackets must not be read as markup.
     typer.echo(f"name:           {identity.name}")
@@ -56,13 +45,8 @@ def _print_identity(identity: Identity) -> None:
     typer.echo(f"file:           {identity.path}")
 
 
-def _fail(exc: KeystoreError) -> typer.Exit:
-    # Keystore errors name the identity or file, never key material, so they are safe to show.
-    typer.echo(f"error: {exc}", err=True)
-    return typer.Exit(1)
-
-
 @keys_app.command("create")
+@reports_errors
 def create_cmd(name: Name) -> None:
     """Generate a new Ethereum key and X25519 key for NAME; writes <keystore>/NAME.json.
 
@@ -71,18 +55,16 @@ def create_cmd(name: Name) -> None:
     never a private key. Refuses an existing NAME.
     """
     store = _keystore()
-    try:
-        if store.path_of(name).exists():  # before asking for a password
-            raise IdentityExists(name)
-        identity = store.create(name, _password(confirm=True))
-    except KeystoreError as exc:
-        raise _fail(exc) from None
+    if store.path_of(name).exists():  # before asking for a password
+        raise IdentityExists(name)
+    identity = store.create(name, password(confirm=True))
     _print_identity(identity)
     typer.echo(f"a new key holds no ether: on the local node, `lepton-ledger node fund --key {name}` gives it "
                "development ether for gas; on another chain, send it some")
 
 
 @keys_app.command("import")
+@reports_errors
 def import_cmd(name: Name) -> None:
     """Import an existing Ethereum private key as NAME; writes <keystore>/NAME.json.
 
@@ -91,17 +73,14 @@ def import_cmd(name: Name) -> None:
     password, mode 0600, written atomically. Refuses an existing NAME.
     """
     store = _keystore()
-    try:
-        if store.path_of(name).exists():  # before asking for a secret that would be thrown away
-            raise IdentityExists(name)
-        if sys.stdin.isatty():
-            private_key = str(typer.prompt("Private key (hex)", hide_input=True))
-        else:
-            private_key = sys.stdin.readline()
-        eth_key = parse_private_key(private_key)  # refuse a bad key before asking for a password
-        identity = store.import_key(name, eth_key, _password(confirm=True))
-    except KeystoreError as exc:
-        raise _fail(exc) from None
+    if store.path_of(name).exists():  # before asking for a secret that would be thrown away
+        raise IdentityExists(name)
+    if sys.stdin.isatty():
+        private_key = str(typer.prompt("Private key (hex)", hide_input=True))
+    else:
+        private_key = sys.stdin.readline()
+    eth_key = parse_private_key(private_key)  # refuse a bad key before asking for a password
+    identity = store.import_key(name, eth_key, password(confirm=True))
     _print_identity(identity)
 
 
@@ -120,20 +99,19 @@ def list_cmd() -> None:
     for exc in damaged:
         typer.echo(f"error: {exc}", err=True)
     if damaged:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_REFUSED)
 
 
 @keys_app.command("show")
+@reports_errors
 def show_cmd(name: Name) -> None:
     """Show NAME's address, X25519 public key and file; writes nothing, needs no password."""
-    try:
-        identity = _keystore().show(name)
-    except KeystoreError as exc:
-        raise _fail(exc) from None
+    identity = _keystore().show(name)
     _print_identity(identity)
 
 
 @keys_app.command("delete")
+@reports_errors
 def delete_cmd(
     name: Name,
     yes: Annotated[bool, typer.Option("--yes", help="Delete without asking.")] = False,
@@ -143,11 +121,8 @@ def delete_cmd(
     Its keys are lost for good unless backed up elsewhere. Asks first unless --yes.
     """
     store = _keystore()
-    try:
-        store.show(name)  # an unknown name is an error before the question
-        if not yes and not typer.confirm(f"Delete identity {name!r} and its keys for good?", default=False):
-            raise typer.Exit(1)
-        store.delete(name)
-    except KeystoreError as exc:
-        raise _fail(exc) from None
+    store.show(name)  # an unknown name is an error before the question
+    if not yes and not typer.confirm(f"Delete identity {name!r} and its keys for good?", default=False):
+        raise typer.Exit(1)
+    store.delete(name)
     typer.echo(f"deleted {name}")
