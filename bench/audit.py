@@ -18,6 +18,16 @@ linear), and the audit's time over the rounds' time (target: <= 1). `--workers` 
 {"updates_per_s", "growth_10_to_50", "audit_s", "audit_s_checkpoint", "rounds_s", "first_round_s",
  "audit_over_rounds", "rounds", "checkpoint", "partners", "mode", "checks", "failed_checks", "finalize_retries",
  "workers"} (the rounds' figures null with --from).
+
+Measured (issue 15) on the same kept 50 x 10 folders, the old audit and this one back to back, on the 2-core
+machine shared with six other jobs (load average 8-11, so every request to anvil took ~10-30 ms): the old audit
+12.8 and 17.8 updates/s in two pairs, this one 94.4 and 57.9 with two workers, 79.8 and 54.2 with one
+(``--from DIR`` and ``--workers 1`` after a run with ``--keep DIR``). Before any change, on a quieter machine
+(load ~1), the old audit ran 124.7 updates/s. What the change took away: the node writing back a state copy
+thrown away (~1.4 s an audit), a model built per evaluation and evaluations on two threads that waited on each
+other under load (14-17 ms a call against 0.5 ms), web3 formatting whole receipts for their gas (~1 s for 50
+rounds); the envelopes are opened in the workers meanwhile. What is left is mostly the event index's decoding
+(``chain/events.py``, ~1 s for 800 logs unloaded) and one request per round trip to the node.
 """
 
 from __future__ import annotations

@@ -29,7 +29,8 @@ def test_main_prints_the_ratio_as_its_last_line(bench, capsys):
     printed = json.loads(last)
     assert printed == summary
     assert set(printed) == {"partners", "mode", "model", "epochs", "rounds", "warmup", "ratio", "ratio_median",
-                            "ledger_s", "bare_s", "same_result", "setup_s", "rpc_requests", "workers", "close_ms_per_partner"}  # fmt: skip
+                            "ledger_s", "bare_s", "same_result", "setup_s", "rpc_requests", "receipt_polls_pending", "workers",
+                            "close_ms_per_partner"}  # fmt: skip
     assert (printed["partners"], printed["mode"], printed["rounds"], printed["warmup"]) == (2, "single", 1, 0)
     assert printed["ratio"] > 0 and printed["ledger_s"] > 0 and printed["bare_s"] > 0
     # Seeded training: the ledger's round and the bare round must reach the same aggregate and payouts.
