@@ -1,6 +1,7 @@
 """Speed of the auditor (issue 6): a full audit of R rounds x P partners, and how its time grows with rounds.
 
     .venv/bin/python bench/audit.py [--rounds 50] [--checkpoint 10] [--partners 10] [--mode single] [--keep DIR]
+    .venv/bin/python bench/audit.py --from DIR [--workers N]   # audit the folders --keep left, without the rounds
 
 Set-up: one run of --rounds DP federated rounds on a fresh anvil (logreg on digits, DP-SGD through Opacus, the
 library's Partner and Coordinator, as `lepton-ledger demo` does), leaving a demo-style folder. After
@@ -12,9 +13,21 @@ the demo's cap of 10 within ten rounds at ten partners, and what is measured her
 Then `audit_workdir(full=True)` (fresh audit state: every check of every round) is timed on the checkpoint
 folder and on the final one. Prints the setting, each audit's time, updates verified per second (R x P over
 the audit of R rounds), the growth from --checkpoint to --rounds rounds (target for 10 -> 50: within 6x, i.e.
-linear), and the audit's time over the rounds' time (target: <= 1). Last line JSON:
+linear), and the audit's time over the rounds' time (target: <= 1). `--workers` is the audit's worker processes
+(default: one a core; 1: none, every update opened in the auditing process). Last line JSON:
 {"updates_per_s", "growth_10_to_50", "audit_s", "audit_s_checkpoint", "rounds_s", "first_round_s",
- "audit_over_rounds", "rounds", "checkpoint", "partners", "mode", "checks", "failed_checks", "finalize_retries"}.
+ "audit_over_rounds", "rounds", "checkpoint", "partners", "mode", "checks", "failed_checks", "finalize_retries",
+ "workers"} (the rounds' figures null with --from).
+
+Measured (issue 15) on the same kept 50 x 10 folders, the old audit and this one back to back, on the 2-core
+machine shared with six other jobs (load average 8-11, so every request to anvil took ~10-30 ms): the old audit
+12.8 and 17.8 updates/s in two pairs, this one 94.4 and 57.9 with two workers, 79.8 and 54.2 with one
+(``--from DIR`` and ``--workers 1`` after a run with ``--keep DIR``). Before any change, on a quieter machine
+(load ~1), the old audit ran 124.7 updates/s. What the change took away: the node writing back a state copy
+thrown away (~1.4 s an audit), a model built per evaluation and evaluations on two threads that waited on each
+other under load (14-17 ms a call against 0.5 ms), web3 formatting whole receipts for their gas (~1 s for 50
+rounds); the envelopes are opened in the workers meanwhile. What is left is mostly the event index's decoding
+(``chain/events.py``, ~1 s for 800 logs unloaded) and one request per round trip to the node.
 """
 
 from __future__ import annotations
@@ -127,11 +140,11 @@ def build_run(root: Path, *, partners: int, rounds: int, checkpoint: int,
     return seconds, snapshot, workdir, retries
 
 
-def timed_audit(workdir: Path, state: Path) -> tuple[float, dict]:
+def timed_audit(workdir: Path, state: Path, workers: int | None) -> tuple[float, dict]:
     from lepton_ledger.audit import audit_workdir
 
     started = time.perf_counter()
-    result = audit_workdir(workdir, state_path=state, full=True)
+    result = audit_workdir(workdir, state_path=state, full=True, workers=workers)
     return time.perf_counter() - started, result.to_dict()
 
 
@@ -142,9 +155,16 @@ def main() -> None:
     parser.add_argument("--partners", type=int, default=10, help="partners (default 10)")
     parser.add_argument("--mode", choices=("single", "batched"), default="single", help="commit mode")
     parser.add_argument("--keep", type=Path, help="copy both run folders here (to profile the audit later)")
+    parser.add_argument("--from", dest="source", type=Path, help="audit the folders an earlier --keep left here")
+    parser.add_argument("--workers", type=int, help="the audit's worker processes (default: one a core)")
     args = parser.parse_args()
     if not 1 <= args.checkpoint < args.rounds:
         parser.error("need 1 <= --checkpoint < --rounds")
+    if args.workers is not None and args.workers < 1:
+        parser.error(f"--workers must be >= 1, got {args.workers}")
+    if args.source is not None:
+        audit_kept(args)
+        return
 
     print(f"setting: {args.rounds} rounds x {args.partners} partners, logreg on digits, DP-SGD (noise 1.0, "
           f"batch 64, 1 epoch a round), {args.mode} commits; audits after {args.checkpoint} and {args.rounds} "
@@ -156,30 +176,49 @@ def main() -> None:
         rounds_s = sum(per_round)
         print(f"rounds: {args.rounds} x {args.partners} ran in {rounds_s:.1f} s (set-up excluded; the first round, "
               f"{per_round[0]:.1f} s, includes starting the training worker)", flush=True)  # fmt: skip
-        short_s, short = timed_audit(first, root / "state-first.sqlite")
-        long_s, long = timed_audit(last, root / "state-last.sqlite")
+        short_s, short = timed_audit(first, root / "state-first.sqlite", args.workers)
+        long_s, long = timed_audit(last, root / "state-last.sqlite", args.workers)
         if args.keep:
             for folder in (first, last):
                 shutil.copytree(folder, args.keep / folder.name)
 
+    report(args, (short_s, short), (long_s, long), per_round, len(retries))
+
+
+def audit_kept(args: argparse.Namespace) -> None:
+    """Audits the two folders an earlier run left with --keep (its --rounds, --checkpoint, --partners)."""
+    with tempfile.TemporaryDirectory(prefix="bench-audit-") as tmp:
+        short = timed_audit(args.source / f"after-{args.checkpoint}", Path(tmp) / "first.sqlite", args.workers)
+        long = timed_audit(args.source / "run", Path(tmp) / "last.sqlite", args.workers)
+    report(args, short, long, None, None)
+
+
+def report(args: argparse.Namespace, first: tuple[float, dict], last: tuple[float, dict],
+           per_round: list[float] | None, retries: int | None) -> None:  # fmt: skip
+    (short_s, short), (long_s, long) = first, last
     updates = args.rounds * args.partners
     failed = sorted({c["name"] for c in [*short["checks"], *long["checks"]] if not c["ok"]})
     growth = long_s / short_s
+    rounds_s = sum(per_round) if per_round else None
+    workers = "one a core" if args.workers is None else args.workers
     for n, seconds, result in ((args.checkpoint, short_s, short), (args.rounds, long_s, long)):
-        print(f"audit (full) after {n} rounds: {seconds:.2f} s, {len(result['checks'])} checks, ok={result['ok']}")
+        print(f"audit (full, workers: {workers}) after {n} rounds: {seconds:.2f} s, {len(result['checks'])} checks, "
+              f"ok={result['ok']}")  # fmt: skip
     print(f"updates verified per second: {updates / long_s:.1f} ({updates} updates)")
     print(f"growth {args.checkpoint} -> {args.rounds} rounds: {growth:.2f}x "
           f"(linear: {args.rounds / args.checkpoint:.1f}x)")  # fmt: skip
-    print(f"audit / rounds time: {long_s / rounds_s:.2f} (audit {long_s:.1f} s, rounds {rounds_s:.1f} s)")
+    if rounds_s:
+        print(f"audit / rounds time: {long_s / rounds_s:.2f} (audit {long_s:.1f} s, rounds {rounds_s:.1f} s)")
     if failed:
         print(f"WARNING: checks failed on an untouched run: {failed}")
     print(json.dumps({
         "updates_per_s": round(updates / long_s, 2), "growth_10_to_50": round(growth, 3),
-        "audit_s": round(long_s, 3), "audit_s_checkpoint": round(short_s, 3), "rounds_s": round(rounds_s, 2),
-        "first_round_s": round(per_round[0], 2),
-        "audit_over_rounds": round(long_s / rounds_s, 3), "rounds": args.rounds, "checkpoint": args.checkpoint,
-        "partners": args.partners, "mode": args.mode, "checks": len(long["checks"]), "failed_checks": len(failed),
-        "finalize_retries": len(retries),
+        "audit_s": round(long_s, 3), "audit_s_checkpoint": round(short_s, 3),
+        "rounds_s": round(rounds_s, 2) if rounds_s else None,
+        "first_round_s": round(per_round[0], 2) if per_round else None,
+        "audit_over_rounds": round(long_s / rounds_s, 3) if rounds_s else None, "rounds": args.rounds,
+        "checkpoint": args.checkpoint, "partners": args.partners, "mode": args.mode, "checks": len(long["checks"]),
+        "failed_checks": len(failed), "finalize_retries": retries, "workers": args.workers,
     }))  # fmt: skip
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,7 @@ from .chain_view import (
     RoundRecord,
     digest_bytes,
 )
-from .checks.artifacts import expand_batch, open_commitment, resolve
+from .checks.artifacts import expand_batch, resolve
 from .checks.books import check_bonds, check_vault
 from .checks.history import check_event_history
 from .checks.privacy import check_epsilon, dp_entry
@@ -62,6 +63,7 @@ from .model import (
     RoundSummary,
 )
 from .state import AuditState, deployment_key
+from .workers import AuditWorkerDied, UpdateOpener, Where, default_workers
 
 __all__ = ["AuditCannotRun", "audit_deployment", "audit_workdir", "default_state_path", "load_auditor_key"]
 
@@ -101,11 +103,13 @@ def load_auditor_key(path: Path) -> bytes:
     return key
 
 
-def audit_workdir(workdir: Path, *, state_path: Path | None = None, full: bool = False) -> AuditResult:
+def audit_workdir(workdir: Path, *, state_path: Path | None = None, full: bool = False,
+                  workers: int | None = None) -> AuditResult:
     """Audits a folder left by ``lepton-ledger demo``: restarts its chain from a copy of ``chain-state.json``
     (the folder's file is never written), reads its ``store/`` and the auditor key in ``keys/dev-keys.json``,
     and rebuilds the evaluation set from ``deployment.json``'s ``eval_set``. Its state (which rounds are verified)
-    stays with the folder it audits: `state_path`, default ``workdir / "audit" / "state.sqlite"``.
+    stays with the folder it audits: `state_path`, default ``workdir / "audit" / "state.sqlite"``. `workers`: as
+    :func:`audit_deployment`'s.
 
     Raises:
         AuditCannotRun: the folder lacks one of those, or they are malformed.
@@ -132,11 +136,15 @@ def audit_workdir(workdir: Path, *, state_path: Path | None = None, full: bool =
     with tempfile.TemporaryDirectory(prefix="lepton-audit-", ignore_cleanup_errors=True) as tmp:
         copy = Path(tmp) / "chain-state.json"
         shutil.copyfile(state_file, copy)
-        with Anvil(state_file=copy, chain_id=int(deployment.get("chain_id", 31337))) as w3:
+        anvil = Anvil(state_file=copy, chain_id=int(deployment.get("chain_id", 31337)))
+        w3 = anvil.start()
+        try:
             return audit_deployment(w3, deployment_contracts(deployment), store, key,
                                     eval_set_spec=deployment.get("eval_set"), model_name=deployment.get("model", "logreg"),
                                     state_path=state_path or workdir_state_path(workdir), full=full,
-                                    names=_dev_names(keys))  # fmt: skip
+                                    names=_dev_names(keys), workers=workers)  # fmt: skip
+        finally:
+            anvil.kill()  # the copy is thrown away: waiting for the node to write it back took over a second
 
 
 def workdir_state_path(workdir: Path) -> Path:
@@ -168,17 +176,19 @@ def deployment_contracts(deployment: dict[str, Any]) -> dict[str, str]:
 
 def audit_deployment(w3: Any, deployment_addresses: dict[str, str], store: Any, auditor_x25519_private: bytes, *,
                      eval_set_spec: dict[str, Any] | None, state_path: Path | None = None, full: bool = False,
-                     model_name: str = "logreg", names: dict[str, str] | None = None) -> AuditResult:  # fmt: skip
+                     model_name: str = "logreg", names: dict[str, str] | None = None,
+                     workers: int | None = None) -> AuditResult:  # fmt: skip
     """Audits a deployment from the chain `w3` reaches, the `store` its artifacts are in and the auditor's key.
 
     `eval_set_spec` is the ``fl.make_federated`` arguments that rebuild the held-out evaluation set
     (``{"dataset", "num_partners", "seed", "alpha", "eval_fraction"}``); `model_name` the ``fl.build_model``
     name of the global model. `state_path` (default :func:`default_state_path`) keeps which rounds were
     verified; `full` forgets them first. Partners are named for people (the report's plots) by `names`, else by
-    the ``name`` of their registered profile when the store holds it.
+    the ``name`` of their registered profile when the store holds it. `workers` processes open the updates
+    (``workers.UpdateOpener``; default one a core, 1: all in this process); the result and the state are the same.
 
     Raises:
-        AuditCannotRun: a malformed key or spec, or an address without code.
+        AuditCannotRun: a malformed key or spec, an address without code, or a worker process that died.
     """
     key = bytes(auditor_x25519_private)
     if len(key) != 32:
@@ -205,27 +215,40 @@ def audit_deployment(w3: Any, deployment_addresses: dict[str, str], store: Any, 
     verified = state.verified()
     result = AuditResult(view.chain_id, addresses, block)
     summaries = dict(verified)
+    # The plan first (every round in order: re-checked, or audited with its commitments), so that the workers can
+    # open the updates of the rounds to audit ahead of the audit, which records them one round after the other.
+    plan: list[tuple[RoundRecord, tuple[list[CheckResult], list[Commitment]] | None, _History]] = []
     for a in view.agreement_ids():
-        dp = state.dp_history(a)
-        committed = view.committed_rounds(a)
+        history = _History(state.dp_history(a), view.committed_rounds(a))
         for record in view.rounds(a):
             if record.status == STATUS_OPEN:
                 continue  # checked once it ends
             # Verified and not voided since (a round voided after finalization is audited again, in full).
             known = verified.get((a, record.round))
             if known is not None and known.block == last_change(view, record):
-                checks = auditor.recheck_artifacts(record)
+                plan.append((record, None, history))
+            else:
+                plan.append((record, auditor.commitments(record), history))
+    audited = [(record, found[1]) for record, found, _ in plan if found is not None]
+    try:
+        with UpdateOpener(view, store, key, audited, default_workers() if workers is None else workers) as opener:
+            for record, found, history in plan:
+                a = record.agreement_id
+                if found is None:
+                    checks = auditor.recheck_artifacts(record)
+                    result.checks += checks
+                    result.rounds_rechecked.append((a, record.round))
+                    if not all(c.ok for c in checks):
+                        state.forget_round(a, record.round)  # the next audit examines it in full again
+                    continue
+                checks, summary = auditor.audit_round(record, history.dp, history.committed, found, opener)
                 result.checks += checks
-                result.rounds_rechecked.append((a, record.round))
-                if not all(c.ok for c in checks):
-                    state.forget_round(a, record.round)  # the next audit examines it in full again
-                continue
-            checks, summary = auditor.audit_round(record, dp, committed)
-            result.checks += checks
-            result.rounds_checked.append((a, record.round))
-            summaries[(a, record.round)] = summary
-            if all(c.ok for c in checks):
-                state.record_round(summary, block)
+                result.rounds_checked.append((a, record.round))
+                summaries[(a, record.round)] = summary
+                if all(c.ok for c in checks):
+                    state.record_round(summary, block)
+    except AuditWorkerDied as exc:
+        raise AuditCannotRun(str(exc)) from None
     result.checks += check_vault(view) + check_bonds(view) + check_event_history(view)
     result.rounds = [summaries[k] for k in sorted(summaries)]
     _for_people(result.rounds, view, auditor, names or {})
@@ -287,6 +310,15 @@ def last_change(view: Any, record: Any) -> int:
     return max(changes)
 
 
+@dataclass
+class _History:
+    """An agreement's DP parameters by partner and round (filled as rounds are audited), and the rounds each
+    partner committed to."""
+
+    dp: dict[str, dict[int, dict[str, Any]]]
+    committed: dict[str, list[int]]
+
+
 class _RoundAuditor:
     """Audits one ended round at a time (the module docstring lists the order)."""
 
@@ -338,17 +370,19 @@ class _RoundAuditor:
                                       round_id=r, event=record.finalized).check)  # fmt: skip
         for c in commitments:
             checks.append(resolve(self.store, c.envelope_digest, what="envelope", agreement_id=a, round_id=r,
-                                  partner=c.partner, event=_Where(c.tx_hash, c.block),
+                                  partner=c.partner, event=Where(c.tx_hash, c.block),
                                   max_bytes=DEFAULT_MAX_ENVELOPE_BYTES).check)  # fmt: skip
         for check in checks:
             check.evidence["scope"] = RECHECK_SCOPE
         return checks
 
     def audit_round(self, record: RoundRecord, dp: dict[str, dict[int, dict[str, Any]]],
-                    committed: dict[str, list[int]]) -> tuple[list[CheckResult], RoundSummary]:  # fmt: skip
+                    committed: dict[str, list[int]], found: tuple[list[CheckResult], list[Commitment]],
+                    opener: UpdateOpener) -> tuple[list[CheckResult], RoundSummary]:  # fmt: skip
+        """Every check of one ended round; `found` is :meth:`commitments`' answer, `opener` opens its updates."""
         a, r = record.agreement_id, record.round
         terms = self.view.terms(a, record.version)
-        checks, commitments = self.commitments(record)
+        checks, commitments = list(found[0]), found[1]
         m = RoundMaterial(record, commitments)
         not_checked: list[str] = []
         finalized = record.status == STATUS_FINALIZED and record.finalized is not None
@@ -361,22 +395,20 @@ class _RoundAuditor:
             m.aggregate_bytes, m.aggregate_cid = fetched.data, fetched.cid
         epsilons: dict[str, float] = {}
         bound = int(terms["maxSampleCount"])
-        for c in commitments:
+        for c, update in zip(commitments, opener.take(record, commitments)):
             p = c.partner
             within = 0 < c.sample_count <= bound  # its weight in FedAvg and in a by-sample-count payout
             checks.append(CheckResult(SAMPLE_COUNT_BOUND, within, f"sample count {c.sample_count} "
                                       f"{'within' if within else 'outside'} the signed bound [1, {bound}]", a, r, p,
                                       None, {**c.evidence(), "bound": bound, "found": c.sample_count}))  # fmt: skip
-            fetched = resolve(self.store, c.envelope_digest, what="envelope", agreement_id=a, round_id=r, partner=p,
-                              event=_Where(c.tx_hash, c.block), max_bytes=DEFAULT_MAX_ENVELOPE_BYTES)  # fmt: skip
-            checks.append(fetched.check)
-            if fetched.data is None:
+            checks.append(update.fetch_check)
+            if not update.resolved:
                 m.unchecked[p] = "its envelope does not resolve"
                 not_checked.append(f"envelope_decrypts, manifest_signature, epsilon_recomputed of {p}")
                 continue
-            results, opened, code = open_commitment(self.view, self.key, record, c, fetched)
-            checks += results
-            m.open_codes[p] = code
+            checks += update.results
+            m.open_codes[p] = update.code
+            opened = update.opened
             if opened is None:
                 not_checked.append(f"epsilon_recomputed of {p} (its manifest cannot be trusted)")
                 continue
@@ -389,7 +421,7 @@ class _RoundAuditor:
             if missing:
                 not_checked.append(f"epsilon_recomputed of {p} (DP parameters of round(s) {missing} unknown)")
                 continue
-            results, epsilons[p] = check_epsilon(c, fetched.cid, opened.manifest, [dp[p][x] for x in earlier], terms)
+            results, epsilons[p] = check_epsilon(c, update.cid, opened.manifest, [dp[p][x] for x in earlier], terms)
             checks += results
         if finalized and m.report is not None and m.base is not None:
             checks += recheck_rejections(m)
@@ -476,11 +508,3 @@ class _RoundAuditor:
         block = last_change(self.view, record)
         return RoundSummary(record.agreement_id, record.round, accuracy, self.view.gas_used(record.agreement_id,
                             record.round), block, partners)  # fmt: skip
-
-
-class _Where:
-    """The tx hash and block of a commitment, where ``resolve`` expects an event."""
-
-    def __init__(self, tx_hash: str, block: int) -> None:
-        self.tx_hash, self.block_number = tx_hash, block
-

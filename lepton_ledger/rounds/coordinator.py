@@ -384,12 +384,17 @@ class Coordinator:
         partners = self.deployment.partners.functions
         if self.auditors is not None:
             candidates = list(self.auditors)
+            profiles = read_many(self.tx.w3, [partners.partnerOf(a) for a in candidates])
         else:
             self.events.sync()
-            granted = {e.args["account"] for e in self.events.events("RoleGranted", contract="PartnerRegistry")}
-            held = read_many(self.tx.w3, [partners.hasRole(AUDITOR_ROLE, a) for a in sorted(granted)])
-            candidates = [a for a, has in zip(sorted(granted), held) if has]
-        keys = {a: bytes(p[3]) for a, p in zip(candidates, read_many(self.tx.w3, [partners.partnerOf(a) for a in candidates]))}
+            granted = sorted({e.args["account"] for e in self.events.events("RoleGranted", contract="PartnerRegistry")})
+            # Roles and profiles in one batch request: a profile read for nothing costs less than a round trip.
+            answers = read_many(self.tx.w3, [*(partners.hasRole(AUDITOR_ROLE, a) for a in granted),
+                                             *(partners.partnerOf(a) for a in granted)])  # fmt: skip
+            held = answers[: len(granted)]
+            candidates = [a for a, has in zip(granted, held) if has]
+            profiles = [p for p, has in zip(answers[len(granted):], held) if has]
+        keys = {a: bytes(p[3]) for a, p in zip(candidates, profiles)}
         return {a: k for a, k in keys.items() if any(k)}  # without a registered key, nobody can seal to it
 
     def open_updates(self, events: list[Any], model_digest: bytes) -> tuple[dict[str, Any], dict[str, list]]:
@@ -416,7 +421,10 @@ class Coordinator:
         Raises:
             ConfigurationError: this coordinator was configured with another rule.
         """
-        rule = PayoutRule(int(self.deployment.agreements.functions.terms(agreement_id).call()[4]))
+        return self._checked_rule(agreement_id, self.deployment.agreements.functions.terms(agreement_id).call())
+
+    def _checked_rule(self, agreement_id: int, terms: Any) -> PayoutRule:
+        rule = PayoutRule(int(terms[4]))
         if self.payout_rule is not None and PayoutRule(self.payout_rule) != rule:
             raise ConfigurationError(f"agreement {agreement_id} pays by {rule.name.lower()}, not by "
                                      f"{PayoutRule(self.payout_rule).name.lower()}")  # fmt: skip
@@ -480,10 +488,14 @@ class Coordinator:
         Raises:
             NoAcceptedUpdates: nothing to aggregate.
         """
-        model_digest, commitment = self.round_state(agreement_id, round_id)
+        # The round, its reward and the agreement's terms in one batch request (three round trips before).
+        ledger, agreements = self.deployment.ledger.functions, self.deployment.agreements.functions
+        state, config, terms = read_many(self.tx.w3, [ledger.round(agreement_id, round_id),
+                                                      agreements.roundConfig(agreement_id), agreements.terms(agreement_id)])  # fmt: skip
+        model_digest, commitment = bytes(state[6]), bytes(state[7])
         events = self.commitments(agreement_id, round_id)
-        reward = int(self.deployment.agreements.functions.roundConfig(agreement_id).call()[7])
-        rule = self.agreement_payout_rule(agreement_id)
+        reward = int(config[7])
+        rule = self._checked_rule(agreement_id, terms)
         opened, failed = self.open_updates(events, model_digest)
         base = self.base_state(model_digest)
         updates = {p: (e.tensors, e.manifest.sample_count) for p, e in opened.items()}

@@ -1,8 +1,8 @@
 """Round trips to the node that a round costs (issue 15, counted at the provider on a real anvil): a partner's
 round is four requests (its reads in one batch: its epsilon on-chain, the round's model digest, the recipients'
 keys; its transaction's nonce, gas and fees in one; the send; the receipt), a batched partner's one, and
-anchoring a batch four whatever its size. Keys read ahead are read again each round: a rotated key is sealed
-to."""
+anchoring a batch four whatever its size; closing a round thirteen whatever its size. Keys read ahead are read
+again each round: a rotated key is sealed to."""
 
 from __future__ import annotations
 
@@ -35,6 +35,21 @@ def test_a_partners_round_costs_four_requests_and_a_batched_one_one(world, execu
     assert batched <= 2  # one per partner
     assert anchor <= 4  # party indexes in one batch, the transaction in three: not one per partner
     assert world["d"].ledger.functions.hasSubmitted(agreement_id, round_id, gamma.address).call()
+
+
+def test_closing_a_round_costs_the_same_requests_whatever_its_size(world, executor):
+    agreement_id = new_agreement(world)
+    coordinator = make_coordinator(world, "close-trips")
+    round_id, _ = open_round(world, coordinator, agreement_id)
+    for name in NAMES:
+        make_partner(world, name, agreement_id, executor).run_round(agreement_id, round_id, recipients(world))
+    with RequestCounter(world["w3"]) as counter:
+        outcome = coordinator.close_round(agreement_id, round_id)
+        close = counter.take()
+    assert len(outcome.report.partners) == len(NAMES)
+    # The finalize dry run; the round, its reward and the terms in one batch; the auditors' keys in one; two syncs
+    # of the event index (seven); the transaction in three. With the round, reward and terms read one by one, 16.
+    assert close <= 13, close
 
 
 def test_keys_read_ahead_are_fresh_each_round_so_a_rotated_key_is_sealed_to(world, executor):
