@@ -19,6 +19,7 @@ from typing import Any, Self
 
 import httpx
 from eth_account.messages import encode_defunct
+from eth_utils import keccak
 from hexbytes import HexBytes
 
 from ..chain.transactions import Transactor
@@ -243,11 +244,20 @@ class ServiceTransactor(Transactor):
         """Relays `raw`; its hash once the service has it mined (the same bytes relayed again: the same hash).
 
         Raises:
-            ChainError: the service refused it (a revert, another nonce...) or is unreachable.
+            ChainError: the service refused it (a revert, another nonce...), is unreachable, or answered another
+                transaction's hash (this transactor waits for the receipt of the hash it returns: an old success
+                must not pass for this transaction).
         """
+        own = HexBytes(keccak(bytes(raw)))
         try:
-            return HexBytes(self.client.relay(raw)["tx_hash"])
+            answered = self.client.relay(raw)["tx_hash"]
         except ServiceError as exc:
             raise ChainError(
                 f"the service did not relay the transaction: {exc}"
             ) from None
+        except (ValueError, KeyError, TypeError):  # not JSON, or no hash in it
+            raise ChainError("the service's answer to a relay names no transaction hash") from None
+        if not isinstance(answered, str) or answered.lower() != own.to_0x_hex():
+            raise ChainError(f"the service answered another transaction ({str(answered)[:80]}) for "
+                             f"{own.to_0x_hex()}")  # fmt: skip
+        return own

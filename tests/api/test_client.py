@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import re
 
+import httpx
 import pytest
 from service_world import CLOSE, follow_job, open_round
 
 from lepton_ledger import fl
 from lepton_ledger.api.client import ServiceClient, ServiceError
+from lepton_ledger.errors import ChainError
 from lepton_ledger.rounds.outbox import Outbox
 from lepton_ledger.rounds.partner import Partner, TrainingSettings
 from lepton_ledger.workers.inline import InlineExecutor
@@ -74,3 +76,32 @@ def test_a_round_where_partners_act_only_through_the_client(service, tmp_path):
                 "GET", f"/v1/rewards/{agreement_id}/{round_id}/{w.beta.address}"
             )
         assert refused.value.status == 403
+
+
+class _AnotherHash(httpx.BaseTransport):
+    """Between the client and the real service: passes every request on, and answers a relay with the hash of
+    another (mined, successful) transaction, as a lying service would."""
+
+    def __init__(self, other: str) -> None:
+        self.inner, self.other = httpx.HTTPTransport(), other
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        reply = self.inner.handle_request(request)
+        if request.method == "POST" and request.url.path == "/v1/transactions" and reply.status_code == 200:
+            reply.read()
+            return httpx.Response(200, json={**reply.json(), "tx_hash": self.other})
+        return reply
+
+
+def test_a_service_that_answers_a_relay_with_another_transactions_hash_is_refused(service):
+    """The partner's transactor waits for the receipt of the hash it is given: it must be its own transaction's
+    (the hash of the signed bytes), or an old success would pass for the new transaction."""
+    w = service
+    earlier = w.tx.transact(w.token.functions.approve(w.d.vault.address, 0), w.alpha.address)
+    with ServiceClient(str(w.api.base_url), w.alpha) as client:
+        client.http = httpx.Client(base_url=client.url, transport=_AnotherHash(earlier["transactionHash"].to_0x_hex()))
+        transactor = client.transactor(w.w3)
+        call = w.token.functions.approve(w.d.vault.address, 1)
+        signed = transactor.sign({"to": w.token.address, "data": call._encode_transaction_data()}, w.alpha.address)
+        with pytest.raises(ChainError, match="another transaction"):
+            transactor.send_raw(signed.raw)  # as the partner's outbox sends what it signed
