@@ -72,21 +72,22 @@ def _demo_chain(folder: Path) -> Iterator[dict[str, object]]:
     chain_id = document.get("chain_id", 31337)
     if type(chain_id) is not int:
         raise ConfigurationError(f"{folder / 'deployment.json'}: chain_id {chain_id!r} is not an integer")
-    state_file, store = _inside(folder, document, "state_file", STATE_FILE), _inside(folder, document, "store", STORE_DIR)
+    state_file = _inside(folder, document.get("state_file", STATE_FILE), "state_file")
+    store = _inside(folder, document.get("store", STORE_DIR), "store")
+    _inside(folder, "api", "the service's folder")  # its database and lock (service.py) go there
     anvil = Anvil(state_file=state_file, state_interval=STATE_INTERVAL, chain_id=chain_id)
     with anvil:
         yield {"rpc_url": anvil.url, "deployment": folder / "deployment.json", "ipfs": str(store)}
 
 
-def _inside(folder: Path, document: dict[str, object], member: str, default: str) -> Path:
-    """The path the deployment document names under `member`, which must stay inside the (resolved) `folder`: the
-    service writes there (the chain state, uploads), and a folder from elsewhere must not make it write outside.
+def _inside(folder: Path, name: object, what: str) -> Path:
+    """`folder / name`, which must stay inside the (resolved) `folder`: the service writes there (the chain
+    state, uploads, its database), and a folder from elsewhere must not make it write outside.
 
     Raises:
         ConfigurationError: not a relative path, or one leading outside (by "..", or a link).
     """
-    name = document.get(member, default)
     path = (folder / name).resolve() if isinstance(name, str) else None
     if path is None or path == folder or not path.is_relative_to(folder):
-        raise ConfigurationError(f"{folder / 'deployment.json'}: {member} {name!r} is not a path inside {folder}")
+        raise ConfigurationError(f"{folder}: {what} {name!r} is not a path inside the folder")
     return path

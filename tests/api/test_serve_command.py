@@ -10,6 +10,8 @@ import time
 
 import pytest
 
+from lepton_ledger.chain.anvil import Anvil
+
 
 def _serve(tmp_path, **env):
     environment = {k: v for k, v in os.environ.items() if not k.startswith("LEPTON_")}
@@ -47,7 +49,6 @@ def test_with_a_workdir_that_is_no_folder(tmp_path):
 
 
 def test_a_chain_that_goes_away_is_503(tmp_path, start_server):
-    from lepton_ledger.chain.anvil import Anvil
     from lepton_ledger.chain.deployment import DevRoles, deploy_with_roles
     from lepton_ledger.chain.transactions import Transactor
 
@@ -104,6 +105,19 @@ def test_a_demo_folder_whose_chain_state_links_outside_is_refused(tmp_path):
     (folder / "chain-state.json").symlink_to(elsewhere)
     assert "state_file" in _serve_workdir(folder)
     assert elsewhere.read_text() == "{}"
+
+
+def test_a_demo_folder_whose_api_folder_links_outside_is_refused(tmp_path):
+    """The service keeps its database in the folder's api/: a link there must not point it at another's."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    folder = _demo_folder(tmp_path, {})
+    (folder / "chain-state.json").unlink()
+    with Anvil(state_file=folder / "chain-state.json"):  # a real chain state: the old service got past anvil
+        pass
+    (folder / "api").symlink_to(elsewhere)
+    assert "'api' is not a path inside" in _serve_workdir(folder)
+    assert list(elsewhere.iterdir()) == []
 
 
 def test_a_demo_folder_with_a_chain_id_that_is_no_integer_is_one_line(tmp_path):
