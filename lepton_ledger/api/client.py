@@ -56,6 +56,19 @@ def _refusal(reply: httpx.Response) -> ServiceError:
     return ServiceError(reply.status_code, code, message)
 
 
+def _object(reply: httpx.Response, *strings: str) -> dict[str, Any]:
+    """The answer's JSON object, with a string in each of `strings`; a ServiceError when the service answered
+    anything else (it is not trusted to answer well)."""
+    try:
+        body = reply.json()
+    except ValueError:  # not JSON
+        body = None
+    if not isinstance(body, dict) or not all(isinstance(body.get(name), str) for name in strings):
+        raise ServiceError(reply.status_code, "MalformedAnswer", f"the service's answer to {reply.request.method} "
+                           f"{reply.request.url.path} is not the JSON object it documents")  # fmt: skip
+    return body
+
+
 class ServiceClient:
     """One account signed in to one service (`url`); signs in again when its token expires."""
 
@@ -77,14 +90,13 @@ class ServiceClient:
 
     def sign_in(self) -> str:
         """A fresh bearer token: the service's sign-in message, signed with the account's key."""
-        issued = self._send(
-            "POST", "/v1/auth/nonce", json={"address": self.account.address}
-        ).json()
+        issued = _object(self._send("POST", "/v1/auth/nonce", json={"address": self.account.address}), "message")
         signature = self.account.sign_message(
             encode_defunct(text=issued["message"])
         ).signature.to_0x_hex()
-        self._token = self._send("POST", "/v1/auth/login", json={"message": issued["message"],
-                                                                "signature": signature}).json()["token"]  # fmt: skip
+        session = _object(self._send("POST", "/v1/auth/login", json={"message": issued["message"],
+                                                                    "signature": signature}), "token")  # fmt: skip
+        self._token = str(session["token"])
         return self._token
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -154,15 +166,15 @@ class ServiceClient:
     def prepare(self, contract: str, function: str, args: list[Any]) -> dict[str, Any]:
         """The unsigned transaction of `contract.function(*args)` from this account (``/v1/transactions/prepare``)."""
         body = {"contract": contract, "function": function, "args": args}
-        return self.request("POST", "/v1/transactions/prepare", json=body).json()
+        return _object(self.request("POST", "/v1/transactions/prepare", json=body))
 
     def relay(
         self, raw: bytes, *, idempotency_key: str | None = None
     ) -> dict[str, Any]:
         """Relays a transaction this account signed; the service answers once it is mined."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        return self.request("POST", "/v1/transactions", json={"raw": HexBytes(raw).to_0x_hex()},
-                            headers=headers).json()  # fmt: skip
+        return _object(self.request("POST", "/v1/transactions", json={"raw": HexBytes(raw).to_0x_hex()},
+                                    headers=headers), "tx_hash")  # fmt: skip
 
     def store(self, agreement_id: int, round_id: int) -> ServiceStore:
         """The service's store, for this account's update to `round_id` of `agreement_id`."""
@@ -192,10 +204,10 @@ class ServiceStore:
                 "the service stores artifacts as CIDv0, as the chain's digests name them"
             )
         cid = artifact_cid(bytes(data))
-        reply = self.client.request("POST", "/v1/envelopes", content=bytes(data),
-                                    params={"agreement_id": self.agreement_id, "round": self.round_id},
-                                    headers={"Idempotency-Key": f"envelope:{cid}",
-                                             "Content-Type": "application/octet-stream"}).json()  # fmt: skip
+        reply = _object(self.client.request("POST", "/v1/envelopes", content=bytes(data),
+                                            params={"agreement_id": self.agreement_id, "round": self.round_id},
+                                            headers={"Idempotency-Key": f"envelope:{cid}",
+                                                     "Content-Type": "application/octet-stream"}))  # fmt: skip
         if reply.get("cid") != cid:
             raise StorageError(
                 f"the service stored the update as {reply.get('cid')!r}; its bytes give {cid}"
@@ -255,9 +267,7 @@ class ServiceTransactor(Transactor):
             raise ChainError(
                 f"the service did not relay the transaction: {exc}"
             ) from None
-        except (ValueError, KeyError, TypeError):  # not JSON, or no hash in it
-            raise ChainError("the service's answer to a relay names no transaction hash") from None
-        if not isinstance(answered, str) or answered.lower() != own.to_0x_hex():
+        if answered.lower() != own.to_0x_hex():
             raise ChainError(f"the service answered another transaction ({str(answered)[:80]}) for "
                              f"{own.to_0x_hex()}")  # fmt: skip
         return own

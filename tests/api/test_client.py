@@ -13,7 +13,7 @@ from service_world import CLOSE, follow_job, open_round
 
 from lepton_ledger import fl
 from lepton_ledger.api.client import ServiceClient, ServiceError
-from lepton_ledger.errors import ChainError
+from lepton_ledger.errors import ChainError, LeptonError
 from lepton_ledger.rounds.outbox import Outbox
 from lepton_ledger.rounds.partner import Partner, TrainingSettings
 from lepton_ledger.workers.inline import InlineExecutor
@@ -105,3 +105,31 @@ def test_a_service_that_answers_a_relay_with_another_transactions_hash_is_refuse
         signed = transactor.sign({"to": w.token.address, "data": call._encode_transaction_data()}, w.alpha.address)
         with pytest.raises(ChainError, match="another transaction"):
             transactor.send_raw(signed.raw)  # as the partner's outbox sends what it signed
+
+
+class _Answering(httpx.BaseTransport):
+    """Between the client and the real service: passes every request on, but answers `path` with `body` (200)."""
+
+    def __init__(self, path: str, body: bytes) -> None:
+        self.inner, self.path, self.body = httpx.HTTPTransport(), path, body
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == self.path:
+            return httpx.Response(200, content=self.body, headers={"Content-Type": "application/json"})
+        return self.inner.handle_request(request)
+
+
+@pytest.mark.parametrize(("path", "body"), [("/v1/auth/nonce", b"<html>"), ("/v1/auth/login", b'{"token": 1}'),
+                                            ("/v1/envelopes", b"[]"), ("/v1/transactions", b'{"tx": 1}')])  # fmt: skip
+def test_an_answer_that_is_not_the_documented_object_is_a_service_error(service, path, body):
+    """What the partner's commands print as one line (a LeptonError), never a traceback."""
+    w = service
+    with ServiceClient(str(w.api.base_url), w.alpha) as client:
+        client.http = httpx.Client(base_url=client.url, transport=_Answering(path, body))
+        with pytest.raises(LeptonError, match="not the JSON object it documents"):
+            if path == "/v1/envelopes":
+                client.store(w.agreement_id, w.open_round).put(b"an update")
+            elif path == "/v1/transactions":
+                client.transactor(w.w3).send_raw(b"\x02" + b"\x00" * 40)
+            else:
+                client.sign_in()
