@@ -34,6 +34,7 @@ from ..storage.store import (
 )
 
 __all__ = ["ServiceClient", "ServiceError", "ServiceStore", "ServiceTransactor"]
+ANSWER_BYTES = 1 << 20  # any answer but a blob's: the service's JSON answers weigh a few KiB
 
 
 class ServiceError(LeptonError, RuntimeError):
@@ -54,6 +55,33 @@ def _refusal(reply: httpx.Response) -> ServiceError:
     except (ValueError, KeyError, TypeError):
         code, message = "HTTPError", reply.text[:200]
     return ServiceError(reply.status_code, code, message)
+
+
+def _read(reply: httpx.Response, max_bytes: int, what: str) -> bytes:
+    """A streamed answer's body, refused as soon as it passes `max_bytes` (counted decoded: a compressed answer
+    weighs what it inflates to).
+
+    Raises:
+        FileTooLarge: over `max_bytes` (`what` names it).
+    """
+    chunks, size = [], 0
+    for chunk in reply.iter_bytes():
+        size += len(chunk)
+        if size > max_bytes:
+            raise FileTooLarge(what, max_bytes)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _bounded(reply: httpx.Response) -> httpx.Response:
+    """A streamed answer read within ANSWER_BYTES, as a plain answer; a ServiceError ``TooLarge`` beyond."""
+    try:
+        body = _read(reply, ANSWER_BYTES, f"the answer to {reply.request.method} {reply.request.url.path}")
+    except FileTooLarge as exc:
+        raise ServiceError(reply.status_code, "TooLarge", str(exc)) from None
+    headers = [(k, v) for k, v in reply.headers.multi_items()
+               if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]  # body: decoded
+    return httpx.Response(reply.status_code, headers=headers, content=body, request=reply.request)
 
 
 def _object(reply: httpx.Response, *strings: str) -> dict[str, Any]:
@@ -121,7 +149,8 @@ class ServiceClient:
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
-            reply = self.http.request(method, path, **kwargs)
+            with self.http.stream(method, path, **kwargs) as streamed:
+                reply = _bounded(streamed)
         except httpx.TransportError as exc:
             raise self._unreachable(exc) from None
         if reply.status_code >= 400:
@@ -143,15 +172,8 @@ class ServiceClient:
                         self._token = None
                         continue
                     if reply.status_code >= 400:
-                        reply.read()
-                        raise _refusal(reply)
-                    chunks, size = [], 0
-                    for chunk in reply.iter_bytes():
-                        size += len(chunk)
-                        if size > max_bytes:
-                            raise FileTooLarge(path, max_bytes)
-                        chunks.append(chunk)
-                    return b"".join(chunks)
+                        raise _refusal(_bounded(reply))
+                    return _read(reply, max_bytes, path)
             except httpx.TransportError as exc:
                 raise self._unreachable(exc) from None
         raise AssertionError("unreachable")

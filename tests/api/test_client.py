@@ -12,7 +12,7 @@ import pytest
 from service_world import CLOSE, follow_job, open_round
 
 from lepton_ledger import fl
-from lepton_ledger.api.client import ServiceClient, ServiceError
+from lepton_ledger.api.client import ANSWER_BYTES, ServiceClient, ServiceError
 from lepton_ledger.errors import ChainError, LeptonError
 from lepton_ledger.rounds.outbox import Outbox
 from lepton_ledger.rounds.partner import Partner, TrainingSettings
@@ -108,14 +108,14 @@ def test_a_service_that_answers_a_relay_with_another_transactions_hash_is_refuse
 
 
 class _Answering(httpx.BaseTransport):
-    """Between the client and the real service: passes every request on, but answers `path` with `body` (200)."""
+    """Between the client and the real service: passes every request on, but answers `path` with `body`."""
 
-    def __init__(self, path: str, body: bytes) -> None:
-        self.inner, self.path, self.body = httpx.HTTPTransport(), path, body
+    def __init__(self, path: str, body: bytes, status: int = 200) -> None:
+        self.inner, self.path, self.body, self.status = httpx.HTTPTransport(), path, body, status
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         if request.url.path == self.path:
-            return httpx.Response(200, content=self.body, headers={"Content-Type": "application/json"})
+            return httpx.Response(self.status, content=self.body, headers={"Content-Type": "application/json"})
         return self.inner.handle_request(request)
 
 
@@ -133,3 +133,20 @@ def test_an_answer_that_is_not_the_documented_object_is_a_service_error(service,
                 client.transactor(w.w3).send_raw(b"\x02" + b"\x00" * 40)
             else:
                 client.sign_in()
+
+
+@pytest.mark.parametrize("path", ["/v1/auth/nonce", "/v1/blobs/QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG"])
+def test_an_answer_over_its_bound_is_refused_as_it_streams(service, path):
+    """A service (or what answers in its place) cannot make the partner's process hold an answer of any size:
+    an error page, or any answer but a blob's, is read up to 1 MiB."""
+    w = service
+    with ServiceClient(str(w.api.base_url), w.alpha) as client:
+        client._token = "a token, so that a blob read goes straight to the blob"
+        client.http = httpx.Client(base_url=client.url, transport=_Answering(path, b"x" * (ANSWER_BYTES + 1),
+                                                                             status=200 if "auth" in path else 500))
+        with pytest.raises(ServiceError) as refused:
+            if "auth" in path:
+                client.sign_in()
+            else:
+                client.store(w.agreement_id, w.open_round).get(path.rsplit("/", 1)[1])
+        assert refused.value.code == "TooLarge"
