@@ -7,8 +7,8 @@ chain); its nonce is then spent (even when the signature is wrong: a nonce answe
 32 random bytes; only its SHA-256 is stored, so the database alone lets nobody act.
 
 Nonces are issued to anyone, so their table is bounded: expired ones are purged at each issue, and a new one is
-refused (429, ``Retry-After``) beyond ``per_address`` unused ones for an address, ``per_client`` unused ones for
-a client (its IP address), or ``live`` unexpired ones in all.
+refused (429, ``Retry-After``) beyond ``per_address`` unused ones for an address asked for by one client,
+``per_client`` unused ones for a client (its IP address), or ``live`` unexpired ones in all.
 """
 
 from __future__ import annotations
@@ -82,11 +82,14 @@ class Authenticator:
         message = self._message(address, nonce, now)
         with self.db.transaction() as db:
             db.execute("DELETE FROM nonces WHERE expires_at <= ?", (now,))
-            for where, value, limit, whose in (("address = ? AND used = 0", address, self.per_address, address),
-                                               ("client = ? AND used = 0", client, self.per_client, "this client"),
-                                               ("expires_at > ?", now, self.live, "the service")):  # fmt: skip
+            # An address's limit counts the nonces its own client asked for: anyone may ask for nonces naming
+            # any address, and counting those would let a stranger keep the address from signing in.
+            for where, values, limit, whose in (("address = ? AND client = ? AND used = 0", (address, client),
+                                                 self.per_address, address),
+                                                ("client = ? AND used = 0", (client,), self.per_client, "this client"),
+                                                ("expires_at > ?", (now,), self.live, "the service")):  # fmt: skip
                 count, first = db.execute(f"SELECT COUNT(*), MIN(expires_at) FROM nonces WHERE {where}",
-                                          (value,)).fetchone()  # fmt: skip
+                                          values).fetchone()  # fmt: skip
                 if count >= limit:
                     wait = max(1, int(first - now) + 1)
                     raise ApiError(429, "TooManyNonces", f"{whose} holds {count} outstanding sign-in messages: sign in "

@@ -19,6 +19,7 @@ from typing import Any, Self
 
 import httpx
 from eth_account.messages import encode_defunct
+from eth_utils import keccak
 from hexbytes import HexBytes
 
 from ..chain.transactions import Transactor
@@ -33,6 +34,7 @@ from ..storage.store import (
 )
 
 __all__ = ["ServiceClient", "ServiceError", "ServiceStore", "ServiceTransactor"]
+ANSWER_BYTES = 1 << 20  # any answer but a blob's: the service's JSON answers weigh a few KiB
 
 
 class ServiceError(LeptonError, RuntimeError):
@@ -53,6 +55,46 @@ def _refusal(reply: httpx.Response) -> ServiceError:
     except (ValueError, KeyError, TypeError):
         code, message = "HTTPError", reply.text[:200]
     return ServiceError(reply.status_code, code, message)
+
+
+def _read(reply: httpx.Response, max_bytes: int, what: str) -> bytes:
+    """A streamed answer's body, refused as soon as it passes `max_bytes` (counted decoded: a compressed answer
+    weighs what it inflates to).
+
+    Raises:
+        FileTooLarge: over `max_bytes` (`what` names it).
+    """
+    chunks, size = [], 0
+    for chunk in reply.iter_bytes():
+        size += len(chunk)
+        if size > max_bytes:
+            raise FileTooLarge(what, max_bytes)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _bounded(reply: httpx.Response) -> httpx.Response:
+    """A streamed answer read within ANSWER_BYTES, as a plain answer; a ServiceError ``TooLarge`` beyond."""
+    try:
+        body = _read(reply, ANSWER_BYTES, f"the answer to {reply.request.method} {reply.request.url.path}")
+    except FileTooLarge as exc:
+        raise ServiceError(reply.status_code, "TooLarge", str(exc)) from None
+    headers = [(k, v) for k, v in reply.headers.multi_items()
+               if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]  # body: decoded
+    return httpx.Response(reply.status_code, headers=headers, content=body, request=reply.request)
+
+
+def _object(reply: httpx.Response, *strings: str) -> dict[str, Any]:
+    """The answer's JSON object, with a string in each of `strings`; a ServiceError when the service answered
+    anything else (it is not trusted to answer well)."""
+    try:
+        body = reply.json()
+    except ValueError:  # not JSON
+        body = None
+    if not isinstance(body, dict) or not all(isinstance(body.get(name), str) for name in strings):
+        raise ServiceError(reply.status_code, "MalformedAnswer", f"the service's answer to {reply.request.method} "
+                           f"{reply.request.url.path} is not the JSON object it documents")  # fmt: skip
+    return body
 
 
 class ServiceClient:
@@ -76,14 +118,13 @@ class ServiceClient:
 
     def sign_in(self) -> str:
         """A fresh bearer token: the service's sign-in message, signed with the account's key."""
-        issued = self._send(
-            "POST", "/v1/auth/nonce", json={"address": self.account.address}
-        ).json()
+        issued = _object(self._send("POST", "/v1/auth/nonce", json={"address": self.account.address}), "message")
         signature = self.account.sign_message(
             encode_defunct(text=issued["message"])
         ).signature.to_0x_hex()
-        self._token = self._send("POST", "/v1/auth/login", json={"message": issued["message"],
-                                                                "signature": signature}).json()["token"]  # fmt: skip
+        session = _object(self._send("POST", "/v1/auth/login", json={"message": issued["message"],
+                                                                    "signature": signature}), "token")  # fmt: skip
+        self._token = str(session["token"])
         return self._token
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -108,7 +149,8 @@ class ServiceClient:
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
-            reply = self.http.request(method, path, **kwargs)
+            with self.http.stream(method, path, **kwargs) as streamed:
+                reply = _bounded(streamed)
         except httpx.TransportError as exc:
             raise self._unreachable(exc) from None
         if reply.status_code >= 400:
@@ -130,15 +172,8 @@ class ServiceClient:
                         self._token = None
                         continue
                     if reply.status_code >= 400:
-                        reply.read()
-                        raise _refusal(reply)
-                    chunks, size = [], 0
-                    for chunk in reply.iter_bytes():
-                        size += len(chunk)
-                        if size > max_bytes:
-                            raise FileTooLarge(path, max_bytes)
-                        chunks.append(chunk)
-                    return b"".join(chunks)
+                        raise _refusal(_bounded(reply))
+                    return _read(reply, max_bytes, path)
             except httpx.TransportError as exc:
                 raise self._unreachable(exc) from None
         raise AssertionError("unreachable")
@@ -153,15 +188,15 @@ class ServiceClient:
     def prepare(self, contract: str, function: str, args: list[Any]) -> dict[str, Any]:
         """The unsigned transaction of `contract.function(*args)` from this account (``/v1/transactions/prepare``)."""
         body = {"contract": contract, "function": function, "args": args}
-        return self.request("POST", "/v1/transactions/prepare", json=body).json()
+        return _object(self.request("POST", "/v1/transactions/prepare", json=body))
 
     def relay(
         self, raw: bytes, *, idempotency_key: str | None = None
     ) -> dict[str, Any]:
         """Relays a transaction this account signed; the service answers once it is mined."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        return self.request("POST", "/v1/transactions", json={"raw": HexBytes(raw).to_0x_hex()},
-                            headers=headers).json()  # fmt: skip
+        return _object(self.request("POST", "/v1/transactions", json={"raw": HexBytes(raw).to_0x_hex()},
+                                    headers=headers), "tx_hash")  # fmt: skip
 
     def store(self, agreement_id: int, round_id: int) -> ServiceStore:
         """The service's store, for this account's update to `round_id` of `agreement_id`."""
@@ -191,10 +226,10 @@ class ServiceStore:
                 "the service stores artifacts as CIDv0, as the chain's digests name them"
             )
         cid = artifact_cid(bytes(data))
-        reply = self.client.request("POST", "/v1/envelopes", content=bytes(data),
-                                    params={"agreement_id": self.agreement_id, "round": self.round_id},
-                                    headers={"Idempotency-Key": f"envelope:{cid}",
-                                             "Content-Type": "application/octet-stream"}).json()  # fmt: skip
+        reply = _object(self.client.request("POST", "/v1/envelopes", content=bytes(data),
+                                            params={"agreement_id": self.agreement_id, "round": self.round_id},
+                                            headers={"Idempotency-Key": f"envelope:{cid}",
+                                                     "Content-Type": "application/octet-stream"}))  # fmt: skip
         if reply.get("cid") != cid:
             raise StorageError(
                 f"the service stored the update as {reply.get('cid')!r}; its bytes give {cid}"
@@ -243,11 +278,18 @@ class ServiceTransactor(Transactor):
         """Relays `raw`; its hash once the service has it mined (the same bytes relayed again: the same hash).
 
         Raises:
-            ChainError: the service refused it (a revert, another nonce...) or is unreachable.
+            ChainError: the service refused it (a revert, another nonce...), is unreachable, or answered another
+                transaction's hash (this transactor waits for the receipt of the hash it returns: an old success
+                must not pass for this transaction).
         """
+        own = HexBytes(keccak(bytes(raw)))
         try:
-            return HexBytes(self.client.relay(raw)["tx_hash"])
+            answered = self.client.relay(raw)["tx_hash"]
         except ServiceError as exc:
             raise ChainError(
                 f"the service did not relay the transaction: {exc}"
             ) from None
+        if answered.lower() != own.to_0x_hex():
+            raise ChainError(f"the service answered another transaction ({str(answered)[:80]}) for "
+                             f"{own.to_0x_hex()}")  # fmt: skip
+        return own

@@ -8,6 +8,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from eth_utils import is_address
+
 from ..audit.html import plot_accuracy, plot_epsilon, plot_payouts
 from ..chain.agreements import EPSILON_SCALE
 from ..rounds.roles import standing
@@ -45,13 +47,18 @@ def _overview(service: Service) -> dict[str, Any]:
         terms = agreement["terms"]
         parties = []
         for party in terms.parties:
-            held = standing(
-                service.deployment, service.store, agreement_id, party, reads.now()
-            )
+            signed = agreement["signed"].get(party, False)
+            try:
+                held = standing(
+                    service.deployment, service.store, agreement_id, party, reads.now()
+                )
+            except LeptonError as exc:  # a round report missing or malformed: said on its row, not the page's 500
+                parties.append({"address": party, "signed": signed, "error": str(exc)})
+                continue
             parties.append({"address": party, "epsilon": held.epsilon_fixed / EPSILON_SCALE,
                             "cap": held.epsilon_cap_fixed / EPSILON_SCALE, "stake": held.stake,
                             "required_stake": held.required_stake, "claimable": held.claimable,
-                            "claimed": held.claimed, "signed": agreement["signed"].get(party, False)})  # fmt: skip
+                            "claimed": held.claimed, "signed": signed})  # fmt: skip
         agreements.append({"id": agreement_id, "status": AGREEMENT_STATUS[int(agreement["state"][0])],
                            "version": int(agreement["state"][1]), "coordinator": agreement["state"][5],
                            "arbiter": agreement["arbiter"], "pool": int(agreement["pool"][0]),
@@ -88,14 +95,22 @@ def _round(service: Service, agreement_id: int, round_id: int) -> dict[str, Any]
 
 
 def _plotted(r: dict[str, Any], cap: float) -> dict[str, Any]:
-    """A round in the shape the audit report's plots take."""
+    """A round in the shape the audit report's plots take. The report is the coordinator's word (only its digest
+    is on-chain): a line naming no address, or an accuracy that is no number in [0, 1], is left out of the plots
+    (a label is read as TeX, an axis cannot span 1e308)."""
     metrics = r["report"].get("metrics", {})
     partners = {line["partner"]: {"cumulative_epsilon": int(line["cumulative_epsilon_fixed"]) / EPSILON_SCALE,
                                   "epsilon_cap": cap, "payout": int(line["payout"]), "accepted": bool(line["accepted"]),
-                                  "name": None} for line in r["report"]["partners"]}  # fmt: skip
-    return {"agreement_id": r["agreement_id"], "round": r["round"], "accuracy": metrics.get("accuracy_after"),
+                                  "name": None} for line in r["report"]["partners"] if is_address(line["partner"])}  # fmt: skip
+    return {"agreement_id": r["agreement_id"], "round": r["round"], "accuracy": _accuracy(metrics.get("accuracy_after")),
             "gas_used": 0, "block": 0, "partners": partners,
-            "accuracy_before": metrics.get("accuracy_before") if r["round"] == 1 else None}  # fmt: skip
+            "accuracy_before": _accuracy(metrics.get("accuracy_before")) if r["round"] == 1 else None}  # fmt: skip
+
+
+def _accuracy(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1:
+        return float(value)
+    return None
 
 
 def _plots(rounds: list[dict[str, Any]]) -> list[dict[str, str]]:

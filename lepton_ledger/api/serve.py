@@ -79,8 +79,25 @@ def _demo_chain(folder: Path) -> Iterator[dict[str, object]]:
     from ..rounds.demo import STATE_FILE, STORE_DIR
 
     document = load_deployment_document(folder / "deployment.json")
-    anvil = Anvil(state_file=folder / str(document.get("state_file", STATE_FILE)), state_interval=STATE_INTERVAL,
-                  chain_id=int(document.get("chain_id", 31337)))  # fmt: skip
+    chain_id = document.get("chain_id", 31337)
+    if type(chain_id) is not int:
+        raise ConfigurationError(f"{folder / 'deployment.json'}: chain_id {chain_id!r} is not an integer")
+    state_file = _inside(folder, document.get("state_file", STATE_FILE), "state_file")
+    store = _inside(folder, document.get("store", STORE_DIR), "store")
+    _inside(folder, "api", "the service's folder")  # its database and lock (service.py) go there
+    anvil = Anvil(state_file=state_file, state_interval=STATE_INTERVAL, chain_id=chain_id)
     with anvil:
-        yield {"rpc_url": anvil.url, "deployment": folder / "deployment.json",
-               "ipfs": str(folder / str(document.get("store", STORE_DIR)))}  # fmt: skip
+        yield {"rpc_url": anvil.url, "deployment": folder / "deployment.json", "ipfs": str(store)}
+
+
+def _inside(folder: Path, name: object, what: str) -> Path:
+    """`folder / name`, which must stay inside the (resolved) `folder`: the service writes there (the chain
+    state, uploads, its database), and a folder from elsewhere must not make it write outside.
+
+    Raises:
+        ConfigurationError: not a relative path, or one leading outside (by "..", or a link).
+    """
+    path = (folder / name).resolve() if isinstance(name, str) else None
+    if path is None or path == folder or not path.is_relative_to(folder):
+        raise ConfigurationError(f"{folder}: {what} {name!r} is not a path inside the folder")
+    return path

@@ -88,7 +88,8 @@ class Anvil:
             if process.poll() is None:
                 return None
             err = process.stderr.read().decode(errors="replace") if process.stderr else ""
-            return f"anvil exited with code {process.returncode}: {err.strip()}"
+            # One line: the commands print it as their one `error:` line (clap's usage hint would follow on its own).
+            return f"anvil exited with code {process.returncode}: " + " ".join(err.split())
 
         try:
             return self.wait_ready(exited)

@@ -159,6 +159,24 @@ def commit_updates(tx, d, store, roles, accounts, split, agreement_id: int, roun
         partner.run_round(agreement_id, round_id, [roles.coordinator.address, roles.auditor.address])
 
 
+def lone_partner_agreement(world: World, name: str) -> tuple[Any, int, Coordinator]:
+    """A fresh partner `name` (funded, registered, approved) and a new funded agreement of its own; the partner,
+    the agreement and a coordinator for it (its outbox and events in ``<data dir>/<name>-<agreement>``)."""
+    from lepton_ledger.chain import node
+
+    account = fresh_account()
+    node.fund(world.w3, account.address, 10**19)
+    world.tx.add(account)
+    agreements.register(world.tx, world.d, account.address, {"name": name}, generate_x25519_keypair()[1])
+    world.tx.transact(world.d.partners.functions.approve(account.address), world.roles.coordinator.address)
+    agreement_id = funded_agreement(world.tx, world.d, world.token, world.roles, [account])
+    folder = world.data_dir / f"{name}-{agreement_id}"
+    folder.mkdir()
+    coordinator = make_coordinator(world.roles, world.tx, world.d, world.store, world.keys, world.split,
+                                   folder / "outbox.sqlite", folder / "events.sqlite")  # fmt: skip
+    return account, agreement_id, coordinator
+
+
 def open_round(world: World, folder: Path) -> tuple[int, int]:
     """A new funded agreement between alpha and beta, its round 1 open on a fresh model (the coordinator's outbox
     and events in `folder`)."""

@@ -153,3 +153,41 @@ def _processes_naming(path: Path) -> list[int]:
             except OSError:  # the process ended while we looked
                 continue
     return found
+
+
+
+def test_a_round_report_with_hostile_values_does_not_take_the_dashboard_down(service):
+    """A report is the coordinator's word (only its digest is on-chain): an accuracy that is no number or out of
+    any plot's range, or a partner line naming no address (matplotlib reads `$...$` in a label as TeX), must not
+    make every visitor's page an error. The agreement is a fresh partner's alone, so the others' reads stand."""
+    from service_world import commit_updates, lone_partner_agreement
+
+    from lepton_ledger.protocol.addressing import publish
+    from lepton_ledger.rounds.report import MAX_REPORT_BYTES, fetch_by_digest
+
+    world = service
+    gamma, agreement_id, coordinator = lone_partner_agreement(world, "hostile-report")
+    _, model = coordinator.publish_model(_logreg(world))
+    round_id = coordinator.open_round(agreement_id, model, world.w3.eth.get_block("latest")["timestamp"] + 3600)
+    commit_updates(world.tx, world.d, world.store, world.roles, [gamma], world.split, agreement_id, round_id,
+                   world.data_dir / f"hostile-report-{agreement_id}")  # fmt: skip
+
+    finished = world.d.ledger.functions.round(world.agreement_id, world.round_id).call()
+    report = json.loads(fetch_by_digest(world.store, bytes(finished[9]), max_bytes=MAX_REPORT_BYTES))
+    report.update(agreement_id=agreement_id, round=round_id)
+    report["metrics"].update(accuracy_after={"not": "a number"}, accuracy_before=1e308)
+    report["partners"][0]["partner"] = "$\\frac{$"
+    _, digest = publish(world.store, json.dumps(report).encode())
+    receipt = world.tx.transact(world.d.ledger.functions.finalizeRound(agreement_id, round_id, b"\x01" * 32, digest,
+                                                                       bytes(32), 0), world.roles.coordinator.address)  # fmt: skip
+    world.wait_block(receipt["blockNumber"])
+    page = world.api.get("/dashboard")
+    assert page.status_code == 200, page.text
+    assert f'id="agreement-{agreement_id}"' in page.text and "$\\frac{$" in page.text  # its payout line
+    assert "partner is not an address" in page.text  # gamma's rewards cannot be read: said on its row
+
+
+def _logreg(world):
+    from lepton_ledger import fl
+
+    return fl.build_model("logreg", world.split.input_dim, world.split.num_classes, seed=0).state_dict()

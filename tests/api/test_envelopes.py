@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from agreement_setup import funded_agreement  # tests/rounds/ (on the path: conftest.py)
-from service_world import fresh_account, make_coordinator
+from service_world import lone_partner_agreement
 
-from lepton_ledger.chain import agreements, node
 from lepton_ledger.envelope import (
     DPRecord,
-    generate_x25519_keypair,
     seal,
     x25519_public_key,
 )
@@ -110,16 +107,7 @@ def test_refusals_by_who_and_where(service):
 
 def test_a_suspended_partys_envelope_is_refused_and_nothing_is_stored(service):
     """The ledger refuses a suspended partner's commitment, so the service keeps none of its envelopes either."""
-    gamma = fresh_account()
-    node.fund(service.w3, gamma.address, 10**19)
-    service.tx.add(gamma)
-    agreements.register(service.tx, service.d, gamma.address, {"name": "gamma"}, generate_x25519_keypair()[1])
-    service.tx.transact(service.d.partners.functions.approve(gamma.address), service.roles.coordinator.address)
-    agreement_id = funded_agreement(service.tx, service.d, service.token, service.roles, [gamma])
-    folder = service.data_dir / f"suspended-{agreement_id}"
-    folder.mkdir()
-    coordinator = make_coordinator(service.roles, service.tx, service.d, service.store, service.keys, service.split,
-                                   folder / "outbox.sqlite", folder / "events.sqlite")  # fmt: skip
+    gamma, agreement_id, coordinator = lone_partner_agreement(service, "suspended")
     _, digest = coordinator.publish_model({"w": torch.zeros(8)})
     round_id = coordinator.open_round(agreement_id, digest, service.w3.eth.get_block("latest")["timestamp"] + 3600)
     receipt = service.tx.transact(service.d.partners.functions.suspend(gamma.address, b"\x07" * 32),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 
+import httpx
 import pytest
 from service_world import fresh_account
 
@@ -70,6 +71,19 @@ def test_nonces_beyond_an_addresss_limit_are_429_until_one_is_used(service):
     )
 
 
+def test_a_stranger_cannot_keep_an_address_from_signing_in(service):
+    """Nonces naming an address, asked for from another client, leave the address's own client its nonces."""
+    victim = fresh_account()
+    stranger = httpx.Client(base_url=str(service.api.base_url), timeout=60,
+                            transport=httpx.HTTPTransport(local_address="127.0.0.2"))  # fmt: skip
+    with stranger:
+        for _ in range(16):
+            assert stranger.post("/v1/auth/nonce", json={"address": victim.address}).status_code == 200
+        assert stranger.post("/v1/auth/nonce", json={"address": victim.address}).status_code == 429
+    reply = service.login(service.nonce(victim)["message"], victim)  # from 127.0.0.1
+    assert reply.status_code == 200, reply.text
+
+
 @pytest.fixture
 def authenticator(tmp_path):
     return Authenticator(Database(tmp_path / "service.sqlite"), domain="ledger.test", uri="https://ledger.test",
@@ -107,3 +121,11 @@ def test_the_table_is_bounded_and_expired_nonces_are_purged(authenticator):
         db.execute("UPDATE nonces SET expires_at = ?", (time.time() - 1,))
     authenticator.issue_message("0x" + "9" * 40, "10.0.1.1")
     assert _rows(authenticator) == 1
+
+
+def test_an_addresss_limit_counts_its_own_clients_nonces(authenticator):
+    victim = "0x" + "7" * 40
+    for _ in range(3):
+        authenticator.issue_message(victim, "10.0.0.66")
+    assert victim in _refused(authenticator, victim, "10.0.0.66").message
+    authenticator.issue_message(victim, "10.0.0.1")  # the victim's own client still gets one

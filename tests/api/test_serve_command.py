@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
 
 import pytest
+
+from lepton_ledger.chain.anvil import Anvil
 
 
 def _serve(tmp_path, **env):
@@ -54,7 +57,6 @@ def test_with_a_data_dir_that_is_no_folder(tmp_path):
 
 
 def test_a_chain_that_goes_away_is_503(tmp_path, start_server):
-    from lepton_ledger.chain.anvil import Anvil
     from lepton_ledger.chain.deployment import DevRoles, deploy_with_roles
     from lepton_ledger.chain.transactions import Transactor
 
@@ -75,3 +77,62 @@ def test_a_chain_that_goes_away_is_503(tmp_path, start_server):
     reply = server.client.get("/v1/agreements/1")
     assert reply.status_code == 503 and set(reply.json()) == {"error"}
     assert 'lepton_chain_up 0' in server.client.get("/metrics").text
+
+
+
+def _demo_folder(tmp_path, document: dict):
+    """A folder that looks like a demo's: `document` as its deployment file, beside an empty chain state."""
+    folder = tmp_path / "demo"
+    folder.mkdir()
+    (folder / "deployment.json").write_text(json.dumps({"chain_id": 31337, "contracts": {}, **document}))
+    (folder / "chain-state.json").write_text("{}")
+    return folder
+
+
+def _serve_workdir(folder) -> str:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("LEPTON_")}
+    result = subprocess.run([sys.executable, "-m", "lepton_ledger.cli", "serve", "--port", "0", "--workdir", str(folder)],
+                            env=environment, check=False, capture_output=True, text=True, timeout=120)  # fmt: skip
+    return _one_error_line(result)
+
+
+@pytest.mark.parametrize(("member", "value"), [("state_file", "../outside.json"), ("state_file", "OUTSIDE/abs.json"),
+                                               ("store", "../outside-store"), ("state_file", 5)])  # fmt: skip
+def test_a_demo_folder_naming_a_file_outside_itself_is_refused_and_nothing_is_written_there(tmp_path, member, value):
+    value = str(tmp_path / "abs.json") if value == "OUTSIDE/abs.json" else value
+    line = _serve_workdir(_demo_folder(tmp_path, {member: value}))
+    assert member in line and "not a path inside" in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]  # no chain state, no store beside the folder
+
+
+def test_a_demo_folder_whose_chain_state_links_outside_is_refused(tmp_path):
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_text("{}")
+    folder = _demo_folder(tmp_path, {})
+    (folder / "chain-state.json").unlink()
+    (folder / "chain-state.json").symlink_to(elsewhere)
+    assert "state_file" in _serve_workdir(folder)
+    assert elsewhere.read_text() == "{}"
+
+
+def test_a_demo_folder_whose_api_folder_links_outside_is_refused(tmp_path):
+    """The service keeps its database in the folder's api/: a link there must not point it at another's."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    folder = _demo_folder(tmp_path, {})
+    (folder / "chain-state.json").unlink()
+    with Anvil(state_file=folder / "chain-state.json"):  # a real chain state: the old service got past anvil
+        pass
+    (folder / "api").symlink_to(elsewhere)
+    assert "'api' is not a path inside" in _serve_workdir(folder)
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_demo_folder_with_a_chain_id_that_is_no_integer_is_one_line(tmp_path):
+    assert "chain_id 'abc' is not an integer" in _serve_workdir(_demo_folder(tmp_path, {"chain_id": "abc"}))
+
+
+def test_a_demo_folder_whose_chain_state_is_not_json_is_one_line(tmp_path):
+    folder = _demo_folder(tmp_path, {})
+    (folder / "chain-state.json").write_text("not json")
+    assert "failed to parse json file" in _serve_workdir(folder)
