@@ -62,15 +62,23 @@ class ReadModel:
 
     def _watch(self) -> None:
         while not self._stop.wait(self.poll):
-            try:
-                block = int(self.w3.eth.block_number)
-            except Exception:  # noqa: BLE001 -- any transport failure: the chain is down until it answers again
-                self.chain_ok = False
-                continue
-            self.chain_ok = True
-            if block != self.block:
-                with self._lock:
-                    self._cache, self.block = {}, block
+            self.catch_up()
+
+    def catch_up(self) -> bool:
+        """Moves the views to the node's latest block now; whether it had moved. The poller does this every
+        ``poll`` seconds; a request about to answer "no such thing" does it first, so that what a caller's own
+        transaction just created is never a 404 for lack of a poll."""
+        try:
+            block = int(self.w3.eth.block_number)
+        except Exception:  # noqa: BLE001 -- any transport failure: the chain is down until it answers again
+            self.chain_ok = False
+            return False
+        self.chain_ok = True
+        with self._lock:
+            if block == self.block:
+                return False
+            self._cache, self.block = {}, block
+            return True
 
     def require_chain(self) -> None:
         """Raises ChainError while the poller cannot reach the node (a 503)."""
@@ -111,9 +119,10 @@ class ReadModel:
         return self.cached(("agreements",), lambda: int(self.deployment.agreements.functions.agreementCount().call()))
 
     def agreement(self, agreement_id: int) -> dict[str, Any] | None:
-        """The agreement's state and terms, or None when there is no such agreement."""
+        """The agreement's state and terms, or None when there is no such agreement (at the latest block)."""
         if not 0 < agreement_id <= self.agreement_count():
-            return None
+            if not (self.catch_up() and 0 < agreement_id <= self.agreement_count()):
+                return None
 
         def compute() -> dict[str, Any]:
             from ..rounds.roles import ChainTerms
@@ -132,6 +141,8 @@ class ReadModel:
     def round(self, agreement_id: int, round_id: int) -> dict[str, Any] | None:
         """The round's on-chain record and who submitted, or None when there is no such round."""
         agreement = self.agreement(agreement_id)
+        if agreement is not None and not 0 < round_id <= agreement["rounds"] and self.catch_up():
+            agreement = self.agreement(agreement_id)
         if agreement is None or not 0 < round_id <= agreement["rounds"]:
             return None
 
