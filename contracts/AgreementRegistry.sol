@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.28;
 
-import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
@@ -67,7 +66,9 @@ contract AgreementRegistry is IAgreementRegistry, EIP712, Nonces {
 
     /// @inheritdoc IAgreementRegistry
     function setVault(address newVault) external {
-        if (!_hasRole(LeptonRoles.ADMIN, msg.sender)) revert AgreementRegistryNotAdmin(msg.sender);
+        if (!LeptonRoles.has(address(partners), LeptonRoles.ADMIN, msg.sender)) {
+            revert AgreementRegistryNotAdmin(msg.sender);
+        }
         if (vault != address(0)) revert AgreementRegistryVaultAlreadySet(vault);
         if (newVault == address(0)) revert AgreementRegistryZeroVault();
         vault = newVault;
@@ -76,7 +77,9 @@ contract AgreementRegistry is IAgreementRegistry, EIP712, Nonces {
 
     /// @inheritdoc IAgreementRegistry
     function propose(Terms calldata newTerms) external returns (uint256 agreementId) {
-        if (!_hasRole(LeptonRoles.COORDINATOR, msg.sender)) revert AgreementRegistryNotCoordinator(msg.sender);
+        if (!LeptonRoles.has(address(partners), LeptonRoles.COORDINATOR, msg.sender)) {
+            revert AgreementRegistryNotCoordinator(msg.sender);
+        }
         if (newTerms.coordinator != msg.sender) revert AgreementRegistryInvalidCoordinator(newTerms.coordinator);
         _validate(newTerms);
         agreementId = ++agreementCount;
@@ -107,7 +110,7 @@ contract AgreementRegistry is IAgreementRegistry, EIP712, Nonces {
         if (state.status == AgreementStatus.Terminated) {
             revert AgreementRegistryInvalidStatus(agreementId, state.status);
         }
-        if (!_hasRole(LeptonRoles.COORDINATOR, newTerms.coordinator)) {
+        if (!LeptonRoles.has(address(partners), LeptonRoles.COORDINATOR, newTerms.coordinator)) {
             revert AgreementRegistryInvalidCoordinator(newTerms.coordinator);
         }
         _validate(newTerms);
@@ -415,10 +418,6 @@ contract AgreementRegistry is IAgreementRegistry, EIP712, Nonces {
     /// @dev The coordinator of the version in force (or of the proposal) is the only one who acts on it.
     function _onlyCoordinatorOf(uint256 agreementId, AgreementState storage state) private view {
         if (state.coordinator != msg.sender) revert AgreementRegistryNotAgreementCoordinator(agreementId, msg.sender);
-    }
-
-    function _hasRole(bytes32 role, address account) private view returns (bool) {
-        return IAccessControl(address(partners)).hasRole(role, account);
     }
 
     function _existing(uint256 agreementId) private view returns (AgreementState storage state) {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
@@ -11,7 +11,7 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.types import TxReceipt
 
-from .artifacts import load_artifact
+from .artifacts import Artifact, load_artifact
 from .transactions import Transactor
 from .typed_data import sign_digest
 
@@ -20,6 +20,9 @@ AUDITOR_ROLE = Web3.keccak(text="AUDITOR_ROLE")
 REGISTRAR_ROLE = Web3.keccak(text="REGISTRAR_ROLE")
 
 CONTRACTS = ("PartnerRegistry", "AgreementRegistry", "RewardVault", "RoundLedger", "ResultsCourt")
+# RoundLedger's external libraries (its disputes and challenges run there, on its storage): deployed first, and
+# their addresses written into its bytecode where the compiler left a placeholder for each.
+LEDGER_LIBRARIES = ("BatchDisputes", "ChallengeDesk")
 
 
 @dataclass
@@ -108,8 +111,9 @@ def deploy_system(
     vault = tx.deploy(
         load_artifact("RewardVault"), partners.address, agreements.address, slash_recipient, sender=admin
     )
+    libraries = {name: tx.deploy(load_artifact(name), sender=admin).address for name in LEDGER_LIBRARIES}
     ledger = tx.deploy(
-        load_artifact("RoundLedger"), partners.address, agreements.address, vault.address, dispute_window,
+        linked(load_artifact("RoundLedger"), libraries), partners.address, agreements.address, vault.address, dispute_window,
         sender=admin,
     )  # fmt: skip
     court = tx.deploy(
@@ -125,6 +129,15 @@ def deploy_system(
     for auditor in auditors:
         tx.transact(partners.functions.grantRole(AUDITOR_ROLE, auditor), admin)
     return Deployment(partners=partners, agreements=agreements, vault=vault, ledger=ledger, court=court)
+
+
+def linked(artifact: Artifact, libraries: dict[str, str]) -> Artifact:
+    """`artifact` with each library placeholder (brownie writes ``__Name`` padded with ``_`` to 40 characters)
+    replaced by that library's address."""
+    bytecode = artifact.bytecode
+    for name, address in libraries.items():
+        bytecode = bytecode.replace(f"__{name}".ljust(40, "_"), address.removeprefix("0x").lower())
+    return replace(artifact, bytecode=bytecode)
 
 
 def relay_signature(
