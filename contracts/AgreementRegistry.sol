@@ -43,6 +43,8 @@ contract AgreementRegistry is IAgreementRegistry, EIP712, Nonces {
     /// @dev Every version of the terms: the one in force, a pending one, and those they superseded.
     mapping(uint256 agreementId => mapping(uint32 version => Terms)) private _versions;
     mapping(uint256 agreementId => AgreementState) private _states;
+    /// @dev The partner registry's suspension count when the agreement was proposed (see {suspensionLogStart}).
+    mapping(uint256 agreementId => uint256) private _suspensionLogStart;
     /// @dev Position + 1, so that zero means "not a party".
     mapping(uint256 agreementId => mapping(address party => uint256)) private _partyPosition;
     mapping(uint256 agreementId => mapping(uint32 version => mapping(address party => bool))) private _signed;
@@ -100,6 +102,8 @@ contract AgreementRegistry is IAgreementRegistry, EIP712, Nonces {
             coordinator: msg.sender,
             termsHash: termsHash
         });
+        uint256 logged = partners.suspensionCount();
+        if (logged != 0) _suspensionLogStart[agreementId] = logged;
         emit AgreementProposed(agreementId, msg.sender, termsHash, newTerms);
     }
 
@@ -239,6 +243,22 @@ contract AgreementRegistry is IAgreementRegistry, EIP712, Nonces {
         unchecked {
             return (true, position - 1);
         }
+    }
+
+    /// @inheritdoc IAgreementRegistry
+    function batchTerms(uint256 agreementId)
+        external
+        view
+        returns (AgreementStatus status, address coordinator, uint32 partyCount, uint32 epsilonCap)
+    {
+        AgreementState storage state = _states[agreementId];
+        Terms storage t = _versions[agreementId][_inForceVersion(state)];
+        return (state.status, t.coordinator, uint32(t.parties.length), t.epsilonCap);
+    }
+
+    /// @inheritdoc IAgreementRegistry
+    function suspensionLogStart(uint256 agreementId) external view returns (uint256) {
+        return _suspensionLogStart[agreementId];
     }
 
     /// @inheritdoc IAgreementRegistry

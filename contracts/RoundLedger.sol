@@ -29,6 +29,8 @@ contract RoundLedger is IRoundLedger, EIP712 {
 
     uint256 private constant _ENTRY_SIZE = LedgerState.ENTRY_SIZE;
     uint256 private constant _NO_WORD = type(uint256).max;
+    /// @dev Suspension-log entries a batch reads at most; while more are unread it checks all its parties.
+    uint256 private constant _LOG_READ_LIMIT = 32;
 
     /*//////////////////////////////////////////////////////////////
                                 STORAGE
@@ -134,16 +136,16 @@ contract RoundLedger is IRoundLedger, EIP712 {
         bytes32 batchDocumentDigest,
         bytes calldata entries
     ) external returns (uint256 batchIndex) {
-        IAgreementRegistry.RoundConfig memory config = _activeConfig(agreementId);
-        _onlyCoordinatorOf(config);
+        BatchContext memory ctx = _batchContext(agreementId, roundId);
         Round storage r = _acceptingRound(agreementId, roundId);
         if (commitmentsRoot == bytes32(0) || batchDocumentDigest == bytes32(0)) revert RoundLedgerZeroDigest();
         uint256 count = _entryCount(entries);
-        // Entries must be sorted, so the last index is the largest: one range check covers them all.
+        // Entries must be sorted, so the last index is the largest: one range check covers them all. Its epsilon
+        // is checked with the others.
+        // slither-disable-next-line unused-return
         (uint256 lastIndex,) = LedgerState.entryAt(entries, count - 1);
-        if (lastIndex >= config.partyCount) revert RoundLedgerPartyIndexOutOfRange(lastIndex, config.partyCount);
+        if (lastIndex >= ctx.partyCount) revert RoundLedgerPartyIndexOutOfRange(lastIndex, ctx.partyCount);
 
-        BatchContext memory ctx = BatchContext(agreementId, roundId, config.epsilonCap, config.partyCount, 0, 0);
         _applyEntries(ctx, entries);
         // A party that submitted directly is skipped, not fatal; a batch that applies nothing anchors nothing.
         if (ctx.skippedCount == count) _revertAlreadySubmitted(ctx, lastIndex);
@@ -379,12 +381,22 @@ contract RoundLedger is IRoundLedger, EIP712 {
         uint256 skippedCount;
     }
 
+    /// @dev The batch's context, once the agreement is active and the caller its coordinator. Reads only the
+    /// terms a batch needs ({IAgreementRegistry-batchTerms}): every storage word read here is paid per batch.
+    function _batchContext(uint256 agreementId, uint64 roundId) private view returns (BatchContext memory) {
+        (IAgreementRegistry.AgreementStatus status, address coordinator, uint32 partyCount, uint32 epsilonCap) =
+            agreements.batchTerms(agreementId);
+        if (status != IAgreementRegistry.AgreementStatus.Active) revert RoundLedgerAgreementNotActive(agreementId);
+        if (msg.sender != coordinator) revert RoundLedgerNotCoordinator(msg.sender);
+        return BatchContext(agreementId, roundId, epsilonCap, partyCount, 0, 0);
+    }
+
     /// @dev Checks and records every entry of a batch. Entries are sorted, so the parties of one epsilon word
     /// (8 lanes) come together: each word is read and written once, and so is each bitmap word (256 bits,
     /// i.e. 32 epsilon words). This loop is the per-update cost of a batch: keep it lean.
     /// The caller has checked that the last (largest) index is in range.
     function _applyEntries(BatchContext memory ctx, bytes calldata entries) private {
-        if (partners.suspendedCount() != 0) _requireApprovedParties(ctx, entries);
+        _refuseSuspendedParties(ctx, entries);
         uint256 wordKey = _NO_WORD;
         uint256 epsilonWord;
         uint256 submittedWord;
@@ -452,14 +464,53 @@ contract RoundLedger is IRoundLedger, EIP712 {
         revert RoundLedgerAlreadySubmitted(ctx.agreementId, ctx.roundId, agreements.partyAt(ctx.agreementId, index));
     }
 
-    /// @dev Only needed while some partner is suspended; a separate pass keeps the common case cheap.
-    /// An index past the parties can only come before the (range-checked) last entry, so the batch is unsorted:
-    /// it is skipped here, and the walk reports the batch as it does when nobody is suspended.
-    function _requireApprovedParties(BatchContext memory ctx, bytes calldata entries) private view {
+    /// @dev Refuses the batch when one of its parties is suspended. The partner registry logs every suspension;
+    /// per agreement, the ledger reads the log from where it left off and keeps the agreement's parties it saw
+    /// suspended (`watched`), so a batch asks about approval only for those of its parties: a suspension in
+    /// another agreement costs this agreement one look-up, once, and a batch nothing after that.
+    function _refuseSuspendedParties(BatchContext memory ctx, bytes calldata entries) private {
+        uint256 logged = partners.suspensionCount();
+        if (logged == 0) return;
+        LedgerState.SuspensionWatch storage watch = _s.suspensionWatch[ctx.agreementId];
+        uint256 read = watch.read;
+        uint256 watched = watch.watched;
+        bool behind = false;
+        if (read < logged) {
+            // Parties sign after the proposal, and signing needs approval: earlier entries cannot name them.
+            if (read == 0) read = agreements.suspensionLogStart(ctx.agreementId);
+            address[] memory suspended = partners.suspensionsSince(read, _LOG_READ_LIMIT);
+            for (uint256 i; i < suspended.length; ++i) {
+                (bool isParty, uint256 index) = agreements.partyIndex(ctx.agreementId, suspended[i]);
+                if (isParty) watched |= 1 << index;
+            }
+            read += suspended.length;
+            watch.read = read;
+            behind = read < logged;
+        }
+        // Still behind the log: some suspended party may be unseen, so every party of the batch is checked.
+        uint256 left = _requireApprovedParties(ctx, entries, behind ? type(uint256).max : watched);
+        if (!behind) watched = left;
+        if (watched != watch.watched) watch.watched = watched;
+    }
+
+    /// @dev Refuses the batch when a party of its entries whose bit is set in `parties` is not approved; returns
+    /// `parties` less those found approved (reinstated: a new suspension would be logged again). An index past
+    /// the parties can only come before the (range-checked) last entry, so the batch is unsorted: it is skipped
+    /// here, and the walk reports the batch as it does when nobody is suspended.
+    function _requireApprovedParties(BatchContext memory ctx, bytes calldata entries, uint256 parties)
+        private
+        view
+        returns (uint256)
+    {
+        if (parties == 0) return 0;
         for (uint256 offset; offset < entries.length; offset += _ENTRY_SIZE) {
             uint256 index = uint48(bytes6(entries[offset:offset + _ENTRY_SIZE])) >> 32;
-            if (index < ctx.partyCount) _requireApprovedParty(ctx.agreementId, index);
+            if (index < ctx.partyCount && parties >> index & 1 != 0) {
+                _requireApprovedParty(ctx.agreementId, index);
+                parties &= ~(1 << index);
+            }
         }
+        return parties;
     }
 
     function _requireApprovedParty(uint256 agreementId, uint256 index) private view {

@@ -45,6 +45,8 @@ library BatchDisputes {
     ) external {
         uint256 agreementId = evidence.agreementId;
         uint64 roundId = evidence.round;
+        // Called for its check: the round itself is not needed here.
+        // slither-disable-next-line unused-return
         s.disputableRound(env.disputeWindow, agreementId, roundId);
         _checkAnchored(s, evidence);
         if (evidence.position >= evidence.entries.length / LedgerState.ENTRY_SIZE) {
@@ -98,6 +100,7 @@ library BatchDisputes {
         } else if (status == IRoundLedger.DisputeStatus.None) {
             // A reveal before any dispute: a smart wallet's ERC-1271 signature is judged now, while the wallet
             // accepts it, and that judgement is final; the entry can no longer be disputed or proven forged.
+            // slither-disable-next-line unused-return
             s.disputableRound(env.disputeWindow, agreementId, roundId);
             d.batchIndex = evidence.batchIndex;
             // position < entries / 6 <= 256 parties once the proof below checks, so it fits 16 bits.
@@ -255,6 +258,8 @@ library BatchDisputes {
         LedgerState.Env calldata env,
         IRoundLedger.BatchEvidence calldata evidence
     ) private view returns (bool) {
+        // The entry's epsilon is not needed to know whose entry it is.
+        // slither-disable-next-line unused-return
         (uint256 index,) = LedgerState.entryAt(evidence.entries, evidence.position);
         address party = env.agreements.partyAt(evidence.agreementId, index);
         IRoundLedger.EntryDispute storage d = s.entryDisputes[evidence.agreementId][evidence.round][party];

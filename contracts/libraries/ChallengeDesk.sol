@@ -21,6 +21,8 @@ library ChallengeDesk {
         bytes32 evidenceDigest
     ) external returns (uint256 challengeId) {
         LedgerState.onlyAuditor(env.partners);
+        // Called for its check: the round itself is not needed here.
+        // slither-disable-next-line unused-return
         s.disputableRound(env.disputeWindow, agreementId, roundId);
         (bool isParty, uint256 index) = env.agreements.partyIndex(agreementId, partner);
         if (!isParty) revert IRoundLedger.RoundLedgerNotParty(agreementId, partner);

@@ -40,6 +40,13 @@ library LedgerState {
         bool restorePending;
     }
 
+    /// @dev How far the ledger has read the partner registry's suspension log for one agreement (0: not yet),
+    /// and which of its parties (bit i: party index i) it saw suspended there and has not found approved since.
+    struct SuspensionWatch {
+        uint256 read;
+        uint256 watched;
+    }
+
     /// @dev Everything the ledger stores.
     struct Layout {
         mapping(uint256 agreementId => uint64) roundCount;
@@ -69,6 +76,7 @@ library LedgerState {
         mapping(uint256 agreementId => mapping(uint64 round => Snapshots)) snapshots;
         /// @dev Challenges against a partner that are open, or upheld and not yet executed.
         mapping(uint256 agreementId => mapping(address partner => uint256)) liveChallenges;
+        mapping(uint256 agreementId => SuspensionWatch) suspensionWatch;
     }
 
     /// @dev The ledger's immutables, which its libraries cannot read themselves.
