@@ -63,7 +63,8 @@ interface IPartnerRegistry {
     /// Emits {PartnerApproved}.
     function approve(address partner) external;
 
-    /// @notice Suspends a partner: it can no longer sign agreements, stake or submit updates.
+    /// @notice Suspends a partner: it can no longer sign agreements, stake or submit updates. The suspension is
+    /// logged ({suspensionsSince}), so that each agreement's batches learn of it.
     /// Requirements: the caller has the registrar role; `partner` is Pending or Approved.
     /// Emits {PartnerSuspended}.
     function suspend(address partner, bytes32 reasonDigest) external;
