@@ -92,6 +92,9 @@ def deploy_with_roles(tx: Transactor, roles: DevRoles, *, dispute_window: int) -
         auditors=[roles.auditor.address],
         slash_recipient=roles.treasury.address,
         dispute_window=dispute_window,
+        # The libraries come from an account that sends nothing else here, so that the admin's creations, and
+        # the five addresses (the ledger's is in every partner's round seed), are those of a deployment without.
+        library_sender=roles.treasury.address,
     )
 
 
@@ -103,15 +106,17 @@ def deploy_system(
     auditors: list[str],
     slash_recipient: str,
     dispute_window: int,
+    library_sender: str | None = None,
 ) -> Deployment:
     """Deploys the registries, the vault, the ledger and the results court, binds them together and grants the
-    roles."""
+    roles. `library_sender` (default `admin`) creates RoundLedger's two libraries first."""
     partners = tx.deploy(load_artifact("PartnerRegistry"), admin, sender=admin)
     agreements = tx.deploy(load_artifact("AgreementRegistry"), partners.address, sender=admin)
     vault = tx.deploy(
         load_artifact("RewardVault"), partners.address, agreements.address, slash_recipient, sender=admin
     )
-    libraries = {name: tx.deploy(load_artifact(name), sender=admin).address for name in LEDGER_LIBRARIES}
+    libraries = {name: tx.deploy(load_artifact(name), sender=library_sender or admin).address
+                 for name in LEDGER_LIBRARIES}  # fmt: skip
     ledger = tx.deploy(
         linked(load_artifact("RoundLedger"), libraries), partners.address, agreements.address, vault.address, dispute_window,
         sender=admin,
