@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -136,7 +137,7 @@ def deploy_system(
     return Deployment(partners=partners, agreements=agreements, vault=vault, ledger=ledger, court=court)
 
 
-def linked(artifact: Artifact, libraries: dict[str, str]) -> Artifact:
+def linked(artifact: Artifact, libraries: Mapping[str, str]) -> Artifact:
     """`artifact` with each library placeholder (brownie writes ``__Name`` padded with ``_`` to 40 characters)
     replaced by that library's address."""
     bytecode = artifact.bytecode
