@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.28;
 
-import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
@@ -44,6 +43,8 @@ contract AgreementRegistry is IAgreementRegistry, EIP712, Nonces {
     /// @dev Every version of the terms: the one in force, a pending one, and those they superseded.
     mapping(uint256 agreementId => mapping(uint32 version => Terms)) private _versions;
     mapping(uint256 agreementId => AgreementState) private _states;
+    /// @dev The partner registry's suspension count when the agreement was proposed (see {suspensionLogStart}).
+    mapping(uint256 agreementId => uint256) private _suspensionLogStart;
     /// @dev Position + 1, so that zero means "not a party".
     mapping(uint256 agreementId => mapping(address party => uint256)) private _partyPosition;
     mapping(uint256 agreementId => mapping(uint32 version => mapping(address party => bool))) private _signed;
@@ -67,7 +68,9 @@ contract AgreementRegistry is IAgreementRegistry, EIP712, Nonces {
 
     /// @inheritdoc IAgreementRegistry
     function setVault(address newVault) external {
-        if (!_hasRole(LeptonRoles.ADMIN, msg.sender)) revert AgreementRegistryNotAdmin(msg.sender);
+        if (!LeptonRoles.has(address(partners), LeptonRoles.ADMIN, msg.sender)) {
+            revert AgreementRegistryNotAdmin(msg.sender);
+        }
         if (vault != address(0)) revert AgreementRegistryVaultAlreadySet(vault);
         if (newVault == address(0)) revert AgreementRegistryZeroVault();
         vault = newVault;
@@ -76,7 +79,9 @@ contract AgreementRegistry is IAgreementRegistry, EIP712, Nonces {
 
     /// @inheritdoc IAgreementRegistry
     function propose(Terms calldata newTerms) external returns (uint256 agreementId) {
-        if (!_hasRole(LeptonRoles.COORDINATOR, msg.sender)) revert AgreementRegistryNotCoordinator(msg.sender);
+        if (!LeptonRoles.has(address(partners), LeptonRoles.COORDINATOR, msg.sender)) {
+            revert AgreementRegistryNotCoordinator(msg.sender);
+        }
         if (newTerms.coordinator != msg.sender) revert AgreementRegistryInvalidCoordinator(newTerms.coordinator);
         _validate(newTerms);
         agreementId = ++agreementCount;
@@ -97,6 +102,8 @@ contract AgreementRegistry is IAgreementRegistry, EIP712, Nonces {
             coordinator: msg.sender,
             termsHash: termsHash
         });
+        uint256 logged = partners.suspensionCount();
+        if (logged != 0) _suspensionLogStart[agreementId] = logged;
         emit AgreementProposed(agreementId, msg.sender, termsHash, newTerms);
     }
 
@@ -107,7 +114,7 @@ contract AgreementRegistry is IAgreementRegistry, EIP712, Nonces {
         if (state.status == AgreementStatus.Terminated) {
             revert AgreementRegistryInvalidStatus(agreementId, state.status);
         }
-        if (!_hasRole(LeptonRoles.COORDINATOR, newTerms.coordinator)) {
+        if (!LeptonRoles.has(address(partners), LeptonRoles.COORDINATOR, newTerms.coordinator)) {
             revert AgreementRegistryInvalidCoordinator(newTerms.coordinator);
         }
         _validate(newTerms);
@@ -236,6 +243,22 @@ contract AgreementRegistry is IAgreementRegistry, EIP712, Nonces {
         unchecked {
             return (true, position - 1);
         }
+    }
+
+    /// @inheritdoc IAgreementRegistry
+    function batchTerms(uint256 agreementId)
+        external
+        view
+        returns (AgreementStatus status, address coordinator, uint32 partyCount, uint32 epsilonCap)
+    {
+        AgreementState storage state = _states[agreementId];
+        Terms storage t = _versions[agreementId][_inForceVersion(state)];
+        return (state.status, t.coordinator, uint32(t.parties.length), t.epsilonCap);
+    }
+
+    /// @inheritdoc IAgreementRegistry
+    function suspensionLogStart(uint256 agreementId) external view returns (uint256) {
+        return _suspensionLogStart[agreementId];
     }
 
     /// @inheritdoc IAgreementRegistry
@@ -415,10 +438,6 @@ contract AgreementRegistry is IAgreementRegistry, EIP712, Nonces {
     /// @dev The coordinator of the version in force (or of the proposal) is the only one who acts on it.
     function _onlyCoordinatorOf(uint256 agreementId, AgreementState storage state) private view {
         if (state.coordinator != msg.sender) revert AgreementRegistryNotAgreementCoordinator(agreementId, msg.sender);
-    }
-
-    function _hasRole(bytes32 role, address account) private view returns (bool) {
-        return IAccessControl(address(partners)).hasRole(role, account);
     }
 
     function _existing(uint256 agreementId) private view returns (AgreementState storage state) {

@@ -34,6 +34,8 @@ contract PartnerRegistry is IPartnerRegistry, AccessControlDefaultAdminRules {
 
     /// @inheritdoc IPartnerRegistry
     uint256 public suspendedCount;
+    /// @dev Every suspension, in order (see {suspensionsSince}).
+    address[] private _suspensions;
 
     /*//////////////////////////////////////////////////////////////
                               CONSTRUCTOR
@@ -83,6 +85,7 @@ contract PartnerRegistry is IPartnerRegistry, AccessControlDefaultAdminRules {
         }
         _partners[partner].status = PartnerStatus.Suspended;
         ++suspendedCount;
+        _suspensions.push(partner);
         emit PartnerSuspended(partner, msg.sender, reasonDigest);
     }
 
@@ -120,6 +123,22 @@ contract PartnerRegistry is IPartnerRegistry, AccessControlDefaultAdminRules {
         // `registeredAt` sits in the same struct; the status never depends on time.
         // slither-disable-next-line incorrect-equality,timestamp
         return _partners[account].status == PartnerStatus.Approved;
+    }
+
+    /// @inheritdoc IPartnerRegistry
+    function suspensionCount() external view returns (uint256) {
+        return _suspensions.length;
+    }
+
+    /// @inheritdoc IPartnerRegistry
+    function suspensionsSince(uint256 from, uint256 max) external view returns (address[] memory suspended) {
+        uint256 end = _suspensions.length;
+        if (from > end) from = end;
+        if (end - from > max) end = from + max;
+        suspended = new address[](end - from);
+        for (uint256 i; i < suspended.length; ++i) {
+            suspended[i] = _suspensions[from + i];
+        }
     }
 
     /*//////////////////////////////////////////////////////////////

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.28;
 
-import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
@@ -103,7 +102,7 @@ contract ResultsCourt is IResultsCourt, ReentrancyGuard {
         external
         returns (uint256 challengeId)
     {
-        if (!IAccessControl(address(partners)).hasRole(LeptonRoles.AUDITOR, msg.sender)) {
+        if (!LeptonRoles.has(address(partners), LeptonRoles.AUDITOR, msg.sender)) {
             revert ResultsCourtNotAuditor(msg.sender);
         }
         IRoundLedger ledger = _ledger();

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.28;
 
-import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
@@ -12,6 +11,7 @@ import {IPartnerRegistry} from "../interfaces/IPartnerRegistry.sol";
 import {IRoundLedger} from "../interfaces/IRoundLedger.sol";
 import {IResultsCourt} from "../interfaces/IResultsCourt.sol";
 import {LeptonRoles} from "./libraries/LeptonRoles.sol";
+import {PartyBitmap} from "./libraries/PartyBitmap.sol";
 
 /// @title RewardVault
 /// @notice Escrow of each agreement's reward pool and stakes; payouts are pulled with Merkle proofs.
@@ -66,7 +66,7 @@ contract RewardVault is IRewardVault, ReentrancyGuard {
 
     /// @inheritdoc IRewardVault
     function setRoundLedger(address ledger) external {
-        if (!_hasRole(LeptonRoles.ADMIN, msg.sender)) revert RewardVaultNotAdmin(msg.sender);
+        if (!LeptonRoles.has(address(partners), LeptonRoles.ADMIN, msg.sender)) revert RewardVaultNotAdmin(msg.sender);
         if (roundLedger != address(0)) revert RewardVaultLedgerAlreadySet(roundLedger);
         if (ledger == address(0)) revert RewardVaultZeroAddress();
         roundLedger = ledger;
@@ -75,7 +75,7 @@ contract RewardVault is IRewardVault, ReentrancyGuard {
 
     /// @inheritdoc IRewardVault
     function setResultsCourt(address court) external {
-        if (!_hasRole(LeptonRoles.ADMIN, msg.sender)) revert RewardVaultNotAdmin(msg.sender);
+        if (!LeptonRoles.has(address(partners), LeptonRoles.ADMIN, msg.sender)) revert RewardVaultNotAdmin(msg.sender);
         if (resultsCourt != address(0)) revert RewardVaultCourtAlreadySet(resultsCourt);
         if (court == address(0)) revert RewardVaultZeroAddress();
         resultsCourt = court;
@@ -286,7 +286,7 @@ contract RewardVault is IRewardVault, ReentrancyGuard {
     /// @inheritdoc IRewardVault
     function hasClaimed(uint256 agreementId, uint64 round, address partner) external view returns (bool) {
         (bool isParty, uint256 index) = agreements.partyIndex(agreementId, partner);
-        return isParty && _claimed[agreementId][round][index >> 8] & (1 << (index & 255)) != 0;
+        return isParty && PartyBitmap.isSet(_claimed[agreementId][round], index);
     }
 
     /// @inheritdoc IRewardVault
@@ -313,10 +313,10 @@ contract RewardVault is IRewardVault, ReentrancyGuard {
     ) private {
         (bool isParty, uint256 index) = agreements.partyIndex(agreementId, partner);
         if (!isParty) revert RewardVaultNotParty(agreementId, partner);
-        mapping(uint256 => uint256) storage claimed = _claimed[agreementId][round];
-        uint256 bit = 1 << (index & 255);
-        uint256 word = claimed[index >> 8];
-        if (word & bit != 0) revert RewardVaultAlreadyClaimed(agreementId, round, partner);
+        // Marked first: a failed proof or overdraft below reverts the whole claim, mark included.
+        if (!PartyBitmap.trySet(_claimed[agreementId][round], index)) {
+            revert RewardVaultAlreadyClaimed(agreementId, round, partner);
+        }
         if (!MerkleProof.verifyCalldata(proof, a.root, payoutLeaf(agreementId, round, partner, amount))) {
             revert RewardVaultInvalidProof(agreementId, round, partner, amount);
         }
@@ -324,7 +324,6 @@ contract RewardVault is IRewardVault, ReentrancyGuard {
         // Compared with the room left rather than summed first: a leaf near 2^256 must get this error, not an
         // overflow panic. `a.total - settled` cannot underflow: claimed never exceeds total.
         if (amount > a.total - settled) revert RewardVaultAllocationExceeded(agreementId, round, settled, a.total);
-        claimed[index >> 8] = word | bit;
         a.claimed = settled + amount;
     }
 
@@ -363,7 +362,4 @@ contract RewardVault is IRewardVault, ReentrancyGuard {
         if (address(court) == address(0)) revert RewardVaultNoCourt();
     }
 
-    function _hasRole(bytes32 role, address account) private view returns (bool) {
-        return IAccessControl(address(partners)).hasRole(role, account);
-    }
 }

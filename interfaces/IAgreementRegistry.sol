@@ -216,6 +216,18 @@ interface IAgreementRegistry {
         returns (AgreementStatus status, bool isParty, uint256 index, uint32 epsilonCap, uint64 maxSampleCount);
     /// @notice Whether `account` is a party, and its position in the party list.
     function partyIndex(uint256 agreementId, address account) external view returns (bool isParty, uint256 index);
+    /// @notice What the round ledger checks a batch against, and nothing more: {roundConfig} reads eight storage
+    /// words of the terms, this four (a batch's per-update cost is what this contract's reads are kept small for).
+    function batchTerms(uint256 agreementId)
+        external
+        view
+        returns (AgreementStatus status, address coordinator, uint32 partyCount, uint32 epsilonCap);
+
+    /// @notice The partner registry's suspension count ({IPartnerRegistry-suspensionCount}) when the agreement
+    /// was proposed. Every party signs after that, and signing needs approval, so a party suspended now was
+    /// suspended at this position of the log or later: the round ledger reads the log from here.
+    function suspensionLogStart(uint256 agreementId) external view returns (uint256);
+
     /// @notice The party at `index` of the party list; reverts when `index` is out of range.
     function partyAt(uint256 agreementId, uint256 index) external view returns (address);
     /// @notice Whether `party` has signed `version` of `agreementId`.

@@ -63,7 +63,8 @@ interface IPartnerRegistry {
     /// Emits {PartnerApproved}.
     function approve(address partner) external;
 
-    /// @notice Suspends a partner: it can no longer sign agreements, stake or submit updates.
+    /// @notice Suspends a partner: it can no longer sign agreements, stake or submit updates. The suspension is
+    /// logged ({suspensionsSince}), so that each agreement's batches learn of it.
     /// Requirements: the caller has the registrar role; `partner` is Pending or Approved.
     /// Emits {PartnerSuspended}.
     function suspend(address partner, bytes32 reasonDigest) external;
@@ -87,4 +88,13 @@ interface IPartnerRegistry {
     /// @notice How many partners are suspended right now. Lets batched checks skip per-partner look-ups
     /// in the common case where nobody is.
     function suspendedCount() external view returns (uint256);
+
+    /// @notice How many suspensions there have been (reinstatements do not undo one): the length of the
+    /// suspension log that {suspensionsSince} reads.
+    function suspensionCount() external view returns (uint256);
+
+    /// @notice The partners suspended at positions `from` to `from + max` (exclusive) of the suspension log, in
+    /// order; fewer when the log ends first. The round ledger follows the log per agreement, so that a batch
+    /// asks about approval only for its own agreement's parties suspended since it last looked.
+    function suspensionsSince(uint256 from, uint256 max) external view returns (address[] memory);
 }

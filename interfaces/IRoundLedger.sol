@@ -15,8 +15,8 @@ pragma solidity 0.8.28;
 /// and "once per round" checks stay on-chain. The signatures are published, not verified on-chain: verifying
 /// costs an ecrecover (3,000 gas) plus about 150 bytes of calldata per update (2,400 gas at 16 gas a byte,
 /// 6,000 under the calldata floor price of EIP-7623), which alone breaks our target of 5,000 gas per update;
-/// anchoring costs about 4,500 gas per update in an agreement's first round (which allocates its budget
-/// words) and 2,300 in later rounds, at 100 partners, as measured by bench/gas.py. A forged or altered
+/// anchoring costs about 4,400 gas per update in an agreement's first round (which allocates its budget
+/// words) and 2,200 in later rounds, at 100 partners, as measured by bench/gas.py. A forged or altered
 /// commitment stays provable: any auditor can submit it with its Merkle proof to
 /// {proveForgedCommitment}, which checks the signature and the anchored entry on-chain and voids the round.
 /// Signatures there are judged by ECDSA alone, so that a judgement never changes after anchoring (an ERC-1271

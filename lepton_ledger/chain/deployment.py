@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
@@ -11,7 +12,7 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.types import TxReceipt
 
-from .artifacts import load_artifact
+from .artifacts import Artifact, load_artifact
 from .transactions import Transactor
 from .typed_data import sign_digest
 
@@ -20,6 +21,9 @@ AUDITOR_ROLE = Web3.keccak(text="AUDITOR_ROLE")
 REGISTRAR_ROLE = Web3.keccak(text="REGISTRAR_ROLE")
 
 CONTRACTS = ("PartnerRegistry", "AgreementRegistry", "RewardVault", "RoundLedger", "ResultsCourt")
+# RoundLedger's external libraries (its disputes and challenges run there, on its storage): deployed first, and
+# their addresses written into its bytecode where the compiler left a placeholder for each.
+LEDGER_LIBRARIES = ("BatchDisputes", "ChallengeDesk")
 
 
 @dataclass
@@ -89,6 +93,9 @@ def deploy_with_roles(tx: Transactor, roles: DevRoles, *, dispute_window: int) -
         auditors=[roles.auditor.address],
         slash_recipient=roles.treasury.address,
         dispute_window=dispute_window,
+        # The libraries come from an account that sends nothing else here, so that the admin's creations, and
+        # the five addresses (the ledger's is in every partner's round seed), are those of a deployment without.
+        library_sender=roles.treasury.address,
     )
 
 
@@ -100,16 +107,19 @@ def deploy_system(
     auditors: list[str],
     slash_recipient: str,
     dispute_window: int,
+    library_sender: str | None = None,
 ) -> Deployment:
     """Deploys the registries, the vault, the ledger and the results court, binds them together and grants the
-    roles."""
+    roles. `library_sender` (default `admin`) creates RoundLedger's two libraries first."""
     partners = tx.deploy(load_artifact("PartnerRegistry"), admin, sender=admin)
     agreements = tx.deploy(load_artifact("AgreementRegistry"), partners.address, sender=admin)
     vault = tx.deploy(
         load_artifact("RewardVault"), partners.address, agreements.address, slash_recipient, sender=admin
     )
+    libraries = {name: tx.deploy(load_artifact(name), sender=library_sender or admin).address
+                 for name in LEDGER_LIBRARIES}  # fmt: skip
     ledger = tx.deploy(
-        load_artifact("RoundLedger"), partners.address, agreements.address, vault.address, dispute_window,
+        linked(load_artifact("RoundLedger"), libraries), partners.address, agreements.address, vault.address, dispute_window,
         sender=admin,
     )  # fmt: skip
     court = tx.deploy(
@@ -125,6 +135,15 @@ def deploy_system(
     for auditor in auditors:
         tx.transact(partners.functions.grantRole(AUDITOR_ROLE, auditor), admin)
     return Deployment(partners=partners, agreements=agreements, vault=vault, ledger=ledger, court=court)
+
+
+def linked(artifact: Artifact, libraries: Mapping[str, str]) -> Artifact:
+    """`artifact` with each library placeholder (brownie writes ``__Name`` padded with ``_`` to 40 characters)
+    replaced by that library's address."""
+    bytecode = artifact.bytecode
+    for name, address in libraries.items():
+        bytecode = bytecode.replace(f"__{name}".ljust(40, "_"), address.removeprefix("0x").lower())
+    return replace(artifact, bytecode=bytecode)
 
 
 def relay_signature(

@@ -86,7 +86,8 @@ def deploy(
     """Deploy PartnerRegistry, AgreementRegistry, RewardVault, RoundLedger and ResultsCourt, grant the roles,
     write the deployment file.
 
-    Sends, all from --key (the admin): five contract creations, setVault, setRoundLedger, setResultsCourt, grantRole
+    Sends, all from --key (the admin): seven contract creations (the five and RoundLedger's two libraries),
+    setVault, setRoundLedger, setResultsCourt, grantRole
     (COORDINATOR_ROLE, the PartnerRegistry's REGISTRAR_ROLE to the same coordinator, who approves and suspends
     partners, then AUDITOR_ROLE per auditor); with --with-token, a LeptonToken creation and one mint per --mint.
     """

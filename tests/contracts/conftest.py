@@ -10,6 +10,8 @@ import brownie
 import pytest
 from brownie import (
     AgreementRegistry,
+    BatchDisputes,
+    ChallengeDesk,
     FeeOnTransferToken,
     LeptonToken,
     NoReturnToken,
@@ -115,6 +117,9 @@ def vault(partners, agreements, admin, treasury):
 
 @pytest.fixture(scope="module")
 def ledger(partners, agreements, vault, admin):
+    # brownie links RoundLedger to the latest deployment of each of its external libraries.
+    BatchDisputes.deploy({"from": admin})
+    ChallengeDesk.deploy({"from": admin})
     deployed = RoundLedger.deploy(partners, agreements, vault, DISPUTE_WINDOW, {"from": admin})
     vault.setRoundLedger(deployed, {"from": admin})
     # Rounds open only once the results court, which holds the coordinator bonds, is bound to the vault.

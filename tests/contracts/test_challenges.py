@@ -133,19 +133,6 @@ def test_challenge_accepts_batched_update(
     assert challenge_of(ledger, tx.return_value)["partner"] == partner_c
 
 
-def test_challenge_accepts_each_partner_of_a_round(ledger, active_agreement, paid_round, trio, auditor):
-    round_id, _ = paid_round
-    ids = [ledger.challenge(active_agreement, round_id, p, EVIDENCE, {"from": auditor}).return_value for p in trio]
-    assert ids == [1, 2, 3]
-
-
-def test_challenge_accepts_last_second_of_dispute_window(ledger, active_agreement, paid_round, partner_b, auditor):
-    round_id, _ = paid_round
-    at_block(finalized_at(ledger, active_agreement, round_id) + DISPUTE_WINDOW - 1)
-    tx = ledger.challenge(active_agreement, round_id, partner_b, EVIDENCE, {"from": auditor, "gas_limit": 10**6})
-    assert challenge_of(ledger, tx.return_value)["status"] == OPEN
-
-
 def test_challenge_refuses_at_the_second_claims_open(ledger, vault, active_agreement, paid_round, partner_b, auditor):
     # Claims open at finalizedAt + disputeWindow: a challenge at that second could follow the claim it must hold.
     round_id, _ = paid_round
@@ -156,71 +143,12 @@ def test_challenge_refuses_at_the_second_claims_open(ledger, vault, active_agree
     assert ledger.challengeCount() == 0
 
 
-def test_challenge_refuses_after_dispute_window(ledger, active_agreement, paid_round, partner_b, auditor):
-    round_id, _ = paid_round
-    advance(DISPUTE_WINDOW + 1)
-    with reverts_with("RoundLedgerDisputeWindowClosed", active_agreement, round_id):
-        ledger.challenge(active_agreement, round_id, partner_b, EVIDENCE, {"from": auditor})
-    assert ledger.challengeCount() == 0
-
-
 @pytest.mark.parametrize("caller", ["admin", "coordinator", "partner_a", "rando"])
 def test_challenge_refuses_non_auditor(ledger, active_agreement, paid_round, partner_b, caller, request):
     account = request.getfixturevalue(caller)
     with reverts_with("RoundLedgerNotAuditor", account):
         ledger.challenge(active_agreement, paid_round[0], partner_b, EVIDENCE, {"from": account})
     assert ledger.challengeCount() == 0
-
-
-def test_challenge_refuses_partner_without_submission(
-    ledger, active_agreement, open_round, submit, partner_a, partner_c, auditor
-):
-    round_id = open_round(active_agreement)
-    submit(active_agreement, round_id, partner_a)
-    with reverts_with("RoundLedgerNoSubmission", active_agreement, round_id, partner_c):
-        ledger.challenge(active_agreement, round_id, partner_c, EVIDENCE, {"from": auditor})
-    assert ledger.challengeCount() == 0
-
-
-def test_challenge_refuses_non_party(ledger, active_agreement, paid_round, rando, auditor):
-    with reverts_with("RoundLedgerNotParty", active_agreement, rando):
-        ledger.challenge(active_agreement, paid_round[0], rando, EVIDENCE, {"from": auditor})
-    assert ledger.challengeCount() == 0
-
-
-def test_challenge_refuses_zero_evidence(ledger, active_agreement, paid_round, partner_b, auditor):
-    with reverts_with("RoundLedgerZeroDigest"):
-        ledger.challenge(active_agreement, paid_round[0], partner_b, b"\x00" * 32, {"from": auditor})
-    assert ledger.challengeCount() == 0
-
-
-def test_challenge_refuses_unknown_round(ledger, active_agreement, partner_b, auditor):
-    with reverts_with("RoundLedgerUnknownRound", active_agreement, 4):
-        ledger.challenge(active_agreement, 4, partner_b, EVIDENCE, {"from": auditor})
-
-
-def test_challenge_refuses_update_with_pending_challenge(ledger, active_agreement, challenged, partner_b, auditor):
-    round_id, _, _ = challenged
-    with reverts_with("RoundLedgerAlreadyChallenged", active_agreement, round_id, partner_b):
-        ledger.challenge(active_agreement, round_id, partner_b, EVIDENCE, {"from": auditor})
-    assert ledger.challengeCount() == 1
-
-
-def test_challenge_refuses_update_with_upheld_challenge(ledger, active_agreement, upheld, partner_b, auditor):
-    round_id, _, _ = upheld
-    with reverts_with("RoundLedgerAlreadyChallenged", active_agreement, round_id, partner_b):
-        ledger.challenge(active_agreement, round_id, partner_b, EVIDENCE, {"from": auditor})
-    assert ledger.challengeCount() == 1
-
-
-def test_challenge_accepts_update_again_after_dismissal(
-    ledger, active_agreement, challenged, partner_b, auditor, admin
-):
-    round_id, _, first = challenged
-    ledger.resolveChallenge(first, False, RULING, {"from": admin})
-    second = ledger.challenge(active_agreement, round_id, partner_b, digest_of("new"), {"from": auditor}).return_value
-    assert second == 2
-    assert ledger.isClaimBlocked(active_agreement, round_id, partner_b)
 
 
 # ----------------------------------------------------------------------------------------- resolveChallenge

@@ -1,7 +1,7 @@
 """PartnerRegistry: registration, the registrar's approve/suspend, key rotation, profiles and roles."""
 
 import pytest
-from brownie import accounts, chain, web3
+from brownie import chain, web3
 from conftest import ADMIN_ROLE, AUDITOR_ROLE, COORDINATOR_ROLE, REGISTRAR_ROLE, reverts_with
 
 NONE, PENDING, APPROVED, SUSPENDED = range(4)
@@ -10,8 +10,6 @@ KEY = web3.keccak(text="x25519 public key")
 NEW_KEY = web3.keccak(text="x25519 public key, rotated")
 NEW_PROFILE = web3.keccak(text="profile document v2")
 REASON = web3.keccak(text="published reason")
-ZERO = b"\x00" * 32
-EMPTY_RECORD = (NONE, 0, "0x" + "00" * 32, "0x" + "00" * 32)
 
 
 def record(partners, account):
@@ -22,12 +20,6 @@ def record(partners, account):
 
 def hexed(value):
     return "0x" + bytes(value).hex()
-
-
-@pytest.fixture(scope="module")
-def newcomer():
-    """An account that no fixture registers."""
-    return accounts[8]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -41,40 +33,6 @@ def test_register_records_pending_partner(partners, partner_a, assert_events):
     assert record(partners, partner_a) == (PENDING, tx.timestamp, hexed(PROFILE), hexed(KEY))
     assert not partners.isApproved(partner_a)
     assert_events(tx, ("PartnerRegistered", {"partner": partner_a, "profileDigest": PROFILE, "encryptionKey": KEY}))
-
-
-def test_register_refuses_second_registration(partners, partner_a, register):
-    register(partner_a)
-    before = record(partners, partner_a)
-
-    with reverts_with("PartnerRegistryAlreadyRegistered", partner_a):
-        partners.register(NEW_PROFILE, NEW_KEY, {"from": partner_a})
-
-    assert record(partners, partner_a) == before
-
-
-def test_register_refuses_second_registration_while_suspended(partners, partner_a, coordinator, register):
-    register(partner_a)
-    partners.suspend(partner_a, REASON, {"from": coordinator})
-
-    with reverts_with("PartnerRegistryAlreadyRegistered", partner_a):
-        partners.register(NEW_PROFILE, NEW_KEY, {"from": partner_a})
-
-    assert partners.partnerOf(partner_a)[0] == SUSPENDED
-
-
-def test_register_refuses_zero_profile_digest(partners, partner_a):
-    with reverts_with("PartnerRegistryZeroProfileDigest"):
-        partners.register(ZERO, KEY, {"from": partner_a})
-
-    assert record(partners, partner_a) == EMPTY_RECORD
-
-
-def test_register_refuses_zero_encryption_key(partners, partner_a):
-    with reverts_with("PartnerRegistryZeroEncryptionKey"):
-        partners.register(PROFILE, ZERO, {"from": partner_a})
-
-    assert record(partners, partner_a) == EMPTY_RECORD
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -114,23 +72,6 @@ def test_approve_reinstates_suspended_partner(partners, partner_a, coordinator, 
     assert_events(tx, ("PartnerApproved", {"partner": partner_a, "registrar": coordinator}))
 
 
-def test_approve_refuses_unregistered_account(partners, newcomer, coordinator):
-    with reverts_with("PartnerRegistryInvalidStatus", newcomer, NONE):
-        partners.approve(newcomer, {"from": coordinator})
-
-    assert record(partners, newcomer) == EMPTY_RECORD
-
-
-def test_approve_refuses_approved_partner(partners, partner_a, coordinator, register):
-    register(partner_a)
-
-    with reverts_with("PartnerRegistryInvalidStatus", partner_a, APPROVED):
-        partners.approve(partner_a, {"from": coordinator})
-
-    assert partners.isApproved(partner_a)
-    assert partners.suspendedCount() == 0
-
-
 def test_approve_refuses_non_registrar(partners, partner_a, admin, register, reverts_exactly):
     register(partner_a, approve=False)
 
@@ -164,24 +105,6 @@ def test_suspend_suspends_pending_partner(partners, partner_a, coordinator, regi
     assert partners.partnerOf(partner_a)[0] == SUSPENDED
     assert partners.suspendedCount() == 1
     assert_events(tx, ("PartnerSuspended", {"partner": partner_a, "registrar": coordinator, "reasonDigest": REASON}))
-
-
-def test_suspend_refuses_suspended_partner(partners, partner_a, coordinator, register):
-    register(partner_a)
-    partners.suspend(partner_a, REASON, {"from": coordinator})
-
-    with reverts_with("PartnerRegistryInvalidStatus", partner_a, SUSPENDED):
-        partners.suspend(partner_a, REASON, {"from": coordinator})
-
-    assert partners.suspendedCount() == 1
-
-
-def test_suspend_refuses_unregistered_account(partners, newcomer, coordinator):
-    with reverts_with("PartnerRegistryInvalidStatus", newcomer, NONE):
-        partners.suspend(newcomer, REASON, {"from": coordinator})
-
-    assert record(partners, newcomer) == EMPTY_RECORD
-    assert partners.suspendedCount() == 0
 
 
 def test_suspend_refuses_non_registrar(partners, partner_a, auditor, register, reverts_exactly):
@@ -248,31 +171,6 @@ def test_rotate_encryption_key_allowed_while_suspended(partners, partner_a, coor
     assert_events(tx, ("EncryptionKeyRotated", {"partner": partner_a, "previousKey": KEY, "newKey": NEW_KEY}))
 
 
-def test_rotate_encryption_key_refuses_unregistered_account(partners, newcomer):
-    with reverts_with("PartnerRegistryNotRegistered", newcomer):
-        partners.rotateEncryptionKey(NEW_KEY, {"from": newcomer})
-
-    assert record(partners, newcomer) == EMPTY_RECORD
-
-
-def test_rotate_encryption_key_refuses_zero_key(partners, partner_a):
-    partners.register(PROFILE, KEY, {"from": partner_a})
-
-    with reverts_with("PartnerRegistryZeroEncryptionKey"):
-        partners.rotateEncryptionKey(ZERO, {"from": partner_a})
-
-    assert hexed(partners.partnerOf(partner_a)[3]) == hexed(KEY)
-
-
-def test_rotate_encryption_key_refuses_unchanged_key(partners, partner_a, reverts_exactly):
-    partners.register(PROFILE, KEY, {"from": partner_a})
-
-    with reverts_exactly("PartnerRegistryKeyUnchanged", KEY):
-        partners.rotateEncryptionKey(KEY, {"from": partner_a})
-
-    assert hexed(partners.partnerOf(partner_a)[3]) == hexed(KEY)
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # updateProfile
 # ---------------------------------------------------------------------------------------------------------------
@@ -285,32 +183,6 @@ def test_update_profile_replaces_digest(partners, partner_a, register, assert_ev
 
     assert record(partners, partner_a) == (PENDING, registered.timestamp, hexed(NEW_PROFILE), hexed(KEY))
     assert_events(tx, ("ProfileUpdated", {"partner": partner_a, "previousDigest": PROFILE, "newDigest": NEW_PROFILE}))
-
-
-def test_update_profile_refuses_unregistered_account(partners, newcomer):
-    with reverts_with("PartnerRegistryNotRegistered", newcomer):
-        partners.updateProfile(NEW_PROFILE, {"from": newcomer})
-
-    assert record(partners, newcomer) == EMPTY_RECORD
-
-
-def test_update_profile_refuses_zero_digest(partners, partner_a):
-    partners.register(PROFILE, KEY, {"from": partner_a})
-
-    with reverts_with("PartnerRegistryZeroProfileDigest"):
-        partners.updateProfile(ZERO, {"from": partner_a})
-
-    assert hexed(partners.partnerOf(partner_a)[2]) == hexed(PROFILE)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# views
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def test_partner_of_unregistered_account_is_empty(partners, newcomer):
-    assert record(partners, newcomer) == EMPTY_RECORD
-    assert not partners.isApproved(newcomer)
 
 
 # ---------------------------------------------------------------------------------------------------------------

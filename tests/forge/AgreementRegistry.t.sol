@@ -146,6 +146,17 @@ contract AgreementRegistryTest is AgreementFixture {
         assertEq(agreements.agreementCount(), 2, "agreementCount");
     }
 
+    /// @dev The round ledger reads the partner registry's suspension log from this position: the parties sign
+    /// later, and signing needs approval, so no earlier suspension is still in force for them.
+    function test_proposeRecordsWhereTheSuspensionLogStands() public {
+        assertEq(agreements.suspensionLogStart(propose(terms())), 0, "nothing logged yet");
+        address outsider = address(0x0D);
+        registerOnly(outsider);
+        vm.prank(coordinator);
+        partners.suspend(outsider, keccak256("reason"));
+        assertEq(agreements.suspensionLogStart(propose(terms())), 1, "one suspension before the proposal");
+    }
+
     function test_proposeStoresStateAndTerms() public {
         IAgreementRegistry.Terms memory t = terms();
         uint256 id = propose(t);

@@ -7,6 +7,7 @@ import {Merkle} from "./utils/Merkle.sol";
 import {IRoundLedger} from "../../interfaces/IRoundLedger.sol";
 import {IRewardVault} from "../../interfaces/IRewardVault.sol";
 import {IResultsCourt} from "../../interfaces/IResultsCourt.sol";
+import {IPartnerRegistry} from "../../interfaces/IPartnerRegistry.sol";
 import {PositionalMerkle} from "../../contracts/libraries/PositionalMerkle.sol";
 import {SmartWallet} from "../../contracts/testing/SmartWallet.sol";
 
@@ -318,6 +319,98 @@ contract BatchCommitTest is LedgerFixture {
         partners.suspend(outsider, keccak256("elsewhere"));
         anchor(batchOf(0, 4));
         assertEq(ledger.round(id, r).submissions, 4, "accepted");
+    }
+
+    /// @dev Issue 10, item 8 (`suspendedCount` is global), as the attack: a partner of another agreement is
+    /// suspended, and this agreement's batch pays a per-party approval pass for it (two registry calls per
+    /// entry). Suspensions are followed per agreement: the batch asks about none of its parties.
+    function test_commitBatch_asksNoApprovalOfItsPartiesForASuspensionInAnotherAgreement() public {
+        address outsider = partnerAddr(50);
+        registerAndApprove(outsider);
+        address[] memory others = new address[](1);
+        others[0] = outsider;
+        vm.prank(coordinator);
+        agreements.propose(defaultTerms(others));
+        vm.prank(coordinator);
+        partners.suspend(outsider, keccak256("misbehaved in the other agreement"));
+        for (uint256 i; i < 4; ++i) {
+            vm.expectCall(address(partners), abi.encodeCall(IPartnerRegistry.isApproved, (parties[i])), 0);
+        }
+        anchor(batchOf(0, 4));
+        assertEq(ledger.round(id, r).submissions, 4, "accepted");
+    }
+
+    /// @dev The ledger has read the suspension log once (a suspension elsewhere); a suspension of one of this
+    /// agreement's parties after that is still refused.
+    function test_commitBatch_refusesAPartySuspendedAfterTheLedgerReadTheLog() public {
+        address outsider = partnerAddr(50);
+        registerAndApprove(outsider);
+        vm.startPrank(coordinator);
+        partners.suspend(outsider, keccak256("elsewhere"));
+        vm.stopPrank();
+        anchor(batchOf(0, 4));
+        vm.prank(coordinator);
+        partners.suspend(parties[6], keccak256("suspicious"));
+        Batch memory b = batchOf(5, 8);
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerPartnerNotApproved.selector, parties[6]));
+        anchor(b);
+    }
+
+    /// @dev Suspends party 6, has a batch refused for it, reinstates it, and anchors that batch: the ledger
+    /// found party 6 approved and stopped watching it. Then closes the round and opens the next.
+    function reinstateAfterARefusedBatch() internal {
+        vm.prank(coordinator);
+        partners.suspend(parties[6], keccak256("suspicious"));
+        Batch memory b = batchOf(5, 8);
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerPartnerNotApproved.selector, parties[6]));
+        anchor(b);
+        vm.prank(coordinator);
+        partners.approve(parties[6]);
+        anchor(b);
+        closeRound(id, r, bytes32(0), 0);
+        r = openRoundOn(id);
+    }
+
+    function test_commitBatch_stopsAskingAboutAPartyFoundReinstated() public {
+        reinstateAfterARefusedBatch();
+        vm.expectCall(address(partners), abi.encodeCall(IPartnerRegistry.isApproved, (parties[6])), 0);
+        anchor(buildBatch(range(5, 8), epsilonsOf(3, 2 * EPSILON_ONE)));
+    }
+
+    /// @dev A second suspension is logged again, so the party is watched, and refused, again.
+    function test_commitBatch_refusesAReinstatedPartySuspendedAgain() public {
+        reinstateAfterARefusedBatch();
+        vm.prank(coordinator);
+        partners.suspend(parties[6], keccak256("again"));
+        Batch memory b = buildBatch(range(5, 8), epsilonsOf(3, 2 * EPSILON_ONE));
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerPartnerNotApproved.selector, parties[6]));
+        anchor(b);
+    }
+
+    /// @dev A batch reads at most 32 log entries; while it is behind the log, it checks every one of its parties,
+    /// so a party suspended past what it read is refused all the same.
+    function test_commitBatch_checksEveryPartyWhileBehindTheSuspensionLog() public {
+        vm.startPrank(coordinator);
+        partners.suspend(parties[2], keccak256("suspicious"));
+        vm.stopPrank();
+        for (uint256 i; i < 40; ++i) {
+            address outsider = partnerAddr(100 + i);
+            registerAndApprove(outsider);
+            vm.prank(coordinator);
+            partners.suspend(outsider, keccak256("elsewhere"));
+        }
+        vm.prank(coordinator);
+        partners.approve(parties[2]);
+        vm.prank(coordinator);
+        partners.suspend(parties[3], keccak256("late"));
+        Batch memory b = batchOf(0, 5);
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerPartnerNotApproved.selector, parties[3]));
+        anchor(b);
+        // Caught up after two more reads: party 2 (reinstated) passes, party 3 is still refused.
+        anchor(batchOf(0, 2));
+        anchor(batchOf(2, 3));
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerPartnerNotApproved.selector, parties[3]));
+        anchor(batchOf(3, 5));
     }
 
     /// @dev Issue 10, item 8, as the attack: a party submits directly and so sinks the coordinator's whole

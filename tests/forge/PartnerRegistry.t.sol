@@ -254,6 +254,25 @@ contract PartnerRegistryTest is AgreementFixture {
         assertEq(partners.suspendedCount(), 1, "counted once");
     }
 
+    function test_suspensionsSinceReadsTheLogInOrderWithinItsBounds() public {
+        registerOnly(partnerA);
+        registerOnly(partnerB);
+        suspendAs(partnerA);
+        suspendAs(partnerB);
+        approveAs(partnerA);
+        suspendAs(partnerA);
+        assertEq(partners.suspensionCount(), 3, "every suspension is logged, reinstatements undo none");
+        address[] memory all = partners.suspensionsSince(0, 10);
+        assertEq(all.length, 3, "the whole log");
+        assertEq(all[0], partnerA, "first");
+        assertEq(all[1], partnerB, "second");
+        assertEq(all[2], partnerA, "third");
+        address[] memory some = partners.suspensionsSince(1, 1);
+        assertEq(some.length, 1, "at most max");
+        assertEq(some[0], partnerB, "from `from`");
+        assertEq(partners.suspensionsSince(7, 10).length, 0, "past the end: none");
+    }
+
     function test_suspendedCountCountsEachSuspendedPartner() public {
         registerOnly(partnerA);
         registerOnly(partnerB);
