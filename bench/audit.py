@@ -49,7 +49,7 @@ def build_run(root: Path, *, partners: int, rounds: int, checkpoint: int,
     whose close was retried)."""
     from lepton_ledger import fl
     from lepton_ledger.chain import agreements
-    from lepton_ledger.chain.agreements import TOKEN, AgreementTerms
+    from lepton_ledger.chain.agreements import AgreementTerms
     from lepton_ledger.chain.anvil import Anvil, dev_account
     from lepton_ledger.chain.artifacts import load_artifact
     from lepton_ledger.chain.deployment import DevRoles, deploy_with_roles
@@ -60,6 +60,7 @@ def build_run(root: Path, *, partners: int, rounds: int, checkpoint: int,
     from lepton_ledger.rounds.demo import DELTA
     from lepton_ledger.rounds.outbox import Outbox
     from lepton_ledger.storage.local import LocalStore
+    from lepton_ledger.units import TOKEN
     from lepton_ledger.workers.local import LocalExecutor
 
     workdir, snapshot = root / "run", root / f"after-{checkpoint}"

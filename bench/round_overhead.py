@@ -90,7 +90,7 @@ from web3.middleware import Web3Middleware
 
 from lepton_ledger import fl
 from lepton_ledger.chain import agreements
-from lepton_ledger.chain.agreements import TOKEN, AgreementTerms
+from lepton_ledger.chain.agreements import AgreementTerms
 from lepton_ledger.chain.anvil import Anvil, dev_account
 from lepton_ledger.chain.artifacts import load_artifact
 from lepton_ledger.chain.connection import RequestCounter
@@ -100,6 +100,7 @@ from lepton_ledger.envelope import generate_x25519_keypair
 from lepton_ledger.rounds.coordinator import Coordinator
 from lepton_ledger.rounds.partner import Partner, TrainingSettings
 from lepton_ledger.storage.local import LocalStore
+from lepton_ledger.units import TOKEN
 from lepton_ledger.workers.concurrent import run_each
 from lepton_ledger.workers.local import LocalExecutor
 

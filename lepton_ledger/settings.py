@@ -9,6 +9,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict, Field
+
+from .errors import ConfigurationError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -59,10 +63,6 @@ def ray_address() -> str | None:
 
 
 # -- the service's settings ----------------------------------------------------------------------------------
-
-from pydantic import BaseModel, ConfigDict, Field
-
-from .errors import ConfigurationError
 
 
 class Settings(BaseModel):

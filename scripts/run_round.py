@@ -13,12 +13,11 @@ from pathlib import Path
 
 from brownie import web3
 
-from lepton_ledger.chain.agreements import TOKEN
 from lepton_ledger.chain.anvil import dev_account
+from lepton_ledger.chain.state import Terms
 from lepton_ledger.chain.transactions import Transactor
 from lepton_ledger.commands.context import bind_deployment
 from lepton_ledger.commands.roles import (
-    ChainTerms,
     accountant_path,
     build_coordinator,
     build_partner,
@@ -29,6 +28,7 @@ from lepton_ledger.commands.roles import (
 from lepton_ledger.fl.data import make_federated
 from lepton_ledger.rounds.outbox import Outbox
 from lepton_ledger.storage.local import LocalStore
+from lepton_ledger.units import TOKEN
 from lepton_ledger.workers import open_executor
 from scripts.deploy import OUT, require_local_network
 
@@ -49,7 +49,7 @@ def main(deployment: str = OUT):
     store = LocalStore(setup["store"])
     data = setup["data"]
     split = make_federated(data["dataset"], num_partners=data["partitions"], seed=data["seed"])
-    terms = ChainTerms.read(d, agreement_id)
+    terms = Terms.read(d.agreements.functions.terms(agreement_id))
     model_name = (terms_document(store, terms) or {}).get("model", "logreg")
     print(f"network {active} (chain {web3.eth.chain_id}); sending: openRound from the coordinator, submitUpdate "
           f"from each of {len(setup['partners'])} partners, finalizeRound from the coordinator")

@@ -21,6 +21,8 @@ from typing import Annotated, Any
 
 import typer
 
+from ..chain.state import Allocation, EntryDispute, Partner, Round, Terms
+from ..units import EPSILON_SCALE, TOKEN, AgreementStatus, DisputeStatus, PartnerStatus
 from .context import (
     CommandError,
     DeploymentOpt,
@@ -48,7 +50,6 @@ from .data import (
 __all__ = ["RELAY_FILE_VERSION", "partner_app"]
 
 RELAY_FILE_VERSION = 1
-ACTIVE, TERMINATED = 2, 3  # IAgreementRegistry.AgreementStatus
 
 partner_app = typer.Typer(
     help="A partner's steps: register, sign an agreement, stake, train and submit (or sign) a round's update, claim, "
@@ -91,8 +92,8 @@ def register(
         require(bool(sep and k), f"--field takes KEY=VALUE, not {item!r}")
         profile[k] = v
     with open_session(rpc_url=rpc_url, deployment=deployment, key=key, ipfs=ipfs) as s:
-        status = int(s.deployment.partners.functions.partnerOf(s.address).call()[0])
-        require(status == 0, f"{s.address} is already registered in the PartnerRegistry")
+        status = Partner.read(s.deployment.partners.functions.partnerOf(s.address)).status
+        require(status is PartnerStatus.NONE, f"{s.address} is already registered in the PartnerRegistry ({status})")
         from .roles import publish_document
 
         cid = publish_document(s.store, profile)
@@ -104,15 +105,15 @@ def _signing_checks(s: Any, agreement_id: int) -> int:
     """The agreement's current version, after checking the signer may sign it (what the registry would refuse)."""
     state = s.agreement_state(agreement_id)
     s.require_party(agreement_id, s.address)
-    require(int(state[0]) != TERMINATED, f"agreement {agreement_id} is terminated")
+    require(state.status is not AgreementStatus.TERMINATED, f"agreement {agreement_id} is terminated")
     # A version awaits signatures while it is the latest and not (yet) in force: a proposal or an amendment.
-    require(int(state[1]) != int(state[3]), f"agreement {agreement_id} has no version awaiting signatures "
-                                            f"(version {int(state[3])} is in force)")  # fmt: skip
+    require(state.version != state.active_version, f"agreement {agreement_id} has no version awaiting signatures "
+                                                   f"(version {state.active_version} is in force)")  # fmt: skip
     require(not s.deployment.agreements.functions.hasExited(agreement_id, s.address).call(),
             f"{s.address} has exited agreement {agreement_id} and can sign no later version")  # fmt: skip
     require(bool(s.deployment.partners.functions.isApproved(s.address).call()),
             f"{s.address} is not an approved partner yet (the coordinator runs `coordinator approve`)")  # fmt: skip
-    version = int(state[1])
+    version = state.version
     signed = s.deployment.agreements.functions.hasSigned(agreement_id, version, s.address).call()
     require(not signed, f"{s.address} has already signed version {version} of agreement {agreement_id}")
     return version
@@ -165,22 +166,21 @@ def stake(
     RewardVault.stake(AGREEMENT, amount). The agreement activates when this was the last stake or signature missing.
     """
     from ..chain import agreements
-    from .roles import ChainTerms
 
     with open_session(rpc_url=rpc_url, deployment=deployment, key=key) as s:
         s.require_party(agreement, s.address)
-        terms = ChainTerms.read(s.deployment, agreement)
+        terms = Terms.read(s.deployment.agreements.functions.terms(agreement))
         held = int(s.deployment.vault.functions.stakeOf(agreement, s.address).call())
         value = parse_tokens(amount, "--amount") if amount is not None else max(0, terms.required_stake - held)
         require(value > 0 or amount is None, f"--amount must be more than 0, not {amount!r}")
-        require(value > 0, f"{s.address} already holds {held / 10**18:g} staked (required "
-                           f"{terms.required_stake / 10**18:g}); pass --amount to add more")  # fmt: skip
+        require(value > 0, f"{s.address} already holds {held / TOKEN:g} staked (required "
+                           f"{terms.required_stake / TOKEN:g}); pass --amount to add more")  # fmt: skip
         token = s.token(terms.reward_token)
         balance = int(token.functions.balanceOf(s.address).call())
-        require(balance >= value, f"{s.address} holds {balance / 10**18:g} of the reward token, "
-                                  f"cannot stake {value / 10**18:g}")  # fmt: skip
+        require(balance >= value, f"{s.address} holds {balance / TOKEN:g} of the reward token, "
+                                  f"cannot stake {value / TOKEN:g}")  # fmt: skip
         activated = agreements.stake(s.tx, s.deployment, token, agreement, s.address, value)
-    typer.echo(f"{s.address} staked {value / 10**18:g} in agreement {agreement}"
+    typer.echo(f"{s.address} staked {value / TOKEN:g} in agreement {agreement}"
                + (": the agreement is now active" if activated else ""))  # fmt: skip
 
 
@@ -204,7 +204,7 @@ def _train(*, agreement: int, key: str, dataset: str, partition: int, partitions
     from ..rounds.partner import TrainingSettings
     from ..workers import open_executor
     from .data import partner_data
-    from .roles import ChainTerms, build_partner, fresh_accountant, terms_document
+    from .roles import build_partner, fresh_accountant, terms_document
 
     data = partner_data(dataset=dataset, partition=partition, partitions=partitions, seed=seed, csv=csv,
                         label_column=label_column, num_classes=num_classes)  # fmt: skip
@@ -224,10 +224,10 @@ def _train(*, agreement: int, key: str, dataset: str, partition: int, partitions
             s.document.get("coordinator"), *s.document.get("auditors", [])]  # fmt: skip
         require(all(recipients), f"no recipients: {s.deployment_path} names no coordinator; pass --recipient")
         for address in recipients:
-            key_bytes = bytes(s.deployment.partners.functions.partnerOf(address).call()[3])
+            key_bytes = Partner.read(s.deployment.partners.functions.partnerOf(address)).encryption_key
             require(any(key_bytes), f"recipient {address} has no X25519 key in the PartnerRegistry "
                                     "(it runs `partner register` first)")  # fmt: skip
-        terms = ChainTerms.read(s.deployment, agreement)
+        terms = Terms.read(s.deployment.agreements.functions.terms(agreement))
         model = model or (terms_document(s.store, terms) or {}).get("model", "logreg")
         settings = TrainingSettings(model=model, epochs=epochs, batch_size=batch_size, lr=lr,
                                     max_grad_norm=max_grad_norm, noise_multiplier=noise_multiplier, seed=train_seed)
@@ -271,7 +271,7 @@ def _refuse_what_the_chain_would(s: Any, agreement: int, round_id: int, *, batch
     if ledger.hasSubmitted(agreement, round_id, s.address).call():
         raise CommandError(f"{s.address} has already submitted its update for round {round_id} of agreement "
                            f"{agreement}{_earlier_submission(s, agreement, round_id)}; nothing trained")  # fmt: skip
-    deadline = int(ledger.round(agreement, round_id).call()[4])
+    deadline = Round.read(ledger.round(agreement, round_id)).deadline
     now = int(s.w3.eth.get_block("latest")["timestamp"])
     if now >= deadline and not batched:
         raise CommandError(f"round {round_id} of agreement {agreement} took submissions until {utc(deadline)}; it "
@@ -389,7 +389,7 @@ def claim(
         vault = s.deployment.vault.functions
         require(not vault.hasClaimed(agreement, round, s.address).call(),
                 f"{s.address} has already claimed round {round} of agreement {agreement}")  # fmt: skip
-        opens = int(vault.allocation(agreement, round).call()[3])
+        opens = Allocation.read(vault.allocation(agreement, round)).claimable_at
         now = int(s.w3.eth.get_block("pending")["timestamp"])  # the time the claim would be mined at
         require(now >= opens, f"claims of round {round} open at {utc(opens)}, in {opens - now} s (the dispute "
                                  "window; on the local node, `lepton-ledger node time --advance` moves time)")
@@ -397,7 +397,7 @@ def claim(
                                 accountant=fresh_accountant(s.deployment, agreement, s.address),
                                 accountant_path=_accountant_file(s, agreement, s.address))  # fmt: skip
         tx_hash = partner.claim(agreement, round, amount, tree.proof(s.address))
-    typer.echo(f"claimed {amount / 10**18:g} for round {round} of agreement {agreement}, tx {tx_hash}")
+    typer.echo(f"claimed {amount / TOKEN:g} for round {round} of agreement {agreement}, tx {tx_hash}")
 
 
 @partner_app.command("exit")
@@ -460,11 +460,12 @@ def status(
         path = _accountant_file(s, agreement, who)
         local = _local_epsilon(path)
     typer.echo(f"partner:          {who}")
-    typer.echo(f"epsilon on-chain: {held.epsilon_fixed / 10**6:.6f} of cap {held.epsilon_cap_fixed / 10**6:g}")
+    typer.echo(f"epsilon on-chain: {held.epsilon_fixed / EPSILON_SCALE:.6f} of cap "
+               f"{held.epsilon_cap_fixed / EPSILON_SCALE:g}")  # fmt: skip
     typer.echo(f"epsilon local:    {'-' if local is None else f'{local:.6f}'} ({path})")
-    typer.echo(f"stake:            {held.stake / 10**18:g} (required {held.required_stake / 10**18:g})")
-    typer.echo(f"claimable now:    {held.claimable / 10**18:g}")
-    typer.echo(f"claimed:          {held.claimed / 10**18:g}")
+    typer.echo(f"stake:            {held.stake / TOKEN:g} (required {held.required_stake / TOKEN:g})")
+    typer.echo(f"claimable now:    {held.claimable / TOKEN:g}")
+    typer.echo(f"claimed:          {held.claimed / TOKEN:g}")
 
 
 def _who(key: str | None, address: str | None) -> str:
@@ -552,10 +553,9 @@ def dispute(
         entry = disputes.entry_of(s.deployment, agreement, round, s.address)
         require(entry is not None, f"{s.address} has no entry in the batches anchored for round {round} of "
                                    f"agreement {agreement}: nothing to dispute")  # fmt: skip
-        status = disputes.DISPUTE_STATUS[int(s.deployment.ledger.functions.entryDispute(agreement, round, s.address)
-                                             .call()[0])]  # fmt: skip
-        require(status == "None", f"{s.address}'s entry in round {round} of agreement {agreement} was already "
-                                  f"disputed (status {status})")  # fmt: skip
+        status = EntryDispute.read(s.deployment.ledger.functions.entryDispute(agreement, round, s.address)).status
+        require(status is DisputeStatus.NONE, f"{s.address}'s entry in round {round} of agreement {agreement} was "
+                                              f"already disputed (status {status})")  # fmt: skip
         require(force or not _answerable(s, entry),
                 f"{s.address} signed this commitment (epsilon {fixed_point(entry.epsilon, 6)}) for round {round}: the "
                 "entry is honest and the coordinator can answer a dispute; pass --force to dispute it anyway")
@@ -588,12 +588,13 @@ def void_entry(
     with open_session(rpc_url=rpc_url, deployment=deployment, key=key) as s:
         who = parse_address(party, "--party") if party else s.address
         s.require_round(agreement, round)
-        d = s.deployment.ledger.functions.entryDispute(agreement, round, who).call()
-        status, answer_by = disputes.DISPUTE_STATUS[int(d[0])], int(d[3])
-        require(status != "None", f"{who} has no disputed entry in round {round} of agreement {agreement}")
-        require(status != "Answered", f"the coordinator answered the dispute of {who} in round {round} with its "
-                                      "signed commitment: the entry stands")  # fmt: skip
-        require(status == "Open", f"the entry of {who} in round {round} is already voided")
+        d = EntryDispute.read(s.deployment.ledger.functions.entryDispute(agreement, round, who))
+        status, answer_by = d.status, d.answer_by
+        require(status is not DisputeStatus.NONE,
+                f"{who} has no disputed entry in round {round} of agreement {agreement}")  # fmt: skip
+        require(status is not DisputeStatus.ANSWERED, f"the coordinator answered the dispute of {who} in round "
+                                                      f"{round} with its signed commitment: the entry stands")
+        require(status is DisputeStatus.OPEN, f"the entry of {who} in round {round} is already voided")
         now = int(s.w3.eth.get_block("pending")["timestamp"])
         require(now > answer_by, f"the coordinator may answer the dispute of {who} until {utc(answer_by)}; it can "
                                  "be voided after that")  # fmt: skip
@@ -620,23 +621,22 @@ def standing(
     locked), its disputed batch entries and the challenges against it. Sends nothing and needs no password."""
     from ..audit.challenge import challenges
     from ..chain import disputes
-    from .roles import ChainTerms
 
     who = _who(key, address)
     with open_session(rpc_url=rpc_url, deployment=deployment, key=None) as s:
         s.require_party(agreement, who)
-        terms = ChainTerms.read(s.deployment, agreement)
+        terms = Terms.read(s.deployment.agreements.functions.terms(agreement))
         ledger, vault = s.deployment.ledger.functions, s.deployment.vault.functions
         spent = int(ledger.cumulativeEpsilon(agreement, who).call())
         held = int(vault.stakeOf(agreement, who).call())
         locked = bool(ledger.isStakeLocked(agreement, who).call())
         # RewardVault.unstake also refuses while the terms are in force for a party that has not exited.
-        in_force = (int(s.agreement_state(agreement)[0]) == ACTIVE
+        in_force = (s.agreement_state(agreement).status is AgreementStatus.ACTIVE
                     and not s.deployment.agreements.functions.hasExited(agreement, who).call())  # fmt: skip
         records = disputes.disputes(s.deployment, agreement, party=who)
         against = [c for c in challenges(s.deployment) if c.agreement_id == agreement and c.partner == who]
     typer.echo(f"partner:  {who}")
-    typer.echo(f"epsilon:  {spent / 10**6:.6f} spent of cap {terms.epsilon_cap:g} (on-chain)")
+    typer.echo(f"epsilon:  {spent / EPSILON_SCALE:.6f} spent of cap {terms.epsilon_cap:g} (on-chain)")
     held_as = "locked" if locked else "held while the terms are in force" if in_force else "withdrawable"
     typer.echo(f"stake:    {fixed_point(held, 18)} ({held_as})")
     for r in records:

@@ -55,9 +55,9 @@ from ..chain.typed_data import (
     sign_digest,
     typed_data_digest,
 )
-from ..fl.accounting import AccountantKind, epsilon_to_fixed
 from ..protocol.errors import ProtocolError
 from ..protocol.jsonio import load_object
+from ..units import AccountantKind, epsilon_to_fixed
 from .errors import BadSignature, InvalidKey, InvalidManifest, MalformedManifest
 
 __all__ = [

@@ -55,6 +55,7 @@ from ..chain.batched import read_many
 from ..chain.deployment import AUDITOR_ROLE
 from ..chain.events import EventIndex
 from ..chain.merkle import PayoutTree, PositionalTree, commitment_leaf, pack_entries, unpack_entries
+from ..chain.state import Partner, Round, RoundConfig, Terms
 from ..chain.transactions import decode_revert
 from ..chain.typed_data import update_commitment_digest
 from ..envelope import Expected
@@ -66,7 +67,7 @@ from ..fl.aggregation import AGGREGATORS
 from ..fl.aggregation import aggregate as aggregate_rule
 from ..fl.data import eval_commitment
 from ..fl.models import build_model
-from ..fl.payouts import PayoutRule, split_reward
+from ..fl.payouts import split_reward
 from ..fl.scoring import (
     SCORERS,
     aggregate_utility,
@@ -84,6 +85,7 @@ from ..protocol.commitments import (
 from ..protocol.errors import ProtocolError
 from ..protocol.signatures import chain_signature_check
 from ..storage.cid import parse_cid
+from ..units import PayoutRule
 from .effects import (
     Checkpoint,
     RoundEffects,
@@ -246,7 +248,7 @@ class Coordinator:
                 op = self.effects.transact(prefix + str(count + 1), call, self.address, round=count + 1,
                                            model_digest=digest)  # fmt: skip
         round_id = int(op.payload["round"])
-        on_chain = bytes(self.deployment.ledger.functions.round(agreement_id, round_id).call()[6])
+        on_chain = Round.read(self.deployment.ledger.functions.round(agreement_id, round_id)).model_digest
         if on_chain != bytes(model_digest):
             raise OpenRoundConflict(f"round {round_id} of agreement {agreement_id} holds model 0x{on_chain.hex()}, "
                                     f"not {digest}")  # fmt: skip
@@ -288,7 +290,7 @@ class Coordinator:
         """``{party address, lower case: index}`` of the agreement, as ``partyIndex`` gives them: read once, since
         every version of an agreement's terms has the same parties (AgreementRegistry)."""
         if agreement_id not in self._party_indexes:
-            parties = self.deployment.agreements.functions.terms(agreement_id).call()[1]
+            parties = Terms.read(self.deployment.agreements.functions.terms(agreement_id)).parties
             self._party_indexes[agreement_id] = {p.lower(): i for i, p in enumerate(parties)}
         return self._party_indexes[agreement_id]
 
@@ -371,8 +373,8 @@ class Coordinator:
 
     def round_state(self, agreement_id: int, round_id: int) -> tuple[bytes, bytes]:
         """``(modelDigest, evalCommitment)`` of the round on-chain."""
-        r = self.deployment.ledger.functions.round(agreement_id, round_id).call()
-        return bytes(r[6]), bytes(r[7])
+        r = Round.read(self.deployment.ledger.functions.round(agreement_id, round_id))
+        return r.model_digest, r.eval_commitment
 
     def open_update(self, event: Any, model_digest: bytes, auditor_keys: dict[str, bytes] | None = None) -> Any:
         """Fetches and opens one committed envelope against the chain's expectations.
@@ -412,7 +414,8 @@ class Coordinator:
             granted = {e.args["account"] for e in self.events.events("RoleGranted", contract="PartnerRegistry")}
             held = read_many(self.tx.w3, [partners.hasRole(AUDITOR_ROLE, a) for a in sorted(granted)])
             candidates = [a for a, has in zip(sorted(granted), held) if has]
-        keys = {a: bytes(p[3]) for a, p in zip(candidates, read_many(self.tx.w3, [partners.partnerOf(a) for a in candidates]))}
+        keys = {a: Partner.decode(p).encryption_key
+                for a, p in zip(candidates, read_many(self.tx.w3, [partners.partnerOf(a) for a in candidates]))}
         return {a: k for a, k in keys.items() if any(k)}  # without a registered key, nobody can seal to it
 
     def open_updates(self, events: list[Any], model_digest: bytes) -> tuple[dict[str, Any], dict[str, list]]:
@@ -463,7 +466,7 @@ class Coordinator:
         Raises:
             ConfigurationError: this coordinator was configured with another rule.
         """
-        rule = PayoutRule(int(self.deployment.agreements.functions.terms(agreement_id).call()[4]))
+        rule = Terms.read(self.deployment.agreements.functions.terms(agreement_id)).payout_rule
         if self.payout_rule is not None and PayoutRule(self.payout_rule) != rule:
             raise ConfigurationError(f"agreement {agreement_id} pays by {rule.name.lower()}, not by "
                                      f"{PayoutRule(self.payout_rule).name.lower()}")  # fmt: skip
@@ -546,7 +549,7 @@ class Coordinator:
         delta = aggregate_rule(self.aggregation, checked.accepted.values(), **self.aggregation_params)
         aggregate = apply_delta_to_state(base, delta)
         scores = self.score(base, checked.accepted, round_id)
-        reward = int(self.deployment.agreements.functions.roundConfig(agreement_id).call()[7])
+        reward = RoundConfig.read(self.deployment.agreements.functions.roundConfig(agreement_id)).reward_per_round
         rule = self.agreement_payout_rule(agreement_id)
         payouts = self.split(reward, scores, checked.accepted, rule)
         aggregate_cid = local_cid(serialize_tensors(aggregate))

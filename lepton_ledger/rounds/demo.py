@@ -33,7 +33,7 @@ from rich.console import Console
 
 from .. import fl
 from ..chain import agreements
-from ..chain.agreements import TOKEN, AgreementTerms
+from ..chain.agreements import AgreementTerms
 from ..chain.anvil import Anvil, advance_time, dev_account
 from ..chain.artifacts import load_artifact
 from ..chain.deployment import DevRoles, deploy_with_roles
@@ -43,6 +43,7 @@ from ..envelope import generate_x25519_keypair
 from ..errors import ConfigurationError
 from ..fl.aggregation import default_params
 from ..storage.local import LocalStore
+from ..units import TOKEN
 from ..workers import open_executor
 from ..workers.concurrent import run_each
 from .coordinator import Coordinator

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from .store import DEFAULT_MAX_FILE_BYTES
+
+if TYPE_CHECKING:  # the store loads on first use: --help stays fast
+    from .local import LocalStore
 
 ipfs_app = typer.Typer(help="Content-addressed storage with kubo-identical CIDs (local block store).", no_args_is_help=True)
 
@@ -22,7 +25,7 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
-def _store():  # type: ignore[no-untyped-def]
+def _store() -> LocalStore:
     from .local import LocalStore
 
     return LocalStore()

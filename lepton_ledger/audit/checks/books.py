@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from ...chain.state import Allocation
 from ..chain_view import ChainView
 from ..model import BONDS_CONSERVE, VAULT_CONSERVES, CheckResult
 
@@ -44,7 +45,7 @@ def check_vault(view: ChainView) -> list[CheckResult]:
         pool["claimable"] = int(vault.claimable(a).call(block_identifier=block))
         pool["unallocated"] = int(vault.unallocated(a).call(block_identifier=block))
         books[a] = pool
-        tokens[a] = view.terms(a, 1)["rewardToken"]  # the registry refuses a change of reward token
+        tokens[a] = view.terms(a, 1).reward_token  # the registry refuses a change of reward token
     owed: dict[str, int] = defaultdict(int)
     for a, pool in books.items():
         owed[tokens[a]] += pool["claimable"] + pool["unallocated"] + pool["staked"] - pool["unstaked"] - pool["stakeSlashed"]
@@ -106,7 +107,7 @@ def _bond_books(view: ChainView, agreement_id: int) -> tuple[dict[str, int], int
                      (int(v) for v in court.bonds(agreement_id).call(block_identifier=block))))  # fmt: skip
     holders = {e.args["coordinator"] for e in view.events("BondPosted", agreement_id=agreement_id)}
     held = sum(int(court.bondOf(agreement_id, h).call(block_identifier=block)) for h in holders)
-    parties = view.terms(agreement_id, 1)["parties"]  # the registry refuses a change of parties
+    parties = view.terms(agreement_id, 1).parties  # the registry refuses a change of parties
     owed = sum(int(court.bondShareOf(agreement_id, p).call(block_identifier=block)) for p in parties)
     return books, held, owed
 
@@ -114,7 +115,7 @@ def _bond_books(view: ChainView, agreement_id: int) -> tuple[dict[str, int], int
 def check_bonds(view: ChainView) -> list[CheckResult]:
     block = view.block
     figures = {a: _bond_books(view, a) for a in view.agreement_ids()}
-    tokens = {a: view.terms(a, 1)["rewardToken"] for a in figures}  # the registry refuses a change of token
+    tokens = {a: view.terms(a, 1).reward_token for a in figures}  # the registry refuses a change of token
     # One balance holds the bonds of every agreement in a token: it must cover them together, not each alone.
     owed_in: dict[str, int] = defaultdict(int)
     for a, (_, held, owed) in figures.items():
@@ -140,7 +141,7 @@ def check_bonds(view: ChainView) -> list[CheckResult]:
             cid, r = int(e.args["challengeId"]), int(e.args["round"])
             if cid not in upheld:
                 continue
-            allocated = view.deployment.vault.functions.allocation(a, r).call(block_identifier=block)[0] != bytes(32)
+            allocated = Allocation.read(view.deployment.vault.functions.allocation(a, r), block=block).root != bytes(32)
             if cid not in slashed_by or (allocated and r not in revoked):
                 problems.append(f"results challenge {cid} of round {r} was upheld without slashing the bond and "
                                 "revoking the round's payouts")  # fmt: skip

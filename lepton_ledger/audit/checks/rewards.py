@@ -16,9 +16,10 @@ from typing import Any
 import torch
 
 from ...chain.merkle import PayoutTree
+from ...chain.state import Terms
 from ...errors import ConfigurationError
 from ...fl.aggregation import AggregationError
-from ...fl.payouts import PayoutRule, split_reward
+from ...fl.payouts import split_reward
 from ...fl.scoring import SCORERS, aggregate_utility, contribution_scores
 from ..model import SCORES_AND_PAYOUTS, CheckResult
 from .training import RoundMaterial
@@ -30,7 +31,7 @@ SCORE_TOLERANCE = 1e-6
 SCORING_METRIC = "accuracy"  # the utility every scoring method is computed on
 
 
-def check_scores_and_payouts(m: RoundMaterial, terms: dict[str, Any], eval_commitment_ok: tuple[bool, str],
+def check_scores_and_payouts(m: RoundMaterial, terms: Terms, eval_commitment_ok: tuple[bool, str],
                              evaluate_state: Callable[[dict[str, torch.Tensor]], float],
                              allocation: dict[str, Any] | None) -> list[CheckResult]:  # fmt: skip
     """`eval_commitment_ok` is (whether the rebuilt evaluation set has the round's commitment, its 0x-hex
@@ -59,8 +60,7 @@ def check_scores_and_payouts(m: RoundMaterial, terms: dict[str, Any], eval_commi
             scores = contribution_scores(method, list(updates), utility, **dict(report.get("scoring_params") or {}))
         except (ConfigurationError, AggregationError) as exc:
             problems.append(f"scores do not re-compute by {report.get('scoring')!r}: {exc}")
-    rule = PayoutRule(int(terms["payoutRule"]))
-    reward = int(terms["rewardPerRound"])
+    rule, reward = terms.payout_rule, terms.reward_per_round
     try:
         payouts = split_reward(rule, reward, scores=scores, partners=list(updates),
                                sample_counts={p: int(w) for p, (_, w) in updates.items()}) if updates else {}  # fmt: skip
