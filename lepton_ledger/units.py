@@ -17,8 +17,10 @@ from .errors import ConfigurationError
 
 __all__ = [
     "DELTA_SCALE",
+    "EPSILON_DECIMALS",
     "EPSILON_SCALE",
     "TOKEN",
+    "TOKEN_DECIMALS",
     "UINT32_MAX",
     "AccountantKind",
     "AgreementStatus",
@@ -35,8 +37,10 @@ __all__ = [
     "fixed_to_epsilon",
 ]
 
-TOKEN = 10**18  # one whole token of an 18-decimals ERC-20
-EPSILON_SCALE = 10**6  # on-chain epsilon fixed point (uint32): 1e6 = 1.0
+TOKEN_DECIMALS = 18  # the reward token is an 18-decimals ERC-20
+TOKEN: int = 10**TOKEN_DECIMALS  # one whole token
+EPSILON_DECIMALS = 6  # on-chain epsilon fixed point (uint32): 1e6 = 1.0
+EPSILON_SCALE: int = 10**EPSILON_DECIMALS
 DELTA_SCALE = 10**18  # on-chain delta fixed point (uint64): 1e18 = 1.0
 UINT32_MAX = 2**32 - 1  # the largest fixed-point epsilon (and cap) the chain stores
 

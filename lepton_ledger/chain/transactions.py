@@ -21,7 +21,15 @@ from web3.exceptions import ContractCustomError, ContractLogicError
 from web3.types import Nonce, TxParams, TxReceipt
 
 from ..errors import ChainError, ConfigurationError, ContractReverted
-from ..units import AgreementStatus, ChainEnum, ChallengeStatus, PartnerStatus, ResultsChallengeStatus
+from ..units import (
+    EPSILON_DECIMALS,
+    TOKEN_DECIMALS,
+    AgreementStatus,
+    ChainEnum,
+    ChallengeStatus,
+    PartnerStatus,
+    ResultsChallengeStatus,
+)
 from .artifacts import Artifact, error_abis
 
 
@@ -81,9 +89,9 @@ def human_revert(exc: ContractReverted) -> str:
             if name in _TIME_ARGS:
                 value = utc_text(value)
             elif name in _TOKEN_ARGS:
-                value = f"{fixed_point_text(value, 18)} tokens"
+                value = f"{fixed_point_text(value, TOKEN_DECIMALS)} tokens"
             elif name in _EPSILON_ARGS:
-                value = f"epsilon {fixed_point_text(value, 6)}"
+                value = f"epsilon {fixed_point_text(value, EPSILON_DECIMALS)}"
             elif name == "status" and statuses and value < len(statuses):
                 value = str(statuses(value))
         rendered.append(f"{name}={value}")

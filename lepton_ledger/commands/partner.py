@@ -22,7 +22,15 @@ from typing import Annotated, Any
 import typer
 
 from ..chain.state import Allocation, EntryDispute, Partner, Round, Terms
-from ..units import EPSILON_SCALE, TOKEN, AgreementStatus, DisputeStatus, PartnerStatus
+from ..units import (
+    EPSILON_DECIMALS,
+    EPSILON_SCALE,
+    TOKEN,
+    TOKEN_DECIMALS,
+    AgreementStatus,
+    DisputeStatus,
+    PartnerStatus,
+)
 from .context import (
     CommandError,
     DeploymentOpt,
@@ -435,10 +443,10 @@ def unstake(
         value = parse_tokens(amount, "--amount") if amount is not None else held
         require(value > 0, f"--amount must be more than 0, not {amount!r}" if amount is not None
                 else f"{s.address} holds no stake in agreement {agreement}")  # fmt: skip
-        require(value <= held, f"{s.address} holds {fixed_point(held, 18)} staked in agreement {agreement}, "
-                               f"cannot withdraw {fixed_point(value, 18)}")  # fmt: skip
+        require(value <= held, f"{s.address} holds {fixed_point(held, TOKEN_DECIMALS)} staked in agreement {agreement}, "
+                               f"cannot withdraw {fixed_point(value, TOKEN_DECIMALS)}")  # fmt: skip
         s.tx.transact(s.deployment.vault.functions.unstake(agreement, value), s.address)
-    typer.echo(f"{s.address} withdrew {fixed_point(value, 18)} of its stake in agreement {agreement}")
+    typer.echo(f"{s.address} withdrew {fixed_point(value, TOKEN_DECIMALS)} of its stake in agreement {agreement}")
 
 
 @partner_app.command("status")
@@ -557,13 +565,13 @@ def dispute(
         require(status is DisputeStatus.NONE, f"{s.address}'s entry in round {round} of agreement {agreement} was "
                                               f"already disputed (status {status})")  # fmt: skip
         require(force or not _answerable(s, entry),
-                f"{s.address} signed this commitment (epsilon {fixed_point(entry.epsilon, 6)}) for round {round}: the "
+                f"{s.address} signed this commitment (epsilon {fixed_point(entry.epsilon, EPSILON_DECIMALS)}) for round {round}: the "
                 "entry is honest and the coordinator can answer a dispute; pass --force to dispute it anyway")
         receipt = s.tx.transact(s.deployment.ledger.functions.disputeBatchEntry(entry.evidence()), s.address)
         (event,) = s.deployment.ledger.events.BatchEntryDisputed().process_receipt(receipt, errors=DISCARD)
     answer_by = int(event["args"]["answerBy"])
     typer.echo(f"disputed the entry of {s.address} in round {round} of agreement {agreement} (batch "
-               f"{entry.batch_index}, position {entry.position}, epsilon {fixed_point(entry.epsilon, 6)}); the "
+               f"{entry.batch_index}, position {entry.position}, epsilon {fixed_point(entry.epsilon, EPSILON_DECIMALS)}); the "
                f"coordinator must answer by {utc(answer_by)}, then: lepton-ledger partner void-entry "
                f"--agreement {agreement} --round {round}")  # fmt: skip
 
@@ -607,7 +615,7 @@ def void_entry(
         (event,) = s.deployment.ledger.events.DisputedEntryVoided().process_receipt(receipt, errors=DISCARD)
     restored = int(event["args"]["restoredEpsilon"])
     typer.echo(f"voided the entry of {who} in round {round} of agreement {agreement} (the round stands): its "
-               f"epsilon is back to {fixed_point(restored, 6)}")  # fmt: skip
+               f"epsilon is back to {fixed_point(restored, EPSILON_DECIMALS)}")  # fmt: skip
 
 
 @partner_app.command("standing")
@@ -638,10 +646,10 @@ def standing(
     typer.echo(f"partner:  {who}")
     typer.echo(f"epsilon:  {spent / EPSILON_SCALE:.6f} spent of cap {terms.epsilon_cap:g} (on-chain)")
     held_as = "locked" if locked else "held while the terms are in force" if in_force else "withdrawable"
-    typer.echo(f"stake:    {fixed_point(held, 18)} ({held_as})")
+    typer.echo(f"stake:    {fixed_point(held, TOKEN_DECIMALS)} ({held_as})")
     for r in records:
         when = f", answer by {utc(r.answer_by)}" if r.status == "Open" else ""
-        typer.echo(f"dispute:  round {r.round}, entry epsilon {fixed_point(r.epsilon, 6)}: {r.status}{when}")
+        typer.echo(f"dispute:  round {r.round}, entry epsilon {fixed_point(r.epsilon, EPSILON_DECIMALS)}: {r.status}{when}")
     for c in against:
         typer.echo(f"challenge {c.challenge_id}: round {c.round}, {c.status}, raised {utc(c.raised_at)} by "
                    f"{c.challenger}")  # fmt: skip
