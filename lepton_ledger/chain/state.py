@@ -131,6 +131,10 @@ class ChainStruct:
         """Calls `function` (a view returning this struct) at `block` and decodes its answer."""
         return cls.decode(function.call(block_identifier=block))
 
+    def by_solidity_name(self) -> dict[str, Any]:
+        """The fields under their Solidity names (``stakeSlashed``), as events and the contracts' errors name them."""
+        return {_abi_name(name): getattr(self, name) for name, _ in _converters(type(self))}
+
     def as_tuple(self) -> tuple[Any, ...]:
         """The struct as web3 encodes it (an argument of a transaction)."""
         return tuple(list(v) if isinstance(v, tuple) else v for v in astuple(self))  # type: ignore[call-overload]

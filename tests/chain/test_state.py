@@ -75,3 +75,35 @@ def test_decode_refuses_a_value_of_another_shape():
         state.Round.decode((1, 2, 3))
     with pytest.raises(ChainError, match="Bonds"):
         state.Bonds.decode(b"\x00" * 4)
+
+
+def test_an_event_struct_and_the_solidity_names_round_trip():
+    pool = state.Pool.decode((10, 9, 8, 7, 6, 5, 4, 3))
+    named = pool.by_solidity_name()
+    assert named["stakeSlashed"] == 3 and list(named)[0] == "funded"
+    assert state.Pool.from_event(named) == pool
+    terms = {
+        "termsDigest": "0x" + "ab" * 32,
+        "parties": ["0xA"],
+        "rewardToken": "0xT",
+        "rewardPerRound": 1,
+        "payoutRule": 0,
+        "epsilonCap": 2_000_000,
+        "delta": 10**13,
+        "requiredStake": 0,
+        "start": 1,
+        "end": 2,
+        "maxRounds": 3,
+        "coordinator": "0xC",
+        "arbiter": "0xR",
+        "maxSampleCount": 4,
+        "coordinatorBond": 5,
+    }
+    decoded = state.Terms.from_event(terms)
+    assert (
+        decoded.terms_digest == b"\xab" * 32
+        and decoded.epsilon_cap == 2.0
+        and decoded.payout_rule is PayoutRule.PROPORTIONAL
+    )
+    with pytest.raises(ChainError, match="Terms: the event has no 'coordinatorBond'"):
+        state.Terms.from_event({k: v for k, v in terms.items() if k != "coordinatorBond"})

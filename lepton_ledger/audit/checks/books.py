@@ -19,13 +19,12 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from ...chain.state import Allocation
+from ...chain.state import Allocation, Bonds, Pool
 from ..chain_view import ChainView
 from ..model import BONDS_CONSERVE, VAULT_CONSERVES, CheckResult
 
 __all__ = ["check_bonds", "check_vault"]
 
-_POOL_FIELDS = ("funded", "allocated", "paid", "slashed", "reclaimed", "staked", "unstaked", "stakeSlashed")
 _BALANCE_OF_ABI = [{"type": "function", "name": "balanceOf", "stateMutability": "view",
                     "inputs": [{"name": "account", "type": "address"}],
                     "outputs": [{"name": "", "type": "uint256"}]}]  # fmt: skip
@@ -41,7 +40,7 @@ def check_vault(view: ChainView) -> list[CheckResult]:
     books: dict[int, dict[str, int]] = {}
     tokens: dict[int, str] = {}
     for a in view.agreement_ids():
-        pool = dict(zip(_POOL_FIELDS, (int(v) for v in vault.pool(a).call(block_identifier=block))))
+        pool: dict[str, int] = Pool.read(vault.pool(a), block=block).by_solidity_name()
         pool["claimable"] = int(vault.claimable(a).call(block_identifier=block))
         pool["unallocated"] = int(vault.unallocated(a).call(block_identifier=block))
         books[a] = pool
@@ -103,8 +102,7 @@ def check_vault(view: ChainView) -> list[CheckResult]:
 def _bond_books(view: ChainView, agreement_id: int) -> tuple[dict[str, int], int, int]:
     """The court's books of the agreement's bonds, the bonds still held and the shares still owed."""
     court, block = view.deployment.court.functions, view.block
-    books = dict(zip(("posted", "withdrawn", "slashed", "sharesPaid"),
-                     (int(v) for v in court.bonds(agreement_id).call(block_identifier=block))))  # fmt: skip
+    books: dict[str, int] = Bonds.read(court.bonds(agreement_id), block=block).by_solidity_name()
     holders = {e.args["coordinator"] for e in view.events("BondPosted", agreement_id=agreement_id)}
     held = sum(int(court.bondOf(agreement_id, h).call(block_identifier=block)) for h in holders)
     parties = view.terms(agreement_id, 1).parties  # the registry refuses a change of parties
