@@ -115,7 +115,7 @@ class ChainStruct:
         return cls(*(convert(value) for (_, convert), value in zip(converters, values, strict=True)))
 
     @classmethod
-    def from_event(cls, args: Mapping[str, Any]) -> Self:
+    def from_event(cls, args: Mapping[str, object]) -> Self:
         """The struct from an event's argument, an object keyed by the Solidity names (``chain.events``).
 
         Raises:
