@@ -9,12 +9,11 @@ import base64
 from typing import Any
 
 from ..audit.html import plot_accuracy, plot_epsilon, plot_payouts
-from ..chain.agreements import EPSILON_SCALE
-from ..rounds.roles import standing
 from ..errors import LeptonError
 from ..protocol.jsonio import FILE_BYTES, load_object, read_bounded
 from ..rounds.report import MAX_REPORT_BYTES, fetch_by_digest, load_report
-from .readmodel import AGREEMENT_STATUS, ROUND_FINALIZED, ROUND_STATUS
+from ..rounds.roles import standing
+from ..units import EPSILON_SCALE, RoundStatus
 from .service import Service
 
 CHALLENGE_STATUS = (
@@ -52,9 +51,10 @@ def _overview(service: Service) -> dict[str, Any]:
                             "cap": held.epsilon_cap_fixed / EPSILON_SCALE, "stake": held.stake,
                             "required_stake": held.required_stake, "claimable": held.claimable,
                             "claimed": held.claimed, "signed": agreement["signed"].get(party, False)})  # fmt: skip
-        agreements.append({"id": agreement_id, "status": AGREEMENT_STATUS[int(agreement["state"][0])],
-                           "version": int(agreement["state"][1]), "coordinator": agreement["state"][5],
-                           "arbiter": agreement["arbiter"], "pool": int(agreement["pool"][0]),
+        state = agreement["state"]
+        agreements.append({"id": agreement_id, "status": state.status.name.lower(), "version": state.version,
+                           "coordinator": state.coordinator, "arbiter": agreement["arbiter"],
+                           "pool": agreement["pool"].funded,
                            "reward_per_round": terms.reward_per_round, "parties": parties, "rounds": rounds})  # fmt: skip
         plotted += [
             _plotted(r, terms.epsilon_cap) for r in rounds if r["report"] is not None
@@ -69,11 +69,11 @@ def _round(service: Service, agreement_id: int, round_id: int) -> dict[str, Any]
     assert found is not None
     record = found["record"]
     report = None
-    if int(record[0]) == ROUND_FINALIZED:
+    if record.status is RoundStatus.FINALIZED:
         try:
             report = load_report(
                 fetch_by_digest(
-                    service.store, bytes(record[9]), max_bytes=MAX_REPORT_BYTES
+                    service.store, record.report_digest, max_bytes=MAX_REPORT_BYTES
                 )
             )
         except (
@@ -81,8 +81,8 @@ def _round(service: Service, agreement_id: int, round_id: int) -> dict[str, Any]
             LookupError,
         ):  # the store lacks it or holds no well-formed report: shown as missing
             report = None
-    return {"round": round_id, "agreement_id": agreement_id, "status": ROUND_STATUS[int(record[0])],
-            "submissions": int(record[2]), "deadline": int(record[4]), "finalized_at": int(record[5]),
+    return {"round": round_id, "agreement_id": agreement_id, "status": record.status.name.lower(),
+            "submissions": record.submissions, "deadline": record.deadline, "finalized_at": record.finalized_at,
             "report": report,
             "payouts": {line["partner"]: int(line["payout"]) for line in (report or {}).get("partners", [])}}  # fmt: skip
 
