@@ -9,6 +9,7 @@ import base64
 from typing import Any
 
 from ..audit.html import plot_accuracy, plot_epsilon, plot_payouts
+from ..chain.state import Challenge, ResultsChallenge
 from ..errors import LeptonError
 from ..protocol.jsonio import FILE_BYTES, load_object, read_bounded
 from ..rounds.report import MAX_REPORT_BYTES, fetch_by_digest, load_report
@@ -16,13 +17,6 @@ from ..rounds.roles import standing
 from ..units import EPSILON_SCALE, RoundStatus
 from .service import Service
 
-CHALLENGE_STATUS = (
-    "none",
-    "open",
-    "upheld",
-    "dismissed",
-    "executed",
-)  # IRoundLedger / IResultsCourt
 JOBS_SHOWN = 20
 LATEST_AUDIT = "latest.json"  # under <data dir>/audit/: an AuditResult.to_dict() (``audit --json``)
 
@@ -109,20 +103,15 @@ def _plots(rounds: list[dict[str, Any]]) -> list[dict[str, str]]:
 
 def _challenges(service: Service) -> list[dict[str, Any]]:
     found = []
-    for court, contract in (
-        ("update", service.deployment.ledger),
-        ("results", service.deployment.court),
-    ):
+    courts: tuple[tuple[str, Any, type[Challenge | ResultsChallenge]], ...] = (
+        ("update", service.deployment.ledger, Challenge), ("results", service.deployment.court, ResultsChallenge))
+    for court, contract, struct in courts:
         for challenge_id in range(
             1, int(contract.functions.challengeCount().call()) + 1
         ):
-            c = contract.functions.challengeOf(challenge_id).call()
-            # RoundLedger.Challenge: status, round, raisedAt, agreementId, partner, challenger, ...
-            # ResultsCourt.ResultsChallenge: status, kind, round, raisedAt, agreementId, challenger, ...
-            status, rest = c[0], (c[1:] if court == "update" else c[2:])
-            found.append({"court": court, "id": challenge_id, "status": CHALLENGE_STATUS[int(status)],
-                          "round": int(rest[0]), "agreement_id": int(rest[2]),
-                          "challenger": rest[4] if court == "update" else rest[3]})  # fmt: skip
+            c = struct.read(contract.functions.challengeOf(challenge_id))
+            found.append({"court": court, "id": challenge_id, "status": c.status.name.lower(), "round": c.round,
+                          "agreement_id": c.agreement_id, "challenger": c.challenger})  # fmt: skip
     return found
 
 

@@ -150,9 +150,10 @@ class ReadModel:
         def compute() -> frozenset[bytes]:
             digests = {bytes(agreement["terms"].terms_digest)}
             for round_id in range(1, agreement["rounds"] + 1):
-                record = self.round(agreement_id, round_id)
-                assert record is not None
-                digests.update(bytes(record["record"][i]) for i in (6, 8, 9))  # model, aggregate, report
+                found = self.round(agreement_id, round_id)
+                assert found is not None
+                r = found["record"]
+                digests.update((r.model_digest, r.aggregate_digest, r.report_digest))
             return frozenset(digests - {b"\0" * 32})
 
         return self.cached(("artifacts", agreement_id), compute)

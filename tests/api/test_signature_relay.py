@@ -14,7 +14,8 @@ def proposed(service):
     """A new agreement on agreement 1's terms, proposed and signed by nobody yet."""
     d = service.d
     terms = Terms.read(d.agreements.functions.terms(service.agreement_id))
-    service.tx.transact(d.agreements.functions.propose(terms.as_tuple()), service.roles.coordinator.address)
+    receipt = service.tx.transact(d.agreements.functions.propose(terms.as_tuple()), service.roles.coordinator.address)
+    service.wait_block(receipt["blockNumber"])  # the read model refreshes per block: it knows the agreement from then
     return int(d.agreements.functions.agreementCount().call())
 
 
