@@ -20,7 +20,7 @@ help:
 	@echo "make demo   - set everything up, then run the main job on embedded defaults"
 	@echo "make test   - set everything up, then run every test (Python, brownie, forge, coverage, lint)"
 	@echo "make build  - install the toolchains and compile the contracts"
-	@echo "make lint   - solhint and slither over the contracts"
+	@echo "make lint   - ruff, import-linter and mypy over the Python; solhint and slither over the contracts"
 	@echo "make bench-gas PARTNERS=100 - gas of every operation and per anchored update"
 
 setup: $(VENV)/.installed node_modules/.installed
@@ -65,6 +65,7 @@ coverage: setup
 	bash .ci/coverage
 
 lint: setup
+	bash .ci/lint-python
 	bash .ci/lint
 
 bench-gas: build

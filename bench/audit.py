@@ -62,7 +62,7 @@ def build_run(root: Path, *, partners: int, rounds: int, checkpoint: int,
     whose close was retried)."""
     from lepton_ledger import fl
     from lepton_ledger.chain import agreements
-    from lepton_ledger.chain.agreements import TOKEN, AgreementTerms
+    from lepton_ledger.chain.agreements import AgreementTerms
     from lepton_ledger.chain.anvil import Anvil, dev_account
     from lepton_ledger.chain.deployment import DevRoles
     from lepton_ledger.chain.transactions import Transactor
@@ -73,6 +73,7 @@ def build_run(root: Path, *, partners: int, rounds: int, checkpoint: int,
     from lepton_ledger.rounds.rules import RoundRules
     from lepton_ledger.rounds.world import build_world
     from lepton_ledger.storage.local import LocalStore
+    from lepton_ledger.units import TOKEN
     from lepton_ledger.workers.local import LocalExecutor
 
     workdir, snapshot = root / "run", root / f"after-{checkpoint}"

@@ -32,9 +32,9 @@ from lepton_ledger.chain.deployment import DevRoles, deploy_with_roles, relay_si
 from lepton_ledger.chain.merkle import PayoutTree, PositionalTree, commitment_leaf, pack_entries  # noqa: E402
 from lepton_ledger.chain.transactions import Transactor  # noqa: E402
 from lepton_ledger.chain.typed_data import UpdateCommitment, sign_digest, update_commitment_digest  # noqa: E402
+from lepton_ledger.units import EPSILON_SCALE as EPS  # noqa: E402
+from lepton_ledger.units import TOKEN  # noqa: E402
 
-TOKEN = 10**18
-EPS = 1_000_000
 STAKE = 10 * TOKEN
 REWARD = 1_000 * TOKEN
 BOND = 100 * TOKEN  # the coordinator bond of each agreement (ResultsCourt)

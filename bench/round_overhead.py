@@ -99,7 +99,7 @@ from web3.middleware import Web3Middleware
 
 from lepton_ledger import fl
 from lepton_ledger.chain import agreements
-from lepton_ledger.chain.agreements import TOKEN, AgreementTerms
+from lepton_ledger.chain.agreements import AgreementTerms
 from lepton_ledger.chain.anvil import Anvil, dev_account
 from lepton_ledger.chain.connection import RequestCounter
 from lepton_ledger.chain.deployment import DevRoles
@@ -110,6 +110,7 @@ from lepton_ledger.rounds.partner import Partner, TrainingSettings
 from lepton_ledger.rounds.rules import RoundRules
 from lepton_ledger.rounds.world import build_world
 from lepton_ledger.storage.local import LocalStore
+from lepton_ledger.units import TOKEN
 from lepton_ledger.workers.concurrent import run_each
 from lepton_ledger.workers.local import LocalExecutor
 

@@ -37,9 +37,6 @@ class ContractReverted(ChainError):
         super().__init__(f"{where}{error}({rendered})")
 
 
-_EPSILON_ONE = 10**6  # fixed-point epsilon: 1e6 = 1.0 (fl.accounting, RoundLedger)
-
-
 class BudgetExceeded(LeptonError, ValueError):
     """A round would take a partner's cumulative epsilon over the agreement's cap (fixed point, 1e6 = 1.0).
 
@@ -49,8 +46,10 @@ class BudgetExceeded(LeptonError, ValueError):
     def __init__(self, *, partner: str, agreement: str, spent: int, would_spend: int, cap: int) -> None:
         self.partner, self.agreement = partner, agreement
         self.spent, self.would_spend, self.cap = spent, would_spend, cap
+        from .units import EPSILON_SCALE  # here: units imports this module
+
         super().__init__(
             f"privacy budget exceeded for partner {partner} under agreement {agreement}: spent "
-            f"{spent / _EPSILON_ONE:.6f}, this round would take it to {would_spend / _EPSILON_ONE:.6f}, "
-            f"cap {cap / _EPSILON_ONE:.6f}"
+            f"{spent / EPSILON_SCALE:.6f}, this round would take it to {would_spend / EPSILON_SCALE:.6f}, "
+            f"cap {cap / EPSILON_SCALE:.6f}"
         )

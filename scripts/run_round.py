@@ -14,15 +14,14 @@ from pathlib import Path
 
 from brownie import web3
 
-from lepton_ledger.chain.agreements import TOKEN
 from lepton_ledger.chain.anvil import dev_account
+from lepton_ledger.chain.state import Terms
 from lepton_ledger.chain.transactions import Transactor
 from lepton_ledger.commands.context import bind_deployment
 from lepton_ledger.fl.data import make_federated
 from lepton_ledger.rounds.driver import drive_round
 from lepton_ledger.rounds.outbox import Outbox
 from lepton_ledger.rounds.roles import (
-    ChainTerms,
     accountant_path,
     build_coordinator,
     build_partner,
@@ -31,6 +30,7 @@ from lepton_ledger.rounds.roles import (
     terms_document,
 )
 from lepton_ledger.storage.local import LocalStore
+from lepton_ledger.units import TOKEN
 from lepton_ledger.workers import open_executor
 from scripts.deploy import OUT, require_local_network
 
@@ -51,7 +51,7 @@ def main(deployment: str = OUT):
     store = LocalStore(setup["store"])
     data = setup["data"]
     split = make_federated(data["dataset"], num_partners=data["partitions"], seed=data["seed"])
-    terms = ChainTerms.read(d, agreement_id)
+    terms = Terms.read(d.agreements.functions.terms(agreement_id))
     model_name = (terms_document(store, terms) or {}).get("model", "logreg")
     print(f"network {active} (chain {web3.eth.chain_id}); sending: openRound from the coordinator, submitUpdate "
           f"from each of {len(setup['partners'])} partners, finalizeRound from the coordinator")

@@ -14,16 +14,16 @@ from pathlib import Path
 from brownie import web3
 
 from lepton_ledger.chain import agreements
-from lepton_ledger.chain.agreements import TOKEN, AgreementTerms
+from lepton_ledger.chain.agreements import AgreementTerms
 from lepton_ledger.chain.anvil import dev_account
 from lepton_ledger.chain.artifacts import load_artifact
 from lepton_ledger.chain.deployment import DevRoles
 from lepton_ledger.chain.transactions import Transactor
 from lepton_ledger.commands.context import bind_deployment
 from lepton_ledger.envelope import generate_x25519_keypair
-from lepton_ledger.fl.payouts import PayoutRule
 from lepton_ledger.rounds.roles import publish_document
 from lepton_ledger.storage.local import LocalStore
+from lepton_ledger.units import TOKEN, PayoutRule
 from scripts.deploy import OUT, require_local_network
 
 FIRST_PARTNER = 3  # development accounts 3, 4, ... (0-2 and 7 hold the roles)

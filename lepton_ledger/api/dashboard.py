@@ -11,21 +11,14 @@ from typing import Any
 from eth_utils import is_address
 
 from ..audit.html import plot_accuracy, plot_epsilon, plot_payouts
-from ..chain.agreements import EPSILON_SCALE
-from ..rounds.roles import standing
+from ..chain.state import Challenge, ResultsChallenge
 from ..errors import LeptonError
 from ..protocol.jsonio import FILE_BYTES, load_object, read_bounded
 from ..rounds.report import MAX_REPORT_BYTES, fetch_by_digest, load_report
-from .readmodel import AGREEMENT_STATUS, ROUND_FINALIZED, ROUND_STATUS
+from ..rounds.roles import standing
+from ..units import EPSILON_SCALE, RoundStatus
 from .service import Service
 
-CHALLENGE_STATUS = (
-    "none",
-    "open",
-    "upheld",
-    "dismissed",
-    "executed",
-)  # IRoundLedger / IResultsCourt
 JOBS_SHOWN = 20
 LATEST_AUDIT = "latest.json"  # under <data dir>/audit/: an AuditResult.to_dict() (``audit --json``)
 
@@ -59,9 +52,10 @@ def _overview(service: Service) -> dict[str, Any]:
                             "cap": held.epsilon_cap_fixed / EPSILON_SCALE, "stake": held.stake,
                             "required_stake": held.required_stake, "claimable": held.claimable,
                             "claimed": held.claimed, "signed": signed})  # fmt: skip
-        agreements.append({"id": agreement_id, "status": AGREEMENT_STATUS[int(agreement["state"][0])],
-                           "version": int(agreement["state"][1]), "coordinator": agreement["state"][5],
-                           "arbiter": agreement["arbiter"], "pool": int(agreement["pool"][0]),
+        state = agreement["state"]
+        agreements.append({"id": agreement_id, "status": state.status.name.lower(), "version": state.version,
+                           "coordinator": state.coordinator, "arbiter": agreement["arbiter"],
+                           "pool": agreement["pool"].funded,
                            "reward_per_round": terms.reward_per_round, "parties": parties, "rounds": rounds})  # fmt: skip
         plotted += [
             _plotted(r, terms.epsilon_cap) for r in rounds if r["report"] is not None
@@ -76,11 +70,11 @@ def _round(service: Service, agreement_id: int, round_id: int) -> dict[str, Any]
     assert found is not None
     record = found["record"]
     report = None
-    if int(record[0]) == ROUND_FINALIZED:
+    if record.status is RoundStatus.FINALIZED:
         try:
             report = load_report(
                 fetch_by_digest(
-                    service.store, bytes(record[9]), max_bytes=MAX_REPORT_BYTES
+                    service.store, record.report_digest, max_bytes=MAX_REPORT_BYTES
                 )
             )
         except (
@@ -88,8 +82,8 @@ def _round(service: Service, agreement_id: int, round_id: int) -> dict[str, Any]
             LookupError,
         ):  # the store lacks it or holds no well-formed report: shown as missing
             report = None
-    return {"round": round_id, "agreement_id": agreement_id, "status": ROUND_STATUS[int(record[0])],
-            "submissions": int(record[2]), "deadline": int(record[4]), "finalized_at": int(record[5]),
+    return {"round": round_id, "agreement_id": agreement_id, "status": record.status.name.lower(),
+            "submissions": record.submissions, "deadline": record.deadline, "finalized_at": record.finalized_at,
             "report": report,
             "payouts": {line["partner"]: int(line["payout"]) for line in (report or {}).get("partners", [])}}  # fmt: skip
 
@@ -124,20 +118,15 @@ def _plots(rounds: list[dict[str, Any]]) -> list[dict[str, str]]:
 
 def _challenges(service: Service) -> list[dict[str, Any]]:
     found = []
-    for court, contract in (
-        ("update", service.deployment.ledger),
-        ("results", service.deployment.court),
-    ):
+    courts: tuple[tuple[str, Any, type[Challenge | ResultsChallenge]], ...] = (
+        ("update", service.deployment.ledger, Challenge), ("results", service.deployment.court, ResultsChallenge))
+    for court, contract, struct in courts:
         for challenge_id in range(
             1, int(contract.functions.challengeCount().call()) + 1
         ):
-            c = contract.functions.challengeOf(challenge_id).call()
-            # RoundLedger.Challenge: status, round, raisedAt, agreementId, partner, challenger, ...
-            # ResultsCourt.ResultsChallenge: status, kind, round, raisedAt, agreementId, challenger, ...
-            status, rest = c[0], (c[1:] if court == "update" else c[2:])
-            found.append({"court": court, "id": challenge_id, "status": CHALLENGE_STATUS[int(status)],
-                          "round": int(rest[0]), "agreement_id": int(rest[2]),
-                          "challenger": rest[4] if court == "update" else rest[3]})  # fmt: skip
+            c = struct.read(contract.functions.challengeOf(challenge_id))
+            found.append({"court": court, "id": challenge_id, "status": c.status.name.lower(), "round": c.round,
+                          "agreement_id": c.agreement_id, "challenger": c.challenger})  # fmt: skip
     return found
 
 

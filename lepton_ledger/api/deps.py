@@ -7,8 +7,9 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Path, Request
 
 from ..chain._values import InvalidValue, as_address
+from ..units import RoundStatus
 from .errors import ApiError, conflict, forbidden, not_found
-from .readmodel import ROUND_OPEN, Roles
+from .readmodel import Roles
 from .service import Service
 
 
@@ -69,6 +70,6 @@ def round_of(service: Service, agreement_id: int, round_id: int, *, open_only: b
     found = service.reads.round(agreement_id, round_id)
     if found is None:
         raise not_found(f"agreement {agreement_id} has no round {round_id}")
-    if open_only and int(found["record"][0]) != ROUND_OPEN:
+    if open_only and found["record"].status is not RoundStatus.OPEN:
         raise conflict(f"round {round_id} of agreement {agreement_id} is not open", code="RoundNotOpen")
     return found

@@ -99,8 +99,8 @@ class JobRunner:
         """Closes the round as ``lepton-ledger coordinator close`` does, with the service's coordinator key."""
         from ..commands.context import CommandError, Session
         from ..commands.data import eval_data
-        from ..rounds.roles import agreement_coordinator
         from ..fl.data import eval_commitment
+        from ..rounds.roles import agreement_coordinator
 
         service, params = self.service, job["params"]
         session = Session(w3=service.w3, deployment=service.deployment, document=service.document,

@@ -15,14 +15,11 @@ from typing import Any, TypeVar
 from web3 import Web3
 
 from ..chain.deployment import AUDITOR_ROLE, COORDINATOR_ROLE
+from ..chain.state import AgreementState, Partner, Pool, Round, RoundConfig, Terms
 from ..errors import ChainError
 
 T = TypeVar("T")
 
-PARTNER_STATUS = ("none", "pending", "approved", "suspended")  # IPartnerRegistry.PartnerStatus
-AGREEMENT_STATUS = ("none", "proposed", "active", "terminated")  # IAgreementRegistry.AgreementStatus
-ROUND_STATUS = ("none", "open", "finalized", "voided")  # IRoundLedger.RoundStatus
-ROUND_OPEN, ROUND_FINALIZED = 1, 2
 ADMIN_ROLE = b"\x00" * 32  # AccessControl's DEFAULT_ADMIN_ROLE
 
 
@@ -103,17 +100,18 @@ class ReadModel:
     def roles(self, address: str) -> Roles:
         def compute() -> Roles:
             partners = self.deployment.partners.functions
-            status = int(partners.partnerOf(address).call()[0])
-            return Roles(address=address, status=PARTNER_STATUS[status],
+            status = Partner.read(partners.partnerOf(address)).status
+            return Roles(address=address, status=status.name.lower(),
                          coordinator=bool(partners.hasRole(COORDINATOR_ROLE, address).call()),
                          auditor=bool(partners.hasRole(AUDITOR_ROLE, address).call()),
                          admin=bool(partners.hasRole(ADMIN_ROLE, address).call()))  # fmt: skip
 
         return self.cached(("roles", address), compute)
 
-    def partner(self, address: str) -> tuple:
-        """``PartnerRegistry.partnerOf`` (status, registeredAt, profileDigest, encryptionKey)."""
-        return self.cached(("partner", address), lambda: tuple(self.deployment.partners.functions.partnerOf(address).call()))
+    def partner(self, address: str) -> Partner:
+        """``PartnerRegistry.partnerOf``."""
+        return self.cached(("partner", address),
+                           lambda: Partner.read(self.deployment.partners.functions.partnerOf(address)))  # fmt: skip
 
     def agreement_count(self) -> int:
         return self.cached(("agreements",), lambda: int(self.deployment.agreements.functions.agreementCount().call()))
@@ -125,16 +123,14 @@ class ReadModel:
                 return None
 
         def compute() -> dict[str, Any]:
-            from ..rounds.roles import ChainTerms
-
             functions = self.deployment.agreements.functions
-            state = functions.agreementState(agreement_id).call()
-            terms = ChainTerms.read(self.deployment, agreement_id)
-            config = functions.roundConfig(agreement_id).call()
-            signed = {p: bool(functions.hasSigned(agreement_id, int(state[1]), p).call()) for p in terms.parties}
-            return {"state": state, "terms": terms, "arbiter": config[10], "signed": signed,
+            state = AgreementState.read(functions.agreementState(agreement_id))
+            terms = Terms.read(functions.terms(agreement_id))
+            config = RoundConfig.read(functions.roundConfig(agreement_id))
+            signed = {p: bool(functions.hasSigned(agreement_id, state.version, p).call()) for p in terms.parties}
+            return {"state": state, "terms": terms, "arbiter": config.arbiter, "signed": signed,
                     "rounds": int(self.deployment.ledger.functions.roundCount(agreement_id).call()),
-                    "pool": tuple(self.deployment.vault.functions.pool(agreement_id).call())}  # fmt: skip
+                    "pool": Pool.read(self.deployment.vault.functions.pool(agreement_id))}  # fmt: skip
 
         return self.cached(("agreement", agreement_id), compute)
 
@@ -148,7 +144,7 @@ class ReadModel:
 
         def compute() -> dict[str, Any]:
             ledger = self.deployment.ledger.functions
-            record = ledger.round(agreement_id, round_id).call()
+            record = Round.read(ledger.round(agreement_id, round_id))
             submitted = {p: bool(ledger.hasSubmitted(agreement_id, round_id, p).call())
                          for p in agreement["terms"].parties}  # fmt: skip
             return {"record": record, "submitted": submitted}
@@ -165,9 +161,10 @@ class ReadModel:
         def compute() -> frozenset[bytes]:
             digests = {bytes(agreement["terms"].terms_digest)}
             for round_id in range(1, agreement["rounds"] + 1):
-                record = self.round(agreement_id, round_id)
-                assert record is not None
-                digests.update(bytes(record["record"][i]) for i in (6, 8, 9))  # model, aggregate, report
+                found = self.round(agreement_id, round_id)
+                assert found is not None
+                r = found["record"]
+                digests.update((r.model_digest, r.aggregate_digest, r.report_digest))
             return frozenset(digests - {b"\0" * 32})
 
         return self.cached(("artifacts", agreement_id), compute)
@@ -181,7 +178,7 @@ class ReadModel:
                 agreement = self.agreement(agreement_id)
                 assert agreement is not None
                 held = [name for name, holds in (("party", address in agreement["terms"].parties),
-                                                 ("coordinator", agreement["state"][5] == address),
+                                                 ("coordinator", agreement["state"].coordinator == address),
                                                  ("arbiter", agreement["arbiter"] == address)) if holds]  # fmt: skip
                 if held:
                     found[str(agreement_id)] = held

@@ -19,12 +19,11 @@ from web3 import Web3
 from ..chain.deployment import Deployment
 from ..chain.events import EventIndex, IndexedEvent
 from ..chain.merkle import unpack_entries
+from ..chain.state import Round, Terms
 from ..errors import ChainError
+from ..units import RoundStatus
 
-__all__ = ["STATUS_FINALIZED", "STATUS_OPEN", "STATUS_VOIDED", "ChainView", "Commitment", "RoundRecord"]
-
-# IRoundLedger.RoundStatus
-STATUS_OPEN, STATUS_FINALIZED, STATUS_VOIDED = 1, 2, 3
+__all__ = ["ChainView", "Commitment", "RoundRecord"]
 
 
 def digest_bytes(value: str) -> bytes:
@@ -61,7 +60,7 @@ class RoundRecord:
     agreement_id: int
     round: int
     opened: IndexedEvent
-    status: int
+    status: RoundStatus
     singles: list[IndexedEvent] = field(default_factory=list)
     batches: list[IndexedEvent] = field(default_factory=list)
     finalized: IndexedEvent | None = None
@@ -124,16 +123,16 @@ class ChainView:
         return [int(e.args["agreementId"]) for e in self.events("AgreementProposed")]
 
     @cached_property
-    def _terms(self) -> dict[tuple[int, int], dict[str, Any]]:
-        terms: dict[tuple[int, int], dict[str, Any]] = {}
+    def _terms(self) -> dict[tuple[int, int], Terms]:
+        terms: dict[tuple[int, int], Terms] = {}
         for e in self.events(["AgreementProposed", "AgreementAmended"]):
             version = int(e.args.get("version", 1))
-            terms[(int(e.args["agreementId"]), version)] = e.args["terms"]
+            terms[(int(e.args["agreementId"]), version)] = Terms.from_event(e.args["terms"])
         return terms
 
-    def terms(self, agreement_id: int, version: int) -> dict[str, Any]:
+    def terms(self, agreement_id: int, version: int) -> Terms:
         """The terms of `version` of the agreement, as its ``AgreementProposed``/``AgreementAmended`` event
-        published them (``epsilonCap`` fixed point 1e6, ``delta`` fixed point 1e18)."""
+        published them."""
         return self._terms[(agreement_id, version)]
 
     def party_at(self, agreement_id: int, index: int) -> str:
@@ -165,8 +164,7 @@ class ChainView:
                               "RoundAbandoned"], agreement_id=agreement_id):  # fmt: skip
             r = int(e.args["round"])
             if e.event == "RoundOpened":
-                status = int(self.deployment.ledger.functions.round(agreement_id, r).call(
-                    block_identifier=self.block)[0])  # fmt: skip
+                status = Round.read(self.deployment.ledger.functions.round(agreement_id, r), block=self.block).status
                 records[r] = RoundRecord(agreement_id, r, e, status)
                 continue
             record = records.get(r)

@@ -30,6 +30,7 @@ import torch
 
 from ..chain.anvil import Anvil
 from ..chain.deployment import CONTRACTS
+from ..chain.state import Partner, Terms
 from ..envelope.format import DEFAULT_MAX_ENVELOPE_BYTES
 from ..envelope.tensors import deserialize_tensors
 from ..errors import ConfigurationError, LeptonError
@@ -40,14 +41,8 @@ from ..rounds.outcome import Evaluation
 from ..rounds.report import MAX_REPORT_BYTES, fetch_by_digest, load_report
 from ..rounds.rules import RoundRules
 from ..storage.local import LocalStore
-from .chain_view import (
-    STATUS_FINALIZED,
-    STATUS_OPEN,
-    ChainView,
-    Commitment,
-    RoundRecord,
-    digest_bytes,
-)
+from ..units import RoundStatus, fixed_to_epsilon
+from .chain_view import ChainView, Commitment, RoundRecord, digest_bytes
 from .checks.artifacts import expand_batch, resolve
 from .checks.books import check_bonds, check_vault
 from .checks.history import check_event_history
@@ -68,7 +63,6 @@ from .workers import AuditWorkerDied, UpdateOpener, Where, default_workers
 __all__ = ["AuditCannotRun", "audit_deployment", "audit_workdir", "default_state_path", "load_auditor_key"]
 
 REPORT_VERSION = 1
-EPSILON_ONE = 10**6
 RECHECK_SCOPE = "re-fetched and re-hashed; the round's other checks were verified by an earlier audit"
 
 
@@ -221,7 +215,7 @@ def audit_deployment(w3: Any, deployment_addresses: dict[str, str], store: Any, 
     for a in view.agreement_ids():
         history = _History(state.dp_history(a), view.committed_rounds(a))
         for record in view.rounds(a):
-            if record.status == STATUS_OPEN:
+            if record.status is RoundStatus.OPEN:
                 continue  # checked once it ends
             # Verified and not voided since (a round voided after finalization is audited again, in full).
             known = verified.get((a, record.round))
@@ -278,7 +272,7 @@ def _for_people(rounds: list[RoundSummary], view: ChainView, auditor: _RoundAudi
 
 def _profile_name(registry: Any, store: Any, partner: str) -> str | None:
     try:
-        digest = bytes(registry.partnerOf(partner).call()[2])
+        digest = Partner.read(registry.partnerOf(partner)).profile_digest
         name = load_object(fetch_by_digest(store, digest, max_bytes=FILE_BYTES), what="profile",
                            max_bytes=FILE_BYTES).get("name")
     except Exception:  # noqa: BLE001 -- a profile that is not in the store or not JSON: unnamed
@@ -385,7 +379,7 @@ class _RoundAuditor:
         checks, commitments = list(found[0]), found[1]
         m = RoundMaterial(record, commitments)
         not_checked: list[str] = []
-        finalized = record.status == STATUS_FINALIZED and record.finalized is not None
+        finalized = record.status is RoundStatus.FINALIZED and record.finalized is not None
         if finalized:
             m.base = self._fetch_tensors(checks, record.model_digest, "global model", record, record.opened)
             self._fetch_report(checks, m)
@@ -394,7 +388,7 @@ class _RoundAuditor:
             checks.append(fetched.check)
             m.aggregate_bytes, m.aggregate_cid = fetched.data, fetched.cid
         epsilons: dict[str, float] = {}
-        bound = int(terms["maxSampleCount"])
+        bound = terms.max_sample_count
         for c, update in zip(commitments, opener.take(record, commitments)):
             p = c.partner
             within = 0 < c.sample_count <= bound  # its weight in FedAvg and in a by-sample-count payout
@@ -487,7 +481,7 @@ class _RoundAuditor:
             return
         m.report = report
 
-    def _summary(self, record: RoundRecord, m: RoundMaterial, terms: dict[str, Any],
+    def _summary(self, record: RoundRecord, m: RoundMaterial, terms: Terms,
                  epsilons: dict[str, float]) -> RoundSummary:
         accuracy = None
         if m.aggregate_bytes is not None:  # the finalized aggregate, verified against its on-chain digest
@@ -496,10 +490,10 @@ class _RoundAuditor:
             except (LeptonError, RuntimeError):  # not a model of this shape: no accuracy to show
                 accuracy = None
         lines = m.report_lines()
-        cap = int(terms["epsilonCap"]) / EPSILON_ONE
+        cap = terms.epsilon_cap
         partners = {
             c.partner: PartnerLine(
-                cumulative_epsilon=epsilons.get(c.partner, c.cumulative_epsilon / EPSILON_ONE), epsilon_cap=cap,
+                cumulative_epsilon=epsilons.get(c.partner, fixed_to_epsilon(c.cumulative_epsilon)), epsilon_cap=cap,
                 payout=int(lines.get(c.partner, {}).get("payout", 0)),
                 accepted=bool(lines.get(c.partner, {}).get("accepted", False)),
             )

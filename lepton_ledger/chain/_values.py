@@ -6,8 +6,6 @@ until a proof is refused on-chain; so every value is checked here, where the err
 
 from __future__ import annotations
 
-from typing import Any
-
 from eth_utils import is_address, to_checksum_address
 
 from ..errors import LeptonError
@@ -51,7 +49,7 @@ def as_bytes(value: bytes | str, name: str) -> bytes:
     return bytes(value)
 
 
-def as_address(value: Any, name: str) -> str:
+def as_address(value: object, name: str) -> str:
     """Returns the checksummed form of an address given as a string (any case) or an object with `.address`.
 
     Raises:

@@ -2,8 +2,10 @@
 transaction or by a relayed EIP-712 signature), stake, fund. The demo, the role CLIs and the brownie scripts all
 go through these, so each step is written once.
 
-Terms on-chain are ``AgreementRegistry.Terms``; :class:`AgreementTerms` holds them in Python units (epsilon as a
-float, delta as a float, amounts in the token's smallest unit) and converts with :meth:`AgreementTerms.as_tuple`.
+Terms on-chain are ``AgreementRegistry.Terms`` (read back as ``chain.state.Terms``, the one shape every reader
+gets); :class:`AgreementTerms` is what a coordinator writes: the same terms in Python units (epsilon as a float,
+delta as a float, amounts in the token's smallest unit) with the terms document, checked on construction, and
+turned into the chain's shape by :meth:`AgreementTerms.to_chain`.
 The terms name their coordinator (the only account that acts on the agreement, and its proposer), their arbiter
 (the only account that rules on its challenges), the largest sample count an update may claim, and the bond the
 coordinator must hold posted in the results court before it opens a round (slashed to the parties when a
@@ -25,14 +27,12 @@ from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from ..errors import ConfigurationError
-from ..fl.payouts import PayoutRule
+from ..units import DELTA_SCALE, EPSILON_SCALE, PayoutRule
 from .deployment import Deployment, relay_signature
+from .state import Terms
 from .transactions import Transactor
 
 __all__ = [
-    "DELTA_SCALE",
-    "EPSILON_SCALE",
-    "TOKEN",
     "AgreementTerms",
     "approve",
     "document_digest",
@@ -43,11 +43,6 @@ __all__ = [
     "sign",
     "stake",
 ]
-
-TOKEN = 10**18  # one whole token of an 18-decimals ERC-20
-EPSILON_SCALE = 1_000_000  # on-chain epsilon fixed point: 1e6 = 1.0
-DELTA_SCALE = 10**18  # on-chain delta fixed point: 1e18 = 1.0
-
 
 def document_digest(document: Mapping[str, Any]) -> bytes:
     """The artifact digest (``protocol.addressing``) of a JSON document in canonical form (sorted keys, no
@@ -96,14 +91,20 @@ class AgreementTerms:
         if not 0 < self.max_sample_count < 2**64:
             raise ConfigurationError(f"max sample count must be in [1, 2^64), not {self.max_sample_count}")
 
-    def as_tuple(self) -> tuple:
-        """The ``Terms`` struct as web3 encodes it."""
-        return (
-            document_digest(self.document), list(self.parties), self.reward_token, self.reward_per_round,
-            int(self.payout_rule), round(self.epsilon_cap * EPSILON_SCALE), round(self.delta * DELTA_SCALE),
-            self.required_stake, self.start, self.end, self.max_rounds, self.coordinator, self.arbiter,
-            self.max_sample_count, self.coordinator_bond,
+    def to_chain(self) -> Terms:
+        """The terms as the chain holds them (``chain.state.Terms``), the document reduced to its digest."""
+        return Terms(
+            terms_digest=document_digest(self.document), parties=tuple(self.parties), reward_token=self.reward_token,
+            reward_per_round=self.reward_per_round, payout_rule=PayoutRule(self.payout_rule),
+            epsilon_cap_fixed=round(self.epsilon_cap * EPSILON_SCALE), delta_fixed=round(self.delta * DELTA_SCALE),
+            required_stake=self.required_stake, start=self.start, end=self.end, max_rounds=self.max_rounds,
+            coordinator=self.coordinator, arbiter=self.arbiter, max_sample_count=self.max_sample_count,
+            coordinator_bond=self.coordinator_bond,
         )  # fmt: skip
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        """The ``Terms`` struct as web3 encodes it."""
+        return self.to_chain().as_tuple()
 
 
 def post_bond(tx: Transactor, deployment: Deployment, token: Contract, agreement_id: int, coordinator: str,

@@ -27,14 +27,15 @@ DEFAULT_MNEMONIC = "test test test test test test test test test test test junk"
 def dev_account(index: int) -> LocalAccount:
     """Account `index` of the local chain's well-known mnemonic (local chains only: these keys are public)."""
     Account.enable_unaudited_hdwallet_features()
-    return Account.from_mnemonic(DEFAULT_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
+    account: LocalAccount = Account.from_mnemonic(DEFAULT_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
+    return account
 
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        return int(sock.getsockname()[1])
 
 
 class Anvil:

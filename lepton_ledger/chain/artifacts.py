@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from eth_utils import function_abi_to_4byte_selector
 
@@ -22,7 +23,7 @@ class Artifact:
     """One contract's ABI and creation bytecode."""
 
     name: str
-    abi: list[dict]
+    abi: list[dict[str, Any]]
     bytecode: str
 
 
@@ -71,10 +72,10 @@ def stale_artifacts(directory: Path | None = None, project_root: Path = PROJECT_
 
 
 @cache
-def error_abis(directory: Path | None = None) -> dict[bytes, dict]:
+def error_abis(directory: Path | None = None) -> dict[bytes, dict[str, Any]]:
     """Every custom error of every compiled contract and interface, by its 4-byte selector."""
     folder = directory or artifacts_dir()
-    errors: dict[bytes, dict] = {}
+    errors: dict[bytes, dict[str, Any]] = {}
     for path in sorted(folder.rglob("*.json")):
         try:
             abi = json.loads(path.read_text()).get("abi", [])

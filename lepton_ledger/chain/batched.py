@@ -11,8 +11,9 @@ then still hold the transaction as sent, not confirmed.)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
+from eth_typing import ChecksumAddress
 from web3 import Web3
 from web3.exceptions import ContractCustomError, ContractLogicError
 
@@ -48,13 +49,13 @@ def prepare_transaction(w3: Web3, tx: dict[str, Any], sender: str) -> dict[str, 
     dynamic_fees = w3.eth.generate_gas_price(call) is None  # type: ignore[arg-type]  # None: no strategy
     try:
         with w3.batch_requests() as batch:
-            batch.add(w3.eth.get_transaction_count(sender, "pending"))
+            batch.add(w3.eth.get_transaction_count(cast(ChecksumAddress, sender), "pending"))
             batch.add(w3.eth.get_block("latest"))
             if "gas" not in tx:
                 batch.add(w3.eth.estimate_gas(call))  # type: ignore[arg-type]
             if dynamic_fees:
                 batch.add(w3.eth.max_priority_fee)
-            nonce, block, *answers = batch.execute()
+            nonce, block, *answers = cast(list[Any], batch.execute())  # the answers, decoded, in order
     except (ContractCustomError, ContractLogicError) as exc:
         raise decode_revert(getattr(exc, "data", None)) or ChainError(str(exc)) from None
     prepared = {**tx, "nonce": int(nonce)}

@@ -32,7 +32,7 @@ def connect(rpc_url: str | None = None) -> Iterator[Web3]:
     w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": 30}, cache_allowed_requests=True))
     try:
         w3.eth.chain_id
-    except Exception as exc:  # any transport or protocol failure means the same thing to the caller
+    except Exception as exc:  # noqa: BLE001 -- any transport or protocol failure means the same to the caller
         raise ChainError(f"no Ethereum node answers at {url}: {exc}") from None
     yield w3
 
@@ -51,7 +51,7 @@ class RequestCounter:
     def __init__(self, w3: Web3) -> None:
         self.requests = 0
         self.pending_polls = 0
-        self._session = w3.provider._request_session_manager  # type: ignore[union-attr]  # where every POST goes
+        self._session = w3.provider._request_session_manager  # type: ignore[attr-defined]  # where every POST goes
         post = self._session.make_post_request
 
         def counted(endpoint_uri: Any, data: Any, **kwargs: Any) -> Any:

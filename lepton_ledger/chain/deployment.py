@@ -6,8 +6,10 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, cast
 
 from eth_account.signers.local import LocalAccount
+from eth_typing import ChecksumAddress
 from web3 import Web3
 from web3.contract import Contract
 from web3.types import TxReceipt
@@ -45,7 +47,7 @@ class Deployment:
             "ResultsCourt": self.court.address,
         }
 
-    def write(self, path: Path, *, rpc_url: str, chain_id: int, extra: dict | None = None) -> None:
+    def write(self, path: Path, *, rpc_url: str, chain_id: int, extra: dict[str, Any] | None = None) -> None:
         """Writes deployment.json: chain id, how to reach the chain, and the addresses."""
         document = {"chain_id": chain_id, "rpc_url": rpc_url, "contracts": self.addresses(), **(extra or {})}
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -54,7 +56,8 @@ class Deployment:
     @classmethod
     def at(cls, w3: Web3, addresses: dict[str, str]) -> Deployment:
         """Binds to an existing deployment."""
-        bound = {name: w3.eth.contract(address=addresses[name], abi=load_artifact(name).abi) for name in CONTRACTS}
+        bound = {name: w3.eth.contract(address=cast(ChecksumAddress, addresses[name]), abi=load_artifact(name).abi)
+                 for name in CONTRACTS}  # fmt: skip
         return cls(
             partners=bound["PartnerRegistry"],
             agreements=bound["AgreementRegistry"],

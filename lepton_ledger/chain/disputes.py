@@ -20,15 +20,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import LeptonError
+from ..units import RoundStatus
 from .merkle import PositionalTree, commitment_leaf, unpack_entries
+from .state import EntryDispute, Round
 from .typed_data import update_commitment_digest
 
-__all__ = ["DISPUTE_STATUS", "AnchoredEntry", "DisputeError", "DisputeRecord", "anchored_entries", "answer_for",
+__all__ = ["AnchoredEntry", "DisputeError", "DisputeRecord", "anchored_entries", "answer_for",
            "answer_open_disputes", "disputes", "entry_of", "pending_restores", "restore_pending", "restore_round",
            "words_at_close", "words_at_open"]  # fmt: skip
-
-DISPUTE_STATUS = ("None", "Open", "Answered", "Voided")  # IRoundLedger.DisputeStatus
-
 
 class DisputeError(LeptonError, ValueError):
     """A dispute step cannot go ahead (the message names why); nothing was sent."""
@@ -49,7 +48,7 @@ class AnchoredEntry:
     document_digest: bytes
     entries: bytes
 
-    def evidence(self, proof: list[bytes] | None = None) -> tuple:
+    def evidence(self, proof: list[bytes] | None = None) -> tuple[Any, ...]:
         """The ``BatchEvidence`` of this entry (no proof: what a dispute sends)."""
         return (self.agreement_id, self.round, self.batch_index, self.root, self.document_digest, self.entries,
                 self.position, list(proof or []))  # fmt: skip
@@ -104,9 +103,9 @@ def disputes(deployment: Any, agreement_id: int, *, party: str | None = None) ->
     records = []
     for log in logs:
         a = log["args"]
-        d = deployment.ledger.functions.entryDispute(agreement_id, int(a["round"]), a["party"]).call()
-        records.append(DisputeRecord(agreement_id, int(a["round"]), a["party"], DISPUTE_STATUS[int(d[0])],
-                                     int(d[4]), int(d[1]), int(d[2]), int(d[3])))  # fmt: skip
+        d = EntryDispute.read(deployment.ledger.functions.entryDispute(agreement_id, int(a["round"]), a["party"]))
+        records.append(DisputeRecord(agreement_id, int(a["round"]), a["party"], str(d.status), d.batch_index,
+                                     d.position, d.epsilon_fixed, d.answer_by))  # fmt: skip
     return records
 
 
@@ -142,7 +141,7 @@ def pending_restores(deployment: Any, agreement_id: int) -> list[int]:
         argument_filters={"agreementId": agreement_id}, from_block=0)}  # fmt: skip
     ledger = deployment.ledger.functions
     return [r for r in range(1, int(ledger.roundCount(agreement_id).call()) + 1)
-            if r not in restored and int(ledger.round(agreement_id, r).call()[0]) == 3]  # Voided  # fmt: skip
+            if r not in restored and Round.read(ledger.round(agreement_id, r)).status is RoundStatus.VOIDED]
 
 
 def restore_round(tx: Any, deployment: Any, *, sender: str, agreement_id: int, round_id: int) -> str:
@@ -173,7 +172,7 @@ def restore_pending(tx: Any, deployment: Any, *, sender: str, agreement_id: int)
             for r in pending_restores(deployment, agreement_id)]  # fmt: skip
 
 
-def answer_for(deployment: Any, store: Any, record: DisputeRecord) -> tuple[tuple, tuple, bytes]:
+def answer_for(deployment: Any, store: Any, record: DisputeRecord) -> tuple[tuple[Any, ...], tuple[Any, ...], bytes]:
     """``(evidence with proof, commitment tuple, signature)`` that answers `record`, from the batch document in
     `store`.
 

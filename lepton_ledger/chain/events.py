@@ -115,7 +115,7 @@ class EventIndex:
         self._by_address: dict[str, tuple[str, Contract, dict[bytes, str]]] = {}
         for name, contract in contracts.items():
             topics = {
-                bytes(event_abi_to_log_topic(entry)): entry["name"]  # type: ignore[arg-type]
+                bytes(event_abi_to_log_topic(entry)): entry["name"]  # type: ignore[arg-type,typeddict-item]
                 for entry in contract.abi
                 if entry.get("type") == "event" and not entry.get("anonymous")
             }
@@ -169,7 +169,7 @@ class EventIndex:
             db.execute("INSERT OR REPLACE INTO meta VALUES ('last_block', ?)", (str(high),))
         return inserted
 
-    def _row(self, log: Mapping[str, Any]) -> tuple:
+    def _row(self, log: Mapping[str, Any]) -> tuple[Any, ...]:
         address = Web3.to_checksum_address(log["address"])
         name, contract, topics = self._by_address[address]
         topic0 = bytes(log["topics"][0]) if log["topics"] else b""
@@ -275,7 +275,7 @@ class EventIndex:
     def count(self) -> int:
         """How many events are stored."""
         with self._connect() as db:
-            return db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+            return int(db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:

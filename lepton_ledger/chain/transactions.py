@@ -9,18 +9,28 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from eth_abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
+from eth_typing import ChecksumAddress
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractCustomError, ContractLogicError
-from web3.types import TxReceipt
+from web3.types import Nonce, TxParams, TxReceipt
 
 from ..errors import ChainError, ConfigurationError, ContractReverted
+from ..units import (
+    EPSILON_DECIMALS,
+    TOKEN_DECIMALS,
+    AgreementStatus,
+    ChainEnum,
+    ChallengeStatus,
+    PartnerStatus,
+    ResultsChallengeStatus,
+)
 from .artifacts import Artifact, error_abis
 
 
@@ -45,7 +55,12 @@ def decode_revert(data: str | bytes | None) -> ContractReverted | None:
 _TIME_ARGS = {"deadline", "answerBy", "endsAt", "expiresAt", "claimableAt", "abandonableAt", "start", "end"}
 _TOKEN_ARGS = {"staked", "requested", "unallocated", "amount", "total", "claimed", "rewardPerRound"}
 _EPSILON_ARGS = {"spent", "cap", "previous", "committed"}
-_STATUS_ARGS = {"RoundLedgerInvalidChallengeStatus": ("None", "Open", "Upheld", "Dismissed", "Executed")}
+_STATUS_ARGS: dict[str, type[ChainEnum]] = {
+    "AgreementRegistryInvalidStatus": AgreementStatus,
+    "PartnerRegistryInvalidStatus": PartnerStatus,
+    "ResultsCourtChallengeNotOpen": ResultsChallengeStatus,
+    "RoundLedgerInvalidChallengeStatus": ChallengeStatus,
+}
 
 
 def utc_text(timestamp: int) -> str:
@@ -75,17 +90,17 @@ def human_revert(exc: ContractReverted) -> str:
             if name in _TIME_ARGS:
                 value = utc_text(value)
             elif name in _TOKEN_ARGS:
-                value = f"{fixed_point_text(value, 18)} tokens"
+                value = f"{fixed_point_text(value, TOKEN_DECIMALS)} tokens"
             elif name in _EPSILON_ARGS:
-                value = f"epsilon {fixed_point_text(value, 6)}"
+                value = f"epsilon {fixed_point_text(value, EPSILON_DECIMALS)}"
             elif name == "status" and statuses and value < len(statuses):
-                value = statuses[value]
+                value = str(statuses(value))
         rendered.append(f"{name}={value}")
     where = f"{exc.contract}: " if exc.contract else ""
     return f"{where}{exc.error}({', '.join(rendered)})"
 
 
-def _tuple_type(item: dict) -> str:
+def _tuple_type(item: dict[str, Any]) -> str:
     return "(" + ",".join(c["type"] for c in item["components"]) + ")"
 
 
@@ -155,11 +170,11 @@ class Transactor:
             return self._transact_once(call, sender, gas)
 
     def _transact_once(self, call: ContractFunction, sender: str, gas: int | None) -> TxReceipt:
-        params: dict[str, Any] = {"from": sender, "chainId": self.chain_id}
+        params: TxParams = {"from": sender, "chainId": self.chain_id}
         if gas is not None:
             params["gas"] = gas
         try:
-            params["nonce"] = self._nonce(sender)
+            params["nonce"] = Nonce(self._nonce(sender))
             tx = call.build_transaction(params)  # estimates gas, so a refusal surfaces here, before signing
         except (ContractCustomError, ContractLogicError) as exc:
             raise decode_revert(getattr(exc, "data", None)) or ChainError(str(exc)) from None
@@ -175,7 +190,10 @@ class Transactor:
         )
         tx["gas"] = self._with_margin(tx["gas"])
         receipt = self._send(tx, sender)
-        return self.w3.eth.contract(address=receipt["contractAddress"], abi=artifact.abi)
+        address = receipt["contractAddress"]
+        if address is None:
+            raise ChainError(f"deploying {artifact.name} created no contract")
+        return self.w3.eth.contract(address=address, abi=artifact.abi)
 
     def sign(self, tx: dict[str, Any], sender: str, *, nonce: int | None = None) -> SignedTx:
         """Signs `tx` (``to``, ``data``, optional ``value`` and ``gas``) from `sender` without sending it.
@@ -195,7 +213,7 @@ class Transactor:
         params: dict[str, Any] = {**tx, "from": sender, "chainId": self.chain_id}
         params["nonce"] = self._nonce(sender) if nonce is None else nonce
         try:
-            filled = dict(fill_transaction_defaults(self.w3, params))  # type: ignore[arg-type]
+            filled = dict(fill_transaction_defaults(self.w3, params))
         except (ContractCustomError, ContractLogicError) as exc:
             raise decode_revert(getattr(exc, "data", None)) or ChainError(str(exc)) from None
         filled.pop("from", None)
@@ -250,9 +268,9 @@ class Transactor:
             time.sleep(min(pause, left))
             pause = min(2 * pause, RECEIPT_POLL_MAX)
 
-    def _send(self, tx: dict, sender: str) -> TxReceipt:
+    def _send(self, tx: TxParams, sender: str) -> TxReceipt:
         account = self._account(sender)
-        signed = account.sign_transaction(tx)
+        signed = account.sign_transaction(cast(dict[str, Any], tx))  # eth_account types a plain dict
         tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
         self._nonces[sender] = tx["nonce"] + 1
         receipt = self.wait(tx_hash)
@@ -269,7 +287,7 @@ class Transactor:
     def _nonce(self, sender: str) -> int:
         self._account(sender)
         if sender not in self._nonces:
-            self._nonces[sender] = self.w3.eth.get_transaction_count(sender, "pending")
+            self._nonces[sender] = self.w3.eth.get_transaction_count(cast(ChecksumAddress, sender), "pending")
         return self._nonces[sender]
 
     def _account(self, sender: str) -> LocalAccount:

@@ -258,4 +258,5 @@ def sign_digest(private_key: bytes, digest: bytes) -> bytes:
     if not 0 < int.from_bytes(key, "big") < _SECP256K1_N:
         raise SigningError("private key out of range for secp256k1")
     signed = Account.unsafe_sign_hash(message_hash, key)
-    return signed.r.to_bytes(32, "big") + signed.s.to_bytes(32, "big") + bytes([signed.v])
+    r, s, v = int(signed.r), int(signed.s), int(signed.v)
+    return r.to_bytes(32, "big") + s.to_bytes(32, "big") + bytes([v])

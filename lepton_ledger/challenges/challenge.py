@@ -37,11 +37,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..chain.state import Challenge, Round
 from ..errors import ContractReverted, LeptonError
 from ..protocol.jsonio import load_json, read_bounded
+from ..units import ChallengeStatus, ResultsChallengeStatus, RoundStatus
 
 __all__ = [
-    "CHALLENGE_STATUS",
     "ChallengeError",
     "ChallengeRecord",
     "ChallengeTx",
@@ -58,8 +59,6 @@ __all__ = [
     "slash",
 ]
 
-CHALLENGE_STATUS = ("None", "Open", "Upheld", "Dismissed", "Executed")  # IRoundLedger.ChallengeStatus
-ROUND_STATUS = ("None", "Open", "Finalized", "Voided")  # IRoundLedger.RoundStatus
 ADMIN_ROLE = bytes(32)  # LeptonRoles.ADMIN: OpenZeppelin's DEFAULT_ADMIN_ROLE
 RULING_KIND = "lepton-ledger/challenge-ruling"
 _RESULTS_CHECKS = ("aggregate_recomputed", "scores_and_payouts", "rejections_recheck")  # see results.py
@@ -196,10 +195,10 @@ def read_challenge(deployment: Any, challenge_id: int) -> ChallengeRecord:
     if not 1 <= challenge_id <= count:
         held = f"the ledger has {count} (ids 1 to {count})" if count else "none was ever raised"
         raise ChallengeError(f"there is no challenge {challenge_id}: {held}")
-    c = deployment.ledger.functions.challengeOf(challenge_id).call()
-    return ChallengeRecord(challenge_id=challenge_id, status=CHALLENGE_STATUS[int(c[0])], round=int(c[1]),
-                           raised_at=int(c[2]), agreement_id=int(c[3]), partner=c[4], challenger=c[5],
-                           evidence_digest=bytes(c[6]), ruling_digest=bytes(c[7]))  # fmt: skip
+    c = Challenge.read(deployment.ledger.functions.challengeOf(challenge_id))
+    return ChallengeRecord(challenge_id=challenge_id, status=str(c.status), round=c.round, raised_at=c.raised_at,
+                           agreement_id=c.agreement_id, partner=c.partner, challenger=c.challenger,
+                           evidence_digest=c.evidence_digest, ruling_digest=c.ruling_digest)  # fmt: skip
 
 
 def challenges(deployment: Any) -> list[ChallengeRecord]:
@@ -223,11 +222,10 @@ def _now(deployment: Any) -> int:
 
 def _window_end(deployment: Any, agreement_id: int, round_id: int) -> tuple[str, int | None]:
     """The round's status and the end of its dispute window (None while it is open)."""
-    r = deployment.ledger.functions.round(agreement_id, round_id).call()
-    status = ROUND_STATUS[int(r[0])]
-    if status != "Finalized":
-        return status, None
-    return status, int(r[5]) + int(deployment.ledger.functions.disputeWindow().call())
+    r = Round.read(deployment.ledger.functions.round(agreement_id, round_id))
+    if r.status is not RoundStatus.FINALIZED:
+        return str(r.status), None
+    return str(r.status), r.finalized_at + int(deployment.ledger.functions.disputeWindow().call())
 
 
 # -- turning a refusal into a sentence ---------------------------------------------------------------------------
@@ -262,7 +260,7 @@ def _explain(exc: ContractReverted, deployment: Any, what: str) -> ChallengeErro
         text = (f"the update of {a['partner']} in round {a['round']} of agreement {a['agreementId']} is already "
                 f"challenged: {held}; it can be challenged again only if that one is dismissed")  # fmt: skip
     elif name == "RoundLedgerInvalidChallengeStatus":
-        text = f"challenge {a['challengeId']} is {CHALLENGE_STATUS[int(a['status'])]}: {what}"
+        text = f"challenge {a['challengeId']} is {ChallengeStatus(int(a['status']))}: {what}"
     elif name == "RoundLedgerDisputeWindowOpen":
         ends = int(a["endsAt"])
         text = (f"challenge {a['challengeId']}: its round is still open; it must be finalized and its dispute window "
@@ -285,8 +283,7 @@ def _explain(exc: ContractReverted, deployment: Any, what: str) -> ChallengeErro
         text = (f"the results of round {a['round']} of agreement {a['agreementId']} are already under results "
                 f"challenge {a['challengeId']}; they can be challenged again only if it is dismissed")  # fmt: skip
     elif name == "ResultsCourtChallengeNotOpen":
-        status = ("None", "Open", "Upheld", "Dismissed")[int(a["status"])]  # IResultsCourt.ChallengeStatus
-        text = f"results challenge {a['challengeId']} is {status}: {what}"
+        text = f"results challenge {a['challengeId']} is {ResultsChallengeStatus(int(a['status']))}: {what}"
     elif name == "ResultsCourtNotParty":
         text = f"{a['account']} is not a party of agreement {a['agreementId']}: slashed bonds go to the parties"
     elif name == "ResultsCourtNothingToClaim":

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..chain.merkle import PositionalTree, commitment_leaf, unpack_entries
+from ..chain.state import Round, RoundConfig
 from ..chain.typed_data import UpdateCommitment, update_commitment_digest
 from ..envelope.manifest import recover_signer
 from ..errors import LeptonError
@@ -86,10 +87,11 @@ def find_forgeries(deployment: Any, store: Any, agreement_id: int, round_id: int
             raise ChallengeError(f"batch {args['batchIndex']} of round {round_id}: its document does not recompute "
                                  "the anchored root, so no entry can be proven with it")  # fmt: skip
         anchored = unpack_entries(entries)
-        version = int(ledger.functions.round(agreement_id, round_id).call()[1])
-        max_samples = int(deployment.agreements.functions.roundConfigAt(agreement_id, version).call()[11])
+        version = Round.read(ledger.functions.round(agreement_id, round_id)).agreement_version
+        max_samples = RoundConfig.read(deployment.agreements.functions.roundConfigAt(agreement_id, version)
+                                       ).max_sample_count  # fmt: skip
         for position, (c, digest, signature) in enumerate(zip(commitments, digests, signatures)):
-            index = int(deployment.agreements.functions.partyIndex(agreement_id, c.partner).call()[1])
+            _, index = deployment.agreements.functions.partyIndex(agreement_id, c.partner).call()
             entry = anchored[position] if position < len(anchored) else None
             reasons = []
             if not is_valid_signature_now(ledger.w3, c.partner, digest, signature):  # as the contract will judge it

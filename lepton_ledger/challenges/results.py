@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..audit.model import AGGREGATE_RECOMPUTED, REJECTIONS_RECHECK, SCORES_AND_PAYOUTS
+from ..chain.state import ResultsChallenge as ChainResultsChallenge
+from ..units import ResultsKind
 from .challenge import (
     ChallengeError,
     ChallengeTx,
@@ -55,11 +57,9 @@ __all__ = [
     "rule_results",
 ]
 
-#: Audit check -> (IResultsCourt.ResultsKind value, its name in documents).
-RESULTS_CHECKS = {AGGREGATE_RECOMPUTED: (0, "aggregate"), SCORES_AND_PAYOUTS: (1, "payouts"),
-                  REJECTIONS_RECHECK: (2, "rejections")}  # fmt: skip
-RESULTS_STATUS = ("None", "Open", "Upheld", "Dismissed")  # IResultsCourt.ChallengeStatus
-KIND_NAMES = ("aggregate", "payouts", "rejections")
+#: Audit check -> the results kind that disputes it (named in documents in lower case: "aggregate").
+RESULTS_CHECKS = {AGGREGATE_RECOMPUTED: ResultsKind.AGGREGATE, SCORES_AND_PAYOUTS: ResultsKind.PAYOUTS,
+                  REJECTIONS_RECHECK: ResultsKind.REJECTIONS}  # fmt: skip
 EVIDENCE_KIND = "lepton-ledger/results-evidence"
 RULING_KIND = "lepton-ledger/results-ruling"
 
@@ -112,7 +112,8 @@ def results_evidence(audit: Mapping[str, Any], *, agreement_id: int | None = Non
                              "coordinator's results to challenge (a partner's check: --check N)")  # fmt: skip
     out = []
     for (a, r), checks in grouped.items():
-        kind, kind_name = RESULTS_CHECKS[checks[0]["name"]]
+        kind = RESULTS_CHECKS[checks[0]["name"]]
+        kind_name = kind.name.lower()
         document = canonical_json({"kind": EVIDENCE_KIND, "version": 1, "agreement_id": a, "round": r,
                                    "results_kind": kind_name, "checks": checks})  # fmt: skip
         out.append((a, r, kind, document))
@@ -129,10 +130,11 @@ def read_results_challenge(deployment: Any, challenge_id: int) -> ResultsChallen
     if not 1 <= challenge_id <= count:
         held = f"the court has {count} (ids 1 to {count})" if count else "none was ever raised"
         raise ChallengeError(f"there is no results challenge {challenge_id}: {held}")
-    c = deployment.court.functions.challengeOf(challenge_id).call()
-    return ResultsChallenge(challenge_id=challenge_id, status=RESULTS_STATUS[int(c[0])], kind=KIND_NAMES[int(c[1])],
-                            round=int(c[2]), raised_at=int(c[3]), agreement_id=int(c[4]), challenger=c[5],
-                            evidence_digest=bytes(c[6]), ruling_digest=bytes(c[7]))  # fmt: skip
+    c = ChainResultsChallenge.read(deployment.court.functions.challengeOf(challenge_id))
+    return ResultsChallenge(challenge_id=challenge_id, status=str(c.status), kind=c.kind.name.lower(),
+                            round=c.round, raised_at=c.raised_at, agreement_id=c.agreement_id,
+                            challenger=c.challenger, evidence_digest=c.evidence_digest,
+                            ruling_digest=c.ruling_digest)  # fmt: skip
 
 
 def raise_results_challenges(tx: Any, deployment: Any, store: Any, *, sender: str,
@@ -162,7 +164,8 @@ def raise_results_challenges(tx: Any, deployment: Any, store: Any, *, sender: st
         args = _event(deployment.court, "ResultsChallengeRaised", receipt)
         tx_hash, block = _sent(receipt)
         sent.append(ChallengeTx("raise-results", int(args["challengeId"]), tx_hash, block,
-                                {"agreement_id": agreement_id, "round": round_id, "kind": KIND_NAMES[kind],
+                                {"agreement_id": agreement_id, "round": round_id,
+                                 "kind": ResultsKind(kind).name.lower(),
                                  "evidence_cid": cid, "evidence_digest": "0x" + digest.hex()}))  # fmt: skip
     return sent
 

@@ -57,7 +57,9 @@ ResultsOpt = Annotated[bool, typer.Option("--results", help="A challenge of the 
 
 
 def _arbiter_of(s: Any, agreement_id: int) -> str:
-    return str(s.deployment.agreements.functions.roundConfig(agreement_id).call()[10])
+    from ..chain.state import RoundConfig
+
+    return RoundConfig.read(s.deployment.agreements.functions.roundConfig(agreement_id)).arbiter
 
 
 def _open_challenge(s: Any, challenge_id: int) -> tuple[Any, int]:

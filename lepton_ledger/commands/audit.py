@@ -137,13 +137,14 @@ def _require_recipient(w3: Any, contracts: dict[str, str], document: dict[str, A
 
     from ..audit.runner import AuditCannotRun
     from ..chain.deployment import Deployment
+    from ..chain.state import Partner
 
     readers = [a for a in [document.get("coordinator"), *document.get("auditors", [])] if isinstance(a, str)]
     if not readers:
         return  # a deployment file that does not say who reads the updates: the checks will tell
     public = X25519PrivateKey.from_private_bytes(secret).public_key().public_bytes_raw()
     partners = Deployment.at(w3, contracts).partners.functions
-    registered = {bytes(partners.partnerOf(w3.to_checksum_address(a)).call()[3]) for a in readers}
+    registered = {Partner.read(partners.partnerOf(w3.to_checksum_address(a))).encryption_key for a in readers}
     if public not in registered:
         raise AuditCannotRun(f"this key (X25519 {public.hex()[:16]}...) is not a recipient of this deployment: "
                              f"updates are encrypted to its coordinator and auditors ({', '.join(readers)})")

@@ -29,6 +29,7 @@ from typing import Annotated, Any
 import typer
 
 from .. import settings
+from ..chain.state import AgreementState
 from ..protocol.errors import DocumentTooLarge
 from ..protocol.jsonio import FILE_BYTES, load_json, read_bounded
 from .errors import CommandError, fail, reports_errors
@@ -207,12 +208,12 @@ class Session:
         abi = load_artifact("LeptonToken").abi  # any ERC-20 ABI would do: only balanceOf and approve are used
         return self.w3.eth.contract(address=parse_address(address, "reward token"), abi=abi)
 
-    def agreement_state(self, agreement_id: int) -> tuple:
+    def agreement_state(self, agreement_id: int) -> AgreementState:
         """``AgreementRegistry.agreementState``; CommandError naming the agreement when it does not exist."""
         if agreement_id < 1:
             raise CommandError(f"agreement ids start at 1, not {agreement_id}")
-        return read_call(self.deployment.agreements.functions.agreementState(agreement_id),
-                         f"unknown agreement {agreement_id}")  # fmt: skip
+        return AgreementState.decode(read_call(self.deployment.agreements.functions.agreementState(agreement_id),
+                                               f"unknown agreement {agreement_id}"))  # fmt: skip
 
     def require_party(self, agreement_id: int, address: str) -> None:
         self.agreement_state(agreement_id)

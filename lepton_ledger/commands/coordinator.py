@@ -23,8 +23,10 @@ from typing import Annotated, Any
 
 import typer
 
+from ..chain.state import Allocation, Partner, Terms
 from ..errors import LeptonError
 from ..protocol.jsonio import FILE_BYTES, load_json, read_bounded
+from ..units import TOKEN_DECIMALS, AgreementStatus, PartnerStatus, PayoutRule
 from .context import (
     CommandError,
     DeploymentOpt,
@@ -52,14 +54,11 @@ from .deploy import eval_set_spec
 
 __all__ = ["AGGREGATIONS", "PAYOUT_RULES", "SCORINGS", "coordinator_app"]
 
-PAYOUT_RULES = {"proportional": 0, "equal": 1, "by_sample_count": 2}  # fl.PayoutRule / the on-chain enum
+PAYOUT_RULES = {rule.name.lower(): rule for rule in PayoutRule}  # --payout-rule's names
 # Rules that need parameters (trim, f, m) the Coordinator does not take yet are refused before anything is sent.
 # fl.aggregation.AGGREGATORS and fl.scoring.SCORERS, spelled out so that --help does not import torch
 AGGREGATIONS = ("fedavg", "median", "trimmed_mean", "krum", "multi_krum")
 SCORINGS = ("leave_one_out", "tmc_shapley", "exact_shapley")
-PARTNER_STATUS = ("None", "Pending", "Approved", "Suspended")  # IPartnerRegistry.PartnerStatus
-PENDING = PARTNER_STATUS.index("Pending")
-TERMINATED = 3  # IAgreementRegistry.AgreementStatus
 
 coordinator_app = typer.Typer(
     help="The coordinator's steps: approve partners, propose and fund agreements, open, anchor and close rounds.",
@@ -88,9 +87,9 @@ def approve(
         require(s.deployment.partners.functions.hasRole(REGISTRAR_ROLE, s.address).call(),
                 f"{s.address} lacks the PartnerRegistry's REGISTRAR_ROLE: only the registrar approves or suspends "
                 "partners (the admin grants it)")  # fmt: skip
-        status = int(s.deployment.partners.functions.partnerOf(address).call()[0])
-        named = PARTNER_STATUS[status] if status < len(PARTNER_STATUS) else status
-        require(status == PENDING, f"{address} is not a partner awaiting approval (its status is {named})")
+        status = Partner.read(s.deployment.partners.functions.partnerOf(address)).status
+        require(status is PartnerStatus.PENDING,
+                f"{address} is not a partner awaiting approval (its status is {status})")  # fmt: skip
         agreements.approve(s.tx, s.deployment, address, s.address)
     typer.echo(f"approved {address}")
 
@@ -144,7 +143,6 @@ def propose(
     """
     from ..chain import agreements
     from ..chain.agreements import AgreementTerms
-    from ..fl.payouts import PayoutRule
     from ..rounds.roles import publish_document
     from ..rounds.rules import DEFAULT_MAX_NORM
 
@@ -180,7 +178,7 @@ def propose(
                 start=now - 1, end=now + round(float(days if days is not None else f.get("days", 365)) * 86400),
                 max_rounds=int(rounds if rounds is not None else f.get("rounds", 5)),
                 coordinator=s.address, arbiter=parse_address(arbiter_address, "--arbiter"), max_sample_count=sample_bound,
-                payout_rule=PayoutRule(PAYOUT_RULES[rule_name]), document=document,
+                payout_rule=PAYOUT_RULES[rule_name], document=document,
                 coordinator_bond=parse_tokens(str(coordinator_bond or f.get("coordinator_bond", "100")),
                                               "--coordinator-bond"),
             )  # fmt: skip
@@ -239,7 +237,7 @@ def fund(
 
     value, _ = _pay_in(agreement, amount, "fund", key=key, rpc_url=rpc_url, deployment=deployment,
                        send=lambda s, token, v: agreements.fund(s.tx, s.deployment, token, agreement, s.address, v))
-    typer.echo(f"funded agreement {agreement} with {fixed_point(value, 18)}")
+    typer.echo(f"funded agreement {agreement} with {fixed_point(value, TOKEN_DECIMALS)}")
 
 
 @coordinator_app.command("bond")
@@ -263,25 +261,23 @@ def bond(
         return int(s.deployment.court.functions.bondOf(agreement, s.address).call())
 
     value, held = _pay_in(agreement, amount, "post", key=key, rpc_url=rpc_url, deployment=deployment, send=post)
-    typer.echo(f"posted {fixed_point(value, 18)} as coordinator bond of agreement {agreement}; bond now "
-               f"{fixed_point(held, 18)}")
+    typer.echo(f"posted {fixed_point(value, TOKEN_DECIMALS)} as coordinator bond of agreement {agreement}; bond now "
+               f"{fixed_point(held, TOKEN_DECIMALS)}")
 
 
 def _pay_in(agreement: int, amount: str, verb: str, *, key: str, rpc_url: str | None, deployment: Path | None,
             send: Callable[[Any, Any, int], Any]) -> tuple[int, Any]:  # fmt: skip
     """Checks that --key can pay AMOUNT of the reward token of AGREEMENT (live, not terminated), then lets
     `send(session, token, amount)` pay it in; returns the amount and what `send` returned."""
-    from ..rounds.roles import ChainTerms
-
     value = parse_tokens(amount, "AMOUNT")
     require(value > 0, "AMOUNT must be positive")
     with open_session(rpc_url=rpc_url, deployment=deployment, key=key) as s:
         state = s.agreement_state(agreement)
-        require(int(state[0]) != TERMINATED, f"agreement {agreement} is terminated")
-        token = s.token(ChainTerms.read(s.deployment, agreement).reward_token)
+        require(state.status is not AgreementStatus.TERMINATED, f"agreement {agreement} is terminated")
+        token = s.token(Terms.read(s.deployment.agreements.functions.terms(agreement)).reward_token)
         balance = int(token.functions.balanceOf(s.address).call())
-        require(balance >= value, f"{s.address} holds {fixed_point(balance, 18)} of the reward token, "
-                                  f"cannot {verb} {fixed_point(value, 18)}")  # fmt: skip
+        require(balance >= value, f"{s.address} holds {fixed_point(balance, TOKEN_DECIMALS)} of the reward token, "
+                                  f"cannot {verb} {fixed_point(value, TOKEN_DECIMALS)}")  # fmt: skip
         return value, send(s, token, value)
 
 
@@ -367,9 +363,9 @@ def open_(
         require(open_round == 0, f"round {open_round} of agreement {agreement} is still open (close it first)")
         bonded, required = s.deployment.agreements.functions.coordinatorBondOf(agreement).call()
         held = int(s.deployment.court.functions.bondOf(agreement, bonded).call())
-        require(held >= required, f"the coordinator holds {fixed_point(held, 18)} of bond in agreement {agreement}, its "
-                                  f"terms require {fixed_point(required, 18)}: post it with `coordinator bond {agreement} "
-                                  "AMOUNT`")  # fmt: skip
+        require(held >= required, f"the coordinator holds {fixed_point(held, TOKEN_DECIMALS)} of bond in agreement "
+                                  f"{agreement}, its terms require {fixed_point(required, TOKEN_DECIMALS)}: post it "
+                                  f"with `coordinator bond {agreement} AMOUNT`")  # fmt: skip
         # A voided or abandoned round stays charged until restored, and openRound waits for it.
         for line in disputes.restore_pending(s.tx, s.deployment, sender=s.address, agreement_id=agreement):
             typer.echo(line)
@@ -434,13 +430,15 @@ def close(
         coordinator.check_closable(agreement, round)  # a refused close sends nothing, not even the answers below
         _answer_disputes(s, agreement)  # a dispute left unanswered would void the round after it is finalized
         outcome = coordinator.close_round(agreement, round)
-        claimable_from = int(read_call(s.deployment.vault.functions.allocation(agreement, round), "allocation")[3])
+        claimable_from = Allocation.decode(read_call(s.deployment.vault.functions.allocation(agreement, round),
+                                                     "allocation")).claimable_at
     report = outcome.report
     typer.echo(f"finalized round {round} of agreement {agreement}: accuracy "
                f"{report.metrics['accuracy_before']:.3f} -> {report.metrics['accuracy_after']:.3f}")  # fmt: skip
     typer.echo(f"aggregate {outcome.aggregate_cid}, report {outcome.report_cid}")
     for line in report.partners:
-        verdict = f"allocated {fixed_point(line.payout, 18)}" if line.accepted else f"rejected ({line.reasons[0]['code']})"
+        paid = fixed_point(line.payout, TOKEN_DECIMALS)
+        verdict = f"allocated {paid}" if line.accepted else f"rejected ({line.reasons[0]['code']})"
         typer.echo(f"  {line.partner}: {verdict}")
     typer.echo(f"allocations are claimable from {utc(claimable_from)}, when the dispute window ends "
                "(`partner claim`)")

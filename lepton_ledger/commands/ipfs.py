@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -18,10 +18,13 @@ from .errors import CommandError, reports_errors
 
 __all__ = ["ipfs_app"]
 
+if TYPE_CHECKING:  # the store loads on first use: --help stays fast
+    from ..storage.local import LocalStore
+
 ipfs_app = typer.Typer(help="Content-addressed storage with kubo-identical CIDs (local block store).", no_args_is_help=True)
 
 
-def _store():  # type: ignore[no-untyped-def]
+def _store() -> LocalStore:
     from ..storage.local import LocalStore
 
     return LocalStore()

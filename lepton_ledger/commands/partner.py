@@ -21,6 +21,15 @@ from typing import Annotated, Any
 
 import typer
 
+from ..chain.state import Allocation, EntryDispute, Partner, Round, Terms
+from ..units import (
+    EPSILON_DECIMALS,
+    EPSILON_SCALE,
+    TOKEN_DECIMALS,
+    AgreementStatus,
+    DisputeStatus,
+    PartnerStatus,
+)
 from .context import (
     CommandError,
     DeploymentOpt,
@@ -48,7 +57,6 @@ from .data import (
 __all__ = ["RELAY_FILE_VERSION", "partner_app"]
 
 RELAY_FILE_VERSION = 1
-ACTIVE, TERMINATED = 2, 3  # IAgreementRegistry.AgreementStatus
 
 partner_app = typer.Typer(
     help="A partner's steps: register, sign an agreement, stake, train and submit (or sign) a round's update, claim, "
@@ -91,8 +99,8 @@ def register(
         require(bool(sep and k), f"--field takes KEY=VALUE, not {item!r}")
         profile[k] = v
     with open_session(rpc_url=rpc_url, deployment=deployment, key=key, ipfs=ipfs) as s:
-        status = int(s.deployment.partners.functions.partnerOf(s.address).call()[0])
-        require(status == 0, f"{s.address} is already registered in the PartnerRegistry")
+        status = Partner.read(s.deployment.partners.functions.partnerOf(s.address)).status
+        require(status is PartnerStatus.NONE, f"{s.address} is already registered in the PartnerRegistry ({status})")
         from ..rounds.roles import publish_document
 
         cid = publish_document(s.store, profile)
@@ -104,15 +112,15 @@ def _signing_checks(s: Any, agreement_id: int) -> int:
     """The agreement's current version, after checking the signer may sign it (what the registry would refuse)."""
     state = s.agreement_state(agreement_id)
     s.require_party(agreement_id, s.address)
-    require(int(state[0]) != TERMINATED, f"agreement {agreement_id} is terminated")
+    require(state.status is not AgreementStatus.TERMINATED, f"agreement {agreement_id} is terminated")
     # A version awaits signatures while it is the latest and not (yet) in force: a proposal or an amendment.
-    require(int(state[1]) != int(state[3]), f"agreement {agreement_id} has no version awaiting signatures "
-                                            f"(version {int(state[3])} is in force)")  # fmt: skip
+    require(state.version != state.active_version, f"agreement {agreement_id} has no version awaiting signatures "
+                                                   f"(version {state.active_version} is in force)")  # fmt: skip
     require(not s.deployment.agreements.functions.hasExited(agreement_id, s.address).call(),
             f"{s.address} has exited agreement {agreement_id} and can sign no later version")  # fmt: skip
     require(bool(s.deployment.partners.functions.isApproved(s.address).call()),
             f"{s.address} is not an approved partner yet (the coordinator runs `coordinator approve`)")  # fmt: skip
-    version = int(state[1])
+    version = state.version
     signed = s.deployment.agreements.functions.hasSigned(agreement_id, version, s.address).call()
     require(not signed, f"{s.address} has already signed version {version} of agreement {agreement_id}")
     return version
@@ -165,22 +173,22 @@ def stake(
     RewardVault.stake(AGREEMENT, amount). The agreement activates when this was the last stake or signature missing.
     """
     from ..chain import agreements
-    from ..rounds.roles import ChainTerms
 
     with open_session(rpc_url=rpc_url, deployment=deployment, key=key) as s:
         s.require_party(agreement, s.address)
-        terms = ChainTerms.read(s.deployment, agreement)
+        terms = Terms.read(s.deployment.agreements.functions.terms(agreement))
         held = int(s.deployment.vault.functions.stakeOf(agreement, s.address).call())
         value = parse_tokens(amount, "--amount") if amount is not None else max(0, terms.required_stake - held)
         require(value > 0 or amount is None, f"--amount must be more than 0, not {amount!r}")
-        require(value > 0, f"{s.address} already holds {fixed_point(held, 18)} staked (required "
-                           f"{fixed_point(terms.required_stake, 18)}); pass --amount to add more")  # fmt: skip
+        require(value > 0, f"{s.address} already holds {fixed_point(held, TOKEN_DECIMALS)} staked (required "
+                           f"{fixed_point(terms.required_stake, TOKEN_DECIMALS)}); pass --amount to add "
+                           "more")  # fmt: skip
         token = s.token(terms.reward_token)
         balance = int(token.functions.balanceOf(s.address).call())
-        require(balance >= value, f"{s.address} holds {fixed_point(balance, 18)} of the reward token, "
-                                  f"cannot stake {fixed_point(value, 18)}")  # fmt: skip
+        require(balance >= value, f"{s.address} holds {fixed_point(balance, TOKEN_DECIMALS)} of the reward token, "
+                                  f"cannot stake {fixed_point(value, TOKEN_DECIMALS)}")  # fmt: skip
         activated = agreements.stake(s.tx, s.deployment, token, agreement, s.address, value)
-    typer.echo(f"{s.address} staked {fixed_point(value, 18)} in agreement {agreement}"
+    typer.echo(f"{s.address} staked {fixed_point(value, TOKEN_DECIMALS)} in agreement {agreement}"
                + (": the agreement is now active" if activated else ""))  # fmt: skip
 
 
@@ -204,12 +212,7 @@ def _train(*, agreement: int, key: str, dataset: str, partition: int, partitions
     terms)``. With `service` (a ledger service's URL), the store and the relay of transactions are that service's
     (``api.client``); the chain is still read through the session's own node."""
     from ..rounds.partner import TrainingSettings
-    from ..rounds.roles import (
-        ChainTerms,
-        build_partner,
-        fresh_accountant,
-        terms_document,
-    )
+    from ..rounds.roles import build_partner, fresh_accountant, terms_document
     from ..workers import open_executor
     from .data import partner_data
 
@@ -231,7 +234,7 @@ def _train(*, agreement: int, key: str, dataset: str, partition: int, partitions
             s.document.get("coordinator"), *s.document.get("auditors", [])]  # fmt: skip
         require(all(recipients), f"no recipients: {s.deployment_path} names no coordinator; pass --recipient")
         for address in recipients:
-            key_bytes = bytes(s.deployment.partners.functions.partnerOf(address).call()[3])
+            key_bytes = Partner.read(s.deployment.partners.functions.partnerOf(address)).encryption_key
             require(any(key_bytes), f"recipient {address} has no X25519 key in the PartnerRegistry "
                                     "(it runs `partner register` first)")  # fmt: skip
         if service is not None:
@@ -241,7 +244,7 @@ def _train(*, agreement: int, key: str, dataset: str, partition: int, partitions
             store, tx = client.store(agreement, round_id), client.transactor(s.w3)
         else:
             store, tx = s.store, s.tx
-        terms = ChainTerms.read(s.deployment, agreement)
+        terms = Terms.read(s.deployment.agreements.functions.terms(agreement))
         model = model or (terms_document(store, terms) or {}).get("model", "logreg")
         settings = TrainingSettings(model=model, epochs=epochs, batch_size=batch_size, lr=lr,
                                     max_grad_norm=max_grad_norm, noise_multiplier=noise_multiplier, seed=train_seed)
@@ -285,7 +288,7 @@ def _refuse_what_the_chain_would(s: Any, agreement: int, round_id: int, *, batch
     if ledger.hasSubmitted(agreement, round_id, s.address).call():
         raise CommandError(f"{s.address} has already submitted its update for round {round_id} of agreement "
                            f"{agreement}{_earlier_submission(s, agreement, round_id)}; nothing trained")  # fmt: skip
-    deadline = int(ledger.round(agreement, round_id).call()[4])
+    deadline = Round.read(ledger.round(agreement, round_id)).deadline
     now = int(s.w3.eth.get_block("latest")["timestamp"])
     if now >= deadline and not batched:
         raise CommandError(f"round {round_id} of agreement {agreement} took submissions until {utc(deadline)}; it "
@@ -348,7 +351,8 @@ def train_and_submit(
     )  # fmt: skip
     typer.echo(f"round {round_id}: submitted {submission.envelope_cid} ({submission.sample_count} samples), "
                f"tx {submission.tx_hash}")  # fmt: skip
-    typer.echo(f"epsilon spent {accountant.epsilon():.4f} of cap {fixed_point(terms.epsilon_cap_fixed, 6)}")
+    typer.echo(f"epsilon spent {accountant.epsilon():.4f} of cap "
+               f"{fixed_point(terms.epsilon_cap_fixed, EPSILON_DECIMALS)}")  # fmt: skip
 
 
 @partner_app.command("train-and-sign")
@@ -375,7 +379,8 @@ def train_and_sign(
     )  # fmt: skip
     out.write_text(json.dumps(document, indent=2) + "\n")
     typer.echo(f"round {round_id}: sealed {document['envelopeCid']}, signed commitment written to {out}")
-    typer.echo(f"epsilon spent {accountant.epsilon():.4f} of cap {fixed_point(terms.epsilon_cap_fixed, 6)}")
+    typer.echo(f"epsilon spent {accountant.epsilon():.4f} of cap "
+               f"{fixed_point(terms.epsilon_cap_fixed, EPSILON_DECIMALS)}")  # fmt: skip
 
 
 @partner_app.command("claim")
@@ -405,7 +410,7 @@ def claim(
         vault = s.deployment.vault.functions
         require(not vault.hasClaimed(agreement, round, s.address).call(),
                 f"{s.address} has already claimed round {round} of agreement {agreement}")  # fmt: skip
-        opens = int(vault.allocation(agreement, round).call()[3])
+        opens = Allocation.read(vault.allocation(agreement, round)).claimable_at
         now = int(s.w3.eth.get_block("pending")["timestamp"])  # the time the claim would be mined at
         require(now >= opens, f"claims of round {round} open at {utc(opens)}, in {opens - now} s (the dispute "
                                  "window; on the local node, `lepton-ledger node time --advance` moves time)")
@@ -413,7 +418,8 @@ def claim(
                                 accountant=fresh_accountant(s.deployment, agreement, s.address),
                                 accountant_path=_accountant_file(s, agreement, s.address))  # fmt: skip
         tx_hash = partner.claim(agreement, round, amount, tree.proof(s.address))
-    typer.echo(f"claimed {fixed_point(amount, 18)} for round {round} of agreement {agreement}, tx {tx_hash}")
+    typer.echo(f"claimed {fixed_point(amount, TOKEN_DECIMALS)} for round {round} of agreement {agreement}, "
+               f"tx {tx_hash}")  # fmt: skip
 
 
 @partner_app.command("exit")
@@ -451,10 +457,10 @@ def unstake(
         value = parse_tokens(amount, "--amount") if amount is not None else held
         require(value > 0, f"--amount must be more than 0, not {amount!r}" if amount is not None
                 else f"{s.address} holds no stake in agreement {agreement}")  # fmt: skip
-        require(value <= held, f"{s.address} holds {fixed_point(held, 18)} staked in agreement {agreement}, "
-                               f"cannot withdraw {fixed_point(value, 18)}")  # fmt: skip
+        require(value <= held, f"{s.address} holds {fixed_point(held, TOKEN_DECIMALS)} staked in agreement "
+                               f"{agreement}, cannot withdraw {fixed_point(value, TOKEN_DECIMALS)}")  # fmt: skip
         s.tx.transact(s.deployment.vault.functions.unstake(agreement, value), s.address)
-    typer.echo(f"{s.address} withdrew {fixed_point(value, 18)} of its stake in agreement {agreement}")
+    typer.echo(f"{s.address} withdrew {fixed_point(value, TOKEN_DECIMALS)} of its stake in agreement {agreement}")
 
 
 @partner_app.command("status")
@@ -467,8 +473,8 @@ def status(
     """Show a partner's standing in AGREEMENT: epsilon spent (on-chain and local) against the cap, stake (and
     whether it is locked), rewards claimable and claimed, its disputed batch entries and the challenges against
     it. Sends nothing and needs no password."""
-    from ..challenges.challenge import challenges
     from ..chain import disputes
+    from ..challenges.challenge import challenges
     from ..rounds.roles import standing
 
     who = _who(key, address)
@@ -480,21 +486,23 @@ def status(
         local = _local_epsilon(path)
         locked = bool(s.deployment.ledger.functions.isStakeLocked(agreement, who).call())
         # RewardVault.unstake also refuses while the terms are in force for a party that has not exited.
-        in_force = (int(s.agreement_state(agreement)[0]) == ACTIVE
+        in_force = (s.agreement_state(agreement).status is AgreementStatus.ACTIVE
                     and not s.deployment.agreements.functions.hasExited(agreement, who).call())  # fmt: skip
         records = disputes.disputes(s.deployment, agreement, party=who)
         against = [c for c in challenges(s.deployment) if c.agreement_id == agreement and c.partner == who]
     held_as = "locked" if locked else "held while the terms are in force" if in_force else "withdrawable"
     typer.echo(f"partner:          {who}")
-    typer.echo(f"epsilon on-chain: {held.epsilon_fixed / 10**6:.6f} of cap {fixed_point(held.epsilon_cap_fixed, 6)}")
+    typer.echo(f"epsilon on-chain: {held.epsilon_fixed / EPSILON_SCALE:.6f} of cap "
+               f"{fixed_point(held.epsilon_cap_fixed, EPSILON_DECIMALS)}")  # fmt: skip
     typer.echo(f"epsilon local:    {'-' if local is None else f'{local:.6f}'} ({path})")
-    typer.echo(f"stake:            {fixed_point(held.stake, 18)} (required {fixed_point(held.required_stake, 18)}; "
-               f"{held_as})")  # fmt: skip
-    typer.echo(f"claimable now:    {fixed_point(held.claimable, 18)}")
-    typer.echo(f"claimed:          {fixed_point(held.claimed, 18)}")
+    typer.echo(f"stake:            {fixed_point(held.stake, TOKEN_DECIMALS)} (required "
+               f"{fixed_point(held.required_stake, TOKEN_DECIMALS)}; {held_as})")  # fmt: skip
+    typer.echo(f"claimable now:    {fixed_point(held.claimable, TOKEN_DECIMALS)}")
+    typer.echo(f"claimed:          {fixed_point(held.claimed, TOKEN_DECIMALS)}")
     for r in records:
         when = f", answer by {utc(r.answer_by)}" if r.status == "Open" else ""
-        typer.echo(f"dispute:          round {r.round}, entry epsilon {fixed_point(r.epsilon, 6)}: {r.status}{when}")
+        typer.echo(f"dispute:          round {r.round}, entry epsilon {fixed_point(r.epsilon, EPSILON_DECIMALS)}: "
+                   f"{r.status}{when}")  # fmt: skip
     for c in against:
         typer.echo(f"challenge:        {c.challenge_id}, round {c.round}, {c.status}, raised {utc(c.raised_at)} by "
                    f"{c.challenger}")  # fmt: skip
@@ -587,18 +595,19 @@ def dispute(
         entry = disputes.entry_of(s.deployment, agreement, round, s.address)
         require(entry is not None, f"{s.address} has no entry in the batches anchored for round {round} of "
                                    f"agreement {agreement}: nothing to dispute")  # fmt: skip
-        status = disputes.DISPUTE_STATUS[int(s.deployment.ledger.functions.entryDispute(agreement, round, s.address)
-                                             .call()[0])]  # fmt: skip
-        require(status == "None", f"{s.address}'s entry in round {round} of agreement {agreement} was already "
-                                  f"disputed (status {status})")  # fmt: skip
+        status = EntryDispute.read(s.deployment.ledger.functions.entryDispute(agreement, round, s.address)).status
+        require(status is DisputeStatus.NONE, f"{s.address}'s entry in round {round} of agreement {agreement} was "
+                                              f"already disputed (status {status})")  # fmt: skip
         require(force or not _answerable(s, entry),
-                f"{s.address} signed this commitment (epsilon {fixed_point(entry.epsilon, 6)}) for round {round}: the "
-                "entry is honest and the coordinator can answer a dispute; pass --force to dispute it anyway")
+                f"{s.address} signed this commitment (epsilon {fixed_point(entry.epsilon, EPSILON_DECIMALS)}) for "
+                f"round {round}: the entry is honest and the coordinator can answer a dispute; pass --force to "
+                "dispute it anyway")  # fmt: skip
         receipt = s.tx.transact(s.deployment.ledger.functions.disputeBatchEntry(entry.evidence()), s.address)
         (event,) = s.deployment.ledger.events.BatchEntryDisputed().process_receipt(receipt, errors=DISCARD)
     answer_by = int(event["args"]["answerBy"])
     typer.echo(f"disputed the entry of {s.address} in round {round} of agreement {agreement} (batch "
-               f"{entry.batch_index}, position {entry.position}, epsilon {fixed_point(entry.epsilon, 6)}); the "
+               f"{entry.batch_index}, position {entry.position}, epsilon "
+               f"{fixed_point(entry.epsilon, EPSILON_DECIMALS)}); the "
                f"coordinator must answer by {utc(answer_by)}, then: lepton-ledger partner void-entry "
                f"--agreement {agreement} --round {round}")  # fmt: skip
 
@@ -623,12 +632,13 @@ def void_entry(
     with open_session(rpc_url=rpc_url, deployment=deployment, key=key) as s:
         who = parse_address(party, "--party") if party else s.address
         s.require_round(agreement, round)
-        d = s.deployment.ledger.functions.entryDispute(agreement, round, who).call()
-        status, answer_by = disputes.DISPUTE_STATUS[int(d[0])], int(d[3])
-        require(status != "None", f"{who} has no disputed entry in round {round} of agreement {agreement}")
-        require(status != "Answered", f"the coordinator answered the dispute of {who} in round {round} with its "
-                                      "signed commitment: the entry stands")  # fmt: skip
-        require(status == "Open", f"the entry of {who} in round {round} is already voided")
+        d = EntryDispute.read(s.deployment.ledger.functions.entryDispute(agreement, round, who))
+        status, answer_by = d.status, d.answer_by
+        require(status is not DisputeStatus.NONE,
+                f"{who} has no disputed entry in round {round} of agreement {agreement}")  # fmt: skip
+        require(status is not DisputeStatus.ANSWERED, f"the coordinator answered the dispute of {who} in round "
+                                                      f"{round} with its signed commitment: the entry stands")
+        require(status is DisputeStatus.OPEN, f"the entry of {who} in round {round} is already voided")
         now = int(s.w3.eth.get_block("pending")["timestamp"])
         require(now > answer_by, f"the coordinator may answer the dispute of {who} until {utc(answer_by)}; it can "
                                  "be voided after that")  # fmt: skip
@@ -641,4 +651,4 @@ def void_entry(
         (event,) = s.deployment.ledger.events.DisputedEntryVoided().process_receipt(receipt, errors=DISCARD)
     restored = int(event["args"]["restoredEpsilon"])
     typer.echo(f"voided the entry of {who} in round {round} of agreement {agreement} (the round stands): its "
-               f"epsilon is back to {fixed_point(restored, 6)}")  # fmt: skip
+               f"epsilon is back to {fixed_point(restored, EPSILON_DECIMALS)}")  # fmt: skip

@@ -11,6 +11,8 @@ from typing import Annotated
 
 import typer
 
+from ..chain.state import Round
+from ..units import RoundStatus
 from .context import (
     DeploymentOpt,
     KeyOpt,
@@ -24,7 +26,6 @@ from .context import (
 
 __all__ = ["round_app"]
 
-ROUND_STATUS = ("None", "Open", "Finalized", "Voided")  # IRoundLedger.RoundStatus
 
 round_app = typer.Typer(
     help="What anyone may do to a round: abandon one its coordinator never finalized, restore a voided one.",
@@ -47,11 +48,10 @@ def abandon(
     with open_session(rpc_url=rpc_url, deployment=deployment, key=key) as s:
         s.require_round(agreement, round)
         ledger = s.deployment.ledger.functions
-        r = read_call(ledger.round(agreement, round), f"agreement {agreement} has no round {round}")
-        status = ROUND_STATUS[int(r[0])]
-        require(status == "Open", f"round {round} of agreement {agreement} is {status}: only an open round can be "
-                                  "abandoned")  # fmt: skip
-        abandonable = int(r[4]) + int(ledger.disputeWindow().call())
+        r = Round.decode(read_call(ledger.round(agreement, round), f"agreement {agreement} has no round {round}"))
+        require(r.status is RoundStatus.OPEN, f"round {round} of agreement {agreement} is {r.status}: only an open "
+                                              "round can be abandoned")  # fmt: skip
+        abandonable = r.deadline + int(ledger.disputeWindow().call())
         now = int(s.w3.eth.get_block("pending")["timestamp"])
         require(now > abandonable, f"round {round} of agreement {agreement} can be abandoned after "
                                    f"{utc(abandonable)} (its deadline plus the grace period)")  # fmt: skip

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from ..units import TOKEN_DECIMALS
 from .context import (
     DeploymentOpt,
     KeyOpt,
@@ -51,7 +52,7 @@ def reclaim(
         read_call(vault.reclaim(agreement), "the vault refuses the reclaim", sender=s.address)
         owed = int(vault.reclaimable(agreement, s.address).call())
         s.tx.transact(vault.reclaim(agreement), s.address)
-    typer.echo(f"reclaimed {fixed_point(owed, 18)} tokens of agreement {agreement} to {s.address}")
+    typer.echo(f"reclaimed {fixed_point(owed, TOKEN_DECIMALS)} tokens of agreement {agreement} to {s.address}")
 
 
 @vault_app.command("expire")
@@ -77,5 +78,5 @@ def expire(
         now = int(s.w3.eth.get_block("pending")["timestamp"])
         require(now > expires, f"claims of round {round} of agreement {agreement} run until {utc(expires)}")
         s.tx.transact(vault.expireAllocation(agreement, round), s.address)
-    typer.echo(f"expired the allocation of round {round} of agreement {agreement}: {fixed_point(total - claimed, 18)} "
+    typer.echo(f"expired the allocation of round {round} of agreement {agreement}: {fixed_point(total - claimed, TOKEN_DECIMALS)} "
                "unclaimed tokens are back in the pool")  # fmt: skip

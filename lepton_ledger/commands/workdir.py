@@ -155,7 +155,7 @@ def need_sender(signer: Signer) -> str:
 
 
 def print_tx(result: Any, as_json: bool, *lines: str) -> None:
-    """A step's result (``audit.challenge.ChallengeTx``): its JSON, or `lines` and the transaction."""
+    """A step's result (``challenges.challenge.ChallengeTx``): its JSON, or `lines` and the transaction."""
     if as_json:
         echo_json(result.to_dict())
         return

@@ -41,7 +41,7 @@ from eth_account import Account
 from ..chain._values import InvalidValue, as_address, as_bytes32
 from ..chain.typed_data import UpdateCommitment
 from ..errors import ConfigurationError
-from ..fl.accounting import epsilon_to_fixed
+from ..units import epsilon_to_fixed
 from .crypto import (
     KEY_BYTES,
     NONCE_BYTES,
@@ -211,7 +211,7 @@ def decrypt_envelope(
     recipient_private_key: bytes,
     *,
     max_envelope_bytes: int = DEFAULT_MAX_ENVELOPE_BYTES,
-) -> tuple[EnvelopeHeader, bytes]:
+) -> tuple[EnvelopeHeader, bytearray]:
     """Checks the structure, unwraps the data key and decrypts: (header, payload).
 
     Raises:

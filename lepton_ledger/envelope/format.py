@@ -118,7 +118,7 @@ class EnvelopeHeader:
 
 def parse_envelope(
     data: bytes, *, max_envelope_bytes: int = DEFAULT_MAX_ENVELOPE_BYTES
-) -> tuple[EnvelopeHeader, bytes]:
+) -> tuple[EnvelopeHeader, memoryview]:
     """Splits an envelope into its header and ciphertext, checking structure only (no keys needed).
 
     Raises:

@@ -55,9 +55,9 @@ from ..chain.typed_data import (
     sign_digest,
     typed_data_digest,
 )
-from ..fl.accounting import AccountantKind, epsilon_to_fixed
 from ..protocol.errors import ProtocolError
 from ..protocol.jsonio import load_object
+from ..units import AccountantKind, epsilon_to_fixed
 from .errors import BadSignature, InvalidKey, InvalidManifest, MalformedManifest
 
 __all__ = [
@@ -103,7 +103,7 @@ MANIFEST_TYPES: dict[str, list[dict[str, str]]] = {
 _SECP256K1_HALF_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141 // 2
 
 
-def canonical_json(value: Any) -> str:
+def canonical_json(value: object) -> str:
     """The one JSON text of `value` this format accepts (sorted keys, no spaces, ASCII, finite floats).
 
     Raises:
@@ -112,7 +112,7 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
 
 
-def _finite(value: Any, name: str) -> float:
+def _finite(value: object, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidManifest(f"{name} must be a number, got {value!r}")
     out = float(value)

@@ -37,7 +37,7 @@ __all__ = [
 DEFAULT_MAX_TENSOR_BYTES = 256 * 1024 * 1024
 
 
-def tensor_digest(data: bytes) -> bytes:
+def tensor_digest(data: bytes | bytearray | memoryview) -> bytes:
     """SHA-256 of serialized tensors (32 bytes)."""
     return hashlib.sha256(data).digest()
 

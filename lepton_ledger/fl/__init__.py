@@ -37,7 +37,7 @@ _EXPORTS = {
     "PrivacyAccountant": "accounting",
     "BudgetExceeded": "accounting",  # defined in errors, re-exported there,
     "epsilon_from_history": "accounting",
-    "epsilon_to_fixed": "accounting",
+    "epsilon_to_fixed": "accounting",  # declared in units, re-exported by accounting
     "fedavg": "aggregation",
     "aggregate": "aggregation",
     "coordinate_median": "aggregation",

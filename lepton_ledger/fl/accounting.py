@@ -22,34 +22,17 @@ within its ``eps_error``).
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import Enum
-from fractions import Fraction
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from ..errors import BudgetExceeded, ConfigurationError
+from ..units import UINT32_MAX, AccountantKind, cap_to_fixed, epsilon_to_fixed
 
-FIXED_POINT_ONE = 10**6
-UINT32_MAX = 2**32 - 1
 STATE_VERSION = 1
-
-
-class AccountantKind(str, Enum):
-    RDP = "rdp"
-    PRV = "prv"
-
-    @classmethod
-    def parse(cls, value: str | AccountantKind) -> AccountantKind:
-        """Raises: ConfigurationError for anything but "rdp" or "prv"."""
-        try:
-            return cls(value)
-        except ValueError:
-            raise ConfigurationError(f"accountant must be 'rdp' or 'prv', got {value!r}") from None
 
 
 @dataclass(frozen=True)
@@ -128,33 +111,6 @@ def _rdp_one_step(sample_rate: float, noise_multiplier: float) -> tuple[float, .
 
     rdp = compute_rdp(q=sample_rate, noise_multiplier=noise_multiplier, steps=1, orders=list(_rdp_orders()))
     return tuple(float(v) for v in np.atleast_1d(rdp))
-
-
-def epsilon_to_fixed(epsilon: float) -> int:
-    """`epsilon` in on-chain fixed point (1e6 = 1.0), rounded UP so the chain never understates it.
-
-    Raises:
-        ConfigurationError: negative, NaN or infinite.
-    """
-    if not (math.isfinite(epsilon) and epsilon >= 0):
-        raise ConfigurationError(f"epsilon must be finite and >= 0, got {epsilon}")
-    return math.ceil(Fraction(epsilon) * FIXED_POINT_ONE)
-
-
-def cap_to_fixed(cap: float) -> int:
-    """A cap in fixed point, rounded DOWN so it never allows more than stated.
-
-    Raises:
-        ConfigurationError: not positive and finite.
-    """
-    if not (math.isfinite(cap) and cap > 0):
-        raise ConfigurationError(f"epsilon cap must be finite and > 0, got {cap}")
-    return math.floor(Fraction(cap) * FIXED_POINT_ONE)
-
-
-def fixed_to_epsilon(value: int) -> float:
-    """The float an on-chain fixed-point epsilon stands for."""
-    return value / FIXED_POINT_ONE
 
 
 class PrivacyAccountant:

@@ -9,17 +9,9 @@ left over go one each to the partners with the largest fractional parts, ties br
 from __future__ import annotations
 
 from collections.abc import Mapping
-from enum import IntEnum
 
 from ..errors import ConfigurationError
-
-
-class PayoutRule(IntEnum):
-    """The on-chain `AgreementRegistry.PayoutRule` values."""
-
-    PROPORTIONAL = 0  # to positive contribution scores
-    EQUAL = 1
-    BY_SAMPLE_COUNT = 2
+from ..units import PayoutRule  # re-exported: the rules computed here
 
 
 def split_by_weights(total: int, weights: Mapping[str, int]) -> dict[str, int]:

@@ -55,7 +55,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..errors import ConfigurationError, ToolchainError
-from .accounting import AccountantKind, Round, epsilon_from_history
+from ..units import AccountantKind
+from .accounting import Round, epsilon_from_history
 from .bookkeeping import (
     supports_bookkeeping,
     train_bookkeeping,

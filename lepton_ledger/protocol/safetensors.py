@@ -37,7 +37,7 @@ def _natural(value: object, what: str) -> int:
     return value
 
 
-def parse_header(data: bytes | memoryview, *, max_tensor_bytes: int) -> dict[str, TensorEntry]:
+def parse_header(data: bytes | bytearray | memoryview, *, max_tensor_bytes: int) -> dict[str, TensorEntry]:
     """The tensor entries of safetensors `data`, each checked against the bounds above.
 
     Raises:

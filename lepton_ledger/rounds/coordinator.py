@@ -53,6 +53,7 @@ from ..chain.batched import read_many
 from ..chain.deployment import AUDITOR_ROLE
 from ..chain.events import EventIndex
 from ..chain.merkle import PayoutTree, PositionalTree, commitment_leaf, pack_entries, unpack_entries
+from ..chain.state import Partner, Round, RoundConfig, Terms
 from ..chain.transactions import decode_revert
 from ..chain.typed_data import update_commitment_digest
 from ..envelope import Expected
@@ -61,7 +62,6 @@ from ..envelope.format import DEFAULT_MAX_ENVELOPE_BYTES
 from ..envelope.tensors import deserialize_tensors, serialize_tensors
 from ..errors import ChainError, ConfigurationError, LeptonError
 from ..fl.data import eval_commitment
-from ..fl.payouts import PayoutRule
 from ..protocol.commitments import (
     MAX_BATCH_BYTES,
     BatchItem,
@@ -71,6 +71,7 @@ from ..protocol.commitments import (
 from ..protocol.errors import ProtocolError
 from ..protocol.signatures import chain_signature_check
 from ..storage.cid import parse_cid
+from ..units import PayoutRule
 from .effects import (
     Checkpoint,
     RoundEffects,
@@ -223,7 +224,7 @@ class Coordinator:
                 op = self.effects.transact(prefix + str(count + 1), call, self.address, round=count + 1,
                                            model_digest=digest)  # fmt: skip
         round_id = int(op.payload["round"])
-        on_chain = bytes(self.deployment.ledger.functions.round(agreement_id, round_id).call()[6])
+        on_chain = Round.read(self.deployment.ledger.functions.round(agreement_id, round_id)).model_digest
         if on_chain != bytes(model_digest):
             raise OpenRoundConflict(f"round {round_id} of agreement {agreement_id} holds model 0x{on_chain.hex()}, "
                                     f"not {digest}")  # fmt: skip
@@ -265,7 +266,7 @@ class Coordinator:
         """``{party address, lower case: index}`` of the agreement, as ``partyIndex`` gives them: read once, since
         every version of an agreement's terms has the same parties (AgreementRegistry)."""
         if agreement_id not in self._party_indexes:
-            parties = self.deployment.agreements.functions.terms(agreement_id).call()[1]
+            parties = Terms.read(self.deployment.agreements.functions.terms(agreement_id)).parties
             self._party_indexes[agreement_id] = {p.lower(): i for i, p in enumerate(parties)}
         return self._party_indexes[agreement_id]
 
@@ -348,8 +349,8 @@ class Coordinator:
 
     def round_state(self, agreement_id: int, round_id: int) -> tuple[bytes, bytes]:
         """``(modelDigest, evalCommitment)`` of the round on-chain."""
-        r = self.deployment.ledger.functions.round(agreement_id, round_id).call()
-        return bytes(r[6]), bytes(r[7])
+        r = Round.read(self.deployment.ledger.functions.round(agreement_id, round_id))
+        return r.model_digest, r.eval_commitment
 
     def open_update(self, event: Any, model_digest: bytes, auditor_keys: dict[str, bytes] | None = None) -> Any:
         """Fetches and opens one committed envelope against the chain's expectations.
@@ -394,7 +395,7 @@ class Coordinator:
             held = answers[: len(granted)]
             candidates = [a for a, has in zip(granted, held) if has]
             profiles = [p for p, has in zip(answers[len(granted):], held) if has]
-        keys = {a: bytes(p[3]) for a, p in zip(candidates, profiles)}
+        keys = {a: Partner.decode(p).encryption_key for a, p in zip(candidates, profiles)}
         return {a: k for a, k in keys.items() if any(k)}  # without a registered key, nobody can seal to it
 
     def open_updates(self, events: list[Any], model_digest: bytes) -> tuple[dict[str, Any], dict[str, list]]:
@@ -421,10 +422,10 @@ class Coordinator:
         Raises:
             ConfigurationError: this coordinator was configured with another rule.
         """
-        return self._checked_rule(agreement_id, self.deployment.agreements.functions.terms(agreement_id).call())
+        return self._checked_rule(agreement_id, Terms.read(self.deployment.agreements.functions.terms(agreement_id)))
 
-    def _checked_rule(self, agreement_id: int, terms: Any) -> PayoutRule:
-        rule = PayoutRule(int(terms[4]))
+    def _checked_rule(self, agreement_id: int, terms: Terms) -> PayoutRule:
+        rule = terms.payout_rule
         if self.payout_rule is not None and PayoutRule(self.payout_rule) != rule:
             raise ConfigurationError(f"agreement {agreement_id} pays by {rule.name.lower()}, not by "
                                      f"{PayoutRule(self.payout_rule).name.lower()}")  # fmt: skip
@@ -490,11 +491,12 @@ class Coordinator:
         """
         # The round, its reward and the agreement's terms in one batch request (three round trips before).
         ledger, agreements = self.deployment.ledger.functions, self.deployment.agreements.functions
-        state, config, terms = read_many(self.tx.w3, [ledger.round(agreement_id, round_id),
-                                                      agreements.roundConfig(agreement_id), agreements.terms(agreement_id)])  # fmt: skip
-        model_digest, commitment = bytes(state[6]), bytes(state[7])
+        answers = read_many(self.tx.w3, [ledger.round(agreement_id, round_id), agreements.roundConfig(agreement_id),
+                                         agreements.terms(agreement_id)])  # fmt: skip
+        state, config, terms = Round.decode(answers[0]), RoundConfig.decode(answers[1]), Terms.decode(answers[2])
+        model_digest, commitment = state.model_digest, state.eval_commitment
         events = self.commitments(agreement_id, round_id)
-        reward = int(config[7])
+        reward = config.reward_per_round
         rule = self._checked_rule(agreement_id, terms)
         opened, failed = self.open_updates(events, model_digest)
         base = self.base_state(model_digest)

@@ -33,13 +33,14 @@ from rich.console import Console
 
 from .. import fl
 from ..chain import agreements
-from ..chain.agreements import TOKEN, AgreementTerms
+from ..chain.agreements import AgreementTerms
 from ..chain.anvil import Anvil, advance_time, dev_account
 from ..chain.deployment import DevRoles
 from ..chain.transactions import Transactor
 from ..errors import ConfigurationError
 from ..fl.aggregation import default_params
 from ..storage.local import LocalStore
+from ..units import TOKEN
 from ..workers import open_executor
 from .coordinator import Coordinator
 from .driver import ROUND_WINDOW, drive_round

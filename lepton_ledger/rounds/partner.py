@@ -45,6 +45,8 @@ from pathlib import Path
 from typing import Any
 
 from ..chain.batched import read_many
+from ..chain.state import Partner as PartnerRecord
+from ..chain.state import Round as RoundRecord
 from ..chain.typed_data import UpdateCommitment, sign_digest, update_commitment_digest
 from ..envelope import seal
 from ..envelope.envelope import SealedEnvelope
@@ -156,7 +158,7 @@ def recipient_keys(deployment: Any, addresses: list[str]) -> list[bytes]:
     """The X25519 public keys the PartnerRegistry holds for `addresses` (coordinator, auditors...), read in one
     request."""
     calls = [deployment.partners.functions.partnerOf(a) for a in addresses]
-    return [bytes(p[3]) for p in read_many(deployment.partners.w3, calls)]
+    return [PartnerRecord.decode(p).encryption_key for p in read_many(deployment.partners.w3, calls)]
 
 
 def _train_task(model_bytes: bytes, data: Any, settings: TrainingSettings, delta: float, accountant: str,
@@ -250,10 +252,11 @@ class Partner:
             reads.append(ledger_calls.round(agreement_id, round_id))
         epsilon, *answers = read_many(self.deployment.ledger.w3, reads)
         if recipients:
-            self._recipient_keys[tuple(recipients)] = [bytes(p[3]) for p in answers[:len(recipients)]]
-        round_state = answers[len(recipients):]
-        if round_state and any(round_state[0][6]):  # an open round's digest is final; a zero one is no round yet
-            self._model_digests[(agreement_id, round_id)] = bytes(round_state[0][6])
+            self._recipient_keys[tuple(recipients)] = [PartnerRecord.decode(p).encryption_key
+                                                       for p in answers[:len(recipients)]]  # fmt: skip
+        round_state = [RoundRecord.decode(r) for r in answers[len(recipients):]]
+        if round_state and any(round_state[0].model_digest):  # an open round's digest is final; zero: no round yet
+            self._model_digests[(agreement_id, round_id)] = round_state[0].model_digest
         on_chain = int(epsilon)
         spent = self.accountant.spent_fixed()
         if on_chain > spent:
@@ -284,7 +287,7 @@ class Partner:
         """
         digest = self._model_digests.get((agreement_id, round_id))
         if digest is None:
-            digest = bytes(self.deployment.ledger.functions.round(agreement_id, round_id).call()[6])
+            digest = RoundRecord.read(self.deployment.ledger.functions.round(agreement_id, round_id)).model_digest
         data = fetch_by_digest(self.store, digest)
         recomputed = content_digest(data)
         if recomputed != digest:

@@ -8,7 +8,6 @@
 - the partner's :class:`~lepton_ledger.fl.PrivacyAccountant` persists between commands in one file per
   (deployment, agreement, partner), :func:`accountant_path`, written by ``rounds.Partner`` itself
   (rounds/accountant_file.py: atomic, each round recorded once); :func:`fresh_accountant` is what it loads into.
-- :class:`ChainTerms`: an agreement's terms as the chain holds them (payout rule, epsilon cap, delta...).
 - the terms document (task, model, max norm...) is put to the store as the exact canonical JSON bytes that
   ``agreements.document_digest`` addresses; that CID's digest *is* the on-chain ``termsDigest``, so anyone
   finds it from the chain alone (:func:`publish_document`, :func:`terms_document`).
@@ -33,13 +32,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..chain.agreements import DELTA_SCALE, EPSILON_SCALE, document_digest
+from ..chain.agreements import document_digest
+from ..chain.state import Allocation, Round, RoundConfig, Terms
 from ..errors import LeptonError
 from ..protocol.commitments import SIGNED_COMMITMENT_VERSION
+from ..units import RoundStatus
 from .rules import DEFAULT_MAX_NORM
 
 __all__ = [
-    "ChainTerms",
     "RoleStateError",
     "Standing",
     "accountant_path",
@@ -56,38 +56,8 @@ __all__ = [
     "terms_document",
 ]
 
-ROUND_FINALIZED = 2  # IRoundLedger.RoundStatus.Finalized
-
-
 class RoleStateError(LeptonError, ValueError):
     """Local state and the chain disagree (a lost accountant file, a report that does not give the root...)."""
-
-
-@dataclass(frozen=True)
-class ChainTerms:
-    """``AgreementRegistry.terms(id)`` in Python units."""
-
-    terms_digest: bytes
-    parties: list[str]
-    reward_token: str
-    reward_per_round: int
-    payout_rule: int
-    epsilon_cap_fixed: int
-    delta: float
-    required_stake: int
-    start: int
-    end: int
-    max_rounds: int
-
-    @classmethod
-    def read(cls, deployment: Any, agreement_id: int) -> ChainTerms:
-        t = deployment.agreements.functions.terms(agreement_id).call()
-        return cls(bytes(t[0]), list(t[1]), t[2], int(t[3]), int(t[4]), int(t[5]), int(t[6]) / DELTA_SCALE,
-                   int(t[7]), int(t[8]), int(t[9]), int(t[10]))  # fmt: skip
-
-    @property
-    def epsilon_cap(self) -> float:
-        return self.epsilon_cap_fixed / EPSILON_SCALE
 
 
 # -- the role objects ---------------------------------------------------------------------------------------
@@ -112,9 +82,9 @@ def build_coordinator(*, account: Any, tx: Any, deployment: Any, store: Any, x25
                       scoring: str = "leave_one_out", outbox: Any = None) -> Any:  # fmt: skip
     """A ``rounds.Coordinator``; it pays by the agreement's on-chain payout rule (`payout_rule`, when given, must
     be that rule)."""
-    from ..fl.payouts import PayoutRule
     from ..rounds.coordinator import Coordinator
     from ..rounds.rules import RoundRules
+    from ..units import PayoutRule
 
     rules = RoundRules(aggregation=aggregation, aggregation_params=aggregation_params or {}, scoring=scoring,
                        max_norm=max_norm)  # fmt: skip
@@ -131,9 +101,10 @@ def agreement_coordinator(session: Any, agreement_id: int, eval_set: Any, *, mod
     `aggregation`'s defaults for the agreement's party count, events under the session's state directory."""
     from ..fl.aggregation import default_params
 
-    terms = ChainTerms.read(session.deployment, agreement_id)
+    agreements = session.deployment.agreements.functions
+    terms = Terms.read(agreements.terms(agreement_id))
     document = terms_document(session.store, terms) or {}
-    parties = int(session.deployment.agreements.functions.roundConfig(agreement_id).call()[2])
+    parties = RoundConfig.read(agreements.roundConfig(agreement_id)).party_count
     return build_coordinator(
         account=session.account, tx=session.tx, deployment=session.deployment, store=session.store,
         x25519_private=session.identity.x25519_private_bytes(),
@@ -158,7 +129,7 @@ def fresh_accountant(deployment: Any, agreement_id: int, partner: str) -> Any:
     accountant file and checks it against the chain (``Partner.reconcile``) before anything trains."""
     from ..fl.accounting import PrivacyAccountant
 
-    terms = ChainTerms.read(deployment, agreement_id)
+    terms = Terms.read(deployment.agreements.functions.terms(agreement_id))
     return PrivacyAccountant(partner=partner, agreement=agreement_id, delta=terms.delta,
                              epsilon_cap_fixed=terms.epsilon_cap_fixed)  # fmt: skip
 
@@ -184,7 +155,7 @@ def publish_document(store: Any, document: dict[str, Any]) -> str:
     return cid
 
 
-def terms_document(store: Any, terms: ChainTerms) -> dict[str, Any] | None:
+def terms_document(store: Any, terms: Terms) -> dict[str, Any] | None:
     """The terms document whose digest the agreement holds, when the store has it; None otherwise.
 
     Raises:
@@ -215,9 +186,9 @@ def global_model(deployment: Any, store: Any, agreement_id: int, *, model_name: 
 
     ledger = deployment.ledger.functions
     for round_id in range(int(ledger.roundCount(agreement_id).call()), 0, -1):
-        r = ledger.round(agreement_id, round_id).call()
-        if int(r[0]) == ROUND_FINALIZED:
-            return deserialize_tensors(fetch_by_digest(store, bytes(r[8]))), round_id
+        r = Round.read(ledger.round(agreement_id, round_id))
+        if r.status is RoundStatus.FINALIZED:
+            return deserialize_tensors(fetch_by_digest(store, r.aggregate_digest)), round_id
     return build_model(model_name, input_dim, num_classes, seed=0).state_dict(), None
 
 
@@ -232,15 +203,15 @@ def payout_tree(deployment: Any, store: Any, agreement_id: int, round_id: int) -
     from ..chain.merkle import PayoutTree
     from ..rounds.report import MAX_REPORT_BYTES, fetch_by_digest, load_report
 
-    r = deployment.ledger.functions.round(agreement_id, round_id).call()
-    if int(r[0]) != ROUND_FINALIZED:
-        raise RoleStateError(f"round {round_id} of agreement {agreement_id} is not finalized")
-    report = load_report(fetch_by_digest(store, bytes(r[9]), max_bytes=MAX_REPORT_BYTES))
+    r = Round.read(deployment.ledger.functions.round(agreement_id, round_id))
+    if r.status is not RoundStatus.FINALIZED:
+        raise RoleStateError(f"round {round_id} of agreement {agreement_id} is {r.status}, not finalized")
+    report = load_report(fetch_by_digest(store, r.report_digest, max_bytes=MAX_REPORT_BYTES))
     payouts = {line["partner"]: int(line["payout"]) for line in report["partners"] if int(line["payout"]) > 0}
     if not payouts:
         return None
     tree = PayoutTree(agreement_id, round_id, payouts)
-    if tree.root != bytes(r[10]):
+    if tree.root != r.payout_root:
         raise RoleStateError(f"the report of round {round_id} does not give the payout root finalized on-chain")
     return tree
 
@@ -264,17 +235,17 @@ def standing(deployment: Any, store: Any, agreement_id: int, partner: str, now: 
     Raises:
         RoleStateError, ArtifactNotFound, MalformedDocument: a finalized round's report is missing or wrong.
     """
-    terms = ChainTerms.read(deployment, agreement_id)
+    terms = Terms.read(deployment.agreements.functions.terms(agreement_id))
     ledger, vault = deployment.ledger.functions, deployment.vault.functions
     claimable = claimed = 0
     for round_id in range(1, int(ledger.roundCount(agreement_id).call()) + 1):
-        if int(ledger.round(agreement_id, round_id).call()[0]) != ROUND_FINALIZED:
+        if Round.read(ledger.round(agreement_id, round_id)).status is not RoundStatus.FINALIZED:
             continue
         tree = payout_tree(deployment, store, agreement_id, round_id)
         amount = tree.payouts.get(partner, 0) if tree is not None else 0
         if vault.hasClaimed(agreement_id, round_id, partner).call():
             claimed += amount
-        elif now >= int(vault.allocation(agreement_id, round_id).call()[3]):
+        elif now >= Allocation.read(vault.allocation(agreement_id, round_id)).claimable_at:
             claimable += amount
     return Standing(epsilon_fixed=int(ledger.cumulativeEpsilon(agreement_id, partner).call()),
                     epsilon_cap_fixed=terms.epsilon_cap_fixed,

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..chain import agreements
-from ..chain.agreements import TOKEN, AgreementTerms
+from ..chain.agreements import AgreementTerms
 from ..chain.artifacts import load_artifact
 from ..chain.deployment import Deployment, DevRoles, deploy_with_roles
 from ..envelope import generate_x25519_keypair
+from ..units import TOKEN
 
 __all__ = ["World", "build_world"]
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+
+from .store import Store
 
 __all__ = ["open_store"]
 
 
-def open_store(location: str | os.PathLike[str] | None = None) -> Any:
+def open_store(location: str | os.PathLike[str] | None = None) -> Store:
     """The store a command should use: `location` as an ``http(s)://`` Kubo RPC URL (a ``KuboStore``) or a
     directory (a ``LocalStore``); when omitted, ``$LEPTON_KUBO_API`` if set, else the embedded block store under
     the data directory (``settings.blockstore_dir()``).

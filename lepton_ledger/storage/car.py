@@ -93,10 +93,10 @@ def _cbor_decode(buf: bytes, pos: int, depth: int = 0) -> tuple[object, int]:
             result[key] = value
         return result, pos
     if major == 6 and n == 42:
-        raw, pos = _cbor_decode(buf, pos, depth + 1)
-        if not isinstance(raw, bytes) or not raw.startswith(b"\x00"):
+        link, pos = _cbor_decode(buf, pos, depth + 1)
+        if not isinstance(link, bytes) or not link.startswith(b"\x00"):
             raise InvalidCar("malformed CID link in the header")
-        return normalize(raw[1:]), pos
+        return normalize(link[1:]), pos
     raise InvalidCar(f"unsupported CBOR major type {major} in the header")
 
 
@@ -113,7 +113,7 @@ def decode_header(buf: bytes) -> list[CID]:
     roots = header.get("roots")
     if not isinstance(roots, list) or not roots or not all(isinstance(r, CID) for r in roots):
         raise InvalidCar("CAR header has no valid roots")
-    return roots  # type: ignore[return-value]
+    return roots
 
 
 # -- export ------------------------------------------------------------------------------------------------

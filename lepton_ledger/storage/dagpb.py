@@ -168,11 +168,11 @@ def decode_node(block: bytes | memoryview) -> PBNode:
         if fno == 2 and wire == 2:
             if data is not None:
                 raise DecodeError("PBNode Links after Data")
-            links.append(_decode_link(val))  # type: ignore[arg-type]
+            links.append(_decode_link(val))
         elif fno == 1 and wire == 2:
             if data is not None:
                 raise DecodeError("duplicate PBNode Data")
-            data = bytes(val)  # type: ignore[arg-type]
+            data = bytes(val)
         else:
             raise DecodeError(f"unexpected PBNode field {fno}")
     return PBNode(links=links, data=data)
@@ -185,19 +185,19 @@ def _decode_link(buf: memoryview) -> PBLink:
     for fno, wire, val in _fields(buf):
         if fno == 1 and wire == 2:
             try:
-                parsed, end = parse_binary(val)  # type: ignore[arg-type]
+                parsed, end = parse_binary(val)
             except InvalidCID as exc:
                 raise DecodeError(f"link hash: {exc}") from None
-            if end != len(val):  # type: ignore[arg-type]
+            if end != len(val):
                 raise DecodeError("link hash has trailing bytes")
             cid_s = cid_to_str(parsed.binary)
         elif fno == 2 and wire == 2:
             try:
-                name = bytes(val).decode("utf-8")  # type: ignore[arg-type]
+                name = bytes(val).decode("utf-8")
             except UnicodeDecodeError:
                 raise DecodeError("link name is not UTF-8") from None
         elif fno == 3 and wire == 0:
-            tsize = val  # type: ignore[assignment]
+            tsize = val
         else:
             raise DecodeError(f"unexpected PBLink field {fno}")
     if cid_s is None:
@@ -215,25 +215,25 @@ def decode_unixfs(data: bytes | memoryview) -> UnixFSData:
     fanout: int | None = None
     for fno, wire, val in _fields(data):
         if fno == 1 and wire == 0:
-            type_ = val  # type: ignore[assignment]
+            type_ = val
         elif fno == 2 and wire == 2:
-            payload = bytes(val)  # type: ignore[arg-type]
+            payload = bytes(val)
         elif fno == 3 and wire == 0:
-            filesize = val  # type: ignore[assignment]
+            filesize = val
         elif fno == 4 and wire == 0:
-            blocksizes.append(val)  # type: ignore[arg-type]
+            blocksizes.append(val)
         elif fno == 4 and wire == 2:  # tolerate the packed encoding other writers may use
             mv, p = val, 0
-            while p < len(mv):  # type: ignore[arg-type]
+            while p < len(mv):
                 try:
-                    v, p = decode_varint(mv, p)  # type: ignore[arg-type]
+                    v, p = decode_varint(mv, p)
                 except ValueError as exc:  # a truncated packed field: malformed, like any other
                     raise DecodeError(f"packed blocksizes: {exc}") from None
                 blocksizes.append(v)
         elif fno == 5 and wire == 0:
-            hash_type = val  # type: ignore[assignment]
+            hash_type = val
         elif fno == 6 and wire == 0:
-            fanout = val  # type: ignore[assignment]
+            fanout = val
         elif fno in (7, 8):
             continue  # mode / mtime: metadata that does not change the file's bytes
         else:

@@ -298,7 +298,8 @@ class KuboStore(Store):
         if not isinstance(reply, dict):
             raise StorageError(f"kubo repo/stat: unexpected reply {reply!r}")
         # Same embedding story as pin/ls: the wire form is flat, the reference shows "SizeStat" nested.
-        sizes = reply.get("SizeStat") if isinstance(reply.get("SizeStat"), dict) else reply
+        nested = reply.get("SizeStat")
+        sizes = nested if isinstance(nested, dict) else reply
         try:
             blocks = int(reply["NumObjects"])
             size = int(sizes["RepoSize"])
@@ -458,7 +459,8 @@ class KuboStore(Store):
         """
         attempt = 0
         while True:
-            request = self._client.build_request("POST", path, params=params, files=files)
+            # A tuple, whose type is covariant, where httpx types a list of (str, primitive) pairs.
+            request = self._client.build_request("POST", path, params=tuple(params), files=files)
             try:
                 response = self._client.send(request, stream=True)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:

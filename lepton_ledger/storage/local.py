@@ -147,7 +147,7 @@ class LocalStore(Store):
     def has(self, cid: str) -> bool:
         return self._path(normalize(cid)).exists()
 
-    def get_block(self, cid: str | CID) -> bytes:  # type: ignore[override]
+    def get_block(self, cid: str | CID) -> bytes:
         parsed = normalize(cid)
         try:
             with open(self._path(parsed), "rb") as f:

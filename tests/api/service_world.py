@@ -20,7 +20,6 @@ from web3 import HTTPProvider, Web3
 
 from lepton_ledger import fl
 from lepton_ledger.chain import agreements
-from lepton_ledger.chain.agreements import TOKEN
 from lepton_ledger.chain.anvil import advance_time, dev_account
 from lepton_ledger.chain.artifacts import load_artifact
 from lepton_ledger.chain.deployment import DevRoles, deploy_with_roles
@@ -32,6 +31,7 @@ from lepton_ledger.rounds.outbox import Outbox
 from lepton_ledger.rounds.partner import Partner, TrainingSettings
 from lepton_ledger.rounds.rules import RoundRules
 from lepton_ledger.storage.local import LocalStore
+from lepton_ledger.units import TOKEN
 from lepton_ledger.workers.inline import InlineExecutor
 
 PASSWORD = "service tests"

@@ -6,15 +6,12 @@ from __future__ import annotations
 import pytest
 from service_world import follow_job
 
+from lepton_ledger.chain.state import Round
 from lepton_ledger.protocol.addressing import cid_for_digest
 
 
 def _report_cid(service) -> str:
-    return cid_for_digest(
-        service.d.ledger.functions.round(service.agreement_id, service.round_id).call()[
-            9
-        ]
-    )
+    return cid_for_digest(Round.read(service.d.ledger.functions.round(service.agreement_id, service.round_id)).report_digest)
 
 
 def test_a_round_artifact_is_read_by_its_agreements_parties_and_the_overseers(service):

@@ -12,6 +12,7 @@ import httpx
 from service_world import CLOSE, follow_job, fresh_account, round_with_commitments
 
 from lepton_ledger.chain import node
+from lepton_ledger.chain.state import Partner
 
 
 def _unanswered(service, caller: str, key: str) -> bool:
@@ -72,7 +73,7 @@ def test_a_request_killed_mid_way_is_run_once_by_its_retry_after_a_restart(servi
         service.w3.eth.get_transaction_count(account.address) == before + 1
     )  # sent once
     assert (
-        bytes(service.d.partners.functions.partnerOf(account.address).call()[2])
+        Partner.read(service.d.partners.functions.partnerOf(account.address)).profile_digest
         == b"\x07" * 32
     )
 

@@ -9,6 +9,9 @@ import time
 import pytest
 from service_world import CLOSE, follow_job, round_with_commitments
 
+from lepton_ledger.chain.state import Round
+from lepton_ledger.units import RoundStatus
+
 
 @pytest.fixture(scope="module")
 def committed(service):
@@ -32,8 +35,8 @@ def test_the_coordinator_closes_a_round_as_a_job(service, committed):
     done = follow_job(service, job["id"], headers)
     assert done["status"] == "done", done
     assert sorted(done["result"]["accepted"]) == sorted([service.alpha.address, service.beta.address])
-    record = service.d.ledger.functions.round(agreement_id, round_id).call()
-    assert record[0] == 2  # finalized, once
+    record = Round.read(service.d.ledger.functions.round(agreement_id, round_id))
+    assert record.status is RoundStatus.FINALIZED  # once
     assert service.api.post(path, json=CLOSE, headers=headers).status_code == 409  # no longer open
 
 
@@ -66,7 +69,8 @@ def test_a_close_job_killed_with_the_service_finishes_once_after_restart(service
     assert done["status"] == "done", done
     finalized = service.d.ledger.events.RoundFinalized().get_logs(
         from_block=0, argument_filters={"agreementId": agreement_id, "round": round_id})
-    assert len(finalized) == 1 and service.d.ledger.functions.round(agreement_id, round_id).call()[0] == 2
+    assert len(finalized) == 1
+    assert Round.read(service.d.ledger.functions.round(agreement_id, round_id)).status is RoundStatus.FINALIZED
 
 
 def test_a_second_service_on_the_same_data_directory_is_refused(service):

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-
-def test_health_names_the_chain_and_the_deployment(service):
-    body = service.api.get("/v1/health").json()
-    assert body["chain_id"] == 31337 and body["contracts"]["RoundLedger"] == service.d.ledger.address
-
-
 import pytest
 from service_world import fresh_account
 
 from lepton_ledger.chain import node
 from lepton_ledger.chain.merkle import payout_leaf, verify_sorted_proof
+from lepton_ledger.chain.state import Round
 from lepton_ledger.protocol.addressing import cid_for_digest
+
+
+def test_health_names_the_chain_and_the_deployment(service):
+    body = service.api.get("/v1/health").json()
+    assert body["chain_id"] == 31337 and body["contracts"]["RoundLedger"] == service.d.ledger.address
 
 
 def test_a_partner_reads_its_own_standing(service):
@@ -61,10 +61,10 @@ def test_unknown_or_malformed_ids(service, path, status):
 
 def test_round(service):
     body = service.api.get(f"/v1/agreements/{service.agreement_id}/rounds/{service.round_id}").json()
-    record = service.d.ledger.functions.round(service.agreement_id, service.round_id).call()
+    record = Round.read(service.d.ledger.functions.round(service.agreement_id, service.round_id))
     assert body["status"] == "finalized" and body["submissions"] == 2
     assert body["submitted"] == {service.alpha.address: True, service.beta.address: True}
-    assert body["payout_root"] == "0x" + record[10].hex() and body["payout_total"] == str(record[11])
+    assert body["payout_root"] == "0x" + record.payout_root.hex() and body["payout_total"] == str(record.payout_total)
 
 
 def test_a_partner_reads_its_reward_and_proof(service):
@@ -74,7 +74,7 @@ def test_a_partner_reads_its_reward_and_proof(service):
     body = reply.json()
     amount = service.payouts[service.alpha.address]
     assert body["amount"] == str(amount) and body["claimed"] is False
-    root = service.d.ledger.functions.round(service.agreement_id, service.round_id).call()[10]
+    root = Round.read(service.d.ledger.functions.round(service.agreement_id, service.round_id)).payout_root
     leaf = payout_leaf(service.agreement_id, service.round_id, service.alpha.address, amount)
     assert body["root"] == "0x" + root.hex()
     assert verify_sorted_proof([bytes.fromhex(p[2:]) for p in body["proof"]], root, leaf)
@@ -92,8 +92,8 @@ def test_reward_refusals(service):
 
 
 def test_blobs(service):
-    record = service.d.ledger.functions.round(service.agreement_id, service.round_id).call()
-    cid = cid_for_digest(record[9])  # the round report
+    record = Round.read(service.d.ledger.functions.round(service.agreement_id, service.round_id))
+    cid = cid_for_digest(record.report_digest)
     headers = service.headers(service.alpha)
     reply = service.api.get(f"/v1/blobs/{cid}", headers=headers)
     assert reply.status_code == 200 and reply.content == service.store.get(cid)

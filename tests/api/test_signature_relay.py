@@ -6,13 +6,16 @@ from __future__ import annotations
 import pytest
 from eth_account import Account
 
+from lepton_ledger.chain.state import AgreementState, Terms
+
 
 @pytest.fixture(scope="module")
 def proposed(service):
     """A new agreement on agreement 1's terms, proposed and signed by nobody yet."""
     d = service.d
-    terms = d.agreements.functions.terms(service.agreement_id).call()
-    service.tx.transact(d.agreements.functions.propose(terms), service.roles.coordinator.address)
+    terms = Terms.read(d.agreements.functions.terms(service.agreement_id))
+    receipt = service.tx.transact(d.agreements.functions.propose(terms.as_tuple()), service.roles.coordinator.address)
+    service.wait_block(receipt["blockNumber"])  # the read model refreshes per block: it knows the agreement from then
     return int(d.agreements.functions.agreementCount().call())
 
 
@@ -39,7 +42,7 @@ def test_a_party_signs_the_typed_data_and_the_coordinator_relays_it_once(service
     assert first.status_code == 200, first.text
     again = service.api.post(f"/v1/agreements/{proposed}/signatures", json=body, headers=headers)
     assert again.json() == first.json() and service.coordinator_nonce() == before + 1
-    version = registry.agreementState(proposed).call()[1]
+    version = AgreementState.read(registry.agreementState(proposed)).version
     assert registry.hasSigned(proposed, version, alpha.address).call()
 
 

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from lepton_ledger.chain.anvil import Anvil, dev_account
 from lepton_ledger.chain.artifacts import load_artifact
 from lepton_ledger.chain.deployment import Deployment, DevRoles
 from lepton_ledger.chain.merkle import PayoutTree
+from lepton_ledger.chain.state import AgreementState, Partner, Round, RoundConfig, Terms
 from lepton_ledger.chain.transactions import Transactor
 from lepton_ledger.chain.typed_data import (
     UpdateCommitment,
@@ -36,13 +38,9 @@ from lepton_ledger.envelope import seal
 from lepton_ledger.envelope.manifest import DPRecord
 from lepton_ledger.envelope.tensors import deserialize_tensors, serialize_tensors
 from lepton_ledger.fl.accounting import epsilon_from_history
+from lepton_ledger.protocol.jsonio import canonical_json
 from lepton_ledger.rounds.coordinator import Coordinator
 from lepton_ledger.rounds.demo import RoundRules, run_demo
-
-# The tampering fixtures below add rounds as the demo ran them before it told the incentive story: two equal IID
-# partners paid by sample count.
-OLD_STORY = {"free_rider": False, "non_iid": False, "payout_rule": fl.PayoutRule.BY_SAMPLE_COUNT}
-from lepton_ledger.protocol.jsonio import canonical_json
 from lepton_ledger.rounds.outbox import Outbox
 from lepton_ledger.rounds.outcome import combine, judge, settle
 from lepton_ledger.rounds.partner import SignedCommitment
@@ -54,6 +52,10 @@ from lepton_ledger.rounds.report import (
     publish,
 )
 from lepton_ledger.storage.local import LocalStore
+
+# The tampering fixtures below add rounds as the demo ran them before it told the incentive story: two equal IID
+# partners paid by sample count.
+OLD_STORY = {"free_rider": False, "non_iid": False, "payout_rule": fl.PayoutRule.BY_SAMPLE_COUNT}
 
 AGREEMENT = 1
 DELTA = 1e-5
@@ -148,7 +150,7 @@ def honest_submit(ctx: dict[str, Any], index: int, *, epsilon_shortfall: float =
     # The demo trains each partner with the same settings on the same data every round, so its two earlier
     # rounds had these DP parameters too (the auditor re-derives them from the manifests independently).
     cumulative = epsilon_from_history([result.dp.as_round()] * 3, DELTA) - epsilon_shortfall
-    recipients = [bytes(d.partners.functions.partnerOf(a).call()[3]) for a in ctx["recipients"]]
+    recipients = [Partner.read(d.partners.functions.partnerOf(a)).encryption_key for a in ctx["recipients"]]
     delta = {name: tensor * scale for name, tensor in result.delta.items()}
     sealed = seal(delta, signer_key=bytes(account.key), recipients=recipients, chain_id=w3.eth.chain_id,
                   ledger=d.ledger.address, agreement_id=AGREEMENT, round=ctx["round"],
@@ -186,7 +188,7 @@ def dishonest_close(coordinator: Coordinator, round_id: int, *, drop: str | None
     accepted = {p: u for p, u in judge(updates, base, rules)[0].items() if p != reject}
     false_reason = {"code": "norm_exceeded", "tensor": None, "message": "update L2 norm exceeds the bound", "detail": {}}
     aggregate = combine(base, {p: u for p, u in accepted.items() if p != drop}, rules)
-    reward = int(coordinator.deployment.agreements.functions.roundConfig(AGREEMENT).call()[7])
+    reward = RoundConfig.read(coordinator.deployment.agreements.functions.roundConfig(AGREEMENT)).reward_per_round
     settled = settle(base, accepted, coordinator.evaluation, rules, reward=reward, payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT)
     scores = {p: s + (score_shift or {}).get(p, 0.0) for p, s in settled.scores.items()}
     payouts = settled.payouts  # by sample count: the shifted scores change no payout
@@ -238,15 +240,15 @@ def add_round(workdir: Path, *, shortfall: dict[int, float] | None = None, scale
         d = Deployment.at(w3, deployment["contracts"])
         token = w3.eth.contract(address=deployment["reward_token"], abi=load_artifact("LeptonToken").abi)
         coord = roles.coordinator.address
-        terms = list(d.agreements.functions.terms(AGREEMENT).call())
-        terms[10] += 1  # maxRounds
-        tx.transact(d.agreements.functions.amend(AGREEMENT, tuple(terms)), coord)
+        terms = Terms.read(d.agreements.functions.terms(AGREEMENT))
+        terms = replace(terms, max_rounds=terms.max_rounds + 1)  # one more round
+        tx.transact(d.agreements.functions.amend(AGREEMENT, terms.as_tuple()), coord)
         for account in partners:
             tx.transact(d.agreements.functions.sign(AGREEMENT), account.address)
-        state = d.agreements.functions.agreementState(AGREEMENT).call()
-        if state[3] != state[1]:  # the amendment is not in force yet
+        state = AgreementState.read(d.agreements.functions.agreementState(AGREEMENT))
+        if state.active_version != state.version:  # the amendment is not in force yet
             tx.transact(d.agreements.functions.tryActivate(AGREEMENT), coord)
-        reward = terms[3]
+        reward = terms.reward_per_round
         tx.transact(token.functions.mint(coord, reward), roles.admin.address)
         tx.transact(token.functions.approve(d.vault.address, reward), coord)
         tx.transact(d.vault.functions.fund(AGREEMENT, reward), coord)
@@ -259,8 +261,8 @@ def add_round(workdir: Path, *, shortfall: dict[int, float] | None = None, scale
                                   model_name="logreg", rules=RoundRules(max_norm=MAX_NORM), payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT,
                                   # copies of one demo chain look alike to the default outbox: each gets its own
                                   outbox=Outbox(workdir / "coordinator-outbox.sqlite"))  # fmt: skip
-        previous = d.ledger.functions.round(AGREEMENT, 2).call()
-        model_bytes = fetch_by_digest(store, bytes(previous[8]))  # round 2's aggregate
+        previous = Round.read(d.ledger.functions.round(AGREEMENT, 2))
+        model_bytes = fetch_by_digest(store, previous.aggregate_digest)
         _, model_digest = coordinator.publish_model(deserialize_tensors(model_bytes))
         deadline = w3.eth.get_block("latest")["timestamp"] + 3600
         round_id = coordinator.open_round(AGREEMENT, model_digest, deadline)

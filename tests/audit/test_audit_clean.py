@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from lepton_ledger.audit import CHECK_NAMES, AuditCannotRun, audit_workdir
-from lepton_ledger.commands.audit import audit_app
 from lepton_ledger.chain.anvil import Anvil
+from lepton_ledger.commands.audit import audit_app
 from lepton_ledger.keys import Keystore
 from lepton_ledger.storage.local import LocalStore
 

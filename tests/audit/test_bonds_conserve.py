@@ -8,11 +8,12 @@ from __future__ import annotations
 from lepton_ledger.audit.chain_view import ChainView
 from lepton_ledger.audit.checks.books import check_bonds
 from lepton_ledger.chain import agreements
-from lepton_ledger.chain.agreements import TOKEN, AgreementTerms
+from lepton_ledger.chain.agreements import AgreementTerms
 from lepton_ledger.chain.anvil import Anvil, dev_account
 from lepton_ledger.chain.artifacts import load_artifact
 from lepton_ledger.chain.deployment import DevRoles, deploy_with_roles
 from lepton_ledger.chain.transactions import Transactor
+from lepton_ledger.units import TOKEN
 
 BOND = 500 * TOKEN
 

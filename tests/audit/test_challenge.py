@@ -22,11 +22,13 @@ from web3 import Web3
 from lepton_ledger.chain.anvil import Anvil, advance_time
 from lepton_ledger.chain.artifacts import load_artifact
 from lepton_ledger.chain.deployment import Deployment
+from lepton_ledger.chain.state import Challenge, Pool, Round
 from lepton_ledger.challenges.challenge import canonical_json
 from lepton_ledger.commands.challenge import challenge_app
 from lepton_ledger.rounds.demo import REQUIRED_STAKE as STAKE
 from lepton_ledger.rounds.report import content_digest, fetch_by_digest
 from lepton_ledger.storage.local import LocalStore
+from lepton_ledger.units import ChallengeStatus
 
 NAMES = ("partner1", "partner2")
 
@@ -64,7 +66,7 @@ def prepared(demo_single, extra_round, tmp_path_factory) -> tuple[Path, dict]:
     parties = _parties(workdir)
     with _chain(workdir) as w3:
         d, _ = _bind(w3, workdir)
-        report_digest = bytes(d.ledger.functions.round(1, added["round"]).call()[9])
+        report_digest = Round.read(d.ledger.functions.round(1, added["round"])).report_digest
     report = json.loads(fetch_by_digest(LocalStore(workdir / "store", durable=False), report_digest))
     names = {parties[n]["address"]: n for n in NAMES}
     return workdir, {
@@ -153,10 +155,9 @@ def test_failed_check_is_challenged_upheld_and_slashed(case, keystore):
         stake_left = d.vault.functions.stakeOf(a, partner).call()
         other_stake = d.vault.functions.stakeOf(a, info["partners"]["partner2"]).call()
         treasury_after = token.functions.balanceOf(info["treasury"]).call()
-        pool = dict(zip(("funded", "allocated", "paid", "slashed", "reclaimed", "staked", "unstaked", "stakeSlashed"),
-                        d.vault.functions.pool(a).call()))  # fmt: skip
+        pool = Pool.read(d.vault.functions.pool(a))
         claimable, unallocated = d.vault.functions.claimable(a).call(), d.vault.functions.unallocated(a).call()
-        status = d.ledger.functions.challengeOf(1).call()[0]
+        status = Challenge.read(d.ledger.functions.challengeOf(1)).status
 
     assert raised.exit_code == 0, raised.output
     out = json.loads(raised.output)
@@ -184,10 +185,10 @@ def test_failed_check_is_challenged_upheld_and_slashed(case, keystore):
     assert (ev_slashed["args"]["partner"], ev_slashed["args"]["amount"]) == (partner, STAKE)
     assert ev_slashed["args"]["recipient"] == info["treasury"] == ev_forfeit["args"]["recipient"]
     assert ev_forfeit["args"]["amount"] == reward
-    assert stake_left == 0 and other_stake == STAKE and status == 4  # Executed
+    assert stake_left == 0 and other_stake == STAKE and status is ChallengeStatus.EXECUTED
     assert treasury_after - treasury_before == STAKE + reward
-    assert pool["stakeSlashed"] == STAKE and pool["slashed"] == reward
-    assert pool["funded"] == pool["paid"] + claimable + pool["slashed"] + unallocated + pool["reclaimed"]
+    assert pool.stake_slashed == STAKE and pool.slashed == reward
+    assert pool.funded == pool.paid + claimable + pool.slashed + unallocated + pool.reclaimed
 
 
 BAD = [
@@ -272,10 +273,10 @@ def test_a_dismissed_challenge_frees_the_update_for_another(case, keystore):
                          *live)  # fmt: skip
         again = _cli("raise", "--from-audit", audit, "--check", 1, "--key", "auditor", "--json", *live)
         d, _ = _bind(w3, workdir)
-        records = [d.ledger.functions.challengeOf(i).call() for i in (1, 2)]
+        records = [Challenge.read(d.ledger.functions.challengeOf(i)) for i in (1, 2)]
     assert refused.exit_code == 1 and "not both" in refused.output
     assert raised.exit_code == 0 and dismissed.exit_code == 0, (raised.output, dismissed.output)
     assert again.exit_code == 0 and json.loads(again.output)["challenge_id"] == 2, again.output
-    assert [c[0] for c in records] == [3, 1]  # Dismissed, Open
-    assert {c[4] for c in records} == {info["partners"]["partner1"]}  # both against the check's partner
-    assert {c[5] for c in records} == {_parties(workdir)["auditor"]["address"]}  # raised by the keystore's auditor
+    assert [c.status for c in records] == [ChallengeStatus.DISMISSED, ChallengeStatus.OPEN]
+    assert {c.partner for c in records} == {info["partners"]["partner1"]}  # both against the check's partner
+    assert {c.challenger for c in records} == {_parties(workdir)["auditor"]["address"]}  # the keystore's auditor

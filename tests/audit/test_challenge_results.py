@@ -18,6 +18,7 @@ from web3.exceptions import ContractCustomError
 from lepton_ledger.audit import audit_workdir
 from lepton_ledger.chain.anvil import advance_time
 from lepton_ledger.chain.merkle import PayoutTree
+from lepton_ledger.chain.state import Allocation, Round
 from lepton_ledger.chain.transactions import decode_revert
 from lepton_ledger.challenges.challenge import canonical_json
 from lepton_ledger.rounds.demo import COORDINATOR_BOND
@@ -94,12 +95,12 @@ def test_wrong_payout_root_is_challenged_upheld_refused_to_claims_and_paid_to_th
     with _chain(workdir) as w3:
         d, token = _bind(w3, workdir)
         advance_time(w3, window + 1)
-        reward = int(d.ledger.functions.round(1, r).call()[11])
+        reward = Round.read(d.ledger.functions.round(1, r)).payout_total
         tree = PayoutTree(1, r, {favoured: reward})
         with pytest.raises(ContractCustomError) as refused:
             d.vault.functions.claim(1, r, reward, tree.proof(favoured)).call({"from": favoured})
         assert decode_revert(refused.value.data).error == "RewardVaultAllocationRevoked"
-        assert d.vault.functions.allocation(1, r).call()[4], "the allocation is revoked"
+        assert Allocation.read(d.vault.functions.allocation(1, r)).revoked, "the allocation is revoked"
         assert d.court.functions.bondOf(1, coordinator).call() == 0
         for p in added["partners"]:
             assert token.functions.balanceOf(p).call() - before[p] == COORDINATOR_BOND // 2

@@ -6,22 +6,25 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 
 from typer.testing import CliRunner
 
 from lepton_ledger.audit import audit_workdir
-from lepton_ledger.commands.challenge import challenge_app
 from lepton_ledger.chain.anvil import Anvil, dev_account
 from lepton_ledger.chain.deployment import Deployment, DevRoles
 from lepton_ledger.chain.merkle import PositionalTree, commitment_leaf, pack_entries
+from lepton_ledger.chain.state import AgreementState, Round, Terms
 from lepton_ledger.chain.transactions import Transactor
 from lepton_ledger.chain.typed_data import (
     UpdateCommitment,
     sign_digest,
     update_commitment_digest,
 )
+from lepton_ledger.commands.challenge import challenge_app
 from lepton_ledger.rounds.report import publish
 from lepton_ledger.storage.local import LocalStore
+from lepton_ledger.units import RoundStatus
 
 AGREEMENT = 1
 
@@ -36,13 +39,13 @@ def _anchor_forged_round(workdir) -> tuple[int, str]:
         tx = Transactor(w3, [*roles.accounts(), *partners])
         d = Deployment.at(w3, deployment["contracts"])
         coord = roles.coordinator.address
-        terms = list(d.agreements.functions.terms(AGREEMENT).call())
-        terms[10] += 1  # one more round than the demo used
-        tx.transact(d.agreements.functions.amend(AGREEMENT, tuple(terms)), coord)
+        terms = Terms.read(d.agreements.functions.terms(AGREEMENT))
+        terms = replace(terms, max_rounds=terms.max_rounds + 1)  # one more round than the demo used
+        tx.transact(d.agreements.functions.amend(AGREEMENT, terms.as_tuple()), coord)
         for account in partners:
             tx.transact(d.agreements.functions.sign(AGREEMENT), account.address)
-        state = d.agreements.functions.agreementState(AGREEMENT).call()
-        if state[3] != state[1]:  # the amendment is not in force yet
+        state = AgreementState.read(d.agreements.functions.agreementState(AGREEMENT))
+        if state.active_version != state.version:  # the amendment is not in force yet
             tx.transact(d.agreements.functions.tryActivate(AGREEMENT), coord)
         deadline = w3.eth.get_block("latest")["timestamp"] + 3600
         receipt = tx.transact(d.ledger.functions.openRound(AGREEMENT, b"\x01" * 32, deadline, b"\x02" * 32), coord)
@@ -50,7 +53,7 @@ def _anchor_forged_round(workdir) -> tuple[int, str]:
         round_id = int(opened["args"]["round"])
         items, leaves, entries = [], [], []
         for position, account in enumerate(partners):
-            index = int(d.agreements.functions.partyIndex(AGREEMENT, account.address).call()[1])
+            _, index = d.agreements.functions.partyIndex(AGREEMENT, account.address).call()
             epsilon = int(d.ledger.functions.cumulativeEpsilon(AGREEMENT, account.address).call()) + 1_000_000
             c = UpdateCommitment(AGREEMENT, round_id, account.address, hashlib.sha256(b"env%d" % position).digest(),
                                  hashlib.sha256(b"man%d" % position).digest(), epsilon, 100)  # fmt: skip
@@ -99,7 +102,7 @@ def test_a_forged_batch_commitment_is_found_and_voids_the_round(demo_batched, fr
     deployment = json.loads((workdir / "deployment.json").read_text())
     with Anvil(state_file=workdir / "chain-state.json") as w3:
         d = Deployment.at(w3, deployment["contracts"])
-        assert d.ledger.functions.round(AGREEMENT, round_id).call()[0] == 3  # Voided
+        assert Round.read(d.ledger.functions.round(AGREEMENT, round_id)).status is RoundStatus.VOIDED
         assert d.ledger.functions.openRoundOf(AGREEMENT).call() == 0
         voided = d.ledger.events.RoundVoided.get_logs(from_block=0)
         block = w3.eth.block_number

@@ -10,8 +10,10 @@ from lepton_ledger.chain.anvil import Anvil, dev_account
 from lepton_ledger.chain.batched import prepare_transaction, read_many
 from lepton_ledger.chain.connection import RequestCounter
 from lepton_ledger.chain.deployment import DevRoles, deploy_with_roles
+from lepton_ledger.chain.state import Partner
 from lepton_ledger.chain.transactions import Transactor
 from lepton_ledger.errors import ContractReverted
+from lepton_ledger.units import PartnerStatus
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +35,8 @@ def test_reads_come_back_decoded_from_one_request(chain):
         epsilon, partner = read_many(w3, [d.ledger.functions.cumulativeEpsilon(1, newcomer),
                                           d.partners.functions.partnerOf(newcomer)])  # fmt: skip
         assert counter.take() == 1
-    assert epsilon == 0 and partner[0] == 0 and bytes(partner[3]) == bytes(32)
+    record = Partner.decode(partner)
+    assert epsilon == 0 and record.status is PartnerStatus.NONE and record.encryption_key == bytes(32)
     assert read_many(w3, []) == []
 
 

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from lepton_ledger.chain.anvil import free_port
 from lepton_ledger.chain.connection import connect
+from lepton_ledger.chain.state import Allocation
 from lepton_ledger.commands import coordinator_app, deploy_app, partner_app
 
 DATA = ["--dataset", "digits", "--partitions", "2", "--seed", "0"]
@@ -71,8 +72,9 @@ def test_a_whole_round_through_the_cli(world):
     assert "finalized round 1 of agreement 1" in closed.output and "rejected" not in closed.output
 
     with connect() as w3:  # the dispute window (1 s, deploy --dispute-window) is wall-clock time: wait it out
-        opens = w3.eth.contract(address=json.loads((world["home"] / "deployment.json").read_text())["contracts"][
-            "RewardVault"], abi=_abi("RewardVault")).functions.allocation(1, 1).call()[3]  # fmt: skip
+        vault = w3.eth.contract(address=json.loads((world["home"] / "deployment.json").read_text())["contracts"][
+            "RewardVault"], abi=_abi("RewardVault"))  # fmt: skip
+        opens = Allocation.read(vault.functions.allocation(1, 1)).claimable_at
     time.sleep(max(0.0, opens - time.time() + 1))
 
     said = {}  # the amounts as printed: exact decimals of the token's base units

@@ -17,12 +17,14 @@ from typer.testing import CliRunner
 
 from lepton_ledger.chain import node
 from lepton_ledger.chain.connection import connect
+from lepton_ledger.chain.state import Partner, Round
 from lepton_ledger.commands import coordinator_app, deploy_app, partner_app
 from lepton_ledger.commands.context import (
     bind_deployment,
     default_deployment_path,
     load_deployment_document,
 )
+from lepton_ledger.units import PartnerStatus
 
 DATA = ["--dataset", "digits", "--partitions", "2", "--seed", "0"]
 
@@ -60,7 +62,7 @@ def ledger() -> Iterator[Any]:
 
 def registered(address: str) -> bool:
     with ledger() as d:
-        return int(d.partners.functions.partnerOf(address).call()[0]) != 0
+        return Partner.read(d.partners.functions.partnerOf(address)).status is not PartnerStatus.NONE
 
 
 def test_two_keys_register_at_once_and_both_land(home):
@@ -96,7 +98,7 @@ def test_one_key_twice_and_another_key_submit_at_once_each_lands_once(home):
 
     with ledger() as d:
         rounds = d.ledger.functions
-        assert rounds.round(1, 1).call()[2] == 2  # submissions: one each, none lost
+        assert Round.read(rounds.round(1, 1)).submissions == 2  # one each, none lost
         assert rounds.hasSubmitted(1, 1, a).call() and rounds.hasSubmitted(1, 1, b).call()
         on_chain = rounds.cumulativeEpsilon(1, a).call()
     status = CliRunner().invoke(partner_app, ["status", "1", "--key", "partner-a"]).output

@@ -14,7 +14,9 @@ from cli_home import ADDRESS, lepton_home
 from typer.testing import CliRunner
 
 from lepton_ledger.chain.connection import connect
+from lepton_ledger.chain.state import Challenge, EntryDispute, Round
 from lepton_ledger.cli import app
+from lepton_ledger.units import ChallengeStatus, DisputeStatus, RoundStatus
 
 DATA = ["--dataset", "digits", "--partitions", "2", "--seed", "0"]
 WINDOW = 600  # the deployment's dispute window: answer window, ruling window and grace period
@@ -114,7 +116,8 @@ def test_an_entry_the_partner_never_signed_is_disputed_without_the_document_and_
     assert f"voided the entry of {b} in round 1 of agreement 1 (the round stands): its epsilon is back to 0" in voided
     with session() as s:
         assert s.deployment.ledger.functions.cumulativeEpsilon(1, b).call() == 0
-        assert s.deployment.ledger.functions.round(1, 1).call()[0] == 1  # still Open: the entry alone is voided
+        # The entry alone is voided: the round stays open.
+        assert Round.read(s.deployment.ledger.functions.round(1, 1)).status is RoundStatus.OPEN
 
     standing = run("partner", "status", "1", "--key", "partner-b").output
     assert "epsilon on-chain: 0.000000 of cap 10" in standing and "round 1, entry epsilon 2.5: Voided" in standing
@@ -149,8 +152,8 @@ def test_the_arbiter_of_the_terms_rules_and_an_unruled_challenge_lapses(world):
     from lepton_ledger.protocol.addressing import content_digest
 
     with session() as s:
-        c = s.deployment.ledger.functions.challengeOf(1).call()
-    assert (c[0], bytes(c[7])) == (3, content_digest(ruling.read_bytes()))  # Dismissed, the file's digest
+        c = Challenge.read(s.deployment.ledger.functions.challengeOf(1))
+    assert (c.status, c.ruling_digest) == (ChallengeStatus.DISMISSED, content_digest(ruling.read_bytes()))
 
     run(*raise_args)  # challenge 2: nobody rules on it
     line = refused("arbiter", "lapse", "2", "--key", "partner-b")
@@ -235,7 +238,7 @@ def test_close_answers_an_open_dispute_of_an_honest_entry_before_finalizing(worl
     assert f"dispute: round 4, {a}: answered with its signed commitment" in closed
     assert "finalized round 4 of agreement 1" in closed
     with session() as s:
-        assert s.deployment.ledger.functions.entryDispute(1, 4, a).call()[0] == 2  # Answered: the entry stands
+        assert EntryDispute.read(s.deployment.ledger.functions.entryDispute(1, 4, a)).status is DisputeStatus.ANSWERED
 
 
 def test_unclaimed_rewards_expire_and_the_funder_reclaims(world):

@@ -22,6 +22,9 @@ from test_trust_cli import (  # noqa: F401 -- world: the module's fixture
     world,
 )
 
+from lepton_ledger.chain.state import Allocation, EntryDispute
+from lepton_ledger.units import DisputeStatus
+
 
 def test_a_refusal_prints_amounts_exactly_so_that_two_of_them_never_read_alike():
     from lepton_ledger.chain.transactions import human_revert
@@ -68,7 +71,7 @@ def test_a_refused_close_answers_no_dispute(world):  # noqa: F811 -- the importe
                    "--partitions", "2", "--seed", "1")  # fmt: skip
     assert "not the one the round committed to" in line
     with session() as s:
-        assert s.deployment.ledger.functions.entryDispute(1, 1, a).call()[0] == 1  # still Open
+        assert EntryDispute.read(s.deployment.ledger.functions.entryDispute(1, 1, a)).status is DisputeStatus.OPEN
 
     closed = run("coordinator", "close", "1", "1", "--key", "coordinator", *DATA).output
     assert f"dispute: round 1, {a}: answered with its signed commitment" in closed
@@ -99,7 +102,7 @@ def test_a_round_voided_after_an_audit_verified_it_is_audited_again(world):  # n
     advance(f"{WINDOW + 1}s")  # nobody answers
     run("partner", "void-entry", "--agreement", "1", "--round", "2", "--key", "partner-b", "--party", a)
     with session() as s:
-        assert not s.deployment.vault.functions.allocation(1, 2).call()[4]  # the round stands
+        assert not Allocation.read(s.deployment.vault.functions.allocation(1, 2)).revoked  # the round stands
     after = world / "after.json"
     assert run("audit", "--key", "auditor", "--json-out", str(after), ok=False).exit_code == 1
     report = json.loads(after.read_text())
@@ -120,7 +123,7 @@ def test_an_entry_with_the_signed_epsilon_but_not_the_signed_commitment_can_be_d
     from lepton_ledger.chain.merkle import pack_entries
 
     with session() as s:
-        index = s.deployment.agreements.functions.partyIndex(1, b).call()[1]
+        _, index = s.deployment.agreements.functions.partyIndex(1, b).call()
         s.tx.transact(s.deployment.ledger.functions.commitBatch(1, 3, b"\x33" * 32, b"\x44" * 32,
                       pack_entries([(index, epsilon)])), s.address)  # fmt: skip
     disputed = run("partner", "dispute", "--agreement", "1", "--round", "3", "--key", "partner-b").output

@@ -15,9 +15,9 @@ from brownie import chain, web3
 from conftest import (
     ADMIN_ROLE,
     COORDINATOR_ROLE,
-    REGISTRAR_ROLE,
     DISPUTE_WINDOW,
     EPSILON_ONE,
+    REGISTRAR_ROLE,
     reverts_with,
 )
 

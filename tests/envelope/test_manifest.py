@@ -28,8 +28,8 @@ from lepton_ledger.envelope import (
     UpdateManifest,
 )
 from lepton_ledger.envelope.manifest import recover_signer
-from lepton_ledger.fl.accounting import epsilon_to_fixed
 from lepton_ledger.fl.training import DPParams
+from lepton_ledger.units import epsilon_to_fixed
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 

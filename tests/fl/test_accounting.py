@@ -12,13 +12,12 @@ from lepton_ledger.fl.accounting import (
     BudgetExceeded,
     PrivacyAccountant,
     Round,
-    cap_to_fixed,
     epsilon_from_history,
-    epsilon_to_fixed,
 )
 from lepton_ledger.fl.data import make_federated
 from lepton_ledger.fl.models import build_model
 from lepton_ledger.fl.training import train_local
+from lepton_ledger.units import cap_to_fixed, epsilon_to_fixed
 
 HISTORY = [Round(1.1, 0.1, 30), Round(0.9, 0.05, 40), Round(1.1, 0.1, 10)]
 

@@ -3,7 +3,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lepton_ledger.errors import ConfigurationError, LeptonError
-from lepton_ledger.fl.payouts import PayoutRule, split_by_weights, split_reward
+from lepton_ledger.fl.payouts import split_by_weights, split_reward
+from lepton_ledger.units import PayoutRule
 
 addresses = st.text(alphabet="0123456789abcdef", min_size=4, max_size=8).map(lambda s: "0x" + s)
 

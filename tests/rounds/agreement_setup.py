@@ -6,12 +6,12 @@ from typing import Any
 
 from lepton_ledger import fl
 from lepton_ledger.chain import agreements
-from lepton_ledger.chain.agreements import TOKEN
 from lepton_ledger.rounds.coordinator import Coordinator
 from lepton_ledger.rounds.outbox import Outbox
 from lepton_ledger.rounds.partner import Partner, TrainingSettings
 from lepton_ledger.rounds.rules import RoundRules
 from lepton_ledger.rounds.world import World
+from lepton_ledger.units import TOKEN
 
 DISPUTE_WINDOW = 600
 NAMES = ("alpha", "beta", "gamma")

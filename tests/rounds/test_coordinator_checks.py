@@ -22,9 +22,9 @@ from agreement_setup import (
 
 from lepton_ledger import fl
 from lepton_ledger.chain import agreements
-from lepton_ledger.chain.agreements import TOKEN
 from lepton_ledger.chain.anvil import dev_account
 from lepton_ledger.chain.artifacts import load_artifact
+from lepton_ledger.chain.state import Round
 from lepton_ledger.chain.transactions import Transactor
 from lepton_ledger.chain.typed_data import (
     UpdateCommitment,
@@ -41,6 +41,7 @@ from lepton_ledger.envelope.tensors import serialize_tensors
 from lepton_ledger.protocol.addressing import publish
 from lepton_ledger.rounds.coordinator import CommitmentRefused
 from lepton_ledger.rounds.partner import SignedCommitment, recipient_keys
+from lepton_ledger.units import TOKEN
 
 
 def _resigned(signed: SignedCommitment, key: bytes, w3, ledger: str, **changes) -> SignedCommitment:
@@ -114,7 +115,7 @@ def test_an_erc1271_wallet_party_is_accepted_in_a_batched_round(world, executor)
     signed = [make_partner(world, n, agreement_id, executor).run_round_batched(agreement_id, round_id,
                                                                                recipients(world)) for n in NAMES[:2]]  # fmt: skip
     # The wallet's owner seals an update whose manifest names the wallet, signed with the owner's key (ERC-1271).
-    split, model_digest = world["split"], d.ledger.functions.round(agreement_id, round_id).call()[6]
+    split, model_digest = world["split"], Round.read(d.ledger.functions.round(agreement_id, round_id)).model_digest
     delta = {k: torch.zeros_like(v) + 0.01 for k, v in fl.build_model("logreg", split.input_dim, split.num_classes,
                                                                       seed=0).state_dict().items()}  # fmt: skip
     keys = recipient_keys(d, recipients(world))

@@ -297,10 +297,12 @@ def test_node_killed_between_broadcast_and_receipt_loses_nothing(point, chain, w
     height = chain.w3.eth.block_number
     if point == "submit:broadcast":
         actor, step = make_partner(world, "alpha", agreement_id, checkpoint=kill_node_at(chain, point)), "submit"
-        call = lambda: actor.run_round(**args)
     else:
         actor, step = make_coordinator(world, checkpoint=kill_node_at(chain, point)), "finalize"
-        call = lambda: actor.close_round(agreement_id, round_id)
+
+    def call():
+        return actor.run_round(**args) if step == "submit" else actor.close_round(agreement_id, round_id)
+
     with pytest.raises((ChainError, OSError)):  # the node went away while the receipt was awaited
         call()
     sent = actor.outbox.get(actor._key(step, agreement_id, round_id))

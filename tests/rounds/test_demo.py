@@ -13,9 +13,11 @@ from lepton_ledger.chain.anvil import Anvil
 from lepton_ledger.chain.artifacts import load_artifact
 from lepton_ledger.chain.deployment import Deployment
 from lepton_ledger.chain.events import EventIndex
+from lepton_ledger.chain.state import Round
 from lepton_ledger.errors import ConfigurationError
 from lepton_ledger.rounds.demo import RoundRules, run_demo
 from lepton_ledger.storage.local import LocalStore
+from lepton_ledger.units import RoundStatus
 
 
 def _cids(round_summary: dict) -> list[str]:
@@ -51,8 +53,8 @@ def test_demo_leaves_an_auditable_folder(tmp_path):
             assert len(w3.eth.get_code(address)) > 0, address
         d = Deployment.at(w3, deployment["contracts"])
         for r in summary["per_round"]:
-            on_chain = d.ledger.functions.round(summary["agreement_id"], r["round"]).call()
-            assert on_chain[8] != bytes(32)  # finalized with an aggregate digest
+            on_chain = Round.read(d.ledger.functions.round(summary["agreement_id"], r["round"]))
+            assert on_chain.status is RoundStatus.FINALIZED and on_chain.aggregate_digest != bytes(32)
         token = w3.eth.contract(address=deployment["reward_token"], abi=load_artifact("LeptonToken").abi)
         for address in summary["per_round"][0]["partners"]:
             claimed = sum(int(r["partners"][address]["claimed"]) for r in summary["per_round"])

@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from lepton_ledger.audit import audit_deployment
 from lepton_ledger.audit.chain_view import ChainView, Commitment
 from lepton_ledger.audit.checks.artifacts import open_commitment, resolve
+from lepton_ledger.chain.state import Round
 from lepton_ledger.envelope.envelope import (
     SealedEnvelope,
     decrypt_envelope,
@@ -38,6 +39,7 @@ from lepton_ledger.errors import LeptonError
 from lepton_ledger.protocol.addressing import publish
 from lepton_ledger.rounds.coordinator import CommitmentView
 from lepton_ledger.rounds.partner import Partner, recipient_keys
+from lepton_ledger.units import RoundStatus
 
 
 def _resealed(partner: Partner, sealed: SealedEnvelope, recipients: list[bytes], tensor_bytes: bytes) -> SealedEnvelope:
@@ -89,7 +91,7 @@ def test_close_round_rejects_a_hostile_update_finalizes_the_rest_and_the_audit_r
     assert sorted(outcome.report.accepted) == sorted(p.address for p in honest)
     (reason,) = outcome.report.rejected[hostile.address]
     assert reason["code"] == code
-    assert world["d"].ledger.functions.round(agreement_id, round_id).call()[0] == 2  # finalized
+    assert Round.read(world["d"].ledger.functions.round(agreement_id, round_id)).status is RoundStatus.FINALIZED
 
     result = audit_deployment(world["w3"], world["d"].addresses(), world["store"], world["keys"]["auditor"],
                               eval_set_spec={"dataset": "digits", "num_partners": 3, "seed": 0},

@@ -21,13 +21,14 @@ from agreement_setup import (
 
 from lepton_ledger import fl
 from lepton_ledger.audit import audit_deployment
-from lepton_ledger.chain.agreements import TOKEN
 from lepton_ledger.chain.anvil import advance_time
+from lepton_ledger.chain.state import Round
 from lepton_ledger.errors import ConfigurationError, ContractReverted
 from lepton_ledger.fl.accounting import BudgetExceeded
 from lepton_ledger.rounds.partner import Partner
 from lepton_ledger.rounds.report import fetch_by_digest
 from lepton_ledger.rounds.rules import RoundRules
+from lepton_ledger.units import TOKEN
 
 
 class Poisoned(Partner):
@@ -56,15 +57,17 @@ def test_one_round_end_to_end(world, executor):
     partners = [make_partner(world, n, agreement_id, executor) for n in NAMES]
     submissions = {p.address: p.run_round(agreement_id, round_id, recipients(world)) for p in partners}
     # What the partners fetched and trained on is the CID the coordinator published, named by its digest.
-    assert fetch_by_digest(store, d.ledger.functions.round(agreement_id, round_id).call()[6]) == store.get(model_cid)
+    record = Round.read(d.ledger.functions.round(agreement_id, round_id))
+    assert fetch_by_digest(store, record.model_digest) == store.get(model_cid)
 
     outcome = coordinator.close_round(agreement_id, round_id)
     report = outcome.report
     assert report.accepted == [p.address for p in partners] and not report.rejected
     assert sum(report.payouts.values()) == 300 * TOKEN
-    assert d.ledger.functions.round(agreement_id, round_id).call()[8] == outcome.aggregate_digest
+    record = Round.read(d.ledger.functions.round(agreement_id, round_id))  # finalized now
+    assert record.aggregate_digest == outcome.aggregate_digest
 
-    stored = json.loads(fetch_by_digest(store, d.ledger.functions.round(agreement_id, round_id).call()[9]))
+    stored = json.loads(fetch_by_digest(store, record.report_digest))
     assert stored["aggregate_cid"] == outcome.aggregate_cid and stored["base_model_digest"].startswith("0x")
     for line in stored["partners"]:
         assert line["accepted"] and line["score"] is not None and int(line["payout"]) == report.payouts[line["partner"]]
@@ -118,7 +121,8 @@ def test_poisoned_update_is_rejected_with_its_reason_in_the_report(world, execut
     (reason,) = outcome.report.rejected[poisoned.address]
     assert reason["code"] == "norm_exceeded"
     assert "non_finite" in {r["code"] for r in outcome.report.rejected[nan.address]}
-    stored = json.loads(fetch_by_digest(store, d.ledger.functions.round(agreement_id, round_id).call()[9]))
+    record = Round.read(d.ledger.functions.round(agreement_id, round_id))
+    stored = json.loads(fetch_by_digest(store, record.report_digest))
     line = next(x for x in stored["partners"] if x["partner"] == poisoned.address)
     assert not line["accepted"] and line["reasons"][0]["code"] == "norm_exceeded" and line["payout"] == "0"
     assert outcome.report.payouts == {honest.address: 300 * TOKEN}

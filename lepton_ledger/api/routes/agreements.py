@@ -9,12 +9,10 @@ from pydantic import BaseModel
 
 from ..deps import ServiceDep, agreement_of, round_of
 from ..errors import responses
-from ..readmodel import AGREEMENT_STATUS, ROUND_STATUS
 
 router = APIRouter(prefix="/v1/agreements", tags=["agreements"])
 
 AgreementId = Annotated[int, Path(ge=1, le=2**256 - 1, description="Agreement id (from 1).")]
-PAYOUT_RULES = ("proportional", "equal", "by_sample_count")  # IAgreementRegistry.PayoutRule
 RoundId = Annotated[int, Path(ge=1, le=2**64 - 1, description="Round id (from 1).")]
 
 
@@ -67,13 +65,14 @@ def get_agreement(agreement_id: AgreementId, service: ServiceDep) -> Agreement:
     version, how many rounds it has had and what its pool received."""
     found = agreement_of(service, agreement_id)
     state, terms = found["state"], found["terms"]
-    return Agreement(agreement_id=agreement_id, status=AGREEMENT_STATUS[int(state[0])], version=int(state[1]),
-                     coordinator=state[5], arbiter=found["arbiter"], parties=terms.parties, signed=found["signed"],
+    return Agreement(agreement_id=agreement_id, status=state.status.name.lower(), version=state.version,
+                     coordinator=state.coordinator, arbiter=found["arbiter"], parties=list(terms.parties),
+                     signed=found["signed"],
                      terms_digest=_hex(terms.terms_digest), reward_token=terms.reward_token,
-                     reward_per_round=str(terms.reward_per_round), payout_rule=PAYOUT_RULES[terms.payout_rule],
+                     reward_per_round=str(terms.reward_per_round), payout_rule=terms.payout_rule.name.lower(),
                      epsilon_cap=terms.epsilon_cap, delta=terms.delta, required_stake=str(terms.required_stake),
                      start=terms.start, end=terms.end, max_rounds=terms.max_rounds, rounds=found["rounds"],
-                     pool_funded=str(found["pool"][0]))  # fmt: skip
+                     pool_funded=str(found["pool"].funded))  # fmt: skip
 
 
 @router.get("/{agreement_id}/rounds/{round_id}", operation_id="round_get", response_model=Round,
@@ -82,7 +81,8 @@ def get_round(agreement_id: AgreementId, round_id: RoundId, service: ServiceDep)
     """The round's status, deadline, digests and which parties have submitted."""
     found = round_of(service, agreement_id, round_id)
     r = found["record"]
-    return Round(agreement_id=agreement_id, round=round_id, status=ROUND_STATUS[int(r[0])], submissions=int(r[2]),
-                 submitted=found["submitted"], opened_at=int(r[3]), deadline=int(r[4]), finalized_at=int(r[5]),
-                 model_digest=_hex(r[6]), aggregate_digest=_hex(r[8]), report_digest=_hex(r[9]),
-                 payout_root=_hex(r[10]), payout_total=str(r[11]))  # fmt: skip
+    return Round(agreement_id=agreement_id, round=round_id, status=r.status.name.lower(), submissions=r.submissions,
+                 submitted=found["submitted"], opened_at=r.opened_at, deadline=r.deadline, finalized_at=r.finalized_at,
+                 model_digest=_hex(r.model_digest), aggregate_digest=_hex(r.aggregate_digest),
+                 report_digest=_hex(r.report_digest), payout_root=_hex(r.payout_root),
+                 payout_total=str(r.payout_total))  # fmt: skip

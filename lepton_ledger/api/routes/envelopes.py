@@ -61,7 +61,7 @@ def _accept(service: Service, caller: Roles, agreement_id: int, round_id: int, d
         raise forbidden(f"{caller.address} is {caller.status}, not an approved partner")
     found = round_of(service, agreement_id, round_id, open_only=True)
     expected = Expected(agreement_id=agreement_id, round=round_id, partner=caller.address,
-                        base_model_digest=bytes(found["record"][6]), chain_id=service.chain_id,
+                        base_model_digest=found["record"].model_digest, chain_id=service.chain_id,
                         ledger=service.deployment.ledger.address)  # fmt: skip
     try:
         opened = open_envelope(data, identity.x25519_private_bytes(), expected=expected,

@@ -52,7 +52,7 @@ def close_round(agreement_id: AgreementId, round_id: RoundId, body: CloseRequest
     coordinator key. Only the agreement's coordinator may ask; 409 while the round is not open or a close job for
     it is queued or running."""
     identity = coordinator_key(service)
-    coordinator = agreement_of(service, agreement_id)["state"][5]
+    coordinator = agreement_of(service, agreement_id)["state"].coordinator
     if caller.address != coordinator or coordinator != identity.address:
         raise forbidden(f"only the agreement's coordinator ({coordinator}) closes its rounds through this service")
     params = body.model_dump()

@@ -5,11 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from ...chain.agreements import EPSILON_SCALE
 from ...rounds.roles import standing
+from ...units import EPSILON_SCALE, PartnerStatus
 from ..deps import AddressPath, Caller, ServiceDep, require_self_or_overseer
 from ..errors import not_found, responses
-from ..readmodel import PARTNER_STATUS
 
 router = APIRouter(prefix="/v1/partners", tags=["partners"])
 
@@ -42,7 +41,7 @@ def get_partner(address: AddressPath, caller: Caller, service: ServiceDep) -> Pa
     require_self_or_overseer(caller, address)
     reads = service.reads
     record = reads.partner(address)
-    if int(record[0]) == 0:
+    if record.status is PartnerStatus.NONE:
         raise not_found(f"{address} is not registered")
 
     def standings() -> list[AgreementStanding]:
@@ -58,7 +57,7 @@ def get_partner(address: AddressPath, caller: Caller, service: ServiceDep) -> Pa
                                            claimed=str(held.claimed)))  # fmt: skip
         return found
 
-    return Partner(address=address, status=PARTNER_STATUS[int(record[0])], registered_at=int(record[1]),
-                   profile_digest="0x" + bytes(record[2]).hex(), encryption_key="0x" + bytes(record[3]).hex(),
+    return Partner(address=address, status=record.status.name.lower(), registered_at=record.registered_at,
+                   profile_digest="0x" + record.profile_digest.hex(), encryption_key="0x" + record.encryption_key.hex(),
                    roles=reads.roles(address).names(),
                    agreements=reads.cached(("standings", address), standings))  # fmt: skip

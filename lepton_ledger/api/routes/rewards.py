@@ -6,10 +6,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel
 
+from ...chain.state import Allocation
 from ...rounds.roles import payout_tree
+from ...units import RoundStatus
 from ..deps import AddressPath, Caller, ServiceDep, require_self_or_overseer, round_of
 from ..errors import conflict, not_found, responses
-from ..readmodel import ROUND_FINALIZED
 from .agreements import AgreementId, RoundId
 
 router = APIRouter(prefix="/v1/rewards", tags=["rewards"])
@@ -34,7 +35,7 @@ def get_reward(agreement_id: AgreementId, round_id: RoundId, address: AddressPat
     409: the round is not finalized). A partner sees only its own."""
     require_self_or_overseer(caller, address)
     reads = service.reads
-    if int(round_of(service, agreement_id, round_id)["record"][0]) != ROUND_FINALIZED:
+    if round_of(service, agreement_id, round_id)["record"].status is not RoundStatus.FINALIZED:
         raise conflict(f"round {round_id} of agreement {agreement_id} is not finalized", code="RoundNotFinalized")
     tree = reads.cached(("payouts", agreement_id, round_id),
                         lambda: payout_tree(service.deployment, service.store, agreement_id, round_id))  # fmt: skip
@@ -44,7 +45,7 @@ def get_reward(agreement_id: AgreementId, round_id: RoundId, address: AddressPat
     def vault_state() -> tuple[bool, int]:
         vault = service.deployment.vault.functions
         return (bool(vault.hasClaimed(agreement_id, round_id, address).call()),
-                int(vault.allocation(agreement_id, round_id).call()[3]))  # fmt: skip
+                Allocation.read(vault.allocation(agreement_id, round_id)).claimable_at)  # fmt: skip
 
     claimed, claimable_at = reads.cached(("claim", agreement_id, round_id, address), vault_state)
     return Reward(agreement_id=agreement_id, round=round_id, partner=address, amount=str(tree.amount(address)),

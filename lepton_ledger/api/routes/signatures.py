@@ -56,7 +56,7 @@ def prepare_signature(agreement_id: AgreementId, body: SignatureRequest, caller:
     registry = service.deployment.agreements
     nonce = int(registry.functions.nonces(caller.address).call())
     deadline = service.reads.now() + body.ttl
-    args = (service.chain_id, registry.address, agreement_id, int(state[1]), bytes(state[6]), caller.address, nonce,
+    args = (service.chain_id, registry.address, agreement_id, state.version, state.terms_hash, caller.address, nonce,
             deadline)  # fmt: skip
     return TypedData(typed_data=sign_agreement_typed_data(*args), digest="0x" + sign_agreement_digest(*args).hex(),
                      deadline=deadline)  # fmt: skip

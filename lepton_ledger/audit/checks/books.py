@@ -19,12 +19,12 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from ...chain.state import Allocation, Bonds, Pool
 from ..chain_view import ChainView
 from ..model import BONDS_CONSERVE, VAULT_CONSERVES, CheckResult
 
 __all__ = ["check_bonds", "check_vault"]
 
-_POOL_FIELDS = ("funded", "allocated", "paid", "slashed", "reclaimed", "staked", "unstaked", "stakeSlashed")
 _BALANCE_OF_ABI = [{"type": "function", "name": "balanceOf", "stateMutability": "view",
                     "inputs": [{"name": "account", "type": "address"}],
                     "outputs": [{"name": "", "type": "uint256"}]}]  # fmt: skip
@@ -40,11 +40,11 @@ def check_vault(view: ChainView) -> list[CheckResult]:
     books: dict[int, dict[str, int]] = {}
     tokens: dict[int, str] = {}
     for a in view.agreement_ids():
-        pool = dict(zip(_POOL_FIELDS, (int(v) for v in vault.pool(a).call(block_identifier=block))))
+        pool: dict[str, int] = Pool.read(vault.pool(a), block=block).by_solidity_name()
         pool["claimable"] = int(vault.claimable(a).call(block_identifier=block))
         pool["unallocated"] = int(vault.unallocated(a).call(block_identifier=block))
         books[a] = pool
-        tokens[a] = view.terms(a, 1)["rewardToken"]  # the registry refuses a change of reward token
+        tokens[a] = view.terms(a, 1).reward_token  # the registry refuses a change of reward token
     owed: dict[str, int] = defaultdict(int)
     for a, pool in books.items():
         owed[tokens[a]] += pool["claimable"] + pool["unallocated"] + pool["staked"] - pool["unstaked"] - pool["stakeSlashed"]
@@ -102,11 +102,10 @@ def check_vault(view: ChainView) -> list[CheckResult]:
 def _bond_books(view: ChainView, agreement_id: int) -> tuple[dict[str, int], int, int]:
     """The court's books of the agreement's bonds, the bonds still held and the shares still owed."""
     court, block = view.deployment.court.functions, view.block
-    books = dict(zip(("posted", "withdrawn", "slashed", "sharesPaid"),
-                     (int(v) for v in court.bonds(agreement_id).call(block_identifier=block))))  # fmt: skip
+    books: dict[str, int] = Bonds.read(court.bonds(agreement_id), block=block).by_solidity_name()
     holders = {e.args["coordinator"] for e in view.events("BondPosted", agreement_id=agreement_id)}
     held = sum(int(court.bondOf(agreement_id, h).call(block_identifier=block)) for h in holders)
-    parties = view.terms(agreement_id, 1)["parties"]  # the registry refuses a change of parties
+    parties = view.terms(agreement_id, 1).parties  # the registry refuses a change of parties
     owed = sum(int(court.bondShareOf(agreement_id, p).call(block_identifier=block)) for p in parties)
     return books, held, owed
 
@@ -114,7 +113,7 @@ def _bond_books(view: ChainView, agreement_id: int) -> tuple[dict[str, int], int
 def check_bonds(view: ChainView) -> list[CheckResult]:
     block = view.block
     figures = {a: _bond_books(view, a) for a in view.agreement_ids()}
-    tokens = {a: view.terms(a, 1)["rewardToken"] for a in figures}  # the registry refuses a change of token
+    tokens = {a: view.terms(a, 1).reward_token for a in figures}  # the registry refuses a change of token
     # One balance holds the bonds of every agreement in a token: it must cover them together, not each alone.
     owed_in: dict[str, int] = defaultdict(int)
     for a, (_, held, owed) in figures.items():
@@ -140,7 +139,7 @@ def check_bonds(view: ChainView) -> list[CheckResult]:
             cid, r = int(e.args["challengeId"]), int(e.args["round"])
             if cid not in upheld:
                 continue
-            allocated = view.deployment.vault.functions.allocation(a, r).call(block_identifier=block)[0] != bytes(32)
+            allocated = Allocation.read(view.deployment.vault.functions.allocation(a, r), block=block).root != bytes(32)
             if cid not in slashed_by or (allocated and r not in revoked):
                 problems.append(f"results challenge {cid} of round {r} was upheld without slashing the bond and "
                                 "revoking the round's payouts")  # fmt: skip

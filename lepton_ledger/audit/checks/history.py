@@ -14,13 +14,8 @@ restore (``VoidedRoundRestored``, once, of a voided round) are of rounds that op
 from __future__ import annotations
 
 from ...chain.merkle import unpack_entries
-from ..chain_view import (
-    STATUS_FINALIZED,
-    STATUS_OPEN,
-    STATUS_VOIDED,
-    ChainView,
-    digest_bytes,
-)
+from ...units import RoundStatus
+from ..chain_view import ChainView, digest_bytes
 from ..model import EVENT_HISTORY, CheckResult
 
 __all__ = ["check_event_history"]
@@ -54,10 +49,11 @@ def check_event_history(view: ChainView) -> list[CheckResult]:
             if end_at is not None:
                 ended_at[rec.round] = end_at
             previous_end = end_at
-            expected_status = STATUS_VOIDED if rec.voided else STATUS_FINALIZED if rec.finalized else STATUS_OPEN
+            expected_status = (RoundStatus.VOIDED if rec.voided else RoundStatus.FINALIZED if rec.finalized
+                               else RoundStatus.OPEN)
             if rec.status != expected_status:
                 problems.append(f"round {rec.round}: status {rec.status} on-chain, its events say {expected_status}")
-            parties = set(view.terms(a, rec.version)["parties"])
+            parties = set(view.terms(a, rec.version).parties)
             seen: set[str] = set()
             partners = [(e.args["partner"], e) for e in rec.singles]
             for e in rec.batches:

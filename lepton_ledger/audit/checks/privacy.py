@@ -8,15 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...chain.state import Terms
 from ...errors import ConfigurationError
-from ...fl.accounting import epsilon_from_history, epsilon_to_fixed, fixed_to_epsilon
+from ...fl.accounting import epsilon_from_history
+from ...units import epsilon_to_fixed, fixed_to_epsilon
 from ..chain_view import Commitment
 from ..model import EPSILON_RECOMPUTED, EPSILON_WITHIN_CAP, CheckResult
 
 __all__ = ["check_epsilon", "dp_entry"]
-
-DELTA_ONE = 10**18  # AgreementRegistry.Terms.delta fixed point
-
 
 def dp_entry(manifest: Any) -> dict[str, Any]:
     """The manifest's DP record as the history keeps it (JSON)."""
@@ -25,13 +24,12 @@ def dp_entry(manifest: Any) -> dict[str, Any]:
             "delta": dp.delta, "accountant": dp.accountant}  # fmt: skip
 
 
-def check_epsilon(c: Commitment, cid: str, manifest: Any, earlier: list[dict[str, Any]], terms: dict[str, Any]
+def check_epsilon(c: Commitment, cid: str, manifest: Any, earlier: list[dict[str, Any]], terms: Terms
                   ) -> tuple[list[CheckResult], float]:  # fmt: skip
     """Both epsilon checks for one commitment; `earlier` is the partner's DP history before this round, in
     round order. Returns the results and the re-computed cumulative epsilon."""
     a, r, p = c.agreement_id, c.round, c.partner
-    delta = int(terms["delta"]) / DELTA_ONE
-    cap = int(terms["epsilonCap"])
+    delta, cap = terms.delta, terms.epsilon_cap_fixed
     entry = dp_entry(manifest)
     history = [*earlier, entry]
     evidence = {**c.evidence(), "dp_history": history, "agreement_delta": delta}

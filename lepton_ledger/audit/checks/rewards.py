@@ -14,9 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 from ...chain.merkle import PayoutTree
+from ...chain.state import Terms
 from ...errors import ConfigurationError
 from ...fl.aggregation import AggregationError
-from ...fl.payouts import PayoutRule
 from ...rounds.outcome import Evaluation, settle
 from ..model import SCORES_AND_PAYOUTS, CheckResult
 from .training import RoundMaterial
@@ -27,7 +27,7 @@ __all__ = ["SCORE_TOLERANCE", "check_scores_and_payouts"]
 SCORE_TOLERANCE = 1e-6
 
 
-def check_scores_and_payouts(m: RoundMaterial, terms: dict[str, Any], eval_commitment_ok: tuple[bool, str],
+def check_scores_and_payouts(m: RoundMaterial, terms: Terms, eval_commitment_ok: tuple[bool, str],
                              evaluation: Evaluation, allocation: dict[str, Any] | None) -> list[CheckResult]:  # fmt: skip
     """`eval_commitment_ok` is (whether the rebuilt evaluation set has the round's commitment, its 0x-hex
     commitment); `allocation` the round's ``Allocated`` event args (None when there is none)."""
@@ -45,8 +45,7 @@ def check_scores_and_payouts(m: RoundMaterial, terms: dict[str, Any], eval_commi
     if not commitment_matches:
         problems.append(f"the rebuilt evaluation set's commitment {rebuilt_commitment} is not the round's "
                         f"0x{record.eval_commitment.hex()}")  # fmt: skip
-    rule = PayoutRule(int(terms["payoutRule"]))
-    reward = int(terms["rewardPerRound"])
+    rule, reward = terms.payout_rule, terms.reward_per_round
     if updates and commitment_matches:
         try:
             settled = settle(m.base, updates, evaluation, m.rules, reward=reward, payout_rule=rule)
