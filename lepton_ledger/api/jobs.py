@@ -109,8 +109,8 @@ class JobRunner:
                           _store=service.store)  # fmt: skip
         eval_set = eval_data(dataset=params["dataset"], partitions=params["partitions"], seed=params["seed"],
                              csv=None, label_column="label", num_classes=None)  # fmt: skip
-        coordinator = agreement_coordinator(session, job["agreement_id"], eval_set, aggregation=params["aggregation"],
-                                            scoring=params["scoring"])  # fmt: skip
+        coordinator = agreement_coordinator(session, job["agreement_id"], eval_set, aggregation=params.get("aggregation"),
+                                            scoring=params.get("scoring"))  # fmt: skip
         _, committed = coordinator.round_state(job["agreement_id"], job["round_id"])
         if eval_commitment(eval_set) != committed:
             raise CommandError("the evaluation set from these data options is not the one the round committed to")

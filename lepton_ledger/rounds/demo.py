@@ -46,6 +46,7 @@ from .coordinator import Coordinator
 from .driver import ROUND_WINDOW, drive_round
 from .outbox import Outbox
 from .partner import Partner, TrainingSettings
+from .roles import publish_document
 from .rules import DEFAULT_MAX_NORM, RoundRules
 from .world import build_world
 
@@ -206,8 +207,7 @@ def _story(w3, anvil: Anvil, executor, out_dir: Path, n_partners: int, n_rounds:
     now = w3.eth.get_block("latest")["timestamp"]
     terms_doc = {"task": "digits classification", "model": model, "rounds": n_rounds, "epsilon_cap": EPSILON_CAP,
                  "delta": DELTA, "required_stake": REQUIRED_STAKE, "reward_per_round": REWARD_PER_ROUND,
-                 "payout_rule": rule_name, "aggregation": rules.aggregation,
-                 "aggregation_params": aggregation_params, "scoring": rules.scoring, "max_norm": rules.max_norm}  # fmt: skip
+                 "payout_rule": rule_name, "rules": rules.report_fields()}  # the round rules the parties sign
     terms = AgreementTerms(
         parties=[a.address for a in accounts.values()], reward_token=token.address, reward_per_round=REWARD_PER_ROUND,
         epsilon_cap=EPSILON_CAP, delta=DELTA, required_stake=REQUIRED_STAKE, start=now - 1, end=now + 365 * 86400,
@@ -225,6 +225,7 @@ def _story(w3, anvil: Anvil, executor, out_dir: Path, n_partners: int, n_rounds:
 
     # -- rounds ---------------------------------------------------------------------------------------
     store = LocalStore(out_dir / STORE_DIR, durable=False)
+    publish_document(store, terms_doc)  # the coordinator closes by its rules, the audit checks the reports' by them
     split = fl.make_federated("digits", num_partners=n_partners, seed=0, alpha=alpha, eval_fraction=0.2, sizes=sizes)
     riders = {names[-1]} if story.free_rider else set()
     for i, name in enumerate(names):

@@ -17,7 +17,8 @@ from lepton_ledger.keys import Keystore
 from lepton_ledger.storage.local import LocalStore
 
 ROUND_CHECKS = {"cids_resolve", "envelope_decrypts", "manifest_signature", "epsilon_recomputed", "epsilon_within_cap",
-                "sample_count_bound", "rejections_recheck", "aggregate_recomputed", "scores_and_payouts"}  # fmt: skip
+                "sample_count_bound", "rules_as_signed", "rejections_recheck", "aggregate_recomputed",
+                "scores_and_payouts"}  # fmt: skip
 GLOBAL_CHECKS = {"vault_conserves", "bonds_conserve", "event_history"}
 
 
