@@ -9,6 +9,7 @@ from lepton_ledger.chain import agreements
 from lepton_ledger.rounds.coordinator import Coordinator
 from lepton_ledger.rounds.outbox import Outbox
 from lepton_ledger.rounds.partner import Partner, TrainingSettings
+from lepton_ledger.rounds.roles import publish_document
 from lepton_ledger.rounds.rules import RoundRules
 from lepton_ledger.rounds.world import World
 from lepton_ledger.units import TOKEN
@@ -18,14 +19,15 @@ NAMES = ("alpha", "beta", "gamma")
 
 
 def funded_agreement(tx: Any, d: Any, token: Any, roles: Any, partners: list[Any], *,
-                     relay_every_second: bool = False) -> int:  # fmt: skip
-    """A fresh agreement between `partners` (by-sample-count payouts, epsilon cap 8, 5 rounds), signed (every
-    second partner by a relayed EIP-712 signature when asked), staked and funded for one round; its id."""
+                     relay_every_second: bool = False, document: dict[str, Any] | None = None) -> int:  # fmt: skip
+    """A fresh agreement between `partners` (by-sample-count payouts, epsilon cap 8, 5 rounds, the terms
+    `document`), signed (every second partner by a relayed EIP-712 signature when asked), staked and funded for
+    one round; its id."""
     now = tx.w3.eth.get_block("latest")["timestamp"]
     terms = agreements.AgreementTerms(
         parties=[a.address for a in partners], reward_token=token.address, reward_per_round=300 * TOKEN,
         epsilon_cap=8.0, delta=1e-5, required_stake=100 * TOKEN, start=now - 1, end=now + 30 * 86400, max_rounds=5,
-        coordinator=roles.coordinator.address, arbiter=roles.admin.address, max_sample_count=100_000, payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT, document={"task": "digits classification"},
+        coordinator=roles.coordinator.address, arbiter=roles.admin.address, max_sample_count=100_000, payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT, document=document or {"task": "digits classification"},
     )  # fmt: skip
     agreement_id = agreements.propose(tx, d, roles.coordinator.address, terms)
     world = World(tx, d, token, roles, {a.address: a for a in partners}, {})
@@ -33,11 +35,15 @@ def funded_agreement(tx: Any, d: Any, token: Any, roles: Any, partners: list[Any
     return agreement_id
 
 
-def new_agreement(world) -> int:
+def new_agreement(world, rules: RoundRules | None = None) -> int:
     """A fresh active, funded agreement between the three partners (one signs by transaction, the next by relayed
-    EIP-712 signature)."""
+    EIP-712 signature); with `rules`, its terms document (put to the store) signs them."""
+    document = None
+    if rules is not None:
+        document = {"task": "digits classification", "rules": rules.report_fields()}
+        publish_document(world["store"], document)
     return funded_agreement(world["tx"], world["d"], world["token"], world["roles"], list(world["accounts"].values()),
-                            relay_every_second=True)  # fmt: skip
+                            relay_every_second=True, document=document)  # fmt: skip
 
 
 def make_coordinator(world, name: str, *, model: str = "logreg", **options) -> Coordinator:
