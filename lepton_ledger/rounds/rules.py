@@ -68,7 +68,7 @@ class RoundRules:
                 "max_norm": self.max_norm}  # fmt: skip
 
     @classmethod
-    def from_report(cls, doc: Mapping[str, Any]) -> RoundRules:
+    def from_report(cls, doc: Mapping[str, Any], what: str = "the round report") -> RoundRules:
         """The rules a round report names (its fields as :meth:`report_fields` writes them).
 
         Raises:
@@ -79,7 +79,7 @@ class RoundRules:
             return cls(aggregation=str(doc["aggregation_rule"]), aggregation_params=doc["aggregation_params"],
                        scoring=scoring, scoring_params=doc["scoring_params"], max_norm=doc["max_norm"], metric=metric)  # fmt: skip
         except KeyError as exc:
-            raise ConfigurationError(f"the round report names no {exc.args[0]}") from None
+            raise ConfigurationError(f"{what} names no {exc.args[0]}") from None
 
     @classmethod
     def from_terms(cls, document: Mapping[str, Any] | None, parties: int) -> RoundRules:
@@ -97,7 +97,7 @@ class RoundRules:
         if "rules" not in document:
             rules = cls(max_norm=document.get("max_norm", DEFAULT_MAX_NORM))
         elif isinstance(document["rules"], Mapping):
-            rules = cls.from_report(document["rules"])
+            rules = cls.from_report(document["rules"], "the terms document's rules object")
         else:
             raise ConfigurationError(f"the terms document's rules must be an object, not {document['rules']!r}")
         if rules.aggregation_params:

@@ -134,3 +134,5 @@ def test_the_signed_rules_are_the_terms_documents_else_the_defaults_with_its_nor
         "scoring 'exact_shapley:accuracy' (signed 'leave_one_out:accuracy')", "max_norm 1.0 (signed 50.0)"]  # fmt: skip
     with pytest.raises(ConfigurationError, match="^the terms document's rules must be an object, not 'fedavg'$"):
         RoundRules.from_terms({"rules": "fedavg"}, 2)
+    with pytest.raises(ConfigurationError, match="^the terms document's rules object names no scoring$"):
+        RoundRules.from_terms({"rules": {"aggregation_rule": "fedavg"}}, 2)
