@@ -161,8 +161,10 @@ def test_a_batched_round_through_the_cli(world):
     anchored = run(coordinator_app, "anchor", "2", "1", str(path), "--key", "coordinator")
     assert "anchored 1 commitment(s) for round 1 of agreement 2" in anchored.output
     before = nonce(ADDRESS["coordinator"])
-    refused = run(coordinator_app, "close", "2", "1", "--key", "coordinator", *DATA, "--max-norm", "0.5", ok=False)
-    assert refused.output == "error: agreement 2 signed other round rules: max_norm 0.5 (signed 50.0)\n"
+    refused = run(coordinator_app, "close", "2", "1", "--key", "coordinator", *DATA, "--aggregation", "fedavg",
+                  "--max-norm", "0.5", ok=False)  # fmt: skip
+    assert refused.output == ("error: agreement 2 signed other round rules: aggregation_rule 'fedavg' (signed "
+                              "'median'); max_norm 0.5 (signed 50.0)\n")  # fmt: skip
     assert refused.exit_code == 1 and nonce(ADDRESS["coordinator"]) == before
     closed = run(coordinator_app, "close", "2", "1", "--key", "coordinator", *DATA)
     assert "finalized round 1 of agreement 2" in closed.output and f"{a}: allocated 50" in closed.output
