@@ -78,11 +78,27 @@ def open_service(settings: Settings, *, start: bool = True) -> Iterator[Service]
         chain_id = int(w3.eth.chain_id)
         db = Database(settings.data_dir / "api" / "service.sqlite")
         reads = ReadModel(w3, deployment, poll=settings.block_poll)
-        auth = Authenticator(db, domain=settings.domain, uri=settings.uri, chain_id=chain_id,
-                             nonce_ttl=settings.nonce_ttl, token_ttl=settings.token_ttl, provider=w3.provider)  # fmt: skip
-        service = Service(settings=settings, w3=w3, deployment=deployment, document=document,
-                          store=open_store(settings.ipfs), db=db, reads=reads, auth=auth, chain_id=chain_id,
-                          coordinator=_coordinator(settings, reads))  # fmt: skip
+        auth = Authenticator(
+            db,
+            domain=settings.domain,
+            uri=settings.uri,
+            chain_id=chain_id,
+            nonce_ttl=settings.nonce_ttl,
+            token_ttl=settings.token_ttl,
+            provider=w3.provider,
+        )
+        service = Service(
+            settings=settings,
+            w3=w3,
+            deployment=deployment,
+            document=document,
+            store=open_store(settings.ipfs),
+            db=db,
+            reads=reads,
+            auth=auth,
+            chain_id=chain_id,
+            coordinator=_coordinator(settings, reads),
+        )
         from .jobs import JobRunner
 
         service.jobs = JobRunner(service)
@@ -121,6 +137,7 @@ def _coordinator(settings: Settings, reads: ReadModel) -> Any:
 
     identity = Keystore().unlock(settings.coordinator_key)
     if not reads.roles(identity.address).coordinator:
-        raise ConfigurationError(f"key {identity.name!r} ({identity.address}) holds no coordinator role in this "
-                                 "deployment")  # fmt: skip
+        raise ConfigurationError(
+            f"key {identity.name!r} ({identity.address}) holds no coordinator role in this deployment"
+        )
     return identity

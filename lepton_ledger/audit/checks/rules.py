@@ -21,15 +21,23 @@ def check_rules_as_signed(m: RoundMaterial, store: object, terms: Terms) -> Chec
     finalized, reported = m.record.finalized, m.rules
     assert finalized is not None and reported is not None
     where = (m.record.agreement_id, m.record.round, None, m.report_cid)
-    evidence = {"tx_hash": finalized.tx_hash, "block": finalized.block_number,
-                "terms_digest": "0x" + terms.terms_digest.hex(), "found": reported.report_fields()}  # fmt: skip
+    evidence = {
+        "tx_hash": finalized.tx_hash,
+        "block": finalized.block_number,
+        "terms_digest": "0x" + terms.terms_digest.hex(),
+        "found": reported.report_fields(),
+    }
     try:
         signed = RoundRules.from_terms(terms_document(store, terms), len(terms.parties)).for_round(m.record.round)
     except LeptonError as exc:  # a terms document that is no JSON object, or names rules that cannot run
-        return CheckResult(RULES_AS_SIGNED, False, f"the signed terms document names no round rules: {exc}", *where,
-                           evidence)  # fmt: skip
+        return CheckResult(
+            RULES_AS_SIGNED, False, f"the signed terms document names no round rules: {exc}", *where, evidence
+        )
     differences = reported.differences(signed)
     evidence["expected"] = signed.report_fields()
-    message = (f"the report's round rules are not the signed ones: {'; '.join(differences)}" if differences
-               else "the report's round rules are the signed ones")  # fmt: skip
+    message = (
+        f"the report's round rules are not the signed ones: {'; '.join(differences)}"
+        if differences
+        else "the report's round rules are the signed ones"
+    )
     return CheckResult(RULES_AS_SIGNED, not differences, message, *where, evidence)
