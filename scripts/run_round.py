@@ -29,6 +29,7 @@ from lepton_ledger.rounds.roles import (
     global_model,
     terms_document,
 )
+from lepton_ledger.rounds.rules import RoundRules
 from lepton_ledger.storage.local import LocalStore
 from lepton_ledger.units import TOKEN
 from lepton_ledger.workers import open_executor
@@ -52,7 +53,8 @@ def main(deployment: str = OUT):
     data = setup["data"]
     split = make_federated(data["dataset"], num_partners=data["partitions"], seed=data["seed"])
     terms = Terms.read(d.agreements.functions.terms(agreement_id))
-    model_name = (terms_document(store, terms) or {}).get("model", "logreg")
+    signed = terms_document(store, terms) or {}
+    model_name = signed.get("model", "logreg")
     print(
         f"network {active} (chain {web3.eth.chain_id}); sending: openRound from the coordinator, submitUpdate "
         f"from each of {len(setup['partners'])} partners, finalizeRound from the coordinator"
@@ -67,7 +69,7 @@ def main(deployment: str = OUT):
         events_path=folder / "events.sqlite",
         eval_set=split.eval_set,
         model_name=model_name,
-        max_norm=50.0,
+        rules=RoundRules.from_terms(signed, len(setup["partners"])),
         payout_rule=terms.payout_rule,
         outbox=Outbox(folder / "outbox" / "coordinator.sqlite"),
     )

@@ -135,7 +135,7 @@ class JobRunner:
             num_classes=None,
         )
         coordinator = agreement_coordinator(
-            session, job["agreement_id"], eval_set, aggregation=params["aggregation"], scoring=params["scoring"]
+            session, job["agreement_id"], eval_set, aggregation=params.get("aggregation"), scoring=params.get("scoring")
         )
         _, committed = coordinator.round_state(job["agreement_id"], job["round_id"])
         if eval_commitment(eval_set) != committed:

@@ -36,6 +36,7 @@ __all__ = [
     "EVENT_HISTORY",
     "MANIFEST_SIGNATURE",
     "REJECTIONS_RECHECK",
+    "RULES_AS_SIGNED",
     "SAMPLE_COUNT_BOUND",
     "SCORES_AND_PAYOUTS",
     "VAULT_CONSERVES",
@@ -54,6 +55,7 @@ EPSILON_WITHIN_CAP = "epsilon_within_cap"
 SAMPLE_COUNT_BOUND = "sample_count_bound"
 AGGREGATE_RECOMPUTED = "aggregate_recomputed"
 REJECTIONS_RECHECK = "rejections_recheck"
+RULES_AS_SIGNED = "rules_as_signed"
 SCORES_AND_PAYOUTS = "scores_and_payouts"
 VAULT_CONSERVES = "vault_conserves"
 BONDS_CONSERVE = "bonds_conserve"
@@ -67,6 +69,7 @@ CHECK_NAMES = (
     EPSILON_RECOMPUTED,
     EPSILON_WITHIN_CAP,
     SAMPLE_COUNT_BOUND,
+    RULES_AS_SIGNED,
     AGGREGATE_RECOMPUTED,
     REJECTIONS_RECHECK,
     SCORES_AND_PAYOUTS,

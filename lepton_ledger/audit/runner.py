@@ -9,7 +9,8 @@ not yet verified, or was voided since (all of them with ``full=True``), in order
 documents of its anchored commitments (``batch_document``), every artifact its digests name
 (``cids_resolve``: global model, envelopes, report, aggregate), every envelope (``envelope_decrypts``,
 ``manifest_signature``), every partner's epsilon (``epsilon_recomputed``, ``epsilon_within_cap``), and for a
-finalized round the report against what re-derives (``rejections_recheck``, ``aggregate_recomputed``,
+finalized round the report's rules against the signed terms document's (``rules_as_signed``) and the report
+against what re-derives by them (``rejections_recheck``, ``aggregate_recomputed``,
 ``scores_and_payouts``). Then the global checks, every time: ``vault_conserves`` and ``event_history``.
 
 A check that cannot run because an input it needs failed another check (an envelope that does not resolve
@@ -48,6 +49,7 @@ from .checks.books import check_bonds, check_vault
 from .checks.history import check_event_history
 from .checks.privacy import check_epsilon, dp_entry
 from .checks.rewards import check_scores_and_payouts
+from .checks.rules import check_rules_as_signed
 from .checks.training import RoundMaterial, recheck_rejections, recompute_aggregate
 from .model import (
     BATCH_DOCUMENT,
@@ -508,6 +510,8 @@ class _RoundAuditor:
                 continue
             results, epsilons[p] = check_epsilon(c, update.cid, opened.manifest, [dp[p][x] for x in earlier], terms)
             checks += results
+        if finalized and m.rules is not None:
+            checks.append(check_rules_as_signed(m, self.store, terms))
         if finalized and m.report is not None and m.base is not None:
             checks += recheck_rejections(m)
             aggregate_check, _ = recompute_aggregate(m)

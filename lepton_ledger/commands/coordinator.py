@@ -136,6 +136,17 @@ def propose(
     model: Annotated[str | None, typer.Option(help="Model name every partner trains (terms document).")] = None,
     task: Annotated[str | None, typer.Option(help="What the agreement is for (terms document).")] = None,
     max_norm: Annotated[float | None, typer.Option(help="L2 bound on an update (terms document).")] = None,
+    aggregation: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Aggregation rule: {', '.join(AGGREGATIONS)} (terms "
+            "document; robust rules with their defaults for the "
+            "party count)."
+        ),
+    ] = None,
+    scoring: Annotated[
+        str | None, typer.Option(help=f"Contribution scores: {', '.join(SCORINGS)} (terms document).")
+    ] = None,
     rpc_url: RpcUrlOpt = None,
     deployment: DeploymentOpt = None,
     ipfs: IpfsOpt = None,
@@ -156,7 +167,7 @@ def propose(
     from ..chain import agreements
     from ..chain.agreements import AgreementTerms
     from ..rounds.roles import publish_document
-    from ..rounds.rules import DEFAULT_MAX_NORM
+    from ..rounds.rules import DEFAULT_MAX_NORM, RoundRules
 
     f = _terms_file(terms_file)
     rule_name = payout_rule or f.get("payout_rule", "by_sample_count")
@@ -165,9 +176,15 @@ def propose(
     require(bool(parties), "an agreement needs at least one --party")
     require(isinstance(f.get("document", {}), dict), 'the terms file\'s "document" must be a JSON object')
     document = {"task": "federated training", "model": "logreg", "max_norm": DEFAULT_MAX_NORM, **f.get("document", {})}
-    for name, value in (("task", task), ("model", model), ("max_norm", max_norm)):
+    for name, value in (("task", task), ("model", model)):
         if value is not None:
             document[name] = value
+    # The round rules the parties sign, spelled out: the file's "rules" (or its max_norm), then the options.
+    signed = RoundRules.from_terms(document, len(parties)).choosing(
+        len(parties), aggregation=aggregation, scoring=scoring, max_norm=max_norm
+    )
+    document.pop("max_norm", None)
+    document["rules"] = signed.report_fields()
     with open_session(rpc_url=rpc_url, deployment=deployment, key=key, ipfs=ipfs) as s:
         for p in parties:
             require(bool(s.deployment.partners.functions.isApproved(p).call()), f"party {p} is not an approved partner")
@@ -395,8 +412,8 @@ def _coordinator(
     *,
     model: str | None,
     max_norm: float | None,
-    aggregation: str = "fedavg",
-    scoring: str = "leave_one_out",
+    aggregation: str | None = None,
+    scoring: str | None = None,
 ) -> Any:
     from ..rounds.roles import agreement_coordinator
 
@@ -494,15 +511,21 @@ def close(
     label_column: LabelColumnOpt = "label",
     num_classes: NumClassesOpt = None,
     aggregation: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help=f"Aggregation rule: {', '.join(AGGREGATIONS)} (robust rules "
-            "with their defaults for the agreement's party count)."
+            help=f"Aggregation rule: {', '.join(AGGREGATIONS)}; default and only choice: the terms document's."
         ),
-    ] = "fedavg",
-    scoring: Annotated[str, typer.Option(help=f"Contribution scores: {', '.join(SCORINGS)}.")] = "leave_one_out",
+    ] = None,
+    scoring: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Contribution scores: {', '.join(SCORINGS)}; default and only choice: the terms document's."
+        ),
+    ] = None,
     model: Annotated[str | None, typer.Option(help="Model name; default: the terms document's, else logreg.")] = None,
-    max_norm: Annotated[float | None, typer.Option(help="L2 bound of an update; default: from the terms.")] = None,
+    max_norm: Annotated[
+        float | None, typer.Option(help="L2 bound of an update; default and only choice: the terms document's.")
+    ] = None,
     rpc_url: RpcUrlOpt = None,
     deployment: DeploymentOpt = None,
     ipfs: IpfsOpt = None,
@@ -517,8 +540,11 @@ def close(
     from ..fl.data import eval_commitment
     from .data import eval_data
 
-    require(aggregation in AGGREGATIONS, f"--aggregation must be one of {', '.join(AGGREGATIONS)}, not {aggregation!r}")
-    require(scoring in SCORINGS, f"--scoring must be one of {', '.join(SCORINGS)}, not {scoring!r}")
+    require(
+        aggregation in (None, *AGGREGATIONS),
+        f"--aggregation must be one of {', '.join(AGGREGATIONS)}, not {aggregation!r}",
+    )
+    require(scoring in (None, *SCORINGS), f"--scoring must be one of {', '.join(SCORINGS)}, not {scoring!r}")
     eval_set = eval_data(
         dataset=dataset, partitions=partitions, seed=seed, csv=csv, label_column=label_column, num_classes=num_classes
     )
@@ -536,6 +562,7 @@ def close(
             eval_commitment(eval_set) == committed,
             "the evaluation set from these data options is not the one the round committed to",
         )
+        coordinator.check_signed_rules(agreement, round)
         coordinator.check_closable(agreement, round)  # a refused close sends nothing, not even the answers below
         _answer_disputes(s, agreement)  # a dispute left unanswered would void the round after it is finalized
         outcome = coordinator.close_round(agreement, round)

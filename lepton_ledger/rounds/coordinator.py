@@ -87,6 +87,7 @@ from .report import (
     RoundReport,
     fetch_by_digest,
 )
+from .roles import terms_document
 from .rules import RoundRules
 
 __all__ = [
@@ -506,6 +507,22 @@ class Coordinator:
             )
         return rule
 
+    def check_signed_rules(self, agreement_id: int, round_id: int) -> None:
+        """Refuses to run rules other than those the parties signed (the terms document's, ``RoundRules.from_terms``).
+
+        Raises:
+            ConfigurationError: this coordinator's rules differ from the signed ones (each difference named).
+        """
+        self._check_signed_rules(
+            agreement_id, round_id, Terms.read(self.deployment.agreements.functions.terms(agreement_id))
+        )
+
+    def _check_signed_rules(self, agreement_id: int, round_id: int, terms: Terms) -> None:
+        signed = RoundRules.from_terms(terms_document(self.store, terms), len(terms.parties)).for_round(round_id)
+        differences = self.rules.for_round(round_id).differences(signed)
+        if differences:
+            raise ConfigurationError(f"agreement {agreement_id} signed other round rules: {'; '.join(differences)}")
+
     def check_closable(self, agreement_id: int, round_id: int) -> None:
         """Dry-runs ``finalizeRound`` (placeholder digests, nothing paid): once it would pass, the deadline is
         over or every party submitted, so the round's commitments can no longer change.
@@ -593,6 +610,7 @@ class Coordinator:
         events = self.commitments(agreement_id, round_id)
         reward = config.reward_per_round
         rule = self._checked_rule(agreement_id, terms)
+        self._check_signed_rules(agreement_id, round_id, terms)
         opened, failed = self.open_updates(events, model_digest)
         base = self.base_state(model_digest)
         updates = {p: (e.tensors, e.manifest.sample_count) for p, e in opened.items()}

@@ -46,6 +46,7 @@ from .coordinator import Coordinator
 from .driver import ROUND_WINDOW, drive_round
 from .outbox import Outbox
 from .partner import Partner, TrainingSettings
+from .roles import publish_document
 from .rules import DEFAULT_MAX_NORM, RoundRules
 from .world import build_world
 
@@ -260,11 +261,8 @@ def _story(
         "required_stake": REQUIRED_STAKE,
         "reward_per_round": REWARD_PER_ROUND,
         "payout_rule": rule_name,
-        "aggregation": rules.aggregation,
-        "aggregation_params": aggregation_params,
-        "scoring": rules.scoring,
-        "max_norm": rules.max_norm,
-    }
+        "rules": rules.report_fields(),
+    }  # the round rules the parties sign
     terms = AgreementTerms(
         parties=[a.address for a in accounts.values()],
         reward_token=token.address,
@@ -300,6 +298,7 @@ def _story(
 
     # -- rounds ---------------------------------------------------------------------------------------
     store = LocalStore(out_dir / STORE_DIR, durable=False)
+    publish_document(store, terms_doc)  # the coordinator closes by its rules, the audit checks the reports' by them
     split = fl.make_federated("digits", num_partners=n_partners, seed=0, alpha=alpha, eval_fraction=0.2, sizes=sizes)
     riders = {names[-1]} if story.free_rider else set()
     for i, name in enumerate(names):

@@ -33,11 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from ..chain.agreements import document_digest
-from ..chain.state import Allocation, Round, RoundConfig, Terms
+from ..chain.state import Allocation, Round, Terms
 from ..errors import LeptonError
 from ..protocol.commitments import SIGNED_COMMITMENT_VERSION
 from ..units import RoundStatus
-from .rules import DEFAULT_MAX_NORM
 
 __all__ = [
     "RoleStateError",
@@ -106,22 +105,16 @@ def build_coordinator(
     events_path: Path,
     eval_set: Any,
     model_name: str,
-    max_norm: float,
+    rules: Any = None,
     payout_rule: int | None = None,
-    aggregation: str = "fedavg",
-    aggregation_params: dict[str, Any] | None = None,
-    scoring: str = "leave_one_out",
     outbox: Any = None,
 ) -> Any:
     """A ``rounds.Coordinator``; it pays by the agreement's on-chain payout rule (`payout_rule`, when given, must
-    be that rule)."""
+    be that rule) and closes only by the round rules its terms document signs (`rules`, a ``RoundRules``, when
+    given, must be those)."""
     from ..rounds.coordinator import Coordinator
-    from ..rounds.rules import RoundRules
     from ..units import PayoutRule
 
-    rules = RoundRules(
-        aggregation=aggregation, aggregation_params=aggregation_params or {}, scoring=scoring, max_norm=max_norm
-    )
     return Coordinator(
         account=account,
         tx=tx,
@@ -144,18 +137,22 @@ def agreement_coordinator(
     *,
     model: str | None = None,
     max_norm: float | None = None,
-    aggregation: str = "fedavg",
-    scoring: str = "leave_one_out",
+    aggregation: str | None = None,
+    scoring: str | None = None,
 ) -> Any:
     """The ``rounds.Coordinator`` of `agreement_id` for `session` (a ``commands.context.Session`` holding the
-    coordinator's identity): model and max norm from the terms document unless given, the on-chain payout rule,
-    `aggregation`'s defaults for the agreement's party count, events under the session's state directory."""
-    from ..fl.aggregation import default_params
+    coordinator's identity): model and round rules from the terms document (``RoundRules.from_terms``), the
+    on-chain payout rule, events under the session's state directory. `max_norm`, `aggregation` and `scoring`,
+    when given, replace the signed ones: the coordinator then refuses to close unless they are the same."""
+    from .rules import RoundRules
 
     agreements = session.deployment.agreements.functions
     terms = Terms.read(agreements.terms(agreement_id))
     document = terms_document(session.store, terms) or {}
-    parties = RoundConfig.read(agreements.roundConfig(agreement_id)).party_count
+    parties = len(terms.parties)
+    rules = RoundRules.from_terms(document, parties).choosing(
+        parties, aggregation=aggregation, scoring=scoring, max_norm=max_norm
+    )
     return build_coordinator(
         account=session.account,
         tx=session.tx,
@@ -165,11 +162,8 @@ def agreement_coordinator(
         events_path=session.state_dir("events") / "events.sqlite",
         eval_set=eval_set,
         model_name=model or document.get("model", "logreg"),
-        max_norm=float(max_norm if max_norm is not None else document.get("max_norm", DEFAULT_MAX_NORM)),
+        rules=rules,
         payout_rule=terms.payout_rule,
-        aggregation=aggregation,
-        scoring=scoring,
-        aggregation_params=default_params(aggregation, parties),
     )
 
 

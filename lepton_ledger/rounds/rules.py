@@ -3,7 +3,9 @@
 :class:`RoundRules`: the ``fl.aggregate`` rule and its parameters, the ``fl.contribution_scores`` method and its
 parameters, the utility it scores on (accuracy) and the L2 bound of an update. The report writes them
 (:meth:`RoundRules.report_fields`) and the auditor reads them back (:meth:`RoundRules.from_report`): this is the
-one place that joins and splits the report's ``scoring`` as ``"<method>:accuracy"``. Importing this module does
+one place that joins and splits the report's ``scoring`` as ``"<method>:accuracy"``. The parties sign them too:
+the terms document's ``"rules"`` object, in the same fields (:meth:`RoundRules.from_terms`); the coordinator runs
+those and the audit checks the report's against them (:meth:`RoundRules.differences`). Importing this module does
 not import torch (the report parser and the command line use it); making rules does, to check the names.
 """
 
@@ -70,7 +72,7 @@ class RoundRules:
         }
 
     @classmethod
-    def from_report(cls, doc: Mapping[str, Any]) -> RoundRules:
+    def from_report(cls, doc: Mapping[str, Any], what: str = "the round report") -> RoundRules:
         """The rules a round report names (its fields as :meth:`report_fields` writes them).
 
         Raises:
@@ -87,7 +89,49 @@ class RoundRules:
                 metric=metric,
             )
         except KeyError as exc:
-            raise ConfigurationError(f"the round report names no {exc.args[0]}") from None
+            raise ConfigurationError(f"{what} names no {exc.args[0]}") from None
+
+    @classmethod
+    def from_terms(cls, document: Mapping[str, Any] | None, parties: int) -> RoundRules:
+        """The rules the parties signed: the terms document's ``"rules"`` object, in the fields
+        :meth:`report_fields` writes. A document without one (or no document) signs the defaults -- ``fedavg``
+        and ``leave_one_out`` -- with the document's ``"max_norm"``, else ``DEFAULT_MAX_NORM``. A rule named
+        without parameters takes ``fl.aggregation.default_params`` for the agreement's `parties`.
+
+        Raises:
+            ConfigurationError: ``"rules"`` is not an object, lacks a field, or names rules that cannot run.
+        """
+        from ..fl.aggregation import default_params
+
+        document = document or {}
+        if "rules" not in document:
+            rules = cls(max_norm=document.get("max_norm", DEFAULT_MAX_NORM))
+        elif isinstance(document["rules"], Mapping):
+            rules = cls.from_report(document["rules"], "the terms document's rules object")
+        else:
+            raise ConfigurationError(f"the terms document's rules must be an object, not {document['rules']!r}")
+        if rules.aggregation_params:
+            return rules
+        return replace(rules, aggregation_params=default_params(rules.aggregation, parties))
+
+    def choosing(
+        self, parties: int, *, aggregation: str | None = None, scoring: str | None = None, max_norm: float | None = None
+    ) -> RoundRules:
+        """These rules with the choices given (not None) replaced: another aggregation rule takes its default
+        parameters for `parties`, another scoring method none."""
+        from ..fl.aggregation import default_params
+
+        rules = self
+        if aggregation is not None and aggregation != rules.aggregation:
+            rules = replace(rules, aggregation=aggregation, aggregation_params=default_params(aggregation, parties))
+        if scoring is not None and scoring != rules.scoring:
+            rules = replace(rules, scoring=scoring, scoring_params={})
+        return rules if max_norm is None else replace(rules, max_norm=max_norm)
+
+    def differences(self, signed: RoundRules) -> list[str]:
+        """Each field in which these rules differ from `signed`, as ``"<field> <mine> (signed <theirs>)"``."""
+        mine, theirs = self.report_fields(), signed.report_fields()
+        return [f"{k} {mine[k]!r} (signed {theirs[k]!r})" for k in mine if mine[k] != theirs[k]]
 
     def check_partners(self, partners: int) -> None:
         """Refuses, before a round runs, rules that cannot run on `partners` updates.

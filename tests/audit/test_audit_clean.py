@@ -23,6 +23,7 @@ ROUND_CHECKS = {
     "epsilon_recomputed",
     "epsilon_within_cap",
     "sample_count_bound",
+    "rules_as_signed",
     "rejections_recheck",
     "aggregate_recomputed",
     "scores_and_payouts",

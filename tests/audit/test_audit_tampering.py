@@ -14,13 +14,19 @@ audit's state, so rounds 1-2 are not re-checked (and the global checks still run
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from lepton_ledger.audit import AuditResult, audit_workdir
+from lepton_ledger.chain.state import Round
 from lepton_ledger.commands.audit import audit_app
+from lepton_ledger.errors import ConfigurationError
+from lepton_ledger.rounds.rules import RoundRules
 from lepton_ledger.storage.cid import b32encode, parse_cid
+from lepton_ledger.units import RoundStatus
 
 
 def block_file(workdir: Path, cid: str) -> Path:
@@ -237,3 +243,51 @@ def test_partner_committing_another_partners_envelope_fails_manifest_signature(
     # the honest coordinator rejected it for that very reason, and the report says so
     recheck = next(c for c in result.checks if c.name == "rejections_recheck" and c.partner == rider)
     assert recheck.ok and recheck.evidence["found"] == ["ManifestMismatch"]
+
+
+def test_round_closed_by_rules_the_parties_did_not_sign_fails_rules_as_signed(
+    demo_single, clean_audit, fresh_copy, extra_round, cheating_close
+):
+    """The coordinator scores round 3 by exact Shapley where the terms document signs leave-one-out (bypassing its
+    own refusal): everything re-derives by the rules its report names, but they are not the signed ones."""
+    workdir = fresh_copy(demo_single, clean_audit[1])
+
+    def close(coordinator, round_id):
+        coordinator.rules = replace(coordinator.rules, scoring="exact_shapley")
+        cheating_close(coordinator, round_id)
+
+    extra_round(workdir, close=close)
+    result = audit_workdir(workdir, state_path=workdir.parent / clean_audit[1].name)
+    report_cid = next(c.cid for c in result.checks if c.name == "scores_and_payouts" and c.round == 3)
+    assert_fails_only(result, "rules_as_signed", {(3, None, report_cid)})
+    (failure,) = result.failed
+    assert failure.message == (
+        "the report's round rules are not the signed ones: scoring 'exact_shapley:accuracy' "
+        "(signed 'leave_one_out:accuracy')"
+    )
+    assert failure.evidence["expected"]["scoring"] == "leave_one_out:accuracy"
+    assert failure.evidence["found"]["scoring"] == "exact_shapley:accuracy"
+
+
+def test_coordinator_given_rules_the_parties_did_not_sign_refuses_to_close_and_sends_nothing(
+    demo_single, fresh_copy, extra_round
+):
+    """A norm bound that would reject the honest updates: refused in one line naming it, no transaction sent."""
+    workdir = fresh_copy(demo_single)
+    seen = {}
+
+    def close(coordinator, round_id):
+        coordinator.rules = RoundRules(max_norm=0.001)
+        sent = coordinator.tx.w3.eth.get_transaction_count(coordinator.address)
+        with pytest.raises(ConfigurationError) as refused:
+            coordinator.close_round(1, round_id)
+        seen["message"] = str(refused.value)
+        seen["sent"] = coordinator.tx.w3.eth.get_transaction_count(coordinator.address) - sent
+        seen["status"] = Round.read(coordinator.deployment.ledger.functions.round(1, round_id)).status
+
+    extra_round(workdir, close=close)
+    assert seen == {
+        "message": "agreement 1 signed other round rules: max_norm 0.001 (signed 50.0)",
+        "sent": 0,
+        "status": RoundStatus.OPEN,
+    }

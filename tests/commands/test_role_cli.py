@@ -167,7 +167,8 @@ def test_the_next_round_starts_from_the_aggregate_and_needs_the_privacy_history(
 
 
 def test_a_batched_round_through_the_cli(world):
-    """A one-party agreement in batched mode: the partner signs its commitment, the coordinator anchors it."""
+    """A one-party agreement in batched mode: the partner signs its commitment, the coordinator anchors it; the
+    round closes by the rules the terms signed (median, Monte Carlo Shapley), and by no others."""
     a = ADDRESS["partner-a"]
     run(
         coordinator_app,
@@ -184,6 +185,10 @@ def test_a_batched_round_through_the_cli(world):
         "10",
         "--epsilon-cap",
         "10",
+        "--aggregation",
+        "median",
+        "--scoring",
+        "tmc_shapley",
     )
     run(partner_app, "sign", "2", "--key", "partner-a")
     run(partner_app, "stake", "2", "--key", "partner-a")
@@ -211,7 +216,8 @@ def test_a_batched_round_through_the_cli(world):
 
     anchored = run(coordinator_app, "anchor", "2", "1", str(path), "--key", "coordinator")
     assert "anchored 1 commitment(s) for round 1 of agreement 2" in anchored.output
-    closed = run(
+    before = nonce(ADDRESS["coordinator"])
+    refused = run(
         coordinator_app,
         "close",
         "2",
@@ -220,10 +226,17 @@ def test_a_batched_round_through_the_cli(world):
         "coordinator",
         *DATA,
         "--aggregation",
-        "median",
-        "--scoring",
-        "tmc_shapley",
+        "fedavg",
+        "--max-norm",
+        "0.5",
+        ok=False,
     )
+    assert refused.output == (
+        "error: agreement 2 signed other round rules: aggregation_rule 'fedavg' (signed "
+        "'median'); max_norm 0.5 (signed 50.0)\n"
+    )
+    assert refused.exit_code == 1 and nonce(ADDRESS["coordinator"]) == before
+    closed = run(coordinator_app, "close", "2", "1", "--key", "coordinator", *DATA)
     assert "finalized round 1 of agreement 2" in closed.output and f"{a}: allocated 50" in closed.output
     assert "allocations are claimable from 20" in closed.output  # a date, not a Unix timestamp
     status = run(partner_app, "status", "2", "--address", a).output

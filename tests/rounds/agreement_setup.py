@@ -9,6 +9,7 @@ from lepton_ledger.chain import agreements
 from lepton_ledger.rounds.coordinator import Coordinator
 from lepton_ledger.rounds.outbox import Outbox
 from lepton_ledger.rounds.partner import Partner, TrainingSettings
+from lepton_ledger.rounds.roles import publish_document
 from lepton_ledger.rounds.rules import RoundRules
 from lepton_ledger.rounds.world import World
 from lepton_ledger.units import TOKEN
@@ -18,10 +19,18 @@ NAMES = ("alpha", "beta", "gamma")
 
 
 def funded_agreement(
-    tx: Any, d: Any, token: Any, roles: Any, partners: list[Any], *, relay_every_second: bool = False
+    tx: Any,
+    d: Any,
+    token: Any,
+    roles: Any,
+    partners: list[Any],
+    *,
+    relay_every_second: bool = False,
+    document: dict[str, Any] | None = None,
 ) -> int:
-    """A fresh agreement between `partners` (by-sample-count payouts, epsilon cap 8, 5 rounds), signed (every
-    second partner by a relayed EIP-712 signature when asked), staked and funded for one round; its id."""
+    """A fresh agreement between `partners` (by-sample-count payouts, epsilon cap 8, 5 rounds, the terms
+    `document`), signed (every second partner by a relayed EIP-712 signature when asked), staked and funded for
+    one round; its id."""
     now = tx.w3.eth.get_block("latest")["timestamp"]
     terms = agreements.AgreementTerms(
         parties=[a.address for a in partners],
@@ -37,7 +46,7 @@ def funded_agreement(
         arbiter=roles.admin.address,
         max_sample_count=100_000,
         payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT,
-        document={"task": "digits classification"},
+        document=document or {"task": "digits classification"},
     )
     agreement_id = agreements.propose(tx, d, roles.coordinator.address, terms)
     world = World(tx, d, token, roles, {a.address: a for a in partners}, {})
@@ -45,9 +54,13 @@ def funded_agreement(
     return agreement_id
 
 
-def new_agreement(world) -> int:
+def new_agreement(world, rules: RoundRules | None = None) -> int:
     """A fresh active, funded agreement between the three partners (one signs by transaction, the next by relayed
-    EIP-712 signature)."""
+    EIP-712 signature); with `rules`, its terms document (put to the store) signs them."""
+    document = None
+    if rules is not None:
+        document = {"task": "digits classification", "rules": rules.report_fields()}
+        publish_document(world["store"], document)
     return funded_agreement(
         world["tx"],
         world["d"],
@@ -55,6 +68,7 @@ def new_agreement(world) -> int:
         world["roles"],
         list(world["accounts"].values()),
         relay_every_second=True,
+        document=document,
     )
 
 

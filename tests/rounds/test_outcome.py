@@ -160,3 +160,22 @@ def test_no_accepted_update_leaves_nothing_to_settle(round_inputs):
             reward=REWARD,
             payout_rule=PayoutRule.EQUAL,
         )
+
+
+def test_the_signed_rules_are_the_terms_documents_else_the_defaults_with_its_norm_bound():
+    """A terms document names the round rules in the report's fields; one without them signs fedavg and
+    leave-one-out with its max_norm; a rule named without parameters gets its defaults for the party count."""
+    named = RoundRules(aggregation="krum", scoring="tmc_shapley", max_norm=7.0)
+    assert RoundRules.from_terms({"rules": named.report_fields()}, 5) == RoundRules(
+        aggregation="krum", aggregation_params={"f": 1}, scoring="tmc_shapley", max_norm=7.0
+    )
+    assert RoundRules.from_terms({"model": "logreg", "max_norm": 9.0}, 2) == RoundRules(max_norm=9.0)
+    assert RoundRules.from_terms(None, 2) == RoundRules()
+    assert RoundRules(max_norm=1.0, scoring="exact_shapley").differences(RoundRules()) == [
+        "scoring 'exact_shapley:accuracy' (signed 'leave_one_out:accuracy')",
+        "max_norm 1.0 (signed 50.0)",
+    ]
+    with pytest.raises(ConfigurationError, match="^the terms document's rules must be an object, not 'fedavg'$"):
+        RoundRules.from_terms({"rules": "fedavg"}, 2)
+    with pytest.raises(ConfigurationError, match="^the terms document's rules object names no scoring$"):
+        RoundRules.from_terms({"rules": {"aggregation_rule": "fedavg"}}, 2)

@@ -194,12 +194,9 @@ def test_round_rules_refuse_an_unknown_rule_or_scoring_method(world):
         make_coordinator(world, "bad-scoring", rules=RoundRules(scoring="banzhaf"))
 
 
-def test_rules_set_on_the_coordinator_alone_go_into_the_report_and_the_auditor_re_derives_by_them(
-    world, executor, tmp_path
-):
-    """The rules are given in one place, the coordinator's RoundRules: the report carries them as run (seeded for
-    the round) and the auditor, reading them back, re-runs the same functions and finds every result."""
-    agreement_id = new_agreement(world)
+def test_signed_rules_go_into_the_report_and_the_auditor_re_derives_by_them(world, executor, tmp_path):
+    """The rules the terms document signs are the coordinator's RoundRules: the report carries them as run (seeded
+    for the round) and the auditor, reading them back, finds them signed and re-runs the same functions."""
     rules = RoundRules(
         aggregation="trimmed_mean",
         aggregation_params={"trim": 0.2},
@@ -207,6 +204,7 @@ def test_rules_set_on_the_coordinator_alone_go_into_the_report_and_the_auditor_r
         scoring_params={"permutations": 6},
         max_norm=50.0,
     )
+    agreement_id = new_agreement(world, rules)
     coordinator = make_coordinator(world, "coordinator-rules", rules=rules)
     round_id, _ = open_round(world, coordinator, agreement_id)
     for p in [make_partner(world, n, agreement_id, executor) for n in NAMES]:
@@ -224,7 +222,7 @@ def test_rules_set_on_the_coordinator_alone_go_into_the_report_and_the_auditor_r
     )
     mine = [c for c in result.checks if (c.agreement_id, c.round) == (agreement_id, round_id)]
     names = {c.name for c in mine}
-    assert {"rejections_recheck", "aggregate_recomputed", "scores_and_payouts"} <= names
+    assert {"rules_as_signed", "rejections_recheck", "aggregate_recomputed", "scores_and_payouts"} <= names
     assert all(c.ok for c in mine), [c.to_dict() for c in mine if not c.ok]
 
 

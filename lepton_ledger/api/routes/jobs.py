@@ -26,8 +26,9 @@ class CloseRequest(BaseModel):
     dataset: Literal[DATASETS] = "digits"  # type: ignore[valid-type]
     partitions: int = Field(default=1, ge=1, le=1000)
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
-    aggregation: Literal[AGGREGATIONS] = "fedavg"  # type: ignore[valid-type]
-    scoring: Literal[SCORINGS] = "leave_one_out"  # type: ignore[valid-type]
+    # the round rules are the terms document's: a choice given here must be the same, or the close is refused
+    aggregation: Literal[AGGREGATIONS] | None = None  # type: ignore[valid-type]
+    scoring: Literal[SCORINGS] | None = None  # type: ignore[valid-type]
 
 
 class Job(BaseModel):

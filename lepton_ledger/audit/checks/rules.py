@@ -1,0 +1,43 @@
+"""``rules_as_signed``, per finalized round: the round rules its report names (aggregation rule and parameters,
+scoring method and parameters, norm bound) are those the parties signed, i.e. the terms document whose digest the
+round's terms version holds (``RoundRules.from_terms``, seeded for the round as the coordinator runs them). The
+other round checks re-derive the round by the report's rules; this one says whether those were the signed ones.
+"""
+
+from __future__ import annotations
+
+from ...chain.state import Terms
+from ...errors import LeptonError
+from ...rounds.roles import terms_document
+from ...rounds.rules import RoundRules
+from ..model import RULES_AS_SIGNED, CheckResult
+from .training import RoundMaterial
+
+__all__ = ["check_rules_as_signed"]
+
+
+def check_rules_as_signed(m: RoundMaterial, store: object, terms: Terms) -> CheckResult:
+    """Compares the rules the round's report names (``m.rules``) with those of the signed terms document."""
+    finalized, reported = m.record.finalized, m.rules
+    assert finalized is not None and reported is not None
+    where = (m.record.agreement_id, m.record.round, None, m.report_cid)
+    evidence = {
+        "tx_hash": finalized.tx_hash,
+        "block": finalized.block_number,
+        "terms_digest": "0x" + terms.terms_digest.hex(),
+        "found": reported.report_fields(),
+    }
+    try:
+        signed = RoundRules.from_terms(terms_document(store, terms), len(terms.parties)).for_round(m.record.round)
+    except LeptonError as exc:  # a terms document that is no JSON object, or names rules that cannot run
+        return CheckResult(
+            RULES_AS_SIGNED, False, f"the signed terms document names no round rules: {exc}", *where, evidence
+        )
+    differences = reported.differences(signed)
+    evidence["expected"] = signed.report_fields()
+    message = (
+        f"the report's round rules are not the signed ones: {'; '.join(differences)}"
+        if differences
+        else "the report's round rules are the signed ones"
+    )
+    return CheckResult(RULES_AS_SIGNED, not differences, message, *where, evidence)
