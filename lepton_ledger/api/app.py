@@ -15,6 +15,7 @@ from .routes import (
     agreements,
     auth,
     blobs,
+    coordination,
     dashboard,
     envelopes,
     health,
@@ -28,8 +29,10 @@ from .routes import (
 from .service import open_service
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-ROUTERS = (health.router, auth.router, partners.router, agreements.router, signatures.router, rewards.router,
-           blobs.router, transactions.router, envelopes.router, jobs.router, metrics.router, dashboard.router)  # fmt: skip
+ROUTERS = (health.router, auth.router, partners.router, agreements.router, coordination.router, signatures.router,
+           rewards.router,
+           blobs.router, transactions.router, envelopes.router, jobs.router, metrics.router,
+           dashboard.router)  # fmt: skip
 
 
 def create_app(settings: Settings) -> FastAPI:

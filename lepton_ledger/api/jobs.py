@@ -97,16 +97,13 @@ class JobRunner:
 
     def _close(self, job: dict[str, Any]) -> dict[str, Any]:
         """Closes the round as ``lepton-ledger coordinator close`` does, with the service's coordinator key."""
-        from ..commands.context import CommandError, Session
+        from ..commands.context import CommandError
         from ..commands.data import eval_data
         from ..fl.data import eval_commitment
         from ..rounds.roles import agreement_coordinator
 
         service, params = self.service, job["params"]
-        session = Session(w3=service.w3, deployment=service.deployment, document=service.document,
-                          deployment_path=service.settings.deployment, identity=service.coordinator,
-                          tx=service.coordinator_tx(),
-                          _store=service.store)  # fmt: skip
+        session = service.coordinator_session()
         eval_set = eval_data(dataset=params["dataset"], partitions=params["partitions"], seed=params["seed"],
                              csv=None, label_column="label", num_classes=None)  # fmt: skip
         coordinator = agreement_coordinator(session, job["agreement_id"], eval_set, aggregation=params["aggregation"],

@@ -46,6 +46,16 @@ class Service:
             self._coordinator_tx = Transactor(self.w3, [self.coordinator.account])
         return self._coordinator_tx
 
+    def coordinator_session(self) -> Any:
+        """A command Session signing with the coordinator's key, on the service's chain and store, so that the
+        service takes the coordinator's steps through the same library calls as its commands (use it holding
+        `writer`)."""
+        from ..commands.context import Session
+
+        return Session(w3=self.w3, deployment=self.deployment, document=self.document,
+                       deployment_path=self.settings.deployment, identity=self.coordinator, tx=self.coordinator_tx(),
+                       _store=self.store)  # fmt: skip
+
 
 def check_service(settings: Settings) -> None:
     """What :func:`open_service` checks (deployment, chain, coordinator key), without starting anything.
