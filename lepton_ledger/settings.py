@@ -64,6 +64,8 @@ class Settings(BaseModel):
                              gt=0)  # fmt: skip
     coordinator_key: str | None = _env("LEPTON_API_COORDINATOR_KEY", "Keystore identity whose X25519 key the "
                                                                      "service opens envelopes with.")  # fmt: skip
+    auditor_key: str | None = _env("LEPTON_API_AUDITOR_KEY", "Keystore identity whose X25519 key the service's audit "
+                                                             "job opens updates with; unset: no audit job (503).")  # fmt: skip
     deployment: Path = Field(default=Path(), description="<data dir>/deployment.json (not a variable).")
 
     @classmethod

@@ -13,6 +13,7 @@ from . import errors
 from .bodycap import BodyCap
 from .routes import (
     agreements,
+    audit,
     auth,
     blobs,
     coordination,
@@ -31,7 +32,7 @@ from .service import open_service
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 ROUTERS = (health.router, auth.router, partners.router, agreements.router, coordination.router, signatures.router,
            rewards.router,
-           blobs.router, transactions.router, envelopes.router, jobs.router, metrics.router,
+           blobs.router, transactions.router, envelopes.router, jobs.router, audit.router, metrics.router,
            dashboard.router)  # fmt: skip
 
 

@@ -82,7 +82,9 @@ def _funded(service, agreement_id: int) -> int:
 
 
 def test_the_coordinator_funds_once_per_idempotency_key(service):
-    agreement_id, coordinator = service.agreement_id, service.roles.coordinator
+    coordinator = service.roles.coordinator  # funds an agreement of its own: agreement 1's pool is other tests'
+    agreement_id = _post(service, "/v1/agreements", _terms(service), coordinator, key="to-fund").json()["agreement_id"]
+    service.wait_block(service.w3.eth.block_number)
     funded, before = _funded(service, agreement_id), service.coordinator_nonce()
     first = _post(service, f"/v1/agreements/{agreement_id}/fund", {"amount": "12.5"}, coordinator, key="fund-1")
     assert first.status_code == 200, first.text
