@@ -51,13 +51,16 @@ def _write_auditor_key(workdir: Path, auditor: str, private: bytes) -> None:
     # The one key an audit of a demo folder reads (keys/dev-keys.json, parties.auditor), for this local run only.
     folder = workdir / "keys"
     folder.mkdir(parents=True, exist_ok=True)
-    document = {"note": "benchmark run: local development key only",
-                "parties": {"auditor": {"address": auditor, "x25519_private_key": private.hex()}}}  # fmt: skip
+    document = {
+        "note": "benchmark run: local development key only",
+        "parties": {"auditor": {"address": auditor, "x25519_private_key": private.hex()}},
+    }
     (folder / "dev-keys.json").write_text(json.dumps(document, indent=2))
 
 
-def build_run(root: Path, *, partners: int, rounds: int, checkpoint: int,
-              mode: str) -> tuple[list[float], Path, Path, list[int]]:  # fmt: skip
+def build_run(
+    root: Path, *, partners: int, rounds: int, checkpoint: int, mode: str
+) -> tuple[list[float], Path, Path, list[int]]:
     """Runs the rounds; returns (seconds each round took, the checkpoint folder, the final folder, the rounds
     whose close was retried)."""
     from lepton_ledger import fl
@@ -88,36 +91,73 @@ def build_run(root: Path, *, partners: int, rounds: int, checkpoint: int,
         world = build_world(tx, {a.address: a for a in accounts}, dispute_window=600, roles=roles)
         d, token, x25519 = world.deployment, world.token, world.x25519
         eval_spec = {"dataset": "digits", "num_partners": partners, "seed": 0, "alpha": None, "eval_fraction": 0.2}
-        d.write(workdir / "deployment.json", rpc_url=anvil.url, chain_id=w3.eth.chain_id,
-                extra={"reward_token": token.address, "state_file": "chain-state.json", "store": "store",
-                       "keys": "keys", "dispute_window": 600, "model": "logreg", "eval_set": eval_spec})  # fmt: skip
+        d.write(
+            workdir / "deployment.json",
+            rpc_url=anvil.url,
+            chain_id=w3.eth.chain_id,
+            extra={
+                "reward_token": token.address,
+                "state_file": "chain-state.json",
+                "store": "store",
+                "keys": "keys",
+                "dispute_window": 600,
+                "model": "logreg",
+                "eval_set": eval_spec,
+            },
+        )
         _write_auditor_key(workdir, roles.auditor.address, x25519["auditor"])
 
         now = w3.eth.get_block("latest")["timestamp"]
         reward, stake = REWARD_PER_ROUND_TOKENS * TOKEN, STAKE_TOKENS * TOKEN
-        terms = AgreementTerms(parties=[a.address for a in accounts], reward_token=token.address,
-                               reward_per_round=reward, epsilon_cap=EPSILON_CAP, delta=DELTA, required_stake=stake,
-                               start=now - 1, end=now + 365 * 86400, max_rounds=rounds,
-                               coordinator=coordinator_address, arbiter=roles.admin.address,
-                               max_sample_count=100_000, document={"bench": "bench/audit.py"})  # fmt: skip
+        terms = AgreementTerms(
+            parties=[a.address for a in accounts],
+            reward_token=token.address,
+            reward_per_round=reward,
+            epsilon_cap=EPSILON_CAP,
+            delta=DELTA,
+            required_stake=stake,
+            start=now - 1,
+            end=now + 365 * 86400,
+            max_rounds=rounds,
+            coordinator=coordinator_address,
+            arbiter=roles.admin.address,
+            max_sample_count=100_000,
+            document={"bench": "bench/audit.py"},
+        )
         agreement_id = agreements.propose(tx, d, coordinator_address, terms)
         world.join_and_fund(agreement_id, terms, funded_rounds=rounds)
 
         store = LocalStore(workdir / "store", durable=False)
         split = fl.make_federated("digits", **{k: v for k, v in eval_spec.items() if k != "dataset"})
         outboxes = root / "outboxes"  # outside the folder the audit reads: the parties' own crash-safety records
-        coordinator = Coordinator(account=roles.coordinator, tx=tx, deployment=d, store=store,
-                                  x25519_private=x25519["coordinator"], events_path=root / "events.sqlite",
-                                  eval_set=split.eval_set, model_name="logreg", rules=RoundRules(max_norm=50.0),
-                                  outbox=Outbox(outboxes / "coordinator.sqlite"))  # fmt: skip
+        coordinator = Coordinator(
+            account=roles.coordinator,
+            tx=tx,
+            deployment=d,
+            store=store,
+            x25519_private=x25519["coordinator"],
+            events_path=root / "events.sqlite",
+            eval_set=split.eval_set,
+            model_name="logreg",
+            rules=RoundRules(max_norm=50.0),
+            outbox=Outbox(outboxes / "coordinator.sqlite"),
+        )
         members = [
-            Partner(account=a, tx=tx, deployment=d, store=store, data=split.partners[i], executor=executor,
-                    accountant=fl.PrivacyAccountant(partner=a.address, agreement=agreement_id, delta=DELTA,
-                                                    epsilon_cap=EPSILON_CAP),
-                    settings=TrainingSettings(model="logreg", epochs=1, batch_size=64, noise_multiplier=1.0, seed=i),
-                    outbox=Outbox(outboxes / f"partner{i}.sqlite"))
+            Partner(
+                account=a,
+                tx=tx,
+                deployment=d,
+                store=store,
+                data=split.partners[i],
+                executor=executor,
+                accountant=fl.PrivacyAccountant(
+                    partner=a.address, agreement=agreement_id, delta=DELTA, epsilon_cap=EPSILON_CAP
+                ),
+                settings=TrainingSettings(model="logreg", epochs=1, batch_size=64, noise_multiplier=1.0, seed=i),
+                outbox=Outbox(outboxes / f"partner{i}.sqlite"),
+            )
             for i, a in enumerate(accounts)
-        ]  # fmt: skip
+        ]
         state = fl.build_model("logreg", split.input_dim, split.num_classes, seed=0).state_dict()
         seconds: list[float] = []
         for n in range(1, rounds + 1):
@@ -131,8 +171,16 @@ def build_run(root: Path, *, partners: int, rounds: int, checkpoint: int,
                     print(f"  WARNING round {n}: {detail['error']}; closing it again", flush=True)
                     retries.append(n)
 
-            state = drive_round(coordinator, members, agreement_id, state, recipients=world.recipients(), mode=mode,
-                                close_retries=1, on_event=retried).outcome.aggregate
+            state = drive_round(
+                coordinator,
+                members,
+                agreement_id,
+                state,
+                recipients=world.recipients(),
+                mode=mode,
+                close_retries=1,
+                on_event=retried,
+            ).outcome.aggregate
             seconds.append(time.perf_counter() - started)
             print(f"  round {n}/{rounds}: {seconds[-1]:.1f} s", flush=True)
             if n == checkpoint:
@@ -167,16 +215,23 @@ def main() -> None:
         audit_kept(args)
         return
 
-    print(f"setting: {args.rounds} rounds x {args.partners} partners, logreg on digits, DP-SGD (noise 1.0, "
-          f"batch 64, 1 epoch a round), {args.mode} commits; audits after {args.checkpoint} and {args.rounds} "
-          "rounds", flush=True)  # fmt: skip
+    print(
+        f"setting: {args.rounds} rounds x {args.partners} partners, logreg on digits, DP-SGD (noise 1.0, "
+        f"batch 64, 1 epoch a round), {args.mode} commits; audits after {args.checkpoint} and {args.rounds} "
+        "rounds",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="bench-audit-") as tmp:
         root = Path(tmp)
-        per_round, first, last, retries = build_run(root, partners=args.partners, rounds=args.rounds,
-                                                    checkpoint=args.checkpoint, mode=args.mode)  # fmt: skip
+        per_round, first, last, retries = build_run(
+            root, partners=args.partners, rounds=args.rounds, checkpoint=args.checkpoint, mode=args.mode
+        )
         rounds_s = sum(per_round)
-        print(f"rounds: {args.rounds} x {args.partners} ran in {rounds_s:.1f} s (set-up excluded; the first round, "
-              f"{per_round[0]:.1f} s, includes starting the training worker)", flush=True)  # fmt: skip
+        print(
+            f"rounds: {args.rounds} x {args.partners} ran in {rounds_s:.1f} s (set-up excluded; the first round, "
+            f"{per_round[0]:.1f} s, includes starting the training worker)",
+            flush=True,
+        )
         short_s, short = timed_audit(first, root / "state-first.sqlite", args.workers)
         long_s, long = timed_audit(last, root / "state-last.sqlite", args.workers)
         if args.keep:
@@ -194,8 +249,13 @@ def audit_kept(args: argparse.Namespace) -> None:
     report(args, short, long, None, None)
 
 
-def report(args: argparse.Namespace, first: tuple[float, dict], last: tuple[float, dict],
-           per_round: list[float] | None, retries: int | None) -> None:  # fmt: skip
+def report(
+    args: argparse.Namespace,
+    first: tuple[float, dict],
+    last: tuple[float, dict],
+    per_round: list[float] | None,
+    retries: int | None,
+) -> None:
     (short_s, short), (long_s, long) = first, last
     updates = args.rounds * args.partners
     failed = sorted({c["name"] for c in [*short["checks"], *long["checks"]] if not c["ok"]})
@@ -203,24 +263,40 @@ def report(args: argparse.Namespace, first: tuple[float, dict], last: tuple[floa
     rounds_s = sum(per_round) if per_round else None
     workers = "one a core" if args.workers is None else args.workers
     for n, seconds, result in ((args.checkpoint, short_s, short), (args.rounds, long_s, long)):
-        print(f"audit (full, workers: {workers}) after {n} rounds: {seconds:.2f} s, {len(result['checks'])} checks, "
-              f"ok={result['ok']}")  # fmt: skip
+        print(
+            f"audit (full, workers: {workers}) after {n} rounds: {seconds:.2f} s, {len(result['checks'])} checks, "
+            f"ok={result['ok']}"
+        )
     print(f"updates verified per second: {updates / long_s:.1f} ({updates} updates)")
-    print(f"growth {args.checkpoint} -> {args.rounds} rounds: {growth:.2f}x "
-          f"(linear: {args.rounds / args.checkpoint:.1f}x)")  # fmt: skip
+    print(
+        f"growth {args.checkpoint} -> {args.rounds} rounds: {growth:.2f}x "
+        f"(linear: {args.rounds / args.checkpoint:.1f}x)"
+    )
     if rounds_s:
         print(f"audit / rounds time: {long_s / rounds_s:.2f} (audit {long_s:.1f} s, rounds {rounds_s:.1f} s)")
     if failed:
         print(f"WARNING: checks failed on an untouched run: {failed}")
-    print(json.dumps({
-        "updates_per_s": round(updates / long_s, 2), "growth_10_to_50": round(growth, 3),
-        "audit_s": round(long_s, 3), "audit_s_checkpoint": round(short_s, 3),
-        "rounds_s": round(rounds_s, 2) if rounds_s else None,
-        "first_round_s": round(per_round[0], 2) if per_round else None,
-        "audit_over_rounds": round(long_s / rounds_s, 3) if rounds_s else None, "rounds": args.rounds,
-        "checkpoint": args.checkpoint, "partners": args.partners, "mode": args.mode, "checks": len(long["checks"]),
-        "failed_checks": len(failed), "finalize_retries": retries, "workers": args.workers,
-    }))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "updates_per_s": round(updates / long_s, 2),
+                "growth_10_to_50": round(growth, 3),
+                "audit_s": round(long_s, 3),
+                "audit_s_checkpoint": round(short_s, 3),
+                "rounds_s": round(rounds_s, 2) if rounds_s else None,
+                "first_round_s": round(per_round[0], 2) if per_round else None,
+                "audit_over_rounds": round(long_s / rounds_s, 3) if rounds_s else None,
+                "rounds": args.rounds,
+                "checkpoint": args.checkpoint,
+                "partners": args.partners,
+                "mode": args.mode,
+                "checks": len(long["checks"]),
+                "failed_checks": len(failed),
+                "finalize_retries": retries,
+                "workers": args.workers,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":  # the training workers are spawned processes: they re-import this module

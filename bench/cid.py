@@ -105,19 +105,25 @@ def main() -> None:
         write_file(rss_path, rss_size, seed=2)
         child = subprocess.run(
             [sys.executable, "-c", _RSS_CHILD, str(rss_path), str(Path(tmp) / "store")],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
             cwd=Path(__file__).resolve().parent.parent,
         )
         cid, maxrss_kb = child.stdout.split()
         peak = int(maxrss_kb) / 1024
         print(f"peak RSS adding {args.rss_gb:g} GB to a LocalStore (child process, VmHWM): {peak:.1f} MB  -> {cid}")
 
-    print(json.dumps({
-        "mb_per_s": round(ours, 1),
-        "ratio_vs_sha256": round(ours / sha, 3),
-        "ratio_vs_ipfs_cid": round(ours / ipfs, 2) if ipfs else None,
-        "peak_rss_mb_1gb": round(peak, 1),
-    }))
+    print(
+        json.dumps(
+            {
+                "mb_per_s": round(ours, 1),
+                "ratio_vs_sha256": round(ours / sha, 3),
+                "ratio_vs_ipfs_cid": round(ours / ipfs, 2) if ipfs else None,
+                "peak_rss_mb_1gb": round(peak, 1),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

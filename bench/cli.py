@@ -46,8 +46,16 @@ class Bench:
     def at_once(self, label: str, commands: list[list[str]]) -> None:
         """Starts every command at once; records the wall time until the last one exits."""
         start = time.perf_counter()
-        procs = [subprocess.Popen([sys.executable, "-m", "lepton_ledger.cli", *argv], env=self.env, text=True,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE) for argv in commands]  # fmt: skip
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "lepton_ledger.cli", *argv],
+                env=self.env,
+                text=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            for argv in commands
+        ]
         for argv, proc in zip(commands, procs):
             out, err = proc.communicate()
             if proc.returncode != 0:
@@ -61,10 +69,14 @@ def main() -> None:
     parser.add_argument("--parallel", action="store_true", help="also time a round with both partners at once")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="lepton-bench-cli-") as home:
-        env = {**os.environ, "LEPTON_DATA_DIR": home, "LEPTON_KEYSTORE_PASSWORD": "bench",
-               "PYTHONPATH": str(ROOT)}  # fmt: skip
-        for name in ("LEPTON_RPC_URL", "LEPTON_KEYSTORE_DIR", "LEPTON_BLOCKSTORE_DIR", "LEPTON_KUBO_API",
-                     "LEPTON_RAY_ADDRESS"):
+        env = {**os.environ, "LEPTON_DATA_DIR": home, "LEPTON_KEYSTORE_PASSWORD": "bench", "PYTHONPATH": str(ROOT)}
+        for name in (
+            "LEPTON_RPC_URL",
+            "LEPTON_KEYSTORE_DIR",
+            "LEPTON_BLOCKSTORE_DIR",
+            "LEPTON_KUBO_API",
+            "LEPTON_RAY_ADDRESS",
+        ):
             env.pop(name, None)
         keystore = Keystore(Path(home) / "keystore", scrypt_n=2**14)
         for name, index in KEYS.items():
@@ -73,30 +85,71 @@ def main() -> None:
         try:
             _round(bench, epochs=["--epochs", str(args.epochs)], parallel=args.parallel)
         finally:
-            subprocess.run([sys.executable, "-m", "lepton_ledger.cli", "node", "stop"], env=env, capture_output=True, check=False)
+            subprocess.run(
+                [sys.executable, "-m", "lepton_ledger.cli", "node", "stop"], env=env, capture_output=True, check=False
+            )
     times = bench.times
     width = max(len(k) for k in times)
     for label, seconds in times.items():
         print(f"{label:<{width}}  {seconds:6.2f} s")
     total = sum(times.values())
     print(f"{'total':<{width}}  {total:6.2f} s  ({len(times)} commands, epochs {args.epochs})")
-    print(json.dumps({"commands": {k: round(v, 3) for k, v in times.items()}, "total_s": round(total, 2),
-                      "epochs": args.epochs, "parallel": args.parallel}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "commands": {k: round(v, 3) for k, v in times.items()},
+                "total_s": round(total, 2),
+                "epochs": args.epochs,
+                "parallel": args.parallel,
+            }
+        )
+    )
 
 
 def _round(cli: Bench, *, epochs: list[str], parallel: bool) -> None:
     a, b = ADDRESS["partner-a"], ADDRESS["partner-b"]
     cli("node start", "node", "start")
     cli("keys list", "keys", "list")
-    cli("deploy", "deploy", "--key", "admin", "--coordinator", ADDRESS["coordinator"], "--auditor",
-        ADDRESS["auditor"], "--with-token", "--mint", f"{ADDRESS['coordinator']}=1000", "--mint", f"{a}=100",
-        "--mint", f"{b}=100")  # fmt: skip
+    cli(
+        "deploy",
+        "deploy",
+        "--key",
+        "admin",
+        "--coordinator",
+        ADDRESS["coordinator"],
+        "--auditor",
+        ADDRESS["auditor"],
+        "--with-token",
+        "--mint",
+        f"{ADDRESS['coordinator']}=1000",
+        "--mint",
+        f"{a}=100",
+        "--mint",
+        f"{b}=100",
+    )
     for name in ("coordinator", "auditor", "partner-a", "partner-b"):
         cli(f"partner register ({name})", "partner", "register", "--key", name, "--name", name)
     for name, partner in (("partner-a", a), ("partner-b", b)):
         cli(f"coordinator approve ({name})", "coordinator", "approve", partner, "--key", "coordinator")
-    cli("coordinator propose", "coordinator", "propose", "--key", "coordinator", "--party", a, "--party", b,
-        "--rounds", "2", "--reward-per-round", "300", "--required-stake", "100", "--epsilon-cap", "10")  # fmt: skip
+    cli(
+        "coordinator propose",
+        "coordinator",
+        "propose",
+        "--key",
+        "coordinator",
+        "--party",
+        a,
+        "--party",
+        b,
+        "--rounds",
+        "2",
+        "--reward-per-round",
+        "300",
+        "--required-stake",
+        "100",
+        "--epsilon-cap",
+        "10",
+    )
     for name in ("partner-a", "partner-b"):
         cli(f"partner sign ({name})", "partner", "sign", "1", "--key", name)
     for name in ("partner-a", "partner-b"):
@@ -104,8 +157,18 @@ def _round(cli: Bench, *, epochs: list[str], parallel: bool) -> None:
     cli("coordinator fund", "coordinator", "fund", "1", "600", "--key", "coordinator")
     cli("coordinator open", "coordinator", "open", "1", "--key", "coordinator", *DATA)
     for i, name in enumerate(("partner-a", "partner-b")):
-        cli(f"partner train-and-submit ({name})", "partner", "train-and-submit", "1", "--key", name, *DATA,
-            "--partition", str(i), *epochs)  # fmt: skip
+        cli(
+            f"partner train-and-submit ({name})",
+            "partner",
+            "train-and-submit",
+            "1",
+            "--key",
+            name,
+            *DATA,
+            "--partition",
+            str(i),
+            *epochs,
+        )
     cli("coordinator close", "coordinator", "close", "1", "1", "--key", "coordinator", *DATA)
     cli("node time --advance 2h", "node", "time", "--advance", "2h")
     for name in ("partner-a", "partner-b"):
@@ -114,9 +177,13 @@ def _round(cli: Bench, *, epochs: list[str], parallel: bool) -> None:
     cli("audit", "audit", "--key", "auditor")
     if parallel:
         cli("coordinator open (round 2)", "coordinator", "open", "1", "--key", "coordinator", *DATA)
-        cli.at_once("partner train-and-submit x2 at once (round 2)",
-                    [["partner", "train-and-submit", "1", "--key", name, *DATA, "--partition", str(i), *epochs]
-                     for i, name in enumerate(("partner-a", "partner-b"))])  # fmt: skip
+        cli.at_once(
+            "partner train-and-submit x2 at once (round 2)",
+            [
+                ["partner", "train-and-submit", "1", "--key", name, *DATA, "--partition", str(i), *epochs]
+                for i, name in enumerate(("partner-a", "partner-b"))
+            ],
+        )
     cli("node stop", "node", "stop")
 
 

@@ -42,9 +42,7 @@ from lepton_ledger.fl.training import (
 )
 
 
-def timed_pair(
-    model: torch.nn.Module, data, batch_size: int, mode: str, repeats: int
-) -> tuple[float, float, float]:
+def timed_pair(model: torch.nn.Module, data, batch_size: int, mode: str, repeats: int) -> tuple[float, float, float]:
     """Fastest seconds of (one DP epoch, one non-private epoch), interleaved, and the median ratio of each
     back-to-back pair (a second estimate, less sensitive to one side alone catching a quiet moment)."""
     private, plain = [], []
@@ -98,19 +96,27 @@ def main() -> None:
     if args.mode is None:
         args.mode = DEFAULT_GRAD_SAMPLE_MODE if supports_bookkeeping(model) else FALLBACK_GRAD_SAMPLE_MODE
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    print(f"{args.model} on digits ({len(data)} samples), one epoch, {device}, torch threads {torch.get_num_threads()}, "
-          f"fastest of {args.repeats}")
+    print(
+        f"{args.model} on digits ({len(data)} samples), one epoch, {device}, torch threads {torch.get_num_threads()}, "
+        f"fastest of {args.repeats}"
+    )
     for batch in args.sweep:
         dp_s, plain_s, _ = timed_pair(model, data, batch, args.mode, max(5, args.repeats // 2))
-        print(f"  batch {batch:4d}: {args.mode} {dp_s * 1e3:7.1f} ms  non-private {plain_s * 1e3:6.1f} ms  "
-              f"ratio {dp_s / plain_s:.2f}")
+        print(
+            f"  batch {batch:4d}: {args.mode} {dp_s * 1e3:7.1f} ms  non-private {plain_s * 1e3:6.1f} ms  "
+            f"ratio {dp_s / plain_s:.2f}"
+        )
     dp_s, plain_s, paired = timed_pair(model, data, args.batch_size, args.mode, args.repeats)
-    print(f"batch {args.batch_size}, mode {args.mode}: DP {dp_s * 1e3:.1f} ms, non-private {plain_s * 1e3:.1f} ms; "
-          f"median ratio of back-to-back pairs {paired:.2f}")
+    print(
+        f"batch {args.batch_size}, mode {args.mode}: DP {dp_s * 1e3:.1f} ms, non-private {plain_s * 1e3:.1f} ms; "
+        f"median ratio of back-to-back pairs {paired:.2f}"
+    )
     dp_fetch, plain_fetch = fetch_times(data, args.batch_size, args.repeats)
-    print(f"  of which data path (loader alone): DP {dp_fetch * 1e3:.1f} ms, non-private {plain_fetch * 1e3:.1f} ms; "
-          f"the rest: DP {(dp_s - dp_fetch) * 1e3:.1f} ms, non-private {(plain_s - plain_fetch) * 1e3:.1f} ms, "
-          f"ratio {(dp_s - dp_fetch) / (plain_s - plain_fetch):.2f} (approximate: minima of separate runs)")
+    print(
+        f"  of which data path (loader alone): DP {dp_fetch * 1e3:.1f} ms, non-private {plain_fetch * 1e3:.1f} ms; "
+        f"the rest: DP {(dp_s - dp_fetch) * 1e3:.1f} ms, non-private {(plain_s - plain_fetch) * 1e3:.1f} ms, "
+        f"ratio {(dp_s - dp_fetch) / (plain_s - plain_fetch):.2f} (approximate: minima of separate runs)"
+    )
     print(json.dumps({"ratio": round(dp_s / plain_s, 3)}))
 
 

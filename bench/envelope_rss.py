@@ -51,25 +51,45 @@ def main() -> None:
 
     private, public = generate_x25519_keypair()
     n = args.mb * 1_000_000 // 4
-    sealed = seal({"w": torch.randn(n, generator=torch.Generator().manual_seed(0))},
-                  signer_key=bytes.fromhex("ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"),
-                  recipients=[public], chain_id=31337, ledger="0x5FbDB2315678afecb367f032d93F642f64180aa3",
-                  agreement_id=1, round=1, base_model_digest=bytes(32), dp=DPRecord(1.0, 1.0, 0.01, 10, 1e-5, "rdp"),
-                  cumulative_epsilon=1.0, sample_count=100)  # fmt: skip
+    sealed = seal(
+        {"w": torch.randn(n, generator=torch.Generator().manual_seed(0))},
+        signer_key=bytes.fromhex("ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"),
+        recipients=[public],
+        chain_id=31337,
+        ledger="0x5FbDB2315678afecb367f032d93F642f64180aa3",
+        agreement_id=1,
+        round=1,
+        base_model_digest=bytes(32),
+        dp=DPRecord(1.0, 1.0, 0.01, 10, 1e-5, "rdp"),
+        cumulative_epsilon=1.0,
+        sample_count=100,
+    )
     size_mb = len(sealed.data) / 1e6
     with tempfile.TemporaryDirectory() as tmp:
         _, digest = publish(LocalStore(tmp, durable=False), sealed.data)
         del sealed
-        out = subprocess.run([sys.executable, "-c", _CHILD, tmp, digest.hex(), private.hex()], check=True,
-                             capture_output=True, text=True).stdout.split()  # fmt: skip
+        out = subprocess.run(
+            [sys.executable, "-c", _CHILD, tmp, digest.hex(), private.hex()], check=True, capture_output=True, text=True
+        ).stdout.split()
     baseline, peak, numel = int(out[0]), int(out[1]), int(out[2])
     assert numel == n
     print(f"envelope of {size_mb:.1f} MB (one float32 tensor of {n:,} values), fetched from a LocalStore and opened")
     print(f"  resident before opening (interpreter, torch, the package): {baseline} MB")
-    print(f"  peak while fetching and opening: {peak} MB, {peak - baseline} MB over the baseline, "
-          f"{(peak - baseline) / size_mb:.2f} x the envelope")  # fmt: skip
-    print(json.dumps({"envelope_mb": round(size_mb, 1), "baseline_rss_mb": baseline, "peak_rss_mb": peak,
-                      "peak_over_baseline_mb": peak - baseline, "ratio_over_size": round((peak - baseline) / size_mb, 2)}))
+    print(
+        f"  peak while fetching and opening: {peak} MB, {peak - baseline} MB over the baseline, "
+        f"{(peak - baseline) / size_mb:.2f} x the envelope"
+    )
+    print(
+        json.dumps(
+            {
+                "envelope_mb": round(size_mb, 1),
+                "baseline_rss_mb": baseline,
+                "peak_rss_mb": peak,
+                "peak_over_baseline_mb": peak - baseline,
+                "ratio_over_size": round((peak - baseline) / size_mb, 2),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

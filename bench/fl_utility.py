@@ -206,8 +206,12 @@ def main() -> None:
     parser.add_argument("--sweep", action="store_true", help="accuracy at each of --epsilons, --seeds seeds each")
     parser.add_argument("--epsilons", type=float, nargs="+", default=list(SWEEP_EPSILONS), help="the sweep's targets")
     parser.add_argument("--seeds", type=int, default=5, help="seeds per epsilon in a sweep")
-    parser.add_argument("--holdout", choices=("eval", "validation"), default="eval",
-                        help="score on the evaluation set, or on a cut of the partners' data (a search)")  # fmt: skip
+    parser.add_argument(
+        "--holdout",
+        choices=("eval", "validation"),
+        default="eval",
+        help="score on the evaluation set, or on a cut of the partners' data (a search)",
+    )
     args = parser.parse_args()
     for name in ("partners", "rounds", "local_epochs", "batch_size", "seeds"):
         if getattr(args, name) < 1:
@@ -220,8 +224,18 @@ def main() -> None:
     if not 0 < args.delta < 1 or not all(e > 0 for e in args.epsilons):
         parser.error("--delta must be in (0, 1) and every --epsilons value > 0")
 
-    names = ("partners", "rounds", "local_epochs", "batch_size", "lr", "max_grad_norm", "clip_features", "model",
-             "delta", "holdout")  # fmt: skip
+    names = (
+        "partners",
+        "rounds",
+        "local_epochs",
+        "batch_size",
+        "lr",
+        "max_grad_norm",
+        "clip_features",
+        "model",
+        "delta",
+        "holdout",
+    )
     settings = {name: getattr(args, name) for name in names}
     partners, score_on = data_for(args, args.seed)
     print(
@@ -235,31 +249,60 @@ def main() -> None:
         started = time.perf_counter()
         accuracy, epsilon_max, noise = train_federated(args, partners, score_on, args.epsilon, args.seed, verbose=True)
         baseline = baseline_accuracy(args, partners, score_on, args.seed)
-        print(f"federated DP (noise {noise:.3f}): {time.perf_counter() - started:.1f} s; non-private centralized "
-              f"baseline ({args.rounds * args.local_epochs} epochs, lr 0.1): {baseline:.4f}")  # fmt: skip
-        print(json.dumps({"accuracy": round(accuracy, 4), "epsilon_max": round(epsilon_max, 4),
-                          "baseline_accuracy": round(baseline, 4), "settings": settings}))  # fmt: skip
+        print(
+            f"federated DP (noise {noise:.3f}): {time.perf_counter() - started:.1f} s; non-private centralized "
+            f"baseline ({args.rounds * args.local_epochs} epochs, lr 0.1): {baseline:.4f}"
+        )
+        print(
+            json.dumps(
+                {
+                    "accuracy": round(accuracy, 4),
+                    "epsilon_max": round(epsilon_max, 4),
+                    "baseline_accuracy": round(baseline, 4),
+                    "settings": settings,
+                }
+            )
+        )
         return
 
     seeds = range(args.seed, args.seed + args.seeds)
     data = {seed: (partners, score_on) if seed == args.seed else data_for(args, seed) for seed in seeds}
     baselines = [baseline_accuracy(args, *data[seed], seed) for seed in seeds]
-    print(f"non-private centralized baseline ({args.rounds * args.local_epochs} epochs, lr 0.1), seeds "
-          f"{seeds.start}-{seeds.stop - 1}: mean {statistics.mean(baselines):.4f}, "
-          f"min {min(baselines):.4f}")  # fmt: skip
+    print(
+        f"non-private centralized baseline ({args.rounds * args.local_epochs} epochs, lr 0.1), seeds "
+        f"{seeds.start}-{seeds.stop - 1}: mean {statistics.mean(baselines):.4f}, "
+        f"min {min(baselines):.4f}"
+    )
     sweep = []
     for epsilon in args.epsilons:
         runs = [train_federated(args, *data[seed], epsilon, seed, verbose=False) for seed in seeds]
         accuracies = [acc for acc, _, _ in runs]
         spent = max(eps for _, eps, _ in runs)
-        print(f"epsilon {epsilon:g} (spent {spent:.2f}, noise {runs[0][2]:.2f}): accuracy mean "
-              f"{statistics.mean(accuracies):.4f}, min {min(accuracies):.4f} "
-              f"[{', '.join(f'{a:.4f}' for a in accuracies)}]")  # fmt: skip
-        sweep.append({"epsilon": epsilon, "epsilon_spent": round(spent, 4),
-                      "accuracy": round(statistics.mean(accuracies), 4), "accuracy_min": round(min(accuracies), 4),
-                      "seeds": len(accuracies), "accuracies": [round(a, 4) for a in accuracies]})  # fmt: skip
-    print(json.dumps({"sweep": sweep, "baseline_accuracy": round(statistics.mean(baselines), 4),
-                      "baseline_accuracy_min": round(min(baselines), 4), "settings": settings}))  # fmt: skip
+        print(
+            f"epsilon {epsilon:g} (spent {spent:.2f}, noise {runs[0][2]:.2f}): accuracy mean "
+            f"{statistics.mean(accuracies):.4f}, min {min(accuracies):.4f} "
+            f"[{', '.join(f'{a:.4f}' for a in accuracies)}]"
+        )
+        sweep.append(
+            {
+                "epsilon": epsilon,
+                "epsilon_spent": round(spent, 4),
+                "accuracy": round(statistics.mean(accuracies), 4),
+                "accuracy_min": round(min(accuracies), 4),
+                "seeds": len(accuracies),
+                "accuracies": [round(a, 4) for a in accuracies],
+            }
+        )
+    print(
+        json.dumps(
+            {
+                "sweep": sweep,
+                "baseline_accuracy": round(statistics.mean(baselines), 4),
+                "baseline_accuracy_min": round(min(baselines), 4),
+                "settings": settings,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -83,47 +83,78 @@ def main() -> None:
         token = tx.deploy(load_artifact("LeptonToken"), "Bench", "BNC", admin.address, sender=admin.address)
 
         for i, p in enumerate(partners):
-            book.record("PartnerRegistry.register", tx.transact(d.partners.functions.register(digest(f"profile{i}"), digest(f"key{i}")), p.address))
-            book.record("PartnerRegistry.approve", tx.transact(d.partners.functions.approve(p.address), coordinator.address))
+            book.record(
+                "PartnerRegistry.register",
+                tx.transact(d.partners.functions.register(digest(f"profile{i}"), digest(f"key{i}")), p.address),
+            )
+            book.record(
+                "PartnerRegistry.approve", tx.transact(d.partners.functions.approve(p.address), coordinator.address)
+            )
             tx.transact(token.functions.mint(p.address, 2 * STAKE), admin.address)
             tx.transact(token.functions.approve(d.vault.address, 2 * STAKE), p.address)
 
         def new_agreement(label: str) -> int:
             now = w3.eth.get_block("latest")["timestamp"]
-            terms = (digest(label), [p.address for p in partners], token.address, REWARD, 0, 8 * EPS, 10**13, STAKE,
-                     now - 1, now + 86400 * 30, 10, coordinator.address, admin.address, 100_000, BOND)
+            terms = (
+                digest(label),
+                [p.address for p in partners],
+                token.address,
+                REWARD,
+                0,
+                8 * EPS,
+                10**13,
+                STAKE,
+                now - 1,
+                now + 86400 * 30,
+                10,
+                coordinator.address,
+                admin.address,
+                100_000,
+                BOND,
+            )
             receipt = tx.transact(d.agreements.functions.propose(terms), coordinator.address)
             book.record(f"AgreementRegistry.propose ({n} parties)", receipt)
-            agreement_id = d.agreements.events.AgreementProposed().process_receipt(receipt, errors=DISCARD)[0]["args"]["agreementId"]
+            agreement_id = d.agreements.events.AgreementProposed().process_receipt(receipt, errors=DISCARD)[0]["args"][
+                "agreementId"
+            ]
             for i, p in enumerate(partners):
                 if i % 2:  # half sign by relayed EIP-712 signature, half by transaction
                     receipt = relay_signature(tx, d.agreements, agreement_id, p, coordinator.address)
                     book.record("AgreementRegistry.signBySig", receipt)
                 else:
-                    book.record("AgreementRegistry.sign", tx.transact(d.agreements.functions.sign(agreement_id), p.address))
+                    book.record(
+                        "AgreementRegistry.sign", tx.transact(d.agreements.functions.sign(agreement_id), p.address)
+                    )
             for i, p in enumerate(partners):
                 label_stake = f"RewardVault.stake (last: activates, {n} parties)" if i == n - 1 else "RewardVault.stake"
                 book.record(label_stake, tx.transact(d.vault.functions.stake(agreement_id, STAKE), p.address))
             tx.transact(token.functions.mint(coordinator.address, 3 * REWARD), admin.address)
             tx.transact(token.functions.approve(d.vault.address, 3 * REWARD), coordinator.address)
-            book.record("RewardVault.fund", tx.transact(d.vault.functions.fund(agreement_id, 3 * REWARD), coordinator.address))
+            book.record(
+                "RewardVault.fund", tx.transact(d.vault.functions.fund(agreement_id, 3 * REWARD), coordinator.address)
+            )
             tx.transact(token.functions.mint(coordinator.address, BOND), admin.address)
             tx.transact(token.functions.approve(d.court.address, BOND), coordinator.address)
-            book.record("ResultsCourt.postBond", tx.transact(d.court.functions.postBond(agreement_id, BOND), coordinator.address))
+            book.record(
+                "ResultsCourt.postBond",
+                tx.transact(d.court.functions.postBond(agreement_id, BOND), coordinator.address),
+            )
             return agreement_id
 
         def open_round(agreement_id: int, label: str) -> int:
             deadline = w3.eth.get_block("latest")["timestamp"] + 3600
-            receipt = tx.transact(d.ledger.functions.openRound(agreement_id, digest(label), deadline, digest("eval")),
-                                  coordinator.address)
+            receipt = tx.transact(
+                d.ledger.functions.openRound(agreement_id, digest(label), deadline, digest("eval")), coordinator.address
+            )
             book.record("RoundLedger.openRound", receipt)
             return d.ledger.events.RoundOpened().process_receipt(receipt, errors=DISCARD)[0]["args"]["round"]
 
         def finalize(agreement_id: int, round_id: int) -> PayoutTree:
             payouts = {p.address: REWARD // n for p in partners}
             tree = PayoutTree(agreement_id, round_id, payouts)
-            call = d.ledger.functions.finalizeRound(agreement_id, round_id, digest("agg"), digest("report"), tree.root,
-                                                    sum(payouts.values()))
+            call = d.ledger.functions.finalizeRound(
+                agreement_id, round_id, digest("agg"), digest("report"), tree.root, sum(payouts.values())
+            )
             book.record("RoundLedger.finalizeRound", tx.transact(call, coordinator.address))
             return tree
 
@@ -131,12 +162,24 @@ def main() -> None:
             round_id = open_round(agreement_id, label)
             signed = []
             for p in partners:
-                c = UpdateCommitment(agreement_id, round_id, p.address, digest(f"env{p.address}{round_id}"),
-                                     digest(f"man{p.address}{round_id}"), epsilon, 1000)
+                c = UpdateCommitment(
+                    agreement_id,
+                    round_id,
+                    p.address,
+                    digest(f"env{p.address}{round_id}"),
+                    digest(f"man{p.address}{round_id}"),
+                    epsilon,
+                    1000,
+                )
                 signature = sign_digest(p.key, update_commitment_digest(chain_id, d.ledger.address, c))
                 signed.append(commitment_leaf(update_commitment_digest(chain_id, d.ledger.address, c), signature))
-            call = d.ledger.functions.commitBatch(agreement_id, round_id, PositionalTree(signed).root, digest("batch doc"),
-                                                  pack_entries([(i, epsilon) for i in range(n)]))
+            call = d.ledger.functions.commitBatch(
+                agreement_id,
+                round_id,
+                PositionalTree(signed).root,
+                digest("batch doc"),
+                pack_entries([(i, epsilon) for i in range(n)]),
+            )
             gas = book.record(f"RoundLedger.commitBatch ({label})", tx.transact(call, coordinator.address))
             finalize(agreement_id, round_id)
             return gas
@@ -146,7 +189,9 @@ def main() -> None:
         round_id = open_round(single, "model-1")
         single_total = 0
         for i, p in enumerate(partners):
-            call = d.ledger.functions.submitUpdate(single, round_id, digest(f"env{i}"), digest(f"man{i}"), 2 * EPS, 1000)
+            call = d.ledger.functions.submitUpdate(
+                single, round_id, digest(f"env{i}"), digest(f"man{i}"), 2 * EPS, 1000
+            )
             single_total += book.record("RoundLedger.submitUpdate", tx.transact(call, p.address))
         tree = finalize(single, round_id)
 
@@ -158,9 +203,13 @@ def main() -> None:
         # The rest of the lifecycle, for the table. The batched agreement's last results are challenged and upheld.
         raised = d.court.functions.challengeResults(batched, 2, 1, digest("results evidence"))
         book.record("ResultsCourt.challengeResults", tx.transact(raised, auditor.address))
-        book.record("ResultsCourt.ruleResults (upheld)",
-                    tx.transact(d.court.functions.ruleResults(1, True, digest("ruling")), admin.address))
-        book.record("ResultsCourt.claimBondShare", tx.transact(d.court.functions.claimBondShare(batched), partners[0].address))
+        book.record(
+            "ResultsCourt.ruleResults (upheld)",
+            tx.transact(d.court.functions.ruleResults(1, True, digest("ruling")), admin.address),
+        )
+        book.record(
+            "ResultsCourt.claimBondShare", tx.transact(d.court.functions.claimBondShare(batched), partners[0].address)
+        )
         advance_time(w3, DISPUTE_WINDOW + 1)
         for p in partners[: min(n, 5)]:
             call = d.vault.functions.claim(single, round_id, REWARD // n, tree.proof(p.address))
@@ -176,7 +225,10 @@ def main() -> None:
         finalize(single, next_round)
         advance_time(w3, DISPUTE_WINDOW + 1)
         book.record("RewardVault.slash", tx.transact(d.vault.functions.slash(1), admin.address))
-        book.record("AgreementRegistry.terminate", tx.transact(d.agreements.functions.terminate(single, digest("end")), coordinator.address))
+        book.record(
+            "AgreementRegistry.terminate",
+            tx.transact(d.agreements.functions.terminate(single, digest("end")), coordinator.address),
+        )
         book.record("RewardVault.unstake", tx.transact(d.vault.functions.unstake(single, STAKE), partners[1].address))
         book.record("RewardVault.reclaim", tx.transact(d.vault.functions.reclaim(single), coordinator.address))
 
@@ -188,9 +240,16 @@ def main() -> None:
     print(f"single-submission: {per_single:,.0f} gas per update (mean submitUpdate transaction)")
     print(f"batched, first round: {batched_first:,} gas for {n} updates = {per_batched:,.0f} gas per update")
     print(f"batched, later round: {batched_later:,} gas for {n} updates = {batched_later / n:,.0f} gas per update")
-    print(json.dumps({"partners": n, "gas_per_update_single": round(per_single),
-                      "gas_per_update_batched": round(per_batched),
-                      "gas_per_update_batched_later": round(batched_later / n)}))
+    print(
+        json.dumps(
+            {
+                "partners": n,
+                "gas_per_update_single": round(per_single),
+                "gas_per_update_batched": round(per_batched),
+                "gas_per_update_batched_later": round(batched_later / n),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

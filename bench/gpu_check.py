@@ -40,8 +40,14 @@ EQUALITY_ATOL = 1e-5  # float32 on a GPU: reductions may be ordered differently 
 def bk_equals_hooks(split, name: str) -> tuple[bool, float]:
     """Whether bk's and hooks' noisy updates agree on CUDA for `name`, and their largest difference."""
     model = build_model(name, split.input_dim, split.num_classes, seed=0)
-    kw = {"model": model, "data": split.partners[0], "noise_multiplier": 1.0, "max_grad_norm": 0.5, "seed": 3,
-          "device": DEVICE}  # fmt: skip
+    kw = {
+        "model": model,
+        "data": split.partners[0],
+        "noise_multiplier": 1.0,
+        "max_grad_norm": 0.5,
+        "seed": 3,
+        "device": DEVICE,
+    }
     bk = train_local(**kw)
     hooks = train_local(**kw, grad_sample_mode="hooks")
     if bk.dp.grad_sample_mode != "bk":
@@ -108,21 +114,28 @@ def main() -> int:
         same, worst = bk_equals_hooks(split, name)
         equal[name] = worst
         ok &= same
-        print(f"bk == hooks on CUDA, {name:<7} max |diff| {worst:.2e} (atol {EQUALITY_ATOL:g}): {'ok' if same else 'MISMATCH'}")
+        print(
+            f"bk == hooks on CUDA, {name:<7} max |diff| {worst:.2e} (atol {EQUALITY_ATOL:g}): {'ok' if same else 'MISMATCH'}"
+        )
 
     ratios: dict[str, float] = {}
     for label, name, kw in (("cnn", "cnn", {}), ("mlp_512x512", "mlp", {"hidden": (512, 512)})):
         dp_s, plain_s, ratio = dp_ratio(split, name, args.repeats, **kw)
         ratios[label] = round(ratio, 3)
-        print(f"DP overhead on CUDA, {label:<12} DP {dp_s * 1e3:8.2f} ms  non-private {plain_s * 1e3:8.2f} ms  ratio {ratio:.2f}")
+        print(
+            f"DP overhead on CUDA, {label:<12} DP {dp_s * 1e3:8.2f} ms  non-private {plain_s * 1e3:8.2f} ms  ratio {ratio:.2f}"
+        )
 
     used, visible = gpus_used_by_workers()
     placed = used == visible
     ok &= placed
     print(f"local executor: workers ran on {used} of {visible} visible GPU(s): {'ok' if placed else 'MISSED SOME'}")
 
-    print(json.dumps({"skipped": False, "equal": equal, "dp_ratio": ratios, "gpus_used": used,
-                      "gpus_visible": visible, "ok": ok}))  # fmt: skip
+    print(
+        json.dumps(
+            {"skipped": False, "equal": equal, "dp_ratio": ratios, "gpus_used": used, "gpus_visible": visible, "ok": ok}
+        )
+    )
     return 0 if ok else 1
 
 

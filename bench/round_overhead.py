@@ -243,50 +243,96 @@ def set_up_ledger(w3: Any, fed: Federation, n_rounds: int, workdir: Path, clock:
     deployment, token = world.deployment, world.token
 
     now = w3.eth.get_block("latest")["timestamp"]
-    terms = AgreementTerms(parties=[a.address for a in accounts], reward_token=token.address,
-                           reward_per_round=REWARD_PER_ROUND, epsilon_cap=EPSILON_CAP, delta=DELTA,
-                           required_stake=STAKE, start=now - 1, end=now + 365 * 86400, max_rounds=n_rounds,
-                           coordinator=coordinator_account.address, arbiter=roles.admin.address,
-                           max_sample_count=100_000, payout_rule=PAYOUT_RULE, document={"task": "round overhead benchmark"})  # fmt: skip
+    terms = AgreementTerms(
+        parties=[a.address for a in accounts],
+        reward_token=token.address,
+        reward_per_round=REWARD_PER_ROUND,
+        epsilon_cap=EPSILON_CAP,
+        delta=DELTA,
+        required_stake=STAKE,
+        start=now - 1,
+        end=now + 365 * 86400,
+        max_rounds=n_rounds,
+        coordinator=coordinator_account.address,
+        arbiter=roles.admin.address,
+        max_sample_count=100_000,
+        payout_rule=PAYOUT_RULE,
+        document={"task": "round overhead benchmark"},
+    )
     agreement_id = agreements.propose(tx, deployment, coordinator_account.address, terms)
     world.join_and_fund(agreement_id, terms, funded_rounds=n_rounds)
 
     store = LocalStore(workdir / "store", durable=False)  # as the demo's store
-    coordinator = Coordinator(account=coordinator_account, tx=tx, deployment=deployment, store=store,
-                              x25519_private=world.x25519["coordinator"], events_path=workdir / "events.sqlite",
-                              eval_set=fed.split.eval_set, model_name=fed.settings[0].model, rules=RoundRules(aggregation=AGGREGATION, max_norm=MAX_NORM),
-                              payout_rule=PAYOUT_RULE)  # fmt: skip
+    coordinator = Coordinator(
+        account=coordinator_account,
+        tx=tx,
+        deployment=deployment,
+        store=store,
+        x25519_private=world.x25519["coordinator"],
+        events_path=workdir / "events.sqlite",
+        eval_set=fed.split.eval_set,
+        model_name=fed.settings[0].model,
+        rules=RoundRules(aggregation=AGGREGATION, max_norm=MAX_NORM),
+        payout_rule=PAYOUT_RULE,
+    )
     executor = TimedExecutor(fed.executor, clock)
     partners = [
-        Partner(account=account, tx=tx, deployment=deployment, store=store, data=fed.split.partners[i],
-                accountant=fl.PrivacyAccountant(partner=account.address, agreement=agreement_id, delta=DELTA,
-                                                epsilon_cap=EPSILON_CAP),
-                executor=executor, settings=fed.settings[i])
+        Partner(
+            account=account,
+            tx=tx,
+            deployment=deployment,
+            store=store,
+            data=fed.split.partners[i],
+            accountant=fl.PrivacyAccountant(
+                partner=account.address, agreement=agreement_id, delta=DELTA, epsilon_cap=EPSILON_CAP
+            ),
+            executor=executor,
+            settings=fed.settings[i],
+        )
         for i, account in enumerate(accounts)
-    ]  # fmt: skip
+    ]
 
     w3.middleware_onion.inject(rpc_timer(clock), name="lepton_rpc_timer", layer=0)
     clock.wrap(tx, {m: "tx" for m in ("transact", "deploy", "sign", "send_raw", "wait")})
     clock.wrap(store, {"put": "put", "get": "get", "has": "get"})
     for p in partners:
-        clock.wrap(p, {"reconcile": "reconcile", "fetch_model": "fetch", "check_budget": "budget",
-                       "seal_update": "seal", "commit": "commit", "sign_commitment": "sign"})  # fmt: skip
+        clock.wrap(
+            p,
+            {
+                "reconcile": "reconcile",
+                "fetch_model": "fetch",
+                "check_budget": "budget",
+                "seal_update": "seal",
+                "commit": "commit",
+                "sign_commitment": "sign",
+            },
+        )
     for owner in (*partners, coordinator):  # the crash-safety files, where the round's parts have them
         for attribute, name in (("outbox", "outbox"), ("accountant_file", "accountant")):
             if hasattr(owner, attribute):
                 clock.wrap_all(getattr(owner, attribute), name)
-    clock.wrap(coordinator, {
-        "publish_model": "publish", "open_round": "open_round", "anchor_batch": "anchor", "commitments": "events",
-        "open_updates": "open", "base_state": "fetch", "finalize": "finalize", "close_round": "close",
-    })  # fmt: skip
+    clock.wrap(
+        coordinator,
+        {
+            "publish_model": "publish",
+            "open_round": "open_round",
+            "anchor_batch": "anchor",
+            "commitments": "events",
+            "open_updates": "open",
+            "base_state": "fetch",
+            "finalize": "finalize",
+            "close_round": "close",
+        },
+    )
     # The round's arithmetic is rounds.outcome's (the functions the auditor re-runs): its steps, by their phases.
     clock.wrap(round_outcome_module, {"judge": "validate", "combine": "aggregate", "settle": "score"})
     clock.wrap(coordinator.evaluation, {"accuracy": "evaluate"})
     return Ledger(w3, agreement_id, coordinator, partners, world.recipients())
 
 
-def ledger_round(ledger: Ledger, state: dict[str, torch.Tensor], round_id: int, mode: str,
-                 marks: dict[str, float] | None = None) -> tuple[dict, dict]:  # fmt: skip
+def ledger_round(
+    ledger: Ledger, state: dict[str, torch.Tensor], round_id: int, mode: str, marks: dict[str, float] | None = None
+) -> tuple[dict, dict]:
     """Round `round_id` through the public calls: ``(new global model, payouts)``. `marks`, when given, gets the
     seconds of the steps that scale with partners: ``close`` (``close_round``, whole), and in batched mode
     ``anchor`` (``anchor_batch``, whole) and ``first_signed_to_anchored`` (from the first partner's signed
@@ -305,6 +351,7 @@ def ledger_round(ledger: Ledger, state: dict[str, torch.Tensor], round_id: int, 
     if mode == "single":  # the partners at the same time, as on their own machines
         run_each(lambda p: p.run_round(agreement_id, round_id, ledger.recipients), ledger.partners)
     else:
+
         def signed_at(p: Partner) -> tuple[Any, float]:
             return p.run_round_batched(agreement_id, round_id, ledger.recipients), time.perf_counter()
 
@@ -322,23 +369,38 @@ def ledger_round(ledger: Ledger, state: dict[str, torch.Tensor], round_id: int, 
 def round_seeds(ledger: Ledger, round_id: int) -> list[int]:
     """The training seed each partner uses in `round_id` (``Partner.round_seed`` where partners derive one per
     round, else their fixed ``settings.seed``), so that the bare side trains with the same seeds."""
-    return [p.round_seed(ledger.agreement_id, round_id) if hasattr(p, "round_seed") else p.settings.seed
-            for p in ledger.partners]  # fmt: skip
+    return [
+        p.round_seed(ledger.agreement_id, round_id) if hasattr(p, "round_seed") else p.settings.seed
+        for p in ledger.partners
+    ]
 
 
-def bare_round(fed: Federation, state: dict[str, torch.Tensor], seeds: list[int],
-               clock: PhaseClock) -> tuple[dict, dict[str, int]]:  # fmt: skip
+def bare_round(
+    fed: Federation, state: dict[str, torch.Tensor], seeds: list[int], clock: PhaseClock
+) -> tuple[dict, dict[str, int]]:
     """The same round's ML work alone, each partner training with its seed in `seeds`: ``(new global model,
     payouts)``."""
     split = fed.split
     model = fl.build_model(fed.settings[0].model, split.input_dim, split.num_classes, seed=0)
     model.load_state_dict(state)
     with clock.phase("train"):  # every partner's training submitted at once, as the ledger side's partners do
-        futures = [fed.executor.submit(
-            fl.train_local, model=model, data=data, epochs=s.epochs, batch_size=s.batch_size, lr=s.lr,
-            max_grad_norm=s.max_grad_norm, noise_multiplier=s.noise_multiplier, delta=DELTA, accountant="rdp",
-            seed=seed, device="cpu",
-        ) for data, s, seed in zip(split.partners, fed.settings, seeds)]  # fmt: skip
+        futures = [
+            fed.executor.submit(
+                fl.train_local,
+                model=model,
+                data=data,
+                epochs=s.epochs,
+                batch_size=s.batch_size,
+                lr=s.lr,
+                max_grad_norm=s.max_grad_norm,
+                noise_multiplier=s.noise_multiplier,
+                delta=DELTA,
+                accountant="rdp",
+                seed=seed,
+                device="cpu",
+            )
+            for data, s, seed in zip(split.partners, fed.settings, seeds)
+        ]
         results = [f.result() for f in futures]
     updates = {address: (r.delta, r.sample_count) for address, r in zip(fed.addresses, results)}
 
@@ -353,11 +415,17 @@ def bare_round(fed: Federation, state: dict[str, torch.Tensor], seeds: list[int]
     with clock.phase("aggregate"):
         aggregate = fl.apply_delta_to_state(state, fl.aggregate(AGGREGATION, checked.accepted.values()))
     with clock.phase("score"):
-        scores = fl.leave_one_out(list(checked.accepted), fl.aggregate_utility(state, checked.accepted, accuracy,
-                                                                                rule=AGGREGATION))  # fmt: skip
+        scores = fl.leave_one_out(
+            list(checked.accepted), fl.aggregate_utility(state, checked.accepted, accuracy, rule=AGGREGATION)
+        )
     with clock.phase("split"):
-        payouts = fl.split_reward(PAYOUT_RULE, REWARD_PER_ROUND, scores=scores, partners=list(checked.accepted),
-                                  sample_counts={p: int(w) for p, (_, w) in checked.accepted.items()})  # fmt: skip
+        payouts = fl.split_reward(
+            PAYOUT_RULE,
+            REWARD_PER_ROUND,
+            scores=scores,
+            partners=list(checked.accepted),
+            sample_counts={p: int(w) for p, (_, w) in checked.accepted.items()},
+        )
     accuracy(aggregate)  # the new model's accuracy, which a round reports
     return aggregate, payouts
 
@@ -383,22 +451,34 @@ def same_model(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(torch.allclose(a[k], b[k], rtol=1e-5, atol=1e-7) for k in a)
 
 
-def run(*, partners: int, rounds: int, mode: str, warmup: int = 1, model: str = MODEL, epochs: int = 1,
-        workers: int | None = None) -> dict[str, Any]:
+def run(
+    *,
+    partners: int,
+    rounds: int,
+    mode: str,
+    warmup: int = 1,
+    model: str = MODEL,
+    epochs: int = 1,
+    workers: int | None = None,
+) -> dict[str, Any]:
     """Sets up both sides, runs `warmup` + `rounds` interleaved pairs, prints the figures; returns the summary.
 
     Raises:
         ValueError: fewer than 1 partner or timed round, a negative warm-up, or an unknown `mode`.
     """
     if partners < 1 or rounds < 1 or warmup < 0 or epochs < 1 or (workers is not None and workers < 0):
-        raise ValueError(f"need partners >= 1, rounds >= 1, warmup >= 0, epochs >= 1, workers >= 0; got {partners}, "
-                         f"{rounds}, {warmup}, {epochs}, {workers}")  # fmt: skip
+        raise ValueError(
+            f"need partners >= 1, rounds >= 1, warmup >= 0, epochs >= 1, workers >= 0; got {partners}, "
+            f"{rounds}, {warmup}, {epochs}, {workers}"
+        )
     if mode not in ("single", "batched"):
         raise ValueError(f"mode must be 'single' or 'batched', not {mode!r}")
     workers = workers or min(partners, os.cpu_count() or 1)  # the demo's: one worker process per core
     split = fl.make_federated("digits", num_partners=partners, seed=0, alpha=None, eval_fraction=0.2)
-    settings = [TrainingSettings(model=model, epochs=epochs, batch_size=64, noise_multiplier=1.0, seed=i)
-                for i in range(partners)]  # fmt: skip  (the demo's settings by default)
+    settings = [
+        TrainingSettings(model=model, epochs=epochs, batch_size=64, noise_multiplier=1.0, seed=i)
+        for i in range(partners)
+    ]  # (the demo's settings by default)
     addresses = [dev_account(10 + i).address for i in range(partners)]
     ledger_clock, bare_clock = PhaseClock(), PhaseClock()
     timings: dict[str, list[float]] = {"ledger": [], "bare": []}
@@ -446,19 +526,31 @@ def run(*, partners: int, rounds: int, mode: str, warmup: int = 1, model: str = 
                         polls.append(counter.pending_polls)
                         scaling.append(marks)
                 state[side] = results[side][0]
-            same = same and same_model(results["ledger"][0], results["bare"][0]) \
-                and results["ledger"][1] == results["bare"][1]  # fmt: skip
+            same = (
+                same
+                and same_model(results["ledger"][0], results["bare"][0])
+                and results["ledger"][1] == results["bare"][1]
+            )
 
     ledger_s, bare_s = min(timings["ledger"]), min(timings["bare"])
     summary = {
-        "partners": partners, "mode": mode, "model": model, "epochs": epochs, "rounds": rounds, "warmup": warmup,
+        "partners": partners,
+        "mode": mode,
+        "model": model,
+        "epochs": epochs,
+        "rounds": rounds,
+        "warmup": warmup,
         "ratio": round(ledger_s / bare_s, 3),
         "ratio_median": round(statistics.median(timings["ledger"]) / statistics.median(timings["bare"]), 3),
-        "ledger_s": round(ledger_s, 4), "bare_s": round(bare_s, 4), "same_result": same,
-        "setup_s": round(setup_s, 2), "rpc_requests": max(requests), "workers": workers,
+        "ledger_s": round(ledger_s, 4),
+        "bare_s": round(bare_s, 4),
+        "same_result": same,
+        "setup_s": round(setup_s, 2),
+        "rpc_requests": max(requests),
+        "workers": workers,
         "receipt_polls_pending": max(polls),
         "close_ms_per_partner": round(min(m["close"] for m in scaling) / partners * 1e3, 3),
-    }  # fmt: skip
+    }
     if mode == "batched":
         anchor_s = min(m["anchor"] for m in scaling)
         summary["anchor_s"] = round(anchor_s, 4)
@@ -468,20 +560,27 @@ def run(*, partners: int, rounds: int, mode: str, warmup: int = 1, model: str = 
     return summary
 
 
-def print_report(summary: dict[str, Any], timings: dict[str, list[float]], phases: dict[str, list[dict]],
-                 ledger_calls: list[dict[str, int]]) -> None:  # fmt: skip
+def print_report(
+    summary: dict[str, Any],
+    timings: dict[str, list[float]],
+    phases: dict[str, list[dict]],
+    ledger_calls: list[dict[str, int]],
+) -> None:
     s = summary
-    print(f"one DP round, {s['partners']} partners, digits, {s['model']} x {s['epochs']} epoch(s), {s['mode']} "
-          f"commits, partners at the same time, {s['workers']} worker process(es), torch threads "
-          f"{torch.get_num_threads()}; {s['rounds']} timed rounds per side, interleaved, after {s['warmup']} warm-up "
-          f"round(s); "
-          f"set-up (not timed) {s['setup_s']:.1f} s")  # fmt: skip
+    print(
+        f"one DP round, {s['partners']} partners, digits, {s['model']} x {s['epochs']} epoch(s), {s['mode']} "
+        f"commits, partners at the same time, {s['workers']} worker process(es), torch threads "
+        f"{torch.get_num_threads()}; {s['rounds']} timed rounds per side, interleaved, after {s['warmup']} warm-up "
+        f"round(s); "
+        f"set-up (not timed) {s['setup_s']:.1f} s"
+    )
     for side in ("ledger", "bare"):
         t = timings[side]
         print(f"  {side:6s} fastest {min(t) * 1e3:8.1f} ms   median {statistics.median(t) * 1e3:8.1f} ms")
     print("own time per phase, mean per timed round (ms):")
-    names = sorted({n for side in phases.values() for p in side for n in p},
-                   key=lambda n: (n not in ML_PHASES, n == "other", n))  # fmt: skip
+    names = sorted(
+        {n for side in phases.values() for p in side for n in p}, key=lambda n: (n not in ML_PHASES, n == "other", n)
+    )
     mean = {side: {n: statistics.fmean(p.get(n, 0.0) for p in phases[side]) for n in names} for side in phases}
     calls = {n: statistics.fmean(c.get(n, 0) for c in ledger_calls) for n in names}
     print(f"  {'phase':12s} {'ledger':>9s} {'bare':>9s} {'extra':>9s} {'ledger calls':>13s}")
@@ -491,17 +590,23 @@ def print_report(summary: dict[str, Any], timings: dict[str, list[float]], phase
         count = f"{calls[n]:13.0f}" if n != "other" else " " * 13
         print(f"  {n:12s} {mean['ledger'][n] * 1e3:9.1f} {mean['bare'][n] * 1e3:9.1f} {extra * 1e3:9.1f} {count}{tag}")
     total = {side: sum(mean[side].values()) for side in mean}
-    print(f"  {'total':12s} {total['ledger'] * 1e3:9.1f} {total['bare'] * 1e3:9.1f} "
-          f"{(total['ledger'] - total['bare']) * 1e3:9.1f}")  # fmt: skip
+    print(
+        f"  {'total':12s} {total['ledger'] * 1e3:9.1f} {total['bare'] * 1e3:9.1f} "
+        f"{(total['ledger'] - total['bare']) * 1e3:9.1f}"
+    )
     print(f"coordinator's close_round: {s['close_ms_per_partner']:.2f} ms per partner (fastest timed round)")
     if s["mode"] == "batched":
-        print(f"batched commitments: every signed commitment collected to the anchoring receipt (anchor_batch) "
-              f"{s['anchor_s'] * 1e3:.1f} ms = {s['anchored_per_s']:.0f} anchored updates/s; from the first signed "
-              f"commitment {s['first_signed_to_anchored_s'] * 1e3:.1f} ms (includes the other partners' training, "
-              f"all on this machine)")  # fmt: skip
-    print(f"JSON-RPC requests per ledger round (HTTP requests to the node, most of any timed round): "
-          f"{s['rpc_requests']} = {s['rpc_requests'] / s['partners']:.1f} per partner, besides "
-          f"{s['receipt_polls_pending']} receipt polls answered 'not mined yet' (they depend on when the node mines)")
+        print(
+            f"batched commitments: every signed commitment collected to the anchoring receipt (anchor_batch) "
+            f"{s['anchor_s'] * 1e3:.1f} ms = {s['anchored_per_s']:.0f} anchored updates/s; from the first signed "
+            f"commitment {s['first_signed_to_anchored_s'] * 1e3:.1f} ms (includes the other partners' training, "
+            f"all on this machine)"
+        )
+    print(
+        f"JSON-RPC requests per ledger round (HTTP requests to the node, most of any timed round): "
+        f"{s['rpc_requests']} = {s['rpc_requests'] / s['partners']:.1f} per partner, besides "
+        f"{s['receipt_polls_pending']} receipt polls answered 'not mined yet' (they depend on when the node mines)"
+    )
     print(f"same aggregate and payouts on both sides, every round: {s['same_result']}")
     print(json.dumps(summary))
 
@@ -514,18 +619,33 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds per side first")
     parser.add_argument("--model", choices=("logreg", "mlp", "cnn"), default=MODEL, help="the partners' model")
     parser.add_argument("--epochs", type=int, default=1, help="local DP-SGD epochs per round")
-    parser.add_argument("--workers", type=int, default=0,
-                        help="training worker processes, both sides (0: one per core, at most one per partner)")
-    parser.add_argument("--torch-threads", type=int, default=0,
-                        help="torch threads of this process, where both coordinators evaluate (0: torch's default; "
-                             "workers have one each, as in the demo)")  # fmt: skip
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="training worker processes, both sides (0: one per core, at most one per partner)",
+    )
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=0,
+        help="torch threads of this process, where both coordinators evaluate (0: torch's default; "
+        "workers have one each, as in the demo)",
+    )
     args = parser.parse_args(argv)
     if args.torch_threads < 0:
         parser.error(f"--torch-threads must be >= 0, not {args.torch_threads}")
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)
-    return run(partners=args.partners, rounds=args.rounds, mode=args.mode, warmup=args.warmup, model=args.model,
-               epochs=args.epochs, workers=args.workers)
+    return run(
+        partners=args.partners,
+        rounds=args.rounds,
+        mode=args.mode,
+        warmup=args.warmup,
+        model=args.model,
+        epochs=args.epochs,
+        workers=args.workers,
+    )
 
 
 if __name__ == "__main__":

@@ -26,9 +26,17 @@ app = typer.Typer(
     # A crash must never print local variables: they may hold passwords or keys.
     pretty_exceptions_show_locals=False,
 )
-for name, group in (("node", node_app), ("ipfs", ipfs_app), ("keys", keys_app), ("partner", partner_app),
-                    ("coordinator", coordinator_app), ("challenge", challenge_app), ("arbiter", arbiter_app),
-                    ("vault", vault_app), ("round", round_app)):  # fmt: skip
+for name, group in (
+    ("node", node_app),
+    ("ipfs", ipfs_app),
+    ("keys", keys_app),
+    ("partner", partner_app),
+    ("coordinator", coordinator_app),
+    ("challenge", challenge_app),
+    ("arbiter", arbiter_app),
+    ("vault", vault_app),
+    ("round", round_app),
+):
     app.add_typer(group, name=name)
 for name, command in (("deploy", deploy), ("audit", audit), ("serve", serve), ("demo", demo)):
     app.command(name)(command)

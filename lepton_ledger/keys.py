@@ -375,9 +375,7 @@ class Keystore:
             raise KeystoreCorrupted(path, f"missing or malformed member ({type(exc).__name__})") from None
         return Identity(name=name, address=address, x25519_public=public, path=path)
 
-    def _document(
-        self, name: str, eth_key: bytes, x25519_private: X25519PrivateKey, password: str
-    ) -> dict[str, Any]:
+    def _document(self, name: str, eth_key: bytes, x25519_private: X25519PrivateKey, password: str) -> dict[str, Any]:
         document: dict[str, Any] = dict(Account.encrypt(eth_key, password, kdf="scrypt", iterations=self.scrypt_n))
         address = Account.from_key(eth_key).address
         public = _raw_public(x25519_private)
@@ -539,9 +537,7 @@ class Keystore:
             InvalidIdentityName, UnknownIdentity, WrongPassword, KeystoreCorrupted, PasswordRequired.
         """
         unlocked = self.unlock(name, old_password)
-        document = self._document(
-            name, bytes(unlocked.account.key), unlocked.x25519_private, new_password
-        )
+        document = self._document(name, bytes(unlocked.account.key), unlocked.x25519_private, new_password)
         path = self.path_of(name)
         self._write(path, document, overwrite=True, name=name)
         return self._identity_from(name, path, document)

@@ -30,49 +30,79 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    data_dir: Path = _env("LEPTON_DATA_DIR", "Data directory: chain state, block store, keystore, service and audit "
-                                             "databases; unset: $XDG_DATA_HOME/lepton-ledger, else "
-                                             "~/.local/share/lepton-ledger.", Path())  # fmt: skip
+    data_dir: Path = _env(
+        "LEPTON_DATA_DIR",
+        "Data directory: chain state, block store, keystore, service and audit "
+        "databases; unset: $XDG_DATA_HOME/lepton-ledger, else "
+        "~/.local/share/lepton-ledger.",
+        Path(),
+    )
     rpc_url: str | None = _env("LEPTON_RPC_URL", "JSON-RPC URL of the chain; unset: the data directory's local node.")
     blockstore_dir: Path | None = _env("LEPTON_BLOCKSTORE_DIR", "The embedded block store; unset: <data dir>/blocks.")
-    kubo_api: str | None = _env("LEPTON_KUBO_API", "Kubo RPC URL (http://127.0.0.1:5001) that replaces the embedded "
-                                                   "block store as the commands' default store.")  # fmt: skip
+    kubo_api: str | None = _env(
+        "LEPTON_KUBO_API",
+        "Kubo RPC URL (http://127.0.0.1:5001) that replaces the embedded block store as the commands' default store.",
+    )
     keystore_dir: Path | None = _env("LEPTON_KEYSTORE_DIR", "The encrypted keystore; unset: <data dir>/keystore.")
-    keystore_password: str | None = Field(default=None, repr=False, description="The keystore password; unset: a "
-                                          "hidden prompt. Never on the command line.",
-                                          json_schema_extra={"env": "LEPTON_KEYSTORE_PASSWORD"})  # fmt: skip
-    artifacts_dir: Path | None = _env("LEPTON_ARTIFACTS_DIR", "Compiled contract artifacts; unset: brownie's "
-                                                              "build/contracts of this checkout.")  # fmt: skip
-    anvil: str | None = _env("LEPTON_ANVIL", "The anvil executable; unset: the project's npm copy, else anvil on "
-                                             "PATH.")  # fmt: skip
-    ray_address: str | None = _env("LEPTON_RAY_ADDRESS", "Ray cluster partners train in (auto, ray://head:10001, "
-                                   "host:6379, or local); unset: local worker processes.")  # fmt: skip
-    ipfs: str | None = _env("LEPTON_IPFS", "The service's store (a folder or a Kubo RPC URL); unset: as the "
-                                           "commands'.")  # fmt: skip
-    domain: str = _env("LEPTON_API_DOMAIN", "The EIP-4361 domain that the service's sign-in messages must name "
-                                             "(default localhost).", "localhost")  # fmt: skip
-    uri: str = _env("LEPTON_API_URI", "The URI that the service's sign-in messages must name (default "
-                                       "http://localhost).", "http://localhost")
+    keystore_password: str | None = Field(
+        default=None,
+        repr=False,
+        description="The keystore password; unset: a hidden prompt. Never on the command line.",
+        json_schema_extra={"env": "LEPTON_KEYSTORE_PASSWORD"},
+    )
+    artifacts_dir: Path | None = _env(
+        "LEPTON_ARTIFACTS_DIR", "Compiled contract artifacts; unset: brownie's build/contracts of this checkout."
+    )
+    anvil: str | None = _env("LEPTON_ANVIL", "The anvil executable; unset: the project's npm copy, else anvil on PATH.")
+    ray_address: str | None = _env(
+        "LEPTON_RAY_ADDRESS",
+        "Ray cluster partners train in (auto, ray://head:10001, host:6379, or local); unset: local worker processes.",
+    )
+    ipfs: str | None = _env("LEPTON_IPFS", "The service's store (a folder or a Kubo RPC URL); unset: as the commands'.")
+    domain: str = _env(
+        "LEPTON_API_DOMAIN",
+        "The EIP-4361 domain that the service's sign-in messages must name (default localhost).",
+        "localhost",
+    )
+    uri: str = _env(
+        "LEPTON_API_URI",
+        "The URI that the service's sign-in messages must name (default http://localhost).",
+        "http://localhost",
+    )
     token_ttl: int = _env("LEPTON_API_TOKEN_TTL", "Seconds a service bearer token lives (default 900).", 900, ge=1)
     nonce_ttl: int = _env("LEPTON_API_NONCE_TTL", "Seconds a sign-in message is valid (default 300).", 300, ge=1)
-    max_envelope_bytes: int = _env("LEPTON_API_MAX_ENVELOPE_BYTES", "Largest update envelope the service takes, in "
-                                   "bytes (default 67108864: 64 MiB; 413 beyond).", 64 * 2**20, ge=1)  # fmt: skip
-    max_json_bytes: int = _env("LEPTON_API_MAX_JSON_BYTES", "Largest JSON body the service takes on any other route, in "
-                               "bytes (default 1048576: 1 MiB; 413 beyond).", 2**20, ge=1)  # fmt: skip
-    block_poll: float = _env("LEPTON_API_BLOCK_POLL", "Seconds between the service's looks for a new block (default "
-                             "0.25).", 0.25,
-                             gt=0)  # fmt: skip
-    coordinator_key: str | None = _env("LEPTON_API_COORDINATOR_KEY", "Keystore identity whose X25519 key the "
-                                                                     "service opens envelopes with.")  # fmt: skip
-    auditor_key: str | None = _env("LEPTON_API_AUDITOR_KEY", "Keystore identity whose X25519 key the service's audit "
-                                                             "job opens updates with; unset: no audit job (503).")  # fmt: skip
+    max_envelope_bytes: int = _env(
+        "LEPTON_API_MAX_ENVELOPE_BYTES",
+        "Largest update envelope the service takes, in bytes (default 67108864: 64 MiB; 413 beyond).",
+        64 * 2**20,
+        ge=1,
+    )
+    max_json_bytes: int = _env(
+        "LEPTON_API_MAX_JSON_BYTES",
+        "Largest JSON body the service takes on any other route, in bytes (default 1048576: 1 MiB; 413 beyond).",
+        2**20,
+        ge=1,
+    )
+    block_poll: float = _env(
+        "LEPTON_API_BLOCK_POLL", "Seconds between the service's looks for a new block (default 0.25).", 0.25, gt=0
+    )
+    coordinator_key: str | None = _env(
+        "LEPTON_API_COORDINATOR_KEY", "Keystore identity whose X25519 key the service opens envelopes with."
+    )
+    auditor_key: str | None = _env(
+        "LEPTON_API_AUDITOR_KEY",
+        "Keystore identity whose X25519 key the service's audit job opens updates with; unset: no audit job (503).",
+    )
     deployment: Path = Field(default=Path(), description="<data dir>/deployment.json (not a variable).")
 
     @classmethod
     def variables(cls) -> dict[str, str]:
         """Each environment variable and the field it sets."""
-        return {str(extra["env"]): name for name, field in cls.model_fields.items()
-                if isinstance(extra := field.json_schema_extra, dict) and "env" in extra}  # fmt: skip
+        return {
+            str(extra["env"]): name
+            for name, field in cls.model_fields.items()
+            if isinstance(extra := field.json_schema_extra, dict) and "env" in extra
+        }
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -82,9 +112,11 @@ class Settings(BaseModel):
             ConfigurationError: a variable is malformed (named).
         """
         # An empty variable counts as unset, except the password: an empty password is one.
-        values: dict[str, object] = {field: os.environ[variable] for variable, field in cls.variables().items()
-                                     if os.environ.get(variable) or (field == "keystore_password"
-                                                                     and variable in os.environ)}  # fmt: skip
+        values: dict[str, object] = {
+            field: os.environ[variable]
+            for variable, field in cls.variables().items()
+            if os.environ.get(variable) or (field == "keystore_password" and variable in os.environ)
+        }
         values.update(overrides)
         if "data_dir" not in values:
             base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")

@@ -36,12 +36,18 @@ def require_local_network() -> str:
 def main(out: str = OUT):
     active = require_local_network()
     roles = DevRoles.from_dev_keys()
-    print(f"network {active} (chain {web3.eth.chain_id}); sending from admin {roles.admin.address}: 7 contract "
-          "creations (5 and RoundLedger's 2 libraries), setVault, setRoundLedger, setResultsCourt, 2 grantRole, "
-          "a LeptonToken creation")
+    print(
+        f"network {active} (chain {web3.eth.chain_id}); sending from admin {roles.admin.address}: 7 contract "
+        "creations (5 and RoundLedger's 2 libraries), setVault, setRoundLedger, setResultsCourt, 2 grantRole, "
+        "a LeptonToken creation"
+    )
     deployment, extra = deploy_ledger(
-        Transactor(web3, roles.accounts()), admin=roles.admin.address, coordinator=roles.coordinator.address,
-        auditors=[roles.auditor.address], slash_recipient=roles.treasury.address, dispute_window=DISPUTE_WINDOW,
+        Transactor(web3, roles.accounts()),
+        admin=roles.admin.address,
+        coordinator=roles.coordinator.address,
+        auditors=[roles.auditor.address],
+        slash_recipient=roles.treasury.address,
+        dispute_window=DISPUTE_WINDOW,
         with_token=True,
     )
     deployment.write(Path(out), rpc_url=web3.provider.endpoint_uri, chain_id=web3.eth.chain_id, extra=extra)

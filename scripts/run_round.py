@@ -53,24 +53,39 @@ def main(deployment: str = OUT):
     split = make_federated(data["dataset"], num_partners=data["partitions"], seed=data["seed"])
     terms = Terms.read(d.agreements.functions.terms(agreement_id))
     model_name = (terms_document(store, terms) or {}).get("model", "logreg")
-    print(f"network {active} (chain {web3.eth.chain_id}); sending: openRound from the coordinator, submitUpdate "
-          f"from each of {len(setup['partners'])} partners, finalizeRound from the coordinator")
+    print(
+        f"network {active} (chain {web3.eth.chain_id}); sending: openRound from the coordinator, submitUpdate "
+        f"from each of {len(setup['partners'])} partners, finalizeRound from the coordinator"
+    )
 
     coordinator = build_coordinator(
-        account=coordinator_account, tx=tx, deployment=d, store=store,
+        account=coordinator_account,
+        tx=tx,
+        deployment=d,
+        store=store,
         x25519_private=bytes.fromhex(parties["coordinator"]["x25519_private_key"]),
-        events_path=folder / "events.sqlite", eval_set=split.eval_set, model_name=model_name, max_norm=50.0,
-        payout_rule=terms.payout_rule, outbox=Outbox(folder / "outbox" / "coordinator.sqlite"),
+        events_path=folder / "events.sqlite",
+        eval_set=split.eval_set,
+        model_name=model_name,
+        max_norm=50.0,
+        payout_rule=terms.payout_rule,
+        outbox=Outbox(folder / "outbox" / "coordinator.sqlite"),
     )
-    state, previous = global_model(d, store, agreement_id, model_name=model_name, input_dim=split.input_dim,
-                                   num_classes=split.num_classes)
+    state, previous = global_model(
+        d, store, agreement_id, model_name=model_name, input_dim=split.input_dim, num_classes=split.num_classes
+    )
     recipients = [document["coordinator"], *document["auditors"]]
     partners = {}
     with open_executor(in_process=True) as executor:  # Ray when $LEPTON_RAY_ADDRESS is set
         for i, name in enumerate(setup["partners"]):
             account = accounts[name]
             partners[account.address] = build_partner(
-                account=account, tx=tx, deployment=d, store=store, data=split.partners[i], executor=executor,
+                account=account,
+                tx=tx,
+                deployment=d,
+                store=store,
+                data=split.partners[i],
+                executor=executor,
                 accountant=fresh_accountant(d, agreement_id, account.address),
                 accountant_path=accountant_path(folder / "accountants", agreement_id, account.address),
                 outbox=Outbox(folder / "outbox" / f"{name}.sqlite"),
@@ -79,20 +94,36 @@ def main(deployment: str = OUT):
 
         def tell(event, detail):
             if event == "opened":
-                print(f"round {detail['round']} opened on {detail['model_cid']} "
-                      f"({f'aggregate of round {previous}' if previous else 'fresh model'})")
+                print(
+                    f"round {detail['round']} opened on {detail['model_cid']} "
+                    f"({f'aggregate of round {previous}' if previous else 'fresh model'})"
+                )
             elif event == "committed":
                 partner = detail["partner"]
-                print(f"{names[partner.address]} submitted {detail['result'].envelope_cid}: epsilon "
-                      f"{partner.accountant.epsilon():.4f} of cap {terms.epsilon_cap:g}")
+                print(
+                    f"{names[partner.address]} submitted {detail['result'].envelope_cid}: epsilon "
+                    f"{partner.accountant.epsilon():.4f} of cap {terms.epsilon_cap:g}"
+                )
 
         # one partner after another: the in-process executor trains one task at a time
-        outcome = drive_round(coordinator, list(partners.values()), agreement_id, state, recipients=recipients,
-                              window=ROUND_SECONDS, concurrent=False, on_event=tell).outcome
+        outcome = drive_round(
+            coordinator,
+            list(partners.values()),
+            agreement_id,
+            state,
+            recipients=recipients,
+            window=ROUND_SECONDS,
+            concurrent=False,
+            on_event=tell,
+        ).outcome
     report = outcome.report
-    print(f"round {outcome.report.round} finalized: accuracy {report.metrics['accuracy_before']:.3f} -> "
-          f"{report.metrics['accuracy_after']:.3f}; report {outcome.report_cid}")
+    print(
+        f"round {outcome.report.round} finalized: accuracy {report.metrics['accuracy_before']:.3f} -> "
+        f"{report.metrics['accuracy_after']:.3f}; report {outcome.report_cid}"
+    )
     for address, partner in partners.items():
-        print(f"{names[address]}: epsilon {partner.accountant.epsilon():.4f}, "
-              f"payout {report.payouts.get(address, 0) / TOKEN:.2f} LRW")
+        print(
+            f"{names[address]}: epsilon {partner.accountant.epsilon():.4f}, "
+            f"payout {report.payouts.get(address, 0) / TOKEN:.2f} LRW"
+        )
     return outcome

@@ -43,9 +43,11 @@ def main(deployment: str = OUT, partners: int = 2):
     token = web3.eth.contract(address=document["reward_token"], abi=load_artifact("LeptonToken").abi)
     store_dir = path.parent / "store"
     store = LocalStore(store_dir)
-    print(f"network {active} (chain {web3.eth.chain_id}); sending: register x{partners + 2}, approve x{partners}, "
-          f"propose, sign x1 + signBySig x{partners - 1} (relayed by the coordinator), mint/approve/stake "
-          f"x{partners}, mint/approve/fund")
+    print(
+        f"network {active} (chain {web3.eth.chain_id}); sending: register x{partners + 2}, approve x{partners}, "
+        f"propose, sign x1 + signBySig x{partners - 1} (relayed by the coordinator), mint/approve/stake "
+        f"x{partners}, mint/approve/fund"
+    )
 
     keys = {}
     parties = [("coordinator", roles.coordinator), ("auditor", roles.auditor), *accounts.items()]
@@ -61,10 +63,19 @@ def main(deployment: str = OUT, partners: int = 2):
 
     now = web3.eth.get_block("latest")["timestamp"]
     terms = AgreementTerms(
-        parties=[a.address for a in accounts.values()], reward_token=token.address, reward_per_round=REWARD_PER_ROUND,
-        epsilon_cap=10.0, delta=1e-5, required_stake=REQUIRED_STAKE, start=now - 1, end=now + 30 * 86400,
-        max_rounds=ROUNDS, coordinator=roles.coordinator.address, arbiter=roles.admin.address,
-        max_sample_count=100_000, payout_rule=PayoutRule.BY_SAMPLE_COUNT,
+        parties=[a.address for a in accounts.values()],
+        reward_token=token.address,
+        reward_per_round=REWARD_PER_ROUND,
+        epsilon_cap=10.0,
+        delta=1e-5,
+        required_stake=REQUIRED_STAKE,
+        start=now - 1,
+        end=now + 30 * 86400,
+        max_rounds=ROUNDS,
+        coordinator=roles.coordinator.address,
+        arbiter=roles.admin.address,
+        max_sample_count=100_000,
+        payout_rule=PayoutRule.BY_SAMPLE_COUNT,
         document={"task": "digits classification", "model": "logreg", "max_norm": 50.0},
     )
     publish_document(store, dict(terms.document))
@@ -74,23 +85,37 @@ def main(deployment: str = OUT, partners: int = 2):
         agreements.sign(tx, d, agreement_id, account, relayer=roles.coordinator.address if i else None)
         tx.transact(token.functions.mint(account.address, REQUIRED_STAKE), roles.admin.address)
         activated = agreements.stake(tx, d, token, agreement_id, account.address, REQUIRED_STAKE)
-        print(f"{name} signed ({'relayed EIP-712' if i else 'transaction'}) and staked {REQUIRED_STAKE / TOKEN:g}"
-              + (": agreement active" if activated else ""))
+        print(
+            f"{name} signed ({'relayed EIP-712' if i else 'transaction'}) and staked {REQUIRED_STAKE / TOKEN:g}"
+            + (": agreement active" if activated else "")
+        )
     funding = REWARD_PER_ROUND * ROUNDS
     tx.transact(token.functions.mint(roles.coordinator.address, funding), roles.admin.address)
     agreements.fund(tx, d, token, agreement_id, roles.coordinator.address, funding)
     print(f"coordinator funded {funding / TOKEN:g} LRW")
 
     out = path.parent / "agreement.json"
-    out.write_text(json.dumps({
-        "note": "development keys, in plain text: local use only",
-        "agreement_id": agreement_id,
-        "parties": {name: {"address": a.address, "account_index": _index(a, accounts, roles),
-                           "x25519_private_key": keys[name].hex()} for name, a in parties},
-        "partners": list(accounts),
-        "store": str(store_dir),
-        "data": {"dataset": "digits", "partitions": partners, "seed": 0},
-    }, indent=2) + "\n")  # fmt: skip
+    out.write_text(
+        json.dumps(
+            {
+                "note": "development keys, in plain text: local use only",
+                "agreement_id": agreement_id,
+                "parties": {
+                    name: {
+                        "address": a.address,
+                        "account_index": _index(a, accounts, roles),
+                        "x25519_private_key": keys[name].hex(),
+                    }
+                    for name, a in parties
+                },
+                "partners": list(accounts),
+                "store": str(store_dir),
+                "data": {"dataset": "digits", "partitions": partners, "seed": 0},
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"wrote {out}")
     return agreement_id
 

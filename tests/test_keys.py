@@ -169,8 +169,12 @@ def test_no_password_anywhere_is_refused(store: Keystore) -> None:
 
 @pytest.mark.parametrize("op", ["unlock", "show", "delete", "change_password"])
 def test_unknown_identity(store: Keystore, op: str) -> None:
-    args = {"unlock": ("ghost", PASSWORD), "show": ("ghost",), "delete": ("ghost",),
-            "change_password": ("ghost", PASSWORD, "x")}[op]
+    args = {
+        "unlock": ("ghost", PASSWORD),
+        "show": ("ghost",),
+        "delete": ("ghost",),
+        "change_password": ("ghost", PASSWORD, "x"),
+    }[op]
     with pytest.raises(UnknownIdentity, match="ghost"):
         getattr(store, op)(*args)
 
@@ -230,9 +234,7 @@ def test_defaults_keep_eth_keyfiles_full_scrypt_cost() -> None:
     assert Keystore().scrypt_n == keys.DEFAULT_SCRYPT_N == 2**18
 
 
-def test_keystore_folder_comes_from_the_env_or_the_data_dir(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_keystore_folder_comes_from_the_env_or_the_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert Keystore().directory == tmp_path / "keystore"
     monkeypatch.delenv(keys.KEYSTORE_DIR_ENV)
     assert Keystore().directory == tmp_path / "data" / "keystore"
@@ -281,10 +283,12 @@ def test_corrupted_file_is_named(store: Keystore, how: str) -> None:
 
 # With the right password, these damages are caught after the Ethereum half decrypts.
 DEEP_CORRUPTIONS = {
-    "x25519-ciphertext": _edit(lambda d: d["lepton"]["x25519"].__setitem__(
-        "ciphertext", _flip_hex(d["lepton"]["x25519"]["ciphertext"]))),
-    "x25519-public": _edit(lambda d: d["lepton"]["x25519"].__setitem__(
-        "public", _flip_hex(d["lepton"]["x25519"]["public"]))),
+    "x25519-ciphertext": _edit(
+        lambda d: d["lepton"]["x25519"].__setitem__("ciphertext", _flip_hex(d["lepton"]["x25519"]["ciphertext"]))
+    ),
+    "x25519-public": _edit(
+        lambda d: d["lepton"]["x25519"].__setitem__("public", _flip_hex(d["lepton"]["x25519"]["public"]))
+    ),
     "x25519-nonce-not-hex": _edit(lambda d: d["lepton"]["x25519"].__setitem__("nonce", "zz")),
     "x25519-kdf": _edit(lambda d: d["lepton"]["x25519"].__setitem__("kdf", "pbkdf2")),
     "address-swapped": _edit(lambda d: d.__setitem__("address", KNOWN_ADDRESS[2:])),
@@ -462,9 +466,7 @@ def test_cli_import_takes_no_key_argument(cli: CliRunner) -> None:
     assert not (keys_cli._keystore().directory / "x.json").exists()
 
 
-def test_cli_wrong_name_and_corruption_are_one_line_errors(
-    cli: CliRunner, store: Keystore
-) -> None:
+def test_cli_wrong_name_and_corruption_are_one_line_errors(cli: CliRunner, store: Keystore) -> None:
     store.create("broken", PASSWORD)
     (store.directory / "broken.json").write_text("{")
     result = cli.invoke(app, ["keys", "list"])

@@ -38,8 +38,10 @@ def blob_key(cid: str) -> str:
 def record_upload(service: Service, cid: str, agreement_id: int, uploader: str) -> None:
     """Remembers that `uploader` put `cid` for `agreement_id` (what lets it read the blob back)."""
     with service.db.transaction() as db:
-        db.execute("INSERT OR IGNORE INTO blobs (cid, agreement_id, uploader) VALUES (?, ?, ?)",
-                   (blob_key(cid), agreement_id, uploader))  # fmt: skip
+        db.execute(
+            "INSERT OR IGNORE INTO blobs (cid, agreement_id, uploader) VALUES (?, ?, ?)",
+            (blob_key(cid), agreement_id, uploader),
+        )
 
 
 def require_blob_reader(service: Service, caller: Roles, cid: str) -> None:
@@ -53,12 +55,13 @@ def require_blob_reader(service: Service, caller: Roles, cid: str) -> None:
     for agreement_id in reads.agreement_roles(caller.address):
         if key in {cid_for_digest(d) for d in reads.artifacts(int(agreement_id))}:
             return
-    uploaded = service.db.connection().execute("SELECT 1 FROM blobs WHERE cid = ? AND uploader = ?",
-                                               (key, caller.address)).fetchone()  # fmt: skip
+    uploaded = (
+        service.db.connection()
+        .execute("SELECT 1 FROM blobs WHERE cid = ? AND uploader = ?", (key, caller.address))
+        .fetchone()
+    )
     if uploaded is None:
-        raise forbidden(
-            f"{cid} is no artifact of an agreement {caller.address} holds a role in"
-        )
+        raise forbidden(f"{cid} is no artifact of an agreement {caller.address} holds a role in")
 
 
 def require_job_reader(service: Service, caller: Roles, job: dict[str, Any]) -> None:
@@ -66,5 +69,6 @@ def require_job_reader(service: Service, caller: Roles, job: dict[str, Any]) -> 
     if caller.coordinator or caller.auditor:
         return
     if str(job["agreement_id"]) not in service.reads.agreement_roles(caller.address):
-        raise forbidden(f"job {job['id']} belongs to agreement {job['agreement_id']}, where {caller.address} "
-                        "holds no role")  # fmt: skip
+        raise forbidden(
+            f"job {job['id']} belongs to agreement {job['agreement_id']}, where {caller.address} holds no role"
+        )

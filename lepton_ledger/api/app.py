@@ -30,10 +30,22 @@ from .routes import (
 from .service import open_service
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-ROUTERS = (health.router, auth.router, partners.router, agreements.router, coordination.router, signatures.router,
-           rewards.router,
-           blobs.router, transactions.router, envelopes.router, jobs.router, audit.router, metrics.router,
-           dashboard.router)  # fmt: skip
+ROUTERS = (
+    health.router,
+    auth.router,
+    partners.router,
+    agreements.router,
+    coordination.router,
+    signatures.router,
+    rewards.router,
+    blobs.router,
+    transactions.router,
+    envelopes.router,
+    jobs.router,
+    audit.router,
+    metrics.router,
+    dashboard.router,
+)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -48,8 +60,12 @@ def create_app(settings: Settings) -> FastAPI:
             app.state.service = service
             yield
 
-    app = FastAPI(title="lepton-ledger", version="1", lifespan=lifespan,
-                  description="The ledger service: DP federated rounds, budgets and payouts over HTTP.")  # fmt: skip
+    app = FastAPI(
+        title="lepton-ledger",
+        version="1",
+        lifespan=lifespan,
+        description="The ledger service: DP federated rounds, budgets and payouts over HTTP.",
+    )
     errors.install(app)
     app.add_middleware(BodyCap, limit=settings.max_json_bytes)
     for router in ROUTERS:

@@ -60,16 +60,40 @@ class Session:
 class Authenticator:
     """Nonces and tokens of one service (its database, domain, URI and chain)."""
 
-    def __init__(self, db: Database, *, domain: str, uri: str, chain_id: int, nonce_ttl: int, token_ttl: int,
-                 provider: Any = None, per_address: int = 16, per_client: int = 256, live: int = 50_000) -> None:  # fmt: skip
+    def __init__(
+        self,
+        db: Database,
+        *,
+        domain: str,
+        uri: str,
+        chain_id: int,
+        nonce_ttl: int,
+        token_ttl: int,
+        provider: Any = None,
+        per_address: int = 16,
+        per_client: int = 256,
+        live: int = 50_000,
+    ) -> None:
         self.db, self.domain, self.uri, self.chain_id = db, domain, uri, chain_id
         self.nonce_ttl, self.token_ttl, self.provider = nonce_ttl, token_ttl, provider
         self.per_address, self.per_client, self.live = per_address, per_client, live
 
     def _message(self, address: str, nonce: str, now: float) -> str:
-        return _siwe().SiweMessage(domain=self.domain, address=address, uri=self.uri, version="1",
-                                   chain_id=self.chain_id, nonce=nonce, issued_at=_iso(now),
-                                   expiration_time=_iso(now + self.nonce_ttl), statement=STATEMENT).prepare_message()  # fmt: skip
+        return (
+            _siwe()
+            .SiweMessage(
+                domain=self.domain,
+                address=address,
+                uri=self.uri,
+                version="1",
+                chain_id=self.chain_id,
+                nonce=nonce,
+                issued_at=_iso(now),
+                expiration_time=_iso(now + self.nonce_ttl),
+                statement=STATEMENT,
+            )
+            .prepare_message()
+        )
 
     def issue_message(self, address: str, client: str = "") -> Issued:
         """A sign-in message for `address`, asked for by `client`.
@@ -84,18 +108,26 @@ class Authenticator:
             db.execute("DELETE FROM nonces WHERE expires_at <= ?", (now,))
             # An address's limit counts the nonces its own client asked for: anyone may ask for nonces naming
             # any address, and counting those would let a stranger keep the address from signing in.
-            for where, values, limit, whose in (("address = ? AND client = ? AND used = 0", (address, client),
-                                                 self.per_address, address),
-                                                ("client = ? AND used = 0", (client,), self.per_client, "this client"),
-                                                ("expires_at > ?", (now,), self.live, "the service")):  # fmt: skip
-                count, first = db.execute(f"SELECT COUNT(*), MIN(expires_at) FROM nonces WHERE {where}",
-                                          values).fetchone()  # fmt: skip
+            for where, values, limit, whose in (
+                ("address = ? AND client = ? AND used = 0", (address, client), self.per_address, address),
+                ("client = ? AND used = 0", (client,), self.per_client, "this client"),
+                ("expires_at > ?", (now,), self.live, "the service"),
+            ):
+                count, first = db.execute(
+                    f"SELECT COUNT(*), MIN(expires_at) FROM nonces WHERE {where}", values
+                ).fetchone()
                 if count >= limit:
                     wait = max(1, int(first - now) + 1)
-                    raise ApiError(429, "TooManyNonces", f"{whose} holds {count} outstanding sign-in messages: sign in "
-                                   f"with one, or retry in {wait} s", headers={"Retry-After": str(wait)})  # fmt: skip
-            db.execute("INSERT INTO nonces (nonce, address, message, expires_at, client) VALUES (?, ?, ?, ?, ?)",
-                       (nonce, address, message, now + self.nonce_ttl, client))  # fmt: skip
+                    raise ApiError(
+                        429,
+                        "TooManyNonces",
+                        f"{whose} holds {count} outstanding sign-in messages: sign in with one, or retry in {wait} s",
+                        headers={"Retry-After": str(wait)},
+                    )
+            db.execute(
+                "INSERT INTO nonces (nonce, address, message, expires_at, client) VALUES (?, ?, ?, ?, ?)",
+                (nonce, address, message, now + self.nonce_ttl, client),
+            )
         return Issued(message=message, nonce=nonce, expires_at=now + self.nonce_ttl)
 
     def login(self, message: str, signature: str) -> Session:
@@ -138,8 +170,10 @@ class Authenticator:
         token = secrets.token_urlsafe(32)
         with self.db.transaction() as db:
             db.execute("DELETE FROM tokens WHERE expires_at < ?", (now,))
-            db.execute("INSERT INTO tokens (token_hash, address, expires_at) VALUES (?, ?, ?)",
-                       (_hash(token), parsed.address, now + self.token_ttl))  # fmt: skip
+            db.execute(
+                "INSERT INTO tokens (token_hash, address, expires_at) VALUES (?, ?, ?)",
+                (_hash(token), parsed.address, now + self.token_ttl),
+            )
         return Session(token=token, address=parsed.address, expires_at=now + self.token_ttl)
 
     def address_of(self, authorization: str | None) -> str:
@@ -153,8 +187,11 @@ class Authenticator:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise unauthorized("the Authorization header must be: Bearer <token>")
-        row = self.db.connection().execute("SELECT address, expires_at FROM tokens WHERE token_hash = ?",
-                                            (_hash(token.strip()),)).fetchone()  # fmt: skip
+        row = (
+            self.db.connection()
+            .execute("SELECT address, expires_at FROM tokens WHERE token_hash = ?", (_hash(token.strip()),))
+            .fetchone()
+        )
         if row is None:
             raise unauthorized("unknown token: sign in again")
         if time.time() >= row["expires_at"]:

@@ -13,8 +13,10 @@ EXEMPT = ("/v1/envelopes",)
 
 
 def _too_large(limit: int) -> JSONResponse:
-    return JSONResponse({"error": {"code": "TooLarge", "message": f"a request body is at most {limit} bytes",
-                                   "detail": {}}}, status_code=413)  # fmt: skip
+    return JSONResponse(
+        {"error": {"code": "TooLarge", "message": f"a request body is at most {limit} bytes", "detail": {}}},
+        status_code=413,
+    )
 
 
 class BodyCap:

@@ -41,9 +41,7 @@ class ServiceError(LeptonError, RuntimeError):
     """The service refused a request (`status`, its error `code`) or could not be reached (`status` 0)."""
 
     def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(
-            f"the service answered {status} {code}: {message}" if status else message
-        )
+        super().__init__(f"the service answered {status} {code}: {message}" if status else message)
         self.status, self.code = status, code
 
 
@@ -79,8 +77,11 @@ def _bounded(reply: httpx.Response) -> httpx.Response:
         body = _read(reply, ANSWER_BYTES, f"the answer to {reply.request.method} {reply.request.url.path}")
     except FileTooLarge as exc:
         raise ServiceError(reply.status_code, "TooLarge", str(exc)) from None
-    headers = [(k, v) for k, v in reply.headers.multi_items()
-               if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]  # body: decoded
+    headers = [
+        (k, v)
+        for k, v in reply.headers.multi_items()
+        if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+    ]  # body: decoded
     return httpx.Response(reply.status_code, headers=headers, content=body, request=reply.request)
 
 
@@ -92,8 +93,12 @@ def _object(reply: httpx.Response, *strings: str) -> dict[str, Any]:
     except ValueError:  # not JSON
         body = None
     if not isinstance(body, dict) or not all(isinstance(body.get(name), str) for name in strings):
-        raise ServiceError(reply.status_code, "MalformedAnswer", f"the service's answer to {reply.request.method} "
-                           f"{reply.request.url.path} is not the JSON object it documents")  # fmt: skip
+        raise ServiceError(
+            reply.status_code,
+            "MalformedAnswer",
+            f"the service's answer to {reply.request.method} "
+            f"{reply.request.url.path} is not the JSON object it documents",
+        )
     return body
 
 
@@ -119,11 +124,10 @@ class ServiceClient:
     def sign_in(self) -> str:
         """A fresh bearer token: the service's sign-in message, signed with the account's key."""
         issued = _object(self._send("POST", "/v1/auth/nonce", json={"address": self.account.address}), "message")
-        signature = self.account.sign_message(
-            encode_defunct(text=issued["message"])
-        ).signature.to_0x_hex()
-        session = _object(self._send("POST", "/v1/auth/login", json={"message": issued["message"],
-                                                                    "signature": signature}), "token")  # fmt: skip
+        signature = self.account.sign_message(encode_defunct(text=issued["message"])).signature.to_0x_hex()
+        session = _object(
+            self._send("POST", "/v1/auth/login", json={"message": issued["message"], "signature": signature}), "token"
+        )
         self._token = str(session["token"])
         return self._token
 
@@ -142,9 +146,7 @@ class ServiceClient:
                 if exc.status != 401 or attempt == 2:
                     raise
                 self._token = None
-                kwargs["headers"] = {
-                    k: v for k, v in headers.items() if k != "Authorization"
-                }
+                kwargs["headers"] = {k: v for k, v in headers.items() if k != "Authorization"}
         raise AssertionError("unreachable")
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -179,9 +181,7 @@ class ServiceClient:
         raise AssertionError("unreachable")
 
     def _unreachable(self, exc: Exception) -> ServiceError:
-        return ServiceError(
-            0, "Unreachable", f"the service at {self.url} does not answer: {exc}"
-        )
+        return ServiceError(0, "Unreachable", f"the service at {self.url} does not answer: {exc}")
 
     # -- what the partner's round code uses ----------------------------------------------------------------
 
@@ -190,13 +190,13 @@ class ServiceClient:
         body = {"contract": contract, "function": function, "args": args}
         return _object(self.request("POST", "/v1/transactions/prepare", json=body))
 
-    def relay(
-        self, raw: bytes, *, idempotency_key: str | None = None
-    ) -> dict[str, Any]:
+    def relay(self, raw: bytes, *, idempotency_key: str | None = None) -> dict[str, Any]:
         """Relays a transaction this account signed; the service answers once it is mined."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        return _object(self.request("POST", "/v1/transactions", json={"raw": HexBytes(raw).to_0x_hex()},
-                                    headers=headers), "tx_hash")  # fmt: skip
+        return _object(
+            self.request("POST", "/v1/transactions", json={"raw": HexBytes(raw).to_0x_hex()}, headers=headers),
+            "tx_hash",
+        )
 
     def store(self, agreement_id: int, round_id: int) -> ServiceStore:
         """The service's store, for this account's update to `round_id` of `agreement_id`."""
@@ -222,18 +222,19 @@ class ServiceStore:
             ServiceError: the service refused the envelope (its code says why) or is unreachable.
         """
         if cid_version != 0:
-            raise StorageError(
-                "the service stores artifacts as CIDv0, as the chain's digests name them"
-            )
+            raise StorageError("the service stores artifacts as CIDv0, as the chain's digests name them")
         cid = artifact_cid(bytes(data))
-        reply = _object(self.client.request("POST", "/v1/envelopes", content=bytes(data),
-                                            params={"agreement_id": self.agreement_id, "round": self.round_id},
-                                            headers={"Idempotency-Key": f"envelope:{cid}",
-                                                     "Content-Type": "application/octet-stream"}))  # fmt: skip
-        if reply.get("cid") != cid:
-            raise StorageError(
-                f"the service stored the update as {reply.get('cid')!r}; its bytes give {cid}"
+        reply = _object(
+            self.client.request(
+                "POST",
+                "/v1/envelopes",
+                content=bytes(data),
+                params={"agreement_id": self.agreement_id, "round": self.round_id},
+                headers={"Idempotency-Key": f"envelope:{cid}", "Content-Type": "application/octet-stream"},
             )
+        )
+        if reply.get("cid") != cid:
+            raise StorageError(f"the service stored the update as {reply.get('cid')!r}; its bytes give {cid}")
         return cid
 
     def get(self, cid: str, *, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> bytes:
@@ -252,9 +253,7 @@ class ServiceStore:
                 raise BlockNotFound(cid) from None
             raise
         if content_digest(data) != digest_of_cid(cid):
-            raise BlockCorrupted(
-                cid, f"the service's bytes for {cid} do not give that CID"
-            )
+            raise BlockCorrupted(cid, f"the service's bytes for {cid} do not give that CID")
         return data
 
     def has(self, cid: str) -> bool:
@@ -286,10 +285,7 @@ class ServiceTransactor(Transactor):
         try:
             answered = self.client.relay(raw)["tx_hash"]
         except ServiceError as exc:
-            raise ChainError(
-                f"the service did not relay the transaction: {exc}"
-            ) from None
+            raise ChainError(f"the service did not relay the transaction: {exc}") from None
         if answered.lower() != own.to_0x_hex():
-            raise ChainError(f"the service answered another transaction ({str(answered)[:80]}) for "
-                             f"{own.to_0x_hex()}")  # fmt: skip
+            raise ChainError(f"the service answered another transaction ({str(answered)[:80]}) for {own.to_0x_hex()}")
         return own

@@ -34,35 +34,52 @@ def _overview(service: Service) -> dict[str, Any]:
     for agreement_id in range(1, reads.agreement_count() + 1):
         agreement = reads.agreement(agreement_id)
         assert agreement is not None
-        rounds = [
-            _round(service, agreement_id, n) for n in range(1, agreement["rounds"] + 1)
-        ]
+        rounds = [_round(service, agreement_id, n) for n in range(1, agreement["rounds"] + 1)]
         terms = agreement["terms"]
         parties = []
         for party in terms.parties:
             signed = agreement["signed"].get(party, False)
             try:
-                held = standing(
-                    service.deployment, service.store, agreement_id, party, reads.now()
-                )
+                held = standing(service.deployment, service.store, agreement_id, party, reads.now())
             except LeptonError as exc:  # a round report missing or malformed: said on its row, not the page's 500
                 parties.append({"address": party, "signed": signed, "error": str(exc)})
                 continue
-            parties.append({"address": party, "epsilon": held.epsilon_fixed / EPSILON_SCALE,
-                            "cap": held.epsilon_cap_fixed / EPSILON_SCALE, "stake": held.stake,
-                            "required_stake": held.required_stake, "claimable": held.claimable,
-                            "claimed": held.claimed, "signed": signed})  # fmt: skip
+            parties.append(
+                {
+                    "address": party,
+                    "epsilon": held.epsilon_fixed / EPSILON_SCALE,
+                    "cap": held.epsilon_cap_fixed / EPSILON_SCALE,
+                    "stake": held.stake,
+                    "required_stake": held.required_stake,
+                    "claimable": held.claimable,
+                    "claimed": held.claimed,
+                    "signed": signed,
+                }
+            )
         state = agreement["state"]
-        agreements.append({"id": agreement_id, "status": state.status.name.lower(), "version": state.version,
-                           "coordinator": state.coordinator, "arbiter": agreement["arbiter"],
-                           "pool": agreement["pool"].funded,
-                           "reward_per_round": terms.reward_per_round, "parties": parties, "rounds": rounds})  # fmt: skip
-        plotted += [
-            _plotted(r, terms.epsilon_cap) for r in rounds if r["report"] is not None
-        ]
-    return {"block": reads.block, "chain_id": service.chain_id, "agreements": agreements,
-            "challenges": _challenges(service), "jobs": _jobs(service), "audit": _latest_audit(service),
-            "plots": _plots(plotted)}  # fmt: skip
+        agreements.append(
+            {
+                "id": agreement_id,
+                "status": state.status.name.lower(),
+                "version": state.version,
+                "coordinator": state.coordinator,
+                "arbiter": agreement["arbiter"],
+                "pool": agreement["pool"].funded,
+                "reward_per_round": terms.reward_per_round,
+                "parties": parties,
+                "rounds": rounds,
+            }
+        )
+        plotted += [_plotted(r, terms.epsilon_cap) for r in rounds if r["report"] is not None]
+    return {
+        "block": reads.block,
+        "chain_id": service.chain_id,
+        "agreements": agreements,
+        "challenges": _challenges(service),
+        "jobs": _jobs(service),
+        "audit": _latest_audit(service),
+        "plots": _plots(plotted),
+    }
 
 
 def _round(service: Service, agreement_id: int, round_id: int) -> dict[str, Any]:
@@ -72,20 +89,22 @@ def _round(service: Service, agreement_id: int, round_id: int) -> dict[str, Any]
     report = None
     if record.status is RoundStatus.FINALIZED:
         try:
-            report = load_report(
-                fetch_by_digest(
-                    service.store, record.report_digest, max_bytes=MAX_REPORT_BYTES
-                )
-            )
+            report = load_report(fetch_by_digest(service.store, record.report_digest, max_bytes=MAX_REPORT_BYTES))
         except (
             LeptonError,
             LookupError,
         ):  # the store lacks it or holds no well-formed report: shown as missing
             report = None
-    return {"round": round_id, "agreement_id": agreement_id, "status": record.status.name.lower(),
-            "submissions": record.submissions, "deadline": record.deadline, "finalized_at": record.finalized_at,
-            "report": report,
-            "payouts": {line["partner"]: int(line["payout"]) for line in (report or {}).get("partners", [])}}  # fmt: skip
+    return {
+        "round": round_id,
+        "agreement_id": agreement_id,
+        "status": record.status.name.lower(),
+        "submissions": record.submissions,
+        "deadline": record.deadline,
+        "finalized_at": record.finalized_at,
+        "report": report,
+        "payouts": {line["partner"]: int(line["payout"]) for line in (report or {}).get("partners", [])},
+    }
 
 
 def _plotted(r: dict[str, Any], cap: float) -> dict[str, Any]:
@@ -93,12 +112,26 @@ def _plotted(r: dict[str, Any], cap: float) -> dict[str, Any]:
     is on-chain): a line naming no address, or an accuracy that is no number in [0, 1], is left out of the plots
     (a label is read as TeX, an axis cannot span 1e308)."""
     metrics = r["report"].get("metrics", {})
-    partners = {line["partner"]: {"cumulative_epsilon": int(line["cumulative_epsilon_fixed"]) / EPSILON_SCALE,
-                                  "epsilon_cap": cap, "payout": int(line["payout"]), "accepted": bool(line["accepted"]),
-                                  "name": None} for line in r["report"]["partners"] if is_address(line["partner"])}  # fmt: skip
-    return {"agreement_id": r["agreement_id"], "round": r["round"], "accuracy": _accuracy(metrics.get("accuracy_after")),
-            "gas_used": 0, "block": 0, "partners": partners,
-            "accuracy_before": _accuracy(metrics.get("accuracy_before")) if r["round"] == 1 else None}  # fmt: skip
+    partners = {
+        line["partner"]: {
+            "cumulative_epsilon": int(line["cumulative_epsilon_fixed"]) / EPSILON_SCALE,
+            "epsilon_cap": cap,
+            "payout": int(line["payout"]),
+            "accepted": bool(line["accepted"]),
+            "name": None,
+        }
+        for line in r["report"]["partners"]
+        if is_address(line["partner"])
+    }
+    return {
+        "agreement_id": r["agreement_id"],
+        "round": r["round"],
+        "accuracy": _accuracy(metrics.get("accuracy_after")),
+        "gas_used": 0,
+        "block": 0,
+        "partners": partners,
+        "accuracy_before": _accuracy(metrics.get("accuracy_before")) if r["round"] == 1 else None,
+    }
 
 
 def _accuracy(value: Any) -> float | None:
@@ -109,30 +142,48 @@ def _accuracy(value: Any) -> float | None:
 
 def _plots(rounds: list[dict[str, Any]]) -> list[dict[str, str]]:
     """The plots as ``data:`` URIs (the page loads nothing else)."""
-    drawn = (("accuracy", "Accuracy of the global model", plot_accuracy(rounds)),
-             ("epsilon", "Cumulative epsilon per partner against its cap", plot_epsilon(rounds)),
-             ("payouts", "Payout per partner per round", plot_payouts(rounds)))  # fmt: skip
-    return [{"id": f"plot-{name}", "alt": alt, "src": "data:image/png;base64," + base64.b64encode(png).decode()}
-            for name, alt, png in drawn]  # fmt: skip
+    drawn = (
+        ("accuracy", "Accuracy of the global model", plot_accuracy(rounds)),
+        ("epsilon", "Cumulative epsilon per partner against its cap", plot_epsilon(rounds)),
+        ("payouts", "Payout per partner per round", plot_payouts(rounds)),
+    )
+    return [
+        {"id": f"plot-{name}", "alt": alt, "src": "data:image/png;base64," + base64.b64encode(png).decode()}
+        for name, alt, png in drawn
+    ]
 
 
 def _challenges(service: Service) -> list[dict[str, Any]]:
     found = []
     courts: tuple[tuple[str, Any, type[Challenge | ResultsChallenge]], ...] = (
-        ("update", service.deployment.ledger, Challenge), ("results", service.deployment.court, ResultsChallenge))
+        ("update", service.deployment.ledger, Challenge),
+        ("results", service.deployment.court, ResultsChallenge),
+    )
     for court, contract, struct in courts:
-        for challenge_id in range(
-            1, int(contract.functions.challengeCount().call()) + 1
-        ):
+        for challenge_id in range(1, int(contract.functions.challengeCount().call()) + 1):
             c = struct.read(contract.functions.challengeOf(challenge_id))
-            found.append({"court": court, "id": challenge_id, "status": c.status.name.lower(), "round": c.round,
-                          "agreement_id": c.agreement_id, "challenger": c.challenger})  # fmt: skip
+            found.append(
+                {
+                    "court": court,
+                    "id": challenge_id,
+                    "status": c.status.name.lower(),
+                    "round": c.round,
+                    "agreement_id": c.agreement_id,
+                    "challenger": c.challenger,
+                }
+            )
     return found
 
 
 def _jobs(service: Service) -> list[dict[str, Any]]:
-    rows = service.db.connection().execute("SELECT id, kind, agreement_id, round_id, status, progress, error FROM jobs "
-                                           "ORDER BY id DESC LIMIT ?", (JOBS_SHOWN,)).fetchall()  # fmt: skip
+    rows = (
+        service.db.connection()
+        .execute(
+            "SELECT id, kind, agreement_id, round_id, status, progress, error FROM jobs ORDER BY id DESC LIMIT ?",
+            (JOBS_SHOWN,),
+        )
+        .fetchall()
+    )
     return [dict(row) for row in rows]
 
 
@@ -141,13 +192,16 @@ def _latest_audit(service: Service) -> dict[str, Any] | None:
     is not an audit result."""
     path = service.settings.data_dir / "audit" / LATEST_AUDIT
     try:
-        result = load_object(
-            read_bounded(path, FILE_BYTES), what=str(path), max_bytes=FILE_BYTES
-        )
+        result = load_object(read_bounded(path, FILE_BYTES), what=str(path), max_bytes=FILE_BYTES)
         checks = result["checks"]
         failed = [c for c in checks if not c["ok"]]
-        return {"ok": not failed, "checks": len(checks), "failed": len(failed), "block": int(result["audited_at_block"]),
-                "first_failure": failed[0]["message"] if failed else None}  # fmt: skip
+        return {
+            "ok": not failed,
+            "checks": len(checks),
+            "failed": len(failed),
+            "block": int(result["audited_at_block"]),
+            "first_failure": failed[0]["message"] if failed else None,
+        }
     except (OSError, LeptonError, ValueError, KeyError, TypeError):
         return None
 

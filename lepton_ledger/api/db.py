@@ -26,8 +26,11 @@ CREATE TABLE IF NOT EXISTS blobs (cid TEXT NOT NULL, agreement_id INTEGER NOT NU
                                   PRIMARY KEY (cid, agreement_id, uploader));
 """
 # Columns added after the first release: a database written by it gains them (their defaults fit its rows).
-ADDED_COLUMNS = (("nonces", "client", "TEXT NOT NULL DEFAULT ''"), ("idempotency", "owner", "TEXT NOT NULL DEFAULT ''"),
-                 ("jobs", "origin", "TEXT"))  # fmt: skip
+ADDED_COLUMNS = (
+    ("nonces", "client", "TEXT NOT NULL DEFAULT ''"),
+    ("idempotency", "owner", "TEXT NOT NULL DEFAULT ''"),
+    ("jobs", "origin", "TEXT"),
+)
 
 
 class Database:

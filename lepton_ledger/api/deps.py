@@ -67,8 +67,9 @@ def require_coordinator(service: Service, caller: Roles, agreement_id: int | Non
         return identity
     coordinator = agreement_of(service, agreement_id)["state"].coordinator
     if caller.address != coordinator or coordinator != identity.address:
-        raise forbidden(f"only the agreement's coordinator ({coordinator}) acts on agreement {agreement_id} "
-                        "through this service")  # fmt: skip
+        raise forbidden(
+            f"only the agreement's coordinator ({coordinator}) acts on agreement {agreement_id} through this service"
+        )
     return identity
 
 

@@ -38,8 +38,14 @@ class ErrorBody(BaseModel):
 class ApiError(Exception):
     """A refusal a route decides itself (401, 403, 404, 409, 413...)."""
 
-    def __init__(self, status: int, code: str, message: str, detail: dict[str, Any] | None = None,
-                 headers: dict[str, str] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        detail: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.detail, self.headers = detail or {}, headers
@@ -61,8 +67,16 @@ def conflict(message: str, code: str = "Conflict") -> ApiError:
     return ApiError(409, code, message)
 
 
-_TEXT = {401: "not signed in", 403: "not allowed", 404: "not found", 409: "conflict", 413: "body too large",
-         422: "malformed request", 429: "too many requests", 503: "the chain does not answer"}  # fmt: skip
+_TEXT = {
+    401: "not signed in",
+    403: "not allowed",
+    404: "not found",
+    409: "conflict",
+    413: "body too large",
+    422: "malformed request",
+    429: "too many requests",
+    503: "the chain does not answer",
+}
 
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -71,10 +85,12 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorBody, "description": _TEXT[status]} for status in sorted({*statuses, 422, 503})}
 
 
-def _body(status: int, code: str, message: str, detail: dict[str, Any] | None = None,
-          headers: dict[str, str] | None = None) -> JSONResponse:  # fmt: skip
-    return JSONResponse({"error": {"code": code, "message": message, "detail": detail or {}}}, status_code=status,
-                        headers=headers)  # fmt: skip
+def _body(
+    status: int, code: str, message: str, detail: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message, "detail": detail or {}}}, status_code=status, headers=headers
+    )
 
 
 def status_of(exc: LeptonError) -> int:

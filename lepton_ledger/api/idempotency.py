@@ -22,8 +22,16 @@ from .errors import conflict
 from .service import Service
 
 
-def once(service: Service, caller: str, key: str | None, route: str, body: bytes,
-         run: Callable[[], dict[str, Any]], *, rerun: bool = True) -> dict[str, Any]:  # fmt: skip
+def once(
+    service: Service,
+    caller: str,
+    key: str | None,
+    route: str,
+    body: bytes,
+    run: Callable[[], dict[str, Any]],
+    *,
+    rerun: bool = True,
+) -> dict[str, Any]:
     """`run()`'s answer, or the answer kept for (`caller`, `key`).
 
     Raises:
@@ -36,12 +44,17 @@ def once(service: Service, caller: str, key: str | None, route: str, body: bytes
     with service.db.transaction() as db:
         row = db.execute("SELECT * FROM idempotency WHERE caller = ? AND key = ?", (caller, key)).fetchone()
         if row is None:
-            db.execute("INSERT INTO idempotency (caller, key, route, request_hash, owner) VALUES (?, ?, ?, ?, ?)",
-                       (caller, key, route, request_hash, service.instance))  # fmt: skip
+            db.execute(
+                "INSERT INTO idempotency (caller, key, route, request_hash, owner) VALUES (?, ?, ?, ?, ?)",
+                (caller, key, route, request_hash, service.instance),
+            )
         elif row["request_hash"] == request_hash and row["body"] is None and row["owner"] != service.instance:
             if not rerun:
-                raise conflict(f"the request with Idempotency-Key {key!r} was interrupted by a restart; it may have "
-                               "taken effect: read the chain", code="Interrupted")  # fmt: skip
+                raise conflict(
+                    f"the request with Idempotency-Key {key!r} was interrupted by a restart; it may have "
+                    "taken effect: read the chain",
+                    code="Interrupted",
+                )
             db.execute("UPDATE idempotency SET owner = ? WHERE caller = ? AND key = ?", (service.instance, caller, key))
             row = None  # its process died mid-request: this one runs it again
     if row is not None:
@@ -57,6 +70,8 @@ def once(service: Service, caller: str, key: str | None, route: str, body: bytes
             db.execute("DELETE FROM idempotency WHERE caller = ? AND key = ?", (caller, key))
         raise
     with service.db.transaction() as db:
-        db.execute("UPDATE idempotency SET status = 200, body = ? WHERE caller = ? AND key = ?",
-                   (json.dumps(answer), caller, key))  # fmt: skip
+        db.execute(
+            "UPDATE idempotency SET status = 200, body = ? WHERE caller = ? AND key = ?",
+            (json.dumps(answer), caller, key),
+        )
     return answer

@@ -40,24 +40,34 @@ class JobRunner:
         self._wake.set()
         self._thread.join(timeout=5)
 
-    def submit(self, kind: str, agreement_id: int, round_id: int, params: dict[str, Any],
-               origin: str | None = None) -> dict[str, Any]:  # fmt: skip
+    def submit(
+        self, kind: str, agreement_id: int, round_id: int, params: dict[str, Any], origin: str | None = None
+    ) -> dict[str, Any]:
         """A new queued job; 409 while a job of this kind for this round is queued or running. A job already
         submitted by `origin` (a caller's Idempotency-Key) is answered instead of a new one: the retry of a request
         whose process died before it answered."""
         now = time.time()
         with self.service.db.transaction() as db:
-            earlier = None if origin is None else db.execute("SELECT * FROM jobs WHERE origin = ?", (origin,)).fetchone()
+            earlier = (
+                None if origin is None else db.execute("SELECT * FROM jobs WHERE origin = ?", (origin,)).fetchone()
+            )
             if earlier is not None:
                 return _row(earlier)
-            active = db.execute("SELECT id FROM jobs WHERE kind = ? AND agreement_id = ? AND round_id = ? AND status "
-                                "IN ('queued', 'running')", (kind, agreement_id, round_id)).fetchone()  # fmt: skip
+            active = db.execute(
+                "SELECT id FROM jobs WHERE kind = ? AND agreement_id = ? AND round_id = ? AND status "
+                "IN ('queued', 'running')",
+                (kind, agreement_id, round_id),
+            ).fetchone()
             if active is not None:
-                raise conflict(f"job {active['id']} already runs {kind} of round {round_id} of agreement "
-                               f"{agreement_id}", code="JobRunning")  # fmt: skip
-            cursor = db.execute("INSERT INTO jobs (kind, agreement_id, round_id, params, status, created_at, "
-                                "updated_at, origin) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)",
-                                (kind, agreement_id, round_id, json.dumps(params), now, now, origin))  # fmt: skip
+                raise conflict(
+                    f"job {active['id']} already runs {kind} of round {round_id} of agreement {agreement_id}",
+                    code="JobRunning",
+                )
+            cursor = db.execute(
+                "INSERT INTO jobs (kind, agreement_id, round_id, params, status, created_at, "
+                "updated_at, origin) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)",
+                (kind, agreement_id, round_id, json.dumps(params), now, now, origin),
+            )
             job_id = cursor.lastrowid
         self._wake.set()
         return self.get(int(job_id))  # type: ignore[arg-type,return-value]
@@ -73,13 +83,17 @@ class JobRunner:
     def _set(self, job_id: int, **fields: Any) -> None:
         assignments = ", ".join(f"{name} = ?" for name in fields)
         with self.service.db.transaction() as db:
-            db.execute(f"UPDATE jobs SET {assignments}, updated_at = ? WHERE id = ?",
-                       (*fields.values(), time.time(), job_id))  # fmt: skip
+            db.execute(
+                f"UPDATE jobs SET {assignments}, updated_at = ? WHERE id = ?", (*fields.values(), time.time(), job_id)
+            )
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            row = self.service.db.connection().execute(
-                "SELECT * FROM jobs WHERE status IN ('queued', 'running') ORDER BY id LIMIT 1").fetchone()
+            row = (
+                self.service.db.connection()
+                .execute("SELECT * FROM jobs WHERE status IN ('queued', 'running') ORDER BY id LIMIT 1")
+                .fetchone()
+            )
             if row is None:
                 self._wake.wait(1.0)
                 self._wake.clear()
@@ -104,18 +118,29 @@ class JobRunner:
         from ..rounds.roles import agreement_coordinator
 
         session, params = self.service.coordinator_session(), job["params"]
-        eval_set = eval_data(dataset=params["dataset"], partitions=params["partitions"], seed=params["seed"],
-                             csv=None, label_column="label", num_classes=None)  # fmt: skip
-        coordinator = agreement_coordinator(session, job["agreement_id"], eval_set, aggregation=params["aggregation"],
-                                            scoring=params["scoring"])  # fmt: skip
+        eval_set = eval_data(
+            dataset=params["dataset"],
+            partitions=params["partitions"],
+            seed=params["seed"],
+            csv=None,
+            label_column="label",
+            num_classes=None,
+        )
+        coordinator = agreement_coordinator(
+            session, job["agreement_id"], eval_set, aggregation=params["aggregation"], scoring=params["scoring"]
+        )
         _, committed = coordinator.round_state(job["agreement_id"], job["round_id"])
         if eval_commitment(eval_set) != committed:
             raise CommandError("the evaluation set from these data options is not the one the round committed to")
         outcome = coordinator.close_round(job["agreement_id"], job["round_id"])
         report = outcome.report
-        return {"aggregate_cid": outcome.aggregate_cid, "report_cid": outcome.report_cid,
-                "accepted": list(report.accepted), "rejected": list(report.rejected),
-                "payouts": {p: str(a) for p, a in report.payouts.items()}}  # fmt: skip
+        return {
+            "aggregate_cid": outcome.aggregate_cid,
+            "report_cid": outcome.report_cid,
+            "accepted": list(report.accepted),
+            "rejected": list(report.rejected),
+            "payouts": {p: str(a) for p, a in report.payouts.items()},
+        }
 
     def _audit(self) -> dict[str, Any]:
         """Audits the deployment as ``lepton-ledger audit`` does with the service's auditor key (rounds verified
@@ -127,12 +152,21 @@ class JobRunner:
         service = self.service
         folder = service.settings.data_dir / "audit"
         folder.mkdir(parents=True, exist_ok=True)
-        result = audit_deployment(service.w3, deployment_contracts(service.document), service.store,
-                                  service.auditor.x25519_private_bytes(), eval_set_spec=service.document.get("eval_set"),
-                                  model_name=service.document.get("model", "logreg"),
-                                  state_path=folder / "state.sqlite")  # fmt: skip
+        result = audit_deployment(
+            service.w3,
+            deployment_contracts(service.document),
+            service.store,
+            service.auditor.x25519_private_bytes(),
+            eval_set_spec=service.document.get("eval_set"),
+            model_name=service.document.get("model", "logreg"),
+            state_path=folder / "state.sqlite",
+        )
         partial = folder / f"{LATEST_AUDIT}.partial"
         partial.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
         partial.replace(folder / LATEST_AUDIT)  # readers see the previous result or this one, never half of it
-        return {"ok": result.ok, "checks": len(result.checks), "failed": len(result.failed),
-                "block": result.audited_at_block}  # fmt: skip
+        return {
+            "ok": result.ok,
+            "checks": len(result.checks),
+            "failed": len(result.failed),
+            "block": result.audited_at_block,
+        }

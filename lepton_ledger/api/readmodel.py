@@ -101,17 +101,21 @@ class ReadModel:
         def compute() -> Roles:
             partners = self.deployment.partners.functions
             status = Partner.read(partners.partnerOf(address)).status
-            return Roles(address=address, status=status.name.lower(),
-                         coordinator=bool(partners.hasRole(COORDINATOR_ROLE, address).call()),
-                         auditor=bool(partners.hasRole(AUDITOR_ROLE, address).call()),
-                         admin=bool(partners.hasRole(ADMIN_ROLE, address).call()))  # fmt: skip
+            return Roles(
+                address=address,
+                status=status.name.lower(),
+                coordinator=bool(partners.hasRole(COORDINATOR_ROLE, address).call()),
+                auditor=bool(partners.hasRole(AUDITOR_ROLE, address).call()),
+                admin=bool(partners.hasRole(ADMIN_ROLE, address).call()),
+            )
 
         return self.cached(("roles", address), compute)
 
     def partner(self, address: str) -> Partner:
         """``PartnerRegistry.partnerOf``."""
-        return self.cached(("partner", address),
-                           lambda: Partner.read(self.deployment.partners.functions.partnerOf(address)))  # fmt: skip
+        return self.cached(
+            ("partner", address), lambda: Partner.read(self.deployment.partners.functions.partnerOf(address))
+        )
 
     def agreement_count(self) -> int:
         return self.cached(("agreements",), lambda: int(self.deployment.agreements.functions.agreementCount().call()))
@@ -128,9 +132,14 @@ class ReadModel:
             terms = Terms.read(functions.terms(agreement_id))
             config = RoundConfig.read(functions.roundConfig(agreement_id))
             signed = {p: bool(functions.hasSigned(agreement_id, state.version, p).call()) for p in terms.parties}
-            return {"state": state, "terms": terms, "arbiter": config.arbiter, "signed": signed,
-                    "rounds": int(self.deployment.ledger.functions.roundCount(agreement_id).call()),
-                    "pool": Pool.read(self.deployment.vault.functions.pool(agreement_id))}  # fmt: skip
+            return {
+                "state": state,
+                "terms": terms,
+                "arbiter": config.arbiter,
+                "signed": signed,
+                "rounds": int(self.deployment.ledger.functions.roundCount(agreement_id).call()),
+                "pool": Pool.read(self.deployment.vault.functions.pool(agreement_id)),
+            }
 
         return self.cached(("agreement", agreement_id), compute)
 
@@ -145,8 +154,9 @@ class ReadModel:
         def compute() -> dict[str, Any]:
             ledger = self.deployment.ledger.functions
             record = Round.read(ledger.round(agreement_id, round_id))
-            submitted = {p: bool(ledger.hasSubmitted(agreement_id, round_id, p).call())
-                         for p in agreement["terms"].parties}  # fmt: skip
+            submitted = {
+                p: bool(ledger.hasSubmitted(agreement_id, round_id, p).call()) for p in agreement["terms"].parties
+            }
             return {"record": record, "submitted": submitted}
 
         return self.cached(("round", agreement_id, round_id), compute)
@@ -177,9 +187,15 @@ class ReadModel:
             for agreement_id in range(1, self.agreement_count() + 1):
                 agreement = self.agreement(agreement_id)
                 assert agreement is not None
-                held = [name for name, holds in (("party", address in agreement["terms"].parties),
-                                                 ("coordinator", agreement["state"].coordinator == address),
-                                                 ("arbiter", agreement["arbiter"] == address)) if holds]  # fmt: skip
+                held = [
+                    name
+                    for name, holds in (
+                        ("party", address in agreement["terms"].parties),
+                        ("coordinator", agreement["state"].coordinator == address),
+                        ("arbiter", agreement["arbiter"] == address),
+                    )
+                    if holds
+                ]
                 if held:
                     found[str(agreement_id)] = held
             return found

@@ -22,8 +22,14 @@ ALLOWED = {
     "PartnerRegistry": ("register", "rotateEncryptionKey", "updateProfile"),
     "AgreementRegistry": ("sign", "exit"),
     "RewardVault": ("stake", "unstake", "claim", "fund"),
-    "RoundLedger": ("submitUpdate", "challenge", "resolveChallenge", "lapseChallenge", "disputeBatchEntry",
-                    "proveForgedCommitment"),
+    "RoundLedger": (
+        "submitUpdate",
+        "challenge",
+        "resolveChallenge",
+        "lapseChallenge",
+        "disputeBatchEntry",
+        "proveForgedCommitment",
+    ),
     "RewardToken": ("approve",),
 }
 
@@ -37,8 +43,12 @@ class Target:
 
 def _contracts(service: Any) -> dict[str, Any]:
     d = service.deployment
-    bound = {"PartnerRegistry": d.partners, "AgreementRegistry": d.agreements, "RewardVault": d.vault,
-             "RoundLedger": d.ledger}  # fmt: skip
+    bound = {
+        "PartnerRegistry": d.partners,
+        "AgreementRegistry": d.agreements,
+        "RewardVault": d.vault,
+        "RoundLedger": d.ledger,
+    }
     token = service.document.get("reward_token")
     if token:
         from ..chain.artifacts import load_artifact
@@ -72,8 +82,11 @@ def prepare(service: Any, caller: str, contract: str, function: str, args: list[
     try:
         data = bound.encode_abi(function, args=args)
     except (TypeError, ValueError, Web3Exception):  # MismatchedABI: no overload takes these arguments
-        signatures = " or ".join(f"{function}({','.join(i['type'] for i in item['inputs'])})" for item in bound.abi
-                                 if item.get("type") == "function" and item["name"] == function)  # fmt: skip
+        signatures = " or ".join(
+            f"{function}({','.join(i['type'] for i in item['inputs'])})"
+            for item in bound.abi
+            if item.get("type") == "function" and item["name"] == function
+        )
         raise ApiError(422, "Malformed", f"the arguments do not fit {contract}.{signatures}") from None
     w3 = service.w3
     call = {"from": caller, "to": bound.address, "data": data, "value": 0}
@@ -83,9 +96,18 @@ def prepare(service: Any, caller: str, contract: str, function: str, args: list[
         raise decode_revert(getattr(exc, "data", None)) or ApiError(409, "Reverted", str(exc)) from None
     base = int(w3.eth.get_block("latest")["baseFeePerGas"])
     tip = int(w3.eth.max_priority_fee)
-    return {"type": 2, "chainId": service.chain_id, "from": caller, "to": bound.address, "data": data, "value": 0,
-            "nonce": int(w3.eth.get_transaction_count(caller, "pending")), "gas": gas * 5 // 4,
-            "maxPriorityFeePerGas": tip, "maxFeePerGas": 2 * base + tip}  # fmt: skip
+    return {
+        "type": 2,
+        "chainId": service.chain_id,
+        "from": caller,
+        "to": bound.address,
+        "data": data,
+        "value": 0,
+        "nonce": int(w3.eth.get_transaction_count(caller, "pending")),
+        "gas": gas * 5 // 4,
+        "maxPriorityFeePerGas": tip,
+        "maxFeePerGas": 2 * base + tip,
+    }
 
 
 def relay(service: Any, caller: str, raw_hex: str) -> dict[str, Any]:
@@ -108,8 +130,11 @@ def relay(service: Any, caller: str, raw_hex: str) -> dict[str, Any]:
     if int(fields.get("type", 0)) not in (1, 2):  # a blob transaction (4844) needs a sidecar the relay never has
         raise ApiError(422, "Malformed", f"a type {fields.get('type')} transaction: the relay takes EIP-2930/1559")
     if int(fields.get("chainId", -1)) != service.chain_id:
-        raise ApiError(422, "WrongChain", f"the transaction is for chain {fields.get('chainId')}, "
-                                          f"this service is chain {service.chain_id}")  # fmt: skip
+        raise ApiError(
+            422,
+            "WrongChain",
+            f"the transaction is for chain {fields.get('chainId')}, this service is chain {service.chain_id}",
+        )
     if signer != caller:
         raise forbidden(f"the transaction is signed by {signer}, not by the signed-in {caller}")
     to = fields.get("to")
@@ -130,8 +155,15 @@ def relay(service: Any, caller: str, raw_hex: str) -> dict[str, Any]:
     except TransactionNotFound:
         _require_sendable(service, signer, fields)
         try:
-            service.w3.eth.call({"from": signer, "to": target.bound.address, "data": data,
-                                 "value": int(fields.get("value", 0)), "gas": int(fields["gas"])})  # fmt: skip
+            service.w3.eth.call(
+                {
+                    "from": signer,
+                    "to": target.bound.address,
+                    "data": data,
+                    "value": int(fields.get("value", 0)),
+                    "gas": int(fields["gas"]),
+                }
+            )
         except (ContractCustomError, ContractLogicError) as exc:
             raise decode_revert(getattr(exc, "data", None)) or ApiError(409, "Reverted", str(exc)) from None
         except (Web3Exception, ValueError) as exc:  # the node answered, refusing the call (gas out of its bounds)
@@ -143,8 +175,13 @@ def relay(service: Any, caller: str, raw_hex: str) -> dict[str, Any]:
         receipt = tx.wait(sent)
     if receipt is None:
         raise ChainError(f"no receipt for {tx_hash.to_0x_hex()}")
-    return {"tx_hash": tx_hash.to_0x_hex(), "block_number": int(receipt["blockNumber"]),
-            "status": int(receipt["status"]), "contract": target.contract, "function": target.function}  # fmt: skip
+    return {
+        "tx_hash": tx_hash.to_0x_hex(),
+        "block_number": int(receipt["blockNumber"]),
+        "status": int(receipt["status"]),
+        "contract": target.contract,
+        "function": target.function,
+    }
 
 
 def _require_sendable(service: Any, signer: str, fields: dict[str, Any]) -> None:
@@ -153,8 +190,9 @@ def _require_sendable(service: Any, signer: str, fields: dict[str, Any]) -> None
     w3 = service.w3
     nonce = int(w3.eth.get_transaction_count(signer, "pending"))
     if int(fields["nonce"]) != nonce:
-        raise conflict(f"the transaction's nonce is {fields['nonce']}, {signer}'s next nonce is {nonce}",
-                       code="NonceMismatch")  # fmt: skip
+        raise conflict(
+            f"the transaction's nonce is {fields['nonce']}, {signer}'s next nonce is {nonce}", code="NonceMismatch"
+        )
     fee = int(fields.get("maxFeePerGas", fields.get("gasPrice", 0)))
     base = int(w3.eth.get_block("latest")["baseFeePerGas"])
     if fee < base:

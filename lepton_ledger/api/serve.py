@@ -47,9 +47,11 @@ def serve(*, host: str, port: int, data_dir: Path | None = None, workdir: Path |
                 raise ConfigurationError(f"--workdir {workdir}: no such folder")
             workdir = workdir.resolve()
             if not is_demo_folder(workdir):
-                raise ConfigurationError(f"--workdir {workdir}: not a folder 'lepton-ledger demo' left (no "
-                                         "deployment.json beside a chain state file); --data-dir serves a data "
-                                         "directory")  # fmt: skip
+                raise ConfigurationError(
+                    f"--workdir {workdir}: not a folder 'lepton-ledger demo' left (no "
+                    "deployment.json beside a chain state file); --data-dir serves a data "
+                    "directory"
+                )
             os.environ["LEPTON_DATA_DIR"] = str(workdir)
             overrides = stack.enter_context(_demo_chain(workdir))
         settings = Settings.from_env(**overrides)

@@ -53,9 +53,15 @@ class Service:
         `writer`)."""
         from ..commands.context import Session
 
-        return Session(w3=self.w3, deployment=self.deployment, document=self.document,
-                       deployment_path=self.settings.deployment, identity=self.coordinator, tx=self.coordinator_tx(),
-                       _store=self.store)  # fmt: skip
+        return Session(
+            w3=self.w3,
+            deployment=self.deployment,
+            document=self.document,
+            deployment_path=self.settings.deployment,
+            identity=self.coordinator,
+            tx=self.coordinator_tx(),
+            _store=self.store,
+        )
 
 
 def check_service(settings: Settings) -> None:
@@ -89,12 +95,28 @@ def open_service(settings: Settings, *, start: bool = True) -> Iterator[Service]
         chain_id = int(w3.eth.chain_id)
         db = Database(settings.data_dir / "api" / "service.sqlite")
         reads = ReadModel(w3, deployment, poll=settings.block_poll)
-        auth = Authenticator(db, domain=settings.domain, uri=settings.uri, chain_id=chain_id,
-                             nonce_ttl=settings.nonce_ttl, token_ttl=settings.token_ttl, provider=w3.provider)  # fmt: skip
-        service = Service(settings=settings, w3=w3, deployment=deployment, document=document,
-                          store=open_store(settings.ipfs), db=db, reads=reads, auth=auth, chain_id=chain_id,
-                          coordinator=_identity(settings.coordinator_key, reads, "coordinator"),
-                          auditor=_identity(settings.auditor_key, reads, "auditor"))  # fmt: skip
+        auth = Authenticator(
+            db,
+            domain=settings.domain,
+            uri=settings.uri,
+            chain_id=chain_id,
+            nonce_ttl=settings.nonce_ttl,
+            token_ttl=settings.token_ttl,
+            provider=w3.provider,
+        )
+        service = Service(
+            settings=settings,
+            w3=w3,
+            deployment=deployment,
+            document=document,
+            store=open_store(settings.ipfs),
+            db=db,
+            reads=reads,
+            auth=auth,
+            chain_id=chain_id,
+            coordinator=_identity(settings.coordinator_key, reads, "coordinator"),
+            auditor=_identity(settings.auditor_key, reads, "auditor"),
+        )
         from .jobs import JobRunner
 
         service.jobs = JobRunner(service)
@@ -134,6 +156,5 @@ def _identity(key: str | None, reads: ReadModel, role: str) -> Any:
 
     identity = Keystore().unlock(key)
     if not getattr(reads.roles(identity.address), role):
-        raise ConfigurationError(f"key {identity.name!r} ({identity.address}) holds no {role} role in this "
-                                 "deployment")  # fmt: skip
+        raise ConfigurationError(f"key {identity.name!r} ({identity.address}) holds no {role} role in this deployment")
     return identity

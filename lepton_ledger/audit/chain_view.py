@@ -48,9 +48,13 @@ class Commitment:
     batch_cid: str | None = None
 
     def evidence(self) -> dict[str, Any]:
-        return {"tx_hash": self.tx_hash, "block": self.block, "envelope_digest": "0x" + self.envelope_digest.hex(),
-                "manifest_digest": "0x" + self.manifest_digest.hex(),
-                **({"batch_cid": self.batch_cid} if self.batch_cid else {})}  # fmt: skip
+        return {
+            "tx_hash": self.tx_hash,
+            "block": self.block,
+            "envelope_digest": "0x" + self.envelope_digest.hex(),
+            "manifest_digest": "0x" + self.manifest_digest.hex(),
+            **({"batch_cid": self.batch_cid} if self.batch_cid else {}),
+        }
 
 
 @dataclass
@@ -80,11 +84,19 @@ class RoundRecord:
 
     def single_commitments(self) -> list[Commitment]:
         return [
-            Commitment(self.agreement_id, self.round, e.args["partner"], digest_bytes(e.args["envelopeDigest"]),
-                       digest_bytes(e.args["manifestDigest"]), int(e.args["cumulativeEpsilon"]),
-                       int(e.args["sampleCount"]), e.tx_hash, e.block_number)
+            Commitment(
+                self.agreement_id,
+                self.round,
+                e.args["partner"],
+                digest_bytes(e.args["envelopeDigest"]),
+                digest_bytes(e.args["manifestDigest"]),
+                int(e.args["cumulativeEpsilon"]),
+                int(e.args["sampleCount"]),
+                e.tx_hash,
+                e.block_number,
+            )
             for e in self.singles
-        ]  # fmt: skip
+        ]
 
 
 class ChainView:
@@ -99,9 +111,17 @@ class ChainView:
         self.w3, self.block = w3, block
         self.deployment = Deployment.at(w3, addresses)
         d = self.deployment
-        self.index = EventIndex(w3, {"PartnerRegistry": d.partners, "AgreementRegistry": d.agreements,
-                                     "RewardVault": d.vault, "RoundLedger": d.ledger, "ResultsCourt": d.court},
-                                events_path)  # fmt: skip
+        self.index = EventIndex(
+            w3,
+            {
+                "PartnerRegistry": d.partners,
+                "AgreementRegistry": d.agreements,
+                "RewardVault": d.vault,
+                "RoundLedger": d.ledger,
+                "ResultsCourt": d.court,
+            },
+            events_path,
+        )
         self.index.sync(to_block=block)
         self._party_at: dict[tuple[int, int], str] = {}
         self._rounds: dict[int, list[RoundRecord]] = {}
@@ -160,8 +180,10 @@ class ChainView:
     def _read_rounds(self, agreement_id: int) -> list[RoundRecord]:
         records: dict[int, RoundRecord] = {}
         # An abandoned round (nobody finalized it in time) is voided on-chain like a disproven one.
-        for e in self.events(["RoundOpened", "UpdateSubmitted", "BatchCommitted", "RoundFinalized", "RoundVoided",
-                              "RoundAbandoned"], agreement_id=agreement_id):  # fmt: skip
+        for e in self.events(
+            ["RoundOpened", "UpdateSubmitted", "BatchCommitted", "RoundFinalized", "RoundVoided", "RoundAbandoned"],
+            agreement_id=agreement_id,
+        ):
             r = int(e.args["round"])
             if e.event == "RoundOpened":
                 status = Round.read(self.deployment.ledger.functions.round(agreement_id, r), block=self.block).status
@@ -183,15 +205,19 @@ class ChainView:
     def voided_entries(self, agreement_id: int) -> set[tuple[int, str]]:
         """``(round, party)`` of every batch entry its party disputed and nobody answered in time: voided
         on-chain (``DisputedEntryVoided``), its epsilon restored. It is no update of the party's."""
-        return {(int(e.args["round"]), e.args["party"])
-                for e in self.events("DisputedEntryVoided", agreement_id=agreement_id)}  # fmt: skip
+        return {
+            (int(e.args["round"]), e.args["party"])
+            for e in self.events("DisputedEntryVoided", agreement_id=agreement_id)
+        }
 
     def batch_parties(self, agreement_id: int, event: IndexedEvent) -> list[str]:
         """The parties of a ``BatchCommitted``'s entries that took effect (entries skipped on-chain spent nothing)."""
         skipped = int(event.args.get("skipped", 0))
-        return [self.party_at(agreement_id, index)
-                for position, (index, _) in enumerate(unpack_entries(digest_bytes(event.args["entries"])))
-                if not skipped >> position & 1]  # fmt: skip
+        return [
+            self.party_at(agreement_id, index)
+            for position, (index, _) in enumerate(unpack_entries(digest_bytes(event.args["entries"])))
+            if not skipped >> position & 1
+        ]
 
     def committed_rounds(self, agreement_id: int) -> dict[str, list[int]]:
         """For each partner, the rounds in which the chain holds a commitment of its (single or anchored:
@@ -215,8 +241,11 @@ class ChainView:
         # One round trip for the round's receipts, read raw: web3's formatting of a whole receipt (every log, every
         # address checksummed) cost ten times the request, for one field.
         answers = self.w3.provider.make_batch_request(  # type: ignore[attr-defined]
-            [("eth_getTransactionReceipt", [h]) for h in hashes])
+            [("eth_getTransactionReceipt", [h]) for h in hashes]
+        )
         try:
             return sum(int(answer["result"]["gasUsed"], 16) for answer in answers)  # type: ignore[index]
         except (KeyError, TypeError, ValueError):
-            raise ChainError(f"the node gave no receipt for a transaction of round {round_id}: {answers!r:.200}") from None
+            raise ChainError(
+                f"the node gave no receipt for a transaction of round {round_id}: {answers!r:.200}"
+            ) from None

@@ -102,12 +102,19 @@ def _rounds(result: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "accepted": _field(p, "accepted", bool, pw),
                 "name": _name(p, pw),
             }
-        rounds.append({
-            "agreement_id": _field(r, "agreement_id", int, where), "round": _field(r, "round", int, where),
-            "accuracy": _number(r, "accuracy", where, optional=True), "gas_used": _field(r, "gas_used", int, where),
-            "block": _field(r, "block", int, where), "partners": partners,
-            "accuracy_before": _number(r, "accuracy_before", where, optional=True) if "accuracy_before" in r else None,
-        })  # fmt: skip
+        rounds.append(
+            {
+                "agreement_id": _field(r, "agreement_id", int, where),
+                "round": _field(r, "round", int, where),
+                "accuracy": _number(r, "accuracy", where, optional=True),
+                "gas_used": _field(r, "gas_used", int, where),
+                "block": _field(r, "block", int, where),
+                "partners": partners,
+                "accuracy_before": _number(r, "accuracy_before", where, optional=True)
+                if "accuracy_before" in r
+                else None,
+            }
+        )
     return sorted(rounds, key=lambda r: (r["agreement_id"], r["round"]))
 
 
@@ -125,14 +132,19 @@ def _checks(result: Mapping[str, Any]) -> list[dict[str, Any]]:
     checks = []
     for i, c in enumerate(_field(result, "checks", list, "result")):
         where = f"result.checks[{i}]"
-        checks.append({
-            "index": i, "name": _field(c, "name", str, where), "ok": _field(c, "ok", bool, where),
-            "agreement_id": _field(c, "agreement_id", (int, type(None)), where),
-            "round": _field(c, "round", (int, type(None)), where),
-            "partner": _field(c, "partner", (str, type(None)), where),
-            "cid": _field(c, "cid", (str, type(None)), where),
-            "message": _field(c, "message", str, where), "evidence": _field(c, "evidence", Mapping, where),
-        })  # fmt: skip
+        checks.append(
+            {
+                "index": i,
+                "name": _field(c, "name", str, where),
+                "ok": _field(c, "ok", bool, where),
+                "agreement_id": _field(c, "agreement_id", (int, type(None)), where),
+                "round": _field(c, "round", (int, type(None)), where),
+                "partner": _field(c, "partner", (str, type(None)), where),
+                "cid": _field(c, "cid", (str, type(None)), where),
+                "message": _field(c, "message", str, where),
+                "evidence": _field(c, "evidence", Mapping, where),
+            }
+        )
     return sorted(checks, key=lambda c: (c["ok"], c["index"]))
 
 
@@ -198,8 +210,12 @@ def plot_accuracy(rounds: list[dict[str, Any]]) -> bytes:
     if points:
         ax.plot([i for i, _ in points], [a for _, a in points], marker="o", color="tab:blue")
     ax.set_xticks(range(len(labels)), labels)
-    _finish(ax, "Accuracy of the global model, from the start and after each round", "accuracy",
-            labels[1:] if start is not None else labels)
+    _finish(
+        ax,
+        "Accuracy of the global model, from the start and after each round",
+        "accuracy",
+        labels[1:] if start is not None else labels,
+    )
     return _png(figure)
 
 
@@ -231,8 +247,13 @@ def plot_payouts(rounds: list[dict[str, Any]], decimals: int = TOKEN_DECIMALS) -
     for n, partner in enumerate(partners):
         amounts = [r["partners"].get(partner, {}).get("payout", 0) / 10**decimals for r in rounds]
         offset = (n - (len(partners) - 1) / 2) * width
-        ax.bar([i + offset for i in range(len(rounds))], amounts, width=width, color=f"C{n % 10}",
-               label=_label(partner, rounds))  # fmt: skip
+        ax.bar(
+            [i + offset for i in range(len(rounds))],
+            amounts,
+            width=width,
+            color=f"C{n % 10}",
+            label=_label(partner, rounds),
+        )
     ax.set_xticks(range(len(labels)), labels)
     _finish(ax, "Payout per partner per round", f"tokens (10^{decimals} base units)", labels, legend=True)
     return _png(figure)
@@ -258,8 +279,9 @@ def _e(value: Any) -> str:
 
 def _img(png: bytes, alt: str, name: str) -> str:
     data = base64.b64encode(png).decode("ascii")
-    return (f'<figure><img class="plot" id="plot-{_e(name)}" alt="{_e(alt)}" '
-            f'src="data:image/png;base64,{data}"></figure>')
+    return (
+        f'<figure><img class="plot" id="plot-{_e(name)}" alt="{_e(alt)}" src="data:image/png;base64,{data}"></figure>'
+    )
 
 
 def _where(check: dict[str, Any]) -> str:
@@ -294,14 +316,16 @@ def _round_rows(rounds: list[dict[str, Any]], decimals: int) -> str:
     rows = []
     for r in rounds:
         partners = "<br>".join(
-            f'<code>{_e(a)}</code>: epsilon {p["cumulative_epsilon"]:.4f} / {p["epsilon_cap"]:.4f}, '
-            f'payout {_e(_tokens(p["payout"], decimals))}' + ("" if p["accepted"] else ' <b class="bad">rejected</b>')
+            f"<code>{_e(a)}</code>: epsilon {p['cumulative_epsilon']:.4f} / {p['epsilon_cap']:.4f}, "
+            f"payout {_e(_tokens(p['payout'], decimals))}" + ("" if p["accepted"] else ' <b class="bad">rejected</b>')
             for a, p in sorted(r["partners"].items())
-        )  # fmt: skip
+        )
         accuracy = "&mdash;" if r["accuracy"] is None else f"{r['accuracy']:.4f}"
-        rows.append(f'<tr><td class="num">{r["agreement_id"]}</td><td class="num">{r["round"]}</td>'
-                    f'<td class="num">{accuracy}</td><td class="num">{r["gas_used"]:,}</td>'
-                    f'<td class="num">{r["block"]}</td><td>{partners or "&mdash;"}</td></tr>')  # fmt: skip
+        rows.append(
+            f'<tr><td class="num">{r["agreement_id"]}</td><td class="num">{r["round"]}</td>'
+            f'<td class="num">{accuracy}</td><td class="num">{r["gas_used"]:,}</td>'
+            f'<td class="num">{r["block"]}</td><td>{partners or "&mdash;"}</td></tr>'
+        )
     return "\n".join(rows)
 
 
@@ -348,19 +372,23 @@ def render_html(result: Mapping[str, Any] | Any, *, token_decimals: int = TOKEN_
     failures = sum(not c["ok"] for c in checks)
 
     if failures:
-        summary = (f'<div class="summary failed" id="summary">{failures} of {len(checks)} check'
-                   f'{"s" if len(checks) != 1 else ""} failed</div>')  # fmt: skip
+        summary = (
+            f'<div class="summary failed" id="summary">{failures} of {len(checks)} check'
+            f"{'s' if len(checks) != 1 else ''} failed</div>"
+        )
     elif ok:
         summary = f'<div class="summary ok" id="summary">All green: {len(checks)} checks passed</div>'
     else:  # the audit says not ok but no check failed: say so rather than show green
         summary = f'<div class="summary failed" id="summary">Audit not ok ({len(checks)} checks, none failed)</div>'
     contract_rows = "".join(f"<tr><td>{_e(n)}</td><td><code>{_e(a)}</code></td></tr>" for n, a in contracts.items())
-    plots = "\n".join([
-        _img(plot_accuracy(rounds), "accuracy per round", "accuracy"),
-        _img(plot_epsilon(rounds), "cumulative epsilon per partner against its cap", "epsilon"),
-        _img(plot_payouts(rounds, token_decimals), "payouts per partner per round", "payouts"),
-        _img(plot_gas(rounds), "gas used per round", "gas"),
-    ])  # fmt: skip
+    plots = "\n".join(
+        [
+            _img(plot_accuracy(rounds), "accuracy per round", "accuracy"),
+            _img(plot_epsilon(rounds), "cumulative epsilon per partner against its cap", "epsilon"),
+            _img(plot_payouts(rounds, token_decimals), "payouts per partner per round", "payouts"),
+            _img(plot_gas(rounds), "gas used per round", "gas"),
+        ]
+    )
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>

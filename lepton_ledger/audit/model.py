@@ -60,11 +60,20 @@ BONDS_CONSERVE = "bonds_conserve"
 EVENT_HISTORY = "event_history"
 
 CHECK_NAMES = (
-    CIDS_RESOLVE, BATCH_DOCUMENT, ENVELOPE_DECRYPTS, MANIFEST_SIGNATURE, EPSILON_RECOMPUTED, EPSILON_WITHIN_CAP,
+    CIDS_RESOLVE,
+    BATCH_DOCUMENT,
+    ENVELOPE_DECRYPTS,
+    MANIFEST_SIGNATURE,
+    EPSILON_RECOMPUTED,
+    EPSILON_WITHIN_CAP,
     SAMPLE_COUNT_BOUND,
-    AGGREGATE_RECOMPUTED, REJECTIONS_RECHECK, SCORES_AND_PAYOUTS, VAULT_CONSERVES, BONDS_CONSERVE,
+    AGGREGATE_RECOMPUTED,
+    REJECTIONS_RECHECK,
+    SCORES_AND_PAYOUTS,
+    VAULT_CONSERVES,
+    BONDS_CONSERVE,
     EVENT_HISTORY,
-)  # fmt: skip
+)
 
 
 @dataclass
@@ -82,9 +91,15 @@ class CheckResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name, "ok": self.ok, "agreement_id": self.agreement_id, "round": self.round,
-            "partner": self.partner, "cid": self.cid, "message": self.message, "evidence": dict(self.evidence),
-        }  # fmt: skip
+            "name": self.name,
+            "ok": self.ok,
+            "agreement_id": self.agreement_id,
+            "round": self.round,
+            "partner": self.partner,
+            "cid": self.cid,
+            "message": self.message,
+            "evidence": dict(self.evidence),
+        }
 
 
 @dataclass
@@ -98,14 +113,23 @@ class PartnerLine:
     name: str | None = None  # the partner's name, from its registered profile (or a demo's keys): for people only
 
     def to_dict(self) -> dict[str, Any]:
-        return {"cumulative_epsilon": self.cumulative_epsilon, "epsilon_cap": self.epsilon_cap,
-                "payout": str(self.payout), "accepted": self.accepted,
-                **({"name": self.name} if self.name is not None else {})}  # fmt: skip
+        return {
+            "cumulative_epsilon": self.cumulative_epsilon,
+            "epsilon_cap": self.epsilon_cap,
+            "payout": str(self.payout),
+            "accepted": self.accepted,
+            **({"name": self.name} if self.name is not None else {}),
+        }
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> PartnerLine:
-        return cls(float(doc["cumulative_epsilon"]), float(doc["epsilon_cap"]), int(doc["payout"]),
-                   bool(doc["accepted"]), doc.get("name"))  # fmt: skip
+        return cls(
+            float(doc["cumulative_epsilon"]),
+            float(doc["epsilon_cap"]),
+            int(doc["payout"]),
+            bool(doc["accepted"]),
+            doc.get("name"),
+        )
 
 
 @dataclass
@@ -122,16 +146,25 @@ class RoundSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "agreement_id": self.agreement_id, "round": self.round, "accuracy": self.accuracy,
-            "gas_used": self.gas_used, "block": self.block,
+            "agreement_id": self.agreement_id,
+            "round": self.round,
+            "accuracy": self.accuracy,
+            "gas_used": self.gas_used,
+            "block": self.block,
             "partners": {p: line.to_dict() for p, line in self.partners.items()},
             **({"accuracy_before": self.accuracy_before} if self.accuracy_before is not None else {}),
-        }  # fmt: skip
+        }
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> RoundSummary:
-        return cls(int(doc["agreement_id"]), int(doc["round"]), doc["accuracy"], int(doc["gas_used"]),
-                   int(doc["block"]), {p: PartnerLine.from_dict(v) for p, v in doc["partners"].items()})  # fmt: skip
+        return cls(
+            int(doc["agreement_id"]),
+            int(doc["round"]),
+            doc["accuracy"],
+            int(doc["gas_used"]),
+            int(doc["block"]),
+            {p: PartnerLine.from_dict(v) for p, v in doc["partners"].items()},
+        )
 
 
 @dataclass
@@ -156,8 +189,12 @@ class AuditResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "ok": self.ok, "chain_id": self.chain_id, "contracts": dict(self.contracts),
-            "audited_at_block": self.audited_at_block, "checks": [c.to_dict() for c in self.checks],
-            "rounds": [r.to_dict() for r in self.rounds], "rounds_checked": [list(k) for k in self.rounds_checked],
+            "ok": self.ok,
+            "chain_id": self.chain_id,
+            "contracts": dict(self.contracts),
+            "audited_at_block": self.audited_at_block,
+            "checks": [c.to_dict() for c in self.checks],
+            "rounds": [r.to_dict() for r in self.rounds],
+            "rounds_checked": [list(k) for k in self.rounds_checked],
             "rounds_rechecked": [list(k) for k in self.rounds_rechecked],
-        }  # fmt: skip
+        }

@@ -97,8 +97,9 @@ def load_auditor_key(path: Path) -> bytes:
     return key
 
 
-def audit_workdir(workdir: Path, *, state_path: Path | None = None, full: bool = False,
-                  workers: int | None = None) -> AuditResult:
+def audit_workdir(
+    workdir: Path, *, state_path: Path | None = None, full: bool = False, workers: int | None = None
+) -> AuditResult:
     """Audits a folder left by ``lepton-ledger demo``: restarts its chain from a copy of ``chain-state.json``
     (the folder's file is never written), reads its ``store/`` and the auditor key in ``keys/dev-keys.json``,
     and rebuilds the evaluation set from ``deployment.json``'s ``eval_set``. Its state (which rounds are verified)
@@ -111,8 +112,9 @@ def audit_workdir(workdir: Path, *, state_path: Path | None = None, full: bool =
     """
     workdir = Path(workdir)
     try:
-        deployment = load_object(read_bounded(workdir / "deployment.json", FILE_BYTES), what="deployment.json",
-                                 max_bytes=FILE_BYTES)  # fmt: skip
+        deployment = load_object(
+            read_bounded(workdir / "deployment.json", FILE_BYTES), what="deployment.json", max_bytes=FILE_BYTES
+        )
         state_file = workdir / deployment.get("state_file", "chain-state.json")
         store_dir = workdir / deployment.get("store", "store")
         keys = workdir / deployment.get("keys", "keys") / "dev-keys.json"
@@ -133,10 +135,18 @@ def audit_workdir(workdir: Path, *, state_path: Path | None = None, full: bool =
         anvil = Anvil(state_file=copy, chain_id=int(deployment.get("chain_id", 31337)))
         w3 = anvil.start()
         try:
-            return audit_deployment(w3, deployment_contracts(deployment), store, key,
-                                    eval_set_spec=deployment.get("eval_set"), model_name=deployment.get("model", "logreg"),
-                                    state_path=state_path or workdir_state_path(workdir), full=full,
-                                    names=_dev_names(keys), workers=workers)  # fmt: skip
+            return audit_deployment(
+                w3,
+                deployment_contracts(deployment),
+                store,
+                key,
+                eval_set_spec=deployment.get("eval_set"),
+                model_name=deployment.get("model", "logreg"),
+                state_path=state_path or workdir_state_path(workdir),
+                full=full,
+                names=_dev_names(keys),
+                workers=workers,
+            )
         finally:
             anvil.kill()  # the copy is thrown away: waiting for the node to write it back took over a second
 
@@ -168,10 +178,19 @@ def deployment_contracts(deployment: dict[str, Any]) -> dict[str, str]:
     return {name: contracts[name] for name in CONTRACTS}
 
 
-def audit_deployment(w3: Any, deployment_addresses: dict[str, str], store: Any, auditor_x25519_private: bytes, *,
-                     eval_set_spec: dict[str, Any] | None, state_path: Path | None = None, full: bool = False,
-                     model_name: str = "logreg", names: dict[str, str] | None = None,
-                     workers: int | None = None) -> AuditResult:  # fmt: skip
+def audit_deployment(
+    w3: Any,
+    deployment_addresses: dict[str, str],
+    store: Any,
+    auditor_x25519_private: bytes,
+    *,
+    eval_set_spec: dict[str, Any] | None,
+    state_path: Path | None = None,
+    full: bool = False,
+    model_name: str = "logreg",
+    names: dict[str, str] | None = None,
+    workers: int | None = None,
+) -> AuditResult:
     """Audits a deployment from the chain `w3` reaches, the `store` its artifacts are in and the auditor's key.
 
     `eval_set_spec` is the ``fl.make_federated`` arguments that rebuild the held-out evaluation set
@@ -199,8 +218,9 @@ def audit_deployment(w3: Any, deployment_addresses: dict[str, str], store: Any, 
     # Block 1, not the genesis: anvil adds a fresh genesis to its state file at every restart and may serve any
     # of them as block 0, while block 1 and later keep their hashes.
     first = w3.eth.get_block(min(1, block))["hash"].to_0x_hex()
-    state = AuditState(state_path or default_state_path(),
-                       deployment_key(int(w3.eth.chain_id), addresses["RoundLedger"], first))  # fmt: skip
+    state = AuditState(
+        state_path or default_state_path(), deployment_key(int(w3.eth.chain_id), addresses["RoundLedger"], first)
+    )
     eval_set = rebuild_eval_set(eval_set_spec)  # before anything is recorded: a bad spec changes nothing
     if full:
         state.reset()
@@ -264,8 +284,9 @@ def _for_people(rounds: list[RoundSummary], view: ChainView, auditor: _RoundAudi
             continue
         try:
             digest = next(r.model_digest for r in view.rounds(summary.agreement_id) if r.round == summary.round)
-            summary.accuracy_before = float(auditor.evaluation.accuracy(deserialize_tensors(
-                fetch_by_digest(auditor.store, digest))))  # fmt: skip
+            summary.accuracy_before = float(
+                auditor.evaluation.accuracy(deserialize_tensors(fetch_by_digest(auditor.store, digest)))
+            )
         except Exception:  # noqa: BLE001 -- no base model to evaluate: the plot starts at round 1
             summary.accuracy_before = None
 
@@ -273,8 +294,9 @@ def _for_people(rounds: list[RoundSummary], view: ChainView, auditor: _RoundAudi
 def _profile_name(registry: Any, store: Any, partner: str) -> str | None:
     try:
         digest = Partner.read(registry.partnerOf(partner)).profile_digest
-        name = load_object(fetch_by_digest(store, digest, max_bytes=FILE_BYTES), what="profile",
-                           max_bytes=FILE_BYTES).get("name")
+        name = load_object(
+            fetch_by_digest(store, digest, max_bytes=FILE_BYTES), what="profile", max_bytes=FILE_BYTES
+        ).get("name")
     except Exception:  # noqa: BLE001 -- a profile that is not in the store or not JSON: unnamed
         return None
     return name if isinstance(name, str) else None
@@ -287,9 +309,14 @@ def rebuild_eval_set(spec: dict[str, Any]) -> Any:
         AuditCannotRun: the arguments are missing or do not rebuild a set.
     """
     try:
-        split = make_federated(spec["dataset"], num_partners=int(spec["num_partners"]), seed=int(spec.get("seed", 0)),
-                               alpha=spec.get("alpha"), eval_fraction=float(spec.get("eval_fraction", 0.2)),
-                               sizes=spec.get("sizes"))  # fmt: skip
+        split = make_federated(
+            spec["dataset"],
+            num_partners=int(spec["num_partners"]),
+            seed=int(spec.get("seed", 0)),
+            alpha=spec.get("alpha"),
+            eval_fraction=float(spec.get("eval_fraction", 0.2)),
+            sizes=spec.get("sizes"),
+        )
     except (ConfigurationError, KeyError, TypeError, ValueError) as exc:
         raise AuditCannotRun(f"the evaluation set spec {spec} does not rebuild: {exc!r}") from None
     return split.eval_set
@@ -299,8 +326,11 @@ def last_change(view: Any, record: Any) -> int:
     """The block of a round's last change on-chain: its opening, its end, or a batch entry of it voided since (a
     round voided, or an entry of it voided, after an audit verified it is audited again, in full)."""
     changes = [e.block_number for e in (record.opened, record.finalized, record.voided) if e is not None]
-    changes += [e.block_number for e in view.events("DisputedEntryVoided", agreement_id=record.agreement_id)
-                if int(e.args["round"]) == record.round]  # fmt: skip
+    changes += [
+        e.block_number
+        for e in view.events("DisputedEntryVoided", agreement_id=record.agreement_id)
+        if int(e.args["round"]) == record.round
+    ]
     return max(changes)
 
 
@@ -316,10 +346,17 @@ class _History:
 class _RoundAuditor:
     """Audits one ended round at a time (the module docstring lists the order)."""
 
-    def __init__(self, view: ChainView, store: Any, key: bytes, eval_set: Any, model_name: str,
-                 state: AuditState) -> None:  # fmt: skip
+    def __init__(
+        self, view: ChainView, store: Any, key: bytes, eval_set: Any, model_name: str, state: AuditState
+    ) -> None:
         self.view, self.store, self.key, self.eval_set, self.model_name, self.state = (
-            view, store, key, eval_set, model_name, state)  # fmt: skip
+            view,
+            store,
+            key,
+            eval_set,
+            model_name,
+            state,
+        )
         self.evaluation = Evaluation(eval_set, model_name)  # the coordinator's utility, on the rebuilt set
 
     @cached_property
@@ -339,10 +376,24 @@ class _RoundAuditor:
             elif set(self.view.batch_parties(record.agreement_id, e)) <= voided:
                 # Every entry was disputed by its party and voided on-chain: nothing of the batch stands, so its
                 # document (a dishonest coordinator may never have published one) is not needed.
-                checks.append(CheckResult(BATCH_DOCUMENT, True, "every entry of this batch was disputed by its "
-                                          "party and voided on-chain: no update of it stands", record.agreement_id,
-                                          record.round, None, None, {"tx_hash": e.tx_hash, "block": e.block_number,
-                                          "batch_index": e.args["batchIndex"], "voided": sorted(voided)}))  # fmt: skip
+                checks.append(
+                    CheckResult(
+                        BATCH_DOCUMENT,
+                        True,
+                        "every entry of this batch was disputed by its "
+                        "party and voided on-chain: no update of it stands",
+                        record.agreement_id,
+                        record.round,
+                        None,
+                        None,
+                        {
+                            "tx_hash": e.tx_hash,
+                            "block": e.block_number,
+                            "batch_index": e.args["batchIndex"],
+                            "voided": sorted(voided),
+                        },
+                    )
+                )
             else:
                 results, batch = expand_batch(self.view, self.store, record, e)
                 checks += results
@@ -356,23 +407,48 @@ class _RoundAuditor:
         artifact fails, naming round, partner and CID."""
         a, r = record.agreement_id, record.round
         checks, commitments = self.commitments(record)
-        checks.append(resolve(self.store, record.model_digest, what="global model", agreement_id=a, round_id=r,
-                              event=record.opened).check)  # fmt: skip
+        checks.append(
+            resolve(
+                self.store, record.model_digest, what="global model", agreement_id=a, round_id=r, event=record.opened
+            ).check
+        )
         if record.finalized is not None:
             for what, name in (("round report", "reportDigest"), ("aggregate model", "aggregateDigest")):
-                checks.append(resolve(self.store, digest_bytes(record.finalized.args[name]), what=what, agreement_id=a,
-                                      round_id=r, event=record.finalized).check)  # fmt: skip
+                checks.append(
+                    resolve(
+                        self.store,
+                        digest_bytes(record.finalized.args[name]),
+                        what=what,
+                        agreement_id=a,
+                        round_id=r,
+                        event=record.finalized,
+                    ).check
+                )
         for c in commitments:
-            checks.append(resolve(self.store, c.envelope_digest, what="envelope", agreement_id=a, round_id=r,
-                                  partner=c.partner, event=Where(c.tx_hash, c.block),
-                                  max_bytes=DEFAULT_MAX_ENVELOPE_BYTES).check)  # fmt: skip
+            checks.append(
+                resolve(
+                    self.store,
+                    c.envelope_digest,
+                    what="envelope",
+                    agreement_id=a,
+                    round_id=r,
+                    partner=c.partner,
+                    event=Where(c.tx_hash, c.block),
+                    max_bytes=DEFAULT_MAX_ENVELOPE_BYTES,
+                ).check
+            )
         for check in checks:
             check.evidence["scope"] = RECHECK_SCOPE
         return checks
 
-    def audit_round(self, record: RoundRecord, dp: dict[str, dict[int, dict[str, Any]]],
-                    committed: dict[str, list[int]], found: tuple[list[CheckResult], list[Commitment]],
-                    opener: UpdateOpener) -> tuple[list[CheckResult], RoundSummary]:  # fmt: skip
+    def audit_round(
+        self,
+        record: RoundRecord,
+        dp: dict[str, dict[int, dict[str, Any]]],
+        committed: dict[str, list[int]],
+        found: tuple[list[CheckResult], list[Commitment]],
+        opener: UpdateOpener,
+    ) -> tuple[list[CheckResult], RoundSummary]:
         """Every check of one ended round; `found` is :meth:`commitments`' answer, `opener` opens its updates."""
         a, r = record.agreement_id, record.round
         terms = self.view.terms(a, record.version)
@@ -383,8 +459,14 @@ class _RoundAuditor:
         if finalized:
             m.base = self._fetch_tensors(checks, record.model_digest, "global model", record, record.opened)
             self._fetch_report(checks, m)
-            fetched = resolve(self.store, bytes.fromhex(record.finalized.args["aggregateDigest"][2:]),
-                              what="aggregate model", agreement_id=a, round_id=r, event=record.finalized)  # fmt: skip
+            fetched = resolve(
+                self.store,
+                bytes.fromhex(record.finalized.args["aggregateDigest"][2:]),
+                what="aggregate model",
+                agreement_id=a,
+                round_id=r,
+                event=record.finalized,
+            )
             checks.append(fetched.check)
             m.aggregate_bytes, m.aggregate_cid = fetched.data, fetched.cid
         epsilons: dict[str, float] = {}
@@ -392,9 +474,18 @@ class _RoundAuditor:
         for c, update in zip(commitments, opener.take(record, commitments)):
             p = c.partner
             within = 0 < c.sample_count <= bound  # its weight in FedAvg and in a by-sample-count payout
-            checks.append(CheckResult(SAMPLE_COUNT_BOUND, within, f"sample count {c.sample_count} "
-                                      f"{'within' if within else 'outside'} the signed bound [1, {bound}]", a, r, p,
-                                      None, {**c.evidence(), "bound": bound, "found": c.sample_count}))  # fmt: skip
+            checks.append(
+                CheckResult(
+                    SAMPLE_COUNT_BOUND,
+                    within,
+                    f"sample count {c.sample_count} {'within' if within else 'outside'} the signed bound [1, {bound}]",
+                    a,
+                    r,
+                    p,
+                    None,
+                    {**c.evidence(), "bound": bound, "found": c.sample_count},
+                )
+            )
             checks.append(update.fetch_check)
             if not update.resolved:
                 m.unchecked[p] = "its envelope does not resolve"
@@ -425,22 +516,29 @@ class _RoundAuditor:
             else:
                 checks.append(aggregate_check)
                 allocation = next((e.args for e in self.view.events("Allocated", agreement_id=a, round=r)), None)
-                checks += check_scores_and_payouts(m, terms, (self.eval_commitment == "0x" + record.eval_commitment.hex(),
-                                                              self.eval_commitment),
-                                                   self.evaluation, allocation)  # fmt: skip
+                checks += check_scores_and_payouts(
+                    m,
+                    terms,
+                    (self.eval_commitment == "0x" + record.eval_commitment.hex(), self.eval_commitment),
+                    self.evaluation,
+                    allocation,
+                )
         elif finalized:
-            not_checked.append("rejections_recheck, aggregate_recomputed, scores_and_payouts (report or base model "
-                               "unavailable)")  # fmt: skip
+            not_checked.append(
+                "rejections_recheck, aggregate_recomputed, scores_and_payouts (report or base model unavailable)"
+            )
         if not_checked:
             for check in checks:
                 if not check.ok:
                     check.evidence["not_checked"] = list(not_checked)
         return checks, self._summary(record, m, terms, epsilons)
 
-    def _fetch_tensors(self, checks: list[CheckResult], digest: bytes, what: str, record: RoundRecord,
-                       event: Any) -> dict[str, torch.Tensor] | None:  # fmt: skip
-        fetched = resolve(self.store, digest, what=what, agreement_id=record.agreement_id, round_id=record.round,
-                          event=event)  # fmt: skip
+    def _fetch_tensors(
+        self, checks: list[CheckResult], digest: bytes, what: str, record: RoundRecord, event: Any
+    ) -> dict[str, torch.Tensor] | None:
+        fetched = resolve(
+            self.store, digest, what=what, agreement_id=record.agreement_id, round_id=record.round, event=event
+        )
         checks.append(fetched.check)
         if fetched.data is None:
             return None
@@ -453,22 +551,42 @@ class _RoundAuditor:
     def _fetch_report(self, checks: list[CheckResult], m: RoundMaterial) -> None:
         record = m.record
         assert record.finalized is not None
-        fetched = resolve(self.store, bytes.fromhex(record.finalized.args["reportDigest"][2:]), what="round report",
-                          agreement_id=record.agreement_id, round_id=record.round, event=record.finalized,
-                          max_bytes=MAX_REPORT_BYTES)  # fmt: skip
+        fetched = resolve(
+            self.store,
+            bytes.fromhex(record.finalized.args["reportDigest"][2:]),
+            what="round report",
+            agreement_id=record.agreement_id,
+            round_id=record.round,
+            event=record.finalized,
+            max_bytes=MAX_REPORT_BYTES,
+        )
         checks.append(fetched.check)
         m.report_cid = fetched.cid
         if fetched.data is None:
             return
         try:
             report = load_report(fetched.data)
-            header = (report["version"], report["chain_id"], report["ledger"], report["agreement_id"], report["round"],
-                      report["base_model_digest"], report["eval_commitment"])  # fmt: skip
+            header = (
+                report["version"],
+                report["chain_id"],
+                report["ledger"],
+                report["agreement_id"],
+                report["round"],
+                report["base_model_digest"],
+                report["eval_commitment"],
+            )
         except (LeptonError, KeyError) as exc:
             fetched.check.ok, fetched.check.message = False, f"round report {fetched.cid} does not parse: {exc!r}"
             return
-        expected = (REPORT_VERSION, self.view.chain_id, self.view.ledger_address, record.agreement_id, record.round,
-                    "0x" + record.model_digest.hex(), "0x" + record.eval_commitment.hex())  # fmt: skip
+        expected = (
+            REPORT_VERSION,
+            self.view.chain_id,
+            self.view.ledger_address,
+            record.agreement_id,
+            record.round,
+            "0x" + record.model_digest.hex(),
+            "0x" + record.eval_commitment.hex(),
+        )
         if header != expected:
             fetched.check.ok = False
             fetched.check.message = f"round report {fetched.cid} is not this round's report (version {REPORT_VERSION})"
@@ -477,12 +595,14 @@ class _RoundAuditor:
         try:
             m.rules = RoundRules.from_report(report)
         except LeptonError as exc:  # rules the coordinator could not have run: nothing of the round re-derives
-            fetched.check.ok, fetched.check.message = False, f"round report {fetched.cid} names rules that cannot run: {exc}"
+            fetched.check.ok, fetched.check.message = (
+                False,
+                f"round report {fetched.cid} names rules that cannot run: {exc}",
+            )
             return
         m.report = report
 
-    def _summary(self, record: RoundRecord, m: RoundMaterial, terms: Terms,
-                 epsilons: dict[str, float]) -> RoundSummary:
+    def _summary(self, record: RoundRecord, m: RoundMaterial, terms: Terms, epsilons: dict[str, float]) -> RoundSummary:
         accuracy = None
         if m.aggregate_bytes is not None:  # the finalized aggregate, verified against its on-chain digest
             try:
@@ -493,12 +613,19 @@ class _RoundAuditor:
         cap = terms.epsilon_cap
         partners = {
             c.partner: PartnerLine(
-                cumulative_epsilon=epsilons.get(c.partner, fixed_to_epsilon(c.cumulative_epsilon)), epsilon_cap=cap,
+                cumulative_epsilon=epsilons.get(c.partner, fixed_to_epsilon(c.cumulative_epsilon)),
+                epsilon_cap=cap,
                 payout=int(lines.get(c.partner, {}).get("payout", 0)),
                 accepted=bool(lines.get(c.partner, {}).get("accepted", False)),
             )
             for c in m.commitments
-        }  # fmt: skip
+        }
         block = last_change(self.view, record)
-        return RoundSummary(record.agreement_id, record.round, accuracy, self.view.gas_used(record.agreement_id,
-                            record.round), block, partners)  # fmt: skip
+        return RoundSummary(
+            record.agreement_id,
+            record.round,
+            accuracy,
+            self.view.gas_used(record.agreement_id, record.round),
+            block,
+            partners,
+        )

@@ -70,27 +70,42 @@ class AuditState:
 
     def verified(self) -> dict[tuple[int, int], RoundSummary]:
         with self._db() as db:
-            rows = db.execute("SELECT agreement_id, round, summary FROM verified_rounds WHERE deployment = ? "
-                              "ORDER BY agreement_id, round", (self.key,)).fetchall()  # fmt: skip
+            rows = db.execute(
+                "SELECT agreement_id, round, summary FROM verified_rounds WHERE deployment = ? "
+                "ORDER BY agreement_id, round",
+                (self.key,),
+            ).fetchall()
         return {(a, r): RoundSummary.from_dict(json.loads(s)) for a, r, s in rows}
 
     def record_round(self, summary: RoundSummary, audited_at_block: int) -> None:
         with self._db() as db:
-            db.execute("INSERT OR REPLACE INTO verified_rounds VALUES (?, ?, ?, ?, ?, ?)",
-                       (self.key, summary.agreement_id, summary.round, summary.block, audited_at_block,
-                        json.dumps(summary.to_dict(), sort_keys=True)))  # fmt: skip
+            db.execute(
+                "INSERT OR REPLACE INTO verified_rounds VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    self.key,
+                    summary.agreement_id,
+                    summary.round,
+                    summary.block,
+                    audited_at_block,
+                    json.dumps(summary.to_dict(), sort_keys=True),
+                ),
+            )
 
     def forget_round(self, agreement_id: int, round_id: int) -> None:
         """Drops one verified round (its artifacts no longer check out): the next audit examines it in full."""
         with self._db() as db:
-            db.execute("DELETE FROM verified_rounds WHERE deployment = ? AND agreement_id = ? AND round = ?",
-                       (self.key, agreement_id, round_id))  # fmt: skip
+            db.execute(
+                "DELETE FROM verified_rounds WHERE deployment = ? AND agreement_id = ? AND round = ?",
+                (self.key, agreement_id, round_id),
+            )
 
     def dp_history(self, agreement_id: int) -> dict[str, dict[int, dict[str, Any]]]:
         """``{partner: {round: DP entry}}`` recorded so far."""
         with self._db() as db:
-            rows = db.execute("SELECT partner, round, entry FROM dp_history WHERE deployment = ? AND agreement_id = ?",
-                              (self.key, agreement_id)).fetchall()  # fmt: skip
+            rows = db.execute(
+                "SELECT partner, round, entry FROM dp_history WHERE deployment = ? AND agreement_id = ?",
+                (self.key, agreement_id),
+            ).fetchall()
         history: dict[str, dict[int, dict[str, Any]]] = {}
         for partner, r, entry in rows:
             history.setdefault(partner, {})[r] = json.loads(entry)
@@ -98,8 +113,10 @@ class AuditState:
 
     def record_dp(self, agreement_id: int, partner: str, round_id: int, entry: dict[str, Any]) -> None:
         with self._db() as db:
-            db.execute("INSERT OR REPLACE INTO dp_history VALUES (?, ?, ?, ?, ?)",
-                       (self.key, agreement_id, partner, round_id, json.dumps(entry, sort_keys=True)))  # fmt: skip
+            db.execute(
+                "INSERT OR REPLACE INTO dp_history VALUES (?, ?, ?, ?, ?)",
+                (self.key, agreement_id, partner, round_id, json.dumps(entry, sort_keys=True)),
+            )
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:

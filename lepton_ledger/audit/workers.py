@@ -90,15 +90,21 @@ class OpenedUpdate:
 class _Portable:
     def __init__(self, opened: OpenedEnvelope) -> None:
         self.tensor_bytes = bytes(opened.tensor_bytes)
-        self.rest = (opened.manifest, opened.signature, opened.manifest_digest, opened.envelope_digest,
-                     opened.recipients)  # fmt: skip
+        self.rest = (
+            opened.manifest,
+            opened.signature,
+            opened.manifest_digest,
+            opened.envelope_digest,
+            opened.recipients,
+        )
 
     def envelope(self) -> OpenedEnvelope:
         view = memoryview(self.tensor_bytes)
         manifest, signature, manifest_digest, envelope_digest, recipients = self.rest
         # Bounded already: the worker deserialized these bytes under the envelope's tensor bound.
-        return OpenedEnvelope(deserialize_tensors(view), view, manifest, signature, manifest_digest, envelope_digest,
-                              recipients)  # fmt: skip
+        return OpenedEnvelope(
+            deserialize_tensors(view), view, manifest, signature, manifest_digest, envelope_digest, recipients
+        )
 
 
 @dataclass(frozen=True)
@@ -127,31 +133,34 @@ class Where:
         self.tx_hash, self.block_number = tx_hash, block
 
 
-def open_updates(view: Any, store: Any, key: bytes, record: Any, commitments: Sequence[Commitment]
-                 ) -> list[OpenedUpdate]:  # fmt: skip
+def open_updates(
+    view: Any, store: Any, key: bytes, record: Any, commitments: Sequence[Commitment]
+) -> list[OpenedUpdate]:
     """Fetches and opens each commitment's envelope, in order (in the auditing process or a worker)."""
     out = []
     for c in commitments:
-        fetched = resolve(store, c.envelope_digest, what="envelope", agreement_id=c.agreement_id, round_id=c.round,
-                          partner=c.partner, event=Where(c.tx_hash, c.block), max_bytes=DEFAULT_MAX_ENVELOPE_BYTES)  # fmt: skip
+        fetched = resolve(
+            store,
+            c.envelope_digest,
+            what="envelope",
+            agreement_id=c.agreement_id,
+            round_id=c.round,
+            partner=c.partner,
+            event=Where(c.tx_hash, c.block),
+            max_bytes=DEFAULT_MAX_ENVELOPE_BYTES,
+        )
         if fetched.data is None:
             out.append(OpenedUpdate(fetched.check, fetched.cid, False, [], None, None))
             continue
         results, opened, code = open_commitment(view, key, record, c, fetched)
-        out.append(
-            OpenedUpdate(fetched.check, fetched.cid, True, results, opened, code)
-        )
+        out.append(OpenedUpdate(fetched.check, fetched.cid, True, results, opened, code))
     return out
 
 
-_worker: dict[
-    str, Any
-] = {}  # the worker process's store, key and view, set once by _start_worker
+_worker: dict[str, Any] = {}  # the worker process's store, key and view, set once by _start_worker
 
 
-def _start_worker(
-    store: Any, key: bytes, url: str, chain_id: int, ledger: str, block: int
-) -> None:
+def _start_worker(store: Any, key: bytes, url: str, chain_id: int, ledger: str, block: int) -> None:
     # Ctrl-C reaches the whole process group: the auditing process stops the pool and says so in one line.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _worker.update(
@@ -161,37 +170,30 @@ def _start_worker(
     )
 
 
-def _open_in_worker(
-    record: _RoundKey, commitments: list[Commitment]
-) -> list[OpenedUpdate]:
-    return [
-        u.portable()
-        for u in open_updates(
-            _worker["view"], _worker["store"], _worker["key"], record, commitments
-        )
-    ]
+def _open_in_worker(record: _RoundKey, commitments: list[Commitment]) -> list[OpenedUpdate]:
+    return [u.portable() for u in open_updates(_worker["view"], _worker["store"], _worker["key"], record, commitments)]
 
 
 class UpdateOpener:
     """Opens the updates of `rounds` (``(record, commitments)`` in the order the audit examines them) with
     `workers` processes, at most ``2 x workers`` rounds ahead of :meth:`take`; one worker: in this process."""
 
-    def __init__(self, view: Any, store: Any, key: bytes, rounds: Sequence[tuple[Any, list[Commitment]]],
-                 workers: int) -> None:  # fmt: skip
+    def __init__(
+        self, view: Any, store: Any, key: bytes, rounds: Sequence[tuple[Any, list[Commitment]]], workers: int
+    ) -> None:
         self.view, self.store, self.key = view, store, key
         self._waiting = deque(rounds)
         self._ahead: deque[tuple[tuple[int, int], Future[list[OpenedUpdate]]]] = deque()
         self._pool: ProcessPoolExecutor | None = None
         if workers > 1 and len(rounds) > 1:
             url = getattr(view.w3.provider, "endpoint_uri", None)
-            if (
-                url
-            ):  # a node reached over HTTP: each worker opens its own connection to it
+            if url:  # a node reached over HTTP: each worker opens its own connection to it
                 self._pool = ProcessPoolExecutor(
-                    min(workers, len(rounds)), mp_context=multiprocessing.get_context("fork"),
+                    min(workers, len(rounds)),
+                    mp_context=multiprocessing.get_context("fork"),
                     initializer=_start_worker,
                     initargs=(store, key, url, view.chain_id, view.ledger_address, view.block),
-                )  # fmt: skip
+                )
                 self._depth = 2 * workers
 
     def take(self, record: Any, commitments: list[Commitment]) -> list[OpenedUpdate]:
@@ -210,15 +212,15 @@ class UpdateOpener:
                 f"{record.round} was opened; that round and the later ones were not recorded"
             )
         (a, r), future = self._ahead.popleft()
-        assert (a, r) == (record.agreement_id, record.round), (
-            "rounds taken out of the order given"
-        )
+        assert (a, r) == (record.agreement_id, record.round), "rounds taken out of the order given"
         try:
             return [u.restored() for u in future.result()]
         except BrokenProcessPool:
             self.close()
-            raise AuditWorkerDied(f"an audit worker process died while opening the updates of agreement {a} round "
-                                  f"{r}; that round and the later ones were not recorded") from None  # fmt: skip
+            raise AuditWorkerDied(
+                f"an audit worker process died while opening the updates of agreement {a} round "
+                f"{r}; that round and the later ones were not recorded"
+            ) from None
 
     def _fill(self) -> None:
         assert self._pool is not None
@@ -227,9 +229,7 @@ class UpdateOpener:
             key = _RoundKey(record.agreement_id, record.round, record.model_digest)
             try:
                 future = self._pool.submit(_open_in_worker, key, commitments)
-            except (
-                BrokenProcessPool
-            ):  # a worker died already: take() reports it for the round it was on
+            except BrokenProcessPool:  # a worker died already: take() reports it for the round it was on
                 break
             self._ahead.append(((record.agreement_id, record.round), future))
 

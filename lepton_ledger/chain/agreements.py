@@ -44,6 +44,7 @@ __all__ = [
     "stake",
 ]
 
+
 def document_digest(document: Mapping[str, Any]) -> bytes:
     """The artifact digest (``protocol.addressing``) of a JSON document in canonical form (sorted keys, no
     spaces): a profile or terms digest, so that the chain's digest finds the document in any store."""
@@ -94,29 +95,40 @@ class AgreementTerms:
     def to_chain(self) -> Terms:
         """The terms as the chain holds them (``chain.state.Terms``), the document reduced to its digest."""
         return Terms(
-            terms_digest=document_digest(self.document), parties=tuple(self.parties), reward_token=self.reward_token,
-            reward_per_round=self.reward_per_round, payout_rule=PayoutRule(self.payout_rule),
-            epsilon_cap_fixed=round(self.epsilon_cap * EPSILON_SCALE), delta_fixed=round(self.delta * DELTA_SCALE),
-            required_stake=self.required_stake, start=self.start, end=self.end, max_rounds=self.max_rounds,
-            coordinator=self.coordinator, arbiter=self.arbiter, max_sample_count=self.max_sample_count,
+            terms_digest=document_digest(self.document),
+            parties=tuple(self.parties),
+            reward_token=self.reward_token,
+            reward_per_round=self.reward_per_round,
+            payout_rule=PayoutRule(self.payout_rule),
+            epsilon_cap_fixed=round(self.epsilon_cap * EPSILON_SCALE),
+            delta_fixed=round(self.delta * DELTA_SCALE),
+            required_stake=self.required_stake,
+            start=self.start,
+            end=self.end,
+            max_rounds=self.max_rounds,
+            coordinator=self.coordinator,
+            arbiter=self.arbiter,
+            max_sample_count=self.max_sample_count,
             coordinator_bond=self.coordinator_bond,
-        )  # fmt: skip
+        )
 
     def as_tuple(self) -> tuple[Any, ...]:
         """The ``Terms`` struct as web3 encodes it."""
         return self.to_chain().as_tuple()
 
 
-def post_bond(tx: Transactor, deployment: Deployment, token: Contract, agreement_id: int, coordinator: str,
-              amount: int) -> TxReceipt:  # fmt: skip
+def post_bond(
+    tx: Transactor, deployment: Deployment, token: Contract, agreement_id: int, coordinator: str, amount: int
+) -> TxReceipt:
     """Approves the results court for `amount` of `token` and posts it as `coordinator`'s bond in the agreement
     (``ResultsCourt.postBond``): rounds open only while the coordinator holds the bond its terms require."""
     tx.transact(token.functions.approve(deployment.court.address, amount), coordinator)
     return tx.transact(deployment.court.functions.postBond(agreement_id, amount), coordinator)
 
 
-def register(tx: Transactor, deployment: Deployment, account: str, profile: Mapping[str, Any],
-             x25519_public: bytes) -> TxReceipt:  # fmt: skip
+def register(
+    tx: Transactor, deployment: Deployment, account: str, profile: Mapping[str, Any], x25519_public: bytes
+) -> TxReceipt:
     """``PartnerRegistry.register(profile digest, X25519 public key)`` from `account`."""
     if len(x25519_public) != 32:
         raise ConfigurationError(f"an X25519 public key has 32 bytes, not {len(x25519_public)}")
@@ -136,8 +148,9 @@ def propose(tx: Transactor, deployment: Deployment, coordinator: str, terms: Agr
     return int(event["args"]["agreementId"])
 
 
-def sign(tx: Transactor, deployment: Deployment, agreement_id: int, party: LocalAccount, *,
-         relayer: str | None = None) -> TxReceipt:  # fmt: skip
+def sign(
+    tx: Transactor, deployment: Deployment, agreement_id: int, party: LocalAccount, *, relayer: str | None = None
+) -> TxReceipt:
     """`party` signs the agreement's current version: by its own transaction, or off-chain (EIP-712) with
     `relayer` sending ``signBySig`` and paying the gas."""
     if relayer is None:
@@ -145,16 +158,16 @@ def sign(tx: Transactor, deployment: Deployment, agreement_id: int, party: Local
     return relay_signature(tx, deployment.agreements, agreement_id, party, relayer)
 
 
-def stake(tx: Transactor, deployment: Deployment, token: Contract, agreement_id: int, party: str,
-          amount: int) -> bool:  # fmt: skip
+def stake(tx: Transactor, deployment: Deployment, token: Contract, agreement_id: int, party: str, amount: int) -> bool:
     """Approves the vault for `amount` of `token` and stakes it; True when this stake activated the agreement."""
     tx.transact(token.functions.approve(deployment.vault.address, amount), party)
     receipt = tx.transact(deployment.vault.functions.stake(agreement_id, amount), party)
     return bool(deployment.agreements.events.AgreementActivated().process_receipt(receipt, errors=DISCARD))
 
 
-def fund(tx: Transactor, deployment: Deployment, token: Contract, agreement_id: int, funder: str,
-         amount: int) -> TxReceipt:  # fmt: skip
+def fund(
+    tx: Transactor, deployment: Deployment, token: Contract, agreement_id: int, funder: str, amount: int
+) -> TxReceipt:
     """Approves the vault for `amount` of `token` and funds the agreement's reward pool with it."""
     tx.transact(token.functions.approve(deployment.vault.address, amount), funder)
     return tx.transact(deployment.vault.functions.fund(agreement_id, amount), funder)

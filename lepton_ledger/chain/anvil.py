@@ -111,14 +111,20 @@ class Anvil:
             raise ToolchainError(f"port {self.port} is in use: another node would answer in place of this one")
         command = [
             binary,
-            "--port", str(self.port),
-            "--host", "127.0.0.1",
-            "--chain-id", str(self.chain_id),
-            "--accounts", str(self.accounts),
-            "--mnemonic", DEFAULT_MNEMONIC,
-            "--gas-limit", str(self.gas_limit),
+            "--port",
+            str(self.port),
+            "--host",
+            "127.0.0.1",
+            "--chain-id",
+            str(self.chain_id),
+            "--accounts",
+            str(self.accounts),
+            "--mnemonic",
+            DEFAULT_MNEMONIC,
+            "--gas-limit",
+            str(self.gas_limit),
             "--silent",
-        ]  # fmt: skip
+        ]
         # Read now, before anvil may write it: a chain loaded from a file needs its clock kept (wait_ready).
         self._resumed = self.state_file is not None and self.state_file.exists()
         if self.state_file is not None:

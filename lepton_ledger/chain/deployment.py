@@ -56,8 +56,10 @@ class Deployment:
     @classmethod
     def at(cls, w3: Web3, addresses: dict[str, str]) -> Deployment:
         """Binds to an existing deployment."""
-        bound = {name: w3.eth.contract(address=cast(ChecksumAddress, addresses[name]), abi=load_artifact(name).abi)
-                 for name in CONTRACTS}  # fmt: skip
+        bound = {
+            name: w3.eth.contract(address=cast(ChecksumAddress, addresses[name]), abi=load_artifact(name).abi)
+            for name in CONTRACTS
+        }
         return cls(
             partners=bound["PartnerRegistry"],
             agreements=bound["AgreementRegistry"],
@@ -116,18 +118,19 @@ def deploy_system(
     roles. `library_sender` (default `admin`) creates RoundLedger's two libraries first."""
     partners = tx.deploy(load_artifact("PartnerRegistry"), admin, sender=admin)
     agreements = tx.deploy(load_artifact("AgreementRegistry"), partners.address, sender=admin)
-    vault = tx.deploy(
-        load_artifact("RewardVault"), partners.address, agreements.address, slash_recipient, sender=admin
-    )
-    libraries = {name: tx.deploy(load_artifact(name), sender=library_sender or admin).address
-                 for name in LEDGER_LIBRARIES}  # fmt: skip
+    vault = tx.deploy(load_artifact("RewardVault"), partners.address, agreements.address, slash_recipient, sender=admin)
+    libraries = {
+        name: tx.deploy(load_artifact(name), sender=library_sender or admin).address for name in LEDGER_LIBRARIES
+    }
     ledger = tx.deploy(
-        linked(load_artifact("RoundLedger"), libraries), partners.address, agreements.address, vault.address, dispute_window,
+        linked(load_artifact("RoundLedger"), libraries),
+        partners.address,
+        agreements.address,
+        vault.address,
+        dispute_window,
         sender=admin,
-    )  # fmt: skip
-    court = tx.deploy(
-        load_artifact("ResultsCourt"), partners.address, agreements.address, vault.address, sender=admin
     )
+    court = tx.deploy(load_artifact("ResultsCourt"), partners.address, agreements.address, vault.address, sender=admin)
     tx.transact(agreements.functions.setVault(vault.address), admin)
     tx.transact(vault.functions.setRoundLedger(ledger.address), admin)
     tx.transact(vault.functions.setResultsCourt(court.address), admin)

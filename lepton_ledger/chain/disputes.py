@@ -25,9 +25,22 @@ from .merkle import PositionalTree, commitment_leaf, unpack_entries
 from .state import EntryDispute, Round
 from .typed_data import update_commitment_digest
 
-__all__ = ["AnchoredEntry", "DisputeError", "DisputeRecord", "anchored_entries", "answer_for",
-           "answer_open_disputes", "disputes", "entry_of", "pending_restores", "restore_pending", "restore_round",
-           "words_at_close", "words_at_open"]  # fmt: skip
+__all__ = [
+    "AnchoredEntry",
+    "DisputeError",
+    "DisputeRecord",
+    "anchored_entries",
+    "answer_for",
+    "answer_open_disputes",
+    "disputes",
+    "entry_of",
+    "pending_restores",
+    "restore_pending",
+    "restore_round",
+    "words_at_close",
+    "words_at_open",
+]
+
 
 class DisputeError(LeptonError, ValueError):
     """A dispute step cannot go ahead (the message names why); nothing was sent."""
@@ -50,8 +63,16 @@ class AnchoredEntry:
 
     def evidence(self, proof: list[bytes] | None = None) -> tuple[Any, ...]:
         """The ``BatchEvidence`` of this entry (no proof: what a dispute sends)."""
-        return (self.agreement_id, self.round, self.batch_index, self.root, self.document_digest, self.entries,
-                self.position, list(proof or []))  # fmt: skip
+        return (
+            self.agreement_id,
+            self.round,
+            self.batch_index,
+            self.root,
+            self.document_digest,
+            self.entries,
+            self.position,
+            list(proof or []),
+        )
 
 
 @dataclass(frozen=True)
@@ -71,15 +92,27 @@ class DisputeRecord:
 def anchored_entries(deployment: Any, agreement_id: int, round_id: int) -> list[AnchoredEntry]:
     """Every entry of every batch anchored in the round, in chain order."""
     logs = deployment.ledger.events.BatchCommitted.get_logs(
-        argument_filters={"agreementId": agreement_id, "round": round_id}, from_block=0)
+        argument_filters={"agreementId": agreement_id, "round": round_id}, from_block=0
+    )
     found = []
     for log in logs:
         a = log["args"]
         entries = bytes(a["entries"])
         for position, (index, epsilon) in enumerate(unpack_entries(entries)):
-            found.append(AnchoredEntry(agreement_id, round_id, int(a["batchIndex"]), position, index, epsilon,
-                                       bool(int(a["skipped"]) >> position & 1), bytes(a["commitmentsRoot"]),
-                                       bytes(a["batchDocumentDigest"]), entries))  # fmt: skip
+            found.append(
+                AnchoredEntry(
+                    agreement_id,
+                    round_id,
+                    int(a["batchIndex"]),
+                    position,
+                    index,
+                    epsilon,
+                    bool(int(a["skipped"]) >> position & 1),
+                    bytes(a["commitmentsRoot"]),
+                    bytes(a["batchDocumentDigest"]),
+                    entries,
+                )
+            )
     return found
 
 
@@ -104,8 +137,18 @@ def disputes(deployment: Any, agreement_id: int, *, party: str | None = None) ->
     for log in logs:
         a = log["args"]
         d = EntryDispute.read(deployment.ledger.functions.entryDispute(agreement_id, int(a["round"]), a["party"]))
-        records.append(DisputeRecord(agreement_id, int(a["round"]), a["party"], str(d.status), d.batch_index,
-                                     d.position, d.epsilon_fixed, d.answer_by))  # fmt: skip
+        records.append(
+            DisputeRecord(
+                agreement_id,
+                int(a["round"]),
+                a["party"],
+                str(d.status),
+                d.batch_index,
+                d.position,
+                d.epsilon_fixed,
+                d.answer_by,
+            )
+        )
     return records
 
 
@@ -137,11 +180,18 @@ def _snapshot_words(event: Any, agreement_id: int, round_id: int) -> list[int]:
 def pending_restores(deployment: Any, agreement_id: int) -> list[int]:
     """The agreement's voided rounds whose spend is still charged (no ``VoidedRoundRestored`` yet), oldest first:
     the agreement's next round cannot open before each is restored."""
-    restored = {int(log["args"]["round"]) for log in deployment.ledger.events.VoidedRoundRestored.get_logs(
-        argument_filters={"agreementId": agreement_id}, from_block=0)}  # fmt: skip
+    restored = {
+        int(log["args"]["round"])
+        for log in deployment.ledger.events.VoidedRoundRestored.get_logs(
+            argument_filters={"agreementId": agreement_id}, from_block=0
+        )
+    }
     ledger = deployment.ledger.functions
-    return [r for r in range(1, int(ledger.roundCount(agreement_id).call()) + 1)
-            if r not in restored and Round.read(ledger.round(agreement_id, r)).status is RoundStatus.VOIDED]
+    return [
+        r
+        for r in range(1, int(ledger.roundCount(agreement_id).call()) + 1)
+        if r not in restored and Round.read(ledger.round(agreement_id, r)).status is RoundStatus.VOIDED
+    ]
 
 
 def restore_round(tx: Any, deployment: Any, *, sender: str, agreement_id: int, round_id: int) -> str:
@@ -153,23 +203,30 @@ def restore_round(tx: Any, deployment: Any, *, sender: str, agreement_id: int, r
     """
     where = f"round {round_id} of agreement {agreement_id}"
     if round_id not in pending_restores(deployment, agreement_id):
-        raise DisputeError(f"{where} has nothing to restore: only a voided or abandoned round's spend is given "
-                           "back, once")  # fmt: skip
+        raise DisputeError(
+            f"{where} has nothing to restore: only a voided or abandoned round's spend is given back, once"
+        )
     open_round = int(deployment.ledger.functions.openRoundOf(agreement_id).call())
     if open_round > round_id:
-        raise DisputeError(f"round {open_round} of agreement {agreement_id} is open: {where} can be restored once "
-                           "it closes")  # fmt: skip
+        raise DisputeError(
+            f"round {open_round} of agreement {agreement_id} is open: {where} can be restored once it closes"
+        )
     call = deployment.ledger.functions.restoreVoidedRound(
-        agreement_id, round_id, words_at_open(deployment, agreement_id, round_id),
-        words_at_close(deployment, agreement_id, round_id))  # fmt: skip
+        agreement_id,
+        round_id,
+        words_at_open(deployment, agreement_id, round_id),
+        words_at_close(deployment, agreement_id, round_id),
+    )
     receipt = tx.transact(call, sender)
     return f"restored {where}: its entries' epsilon is given back, tx {receipt['transactionHash'].to_0x_hex()}"
 
 
 def restore_pending(tx: Any, deployment: Any, *, sender: str, agreement_id: int) -> list[str]:
     """Restores every voided round of the agreement still pending (oldest first); one line per restore."""
-    return [restore_round(tx, deployment, sender=sender, agreement_id=agreement_id, round_id=r)
-            for r in pending_restores(deployment, agreement_id)]  # fmt: skip
+    return [
+        restore_round(tx, deployment, sender=sender, agreement_id=agreement_id, round_id=r)
+        for r in pending_restores(deployment, agreement_id)
+    ]
 
 
 def answer_for(deployment: Any, store: Any, record: DisputeRecord) -> tuple[tuple[Any, ...], tuple[Any, ...], bytes]:
@@ -183,19 +240,22 @@ def answer_for(deployment: Any, store: Any, record: DisputeRecord) -> tuple[tupl
     from ..protocol.addressing import fetch
     from ..protocol.commitments import MAX_BATCH_BYTES, parse_batch_document
 
-    batch = [e for e in anchored_entries(deployment, record.agreement_id, record.round)
-             if (e.batch_index, e.position) == (record.batch_index, record.position)]  # fmt: skip
+    batch = [
+        e
+        for e in anchored_entries(deployment, record.agreement_id, record.round)
+        if (e.batch_index, e.position) == (record.batch_index, record.position)
+    ]
     if not batch:
-        raise DisputeError(f"no batch {record.batch_index} with a position {record.position} in round "
-                           f"{record.round}")  # fmt: skip
+        raise DisputeError(f"no batch {record.batch_index} with a position {record.position} in round {record.round}")
     entry = batch[0]
     try:
         document = parse_batch_document(fetch(store, entry.document_digest, max_bytes=MAX_BATCH_BYTES))
     except LeptonError as exc:
         raise DisputeError(f"batch document 0x{entry.document_digest.hex()}: {exc}") from None
     chain_id, ledger = deployment.ledger.w3.eth.chain_id, deployment.ledger.address
-    leaves = [commitment_leaf(update_commitment_digest(chain_id, ledger, i.commitment), i.signature)
-              for i in document.items]  # fmt: skip
+    leaves = [
+        commitment_leaf(update_commitment_digest(chain_id, ledger, i.commitment), i.signature) for i in document.items
+    ]
     tree = PositionalTree(leaves) if leaves else None
     if tree is None or tree.root != entry.root:
         raise DisputeError("the batch document does not recompute the anchored root")

@@ -266,8 +266,17 @@ class EventIndex:
             ).fetchall()
         return [
             IndexedEvent(
-                block_number=r[0], block_hash=r[1], tx_hash=r[2], log_index=r[3], contract=r[4], address=r[5],
-                event=r[6], args=json.loads(r[7]), agreement_id=r[8], round=r[9], partner=r[10],
+                block_number=r[0],
+                block_hash=r[1],
+                tx_hash=r[2],
+                log_index=r[3],
+                contract=r[4],
+                address=r[5],
+                event=r[6],
+                args=json.loads(r[7]),
+                agreement_id=r[8],
+                round=r[9],
+                partner=r[10],
             )
             for r in rows
         ]

@@ -91,8 +91,10 @@ def ensure(data_dir: Path | None = None, *, announce: Callable[[str], None] | No
         return info
     info, started = start(data_dir)
     if started and announce is not None:
-        announce(f"started the local node on {info.url} (chain {info.chain_id}, state in {info.state_file}); "
-                 "`lepton-ledger node stop` stops it")  # fmt: skip
+        announce(
+            f"started the local node on {info.url} (chain {info.chain_id}, state in {info.state_file}); "
+            "`lepton-ledger node stop` stops it"
+        )
     return info
 
 
@@ -108,19 +110,29 @@ def start(data_dir: Path | None = None, *, port: int | None = None) -> tuple[Nod
         current = status(data_dir)
         if current is not None:
             if port is not None and port != current.port:
-                raise NodeError(f"the local node of {directory.parent} already runs on port {current.port}; "
-                                "`lepton-ledger node stop` it first to use another port")  # fmt: skip
+                raise NodeError(
+                    f"the local node of {directory.parent} already runs on port {current.port}; "
+                    "`lepton-ledger node stop` it first to use another port"
+                )
             return current, False
-        anvil = Anvil(port=port, chain_id=CHAIN_ID, accounts=ACCOUNTS, state_file=directory / "anvil-state.json",
-                      state_interval=STATE_INTERVAL)  # fmt: skip
+        anvil = Anvil(
+            port=port,
+            chain_id=CHAIN_ID,
+            accounts=ACCOUNTS,
+            state_file=directory / "anvil-state.json",
+            state_interval=STATE_INTERVAL,
+        )
         command = anvil.command()
         log = directory / "node.log"
         # Started through a shell that exits at once: the node is then nobody's child, outlives this command, and
         # leaves no zombie behind; its process group (the shell's) holds npm's wrapper and the binary alike.
         shell = subprocess.run(
             ["/bin/sh", "-c", f"{shlex.join(command)} >>{shlex.quote(str(log))} 2>&1 </dev/null & echo $!"],
-            capture_output=True, text=True, start_new_session=True, check=True,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            start_new_session=True,
+            check=True,
+        )
         pid = int(shell.stdout.strip())
         try:
             pgid = os.getpgid(pid)
@@ -139,8 +151,14 @@ def start(data_dir: Path | None = None, *, port: int | None = None) -> tuple[Nod
         except ToolchainError:
             _terminate(pgid)
             raise
-        info = NodeInfo(pid=pid, pgid=pgid, port=anvil.port, chain_id=CHAIN_ID,
-                        state_file=str(anvil.state_file), started_at=time.time())  # fmt: skip
+        info = NodeInfo(
+            pid=pid,
+            pgid=pgid,
+            port=anvil.port,
+            chain_id=CHAIN_ID,
+            state_file=str(anvil.state_file),
+            started_at=time.time(),
+        )
         _write(directory / "node.json", info)
         _started_here.append(directory.parent)
         return info, True
@@ -172,8 +190,10 @@ def require_local(rpc_url: str | None, what: str) -> None:
     """
     url = rpc_url or settings.rpc_url()
     if url:
-        raise NodeError(f"{what} works on the local node only; commands here use the chain at {url} "
-                        "($LEPTON_RPC_URL or --rpc-url): unset it to use the local node")  # fmt: skip
+        raise NodeError(
+            f"{what} works on the local node only; commands here use the chain at {url} "
+            "($LEPTON_RPC_URL or --rpc-url): unset it to use the local node"
+        )
 
 
 def fund(w3: Web3, address: str, wei: int) -> int:

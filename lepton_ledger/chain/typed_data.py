@@ -185,8 +185,16 @@ def sign_agreement_digest(
     return typed_data_digest(domain_separator(AGREEMENT_REGISTRY_NAME, chain_id, registry_address), struct_hash)
 
 
-def sign_agreement_typed_data(chain_id: int, registry_address: str, agreement_id: int, version: int,
-                              terms_hash: bytes, party: str, nonce: int, deadline: int) -> dict[str, Any]:  # fmt: skip
+def sign_agreement_typed_data(
+    chain_id: int,
+    registry_address: str,
+    agreement_id: int,
+    version: int,
+    terms_hash: bytes,
+    party: str,
+    nonce: int,
+    deadline: int,
+) -> dict[str, Any]:
     """The EIP-712 typed data (``eth_signTypedData_v4``'s JSON) whose digest is :func:`sign_agreement_digest`, for
     wallets that sign typed data rather than digests.
 
@@ -195,19 +203,37 @@ def sign_agreement_typed_data(chain_id: int, registry_address: str, agreement_id
     """
     return {
         "types": {
-            "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "version", "type": "string"},
-                             {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}],
-            "SignAgreement": [{"name": "agreementId", "type": "uint256"}, {"name": "version", "type": "uint32"},
-                              {"name": "termsHash", "type": "bytes32"}, {"name": "party", "type": "address"},
-                              {"name": "nonce", "type": "uint256"}, {"name": "deadline", "type": "uint256"}],
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
+            ],
+            "SignAgreement": [
+                {"name": "agreementId", "type": "uint256"},
+                {"name": "version", "type": "uint32"},
+                {"name": "termsHash", "type": "bytes32"},
+                {"name": "party", "type": "address"},
+                {"name": "nonce", "type": "uint256"},
+                {"name": "deadline", "type": "uint256"},
+            ],
         },
         "primaryType": "SignAgreement",
-        "domain": {"name": AGREEMENT_REGISTRY_NAME, "version": "1", "chainId": chain_id,
-                   "verifyingContract": as_address(registry_address, "registry")},
-        "message": {"agreementId": as_uint(agreement_id, 256, "agreement_id"), "version": as_uint(version, 32, "version"),
-                    "termsHash": "0x" + as_bytes32(terms_hash, "terms_hash").hex(), "party": as_address(party, "party"),
-                    "nonce": as_uint(nonce, 256, "nonce"), "deadline": as_uint(deadline, 256, "deadline")},
-    }  # fmt: skip
+        "domain": {
+            "name": AGREEMENT_REGISTRY_NAME,
+            "version": "1",
+            "chainId": chain_id,
+            "verifyingContract": as_address(registry_address, "registry"),
+        },
+        "message": {
+            "agreementId": as_uint(agreement_id, 256, "agreement_id"),
+            "version": as_uint(version, 32, "version"),
+            "termsHash": "0x" + as_bytes32(terms_hash, "terms_hash").hex(),
+            "party": as_address(party, "party"),
+            "nonce": as_uint(nonce, 256, "nonce"),
+            "deadline": as_uint(deadline, 256, "deadline"),
+        },
+    }
 
 
 def terms_hash(terms_tuple: Sequence[Any]) -> bytes:
@@ -219,8 +245,23 @@ def terms_hash(terms_tuple: Sequence[Any]) -> bytes:
     """
     if len(terms_tuple) != 15:
         raise InvalidValue(f"Terms has 15 fields, got {len(terms_tuple)}")
-    (digest, parties, reward_token, reward_per_round, payout_rule, epsilon_cap, delta, stake, start, end,
-     max_rounds, coordinator, arbiter, max_samples, bond) = terms_tuple  # fmt: skip
+    (
+        digest,
+        parties,
+        reward_token,
+        reward_per_round,
+        payout_rule,
+        epsilon_cap,
+        delta,
+        stake,
+        start,
+        end,
+        max_rounds,
+        coordinator,
+        arbiter,
+        max_samples,
+        bond,
+    ) = terms_tuple
     normalised = (
         as_bytes32(digest, "termsDigest"),
         [as_address(p, f"parties[{i}]") for i, p in enumerate(parties)],

@@ -84,10 +84,17 @@ class ChallengeRecord:
     ruling_digest: bytes
 
     def to_dict(self) -> dict[str, Any]:
-        return {"challenge_id": self.challenge_id, "status": self.status, "agreement_id": self.agreement_id,
-                "round": self.round, "partner": self.partner, "challenger": self.challenger,
-                "raised_at": self.raised_at, "evidence_digest": "0x" + self.evidence_digest.hex(),
-                "ruling_digest": "0x" + self.ruling_digest.hex()}  # fmt: skip
+        return {
+            "challenge_id": self.challenge_id,
+            "status": self.status,
+            "agreement_id": self.agreement_id,
+            "round": self.round,
+            "partner": self.partner,
+            "challenger": self.challenger,
+            "raised_at": self.raised_at,
+            "evidence_digest": "0x" + self.evidence_digest.hex(),
+            "ruling_digest": "0x" + self.ruling_digest.hex(),
+        }
 
 
 @dataclass(frozen=True)
@@ -102,8 +109,13 @@ class ChallengeTx:
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"action": self.action, "challenge_id": self.challenge_id, "tx_hash": self.tx_hash,
-                "block": self.block, **self.details}  # fmt: skip
+        return {
+            "action": self.action,
+            "challenge_id": self.challenge_id,
+            "tx_hash": self.tx_hash,
+            "block": self.block,
+            **self.details,
+        }
 
 
 # -- documents -------------------------------------------------------------------------------------------------
@@ -122,8 +134,16 @@ def canonical_json(value: Any) -> bytes:
 
 
 def ruling_document(challenge_id: int, *, upheld: bool, reason: str, evidence_digest: bytes) -> bytes:
-    return canonical_json({"kind": RULING_KIND, "version": 1, "challenge_id": challenge_id, "upheld": upheld,
-                           "reason": reason, "evidence_digest": "0x" + evidence_digest.hex()})  # fmt: skip
+    return canonical_json(
+        {
+            "kind": RULING_KIND,
+            "version": 1,
+            "challenge_id": challenge_id,
+            "upheld": upheld,
+            "reason": reason,
+            "evidence_digest": "0x" + evidence_digest.hex(),
+        }
+    )
 
 
 AUDIT_FILE_BYTES = 256 << 20  # an audit of thousands of rounds; the JSON reader refuses more before parsing
@@ -137,13 +157,17 @@ def load_audit(path: str | Path) -> dict[str, Any]:
     """
     path = Path(path)
     try:
-        document = load_json(read_bounded(path, AUDIT_FILE_BYTES), what=f"audit file {path}", max_bytes=AUDIT_FILE_BYTES)
+        document = load_json(
+            read_bounded(path, AUDIT_FILE_BYTES), what=f"audit file {path}", max_bytes=AUDIT_FILE_BYTES
+        )
     except FileNotFoundError:
-        raise ChallengeError(f"no audit file at {path} (write one with `lepton-ledger audit --json-out FILE`)") from None
+        raise ChallengeError(
+            f"no audit file at {path} (write one with `lepton-ledger audit --json-out FILE`)"
+        ) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ChallengeError(f"audit file {path} is not valid JSON: {exc}") from None
     if not isinstance(document, dict) or not isinstance(document.get("checks"), list):
-        raise ChallengeError(f"audit file {path} has no \"checks\" list: is it the output of `audit --json-out`?")
+        raise ChallengeError(f'audit file {path} has no "checks" list: is it the output of `audit --json-out`?')
     return document
 
 
@@ -155,7 +179,7 @@ def failed_check(result: Mapping[str, Any], index: int) -> dict[str, Any]:
     """
     checks = result.get("checks")
     if not isinstance(checks, list):
-        raise ChallengeError("the audit result has no \"checks\" list")
+        raise ChallengeError('the audit result has no "checks" list')
     if not 0 <= index < len(checks):
         span = f"0 to {len(checks) - 1}" if checks else "none"
         raise ChallengeError(f"there is no check {index}: the audit has {len(checks)} checks (indexes {span})")
@@ -166,13 +190,15 @@ def failed_check(result: Mapping[str, Any], index: int) -> dict[str, Any]:
     if check.get("ok") is True:
         raise ChallengeError(f"{label} passed: only a failed check can be turned into a challenge")
     if check.get("ok") is not False:
-        raise ChallengeError(f"{label} has no pass/fail (\"ok\": true or false): is this an audit's check?")
+        raise ChallengeError(f'{label} has no pass/fail ("ok": true or false): is this an audit\'s check?')
     for key, kind in (("agreement_id", int), ("round", int), ("partner", str)):
         value = check.get(key)
         if key == "partner" and value is None and check.get("name") in _RESULTS_CHECKS:
-            raise ChallengeError(f"{label} names no partner: it judges the coordinator's results, which are "
-                                 "challenged with `challenge raise --from-audit FILE` alone (--agreement and --round "
-                                 "pick one round)")  # fmt: skip
+            raise ChallengeError(
+                f"{label} names no partner: it judges the coordinator's results, which are "
+                "challenged with `challenge raise --from-audit FILE` alone (--agreement and --round "
+                "pick one round)"
+            )
         if not isinstance(value, kind) or isinstance(value, bool):
             raise ChallengeError(
                 f"{label} names no {key.replace('_id', '')}: a challenge is against one partner's update in one "
@@ -196,9 +222,17 @@ def read_challenge(deployment: Any, challenge_id: int) -> ChallengeRecord:
         held = f"the ledger has {count} (ids 1 to {count})" if count else "none was ever raised"
         raise ChallengeError(f"there is no challenge {challenge_id}: {held}")
     c = Challenge.read(deployment.ledger.functions.challengeOf(challenge_id))
-    return ChallengeRecord(challenge_id=challenge_id, status=str(c.status), round=c.round, raised_at=c.raised_at,
-                           agreement_id=c.agreement_id, partner=c.partner, challenger=c.challenger,
-                           evidence_digest=c.evidence_digest, ruling_digest=c.ruling_digest)  # fmt: skip
+    return ChallengeRecord(
+        challenge_id=challenge_id,
+        status=str(c.status),
+        round=c.round,
+        raised_at=c.raised_at,
+        agreement_id=c.agreement_id,
+        partner=c.partner,
+        challenger=c.challenger,
+        evidence_digest=c.evidence_digest,
+        ruling_digest=c.ruling_digest,
+    )
 
 
 def challenges(deployment: Any) -> list[ChallengeRecord]:
@@ -237,51 +271,76 @@ def _explain(exc: ContractReverted, deployment: Any, what: str) -> ChallengeErro
     if name in ("RoundLedgerNotAuditor", "ResultsCourtNotAuditor"):
         text = f"{a['account']} does not hold the auditor role: only an auditor may raise a challenge"
     elif name in ("RoundLedgerNotArbiter", "ResultsCourtNotArbiter"):
-        text = (f"{a['account']} is not the arbiter of agreement {a['agreementId']}: only the arbiter named in its "
-                "terms may resolve a challenge")  # fmt: skip
+        text = (
+            f"{a['account']} is not the arbiter of agreement {a['agreementId']}: only the arbiter named in its "
+            "terms may resolve a challenge"
+        )
     elif name in ("RoundLedgerRulingWindowClosed", "ResultsCourtRulingWindowClosed"):
-        text = (f"the ruling window of challenge {a['challengeId']} closed at chain time {a['endsAt']}: the arbiter "
-                "can no longer rule, and anyone may lapse it (dismissed)")  # fmt: skip
+        text = (
+            f"the ruling window of challenge {a['challengeId']} closed at chain time {a['endsAt']}: the arbiter "
+            "can no longer rule, and anyone may lapse it (dismissed)"
+        )
     elif name == "RoundLedgerUnknownRound":
         text = f"agreement {a['agreementId']} has no round {a['round']}"
     elif name == "RoundLedgerDisputeWindowClosed":
         status, ends = _window_end(deployment, a["agreementId"], a["round"])
         when = f" at chain time {ends} (now {_now(deployment)})" if ends is not None else f" (the round is {status})"
-        text = f"the dispute window of round {a['round']} of agreement {a['agreementId']} closed{when}: it can no " \
-               "longer be challenged"  # fmt: skip
+        text = (
+            f"the dispute window of round {a['round']} of agreement {a['agreementId']} closed{when}: it can no "
+            "longer be challenged"
+        )
     elif name == "RoundLedgerNotParty":
         text = f"{a['account']} is not a party of agreement {a['agreementId']}"
     elif name == "RoundLedgerNoSubmission":
-        text = (f"{a['partner']} committed no update in round {a['round']} of agreement {a['agreementId']}: "
-                "there is nothing of it to challenge")  # fmt: skip
+        text = (
+            f"{a['partner']} committed no update in round {a['round']} of agreement {a['agreementId']}: "
+            "there is nothing of it to challenge"
+        )
     elif name == "RoundLedgerAlreadyChallenged":
         previous = _latest_challenge_of(deployment, a["agreementId"], a["round"], a["partner"])
         held = f"challenge {previous.challenge_id} ({previous.status})" if previous else "a pending challenge"
-        text = (f"the update of {a['partner']} in round {a['round']} of agreement {a['agreementId']} is already "
-                f"challenged: {held}; it can be challenged again only if that one is dismissed")  # fmt: skip
+        text = (
+            f"the update of {a['partner']} in round {a['round']} of agreement {a['agreementId']} is already "
+            f"challenged: {held}; it can be challenged again only if that one is dismissed"
+        )
     elif name == "RoundLedgerInvalidChallengeStatus":
         text = f"challenge {a['challengeId']} is {ChallengeStatus(int(a['status']))}: {what}"
     elif name == "RoundLedgerDisputeWindowOpen":
         ends = int(a["endsAt"])
-        text = (f"challenge {a['challengeId']}: its round is still open; it must be finalized and its dispute window "
-                "end before the stake can be slashed") if ends == _NEVER else (
+        text = (
+            (
+                f"challenge {a['challengeId']}: its round is still open; it must be finalized and its dispute window "
+                "end before the stake can be slashed"
+            )
+            if ends == _NEVER
+            else (
                 f"challenge {a['challengeId']}: the round's dispute window runs until chain time {ends} (now "
-                f"{_now(deployment)}); the stake can be slashed after it")  # fmt: skip
+                f"{_now(deployment)}); the stake can be slashed after it"
+            )
+        )
     elif name == "RoundLedgerCommitmentValid":
         text = "the contract finds that commitment honest (its signature and entry match): there is no forgery to prove"
     elif name == "ResultsCourtRulingWindowOpen":
-        text = (f"the ruling window of results challenge {a['challengeId']} runs until chain time {a['endsAt']} (now "
-                f"{_now(deployment)}): only the arbiter can close it before then")  # fmt: skip
+        text = (
+            f"the ruling window of results challenge {a['challengeId']} runs until chain time {a['endsAt']} (now "
+            f"{_now(deployment)}): only the arbiter can close it before then"
+        )
     elif name == "ResultsCourtRoundNotFinalized":
         status, _ = _window_end(deployment, a["agreementId"], a["round"])
-        text = (f"round {a['round']} of agreement {a['agreementId']} is {status}: only a finalized round's results "
-                "can be challenged")  # fmt: skip
+        text = (
+            f"round {a['round']} of agreement {a['agreementId']} is {status}: only a finalized round's results "
+            "can be challenged"
+        )
     elif name == "ResultsCourtDisputeWindowClosed":
-        text = (f"claims of round {a['round']} of agreement {a['agreementId']} opened at chain time "
-                f"{a['claimableAt']} (now {_now(deployment)}): its results can no longer be challenged")  # fmt: skip
+        text = (
+            f"claims of round {a['round']} of agreement {a['agreementId']} opened at chain time "
+            f"{a['claimableAt']} (now {_now(deployment)}): its results can no longer be challenged"
+        )
     elif name == "ResultsCourtAlreadyChallenged":
-        text = (f"the results of round {a['round']} of agreement {a['agreementId']} are already under results "
-                f"challenge {a['challengeId']}; they can be challenged again only if it is dismissed")  # fmt: skip
+        text = (
+            f"the results of round {a['round']} of agreement {a['agreementId']} are already under results "
+            f"challenge {a['challengeId']}; they can be challenged again only if it is dismissed"
+        )
     elif name == "ResultsCourtChallengeNotOpen":
         text = f"results challenge {a['challengeId']} is {ResultsChallengeStatus(int(a['status']))}: {what}"
     elif name == "ResultsCourtNotParty":
@@ -347,8 +406,17 @@ def challenge_input(agreement_id: int, round_id: int, partner: str, evidence: An
     return partner, canonical_json(dict(evidence))
 
 
-def raise_challenge(tx: Any, deployment: Any, store: Any, *, sender: str, agreement_id: int, round_id: int,
-                    partner: str, evidence: Mapping[str, Any]) -> ChallengeTx:  # fmt: skip
+def raise_challenge(
+    tx: Any,
+    deployment: Any,
+    store: Any,
+    *,
+    sender: str,
+    agreement_id: int,
+    round_id: int,
+    partner: str,
+    evidence: Mapping[str, Any],
+) -> ChallengeTx:
     """Step 1: puts `evidence` (a failed check, or any JSON object) to the store and challenges `partner`'s
     update in `round_id` with its digest, as `sender` (an auditor whose key `tx` holds).
 
@@ -368,13 +436,24 @@ def raise_challenge(tx: Any, deployment: Any, store: Any, *, sender: str, agreem
     receipt = tx.transact(call, sender)
     args = _event(deployment.ledger, "ChallengeRaised", receipt)
     tx_hash, block = _sent(receipt)
-    return ChallengeTx("raise", int(args["challengeId"]), tx_hash, block,
-                       {"agreement_id": agreement_id, "round": round_id, "partner": partner, "evidence_cid": cid,
-                        "evidence_digest": "0x" + digest.hex()})  # fmt: skip
+    return ChallengeTx(
+        "raise",
+        int(args["challengeId"]),
+        tx_hash,
+        block,
+        {
+            "agreement_id": agreement_id,
+            "round": round_id,
+            "partner": partner,
+            "evidence_cid": cid,
+            "evidence_digest": "0x" + digest.hex(),
+        },
+    )
 
 
-def resolve_challenge(tx: Any, deployment: Any, store: Any, *, sender: str, challenge_id: int, upheld: bool,
-                      reason: str) -> ChallengeTx:  # fmt: skip
+def resolve_challenge(
+    tx: Any, deployment: Any, store: Any, *, sender: str, challenge_id: int, upheld: bool, reason: str
+) -> ChallengeTx:
     """Step 2: the agreement's arbiter `sender` rules on an Open challenge; the ruling document goes to the store
     and its digest on-chain.
 
@@ -393,8 +472,13 @@ def resolve_challenge(tx: Any, deployment: Any, store: Any, *, sender: str, chal
     cid, _ = publish(store, document)
     receipt = tx.transact(call, sender)
     tx_hash, block = _sent(receipt)
-    return ChallengeTx("resolve", challenge_id, tx_hash, block,
-                       {"upheld": upheld, "ruling_cid": cid, "ruling_digest": "0x" + digest.hex()})  # fmt: skip
+    return ChallengeTx(
+        "resolve",
+        challenge_id,
+        tx_hash,
+        block,
+        {"upheld": upheld, "ruling_cid": cid, "ruling_digest": "0x" + digest.hex()},
+    )
 
 
 def slash(tx: Any, deployment: Any, *, sender: str, challenge_id: int) -> ChallengeTx:
@@ -410,9 +494,13 @@ def slash(tx: Any, deployment: Any, *, sender: str, challenge_id: int) -> Challe
     receipt = tx.transact(call, sender)
     args = _event(deployment.vault, "Slashed", receipt)
     tx_hash, block = _sent(receipt)
-    return ChallengeTx("slash", challenge_id, tx_hash, block,
-                       {"partner": args["partner"], "amount": str(args["amount"]),
-                        "recipient": args["recipient"]})  # fmt: skip
+    return ChallengeTx(
+        "slash",
+        challenge_id,
+        tx_hash,
+        block,
+        {"partner": args["partner"], "amount": str(args["amount"]), "recipient": args["recipient"]},
+    )
 
 
 def forfeit_reward(tx: Any, deployment: Any, store: Any, *, sender: str, challenge_id: int) -> ChallengeTx:
@@ -429,8 +517,10 @@ def forfeit_reward(tx: Any, deployment: Any, store: Any, *, sender: str, challen
 
     record = read_challenge(deployment, challenge_id)
     if record.status != "Executed":
-        raise ChallengeError(f"challenge {challenge_id} is {record.status}: the reward is forfeited only after "
-                             "the stake was slashed (status Executed)")  # fmt: skip
+        raise ChallengeError(
+            f"challenge {challenge_id} is {record.status}: the reward is forfeited only after "
+            "the stake was slashed (status Executed)"
+        )
     a, r, p = record.agreement_id, record.round, record.partner
     if deployment.vault.functions.hasClaimed(a, r, p).call():
         raise ChallengeError(f"the reward of {p} for round {r} of agreement {a} was already claimed or forfeited")
@@ -438,14 +528,18 @@ def forfeit_reward(tx: Any, deployment: Any, store: Any, *, sender: str, challen
     tree = payout_tree(deployment, store, a, r) if status == "Finalized" else None
     amount = tree.payouts.get(p, 0) if tree is not None else 0
     if amount == 0:
-        raise ChallengeError(f"{p} was paid nothing in round {r} of agreement {a} (round {status}): no reward to "
-                             "forfeit")  # fmt: skip
+        raise ChallengeError(
+            f"{p} was paid nothing in round {r} of agreement {a} (round {status}): no reward to forfeit"
+        )
     call = deployment.vault.functions.forfeitReward(challenge_id, amount, tree.proof(p))
     _simulate(call, sender, deployment, "only an executed challenge's reward can be forfeited")
     receipt = tx.transact(call, sender)
     args = _event(deployment.vault, "RewardForfeited", receipt)
     tx_hash, block = _sent(receipt)
-    return ChallengeTx("forfeit", challenge_id, tx_hash, block,
-                       {"partner": p, "round": r, "amount": str(args["amount"]),
-                        "recipient": args["recipient"]})  # fmt: skip
-
+    return ChallengeTx(
+        "forfeit",
+        challenge_id,
+        tx_hash,
+        block,
+        {"partner": p, "round": r, "amount": str(args["amount"]), "recipient": args["recipient"]},
+    )

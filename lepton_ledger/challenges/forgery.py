@@ -50,8 +50,14 @@ class Forgery:
     signature: bytes
 
     def to_dict(self) -> dict[str, Any]:
-        return {"agreement_id": self.agreement_id, "round": self.round, "batch_index": self.batch_index,
-                "position": self.position, "partner": self.partner, "reason": self.reason}  # fmt: skip
+        return {
+            "agreement_id": self.agreement_id,
+            "round": self.round,
+            "batch_index": self.batch_index,
+            "position": self.position,
+            "partner": self.partner,
+            "reason": self.reason,
+        }
 
 
 def find_forgeries(deployment: Any, store: Any, agreement_id: int, round_id: int) -> list[Forgery]:
@@ -69,14 +75,18 @@ def find_forgeries(deployment: Any, store: Any, agreement_id: int, round_id: int
     found: list[Forgery] = []
     for log in logs:
         args = log["args"]
-        root, document_digest, entries = bytes(args["commitmentsRoot"]), bytes(args["batchDocumentDigest"]), bytes(
-            args["entries"]
+        root, document_digest, entries = (
+            bytes(args["commitmentsRoot"]),
+            bytes(args["batchDocumentDigest"]),
+            bytes(args["entries"]),
         )
         try:
             document = parse_batch_document(fetch_by_digest(store, document_digest, max_bytes=MAX_BATCH_BYTES))
         except ArtifactNotFound:
-            raise ChallengeError(f"batch {args['batchIndex']} of round {round_id}: its document "
-                                 f"0x{document_digest.hex()} is not in the store") from None  # fmt: skip
+            raise ChallengeError(
+                f"batch {args['batchIndex']} of round {round_id}: its document "
+                f"0x{document_digest.hex()} is not in the store"
+            ) from None
         except LeptonError as exc:  # a document that does not parse, a store that cannot give it
             raise ChallengeError(f"batch {args['batchIndex']} of round {round_id}: malformed document: {exc}") from None
         commitments = [item.commitment for item in document.items]
@@ -84,12 +94,15 @@ def find_forgeries(deployment: Any, store: Any, agreement_id: int, round_id: int
         digests = [update_commitment_digest(chain_id, ledger.address, c) for c in commitments]
         tree = PositionalTree([commitment_leaf(d, s) for d, s in zip(digests, signatures)])
         if tree.root != root:
-            raise ChallengeError(f"batch {args['batchIndex']} of round {round_id}: its document does not recompute "
-                                 "the anchored root, so no entry can be proven with it")  # fmt: skip
+            raise ChallengeError(
+                f"batch {args['batchIndex']} of round {round_id}: its document does not recompute "
+                "the anchored root, so no entry can be proven with it"
+            )
         anchored = unpack_entries(entries)
         version = Round.read(ledger.functions.round(agreement_id, round_id)).agreement_version
-        max_samples = RoundConfig.read(deployment.agreements.functions.roundConfigAt(agreement_id, version)
-                                       ).max_sample_count  # fmt: skip
+        max_samples = RoundConfig.read(
+            deployment.agreements.functions.roundConfigAt(agreement_id, version)
+        ).max_sample_count
         for position, (c, digest, signature) in enumerate(zip(commitments, digests, signatures)):
             _, index = deployment.agreements.functions.partyIndex(agreement_id, c.partner).call()
             entry = anchored[position] if position < len(anchored) else None
@@ -101,15 +114,35 @@ def find_forgeries(deployment: Any, store: Any, agreement_id: int, round_id: int
                     signer = None
                 reasons.append(f"the signature recovers {signer}, not {c.partner}")
             if entry != (index, c.cumulative_epsilon):
-                reasons.append(f"the anchored entry {entry} is not the signed (party {index}, epsilon "
-                               f"{c.cumulative_epsilon})")  # fmt: skip
+                reasons.append(
+                    f"the anchored entry {entry} is not the signed (party {index}, epsilon {c.cumulative_epsilon})"
+                )
             if not 0 < c.sample_count <= max_samples:
                 reasons.append(f"the sample count {c.sample_count} is outside the signed bound [1, {max_samples}]")
             if reasons:
-                evidence = (agreement_id, round_id, int(args["batchIndex"]), root, document_digest, entries, position,
-                            tree.proof(position))  # fmt: skip
-                found.append(Forgery(agreement_id, round_id, int(args["batchIndex"]), position, c.partner,
-                                     "; ".join(reasons), evidence, c, signature))  # fmt: skip
+                evidence = (
+                    agreement_id,
+                    round_id,
+                    int(args["batchIndex"]),
+                    root,
+                    document_digest,
+                    entries,
+                    position,
+                    tree.proof(position),
+                )
+                found.append(
+                    Forgery(
+                        agreement_id,
+                        round_id,
+                        int(args["batchIndex"]),
+                        position,
+                        c.partner,
+                        "; ".join(reasons),
+                        evidence,
+                        c,
+                        signature,
+                    )
+                )
     return found
 
 
@@ -120,12 +153,17 @@ def prove_forgery(tx: Any, deployment: Any, *, sender: str, forgery: Forgery) ->
         ChallengeError: the ledger would refuse (not an auditor, window closed, the contract finds the position
             honest...); nothing was sent.
     """
-    call = deployment.ledger.functions.proveForgedCommitment(forgery.evidence, forgery.commitment.as_tuple(),
-                                                             forgery.signature)  # fmt: skip
+    call = deployment.ledger.functions.proveForgedCommitment(
+        forgery.evidence, forgery.commitment.as_tuple(), forgery.signature
+    )
     _simulate(call, sender, deployment, "a forgery is proven while its round is open or disputable")
     receipt = tx.transact(call, sender)
     args = _event(deployment.ledger, "RoundVoided", receipt)
     tx_hash, block = _sent(receipt)
-    return ChallengeTx("prove-forgery", None, tx_hash, block,
-                       {**forgery.to_dict(), "voided_batch": int(args["batchIndex"]),
-                        "voided_position": int(args["position"])})  # fmt: skip
+    return ChallengeTx(
+        "prove-forgery",
+        None,
+        tx_hash,
+        block,
+        {**forgery.to_dict(), "voided_batch": int(args["batchIndex"]), "voided_position": int(args["position"])},
+    )

@@ -58,8 +58,11 @@ __all__ = [
 ]
 
 #: Audit check -> the results kind that disputes it (named in documents in lower case: "aggregate").
-RESULTS_CHECKS = {AGGREGATE_RECOMPUTED: ResultsKind.AGGREGATE, SCORES_AND_PAYOUTS: ResultsKind.PAYOUTS,
-                  REJECTIONS_RECHECK: ResultsKind.REJECTIONS}  # fmt: skip
+RESULTS_CHECKS = {
+    AGGREGATE_RECOMPUTED: ResultsKind.AGGREGATE,
+    SCORES_AND_PAYOUTS: ResultsKind.PAYOUTS,
+    REJECTIONS_RECHECK: ResultsKind.REJECTIONS,
+}
 EVIDENCE_KIND = "lepton-ledger/results-evidence"
 RULING_KIND = "lepton-ledger/results-ruling"
 
@@ -79,14 +82,22 @@ class ResultsChallenge:
     ruling_digest: bytes
 
     def to_dict(self) -> dict[str, Any]:
-        return {"challenge_id": self.challenge_id, "status": self.status, "kind": self.kind, "round": self.round,
-                "raised_at": self.raised_at, "agreement_id": self.agreement_id, "challenger": self.challenger,
-                "evidence_digest": "0x" + self.evidence_digest.hex(),
-                "ruling_digest": "0x" + self.ruling_digest.hex()}  # fmt: skip
+        return {
+            "challenge_id": self.challenge_id,
+            "status": self.status,
+            "kind": self.kind,
+            "round": self.round,
+            "raised_at": self.raised_at,
+            "agreement_id": self.agreement_id,
+            "challenger": self.challenger,
+            "evidence_digest": "0x" + self.evidence_digest.hex(),
+            "ruling_digest": "0x" + self.ruling_digest.hex(),
+        }
 
 
-def results_evidence(audit: Mapping[str, Any], *, agreement_id: int | None = None,
-                     round_id: int | None = None) -> list[tuple[int, int, int, bytes]]:  # fmt: skip
+def results_evidence(
+    audit: Mapping[str, Any], *, agreement_id: int | None = None, round_id: int | None = None
+) -> list[tuple[int, int, int, bytes]]:
     """The results challenges an audit calls for: one ``(agreement, round, kind, evidence document)`` per round
     with a failed round-level check (optionally only `agreement_id`'s `round_id`), in the audit's order.
 
@@ -100,22 +111,33 @@ def results_evidence(audit: Mapping[str, Any], *, agreement_id: int | None = Non
         if not isinstance(check.get("name"), str) or check["name"] not in RESULTS_CHECKS:
             continue  # a hostile file's name may be a list or an object, which no dict lookup takes
         a, r = check.get("agreement_id"), check.get("round")
-        if not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v < 2**bits
-                   for v, bits in ((a, 256), (r, 64))):  # fmt: skip
+        if not all(
+            isinstance(v, int) and not isinstance(v, bool) and 1 <= v < 2**bits for v, bits in ((a, 256), (r, 64))
+        ):
             continue  # a round-level check always names its round, as the contracts take it; anything else is not ours
         if (agreement_id, round_id) != (None, None) and (a, r) != (agreement_id, round_id):
             continue
         grouped.setdefault((a, r), []).append(check)
     if not grouped:
         where = f" of round {round_id} of agreement {agreement_id}" if round_id is not None else ""
-        raise ChallengeError(f"the audit has no failed {', '.join(RESULTS_CHECKS)} check{where}: nothing in the "
-                             "coordinator's results to challenge (a partner's check: --check N)")  # fmt: skip
+        raise ChallengeError(
+            f"the audit has no failed {', '.join(RESULTS_CHECKS)} check{where}: nothing in the "
+            "coordinator's results to challenge (a partner's check: --check N)"
+        )
     out = []
     for (a, r), checks in grouped.items():
         kind = RESULTS_CHECKS[checks[0]["name"]]
         kind_name = kind.name.lower()
-        document = canonical_json({"kind": EVIDENCE_KIND, "version": 1, "agreement_id": a, "round": r,
-                                   "results_kind": kind_name, "checks": checks})  # fmt: skip
+        document = canonical_json(
+            {
+                "kind": EVIDENCE_KIND,
+                "version": 1,
+                "agreement_id": a,
+                "round": r,
+                "results_kind": kind_name,
+                "checks": checks,
+            }
+        )
         out.append((a, r, kind, document))
     return out
 
@@ -131,14 +153,22 @@ def read_results_challenge(deployment: Any, challenge_id: int) -> ResultsChallen
         held = f"the court has {count} (ids 1 to {count})" if count else "none was ever raised"
         raise ChallengeError(f"there is no results challenge {challenge_id}: {held}")
     c = ChainResultsChallenge.read(deployment.court.functions.challengeOf(challenge_id))
-    return ResultsChallenge(challenge_id=challenge_id, status=str(c.status), kind=c.kind.name.lower(),
-                            round=c.round, raised_at=c.raised_at, agreement_id=c.agreement_id,
-                            challenger=c.challenger, evidence_digest=c.evidence_digest,
-                            ruling_digest=c.ruling_digest)  # fmt: skip
+    return ResultsChallenge(
+        challenge_id=challenge_id,
+        status=str(c.status),
+        kind=c.kind.name.lower(),
+        round=c.round,
+        raised_at=c.raised_at,
+        agreement_id=c.agreement_id,
+        challenger=c.challenger,
+        evidence_digest=c.evidence_digest,
+        ruling_digest=c.ruling_digest,
+    )
 
 
-def raise_results_challenges(tx: Any, deployment: Any, store: Any, *, sender: str,
-                             wanted: list[tuple[int, int, int, bytes]]) -> list[ChallengeTx]:  # fmt: skip
+def raise_results_challenges(
+    tx: Any, deployment: Any, store: Any, *, sender: str, wanted: list[tuple[int, int, int, bytes]]
+) -> list[ChallengeTx]:
     """Challenges the results of each ``(agreement, round, kind, evidence document)`` of `wanted` (as
     :func:`results_evidence` gives them), as `sender` (an auditor whose key `tx` holds), putting each evidence
     document to the store. Every challenge is simulated before the first is sent.
@@ -163,15 +193,27 @@ def raise_results_challenges(tx: Any, deployment: Any, store: Any, *, sender: st
         receipt = tx.transact(call, sender)
         args = _event(deployment.court, "ResultsChallengeRaised", receipt)
         tx_hash, block = _sent(receipt)
-        sent.append(ChallengeTx("raise-results", int(args["challengeId"]), tx_hash, block,
-                                {"agreement_id": agreement_id, "round": round_id,
-                                 "kind": ResultsKind(kind).name.lower(),
-                                 "evidence_cid": cid, "evidence_digest": "0x" + digest.hex()}))  # fmt: skip
+        sent.append(
+            ChallengeTx(
+                "raise-results",
+                int(args["challengeId"]),
+                tx_hash,
+                block,
+                {
+                    "agreement_id": agreement_id,
+                    "round": round_id,
+                    "kind": ResultsKind(kind).name.lower(),
+                    "evidence_cid": cid,
+                    "evidence_digest": "0x" + digest.hex(),
+                },
+            )
+        )
     return sent
 
 
-def rule_results(tx: Any, deployment: Any, store: Any, *, sender: str, challenge_id: int, upheld: bool,
-                 reason: str) -> ChallengeTx:  # fmt: skip
+def rule_results(
+    tx: Any, deployment: Any, store: Any, *, sender: str, challenge_id: int, upheld: bool, reason: str
+) -> ChallengeTx:
     """The agreement's arbiter `sender` rules on an open results challenge; the ruling document goes to the
     store and its digest on-chain. Upheld: the round's payouts are revoked and the coordinator's bond is
     shared among the parties.
@@ -185,8 +227,16 @@ def rule_results(tx: Any, deployment: Any, store: Any, *, sender: str, challenge
     if not reason.strip():
         raise ChallengeError("a ruling needs a reason (--reason): it is published with the ruling digest")
     record = read_results_challenge(deployment, challenge_id)
-    document = canonical_json({"kind": RULING_KIND, "version": 1, "challenge_id": challenge_id, "upheld": upheld,
-                               "reason": reason, "evidence_digest": "0x" + record.evidence_digest.hex()})  # fmt: skip
+    document = canonical_json(
+        {
+            "kind": RULING_KIND,
+            "version": 1,
+            "challenge_id": challenge_id,
+            "upheld": upheld,
+            "reason": reason,
+            "evidence_digest": "0x" + record.evidence_digest.hex(),
+        }
+    )
     digest = content_digest(document)
     call = deployment.court.functions.ruleResults(challenge_id, upheld, digest)
     _simulate(call, sender, deployment, "only an Open challenge can be ruled on")
@@ -226,5 +276,10 @@ def claim_bond_share(tx: Any, deployment: Any, *, sender: str, agreement_id: int
     receipt = tx.transact(call, sender)
     args = _event(deployment.court, "BondShareClaimed", receipt)
     tx_hash, block = _sent(receipt)
-    return ChallengeTx("claim-bond", None, tx_hash, block,
-                       {"agreement_id": agreement_id, "party": args["party"], "amount": str(args["amount"])})
+    return ChallengeTx(
+        "claim-bond",
+        None,
+        tx_hash,
+        block,
+        {"agreement_id": agreement_id, "party": args["party"], "amount": str(args["amount"])},
+    )

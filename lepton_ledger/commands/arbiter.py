@@ -41,19 +41,31 @@ __all__ = ["arbiter_app"]
 
 arbiter_app = typer.Typer(
     help="The arbiter's steps: list the challenges it rules on, rule on one; lapse one past its ruling window.",
-    no_args_is_help=True, pretty_exceptions_show_locals=False, add_completion=False,
-)  # fmt: skip
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
 
 ChallengeArg = Annotated[int, typer.Argument(metavar="CHALLENGE", help="Challenge id (1, 2, ...).")]
-UpholdOpt = Annotated[bool | None, typer.Option("--uphold/--dismiss", help="The ruling: uphold (the partner is "
-                                                                           "slashed) or dismiss.")]  # fmt: skip
-ReasonOpt = Annotated[str | None, typer.Option("--reason", help="Why: published in the standard ruling document, "
-                                                                "its digest on-chain.")]  # fmt: skip
-RulingOpt = Annotated[Path | None, typer.Option("--ruling", help="A ruling document of your own (any file), "
-                                                                 "instead of --reason: put to the store, its "
-                                                                 "digest on-chain.")]  # fmt: skip
-ResultsOpt = Annotated[bool, typer.Option("--results", help="A challenge of the coordinator's results "
-                                                            "(ResultsCourt), not of a partner's update.")]  # fmt: skip
+UpholdOpt = Annotated[
+    bool | None, typer.Option("--uphold/--dismiss", help="The ruling: uphold (the partner is slashed) or dismiss.")
+]
+ReasonOpt = Annotated[
+    str | None, typer.Option("--reason", help="Why: published in the standard ruling document, its digest on-chain.")
+]
+RulingOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--ruling",
+        help="A ruling document of your own (any file), instead of --reason: put to the store, its digest on-chain.",
+    ),
+]
+ResultsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--results", help="A challenge of the coordinator's results (ResultsCourt), not of a partner's update."
+    ),
+]
 
 
 def _arbiter_of(s: Any, agreement_id: int) -> str:
@@ -67,8 +79,10 @@ def _open_challenge(s: Any, challenge_id: int) -> tuple[Any, int]:
     from ..challenges.challenge import read_challenge
 
     record = read_challenge(s.deployment, challenge_id)
-    require(record.status == "Open", f"challenge {challenge_id} is {record.status}: only an Open challenge can be "
-                                     "ruled on or lapsed")  # fmt: skip
+    require(
+        record.status == "Open",
+        f"challenge {challenge_id} is {record.status}: only an Open challenge can be ruled on or lapsed",
+    )
     return record, record.raised_at + int(s.deployment.ledger.functions.disputeWindow().call())
 
 
@@ -76,8 +90,9 @@ def _open_challenge(s: Any, challenge_id: int) -> tuple[Any, int]:
 @reports_errors
 def list_(
     key: Annotated[str, typer.Option("--key", help="The arbiter's keystore identity (only its address is read).")],
-    rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None,
-) -> None:  # fmt: skip
+    rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None,
+) -> None:
     """List the open challenges of the agreements whose terms name --key as arbiter, with the evidence digest
     and when the ruling window ends. Sends nothing and needs no password."""
     from ..challenges.challenge import challenges
@@ -102,20 +117,30 @@ def list_(
     for c in mine:
         ends = c.raised_at + window
         state = f"rule by {utc(ends)}" if now < ends else f"ruling window closed at {utc(ends)}: it can only lapse"
-        typer.echo(f"challenge {c.challenge_id}: agreement {c.agreement_id}, round {c.round}, partner {c.partner}, "
-                   f"raised by {c.challenger} at {utc(c.raised_at)}, evidence {cid_for_digest(c.evidence_digest)} "
-                   f"(digest 0x{c.evidence_digest.hex()}); "
-                   f"{state}")  # fmt: skip
+        typer.echo(
+            f"challenge {c.challenge_id}: agreement {c.agreement_id}, round {c.round}, partner {c.partner}, "
+            f"raised by {c.challenger} at {utc(c.raised_at)}, evidence {cid_for_digest(c.evidence_digest)} "
+            f"(digest 0x{c.evidence_digest.hex()}); "
+            f"{state}"
+        )
 
 
 @arbiter_app.command("rule")
 @reports_errors
 def rule(
-    challenge: ChallengeArg, upheld: UpholdOpt = None, reason: ReasonOpt = None, ruling: RulingOpt = None,
+    challenge: ChallengeArg,
+    upheld: UpholdOpt = None,
+    reason: ReasonOpt = None,
+    ruling: RulingOpt = None,
     of_results: ResultsOpt = False,
-    workdir: WorkdirOpt = None, as_role: AsOpt = None, key: SignerKeyOpt = None, rpc_url: RpcUrlOpt = None,
-    deployment: DeploymentOpt = None, ipfs: IpfsOpt = None, as_json: JsonOpt = False,
-) -> None:  # fmt: skip
+    workdir: WorkdirOpt = None,
+    as_role: AsOpt = None,
+    key: SignerKeyOpt = None,
+    rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None,
+    ipfs: IpfsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Rule on CHALLENGE as the arbiter of its agreement, within its ruling window.
 
     Puts the ruling (--reason, or your own --ruling FILE) to the store and sends
@@ -136,23 +161,40 @@ def rule(
         document = read_bounded(ruling, FILE_BYTES)
         require(bool(document), f"the ruling file {ruling} is empty")
     verdict = "upheld" if upheld else "dismissed"
-    with signer(workdir=workdir, role=as_role, default_role="admin", key=key, rpc_url=rpc_url,
-                deployment=deployment, ipfs=ipfs) as s:  # fmt: skip
+    with signer(
+        workdir=workdir, role=as_role, default_role="admin", key=key, rpc_url=rpc_url, deployment=deployment, ipfs=ipfs
+    ) as s:
         sender = need_sender(s)
         if of_results:
-            result = results.rule_results(s.tx, s.deployment, s.store, sender=sender, challenge_id=challenge,
-                                          upheld=bool(upheld), reason=str(reason))  # fmt: skip
+            result = results.rule_results(
+                s.tx,
+                s.deployment,
+                s.store,
+                sender=sender,
+                challenge_id=challenge,
+                upheld=bool(upheld),
+                reason=str(reason),
+            )
             d = result.details
             bond, share = fixed_point(int(d.get("amount", 0)), 18), fixed_point(int(d.get("share", 0)), 18)
-            slashed = f"; bond of {d.get('coordinator')} ({bond} tokens) slashed, {share} to each party" \
-                if upheld else ""
-            print_tx(result, as_json, f"results challenge {challenge} {verdict}{slashed}; ruling put as "
-                                      f"{d['ruling_cid']}")  # fmt: skip
+            slashed = (
+                f"; bond of {d.get('coordinator')} ({bond} tokens) slashed, {share} to each party" if upheld else ""
+            )
+            print_tx(
+                result, as_json, f"results challenge {challenge} {verdict}{slashed}; ruling put as {d['ruling_cid']}"
+            )
             return
         _require_may_rule(s, challenge, sender)
         if document is None:
-            result = flow.resolve_challenge(s.tx, s.deployment, s.store, sender=sender, challenge_id=challenge,
-                                            upheld=bool(upheld), reason=str(reason))  # fmt: skip
+            result = flow.resolve_challenge(
+                s.tx,
+                s.deployment,
+                s.store,
+                sender=sender,
+                challenge_id=challenge,
+                upheld=bool(upheld),
+                reason=str(reason),
+            )
             print_tx(result, as_json, f"challenge {challenge} {verdict}; ruling put as {result.details['ruling_cid']}")
             return
         from ..protocol.addressing import content_digest, publish
@@ -161,44 +203,68 @@ def rule(
         call = s.deployment.ledger.functions.resolveChallenge(challenge, bool(upheld), digest)
         read_call(call, "the ledger refuses the ruling", sender=sender)  # before the ruling is put anywhere
         cid, _ = publish(s.store, document)
-        result = _sent("resolve", challenge, s.tx.transact(call, sender),
-                       {"upheld": bool(upheld), "ruling_cid": cid, "ruling_digest": "0x" + digest.hex()})
+        result = _sent(
+            "resolve",
+            challenge,
+            s.tx.transact(call, sender),
+            {"upheld": bool(upheld), "ruling_cid": cid, "ruling_digest": "0x" + digest.hex()},
+        )
     print_tx(result, as_json, f"challenge {challenge} {verdict}; ruling {cid} (digest 0x{digest.hex()})")
 
 
 def _sent(action: str, challenge: int, receipt: Any, details: dict[str, Any] | None = None) -> Any:
     from ..challenges.challenge import ChallengeTx
 
-    return ChallengeTx(action, challenge, receipt["transactionHash"].to_0x_hex(), int(receipt["blockNumber"]),
-                       details or {})  # fmt: skip
+    return ChallengeTx(
+        action, challenge, receipt["transactionHash"].to_0x_hex(), int(receipt["blockNumber"]), details or {}
+    )
 
 
 def _require_may_rule(s: Any, challenge: int, sender: str) -> None:
     """CommandError unless CHALLENGE is Open, `sender` is its agreement's arbiter and its ruling window runs."""
     record, ends = _open_challenge(s, challenge)
     arbiter = _arbiter_of(s, record.agreement_id)
-    require(arbiter == sender, f"{sender} is not the arbiter of agreement {record.agreement_id} (its terms name "
-                               f"{arbiter}): only that arbiter rules on challenge {challenge}")  # fmt: skip
+    require(
+        arbiter == sender,
+        f"{sender} is not the arbiter of agreement {record.agreement_id} (its terms name "
+        f"{arbiter}): only that arbiter rules on challenge {challenge}",
+    )
     now = int(s.w3.eth.get_block("pending")["timestamp"])
-    require(now < ends, f"the ruling window of challenge {challenge} closed at {utc(ends)}; anyone may now lapse it: "
-                        f"lepton-ledger arbiter lapse {challenge}")  # fmt: skip
+    require(
+        now < ends,
+        f"the ruling window of challenge {challenge} closed at {utc(ends)}; anyone may now lapse it: "
+        f"lepton-ledger arbiter lapse {challenge}",
+    )
 
 
 @arbiter_app.command("lapse")
 @reports_errors
 def lapse(
-    challenge: ChallengeArg, of_results: ResultsOpt = False,
-    workdir: WorkdirOpt = None, as_role: AsOpt = None, key: SignerKeyOpt = None, rpc_url: RpcUrlOpt = None,
-    deployment: DeploymentOpt = None, ipfs: IpfsOpt = None, as_json: JsonOpt = False,
-) -> None:  # fmt: skip
+    challenge: ChallengeArg,
+    of_results: ResultsOpt = False,
+    workdir: WorkdirOpt = None,
+    as_role: AsOpt = None,
+    key: SignerKeyOpt = None,
+    rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None,
+    ipfs: IpfsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Lapse CHALLENGE, which its arbiter did not rule on within the ruling window: it is dismissed.
 
     Sends RoundLedger.lapseChallenge(challenge) (with --results: ResultsCourt.lapseResults); anyone may send it.
     """
     from ..challenges import results
 
-    with signer(workdir=workdir, role=as_role, default_role="auditor", key=key, rpc_url=rpc_url,
-                deployment=deployment, ipfs=ipfs) as s:  # fmt: skip
+    with signer(
+        workdir=workdir,
+        role=as_role,
+        default_role="auditor",
+        key=key,
+        rpc_url=rpc_url,
+        deployment=deployment,
+        ipfs=ipfs,
+    ) as s:
         sender = need_sender(s)
         if of_results:
             result = results.lapse_results(s.tx, s.deployment, sender=sender, challenge_id=challenge)

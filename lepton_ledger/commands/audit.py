@@ -43,16 +43,28 @@ console = Console(soft_wrap=True)
 @reports_errors(code=EXIT_USAGE, prefix="audit could not run: ")  # exit 1 says that a check failed
 def audit(
     workdir: Annotated[Path | None, typer.Option(help="A folder left by `lepton-ledger demo`.")] = None,
-    rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None, ipfs: IpfsOpt = None,
-    key: Annotated[str | None, typer.Option(help="Keystore identity holding the auditor's X25519 key (password: "
-                                                 "$LEPTON_KEYSTORE_PASSWORD or a prompt).")] = None,
-    key_file: Annotated[Path | None, typer.Option(help="JSON file with the auditor's x25519_private_key, instead "
-                                                       "of --key.")] = None,
+    rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None,
+    ipfs: IpfsOpt = None,
+    key: Annotated[
+        str | None,
+        typer.Option(
+            help="Keystore identity holding the auditor's X25519 key (password: $LEPTON_KEYSTORE_PASSWORD or a prompt)."
+        ),
+    ] = None,
+    key_file: Annotated[
+        Path | None, typer.Option(help="JSON file with the auditor's x25519_private_key, instead of --key.")
+    ] = None,
     json_out: Annotated[Path | None, typer.Option("--json-out", help="Write every check as JSON to this file.")] = None,
     html_out: Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML report here.")] = None,
     full: Annotated[bool, typer.Option("--full", help="Re-check every round, not only new ones.")] = False,
-    state: Annotated[Path | None, typer.Option(help="Audit state file (default: DIR/audit/state.sqlite with "
-                                                    "--workdir, else <data dir>/audit/state.sqlite).")] = None,
+    state: Annotated[
+        Path | None,
+        typer.Option(
+            help="Audit state file (default: DIR/audit/state.sqlite with "
+            "--workdir, else <data dir>/audit/state.sqlite)."
+        ),
+    ] = None,
 ) -> None:
     """Re-verifies every round of a deployment from the chain, the store and the auditor key."""
     result = _run(workdir, rpc_url, deployment, ipfs, key, key_file, state, full)
@@ -67,8 +79,16 @@ def audit(
     raise typer.Exit(0 if result.ok else 1)
 
 
-def _run(workdir: Path | None, rpc_url: str | None, deployment: Path | None, ipfs: str | None, key: str | None,
-         key_file: Path | None, state: Path | None, full: bool) -> AuditResult:  # fmt: skip
+def _run(
+    workdir: Path | None,
+    rpc_url: str | None,
+    deployment: Path | None,
+    ipfs: str | None,
+    key: str | None,
+    key_file: Path | None,
+    state: Path | None,
+    full: bool,
+) -> AuditResult:
     from ..audit.runner import (
         AuditCannotRun,
         audit_deployment,
@@ -78,8 +98,13 @@ def _run(workdir: Path | None, rpc_url: str | None, deployment: Path | None, ipf
     )
 
     if workdir is not None:
-        options = {"--rpc-url ($LEPTON_RPC_URL)": rpc_url, "--deployment": deployment, "--ipfs": ipfs, "--key": key,
-                   "--key-file": key_file}  # fmt: skip
+        options = {
+            "--rpc-url ($LEPTON_RPC_URL)": rpc_url,
+            "--deployment": deployment,
+            "--ipfs": ipfs,
+            "--key": key,
+            "--key-file": key_file,
+        }
         given = [name for name, value in options.items() if value is not None]
         if given:
             raise AuditCannotRun(f"--workdir takes everything from the folder; drop {', '.join(given)}")
@@ -102,9 +127,16 @@ def _run(workdir: Path | None, rpc_url: str | None, deployment: Path | None, ipf
     with connect(rpc_url) as w3:
         contracts = deployment_contracts(document)
         _require_recipient(w3, contracts, document, secret)
-        return audit_deployment(w3, contracts, store, secret,
-                                eval_set_spec=document.get("eval_set"), model_name=document.get("model", "logreg"),
-                                state_path=state, full=full)  # fmt: skip
+        return audit_deployment(
+            w3,
+            contracts,
+            store,
+            secret,
+            eval_set_spec=document.get("eval_set"),
+            model_name=document.get("model", "logreg"),
+            state_path=state,
+            full=full,
+        )
 
 
 def _store(location: str | None) -> Any:
@@ -146,8 +178,10 @@ def _require_recipient(w3: Any, contracts: dict[str, str], document: dict[str, A
     partners = Deployment.at(w3, contracts).partners.functions
     registered = {Partner.read(partners.partnerOf(w3.to_checksum_address(a))).encryption_key for a in readers}
     if public not in registered:
-        raise AuditCannotRun(f"this key (X25519 {public.hex()[:16]}...) is not a recipient of this deployment: "
-                             f"updates are encrypted to its coordinator and auditors ({', '.join(readers)})")
+        raise AuditCannotRun(
+            f"this key (X25519 {public.hex()[:16]}...) is not a recipient of this deployment: "
+            f"updates are encrypted to its coordinator and auditors ({', '.join(readers)})"
+        )
 
 
 def _keystore_key(name: str) -> bytes:
@@ -162,10 +196,12 @@ def print_result(result: AuditResult, out: Console) -> None:
     """A table of every check's passes and failures, then the failures with their explanation."""
     passed = Counter(c.name for c in result.checks if c.ok)
     failed = Counter(c.name for c in result.checks if not c.ok)
-    table = Table(title=f"audit of chain {result.chain_id} at block {result.audited_at_block}: "
-                        f"{len(result.rounds_checked)} round(s) checked in full, {len(result.rounds_rechecked)} "
-                        "re-checked (artifacts re-fetched and re-hashed, other checks from earlier audits), "
-                        f"{len(result.rounds)} verified in all")  # fmt: skip
+    table = Table(
+        title=f"audit of chain {result.chain_id} at block {result.audited_at_block}: "
+        f"{len(result.rounds_checked)} round(s) checked in full, {len(result.rounds_rechecked)} "
+        "re-checked (artifacts re-fetched and re-hashed, other checks from earlier audits), "
+        f"{len(result.rounds)} verified in all"
+    )
     for column in ("check", "passed", "failed"):
         table.add_column(column, justify="left" if column == "check" else "right")
     for name in [*CHECK_NAMES, *sorted((set(passed) | set(failed)) - set(CHECK_NAMES))]:

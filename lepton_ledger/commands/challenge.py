@@ -61,7 +61,7 @@ from .workdir import (
 
 challenge_app = typer.Typer(
     help="Challenge a partner's update or the coordinator's results from a failed audit check; after the "
-         "arbiter's ruling (`arbiter rule`), slash and forfeit.",
+    "arbiter's ruling (`arbiter rule`), slash and forfeit.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,  # frames hold keys
 )
@@ -71,8 +71,13 @@ ChallengeId = Annotated[int, typer.Argument(metavar="CHALLENGE_ID", help="Challe
 
 def _pick_check(audit: dict[str, Any], agreement: int, round_id: int, partner: str) -> tuple[int, dict[str, Any]]:
     for i, check in enumerate(audit["checks"]):
-        if (isinstance(check, dict) and check.get("ok") is False and check.get("agreement_id") == agreement
-                and check.get("round") == round_id and str(check.get("partner", "")).lower() == partner.lower()):
+        if (
+            isinstance(check, dict)
+            and check.get("ok") is False
+            and check.get("agreement_id") == agreement
+            and check.get("round") == round_id
+            and str(check.get("partner", "")).lower() == partner.lower()
+        ):
             return i, check
     raise CommandError(f"the audit has no failed check of {partner} in round {round_id} of agreement {agreement}")
 
@@ -81,19 +86,34 @@ def _pick_check(audit: dict[str, Any], agreement: int, round_id: int, partner: s
 @reports_errors
 def raise_cmd(
     from_audit: Annotated[Path | None, typer.Option("--from-audit", help="An `audit --json-out` result.")] = None,
-    check: Annotated[int | None, typer.Option("--check", help="Index of a failed check in its \"checks\".")] = None,
+    check: Annotated[int | None, typer.Option("--check", help='Index of a failed check in its "checks".')] = None,
     agreement: Annotated[int | None, typer.Option("--agreement", help="Agreement id (instead of --check).")] = None,
     round_id: Annotated[int | None, typer.Option("--round", help="Round id (instead of --check).")] = None,
     partner: Annotated[str | None, typer.Option("--partner", help="Partner address (instead of --check).")] = None,
     evidence: Annotated[Path | None, typer.Option("--evidence", help="A JSON object file as the evidence.")] = None,
-    workdir: WorkdirOpt = None, as_role: AsOpt = None, key: SignerKeyOpt = None, rpc_url: RpcUrlOpt = None,
-    deployment: DeploymentOpt = None, ipfs: IpfsOpt = None, as_json: JsonOpt = False,
-) -> None:  # fmt: skip
+    workdir: WorkdirOpt = None,
+    as_role: AsOpt = None,
+    key: SignerKeyOpt = None,
+    rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None,
+    ipfs: IpfsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """An auditor challenges the coordinator's results (--from-audit alone, or with --agreement and --round), or one
     partner's update (--check, or --partner), committing to the failed checks (put to the store) by their digest."""
     if from_audit is not None and check is None and partner is None and evidence is None:
-        _raise_results(from_audit, agreement, round_id, workdir=workdir, as_role=as_role, key=key, rpc_url=rpc_url,
-                       deployment=deployment, ipfs=ipfs, as_json=as_json)  # fmt: skip
+        _raise_results(
+            from_audit,
+            agreement,
+            round_id,
+            workdir=workdir,
+            as_role=as_role,
+            key=key,
+            rpc_url=rpc_url,
+            deployment=deployment,
+            ipfs=ipfs,
+            as_json=as_json,
+        )
         return
     explicit = (agreement, round_id, partner)
     if check is not None:
@@ -106,8 +126,10 @@ def raise_cmd(
         picked = f"check {check} ({chosen['name']}) of {from_audit}"
     else:
         if any(v is None for v in explicit):
-            raise CommandError("say what to challenge: --from-audit FILE --check INDEX, or --agreement, --round and "
-                               "--partner (with --from-audit or --evidence)")  # fmt: skip
+            raise CommandError(
+                "say what to challenge: --from-audit FILE --check INDEX, or --agreement, --round and "
+                "--partner (with --from-audit or --evidence)"
+            )
         target = (agreement, round_id, partner)
         if (from_audit is None) == (evidence is None):
             raise CommandError("with --agreement/--round/--partner, give exactly one of --from-audit and --evidence")
@@ -116,51 +138,96 @@ def raise_cmd(
             picked = f"check {index} ({chosen['name']}) of {from_audit}"
         else:
             try:
-                chosen = load_json(read_bounded(evidence, FILE_BYTES), what=f"evidence file {evidence}", max_bytes=FILE_BYTES)
+                chosen = load_json(
+                    read_bounded(evidence, FILE_BYTES), what=f"evidence file {evidence}", max_bytes=FILE_BYTES
+                )
             except (ValueError, UnicodeDecodeError) as exc:
                 raise CommandError(f"evidence file {evidence} is not valid JSON: {exc}") from None
             picked = str(evidence)
     flow.challenge_input(*target, chosen)  # bad input is refused before the chain is started or reached
-    with signer(workdir=workdir, role=as_role, default_role="auditor", key=key, rpc_url=rpc_url,
-                deployment=deployment, ipfs=ipfs) as s:  # fmt: skip
-        result = flow.raise_challenge(s.tx, s.deployment, s.store, sender=need_sender(s), agreement_id=target[0],
-                                      round_id=target[1], partner=target[2], evidence=chosen)  # fmt: skip
+    with signer(
+        workdir=workdir,
+        role=as_role,
+        default_role="auditor",
+        key=key,
+        rpc_url=rpc_url,
+        deployment=deployment,
+        ipfs=ipfs,
+    ) as s:
+        result = flow.raise_challenge(
+            s.tx,
+            s.deployment,
+            s.store,
+            sender=need_sender(s),
+            agreement_id=target[0],
+            round_id=target[1],
+            partner=target[2],
+            evidence=chosen,
+        )
     d = result.details
-    print_tx(result, as_json,
-           f"challenge {result.challenge_id} raised against {d['partner']}, round {d['round']} of agreement "
-           f"{d['agreement_id']}",
-           f"evidence: {picked}, put as {d['evidence_cid']} (evidenceDigest {d['evidence_digest']})")  # fmt: skip
+    print_tx(
+        result,
+        as_json,
+        f"challenge {result.challenge_id} raised against {d['partner']}, round {d['round']} of agreement "
+        f"{d['agreement_id']}",
+        f"evidence: {picked}, put as {d['evidence_cid']} (evidenceDigest {d['evidence_digest']})",
+    )
 
 
-def _raise_results(from_audit: Path, agreement: int | None, round_id: int | None, *, workdir: Path | None,
-                   as_role: str | None, key: str | None, rpc_url: str | None, deployment: Path | None,
-                   ipfs: str | None, as_json: bool) -> None:  # fmt: skip
+def _raise_results(
+    from_audit: Path,
+    agreement: int | None,
+    round_id: int | None,
+    *,
+    workdir: Path | None,
+    as_role: str | None,
+    key: str | None,
+    rpc_url: str | None,
+    deployment: Path | None,
+    ipfs: str | None,
+    as_json: bool,
+) -> None:
     if (agreement is None) != (round_id is None):
         raise CommandError("to pick one round's results give both --agreement and --round (or neither, for all)")
     wanted = results.results_evidence(flow.load_audit(from_audit), agreement_id=agreement, round_id=round_id)
-    with signer(workdir=workdir, role=as_role, default_role="auditor", key=key, rpc_url=rpc_url,
-                deployment=deployment, ipfs=ipfs) as s:  # fmt: skip
+    with signer(
+        workdir=workdir,
+        role=as_role,
+        default_role="auditor",
+        key=key,
+        rpc_url=rpc_url,
+        deployment=deployment,
+        ipfs=ipfs,
+    ) as s:
         sent = results.raise_results_challenges(s.tx, s.deployment, s.store, sender=need_sender(s), wanted=wanted)
     if as_json:
         echo_json({"challenges": [r.to_dict() for r in sent]})
         return
     for r in sent:
         d = r.details
-        typer.echo(f"results challenge {r.challenge_id} raised against round {d['round']} of agreement "
-                   f"{d['agreement_id']} ({d['kind']}); evidence put as {d['evidence_cid']} (evidenceDigest "
-                   f"{d['evidence_digest']}); tx {r.tx_hash} (block {r.block})")  # fmt: skip
+        typer.echo(
+            f"results challenge {r.challenge_id} raised against round {d['round']} of agreement "
+            f"{d['agreement_id']} ({d['kind']}); evidence put as {d['evidence_cid']} (evidenceDigest "
+            f"{d['evidence_digest']}); tx {r.tx_hash} (block {r.block})"
+        )
 
 
 @challenge_app.command("claim-bond")
 @reports_errors
 def claim_bond_cmd(
     agreement: Annotated[int, typer.Argument(metavar="AGREEMENT", help="Agreement id.")],
-    workdir: WorkdirOpt = None, as_role: AsOpt = None, key: SignerKeyOpt = None, rpc_url: RpcUrlOpt = None,
-    deployment: DeploymentOpt = None, ipfs: IpfsOpt = None, as_json: JsonOpt = False,
-) -> None:  # fmt: skip
+    workdir: WorkdirOpt = None,
+    as_role: AsOpt = None,
+    key: SignerKeyOpt = None,
+    rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None,
+    ipfs: IpfsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """A party takes its share of the coordinator bonds slashed in AGREEMENT."""
-    with signer(workdir=workdir, role=as_role, default_role=None, key=key, rpc_url=rpc_url,
-                deployment=deployment, ipfs=ipfs) as s:  # fmt: skip
+    with signer(
+        workdir=workdir, role=as_role, default_role=None, key=key, rpc_url=rpc_url, deployment=deployment, ipfs=ipfs
+    ) as s:
         result = results.claim_bond_share(s.tx, s.deployment, sender=need_sender(s), agreement_id=agreement)
     d = result.details
     taken = fixed_point(int(d["amount"]), 18)
@@ -171,35 +238,67 @@ def claim_bond_cmd(
 @reports_errors
 def slash_cmd(
     challenge_id: ChallengeId,
-    workdir: WorkdirOpt = None, as_role: AsOpt = None, key: SignerKeyOpt = None, rpc_url: RpcUrlOpt = None,
-    deployment: DeploymentOpt = None, ipfs: IpfsOpt = None, as_json: JsonOpt = False,
-) -> None:  # fmt: skip
+    workdir: WorkdirOpt = None,
+    as_role: AsOpt = None,
+    key: SignerKeyOpt = None,
+    rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None,
+    ipfs: IpfsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Executes an upheld challenge after its round's dispute window: the partner's stake goes to the slash
     recipient. Anyone may send it."""
-    with signer(workdir=workdir, role=as_role, default_role="auditor", key=key, rpc_url=rpc_url,
-                deployment=deployment, ipfs=ipfs) as s:  # fmt: skip
+    with signer(
+        workdir=workdir,
+        role=as_role,
+        default_role="auditor",
+        key=key,
+        rpc_url=rpc_url,
+        deployment=deployment,
+        ipfs=ipfs,
+    ) as s:
         result = flow.slash(s.tx, s.deployment, sender=need_sender(s), challenge_id=challenge_id)
     d = result.details
-    print_tx(result, as_json, f"challenge {challenge_id} executed: stake of {d['partner']} "
-                              f"({fixed_point(int(d['amount']), 18)} tokens) sent to {d['recipient']}")  # fmt: skip
+    print_tx(
+        result,
+        as_json,
+        f"challenge {challenge_id} executed: stake of {d['partner']} "
+        f"({fixed_point(int(d['amount']), 18)} tokens) sent to {d['recipient']}",
+    )
 
 
 @challenge_app.command("forfeit")
 @reports_errors
 def forfeit_cmd(
     challenge_id: ChallengeId,
-    workdir: WorkdirOpt = None, as_role: AsOpt = None, key: SignerKeyOpt = None, rpc_url: RpcUrlOpt = None,
-    deployment: DeploymentOpt = None, ipfs: IpfsOpt = None, as_json: JsonOpt = False,
-) -> None:  # fmt: skip
+    workdir: WorkdirOpt = None,
+    as_role: AsOpt = None,
+    key: SignerKeyOpt = None,
+    rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None,
+    ipfs: IpfsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """After the slash: the partner's reward for the challenged round goes to the slash recipient (proof rebuilt
     from the round report). Anyone may send it."""
-    with signer(workdir=workdir, role=as_role, default_role="auditor", key=key, rpc_url=rpc_url,
-                deployment=deployment, ipfs=ipfs) as s:  # fmt: skip
+    with signer(
+        workdir=workdir,
+        role=as_role,
+        default_role="auditor",
+        key=key,
+        rpc_url=rpc_url,
+        deployment=deployment,
+        ipfs=ipfs,
+    ) as s:
         result = flow.forfeit_reward(s.tx, s.deployment, s.store, sender=need_sender(s), challenge_id=challenge_id)
     d = result.details
     amount = fixed_point(int(d["amount"]), 18)
-    print_tx(result, as_json, f"challenge {challenge_id}: reward of {d['partner']} for round {d['round']} "
-                              f"({amount} tokens) forfeited to {d['recipient']}")  # fmt: skip
+    print_tx(
+        result,
+        as_json,
+        f"challenge {challenge_id}: reward of {d['partner']} for round {d['round']} "
+        f"({amount} tokens) forfeited to {d['recipient']}",
+    )
 
 
 @challenge_app.command("prove-forgery")
@@ -207,40 +306,61 @@ def forfeit_cmd(
 def prove_forgery_cmd(
     agreement: Annotated[int, typer.Option("--agreement", help="Agreement id.")],
     round_id: Annotated[int, typer.Option("--round", help="Round id (batched mode).")],
-    workdir: WorkdirOpt = None, as_role: AsOpt = None, key: SignerKeyOpt = None, rpc_url: RpcUrlOpt = None,
-    deployment: DeploymentOpt = None, ipfs: IpfsOpt = None, as_json: JsonOpt = False,
-) -> None:  # fmt: skip
+    workdir: WorkdirOpt = None,
+    as_role: AsOpt = None,
+    key: SignerKeyOpt = None,
+    rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None,
+    ipfs: IpfsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """An auditor proves that an anchored batch holds a commitment its partner did not sign (the signature does
     not recover the partner, or the entry differs): RoundLedger.proveForgedCommitment(evidence, commitment,
     signature) for the first forged position found, which voids the round and revokes its payouts. Nothing is
     sent when no position is forged."""
     from ..challenges import forgery
 
-    with signer(workdir=workdir, role=as_role, default_role="auditor", key=key, rpc_url=rpc_url,
-                deployment=deployment, ipfs=ipfs) as s:  # fmt: skip
+    with signer(
+        workdir=workdir,
+        role=as_role,
+        default_role="auditor",
+        key=key,
+        rpc_url=rpc_url,
+        deployment=deployment,
+        ipfs=ipfs,
+    ) as s:
         found = forgery.find_forgeries(s.deployment, s.store, agreement, round_id)
         if not found:
-            raise CommandError(f"every anchored commitment of round {round_id} of agreement {agreement} is what its "
-                               "partner signed: there is no forgery to prove")  # fmt: skip
+            raise CommandError(
+                f"every anchored commitment of round {round_id} of agreement {agreement} is what its "
+                "partner signed: there is no forgery to prove"
+            )
         first = found[0]
         result = forgery.prove_forgery(s.tx, s.deployment, sender=need_sender(s), forgery=first)
-    print_tx(result, as_json,
-           f"round {round_id} of agreement {agreement} voided: batch {first.batch_index}, position {first.position} "
-           f"({first.partner}): {first.reason}")  # fmt: skip
+    print_tx(
+        result,
+        as_json,
+        f"round {round_id} of agreement {agreement} voided: batch {first.batch_index}, position {first.position} "
+        f"({first.partner}): {first.reason}",
+    )
 
 
 @challenge_app.command("show")
 @reports_errors
 def show_cmd(
-    challenge_id: Annotated[int | None, typer.Argument(
-        metavar="CHALLENGE_ID", help="One challenge; default: all.")] = None,
+    challenge_id: Annotated[
+        int | None, typer.Argument(metavar="CHALLENGE_ID", help="One challenge; default: all.")
+    ] = None,
     of_results: Annotated[bool, typer.Option("--results", help="The results challenges (ResultsCourt).")] = False,
-    workdir: WorkdirOpt = None, rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None,
+    workdir: WorkdirOpt = None,
+    rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None,
     as_json: JsonOpt = False,
-) -> None:  # fmt: skip
+) -> None:
     """The challenges on the ledger (or, with --results, of the coordinator's results) and their status."""
-    with signer(workdir=workdir, role=None, default_role=None, key=None, rpc_url=rpc_url, deployment=deployment,
-                ipfs=None) as s:  # fmt: skip
+    with signer(
+        workdir=workdir, role=None, default_role=None, key=None, rpc_url=rpc_url, deployment=deployment, ipfs=None
+    ) as s:
         if of_results:
             court = s.deployment.court.functions
             ids = [challenge_id] if challenge_id else range(1, int(court.challengeCount().call()) + 1)
@@ -251,9 +371,11 @@ def show_cmd(
             if not found:
                 typer.echo("no results challenge was raised")
             for r in found:
-                typer.echo(f"results challenge {r.challenge_id}: {r.status}, {r.kind} of round {r.round} of agreement "
-                           f"{r.agreement_id}, raised by {r.challenger} at chain time {r.raised_at}, evidence "
-                           f"0x{r.evidence_digest.hex()}")  # fmt: skip
+                typer.echo(
+                    f"results challenge {r.challenge_id}: {r.status}, {r.kind} of round {r.round} of agreement "
+                    f"{r.agreement_id}, raised by {r.challenger} at chain time {r.raised_at}, evidence "
+                    f"0x{r.evidence_digest.hex()}"
+                )
             return
         records = [flow.read_challenge(s.deployment, challenge_id)] if challenge_id else flow.challenges(s.deployment)
     if as_json:
@@ -262,9 +384,11 @@ def show_cmd(
     if not records:
         typer.echo("no challenge was raised")
     for r in records:
-        typer.echo(f"challenge {r.challenge_id}: {r.status}, {r.partner} in round {r.round} of agreement "
-                   f"{r.agreement_id}, raised by {r.challenger} at chain time {r.raised_at}, evidence "
-                   f"0x{r.evidence_digest.hex()}")  # fmt: skip
+        typer.echo(
+            f"challenge {r.challenge_id}: {r.status}, {r.partner} in round {r.round} of agreement "
+            f"{r.agreement_id}, raised by {r.challenger} at chain time {r.raised_at}, evidence "
+            f"0x{r.evidence_digest.hex()}"
+        )
 
 
 # -- hidden aliases: ruling is the arbiter's (`lepton-ledger arbiter rule|lapse`, commands/arbiter.py) -------------
@@ -272,20 +396,34 @@ def show_cmd(
 
 @challenge_app.command("resolve", hidden=True)
 def resolve_alias(
-    challenge_id: ChallengeId, upheld: UpholdOpt = None, reason: ReasonOpt = None,
-    workdir: WorkdirOpt = None, as_role: AsOpt = None, key: SignerKeyOpt = None, rpc_url: RpcUrlOpt = None,
-    deployment: DeploymentOpt = None, ipfs: IpfsOpt = None, as_json: JsonOpt = False,
-) -> None:  # fmt: skip
+    challenge_id: ChallengeId,
+    upheld: UpholdOpt = None,
+    reason: ReasonOpt = None,
+    workdir: WorkdirOpt = None,
+    as_role: AsOpt = None,
+    key: SignerKeyOpt = None,
+    rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None,
+    ipfs: IpfsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """`arbiter rule CHALLENGE`."""
     arbiter.rule(challenge_id, upheld, reason, None, False, workdir, as_role, key, rpc_url, deployment, ipfs, as_json)
 
 
 @challenge_app.command("rule", hidden=True)
 def rule_alias(
-    challenge_id: ChallengeId, upheld: UpholdOpt = None, reason: ReasonOpt = None,
-    workdir: WorkdirOpt = None, as_role: AsOpt = None, key: SignerKeyOpt = None, rpc_url: RpcUrlOpt = None,
-    deployment: DeploymentOpt = None, ipfs: IpfsOpt = None, as_json: JsonOpt = False,
-) -> None:  # fmt: skip
+    challenge_id: ChallengeId,
+    upheld: UpholdOpt = None,
+    reason: ReasonOpt = None,
+    workdir: WorkdirOpt = None,
+    as_role: AsOpt = None,
+    key: SignerKeyOpt = None,
+    rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None,
+    ipfs: IpfsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """`arbiter rule CHALLENGE --results`."""
     arbiter.rule(challenge_id, upheld, reason, None, True, workdir, as_role, key, rpc_url, deployment, ipfs, as_json)
 
@@ -293,8 +431,13 @@ def rule_alias(
 @challenge_app.command("lapse", hidden=True)
 def lapse_alias(
     challenge_id: ChallengeId,
-    workdir: WorkdirOpt = None, as_role: AsOpt = None, key: SignerKeyOpt = None, rpc_url: RpcUrlOpt = None,
-    deployment: DeploymentOpt = None, ipfs: IpfsOpt = None, as_json: JsonOpt = False,
-) -> None:  # fmt: skip
+    workdir: WorkdirOpt = None,
+    as_role: AsOpt = None,
+    key: SignerKeyOpt = None,
+    rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None,
+    ipfs: IpfsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """`arbiter lapse CHALLENGE --results`."""
     arbiter.lapse(challenge_id, True, workdir, as_role, key, rpc_url, deployment, ipfs, as_json)

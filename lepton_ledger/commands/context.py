@@ -61,18 +61,24 @@ __all__ = [
 
 RpcUrlOpt = Annotated[
     str | None,
-    typer.Option("--rpc-url", envvar="LEPTON_RPC_URL", show_envvar=True,
-                 help="JSON-RPC URL of the chain; default: the embedded anvil (state under the data directory)."),
-]  # fmt: skip
+    typer.Option(
+        "--rpc-url",
+        envvar="LEPTON_RPC_URL",
+        show_envvar=True,
+        help="JSON-RPC URL of the chain; default: the embedded anvil (state under the data directory).",
+    ),
+]
 DeploymentOpt = Annotated[
     Path | None, typer.Option("--deployment", help="deployment.json to use; default: <data dir>/deployment.json.")
 ]
-KeyOpt = Annotated[str, typer.Option("--key", help="Keystore identity that signs (password: $LEPTON_KEYSTORE_PASSWORD "
-                                                   "or a prompt).")]  # fmt: skip
+KeyOpt = Annotated[
+    str, typer.Option("--key", help="Keystore identity that signs (password: $LEPTON_KEYSTORE_PASSWORD or a prompt).")
+]
 IpfsOpt = Annotated[
     str | None,
     typer.Option("--ipfs", help="Block store: a directory or a Kubo RPC URL; default: the embedded store."),
 ]
+
 
 def default_deployment_path() -> Path:
     return settings.data_dir() / "deployment.json"
@@ -147,7 +153,7 @@ def load_deployment_document(path: Path) -> dict[str, Any]:
     except (ValueError, UnicodeDecodeError):
         raise CommandError(f"deployment file {path} is not valid JSON") from None
     if not isinstance(document, dict) or not isinstance(document.get("contracts"), dict):
-        raise CommandError(f"deployment file {path} has no \"contracts\" member")
+        raise CommandError(f'deployment file {path} has no "contracts" member')
     return document
 
 
@@ -182,8 +188,11 @@ class Session:
 
             # A folder named by --ipfs must be there: a typo would otherwise start an empty store, and every
             # artifact would then read as missing.
-            if self.ipfs is not None and not self.ipfs.startswith(("http://", "https://")) and \
-                    not Path(self.ipfs).expanduser().is_dir():  # fmt: skip
+            if (
+                self.ipfs is not None
+                and not self.ipfs.startswith(("http://", "https://"))
+                and not Path(self.ipfs).expanduser().is_dir()
+            ):
                 raise CommandError(f"--ipfs {self.ipfs}: no such folder (a block store folder or a Kubo RPC URL)")
             self._store = open_store(self.ipfs)
         return self._store
@@ -212,8 +221,11 @@ class Session:
         """``AgreementRegistry.agreementState``; CommandError naming the agreement when it does not exist."""
         if agreement_id < 1:
             raise CommandError(f"agreement ids start at 1, not {agreement_id}")
-        return AgreementState.decode(read_call(self.deployment.agreements.functions.agreementState(agreement_id),
-                                               f"unknown agreement {agreement_id}"))  # fmt: skip
+        return AgreementState.decode(
+            read_call(
+                self.deployment.agreements.functions.agreementState(agreement_id), f"unknown agreement {agreement_id}"
+            )
+        )
 
     def require_party(self, agreement_id: int, address: str) -> None:
         self.agreement_state(agreement_id)
@@ -237,8 +249,11 @@ class Session:
 
 def no_gas_message(w3: Any, address: str, name: str) -> str:
     """Why `address` cannot send, and how it gets ether (on the local node, ``node fund``)."""
-    how = (f"; on the local node: lepton-ledger node fund --key {name}" if not settings.rpc_url() and
-           w3.eth.chain_id == 31337 else "; send it some ether on that chain")  # fmt: skip
+    how = (
+        f"; on the local node: lepton-ledger node fund --key {name}"
+        if not settings.rpc_url() and w3.eth.chain_id == 31337
+        else "; send it some ether on that chain"
+    )
     return f"{address} ({name}) has no ether to pay gas on chain {w3.eth.chain_id}{how}"
 
 
@@ -278,16 +293,19 @@ def _require_linked(d: Any, path: Path) -> None:
         except Exception:  # noqa: BLE001 -- a revert, undecodable output: any of them means "not that contract"
             answer = _NO_ANSWER
         if answer is _NO_ANSWER or (expected is not None and answer != expected):
-            raise CommandError(f"{path}: the {name} address {contract.address} does not hold this deployment's "
-                               f"{name} (addresses swapped or from another deployment?)")  # fmt: skip
+            raise CommandError(
+                f"{path}: the {name} address {contract.address} does not hold this deployment's "
+                f"{name} (addresses swapped or from another deployment?)"
+            )
 
 
 _NO_ANSWER = object()
 
 
 @contextmanager
-def open_session(*, rpc_url: str | None, deployment: Path | None, key: str | None, ipfs: str | None = None,
-                 sends: bool = True) -> Iterator[Session]:  # fmt: skip
+def open_session(
+    *, rpc_url: str | None, deployment: Path | None, key: str | None, ipfs: str | None = None, sends: bool = True
+) -> Iterator[Session]:
     """Reads the deployment file, unlocks `key`, connects (RPC URL or embedded anvil), binds the contracts and
     checks they are there: each failure, in that order, before anything is sent. With `sends`, also refuses a
     signer without ether for gas."""
@@ -304,8 +322,9 @@ def open_session(*, rpc_url: str | None, deployment: Path | None, key: str | Non
             # dispute window that has ended) see the present.
             w3.provider.make_request("evm_mine", [])
         bound = bind_deployment(w3, document, path)
-        session = Session(w3=w3, deployment=bound, document=document, deployment_path=path, identity=identity,
-                          ipfs=ipfs)  # fmt: skip
+        session = Session(
+            w3=w3, deployment=bound, document=document, deployment_path=path, identity=identity, ipfs=ipfs
+        )
         session.tx = Transactor(w3, [identity.account] if identity else [])
         if identity is not None and sends:
             session.require_gas()
@@ -333,4 +352,3 @@ def fixed_point(value: int, decimals: int) -> str:
 
 def echo_json(document: dict[str, Any]) -> None:
     typer.echo(json.dumps(document, indent=2, sort_keys=True))
-

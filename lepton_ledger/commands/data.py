@@ -16,8 +16,17 @@ import typer
 
 from .context import CommandError
 
-__all__ = ["CsvOpt", "DatasetOpt", "LabelColumnOpt", "NumClassesOpt", "PartitionOpt", "PartitionsOpt", "SeedOpt",
-           "eval_data", "partner_data"]  # fmt: skip
+__all__ = [
+    "CsvOpt",
+    "DatasetOpt",
+    "LabelColumnOpt",
+    "NumClassesOpt",
+    "PartitionOpt",
+    "PartitionsOpt",
+    "SeedOpt",
+    "eval_data",
+    "partner_data",
+]
 
 DatasetOpt = Annotated[str, typer.Option("--dataset", help="scikit-learn data set: digits, breast_cancer or wine.")]
 PartitionOpt = Annotated[int, typer.Option("--partition", min=0, help="This partner's partition (0-based).")]
@@ -34,8 +43,16 @@ def _split(dataset: str, partitions: int, seed: int) -> Any:
     return make_federated(dataset, num_partners=partitions, seed=seed, alpha=None, eval_fraction=0.2)
 
 
-def partner_data(*, dataset: str, partition: int, partitions: int, seed: int, csv: Path | None, label_column: str,
-                 num_classes: int | None) -> Any:  # fmt: skip
+def partner_data(
+    *,
+    dataset: str,
+    partition: int,
+    partitions: int,
+    seed: int,
+    csv: Path | None,
+    label_column: str,
+    num_classes: int | None,
+) -> Any:
     """The partner's training data (``fl.TabularData``).
 
     Raises:
@@ -51,8 +68,9 @@ def partner_data(*, dataset: str, partition: int, partitions: int, seed: int, cs
     return _split(dataset, partitions, seed).partners[partition]
 
 
-def eval_data(*, dataset: str, partitions: int, seed: int, csv: Path | None, label_column: str,
-              num_classes: int | None) -> Any:  # fmt: skip
+def eval_data(
+    *, dataset: str, partitions: int, seed: int, csv: Path | None, label_column: str, num_classes: int | None
+) -> Any:
     """The coordinator's held-out evaluation set (``fl.TabularData``); raises as :func:`partner_data`."""
     if csv is not None:
         from ..fl.data import from_csv

@@ -31,18 +31,36 @@ __all__ = ["deploy", "deploy_app", "deploy_ledger"]
 deploy_app = typer.Typer(pretty_exceptions_show_locals=False, add_completion=False)
 
 
-def deploy_ledger(tx: Any, *, admin: str, coordinator: str, auditors: list[str], slash_recipient: str,
-                  dispute_window: int, with_token: bool = False,
-                  mints: dict[str, int] | None = None) -> tuple[Any, dict[str, Any]]:  # fmt: skip
+def deploy_ledger(
+    tx: Any,
+    *,
+    admin: str,
+    coordinator: str,
+    auditors: list[str],
+    slash_recipient: str,
+    dispute_window: int,
+    with_token: bool = False,
+    mints: dict[str, int] | None = None,
+) -> tuple[Any, dict[str, Any]]:
     """Deploys the system (and a reward token) from `admin`, mints, and returns ``(deployment, extra)`` where
     `extra` is what the deployment file holds beside the addresses."""
     from ..chain.artifacts import load_artifact
     from ..chain.deployment import deploy_system
 
-    deployment = deploy_system(tx, admin=admin, coordinator=coordinator, auditors=auditors,
-                               slash_recipient=slash_recipient, dispute_window=dispute_window)  # fmt: skip
-    extra: dict[str, Any] = {"admin": admin, "coordinator": coordinator, "auditors": auditors,
-                             "dispute_window": dispute_window}  # fmt: skip
+    deployment = deploy_system(
+        tx,
+        admin=admin,
+        coordinator=coordinator,
+        auditors=auditors,
+        slash_recipient=slash_recipient,
+        dispute_window=dispute_window,
+    )
+    extra: dict[str, Any] = {
+        "admin": admin,
+        "coordinator": coordinator,
+        "auditors": auditors,
+        "dispute_window": dispute_window,
+    }
     if with_token:
         token = tx.deploy(load_artifact("LeptonToken"), "Lepton Reward", "LRW", admin, sender=admin)
         for holder, amount in (mints or {}).items():
@@ -74,8 +92,9 @@ def deploy(
     key: KeyOpt,
     rpc_url: RpcUrlOpt = None,
     deployment: DeploymentOpt = None,
-    coordinator: Annotated[str | None, typer.Option(
-        help="Address granted COORDINATOR_ROLE and the registrar role; default: --key's.")] = None,
+    coordinator: Annotated[
+        str | None, typer.Option(help="Address granted COORDINATOR_ROLE and the registrar role; default: --key's.")
+    ] = None,
     auditor: Annotated[list[str] | None, typer.Option(help="Address granted AUDITOR_ROLE (repeatable).")] = None,
     slash_recipient: Annotated[str | None, typer.Option(help="Receives slashed stakes; default: --key's.")] = None,
     dispute_window: Annotated[int, typer.Option(min=1, help="Seconds from finalization to claims.")] = 3600,
@@ -111,13 +130,24 @@ def deploy(
             raise CommandError(no_gas_message(w3, admin, key))
         typer.echo(f"chain {w3.eth.chain_id} ({rpc_url or settings.rpc_url() or 'the local node'}), admin {admin}")
         tx = Transactor(w3, [identity.account])
-        deployed, extra = deploy_ledger(tx, admin=admin, coordinator=coordinator_address or admin, auditors=auditors,
-                                        slash_recipient=slash_address or admin, dispute_window=dispute_window,
-                                        with_token=with_token, mints=mints)  # fmt: skip
+        deployed, extra = deploy_ledger(
+            tx,
+            admin=admin,
+            coordinator=coordinator_address or admin,
+            auditors=auditors,
+            slash_recipient=slash_address or admin,
+            dispute_window=dispute_window,
+            with_token=with_token,
+            mints=mints,
+        )
         # What `coordinator open` evaluates on by default, so that `audit` can rebuild it from this file as it is;
         # `open` rewrites it when it evaluates on something else.
-        deployed.write(path, rpc_url=rpc_url or "", chain_id=w3.eth.chain_id,
-                       extra={**extra, "eval_set": eval_set_spec("digits", 0), "model": "logreg"})
+        deployed.write(
+            path,
+            rpc_url=rpc_url or "",
+            chain_id=w3.eth.chain_id,
+            extra={**extra, "eval_set": eval_set_spec("digits", 0), "model": "logreg"},
+        )
     token = {"LeptonToken": extra["reward_token"]} if with_token else {}
     for name, address in {**deployed.addresses(), **token}.items():
         typer.echo(f"{name}: {address}")

@@ -42,9 +42,7 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 # Every put and transaction is recorded before it happens (the outbox): rerunning picks up where it stopped.
-INTERRUPTED = (
-    "interrupted; what was recorded is kept: run the same command again to resume"
-)
+INTERRUPTED = "interrupted; what was recorded is kept: run the same command again to resume"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -69,27 +67,17 @@ def error_line(exc: BaseException) -> str | None:
         return f"the contract refused: {human_revert(exc)}"
     if isinstance(exc, LeptonError):
         return str(exc)
-    if isinstance(
-        exc, (ContractCustomError, ContractLogicError)
-    ):  # a call outside the Transactor
+    if isinstance(exc, (ContractCustomError, ContractLogicError)):  # a call outside the Transactor
         from ..chain.transactions import decode_revert, human_revert
 
         decoded = decode_revert(getattr(exc, "data", None))
         return f"the contract refused: {human_revert(decoded) if decoded else exc}"
-    if isinstance(
-        exc, OSError
-    ):  # a --csv, --terms-file, key or output file that cannot be read or written
-        return (
-            f"{exc.strerror or exc}: {exc.filename}"
-            if exc.filename
-            else str(exc.strerror or exc)
-        )
+    if isinstance(exc, OSError):  # a --csv, --terms-file, key or output file that cannot be read or written
+        return f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc.strerror or exc)
     return None
 
 
-def reports_errors(
-    command: F | None = None, *, code: int = EXIT_REFUSED, prefix: str = ""
-) -> Any:
+def reports_errors(command: F | None = None, *, code: int = EXIT_REFUSED, prefix: str = "") -> Any:
     """Decorates a command so that its failures follow the scheme above (`code`: the exit code of a refusal,
     `prefix`: what the line starts with). Usable bare (``@reports_errors``) or with arguments."""
 

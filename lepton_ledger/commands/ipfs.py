@@ -21,7 +21,9 @@ __all__ = ["ipfs_app"]
 if TYPE_CHECKING:  # the store loads on first use: --help stays fast
     from ..storage.local import LocalStore
 
-ipfs_app = typer.Typer(help="Content-addressed storage with kubo-identical CIDs (local block store).", no_args_is_help=True)
+ipfs_app = typer.Typer(
+    help="Content-addressed storage with kubo-identical CIDs (local block store).", no_args_is_help=True
+)
 
 
 def _store() -> LocalStore:
@@ -97,8 +99,9 @@ def export_car_cmd(
 @reports_errors
 def import_car_cmd(
     car: Annotated[Path, typer.Argument(metavar="CAR", help="CAR v1 file to import.")],
-    max_bytes: Annotated[int, typer.Option("--max-bytes", min=0, help="Refuse a CAR with more bytes of blocks.")]
-    = DEFAULT_MAX_FILE_BYTES,
+    max_bytes: Annotated[
+        int, typer.Option("--max-bytes", min=0, help="Refuse a CAR with more bytes of blocks.")
+    ] = DEFAULT_MAX_FILE_BYTES,
 ) -> None:
     """Imports a CAR v1 file, verifying every block, pins its roots and prints them, one a line."""
     from ..storage.car import import_car

@@ -59,8 +59,10 @@ def create_cmd(name: Name) -> None:
         raise IdentityExists(name)
     identity = store.create(name, password(confirm=True))
     _print_identity(identity)
-    typer.echo(f"a new key holds no ether: on the local node, `lepton-ledger node fund --key {name}` gives it "
-               "development ether for gas; on another chain, send it some")
+    typer.echo(
+        f"a new key holds no ether: on the local node, `lepton-ledger node fund --key {name}` gives it "
+        "development ether for gas; on another chain, send it some"
+    )
 
 
 @keys_app.command("import")

@@ -17,9 +17,11 @@ __all__ = ["node_app", "parse_duration"]
 
 node_app = typer.Typer(
     help="The local development chain (one anvil per data directory, shared by every command): start, stop, "
-         "status; fund a key with development ether; move its clock.",
-    no_args_is_help=True, pretty_exceptions_show_locals=False, add_completion=False,
-)  # fmt: skip
+    "status; fund a key with development ether; move its clock.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -34,8 +36,10 @@ def parse_duration(value: str) -> int:
         raise CommandError(f"--advance takes a positive duration such as 90s, 15m, 1h or 2d, not {value!r}")
     seconds = int(match[1]) * _UNITS[match[2] or "s"]
     if seconds > MAX_ADVANCE:
-        raise CommandError(f"--advance {value} is more than {MAX_ADVANCE // 86400} days: the chain's dates would "
-                           "leave the calendar every command prints")  # fmt: skip
+        raise CommandError(
+            f"--advance {value} is more than {MAX_ADVANCE // 86400} days: the chain's dates would "
+            "leave the calendar every command prints"
+        )
     return seconds
 
 
@@ -63,8 +67,11 @@ def stop() -> None:
     from ..chain import node
 
     info = node.stop()
-    typer.echo("no local node runs" if info is None else f"stopped the local node on {info.url}; chain saved to "
-                                                           f"{info.state_file}")  # fmt: skip
+    typer.echo(
+        "no local node runs"
+        if info is None
+        else f"stopped the local node on {info.url}; chain saved to {info.state_file}"
+    )
 
 
 @node_app.command("status")
@@ -75,14 +82,18 @@ def status() -> None:
 
     info = node.status()
     if info is None:
-        typer.echo(f"no local node runs for {node.chain_dir().parent} (`lepton-ledger node start` starts one; "
-                   "any command that needs the chain does too)")  # fmt: skip
+        typer.echo(
+            f"no local node runs for {node.chain_dir().parent} (`lepton-ledger node start` starts one; "
+            "any command that needs the chain does too)"
+        )
         raise typer.Exit(3)
     from web3 import HTTPProvider, Web3
 
     latest = Web3(HTTPProvider(info.url)).eth.get_block("latest")
-    typer.echo(f"local node on {info.url}: chain {info.chain_id}, pid {info.pid}, block {latest['number']} "
-               f"at {utc(int(latest['timestamp']))}, state {info.state_file}")  # fmt: skip
+    typer.echo(
+        f"local node on {info.url}: chain {info.chain_id}, pid {info.pid}, block {latest['number']} "
+        f"at {utc(int(latest['timestamp']))}, state {info.state_file}"
+    )
 
 
 @node_app.command("fund")
@@ -139,4 +150,3 @@ def time_(
             w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
             stamp = int(w3.eth.get_block("latest")["timestamp"])
     typer.echo(f"block time now {utc(stamp)}" + (f" ({advance} later)" if advance else ""))
-

@@ -60,9 +60,11 @@ RELAY_FILE_VERSION = 1
 
 partner_app = typer.Typer(
     help="A partner's steps: register, sign an agreement, stake, train and submit (or sign) a round's update, claim, "
-         "status.",
-    no_args_is_help=True, pretty_exceptions_show_locals=False, add_completion=False,
-)  # fmt: skip
+    "status.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
 
 AgreementArg = Annotated[int, typer.Argument(metavar="AGREEMENT", help="Agreement id.")]
 ReadKeyOpt = Annotated[str | None, typer.Option("--key", help="Keystore identity (only its address is read).")]
@@ -83,8 +85,10 @@ def register(
     name: Annotated[str, typer.Option(help="Profile: the organisation's name.")],
     contact: Annotated[str, typer.Option(help="Profile: a contact address.")] = "",
     field: Annotated[list[str] | None, typer.Option(help="Profile: another KEY=VALUE field (repeatable).")] = None,
-    rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None, ipfs: IpfsOpt = None,
-) -> None:  # fmt: skip
+    rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None,
+    ipfs: IpfsOpt = None,
+) -> None:
     """Register --key's account in the PartnerRegistry with its profile and its X25519 key.
 
     Sends PartnerRegistry.register(profile digest, X25519 public key) from --key. The profile document (JSON,
@@ -114,12 +118,18 @@ def _signing_checks(s: Any, agreement_id: int) -> int:
     s.require_party(agreement_id, s.address)
     require(state.status is not AgreementStatus.TERMINATED, f"agreement {agreement_id} is terminated")
     # A version awaits signatures while it is the latest and not (yet) in force: a proposal or an amendment.
-    require(state.version != state.active_version, f"agreement {agreement_id} has no version awaiting signatures "
-                                                   f"(version {state.active_version} is in force)")  # fmt: skip
-    require(not s.deployment.agreements.functions.hasExited(agreement_id, s.address).call(),
-            f"{s.address} has exited agreement {agreement_id} and can sign no later version")  # fmt: skip
-    require(bool(s.deployment.partners.functions.isApproved(s.address).call()),
-            f"{s.address} is not an approved partner yet (the coordinator runs `coordinator approve`)")  # fmt: skip
+    require(
+        state.version != state.active_version,
+        f"agreement {agreement_id} has no version awaiting signatures (version {state.active_version} is in force)",
+    )
+    require(
+        not s.deployment.agreements.functions.hasExited(agreement_id, s.address).call(),
+        f"{s.address} has exited agreement {agreement_id} and can sign no later version",
+    )
+    require(
+        bool(s.deployment.partners.functions.isApproved(s.address).call()),
+        f"{s.address} is not an approved partner yet (the coordinator runs `coordinator approve`)",
+    )
     version = state.version
     signed = s.deployment.agreements.functions.hasSigned(agreement_id, version, s.address).call()
     require(not signed, f"{s.address} has already signed version {version} of agreement {agreement_id}")
@@ -129,12 +139,16 @@ def _signing_checks(s: Any, agreement_id: int) -> int:
 @partner_app.command("sign")
 @reports_errors
 def sign(
-    agreement: AgreementArg, key: KeyOpt,
-    relay_to_file: Annotated[Path | None, typer.Option(
-        help="Write an EIP-712 signature to this file for a relayer instead of sending a transaction.")] = None,
+    agreement: AgreementArg,
+    key: KeyOpt,
+    relay_to_file: Annotated[
+        Path | None,
+        typer.Option(help="Write an EIP-712 signature to this file for a relayer instead of sending a transaction."),
+    ] = None,
     ttl: Annotated[int, typer.Option(min=60, help="With --relay-to-file: seconds the signature stays valid.")] = 86400,
-    rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None,
-) -> None:  # fmt: skip
+    rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None,
+) -> None:
     """Sign the current version of AGREEMENT's terms.
 
     Sends AgreementRegistry.sign(AGREEMENT) from --key; with --relay-to-file, sends nothing: writes --key's
@@ -151,22 +165,31 @@ def sign(
             return
         deadline = int(s.w3.eth.get_block("latest")["timestamp"]) + ttl
         digest = s.deployment.agreements.functions.signingDigest(agreement, s.address, deadline).call()
-        document = {"version": RELAY_FILE_VERSION, "chain_id": s.w3.eth.chain_id,
-                    "agreement_registry": s.deployment.agreements.address, "agreement_id": agreement,
-                    "party": s.address, "deadline": deadline,
-                    "signature": "0x" + sign_digest(bytes(s.account.key), bytes(digest)).hex()}  # fmt: skip
+        document = {
+            "version": RELAY_FILE_VERSION,
+            "chain_id": s.w3.eth.chain_id,
+            "agreement_registry": s.deployment.agreements.address,
+            "agreement_id": agreement,
+            "party": s.address,
+            "deadline": deadline,
+            "signature": "0x" + sign_digest(bytes(s.account.key), bytes(digest)).hex(),
+        }
     relay_to_file.write_text(json.dumps(document, indent=2) + "\n")
-    typer.echo(f"wrote the EIP-712 signature of {s.address} for agreement {agreement} to {relay_to_file} "
-               f"(valid until {deadline})")  # fmt: skip
+    typer.echo(
+        f"wrote the EIP-712 signature of {s.address} for agreement {agreement} to {relay_to_file} "
+        f"(valid until {deadline})"
+    )
 
 
 @partner_app.command("stake")
 @reports_errors
 def stake(
-    agreement: AgreementArg, key: KeyOpt,
+    agreement: AgreementArg,
+    key: KeyOpt,
     amount: Annotated[str | None, typer.Option(help="Tokens to stake; default: what the required stake lacks.")] = None,
-    rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None,
-) -> None:  # fmt: skip
+    rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None,
+) -> None:
     """Stake collateral in AGREEMENT's reward token.
 
     Sends, from --key: ERC20.approve(RewardVault, amount) on the agreement's reward token, then
@@ -180,16 +203,24 @@ def stake(
         held = int(s.deployment.vault.functions.stakeOf(agreement, s.address).call())
         value = parse_tokens(amount, "--amount") if amount is not None else max(0, terms.required_stake - held)
         require(value > 0 or amount is None, f"--amount must be more than 0, not {amount!r}")
-        require(value > 0, f"{s.address} already holds {fixed_point(held, TOKEN_DECIMALS)} staked (required "
-                           f"{fixed_point(terms.required_stake, TOKEN_DECIMALS)}); pass --amount to add "
-                           "more")  # fmt: skip
+        require(
+            value > 0,
+            f"{s.address} already holds {fixed_point(held, TOKEN_DECIMALS)} staked (required "
+            f"{fixed_point(terms.required_stake, TOKEN_DECIMALS)}); pass --amount to add "
+            "more",
+        )
         token = s.token(terms.reward_token)
         balance = int(token.functions.balanceOf(s.address).call())
-        require(balance >= value, f"{s.address} holds {fixed_point(balance, TOKEN_DECIMALS)} of the reward token, "
-                                  f"cannot stake {fixed_point(value, TOKEN_DECIMALS)}")  # fmt: skip
+        require(
+            balance >= value,
+            f"{s.address} holds {fixed_point(balance, TOKEN_DECIMALS)} of the reward token, "
+            f"cannot stake {fixed_point(value, TOKEN_DECIMALS)}",
+        )
         activated = agreements.stake(s.tx, s.deployment, token, agreement, s.address, value)
-    typer.echo(f"{s.address} staked {fixed_point(value, TOKEN_DECIMALS)} in agreement {agreement}"
-               + (": the agreement is now active" if activated else ""))  # fmt: skip
+    typer.echo(
+        f"{s.address} staked {fixed_point(value, TOKEN_DECIMALS)} in agreement {agreement}"
+        + (": the agreement is now active" if activated else "")
+    )
 
 
 ModelOpt = Annotated[str | None, typer.Option(help="Model name; default: the terms document's, else logreg.")]
@@ -199,15 +230,39 @@ LrOpt = Annotated[float, typer.Option(min=0.0, help="Learning rate.")]
 ClipOpt = Annotated[float, typer.Option(min=0.0, help="DP-SGD per-sample clipping norm.")]
 NoiseOpt = Annotated[float, typer.Option(min=0.0, help="DP-SGD noise multiplier.")]
 TrainSeedOpt = Annotated[int, typer.Option(help="Seed of local training.")]
-RecipientOpt = Annotated[list[str] | None, typer.Option(
-    help="Address an update is encrypted to (repeatable); default: the deployment's coordinator and auditors.")]
+RecipientOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="Address an update is encrypted to (repeatable); default: the deployment's coordinator and auditors."
+    ),
+]
 
 
-def _train(*, agreement: int, key: str, dataset: str, partition: int, partitions: int, seed: int, csv: Path | None,
-           label_column: str, num_classes: int | None, model: str | None, epochs: int, batch_size: int, lr: float,
-           max_grad_norm: float, noise_multiplier: float, train_seed: int, recipient: list[str] | None,
-           rpc_url: str | None, deployment: Path | None, ipfs: str | None, batched: bool,
-           service: str | None = None) -> tuple[int, Any, Any, Any]:  # fmt: skip
+def _train(
+    *,
+    agreement: int,
+    key: str,
+    dataset: str,
+    partition: int,
+    partitions: int,
+    seed: int,
+    csv: Path | None,
+    label_column: str,
+    num_classes: int | None,
+    model: str | None,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    max_grad_norm: float,
+    noise_multiplier: float,
+    train_seed: int,
+    recipient: list[str] | None,
+    rpc_url: str | None,
+    deployment: Path | None,
+    ipfs: str | None,
+    batched: bool,
+    service: str | None = None,
+) -> tuple[int, Any, Any, Any]:
     """Steps 2-4 of a round for --key: ``(round, Submission or (SignedCommitment, its document), accountant,
     terms)``. With `service` (a ledger service's URL), the store and the relay of transactions are that service's
     (``api.client``); the chain is still read through the session's own node."""
@@ -216,11 +271,19 @@ def _train(*, agreement: int, key: str, dataset: str, partition: int, partitions
     from ..workers import open_executor
     from .data import partner_data
 
-    data = partner_data(dataset=dataset, partition=partition, partitions=partitions, seed=seed, csv=csv,
-                        label_column=label_column, num_classes=num_classes)  # fmt: skip
+    data = partner_data(
+        dataset=dataset,
+        partition=partition,
+        partitions=partitions,
+        seed=seed,
+        csv=csv,
+        label_column=label_column,
+        num_classes=num_classes,
+    )
     with ExitStack() as stack:
-        s = stack.enter_context(open_session(rpc_url=rpc_url, deployment=deployment, key=key, ipfs=ipfs,
-                                             sends=not batched))  # fmt: skip
+        s = stack.enter_context(
+            open_session(rpc_url=rpc_url, deployment=deployment, key=key, ipfs=ipfs, sends=not batched)
+        )
         s.require_party(agreement, s.address)
         ledger = s.deployment.ledger.functions
         round_id = int(ledger.openRoundOf(agreement).call())
@@ -231,12 +294,16 @@ def _train(*, agreement: int, key: str, dataset: str, partition: int, partitions
         _refuse_what_the_chain_would(s, agreement, round_id, batched=batched)
         # A round a crash interrupted before its transaction is not refused: the same command resumes it (outbox).
         recipients = [parse_address(r, "--recipient") for r in recipient or []] or [
-            s.document.get("coordinator"), *s.document.get("auditors", [])]  # fmt: skip
+            s.document.get("coordinator"),
+            *s.document.get("auditors", []),
+        ]
         require(all(recipients), f"no recipients: {s.deployment_path} names no coordinator; pass --recipient")
         for address in recipients:
             key_bytes = Partner.read(s.deployment.partners.functions.partnerOf(address)).encryption_key
-            require(any(key_bytes), f"recipient {address} has no X25519 key in the PartnerRegistry "
-                                    "(it runs `partner register` first)")  # fmt: skip
+            require(
+                any(key_bytes),
+                f"recipient {address} has no X25519 key in the PartnerRegistry (it runs `partner register` first)",
+            )
         if service is not None:
             from ..api.client import ServiceClient
 
@@ -246,19 +313,37 @@ def _train(*, agreement: int, key: str, dataset: str, partition: int, partitions
             store, tx = s.store, s.tx
         terms = Terms.read(s.deployment.agreements.functions.terms(agreement))
         model = model or (terms_document(store, terms) or {}).get("model", "logreg")
-        settings = TrainingSettings(model=model, epochs=epochs, batch_size=batch_size, lr=lr,
-                                    max_grad_norm=max_grad_norm, noise_multiplier=noise_multiplier, seed=train_seed)
+        settings = TrainingSettings(
+            model=model,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            max_grad_norm=max_grad_norm,
+            noise_multiplier=noise_multiplier,
+            seed=train_seed,
+        )
         envelope, _ = _recorded(s, agreement, round_id)
         if envelope is not None and envelope.payload.get("options", settings.options()) != settings.options():
-            typer.echo(f"note: round {round_id}'s update was trained before ({_options(envelope.payload['options'])}); "
-                       "resuming that one: the options given now are not used", err=True)  # fmt: skip
+            typer.echo(
+                f"note: round {round_id}'s update was trained before ({_options(envelope.payload['options'])}); "
+                "resuming that one: the options given now are not used",
+                err=True,
+            )
         accountant = fresh_accountant(s.deployment, agreement, s.address)
         # One update to train: in this process (a worker pool would cost seconds to start), or in Ray when
         # $LEPTON_RAY_ADDRESS is set.
         with open_executor(in_process=True) as executor:
-            partner = build_partner(account=s.account, tx=tx, deployment=s.deployment, store=store,
-                                    accountant=accountant, data=data, executor=executor, settings=settings,
-                                    accountant_path=_accountant_file(s, agreement, s.address))  # fmt: skip
+            partner = build_partner(
+                account=s.account,
+                tx=tx,
+                deployment=s.deployment,
+                store=store,
+                accountant=accountant,
+                data=data,
+                executor=executor,
+                settings=settings,
+                accountant_path=_accountant_file(s, agreement, s.address),
+            )
             if batched:
                 result = partner.run_round_batched(agreement, round_id, recipients)
             else:
@@ -266,8 +351,7 @@ def _train(*, agreement: int, key: str, dataset: str, partition: int, partitions
         if batched:
             from ..rounds.roles import signed_commitment_document
 
-            result = (result, signed_commitment_document(result, chain_id=s.w3.eth.chain_id,
-                                                         ledger=s.ledger_address))  # fmt: skip
+            result = (result, signed_commitment_document(result, chain_id=s.w3.eth.chain_id, ledger=s.ledger_address))
     return round_id, result, accountant, terms
 
 
@@ -286,13 +370,17 @@ def _refuse_what_the_chain_would(s: Any, agreement: int, round_id: int, *, batch
     round's deadline has passed, or this key has already submitted (saying what it submitted)."""
     ledger = s.deployment.ledger.functions
     if ledger.hasSubmitted(agreement, round_id, s.address).call():
-        raise CommandError(f"{s.address} has already submitted its update for round {round_id} of agreement "
-                           f"{agreement}{_earlier_submission(s, agreement, round_id)}; nothing trained")  # fmt: skip
+        raise CommandError(
+            f"{s.address} has already submitted its update for round {round_id} of agreement "
+            f"{agreement}{_earlier_submission(s, agreement, round_id)}; nothing trained"
+        )
     deadline = Round.read(ledger.round(agreement, round_id)).deadline
     now = int(s.w3.eth.get_block("latest")["timestamp"])
     if now >= deadline and not batched:
-        raise CommandError(f"round {round_id} of agreement {agreement} took submissions until {utc(deadline)}; it "
-                           f"is {utc(now)} on the chain: nothing trained, no epsilon spent")  # fmt: skip
+        raise CommandError(
+            f"round {round_id} of agreement {agreement} took submissions until {utc(deadline)}; it "
+            f"is {utc(now)} on the chain: nothing trained, no epsilon spent"
+        )
 
 
 def _recorded(s: Any, agreement: int, round_id: int) -> tuple[Any, Any]:
@@ -327,15 +415,34 @@ def _earlier_submission(s: Any, agreement: int, round_id: int) -> str:
 @partner_app.command("train-and-submit")
 @reports_errors
 def train_and_submit(
-    agreement: AgreementArg, key: KeyOpt,
-    dataset: DatasetOpt = "digits", partition: PartitionOpt = 0, partitions: PartitionsOpt = 1, seed: SeedOpt = 0,
-    csv: CsvOpt = None, label_column: LabelColumnOpt = "label", num_classes: NumClassesOpt = None,
-    model: ModelOpt = None, epochs: EpochsOpt = 1, batch_size: BatchSizeOpt = 64, lr: LrOpt = 0.5,
-    max_grad_norm: ClipOpt = 1.0, noise_multiplier: NoiseOpt = 1.0, train_seed: TrainSeedOpt = 0,
-    recipient: RecipientOpt = None, rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None, ipfs: IpfsOpt = None,
-    service: Annotated[str | None, typer.Option(help="A ledger service's URL (`lepton-ledger serve`): the update is "
-                                                     "uploaded there and the submission relayed by it.")] = None,
-) -> None:  # fmt: skip
+    agreement: AgreementArg,
+    key: KeyOpt,
+    dataset: DatasetOpt = "digits",
+    partition: PartitionOpt = 0,
+    partitions: PartitionsOpt = 1,
+    seed: SeedOpt = 0,
+    csv: CsvOpt = None,
+    label_column: LabelColumnOpt = "label",
+    num_classes: NumClassesOpt = None,
+    model: ModelOpt = None,
+    epochs: EpochsOpt = 1,
+    batch_size: BatchSizeOpt = 64,
+    lr: LrOpt = 0.5,
+    max_grad_norm: ClipOpt = 1.0,
+    noise_multiplier: NoiseOpt = 1.0,
+    train_seed: TrainSeedOpt = 0,
+    recipient: RecipientOpt = None,
+    rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None,
+    ipfs: IpfsOpt = None,
+    service: Annotated[
+        str | None,
+        typer.Option(
+            help="A ledger service's URL (`lepton-ledger serve`): the update is "
+            "uploaded there and the submission relayed by it."
+        ),
+    ] = None,
+) -> None:
     """Train on local data with DP-SGD for AGREEMENT's open round and submit the encrypted update.
 
     Fetches the round's global model by its on-chain digest, checks the privacy budget before training, trains in
@@ -344,51 +451,108 @@ def train_and_submit(
     cumulative epsilon, sample count) from --key.
     """
     round_id, submission, accountant, terms = _train(
-        agreement=agreement, key=key, dataset=dataset, partition=partition, partitions=partitions, seed=seed, csv=csv,
-        label_column=label_column, num_classes=num_classes, model=model, epochs=epochs, batch_size=batch_size, lr=lr,
-        max_grad_norm=max_grad_norm, noise_multiplier=noise_multiplier, train_seed=train_seed, recipient=recipient,
-        rpc_url=rpc_url, deployment=deployment, ipfs=ipfs, batched=False, service=service,
-    )  # fmt: skip
-    typer.echo(f"round {round_id}: submitted {submission.envelope_cid} ({submission.sample_count} samples), "
-               f"tx {submission.tx_hash}")  # fmt: skip
-    typer.echo(f"epsilon spent {accountant.epsilon():.4f} of cap "
-               f"{fixed_point(terms.epsilon_cap_fixed, EPSILON_DECIMALS)}")  # fmt: skip
+        agreement=agreement,
+        key=key,
+        dataset=dataset,
+        partition=partition,
+        partitions=partitions,
+        seed=seed,
+        csv=csv,
+        label_column=label_column,
+        num_classes=num_classes,
+        model=model,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        max_grad_norm=max_grad_norm,
+        noise_multiplier=noise_multiplier,
+        train_seed=train_seed,
+        recipient=recipient,
+        rpc_url=rpc_url,
+        deployment=deployment,
+        ipfs=ipfs,
+        batched=False,
+        service=service,
+    )
+    typer.echo(
+        f"round {round_id}: submitted {submission.envelope_cid} ({submission.sample_count} samples), "
+        f"tx {submission.tx_hash}"
+    )
+    typer.echo(
+        f"epsilon spent {accountant.epsilon():.4f} of cap {fixed_point(terms.epsilon_cap_fixed, EPSILON_DECIMALS)}"
+    )
 
 
 @partner_app.command("train-and-sign")
 @reports_errors
 def train_and_sign(
-    agreement: AgreementArg, key: KeyOpt,
+    agreement: AgreementArg,
+    key: KeyOpt,
     out: Annotated[Path, typer.Option(help="Where to write the signed commitment for `coordinator anchor`.")],
-    dataset: DatasetOpt = "digits", partition: PartitionOpt = 0, partitions: PartitionsOpt = 1, seed: SeedOpt = 0,
-    csv: CsvOpt = None, label_column: LabelColumnOpt = "label", num_classes: NumClassesOpt = None,
-    model: ModelOpt = None, epochs: EpochsOpt = 1, batch_size: BatchSizeOpt = 64, lr: LrOpt = 0.5,
-    max_grad_norm: ClipOpt = 1.0, noise_multiplier: NoiseOpt = 1.0, train_seed: TrainSeedOpt = 0,
-    recipient: RecipientOpt = None, rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None, ipfs: IpfsOpt = None,
-) -> None:  # fmt: skip
+    dataset: DatasetOpt = "digits",
+    partition: PartitionOpt = 0,
+    partitions: PartitionsOpt = 1,
+    seed: SeedOpt = 0,
+    csv: CsvOpt = None,
+    label_column: LabelColumnOpt = "label",
+    num_classes: NumClassesOpt = None,
+    model: ModelOpt = None,
+    epochs: EpochsOpt = 1,
+    batch_size: BatchSizeOpt = 64,
+    lr: LrOpt = 0.5,
+    max_grad_norm: ClipOpt = 1.0,
+    noise_multiplier: NoiseOpt = 1.0,
+    train_seed: TrainSeedOpt = 0,
+    recipient: RecipientOpt = None,
+    rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None,
+    ipfs: IpfsOpt = None,
+) -> None:
     """Batched mode: as train-and-submit, but instead of a transaction, write --key's EIP-712 signature of the
     UpdateCommitment to --out; the coordinator anchors every partner's in one RoundLedger.commitBatch.
 
     Sends nothing to the chain (puts the envelope to the store). The epsilon is counted as spent from now on.
     """
     round_id, (_, document), accountant, terms = _train(
-        agreement=agreement, key=key, dataset=dataset, partition=partition, partitions=partitions, seed=seed, csv=csv,
-        label_column=label_column, num_classes=num_classes, model=model, epochs=epochs, batch_size=batch_size, lr=lr,
-        max_grad_norm=max_grad_norm, noise_multiplier=noise_multiplier, train_seed=train_seed, recipient=recipient,
-        rpc_url=rpc_url, deployment=deployment, ipfs=ipfs, batched=True,
-    )  # fmt: skip
+        agreement=agreement,
+        key=key,
+        dataset=dataset,
+        partition=partition,
+        partitions=partitions,
+        seed=seed,
+        csv=csv,
+        label_column=label_column,
+        num_classes=num_classes,
+        model=model,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        max_grad_norm=max_grad_norm,
+        noise_multiplier=noise_multiplier,
+        train_seed=train_seed,
+        recipient=recipient,
+        rpc_url=rpc_url,
+        deployment=deployment,
+        ipfs=ipfs,
+        batched=True,
+    )
     out.write_text(json.dumps(document, indent=2) + "\n")
     typer.echo(f"round {round_id}: sealed {document['envelopeCid']}, signed commitment written to {out}")
-    typer.echo(f"epsilon spent {accountant.epsilon():.4f} of cap "
-               f"{fixed_point(terms.epsilon_cap_fixed, EPSILON_DECIMALS)}")  # fmt: skip
+    typer.echo(
+        f"epsilon spent {accountant.epsilon():.4f} of cap {fixed_point(terms.epsilon_cap_fixed, EPSILON_DECIMALS)}"
+    )
 
 
 @partner_app.command("claim")
 @reports_errors
 def claim(
-    agreement: AgreementArg, round: RoundArg, key: KeyOpt,
-    rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None, ipfs: IpfsOpt = None,
-) -> None:  # fmt: skip
+    agreement: AgreementArg,
+    round: RoundArg,
+    key: KeyOpt,
+    rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None,
+    ipfs: IpfsOpt = None,
+) -> None:
     """Claim --key's reward for ROUND of AGREEMENT.
 
     Fetches the round's report from the store by its on-chain digest, re-builds the payout Merkle tree, checks its
@@ -399,8 +563,10 @@ def claim(
 
     with open_session(rpc_url=rpc_url, deployment=deployment, key=key, ipfs=ipfs) as s:
         s.agreement_state(agreement)
-        require(0 < round <= int(s.deployment.ledger.functions.roundCount(agreement).call()),
-                f"agreement {agreement} has no round {round}")  # fmt: skip
+        require(
+            0 < round <= int(s.deployment.ledger.functions.roundCount(agreement).call()),
+            f"agreement {agreement} has no round {round}",
+        )
         tree = payout_tree(s.deployment, s.store, agreement, round)
         try:
             amount = tree.amount(s.address) if tree is not None else 0
@@ -408,25 +574,39 @@ def claim(
             amount = 0
         require(amount > 0, f"{s.address} has no payout in round {round} of agreement {agreement}")
         vault = s.deployment.vault.functions
-        require(not vault.hasClaimed(agreement, round, s.address).call(),
-                f"{s.address} has already claimed round {round} of agreement {agreement}")  # fmt: skip
+        require(
+            not vault.hasClaimed(agreement, round, s.address).call(),
+            f"{s.address} has already claimed round {round} of agreement {agreement}",
+        )
         opens = Allocation.read(vault.allocation(agreement, round)).claimable_at
         now = int(s.w3.eth.get_block("pending")["timestamp"])  # the time the claim would be mined at
-        require(now >= opens, f"claims of round {round} open at {utc(opens)}, in {opens - now} s (the dispute "
-                                 "window; on the local node, `lepton-ledger node time --advance` moves time)")
-        partner = build_partner(account=s.account, tx=s.tx, deployment=s.deployment, store=s.store,
-                                accountant=fresh_accountant(s.deployment, agreement, s.address),
-                                accountant_path=_accountant_file(s, agreement, s.address))  # fmt: skip
+        require(
+            now >= opens,
+            f"claims of round {round} open at {utc(opens)}, in {opens - now} s (the dispute "
+            "window; on the local node, `lepton-ledger node time --advance` moves time)",
+        )
+        partner = build_partner(
+            account=s.account,
+            tx=s.tx,
+            deployment=s.deployment,
+            store=s.store,
+            accountant=fresh_accountant(s.deployment, agreement, s.address),
+            accountant_path=_accountant_file(s, agreement, s.address),
+        )
         tx_hash = partner.claim(agreement, round, amount, tree.proof(s.address))
-    typer.echo(f"claimed {fixed_point(amount, TOKEN_DECIMALS)} for round {round} of agreement {agreement}, "
-               f"tx {tx_hash}")  # fmt: skip
+    typer.echo(
+        f"claimed {fixed_point(amount, TOKEN_DECIMALS)} for round {round} of agreement {agreement}, tx {tx_hash}"
+    )
 
 
 @partner_app.command("exit")
 @reports_errors
 def exit_(
-    agreement: AgreementArg, key: KeyOpt, rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None,
-) -> None:  # fmt: skip
+    agreement: AgreementArg,
+    key: KeyOpt,
+    rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None,
+) -> None:
     """Leave AGREEMENT once the end of the terms in force has passed, which frees --key's stake (`partner unstake`)
     once no round is open and no dispute window runs. No later version of the terms can come into force after it.
 
@@ -441,10 +621,12 @@ def exit_(
 @partner_app.command("unstake")
 @reports_errors
 def unstake(
-    agreement: AgreementArg, key: KeyOpt,
+    agreement: AgreementArg,
+    key: KeyOpt,
     amount: Annotated[str | None, typer.Option(help="Tokens to withdraw; default: the whole stake.")] = None,
-    rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None,
-) -> None:  # fmt: skip
+    rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None,
+) -> None:
     """Withdraw --key's stake from AGREEMENT: allowed while no version was ever in force, or after the agreement
     was terminated or --key exited it (`partner exit`), once no round is open, no dispute window runs and no
     challenge against --key is pending.
@@ -455,10 +637,17 @@ def unstake(
         s.require_party(agreement, s.address)
         held = int(s.deployment.vault.functions.stakeOf(agreement, s.address).call())
         value = parse_tokens(amount, "--amount") if amount is not None else held
-        require(value > 0, f"--amount must be more than 0, not {amount!r}" if amount is not None
-                else f"{s.address} holds no stake in agreement {agreement}")  # fmt: skip
-        require(value <= held, f"{s.address} holds {fixed_point(held, TOKEN_DECIMALS)} staked in agreement "
-                               f"{agreement}, cannot withdraw {fixed_point(value, TOKEN_DECIMALS)}")  # fmt: skip
+        require(
+            value > 0,
+            f"--amount must be more than 0, not {amount!r}"
+            if amount is not None
+            else f"{s.address} holds no stake in agreement {agreement}",
+        )
+        require(
+            value <= held,
+            f"{s.address} holds {fixed_point(held, TOKEN_DECIMALS)} staked in agreement "
+            f"{agreement}, cannot withdraw {fixed_point(value, TOKEN_DECIMALS)}",
+        )
         s.tx.transact(s.deployment.vault.functions.unstake(agreement, value), s.address)
     typer.echo(f"{s.address} withdrew {fixed_point(value, TOKEN_DECIMALS)} of its stake in agreement {agreement}")
 
@@ -467,9 +656,12 @@ def unstake(
 @reports_errors
 def status(
     agreement: AgreementArg,
-    key: ReadKeyOpt = None, address: AddressOpt = None,
-    rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None, ipfs: IpfsOpt = None,
-) -> None:  # fmt: skip
+    key: ReadKeyOpt = None,
+    address: AddressOpt = None,
+    rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None,
+    ipfs: IpfsOpt = None,
+) -> None:
     """Show a partner's standing in AGREEMENT: epsilon spent (on-chain and local) against the cap, stake (and
     whether it is locked), rewards claimable and claimed, its disputed batch entries and the challenges against
     it. Sends nothing and needs no password."""
@@ -486,26 +678,36 @@ def status(
         local = _local_epsilon(path)
         locked = bool(s.deployment.ledger.functions.isStakeLocked(agreement, who).call())
         # RewardVault.unstake also refuses while the terms are in force for a party that has not exited.
-        in_force = (s.agreement_state(agreement).status is AgreementStatus.ACTIVE
-                    and not s.deployment.agreements.functions.hasExited(agreement, who).call())  # fmt: skip
+        in_force = (
+            s.agreement_state(agreement).status is AgreementStatus.ACTIVE
+            and not s.deployment.agreements.functions.hasExited(agreement, who).call()
+        )
         records = disputes.disputes(s.deployment, agreement, party=who)
         against = [c for c in challenges(s.deployment) if c.agreement_id == agreement and c.partner == who]
     held_as = "locked" if locked else "held while the terms are in force" if in_force else "withdrawable"
     typer.echo(f"partner:          {who}")
-    typer.echo(f"epsilon on-chain: {held.epsilon_fixed / EPSILON_SCALE:.6f} of cap "
-               f"{fixed_point(held.epsilon_cap_fixed, EPSILON_DECIMALS)}")  # fmt: skip
+    typer.echo(
+        f"epsilon on-chain: {held.epsilon_fixed / EPSILON_SCALE:.6f} of cap "
+        f"{fixed_point(held.epsilon_cap_fixed, EPSILON_DECIMALS)}"
+    )
     typer.echo(f"epsilon local:    {'-' if local is None else f'{local:.6f}'} ({path})")
-    typer.echo(f"stake:            {fixed_point(held.stake, TOKEN_DECIMALS)} (required "
-               f"{fixed_point(held.required_stake, TOKEN_DECIMALS)}; {held_as})")  # fmt: skip
+    typer.echo(
+        f"stake:            {fixed_point(held.stake, TOKEN_DECIMALS)} (required "
+        f"{fixed_point(held.required_stake, TOKEN_DECIMALS)}; {held_as})"
+    )
     typer.echo(f"claimable now:    {fixed_point(held.claimable, TOKEN_DECIMALS)}")
     typer.echo(f"claimed:          {fixed_point(held.claimed, TOKEN_DECIMALS)}")
     for r in records:
         when = f", answer by {utc(r.answer_by)}" if r.status == "Open" else ""
-        typer.echo(f"dispute:          round {r.round}, entry epsilon {fixed_point(r.epsilon, EPSILON_DECIMALS)}: "
-                   f"{r.status}{when}")  # fmt: skip
+        typer.echo(
+            f"dispute:          round {r.round}, entry epsilon {fixed_point(r.epsilon, EPSILON_DECIMALS)}: "
+            f"{r.status}{when}"
+        )
     for c in against:
-        typer.echo(f"challenge:        {c.challenge_id}, round {c.round}, {c.status}, raised {utc(c.raised_at)} by "
-                   f"{c.challenger}")  # fmt: skip
+        typer.echo(
+            f"challenge:        {c.challenge_id}, round {c.round}, {c.status}, raised {utc(c.raised_at)} by "
+            f"{c.challenger}"
+        )
     if not records and not against:
         typer.echo("no disputes, no challenges")
 
@@ -542,9 +744,6 @@ def _local_epsilon(path: Path) -> float | None:
         raise CommandError(f"accountant file {path} is damaged ({type(exc).__name__}: {exc})") from None
 
 
-
-
-
 # -- disputes of batch entries (chain/disputes.py) -------------------------------------------------------------
 
 AgreementOpt = Annotated[int, typer.Option("--agreement", help="Agreement id.")]
@@ -559,8 +758,9 @@ def _answerable(s: Any, entry: Any) -> bool:
     from ..chain.typed_data import UpdateCommitment, update_commitment_digest
     from ..protocol.signatures import is_valid_signature_now
 
-    record = DisputeRecord(entry.agreement_id, entry.round, s.address, "None", entry.batch_index, entry.position,
-                           entry.epsilon, 0)  # fmt: skip
+    record = DisputeRecord(
+        entry.agreement_id, entry.round, s.address, "None", entry.batch_index, entry.position, entry.epsilon, 0
+    )
     try:
         _, commitment, signature = answer_for(s.deployment, s.store, record)
     except DisputeError:
@@ -573,10 +773,14 @@ def _answerable(s: Any, entry: Any) -> bool:
 @partner_app.command("dispute")
 @reports_errors
 def dispute(
-    agreement: AgreementOpt, round: RoundOpt, key: KeyOpt,
+    agreement: AgreementOpt,
+    round: RoundOpt,
+    key: KeyOpt,
     force: Annotated[bool, typer.Option(help="Dispute even an entry that is what --key signed.")] = False,
-    rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None, ipfs: IpfsOpt = None,
-) -> None:  # fmt: skip
+    rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None,
+    ipfs: IpfsOpt = None,
+) -> None:
     """Dispute --key's entry in a batch the coordinator anchored for ROUND: for a commitment it never signed.
 
     Finds the entry in the round's BatchCommitted events (the batch document is not needed: a coordinator may
@@ -593,32 +797,44 @@ def dispute(
         s.require_party(agreement, s.address)
         s.require_round(agreement, round)
         entry = disputes.entry_of(s.deployment, agreement, round, s.address)
-        require(entry is not None, f"{s.address} has no entry in the batches anchored for round {round} of "
-                                   f"agreement {agreement}: nothing to dispute")  # fmt: skip
+        require(
+            entry is not None,
+            f"{s.address} has no entry in the batches anchored for round {round} of "
+            f"agreement {agreement}: nothing to dispute",
+        )
         status = EntryDispute.read(s.deployment.ledger.functions.entryDispute(agreement, round, s.address)).status
-        require(status is DisputeStatus.NONE, f"{s.address}'s entry in round {round} of agreement {agreement} was "
-                                              f"already disputed (status {status})")  # fmt: skip
-        require(force or not _answerable(s, entry),
-                f"{s.address} signed this commitment (epsilon {fixed_point(entry.epsilon, EPSILON_DECIMALS)}) for "
-                f"round {round}: the entry is honest and the coordinator can answer a dispute; pass --force to "
-                "dispute it anyway")  # fmt: skip
+        require(
+            status is DisputeStatus.NONE,
+            f"{s.address}'s entry in round {round} of agreement {agreement} was already disputed (status {status})",
+        )
+        require(
+            force or not _answerable(s, entry),
+            f"{s.address} signed this commitment (epsilon {fixed_point(entry.epsilon, EPSILON_DECIMALS)}) for "
+            f"round {round}: the entry is honest and the coordinator can answer a dispute; pass --force to "
+            "dispute it anyway",
+        )
         receipt = s.tx.transact(s.deployment.ledger.functions.disputeBatchEntry(entry.evidence()), s.address)
         (event,) = s.deployment.ledger.events.BatchEntryDisputed().process_receipt(receipt, errors=DISCARD)
     answer_by = int(event["args"]["answerBy"])
-    typer.echo(f"disputed the entry of {s.address} in round {round} of agreement {agreement} (batch "
-               f"{entry.batch_index}, position {entry.position}, epsilon "
-               f"{fixed_point(entry.epsilon, EPSILON_DECIMALS)}); the "
-               f"coordinator must answer by {utc(answer_by)}, then: lepton-ledger partner void-entry "
-               f"--agreement {agreement} --round {round}")  # fmt: skip
+    typer.echo(
+        f"disputed the entry of {s.address} in round {round} of agreement {agreement} (batch "
+        f"{entry.batch_index}, position {entry.position}, epsilon "
+        f"{fixed_point(entry.epsilon, EPSILON_DECIMALS)}); the "
+        f"coordinator must answer by {utc(answer_by)}, then: lepton-ledger partner void-entry "
+        f"--agreement {agreement} --round {round}"
+    )
 
 
 @partner_app.command("void-entry")
 @reports_errors
 def void_entry(
-    agreement: AgreementOpt, round: RoundOpt, key: KeyOpt,
+    agreement: AgreementOpt,
+    round: RoundOpt,
+    key: KeyOpt,
     party: Annotated[str | None, typer.Option(help="Whose disputed entry; default: --key's address.")] = None,
-    rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None,
-) -> None:  # fmt: skip
+    rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None,
+) -> None:
     """Void a disputed batch entry the coordinator did not answer in time: that entry alone is removed (the round
     and its payouts stand) and what it spent is taken off the party's epsilon.
 
@@ -634,21 +850,33 @@ def void_entry(
         s.require_round(agreement, round)
         d = EntryDispute.read(s.deployment.ledger.functions.entryDispute(agreement, round, who))
         status, answer_by = d.status, d.answer_by
-        require(status is not DisputeStatus.NONE,
-                f"{who} has no disputed entry in round {round} of agreement {agreement}")  # fmt: skip
-        require(status is not DisputeStatus.ANSWERED, f"the coordinator answered the dispute of {who} in round "
-                                                      f"{round} with its signed commitment: the entry stands")
+        require(
+            status is not DisputeStatus.NONE, f"{who} has no disputed entry in round {round} of agreement {agreement}"
+        )
+        require(
+            status is not DisputeStatus.ANSWERED,
+            f"the coordinator answered the dispute of {who} in round "
+            f"{round} with its signed commitment: the entry stands",
+        )
         require(status is DisputeStatus.OPEN, f"the entry of {who} in round {round} is already voided")
         now = int(s.w3.eth.get_block("pending")["timestamp"])
-        require(now > answer_by, f"the coordinator may answer the dispute of {who} until {utc(answer_by)}; it can "
-                                 "be voided after that")  # fmt: skip
+        require(
+            now > answer_by,
+            f"the coordinator may answer the dispute of {who} until {utc(answer_by)}; it can be voided after that",
+        )
         open_round = int(s.deployment.ledger.functions.openRoundOf(agreement).call())
-        require(open_round in (0, round), f"round {open_round} of agreement {agreement} is open: the entry of {who} "
-                                          f"in round {round} can be voided once it closes")  # fmt: skip
+        require(
+            open_round in (0, round),
+            f"round {open_round} of agreement {agreement} is open: the entry of {who} "
+            f"in round {round} can be voided once it closes",
+        )
         words = disputes.words_at_open(s.deployment, agreement, round)
-        receipt = s.tx.transact(s.deployment.ledger.functions.voidDisputedEntry(agreement, round, who, words),
-                                s.address)  # fmt: skip
+        receipt = s.tx.transact(
+            s.deployment.ledger.functions.voidDisputedEntry(agreement, round, who, words), s.address
+        )
         (event,) = s.deployment.ledger.events.DisputedEntryVoided().process_receipt(receipt, errors=DISCARD)
     restored = int(event["args"]["restoredEpsilon"])
-    typer.echo(f"voided the entry of {who} in round {round} of agreement {agreement} (the round stands): its "
-               f"epsilon is back to {fixed_point(restored, EPSILON_DECIMALS)}")  # fmt: skip
+    typer.echo(
+        f"voided the entry of {who} in round {round} of agreement {agreement} (the round stands): its "
+        f"epsilon is back to {fixed_point(restored, EPSILON_DECIMALS)}"
+    )

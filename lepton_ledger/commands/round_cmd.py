@@ -29,17 +29,21 @@ __all__ = ["round_app"]
 
 round_app = typer.Typer(
     help="What anyone may do to a round: abandon one its coordinator never finalized, restore a voided one.",
-    no_args_is_help=True, pretty_exceptions_show_locals=False, add_completion=False,
-)  # fmt: skip
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
 
 
 @round_app.command("abandon")
 @reports_errors
 def abandon(
     agreement: Annotated[int, typer.Option("--agreement", help="Agreement id.")],
-    round: Annotated[int, typer.Option("--round", help="Round id.")], key: KeyOpt,
-    rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None,
-) -> None:  # fmt: skip
+    round: Annotated[int, typer.Option("--round", help="Round id.")],
+    key: KeyOpt,
+    rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None,
+) -> None:
     """Abandon ROUND of AGREEMENT, left open past its deadline plus the grace period (the dispute window).
 
     Sends RoundLedger.abandonRound(agreement, round) from --key (anyone may send it): the round is voided,
@@ -49,24 +53,33 @@ def abandon(
         s.require_round(agreement, round)
         ledger = s.deployment.ledger.functions
         r = Round.decode(read_call(ledger.round(agreement, round), f"agreement {agreement} has no round {round}"))
-        require(r.status is RoundStatus.OPEN, f"round {round} of agreement {agreement} is {r.status}: only an open "
-                                              "round can be abandoned")  # fmt: skip
+        require(
+            r.status is RoundStatus.OPEN,
+            f"round {round} of agreement {agreement} is {r.status}: only an open round can be abandoned",
+        )
         abandonable = r.deadline + int(ledger.disputeWindow().call())
         now = int(s.w3.eth.get_block("pending")["timestamp"])
-        require(now > abandonable, f"round {round} of agreement {agreement} can be abandoned after "
-                                   f"{utc(abandonable)} (its deadline plus the grace period)")  # fmt: skip
+        require(
+            now > abandonable,
+            f"round {round} of agreement {agreement} can be abandoned after "
+            f"{utc(abandonable)} (its deadline plus the grace period)",
+        )
         s.tx.transact(ledger.abandonRound(agreement, round), s.address)
-    typer.echo(f"abandoned round {round} of agreement {agreement}: voided, nothing allocated; `round restore "
-               f"--agreement {agreement} --round {round}` gives its epsilon back")  # fmt: skip
+    typer.echo(
+        f"abandoned round {round} of agreement {agreement}: voided, nothing allocated; `round restore "
+        f"--agreement {agreement} --round {round}` gives its epsilon back"
+    )
 
 
 @round_app.command("restore")
 @reports_errors
 def restore(
     agreement: Annotated[int, typer.Option("--agreement", help="Agreement id.")],
-    round: Annotated[int, typer.Option("--round", help="Round id.")], key: KeyOpt,
-    rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None,
-) -> None:  # fmt: skip
+    round: Annotated[int, typer.Option("--round", help="Round id.")],
+    key: KeyOpt,
+    rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None,
+) -> None:
     """Give back the epsilon its entries spent to the parties of ROUND of AGREEMENT, voided (a proven forgery) or
     abandoned.
 

@@ -27,8 +27,10 @@ __all__ = ["vault_app"]
 
 vault_app = typer.Typer(
     help="The reward vault: a funder reclaims what was never allocated; anyone expires unclaimed allocations.",
-    no_args_is_help=True, pretty_exceptions_show_locals=False, add_completion=False,
-)  # fmt: skip
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
 
 AgreementOpt = Annotated[int, typer.Option("--agreement", help="Agreement id.")]
 
@@ -36,8 +38,11 @@ AgreementOpt = Annotated[int, typer.Option("--agreement", help="Agreement id.")]
 @vault_app.command("reclaim")
 @reports_errors
 def reclaim(
-    agreement: AgreementOpt, key: KeyOpt, rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None,
-) -> None:  # fmt: skip
+    agreement: AgreementOpt,
+    key: KeyOpt,
+    rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None,
+) -> None:
     """Reclaim --key's pro-rata share of AGREEMENT's pool that was never allocated, once the agreement is over
     (terminated, or past the end of the terms in force with no round open).
 
@@ -58,9 +63,12 @@ def reclaim(
 @vault_app.command("expire")
 @reports_errors
 def expire(
-    agreement: AgreementOpt, round: Annotated[int, typer.Option("--round", help="Round id.")], key: KeyOpt,
-    rpc_url: RpcUrlOpt = None, deployment: DeploymentOpt = None,
-) -> None:  # fmt: skip
+    agreement: AgreementOpt,
+    round: Annotated[int, typer.Option("--round", help="Round id.")],
+    key: KeyOpt,
+    rpc_url: RpcUrlOpt = None,
+    deployment: DeploymentOpt = None,
+) -> None:
     """Return to AGREEMENT's pool what ROUND allocated and nobody claimed within the claim period (then the
     funders can reclaim it).
 
@@ -78,5 +86,7 @@ def expire(
         now = int(s.w3.eth.get_block("pending")["timestamp"])
         require(now > expires, f"claims of round {round} of agreement {agreement} run until {utc(expires)}")
         s.tx.transact(vault.expireAllocation(agreement, round), s.address)
-    typer.echo(f"expired the allocation of round {round} of agreement {agreement}: {fixed_point(total - claimed, TOKEN_DECIMALS)} "
-               "unclaimed tokens are back in the pool")  # fmt: skip
+    typer.echo(
+        f"expired the allocation of round {round} of agreement {agreement}: {fixed_point(total - claimed, TOKEN_DECIMALS)} "
+        "unclaimed tokens are back in the pool"
+    )

@@ -41,9 +41,12 @@ WorkdirOpt = Annotated[
 ]
 AsOpt = Annotated[
     str | None,
-    typer.Option("--as", help="With --workdir: which development key signs (admin, coordinator, auditor, treasury, "
-                              "partner1...); default: the role the step needs."),
-]  # fmt: skip
+    typer.Option(
+        "--as",
+        help="With --workdir: which development key signs (admin, coordinator, auditor, treasury, "
+        "partner1...); default: the role the step needs.",
+    ),
+]
 SignerKeyOpt = Annotated[
     str | None,
     typer.Option(
@@ -70,39 +73,35 @@ def _dev_account(workdir: Path, document: dict[str, Any], role: str) -> Any:
 
     path = workdir / str(document.get("keys", "keys")) / "dev-keys.json"
     try:
-        parties = load_json(
-            read_bounded(path, FILE_BYTES), what=str(path), max_bytes=FILE_BYTES
-        )["parties"]
+        parties = load_json(read_bounded(path, FILE_BYTES), what=str(path), max_bytes=FILE_BYTES)["parties"]
     except FileNotFoundError:
-        raise CommandError(
-            f"no development keys at {path}: pass --key to sign with the keystore"
-        ) from None
+        raise CommandError(f"no development keys at {path}: pass --key to sign with the keystore") from None
     except (ValueError, KeyError, TypeError):
         raise CommandError(f'{path} is not a demo keys file (no "parties")') from None
     if role not in parties:
-        raise CommandError(
-            f"no development key for {role!r} in {path}; there are: {', '.join(sorted(parties))}"
-        )
+        raise CommandError(f"no development key for {role!r} in {path}; there are: {', '.join(sorted(parties))}")
     return Account.from_key(parties[role]["ethereum_private_key"])
 
 
 @contextmanager
-def signer(*, workdir: Path | None, role: str | None, default_role: str | None, key: str | None,
-            rpc_url: str | None, deployment: Path | None, ipfs: str | None) -> Iterator[Signer]:  # fmt: skip
+def signer(
+    *,
+    workdir: Path | None,
+    role: str | None,
+    default_role: str | None,
+    key: str | None,
+    rpc_url: str | None,
+    deployment: Path | None,
+    ipfs: str | None,
+) -> Iterator[Signer]:
     """The chain, deployment, store and signer of one command (see the module docstring); CommandError for a
     combination of options that does not name one."""
     if key is not None and role is not None:
-        raise CommandError(
-            "give --key (a keystore identity) or --as (a development key of --workdir), not both"
-        )
+        raise CommandError("give --key (a keystore identity) or --as (a development key of --workdir), not both")
     if workdir is None:
         if role is not None:
-            raise CommandError(
-                "--as picks a development key of a --workdir; with a keystore, use --key"
-            )
-        with open_session(
-            rpc_url=rpc_url, deployment=deployment, key=key, ipfs=ipfs
-        ) as session:
+            raise CommandError("--as picks a development key of a --workdir; with a keystore, use --key")
+        with open_session(rpc_url=rpc_url, deployment=deployment, key=key, ipfs=ipfs) as session:
             yield Signer(
                 session.w3,
                 session.tx,
@@ -114,18 +113,16 @@ def signer(*, workdir: Path | None, role: str | None, default_role: str | None, 
     from ..chain.anvil import Anvil
 
     if rpc_url is not None or deployment is not None:
-        raise CommandError("--workdir brings its own chain and deployment: do not combine it with --rpc-url "
-                           "($LEPTON_RPC_URL) or --deployment")  # fmt: skip
-    if not workdir.is_dir():
         raise CommandError(
-            f"no folder at {workdir} (make one with `lepton-ledger demo --out {workdir}`)"
+            "--workdir brings its own chain and deployment: do not combine it with --rpc-url "
+            "($LEPTON_RPC_URL) or --deployment"
         )
+    if not workdir.is_dir():
+        raise CommandError(f"no folder at {workdir} (make one with `lepton-ledger demo --out {workdir}`)")
     document = load_deployment_document(workdir / "deployment.json")
     state = workdir / str(document.get("state_file", "chain-state.json"))
     if not state.is_file():
-        raise CommandError(
-            f"{workdir} has no chain state file {state.name}: is it a `lepton-ledger demo` folder?"
-        )
+        raise CommandError(f"{workdir} has no chain state file {state.name}: is it a `lepton-ledger demo` folder?")
     account = None
     if key is None and (role or default_role):
         account = _dev_account(workdir, document, str(role or default_role))
@@ -135,22 +132,16 @@ def signer(*, workdir: Path | None, role: str | None, default_role: str | None, 
     with Anvil(state_file=state, chain_id=int(document.get("chain_id", 31337))) as w3:
         # The workdir's chain answers on a local port: the shared session code binds and checks the deployment.
         url = w3.provider.endpoint_uri  # type: ignore[attr-defined]
-        with open_session(
-            rpc_url=url, deployment=workdir / "deployment.json", key=key, ipfs=store
-        ) as session:
+        with open_session(rpc_url=url, deployment=workdir / "deployment.json", key=key, ipfs=store) as session:
             sender = session.address if key else None
             if account is not None:
                 sender = session.tx.add(account)
-            yield Signer(
-                session.w3, session.tx, session.deployment, session.store, sender
-            )
+            yield Signer(session.w3, session.tx, session.deployment, session.store, sender)
 
 
 def need_sender(signer: Signer) -> str:
     if signer.sender is None:
-        raise CommandError(
-            "this step sends a transaction: pass --key (or --workdir with --as)"
-        )
+        raise CommandError("this step sends a transaction: pass --key (or --workdir with --as)")
     return signer.sender
 
 

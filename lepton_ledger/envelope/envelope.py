@@ -351,7 +351,6 @@ def open(
     )
 
 
-
 def _check_expected(manifest: UpdateManifest, digest: bytes, expected: Expected) -> None:
     try:
         checks: list[tuple[str, object, object]] = [

@@ -356,9 +356,12 @@ class UpdateManifest:
                 {"name", "version", "chainId", "verifyingContract"},
             ):
                 raise MalformedManifest("manifest domain is not the RoundLedger's")
-            dp_doc = load_object(message["dpParams"].encode(), what="dpParams", max_bytes=MAX_MANIFEST_BYTES,
-                                 max_depth=1)  # fmt: skip
-            metrics = load_object(message["metrics"].encode(), what="metrics", max_bytes=MAX_MANIFEST_BYTES, max_depth=1)
+            dp_doc = load_object(
+                message["dpParams"].encode(), what="dpParams", max_bytes=MAX_MANIFEST_BYTES, max_depth=1
+            )
+            metrics = load_object(
+                message["metrics"].encode(), what="metrics", max_bytes=MAX_MANIFEST_BYTES, max_depth=1
+            )
             if set(dp_doc) != {
                 "accountant",
                 "clippingNorm",

@@ -69,8 +69,9 @@ def serialize_tensors(
         raise InvalidTensors(f"safetensors refused the tensors: {exc}") from exc
 
 
-def check_tensor_sizes(data: bytes | bytearray | memoryview, *, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES
-                       ) -> dict[str, TensorEntry]:  # fmt: skip
+def check_tensor_sizes(
+    data: bytes | bytearray | memoryview, *, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES
+) -> dict[str, TensorEntry]:
     """Reads only the safetensors header, with bounds (``protocol.safetensors``), and refuses any tensor over
     `max_tensor_bytes`, so an oversize or hostile header is refused before anything is allocated for it;
     returns the header's entries.
@@ -87,8 +88,9 @@ def check_tensor_sizes(data: bytes | bytearray | memoryview, *, max_tensor_bytes
         raise MalformedPayload(str(exc)) from None
 
 
-def deserialize_tensors(data: bytes | bytearray | memoryview, *, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES
-                        ) -> dict[str, torch.Tensor]:  # fmt: skip
+def deserialize_tensors(
+    data: bytes | bytearray | memoryview, *, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES
+) -> dict[str, torch.Tensor]:
     """Tensors from safetensors bytes, the header checked first (see :func:`check_tensor_sizes`). From a
     writable buffer (an opened envelope's plaintext) the tensors are views of it, not copies, so a large update
     is held once; from immutable bytes they are copied by safetensors.
@@ -109,9 +111,18 @@ def deserialize_tensors(data: bytes | bytearray | memoryview, *, max_tensor_byte
         raise MalformedPayload(f"safetensors refused the data: {exc}") from exc
 
 
-_TORCH_DTYPES = {"BOOL": torch.bool, "U8": torch.uint8, "I8": torch.int8, "I16": torch.int16, "I32": torch.int32,
-                 "I64": torch.int64, "F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32,
-                 "F64": torch.float64}  # fmt: skip
+_TORCH_DTYPES = {
+    "BOOL": torch.bool,
+    "U8": torch.uint8,
+    "I8": torch.int8,
+    "I16": torch.int16,
+    "I32": torch.int32,
+    "I64": torch.int64,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "F32": torch.float32,
+    "F64": torch.float64,
+}
 
 
 def _view_tensor(view: memoryview, base: int, entry: TensorEntry) -> torch.Tensor:

@@ -170,7 +170,11 @@ class PrivacyAccountant:
         after = epsilon_to_fixed(self.would_spend(round_))
         if after > self.cap_fixed:
             raise BudgetExceeded(
-                partner=self.partner, agreement=self.agreement, spent=self.spent_fixed(), would_spend=after, cap=self.cap_fixed
+                partner=self.partner,
+                agreement=self.agreement,
+                spent=self.spent_fixed(),
+                would_spend=after,
+                cap=self.cap_fixed,
             )
         return after
 

@@ -73,7 +73,9 @@ def _check_weight(weight: Any, index: int) -> float:
 def _check_like(reference: Arrays, arrays: Arrays, index: int) -> None:
     """Raises AggregationError when `arrays` does not have exactly the keys, shapes and dtypes of `reference`."""
     if not isinstance(arrays, Mapping):
-        raise AggregationError(f"update {index}: arrays must be a mapping of name -> tensor, got {type(arrays).__name__}")
+        raise AggregationError(
+            f"update {index}: arrays must be a mapping of name -> tensor, got {type(arrays).__name__}"
+        )
     missing = [k for k in reference if k not in arrays]
     extra = [k for k in arrays if k not in reference]
     if missing or extra:
@@ -94,7 +96,9 @@ def _unpack(update: Any, index: int) -> tuple[Arrays, float]:
     try:
         arrays, weight = update
     except (TypeError, ValueError):
-        raise AggregationError(f"update {index}: expected an (arrays, weight) pair, got {type(update).__name__}") from None
+        raise AggregationError(
+            f"update {index}: expected an (arrays, weight) pair, got {type(update).__name__}"
+        ) from None
     return arrays, _check_weight(weight, index)
 
 
@@ -350,6 +354,8 @@ def default_params(rule: str, expected_updates: int) -> dict[str, Any]:
     if rule not in AGGREGATORS:
         raise AggregationError(f"unknown aggregation rule {rule!r}; known: {sorted(AGGREGATORS)}")
     f = max(0, (expected_updates - 3) // 2)
-    return {"trimmed_mean": {"trim": 0.2}, "krum": {"f": f},
-            "multi_krum": {"f": f, "m": max(1, expected_updates - f)}}.get(rule, {})  # fmt: skip
-
+    return {
+        "trimmed_mean": {"trim": 0.2},
+        "krum": {"f": f},
+        "multi_krum": {"f": f, "m": max(1, expected_updates - f)},
+    }.get(rule, {})

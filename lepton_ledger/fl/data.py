@@ -234,9 +234,7 @@ def make_federated(
         parts = np.split(rng.permutation(len(y_train)), _cuts(weights / weights.sum(), len(y_train)))
     else:
         parts = _dirichlet_parts(y_train, num_partners, alpha, rng, min_samples, weights)
-    partners = tuple(
-        TabularData(x_train[np.sort(idx)], y_train[np.sort(idx)], num_classes, mods) for idx in parts
-    )
+    partners = tuple(TabularData(x_train[np.sort(idx)], y_train[np.sort(idx)], num_classes, mods) for idx in parts)
     return FederatedSplit(name, partners, TabularData(x_eval, y_eval, num_classes, mods), seed, alpha)
 
 
@@ -246,9 +244,13 @@ def _cuts(shares: np.ndarray, n: int) -> np.ndarray:
 
 
 def _dirichlet_parts(
-    labels: np.ndarray, num_partners: int, alpha: float, rng: np.random.Generator, min_samples: int,
+    labels: np.ndarray,
+    num_partners: int,
+    alpha: float,
+    rng: np.random.Generator,
+    min_samples: int,
     weights: np.ndarray | None = None,
-) -> list[np.ndarray]:  # fmt: skip
+) -> list[np.ndarray]:
     for _ in range(100):
         parts: list[list[int]] = [[] for _ in range(num_partners)]
         for cls in np.unique(labels):

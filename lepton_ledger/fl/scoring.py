@@ -315,4 +315,3 @@ def contribution_scores(method: str, partners: Iterable[str], utility: Utility, 
     except TypeError as exc:
         raise ConfigurationError(f"bad parameters {sorted(params)} for scoring {method!r}: {exc}") from None
     return fn(partners, utility, **params)
-

@@ -226,7 +226,9 @@ def train_local(
     )
     if grad_sample_mode == BOOKKEEPING and not bk_supported:
         outside = ", ".join(trainable_outside_linear(model)) or "none is trainable"
-        raise ConfigurationError(f"grad_sample_mode 'bk' needs every trainable parameter in an nn.Linear; not in one: {outside}")
+        raise ConfigurationError(
+            f"grad_sample_mode 'bk' needs every trainable parameter in an nn.Linear; not in one: {outside}"
+        )
     if privacy_accountant is not None:
         privacy_accountant.check_budget(plan.as_round())
 
@@ -243,10 +245,10 @@ def train_local(
     if steps_taken != plan.steps or any(abs(rate - plan.sample_rate) > 1e-12 for rate in rates):
         # The planned parameters are what the budget check approved and what gets committed: a mismatch
         # would make the on-chain epsilon wrong, so it is an error, not a warning.
-        raise ToolchainError(f"took {steps_taken} steps at sample rates {rates}, planned {plan.steps} at {plan.sample_rate}")
-    delta_state = {
-        k: (v.detach().cpu() - base_state[k]) for k, v in work.state_dict().items() if v.is_floating_point()
-    }
+        raise ToolchainError(
+            f"took {steps_taken} steps at sample rates {rates}, planned {plan.steps} at {plan.sample_rate}"
+        )
+    delta_state = {k: (v.detach().cpu() - base_state[k]) for k, v in work.state_dict().items() if v.is_floating_point()}
     epsilon = epsilon_from_history([plan.as_round()], plan.delta, plan.accountant)
     if privacy_accountant is not None:
         privacy_accountant.record(plan.as_round())
@@ -316,9 +318,7 @@ def train_nonprivate(
     optimizer = torch.optim.SGD(work.parameters(), lr=lr, momentum=momentum)
     loader = batch_loader(data, batch_size=batch_size, seed=seed)
     metrics = _run_epochs(work, optimizer, nn.CrossEntropyLoss(), loader, epochs, dev)
-    delta_state = {
-        k: (v.detach().cpu() - base_state[k]) for k, v in work.state_dict().items() if v.is_floating_point()
-    }
+    delta_state = {k: (v.detach().cpu() - base_state[k]) for k, v in work.state_dict().items() if v.is_floating_point()}
     return TrainResult(delta_state, None, len(data), metrics, math.inf, str(dev))
 
 
@@ -326,7 +326,12 @@ def train_nonprivate(
 
 
 def _run_epochs(
-    module: nn.Module, optimizer: torch.optim.Optimizer, criterion: Any, loader: DataLoader, epochs: int, dev: torch.device
+    module: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    criterion: Any,
+    loader: DataLoader,
+    epochs: int,
+    dev: torch.device,
 ) -> dict[str, float]:
     loss_sum, correct, seen = 0.0, 0, 0
     for _ in range(epochs):

@@ -120,8 +120,12 @@ def validate_update(
             w = float("nan")
         if not math.isfinite(w) or w <= 0:
             problems.append(
-                Rejection("invalid_weight", None, f"sample count must be a finite number > 0, got {weight!r}",
-                          {"weight": repr(weight)})
+                Rejection(
+                    "invalid_weight",
+                    None,
+                    f"sample count must be a finite number > 0, got {weight!r}",
+                    {"weight": repr(weight)},
+                )
             )
     if not isinstance(update, Mapping):
         problems.append(
@@ -142,43 +146,59 @@ def validate_update(
         tensor = update[name]
         if not isinstance(tensor, torch.Tensor):
             problems.append(
-                Rejection("not_a_tensor", name, f"{name!r} is a {type(tensor).__name__}, not a tensor",
-                          {"type": type(tensor).__name__})
+                Rejection(
+                    "not_a_tensor",
+                    name,
+                    f"{name!r} is a {type(tensor).__name__}, not a tensor",
+                    {"type": type(tensor).__name__},
+                )
             )
             continue
         if tensor.dtype != expected.dtype:
             problems.append(
-                Rejection("dtype_mismatch", name, f"{name!r} has dtype {tensor.dtype}, base model has {expected.dtype}",
-                          {"expected": str(expected.dtype), "actual": str(tensor.dtype)})
+                Rejection(
+                    "dtype_mismatch",
+                    name,
+                    f"{name!r} has dtype {tensor.dtype}, base model has {expected.dtype}",
+                    {"expected": str(expected.dtype), "actual": str(tensor.dtype)},
+                )
             )
         if tensor.shape != expected.shape:
             problems.append(
-                Rejection("shape_mismatch", name,
-                          f"{name!r} has shape {list(tensor.shape)}, base model has {list(expected.shape)}",
-                          {"expected": list(expected.shape), "actual": list(tensor.shape)})
+                Rejection(
+                    "shape_mismatch",
+                    name,
+                    f"{name!r} has shape {list(tensor.shape)}, base model has {list(expected.shape)}",
+                    {"expected": list(expected.shape), "actual": list(tensor.shape)},
+                )
             )
             continue
         if tensor.dtype.is_floating_point or tensor.dtype.is_complex:
             bad = int((~torch.isfinite(tensor)).sum())
             if bad:
                 problems.append(
-                    Rejection("non_finite", name, f"{name!r} has {bad} NaN/Inf value(s) out of {tensor.numel()}",
-                              {"count": bad, "numel": tensor.numel()})
+                    Rejection(
+                        "non_finite",
+                        name,
+                        f"{name!r} has {bad} NaN/Inf value(s) out of {tensor.numel()}",
+                        {"count": bad, "numel": tensor.numel()},
+                    )
                 )
 
     if not problems and max_norm is not None:
         norm = update_norm(update, None if delta else base)
         if norm > max_norm:
             # Name the tensor that weighs most, so that a person knows where to look.
-            parts = {
-                n: update_norm({n: update[n]}, None if delta else {n: base[n]}) for n in update
-            }
+            parts = {n: update_norm({n: update[n]}, None if delta else {n: base[n]}) for n in update}
             worst = max(parts, key=lambda n: (parts[n], n))
             problems.append(
-                Rejection("norm_exceeded", None,
-                          f"update L2 norm {norm:.6g} exceeds the bound {max_norm:.6g} "
-                          f"(largest part: {worst!r}, norm {parts[worst]:.6g})",
-                          {"norm": norm, "bound": float(max_norm), "largest_tensor": worst})
+                Rejection(
+                    "norm_exceeded",
+                    None,
+                    f"update L2 norm {norm:.6g} exceeds the bound {max_norm:.6g} "
+                    f"(largest part: {worst!r}, norm {parts[worst]:.6g})",
+                    {"norm": norm, "bound": float(max_norm), "largest_tensor": worst},
+                )
             )
     return problems
 

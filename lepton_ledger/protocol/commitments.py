@@ -21,16 +21,34 @@ from ..chain.typed_data import UpdateCommitment
 from .errors import DocumentTooLarge, MalformedDocument
 from .jsonio import canonical_json, load_object
 
-__all__ = ["BATCH_DOCUMENT_VERSION", "SIGNED_COMMITMENT_VERSION", "BatchDocument", "BatchItem", "encode_batch_document",
-           "parse_batch_document", "parse_commitment_item", "parse_signed_commitment"]  # fmt: skip
+__all__ = [
+    "BATCH_DOCUMENT_VERSION",
+    "SIGNED_COMMITMENT_VERSION",
+    "BatchDocument",
+    "BatchItem",
+    "encode_batch_document",
+    "parse_batch_document",
+    "parse_commitment_item",
+    "parse_signed_commitment",
+]
 
 BATCH_DOCUMENT_VERSION = 1
 SIGNED_COMMITMENT_VERSION = 1
 MAX_BATCH_BYTES = 8 << 20
 MAX_BATCH_COMMITMENTS = 10_000
 MAX_CID_CHARS = 128
-_ITEM_FIELDS = {"partyIndex", "agreementId", "round", "partner", "envelopeDigest", "manifestDigest",
-                "cumulativeEpsilon", "sampleCount", "signature", "envelopeCid"}  # fmt: skip
+_ITEM_FIELDS = {
+    "partyIndex",
+    "agreementId",
+    "round",
+    "partner",
+    "envelopeDigest",
+    "manifestDigest",
+    "cumulativeEpsilon",
+    "sampleCount",
+    "signature",
+    "envelopeCid",
+}
 _HEADER_FIELDS = {"version", "chain_id", "ledger", "agreement_id", "round", "commitments"}
 
 
@@ -91,8 +109,10 @@ def parse_signed_commitment(document: Any, *, chain_id: int, ledger: str) -> Bat
     if not isinstance(document, dict) or set(document) != fields or document["version"] != SIGNED_COMMITMENT_VERSION:
         raise MalformedDocument(f"not a version {SIGNED_COMMITMENT_VERSION} signed commitment")
     if (document["chain_id"], document["ledger"]) != (chain_id, ledger):
-        raise MalformedDocument(f"a commitment for ledger {str(document['ledger'])[:42]} on chain "
-                                f"{str(document['chain_id'])[:20]}, not {ledger} on chain {chain_id}")  # fmt: skip
+        raise MalformedDocument(
+            f"a commitment for ledger {str(document['ledger'])[:42]} on chain "
+            f"{str(document['chain_id'])[:20]}, not {ledger} on chain {chain_id}"
+        )
     return _item(document, 0)
 
 
@@ -102,10 +122,14 @@ def _item(item: dict[str, Any], party_index: int) -> BatchItem:
         raise MalformedDocument("envelopeCid must be a CID string")
     try:
         commitment = UpdateCommitment(
-            _int(item["agreementId"], "agreementId"), _int(item["round"], "round", 64), item["partner"],
-            _hex(item["envelopeDigest"], "envelopeDigest", 32), _hex(item["manifestDigest"], "manifestDigest", 32),
-            _int(item["cumulativeEpsilon"], "cumulativeEpsilon", 32), _int(item["sampleCount"], "sampleCount", 64),
-        )  # fmt: skip
+            _int(item["agreementId"], "agreementId"),
+            _int(item["round"], "round", 64),
+            item["partner"],
+            _hex(item["envelopeDigest"], "envelopeDigest", 32),
+            _hex(item["manifestDigest"], "manifestDigest", 32),
+            _int(item["cumulativeEpsilon"], "cumulativeEpsilon", 32),
+            _int(item["sampleCount"], "sampleCount", 64),
+        )
     except InvalidValue as exc:
         raise MalformedDocument(f"a commitment: {exc}") from None
     return BatchItem(party_index, commitment, _hex(item["signature"], "signature", 65), cid)
@@ -129,20 +153,40 @@ def parse_batch_document(data: bytes) -> BatchDocument:
         raise DocumentTooLarge(f"batch document of {len(items)} commitments, over {MAX_BATCH_COMMITMENTS}")
     if not isinstance(doc["ledger"], str):
         raise MalformedDocument("batch document ledger must be an address")
-    return BatchDocument(_int(doc["chain_id"], "chain_id"), doc["ledger"], _int(doc["agreement_id"], "agreement_id"),
-                         _int(doc["round"], "round", 64), [parse_commitment_item(i) for i in items])  # fmt: skip
+    return BatchDocument(
+        _int(doc["chain_id"], "chain_id"),
+        doc["ledger"],
+        _int(doc["agreement_id"], "agreement_id"),
+        _int(doc["round"], "round", 64),
+        [parse_commitment_item(i) for i in items],
+    )
 
 
-def encode_batch_document(*, chain_id: int, ledger: str, agreement_id: int, round: int, items: list[BatchItem]
-                          ) -> bytes:  # fmt: skip
+def encode_batch_document(
+    *, chain_id: int, ledger: str, agreement_id: int, round: int, items: list[BatchItem]
+) -> bytes:
     """The canonical bytes of a batch document (the inverse of :func:`parse_batch_document`)."""
-    return canonical_json({
-        "version": BATCH_DOCUMENT_VERSION, "chain_id": chain_id, "ledger": ledger, "agreement_id": agreement_id,
-        "round": round, "commitments": [{
-            "partyIndex": i.party_index, "agreementId": i.commitment.agreement_id, "round": i.commitment.round,
-            "partner": i.commitment.partner, "envelopeDigest": "0x" + i.commitment.envelope_digest.hex(),
-            "manifestDigest": "0x" + i.commitment.manifest_digest.hex(),
-            "cumulativeEpsilon": i.commitment.cumulative_epsilon, "sampleCount": i.commitment.sample_count,
-            "signature": "0x" + i.signature.hex(), "envelopeCid": i.envelope_cid,
-        } for i in items],
-    })  # fmt: skip
+    return canonical_json(
+        {
+            "version": BATCH_DOCUMENT_VERSION,
+            "chain_id": chain_id,
+            "ledger": ledger,
+            "agreement_id": agreement_id,
+            "round": round,
+            "commitments": [
+                {
+                    "partyIndex": i.party_index,
+                    "agreementId": i.commitment.agreement_id,
+                    "round": i.commitment.round,
+                    "partner": i.commitment.partner,
+                    "envelopeDigest": "0x" + i.commitment.envelope_digest.hex(),
+                    "manifestDigest": "0x" + i.commitment.manifest_digest.hex(),
+                    "cumulativeEpsilon": i.commitment.cumulative_epsilon,
+                    "sampleCount": i.commitment.sample_count,
+                    "signature": "0x" + i.signature.hex(),
+                    "envelopeCid": i.envelope_cid,
+                }
+                for i in items
+            ],
+        }
+    )

@@ -91,16 +91,18 @@ def load_json(data: bytes | bytearray | memoryview, *, what: str, max_bytes: int
     if _depth(raw) > max_depth:
         raise MalformedDocument(f"{what} is nested deeper than {max_depth} levels")
     try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant, parse_int=_bounded_int,
-                          parse_float=_finite_float)
+        return json.loads(
+            raw.decode("utf-8"), parse_constant=_refuse_constant, parse_int=_bounded_int, parse_float=_finite_float
+        )
     except MalformedDocument as exc:
         raise MalformedDocument(f"{what}: {exc}") from None
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise MalformedDocument(f"{what} is not JSON: {exc}") from None
 
 
-def load_object(data: bytes | bytearray | memoryview, *, what: str, max_bytes: int, max_depth: int = MAX_DEPTH
-                ) -> dict[str, Any]:  # fmt: skip
+def load_object(
+    data: bytes | bytearray | memoryview, *, what: str, max_bytes: int, max_depth: int = MAX_DEPTH
+) -> dict[str, Any]:
     """`load_json` of a document that must be a JSON object. Raises as `load_json`."""
     value = load_json(data, what=what, max_bytes=max_bytes, max_depth=max_depth)
     if not isinstance(value, dict):

@@ -15,8 +15,23 @@ from .jsonio import load_object
 MAX_HEADER_BYTES = 16 << 20
 MAX_TENSORS = 100_000
 MAX_RANK = 8
-DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
-               "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}  # fmt: skip
+DTYPE_BYTES = {
+    "BOOL": 1,
+    "U8": 1,
+    "I8": 1,
+    "F8_E5M2": 1,
+    "F8_E4M3": 1,
+    "I16": 2,
+    "U16": 2,
+    "F16": 2,
+    "BF16": 2,
+    "I32": 4,
+    "U32": 4,
+    "F32": 4,
+    "I64": 8,
+    "U64": 8,
+    "F64": 8,
+}
 
 
 class TensorTooLarge(DocumentTooLarge):
@@ -52,8 +67,9 @@ def parse_header(data: bytes | bytearray | memoryview, *, max_tensor_bytes: int)
         raise DocumentTooLarge(f"safetensors header of {header_len} bytes, over the bound of {MAX_HEADER_BYTES}")
     if 8 + header_len > len(data):
         raise MalformedDocument("safetensors header runs past the end of the data")
-    header = load_object(memoryview(data)[8 : 8 + header_len], what="safetensors header", max_bytes=MAX_HEADER_BYTES,
-                         max_depth=3)  # fmt: skip
+    header = load_object(
+        memoryview(data)[8 : 8 + header_len], what="safetensors header", max_bytes=MAX_HEADER_BYTES, max_depth=3
+    )
     if len(header) > MAX_TENSORS + 1:
         raise DocumentTooLarge(f"safetensors header names {len(header)} tensors, over {MAX_TENSORS}")
     available = len(data) - 8 - header_len

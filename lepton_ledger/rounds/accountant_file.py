@@ -41,10 +41,16 @@ class AccountantFile:
                 document = json.loads(self.path.read_text())
             except json.JSONDecodeError as exc:
                 raise ConfigurationError(f"accountant file {self.path} is not JSON: {exc}") from None
-            if not (isinstance(document, dict) and document.get("version") == FILE_VERSION
-                    and isinstance(document.get("accountant"), dict) and isinstance(document.get("recorded"), list)):
-                raise ConfigurationError(f"{self.path} is not an accountant file of version {FILE_VERSION} "
-                                         '(keys "version", "accountant", "recorded")')  # fmt: skip
+            if not (
+                isinstance(document, dict)
+                and document.get("version") == FILE_VERSION
+                and isinstance(document.get("accountant"), dict)
+                and isinstance(document.get("recorded"), list)
+            ):
+                raise ConfigurationError(
+                    f"{self.path} is not an accountant file of version {FILE_VERSION} "
+                    '(keys "version", "accountant", "recorded")'
+                )
             accountant.load_state_dict(document["accountant"])
             self.recorded = [str(k) for k in document["recorded"]]
 
@@ -74,8 +80,12 @@ class AccountantFile:
 
     def save(self) -> None:
         """Writes the file atomically: a reader (or a restart) sees the old or the new content, never a mix."""
-        document = {"version": FILE_VERSION, "accountant": self.accountant.state_dict(), "recorded": self.recorded,
-                    "epsilon": self.accountant.epsilon()}  # fmt: skip
+        document = {
+            "version": FILE_VERSION,
+            "accountant": self.accountant.state_dict(),
+            "recorded": self.recorded,
+            "epsilon": self.accountant.epsilon(),
+        }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         with open(tmp, "w") as out:

@@ -89,8 +89,17 @@ from .report import (
 )
 from .rules import RoundRules
 
-__all__ = ["AuditorNotARecipient", "BatchDocumentMismatch", "CommitmentMismatch", "CommitmentRefused",
-           "CommitmentView", "Coordinator", "NoAcceptedUpdates", "OpenRoundConflict", "RoundOutcome"]  # fmt: skip
+__all__ = [
+    "AuditorNotARecipient",
+    "BatchDocumentMismatch",
+    "CommitmentMismatch",
+    "CommitmentRefused",
+    "CommitmentView",
+    "Coordinator",
+    "NoAcceptedUpdates",
+    "OpenRoundConflict",
+    "RoundOutcome",
+]
 
 
 class BatchDocumentMismatch(LeptonError, ValueError):
@@ -155,10 +164,23 @@ class Coordinator:
             recipients; one without a registered key is not required); None: every holder of AUDITOR_ROLE.
     """
 
-    def __init__(self, *, account: Any, tx: Any, deployment: Any, store: Any, x25519_private: bytes,
-                 events_path: Path, eval_set: Any, model_name: str = "logreg", rules: RoundRules | None = None,
-                 payout_rule: PayoutRule | None = None, outbox: Outbox | None = None,
-                 checkpoint: Checkpoint | None = None, auditors: list[str] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        account: Any,
+        tx: Any,
+        deployment: Any,
+        store: Any,
+        x25519_private: bytes,
+        events_path: Path,
+        eval_set: Any,
+        model_name: str = "logreg",
+        rules: RoundRules | None = None,
+        payout_rule: PayoutRule | None = None,
+        outbox: Outbox | None = None,
+        checkpoint: Checkpoint | None = None,
+        auditors: list[str] | None = None,
+    ) -> None:
         self.account, self.tx, self.deployment, self.store = account, tx, deployment, store
         self.outbox = outbox if outbox is not None else default_outbox("coordinator", tx.w3, account.address)
         self.effects = RoundEffects(self.outbox, tx=tx, store=store, checkpoint=checkpoint)
@@ -172,9 +194,15 @@ class Coordinator:
         self.signature_valid = chain_signature_check(tx.w3)
         d = deployment
         self.events = EventIndex(
-            tx.w3, {"PartnerRegistry": d.partners, "AgreementRegistry": d.agreements, "RewardVault": d.vault,
-                    "RoundLedger": d.ledger}, events_path,
-        )  # fmt: skip
+            tx.w3,
+            {
+                "PartnerRegistry": d.partners,
+                "AgreementRegistry": d.agreements,
+                "RewardVault": d.vault,
+                "RoundLedger": d.ledger,
+            },
+            events_path,
+        )
 
     @property
     def address(self) -> str:
@@ -206,28 +234,39 @@ class Coordinator:
         if unfinished:
             op = unfinished[-1]
             if op.payload["model_digest"] != digest:
-                raise OpenRoundConflict(f"{op.key} (model {op.payload['model_digest']}) is unfinished: call "
-                                        f"open_round with that model to finish it first")  # fmt: skip
+                raise OpenRoundConflict(
+                    f"{op.key} (model {op.payload['model_digest']}) is unfinished: call "
+                    f"open_round with that model to finish it first"
+                )
             op = self.effects.finish(op.key)
         else:
             count = int(self.deployment.ledger.functions.roundCount(agreement_id).call())
             # Opened by a process that died before returning the round id: that round is still the open one
             # (a round since voided or finalized on the same model is not resumed, the next one is opened).
             still_open = int(self.deployment.ledger.functions.openRoundOf(agreement_id).call()) == count
-            done = [op for op in ours if op.status == "confirmed" and op.payload["round"] == count
-                    and op.payload["model_digest"] == digest and still_open]  # fmt: skip
+            done = [
+                op
+                for op in ours
+                if op.status == "confirmed"
+                and op.payload["round"] == count
+                and op.payload["model_digest"] == digest
+                and still_open
+            ]
             if done:
                 op = done[-1]
             else:
-                call = self.deployment.ledger.functions.openRound(agreement_id, model_digest, deadline,
-                                                                  eval_commitment(self.eval_set))  # fmt: skip
-                op = self.effects.transact(prefix + str(count + 1), call, self.address, round=count + 1,
-                                           model_digest=digest)  # fmt: skip
+                call = self.deployment.ledger.functions.openRound(
+                    agreement_id, model_digest, deadline, eval_commitment(self.eval_set)
+                )
+                op = self.effects.transact(
+                    prefix + str(count + 1), call, self.address, round=count + 1, model_digest=digest
+                )
         round_id = int(op.payload["round"])
         on_chain = Round.read(self.deployment.ledger.functions.round(agreement_id, round_id)).model_digest
         if on_chain != bytes(model_digest):
-            raise OpenRoundConflict(f"round {round_id} of agreement {agreement_id} holds model 0x{on_chain.hex()}, "
-                                    f"not {digest}")  # fmt: skip
+            raise OpenRoundConflict(
+                f"round {round_id} of agreement {agreement_id} holds model 0x{on_chain.hex()}, not {digest}"
+            )
         return round_id
 
     # -- step 5 -----------------------------------------------------------------------------------------
@@ -246,20 +285,28 @@ class Coordinator:
             return self.effects.finish(key).payload["document"]
         chain_id, ledger = self.tx.w3.eth.chain_id, self.deployment.ledger.address
         parties = self.party_indexes(agreement_id)
-        indexed = sorted((self._checked_signed(agreement_id, round_id, s, chain_id, ledger, parties) for s in signed),
-                         key=lambda checked: checked[0])  # fmt: skip
+        indexed = sorted(
+            (self._checked_signed(agreement_id, round_id, s, chain_id, ledger, parties) for s in signed),
+            key=lambda checked: checked[0],
+        )
         twice = sorted({s.commitment.partner for (i, s, _), (j, _, _) in pairwise(indexed) if i == j})
         if twice:
             raise CommitmentRefused(f"more than one commitment of {', '.join(twice)} in the batch")
         leaves = [commitment_leaf(digest, s.signature) for _, s, digest in indexed]
-        data = encode_batch_document(chain_id=chain_id, ledger=ledger, agreement_id=agreement_id, round=round_id,
-                                     items=[BatchItem(i, s.commitment, s.signature, s.envelope_cid)
-                                            for i, s, _ in indexed])  # fmt: skip
-        cid, digest = put_result(self.effects.put(self._key("batch-document", agreement_id, round_id, local_cid(data)),
-                                                  data))  # fmt: skip
+        data = encode_batch_document(
+            chain_id=chain_id,
+            ledger=ledger,
+            agreement_id=agreement_id,
+            round=round_id,
+            items=[BatchItem(i, s.commitment, s.signature, s.envelope_cid) for i, s, _ in indexed],
+        )
+        cid, digest = put_result(
+            self.effects.put(self._key("batch-document", agreement_id, round_id, local_cid(data)), data)
+        )
         entries = pack_entries([(i, s.commitment.cumulative_epsilon) for i, s, _ in indexed])
-        call = self.deployment.ledger.functions.commitBatch(agreement_id, round_id, PositionalTree(leaves).root,
-                                                            digest, entries)  # fmt: skip
+        call = self.deployment.ledger.functions.commitBatch(
+            agreement_id, round_id, PositionalTree(leaves).root, digest, entries
+        )
         return self.effects.transact(key, call, self.address, document=cid).payload["document"]
 
     def party_indexes(self, agreement_id: int) -> dict[str, int]:
@@ -270,8 +317,9 @@ class Coordinator:
             self._party_indexes[agreement_id] = {p.lower(): i for i, p in enumerate(parties)}
         return self._party_indexes[agreement_id]
 
-    def _checked_signed(self, agreement_id: int, round_id: int, signed: Any, chain_id: int, ledger: str,
-                        parties: dict[str, int]) -> tuple[int, Any, bytes]:  # fmt: skip
+    def _checked_signed(
+        self, agreement_id: int, round_id: int, signed: Any, chain_id: int, ledger: str, parties: dict[str, int]
+    ) -> tuple[int, Any, bytes]:
         """``(party index, signed, commitment digest)`` after the checks the ledger leaves to auditors: a party of the agreement (in
         `parties`, :meth:`party_indexes`), this round, and a signature valid for the party (ECDSA or ERC-1271, as
         ``SignatureChecker``).
@@ -284,8 +332,10 @@ class Coordinator:
         if index is None:
             raise CommitmentRefused(f"{c.partner} is not a party of agreement {agreement_id}")
         if (c.agreement_id, c.round) != (agreement_id, round_id):
-            raise CommitmentRefused(f"the commitment of {c.partner} is for agreement {c.agreement_id} round "
-                                    f"{c.round}, not {agreement_id} round {round_id}")  # fmt: skip
+            raise CommitmentRefused(
+                f"the commitment of {c.partner} is for agreement {c.agreement_id} round "
+                f"{c.round}, not {agreement_id} round {round_id}"
+            )
         digest = update_commitment_digest(chain_id, ledger, c)
         if not self.signature_valid(c.partner, digest, bytes(signed.signature)):
             raise CommitmentRefused(f"the commitment of {c.partner} is not signed by it")
@@ -295,11 +345,13 @@ class Coordinator:
         """The round's commitments, single and batched, in chain order. A batch entry voided on-chain (its dispute
         unanswered) is no commitment; a batch whose every entry was voided needs no document (there may be none)."""
         self.events.sync()
-        voided = {e.partner for e in self.events.events("DisputedEntryVoided", agreement_id=agreement_id,
-                                                         round=round_id)}  # fmt: skip
+        voided = {
+            e.partner for e in self.events.events("DisputedEntryVoided", agreement_id=agreement_id, round=round_id)
+        }
         views: list[CommitmentView] = []
-        for event in self.events.events(["UpdateSubmitted", "BatchCommitted"], agreement_id=agreement_id,
-                                        round=round_id):  # fmt: skip
+        for event in self.events.events(
+            ["UpdateSubmitted", "BatchCommitted"], agreement_id=agreement_id, round=round_id
+        ):
             if event.event == "UpdateSubmitted":
                 views.append(CommitmentView(event.partner, event.agreement_id, event.round, event.args))
             elif not voided or not self._batch_parties(agreement_id, event.args) <= voided:
@@ -310,9 +362,11 @@ class Coordinator:
         """The parties of a batch's entries that took effect (not skipped on-chain)."""
         skipped = int(args.get("skipped", 0))
         party_at = self.deployment.agreements.functions.partyAt
-        return {party_at(agreement_id, index).call()
-                for position, (index, _) in enumerate(unpack_entries(bytes.fromhex(args["entries"][2:])))
-                if not skipped >> position & 1}  # fmt: skip
+        return {
+            party_at(agreement_id, index).call()
+            for position, (index, _) in enumerate(unpack_entries(bytes.fromhex(args["entries"][2:])))
+            if not skipped >> position & 1
+        }
 
     def batch_commitments(self, args: dict[str, Any]) -> list[CommitmentView]:
         """The commitments of one anchored batch, from its document, checked against what was anchored.
@@ -335,10 +389,19 @@ class Coordinator:
                 raise BatchDocumentMismatch(f"the batch's signature for {c.partner} is not valid for it")
             leaves.append(commitment_leaf(digest, signature))
             entries.append((item.party_index, c.cumulative_epsilon))
-            views.append(CommitmentView(c.partner, c.agreement_id, c.round, {
-                "envelopeDigest": "0x" + c.envelope_digest.hex(), "manifestDigest": "0x" + c.manifest_digest.hex(),
-                "cumulativeEpsilon": c.cumulative_epsilon, "sampleCount": c.sample_count,
-            }))  # fmt: skip
+            views.append(
+                CommitmentView(
+                    c.partner,
+                    c.agreement_id,
+                    c.round,
+                    {
+                        "envelopeDigest": "0x" + c.envelope_digest.hex(),
+                        "manifestDigest": "0x" + c.manifest_digest.hex(),
+                        "cumulativeEpsilon": c.cumulative_epsilon,
+                        "sampleCount": c.sample_count,
+                    },
+                )
+            )
         if PositionalTree(leaves).root != bytes.fromhex(args["commitmentsRoot"][2:]):
             raise BatchDocumentMismatch("the batch document's commitments do not give the anchored root")
         if "0x" + pack_entries(entries).hex() != args["entries"]:
@@ -361,12 +424,18 @@ class Coordinator:
         """
         args = event.args
         # The bound is checked from the root node's declared size, before any leaf is downloaded.
-        data = fetch_by_digest(self.store, bytes.fromhex(args["envelopeDigest"][2:]), max_bytes=DEFAULT_MAX_ENVELOPE_BYTES)
+        data = fetch_by_digest(
+            self.store, bytes.fromhex(args["envelopeDigest"][2:]), max_bytes=DEFAULT_MAX_ENVELOPE_BYTES
+        )
         expected = Expected(
-            agreement_id=event.agreement_id, round=event.round, partner=event.partner, base_model_digest=model_digest,
-            manifest_digest=bytes.fromhex(args["manifestDigest"][2:]), chain_id=self.tx.w3.eth.chain_id,
+            agreement_id=event.agreement_id,
+            round=event.round,
+            partner=event.partner,
+            base_model_digest=model_digest,
+            manifest_digest=bytes.fromhex(args["manifestDigest"][2:]),
+            chain_id=self.tx.w3.eth.chain_id,
             ledger=self.deployment.ledger.address,
-        )  # fmt: skip
+        )
         opened = open_envelope(data, self.x25519_private, expected=expected, signature_valid=self.signature_valid)
         auditor_keys = self.auditor_keys() if auditor_keys is None else auditor_keys
         missing = [a for a, key in auditor_keys.items() if key not in opened.recipients]
@@ -390,11 +459,13 @@ class Coordinator:
             self.events.sync()
             granted = sorted({e.args["account"] for e in self.events.events("RoleGranted", contract="PartnerRegistry")})
             # Roles and profiles in one batch request: a profile read for nothing costs less than a round trip.
-            answers = read_many(self.tx.w3, [*(partners.hasRole(AUDITOR_ROLE, a) for a in granted),
-                                             *(partners.partnerOf(a) for a in granted)])  # fmt: skip
+            answers = read_many(
+                self.tx.w3,
+                [*(partners.hasRole(AUDITOR_ROLE, a) for a in granted), *(partners.partnerOf(a) for a in granted)],
+            )
             held = answers[: len(granted)]
             candidates = [a for a, has in zip(granted, held) if has]
-            profiles = [p for p, has in zip(answers[len(granted):], held) if has]
+            profiles = [p for p, has in zip(answers[len(granted) :], held) if has]
         keys = {a: Partner.decode(p).encryption_key for a, p in zip(candidates, profiles)}
         return {a: k for a, k in keys.items() if any(k)}  # without a registered key, nobody can seal to it
 
@@ -407,7 +478,9 @@ class Coordinator:
             try:
                 opened[event.partner] = self.open_update(event, model_digest, auditor_keys)
             except LeptonError as exc:  # whatever the partner committed: its update alone is rejected
-                failed[event.partner] = [{"code": type(exc).__name__, "tensor": None, "message": str(exc), "detail": {}}]
+                failed[event.partner] = [
+                    {"code": type(exc).__name__, "tensor": None, "message": str(exc), "detail": {}}
+                ]
         return opened, failed
 
     def base_state(self, model_digest: bytes) -> dict[str, torch.Tensor]:
@@ -427,8 +500,10 @@ class Coordinator:
     def _checked_rule(self, agreement_id: int, terms: Terms) -> PayoutRule:
         rule = terms.payout_rule
         if self.payout_rule is not None and PayoutRule(self.payout_rule) != rule:
-            raise ConfigurationError(f"agreement {agreement_id} pays by {rule.name.lower()}, not by "
-                                     f"{PayoutRule(self.payout_rule).name.lower()}")  # fmt: skip
+            raise ConfigurationError(
+                f"agreement {agreement_id} pays by {rule.name.lower()}, not by "
+                f"{PayoutRule(self.payout_rule).name.lower()}"
+            )
         return rule
 
     def check_closable(self, agreement_id: int, round_id: int) -> None:
@@ -439,8 +514,9 @@ class Coordinator:
             ContractReverted: the round cannot close now (``RoundLedgerRoundStillRunning``, not open...).
         """
         placeholder = b"\x01" * 32
-        call = self.deployment.ledger.functions.finalizeRound(agreement_id, round_id, placeholder, placeholder,
-                                                              bytes(32), 0)  # fmt: skip
+        call = self.deployment.ledger.functions.finalizeRound(
+            agreement_id, round_id, placeholder, placeholder, bytes(32), 0
+        )
         try:
             call.call({"from": self.address})
         except Exception as exc:  # noqa: BLE001 -- web3 raises several types; decode_revert tells them apart
@@ -461,14 +537,20 @@ class Coordinator:
             aggregate, report, tree = self.compute_outcome(agreement_id, round_id)
             paid = sum(report.payouts.values())
             call = self.deployment.ledger.functions.finalizeRound(
-                agreement_id, round_id, bytes.fromhex(report.aggregate_digest[2:]),
-                _digest_of(local_cid(report.to_bytes())), tree.root if tree else bytes(32), paid,
-            )  # fmt: skip
-            self.outbox.enqueue_many([
-                self.effects.put_operation(keys["aggregate"], serialize_tensors(aggregate)),
-                self.effects.put_operation(keys["report"], report.to_bytes()),
-                self.effects.transaction_operation(keys["finalize"], call, self.address),
-            ])  # fmt: skip
+                agreement_id,
+                round_id,
+                bytes.fromhex(report.aggregate_digest[2:]),
+                _digest_of(local_cid(report.to_bytes())),
+                tree.root if tree else bytes(32),
+                paid,
+            )
+            self.outbox.enqueue_many(
+                [
+                    self.effects.put_operation(keys["aggregate"], serialize_tensors(aggregate)),
+                    self.effects.put_operation(keys["report"], report.to_bytes()),
+                    self.effects.transaction_operation(keys["finalize"], call, self.address),
+                ]
+            )
             self.checkpoint("outcome:enqueued", None)
         aggregate_op = self.effects.finish(keys["aggregate"])
         report_op = self.effects.finish(keys["report"])
@@ -477,12 +559,19 @@ class Coordinator:
         paid = {p: a for p, a in report.payouts.items() if a > 0}
         aggregate_cid, aggregate_digest = put_result(aggregate_op)
         report_cid, report_digest = put_result(report_op)
-        return RoundOutcome(report, report_cid, report_digest, aggregate_cid, aggregate_digest,
-                            deserialize_tensors(put_data(aggregate_op)),
-                            PayoutTree(agreement_id, round_id, paid) if paid else None)  # fmt: skip
+        return RoundOutcome(
+            report,
+            report_cid,
+            report_digest,
+            aggregate_cid,
+            aggregate_digest,
+            deserialize_tensors(put_data(aggregate_op)),
+            PayoutTree(agreement_id, round_id, paid) if paid else None,
+        )
 
-    def compute_outcome(self, agreement_id: int, round_id: int) -> tuple[dict[str, torch.Tensor], RoundReport,
-                                                                         PayoutTree | None]:  # fmt: skip
+    def compute_outcome(
+        self, agreement_id: int, round_id: int
+    ) -> tuple[dict[str, torch.Tensor], RoundReport, PayoutTree | None]:
         """Open, validate, aggregate, evaluate, score and split, publishing nothing: ``(aggregate state, report,
         payout tree or None)``; the report names the aggregate's CID and digest.
 
@@ -491,8 +580,14 @@ class Coordinator:
         """
         # The round, its reward and the agreement's terms in one batch request (three round trips before).
         ledger, agreements = self.deployment.ledger.functions, self.deployment.agreements.functions
-        answers = read_many(self.tx.w3, [ledger.round(agreement_id, round_id), agreements.roundConfig(agreement_id),
-                                         agreements.terms(agreement_id)])  # fmt: skip
+        answers = read_many(
+            self.tx.w3,
+            [
+                ledger.round(agreement_id, round_id),
+                agreements.roundConfig(agreement_id),
+                agreements.terms(agreement_id),
+            ],
+        )
         state, config, terms = Round.decode(answers[0]), RoundConfig.decode(answers[1]), Terms.decode(answers[2])
         model_digest, commitment = state.model_digest, state.eval_commitment
         events = self.commitments(agreement_id, round_id)
@@ -502,8 +597,16 @@ class Coordinator:
         base = self.base_state(model_digest)
         updates = {p: (e.tensors, e.manifest.sample_count) for p, e in opened.items()}
         try:
-            outcome = round_outcome(base, updates, self.evaluation, self.rules, round_id=round_id, reward=reward,
-                                    payout_rule=rule, refused=failed)  # fmt: skip
+            outcome = round_outcome(
+                base,
+                updates,
+                self.evaluation,
+                self.rules,
+                round_id=round_id,
+                reward=reward,
+                payout_rule=rule,
+                refused=failed,
+            )
         except NoAcceptedUpdates:
             raise NoAcceptedUpdates(f"agreement {agreement_id} round {round_id}: no update accepted") from None
         aggregate = outcome.settlement.aggregate
@@ -513,28 +616,53 @@ class Coordinator:
         paid = {p: a for p, a in outcome.settlement.payouts.items() if a > 0}
         return aggregate, report, PayoutTree(agreement_id, round_id, paid) if paid else None
 
-    def _report(self, agreement_id: int, round_id: int, model_digest: bytes, commitment: bytes, events: list[Any],
-                opened: dict[str, Any], outcome: Outcome) -> RoundReport:  # fmt: skip
+    def _report(
+        self,
+        agreement_id: int,
+        round_id: int,
+        model_digest: bytes,
+        commitment: bytes,
+        events: list[Any],
+        opened: dict[str, Any],
+        outcome: Outcome,
+    ) -> RoundReport:
         rejected, scores, payouts = outcome.rejected, outcome.settlement.scores, outcome.settlement.payouts
         lines = []
         for event in events:
             p, args = event.partner, event.args
             envelope = opened.get(p)
             m = envelope.manifest if envelope else None
-            lines.append(PartnerOutcome(
-                partner=p, envelope_cid=_cid_or_empty(self.store, args["envelopeDigest"]),
-                manifest_digest=args["manifestDigest"], sample_count=int(args["sampleCount"]),
-                cumulative_epsilon_fixed=int(args["cumulativeEpsilon"]), accepted=p not in rejected,
-                reasons=rejected.get(p, []), dp=_dp_dict(m), cumulative_epsilon=m.cumulative_epsilon_float if m else None,
-                score=scores.get(p), payout=int(payouts.get(p, 0)),
-            ))  # fmt: skip
+            lines.append(
+                PartnerOutcome(
+                    partner=p,
+                    envelope_cid=_cid_or_empty(self.store, args["envelopeDigest"]),
+                    manifest_digest=args["manifestDigest"],
+                    sample_count=int(args["sampleCount"]),
+                    cumulative_epsilon_fixed=int(args["cumulativeEpsilon"]),
+                    accepted=p not in rejected,
+                    reasons=rejected.get(p, []),
+                    dp=_dp_dict(m),
+                    cumulative_epsilon=m.cumulative_epsilon_float if m else None,
+                    score=scores.get(p),
+                    payout=int(payouts.get(p, 0)),
+                )
+            )
         return RoundReport(
-            chain_id=self.tx.w3.eth.chain_id, ledger=self.deployment.ledger.address, agreement_id=agreement_id,
-            round=round_id, base_model_digest="0x" + model_digest.hex(), eval_commitment="0x" + commitment.hex(),
-            rules=outcome.rules, payout_rule=outcome.payout_rule.name.lower(), reward=outcome.reward, partners=lines,
-            metrics={"accuracy_before": outcome.settlement.accuracy_before,
-                     "accuracy_after": outcome.settlement.accuracy_after},
-        )  # fmt: skip
+            chain_id=self.tx.w3.eth.chain_id,
+            ledger=self.deployment.ledger.address,
+            agreement_id=agreement_id,
+            round=round_id,
+            base_model_digest="0x" + model_digest.hex(),
+            eval_commitment="0x" + commitment.hex(),
+            rules=outcome.rules,
+            payout_rule=outcome.payout_rule.name.lower(),
+            reward=outcome.reward,
+            partners=lines,
+            metrics={
+                "accuracy_before": outcome.settlement.accuracy_before,
+                "accuracy_after": outcome.settlement.accuracy_after,
+            },
+        )
 
 
 class CommitmentMismatch(LeptonError, ValueError):
@@ -556,5 +684,11 @@ def _dp_dict(manifest: Any) -> dict[str, Any] | None:
     if manifest is None:
         return None
     dp = manifest.dp
-    return {"noise_multiplier": dp.noise_multiplier, "clipping_norm": dp.clipping_norm,
-            "sample_rate": dp.sample_rate, "steps": dp.steps, "delta": dp.delta, "accountant": dp.accountant}  # fmt: skip
+    return {
+        "noise_multiplier": dp.noise_multiplier,
+        "clipping_norm": dp.clipping_norm,
+        "sample_rate": dp.sample_rate,
+        "steps": dp.steps,
+        "delta": dp.delta,
+        "accountant": dp.accountant,
+    }

@@ -66,8 +66,10 @@ MAX_NORM = DEFAULT_MAX_NORM  # L2 bound on an update (logreg on digits: honest u
 ALPHA = 0.5  # Dirichlet label skew of the partners' data: each partner's own class mix (fl.make_federated)
 FREE_RIDER_LR = 1e-6  # the free-rider "trains" with a step so small that its update is next to zero
 MODELS = ("logreg", "mlp", "fusion")
-KEYS_NOTE = ("development keys from anvil's public test mnemonic and freshly generated X25519 keys, stored in "
-             "plain text: for local use only, never for a real chain")  # fmt: skip
+KEYS_NOTE = (
+    "development keys from anvil's public test mnemonic and freshly generated X25519 keys, stored in "
+    "plain text: for local use only, never for a real chain"
+)
 
 
 class GasMeter(Transactor):
@@ -116,10 +118,20 @@ class Story:
 MAX_PARTNERS = 40  # digits keeps 1437 training samples: the skewed split gives each of 40 at least 10
 
 
-def run_demo(out_dir: Path, *, partners: int = 3, rounds: int = 5, mode: str = "single",
-             dispute_window: int = DISPUTE_WINDOW, rules: RoundRules | None = None, model: str = "logreg",
-             free_rider: bool = True, non_iid: bool = True, payout_rule: fl.PayoutRule = fl.PayoutRule.PROPORTIONAL,
-             console: Console | None = None) -> DemoResult:  # fmt: skip
+def run_demo(
+    out_dir: Path,
+    *,
+    partners: int = 3,
+    rounds: int = 5,
+    mode: str = "single",
+    dispute_window: int = DISPUTE_WINDOW,
+    rules: RoundRules | None = None,
+    model: str = "logreg",
+    free_rider: bool = True,
+    non_iid: bool = True,
+    payout_rule: fl.PayoutRule = fl.PayoutRule.PROPORTIONAL,
+    console: Console | None = None,
+) -> DemoResult:
     """Runs the whole story on a fresh anvil whose state is saved to ``out_dir/chain-state.json``.
 
     The partners differ: a non-IID split of digits (Dirichlet label skew ``ALPHA``, so unequal sizes and class
@@ -138,8 +150,10 @@ def run_demo(out_dir: Path, *, partners: int = 3, rounds: int = 5, mode: str = "
         raise ConfigurationError("the demo needs at least one partner and one round")
     out_dir = Path(out_dir)
     if partners > MAX_PARTNERS:
-        raise ConfigurationError(f"the demo runs at most {MAX_PARTNERS} partners (each needs a share of the digits "
-                                 f"data set and a funded development account), not {partners}")  # fmt: skip
+        raise ConfigurationError(
+            f"the demo runs at most {MAX_PARTNERS} partners (each needs a share of the digits "
+            f"data set and a funded development account), not {partners}"
+        )
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigurationError(f"--out {out_dir} is a file, not a folder: name a folder for the demo's output")
     if mode not in ("single", "batched"):
@@ -167,8 +181,19 @@ def run_demo(out_dir: Path, *, partners: int = 3, rounds: int = 5, mode: str = "
     return result
 
 
-def _story(w3, anvil: Anvil, executor, out_dir: Path, n_partners: int, n_rounds: int, mode: str,
-           dispute_window: int, rules: RoundRules, story: Story, console: Console) -> DemoResult:  # fmt: skip
+def _story(
+    w3,
+    anvil: Anvil,
+    executor,
+    out_dir: Path,
+    n_partners: int,
+    n_rounds: int,
+    mode: str,
+    dispute_window: int,
+    rules: RoundRules,
+    story: Story,
+    console: Console,
+) -> DemoResult:
     model = story.model
     alpha, sizes = (ALPHA, _sizes(n_partners)) if story.non_iid else (None, None)
     rule_name = story.payout_rule.name.lower()
@@ -184,43 +209,93 @@ def _story(w3, anvil: Anvil, executor, out_dir: Path, n_partners: int, n_rounds:
     _step(console, f"anvil up at {anvil.url}, chain id {chain_id}")
 
     # -- deploy, register (with X25519 keys) ----------------------------------------------------------
-    world = build_world(tx, accounts, dispute_window=dispute_window, roles=roles,
-                        profile=lambda who: {"name": who, "contact": f"ml@{who}.example"},
-                        on_step=lambda line: _step(console, line))  # fmt: skip
+    world = build_world(
+        tx,
+        accounts,
+        dispute_window=dispute_window,
+        roles=roles,
+        profile=lambda who: {"name": who, "contact": f"ml@{who}.example"},
+        on_step=lambda line: _step(console, line),
+    )
     deployment, token, x25519 = world.deployment, world.token, world.x25519
     addresses = {**deployment.addresses(), "LeptonToken": token.address}
     deployment.write(
-        out_dir / "deployment.json", rpc_url=anvil.url, chain_id=chain_id,
-        extra={"reward_token": token.address, "state_file": STATE_FILE, "store": STORE_DIR, "keys": KEYS_DIR,
-               "restart": f"anvil --chain-id {chain_id} --state {STATE_FILE} (or Anvil(state_file=...)); "
-                          "the rpc_url above is only live while the demo runs",
-               "dispute_window": dispute_window, "model": model, "max_norm": rules.max_norm,
-               "aggregation": rules.aggregation, "aggregation_params": aggregation_params, "scoring": rules.scoring,
-               # how to rebuild the held-out evaluation set whose commitment each round carries (fl.make_federated)
-               "eval_set": {"dataset": "digits", "num_partners": n_partners, "seed": 0, "alpha": alpha,
-                            **({"sizes": sizes} if sizes else {}), "eval_fraction": 0.2}},
-    )  # fmt: skip
+        out_dir / "deployment.json",
+        rpc_url=anvil.url,
+        chain_id=chain_id,
+        extra={
+            "reward_token": token.address,
+            "state_file": STATE_FILE,
+            "store": STORE_DIR,
+            "keys": KEYS_DIR,
+            "restart": f"anvil --chain-id {chain_id} --state {STATE_FILE} (or Anvil(state_file=...)); "
+            "the rpc_url above is only live while the demo runs",
+            "dispute_window": dispute_window,
+            "model": model,
+            "max_norm": rules.max_norm,
+            "aggregation": rules.aggregation,
+            "aggregation_params": aggregation_params,
+            "scoring": rules.scoring,
+            # how to rebuild the held-out evaluation set whose commitment each round carries (fl.make_federated)
+            "eval_set": {
+                "dataset": "digits",
+                "num_partners": n_partners,
+                "seed": 0,
+                "alpha": alpha,
+                **({"sizes": sizes} if sizes else {}),
+                "eval_fraction": 0.2,
+            },
+        },
+    )
     _write_keys(out_dir / KEYS_DIR, roles, accounts, x25519)
 
     # -- propose, sign, stake, fund -------------------------------------------------------------------
     now = w3.eth.get_block("latest")["timestamp"]
-    terms_doc = {"task": "digits classification", "model": model, "rounds": n_rounds, "epsilon_cap": EPSILON_CAP,
-                 "delta": DELTA, "required_stake": REQUIRED_STAKE, "reward_per_round": REWARD_PER_ROUND,
-                 "payout_rule": rule_name, "aggregation": rules.aggregation,
-                 "aggregation_params": aggregation_params, "scoring": rules.scoring, "max_norm": rules.max_norm}  # fmt: skip
+    terms_doc = {
+        "task": "digits classification",
+        "model": model,
+        "rounds": n_rounds,
+        "epsilon_cap": EPSILON_CAP,
+        "delta": DELTA,
+        "required_stake": REQUIRED_STAKE,
+        "reward_per_round": REWARD_PER_ROUND,
+        "payout_rule": rule_name,
+        "aggregation": rules.aggregation,
+        "aggregation_params": aggregation_params,
+        "scoring": rules.scoring,
+        "max_norm": rules.max_norm,
+    }
     terms = AgreementTerms(
-        parties=[a.address for a in accounts.values()], reward_token=token.address, reward_per_round=REWARD_PER_ROUND,
-        epsilon_cap=EPSILON_CAP, delta=DELTA, required_stake=REQUIRED_STAKE, start=now - 1, end=now + 365 * 86400,
-        max_rounds=n_rounds, coordinator=coord_account.address, arbiter=admin.address,
-        max_sample_count=MAX_SAMPLE_COUNT, payout_rule=story.payout_rule, document=terms_doc,
+        parties=[a.address for a in accounts.values()],
+        reward_token=token.address,
+        reward_per_round=REWARD_PER_ROUND,
+        epsilon_cap=EPSILON_CAP,
+        delta=DELTA,
+        required_stake=REQUIRED_STAKE,
+        start=now - 1,
+        end=now + 365 * 86400,
+        max_rounds=n_rounds,
+        coordinator=coord_account.address,
+        arbiter=admin.address,
+        max_sample_count=MAX_SAMPLE_COUNT,
+        payout_rule=story.payout_rule,
+        document=terms_doc,
         coordinator_bond=COORDINATOR_BOND,
-    )  # fmt: skip
+    )
     agreement_id = agreements.propose(tx, deployment, coord_account.address, terms)
-    _step(console, f"agreement {agreement_id} proposed: {n_rounds} rounds, epsilon cap {EPSILON_CAP}, "
-                   f"{REWARD_PER_ROUND / TOKEN:g} LRW per round, paid by the {rule_name} rule"
-                   + (f" (measured contribution: {rules.scoring} scores)" if rule_name == "proportional" else ""))
-    world.join_and_fund(agreement_id, terms, relayed=lambda i: i % 2 == 1 or n_partners == 1,
-                        funded_rounds=n_rounds, on_step=lambda line: _step(console, line))  # fmt: skip
+    _step(
+        console,
+        f"agreement {agreement_id} proposed: {n_rounds} rounds, epsilon cap {EPSILON_CAP}, "
+        f"{REWARD_PER_ROUND / TOKEN:g} LRW per round, paid by the {rule_name} rule"
+        + (f" (measured contribution: {rules.scoring} scores)" if rule_name == "proportional" else ""),
+    )
+    world.join_and_fund(
+        agreement_id,
+        terms,
+        relayed=lambda i: i % 2 == 1 or n_partners == 1,
+        funded_rounds=n_rounds,
+        on_step=lambda line: _step(console, line),
+    )
     setup_gas = tx.gas_used
 
     # -- rounds ---------------------------------------------------------------------------------------
@@ -230,38 +305,77 @@ def _story(w3, anvil: Anvil, executor, out_dir: Path, n_partners: int, n_rounds:
     for i, name in enumerate(names):
         labels = split.partners[i].labels
         top = int(np.bincount(labels).argmax())
-        _step(console, f"{name}: {len(labels)} samples, {len(set(labels.tolist()))} classes, "
-                       f"{(labels == top).mean():.0%} of them digit {top}"
-                       + (" -- a free-rider: it sends a near-zero update" if name in riders else ""))  # fmt: skip
-    coordinator = Coordinator(account=coord_account, tx=tx, deployment=deployment, store=store,
-                              x25519_private=x25519["coordinator"], events_path=out_dir / "events.sqlite",
-                              eval_set=split.eval_set, model_name=model, rules=rules,
-                              outbox=Outbox(out_dir / OUTBOX_DIR / "coordinator.sqlite"))  # fmt: skip
+        _step(
+            console,
+            f"{name}: {len(labels)} samples, {len(set(labels.tolist()))} classes, "
+            f"{(labels == top).mean():.0%} of them digit {top}"
+            + (" -- a free-rider: it sends a near-zero update" if name in riders else ""),
+        )
+    coordinator = Coordinator(
+        account=coord_account,
+        tx=tx,
+        deployment=deployment,
+        store=store,
+        x25519_private=x25519["coordinator"],
+        events_path=out_dir / "events.sqlite",
+        eval_set=split.eval_set,
+        model_name=model,
+        rules=rules,
+        outbox=Outbox(out_dir / OUTBOX_DIR / "coordinator.sqlite"),
+    )
     partners = {
-        name: Partner(account=account, tx=tx, deployment=deployment, store=store,
-                      accountant=fl.PrivacyAccountant(partner=account.address, agreement=agreement_id, delta=DELTA,
-                                                      epsilon_cap=EPSILON_CAP),
-                      data=split.partners[i], executor=executor,
-                      outbox=Outbox(out_dir / OUTBOX_DIR / f"{name}.sqlite"),
-                      settings=TrainingSettings(model=model, epochs=1, batch_size=64, noise_multiplier=1.0, seed=i,
-                                                **({"lr": FREE_RIDER_LR} if name in riders else {})))
+        name: Partner(
+            account=account,
+            tx=tx,
+            deployment=deployment,
+            store=store,
+            accountant=fl.PrivacyAccountant(
+                partner=account.address, agreement=agreement_id, delta=DELTA, epsilon_cap=EPSILON_CAP
+            ),
+            data=split.partners[i],
+            executor=executor,
+            outbox=Outbox(out_dir / OUTBOX_DIR / f"{name}.sqlite"),
+            settings=TrainingSettings(
+                model=model,
+                epochs=1,
+                batch_size=64,
+                noise_multiplier=1.0,
+                seed=i,
+                **({"lr": FREE_RIDER_LR} if name in riders else {}),
+            ),
+        )
         for i, (name, account) in enumerate(accounts.items())
-    }  # fmt: skip
+    }
     recipients = world.recipients()
     state = fl.build_model(model, split.input_dim, split.num_classes, seed=0).state_dict()
     summary_rounds = []
     names_of = {p.address: name for name, p in partners.items()}
     for r in range(n_rounds):
         gas_before = tx.gas_used
-        driven = drive_round(coordinator, list(partners.values()), agreement_id, state, recipients=recipients,
-                             mode=mode, window=ROUND_WINDOW,
-                             on_event=_narrator(console, names_of, mode, f"{r + 1}/{n_rounds}"))  # fmt: skip
-        round_id, model_cid, envelopes, batch_cid = driven.round_id, driven.model_cid, driven.envelopes, driven.batch_cid
+        driven = drive_round(
+            coordinator,
+            list(partners.values()),
+            agreement_id,
+            state,
+            recipients=recipients,
+            mode=mode,
+            window=ROUND_WINDOW,
+            on_event=_narrator(console, names_of, mode, f"{r + 1}/{n_rounds}"),
+        )
+        round_id, model_cid, envelopes, batch_cid = (
+            driven.round_id,
+            driven.model_cid,
+            driven.envelopes,
+            driven.batch_cid,
+        )
         outcome = driven.outcome
         report = outcome.report
         accuracy = float(report.metrics["accuracy_after"])
-        _step(console, f"  finalized: accuracy {report.metrics['accuracy_before']:.3f} -> {accuracy:.3f}, "
-                       f"aggregate {_short(outcome.aggregate_cid)}, report {_short(outcome.report_cid)}")  # fmt: skip
+        _step(
+            console,
+            f"  finalized: accuracy {report.metrics['accuracy_before']:.3f} -> {accuracy:.3f}, "
+            f"aggregate {_short(outcome.aggregate_cid)}, report {_short(outcome.report_cid)}",
+        )
         advance_time(w3, ROUND_WINDOW + dispute_window + 1)
         claimed = {}
         for name, p in partners.items():
@@ -271,43 +385,79 @@ def _story(w3, anvil: Anvil, executor, out_dir: Path, n_partners: int, n_rounds:
             claimed[p.address] = amount
         gas = tx.gas_used - gas_before
         scores = {line.partner: line.score for line in report.partners}
-        _step(console, f"  after the dispute window ({dispute_window}s, local time travel), claimed: "
-              + ", ".join(f"{n} {claimed[p.address] / TOKEN:.2f} LRW (score {_score(scores.get(p.address))})"
-                          for n, p in partners.items())
-              + f"; round gas {gas:,}")  # fmt: skip
-        summary_rounds.append({
-            "round": round_id,
-            "accuracy": accuracy,
-            "accuracy_before": float(report.metrics["accuracy_before"]),
-            "partners": {
-                p.address: {"name": name, "free_rider": name in riders, "samples": len(p.data),
-                            "score": scores.get(p.address), "epsilon": p.accountant.epsilon(),
-                            "epsilon_fixed": p.accountant.spent_fixed(),
-                            "payout": str(report.payouts.get(p.address, 0)),
-                            "claimed": str(claimed[p.address]), "accepted": p.address in report.accepted}
-                for name, p in partners.items()
-            },
-            "rejected": report.rejected,
-            "cids": {"model": model_cid, "envelopes": envelopes, "aggregate": outcome.aggregate_cid,
-                     "report": outcome.report_cid, **({"batch": batch_cid} if batch_cid else {})},
-            "gas_used": gas,
-        })  # fmt: skip
+        _step(
+            console,
+            f"  after the dispute window ({dispute_window}s, local time travel), claimed: "
+            + ", ".join(
+                f"{n} {claimed[p.address] / TOKEN:.2f} LRW (score {_score(scores.get(p.address))})"
+                for n, p in partners.items()
+            )
+            + f"; round gas {gas:,}",
+        )
+        summary_rounds.append(
+            {
+                "round": round_id,
+                "accuracy": accuracy,
+                "accuracy_before": float(report.metrics["accuracy_before"]),
+                "partners": {
+                    p.address: {
+                        "name": name,
+                        "free_rider": name in riders,
+                        "samples": len(p.data),
+                        "score": scores.get(p.address),
+                        "epsilon": p.accountant.epsilon(),
+                        "epsilon_fixed": p.accountant.spent_fixed(),
+                        "payout": str(report.payouts.get(p.address, 0)),
+                        "claimed": str(claimed[p.address]),
+                        "accepted": p.address in report.accepted,
+                    }
+                    for name, p in partners.items()
+                },
+                "rejected": report.rejected,
+                "cids": {
+                    "model": model_cid,
+                    "envelopes": envelopes,
+                    "aggregate": outcome.aggregate_cid,
+                    "report": outcome.report_cid,
+                    **({"batch": batch_cid} if batch_cid else {}),
+                },
+                "gas_used": gas,
+            }
+        )
         state = outcome.aggregate
 
     summary = {
-        "chain_id": chain_id, "agreement_id": agreement_id, "mode": mode, "partners": n_partners, "rounds": n_rounds,
-        "reward_per_round": str(REWARD_PER_ROUND), "epsilon_cap": EPSILON_CAP, "delta": DELTA,
-        "data": "sklearn digits, " + (f"non-IID split (Dirichlet label skew, alpha {alpha}; sizes {sizes})" if alpha
-                                      else "IID split") + ", 20% held-out evaluation set",
-        "model": model, "payout_rule": rule_name, "free_riders": sorted(riders),
-        "aggregation": rules.aggregation, "aggregation_params": aggregation_params, "scoring": rules.scoring,
+        "chain_id": chain_id,
+        "agreement_id": agreement_id,
+        "mode": mode,
+        "partners": n_partners,
+        "rounds": n_rounds,
+        "reward_per_round": str(REWARD_PER_ROUND),
+        "epsilon_cap": EPSILON_CAP,
+        "delta": DELTA,
+        "data": "sklearn digits, "
+        + (f"non-IID split (Dirichlet label skew, alpha {alpha}; sizes {sizes})" if alpha else "IID split")
+        + ", 20% held-out evaluation set",
+        "model": model,
+        "payout_rule": rule_name,
+        "free_riders": sorted(riders),
+        "aggregation": rules.aggregation,
+        "aggregation_params": aggregation_params,
+        "scoring": rules.scoring,
         "max_norm": rules.max_norm,
-        "setup_gas_used": setup_gas, "total_gas_used": tx.gas_used,
-        "keys_note": KEYS_NOTE, "keys": KEYS_DIR, "store": STORE_DIR, "state_file": STATE_FILE,
+        "setup_gas_used": setup_gas,
+        "total_gas_used": tx.gas_used,
+        "keys_note": KEYS_NOTE,
+        "keys": KEYS_DIR,
+        "store": STORE_DIR,
+        "state_file": STATE_FILE,
         "per_round": summary_rounds,
-    }  # fmt: skip
-    _step(console, f"[green]done[/]: {n_rounds} round(s), final accuracy {summary_rounds[-1]['accuracy']:.3f}, "
-                   f"total gas {tx.gas_used:,}")  # fmt: skip
+    }
+    _step(
+        console,
+        f"[green]done[/]: {n_rounds} round(s), final accuracy {summary_rounds[-1]['accuracy']:.3f}, "
+        f"total gas {tx.gas_used:,}",
+    )
     return DemoResult(out_dir, chain_id, addresses, agreement_id, summary)
 
 
@@ -316,11 +466,16 @@ def _narrator(console: Console, names: dict[str, str], mode: str, position: str)
 
     def narrate(event: str, detail: dict[str, Any]) -> None:
         if event == "opened":
-            _step(console, f"[bold]round {detail['round']}[/] ({position}) opened on model {_short(detail['model_cid'])}")
+            _step(
+                console, f"[bold]round {detail['round']}[/] ({position}) opened on model {_short(detail['model_cid'])}"
+            )
         elif event == "committed":
             p, cid = detail["partner"], _short(detail["result"].envelope_cid)
             what = "committed:" if mode == "single" else "signed its commitment (EIP-712):"
-            _step(console, f"  {names[p.address]} trained (DP-SGD), sealed {cid}, {what} epsilon {p.accountant.epsilon():.3f}")
+            _step(
+                console,
+                f"  {names[p.address]} trained (DP-SGD), sealed {cid}, {what} epsilon {p.accountant.epsilon():.3f}",
+            )
         elif event == "anchored":
             _step(console, f"  coordinator anchored the batch {_short(detail['batch_cid'])}")
         elif event == "dispute":
@@ -341,16 +496,24 @@ def _score(score: float | None) -> str:
 def _write_keys(folder: Path, roles: DevRoles, accounts: dict, x25519: dict[str, bytes]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     folder.chmod(0o700)
-    parties = {"admin": roles.admin, "coordinator": roles.coordinator, "auditor": roles.auditor,
-               "treasury": roles.treasury, **accounts}  # fmt: skip
+    parties = {
+        "admin": roles.admin,
+        "coordinator": roles.coordinator,
+        "auditor": roles.auditor,
+        "treasury": roles.treasury,
+        **accounts,
+    }
     document = {
         "note": KEYS_NOTE,
         "parties": {
-            who: {"address": a.address, "ethereum_private_key": "0x" + bytes(a.key).hex(),
-                  **({"x25519_private_key": x25519[who].hex()} if who in x25519 else {})}
+            who: {
+                "address": a.address,
+                "ethereum_private_key": "0x" + bytes(a.key).hex(),
+                **({"x25519_private_key": x25519[who].hex()} if who in x25519 else {}),
+            }
             for who, a in parties.items()
         },
-    }  # fmt: skip
+    }
     path = folder / "dev-keys.json"
     path.write_text(json.dumps(document, indent=2) + "\n")
     path.chmod(0o600)

@@ -44,10 +44,19 @@ class DrivenRound:
     outcome: RoundOutcome
 
 
-def drive_round(coordinator: Coordinator, partners: Sequence[Partner], agreement_id: int,
-                state: dict[str, torch.Tensor], *, recipients: list[str], mode: str = "single",
-                window: int = ROUND_WINDOW, concurrent: bool = True, close_retries: int = 0,
-                on_event: OnEvent | None = None) -> DrivenRound:  # fmt: skip
+def drive_round(
+    coordinator: Coordinator,
+    partners: Sequence[Partner],
+    agreement_id: int,
+    state: dict[str, torch.Tensor],
+    *,
+    recipients: list[str],
+    mode: str = "single",
+    window: int = ROUND_WINDOW,
+    concurrent: bool = True,
+    close_retries: int = 0,
+    on_event: OnEvent | None = None,
+) -> DrivenRound:
     """Runs one round of `agreement_id` on global model `state` (see the module docstring); `recipients` are
     whom the envelopes are sealed to. `concurrent`: False runs the partners one after another (an in-process
     executor trains one task at a time). `close_retries`: how many times a ``close_round`` the node failed
@@ -65,6 +74,7 @@ def drive_round(coordinator: Coordinator, partners: Sequence[Partner], agreement
     round_id = coordinator.open_round(agreement_id, model_digest, deadline)
     say("opened", {"round": round_id, "model_cid": model_cid})
     batch_cid = None
+
     def step(p: Partner) -> Any:  # a Submission, or a SignedCommitment in batched mode
         if mode == "single":
             return p.run_round(agreement_id, round_id, recipients)
@@ -77,8 +87,13 @@ def drive_round(coordinator: Coordinator, partners: Sequence[Partner], agreement
         batch_cid = coordinator.anchor_batch(agreement_id, round_id, list(done))
         say("anchored", {"batch_cid": batch_cid})
         # A partner may dispute its entry; an honest coordinator answers with the signed commitment.
-        for line in answer_open_disputes(coordinator.tx, coordinator.deployment, coordinator.store,
-                                         sender=coordinator.address, agreement_id=agreement_id):  # fmt: skip
+        for line in answer_open_disputes(
+            coordinator.tx,
+            coordinator.deployment,
+            coordinator.store,
+            sender=coordinator.address,
+            agreement_id=agreement_id,
+        ):
             say("dispute", {"line": line})
     for attempt in range(close_retries + 1):
         try:

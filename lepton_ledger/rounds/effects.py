@@ -187,4 +187,3 @@ def _failure(op: Operation) -> Exception:
     if op.kind == "transaction":
         return ChainError(f"operation {op.key!r} failed: {op.error}")
     return PermanentFailure(f"operation {op.key!r} failed: {op.error}", op.result)
-

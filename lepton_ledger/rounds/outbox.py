@@ -205,9 +205,7 @@ class Outbox:
         """
         now = time.time()
         with self._connect(immediate=True) as db:
-            rows = db.execute(
-                "SELECT * FROM operations WHERE status IN ('pending', 'sent') ORDER BY seq"
-            ).fetchall()
+            rows = db.execute("SELECT * FROM operations WHERE status IN ('pending', 'sent') ORDER BY seq").fetchall()
             for row in rows:
                 if kinds is not None and row["kind"] not in kinds:
                     continue
@@ -236,10 +234,14 @@ class Outbox:
             OutboxError: unknown key, or the operation is no longer pending.
         """
         return self._transition(
-            key, ("pending",), "pending",
-            tx_sender=signed.sender, tx_nonce=signed.nonce, tx_hash=signed.tx_hash.to_0x_hex(),
+            key,
+            ("pending",),
+            "pending",
+            tx_sender=signed.sender,
+            tx_nonce=signed.nonce,
+            tx_hash=signed.tx_hash.to_0x_hex(),
             tx_raw=bytes(signed.raw),
-        )  # fmt: skip
+        )
 
     def clear_signed(self, key: str) -> Operation:
         """Forgets a signed transaction that can never be mined (its nonce went to another transaction).
@@ -291,9 +293,17 @@ class Outbox:
         if payload is not None:
             columns["payload"] = json.dumps(dict(payload), sort_keys=True)
         return self._transition(
-            key, ("failed",), "pending", error=None, result=None, tx_sender=None, tx_nonce=None, tx_hash=None,
-            tx_raw=None, **columns,
-        )  # fmt: skip
+            key,
+            ("failed",),
+            "pending",
+            error=None,
+            result=None,
+            tx_sender=None,
+            tx_nonce=None,
+            tx_hash=None,
+            tx_raw=None,
+            **columns,
+        )
 
     def _transition(
         self, key: str, allowed: tuple[Status, ...], status: Status, *, release: bool = False, **columns: Any
@@ -335,8 +345,10 @@ class Outbox:
         db.execute("COMMIT")
 
     def _damaged(self, exc: sqlite3.DatabaseError) -> OutboxError:
-        return OutboxError(f"the outbox {self.path} is damaged ({exc}): it records this party's unfinished puts and "
-                           "transactions; restore it from a backup, or move it away to start an empty one")
+        return OutboxError(
+            f"the outbox {self.path} is damaged ({exc}): it records this party's unfinished puts and "
+            "transactions; restore it from a backup, or move it away to start an empty one"
+        )
 
     def _connection(self) -> sqlite3.Connection:
         # One connection per process and thread, opened on first use: opening one cost ~20 ms here, more than the
@@ -466,8 +478,9 @@ class TransactionHandler:
                 return self._send(op, outbox)
         sender = op.payload["sender"]
         try:  # nonce (the pending count: another process may have sent meanwhile), gas and fees in one request
-            tx = prepare_transaction(self.transactor.w3, {k: op.payload[k] for k in TRANSACTION_FIELDS
-                                                          if k in op.payload}, sender)  # fmt: skip
+            tx = prepare_transaction(
+                self.transactor.w3, {k: op.payload[k] for k in TRANSACTION_FIELDS if k in op.payload}, sender
+            )
             signed = self.transactor.sign(tx, sender, nonce=tx["nonce"])
         except ContractReverted as exc:
             raise PermanentFailure(str(exc), result=revert_result(exc)) from exc

@@ -28,8 +28,17 @@ from ..fl.training import evaluate
 from ..fl.validation import validate_updates
 from .rules import RoundRules
 
-__all__ = ["Evaluation", "NoAcceptedUpdates", "Outcome", "RoundRules", "Settlement", "combine", "judge",
-           "round_outcome", "settle"]
+__all__ = [
+    "Evaluation",
+    "NoAcceptedUpdates",
+    "Outcome",
+    "RoundRules",
+    "Settlement",
+    "combine",
+    "judge",
+    "round_outcome",
+    "settle",
+]
 
 Tensors = dict[str, torch.Tensor]
 Update = tuple[Mapping[str, torch.Tensor], float]  # (delta, sample count)
@@ -87,8 +96,9 @@ class Outcome:
     settlement: Settlement
 
 
-def judge(updates: Mapping[str, tuple[Mapping[str, torch.Tensor], int]], base: Tensors,
-          rules: RoundRules) -> tuple[dict[str, Update], dict[str, list[dict[str, Any]]]]:  # fmt: skip
+def judge(
+    updates: Mapping[str, tuple[Mapping[str, torch.Tensor], int]], base: Tensors, rules: RoundRules
+) -> tuple[dict[str, Update], dict[str, list[dict[str, Any]]]]:
     """``(accepted, rejected)`` of ``{partner: (delta, sample count)}`` (in commitment order): accepted updates
     weighted by their sample counts, rejected ones with the ``fl.validation`` reasons they fail."""
     checked = validate_updates(updates, base, max_norm=rules.max_norm)
@@ -107,8 +117,15 @@ def combine(base: Tensors, accepted: Mapping[str, Update], rules: RoundRules) ->
     return apply_delta_to_state(base, aggregate_rule(rules.aggregation, accepted.values(), **rules.aggregation_params))
 
 
-def settle(base: Tensors, accepted: Mapping[str, Update], evaluation: Evaluation, rules: RoundRules, *, reward: int,
-           payout_rule: PayoutRule) -> Settlement:  # fmt: skip
+def settle(
+    base: Tensors,
+    accepted: Mapping[str, Update],
+    evaluation: Evaluation,
+    rules: RoundRules,
+    *,
+    reward: int,
+    payout_rule: PayoutRule,
+) -> Settlement:
     """Aggregates `accepted` (in the order given) onto `base`, scores each by ``rules.scoring`` and splits
     `reward` by `payout_rule` over them (nobody with a positive score under the proportional rule: nothing paid).
 
@@ -117,20 +134,34 @@ def settle(base: Tensors, accepted: Mapping[str, Update], evaluation: Evaluation
         AggregationError, ConfigurationError: the updates do not aggregate or score by the rules.
     """
     aggregate = combine(base, accepted, rules)
-    utility = aggregate_utility(base, accepted, evaluation.accuracy, rule=rules.aggregation,
-                                params=rules.aggregation_params)  # fmt: skip
+    utility = aggregate_utility(
+        base, accepted, evaluation.accuracy, rule=rules.aggregation, params=rules.aggregation_params
+    )
     scores = contribution_scores(rules.scoring, list(accepted), utility, **rules.scoring_params)
     try:
-        payouts = split_reward(PayoutRule(payout_rule), reward, scores=scores, partners=list(accepted),
-                               sample_counts={p: int(w) for p, (_, w) in accepted.items()})  # fmt: skip
+        payouts = split_reward(
+            PayoutRule(payout_rule),
+            reward,
+            scores=scores,
+            partners=list(accepted),
+            sample_counts={p: int(w) for p, (_, w) in accepted.items()},
+        )
     except ConfigurationError:
         payouts = {}
     return Settlement(aggregate, scores, payouts, evaluation.accuracy(base), evaluation.accuracy(aggregate))
 
 
-def round_outcome(base: Tensors, updates: Mapping[str, tuple[Mapping[str, torch.Tensor], int]],
-                  evaluation: Evaluation, rules: RoundRules, *, round_id: int, reward: int, payout_rule: PayoutRule,
-                  refused: Mapping[str, list[dict[str, Any]]] | None = None) -> Outcome:  # fmt: skip
+def round_outcome(
+    base: Tensors,
+    updates: Mapping[str, tuple[Mapping[str, torch.Tensor], int]],
+    evaluation: Evaluation,
+    rules: RoundRules,
+    *,
+    round_id: int,
+    reward: int,
+    payout_rule: PayoutRule,
+    refused: Mapping[str, list[dict[str, Any]]] | None = None,
+) -> Outcome:
     """The outcome of round `round_id`: :func:`judge` then :func:`settle`, by `rules` as run on that round.
     `updates` are the opened ones, ``{partner: (delta, sample count)}`` in commitment order; `refused` the
     reasons of those that could not be opened (they are rejected as they are).

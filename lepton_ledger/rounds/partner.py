@@ -60,8 +60,17 @@ from .effects import Checkpoint, RoundEffects, default_outbox, put_data, put_res
 from .outbox import Operation, Outbox
 from .report import content_digest, fetch_by_digest
 
-__all__ = ["AccountantBehindChain", "AccountingMismatch", "ModelDigestMismatch", "Partner", "PreparedUpdate",
-           "SignedCommitment", "Submission", "TrainingSettings", "recipient_keys"]  # fmt: skip
+__all__ = [
+    "AccountantBehindChain",
+    "AccountingMismatch",
+    "ModelDigestMismatch",
+    "Partner",
+    "PreparedUpdate",
+    "SignedCommitment",
+    "Submission",
+    "TrainingSettings",
+    "recipient_keys",
+]
 
 
 class ModelDigestMismatch(LeptonError, ValueError):
@@ -92,8 +101,14 @@ class TrainingSettings:
 
     def options(self) -> dict[str, Any]:
         """What may be told about this training (the seed stays secret: it derives the round's DP noise)."""
-        return {"model": self.model, "epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr,
-                "max_grad_norm": self.max_grad_norm, "noise_multiplier": self.noise_multiplier}  # fmt: skip
+        return {
+            "model": self.model,
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "lr": self.lr,
+            "max_grad_norm": self.max_grad_norm,
+            "noise_multiplier": self.noise_multiplier,
+        }
 
 
 @dataclass
@@ -129,20 +144,39 @@ class PreparedUpdate:
         """From the confirmed ``"envelope"`` put operation (payload written by :meth:`Partner.prepare_update`)."""
         p = op.payload
         cid, digest = put_result(op)
-        return cls(int(p["agreement_id"]), int(p["round"]), put_data(op), cid, digest,
-                   bytes.fromhex(p["manifest_digest"][2:]), int(p["accounting"]["cumulative_epsilon"]),
-                   int(p["sample_count"]), Round.coerce(p["accounting"]["round"]), dict(p["metrics"]))  # fmt: skip
+        return cls(
+            int(p["agreement_id"]),
+            int(p["round"]),
+            put_data(op),
+            cid,
+            digest,
+            bytes.fromhex(p["manifest_digest"][2:]),
+            int(p["accounting"]["cumulative_epsilon"]),
+            int(p["sample_count"]),
+            Round.coerce(p["accounting"]["round"]),
+            dict(p["metrics"]),
+        )
 
     def commitment(self, partner: str) -> UpdateCommitment:
-        return UpdateCommitment(self.agreement_id, self.round_id, partner, self.envelope_digest, self.manifest_digest,
-                                self.cumulative_epsilon_fixed, self.sample_count)  # fmt: skip
+        return UpdateCommitment(
+            self.agreement_id,
+            self.round_id,
+            partner,
+            self.envelope_digest,
+            self.manifest_digest,
+            self.cumulative_epsilon_fixed,
+            self.sample_count,
+        )
 
 
 def accounting_record(agreement_id: int, dp_round: Round, cumulative_fixed: int) -> dict[str, Any]:
     """What an operation that spends privacy carries so that a restart can record it: the agreement, the DP
     round ``[noise multiplier, sample rate, steps]`` and the cumulative epsilon committed (fixed point)."""
-    return {"agreement": str(agreement_id), "round": [dp_round.noise_multiplier, dp_round.sample_rate, dp_round.steps],
-            "cumulative_epsilon": cumulative_fixed}  # fmt: skip
+    return {
+        "agreement": str(agreement_id),
+        "round": [dp_round.noise_multiplier, dp_round.sample_rate, dp_round.steps],
+        "cumulative_epsilon": cumulative_fixed,
+    }
 
 
 @dataclass(frozen=True)
@@ -161,8 +195,9 @@ def recipient_keys(deployment: Any, addresses: list[str]) -> list[bytes]:
     return [PartnerRecord.decode(p).encryption_key for p in read_many(deployment.partners.w3, calls)]
 
 
-def _train_task(model_bytes: bytes, data: Any, settings: TrainingSettings, delta: float, accountant: str,
-                seed: int | None = None) -> TrainResult:  # fmt: skip
+def _train_task(
+    model_bytes: bytes, data: Any, settings: TrainingSettings, delta: float, accountant: str, seed: int | None = None
+) -> TrainResult:
     """Runs in a worker process: rebuilds the model from its safetensors bytes and trains it with DP-SGD."""
     from ..fl import build_model, train_local
 
@@ -170,10 +205,18 @@ def _train_task(model_bytes: bytes, data: Any, settings: TrainingSettings, delta
     model = build_model(settings.model, data.input_dim, data.num_classes, seed=0)
     model.load_state_dict(state)
     return train_local(
-        model=model, data=data, epochs=settings.epochs, batch_size=settings.batch_size, lr=settings.lr,
-        max_grad_norm=settings.max_grad_norm, noise_multiplier=settings.noise_multiplier, delta=delta,
-        accountant=accountant, seed=settings.seed if seed is None else seed, device=settings.device,
-    )  # fmt: skip
+        model=model,
+        data=data,
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        lr=settings.lr,
+        max_grad_norm=settings.max_grad_norm,
+        noise_multiplier=settings.noise_multiplier,
+        delta=delta,
+        accountant=accountant,
+        seed=settings.seed if seed is None else seed,
+        device=settings.device,
+    )
 
 
 class Partner:
@@ -193,9 +236,21 @@ class Partner:
         ConfigurationError: the accountant file belongs to another partner, agreement or terms.
     """
 
-    def __init__(self, *, account: Any, tx: Any, deployment: Any, store: Any, accountant: Any, data: Any,
-                 executor: Any, settings: TrainingSettings = TrainingSettings(), outbox: Outbox | None = None,
-                 accountant_path: Path | None = None, checkpoint: Checkpoint | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        account: Any,
+        tx: Any,
+        deployment: Any,
+        store: Any,
+        accountant: Any,
+        data: Any,
+        executor: Any,
+        settings: TrainingSettings = TrainingSettings(),
+        outbox: Outbox | None = None,
+        accountant_path: Path | None = None,
+        checkpoint: Checkpoint | None = None,
+    ) -> None:
         self.account, self.tx, self.deployment, self.store = account, tx, deployment, store
         self.accountant, self.data, self.executor, self.settings = accountant, data, executor, settings
         self.outbox = outbox if outbox is not None else default_outbox("partner", tx.w3, account.address)
@@ -225,8 +280,9 @@ class Partner:
 
     # -- crash recovery ---------------------------------------------------------------------------------
 
-    def reconcile(self, agreement_id: int, round_id: int | None = None, recipient_addresses: list[str] | None = None
-                  ) -> int:  # fmt: skip
+    def reconcile(
+        self, agreement_id: int, round_id: int | None = None, recipient_addresses: list[str] | None = None
+    ) -> int:
         """Finishes the outbox's unfinished operations (a dead process's puts and transactions), records every
         round the outbox shows as spent but the accountant lacks, then checks the chain; returns the accountant's
         cumulative epsilon (fixed point). With `round_id` and `recipient_addresses`, that round's model digest
@@ -246,15 +302,18 @@ class Partner:
                 self._record(op.key, op.payload["accounting"])
         ledger_calls = self.deployment.ledger.functions
         recipients = list(recipient_addresses or [])
-        reads = [ledger_calls.cumulativeEpsilon(agreement_id, self.address),
-                 *(self.deployment.partners.functions.partnerOf(a) for a in recipients)]  # fmt: skip
+        reads = [
+            ledger_calls.cumulativeEpsilon(agreement_id, self.address),
+            *(self.deployment.partners.functions.partnerOf(a) for a in recipients),
+        ]
         if round_id is not None and (agreement_id, round_id) not in self._model_digests:
             reads.append(ledger_calls.round(agreement_id, round_id))
         epsilon, *answers = read_many(self.deployment.ledger.w3, reads)
         if recipients:
-            self._recipient_keys[tuple(recipients)] = [PartnerRecord.decode(p).encryption_key
-                                                       for p in answers[:len(recipients)]]  # fmt: skip
-        round_state = [RoundRecord.decode(r) for r in answers[len(recipients):]]
+            self._recipient_keys[tuple(recipients)] = [
+                PartnerRecord.decode(p).encryption_key for p in answers[: len(recipients)]
+            ]
+        round_state = [RoundRecord.decode(r) for r in answers[len(recipients) :]]
         if round_state and any(round_state[0].model_digest):  # an open round's digest is final; zero: no round yet
             self._model_digests[(agreement_id, round_id)] = round_state[0].model_digest
         on_chain = int(epsilon)
@@ -307,9 +366,15 @@ class Partner:
             BudgetExceeded: the round would take the partner over its cap; nothing trains.
         """
         s = self.settings
-        plan = plan_dp(sample_count=len(self.data), batch_size=s.batch_size, epochs=s.epochs,
-                       delta=self.accountant.delta, max_grad_norm=s.max_grad_norm,
-                       noise_multiplier=s.noise_multiplier, accountant=self.accountant.kind.value)  # fmt: skip
+        plan = plan_dp(
+            sample_count=len(self.data),
+            batch_size=s.batch_size,
+            epochs=s.epochs,
+            delta=self.accountant.delta,
+            max_grad_norm=s.max_grad_norm,
+            noise_multiplier=s.noise_multiplier,
+            accountant=self.accountant.kind.value,
+        )
         return self.accountant.check_budget(plan.as_round())
 
     def round_seed(self, agreement_id: int, round_id: int) -> int:
@@ -320,23 +385,39 @@ class Partner:
 
     def train(self, model_bytes: bytes, *, seed: int | None = None) -> TrainResult:
         """``fl.train_local`` in a worker of the executor (with `seed`, default ``settings.seed``)."""
-        future = self.executor.submit(_train_task, model_bytes, self.data, self.settings,
-                                      self.accountant.delta, self.accountant.kind.value, seed)  # fmt: skip
+        future = self.executor.submit(
+            _train_task, model_bytes, self.data, self.settings, self.accountant.delta, self.accountant.kind.value, seed
+        )
         return future.result()
 
     # -- step 3 -----------------------------------------------------------------------------------------
 
-    def seal_update(self, result: TrainResult, *, agreement_id: int, round_id: int, base_model_digest: bytes,
-                    recipients: list[bytes]) -> SealedEnvelope:  # fmt: skip
+    def seal_update(
+        self,
+        result: TrainResult,
+        *,
+        agreement_id: int,
+        round_id: int,
+        base_model_digest: bytes,
+        recipients: list[bytes],
+    ) -> SealedEnvelope:
         """Seals the update to `recipients` (nothing is put or recorded)."""
         assert result.dp is not None
         cumulative = self.accountant.would_spend(result.dp.as_round())
         return seal(
-            result.delta, signer_key=bytes(self.account.key), recipients=recipients,
-            chain_id=self.tx.chain_id, ledger=self.deployment.ledger.address, agreement_id=agreement_id,
-            round=round_id, base_model_digest=base_model_digest, dp=DPRecord.from_params(result.dp),
-            cumulative_epsilon=cumulative, sample_count=result.sample_count, metrics=result.metrics,
-        )  # fmt: skip
+            result.delta,
+            signer_key=bytes(self.account.key),
+            recipients=recipients,
+            chain_id=self.tx.chain_id,
+            ledger=self.deployment.ledger.address,
+            agreement_id=agreement_id,
+            round=round_id,
+            base_model_digest=base_model_digest,
+            dp=DPRecord.from_params(result.dp),
+            cumulative_epsilon=cumulative,
+            sample_count=result.sample_count,
+            metrics=result.metrics,
+        )
 
     def prepare_update(self, agreement_id: int, round_id: int, recipient_addresses: list[str]) -> PreparedUpdate:
         """Steps 2-3: fetch, check the budget, train, seal, record the envelope in the outbox, put it. A sealed
@@ -353,16 +434,28 @@ class Partner:
             result = self.train(model_bytes, seed=self.round_seed(agreement_id, round_id))
             self.checkpoint("train:done", None)
             assert result.dp is not None
-            sealed = self.seal_update(result, agreement_id=agreement_id, round_id=round_id,
-                                      base_model_digest=model_digest,
-                                      recipients=self.recipient_keys(recipient_addresses))  # fmt: skip
+            sealed = self.seal_update(
+                result,
+                agreement_id=agreement_id,
+                round_id=round_id,
+                base_model_digest=model_digest,
+                recipients=self.recipient_keys(recipient_addresses),
+            )
             m = sealed.manifest
             accounting = accounting_record(agreement_id, result.dp.as_round(), m.cumulative_epsilon)
-            op = self.outbox.enqueue(*self.effects.put_operation(
-                key, sealed.data, agreement_id=agreement_id, round=round_id, accounting=accounting,
-                manifest_digest="0x" + sealed.manifest_digest.hex(), sample_count=m.sample_count,
-                metrics=dict(result.metrics), options=self.settings.options(),
-            ))  # fmt: skip
+            op = self.outbox.enqueue(
+                *self.effects.put_operation(
+                    key,
+                    sealed.data,
+                    agreement_id=agreement_id,
+                    round=round_id,
+                    accounting=accounting,
+                    manifest_digest="0x" + sealed.manifest_digest.hex(),
+                    sample_count=m.sample_count,
+                    metrics=dict(result.metrics),
+                    options=self.settings.options(),
+                )
+            )
             self.checkpoint("envelope:enqueued", op)
         # Recorded before the envelope leaves this process: whatever the ledger later says of the commitment
         # (accepted, refused after its deadline), the recipients can read the update, so its epsilon is spent.
@@ -375,15 +468,26 @@ class Partner:
     def commit(self, prepared: PreparedUpdate) -> Submission:
         """``submitUpdate`` on-chain, once (the round is in the accountant since its envelope was recorded)."""
         call = self.deployment.ledger.functions.submitUpdate(
-            prepared.agreement_id, prepared.round_id, prepared.envelope_digest, prepared.manifest_digest,
-            prepared.cumulative_epsilon_fixed, prepared.sample_count,
-        )  # fmt: skip
+            prepared.agreement_id,
+            prepared.round_id,
+            prepared.envelope_digest,
+            prepared.manifest_digest,
+            prepared.cumulative_epsilon_fixed,
+            prepared.sample_count,
+        )
         accounting = accounting_record(prepared.agreement_id, prepared.dp_round, prepared.cumulative_epsilon_fixed)
-        op = self.effects.transact(self._key("submit", prepared.agreement_id, prepared.round_id), call, self.address,
-                                   accounting=accounting)  # fmt: skip
-        return Submission(prepared.envelope_cid, prepared.envelope_digest, prepared.manifest_digest,
-                          prepared.cumulative_epsilon_fixed, prepared.sample_count, op.result["tx_hash"],
-                          dict(prepared.metrics))  # fmt: skip
+        op = self.effects.transact(
+            self._key("submit", prepared.agreement_id, prepared.round_id), call, self.address, accounting=accounting
+        )
+        return Submission(
+            prepared.envelope_cid,
+            prepared.envelope_digest,
+            prepared.manifest_digest,
+            prepared.cumulative_epsilon_fixed,
+            prepared.sample_count,
+            op.result["tx_hash"],
+            dict(prepared.metrics),
+        )
 
     def sign_commitment(self, prepared: PreparedUpdate) -> SignedCommitment:
         """Step 4, batched: signs the ``UpdateCommitment`` (deterministic: a rerun gives the same signature) and
@@ -433,6 +537,7 @@ class Partner:
         """
         op = self.effects.transact(
             self._key("claim", agreement_id, round_id),
-            self.deployment.vault.functions.claim(agreement_id, round_id, amount, proof), self.address,
-        )  # fmt: skip
+            self.deployment.vault.functions.claim(agreement_id, round_id, amount, proof),
+            self.address,
+        )
         return op.result["tx_hash"]

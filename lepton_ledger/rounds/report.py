@@ -65,16 +65,38 @@ def load_report(data: bytes) -> dict[str, Any]:
 _NUMBER = (int, float)
 _DECIMAL = "decimal"  # an amount: a string of digits (uint256 does not fit a JSON number everywhere)
 _REPORT_FIELDS: dict[str, Any] = {
-    "version": int, "chain_id": int, "ledger": str, "agreement_id": int, "round": int, "base_model_digest": str,
-    "eval_commitment": str, "aggregation_rule": str, "max_norm": _NUMBER, "scoring": str, "payout_rule": str,
-    "reward": _DECIMAL, "partners": list, "aggregation_params": dict, "scoring_params": dict,
-    "aggregate_cid": (str, type(None)), "aggregate_digest": (str, type(None)), "metrics": dict,
-}  # fmt: skip
+    "version": int,
+    "chain_id": int,
+    "ledger": str,
+    "agreement_id": int,
+    "round": int,
+    "base_model_digest": str,
+    "eval_commitment": str,
+    "aggregation_rule": str,
+    "max_norm": _NUMBER,
+    "scoring": str,
+    "payout_rule": str,
+    "reward": _DECIMAL,
+    "partners": list,
+    "aggregation_params": dict,
+    "scoring_params": dict,
+    "aggregate_cid": (str, type(None)),
+    "aggregate_digest": (str, type(None)),
+    "metrics": dict,
+}
 _LINE_FIELDS: dict[str, Any] = {
-    "partner": str, "envelope_cid": str, "manifest_digest": str, "sample_count": int,
-    "cumulative_epsilon_fixed": int, "accepted": bool, "reasons": list, "dp": (dict, type(None)),
-    "cumulative_epsilon": (*_NUMBER, type(None)), "score": (*_NUMBER, type(None)), "payout": _DECIMAL,
-}  # fmt: skip
+    "partner": str,
+    "envelope_cid": str,
+    "manifest_digest": str,
+    "sample_count": int,
+    "cumulative_epsilon_fixed": int,
+    "accepted": bool,
+    "reasons": list,
+    "dp": (dict, type(None)),
+    "cumulative_epsilon": (*_NUMBER, type(None)),
+    "score": (*_NUMBER, type(None)),
+    "payout": _DECIMAL,
+}
 
 
 def _check_fields(doc: dict[str, Any], fields: dict[str, Any], what: str) -> None:

@@ -56,6 +56,7 @@ __all__ = [
     "terms_document",
 ]
 
+
 class RoleStateError(LeptonError, ValueError):
     """Local state and the chain disagree (a lost accountant file, a report that does not give the root...)."""
 
@@ -63,39 +64,89 @@ class RoleStateError(LeptonError, ValueError):
 # -- the role objects ---------------------------------------------------------------------------------------
 
 
-def build_partner(*, account: Any, tx: Any, deployment: Any, store: Any, accountant: Any, data: Any = None,
-                  executor: Any = None, settings: Any = None, accountant_path: Path | None = None,
-                  outbox: Any = None) -> Any:  # fmt: skip
+def build_partner(
+    *,
+    account: Any,
+    tx: Any,
+    deployment: Any,
+    store: Any,
+    accountant: Any,
+    data: Any = None,
+    executor: Any = None,
+    settings: Any = None,
+    accountant_path: Path | None = None,
+    outbox: Any = None,
+) -> Any:
     """A ``rounds.Partner``; `data`/`executor` may be None for steps that do not train (claim). Its accountant is
     loaded from and saved to `accountant_path` (each round recorded once, rounds/accountant_file.py); its outbox
     defaults to one per partner and chain under the data directory."""
     from ..rounds.partner import Partner, TrainingSettings
 
-    return Partner(account=account, tx=tx, deployment=deployment, store=store, accountant=accountant, data=data,
-                   executor=executor, settings=settings or TrainingSettings(), accountant_path=accountant_path,
-                   outbox=outbox)  # fmt: skip
+    return Partner(
+        account=account,
+        tx=tx,
+        deployment=deployment,
+        store=store,
+        accountant=accountant,
+        data=data,
+        executor=executor,
+        settings=settings or TrainingSettings(),
+        accountant_path=accountant_path,
+        outbox=outbox,
+    )
 
 
-def build_coordinator(*, account: Any, tx: Any, deployment: Any, store: Any, x25519_private: bytes,
-                      events_path: Path, eval_set: Any, model_name: str, max_norm: float, payout_rule: int | None = None,
-                      aggregation: str = "fedavg", aggregation_params: dict[str, Any] | None = None,
-                      scoring: str = "leave_one_out", outbox: Any = None) -> Any:  # fmt: skip
+def build_coordinator(
+    *,
+    account: Any,
+    tx: Any,
+    deployment: Any,
+    store: Any,
+    x25519_private: bytes,
+    events_path: Path,
+    eval_set: Any,
+    model_name: str,
+    max_norm: float,
+    payout_rule: int | None = None,
+    aggregation: str = "fedavg",
+    aggregation_params: dict[str, Any] | None = None,
+    scoring: str = "leave_one_out",
+    outbox: Any = None,
+) -> Any:
     """A ``rounds.Coordinator``; it pays by the agreement's on-chain payout rule (`payout_rule`, when given, must
     be that rule)."""
     from ..rounds.coordinator import Coordinator
     from ..rounds.rules import RoundRules
     from ..units import PayoutRule
 
-    rules = RoundRules(aggregation=aggregation, aggregation_params=aggregation_params or {}, scoring=scoring,
-                       max_norm=max_norm)  # fmt: skip
-    return Coordinator(account=account, tx=tx, deployment=deployment, store=store, x25519_private=x25519_private,
-                       events_path=events_path, eval_set=eval_set, model_name=model_name, rules=rules,
-                       payout_rule=None if payout_rule is None else PayoutRule(payout_rule), outbox=outbox)  # fmt: skip
+    rules = RoundRules(
+        aggregation=aggregation, aggregation_params=aggregation_params or {}, scoring=scoring, max_norm=max_norm
+    )
+    return Coordinator(
+        account=account,
+        tx=tx,
+        deployment=deployment,
+        store=store,
+        x25519_private=x25519_private,
+        events_path=events_path,
+        eval_set=eval_set,
+        model_name=model_name,
+        rules=rules,
+        payout_rule=None if payout_rule is None else PayoutRule(payout_rule),
+        outbox=outbox,
+    )
 
 
-def agreement_coordinator(session: Any, agreement_id: int, eval_set: Any, *, model: str | None = None,
-                          max_norm: float | None = None, aggregation: str = "fedavg",
-                          scoring: str = "leave_one_out") -> Any:  # fmt: skip
+def agreement_coordinator(
+    session: Any,
+    agreement_id: int,
+    eval_set: Any,
+    *,
+    model: str | None = None,
+    max_norm: float | None = None,
+    aggregation: str = "fedavg",
+    scoring: str = "leave_one_out",
+) -> Any:
     """The ``rounds.Coordinator`` of `agreement_id` for `session` (a ``commands.context.Session`` holding the
     coordinator's identity): model and max norm from the terms document unless given, the on-chain payout rule,
     `aggregation`'s defaults for the agreement's party count, events under the session's state directory."""
@@ -106,14 +157,20 @@ def agreement_coordinator(session: Any, agreement_id: int, eval_set: Any, *, mod
     document = terms_document(session.store, terms) or {}
     parties = RoundConfig.read(agreements.roundConfig(agreement_id)).party_count
     return build_coordinator(
-        account=session.account, tx=session.tx, deployment=session.deployment, store=session.store,
+        account=session.account,
+        tx=session.tx,
+        deployment=session.deployment,
+        store=session.store,
         x25519_private=session.identity.x25519_private_bytes(),
-        events_path=session.state_dir("events") / "events.sqlite", eval_set=eval_set,
+        events_path=session.state_dir("events") / "events.sqlite",
+        eval_set=eval_set,
         model_name=model or document.get("model", "logreg"),
         max_norm=float(max_norm if max_norm is not None else document.get("max_norm", DEFAULT_MAX_NORM)),
-        payout_rule=terms.payout_rule, aggregation=aggregation, scoring=scoring,
+        payout_rule=terms.payout_rule,
+        aggregation=aggregation,
+        scoring=scoring,
         aggregation_params=default_params(aggregation, parties),
-    )  # fmt: skip
+    )
 
 
 # -- the partner's privacy accountant -----------------------------------------------------------------------
@@ -130,8 +187,9 @@ def fresh_accountant(deployment: Any, agreement_id: int, partner: str) -> Any:
     from ..fl.accounting import PrivacyAccountant
 
     terms = Terms.read(deployment.agreements.functions.terms(agreement_id))
-    return PrivacyAccountant(partner=partner, agreement=agreement_id, delta=terms.delta,
-                             epsilon_cap_fixed=terms.epsilon_cap_fixed)  # fmt: skip
+    return PrivacyAccountant(
+        partner=partner, agreement=agreement_id, delta=terms.delta, epsilon_cap_fixed=terms.epsilon_cap_fixed
+    )
 
 
 # -- terms document, models, payouts ------------------------------------------------------------------------
@@ -166,14 +224,18 @@ def terms_document(store: Any, terms: Terms) -> dict[str, Any] | None:
     from ..rounds.report import ArtifactNotFound, fetch_by_digest
 
     try:
-        return load_object(fetch_by_digest(store, terms.terms_digest, max_bytes=FILE_BYTES), what="terms document",
-                           max_bytes=FILE_BYTES)  # fmt: skip
+        return load_object(
+            fetch_by_digest(store, terms.terms_digest, max_bytes=FILE_BYTES),
+            what="terms document",
+            max_bytes=FILE_BYTES,
+        )
     except ArtifactNotFound:
         return None
 
 
-def global_model(deployment: Any, store: Any, agreement_id: int, *, model_name: str, input_dim: int,
-                 num_classes: int) -> tuple[dict[str, Any], int | None]:  # fmt: skip
+def global_model(
+    deployment: Any, store: Any, agreement_id: int, *, model_name: str, input_dim: int, num_classes: int
+) -> tuple[dict[str, Any], int | None]:
     """``(state_dict, round)``: the aggregate of the agreement's last finalized round (and its id), else a fresh
     `model_name` model seeded with 0 (and None).
 
@@ -247,29 +309,39 @@ def standing(deployment: Any, store: Any, agreement_id: int, partner: str, now: 
             claimed += amount
         elif now >= Allocation.read(vault.allocation(agreement_id, round_id)).claimable_at:
             claimable += amount
-    return Standing(epsilon_fixed=int(ledger.cumulativeEpsilon(agreement_id, partner).call()),
-                    epsilon_cap_fixed=terms.epsilon_cap_fixed,
-                    stake=int(vault.stakeOf(agreement_id, partner).call()), required_stake=terms.required_stake,
-                    claimable=claimable, claimed=claimed)  # fmt: skip
+    return Standing(
+        epsilon_fixed=int(ledger.cumulativeEpsilon(agreement_id, partner).call()),
+        epsilon_cap_fixed=terms.epsilon_cap_fixed,
+        stake=int(vault.stakeOf(agreement_id, partner).call()),
+        required_stake=terms.required_stake,
+        claimable=claimable,
+        claimed=claimed,
+    )
 
 
 # -- batched mode --------------------------------------------------------------------------------------------
 
 
-
 def signed_commitment_document(signed: Any, *, chain_id: int, ledger: str) -> dict[str, Any]:
     """The JSON document of a ``SignedCommitment`` (format in the module docstring)."""
     c = signed.commitment
-    return {"version": SIGNED_COMMITMENT_VERSION, "chain_id": chain_id, "ledger": ledger,
-            "agreementId": c.agreement_id, "round": c.round, "partner": c.partner,
-            "envelopeDigest": "0x" + bytes(c.envelope_digest).hex(),
-            "manifestDigest": "0x" + bytes(c.manifest_digest).hex(),
-            "cumulativeEpsilon": c.cumulative_epsilon, "sampleCount": c.sample_count,
-            "signature": "0x" + bytes(signed.signature).hex(), "envelopeCid": signed.envelope_cid}  # fmt: skip
+    return {
+        "version": SIGNED_COMMITMENT_VERSION,
+        "chain_id": chain_id,
+        "ledger": ledger,
+        "agreementId": c.agreement_id,
+        "round": c.round,
+        "partner": c.partner,
+        "envelopeDigest": "0x" + bytes(c.envelope_digest).hex(),
+        "manifestDigest": "0x" + bytes(c.manifest_digest).hex(),
+        "cumulativeEpsilon": c.cumulative_epsilon,
+        "sampleCount": c.sample_count,
+        "signature": "0x" + bytes(signed.signature).hex(),
+        "envelopeCid": signed.envelope_cid,
+    }
 
 
-def signed_commitment_from_document(document: Any, *, chain_id: int, ledger: str,
-                                    signature_valid: Any = None) -> Any:  # fmt: skip
+def signed_commitment_from_document(document: Any, *, chain_id: int, ledger: str, signature_valid: Any = None) -> Any:
     """The ``SignedCommitment`` of a document (``protocol.commitments.parse_signed_commitment``), checked: this
     chain and ledger, and a signature by its partner (`signature_valid(partner, digest, signature)`, e.g.
     ``protocol.signatures.chain_signature_check`` for ERC-1271 wallets too; None: ECDSA alone).

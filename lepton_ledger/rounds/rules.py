@@ -61,9 +61,13 @@ class RoundRules:
 
     def report_fields(self) -> dict[str, Any]:
         """The round report's fields that name these rules (report.py's format, version 1)."""
-        return {"aggregation_rule": self.aggregation, "aggregation_params": dict(self.aggregation_params),
-                "scoring": f"{self.scoring}:{self.metric}", "scoring_params": dict(self.scoring_params),
-                "max_norm": self.max_norm}  # fmt: skip
+        return {
+            "aggregation_rule": self.aggregation,
+            "aggregation_params": dict(self.aggregation_params),
+            "scoring": f"{self.scoring}:{self.metric}",
+            "scoring_params": dict(self.scoring_params),
+            "max_norm": self.max_norm,
+        }
 
     @classmethod
     def from_report(cls, doc: Mapping[str, Any]) -> RoundRules:
@@ -74,8 +78,14 @@ class RoundRules:
         """
         try:
             scoring, _, metric = str(doc["scoring"]).partition(":")
-            return cls(aggregation=str(doc["aggregation_rule"]), aggregation_params=doc["aggregation_params"],
-                       scoring=scoring, scoring_params=doc["scoring_params"], max_norm=doc["max_norm"], metric=metric)  # fmt: skip
+            return cls(
+                aggregation=str(doc["aggregation_rule"]),
+                aggregation_params=doc["aggregation_params"],
+                scoring=scoring,
+                scoring_params=doc["scoring_params"],
+                max_norm=doc["max_norm"],
+                metric=metric,
+            )
         except KeyError as exc:
             raise ConfigurationError(f"the round report names no {exc.args[0]}") from None
 
@@ -90,5 +100,7 @@ class RoundRules:
         if self.aggregation in ("krum", "multi_krum") and partners < 3:
             raise ConfigurationError(f"{self.aggregation} needs at least 3 partners (n >= 2f + 3), not {partners}")
         if self.scoring == "exact_shapley" and partners > EXACT_SHAPLEY_MAX_PARTNERS:
-            raise ConfigurationError(f"exact_shapley enumerates 2**n subsets: at most {EXACT_SHAPLEY_MAX_PARTNERS} "
-                                     f"partners, not {partners} (use tmc_shapley)")  # fmt: skip
+            raise ConfigurationError(
+                f"exact_shapley enumerates 2**n subsets: at most {EXACT_SHAPLEY_MAX_PARTNERS} "
+                f"partners, not {partners} (use tmc_shapley)"
+            )

@@ -58,9 +58,16 @@ class World:
     def mint(self, to: str, amount: int) -> None:
         self.tx.transact(self.token.functions.mint(to, amount), self.roles.admin.address)
 
-    def join_and_fund(self, agreement_id: int, terms: AgreementTerms, *, names: list[str] | None = None,
-                      relayed: Callable[[int], bool] = lambda i: False, funded_rounds: int = 1,
-                      on_step: Say = _silent) -> None:  # fmt: skip
+    def join_and_fund(
+        self,
+        agreement_id: int,
+        terms: AgreementTerms,
+        *,
+        names: list[str] | None = None,
+        relayed: Callable[[int], bool] = lambda i: False,
+        funded_rounds: int = 1,
+        on_step: Say = _silent,
+    ) -> None:
         """Partners `names` (default all) sign proposed agreement `agreement_id` (partner ``i`` by a signature
         the coordinator relays when ``relayed(i)``), stake ``terms.required_stake`` (the last stake activates it),
         the coordinator funds ``funded_rounds`` rounds of reward and posts ``terms.coordinator_bond`` if any."""
@@ -76,7 +83,9 @@ class World:
         for name, account in members.items():
             self.mint(account.address, terms.required_stake)
             activated = agreements.stake(tx, d, self.token, agreement_id, account.address, terms.required_stake)
-            on_step(f"{name} staked {terms.required_stake / TOKEN:g} LRW" + (" -> agreement ACTIVE" if activated else ""))
+            on_step(
+                f"{name} staked {terms.required_stake / TOKEN:g} LRW" + (" -> agreement ACTIVE" if activated else "")
+            )
         funding = terms.reward_per_round * funded_rounds
         self.mint(coordinator, funding)
         agreements.fund(tx, d, self.token, agreement_id, coordinator, funding)
@@ -84,20 +93,29 @@ class World:
         if terms.coordinator_bond:
             self.mint(coordinator, terms.coordinator_bond)
             agreements.post_bond(tx, d, self.token, agreement_id, coordinator, terms.coordinator_bond)
-            on_step(f"coordinator posted its bond of {terms.coordinator_bond / TOKEN:g} LRW (the parties' if a "
-                    "challenge of its results is upheld)")  # fmt: skip
+            on_step(
+                f"coordinator posted its bond of {terms.coordinator_bond / TOKEN:g} LRW (the parties' if a "
+                "challenge of its results is upheld)"
+            )
 
 
-def build_world(tx: Any, partners: Mapping[str, Any], *, dispute_window: int, roles: DevRoles | None = None,
-                profile: Callable[[str], Mapping[str, Any]] = lambda who: {"name": who},
-                on_step: Say = _silent) -> World:  # fmt: skip
+def build_world(
+    tx: Any,
+    partners: Mapping[str, Any],
+    *,
+    dispute_window: int,
+    roles: DevRoles | None = None,
+    profile: Callable[[str], Mapping[str, Any]] = lambda who: {"name": who},
+    on_step: Say = _silent,
+) -> World:
     """Deploys the system and a reward token with `tx` (which holds the keys of `roles` and of `partners`),
     registers the coordinator, the auditor and `partners` (name: account) with fresh X25519 keys and the digest
     of ``profile(name)``, and approves every partner."""
     roles = roles or DevRoles.from_dev_keys()
     deployment = deploy_with_roles(tx, roles, dispute_window=dispute_window)
-    token = tx.deploy(load_artifact("LeptonToken"), "Lepton Reward", "LRW", roles.admin.address,
-                      sender=roles.admin.address)  # fmt: skip
+    token = tx.deploy(
+        load_artifact("LeptonToken"), "Lepton Reward", "LRW", roles.admin.address, sender=roles.admin.address
+    )
     for name, address in {**deployment.addresses(), "LeptonToken": token.address}.items():
         on_step(f"deployed {name} at {address}")
     x25519: dict[str, bytes] = {}
@@ -107,6 +125,8 @@ def build_world(tx: Any, partners: Mapping[str, Any], *, dispute_window: int, ro
         agreements.register(tx, deployment, account.address, profile(who), public)
         if who in partners:
             agreements.approve(tx, deployment, account.address, roles.coordinator.address)
-        on_step(f"{who} {account.address} registered, X25519 key {public.hex()[:16]}..."
-                + (" , approved" if who in partners else ""))  # fmt: skip
+        on_step(
+            f"{who} {account.address} registered, X25519 key {public.hex()[:16]}..."
+            + (" , approved" if who in partners else "")
+        )
     return World(tx, deployment, token, roles, dict(partners), x25519)

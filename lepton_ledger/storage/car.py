@@ -228,8 +228,9 @@ def read_car(f: BinaryIO, *, max_bytes: int = DEFAULT_MAX_CAR_BYTES) -> tuple[li
     return roots, sections()
 
 
-def import_car(store: Store, path: str | os.PathLike[str], *, pin_roots: bool = True,
-               max_bytes: int = DEFAULT_MAX_CAR_BYTES) -> list[str]:
+def import_car(
+    store: Store, path: str | os.PathLike[str], *, pin_roots: bool = True, max_bytes: int = DEFAULT_MAX_CAR_BYTES
+) -> list[str]:
     """Imports a CAR file into `store`; returns its roots. Every block is verified in a first pass, so a
     malformed or corrupted file stores nothing; then blocks are stored and the roots pinned (like
     `ipfs dag import`, which fails when a root's DAG is incomplete: BlockNotFound naming the missing block).

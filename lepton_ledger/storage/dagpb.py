@@ -73,9 +73,14 @@ def encode_link(cid_binary: bytes, name: str, tsize: int) -> bytes:
     """One encoded PBLink (without the enclosing PBNode field key)."""
     name_b = name.encode("utf-8")
     return (
-        b"\x0a" + encode_varint(len(cid_binary)) + cid_binary
-        + b"\x12" + encode_varint(len(name_b)) + name_b
-        + b"\x18" + encode_varint(tsize)
+        b"\x0a"
+        + encode_varint(len(cid_binary))
+        + cid_binary
+        + b"\x12"
+        + encode_varint(len(name_b))
+        + name_b
+        + b"\x18"
+        + encode_varint(tsize)
     )
 
 

@@ -325,8 +325,9 @@ class KuboStore(Store):
             cidlib.verify_block(parsed, data)
         except BlockCorrupted:
             raise BlockCorrupted(
-                name, f"kubo at {self.api_url} served {len(data)} bytes for block {name} that do not hash "
-                "to its CID (corrupted)"
+                name,
+                f"kubo at {self.api_url} served {len(data)} bytes for block {name} that do not hash "
+                "to its CID (corrupted)",
             ) from None
         return data
 
@@ -364,8 +365,9 @@ class KuboStore(Store):
             InvalidCID, BlockNotFound, StorageError: as `get_block`.
         """
         parsed = str(cidlib.parse_cid(cid))
-        with self._send("dag/export", [("arg", parsed), ("progress", "false"), *self._offline_arg()],
-                        cid=parsed) as response:
+        with self._send(
+            "dag/export", [("arg", parsed), ("progress", "false"), *self._offline_arg()], cid=parsed
+        ) as response:
             yield from self._read_stream(response, "dag/export", response.iter_bytes)
 
     def import_car(self, car: bytes | BinaryIO, *, pin_roots: bool = True) -> list[str]:

@@ -236,8 +236,10 @@ def iter_file(
             data = fs.data
             sizes = list(fs.blocksizes or [])
             if node.links and (len(sizes) != len(node.links) or min(sizes) < 1):
-                raise StorageError(f"file {name}: block {nxt} has {len(node.links)} links but blocksizes {sizes[:8]}"
-                                   " (one positive size per link expected)")  # fmt: skip
+                raise StorageError(
+                    f"file {name}: block {nxt} has {len(node.links)} links but blocksizes {sizes[:8]}"
+                    " (one positive size per link expected)"
+                )
             size = len(data or b"") + sum(sizes)
             if fs.filesize is not None and fs.filesize != size:
                 raise StorageError(f"file {name}: block {nxt} declares filesize {fs.filesize} but holds {size} bytes")

@@ -15,8 +15,16 @@ from typing import Any
 from .base import Executor, ExecutorClosed, TaskFuture, WorkerError
 from .local import LocalExecutor, visible_gpus
 
-__all__ = ["Executor", "ExecutorClosed", "LocalExecutor", "RayExecutor", "TaskFuture", "WorkerError", "open_executor",
-           "visible_gpus"]  # fmt: skip
+__all__ = [
+    "Executor",
+    "ExecutorClosed",
+    "LocalExecutor",
+    "RayExecutor",
+    "TaskFuture",
+    "WorkerError",
+    "open_executor",
+    "visible_gpus",
+]
 
 
 def open_executor(ray_address: str | None = None, *, in_process: bool = False, **local_options: Any) -> Executor:

@@ -62,16 +62,27 @@ class Server:
 
     def __init__(self, data_dir: Path, args: tuple[str, ...] = (), **env: str) -> None:
         self.port, self.args = _free_port(), args
-        self.env = {**os.environ, "LEPTON_DATA_DIR": str(data_dir), "LEPTON_API_BLOCK_POLL": "0.05",
-                    "LEPTON_API_DOMAIN": "ledger.test", "LEPTON_API_URI": "https://ledger.test",
-                    "LEPTON_API_COORDINATOR_KEY": "coordinator", "LEPTON_KEYSTORE_PASSWORD": PASSWORD,
-                    "LEPTON_API_MAX_ENVELOPE_BYTES": str(ENVELOPE_CAP), **env}  # fmt: skip
+        self.env = {
+            **os.environ,
+            "LEPTON_DATA_DIR": str(data_dir),
+            "LEPTON_API_BLOCK_POLL": "0.05",
+            "LEPTON_API_DOMAIN": "ledger.test",
+            "LEPTON_API_URI": "https://ledger.test",
+            "LEPTON_API_COORDINATOR_KEY": "coordinator",
+            "LEPTON_KEYSTORE_PASSWORD": PASSWORD,
+            "LEPTON_API_MAX_ENVELOPE_BYTES": str(ENVELOPE_CAP),
+            **env,
+        }
         self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=60)
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "lepton_ledger.cli", "serve", "--port", str(self.port), *self.args],
-                                        env=self.env, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "lepton_ledger.cli", "serve", "--port", str(self.port), *self.args],
+            env=self.env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         _wait_healthy(self.client, self.process)
 
     def kill(self) -> None:
@@ -114,4 +125,3 @@ def start_server():
     for server in servers:
         server.client.close()
         server.stop()
-

@@ -100,15 +100,30 @@ def build_world(data_dir: Path, url: str) -> World:
     alpha, beta, outsider = dev_account(3), dev_account(4), dev_account(5)
     tx = Transactor(w3, [*roles.accounts(), alpha, beta, outsider])
     d = deploy_with_roles(tx, roles, dispute_window=DISPUTE_WINDOW)
-    token = tx.deploy(load_artifact("LeptonToken"), "Lepton Reward", "LRW", roles.admin.address,
-                      sender=roles.admin.address)  # fmt: skip
-    d.write(data_dir / "deployment.json", rpc_url=url, chain_id=w3.eth.chain_id,
-            extra={"reward_token": token.address, "coordinator": roles.coordinator.address,
-                   "auditors": [roles.auditor.address], "dispute_window": DISPUTE_WINDOW,
-                   "eval_set": eval_set_spec(SPLIT["name"], SPLIT["seed"]), "model": "logreg"})  # fmt: skip
+    token = tx.deploy(
+        load_artifact("LeptonToken"), "Lepton Reward", "LRW", roles.admin.address, sender=roles.admin.address
+    )
+    d.write(
+        data_dir / "deployment.json",
+        rpc_url=url,
+        chain_id=w3.eth.chain_id,
+        extra={
+            "reward_token": token.address,
+            "coordinator": roles.coordinator.address,
+            "auditors": [roles.auditor.address],
+            "dispute_window": DISPUTE_WINDOW,
+            "eval_set": eval_set_spec(SPLIT["name"], SPLIT["seed"]),
+            "model": "logreg",
+        },
+    )
     keys = {}
-    for name, account in (("coordinator", roles.coordinator), ("auditor", roles.auditor), ("alpha", alpha),
-                          ("beta", beta), ("outsider", outsider)):  # fmt: skip
+    for name, account in (
+        ("coordinator", roles.coordinator),
+        ("auditor", roles.auditor),
+        ("alpha", alpha),
+        ("beta", beta),
+        ("outsider", outsider),
+    ):
         private, public = generate_x25519_keypair()
         keys[name] = private
         agreements.register(tx, d, account.address, {"name": name}, public)
@@ -120,8 +135,9 @@ def build_world(data_dir: Path, url: str) -> World:
 
     store = LocalStore(data_dir / "blocks")
     split = fl.make_federated(**SPLIT, alpha=None, eval_fraction=0.2)  # as `coordinator close` splits it
-    coordinator = make_coordinator(roles, tx, d, store, keys, split, data_dir / "coordinator-outbox.sqlite",
-                                   data_dir / "events.sqlite")  # fmt: skip
+    coordinator = make_coordinator(
+        roles, tx, d, store, keys, split, data_dir / "coordinator-outbox.sqlite", data_dir / "events.sqlite"
+    )
     model = fl.build_model("logreg", split.input_dim, split.num_classes, seed=0)
     _, digest = coordinator.publish_model(model.state_dict())
     round_id = coordinator.open_round(agreement_id, digest, w3.eth.get_block("latest")["timestamp"] + 3600)
@@ -135,9 +151,25 @@ def build_world(data_dir: Path, url: str) -> World:
     keystore = Keystore(data_dir / "keystore", scrypt_n=2**4)
     for name, account in (("coordinator", roles.coordinator), ("auditor", roles.auditor)):
         keystore.import_key(name, account.key, PASSWORD, x25519_private_key=keys[name])
-    return World(data_dir=data_dir, w3=w3, tx=tx, d=d, token=token, roles=roles, alpha=alpha, beta=beta,
-                 outsider=outsider, agreement_id=agreement_id, round_id=round_id, payouts=dict(outcome.report.payouts),
-                 store=store, keys=keys, open_round=round_id + 1, open_digest=open_digest, split=split)  # fmt: skip
+    return World(
+        data_dir=data_dir,
+        w3=w3,
+        tx=tx,
+        d=d,
+        token=token,
+        roles=roles,
+        alpha=alpha,
+        beta=beta,
+        outsider=outsider,
+        agreement_id=agreement_id,
+        round_id=round_id,
+        payouts=dict(outcome.report.payouts),
+        store=store,
+        keys=keys,
+        open_round=round_id + 1,
+        open_digest=open_digest,
+        split=split,
+    )
 
 
 def fresh_account() -> Any:
@@ -145,9 +177,19 @@ def fresh_account() -> Any:
 
 
 def make_coordinator(roles, tx, d, store, keys, split, outbox: Path, events: Path) -> Coordinator:
-    return Coordinator(account=roles.coordinator, tx=tx, deployment=d, store=store, x25519_private=keys["coordinator"],
-                       events_path=events, eval_set=split.eval_set, model_name="logreg", rules=RoundRules(max_norm=50.0),
-                       payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT, outbox=Outbox(outbox))  # fmt: skip
+    return Coordinator(
+        account=roles.coordinator,
+        tx=tx,
+        deployment=d,
+        store=store,
+        x25519_private=keys["coordinator"],
+        events_path=events,
+        eval_set=split.eval_set,
+        model_name="logreg",
+        rules=RoundRules(max_norm=50.0),
+        payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT,
+        outbox=Outbox(outbox),
+    )
 
 
 def commit_updates(tx, d, store, roles, accounts, split, agreement_id: int, round_id: int, folder: Path) -> None:
@@ -155,10 +197,17 @@ def commit_updates(tx, d, store, roles, accounts, split, agreement_id: int, roun
     executor = InlineExecutor()
     for i, account in enumerate(accounts):
         accountant = fl.PrivacyAccountant(partner=account.address, agreement=agreement_id, delta=1e-5, epsilon_cap=8.0)
-        partner = Partner(account=account, tx=tx, deployment=d, store=store, accountant=accountant,
-                          data=split.partners[i], executor=executor,
-                          settings=TrainingSettings(model="logreg", epochs=1, batch_size=64, noise_multiplier=1.0),
-                          outbox=Outbox(folder / f"partner-{agreement_id}-{i}-outbox.sqlite"))  # fmt: skip
+        partner = Partner(
+            account=account,
+            tx=tx,
+            deployment=d,
+            store=store,
+            accountant=accountant,
+            data=split.partners[i],
+            executor=executor,
+            settings=TrainingSettings(model="logreg", epochs=1, batch_size=64, noise_multiplier=1.0),
+            outbox=Outbox(folder / f"partner-{agreement_id}-{i}-outbox.sqlite"),
+        )
         partner.run_round(agreement_id, round_id, [roles.coordinator.address, roles.auditor.address])
 
 
@@ -175,8 +224,16 @@ def lone_partner_agreement(world: World, name: str) -> tuple[Any, int, Coordinat
     agreement_id = funded_agreement(world.tx, world.d, world.token, world.roles, [account])
     folder = world.data_dir / f"{name}-{agreement_id}"
     folder.mkdir()
-    coordinator = make_coordinator(world.roles, world.tx, world.d, world.store, world.keys, world.split,
-                                   folder / "outbox.sqlite", folder / "events.sqlite")  # fmt: skip
+    coordinator = make_coordinator(
+        world.roles,
+        world.tx,
+        world.d,
+        world.store,
+        world.keys,
+        world.split,
+        folder / "outbox.sqlite",
+        folder / "events.sqlite",
+    )
     return account, agreement_id, coordinator
 
 
@@ -185,8 +242,16 @@ def open_round(world: World, folder: Path) -> tuple[int, int]:
     and events in `folder`)."""
     agreement_id = funded_agreement(world.tx, world.d, world.token, world.roles, [world.alpha, world.beta])
     folder.mkdir(exist_ok=True)
-    coordinator = make_coordinator(world.roles, world.tx, world.d, world.store, world.keys, world.split,
-                                   folder / "outbox.sqlite", folder / "events.sqlite")  # fmt: skip
+    coordinator = make_coordinator(
+        world.roles,
+        world.tx,
+        world.d,
+        world.store,
+        world.keys,
+        world.split,
+        folder / "outbox.sqlite",
+        folder / "events.sqlite",
+    )
     model = fl.build_model("logreg", world.split.input_dim, world.split.num_classes, seed=0)
     _, digest = coordinator.publish_model(model.state_dict())
     round_id = coordinator.open_round(agreement_id, digest, world.w3.eth.get_block("latest")["timestamp"] + 3600)
@@ -197,8 +262,17 @@ def round_with_commitments(world: World) -> tuple[int, int]:
     """A new agreement between alpha and beta whose round 1 is open with both partners' updates committed."""
     folder = world.data_dir / f"agreement-{world.d.agreements.functions.agreementCount().call() + 1}"
     agreement_id, round_id = open_round(world, folder)
-    commit_updates(world.tx, world.d, world.store, world.roles, [world.alpha, world.beta], world.split, agreement_id,
-                   round_id, folder)  # fmt: skip
+    commit_updates(
+        world.tx,
+        world.d,
+        world.store,
+        world.roles,
+        [world.alpha, world.beta],
+        world.split,
+        agreement_id,
+        round_id,
+        folder,
+    )
     return agreement_id, round_id
 
 

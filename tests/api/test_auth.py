@@ -63,11 +63,14 @@ def test_an_expired_message_is_refused(service):
     assert reply.status_code == 401 and "expired" in reply.json()["error"]["message"]
 
 
-@pytest.mark.parametrize(("old", "new", "why"), [
-    ("ledger.test wants", "evil.test wants", "domain 'evil.test'"),
-    ("Chain ID: 31337", "Chain ID: 1", "chain 1"),
-    ("URI: https://ledger.test", "URI: https://evil.test", "did not issue"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("old", "new", "why"),
+    [
+        ("ledger.test wants", "evil.test wants", "domain 'evil.test'"),
+        ("Chain ID: 31337", "Chain ID: 1", "chain 1"),
+        ("URI: https://ledger.test", "URI: https://evil.test", "did not issue"),
+    ],
+)
 def test_a_message_for_another_domain_chain_or_uri_is_refused(service, old, new, why):
     message = service.nonce(service.alpha)["message"].replace(old, new)
     before = _tokens(service)

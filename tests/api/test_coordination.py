@@ -27,9 +27,14 @@ def _post(service, path: str, body, account=None, key: str | None = "k"):
 
 
 def _terms(service, **members):
-    return {"parties": [service.alpha.address, service.beta.address], "days": 30, "rounds": 3,
-            "arbiter": service.roles.admin.address,  # the test deployment names no admin (the default arbiter)
-            "document": {"task": "digits over HTTP", "model": "logreg"}, **members}  # fmt: skip
+    return {
+        "parties": [service.alpha.address, service.beta.address],
+        "days": 30,
+        "rounds": 3,
+        "arbiter": service.roles.admin.address,  # the test deployment names no admin (the default arbiter)
+        "document": {"task": "digits over HTTP", "model": "logreg"},
+        **members,
+    }
 
 
 def test_the_coordinator_proposes_once_per_idempotency_key(service):
@@ -48,16 +53,27 @@ def test_the_coordinator_proposes_once_per_idempotency_key(service):
     assert document.status_code == 200 and b"digits over HTTP" in document.content
 
 
-@pytest.mark.parametrize(("members", "status", "code"), [
-    (lambda s: {"parties": []}, 422, "CommandError"),
-    (lambda s: {"rounds": "many"}, 422, "CommandError"),
-    (lambda s: {"payout_rule": ["equal"]}, 422, "CommandError"),
-    (lambda s: {"document": "not an object"}, 422, "CommandError"),
-    (lambda s: {"parties": ["0x1234"]}, 422, "CommandError"),
-    (lambda s: {"parties": [fresh_account().address]}, 422, "CommandError"),  # not an approved partner
-    (lambda s: {"parties": [s.alpha.address, s.alpha.address]}, 409, "AgreementRegistryDuplicateParty"),
-], ids=["no-party", "rounds-not-a-number", "rule-not-a-name", "document-not-an-object", "malformed-address",
-        "party-not-approved", "duplicate-party"])  # fmt: skip
+@pytest.mark.parametrize(
+    ("members", "status", "code"),
+    [
+        (lambda s: {"parties": []}, 422, "CommandError"),
+        (lambda s: {"rounds": "many"}, 422, "CommandError"),
+        (lambda s: {"payout_rule": ["equal"]}, 422, "CommandError"),
+        (lambda s: {"document": "not an object"}, 422, "CommandError"),
+        (lambda s: {"parties": ["0x1234"]}, 422, "CommandError"),
+        (lambda s: {"parties": [fresh_account().address]}, 422, "CommandError"),  # not an approved partner
+        (lambda s: {"parties": [s.alpha.address, s.alpha.address]}, 409, "AgreementRegistryDuplicateParty"),
+    ],
+    ids=[
+        "no-party",
+        "rounds-not-a-number",
+        "rule-not-a-name",
+        "document-not-an-object",
+        "malformed-address",
+        "party-not-approved",
+        "duplicate-party",
+    ],
+)
 def test_a_refused_proposal_sends_nothing(service, members, status, code):
     body = members(service)
     before, count = service.coordinator_nonce(), _count(service)
@@ -153,8 +169,10 @@ def test_a_proposal_a_restart_interrupted_is_not_run_again(service):
     first = _post(service, "/v1/agreements", _terms(service), coordinator, key="propose-interrupted")
     assert first.status_code == 200, first.text
     with sqlite3.connect(service.data_dir / "api" / "service.sqlite", isolation_level=None) as db:
-        db.execute("UPDATE idempotency SET body = NULL, status = NULL, owner = 'a-dead-instance' WHERE caller = ? "
-                   "AND key = ?", (coordinator.address, "propose-interrupted"))  # fmt: skip
+        db.execute(
+            "UPDATE idempotency SET body = NULL, status = NULL, owner = 'a-dead-instance' WHERE caller = ? AND key = ?",
+            (coordinator.address, "propose-interrupted"),
+        )
     before, count = service.coordinator_nonce(), _count(service)
     retry = _post(service, "/v1/agreements", _terms(service), coordinator, key="propose-interrupted")
     assert retry.status_code == 409 and retry.json()["error"]["code"] == "Interrupted", retry.text

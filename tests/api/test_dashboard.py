@@ -35,9 +35,7 @@ def served(demo, tmp_path):
     """`serve --workdir` on a copy of the demo folder (the service writes its own files and chain state there)."""
     folder = tmp_path / "demo-copy"
     shutil.copytree(demo, folder)
-    server = Server(
-        folder, args=("--workdir", str(folder)), LEPTON_API_COORDINATOR_KEY=""
-    )
+    server = Server(folder, args=("--workdir", str(folder)), LEPTON_API_COORDINATOR_KEY="")
     try:
         server.start()
         yield server, folder
@@ -49,19 +47,21 @@ def served(demo, tmp_path):
 def test_the_dashboard_answers_with_its_csp_and_the_chains_epsilons(served):
     server, folder = served
     reply = server.client.get("/dashboard")
-    assert reply.status_code == 200 and reply.headers["content-type"].startswith(
-        "text/html"
-    ), reply.text
+    assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/html"), reply.text
     csp = reply.headers["content-security-policy"]
     assert "default-src 'none'" in csp and "script-src" not in csp
     assert "<script" not in reply.text
     summary = json.loads((folder / "summary.json").read_text())
     last = summary["per_round"][-1]["partners"]
-    shown = dict(re.findall(r'<tr class="party" data-partner="(0x[0-9a-fA-F]{40})">.*?'
-                            r'<td class="num epsilon">([0-9.]+)</td>', reply.text, flags=re.DOTALL))  # fmt: skip
-    assert shown == {
-        address: f"{p['epsilon_fixed'] / 1e6:.6f}" for address, p in last.items()
-    }
+    shown = dict(
+        re.findall(
+            r'<tr class="party" data-partner="(0x[0-9a-fA-F]{40})">.*?'
+            r'<td class="num epsilon">([0-9.]+)</td>',
+            reply.text,
+            flags=re.DOTALL,
+        )
+    )
+    assert shown == {address: f"{p['epsilon_fixed'] / 1e6:.6f}" for address, p in last.items()}
 
 
 @pytest.mark.skipif(
@@ -90,10 +90,7 @@ def test_the_dashboard_opens_in_headless_chromium_with_real_plots(served):
             page = browser.new_page()
             page.on(
                 "console",
-                lambda m: (
-                    m.type in ("error", "warning")
-                    and problems.append(f"{m.type}: {m.text}")
-                ),
+                lambda m: m.type in ("error", "warning") and problems.append(f"{m.type}: {m.text}"),
             )
             page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
             page.on(
@@ -103,22 +100,20 @@ def test_the_dashboard_opens_in_headless_chromium_with_real_plots(served):
             page.on("request", lambda r: requests.append(r.url))
             response = page.goto(url, wait_until="load")
             csp = response.headers.get("content-security-policy", "")
-            images = page.eval_on_selector_all("img.plot", "imgs => imgs.map(i => [i.id, i.complete, i.naturalWidth,"
-                                                           " i.getAttribute('src')])")  # fmt: skip
-            epsilons = page.eval_on_selector_all("tr.party", "rows => rows.map(r => [r.dataset.partner,"
-                                                             " r.querySelector('td.epsilon').innerText])")  # fmt: skip
+            images = page.eval_on_selector_all(
+                "img.plot", "imgs => imgs.map(i => [i.id, i.complete, i.naturalWidth, i.getAttribute('src')])"
+            )
+            epsilons = page.eval_on_selector_all(
+                "tr.party", "rows => rows.map(r => [r.dataset.partner, r.querySelector('td.epsilon').innerText])"
+            )
         finally:
             browser.close()
     assert problems == []
-    assert all(u == url or u.startswith("data:") for u in requests), (
-        requests
-    )  # nothing fetched from anywhere
+    assert all(u == url or u.startswith("data:") for u in requests), requests  # nothing fetched from anywhere
     assert "default-src 'none'" in csp
     summary = json.loads((folder / "summary.json").read_text())
     last = summary["per_round"][-1]["partners"]
-    assert {a: float(e) for a, e in epsilons} == pytest.approx(
-        {a: p["epsilon"] for a, p in last.items()}, abs=1e-6
-    )
+    assert {a: float(e) for a, e in epsilons} == pytest.approx({a: p["epsilon"] for a, p in last.items()}, abs=1e-6)
     assert {i[0] for i in images} == {"plot-accuracy", "plot-epsilon", "plot-payouts"}
     for name, complete, width, src in images:
         assert complete and width > 0, name
@@ -126,9 +121,7 @@ def test_the_dashboard_opens_in_headless_chromium_with_real_plots(served):
         png.load()  # decodes the whole PNG: a truncated or bogus one raises here
         assert png.format == "PNG" and png.width >= 600, name
         rgb = png.convert("RGB")
-        assert len(rgb.getcolors(maxcolors=rgb.width * rgb.height)) > 32, (
-            name
-        )  # drawn, not blank
+        assert len(rgb.getcolors(maxcolors=rgb.width * rgb.height)) > 32, name  # drawn, not blank
 
 
 def test_stopping_the_service_stops_and_saves_the_demo_chain_it_runs(served):
@@ -138,9 +131,7 @@ def test_stopping_the_service_stops_and_saves_the_demo_chain_it_runs(served):
     before = state.stat().st_mtime_ns
     server.stop()  # SIGTERM, then waits for the process to exit
     assert _processes_naming(state) == []
-    assert state.stat().st_mtime_ns >= before and json.loads(
-        state.read_text()
-    )  # written back whole
+    assert state.stat().st_mtime_ns >= before and json.loads(state.read_text())  # written back whole
 
 
 def _processes_naming(path: Path) -> list[int]:
@@ -153,7 +144,6 @@ def _processes_naming(path: Path) -> list[int]:
             except OSError:  # the process ended while we looked
                 continue
     return found
-
 
 
 def test_a_round_report_with_hostile_values_does_not_take_the_dashboard_down(service):
@@ -169,8 +159,17 @@ def test_a_round_report_with_hostile_values_does_not_take_the_dashboard_down(ser
     gamma, agreement_id, coordinator = lone_partner_agreement(world, "hostile-report")
     _, model = coordinator.publish_model(_logreg(world))
     round_id = coordinator.open_round(agreement_id, model, world.w3.eth.get_block("latest")["timestamp"] + 3600)
-    commit_updates(world.tx, world.d, world.store, world.roles, [gamma], world.split, agreement_id, round_id,
-                   world.data_dir / f"hostile-report-{agreement_id}")  # fmt: skip
+    commit_updates(
+        world.tx,
+        world.d,
+        world.store,
+        world.roles,
+        [gamma],
+        world.split,
+        agreement_id,
+        round_id,
+        world.data_dir / f"hostile-report-{agreement_id}",
+    )
 
     finished = world.d.ledger.functions.round(world.agreement_id, world.round_id).call()
     report = json.loads(fetch_by_digest(world.store, bytes(finished[9]), max_bytes=MAX_REPORT_BYTES))
@@ -178,8 +177,10 @@ def test_a_round_report_with_hostile_values_does_not_take_the_dashboard_down(ser
     report["metrics"].update(accuracy_after={"not": "a number"}, accuracy_before=1e308)
     report["partners"][0]["partner"] = "$\\frac{$"
     _, digest = publish(world.store, json.dumps(report).encode())
-    receipt = world.tx.transact(world.d.ledger.functions.finalizeRound(agreement_id, round_id, b"\x01" * 32, digest,
-                                                                       bytes(32), 0), world.roles.coordinator.address)  # fmt: skip
+    receipt = world.tx.transact(
+        world.d.ledger.functions.finalizeRound(agreement_id, round_id, b"\x01" * 32, digest, bytes(32), 0),
+        world.roles.coordinator.address,
+    )
     world.wait_block(receipt["blockNumber"])
     page = world.api.get("/dashboard")
     assert page.status_code == 200, page.text

@@ -17,20 +17,35 @@ from lepton_ledger.protocol.addressing import artifact_cid
 DP = DPRecord(noise_multiplier=1.0, clipping_norm=1.0, sample_rate=0.1, steps=10, delta=1e-5, accountant="rdp")
 
 
-def _sealed(service, account, *, round_id=None, base=None, recipients=None, size=8, agreement_id=None,
-            epsilon=2.0) -> bytes:  # fmt: skip
-    recipients = recipients or [x25519_public_key(service.keys["coordinator"]), x25519_public_key(service.keys["auditor"])]
-    return seal({"w": torch.ones(size)}, signer_key=bytes(account.key), recipients=recipients, chain_id=31337,
-                ledger=service.d.ledger.address, agreement_id=agreement_id or service.agreement_id,
-                round=round_id or service.open_round, base_model_digest=base or service.open_digest, dp=DP,
-                cumulative_epsilon=epsilon, sample_count=100).data  # fmt: skip
+def _sealed(
+    service, account, *, round_id=None, base=None, recipients=None, size=8, agreement_id=None, epsilon=2.0
+) -> bytes:
+    recipients = recipients or [
+        x25519_public_key(service.keys["coordinator"]),
+        x25519_public_key(service.keys["auditor"]),
+    ]
+    return seal(
+        {"w": torch.ones(size)},
+        signer_key=bytes(account.key),
+        recipients=recipients,
+        chain_id=31337,
+        ledger=service.d.ledger.address,
+        agreement_id=agreement_id or service.agreement_id,
+        round=round_id or service.open_round,
+        base_model_digest=base or service.open_digest,
+        dp=DP,
+        cumulative_epsilon=epsilon,
+        sample_count=100,
+    ).data
 
 
 def _post(service, data: bytes, account, *, round_id=None, headers=None, agreement_id=None):
-    return service.api.post("/v1/envelopes", content=data,
-                            params={"agreement_id": agreement_id or service.agreement_id,
-                                    "round": round_id or service.open_round},
-                            headers=headers if headers is not None else service.headers(account))  # fmt: skip
+    return service.api.post(
+        "/v1/envelopes",
+        content=data,
+        params={"agreement_id": agreement_id or service.agreement_id, "round": round_id or service.open_round},
+        headers=headers if headers is not None else service.headers(account),
+    )
 
 
 def _stored_blocks(service) -> int:
@@ -66,24 +81,33 @@ def _flipped(data: bytes) -> bytes:
     return data[:middle] + bytes([data[middle] ^ 1]) + data[middle + 1 :]
 
 
-@pytest.mark.parametrize(("case", "status"), [
-    ("flipped byte", 422), ("another round", 422), ("not sealed to the coordinator", 422),
-    ("another partner's envelope", 422), ("another base model", 422), ("oversize", 413), ("empty", 422),
-    ("over the privacy budget", 422),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("case", "status"),
+    [
+        ("flipped byte", 422),
+        ("another round", 422),
+        ("not sealed to the coordinator", 422),
+        ("another partner's envelope", 422),
+        ("another base model", 422),
+        ("oversize", 413),
+        ("empty", 422),
+        ("over the privacy budget", 422),
+    ],
+)
 def test_a_tampered_or_misdirected_envelope_is_refused_and_nothing_is_stored(service, case, status):
     alpha = service.alpha
     data = {
         "flipped byte": lambda: _flipped(_sealed(service, alpha)),
         "another round": lambda: _sealed(service, alpha, round_id=service.round_id),
-        "not sealed to the coordinator": lambda: _sealed(service, alpha,
-                                                         recipients=[x25519_public_key(service.keys["auditor"])]),
+        "not sealed to the coordinator": lambda: _sealed(
+            service, alpha, recipients=[x25519_public_key(service.keys["auditor"])]
+        ),
         "another partner's envelope": lambda: _sealed(service, service.beta),
         "another base model": lambda: _sealed(service, alpha, base=b"\x09" * 32),
         "oversize": lambda: _sealed(service, alpha, size=300_000),
         "empty": lambda: b"",
         "over the privacy budget": lambda: _sealed(service, alpha, epsilon=8.5),  # the agreement's cap is 8
-    }[case]()  # fmt: skip
+    }[case]()
     blocks = _stored_blocks(service)
     reply = _post(service, data, alpha)
     assert reply.status_code == status, reply.text
@@ -97,11 +121,19 @@ def test_refusals_by_who_and_where(service):
     assert _post(service, _sealed(service, service.alpha), service.alpha, headers={}).status_code == 401
     assert _post(service, _sealed(service, service.alpha), service.alpha, agreement_id=99).status_code == 404
     assert _post(service, _sealed(service, service.alpha), service.alpha, round_id=99).status_code == 404
-    closed = _post(service, _sealed(service, service.alpha, round_id=service.round_id), service.alpha,
-                   round_id=service.round_id)  # fmt: skip
+    closed = _post(
+        service, _sealed(service, service.alpha, round_id=service.round_id), service.alpha, round_id=service.round_id
+    )
     assert closed.status_code == 409 and closed.json()["error"]["code"] == "RoundNotOpen"
-    assert service.api.post("/v1/envelopes", content=b"x", params={"agreement_id": 0, "round": 1},
-                            headers=service.headers(service.alpha)).status_code == 422  # fmt: skip
+    assert (
+        service.api.post(
+            "/v1/envelopes",
+            content=b"x",
+            params={"agreement_id": 0, "round": 1},
+            headers=service.headers(service.alpha),
+        ).status_code
+        == 422
+    )
     assert _stored_blocks(service) == blocks
 
 
@@ -110,8 +142,9 @@ def test_a_suspended_partys_envelope_is_refused_and_nothing_is_stored(service):
     gamma, agreement_id, coordinator = lone_partner_agreement(service, "suspended")
     _, digest = coordinator.publish_model({"w": torch.zeros(8)})
     round_id = coordinator.open_round(agreement_id, digest, service.w3.eth.get_block("latest")["timestamp"] + 3600)
-    receipt = service.tx.transact(service.d.partners.functions.suspend(gamma.address, b"\x07" * 32),
-                                  service.roles.coordinator.address)  # fmt: skip
+    receipt = service.tx.transact(
+        service.d.partners.functions.suspend(gamma.address, b"\x07" * 32), service.roles.coordinator.address
+    )
     service.wait_block(receipt["blockNumber"])
     data = _sealed(service, gamma, agreement_id=agreement_id, round_id=round_id, base=digest)
     blocks = _stored_blocks(service)

@@ -16,12 +16,8 @@ from lepton_ledger.chain.state import Partner
 
 
 def _unanswered(service, caller: str, key: str) -> bool:
-    with sqlite3.connect(
-        service.data_dir / "api" / "service.sqlite", isolation_level=None
-    ) as db:
-        row = db.execute(
-            "SELECT body FROM idempotency WHERE caller = ? AND key = ?", (caller, key)
-        ).fetchone()
+    with sqlite3.connect(service.data_dir / "api" / "service.sqlite", isolation_level=None) as db:
+        row = db.execute("SELECT body FROM idempotency WHERE caller = ? AND key = ?", (caller, key)).fetchone()
     return row is not None and row[0] is None
 
 
@@ -34,22 +30,18 @@ def test_a_request_killed_mid_way_is_run_once_by_its_retry_after_a_restart(servi
         account.address,
     )
     headers = service.headers(account) | {"Idempotency-Key": "profile-1"}
-    unsigned = service.api.post("/v1/transactions/prepare", headers=headers,
-                                json={"contract": "PartnerRegistry", "function": "updateProfile",
-                                      "args": ["0x" + "07" * 32]}).json()  # fmt: skip
-    raw = account.sign_transaction(
-        {k: v for k, v in unsigned.items() if k != "from"}
-    ).raw_transaction.to_0x_hex()
+    unsigned = service.api.post(
+        "/v1/transactions/prepare",
+        headers=headers,
+        json={"contract": "PartnerRegistry", "function": "updateProfile", "args": ["0x" + "07" * 32]},
+    ).json()
+    raw = account.sign_transaction({k: v for k, v in unsigned.items() if k != "from"}).raw_transaction.to_0x_hex()
     before = service.w3.eth.get_transaction_count(account.address)
 
     anvil = node.status(service.data_dir).pid
-    os.kill(
-        anvil, signal.SIGSTOP
-    )  # the chain stops answering: the relay hangs after recording the key
+    os.kill(anvil, signal.SIGSTOP)  # the chain stops answering: the relay hangs after recording the key
     try:
-        thread = threading.Thread(
-            target=lambda: _post_ignoring_the_kill(service, raw, headers)
-        )
+        thread = threading.Thread(target=lambda: _post_ignoring_the_kill(service, raw, headers))
         thread.start()
         deadline = time.monotonic() + 30
         while not _unanswered(service, account.address, "profile-1"):
@@ -58,24 +50,14 @@ def test_a_request_killed_mid_way_is_run_once_by_its_retry_after_a_restart(servi
         thread.join(timeout=30)
     finally:
         os.kill(anvil, signal.SIGCONT)
-    assert _unanswered(
-        service, account.address, "profile-1"
-    )  # what the killed process left
+    assert _unanswered(service, account.address, "profile-1")  # what the killed process left
     service.server.start()
 
     retry = service.api.post("/v1/transactions", json={"raw": raw}, headers=headers)
     assert retry.status_code == 200 and retry.json()["status"] == 1, retry.text
-    assert (
-        service.api.post("/v1/transactions", json={"raw": raw}, headers=headers).json()
-        == retry.json()
-    )
-    assert (
-        service.w3.eth.get_transaction_count(account.address) == before + 1
-    )  # sent once
-    assert (
-        Partner.read(service.d.partners.functions.partnerOf(account.address)).profile_digest
-        == b"\x07" * 32
-    )
+    assert service.api.post("/v1/transactions", json={"raw": raw}, headers=headers).json() == retry.json()
+    assert service.w3.eth.get_transaction_count(account.address) == before + 1  # sent once
+    assert Partner.read(service.d.partners.functions.partnerOf(account.address)).profile_digest == b"\x07" * 32
 
 
 def _post_ignoring_the_kill(service, raw: str, headers: dict[str, str]) -> None:
@@ -91,32 +73,19 @@ def test_a_close_retried_after_its_process_died_answers_the_job_it_had_submitted
     """The process died after queueing the job and before keeping its answer: the retry finds that job."""
     agreement_id, round_id = round_with_commitments(service)
     coordinator = service.roles.coordinator.address
-    headers = service.headers(service.roles.coordinator) | {
-        "Idempotency-Key": "close-killed"
-    }
+    headers = service.headers(service.roles.coordinator) | {"Idempotency-Key": "close-killed"}
     path = f"/v1/agreements/{agreement_id}/rounds/{round_id}/close"
     first = service.api.post(path, json=CLOSE, headers=headers)
     assert first.status_code == 202, first.text
-    with sqlite3.connect(
-        service.data_dir / "api" / "service.sqlite", isolation_level=None
-    ) as db:
+    with sqlite3.connect(service.data_dir / "api" / "service.sqlite", isolation_level=None) as db:
         db.execute(  # what a kill -9 between the job's insert and the answer's leaves
             "UPDATE idempotency SET body = NULL, status = NULL, owner = 'a-dead-instance' WHERE caller = ? AND key = ?",
             (coordinator, "close-killed"),
         )
     again = service.api.post(path, json=CLOSE, headers=headers)
-    assert again.status_code == 202 and again.json()["id"] == first.json()["id"], (
-        again.text
-    )
-    assert (
-        follow_job(
-            service, first.json()["id"], service.headers(service.roles.coordinator)
-        )["status"]
-        == "done"
-    )
-    with sqlite3.connect(
-        service.data_dir / "api" / "service.sqlite", isolation_level=None
-    ) as db:
+    assert again.status_code == 202 and again.json()["id"] == first.json()["id"], again.text
+    assert follow_job(service, first.json()["id"], service.headers(service.roles.coordinator))["status"] == "done"
+    with sqlite3.connect(service.data_dir / "api" / "service.sqlite", isolation_level=None) as db:
         jobs = db.execute(
             "SELECT COUNT(*) FROM jobs WHERE agreement_id = ? AND round_id = ?",
             (agreement_id, round_id),

@@ -45,14 +45,24 @@ def test_close_refusals(service, committed):
     agreement_id, round_id = committed
     coordinator = service.headers(service.roles.coordinator)
     before = service.coordinator_nonce()
-    assert service.api.post(f"/v1/agreements/{agreement_id}/rounds/{round_id}/close", json=CLOSE,
-                            headers=service.headers(service.alpha)).status_code == 403  # fmt: skip
+    assert (
+        service.api.post(
+            f"/v1/agreements/{agreement_id}/rounds/{round_id}/close", json=CLOSE, headers=service.headers(service.alpha)
+        ).status_code
+        == 403
+    )
     assert service.api.post(f"/v1/agreements/{agreement_id}/rounds/{round_id}/close", json=CLOSE).status_code == 401
     assert service.api.post("/v1/agreements/99/rounds/1/close", json=CLOSE, headers=coordinator).status_code == 404
-    assert service.api.post(f"/v1/agreements/{agreement_id}/rounds/99/close", json=CLOSE,
-                            headers=coordinator).status_code == 404  # fmt: skip
-    assert service.api.post(f"/v1/agreements/{agreement_id}/rounds/{round_id}/close", json={"dataset": "mnist"},
-                            headers=coordinator).status_code == 422  # fmt: skip
+    assert (
+        service.api.post(f"/v1/agreements/{agreement_id}/rounds/99/close", json=CLOSE, headers=coordinator).status_code
+        == 404
+    )
+    assert (
+        service.api.post(
+            f"/v1/agreements/{agreement_id}/rounds/{round_id}/close", json={"dataset": "mnist"}, headers=coordinator
+        ).status_code
+        == 422
+    )
     assert service.coordinator_nonce() == before
     assert service.api.get("/v1/jobs/424242", headers=coordinator).status_code == 404
 
@@ -69,20 +79,29 @@ def test_a_close_job_killed_with_the_service_finishes_once_after_restart(service
     done = follow_job(service, job["id"], headers)  # the token outlives the restart: tokens are in the database
     assert done["status"] == "done", done
     finalized = service.d.ledger.events.RoundFinalized().get_logs(
-        from_block=0, argument_filters={"agreementId": agreement_id, "round": round_id})
+        from_block=0, argument_filters={"agreementId": agreement_id, "round": round_id}
+    )
     assert len(finalized) == 1
     assert Round.read(service.d.ledger.functions.round(agreement_id, round_id)).status is RoundStatus.FINALIZED
 
 
 def test_a_second_service_on_the_same_data_directory_is_refused(service):
-    result = subprocess.run([sys.executable, "-m", "lepton_ledger.cli", "serve", "--port", "0"], env=service.server.env,
-                            check=False, capture_output=True, text=True, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "lepton_ledger.cli", "serve", "--port", "0"],
+        env=service.server.env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1 and "another lepton-ledger serve runs on" in result.stdout + result.stderr
 
 
 def test_a_body_that_is_not_json_is_422(service):
     """FastAPI answers 400 for a body it cannot parse; the service documents 422 for malformed input."""
-    reply = service.api.post(f"/v1/agreements/{service.agreement_id}/rounds/{service.open_round}/close",
-                             content=b"\xff{", headers=service.headers(service.roles.coordinator) |
-                             {"Content-Type": "application/json"})  # fmt: skip
+    reply = service.api.post(
+        f"/v1/agreements/{service.agreement_id}/rounds/{service.open_round}/close",
+        content=b"\xff{",
+        headers=service.headers(service.roles.coordinator) | {"Content-Type": "application/json"},
+    )
     assert reply.status_code == 422 and reply.json()["error"]["code"] == "Malformed", reply.text

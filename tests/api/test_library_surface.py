@@ -16,8 +16,11 @@ def test_the_service_imports_no_private_name_from_outside_it():
     for path in sorted(API.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and not _inside_api(path, node):
-                found += [f"{path.relative_to(API)}: {alias.name} from {'.' * node.level}{node.module}"
-                          for alias in node.names if alias.name.startswith("_") and alias.name != "__future__"]  # fmt: skip
+                found += [
+                    f"{path.relative_to(API)}: {alias.name} from {'.' * node.level}{node.module}"
+                    for alias in node.names
+                    if alias.name.startswith("_") and alias.name != "__future__"
+                ]
     assert found == []
 
 

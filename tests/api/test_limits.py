@@ -15,9 +15,7 @@ from lepton_ledger.api.db import Database
 from lepton_ledger.api.errors import ApiError
 
 ADDRESS = "0x90F79bf6EB2c4f870365E785982E1f101E93b906"
-JSON_CAP = (
-    1 << 20
-)  # Settings.max_json_bytes's default, which the test service runs with
+JSON_CAP = 1 << 20  # Settings.max_json_bytes's default, which the test service runs with
 
 
 def _padded_json(size: int) -> bytes:
@@ -25,23 +23,18 @@ def _padded_json(size: int) -> bytes:
 
 
 def test_a_json_body_over_the_cap_is_413_in_the_one_shape(service):
-    reply = service.api.post("/v1/auth/nonce", content=_padded_json(JSON_CAP),
-                             headers={"Content-Type": "application/json"})  # fmt: skip
-    assert reply.status_code == 413 and reply.json()["error"]["code"] == "TooLarge", (
-        reply.text
+    reply = service.api.post(
+        "/v1/auth/nonce", content=_padded_json(JSON_CAP), headers={"Content-Type": "application/json"}
     )
+    assert reply.status_code == 413 and reply.json()["error"]["code"] == "TooLarge", reply.text
 
 
 def test_a_chunked_body_over_the_cap_is_413_too(service):
     """Without a Content-Length the cap counts the bytes as they come."""
     body = _padded_json(JSON_CAP)
     chunks = (body[i : i + 65536] for i in range(0, len(body), 65536))
-    reply = service.api.post(
-        "/v1/auth/nonce", content=chunks, headers={"Content-Type": "application/json"}
-    )
-    assert reply.status_code == 413 and reply.json()["error"]["code"] == "TooLarge", (
-        reply.text
-    )
+    reply = service.api.post("/v1/auth/nonce", content=chunks, headers={"Content-Type": "application/json"})
+    assert reply.status_code == 413 and reply.json()["error"]["code"] == "TooLarge", reply.text
 
 
 def test_a_body_under_the_cap_is_served(service):
@@ -57,25 +50,18 @@ def test_nonces_beyond_an_addresss_limit_are_429_until_one_is_used(service):
     account = fresh_account()
     issued = [service.nonce(account) for _ in range(16)]
     refused = service.api.post("/v1/auth/nonce", json={"address": account.address})
-    assert (
-        refused.status_code == 429
-        and refused.json()["error"]["code"] == "TooManyNonces"
-    ), refused.text
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "TooManyNonces", refused.text
     assert 1 <= int(refused.headers["Retry-After"]) <= 301
     assert service.login(issued[0]["message"], account).status_code == 200  # spends one
-    assert (
-        service.api.post(
-            "/v1/auth/nonce", json={"address": account.address}
-        ).status_code
-        == 200
-    )
+    assert service.api.post("/v1/auth/nonce", json={"address": account.address}).status_code == 200
 
 
 def test_a_stranger_cannot_keep_an_address_from_signing_in(service):
     """Nonces naming an address, asked for from another client, leave the address's own client its nonces."""
     victim = fresh_account()
-    stranger = httpx.Client(base_url=str(service.api.base_url), timeout=60,
-                            transport=httpx.HTTPTransport(local_address="127.0.0.2"))  # fmt: skip
+    stranger = httpx.Client(
+        base_url=str(service.api.base_url), timeout=60, transport=httpx.HTTPTransport(local_address="127.0.0.2")
+    )
     with stranger:
         for _ in range(16):
             assert stranger.post("/v1/auth/nonce", json={"address": victim.address}).status_code == 200
@@ -86,8 +72,17 @@ def test_a_stranger_cannot_keep_an_address_from_signing_in(service):
 
 @pytest.fixture
 def authenticator(tmp_path):
-    return Authenticator(Database(tmp_path / "service.sqlite"), domain="ledger.test", uri="https://ledger.test",
-                         chain_id=31337, nonce_ttl=300, token_ttl=900, per_address=3, per_client=5, live=8)  # fmt: skip
+    return Authenticator(
+        Database(tmp_path / "service.sqlite"),
+        domain="ledger.test",
+        uri="https://ledger.test",
+        chain_id=31337,
+        nonce_ttl=300,
+        token_ttl=900,
+        per_address=3,
+        per_client=5,
+        live=8,
+    )
 
 
 def _refused(authenticator, address: str, client: str) -> ApiError:
@@ -98,11 +93,7 @@ def _refused(authenticator, address: str, client: str) -> ApiError:
 
 
 def _rows(authenticator) -> int:
-    return (
-        authenticator.db.connection()
-        .execute("SELECT COUNT(*) FROM nonces")
-        .fetchone()[0]
-    )
+    return authenticator.db.connection().execute("SELECT COUNT(*) FROM nonces").fetchone()[0]
 
 
 def test_a_client_is_limited_across_addresses(authenticator):

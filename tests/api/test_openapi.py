@@ -17,7 +17,25 @@ def test_every_operation_has_a_stable_id_a_response_model_and_documented_errors(
             for code in ("422", "503"):
                 schema = op["responses"][code]["content"]["application/json"]["schema"]
                 assert schema == {"$ref": "#/components/schemas/ErrorBody"}, (path, method, code)
-    assert {"auth_nonce", "auth_login", "partner_get", "agreement_get", "round_get", "reward_get", "blob_get",
-            "blob_head", "transaction_prepare", "transaction_relay", "envelope_upload", "round_close",
-            "job_get", "health", "metrics", "agreement_propose", "agreement_fund", "round_open",
-            "audit_run", "audit_report"} <= set(ids)  # fmt: skip
+    assert {
+        "auth_nonce",
+        "auth_login",
+        "partner_get",
+        "agreement_get",
+        "round_get",
+        "reward_get",
+        "blob_get",
+        "blob_head",
+        "transaction_prepare",
+        "transaction_relay",
+        "envelope_upload",
+        "round_close",
+        "job_get",
+        "health",
+        "metrics",
+        "agreement_propose",
+        "agreement_fund",
+        "round_open",
+        "audit_run",
+        "audit_report",
+    } <= set(ids)

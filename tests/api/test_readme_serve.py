@@ -30,12 +30,18 @@ def test_the_readme_service_section_runs_as_written(tmp_path, monkeypatch):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        env = {**os.environ, "LEPTON_DATA_DIR": str(tmp_path), "LEPTON_KEYSTORE_PASSWORD": PASSWORD,
-               "LEPTON_API_PORT": str(port), "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}"}  # fmt: skip
+        env = {
+            **os.environ,
+            "LEPTON_DATA_DIR": str(tmp_path),
+            "LEPTON_KEYSTORE_PASSWORD": PASSWORD,
+            "LEPTON_API_PORT": str(port),
+            "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}",
+        }
         # Files, not pipes: the service the block starts may outlive bash by a moment, holding a pipe open.
         with open(tmp_path / "out", "w") as out, open(tmp_path / "err", "w") as err:
-            done = subprocess.run(["bash", "-e", "-c", _block()], cwd=ROOT, env=env, stdout=out, stderr=err,
-                                  timeout=120, check=False)  # fmt: skip
+            done = subprocess.run(
+                ["bash", "-e", "-c", _block()], cwd=ROOT, env=env, stdout=out, stderr=err, timeout=120, check=False
+            )
     finally:
         node.stop(tmp_path)
     assert done.returncode == 0, (tmp_path / "err").read_text()[-3000:]

@@ -24,10 +24,20 @@ def test_an_agreement_proposed_a_moment_ago_is_found_before_the_poller_looks():
         before = reads.block
         assert reads.agreement_count() == 0  # cached at that block
         now = int(w3.eth.get_block("latest")["timestamp"])
-        terms = AgreementTerms(parties=[partner.address], reward_token=world.token.address, reward_per_round=10,
-                               epsilon_cap=8.0, delta=1e-5, required_stake=1, start=now, end=now + 86_400,
-                               max_rounds=3, coordinator=roles.coordinator.address, arbiter=roles.admin.address,
-                               max_sample_count=1_000)  # fmt: skip
+        terms = AgreementTerms(
+            parties=[partner.address],
+            reward_token=world.token.address,
+            reward_per_round=10,
+            epsilon_cap=8.0,
+            delta=1e-5,
+            required_stake=1,
+            start=now,
+            end=now + 86_400,
+            max_rounds=3,
+            coordinator=roles.coordinator.address,
+            arbiter=roles.admin.address,
+            max_sample_count=1_000,
+        )
         agreement_id = agreements.propose(tx, world.deployment, roles.coordinator.address, terms)
         found = reads.agreement(agreement_id)
         assert found is not None and reads.block > before

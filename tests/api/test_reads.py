@@ -50,10 +50,18 @@ def test_agreement(service):
     assert body["payout_rule"] == "by_sample_count" and body["rounds"] >= 1 and body["pool_funded"] == str(300 * 10**18)
 
 
-@pytest.mark.parametrize(("path", "status"), [("/v1/agreements/99", 404), ("/v1/agreements/0", 422),
-                                              ("/v1/agreements/abc", 422), ("/v1/agreements/1/rounds/99", 404),
-                                              ("/v1/agreements/99/rounds/1", 404), ("/v1/agreements/1/rounds/0", 422),
-                                              ("/v1/nowhere", 404)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/v1/agreements/99", 404),
+        ("/v1/agreements/0", 422),
+        ("/v1/agreements/abc", 422),
+        ("/v1/agreements/1/rounds/99", 404),
+        ("/v1/agreements/99/rounds/1", 404),
+        ("/v1/agreements/1/rounds/0", 422),
+        ("/v1/nowhere", 404),
+    ],
+)
 def test_unknown_or_malformed_ids(service, path, status):
     reply = service.api.get(path)
     assert reply.status_code == status and set(reply.json()["error"]) == {"code", "message", "detail"}
@@ -68,8 +76,10 @@ def test_round(service):
 
 
 def test_a_partner_reads_its_reward_and_proof(service):
-    reply = service.api.get(f"/v1/rewards/{service.agreement_id}/{service.round_id}/{service.alpha.address}",
-                            headers=service.headers(service.alpha))  # fmt: skip
+    reply = service.api.get(
+        f"/v1/rewards/{service.agreement_id}/{service.round_id}/{service.alpha.address}",
+        headers=service.headers(service.alpha),
+    )
     assert reply.status_code == 200, reply.text
     body = reply.json()
     amount = service.payouts[service.alpha.address]
@@ -85,8 +95,9 @@ def test_reward_refusals(service):
     base = f"/v1/rewards/{service.agreement_id}"
     assert service.api.get(f"{base}/{service.round_id}/{service.beta.address}", headers=alpha).status_code == 403
     coordinator = service.headers(service.roles.coordinator)
-    assert service.api.get(f"{base}/{service.round_id}/{service.outsider.address}",
-                           headers=coordinator).status_code == 404  # fmt: skip
+    assert (
+        service.api.get(f"{base}/{service.round_id}/{service.outsider.address}", headers=coordinator).status_code == 404
+    )
     assert service.api.get(f"{base}/99/{service.alpha.address}", headers=alpha).status_code == 404
     assert service.api.get(f"{base}/{service.round_id}/{service.alpha.address}").status_code == 401
 
@@ -114,8 +125,10 @@ def test_metrics_count_requests_by_route_and_status(service):
 
 
 def test_the_reward_of_an_open_round_is_a_conflict(service):
-    reply = service.api.get(f"/v1/rewards/{service.agreement_id}/{service.open_round}/{service.alpha.address}",
-                            headers=service.headers(service.alpha))  # fmt: skip
+    reply = service.api.get(
+        f"/v1/rewards/{service.agreement_id}/{service.open_round}/{service.alpha.address}",
+        headers=service.headers(service.alpha),
+    )
     assert reply.status_code == 409 and reply.json()["error"]["code"] == "RoundNotFinalized"
 
 

@@ -16,8 +16,14 @@ from lepton_ledger.chain.anvil import Anvil
 def _serve(tmp_path, **env):
     environment = {k: v for k, v in os.environ.items() if not k.startswith("LEPTON_")}
     environment.update({"LEPTON_DATA_DIR": str(tmp_path), **env})
-    return subprocess.run([sys.executable, "-m", "lepton_ledger.cli", "serve", "--port", "0"], env=environment,
-                          check=False, capture_output=True, text=True, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "lepton_ledger.cli", "serve", "--port", "0"],
+        env=environment,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _one_error_line(result) -> str:
@@ -35,8 +41,10 @@ def test_with_a_chain_that_does_not_answer(tmp_path):
     assert "no Ethereum node answers" in _one_error_line(_serve(tmp_path, LEPTON_RPC_URL="http://127.0.0.1:9"))
 
 
-@pytest.mark.parametrize(("variable", "value"), [("LEPTON_API_TOKEN_TTL", "soon"), ("LEPTON_API_TOKEN_TTL", "0"),
-                                                 ("LEPTON_API_BLOCK_POLL", "-1")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("LEPTON_API_TOKEN_TTL", "soon"), ("LEPTON_API_TOKEN_TTL", "0"), ("LEPTON_API_BLOCK_POLL", "-1")],
+)
 def test_with_a_malformed_setting(tmp_path, variable, value):
     line = _one_error_line(_serve(tmp_path, **{variable: value}))
     assert line.startswith("error: setting ") and variable.removeprefix("LEPTON_API_").lower() in line
@@ -44,15 +52,25 @@ def test_with_a_malformed_setting(tmp_path, variable, value):
 
 def test_a_workdir_that_no_demo_left_is_refused_and_named(tmp_path):
     (tmp_path / "deployment.json").write_text("{}")  # a data directory, not a demo folder (no chain state beside it)
-    result = subprocess.run([sys.executable, "-m", "lepton_ledger.cli", "serve", "--workdir", str(tmp_path)],
-                            check=False, capture_output=True, text=True, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "lepton_ledger.cli", "serve", "--workdir", str(tmp_path)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     line = _one_error_line(result)
     assert "--workdir" in line and "not a folder 'lepton-ledger demo' left" in line and "--data-dir" in line
 
 
 def test_with_a_data_dir_that_is_no_folder(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "lepton_ledger.cli", "serve", "--data-dir", str(tmp_path / "no")],
-                            check=False, capture_output=True, text=True, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "lepton_ledger.cli", "serve", "--data-dir", str(tmp_path / "no")],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert "no such folder" in _one_error_line(result)
 
 
@@ -65,7 +83,8 @@ def test_a_chain_that_goes_away_is_503(tmp_path, start_server):
     try:
         roles = DevRoles.from_dev_keys()
         deploy_with_roles(Transactor(w3, roles.accounts()), roles, dispute_window=600).write(
-            tmp_path / "deployment.json", rpc_url=anvil.url, chain_id=w3.eth.chain_id)
+            tmp_path / "deployment.json", rpc_url=anvil.url, chain_id=w3.eth.chain_id
+        )
         server = start_server(tmp_path, LEPTON_RPC_URL=anvil.url, LEPTON_API_COORDINATOR_KEY="")
         assert server.client.get("/v1/health").status_code == 200
     finally:
@@ -76,8 +95,7 @@ def test_a_chain_that_goes_away_is_503(tmp_path, start_server):
     assert health.status_code == 503 and health.json()["error"]["code"] == "ChainError"
     reply = server.client.get("/v1/agreements/1")
     assert reply.status_code == 503 and set(reply.json()) == {"error"}
-    assert 'lepton_chain_up 0' in server.client.get("/metrics").text
-
+    assert "lepton_chain_up 0" in server.client.get("/metrics").text
 
 
 def _demo_folder(tmp_path, document: dict):
@@ -91,13 +109,26 @@ def _demo_folder(tmp_path, document: dict):
 
 def _serve_workdir(folder) -> str:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("LEPTON_")}
-    result = subprocess.run([sys.executable, "-m", "lepton_ledger.cli", "serve", "--port", "0", "--workdir", str(folder)],
-                            env=environment, check=False, capture_output=True, text=True, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "lepton_ledger.cli", "serve", "--port", "0", "--workdir", str(folder)],
+        env=environment,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return _one_error_line(result)
 
 
-@pytest.mark.parametrize(("member", "value"), [("state_file", "../outside.json"), ("state_file", "OUTSIDE/abs.json"),
-                                               ("store", "../outside-store"), ("state_file", 5)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("member", "value"),
+    [
+        ("state_file", "../outside.json"),
+        ("state_file", "OUTSIDE/abs.json"),
+        ("store", "../outside-store"),
+        ("state_file", 5),
+    ],
+)
 def test_a_demo_folder_naming_a_file_outside_itself_is_refused_and_nothing_is_written_there(tmp_path, member, value):
     value = str(tmp_path / "abs.json") if value == "OUTSIDE/abs.json" else value
     line = _serve_workdir(_demo_folder(tmp_path, {member: value}))

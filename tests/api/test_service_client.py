@@ -32,28 +32,27 @@ def test_a_round_where_partners_act_only_through_the_client(service, tmp_path):
     url = str(w.api.base_url)
     for i, account in enumerate((w.alpha, w.beta)):
         with ServiceClient(url, account) as client:
-            partner = Partner(account=account, tx=client.transactor(w.w3), deployment=w.d,
-                              store=client.store(agreement_id, round_id),
-                              accountant=fl.PrivacyAccountant(partner=account.address, agreement=agreement_id,
-                                                              delta=1e-5, epsilon_cap=8.0),
-                              data=w.split.partners[i], executor=InlineExecutor(),
-                              settings=TrainingSettings(model="logreg", epochs=1, batch_size=64, noise_multiplier=1.0),
-                              outbox=Outbox(tmp_path / f"partner-{i}.sqlite"))  # fmt: skip
-            submission = partner.run_round(agreement_id, round_id, [w.roles.coordinator.address,
-                                                                    w.roles.auditor.address])  # fmt: skip
-            assert client.store(agreement_id, round_id).get(
-                submission.envelope_cid
-            ) == w.store.get(
+            partner = Partner(
+                account=account,
+                tx=client.transactor(w.w3),
+                deployment=w.d,
+                store=client.store(agreement_id, round_id),
+                accountant=fl.PrivacyAccountant(
+                    partner=account.address, agreement=agreement_id, delta=1e-5, epsilon_cap=8.0
+                ),
+                data=w.split.partners[i],
+                executor=InlineExecutor(),
+                settings=TrainingSettings(model="logreg", epochs=1, batch_size=64, noise_multiplier=1.0),
+                outbox=Outbox(tmp_path / f"partner-{i}.sqlite"),
+            )
+            submission = partner.run_round(
+                agreement_id, round_id, [w.roles.coordinator.address, w.roles.auditor.address]
+            )
+            assert client.store(agreement_id, round_id).get(submission.envelope_cid) == w.store.get(
                 submission.envelope_cid
             )  # stored by the service, read back by its uploader
-    assert (
-        _count(w, "/v1/transactions") - relayed == 2
-        and _count(w, "/v1/envelopes") - uploaded == 2
-    )
-    assert all(
-        w.d.ledger.functions.hasSubmitted(agreement_id, round_id, a.address).call()
-        for a in (w.alpha, w.beta)
-    )
+    assert _count(w, "/v1/transactions") - relayed == 2 and _count(w, "/v1/envelopes") - uploaded == 2
+    assert all(w.d.ledger.functions.hasSubmitted(agreement_id, round_id, a.address).call() for a in (w.alpha, w.beta))
 
     headers = w.headers(w.roles.coordinator)
     job = w.api.post(
@@ -62,19 +61,14 @@ def test_a_round_where_partners_act_only_through_the_client(service, tmp_path):
         headers=headers,
     ).json()
     done = follow_job(w, job["id"], headers)
-    assert done["status"] == "done" and sorted(done["result"]["accepted"]) == sorted([w.alpha.address,
-                                                                                      w.beta.address]), done  # fmt: skip
+    assert done["status"] == "done" and sorted(done["result"]["accepted"]) == sorted(
+        [w.alpha.address, w.beta.address]
+    ), done
     with ServiceClient(url, w.alpha) as client:
-        reward = client.request(
-            "GET", f"/v1/rewards/{agreement_id}/{round_id}/{w.alpha.address}"
-        ).json()
-        assert (
-            int(reward["amount"]) == int(done["result"]["payouts"][w.alpha.address]) > 0
-        )
+        reward = client.request("GET", f"/v1/rewards/{agreement_id}/{round_id}/{w.alpha.address}").json()
+        assert int(reward["amount"]) == int(done["result"]["payouts"][w.alpha.address]) > 0
         with pytest.raises(ServiceError) as refused:  # a partner reads only its own
-            client.request(
-                "GET", f"/v1/rewards/{agreement_id}/{round_id}/{w.beta.address}"
-            )
+            client.request("GET", f"/v1/rewards/{agreement_id}/{round_id}/{w.beta.address}")
         assert refused.value.status == 403
 
 
@@ -119,8 +113,15 @@ class _Answering(httpx.BaseTransport):
         return self.inner.handle_request(request)
 
 
-@pytest.mark.parametrize(("path", "body"), [("/v1/auth/nonce", b"<html>"), ("/v1/auth/login", b'{"token": 1}'),
-                                            ("/v1/envelopes", b"[]"), ("/v1/transactions", b'{"tx": 1}')])  # fmt: skip
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/auth/nonce", b"<html>"),
+        ("/v1/auth/login", b'{"token": 1}'),
+        ("/v1/envelopes", b"[]"),
+        ("/v1/transactions", b'{"tx": 1}'),
+    ],
+)
 def test_an_answer_that_is_not_the_documented_object_is_a_service_error(service, path, body):
     """What the partner's commands print as one line (a LeptonError), never a traceback."""
     w = service
@@ -142,8 +143,10 @@ def test_an_answer_over_its_bound_is_refused_as_it_streams(service, path):
     w = service
     with ServiceClient(str(w.api.base_url), w.alpha) as client:
         client._token = "a token, so that a blob read goes straight to the blob"
-        client.http = httpx.Client(base_url=client.url, transport=_Answering(path, b"x" * (ANSWER_BYTES + 1),
-                                                                             status=200 if "auth" in path else 500))
+        client.http = httpx.Client(
+            base_url=client.url,
+            transport=_Answering(path, b"x" * (ANSWER_BYTES + 1), status=200 if "auth" in path else 500),
+        )
         with pytest.raises(ServiceError) as refused:
             if "auth" in path:
                 client.sign_in()

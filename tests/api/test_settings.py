@@ -20,8 +20,9 @@ def test_settings_read_the_environment_and_overrides_win(tmp_path, monkeypatch):
     assert read.token_ttl == 120 and read.nonce_ttl == 300 and read.coordinator_key is None
 
 
-@pytest.mark.parametrize(("variable", "value"), [("LEPTON_API_NONCE_TTL", "-5"),
-                                                 ("LEPTON_API_MAX_ENVELOPE_BYTES", "lots")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("variable", "value"), [("LEPTON_API_NONCE_TTL", "-5"), ("LEPTON_API_MAX_ENVELOPE_BYTES", "lots")]
+)
 def test_a_malformed_variable_is_one_named_error(tmp_path, monkeypatch, variable, value):
     monkeypatch.setenv("LEPTON_DATA_DIR", str(tmp_path))
     monkeypatch.setenv(variable, value)

@@ -20,8 +20,9 @@ def proposed(service):
 
 
 def _prepare(service, account, agreement_id):
-    return service.api.post(f"/v1/agreements/{agreement_id}/signatures/prepare", json={},
-                            headers=service.headers(account))  # fmt: skip
+    return service.api.post(
+        f"/v1/agreements/{agreement_id}/signatures/prepare", json={}, headers=service.headers(account)
+    )
 
 
 def _sign(account, prepared: dict) -> str:
@@ -33,8 +34,10 @@ def test_a_party_signs_the_typed_data_and_the_coordinator_relays_it_once(service
     reply = _prepare(service, alpha, proposed)
     assert reply.status_code == 200, reply.text
     prepared = reply.json()
-    assert bytes.fromhex(prepared["digest"][2:]) == registry.signingDigest(proposed, alpha.address,
-                                                                           prepared["deadline"]).call()  # fmt: skip
+    assert (
+        bytes.fromhex(prepared["digest"][2:])
+        == registry.signingDigest(proposed, alpha.address, prepared["deadline"]).call()
+    )
     body = {"deadline": prepared["deadline"], "signature": _sign(alpha, prepared)}
     headers = service.headers(alpha) | {"Idempotency-Key": "sign-1"}
     before = service.coordinator_nonce()
@@ -55,10 +58,20 @@ def test_refusals_send_nothing(service, proposed):
     reply = service.api.post(f"/v1/agreements/{proposed}/signatures", json=forged, headers=service.headers(beta))
     assert reply.status_code == 409 and reply.json()["error"]["code"].startswith("AgreementRegistry"), reply.text
     assert _prepare(service, service.outsider, proposed).status_code == 403
-    assert service.api.post(f"/v1/agreements/{proposed}/signatures", json=forged,
-                            headers=service.headers(service.outsider)).status_code == 403  # fmt: skip
+    assert (
+        service.api.post(
+            f"/v1/agreements/{proposed}/signatures", json=forged, headers=service.headers(service.outsider)
+        ).status_code
+        == 403
+    )
     assert service.api.post(f"/v1/agreements/{proposed}/signatures", json=forged).status_code == 401
     assert _prepare(service, beta, 99).status_code == 404
-    assert service.api.post(f"/v1/agreements/{proposed}/signatures", json={"deadline": 1, "signature": "zz"},
-                            headers=service.headers(beta)).status_code == 422  # fmt: skip
+    assert (
+        service.api.post(
+            f"/v1/agreements/{proposed}/signatures",
+            json={"deadline": 1, "signature": "zz"},
+            headers=service.headers(beta),
+        ).status_code
+        == 422
+    )
     assert service.coordinator_nonce() == before

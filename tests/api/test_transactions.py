@@ -8,8 +8,11 @@ import pytest
 
 
 def _prepare(service, account, contract, function, args, headers=None):
-    return service.api.post("/v1/transactions/prepare", json={"contract": contract, "function": function, "args": args},
-                            headers=headers or service.headers(account))  # fmt: skip
+    return service.api.post(
+        "/v1/transactions/prepare",
+        json={"contract": contract, "function": function, "args": args},
+        headers=headers or service.headers(account),
+    )
 
 
 def _signed(account, unsigned: dict, **changes) -> str:
@@ -18,8 +21,9 @@ def _signed(account, unsigned: dict, **changes) -> str:
 
 
 def _claim_args(service, account):
-    reward = service.api.get(f"/v1/rewards/{service.agreement_id}/{service.round_id}/{account.address}",
-                             headers=service.headers(account)).json()  # fmt: skip
+    reward = service.api.get(
+        f"/v1/rewards/{service.agreement_id}/{service.round_id}/{account.address}", headers=service.headers(account)
+    ).json()
     return [service.agreement_id, service.round_id, int(reward["amount"]), reward["proof"]]
 
 
@@ -42,8 +46,10 @@ def test_a_partner_claims_through_the_service_once(service):
     assert paid == service.payouts[beta.address]
     # The same key and bytes again: the same answer, nothing sent; the same bytes without a key: the same receipt.
     assert service.api.post("/v1/transactions", json={"raw": raw}, headers=headers).json() == first.json()
-    assert service.api.post("/v1/transactions", json={"raw": raw},
-                            headers=service.headers(beta)).json()["tx_hash"] == first.json()["tx_hash"]  # fmt: skip
+    assert (
+        service.api.post("/v1/transactions", json={"raw": raw}, headers=service.headers(beta)).json()["tx_hash"]
+        == first.json()["tx_hash"]
+    )
     assert token.functions.balanceOf(beta.address).call() - before == paid
     reused = service.api.post("/v1/transactions", json={"raw": raw + "00"}, headers=headers)
     assert reused.status_code == 409 and reused.json()["error"]["code"] == "IdempotencyKeyReused"
@@ -64,8 +70,12 @@ def test_without_a_token_nothing_is_sent(service):
     unsigned = _prepare(service, alpha, "RewardVault", "claim", _claim_args(service, alpha)).json()
     before = _nonce(service, alpha)
     assert service.api.post("/v1/transactions", json={"raw": _signed(alpha, unsigned)}).status_code == 401
-    assert service.api.post("/v1/transactions", json={"raw": _signed(alpha, unsigned)},
-                            headers={"Authorization": "Bearer stale"}).status_code == 401  # fmt: skip
+    assert (
+        service.api.post(
+            "/v1/transactions", json={"raw": _signed(alpha, unsigned)}, headers={"Authorization": "Bearer stale"}
+        ).status_code
+        == 401
+    )
     assert _nonce(service, alpha) == before
 
 
@@ -76,8 +86,9 @@ def test_a_call_that_would_revert_is_409_with_the_error_and_not_sent(service):
     args[2] += 1  # more than the tree pays: the proof no longer holds
     data = service.d.vault.encode_abi("claim", args=args)
     before = _nonce(service, alpha)
-    reply = service.api.post("/v1/transactions", json={"raw": _signed(alpha, unsigned, data=data)},
-                             headers=service.headers(alpha))  # fmt: skip
+    reply = service.api.post(
+        "/v1/transactions", json={"raw": _signed(alpha, unsigned, data=data)}, headers=service.headers(alpha)
+    )
     assert reply.status_code == 409 and reply.json()["error"]["code"].startswith("RewardVault"), reply.text
     assert _nonce(service, alpha) == before
 
@@ -87,10 +98,13 @@ def test_a_target_outside_the_allow_list_is_403_and_not_sent(service):
     unsigned = _prepare(service, alpha, "RewardVault", "claim", _claim_args(service, alpha)).json()
     data = service.d.ledger.encode_abi("abandonRound", args=[service.agreement_id, 2])
     before = _nonce(service, alpha)
-    for changes in ({"to": service.d.ledger.address, "data": data}, {"to": service.token.address,
-                    "data": service.token.encode_abi("approve", args=[alpha.address, 1])}):  # fmt: skip
-        reply = service.api.post("/v1/transactions", json={"raw": _signed(alpha, unsigned, **changes)},
-                                 headers=service.headers(alpha))  # fmt: skip
+    for changes in (
+        {"to": service.d.ledger.address, "data": data},
+        {"to": service.token.address, "data": service.token.encode_abi("approve", args=[alpha.address, 1])},
+    ):
+        reply = service.api.post(
+            "/v1/transactions", json={"raw": _signed(alpha, unsigned, **changes)}, headers=service.headers(alpha)
+        )
         assert reply.status_code == 403, reply.text
     assert _nonce(service, alpha) == before
 
@@ -104,8 +118,9 @@ def test_malformed_raw_transactions_are_422(service, raw):
 def test_another_chains_transaction_is_422(service):
     alpha = service.alpha
     unsigned = _prepare(service, alpha, "RewardVault", "claim", _claim_args(service, alpha)).json()
-    reply = service.api.post("/v1/transactions", json={"raw": _signed(alpha, unsigned, chainId=1)},
-                             headers=service.headers(alpha))  # fmt: skip
+    reply = service.api.post(
+        "/v1/transactions", json={"raw": _signed(alpha, unsigned, chainId=1)}, headers=service.headers(alpha)
+    )
     assert reply.status_code == 422 and reply.json()["error"]["code"] == "WrongChain"
 
 
@@ -115,8 +130,10 @@ def test_prepare_refusals(service):
     assert _prepare(service, alpha, "RewardVault", "claim", ["x"]).status_code == 422
     again = _prepare(service, alpha, "PartnerRegistry", "register", ["0x" + "11" * 32, "0x" + "22" * 32])
     assert again.status_code == 409 and again.json()["error"]["code"] == "PartnerRegistryAlreadyRegistered"
-    assert service.api.post("/v1/transactions/prepare", json={"contract": "RewardVault", "function": "claim"}
-                            ).status_code == 401  # fmt: skip
+    assert (
+        service.api.post("/v1/transactions/prepare", json={"contract": "RewardVault", "function": "claim"}).status_code
+        == 401
+    )
 
 
 def test_an_approve_with_truncated_arguments_is_422_not_a_crash(service):
@@ -124,27 +141,34 @@ def test_an_approve_with_truncated_arguments_is_422_not_a_crash(service):
     unsigned = _prepare(service, alpha, "RewardVault", "claim", _claim_args(service, alpha)).json()
     data = service.token.encode_abi("approve", args=[service.d.vault.address, 1])[: 2 + 2 * (4 + 10)]
     before = _nonce(service, alpha)
-    reply = service.api.post("/v1/transactions", json={"raw": _signed(alpha, unsigned, to=service.token.address,
-                                                                      data=data)},
-                             headers=service.headers(alpha))  # fmt: skip
+    reply = service.api.post(
+        "/v1/transactions",
+        json={"raw": _signed(alpha, unsigned, to=service.token.address, data=data)},
+        headers=service.headers(alpha),
+    )
     assert reply.status_code == 422 and reply.json()["error"]["code"] == "Malformed", reply.text
     assert _nonce(service, alpha) == before
 
 
-@pytest.mark.parametrize(("changes", "code"), [
-    (lambda tx: {"nonce": tx["nonce"] + 1}, "NonceMismatch"),  # the node would hold it pending, the relay waiting
-    (lambda tx: {"nonce": tx["nonce"] - 1}, "NonceMismatch"),  # the node would refuse it: nonce too low
-    (lambda tx: {"maxFeePerGas": 1, "maxPriorityFeePerGas": 1}, "FeeTooLow"),
-    (lambda tx: {"maxFeePerGas": 10**30}, "InsufficientFunds"),
-], ids=["future nonce", "used nonce", "fee below the base fee", "more than the balance"])  # fmt: skip
+@pytest.mark.parametrize(
+    ("changes", "code"),
+    [
+        (lambda tx: {"nonce": tx["nonce"] + 1}, "NonceMismatch"),  # the node would hold it pending, the relay waiting
+        (lambda tx: {"nonce": tx["nonce"] - 1}, "NonceMismatch"),  # the node would refuse it: nonce too low
+        (lambda tx: {"maxFeePerGas": 1, "maxPriorityFeePerGas": 1}, "FeeTooLow"),
+        (lambda tx: {"maxFeePerGas": 10**30}, "InsufficientFunds"),
+    ],
+    ids=["future nonce", "used nonce", "fee below the base fee", "more than the balance"],
+)
 def test_a_transaction_the_node_would_not_mine_is_409_and_not_sent(service, changes, code):
     """Not a 503 ("the chain does not answer") after waiting for a receipt that never comes: the signer's own
     transaction is wrong, and the relay says how."""
     alpha = service.alpha
     unsigned = _prepare(service, alpha, "RewardVault", "claim", _claim_args(service, alpha)).json()
     before = _nonce(service, alpha)
-    reply = service.api.post("/v1/transactions", json={"raw": _signed(alpha, unsigned, **changes(unsigned))},
-                             headers=service.headers(alpha))  # fmt: skip
+    reply = service.api.post(
+        "/v1/transactions", json={"raw": _signed(alpha, unsigned, **changes(unsigned))}, headers=service.headers(alpha)
+    )
     assert reply.status_code == 409 and reply.json()["error"]["code"] == code, reply.text
     assert _nonce(service, alpha) == before and service.w3.eth.get_transaction_count(alpha.address, "pending") == before
 
@@ -163,7 +187,10 @@ def test_a_blob_transaction_is_422_and_not_sent(service):
 def test_prepare_with_arguments_that_do_not_fit_names_the_signature(service):
     reply = _prepare(service, service.alpha, "RewardVault", "claim", [1, 1, 1, [[[]]]])
     assert reply.status_code == 422, reply.text
-    assert reply.json()["error"]["message"] == "the arguments do not fit RewardVault.claim(uint256,uint64,uint256,bytes32[])"
+    assert (
+        reply.json()["error"]["message"]
+        == "the arguments do not fit RewardVault.claim(uint256,uint64,uint256,bytes32[])"
+    )
 
 
 @pytest.mark.parametrize("gas", [1, 21_000, 10**9], ids=["below intrinsic", "below the call's need", "over the block"])
@@ -172,8 +199,9 @@ def test_a_gas_limit_the_node_refuses_is_409_and_not_sent(service, gas):
     alpha = service.alpha
     unsigned = _prepare(service, alpha, "RewardVault", "claim", _claim_args(service, alpha)).json()
     before = _nonce(service, alpha)
-    reply = service.api.post("/v1/transactions", json={"raw": _signed(alpha, unsigned, gas=gas)},
-                             headers=service.headers(alpha))  # fmt: skip
+    reply = service.api.post(
+        "/v1/transactions", json={"raw": _signed(alpha, unsigned, gas=gas)}, headers=service.headers(alpha)
+    )
     assert reply.status_code == 409, reply.text
     assert _nonce(service, alpha) == before
 
@@ -191,8 +219,9 @@ def test_prepare_and_relay_apply_the_chains_rule_to_a_suspended_partner(service)
         assert stake.status_code == 409 and stake.json()["error"]["code"] == "RewardVaultPartnerNotApproved"
         data = service.d.vault.encode_abi("stake", args=[service.agreement_id, 1])
         before = _nonce(service, alpha)
-        relayed = service.api.post("/v1/transactions", json={"raw": _signed(alpha, claim.json(), data=data)},
-                                   headers=service.headers(alpha))  # fmt: skip
+        relayed = service.api.post(
+            "/v1/transactions", json={"raw": _signed(alpha, claim.json(), data=data)}, headers=service.headers(alpha)
+        )
         assert relayed.status_code == 409 and relayed.json()["error"]["code"] == "RewardVaultPartnerNotApproved"
         assert _nonce(service, alpha) == before
     finally:

@@ -85,8 +85,15 @@ def demo_single(tmp_path_factory) -> Path:
 def demo_batched(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("audit") / "batched"
     # Also the robust path: a coordinate-wise median aggregate and Monte Carlo Shapley scores must re-compute too.
-    run_demo(out, partners=2, rounds=2, mode="batched", **OLD_STORY, rules=RoundRules(aggregation="median",
-             scoring="tmc_shapley"), console=Console(quiet=True))  # fmt: skip
+    run_demo(
+        out,
+        partners=2,
+        rounds=2,
+        mode="batched",
+        **OLD_STORY,
+        rules=RoundRules(aggregation="median", scoring="tmc_shapley"),
+        console=Console(quiet=True),
+    )
     return out
 
 
@@ -134,8 +141,9 @@ def cheating_close() -> Callable[..., None]:
 # -- one more round on a copy's chain ---------------------------------------------------------------------
 
 
-def honest_submit(ctx: dict[str, Any], index: int, *, epsilon_shortfall: float = 0.0, scale: float = 1.0,
-                  samples: int | None = None) -> str:  # fmt: skip
+def honest_submit(
+    ctx: dict[str, Any], index: int, *, epsilon_shortfall: float = 0.0, scale: float = 1.0, samples: int | None = None
+) -> str:
     """Partner `index` trains with DP-SGD, seals, puts and commits, as rounds.Partner does; a positive
     `epsilon_shortfall` makes it dishonest: it signs and commits that much less cumulative epsilon than its DP
     history gives; `scale` multiplies its update (a poisoned one, for the coordinator to reject); `samples`
@@ -145,36 +153,73 @@ def honest_submit(ctx: dict[str, Any], index: int, *, epsilon_shortfall: float =
     split = ctx["split"]
     model = fl.build_model("logreg", split.input_dim, split.num_classes, seed=0)
     model.load_state_dict(deserialize_tensors(ctx["model_bytes"]))
-    result = fl.train_local(model=model, data=split.partners[index], epochs=1, batch_size=64, lr=0.5,
-                            max_grad_norm=1.0, noise_multiplier=1.0, delta=DELTA, seed=100 + index, device="cpu")  # fmt: skip
+    result = fl.train_local(
+        model=model,
+        data=split.partners[index],
+        epochs=1,
+        batch_size=64,
+        lr=0.5,
+        max_grad_norm=1.0,
+        noise_multiplier=1.0,
+        delta=DELTA,
+        seed=100 + index,
+        device="cpu",
+    )
     # The demo trains each partner with the same settings on the same data every round, so its two earlier
     # rounds had these DP parameters too (the auditor re-derives them from the manifests independently).
     cumulative = epsilon_from_history([result.dp.as_round()] * 3, DELTA) - epsilon_shortfall
     recipients = [Partner.read(d.partners.functions.partnerOf(a)).encryption_key for a in ctx["recipients"]]
     delta = {name: tensor * scale for name, tensor in result.delta.items()}
-    sealed = seal(delta, signer_key=bytes(account.key), recipients=recipients, chain_id=w3.eth.chain_id,
-                  ledger=d.ledger.address, agreement_id=AGREEMENT, round=ctx["round"],
-                  base_model_digest=ctx["model_digest"], dp=DPRecord.from_params(result.dp),
-                  cumulative_epsilon=cumulative, sample_count=samples or result.sample_count,
-                  metrics=result.metrics)  # fmt: skip
+    sealed = seal(
+        delta,
+        signer_key=bytes(account.key),
+        recipients=recipients,
+        chain_id=w3.eth.chain_id,
+        ledger=d.ledger.address,
+        agreement_id=AGREEMENT,
+        round=ctx["round"],
+        base_model_digest=ctx["model_digest"],
+        dp=DPRecord.from_params(result.dp),
+        cumulative_epsilon=cumulative,
+        sample_count=samples or result.sample_count,
+        metrics=result.metrics,
+    )
     cid, digest = publish(ctx["store"], sealed.data)
     m = sealed.manifest
     ctx["submitted"] = (cid, digest, sealed)
     if "batch" in ctx:
-        commitment = UpdateCommitment(AGREEMENT, ctx["round"], account.address, digest, sealed.manifest_digest,
-                                      m.cumulative_epsilon, m.sample_count)  # fmt: skip
-        signature = sign_digest(bytes(account.key), update_commitment_digest(w3.eth.chain_id, d.ledger.address,
-                                                                             commitment))  # fmt: skip
+        commitment = UpdateCommitment(
+            AGREEMENT,
+            ctx["round"],
+            account.address,
+            digest,
+            sealed.manifest_digest,
+            m.cumulative_epsilon,
+            m.sample_count,
+        )
+        signature = sign_digest(
+            bytes(account.key), update_commitment_digest(w3.eth.chain_id, d.ledger.address, commitment)
+        )
         ctx["batch"].append(SignedCommitment(commitment, signature, cid))
         return cid
-    ctx["tx"].transact(d.ledger.functions.submitUpdate(AGREEMENT, ctx["round"], digest, sealed.manifest_digest,
-                                                       m.cumulative_epsilon, m.sample_count), account.address)  # fmt: skip
+    ctx["tx"].transact(
+        d.ledger.functions.submitUpdate(
+            AGREEMENT, ctx["round"], digest, sealed.manifest_digest, m.cumulative_epsilon, m.sample_count
+        ),
+        account.address,
+    )
     return cid
 
 
-def dishonest_close(coordinator: Coordinator, round_id: int, *, drop: str | None = None,
-                    score_shift: dict[str, float] | None = None, reject: str | None = None,
-                    report_fields: dict[str, Any] | None = None) -> None:  # fmt: skip
+def dishonest_close(
+    coordinator: Coordinator,
+    round_id: int,
+    *,
+    drop: str | None = None,
+    score_shift: dict[str, float] | None = None,
+    reject: str | None = None,
+    report_fields: dict[str, Any] | None = None,
+) -> None:
     """Closes the round as Coordinator.close_round does, except that `drop`'s accepted update is left out of the
     aggregate (the report still says it was accepted), `score_shift` is added to reported scores, `reject`'s
     valid update is rejected as over the norm bound (and left out of everything, consistently), and
@@ -186,47 +231,82 @@ def dishonest_close(coordinator: Coordinator, round_id: int, *, drop: str | None
     rules = coordinator.rules
     updates = {p: (e.tensors, e.manifest.sample_count) for p, e in opened.items()}
     accepted = {p: u for p, u in judge(updates, base, rules)[0].items() if p != reject}
-    false_reason = {"code": "norm_exceeded", "tensor": None, "message": "update L2 norm exceeds the bound", "detail": {}}
+    false_reason = {
+        "code": "norm_exceeded",
+        "tensor": None,
+        "message": "update L2 norm exceeds the bound",
+        "detail": {},
+    }
     aggregate = combine(base, {p: u for p, u in accepted.items() if p != drop}, rules)
     reward = RoundConfig.read(coordinator.deployment.agreements.functions.roundConfig(AGREEMENT)).reward_per_round
-    settled = settle(base, accepted, coordinator.evaluation, rules, reward=reward, payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT)
+    settled = settle(
+        base, accepted, coordinator.evaluation, rules, reward=reward, payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT
+    )
     scores = {p: s + (score_shift or {}).get(p, 0.0) for p, s in settled.scores.items()}
     payouts = settled.payouts  # by sample count: the shifted scores change no payout
     store = coordinator.store
     aggregate_cid, aggregate_digest = publish(store, serialize_tensors(aggregate))
-    lines = [PartnerOutcome(
-        partner=e.partner, envelope_cid=cid_for_digest(bytes.fromhex(e.args["envelopeDigest"][2:])),
-        manifest_digest=e.args["manifestDigest"], sample_count=int(e.args["sampleCount"]),
-        cumulative_epsilon_fixed=int(e.args["cumulativeEpsilon"]), accepted=e.partner != reject,
-        reasons=[false_reason] if e.partner == reject else [], score=scores.get(e.partner),
-        payout=int(payouts.get(e.partner, 0)),
-    ) for e in events]  # fmt: skip
+    lines = [
+        PartnerOutcome(
+            partner=e.partner,
+            envelope_cid=cid_for_digest(bytes.fromhex(e.args["envelopeDigest"][2:])),
+            manifest_digest=e.args["manifestDigest"],
+            sample_count=int(e.args["sampleCount"]),
+            cumulative_epsilon_fixed=int(e.args["cumulativeEpsilon"]),
+            accepted=e.partner != reject,
+            reasons=[false_reason] if e.partner == reject else [],
+            score=scores.get(e.partner),
+            payout=int(payouts.get(e.partner, 0)),
+        )
+        for e in events
+    ]
     report = RoundReport(
-        chain_id=coordinator.tx.w3.eth.chain_id, ledger=coordinator.deployment.ledger.address, agreement_id=AGREEMENT,
-        round=round_id, base_model_digest="0x" + model_digest.hex(), eval_commitment="0x" + commitment.hex(),
-        rules=rules, payout_rule="by_sample_count",
-        reward=reward, partners=lines, aggregate_cid=aggregate_cid, aggregate_digest="0x" + aggregate_digest.hex(),
-    )  # fmt: skip
+        chain_id=coordinator.tx.w3.eth.chain_id,
+        ledger=coordinator.deployment.ledger.address,
+        agreement_id=AGREEMENT,
+        round=round_id,
+        base_model_digest="0x" + model_digest.hex(),
+        eval_commitment="0x" + commitment.hex(),
+        rules=rules,
+        payout_rule="by_sample_count",
+        reward=reward,
+        partners=lines,
+        aggregate_cid=aggregate_cid,
+        aggregate_digest="0x" + aggregate_digest.hex(),
+    )
     _, report_digest = publish(store, canonical_json({**report.to_dict(), **(report_fields or {})}))
     paid = {p: v for p, v in payouts.items() if v > 0}
     tree = PayoutTree(AGREEMENT, round_id, paid)
-    coordinator.tx.transact(coordinator.deployment.ledger.functions.finalizeRound(
-        AGREEMENT, round_id, aggregate_digest, report_digest, tree.root, tree.total), coordinator.address)  # fmt: skip
+    coordinator.tx.transact(
+        coordinator.deployment.ledger.functions.finalizeRound(
+            AGREEMENT, round_id, aggregate_digest, report_digest, tree.root, tree.total
+        ),
+        coordinator.address,
+    )
 
 
 def free_ride(ctx: dict[str, Any], index: int) -> str:
     """Partner `index` trains nothing and commits the envelope the previous partner just submitted, as its own."""
     cid, digest, sealed = ctx["submitted"]
     m = sealed.manifest
-    ctx["tx"].transact(ctx["d"].ledger.functions.submitUpdate(AGREEMENT, ctx["round"], digest, sealed.manifest_digest,
-                                                              m.cumulative_epsilon, m.sample_count),
-                       ctx["partners"][index].address)  # fmt: skip
+    ctx["tx"].transact(
+        ctx["d"].ledger.functions.submitUpdate(
+            AGREEMENT, ctx["round"], digest, sealed.manifest_digest, m.cumulative_epsilon, m.sample_count
+        ),
+        ctx["partners"][index].address,
+    )
     return cid
 
 
-def add_round(workdir: Path, *, shortfall: dict[int, float] | None = None, scale: dict[int, float] | None = None,
-              free_rider: int | None = None, close: Callable[[Coordinator, int], None] | None = None,
-              samples: dict[int, int] | None = None) -> dict[str, Any]:  # fmt: skip
+def add_round(
+    workdir: Path,
+    *,
+    shortfall: dict[int, float] | None = None,
+    scale: dict[int, float] | None = None,
+    free_rider: int | None = None,
+    close: Callable[[Coordinator, int], None] | None = None,
+    samples: dict[int, int] | None = None,
+) -> dict[str, Any]:
     """Adds round 3 to the copy's chain (saved back to its chain-state.json) and store; returns what it did:
     ``{"round", "envelopes": {partner: cid}, "partners": [addresses]}``. With `samples` (partner index: sample
     count), the commitments are signed and anchored in one batch, which (unlike a single submission) the ledger
@@ -255,26 +335,51 @@ def add_round(workdir: Path, *, shortfall: dict[int, float] | None = None, scale
 
         store = LocalStore(workdir / "store", durable=False)
         split = fl.make_federated("digits", **{k: v for k, v in deployment["eval_set"].items() if k != "dataset"})
-        coordinator = Coordinator(account=roles.coordinator, tx=tx, deployment=d, store=store,
-                                  x25519_private=bytes.fromhex(keys["coordinator"]["x25519_private_key"]),
-                                  events_path=workdir / "extra-events.sqlite", eval_set=split.eval_set,
-                                  model_name="logreg", rules=RoundRules(max_norm=MAX_NORM), payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT,
-                                  # copies of one demo chain look alike to the default outbox: each gets its own
-                                  outbox=Outbox(workdir / "coordinator-outbox.sqlite"))  # fmt: skip
+        coordinator = Coordinator(
+            account=roles.coordinator,
+            tx=tx,
+            deployment=d,
+            store=store,
+            x25519_private=bytes.fromhex(keys["coordinator"]["x25519_private_key"]),
+            events_path=workdir / "extra-events.sqlite",
+            eval_set=split.eval_set,
+            model_name="logreg",
+            rules=RoundRules(max_norm=MAX_NORM),
+            payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT,
+            # copies of one demo chain look alike to the default outbox: each gets its own
+            outbox=Outbox(workdir / "coordinator-outbox.sqlite"),
+        )
         previous = Round.read(d.ledger.functions.round(AGREEMENT, 2))
         model_bytes = fetch_by_digest(store, previous.aggregate_digest)
         _, model_digest = coordinator.publish_model(deserialize_tensors(model_bytes))
         deadline = w3.eth.get_block("latest")["timestamp"] + 3600
         round_id = coordinator.open_round(AGREEMENT, model_digest, deadline)
-        ctx = {"w3": w3, "tx": tx, "d": d, "store": store, "split": split, "partners": partners, "round": round_id,
-               "model_bytes": model_bytes, "model_digest": model_digest,
-               "recipients": [coord, roles.auditor.address]}  # fmt: skip
+        ctx = {
+            "w3": w3,
+            "tx": tx,
+            "d": d,
+            "store": store,
+            "split": split,
+            "partners": partners,
+            "round": round_id,
+            "model_bytes": model_bytes,
+            "model_digest": model_digest,
+            "recipients": [coord, roles.auditor.address],
+        }
         if samples is not None:
             ctx["batch"] = []
-        envelopes = {partners[i].address: free_ride(ctx, i) if i == free_rider else
-                     honest_submit(ctx, i, epsilon_shortfall=(shortfall or {}).get(i, 0.0), scale=(scale or {}).get(i, 1.0),
-                                   samples=(samples or {}).get(i))
-                     for i in range(2)}  # fmt: skip
+        envelopes = {
+            partners[i].address: free_ride(ctx, i)
+            if i == free_rider
+            else honest_submit(
+                ctx,
+                i,
+                epsilon_shortfall=(shortfall or {}).get(i, 0.0),
+                scale=(scale or {}).get(i, 1.0),
+                samples=(samples or {}).get(i),
+            )
+            for i in range(2)
+        }
         if samples is not None:
             coordinator.anchor_batch(AGREEMENT, round_id, ctx["batch"])
         if close is None:

@@ -16,8 +16,17 @@ from lepton_ledger.commands.audit import audit_app
 from lepton_ledger.keys import Keystore
 from lepton_ledger.storage.local import LocalStore
 
-ROUND_CHECKS = {"cids_resolve", "envelope_decrypts", "manifest_signature", "epsilon_recomputed", "epsilon_within_cap",
-                "sample_count_bound", "rejections_recheck", "aggregate_recomputed", "scores_and_payouts"}  # fmt: skip
+ROUND_CHECKS = {
+    "cids_resolve",
+    "envelope_decrypts",
+    "manifest_signature",
+    "epsilon_recomputed",
+    "epsilon_within_cap",
+    "sample_count_bound",
+    "rejections_recheck",
+    "aggregate_recomputed",
+    "scores_and_payouts",
+}
 GLOBAL_CHECKS = {"vault_conserves", "bonds_conserve", "event_history"}
 
 
@@ -59,18 +68,38 @@ def test_round_summaries_match_what_the_demo_did(clean_audit, demo_single, demo_
 def test_json_has_the_agreed_shape(clean_audit):
     result, _ = clean_audit
     doc = json.loads(json.dumps(result.to_dict()))
-    assert set(doc) == {"ok", "chain_id", "contracts", "audited_at_block", "checks", "rounds", "rounds_checked",
-                        "rounds_rechecked"}
+    assert set(doc) == {
+        "ok",
+        "chain_id",
+        "contracts",
+        "audited_at_block",
+        "checks",
+        "rounds",
+        "rounds_checked",
+        "rounds_rechecked",
+    }
     assert doc["ok"] is True and doc["chain_id"] == 31337 and doc["audited_at_block"] > 0
-    assert set(doc["contracts"]) == {"PartnerRegistry", "AgreementRegistry", "RewardVault", "RoundLedger",
-                                     "ResultsCourt"}
+    assert set(doc["contracts"]) == {
+        "PartnerRegistry",
+        "AgreementRegistry",
+        "RewardVault",
+        "RoundLedger",
+        "ResultsCourt",
+    }
     for check in doc["checks"]:
         assert set(check) == {"name", "ok", "agreement_id", "round", "partner", "cid", "message", "evidence"}
     line = next(iter(doc["rounds"][0]["partners"].values()))
     assert set(line) == {"cumulative_epsilon", "epsilon_cap", "payout", "accepted", "name"}
     assert isinstance(line["payout"], str)
-    assert set(doc["rounds"][0]) == {"agreement_id", "round", "accuracy", "gas_used", "block", "partners",
-                                     "accuracy_before"}  # the first round only: where the accuracy plot starts
+    assert set(doc["rounds"][0]) == {
+        "agreement_id",
+        "round",
+        "accuracy",
+        "gas_used",
+        "block",
+        "partners",
+        "accuracy_before",
+    }  # the first round only: where the accuracy plot starts
     assert set(doc["rounds"][1]) == set(doc["rounds"][0]) - {"accuracy_before"}
 
 
@@ -105,8 +134,19 @@ def test_second_audit_rechecks_no_old_round_and_full_rechecks_all(demo_single, c
 def test_cli_exits_0_and_writes_the_json_and_the_html(demo_single, clean_audit, fresh_copy):
     workdir = fresh_copy(demo_single, clean_audit[1])
     out, page = workdir.parent / "audit.json", workdir.parent / "audit.html"
-    run = CliRunner().invoke(audit_app, ["--workdir", str(workdir), "--state", str(workdir.parent / clean_audit[1].name),
-                                         "--json-out", str(out), "--html", str(page)])  # fmt: skip
+    run = CliRunner().invoke(
+        audit_app,
+        [
+            "--workdir",
+            str(workdir),
+            "--state",
+            str(workdir.parent / clean_audit[1].name),
+            "--json-out",
+            str(out),
+            "--html",
+            str(page),
+        ],
+    )
     assert run.exit_code == 0, run.output
     assert "every check holds" in run.output and "vault_conserves" in run.output
     assert json.loads(out.read_text())["ok"] is True
@@ -130,14 +170,26 @@ def test_cli_audits_a_live_deployment_by_rpc_with_a_key_file_or_a_keystore_ident
     keys = workdir / "keys" / "dev-keys.json"
     auditor = json.loads(keys.read_text())["parties"]["auditor"]
     keystore = workdir.parent / "keystore"
-    Keystore(keystore, scrypt_n=2**10).import_key("auditor", auditor["ethereum_private_key"], "pw",
-                                                  x25519_private_key=bytes.fromhex(auditor["x25519_private_key"]))  # fmt: skip
+    Keystore(keystore, scrypt_n=2**10).import_key(
+        "auditor",
+        auditor["ethereum_private_key"],
+        "pw",
+        x25519_private_key=bytes.fromhex(auditor["x25519_private_key"]),
+    )
     monkeypatch.setenv("LEPTON_KEYSTORE_DIR", str(keystore))
     monkeypatch.setenv("LEPTON_KEYSTORE_PASSWORD", "pw")
     node = Anvil(state_file=workdir / "chain-state.json")
     with node:
-        live = ["--rpc-url", node.url, "--deployment", str(workdir / "deployment.json"), "--ipfs", str(workdir / "store"),
-                "--state", str(state)]  # fmt: skip
+        live = [
+            "--rpc-url",
+            node.url,
+            "--deployment",
+            str(workdir / "deployment.json"),
+            "--ipfs",
+            str(workdir / "store"),
+            "--state",
+            str(state),
+        ]
         by_file = CliRunner().invoke(audit_app, [*live, "--key-file", str(keys), "--json-out", str(workdir / "a.json")])
         by_name = CliRunner().invoke(audit_app, [*live, "--key", "auditor", "--full"])
         wrong_store = CliRunner().invoke(audit_app, [*live[:5], str(workdir), "--key-file", str(keys)])

@@ -29,15 +29,17 @@ def _flip_a_byte_of_an_envelope(workdir):
     return partner, cid, str(block)
 
 
-def test_incremental_reaudit_after_a_flipped_byte_exits_1_naming_round_partner_and_cid(demo_single, clean_audit,
-                                                                                        fresh_copy):  # fmt: skip
+def test_incremental_reaudit_after_a_flipped_byte_exits_1_naming_round_partner_and_cid(
+    demo_single, clean_audit, fresh_copy
+):
     workdir = fresh_copy(demo_single, clean_audit[1])
     state = workdir.parent / clean_audit[1].name
     partner, cid, _ = _flip_a_byte_of_an_envelope(workdir)
     out = workdir.parent / "audit.json"
 
-    run = CliRunner().invoke(audit_app, ["--workdir", str(workdir), "--state", str(state), "--json-out", str(out)],
-                             env={"COLUMNS": "400"})  # wide enough that no cell of the failures table folds
+    run = CliRunner().invoke(
+        audit_app, ["--workdir", str(workdir), "--state", str(state), "--json-out", str(out)], env={"COLUMNS": "400"}
+    )  # wide enough that no cell of the failures table folds
     assert run.exit_code == 1, run.output
     assert "0 round(s) checked in full, 2 re-checked" in run.output
     (failed,) = [c for c in json.loads(out.read_text())["checks"] if not c["ok"]]
@@ -57,8 +59,10 @@ def test_reaudit_of_intact_data_rechecks_every_artifact_and_says_so(demo_single,
     resolved = [c for c in result.checks if c.name == "cids_resolve"]
     # per round: the global model, the report, the aggregate and one envelope per partner
     assert sorted((c.round, c.evidence["artifact"]) for c in resolved) == sorted(
-        (r, what) for r in (1, 2) for what in ("global model", "round report", "aggregate model", "envelope",
-                                               "envelope"))  # fmt: skip
+        (r, what)
+        for r in (1, 2)
+        for what in ("global model", "round report", "aggregate model", "envelope", "envelope")
+    )
     doc = result.to_dict()
     assert doc["rounds_checked"] == [] and doc["rounds_rechecked"] == [[1, 1], [1, 2]]
 

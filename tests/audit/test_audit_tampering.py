@@ -60,15 +60,15 @@ def test_flipped_byte_in_a_stored_envelope_fails_cids_resolve(demo_single, fresh
     assert {c.name for c in result.checks if c.round == 1} >= {"aggregate_recomputed", "scores_and_payouts"}
 
     out = tmp_path / "audit.json"
-    run = CliRunner().invoke(audit_app, ["--workdir", str(workdir), "--state", str(tmp_path / "state.sqlite"),
-                                         "--json-out", str(out)])  # fmt: skip
+    run = CliRunner().invoke(
+        audit_app, ["--workdir", str(workdir), "--state", str(tmp_path / "state.sqlite"), "--json-out", str(out)]
+    )
     assert run.exit_code == 1 and "1 check(s) failed" in run.output and "cids_resolve" in run.output
     doc = json.loads(out.read_text())
     assert doc["ok"] is False and [c["cid"] for c in doc["checks"] if not c["ok"]] == [cid]
 
 
-def test_envelopes_swapped_between_partners_fail_cids_resolve_for_both(demo_single, fresh_copy, demo_summary,
-                                                                       tmp_path):  # fmt: skip
+def test_envelopes_swapped_between_partners_fail_cids_resolve_for_both(demo_single, fresh_copy, demo_summary, tmp_path):
     workdir = fresh_copy(demo_single)
     envelopes = demo_summary(workdir)["per_round"][0]["cids"]["envelopes"]
     (a, cid_a), (b, cid_b) = sorted(envelopes.items())
@@ -116,8 +116,9 @@ def test_partner_claiming_more_samples_than_the_terms_bound_fails_sample_count_b
     assert honest.ok
 
 
-def test_report_with_an_altered_score_fails_scores_and_payouts(demo_single, clean_audit, fresh_copy, extra_round,
-                                                               cheating_close):  # fmt: skip
+def test_report_with_an_altered_score_fails_scores_and_payouts(
+    demo_single, clean_audit, fresh_copy, extra_round, cheating_close
+):
     workdir = fresh_copy(demo_single, clean_audit[1])
     favoured = {}
 
@@ -134,8 +135,9 @@ def test_report_with_an_altered_score_fails_scores_and_payouts(demo_single, clea
     assert abs(failure.evidence["found"]["score"] - failure.evidence["expected"]["score"] - 0.05) < 1e-9
 
 
-def test_update_left_out_of_the_aggregate_fails_aggregate_recomputed(demo_single, clean_audit, fresh_copy,
-                                                                     extra_round, cheating_close):  # fmt: skip
+def test_update_left_out_of_the_aggregate_fails_aggregate_recomputed(
+    demo_single, clean_audit, fresh_copy, extra_round, cheating_close
+):
     workdir = fresh_copy(demo_single, clean_audit[1])
     dropped = {}
 
@@ -145,18 +147,23 @@ def test_update_left_out_of_the_aggregate_fails_aggregate_recomputed(demo_single
 
     extra_round(workdir, close=close)
     result = audit_workdir(workdir, state_path=workdir.parent / clean_audit[1].name)
-    aggregate_cid = next(c.cid for c in result.checks if c.name == "cids_resolve" and c.round == 3
-                         and c.evidence["artifact"] == "aggregate model")  # fmt: skip
+    aggregate_cid = next(
+        c.cid
+        for c in result.checks
+        if c.name == "cids_resolve" and c.round == 3 and c.evidence["artifact"] == "aggregate model"
+    )
     assert_fails_only(result, "aggregate_recomputed", {(3, None, aggregate_cid)})
     (failure,) = result.failed
-    assert failure.evidence["accepted"] == [c.partner for c in result.checks
-                                            if c.name == "manifest_signature" and c.round == 3]  # fmt: skip
+    assert failure.evidence["accepted"] == [
+        c.partner for c in result.checks if c.name == "manifest_signature" and c.round == 3
+    ]
     assert dropped["partner"] in failure.evidence["accepted"]
     assert failure.evidence["expected"] != failure.evidence["found"]
 
 
-def test_update_rejected_for_its_norm_re_derives_and_the_audit_stays_green(demo_single, clean_audit, fresh_copy,
-                                                                           extra_round):  # fmt: skip
+def test_update_rejected_for_its_norm_re_derives_and_the_audit_stays_green(
+    demo_single, clean_audit, fresh_copy, extra_round
+):
     workdir = fresh_copy(demo_single, clean_audit[1])
     added = extra_round(workdir, scale={1: 1000.0})  # a poisoned update: the honest coordinator rejects it
     poisoned = added["partners"][1]
@@ -170,8 +177,9 @@ def test_update_rejected_for_its_norm_re_derives_and_the_audit_stays_green(demo_
     assert result.rounds[-1].partners[poisoned].accepted is False and result.rounds[-1].partners[poisoned].payout == 0
 
 
-def test_valid_update_rejected_by_the_coordinator_fails_rejections_recheck(demo_single, clean_audit, fresh_copy,
-                                                                           extra_round, cheating_close):  # fmt: skip
+def test_valid_update_rejected_by_the_coordinator_fails_rejections_recheck(
+    demo_single, clean_audit, fresh_copy, extra_round, cheating_close
+):
     workdir = fresh_copy(demo_single, clean_audit[1])
     victim = {}
 
@@ -187,25 +195,31 @@ def test_valid_update_rejected_by_the_coordinator_fails_rejections_recheck(demo_
     assert failure.evidence["expected"] == [] and failure.evidence["found"] == ["norm_exceeded"]
 
 
-def test_report_naming_rules_that_cannot_run_fails_its_report_and_the_audit_goes_on(demo_single, clean_audit,
-                                                                                  fresh_copy, extra_round,
-                                                                                  cheating_close):  # fmt: skip
+def test_report_naming_rules_that_cannot_run_fails_its_report_and_the_audit_goes_on(
+    demo_single, clean_audit, fresh_copy, extra_round, cheating_close
+):
     """A negative norm bound: the auditor re-ran validation with it and stopped on a traceback. The rules are read
     back as one validated object: the report fails, naming them, and nothing of the round is judged by them."""
     workdir = fresh_copy(demo_single, clean_audit[1])
-    extra_round(workdir, close=lambda coordinator, round_id: cheating_close(coordinator, round_id,
-                                                                           report_fields={"max_norm": -1.0}))  # fmt: skip
+    extra_round(
+        workdir,
+        close=lambda coordinator, round_id: cheating_close(coordinator, round_id, report_fields={"max_norm": -1.0}),
+    )
     result = audit_workdir(workdir, state_path=workdir.parent / clean_audit[1].name)
     (failure,) = result.failed
     assert (failure.name, failure.round, failure.evidence["artifact"]) == ("cids_resolve", 3, "round report")
     assert "names rules that cannot run: the norm bound must be a finite number >= 0, not -1.0" in failure.message
-    assert not [c for c in result.checks if c.round == 3 and c.name in ("rejections_recheck", "aggregate_recomputed",
-                                                                        "scores_and_payouts")]  # fmt: skip
+    assert not [
+        c
+        for c in result.checks
+        if c.round == 3 and c.name in ("rejections_recheck", "aggregate_recomputed", "scores_and_payouts")
+    ]
     assert any("rejections_recheck" in item for item in failure.evidence["not_checked"])
 
 
-def test_partner_committing_another_partners_envelope_fails_manifest_signature(demo_single, clean_audit, fresh_copy,
-                                                                               extra_round):  # fmt: skip
+def test_partner_committing_another_partners_envelope_fails_manifest_signature(
+    demo_single, clean_audit, fresh_copy, extra_round
+):
     workdir = fresh_copy(demo_single, clean_audit[1])
     added = extra_round(workdir, free_rider=1)  # partner 2 commits partner 1's envelope as its own
     honest, rider = added["partners"]
@@ -216,7 +230,10 @@ def test_partner_committing_another_partners_envelope_fails_manifest_signature(d
     assert_fails_only(result, "manifest_signature", {(3, rider, copied)})
     (failure,) = result.failed
     assert (failure.evidence["field"], failure.evidence["expected"], failure.evidence["found"]) == (
-        "partner", rider, honest)
+        "partner",
+        rider,
+        honest,
+    )
     # the honest coordinator rejected it for that very reason, and the report says so
     recheck = next(c for c in result.checks if c.name == "rejections_recheck" and c.partner == rider)
     assert recheck.ok and recheck.evidence["found"] == ["ManifestMismatch"]

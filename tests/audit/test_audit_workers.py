@@ -20,18 +20,12 @@ from lepton_ledger.chain.anvil import Anvil
 from lepton_ledger.storage.local import LocalStore
 
 
-def audited(
-    folder: Path, state: Path, workers: int
-) -> tuple[str, list[tuple], list[tuple]]:
+def audited(folder: Path, state: Path, workers: int) -> tuple[str, list[tuple], list[tuple]]:
     """The audit's result (JSON) and the state's rows (verified rounds, DP history)."""
     result = audit_workdir(folder, state_path=state, full=True, workers=workers)
     with sqlite3.connect(state) as db:
-        rounds = db.execute(
-            "SELECT agreement_id, round, block, summary FROM verified_rounds ORDER BY 1, 2"
-        ).fetchall()
-        dp = db.execute(
-            "SELECT agreement_id, partner, round, entry FROM dp_history ORDER BY 1, 2, 3"
-        ).fetchall()
+        rounds = db.execute("SELECT agreement_id, round, block, summary FROM verified_rounds ORDER BY 1, 2").fetchall()
+        dp = db.execute("SELECT agreement_id, partner, round, entry FROM dp_history ORDER BY 1, 2, 3").fetchall()
     return json.dumps(result.to_dict(), sort_keys=True), rounds, dp
 
 
@@ -44,24 +38,16 @@ def test_workers_give_the_serial_audit_result_and_state(demo, request, tmp_path)
     assert parallel == serial
 
 
-def test_workers_give_the_serial_audit_failures(
-    demo_single, fresh_copy, demo_summary, tmp_path
-):
+def test_workers_give_the_serial_audit_failures(demo_single, fresh_copy, demo_summary, tmp_path):
     workdir = fresh_copy(demo_single)
-    partner, cid = min(
-        demo_summary(workdir)["per_round"][1]["cids"]["envelopes"].items()
-    )
+    partner, cid = min(demo_summary(workdir)["per_round"][1]["cids"]["envelopes"].items())
     path = block_file(workdir, cid)
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01
     path.write_bytes(bytes(data))
     serial = audited(workdir, tmp_path / "serial.sqlite", workers=1)
     parallel = audited(workdir, tmp_path / "parallel.sqlite", workers=2)
-    failed = [
-        (c["name"], c["round"], c["partner"])
-        for c in json.loads(serial[0])["checks"]
-        if not c["ok"]
-    ]
+    failed = [(c["name"], c["round"], c["partner"]) for c in json.loads(serial[0])["checks"] if not c["ok"]]
     assert failed == [("cids_resolve", 2, partner)] and [r[1] for r in serial[1]] == [1]
     assert parallel == serial
 
@@ -77,9 +63,7 @@ class DyingStore(LocalStore):
         return super().get(*args, **kwargs)
 
 
-def test_a_worker_that_dies_fails_the_audit_in_one_line_and_records_nothing(
-    demo_single, fresh_copy, tmp_path
-):
+def test_a_worker_that_dies_fails_the_audit_in_one_line_and_records_nothing(demo_single, fresh_copy, tmp_path):
     workdir = fresh_copy(demo_single)
     deployment = json.loads((workdir / "deployment.json").read_text())
     key = load_auditor_key(workdir / "keys" / "dev-keys.json")
@@ -92,18 +76,20 @@ def test_a_worker_that_dies_fails_the_audit_in_one_line_and_records_nothing(
             Anvil(state_file=copy, chain_id=int(deployment["chain_id"])) as w3,
             pytest.raises(AuditCannotRun) as failure,
         ):
-            audit_deployment(w3, deployment_contracts(deployment), store, key, eval_set_spec=deployment["eval_set"],
-                             state_path=state, full=True, workers=2)  # fmt: skip
+            audit_deployment(
+                w3,
+                deployment_contracts(deployment),
+                store,
+                key,
+                eval_set_spec=deployment["eval_set"],
+                state_path=state,
+                full=True,
+                workers=2,
+            )
     message = str(failure.value)
-    assert (
-        "worker process died" in message
-        and "round 1" in message
-        and "\n" not in message
-    )
+    assert "worker process died" in message and "round 1" in message and "\n" not in message
     with sqlite3.connect(state) as db:
         assert db.execute("SELECT COUNT(*) FROM verified_rounds").fetchone() == (0,)
         assert db.execute("SELECT COUNT(*) FROM dp_history").fetchone() == (0,)
     # and the next audit, whose workers live, verifies every round as if nothing had happened
-    assert audited(workdir, state, workers=2) == audited(
-        workdir, tmp_path / "serial.sqlite", workers=1
-    )
+    assert audited(workdir, state, workers=2) == audited(workdir, tmp_path / "serial.sqlite", workers=1)

@@ -23,14 +23,26 @@ def test_a_court_short_of_its_bonds_over_agreements_in_one_token_fails_bonds_con
         roles = DevRoles.from_dev_keys()
         tx = Transactor(w3, roles.accounts())
         d = deploy_with_roles(tx, roles, dispute_window=600)
-        token = tx.deploy(load_artifact("LeptonToken"), "Lepton Reward", "LRW", roles.admin.address,
-                          sender=roles.admin.address)  # fmt: skip
+        token = tx.deploy(
+            load_artifact("LeptonToken"), "Lepton Reward", "LRW", roles.admin.address, sender=roles.admin.address
+        )
         coordinator = roles.coordinator.address
         now = w3.eth.get_block("latest")["timestamp"]
-        terms = AgreementTerms(parties=[dev_account(3).address, dev_account(4).address], reward_token=token.address,
-                               reward_per_round=300 * TOKEN, epsilon_cap=8.0, delta=1e-5, required_stake=0,
-                               start=now, end=now + 86400, max_rounds=1, coordinator=coordinator,
-                               arbiter=roles.admin.address, max_sample_count=1000, coordinator_bond=BOND)  # fmt: skip
+        terms = AgreementTerms(
+            parties=[dev_account(3).address, dev_account(4).address],
+            reward_token=token.address,
+            reward_per_round=300 * TOKEN,
+            epsilon_cap=8.0,
+            delta=1e-5,
+            required_stake=0,
+            start=now,
+            end=now + 86400,
+            max_rounds=1,
+            coordinator=coordinator,
+            arbiter=roles.admin.address,
+            max_sample_count=1000,
+            coordinator_bond=BOND,
+        )
         tx.transact(token.functions.mint(coordinator, 2 * BOND), roles.admin.address)
         for _ in range(2):
             agreements.post_bond(tx, d, token, agreements.propose(tx, d, coordinator, terms), coordinator, BOND)
@@ -39,7 +51,8 @@ def test_a_court_short_of_its_bonds_over_agreements_in_one_token_fails_bonds_con
         w3.provider.make_request("anvil_impersonateAccount", [court])
         w3.provider.make_request("anvil_setBalance", [court, hex(10**18)])
         w3.eth.wait_for_transaction_receipt(
-            token.functions.transfer(roles.admin.address, BOND // 2).transact({"from": court}))
+            token.functions.transfer(roles.admin.address, BOND // 2).transact({"from": court})
+        )
         assert token.functions.balanceOf(court).call() == BOND * 3 // 2  # above each bond, below both
 
         view = ChainView(w3, d.addresses(), tmp_path / "events.sqlite", w3.eth.block_number)

@@ -52,8 +52,17 @@ def _bind(w3, workdir: Path) -> tuple[Deployment, object]:
 
 
 def _check(name: str, ok: bool, message: str, **where) -> dict:
-    return {"name": name, "ok": ok, "agreement_id": None, "round": None, "partner": None, "cid": None,
-            "message": message, "evidence": {}, **where}  # fmt: skip
+    return {
+        "name": name,
+        "ok": ok,
+        "agreement_id": None,
+        "round": None,
+        "partner": None,
+        "cid": None,
+        "message": message,
+        "evidence": {},
+        **where,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -70,11 +79,13 @@ def prepared(demo_single, extra_round, tmp_path_factory) -> tuple[Path, dict]:
     report = json.loads(fetch_by_digest(LocalStore(workdir / "store", durable=False), report_digest))
     names = {parties[n]["address"]: n for n in NAMES}
     return workdir, {
-        "agreement_id": 1, "round": added["round"], "treasury": parties["treasury"]["address"],
+        "agreement_id": 1,
+        "round": added["round"],
+        "treasury": parties["treasury"]["address"],
         "partners": {names[a]: a for a in added["partners"]},
         "envelopes": {names[a]: cid for a, cid in added["envelopes"].items()},
         "payouts": {line["partner"]: int(line["payout"]) for line in report["partners"]},
-    }  # fmt: skip
+    }
 
 
 @pytest.fixture
@@ -86,16 +97,34 @@ def case(prepared, tmp_path) -> tuple[Path, dict, Path]:
     a, r, p1, p2 = info["agreement_id"], info["round"], info["partners"]["partner1"], info["partners"]["partner2"]
     checks = [
         _check("cids_resolve", True, "every CID resolves", agreement_id=a, round=r, partner=p1),
-        _check("envelope_decrypts", False, "envelope does not decrypt with the auditor key", agreement_id=a, round=r,
-               partner=p1, cid=info["envelopes"]["partner1"], evidence={"tx_hash": "0x01", "error": "InvalidTag"}),
+        _check(
+            "envelope_decrypts",
+            False,
+            "envelope does not decrypt with the auditor key",
+            agreement_id=a,
+            round=r,
+            partner=p1,
+            cid=info["envelopes"]["partner1"],
+            evidence={"tx_hash": "0x01", "error": "InvalidTag"},
+        ),
         _check("aggregate_recomputed", False, "aggregate differs", agreement_id=a, round=r),
-        _check("manifest_signature", False, "signature recovers to another address", agreement_id=1, round=1,
-               partner=p1, evidence={"recovered": p2}),
+        _check(
+            "manifest_signature",
+            False,
+            "signature recovers to another address",
+            agreement_id=1,
+            round=1,
+            partner=p1,
+            evidence={"recovered": p2},
+        ),
         _check("epsilon_recomputed", False, "epsilon differs", agreement_id=a, round=r, partner=p2),
-    ]  # fmt: skip
+    ]
     audit = workdir.parent / "audit.json"
-    audit.write_text(json.dumps({"ok": False, "chain_id": 31337, "contracts": {}, "audited_at_block": 1,
-                                 "checks": checks, "rounds": []}))  # fmt: skip
+    audit.write_text(
+        json.dumps(
+            {"ok": False, "chain_id": 31337, "contracts": {}, "audited_at_block": 1, "checks": checks, "rounds": []}
+        )
+    )
     return workdir, info, audit
 
 
@@ -128,17 +157,36 @@ def test_failed_check_is_challenged_upheld_and_slashed(case, keystore):
     window = int(json.loads((workdir / "deployment.json").read_text())["dispute_window"])
     with _chain(workdir) as w3:
         d, token = _bind(w3, workdir)
-        live = ("--rpc-url", w3.provider.endpoint_uri, "--deployment", workdir / "deployment.json",
-                "--ipfs", workdir / "store")  # fmt: skip
+        live = (
+            "--rpc-url",
+            w3.provider.endpoint_uri,
+            "--deployment",
+            workdir / "deployment.json",
+            "--ipfs",
+            workdir / "store",
+        )
         treasury_before = token.functions.balanceOf(info["treasury"]).call()
 
         raised = _cli("raise", "--from-audit", audit, "--check", 1, "--key", "auditor", "--json", *live)
-        again = _cli("raise", "--from-audit", audit, "--agreement", a, "--round", r, "--partner", partner,
-                     "--key", "auditor", *live)  # fmt: skip
+        again = _cli(
+            "raise",
+            "--from-audit",
+            audit,
+            "--agreement",
+            a,
+            "--round",
+            r,
+            "--partner",
+            partner,
+            "--key",
+            "auditor",
+            *live,
+        )
         early = _cli("slash", 1, "--key", "auditor", *live)
         not_admin = _cli("resolve", 1, "--uphold", "--reason", "x", "--key", "auditor", *live)
-        resolved = _cli("resolve", 1, "--uphold", "--reason", "the envelope is not the one committed", "--key",
-                        "admin", *live)  # fmt: skip
+        resolved = _cli(
+            "resolve", 1, "--uphold", "--reason", "the envelope is not the one committed", "--key", "admin", *live
+        )
         in_window = _cli("slash", 1, "--key", "auditor", *live)
         advance_time(w3, window + 1)
         slashed = _cli("slash", 1, "--key", "auditor", "--json", *live)
@@ -194,23 +242,31 @@ def test_failed_check_is_challenged_upheld_and_slashed(case, keystore):
 BAD = [
     (("raise", "--from-audit", "{audit}", "--check", "99"), "there is no check 99: the audit has 5 checks"),
     (("raise", "--from-audit", "{audit}", "--check", "0"), "check 0 (cids_resolve) passed"),
-    (("raise", "--from-audit", "{audit}", "--check", "2"),
-     "check 2 (aggregate_recomputed) names no partner: it judges the coordinator's results"),
+    (
+        ("raise", "--from-audit", "{audit}", "--check", "2"),
+        "check 2 (aggregate_recomputed) names no partner: it judges the coordinator's results",
+    ),
     (("raise", "--from-audit", "{audit}", "--check", "3"), "the dispute window of round 1 of agreement 1 closed"),
     (("raise", "--from-audit", "{audit}", "--check", "4", "--as", "partner1"), "does not hold the auditor role"),
     (("raise", "--from-audit", "{audit}", "--check", "1", "--agreement", "1"), "either --check, or --agreement"),
     (("raise", "--from-audit", "{workdir}/missing.json", "--check", "1"), "no audit file at"),
-    (("raise", "--agreement", "1", "--round", "3", "--partner", "{p1}", "--evidence", "{lists}"),
-     "the evidence must be a non-empty JSON object"),
-    (("raise", "--agreement", "1", "--round", "3", "--partner", "0xnope", "--evidence", "{why}"),
-     "partner is not an address: '0xnope'"),
+    (
+        ("raise", "--agreement", "1", "--round", "3", "--partner", "{p1}", "--evidence", "{lists}"),
+        "the evidence must be a non-empty JSON object",
+    ),
+    (
+        ("raise", "--agreement", "1", "--round", "3", "--partner", "0xnope", "--evidence", "{why}"),
+        "partner is not an address: '0xnope'",
+    ),
     (("raise", "--check", "1", "--from-audit", "{audit}", "--key", "someone", "--as", "auditor"), "not both"),
     (("resolve", "1", "--uphold", "--reason", "x"), "there is no challenge 1: none was ever raised"),
     (("slash", "7"), "there is no challenge 7"),
     # the coordinator's results (ResultsCourt)
     (("raise", "--from-audit", "{audit}", "--agreement", "1"), "give both --agreement and --round"),
-    (("raise", "--from-audit", "{audit}", "--agreement", "1", "--round", "1"),
-     "the audit has no failed aggregate_recomputed, scores_and_payouts, rejections_recheck check of round 1"),
+    (
+        ("raise", "--from-audit", "{audit}", "--agreement", "1", "--round", "1"),
+        "the audit has no failed aggregate_recomputed, scores_and_payouts, rejections_recheck check of round 1",
+    ),
     (("raise", "--from-audit", "{audit}", "--as", "partner1"), "does not hold the auditor role"),
     (("rule", "1", "--uphold", "--reason", "x"), "there is no results challenge 1: none was ever raised"),
     (("lapse", "2"), "there is no results challenge 2"),
@@ -250,12 +306,16 @@ def test_challenge_from_a_real_audit_of_a_tampered_store(case, tmp_path):
     result = audit_workdir(workdir, state_path=tmp_path / "audit-state.sqlite", full=True).to_dict()
     audit = tmp_path / "tampered-audit.json"
     audit.write_text(json.dumps(result))
-    failed = [i for i, c in enumerate(result["checks"])
-              if not c["ok"] and (c["agreement_id"], c["round"], c["partner"]) == (a, r, partner)]  # fmt: skip
+    failed = [
+        i
+        for i, c in enumerate(result["checks"])
+        if not c["ok"] and (c["agreement_id"], c["round"], c["partner"]) == (a, r, partner)
+    ]
     assert failed, "the audit must fail a check of the tampered envelope"
 
-    raised = _cli("raise", "--from-audit", audit, "--agreement", a, "--round", r, "--partner", partner,
-                  "--workdir", workdir)  # fmt: skip
+    raised = _cli(
+        "raise", "--from-audit", audit, "--agreement", a, "--round", r, "--partner", partner, "--workdir", workdir
+    )
     assert raised.exit_code == 0, raised.output
     check = result["checks"][failed[0]]
     assert f"check {failed[0]} ({check['name']})" in raised.output
@@ -265,12 +325,19 @@ def test_challenge_from_a_real_audit_of_a_tampered_store(case, tmp_path):
 def test_a_dismissed_challenge_frees_the_update_for_another(case, keystore):
     workdir, info, audit = case
     with _chain(workdir) as w3:
-        live = ("--rpc-url", w3.provider.endpoint_uri, "--deployment", workdir / "deployment.json",
-                "--ipfs", workdir / "store")  # fmt: skip
+        live = (
+            "--rpc-url",
+            w3.provider.endpoint_uri,
+            "--deployment",
+            workdir / "deployment.json",
+            "--ipfs",
+            workdir / "store",
+        )
         refused = _cli("raise", "--from-audit", audit, "--check", 1, "--key", "auditor", "--as", "auditor", *live)
         raised = _cli("raise", "--from-audit", audit, "--check", 1, "--key", "auditor", *live)
-        dismissed = _cli("resolve", 1, "--dismiss", "--reason", "the envelope was re-published", "--key", "admin",
-                         *live)  # fmt: skip
+        dismissed = _cli(
+            "resolve", 1, "--dismiss", "--reason", "the envelope was re-published", "--key", "admin", *live
+        )
         again = _cli("raise", "--from-audit", audit, "--check", 1, "--key", "auditor", "--json", *live)
         d, _ = _bind(w3, workdir)
         records = [Challenge.read(d.ledger.functions.challengeOf(i)) for i in (1, 2)]

@@ -72,16 +72,29 @@ def test_wrong_payout_root_is_challenged_upheld_refused_to_claims_and_paid_to_th
     raised = _cli("raise", "--from-audit", audit, "--workdir", workdir, "--json")
     again = _cli("raise", "--from-audit", audit, "--workdir", workdir)
     not_arbiter = _cli("rule", 1, "--uphold", "--reason", "x", "--workdir", workdir, "--as", "auditor")
-    ruled = _cli("rule", 1, "--uphold", "--reason", "the payout root does not follow the signed rule", "--workdir",
-                 workdir, "--json")  # fmt: skip
+    ruled = _cli(
+        "rule",
+        1,
+        "--uphold",
+        "--reason",
+        "the payout root does not follow the signed rule",
+        "--workdir",
+        workdir,
+        "--json",
+    )
     shares = [_cli("claim-bond", 1, "--workdir", workdir, "--as", name) for name in ("partner1", "partner2")]
     shown = _cli("show", "--results", "--workdir", workdir)
 
     assert raised.exit_code == 0, raised.output
     (challenge,) = json.loads(raised.output)["challenges"]
-    evidence = {"kind": "lepton-ledger/results-evidence", "version": 1, "agreement_id": 1, "round": r,
-                "results_kind": "payouts",
-                "checks": [c for c in result["checks"] if not c["ok"]]}  # fmt: skip
+    evidence = {
+        "kind": "lepton-ledger/results-evidence",
+        "version": 1,
+        "agreement_id": 1,
+        "round": r,
+        "results_kind": "payouts",
+        "checks": [c for c in result["checks"] if not c["ok"]],
+    }
     assert challenge["challenge_id"] == 1 and challenge["kind"] == "payouts" and challenge["round"] == r
     assert challenge["evidence_digest"] == "0x" + content_digest(canonical_json(evidence)).hex()
     assert again.exit_code == 1 and "already under results challenge 1" in again.output, again.output
@@ -109,5 +122,9 @@ def test_wrong_payout_root_is_challenged_upheld_refused_to_claims_and_paid_to_th
     after = audit_workdir(workdir, state_path=tmp_path / "after.sqlite").to_dict()
     (bonds,) = [c for c in after["checks"] if c["name"] == "bonds_conserve"]
     assert bonds["ok"], bonds
-    assert bonds["evidence"]["books"] == {"posted": str(COORDINATOR_BOND), "withdrawn": "0",
-                                          "slashed": str(COORDINATOR_BOND), "sharesPaid": str(COORDINATOR_BOND)}
+    assert bonds["evidence"]["books"] == {
+        "posted": str(COORDINATOR_BOND),
+        "withdrawn": "0",
+        "slashed": str(COORDINATOR_BOND),
+        "sharesPaid": str(COORDINATOR_BOND),
+    }

@@ -55,26 +55,56 @@ def _anchor_forged_round(workdir) -> tuple[int, str]:
         for position, account in enumerate(partners):
             _, index = d.agreements.functions.partyIndex(AGREEMENT, account.address).call()
             epsilon = int(d.ledger.functions.cumulativeEpsilon(AGREEMENT, account.address).call()) + 1_000_000
-            c = UpdateCommitment(AGREEMENT, round_id, account.address, hashlib.sha256(b"env%d" % position).digest(),
-                                 hashlib.sha256(b"man%d" % position).digest(), epsilon, 100)  # fmt: skip
+            c = UpdateCommitment(
+                AGREEMENT,
+                round_id,
+                account.address,
+                hashlib.sha256(b"env%d" % position).digest(),
+                hashlib.sha256(b"man%d" % position).digest(),
+                epsilon,
+                100,
+            )
             digest = update_commitment_digest(w3.eth.chain_id, d.ledger.address, c)
             signature = sign_digest(bytes(partners[0].key), digest)  # partner 2's is forged with partner 1's key
             leaves.append(commitment_leaf(digest, signature))
             entries.append((index, epsilon))
-            items.append({"partyIndex": index, "agreementId": AGREEMENT, "round": round_id, "partner": account.address,
-                          "envelopeDigest": "0x" + c.envelope_digest.hex(), "manifestDigest": "0x" + c.manifest_digest.hex(),
-                          "cumulativeEpsilon": epsilon, "sampleCount": 100, "signature": "0x" + signature.hex(),
-                          "envelopeCid": ""})  # fmt: skip
-        document = {"version": 1, "chain_id": w3.eth.chain_id, "ledger": d.ledger.address, "agreement_id": AGREEMENT,
-                    "round": round_id, "commitments": items}  # fmt: skip
-        _, document_digest = publish(LocalStore(workdir / "store", durable=False),
-                                     json.dumps(document, sort_keys=True, separators=(",", ":")).encode())  # fmt: skip
-        tx.transact(d.ledger.functions.commitBatch(AGREEMENT, round_id, PositionalTree(leaves).root, document_digest,
-                                                   pack_entries(entries)), coord)  # fmt: skip
+            items.append(
+                {
+                    "partyIndex": index,
+                    "agreementId": AGREEMENT,
+                    "round": round_id,
+                    "partner": account.address,
+                    "envelopeDigest": "0x" + c.envelope_digest.hex(),
+                    "manifestDigest": "0x" + c.manifest_digest.hex(),
+                    "cumulativeEpsilon": epsilon,
+                    "sampleCount": 100,
+                    "signature": "0x" + signature.hex(),
+                    "envelopeCid": "",
+                }
+            )
+        document = {
+            "version": 1,
+            "chain_id": w3.eth.chain_id,
+            "ledger": d.ledger.address,
+            "agreement_id": AGREEMENT,
+            "round": round_id,
+            "commitments": items,
+        }
+        _, document_digest = publish(
+            LocalStore(workdir / "store", durable=False),
+            json.dumps(document, sort_keys=True, separators=(",", ":")).encode(),
+        )
+        tx.transact(
+            d.ledger.functions.commitBatch(
+                AGREEMENT, round_id, PositionalTree(leaves).root, document_digest, pack_entries(entries)
+            ),
+            coord,
+        )
         # Every party is in: the coordinator finalizes at once (digests of nothing, no payouts), and the round's
         # dispute window opens; the auditor has until it closes.
-        tx.transact(d.ledger.functions.finalizeRound(AGREEMENT, round_id, b"\x03" * 32, b"\x04" * 32, bytes(32), 0),
-                    coord)  # fmt: skip
+        tx.transact(
+            d.ledger.functions.finalizeRound(AGREEMENT, round_id, b"\x03" * 32, b"\x04" * 32, bytes(32), 0), coord
+        )
     return round_id, partners[1].address
 
 

@@ -23,13 +23,21 @@ CID = "bafkreidd6wrtggcagapcumnwbcqvcmdjv6divwwuv6kfrc3yrzmscybs6m"
 
 def _round(n: int, eps: float, payout_a: int, *, accuracy: float | None = 0.5) -> dict:
     return {
-        "agreement_id": 1, "round": n, "accuracy": accuracy, "gas_used": 900_000 + 1000 * n, "block": 100 + n,
+        "agreement_id": 1,
+        "round": n,
+        "accuracy": accuracy,
+        "gas_used": 900_000 + 1000 * n,
+        "block": 100 + n,
         "partners": {
             A: {"cumulative_epsilon": eps, "epsilon_cap": 10.0, "payout": str(payout_a), "accepted": True},
-            B: {"cumulative_epsilon": eps * 1.1, "epsilon_cap": 10.0, "payout": str(300 * 10**18 - payout_a),
-                "accepted": n != 2},
+            B: {
+                "cumulative_epsilon": eps * 1.1,
+                "epsilon_cap": 10.0,
+                "payout": str(300 * 10**18 - payout_a),
+                "accepted": n != 2,
+            },
         },
-    }  # fmt: skip
+    }
 
 
 def _check(name: str, ok: bool, message: str, **where) -> dict:
@@ -41,20 +49,33 @@ def _check(name: str, ok: bool, message: str, **where) -> dict:
 def result() -> dict:
     """An audit result with one failed check among passing ones (the shape of AuditResult.to_dict())."""
     return {
-        "ok": False, "chain_id": 31337, "audited_at_block": 240,
+        "ok": False,
+        "chain_id": 31337,
+        "audited_at_block": 240,
         "contracts": {"RoundLedger": "0xCf7Ed3AccA5a467e9e704C703E8D87F634fB0Fc9"},
         "checks": [
             _check("cid_resolves", True, "every CID resolves", agreement_id=1, round=1, cid=CID),
             _check("signature", True, "manifest signed by the partner", agreement_id=1, round=1, partner=A),
-            _check("epsilon_recomputes", False, "committed epsilon 3.20 differs from recomputed 3.17",
-                   agreement_id=1, round=2, partner=B, cid=CID,
-                   evidence={"tx": "0xabc", "expected": 3.17, "found": 3.2, "block": 122}),
+            _check(
+                "epsilon_recomputes",
+                False,
+                "committed epsilon 3.20 differs from recomputed 3.17",
+                agreement_id=1,
+                round=2,
+                partner=B,
+                cid=CID,
+                evidence={"tx": "0xabc", "expected": 3.17, "found": 3.2, "block": 122},
+            ),
             _check("vault_conserves", True, "funded == paid + claimable + slashed + unallocated", agreement_id=1),
         ],
-        "rounds": [_round(1, 3.17, 150 * 10**18, accuracy=0.75), _round(2, 3.86, 140 * 10**18, accuracy=0.81),
-                   _round(3, 4.5, 155 * 10**18, accuracy=None)],
-        "rounds_checked": [], "rounds_rechecked": [],
-    }  # fmt: skip
+        "rounds": [
+            _round(1, 3.17, 150 * 10**18, accuracy=0.75),
+            _round(2, 3.86, 140 * 10**18, accuracy=0.81),
+            _round(3, 4.5, 155 * 10**18, accuracy=None),
+        ],
+        "rounds_checked": [],
+        "rounds_rechecked": [],
+    }
 
 
 class _Tags(HTMLParser):
@@ -80,7 +101,7 @@ def _plots(document: str) -> dict[str, Image.Image]:
         if tag == "img":
             prefix = "data:image/png;base64,"
             assert attrs["src"].startswith(prefix), attrs["src"][:40]
-            image = Image.open(io.BytesIO(base64.b64decode(attrs["src"][len(prefix):])))
+            image = Image.open(io.BytesIO(base64.b64decode(attrs["src"][len(prefix) :])))
             image.load()  # decodes the whole PNG: a truncated or bogus one raises here
             images[attrs["id"]] = image
     return images
@@ -111,11 +132,11 @@ def test_failed_check_comes_first_in_red_with_its_message_and_evidence(result):
     rows = re.findall(r'<tr class="check (pass|fail)" id="check-(\d+)">', document)
     assert rows[0] == ("fail", "2")  # the failed check (index 2 in the result) leads, under its own index
     assert sorted(int(i) for _, i in rows) == [0, 1, 2, 3] and [s for s, _ in rows].count("fail") == 1
-    failed_row = document[document.index('id="check-2"'):].split("</tr>")[0]
+    failed_row = document[document.index('id="check-2"') :].split("</tr>")[0]
     assert "committed epsilon 3.20 differs from recomputed 3.17" in failed_row and ">FAIL<" in failed_row
     assert B in failed_row and CID in failed_row and "&quot;found&quot;: 3.2" in failed_row
     assert "<details open>" in failed_row  # a failure's evidence is shown; a pass's is folded
-    passed_rows = [document[document.index(f'id="check-{i}"'):].split("</tr>")[0] for i in (0, 1, 3)]
+    passed_rows = [document[document.index(f'id="check-{i}"') :].split("</tr>")[0] for i in (0, 1, 3)]
     assert all("<details open>" not in row for row in passed_rows)
 
 
@@ -130,15 +151,47 @@ def test_all_green_summary_when_every_check_passes(result):
 def test_hostile_strings_are_escaped_everywhere(result):
     evil_partner = f'0x"><img src=x onerror=alert(1)>{HOSTILE}'
     result["contracts"][HOSTILE] = '"><iframe src="https://evil.example">'
-    result["checks"].append(_check(HOSTILE, False, f"</td>{HOSTILE}", partner=evil_partner, cid="'><svg onload=x>",
-                                   evidence={HOSTILE: "</pre><script>x()</script>", "n": [1, "<b>"]}))  # fmt: skip
+    result["checks"].append(
+        _check(
+            HOSTILE,
+            False,
+            f"</td>{HOSTILE}",
+            partner=evil_partner,
+            cid="'><svg onload=x>",
+            evidence={HOSTILE: "</pre><script>x()</script>", "n": [1, "<b>"]},
+        )
+    )
     result["rounds"][0]["partners"][evil_partner] = dict(result["rounds"][0]["partners"][A])
     document = render_html(result)
 
     tags = _tags(document)
-    assert {t for t, _ in tags} <= {"html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "div", "table",
-                                    "thead", "tbody", "tr", "th", "td", "code", "span", "br", "pre", "figure", "img",
-                                    "b", "details", "summary"}  # fmt: skip
+    assert {t for t, _ in tags} <= {
+        "html",
+        "head",
+        "meta",
+        "title",
+        "style",
+        "body",
+        "h1",
+        "h2",
+        "p",
+        "div",
+        "table",
+        "thead",
+        "tbody",
+        "tr",
+        "th",
+        "td",
+        "code",
+        "span",
+        "br",
+        "pre",
+        "figure",
+        "img",
+        "b",
+        "details",
+        "summary",
+    }
     assert not any(k.startswith("on") for _, attrs in tags for k in attrs)  # no event handler anywhere
     assert [t for t, _ in tags].count("img") == 4  # the four plots, nothing a string smuggled in
     assert "<script" not in document and "<iframe" not in document and "<svg" not in document
@@ -202,9 +255,13 @@ def test_an_audit_result_object_renders_like_its_dict(result):
     from lepton_ledger.audit.model import AuditResult, CheckResult, RoundSummary
 
     checks = [CheckResult(**{k: v for k, v in c.items() if k != "ok"}, ok=c["ok"]) for c in result["checks"]]
-    audit = AuditResult(chain_id=result["chain_id"], contracts=result["contracts"],
-                        audited_at_block=result["audited_at_block"], checks=checks,
-                        rounds=[RoundSummary.from_dict(r) for r in result["rounds"]])  # fmt: skip
+    audit = AuditResult(
+        chain_id=result["chain_id"],
+        contracts=result["contracts"],
+        audited_at_block=result["audited_at_block"],
+        checks=checks,
+        rounds=[RoundSummary.from_dict(r) for r in result["rounds"]],
+    )
     assert audit.to_dict() == result  # the fixture has exactly the shape the core writes
     assert render_html(audit) == render_html(result)
 

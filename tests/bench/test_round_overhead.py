@@ -28,8 +28,24 @@ def test_main_prints_the_ratio_as_its_last_line(bench, capsys):
     last = capsys.readouterr().out.strip().splitlines()[-1]
     printed = json.loads(last)
     assert printed == summary
-    assert set(printed) == {"partners", "mode", "model", "epochs", "rounds", "warmup", "ratio", "ratio_median",
-                            "ledger_s", "bare_s", "same_result", "setup_s", "rpc_requests", "receipt_polls_pending", "workers", "close_ms_per_partner"}  # fmt: skip
+    assert set(printed) == {
+        "partners",
+        "mode",
+        "model",
+        "epochs",
+        "rounds",
+        "warmup",
+        "ratio",
+        "ratio_median",
+        "ledger_s",
+        "bare_s",
+        "same_result",
+        "setup_s",
+        "rpc_requests",
+        "receipt_polls_pending",
+        "workers",
+        "close_ms_per_partner",
+    }
     assert (printed["partners"], printed["mode"], printed["rounds"], printed["warmup"]) == (2, "single", 1, 0)
     assert printed["ratio"] > 0 and printed["ledger_s"] > 0 and printed["bare_s"] > 0
     # Seeded training: the ledger's round and the bare round must reach the same aggregate and payouts.
@@ -38,10 +54,12 @@ def test_main_prints_the_ratio_as_its_last_line(bench, capsys):
 
 @pytest.mark.parametrize(
     ("kwargs", "named"),
-    [({"partners": 0, "rounds": 1, "mode": "single"}, "partners"),
-     ({"partners": 2, "rounds": 0, "mode": "single"}, "rounds"),
-     ({"partners": 2, "rounds": 1, "mode": "parallel"}, "mode")],
-)  # fmt: skip
+    [
+        ({"partners": 0, "rounds": 1, "mode": "single"}, "partners"),
+        ({"partners": 2, "rounds": 0, "mode": "single"}, "rounds"),
+        ({"partners": 2, "rounds": 1, "mode": "parallel"}, "mode"),
+    ],
+)
 def test_bad_settings_are_refused_before_anything_starts(bench, kwargs, named):
     with pytest.raises(ValueError, match=named):
         bench.run(**kwargs)

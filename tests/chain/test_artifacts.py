@@ -16,4 +16,7 @@ def test_an_edited_or_new_source_is_reported_stale(tmp_path):
     edited = tmp_path / "contracts" / "RoundLedger.sol"
     edited.write_text(edited.read_text() + "\n// an edit after the last build\n")
     (tmp_path / "contracts" / "Unbuilt.sol").write_text("// SPDX-License-Identifier: Apache-2.0\n")
-    assert stale_artifacts(artifacts_dir(), project_root=tmp_path) == ["contracts/RoundLedger.sol", "contracts/Unbuilt.sol"]
+    assert stale_artifacts(artifacts_dir(), project_root=tmp_path) == [
+        "contracts/RoundLedger.sol",
+        "contracts/Unbuilt.sol",
+    ]

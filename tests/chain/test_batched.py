@@ -32,8 +32,9 @@ def test_reads_come_back_decoded_from_one_request(chain):
     w3, _, d = chain
     newcomer = dev_account(5).address
     with RequestCounter(w3) as counter:
-        epsilon, partner = read_many(w3, [d.ledger.functions.cumulativeEpsilon(1, newcomer),
-                                          d.partners.functions.partnerOf(newcomer)])  # fmt: skip
+        epsilon, partner = read_many(
+            w3, [d.ledger.functions.cumulativeEpsilon(1, newcomer), d.partners.functions.partnerOf(newcomer)]
+        )
         assert counter.take() == 1
     record = Partner.decode(partner)
     assert epsilon == 0 and record.status is PartnerStatus.NONE and record.encryption_key == bytes(32)
@@ -75,9 +76,17 @@ def test_a_receipt_asked_before_the_node_mines_is_counted_apart_from_the_work(ch
     w3.provider.make_request("evm_setAutomine", [False])
     try:
         with RequestCounter(w3) as counter:
-            signed = sender.sign_transaction({"to": sender.address, "value": 1, "gas": 21_000, "chainId": w3.eth.chain_id,
-                                              "nonce": w3.eth.get_transaction_count(sender.address, "pending"),
-                                              "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 1})  # fmt: skip
+            signed = sender.sign_transaction(
+                {
+                    "to": sender.address,
+                    "value": 1,
+                    "gas": 21_000,
+                    "chainId": w3.eth.chain_id,
+                    "nonce": w3.eth.get_transaction_count(sender.address, "pending"),
+                    "maxFeePerGas": 10**10,
+                    "maxPriorityFeePerGas": 1,
+                }
+            )
             tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
             with pytest.raises(Exception, match="not found"):
                 w3.eth.get_transaction_receipt(tx_hash)  # not mined: the node answers null

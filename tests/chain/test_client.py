@@ -29,9 +29,13 @@ def system(chain):
     admin, coordinator, auditor, treasury, partner = (dev_account(i) for i in (0, 1, 2, 7, 3))
     tx = Transactor(chain, [admin, coordinator, auditor, treasury, partner])
     deployment = deploy_system(
-        tx, admin=admin.address, coordinator=coordinator.address, auditors=[auditor.address],
-        slash_recipient=treasury.address, dispute_window=60,
-    )  # fmt: skip
+        tx,
+        admin=admin.address,
+        coordinator=coordinator.address,
+        auditors=[auditor.address],
+        slash_recipient=treasury.address,
+        dispute_window=60,
+    )
     return tx, deployment, {"admin": admin, "coordinator": coordinator, "partner": partner}
 
 

@@ -38,8 +38,12 @@ def test_the_local_node_keeps_its_contracts_across_commands_and_restarts(tmp_pat
 def test_two_processes_starting_the_node_at_once_get_one_node(tmp_path):
     env = {**os.environ, "LEPTON_DATA_DIR": str(tmp_path)}
     env.pop("LEPTON_RPC_URL", None)
-    procs = [subprocess.Popen([sys.executable, "-m", "lepton_ledger.cli", "node", "start"], env=env,
-                              stdout=subprocess.PIPE, text=True) for _ in range(3)]  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "lepton_ledger.cli", "node", "start"], env=env, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
     outputs = [p.communicate(timeout=120)[0] for p in procs]
     try:
         assert [p.returncode for p in procs] == [0, 0, 0]
@@ -56,9 +60,11 @@ def test_node_time_and_fund_are_refused_on_another_chain(monkeypatch):
     for args, what in ((["time", "--mine"], "node time"), (["fund", dev_account(5).address], "node fund")):
         result = CliRunner().invoke(node_app, args)
         assert result.exit_code == 1
-        assert result.output.strip() == (f"error: {what} works on the local node only; commands here use the chain "
-                                         "at http://127.0.0.1:9 ($LEPTON_RPC_URL or --rpc-url): unset it to use the "
-                                         "local node")  # fmt: skip
+        assert result.output.strip() == (
+            f"error: {what} works on the local node only; commands here use the chain "
+            "at http://127.0.0.1:9 ($LEPTON_RPC_URL or --rpc-url): unset it to use the "
+            "local node"
+        )
 
 
 def test_node_fund_and_time_on_the_local_node(tmp_path, monkeypatch):

@@ -18,16 +18,24 @@ def system():
         partners = [dev_account(i) for i in (3, 4, 5)]
         tx = Transactor(w3, [admin, coordinator, auditor, treasury, *partners])
         deployment = deploy_system(
-            tx, admin=admin.address, coordinator=coordinator.address, auditors=[auditor.address],
-            slash_recipient=treasury.address, dispute_window=60,
-        )  # fmt: skip
+            tx,
+            admin=admin.address,
+            coordinator=coordinator.address,
+            auditors=[auditor.address],
+            slash_recipient=treasury.address,
+            dispute_window=60,
+        )
         yield w3, tx, deployment, coordinator, partners
 
 
 def contracts(w3, deployment):
-    return {name: w3.eth.contract(address=a, abi=c.abi) for (name, a), c in zip(
-        deployment.addresses().items(), (deployment.partners, deployment.agreements, deployment.vault, deployment.ledger)
-    )}  # fmt: skip
+    return {
+        name: w3.eth.contract(address=a, abi=c.abi)
+        for (name, a), c in zip(
+            deployment.addresses().items(),
+            (deployment.partners, deployment.agreements, deployment.vault, deployment.ledger),
+        )
+    }
 
 
 def all_logs(w3, deployment, to_block):
@@ -83,17 +91,27 @@ def test_queries_filter_by_agreement_round_and_partner_in_chain_order(system, tm
     assert registered.args["profileDigest"] == "0x" + "05" * 32
     assert registered.agreement_id is None and registered.round is None
     everything = index.events()
-    assert [(e.block_number, e.log_index) for e in everything] == sorted((e.block_number, e.log_index) for e in everything)
+    assert [(e.block_number, e.log_index) for e in everything] == sorted(
+        (e.block_number, e.log_index) for e in everything
+    )
     assert index.events("NoSuchEvent") == []
-    assert all(e.event in ("RoleGranted", "PartnerRegistered") for e in index.events(["RoleGranted", "PartnerRegistered"]))
+    assert all(
+        e.event in ("RoleGranted", "PartnerRegistered") for e in index.events(["RoleGranted", "PartnerRegistered"])
+    )
 
 
 def test_reorg_drops_replaced_events_and_reindexes(tmp_path):
     with Anvil() as w3:
         admin, coordinator, partner = dev_account(0), dev_account(1), dev_account(3)
         tx = Transactor(w3, [admin, coordinator, dev_account(2), dev_account(7), partner])
-        d = deploy_system(tx, admin=admin.address, coordinator=coordinator.address, auditors=[],
-                          slash_recipient=dev_account(7).address, dispute_window=60)  # fmt: skip
+        d = deploy_system(
+            tx,
+            admin=admin.address,
+            coordinator=coordinator.address,
+            auditors=[],
+            slash_recipient=dev_account(7).address,
+            dispute_window=60,
+        )
         index = EventIndex(w3, contracts(w3, d), tmp_path / "reorg.sqlite")
         index.sync()
         snapshot = w3.provider.make_request("evm_snapshot", [])["result"]

@@ -47,9 +47,7 @@ def test_the_receipt_is_asked_for_fast_first_then_less_often(manual_chain, monke
     assert pauses == [0.001, 0.002, 0.004, 0.008, 0.016]
 
 
-def test_a_receipt_that_never_comes_fails_in_one_line_after_the_timeout(
-    manual_chain, monkeypatch
-):
+def test_a_receipt_that_never_comes_fails_in_one_line_after_the_timeout(manual_chain, monkeypatch):
     w3, tx = manual_chain
     tx_hash = pending_transfer(w3, tx)
     pauses: list[float] = []
@@ -65,7 +63,5 @@ def test_a_receipt_that_never_comes_fails_in_one_line_after_the_timeout(
     schedule = [min(0.001 * 2**i, RECEIPT_POLL_MAX) for i in range(len(pauses))]
     assert pauses[:-1] == schedule[:-1] and 0 < pauses[-1] <= schedule[-1]
     assert sum(pauses) <= 0.5
-    w3.provider.make_request(
-        "evm_mine", []
-    )  # the transaction was valid: it mines once asked to
+    w3.provider.make_request("evm_mine", [])  # the transaction was valid: it mines once asked to
     assert tx.wait(tx_hash, timeout=5)["status"] == 1

@@ -197,8 +197,23 @@ def test_sign_agreement_digest_matches_eth_account_encoder():
 
 
 def _terms(parties=(PARTNER, ADDRESS_0)):
-    return (b"\x01" * 32, list(parties), REGISTRY, 300 * 10**18, 1, 8_000_000, 10**13, 10**20, 100, 200, 10,
-            PARTNER, ADDRESS_0, 50_000, 7 * 10**18)  # fmt: skip
+    return (
+        b"\x01" * 32,
+        list(parties),
+        REGISTRY,
+        300 * 10**18,
+        1,
+        8_000_000,
+        10**13,
+        10**20,
+        100,
+        200,
+        10,
+        PARTNER,
+        ADDRESS_0,
+        50_000,
+        7 * 10**18,
+    )
 
 
 def test_terms_hash_matches_hand_built_abi_encoding():

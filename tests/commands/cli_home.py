@@ -23,8 +23,13 @@ def lepton_home(home: Path) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LEPTON_DATA_DIR", str(home))
         mp.setenv("LEPTON_KEYSTORE_PASSWORD", PASSWORD)
-        for name in ("LEPTON_RPC_URL", "LEPTON_KEYSTORE_DIR", "LEPTON_BLOCKSTORE_DIR", "LEPTON_KUBO_API",
-                     "LEPTON_RAY_ADDRESS"):
+        for name in (
+            "LEPTON_RPC_URL",
+            "LEPTON_KEYSTORE_DIR",
+            "LEPTON_BLOCKSTORE_DIR",
+            "LEPTON_KUBO_API",
+            "LEPTON_RAY_ADDRESS",
+        ):
             mp.delenv(name, raising=False)
         keystore = Keystore(scrypt_n=2**4)  # cheap scrypt: tests only; the CLI reads each file's own parameters
         for name, index in KEYS.items():

@@ -40,8 +40,9 @@ def test_every_command_reports_its_failures_through_the_one_scheme():
         found = inspect.unwrap(function, stop=lambda f: getattr(f, "reports_errors", False))
         return getattr(found, "reports_errors", False)
 
-    unwrapped = [where for where, command in _commands() if where not in REPORT_THEMSELVES
-                 and not reports(command.callback)]  # fmt: skip
+    unwrapped = [
+        where for where, command in _commands() if where not in REPORT_THEMSELVES and not reports(command.callback)
+    ]
     assert unwrapped == []
 
 
@@ -55,7 +56,7 @@ def test_every_command_reports_its_failures_through_the_one_scheme():
         (["ipfs", "cat", "Qmnotacid"], 1, "Qmnotacid"),
         (["partner", "status", "1"], 1, "pass exactly one of --key and --address"),
     ],
-)  # fmt: skip
+)
 def test_a_refusal_is_one_line_on_stderr_with_the_exit_code_of_its_kind(tmp_path, monkeypatch, argv, code, needle):
     monkeypatch.setenv("LEPTON_DATA_DIR", str(tmp_path))
     (tmp_path / "deployment.json").write_text('{"chain_id": 31337, "contracts": {}}')  # for the partner command

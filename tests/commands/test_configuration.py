@@ -18,13 +18,11 @@ ROW = re.compile(r"^\| `(LEPTON_[A-Z_]+)` \| `([a-z_]+)` \| (.+) \|$")
 
 
 def test_the_documented_table_is_the_settings_fields():
-    rows = [
-        ROW.match(line)
-        for line in (ROOT / "docs" / "configuration.md").read_text().splitlines()
-    ]
+    rows = [ROW.match(line) for line in (ROOT / "docs" / "configuration.md").read_text().splitlines()]
     documented = {m[1]: (m[2], m[3]) for m in rows if m}
-    expected = {variable: (field, Settings.model_fields[field].description)
-                for variable, field in Settings.variables().items()}  # fmt: skip
+    expected = {
+        variable: (field, Settings.model_fields[field].description) for variable, field in Settings.variables().items()
+    }
     assert documented == expected
 
 
@@ -43,14 +41,14 @@ def _reads_of_the_environment(tree: ast.Module) -> list[ast.expr]:
             isinstance(node, ast.Call)
             and node.args
             and isinstance(node.func, ast.Attribute)
-            and (
-                node.func.attr == "getenv"
-                or (node.func.attr == "get" and "environ" in ast.unparse(node.func))
-            )
+            and (node.func.attr == "getenv" or (node.func.attr == "get" and "environ" in ast.unparse(node.func)))
         ):
             found.append(node.args[0])
-        elif isinstance(node, ast.Subscript) and ast.unparse(node.value).endswith("environ") and \
-                isinstance(node.ctx, ast.Load):  # fmt: skip
+        elif (
+            isinstance(node, ast.Subscript)
+            and ast.unparse(node.value).endswith("environ")
+            and isinstance(node.ctx, ast.Load)
+        ):
             found.append(node.slice)
     return found
 
@@ -61,19 +59,17 @@ def test_no_module_but_settings_reads_a_lepton_variable():
         if path.name == "settings.py" and path.parent.name == "lepton_ledger":
             continue
         tree = ast.parse(path.read_text())
-        constants = {t.id: n.value.value for n in tree.body if isinstance(n, ast.Assign)
-                     and isinstance(n.value, ast.Constant) and isinstance(n.value.value, str)
-                     for t in n.targets if isinstance(t, ast.Name)}  # fmt: skip
+        constants = {
+            t.id: n.value.value
+            for n in tree.body
+            if isinstance(n, ast.Assign) and isinstance(n.value, ast.Constant) and isinstance(n.value.value, str)
+            for t in n.targets
+            if isinstance(t, ast.Name)
+        }
         for arg in _reads_of_the_environment(tree):
-            name = (
-                arg.value
-                if isinstance(arg, ast.Constant)
-                else constants.get(getattr(arg, "id", ""), "?")
-            )
+            name = arg.value if isinstance(arg, ast.Constant) else constants.get(getattr(arg, "id", ""), "?")
             if not isinstance(name, str) or name.startswith("LEPTON_") or name == "?":
-                offenders.append(
-                    f"{path.relative_to(ROOT)}:{arg.lineno}: {ast.unparse(arg)}"
-                )
+                offenders.append(f"{path.relative_to(ROOT)}:{arg.lineno}: {ast.unparse(arg)}")
     assert offenders == []
 
 
@@ -85,9 +81,7 @@ def test_settings_are_read_once_per_environment(tmp_path, monkeypatch):
     assert settings.current() is not first and settings.data_dir() == tmp_path / "b"
 
 
-def test_an_empty_password_is_a_password_and_an_empty_url_is_none(
-    tmp_path, monkeypatch
-):
+def test_an_empty_password_is_a_password_and_an_empty_url_is_none(tmp_path, monkeypatch):
     monkeypatch.setenv("LEPTON_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("LEPTON_KEYSTORE_PASSWORD", "")
     monkeypatch.setenv("LEPTON_KUBO_API", "")

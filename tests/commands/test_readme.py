@@ -21,8 +21,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def readme_block(name: str) -> str:
     """The ```bash block that follows the README's ``<!-- test: NAME ...-->`` marker."""
-    match = re.search(rf"<!-- test: {re.escape(name)}\b.*?-->\n```bash\n(.*?)```", (ROOT / "README.md").read_text(),
-                      re.DOTALL)  # fmt: skip
+    match = re.search(
+        rf"<!-- test: {re.escape(name)}\b.*?-->\n```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL
+    )
     assert match, f"no README block marked {name!r}"
     return match[1]
 
@@ -31,8 +32,15 @@ def run_block(block: str, *, cwd: Path, data_dir: Path, **env: str) -> subproces
     clean = {k: v for k, v in os.environ.items() if not k.startswith("LEPTON_")}
     environ = {**clean, "PYTHONPATH": str(ROOT), "LEPTON_DATA_DIR": str(data_dir), **env}
     try:
-        return subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=cwd, env=environ, text=True,
-                              capture_output=True, timeout=900, check=False)  # fmt: skip
+        return subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", block],
+            cwd=cwd,
+            env=environ,
+            text=True,
+            capture_output=True,
+            timeout=900,
+            check=False,
+        )
     finally:
         node.stop(data_dir)
 

@@ -11,24 +11,39 @@ import pytest
 from cli_home import ADDRESS, lepton_home
 from test_trust_cli import refused, run
 
-NOTHING = ("error: the audit has no failed aggregate_recomputed, scores_and_payouts, rejections_recheck check: "
-           "nothing in the coordinator's results to challenge (a partner's check: --check N)")  # fmt: skip
+NOTHING = (
+    "error: the audit has no failed aggregate_recomputed, scores_and_payouts, rejections_recheck check: "
+    "nothing in the coordinator's results to challenge (a partner's check: --check N)"
+)
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     with lepton_home(tmp_path_factory.mktemp("lepton-home")) as home:
-        run("deploy", "--key", "admin", "--coordinator", ADDRESS["coordinator"], "--auditor", ADDRESS["auditor"],
-            "--dispute-window", "600")  # fmt: skip
+        run(
+            "deploy",
+            "--key",
+            "admin",
+            "--coordinator",
+            ADDRESS["coordinator"],
+            "--auditor",
+            ADDRESS["auditor"],
+            "--dispute-window",
+            "600",
+        )
         yield home
 
 
-@pytest.mark.parametrize("check", [
-    {"name": ["scores_and_payouts"], "ok": False, "agreement_id": 1, "round": 1},
-    {"name": {"scores_and_payouts": 1}, "ok": False, "agreement_id": 1, "round": 1},
-    {"name": "scores_and_payouts", "ok": False, "agreement_id": 1, "round": 2**64},
-    {"name": "aggregate_recomputed", "ok": False, "agreement_id": 2**256, "round": 1},
-], ids=["name-list", "name-object", "round-past-uint64", "agreement-past-uint256"])  # fmt: skip
+@pytest.mark.parametrize(
+    "check",
+    [
+        {"name": ["scores_and_payouts"], "ok": False, "agreement_id": 1, "round": 1},
+        {"name": {"scores_and_payouts": 1}, "ok": False, "agreement_id": 1, "round": 1},
+        {"name": "scores_and_payouts", "ok": False, "agreement_id": 1, "round": 2**64},
+        {"name": "aggregate_recomputed", "ok": False, "agreement_id": 2**256, "round": 1},
+    ],
+    ids=["name-list", "name-object", "round-past-uint64", "agreement-past-uint256"],
+)
 def test_a_forged_audit_check_is_refused_with_one_line(world, tmp_path, check):
     audit = tmp_path / "audit.json"
     audit.write_text(json.dumps({"ok": False, "checks": [check]}))

@@ -41,15 +41,46 @@ def world(tmp_path_factory):
     """An active, funded agreement between partner-a and partner-b, set up through the CLI apps only."""
     with lepton_home(tmp_path_factory.mktemp("lepton-home")) as home:
         a, b = ADDRESS["partner-a"], ADDRESS["partner-b"]
-        run(deploy_app, "--key", "admin", "--coordinator", ADDRESS["coordinator"], "--auditor", ADDRESS["auditor"],
-            "--dispute-window", "1", "--with-token", "--mint", f"{ADDRESS['coordinator']}=1000", "--mint", f"{a}=110",
-            "--mint", f"{b}=100")  # fmt: skip
+        run(
+            deploy_app,
+            "--key",
+            "admin",
+            "--coordinator",
+            ADDRESS["coordinator"],
+            "--auditor",
+            ADDRESS["auditor"],
+            "--dispute-window",
+            "1",
+            "--with-token",
+            "--mint",
+            f"{ADDRESS['coordinator']}=1000",
+            "--mint",
+            f"{a}=110",
+            "--mint",
+            f"{b}=100",
+        )
         for name in ("coordinator", "auditor", "partner-a", "partner-b"):
             run(partner_app, "register", "--key", name, "--name", name, "--contact", f"ml@{name}.example")
         for partner in (a, b):
             run(coordinator_app, "approve", partner, "--key", "coordinator")
-        proposed = run(coordinator_app, "propose", "--key", "coordinator", "--party", a, "--party", b,
-                       "--rounds", "2", "--reward-per-round", "300", "--required-stake", "100", "--epsilon-cap", "10")
+        proposed = run(
+            coordinator_app,
+            "propose",
+            "--key",
+            "coordinator",
+            "--party",
+            a,
+            "--party",
+            b,
+            "--rounds",
+            "2",
+            "--reward-per-round",
+            "300",
+            "--required-stake",
+            "100",
+            "--epsilon-cap",
+            "10",
+        )
         assert "proposed agreement 1 " in proposed.output
         run(partner_app, "sign", "1", "--key", "partner-a")
         signature = home / "partner-b-signature.json"
@@ -72,8 +103,10 @@ def test_a_whole_round_through_the_cli(world):
     assert "finalized round 1 of agreement 1" in closed.output and "rejected" not in closed.output
 
     with connect() as w3:  # the dispute window (1 s, deploy --dispute-window) is wall-clock time: wait it out
-        vault = w3.eth.contract(address=json.loads((world["home"] / "deployment.json").read_text())["contracts"][
-            "RewardVault"], abi=_abi("RewardVault"))  # fmt: skip
+        vault = w3.eth.contract(
+            address=json.loads((world["home"] / "deployment.json").read_text())["contracts"]["RewardVault"],
+            abi=_abi("RewardVault"),
+        )
         opens = Allocation.read(vault.functions.allocation(1, 1)).claimable_at
     time.sleep(max(0.0, opens - time.time() + 1))
 
@@ -104,8 +137,11 @@ def test_the_audit_runs_on_the_commands_own_deployment_as_deploy_left_it(world):
     assert clean.exit_code == 0 and "every check holds" in clean.output, clean.output
     stranger = runner.invoke(app, ["audit", "--key", "partner-a"])
     assert stranger.exit_code == 2
-    assert "is not a recipient of this deployment: updates are encrypted to its coordinator and auditors" in \
-        stranger.output and "failed" not in stranger.output  # fmt: skip
+    assert (
+        "is not a recipient of this deployment: updates are encrypted to its coordinator and auditors"
+        in stranger.output
+        and "failed" not in stranger.output
+    )
     home = world["home"]
     wrong = runner.invoke(app, ["audit", "--key", "auditor", "--ipfs", str(home)])
     assert wrong.exit_code == 2
@@ -133,8 +169,22 @@ def test_the_next_round_starts_from_the_aggregate_and_needs_the_privacy_history(
 def test_a_batched_round_through_the_cli(world):
     """A one-party agreement in batched mode: the partner signs its commitment, the coordinator anchors it."""
     a = ADDRESS["partner-a"]
-    run(coordinator_app, "propose", "--key", "coordinator", "--party", a, "--rounds", "1", "--reward-per-round", "50",
-        "--required-stake", "10", "--epsilon-cap", "10")  # fmt: skip
+    run(
+        coordinator_app,
+        "propose",
+        "--key",
+        "coordinator",
+        "--party",
+        a,
+        "--rounds",
+        "1",
+        "--reward-per-round",
+        "50",
+        "--required-stake",
+        "10",
+        "--epsilon-cap",
+        "10",
+    )
     run(partner_app, "sign", "2", "--key", "partner-a")
     run(partner_app, "stake", "2", "--key", "partner-a")
     run(coordinator_app, "fund", "2", "50", "--key", "coordinator")
@@ -147,8 +197,10 @@ def test_a_batched_round_through_the_cli(world):
     document = path.read_text()
     # The same command again with other options does not train again, and says so.
     again = run(partner_app, "train-and-sign", "2", "--key", "partner-a", "--out", str(path), *DATA, "--epochs", "3")
-    assert "note: round 1's update was trained before (--batch-size 64 --epochs 1 --lr 0.5 --max-grad-norm 1.0 " \
-           "--model logreg --noise-multiplier 1.0); resuming that one" in again.output  # fmt: skip
+    assert (
+        "note: round 1's update was trained before (--batch-size 64 --epochs 1 --lr 0.5 --max-grad-norm 1.0 "
+        "--model logreg --noise-multiplier 1.0); resuming that one" in again.output
+    )
     assert path.read_text() == document
     forged = world["home"] / "forged.json"
     forged.write_text(json.dumps(json.loads(path.read_text()) | {"cumulativeEpsilon": 1}))  # under-reported
@@ -159,8 +211,19 @@ def test_a_batched_round_through_the_cli(world):
 
     anchored = run(coordinator_app, "anchor", "2", "1", str(path), "--key", "coordinator")
     assert "anchored 1 commitment(s) for round 1 of agreement 2" in anchored.output
-    closed = run(coordinator_app, "close", "2", "1", "--key", "coordinator", *DATA, "--aggregation", "median",
-                 "--scoring", "tmc_shapley")
+    closed = run(
+        coordinator_app,
+        "close",
+        "2",
+        "1",
+        "--key",
+        "coordinator",
+        *DATA,
+        "--aggregation",
+        "median",
+        "--scoring",
+        "tmc_shapley",
+    )
     assert "finalized round 1 of agreement 2" in closed.output and f"{a}: allocated 50" in closed.output
     assert "allocations are claimable from 20" in closed.output  # a date, not a Unix timestamp
     status = run(partner_app, "status", "2", "--address", a).output
@@ -219,9 +282,11 @@ def test_a_deployment_file_with_swapped_addresses_is_named_and_sends_nothing(wor
     before = nonce(ADDRESS["coordinator"])
     result = run(coordinator_app, "fund", "1", "5", "--key", "coordinator", "--deployment", str(swapped), ok=False)
     assert result.exit_code == 1
-    assert result.output.strip() == (f"error: {swapped}: the AgreementRegistry address {contracts['AgreementRegistry']} "
-                                     "does not hold this deployment's AgreementRegistry (addresses swapped or from "
-                                     "another deployment?)")  # fmt: skip
+    assert result.output.strip() == (
+        f"error: {swapped}: the AgreementRegistry address {contracts['AgreementRegistry']} "
+        "does not hold this deployment's AgreementRegistry (addresses swapped or from "
+        "another deployment?)"
+    )
     assert nonce(ADDRESS["coordinator"]) == before
 
 
@@ -244,33 +309,60 @@ def test_approve_without_the_registrar_role_names_it_and_sends_nothing(world):
     before = nonce(ADDRESS["partner-a"])
     result = run(coordinator_app, "approve", ADDRESS["auditor"], "--key", "partner-a", ok=False)
     assert result.exit_code == 1
-    assert result.output == f"error: {ADDRESS['partner-a']} lacks the PartnerRegistry's REGISTRAR_ROLE: only the " \
-        "registrar approves or suspends partners (the admin grants it)\n"  # fmt: skip
+    assert (
+        result.output == f"error: {ADDRESS['partner-a']} lacks the PartnerRegistry's REGISTRAR_ROLE: only the "
+        "registrar approves or suspends partners (the admin grants it)\n"
+    )
     assert nonce(ADDRESS["partner-a"]) == before
 
 
 @pytest.mark.parametrize(
     ("app", "args", "message"),
     [
-        (partner_app, ["train-and-submit", "1", "--key", "partner-a", "--partition", "2", "--partitions", "2"],
-         "error: --partition 2 must be below --partitions 2"),
-        (coordinator_app, ["close", "1", "1", "--key", "coordinator", "--aggregation", "mean"],
-         "error: --aggregation must be one of fedavg, median, trimmed_mean, krum, multi_krum, not 'mean'"),
-        (coordinator_app, ["close", "1", "1", "--key", "coordinator", "--scoring", "banzhaf"],
-         "error: --scoring must be one of leave_one_out, tmc_shapley, exact_shapley, not 'banzhaf'"),
-        (coordinator_app, ["fund", "1", "0.0000000000000000001", "--key", "coordinator"],
-         "error: AMOUNT must be a non-negative amount with at most 18 decimals, not '0.0000000000000000001'"),
-        (coordinator_app, ["fund", "1", "ten", "--key", "coordinator"],
-         "error: AMOUNT must be a decimal number of tokens, not 'ten'"),
+        (
+            partner_app,
+            ["train-and-submit", "1", "--key", "partner-a", "--partition", "2", "--partitions", "2"],
+            "error: --partition 2 must be below --partitions 2",
+        ),
+        (
+            coordinator_app,
+            ["close", "1", "1", "--key", "coordinator", "--aggregation", "mean"],
+            "error: --aggregation must be one of fedavg, median, trimmed_mean, krum, multi_krum, not 'mean'",
+        ),
+        (
+            coordinator_app,
+            ["close", "1", "1", "--key", "coordinator", "--scoring", "banzhaf"],
+            "error: --scoring must be one of leave_one_out, tmc_shapley, exact_shapley, not 'banzhaf'",
+        ),
+        (
+            coordinator_app,
+            ["fund", "1", "0.0000000000000000001", "--key", "coordinator"],
+            "error: AMOUNT must be a non-negative amount with at most 18 decimals, not '0.0000000000000000001'",
+        ),
+        (
+            coordinator_app,
+            ["fund", "1", "ten", "--key", "coordinator"],
+            "error: AMOUNT must be a decimal number of tokens, not 'ten'",
+        ),
         (coordinator_app, ["approve", "0x1234", "--key", "coordinator"], "error: PARTNER is not an address: '0x1234'"),
-        (partner_app, ["sign", "1", "--key", "partner-a"],
-         "error: agreement 1 has no version awaiting signatures (version 1 is in force)"),
+        (
+            partner_app,
+            ["sign", "1", "--key", "partner-a"],
+            "error: agreement 1 has no version awaiting signatures (version 1 is in force)",
+        ),
         (deploy_app, ["--key", "admin"], "exists: pass --force to replace it"),
-        (partner_app, ["stake", "1", "--key", "partner-a", "--amount", "0"], "error: --amount must be more than 0, not '0'"),
-        (coordinator_app, ["propose", "--key", "coordinator", "--party", ADDRESS["partner-a"], "--ipfs", "/no/store"],
-         "error: --ipfs /no/store: no such folder (a block store folder or a Kubo RPC URL)"),
+        (
+            partner_app,
+            ["stake", "1", "--key", "partner-a", "--amount", "0"],
+            "error: --amount must be more than 0, not '0'",
+        ),
+        (
+            coordinator_app,
+            ["propose", "--key", "coordinator", "--party", ADDRESS["partner-a"], "--ipfs", "/no/store"],
+            "error: --ipfs /no/store: no such folder (a block store folder or a Kubo RPC URL)",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_input_is_named(world, app, args, message):
     result = run(app, *args, ok=False)
     assert result.exit_code == 1 and message in result.output and len(result.output.strip().splitlines()) == 1
@@ -282,9 +374,12 @@ COORDINATOR_COMMANDS = ("approve", "propose", "relay-signature", "fund", "bond",
 
 @pytest.mark.parametrize(
     ("app", "args"),
-    [(deploy_app, []), *((partner_app, [c]) for c in PARTNER_COMMANDS),
-     *((coordinator_app, [c]) for c in COORDINATOR_COMMANDS)],
-)  # fmt: skip
+    [
+        (deploy_app, []),
+        *((partner_app, [c]) for c in PARTNER_COMMANDS),
+        *((coordinator_app, [c]) for c in COORDINATOR_COMMANDS),
+    ],
+)
 def test_help_says_what_each_command_sends(app, args):
     result = runner.invoke(app, [*args, "--help"], terminal_width=200)
     assert result.exit_code == 0
@@ -297,11 +392,14 @@ def test_status_is_quick_it_reads_the_recorded_epsilon_without_the_dp_library(wo
     import subprocess
     import sys
 
-    code = ("import sys; from lepton_ledger.cli import app; "
-            "app(['partner', 'status', '1', '--key', 'partner-a'], standalone_mode=False); "
-            "print('DP library loaded:', 'opacus' in sys.modules)")  # fmt: skip
-    done = subprocess.run([sys.executable, "-c", code], env=os.environ.copy(), capture_output=True, text=True,
-                          check=False)  # fmt: skip
+    code = (
+        "import sys; from lepton_ledger.cli import app; "
+        "app(['partner', 'status', '1', '--key', 'partner-a'], standalone_mode=False); "
+        "print('DP library loaded:', 'opacus' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=os.environ.copy(), capture_output=True, text=True, check=False
+    )
     assert "epsilon local:    3." in done.stdout, done.stderr
     assert done.stdout.strip().endswith("DP library loaded: False")
 
@@ -319,18 +417,38 @@ def test_ctrl_c_during_training_is_one_line_and_sends_nothing(world):
     before = nonce(ADDRESS["partner-a"])
     (lock,) = (world["home"] / "accountants").glob(f"*/1-{ADDRESS['partner-a']}.lock")  # left by round 1
     lock.unlink()  # the command creates it again when it takes the lock
-    command = subprocess.Popen([sys.executable, "-m", "lepton_ledger.cli", "partner", "train-and-submit", "1", "--key",
-                                "partner-a", *DATA, "--epochs", "100000", "--noise-multiplier", "200"],
-                               env=os.environ.copy(),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    command = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lepton_ledger.cli",
+            "partner",
+            "train-and-submit",
+            "1",
+            "--key",
+            "partner-a",
+            *DATA,
+            "--epochs",
+            "100000",
+            "--noise-multiplier",
+            "200",
+        ],
+        env=os.environ.copy(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while not lock.exists() and time.monotonic() < deadline:
         time.sleep(0.05)  # polls what the command does; the interrupt may land anywhere after that
     command.send_signal(signal.SIGINT)
     out, err = command.communicate(timeout=120)
     assert command.returncode == 130, err
-    assert err.strip().splitlines()[-1] == "error: interrupted; what was recorded is kept: run the same command " \
-                                           "again to resume" and "Traceback" not in err  # fmt: skip
+    assert (
+        err.strip().splitlines()[-1]
+        == "error: interrupted; what was recorded is kept: run the same command again to resume"
+        and "Traceback" not in err
+    )
     assert nonce(ADDRESS["partner-a"]) == before and "submitted" not in out
 
 

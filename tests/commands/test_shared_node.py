@@ -37,17 +37,38 @@ def run(app, *args: str) -> str:
 
 def at_once(*commands: list[str]) -> list[subprocess.CompletedProcess]:
     """Runs each `lepton-ledger` command line in its own process, all at the same time."""
-    procs = [subprocess.Popen([sys.executable, "-m", "lepton_ledger.cli", *c], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=os.environ.copy()) for c in commands]  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "lepton_ledger.cli", *c],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=os.environ.copy(),
+        )
+        for c in commands
+    ]
     return [subprocess.CompletedProcess(p.args, p.wait(timeout=300), *p.communicate()) for p in procs]
 
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
     with lepton_home(tmp_path_factory.mktemp("shared-node")) as home:
-        run(deploy_app, "--key", "admin", "--coordinator", ADDRESS["coordinator"], "--auditor", ADDRESS["auditor"],
-            "--with-token", "--mint", f"{ADDRESS['coordinator']}=1000", "--mint", f"{ADDRESS['partner-a']}=100",
-            "--mint", f"{ADDRESS['partner-b']}=100")  # fmt: skip
+        run(
+            deploy_app,
+            "--key",
+            "admin",
+            "--coordinator",
+            ADDRESS["coordinator"],
+            "--auditor",
+            ADDRESS["auditor"],
+            "--with-token",
+            "--mint",
+            f"{ADDRESS['coordinator']}=1000",
+            "--mint",
+            f"{ADDRESS['partner-a']}=100",
+            "--mint",
+            f"{ADDRESS['partner-b']}=100",
+        )
         yield home
         node.stop(home)
 
@@ -66,8 +87,12 @@ def registered(address: str) -> bool:
 
 
 def test_two_keys_register_at_once_and_both_land(home):
-    results = at_once(*(["partner", "register", "--key", name, "--name", name]
-                        for name in ("coordinator", "auditor", "partner-a", "partner-b")))  # fmt: skip
+    results = at_once(
+        *(
+            ["partner", "register", "--key", name, "--name", name]
+            for name in ("coordinator", "auditor", "partner-a", "partner-b")
+        )
+    )
     assert [r.returncode for r in results] == [0, 0, 0, 0], [r.stderr for r in results]
     assert all(registered(ADDRESS[name]) for name in ("coordinator", "auditor", "partner-a", "partner-b"))
 
@@ -76,8 +101,24 @@ def test_one_key_twice_and_another_key_submit_at_once_each_lands_once(home):
     a, b = ADDRESS["partner-a"], ADDRESS["partner-b"]
     for partner in (a, b):
         run(coordinator_app, "approve", partner, "--key", "coordinator")
-    run(coordinator_app, "propose", "--key", "coordinator", "--party", a, "--party", b, "--rounds", "2",
-        "--reward-per-round", "300", "--required-stake", "100", "--epsilon-cap", "10")  # fmt: skip
+    run(
+        coordinator_app,
+        "propose",
+        "--key",
+        "coordinator",
+        "--party",
+        a,
+        "--party",
+        b,
+        "--rounds",
+        "2",
+        "--reward-per-round",
+        "300",
+        "--required-stake",
+        "100",
+        "--epsilon-cap",
+        "10",
+    )
     for name in ("partner-a", "partner-b"):
         run(partner_app, "sign", "1", "--key", name)
         run(partner_app, "stake", "1", "--key", name)
@@ -86,9 +127,11 @@ def test_one_key_twice_and_another_key_submit_at_once_each_lands_once(home):
     run(coordinator_app, "open", "1", "--key", "coordinator", *DATA)
 
     submit = ["partner", "train-and-submit", "1", *DATA]
-    twice_a, once_b, again_a = at_once([*submit, "--key", "partner-a", "--partition", "0"],
-                                       [*submit, "--key", "partner-b", "--partition", "1"],
-                                       [*submit, "--key", "partner-a", "--partition", "0"])  # fmt: skip
+    twice_a, once_b, again_a = at_once(
+        [*submit, "--key", "partner-a", "--partition", "0"],
+        [*submit, "--key", "partner-b", "--partition", "1"],
+        [*submit, "--key", "partner-a", "--partition", "0"],
+    )
     assert once_b.returncode == 0 and "round 1: submitted " in once_b.stdout, once_b.stderr
     # One of partner-a's two commands submitted; the other was told so, and neither said so falsely.
     a_results = sorted((twice_a, again_a), key=lambda r: r.returncode)

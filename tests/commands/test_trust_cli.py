@@ -63,15 +63,44 @@ def world(tmp_path_factory):
     """Agreement 1 between partner-a and partner-b (30 days, admin its arbiter), active and funded with 600."""
     with lepton_home(tmp_path_factory.mktemp("lepton-home")) as home:
         a, b = ADDRESS["partner-a"], ADDRESS["partner-b"]
-        run("deploy", "--key", "admin", "--coordinator", ADDRESS["coordinator"], "--auditor", ADDRESS["auditor"],
-            "--dispute-window", str(WINDOW), "--with-token", "--mint", f"{ADDRESS['coordinator']}=1000",
-            "--mint", f"{a}=100", "--mint", f"{b}=100")  # fmt: skip
+        run(
+            "deploy",
+            "--key",
+            "admin",
+            "--coordinator",
+            ADDRESS["coordinator"],
+            "--auditor",
+            ADDRESS["auditor"],
+            "--dispute-window",
+            str(WINDOW),
+            "--with-token",
+            "--mint",
+            f"{ADDRESS['coordinator']}=1000",
+            "--mint",
+            f"{a}=100",
+            "--mint",
+            f"{b}=100",
+        )
         for name in ("coordinator", "auditor", "partner-a", "partner-b"):
             run("partner", "register", "--key", name, "--name", name)
         for partner in (a, b):
             run("coordinator", "approve", partner, "--key", "coordinator")
-        run("coordinator", "propose", "--key", "coordinator", "--party", a, "--party", b, "--days", "30",
-            "--reward-per-round", "300", "--required-stake", "100")  # fmt: skip
+        run(
+            "coordinator",
+            "propose",
+            "--key",
+            "coordinator",
+            "--party",
+            a,
+            "--party",
+            b,
+            "--days",
+            "30",
+            "--reward-per-round",
+            "300",
+            "--required-stake",
+            "100",
+        )
         for name in ("partner-a", "partner-b"):
             run("partner", "sign", "1", "--key", name)
             run("partner", "stake", "1", "--key", name)
@@ -90,8 +119,10 @@ def test_an_entry_the_partner_never_signed_is_disputed_without_the_document_and_
     from lepton_ledger.chain.merkle import pack_entries
 
     with session() as s:
-        s.tx.transact(s.deployment.ledger.functions.commitBatch(1, 1, b"\x11" * 32, b"\x22" * 32,
-                                                                pack_entries([(1, 2_500_000)])), s.address)  # fmt: skip
+        s.tx.transact(
+            s.deployment.ledger.functions.commitBatch(1, 1, b"\x11" * 32, b"\x22" * 32, pack_entries([(1, 2_500_000)])),
+            s.address,
+        )
         assert s.deployment.ledger.functions.cumulativeEpsilon(1, b).call() == 2_500_000
 
     disputed = run("partner", "dispute", "--agreement", "1", "--round", "1", "--key", "partner-b").output
@@ -109,8 +140,7 @@ def test_an_entry_the_partner_never_signed_is_disputed_without_the_document_and_
     line = refused("partner", "void-entry", "--agreement", "1", "--round", "1", "--key", "partner-b")
     assert "may answer the dispute of" in line and " UTC; it can be voided after that" in line
     advance(f"{WINDOW + 1}s")
-    line = refused("partner", "void-entry", "--agreement", "1", "--round", "1", "--key", "partner-b",
-                   "--party", a)  # fmt: skip
+    line = refused("partner", "void-entry", "--agreement", "1", "--round", "1", "--key", "partner-b", "--party", a)
     assert "answered the dispute" in line and "the entry stands" in line
     voided = run("partner", "void-entry", "--agreement", "1", "--round", "1", "--key", "partner-b").output
     assert f"voided the entry of {b} in round 1 of agreement 1 (the round stands): its epsilon is back to 0" in voided
@@ -128,14 +158,28 @@ def test_an_entry_the_partner_never_signed_is_disputed_without_the_document_and_
 def test_the_arbiter_of_the_terms_rules_and_an_unruled_challenge_lapses(world):
     a = ADDRESS["partner-a"]
     advance("1h")
-    assert "finalized round 1 of agreement 1" in run("coordinator", "close", "1", "1", "--key", "coordinator",
-                                                     *DATA).output  # partner-a's entry stands  # fmt: skip
+    assert (
+        "finalized round 1 of agreement 1"
+        in run("coordinator", "close", "1", "1", "--key", "coordinator", *DATA).output
+    )  # partner-a's entry stands
     run("coordinator", "open", "1", "--key", "coordinator", *DATA)  # round 2
     run("partner", "train-and-submit", "1", "--key", "partner-a", *DATA, "--partition", "0")
     evidence = world / "evidence.json"
     evidence.write_text(json.dumps({"claim": "the update is wrong"}))
-    raise_args = ("challenge", "raise", "--agreement", "1", "--round", "2", "--partner", a, "--evidence",
-                  str(evidence), "--key", "auditor")  # fmt: skip
+    raise_args = (
+        "challenge",
+        "raise",
+        "--agreement",
+        "1",
+        "--round",
+        "2",
+        "--partner",
+        a,
+        "--evidence",
+        str(evidence),
+        "--key",
+        "auditor",
+    )
     run(*raise_args)
 
     listed = run("arbiter", "list", "--key", "admin").output
@@ -164,8 +208,10 @@ def test_the_arbiter_of_the_terms_rules_and_an_unruled_challenge_lapses(world):
     assert "challenge 2 lapsed (dismissed)" in run("arbiter", "lapse", "2", "--key", "partner-b").output
     line = refused("arbiter", "lapse", "2", "--key", "partner-b")
     assert "challenge 2 is Dismissed" in line
-    assert refused("arbiter", "rule", "3", "--uphold", "--ruling", str(ruling), "--key", "admin") == \
-        "error: there is no challenge 3: the ledger has 2 (ids 1 to 2)"  # fmt: skip
+    assert (
+        refused("arbiter", "rule", "3", "--uphold", "--ruling", str(ruling), "--key", "admin")
+        == "error: there is no challenge 3: the ledger has 2 (ids 1 to 2)"
+    )
 
 
 def test_a_coordinator_that_never_finalizes_loses_the_round_to_anyone(world):
@@ -184,8 +230,9 @@ def test_a_coordinator_that_never_finalizes_loses_the_round_to_anyone(world):
 
     with session() as s:  # the coordinator reveals the signed commitment before any dispute (as for a smart wallet)
         entry = disputes.entry_of(s.deployment, 1, 3, ADDRESS["partner-a"])
-        early = disputes.DisputeRecord(1, 3, ADDRESS["partner-a"], "None", entry.batch_index, entry.position,
-                                       entry.epsilon, 0)  # fmt: skip
+        early = disputes.DisputeRecord(
+            1, 3, ADDRESS["partner-a"], "None", entry.batch_index, entry.position, entry.epsilon, 0
+        )
         evidence, commitment, signature = disputes.answer_for(s.deployment, s.store, early)
         s.tx.transact(s.deployment.ledger.functions.answerDispute(evidence, commitment, signature), s.address)
         spent = s.deployment.ledger.functions.cumulativeEpsilon(1, ADDRESS["partner-a"]).call()
@@ -198,8 +245,10 @@ def test_a_coordinator_that_never_finalizes_loses_the_round_to_anyone(world):
     line = refused("round", "abandon", "--agreement", "1", "--round", "3", "--key", "partner-b")
     assert "round 3 of agreement 1 is Voided" in line
     line = refused("round", "restore", "--agreement", "1", "--round", "2", "--key", "partner-b")
-    assert line == "error: round 2 of agreement 1 has nothing to restore: only a voided or abandoned round's spend " \
-        "is given back, once"  # fmt: skip
+    assert (
+        line == "error: round 2 of agreement 1 has nothing to restore: only a voided or abandoned round's spend "
+        "is given back, once"
+    )
     with session() as s:  # the abandoned round still charges partner-a's update until it is restored
         assert s.deployment.ledger.functions.cumulativeEpsilon(1, ADDRESS["partner-a"]).call() == spent
 
@@ -212,10 +261,13 @@ def test_the_next_open_restores_the_abandoned_round_first(world):
     assert lines[0].startswith("restored round 3 of agreement 1: its entries' epsilon is given back, tx 0x")
     assert lines[1].startswith("opened round 4 of agreement 1")
     with session() as s:
-        assert s.deployment.ledger.functions.cumulativeEpsilon(1, ADDRESS["partner-a"]).call() == \
-            EPSILON_A["before round 3"]  # fmt: skip
-    assert "has nothing to restore" in refused("round", "restore", "--agreement", "1", "--round", "3", "--key",
-                                               "partner-b")  # fmt: skip
+        assert (
+            s.deployment.ledger.functions.cumulativeEpsilon(1, ADDRESS["partner-a"]).call()
+            == EPSILON_A["before round 3"]
+        )
+    assert "has nothing to restore" in refused(
+        "round", "restore", "--agreement", "1", "--round", "3", "--key", "partner-b"
+    )
 
 
 def honest_entry_disputed(world, round_id: int, *, opened: bool = False) -> None:
@@ -262,16 +314,27 @@ def test_contract_errors_read_in_tokens_and_utc_dates():
     from lepton_ledger.chain.transactions import human_revert
     from lepton_ledger.errors import ContractReverted
 
-    text = human_revert(ContractReverted("RewardVaultInsufficientStake", {
-        "agreementId": 1, "party": "0xabc", "staked": 5 * 10**17, "requested": 2 * 10**18}))  # fmt: skip
+    text = human_revert(
+        ContractReverted(
+            "RewardVaultInsufficientStake",
+            {"agreementId": 1, "party": "0xabc", "staked": 5 * 10**17, "requested": 2 * 10**18},
+        )
+    )
     assert text == "RewardVaultInsufficientStake(agreementId=1, party=0xabc, staked=0.5 tokens, requested=2 tokens)"
-    assert human_revert(ContractReverted("RoundLedgerAnswerWindowOpen", {"answerBy": 1_800_000_000})) == \
-        "RoundLedgerAnswerWindowOpen(answerBy=2027-01-15 08:00:00 UTC)"  # fmt: skip
-    assert human_revert(ContractReverted("RoundLedgerBudgetExceeded", {"partner": "0xabc", "spent": 12_500_000,
-                                                                       "cap": 10_000_000})) == \
-        "RoundLedgerBudgetExceeded(partner=0xabc, spent=epsilon 12.5, cap=epsilon 10)"  # fmt: skip
-    assert human_revert(ContractReverted("RoundLedgerInvalidChallengeStatus", {"challengeId": 2, "status": 3})) == \
-        "RoundLedgerInvalidChallengeStatus(challengeId=2, status=Dismissed)"  # fmt: skip
+    assert (
+        human_revert(ContractReverted("RoundLedgerAnswerWindowOpen", {"answerBy": 1_800_000_000}))
+        == "RoundLedgerAnswerWindowOpen(answerBy=2027-01-15 08:00:00 UTC)"
+    )
+    assert (
+        human_revert(
+            ContractReverted("RoundLedgerBudgetExceeded", {"partner": "0xabc", "spent": 12_500_000, "cap": 10_000_000})
+        )
+        == "RoundLedgerBudgetExceeded(partner=0xabc, spent=epsilon 12.5, cap=epsilon 10)"
+    )
+    assert (
+        human_revert(ContractReverted("RoundLedgerInvalidChallengeStatus", {"challengeId": 2, "status": 3}))
+        == "RoundLedgerInvalidChallengeStatus(challengeId=2, status=Dismissed)"
+    )
 
 
 def test_the_audit_accounts_for_the_voided_entry_the_abandoned_round_and_the_expired_allocation(world):

@@ -30,12 +30,21 @@ def test_a_refusal_prints_amounts_exactly_so_that_two_of_them_never_read_alike()
     from lepton_ledger.chain.transactions import human_revert
     from lepton_ledger.errors import ContractReverted
 
-    assert human_revert(ContractReverted("RoundLedgerBudgetExceeded", {"partner": "0xabc", "spent": 10_000_001,
-                                                                       "cap": 10_000_000})) == \
-        "RoundLedgerBudgetExceeded(partner=0xabc, spent=epsilon 10.000001, cap=epsilon 10)"  # fmt: skip
-    assert human_revert(ContractReverted("RewardVaultInsufficientUnallocated", {
-        "agreementId": 1, "unallocated": 9_999_995 * 10**17, "requested": 10**24})) == \
-        "RewardVaultInsufficientUnallocated(agreementId=1, unallocated=999999.5 tokens, requested=1000000 tokens)"
+    assert (
+        human_revert(
+            ContractReverted("RoundLedgerBudgetExceeded", {"partner": "0xabc", "spent": 10_000_001, "cap": 10_000_000})
+        )
+        == "RoundLedgerBudgetExceeded(partner=0xabc, spent=epsilon 10.000001, cap=epsilon 10)"
+    )
+    assert (
+        human_revert(
+            ContractReverted(
+                "RewardVaultInsufficientUnallocated",
+                {"agreementId": 1, "unallocated": 9_999_995 * 10**17, "requested": 10**24},
+            )
+        )
+        == "RewardVaultInsufficientUnallocated(agreementId=1, unallocated=999999.5 tokens, requested=1000000 tokens)"
+    )
 
 
 def test_a_refused_approval_names_the_partners_status(world):  # noqa: F811
@@ -67,8 +76,20 @@ def test_a_refused_close_answers_no_dispute(world):  # noqa: F811 -- the importe
     line = refused("coordinator", "close", "1", "1", "--key", "coordinator", *DATA)  # before the deadline
     assert "RoundLedgerRoundStillRunning" in line
     advance(f"{WINDOW // 2 + 1}s")
-    line = refused("coordinator", "close", "1", "1", "--key", "coordinator", "--dataset", "digits",
-                   "--partitions", "2", "--seed", "1")  # fmt: skip
+    line = refused(
+        "coordinator",
+        "close",
+        "1",
+        "1",
+        "--key",
+        "coordinator",
+        "--dataset",
+        "digits",
+        "--partitions",
+        "2",
+        "--seed",
+        "1",
+    )
     assert "not the one the round committed to" in line
     with session() as s:
         assert EntryDispute.read(s.deployment.ledger.functions.entryDispute(1, 1, a)).status is DisputeStatus.OPEN
@@ -124,8 +145,12 @@ def test_an_entry_with_the_signed_epsilon_but_not_the_signed_commitment_can_be_d
 
     with session() as s:
         _, index = s.deployment.agreements.functions.partyIndex(1, b).call()
-        s.tx.transact(s.deployment.ledger.functions.commitBatch(1, 3, b"\x33" * 32, b"\x44" * 32,
-                      pack_entries([(index, epsilon)])), s.address)  # fmt: skip
+        s.tx.transact(
+            s.deployment.ledger.functions.commitBatch(
+                1, 3, b"\x33" * 32, b"\x44" * 32, pack_entries([(index, epsilon)])
+            ),
+            s.address,
+        )
     disputed = run("partner", "dispute", "--agreement", "1", "--round", "3", "--key", "partner-b").output
     exact = f"{epsilon // 10**6}.{epsilon % 10**6:06d}".rstrip("0")  # as signed, not rounded to 6 digits
     assert f"disputed the entry of {b} in round 3 of agreement 1 (batch 0, position 0, epsilon {exact})" in disputed

@@ -349,6 +349,7 @@ def reverts_exactly():
 # Rounds, batches, payouts and the vault's books (round ledger, batch, vault, challenge and hostile-token tests)
 # ---------------------------------------------------------------------------------------------------------------
 
+
 def hex32(value) -> str:
     """bytes32 as the 0x-hex string brownie compares its return values with (it refuses HexBytes)."""
     return "0x" + bytes(value).hex()
@@ -437,7 +438,9 @@ def finalize(ledger, coordinator):
     def _finalize(agreement_id, round_id, payouts=None):
         tree = PayoutTree(agreement_id, round_id, {str(k): v for k, v in payouts.items()}) if payouts else None
         root, total = (tree.root, tree.total) if tree else (b"\x00" * 32, 0)
-        ledger.finalizeRound(agreement_id, round_id, AGGREGATE_DIGEST, REPORT_DIGEST, root, total, {"from": coordinator})
+        ledger.finalizeRound(
+            agreement_id, round_id, AGGREGATE_DIGEST, REPORT_DIGEST, root, total, {"from": coordinator}
+        )
         return tree
 
     return _finalize
@@ -570,9 +573,9 @@ def assert_books(vault, agreements, ledger):
         for agreement_id in agreement_ids:
             pool = vault.pool(agreement_id).dict()
             claimable, unallocated = vault.claimable(agreement_id), vault.unallocated(agreement_id)
-            assert pool["funded"] == (
-                pool["paid"] + claimable + pool["slashed"] + unallocated + pool["reclaimed"]
-            ), f"money not conserved in agreement {agreement_id}: {pool}"
+            assert pool["funded"] == (pool["paid"] + claimable + pool["slashed"] + unallocated + pool["reclaimed"]), (
+                f"money not conserved in agreement {agreement_id}: {pool}"
+            )
             outstanding = 0
             for round_id in range(1, ledger.roundCount(agreement_id) + 1):
                 allocation = vault.allocation(agreement_id, round_id).dict()
@@ -583,10 +586,10 @@ def assert_books(vault, agreements, ledger):
             stakes = sum(vault.stakeOf(agreement_id, party) for party in parties)
             assert pool["staked"] == pool["unstaked"] + pool["stakeSlashed"] + stakes, f"stakes: {pool}"
         for reward_token, held in held_by_token.items():
-            balance = web3.eth.call(
-                {"to": reward_token, "data": "0x70a08231" + "00" * 12 + vault.address[2:].lower()}
+            balance = web3.eth.call({"to": reward_token, "data": "0x70a08231" + "00" * 12 + vault.address[2:].lower()})
+            assert int.from_bytes(balance, "big") == held, (
+                f"vault holds {balance.hex()} of {reward_token}, books {held}"
             )
-            assert int.from_bytes(balance, "big") == held, f"vault holds {balance.hex()} of {reward_token}, books {held}"
 
     return _assert_books
 

@@ -687,8 +687,9 @@ def test_voided_round_refuses_finalization_and_frees_next_round_once_restored(
     assert open_round(active_agreement) == round_id + 1
 
 
-def test_voided_round_gives_back_the_privacy_budget_it_charged(ledger, active_agreement, anchor, auditor, trio,
-                                                               rando, assert_events):
+def test_voided_round_gives_back_the_privacy_budget_it_charged(
+    ledger, active_agreement, anchor, auditor, trio, rando, assert_events
+):
     # Issue 10 (a): nothing spent in a voided round stays charged, once anyone restores it from the events.
     round_id, batch = anchor({1: {"key": private_key_of(9)}})
     prove(ledger, auditor, batch, 1)

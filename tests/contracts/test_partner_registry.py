@@ -117,8 +117,9 @@ def test_suspend_refuses_non_registrar(partners, partner_a, auditor, register, r
     assert partners.suspendedCount() == 0
 
 
-def test_suspend_refuses_a_coordinator_that_is_not_registrar(partners, partner_a, admin, rando, register,
-                                                             reverts_exactly):
+def test_suspend_refuses_a_coordinator_that_is_not_registrar(
+    partners, partner_a, admin, rando, register, reverts_exactly
+):
     """Issue 10 (c): the coordinator role spans every agreement, so it does not vet partners."""
     register(partner_a)
     partners.grantRole(COORDINATOR_ROLE, rando, {"from": admin})

@@ -163,10 +163,22 @@ CASES = [
         right_outcome="AgreementRegistryVaultAlreadySet",
     ),
     Case("agreements", "propose", "coordinator", lambda w: (w.terms,), "AgreementRegistryNotCoordinator"),
-    Case("agreements", "amend", "coordinator", lambda w: (w.agreement, w.terms),
-         "AgreementRegistryNotAgreementCoordinator", names_agreement=True),
-    Case("agreements", "terminate", "coordinator", lambda w: (w.agreement, REASON),
-         "AgreementRegistryNotAgreementCoordinator", names_agreement=True),
+    Case(
+        "agreements",
+        "amend",
+        "coordinator",
+        lambda w: (w.agreement, w.terms),
+        "AgreementRegistryNotAgreementCoordinator",
+        names_agreement=True,
+    ),
+    Case(
+        "agreements",
+        "terminate",
+        "coordinator",
+        lambda w: (w.agreement, REASON),
+        "AgreementRegistryNotAgreementCoordinator",
+        names_agreement=True,
+    ),
     # RoundLedger
     Case(
         "ledger",
@@ -200,8 +212,14 @@ CASES = [
         right_outcome="RoundLedgerAlreadyChallenged",
     ),
     # The test agreements name the admin account as their arbiter (conftest.make_terms).
-    Case("ledger", "resolveChallenge", "admin", lambda w: (w.challenge, True, RULING), "RoundLedgerNotArbiter",
-         names_agreement=True),
+    Case(
+        "ledger",
+        "resolveChallenge",
+        "admin",
+        lambda w: (w.challenge, True, RULING),
+        "RoundLedgerNotArbiter",
+        names_agreement=True,
+    ),
     Case(
         "ledger",
         "proveForgedCommitment",

@@ -220,8 +220,9 @@ def test_submit_under_a_pending_amendment_follows_the_terms_in_force(
 ):
     """A pending amendment (here a lower cap) changes nothing until every party signed it."""
     agreement_id, round_id = running
-    agreements.amend(agreement_id, make_terms(trio, termsDigest=digest_of("v2"), epsilonCap=500_000),
-                     {"from": coordinator})  # fmt: skip
+    agreements.amend(
+        agreement_id, make_terms(trio, termsDigest=digest_of("v2"), epsilonCap=500_000), {"from": coordinator}
+    )
     submit(agreement_id, round_id, partner_a, epsilon=1_000_000)
     assert ledger.cumulativeEpsilon(agreement_id, partner_a) == 1_000_000
 
@@ -270,7 +271,10 @@ def test_finalize_emits_round_finalized_then_allocated(
             },
         ),
         # The closing snapshot of the agreement's epsilon words (one word: three lanes of 1.0 each).
-        ("EpsilonsAtClose", {"agreementId": agreement_id, "round": round_id, "words": [EPSILON_ONE * (1 + 2**32 + 2**64)]}),
+        (
+            "EpsilonsAtClose",
+            {"agreementId": agreement_id, "round": round_id, "words": [EPSILON_ONE * (1 + 2**32 + 2**64)]},
+        ),
         (
             "Allocated",
             {

@@ -9,13 +9,9 @@ from lepton_ledger.envelope import DPRecord
 CHAIN_ID = 31337
 LEDGER = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 # anvil's accounts 0 and 1 ("test test ... junk" mnemonic).
-PARTNER_A_KEY = bytes.fromhex(
-    "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
-)
+PARTNER_A_KEY = bytes.fromhex("ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")
 PARTNER_A = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
-PARTNER_B_KEY = bytes.fromhex(
-    "59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
-)
+PARTNER_B_KEY = bytes.fromhex("59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d")
 PARTNER_B = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 BASE_MODEL = bytes.fromhex("11" * 32)
 DP = DPRecord(

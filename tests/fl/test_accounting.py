@@ -42,8 +42,14 @@ def test_prv_matches_opacus_prv_accountant():
 
 def test_history_entries_may_be_tuples_or_mappings_and_empty_is_zero():
     as_tuples = [(r.noise_multiplier, r.sample_rate, r.steps) for r in HISTORY]
-    as_dicts = [{"noise_multiplier": r.noise_multiplier, "sample_rate": r.sample_rate, "steps": r.steps} for r in HISTORY]
-    assert epsilon_from_history(as_tuples, 1e-5) == epsilon_from_history(as_dicts, 1e-5) == epsilon_from_history(HISTORY, 1e-5)
+    as_dicts = [
+        {"noise_multiplier": r.noise_multiplier, "sample_rate": r.sample_rate, "steps": r.steps} for r in HISTORY
+    ]
+    assert (
+        epsilon_from_history(as_tuples, 1e-5)
+        == epsilon_from_history(as_dicts, 1e-5)
+        == epsilon_from_history(HISTORY, 1e-5)
+    )
     assert epsilon_from_history([], 1e-5) == 0.0
     with pytest.raises(ConfigurationError):
         epsilon_from_history([(0.0, 0.1, 3)], 1e-5)
@@ -66,7 +72,9 @@ def test_linked_training_records_rounds_like_opacus():
     model = build_model("logreg", split.input_dim, split.num_classes, seed=0)
     acct = PrivacyAccountant(partner="0xaa", agreement="7", delta=1e-5, epsilon_cap=50.0)
     results = [
-        train_local(model=model, data=split.partners[0], noise_multiplier=nm, batch_size=16, privacy_accountant=acct, seed=i)
+        train_local(
+            model=model, data=split.partners[0], noise_multiplier=nm, batch_size=16, privacy_accountant=acct, seed=i
+        )
         for i, nm in enumerate((1.0, 1.5))
     ]
     assert [r.as_round() for r in (res.dp for res in results)] == acct.history
@@ -79,7 +87,13 @@ def test_budget_check_refuses_before_training(monkeypatch):
     split = make_federated("wine", num_partners=2, seed=0)
     model = build_model("mlp", split.input_dim, split.num_classes, seed=0)
     acct = PrivacyAccountant(partner="0xaa", agreement="7", delta=1e-5, epsilon_cap=8.0)
-    kw = {"model": model, "data": split.partners[0], "noise_multiplier": 1.0, "batch_size": 16, "privacy_accountant": acct}
+    kw = {
+        "model": model,
+        "data": split.partners[0],
+        "noise_multiplier": 1.0,
+        "batch_size": 16,
+        "privacy_accountant": acct,
+    }
     train_local(**kw)
     spent, state = acct.spent_fixed(), acct.state_dict()
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -104,7 +118,9 @@ def test_budget_check_refuses_before_training(monkeypatch):
 def test_cap_boundary_is_exact_in_fixed_point():
     round_ = Round(1.0, 0.1, 50)
     after = epsilon_to_fixed(epsilon_from_history([round_], 1e-5))
-    assert PrivacyAccountant(partner="p", agreement=1, delta=1e-5, epsilon_cap_fixed=after).check_budget(round_) == after
+    assert (
+        PrivacyAccountant(partner="p", agreement=1, delta=1e-5, epsilon_cap_fixed=after).check_budget(round_) == after
+    )
     tight = PrivacyAccountant(partner="p", agreement=1, delta=1e-5, epsilon_cap_fixed=after - 1)
     with pytest.raises(BudgetExceeded):
         tight.record(round_)

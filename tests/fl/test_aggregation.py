@@ -147,7 +147,9 @@ def test_trimmed_mean_refuses_bad_trim(trim):
 
 
 def test_rules_preserve_dtype_and_device_and_key_order():
-    updates = [({"b": torch.ones(2, dtype=torch.float16) * i, "a": torch.ones(3, dtype=torch.float64)}, 1) for i in range(5)]
+    updates = [
+        ({"b": torch.ones(2, dtype=torch.float16) * i, "a": torch.ones(3, dtype=torch.float64)}, 1) for i in range(5)
+    ]
     for out in (coordinate_median(updates), trimmed_mean(updates, 0.2), krum(updates, 1), multi_krum(updates, 1, 3)):
         assert list(out) == ["b", "a"]
         assert out["b"].dtype == torch.float16 and out["a"].dtype == torch.float64
@@ -211,10 +213,7 @@ HONEST = 7
 def honest_updates() -> list[tuple[dict[str, torch.Tensor], int]]:
     g = torch.Generator().manual_seed(42)
     mean = {"fc.weight": torch.randn(16, 8, generator=g), "fc.bias": torch.randn(16, generator=g)}
-    return [
-        ({k: v + 0.05 * torch.randn(v.shape, generator=g) for k, v in mean.items()}, 100)
-        for _ in range(HONEST)
-    ]
+    return [({k: v + 0.05 * torch.randn(v.shape, generator=g) for k, v in mean.items()}, 100) for _ in range(HONEST)]
 
 
 ATTACKS = {

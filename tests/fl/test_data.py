@@ -34,7 +34,10 @@ def test_unknown_dataset_is_refused():
 
 
 def test_split_is_deterministic_by_seed():
-    a, b = make_federated("digits", num_partners=4, alpha=0.5, seed=3), make_federated("digits", num_partners=4, alpha=0.5, seed=3)
+    a, b = (
+        make_federated("digits", num_partners=4, alpha=0.5, seed=3),
+        make_federated("digits", num_partners=4, alpha=0.5, seed=3),
+    )
     c = make_federated("digits", num_partners=4, alpha=0.5, seed=4)
     for pa, pb in zip(a.partners, b.partners):
         assert np.array_equal(pa.features, pb.features) and np.array_equal(pa.labels, pb.labels)
@@ -100,12 +103,19 @@ def test_eval_commitment_follows_the_documented_format():
     split = make_federated("wine", num_partners=2, seed=1)
     ev = split.eval_set
     header = json.dumps(
-        {"features": {"dtype": "<f4", "shape": list(ev.features.shape)}, "labels": {"dtype": "<i8", "shape": [len(ev)]}},
+        {
+            "features": {"dtype": "<f4", "shape": list(ev.features.shape)},
+            "labels": {"dtype": "<i8", "shape": [len(ev)]},
+        },
         sort_keys=True,
         separators=(",", ":"),
     ).encode()
     expected = hashlib.sha256(
-        b"lepton-ledger/eval-set/v1\n" + header + b"\n" + ev.features.astype("<f4").tobytes() + ev.labels.astype("<i8").tobytes()
+        b"lepton-ledger/eval-set/v1\n"
+        + header
+        + b"\n"
+        + ev.features.astype("<f4").tobytes()
+        + ev.labels.astype("<i8").tobytes()
     ).digest()
     assert eval_commitment(ev) == expected and len(expected) == 32
 

@@ -9,7 +9,9 @@ from lepton_ledger.units import PayoutRule
 addresses = st.text(alphabet="0123456789abcdef", min_size=4, max_size=8).map(lambda s: "0x" + s)
 
 
-@given(total=st.integers(0, 10**30), weights=st.dictionaries(addresses, st.integers(0, 10**12), min_size=1, max_size=12))
+@given(
+    total=st.integers(0, 10**30), weights=st.dictionaries(addresses, st.integers(0, 10**12), min_size=1, max_size=12)
+)
 def test_split_sums_exactly_to_total(total, weights):
     if sum(weights.values()) == 0 and total:
         with pytest.raises(ConfigurationError):

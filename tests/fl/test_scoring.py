@@ -270,7 +270,9 @@ def test_robust_rule_falls_back_on_small_subsets(digits, round_updates):
     fedavg_u = aggregate_utility(digits.base, round_updates, digits.accuracy)
     assert u(pair) == fedavg_u(pair)
     assert math.isfinite(u(frozenset(round_updates)))
-    strict = aggregate_utility(digits.base, round_updates, digits.accuracy, rule="krum", params={"f": 1}, fallback_rule=None)
+    strict = aggregate_utility(
+        digits.base, round_updates, digits.accuracy, rule="krum", params={"f": 1}, fallback_rule=None
+    )
     with pytest.raises(AggregationError, match="2f"):
         strict(pair)
 

@@ -56,7 +56,9 @@ def test_base_model_is_untouched(split):
 def test_dp_parameters_are_recorded(split):
     data = split.partners[2]
     model = build_model("mlp", split.input_dim, split.num_classes, seed=0)
-    result = train_local(model=model, data=data, epochs=2, batch_size=50, noise_multiplier=1.3, max_grad_norm=0.7, delta=1e-6)
+    result = train_local(
+        model=model, data=data, epochs=2, batch_size=50, noise_multiplier=1.3, max_grad_norm=0.7, delta=1e-6
+    )
     per_epoch = math.ceil(len(data) / 50)
     dp = result.dp
     assert (dp.noise_multiplier, dp.max_grad_norm, dp.delta, dp.accountant) == (1.3, 0.7, 1e-6, "rdp")

@@ -18,10 +18,16 @@ def test_a_round_in_a_handful_of_calls():
     accountants = {p: fl.PrivacyAccountant(partner=p, agreement=1, delta=1e-5, epsilon_cap=8.0) for p in partners}
 
     results = {
-        p: fl.train_local(model=model, data=split.partners[i], noise_multiplier=1.0, batch_size=64, seed=i,
-                          privacy_accountant=accountants[p])
+        p: fl.train_local(
+            model=model,
+            data=split.partners[i],
+            noise_multiplier=1.0,
+            batch_size=64,
+            seed=i,
+            privacy_accountant=accountants[p],
+        )
         for i, p in enumerate(partners)
-    }  # fmt: skip
+    }
     checked = fl.validate_updates({p: (r.delta, r.sample_count) for p, r in results.items()}, base, max_norm=100.0)
     aggregate = fl.fedavg(checked.accepted.values())
 
@@ -32,8 +38,9 @@ def test_a_round_in_a_handful_of_calls():
 
     scores = fl.leave_one_out(checked.accepted, fl.aggregate_utility(base, checked.accepted, accuracy))
     reward = 300 * 10**18
-    payouts = fl.split_reward(fl.PayoutRule.BY_SAMPLE_COUNT, reward,
-                              sample_counts={p: r.sample_count for p, r in results.items()})
+    payouts = fl.split_reward(
+        fl.PayoutRule.BY_SAMPLE_COUNT, reward, sample_counts={p: r.sample_count for p, r in results.items()}
+    )
 
     assert checked.rejected == {}
     assert set(scores) == set(partners)

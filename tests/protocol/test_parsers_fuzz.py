@@ -45,16 +45,48 @@ LEDGER = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 TENSORS = serialize_tensors({"w": torch.ones(3, 2), "b": torch.zeros(2, dtype=torch.float64)})
-BATCH = encode_batch_document(chain_id=31337, ledger=LEDGER, agreement_id=1, round=2, items=[
-    BatchItem(0, UpdateCommitment(1, 2, PARTNER, b"\x01" * 32, b"\x02" * 32, 1_500_000, 120), b"\x1b" * 65, "Qm" + "a" * 44),
-])  # fmt: skip
-SIGNED = json.dumps({"version": 1, "chain_id": 31337, "ledger": LEDGER, "agreementId": 1, "round": 2, "partner": PARTNER,
-                     "envelopeDigest": "0x" + "01" * 32, "manifestDigest": "0x" + "02" * 32,
-                     "cumulativeEpsilon": 1_500_000, "sampleCount": 120, "signature": "0x" + "1b" * 65,
-                     "envelopeCid": "Qm" + "a" * 44}).encode()  # fmt: skip
-REPORT = RoundReport(31337, LEDGER, 1, 2, "0x" + "11" * 32, "0x" + "22" * 32, RoundRules(max_norm=50.0),
-                     "by_sample_count", 10**20, [PartnerOutcome(PARTNER, "Qm" + "a" * 44, "0x" + "33" * 32, 120, 1_500_000,
-                                                                True, [], None, 1.5, 0.25, 10**20)]).to_bytes()  # fmt: skip
+BATCH = encode_batch_document(
+    chain_id=31337,
+    ledger=LEDGER,
+    agreement_id=1,
+    round=2,
+    items=[
+        BatchItem(
+            0,
+            UpdateCommitment(1, 2, PARTNER, b"\x01" * 32, b"\x02" * 32, 1_500_000, 120),
+            b"\x1b" * 65,
+            "Qm" + "a" * 44,
+        ),
+    ],
+)
+SIGNED = json.dumps(
+    {
+        "version": 1,
+        "chain_id": 31337,
+        "ledger": LEDGER,
+        "agreementId": 1,
+        "round": 2,
+        "partner": PARTNER,
+        "envelopeDigest": "0x" + "01" * 32,
+        "manifestDigest": "0x" + "02" * 32,
+        "cumulativeEpsilon": 1_500_000,
+        "sampleCount": 120,
+        "signature": "0x" + "1b" * 65,
+        "envelopeCid": "Qm" + "a" * 44,
+    }
+).encode()
+REPORT = RoundReport(
+    31337,
+    LEDGER,
+    1,
+    2,
+    "0x" + "11" * 32,
+    "0x" + "22" * 32,
+    RoundRules(max_norm=50.0),
+    "by_sample_count",
+    10**20,
+    [PartnerOutcome(PARTNER, "Qm" + "a" * 44, "0x" + "33" * 32, 120, 1_500_000, True, [], None, 1.5, 0.25, 10**20)],
+).to_bytes()
 
 
 @st.composite
@@ -69,8 +101,27 @@ def mutated(draw: st.DrawFn, valid: bytes) -> bytes:
         elif kind == "cut":
             del data[at : at + draw(st.integers(1, 40))]
         else:
-            data[at:at] = draw(st.one_of(st.binary(max_size=8), st.sampled_from(
-                [b"[", b"{", b"]", b"}", b"Infinity", b"NaN", b"1e999", b"-", b'"', b"9" * 400, b"[" * 5000, b","])))
+            data[at:at] = draw(
+                st.one_of(
+                    st.binary(max_size=8),
+                    st.sampled_from(
+                        [
+                            b"[",
+                            b"{",
+                            b"]",
+                            b"}",
+                            b"Infinity",
+                            b"NaN",
+                            b"1e999",
+                            b"-",
+                            b'"',
+                            b"9" * 400,
+                            b"[" * 5000,
+                            b",",
+                        ]
+                    ),
+                )
+            )
     return bytes(data)
 
 
@@ -87,16 +138,20 @@ def test_batch_document_parser_raises_only_its_named_errors(data: bytes) -> None
 @given(st.one_of(st.binary(max_size=2000), mutated(SIGNED)))
 def test_signed_commitment_parser_raises_only_its_named_errors(data: bytes) -> None:
     try:
-        parse_signed_commitment(load_json(data, what="signed commitment", max_bytes=4096), chain_id=31337,
-                                ledger=LEDGER)  # fmt: skip
+        parse_signed_commitment(
+            load_json(data, what="signed commitment", max_bytes=4096), chain_id=31337, ledger=LEDGER
+        )
     except ProtocolError:
         pass
 
 
 def test_the_valid_signed_commitment_parses() -> None:
     item = parse_signed_commitment(json.loads(SIGNED), chain_id=31337, ledger=LEDGER)
-    assert (item.commitment.partner, item.commitment.cumulative_epsilon, item.envelope_cid[:2]) == (PARTNER, 1_500_000,
-                                                                                                   "Qm")  # fmt: skip
+    assert (item.commitment.partner, item.commitment.cumulative_epsilon, item.envelope_cid[:2]) == (
+        PARTNER,
+        1_500_000,
+        "Qm",
+    )
     with pytest.raises(ProtocolError, match="not 0x0000000000000000000000000000000000000001 on chain 31337"):
         parse_signed_commitment(json.loads(SIGNED), chain_id=31337, ledger="0x" + "00" * 19 + "01")
 
@@ -146,11 +201,28 @@ def test_documents_over_their_bound_are_refused_before_parsing() -> None:
 # -- the envelope, as the coordinator and the auditor open it -------------------------------------------------
 
 RECIPIENT_PRIVATE, RECIPIENT_PUBLIC = generate_x25519_keypair()
-SEALED = seal({"w": torch.ones(3, 2)}, signer_key=PARTNER_KEY, recipients=[RECIPIENT_PUBLIC], chain_id=31337,
-              ledger=LEDGER, agreement_id=1, round=2, base_model_digest=b"\x11" * 32,
-              dp=DPRecord(1.1, 1.0, 0.01, 100, 1e-5, "rdp"), cumulative_epsilon=1.5, sample_count=120)  # fmt: skip
-EXPECTED = Expected(agreement_id=1, round=2, partner=PARTNER, base_model_digest=b"\x11" * 32,
-                    manifest_digest=SEALED.manifest_digest, chain_id=31337, ledger=LEDGER)  # fmt: skip
+SEALED = seal(
+    {"w": torch.ones(3, 2)},
+    signer_key=PARTNER_KEY,
+    recipients=[RECIPIENT_PUBLIC],
+    chain_id=31337,
+    ledger=LEDGER,
+    agreement_id=1,
+    round=2,
+    base_model_digest=b"\x11" * 32,
+    dp=DPRecord(1.1, 1.0, 0.01, 100, 1e-5, "rdp"),
+    cumulative_epsilon=1.5,
+    sample_count=120,
+)
+EXPECTED = Expected(
+    agreement_id=1,
+    round=2,
+    partner=PARTNER,
+    base_model_digest=b"\x11" * 32,
+    manifest_digest=SEALED.manifest_digest,
+    chain_id=31337,
+    ledger=LEDGER,
+)
 PAYLOAD = decrypt_envelope(SEALED.data, RECIPIENT_PRIVATE)[1]
 
 

@@ -17,16 +17,28 @@ DISPUTE_WINDOW = 600
 NAMES = ("alpha", "beta", "gamma")
 
 
-def funded_agreement(tx: Any, d: Any, token: Any, roles: Any, partners: list[Any], *,
-                     relay_every_second: bool = False) -> int:  # fmt: skip
+def funded_agreement(
+    tx: Any, d: Any, token: Any, roles: Any, partners: list[Any], *, relay_every_second: bool = False
+) -> int:
     """A fresh agreement between `partners` (by-sample-count payouts, epsilon cap 8, 5 rounds), signed (every
     second partner by a relayed EIP-712 signature when asked), staked and funded for one round; its id."""
     now = tx.w3.eth.get_block("latest")["timestamp"]
     terms = agreements.AgreementTerms(
-        parties=[a.address for a in partners], reward_token=token.address, reward_per_round=300 * TOKEN,
-        epsilon_cap=8.0, delta=1e-5, required_stake=100 * TOKEN, start=now - 1, end=now + 30 * 86400, max_rounds=5,
-        coordinator=roles.coordinator.address, arbiter=roles.admin.address, max_sample_count=100_000, payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT, document={"task": "digits classification"},
-    )  # fmt: skip
+        parties=[a.address for a in partners],
+        reward_token=token.address,
+        reward_per_round=300 * TOKEN,
+        epsilon_cap=8.0,
+        delta=1e-5,
+        required_stake=100 * TOKEN,
+        start=now - 1,
+        end=now + 30 * 86400,
+        max_rounds=5,
+        coordinator=roles.coordinator.address,
+        arbiter=roles.admin.address,
+        max_sample_count=100_000,
+        payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT,
+        document={"task": "digits classification"},
+    )
     agreement_id = agreements.propose(tx, d, roles.coordinator.address, terms)
     world = World(tx, d, token, roles, {a.address: a for a in partners}, {})
     world.join_and_fund(agreement_id, terms, relayed=lambda i: relay_every_second and i % 2 == 1)
@@ -36,27 +48,50 @@ def funded_agreement(tx: Any, d: Any, token: Any, roles: Any, partners: list[Any
 def new_agreement(world) -> int:
     """A fresh active, funded agreement between the three partners (one signs by transaction, the next by relayed
     EIP-712 signature)."""
-    return funded_agreement(world["tx"], world["d"], world["token"], world["roles"], list(world["accounts"].values()),
-                            relay_every_second=True)  # fmt: skip
+    return funded_agreement(
+        world["tx"],
+        world["d"],
+        world["token"],
+        world["roles"],
+        list(world["accounts"].values()),
+        relay_every_second=True,
+    )
 
 
 def make_coordinator(world, name: str, *, model: str = "logreg", **options) -> Coordinator:
     folder = world["tmp"].mktemp(name)
-    return Coordinator(account=world["roles"].coordinator, tx=world["tx"], deployment=world["d"],
-                       store=world["store"], x25519_private=world["keys"]["coordinator"],
-                       events_path=folder / "events.sqlite", eval_set=world["split"].eval_set,
-                       model_name=model, rules=options.pop("rules", RoundRules(max_norm=50.0)), payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT,
-                       outbox=Outbox(folder / "outbox.sqlite"), **options)  # fmt: skip
+    return Coordinator(
+        account=world["roles"].coordinator,
+        tx=world["tx"],
+        deployment=world["d"],
+        store=world["store"],
+        x25519_private=world["keys"]["coordinator"],
+        events_path=folder / "events.sqlite",
+        eval_set=world["split"].eval_set,
+        model_name=model,
+        rules=options.pop("rules", RoundRules(max_norm=50.0)),
+        payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT,
+        outbox=Outbox(folder / "outbox.sqlite"),
+        **options,
+    )
 
 
-def make_partner(world, name: str, agreement_id: int, executor, *, cls=Partner, cap: float = 8.0,
-                 model: str = "logreg") -> Partner:  # fmt: skip
+def make_partner(
+    world, name: str, agreement_id: int, executor, *, cls=Partner, cap: float = 8.0, model: str = "logreg"
+) -> Partner:
     account = world["accounts"][name]
     accountant = fl.PrivacyAccountant(partner=account.address, agreement=agreement_id, delta=1e-5, epsilon_cap=cap)
-    return cls(account=account, tx=world["tx"], deployment=world["d"], store=world["store"], accountant=accountant,
-               data=world["split"].partners[NAMES.index(name)], executor=executor,
-               settings=TrainingSettings(model=model, epochs=1, batch_size=64, noise_multiplier=1.0),
-               outbox=Outbox(world["tmp"].mktemp(f"{name}-{agreement_id}") / "outbox.sqlite"))  # fmt: skip
+    return cls(
+        account=account,
+        tx=world["tx"],
+        deployment=world["d"],
+        store=world["store"],
+        accountant=accountant,
+        data=world["split"].partners[NAMES.index(name)],
+        executor=executor,
+        settings=TrainingSettings(model=model, epochs=1, batch_size=64, noise_multiplier=1.0),
+        outbox=Outbox(world["tmp"].mktemp(f"{name}-{agreement_id}") / "outbox.sqlite"),
+    )
 
 
 def open_round(world, coordinator: Coordinator, agreement_id: int) -> tuple[int, str]:

@@ -30,5 +30,15 @@ def world(tmp_path_factory):
         built = build_world(tx, accounts, dispute_window=DISPUTE_WINDOW, roles=roles)
         split = fl.make_federated("digits", num_partners=3, seed=0)
         store = LocalStore(tmp_path_factory.mktemp("store"), durable=False)
-        yield {"w3": w3, "tx": tx, "d": built.deployment, "token": built.token, "roles": roles, "accounts": accounts,
-               "keys": built.x25519, "split": split, "store": store, "tmp": tmp_path_factory}  # fmt: skip
+        yield {
+            "w3": w3,
+            "tx": tx,
+            "d": built.deployment,
+            "token": built.token,
+            "roles": roles,
+            "accounts": accounts,
+            "keys": built.x25519,
+            "split": split,
+            "store": store,
+            "tmp": tmp_path_factory,
+        }

@@ -36,8 +36,17 @@ from lepton_ledger.storage.local import LocalStore
 # What the forkserver imports once, so that children do not (lepton_ledger imports Opacus lazily; each child
 # re-runs the main script, pytest's). Module names, not this file: the forkserver of Python 3.11 does not get the
 # test's sys.path, and skips what it cannot import.
-PRELOAD = ["torch", "opacus", "opacus.accountants.analysis.rdp", "web3", "lepton_ledger.rounds.partner",
-           "lepton_ledger.rounds.coordinator", "lepton_ledger.storage.local", "lepton_ledger.fl", "pytest"]  # fmt: skip
+PRELOAD = [
+    "torch",
+    "opacus",
+    "opacus.accountants.analysis.rdp",
+    "web3",
+    "lepton_ledger.rounds.partner",
+    "lepton_ledger.rounds.coordinator",
+    "lepton_ledger.storage.local",
+    "lepton_ledger.fl",
+    "pytest",
+]
 COORDINATOR_INDEX = 1  # DevRoles.from_dev_keys: admin 0, coordinator 1, auditor 2, treasury 7
 PARTNER_INDICES = {"alpha": 5, "beta": 6}
 DELTA = 1e-5
@@ -83,23 +92,40 @@ def make_partner(world: World, name: str, agreement_id: int, *, checkpoint: Any 
     index = PARTNER_INDICES[name]
     _, tx, deployment = world.connect(index)
     account = dev_account(index)
-    accountant = fl.PrivacyAccountant(partner=account.address, agreement=agreement_id, delta=DELTA,
-                                      epsilon_cap=EPSILON_CAP)  # fmt: skip
-    return Partner(account=account, tx=tx, deployment=deployment, store=LocalStore(world.store_dir, durable=False),
-                   accountant=accountant, data=world.split.partners[list(PARTNER_INDICES).index(name)],
-                   executor=LoggingExecutor(world.folder / f"{name}-trained.log"),
-                   settings=TrainingSettings(model="logreg", epochs=1, batch_size=64, noise_multiplier=2.0),
-                   outbox=Outbox(world.folder / f"{name}-outbox.sqlite"), checkpoint=checkpoint)  # fmt: skip
+    accountant = fl.PrivacyAccountant(
+        partner=account.address, agreement=agreement_id, delta=DELTA, epsilon_cap=EPSILON_CAP
+    )
+    return Partner(
+        account=account,
+        tx=tx,
+        deployment=deployment,
+        store=LocalStore(world.store_dir, durable=False),
+        accountant=accountant,
+        data=world.split.partners[list(PARTNER_INDICES).index(name)],
+        executor=LoggingExecutor(world.folder / f"{name}-trained.log"),
+        settings=TrainingSettings(model="logreg", epochs=1, batch_size=64, noise_multiplier=2.0),
+        outbox=Outbox(world.folder / f"{name}-outbox.sqlite"),
+        checkpoint=checkpoint,
+    )
 
 
 def make_coordinator(world: World, *, checkpoint: Any = None) -> Coordinator:
     """The coordinator, with its outbox and event index in the test's folder."""
     _, tx, deployment = world.connect(COORDINATOR_INDEX)
-    return Coordinator(account=dev_account(COORDINATOR_INDEX), tx=tx, deployment=deployment,
-                       store=LocalStore(world.store_dir, durable=False), x25519_private=world.coordinator_x25519,
-                       events_path=world.folder / "coordinator-events.sqlite", eval_set=world.split.eval_set,
-                       model_name="logreg", rules=RoundRules(max_norm=50.0), payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT,
-                       outbox=Outbox(world.folder / "coordinator-outbox.sqlite"), checkpoint=checkpoint)  # fmt: skip
+    return Coordinator(
+        account=dev_account(COORDINATOR_INDEX),
+        tx=tx,
+        deployment=deployment,
+        store=LocalStore(world.store_dir, durable=False),
+        x25519_private=world.coordinator_x25519,
+        events_path=world.folder / "coordinator-events.sqlite",
+        eval_set=world.split.eval_set,
+        model_name="logreg",
+        rules=RoundRules(max_norm=50.0),
+        payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT,
+        outbox=Outbox(world.folder / "coordinator-outbox.sqlite"),
+        checkpoint=checkpoint,
+    )
 
 
 def killer(point: str) -> Any:

@@ -93,11 +93,21 @@ def test_an_erc1271_wallet_party_is_accepted_in_a_batched_round(world, executor)
     alpha, beta = (world["accounts"][n] for n in NAMES[:2])
     now = w3.eth.get_block("latest")["timestamp"]
     terms = agreements.AgreementTerms(
-        parties=[alpha.address, beta.address, wallet.address], reward_token=token.address,
-        reward_per_round=300 * TOKEN, epsilon_cap=8.0, delta=1e-5, required_stake=100 * TOKEN, start=now - 1,
-        end=now + 30 * 86400, max_rounds=5, coordinator=roles.coordinator.address, arbiter=roles.admin.address,
-        max_sample_count=100_000, payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT, document={"task": "wallet"},
-    )  # fmt: skip
+        parties=[alpha.address, beta.address, wallet.address],
+        reward_token=token.address,
+        reward_per_round=300 * TOKEN,
+        epsilon_cap=8.0,
+        delta=1e-5,
+        required_stake=100 * TOKEN,
+        start=now - 1,
+        end=now + 30 * 86400,
+        max_rounds=5,
+        coordinator=roles.coordinator.address,
+        arbiter=roles.admin.address,
+        max_sample_count=100_000,
+        payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT,
+        document={"task": "wallet"},
+    )
     agreement_id = agreements.propose(tx, d, roles.coordinator.address, terms)
     for account in (alpha, beta):
         agreements.sign(tx, d, agreement_id, account)
@@ -112,23 +122,44 @@ def test_an_erc1271_wallet_party_is_accepted_in_a_batched_round(world, executor)
 
     coordinator = make_coordinator(world, "wallet")
     round_id, _ = open_round(world, coordinator, agreement_id)
-    signed = [make_partner(world, n, agreement_id, executor).run_round_batched(agreement_id, round_id,
-                                                                               recipients(world)) for n in NAMES[:2]]  # fmt: skip
+    signed = [
+        make_partner(world, n, agreement_id, executor).run_round_batched(agreement_id, round_id, recipients(world))
+        for n in NAMES[:2]
+    ]
     # The wallet's owner seals an update whose manifest names the wallet, signed with the owner's key (ERC-1271).
     split, model_digest = world["split"], Round.read(d.ledger.functions.round(agreement_id, round_id)).model_digest
-    delta = {k: torch.zeros_like(v) + 0.01 for k, v in fl.build_model("logreg", split.input_dim, split.num_classes,
-                                                                      seed=0).state_dict().items()}  # fmt: skip
+    delta = {
+        k: torch.zeros_like(v) + 0.01
+        for k, v in fl.build_model("logreg", split.input_dim, split.num_classes, seed=0).state_dict().items()
+    }
     keys = recipient_keys(d, recipients(world))
-    honest = seal(delta, signer_key=bytes(owner.key), recipients=keys, chain_id=w3.eth.chain_id,
-                  ledger=d.ledger.address, agreement_id=agreement_id, round=round_id, base_model_digest=model_digest,
-                  dp=DPRecord(1.0, 1.0, 0.05, 20, 1e-5, "rdp"), cumulative_epsilon=1.0, sample_count=100)  # fmt: skip
+    honest = seal(
+        delta,
+        signer_key=bytes(owner.key),
+        recipients=keys,
+        chain_id=w3.eth.chain_id,
+        ledger=d.ledger.address,
+        agreement_id=agreement_id,
+        round=round_id,
+        base_model_digest=model_digest,
+        dp=DPRecord(1.0, 1.0, 0.05, 20, 1e-5, "rdp"),
+        cumulative_epsilon=1.0,
+        sample_count=100,
+    )
     manifest = dataclasses.replace(honest.manifest, partner=wallet.address)
     signature = sign_digest(bytes(owner.key), manifest.digest())
     data = encrypt_envelope(encode_payload(manifest.to_document(), signature, serialize_tensors(delta)), keys)
     sealed = SealedEnvelope(data, manifest, signature, manifest.digest(), hashlib.sha256(data).digest())
     cid, envelope_digest = publish(store, sealed.data)
-    commitment = UpdateCommitment(agreement_id, round_id, wallet.address, envelope_digest, sealed.manifest_digest,
-                                  manifest.cumulative_epsilon, manifest.sample_count)  # fmt: skip
+    commitment = UpdateCommitment(
+        agreement_id,
+        round_id,
+        wallet.address,
+        envelope_digest,
+        sealed.manifest_digest,
+        manifest.cumulative_epsilon,
+        manifest.sample_count,
+    )
     digest = update_commitment_digest(w3.eth.chain_id, d.ledger.address, commitment)
     signed.append(SignedCommitment(commitment, sign_digest(bytes(owner.key), digest), cid))
 

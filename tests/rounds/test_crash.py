@@ -51,9 +51,17 @@ def chain(tmp_path_factory):
         partners = {name: dev_account(i) for name, i in PARTNER_INDICES.items()}
         tx = Transactor(w3, [*roles.accounts(), *partners.values()])
         built = build_world(tx, partners, dispute_window=DISPUTE_WINDOW, roles=roles)
-        yield SimpleNamespace(anvil=anvil, w3=w3, d=built.deployment, token=built.token, roles=roles,
-                              partners=partners, keys=built.x25519, split=fl.make_federated("digits", num_partners=2, seed=0),
-                              store_dir=folder / "store")  # fmt: skip
+        yield SimpleNamespace(
+            anvil=anvil,
+            w3=w3,
+            d=built.deployment,
+            token=built.token,
+            roles=roles,
+            partners=partners,
+            keys=built.x25519,
+            split=fl.make_federated("digits", num_partners=2, seed=0),
+            store_dir=folder / "store",
+        )
     finally:
         anvil.stop()
 
@@ -68,8 +76,14 @@ def forkserver():
 
 @pytest.fixture
 def world(chain, tmp_path) -> World:
-    return World(url=chain.anvil.url, addresses=chain.d.addresses(), store_dir=chain.store_dir, split=chain.split,
-                 coordinator_x25519=chain.keys["coordinator"], folder=tmp_path)  # fmt: skip
+    return World(
+        url=chain.anvil.url,
+        addresses=chain.d.addresses(),
+        store_dir=chain.store_dir,
+        split=chain.split,
+        coordinator_x25519=chain.keys["coordinator"],
+        folder=tmp_path,
+    )
 
 
 def new_agreement(chain, names: list[str]) -> int:
@@ -133,8 +147,10 @@ def complete_round(chain, world: World, agreement_id: int, round_id: int, names:
         assert claimed["args"]["amount"] == amount > 0
         # The accountant, as persisted, spent exactly this one round, and agrees with the chain.
         assert len(partner.accountant.history) == 1
-        assert partner.accountant.spent_fixed() == d.ledger.functions.cumulativeEpsilon(agreement_id,
-                                                                                         partner.address).call()  # fmt: skip
+        assert (
+            partner.accountant.spent_fixed()
+            == d.ledger.functions.cumulativeEpsilon(agreement_id, partner.address).call()
+        )
     assert len(logs(events.RoundOpened, agreementId=agreement_id)) == 1
     assert len(logs(events.UpdateSubmitted, agreementId=agreement_id)) + sum(
         len(e["args"]["entries"]) // 6 for e in logs(events.BatchCommitted, agreementId=agreement_id)
@@ -147,8 +163,15 @@ def complete_round(chain, world: World, agreement_id: int, round_id: int, names:
 
 # Before and after each side effect: the envelope put (and the training before it), submitUpdate (signed, not
 # sent; sent, receipt not seen), the accountant's write. Each transaction step alone: test_outbox.py.
-PARTNER_POINTS = ["train:done", "envelope:enqueued", "accountant:recorded", "envelope:confirmed", "submit:signed",
-                  "submit:broadcast", "submit:confirmed"]  # fmt: skip
+PARTNER_POINTS = [
+    "train:done",
+    "envelope:enqueued",
+    "accountant:recorded",
+    "envelope:confirmed",
+    "submit:signed",
+    "submit:broadcast",
+    "submit:confirmed",
+]
 
 
 @pytest.mark.parametrize("point", PARTNER_POINTS)
@@ -249,8 +272,16 @@ def test_batched_round_with_a_partner_and_the_coordinator_killed_anchors_once(ch
     signed = [alpha.run_round_batched(**args), make_partner(world, "beta", agreement_id).run_round_batched(**args)]
     assert len(make_partner(world, "alpha", agreement_id).accountant.history) == 1  # recorded once, persisted
 
-    crash(forkserver, world, "coordinator", "anchor_batch", "batch:broadcast", agreement_id=agreement_id,
-          round_id=round_id, signed=signed)  # fmt: skip
+    crash(
+        forkserver,
+        world,
+        "coordinator",
+        "anchor_batch",
+        "batch:broadcast",
+        agreement_id=agreement_id,
+        round_id=round_id,
+        signed=signed,
+    )
     make_coordinator(world).anchor_batch(agreement_id, round_id, signed)
     assert len(logs(chain.d.ledger.events.BatchCommitted, agreementId=agreement_id)) == 1
     complete_round(chain, world, agreement_id, round_id, ["alpha", "beta"])
@@ -265,8 +296,17 @@ def test_partner_killed_while_claiming_is_paid_once(chain, world, forkserver):
     address = chain.partners["alpha"].address
     amount = outcome.report.payouts[address]
     before = chain.token.functions.balanceOf(address).call()
-    crash(forkserver, world, "alpha", "claim", "claim:broadcast", agreement_id=agreement_id, round_id=round_id,
-          amount=amount, proof=outcome.tree.proof(address))  # fmt: skip
+    crash(
+        forkserver,
+        world,
+        "alpha",
+        "claim",
+        "claim:broadcast",
+        agreement_id=agreement_id,
+        round_id=round_id,
+        amount=amount,
+        proof=outcome.tree.proof(address),
+    )
     complete_round(chain, world, agreement_id, round_id, ["alpha"])  # claims again, as a restart would
     assert chain.token.functions.balanceOf(address).call() - before == amount
 

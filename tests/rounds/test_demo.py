@@ -22,8 +22,13 @@ from lepton_ledger.units import RoundStatus
 
 def _cids(round_summary: dict) -> list[str]:
     cids = round_summary["cids"]
-    return [cids["model"], cids["aggregate"], cids["report"], *cids["envelopes"].values(),
-            *([cids["batch"]] if "batch" in cids else [])]  # fmt: skip
+    return [
+        cids["model"],
+        cids["aggregate"],
+        cids["report"],
+        *cids["envelopes"].values(),
+        *([cids["batch"]] if "batch" in cids else []),
+    ]
 
 
 def test_demo_leaves_an_auditable_folder(tmp_path):
@@ -104,8 +109,16 @@ def test_demo_batched_mode_anchors_one_batch_per_round(tmp_path):
     deployment = json.loads((out / "deployment.json").read_text())
     with Anvil(state_file=out / deployment["state_file"]) as w3:
         d = Deployment.at(w3, deployment["contracts"])
-        index = EventIndex(w3, {"PartnerRegistry": d.partners, "AgreementRegistry": d.agreements,
-                                "RewardVault": d.vault, "RoundLedger": d.ledger}, tmp_path / "events.sqlite")  # fmt: skip
+        index = EventIndex(
+            w3,
+            {
+                "PartnerRegistry": d.partners,
+                "AgreementRegistry": d.agreements,
+                "RewardVault": d.vault,
+                "RoundLedger": d.ledger,
+            },
+            tmp_path / "events.sqlite",
+        )
         index.sync()
         names = [e.event for e in index.events(agreement_id=summary["agreement_id"], round=r["round"])]
         claims = index.events("Claimed", agreement_id=summary["agreement_id"])
@@ -122,9 +135,16 @@ def test_demo_refuses_rules_it_cannot_run_before_anything_starts(tmp_path):
         ({"aggregation": "krum"}, 2, "krum needs at least 3 partners"),
         ({"scoring": "exact_shapley"}, 17, "exact_shapley enumerates 2\\*\\*n subsets"),
     ]:
-        with pytest.raises(ConfigurationError, match=message):  # the rules refuse when made, or the demo before it starts
-            run_demo(tmp_path / "refused", partners=partners, rounds=1, rules=RoundRules(**rules),
-                     console=Console(quiet=True))  # fmt: skip
+        with pytest.raises(
+            ConfigurationError, match=message
+        ):  # the rules refuse when made, or the demo before it starts
+            run_demo(
+                tmp_path / "refused",
+                partners=partners,
+                rounds=1,
+                rules=RoundRules(**rules),
+                console=Console(quiet=True),
+            )
     assert not (tmp_path / "refused").exists()  # nothing was started or written
 
 
@@ -148,11 +168,16 @@ def test_demo_with_the_mlp_model_finalizes_and_audits_green_with_multi_block_art
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--partners", "100000"], ("error: the demo runs at most 40 partners (each needs a share of the digits "
-                                    "data set and a funded development account), not 100000")),
+        (
+            ["--partners", "100000"],
+            (
+                "error: the demo runs at most 40 partners (each needs a share of the digits "
+                "data set and a funded development account), not 100000"
+            ),
+        ),
         (["--out", "{file}"], "error: --out {file} is a file, not a folder: name a folder for the demo's output"),
     ],
-)  # fmt: skip
+)
 def test_demo_cli_names_what_it_cannot_run_in_one_line_and_starts_nothing(tmp_path, args, message):
     from typer.testing import CliRunner
 

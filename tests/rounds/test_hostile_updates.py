@@ -69,11 +69,17 @@ def nested_tensor_header(partner, sealed, recipients):
     return _resealed(partner, sealed, recipients, _safetensors(header))
 
 
-@pytest.mark.parametrize(("mutate", "code"), [(nested_manifest, "MalformedManifest"),
-                                              (infinity_in_tensor_header, "MalformedPayload"),
-                                              (nested_tensor_header, "MalformedPayload")])  # fmt: skip
-def test_close_round_rejects_a_hostile_update_finalizes_the_rest_and_the_audit_reports_it(world, executor, mutate,
-                                                                                         code, tmp_path):  # fmt: skip
+@pytest.mark.parametrize(
+    ("mutate", "code"),
+    [
+        (nested_manifest, "MalformedManifest"),
+        (infinity_in_tensor_header, "MalformedPayload"),
+        (nested_tensor_header, "MalformedPayload"),
+    ],
+)
+def test_close_round_rejects_a_hostile_update_finalizes_the_rest_and_the_audit_reports_it(
+    world, executor, mutate, code, tmp_path
+):
     class Hostile(Partner):
         def seal_update(self, result, **kwargs):
             sealed = super().seal_update(result, **kwargs)
@@ -93,9 +99,14 @@ def test_close_round_rejects_a_hostile_update_finalizes_the_rest_and_the_audit_r
     assert reason["code"] == code
     assert Round.read(world["d"].ledger.functions.round(agreement_id, round_id)).status is RoundStatus.FINALIZED
 
-    result = audit_deployment(world["w3"], world["d"].addresses(), world["store"], world["keys"]["auditor"],
-                              eval_set_spec={"dataset": "digits", "num_partners": 3, "seed": 0},
-                              state_path=tmp_path / "audit.sqlite")  # fmt: skip
+    result = audit_deployment(
+        world["w3"],
+        world["d"].addresses(),
+        world["store"],
+        world["keys"]["auditor"],
+        eval_set_spec={"dataset": "digits", "num_partners": 3, "seed": 0},
+        state_path=tmp_path / "audit.sqlite",
+    )
     mine = [c for c in result.checks if c.agreement_id == agreement_id]
     failed = [c for c in mine if not c.ok]
     assert failed and {c.partner for c in failed} == {hostile.address}, [c.to_dict() for c in failed]
@@ -113,20 +124,31 @@ def committed(world, executor, tmp_path_factory):
     agreement_id = new_agreement(world)
     coordinator = make_coordinator(world, "property")
     round_id, _ = open_round(world, coordinator, agreement_id)
-    prepared = make_partner(world, NAMES[0], agreement_id, executor).prepare_update(agreement_id, round_id,
-                                                                                 recipients(world))  # fmt: skip
+    prepared = make_partner(world, NAMES[0], agreement_id, executor).prepare_update(
+        agreement_id, round_id, recipients(world)
+    )
     payload = decrypt_envelope(prepared.envelope, world["keys"]["coordinator"])[1]
-    view = ChainView(world["w3"], world["d"].addresses(), tmp_path_factory.mktemp("view") / "events.sqlite",
-                     world["w3"].eth.block_number)  # fmt: skip
+    view = ChainView(
+        world["w3"],
+        world["d"].addresses(),
+        tmp_path_factory.mktemp("view") / "events.sqlite",
+        world["w3"].eth.block_number,
+    )
     record = next(r for r in view.rounds(agreement_id) if r.round == round_id)
     return prepared, bytes(payload), coordinator, view, record
 
 
 def _mutations(data: bytes) -> st.SearchStrategy[bytes]:
     """`data` with up to 4 bytes changed, cut or inserted (JSON-ish inserts more often)."""
-    edits = st.lists(st.tuples(st.integers(0, len(data)), st.sampled_from(["flip", "cut", "insert"]),
-                               st.sampled_from([b"[", b"{", b"}", b"Infinity", b"9" * 400, b"[" * 3000, b"\x00"])),
-                     min_size=1, max_size=4)  # fmt: skip
+    edits = st.lists(
+        st.tuples(
+            st.integers(0, len(data)),
+            st.sampled_from(["flip", "cut", "insert"]),
+            st.sampled_from([b"[", b"{", b"}", b"Infinity", b"9" * 400, b"[" * 3000, b"\x00"]),
+        ),
+        min_size=1,
+        max_size=4,
+    )
 
     def apply(changes: list[tuple[int, str, bytes]]) -> bytes:
         out = bytearray(data)
@@ -147,19 +169,43 @@ def _mutations(data: bytes) -> st.SearchStrategy[bytes]:
 def test_whatever_bytes_a_partner_commits_the_coordinator_and_the_auditor_name_the_fault(world, committed, choice):
     prepared, payload, coordinator, view, record = committed
     keys = recipient_keys(world["d"], recipients(world))
-    data = choice.draw(st.one_of(st.binary(max_size=2000), _mutations(prepared.envelope),
-                                 _mutations(payload).map(lambda p: encrypt_envelope(p, keys))))  # fmt: skip
+    data = choice.draw(
+        st.one_of(
+            st.binary(max_size=2000),
+            _mutations(prepared.envelope),
+            _mutations(payload).map(lambda p: encrypt_envelope(p, keys)),
+        )
+    )
     _, digest = publish(world["store"], data)
-    args = {"envelopeDigest": "0x" + digest.hex(), "manifestDigest": "0x" + prepared.manifest_digest.hex(),
-            "cumulativeEpsilon": prepared.cumulative_epsilon_fixed, "sampleCount": prepared.sample_count}
+    args = {
+        "envelopeDigest": "0x" + digest.hex(),
+        "manifestDigest": "0x" + prepared.manifest_digest.hex(),
+        "cumulativeEpsilon": prepared.cumulative_epsilon_fixed,
+        "sampleCount": prepared.sample_count,
+    }
     partner = world["accounts"][NAMES[0]].address
     try:
         coordinator.open_update(CommitmentView(partner, record.agreement_id, record.round, args), record.model_digest)
     except LeptonError:
         pass
-    commitment = Commitment(record.agreement_id, record.round, partner, digest, prepared.manifest_digest,
-                            prepared.cumulative_epsilon_fixed, prepared.sample_count, "0x00", 0)  # fmt: skip
-    fetched = resolve(world["store"], digest, what="envelope", agreement_id=record.agreement_id, round_id=record.round,
-                      partner=partner)  # fmt: skip
+    commitment = Commitment(
+        record.agreement_id,
+        record.round,
+        partner,
+        digest,
+        prepared.manifest_digest,
+        prepared.cumulative_epsilon_fixed,
+        prepared.sample_count,
+        "0x00",
+        0,
+    )
+    fetched = resolve(
+        world["store"],
+        digest,
+        what="envelope",
+        agreement_id=record.agreement_id,
+        round_id=record.round,
+        partner=partner,
+    )
     results, _, _ = open_commitment(view, world["keys"]["auditor"], record, commitment, fetched)
     assert results and all(r.name in ("envelope_decrypts", "manifest_signature") for r in results)

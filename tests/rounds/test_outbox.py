@@ -75,10 +75,22 @@ def run_child_until(point: str, tmp_path: Path, w3, registry, index: int, key: s
     """Runs the child, letting it past every step before `point`, and SIGKILLs it at `point`."""
     stderr = (tmp_path / f"child-{index}.err").open("w")
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, w3.provider.endpoint_uri, str(tmp_path / "outbox.sqlite"), registry.address,
-         str(index), key, DEFAULT_MNEMONIC],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            CHILD,
+            w3.provider.endpoint_uri,
+            str(tmp_path / "outbox.sqlite"),
+            registry.address,
+            str(index),
+            key,
+            DEFAULT_MNEMONIC,
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+    )
     seen: list[str] = []
     try:
         assert child.stdout is not None and child.stdin is not None
@@ -96,7 +108,9 @@ def run_child_until(point: str, tmp_path: Path, w3, registry, index: int, key: s
             child.kill()
             child.wait()
         stderr.close()
-    raise AssertionError(f"child exited {child.returncode} at {seen} before {point}: {(tmp_path / f'child-{index}.err').read_text()}")
+    raise AssertionError(
+        f"child exited {child.returncode} at {seen} before {point}: {(tmp_path / f'child-{index}.err').read_text()}"
+    )
 
 
 @pytest.mark.parametrize("point", POINTS)
@@ -113,8 +127,16 @@ def test_transaction_killed_at_each_step_lands_exactly_once(point, chain, tmp_pa
     left = outbox.get(key)
     # What the dead child left is what each step promises: the record exists from the start, the signed bytes
     # before the broadcast, the hash only after it.
-    assert left.status == {"enqueued": "pending", "signed": "pending", "broadcast": "pending",
-                           "recorded": "sent", "done": "confirmed"}[point]  # fmt: skip
+    assert (
+        left.status
+        == {
+            "enqueued": "pending",
+            "signed": "pending",
+            "broadcast": "pending",
+            "recorded": "sent",
+            "done": "confirmed",
+        }[point]
+    )
     assert (left.tx_raw is not None) == (point != "enqueued")
     on_chain_before = len(registrations(registry, partner.address))
     assert on_chain_before == (0 if point in ("enqueued", "signed") else 1)
@@ -199,10 +221,13 @@ def test_runners_in_two_processes_execute_each_operation_once(tmp_path):
         outbox.enqueue(key, "note", {})
     log = tmp_path / "executed.log"
     children = [
-        subprocess.Popen([sys.executable, "-c", CONCURRENT_RUNNER, str(tmp_path / "o.sqlite"), str(log)],
-                         stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", CONCURRENT_RUNNER, str(tmp_path / "o.sqlite"), str(log)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(2)
-    ]  # fmt: skip
+    ]
     counts = [int(child.communicate(timeout=120)[0]) for child in children]
     assert all(child.returncode == 0 for child in children)
     assert sum(counts) == len(keys)
@@ -214,7 +239,11 @@ def test_refused_transaction_fails_with_the_contract_error_and_spends_nothing(ch
     w3, registry = chain
     partner = account(11)
     outbox = Outbox(tmp_path / "outbox.sqlite")
-    outbox.enqueue("bad", "transaction", transaction_payload(registry.functions.register(b"\x00" * 32, b"\x01" * 32), partner.address))
+    outbox.enqueue(
+        "bad",
+        "transaction",
+        transaction_payload(registry.functions.register(b"\x00" * 32, b"\x01" * 32), partner.address),
+    )
     (op,) = Runner(outbox, {"transaction": TransactionHandler(Transactor(w3, [partner]))}).run()
     assert op.status == "failed" and "PartnerRegistryZeroProfileDigest" in (op.error or "")
     assert op.tx_raw is None

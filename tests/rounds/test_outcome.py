@@ -29,10 +29,20 @@ REWARD = 300 * 10**18
 # A round report as the coordinator wrote it before the rules were one object (made by that code; canonical JSON).
 OLD_REPORT = (
     b'{"aggregate_cid":null,"aggregate_digest":null,"aggregation_params":{"trim":0.2},"aggregation_rule":"trimmed_mean",'
-    b'"agreement_id":1,"base_model_digest":"0x' + b"11" * 32 + b'","chain_id":31337,"eval_commitment":"0x' + b"22" * 32
-    + b'","ledger":"0x' + b"33" * 20 + b'","max_norm":50.0,"metrics":{"accuracy_after":0.5,"accuracy_before":0.1},'
+    b'"agreement_id":1,"base_model_digest":"0x'
+    + b"11" * 32
+    + b'","chain_id":31337,"eval_commitment":"0x'
+    + b"22" * 32
+    + b'","ledger":"0x'
+    + b"33" * 20
+    + b'","max_norm":50.0,"metrics":{"accuracy_after":0.5,"accuracy_before":0.1},'
     b'"partners":[{"accepted":true,"cumulative_epsilon":1.5,"cumulative_epsilon_fixed":1500000,"dp":null,'
-    b'"envelope_cid":"Qm' + b"a" * 44 + b'","manifest_digest":"0x' + b"55" * 32 + b'","partner":"0x' + b"44" * 20
+    b'"envelope_cid":"Qm'
+    + b"a" * 44
+    + b'","manifest_digest":"0x'
+    + b"55" * 32
+    + b'","partner":"0x'
+    + b"44" * 20
     + b'","payout":"300","reasons":[],"sample_count":120,"score":0.25}],"payout_rule":"proportional","reward":"300",'
     b'"round":2,"scoring":"tmc_shapley:accuracy","scoring_params":{"seed":2},"version":1}'
 )
@@ -52,15 +62,18 @@ def round_inputs():
     return base, updates, Evaluation(split.eval_set, "logreg")
 
 
-@pytest.mark.parametrize(("options", "message"), [
-    ({"aggregation": "mean"}, "unknown aggregation rule 'mean'"),
-    ({"scoring": "banzhaf"}, "unknown scoring method 'banzhaf'"),
-    ({"metric": "loss"}, "scores are computed on accuracy, not 'loss'"),
-    ({"max_norm": -1.0}, "the norm bound must be a finite number >= 0, not -1.0"),
-    ({"max_norm": math.nan}, "the norm bound must be a finite number >= 0, not nan"),
-    ({"max_norm": True}, "the norm bound must be a finite number >= 0, not True"),
-    ({"aggregation_params": [("trim", 0.2)]}, "aggregation_params must map parameter names to values"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"aggregation": "mean"}, "unknown aggregation rule 'mean'"),
+        ({"scoring": "banzhaf"}, "unknown scoring method 'banzhaf'"),
+        ({"metric": "loss"}, "scores are computed on accuracy, not 'loss'"),
+        ({"max_norm": -1.0}, "the norm bound must be a finite number >= 0, not -1.0"),
+        ({"max_norm": math.nan}, "the norm bound must be a finite number >= 0, not nan"),
+        ({"max_norm": True}, "the norm bound must be a finite number >= 0, not True"),
+        ({"aggregation_params": [("trim", 0.2)]}, "aggregation_params must map parameter names to values"),
+    ],
+)
 def test_round_rules_refuse_what_cannot_run_in_one_line(options, message):
     with pytest.raises(ConfigurationError, match=message) as caught:
         RoundRules(**options)
@@ -80,8 +93,13 @@ def test_round_rules_go_through_the_report_and_come_back_equal_seeded_for_their_
 
 def test_a_report_written_before_the_rules_were_one_object_reads_back_and_rewrites_bit_identically():
     report = RoundReport.from_bytes(OLD_REPORT)
-    assert report.rules == RoundRules(aggregation="trimmed_mean", aggregation_params={"trim": 0.2},
-                                      scoring="tmc_shapley", scoring_params={"seed": 2}, max_norm=50.0)  # fmt: skip
+    assert report.rules == RoundRules(
+        aggregation="trimmed_mean",
+        aggregation_params={"trim": 0.2},
+        scoring="tmc_shapley",
+        scoring_params={"seed": 2},
+        max_norm=50.0,
+    )
     assert report.to_bytes() == OLD_REPORT
 
 
@@ -93,8 +111,16 @@ def test_a_report_naming_rules_that_cannot_run_is_malformed():
 def test_the_auditors_pieces_give_the_coordinators_outcome_by_the_rules_read_back_from_the_report(round_inputs):
     base, updates, evaluation = round_inputs
     rules = RoundRules(aggregation="median", scoring="tmc_shapley", scoring_params={"permutations": 6}, max_norm=50.0)
-    outcome = round_outcome(base, updates, evaluation, rules, round_id=3, reward=REWARD,
-                            payout_rule=PayoutRule.BY_SAMPLE_COUNT, refused={"0xd": [{"code": "ArtifactNotFound"}]})  # fmt: skip
+    outcome = round_outcome(
+        base,
+        updates,
+        evaluation,
+        rules,
+        round_id=3,
+        reward=REWARD,
+        payout_rule=PayoutRule.BY_SAMPLE_COUNT,
+        refused={"0xd": [{"code": "ArtifactNotFound"}]},
+    )
     assert list(outcome.accepted) == ["0xa", "0xb"]
     assert [r["code"] for r in outcome.rejected["0xc"]] == ["norm_exceeded"] and "0xd" in outcome.rejected
     assert outcome.rules == rules.for_round(3) and sum(outcome.settlement.payouts.values()) == REWARD
@@ -110,13 +136,27 @@ def test_the_auditors_pieces_give_the_coordinators_outcome_by_the_rules_read_bac
     assert (settled.scores, settled.payouts) == (outcome.settlement.scores, outcome.settlement.payouts)
 
     # Rules changed in one place change the outcome (the aggregate of FedAvg is not the median's).
-    fedavg = round_outcome(base, updates, evaluation, RoundRules(max_norm=50.0), round_id=3, reward=REWARD,
-                           payout_rule=PayoutRule.PROPORTIONAL)  # fmt: skip
+    fedavg = round_outcome(
+        base,
+        updates,
+        evaluation,
+        RoundRules(max_norm=50.0),
+        round_id=3,
+        reward=REWARD,
+        payout_rule=PayoutRule.PROPORTIONAL,
+    )
     assert any(not torch.equal(fedavg.settlement.aggregate[k], aggregate[k]) for k in base)
 
 
 def test_no_accepted_update_leaves_nothing_to_settle(round_inputs):
     base, updates, evaluation = round_inputs
     with pytest.raises(NoAcceptedUpdates):
-        round_outcome(base, {"0xc": updates["0xc"]}, evaluation, RoundRules(max_norm=50.0), round_id=1, reward=REWARD,
-                      payout_rule=PayoutRule.EQUAL)  # fmt: skip
+        round_outcome(
+            base,
+            {"0xc": updates["0xc"]},
+            evaluation,
+            RoundRules(max_norm=50.0),
+            round_id=1,
+            reward=REWARD,
+            payout_rule=PayoutRule.EQUAL,
+        )

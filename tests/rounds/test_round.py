@@ -71,7 +71,9 @@ def test_one_round_end_to_end(world, executor):
     assert stored["aggregate_cid"] == outcome.aggregate_cid and stored["base_model_digest"].startswith("0x")
     for line in stored["partners"]:
         assert line["accepted"] and line["score"] is not None and int(line["payout"]) == report.payouts[line["partner"]]
-        assert line["dp"]["noise_multiplier"] == 1.0 and line["envelope_cid"] == submissions[line["partner"]].envelope_cid
+        assert (
+            line["dp"]["noise_multiplier"] == 1.0 and line["envelope_cid"] == submissions[line["partner"]].envelope_cid
+        )
 
     advance_time(world["w3"], 3600 + DISPUTE_WINDOW + 1)
     for p in partners:
@@ -151,12 +153,16 @@ def test_one_round_batched_mode(world, executor):
         assert d.ledger.functions.cumulativeEpsilon(agreement_id, p.address).call() == p.accountant.spent_fixed()
 
 
-@pytest.mark.parametrize(("sealed_to", "code"), [
-    ("auditor", "NotARecipient"),  # the coordinator cannot open it
-    ("coordinator", "AuditorNotARecipient"),  # the auditor could not verify it (issue 11, item 4)
-])  # fmt: skip
-def test_envelope_not_sealed_to_coordinator_and_auditor_is_rejected_with_the_error_name(world, executor, sealed_to,
-                                                                                        code):  # fmt: skip
+@pytest.mark.parametrize(
+    ("sealed_to", "code"),
+    [
+        ("auditor", "NotARecipient"),  # the coordinator cannot open it
+        ("coordinator", "AuditorNotARecipient"),  # the auditor could not verify it (issue 11, item 4)
+    ],
+)
+def test_envelope_not_sealed_to_coordinator_and_auditor_is_rejected_with_the_error_name(
+    world, executor, sealed_to, code
+):
     agreement_id = new_agreement(world)
     coordinator = make_coordinator(world, f"unreadable-{sealed_to}")
     round_id, _ = open_round(world, coordinator, agreement_id)
@@ -188,14 +194,19 @@ def test_round_rules_refuse_an_unknown_rule_or_scoring_method(world):
         make_coordinator(world, "bad-scoring", rules=RoundRules(scoring="banzhaf"))
 
 
-
-def test_rules_set_on_the_coordinator_alone_go_into_the_report_and_the_auditor_re_derives_by_them(world, executor,
-                                                                                               tmp_path):  # fmt: skip
+def test_rules_set_on_the_coordinator_alone_go_into_the_report_and_the_auditor_re_derives_by_them(
+    world, executor, tmp_path
+):
     """The rules are given in one place, the coordinator's RoundRules: the report carries them as run (seeded for
     the round) and the auditor, reading them back, re-runs the same functions and finds every result."""
     agreement_id = new_agreement(world)
-    rules = RoundRules(aggregation="trimmed_mean", aggregation_params={"trim": 0.2}, scoring="tmc_shapley",
-                       scoring_params={"permutations": 6}, max_norm=50.0)  # fmt: skip
+    rules = RoundRules(
+        aggregation="trimmed_mean",
+        aggregation_params={"trim": 0.2},
+        scoring="tmc_shapley",
+        scoring_params={"permutations": 6},
+        max_norm=50.0,
+    )
     coordinator = make_coordinator(world, "coordinator-rules", rules=rules)
     round_id, _ = open_round(world, coordinator, agreement_id)
     for p in [make_partner(world, n, agreement_id, executor) for n in NAMES]:
@@ -203,9 +214,14 @@ def test_rules_set_on_the_coordinator_alone_go_into_the_report_and_the_auditor_r
     report = coordinator.close_round(agreement_id, round_id).report
     assert report.rules == rules.for_round(round_id) and report.rules.scoring_params["seed"] == round_id
 
-    result = audit_deployment(world["w3"], world["d"].addresses(), world["store"], world["keys"]["auditor"],
-                              eval_set_spec={"dataset": "digits", "num_partners": 3, "seed": 0},
-                              state_path=tmp_path / "audit.sqlite")  # fmt: skip
+    result = audit_deployment(
+        world["w3"],
+        world["d"].addresses(),
+        world["store"],
+        world["keys"]["auditor"],
+        eval_set_spec={"dataset": "digits", "num_partners": 3, "seed": 0},
+        state_path=tmp_path / "audit.sqlite",
+    )
     mine = [c for c in result.checks if (c.agreement_id, c.round) == (agreement_id, round_id)]
     names = {c.name for c in mine}
     assert {"rejections_recheck", "aggregate_recomputed", "scores_and_payouts"} <= names

@@ -68,7 +68,9 @@ class FakeKubo:
         server.kubo = self  # type: ignore[attr-defined]
         self._server = server
         # serve_forever runs once the socket is bound and listening, so clients can connect right away.
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-kubo", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-kubo", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -153,7 +155,10 @@ class FakeKubo:
         for name, content in files:
             new: dict[bytes, bytes] = {}
             result = unixfs.import_file(
-                content, cid_version=version, raw_leaves=raw_leaves, sink=lambda c, parts, new=new: new.__setitem__(
+                content,
+                cid_version=version,
+                raw_leaves=raw_leaves,
+                sink=lambda c, parts, new=new: new.__setitem__(
                     cidlib.parse_cid(c).digest, b"".join(bytes(p) for p in parts)
                 ),
             )
@@ -181,7 +186,7 @@ class FakeKubo:
         codec = {"raw": cidlib.RAW, "dag-pb": cidlib.DAG_PB}.get(_opt(q, "cid-codec", "raw"))
         if codec is None or _opt(q, "mhtype", "sha2-256") != "sha2-256":
             raise KuboError("this fake only implements raw/dag-pb with sha2-256")
-        (_, data), = files
+        ((_, data),) = files
         binary = cidlib.make_cid(data, version=1, codec=codec)
         self.blocks[cidlib.parse_cid(binary).digest] = data
         return {"Key": cidlib.cid_to_str(binary), "Size": len(data)}
@@ -213,8 +218,9 @@ class FakeKubo:
         for digest in removed:
             del self.blocks[digest]
         # kubo's blockstore is keyed by multihash, so it reports removed blocks as CIDv1 raw.
-        return [{"Key": {"/": cidlib.cid_to_str(cidlib.cid_from_digest(d, version=1, codec=cidlib.RAW))}}
-                for d in removed]
+        return [
+            {"Key": {"/": cidlib.cid_to_str(cidlib.cid_from_digest(d, version=1, codec=cidlib.RAW))}} for d in removed
+        ]
 
     def cmd_repo_stat(self, q: dict[str, list[str]], files: object) -> dict:
         return {
@@ -230,7 +236,7 @@ class FakeKubo:
         root_binary = cidlib.parse_cid(root).binary
         # CAR v1 header: dag-cbor {"roots": [CID], "version": 1}, keys in dag-cbor's canonical order.
         link = b"\x00" + root_binary
-        header = (b"\xa2\x65roots\x81\xd8\x2a" + _cbor_bytes_head(len(link)) + link + b"\x67version\x01")
+        header = b"\xa2\x65roots\x81\xd8\x2a" + _cbor_bytes_head(len(link)) + link + b"\x67version\x01"
         out = bytearray(cidlib.encode_varint(len(header)) + header)
         for cid, block in self._reachable(root):
             binary = cidlib.parse_cid(cid).binary
@@ -299,7 +305,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not url.path.startswith("/api/v0/"):
             self._reply(404, b"404 page not found\n", "text/plain")
             return
-        path = url.path[len("/api/v0/"):]
+        path = url.path[len("/api/v0/") :]
         kubo = self.kubo
         with kubo.lock:
             kubo.requests.append(path)
@@ -390,7 +396,7 @@ def _arg(q: dict[str, list[str]]) -> str:
     try:
         return q["arg"][0]
     except (KeyError, IndexError):
-        raise KuboError("argument \"arg\" is required") from None
+        raise KuboError('argument "arg" is required') from None
 
 
 def _opt(q: dict[str, list[str]], key: str, default: str) -> str:

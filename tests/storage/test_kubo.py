@@ -82,10 +82,16 @@ def test_put_stream_uploads_from_the_current_position(store: KuboStore) -> None:
 
 def test_add_passes_kubo_defaults_explicitly(store: KuboStore, kubo: FakeKubo) -> None:
     store.put(b"x", cid_version=1, pin=False)
-    (_, query), = [entry for entry in kubo.queries if entry[0] == "add"]
+    ((_, query),) = [entry for entry in kubo.queries if entry[0] == "add"]
     assert {k: v[0] for k, v in query.items()} == {
-        "cid-version": "1", "raw-leaves": "true", "chunker": "size-262144", "hash": "sha2-256",
-        "trickle": "false", "only-hash": "false", "pin": "false", "progress": "false",
+        "cid-version": "1",
+        "raw-leaves": "true",
+        "chunker": "size-262144",
+        "hash": "sha2-256",
+        "trickle": "false",
+        "only-hash": "false",
+        "pin": "false",
+        "progress": "false",
     }
 
 
@@ -182,7 +188,7 @@ def test_put_block_get_block(store: KuboStore, kubo: FakeKubo) -> None:
     store.put_block(cid, data)
     assert store.has(cid)
     assert store.get_block(cid) == data
-    (_, query), = [entry for entry in kubo.queries if entry[0] == "block/put"]
+    ((_, query),) = [entry for entry in kubo.queries if entry[0] == "block/put"]
     assert query["cid-codec"] == ["raw"] and query["mhtype"] == ["sha2-256"]
 
 
@@ -251,7 +257,8 @@ def test_pin_with_missing_child_names_the_child(store: KuboStore, kubo: FakeKubo
 
 def test_gc_error_in_stream_is_raised(store: KuboStore, kubo: FakeKubo) -> None:
     kubo.cmd_repo_gc = lambda q, f: [  # type: ignore[method-assign]
-        {"Key": {"/": HELLO_V0}}, {"Error": "could not remove QmSomething: disk on fire"}
+        {"Key": {"/": HELLO_V0}},
+        {"Error": "could not remove QmSomething: disk on fire"},
     ]
     with pytest.raises(StorageError, match="disk on fire"):
         store.gc()
@@ -268,7 +275,10 @@ def test_error_object_after_200_is_raised(store: KuboStore, kubo: FakeKubo) -> N
 
 def test_stat_accepts_the_reference_docs_nested_shape(store: KuboStore, kubo: FakeKubo) -> None:
     kubo.cmd_repo_stat = lambda q, f: {  # type: ignore[method-assign]
-        "NumObjects": 7, "RepoPath": "/x", "SizeStat": {"RepoSize": 1234, "StorageMax": 9}, "Version": "16"
+        "NumObjects": 7,
+        "RepoPath": "/x",
+        "SizeStat": {"RepoSize": 1234, "StorageMax": 9},
+        "Version": "16",
     }
     kubo.cmd_pin_ls = lambda q, f: {"PinLsList": {"Keys": {HELLO_V0: {"Type": "recursive"}}}}  # type: ignore[method-assign]
     stat = store.stat()
@@ -302,8 +312,7 @@ def test_car_import_refused_by_daemon_is_storage_error(store: KuboStore) -> None
 def test_error_reply_is_mapped_with_message_and_not_retried(kubo: FakeKubo) -> None:
     delays: list[float] = []
     kubo.fail("pin/ls", "pin/ls: blockstore is read-only")
-    with KuboStore(kubo.url, retries=5, backoff=1.0, sleep=delays.append) as store, \
-            pytest.raises(StorageError) as err:
+    with KuboStore(kubo.url, retries=5, backoff=1.0, sleep=delays.append) as store, pytest.raises(StorageError) as err:
         store.pins()
     assert "blockstore is read-only" in str(err.value)
     assert "HTTP 500" in str(err.value)
@@ -327,8 +336,9 @@ def test_connection_refused_then_success_is_retried() -> None:
             daemon.start()  # listening before this returns: the retry finds it
 
     try:
-        with KuboStore(f"http://127.0.0.1:{port}", retries=3, backoff=0.5,
-                       sleep=start_daemon_while_backing_off) as store:
+        with KuboStore(
+            f"http://127.0.0.1:{port}", retries=3, backoff=0.5, sleep=start_daemon_while_backing_off
+        ) as store:
             assert store.put(b"hello") == HELLO_V0
         assert delays == [0.5]
         assert daemon.count("add") == 1
@@ -338,16 +348,20 @@ def test_connection_refused_then_success_is_retried() -> None:
 
 def test_connection_refused_gives_up_after_retries_with_backoff() -> None:
     delays: list[float] = []
-    with KuboStore(f"http://127.0.0.1:{free_port()}", retries=3, backoff=0.1, sleep=delays.append) as store, \
-            pytest.raises(StorageError, match="unreachable .* after 4 attempt"):
+    with (
+        KuboStore(f"http://127.0.0.1:{free_port()}", retries=3, backoff=0.1, sleep=delays.append) as store,
+        pytest.raises(StorageError, match="unreachable .* after 4 attempt"),
+    ):
         store.pins()
     assert delays == pytest.approx([0.1, 0.2, 0.4])
 
 
 def test_timeout_is_storage_error_not_block_not_found(kubo: FakeKubo) -> None:
     kubo.stall("block/get")
-    with KuboStore(kubo.url, timeout=0.3, retries=3, sleep=lambda d: None) as store, \
-            pytest.raises(StorageError, match="timed out") as err:
+    with (
+        KuboStore(kubo.url, timeout=0.3, retries=3, sleep=lambda d: None) as store,
+        pytest.raises(StorageError, match="timed out") as err,
+    ):
         store.get_block(HELLO_V0)
     assert not isinstance(err.value, BlockNotFound)
     assert kubo.count("block/get") == 1  # a read timeout means the daemon has the request: no retry

@@ -36,8 +36,9 @@ def bomb(store: LocalStore, *, levels: int, declared: int | None = None) -> tupl
     store.put_block(cid_to_str(child), LEAF)
     for level in range(levels):
         filesize = size * 174 if declared is None or level < levels - 1 else declared
-        block = encode_node_raw([(child, "", size)] * 174, encode_unixfs(T_FILE, filesize=filesize,
-                                                                          blocksizes=[size] * 174))  # fmt: skip
+        block = encode_node_raw(
+            [(child, "", size)] * 174, encode_unixfs(T_FILE, filesize=filesize, blocksizes=[size] * 174)
+        )
         child, size, stored = make_cid(block, version=1), size * 174, stored + len(block)
         store.put_block(cid_to_str(child), block)
     return cid_to_str(child), stored
@@ -123,11 +124,14 @@ def test_a_truncated_packed_blocksizes_field_is_a_storage_error(store: LocalStor
         store.get(cid)
 
 
-@pytest.mark.parametrize("header", [
-    b"\x81" * 2000 + b"\x00",  # arrays nested 2000 deep
-    b"\xa2\x81\x00\x00\x67version\x01",  # a map whose key is an array (unhashable)
-    b"\xa1\x9a\xff\xff\xff\xff",  # an array announcing 4 billion items in 6 bytes
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"\x81" * 2000 + b"\x00",  # arrays nested 2000 deep
+        b"\xa2\x81\x00\x00\x67version\x01",  # a map whose key is an array (unhashable)
+        b"\xa1\x9a\xff\xff\xff\xff",  # an array announcing 4 billion items in 6 bytes
+    ],
+)
 def test_hostile_car_headers_are_invalid_car(tmp_path: Path, store: LocalStore, header: bytes) -> None:
     path = tmp_path / "x.car"
     path.write_bytes(encode_varint(len(header)) + header)
@@ -135,8 +139,9 @@ def test_hostile_car_headers_are_invalid_car(tmp_path: Path, store: LocalStore, 
         car.import_car(store, path)
 
 
-def test_car_import_refuses_more_bytes_than_its_limit_and_stores_nothing(tmp_path: Path, store: LocalStore,
-                                                                        make_store) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+def test_car_import_refuses_more_bytes_than_its_limit_and_stores_nothing(
+    tmp_path: Path, store: LocalStore, make_store
+) -> None:  # type: ignore[no-untyped-def]
     cid = store.put(det_bytes(3 * CHUNK, 9))
     path = tmp_path / "f.car"
     car.export_car(store, cid, path)

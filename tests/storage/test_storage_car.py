@@ -32,7 +32,7 @@ def test_the_car_of_hello_is_byte_exact(store: LocalStore) -> None:
     assert store.put(b"hello") == HELLO
     cid = parse_cid(HELLO).binary
     header = b"\xa2\x65roots\x81\xd8\x2a\x58\x23\x00" + cid + b"\x67version\x01"
-    leaf = bytes.fromhex("0a0b080212056865" "6c6c6f1805")
+    leaf = bytes.fromhex("0a0b0802120568656c6c6f1805")
     expected = encode_varint(len(header)) + header + encode_varint(len(cid) + len(leaf)) + cid + leaf
     out = io.BytesIO()
     assert write_car(store, HELLO, out) == 1
@@ -94,12 +94,16 @@ def test_truncated_or_foreign_files_are_refused(store: LocalStore, make_store, t
     assert target.stat().blocks == 0
 
 
-def test_a_car_missing_blocks_of_its_root_is_refused_when_pinning(store: LocalStore, make_store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_car_missing_blocks_of_its_root_is_refused_when_pinning(
+    store: LocalStore, make_store, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     root = store.put(det_bytes(2 * CHUNK + 1, seed=3))
     header = encode_header([parse_cid(root)])
     cid, block = next(iter(iter_dag(store, root)))  # only the root block, not its leaves
     path = tmp_path / "partial.car"
-    path.write_bytes(encode_varint(len(header)) + header + encode_varint(len(cid.binary) + len(block)) + cid.binary + block)
+    path.write_bytes(
+        encode_varint(len(header)) + header + encode_varint(len(cid.binary) + len(block)) + cid.binary + block
+    )
     target = make_store()
     with pytest.raises(BlockNotFound):
         import_car(target, path)

@@ -41,8 +41,9 @@ def test_cat_export_import(env: Path) -> None:
     assert _run("cat", cid).stdout_bytes == data
     car = env / "f.car"
     assert _run("export-car", cid, str(car)).exit_code == 0
-    imported = CliRunner().invoke(app, ["ipfs", "import-car", str(car)],
-                                                  env={"LEPTON_BLOCKSTORE_DIR": str(env / "other")})
+    imported = CliRunner().invoke(
+        app, ["ipfs", "import-car", str(car)], env={"LEPTON_BLOCKSTORE_DIR": str(env / "other")}
+    )
     assert imported.exit_code == 0 and imported.stdout == cid + "\n"
     assert LocalStore(env / "other").get(cid) == data
 
@@ -59,7 +60,9 @@ def test_cat_export_import(env: Path) -> None:
         (["import-car", "/nonexistent.car"], "/nonexistent.car"),
     ],
 )
-def test_bad_input_is_one_line_exit_1_nothing_written(env: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], needle: str) -> None:
+def test_bad_input_is_one_line_exit_1_nothing_written(
+    env: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], needle: str
+) -> None:
     monkeypatch.chdir(env)
     result = _run(*args)
     assert result.exit_code == 1

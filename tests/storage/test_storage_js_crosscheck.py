@@ -101,7 +101,10 @@ def test_file_cid_matches_js_importer(reference: dict[str, dict[str, object]], n
 @pytest.mark.parametrize("version", [0, 1])
 @pytest.mark.parametrize("name", PUT_SIZES)
 def test_local_store_put_matches_js_importer(
-    reference: dict[str, dict[str, object]], make_store, name: str, version: int  # type: ignore[no-untyped-def]
+    reference: dict[str, dict[str, object]],
+    make_store,
+    name: str,
+    version: int,  # type: ignore[no-untyped-def]
 ) -> None:
     ref = reference[name]
     store: LocalStore = make_store()

@@ -28,7 +28,9 @@ from lepton_ledger.storage.unixfs import import_file
 _FIXTURE_OK = [HealthCheck.function_scoped_fixture]
 
 
-@given(size=st.integers(min_value=0, max_value=3 * CHUNK + 3), seed=st.integers(0, 2**32), version=st.sampled_from([0, 1]))
+@given(
+    size=st.integers(min_value=0, max_value=3 * CHUNK + 3), seed=st.integers(0, 2**32), version=st.sampled_from([0, 1])
+)
 @settings(max_examples=30, deadline=None, suppress_health_check=_FIXTURE_OK)
 def test_put_get_round_trip(store: LocalStore, size: int, seed: int, version: int) -> None:
     data = det_bytes(size, seed)
@@ -47,10 +49,15 @@ def test_put_of_a_stream_matches_put_of_bytes(store: LocalStore, tmp_path: Path)
         assert store.put(f) == store.put(data)
 
 
-@given(block_index=st.integers(min_value=0, max_value=6), offset=st.integers(min_value=0, max_value=2**20),
-       version=st.sampled_from([0, 1]))
+@given(
+    block_index=st.integers(min_value=0, max_value=6),
+    offset=st.integers(min_value=0, max_value=2**20),
+    version=st.sampled_from([0, 1]),
+)
 @settings(max_examples=25, deadline=None, suppress_health_check=_FIXTURE_OK)
-def test_a_flipped_byte_in_any_block_is_detected_and_named(make_store, block_index: int, offset: int, version: int) -> None:  # type: ignore[no-untyped-def]
+def test_a_flipped_byte_in_any_block_is_detected_and_named(
+    make_store, block_index: int, offset: int, version: int
+) -> None:  # type: ignore[no-untyped-def]
     from lepton_ledger.storage.cid import parse_cid
 
     store = make_store()
@@ -224,7 +231,9 @@ def test_concurrent_puts_and_gc_from_several_processes(tmp_path: Path) -> None:
     store.verify_all()
 
 
-def test_a_write_that_fails_before_its_rename_leaves_nothing_visible(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_write_that_fails_before_its_rename_leaves_nothing_visible(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Deterministic twin of the SIGKILL test: the failure lands after the bytes are written, before the rename.
     from lepton_ledger.storage import local
 

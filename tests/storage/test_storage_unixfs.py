@@ -91,13 +91,19 @@ def test_ipfs_cid_v1_is_the_v0_dag_renamed(files: dict[str, tuple[Path, dict[str
 @pytest.mark.parametrize(
     ("data", "v0", "v1"),
     [
-        (b"hello", "QmWfVY9y3xjsixTgbd9AorQxH7VtMpzfx2HaWtsoUYecaX",
-         "bafkreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq"),
+        (
+            b"hello",
+            "QmWfVY9y3xjsixTgbd9AorQxH7VtMpzfx2HaWtsoUYecaX",
+            "bafkreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq",
+        ),
         # kubo's sharness fixtures: `echo "Hello IPFS" | ipfs add --cid-version 1`
         (b"Hello IPFS\n", None, "bafkreidfdrlkeq4m4xnxuyx6iae76fdm4wgl5d4xzsb77ixhyqwumhz244"),
         # the empty file: one empty leaf (raw in v1)
-        (b"", "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH",
-         "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"),
+        (
+            b"",
+            "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH",
+            "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku",
+        ),
     ],
 )
 def test_public_vectors(data: bytes, v0: str | None, v1: str) -> None:
@@ -138,8 +144,10 @@ def _reference_cid(data: bytes, chunk: int, max_links: int) -> str:
 
     def node(children: list[tuple[bytes, int, int]]) -> tuple[bytes, int, int]:
         size = sum(c[2] for c in children)
-        block = encode_node_raw([(c[0], "", c[1]) for c in children],
-                                encode_unixfs(T_FILE, filesize=size, blocksizes=[c[2] for c in children]))
+        block = encode_node_raw(
+            [(c[0], "", c[1]) for c in children],
+            encode_unixfs(T_FILE, filesize=size, blocksizes=[c[2] for c in children]),
+        )
         return make_cid(block), len(block) + sum(c[1] for c in children), size
 
     def fill(children: list[tuple[bytes, int, int]], depth: int) -> tuple[bytes, int, int]:
@@ -204,8 +212,11 @@ def test_reader_returns_the_bytes() -> None:
     data = det_bytes(5 * CHUNK + 77, seed=5)
     for version in (0, 1):
         blocks: dict[str, bytes] = {}
-        cid = import_file(data, cid_version=version,
-                          sink=lambda c, parts, into=blocks: into.__setitem__(cid_to_str(c), b"".join(parts))).cid
+        cid = import_file(
+            data,
+            cid_version=version,
+            sink=lambda c, parts, into=blocks: into.__setitem__(cid_to_str(c), b"".join(parts)),
+        ).cid
         out = b"".join(iter_file(blocks.__getitem__, cid))
         assert hashlib.sha256(out).digest() == hashlib.sha256(data).digest()
 

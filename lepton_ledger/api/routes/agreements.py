@@ -58,31 +58,54 @@ def _hex(value: bytes) -> str:
     return "0x" + bytes(value).hex()
 
 
-@router.get("/{agreement_id}", operation_id="agreement_get", response_model=Agreement,
-            responses=responses(404, 503))  # fmt: skip
+@router.get("/{agreement_id}", operation_id="agreement_get", response_model=Agreement, responses=responses(404, 503))
 def get_agreement(agreement_id: AgreementId, service: ServiceDep) -> Agreement:
     """The agreement's state, terms (amounts in the token's smallest unit, as strings), who signed its current
     version, how many rounds it has had and what its pool received."""
     found = agreement_of(service, agreement_id)
     state, terms = found["state"], found["terms"]
-    return Agreement(agreement_id=agreement_id, status=state.status.name.lower(), version=state.version,
-                     coordinator=state.coordinator, arbiter=found["arbiter"], parties=list(terms.parties),
-                     signed=found["signed"],
-                     terms_digest=_hex(terms.terms_digest), reward_token=terms.reward_token,
-                     reward_per_round=str(terms.reward_per_round), payout_rule=terms.payout_rule.name.lower(),
-                     epsilon_cap=terms.epsilon_cap, delta=terms.delta, required_stake=str(terms.required_stake),
-                     start=terms.start, end=terms.end, max_rounds=terms.max_rounds, rounds=found["rounds"],
-                     pool_funded=str(found["pool"].funded))  # fmt: skip
+    return Agreement(
+        agreement_id=agreement_id,
+        status=state.status.name.lower(),
+        version=state.version,
+        coordinator=state.coordinator,
+        arbiter=found["arbiter"],
+        parties=list(terms.parties),
+        signed=found["signed"],
+        terms_digest=_hex(terms.terms_digest),
+        reward_token=terms.reward_token,
+        reward_per_round=str(terms.reward_per_round),
+        payout_rule=terms.payout_rule.name.lower(),
+        epsilon_cap=terms.epsilon_cap,
+        delta=terms.delta,
+        required_stake=str(terms.required_stake),
+        start=terms.start,
+        end=terms.end,
+        max_rounds=terms.max_rounds,
+        rounds=found["rounds"],
+        pool_funded=str(found["pool"].funded),
+    )
 
 
-@router.get("/{agreement_id}/rounds/{round_id}", operation_id="round_get", response_model=Round,
-            responses=responses(404, 503))  # fmt: skip
+@router.get(
+    "/{agreement_id}/rounds/{round_id}", operation_id="round_get", response_model=Round, responses=responses(404, 503)
+)
 def get_round(agreement_id: AgreementId, round_id: RoundId, service: ServiceDep) -> Round:
     """The round's status, deadline, digests and which parties have submitted."""
     found = round_of(service, agreement_id, round_id)
     r = found["record"]
-    return Round(agreement_id=agreement_id, round=round_id, status=r.status.name.lower(), submissions=r.submissions,
-                 submitted=found["submitted"], opened_at=r.opened_at, deadline=r.deadline, finalized_at=r.finalized_at,
-                 model_digest=_hex(r.model_digest), aggregate_digest=_hex(r.aggregate_digest),
-                 report_digest=_hex(r.report_digest), payout_root=_hex(r.payout_root),
-                 payout_total=str(r.payout_total))  # fmt: skip
+    return Round(
+        agreement_id=agreement_id,
+        round=round_id,
+        status=r.status.name.lower(),
+        submissions=r.submissions,
+        submitted=found["submitted"],
+        opened_at=r.opened_at,
+        deadline=r.deadline,
+        finalized_at=r.finalized_at,
+        model_digest=_hex(r.model_digest),
+        aggregate_digest=_hex(r.aggregate_digest),
+        report_digest=_hex(r.report_digest),
+        payout_root=_hex(r.payout_root),
+        payout_total=str(r.payout_total),
+    )

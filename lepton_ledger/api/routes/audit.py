@@ -22,10 +22,10 @@ from .jobs import Job
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
 
-@router.post("", operation_id="audit_run", status_code=202, response_model=Job,
-             responses=responses(401, 403, 409, 503))  # fmt: skip
-def run_audit(caller: Caller, service: ServiceDep,
-              idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> Job:  # fmt: skip
+@router.post("", operation_id="audit_run", status_code=202, response_model=Job, responses=responses(401, 403, 409, 503))
+def run_audit(
+    caller: Caller, service: ServiceDep, idempotency_key: Annotated[str | None, Header(max_length=200)] = None
+) -> Job:
     """Queues an audit of every round with the service's auditor key (503 ``NoAuditorKey`` when it holds none);
     only an auditor may ask; 409 ``JobRunning`` while one is queued or running."""
     if not caller.auditor:
@@ -40,9 +40,15 @@ def run_audit(caller: Caller, service: ServiceDep,
     return Job.model_validate(once(service, caller.address, idempotency_key, "audit", b"", submit))
 
 
-@router.get("/report", operation_id="audit_report", response_class=HTMLResponse,
-            responses={200: {"content": {"text/html": {}}, "description": "The latest audit's HTML report."},
-                       **html_errors(401, 403, 404)})  # fmt: skip
+@router.get(
+    "/report",
+    operation_id="audit_report",
+    response_class=HTMLResponse,
+    responses={
+        200: {"content": {"text/html": {}}, "description": "The latest audit's HTML report."},
+        **html_errors(401, 403, 404),
+    },
+)
 def audit_report(caller: Caller, service: ServiceDep) -> HTMLResponse:
     """The HTML report of the latest audit the service ran (or ``audit --json`` left in the data directory); 404
     while there is none. For auditors and the coordinator."""

@@ -59,5 +59,4 @@ def login(body: LoginRequest, service: ServiceDep) -> LoginResponse:
 @router.get("/me", operation_id="auth_me", response_model=Me, responses=responses(401, 503))
 def me(caller: Caller, service: ServiceDep) -> Me:
     """The signed-in address and its roles on the chain at the latest block, in the registry and per agreement."""
-    return Me(address=caller.address, roles=caller.names(),
-              agreements=service.reads.agreement_roles(caller.address))  # fmt: skip
+    return Me(address=caller.address, roles=caller.names(), agreements=service.reads.agreement_roles(caller.address))

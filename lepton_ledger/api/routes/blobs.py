@@ -20,7 +20,9 @@ from ..errors import responses
 router = APIRouter(prefix="/v1/blobs", tags=["blobs"])
 
 Cid = Annotated[str, Path(min_length=1, max_length=200, description="A UnixFS CID (v0 Qm..., or v1 base32).")]
-_BINARY: dict[int | str, dict[str, Any]] = {200: {"content": {"application/octet-stream": {}}, "description": "The artifact's bytes."}}
+_BINARY: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/octet-stream": {}}, "description": "The artifact's bytes."}
+}
 
 
 def _require_blob(cid: str, caller: Caller, service: ServiceDep) -> None:
@@ -29,15 +31,17 @@ def _require_blob(cid: str, caller: Caller, service: ServiceDep) -> None:
         raise BlockNotFound(cid)
 
 
-@router.get("/{cid}", operation_id="blob_get", response_class=Response,
-            responses={**_BINARY, **responses(401, 403, 404)})  # fmt: skip
+@router.get(
+    "/{cid}", operation_id="blob_get", response_class=Response, responses={**_BINARY, **responses(401, 403, 404)}
+)
 def get_blob(cid: Cid, caller: Caller, service: ServiceDep) -> Response:
     """The artifact's bytes (404: the store holds no such CID; 422: not a CID)."""
     _require_blob(cid, caller, service)
     chunks = service.store.stream(cid, max_bytes=DEFAULT_MAX_FILE_BYTES)
     first = next(chunks, b"")  # the root's checks (size bound, a missing leaf at the start) before answering
-    return StreamingResponse(itertools.chain([first], chunks), media_type="application/octet-stream",
-                             headers={"ETag": f'"{cid}"'})  # fmt: skip
+    return StreamingResponse(
+        itertools.chain([first], chunks), media_type="application/octet-stream", headers={"ETag": f'"{cid}"'}
+    )
 
 
 @router.head("/{cid}", operation_id="blob_head", response_class=Response, responses=responses(401, 403, 404))

@@ -23,9 +23,16 @@ from .jobs import EvalData
 router = APIRouter(prefix="/v1/agreements", tags=["agreements"])
 
 IdempotencyKey = Annotated[str, Header(min_length=1, max_length=200, description="Required: a retry does it once.")]
-TERMS_EXAMPLE = {"parties": ["0x90F79bf6EB2c4f870365E785982E1f101E93b906"], "reward_per_round": "300",
-                 "epsilon_cap": 10.0, "required_stake": "100", "rounds": 5, "days": 365,
-                 "payout_rule": "by_sample_count", "document": {"task": "digits", "model": "logreg", "max_norm": 50.0}}  # fmt: skip
+TERMS_EXAMPLE = {
+    "parties": ["0x90F79bf6EB2c4f870365E785982E1f101E93b906"],
+    "reward_per_round": "300",
+    "epsilon_cap": 10.0,
+    "required_stake": "100",
+    "rounds": 5,
+    "days": 365,
+    "payout_rule": "by_sample_count",
+    "document": {"task": "digits", "model": "logreg", "max_norm": 50.0},
+}
 
 
 class Proposed(BaseModel):
@@ -62,8 +69,12 @@ class Opened(BaseModel):
 
 
 @router.post("", operation_id="agreement_propose", response_model=Proposed, responses=responses(401, 403, 409))
-def propose(caller: Caller, service: ServiceDep, idempotency_key: IdempotencyKey,
-            terms: Annotated[dict[str, Any], Body(examples=[TERMS_EXAMPLE])]) -> Proposed:  # fmt: skip
+def propose(
+    caller: Caller,
+    service: ServiceDep,
+    idempotency_key: IdempotencyKey,
+    terms: Annotated[dict[str, Any], Body(examples=[TERMS_EXAMPLE])],
+) -> Proposed:
     """Publishes the terms document and sends ``AgreementRegistry.propose(terms)`` from the service's coordinator,
     who must be the caller. The body is the JSON terms file of ``coordinator propose``, with its defaults; a party
     that is not an approved partner or a malformed member is 422."""
@@ -84,10 +95,15 @@ def propose(caller: Caller, service: ServiceDep, idempotency_key: IdempotencyKey
     return Proposed.model_validate(once(service, caller.address, idempotency_key, "propose", body, send, rerun=False))
 
 
-@router.post("/{agreement_id}/fund", operation_id="agreement_fund", response_model=Funded,
-             responses=responses(401, 403, 404, 409))  # fmt: skip
-def fund(agreement_id: AgreementId, body: FundRequest, caller: Caller, service: ServiceDep,
-         idempotency_key: IdempotencyKey) -> Funded:  # fmt: skip
+@router.post(
+    "/{agreement_id}/fund",
+    operation_id="agreement_fund",
+    response_model=Funded,
+    responses=responses(401, 403, 404, 409),
+)
+def fund(
+    agreement_id: AgreementId, body: FundRequest, caller: Caller, service: ServiceDep, idempotency_key: IdempotencyKey
+) -> Funded:
     """Sends, from the agreement's coordinator (the caller): ``approve(RewardVault, amount)`` on the reward token,
     then ``RewardVault.fund(agreement, amount)``; 422 for an amount that is not positive or more than it holds,
     409 once the agreement has ended."""
@@ -105,17 +121,32 @@ def fund(agreement_id: AgreementId, body: FundRequest, caller: Caller, service: 
             s = service.coordinator_session()
             token = payable_token(s, agreement_id, value, "fund")
             receipt = agreements.fund(s.tx, s.deployment, token, agreement_id, s.address, value)
-        return {"agreement_id": agreement_id, "amount": str(value),
-                "tx_hash": receipt["transactionHash"].to_0x_hex(), "block_number": int(receipt["blockNumber"])}  # fmt: skip
+        return {
+            "agreement_id": agreement_id,
+            "amount": str(value),
+            "tx_hash": receipt["transactionHash"].to_0x_hex(),
+            "block_number": int(receipt["blockNumber"]),
+        }
 
-    return Funded.model_validate(once(service, caller.address, idempotency_key, f"fund/{agreement_id}",
-                                      body.model_dump_json().encode(), send, rerun=False))  # fmt: skip
+    return Funded.model_validate(
+        once(
+            service,
+            caller.address,
+            idempotency_key,
+            f"fund/{agreement_id}",
+            body.model_dump_json().encode(),
+            send,
+            rerun=False,
+        )
+    )
 
 
-@router.post("/{agreement_id}/rounds", operation_id="round_open", response_model=Opened,
-             responses=responses(401, 403, 404, 409))  # fmt: skip
-def open_round(agreement_id: AgreementId, body: OpenRequest, caller: Caller, service: ServiceDep,
-               idempotency_key: IdempotencyKey) -> Opened:  # fmt: skip
+@router.post(
+    "/{agreement_id}/rounds", operation_id="round_open", response_model=Opened, responses=responses(401, 403, 404, 409)
+)
+def open_round(
+    agreement_id: AgreementId, body: OpenRequest, caller: Caller, service: ServiceDep, idempotency_key: IdempotencyKey
+) -> Opened:
     """Opens the agreement's next round as ``coordinator open`` does, from its coordinator (the caller): on the
     last finalized aggregate (else a fresh model of the terms' model), committing to the evaluation set of the
     body. 409 while a round is open, 422 while the coordinator's bond is not posted."""
@@ -126,16 +157,43 @@ def open_round(agreement_id: AgreementId, body: OpenRequest, caller: Caller, ser
 
         open_round = int(service.deployment.ledger.functions.openRoundOf(agreement_id).call())
         if open_round:
-            raise conflict(f"round {open_round} of agreement {agreement_id} is still open (close it first)",
-                           code="RoundStillOpen")  # fmt: skip
+            raise conflict(
+                f"round {open_round} of agreement {agreement_id} is still open (close it first)", code="RoundStillOpen"
+            )
 
-        eval_set = eval_data(dataset=body.dataset, partitions=body.partitions, seed=body.seed, csv=None,
-                             label_column="label", num_classes=None)  # fmt: skip
+        eval_set = eval_data(
+            dataset=body.dataset,
+            partitions=body.partitions,
+            seed=body.seed,
+            csv=None,
+            label_column="label",
+            num_classes=None,
+        )
         with service.writer:
-            opened = open_next_round(service.coordinator_session(), agreement_id, eval_set, model=body.model,
-                                     round_seconds=body.round_seconds)  # fmt: skip
-        return {"agreement_id": agreement_id, "round": opened.round_id, "model_cid": opened.model_cid,
-                "previous": opened.previous, "deadline": opened.deadline, "restored": list(opened.restored)}  # fmt: skip
+            opened = open_next_round(
+                service.coordinator_session(),
+                agreement_id,
+                eval_set,
+                model=body.model,
+                round_seconds=body.round_seconds,
+            )
+        return {
+            "agreement_id": agreement_id,
+            "round": opened.round_id,
+            "model_cid": opened.model_cid,
+            "previous": opened.previous,
+            "deadline": opened.deadline,
+            "restored": list(opened.restored),
+        }
 
-    return Opened.model_validate(once(service, caller.address, idempotency_key, f"open/{agreement_id}",
-                                      body.model_dump_json().encode(), send, rerun=False))  # fmt: skip
+    return Opened.model_validate(
+        once(
+            service,
+            caller.address,
+            idempotency_key,
+            f"open/{agreement_id}",
+            body.model_dump_json().encode(),
+            send,
+            rerun=False,
+        )
+    )

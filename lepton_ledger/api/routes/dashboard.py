@@ -20,8 +20,10 @@ from ..errors import responses
 
 router = APIRouter(tags=["dashboard"])
 
-CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; "
-       "frame-ancestors 'none'")  # fmt: skip
+CSP = (
+    "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
+)
 HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
@@ -33,8 +35,11 @@ HEADERS = {
 def _template() -> Any:
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-    env = Environment(loader=FileSystemLoader(Path(__file__).resolve().parent.parent / "templates"),
-                      autoescape=select_autoescape(default=True), auto_reload=False)  # fmt: skip
+    env = Environment(
+        loader=FileSystemLoader(Path(__file__).resolve().parent.parent / "templates"),
+        autoescape=select_autoescape(default=True),
+        auto_reload=False,
+    )
     env.filters["utc"] = utc_text
     env.filters["tokens"] = lambda amount: format_tokens(int(amount), TOKEN_DECIMALS)
     return env.get_template("dashboard.html")
@@ -42,16 +47,22 @@ def _template() -> Any:
 
 def html_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The refusals of an HTML page: the one JSON error shape (documented as such, not as the page's type)."""
-    return {status: {"description": doc["description"],
-                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
-            for status, doc in responses(*statuses).items()}  # fmt: skip
+    return {
+        status: {
+            "description": doc["description"],
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+        }
+        for status, doc in responses(*statuses).items()
+    }
 
 
-@router.get("/dashboard", operation_id="dashboard", response_class=HTMLResponse,
-            responses={200: {"content": {"text/html": {}}, "description": "The dashboard page."}, **html_errors()})  # fmt: skip
+@router.get(
+    "/dashboard",
+    operation_id="dashboard",
+    response_class=HTMLResponse,
+    responses={200: {"content": {"text/html": {}}, "description": "The dashboard page."}, **html_errors()},
+)
 def dashboard(service: ServiceDep) -> HTMLResponse:
     """Agreements, rounds, epsilon per partner against its cap, stakes, payouts, challenges, jobs, the latest
     audit and the plots, as of the latest block (computed once per block)."""
-    return HTMLResponse(
-        _template().render(o=overview(service), style=STYLE), headers=HEADERS
-    )
+    return HTMLResponse(_template().render(o=overview(service), style=STYLE), headers=HEADERS)

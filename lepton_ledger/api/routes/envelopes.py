@@ -60,42 +60,79 @@ def _accept(service: Service, caller: Roles, agreement_id: int, round_id: int, d
     if caller.status != "approved":  # the ledger takes commitments from approved partners only: keep nothing
         raise forbidden(f"{caller.address} is {caller.status}, not an approved partner")
     found = round_of(service, agreement_id, round_id, open_only=True)
-    expected = Expected(agreement_id=agreement_id, round=round_id, partner=caller.address,
-                        base_model_digest=found["record"].model_digest, chain_id=service.chain_id,
-                        ledger=service.deployment.ledger.address)  # fmt: skip
+    expected = Expected(
+        agreement_id=agreement_id,
+        round=round_id,
+        partner=caller.address,
+        base_model_digest=found["record"].model_digest,
+        chain_id=service.chain_id,
+        ledger=service.deployment.ledger.address,
+    )
     try:
-        opened = open_envelope(data, identity.x25519_private_bytes(), expected=expected,
-                               max_envelope_bytes=service.settings.max_envelope_bytes,
-                               signature_valid=chain_signature_check(service.w3))  # fmt: skip
+        opened = open_envelope(
+            data,
+            identity.x25519_private_bytes(),
+            expected=expected,
+            max_envelope_bytes=service.settings.max_envelope_bytes,
+            signature_valid=chain_signature_check(service.w3),
+        )
     except OversizeEnvelope as exc:
         raise ApiError(413, "TooLarge", str(exc)) from None
     m = opened.manifest
     if m.cumulative_epsilon > terms.epsilon_cap_fixed:  # the ledger would refuse its commitment: keep nothing
         spent = int(service.deployment.ledger.functions.cumulativeEpsilon(agreement_id, caller.address).call())
-        raise BudgetExceeded(partner=caller.address, agreement=str(agreement_id), spent=spent,
-                             would_spend=m.cumulative_epsilon, cap=terms.epsilon_cap_fixed)  # fmt: skip
+        raise BudgetExceeded(
+            partner=caller.address,
+            agreement=str(agreement_id),
+            spent=spent,
+            would_spend=m.cumulative_epsilon,
+            cap=terms.epsilon_cap_fixed,
+        )
     cid, _ = publish(service.store, data)
     record_upload(service, cid, agreement_id, caller.address)
-    return {"cid": cid, "envelope_digest": "0x" + opened.envelope_digest.hex(),
-            "manifest_digest": "0x" + opened.manifest_digest.hex(), "cumulative_epsilon": int(m.cumulative_epsilon),
-            "sample_count": int(m.sample_count)}  # fmt: skip
+    return {
+        "cid": cid,
+        "envelope_digest": "0x" + opened.envelope_digest.hex(),
+        "manifest_digest": "0x" + opened.manifest_digest.hex(),
+        "cumulative_epsilon": int(m.cumulative_epsilon),
+        "sample_count": int(m.sample_count),
+    }
 
 
-_RAW = {"requestBody": {"required": True, "content": {"application/octet-stream": {
-    "schema": {"type": "string", "format": "binary"}}}}}  # fmt: skip
+_RAW = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
 
 
-@router.post("", operation_id="envelope_upload", response_model=StoredEnvelope, openapi_extra=_RAW,
-             responses=responses(401, 403, 404, 409, 413, 503))  # fmt: skip
-async def upload(request: Request, caller: Caller, service: ServiceDep,
-                 agreement_id: Annotated[int, Query(ge=1, le=2**256 - 1)],
-                 round_id: Annotated[int, Query(alias="round", ge=1, le=2**64 - 1)],
-                 idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> StoredEnvelope:  # fmt: skip
+@router.post(
+    "",
+    operation_id="envelope_upload",
+    response_model=StoredEnvelope,
+    openapi_extra=_RAW,
+    responses=responses(401, 403, 404, 409, 413, 503),
+)
+async def upload(
+    request: Request,
+    caller: Caller,
+    service: ServiceDep,
+    agreement_id: Annotated[int, Query(ge=1, le=2**256 - 1)],
+    round_id: Annotated[int, Query(alias="round", ge=1, le=2**64 - 1)],
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> StoredEnvelope:
     """Stores the caller's sealed update for `round` of `agreement_id` once it opens with the coordinator's key and
     matches the chain (422 names what is wrong: tampered, another round, not sealed to the coordinator...; 413
     beyond the size cap). Nothing is stored when it is refused."""
     data = await _body(request, service.settings.max_envelope_bytes)
-    answer = await run_in_threadpool(once, service, caller.address, idempotency_key,
-                                     f"envelopes/{agreement_id}/{round_id}", data,
-                                     lambda: _accept(service, caller, agreement_id, round_id, data))  # fmt: skip
+    answer = await run_in_threadpool(
+        once,
+        service,
+        caller.address,
+        idempotency_key,
+        f"envelopes/{agreement_id}/{round_id}",
+        data,
+        lambda: _accept(service, caller, agreement_id, round_id, data),
+    )
     return StoredEnvelope.model_validate(answer)

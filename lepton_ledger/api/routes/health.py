@@ -23,5 +23,6 @@ def health(service: ServiceDep) -> Health:
     """The chain id, the latest block the read model has seen, and the deployment's contracts (503 while the
     chain does not answer)."""
     service.reads.require_chain()
-    return Health(status="ok", chain_id=service.chain_id, block=service.reads.block,
-                  contracts=service.deployment.addresses())  # fmt: skip
+    return Health(
+        status="ok", chain_id=service.chain_id, block=service.reads.block, contracts=service.deployment.addresses()
+    )

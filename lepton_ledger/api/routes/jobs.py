@@ -49,10 +49,21 @@ class Job(BaseModel):
     updated_at: float
 
 
-@router.post("/v1/agreements/{agreement_id}/rounds/{round_id}/close", operation_id="round_close", status_code=202,
-             response_model=Job, responses=responses(401, 403, 404, 409, 503))  # fmt: skip
-def close_round(agreement_id: AgreementId, round_id: RoundId, body: CloseRequest, caller: Caller,
-                service: ServiceDep, idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> Job:  # fmt: skip
+@router.post(
+    "/v1/agreements/{agreement_id}/rounds/{round_id}/close",
+    operation_id="round_close",
+    status_code=202,
+    response_model=Job,
+    responses=responses(401, 403, 404, 409, 503),
+)
+def close_round(
+    agreement_id: AgreementId,
+    round_id: RoundId,
+    body: CloseRequest,
+    caller: Caller,
+    service: ServiceDep,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> Job:
     """Queues the close of an open round (open, validate, aggregate, score, pay, finalize) with the service's
     coordinator key. Only the agreement's coordinator may ask; 409 while the round is not open or a close job for
     it is queued or running."""
@@ -65,8 +76,14 @@ def close_round(agreement_id: AgreementId, round_id: RoundId, body: CloseRequest
             round_of(service, agreement_id, round_id, open_only=True)
         return jsonable_encoder(service.jobs.submit("close", agreement_id, round_id, params, origin))
 
-    job = once(service, caller.address, idempotency_key, f"close/{agreement_id}/{round_id}",
-               repr(sorted(params.items())).encode(), submit)  # fmt: skip
+    job = once(
+        service,
+        caller.address,
+        idempotency_key,
+        f"close/{agreement_id}/{round_id}",
+        repr(sorted(params.items())).encode(),
+        submit,
+    )
     return Job.model_validate(job)
 
 

@@ -51,13 +51,25 @@ def get_partner(address: AddressPath, caller: Caller, service: ServiceDep) -> Pa
             if agreement is None or address not in agreement["terms"].parties:
                 continue
             held = standing(service.deployment, service.store, agreement_id, address, reads.now())
-            found.append(AgreementStanding(agreement_id=agreement_id, epsilon=held.epsilon_fixed / EPSILON_SCALE,
-                                           epsilon_cap=held.epsilon_cap_fixed / EPSILON_SCALE, stake=str(held.stake),
-                                           required_stake=str(held.required_stake), claimable=str(held.claimable),
-                                           claimed=str(held.claimed)))  # fmt: skip
+            found.append(
+                AgreementStanding(
+                    agreement_id=agreement_id,
+                    epsilon=held.epsilon_fixed / EPSILON_SCALE,
+                    epsilon_cap=held.epsilon_cap_fixed / EPSILON_SCALE,
+                    stake=str(held.stake),
+                    required_stake=str(held.required_stake),
+                    claimable=str(held.claimable),
+                    claimed=str(held.claimed),
+                )
+            )
         return found
 
-    return Partner(address=address, status=record.status.name.lower(), registered_at=record.registered_at,
-                   profile_digest="0x" + record.profile_digest.hex(), encryption_key="0x" + record.encryption_key.hex(),
-                   roles=reads.roles(address).names(),
-                   agreements=reads.cached(("standings", address), standings))  # fmt: skip
+    return Partner(
+        address=address,
+        status=record.status.name.lower(),
+        registered_at=record.registered_at,
+        profile_digest="0x" + record.profile_digest.hex(),
+        encryption_key="0x" + record.encryption_key.hex(),
+        roles=reads.roles(address).names(),
+        agreements=reads.cached(("standings", address), standings),
+    )

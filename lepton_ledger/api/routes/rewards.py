@@ -27,27 +27,43 @@ class Reward(BaseModel):
     claimable_at: int
 
 
-@router.get("/{agreement_id}/{round_id}/{address}", operation_id="reward_get", response_model=Reward,
-            responses=responses(401, 403, 404, 409, 503))  # fmt: skip
-def get_reward(agreement_id: AgreementId, round_id: RoundId, address: AddressPath, caller: Caller,
-               service: ServiceDep) -> Reward:  # fmt: skip
+@router.get(
+    "/{agreement_id}/{round_id}/{address}",
+    operation_id="reward_get",
+    response_model=Reward,
+    responses=responses(401, 403, 404, 409, 503),
+)
+def get_reward(
+    agreement_id: AgreementId, round_id: RoundId, address: AddressPath, caller: Caller, service: ServiceDep
+) -> Reward:
     """What `RewardVault.claim` needs: the amount and the proof (404: no such round, or no payout to the partner;
     409: the round is not finalized). A partner sees only its own."""
     require_self_or_overseer(caller, address)
     reads = service.reads
     if round_of(service, agreement_id, round_id)["record"].status is not RoundStatus.FINALIZED:
         raise conflict(f"round {round_id} of agreement {agreement_id} is not finalized", code="RoundNotFinalized")
-    tree = reads.cached(("payouts", agreement_id, round_id),
-                        lambda: payout_tree(service.deployment, service.store, agreement_id, round_id))  # fmt: skip
+    tree = reads.cached(
+        ("payouts", agreement_id, round_id),
+        lambda: payout_tree(service.deployment, service.store, agreement_id, round_id),
+    )
     if tree is None or address not in tree.payouts:
         raise not_found(f"{address} has no payout in round {round_id} of agreement {agreement_id}")
 
     def vault_state() -> tuple[bool, int]:
         vault = service.deployment.vault.functions
-        return (bool(vault.hasClaimed(agreement_id, round_id, address).call()),
-                Allocation.read(vault.allocation(agreement_id, round_id)).claimable_at)  # fmt: skip
+        return (
+            bool(vault.hasClaimed(agreement_id, round_id, address).call()),
+            Allocation.read(vault.allocation(agreement_id, round_id)).claimable_at,
+        )
 
     claimed, claimable_at = reads.cached(("claim", agreement_id, round_id, address), vault_state)
-    return Reward(agreement_id=agreement_id, round=round_id, partner=address, amount=str(tree.amount(address)),
-                  proof=["0x" + p.hex() for p in tree.proof(address)], root="0x" + tree.root.hex(), claimed=claimed,
-                  claimable_at=claimable_at)  # fmt: skip
+    return Reward(
+        agreement_id=agreement_id,
+        round=round_id,
+        partner=address,
+        amount=str(tree.amount(address)),
+        proof=["0x" + p.hex() for p in tree.proof(address)],
+        root="0x" + tree.root.hex(),
+        claimed=claimed,
+        claimable_at=claimable_at,
+    )

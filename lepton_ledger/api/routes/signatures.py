@@ -47,25 +47,48 @@ def _party(service: Any, caller: Caller, agreement_id: int) -> dict[str, Any]:
     return agreement
 
 
-@router.post("/{agreement_id}/signatures/prepare", operation_id="agreement_signature_prepare",
-             response_model=TypedData, responses=responses(401, 403, 404))  # fmt: skip
-def prepare_signature(agreement_id: AgreementId, body: SignatureRequest, caller: Caller,
-                      service: ServiceDep) -> TypedData:  # fmt: skip
+@router.post(
+    "/{agreement_id}/signatures/prepare",
+    operation_id="agreement_signature_prepare",
+    response_model=TypedData,
+    responses=responses(401, 403, 404),
+)
+def prepare_signature(
+    agreement_id: AgreementId, body: SignatureRequest, caller: Caller, service: ServiceDep
+) -> TypedData:
     """The typed data the caller, a party, signs to sign the agreement's current version off-chain."""
     state = _party(service, caller, agreement_id)["state"]
     registry = service.deployment.agreements
     nonce = int(registry.functions.nonces(caller.address).call())
     deadline = service.reads.now() + body.ttl
-    args = (service.chain_id, registry.address, agreement_id, state.version, state.terms_hash, caller.address, nonce,
-            deadline)  # fmt: skip
-    return TypedData(typed_data=sign_agreement_typed_data(*args), digest="0x" + sign_agreement_digest(*args).hex(),
-                     deadline=deadline)  # fmt: skip
+    args = (
+        service.chain_id,
+        registry.address,
+        agreement_id,
+        state.version,
+        state.terms_hash,
+        caller.address,
+        nonce,
+        deadline,
+    )
+    return TypedData(
+        typed_data=sign_agreement_typed_data(*args), digest="0x" + sign_agreement_digest(*args).hex(), deadline=deadline
+    )
 
 
-@router.post("/{agreement_id}/signatures", operation_id="agreement_signature_relay", response_model=SignatureRelayed,
-             responses=responses(401, 403, 404, 409))  # fmt: skip
-def relay_signature(agreement_id: AgreementId, body: SignedRequest, caller: Caller, service: ServiceDep,
-                    idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> SignatureRelayed:  # fmt: skip
+@router.post(
+    "/{agreement_id}/signatures",
+    operation_id="agreement_signature_relay",
+    response_model=SignatureRelayed,
+    responses=responses(401, 403, 404, 409),
+)
+def relay_signature(
+    agreement_id: AgreementId,
+    body: SignedRequest,
+    caller: Caller,
+    service: ServiceDep,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> SignatureRelayed:
     """Sends ``signBySig(agreement, caller, deadline, signature)`` from the coordinator once an eth_call of it
     succeeds (409 with the registry's error otherwise: a bad signature, an expired deadline, already signed)."""
     from web3.exceptions import ContractCustomError, ContractLogicError
@@ -87,5 +110,13 @@ def relay_signature(agreement_id: AgreementId, body: SignedRequest, caller: Call
             receipt = service.coordinator_tx().transact(call, identity.address)
         return {"tx_hash": receipt["transactionHash"].to_0x_hex(), "block_number": int(receipt["blockNumber"])}
 
-    return SignatureRelayed.model_validate(once(service, caller.address, idempotency_key,
-                                                f"signatures/{agreement_id}", body.model_dump_json().encode(), send))  # fmt: skip
+    return SignatureRelayed.model_validate(
+        once(
+            service,
+            caller.address,
+            idempotency_key,
+            f"signatures/{agreement_id}",
+            body.model_dump_json().encode(),
+            send,
+        )
+    )

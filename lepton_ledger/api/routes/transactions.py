@@ -52,23 +52,38 @@ class Relayed(BaseModel):
     function: str
 
 
-@router.post("/prepare", operation_id="transaction_prepare", response_model=UnsignedTransaction,
-             response_model_by_alias=True, responses=responses(401, 403, 409, 503))  # fmt: skip
+@router.post(
+    "/prepare",
+    operation_id="transaction_prepare",
+    response_model=UnsignedTransaction,
+    response_model_by_alias=True,
+    responses=responses(401, 403, 409, 503),
+)
 def prepare(body: PrepareRequest, caller: Caller, service: ServiceDep) -> UnsignedTransaction:
     """The unsigned transaction of an allow-listed call from the caller, its gas estimated (409: the contract
     would refuse it, with the error's name and arguments). What a suspended partner may send is the contracts'
     rule, as for the relay: it still claims, unstakes and exits; staking or submitting is 409
     ``*PartnerNotApproved``."""
-    return UnsignedTransaction.model_validate(relay.prepare(service, caller.address, body.contract, body.function,
-                                                            body.args))  # fmt: skip
+    return UnsignedTransaction.model_validate(
+        relay.prepare(service, caller.address, body.contract, body.function, body.args)
+    )
 
 
-@router.post("", operation_id="transaction_relay", response_model=Relayed,
-             responses=responses(401, 403, 409, 503))  # fmt: skip
-def relay_transaction(body: RelayRequest, caller: Caller, service: ServiceDep,
-                      idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> Relayed:  # fmt: skip
+@router.post("", operation_id="transaction_relay", response_model=Relayed, responses=responses(401, 403, 409, 503))
+def relay_transaction(
+    body: RelayRequest,
+    caller: Caller,
+    service: ServiceDep,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> Relayed:
     """Relays a transaction the caller signed (403: another signer, or not allow-listed; 409: an eth_call of it
     reverts, and nothing is sent). Relaying the same bytes again answers the same receipt."""
-    answer = once(service, caller.address, idempotency_key, "transactions", body.raw.encode(),
-                  lambda: relay.relay(service, caller.address, body.raw))  # fmt: skip
+    answer = once(
+        service,
+        caller.address,
+        idempotency_key,
+        "transactions",
+        body.raw.encode(),
+        lambda: relay.relay(service, caller.address, body.raw),
+    )
     return Relayed.model_validate(answer)

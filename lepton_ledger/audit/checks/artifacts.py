@@ -65,8 +65,17 @@ class Fetched:
     data: bytes | None
 
 
-def resolve(store: Any, digest: bytes, *, what: str, agreement_id: int, round_id: int, partner: str | None = None,
-            event: Any = None, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Fetched:  # fmt: skip
+def resolve(
+    store: Any,
+    digest: bytes,
+    *,
+    what: str,
+    agreement_id: int,
+    round_id: int,
+    partner: str | None = None,
+    event: Any = None,
+    max_bytes: int = DEFAULT_MAX_FILE_BYTES,
+) -> Fetched:
     """``cids_resolve`` for one digest: the CID it names is in the store, no larger than `max_bytes` (checked from
     its root before the rest is fetched), and its bytes hash to it."""
     where = {"tx_hash": event.tx_hash, "block": event.block_number} if event is not None else {}
@@ -75,35 +84,99 @@ def resolve(store: Any, digest: bytes, *, what: str, agreement_id: int, round_id
     try:
         data = fetch(store, digest, max_bytes=max_bytes)
     except ArtifactNotFound as exc:
-        return Fetched(CheckResult(CIDS_RESOLVE, False, f"{what} {cid} is not in the store: {exc}", agreement_id,
-                                   round_id, partner, cid, evidence), cid, None)  # fmt: skip
+        return Fetched(
+            CheckResult(
+                CIDS_RESOLVE,
+                False,
+                f"{what} {cid} is not in the store: {exc}",
+                agreement_id,
+                round_id,
+                partner,
+                cid,
+                evidence,
+            ),
+            cid,
+            None,
+        )
     except LeptonError as exc:  # BlockNotFound, BlockCorrupted, StorageError: the store cannot give the bytes
-        return Fetched(CheckResult(CIDS_RESOLVE, False, f"{what} {cid} does not resolve: {exc}", agreement_id,
-                                   round_id, partner, cid, {**evidence, "error": type(exc).__name__}), cid, None)  # fmt: skip
+        return Fetched(
+            CheckResult(
+                CIDS_RESOLVE,
+                False,
+                f"{what} {cid} does not resolve: {exc}",
+                agreement_id,
+                round_id,
+                partner,
+                cid,
+                {**evidence, "error": type(exc).__name__},
+            ),
+            cid,
+            None,
+        )
     found = content_digest(data)
     if found != digest:
-        return Fetched(CheckResult(CIDS_RESOLVE, False, f"{what} {cid}: the store's bytes hash to 0x{found.hex()}",
-                                   agreement_id, round_id, partner, cid,
-                                   {**evidence, "expected": "0x" + digest.hex(), "found": "0x" + found.hex()}),
-                       cid, None)  # fmt: skip
-    return Fetched(CheckResult(CIDS_RESOLVE, True, f"{what} {cid} resolves, {len(data)} bytes match its digest",
-                               agreement_id, round_id, partner, cid, {**evidence, "bytes": len(data)}), cid, data)  # fmt: skip
+        return Fetched(
+            CheckResult(
+                CIDS_RESOLVE,
+                False,
+                f"{what} {cid}: the store's bytes hash to 0x{found.hex()}",
+                agreement_id,
+                round_id,
+                partner,
+                cid,
+                {**evidence, "expected": "0x" + digest.hex(), "found": "0x" + found.hex()},
+            ),
+            cid,
+            None,
+        )
+    return Fetched(
+        CheckResult(
+            CIDS_RESOLVE,
+            True,
+            f"{what} {cid} resolves, {len(data)} bytes match its digest",
+            agreement_id,
+            round_id,
+            partner,
+            cid,
+            {**evidence, "bytes": len(data)},
+        ),
+        cid,
+        data,
+    )
 
 
-def expand_batch(view: ChainView, store: Any, record: RoundRecord, event: Any) -> tuple[list[CheckResult], list[Commitment]]:
+def expand_batch(
+    view: ChainView, store: Any, record: RoundRecord, event: Any
+) -> tuple[list[CheckResult], list[Commitment]]:
     """The commitments of one anchored batch, from its document, after ``cids_resolve`` and ``batch_document``
     hold; no commitments when either fails (they cannot be trusted)."""
     a, r = record.agreement_id, record.round
-    fetched = resolve(store, digest_bytes(event.args["batchDocumentDigest"]), what="batch document",
-                      agreement_id=a, round_id=r, event=event, max_bytes=MAX_BATCH_BYTES)  # fmt: skip
+    fetched = resolve(
+        store,
+        digest_bytes(event.args["batchDocumentDigest"]),
+        what="batch document",
+        agreement_id=a,
+        round_id=r,
+        event=event,
+        max_bytes=MAX_BATCH_BYTES,
+    )
     if fetched.data is None:
         return [fetched.check], []
-    evidence = {"tx_hash": event.tx_hash, "block": event.block_number, "batch_index": event.args["batchIndex"],
-                "anchored_root": event.args["commitmentsRoot"], "anchored_entries": event.args["entries"]}  # fmt: skip
+    evidence = {
+        "tx_hash": event.tx_hash,
+        "block": event.block_number,
+        "batch_index": event.args["batchIndex"],
+        "anchored_root": event.args["commitmentsRoot"],
+        "anchored_entries": event.args["entries"],
+    }
 
     def fail(message: str, **more: Any) -> tuple[list[CheckResult], list[Commitment]]:
-        return [fetched.check, CheckResult(BATCH_DOCUMENT, False, message, a, r, more.pop("partner", None),
-                                           fetched.cid, {**evidence, **more})], []  # fmt: skip
+        return [
+            fetched.check,
+            CheckResult(
+                BATCH_DOCUMENT, False, message, a, r, more.pop("partner", None), fetched.cid, {**evidence, **more}
+            ),
+        ], []
 
     try:
         document = parse_batch_document(fetched.data)
@@ -111,43 +184,81 @@ def expand_batch(view: ChainView, store: Any, record: RoundRecord, event: Any) -
         return fail(f"batch document does not parse: {exc}")
     header = (document.chain_id, document.ledger, document.agreement_id, document.round)
     if header != (view.chain_id, view.ledger_address, a, r):
-        return fail("batch document is for another chain, ledger, agreement or round",
-                    expected=[view.chain_id, view.ledger_address, a, r], found=list(header))
+        return fail(
+            "batch document is for another chain, ledger, agreement or round",
+            expected=[view.chain_id, view.ledger_address, a, r],
+            found=list(header),
+        )
     leaves, entries, commitments = [], [], []
     for item in document.items:
         index, c, signature = item.party_index, item.commitment, item.signature
         digest = update_commitment_digest(view.chain_id, view.ledger_address, c)
         if (c.agreement_id, c.round) != (a, r):
-            return fail(f"the batch's commitment for {c.partner} is for agreement {c.agreement_id} round {c.round}",
-                        partner=c.partner, expected=[a, r], found=[c.agreement_id, c.round])  # fmt: skip
+            return fail(
+                f"the batch's commitment for {c.partner} is for agreement {c.agreement_id} round {c.round}",
+                partner=c.partner,
+                expected=[a, r],
+                found=[c.agreement_id, c.round],
+            )
         if not is_valid_signature_now(view.w3, c.partner, digest, signature, block=view.block):
             try:
                 signer = recover_signer(digest, signature)
             except EnvelopeError as exc:
                 signer = f"nobody ({exc})"
-            return fail(f"the batch's commitment for {c.partner} is signed by {signer}", partner=c.partner,
-                        expected=c.partner, found=signer)
+            return fail(
+                f"the batch's commitment for {c.partner} is signed by {signer}",
+                partner=c.partner,
+                expected=c.partner,
+                found=signer,
+            )
         if view.party_index(a, c.partner) != index:
             return fail(f"party index {index} is not {c.partner}", partner=c.partner)
         leaves.append(commitment_leaf(digest, signature))
         entries.append((index, c.cumulative_epsilon))
-        commitments.append(Commitment(a, r, c.partner, c.envelope_digest, c.manifest_digest, c.cumulative_epsilon,
-                                      c.sample_count, event.tx_hash, event.block_number, fetched.cid))  # fmt: skip
+        commitments.append(
+            Commitment(
+                a,
+                r,
+                c.partner,
+                c.envelope_digest,
+                c.manifest_digest,
+                c.cumulative_epsilon,
+                c.sample_count,
+                event.tx_hash,
+                event.block_number,
+                fetched.cid,
+            )
+        )
     root = PositionalTree(leaves).root if leaves else bytes(32)
     if "0x" + root.hex() != event.args["commitmentsRoot"]:
-        return fail("the batch document's commitments do not give the anchored root", expected=event.args["commitmentsRoot"],
-                    found="0x" + root.hex())  # fmt: skip
+        return fail(
+            "the batch document's commitments do not give the anchored root",
+            expected=event.args["commitmentsRoot"],
+            found="0x" + root.hex(),
+        )
     if "0x" + pack_entries(entries).hex() != event.args["entries"]:
-        return fail("the batch document's entries differ from the anchored ones", expected=event.args["entries"],
-                    found="0x" + pack_entries(entries).hex())  # fmt: skip
-    ok = CheckResult(BATCH_DOCUMENT, True, f"batch of {len(commitments)} commitment(s): anchored root and entries "
-                     "recompute, every commitment signed by its partner", a, r, None, fetched.cid,
-                     {**evidence, "entries": [list(e) for e in unpack_entries(pack_entries(entries))]})  # fmt: skip
+        return fail(
+            "the batch document's entries differ from the anchored ones",
+            expected=event.args["entries"],
+            found="0x" + pack_entries(entries).hex(),
+        )
+    ok = CheckResult(
+        BATCH_DOCUMENT,
+        True,
+        f"batch of {len(commitments)} commitment(s): anchored root and entries "
+        "recompute, every commitment signed by its partner",
+        a,
+        r,
+        None,
+        fetched.cid,
+        {**evidence, "entries": [list(e) for e in unpack_entries(pack_entries(entries))]},
+    )
     return [fetched.check, ok], commitments
 
 
-def open_commitment(view: ChainView, key: bytes, record: RoundRecord, c: Commitment, fetched: Fetched
-                    ) -> tuple[list[CheckResult], OpenedEnvelope | None, str | None]:  # fmt: skip
+def open_commitment(
+    view: ChainView, key: bytes, record: RoundRecord, c: Commitment, fetched: Fetched
+) -> tuple[list[CheckResult], OpenedEnvelope | None, str | None]:
     """``envelope_decrypts`` and ``manifest_signature`` for one fetched envelope.
 
     Returns the results, the opened envelope (None when it cannot be trusted) and the code the coordinator
@@ -155,33 +266,101 @@ def open_commitment(view: ChainView, key: bytes, record: RoundRecord, c: Commitm
     """
     a, r, p, cid = c.agreement_id, c.round, c.partner, fetched.cid
     evidence = c.evidence()
-    expected = Expected(agreement_id=a, round=r, partner=p, base_model_digest=record.model_digest,
-                        manifest_digest=c.manifest_digest, chain_id=view.chain_id, ledger=view.ledger_address)  # fmt: skip
+    expected = Expected(
+        agreement_id=a,
+        round=r,
+        partner=p,
+        base_model_digest=record.model_digest,
+        manifest_digest=c.manifest_digest,
+        chain_id=view.chain_id,
+        ledger=view.ledger_address,
+    )
     assert fetched.data is not None
     try:
-        opened = open_envelope(fetched.data, key, expected=expected,
-                               signature_valid=chain_signature_check(view.w3, block=view.block))
+        opened = open_envelope(
+            fetched.data, key, expected=expected, signature_valid=chain_signature_check(view.w3, block=view.block)
+        )
     except _MANIFEST_FAILURES as exc:
-        found = {"field": exc.field, "expected": _jsonable(exc.expected), "found": _jsonable(exc.actual)} \
-            if isinstance(exc, ManifestMismatch) else {}  # fmt: skip
-        return [
-            CheckResult(ENVELOPE_DECRYPTS, True, "envelope decrypts with the auditor's key", a, r, p, cid, evidence),
-            CheckResult(MANIFEST_SIGNATURE, False, f"the envelope is not {p}'s committed update: {exc}", a, r, p, cid,
-                        {**evidence, "error": type(exc).__name__, **found}),
-        ], None, type(exc).__name__  # fmt: skip
+        found = (
+            {"field": exc.field, "expected": _jsonable(exc.expected), "found": _jsonable(exc.actual)}
+            if isinstance(exc, ManifestMismatch)
+            else {}
+        )
+        return (
+            [
+                CheckResult(
+                    ENVELOPE_DECRYPTS, True, "envelope decrypts with the auditor's key", a, r, p, cid, evidence
+                ),
+                CheckResult(
+                    MANIFEST_SIGNATURE,
+                    False,
+                    f"the envelope is not {p}'s committed update: {exc}",
+                    a,
+                    r,
+                    p,
+                    cid,
+                    {**evidence, "error": type(exc).__name__, **found},
+                ),
+            ],
+            None,
+            type(exc).__name__,
+        )
     except EnvelopeError as exc:
-        return [CheckResult(ENVELOPE_DECRYPTS, False, f"the envelope does not open with the auditor's key: {exc}",
-                            a, r, p, cid, {**evidence, "error": type(exc).__name__})], None, type(exc).__name__  # fmt: skip
+        return (
+            [
+                CheckResult(
+                    ENVELOPE_DECRYPTS,
+                    False,
+                    f"the envelope does not open with the auditor's key: {exc}",
+                    a,
+                    r,
+                    p,
+                    cid,
+                    {**evidence, "error": type(exc).__name__},
+                )
+            ],
+            None,
+            type(exc).__name__,
+        )
     m = opened.manifest
-    results = [CheckResult(ENVELOPE_DECRYPTS, True, "envelope decrypts with the auditor's key", a, r, p, cid,
-                           {**evidence, "recipients": len(opened.recipients)})]  # fmt: skip
+    results = [
+        CheckResult(
+            ENVELOPE_DECRYPTS,
+            True,
+            "envelope decrypts with the auditor's key",
+            a,
+            r,
+            p,
+            cid,
+            {**evidence, "recipients": len(opened.recipients)},
+        )
+    ]
     if m.sample_count != c.sample_count:
-        results.append(CheckResult(MANIFEST_SIGNATURE, False, f"committed sample count {c.sample_count}, the signed "
-                                   f"manifest says {m.sample_count}", a, r, p, cid,
-                                   {**evidence, "expected": m.sample_count, "found": c.sample_count}))  # fmt: skip
+        results.append(
+            CheckResult(
+                MANIFEST_SIGNATURE,
+                False,
+                f"committed sample count {c.sample_count}, the signed manifest says {m.sample_count}",
+                a,
+                r,
+                p,
+                cid,
+                {**evidence, "expected": m.sample_count, "found": c.sample_count},
+            )
+        )
         return results, opened, "CommitmentMismatch"
-    results.append(CheckResult(MANIFEST_SIGNATURE, True, f"manifest signature recovers {p}, its digest is the "
-                               "committed one", a, r, p, cid, {**evidence, "signer": m.partner}))  # fmt: skip
+    results.append(
+        CheckResult(
+            MANIFEST_SIGNATURE,
+            True,
+            f"manifest signature recovers {p}, its digest is the committed one",
+            a,
+            r,
+            p,
+            cid,
+            {**evidence, "signer": m.partner},
+        )
+    )
     code = "CommitmentMismatch" if m.cumulative_epsilon != c.cumulative_epsilon else None
     return results, opened, code
 

@@ -25,9 +25,15 @@ from ..model import BONDS_CONSERVE, VAULT_CONSERVES, CheckResult
 
 __all__ = ["check_bonds", "check_vault"]
 
-_BALANCE_OF_ABI = [{"type": "function", "name": "balanceOf", "stateMutability": "view",
-                    "inputs": [{"name": "account", "type": "address"}],
-                    "outputs": [{"name": "", "type": "uint256"}]}]  # fmt: skip
+_BALANCE_OF_ABI = [
+    {
+        "type": "function",
+        "name": "balanceOf",
+        "stateMutability": "view",
+        "inputs": [{"name": "account", "type": "address"}],
+        "outputs": [{"name": "", "type": "uint256"}],
+    }
+]
 
 
 def _sum(view: ChainView, event: str, agreement_id: int, field: str) -> int:
@@ -47,12 +53,17 @@ def check_vault(view: ChainView) -> list[CheckResult]:
         tokens[a] = view.terms(a, 1).reward_token  # the registry refuses a change of reward token
     owed: dict[str, int] = defaultdict(int)
     for a, pool in books.items():
-        owed[tokens[a]] += pool["claimable"] + pool["unallocated"] + pool["staked"] - pool["unstaked"] - pool["stakeSlashed"]
+        owed[tokens[a]] += (
+            pool["claimable"] + pool["unallocated"] + pool["staked"] - pool["unstaked"] - pool["stakeSlashed"]
+        )
     balances = {
-        token: int(view.w3.eth.contract(address=token, abi=_BALANCE_OF_ABI).functions.balanceOf(
-            view.deployment.vault.address).call(block_identifier=block))
+        token: int(
+            view.w3.eth.contract(address=token, abi=_BALANCE_OF_ABI)
+            .functions.balanceOf(view.deployment.vault.address)
+            .call(block_identifier=block)
+        )
         for token in owed
-    }  # fmt: skip
+    }
     results = []
     for a, pool in books.items():
         problems = []
@@ -64,7 +75,8 @@ def check_vault(view: ChainView) -> list[CheckResult]:
             problems.append(f"stakes: unstaked + slashed exceed staked by {-held}")
         from_events = {
             "funded": _sum(view, "Funded", a, "amount"),
-            "allocated": _sum(view, "Allocated", a, "total") - _sum(view, "AllocationRevoked", a, "total")
+            "allocated": _sum(view, "Allocated", a, "total")
+            - _sum(view, "AllocationRevoked", a, "total")
             - _sum(view, "AllocationExpired", a, "total"),
             "paid": _sum(view, "Claimed", a, "amount"),
             "slashed": _sum(view, "RewardForfeited", a, "amount"),
@@ -87,14 +99,19 @@ def check_vault(view: ChainView) -> list[CheckResult]:
         if balances[token] < owed[token]:
             problems.append(f"the vault holds {balances[token]} of {token}, owes {owed[token]}")
         evidence: dict[str, Any] = {
-            "block": block, "token": token, "books": {k: str(v) for k, v in pool.items()},
+            "block": block,
+            "token": token,
+            "books": {k: str(v) for k, v in pool.items()},
             "from_events": {k: str(v) for k, v in from_events.items()},
-            "token_balance": str(balances[token]), "owed_in_token": str(owed[token]),
-        }  # fmt: skip
-        message = "; ".join(problems) or (f"funded {pool['funded']} = paid {pool['paid']} + claimable "
-                                          f"{pool['claimable']} + slashed {pool['slashed']} + unallocated "
-                                          f"{pool['unallocated']} + reclaimed {pool['reclaimed']}, as the events "
-                                          "say; the token balance covers it")  # fmt: skip
+            "token_balance": str(balances[token]),
+            "owed_in_token": str(owed[token]),
+        }
+        message = "; ".join(problems) or (
+            f"funded {pool['funded']} = paid {pool['paid']} + claimable "
+            f"{pool['claimable']} + slashed {pool['slashed']} + unallocated "
+            f"{pool['unallocated']} + reclaimed {pool['reclaimed']}, as the events "
+            "say; the token balance covers it"
+        )
         results.append(CheckResult(VAULT_CONSERVES, not problems, message, a, None, None, None, evidence))
     return results
 
@@ -122,13 +139,20 @@ def check_bonds(view: ChainView) -> list[CheckResult]:
     for a, (books, held, owed) in figures.items():
         problems = []
         if books["posted"] != books["withdrawn"] + books["slashed"] + held:
-            problems.append(f"posted {books['posted']} != withdrawn {books['withdrawn']} + slashed "
-                            f"{books['slashed']} + held {held}")  # fmt: skip
+            problems.append(
+                f"posted {books['posted']} != withdrawn {books['withdrawn']} + slashed {books['slashed']} + held {held}"
+            )
         if books["slashed"] != books["sharesPaid"] + owed:
             problems.append(f"slashed {books['slashed']} != shares paid {books['sharesPaid']} + owed {owed}")
-        from_events = {name: _sum(view, event, a, "amount") for name, event in (
-            ("posted", "BondPosted"), ("withdrawn", "BondWithdrawn"), ("slashed", "BondSlashed"),
-            ("sharesPaid", "BondShareClaimed"))}  # fmt: skip
+        from_events = {
+            name: _sum(view, event, a, "amount")
+            for name, event in (
+                ("posted", "BondPosted"),
+                ("withdrawn", "BondWithdrawn"),
+                ("slashed", "BondSlashed"),
+                ("sharesPaid", "BondShareClaimed"),
+            )
+        }
         for name, value in from_events.items():
             if books[name] != value:
                 problems.append(f"{name}: the court's books say {books[name]}, its events add up to {value}")
@@ -141,18 +165,31 @@ def check_bonds(view: ChainView) -> list[CheckResult]:
                 continue
             allocated = Allocation.read(view.deployment.vault.functions.allocation(a, r), block=block).root != bytes(32)
             if cid not in slashed_by or (allocated and r not in revoked):
-                problems.append(f"results challenge {cid} of round {r} was upheld without slashing the bond and "
-                                "revoking the round's payouts")  # fmt: skip
+                problems.append(
+                    f"results challenge {cid} of round {r} was upheld without slashing the bond and "
+                    "revoking the round's payouts"
+                )
         token = tokens[a]
-        balance = int(view.w3.eth.contract(address=token, abi=_BALANCE_OF_ABI).functions.balanceOf(
-            view.deployment.court.address).call(block_identifier=block))  # fmt: skip
+        balance = int(
+            view.w3.eth.contract(address=token, abi=_BALANCE_OF_ABI)
+            .functions.balanceOf(view.deployment.court.address)
+            .call(block_identifier=block)
+        )
         if balance < owed_in[token]:
             problems.append(f"the court holds {balance} of {token}, owes {owed_in[token]} in bonds and shares")
-        evidence = {"block": block, "token": token, "books": {k: str(v) for k, v in books.items()},
-                    "from_events": {k: str(v) for k, v in from_events.items()}, "held": str(held), "owed": str(owed),
-                    "token_balance": str(balance)}  # fmt: skip
-        message = "; ".join(problems) or (f"bonds posted {books['posted']} = withdrawn {books['withdrawn']} + "
-                                          f"slashed {books['slashed']} + held {held}, as the events say; every "
-                                          "upheld results challenge slashed and revoked")  # fmt: skip
+        evidence = {
+            "block": block,
+            "token": token,
+            "books": {k: str(v) for k, v in books.items()},
+            "from_events": {k: str(v) for k, v in from_events.items()},
+            "held": str(held),
+            "owed": str(owed),
+            "token_balance": str(balance),
+        }
+        message = "; ".join(problems) or (
+            f"bonds posted {books['posted']} = withdrawn {books['withdrawn']} + "
+            f"slashed {books['slashed']} + held {held}, as the events say; every "
+            "upheld results challenge slashed and revoked"
+        )
         results.append(CheckResult(BONDS_CONSERVE, not problems, message, a, None, None, None, evidence))
     return results

@@ -34,14 +34,18 @@ def check_event_history(view: ChainView) -> list[CheckResult]:
         ended_at: dict[int, tuple[int, int]] = {}
         previous_end: tuple[int, int] | None = (0, 0)
         allocations = {(int(e.args["round"])): e for e in view.events("Allocated", agreement_id=a)}
-        activations = [((e.block_number, e.log_index), int(e.args["version"]))
-                       for e in view.events("AgreementActivated", agreement_id=a)]  # fmt: skip
+        activations = [
+            ((e.block_number, e.log_index), int(e.args["version"]))
+            for e in view.events("AgreementActivated", agreement_id=a)
+        ]
         for rec in records:
             opened_at = (rec.opened.block_number, rec.opened.log_index)
             in_force = [v for at, v in activations if at < opened_at]
             if not in_force or in_force[-1] != rec.version:
-                problems.append(f"round {rec.round} ran under version {rec.version}, not the version in force "
-                                f"{in_force[-1] if in_force else None}")  # fmt: skip
+                problems.append(
+                    f"round {rec.round} ran under version {rec.version}, not the version in force "
+                    f"{in_force[-1] if in_force else None}"
+                )
             if rec.round > 1 and (previous_end is None or opened_at < previous_end):
                 problems.append(f"round {rec.round} opened before round {rec.round - 1} ended")
             end = rec.finalized or rec.voided
@@ -49,8 +53,9 @@ def check_event_history(view: ChainView) -> list[CheckResult]:
             if end_at is not None:
                 ended_at[rec.round] = end_at
             previous_end = end_at
-            expected_status = (RoundStatus.VOIDED if rec.voided else RoundStatus.FINALIZED if rec.finalized
-                               else RoundStatus.OPEN)
+            expected_status = (
+                RoundStatus.VOIDED if rec.voided else RoundStatus.FINALIZED if rec.finalized else RoundStatus.OPEN
+            )
             if rec.status != expected_status:
                 problems.append(f"round {rec.round}: status {rec.status} on-chain, its events say {expected_status}")
             parties = set(view.terms(a, rec.version).parties)
@@ -58,9 +63,11 @@ def check_event_history(view: ChainView) -> list[CheckResult]:
             partners = [(e.args["partner"], e) for e in rec.singles]
             for e in rec.batches:
                 skipped = int(e.args.get("skipped", 0))  # entries of parties that had submitted: skipped on-chain
-                partners += [(view.party_at(a, i), e)
-                             for k, (i, _) in enumerate(unpack_entries(digest_bytes(e.args["entries"])))
-                             if not skipped >> k & 1]  # fmt: skip
+                partners += [
+                    (view.party_at(a, i), e)
+                    for k, (i, _) in enumerate(unpack_entries(digest_bytes(e.args["entries"])))
+                    if not skipped >> k & 1
+                ]
             for partner, e in partners:
                 at = (e.block_number, e.log_index)
                 if at < opened_at or (end_at is not None and at > end_at):
@@ -73,11 +80,20 @@ def check_event_history(view: ChainView) -> list[CheckResult]:
             if rec.finalized is not None and int(rec.finalized.args["payoutTotal"]) > 0:
                 alloc = allocations.get(rec.round)
                 f = rec.finalized.args
-                if alloc is None or alloc.tx_hash != rec.finalized.tx_hash or \
-                        (alloc.args["root"], alloc.args["total"]) != (f["payoutRoot"], f["payoutTotal"]):  # fmt: skip
+                if (
+                    alloc is None
+                    or alloc.tx_hash != rec.finalized.tx_hash
+                    or (alloc.args["root"], alloc.args["total"]) != (f["payoutRoot"], f["payoutTotal"])
+                ):
                     problems.append(f"round {rec.round}: finalized without the matching allocation in the vault")
-        for name in ("UpdateSubmitted", "BatchCommitted", "RoundFinalized", "RoundVoided", "EpsilonsAtClose",
-                     "VoidedRoundRestored"):
+        for name in (
+            "UpdateSubmitted",
+            "BatchCommitted",
+            "RoundFinalized",
+            "RoundVoided",
+            "EpsilonsAtClose",
+            "VoidedRoundRestored",
+        ):
             for e in view.events(name, agreement_id=a):
                 if int(e.args["round"]) not in ids:
                     problems.append(f"{name} (tx {e.tx_hash}) for round {e.args['round']}, never opened")
@@ -86,11 +102,22 @@ def check_event_history(view: ChainView) -> list[CheckResult]:
         for e in view.events("Claimed", agreement_id=a):
             if int(e.args["round"]) not in allocations:
                 problems.append(f"claim (tx {e.tx_hash}) for round {e.args['round']}, which allocated nothing")
-        message = "; ".join(problems) or (f"{len(ids)} round(s) opened in order, each commitment inside its round "
-                                          "once per party, every payout allocated")  # fmt: skip
-        results.append(CheckResult(EVENT_HISTORY, not problems, message, a, None, None, None,
-                                   {"block": view.block, "rounds": ids, "round_count": count,
-                                    "events": len(view.events(agreement_id=a))}))  # fmt: skip
+        message = "; ".join(problems) or (
+            f"{len(ids)} round(s) opened in order, each commitment inside its round "
+            "once per party, every payout allocated"
+        )
+        results.append(
+            CheckResult(
+                EVENT_HISTORY,
+                not problems,
+                message,
+                a,
+                None,
+                None,
+                None,
+                {"block": view.block, "rounds": ids, "round_count": count, "events": len(view.events(agreement_id=a))},
+            )
+        )
     return results
 
 
@@ -106,8 +133,9 @@ def _dispute_problems(view: ChainView, a: int, records: list) -> list[str]:
                 problems.append(f"round {key[0]}: {key[1]} disputed an entry it did not have (tx {e.tx_hash})")
             disputed.add(key)
         elif e.event == "DisputeAnswered" and key not in disputed and key[1] not in entries.get(key[0], set()):
-            problems.append(f"round {key[0]}: {key[1]}'s commitment revealed for an entry it did not have "
-                            f"(tx {e.tx_hash})")  # fmt: skip
+            problems.append(
+                f"round {key[0]}: {key[1]}'s commitment revealed for an entry it did not have (tx {e.tx_hash})"
+            )
         elif e.event == "DisputedEntryVoided" and key not in disputed:
             problems.append(f"round {key[0]}: {e.event} of {key[1]} without a dispute (tx {e.tx_hash})")
     return problems
@@ -120,7 +148,6 @@ def _restore_problems(view: ChainView, a: int, records: list) -> list[str]:
     for e in view.events("VoidedRoundRestored", agreement_id=a):
         r = int(e.args["round"])
         if r in restored or r not in voided:
-            problems.append(f"round {r}: restored {'twice' if r in restored else 'but never voided'} "
-                            f"(tx {e.tx_hash})")  # fmt: skip
+            problems.append(f"round {r}: restored {'twice' if r in restored else 'but never voided'} (tx {e.tx_hash})")
         restored.add(r)
     return problems

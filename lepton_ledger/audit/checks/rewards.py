@@ -27,8 +27,13 @@ __all__ = ["SCORE_TOLERANCE", "check_scores_and_payouts"]
 SCORE_TOLERANCE = 1e-6
 
 
-def check_scores_and_payouts(m: RoundMaterial, terms: Terms, eval_commitment_ok: tuple[bool, str],
-                             evaluation: Evaluation, allocation: dict[str, Any] | None) -> list[CheckResult]:  # fmt: skip
+def check_scores_and_payouts(
+    m: RoundMaterial,
+    terms: Terms,
+    eval_commitment_ok: tuple[bool, str],
+    evaluation: Evaluation,
+    allocation: dict[str, Any] | None,
+) -> list[CheckResult]:
     """`eval_commitment_ok` is (whether the rebuilt evaluation set has the round's commitment, its 0x-hex
     commitment); `allocation` the round's ``Allocated`` event args (None when there is none)."""
     record, report = m.record, m.report or {}
@@ -43,8 +48,10 @@ def check_scores_and_payouts(m: RoundMaterial, terms: Terms, eval_commitment_ok:
     problems: list[str] = []
     commitment_matches, rebuilt_commitment = eval_commitment_ok
     if not commitment_matches:
-        problems.append(f"the rebuilt evaluation set's commitment {rebuilt_commitment} is not the round's "
-                        f"0x{record.eval_commitment.hex()}")  # fmt: skip
+        problems.append(
+            f"the rebuilt evaluation set's commitment {rebuilt_commitment} is not the round's "
+            f"0x{record.eval_commitment.hex()}"
+        )
     rule, reward = terms.payout_rule, terms.reward_per_round
     if updates and commitment_matches:
         try:
@@ -62,19 +69,37 @@ def check_scores_and_payouts(m: RoundMaterial, terms: Terms, eval_commitment_ok:
         expected_score = scores.get(p)
         found_score = line.get("score")
         score_ok = (expected_score is None and found_score is None) or (
-            expected_score is not None and found_score is not None and abs(expected_score - found_score) <= SCORE_TOLERANCE
-        )  # fmt: skip
+            expected_score is not None
+            and found_score is not None
+            and abs(expected_score - found_score) <= SCORE_TOLERANCE
+        )
         if not scores and p in updates:
             score_ok = False  # scores could not be re-computed (see the round's result)
         ok = score_ok and expected_payout == found_payout
-        message = (f"score {found_score} and payout {found_payout} re-compute" if ok else
-                   f"re-computed score {expected_score} and payout {expected_payout} ({rule.name.lower()}); the report "
-                   f"says score {found_score}, payout {found_payout}")  # fmt: skip
-        results.append(CheckResult(SCORES_AND_PAYOUTS, ok, message, a, r, p, m.report_cid, {
-            "tx_hash": finalized.tx_hash, "block": finalized.block_number, "report_cid": m.report_cid,
-            "expected": {"score": expected_score, "payout": str(expected_payout)},
-            "found": {"score": found_score, "payout": str(found_payout)},
-        }))  # fmt: skip
+        message = (
+            f"score {found_score} and payout {found_payout} re-compute"
+            if ok
+            else f"re-computed score {expected_score} and payout {expected_payout} ({rule.name.lower()}); the report "
+            f"says score {found_score}, payout {found_payout}"
+        )
+        results.append(
+            CheckResult(
+                SCORES_AND_PAYOUTS,
+                ok,
+                message,
+                a,
+                r,
+                p,
+                m.report_cid,
+                {
+                    "tx_hash": finalized.tx_hash,
+                    "block": finalized.block_number,
+                    "report_cid": m.report_cid,
+                    "expected": {"score": expected_score, "payout": str(expected_payout)},
+                    "found": {"score": found_score, "payout": str(found_payout)},
+                },
+            )
+        )
     paid = {p: v for p, v in payouts.items() if v > 0}
     root = "0x" + (PayoutTree(a, r, paid).root if paid else bytes(32)).hex()
     total = sum(paid.values())
@@ -82,15 +107,23 @@ def check_scores_and_payouts(m: RoundMaterial, terms: Terms, eval_commitment_ok:
     if int(report.get("reward", -1)) != reward:
         problems.append(f"the report's reward {report.get('reward')} is not the agreement's {reward}")
     if (args["payoutRoot"], int(args["payoutTotal"])) != (root, total):
-        problems.append(f"payout tree of the re-computed payouts has root {root} and total {total}, the round "
-                        f"finalized {args['payoutRoot']} and {args['payoutTotal']}")  # fmt: skip
+        problems.append(
+            f"payout tree of the re-computed payouts has root {root} and total {total}, the round "
+            f"finalized {args['payoutRoot']} and {args['payoutTotal']}"
+        )
     if total and (allocation is None or (allocation["root"], int(allocation["total"])) != (root, total)):
         problems.append(f"the vault's allocation {allocation} is not the payout root and total")
-    evidence = {"tx_hash": finalized.tx_hash, "block": finalized.block_number, "payout_rule": rule.name.lower(),
-                "reward": str(reward), "eval_commitment": "0x" + record.eval_commitment.hex(),
-                "expected": {"payout_root": root, "payout_total": str(total)},
-                "found": {"payout_root": args["payoutRoot"], "payout_total": str(args["payoutTotal"])}}  # fmt: skip
-    message = "; ".join(problems) or (f"evaluation set matches its commitment; payout root and total "
-                                      f"({total}) re-compute by {rule.name.lower()}")  # fmt: skip
+    evidence = {
+        "tx_hash": finalized.tx_hash,
+        "block": finalized.block_number,
+        "payout_rule": rule.name.lower(),
+        "reward": str(reward),
+        "eval_commitment": "0x" + record.eval_commitment.hex(),
+        "expected": {"payout_root": root, "payout_total": str(total)},
+        "found": {"payout_root": args["payoutRoot"], "payout_total": str(args["payoutTotal"])},
+    }
+    message = "; ".join(problems) or (
+        f"evaluation set matches its commitment; payout root and total ({total}) re-compute by {rule.name.lower()}"
+    )
     results.append(CheckResult(SCORES_AND_PAYOUTS, not problems, message, a, r, None, m.report_cid, evidence))
     return results

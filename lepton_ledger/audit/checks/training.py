@@ -74,16 +74,36 @@ def recheck_rejections(m: RoundMaterial) -> list[CheckResult]:
     opened = {p: (e.tensors, e.manifest.sample_count) for p, e in m.opened.items() if m.open_codes.get(p) is None}
     _, verdicts = judge(opened, m.base, m.rules)
     for partner in lines.keys() - committed:
-        results.append(CheckResult(REJECTIONS_RECHECK, False, f"the report has a line for {partner}, who committed "
-                                   "nothing in this round", a, r, partner, m.report_cid, {"report_cid": m.report_cid}))  # fmt: skip
+        results.append(
+            CheckResult(
+                REJECTIONS_RECHECK,
+                False,
+                f"the report has a line for {partner}, who committed nothing in this round",
+                a,
+                r,
+                partner,
+                m.report_cid,
+                {"report_cid": m.report_cid},
+            )
+        )
     for c in m.commitments:
         p = c.partner
         if p in m.unchecked:
             continue
         line = lines.get(p)
         if line is None:
-            results.append(CheckResult(REJECTIONS_RECHECK, False, f"the report leaves out {p}'s committed update", a, r,
-                                       p, m.report_cid, c.evidence()))  # fmt: skip
+            results.append(
+                CheckResult(
+                    REJECTIONS_RECHECK,
+                    False,
+                    f"the report leaves out {p}'s committed update",
+                    a,
+                    r,
+                    p,
+                    m.report_cid,
+                    c.evidence(),
+                )
+            )
             continue
         if p in opened:
             detail = verdicts.get(p, [])
@@ -94,12 +114,30 @@ def recheck_rejections(m: RoundMaterial) -> list[CheckResult]:
         verdict_ok = bool(line.get("accepted")) == (not expected)
         ok = verdict_ok and found == expected
         what = "accepted" if not expected else f"rejected for {', '.join(expected)}"
-        message = (f"re-derived: {what}, as the report says" if ok else
-                   f"re-derived: {what}; the report says {'accepted' if line.get('accepted') else 'rejected'}"
-                   + (f" for {', '.join(found)}" if found else ""))  # fmt: skip
-        results.append(CheckResult(REJECTIONS_RECHECK, ok, message, a, r, p, m.report_cid,
-                                   {**c.evidence(), "expected": expected, "found": found,
-                                    "max_norm": m.rules.max_norm, "rederived": detail}))  # fmt: skip
+        message = (
+            f"re-derived: {what}, as the report says"
+            if ok
+            else f"re-derived: {what}; the report says {'accepted' if line.get('accepted') else 'rejected'}"
+            + (f" for {', '.join(found)}" if found else "")
+        )
+        results.append(
+            CheckResult(
+                REJECTIONS_RECHECK,
+                ok,
+                message,
+                a,
+                r,
+                p,
+                m.report_cid,
+                {
+                    **c.evidence(),
+                    "expected": expected,
+                    "found": found,
+                    "max_norm": m.rules.max_norm,
+                    "rederived": detail,
+                },
+            )
+        )
     return results
 
 
@@ -116,31 +154,78 @@ def recompute_aggregate(m: RoundMaterial) -> tuple[CheckResult | None, dict[str,
     assert finalized is not None and m.base is not None and m.rules is not None
     on_chain = finalized.args["aggregateDigest"]
     rule = m.rules.aggregation
-    evidence = {"tx_hash": finalized.tx_hash, "block": finalized.block_number, "rule": rule, "accepted": accepted,
-                "expected": None, "found": on_chain, "report_aggregate_digest": report.get("aggregate_digest")}  # fmt: skip
+    evidence = {
+        "tx_hash": finalized.tx_hash,
+        "block": finalized.block_number,
+        "rule": rule,
+        "accepted": accepted,
+        "expected": None,
+        "found": on_chain,
+        "report_aggregate_digest": report.get("aggregate_digest"),
+    }
     if not accepted:
-        return CheckResult(AGGREGATE_RECOMPUTED, False, "the round was finalized with no accepted update", a, r, None,
-                           m.aggregate_cid, evidence), None  # fmt: skip
+        return CheckResult(
+            AGGREGATE_RECOMPUTED,
+            False,
+            "the round was finalized with no accepted update",
+            a,
+            r,
+            None,
+            m.aggregate_cid,
+            evidence,
+        ), None
     try:
         state = combine(m.base, updates, m.rules)
     except AggregationError as exc:
-        return CheckResult(AGGREGATE_RECOMPUTED, False, f"the accepted updates do not aggregate by {rule!r}: {exc}",
-                           a, r, None, m.aggregate_cid, evidence), None  # fmt: skip
+        return CheckResult(
+            AGGREGATE_RECOMPUTED,
+            False,
+            f"the accepted updates do not aggregate by {rule!r}: {exc}",
+            a,
+            r,
+            None,
+            m.aggregate_cid,
+            evidence,
+        ), None
     digest = "0x" + content_digest(serialize_tensors(state)).hex()
     evidence["expected"] = digest
     if report.get("aggregate_digest") != on_chain:
-        return CheckResult(AGGREGATE_RECOMPUTED, False, f"the report's aggregate digest {report.get('aggregate_digest')} "
-                           f"is not the finalized {on_chain}", a, r, None, m.aggregate_cid, evidence), state  # fmt: skip
+        return CheckResult(
+            AGGREGATE_RECOMPUTED,
+            False,
+            f"the report's aggregate digest {report.get('aggregate_digest')} is not the finalized {on_chain}",
+            a,
+            r,
+            None,
+            m.aggregate_cid,
+            evidence,
+        ), state
     if digest == on_chain:
-        return CheckResult(AGGREGATE_RECOMPUTED, True, f"{rule} of {len(accepted)} accepted update(s) recomputes the "
-                           "finalized aggregate bit for bit", a, r, None, m.aggregate_cid, evidence), state  # fmt: skip
+        return CheckResult(
+            AGGREGATE_RECOMPUTED,
+            True,
+            f"{rule} of {len(accepted)} accepted update(s) recomputes the finalized aggregate bit for bit",
+            a,
+            r,
+            None,
+            m.aggregate_cid,
+            evidence,
+        ), state
     difference = _max_difference(state, m.aggregate_bytes)
     evidence["max_abs_difference"] = difference
     # Every rule of fl.aggregation is deterministic (same updates in the same order, same bits): any difference
     # is a failure, however small; the difference is reported to tell a slip from a substitution.
-    return CheckResult(AGGREGATE_RECOMPUTED, False, f"{rule} of the {len(accepted)} accepted update(s) gives {digest}, "
-                       f"the round finalized {on_chain}" + (f" (max difference {difference:.3g})" if difference else ""),
-                       a, r, None, m.aggregate_cid, evidence), state  # fmt: skip
+    return CheckResult(
+        AGGREGATE_RECOMPUTED,
+        False,
+        f"{rule} of the {len(accepted)} accepted update(s) gives {digest}, "
+        f"the round finalized {on_chain}" + (f" (max difference {difference:.3g})" if difference else ""),
+        a,
+        r,
+        None,
+        m.aggregate_cid,
+        evidence,
+    ), state
 
 
 def _max_difference(state: dict[str, torch.Tensor], published: bytes | None) -> float | None:
@@ -151,4 +236,3 @@ def _max_difference(state: dict[str, torch.Tensor], published: bytes | None) -> 
         return max(float((state[k].double() - other[k].double()).abs().max()) for k in state)
     except (LeptonError, KeyError, RuntimeError):  # a published aggregate of another shape has no distance
         return None
-
