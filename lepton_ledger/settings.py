@@ -89,6 +89,10 @@ class Settings(BaseModel):
     coordinator_key: str | None = _env(
         "LEPTON_API_COORDINATOR_KEY", "Keystore identity whose X25519 key the service opens envelopes with."
     )
+    auditor_key: str | None = _env(
+        "LEPTON_API_AUDITOR_KEY",
+        "Keystore identity whose X25519 key the service's audit job opens updates with; unset: no audit job (503).",
+    )
     deployment: Path = Field(default=Path(), description="<data dir>/deployment.json (not a variable).")
 
     @classmethod

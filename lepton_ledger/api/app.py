@@ -13,8 +13,10 @@ from . import errors
 from .bodycap import BodyCap
 from .routes import (
     agreements,
+    audit,
     auth,
     blobs,
+    coordination,
     dashboard,
     envelopes,
     health,
@@ -33,12 +35,14 @@ ROUTERS = (
     auth.router,
     partners.router,
     agreements.router,
+    coordination.router,
     signatures.router,
     rewards.router,
     blobs.router,
     transactions.router,
     envelopes.router,
     jobs.router,
+    audit.router,
     metrics.router,
     dashboard.router,
 )

@@ -57,6 +57,22 @@ def coordinator_key(service: Service) -> Any:
     return service.coordinator
 
 
+def require_coordinator(service: Service, caller: Roles, agreement_id: int | None = None) -> Any:
+    """The service's coordinator identity once `caller` is it (and, given `agreement_id`, that agreement's
+    coordinator): 403 otherwise, 404 for no agreement, 503 when the service holds no coordinator key."""
+    identity = coordinator_key(service)
+    if agreement_id is None:
+        if caller.address != identity.address:
+            raise forbidden(f"only the service's coordinator ({identity.address}) proposes through this service")
+        return identity
+    coordinator = agreement_of(service, agreement_id)["state"].coordinator
+    if caller.address != coordinator or coordinator != identity.address:
+        raise forbidden(
+            f"only the agreement's coordinator ({coordinator}) acts on agreement {agreement_id} through this service"
+        )
+    return identity
+
+
 def agreement_of(service: Service, agreement_id: int) -> dict[str, Any]:
     """The read model's agreement; 404 when there is none."""
     found = service.reads.agreement(agreement_id)

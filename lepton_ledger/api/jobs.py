@@ -1,10 +1,11 @@
-"""Jobs: long steps (closing a round) run on one thread, the service's one writer of coordinator transactions,
-and persist in the database with their progress. A job that was queued or running when the service stopped is
-run again when it starts; the coordinator's durable outbox makes that a resumption (a recorded outcome is
+"""Jobs: long steps (closing a round, an audit) run on one thread, the service's one writer of coordinator
+transactions, and persist in the database with their progress. A job that was queued or running when the service
+stopped is run again when it starts; the coordinator's durable outbox makes that a resumption (a recorded outcome is
 published and finalized, never computed twice)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -98,10 +99,10 @@ class JobRunner:
                 self._wake.clear()
                 continue
             job = _row(row)
-            self._set(job["id"], status="running", progress="closing")
-            try:
-                with self.service.writer:
-                    result = self._close(job)
+            self._set(job["id"], status="running", progress="auditing" if job["kind"] == "audit" else "closing")
+            try:  # an audit sends no transaction: it does not hold up the coordinator's
+                with self.service.writer if job["kind"] == "close" else contextlib.nullcontext():
+                    result = self._audit() if job["kind"] == "audit" else self._close(job)
             except LeptonError as exc:
                 self._set(job["id"], status="failed", progress="", error=f"{type(exc).__name__}: {exc}")
             except Exception as exc:  # noqa: BLE001 -- the runner outlives any one job; the error is recorded
@@ -111,21 +112,12 @@ class JobRunner:
 
     def _close(self, job: dict[str, Any]) -> dict[str, Any]:
         """Closes the round as ``lepton-ledger coordinator close`` does, with the service's coordinator key."""
-        from ..commands.context import CommandError, Session
+        from ..commands.context import CommandError
         from ..commands.data import eval_data
         from ..fl.data import eval_commitment
         from ..rounds.roles import agreement_coordinator
 
-        service, params = self.service, job["params"]
-        session = Session(
-            w3=service.w3,
-            deployment=service.deployment,
-            document=service.document,
-            deployment_path=service.settings.deployment,
-            identity=service.coordinator,
-            tx=service.coordinator_tx(),
-            _store=service.store,
-        )
+        session, params = self.service.coordinator_session(), job["params"]
         eval_set = eval_data(
             dataset=params["dataset"],
             partitions=params["partitions"],
@@ -148,4 +140,33 @@ class JobRunner:
             "accepted": list(report.accepted),
             "rejected": list(report.rejected),
             "payouts": {p: str(a) for p, a in report.payouts.items()},
+        }
+
+    def _audit(self) -> dict[str, Any]:
+        """Audits the deployment as ``lepton-ledger audit`` does with the service's auditor key (rounds verified
+        before are re-checked from ``<data dir>/audit/state.sqlite``) and leaves the result in
+        ``<data dir>/audit/latest.json``, where the dashboard reads it."""
+        from ..audit.runner import audit_deployment, deployment_contracts
+        from .dashboard import LATEST_AUDIT
+
+        service = self.service
+        folder = service.settings.data_dir / "audit"
+        folder.mkdir(parents=True, exist_ok=True)
+        result = audit_deployment(
+            service.w3,
+            deployment_contracts(service.document),
+            service.store,
+            service.auditor.x25519_private_bytes(),
+            eval_set_spec=service.document.get("eval_set"),
+            model_name=service.document.get("model", "logreg"),
+            state_path=folder / "state.sqlite",
+        )
+        partial = folder / f"{LATEST_AUDIT}.partial"
+        partial.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        partial.replace(folder / LATEST_AUDIT)  # readers see the previous result or this one, never half of it
+        return {
+            "ok": result.ok,
+            "checks": len(result.checks),
+            "failed": len(result.failed),
+            "block": result.audited_at_block,
         }

@@ -29,6 +29,7 @@ class Service:
     auth: Authenticator
     chain_id: int
     coordinator: Any = None  # keys.UnlockedIdentity of the coordinator, when configured (opens envelopes)
+    auditor: Any = None  # keys.UnlockedIdentity of an auditor, when configured (the audit job)
     jobs: Any = None  # jobs.JobRunner: the one thread that sends the coordinator's transactions
     metrics: dict[tuple[str, str, int], int] = field(default_factory=dict)
     # One writer: every coordinator transaction is sent holding this lock, from one Transactor (its nonces).
@@ -45,6 +46,22 @@ class Service:
 
             self._coordinator_tx = Transactor(self.w3, [self.coordinator.account])
         return self._coordinator_tx
+
+    def coordinator_session(self) -> Any:
+        """A command Session signing with the coordinator's key, on the service's chain and store, so that the
+        service takes the coordinator's steps through the same library calls as its commands (use it holding
+        `writer`)."""
+        from ..commands.context import Session
+
+        return Session(
+            w3=self.w3,
+            deployment=self.deployment,
+            document=self.document,
+            deployment_path=self.settings.deployment,
+            identity=self.coordinator,
+            tx=self.coordinator_tx(),
+            _store=self.store,
+        )
 
 
 def check_service(settings: Settings) -> None:
@@ -64,9 +81,9 @@ def open_service(settings: Settings, *, start: bool = True) -> Iterator[Service]
     Raises:
         CommandError: no deployment file, or one that does not match the chain.
         ChainError: the RPC URL does not answer.
-        ConfigurationError: the configured coordinator key is not this deployment's coordinator, or another
-            service runs on this data directory (two would both run its jobs).
-        KeystoreError: the coordinator key cannot be unlocked (unknown, wrong or missing password).
+        ConfigurationError: the configured coordinator (auditor) key holds no coordinator (auditor) role in this
+            deployment, or another service runs on this data directory (two would both run its jobs).
+        KeystoreError: a configured key cannot be unlocked (unknown, wrong or missing password).
     """
     from ..chain.connection import connect
     from ..commands.context import bind_deployment, load_deployment_document
@@ -97,7 +114,8 @@ def open_service(settings: Settings, *, start: bool = True) -> Iterator[Service]
             reads=reads,
             auth=auth,
             chain_id=chain_id,
-            coordinator=_coordinator(settings, reads),
+            coordinator=_identity(settings.coordinator_key, reads, "coordinator"),
+            auditor=_identity(settings.auditor_key, reads, "auditor"),
         )
         from .jobs import JobRunner
 
@@ -129,15 +147,14 @@ def _exclusive(folder: Path) -> Iterator[None]:
         yield
 
 
-def _coordinator(settings: Settings, reads: ReadModel) -> Any:
-    if settings.coordinator_key is None:
+def _identity(key: str | None, reads: ReadModel, role: str) -> Any:
+    """The unlocked keystore identity `key`, once it holds `role` ("coordinator" or "auditor") in the deployment."""
+    if key is None:
         return None
     from ..errors import ConfigurationError
     from ..keys import Keystore
 
-    identity = Keystore().unlock(settings.coordinator_key)
-    if not reads.roles(identity.address).coordinator:
-        raise ConfigurationError(
-            f"key {identity.name!r} ({identity.address}) holds no coordinator role in this deployment"
-        )
+    identity = Keystore().unlock(key)
+    if not getattr(reads.roles(identity.address), role):
+        raise ConfigurationError(f"key {identity.name!r} ({identity.address}) holds no {role} role in this deployment")
     return identity

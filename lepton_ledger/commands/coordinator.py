@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -52,7 +53,15 @@ from .data import (
 )
 from .deploy import eval_set_spec
 
-__all__ = ["AGGREGATIONS", "PAYOUT_RULES", "SCORINGS", "coordinator_app"]
+__all__ = [
+    "AGGREGATIONS",
+    "PAYOUT_RULES",
+    "SCORINGS",
+    "agreement_terms",
+    "coordinator_app",
+    "open_next_round",
+    "payable_token",
+]
 
 PAYOUT_RULES = {rule.name.lower(): rule for rule in PayoutRule}  # --payout-rule's names
 # Rules that need parameters (trim, f, m) the Coordinator does not take yet are refused before anything is sent.
@@ -112,6 +121,67 @@ def _terms_file(path: Path | None) -> dict[str, Any]:
     return document
 
 
+def agreement_terms(
+    s: Any,
+    f: dict[str, Any],
+    *,
+    aggregation: str | None = None,
+    scoring: str | None = None,
+    max_norm: float | None = None,
+) -> Any:
+    """The AgreementTerms of terms JSON `f` (module docstring) proposed by session `s`'s account, with the
+    defaults of ``propose``; its terms document names the round rules the parties sign (the file's "rules", or its
+    max_norm, then the choices given). CommandError naming what is malformed, or a party that is not an approved
+    partner; ConfigurationError for rules that cannot run."""
+    from ..chain.agreements import AgreementTerms
+    from ..rounds.rules import DEFAULT_MAX_NORM, RoundRules
+
+    rule_name = f.get("payout_rule", "by_sample_count")
+    require(
+        isinstance(rule_name, str) and rule_name in PAYOUT_RULES,
+        f"--payout-rule must be one of {', '.join(PAYOUT_RULES)}, not {rule_name!r}",
+    )
+    require(isinstance(f.get("parties") or [], list), 'the terms\' "parties" must be a list of addresses')
+    parties = [parse_address(str(p), "--party") for p in (f.get("parties") or [])]
+    require(bool(parties), "an agreement needs at least one --party")
+    require(isinstance(f.get("document", {}), dict), 'the terms file\'s "document" must be a JSON object')
+    document = {"task": "federated training", "model": "logreg", "max_norm": DEFAULT_MAX_NORM, **f.get("document", {})}
+    signed = RoundRules.from_terms(document, len(parties)).choosing(
+        len(parties), aggregation=aggregation, scoring=scoring, max_norm=max_norm
+    )
+    document.pop("max_norm", None)
+    document["rules"] = signed.report_fields()
+    for p in parties:
+        require(bool(s.deployment.partners.functions.isApproved(p).call()), f"party {p} is not an approved partner")
+    now = int(s.w3.eth.get_block("latest")["timestamp"])
+    token = f.get("reward_token") or s.document.get("reward_token")
+    require(bool(token), "no reward token: pass --reward-token (the deployment has none)")
+    arbiter_address = f.get("arbiter") or s.document.get("admin")
+    require(bool(arbiter_address), "no arbiter: pass --arbiter (the deployment names no admin)")
+    try:
+        sample_bound = int(f.get("max_sample_count", 1_000_000))
+        require(sample_bound >= 1, f"--max-samples must be at least 1, not {sample_bound}")
+        return AgreementTerms(
+            parties=parties,
+            reward_token=parse_address(str(token), "--reward-token"),
+            reward_per_round=parse_tokens(str(f.get("reward_per_round", "300")), "--reward-per-round"),
+            epsilon_cap=float(f.get("epsilon_cap", 10.0)),
+            delta=float(f.get("delta", 1e-5)),
+            required_stake=parse_tokens(str(f.get("required_stake", "100")), "--required-stake"),
+            start=now - 1,
+            end=now + round(float(f.get("days", 365)) * 86400),
+            max_rounds=int(f.get("rounds", 5)),
+            coordinator=s.address,
+            arbiter=parse_address(str(arbiter_address), "--arbiter"),
+            max_sample_count=sample_bound,
+            payout_rule=PAYOUT_RULES[rule_name],
+            document=document,
+            coordinator_bond=parse_tokens(str(f.get("coordinator_bond", "100")), "--coordinator-bond"),
+        )
+    except (TypeError, ValueError, OverflowError) as exc:  # a terms-file value of the wrong type or range
+        raise CommandError(f"the terms are not valid: {exc}") from None
+
+
 @coordinator_app.command("propose")
 @reports_errors
 def propose(
@@ -165,62 +235,38 @@ def propose(
     "coordinator_bond": "100", "document": {"task": "...", "model": "logreg", "max_norm": 50.0}}; amounts are decimal strings of whole tokens.
     """
     from ..chain import agreements
-    from ..chain.agreements import AgreementTerms
     from ..rounds.roles import publish_document
-    from ..rounds.rules import DEFAULT_MAX_NORM, RoundRules
 
-    f = _terms_file(terms_file)
-    rule_name = payout_rule or f.get("payout_rule", "by_sample_count")
-    require(rule_name in PAYOUT_RULES, f"--payout-rule must be one of {', '.join(PAYOUT_RULES)}, not {rule_name!r}")
-    parties = [parse_address(p, "--party") for p in (party or f.get("parties") or [])]
-    require(bool(parties), "an agreement needs at least one --party")
-    require(isinstance(f.get("document", {}), dict), 'the terms file\'s "document" must be a JSON object')
-    document = {"task": "federated training", "model": "logreg", "max_norm": DEFAULT_MAX_NORM, **f.get("document", {})}
-    for name, value in (("task", task), ("model", model)):
-        if value is not None:
-            document[name] = value
-    # The round rules the parties sign, spelled out: the file's "rules" (or its max_norm), then the options.
-    signed = RoundRules.from_terms(document, len(parties)).choosing(
-        len(parties), aggregation=aggregation, scoring=scoring, max_norm=max_norm
-    )
-    document.pop("max_norm", None)
-    document["rules"] = signed.report_fields()
-    with open_session(rpc_url=rpc_url, deployment=deployment, key=key, ipfs=ipfs) as s:
-        for p in parties:
-            require(bool(s.deployment.partners.functions.isApproved(p).call()), f"party {p} is not an approved partner")
-        now = int(s.w3.eth.get_block("latest")["timestamp"])
-        token = reward_token or f.get("reward_token") or s.document.get("reward_token")
-        require(bool(token), "no reward token: pass --reward-token (the deployment has none)")
-        arbiter_address = arbiter or f.get("arbiter") or s.document.get("admin")
-        require(bool(arbiter_address), "no arbiter: pass --arbiter (the deployment names no admin)")
-        try:
-            sample_bound = int(max_samples if max_samples is not None else f.get("max_sample_count", 1_000_000))
-            require(sample_bound >= 1, f"--max-samples must be at least 1, not {sample_bound}")
-            terms = AgreementTerms(
-                parties=parties,
-                reward_token=parse_address(token, "--reward-token"),
-                reward_per_round=parse_tokens(
-                    str(reward_per_round or f.get("reward_per_round", "300")), "--reward-per-round"
-                ),
-                epsilon_cap=float(epsilon_cap if epsilon_cap is not None else f.get("epsilon_cap", 10.0)),
-                delta=float(delta if delta is not None else f.get("delta", 1e-5)),
-                required_stake=parse_tokens(str(required_stake or f.get("required_stake", "100")), "--required-stake"),
-                start=now - 1,
-                end=now + round(float(days if days is not None else f.get("days", 365)) * 86400),
-                max_rounds=int(rounds if rounds is not None else f.get("rounds", 5)),
-                coordinator=s.address,
-                arbiter=parse_address(arbiter_address, "--arbiter"),
-                max_sample_count=sample_bound,
-                payout_rule=PAYOUT_RULES[rule_name],
-                document=document,
-                coordinator_bond=parse_tokens(
-                    str(coordinator_bond or f.get("coordinator_bond", "100")), "--coordinator-bond"
-                ),
+    f = {
+        **_terms_file(terms_file),
+        **{
+            name: value
+            for name, value in (
+                ("parties", party or None),
+                ("reward_token", reward_token),
+                ("reward_per_round", reward_per_round),
+                ("epsilon_cap", epsilon_cap),
+                ("delta", delta),
+                ("required_stake", required_stake),
+                ("rounds", rounds),
+                ("days", days),
+                ("payout_rule", payout_rule),
+                ("arbiter", arbiter),
+                ("max_sample_count", max_samples),
+                ("coordinator_bond", coordinator_bond),
             )
-        except (TypeError, ValueError, OverflowError) as exc:  # a terms-file value of the wrong type or range
-            raise CommandError(f"the terms are not valid: {exc}") from None
-        cid = publish_document(s.store, document)
+            if value is not None
+        },
+    }
+    document_options = {"task": task, "model": model}
+    if any(value is not None for value in document_options.values()):
+        require(isinstance(f.get("document", {}), dict), 'the terms file\'s "document" must be a JSON object')
+        f["document"] = {**f.get("document", {}), **{k: v for k, v in document_options.items() if v is not None}}
+    with open_session(rpc_url=rpc_url, deployment=deployment, key=key, ipfs=ipfs) as s:
+        terms = agreement_terms(s, f, aggregation=aggregation, scoring=scoring, max_norm=max_norm)
+        cid = publish_document(s.store, terms.document)
         agreement_id = agreements.propose(s.tx, s.deployment, s.address, terms)
+        parties = terms.parties
     typer.echo(f"proposed agreement {agreement_id} with {len(parties)} parties; terms document {cid}")
 
 
@@ -335,16 +381,22 @@ def _pay_in(
     value = parse_tokens(amount, "AMOUNT")
     require(value > 0, "AMOUNT must be positive")
     with open_session(rpc_url=rpc_url, deployment=deployment, key=key) as s:
-        state = s.agreement_state(agreement)
-        require(state.status is not AgreementStatus.TERMINATED, f"agreement {agreement} is terminated")
-        token = s.token(Terms.read(s.deployment.agreements.functions.terms(agreement)).reward_token)
-        balance = int(token.functions.balanceOf(s.address).call())
-        require(
-            balance >= value,
-            f"{s.address} holds {fixed_point(balance, TOKEN_DECIMALS)} of the reward token, "
-            f"cannot {verb} {fixed_point(value, TOKEN_DECIMALS)}",
-        )
-        return value, send(s, token, value)
+        return value, send(s, payable_token(s, agreement, value, verb), value)
+
+
+def payable_token(s: Any, agreement: int, value: int, verb: str) -> Any:
+    """The reward token of `agreement` once it is live (not terminated) and session `s`'s account holds `value` of
+    it; CommandError otherwise (also for an unknown agreement)."""
+    state = s.agreement_state(agreement)
+    require(state.status is not AgreementStatus.TERMINATED, f"agreement {agreement} is terminated")
+    token = s.token(Terms.read(s.deployment.agreements.functions.terms(agreement)).reward_token)
+    balance = int(token.functions.balanceOf(s.address).call())
+    require(
+        balance >= value,
+        f"{s.address} holds {fixed_point(balance, TOKEN_DECIMALS)} of the reward token, "
+        f"cannot {verb} {fixed_point(value, TOKEN_DECIMALS)}",
+    )
+    return token
 
 
 @coordinator_app.command("anchor")
@@ -446,44 +498,82 @@ def open_(
     evaluation set comes from the data options (the same ones `close` gets). Every voided or abandoned round of
     AGREEMENT still charged is restored first (RoundLedger.restoreVoidedRound, one line each).
     """
-    from ..chain import disputes
-    from ..rounds.roles import global_model
     from .data import eval_data
 
     eval_set = eval_data(
         dataset=dataset, partitions=partitions, seed=seed, csv=csv, label_column=label_column, num_classes=num_classes
     )
     with open_session(rpc_url=rpc_url, deployment=deployment, key=key, ipfs=ipfs) as s:
-        s.agreement_state(agreement)
-        open_round = int(s.deployment.ledger.functions.openRoundOf(agreement).call())
-        require(open_round == 0, f"round {open_round} of agreement {agreement} is still open (close it first)")
-        bonded, required = s.deployment.agreements.functions.coordinatorBondOf(agreement).call()
-        held = int(s.deployment.court.functions.bondOf(agreement, bonded).call())
-        require(
-            held >= required,
-            f"the coordinator holds {fixed_point(held, TOKEN_DECIMALS)} of bond in agreement "
-            f"{agreement}, its terms require {fixed_point(required, TOKEN_DECIMALS)}: post it "
-            f"with `coordinator bond {agreement} AMOUNT`",
-        )
-        # A voided or abandoned round stays charged until restored, and openRound waits for it.
-        for line in disputes.restore_pending(s.tx, s.deployment, sender=s.address, agreement_id=agreement):
-            typer.echo(line)
-        coordinator = _coordinator(s, agreement, eval_set, model=model, max_norm=None)
-        state, previous = global_model(
-            s.deployment,
-            s.store,
-            agreement,
-            model_name=coordinator.model_name,
-            input_dim=eval_set.input_dim,
-            num_classes=eval_set.num_classes,
-        )
-        cid, digest = coordinator.publish_model(state)
-        deadline = int(s.w3.eth.get_block("latest")["timestamp"]) + round_seconds
-        round_id = coordinator.open_round(agreement, digest, deadline)
-    start = f"the aggregate of round {previous}" if previous else f"a fresh {coordinator.model_name} model"
-    typer.echo(f"opened round {round_id} of agreement {agreement} on {start}: {cid}, deadline {utc(deadline)}")
+        opened = open_next_round(s, agreement, eval_set, model=model, round_seconds=round_seconds, say=typer.echo)
+    start = f"the aggregate of round {opened.previous}" if opened.previous else f"a fresh {opened.model_name} model"
+    typer.echo(
+        f"opened round {opened.round_id} of agreement {agreement} on {start}: {opened.model_cid}, deadline "
+        f"{utc(opened.deadline)}"
+    )
     if csv is None:
-        _record_for_audit(s, eval_set_spec(dataset, seed), coordinator.model_name)
+        _record_for_audit(s, eval_set_spec(dataset, seed), opened.model_name)
+
+
+@dataclass(frozen=True)
+class OpenedRound:
+    round_id: int
+    model_cid: str
+    model_name: str
+    previous: int  # the round whose aggregate the model is, 0 for a fresh model
+    deadline: int
+    restored: tuple[str, ...]  # a line per voided or abandoned round restored first
+
+
+def open_next_round(
+    s: Any,
+    agreement: int,
+    eval_set: Any,
+    *,
+    model: str | None,
+    round_seconds: int,
+    say: Callable[[str], Any] = lambda _: None,
+) -> OpenedRound:
+    """What ``coordinator open`` does with session `s`'s account: checks that no round is open and the bond is
+    posted (CommandError otherwise), restores voided rounds (`say`s a line each), publishes the global model and
+    opens the round on it with `eval_set`'s commitment."""
+    from ..chain import disputes
+    from ..rounds.roles import global_model
+
+    s.agreement_state(agreement)
+    open_round = int(s.deployment.ledger.functions.openRoundOf(agreement).call())
+    require(open_round == 0, f"round {open_round} of agreement {agreement} is still open (close it first)")
+    bonded, required = s.deployment.agreements.functions.coordinatorBondOf(agreement).call()
+    held = int(s.deployment.court.functions.bondOf(agreement, bonded).call())
+    require(
+        held >= required,
+        f"the coordinator holds {fixed_point(held, TOKEN_DECIMALS)} of bond in agreement "
+        f"{agreement}, its terms require {fixed_point(required, TOKEN_DECIMALS)}: post it "
+        f"with `coordinator bond {agreement} AMOUNT`",
+    )
+    # A voided or abandoned round stays charged until restored, and openRound waits for it.
+    restored = tuple(disputes.restore_pending(s.tx, s.deployment, sender=s.address, agreement_id=agreement))
+    for line in restored:
+        say(line)
+    coordinator = _coordinator(s, agreement, eval_set, model=model, max_norm=None)
+    state, previous = global_model(
+        s.deployment,
+        s.store,
+        agreement,
+        model_name=coordinator.model_name,
+        input_dim=eval_set.input_dim,
+        num_classes=eval_set.num_classes,
+    )
+    cid, digest = coordinator.publish_model(state)
+    deadline = int(s.w3.eth.get_block("latest")["timestamp"]) + round_seconds
+    round_id = coordinator.open_round(agreement, digest, deadline)
+    return OpenedRound(
+        round_id=round_id,
+        model_cid=cid,
+        model_name=coordinator.model_name,
+        previous=previous or 0,
+        deadline=deadline,
+        restored=restored,
+    )
 
 
 def _record_for_audit(s: Any, spec: dict[str, Any], model_name: str) -> None:

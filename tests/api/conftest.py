@@ -99,7 +99,7 @@ class Server:
 @pytest.fixture(scope="session")
 def service(world):
     """The running service, with an httpx client bound to it (`service.api`) and its process (`service.server`)."""
-    server = Server(world.data_dir)
+    server = Server(world.data_dir, LEPTON_API_AUDITOR_KEY="auditor")
     try:
         server.start()
         world.attach(server.client)

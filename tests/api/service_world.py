@@ -24,6 +24,7 @@ from lepton_ledger.chain.anvil import advance_time, dev_account
 from lepton_ledger.chain.artifacts import load_artifact
 from lepton_ledger.chain.deployment import DevRoles, deploy_with_roles
 from lepton_ledger.chain.transactions import Transactor
+from lepton_ledger.commands.deploy import eval_set_spec
 from lepton_ledger.envelope import generate_x25519_keypair
 from lepton_ledger.keys import Keystore
 from lepton_ledger.rounds.coordinator import Coordinator
@@ -111,6 +112,8 @@ def build_world(data_dir: Path, url: str) -> World:
             "coordinator": roles.coordinator.address,
             "auditors": [roles.auditor.address],
             "dispute_window": DISPUTE_WINDOW,
+            "eval_set": eval_set_spec(SPLIT["name"], SPLIT["seed"]),
+            "model": "logreg",
         },
     )
     keys = {}
@@ -144,10 +147,10 @@ def build_world(data_dir: Path, url: str) -> World:
     # Round 2 stays open, from round 1's aggregate, for the envelope tests.
     _, open_digest = coordinator.publish_model(outcome.aggregate)
     coordinator.open_round(agreement_id, open_digest, w3.eth.get_block("latest")["timestamp"] + 86400)
-    # The service opens envelopes with the coordinator's key from its keystore.
-    Keystore(data_dir / "keystore", scrypt_n=2**4).import_key(
-        "coordinator", roles.coordinator.key, PASSWORD, x25519_private_key=keys["coordinator"]
-    )
+    # The service opens envelopes with the coordinator's key from its keystore, and audits with the auditor's.
+    keystore = Keystore(data_dir / "keystore", scrypt_n=2**4)
+    for name, account in (("coordinator", roles.coordinator), ("auditor", roles.auditor)):
+        keystore.import_key(name, account.key, PASSWORD, x25519_private_key=keys[name])
     return World(
         data_dir=data_dir,
         w3=w3,

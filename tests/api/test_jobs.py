@@ -37,6 +37,7 @@ def test_the_coordinator_closes_a_round_as_a_job(service, committed):
     assert sorted(done["result"]["accepted"]) == sorted([service.alpha.address, service.beta.address])
     record = Round.read(service.d.ledger.functions.round(agreement_id, round_id))
     assert record.status is RoundStatus.FINALIZED  # once
+    service.wait_block(service.w3.eth.block_number)  # the read model (per block) has seen the finalization
     assert service.api.post(path, json=CLOSE, headers=headers).status_code == 409  # no longer open
 
 

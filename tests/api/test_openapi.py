@@ -33,4 +33,9 @@ def test_every_operation_has_a_stable_id_a_response_model_and_documented_errors(
         "job_get",
         "health",
         "metrics",
+        "agreement_propose",
+        "agreement_fund",
+        "round_open",
+        "audit_run",
+        "audit_report",
     } <= set(ids)

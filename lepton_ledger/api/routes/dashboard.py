@@ -45,21 +45,22 @@ def _template() -> Any:
     return env.get_template("dashboard.html")
 
 
-# The page is HTML; its refusals are the one JSON error shape (documented as such, not as the page's type).
-_ERRORS = {
-    status: {
-        "description": doc["description"],
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+def html_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The refusals of an HTML page: the one JSON error shape (documented as such, not as the page's type)."""
+    return {
+        status: {
+            "description": doc["description"],
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+        }
+        for status, doc in responses(*statuses).items()
     }
-    for status, doc in responses().items()
-}
 
 
 @router.get(
     "/dashboard",
     operation_id="dashboard",
     response_class=HTMLResponse,
-    responses={200: {"content": {"text/html": {}}, "description": "The dashboard page."}, **_ERRORS},
+    responses={200: {"content": {"text/html": {}}, "description": "The dashboard page."}, **html_errors()},
 )
 def dashboard(service: ServiceDep) -> HTMLResponse:
     """Agreements, rounds, epsilon per partner against its cap, stakes, payouts, challenges, jobs, the latest

@@ -12,20 +12,25 @@ from pydantic import BaseModel, Field
 from ...commands.coordinator import AGGREGATIONS, SCORINGS
 from ...fl.data import DATASETS
 from ..access import require_job_reader
-from ..deps import Caller, ServiceDep, agreement_of, coordinator_key, round_of
-from ..errors import forbidden, not_found, responses
+from ..deps import Caller, ServiceDep, require_coordinator, round_of
+from ..errors import not_found, responses
 from ..idempotency import once
 from .agreements import AgreementId, RoundId
 
 router = APIRouter(tags=["jobs"])
 
 
-class CloseRequest(BaseModel):
-    """The coordinator's evaluation data (as ``coordinator close``): it must be the set the round committed to."""
+class EvalData(BaseModel):
+    """The coordinator's evaluation data, as the data options of ``coordinator open`` and ``close``."""
 
     dataset: Literal[DATASETS] = "digits"  # type: ignore[valid-type]
     partitions: int = Field(default=1, ge=1, le=1000)
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
+
+
+class CloseRequest(EvalData):
+    """The evaluation data (it must be the set the round committed to) and, optionally, the rules of the close."""
+
     # the round rules are the terms document's: a choice given here must be the same, or the close is refused
     aggregation: Literal[AGGREGATIONS] | None = None  # type: ignore[valid-type]
     scoring: Literal[SCORINGS] | None = None  # type: ignore[valid-type]
@@ -63,10 +68,7 @@ def close_round(
     """Queues the close of an open round (open, validate, aggregate, score, pay, finalize) with the service's
     coordinator key. Only the agreement's coordinator may ask; 409 while the round is not open or a close job for
     it is queued or running."""
-    identity = coordinator_key(service)
-    coordinator = agreement_of(service, agreement_id)["state"].coordinator
-    if caller.address != coordinator or coordinator != identity.address:
-        raise forbidden(f"only the agreement's coordinator ({coordinator}) closes its rounds through this service")
+    require_coordinator(service, caller, agreement_id)
     params = body.model_dump()
     origin = None if idempotency_key is None else f"{caller.address}/{idempotency_key}"
 

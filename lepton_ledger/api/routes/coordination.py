@@ -1,0 +1,199 @@
+"""The coordinator's steps with the service's coordinator key, for a caller signed in as that coordinator:
+``POST /v1/agreements`` proposes from the terms JSON of ``coordinator propose``, ``POST .../fund`` funds the
+reward pool and ``POST .../rounds`` opens the next round, each through the same library calls as the command.
+An ``Idempotency-Key`` is required: a retry proposes, funds or opens nothing twice (none of them is idempotent on
+the chain, so the retry of a request a restart interrupted is 409 ``Interrupted``, not run again)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header
+from pydantic import BaseModel, Field
+
+from ...commands.context import parse_tokens, require
+from ...commands.coordinator import agreement_terms, open_next_round, payable_token
+from ..deps import Caller, ServiceDep, agreement_of, require_coordinator
+from ..errors import conflict, responses
+from ..idempotency import once
+from .agreements import AgreementId
+from .jobs import EvalData
+
+router = APIRouter(prefix="/v1/agreements", tags=["agreements"])
+
+IdempotencyKey = Annotated[str, Header(min_length=1, max_length=200, description="Required: a retry does it once.")]
+TERMS_EXAMPLE = {
+    "parties": ["0x90F79bf6EB2c4f870365E785982E1f101E93b906"],
+    "reward_per_round": "300",
+    "epsilon_cap": 10.0,
+    "required_stake": "100",
+    "rounds": 5,
+    "days": 365,
+    "payout_rule": "by_sample_count",
+    "document": {"task": "digits", "model": "logreg", "max_norm": 50.0},
+}
+
+
+class Proposed(BaseModel):
+    agreement_id: int
+    parties: list[str]
+    terms_cid: str = Field(description="The terms document (task, model, max norm) in the store.")
+
+
+class FundRequest(BaseModel):
+    amount: str = Field(max_length=100, description='Whole tokens, a decimal string ("300", "12.5").')
+
+
+class Funded(BaseModel):
+    agreement_id: int
+    amount: str = Field(description="In the token's smallest unit.")
+    tx_hash: str
+    block_number: int
+
+
+class OpenRequest(EvalData):
+    """The evaluation set the round commits to (``close`` must be given the same) and the submission window."""
+
+    model: str | None = Field(default=None, max_length=100, description="Default: the terms document's.")
+    round_seconds: int = Field(default=3600, ge=1, le=365 * 86400)
+
+
+class Opened(BaseModel):
+    agreement_id: int
+    round: int
+    model_cid: str
+    previous: int = Field(description="The round whose aggregate the model is; 0 for a fresh model.")
+    deadline: int
+    restored: list[str] = Field(description="Voided or abandoned rounds restored first, a line each.")
+
+
+@router.post("", operation_id="agreement_propose", response_model=Proposed, responses=responses(401, 403, 409))
+def propose(
+    caller: Caller,
+    service: ServiceDep,
+    idempotency_key: IdempotencyKey,
+    terms: Annotated[dict[str, Any], Body(examples=[TERMS_EXAMPLE])],
+) -> Proposed:
+    """Publishes the terms document and sends ``AgreementRegistry.propose(terms)`` from the service's coordinator,
+    who must be the caller. The body is the JSON terms file of ``coordinator propose``, with its defaults; a party
+    that is not an approved partner or a malformed member is 422."""
+    require_coordinator(service, caller)
+
+    def send() -> dict[str, Any]:
+        from ...chain import agreements
+        from ...rounds.roles import publish_document
+
+        with service.writer:
+            s = service.coordinator_session()
+            proposal = agreement_terms(s, terms)
+            cid = publish_document(s.store, proposal.document)
+            agreement_id = agreements.propose(s.tx, s.deployment, s.address, proposal)
+        return {"agreement_id": agreement_id, "parties": list(proposal.parties), "terms_cid": cid}
+
+    body = json.dumps(terms, sort_keys=True).encode()
+    return Proposed.model_validate(once(service, caller.address, idempotency_key, "propose", body, send, rerun=False))
+
+
+@router.post(
+    "/{agreement_id}/fund",
+    operation_id="agreement_fund",
+    response_model=Funded,
+    responses=responses(401, 403, 404, 409),
+)
+def fund(
+    agreement_id: AgreementId, body: FundRequest, caller: Caller, service: ServiceDep, idempotency_key: IdempotencyKey
+) -> Funded:
+    """Sends, from the agreement's coordinator (the caller): ``approve(RewardVault, amount)`` on the reward token,
+    then ``RewardVault.fund(agreement, amount)``; 422 for an amount that is not positive or more than it holds,
+    409 once the agreement has ended."""
+    require_coordinator(service, caller, agreement_id)
+    value = parse_tokens(body.amount, "amount")
+    require(value > 0, "amount must be positive")
+    end = agreement_of(service, agreement_id)["terms"].end
+    if service.reads.now() > end:  # checked here: the vault refuses only after the token's approve was sent
+        raise conflict(f"agreement {agreement_id} ended at {end}: its pool takes no more funds", code="AgreementEnded")
+
+    def send() -> dict[str, Any]:
+        from ...chain import agreements
+
+        with service.writer:
+            s = service.coordinator_session()
+            token = payable_token(s, agreement_id, value, "fund")
+            receipt = agreements.fund(s.tx, s.deployment, token, agreement_id, s.address, value)
+        return {
+            "agreement_id": agreement_id,
+            "amount": str(value),
+            "tx_hash": receipt["transactionHash"].to_0x_hex(),
+            "block_number": int(receipt["blockNumber"]),
+        }
+
+    return Funded.model_validate(
+        once(
+            service,
+            caller.address,
+            idempotency_key,
+            f"fund/{agreement_id}",
+            body.model_dump_json().encode(),
+            send,
+            rerun=False,
+        )
+    )
+
+
+@router.post(
+    "/{agreement_id}/rounds", operation_id="round_open", response_model=Opened, responses=responses(401, 403, 404, 409)
+)
+def open_round(
+    agreement_id: AgreementId, body: OpenRequest, caller: Caller, service: ServiceDep, idempotency_key: IdempotencyKey
+) -> Opened:
+    """Opens the agreement's next round as ``coordinator open`` does, from its coordinator (the caller): on the
+    last finalized aggregate (else a fresh model of the terms' model), committing to the evaluation set of the
+    body. 409 while a round is open, 422 while the coordinator's bond is not posted."""
+    require_coordinator(service, caller, agreement_id)
+
+    def send() -> dict[str, Any]:
+        from ...commands.data import eval_data
+
+        open_round = int(service.deployment.ledger.functions.openRoundOf(agreement_id).call())
+        if open_round:
+            raise conflict(
+                f"round {open_round} of agreement {agreement_id} is still open (close it first)", code="RoundStillOpen"
+            )
+
+        eval_set = eval_data(
+            dataset=body.dataset,
+            partitions=body.partitions,
+            seed=body.seed,
+            csv=None,
+            label_column="label",
+            num_classes=None,
+        )
+        with service.writer:
+            opened = open_next_round(
+                service.coordinator_session(),
+                agreement_id,
+                eval_set,
+                model=body.model,
+                round_seconds=body.round_seconds,
+            )
+        return {
+            "agreement_id": agreement_id,
+            "round": opened.round_id,
+            "model_cid": opened.model_cid,
+            "previous": opened.previous,
+            "deadline": opened.deadline,
+            "restored": list(opened.restored),
+        }
+
+    return Opened.model_validate(
+        once(
+            service,
+            caller.address,
+            idempotency_key,
+            f"open/{agreement_id}",
+            body.model_dump_json().encode(),
+            send,
+            rerun=False,
+        )
+    )

@@ -1,0 +1,179 @@
+"""The coordinator's steps over HTTP with the service's coordinator key: propose, fund, open the next round.
+Only the coordinator signed in may take them; a refusal sends nothing (the coordinator's nonce is unchanged) and
+an Idempotency-Key given twice takes the step once."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from agreement_setup import funded_agreement
+from service_world import CLOSE, fresh_account
+
+from lepton_ledger.chain.anvil import advance_time
+from lepton_ledger.chain.state import Pool
+from lepton_ledger.units import TOKEN
+
+
+def _count(service) -> int:
+    return int(service.d.agreements.functions.agreementCount().call())
+
+
+def _post(service, path: str, body, account=None, key: str | None = "k"):
+    headers = service.headers(account) if account is not None else {}
+    if key is not None:
+        headers["Idempotency-Key"] = key
+    return service.api.post(path, json=body, headers=headers)
+
+
+def _terms(service, **members):
+    return {
+        "parties": [service.alpha.address, service.beta.address],
+        "days": 30,
+        "rounds": 3,
+        "arbiter": service.roles.admin.address,  # the test deployment names no admin (the default arbiter)
+        "document": {"task": "digits over HTTP", "model": "logreg"},
+        **members,
+    }
+
+
+def test_the_coordinator_proposes_once_per_idempotency_key(service):
+    coordinator, before, count = service.roles.coordinator, service.coordinator_nonce(), _count(service)
+    first = _post(service, "/v1/agreements", _terms(service), coordinator, key="propose-1")
+    assert first.status_code == 200, first.text
+    again = _post(service, "/v1/agreements", _terms(service), coordinator, key="propose-1")
+    assert again.json() == first.json()
+    proposed = first.json()
+    assert proposed["agreement_id"] == count + 1 == _count(service) and service.coordinator_nonce() == before + 1
+    assert proposed["parties"] == [service.alpha.address, service.beta.address]
+    service.wait_block(service.w3.eth.block_number)
+    agreement = service.api.get(f"/v1/agreements/{proposed['agreement_id']}").json()
+    assert agreement["coordinator"] == coordinator.address and agreement["max_rounds"] == 3
+    document = service.api.get(f"/v1/blobs/{proposed['terms_cid']}", headers=service.headers(coordinator))
+    assert document.status_code == 200 and b"digits over HTTP" in document.content
+
+
+@pytest.mark.parametrize(
+    ("members", "status", "code"),
+    [
+        (lambda s: {"parties": []}, 422, "CommandError"),
+        (lambda s: {"rounds": "many"}, 422, "CommandError"),
+        (lambda s: {"payout_rule": ["equal"]}, 422, "CommandError"),
+        (lambda s: {"document": "not an object"}, 422, "CommandError"),
+        (lambda s: {"parties": ["0x1234"]}, 422, "CommandError"),
+        (lambda s: {"parties": [fresh_account().address]}, 422, "CommandError"),  # not an approved partner
+        (lambda s: {"parties": [s.alpha.address, s.alpha.address]}, 409, "AgreementRegistryDuplicateParty"),
+    ],
+    ids=[
+        "no-party",
+        "rounds-not-a-number",
+        "rule-not-a-name",
+        "document-not-an-object",
+        "malformed-address",
+        "party-not-approved",
+        "duplicate-party",
+    ],
+)
+def test_a_refused_proposal_sends_nothing(service, members, status, code):
+    body = members(service)
+    before, count = service.coordinator_nonce(), _count(service)
+    reply = _post(service, "/v1/agreements", _terms(service, **body), service.roles.coordinator)
+    assert reply.status_code == status and reply.json()["error"]["code"] == code, reply.text
+    assert service.coordinator_nonce() == before and _count(service) == count
+
+
+def test_only_the_signed_in_coordinator_proposes_with_a_key(service):
+    before, count = service.coordinator_nonce(), _count(service)
+    assert _post(service, "/v1/agreements", _terms(service)).status_code == 401
+    for account in (service.alpha, service.roles.auditor, service.outsider):
+        assert _post(service, "/v1/agreements", _terms(service), account).status_code == 403
+    missing_key = _post(service, "/v1/agreements", _terms(service), service.roles.coordinator, key=None)
+    assert missing_key.status_code == 422 and "idempotency-key" in missing_key.text.lower()
+    assert _post(service, "/v1/agreements", ["a list"], service.roles.coordinator).status_code == 422
+    assert service.coordinator_nonce() == before and _count(service) == count
+
+
+def _funded(service, agreement_id: int) -> int:
+    return Pool.read(service.d.vault.functions.pool(agreement_id)).funded
+
+
+def test_the_coordinator_funds_once_per_idempotency_key(service):
+    coordinator = service.roles.coordinator  # funds an agreement of its own: agreement 1's pool is other tests'
+    agreement_id = _post(service, "/v1/agreements", _terms(service), coordinator, key="to-fund").json()["agreement_id"]
+    service.wait_block(service.w3.eth.block_number)
+    funded, before = _funded(service, agreement_id), service.coordinator_nonce()
+    first = _post(service, f"/v1/agreements/{agreement_id}/fund", {"amount": "12.5"}, coordinator, key="fund-1")
+    assert first.status_code == 200, first.text
+    again = _post(service, f"/v1/agreements/{agreement_id}/fund", {"amount": "12.5"}, coordinator, key="fund-1")
+    assert again.json() == first.json() and first.json()["amount"] == str(125 * TOKEN // 10)
+    assert _funded(service, agreement_id) == funded + 125 * TOKEN // 10
+    assert service.coordinator_nonce() == before + 2  # approve, fund
+
+
+def test_a_refused_funding_sends_nothing(service):
+    coordinator, agreement_id = service.roles.coordinator, service.agreement_id
+    # An agreement that ends in seconds, proposed through the service, then ended.
+    ending = _post(service, "/v1/agreements", _terms(service, days=0.0002), coordinator, key="ending").json()
+    advance_time(service.w3, 60)
+    service.wait_block(service.w3.eth.block_number)
+    before, funded = service.coordinator_nonce(), _funded(service, agreement_id)
+    path = f"/v1/agreements/{agreement_id}/fund"
+    assert _post(service, path, {"amount": "1"}).status_code == 401
+    assert _post(service, path, {"amount": "1"}, service.alpha).status_code == 403
+    assert _post(service, path, {"amount": "1"}, service.roles.auditor).status_code == 403
+    assert _post(service, "/v1/agreements/99/fund", {"amount": "1"}, coordinator).status_code == 404
+    for amount in ("abc", "-1", "0", "0.0000000000000000001", "1000000000"):
+        reply = _post(service, path, {"amount": amount}, coordinator)
+        assert reply.status_code == 422, (amount, reply.text)
+    assert _post(service, path, {"amount": "1"}, coordinator, key=None).status_code == 422
+    ended = _post(service, f"/v1/agreements/{ending['agreement_id']}/fund", {"amount": "1"}, coordinator)
+    assert ended.status_code == 409 and ended.json()["error"]["code"] == "AgreementEnded", ended.text
+    assert service.coordinator_nonce() == before and _funded(service, agreement_id) == funded
+
+
+def test_the_coordinator_opens_the_next_round_once_per_idempotency_key(service):
+    agreement_id = funded_agreement(service.tx, service.d, service.token, service.roles, [service.alpha, service.beta])
+    service.wait_block(service.w3.eth.block_number)
+    path, coordinator = f"/v1/agreements/{agreement_id}/rounds", service.roles.coordinator
+    first = _post(service, path, {**CLOSE, "round_seconds": 600}, coordinator, key="open-1")
+    assert first.status_code == 200, first.text
+    after = service.coordinator_nonce()
+    again = _post(service, path, {**CLOSE, "round_seconds": 600}, coordinator, key="open-1")
+    assert again.json() == first.json() and service.coordinator_nonce() == after
+    opened = first.json()
+    assert opened["round"] == 1 and opened["previous"] == 0
+    assert int(service.d.ledger.functions.openRoundOf(agreement_id).call()) == 1
+    service.wait_block(service.w3.eth.block_number)
+    status = service.api.get(f"/v1/agreements/{agreement_id}/rounds/1").json()
+    assert status["status"] == "open" and status["deadline"] == opened["deadline"]
+
+
+def test_a_refused_opening_sends_nothing(service):
+    coordinator, before = service.roles.coordinator, service.coordinator_nonce()
+    path = f"/v1/agreements/{service.agreement_id}/rounds"
+    assert _post(service, path, CLOSE).status_code == 401
+    assert _post(service, path, CLOSE, service.alpha).status_code == 403
+    assert _post(service, "/v1/agreements/99/rounds", CLOSE, coordinator).status_code == 404
+    assert _post(service, path, {**CLOSE, "dataset": "nope"}, coordinator).status_code == 422
+    assert _post(service, path, {**CLOSE, "round_seconds": 0}, coordinator).status_code == 422
+    assert _post(service, path, CLOSE, coordinator, key=None).status_code == 422
+    still_open = _post(service, path, CLOSE, coordinator)  # its round 2 is open
+    assert still_open.status_code == 409 and still_open.json()["error"]["code"] == "RoundStillOpen", still_open.text
+    assert service.coordinator_nonce() == before
+
+
+def test_a_proposal_a_restart_interrupted_is_not_run_again(service):
+    """Proposing is not idempotent on the chain: the retry of a request whose process died mid-way (its key's row
+    unanswered, owned by another instance) is refused, not run a second time."""
+    coordinator = service.roles.coordinator
+    first = _post(service, "/v1/agreements", _terms(service), coordinator, key="propose-interrupted")
+    assert first.status_code == 200, first.text
+    with sqlite3.connect(service.data_dir / "api" / "service.sqlite", isolation_level=None) as db:
+        db.execute(
+            "UPDATE idempotency SET body = NULL, status = NULL, owner = 'a-dead-instance' WHERE caller = ? AND key = ?",
+            (coordinator.address, "propose-interrupted"),
+        )
+    before, count = service.coordinator_nonce(), _count(service)
+    retry = _post(service, "/v1/agreements", _terms(service), coordinator, key="propose-interrupted")
+    assert retry.status_code == 409 and retry.json()["error"]["code"] == "Interrupted", retry.text
+    assert service.coordinator_nonce() == before and _count(service) == count
