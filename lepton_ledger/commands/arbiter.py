@@ -6,7 +6,7 @@ list (the open challenges of the agreements where --key is the arbiter, with the
 their ruling window) -> rule CHALLENGE --uphold|--dismiss --reason TEXT|--ruling FILE (within the window) ->
 after the window, anyone may ``lapse`` an unruled challenge (dismissed). The ruling window is the deployment's
 dispute window, counted from when the challenge was raised. The signer is ``--key NAME`` (keystore) or, on a
-demo folder, ``--workdir DIR [--as ROLE]`` (workdir.py). ``challenge resolve|rule|lapse`` are hidden aliases.
+demo folder, ``--workdir DIR [--as ROLE]`` (workdir.py).
 """
 
 from __future__ import annotations

@@ -19,8 +19,7 @@
 ``scores_and_payouts`` or ``rejections_recheck`` check (``--agreement A --round R`` picks one round). With
 ``--check N`` or ``--partner`` it challenges one partner's update (``RoundLedger``), as before.
 
-Ruling is the arbiter's (``arbiter rule|lapse``, commands/arbiter.py); ``challenge resolve``, ``rule`` and
-``lapse`` remain as hidden aliases of it. Where: ``--workdir DIR [--as ROLE]`` (a demo folder) or the keystore's
+Ruling is the arbiter's (``arbiter rule|lapse``, commands/arbiter.py). Where: ``--workdir DIR [--as ROLE]`` (a demo folder) or the keystore's
 ``--key NAME`` with ``--rpc-url``, ``--deployment`` and ``--ipfs`` (commands/workdir.py).
 
 Exit codes: as commands/errors.py (0 done, 1 refused: one ``error: ...`` line on stderr, nothing put or sent).
@@ -38,8 +37,6 @@ import typer
 from ..challenges import challenge as flow
 from ..challenges import results
 from ..protocol.jsonio import FILE_BYTES, load_json, read_bounded
-from . import arbiter
-from .arbiter import ReasonOpt, UpholdOpt
 from .context import (
     CommandError,
     DeploymentOpt,
@@ -389,55 +386,3 @@ def show_cmd(
             f"{r.agreement_id}, raised by {r.challenger} at chain time {r.raised_at}, evidence "
             f"0x{r.evidence_digest.hex()}"
         )
-
-
-# -- hidden aliases: ruling is the arbiter's (`lepton-ledger arbiter rule|lapse`, commands/arbiter.py) -------------
-
-
-@challenge_app.command("resolve", hidden=True)
-def resolve_alias(
-    challenge_id: ChallengeId,
-    upheld: UpholdOpt = None,
-    reason: ReasonOpt = None,
-    workdir: WorkdirOpt = None,
-    as_role: AsOpt = None,
-    key: SignerKeyOpt = None,
-    rpc_url: RpcUrlOpt = None,
-    deployment: DeploymentOpt = None,
-    ipfs: IpfsOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """`arbiter rule CHALLENGE`."""
-    arbiter.rule(challenge_id, upheld, reason, None, False, workdir, as_role, key, rpc_url, deployment, ipfs, as_json)
-
-
-@challenge_app.command("rule", hidden=True)
-def rule_alias(
-    challenge_id: ChallengeId,
-    upheld: UpholdOpt = None,
-    reason: ReasonOpt = None,
-    workdir: WorkdirOpt = None,
-    as_role: AsOpt = None,
-    key: SignerKeyOpt = None,
-    rpc_url: RpcUrlOpt = None,
-    deployment: DeploymentOpt = None,
-    ipfs: IpfsOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """`arbiter rule CHALLENGE --results`."""
-    arbiter.rule(challenge_id, upheld, reason, None, True, workdir, as_role, key, rpc_url, deployment, ipfs, as_json)
-
-
-@challenge_app.command("lapse", hidden=True)
-def lapse_alias(
-    challenge_id: ChallengeId,
-    workdir: WorkdirOpt = None,
-    as_role: AsOpt = None,
-    key: SignerKeyOpt = None,
-    rpc_url: RpcUrlOpt = None,
-    deployment: DeploymentOpt = None,
-    ipfs: IpfsOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """`arbiter lapse CHALLENGE --results`."""
-    arbiter.lapse(challenge_id, True, workdir, as_role, key, rpc_url, deployment, ipfs, as_json)

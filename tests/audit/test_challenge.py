@@ -24,7 +24,7 @@ from lepton_ledger.chain.artifacts import load_artifact
 from lepton_ledger.chain.deployment import Deployment
 from lepton_ledger.chain.state import Challenge, Pool, Round
 from lepton_ledger.challenges.challenge import canonical_json
-from lepton_ledger.commands.challenge import challenge_app
+from lepton_ledger.cli import app
 from lepton_ledger.rounds.demo import REQUIRED_STAKE as STAKE
 from lepton_ledger.rounds.report import content_digest, fetch_by_digest
 from lepton_ledger.storage.local import LocalStore
@@ -128,8 +128,13 @@ def case(prepared, tmp_path) -> tuple[Path, dict, Path]:
     return workdir, info, audit
 
 
-def _cli(*args: str | Path):
-    return CliRunner().invoke(challenge_app, [str(a) for a in args])
+def _cli(*args: str | Path, group: str = "challenge"):
+    """`lepton-ledger <group> ARGS...` (the challenge group by default)."""
+    return CliRunner().invoke(app, [group, *(str(a) for a in args)])
+
+
+def _arbiter(*args: str | Path):
+    return _cli(*args, group="arbiter")
 
 
 def _chain_fingerprint(workdir: Path) -> tuple[int, int]:
@@ -183,9 +188,9 @@ def test_failed_check_is_challenged_upheld_and_slashed(case, keystore):
             *live,
         )
         early = _cli("slash", 1, "--key", "auditor", *live)
-        not_admin = _cli("resolve", 1, "--uphold", "--reason", "x", "--key", "auditor", *live)
-        resolved = _cli(
-            "resolve", 1, "--uphold", "--reason", "the envelope is not the one committed", "--key", "admin", *live
+        not_admin = _arbiter("rule", 1, "--uphold", "--reason", "x", "--key", "auditor", *live)
+        resolved = _arbiter(
+            "rule", 1, "--uphold", "--reason", "the envelope is not the one committed", "--key", "admin", *live
         )
         in_window = _cli("slash", 1, "--key", "auditor", *live)
         advance_time(w3, window + 1)
@@ -240,38 +245,56 @@ def test_failed_check_is_challenged_upheld_and_slashed(case, keystore):
 
 
 BAD = [
-    (("raise", "--from-audit", "{audit}", "--check", "99"), "there is no check 99: the audit has 5 checks"),
-    (("raise", "--from-audit", "{audit}", "--check", "0"), "check 0 (cids_resolve) passed"),
     (
-        ("raise", "--from-audit", "{audit}", "--check", "2"),
+        ("challenge", "raise", "--from-audit", "{audit}", "--check", "99"),
+        "there is no check 99: the audit has 5 checks",
+    ),
+    (("challenge", "raise", "--from-audit", "{audit}", "--check", "0"), "check 0 (cids_resolve) passed"),
+    (
+        ("challenge", "raise", "--from-audit", "{audit}", "--check", "2"),
         "check 2 (aggregate_recomputed) names no partner: it judges the coordinator's results",
     ),
-    (("raise", "--from-audit", "{audit}", "--check", "3"), "the dispute window of round 1 of agreement 1 closed"),
-    (("raise", "--from-audit", "{audit}", "--check", "4", "--as", "partner1"), "does not hold the auditor role"),
-    (("raise", "--from-audit", "{audit}", "--check", "1", "--agreement", "1"), "either --check, or --agreement"),
-    (("raise", "--from-audit", "{workdir}/missing.json", "--check", "1"), "no audit file at"),
     (
-        ("raise", "--agreement", "1", "--round", "3", "--partner", "{p1}", "--evidence", "{lists}"),
+        ("challenge", "raise", "--from-audit", "{audit}", "--check", "3"),
+        "the dispute window of round 1 of agreement 1 closed",
+    ),
+    (
+        ("challenge", "raise", "--from-audit", "{audit}", "--check", "4", "--as", "partner1"),
+        "does not hold the auditor role",
+    ),
+    (
+        ("challenge", "raise", "--from-audit", "{audit}", "--check", "1", "--agreement", "1"),
+        "either --check, or --agreement",
+    ),
+    (("challenge", "raise", "--from-audit", "{workdir}/missing.json", "--check", "1"), "no audit file at"),
+    (
+        ("challenge", "raise", "--agreement", "1", "--round", "3", "--partner", "{p1}", "--evidence", "{lists}"),
         "the evidence must be a non-empty JSON object",
     ),
     (
-        ("raise", "--agreement", "1", "--round", "3", "--partner", "0xnope", "--evidence", "{why}"),
+        ("challenge", "raise", "--agreement", "1", "--round", "3", "--partner", "0xnope", "--evidence", "{why}"),
         "partner is not an address: '0xnope'",
     ),
-    (("raise", "--check", "1", "--from-audit", "{audit}", "--key", "someone", "--as", "auditor"), "not both"),
-    (("resolve", "1", "--uphold", "--reason", "x"), "there is no challenge 1: none was ever raised"),
-    (("slash", "7"), "there is no challenge 7"),
-    # the coordinator's results (ResultsCourt)
-    (("raise", "--from-audit", "{audit}", "--agreement", "1"), "give both --agreement and --round"),
     (
-        ("raise", "--from-audit", "{audit}", "--agreement", "1", "--round", "1"),
+        ("challenge", "raise", "--check", "1", "--from-audit", "{audit}", "--key", "someone", "--as", "auditor"),
+        "not both",
+    ),
+    (("arbiter", "rule", "1", "--uphold", "--reason", "x"), "there is no challenge 1: none was ever raised"),
+    (("challenge", "slash", "7"), "there is no challenge 7"),
+    # the coordinator's results (ResultsCourt)
+    (("challenge", "raise", "--from-audit", "{audit}", "--agreement", "1"), "give both --agreement and --round"),
+    (
+        ("challenge", "raise", "--from-audit", "{audit}", "--agreement", "1", "--round", "1"),
         "the audit has no failed aggregate_recomputed, scores_and_payouts, rejections_recheck check of round 1",
     ),
-    (("raise", "--from-audit", "{audit}", "--as", "partner1"), "does not hold the auditor role"),
-    (("rule", "1", "--uphold", "--reason", "x"), "there is no results challenge 1: none was ever raised"),
-    (("lapse", "2"), "there is no results challenge 2"),
-    (("claim-bond", "1", "--as", "partner1"), "nothing of a slashed bond is owed"),
-    (("claim-bond", "1", "--as", "auditor"), "is not a party of agreement 1"),
+    (("challenge", "raise", "--from-audit", "{audit}", "--as", "partner1"), "does not hold the auditor role"),
+    (
+        ("arbiter", "rule", "1", "--uphold", "--reason", "x", "--results"),
+        "there is no results challenge 1: none was ever raised",
+    ),
+    (("arbiter", "lapse", "2", "--results"), "there is no results challenge 2"),
+    (("challenge", "claim-bond", "1", "--as", "partner1"), "nothing of a slashed bond is owed"),
+    (("challenge", "claim-bond", "1", "--as", "auditor"), "is not a party of agreement 1"),
 ]
 
 
@@ -284,7 +307,7 @@ def test_bad_input_is_refused_clearly_and_sends_nothing(case):
     before = _chain_fingerprint(workdir)
     blocks_before = sorted(p.name for p in (workdir / "store").rglob("*") if p.is_file())
     for args, message in BAD:
-        result = _cli(*(a.format(**names) for a in args), "--workdir", workdir)
+        result = _cli(*(a.format(**names) for a in args[1:]), "--workdir", workdir, group=args[0])
         assert result.exit_code == 1, (args, result.output)
         assert result.output.startswith("error: ") and message in result.output, (args, result.output)
     assert _chain_fingerprint(workdir) == before
@@ -335,8 +358,8 @@ def test_a_dismissed_challenge_frees_the_update_for_another(case, keystore):
         )
         refused = _cli("raise", "--from-audit", audit, "--check", 1, "--key", "auditor", "--as", "auditor", *live)
         raised = _cli("raise", "--from-audit", audit, "--check", 1, "--key", "auditor", *live)
-        dismissed = _cli(
-            "resolve", 1, "--dismiss", "--reason", "the envelope was re-published", "--key", "admin", *live
+        dismissed = _arbiter(
+            "rule", 1, "--dismiss", "--reason", "the envelope was re-published", "--key", "admin", *live
         )
         again = _cli("raise", "--from-audit", audit, "--check", 1, "--key", "auditor", "--json", *live)
         d, _ = _bind(w3, workdir)

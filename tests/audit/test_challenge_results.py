@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_challenge import _bind, _chain, _cli, _parties
+from test_challenge import _arbiter, _bind, _chain, _cli, _parties
 from web3.exceptions import ContractCustomError
 
 from lepton_ledger.audit import audit_workdir
@@ -71,10 +71,11 @@ def test_wrong_payout_root_is_challenged_upheld_refused_to_claims_and_paid_to_th
 
     raised = _cli("raise", "--from-audit", audit, "--workdir", workdir, "--json")
     again = _cli("raise", "--from-audit", audit, "--workdir", workdir)
-    not_arbiter = _cli("rule", 1, "--uphold", "--reason", "x", "--workdir", workdir, "--as", "auditor")
-    ruled = _cli(
+    not_arbiter = _arbiter("rule", 1, "--results", "--uphold", "--reason", "x", "--workdir", workdir, "--as", "auditor")
+    ruled = _arbiter(
         "rule",
         1,
+        "--results",
         "--uphold",
         "--reason",
         "the payout root does not follow the signed rule",
