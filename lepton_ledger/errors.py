@@ -12,6 +12,11 @@ class ConfigurationError(LeptonError, ValueError):
     """A setting or argument is missing or malformed."""
 
 
+class CommandError(LeptonError, ValueError):
+    """A party's request (a command's arguments, a service call's body) is wrong in a way found before anything
+    was sent; the message names what."""
+
+
 class ToolchainError(LeptonError, RuntimeError):
     """A build artifact or external tool (anvil, the compiler) is missing or failed."""
 

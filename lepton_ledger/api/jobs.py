@@ -112,9 +112,9 @@ class JobRunner:
 
     def _close(self, job: dict[str, Any]) -> dict[str, Any]:
         """Closes the round as ``lepton-ledger coordinator close`` does, with the service's coordinator key."""
-        from ..commands.context import CommandError
-        from ..commands.data import eval_data
+        from ..errors import CommandError
         from ..fl.data import eval_commitment
+        from ..rounds.datasets import eval_data
         from ..rounds.roles import agreement_coordinator
 
         session, params = self.service.coordinator_session(), job["params"]

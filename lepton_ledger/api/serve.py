@@ -77,8 +77,8 @@ def is_demo_folder(folder: Path) -> bool:
 def _demo_chain(folder: Path) -> Iterator[dict[str, object]]:
     """Runs a demo folder's chain for the service's lifetime; gives the settings that point at it."""
     from ..chain.anvil import Anvil
-    from ..commands.context import load_deployment_document
     from ..rounds.demo import STATE_FILE, STORE_DIR
+    from ..rounds.session import load_deployment_document
 
     document = load_deployment_document(folder / "deployment.json")
     chain_id = document.get("chain_id", 31337)

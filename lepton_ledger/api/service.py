@@ -51,7 +51,7 @@ class Service:
         """A command Session signing with the coordinator's key, on the service's chain and store, so that the
         service takes the coordinator's steps through the same library calls as its commands (use it holding
         `writer`)."""
-        from ..commands.context import Session
+        from ..rounds.session import Session
 
         return Session(
             w3=self.w3,
@@ -86,7 +86,7 @@ def open_service(settings: Settings, *, start: bool = True) -> Iterator[Service]
         KeystoreError: a configured key cannot be unlocked (unknown, wrong or missing password).
     """
     from ..chain.connection import connect
-    from ..commands.context import bind_deployment, load_deployment_document
+    from ..rounds.session import bind_deployment, load_deployment_document
     from ..storage import open_store
 
     document = load_deployment_document(settings.deployment)

@@ -12,7 +12,8 @@ is reported.
   (``storage.open_store``). Roles on different machines must share one (a Kubo node): the partners fetch the
   model the coordinator put, the coordinator the envelopes the partners put.
 
-Failures are reported as ``errors`` says (one ``error: ...`` line on stderr, exit code by kind). Commands check
+The session itself (deployment binding, the checks before a send) is the library's (rounds/session.py), shared
+with the ledger service. Failures are reported as ``errors`` says (one ``error: ...`` line on stderr, exit code by kind). Commands check
 what they can before their first transaction, so a refused command sends nothing.
 """
 
@@ -21,17 +22,23 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from .. import settings
-from ..chain.state import AgreementState
-from ..protocol.errors import DocumentTooLarge
-from ..protocol.jsonio import FILE_BYTES, load_json, read_bounded
+from ..rounds.session import (
+    Session,
+    bind_deployment,
+    default_deployment_path,
+    load_deployment_document,
+    no_gas_message,
+    parse_address,
+    parse_tokens,
+    read_call,
+    require,
+)
 from .errors import CommandError, fail, reports_errors
 
 __all__ = [
@@ -80,46 +87,6 @@ IpfsOpt = Annotated[
 ]
 
 
-def default_deployment_path() -> Path:
-    return settings.data_dir() / "deployment.json"
-
-
-def parse_address(value: str, what: str) -> str:
-    """The checksummed form of `value`; CommandError naming `what` when it is not an address."""
-    from ..chain._values import InvalidValue, as_address
-
-    try:
-        return as_address(value, what)
-    except InvalidValue as exc:
-        raise CommandError(str(exc)) from None
-
-
-def parse_tokens(value: str, what: str, *, decimals: int = 18) -> int:
-    """A decimal amount of whole tokens ("12.5") in the token's smallest unit; CommandError when malformed,
-    negative, or finer than the token's decimals."""
-    try:
-        amount = Decimal(value) * (10**decimals)
-    except InvalidOperation:
-        raise CommandError(f"{what} must be a decimal number of tokens, not {value!r}") from None
-    if not amount.is_finite() or amount < 0 or amount != amount.to_integral_value():
-        raise CommandError(f"{what} must be a non-negative amount with at most {decimals} decimals, not {value!r}")
-    return int(amount)
-
-
-def read_call(call: Any, what: str, *, sender: str | None = None) -> Any:
-    """``call.call()`` (as `sender` when given: a dry run of a transaction), with a contract's custom error turned
-    into a CommandError that names `what`."""
-    from web3.exceptions import ContractCustomError, ContractLogicError
-
-    from ..chain.transactions import decode_revert, human_revert
-
-    try:
-        return call.call({"from": sender} if sender else None)
-    except (ContractCustomError, ContractLogicError) as exc:
-        decoded = decode_revert(getattr(exc, "data", None))
-        raise CommandError(f"{what}: {human_revert(decoded) if decoded else exc}") from None
-
-
 def password(*, confirm: bool = False) -> str:
     """The keystore password: ``$LEPTON_KEYSTORE_PASSWORD`` when set, else a hidden prompt (never argv, where
     other users could read it in the process list)."""
@@ -140,166 +107,6 @@ def unlock_key(name: str) -> Any:
     keystore = Keystore()
     keystore.show(name)  # an unknown name is reported before the password is asked for
     return keystore.unlock(name, password())
-
-
-def load_deployment_document(path: Path) -> dict[str, Any]:
-    """The deployment file's JSON; CommandError when it is missing or malformed."""
-    try:
-        document = load_json(read_bounded(path, FILE_BYTES), what=f"deployment file {path}", max_bytes=FILE_BYTES)
-    except FileNotFoundError:
-        raise CommandError(f"no deployment file at {path} (run `lepton-ledger deploy`, or pass --deployment)") from None
-    except DocumentTooLarge as exc:
-        raise CommandError(str(exc)) from None
-    except (ValueError, UnicodeDecodeError):
-        raise CommandError(f"deployment file {path} is not valid JSON") from None
-    if not isinstance(document, dict) or not isinstance(document.get("contracts"), dict):
-        raise CommandError(f'deployment file {path} has no "contracts" member')
-    return document
-
-
-@dataclass
-class Session:
-    """One command's connection: the Web3, the bound deployment, the signing identity (if any) and the store."""
-
-    w3: Any
-    deployment: Any
-    document: dict[str, Any]
-    deployment_path: Path
-    identity: Any = None
-    ipfs: str | None = None
-    tx: Any = None
-    _store: Any = field(default=None, repr=False)
-
-    @property
-    def account(self) -> Any:
-        """The identity's ``LocalAccount`` (signs transactions and EIP-712 messages)."""
-        if self.identity is None:
-            raise CommandError("this command needs --key")
-        return self.identity.account
-
-    @property
-    def address(self) -> str:
-        return self.account.address
-
-    @property
-    def store(self) -> Any:
-        if self._store is None:
-            from ..storage import open_store
-
-            # A folder named by --ipfs must be there: a typo would otherwise start an empty store, and every
-            # artifact would then read as missing.
-            if (
-                self.ipfs is not None
-                and not self.ipfs.startswith(("http://", "https://"))
-                and not Path(self.ipfs).expanduser().is_dir()
-            ):
-                raise CommandError(f"--ipfs {self.ipfs}: no such folder (a block store folder or a Kubo RPC URL)")
-            self._store = open_store(self.ipfs)
-        return self._store
-
-    @property
-    def ledger_address(self) -> str:
-        return self.deployment.ledger.address
-
-    def state_dir(self, kind: str) -> Path:
-        """``<data dir>/<kind>/<RoundLedger address>``: local state of this deployment (accountants, event index)."""
-        path = settings.data_dir() / kind / self.ledger_address
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
-    def token(self, address: str | None = None) -> Any:
-        """The ERC-20 at `address` (default: the deployment's reward token)."""
-        from ..chain.artifacts import load_artifact
-
-        address = address or self.document.get("reward_token")
-        if not address:
-            raise CommandError(f"no reward token: pass one, or deploy with --with-token ({self.deployment_path})")
-        abi = load_artifact("LeptonToken").abi  # any ERC-20 ABI would do: only balanceOf and approve are used
-        return self.w3.eth.contract(address=parse_address(address, "reward token"), abi=abi)
-
-    def agreement_state(self, agreement_id: int) -> AgreementState:
-        """``AgreementRegistry.agreementState``; CommandError naming the agreement when it does not exist."""
-        if agreement_id < 1:
-            raise CommandError(f"agreement ids start at 1, not {agreement_id}")
-        return AgreementState.decode(
-            read_call(
-                self.deployment.agreements.functions.agreementState(agreement_id), f"unknown agreement {agreement_id}"
-            )
-        )
-
-    def require_party(self, agreement_id: int, address: str) -> None:
-        self.agreement_state(agreement_id)
-        is_party, _ = self.deployment.agreements.functions.partyIndex(agreement_id, address).call()
-        if not is_party:
-            raise CommandError(f"{address} is not a party of agreement {agreement_id}")
-
-    def require_round(self, agreement_id: int, round_id: int) -> None:
-        """CommandError unless the agreement exists and has opened `round_id` (so a negative id or one past
-        uint64 is refused here, not by the ABI encoder)."""
-        self.agreement_state(agreement_id)
-        count = int(self.deployment.ledger.functions.roundCount(agreement_id).call())
-        if not 0 < round_id <= count:
-            raise CommandError(f"agreement {agreement_id} has no round {round_id} (it has {count})")
-
-    def require_gas(self) -> None:
-        """Refuses, before anything is sent, a signer with no ether to pay gas."""
-        if self.w3.eth.get_balance(self.address) == 0:
-            raise CommandError(no_gas_message(self.w3, self.address, self.identity.name))
-
-
-def no_gas_message(w3: Any, address: str, name: str) -> str:
-    """Why `address` cannot send, and how it gets ether (on the local node, ``node fund``)."""
-    how = (
-        f"; on the local node: lepton-ledger node fund --key {name}"
-        if not settings.rpc_url() and w3.eth.chain_id == 31337
-        else "; send it some ether on that chain"
-    )
-    return f"{address} ({name}) has no ether to pay gas on chain {w3.eth.chain_id}{how}"
-
-
-def bind_deployment(w3: Any, document: dict[str, Any], path: Path) -> Any:
-    """The ``Deployment`` a deployment file describes, bound to `w3`, after checking it is this chain's (chain id,
-    contract code at every address); CommandError otherwise."""
-    from ..chain.deployment import CONTRACTS, Deployment
-
-    chain_id = w3.eth.chain_id
-    if document.get("chain_id") not in (None, chain_id):
-        raise CommandError(f"{path} is a deployment on chain {document['chain_id']}, this node is chain {chain_id}")
-    contracts = document["contracts"]
-    for name in CONTRACTS:
-        if name not in contracts:
-            raise CommandError(f"{path} names no {name}")
-        address = parse_address(contracts[name], name)
-        if not w3.eth.get_code(address):
-            raise CommandError(f"no {name} contract at {address} on this chain; is --rpc-url the chain of {path}?")
-    bound = Deployment.at(w3, {name: parse_address(contracts[name], name) for name in CONTRACTS})
-    _require_linked(bound, path)
-    return bound
-
-
-def _require_linked(d: Any, path: Path) -> None:
-    """Checks each address holds the contract its name says, by the links the contracts keep to each other (the
-    registry and the ledger know the vault, the vault knows the ledger): a file with swapped or foreign addresses
-    is refused here, instead of failing on some later call."""
-    vault, ledger = d.vault.address, d.ledger.address
-    for name, contract, call, expected in (
-        ("PartnerRegistry", d.partners, "suspendedCount", None),
-        ("AgreementRegistry", d.agreements, "vault", vault),
-        ("RewardVault", d.vault, "roundLedger", ledger),
-        ("RoundLedger", d.ledger, "vault", vault),
-    ):
-        try:
-            answer = getattr(contract.functions, call)().call()
-        except Exception:  # noqa: BLE001 -- a revert, undecodable output: any of them means "not that contract"
-            answer = _NO_ANSWER
-        if answer is _NO_ANSWER or (expected is not None and answer != expected):
-            raise CommandError(
-                f"{path}: the {name} address {contract.address} does not hold this deployment's "
-                f"{name} (addresses swapped or from another deployment?)"
-            )
-
-
-_NO_ANSWER = object()
 
 
 @contextmanager
@@ -329,11 +136,6 @@ def open_session(
         if identity is not None and sends:
             session.require_gas()
         yield session
-
-
-def require(condition: bool, message: str) -> None:
-    if not condition:
-        raise CommandError(message)
 
 
 def utc(timestamp: int) -> str:

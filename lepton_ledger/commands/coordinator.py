@@ -5,29 +5,26 @@ or sign commitments that ``anchor`` commits in one batch) -> close. The terms do
 is put to the store with the proposal (rounds/roles.py); the event index of ``close`` lives in
 ``<data dir>/events/<RoundLedger address>/events.sqlite``.
 
-Terms file (``propose --terms-file``), JSON; every member optional, the command-line options override it::
-
-    {"parties": ["0x..."], "reward_token": "0x...", "reward_per_round": "300", "epsilon_cap": 10.0,
-     "delta": 1e-5, "required_stake": "100", "rounds": 5, "days": 365, "payout_rule": "by_sample_count",
-     "arbiter": "0x...", "max_sample_count": 1000000, "document": {"task": "...", "model": "logreg", "max_norm": 50.0}}
-
-Amounts are decimal strings of whole tokens.
+Terms file (``propose --terms-file``): the terms JSON of rounds/coordinator_steps.py, every member optional;
+the command-line options override it. The steps the ledger service takes too (terms, payment, opening a round)
+are that module's.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from ..chain.state import Allocation, Partner, Terms
+from ..chain.state import Allocation, Partner
 from ..errors import LeptonError
 from ..protocol.jsonio import FILE_BYTES, load_json, read_bounded
-from ..units import TOKEN_DECIMALS, AgreementStatus, PartnerStatus, PayoutRule
+from ..rounds.coordinator_steps import AGGREGATIONS, SCORINGS, agreement_terms, open_next_round, payable_token
+from ..rounds.roles import agreement_coordinator
+from ..units import TOKEN_DECIMALS, PartnerStatus
 from .context import (
     CommandError,
     DeploymentOpt,
@@ -53,21 +50,7 @@ from .data import (
 )
 from .deploy import eval_set_spec
 
-__all__ = [
-    "AGGREGATIONS",
-    "PAYOUT_RULES",
-    "SCORINGS",
-    "agreement_terms",
-    "coordinator_app",
-    "open_next_round",
-    "payable_token",
-]
-
-PAYOUT_RULES = {rule.name.lower(): rule for rule in PayoutRule}  # --payout-rule's names
-# Rules that need parameters (trim, f, m) the Coordinator does not take yet are refused before anything is sent.
-# fl.aggregation.AGGREGATORS and fl.scoring.SCORERS, spelled out so that --help does not import torch
-AGGREGATIONS = ("fedavg", "median", "trimmed_mean", "krum", "multi_krum")
-SCORINGS = ("leave_one_out", "tmc_shapley", "exact_shapley")
+__all__ = ["coordinator_app"]
 
 coordinator_app = typer.Typer(
     help="The coordinator's steps: approve partners, propose and fund agreements, open, anchor and close rounds.",
@@ -119,67 +102,6 @@ def _terms_file(path: Path | None) -> dict[str, Any]:
         raise CommandError(f"terms file {path} is not valid JSON") from None
     require(isinstance(document, dict), f"terms file {path} is not a JSON object")
     return document
-
-
-def agreement_terms(
-    s: Any,
-    f: dict[str, Any],
-    *,
-    aggregation: str | None = None,
-    scoring: str | None = None,
-    max_norm: float | None = None,
-) -> Any:
-    """The AgreementTerms of terms JSON `f` (module docstring) proposed by session `s`'s account, with the
-    defaults of ``propose``; its terms document names the round rules the parties sign (the file's "rules", or its
-    max_norm, then the choices given). CommandError naming what is malformed, or a party that is not an approved
-    partner; ConfigurationError for rules that cannot run."""
-    from ..chain.agreements import AgreementTerms
-    from ..rounds.rules import DEFAULT_MAX_NORM, RoundRules
-
-    rule_name = f.get("payout_rule", "by_sample_count")
-    require(
-        isinstance(rule_name, str) and rule_name in PAYOUT_RULES,
-        f"--payout-rule must be one of {', '.join(PAYOUT_RULES)}, not {rule_name!r}",
-    )
-    require(isinstance(f.get("parties") or [], list), 'the terms\' "parties" must be a list of addresses')
-    parties = [parse_address(str(p), "--party") for p in (f.get("parties") or [])]
-    require(bool(parties), "an agreement needs at least one --party")
-    require(isinstance(f.get("document", {}), dict), 'the terms file\'s "document" must be a JSON object')
-    document = {"task": "federated training", "model": "logreg", "max_norm": DEFAULT_MAX_NORM, **f.get("document", {})}
-    signed = RoundRules.from_terms(document, len(parties)).choosing(
-        len(parties), aggregation=aggregation, scoring=scoring, max_norm=max_norm
-    )
-    document.pop("max_norm", None)
-    document["rules"] = signed.report_fields()
-    for p in parties:
-        require(bool(s.deployment.partners.functions.isApproved(p).call()), f"party {p} is not an approved partner")
-    now = int(s.w3.eth.get_block("latest")["timestamp"])
-    token = f.get("reward_token") or s.document.get("reward_token")
-    require(bool(token), "no reward token: pass --reward-token (the deployment has none)")
-    arbiter_address = f.get("arbiter") or s.document.get("admin")
-    require(bool(arbiter_address), "no arbiter: pass --arbiter (the deployment names no admin)")
-    try:
-        sample_bound = int(f.get("max_sample_count", 1_000_000))
-        require(sample_bound >= 1, f"--max-samples must be at least 1, not {sample_bound}")
-        return AgreementTerms(
-            parties=parties,
-            reward_token=parse_address(str(token), "--reward-token"),
-            reward_per_round=parse_tokens(str(f.get("reward_per_round", "300")), "--reward-per-round"),
-            epsilon_cap=float(f.get("epsilon_cap", 10.0)),
-            delta=float(f.get("delta", 1e-5)),
-            required_stake=parse_tokens(str(f.get("required_stake", "100")), "--required-stake"),
-            start=now - 1,
-            end=now + round(float(f.get("days", 365)) * 86400),
-            max_rounds=int(f.get("rounds", 5)),
-            coordinator=s.address,
-            arbiter=parse_address(str(arbiter_address), "--arbiter"),
-            max_sample_count=sample_bound,
-            payout_rule=PAYOUT_RULES[rule_name],
-            document=document,
-            coordinator_bond=parse_tokens(str(f.get("coordinator_bond", "100")), "--coordinator-bond"),
-        )
-    except (TypeError, ValueError, OverflowError) as exc:  # a terms-file value of the wrong type or range
-        raise CommandError(f"the terms are not valid: {exc}") from None
 
 
 @coordinator_app.command("propose")
@@ -384,21 +306,6 @@ def _pay_in(
         return value, send(s, payable_token(s, agreement, value, verb), value)
 
 
-def payable_token(s: Any, agreement: int, value: int, verb: str) -> Any:
-    """The reward token of `agreement` once it is live (not terminated) and session `s`'s account holds `value` of
-    it; CommandError otherwise (also for an unknown agreement)."""
-    state = s.agreement_state(agreement)
-    require(state.status is not AgreementStatus.TERMINATED, f"agreement {agreement} is terminated")
-    token = s.token(Terms.read(s.deployment.agreements.functions.terms(agreement)).reward_token)
-    balance = int(token.functions.balanceOf(s.address).call())
-    require(
-        balance >= value,
-        f"{s.address} holds {fixed_point(balance, TOKEN_DECIMALS)} of the reward token, "
-        f"cannot {verb} {fixed_point(value, TOKEN_DECIMALS)}",
-    )
-    return token
-
-
 @coordinator_app.command("anchor")
 @reports_errors
 def anchor(
@@ -452,26 +359,9 @@ def anchor(
             require(c.partner not in signed, f"{path}: a second commitment of {c.partner}")
             s.require_party(agreement, c.partner)
             signed[c.partner] = item
-        coordinator = _coordinator(s, agreement, None, model=None, max_norm=None)
+        coordinator = agreement_coordinator(s, agreement, None)
         cid = coordinator.anchor_batch(agreement, round, list(signed.values()))
     typer.echo(f"anchored {len(signed)} commitment(s) for round {round} of agreement {agreement}; batch {cid}")
-
-
-def _coordinator(
-    s: Any,
-    agreement: int,
-    eval_set: Any,
-    *,
-    model: str | None,
-    max_norm: float | None,
-    aggregation: str | None = None,
-    scoring: str | None = None,
-) -> Any:
-    from ..rounds.roles import agreement_coordinator
-
-    return agreement_coordinator(
-        s, agreement, eval_set, model=model, max_norm=max_norm, aggregation=aggregation, scoring=scoring
-    )
 
 
 @coordinator_app.command("open")
@@ -512,68 +402,6 @@ def open_(
     )
     if csv is None:
         _record_for_audit(s, eval_set_spec(dataset, seed), opened.model_name)
-
-
-@dataclass(frozen=True)
-class OpenedRound:
-    round_id: int
-    model_cid: str
-    model_name: str
-    previous: int  # the round whose aggregate the model is, 0 for a fresh model
-    deadline: int
-    restored: tuple[str, ...]  # a line per voided or abandoned round restored first
-
-
-def open_next_round(
-    s: Any,
-    agreement: int,
-    eval_set: Any,
-    *,
-    model: str | None,
-    round_seconds: int,
-    say: Callable[[str], Any] = lambda _: None,
-) -> OpenedRound:
-    """What ``coordinator open`` does with session `s`'s account: checks that no round is open and the bond is
-    posted (CommandError otherwise), restores voided rounds (`say`s a line each), publishes the global model and
-    opens the round on it with `eval_set`'s commitment."""
-    from ..chain import disputes
-    from ..rounds.roles import global_model
-
-    s.agreement_state(agreement)
-    open_round = int(s.deployment.ledger.functions.openRoundOf(agreement).call())
-    require(open_round == 0, f"round {open_round} of agreement {agreement} is still open (close it first)")
-    bonded, required = s.deployment.agreements.functions.coordinatorBondOf(agreement).call()
-    held = int(s.deployment.court.functions.bondOf(agreement, bonded).call())
-    require(
-        held >= required,
-        f"the coordinator holds {fixed_point(held, TOKEN_DECIMALS)} of bond in agreement "
-        f"{agreement}, its terms require {fixed_point(required, TOKEN_DECIMALS)}: post it "
-        f"with `coordinator bond {agreement} AMOUNT`",
-    )
-    # A voided or abandoned round stays charged until restored, and openRound waits for it.
-    restored = tuple(disputes.restore_pending(s.tx, s.deployment, sender=s.address, agreement_id=agreement))
-    for line in restored:
-        say(line)
-    coordinator = _coordinator(s, agreement, eval_set, model=model, max_norm=None)
-    state, previous = global_model(
-        s.deployment,
-        s.store,
-        agreement,
-        model_name=coordinator.model_name,
-        input_dim=eval_set.input_dim,
-        num_classes=eval_set.num_classes,
-    )
-    cid, digest = coordinator.publish_model(state)
-    deadline = int(s.w3.eth.get_block("latest")["timestamp"]) + round_seconds
-    round_id = coordinator.open_round(agreement, digest, deadline)
-    return OpenedRound(
-        round_id=round_id,
-        model_cid=cid,
-        model_name=coordinator.model_name,
-        previous=previous or 0,
-        deadline=deadline,
-        restored=restored,
-    )
 
 
 def _record_for_audit(s: Any, spec: dict[str, Any], model_name: str) -> None:
@@ -644,7 +472,7 @@ def close(
             int(s.deployment.ledger.functions.openRoundOf(agreement).call()) == round,
             f"round {round} of agreement {agreement} is not open",
         )
-        coordinator = _coordinator(
+        coordinator = agreement_coordinator(
             s, agreement, eval_set, model=model, max_norm=max_norm, aggregation=aggregation, scoring=scoring
         )
         _, committed = coordinator.round_state(agreement, round)

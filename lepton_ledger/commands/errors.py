@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 import typer
 
-from ..errors import ContractReverted, LeptonError
+from ..errors import CommandError, ContractReverted, LeptonError
 
 __all__ = [
     "EXIT_INTERRUPTED",
@@ -45,10 +45,6 @@ EXIT_INTERRUPTED = 130
 INTERRUPTED = "interrupted; what was recorded is kept: run the same command again to resume"
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class CommandError(LeptonError, ValueError):
-    """A command's input is wrong in a way found before anything was sent (the message names what)."""
 
 
 def fail(message: str, code: int = EXIT_REFUSED) -> typer.Exit:

@@ -12,8 +12,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Header
 from pydantic import BaseModel, Field
 
-from ...commands.context import parse_tokens, require
-from ...commands.coordinator import agreement_terms, open_next_round, payable_token
+from ...rounds.coordinator_steps import agreement_terms, open_next_round, payable_token
+from ...rounds.session import parse_tokens, require
 from ..deps import Caller, ServiceDep, agreement_of, require_coordinator
 from ..errors import conflict, responses
 from ..idempotency import once
@@ -153,7 +153,7 @@ def open_round(
     require_coordinator(service, caller, agreement_id)
 
     def send() -> dict[str, Any]:
-        from ...commands.data import eval_data
+        from ...rounds.datasets import eval_data
 
         open_round = int(service.deployment.ledger.functions.openRoundOf(agreement_id).call())
         if open_round:

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Header, Path
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, Field
 
-from ...commands.coordinator import AGGREGATIONS, SCORINGS
 from ...fl.data import DATASETS
+from ...rounds.coordinator_steps import AGGREGATIONS, SCORINGS
 from ..access import require_job_reader
 from ..deps import Caller, ServiceDep, require_coordinator, round_of
 from ..errors import not_found, responses
