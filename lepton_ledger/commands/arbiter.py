@@ -17,9 +17,15 @@ from typing import Annotated, Any
 import typer
 
 from .context import (
+    AddressKeyOpt,
+    AsOpt,
+    ChallengeArg,
     DeploymentOpt,
     IpfsOpt,
+    JsonOpt,
     RpcUrlOpt,
+    SignerKeyOpt,
+    WorkdirOpt,
     fixed_point,
     open_session,
     read_call,
@@ -27,15 +33,7 @@ from .context import (
     require,
     utc,
 )
-from .workdir import (
-    AsOpt,
-    JsonOpt,
-    SignerKeyOpt,
-    WorkdirOpt,
-    need_sender,
-    print_tx,
-    signer,
-)
+from .workdir import need_sender, print_tx, signer
 
 __all__ = ["arbiter_app"]
 
@@ -46,7 +44,6 @@ arbiter_app = typer.Typer(
     add_completion=False,
 )
 
-ChallengeArg = Annotated[int, typer.Argument(metavar="CHALLENGE", help="Challenge id (1, 2, ...).")]
 UpholdOpt = Annotated[
     bool | None, typer.Option("--uphold/--dismiss", help="The ruling: uphold (the partner is slashed) or dismiss.")
 ]
@@ -89,7 +86,7 @@ def _open_challenge(s: Any, challenge_id: int) -> tuple[Any, int]:
 @arbiter_app.command("list")
 @reports_errors
 def list_(
-    key: Annotated[str, typer.Option("--key", help="The arbiter's keystore identity (only its address is read).")],
+    key: AddressKeyOpt,
     rpc_url: RpcUrlOpt = None,
     deployment: DeploymentOpt = None,
 ) -> None:
@@ -161,9 +158,7 @@ def rule(
         document = read_bounded(ruling, FILE_BYTES)
         require(bool(document), f"the ruling file {ruling} is empty")
     verdict = "upheld" if upheld else "dismissed"
-    with signer(
-        workdir=workdir, role=as_role, default_role="admin", key=key, rpc_url=rpc_url, deployment=deployment, ipfs=ipfs
-    ) as s:
+    with signer(workdir, as_role, key, rpc_url, deployment, ipfs, default_role="admin") as s:
         sender = need_sender(s)
         if of_results:
             result = results.rule_results(
@@ -256,15 +251,7 @@ def lapse(
     """
     from ..challenges import results
 
-    with signer(
-        workdir=workdir,
-        role=as_role,
-        default_role="auditor",
-        key=key,
-        rpc_url=rpc_url,
-        deployment=deployment,
-        ipfs=ipfs,
-    ) as s:
+    with signer(workdir, as_role, key, rpc_url, deployment, ipfs, default_role="auditor") as s:
         sender = need_sender(s)
         if of_results:
             result = results.lapse_results(s.tx, s.deployment, sender=sender, challenge_id=challenge)

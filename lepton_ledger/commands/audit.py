@@ -30,7 +30,7 @@ from rich.table import Table
 from ..audit.model import CHECK_NAMES, AuditResult
 from ..protocol.errors import ProtocolError
 from ..protocol.jsonio import FILE_BYTES, load_object, read_bounded
-from .context import DeploymentOpt, IpfsOpt, RpcUrlOpt, password
+from .context import DeploymentOpt, IpfsOpt, RpcUrlOpt, WorkdirOpt, password
 from .errors import EXIT_USAGE, reports_errors
 
 __all__ = ["audit", "audit_app"]
@@ -42,7 +42,7 @@ console = Console(soft_wrap=True)
 @audit_app.command()
 @reports_errors(code=EXIT_USAGE, prefix="audit could not run: ")  # exit 1 says that a check failed
 def audit(
-    workdir: Annotated[Path | None, typer.Option(help="A folder left by `lepton-ledger demo`.")] = None,
+    workdir: WorkdirOpt = None,
     rpc_url: RpcUrlOpt = None,
     deployment: DeploymentOpt = None,
     ipfs: IpfsOpt = None,

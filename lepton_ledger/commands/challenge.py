@@ -38,23 +38,23 @@ from ..challenges import challenge as flow
 from ..challenges import results
 from ..protocol.jsonio import FILE_BYTES, load_json, read_bounded
 from .context import (
+    AgreementArg,
+    AgreementOpt,
+    AsOpt,
+    ChallengeArg,
     CommandError,
     DeploymentOpt,
     IpfsOpt,
+    JsonOpt,
+    RoundOpt,
     RpcUrlOpt,
+    SignerKeyOpt,
+    WorkdirOpt,
     echo_json,
     fixed_point,
     reports_errors,
 )
-from .workdir import (
-    AsOpt,
-    JsonOpt,
-    SignerKeyOpt,
-    WorkdirOpt,
-    need_sender,
-    print_tx,
-    signer,
-)
+from .workdir import need_sender, print_tx, signer
 
 challenge_app = typer.Typer(
     help="Challenge a partner's update or the coordinator's results from a failed audit check; after the "
@@ -62,8 +62,6 @@ challenge_app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,  # frames hold keys
 )
-
-ChallengeId = Annotated[int, typer.Argument(metavar="CHALLENGE_ID", help="Challenge id (1, 2, ...).")]
 
 
 def _pick_check(audit: dict[str, Any], agreement: int, round_id: int, partner: str) -> tuple[int, dict[str, Any]]:
@@ -99,18 +97,8 @@ def raise_cmd(
     """An auditor challenges the coordinator's results (--from-audit alone, or with --agreement and --round), or one
     partner's update (--check, or --partner), committing to the failed checks (put to the store) by their digest."""
     if from_audit is not None and check is None and partner is None and evidence is None:
-        _raise_results(
-            from_audit,
-            agreement,
-            round_id,
-            workdir=workdir,
-            as_role=as_role,
-            key=key,
-            rpc_url=rpc_url,
-            deployment=deployment,
-            ipfs=ipfs,
-            as_json=as_json,
-        )
+        where = (workdir, as_role, key, rpc_url, deployment, ipfs)
+        _raise_results(from_audit, agreement, round_id, where, as_json=as_json)
         return
     explicit = (agreement, round_id, partner)
     if check is not None:
@@ -142,15 +130,7 @@ def raise_cmd(
                 raise CommandError(f"evidence file {evidence} is not valid JSON: {exc}") from None
             picked = str(evidence)
     flow.challenge_input(*target, chosen)  # bad input is refused before the chain is started or reached
-    with signer(
-        workdir=workdir,
-        role=as_role,
-        default_role="auditor",
-        key=key,
-        rpc_url=rpc_url,
-        deployment=deployment,
-        ipfs=ipfs,
-    ) as s:
+    with signer(workdir, as_role, key, rpc_url, deployment, ipfs, default_role="auditor") as s:
         result = flow.raise_challenge(
             s.tx,
             s.deployment,
@@ -172,30 +152,13 @@ def raise_cmd(
 
 
 def _raise_results(
-    from_audit: Path,
-    agreement: int | None,
-    round_id: int | None,
-    *,
-    workdir: Path | None,
-    as_role: str | None,
-    key: str | None,
-    rpc_url: str | None,
-    deployment: Path | None,
-    ipfs: str | None,
-    as_json: bool,
+    from_audit: Path, agreement: int | None, round_id: int | None, where: tuple[Any, ...], *, as_json: bool
 ) -> None:
+    """`raise --from-audit` alone: the coordinator's results; `where` is what :func:`signer` takes."""
     if (agreement is None) != (round_id is None):
         raise CommandError("to pick one round's results give both --agreement and --round (or neither, for all)")
     wanted = results.results_evidence(flow.load_audit(from_audit), agreement_id=agreement, round_id=round_id)
-    with signer(
-        workdir=workdir,
-        role=as_role,
-        default_role="auditor",
-        key=key,
-        rpc_url=rpc_url,
-        deployment=deployment,
-        ipfs=ipfs,
-    ) as s:
+    with signer(*where, default_role="auditor") as s:
         sent = results.raise_results_challenges(s.tx, s.deployment, s.store, sender=need_sender(s), wanted=wanted)
     if as_json:
         echo_json({"challenges": [r.to_dict() for r in sent]})
@@ -212,7 +175,7 @@ def _raise_results(
 @challenge_app.command("claim-bond")
 @reports_errors
 def claim_bond_cmd(
-    agreement: Annotated[int, typer.Argument(metavar="AGREEMENT", help="Agreement id.")],
+    agreement: AgreementArg,
     workdir: WorkdirOpt = None,
     as_role: AsOpt = None,
     key: SignerKeyOpt = None,
@@ -222,9 +185,7 @@ def claim_bond_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """A party takes its share of the coordinator bonds slashed in AGREEMENT."""
-    with signer(
-        workdir=workdir, role=as_role, default_role=None, key=key, rpc_url=rpc_url, deployment=deployment, ipfs=ipfs
-    ) as s:
+    with signer(workdir, as_role, key, rpc_url, deployment, ipfs, default_role=None) as s:
         result = results.claim_bond_share(s.tx, s.deployment, sender=need_sender(s), agreement_id=agreement)
     d = result.details
     taken = fixed_point(int(d["amount"]), 18)
@@ -234,7 +195,7 @@ def claim_bond_cmd(
 @challenge_app.command("slash")
 @reports_errors
 def slash_cmd(
-    challenge_id: ChallengeId,
+    challenge_id: ChallengeArg,
     workdir: WorkdirOpt = None,
     as_role: AsOpt = None,
     key: SignerKeyOpt = None,
@@ -245,15 +206,7 @@ def slash_cmd(
 ) -> None:
     """Executes an upheld challenge after its round's dispute window: the partner's stake goes to the slash
     recipient. Anyone may send it."""
-    with signer(
-        workdir=workdir,
-        role=as_role,
-        default_role="auditor",
-        key=key,
-        rpc_url=rpc_url,
-        deployment=deployment,
-        ipfs=ipfs,
-    ) as s:
+    with signer(workdir, as_role, key, rpc_url, deployment, ipfs, default_role="auditor") as s:
         result = flow.slash(s.tx, s.deployment, sender=need_sender(s), challenge_id=challenge_id)
     d = result.details
     print_tx(
@@ -267,7 +220,7 @@ def slash_cmd(
 @challenge_app.command("forfeit")
 @reports_errors
 def forfeit_cmd(
-    challenge_id: ChallengeId,
+    challenge_id: ChallengeArg,
     workdir: WorkdirOpt = None,
     as_role: AsOpt = None,
     key: SignerKeyOpt = None,
@@ -278,15 +231,7 @@ def forfeit_cmd(
 ) -> None:
     """After the slash: the partner's reward for the challenged round goes to the slash recipient (proof rebuilt
     from the round report). Anyone may send it."""
-    with signer(
-        workdir=workdir,
-        role=as_role,
-        default_role="auditor",
-        key=key,
-        rpc_url=rpc_url,
-        deployment=deployment,
-        ipfs=ipfs,
-    ) as s:
+    with signer(workdir, as_role, key, rpc_url, deployment, ipfs, default_role="auditor") as s:
         result = flow.forfeit_reward(s.tx, s.deployment, s.store, sender=need_sender(s), challenge_id=challenge_id)
     d = result.details
     amount = fixed_point(int(d["amount"]), 18)
@@ -301,8 +246,8 @@ def forfeit_cmd(
 @challenge_app.command("prove-forgery")
 @reports_errors
 def prove_forgery_cmd(
-    agreement: Annotated[int, typer.Option("--agreement", help="Agreement id.")],
-    round_id: Annotated[int, typer.Option("--round", help="Round id (batched mode).")],
+    agreement: AgreementOpt,
+    round_id: RoundOpt,
     workdir: WorkdirOpt = None,
     as_role: AsOpt = None,
     key: SignerKeyOpt = None,
@@ -317,15 +262,7 @@ def prove_forgery_cmd(
     sent when no position is forged."""
     from ..challenges import forgery
 
-    with signer(
-        workdir=workdir,
-        role=as_role,
-        default_role="auditor",
-        key=key,
-        rpc_url=rpc_url,
-        deployment=deployment,
-        ipfs=ipfs,
-    ) as s:
+    with signer(workdir, as_role, key, rpc_url, deployment, ipfs, default_role="auditor") as s:
         found = forgery.find_forgeries(s.deployment, s.store, agreement, round_id)
         if not found:
             raise CommandError(
@@ -355,9 +292,7 @@ def show_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """The challenges on the ledger (or, with --results, of the coordinator's results) and their status."""
-    with signer(
-        workdir=workdir, role=None, default_role=None, key=None, rpc_url=rpc_url, deployment=deployment, ipfs=None
-    ) as s:
+    with signer(workdir, None, None, rpc_url, deployment, None, default_role=None) as s:
         if of_results:
             court = s.deployment.court.functions
             ids = [challenge_id] if challenge_id else range(1, int(court.challengeCount().call()) + 1)

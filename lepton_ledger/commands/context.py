@@ -42,11 +42,23 @@ from ..rounds.session import (
 from .errors import CommandError, fail, reports_errors
 
 __all__ = [
+    "AddressKeyOpt",
+    "AgreementArg",
+    "AgreementOpt",
+    "AsOpt",
+    "ChallengeArg",
     "CommandError",
     "DeploymentOpt",
     "IpfsOpt",
+    "JsonOpt",
     "KeyOpt",
+    "ModelOpt",
+    "ReadKeyOpt",
+    "RoundArg",
+    "RoundOpt",
     "RpcUrlOpt",
+    "SignerKeyOpt",
+    "WorkdirOpt",
     "Session",
     "bind_deployment",
     "default_deployment_path",
@@ -66,6 +78,7 @@ __all__ = [
     "utc",
 ]
 
+# The flags and arguments the commands share, declared once: a command names the alias, not the option.
 RpcUrlOpt = Annotated[
     str | None,
     typer.Option(
@@ -78,13 +91,37 @@ RpcUrlOpt = Annotated[
 DeploymentOpt = Annotated[
     Path | None, typer.Option("--deployment", help="deployment.json to use; default: <data dir>/deployment.json.")
 ]
-KeyOpt = Annotated[
-    str, typer.Option("--key", help="Keystore identity that signs (password: $LEPTON_KEYSTORE_PASSWORD or a prompt).")
-]
+_SIGNS = "Keystore identity that signs (password: $LEPTON_KEYSTORE_PASSWORD or a prompt)."
+KeyOpt = Annotated[str, typer.Option("--key", help=_SIGNS)]
+SignerKeyOpt = Annotated[str | None, typer.Option("--key", help=_SIGNS)]  # where --workdir --as may sign instead
+_READS = "Keystore identity (only its address is read: no password)."
+ReadKeyOpt = Annotated[str | None, typer.Option("--key", help=_READS)]
+AddressKeyOpt = Annotated[str, typer.Option("--key", help=_READS)]
 IpfsOpt = Annotated[
     str | None,
     typer.Option("--ipfs", help="Block store: a directory or a Kubo RPC URL; default: the embedded store."),
 ]
+WorkdirOpt = Annotated[
+    Path | None,
+    typer.Option("--workdir", help="A folder left by `lepton-ledger demo`: its chain, store and development keys."),
+]
+AsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--as",
+        help="With --workdir: which development key signs (admin, coordinator, auditor, treasury, "
+        "partner1...); default: the role the step needs.",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+ModelOpt = Annotated[
+    str | None, typer.Option("--model", help="Model name; default: the terms document's, else logreg.")
+]
+AgreementArg = Annotated[int, typer.Argument(metavar="AGREEMENT", help="Agreement id.")]
+RoundArg = Annotated[int, typer.Argument(metavar="ROUND", help="Round id.")]
+ChallengeArg = Annotated[int, typer.Argument(metavar="CHALLENGE", help="Challenge id (1, 2, ...).")]
+AgreementOpt = Annotated[int, typer.Option("--agreement", help="Agreement id.")]
+RoundOpt = Annotated[int, typer.Option("--round", help="Round id.")]
 
 
 def password(*, confirm: bool = False) -> str:

@@ -26,10 +26,14 @@ from ..rounds.coordinator_steps import AGGREGATIONS, SCORINGS, agreement_terms, 
 from ..rounds.roles import agreement_coordinator
 from ..units import TOKEN_DECIMALS, PartnerStatus
 from .context import (
+    AgreementArg,
+    AgreementOpt,
     CommandError,
     DeploymentOpt,
     IpfsOpt,
     KeyOpt,
+    ModelOpt,
+    RoundArg,
     RpcUrlOpt,
     fixed_point,
     open_session,
@@ -58,8 +62,6 @@ coordinator_app = typer.Typer(
     pretty_exceptions_show_locals=False,
     add_completion=False,
 )
-
-AgreementArg = Annotated[int, typer.Argument(metavar="AGREEMENT", help="Agreement id.")]
 
 
 @coordinator_app.command("approve")
@@ -310,7 +312,7 @@ def _pay_in(
 @reports_errors
 def anchor(
     agreement: AgreementArg,
-    round: Annotated[int, typer.Argument(metavar="ROUND", help="Round id.")],
+    round: RoundArg,
     commitments: Annotated[
         list[Path], typer.Argument(metavar="COMMITMENTS", help="Files written by `partner train-and-sign`.")
     ],
@@ -375,7 +377,7 @@ def open_(
     csv: CsvOpt = None,
     label_column: LabelColumnOpt = "label",
     num_classes: NumClassesOpt = None,
-    model: Annotated[str | None, typer.Option(help="Model name; default: the terms document's, else logreg.")] = None,
+    model: ModelOpt = None,
     round_seconds: Annotated[int, typer.Option(min=1, help="Seconds partners have to submit.")] = 3600,
     rpc_url: RpcUrlOpt = None,
     deployment: DeploymentOpt = None,
@@ -420,7 +422,7 @@ def _record_for_audit(s: Any, spec: dict[str, Any], model_name: str) -> None:
 @reports_errors
 def close(
     agreement: AgreementArg,
-    round: Annotated[int, typer.Argument(metavar="ROUND", help="Round id.")],
+    round: RoundArg,
     key: KeyOpt,
     dataset: DatasetOpt = "digits",
     partitions: PartitionsOpt = 1,
@@ -440,7 +442,7 @@ def close(
             help=f"Contribution scores: {', '.join(SCORINGS)}; default and only choice: the terms document's."
         ),
     ] = None,
-    model: Annotated[str | None, typer.Option(help="Model name; default: the terms document's, else logreg.")] = None,
+    model: ModelOpt = None,
     max_norm: Annotated[
         float | None, typer.Option(help="L2 bound of an update; default and only choice: the terms document's.")
     ] = None,
@@ -513,7 +515,7 @@ def _answer_disputes(s: Any, agreement: int) -> int:
 @coordinator_app.command("answer-disputes")
 @reports_errors
 def answer_disputes(
-    agreement: Annotated[int, typer.Option("--agreement", help="Agreement id.")],
+    agreement: AgreementOpt,
     key: KeyOpt,
     rpc_url: RpcUrlOpt = None,
     deployment: DeploymentOpt = None,

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from .context import CommandError, fixed_point, reports_errors, utc
+from .context import CommandError, ReadKeyOpt, fixed_point, reports_errors, utc
 
 __all__ = ["node_app", "parse_duration"]
 
@@ -100,7 +100,7 @@ def status() -> None:
 @reports_errors
 def fund(
     address: Annotated[str | None, typer.Argument(metavar="ADDRESS", help="Address to fund (or --key).")] = None,
-    key: Annotated[str | None, typer.Option("--key", help="Keystore identity to fund (no password needed).")] = None,
+    key: ReadKeyOpt = None,
     ether: Annotated[float, typer.Option(min=0.0, help="Development ether to add.")] = 100.0,
 ) -> None:
     """Give ADDRESS (or --key's account) development ether on the local node, to pay gas.

@@ -31,10 +31,16 @@ from ..units import (
     PartnerStatus,
 )
 from .context import (
+    AgreementArg,
+    AgreementOpt,
     CommandError,
     DeploymentOpt,
     IpfsOpt,
     KeyOpt,
+    ModelOpt,
+    ReadKeyOpt,
+    RoundArg,
+    RoundOpt,
     RpcUrlOpt,
     fixed_point,
     open_session,
@@ -66,10 +72,7 @@ partner_app = typer.Typer(
     add_completion=False,
 )
 
-AgreementArg = Annotated[int, typer.Argument(metavar="AGREEMENT", help="Agreement id.")]
-ReadKeyOpt = Annotated[str | None, typer.Option("--key", help="Keystore identity (only its address is read).")]
 AddressOpt = Annotated[str | None, typer.Option(help="The partner's address, instead of --key.")]
-RoundArg = Annotated[int, typer.Argument(metavar="ROUND", help="Round id.")]
 
 
 def _accountant_file(session: Any, agreement_id: int, partner: str) -> Path:
@@ -223,7 +226,6 @@ def stake(
     )
 
 
-ModelOpt = Annotated[str | None, typer.Option(help="Model name; default: the terms document's, else logreg.")]
 EpochsOpt = Annotated[int, typer.Option(min=1, help="Local epochs.")]
 BatchSizeOpt = Annotated[int, typer.Option(min=1, help="Expected batch size (Poisson sampling).")]
 LrOpt = Annotated[float, typer.Option(min=0.0, help="Learning rate.")]
@@ -745,9 +747,6 @@ def _local_epsilon(path: Path) -> float | None:
 
 
 # -- disputes of batch entries (chain/disputes.py) -------------------------------------------------------------
-
-AgreementOpt = Annotated[int, typer.Option("--agreement", help="Agreement id.")]
-RoundOpt = Annotated[int, typer.Option("--round", help="Round id.")]
 
 
 def _answerable(s: Any, entry: Any) -> bool:

@@ -7,15 +7,15 @@ restore: a voided or abandoned round's entries' epsilon is given back; the agree
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
 from ..chain.state import Round
 from ..units import RoundStatus
 from .context import (
+    AgreementOpt,
     DeploymentOpt,
     KeyOpt,
+    RoundOpt,
     RpcUrlOpt,
     open_session,
     read_call,
@@ -38,8 +38,8 @@ round_app = typer.Typer(
 @round_app.command("abandon")
 @reports_errors
 def abandon(
-    agreement: Annotated[int, typer.Option("--agreement", help="Agreement id.")],
-    round: Annotated[int, typer.Option("--round", help="Round id.")],
+    agreement: AgreementOpt,
+    round: RoundOpt,
     key: KeyOpt,
     rpc_url: RpcUrlOpt = None,
     deployment: DeploymentOpt = None,
@@ -74,8 +74,8 @@ def abandon(
 @round_app.command("restore")
 @reports_errors
 def restore(
-    agreement: Annotated[int, typer.Option("--agreement", help="Agreement id.")],
-    round: Annotated[int, typer.Option("--round", help="Round id.")],
+    agreement: AgreementOpt,
+    round: RoundOpt,
     key: KeyOpt,
     rpc_url: RpcUrlOpt = None,
     deployment: DeploymentOpt = None,

@@ -6,14 +6,14 @@ expire (anyone returns to the pool what a round allocated and nobody claimed wit
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
 from ..units import TOKEN_DECIMALS
 from .context import (
+    AgreementOpt,
     DeploymentOpt,
     KeyOpt,
+    RoundOpt,
     RpcUrlOpt,
     fixed_point,
     open_session,
@@ -31,8 +31,6 @@ vault_app = typer.Typer(
     pretty_exceptions_show_locals=False,
     add_completion=False,
 )
-
-AgreementOpt = Annotated[int, typer.Option("--agreement", help="Agreement id.")]
 
 
 @vault_app.command("reclaim")
@@ -64,7 +62,7 @@ def reclaim(
 @reports_errors
 def expire(
     agreement: AgreementOpt,
-    round: Annotated[int, typer.Option("--round", help="Round id.")],
+    round: RoundOpt,
     key: KeyOpt,
     rpc_url: RpcUrlOpt = None,
     deployment: DeploymentOpt = None,

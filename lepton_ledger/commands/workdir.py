@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 
@@ -22,39 +22,11 @@ from ..protocol.jsonio import FILE_BYTES, load_json, read_bounded
 from .context import CommandError, echo_json, load_deployment_document, open_session
 
 __all__ = [
-    "AsOpt",
-    "JsonOpt",
     "Signer",
-    "SignerKeyOpt",
-    "WorkdirOpt",
     "need_sender",
     "print_tx",
     "signer",
 ]
-
-WorkdirOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--workdir",
-        help="A folder left by `lepton-ledger demo`: its chain, store and development keys.",
-    ),
-]
-AsOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--as",
-        help="With --workdir: which development key signs (admin, coordinator, auditor, treasury, "
-        "partner1...); default: the role the step needs.",
-    ),
-]
-SignerKeyOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--key",
-        help="Keystore identity that signs (password: $LEPTON_KEYSTORE_PASSWORD or a prompt).",
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 
 @dataclass
@@ -85,17 +57,18 @@ def _dev_account(workdir: Path, document: dict[str, Any], role: str) -> Any:
 
 @contextmanager
 def signer(
-    *,
     workdir: Path | None,
     role: str | None,
-    default_role: str | None,
     key: str | None,
     rpc_url: str | None,
     deployment: Path | None,
     ipfs: str | None,
+    *,
+    default_role: str | None,
 ) -> Iterator[Signer]:
-    """The chain, deployment, store and signer of one command (see the module docstring); CommandError for a
-    combination of options that does not name one."""
+    """The chain, deployment, store and signer of one command from its --workdir, --as, --key, --rpc-url,
+    --deployment and --ipfs, in that order (see the module docstring); CommandError for a combination of options
+    that does not name one."""
     if key is not None and role is not None:
         raise CommandError("give --key (a keystore identity) or --as (a development key of --workdir), not both")
     if workdir is None:
