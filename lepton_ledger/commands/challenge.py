@@ -8,7 +8,7 @@
     lepton-ledger challenge slash 1                                           # anyone, after the dispute window
     lepton-ledger challenge forfeit 1                                         # anyone, after the slash
     lepton-ledger challenge show [1]
-    lepton-ledger challenge prove-forgery --agreement 1 --round 3            # auditor: void a forged batch
+    lepton-ledger challenge prove-forgery 1 3                                # auditor: void a forged batch
     lepton-ledger arbiter rule 1 --results --uphold --reason "payout root does not re-compute"   # results
     lepton-ledger arbiter lapse 1 --results                                   # anyone, after the ruling window
     lepton-ledger challenge claim-bond 1                                      # a party: its share of a slashed bond
@@ -39,14 +39,13 @@ from ..challenges import results
 from ..protocol.jsonio import FILE_BYTES, load_json, read_bounded
 from .context import (
     AgreementArg,
-    AgreementOpt,
     AsOpt,
     ChallengeArg,
     CommandError,
     DeploymentOpt,
     IpfsOpt,
     JsonOpt,
-    RoundOpt,
+    RoundArg,
     RpcUrlOpt,
     SignerKeyOpt,
     WorkdirOpt,
@@ -246,8 +245,8 @@ def forfeit_cmd(
 @challenge_app.command("prove-forgery")
 @reports_errors
 def prove_forgery_cmd(
-    agreement: AgreementOpt,
-    round_id: RoundOpt,
+    agreement: AgreementArg,
+    round_id: RoundArg,
     workdir: WorkdirOpt = None,
     as_role: AsOpt = None,
     key: SignerKeyOpt = None,

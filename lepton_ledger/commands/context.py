@@ -44,7 +44,6 @@ from .errors import CommandError, fail, reports_errors
 __all__ = [
     "AddressKeyOpt",
     "AgreementArg",
-    "AgreementOpt",
     "AsOpt",
     "ChallengeArg",
     "CommandError",
@@ -55,7 +54,6 @@ __all__ = [
     "ModelOpt",
     "ReadKeyOpt",
     "RoundArg",
-    "RoundOpt",
     "RpcUrlOpt",
     "SignerKeyOpt",
     "WorkdirOpt",
@@ -120,8 +118,6 @@ ModelOpt = Annotated[
 AgreementArg = Annotated[int, typer.Argument(metavar="AGREEMENT", help="Agreement id.")]
 RoundArg = Annotated[int, typer.Argument(metavar="ROUND", help="Round id.")]
 ChallengeArg = Annotated[int, typer.Argument(metavar="CHALLENGE", help="Challenge id (1, 2, ...).")]
-AgreementOpt = Annotated[int, typer.Option("--agreement", help="Agreement id.")]
-RoundOpt = Annotated[int, typer.Option("--round", help="Round id.")]
 
 
 def password(*, confirm: bool = False) -> str:

@@ -27,7 +27,6 @@ from ..rounds.roles import agreement_coordinator
 from ..units import TOKEN_DECIMALS, PartnerStatus
 from .context import (
     AgreementArg,
-    AgreementOpt,
     CommandError,
     DeploymentOpt,
     IpfsOpt,
@@ -515,7 +514,7 @@ def _answer_disputes(s: Any, agreement: int) -> int:
 @coordinator_app.command("answer-disputes")
 @reports_errors
 def answer_disputes(
-    agreement: AgreementOpt,
+    agreement: AgreementArg,
     key: KeyOpt,
     rpc_url: RpcUrlOpt = None,
     deployment: DeploymentOpt = None,

@@ -32,7 +32,6 @@ from ..units import (
 )
 from .context import (
     AgreementArg,
-    AgreementOpt,
     CommandError,
     DeploymentOpt,
     IpfsOpt,
@@ -40,7 +39,6 @@ from .context import (
     ModelOpt,
     ReadKeyOpt,
     RoundArg,
-    RoundOpt,
     RpcUrlOpt,
     fixed_point,
     open_session,
@@ -772,8 +770,8 @@ def _answerable(s: Any, entry: Any) -> bool:
 @partner_app.command("dispute")
 @reports_errors
 def dispute(
-    agreement: AgreementOpt,
-    round: RoundOpt,
+    agreement: AgreementArg,
+    round: RoundArg,
     key: KeyOpt,
     force: Annotated[bool, typer.Option(help="Dispute even an entry that is what --key signed.")] = False,
     rpc_url: RpcUrlOpt = None,
@@ -820,15 +818,15 @@ def dispute(
         f"{entry.batch_index}, position {entry.position}, epsilon "
         f"{fixed_point(entry.epsilon, EPSILON_DECIMALS)}); the "
         f"coordinator must answer by {utc(answer_by)}, then: lepton-ledger partner void-entry "
-        f"--agreement {agreement} --round {round}"
+        f"{agreement} {round}"
     )
 
 
 @partner_app.command("void-entry")
 @reports_errors
 def void_entry(
-    agreement: AgreementOpt,
-    round: RoundOpt,
+    agreement: AgreementArg,
+    round: RoundArg,
     key: KeyOpt,
     party: Annotated[str | None, typer.Option(help="Whose disputed entry; default: --key's address.")] = None,
     rpc_url: RpcUrlOpt = None,

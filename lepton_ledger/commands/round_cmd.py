@@ -12,10 +12,10 @@ import typer
 from ..chain.state import Round
 from ..units import RoundStatus
 from .context import (
-    AgreementOpt,
+    AgreementArg,
     DeploymentOpt,
     KeyOpt,
-    RoundOpt,
+    RoundArg,
     RpcUrlOpt,
     open_session,
     read_call,
@@ -38,8 +38,8 @@ round_app = typer.Typer(
 @round_app.command("abandon")
 @reports_errors
 def abandon(
-    agreement: AgreementOpt,
-    round: RoundOpt,
+    agreement: AgreementArg,
+    round: RoundArg,
     key: KeyOpt,
     rpc_url: RpcUrlOpt = None,
     deployment: DeploymentOpt = None,
@@ -67,15 +67,15 @@ def abandon(
         s.tx.transact(ledger.abandonRound(agreement, round), s.address)
     typer.echo(
         f"abandoned round {round} of agreement {agreement}: voided, nothing allocated; `round restore "
-        f"--agreement {agreement} --round {round}` gives its epsilon back"
+        f"{agreement} {round}` gives its epsilon back"
     )
 
 
 @round_app.command("restore")
 @reports_errors
 def restore(
-    agreement: AgreementOpt,
-    round: RoundOpt,
+    agreement: AgreementArg,
+    round: RoundArg,
     key: KeyOpt,
     rpc_url: RpcUrlOpt = None,
     deployment: DeploymentOpt = None,

@@ -10,10 +10,10 @@ import typer
 
 from ..units import TOKEN_DECIMALS
 from .context import (
-    AgreementOpt,
+    AgreementArg,
     DeploymentOpt,
     KeyOpt,
-    RoundOpt,
+    RoundArg,
     RpcUrlOpt,
     fixed_point,
     open_session,
@@ -36,7 +36,7 @@ vault_app = typer.Typer(
 @vault_app.command("reclaim")
 @reports_errors
 def reclaim(
-    agreement: AgreementOpt,
+    agreement: AgreementArg,
     key: KeyOpt,
     rpc_url: RpcUrlOpt = None,
     deployment: DeploymentOpt = None,
@@ -61,8 +61,8 @@ def reclaim(
 @vault_app.command("expire")
 @reports_errors
 def expire(
-    agreement: AgreementOpt,
-    round: RoundOpt,
+    agreement: AgreementArg,
+    round: RoundArg,
     key: KeyOpt,
     rpc_url: RpcUrlOpt = None,
     deployment: DeploymentOpt = None,

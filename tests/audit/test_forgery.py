@@ -121,10 +121,10 @@ def test_a_forged_batch_commitment_is_found_and_voids_the_round(demo_batched, fr
     failed = [c for c in audit.failed if c.name == "batch_document"]
     assert [(c.round, c.partner) for c in failed] == [(round_id, forged_partner)]
 
-    clean = _run("prove-forgery", "--agreement", "1", "--round", "1", "--workdir", str(workdir))
+    clean = _run("prove-forgery", "1", "1", "--workdir", str(workdir))
     assert clean.exit_code == 1 and "there is no forgery to prove" in clean.output
 
-    proved = _run("prove-forgery", "--agreement", "1", "--round", str(round_id), "--workdir", str(workdir))
+    proved = _run("prove-forgery", "1", str(round_id), "--workdir", str(workdir))
     assert proved.exit_code == 0, proved.output
     assert f"round {round_id} of agreement 1 voided: batch 0, position 1 ({forged_partner})" in proved.output
     assert "the signature recovers" in proved.output
@@ -137,7 +137,7 @@ def test_a_forged_batch_commitment_is_found_and_voids_the_round(demo_batched, fr
         voided = d.ledger.events.RoundVoided.get_logs(from_block=0)
         block = w3.eth.block_number
 
-    again = _run("prove-forgery", "--agreement", "1", "--round", str(round_id), "--workdir", str(workdir))
+    again = _run("prove-forgery", "1", str(round_id), "--workdir", str(workdir))
     assert again.exit_code == 1 and again.output.startswith("error: ")
     with Anvil(state_file=workdir / "chain-state.json") as w3:
         assert w3.eth.block_number == block  # refused before anything was sent

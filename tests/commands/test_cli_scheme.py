@@ -87,3 +87,19 @@ def test_one_command_per_meaning():
     assert {"arbiter list", "arbiter rule", "arbiter lapse"} <= every
     assert not {"challenge resolve", "challenge rule", "challenge lapse"} & every  # ruling is the arbiter's alone
     assert [where for where, command in _commands() if command.hidden] == []  # no hidden second spelling
+
+
+def test_an_agreement_and_a_round_are_positional_arguments_everywhere():
+    """`partner claim 1 2`, `round abandon 1 2`, `vault reclaim 1`: one form. Only `challenge raise` takes
+    --agreement and --round, as an optional pick among an audit's failures (instead of --check)."""
+    as_flags = sorted({where for where, flag, _ in _options() if flag in ("--agreement", "--round")})
+    assert as_flags == ["challenge raise"]
+    arguments = {
+        (where, param.name): param.metavar
+        for where, command in _commands()
+        for param in command.params
+        if type(param).__name__.endswith("Argument") and param.name in ("agreement", "round", "round_id")
+    }
+    assert set(arguments.values()) == {"AGREEMENT", "ROUND"}, arguments
+    for where in ("round abandon", "vault expire", "partner dispute", "challenge prove-forgery"):
+        assert {name for (w, name) in arguments if w == where} in ({"agreement", "round"}, {"agreement", "round_id"})

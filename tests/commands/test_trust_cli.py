@@ -125,24 +125,24 @@ def test_an_entry_the_partner_never_signed_is_disputed_without_the_document_and_
         )
         assert s.deployment.ledger.functions.cumulativeEpsilon(1, b).call() == 2_500_000
 
-    disputed = run("partner", "dispute", "--agreement", "1", "--round", "1", "--key", "partner-b").output
+    disputed = run("partner", "dispute", "1", "1", "--key", "partner-b").output
     assert f"disputed the entry of {b} in round 1 of agreement 1 (batch 1, position 0, epsilon 2.5)" in disputed
     assert "must answer by 20" in disputed and " UTC" in disputed  # a date, not a Unix time
-    line = refused("partner", "dispute", "--agreement", "1", "--round", "1", "--key", "partner-a")
+    line = refused("partner", "dispute", "1", "1", "--key", "partner-a")
     assert f"{a} signed this commitment" in line and "--force" in line
-    run("partner", "dispute", "--agreement", "1", "--round", "1", "--key", "partner-a", "--force")
+    run("partner", "dispute", "1", "1", "--key", "partner-a", "--force")
 
-    answered = run("coordinator", "answer-disputes", "--agreement", "1", "--key", "coordinator").output.splitlines()
+    answered = run("coordinator", "answer-disputes", "1", "--key", "coordinator").output.splitlines()
     assert len(answered) == 2  # in the order the disputes were raised
     assert answered[0].startswith(f"dispute: round 1, {b}: cannot answer: batch document 0x{'22' * 32}")
     assert answered[1].startswith(f"dispute: round 1, {a}: answered with its signed commitment, tx 0x")
 
-    line = refused("partner", "void-entry", "--agreement", "1", "--round", "1", "--key", "partner-b")
+    line = refused("partner", "void-entry", "1", "1", "--key", "partner-b")
     assert "may answer the dispute of" in line and " UTC; it can be voided after that" in line
     advance(f"{WINDOW + 1}s")
-    line = refused("partner", "void-entry", "--agreement", "1", "--round", "1", "--key", "partner-b", "--party", a)
+    line = refused("partner", "void-entry", "1", "1", "--key", "partner-b", "--party", a)
     assert "answered the dispute" in line and "the entry stands" in line
-    voided = run("partner", "void-entry", "--agreement", "1", "--round", "1", "--key", "partner-b").output
+    voided = run("partner", "void-entry", "1", "1", "--key", "partner-b").output
     assert f"voided the entry of {b} in round 1 of agreement 1 (the round stands): its epsilon is back to 0" in voided
     with session() as s:
         assert s.deployment.ledger.functions.cumulativeEpsilon(1, b).call() == 0
@@ -215,7 +215,7 @@ def test_the_arbiter_of_the_terms_rules_and_an_unruled_challenge_lapses(world):
 
 
 def test_a_coordinator_that_never_finalizes_loses_the_round_to_anyone(world):
-    line = refused("partner", "dispute", "--agreement", "1", "--round", "2", "--key", "partner-b")
+    line = refused("partner", "dispute", "1", "2", "--key", "partner-b")
     assert f"{ADDRESS['partner-b']} has no entry in the batches anchored for round 2" in line
     advance("1h")
     closed = run("coordinator", "close", "1", "2", "--key", "coordinator", *DATA).output
@@ -237,14 +237,14 @@ def test_a_coordinator_that_never_finalizes_loses_the_round_to_anyone(world):
         s.tx.transact(s.deployment.ledger.functions.answerDispute(evidence, commitment, signature), s.address)
         spent = s.deployment.ledger.functions.cumulativeEpsilon(1, ADDRESS["partner-a"]).call()
         assert spent > EPSILON_A["before round 3"]
-    line = refused("round", "abandon", "--agreement", "1", "--round", "3", "--key", "partner-b")
+    line = refused("round", "abandon", "1", "3", "--key", "partner-b")
     assert "can be abandoned after 20" in line and "(its deadline plus the grace period)" in line
     advance(f"{3600 + WINDOW + 1}s")
-    abandoned = run("round", "abandon", "--agreement", "1", "--round", "3", "--key", "partner-b").output
+    abandoned = run("round", "abandon", "1", "3", "--key", "partner-b").output
     assert "abandoned round 3 of agreement 1" in abandoned
-    line = refused("round", "abandon", "--agreement", "1", "--round", "3", "--key", "partner-b")
+    line = refused("round", "abandon", "1", "3", "--key", "partner-b")
     assert "round 3 of agreement 1 is Voided" in line
-    line = refused("round", "restore", "--agreement", "1", "--round", "2", "--key", "partner-b")
+    line = refused("round", "restore", "1", "2", "--key", "partner-b")
     assert (
         line == "error: round 2 of agreement 1 has nothing to restore: only a voided or abandoned round's spend "
         "is given back, once"
@@ -265,9 +265,7 @@ def test_the_next_open_restores_the_abandoned_round_first(world):
             s.deployment.ledger.functions.cumulativeEpsilon(1, ADDRESS["partner-a"]).call()
             == EPSILON_A["before round 3"]
         )
-    assert "has nothing to restore" in refused(
-        "round", "restore", "--agreement", "1", "--round", "3", "--key", "partner-b"
-    )
+    assert "has nothing to restore" in refused("round", "restore", "1", "3", "--key", "partner-b")
 
 
 def honest_entry_disputed(world, round_id: int, *, opened: bool = False) -> None:
@@ -279,7 +277,7 @@ def honest_entry_disputed(world, round_id: int, *, opened: bool = False) -> None
     signed = world / f"a{round_id}.json"
     run("partner", "train-and-sign", "1", "--key", "partner-a", "--out", str(signed), *DATA)
     run("coordinator", "anchor", "1", str(round_id), str(signed), "--key", "coordinator")
-    run("partner", "dispute", "--agreement", "1", "--round", str(round_id), "--key", "partner-a", "--force")
+    run("partner", "dispute", "1", str(round_id), "--key", "partner-a", "--force")
 
 
 def test_close_answers_an_open_dispute_of_an_honest_entry_before_finalizing(world):
@@ -294,19 +292,19 @@ def test_close_answers_an_open_dispute_of_an_honest_entry_before_finalizing(worl
 
 
 def test_unclaimed_rewards_expire_and_the_funder_reclaims(world):
-    line = refused("vault", "expire", "--agreement", "1", "--round", "2", "--key", "partner-b")
+    line = refused("vault", "expire", "1", "2", "--key", "partner-b")
     assert "claims of round 2 of agreement 1 run until 20" in line
-    line = refused("vault", "reclaim", "--agreement", "1", "--key", "partner-b")
+    line = refused("vault", "reclaim", "1", "--key", "partner-b")
     assert "did not fund agreement 1" in line
-    line = refused("vault", "reclaim", "--agreement", "1", "--key", "coordinator")
+    line = refused("vault", "reclaim", "1", "--key", "coordinator")
     assert "the vault refuses the reclaim: RewardVaultAgreementRunning(agreementId=1)" in line
     advance("181d")  # past the claim period and the agreement's end
-    expired = run("vault", "expire", "--agreement", "1", "--round", "2", "--key", "partner-b").output
+    expired = run("vault", "expire", "1", "2", "--key", "partner-b").output
     assert "expired the allocation of round 2 of agreement 1: 300 unclaimed tokens are back in the pool" in expired
-    run("vault", "expire", "--agreement", "1", "--round", "4", "--key", "partner-b")
-    reclaimed = run("vault", "reclaim", "--agreement", "1", "--key", "coordinator").output
+    run("vault", "expire", "1", "4", "--key", "partner-b")
+    reclaimed = run("vault", "reclaim", "1", "--key", "coordinator").output
     assert f"reclaimed 600 tokens of agreement 1 to {ADDRESS['coordinator']}" in reclaimed
-    line = refused("vault", "reclaim", "--agreement", "1", "--key", "coordinator")
+    line = refused("vault", "reclaim", "1", "--key", "coordinator")
     assert "the vault refuses the reclaim: RewardVaultNothingToReclaim(agreementId=1)" in line
 
 

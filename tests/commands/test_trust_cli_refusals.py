@@ -55,7 +55,7 @@ def test_a_refused_approval_names_the_partners_status(world):  # noqa: F811
 @pytest.mark.parametrize("command", [("round", "abandon"), ("round", "restore"), ("vault", "expire")])
 @pytest.mark.parametrize("round_id", ["-1", str(2**64), "9"])
 def test_a_round_id_the_ledger_never_opened_is_refused_with_one_line(world, command, round_id):  # noqa: F811
-    line = refused(*command, "--agreement", "1", "--round", round_id, "--key", "partner-b")
+    line = refused(*command, "--key", "partner-b", "--", "1", round_id)  # "--": a negative id is not a flag
     assert line == f"error: agreement 1 has no round {round_id} (it has 0)"
 
 
@@ -119,9 +119,9 @@ def test_a_round_voided_after_an_audit_verified_it_is_audited_again(world):  # n
         return {p: int(line["payout"]) for p, line in summary["partners"].items()}
 
     assert all(payouts("before.json").values())
-    run("partner", "dispute", "--agreement", "1", "--round", "2", "--key", "partner-a", "--force")
+    run("partner", "dispute", "1", "2", "--key", "partner-a", "--force")
     advance(f"{WINDOW + 1}s")  # nobody answers
-    run("partner", "void-entry", "--agreement", "1", "--round", "2", "--key", "partner-b", "--party", a)
+    run("partner", "void-entry", "1", "2", "--key", "partner-b", "--party", a)
     with session() as s:
         assert not Allocation.read(s.deployment.vault.functions.allocation(1, 2)).revoked  # the round stands
     after = world / "after.json"
@@ -151,10 +151,10 @@ def test_an_entry_with_the_signed_epsilon_but_not_the_signed_commitment_can_be_d
             ),
             s.address,
         )
-    disputed = run("partner", "dispute", "--agreement", "1", "--round", "3", "--key", "partner-b").output
+    disputed = run("partner", "dispute", "1", "3", "--key", "partner-b").output
     exact = f"{epsilon // 10**6}.{epsilon % 10**6:06d}".rstrip("0")  # as signed, not rounded to 6 digits
     assert f"disputed the entry of {b} in round 3 of agreement 1 (batch 0, position 0, epsilon {exact})" in disputed
-    answered = run("coordinator", "answer-disputes", "--agreement", "1", "--key", "coordinator").output
+    answered = run("coordinator", "answer-disputes", "1", "--key", "coordinator").output
     assert f"dispute: round 3, {b}: cannot answer: batch document 0x{'44' * 32}" in answered
 
 
