@@ -3,7 +3,7 @@ per command, on the data directory's running local node.
 
 Everything happens in a temporary data directory (removed at the end): anvil's public development keys are
 imported under role names, then the round runs command by command — node start, keys list, deploy, register x4,
-approve x2, propose, sign x2, stake x2, fund, open, train-and-submit x2 (one after the other, then --parallel
+approve x2, propose, sign x2, stake x2, fund, bond, open, train-and-submit x2 (one after the other, then --parallel
 also times two partners at once on a second round), close, node time, claim x2, partner status, audit, node stop.
 Each command's wall time is measured from process start to exit (imports included), so the figures are what a
 user waits. Prints a table and a last JSON line ``{"commands": {name: seconds}, "total_s", ...}``.
@@ -23,14 +23,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+# The command lines that start the round are the command tests' (tests/commands/cli_lines.py, plain data).
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "commands")]
+
+import cli_lines  # noqa: E402
+from cli_lines import DATA, KEYS  # noqa: E402
 
 from lepton_ledger.chain.anvil import dev_account  # noqa: E402
 from lepton_ledger.keys import Keystore  # noqa: E402
-
-KEYS = {"admin": 0, "coordinator": 1, "auditor": 2, "partner-a": 3, "partner-b": 4}
-ADDRESS = {name: dev_account(i).address for name, i in KEYS.items()}
-DATA = ["--dataset", "digits", "--partitions", "2", "--seed", "0"]
 
 
 class Bench:
@@ -107,54 +107,20 @@ def main() -> None:
 
 
 def _round(cli: Bench, *, epochs: list[str], parallel: bool) -> None:
-    a, b = ADDRESS["partner-a"], ADDRESS["partner-b"]
     cli("node start", "node", "start")
     cli("keys list", "keys", "list")
-    cli(
-        "deploy",
-        "deploy",
-        "--key",
-        "admin",
-        "--coordinator",
-        ADDRESS["coordinator"],
-        "--auditor",
-        ADDRESS["auditor"],
-        "--with-token",
-        "--mint",
-        f"{ADDRESS['coordinator']}=1000",
-        "--mint",
-        f"{a}=100",
-        "--mint",
-        f"{b}=100",
-    )
-    for name in ("coordinator", "auditor", "partner-a", "partner-b"):
-        cli(f"partner register ({name})", "partner", "register", "--key", name, "--name", name)
-    for name, partner in (("partner-a", a), ("partner-b", b)):
-        cli(f"coordinator approve ({name})", "coordinator", "approve", partner, "--key", "coordinator")
-    cli(
-        "coordinator propose",
-        "coordinator",
-        "propose",
-        "--key",
-        "coordinator",
-        "--party",
-        a,
-        "--party",
-        b,
-        "--rounds",
-        "2",
-        "--reward-per-round",
-        "300",
-        "--required-stake",
-        "100",
-        "--epsilon-cap",
-        "10",
-    )
+    cli("deploy", *cli_lines.deploy())
+    for name in cli_lines.PARTIES:
+        cli(f"partner register ({name})", *cli_lines.register(name))
+    for name in cli_lines.PARTNERS:
+        cli(f"coordinator approve ({name})", *cli_lines.approve(name))
+    cli("coordinator propose", *cli_lines.propose())
     for name in ("partner-a", "partner-b"):
         cli(f"partner sign ({name})", "partner", "sign", "1", "--key", name)
     for name in ("partner-a", "partner-b"):
         cli(f"partner stake ({name})", "partner", "stake", "1", "--key", name)
     cli("coordinator fund", "coordinator", "fund", "1", "600", "--key", "coordinator")
+    cli("coordinator bond", "coordinator", "bond", "1", "100", "--key", "coordinator")  # rounds open only bonded
     cli("coordinator open", "coordinator", "open", "1", "--key", "coordinator", *DATA)
     for i, name in enumerate(("partner-a", "partner-b")):
         cli(

@@ -7,13 +7,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from cli_lines import ADDRESS, KEYS
 
 from lepton_ledger.chain.anvil import dev_account
 from lepton_ledger.keys import Keystore
 
+__all__ = ["ADDRESS", "KEYS", "PASSWORD", "lepton_home"]
+
 PASSWORD = "correct horse battery staple"
-KEYS = {"admin": 0, "coordinator": 1, "auditor": 2, "partner-a": 3, "partner-b": 4}
-ADDRESS = {name: dev_account(i).address for name, i in KEYS.items()}
 
 
 @contextmanager

@@ -10,6 +10,7 @@ import json
 import time
 from decimal import Decimal
 
+import cli_lines
 import pytest
 from cli_home import ADDRESS, PASSWORD, lepton_home
 from typer.testing import CliRunner
@@ -17,9 +18,10 @@ from typer.testing import CliRunner
 from lepton_ledger.chain.anvil import free_port
 from lepton_ledger.chain.connection import connect
 from lepton_ledger.chain.state import Allocation
+from lepton_ledger.cli import app as cli_app
 from lepton_ledger.commands import coordinator_app, deploy_app, partner_app
 
-DATA = ["--dataset", "digits", "--partitions", "2", "--seed", "0"]
+DATA = cli_lines.DATA
 
 runner = CliRunner()
 
@@ -40,47 +42,12 @@ def nonce(address: str) -> int:
 def world(tmp_path_factory):
     """An active, funded agreement between partner-a and partner-b, set up through the CLI apps only."""
     with lepton_home(tmp_path_factory.mktemp("lepton-home")) as home:
-        a, b = ADDRESS["partner-a"], ADDRESS["partner-b"]
-        run(
-            deploy_app,
-            "--key",
-            "admin",
-            "--coordinator",
-            ADDRESS["coordinator"],
-            "--auditor",
-            ADDRESS["auditor"],
-            "--dispute-window",
-            "1",
-            "--with-token",
-            "--mint",
-            f"{ADDRESS['coordinator']}=1000",
-            "--mint",
-            f"{a}=110",
-            "--mint",
-            f"{b}=100",
-        )
-        for name in ("coordinator", "auditor", "partner-a", "partner-b"):
-            run(partner_app, "register", "--key", name, "--name", name, "--contact", f"ml@{name}.example")
-        for partner in (a, b):
-            run(coordinator_app, "approve", partner, "--key", "coordinator")
-        proposed = run(
-            coordinator_app,
-            "propose",
-            "--key",
-            "coordinator",
-            "--party",
-            a,
-            "--party",
-            b,
-            "--rounds",
-            "2",
-            "--reward-per-round",
-            "300",
-            "--required-stake",
-            "100",
-            "--epsilon-cap",
-            "10",
-        )
+        run(cli_app, *cli_lines.deploy("--dispute-window", "1", partner_a_tokens=110))
+        for name in cli_lines.PARTIES:
+            run(cli_app, *cli_lines.register(name, "--contact", f"ml@{name}.example"))
+        for name in cli_lines.PARTNERS:
+            run(cli_app, *cli_lines.approve(name))
+        proposed = run(cli_app, *cli_lines.propose())
         assert "proposed agreement 1 " in proposed.output
         run(partner_app, "sign", "1", "--key", "partner-a")
         signature = home / "partner-b-signature.json"

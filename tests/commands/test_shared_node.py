@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import cli_lines
 import pytest
 from cli_home import ADDRESS, lepton_home
 from typer.testing import CliRunner
@@ -18,7 +19,8 @@ from typer.testing import CliRunner
 from lepton_ledger.chain import node
 from lepton_ledger.chain.connection import connect
 from lepton_ledger.chain.state import Partner, Round
-from lepton_ledger.commands import coordinator_app, deploy_app, partner_app
+from lepton_ledger.cli import app as cli_app
+from lepton_ledger.commands import coordinator_app, partner_app
 from lepton_ledger.commands.context import (
     bind_deployment,
     default_deployment_path,
@@ -26,7 +28,7 @@ from lepton_ledger.commands.context import (
 )
 from lepton_ledger.units import PartnerStatus
 
-DATA = ["--dataset", "digits", "--partitions", "2", "--seed", "0"]
+DATA = cli_lines.DATA
 
 
 def run(app, *args: str) -> str:
@@ -53,22 +55,7 @@ def at_once(*commands: list[str]) -> list[subprocess.CompletedProcess]:
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
     with lepton_home(tmp_path_factory.mktemp("shared-node")) as home:
-        run(
-            deploy_app,
-            "--key",
-            "admin",
-            "--coordinator",
-            ADDRESS["coordinator"],
-            "--auditor",
-            ADDRESS["auditor"],
-            "--with-token",
-            "--mint",
-            f"{ADDRESS['coordinator']}=1000",
-            "--mint",
-            f"{ADDRESS['partner-a']}=100",
-            "--mint",
-            f"{ADDRESS['partner-b']}=100",
-        )
+        run(cli_app, *cli_lines.deploy())
         yield home
         node.stop(home)
 
@@ -87,38 +74,16 @@ def registered(address: str) -> bool:
 
 
 def test_two_keys_register_at_once_and_both_land(home):
-    results = at_once(
-        *(
-            ["partner", "register", "--key", name, "--name", name]
-            for name in ("coordinator", "auditor", "partner-a", "partner-b")
-        )
-    )
+    results = at_once(*(cli_lines.register(name) for name in cli_lines.PARTIES))
     assert [r.returncode for r in results] == [0, 0, 0, 0], [r.stderr for r in results]
-    assert all(registered(ADDRESS[name]) for name in ("coordinator", "auditor", "partner-a", "partner-b"))
+    assert all(registered(ADDRESS[name]) for name in cli_lines.PARTIES)
 
 
 def test_one_key_twice_and_another_key_submit_at_once_each_lands_once(home):
     a, b = ADDRESS["partner-a"], ADDRESS["partner-b"]
-    for partner in (a, b):
-        run(coordinator_app, "approve", partner, "--key", "coordinator")
-    run(
-        coordinator_app,
-        "propose",
-        "--key",
-        "coordinator",
-        "--party",
-        a,
-        "--party",
-        b,
-        "--rounds",
-        "2",
-        "--reward-per-round",
-        "300",
-        "--required-stake",
-        "100",
-        "--epsilon-cap",
-        "10",
-    )
+    for name in cli_lines.PARTNERS:
+        run(cli_app, *cli_lines.approve(name))
+    run(cli_app, *cli_lines.propose())
     for name in ("partner-a", "partner-b"):
         run(partner_app, "sign", "1", "--key", name)
         run(partner_app, "stake", "1", "--key", name)
