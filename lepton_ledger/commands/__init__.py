@@ -1,5 +1,6 @@
-"""The command-line interface of ``lepton-ledger``, one module per command group, each a thin layer over the
-library that parses, calls and prints: ``deploy`` (the admin), ``node``, ``keys``, ``ipfs``, ``partner``,
+"""The command-line interface of ``lepton-ledger``, one module per command group (a package, one module per
+concern, for the two largest: ``partner/`` and ``coordinator/``), each a thin layer over the library that parses,
+calls and prints: ``deploy`` (the admin), ``node``, ``keys``, ``ipfs``, ``partner``,
 ``coordinator``, ``audit``, ``challenge``, ``arbiter``, ``vault``, ``round``, ``serve`` and ``demo``.
 ``context`` holds what every command shares (chain, deployment file, keystore key, store, the shared flags),
 ``errors`` the one way a failure is reported (one line, exit code by kind), ``data`` the data options; the steps the commands and

@@ -40,6 +40,7 @@ from ..units import RoundStatus
 
 __all__ = [
     "RoleStateError",
+    "RoundPayout",
     "Standing",
     "accountant_path",
     "agreement_coordinator",
@@ -49,6 +50,7 @@ __all__ = [
     "global_model",
     "payout_tree",
     "publish_document",
+    "round_payout",
     "signed_commitment_document",
     "signed_commitment_from_document",
     "standing",
@@ -273,6 +275,38 @@ def payout_tree(deployment: Any, store: Any, agreement_id: int, round_id: int) -
 
 
 @dataclass(frozen=True)
+class RoundPayout:
+    """What a finalized round allocated one partner: the amount (0 for none), whether it was claimed, when claims
+    open, and the round's tree (None when the round paid nothing), whose proof a claim sends."""
+
+    amount: int
+    claimed: bool
+    claimable_at: int
+    tree: Any
+
+
+def round_payout(deployment: Any, store: Any, agreement_id: int, round_id: int, partner: str) -> RoundPayout:
+    """`partner`'s :class:`RoundPayout` in a finalized round, from its report (:func:`payout_tree`).
+
+    Raises: as :func:`payout_tree`.
+    """
+    from ..chain.merkle import LeafNotFound
+
+    tree = payout_tree(deployment, store, agreement_id, round_id)
+    try:
+        amount = tree.amount(partner) if tree is not None else 0
+    except LeafNotFound:
+        amount = 0
+    vault = deployment.vault.functions
+    return RoundPayout(
+        amount=amount,
+        claimed=bool(vault.hasClaimed(agreement_id, round_id, partner).call()),
+        claimable_at=Allocation.read(vault.allocation(agreement_id, round_id)).claimable_at,
+        tree=tree,
+    )
+
+
+@dataclass(frozen=True)
 class Standing:
     """A party's standing in an agreement: on-chain epsilon (fixed point) against the cap, stake, rewards."""
 
@@ -297,12 +331,11 @@ def standing(deployment: Any, store: Any, agreement_id: int, partner: str, now: 
     for round_id in range(1, int(ledger.roundCount(agreement_id).call()) + 1):
         if Round.read(ledger.round(agreement_id, round_id)).status is not RoundStatus.FINALIZED:
             continue
-        tree = payout_tree(deployment, store, agreement_id, round_id)
-        amount = tree.payouts.get(partner, 0) if tree is not None else 0
-        if vault.hasClaimed(agreement_id, round_id, partner).call():
-            claimed += amount
-        elif now >= Allocation.read(vault.allocation(agreement_id, round_id)).claimable_at:
-            claimable += amount
+        paid = round_payout(deployment, store, agreement_id, round_id, partner)
+        if paid.claimed:
+            claimed += paid.amount
+        elif now >= paid.claimable_at:
+            claimable += paid.amount
     return Standing(
         epsilon_fixed=int(ledger.cumulativeEpsilon(agreement_id, partner).call()),
         epsilon_cap_fixed=terms.epsilon_cap_fixed,

@@ -140,6 +140,12 @@ class Session:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    def accountant_file(self, agreement_id: int, partner: str) -> Path:
+        """The file of `partner`'s privacy accountant in `agreement_id` of this deployment (rounds/roles.py)."""
+        from .roles import accountant_path
+
+        return accountant_path(self.state_dir("accountants"), agreement_id, partner)
+
     def token(self, address: str | None = None) -> Any:
         """The ERC-20 at `address` (default: the deployment's reward token)."""
         from ..chain.artifacts import load_artifact

@@ -31,7 +31,7 @@ def test_an_endless_deployment_file_is_refused_without_being_read_whole():
 
 @pytest.mark.parametrize("content", [b'{"history": [', b"[1]", b'{"accountant": {"kind": 7}}'])
 def test_a_damaged_accountant_file_is_one_command_error_naming_it(tmp_path, content):
-    from lepton_ledger.commands.partner import _local_epsilon
+    from lepton_ledger.commands.partner.standing import _local_epsilon
 
     path = tmp_path / "1-0xabc.json"
     path.write_bytes(content)
