@@ -26,6 +26,7 @@ from .context import (
     RpcUrlOpt,
     SignerKeyOpt,
     WorkdirOpt,
+    command_group,
     fixed_point,
     open_session,
     read_call,
@@ -37,11 +38,8 @@ from .workdir import need_sender, print_tx, signer
 
 __all__ = ["arbiter_app"]
 
-arbiter_app = typer.Typer(
-    help="The arbiter's steps: list the challenges it rules on, rule on one; lapse one past its ruling window.",
-    no_args_is_help=True,
-    pretty_exceptions_show_locals=False,
-    add_completion=False,
+arbiter_app = command_group(
+    "The arbiter's steps: list the challenges it rules on, rule on one; lapse one past its ruling window."
 )
 
 UpholdOpt = Annotated[

@@ -49,17 +49,16 @@ from .context import (
     RpcUrlOpt,
     SignerKeyOpt,
     WorkdirOpt,
+    command_group,
     echo_json,
     fixed_point,
     reports_errors,
 )
 from .workdir import need_sender, print_tx, signer
 
-challenge_app = typer.Typer(
-    help="Challenge a partner's update or the coordinator's results from a failed audit check; after the "
-    "arbiter's ruling (`arbiter rule`), slash and forfeit.",
-    no_args_is_help=True,
-    pretty_exceptions_show_locals=False,  # frames hold keys
+challenge_app = command_group(
+    "Challenge a partner's update or the coordinator's results from a failed audit check; after the "
+    "arbiter's ruling (`arbiter rule`), slash and forfeit."
 )
 
 

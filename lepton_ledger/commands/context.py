@@ -20,7 +20,7 @@ what they can before their first transaction, so a refused command sends nothing
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -59,6 +59,7 @@ __all__ = [
     "WorkdirOpt",
     "Session",
     "bind_deployment",
+    "command_group",
     "default_deployment_path",
     "echo_json",
     "fail",
@@ -118,6 +119,15 @@ ModelOpt = Annotated[
 AgreementArg = Annotated[int, typer.Argument(metavar="AGREEMENT", help="Agreement id.")]
 RoundArg = Annotated[int, typer.Argument(metavar="ROUND", help="Round id.")]
 ChallengeArg = Annotated[int, typer.Argument(metavar="CHALLENGE", help="Challenge id (1, 2, ...).")]
+
+
+def command_group(help: str, commands: tuple[tuple[str, Callable[..., Any]], ...] = ()) -> typer.Typer:
+    """A group of commands (``lepton-ledger <group> ...``) with `help`, holding `commands` (name, function) in
+    that order; a crash in it never prints local variables (they may hold keys or passwords)."""
+    group = typer.Typer(help=help, no_args_is_help=True, pretty_exceptions_show_locals=False, add_completion=False)
+    for name, command in commands:
+        group.command(name)(command)
+    return group
 
 
 def password(*, confirm: bool = False) -> str:

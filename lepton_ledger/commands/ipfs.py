@@ -14,6 +14,7 @@ import typer
 
 from ..errors import LeptonError
 from ..storage.store import DEFAULT_MAX_FILE_BYTES
+from .context import command_group
 from .errors import CommandError, reports_errors
 
 __all__ = ["ipfs_app"]
@@ -21,9 +22,7 @@ __all__ = ["ipfs_app"]
 if TYPE_CHECKING:  # the store loads on first use: --help stays fast
     from ..storage.local import LocalStore
 
-ipfs_app = typer.Typer(
-    help="Content-addressed storage with kubo-identical CIDs (local block store).", no_args_is_help=True
-)
+ipfs_app = command_group("Content-addressed storage with kubo-identical CIDs (local block store).")
 
 
 def _store() -> LocalStore:

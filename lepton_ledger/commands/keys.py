@@ -13,20 +13,16 @@ from typing import Annotated
 import typer
 
 from ..keys import Identity, IdentityExists, Keystore, parse_private_key
-from .context import password
+from .context import command_group, password
 from .errors import EXIT_REFUSED, reports_errors
 
 __all__ = ["keys_app"]
 
 # Locals off in tracebacks so that a crash cannot dump a password or key from a frame. This setting governs only
 # when keys_app runs on its own; under `lepton-ledger`, the top-level app's setting (cli.py) is the one used.
-keys_app = typer.Typer(
-    help=(
-        "Encrypted keystore: one Ethereum key (eth-account v3 keyfile, scrypt) and one X25519 key per identity, "
-        "in $LEPTON_KEYSTORE_DIR or <data dir>/keystore. Password from $LEPTON_KEYSTORE_PASSWORD or a prompt."
-    ),
-    no_args_is_help=True,
-    pretty_exceptions_show_locals=False,
+keys_app = command_group(
+    "Encrypted keystore: one Ethereum key (eth-account v3 keyfile, scrypt) and one X25519 key per identity, "
+    "in $LEPTON_KEYSTORE_DIR or <data dir>/keystore. Password from $LEPTON_KEYSTORE_PASSWORD or a prompt."
 )
 
 Name = Annotated[str, typer.Argument(metavar="NAME", help="Identity name, e.g. coordinator or partner-alpha.")]

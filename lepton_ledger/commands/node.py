@@ -11,16 +11,13 @@ from typing import Annotated
 
 import typer
 
-from .context import CommandError, ReadKeyOpt, fixed_point, reports_errors, utc
+from .context import CommandError, ReadKeyOpt, command_group, fixed_point, reports_errors, utc
 
 __all__ = ["node_app", "parse_duration"]
 
-node_app = typer.Typer(
-    help="The local development chain (one anvil per data directory, shared by every command): start, stop, "
-    "status; fund a key with development ether; move its clock.",
-    no_args_is_help=True,
-    pretty_exceptions_show_locals=False,
-    add_completion=False,
+node_app = command_group(
+    "The local development chain (one anvil per data directory, shared by every command): start, stop, "
+    "status; fund a key with development ether; move its clock."
 )
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

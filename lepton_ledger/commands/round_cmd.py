@@ -17,6 +17,7 @@ from .context import (
     KeyOpt,
     RoundArg,
     RpcUrlOpt,
+    command_group,
     open_session,
     read_call,
     reports_errors,
@@ -27,11 +28,8 @@ from .context import (
 __all__ = ["round_app"]
 
 
-round_app = typer.Typer(
-    help="What anyone may do to a round: abandon one its coordinator never finalized, restore a voided one.",
-    no_args_is_help=True,
-    pretty_exceptions_show_locals=False,
-    add_completion=False,
+round_app = command_group(
+    "What anyone may do to a round: abandon one its coordinator never finalized, restore a voided one."
 )
 
 

@@ -15,6 +15,7 @@ from .context import (
     KeyOpt,
     RoundArg,
     RpcUrlOpt,
+    command_group,
     fixed_point,
     open_session,
     read_call,
@@ -25,11 +26,8 @@ from .context import (
 
 __all__ = ["vault_app"]
 
-vault_app = typer.Typer(
-    help="The reward vault: a funder reclaims what was never allocated; anyone expires unclaimed allocations.",
-    no_args_is_help=True,
-    pretty_exceptions_show_locals=False,
-    add_completion=False,
+vault_app = command_group(
+    "The reward vault: a funder reclaims what was never allocated; anyone expires unclaimed allocations."
 )
 
 

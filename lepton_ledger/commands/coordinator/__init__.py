@@ -12,28 +12,23 @@ are that module's.
 
 from __future__ import annotations
 
-import typer
-
+from ..context import command_group
 from .agreements import approve, bond, fund, propose, relay_signature
 from .rounds import anchor, answer_disputes, close, open_
 
 __all__ = ["coordinator_app"]
 
-coordinator_app = typer.Typer(
-    help="The coordinator's steps: approve partners, propose and fund agreements, open, anchor and close rounds.",
-    no_args_is_help=True,
-    pretty_exceptions_show_locals=False,
-    add_completion=False,
+coordinator_app = command_group(
+    "The coordinator's steps: approve partners, propose and fund agreements, open, anchor and close rounds.",
+    (
+        ("approve", approve),
+        ("propose", propose),
+        ("relay-signature", relay_signature),
+        ("fund", fund),
+        ("bond", bond),
+        ("anchor", anchor),
+        ("open", open_),
+        ("close", close),
+        ("answer-disputes", answer_disputes),
+    ),
 )
-for name, command in (
-    ("approve", approve),
-    ("propose", propose),
-    ("relay-signature", relay_signature),
-    ("fund", fund),
-    ("bond", bond),
-    ("anchor", anchor),
-    ("open", open_),
-    ("close", close),
-    ("answer-disputes", answer_disputes),
-):
-    coordinator_app.command(name)(command)

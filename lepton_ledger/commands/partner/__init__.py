@@ -13,8 +13,7 @@ Relayed signature file (``sign --relay-to-file``), JSON: ``{"version": 1, "chain
 
 from __future__ import annotations
 
-import typer
-
+from ..context import command_group
 from .disputes import dispute, void_entry
 from .membership import RELAY_FILE_VERSION, exit_, register, sign, stake, unstake
 from .standing import claim, status
@@ -22,24 +21,20 @@ from .training import train_and_sign, train_and_submit
 
 __all__ = ["RELAY_FILE_VERSION", "partner_app"]
 
-partner_app = typer.Typer(
-    help="A partner's steps: register, sign an agreement, stake, train and submit (or sign) a round's update, claim, "
+partner_app = command_group(
+    "A partner's steps: register, sign an agreement, stake, train and submit (or sign) a round's update, claim, "
     "status.",
-    no_args_is_help=True,
-    pretty_exceptions_show_locals=False,
-    add_completion=False,
+    (
+        ("register", register),
+        ("sign", sign),
+        ("stake", stake),
+        ("train-and-submit", train_and_submit),
+        ("train-and-sign", train_and_sign),
+        ("claim", claim),
+        ("exit", exit_),
+        ("unstake", unstake),
+        ("status", status),
+        ("dispute", dispute),
+        ("void-entry", void_entry),
+    ),
 )
-for name, command in (
-    ("register", register),
-    ("sign", sign),
-    ("stake", stake),
-    ("train-and-submit", train_and_submit),
-    ("train-and-sign", train_and_sign),
-    ("claim", claim),
-    ("exit", exit_),
-    ("unstake", unstake),
-    ("status", status),
-    ("dispute", dispute),
-    ("void-entry", void_entry),
-):
-    partner_app.command(name)(command)
