@@ -13,8 +13,8 @@ is reported.
   model the coordinator put, the coordinator the envelopes the partners put.
 
 The session itself (deployment binding, the checks before a send) is the library's (rounds/session.py), shared
-with the ledger service. Failures are reported as ``errors`` says (one ``error: ...`` line on stderr, exit code by kind). Commands check
-what they can before their first transaction, so a refused command sends nothing.
+with the ledger service. Failures are reported as ``errors`` says (one ``error: ...`` line on stderr, exit code
+by kind). Commands check what they can before their first transaction, so a refused command sends nothing.
 """
 
 from __future__ import annotations
