@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+import cli_lines
 import pytest
 from cli_home import ADDRESS, lepton_home
 from typer.testing import CliRunner
@@ -18,7 +19,7 @@ from lepton_ledger.chain.state import Challenge, EntryDispute, Round
 from lepton_ledger.cli import app
 from lepton_ledger.units import ChallengeStatus, DisputeStatus, RoundStatus
 
-DATA = ["--dataset", "digits", "--partitions", "2", "--seed", "0"]
+DATA = cli_lines.DATA
 WINDOW = 600  # the deployment's dispute window: answer window, ruling window and grace period
 
 runner = CliRunner()
@@ -63,28 +64,11 @@ def world(tmp_path_factory):
     """Agreement 1 between partner-a and partner-b (30 days, admin its arbiter), active and funded with 600."""
     with lepton_home(tmp_path_factory.mktemp("lepton-home")) as home:
         a, b = ADDRESS["partner-a"], ADDRESS["partner-b"]
-        run(
-            "deploy",
-            "--key",
-            "admin",
-            "--coordinator",
-            ADDRESS["coordinator"],
-            "--auditor",
-            ADDRESS["auditor"],
-            "--dispute-window",
-            str(WINDOW),
-            "--with-token",
-            "--mint",
-            f"{ADDRESS['coordinator']}=1000",
-            "--mint",
-            f"{a}=100",
-            "--mint",
-            f"{b}=100",
-        )
-        for name in ("coordinator", "auditor", "partner-a", "partner-b"):
-            run("partner", "register", "--key", name, "--name", name)
-        for partner in (a, b):
-            run("coordinator", "approve", partner, "--key", "coordinator")
+        run(*cli_lines.deploy("--dispute-window", str(WINDOW)))
+        for name in cli_lines.PARTIES:
+            run(*cli_lines.register(name))
+        for name in cli_lines.PARTNERS:
+            run(*cli_lines.approve(name))
         run(
             "coordinator",
             "propose",
