@@ -29,7 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from eth_account.signers.local import LocalAccount
 from rich.console import Console
+from web3 import Web3
 
 from .. import fl
 from ..chain import agreements
@@ -41,7 +43,7 @@ from ..errors import ConfigurationError
 from ..fl.aggregation import default_params
 from ..storage.local import LocalStore
 from ..units import TOKEN
-from ..workers import open_executor
+from ..workers import Executor, open_executor
 from .coordinator import Coordinator
 from .driver import ROUND_WINDOW, drive_round
 from .outbox import Outbox
@@ -183,9 +185,9 @@ def run_demo(
 
 
 def _story(
-    w3,
+    w3: Web3,
     anvil: Anvil,
-    executor,
+    executor: Executor,
     out_dir: Path,
     n_partners: int,
     n_rounds: int,
@@ -340,7 +342,7 @@ def _story(
                 batch_size=64,
                 noise_multiplier=1.0,
                 seed=i,
-                **({"lr": FREE_RIDER_LR} if name in riders else {}),
+                lr=FREE_RIDER_LR if name in riders else TrainingSettings.lr,
             ),
         )
         for i, (name, account) in enumerate(accounts.items())
@@ -492,7 +494,7 @@ def _score(score: float | None) -> str:
     return "-" if score is None else f"{score:+.3f}"
 
 
-def _write_keys(folder: Path, roles: DevRoles, accounts: dict, x25519: dict[str, bytes]) -> None:
+def _write_keys(folder: Path, roles: DevRoles, accounts: dict[str, LocalAccount], x25519: dict[str, bytes]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     folder.chmod(0o700)
     parties = {

@@ -106,7 +106,9 @@ class RoundEffects:
         return key, "put", payload
 
     @staticmethod
-    def transaction_operation(key: str, call: ContractFunction, sender: str, **fields: Any) -> tuple[str, str, dict]:
+    def transaction_operation(
+        key: str, call: ContractFunction, sender: str, **fields: Any
+    ) -> tuple[str, str, dict[str, Any]]:
         """The ``(key, kind, payload)`` of sending `call` from `sender`, for :meth:`Outbox.enqueue_many`."""
         return key, "transaction", {**fields, **transaction_payload(call, sender)}
 

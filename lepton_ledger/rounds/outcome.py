@@ -22,10 +22,11 @@ import torch
 from ..errors import ConfigurationError, LeptonError
 from ..fl.aggregation import aggregate as aggregate_rule
 from ..fl.models import build_model
-from ..fl.payouts import PayoutRule, split_reward
+from ..fl.payouts import split_reward
 from ..fl.scoring import aggregate_utility, apply_delta_to_state, contribution_scores
 from ..fl.training import evaluate
-from ..fl.validation import validate_updates
+from ..fl.validation import Reason, validate_updates
+from ..units import PayoutRule
 from .rules import RoundRules
 
 __all__ = [
@@ -89,7 +90,7 @@ class Outcome:
     """One round's outcome: the verdicts, the rules as run (seeded for the round), and the settlement."""
 
     accepted: dict[str, Update]  # in commitment order
-    rejected: dict[str, list[dict[str, Any]]]  # reasons as the report writes them
+    rejected: dict[str, list[Reason]]  # reasons as the report writes them
     rules: RoundRules
     reward: int
     payout_rule: PayoutRule
@@ -98,7 +99,7 @@ class Outcome:
 
 def judge(
     updates: Mapping[str, tuple[Mapping[str, torch.Tensor], int]], base: Tensors, rules: RoundRules
-) -> tuple[dict[str, Update], dict[str, list[dict[str, Any]]]]:
+) -> tuple[dict[str, Update], dict[str, list[Reason]]]:
     """``(accepted, rejected)`` of ``{partner: (delta, sample count)}`` (in commitment order): accepted updates
     weighted by their sample counts, rejected ones with the ``fl.validation`` reasons they fail."""
     checked = validate_updates(updates, base, max_norm=rules.max_norm)
@@ -160,7 +161,7 @@ def round_outcome(
     round_id: int,
     reward: int,
     payout_rule: PayoutRule,
-    refused: Mapping[str, list[dict[str, Any]]] | None = None,
+    refused: Mapping[str, list[Reason]] | None = None,
 ) -> Outcome:
     """The outcome of round `round_id`: :func:`judge` then :func:`settle`, by `rules` as run on that round.
     `updates` are the opened ones, ``{partner: (delta, sample count)}`` in commitment order; `refused` the

@@ -44,17 +44,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from eth_account.signers.local import LocalAccount
+
 from ..chain.batched import read_many
+from ..chain.deployment import Deployment
 from ..chain.state import Partner as PartnerRecord
 from ..chain.state import Round as RoundRecord
+from ..chain.transactions import Transactor
 from ..chain.typed_data import UpdateCommitment, sign_digest, update_commitment_digest
 from ..envelope import seal
 from ..envelope.envelope import SealedEnvelope
 from ..envelope.manifest import DPRecord
 from ..envelope.tensors import deserialize_tensors
 from ..errors import ConfigurationError, LeptonError
-from ..fl.accounting import Round
+from ..fl.accounting import PrivacyAccountant, Round
+from ..fl.data import TabularData
 from ..fl.training import TrainResult, plan_dp
+from ..storage.store import Store
+from ..workers.base import Executor
 from .accountant_file import AccountantFile
 from .effects import Checkpoint, RoundEffects, default_outbox, put_data, put_result
 from .outbox import Operation, Outbox
@@ -188,7 +195,7 @@ class SignedCommitment:
     envelope_cid: str
 
 
-def recipient_keys(deployment: Any, addresses: list[str]) -> list[bytes]:
+def recipient_keys(deployment: Deployment, addresses: list[str]) -> list[bytes]:
     """The X25519 public keys the PartnerRegistry holds for `addresses` (coordinator, auditors...), read in one
     request."""
     calls = [deployment.partners.functions.partnerOf(a) for a in addresses]
@@ -196,7 +203,12 @@ def recipient_keys(deployment: Any, addresses: list[str]) -> list[bytes]:
 
 
 def _train_task(
-    model_bytes: bytes, data: Any, settings: TrainingSettings, delta: float, accountant: str, seed: int | None = None
+    model_bytes: bytes,
+    data: TabularData,
+    settings: TrainingSettings,
+    delta: float,
+    accountant: str,
+    seed: int | None = None,
 ) -> TrainResult:
     """Runs in a worker process: rebuilds the model from its safetensors bytes and trains it with DP-SGD."""
     from ..fl import build_model, train_local
@@ -239,13 +251,13 @@ class Partner:
     def __init__(
         self,
         *,
-        account: Any,
-        tx: Any,
-        deployment: Any,
-        store: Any,
-        accountant: Any,
-        data: Any,
-        executor: Any,
+        account: LocalAccount,
+        tx: Transactor,
+        deployment: Deployment,
+        store: Store,
+        accountant: PrivacyAccountant,
+        data: TabularData,
+        executor: Executor,
         settings: TrainingSettings = TrainingSettings(),
         outbox: Outbox | None = None,
         accountant_path: Path | None = None,
@@ -314,7 +326,9 @@ class Partner:
                 PartnerRecord.decode(p).encryption_key for p in answers[: len(recipients)]
             ]
         round_state = [RoundRecord.decode(r) for r in answers[len(recipients) :]]
-        if round_state and any(round_state[0].model_digest):  # an open round's digest is final; zero: no round yet
+        if (
+            round_id is not None and round_state and any(round_state[0].model_digest)
+        ):  # an open round's digest is final; zero: no round yet
             self._model_digests[(agreement_id, round_id)] = round_state[0].model_digest
         on_chain = int(epsilon)
         spent = self.accountant.spent_fixed()
@@ -540,4 +554,4 @@ class Partner:
             self.deployment.vault.functions.claim(agreement_id, round_id, amount, proof),
             self.address,
         )
-        return op.result["tx_hash"]
+        return str(op.result["tx_hash"])

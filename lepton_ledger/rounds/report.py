@@ -13,7 +13,7 @@ JSON number everywhere); digests are 0x-hex. ``aggregation_rule`` with ``aggrega
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError
 from ..protocol.addressing import (
@@ -26,6 +26,9 @@ from ..protocol.addressing import fetch as fetch_by_digest
 from ..protocol.errors import MalformedDocument
 from ..protocol.jsonio import canonical_json, load_object
 from .rules import RoundRules
+
+if TYPE_CHECKING:  # fl.validation loads torch; a report is read without it
+    from ..fl.validation import Reason
 
 __all__ = [
     "REPORT_VERSION",
@@ -122,7 +125,7 @@ class PartnerOutcome:
     sample_count: int
     cumulative_epsilon_fixed: int
     accepted: bool
-    reasons: list[dict[str, Any]] = field(default_factory=list)  # Rejection.to_dict() or an envelope error
+    reasons: list[Reason] = field(default_factory=list)  # Rejection.to_dict() or an envelope error
     dp: dict[str, Any] | None = None  # the manifest's DP parameters (DPRecord fields)
     cumulative_epsilon: float | None = None
     score: float | None = None
@@ -185,5 +188,5 @@ class RoundReport:
         return [p.partner for p in self.partners if p.accepted]
 
     @property
-    def rejected(self) -> dict[str, list[dict[str, Any]]]:
+    def rejected(self) -> dict[str, list[Reason]]:
         return {p.partner: p.reasons for p in self.partners if not p.accepted}
