@@ -35,9 +35,11 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from ..chain.state import Challenge, Round
+from web3.contract import Contract
+
+from ..chain.state import ChainStruct, Challenge, Round
 from ..errors import ContractReverted, LeptonError
 from ..protocol.jsonio import load_json, read_bounded
 from ..units import ChallengeStatus, ResultsChallengeStatus, RoundStatus
@@ -54,10 +56,13 @@ __all__ = [
     "load_audit",
     "raise_challenge",
     "read_challenge",
+    "read_numbered",
     "resolve_challenge",
     "ruling_document",
     "slash",
 ]
+
+S = TypeVar("S", bound=ChainStruct)
 
 ADMIN_ROLE = bytes(32)  # LeptonRoles.ADMIN: OpenZeppelin's DEFAULT_ADMIN_ROLE
 RULING_KIND = "lepton-ledger/challenge-ruling"
@@ -211,17 +216,27 @@ def failed_check(result: Mapping[str, Any], index: int) -> dict[str, Any]:
 # -- reading the ledger ----------------------------------------------------------------------------------------
 
 
+def read_numbered(contract: Contract, struct: type[S], challenge_id: int, what: str, holder: str) -> S:
+    """Challenge `challenge_id` of `contract` as `struct`: the ledger's and the court's challenges are numbered
+    from 1 to ``challengeCount()`` and read by ``challengeOf``.
+
+    Raises:
+        ChallengeError: there is no such challenge (naming `what` and the ids `holder` has).
+    """
+    count = int(contract.functions.challengeCount().call())
+    if not 1 <= challenge_id <= count:
+        held = f"{holder} has {count} (ids 1 to {count})" if count else "none was ever raised"
+        raise ChallengeError(f"there is no {what} {challenge_id}: {held}")
+    return struct.read(contract.functions.challengeOf(challenge_id))
+
+
 def read_challenge(deployment: Any, challenge_id: int) -> ChallengeRecord:
     """The on-chain record of challenge `challenge_id`.
 
     Raises:
         ChallengeError: there is no such challenge.
     """
-    count = int(deployment.ledger.functions.challengeCount().call())
-    if not 1 <= challenge_id <= count:
-        held = f"the ledger has {count} (ids 1 to {count})" if count else "none was ever raised"
-        raise ChallengeError(f"there is no challenge {challenge_id}: {held}")
-    c = Challenge.read(deployment.ledger.functions.challengeOf(challenge_id))
+    c = read_numbered(deployment.ledger, Challenge, challenge_id, "challenge", "the ledger")
     return ChallengeRecord(
         challenge_id=challenge_id,
         status=str(c.status),

@@ -44,6 +44,7 @@ from .challenge import (
     _sent,
     _simulate,
     canonical_json,
+    read_numbered,
 )
 
 __all__ = [
@@ -148,11 +149,7 @@ def read_results_challenge(deployment: Any, challenge_id: int) -> ResultsChallen
     Raises:
         ChallengeError: there is no such challenge.
     """
-    count = int(deployment.court.functions.challengeCount().call())
-    if not 1 <= challenge_id <= count:
-        held = f"the court has {count} (ids 1 to {count})" if count else "none was ever raised"
-        raise ChallengeError(f"there is no results challenge {challenge_id}: {held}")
-    c = ChainResultsChallenge.read(deployment.court.functions.challengeOf(challenge_id))
+    c = read_numbered(deployment.court, ChainResultsChallenge, challenge_id, "results challenge", "the court")
     return ResultsChallenge(
         challenge_id=challenge_id,
         status=str(c.status),
