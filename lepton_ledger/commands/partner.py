@@ -2,8 +2,8 @@
 
 register -> (coordinator approves) -> sign -> stake -> per round: train-and-submit (or, in batched mode,
 train-and-sign, whose file the coordinator anchors) -> (coordinator closes) -> claim; status at any time.
-The partner's privacy accountant persists between commands under
-``<data dir>/accountants/<RoundLedger address>/<agreement>-<partner>.json``; the signed commitment file of
+The partner's privacy accountant persists between commands under ``<data dir>/accountants``
+(``rounds.accountant_file.accountant_path``: a folder per chain and RoundLedger); the signed commitment file of
 train-and-sign is documented in rounds/roles.py.
 
 Relayed signature file (``sign --relay-to-file``), JSON: ``{"version": 1, "chain_id", "agreement_registry",
@@ -73,9 +73,12 @@ RoundArg = Annotated[int, typer.Argument(metavar="ROUND", help="Round id.")]
 
 
 def _accountant_file(session: Any, agreement_id: int, partner: str) -> Path:
-    from ..rounds.roles import accountant_path
+    from ..rounds.accountant_file import accountant_path
+    from ..settings import data_dir
 
-    return accountant_path(session.state_dir("accountants"), agreement_id, partner)
+    path = accountant_path(data_dir() / "accountants", session.w3, session.ledger_address, agreement_id, partner)
+    path.parent.mkdir(parents=True, exist_ok=True)  # its lock is taken before the file is first written
+    return path
 
 
 @partner_app.command("register")

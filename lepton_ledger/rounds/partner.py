@@ -63,6 +63,7 @@ from ..fl.training import TrainResult, plan_dp
 from ..storage.store import Store
 from ..workers.base import Executor
 from .accountant_file import AccountantFile
+from .accountant_file import accountant_path as default_path
 from .effects import Checkpoint, RoundEffects, default_outbox, put_data, put_result
 from .outbox import Operation, Outbox
 from .report import content_digest, fetch_by_digest
@@ -241,7 +242,7 @@ class Partner:
         outbox: where side effects are recorded before they happen; default a file per partner and chain under
             the data directory (effects.default_outbox).
         accountant_path: the accountant's JSON file (accountant_file.py), loaded into `accountant` when it
-            exists; default ``<outbox>-accountant-<agreement>.json`` beside the outbox.
+            exists; default ``accountant_file.accountant_path`` in the outbox's folder.
         checkpoint: called at each durable step (effects.py names them); tests kill the process there.
 
     Raises (constructor):
@@ -268,8 +269,8 @@ class Partner:
         self.outbox = outbox if outbox is not None else default_outbox("partner", tx.w3, account.address)
         self.effects = RoundEffects(self.outbox, tx=tx, store=store, checkpoint=checkpoint)
         self.checkpoint = self.effects.checkpoint
-        path = accountant_path or self.outbox.path.with_name(
-            f"{self.outbox.path.stem}-accountant-{accountant.agreement}.json"
+        path = accountant_path or default_path(
+            self.outbox.path.parent, tx.w3, deployment.ledger.address, accountant.agreement, account.address
         )
         self.accountant_file = AccountantFile(accountant, path)
         # What reconcile read for the round in its one request: the model digest (final once the round is open)

@@ -6,7 +6,7 @@
   :func:`agreement_coordinator`: the coordinator of one agreement as its terms and a session give it (the
   coordinator CLI and the service's close job).
 - the partner's :class:`~lepton_ledger.fl.PrivacyAccountant` persists between commands in one file per
-  (deployment, agreement, partner), :func:`accountant_path`, written by ``rounds.Partner`` itself
+  (chain, deployment, agreement, partner), ``accountant_file.accountant_path``, written by ``rounds.Partner`` itself
   (rounds/accountant_file.py: atomic, each round recorded once); :func:`fresh_accountant` is what it loads into.
 - the terms document (task, model, max norm...) is put to the store as the exact canonical JSON bytes that
   ``agreements.document_digest`` addresses; that CID's digest *is* the on-chain ``termsDigest``, so anyone
@@ -41,7 +41,6 @@ from ..units import RoundStatus
 __all__ = [
     "RoleStateError",
     "Standing",
-    "accountant_path",
     "agreement_coordinator",
     "build_coordinator",
     "build_partner",
@@ -168,11 +167,6 @@ def agreement_coordinator(
 
 
 # -- the partner's privacy accountant -----------------------------------------------------------------------
-
-
-def accountant_path(state_dir: Path, agreement_id: int, partner: str) -> Path:
-    """``<state_dir>/<agreement>-<partner>.json``; `state_dir` is per deployment (the CLI: under the data dir)."""
-    return Path(state_dir) / f"{agreement_id}-{partner}.json"
 
 
 def fresh_accountant(deployment: Any, agreement_id: int, partner: str) -> Any:
