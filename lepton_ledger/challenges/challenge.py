@@ -35,13 +35,16 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from web3.contract import Contract
 
+from ..chain.deployment import Deployment
 from ..chain.state import ChainStruct, Challenge, Round
+from ..chain.transactions import Transactor
 from ..errors import ContractReverted, LeptonError
 from ..protocol.jsonio import load_json, read_bounded
+from ..storage.store import Store
 from ..units import ChallengeStatus, ResultsChallengeStatus, RoundStatus
 
 __all__ = [
@@ -230,7 +233,7 @@ def read_numbered(contract: Contract, struct: type[S], challenge_id: int, what: 
     return struct.read(contract.functions.challengeOf(challenge_id))
 
 
-def read_challenge(deployment: Any, challenge_id: int) -> ChallengeRecord:
+def read_challenge(deployment: Deployment, challenge_id: int) -> ChallengeRecord:
     """The on-chain record of challenge `challenge_id`.
 
     Raises:
@@ -250,13 +253,15 @@ def read_challenge(deployment: Any, challenge_id: int) -> ChallengeRecord:
     )
 
 
-def challenges(deployment: Any) -> list[ChallengeRecord]:
+def challenges(deployment: Deployment) -> list[ChallengeRecord]:
     """Every challenge raised on this ledger, oldest first."""
     count = int(deployment.ledger.functions.challengeCount().call())
     return [read_challenge(deployment, i) for i in range(1, count + 1)]
 
 
-def _latest_challenge_of(deployment: Any, agreement_id: int, round_id: int, partner: str) -> ChallengeRecord | None:
+def _latest_challenge_of(
+    deployment: Deployment, agreement_id: int, round_id: int, partner: str
+) -> ChallengeRecord | None:
     # Challenges are few; walking them newest first avoids an unbounded eth_getLogs on a long-lived chain.
     for i in range(int(deployment.ledger.functions.challengeCount().call()), 0, -1):
         record = read_challenge(deployment, i)
@@ -265,11 +270,11 @@ def _latest_challenge_of(deployment: Any, agreement_id: int, round_id: int, part
     return None
 
 
-def _now(deployment: Any) -> int:
+def _now(deployment: Deployment) -> int:
     return int(deployment.ledger.w3.eth.get_block("latest")["timestamp"])
 
 
-def _window_end(deployment: Any, agreement_id: int, round_id: int) -> tuple[str, int | None]:
+def _window_end(deployment: Deployment, agreement_id: int, round_id: int) -> tuple[str, int | None]:
     """The round's status and the end of its dispute window (None while it is open)."""
     r = Round.read(deployment.ledger.functions.round(agreement_id, round_id))
     if r.status is not RoundStatus.FINALIZED:
@@ -280,8 +285,9 @@ def _window_end(deployment: Any, agreement_id: int, round_id: int) -> tuple[str,
 # -- turning a refusal into a sentence ---------------------------------------------------------------------------
 
 
-def _explain(exc: ContractReverted, deployment: Any, what: str) -> ChallengeError:
-    a = exc.args_by_name
+def _explain(exc: ContractReverted, deployment: Deployment, what: str) -> ChallengeError:
+    # The error's arguments as the contract's ABI decoded them: a uintN is an int, an address a str.
+    a = cast(dict[str, Any], exc.args_by_name)
     name = exc.error
     if name in ("RoundLedgerNotAuditor", "ResultsCourtNotAuditor"):
         text = f"{a['account']} does not hold the auditor role: only an auditor may raise a challenge"
@@ -371,7 +377,7 @@ def _explain(exc: ContractReverted, deployment: Any, what: str) -> ChallengeErro
     return ChallengeError(text)
 
 
-def _simulate(call: Any, sender: str, deployment: Any, what: str) -> None:
+def _simulate(call: Any, sender: str, deployment: Deployment, what: str) -> None:
     """Runs `call` as `sender` without sending it; a refusal becomes a ChallengeError in words."""
     from web3.exceptions import ContractCustomError, ContractLogicError
 
@@ -422,9 +428,9 @@ def challenge_input(agreement_id: int, round_id: int, partner: str, evidence: An
 
 
 def raise_challenge(
-    tx: Any,
-    deployment: Any,
-    store: Any,
+    tx: Transactor,
+    deployment: Deployment,
+    store: Store,
     *,
     sender: str,
     agreement_id: int,
@@ -467,7 +473,7 @@ def raise_challenge(
 
 
 def resolve_challenge(
-    tx: Any, deployment: Any, store: Any, *, sender: str, challenge_id: int, upheld: bool, reason: str
+    tx: Transactor, deployment: Deployment, store: Store, *, sender: str, challenge_id: int, upheld: bool, reason: str
 ) -> ChallengeTx:
     """Step 2: the agreement's arbiter `sender` rules on an Open challenge; the ruling document goes to the store
     and its digest on-chain.
@@ -496,7 +502,7 @@ def resolve_challenge(
     )
 
 
-def slash(tx: Any, deployment: Any, *, sender: str, challenge_id: int) -> ChallengeTx:
+def slash(tx: Transactor, deployment: Deployment, *, sender: str, challenge_id: int) -> ChallengeTx:
     """Step 3: executes an Upheld challenge after its round's dispute window: the partner's whole stake in the
     agreement goes to the vault's slash recipient. Anyone may send it.
 
@@ -518,7 +524,9 @@ def slash(tx: Any, deployment: Any, *, sender: str, challenge_id: int) -> Challe
     )
 
 
-def forfeit_reward(tx: Any, deployment: Any, store: Any, *, sender: str, challenge_id: int) -> ChallengeTx:
+def forfeit_reward(
+    tx: Transactor, deployment: Deployment, store: Store, *, sender: str, challenge_id: int
+) -> ChallengeTx:
     """Step 4: after the slash, sends the partner's reward for the challenged round to the slash recipient,
     proven by the payout tree rebuilt from the round report. Anyone may send it.
 
@@ -542,7 +550,7 @@ def forfeit_reward(tx: Any, deployment: Any, store: Any, *, sender: str, challen
     status, _ = _window_end(deployment, a, r)
     tree = payout_tree(deployment, store, a, r) if status == "Finalized" else None
     amount = tree.payouts.get(p, 0) if tree is not None else 0
-    if amount == 0:
+    if tree is None or amount == 0:
         raise ChallengeError(
             f"{p} was paid nothing in round {r} of agreement {a} (round {status}): no reward to forfeit"
         )

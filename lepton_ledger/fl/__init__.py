@@ -21,10 +21,11 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the names as typed, for the type checker; at run time __getattr__ loads each on first use
-    from .accounting import BudgetExceeded as BudgetExceeded
+    from ..errors import BudgetExceeded as BudgetExceeded
+    from ..units import PayoutRule as PayoutRule
+    from ..units import epsilon_to_fixed as epsilon_to_fixed
     from .accounting import PrivacyAccountant as PrivacyAccountant
     from .accounting import epsilon_from_history as epsilon_from_history
-    from .accounting import epsilon_to_fixed as epsilon_to_fixed
     from .aggregation import aggregate as aggregate
     from .aggregation import coordinate_median as coordinate_median
     from .aggregation import fedavg as fedavg
@@ -39,7 +40,6 @@ if TYPE_CHECKING:  # the names as typed, for the type checker; at run time __get
     from .data import from_torch_dataset as from_torch_dataset
     from .data import make_federated as make_federated
     from .models import build_model as build_model
-    from .payouts import PayoutRule as PayoutRule
     from .payouts import split_reward as split_reward
     from .scoring import aggregate_utility as aggregate_utility
     from .scoring import apply_delta_to_state as apply_delta_to_state

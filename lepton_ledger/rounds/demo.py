@@ -32,6 +32,7 @@ import numpy as np
 from eth_account.signers.local import LocalAccount
 from rich.console import Console
 from web3 import Web3
+from web3.types import TxReceipt
 
 from .. import fl
 from ..chain import agreements
@@ -45,7 +46,7 @@ from ..storage.local import LocalStore
 from ..units import TOKEN
 from ..workers import Executor, open_executor
 from .coordinator import Coordinator
-from .driver import ROUND_WINDOW, drive_round
+from .driver import ROUND_WINDOW, OnEvent, drive_round
 from .outbox import Outbox
 from .partner import Partner, TrainingSettings
 from .roles import publish_document
@@ -83,7 +84,7 @@ class GasMeter(Transactor):
         self.gas_used = 0
         self._lock = threading.Lock()  # partners wait for their receipts at the same time
 
-    def wait(self, tx_hash: bytes, *, timeout: float | None = None) -> Any:
+    def wait(self, tx_hash: bytes, *, timeout: float | None = None) -> TxReceipt:
         # Every receipt passes here: direct transactions and the outbox's alike.
         receipt = super().wait(tx_hash, timeout=timeout)
         with self._lock:
@@ -347,6 +348,7 @@ def _story(
         )
         for i, (name, account) in enumerate(accounts.items())
     }
+    sizes_by_name = {name: len(split.partners[i]) for i, name in enumerate(accounts)}
     recipients = world.recipients()
     state = fl.build_model(model, split.input_dim, split.num_classes, seed=0).state_dict()
     summary_rounds = []
@@ -404,7 +406,7 @@ def _story(
                     p.address: {
                         "name": name,
                         "free_rider": name in riders,
-                        "samples": len(p.data),
+                        "samples": sizes_by_name[name],
                         "score": scores.get(p.address),
                         "epsilon": p.accountant.epsilon(),
                         "epsilon_fixed": p.accountant.spent_fixed(),
@@ -462,7 +464,7 @@ def _story(
     return DemoResult(out_dir, chain_id, addresses, agreement_id, summary)
 
 
-def _narrator(console: Console, names: dict[str, str], mode: str, position: str) -> Any:
+def _narrator(console: Console, names: dict[str, str], mode: str, position: str) -> OnEvent:
     """Tells a driven round's events (rounds.driver) as the demo's steps; `position` is "k/R"."""
 
     def narrate(event: str, detail: dict[str, Any]) -> None:

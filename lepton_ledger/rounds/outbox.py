@@ -44,6 +44,7 @@ from eth_typing import ChecksumAddress
 from hexbytes import HexBytes
 from web3.contract.contract import ContractFunction
 from web3.exceptions import TransactionNotFound
+from web3.types import TxReceipt
 
 from ..chain.batched import prepare_transaction
 from ..chain.transactions import SignedTx, Transactor
@@ -464,7 +465,7 @@ class TransactionHandler:
             raise PermanentFailure(f"transaction {op.tx_hash} reverted on-chain", result=summary)
         return summary
 
-    def _broadcast(self, op: Operation, outbox: Outbox) -> tuple[Operation, Any]:
+    def _broadcast(self, op: Operation, outbox: Outbox) -> tuple[Operation, TxReceipt | None]:
         """The operation once its transaction is broadcast, and its receipt when already known (else None)."""
         eth = self.transactor.w3.eth
         if op.tx_raw is not None:
@@ -497,7 +498,7 @@ class TransactionHandler:
         self.checkpoint("recorded", op)
         return op, None
 
-    def _receipt(self, tx_hash: str) -> Any:
+    def _receipt(self, tx_hash: str) -> TxReceipt | None:
         try:
             return self.transactor.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
         except TransactionNotFound:

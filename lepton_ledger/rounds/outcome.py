@@ -15,12 +15,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
 
 import torch
 
 from ..errors import ConfigurationError, LeptonError
 from ..fl.aggregation import aggregate as aggregate_rule
+from ..fl.data import TabularData
 from ..fl.models import build_model
 from ..fl.payouts import split_reward
 from ..fl.scoring import aggregate_utility, apply_delta_to_state, contribution_scores
@@ -53,7 +53,7 @@ class NoAcceptedUpdates(LeptonError, RuntimeError):
 class Evaluation:
     """The committed evaluation set and the model it scores: the utility every outcome is measured by."""
 
-    eval_set: Any  # fl.TabularData
+    eval_set: TabularData
     model_name: str = "logreg"
 
     @cached_property

@@ -257,8 +257,8 @@ class Partner:
         deployment: Deployment,
         store: Store,
         accountant: PrivacyAccountant,
-        data: TabularData,
-        executor: Executor,
+        data: TabularData | None,
+        executor: Executor | None,
         settings: TrainingSettings = TrainingSettings(),
         outbox: Outbox | None = None,
         accountant_path: Path | None = None,
@@ -382,7 +382,7 @@ class Partner:
         """
         s = self.settings
         plan = plan_dp(
-            sample_count=len(self.data),
+            sample_count=len(self._training()[0]),
             batch_size=s.batch_size,
             epochs=s.epochs,
             delta=self.accountant.delta,
@@ -400,10 +400,16 @@ class Partner:
 
     def train(self, model_bytes: bytes, *, seed: int | None = None) -> TrainResult:
         """``fl.train_local`` in a worker of the executor (with `seed`, default ``settings.seed``)."""
-        future = self.executor.submit(
-            _train_task, model_bytes, self.data, self.settings, self.accountant.delta, self.accountant.kind.value, seed
+        data, executor = self._training()
+        future = executor.submit(
+            _train_task, model_bytes, data, self.settings, self.accountant.delta, self.accountant.kind.value, seed
         )
         return future.result()
+
+    def _training(self) -> tuple[TabularData, Executor]:
+        if self.data is None or self.executor is None:
+            raise ConfigurationError(f"partner {self.address} was built without data or an executor: it cannot train")
+        return self.data, self.executor
 
     # -- step 3 -----------------------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ JSON number everywhere); digests are 0x-hex. ``aggregation_rule`` with ``aggrega
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import ConfigurationError
 from ..protocol.addressing import (
@@ -66,8 +66,10 @@ def load_report(data: bytes) -> dict[str, Any]:
 
 
 _NUMBER = (int, float)
-_DECIMAL = "decimal"  # an amount: a string of digits (uint256 does not fit a JSON number everywhere)
-_REPORT_FIELDS: dict[str, Any] = {
+# An amount: a string of digits (uint256 does not fit a JSON number everywhere).
+_DECIMAL: Literal["decimal"] = "decimal"
+FieldKind = type | tuple[type, ...] | Literal["decimal"]  # what a field's JSON value must be
+_REPORT_FIELDS: dict[str, FieldKind] = {
     "version": int,
     "chain_id": int,
     "ledger": str,
@@ -87,7 +89,7 @@ _REPORT_FIELDS: dict[str, Any] = {
     "aggregate_digest": (str, type(None)),
     "metrics": dict,
 }
-_LINE_FIELDS: dict[str, Any] = {
+_LINE_FIELDS: dict[str, FieldKind] = {
     "partner": str,
     "envelope_cid": str,
     "manifest_digest": str,
@@ -102,12 +104,12 @@ _LINE_FIELDS: dict[str, Any] = {
 }
 
 
-def _check_fields(doc: dict[str, Any], fields: dict[str, Any], what: str) -> None:
+def _check_fields(doc: dict[str, Any], fields: dict[str, FieldKind], what: str) -> None:
     if set(doc) != set(fields):
         raise MalformedDocument(f"{what} fields are not {sorted(fields)}")
     for name, kind in fields.items():
         value = doc[name]
-        if kind == _DECIMAL:
+        if isinstance(kind, str):  # _DECIMAL
             ok = isinstance(value, str) and value.isdecimal() and len(value) <= 78
         else:
             ok = isinstance(value, kind) and not (isinstance(value, bool) and kind is not bool)
