@@ -51,6 +51,7 @@ __all__ = [
     "ChallengeError",
     "ChallengeRecord",
     "ChallengeTx",
+    "JsonRecord",
     "canonical_json",
     "challenge_input",
     "challenges",
@@ -77,8 +78,15 @@ class ChallengeError(LeptonError, ValueError):
     """A challenge step cannot go ahead (bad input, or the contracts would refuse it); nothing was put or sent."""
 
 
+class JsonRecord:
+    """A record (a dataclass) whose JSON form is its fields in order, bytes as 0x-hex."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: "0x" + v.hex() if isinstance(v, bytes) else v for k, v in vars(self).items()}
+
+
 @dataclass(frozen=True)
-class ChallengeRecord:
+class ChallengeRecord(JsonRecord):
     """``RoundLedger.challengeOf(id)``, with the status by name."""
 
     challenge_id: int
@@ -90,19 +98,6 @@ class ChallengeRecord:
     raised_at: int
     evidence_digest: bytes
     ruling_digest: bytes
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "challenge_id": self.challenge_id,
-            "status": self.status,
-            "agreement_id": self.agreement_id,
-            "round": self.round,
-            "partner": self.partner,
-            "challenger": self.challenger,
-            "raised_at": self.raised_at,
-            "evidence_digest": "0x" + self.evidence_digest.hex(),
-            "ruling_digest": "0x" + self.ruling_digest.hex(),
-        }
 
 
 @dataclass(frozen=True)

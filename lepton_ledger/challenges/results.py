@@ -43,6 +43,7 @@ from ..units import ResultsKind
 from .challenge import (
     ChallengeError,
     ChallengeTx,
+    JsonRecord,
     _event,
     _sent,
     _simulate,
@@ -72,7 +73,7 @@ RULING_KIND = "lepton-ledger/results-ruling"
 
 
 @dataclass(frozen=True)
-class ResultsChallenge:
+class ResultsChallenge(JsonRecord):
     """``ResultsCourt.challengeOf(id)``, with status and kind by name."""
 
     challenge_id: int
@@ -84,19 +85,6 @@ class ResultsChallenge:
     challenger: str
     evidence_digest: bytes
     ruling_digest: bytes
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "challenge_id": self.challenge_id,
-            "status": self.status,
-            "kind": self.kind,
-            "round": self.round,
-            "raised_at": self.raised_at,
-            "agreement_id": self.agreement_id,
-            "challenger": self.challenger,
-            "evidence_digest": "0x" + self.evidence_digest.hex(),
-            "ruling_digest": "0x" + self.ruling_digest.hex(),
-        }
 
 
 def _is_uint(value: object, bits: int) -> TypeGuard[int]:
