@@ -19,10 +19,10 @@ from lepton_ledger.chain.state import Terms
 from lepton_ledger.chain.transactions import Transactor
 from lepton_ledger.commands.context import bind_deployment
 from lepton_ledger.fl.data import make_federated
+from lepton_ledger.rounds.accountant_file import accountant_path
 from lepton_ledger.rounds.driver import drive_round
 from lepton_ledger.rounds.outbox import Outbox
 from lepton_ledger.rounds.roles import (
-    accountant_path,
     build_coordinator,
     build_partner,
     fresh_accountant,
@@ -89,7 +89,9 @@ def main(deployment: str = OUT):
                 data=split.partners[i],
                 executor=executor,
                 accountant=fresh_accountant(d, agreement_id, account.address),
-                accountant_path=accountant_path(folder / "accountants", agreement_id, account.address),
+                accountant_path=accountant_path(
+                    folder / "accountants", tx.w3, d.ledger.address, agreement_id, account.address
+                ),
                 outbox=Outbox(folder / "outbox" / f"{name}.sqlite"),
             )
         names = {address: name for name, address in zip(setup["partners"], partners)}

@@ -244,7 +244,7 @@ class ChainView:
             [("eth_getTransactionReceipt", [h]) for h in hashes]
         )
         try:
-            return sum(int(answer["result"]["gasUsed"], 16) for answer in answers)  # type: ignore[index]
+            return sum(int(answer["result"]["gasUsed"], 16) for answer in answers)
         except (KeyError, TypeError, ValueError):
             raise ChainError(
                 f"the node gave no receipt for a transaction of round {round_id}: {answers!r:.200}"

@@ -25,23 +25,28 @@ import tempfile
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
+from eth_typing import ChecksumAddress
+from web3 import Web3
+from web3.contract.contract import ContractFunctions
 
 from ..chain.anvil import Anvil
 from ..chain.deployment import CONTRACTS
+from ..chain.events import IndexedEvent
 from ..chain.state import Partner, Terms
 from ..envelope.format import DEFAULT_MAX_ENVELOPE_BYTES
 from ..envelope.tensors import deserialize_tensors
 from ..errors import ConfigurationError, LeptonError
-from ..fl.data import eval_commitment, make_federated
+from ..fl.data import TabularData, eval_commitment, make_federated
 from ..fl.models import model_names
 from ..protocol.jsonio import FILE_BYTES, load_object, read_bounded
 from ..rounds.outcome import Evaluation
 from ..rounds.report import MAX_REPORT_BYTES, fetch_by_digest, load_report
 from ..rounds.rules import RoundRules
 from ..storage.local import LocalStore
+from ..storage.store import Store
 from ..units import RoundStatus, fixed_to_epsilon
 from .chain_view import ChainView, Commitment, RoundRecord, digest_bytes
 from .checks.artifacts import expand_batch, resolve
@@ -181,9 +186,9 @@ def deployment_contracts(deployment: dict[str, Any]) -> dict[str, str]:
 
 
 def audit_deployment(
-    w3: Any,
+    w3: Web3,
     deployment_addresses: dict[str, str],
-    store: Any,
+    store: Store,
     auditor_x25519_private: bytes,
     *,
     eval_set_spec: dict[str, Any] | None,
@@ -215,7 +220,7 @@ def audit_deployment(
     addresses = deployment_contracts({"contracts": deployment_addresses})
     block = int(w3.eth.block_number)
     for name, address in addresses.items():
-        if not w3.eth.get_code(address, block_identifier=block):
+        if not w3.eth.get_code(cast(ChecksumAddress, address), block_identifier=block):
             raise AuditCannotRun(f"{name} at {address} has no code on chain {w3.eth.chain_id} at block {block}")
     # Block 1, not the genesis: anvil adds a fresh genesis to its state file at every restart and may serve any
     # of them as block 0, while block 1 and later keep their hashes.
@@ -275,7 +280,7 @@ def _for_people(rounds: list[RoundSummary], view: ChainView, auditor: _RoundAudi
     """Names each partner line and gives each agreement's first round the accuracy of the model it started from,
     where the plots start. Only for reading: a name or a model that cannot be had is left out, never a failure."""
     registry = view.deployment.partners.functions
-    known = dict(names)
+    known: dict[str, str | None] = dict(names)
     for summary in rounds:
         for partner, line in summary.partners.items():
             if partner not in known:
@@ -293,7 +298,7 @@ def _for_people(rounds: list[RoundSummary], view: ChainView, auditor: _RoundAudi
             summary.accuracy_before = None
 
 
-def _profile_name(registry: Any, store: Any, partner: str) -> str | None:
+def _profile_name(registry: ContractFunctions, store: Store, partner: str) -> str | None:
     try:
         digest = Partner.read(registry.partnerOf(partner)).profile_digest
         name = load_object(
@@ -324,7 +329,7 @@ def rebuild_eval_set(spec: dict[str, Any]) -> Any:
     return split.eval_set
 
 
-def last_change(view: Any, record: Any) -> int:
+def last_change(view: ChainView, record: RoundRecord) -> int:
     """The block of a round's last change on-chain: its opening, its end, or a batch entry of it voided since (a
     round voided, or an entry of it voided, after an audit verified it is audited again, in full)."""
     changes = [e.block_number for e in (record.opened, record.finalized, record.voided) if e is not None]
@@ -349,7 +354,7 @@ class _RoundAuditor:
     """Audits one ended round at a time (the module docstring lists the order)."""
 
     def __init__(
-        self, view: ChainView, store: Any, key: bytes, eval_set: Any, model_name: str, state: AuditState
+        self, view: ChainView, store: Store, key: bytes, eval_set: TabularData, model_name: str, state: AuditState
     ) -> None:
         self.view, self.store, self.key, self.eval_set, self.model_name, self.state = (
             view,
@@ -459,6 +464,7 @@ class _RoundAuditor:
         not_checked: list[str] = []
         finalized = record.status is RoundStatus.FINALIZED and record.finalized is not None
         if finalized:
+            assert record.finalized is not None
             m.base = self._fetch_tensors(checks, record.model_digest, "global model", record, record.opened)
             self._fetch_report(checks, m)
             fetched = resolve(
@@ -538,7 +544,7 @@ class _RoundAuditor:
         return checks, self._summary(record, m, terms, epsilons)
 
     def _fetch_tensors(
-        self, checks: list[CheckResult], digest: bytes, what: str, record: RoundRecord, event: Any
+        self, checks: list[CheckResult], digest: bytes, what: str, record: RoundRecord, event: IndexedEvent
     ) -> dict[str, torch.Tensor] | None:
         fetched = resolve(
             self.store, digest, what=what, agreement_id=record.agreement_id, round_id=record.round, event=event

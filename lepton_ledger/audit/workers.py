@@ -30,6 +30,7 @@ from ..envelope import OpenedEnvelope
 from ..envelope.format import DEFAULT_MAX_ENVELOPE_BYTES
 from ..envelope.tensors import deserialize_tensors
 from ..errors import LeptonError
+from ..storage.store import Store
 from .chain_view import Commitment
 from .checks.artifacts import open_commitment, resolve
 from .model import CheckResult
@@ -120,7 +121,7 @@ class _RoundKey:
 class _WorkerView:
     """The part of ``ChainView`` that opening an envelope reads, on the worker's own connection."""
 
-    w3: Any
+    w3: Web3
     chain_id: int
     ledger_address: str
     block: int
@@ -134,7 +135,7 @@ class Where:
 
 
 def open_updates(
-    view: Any, store: Any, key: bytes, record: Any, commitments: Sequence[Commitment]
+    view: Any, store: Store, key: bytes, record: Any, commitments: Sequence[Commitment]
 ) -> list[OpenedUpdate]:
     """Fetches and opens each commitment's envelope, in order (in the auditing process or a worker)."""
     out = []
@@ -160,7 +161,7 @@ def open_updates(
 _worker: dict[str, Any] = {}  # the worker process's store, key and view, set once by _start_worker
 
 
-def _start_worker(store: Any, key: bytes, url: str, chain_id: int, ledger: str, block: int) -> None:
+def _start_worker(store: Store, key: bytes, url: str, chain_id: int, ledger: str, block: int) -> None:
     # Ctrl-C reaches the whole process group: the auditing process stops the pool and says so in one line.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _worker.update(
@@ -179,7 +180,12 @@ class UpdateOpener:
     `workers` processes, at most ``2 x workers`` rounds ahead of :meth:`take`; one worker: in this process."""
 
     def __init__(
-        self, view: Any, store: Any, key: bytes, rounds: Sequence[tuple[Any, list[Commitment]]], workers: int
+        self,
+        view: Any,
+        store: Store,
+        key: bytes,
+        rounds: Sequence[tuple[Any, list[Commitment]]],
+        workers: int,
     ) -> None:
         self.view, self.store, self.key = view, store, key
         self._waiting = deque(rounds)

@@ -19,10 +19,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from web3.contract.contract import ContractEvent
+
 from ..errors import LeptonError
+from ..storage.store import Store
 from ..units import RoundStatus
+from .deployment import Deployment
 from .merkle import PositionalTree, commitment_leaf, unpack_entries
 from .state import EntryDispute, Round
+from .transactions import Transactor
 from .typed_data import update_commitment_digest
 
 __all__ = [
@@ -89,7 +94,7 @@ class DisputeRecord:
     answer_by: int
 
 
-def anchored_entries(deployment: Any, agreement_id: int, round_id: int) -> list[AnchoredEntry]:
+def anchored_entries(deployment: Deployment, agreement_id: int, round_id: int) -> list[AnchoredEntry]:
     """Every entry of every batch anchored in the round, in chain order."""
     logs = deployment.ledger.events.BatchCommitted.get_logs(
         argument_filters={"agreementId": agreement_id, "round": round_id}, from_block=0
@@ -116,7 +121,7 @@ def anchored_entries(deployment: Any, agreement_id: int, round_id: int) -> list[
     return found
 
 
-def entry_of(deployment: Any, agreement_id: int, round_id: int, party: str) -> AnchoredEntry | None:
+def entry_of(deployment: Deployment, agreement_id: int, round_id: int, party: str) -> AnchoredEntry | None:
     """`party`'s entry in the round's anchored batches that took effect (not skipped), or None."""
     is_party, index = deployment.agreements.functions.partyIndex(agreement_id, party).call()
     if not is_party:
@@ -127,7 +132,7 @@ def entry_of(deployment: Any, agreement_id: int, round_id: int, party: str) -> A
     return None
 
 
-def disputes(deployment: Any, agreement_id: int, *, party: str | None = None) -> list[DisputeRecord]:
+def disputes(deployment: Deployment, agreement_id: int, *, party: str | None = None) -> list[DisputeRecord]:
     """The agreement's disputes (of `party` only, when given), oldest first, each with its status now."""
     filters: dict[str, Any] = {"agreementId": agreement_id}
     if party is not None:
@@ -152,7 +157,7 @@ def disputes(deployment: Any, agreement_id: int, *, party: str | None = None) ->
     return records
 
 
-def words_at_open(deployment: Any, agreement_id: int, round_id: int) -> list[int]:
+def words_at_open(deployment: Deployment, agreement_id: int, round_id: int) -> list[int]:
     """The agreement's packed epsilon words when the round opened (what ``voidDisputedEntry`` checks).
 
     Raises:
@@ -161,7 +166,7 @@ def words_at_open(deployment: Any, agreement_id: int, round_id: int) -> list[int
     return _snapshot_words(deployment.ledger.events.EpsilonsAtOpen, agreement_id, round_id)
 
 
-def words_at_close(deployment: Any, agreement_id: int, round_id: int) -> list[int]:
+def words_at_close(deployment: Deployment, agreement_id: int, round_id: int) -> list[int]:
     """The agreement's packed epsilon words when the round closed (finalized, voided or abandoned).
 
     Raises:
@@ -170,14 +175,14 @@ def words_at_close(deployment: Any, agreement_id: int, round_id: int) -> list[in
     return _snapshot_words(deployment.ledger.events.EpsilonsAtClose, agreement_id, round_id)
 
 
-def _snapshot_words(event: Any, agreement_id: int, round_id: int) -> list[int]:
+def _snapshot_words(event: ContractEvent, agreement_id: int, round_id: int) -> list[int]:
     logs = event.get_logs(argument_filters={"agreementId": agreement_id, "round": round_id}, from_block=0)
     if not logs:
         raise DisputeError(f"no {event.event_name} event for round {round_id} of agreement {agreement_id}")
     return [int(w) for w in logs[-1]["args"]["words"]]
 
 
-def pending_restores(deployment: Any, agreement_id: int) -> list[int]:
+def pending_restores(deployment: Deployment, agreement_id: int) -> list[int]:
     """The agreement's voided rounds whose spend is still charged (no ``VoidedRoundRestored`` yet), oldest first:
     the agreement's next round cannot open before each is restored."""
     restored = {
@@ -194,7 +199,7 @@ def pending_restores(deployment: Any, agreement_id: int) -> list[int]:
     ]
 
 
-def restore_round(tx: Any, deployment: Any, *, sender: str, agreement_id: int, round_id: int) -> str:
+def restore_round(tx: Transactor, deployment: Deployment, *, sender: str, agreement_id: int, round_id: int) -> str:
     """Sends ``restoreVoidedRound`` for a voided round, as `sender` (anyone may); returns the line that says so.
 
     Raises:
@@ -221,7 +226,7 @@ def restore_round(tx: Any, deployment: Any, *, sender: str, agreement_id: int, r
     return f"restored {where}: its entries' epsilon is given back, tx {receipt['transactionHash'].to_0x_hex()}"
 
 
-def restore_pending(tx: Any, deployment: Any, *, sender: str, agreement_id: int) -> list[str]:
+def restore_pending(tx: Transactor, deployment: Deployment, *, sender: str, agreement_id: int) -> list[str]:
     """Restores every voided round of the agreement still pending (oldest first); one line per restore."""
     return [
         restore_round(tx, deployment, sender=sender, agreement_id=agreement_id, round_id=r)
@@ -229,7 +234,9 @@ def restore_pending(tx: Any, deployment: Any, *, sender: str, agreement_id: int)
     ]
 
 
-def answer_for(deployment: Any, store: Any, record: DisputeRecord) -> tuple[tuple[Any, ...], tuple[Any, ...], bytes]:
+def answer_for(
+    deployment: Deployment, store: Store, record: DisputeRecord
+) -> tuple[tuple[Any, ...], tuple[Any, ...], bytes]:
     """``(evidence with proof, commitment tuple, signature)`` that answers `record`, from the batch document in
     `store`.
 
@@ -267,7 +274,9 @@ def answer_for(deployment: Any, store: Any, record: DisputeRecord) -> tuple[tupl
     return entry.evidence(tree.proof(record.position)), item.commitment.as_tuple(), item.signature
 
 
-def answer_open_disputes(tx: Any, deployment: Any, store: Any, *, sender: str, agreement_id: int) -> list[str]:
+def answer_open_disputes(
+    tx: Transactor, deployment: Deployment, store: Store, *, sender: str, agreement_id: int
+) -> list[str]:
     """Answers, as `sender`, every open dispute of the agreement that the batch documents in `store` can answer;
     one line per open dispute says what was done (answered, or why not). Nothing is sent for a dispute that
     cannot be answered.

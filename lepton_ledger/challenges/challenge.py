@@ -35,17 +35,23 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from ..chain.state import Challenge, Round
+from web3.contract import Contract
+
+from ..chain.deployment import Deployment
+from ..chain.state import ChainStruct, Challenge, Round
+from ..chain.transactions import Transactor
 from ..errors import ContractReverted, LeptonError
 from ..protocol.jsonio import load_json, read_bounded
+from ..storage.store import Store
 from ..units import ChallengeStatus, ResultsChallengeStatus, RoundStatus
 
 __all__ = [
     "ChallengeError",
     "ChallengeRecord",
     "ChallengeTx",
+    "JsonRecord",
     "canonical_json",
     "challenge_input",
     "challenges",
@@ -54,10 +60,13 @@ __all__ = [
     "load_audit",
     "raise_challenge",
     "read_challenge",
+    "read_numbered",
     "resolve_challenge",
     "ruling_document",
     "slash",
 ]
+
+S = TypeVar("S", bound=ChainStruct)
 
 ADMIN_ROLE = bytes(32)  # LeptonRoles.ADMIN: OpenZeppelin's DEFAULT_ADMIN_ROLE
 RULING_KIND = "lepton-ledger/challenge-ruling"
@@ -69,8 +78,15 @@ class ChallengeError(LeptonError, ValueError):
     """A challenge step cannot go ahead (bad input, or the contracts would refuse it); nothing was put or sent."""
 
 
+class JsonRecord:
+    """A record (a dataclass) whose JSON form is its fields in order, bytes as 0x-hex."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: "0x" + v.hex() if isinstance(v, bytes) else v for k, v in vars(self).items()}
+
+
 @dataclass(frozen=True)
-class ChallengeRecord:
+class ChallengeRecord(JsonRecord):
     """``RoundLedger.challengeOf(id)``, with the status by name."""
 
     challenge_id: int
@@ -82,19 +98,6 @@ class ChallengeRecord:
     raised_at: int
     evidence_digest: bytes
     ruling_digest: bytes
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "challenge_id": self.challenge_id,
-            "status": self.status,
-            "agreement_id": self.agreement_id,
-            "round": self.round,
-            "partner": self.partner,
-            "challenger": self.challenger,
-            "raised_at": self.raised_at,
-            "evidence_digest": "0x" + self.evidence_digest.hex(),
-            "ruling_digest": "0x" + self.ruling_digest.hex(),
-        }
 
 
 @dataclass(frozen=True)
@@ -211,17 +214,27 @@ def failed_check(result: Mapping[str, Any], index: int) -> dict[str, Any]:
 # -- reading the ledger ----------------------------------------------------------------------------------------
 
 
-def read_challenge(deployment: Any, challenge_id: int) -> ChallengeRecord:
+def read_numbered(contract: Contract, struct: type[S], challenge_id: int, what: str, holder: str) -> S:
+    """Challenge `challenge_id` of `contract` as `struct`: the ledger's and the court's challenges are numbered
+    from 1 to ``challengeCount()`` and read by ``challengeOf``.
+
+    Raises:
+        ChallengeError: there is no such challenge (naming `what` and the ids `holder` has).
+    """
+    count = int(contract.functions.challengeCount().call())
+    if not 1 <= challenge_id <= count:
+        held = f"{holder} has {count} (ids 1 to {count})" if count else "none was ever raised"
+        raise ChallengeError(f"there is no {what} {challenge_id}: {held}")
+    return struct.read(contract.functions.challengeOf(challenge_id))
+
+
+def read_challenge(deployment: Deployment, challenge_id: int) -> ChallengeRecord:
     """The on-chain record of challenge `challenge_id`.
 
     Raises:
         ChallengeError: there is no such challenge.
     """
-    count = int(deployment.ledger.functions.challengeCount().call())
-    if not 1 <= challenge_id <= count:
-        held = f"the ledger has {count} (ids 1 to {count})" if count else "none was ever raised"
-        raise ChallengeError(f"there is no challenge {challenge_id}: {held}")
-    c = Challenge.read(deployment.ledger.functions.challengeOf(challenge_id))
+    c = read_numbered(deployment.ledger, Challenge, challenge_id, "challenge", "the ledger")
     return ChallengeRecord(
         challenge_id=challenge_id,
         status=str(c.status),
@@ -235,13 +248,15 @@ def read_challenge(deployment: Any, challenge_id: int) -> ChallengeRecord:
     )
 
 
-def challenges(deployment: Any) -> list[ChallengeRecord]:
+def challenges(deployment: Deployment) -> list[ChallengeRecord]:
     """Every challenge raised on this ledger, oldest first."""
     count = int(deployment.ledger.functions.challengeCount().call())
     return [read_challenge(deployment, i) for i in range(1, count + 1)]
 
 
-def _latest_challenge_of(deployment: Any, agreement_id: int, round_id: int, partner: str) -> ChallengeRecord | None:
+def _latest_challenge_of(
+    deployment: Deployment, agreement_id: int, round_id: int, partner: str
+) -> ChallengeRecord | None:
     # Challenges are few; walking them newest first avoids an unbounded eth_getLogs on a long-lived chain.
     for i in range(int(deployment.ledger.functions.challengeCount().call()), 0, -1):
         record = read_challenge(deployment, i)
@@ -250,11 +265,11 @@ def _latest_challenge_of(deployment: Any, agreement_id: int, round_id: int, part
     return None
 
 
-def _now(deployment: Any) -> int:
+def _now(deployment: Deployment) -> int:
     return int(deployment.ledger.w3.eth.get_block("latest")["timestamp"])
 
 
-def _window_end(deployment: Any, agreement_id: int, round_id: int) -> tuple[str, int | None]:
+def _window_end(deployment: Deployment, agreement_id: int, round_id: int) -> tuple[str, int | None]:
     """The round's status and the end of its dispute window (None while it is open)."""
     r = Round.read(deployment.ledger.functions.round(agreement_id, round_id))
     if r.status is not RoundStatus.FINALIZED:
@@ -265,8 +280,9 @@ def _window_end(deployment: Any, agreement_id: int, round_id: int) -> tuple[str,
 # -- turning a refusal into a sentence ---------------------------------------------------------------------------
 
 
-def _explain(exc: ContractReverted, deployment: Any, what: str) -> ChallengeError:
-    a = exc.args_by_name
+def _explain(exc: ContractReverted, deployment: Deployment, what: str) -> ChallengeError:
+    # The error's arguments as the contract's ABI decoded them: a uintN is an int, an address a str.
+    a = cast(dict[str, Any], exc.args_by_name)
     name = exc.error
     if name in ("RoundLedgerNotAuditor", "ResultsCourtNotAuditor"):
         text = f"{a['account']} does not hold the auditor role: only an auditor may raise a challenge"
@@ -356,7 +372,7 @@ def _explain(exc: ContractReverted, deployment: Any, what: str) -> ChallengeErro
     return ChallengeError(text)
 
 
-def _simulate(call: Any, sender: str, deployment: Any, what: str) -> None:
+def _simulate(call: Any, sender: str, deployment: Deployment, what: str) -> None:
     """Runs `call` as `sender` without sending it; a refusal becomes a ChallengeError in words."""
     from web3.exceptions import ContractCustomError, ContractLogicError
 
@@ -407,9 +423,9 @@ def challenge_input(agreement_id: int, round_id: int, partner: str, evidence: An
 
 
 def raise_challenge(
-    tx: Any,
-    deployment: Any,
-    store: Any,
+    tx: Transactor,
+    deployment: Deployment,
+    store: Store,
     *,
     sender: str,
     agreement_id: int,
@@ -452,7 +468,7 @@ def raise_challenge(
 
 
 def resolve_challenge(
-    tx: Any, deployment: Any, store: Any, *, sender: str, challenge_id: int, upheld: bool, reason: str
+    tx: Transactor, deployment: Deployment, store: Store, *, sender: str, challenge_id: int, upheld: bool, reason: str
 ) -> ChallengeTx:
     """Step 2: the agreement's arbiter `sender` rules on an Open challenge; the ruling document goes to the store
     and its digest on-chain.
@@ -481,7 +497,7 @@ def resolve_challenge(
     )
 
 
-def slash(tx: Any, deployment: Any, *, sender: str, challenge_id: int) -> ChallengeTx:
+def slash(tx: Transactor, deployment: Deployment, *, sender: str, challenge_id: int) -> ChallengeTx:
     """Step 3: executes an Upheld challenge after its round's dispute window: the partner's whole stake in the
     agreement goes to the vault's slash recipient. Anyone may send it.
 
@@ -503,7 +519,9 @@ def slash(tx: Any, deployment: Any, *, sender: str, challenge_id: int) -> Challe
     )
 
 
-def forfeit_reward(tx: Any, deployment: Any, store: Any, *, sender: str, challenge_id: int) -> ChallengeTx:
+def forfeit_reward(
+    tx: Transactor, deployment: Deployment, store: Store, *, sender: str, challenge_id: int
+) -> ChallengeTx:
     """Step 4: after the slash, sends the partner's reward for the challenged round to the slash recipient,
     proven by the payout tree rebuilt from the round report. Anyone may send it.
 
@@ -527,7 +545,7 @@ def forfeit_reward(tx: Any, deployment: Any, store: Any, *, sender: str, challen
     status, _ = _window_end(deployment, a, r)
     tree = payout_tree(deployment, store, a, r) if status == "Finalized" else None
     amount = tree.payouts.get(p, 0) if tree is not None else 0
-    if amount == 0:
+    if tree is None or amount == 0:
         raise ChallengeError(
             f"{p} was paid nothing in round {r} of agreement {a} (round {status}): no reward to forfeit"
         )

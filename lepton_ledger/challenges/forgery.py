@@ -21,8 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..chain.deployment import Deployment
 from ..chain.merkle import PositionalTree, commitment_leaf, unpack_entries
 from ..chain.state import Round, RoundConfig
+from ..chain.transactions import Transactor
 from ..chain.typed_data import UpdateCommitment, update_commitment_digest
 from ..envelope.manifest import recover_signer
 from ..errors import LeptonError
@@ -30,6 +32,7 @@ from ..protocol.addressing import ArtifactNotFound
 from ..protocol.addressing import fetch as fetch_by_digest
 from ..protocol.commitments import MAX_BATCH_BYTES, parse_batch_document
 from ..protocol.signatures import is_valid_signature_now
+from ..storage.store import Store
 from .challenge import ChallengeError, ChallengeTx, _event, _sent, _simulate
 
 __all__ = ["Forgery", "find_forgeries", "prove_forgery"]
@@ -45,7 +48,7 @@ class Forgery:
     position: int
     partner: str
     reason: str
-    evidence: tuple  # IRoundLedger.BatchEvidence
+    evidence: tuple[Any, ...]  # IRoundLedger.BatchEvidence, as web3 encodes it
     commitment: UpdateCommitment
     signature: bytes
 
@@ -60,7 +63,7 @@ class Forgery:
         }
 
 
-def find_forgeries(deployment: Any, store: Any, agreement_id: int, round_id: int) -> list[Forgery]:
+def find_forgeries(deployment: Deployment, store: Store, agreement_id: int, round_id: int) -> list[Forgery]:
     """Every forged position in the round's anchored batches.
 
     Raises:
@@ -146,7 +149,7 @@ def find_forgeries(deployment: Any, store: Any, agreement_id: int, round_id: int
     return found
 
 
-def prove_forgery(tx: Any, deployment: Any, *, sender: str, forgery: Forgery) -> ChallengeTx:
+def prove_forgery(tx: Transactor, deployment: Deployment, *, sender: str, forgery: Forgery) -> ChallengeTx:
     """Sends ``proveForgedCommitment`` for `forgery` as `sender` (an auditor); the round is voided.
 
     Raises:

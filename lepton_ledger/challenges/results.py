@@ -30,20 +30,25 @@ Every step is simulated before anything is put or sent; a refusal is a :class:`C
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from ..audit.model import AGGREGATE_RECOMPUTED, REJECTIONS_RECHECK, SCORES_AND_PAYOUTS
+from ..chain.deployment import Deployment
 from ..chain.state import ResultsChallenge as ChainResultsChallenge
+from ..chain.transactions import Transactor
+from ..storage.store import Store
 from ..units import ResultsKind
 from .challenge import (
     ChallengeError,
     ChallengeTx,
+    JsonRecord,
     _event,
     _sent,
     _simulate,
     canonical_json,
+    read_numbered,
 )
 
 __all__ = [
@@ -68,7 +73,7 @@ RULING_KIND = "lepton-ledger/results-ruling"
 
 
 @dataclass(frozen=True)
-class ResultsChallenge:
+class ResultsChallenge(JsonRecord):
     """``ResultsCourt.challengeOf(id)``, with status and kind by name."""
 
     challenge_id: int
@@ -81,23 +86,15 @@ class ResultsChallenge:
     evidence_digest: bytes
     ruling_digest: bytes
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "challenge_id": self.challenge_id,
-            "status": self.status,
-            "kind": self.kind,
-            "round": self.round,
-            "raised_at": self.raised_at,
-            "agreement_id": self.agreement_id,
-            "challenger": self.challenger,
-            "evidence_digest": "0x" + self.evidence_digest.hex(),
-            "ruling_digest": "0x" + self.ruling_digest.hex(),
-        }
+
+def _is_uint(value: object, bits: int) -> TypeGuard[int]:
+    """Whether `value` is a positive uintN as the contracts take it (a hostile file's may be anything)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value < 2**bits
 
 
 def results_evidence(
     audit: Mapping[str, Any], *, agreement_id: int | None = None, round_id: int | None = None
-) -> list[tuple[int, int, int, bytes]]:
+) -> list[tuple[int, int, ResultsKind, bytes]]:
     """The results challenges an audit calls for: one ``(agreement, round, kind, evidence document)`` per round
     with a failed round-level check (optionally only `agreement_id`'s `round_id`), in the audit's order.
 
@@ -111,9 +108,7 @@ def results_evidence(
         if not isinstance(check.get("name"), str) or check["name"] not in RESULTS_CHECKS:
             continue  # a hostile file's name may be a list or an object, which no dict lookup takes
         a, r = check.get("agreement_id"), check.get("round")
-        if not all(
-            isinstance(v, int) and not isinstance(v, bool) and 1 <= v < 2**bits for v, bits in ((a, 256), (r, 64))
-        ):
+        if not (_is_uint(a, 256) and _is_uint(r, 64)):
             continue  # a round-level check always names its round, as the contracts take it; anything else is not ours
         if (agreement_id, round_id) != (None, None) and (a, r) != (agreement_id, round_id):
             continue
@@ -142,17 +137,13 @@ def results_evidence(
     return out
 
 
-def read_results_challenge(deployment: Any, challenge_id: int) -> ResultsChallenge:
+def read_results_challenge(deployment: Deployment, challenge_id: int) -> ResultsChallenge:
     """The on-chain record of results challenge `challenge_id`.
 
     Raises:
         ChallengeError: there is no such challenge.
     """
-    count = int(deployment.court.functions.challengeCount().call())
-    if not 1 <= challenge_id <= count:
-        held = f"the court has {count} (ids 1 to {count})" if count else "none was ever raised"
-        raise ChallengeError(f"there is no results challenge {challenge_id}: {held}")
-    c = ChainResultsChallenge.read(deployment.court.functions.challengeOf(challenge_id))
+    c = read_numbered(deployment.court, ChainResultsChallenge, challenge_id, "results challenge", "the court")
     return ResultsChallenge(
         challenge_id=challenge_id,
         status=str(c.status),
@@ -167,7 +158,7 @@ def read_results_challenge(deployment: Any, challenge_id: int) -> ResultsChallen
 
 
 def raise_results_challenges(
-    tx: Any, deployment: Any, store: Any, *, sender: str, wanted: list[tuple[int, int, int, bytes]]
+    tx: Transactor, deployment: Deployment, store: Store, *, sender: str, wanted: Sequence[tuple[int, int, int, bytes]]
 ) -> list[ChallengeTx]:
     """Challenges the results of each ``(agreement, round, kind, evidence document)`` of `wanted` (as
     :func:`results_evidence` gives them), as `sender` (an auditor whose key `tx` holds), putting each evidence
@@ -212,7 +203,7 @@ def raise_results_challenges(
 
 
 def rule_results(
-    tx: Any, deployment: Any, store: Any, *, sender: str, challenge_id: int, upheld: bool, reason: str
+    tx: Transactor, deployment: Deployment, store: Store, *, sender: str, challenge_id: int, upheld: bool, reason: str
 ) -> ChallengeTx:
     """The agreement's arbiter `sender` rules on an open results challenge; the ruling document goes to the
     store and its digest on-chain. Upheld: the round's payouts are revoked and the coordinator's bond is
@@ -250,7 +241,7 @@ def rule_results(
     return ChallengeTx("rule", challenge_id, tx_hash, block, details)
 
 
-def lapse_results(tx: Any, deployment: Any, *, sender: str, challenge_id: int) -> ChallengeTx:
+def lapse_results(tx: Transactor, deployment: Deployment, *, sender: str, challenge_id: int) -> ChallengeTx:
     """Dismisses an open results challenge whose ruling window ended without a ruling. Anyone may send it.
 
     Raises:
@@ -263,7 +254,7 @@ def lapse_results(tx: Any, deployment: Any, *, sender: str, challenge_id: int) -
     return ChallengeTx("lapse", challenge_id, tx_hash, block)
 
 
-def claim_bond_share(tx: Any, deployment: Any, *, sender: str, agreement_id: int) -> ChallengeTx:
+def claim_bond_share(tx: Transactor, deployment: Deployment, *, sender: str, agreement_id: int) -> ChallengeTx:
     """The party `sender` takes its share of the coordinator bonds slashed in `agreement_id`.
 
     Raises:

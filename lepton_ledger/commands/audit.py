@@ -67,6 +67,9 @@ def audit(
     ] = None,
 ) -> None:
     """Re-verifies every round of a deployment from the chain, the store and the auditor key."""
+    from ..workers import use_evaluation_threads
+
+    use_evaluation_threads()  # this process re-evaluates rounds and trains nothing
     result = _run(workdir, rpc_url, deployment, ipfs, key, key_file, state, full)
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)

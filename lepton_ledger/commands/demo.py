@@ -39,7 +39,9 @@ def demo(
     rounds on a non-IID split of digits with a free-rider, payouts by measured contribution, claims; leaves an
     auditable folder (deployment, summary, chain state, store, keys)."""
     from ..rounds.demo import RoundRules, run_demo
+    from ..workers import use_evaluation_threads
 
+    use_evaluation_threads()  # this process closes the rounds; the partners train in worker processes
     if mode not in ("single", "batched"):
         raise CommandError(f"--mode must be single or batched, not {mode!r}")
     console = Console(soft_wrap=True)

@@ -32,5 +32,7 @@ def serve(
     """Runs the ledger service (HTTP, /docs for its API) on the configured chain ($LEPTON_RPC_URL) or the data
     directory's local node, for the deployment in <data dir>/deployment.json."""
     from ..api.serve import serve as run_service
+    from ..workers import use_evaluation_threads
 
+    use_evaluation_threads()  # the service closes rounds (evaluates) and trains nothing
     run_service(host=host, port=port, data_dir=data_dir, workdir=workdir)

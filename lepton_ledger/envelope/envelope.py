@@ -33,7 +33,6 @@ import os
 import struct
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from eth_account import Account
@@ -74,7 +73,7 @@ from .format import (
     RecipientSlot,
     parse_envelope,
 )
-from .manifest import MAX_MANIFEST_BYTES, DPRecord, UpdateManifest, recover_signer
+from .manifest import MAX_MANIFEST_BYTES, DPParamsLike, DPRecord, UpdateManifest, recover_signer
 from .tensors import (
     DEFAULT_MAX_TENSOR_BYTES,
     deserialize_tensors,
@@ -245,7 +244,7 @@ def seal(
     agreement_id: int,
     round: int,
     base_model_digest: bytes,
-    dp: DPRecord | Any,
+    dp: DPRecord | DPParamsLike,
     cumulative_epsilon: float,
     sample_count: int,
     metrics: Mapping[str, float] | None = None,

@@ -39,7 +39,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from eth_abi import encode
 from eth_account import Account
@@ -121,6 +121,28 @@ def _finite(value: object, name: str) -> float:
     return out
 
 
+class DPParamsLike(Protocol):
+    """What :meth:`DPRecord.from_params` reads: ``fl.training.DPParams``'s names (the envelope does not load fl)."""
+
+    @property
+    def noise_multiplier(self) -> float: ...
+
+    @property
+    def max_grad_norm(self) -> float: ...
+
+    @property
+    def sample_rate(self) -> float: ...
+
+    @property
+    def steps(self) -> int: ...
+
+    @property
+    def delta(self) -> float: ...
+
+    @property
+    def accountant(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class DPRecord:
     """The DP parameters a round used, as the manifest records them (``training.DPParams`` minus what does
@@ -154,7 +176,7 @@ class DPRecord:
             raise InvalidManifest(f"unknown accountant {self.accountant!r}") from exc
 
     @classmethod
-    def from_params(cls, params: Any) -> DPRecord:
+    def from_params(cls, params: DPParamsLike) -> DPRecord:
         """From a ``training.DPParams`` (or anything with its attribute names).
 
         Raises:

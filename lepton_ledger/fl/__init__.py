@@ -18,7 +18,40 @@ Submodules import torch; this package's own import stays light by loading them o
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the names as typed, for the type checker; at run time __getattr__ loads each on first use
+    from ..errors import BudgetExceeded as BudgetExceeded
+    from ..units import PayoutRule as PayoutRule
+    from ..units import epsilon_to_fixed as epsilon_to_fixed
+    from .accounting import PrivacyAccountant as PrivacyAccountant
+    from .accounting import epsilon_from_history as epsilon_from_history
+    from .aggregation import aggregate as aggregate
+    from .aggregation import coordinate_median as coordinate_median
+    from .aggregation import fedavg as fedavg
+    from .aggregation import krum as krum
+    from .aggregation import multi_krum as multi_krum
+    from .aggregation import trimmed_mean as trimmed_mean
+    from .bookkeeping import supports_bookkeeping as supports_bookkeeping
+    from .data import batch_loader as batch_loader
+    from .data import eval_commitment as eval_commitment
+    from .data import from_arrays as from_arrays
+    from .data import from_csv as from_csv
+    from .data import from_torch_dataset as from_torch_dataset
+    from .data import make_federated as make_federated
+    from .models import build_model as build_model
+    from .payouts import split_reward as split_reward
+    from .scoring import aggregate_utility as aggregate_utility
+    from .scoring import apply_delta_to_state as apply_delta_to_state
+    from .scoring import contribution_scores as contribution_scores
+    from .scoring import exact_shapley as exact_shapley
+    from .scoring import leave_one_out as leave_one_out
+    from .scoring import tmc_shapley as tmc_shapley
+    from .training import apply_delta_to_model as apply_delta_to_model
+    from .training import evaluate as evaluate
+    from .training import train_local as train_local
+    from .training import train_nonprivate as train_nonprivate
+    from .validation import validate_updates as validate_updates
 
 _EXPORTS = {
     "make_federated": "data",

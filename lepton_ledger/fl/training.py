@@ -328,7 +328,7 @@ def train_nonprivate(
 def _run_epochs(
     module: nn.Module,
     optimizer: torch.optim.Optimizer,
-    criterion: Any,
+    criterion: nn.Module,
     loader: DataLoader,
     epochs: int,
     dev: torch.device,

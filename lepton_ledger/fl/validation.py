@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 
@@ -23,6 +23,7 @@ from ..errors import ConfigurationError
 
 __all__ = [
     "REASON_CODES",
+    "Reason",
     "Rejection",
     "ValidationResult",
     "update_norm",
@@ -45,6 +46,16 @@ REASON_CODES = frozenset(
 )
 
 
+class Reason(TypedDict):
+    """One reason an update was rejected, as round reports write it: a :class:`Rejection`, or an envelope that
+    could not be fetched or opened (its error's class name as the code)."""
+
+    code: str
+    tensor: str | None
+    message: str
+    detail: dict[str, Any]
+
+
 @dataclass(frozen=True)
 class Rejection:
     """Why (part of) an update was refused.
@@ -61,7 +72,7 @@ class Rejection:
     message: str
     detail: Mapping[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> Reason:
         """JSON-ready form for round reports: ``{"code", "tensor", "message", "detail"}``."""
         return {"code": self.code, "tensor": self.tensor, "message": self.message, "detail": dict(self.detail)}
 

@@ -4,6 +4,10 @@ A round is recorded under the key of the outbox operation that spent it (the con
 signature given away in batched mode), and the file says which keys it holds, so that a process restarted
 after a crash records what it missed (partner.Partner.reconcile) and never records anything twice.
 
+Where the file lives is derived in one place, :func:`accountant_path`:
+``<folder>/<chain tag>-<RoundLedger address>/<agreement>-<partner>.json``, the folder the caller's (the CLI: the
+data directory's ``accountants``; ``rounds.Partner`` by default: its outbox's folder).
+
 Format (version 1), rewritten whole and atomically (temporary file, fsync, rename, fsync of the folder)::
 
     {"version": 1, "accountant": PrivacyAccountant.state_dict(), "recorded": ["<operation key>", ...],
@@ -17,12 +21,23 @@ import os
 from pathlib import Path
 from typing import Any
 
+from web3 import Web3
+
 from ..errors import ConfigurationError
 from ..fl.accounting import PrivacyAccountant, Round
+from .effects import chain_tag
 
-__all__ = ["FILE_VERSION", "AccountantFile"]
+__all__ = ["FILE_VERSION", "AccountantFile", "accountant_path"]
 
 FILE_VERSION = 1
+
+
+def accountant_path(folder: Path, w3: Web3, ledger: str, agreement_id: int | str, partner: str) -> Path:
+    """The accountant file of `partner` under agreement `agreement_id` of the RoundLedger at `ledger`, in `folder`:
+    ``<folder>/<chain tag>-<ledger>/<agreement>-<partner>.json``. The chain tag (``effects.chain_tag``) keeps two
+    local chains apart that share a chain id and, deployed alike, the ledger's address: a fresh chain never loads
+    the epsilon another one spent."""
+    return Path(folder) / f"{chain_tag(w3)}-{ledger}" / f"{agreement_id}-{partner}.json"
 
 
 class AccountantFile:

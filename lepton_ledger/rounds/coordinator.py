@@ -48,20 +48,24 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from eth_account.signers.local import LocalAccount
 
 from ..chain.batched import read_many
-from ..chain.deployment import AUDITOR_ROLE
-from ..chain.events import EventIndex
+from ..chain.deployment import AUDITOR_ROLE, Deployment
+from ..chain.events import EventIndex, IndexedEvent
 from ..chain.merkle import PayoutTree, PositionalTree, commitment_leaf, pack_entries, unpack_entries
 from ..chain.state import Partner, Round, RoundConfig, Terms
-from ..chain.transactions import decode_revert
+from ..chain.transactions import Transactor, decode_revert
 from ..chain.typed_data import update_commitment_digest
 from ..envelope import Expected
 from ..envelope import open as open_envelope
+from ..envelope.envelope import OpenedEnvelope
 from ..envelope.format import DEFAULT_MAX_ENVELOPE_BYTES
+from ..envelope.manifest import UpdateManifest
 from ..envelope.tensors import deserialize_tensors, serialize_tensors
 from ..errors import ChainError, ConfigurationError, LeptonError
-from ..fl.data import eval_commitment
+from ..fl.data import TabularData, eval_commitment
+from ..fl.validation import Reason
 from ..protocol.commitments import (
     MAX_BATCH_BYTES,
     BatchItem,
@@ -71,6 +75,7 @@ from ..protocol.commitments import (
 from ..protocol.errors import ProtocolError
 from ..protocol.signatures import chain_signature_check
 from ..storage.cid import parse_cid
+from ..storage.store import Store
 from ..units import PayoutRule
 from .effects import (
     Checkpoint,
@@ -82,6 +87,7 @@ from .effects import (
 )
 from .outbox import OPEN, Outbox
 from .outcome import Evaluation, NoAcceptedUpdates, Outcome, round_outcome
+from .partner import SignedCommitment
 from .report import (
     PartnerOutcome,
     RoundReport,
@@ -131,6 +137,12 @@ class CommitmentView:
     round: int
     args: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def of_event(cls, event: IndexedEvent) -> CommitmentView:
+        """The commitment of an ``UpdateSubmitted`` event (which indexes partner, agreement and round)."""
+        assert event.partner is not None and event.agreement_id is not None and event.round is not None
+        return cls(event.partner, event.agreement_id, event.round, event.args)
+
 
 @dataclass
 class RoundOutcome:
@@ -168,13 +180,13 @@ class Coordinator:
     def __init__(
         self,
         *,
-        account: Any,
-        tx: Any,
-        deployment: Any,
-        store: Any,
+        account: LocalAccount,
+        tx: Transactor,
+        deployment: Deployment,
+        store: Store,
         x25519_private: bytes,
         events_path: Path,
-        eval_set: Any,
+        eval_set: TabularData,
         model_name: str = "logreg",
         rules: RoundRules | None = None,
         payout_rule: PayoutRule | None = None,
@@ -272,7 +284,7 @@ class Coordinator:
 
     # -- step 5 -----------------------------------------------------------------------------------------
 
-    def anchor_batch(self, agreement_id: int, round_id: int, signed: list[Any]) -> str:
+    def anchor_batch(self, agreement_id: int, round_id: int, signed: list[SignedCommitment]) -> str:
         """``commitBatch`` of the partners' signed commitments (``partner.SignedCommitment``), sent once;
         returns the batch document's CID. Called again after a crash, it finishes the batch it recorded (a
         batch the ledger refused is rebuilt from `signed`).
@@ -283,7 +295,7 @@ class Coordinator:
         key = self._key("batch", agreement_id, round_id)
         earlier = self.outbox.find(key)
         if earlier is not None and earlier.status != "failed":
-            return self.effects.finish(key).payload["document"]
+            return str(self.effects.finish(key).payload["document"])
         chain_id, ledger = self.tx.w3.eth.chain_id, self.deployment.ledger.address
         parties = self.party_indexes(agreement_id)
         indexed = sorted(
@@ -308,7 +320,7 @@ class Coordinator:
         call = self.deployment.ledger.functions.commitBatch(
             agreement_id, round_id, PositionalTree(leaves).root, digest, entries
         )
-        return self.effects.transact(key, call, self.address, document=cid).payload["document"]
+        return str(self.effects.transact(key, call, self.address, document=cid).payload["document"])
 
     def party_indexes(self, agreement_id: int) -> dict[str, int]:
         """``{party address, lower case: index}`` of the agreement, as ``partyIndex`` gives them: read once, since
@@ -319,8 +331,14 @@ class Coordinator:
         return self._party_indexes[agreement_id]
 
     def _checked_signed(
-        self, agreement_id: int, round_id: int, signed: Any, chain_id: int, ledger: str, parties: dict[str, int]
-    ) -> tuple[int, Any, bytes]:
+        self,
+        agreement_id: int,
+        round_id: int,
+        signed: SignedCommitment,
+        chain_id: int,
+        ledger: str,
+        parties: dict[str, int],
+    ) -> tuple[int, SignedCommitment, bytes]:
         """``(party index, signed, commitment digest)`` after the checks the ledger leaves to auditors: a party of the agreement (in
         `parties`, :meth:`party_indexes`), this round, and a signature valid for the party (ECDSA or ERC-1271, as
         ``SignatureChecker``).
@@ -354,7 +372,7 @@ class Coordinator:
             ["UpdateSubmitted", "BatchCommitted"], agreement_id=agreement_id, round=round_id
         ):
             if event.event == "UpdateSubmitted":
-                views.append(CommitmentView(event.partner, event.agreement_id, event.round, event.args))
+                views.append(CommitmentView.of_event(event))
             elif not voided or not self._batch_parties(agreement_id, event.args) <= voided:
                 views.extend(v for v in self.batch_commitments(event.args) if v.partner not in voided)
         return views
@@ -416,7 +434,9 @@ class Coordinator:
         r = Round.read(self.deployment.ledger.functions.round(agreement_id, round_id))
         return r.model_digest, r.eval_commitment
 
-    def open_update(self, event: Any, model_digest: bytes, auditor_keys: dict[str, bytes] | None = None) -> Any:
+    def open_update(
+        self, event: CommitmentView, model_digest: bytes, auditor_keys: dict[str, bytes] | None = None
+    ) -> OpenedEnvelope:
         """Fetches and opens one committed envelope against the chain's expectations.
 
         Raises:
@@ -470,10 +490,12 @@ class Coordinator:
         keys = {a: Partner.decode(p).encryption_key for a, p in zip(candidates, profiles)}
         return {a: k for a, k in keys.items() if any(k)}  # without a registered key, nobody can seal to it
 
-    def open_updates(self, events: list[Any], model_digest: bytes) -> tuple[dict[str, Any], dict[str, list]]:
+    def open_updates(
+        self, events: list[CommitmentView], model_digest: bytes
+    ) -> tuple[dict[str, OpenedEnvelope], dict[str, list[Reason]]]:
         """``({partner: opened envelope}, {partner: [reason]})`` for every commitment."""
-        opened: dict[str, Any] = {}
-        failed: dict[str, list] = {}
+        opened: dict[str, OpenedEnvelope] = {}
+        failed: dict[str, list[Reason]] = {}
         auditor_keys = self.auditor_keys()
         for event in events:
             try:
@@ -552,14 +574,14 @@ class Coordinator:
         if self.outbox.find(keys["finalize"]) is None:
             self.check_closable(agreement_id, round_id)
             aggregate, report, tree = self.compute_outcome(agreement_id, round_id)
-            paid = sum(report.payouts.values())
+            assert report.aggregate_digest is not None  # compute_outcome names the aggregate
             call = self.deployment.ledger.functions.finalizeRound(
                 agreement_id,
                 round_id,
                 bytes.fromhex(report.aggregate_digest[2:]),
                 _digest_of(local_cid(report.to_bytes())),
                 tree.root if tree else bytes(32),
-                paid,
+                sum(report.payouts.values()),
             )
             self.outbox.enqueue_many(
                 [
@@ -640,8 +662,8 @@ class Coordinator:
         round_id: int,
         model_digest: bytes,
         commitment: bytes,
-        events: list[Any],
-        opened: dict[str, Any],
+        events: list[CommitmentView],
+        opened: dict[str, OpenedEnvelope],
         outcome: Outcome,
     ) -> RoundReport:
         rejected, scores, payouts = outcome.rejected, outcome.settlement.scores, outcome.settlement.payouts
@@ -691,14 +713,14 @@ def _digest_of(cid: str) -> bytes:
     return parse_cid(cid).digest
 
 
-def _cid_or_empty(store: Any, digest_hex: str) -> str:
+def _cid_or_empty(store: Store, digest_hex: str) -> str:
     from .report import cid_for_digest
 
     cid = cid_for_digest(bytes.fromhex(digest_hex[2:]))
     return cid if store.has(cid) else ""
 
 
-def _dp_dict(manifest: Any) -> dict[str, Any] | None:
+def _dp_dict(manifest: UpdateManifest | None) -> dict[str, Any] | None:
     if manifest is None:
         return None
     dp = manifest.dp

@@ -29,7 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from eth_account.signers.local import LocalAccount
 from rich.console import Console
+from web3 import Web3
+from web3.types import TxReceipt
 
 from .. import fl
 from ..chain import agreements
@@ -41,9 +44,9 @@ from ..errors import ConfigurationError
 from ..fl.aggregation import default_params
 from ..storage.local import LocalStore
 from ..units import TOKEN
-from ..workers import open_executor
+from ..workers import Executor, open_executor
 from .coordinator import Coordinator
-from .driver import ROUND_WINDOW, drive_round
+from .driver import ROUND_WINDOW, OnEvent, drive_round
 from .outbox import Outbox
 from .partner import Partner, TrainingSettings
 from .roles import publish_document
@@ -81,7 +84,7 @@ class GasMeter(Transactor):
         self.gas_used = 0
         self._lock = threading.Lock()  # partners wait for their receipts at the same time
 
-    def wait(self, tx_hash: bytes, *, timeout: float | None = None) -> Any:
+    def wait(self, tx_hash: bytes, *, timeout: float | None = None) -> TxReceipt:
         # Every receipt passes here: direct transactions and the outbox's alike.
         receipt = super().wait(tx_hash, timeout=timeout)
         with self._lock:
@@ -183,9 +186,9 @@ def run_demo(
 
 
 def _story(
-    w3,
+    w3: Web3,
     anvil: Anvil,
-    executor,
+    executor: Executor,
     out_dir: Path,
     n_partners: int,
     n_rounds: int,
@@ -340,11 +343,12 @@ def _story(
                 batch_size=64,
                 noise_multiplier=1.0,
                 seed=i,
-                **({"lr": FREE_RIDER_LR} if name in riders else {}),
+                lr=FREE_RIDER_LR if name in riders else TrainingSettings.lr,
             ),
         )
         for i, (name, account) in enumerate(accounts.items())
     }
+    sizes_by_name = {name: len(split.partners[i]) for i, name in enumerate(accounts)}
     recipients = world.recipients()
     state = fl.build_model(model, split.input_dim, split.num_classes, seed=0).state_dict()
     summary_rounds = []
@@ -402,7 +406,7 @@ def _story(
                     p.address: {
                         "name": name,
                         "free_rider": name in riders,
-                        "samples": len(p.data),
+                        "samples": sizes_by_name[name],
                         "score": scores.get(p.address),
                         "epsilon": p.accountant.epsilon(),
                         "epsilon_fixed": p.accountant.spent_fixed(),
@@ -460,7 +464,7 @@ def _story(
     return DemoResult(out_dir, chain_id, addresses, agreement_id, summary)
 
 
-def _narrator(console: Console, names: dict[str, str], mode: str, position: str) -> Any:
+def _narrator(console: Console, names: dict[str, str], mode: str, position: str) -> OnEvent:
     """Tells a driven round's events (rounds.driver) as the demo's steps; `position` is "k/R"."""
 
     def narrate(event: str, detail: dict[str, Any]) -> None:
@@ -492,7 +496,7 @@ def _score(score: float | None) -> str:
     return "-" if score is None else f"{score:+.3f}"
 
 
-def _write_keys(folder: Path, roles: DevRoles, accounts: dict, x25519: dict[str, bytes]) -> None:
+def _write_keys(folder: Path, roles: DevRoles, accounts: dict[str, LocalAccount], x25519: dict[str, bytes]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     folder.chmod(0o700)
     parties = {

@@ -23,7 +23,7 @@ from ..chain.disputes import answer_open_disputes
 from ..errors import ChainError, ConfigurationError
 from ..workers.concurrent import run_each
 from .coordinator import Coordinator, RoundOutcome
-from .partner import Partner
+from .partner import Partner, SignedCommitment, Submission
 
 __all__ = ["ROUND_WINDOW", "DrivenRound", "drive_round"]
 
@@ -75,7 +75,7 @@ def drive_round(
     say("opened", {"round": round_id, "model_cid": model_cid})
     batch_cid = None
 
-    def step(p: Partner) -> Any:  # a Submission, or a SignedCommitment in batched mode
+    def step(p: Partner) -> Submission | SignedCommitment:
         if mode == "single":
             return p.run_round(agreement_id, round_id, recipients)
         return p.run_round_batched(agreement_id, round_id, recipients)
@@ -84,7 +84,8 @@ def drive_round(
     for p, result in zip(partners, done):
         say("committed", {"partner": p, "result": result})
     if mode == "batched":
-        batch_cid = coordinator.anchor_batch(agreement_id, round_id, list(done))
+        signed = [s for s in done if isinstance(s, SignedCommitment)]  # every result, in batched mode
+        batch_cid = coordinator.anchor_batch(agreement_id, round_id, signed)
         say("anchored", {"batch_cid": batch_cid})
         # A partner may dispute its entry; an honest coordinator answers with the signed commitment.
         for line in answer_open_disputes(

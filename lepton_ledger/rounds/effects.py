@@ -35,10 +35,12 @@ from typing import Any
 from web3 import Web3
 from web3.contract.contract import ContractFunction
 
+from ..chain.transactions import Transactor
 from ..errors import ChainError
 from ..protocol.addressing import CID_VERSION, artifact_cid
 from ..settings import data_dir
 from ..storage.cid import parse_cid
+from ..storage.store import Store
 from .outbox import (
     OPEN,
     Operation,
@@ -86,7 +88,7 @@ class RoundEffects:
         checkpoint: called with each checkpoint's name and operation (see the module docstring).
     """
 
-    def __init__(self, outbox: Outbox, *, tx: Any, store: Any, checkpoint: Checkpoint | None = None) -> None:
+    def __init__(self, outbox: Outbox, *, tx: Transactor, store: Store, checkpoint: Checkpoint | None = None) -> None:
         self.outbox, self.tx, self.store = outbox, tx, store
         self.chain = chain_tag(tx.w3)
         self.checkpoint: Checkpoint = checkpoint or (lambda point, op: None)
@@ -106,7 +108,9 @@ class RoundEffects:
         return key, "put", payload
 
     @staticmethod
-    def transaction_operation(key: str, call: ContractFunction, sender: str, **fields: Any) -> tuple[str, str, dict]:
+    def transaction_operation(
+        key: str, call: ContractFunction, sender: str, **fields: Any
+    ) -> tuple[str, str, dict[str, Any]]:
         """The ``(key, kind, payload)`` of sending `call` from `sender`, for :meth:`Outbox.enqueue_many`."""
         return key, "transaction", {**fields, **transaction_payload(call, sender)}
 

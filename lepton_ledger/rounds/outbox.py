@@ -38,11 +38,13 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
+from eth_typing import ChecksumAddress
 from hexbytes import HexBytes
 from web3.contract.contract import ContractFunction
 from web3.exceptions import TransactionNotFound
+from web3.types import TxReceipt
 
 from ..chain.batched import prepare_transaction
 from ..chain.transactions import SignedTx, Transactor
@@ -355,7 +357,7 @@ class Outbox:
         # write itself. A forked child or another thread opens its own (SQLite connections must not cross either).
         # synchronous=NORMAL in WAL mode: a commit survives the death of the process (what the outbox is for);
         # a power cut may lose the last commits, which the recovery by nonce and idempotent keys also covers.
-        held = getattr(self._local, "connection", None)
+        held: tuple[int, sqlite3.Connection] | None = getattr(self._local, "connection", None)
         if held is not None and held[0] == os.getpid():
             return held[1]
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
@@ -463,14 +465,14 @@ class TransactionHandler:
             raise PermanentFailure(f"transaction {op.tx_hash} reverted on-chain", result=summary)
         return summary
 
-    def _broadcast(self, op: Operation, outbox: Outbox) -> tuple[Operation, Any]:
+    def _broadcast(self, op: Operation, outbox: Outbox) -> tuple[Operation, TxReceipt | None]:
         """The operation once its transaction is broadcast, and its receipt when already known (else None)."""
         eth = self.transactor.w3.eth
         if op.tx_raw is not None:
             assert op.tx_hash is not None and op.tx_nonce is not None and op.tx_sender is not None
             if (receipt := self._receipt(op.tx_hash)) is not None:
                 return (op if op.status == "sent" else outbox.mark_sent(op.key, op.tx_hash)), receipt
-            if eth.get_transaction_count(op.tx_sender, "latest") > op.tx_nonce:
+            if eth.get_transaction_count(cast(ChecksumAddress, op.tx_sender), "latest") > op.tx_nonce:
                 # Not mined, yet its nonce is used: another transaction took it, so ours can never be mined.
                 op = outbox.clear_signed(op.key)
             else:
@@ -496,7 +498,7 @@ class TransactionHandler:
         self.checkpoint("recorded", op)
         return op, None
 
-    def _receipt(self, tx_hash: str) -> Any:
+    def _receipt(self, tx_hash: str) -> TxReceipt | None:
         try:
             return self.transactor.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
         except TransactionNotFound:

@@ -15,17 +15,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
 
 import torch
 
 from ..errors import ConfigurationError, LeptonError
 from ..fl.aggregation import aggregate as aggregate_rule
+from ..fl.data import TabularData
 from ..fl.models import build_model
-from ..fl.payouts import PayoutRule, split_reward
+from ..fl.payouts import split_reward
 from ..fl.scoring import aggregate_utility, apply_delta_to_state, contribution_scores
 from ..fl.training import evaluate
-from ..fl.validation import validate_updates
+from ..fl.validation import Reason, validate_updates
+from ..units import PayoutRule
 from .rules import RoundRules
 
 __all__ = [
@@ -52,7 +53,7 @@ class NoAcceptedUpdates(LeptonError, RuntimeError):
 class Evaluation:
     """The committed evaluation set and the model it scores: the utility every outcome is measured by."""
 
-    eval_set: Any  # fl.TabularData
+    eval_set: TabularData
     model_name: str = "logreg"
 
     @cached_property
@@ -61,16 +62,10 @@ class Evaluation:
         return build_model(self.model_name, self.eval_set.input_dim, self.eval_set.num_classes, seed=0)
 
     def accuracy(self, state: Mapping[str, torch.Tensor]) -> float:
-        """Accuracy of a full ``state_dict`` on the evaluation set."""
-        # One thread: a product this small gains nothing from a second, and on a busy machine each call waited on
-        # it (14-17 ms against 0.5 ms a call, 11 calls a round, measured with two cores under load).
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            self._model.load_state_dict(state)
-            return evaluate(self._model, self.eval_set, device="cpu")["accuracy"]
-        finally:
-            torch.set_num_threads(threads)
+        """Accuracy of a full ``state_dict`` on the evaluation set, on the process's torch threads: a process that
+        evaluates rounds sets them once where it starts (``workers.use_evaluation_threads``), not around each call."""
+        self._model.load_state_dict(state)
+        return evaluate(self._model, self.eval_set, device="cpu")["accuracy"]
 
 
 @dataclass(frozen=True)
@@ -89,7 +84,7 @@ class Outcome:
     """One round's outcome: the verdicts, the rules as run (seeded for the round), and the settlement."""
 
     accepted: dict[str, Update]  # in commitment order
-    rejected: dict[str, list[dict[str, Any]]]  # reasons as the report writes them
+    rejected: dict[str, list[Reason]]  # reasons as the report writes them
     rules: RoundRules
     reward: int
     payout_rule: PayoutRule
@@ -98,7 +93,7 @@ class Outcome:
 
 def judge(
     updates: Mapping[str, tuple[Mapping[str, torch.Tensor], int]], base: Tensors, rules: RoundRules
-) -> tuple[dict[str, Update], dict[str, list[dict[str, Any]]]]:
+) -> tuple[dict[str, Update], dict[str, list[Reason]]]:
     """``(accepted, rejected)`` of ``{partner: (delta, sample count)}`` (in commitment order): accepted updates
     weighted by their sample counts, rejected ones with the ``fl.validation`` reasons they fail."""
     checked = validate_updates(updates, base, max_norm=rules.max_norm)
@@ -160,7 +155,7 @@ def round_outcome(
     round_id: int,
     reward: int,
     payout_rule: PayoutRule,
-    refused: Mapping[str, list[dict[str, Any]]] | None = None,
+    refused: Mapping[str, list[Reason]] | None = None,
 ) -> Outcome:
     """The outcome of round `round_id`: :func:`judge` then :func:`settle`, by `rules` as run on that round.
     `updates` are the opened ones, ``{partner: (delta, sample count)}`` in commitment order; `refused` the

@@ -44,18 +44,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from eth_account.signers.local import LocalAccount
+
 from ..chain.batched import read_many
+from ..chain.deployment import Deployment
 from ..chain.state import Partner as PartnerRecord
 from ..chain.state import Round as RoundRecord
+from ..chain.transactions import Transactor
 from ..chain.typed_data import UpdateCommitment, sign_digest, update_commitment_digest
 from ..envelope import seal
 from ..envelope.envelope import SealedEnvelope
 from ..envelope.manifest import DPRecord
 from ..envelope.tensors import deserialize_tensors
 from ..errors import ConfigurationError, LeptonError
-from ..fl.accounting import Round
+from ..fl.accounting import PrivacyAccountant, Round
+from ..fl.data import TabularData
 from ..fl.training import TrainResult, plan_dp
+from ..storage.store import Store
+from ..workers.base import Executor
 from .accountant_file import AccountantFile
+from .accountant_file import accountant_path as default_path
 from .effects import Checkpoint, RoundEffects, default_outbox, put_data, put_result
 from .outbox import Operation, Outbox
 from .report import content_digest, fetch_by_digest
@@ -188,7 +196,7 @@ class SignedCommitment:
     envelope_cid: str
 
 
-def recipient_keys(deployment: Any, addresses: list[str]) -> list[bytes]:
+def recipient_keys(deployment: Deployment, addresses: list[str]) -> list[bytes]:
     """The X25519 public keys the PartnerRegistry holds for `addresses` (coordinator, auditors...), read in one
     request."""
     calls = [deployment.partners.functions.partnerOf(a) for a in addresses]
@@ -196,7 +204,12 @@ def recipient_keys(deployment: Any, addresses: list[str]) -> list[bytes]:
 
 
 def _train_task(
-    model_bytes: bytes, data: Any, settings: TrainingSettings, delta: float, accountant: str, seed: int | None = None
+    model_bytes: bytes,
+    data: TabularData,
+    settings: TrainingSettings,
+    delta: float,
+    accountant: str,
+    seed: int | None = None,
 ) -> TrainResult:
     """Runs in a worker process: rebuilds the model from its safetensors bytes and trains it with DP-SGD."""
     from ..fl import build_model, train_local
@@ -229,7 +242,7 @@ class Partner:
         outbox: where side effects are recorded before they happen; default a file per partner and chain under
             the data directory (effects.default_outbox).
         accountant_path: the accountant's JSON file (accountant_file.py), loaded into `accountant` when it
-            exists; default ``<outbox>-accountant-<agreement>.json`` beside the outbox.
+            exists; default ``accountant_file.accountant_path`` in the outbox's folder.
         checkpoint: called at each durable step (effects.py names them); tests kill the process there.
 
     Raises (constructor):
@@ -239,13 +252,13 @@ class Partner:
     def __init__(
         self,
         *,
-        account: Any,
-        tx: Any,
-        deployment: Any,
-        store: Any,
-        accountant: Any,
-        data: Any,
-        executor: Any,
+        account: LocalAccount,
+        tx: Transactor,
+        deployment: Deployment,
+        store: Store,
+        accountant: PrivacyAccountant,
+        data: TabularData | None,
+        executor: Executor | None,
         settings: TrainingSettings = TrainingSettings(),
         outbox: Outbox | None = None,
         accountant_path: Path | None = None,
@@ -256,8 +269,8 @@ class Partner:
         self.outbox = outbox if outbox is not None else default_outbox("partner", tx.w3, account.address)
         self.effects = RoundEffects(self.outbox, tx=tx, store=store, checkpoint=checkpoint)
         self.checkpoint = self.effects.checkpoint
-        path = accountant_path or self.outbox.path.with_name(
-            f"{self.outbox.path.stem}-accountant-{accountant.agreement}.json"
+        path = accountant_path or default_path(
+            self.outbox.path.parent, tx.w3, deployment.ledger.address, accountant.agreement, account.address
         )
         self.accountant_file = AccountantFile(accountant, path)
         # What reconcile read for the round in its one request: the model digest (final once the round is open)
@@ -314,7 +327,9 @@ class Partner:
                 PartnerRecord.decode(p).encryption_key for p in answers[: len(recipients)]
             ]
         round_state = [RoundRecord.decode(r) for r in answers[len(recipients) :]]
-        if round_state and any(round_state[0].model_digest):  # an open round's digest is final; zero: no round yet
+        if (
+            round_id is not None and round_state and any(round_state[0].model_digest)
+        ):  # an open round's digest is final; zero: no round yet
             self._model_digests[(agreement_id, round_id)] = round_state[0].model_digest
         on_chain = int(epsilon)
         spent = self.accountant.spent_fixed()
@@ -367,7 +382,7 @@ class Partner:
         """
         s = self.settings
         plan = plan_dp(
-            sample_count=len(self.data),
+            sample_count=len(self._training()[0]),
             batch_size=s.batch_size,
             epochs=s.epochs,
             delta=self.accountant.delta,
@@ -385,10 +400,16 @@ class Partner:
 
     def train(self, model_bytes: bytes, *, seed: int | None = None) -> TrainResult:
         """``fl.train_local`` in a worker of the executor (with `seed`, default ``settings.seed``)."""
-        future = self.executor.submit(
-            _train_task, model_bytes, self.data, self.settings, self.accountant.delta, self.accountant.kind.value, seed
+        data, executor = self._training()
+        future = executor.submit(
+            _train_task, model_bytes, data, self.settings, self.accountant.delta, self.accountant.kind.value, seed
         )
         return future.result()
+
+    def _training(self) -> tuple[TabularData, Executor]:
+        if self.data is None or self.executor is None:
+            raise ConfigurationError(f"partner {self.address} was built without data or an executor: it cannot train")
+        return self.data, self.executor
 
     # -- step 3 -----------------------------------------------------------------------------------------
 
@@ -540,4 +561,4 @@ class Partner:
             self.deployment.vault.functions.claim(agreement_id, round_id, amount, proof),
             self.address,
         )
-        return op.result["tx_hash"]
+        return str(op.result["tx_hash"])

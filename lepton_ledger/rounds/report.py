@@ -13,7 +13,7 @@ JSON number everywhere); digests are 0x-hex. ``aggregation_rule`` with ``aggrega
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import ConfigurationError
 from ..protocol.addressing import (
@@ -26,6 +26,9 @@ from ..protocol.addressing import fetch as fetch_by_digest
 from ..protocol.errors import MalformedDocument
 from ..protocol.jsonio import canonical_json, load_object
 from .rules import RoundRules
+
+if TYPE_CHECKING:  # fl.validation loads torch; a report is read without it
+    from ..fl.validation import Reason
 
 __all__ = [
     "REPORT_VERSION",
@@ -63,8 +66,10 @@ def load_report(data: bytes) -> dict[str, Any]:
 
 
 _NUMBER = (int, float)
-_DECIMAL = "decimal"  # an amount: a string of digits (uint256 does not fit a JSON number everywhere)
-_REPORT_FIELDS: dict[str, Any] = {
+# An amount: a string of digits (uint256 does not fit a JSON number everywhere).
+_DECIMAL: Literal["decimal"] = "decimal"
+FieldKind = type | tuple[type, ...] | Literal["decimal"]  # what a field's JSON value must be
+_REPORT_FIELDS: dict[str, FieldKind] = {
     "version": int,
     "chain_id": int,
     "ledger": str,
@@ -84,7 +89,7 @@ _REPORT_FIELDS: dict[str, Any] = {
     "aggregate_digest": (str, type(None)),
     "metrics": dict,
 }
-_LINE_FIELDS: dict[str, Any] = {
+_LINE_FIELDS: dict[str, FieldKind] = {
     "partner": str,
     "envelope_cid": str,
     "manifest_digest": str,
@@ -99,12 +104,12 @@ _LINE_FIELDS: dict[str, Any] = {
 }
 
 
-def _check_fields(doc: dict[str, Any], fields: dict[str, Any], what: str) -> None:
+def _check_fields(doc: dict[str, Any], fields: dict[str, FieldKind], what: str) -> None:
     if set(doc) != set(fields):
         raise MalformedDocument(f"{what} fields are not {sorted(fields)}")
     for name, kind in fields.items():
         value = doc[name]
-        if kind == _DECIMAL:
+        if isinstance(kind, str):  # _DECIMAL
             ok = isinstance(value, str) and value.isdecimal() and len(value) <= 78
         else:
             ok = isinstance(value, kind) and not (isinstance(value, bool) and kind is not bool)
@@ -122,7 +127,7 @@ class PartnerOutcome:
     sample_count: int
     cumulative_epsilon_fixed: int
     accepted: bool
-    reasons: list[dict[str, Any]] = field(default_factory=list)  # Rejection.to_dict() or an envelope error
+    reasons: list[Reason] = field(default_factory=list)  # Rejection.to_dict() or an envelope error
     dp: dict[str, Any] | None = None  # the manifest's DP parameters (DPRecord fields)
     cumulative_epsilon: float | None = None
     score: float | None = None
@@ -185,5 +190,5 @@ class RoundReport:
         return [p.partner for p in self.partners if p.accepted]
 
     @property
-    def rejected(self) -> dict[str, list[dict[str, Any]]]:
+    def rejected(self) -> dict[str, list[Reason]]:
         return {p.partner: p.reasons for p in self.partners if not p.accepted}

@@ -6,7 +6,7 @@
   :func:`agreement_coordinator`: the coordinator of one agreement as its terms and a session give it (the
   coordinator CLI and the service's close job).
 - the partner's :class:`~lepton_ledger.fl.PrivacyAccountant` persists between commands in one file per
-  (deployment, agreement, partner), :func:`accountant_path`, written by ``rounds.Partner`` itself
+  (chain, deployment, agreement, partner), ``accountant_file.accountant_path``, written by ``rounds.Partner`` itself
   (rounds/accountant_file.py: atomic, each round recorded once); :func:`fresh_accountant` is what it loads into.
 - the terms document (task, model, max norm...) is put to the store as the exact canonical JSON bytes that
   ``agreements.document_digest`` addresses; that CID's digest *is* the on-chain ``termsDigest``, so anyone
@@ -30,19 +30,34 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..chain.agreements import document_digest
+from ..chain.deployment import Deployment
+from ..chain.merkle import PayoutTree
 from ..chain.state import Allocation, Round, Terms
+from ..chain.transactions import Transactor
 from ..errors import LeptonError
 from ..protocol.commitments import SIGNED_COMMITMENT_VERSION
+from ..storage.store import Store
 from ..units import RoundStatus
+
+if TYPE_CHECKING:  # what the parties' objects are; imported where they are built (they load torch)
+    from eth_account.signers.local import LocalAccount
+
+    from ..fl.accounting import PrivacyAccountant
+    from ..fl.data import TabularData
+    from ..protocol.signatures import SignatureCheck
+    from ..workers.base import Executor
+    from .coordinator import Coordinator
+    from .outbox import Outbox
+    from .partner import Partner, SignedCommitment, TrainingSettings
+    from .rules import RoundRules
 
 __all__ = [
     "RoleStateError",
     "RoundPayout",
     "Standing",
-    "accountant_path",
     "agreement_coordinator",
     "build_coordinator",
     "build_partner",
@@ -67,17 +82,17 @@ class RoleStateError(LeptonError, ValueError):
 
 def build_partner(
     *,
-    account: Any,
-    tx: Any,
-    deployment: Any,
-    store: Any,
-    accountant: Any,
-    data: Any = None,
-    executor: Any = None,
-    settings: Any = None,
+    account: LocalAccount,
+    tx: Transactor,
+    deployment: Deployment,
+    store: Store,
+    accountant: PrivacyAccountant,
+    data: TabularData | None = None,
+    executor: Executor | None = None,
+    settings: TrainingSettings | None = None,
     accountant_path: Path | None = None,
-    outbox: Any = None,
-) -> Any:
+    outbox: Outbox | None = None,
+) -> Partner:
     """A ``rounds.Partner``; `data`/`executor` may be None for steps that do not train (claim). Its accountant is
     loaded from and saved to `accountant_path` (each round recorded once, rounds/accountant_file.py); its outbox
     defaults to one per partner and chain under the data directory."""
@@ -99,18 +114,18 @@ def build_partner(
 
 def build_coordinator(
     *,
-    account: Any,
-    tx: Any,
-    deployment: Any,
-    store: Any,
+    account: LocalAccount,
+    tx: Transactor,
+    deployment: Deployment,
+    store: Store,
     x25519_private: bytes,
     events_path: Path,
-    eval_set: Any,
+    eval_set: TabularData,
     model_name: str,
-    rules: Any = None,
+    rules: RoundRules | None = None,
     payout_rule: int | None = None,
-    outbox: Any = None,
-) -> Any:
+    outbox: Outbox | None = None,
+) -> Coordinator:
     """A ``rounds.Coordinator``; it pays by the agreement's on-chain payout rule (`payout_rule`, when given, must
     be that rule) and closes only by the round rules its terms document signs (`rules`, a ``RoundRules``, when
     given, must be those)."""
@@ -135,13 +150,13 @@ def build_coordinator(
 def agreement_coordinator(
     session: Any,
     agreement_id: int,
-    eval_set: Any,
+    eval_set: TabularData,
     *,
     model: str | None = None,
     max_norm: float | None = None,
     aggregation: str | None = None,
     scoring: str | None = None,
-) -> Any:
+) -> Coordinator:
     """The ``rounds.Coordinator`` of `agreement_id` for `session` (a ``commands.context.Session`` holding the
     coordinator's identity): model and round rules from the terms document (``RoundRules.from_terms``), the
     on-chain payout rule, events under the session's state directory. `max_norm`, `aggregation` and `scoring`,
@@ -172,12 +187,7 @@ def agreement_coordinator(
 # -- the partner's privacy accountant -----------------------------------------------------------------------
 
 
-def accountant_path(state_dir: Path, agreement_id: int, partner: str) -> Path:
-    """``<state_dir>/<agreement>-<partner>.json``; `state_dir` is per deployment (the CLI: under the data dir)."""
-    return Path(state_dir) / f"{agreement_id}-{partner}.json"
-
-
-def fresh_accountant(deployment: Any, agreement_id: int, partner: str) -> Any:
+def fresh_accountant(deployment: Deployment, agreement_id: int, partner: str) -> PrivacyAccountant:
     """An empty accountant with the agreement's on-chain delta and cap; ``rounds.Partner`` fills it from its
     accountant file and checks it against the chain (``Partner.reconcile``) before anything trains."""
     from ..fl.accounting import PrivacyAccountant
@@ -195,7 +205,7 @@ def _canonical(document: dict[str, Any]) -> bytes:
     return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
 
 
-def publish_document(store: Any, document: dict[str, Any]) -> str:
+def publish_document(store: Store, document: dict[str, Any]) -> str:
     """Puts a JSON document (terms, profile) to the store so that its CID digest is ``document_digest(document)``.
 
     Raises:
@@ -209,7 +219,7 @@ def publish_document(store: Any, document: dict[str, Any]) -> str:
     return cid
 
 
-def terms_document(store: Any, terms: Terms) -> dict[str, Any] | None:
+def terms_document(store: Store, terms: Terms) -> dict[str, Any] | None:
     """The terms document whose digest the agreement holds, when the store has it; None otherwise.
 
     Raises:
@@ -230,7 +240,7 @@ def terms_document(store: Any, terms: Terms) -> dict[str, Any] | None:
 
 
 def global_model(
-    deployment: Any, store: Any, agreement_id: int, *, model_name: str, input_dim: int, num_classes: int
+    deployment: Deployment, store: Store, agreement_id: int, *, model_name: str, input_dim: int, num_classes: int
 ) -> tuple[dict[str, Any], int | None]:
     """``(state_dict, round)``: the aggregate of the agreement's last finalized round (and its id), else a fresh
     `model_name` model seeded with 0 (and None).
@@ -250,7 +260,7 @@ def global_model(
     return build_model(model_name, input_dim, num_classes, seed=0).state_dict(), None
 
 
-def payout_tree(deployment: Any, store: Any, agreement_id: int, round_id: int) -> Any:
+def payout_tree(deployment: Deployment, store: Store, agreement_id: int, round_id: int) -> PayoutTree | None:
     """The round's ``PayoutTree`` re-built from its report, or None when the round paid nothing.
 
     Raises:
@@ -258,7 +268,6 @@ def payout_tree(deployment: Any, store: Any, agreement_id: int, round_id: int) -
         ArtifactNotFound: the report is not in the store.
         MalformedDocument, DocumentTooLarge, StorageError: the store holds no well-formed report under the digest.
     """
-    from ..chain.merkle import PayoutTree
     from ..rounds.report import MAX_REPORT_BYTES, fetch_by_digest, load_report
 
     r = Round.read(deployment.ledger.functions.round(agreement_id, round_id))
@@ -318,7 +327,7 @@ class Standing:
     claimed: int
 
 
-def standing(deployment: Any, store: Any, agreement_id: int, partner: str, now: int) -> Standing:
+def standing(deployment: Deployment, store: Store, agreement_id: int, partner: str, now: int) -> Standing:
     """`partner`'s :class:`Standing` in `agreement_id` at chain time `now`; rewards come from each finalized
     round's report (:func:`payout_tree`), claimable once the round's dispute window has ended.
 
@@ -349,7 +358,7 @@ def standing(deployment: Any, store: Any, agreement_id: int, partner: str, now: 
 # -- batched mode --------------------------------------------------------------------------------------------
 
 
-def signed_commitment_document(signed: Any, *, chain_id: int, ledger: str) -> dict[str, Any]:
+def signed_commitment_document(signed: SignedCommitment, *, chain_id: int, ledger: str) -> dict[str, Any]:
     """The JSON document of a ``SignedCommitment`` (format in the module docstring)."""
     c = signed.commitment
     return {
@@ -368,7 +377,9 @@ def signed_commitment_document(signed: Any, *, chain_id: int, ledger: str) -> di
     }
 
 
-def signed_commitment_from_document(document: Any, *, chain_id: int, ledger: str, signature_valid: Any = None) -> Any:
+def signed_commitment_from_document(
+    document: object, *, chain_id: int, ledger: str, signature_valid: SignatureCheck | None = None
+) -> SignedCommitment:
     """The ``SignedCommitment`` of a document (``protocol.commitments.parse_signed_commitment``), checked: this
     chain and ledger, and a signature by its partner (`signature_valid(partner, digest, signature)`, e.g.
     ``protocol.signatures.chain_signature_check`` for ERC-1271 wallets too; None: ECDSA alone).

@@ -141,10 +141,13 @@ class Session:
         return path
 
     def accountant_file(self, agreement_id: int, partner: str) -> Path:
-        """The file of `partner`'s privacy accountant in `agreement_id` of this deployment (rounds/roles.py)."""
-        from .roles import accountant_path
+        """The file of `partner`'s privacy accountant in `agreement_id` of this deployment
+        (``accountant_file.accountant_path``: a folder per chain and RoundLedger under ``<data dir>/accountants``)."""
+        from .accountant_file import accountant_path
 
-        return accountant_path(self.state_dir("accountants"), agreement_id, partner)
+        path = accountant_path(settings.data_dir() / "accountants", self.w3, self.ledger_address, agreement_id, partner)
+        path.parent.mkdir(parents=True, exist_ok=True)  # its lock is taken before the file is first written
+        return path
 
     def token(self, address: str | None = None) -> Any:
         """The ERC-20 at `address` (default: the deployment's reward token)."""

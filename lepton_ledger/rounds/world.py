@@ -15,10 +15,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.contract import Contract
+
 from ..chain import agreements
 from ..chain.agreements import AgreementTerms
 from ..chain.artifacts import load_artifact
 from ..chain.deployment import Deployment, DevRoles, deploy_with_roles
+from ..chain.transactions import Transactor
 from ..envelope import generate_x25519_keypair
 from ..units import TOKEN
 
@@ -40,15 +45,15 @@ class World:
         x25519: X25519 private keys by name: ``"coordinator"``, ``"auditor"`` and each partner's name.
     """
 
-    tx: Any  # a Transactor holding the keys of the roles and the partners
+    tx: Transactor  # a Transactor holding the keys of the roles and the partners
     deployment: Deployment
-    token: Any  # the LeptonToken contract
+    token: Contract  # the LeptonToken contract
     roles: DevRoles
-    partners: dict[str, Any]
+    partners: dict[str, LocalAccount]
     x25519: dict[str, bytes]
 
     @property
-    def w3(self) -> Any:
+    def w3(self) -> Web3:
         return self.tx.w3
 
     def recipients(self) -> list[str]:
@@ -100,7 +105,7 @@ class World:
 
 
 def build_world(
-    tx: Any,
+    tx: Transactor,
     partners: Mapping[str, Any],
     *,
     dispute_window: int,

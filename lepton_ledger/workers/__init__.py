@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from .base import Executor, ExecutorClosed, TaskFuture, WorkerError
-from .local import LocalExecutor, visible_gpus
+from .local import LocalExecutor, use_evaluation_threads, visible_gpus
 
 __all__ = [
     "Executor",
@@ -23,6 +23,7 @@ __all__ = [
     "TaskFuture",
     "WorkerError",
     "open_executor",
+    "use_evaluation_threads",
     "visible_gpus",
 ]
 

@@ -38,9 +38,12 @@ from lepton_ledger.envelope.envelope import (
     encrypt_envelope,
 )
 from lepton_ledger.envelope.tensors import serialize_tensors
+from lepton_ledger.errors import ConfigurationError
 from lepton_ledger.protocol.addressing import publish
 from lepton_ledger.rounds.coordinator import CommitmentRefused
+from lepton_ledger.rounds.outbox import Outbox
 from lepton_ledger.rounds.partner import SignedCommitment, recipient_keys
+from lepton_ledger.rounds.roles import build_partner
 from lepton_ledger.units import TOKEN
 
 
@@ -166,3 +169,18 @@ def test_an_erc1271_wallet_party_is_accepted_in_a_batched_round(world, executor)
     coordinator.anchor_batch(agreement_id, round_id, signed)
     outcome = coordinator.close_round(agreement_id, round_id)
     assert wallet.address in outcome.report.accepted and len(outcome.report.accepted) == 3
+
+
+def test_a_partner_built_without_data_or_executor_refuses_to_train_in_one_line(world, tmp_path):
+    account = world["accounts"]["alpha"]
+    partner = build_partner(  # as the claim command builds it: nothing to train with
+        account=account,
+        tx=world["tx"],
+        deployment=world["d"],
+        store=world["store"],
+        accountant=fl.PrivacyAccountant(partner=account.address, agreement=1, delta=1e-5, epsilon_cap=8.0),
+        outbox=Outbox(tmp_path / "outbox.sqlite"),
+    )
+    for step in (partner.check_budget, lambda: partner.train(b"")):
+        with pytest.raises(ConfigurationError, match=f"partner {account.address} was built without data or an"):
+            step()

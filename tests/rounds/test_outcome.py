@@ -179,3 +179,20 @@ def test_the_signed_rules_are_the_terms_documents_else_the_defaults_with_its_nor
         RoundRules.from_terms({"rules": "fedavg"}, 2)
     with pytest.raises(ConfigurationError, match="^the terms document's rules object names no scoring$"):
         RoundRules.from_terms({"rules": {"aggregation_rule": "fedavg"}}, 2)
+
+
+def test_evaluating_leaves_the_process_torch_threads_alone_even_while_it_runs(round_inputs):
+    """The service closes rounds in a thread beside its request handlers: an evaluation must not change the
+    process's torch thread count (set once where a process starts: workers.use_evaluation_threads)."""
+    base, _, evaluation = round_inputs
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    seen = []
+    hook = evaluation._model.register_forward_pre_hook(lambda module, args: seen.append(torch.get_num_threads()))
+    try:
+        evaluation.accuracy(base)
+        after = torch.get_num_threads()
+    finally:
+        hook.remove()
+        torch.set_num_threads(before)
+    assert seen and set(seen) == {2} and after == 2

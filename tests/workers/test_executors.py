@@ -1,5 +1,7 @@
 import multiprocessing
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import _tasks
@@ -12,9 +14,10 @@ from lepton_ledger.workers import (
     ExecutorClosed,
     LocalExecutor,
     TaskFuture,
+    use_evaluation_threads,
     visible_gpus,
 )
-from lepton_ledger.workers.local import _init_worker
+from lepton_ledger.workers.local import EVALUATION_THREADS, _init_worker
 
 SEEDS = [0, 1, 2]
 
@@ -153,3 +156,25 @@ def test_open_executor_in_process_runs_the_task_here_with_its_error_type(monkeyp
             failed.result()
     with pytest.raises(ExecutorClosed):
         executor.submit(_tasks.add, 1, 2)
+
+
+def test_a_process_that_evaluates_gets_the_evaluation_threads_once_torch_is_loaded(monkeypatch):
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        use_evaluation_threads()
+        assert torch.get_num_threads() == EVALUATION_THREADS == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_process_that_evaluates_gets_the_evaluation_threads_before_torch_loads():
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    script = (
+        "import sys; from lepton_ledger.workers import use_evaluation_threads; assert 'torch' not in sys.modules; "
+        "use_evaluation_threads(); import torch; print(torch.get_num_threads())"
+    )
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == str(EVALUATION_THREADS)

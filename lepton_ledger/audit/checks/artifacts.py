@@ -12,8 +12,9 @@ bytes than those it was asked for is caught even if it does not verify blocks.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
+from ...chain.events import IndexedEvent
 from ...chain.merkle import (
     PositionalTree,
     commitment_leaf,
@@ -40,7 +41,7 @@ from ...protocol.addressing import (
 from ...protocol.commitments import MAX_BATCH_BYTES, parse_batch_document
 from ...protocol.errors import ProtocolError
 from ...protocol.signatures import chain_signature_check, is_valid_signature_now
-from ...storage.store import DEFAULT_MAX_FILE_BYTES
+from ...storage.store import DEFAULT_MAX_FILE_BYTES, Store
 from ..chain_view import ChainView, Commitment, RoundRecord, digest_bytes
 from ..model import (
     BATCH_DOCUMENT,
@@ -56,6 +57,16 @@ __all__ = ["Fetched", "expand_batch", "open_commitment", "resolve"]
 _MANIFEST_FAILURES = (BadSignature, MalformedManifest, MalformedPayload, TensorDigestMismatch, ManifestMismatch)
 
 
+class Located(Protocol):
+    """Where a digest was put on-chain: an ``IndexedEvent``, or a commitment's transaction (``workers.Where``)."""
+
+    @property
+    def tx_hash(self) -> str: ...
+
+    @property
+    def block_number(self) -> int: ...
+
+
 @dataclass
 class Fetched:
     """An artifact fetched by its on-chain digest: its CID, and its bytes when they resolve and match."""
@@ -66,14 +77,14 @@ class Fetched:
 
 
 def resolve(
-    store: Any,
+    store: Store,
     digest: bytes,
     *,
     what: str,
     agreement_id: int,
     round_id: int,
     partner: str | None = None,
-    event: Any = None,
+    event: Located | None = None,
     max_bytes: int = DEFAULT_MAX_FILE_BYTES,
 ) -> Fetched:
     """``cids_resolve`` for one digest: the CID it names is in the store, no larger than `max_bytes` (checked from
@@ -146,7 +157,7 @@ def resolve(
 
 
 def expand_batch(
-    view: ChainView, store: Any, record: RoundRecord, event: Any
+    view: ChainView, store: Store, record: RoundRecord, event: IndexedEvent
 ) -> tuple[list[CheckResult], list[Commitment]]:
     """The commitments of one anchored batch, from its document, after ``cids_resolve`` and ``batch_document``
     hold; no commitments when either fails (they cannot be trusted)."""

@@ -17,7 +17,9 @@ the bonds held and the shares owed (over every agreement bonded in that token).
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from typing import Any, cast
+
+from eth_typing import ABI, ChecksumAddress
 
 from ...chain.state import Allocation, Bonds, Pool
 from ..chain_view import ChainView
@@ -25,7 +27,7 @@ from ..model import BONDS_CONSERVE, VAULT_CONSERVES, CheckResult
 
 __all__ = ["check_bonds", "check_vault"]
 
-_BALANCE_OF_ABI = [
+_BALANCE_OF_ABI: ABI = [
     {
         "type": "function",
         "name": "balanceOf",
@@ -56,14 +58,7 @@ def check_vault(view: ChainView) -> list[CheckResult]:
         owed[tokens[a]] += (
             pool["claimable"] + pool["unallocated"] + pool["staked"] - pool["unstaked"] - pool["stakeSlashed"]
         )
-    balances = {
-        token: int(
-            view.w3.eth.contract(address=token, abi=_BALANCE_OF_ABI)
-            .functions.balanceOf(view.deployment.vault.address)
-            .call(block_identifier=block)
-        )
-        for token in owed
-    }
+    balances = {token: _balance_of(view, token, view.deployment.vault.address, block) for token in owed}
     results = []
     for a, pool in books.items():
         problems = []
@@ -170,11 +165,7 @@ def check_bonds(view: ChainView) -> list[CheckResult]:
                     "revoking the round's payouts"
                 )
         token = tokens[a]
-        balance = int(
-            view.w3.eth.contract(address=token, abi=_BALANCE_OF_ABI)
-            .functions.balanceOf(view.deployment.court.address)
-            .call(block_identifier=block)
-        )
+        balance = _balance_of(view, token, view.deployment.court.address, block)
         if balance < owed_in[token]:
             problems.append(f"the court holds {balance} of {token}, owes {owed_in[token]} in bonds and shares")
         evidence = {
@@ -193,3 +184,9 @@ def check_bonds(view: ChainView) -> list[CheckResult]:
         )
         results.append(CheckResult(BONDS_CONSERVE, not problems, message, a, None, None, None, evidence))
     return results
+
+
+def _balance_of(view: ChainView, token: str, holder: str, block: int) -> int:
+    """`holder`'s balance of the ERC-20 at `token` at `block`."""
+    erc20 = view.w3.eth.contract(address=cast(ChecksumAddress, token), abi=_BALANCE_OF_ABI)
+    return int(erc20.functions.balanceOf(holder).call(block_identifier=block))

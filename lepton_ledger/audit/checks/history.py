@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from ...chain.merkle import unpack_entries
 from ...units import RoundStatus
-from ..chain_view import ChainView, digest_bytes
+from ..chain_view import ChainView, RoundRecord, digest_bytes
 from ..model import EVENT_HISTORY, CheckResult
 
 __all__ = ["check_event_history"]
@@ -121,7 +121,7 @@ def check_event_history(view: ChainView) -> list[CheckResult]:
     return results
 
 
-def _dispute_problems(view: ChainView, a: int, records: list) -> list[str]:
+def _dispute_problems(view: ChainView, a: int, records: list[RoundRecord]) -> list[str]:
     """Disputes name entries their party had in the round; answers and voidings follow a dispute."""
     problems = []
     entries = {rec.round: {p for e in rec.batches for p in view.batch_parties(a, e)} for rec in records}
@@ -141,7 +141,7 @@ def _dispute_problems(view: ChainView, a: int, records: list) -> list[str]:
     return problems
 
 
-def _restore_problems(view: ChainView, a: int, records: list) -> list[str]:
+def _restore_problems(view: ChainView, a: int, records: list[RoundRecord]) -> list[str]:
     """A restore gives back a voided round's spend, once."""
     voided = {rec.round for rec in records if rec.voided is not None}
     problems, restored = [], set()

@@ -10,13 +10,14 @@ from ...chain.state import Terms
 from ...errors import LeptonError
 from ...rounds.roles import terms_document
 from ...rounds.rules import RoundRules
+from ...storage.store import Store
 from ..model import RULES_AS_SIGNED, CheckResult
 from .training import RoundMaterial
 
 __all__ = ["check_rules_as_signed"]
 
 
-def check_rules_as_signed(m: RoundMaterial, store: object, terms: Terms) -> CheckResult:
+def check_rules_as_signed(m: RoundMaterial, store: Store, terms: Terms) -> CheckResult:
     """Compares the rules the round's report names (``m.rules``) with those of the signed terms document."""
     finalized, reported = m.record.finalized, m.rules
     assert finalized is not None and reported is not None

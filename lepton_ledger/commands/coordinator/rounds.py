@@ -190,8 +190,10 @@ def close(
     RoundLedger.finalizeRound(agreement, round, aggregate digest, report digest, payout root, total) from --key.
     """
     from ...fl.data import eval_commitment
+    from ...workers import use_evaluation_threads
     from ..data import eval_data
 
+    use_evaluation_threads()  # this process evaluates the round and trains nothing
     require(
         aggregation in (None, *AGGREGATIONS),
         f"--aggregation must be one of {', '.join(AGGREGATIONS)}, not {aggregation!r}",
