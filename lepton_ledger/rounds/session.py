@@ -112,7 +112,7 @@ class Session:
 
     @property
     def address(self) -> str:
-        return self.account.address
+        return str(self.account.address)
 
     @property
     def store(self) -> Any:
@@ -132,7 +132,7 @@ class Session:
 
     @property
     def ledger_address(self) -> str:
-        return self.deployment.ledger.address
+        return str(self.deployment.ledger.address)
 
     def state_dir(self, kind: str) -> Path:
         """``<data dir>/<kind>/<RoundLedger address>``: local state of this deployment (accountants, event index)."""
