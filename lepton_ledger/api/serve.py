@@ -96,7 +96,7 @@ def _demo_chain(folder: Path) -> Iterator[dict[str, object]]:
         )
     anvil = Anvil(state_file=state_file, state_interval=STATE_INTERVAL, chain_id=chain_id)
     with anvil:
-        yield {"rpc_url": anvil.url, "deployment": folder / "deployment.json", "ipfs": str(store)}
+        yield {"rpc_url": anvil.url, "deployment": folder / "deployment.json", "ipfs": str(store), "owns_chain": True}
 
 
 def _inside(folder: Path, name: object, what: str) -> Path:
