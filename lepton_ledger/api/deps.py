@@ -13,7 +13,7 @@ from .readmodel import Roles
 from .service import Service
 
 
-def get_service(request: Request) -> Service:
+async def get_service(request: Request) -> Service:
     return request.app.state.service
 
 
