@@ -14,7 +14,7 @@ export SOLCX_BINARY_PATH := $(CURDIR)/.toolchain
 PYTEST := $(PY) -m pytest -p no:pytest-brownie
 SOL_SOURCES := $(shell find contracts interfaces -name '*.sol' 2>/dev/null)
 
-.PHONY: help setup build demo test system-deps test-python test-contracts test-forge coverage lint bench-gas clean
+.PHONY: help setup build demo test system-deps test-python api-fuzz test-contracts test-forge coverage lint bench-gas clean
 
 help:
 	@echo "make demo   - set everything up, then run the main job on embedded defaults"
@@ -43,7 +43,7 @@ build/.compiled: $(SOL_SOURCES) brownie-config.yaml .toolchain/solc-v0.8.28 node
 demo: build
 	$(VENV)/bin/lepton-ledger demo --out demo-out
 
-test: build test-python test-contracts test-forge coverage lint
+test: build test-python api-fuzz test-contracts test-forge coverage lint
 
 # Debian's ipfs_cid is the independent reference the storage tests compare CIDs with.
 # Debian packages the tests use: ipfs_cid (the reference CID tool) and chromium (the HTML report opens in it).
@@ -54,6 +54,10 @@ system-deps:
 
 test-python: build system-deps
 	$(PYTEST) tests --ignore=tests/contracts -q
+
+# Schemathesis against a running `serve` on a fresh demo folder (its own venv; about 3 min): after the Python tests.
+api-fuzz: build
+	bash .ci/api-fuzz
 
 test-contracts: build
 	brownie test -q

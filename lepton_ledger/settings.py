@@ -86,6 +86,14 @@ class Settings(BaseModel):
     block_poll: float = _env(
         "LEPTON_API_BLOCK_POLL", "Seconds between the service's looks for a new block (default 0.25).", 0.25, gt=0
     )
+    mine_after: float = _env(
+        "LEPTON_API_MINE_AFTER",
+        "Seconds without a new block after which the service mines an empty one, so that deadlines and dispute "
+        "windows pass in real time; only on a chain it runs itself (serve --workdir), never on a configured RPC URL "
+        "or the shared local node (default 1.0; 0: never).",
+        1.0,
+        ge=0,
+    )
     coordinator_key: str | None = _env(
         "LEPTON_API_COORDINATOR_KEY", "Keystore identity whose X25519 key the service opens envelopes with."
     )
@@ -94,6 +102,10 @@ class Settings(BaseModel):
         "Keystore identity whose X25519 key the service's audit job opens updates with; unset: no audit job (503).",
     )
     deployment: Path = Field(default=Path(), description="<data dir>/deployment.json (not a variable).")
+    owns_chain: bool = Field(
+        default=False,
+        description="The service runs its chain itself (serve --workdir): the one it mines (not a variable).",
+    )
 
     @classmethod
     def variables(cls) -> dict[str, str]:

@@ -7,8 +7,10 @@ chain); its nonce is then spent (even when the signature is wrong: a nonce answe
 32 random bytes; only its SHA-256 is stored, so the database alone lets nobody act.
 
 Nonces are issued to anyone, so their table is bounded: expired ones are purged at each issue, and a new one is
-refused (429, ``Retry-After``) beyond ``per_address`` unused ones for an address asked for by one client,
-``per_client`` unused ones for a client (its IP address), or ``live`` unexpired ones in all.
+refused (429, ``Retry-After``) beyond ``per_client`` unexpired ones asked for by a client (its IP address), used or
+not, checked first: spending nonces (a login, even a failed one) frees no place before they expire, so one client
+cannot fill the ``live`` unexpired ones the service holds in all; and beyond ``per_address`` unused ones for an
+address asked for by one client.
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ class Authenticator:
         token_ttl: int,
         provider: Any = None,
         per_address: int = 16,
-        per_client: int = 256,
+        per_client: int = 1024,
         live: int = 50_000,
     ) -> None:
         self.db, self.domain, self.uri, self.chain_id = db, domain, uri, chain_id
@@ -109,8 +111,8 @@ class Authenticator:
             # An address's limit counts the nonces its own client asked for: anyone may ask for nonces naming
             # any address, and counting those would let a stranger keep the address from signing in.
             for where, values, limit, whose in (
+                ("client = ?", (client,), self.per_client, "this client"),
                 ("address = ? AND client = ? AND used = 0", (address, client), self.per_address, address),
-                ("client = ? AND used = 0", (client,), self.per_client, "this client"),
                 ("expires_at > ?", (now,), self.live, "the service"),
             ):
                 count, first = db.execute(

@@ -1,7 +1,14 @@
 """What the dashboard shows, gathered from the read model and the store once per block: agreements and their
 rounds, each party's on-chain epsilon against its cap, stake and rewards, payouts per round (from the round
 reports), challenges, the service's jobs, the latest audit, and the audit report's plots drawn from the round
-reports. Rendering is the template's (templates/dashboard.html); nothing here writes HTML."""
+reports. Rendering is the template's (templates/dashboard.html); nothing here writes HTML.
+
+Who sees what is the API's rule (:func:`overview`): the chain's facts (agreements, parties, signatures, on-chain
+epsilon, stakes, claimed rewards, rounds, challenges) anyone reads from any node, so the page shows them to
+anyone; what only the service holds is shown to whom the API shows it: a round report's payouts, the claimable
+rewards and the plots drawn from the reports to the agreement's role holders (the blobs' rule), its jobs likewise,
+the latest audit to auditors and the coordinator; the coordinator role and auditors see everything.
+"""
 
 from __future__ import annotations
 
@@ -17,20 +24,48 @@ from ..protocol.jsonio import FILE_BYTES, load_object, read_bounded
 from ..rounds.report import MAX_REPORT_BYTES, fetch_by_digest, load_report
 from ..rounds.roles import standing
 from ..units import EPSILON_SCALE, RoundStatus
+from .readmodel import Roles
 from .service import Service
 
 JOBS_SHOWN = 20
 LATEST_AUDIT = "latest.json"  # under <data dir>/audit/: an AuditResult.to_dict() (``audit --json``)
 
 
-def overview(service: Service) -> dict[str, Any]:
-    """Everything the dashboard page shows, computed at most once per block."""
-    return service.reads.cached(("dashboard",), lambda: _overview(service))
+def overview(service: Service, caller: Roles | None = None) -> dict[str, Any]:
+    """What the dashboard shows `caller` (None: anonymous; module docstring). The whole page's data is computed
+    at most once per block; the plots once per block for each set of agreements a caller may see."""
+    whole = service.reads.cached(("dashboard",), lambda: _overview(service))
+    if caller is not None and (caller.coordinator or caller.auditor):
+        readable = {a["id"] for a in whole["agreements"]}
+    elif caller is not None and caller.status != "suspended":  # a suspended partner reads no blob
+        readable = {int(a) for a in service.reads.agreement_roles(caller.address)}
+    else:
+        readable = set()
+    shown = frozenset(readable)
+    agreements = [a if a["id"] in shown else _chain_only(a) for a in whole["agreements"]]
+    plotted = [r for a in agreements for r in a["rounds"] if a["id"] in shown and r["report"] is not None]
+    overseer = caller is not None and (caller.coordinator or caller.auditor)
+    return {
+        **whole,
+        "agreements": agreements,
+        "jobs": [j for j in whole["jobs"] if j["agreement_id"] in shown or overseer],
+        "audit": whole["audit"] if overseer else None,
+        "plots": service.reads.cached(("dashboard-plots", shown), lambda: _plots(plotted, whole["caps"])),
+        "caller": caller.address if caller is not None else None,
+        "overseer": overseer,
+    }
+
+
+def _chain_only(agreement: dict[str, Any]) -> dict[str, Any]:
+    """`agreement` without what its round reports say (payouts, claimable rewards): the chain's facts alone."""
+    parties = [{**p, "claimable": None} for p in agreement["parties"]]
+    rounds = [{**r, "report": None, "payouts": None} for r in agreement["rounds"]]
+    return {**agreement, "parties": parties, "rounds": rounds}
 
 
 def _overview(service: Service) -> dict[str, Any]:
     reads = service.reads
-    agreements, plotted = [], []
+    agreements, caps = [], {}
     for agreement_id in range(1, reads.agreement_count() + 1):
         agreement = reads.agreement(agreement_id)
         assert agreement is not None
@@ -70,15 +105,15 @@ def _overview(service: Service) -> dict[str, Any]:
                 "rounds": rounds,
             }
         )
-        plotted += [_plotted(r, terms.epsilon_cap) for r in rounds if r["report"] is not None]
+        caps[agreement_id] = terms.epsilon_cap
     return {
         "block": reads.block,
         "chain_id": service.chain_id,
         "agreements": agreements,
+        "caps": caps,
         "challenges": _challenges(service),
         "jobs": _jobs(service),
         "audit": _latest_audit(service),
-        "plots": _plots(plotted),
     }
 
 
@@ -140,8 +175,11 @@ def _accuracy(value: Any) -> float | None:
     return None
 
 
-def _plots(rounds: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """The plots as ``data:`` URIs (the page loads nothing else)."""
+def _plots(reported: list[dict[str, Any]], caps: dict[int, float]) -> list[dict[str, str]]:
+    """The plots of the `reported` rounds as ``data:`` URIs (the page loads nothing else); none without a round."""
+    if not reported:
+        return []
+    rounds = [_plotted(r, caps[r["agreement_id"]]) for r in reported]
     drawn = (
         ("accuracy", "Accuracy of the global model", plot_accuracy(rounds)),
         ("epsilon", "Cumulative epsilon per partner against its cap", plot_epsilon(rounds)),

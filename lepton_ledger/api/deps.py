@@ -13,7 +13,7 @@ from .readmodel import Roles
 from .service import Service
 
 
-def get_service(request: Request) -> Service:
+async def get_service(request: Request) -> Service:
     return request.app.state.service
 
 
@@ -37,7 +37,13 @@ def checked_address(value: str, what: str = "address") -> str:
         raise ApiError(422, "Malformed", str(exc)) from None
 
 
-def path_address(address: Annotated[str, Path(description="An account, 0x-hex (any case).")]) -> str:
+# The shape of an address in the schema; a mixed-case one must also carry its EIP-55 checksum (checked_address).
+ADDRESS_PATTERN = "^0x[0-9a-fA-F]{40}$"
+
+
+def path_address(
+    address: Annotated[str, Path(pattern=ADDRESS_PATTERN, description="An account, 0x-hex (any case).")],
+) -> str:
     return checked_address(address)
 
 

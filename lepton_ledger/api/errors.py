@@ -127,7 +127,9 @@ def install(app: FastAPI) -> None:
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 400:  # FastAPI's "error parsing the body" (not JSON): malformed, as documented
             return _body(422, "Malformed", str(exc.detail))
-        return _body(exc.status_code, "NotFound" if exc.status_code == 404 else "HTTPError", str(exc.detail))
+        # Starlette's 405 names the route's methods in `Allow` (RFC 9110 requires it): kept.
+        code = "NotFound" if exc.status_code == 404 else "HTTPError"
+        return _body(exc.status_code, code, str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(RequestException)
     async def _unreachable(_: Request, exc: RequestException) -> JSONResponse:

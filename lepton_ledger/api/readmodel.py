@@ -1,7 +1,8 @@
 """What the service reads from the chain, refreshed once per block instead of once per request.
 
 A poller thread watches the block number; every view is computed at most once per block (the first request
-after a new block pays for it, the next ones read the cache). Roles come from here too, so a suspension or a
+after a new block pays for it, the next ones read the cache; requests that come while it computes wait for its
+value rather than each reading the chain again). Roles come from here too, so a suspension or a
 revoked role acts from the next block on.
 """
 
@@ -46,6 +47,7 @@ class ReadModel:
         self.block = int(w3.eth.block_number)
         self.chain_ok = True
         self._cache: dict[Any, Any] = {}
+        self._computing: dict[Any, threading.Lock] = {}  # one lock per view being computed at this block
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="lepton-read-model", daemon=True)
@@ -74,7 +76,7 @@ class ReadModel:
         with self._lock:
             if block == self.block:
                 return False
-            self._cache, self.block = {}, block
+            self._cache, self._computing, self.block = {}, {}, block
             return True
 
     def require_chain(self) -> None:
@@ -86,13 +88,20 @@ class ReadModel:
         """`compute()`'s value at the current block, computed once per block per `key`."""
         self.require_chain()
         with self._lock:
-            cache, block = self._cache, self.block
-            if key in cache:
-                return cache[key]
-        value = compute()
-        with self._lock:
-            if self.block == block:
-                cache[key] = value
+            if key in self._cache:
+                return self._cache[key]
+            gate = self._computing.setdefault(key, threading.Lock())
+        # One computation per view at a time: after each block, every request in flight misses at once, and
+        # each reading the chain itself made the service several times slower under load (bench/api.py).
+        with gate:
+            with self._lock:
+                cache, block = self._cache, self.block
+                if key in cache:
+                    return cache[key]
+            value = compute()
+            with self._lock:
+                if self.block == block:
+                    cache[key] = value
         return value
 
     # -- views ------------------------------------------------------------------------------------------------

@@ -17,6 +17,8 @@ from pathlib import Path
 from ..errors import ConfigurationError
 
 STATE_INTERVAL = 5  # seconds between saves of a demo folder's chain state
+# anvil reads a state file whole into memory, and a folder may come from anyone: a demo's weighs about a MiB.
+MAX_STATE_BYTES = 256 * 2**20
 
 
 def serve(*, host: str, port: int, data_dir: Path | None = None, workdir: Path | None = None) -> None:
@@ -87,9 +89,14 @@ def _demo_chain(folder: Path) -> Iterator[dict[str, object]]:
     state_file = _inside(folder, document.get("state_file", STATE_FILE), "state_file")
     store = _inside(folder, document.get("store", STORE_DIR), "store")
     _inside(folder, "api", "the service's folder")  # its database and lock (service.py) go there
+    size = state_file.stat().st_size if state_file.is_file() else 0
+    if size > MAX_STATE_BYTES:
+        raise ConfigurationError(
+            f"{state_file}: {size} bytes, over the {MAX_STATE_BYTES}-byte cap on a demo folder's chain state"
+        )
     anvil = Anvil(state_file=state_file, state_interval=STATE_INTERVAL, chain_id=chain_id)
     with anvil:
-        yield {"rpc_url": anvil.url, "deployment": folder / "deployment.json", "ipfs": str(store)}
+        yield {"rpc_url": anvil.url, "deployment": folder / "deployment.json", "ipfs": str(store), "owns_chain": True}
 
 
 def _inside(folder: Path, name: object, what: str) -> Path:

@@ -1,10 +1,12 @@
 """What one running service holds: the chain connection, the bound deployment, the store, its database, the
-read model and the authenticator. Built once at start-up (``open_service``), closed at shutdown."""
+read model and the authenticator. Built once at start-up (``open_service``), closed at shutdown. On a chain the
+service runs itself, a miner too (anvil mines only on transactions: without it no deadline would ever pass)."""
 
 from __future__ import annotations
 
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,6 +34,7 @@ class Service:
     auditor: Any = None  # keys.UnlockedIdentity of an auditor, when configured (the audit job)
     jobs: Any = None  # jobs.JobRunner: the one thread that sends the coordinator's transactions
     metrics: dict[tuple[str, str, int], int] = field(default_factory=dict)
+    mining: float | None = None  # seconds without a block before the service mines one; None: it does not mine
     # One writer: every coordinator transaction is sent holding this lock, from one Transactor (its nonces).
     writer: threading.Lock = field(default_factory=threading.Lock)
     # This process's name in the rows it owns (idempotency.py): a row of another instance is of a dead process,
@@ -62,6 +65,36 @@ class Service:
             tx=self.coordinator_tx(),
             _store=self.store,
         )
+
+
+class Miner:
+    """Mines an empty block when no new block came for `after` seconds of wall time, so that the chain's clock,
+    which every deadline and dispute window is read against, moves in real time while nobody transacts. Counted
+    in wall time since the block was first seen, not against its timestamp: a test chain's clock may run ahead."""
+
+    def __init__(self, w3: Any, after: float) -> None:
+        self.w3, self.after = w3, after
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lepton-miner", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        seen, since = -1, time.monotonic()
+        while not self._stop.wait(min(self.after / 4, 1.0)):
+            try:
+                block = int(self.w3.eth.block_number)
+                if block != seen:
+                    seen, since = block, time.monotonic()
+                elif time.monotonic() - since >= self.after:
+                    self.w3.provider.make_request("evm_mine", [])
+            except Exception:  # noqa: BLE001 -- the chain gone for a moment: the read model reports it (503)
+                continue
 
 
 def check_service(settings: Settings) -> None:
@@ -123,11 +156,17 @@ def open_service(settings: Settings, *, start: bool = True) -> Iterator[Service]
         if not start:
             yield service
             return
+        miner = Miner(w3, settings.mine_after) if settings.owns_chain and settings.mine_after > 0 else None
+        service.mining = miner.after if miner else None
         reads.start()
         service.jobs.start()
+        if miner:
+            miner.start()
         try:
             yield service
         finally:
+            if miner:
+                miner.stop()
             service.jobs.stop()
             reads.stop()
 

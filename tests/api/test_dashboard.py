@@ -1,6 +1,7 @@
 """The dashboard of a finished demo, served by `lepton-ledger serve --workdir` on a copy of the demo's folder and
 opened in headless Chromium: it loads with no console error under its Content-Security-Policy, shows each
-partner's on-chain epsilon as the demo's summary.json records it, and its plots are real PNGs."""
+partner's on-chain epsilon as the demo's summary.json records it, and its plots are real PNGs. Anonymous, it
+shows the chain's facts only; what the service alone holds shows to whom the API shows it."""
 
 from __future__ import annotations
 
@@ -44,6 +45,17 @@ def served(demo, tmp_path):
         server.stop()
 
 
+def _coordinator_headers(server, folder: Path) -> dict[str, str]:
+    """A bearer token of the demo's coordinator (its development key in the folder), as the API's sign-in gives."""
+    from eth_account import Account
+
+    from lepton_ledger.api.client import ServiceClient
+
+    key = json.loads((folder / "keys" / "dev-keys.json").read_text())["parties"]["coordinator"]
+    with ServiceClient(str(server.client.base_url), Account.from_key(key["ethereum_private_key"])) as client:
+        return {"Authorization": f"Bearer {client.sign_in()}"}
+
+
 def test_the_dashboard_answers_with_its_csp_and_the_chains_epsilons(served):
     server, folder = served
     reply = server.client.get("/dashboard")
@@ -73,6 +85,7 @@ def test_the_dashboard_opens_in_headless_chromium_with_real_plots(served):
 
     server, folder = served
     url = f"http://127.0.0.1:{server.port}/dashboard"
+    headers = _coordinator_headers(server, folder)  # the plots come from round reports: the coordinator's view
     problems: list[str] = []
     requests: list[str] = []
     with sync_playwright() as p:
@@ -87,7 +100,7 @@ def test_the_dashboard_opens_in_headless_chromium_with_real_plots(served):
             ],
         )
         try:
-            page = browser.new_page()
+            page = browser.new_page(extra_http_headers=headers)
             page.on(
                 "console",
                 lambda m: m.type in ("error", "warning") and problems.append(f"{m.type}: {m.text}"),
@@ -182,7 +195,7 @@ def test_a_round_report_with_hostile_values_does_not_take_the_dashboard_down(ser
         world.roles.coordinator.address,
     )
     world.wait_block(receipt["blockNumber"])
-    page = world.api.get("/dashboard")
+    page = world.api.get("/dashboard", headers=world.headers(world.roles.coordinator))
     assert page.status_code == 200, page.text
     assert f'id="agreement-{agreement_id}"' in page.text and "$\\frac{$" in page.text  # its payout line
     assert "partner is not an address" in page.text  # gamma's rewards cannot be read: said on its row
@@ -192,3 +205,31 @@ def _logreg(world):
     from lepton_ledger import fl
 
     return fl.build_model("logreg", world.split.input_dim, world.split.num_classes, seed=0).state_dict()
+
+
+def test_anonymous_visitors_see_the_chains_facts_and_callers_what_the_api_shows_them(service):
+    """One rule: the page shows anonymously only what the API shows anonymously. Payouts and plots come from round
+    reports (blobs the API gives the agreement's role holders), jobs are the service's (the API shows an
+    agreement's to its role holders), the latest audit is the overseers'. On-chain facts show to anyone."""
+    from lepton_ledger.audit.html import TOKEN_DECIMALS, format_tokens
+
+    world = service
+    payout = f"<code>{world.alpha.address}</code> {format_tokens(world.payouts[world.alpha.address], TOKEN_DECIMALS)}"
+
+    def page(account=None) -> str:
+        reply = world.api.get("/dashboard", headers=world.headers(account) if account else {})
+        assert reply.status_code == 200, reply.text
+        return reply.text
+
+    anonymous = page()
+    assert f'data-partner="{world.alpha.address}"' in anonymous and 'class="num epsilon"' in anonymous  # on-chain
+    for hidden in (payout, 'class="plot"', 'id="jobs"', 'id="audit"'):
+        assert hidden not in anonymous, hidden
+    party = page(world.alpha)  # a party of the agreement: its reports' payouts, plots and jobs, no audit
+    assert payout in party and 'class="plot"' in party and 'id="jobs"' in party and 'id="audit"' not in party
+    outsider = page(world.outsider)  # party to nothing: the chain's facts only
+    assert payout not in outsider and 'class="plot"' not in outsider
+    overseer = page(world.roles.auditor)
+    assert payout in overseer and 'id="audit"' in overseer
+    refused = world.api.get("/dashboard", headers={"Authorization": "Bearer not-a-token"})
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "Unauthorized"

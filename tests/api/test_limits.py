@@ -120,3 +120,15 @@ def test_an_addresss_limit_counts_its_own_clients_nonces(authenticator):
         authenticator.issue_message(victim, "10.0.0.66")
     assert victim in _refused(authenticator, victim, "10.0.0.66").message
     authenticator.issue_message(victim, "10.0.0.1")  # the victim's own client still gets one
+
+
+def test_one_client_spending_its_nonces_cannot_fill_the_services_table(authenticator):
+    """A nonce spent by a login (a failed one costs nothing to send) keeps its row until it expires, for the
+    replay check: the client's own cap counts those too, so one client alone never reaches the service's cap."""
+    client = "10.0.0.9"
+    for i in range(5):
+        issued = authenticator.issue_message(f"0x{i:040x}", client)
+        with pytest.raises(ApiError):
+            authenticator.login(issued.message, "0x" + "00" * 65)  # spends the nonce
+    assert "this client" in _refused(authenticator, "0x" + "9" * 40, client).message
+    authenticator.issue_message("0x" + "9" * 40, "10.0.0.10")  # the service still has room for others

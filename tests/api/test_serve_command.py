@@ -167,3 +167,14 @@ def test_a_demo_folder_whose_chain_state_is_not_json_is_one_line(tmp_path):
     folder = _demo_folder(tmp_path, {})
     (folder / "chain-state.json").write_text("not json")
     assert "failed to parse json file" in _serve_workdir(folder)
+
+
+def test_a_demo_folder_whose_chain_state_is_over_the_cap_is_one_line_and_no_chain_starts(tmp_path):
+    """anvil would read the whole file into memory: a folder from elsewhere must not make the service do that."""
+    from lepton_ledger.api.serve import MAX_STATE_BYTES
+
+    folder = _demo_folder(tmp_path, {})
+    with open(folder / "chain-state.json", "r+b") as state:
+        state.truncate(MAX_STATE_BYTES + 1)  # sparse: its size, not its bytes, on disk
+    line = _serve_workdir(folder)
+    assert "chain-state.json" in line and f"over the {MAX_STATE_BYTES}-byte cap" in line, line

@@ -6,14 +6,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from ..deps import Caller, ServiceDep, checked_address
+from ..deps import ADDRESS_PATTERN, Caller, ServiceDep, checked_address
 from ..errors import responses
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
 
 class NonceRequest(BaseModel):
-    address: str = Field(examples=["0x90F79bf6EB2c4f870365E785982E1f101E93b906"])
+    address: str = Field(pattern=ADDRESS_PATTERN, examples=["0x90F79bf6EB2c4f870365E785982E1f101E93b906"])
 
 
 class NonceResponse(BaseModel):

@@ -1,15 +1,15 @@
 """``GET /dashboard``: the ledger at a glance, for people. Server-rendered (Jinja2, autoescaped: every string
 came from the chain or a store), no script, no build step; the audit report's style; plots inlined as PNG
-``data:`` URIs; a Content-Security-Policy that lets the page load nothing else. Anonymous: it shows what the
-chain shows anyone, and the service's jobs."""
+``data:`` URIs; a Content-Security-Policy that lets the page load nothing else. Anonymous, it shows the chain's
+facts (what any node shows anyone); with a bearer token, also what the API shows that caller (dashboard.py)."""
 
 from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Header
 from fastapi.responses import HTMLResponse
 
 from ...audit.html import STYLE, TOKEN_DECIMALS, format_tokens
@@ -60,9 +60,12 @@ def html_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     "/dashboard",
     operation_id="dashboard",
     response_class=HTMLResponse,
-    responses={200: {"content": {"text/html": {}}, "description": "The dashboard page."}, **html_errors()},
+    responses={200: {"content": {"text/html": {}}, "description": "The dashboard page."}, **html_errors(401)},
 )
-def dashboard(service: ServiceDep) -> HTMLResponse:
-    """Agreements, rounds, epsilon per partner against its cap, stakes, payouts, challenges, jobs, the latest
-    audit and the plots, as of the latest block (computed once per block)."""
-    return HTMLResponse(_template().render(o=overview(service), style=STYLE), headers=HEADERS)
+def dashboard(service: ServiceDep, authorization: Annotated[str | None, Header()] = None) -> HTMLResponse:
+    """Agreements, rounds, epsilon per partner against its cap, stakes and challenges (the chain's facts, shown to
+    anyone); with `Authorization: Bearer`, also what the API shows the caller: payouts, claimable rewards and plots
+    from the round reports and jobs of its agreements, all of them and the latest audit for the coordinator and
+    auditors (401: a token that is not valid). As of the latest block (computed once per block)."""
+    caller = service.reads.roles(service.auth.address_of(authorization)) if authorization else None
+    return HTMLResponse(_template().render(o=overview(service, caller), style=STYLE), headers=HEADERS)

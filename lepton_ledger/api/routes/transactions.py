@@ -41,7 +41,9 @@ class UnsignedTransaction(BaseModel):
 
 
 class RelayRequest(BaseModel):
-    raw: str = Field(description="The signed transaction, 0x-hex (EIP-1559 or EIP-2930).")
+    raw: str = Field(
+        pattern="^0x([0-9a-fA-F]{2})+$", description="The signed transaction, 0x-hex (EIP-1559 or EIP-2930)."
+    )
 
 
 class Relayed(BaseModel):
