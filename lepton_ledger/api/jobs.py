@@ -220,7 +220,7 @@ class JobRunner:
     def _anchor(self, job: dict[str, Any]) -> dict[str, Any]:
         """Anchors the round's kept commitments in one batch, as ``lepton-ledger coordinator anchor`` does with the
         service's coordinator key; those a partner already has on-chain (anchored before a restart, or submitted
-        by itself) are not sent again."""
+        by itself) are not sent again, nor those of a partner suspended since it committed (``left_out``)."""
         from ..commands.context import CommandError
         from ..protocol.addressing import cid_for_digest
         from ..protocol.signatures import chain_signature_check
@@ -243,10 +243,14 @@ class JobRunner:
             )
             for row in rows
         ]
-        partners = [s.commitment.partner for s in signed]
         missing = [
             s for s in signed if not ledger.functions.hasSubmitted(agreement_id, round_id, s.commitment.partner).call()
         ]
+        # commitBatch refuses a whole batch that names a suspended partner: one suspension must not sink the others.
+        approved = session.deployment.partners.functions.isApproved
+        left_out = [s.commitment.partner for s in missing if not approved(s.commitment.partner).call()]
+        missing = [s for s in missing if s.commitment.partner not in left_out]
+        partners = [s.commitment.partner for s in signed if s.commitment.partner not in left_out]
         if missing:
             if record.status is not RoundStatus.OPEN:
                 raise CommandError(f"round {round_id} of agreement {agreement_id} closed before its batch was anchored")
@@ -256,7 +260,7 @@ class JobRunner:
                 from_block=0, argument_filters={"agreementId": agreement_id, "round": round_id}
             )
             cid = cid_for_digest(bytes(batches[-1]["args"]["batchDocumentDigest"])) if batches else None
-        return {"batch_cid": cid, "partners": partners}
+        return {"batch_cid": cid, "partners": partners, "left_out": left_out}
 
     def _audit(self) -> dict[str, Any]:
         """Audits the deployment as ``lepton-ledger audit`` does with the service's auditor key (rounds verified

@@ -237,10 +237,11 @@ def lone_partner_agreement(world: World, name: str) -> tuple[Any, int, Coordinat
     return account, agreement_id, coordinator
 
 
-def open_round(world: World, folder: Path, seconds: int = 3600) -> tuple[int, int]:
-    """A new funded agreement between alpha and beta, its round 1 open on a fresh model for `seconds` (the
-    coordinator's outbox and events in `folder`)."""
-    agreement_id = funded_agreement(world.tx, world.d, world.token, world.roles, [world.alpha, world.beta])
+def open_round(world: World, folder: Path, seconds: int = 3600, partners: list | None = None) -> tuple[int, int]:
+    """A new funded agreement between `partners` (default alpha and beta), its round 1 open on a fresh model for
+    `seconds` (the coordinator's outbox and events in `folder`)."""
+    partners = partners or [world.alpha, world.beta]
+    agreement_id = funded_agreement(world.tx, world.d, world.token, world.roles, partners)
     folder.mkdir(exist_ok=True)
     coordinator = make_coordinator(
         world.roles,

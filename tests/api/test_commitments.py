@@ -15,15 +15,16 @@ import pytest
 import torch
 from eth_account import Account
 from eth_account.messages import _hash_eip191_message, encode_typed_data
-from service_world import CLOSE, PASSWORD, follow_job, open_round
+from service_world import CLOSE, PASSWORD, follow_job, fresh_account, open_round
 
 from lepton_ledger import fl
 from lepton_ledger.api.client import ServiceClient, ServiceError
 from lepton_ledger.api.jobs import ANCHOR_LEAD
+from lepton_ledger.chain import agreements, node
 from lepton_ledger.chain.anvil import advance_time
 from lepton_ledger.chain.state import Round
 from lepton_ledger.chain.typed_data import UpdateCommitment, sign_digest, update_commitment_digest
-from lepton_ledger.envelope import DPRecord, seal, x25519_public_key
+from lepton_ledger.envelope import DPRecord, generate_x25519_keypair, seal, x25519_public_key
 from lepton_ledger.keys import Keystore
 from lepton_ledger.protocol.addressing import artifact_cid
 from lepton_ledger.rounds.outbox import Outbox
@@ -286,3 +287,24 @@ def test_a_restart_between_commit_and_anchor_anchors_once(service, tmp_path):
     again = follow_job(w, kept["anchor_job"], w.headers(w.roles.coordinator))
     assert again["status"] == "done" and again["result"]["batch_cid"] == job["result"]["batch_cid"], again
     assert len(_batches(w, agreement_id, round_id)) == 1 and w.coordinator_nonce() == nonce
+
+
+def test_a_partner_suspended_after_it_committed_is_left_out_of_the_batch(service, tmp_path):
+    """commitBatch refuses a batch naming a suspended partner: the others' commitments are anchored without it."""
+    w = service
+    gamma, delta = (fresh_account() for _ in range(2))
+    for account in (gamma, delta):
+        node.fund(w.w3, account.address, 10**19)
+        w.tx.add(account)
+        agreements.register(w.tx, w.d, account.address, {"name": "fresh"}, generate_x25519_keypair()[1])
+        w.tx.transact(w.d.partners.functions.approve(account.address), w.roles.coordinator.address)
+    agreement_id, round_id = open_round(w, tmp_path / "coordinator", partners=[gamma, delta])
+    kept = _commit(w, gamma, 0, agreement_id, round_id, tmp_path)
+    receipt = w.tx.transact(w.d.partners.functions.suspend(gamma.address, b"\x07" * 32), w.roles.coordinator.address)
+    w.wait_block(receipt["blockNumber"])
+    _commit(w, delta, 1, agreement_id, round_id, tmp_path)  # every party has committed: the anchor is due
+    job = follow_job(w, kept["anchor_job"], w.headers(w.roles.coordinator))
+    assert job["status"] == "done", job
+    assert job["result"]["partners"] == [delta.address] and job["result"]["left_out"] == [gamma.address]
+    assert w.d.ledger.functions.hasSubmitted(agreement_id, round_id, delta.address).call()
+    assert not w.d.ledger.functions.hasSubmitted(agreement_id, round_id, gamma.address).call()
