@@ -4,8 +4,8 @@ running when the service stopped is run again when it starts; the coordinator's 
 resumption (a recorded outcome is published and finalized, never computed twice).
 
 An anchor job waits, queued, until it is due: every party of its round has committed (through the service or
-on-chain), or the chain's time is ``ANCHOR_LEAD`` seconds from the round's deadline (``commitBatch`` is refused
-after it). Then it runs: from that moment the round takes no more commitments (``anchor_job``), and it anchors
+on-chain), or the chain's time reaches :func:`anchor_time`, shortly before the round's deadline (``commitBatch``
+is refused after it). Then it runs: from that moment the round takes no more commitments (``anchor_job``), and it anchors
 the commitments kept for the round with the library's ``Coordinator.anchor_batch`` (the batch document put to the
 service's store, ``commitBatch`` sent once through the outbox). Run again after a restart, it first asks the chain
 which of those partners have a commitment there, and sends nothing for them."""
@@ -26,6 +26,13 @@ from .service import Service
 
 ACTIVE = ("queued", "running")
 ANCHOR_LEAD = 60  # seconds before a round's deadline when its batch is anchored with the commitments it has
+
+
+def anchor_time(record: Round) -> int:
+    """The chain time from which a round's batch is anchored with the commitments it has: ``ANCHOR_LEAD`` seconds
+    before its deadline, or a tenth of the round before it for a round shorter than ten leads (so that its first
+    commitment does not make the anchor due at once)."""
+    return record.deadline - min(ANCHOR_LEAD, max(1, (record.deadline - record.opened_at) // 10))
 
 
 def _row(row: Any) -> dict[str, Any]:
@@ -213,7 +220,7 @@ class JobRunner:
                 )
             }
             every = all(p in committed or found["submitted"][p] for p in agreement["terms"].parties)
-            return every or self.service.reads.now() >= found["record"].deadline - ANCHOR_LEAD
+            return every or self.service.reads.now() >= anchor_time(found["record"])
         except Exception:  # noqa: BLE001 -- the chain does not answer: asked again at the next turn
             return False
 

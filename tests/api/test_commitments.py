@@ -19,7 +19,7 @@ from service_world import CLOSE, PASSWORD, follow_job, fresh_account, open_round
 
 from lepton_ledger import fl
 from lepton_ledger.api.client import ServiceClient, ServiceError
-from lepton_ledger.api.jobs import ANCHOR_LEAD
+from lepton_ledger.api.jobs import ANCHOR_LEAD, anchor_time
 from lepton_ledger.chain import agreements, node
 from lepton_ledger.chain.anvil import advance_time
 from lepton_ledger.chain.state import Round
@@ -30,6 +30,7 @@ from lepton_ledger.protocol.addressing import artifact_cid
 from lepton_ledger.rounds.outbox import Outbox
 from lepton_ledger.rounds.partner import Partner, SignedCommitment, TrainingSettings
 from lepton_ledger.rounds.roles import signed_commitment_document
+from lepton_ledger.units import RoundStatus
 from lepton_ledger.workers.inline import InlineExecutor
 
 DP = DPRecord(noise_multiplier=1.0, clipping_norm=1.0, sample_rate=0.1, steps=10, delta=1e-5, accountant="rdp")
@@ -243,12 +244,14 @@ def test_every_refused_commitment_changes_nothing(service, tmp_path):
 
 def test_the_batch_is_anchored_near_the_deadline_with_a_party_missing(service, tmp_path):
     w = service
-    seconds = 10 * ANCHOR_LEAD
+    seconds = 11 * ANCHOR_LEAD
     agreement_id, round_id = open_round(w, tmp_path / "coordinator", seconds=seconds)
     kept = _commit(w, w.alpha, 0, agreement_id, round_id, tmp_path)
     coordinator = w.headers(w.roles.coordinator)
     assert w.api.get(f"/v1/jobs/{kept['anchor_job']}", headers=coordinator).json()["status"] == "queued"
-    advance_time(w.w3, seconds - ANCHOR_LEAD + 1)  # the chain's time within ANCHOR_LEAD of the deadline
+    record = Round.read(w.d.ledger.functions.round(agreement_id, round_id))
+    assert anchor_time(record) == record.deadline - ANCHOR_LEAD
+    advance_time(w.w3, anchor_time(record) - w.w3.eth.get_block("latest")["timestamp"])  # the anchor is due
     w.wait_block(w.w3.eth.block_number)
     job = follow_job(w, kept["anchor_job"], coordinator)
     assert job["status"] == "done" and job["result"]["partners"] == [w.alpha.address], job
@@ -260,6 +263,14 @@ def test_the_batch_is_anchored_near_the_deadline_with_a_party_missing(service, t
         _commit(w, w.beta, 1, agreement_id, round_id, tmp_path)
     assert late.value.status == 409 and late.value.code == "BatchAnchored"
     assert len(_batches(w, agreement_id, round_id)) == 1 and batch["args"]["round"] == round_id
+
+
+def test_a_short_round_is_anchored_a_tenth_of_it_before_its_deadline():
+    """Not at its first commitment: the lead shrinks with the round."""
+    record = Round(RoundStatus.OPEN, 1, 0, 1_000, 1_030, 0, *(b"\0" * 32,) * 5, 0)
+    assert anchor_time(record) == 1_027
+    assert anchor_time(replace(record, deadline=1_005)) == 1_004
+    assert anchor_time(replace(record, deadline=1_000 + 3600)) == 1_000 + 3600 - ANCHOR_LEAD
 
 
 def test_a_restart_between_commit_and_anchor_anchors_once(service, tmp_path):
