@@ -209,12 +209,13 @@ def submit_commitment(
     document: Annotated[dict[str, Any], Body(examples=[DOCUMENT_EXAMPLE])],
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> StoredCommitment:
-    """Keeps the caller's signed commitment for the round's batch. Checked one by one: a party's own (403), the
-    round open (404, 409), its document (this chain and ledger, this agreement and round, a signature by the
-    partner: 422), the epsilon growing within the cap (422 ``BudgetExceeded``), the sample count within the terms'
-    bound (422), an envelope the caller uploaded here that opens as its update to this round and gives these
-    fields (422), not submitted on-chain, before the deadline, and not committed before (409 ``AlreadyCommitted``;
-    409 ``BatchAnchored`` once the round's batch is being anchored)."""
+    """Keeps the caller's signed commitment for the round's batch. Checked one by one: the caller an approved party
+    (403), the round open and before its deadline (404, 409), its document (this chain and ledger, a signature by
+    the partner: 422 ``CommitmentRefused``), the caller's own (403), this agreement and round (422), the epsilon
+    growing within the cap (422 ``BudgetExceeded``), the sample count within the terms' bound (422), an envelope the
+    caller uploaded here that opens as its update to this round and gives these fields (422), not submitted
+    on-chain, not committed before (409 ``AlreadyCommitted``; 409 ``BatchAnchored`` once the round's batch is
+    being anchored). Nothing is kept or sent when it is refused."""
 
     def keep() -> dict[str, Any]:
         signed = _checked(service, caller, agreement_id, round_id, document)
