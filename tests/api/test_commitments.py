@@ -94,6 +94,10 @@ def test_a_whole_batched_round_through_the_client_then_a_green_audit(service, tm
     assert not (home / "blocks").exists()
     # One party of two committed, the deadline far: nothing is anchored yet.
     assert not _batches(w, agreement_id, round_id)
+    # Run again (say, its answer was lost): its outbox resumes the same signed commitment, which the service
+    # answers as the first time (the same Idempotency-Key), keeping nothing twice.
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert again.returncode == 0 and again.stdout.splitlines()[0] == done.stdout.splitlines()[0], again.stderr
 
     # beta: the library's round code through the client. The last party's commitment makes the anchor due.
     kept = _commit(w, w.beta, 1, agreement_id, round_id, tmp_path)
