@@ -6,7 +6,9 @@ partner's round code what it needs from the service, so that ``rounds.Partner`` 
   blobs (``GET``/``HEAD /v1/blobs``), every answer checked against its CID here;
 - :meth:`ServiceClient.transactor`: a ``Transactor`` that signs with the partner's key as usual and hands the
   signed bytes to the service's relay (``POST /v1/transactions``) instead of the node;
-- :meth:`ServiceClient.prepare` / :meth:`ServiceClient.relay`: the prepare and relay calls themselves.
+- :meth:`ServiceClient.prepare` / :meth:`ServiceClient.relay`: the prepare and relay calls themselves;
+- :meth:`ServiceClient.commitment_typed_data` / :meth:`ServiceClient.submit_commitment`: a batched round's
+  commitment, signed here, checked, kept and anchored by the service.
 
 The partner's outbox and accountant stay on its machine, and so do its chain reads (nonces, the round's model
 digest, its on-chain epsilon): it reads the chain through its own RPC URL and trusts the service for none of
@@ -196,6 +198,53 @@ class ServiceClient:
         return _object(
             self.request("POST", "/v1/transactions", json={"raw": HexBytes(raw).to_0x_hex()}, headers=headers),
             "tx_hash",
+        )
+
+    # -- batched commitments -----------------------------------------------------------------------------
+
+    def commitment_typed_data(self, agreement_id: int, round_id: int, envelope_cid: str) -> dict[str, Any]:
+        """The EIP-712 typed data of this account's commitment to the envelope it uploaded (`envelope_cid`), with
+        its digest and fields (``.../commitments/prepare``)."""
+        return _object(
+            self.request(
+                "POST",
+                f"/v1/agreements/{agreement_id}/rounds/{round_id}/commitments/prepare",
+                json={"envelope_cid": envelope_cid},
+            ),
+            "digest",
+        )
+
+    def submit_commitment(self, signed: Any, *, chain_id: int, ledger: str) -> dict[str, Any]:
+        """Hands this account's signed commitment (``rounds.partner.SignedCommitment``, signed for `ledger` on
+        `chain_id`, as the partner's own node names them) to the service, which anchors it in the round's batch;
+        the answer names the anchor job. The service's typed data for the envelope must be the very commitment
+        signed here (its digest), so that both sides mean one commitment.
+
+        Raises:
+            ServiceError: a refusal (409 ``AlreadyCommitted``...), or ``CommitmentMismatch`` when the service's
+                typed data is another commitment than the one signed.
+        """
+        from ..chain.typed_data import update_commitment_digest
+        from ..rounds.roles import signed_commitment_document
+
+        c = signed.commitment
+        digest = "0x" + update_commitment_digest(chain_id, ledger, c).hex()
+        typed = self.commitment_typed_data(c.agreement_id, c.round, signed.envelope_cid)
+        if typed["digest"] != digest:
+            raise ServiceError(
+                200,
+                "CommitmentMismatch",
+                f"the service's typed data for {signed.envelope_cid} has digest {typed['digest'][:66]}, not the "
+                f"{digest} signed here",
+            )
+        return _object(
+            self.request(
+                "POST",
+                f"/v1/agreements/{c.agreement_id}/rounds/{c.round}/commitments",
+                json=signed_commitment_document(signed, chain_id=chain_id, ledger=ledger),
+                headers={"Idempotency-Key": f"commitment:{digest}"},
+            ),
+            "envelope_cid",
         )
 
     def store(self, agreement_id: int, round_id: int) -> ServiceStore:

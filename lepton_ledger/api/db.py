@@ -1,6 +1,7 @@
 """The service's own SQLite file (``<data dir>/api/service.sqlite``): sign-in nonces, bearer tokens (hashed),
-idempotent responses, jobs and which agreement each uploaded blob belongs to. The chain and the store stay the sources of truth; this holds only what the
-service itself promised."""
+idempotent responses, jobs, which agreement each uploaded blob belongs to and the partners' signed batch
+commitments (what the anchor job anchors). The chain and the store stay the sources of truth; this holds only what
+the service itself promised."""
 
 from __future__ import annotations
 
@@ -24,6 +25,9 @@ CREATE TABLE IF NOT EXISTS jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT
                                  created_at REAL NOT NULL, updated_at REAL NOT NULL, origin TEXT);
 CREATE TABLE IF NOT EXISTS blobs (cid TEXT NOT NULL, agreement_id INTEGER NOT NULL, uploader TEXT NOT NULL,
                                   PRIMARY KEY (cid, agreement_id, uploader));
+CREATE TABLE IF NOT EXISTS commitments (agreement_id INTEGER NOT NULL, round_id INTEGER NOT NULL,
+                                        partner TEXT NOT NULL, document TEXT NOT NULL, created_at REAL NOT NULL,
+                                        PRIMARY KEY (agreement_id, round_id, partner));
 """
 # Columns added after the first release: a database written by it gains them (their defaults fit its rows).
 ADDED_COLUMNS = (

@@ -1,7 +1,14 @@
-"""Jobs: long steps (closing a round, an audit) run on one thread, the service's one writer of coordinator
-transactions, and persist in the database with their progress. A job that was queued or running when the service
-stopped is run again when it starts; the coordinator's durable outbox makes that a resumption (a recorded outcome is
-published and finalized, never computed twice)."""
+"""Jobs: long steps (closing a round, anchoring a round's batch, an audit) run on one thread, the service's one
+writer of coordinator transactions, and persist in the database with their progress. A job that was queued or
+running when the service stopped is run again when it starts; the coordinator's durable outbox makes that a
+resumption (a recorded outcome is published and finalized, never computed twice).
+
+An anchor job waits, queued, until it is due: every party of its round has committed (through the service or
+on-chain), or the chain's time reaches :func:`anchor_time`, shortly before the round's deadline (``commitBatch``
+is refused after it). Then it runs: from that moment the round takes no more commitments (``anchor_job``), and it anchors
+the commitments kept for the round with the library's ``Coordinator.anchor_batch`` (the batch document put to the
+service's store, ``commitBatch`` sent once through the outbox). Run again after a restart, it first asks the chain
+which of those partners have a commitment there, and sends nothing for them."""
 
 from __future__ import annotations
 
@@ -11,11 +18,21 @@ import threading
 import time
 from typing import Any
 
+from ..chain.state import Round
 from ..errors import LeptonError
+from ..units import RoundStatus
 from .errors import conflict
 from .service import Service
 
 ACTIVE = ("queued", "running")
+ANCHOR_LEAD = 60  # seconds before a round's deadline when its batch is anchored with the commitments it has
+
+
+def anchor_time(record: Round) -> int:
+    """The chain time from which a round's batch is anchored with the commitments it has: ``ANCHOR_LEAD`` seconds
+    before its deadline, or a tenth of the round before it for a round shorter than ten leads (so that its first
+    commitment does not make the anchor due at once)."""
+    return record.deadline - min(ANCHOR_LEAD, max(1, (record.deadline - record.opened_at) // 10))
 
 
 def _row(row: Any) -> dict[str, Any]:
@@ -34,6 +51,38 @@ class JobRunner:
 
     def start(self) -> None:
         self._thread.start()
+
+    def wake(self) -> None:
+        """Looks for due jobs now (a commitment may have made an anchor job due)."""
+        self._wake.set()
+
+    def anchor_job(self, db: Any, agreement_id: int, round_id: int) -> int:
+        """The id of the round's queued anchor job, queued now if it has none, inside the caller's transaction
+        `db` (the one that keeps a commitment, so that a commitment and the snapshot the job anchors never cross).
+
+        Raises:
+            ApiError: 409 ``BatchAnchored`` once the round's anchor job has started (or done) anchoring.
+        """
+        row = db.execute(
+            "SELECT id, status FROM jobs WHERE kind = 'anchor' AND agreement_id = ? AND round_id = ? AND status != "
+            "'failed' ORDER BY id DESC LIMIT 1",
+            (agreement_id, round_id),
+        ).fetchone()
+        if row is not None and row["status"] == "queued":
+            return int(row["id"])
+        if row is not None:
+            raise conflict(
+                f"the batch of round {round_id} of agreement {agreement_id} is anchored by job {row['id']}: it "
+                "takes no more commitments",
+                code="BatchAnchored",
+            )
+        now = time.time()
+        cursor = db.execute(
+            "INSERT INTO jobs (kind, agreement_id, round_id, params, status, created_at, updated_at) "
+            "VALUES ('anchor', ?, ?, '{}', 'queued', ?, ?)",
+            (agreement_id, round_id, now, now),
+        )
+        return int(cursor.lastrowid)
 
     def stop(self) -> None:
         self._stop.set()
@@ -89,20 +138,29 @@ class JobRunner:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            row = (
+            rows = (
                 self.service.db.connection()
-                .execute("SELECT * FROM jobs WHERE status IN ('queued', 'running') ORDER BY id LIMIT 1")
-                .fetchone()
+                .execute("SELECT * FROM jobs WHERE status IN ('queued', 'running') ORDER BY id")
+                .fetchall()
             )
-            if row is None:
+            job = next((j for j in map(_row, rows) if j["kind"] != "anchor" or self._due(j)), None)
+            if job is None:
                 self._wake.wait(1.0)
                 self._wake.clear()
                 continue
-            job = _row(row)
-            self._set(job["id"], status="running", progress="auditing" if job["kind"] == "audit" else "closing")
+            kind = job["kind"]
+            self._set(
+                job["id"], status="running", progress={"audit": "auditing", "anchor": "anchoring"}.get(kind, "closing")
+            )
             try:  # an audit sends no transaction: it does not hold up the coordinator's
-                with self.service.writer if job["kind"] == "close" else contextlib.nullcontext():
-                    result = self._audit() if job["kind"] == "audit" else self._close(job)
+                with self.service.writer if kind != "audit" else contextlib.nullcontext():
+                    result = (
+                        self._audit()
+                        if kind == "audit"
+                        else self._anchor(job)
+                        if kind == "anchor"
+                        else self._close(job)
+                    )
             except LeptonError as exc:
                 self._set(job["id"], status="failed", progress="", error=f"{type(exc).__name__}: {exc}")
             except Exception as exc:  # noqa: BLE001 -- the runner outlives any one job; the error is recorded
@@ -141,6 +199,75 @@ class JobRunner:
             "rejected": list(report.rejected),
             "payouts": {p: str(a) for p, a in report.payouts.items()},
         }
+
+    def _due(self, job: dict[str, Any]) -> bool:
+        """Whether an anchor job runs now (module docstring): started before a restart, every party committed,
+        the deadline near, or the round no longer open (the job then fails, saying so)."""
+        if job["status"] == "running":
+            return True
+        agreement_id, round_id = job["agreement_id"], job["round_id"]
+        try:
+            agreement, found = (
+                self.service.reads.agreement(agreement_id),
+                self.service.reads.round(agreement_id, round_id),
+            )
+            if agreement is None or found is None or found["record"].status is not RoundStatus.OPEN:
+                return True
+            committed = {
+                row["partner"]
+                for row in self.service.db.connection().execute(
+                    "SELECT partner FROM commitments WHERE agreement_id = ? AND round_id = ?", (agreement_id, round_id)
+                )
+            }
+            every = all(p in committed or found["submitted"][p] for p in agreement["terms"].parties)
+            return every or self.service.reads.now() >= anchor_time(found["record"])
+        except Exception:  # noqa: BLE001 -- the chain does not answer: asked again at the next turn
+            return False
+
+    def _anchor(self, job: dict[str, Any]) -> dict[str, Any]:
+        """Anchors the round's kept commitments in one batch, as ``lepton-ledger coordinator anchor`` does with the
+        service's coordinator key; those a partner already has on-chain (anchored before a restart, or submitted
+        by itself) are not sent again, nor those of a partner suspended since it committed (``left_out``)."""
+        from ..commands.context import CommandError
+        from ..protocol.addressing import cid_for_digest
+        from ..protocol.signatures import chain_signature_check
+        from ..rounds.roles import agreement_coordinator, signed_commitment_from_document
+
+        agreement_id, round_id = job["agreement_id"], job["round_id"]
+        session = self.service.coordinator_session()
+        ledger = session.deployment.ledger
+        record = Round.read(ledger.functions.round(agreement_id, round_id))
+        rows = self.service.db.connection().execute(
+            "SELECT document FROM commitments WHERE agreement_id = ? AND round_id = ? ORDER BY partner",
+            (agreement_id, round_id),
+        )
+        signed = [
+            signed_commitment_from_document(
+                json.loads(row["document"]),
+                chain_id=self.service.chain_id,
+                ledger=ledger.address,
+                signature_valid=chain_signature_check(self.service.w3),
+            )
+            for row in rows
+        ]
+        missing = [
+            s for s in signed if not ledger.functions.hasSubmitted(agreement_id, round_id, s.commitment.partner).call()
+        ]
+        # commitBatch refuses a whole batch that names a suspended partner: one suspension must not sink the others.
+        approved = session.deployment.partners.functions.isApproved
+        left_out = [s.commitment.partner for s in missing if not approved(s.commitment.partner).call()]
+        missing = [s for s in missing if s.commitment.partner not in left_out]
+        partners = [s.commitment.partner for s in signed if s.commitment.partner not in left_out]
+        if missing:
+            if record.status is not RoundStatus.OPEN:
+                raise CommandError(f"round {round_id} of agreement {agreement_id} closed before its batch was anchored")
+            cid = agreement_coordinator(session, agreement_id, None).anchor_batch(agreement_id, round_id, missing)
+        else:  # on-chain already: the chain says which batch holds them
+            batches = ledger.events.BatchCommitted.get_logs(
+                from_block=0, argument_filters={"agreementId": agreement_id, "round": round_id}
+            )
+            cid = cid_for_digest(bytes(batches[-1]["args"]["batchDocumentDigest"])) if batches else None
+        return {"batch_cid": cid, "partners": partners, "left_out": left_out}
 
     def _audit(self) -> dict[str, Any]:
         """Audits the deployment as ``lepton-ledger audit`` does with the service's auditor key (rounds verified

@@ -2,6 +2,7 @@
 
 - :func:`update_commitment_digest` is ``RoundLedger.commitmentDigest``: what a partner signs for one update
   in the batched mode, under the domain ``("LeptonRoundLedger", "1", chainId, ledger)``.
+  :func:`update_commitment_typed_data` gives it as ``eth_signTypedData_v4`` JSON, for wallets.
 - :func:`sign_agreement_digest` is ``AgreementRegistry.signingDigest`` (with the nonce given): what a party
   signs for ``signBySig``, under ``("LeptonAgreementRegistry", "1", chainId, registry)``.
 - :func:`terms_hash` is ``AgreementRegistry.hashTerms``: keccak256(abi.encode(Terms)).
@@ -40,19 +41,21 @@ __all__ = [
     "terms_hash",
     "typed_data_digest",
     "update_commitment_digest",
+    "update_commitment_typed_data",
 ]
 
 EIP712_DOMAIN_TYPEHASH = keccak(
     text="EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
 )
-UPDATE_COMMITMENT_TYPEHASH = keccak(
-    text="UpdateCommitment(uint256 agreementId,uint64 round,address partner,bytes32 envelopeDigest,"
+_UPDATE_COMMITMENT_TYPE = (
+    "UpdateCommitment(uint256 agreementId,uint64 round,address partner,bytes32 envelopeDigest,"
     "bytes32 manifestDigest,uint32 cumulativeEpsilon,uint64 sampleCount)"
 )
-SIGN_AGREEMENT_TYPEHASH = keccak(
-    text="SignAgreement(uint256 agreementId,uint32 version,bytes32 termsHash,address party,uint256 nonce,"
-    "uint256 deadline)"
+_SIGN_AGREEMENT_TYPE = (
+    "SignAgreement(uint256 agreementId,uint32 version,bytes32 termsHash,address party,uint256 nonce,uint256 deadline)"
 )
+UPDATE_COMMITMENT_TYPEHASH = keccak(text=_UPDATE_COMMITMENT_TYPE)
+SIGN_AGREEMENT_TYPEHASH = keccak(text=_SIGN_AGREEMENT_TYPE)
 #: The EIP-712 domain names the contracts pass to OpenZeppelin's EIP712 constructor.
 ROUND_LEDGER_NAME = "LeptonRoundLedger"
 AGREEMENT_REGISTRY_NAME = "LeptonAgreementRegistry"
@@ -152,6 +155,51 @@ def update_commitment_digest(chain_id: int, ledger_address: str, commitment: Upd
     return typed_data_digest(separator, commitment.struct_hash())
 
 
+def _typed_data(encoded_type: str, name: str, chain_id: int, contract: str, message: dict[str, Any]) -> dict[str, Any]:
+    """``eth_signTypedData_v4`` JSON of `message` under the domain ``(name, "1", chain_id, contract)``, its type's
+    members read from `encoded_type` (the string its typehash hashes), so the two cannot differ."""
+    primary, _, members = encoded_type.rstrip(")").partition("(")
+    return {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
+            ],
+            primary: [dict(zip(("type", "name"), member.split(" "), strict=True)) for member in members.split(",")],
+        },
+        "primaryType": primary,
+        "domain": {
+            "name": name,
+            "version": "1",
+            "chainId": as_uint(chain_id, 256, "chain_id"),
+            "verifyingContract": as_address(contract, "verifyingContract"),
+        },
+        "message": message,
+    }
+
+
+def update_commitment_typed_data(chain_id: int, ledger_address: str, commitment: UpdateCommitment) -> dict[str, Any]:
+    """The EIP-712 typed data (``eth_signTypedData_v4``'s JSON) whose digest is :func:`update_commitment_digest`,
+    for wallets that sign typed data rather than digests.
+
+    Raises:
+        InvalidValue: `chain_id` or `ledger_address` is malformed.
+    """
+    c = commitment
+    message = {
+        "agreementId": c.agreement_id,
+        "round": c.round,
+        "partner": c.partner,
+        "envelopeDigest": "0x" + c.envelope_digest.hex(),
+        "manifestDigest": "0x" + c.manifest_digest.hex(),
+        "cumulativeEpsilon": c.cumulative_epsilon,
+        "sampleCount": c.sample_count,
+    }
+    return _typed_data(_UPDATE_COMMITMENT_TYPE, ROUND_LEDGER_NAME, chain_id, ledger_address, message)
+
+
 def sign_agreement_digest(
     chain_id: int,
     registry_address: str,
@@ -201,39 +249,15 @@ def sign_agreement_typed_data(
     Raises:
         InvalidValue: a value does not fit its Solidity type.
     """
-    return {
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
-            "SignAgreement": [
-                {"name": "agreementId", "type": "uint256"},
-                {"name": "version", "type": "uint32"},
-                {"name": "termsHash", "type": "bytes32"},
-                {"name": "party", "type": "address"},
-                {"name": "nonce", "type": "uint256"},
-                {"name": "deadline", "type": "uint256"},
-            ],
-        },
-        "primaryType": "SignAgreement",
-        "domain": {
-            "name": AGREEMENT_REGISTRY_NAME,
-            "version": "1",
-            "chainId": chain_id,
-            "verifyingContract": as_address(registry_address, "registry"),
-        },
-        "message": {
-            "agreementId": as_uint(agreement_id, 256, "agreement_id"),
-            "version": as_uint(version, 32, "version"),
-            "termsHash": "0x" + as_bytes32(terms_hash, "terms_hash").hex(),
-            "party": as_address(party, "party"),
-            "nonce": as_uint(nonce, 256, "nonce"),
-            "deadline": as_uint(deadline, 256, "deadline"),
-        },
+    message = {
+        "agreementId": as_uint(agreement_id, 256, "agreement_id"),
+        "version": as_uint(version, 32, "version"),
+        "termsHash": "0x" + as_bytes32(terms_hash, "terms_hash").hex(),
+        "party": as_address(party, "party"),
+        "nonce": as_uint(nonce, 256, "nonce"),
+        "deadline": as_uint(deadline, 256, "deadline"),
     }
+    return _typed_data(_SIGN_AGREEMENT_TYPE, AGREEMENT_REGISTRY_NAME, chain_id, registry_address, message)
 
 
 def terms_hash(terms_tuple: Sequence[Any]) -> bytes:

@@ -237,10 +237,11 @@ def lone_partner_agreement(world: World, name: str) -> tuple[Any, int, Coordinat
     return account, agreement_id, coordinator
 
 
-def open_round(world: World, folder: Path) -> tuple[int, int]:
-    """A new funded agreement between alpha and beta, its round 1 open on a fresh model (the coordinator's outbox
-    and events in `folder`)."""
-    agreement_id = funded_agreement(world.tx, world.d, world.token, world.roles, [world.alpha, world.beta])
+def open_round(world: World, folder: Path, seconds: int = 3600, partners: list | None = None) -> tuple[int, int]:
+    """A new funded agreement between `partners` (default alpha and beta), its round 1 open on a fresh model for
+    `seconds` (the coordinator's outbox and events in `folder`)."""
+    partners = partners or [world.alpha, world.beta]
+    agreement_id = funded_agreement(world.tx, world.d, world.token, world.roles, partners)
     folder.mkdir(exist_ok=True)
     coordinator = make_coordinator(
         world.roles,
@@ -254,7 +255,7 @@ def open_round(world: World, folder: Path) -> tuple[int, int]:
     )
     model = fl.build_model("logreg", world.split.input_dim, world.split.num_classes, seed=0)
     _, digest = coordinator.publish_model(model.state_dict())
-    round_id = coordinator.open_round(agreement_id, digest, world.w3.eth.get_block("latest")["timestamp"] + 3600)
+    round_id = coordinator.open_round(agreement_id, digest, world.w3.eth.get_block("latest")["timestamp"] + seconds)
     return agreement_id, round_id
 
 

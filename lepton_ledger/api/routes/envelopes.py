@@ -4,7 +4,7 @@ round's) before anything is stored; then put to the block store, where the partn
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel
@@ -52,14 +52,31 @@ async def _body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _accept(service: Service, caller: Roles, agreement_id: int, round_id: int, data: bytes) -> dict:
-    identity = coordinator_key(service)
+def open_round_of_party(service: Service, caller: Roles, agreement_id: int, round_id: int) -> dict[str, Any]:
+    """The read model's round `round_id` once it is open and the caller an approved party of `agreement_id`.
+
+    Raises:
+        ApiError: 403 not an approved party, 404 no such agreement or round, 409 the round is not open.
+    """
     terms = agreement_of(service, agreement_id)["terms"]
     if caller.address not in terms.parties:
         raise forbidden(f"{caller.address} is not a party of agreement {agreement_id}")
     if caller.status != "approved":  # the ledger takes commitments from approved partners only: keep nothing
         raise forbidden(f"{caller.address} is {caller.status}, not an approved partner")
-    found = round_of(service, agreement_id, round_id, open_only=True)
+    return round_of(service, agreement_id, round_id, open_only=True)
+
+
+def open_update(service: Service, caller: Roles, agreement_id: int, round_id: int, data: bytes) -> Any:
+    """`data` opened with the coordinator's key as the caller's update to the open round `round_id`: the caller an
+    approved party, the manifest's chain, ledger, agreement, round, partner and base model the chain's.
+
+    Raises:
+        ApiError: 403 not an approved party, 404 no such agreement or round, 409 the round is not open, 413 over
+            the size cap, 503 no coordinator key.
+        EnvelopeError: tampered, misdirected or not sealed to the coordinator (422).
+    """
+    identity = coordinator_key(service)
+    found = open_round_of_party(service, caller, agreement_id, round_id)
     expected = Expected(
         agreement_id=agreement_id,
         round=round_id,
@@ -78,16 +95,21 @@ def _accept(service: Service, caller: Roles, agreement_id: int, round_id: int, d
         )
     except OversizeEnvelope as exc:
         raise ApiError(413, "TooLarge", str(exc)) from None
+    return opened
+
+
+def refuse_over_cap(service: Service, agreement_id: int, partner: str, cumulative: int, cap: int) -> None:
+    """Raises BudgetExceeded (422) when `cumulative` epsilon passes `cap`: the ledger would refuse its commitment."""
+    if cumulative > cap:
+        spent = int(service.deployment.ledger.functions.cumulativeEpsilon(agreement_id, partner).call())
+        raise BudgetExceeded(partner=partner, agreement=str(agreement_id), spent=spent, would_spend=cumulative, cap=cap)
+
+
+def _accept(service: Service, caller: Roles, agreement_id: int, round_id: int, data: bytes) -> dict:
+    opened = open_update(service, caller, agreement_id, round_id, data)
+    terms = agreement_of(service, agreement_id)["terms"]
     m = opened.manifest
-    if m.cumulative_epsilon > terms.epsilon_cap_fixed:  # the ledger would refuse its commitment: keep nothing
-        spent = int(service.deployment.ledger.functions.cumulativeEpsilon(agreement_id, caller.address).call())
-        raise BudgetExceeded(
-            partner=caller.address,
-            agreement=str(agreement_id),
-            spent=spent,
-            would_spend=m.cumulative_epsilon,
-            cap=terms.epsilon_cap_fixed,
-        )
+    refuse_over_cap(service, agreement_id, caller.address, m.cumulative_epsilon, terms.epsilon_cap_fixed)
     cid, _ = publish(service.store, data)
     record_upload(service, cid, agreement_id, caller.address)
     return {

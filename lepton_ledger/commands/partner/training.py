@@ -94,7 +94,8 @@ def _train(
 ) -> tuple[int, Any, Any, Any]:
     """Steps 2-4 of a round for --key: ``(round, Submission or (SignedCommitment, its document), accountant,
     terms)``. With `service` (a ledger service's URL), the store and the relay of transactions are that service's
-    (``api.client``); the chain is still read through the session's own node."""
+    (``api.client``), and a batched commitment goes to it (the service's answer replaces the document); the chain
+    is still read through the session's own node."""
     from ...rounds.partner import TrainingSettings
     from ...rounds.roles import build_partner, fresh_accountant, terms_document
     from ...workers import open_executor
@@ -120,7 +121,7 @@ def _train(
         # One round command per key and agreement at a time on this machine: a second one waits, then finds the
         # first one's submission below instead of training a second update.
         stack.enter_context(_held(s.accountant_file(agreement, s.address).with_suffix(".lock")))
-        _refuse_what_the_chain_would(s, agreement, round_id, batched=batched)
+        _refuse_what_the_chain_would(s, agreement, round_id, batched=batched and service is None)
         # A round a crash interrupted before its transaction is not refused: the same command resumes it (outbox).
         recipients = [parse_address(r, "--recipient") for r in recipient or []] or [
             s.document.get("coordinator"),
@@ -180,7 +181,11 @@ def _train(
         if batched:
             from ...rounds.roles import signed_commitment_document
 
-            result = (result, signed_commitment_document(result, chain_id=s.w3.eth.chain_id, ledger=s.ledger_address))
+            chain_id = s.w3.eth.chain_id
+            if service is not None:  # the service checks, keeps and anchors it: its answer instead of a document
+                result = (result, client.submit_commitment(result, chain_id=chain_id, ledger=s.ledger_address))
+            else:
+                result = (result, signed_commitment_document(result, chain_id=chain_id, ledger=s.ledger_address))
     return round_id, result, accountant, terms
 
 
@@ -270,14 +275,24 @@ def train_and_submit(
             "uploaded there and the submission relayed by it."
         ),
     ] = None,
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="Commit mode: single (submitUpdate) or batched (with --service: a signed commitment the service "
+            "anchors in the round's batch)."
+        ),
+    ] = "single",
 ) -> None:
     """Train on local data with DP-SGD for AGREEMENT's open round and submit the encrypted update.
 
     Fetches the round's global model by its on-chain digest, checks the privacy budget before training, trains in
     a local worker process, seals the update (signed manifest, encrypted to the recipients' registered X25519 keys),
     puts it to the store. Sends RoundLedger.submitUpdate(agreement, round, envelope digest, manifest digest,
-    cumulative epsilon, sample count) from --key.
+    cumulative epsilon, sample count) from --key. With --mode batched and --service, sends nothing: the service
+    checks and keeps --key's signed commitment and anchors the round's batch (as train-and-sign, then anchor).
     """
+    require(mode in ("single", "batched"), f"--mode must be single or batched, not {mode!r}")
+    require(mode == "single" or service is not None, "--mode batched needs --service (else: train-and-sign)")
     round_id, submission, accountant, terms = _train(
         agreement=agreement,
         key=key,
@@ -299,13 +314,21 @@ def train_and_submit(
         rpc_url=rpc_url,
         deployment=deployment,
         ipfs=ipfs,
-        batched=False,
+        batched=mode == "batched",
         service=service,
     )
-    typer.echo(
-        f"round {round_id}: submitted {submission.envelope_cid} ({submission.sample_count} samples), "
-        f"tx {submission.tx_hash}"
-    )
+    if mode == "batched":
+        kept = submission[1]
+        samples = kept["commitment"]["sampleCount"]
+        typer.echo(
+            f"round {round_id}: committed {kept['envelope_cid']} ({samples} samples) to the service; its batch is "
+            f"anchored by job {kept['anchor_job']}"
+        )
+    else:
+        typer.echo(
+            f"round {round_id}: submitted {submission.envelope_cid} ({submission.sample_count} samples), "
+            f"tx {submission.tx_hash}"
+        )
     typer.echo(
         f"epsilon spent {accountant.epsilon():.4f} of cap {fixed_point(terms.epsilon_cap_fixed, EPSILON_DECIMALS)}"
     )
