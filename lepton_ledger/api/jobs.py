@@ -228,7 +228,7 @@ class JobRunner:
         """Anchors the round's kept commitments in one batch, as ``lepton-ledger coordinator anchor`` does with the
         service's coordinator key; those a partner already has on-chain (anchored before a restart, or submitted
         by itself) are not sent again, nor those of a partner suspended since it committed (``left_out``)."""
-        from ..commands.context import CommandError
+        from ..errors import CommandError
         from ..protocol.addressing import cid_for_digest
         from ..protocol.signatures import chain_signature_check
         from ..rounds.roles import agreement_coordinator, signed_commitment_from_document
