@@ -450,14 +450,16 @@ class Coordinator:
             )
         return opened
 
-    def auditor_keys(self) -> dict[str, bytes]:
-        """``{auditor: registered X25519 public key}`` of the auditors every envelope must be sealed to."""
+    def auditor_keys(self, *, sync: bool = True) -> dict[str, bytes]:
+        """``{auditor: registered X25519 public key}`` of the auditors every envelope must be sealed to; the
+        auditors are those the event index shows granted the role (synced first unless `sync` is false)."""
         partners = self.deployment.partners.functions
         if self.auditors is not None:
             candidates = list(self.auditors)
             profiles = read_many(self.tx.w3, [partners.partnerOf(a) for a in candidates])
         else:
-            self.events.sync()
+            if sync:
+                self.events.sync()
             granted = sorted({e.args["account"] for e in self.events.events("RoleGranted", contract="PartnerRegistry")})
             # Roles and profiles in one batch request: a profile read for nothing costs less than a round trip.
             answers = read_many(
@@ -471,10 +473,11 @@ class Coordinator:
         return {a: k for a, k in keys.items() if any(k)}  # without a registered key, nobody can seal to it
 
     def open_updates(self, events: list[Any], model_digest: bytes) -> tuple[dict[str, Any], dict[str, list]]:
-        """``({partner: opened envelope}, {partner: [reason]})`` for every commitment."""
+        """``({partner: opened envelope}, {partner: [reason]})`` for every commitment (`events`, from
+        :meth:`commitments`, which synced the event index: the auditors are read from it as it stands)."""
         opened: dict[str, Any] = {}
         failed: dict[str, list] = {}
-        auditor_keys = self.auditor_keys()
+        auditor_keys = self.auditor_keys(sync=self.events.last_block is None)
         for event in events:
             try:
                 opened[event.partner] = self.open_update(event, model_digest, auditor_keys)
