@@ -60,7 +60,8 @@ _MANIFEST_FAILURES = (BadSignature, MalformedManifest, MalformedPayload, TensorD
 
 @dataclass
 class Fetched:
-    """An artifact fetched by its on-chain digest: its CID, and its bytes when they resolve and match."""
+    """An artifact fetched by its on-chain digest: its CID, and its bytes when they resolve and match (and were
+    kept: not when :func:`resolve` streamed them to a sink)."""
 
     check: CheckResult
     cid: str
