@@ -2,7 +2,8 @@
 
 Fetching an envelope, hashing it, decrypting it and checking its manifest's signature (``cids_resolve``,
 ``envelope_decrypts``, ``manifest_signature``) need nothing from other updates or rounds, and are most of the
-cost of a round that is not training; the rest of the audit (the epsilon re-composition over earlier rounds,
+cost of a round that is not training (done as the envelope's blocks are read, envelope.stream: an update is held
+once, as plaintext, never whole beside it); the rest of the audit (the epsilon re-composition over earlier rounds,
 the aggregate, scores and payouts, the chain's reads and the audit state) stays in the one process that records.
 :class:`UpdateOpener` gives the audit each round's opened updates in the order it asks for them; with one worker
 it opens them in the auditing process itself, through the same function, so the two audits agree check for check.
@@ -28,6 +29,7 @@ from web3 import HTTPProvider, Web3
 
 from ..envelope import OpenedEnvelope
 from ..envelope.format import DEFAULT_MAX_ENVELOPE_BYTES
+from ..envelope.stream import EnvelopeStream
 from ..envelope.tensors import deserialize_tensors
 from ..errors import LeptonError
 from ..storage.store import Store
@@ -140,6 +142,7 @@ def open_updates(
     """Fetches and opens each commitment's envelope, in order (in the auditing process or a worker)."""
     out = []
     for c in commitments:
+        envelope = EnvelopeStream(key, max_envelope_bytes=DEFAULT_MAX_ENVELOPE_BYTES)  # opened as it is read
         fetched = resolve(
             store,
             c.envelope_digest,
@@ -149,11 +152,12 @@ def open_updates(
             partner=c.partner,
             event=Where(c.tx_hash, c.block),
             max_bytes=DEFAULT_MAX_ENVELOPE_BYTES,
+            sink=envelope.feed,
         )
-        if fetched.data is None:
+        if not fetched.check.ok:
             out.append(OpenedUpdate(fetched.check, fetched.cid, False, [], None, None))
             continue
-        results, opened, code = open_commitment(view, key, record, c, fetched)
+        results, opened, code = open_commitment(view, record, c, fetched, envelope)
         out.append(OpenedUpdate(fetched.check, fetched.cid, True, results, opened, code))
     return out
 

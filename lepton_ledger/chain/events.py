@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 _SQLITE_MAX = 2**63 - 1
+REWIND_PAGE = 100  # range ends whose hashes one request reads while looking for where a reorganisation began
 
 
 @dataclass(frozen=True)
@@ -135,24 +136,49 @@ class EventIndex:
     def sync(self, to_block: int | None = None) -> IndexStats:
         """Indexes every block after the last indexed one up to `to_block` (default: head minus confirmations).
 
+        Round trips: the head and the last indexed block's hash (to see a reorganisation) in one batch request;
+        the hashes of the ranges' end blocks in one more when there are several ranges; one ``eth_getLogs`` per
+        range. Nothing new: one request.
+
         Raises:
             ChainError: a log of an indexed contract does not decode with its ABI (wrong ABI or address).
         """
-        rewound = self._check_reorg()
-        head = self.w3.eth.block_number - self.confirmations
-        target = head if to_block is None else min(to_block, head)
         last = self.last_block
+        try:
+            head, *last_block = self._blocks(["latest", *([] if last is None else [last])])
+            last_hash = _hex(last_block[0]["hash"]) if last_block else None
+        except BlockNotFound:  # the chain is now shorter than what was indexed: a reorganisation
+            head, last_hash = self._blocks(["latest"])[0], None
+        rewound = None
+        if last is not None and last_hash != self._stored_hash(last):
+            rewound = self._rewind(int(head["number"]))
+            last = self.last_block
+        target = int(head["number"]) - self.confirmations
+        target = target if to_block is None else min(to_block, target)
         first = self.start_block if last is None else last + 1
-        inserted = 0
-        for low in range(first, target + 1, self.chunk):
-            high = min(low + self.chunk - 1, target)
-            inserted += self._index_range(low, high)
+        ranges = [(low, min(low + self.chunk - 1, target)) for low in range(first, target + 1, self.chunk)]
+        # Each range end's hash is read before its logs: if a reorg replaces it in between, the next sync sees a
+        # hash the chain no longer has and re-reads the range. The head's came with it.
+        ends = [high for _, high in ranges if high != head["number"]]
+        hashes = {int(head["number"]): _hex(head["hash"])}
+        hashes.update(zip(ends, (_hex(b["hash"]) for b in self._blocks(ends))))
+        inserted = sum(self._index_range(low, high, hashes[high]) for low, high in ranges)
         return IndexStats(from_block=first, to_block=max(target, first - 1), inserted=inserted, rewound_to=rewound)
 
-    def _index_range(self, low: int, high: int) -> int:
-        # The range end's hash is read before the logs: if a reorg replaces it in between, the next sync sees a
-        # hash the chain no longer has and re-reads the range.
-        end_hash = _hex(self.w3.eth.get_block(high)["hash"])
+    def _blocks(self, numbers: Sequence[int | str]) -> list[Any]:
+        """The blocks `numbers` (or ``"latest"``), from one batch request.
+
+        Raises:
+            BlockNotFound: the chain has no such block.
+        """
+        if not numbers:
+            return []
+        with self.w3.batch_requests() as batch:
+            for number in numbers:
+                batch.add(self.w3.eth.get_block(number))  # type: ignore[arg-type]
+            return list(batch.execute())
+
+    def _index_range(self, low: int, high: int, end_hash: str) -> int:
         logs = self.w3.eth.get_logs(
             {"fromBlock": low, "toBlock": high, "address": list(self._by_address)}  # type: ignore[typeddict-item]
         )
@@ -194,19 +220,23 @@ class EventIndex:
             partner if isinstance(partner, str) else None,
         )
 
-    def _check_reorg(self) -> int | None:
-        """Drops what a reorganisation replaced; returns the block re-indexing resumes after, or None."""
-        last = self.last_block
-        if last is None or self._chain_hash(last) == self._stored_hash(last):
-            return None
+    def _rewind(self, head: int) -> int:
+        """Drops what a reorganisation replaced, down to the newest range end whose hash the chain still has
+        (their hashes read a page of range ends a batch request); returns the block re-indexing resumes after."""
         with self._connect() as db:
             checkpoints = db.execute(
-                "SELECT block_number, block_hash FROM checkpoints ORDER BY block_number DESC"
+                "SELECT block_number, block_hash FROM checkpoints WHERE block_number <= ? ORDER BY block_number DESC",
+                (head,),
             ).fetchall()
         keep: int | None = None
-        for number, stored in checkpoints:
-            if self._chain_hash(number) == stored:
-                keep = number
+        for page in range(0, len(checkpoints), REWIND_PAGE):  # newest first, a page a request: a reorg is shallow
+            batch = checkpoints[page : page + REWIND_PAGE]
+            try:
+                chain = [_hex(b["hash"]) for b in self._blocks([number for number, _ in batch])]
+            except BlockNotFound:  # the chain shrank again meanwhile: keep nothing, re-read it all
+                break
+            keep = next((number for (number, stored), now in zip(batch, chain) if now == stored), None)
+            if keep is not None:
                 break
         with self._connect() as db:
             floor = self.start_block - 1 if keep is None else keep
@@ -217,12 +247,6 @@ class EventIndex:
             else:
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('last_block', ?)", (str(keep),))
         return floor
-
-    def _chain_hash(self, number: int) -> str | None:
-        try:
-            return _hex(self.w3.eth.get_block(number)["hash"])
-        except BlockNotFound:  # the chain is now shorter than what was indexed
-            return None
 
     def _stored_hash(self, number: int) -> str | None:
         with self._connect() as db:

@@ -3,7 +3,7 @@
 Modules, one concern each: ``tensors`` (safetensors bytes, SHA-256 tensor digest), ``manifest`` (the
 EIP-712 ``UpdateManifest`` whose digest is committed on-chain), ``crypto`` (AES-256-GCM, X25519 key
 wrapping), ``format`` (the binary layout, documented byte by byte), ``envelope`` (``seal`` / ``open`` and
-the ``UpdateCommitment`` helper), ``errors`` (one class per failure, rooted at ``EnvelopeError``).
+the ``UpdateCommitment`` helper), ``stream`` (``open`` for bytes that arrive in pieces, held once), ``errors`` (one class per failure, rooted at ``EnvelopeError``).
 """
 
 from __future__ import annotations

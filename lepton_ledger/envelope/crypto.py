@@ -37,6 +37,7 @@ __all__ = [
     "KEY_BYTES",
     "NONCE_BYTES",
     "TAG_BYTES",
+    "PayloadDecryptor",
     "WRAPPED_KEY_BYTES",
     "decrypt_payload",
     "encrypt_payload",
@@ -169,3 +170,44 @@ def decrypt_payload(data_key: bytes, nonce: bytes, ciphertext: bytes | memoryvie
         raise TamperedCiphertext("payload failed authentication: ciphertext or header altered") from None
     del out[written:]
     return out
+
+
+class PayloadDecryptor:
+    """:func:`decrypt_payload` for a ciphertext that arrives in pieces (a reader streaming the envelope): the
+    plaintext grows as they come, so the ciphertext is never held whole. Nothing of the plaintext is returned
+    unless the tag verifies.
+
+    Args:
+        body_length: the ciphertext's length without its tag (the header announces it).
+    """
+
+    def __init__(self, data_key: bytes, nonce: bytes, aad: bytes, body_length: int) -> None:
+        self._decryptor = Cipher(algorithms.AES(data_key), modes.GCM(nonce)).decryptor()
+        self._decryptor.authenticate_additional_data(aad)
+        self._left = body_length
+        self._plaintext = bytearray()
+        self._tag = bytearray()
+
+    def update(self, piece: bytes | memoryview) -> None:
+        """The next bytes of the ciphertext, then of the tag; bytes past the tag are not the payload's (the
+        envelope's structure check refuses them)."""
+        view = memoryview(piece)
+        body, view = view[: self._left], view[self._left :]
+        if len(body):
+            self._plaintext += self._decryptor.update(body)
+            self._left -= len(body)
+        self._tag += view[: TAG_BYTES - len(self._tag)]
+
+    def finish(self) -> bytearray:
+        """The plaintext, once the tag verifies.
+
+        Raises:
+            TamperedCiphertext: the tag fails, or the ciphertext ended before its tag.
+        """
+        if self._left or len(self._tag) < TAG_BYTES:
+            raise TamperedCiphertext("payload is shorter than its authentication tag")
+        try:
+            self._decryptor.finalize_with_tag(bytes(self._tag))
+        except InvalidTag:
+            raise TamperedCiphertext("payload failed authentication: ciphertext or header altered") from None
+        return self._plaintext

@@ -85,6 +85,7 @@ __all__ = [
     "Expected",
     "OpenedEnvelope",
     "SealedEnvelope",
+    "data_key_for",
     "decode_payload",
     "decrypt_envelope",
     "encode_payload",
@@ -92,6 +93,7 @@ __all__ = [
     "open",
     "seal",
     "update_commitment",
+    "verify_payload",
 ]
 
 SIGNATURE_BYTES = 65
@@ -222,13 +224,22 @@ def decrypt_envelope(
         TamperedCiphertext: the payload's tag fails.
     """
     header, ciphertext = parse_envelope(data, max_envelope_bytes=max_envelope_bytes)
+    data_key = data_key_for(header, recipient_private_key)
+    return header, decrypt_payload(data_key, header.nonce, ciphertext, header.encode())
+
+
+def data_key_for(header: EnvelopeHeader, recipient_private_key: bytes) -> bytes:
+    """The payload's data key, unwrapped from the slot of `recipient_private_key`'s public key.
+
+    Raises:
+        InvalidKey, NotARecipient, TamperedHeader: as :func:`decrypt_envelope`.
+    """
     me = x25519_public_key(recipient_private_key)
     index = header.find(me)
     if index is None:
         raise NotARecipient(f"public key {me.hex()} is not a recipient of this envelope")
     slot = header.slots[index]
-    data_key = unwrap_data_key(recipient_private_key, slot.ephemeral, slot.wrapped_key, header.wrap_aad(index))
-    return header, decrypt_payload(data_key, header.nonce, ciphertext, header.encode())
+    return unwrap_data_key(recipient_private_key, slot.ephemeral, slot.wrapped_key, header.wrap_aad(index))
 
 
 # -- seal / open ------------------------------------------------------------------------------------------
@@ -325,6 +336,31 @@ def open(
         ManifestMismatch: another field differs from `expected`.
     """
     header, payload = decrypt_envelope(data, recipient_private_key, max_envelope_bytes=max_envelope_bytes)
+    return verify_payload(
+        header,
+        payload,
+        hashlib.sha256(bytes(data)).digest(),
+        expected=expected,
+        max_tensor_bytes=max_tensor_bytes,
+        signature_valid=signature_valid,
+    )
+
+
+def verify_payload(
+    header: EnvelopeHeader,
+    payload: bytearray,
+    envelope_digest: bytes,
+    *,
+    expected: Expected | None = None,
+    max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES,
+    signature_valid: Callable[[str, bytes, bytes], bool] | None = None,
+) -> OpenedEnvelope:
+    """:func:`open`'s checks after decryption, on the decrypted `payload` of the envelope whose SHA-256 is
+    `envelope_digest` (for a reader that decrypted it as it streamed, stream.py).
+
+    Raises:
+        as :func:`open`, from MalformedPayload on.
+    """
     document, signature, tensor_bytes = decode_payload(payload)
     manifest = UpdateManifest.from_document(document)
     manifest_digest = manifest.digest()
@@ -345,7 +381,7 @@ def open(
         manifest,
         signature,
         manifest_digest,
-        hashlib.sha256(bytes(data)).digest(),
+        envelope_digest,
         tuple(s.recipient for s in header.slots),
     )
 

@@ -56,7 +56,9 @@ __all__ = [
     "VERSION",
     "EnvelopeHeader",
     "RecipientSlot",
+    "header_bytes",
     "parse_envelope",
+    "parse_header",
 ]
 
 MAGIC = b"\x89LEPENV\n"
@@ -130,47 +132,64 @@ def parse_envelope(
             shorter than a tag, or trailing bytes.
     """
     data = bytes(data)
-    if len(data) > max_envelope_bytes:
-        raise OversizeEnvelope(f"envelope has {len(data)} bytes, over the bound of {max_envelope_bytes}")
+    header = parse_header(data, len(data), max_envelope_bytes=max_envelope_bytes)
+    return header, memoryview(data)[header_bytes(len(header.slots)) :]  # a view: a large ciphertext is not copied
+
+
+def header_bytes(recipients: int) -> int:
+    """The size of the header of an envelope with `recipients` slots."""
+    return FIXED_HEADER_BYTES + SLOT_BYTES * recipients
+
+
+def parse_header(
+    prefix: bytes | bytearray, size: int, *, max_envelope_bytes: int = DEFAULT_MAX_ENVELOPE_BYTES
+) -> EnvelopeHeader:
+    """:func:`parse_envelope`'s checks, in its order, on an envelope of `size` bytes whose first bytes are
+    `prefix` (all of them, or at least its header): a reader that streams the envelope keeps only those.
+
+    Raises:
+        as :func:`parse_envelope`.
+    """
+    if size > max_envelope_bytes:
+        raise OversizeEnvelope(f"envelope has {size} bytes, over the bound of {max_envelope_bytes}")
     # Magic first, on whatever prefix there is: a short non-envelope is "not an envelope", not "truncated".
-    if data[: len(MAGIC)] != MAGIC[: len(data)]:
+    if prefix[: len(MAGIC)] != MAGIC[:size]:
         raise NotAnEnvelope("input does not start with the envelope magic bytes")
-    if len(data) < _PREFIX.size:
-        raise TruncatedEnvelope(f"envelope of {len(data)} bytes ends inside the fixed header")
-    _, version, flags, envelope_id, nonce, n = _PREFIX.unpack_from(data, 0)
+    if size < _PREFIX.size:
+        raise TruncatedEnvelope(f"envelope of {size} bytes ends inside the fixed header")
+    _, version, flags, envelope_id, nonce, n = _PREFIX.unpack_from(prefix, 0)
     if version != VERSION:
         raise UnsupportedVersion(f"envelope format version {version}; this code reads {VERSION}")
     if flags != 0:
         raise MalformedEnvelope(f"reserved flags are set: {flags:#06x}")
     if not 1 <= n <= MAX_RECIPIENTS:
         raise MalformedEnvelope(f"recipient count {n} outside 1..{MAX_RECIPIENTS}")
-    header_len = FIXED_HEADER_BYTES + SLOT_BYTES * n
+    header_len = header_bytes(n)
     if header_len > max_envelope_bytes:
         raise OversizeEnvelope(f"envelope header of {header_len} bytes is over the bound of {max_envelope_bytes}")
-    if len(data) < header_len:
-        raise TruncatedEnvelope(f"envelope of {len(data)} bytes ends inside its {n} recipient slots")
+    if size < header_len:
+        raise TruncatedEnvelope(f"envelope of {size} bytes ends inside its {n} recipient slots")
     slots = []
     for i in range(n):
         off = _PREFIX.size + SLOT_BYTES * i
         slots.append(
             RecipientSlot(
-                data[off : off + KEY_BYTES],
-                data[off + KEY_BYTES : off + 2 * KEY_BYTES],
-                data[off + 2 * KEY_BYTES : off + SLOT_BYTES],
+                bytes(prefix[off : off + KEY_BYTES]),
+                bytes(prefix[off + KEY_BYTES : off + 2 * KEY_BYTES]),
+                bytes(prefix[off + 2 * KEY_BYTES : off + SLOT_BYTES]),
             )
         )
     if len({s.recipient for s in slots}) != n:
         raise MalformedEnvelope("a recipient appears twice")
-    (length,) = struct.unpack_from(">Q", data, header_len - 8)
+    (length,) = struct.unpack_from(">Q", prefix, header_len - 8)
     if length < TAG_BYTES:
         raise MalformedEnvelope(f"ciphertext length {length} is shorter than a GCM tag")
     if header_len + length > max_envelope_bytes:
         raise OversizeEnvelope(
             f"envelope announces {header_len + length} bytes, over the bound of {max_envelope_bytes}"
         )
-    if len(data) < header_len + length:
-        raise TruncatedEnvelope(f"envelope of {len(data)} bytes, its header announces {header_len + length}")
-    if len(data) > header_len + length:
-        raise MalformedEnvelope(f"{len(data) - header_len - length} trailing bytes after the ciphertext")
-    header = EnvelopeHeader(envelope_id, nonce, tuple(slots), length, version, flags)
-    return header, memoryview(data)[header_len:]  # a view: a large ciphertext is not copied
+    if size < header_len + length:
+        raise TruncatedEnvelope(f"envelope of {size} bytes, its header announces {header_len + length}")
+    if size > header_len + length:
+        raise MalformedEnvelope(f"{size - header_len - length} trailing bytes after the ciphertext")
+    return EnvelopeHeader(bytes(envelope_id), bytes(nonce), tuple(slots), length, version, flags)

@@ -15,6 +15,8 @@ digest would let artifacts use any codec; with digests the codec is fixed here, 
 
 from __future__ import annotations
 
+import io
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..errors import LeptonError
@@ -29,6 +31,7 @@ __all__ = [
     "content_digest",
     "digest_of_cid",
     "fetch",
+    "fetch_into",
     "publish",
 ]
 
@@ -92,9 +95,58 @@ def fetch(store: Any, digest: bytes, *, max_bytes: int = DEFAULT_MAX_FILE_BYTES)
     try:
         return store.get(cid, max_bytes=max_bytes)
     except BlockNotFound as exc:
-        if exc.cid == cid or exc.cid == str(parse_cid(cid)) or _digest_or_none(exc.cid) == bytes(digest):
-            raise ArtifactNotFound(f"no artifact with digest 0x{bytes(digest).hex()} ({cid}) in the store") from None
-        raise
+        raise _not_found(exc, cid, digest) from None
+
+
+def fetch_into(
+    store: Any, digest: bytes, sink: Callable[[bytes], None], *, max_bytes: int = DEFAULT_MAX_FILE_BYTES
+) -> tuple[bytes, int]:
+    """:func:`fetch` without holding the bytes: each verified block's bytes go to `sink` as they are read, and
+    are hashed on the way as :func:`content_digest` hashes them. Returns ``(the digest they give, their size)``:
+    whoever does not trust the store's own verification compares that digest with `digest`.
+
+    Raises:
+        as :func:`fetch`, and whatever `sink` raises.
+    """
+    cid = cid_for_digest(digest)
+    reader = _Tap(store.stream(cid, max_bytes=max_bytes), sink)
+    try:
+        found = parse_cid(import_file(reader, cid_version=CID_VERSION).cid).digest
+    except BlockNotFound as exc:
+        raise _not_found(exc, cid, digest) from None
+    return found, reader.size
+
+
+class _Tap(io.RawIOBase):
+    """Chunks as a readable file (what ``import_file`` hashes), each handed to `sink` as it is read."""
+
+    def __init__(self, chunks: Iterable[bytes], sink: Callable[[bytes], None]) -> None:
+        self._chunks, self._sink = iter(chunks), sink
+        self._left = memoryview(b"")
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not len(self._left):
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._sink(chunk)
+            self.size += len(chunk)
+            self._left = memoryview(chunk)
+        n = min(len(buffer), len(self._left))
+        buffer[:n] = self._left[:n]
+        self._left = self._left[n:]
+        return n
+
+
+def _not_found(exc: BlockNotFound, cid: str, digest: bytes) -> Exception:
+    """ArtifactNotFound when the missing block is the artifact's root, else `exc` (an inner block is missing)."""
+    if exc.cid == cid or exc.cid == str(parse_cid(cid)) or _digest_or_none(exc.cid) == bytes(digest):
+        return ArtifactNotFound(f"no artifact with digest 0x{bytes(digest).hex()} ({cid}) in the store")
+    return exc
 
 
 def _digest_or_none(cid: str) -> bytes | None:

@@ -470,14 +470,16 @@ class Coordinator:
             )
         return opened
 
-    def auditor_keys(self) -> dict[str, bytes]:
-        """``{auditor: registered X25519 public key}`` of the auditors every envelope must be sealed to."""
+    def auditor_keys(self, *, sync: bool = True) -> dict[str, bytes]:
+        """``{auditor: registered X25519 public key}`` of the auditors every envelope must be sealed to; the
+        auditors are those the event index shows granted the role (synced first unless `sync` is false)."""
         partners = self.deployment.partners.functions
         if self.auditors is not None:
             candidates = list(self.auditors)
             profiles = read_many(self.tx.w3, [partners.partnerOf(a) for a in candidates])
         else:
-            self.events.sync()
+            if sync:
+                self.events.sync()
             granted = sorted({e.args["account"] for e in self.events.events("RoleGranted", contract="PartnerRegistry")})
             # Roles and profiles in one batch request: a profile read for nothing costs less than a round trip.
             answers = read_many(
@@ -493,10 +495,11 @@ class Coordinator:
     def open_updates(
         self, events: list[CommitmentView], model_digest: bytes
     ) -> tuple[dict[str, OpenedEnvelope], dict[str, list[Reason]]]:
-        """``({partner: opened envelope}, {partner: [reason]})`` for every commitment."""
+        """``({partner: opened envelope}, {partner: [reason]})`` for every commitment (`events`, from
+        :meth:`commitments`, which synced the event index: the auditors are read from it as it stands)."""
         opened: dict[str, OpenedEnvelope] = {}
         failed: dict[str, list[Reason]] = {}
-        auditor_keys = self.auditor_keys()
+        auditor_keys = self.auditor_keys(sync=self.events.last_block is None)
         for event in events:
             try:
                 opened[event.partner] = self.open_update(event, model_digest, auditor_keys)

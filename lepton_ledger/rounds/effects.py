@@ -92,8 +92,10 @@ class RoundEffects:
         self.outbox, self.tx, self.store = outbox, tx, store
         self.chain = chain_tag(tx.w3)
         self.checkpoint: Checkpoint = checkpoint or (lambda point, op: None)
-        handler = TransactionHandler(tx, checkpoint=lambda point, op: self.checkpoint(f"{_step(op.key)}:{point}", op))
-        self.runner = Runner(outbox, {"put": self._put, "transaction": handler})
+        self.transactions = TransactionHandler(
+            tx, checkpoint=lambda point, op: self.checkpoint(f"{_step(op.key)}:{point}", op)
+        )
+        self.runner = Runner(outbox, {"put": self._put, "transaction": self.transactions})
 
     def key(self, step: str, ledger: str, *parts: object) -> str:
         """The idempotency key of `step` on `ledger` for `parts` (agreement, round, party...)."""
@@ -128,8 +130,11 @@ class RoundEffects:
         self.checkpoint(f"{_step(key)}:enqueued", op)
         return self.finish(key)
 
-    def transact(self, key: str, call: ContractFunction, sender: str, **fields: Any) -> Operation:
+    def transact(
+        self, key: str, call: ContractFunction, sender: str, *, read_ahead: dict[str, Any] | None = None, **fields: Any
+    ) -> Operation:
         """Records, then sends `call` from `sender` and waits for its receipt; returns the confirmed operation.
+        `read_ahead`: its nonce, gas and fees, read earlier with other reads (``TransactionHandler.read_ahead``).
 
         An operation with this key that is open is resumed (its recorded call, not this one); one that failed had
         no effect and is retried with this call.
@@ -144,6 +149,8 @@ class RoundEffects:
         if op.status == "failed":
             op = self.outbox.retry(key, payload)
         self.checkpoint(f"{_step(key)}:enqueued", op)
+        if read_ahead is not None and op.status == "pending" and op.tx_raw is None:  # not one signed before
+            self.transactions.read_ahead[key] = read_ahead
         return self.finish(key)
 
     def finish(self, key: str, *, retry: bool = False) -> Operation:

@@ -43,12 +43,12 @@ from typing import Any, Literal, cast
 from eth_typing import ChecksumAddress
 from hexbytes import HexBytes
 from web3.contract.contract import ContractFunction
-from web3.exceptions import TransactionNotFound
-from web3.types import TxReceipt
+from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound
+from web3.types import TxParams, TxReceipt
 
 from ..chain.batched import prepare_transaction
-from ..chain.transactions import SignedTx, Transactor
-from ..errors import ContractReverted, LeptonError
+from ..chain.transactions import SignedTx, Transactor, decode_revert
+from ..errors import ChainError, ContractReverted, LeptonError
 
 Status = Literal["pending", "sent", "confirmed", "failed"]
 OPEN: tuple[Status, ...] = ("pending", "sent")
@@ -443,6 +443,9 @@ class TransactionHandler:
     def __init__(self, transactor: Transactor, *, checkpoint: Checkpoint | None = None) -> None:
         self.transactor = transactor
         self.checkpoint = checkpoint or (lambda point, op: None)
+        # Per operation key, a transaction's nonce, gas and fees read ahead with other reads (batched.py's
+        # prepare_with_reads), used once, by this process, instead of reading them when it is signed.
+        self.read_ahead: dict[str, dict[str, Any]] = {}
 
     def __call__(self, op: Operation, outbox: Outbox) -> dict[str, Any]:
         """Sends (or finds) the transaction and waits for its receipt; returns a receipt summary.
@@ -455,15 +458,34 @@ class TransactionHandler:
         assert op.tx_hash is not None
         if receipt is None:  # asked once the broadcast is recorded, never with it (batched.py says why)
             receipt = self.transactor.wait(HexBytes(op.tx_hash))
-        summary = {
+        summary: dict[str, Any] = {
             "tx_hash": op.tx_hash,
             "block_number": receipt["blockNumber"],
             "gas_used": receipt["gasUsed"],
             "status": receipt["status"],
         }
         if receipt["status"] != 1:
-            raise PermanentFailure(f"transaction {op.tx_hash} reverted on-chain", result=summary)
+            refusal = self._replayed_refusal(op, receipt["blockNumber"])
+            reason = f": {refusal}" if refusal else ""
+            result: dict[str, Any] = {**summary, **revert_result(refusal)} if refusal else summary
+            raise PermanentFailure(f"transaction {op.tx_hash} reverted on-chain{reason}", result=result)
         return summary
+
+    def _replayed_refusal(self, op: Operation, block: int) -> ContractReverted | None:
+        """Why the contract refused `op`'s transaction, mined in `block`: its call replayed on the state that block
+        left (the refusal a gas estimate would have decoded before signing), or None (say, it ran out of gas)."""
+        payload = op.payload
+        call = {
+            "from": payload["sender"],
+            "to": payload["to"],
+            "data": payload["data"],
+            "value": payload.get("value", 0),
+        }
+        try:
+            self.transactor.w3.eth.call(cast(TxParams, call), block)
+        except (ContractCustomError, ContractLogicError) as exc:
+            return decode_revert(getattr(exc, "data", None))
+        return None
 
     def _broadcast(self, op: Operation, outbox: Outbox) -> tuple[Operation, TxReceipt | None]:
         """The operation once its transaction is broadcast, and its receipt when already known (else None)."""
@@ -479,16 +501,23 @@ class TransactionHandler:
                 # Maybe never broadcast, maybe dropped by a restarted node: the same bytes again, mined at most once.
                 return self._send(op, outbox)
         sender = op.payload["sender"]
+        fields = {k: op.payload[k] for k in TRANSACTION_FIELDS if k in op.payload}
+        ahead = self.read_ahead.pop(op.key, None)
         try:  # nonce (the pending count: another process may have sent meanwhile), gas and fees in one request
-            tx = prepare_transaction(
-                self.transactor.w3, {k: op.payload[k] for k in TRANSACTION_FIELDS if k in op.payload}, sender
-            )
+            tx = {**ahead, **fields} if ahead else prepare_transaction(self.transactor.w3, fields, sender)
             signed = self.transactor.sign(tx, sender, nonce=tx["nonce"])
         except ContractReverted as exc:
             raise PermanentFailure(str(exc), result=revert_result(exc)) from exc
         op = outbox.record_signed(op.key, signed)
         self.checkpoint("signed", op)
-        return self._send(op, outbox)
+        try:
+            return self._send(op, outbox)
+        except ChainError:
+            if not ahead:
+                raise
+            # What was read ahead went stale (its nonce taken, the base fee past its fee cap): the node refused
+            # the transaction, so nobody has it. Signed afresh from fresh reads.
+            return self._broadcast(outbox.clear_signed(op.key), outbox)
 
     def _send(self, op: Operation, outbox: Outbox) -> tuple[Operation, None]:
         assert op.tx_raw is not None

@@ -35,6 +35,13 @@ resumes it:
   epsilon that includes it (the ledger accepts any growth within the cap);
 - ``submitUpdate`` and ``claim`` are sent once (outbox.TransactionHandler), whatever the process or the node
   went through.
+
+Round trips (single mode: three requests). :meth:`Partner.reconcile` reads in one batch request the partner's
+epsilon on-chain, the round's model digest, the recipients' keys, and the nonce, gas and fees of the round's
+``submitUpdate`` (its gas estimated with placeholder digests: a dry run before training); then the send and
+the receipt. A refusal the dry run shows leaves the transaction to be prepared at commit, as without it; one
+that comes after it (the deadline passed during training) is mined as a revert, its reason decoded from the
+call replayed (outbox.TransactionHandler), the nonce spent.
 """
 
 from __future__ import annotations
@@ -46,7 +53,7 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
-from ..chain.batched import read_many
+from ..chain.batched import prepare_with_reads, read_many
 from ..chain.deployment import Deployment
 from ..chain.state import Partner as PartnerRecord
 from ..chain.state import Round as RoundRecord
@@ -56,7 +63,7 @@ from ..envelope import seal
 from ..envelope.envelope import SealedEnvelope
 from ..envelope.manifest import DPRecord
 from ..envelope.tensors import deserialize_tensors
-from ..errors import ConfigurationError, LeptonError
+from ..errors import BudgetExceeded, ChainError, ConfigurationError, ContractReverted, LeptonError
 from ..fl.accounting import PrivacyAccountant, Round
 from ..fl.data import TabularData
 from ..fl.training import TrainResult, plan_dp
@@ -65,7 +72,7 @@ from ..workers.base import Executor
 from .accountant_file import AccountantFile
 from .accountant_file import accountant_path as default_path
 from .effects import Checkpoint, RoundEffects, default_outbox, put_data, put_result
-from .outbox import Operation, Outbox
+from .outbox import Operation, Outbox, transaction_payload
 from .report import content_digest, fetch_by_digest
 
 __all__ = [
@@ -277,6 +284,8 @@ class Partner:
         # and the recipients' keys (read every round: a party may rotate its key).
         self._model_digests: dict[tuple[int, int], bytes] = {}
         self._recipient_keys: dict[tuple[str, ...], list[bytes]] = {}
+        # The nonce, gas and fees of a round's submitUpdate, read with reconcile's reads (used once by commit).
+        self._submit_ahead: dict[tuple[int, int | None], dict[str, Any]] = {}
 
     @property
     def address(self) -> str:
@@ -294,12 +303,18 @@ class Partner:
     # -- crash recovery ---------------------------------------------------------------------------------
 
     def reconcile(
-        self, agreement_id: int, round_id: int | None = None, recipient_addresses: list[str] | None = None
+        self,
+        agreement_id: int,
+        round_id: int | None = None,
+        recipient_addresses: list[str] | None = None,
+        *,
+        submitting: bool = False,
     ) -> int:
         """Finishes the outbox's unfinished operations (a dead process's puts and transactions), records every
         round the outbox shows as spent but the accountant lacks, then checks the chain; returns the accountant's
         cumulative epsilon (fixed point). With `round_id` and `recipient_addresses`, that round's model digest
-        and the recipients' keys are read in the same request, for the round that follows.
+        and the recipients' keys are read in the same request, for the round that follows; `submitting`, the
+        nonce, gas and fees of the round's ``submitUpdate`` too (:meth:`_submit_dry_run`).
 
         Raises:
             AccountantBehindChain: the chain holds more epsilon for this partner than the accountant.
@@ -321,7 +336,8 @@ class Partner:
         ]
         if round_id is not None and (agreement_id, round_id) not in self._model_digests:
             reads.append(ledger_calls.round(agreement_id, round_id))
-        epsilon, *answers = read_many(self.deployment.ledger.w3, reads)
+        dry_run = self._submit_dry_run(agreement_id, round_id) if submitting and round_id is not None else None
+        epsilon, *answers = self._read(reads, dry_run, (agreement_id, round_id))
         if recipients:
             self._recipient_keys[tuple(recipients)] = [
                 PartnerRecord.decode(p).encryption_key for p in answers[: len(recipients)]
@@ -339,6 +355,44 @@ class Partner:
                 f"{agreement_id}; its accountant ({self.accountant_file.path}) and outbox account for {spent}"
             )
         return spent
+
+    def _submit_dry_run(self, agreement_id: int, round_id: int) -> dict[str, Any] | None:
+        """The round's ``submitUpdate`` transaction (``to``, ``data``) as :meth:`commit` will send it, for its
+        nonce, gas and fees to be read before training, with the round's other reads: the envelope's digests,
+        not known yet, are placeholders that cost the most calldata gas (no zero byte). None when it is sent
+        already or the budget refuses the round (:meth:`check_budget` says so before training)."""
+        submit = self.outbox.find(self._key("submit", agreement_id, round_id))
+        if submit is not None and submit.status != "failed":
+            return None
+        envelope = self.outbox.find(self._key("envelope", agreement_id, round_id))
+        if envelope is not None:
+            cumulative = int(envelope.payload["accounting"]["cumulative_epsilon"])
+        else:
+            try:
+                cumulative = self.check_budget()
+            except BudgetExceeded:
+                return None
+        placeholder = b"\xff" * 32
+        call = self.deployment.ledger.functions.submitUpdate(
+            agreement_id, round_id, placeholder, placeholder, cumulative, len(self._training()[0])
+        )
+        payload = transaction_payload(call, self.address)
+        return {"to": payload["to"], "data": payload["data"]}
+
+    def _read(self, reads: list[Any], dry_run: dict[str, Any] | None, round_key: tuple[int, int | None]) -> list[Any]:
+        """The results of `reads`, in one request; with `dry_run`, its nonce, gas and fees in the same request,
+        kept for :meth:`commit`. A dry run the ledger refuses now is not kept: :meth:`commit` prepares the
+        transaction as usual, and says why it is refused if it still is."""
+        w3 = self.deployment.ledger.w3
+        if dry_run is not None:
+            try:
+                prepared, results = prepare_with_reads(w3, dry_run, self.address, reads)
+            except (ContractReverted, ChainError):
+                pass
+            else:
+                self._submit_ahead[round_key] = {k: v for k, v in prepared.items() if k not in dry_run}
+                return results
+        return read_many(w3, reads)
 
     def _record(self, key: str, record: dict[str, Any]) -> None:
         """Records the round spent by operation `key`, once."""
@@ -498,7 +552,11 @@ class Partner:
         )
         accounting = accounting_record(prepared.agreement_id, prepared.dp_round, prepared.cumulative_epsilon_fixed)
         op = self.effects.transact(
-            self._key("submit", prepared.agreement_id, prepared.round_id), call, self.address, accounting=accounting
+            self._key("submit", prepared.agreement_id, prepared.round_id),
+            call,
+            self.address,
+            read_ahead=self._submit_ahead.pop((prepared.agreement_id, prepared.round_id), None),
+            accounting=accounting,
         )
         return Submission(
             prepared.envelope_cid,
@@ -545,7 +603,7 @@ class Partner:
             AccountantBehindChain, ConfigurationError: the accountant does not belong to this agreement or
                 cannot explain the chain's epsilon.
         """
-        self.reconcile(agreement_id, round_id, recipient_addresses)
+        self.reconcile(agreement_id, round_id, recipient_addresses, submitting=True)
         return self.commit(self.prepare_update(agreement_id, round_id, recipient_addresses))
 
     # -- step 6 -----------------------------------------------------------------------------------------

@@ -151,7 +151,9 @@ class LocalStore(Store):
         parsed = normalize(cid)
         try:
             with open(self._path(parsed), "rb") as f:
-                data = f.read(MAX_BLOCK_BYTES + 1)  # a block file larger than any block is not read whole
+                # Its size, not the bound: read(n) takes n bytes first (4 MiB for each 256 KiB block read). A block
+                # file larger than any block is not read whole.
+                data = f.read(min(os.fstat(f.fileno()).st_size, MAX_BLOCK_BYTES) + 1)
         except FileNotFoundError:
             raise BlockNotFound(str(parsed)) from None
         except OSError as exc:

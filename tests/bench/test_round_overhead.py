@@ -42,6 +42,8 @@ def test_main_prints_the_ratio_as_its_last_line(bench, capsys):
         "same_result",
         "setup_s",
         "rpc_requests",
+        "rpc_requests_per_partner",
+        "rpc_requests_close",
         "receipt_polls_pending",
         "workers",
         "close_ms_per_partner",
@@ -50,6 +52,9 @@ def test_main_prints_the_ratio_as_its_last_line(bench, capsys):
     assert printed["ratio"] > 0 and printed["ledger_s"] > 0 and printed["bare_s"] > 0
     # Seeded training: the ledger's round and the bare round must reach the same aggregate and payouts.
     assert printed["same_result"] is True
+    # A partner's round is three requests (its reads, the send, the receipt), within the round's.
+    assert printed["rpc_requests_per_partner"] == 3
+    assert 2 * 3 + printed["rpc_requests_close"] < printed["rpc_requests"]
 
 
 @pytest.mark.parametrize(
@@ -72,3 +77,4 @@ def test_batched_mode_prints_the_anchoring_throughput(bench, capsys):
     assert printed["anchored_per_s"] == pytest.approx(2 / printed["anchor_s"], rel=0.01)  # both printed rounded
     assert 0 < printed["anchor_s"] <= printed["first_signed_to_anchored_s"]
     assert printed["rpc_requests"] > 0 and printed["close_ms_per_partner"] > 0
+    assert printed["rpc_requests_per_partner"] == 1 and printed["rpc_requests_anchor"] > 0  # its reads, one batch

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from lepton_ledger.chain.anvil import Anvil, dev_account
+from lepton_ledger.chain.connection import RequestCounter
 from lepton_ledger.chain.deployment import deploy_system
 from lepton_ledger.chain.events import EventIndex
 from lepton_ledger.chain.transactions import Transactor
@@ -79,6 +80,29 @@ def test_index_is_incremental_idempotent_gap_free_and_resumable(system, tmp_path
     assert third.from_block == second.to_block + 1 and third.inserted == 1
     stored = sorted((e.tx_hash, e.log_index) for e in restarted.events())
     assert stored == all_logs(w3, d, third.to_block)
+
+
+def test_a_sync_costs_two_requests_whatever_it_reads_and_one_when_nothing_is_new(system, tmp_path):
+    w3, tx, d, coordinator, _ = system
+    index = EventIndex(w3, contracts(w3, d), tmp_path / "trips.sqlite", chunk=2)
+    index.sync()
+    newcomer = dev_account(8)
+    tx.add(newcomer)
+    register(tx, d, newcomer, 7)
+    tx.transact(d.partners.functions.approve(newcomer.address), coordinator.address)
+    with RequestCounter(w3) as counter:
+        assert index.sync().inserted == 2
+        # The head and the last indexed block's hash in one batch, the logs in one: one range (two blocks).
+        assert counter.take() == 2  # six when the hashes and the head were read one by one
+        assert index.sync().inserted == 0
+        assert counter.take() == 1
+        for _ in range(3):
+            w3.provider.make_request("evm_mine", [])
+        counter.take()
+        # Two ranges: their ends' hashes in one more batch (one is the head's, read already), a request of logs each.
+        stats = index.sync()
+        assert counter.take() == 4 and (stats.to_block - stats.from_block) == 2
+    assert sorted((e.tx_hash, e.log_index) for e in index.events()) == all_logs(w3, d, stats.to_block)
 
 
 def test_queries_filter_by_agreement_round_and_partner_in_chain_order(system, tmp_path):

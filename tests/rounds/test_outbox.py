@@ -19,6 +19,7 @@ from lepton_ledger.rounds.outbox import (
     OutboxError,
     Runner,
     TransactionHandler,
+    reverted_from_result,
     transaction_payload,
 )
 
@@ -261,6 +262,8 @@ def test_transaction_reverted_on_chain_is_failed_with_its_receipt(chain, tmp_pat
     (op,) = Runner(outbox, {"transaction": TransactionHandler(Transactor(w3, [partner]))}).run()
     assert op.status == "failed" and "reverted on-chain" in (op.error or "")
     assert op.result["status"] == 0 and op.result["tx_hash"] == op.tx_hash
+    # Why: the call replayed on the state its block left, decoded as an estimate's refusal would have been.
+    assert reverted_from_result(op.result).error == "PartnerRegistryZeroProfileDigest"
     assert w3.eth.get_transaction_count(partner.address) == 1
 
 

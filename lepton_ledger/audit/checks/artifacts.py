@@ -11,6 +11,7 @@ bytes than those it was asked for is caught even if it does not verify blocks.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -23,7 +24,6 @@ from ...chain.merkle import (
 )
 from ...chain.typed_data import update_commitment_digest
 from ...envelope import EnvelopeError, Expected, ManifestMismatch, OpenedEnvelope
-from ...envelope import open as open_envelope
 from ...envelope.errors import (
     BadSignature,
     MalformedManifest,
@@ -31,12 +31,14 @@ from ...envelope.errors import (
     TensorDigestMismatch,
 )
 from ...envelope.manifest import recover_signer
+from ...envelope.stream import EnvelopeStream
 from ...errors import LeptonError
 from ...protocol.addressing import (
     ArtifactNotFound,
     cid_for_digest,
     content_digest,
     fetch,
+    fetch_into,
 )
 from ...protocol.commitments import MAX_BATCH_BYTES, parse_batch_document
 from ...protocol.errors import ProtocolError
@@ -69,7 +71,8 @@ class Located(Protocol):
 
 @dataclass
 class Fetched:
-    """An artifact fetched by its on-chain digest: its CID, and its bytes when they resolve and match."""
+    """An artifact fetched by its on-chain digest: its CID, and its bytes when they resolve and match (and were
+    kept: not when :func:`resolve` streamed them to a sink)."""
 
     check: CheckResult
     cid: str
@@ -86,14 +89,22 @@ def resolve(
     partner: str | None = None,
     event: Located | None = None,
     max_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    sink: Callable[[bytes], None] | None = None,
 ) -> Fetched:
     """``cids_resolve`` for one digest: the CID it names is in the store, no larger than `max_bytes` (checked from
-    its root before the rest is fetched), and its bytes hash to it."""
+    its root before the rest is fetched), and its bytes hash to it. With `sink`, the bytes go to it as they are
+    read and hashed, and are not kept (the result's ``data`` is None; ``check.ok`` says whether they resolved):
+    an envelope is opened as it streams (envelope.stream)."""
     where = {"tx_hash": event.tx_hash, "block": event.block_number} if event is not None else {}
     evidence = {"artifact": what, **where, "digest": "0x" + digest.hex()}
     cid = cid_for_digest(digest)
+    data: bytes | None = None
     try:
-        data = fetch(store, digest, max_bytes=max_bytes)
+        if sink is None:
+            data = fetch(store, digest, max_bytes=max_bytes)
+            found, size = content_digest(data), len(data)
+        else:
+            found, size = fetch_into(store, digest, sink, max_bytes=max_bytes)
     except ArtifactNotFound as exc:
         return Fetched(
             CheckResult(
@@ -124,7 +135,6 @@ def resolve(
             cid,
             None,
         )
-    found = content_digest(data)
     if found != digest:
         return Fetched(
             CheckResult(
@@ -144,12 +154,12 @@ def resolve(
         CheckResult(
             CIDS_RESOLVE,
             True,
-            f"{what} {cid} resolves, {len(data)} bytes match its digest",
+            f"{what} {cid} resolves, {size} bytes match its digest",
             agreement_id,
             round_id,
             partner,
             cid,
-            {**evidence, "bytes": len(data)},
+            {**evidence, "bytes": size},
         ),
         cid,
         data,
@@ -268,9 +278,9 @@ def expand_batch(
 
 
 def open_commitment(
-    view: ChainView, key: bytes, record: RoundRecord, c: Commitment, fetched: Fetched
+    view: ChainView, record: RoundRecord, c: Commitment, fetched: Fetched, envelope: EnvelopeStream
 ) -> tuple[list[CheckResult], OpenedEnvelope | None, str | None]:
-    """``envelope_decrypts`` and ``manifest_signature`` for one fetched envelope.
+    """``envelope_decrypts`` and ``manifest_signature`` for one envelope, fetched (resolved) into `envelope`.
 
     Returns the results, the opened envelope (None when it cannot be trusted) and the code the coordinator
     should have rejected it with (an envelope error's class name, ``CommitmentMismatch``), or None.
@@ -286,11 +296,8 @@ def open_commitment(
         chain_id=view.chain_id,
         ledger=view.ledger_address,
     )
-    assert fetched.data is not None
     try:
-        opened = open_envelope(
-            fetched.data, key, expected=expected, signature_valid=chain_signature_check(view.w3, block=view.block)
-        )
+        opened = envelope.open(expected=expected, signature_valid=chain_signature_check(view.w3, block=view.block))
     except _MANIFEST_FAILURES as exc:
         found = (
             {"field": exc.field, "expected": _jsonable(exc.expected), "found": _jsonable(exc.actual)}
