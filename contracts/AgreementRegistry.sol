@@ -100,6 +100,10 @@ contract AgreementRegistry is IAgreementRegistry, EIP712, Nonces {
             activeVersion: 0,
             proposedAt: uint64(block.timestamp),
             coordinator: msg.sender,
+            epsilonCap: newTerms.epsilonCap,
+            // count <= MAX_PARTIES (checked by _validate), so it fits 16 bits.
+            partyCount: uint16(count),
+            epsilonLaneBits: epsilonLaneBitsFor(newTerms.epsilonCap),
             termsHash: termsHash
         });
         uint256 logged = partners.suspensionCount();
@@ -118,6 +122,10 @@ contract AgreementRegistry is IAgreementRegistry, EIP712, Nonces {
             revert AgreementRegistryInvalidCoordinator(newTerms.coordinator);
         }
         _validate(newTerms);
+        // The ledger's lanes keep the width chosen at the proposal: a cap past it could not be stored.
+        if (epsilonLaneBitsFor(newTerms.epsilonCap) > state.epsilonLaneBits) {
+            revert AgreementRegistryEpsilonCapOverLanes(newTerms.epsilonCap, uint32(type(uint24).max));
+        }
         Terms storage current = _versions[agreementId][_inForceVersion(state)];
         uint256 count = current.parties.length;
         if (newTerms.parties.length != count) revert AgreementRegistryPartiesChanged(agreementId);
@@ -224,14 +232,28 @@ contract AgreementRegistry is IAgreementRegistry, EIP712, Nonces {
     function submissionTerms(uint256 agreementId, address account)
         external
         view
-        returns (AgreementStatus status, bool isParty, uint256 index, uint32 epsilonCap, uint64 maxSampleCount)
+        returns (
+            AgreementStatus status,
+            bool isParty,
+            uint256 index,
+            uint32 epsilonCap,
+            uint64 maxSampleCount,
+            uint8 epsilonLaneBits
+        )
     {
         AgreementState storage state = _states[agreementId];
         Terms storage t = _versions[agreementId][_inForceVersion(state)];
         uint256 position = _partyPosition[agreementId][account];
         // unchecked: position is non-zero when it is used.
         unchecked {
-            return (state.status, position != 0, position == 0 ? 0 : position - 1, t.epsilonCap, t.maxSampleCount);
+            return (
+                state.status,
+                position != 0,
+                position == 0 ? 0 : position - 1,
+                state.epsilonCap,
+                t.maxSampleCount,
+                state.epsilonLaneBits
+            );
         }
     }
 
@@ -249,11 +271,22 @@ contract AgreementRegistry is IAgreementRegistry, EIP712, Nonces {
     function batchTerms(uint256 agreementId)
         external
         view
-        returns (AgreementStatus status, address coordinator, uint32 partyCount, uint32 epsilonCap)
+        returns (
+            AgreementStatus status,
+            address coordinator,
+            uint32 partyCount,
+            uint32 epsilonCap,
+            uint8 epsilonLaneBits
+        )
     {
+        // Two storage words: the status's, and the coordinator's with the copies of the terms beside it.
         AgreementState storage state = _states[agreementId];
-        Terms storage t = _versions[agreementId][_inForceVersion(state)];
-        return (state.status, t.coordinator, uint32(t.parties.length), t.epsilonCap);
+        return (state.status, state.coordinator, state.partyCount, state.epsilonCap, state.epsilonLaneBits);
+    }
+
+    /// @inheritdoc IAgreementRegistry
+    function epsilonLaneBitsFor(uint32 epsilonCap) public pure returns (uint8) {
+        return epsilonCap <= type(uint24).max ? 24 : 32;
     }
 
     /// @inheritdoc IAgreementRegistry
@@ -362,6 +395,7 @@ contract AgreementRegistry is IAgreementRegistry, EIP712, Nonces {
         state.status = AgreementStatus.Active;
         state.activeVersion = version;
         state.coordinator = t.coordinator;
+        state.epsilonCap = t.epsilonCap;
         emit AgreementActivated(agreementId, version);
         return true;
     }
@@ -393,7 +427,8 @@ contract AgreementRegistry is IAgreementRegistry, EIP712, Nonces {
             rewardToken: t.rewardToken,
             coordinator: t.coordinator,
             arbiter: t.arbiter,
-            maxSampleCount: t.maxSampleCount
+            maxSampleCount: t.maxSampleCount,
+            epsilonLaneBits: state.epsilonLaneBits
         });
     }
 

@@ -16,9 +16,10 @@ import {ChallengeDesk} from "./libraries/ChallengeDesk.sol";
 /// @notice Rounds, update commitments and the on-chain privacy budget. Batch-entry disputes and forgery proofs
 /// run in the external library {BatchDisputes}, challenges in {ChallengeDesk}, both on this contract's storage
 /// ({LedgerState}) by delegatecall: one address and one ABI, code split along its concerns.
-/// @dev Cumulative epsilons are stored as uint32 (1e6 = 1.0), eight to a storage word, and "submitted in this
-/// round" as a bitmap, so that a batch of 100 commitments writes 13 + 1 words instead of 200. That packing is
-/// what keeps the batched mode under 5,000 gas per update with the budget check on-chain (see {IRoundLedger}).
+/// @dev Cumulative epsilons (1e6 = 1.0) are packed in lanes of the agreement's width, ten 24-bit or eight 32-bit
+/// lanes to a storage word ({EpsilonLanes}), and "submitted in this round" as a bitmap, so that a batch of 100
+/// commitments writes 10 + 1 words instead of 200. That packing is what keeps the batched mode cheap with the
+/// budget check on-chain (see {IRoundLedger}).
 contract RoundLedger is IRoundLedger, EIP712 {
     /*//////////////////////////////////////////////////////////////
                                CONSTANTS
@@ -28,7 +29,9 @@ contract RoundLedger is IRoundLedger, EIP712 {
     bytes32 public constant UPDATE_COMMITMENT_TYPEHASH = LedgerState.UPDATE_COMMITMENT_TYPEHASH;
 
     uint256 private constant _ENTRY_SIZE = LedgerState.ENTRY_SIZE;
-    uint256 private constant _NO_WORD = type(uint256).max;
+    /// @dev A lane shift at or past this lies past a word's last lane, for either width: ten 24-bit lanes end at
+    /// bit 240, eight 32-bit lanes (whose shifts are multiples of 32) at 256.
+    uint256 private constant _WORD_LANES_END = 240;
     /// @dev Suspension-log entries a batch reads at most; while more are unread it checks all its parties.
     uint256 private constant _LOG_READ_LIMIT = 32;
 
@@ -95,7 +98,8 @@ contract RoundLedger is IRoundLedger, EIP712 {
         r.deadline = deadline;
         r.modelDigest = modelDigest;
         r.evalCommitment = evalCommitment;
-        uint256[] memory words = LedgerState.epsilonWordsOf(_s, agreementId, config.partyCount);
+        uint256[] memory words =
+            LedgerState.epsilonWordsOf(_s, agreementId, config.partyCount, config.epsilonLaneBits);
         _s.snapshots[agreementId][roundId].atOpen = keccak256(abi.encodePacked(words));
         emit RoundOpened(agreementId, roundId, config.version, modelDigest, evalCommitment, deadline);
         emit EpsilonsAtOpen(agreementId, roundId, words);
@@ -111,8 +115,14 @@ contract RoundLedger is IRoundLedger, EIP712 {
         uint64 sampleCount
     ) external {
         // One call for what a submission needs, rather than the whole round config plus the party index.
-        (IAgreementRegistry.AgreementStatus status, bool isParty, uint256 index, uint32 cap, uint64 maxSamples) =
-            agreements.submissionTerms(agreementId, msg.sender);
+        (
+            IAgreementRegistry.AgreementStatus status,
+            bool isParty,
+            uint256 index,
+            uint32 cap,
+            uint64 maxSamples,
+            uint8 laneBits
+        ) = agreements.submissionTerms(agreementId, msg.sender);
         if (status != IAgreementRegistry.AgreementStatus.Active) revert RoundLedgerAgreementNotActive(agreementId);
         Round storage r = _acceptingRound(agreementId, roundId);
         if (!isParty) revert RoundLedgerNotParty(agreementId, msg.sender);
@@ -121,7 +131,7 @@ contract RoundLedger is IRoundLedger, EIP712 {
         if (sampleCount == 0) revert RoundLedgerZeroSampleCount();
         if (sampleCount > maxSamples) revert RoundLedgerSampleCountExceeded(sampleCount, maxSamples);
 
-        _recordSubmission(agreementId, roundId, index, cumulativeEpsilon_, cap);
+        _recordSubmission(agreementId, roundId, index, cumulativeEpsilon_, cap, laneBits);
         ++r.submissions;
         emit UpdateSubmitted(
             agreementId, roundId, msg.sender, envelopeDigest, manifestDigest, cumulativeEpsilon_, sampleCount
@@ -199,7 +209,7 @@ contract RoundLedger is IRoundLedger, EIP712 {
         _s.openRoundOf[agreementId] = 0;
         _s.disputeEndsAt[agreementId] = claimableAt;
         emit RoundFinalized(agreementId, roundId, aggregateDigest, reportDigest, payoutRoot, payoutTotal);
-        LedgerState.recordClose(_s, agreementId, roundId, config.partyCount);
+        LedgerState.recordClose(_s, agreementId, roundId, config);
         if (payoutTotal != 0) _vault.allocate(agreementId, roundId, payoutRoot, payoutTotal, claimableAt);
     }
 
@@ -273,7 +283,7 @@ contract RoundLedger is IRoundLedger, EIP712 {
         uint256[] calldata wordsAtOpen,
         uint256[] calldata wordsAtClose
     ) external {
-        BatchDisputes.restoreVoidedRound(_s, agreementId, roundId, wordsAtOpen, wordsAtClose);
+        BatchDisputes.restoreVoidedRound(_s, _env(), agreementId, roundId, wordsAtOpen, wordsAtClose);
     }
 
     /*//////////////////////////////////////////////////////////////
@@ -292,9 +302,11 @@ contract RoundLedger is IRoundLedger, EIP712 {
 
     /// @inheritdoc IRoundLedger
     function cumulativeEpsilon(uint256 agreementId, address partner) external view returns (uint32) {
-        (bool isParty, uint256 index) = agreements.partyIndex(agreementId, partner);
+        // slither-disable-next-line unused-return
+        (, bool isParty, uint256 index,,, uint8 bits) = agreements.submissionTerms(agreementId, partner);
         if (!isParty) return 0;
-        return EpsilonLanes.lane(_s.epsilonWords[agreementId][index >> 3], index);
+        // A lane is at most 32 bits wide.
+        return uint32(EpsilonLanes.lane(_s.epsilonWords[agreementId][EpsilonLanes.wordOf(index, bits)], index, bits));
     }
 
     /// @inheritdoc IRoundLedger
@@ -360,14 +372,20 @@ contract RoundLedger is IRoundLedger, EIP712 {
     //////////////////////////////////////////////////////////////*/
 
     /// @dev Marks `index` as submitted in the round and raises its cumulative epsilon, after the checks.
-    function _recordSubmission(uint256 agreementId, uint64 roundId, uint256 index, uint256 epsilon, uint256 cap)
-        private
-    {
+    function _recordSubmission(
+        uint256 agreementId,
+        uint64 roundId,
+        uint256 index,
+        uint256 epsilon,
+        uint256 cap,
+        uint256 laneBits
+    ) private {
         if (!PartyBitmap.trySet(_s.submitted[agreementId][roundId], index)) {
             revert RoundLedgerAlreadySubmitted(agreementId, roundId, msg.sender);
         }
         mapping(uint256 => uint256) storage epsilons = _s.epsilonWords[agreementId];
-        epsilons[index >> 3] = _spend(epsilons[index >> 3], (index << 32) | epsilon, cap, agreementId);
+        uint256 key = EpsilonLanes.wordOf(index, laneBits);
+        epsilons[key] = _spend(epsilons[key], index, epsilon, cap, laneBits, agreementId);
     }
 
     /// @dev What the batch loop needs besides its entries; in memory, because the loop's hot variables
@@ -377,6 +395,7 @@ contract RoundLedger is IRoundLedger, EIP712 {
         uint64 roundId;
         uint256 epsilonCap;
         uint256 partyCount;
+        uint256 laneBits;
         uint256 skipped; // bit i: entry i was skipped, its party had already submitted in the round
         uint256 skippedCount;
     }
@@ -384,80 +403,86 @@ contract RoundLedger is IRoundLedger, EIP712 {
     /// @dev The batch's context, once the agreement is active and the caller its coordinator. Reads only the
     /// terms a batch needs ({IAgreementRegistry-batchTerms}): every storage word read here is paid per batch.
     function _batchContext(uint256 agreementId, uint64 roundId) private view returns (BatchContext memory) {
-        (IAgreementRegistry.AgreementStatus status, address coordinator, uint32 partyCount, uint32 epsilonCap) =
-            agreements.batchTerms(agreementId);
+        (
+            IAgreementRegistry.AgreementStatus status,
+            address coordinator,
+            uint32 partyCount,
+            uint32 epsilonCap,
+            uint8 laneBits
+        ) = agreements.batchTerms(agreementId);
         if (status != IAgreementRegistry.AgreementStatus.Active) revert RoundLedgerAgreementNotActive(agreementId);
         if (msg.sender != coordinator) revert RoundLedgerNotCoordinator(msg.sender);
-        return BatchContext(agreementId, roundId, epsilonCap, partyCount, 0, 0);
+        return BatchContext(agreementId, roundId, epsilonCap, partyCount, laneBits, 0, 0);
     }
 
     /// @dev Checks and records every entry of a batch. Entries are sorted, so the parties of one epsilon word
-    /// (8 lanes) come together: each word is read and written once, and so is each bitmap word (256 bits,
-    /// i.e. 32 epsilon words). This loop is the per-update cost of a batch: keep it lean.
-    /// The caller has checked that the last (largest) index is in range.
+    /// come together: each word is read and written once, and so is the round's bitmap (one word: at most 256
+    /// parties). This loop is the per-update cost of a batch: keep it lean.
+    /// The walk holds one epsilon word at a time, starting with the first entry's. `base` is the bit offset of
+    /// that word's first lane in the agreement's lanes laid end to end (word key * EpsilonLanes.span), so that
+    /// index * bits - base is an index's shift in the word, and a shift of 240 or more lies past the word.
+    /// The caller has checked that the last (largest) index is in range and that the length of `entries` is a
+    /// multiple of 6, so each 6-byte entry the assembly reads lies inside it. Unchecked arithmetic: offsets stay
+    /// below entries.length, indexes below 2^16, lanes within their width, and indexes only grow (checked
+    /// first), so no shift goes below the base.
     function _applyEntries(BatchContext memory ctx, bytes calldata entries) private {
         _refuseSuspendedParties(ctx, entries);
-        uint256 wordKey = _NO_WORD;
-        uint256 epsilonWord;
-        uint256 submittedWord;
+        mapping(uint256 => uint256) storage epsilons = _s.epsilonWords[ctx.agreementId];
+        uint256 submittedWord = _s.submitted[ctx.agreementId][ctx.roundId][0];
+        uint256 cap = ctx.epsilonCap;
+        uint256 bits = ctx.laneBits;
+        uint256 laneMask = (1 << bits) - 1;
+        uint256 base = EpsilonLanes.wordOf(uint48(bytes6(entries[:_ENTRY_SIZE])) >> 32, bits) * EpsilonLanes.span(bits);
+        uint256 epsilonWord = epsilons[base / EpsilonLanes.span(bits)];
         uint256 nextMinIndex;
-        // unchecked: offsets stay below entries.length, indexes below 2^16 and lanes within 32 bits.
         unchecked {
             for (uint256 offset; offset < entries.length; offset += _ENTRY_SIZE) {
-                uint256 entry;
-                // The 6 bytes at `offset` lie inside `entries`: its length is a multiple of 6 (checked by the caller).
+                uint256 index;
+                uint256 committed;
                 // solhint-disable-next-line no-inline-assembly
                 assembly ("memory-safe") {
-                    entry := shr(208, calldataload(add(entries.offset, offset)))
+                    let entry := shr(208, calldataload(add(entries.offset, offset)))
+                    index := shr(32, entry)
+                    committed := and(entry, 0xffffffff)
                 }
-                uint256 index = entry >> 32;
                 if (index < nextMinIndex) revert RoundLedgerUnsortedEntries(offset / _ENTRY_SIZE);
                 nextMinIndex = index + 1;
-                if (index >> 3 != wordKey) {
-                    (epsilonWord, submittedWord) = _switchWords(ctx, wordKey, index >> 3, epsilonWord, submittedWord);
-                    wordKey = index >> 3;
+                {
+                    // An index past 255 gives no bit; it comes before the range-checked last entry, so the walk
+                    // reverts as unsorted before the batch ends.
+                    uint256 bit = 1 << index;
+                    if (submittedWord & bit != 0) {
+                        // Submitted directly (a batch never repeats an index): skip it, do not sink the batch.
+                        ctx.skipped |= 1 << (offset / _ENTRY_SIZE);
+                        ++ctx.skippedCount;
+                        continue;
+                    }
+                    submittedWord |= bit;
                 }
-                uint256 bit = 1 << (index & 255);
-                if (submittedWord & bit != 0) {
-                    // Submitted directly (a batch never repeats an index): skip it, do not sink the batch.
-                    ctx.skipped |= 1 << (offset / _ENTRY_SIZE);
-                    ++ctx.skippedCount;
-                    continue;
+                uint256 shift = index * bits - base;
+                if (shift >= _WORD_LANES_END) {
+                    uint256 span = EpsilonLanes.span(bits);
+                    epsilons[base / span] = epsilonWord;
+                    base = index * bits - (index * bits) % span;
+                    epsilonWord = epsilons[base / span];
+                    shift = index * bits - base;
                 }
-                submittedWord |= bit;
-                // The budget checks of _spend, inline: this is the per-update cost of a batch.
-                uint256 shift = (index & 7) << 5;
-                if (uint32(entry) <= uint32(epsilonWord >> shift) || uint32(entry) > ctx.epsilonCap) {
-                    _spend(epsilonWord, entry, ctx.epsilonCap, ctx.agreementId); // reverts with the error that applies
+                // The budget checks of _spend, inline; committed <= cap fits the lane, so it is written whole.
+                if ((committed <= (epsilonWord >> shift) & laneMask) || (committed > cap)) {
+                    _refuseEntry(ctx, epsilonWord, index, committed);
                 }
-                epsilonWord = (epsilonWord & ~(uint256(type(uint32).max) << shift)) | (uint256(uint32(entry)) << shift);
+                epsilonWord = (epsilonWord & ~(laneMask << shift)) | (committed << shift);
             }
         }
-        _s.epsilonWords[ctx.agreementId][wordKey] = epsilonWord;
-        _s.submitted[ctx.agreementId][ctx.roundId][wordKey >> 5] = submittedWord;
+        epsilons[base / EpsilonLanes.span(bits)] = epsilonWord;
+        _s.submitted[ctx.agreementId][ctx.roundId][0] = submittedWord;
     }
 
-    /// @dev Writes back the cached words of epsilon word `oldKey` and loads those of `newKey`. The bitmap word
-    /// changes only when the walk crosses a multiple of 256 parties.
-    function _switchWords(
-        BatchContext memory ctx,
-        uint256 oldKey,
-        uint256 newKey,
-        uint256 epsilonWord,
-        uint256 submittedWord
-    ) private returns (uint256, uint256) {
-        mapping(uint256 => uint256) storage epsilons = _s.epsilonWords[ctx.agreementId];
-        mapping(uint256 => uint256) storage submitted = _s.submitted[ctx.agreementId][ctx.roundId];
-        if (oldKey == _NO_WORD) {
-            submittedWord = submitted[newKey >> 5];
-        } else {
-            epsilons[oldKey] = epsilonWord;
-            if (oldKey >> 5 != newKey >> 5) {
-                submitted[oldKey >> 5] = submittedWord;
-                submittedWord = submitted[newKey >> 5];
-            }
-        }
-        return (epsilons[newKey], submittedWord);
+    /// @dev Reverts with the budget error that applies to a batch entry the loop found out of bounds.
+    function _refuseEntry(BatchContext memory ctx, uint256 word, uint256 index, uint256 committed) private view {
+        // Called for its revert: the word it would return is never used.
+        // slither-disable-next-line unused-return
+        _spend(word, index, committed, ctx.epsilonCap, ctx.laneBits, ctx.agreementId);
     }
 
     function _revertAlreadySubmitted(BatchContext memory ctx, uint256 index) private view {
@@ -518,19 +543,19 @@ contract RoundLedger is IRoundLedger, EIP712 {
         if (!partners.isApproved(party)) revert RoundLedgerPartnerNotApproved(party);
     }
 
-    /// @dev Returns `word` with the cumulative epsilon of `entry`'s party raised to `entry`'s epsilon, after
-    /// the budget checks. `entry` is `index << 32 | epsilon`, as in a batch.
-    function _spend(uint256 word, uint256 entry, uint256 cap, uint256 agreementId) private view returns (uint256) {
-        uint256 index = entry >> 32;
-        uint256 committed = uint32(entry);
-        // Inline lane arithmetic (not EpsilonLanes): this runs once per update of a batch, and is kept lean.
-        uint256 shift = (index & 7) * 32;
-        uint256 previous = uint32(word >> shift);
+    /// @dev Returns `word` with the cumulative epsilon of party `index` raised to `committed`, after the budget
+    /// checks. The cap fits the agreement's lanes ({IAgreementRegistry-epsilonLaneBitsFor}).
+    function _spend(uint256 word, uint256 index, uint256 committed, uint256 cap, uint256 laneBits, uint256 agreementId)
+        private
+        view
+        returns (uint256)
+    {
+        uint256 previous = EpsilonLanes.lane(word, index, laneBits);
         if (committed <= previous) {
             revert RoundLedgerEpsilonNotIncreasing(_partyForError(agreementId, index), previous, committed);
         }
         if (committed > cap) revert RoundLedgerBudgetExceeded(_partyForError(agreementId, index), committed, cap);
-        return (word & ~(uint256(type(uint32).max) << shift)) | (committed << shift);
+        return EpsilonLanes.withLane(word, index, laneBits, committed);
     }
 
     /// @dev The party at `index`, for an error. A batch range-checks only its last index up front, so an earlier

@@ -56,6 +56,10 @@ interface IAgreementRegistry {
     /// @dev The state of an agreement beside its terms. `version` is the latest version (pending when above
     /// `activeVersion`), `signatures` and `termsHash` are that version's; `activeVersion` is the version in
     /// force (0 until the first activation) and `coordinator` the coordinator who acts on the agreement now.
+    /// `epsilonCap` is the cap of the terms in force (of the proposal before the first activation) and
+    /// `partyCount` the number of parties: copies kept in `coordinator`'s storage word, so that a batch reads
+    /// the terms it needs from two words ({batchTerms}). `epsilonLaneBits` is the width of each party's lane
+    /// in the round ledger's packed epsilon words, fixed at the proposal from its cap (see {epsilonLaneBitsFor}).
     struct AgreementState {
         AgreementStatus status;
         uint32 version;
@@ -63,6 +67,9 @@ interface IAgreementRegistry {
         uint32 activeVersion;
         uint64 proposedAt;
         address coordinator;
+        uint32 epsilonCap;
+        uint16 partyCount;
+        uint8 epsilonLaneBits;
         bytes32 termsHash;
     }
 
@@ -80,6 +87,7 @@ interface IAgreementRegistry {
         address coordinator;
         address arbiter;
         uint64 maxSampleCount;
+        uint8 epsilonLaneBits;
     }
 
     error AgreementRegistryUnknownAgreement(uint256 agreementId);
@@ -91,6 +99,7 @@ interface IAgreementRegistry {
     error AgreementRegistryZeroTermsDigest();
     error AgreementRegistryZeroRewardToken();
     error AgreementRegistryZeroEpsilonCap();
+    error AgreementRegistryEpsilonCapOverLanes(uint32 epsilonCap, uint32 max);
     /// @dev delta must lie strictly between 0 and 1 (1e18).
     error AgreementRegistryInvalidDelta(uint64 delta);
     error AgreementRegistryInvalidPeriod(uint64 start, uint64 end);
@@ -153,7 +162,7 @@ interface IAgreementRegistry {
     /// version. It changes nothing in force: it comes into force when every party has signed and staked for it.
     /// Requirements: the caller is the agreement's coordinator; the agreement is not Terminated; the parties are
     /// unchanged, and so is the reward token; the new coordinator holds the coordinator role; the terms are
-    /// well formed.
+    /// well formed; the epsilon cap fits the agreement's epsilon lanes ({epsilonLaneBitsFor} of the proposal).
     /// Emits {AgreementAmended}.
     function amend(uint256 agreementId, Terms calldata terms) external;
 
@@ -209,19 +218,40 @@ interface IAgreementRegistry {
     /// @notice As {roundConfig}, for version `version` of the terms (what a round opened on that version runs by).
     function roundConfigAt(uint256 agreementId, uint32 version) external view returns (RoundConfig memory);
     /// @notice What a single submission needs, in one call: the agreement's status, whether `account` is a
-    /// party and its position, and the epsilon cap and sample-count bound of the terms in force.
+    /// party and its position, the epsilon cap and sample-count bound of the terms in force, and the width of
+    /// the agreement's epsilon lanes.
     function submissionTerms(uint256 agreementId, address account)
         external
         view
-        returns (AgreementStatus status, bool isParty, uint256 index, uint32 epsilonCap, uint64 maxSampleCount);
+        returns (
+            AgreementStatus status,
+            bool isParty,
+            uint256 index,
+            uint32 epsilonCap,
+            uint64 maxSampleCount,
+            uint8 epsilonLaneBits
+        );
     /// @notice Whether `account` is a party, and its position in the party list.
     function partyIndex(uint256 agreementId, address account) external view returns (bool isParty, uint256 index);
-    /// @notice What the round ledger checks a batch against, and nothing more: {roundConfig} reads eight storage
-    /// words of the terms, this four (a batch's per-update cost is what this contract's reads are kept small for).
+    /// @notice What the round ledger checks a batch against, and nothing more: the status, and the coordinator,
+    /// party count and epsilon cap of the terms in force, with the width of the epsilon lanes. {roundConfig}
+    /// reads eight storage words, this two (a batch's per-update cost is what its reads are kept small for).
     function batchTerms(uint256 agreementId)
         external
         view
-        returns (AgreementStatus status, address coordinator, uint32 partyCount, uint32 epsilonCap);
+        returns (
+            AgreementStatus status,
+            address coordinator,
+            uint32 partyCount,
+            uint32 epsilonCap,
+            uint8 epsilonLaneBits
+        );
+
+    /// @notice The width in bits of each party's epsilon lane in the round ledger for an agreement proposed with
+    /// `epsilonCap`: 24 (ten lanes to a storage word) when the cap fits 24 bits (up to 16.777215 at 1e6 = 1.0),
+    /// else 32 (eight lanes). Fewer words per batch is most of what a batch spends. An amendment's cap must fit
+    /// the width chosen at the proposal.
+    function epsilonLaneBitsFor(uint32 epsilonCap) external pure returns (uint8);
 
     /// @notice The partner registry's suspension count ({IPartnerRegistry-suspensionCount}) when the agreement
     /// was proposed. Every party signs after that, and signing needs approval, so a party suspended now was

@@ -15,8 +15,9 @@ pragma solidity 0.8.28;
 /// and "once per round" checks stay on-chain. The signatures are published, not verified on-chain: verifying
 /// costs an ecrecover (3,000 gas) plus about 150 bytes of calldata per update (2,400 gas at 16 gas a byte,
 /// 6,000 under the calldata floor price of EIP-7623), which alone breaks our target of 5,000 gas per update;
-/// anchoring costs about 4,400 gas per update in an agreement's first round (which allocates its budget
-/// words) and 2,200 in later rounds, at 100 partners, as measured by bench/gas.py. A forged or altered
+/// anchoring costs about 3,700 gas per update in an agreement's first round (which allocates its budget
+/// words) and 1,950 in later rounds, at 100 partners with a cap that fits 24-bit lanes (ten to a word), as
+/// measured by bench/gas.py. A forged or altered
 /// commitment stays provable: any auditor can submit it with its Merkle proof to
 /// {proveForgedCommitment}, which checks the signature and the anchored entry on-chain and voids the round.
 /// Signatures there are judged by ECDSA alone, so that a judgement never changes after anchoring (an ERC-1271
@@ -235,8 +236,9 @@ interface IRoundLedger {
     );
     /// @notice Emitted when a forged commitment, entry `position` of batch `batchIndex`, voids `round`.
     event RoundVoided(uint256 indexed agreementId, uint64 indexed round, uint256 batchIndex, uint256 position);
-    /// @notice Emitted with {RoundOpened}: the agreement's packed cumulative epsilons (eight uint32 lanes a word,
-    /// by party index) when `round` opened, which {voidDisputedEntry} takes back.
+    /// @notice Emitted with {RoundOpened}: the agreement's packed cumulative epsilons (lanes of the agreement's
+    /// width, {IAgreementRegistry-epsilonLaneBitsFor}, by party index) when `round` opened, which
+    /// {voidDisputedEntry} takes back.
     event EpsilonsAtOpen(uint256 indexed agreementId, uint64 indexed round, uint256[] words);
     /// @notice Emitted when `round` closes (finalized, voided while open, or abandoned): the packed epsilon words
     /// then, which {restoreVoidedRound} takes.

@@ -137,13 +137,16 @@ library BatchDisputes {
         // The dispute exists, so `party` is a party.
         // slither-disable-next-line unused-return
         (, uint256 index) = env.agreements.partyIndex(agreementId, party);
-        uint32 restored = _removeEntry(s, agreementId, roundId, party, index, d.epsilon, wordsAtOpen);
+        uint256 bits = env.agreements.roundConfig(agreementId).epsilonLaneBits;
+        uint256 atOpen = EpsilonLanes.lane(wordsAtOpen[EpsilonLanes.wordOf(index, bits)], index, bits);
+        uint32 restored = _removeEntry(s, agreementId, roundId, party, index, d.epsilon - atOpen, bits);
         emit IRoundLedger.DisputedEntryVoided(agreementId, roundId, party, restored);
     }
 
     /// @notice {IRoundLedger-restoreVoidedRound}, run on the ledger's storage.
     function restoreVoidedRound(
         LedgerState.Layout storage s,
+        LedgerState.Env calldata env,
         uint256 agreementId,
         uint64 roundId,
         uint256[] calldata wordsAtOpen,
@@ -158,17 +161,20 @@ library BatchDisputes {
         --s.openDisputes[agreementId];
         mapping(uint256 => uint256) storage epsilons = s.epsilonWords[agreementId];
         mapping(uint256 => uint256) storage submitted = s.submitted[agreementId][roundId];
+        uint256 bits = env.agreements.roundConfig(agreementId).epsilonLaneBits;
+        uint256 lanes = EpsilonLanes.perWord(bits);
+        // At most 256 parties: the round's bitmap is one word.
+        uint256 entries = submitted[0];
         for (uint256 w; w < wordsAtOpen.length; ++w) {
-            // The round's entries of the 8 parties of word w: bits 8w..8w+7 of the round's bitmap.
-            uint256 entered = submitted[w >> 5] >> ((w & 31) * 8) & 0xff;
+            // The round's entries of the parties of word w: bits lanes*w .. lanes*w + lanes-1 of the bitmap.
+            uint256 entered = entries >> (w * lanes) & ((1 << lanes) - 1);
             if (entered != 0) {
-                epsilons[w] = EpsilonLanes.subtractSpent(epsilons[w], wordsAtOpen[w], wordsAtClose[w], entered);
+                epsilons[w] =
+                    EpsilonLanes.subtractSpent(epsilons[w], wordsAtOpen[w], wordsAtClose[w], entered, bits);
             }
         }
         // Clear the round's entries: each was given back once, and none can be voided or challenged again.
-        for (uint256 b; b < (wordsAtOpen.length + 31) >> 5; ++b) {
-            delete submitted[b];
-        }
+        delete submitted[0];
         emit IRoundLedger.VoidedRoundRestored(agreementId, roundId);
     }
 
@@ -267,8 +273,8 @@ library BatchDisputes {
             && d.position == evidence.position;
     }
 
-    /// @dev Removes `party`'s entry of the round: gives back what it spent (its anchored cumulative `anchored`
-    /// minus the party's value when the round opened), clears its bit (it can no longer be challenged, and while
+    /// @dev Removes `party`'s entry of the round: gives back what it `spent` (its anchored cumulative epsilon
+    /// minus the party's value when the round opened, which the anchored value exceeds), clears its bit (it can no longer be challenged, and while
     /// the round is open the party may enter again) and dismisses a challenge of it. When the round was voided
     /// and given back already, the bit is clear and nothing changes. Returns the party's epsilon afterwards.
     function _removeEntry(
@@ -277,18 +283,19 @@ library BatchDisputes {
         uint64 roundId,
         address party,
         uint256 index,
-        uint32 anchored,
-        uint256[] calldata wordsAtOpen
+        uint256 spent,
+        uint256 bits
     ) private returns (uint32) {
         mapping(uint256 => uint256) storage epsilons = s.epsilonWords[agreementId];
-        uint256 word = epsilons[index >> 3];
-        if (!s.hasEntry(agreementId, roundId, index)) return EpsilonLanes.lane(word, index);
+        uint256 key = EpsilonLanes.wordOf(index, bits);
+        uint256 word = epsilons[key];
+        // Lanes are at most 32 bits wide.
+        if (!s.hasEntry(agreementId, roundId, index)) return uint32(EpsilonLanes.lane(word, index, bits));
         PartyBitmap.unset(s.submitted[agreementId][roundId], index);
         // The entry raised the party from its value at open to `anchored` (only the round's own entries move the
         // words while it is open), and every later spend was charged on top: this subtraction cannot underflow.
-        uint32 restored =
-            EpsilonLanes.lane(word, index) - (anchored - EpsilonLanes.lane(wordsAtOpen[index >> 3], index));
-        epsilons[index >> 3] = EpsilonLanes.withLane(word, index, restored);
+        uint32 restored = uint32(EpsilonLanes.lane(word, index, bits) - spent);
+        epsilons[key] = EpsilonLanes.withLane(word, index, bits, restored);
         _dismissChallengeOf(s, s.challengeOf[agreementId][roundId][party]);
         return restored;
     }

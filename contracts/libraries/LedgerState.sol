@@ -8,6 +8,7 @@ import {IPartnerRegistry} from "../../interfaces/IPartnerRegistry.sol";
 import {IRewardVault} from "../../interfaces/IRewardVault.sol";
 import {LeptonRoles} from "./LeptonRoles.sol";
 import {PartyBitmap} from "./PartyBitmap.sol";
+import {EpsilonLanes} from "./EpsilonLanes.sol";
 
 /// @title LedgerState
 /// @notice The RoundLedger's storage and the checks its parts share. RoundLedger holds one {Layout} and runs
@@ -53,7 +54,7 @@ library LedgerState {
         mapping(uint256 agreementId => uint64) openRoundOf;
         uint256 challengeCount;
         mapping(uint256 agreementId => mapping(uint64 round => IRoundLedger.Round)) rounds;
-        /// @dev Eight uint32 cumulative epsilons per word, by party index (see EpsilonLanes).
+        /// @dev Cumulative epsilons packed in lanes of the agreement's width, by party index (see EpsilonLanes).
         mapping(uint256 agreementId => mapping(uint256 word => uint256)) epsilonWords;
         /// @dev One bit per party index: has a live entry in this round (see PartyBitmap).
         mapping(uint256 agreementId => mapping(uint64 round => mapping(uint256 word => uint256))) submitted;
@@ -149,13 +150,13 @@ library LedgerState {
         return (entry >> 32, uint32(entry));
     }
 
-    /// @dev The agreement's packed epsilon words (at most 32: 256 parties, 8 to a word).
-    function epsilonWordsOf(Layout storage s, uint256 agreementId, uint256 partyCount)
+    /// @dev The agreement's packed epsilon words (at most 32: 256 parties, 8 or 10 to a word).
+    function epsilonWordsOf(Layout storage s, uint256 agreementId, uint256 partyCount, uint256 laneBits)
         internal
         view
         returns (uint256[] memory words)
     {
-        words = new uint256[]((partyCount + 7) / 8);
+        words = new uint256[](EpsilonLanes.wordCount(partyCount, laneBits));
         mapping(uint256 => uint256) storage epsilons = s.epsilonWords[agreementId];
         for (uint256 w; w < words.length; ++w) {
             words[w] = epsilons[w];
@@ -164,8 +165,10 @@ library LedgerState {
 
     /// @dev Takes the closing snapshot of a round: the hash is kept, the words go in an event for the callers
     /// of {IRoundLedger-restoreVoidedRound}.
-    function recordClose(Layout storage s, uint256 agreementId, uint64 roundId, uint256 partyCount) internal {
-        uint256[] memory words = epsilonWordsOf(s, agreementId, partyCount);
+    function recordClose(Layout storage s, uint256 agreementId, uint64 roundId, IAgreementRegistry.RoundConfig memory config)
+        internal
+    {
+        uint256[] memory words = epsilonWordsOf(s, agreementId, config.partyCount, config.epsilonLaneBits);
         s.snapshots[agreementId][roundId].atClose = keccak256(abi.encodePacked(words));
         emit IRoundLedger.EpsilonsAtClose(agreementId, roundId, words);
     }
@@ -182,7 +185,7 @@ library LedgerState {
         r.status = IRoundLedger.RoundStatus.Voided;
         r.finalizedAt = uint64(block.timestamp);
         s.openRoundOf[agreementId] = 0;
-        recordClose(s, agreementId, roundId, agreements.roundConfigAt(agreementId, r.agreementVersion).partyCount);
+        recordClose(s, agreementId, roundId, agreements.roundConfigAt(agreementId, r.agreementVersion));
         markRestorePending(s, agreementId, roundId);
     }
 

@@ -171,7 +171,9 @@ class Terms(ChainStruct):
 
 @dataclass(frozen=True)
 class AgreementState(ChainStruct):
-    """``IAgreementRegistry.AgreementState``: `version` is the latest, `active_version` the one in force."""
+    """``IAgreementRegistry.AgreementState``: `version` is the latest, `active_version` the one in force;
+    `epsilon_cap_fixed` and `party_count` are the terms in force's, `epsilon_lane_bits` the width of each
+    party's lane in the ledger's packed epsilon words (24 or 32, fixed at the proposal)."""
 
     status: AgreementStatus
     version: int
@@ -179,6 +181,9 @@ class AgreementState(ChainStruct):
     active_version: int
     proposed_at: int
     coordinator: str
+    epsilon_cap_fixed: int
+    party_count: int
+    epsilon_lane_bits: int
     terms_hash: bytes
 
 
@@ -198,6 +203,7 @@ class RoundConfig(ChainStruct):
     coordinator: str
     arbiter: str
     max_sample_count: int
+    epsilon_lane_bits: int
 
 
 @dataclass(frozen=True)

@@ -153,7 +153,9 @@ def test_propose_records_terms_and_state(agreements, coordinator, make_terms, tr
     assert hexed(agreements.hashTerms(terms)) == python_terms_hash(terms)
     state = agreements.agreementState(1)
     assert tuple(state[:6]) == (PROPOSED, 1, 0, 0, tx.timestamp, coordinator)
-    assert "0x" + hexed(state[6]) == terms_hash
+    # the cap and party count the ledger's batches read, and the lane width the cap fixes (it fits 24 bits)
+    assert tuple(state[6:9]) == (terms[5], 3, 24)
+    assert "0x" + hexed(state[9]) == terms_hash
     assert_events(
         tx,
         (
@@ -613,7 +615,7 @@ def test_amend_makes_new_version_of_proposal(agreements, proposed, trio, coordin
     terms_hash = "0x" + python_terms_hash(new_terms)
     state = agreements.agreementState(proposed)
     assert tuple(state[:3]) == (PROPOSED, 2, 0)
-    assert "0x" + hexed(state[6]) == terms_hash
+    assert "0x" + hexed(state[9]) == terms_hash
     assert hexed(agreements.termsAt(proposed, 2)[0]) == hexed(TERMS_V2)
     assert agreements.termsAt(proposed, 2)[10] == 20
     assert agreements.hasSigned(proposed, 1, trio[0])
@@ -877,11 +879,25 @@ def test_round_config_summarises_terms_and_state(agreements, active, token):
 
     config = agreements.roundConfig(active)
 
-    assert tuple(config) == (ACTIVE, 1, 3, t[5], t[10], t[8], t[9], t[3], token.address, t[11], t[12], t[13])
+    assert tuple(config) == (ACTIVE, 1, 3, t[5], t[10], t[8], t[9], t[3], token.address, t[11], t[12], t[13], 24)
 
 
 def test_round_config_of_unknown_agreement_is_empty(agreements):
-    assert tuple(agreements.roundConfig(6)) == (NONE, 0, 0, 0, 0, 0, 0, 0, ZERO_ADDRESS, ZERO_ADDRESS, ZERO_ADDRESS, 0)
+    assert tuple(agreements.roundConfig(6)) == (
+        NONE,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        ZERO_ADDRESS,
+        ZERO_ADDRESS,
+        ZERO_ADDRESS,
+        0,
+        0,
+    )
 
 
 def test_hash_terms_is_keccak_of_abi_encoded_terms(agreements, make_terms, trio):

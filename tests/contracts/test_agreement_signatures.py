@@ -81,7 +81,7 @@ def typed(agreements):
         message = {
             "agreementId": agreement_id,
             "version": state[1],
-            "termsHash": bytes(state[6]),
+            "termsHash": bytes(state.dict()["termsHash"]),
             "party": str(party),
             "nonce": agreements.nonces(party),
             "deadline": deadline,

@@ -2,6 +2,7 @@
 and fraud proofs against anchored batches (proveForgedCommitment), with the books checked after each."""
 
 import pytest
+from brownie import AgreementRegistry
 from conftest import (
     DISPUTE_WINDOW,
     EPSILON_ONE,
@@ -645,10 +646,13 @@ def test_voided_round_cannot_be_disputed_again(ledger, active_agreement, anchor,
 
 
 def epsilon_words(ledger, agreement_id, parties):
-    """The agreement's packed epsilon words now (eight uint32 lanes a word, by party index), from the view."""
-    words = [0] * ((len(parties) + 7) // 8)
+    """The agreement's packed epsilon words now, from the view: lanes of the agreement's width (24 or 32 bits),
+    256 // width to a word, by party index."""
+    bits = AgreementRegistry.at(ledger.agreements()).roundConfig(agreement_id)[-1]
+    lanes = 256 // bits
+    words = [0] * ((len(parties) + lanes - 1) // lanes)
     for i, party in enumerate(parties):
-        words[i // 8] |= ledger.cumulativeEpsilon(agreement_id, party) << (32 * (i % 8))
+        words[i // lanes] |= ledger.cumulativeEpsilon(agreement_id, party) << (bits * (i % lanes))
     return words
 
 

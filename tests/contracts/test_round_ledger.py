@@ -270,10 +270,10 @@ def test_finalize_emits_round_finalized_then_allocated(
                 "payoutTotal": 100,
             },
         ),
-        # The closing snapshot of the agreement's epsilon words (one word: three lanes of 1.0 each).
+        # The closing snapshot of the agreement's epsilon words (one word: three 24-bit lanes of 1.0 each).
         (
             "EpsilonsAtClose",
-            {"agreementId": agreement_id, "round": round_id, "words": [EPSILON_ONE * (1 + 2**32 + 2**64)]},
+            {"agreementId": agreement_id, "round": round_id, "words": [EPSILON_ONE * (1 + 2**24 + 2**48)]},
         ),
         (
             "Allocated",

@@ -85,6 +85,15 @@ contract AgreementRegistryTest is AgreementFixture {
         return activate(terms());
     }
 
+    /// @dev An Active agreement with a pending amendment that changes only its cap, to `cap`.
+    function activeWithPendingCap(uint32 cap) internal returns (uint256 id) {
+        id = activeId();
+        IAgreementRegistry.Terms memory t = terms();
+        t.epsilonCap = cap;
+        vm.prank(coordinator);
+        agreements.amend(id, t);
+    }
+
     function terminateAs(uint256 id) internal {
         vm.prank(coordinator);
         agreements.terminate(id, REASON);
@@ -378,16 +387,14 @@ contract AgreementRegistryTest is AgreementFixture {
 
     /// @dev Issue 10, item 1: an amendment is a pending proposal; the terms in force stay what was signed.
     function test_amendIsPendingAndChangesNothingInForce() public {
-        uint256 id = activeId();
-        IAgreementRegistry.Terms memory t = terms();
-        t.epsilonCap = 2 * EPSILON_ONE;
-        vm.prank(coordinator);
-        agreements.amend(id, t);
+        uint256 id = activeWithPendingCap(2 * EPSILON_ONE);
         IAgreementRegistry.AgreementState memory s = stateOf(id);
         assertEq(uint256(s.status), uint256(IAgreementRegistry.AgreementStatus.Active), "status");
         assertEq(s.version, 2, "version");
         assertEq(s.activeVersion, 1, "version 1 still in force");
         assertEq(s.signatures, 0, "signatures reset");
+        IAgreementRegistry.Terms memory t = terms();
+        t.epsilonCap = 2 * EPSILON_ONE;
         assertEq(s.termsHash, keccak256(abi.encode(t)), "termsHash");
         assertEq(agreements.terms(id).epsilonCap, 8 * EPSILON_ONE, "old cap in force");
         assertEq(agreements.roundConfig(id).epsilonCap, 8 * EPSILON_ONE, "round config unchanged");
@@ -509,6 +516,62 @@ contract AgreementRegistryTest is AgreementFixture {
         emit IAgreementRegistry.AgreementActivated(id, 2);
         signAs(parties[2], id);
         assertStatus(id, IAgreementRegistry.AgreementStatus.Active, "active again");
+    }
+
+    /// @dev The width of the ledger's epsilon lanes is fixed at the proposal from its cap: 24 bits up to the
+    /// largest cap they hold, 32 above.
+    function test_proposeFixesTheEpsilonLanesFromTheCap() public {
+        IAgreementRegistry.Terms memory t = terms();
+        t.epsilonCap = type(uint24).max;
+        uint256 narrow = propose(t);
+        t.epsilonCap = uint32(type(uint24).max) + 1;
+        uint256 wide = propose(t);
+        assertEq(stateOf(narrow).epsilonLaneBits, 24, "cap fits 24 bits");
+        assertEq(agreements.roundConfig(narrow).epsilonLaneBits, 24, "round config");
+        assertEq(stateOf(wide).epsilonLaneBits, 32, "cap past 24 bits");
+        assertEq(agreements.roundConfig(wide).epsilonLaneBits, 32, "round config");
+        assertEq(stateOf(narrow).partyCount, parties.length, "party count");
+        assertEq(stateOf(narrow).epsilonCap, type(uint24).max, "cap of the proposal");
+    }
+
+    /// @dev An amendment may not raise the cap past the lanes chosen at the proposal: the ledger could not store it.
+    function test_amendRefusesACapPastTheEpsilonLanes() public {
+        uint256 id = activeId();
+        IAgreementRegistry.Terms memory t = terms();
+        t.epsilonCap = uint32(type(uint24).max) + 1;
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IAgreementRegistry.AgreementRegistryEpsilonCapOverLanes.selector, t.epsilonCap, type(uint24).max
+            )
+        );
+        vm.prank(coordinator);
+        agreements.amend(id, t);
+        t.epsilonCap = type(uint24).max;
+        vm.prank(coordinator);
+        agreements.amend(id, t);
+        assertEq(stateOf(id).version, 2, "a cap within the lanes is accepted");
+    }
+
+    function test_amendAcceptsAnyCapIn32BitLanes() public {
+        IAgreementRegistry.Terms memory t = terms();
+        t.epsilonCap = uint32(type(uint24).max) + 1;
+        uint256 id = propose(t);
+        t.epsilonCap = type(uint32).max;
+        vm.prank(coordinator);
+        agreements.amend(id, t);
+        assertEq(stateOf(id).version, 2, "amended");
+    }
+
+    /// @dev The copy of the cap that batches read follows the version in force: unchanged while an amendment is
+    /// pending, the amendment's once it comes into force.
+    function test_batchTermsFollowTheCapOfTheVersionInForce() public {
+        uint256 id = activeWithPendingCap(2 * EPSILON_ONE);
+        (,,, uint32 cap,) = agreements.batchTerms(id);
+        assertEq(cap, 8 * EPSILON_ONE, "pending: the cap in force");
+        resignAll(id);
+        (,,, cap,) = agreements.batchTerms(id);
+        assertEq(cap, 2 * EPSILON_ONE, "in force: the amendment's cap");
+        assertEq(stateOf(id).epsilonCap, 2 * EPSILON_ONE, "state copy");
     }
 
     /// @dev Issue 10, item 2: the coordinator role is not enough; only the agreement's own coordinator amends.

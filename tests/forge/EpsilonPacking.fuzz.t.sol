@@ -2,20 +2,27 @@
 pragma solidity 0.8.28;
 
 import {AgreementFixture} from "./utils/AgreementFixture.sol";
+import {Vm} from "./utils/Vm.sol";
 import {IAgreementRegistry} from "../../interfaces/IAgreementRegistry.sol";
 import {IRoundLedger} from "../../interfaces/IRoundLedger.sol";
 
-/// @dev The ledger keeps eight uint32 cumulative epsilons per storage word. These tests write one party's value,
-/// through {submitUpdate} or {commitBatch}, next to neighbours holding extreme values (zero, all ones, the top
-/// bit), and check that no neighbour moves; and they pin the budget check to the exact fixed-point boundary.
+/// @dev The ledger packs cumulative epsilons into storage words in lanes of the agreement's width: eight 32-bit
+/// lanes, or ten 24-bit ones when the cap fits 24 bits. These tests write one party's value, through
+/// {submitUpdate} or {commitBatch}, next to neighbours holding extreme values (zero, one, the top bit, all ones),
+/// in both widths, and check that no neighbour moves; and they pin the budget check to the exact fixed-point
+/// boundary.
 contract EpsilonPackingFuzzTest is AgreementFixture {
-    /// @dev 20 parties: two full words (indexes 0-7, 8-15) and a partial third (16-19).
-    uint256 internal constant N = 20;
+    /// @dev 25 parties: in 32-bit lanes words 0-7, 8-15, 16-23 and a partial fourth; in 24-bit lanes words 0-9,
+    /// 10-19 and a partial third.
+    uint256 internal constant N = 25;
     uint32 internal constant MAX = type(uint32).max;
+    uint32 internal constant MAX24 = type(uint24).max;
 
     address[] internal parties;
-    /// @dev Agreement whose cap is the largest representable, so that any uint32 value is a legal balance.
+    /// @dev Agreement whose cap is the largest representable (32-bit lanes), so any uint32 value is a balance.
     uint256 internal wide;
+    /// @dev Agreement whose cap is the largest that 24-bit lanes hold.
+    uint256 internal narrow;
 
     function setUp() public override {
         super.setUp();
@@ -25,6 +32,8 @@ contract EpsilonPackingFuzzTest is AgreementFixture {
         t.requiredStake = 0;
         t.maxRounds = 100;
         wide = activate(t);
+        t.epsilonCap = MAX24;
+        narrow = activate(t);
     }
 
     /*//////////////////////////////////////////////////////////////
@@ -37,30 +46,36 @@ contract EpsilonPackingFuzzTest is AgreementFixture {
         }
     }
 
-    /// @dev A neighbour's starting balance: zero (never submitted), one, the top bit, all ones, or anything.
-    function neighbourValue(uint256 seed, uint256 i) internal pure returns (uint32) {
+    /// @dev The largest balance of agreement `id`: its cap, which fills its lanes.
+    function maxOf(uint256 id) internal view returns (uint32) {
+        return agreements.roundConfig(id).epsilonCap;
+    }
+
+    /// @dev A neighbour's starting balance up to `max`: zero (never submitted), one, the top bit, all ones, or
+    /// anything.
+    function neighbourValue(uint256 seed, uint256 i, uint32 max) internal pure returns (uint32) {
         uint256 h = uint256(keccak256(abi.encode(seed, i)));
         uint256 mode = h % 5;
         if (mode == 0) return 0;
         if (mode == 1) return 1;
-        if (mode == 2) return 0x80000000;
-        if (mode == 3) return MAX;
-        return uint32(h >> 8);
+        if (mode == 2) return uint32((uint256(max) + 1) / 2);
+        if (mode == 3) return max;
+        return uint32(bound(h >> 8, 0, max));
     }
 
-    /// @dev Round 1 of `wide`: every party with a non-zero value in `values` gets it through one batch.
-    function prefill(uint32[N] memory values) internal {
+    /// @dev Round 1 of `id`: every party with a non-zero value in `values` gets it through one batch.
+    function prefill(uint256 id, uint32[N] memory values) internal {
         bytes memory entries;
         for (uint256 i; i < N; ++i) {
             if (values[i] != 0) entries = bytes.concat(entries, entry(i, values[i]));
         }
-        uint64 roundId = openRound(wide);
-        if (entries.length != 0) commitBatchAs(wide, roundId, entries);
-        finalizeAfterDeadline(wide, roundId);
+        uint64 roundId = openRound(id);
+        if (entries.length != 0) commitBatchAs(id, roundId, entries);
+        finalizeAfterDeadline(id, roundId);
     }
 
-    function assertEpsilons(uint32[N] memory expected) internal view {
-        uint32[N] memory actual = epsilons(wide);
+    function assertEpsilons(uint256 id, uint32[N] memory expected) internal view {
+        uint32[N] memory actual = epsilons(id);
         for (uint256 i; i < N; ++i) {
             assertEq(actual[i], expected[i], "party epsilon");
         }
@@ -94,64 +109,93 @@ contract EpsilonPackingFuzzTest is AgreementFixture {
     //////////////////////////////////////////////////////////////*/
 
     function testFuzz_submitUpdateChangesOnlyTheSubmittersSlot(uint256 seed, uint256 target, uint256 epsilon) public {
+        submitChangesOnlyTheSubmittersLane(wide, seed, target, epsilon);
+    }
+
+    function testFuzz_submitUpdateChangesOnlyTheSubmittersLaneOf24Bits(uint256 seed, uint256 target, uint256 epsilon)
+        public
+    {
+        submitChangesOnlyTheSubmittersLane(narrow, seed, target, epsilon);
+    }
+
+    function submitChangesOnlyTheSubmittersLane(uint256 id, uint256 seed, uint256 target, uint256 epsilon) internal {
+        uint32 max = maxOf(id);
         target = bound(target, 0, N - 1);
         uint32[N] memory values;
         for (uint256 i; i < N; ++i) {
-            values[i] = neighbourValue(seed, i);
+            values[i] = neighbourValue(seed, i, max);
         }
-        // The submitter needs room to grow: its previous value is below MAX and the new one above it.
-        values[target] = uint32(bound(values[target], 0, MAX - 1));
-        uint32 committed = uint32(bound(epsilon, uint256(values[target]) + 1, MAX));
-        prefill(values);
-        assertEpsilons(values);
+        // The submitter needs room to grow: its previous value is below the max and the new one above it.
+        values[target] = uint32(bound(values[target], 0, max - 1));
+        uint32 committed = uint32(bound(epsilon, uint256(values[target]) + 1, max));
+        prefill(id, values);
+        assertEpsilons(id, values);
 
-        uint64 roundId = openRound(wide);
-        submitAs(parties[target], wide, roundId, committed);
+        uint64 roundId = openRound(id);
+        submitAs(parties[target], id, roundId, committed);
 
         values[target] = committed;
-        assertEpsilons(values);
+        assertEpsilons(id, values);
     }
 
     function testFuzz_commitBatchChangesOnlyTheListedSlots(uint256 seed, uint256 mask, uint256 raise) public {
+        batchChangesOnlyTheListedLanes(wide, seed, mask, raise);
+    }
+
+    function testFuzz_commitBatchChangesOnlyTheListedLanesOf24Bits(uint256 seed, uint256 mask, uint256 raise) public {
+        batchChangesOnlyTheListedLanes(narrow, seed, mask, raise);
+    }
+
+    function batchChangesOnlyTheListedLanes(uint256 id, uint256 seed, uint256 mask, uint256 raise) internal {
+        uint32 max = maxOf(id);
         mask = bound(mask, 1, (1 << N) - 1);
         uint32[N] memory values;
         for (uint256 i; i < N; ++i) {
-            values[i] = neighbourValue(seed, i);
-            if ((mask >> i) & 1 == 1) values[i] = uint32(bound(values[i], 0, MAX - 1));
+            values[i] = neighbourValue(seed, i, max);
+            if ((mask >> i) & 1 == 1) values[i] = uint32(bound(values[i], 0, max - 1));
         }
-        prefill(values);
+        prefill(id, values);
 
         bytes memory entries;
         for (uint256 i; i < N; ++i) {
             if ((mask >> i) & 1 == 0) continue;
             uint256 r = uint256(keccak256(abi.encode(raise, i)));
-            // Half the writers jump straight to MAX, the rest to anything above their previous value.
-            uint32 committed = r & 1 == 0 ? MAX : uint32(bound(r >> 1, uint256(values[i]) + 1, MAX));
+            // Half the writers jump straight to the max, the rest to anything above their previous value.
+            uint32 committed = r & 1 == 0 ? max : uint32(bound(r >> 1, uint256(values[i]) + 1, max));
             entries = bytes.concat(entries, entry(i, committed));
             values[i] = committed;
         }
-        uint64 roundId = openRound(wide);
-        commitBatchAs(wide, roundId, entries);
-        assertEpsilons(values);
+        uint64 roundId = openRound(id);
+        commitBatchAs(id, roundId, entries);
+        assertEpsilons(id, values);
     }
 
     /// @dev Both write paths over the same word in one round: a batch for some parties, then submitUpdate for
     /// a party it left out, must compose without either clobbering the other.
     function testFuzz_submitUpdateAfterBatchInSameWordKeepsBatchValues(uint256 seed, uint256 target) public {
+        submitAfterBatchKeepsBatchValues(wide, seed, target);
+    }
+
+    function testFuzz_submitUpdateAfterBatchKeepsBatchValuesIn24BitLanes(uint256 seed, uint256 target) public {
+        submitAfterBatchKeepsBatchValues(narrow, seed, target);
+    }
+
+    function submitAfterBatchKeepsBatchValues(uint256 id, uint256 seed, uint256 target) internal {
+        uint32 max = maxOf(id);
         target = bound(target, 0, N - 1);
         uint32[N] memory values;
         bytes memory entries;
         for (uint256 i; i < N; ++i) {
             if (i == target) continue;
-            values[i] = uint32(bound(neighbourValue(seed, i), 1, MAX));
+            values[i] = uint32(bound(neighbourValue(seed, i, max), 1, max));
             entries = bytes.concat(entries, entry(i, values[i]));
         }
-        uint64 roundId = openRound(wide);
-        commitBatchAs(wide, roundId, entries);
-        uint32 committed = uint32(bound(uint256(keccak256(abi.encode(seed))), 1, MAX));
-        submitAs(parties[target], wide, roundId, committed);
+        uint64 roundId = openRound(id);
+        commitBatchAs(id, roundId, entries);
+        uint32 committed = uint32(bound(uint256(keccak256(abi.encode(seed))), 1, max));
+        submitAs(parties[target], id, roundId, committed);
         values[target] = committed;
-        assertEpsilons(values);
+        assertEpsilons(id, values);
     }
 
     /*//////////////////////////////////////////////////////////////
@@ -159,20 +203,59 @@ contract EpsilonPackingFuzzTest is AgreementFixture {
     //////////////////////////////////////////////////////////////*/
 
     function test_maxEpsilonInTopSlotDoesNotSpillIntoNextWord() public {
-        uint64 roundId = openRound(wide);
-        submitAs(parties[7], wide, roundId, MAX);
-        assertEq(ledger.cumulativeEpsilon(wide, parties[7]), MAX, "top slot of word 0");
-        assertEq(ledger.cumulativeEpsilon(wide, parties[6]), 0, "slot below");
-        assertEq(ledger.cumulativeEpsilon(wide, parties[8]), 0, "first slot of word 1");
+        maxInTopLaneDoesNotSpill(wide, 8);
+    }
+
+    function test_maxEpsilonInTopLaneOf24BitsDoesNotSpillIntoNextWord() public {
+        maxInTopLaneDoesNotSpill(narrow, 10);
+    }
+
+    /// @dev The last lane of word 0 (`lanes` to a word) filled to the max leaves its neighbours at zero.
+    function maxInTopLaneDoesNotSpill(uint256 id, uint256 lanes) internal {
+        uint32 max = maxOf(id);
+        uint64 roundId = openRound(id);
+        submitAs(parties[lanes - 1], id, roundId, max);
+        assertEq(ledger.cumulativeEpsilon(id, parties[lanes - 1]), max, "top lane of word 0");
+        assertEq(ledger.cumulativeEpsilon(id, parties[lanes - 2]), 0, "lane below");
+        assertEq(ledger.cumulativeEpsilon(id, parties[lanes]), 0, "first lane of word 1");
     }
 
     function test_batchAcrossWordBoundaryWritesBothWords() public {
-        uint64 roundId = openRound(wide);
-        commitBatchAs(wide, roundId, bytes.concat(entry(7, MAX), entry(8, 1), entry(16, 0x80000000)));
-        assertEq(ledger.cumulativeEpsilon(wide, parties[7]), MAX, "index 7");
-        assertEq(ledger.cumulativeEpsilon(wide, parties[8]), 1, "index 8");
-        assertEq(ledger.cumulativeEpsilon(wide, parties[16]), 0x80000000, "index 16");
-        assertEq(ledger.cumulativeEpsilon(wide, parties[15]), 0, "index 15 untouched");
+        batchAcrossWordBoundaryWritesBothWords(wide, 8);
+    }
+
+    function test_batchAcrossA24BitWordBoundaryWritesBothWords() public {
+        batchAcrossWordBoundaryWritesBothWords(narrow, 10);
+    }
+
+    /// @dev One batch over the last lane of word 0, the first of word 1 and the first of word 2.
+    function batchAcrossWordBoundaryWritesBothWords(uint256 id, uint256 lanes) internal {
+        uint32 max = maxOf(id);
+        uint32 topBit = uint32((uint256(max) + 1) / 2);
+        uint64 roundId = openRound(id);
+        commitBatchAs(id, roundId, bytes.concat(entry(lanes - 1, max), entry(lanes, 1), entry(2 * lanes, topBit)));
+        assertEq(ledger.cumulativeEpsilon(id, parties[lanes - 1]), max, "last lane of word 0");
+        assertEq(ledger.cumulativeEpsilon(id, parties[lanes]), 1, "first lane of word 1");
+        assertEq(ledger.cumulativeEpsilon(id, parties[2 * lanes]), topBit, "first lane of word 2");
+        assertEq(ledger.cumulativeEpsilon(id, parties[2 * lanes - 1]), 0, "last lane of word 1 untouched");
+    }
+
+    /// @dev A cap that fits 24 bits packs ten parties to a word: 25 parties take three words, not four. The
+    /// round's opening snapshot holds every word (what a batch reads and writes is one per word).
+    function test_aCapThatFits24BitsPacksTenPartiesToAWord() public {
+        vm.recordLogs();
+        openRound(narrow);
+        uint256[] memory words = abi.decode(lastLogData(), (uint256[]));
+        assertEq(words.length, 3, "25 parties in 24-bit lanes");
+        vm.recordLogs();
+        openRound(wide);
+        assertEq(abi.decode(lastLogData(), (uint256[])).length, 4, "25 parties in 32-bit lanes");
+    }
+
+    /// @dev The data of the last log recorded (openRound emits EpsilonsAtOpen last).
+    function lastLogData() internal returns (bytes memory) {
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+        return logs[logs.length - 1].data;
     }
 
     /*//////////////////////////////////////////////////////////////

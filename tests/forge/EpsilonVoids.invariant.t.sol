@@ -217,11 +217,8 @@ contract EpsilonVoidsHandler is LedgerFixture {
         return (_wordsAtOpen[r], _wordsAtClose[r]);
     }
 
-    function wordsNow() public view returns (uint256[] memory words) {
-        words = new uint256[]((N + 7) / 8);
-        for (uint256 i; i < N; ++i) {
-            words[i / 8] |= uint256(ledger.cumulativeEpsilon(id, _parties[i])) << ((i % 8) * 32);
-        }
+    function wordsNow() public view returns (uint256[] memory) {
+        return epsilonWordsNow(id, _parties);
     }
 
     function _compare() internal {

@@ -84,8 +84,9 @@ contract LedgerSplitTest is LedgerFixture {
         vm.prank(coordinator);
         agreements.amend(id, t);
 
-        (IAgreementRegistry.AgreementStatus status, address inForce, uint32 count, uint32 cap) =
+        (IAgreementRegistry.AgreementStatus status, address inForce, uint32 count, uint32 cap, uint8 laneBits) =
             agreements.batchTerms(id);
+        assertEq(laneBits, 24, "lanes fixed at the proposal");
         assertTrue(status == IAgreementRegistry.AgreementStatus.Active, "active");
         assertEq(inForce, coordinator, "coordinator in force");
         assertEq(count, PARTIES, "parties");

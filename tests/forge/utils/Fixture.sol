@@ -310,6 +310,17 @@ abstract contract LedgerFixture is Fixture {
     }
 
     /// @dev One packed batch entry: uint16 party index, uint32 cumulative epsilon, big-endian.
+    /// @dev The agreement's packed epsilon words now, as the ledger's snapshots take them: lanes of the
+    /// agreement's width (24 or 32 bits), 256 / width to a word.
+    function epsilonWordsNow(uint256 id, address[] memory parties) internal view returns (uint256[] memory words) {
+        uint256 bits = agreements.roundConfig(id).epsilonLaneBits;
+        uint256 lanes = 256 / bits;
+        words = new uint256[]((parties.length + lanes - 1) / lanes);
+        for (uint256 i; i < parties.length; ++i) {
+            words[i / lanes] |= uint256(ledger.cumulativeEpsilon(id, parties[i])) << ((i % lanes) * bits);
+        }
+    }
+
     function entryOf(uint256 index, uint32 epsilon) internal pure returns (bytes memory) {
         return abi.encodePacked(uint16(index), epsilon);
     }
