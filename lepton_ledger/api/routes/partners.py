@@ -1,9 +1,10 @@
-"""``GET /v1/partners/{address}``: a registered account and its standing in each agreement it is party to."""
+"""``GET /v1/partners/{address}``: a registered account and its standing in each agreement it is party to;
+``GET /v1/partners/{address}/key``: the X25519 key it registered, which parties seal their updates to."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from ...rounds.roles import standing
 from ...units import EPSILON_SCALE, PartnerStatus
@@ -72,4 +73,22 @@ def get_partner(address: AddressPath, caller: Caller, service: ServiceDep) -> Pa
         encryption_key="0x" + record.encryption_key.hex(),
         roles=reads.roles(address).names(),
         agreements=reads.cached(("standings", address), standings),
+    )
+
+
+class EncryptionKey(BaseModel):
+    address: str
+    status: str
+    encryption_key: str = Field(description="X25519 public key, 0x-hex (32 bytes).")
+
+
+@router.get("/{address}/key", operation_id="partner_key", response_model=EncryptionKey, responses=responses(404, 503))
+def get_key(address: AddressPath, service: ServiceDep) -> EncryptionKey:
+    """The X25519 key the registry holds for `address` (the coordinator's, an auditor's...), to seal an update
+    to. Anyone may read it, as anyone reads it on-chain; 404 when `address` is not registered."""
+    record = service.reads.partner(address)
+    if record.status is PartnerStatus.NONE:
+        raise not_found(f"{address} is not registered")
+    return EncryptionKey(
+        address=address, status=record.status.name.lower(), encryption_key="0x" + record.encryption_key.hex()
     )
