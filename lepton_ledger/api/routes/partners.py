@@ -14,6 +14,11 @@ from ..errors import not_found, responses
 router = APIRouter(prefix="/v1/partners", tags=["partners"])
 
 
+class UnreadableRound(BaseModel):
+    round: int
+    error: str = Field(description="Why its report gives no payouts (missing from the store, malformed...).")
+
+
 class AgreementStanding(BaseModel):
     agreement_id: int
     epsilon: float
@@ -22,6 +27,9 @@ class AgreementStanding(BaseModel):
     required_stake: str
     claimable: str
     claimed: str
+    unreadable_rounds: list[UnreadableRound] = Field(
+        default=[], description="Finalized rounds whose report cannot be read: they count in neither reward."
+    )
 
 
 class Partner(BaseModel):
@@ -37,7 +45,8 @@ class Partner(BaseModel):
 @router.get("/{address}", operation_id="partner_get", response_model=Partner, responses=responses(401, 403, 404, 503))
 def get_partner(address: AddressPath, caller: Caller, service: ServiceDep) -> Partner:
     """The registry's record of `address` and, for every agreement it is party to, its on-chain epsilon against
-    the cap, its stake, and its rewards claimable and claimed (token amounts in the smallest unit, as strings).
+    the cap, its stake, and its rewards claimable and claimed (token amounts in the smallest unit, as strings);
+    a finalized round whose report cannot be read is named in its agreement's row, never the whole answer's 422.
     A partner sees only itself; the coordinator and auditors see everyone."""
     require_self_or_overseer(caller, address)
     reads = service.reads
@@ -51,7 +60,17 @@ def get_partner(address: AddressPath, caller: Caller, service: ServiceDep) -> Pa
             agreement = reads.agreement(agreement_id)
             if agreement is None or address not in agreement["terms"].parties:
                 continue
-            held = standing(service.deployment, service.store, agreement_id, address, reads.now())
+            unreadable: list[UnreadableRound] = []
+            held = standing(
+                service.deployment,
+                service.store,
+                agreement_id,
+                address,
+                reads.now(),
+                on_unreadable=lambda n, exc: unreadable.append(
+                    UnreadableRound(round=n, error=f"{type(exc).__name__}: {exc}")
+                ),
+            )
             found.append(
                 AgreementStanding(
                     agreement_id=agreement_id,
@@ -61,6 +80,7 @@ def get_partner(address: AddressPath, caller: Caller, service: ServiceDep) -> Pa
                     required_stake=str(held.required_stake),
                     claimable=str(held.claimable),
                     claimed=str(held.claimed),
+                    unreadable_rounds=unreadable,
                 )
             )
         return found
