@@ -13,10 +13,16 @@ partner's round code what it needs from the service, so that ``rounds.Partner`` 
 The partner's outbox and accountant stay on its machine, and so do its chain reads (nonces, the round's model
 digest, its on-chain epsilon): it reads the chain through its own RPC URL and trusts the service for none of
 what the chain says. The service sees the partner's key never, only its signatures.
+
+The key signs no sign-in message but one for this service: its EIP-4361 domain must be the one the client
+expects (the service URL's host:port unless given), its URI on that domain (or the one given), its chain the
+partner's own (given, or the chain of the ``w3`` handed to :meth:`ServiceClient.transactor`) and its address the
+account's; anything else is refused with one line (``ServiceError`` ``ForeignSignIn``) and nothing is signed.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Self
 
 import httpx
@@ -37,14 +43,24 @@ from ..storage.store import (
 
 __all__ = ["ServiceClient", "ServiceError", "ServiceStore", "ServiceTransactor"]
 ANSWER_BYTES = 1 << 20  # any answer but a blob's: the service's JSON answers weigh a few KiB
+MESSAGE_CHARS = 2000  # a sign-in message weighs ~500 characters; the EIP-4361 parser's time grows with the square
 
 
 class ServiceError(LeptonError, RuntimeError):
-    """The service refused a request (`status`, its error `code`) or could not be reached (`status` 0)."""
+    """The service refused a request (`status`, its error `code`), could not be reached (`status` 0, code
+    ``Unreachable``) or handed out a sign-in message the client does not sign (`status` 0, ``ForeignSignIn``)."""
 
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(f"the service answered {status} {code}: {message}" if status else message)
         self.status, self.code = status, code
+
+
+def _siwe() -> Any:
+    with warnings.catch_warnings():  # abnf warns about siwe's grammar on import; nothing to act on
+        warnings.simplefilter("ignore")
+        import siwe
+
+    return siwe
 
 
 def _refusal(reply: httpx.Response) -> ServiceError:
@@ -107,8 +123,21 @@ def _object(reply: httpx.Response, *strings: str) -> dict[str, Any]:
 class ServiceClient:
     """One account signed in to one service (`url`); signs in again when its token expires."""
 
-    def __init__(self, url: str, account: Any, *, timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        account: Any,
+        *,
+        chain_id: int | None = None,
+        domain: str | None = None,
+        uri: str | None = None,
+        timeout: float = 120.0,
+    ) -> None:
+        """`chain_id`, `domain`, `uri`: what a sign-in message must name (module docstring); `domain` defaults to
+        the host:port of `url`, and the URI to any on that domain."""
         self.url, self.account = url.rstrip("/"), account
+        self.chain_id, self.uri = chain_id, uri
+        self.domain = domain or httpx.URL(self.url).netloc.decode("ascii")
         self.http = httpx.Client(base_url=self.url, timeout=timeout)
         self._token: str | None = None
 
@@ -126,12 +155,45 @@ class ServiceClient:
     def sign_in(self) -> str:
         """A fresh bearer token: the service's sign-in message, signed with the account's key."""
         issued = _object(self._send("POST", "/v1/auth/nonce", json={"address": self.account.address}), "message")
+        self.check_sign_in(issued["message"])
         signature = self.account.sign_message(encode_defunct(text=issued["message"])).signature.to_0x_hex()
         session = _object(
             self._send("POST", "/v1/auth/login", json={"message": issued["message"], "signature": signature}), "token"
         )
         self._token = str(session["token"])
         return self._token
+
+    def check_sign_in(self, message: str) -> None:
+        """Raises ServiceError ``ForeignSignIn`` unless `message` is an EIP-4361 message for this service, chain
+        and account (module docstring): what the key may sign."""
+        if self.chain_id is None:
+            raise ServiceError(
+                0, "ForeignSignIn", "the client knows no chain to expect in a sign-in message: give it a chain_id"
+            )
+        if len(message) > MESSAGE_CHARS:
+            raise ServiceError(0, "ForeignSignIn", f"the service's sign-in message is over {MESSAGE_CHARS} characters")
+        try:
+            parsed = _siwe().SiweMessage.from_message(message)
+            uri_domain = httpx.URL(parsed.uri).netloc.decode("ascii")
+        except Exception:  # noqa: BLE001 -- the parsers raise many types; any of them means "not a message"
+            raise ServiceError(0, "ForeignSignIn", "the service's sign-in message is not an EIP-4361 message") from None
+        wrong = [
+            f"{what} {got!r}, this client expects {wanted!r}"
+            for what, got, wanted, ok in (
+                ("domain", parsed.domain, self.domain, parsed.domain == self.domain),
+                (
+                    "URI",
+                    parsed.uri,
+                    self.uri or f"a URI on {self.domain}",
+                    parsed.uri == self.uri or (self.uri is None and uri_domain == self.domain),
+                ),
+                ("chain", int(parsed.chain_id), self.chain_id, int(parsed.chain_id) == self.chain_id),
+                ("address", parsed.address, self.account.address, parsed.address == self.account.address),
+            )
+            if not ok
+        ]
+        if wrong:
+            raise ServiceError(0, "ForeignSignIn", f"not signed: the service's sign-in message names {wrong[0]}")
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """`method` `path` signed in (once more after a 401: the token expired).
@@ -252,7 +314,10 @@ class ServiceClient:
         return ServiceStore(self, agreement_id, round_id)
 
     def transactor(self, w3: Any) -> ServiceTransactor:
-        """A Transactor of this account that relays through the service (`w3`: the partner's own chain reads)."""
+        """A Transactor of this account that relays through the service (`w3`: the partner's own chain reads, whose
+        chain a sign-in message must then name, when the client was given none)."""
+        if self.chain_id is None:
+            self.chain_id = int(w3.eth.chain_id)
         return ServiceTransactor(self, w3)
 
 

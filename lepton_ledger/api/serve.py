@@ -57,6 +57,10 @@ def serve(*, host: str, port: int, data_dir: Path | None = None, workdir: Path |
             os.environ["LEPTON_DATA_DIR"] = str(workdir)
             overrides = stack.enter_context(_demo_chain(workdir))
         settings = Settings.from_env(**overrides)
+        # Sign-in messages name the address clients reach the service at (its client signs no other): unless
+        # configured, the one it listens on.
+        reached = {"domain": f"{host}:{port}", "uri": f"http://{host}:{port}"}
+        settings = settings.model_copy(update={k: v for k, v in reached.items() if k not in settings.model_fields_set})
         check_service(settings)  # refuse with one line, before listening, what start-up would refuse
         # uvicorn shuts down on SIGTERM, then raises the signal again with the handler it found: this one exits
         # through Python, so that the chain this process runs is stopped (and saved) on the way out.

@@ -62,6 +62,7 @@ OUTBOX_DIR = "outbox"  # one SQLite outbox per role: every put and transaction o
 REWARD_PER_ROUND = 300 * TOKEN
 REQUIRED_STAKE = 100 * TOKEN
 COORDINATOR_BOND = 100 * TOKEN  # slashed to the parties when a challenge of the coordinator's results is upheld
+COORDINATOR_SPARE = 1000 * TOKEN  # left in the coordinator's account after the demo, to fund a new agreement
 EPSILON_CAP = 10.0
 MAX_SAMPLE_COUNT = 100_000  # bound on each update's sample count, signed in the terms
 DELTA = 1e-5
@@ -297,6 +298,7 @@ def _story(
         funded_rounds=n_rounds,
         on_step=lambda line: _step(console, line),
     )
+    world.mint(coord_account.address, COORDINATOR_SPARE)  # to fund another agreement (examples/walkthrough.py)
     setup_gas = tx.gas_used
 
     # -- rounds ---------------------------------------------------------------------------------------

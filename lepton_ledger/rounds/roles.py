@@ -28,6 +28,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,7 +38,7 @@ from ..chain.deployment import Deployment
 from ..chain.merkle import PayoutTree
 from ..chain.state import Allocation, Round, Terms
 from ..chain.transactions import Transactor
-from ..errors import LeptonError
+from ..errors import ChainError, LeptonError
 from ..protocol.commitments import SIGNED_COMMITMENT_VERSION
 from ..storage.store import Store
 from ..units import RoundStatus
@@ -327,12 +328,23 @@ class Standing:
     claimed: int
 
 
-def standing(deployment: Deployment, store: Store, agreement_id: int, partner: str, now: int) -> Standing:
+def standing(
+    deployment: Deployment,
+    store: Store,
+    agreement_id: int,
+    partner: str,
+    now: int,
+    *,
+    on_unreadable: Callable[[int, LeptonError], None] | None = None,
+) -> Standing:
     """`partner`'s :class:`Standing` in `agreement_id` at chain time `now`; rewards come from each finalized
-    round's report (:func:`payout_tree`), claimable once the round's dispute window has ended.
+    round's report (:func:`payout_tree`), claimable once the round's dispute window has ended. With
+    `on_unreadable`, a round whose report is missing or wrong is handed to it (round id, error) and counts for
+    nothing, instead of raising.
 
     Raises:
-        RoleStateError, ArtifactNotFound, MalformedDocument: a finalized round's report is missing or wrong.
+        RoleStateError, ArtifactNotFound, MalformedDocument: a finalized round's report is missing or wrong
+            (without `on_unreadable`).
     """
     terms = Terms.read(deployment.agreements.functions.terms(agreement_id))
     ledger, vault = deployment.ledger.functions, deployment.vault.functions
@@ -340,7 +352,13 @@ def standing(deployment: Deployment, store: Store, agreement_id: int, partner: s
     for round_id in range(1, int(ledger.roundCount(agreement_id).call()) + 1):
         if Round.read(ledger.round(agreement_id, round_id)).status is not RoundStatus.FINALIZED:
             continue
-        paid = round_payout(deployment, store, agreement_id, round_id, partner)
+        try:
+            paid = round_payout(deployment, store, agreement_id, round_id, partner)
+        except LeptonError as exc:
+            if on_unreadable is None or isinstance(exc, ChainError):  # the chain gone is no round's fault
+                raise
+            on_unreadable(round_id, exc)
+            continue
         if paid.claimed:
             claimed += paid.amount
         elif now >= paid.claimable_at:

@@ -66,8 +66,9 @@ class Server:
             **os.environ,
             "LEPTON_DATA_DIR": str(data_dir),
             "LEPTON_API_BLOCK_POLL": "0.05",
-            "LEPTON_API_DOMAIN": "ledger.test",
-            "LEPTON_API_URI": "https://ledger.test",
+            # the address clients reach it at: the client signs no sign-in message for another domain
+            "LEPTON_API_DOMAIN": f"127.0.0.1:{self.port}",
+            "LEPTON_API_URI": f"http://127.0.0.1:{self.port}",
             "LEPTON_API_COORDINATOR_KEY": "coordinator",
             "LEPTON_KEYSTORE_PASSWORD": PASSWORD,
             "LEPTON_API_MAX_ENVELOPE_BYTES": str(ENVELOPE_CAP),

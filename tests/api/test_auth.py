@@ -21,10 +21,10 @@ def _tokens(service) -> int:
 
 def test_nonce_is_an_eip4361_message_for_this_domain_and_chain(service):
     issued = service.nonce(service.alpha)
-    lines = issued["message"].splitlines()
-    assert lines[0] == "ledger.test wants you to sign in with your Ethereum account:"
+    lines, domain = issued["message"].splitlines(), f"127.0.0.1:{service.server.port}"
+    assert lines[0] == f"{domain} wants you to sign in with your Ethereum account:"
     assert lines[1] == service.alpha.address
-    assert "Chain ID: 31337" in lines and f"Nonce: {issued['nonce']}" in lines and "URI: https://ledger.test" in lines
+    assert "Chain ID: 31337" in lines and f"Nonce: {issued['nonce']}" in lines and f"URI: http://{domain}" in lines
     assert 295 <= issued["expires_at"] - time.time() <= 300
 
 
@@ -66,12 +66,13 @@ def test_an_expired_message_is_refused(service):
 @pytest.mark.parametrize(
     ("old", "new", "why"),
     [
-        ("ledger.test wants", "evil.test wants", "domain 'evil.test'"),
+        ("{domain} wants", "evil.test wants", "domain 'evil.test'"),
         ("Chain ID: 31337", "Chain ID: 1", "chain 1"),
-        ("URI: https://ledger.test", "URI: https://evil.test", "did not issue"),
+        ("URI: http://{domain}", "URI: https://evil.test", "did not issue"),
     ],
 )
 def test_a_message_for_another_domain_chain_or_uri_is_refused(service, old, new, why):
+    old = old.format(domain=f"127.0.0.1:{service.server.port}")
     message = service.nonce(service.alpha)["message"].replace(old, new)
     before = _tokens(service)
     reply = service.login(message, service.alpha)

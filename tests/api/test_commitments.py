@@ -55,7 +55,7 @@ def _partner(service, client, account, index: int, agreement_id: int, round_id: 
 def _commit(service, account, index: int, agreement_id: int, round_id: int, folder) -> dict:
     """`account` trains, uploads and commits its update to the round through the client; the service's answer."""
     recipients = [service.roles.coordinator.address, service.roles.auditor.address]
-    with ServiceClient(str(service.api.base_url), account) as client:
+    with ServiceClient(str(service.api.base_url), account, chain_id=service.w3.eth.chain_id) as client:
         signed = _partner(service, client, account, index, agreement_id, round_id, folder).run_round_batched(
             agreement_id, round_id, recipients
         )
@@ -136,7 +136,7 @@ def test_a_whole_batched_round_through_the_client_then_a_green_audit(service, tm
 def test_the_typed_data_is_the_ledgers_commitment_and_a_wallet_signature_of_it_is_kept(service, tmp_path):
     w = service
     agreement_id, round_id = open_round(w, tmp_path / "coordinator")
-    with ServiceClient(str(w.api.base_url), w.alpha) as client:
+    with ServiceClient(str(w.api.base_url), w.alpha, chain_id=w.w3.eth.chain_id) as client:
         prepared = _partner(w, client, w.alpha, 0, agreement_id, round_id, tmp_path).prepare_update(
             agreement_id, round_id, [w.roles.coordinator.address, w.roles.auditor.address]
         )
@@ -176,7 +176,7 @@ def test_every_refused_commitment_changes_nothing(service, tmp_path):
     w = service
     agreement_id, round_id = open_round(w, tmp_path / "coordinator")
     recipients = [w.roles.coordinator.address, w.roles.auditor.address]
-    with ServiceClient(str(w.api.base_url), w.alpha) as client:
+    with ServiceClient(str(w.api.base_url), w.alpha, chain_id=w.w3.eth.chain_id) as client:
         partner = _partner(w, client, w.alpha, 0, agreement_id, round_id, tmp_path)
         signed = partner.run_round_batched(agreement_id, round_id, recipients)
         kept = client.submit_commitment(signed, chain_id=w.w3.eth.chain_id, ledger=w.d.ledger.address)

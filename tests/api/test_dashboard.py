@@ -33,10 +33,13 @@ def demo(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def served(demo, tmp_path):
-    """`serve --workdir` on a copy of the demo folder (the service writes its own files and chain state there)."""
+    """`serve --workdir` on a copy of the demo folder (the service writes its own files and chain state there), its
+    sign-in domain left to serve: the address it listens on."""
     folder = tmp_path / "demo-copy"
     shutil.copytree(demo, folder)
-    server = Server(folder, args=("--workdir", str(folder)), LEPTON_API_COORDINATOR_KEY="")
+    server = Server(
+        folder, args=("--workdir", str(folder)), LEPTON_API_COORDINATOR_KEY="", LEPTON_API_DOMAIN="", LEPTON_API_URI=""
+    )
     try:
         server.start()
         yield server, folder
@@ -52,7 +55,9 @@ def _coordinator_headers(server, folder: Path) -> dict[str, str]:
     from lepton_ledger.api.client import ServiceClient
 
     key = json.loads((folder / "keys" / "dev-keys.json").read_text())["parties"]["coordinator"]
-    with ServiceClient(str(server.client.base_url), Account.from_key(key["ethereum_private_key"])) as client:
+    chain_id = json.loads((folder / "deployment.json").read_text())["chain_id"]
+    account = Account.from_key(key["ethereum_private_key"])
+    with ServiceClient(str(server.client.base_url), account, chain_id=chain_id) as client:
         return {"Authorization": f"Bearer {client.sign_in()}"}
 
 

@@ -1,9 +1,10 @@
-"""``GET /v1/partners/{address}``: a registered account and its standing in each agreement it is party to."""
+"""``GET /v1/partners/{address}``: a registered account and its standing in each agreement it is party to;
+``GET /v1/partners/{address}/key``: the X25519 key it registered, which parties seal their updates to."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from ...rounds.roles import standing
 from ...units import EPSILON_SCALE, PartnerStatus
@@ -11,6 +12,11 @@ from ..deps import AddressPath, Caller, ServiceDep, require_self_or_overseer
 from ..errors import not_found, responses
 
 router = APIRouter(prefix="/v1/partners", tags=["partners"])
+
+
+class UnreadableRound(BaseModel):
+    round: int
+    error: str = Field(description="Why its report gives no payouts (missing from the store, malformed...).")
 
 
 class AgreementStanding(BaseModel):
@@ -21,6 +27,9 @@ class AgreementStanding(BaseModel):
     required_stake: str
     claimable: str
     claimed: str
+    unreadable_rounds: list[UnreadableRound] = Field(
+        default=[], description="Finalized rounds whose report cannot be read: they count in neither reward."
+    )
 
 
 class Partner(BaseModel):
@@ -36,7 +45,8 @@ class Partner(BaseModel):
 @router.get("/{address}", operation_id="partner_get", response_model=Partner, responses=responses(401, 403, 404, 503))
 def get_partner(address: AddressPath, caller: Caller, service: ServiceDep) -> Partner:
     """The registry's record of `address` and, for every agreement it is party to, its on-chain epsilon against
-    the cap, its stake, and its rewards claimable and claimed (token amounts in the smallest unit, as strings).
+    the cap, its stake, and its rewards claimable and claimed (token amounts in the smallest unit, as strings);
+    a finalized round whose report cannot be read is named in its agreement's row, never the whole answer's 422.
     A partner sees only itself; the coordinator and auditors see everyone."""
     require_self_or_overseer(caller, address)
     reads = service.reads
@@ -50,7 +60,17 @@ def get_partner(address: AddressPath, caller: Caller, service: ServiceDep) -> Pa
             agreement = reads.agreement(agreement_id)
             if agreement is None or address not in agreement["terms"].parties:
                 continue
-            held = standing(service.deployment, service.store, agreement_id, address, reads.now())
+            unreadable: list[UnreadableRound] = []
+            held = standing(
+                service.deployment,
+                service.store,
+                agreement_id,
+                address,
+                reads.now(),
+                on_unreadable=lambda n, exc: unreadable.append(
+                    UnreadableRound(round=n, error=f"{type(exc).__name__}: {exc}")
+                ),
+            )
             found.append(
                 AgreementStanding(
                     agreement_id=agreement_id,
@@ -60,6 +80,7 @@ def get_partner(address: AddressPath, caller: Caller, service: ServiceDep) -> Pa
                     required_stake=str(held.required_stake),
                     claimable=str(held.claimable),
                     claimed=str(held.claimed),
+                    unreadable_rounds=unreadable,
                 )
             )
         return found
@@ -72,4 +93,22 @@ def get_partner(address: AddressPath, caller: Caller, service: ServiceDep) -> Pa
         encryption_key="0x" + record.encryption_key.hex(),
         roles=reads.roles(address).names(),
         agreements=reads.cached(("standings", address), standings),
+    )
+
+
+class EncryptionKey(BaseModel):
+    address: str
+    status: str
+    encryption_key: str = Field(description="X25519 public key, 0x-hex (32 bytes).")
+
+
+@router.get("/{address}/key", operation_id="partner_key", response_model=EncryptionKey, responses=responses(404, 503))
+def get_key(address: AddressPath, service: ServiceDep) -> EncryptionKey:
+    """The X25519 key the registry holds for `address` (the coordinator's, an auditor's...), to seal an update
+    to. Anyone may read it, as anyone reads it on-chain; 404 when `address` is not registered."""
+    record = service.reads.partner(address)
+    if record.status is PartnerStatus.NONE:
+        raise not_found(f"{address} is not registered")
+    return EncryptionKey(
+        address=address, status=record.status.name.lower(), encryption_key="0x" + record.encryption_key.hex()
     )
