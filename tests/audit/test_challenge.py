@@ -265,7 +265,7 @@ BAD = [
     (("raise", "--from-audit", "{audit}", "--agreement", "1"), "give both --agreement and --round"),
     (
         ("raise", "--from-audit", "{audit}", "--agreement", "1", "--round", "1"),
-        "the audit has no failed aggregate_recomputed, scores_and_payouts, rejections_recheck check of round 1",
+        "the audit has no failed aggregate_recomputed, scores_and_payouts, rejections_recheck, rules_as_signed check of round 1",
     ),
     (("raise", "--from-audit", "{audit}", "--as", "partner1"), "does not hold the auditor role"),
     (("rule", "1", "--uphold", "--reason", "x"), "there is no results challenge 1: none was ever raised"),
