@@ -1056,6 +1056,22 @@ contract BatchCommitTest is LedgerFixture {
         assertEq(ledger.cumulativeEpsilon(id, parties[1]), 3 * EPSILON_ONE, "the direct submission stays");
     }
 
+    /// @dev The entry proven forged, disputed by its party too and voided by that dispute after the proof: the
+    /// restore finds it gone and gives nothing back twice.
+    function test_restoreVoidedRound_afterTheProvenEntryWasVoidedByItsDispute_givesNothingTwice() public {
+        Batch memory b = anchoredForgery(1);
+        vm.prank(parties[1]);
+        ledger.disputeBatchEntry(evidenceOf(b, 0, 1));
+        uint256[] memory atClose = wordsNow();
+        prove(b, 0, 1);
+        vm.warp(ledger.entryDispute(id, r, parties[1]).answerBy + 1);
+        ledger.voidDisputedEntry(id, r, parties[1], wordsAtOpen());
+        assertEq(ledger.cumulativeEpsilon(id, parties[1]), 0, "given back by the void");
+        ledger.restoreVoidedRound(id, r, wordsAtOpen(), atClose);
+        assertEq(ledger.cumulativeEpsilon(id, parties[1]), 0, "not twice");
+        assertEq(ledger.cumulativeEpsilon(id, parties[0]), EPSILON_ONE, "a signed entry stays");
+    }
+
     /// @dev A forgery proven of a skipped entry (its party had submitted directly before the batch) voids the
     /// round but gives back nothing: the charge is the party's own submission.
     function test_restoreVoidedRound_ofASkippedForgedEntry_keepsTheDirectSubmission() public {
