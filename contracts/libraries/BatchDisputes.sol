@@ -34,6 +34,8 @@ library BatchDisputes {
         if (_isHonestCommitment(s, env, evidence, commitment, signature, false) || _wasAnswered(s, env, evidence)) {
             revert IRoundLedger.RoundLedgerCommitmentValid();
         }
+        // Whose entry it is; its epsilon is given back from the round's snapshots at the restore.
+        // slither-disable-next-line unused-return
         (uint256 index,) = LedgerState.entryAt(evidence.entries, evidence.position);
         if (_stillCharges(s, env, evidence, index)) s.forgedEntry[agreementId][roundId] = index + 1;
         _voidRound(s, env, r, evidence);
