@@ -73,6 +73,7 @@ def build_run(
     from lepton_ledger.rounds.demo import DELTA
     from lepton_ledger.rounds.driver import drive_round
     from lepton_ledger.rounds.outbox import Outbox
+    from lepton_ledger.rounds.roles import publish_document
     from lepton_ledger.rounds.rules import RoundRules
     from lepton_ledger.rounds.world import build_world
     from lepton_ledger.storage.local import LocalStore
@@ -124,10 +125,11 @@ def build_run(
             max_sample_count=100_000,
             document={"bench": "bench/audit.py"},
         )
+        store = LocalStore(workdir / "store", durable=False)
+        publish_document(store, terms.document)  # the coordinator closes only by the rules of a document it produces
         agreement_id = agreements.propose(tx, d, coordinator_address, terms)
         world.join_and_fund(agreement_id, terms, funded_rounds=rounds)
 
-        store = LocalStore(workdir / "store", durable=False)
         split = fl.make_federated("digits", **{k: v for k, v in eval_spec.items() if k != "dataset"})
         outboxes = root / "outboxes"  # outside the folder the audit reads: the parties' own crash-safety records
         coordinator = Coordinator(

@@ -116,6 +116,7 @@ from lepton_ledger.chain.transactions import Transactor
 from lepton_ledger.rounds import outcome as round_outcome_module
 from lepton_ledger.rounds.coordinator import Coordinator
 from lepton_ledger.rounds.partner import Partner, TrainingSettings
+from lepton_ledger.rounds.roles import publish_document
 from lepton_ledger.rounds.rules import RoundRules
 from lepton_ledger.rounds.world import build_world
 from lepton_ledger.storage.local import LocalStore
@@ -268,10 +269,11 @@ def set_up_ledger(w3: Any, fed: Federation, n_rounds: int, workdir: Path, clock:
         payout_rule=PAYOUT_RULE,
         document={"task": "round overhead benchmark"},
     )
+    store = LocalStore(workdir / "store", durable=False)  # as the demo's store
+    publish_document(store, terms.document)  # the coordinator closes only by the rules of a document it produces
     agreement_id = agreements.propose(tx, deployment, coordinator_account.address, terms)
     world.join_and_fund(agreement_id, terms, funded_rounds=n_rounds)
 
-    store = LocalStore(workdir / "store", durable=False)  # as the demo's store
     coordinator = Coordinator(
         account=coordinator_account,
         tx=tx,

@@ -4,14 +4,14 @@ pragma solidity 0.8.28;
 /// @title IResultsCourt
 /// @notice The coordinator's stake in an agreement and the challenges of its results. The coordinator posts the
 /// bond its signed terms name (`coordinatorBond`, in the agreement's reward token) before it may open a round.
-/// An auditor may challenge a finalized round's results (its aggregate, its payouts or its rejections) within
-/// the round's dispute window, before any claim is possible; while the challenge is open the round's claims are
-/// blocked. The arbiter named in the terms rules within the ruling window (the round ledger's dispute window
-/// from the challenge); after it, anyone may lapse the challenge (dismissed). An upheld challenge revokes the
-/// round's allocation (nothing of it was claimed: claims had not opened) and slashes the whole bond of the
-/// coordinator who ran the round, shared equally among the parties (the remainder of the division to the first
-/// party), each of whom pulls its share. A slashed coordinator opens no further round until it posts the bond
-/// again.
+/// An auditor may challenge a finalized round's results (its aggregate, its payouts, its rejections, or the round
+/// rules it was closed by) within the round's dispute window, before any claim is possible; while the challenge
+/// is open the round's claims are blocked. The arbiter named in the terms rules within the ruling window (the
+/// round ledger's dispute window from the challenge); after it, anyone may lapse the challenge (dismissed). An
+/// upheld challenge, of any kind, revokes the round's allocation (nothing of it was claimed: claims had not
+/// opened) and slashes the whole bond of the coordinator who ran the round, shared equally among the parties (the
+/// remainder of the division to the first party), each of whom pulls its share. A slashed coordinator opens no
+/// further round until it posts the bond again.
 /// @dev Money conservation, per agreement, at every block: `posted == withdrawn + slashed + held` where `held`
 /// is the sum of the bonds still posted, and `slashed == sharesPaid + sharesOwed`. The court's token balance is
 /// the sum over agreements of `held + sharesOwed`.
@@ -20,7 +20,10 @@ interface IResultsCourt {
     enum ResultsKind {
         Aggregate, // aggregate_recomputed: the published aggregate is not FedAvg of the accepted updates
         Payouts, // scores_and_payouts: the scores, payouts or payout root do not follow the rule signed
-        Rejections // rejections_recheck: an honest update was rejected
+        Rejections, // rejections_recheck: an honest update was rejected
+        // rules_as_signed: the round was closed by rules (aggregation, scoring, norm bound) other than those of the
+        // terms document the parties signed, or by rules nobody can show (the signed document is not produced)
+        Rules
     }
 
     enum ChallengeStatus {

@@ -38,8 +38,12 @@ pragma solidity 0.8.28;
 /// open, and a round's entries spent close - open. A void subtracts exactly that from the current words, so the
 /// order of voids and later rounds never leaves a voided entry charged nor refunds a surviving one. Voids of a
 /// round wait while a later round is open (that round ends by its deadline plus grace at the latest).
-/// A voided round (a forged entry, or abandoned) gives back every entry's spend through {restoreVoidedRound},
-/// which anyone may call with the words of its two snapshots; the agreement's next round waits for it.
+/// A voided round (a forged entry proven, or abandoned) gives back, through {restoreVoidedRound}, the spend of
+/// the entry proven forged and nothing else: every other entry's update was revealed to the coordinator whether
+/// or not the round pays, so an entry its party signed (a direct submission, an answered or undisputed batch
+/// entry) stays charged. A voided round's batch entries stay disputable for `disputeWindow` after it ended (its
+/// `finalizedAt`), so a party can still have an entry it never signed voided. Anyone may call the restore with
+/// the words of the round's two snapshots; the agreement's next round waits for it.
 ///
 /// Payouts of a finalized round whose entry is voided: the round and its allocation stand. The other partners'
 /// updates and rewards were honest; the voided party's payout, if the root gave it one, is what the coordinator
@@ -356,7 +360,8 @@ interface IRoundLedger {
     function lapseChallenge(uint256 challengeId) external;
 
     /// @notice Abandons an open round its coordinator never finalized: the round is voided with nothing
-    /// allocated, and the stakes it locked come free; its entries' spend is given back by {restoreVoidedRound}.
+    /// allocated, and the stakes it locked come free; its entries stay charged (their updates were revealed),
+    /// but each party may still dispute a batch entry it never signed for `disputeWindow`.
     /// Anyone may call it.
     /// Requirements: the round is open and `disputeWindow` has passed since its deadline (the grace period).
     /// Emits {RoundAbandoned} and {EpsilonsAtClose}.
@@ -365,7 +370,7 @@ interface IRoundLedger {
     /// @notice Proves that entry `position` of a batch is not what its partner signed: the signature is not the
     /// partner's ECDSA signature, the anchored entry disagrees with the signed commitment, or its sample count is 0 or above the
     /// terms' `maxSampleCount`. Voids the round (and its payouts, unless the results court revoked them already);
-    /// {restoreVoidedRound} then gives back what its entries spent.
+    /// {restoreVoidedRound} then gives back what that entry spent (unless it was skipped or voided already).
     /// Requirements: auditor; the round is open or within its dispute window; the evidence's root, document
     /// digest and entries are the batch as anchored; its proof places the commitment at its position; the
     /// entry's commitment was not revealed and checked by {answerDispute}.
@@ -378,9 +383,9 @@ interface IRoundLedger {
 
     /// @notice The caller, the party entry `evidence.position` of an anchored batch names, disputes that entry
     /// (it says it never signed it). The agreement's coordinator must answer before `disputeWindow` passes.
-    /// Requirements: the round is open or within its dispute window; the evidence's root, document digest and
-    /// entries are the batch as anchored and `position` is one of its entries (no proof needed); the caller is
-    /// that entry's party; the entry was applied (not skipped) and is not voided; the party's entry of this
+    /// Requirements: the round is open, or ended (finalized or voided) less than `disputeWindow` ago; the
+    /// evidence's root, document digest and entries are the batch as anchored and `position` is one of its
+    /// entries (no proof needed); the caller is that entry's party; the entry was applied (not skipped) and is not voided; the party's entry of this
     /// round is not disputed already (open or answered).
     /// Emits {BatchEntryDisputed}.
     function disputeBatchEntry(BatchEvidence calldata evidence) external;
@@ -412,8 +417,9 @@ interface IRoundLedger {
     function voidDisputedEntry(uint256 agreementId, uint64 round, address party, uint256[] calldata wordsAtOpen)
         external;
 
-    /// @notice Gives back what a voided round's entries spent: each surviving entry's party loses its rise
-    /// over the round (close - open). Lets the agreement's next round open. Anyone may call it.
+    /// @notice Gives back what a voided round's entry proven forged spent: its party loses its rise over the
+    /// round (close - open), and the entry is removed. Every other entry stays charged. Lets the agreement's
+    /// next round open. Anyone may call it.
     /// @param wordsAtOpen The epsilon words when the round opened ({EpsilonsAtOpen}).
     /// @param wordsAtClose The epsilon words when it closed ({EpsilonsAtClose}).
     /// Requirements: the round was voided and not restored yet; no later round is open; both word lists hash

@@ -112,6 +112,7 @@ class ResultsKind(ChainEnum):
     AGGREGATE = 0
     PAYOUTS = 1
     REJECTIONS = 2
+    RULES = 3
 
 
 class ResultsChallengeStatus(ChainEnum):

@@ -34,6 +34,10 @@ library BatchDisputes {
         if (_isHonestCommitment(s, env, evidence, commitment, signature, false) || _wasAnswered(s, env, evidence)) {
             revert IRoundLedger.RoundLedgerCommitmentValid();
         }
+        // Whose entry it is; its epsilon is given back from the round's snapshots at the restore.
+        // slither-disable-next-line unused-return
+        (uint256 index,) = LedgerState.entryAt(evidence.entries, evidence.position);
+        if (_stillCharges(s, env, evidence, index)) s.forgedEntry[agreementId][roundId] = index + 1;
         _voidRound(s, env, r, evidence);
     }
 
@@ -45,9 +49,7 @@ library BatchDisputes {
     ) external {
         uint256 agreementId = evidence.agreementId;
         uint64 roundId = evidence.round;
-        // Called for its check: the round itself is not needed here.
-        // slither-disable-next-line unused-return
-        s.disputableRound(env.disputeWindow, agreementId, roundId);
+        _requireEntryDisputable(s, env.disputeWindow, agreementId, roundId);
         _checkAnchored(s, evidence);
         if (evidence.position >= evidence.entries.length / LedgerState.ENTRY_SIZE) {
             revert IRoundLedger.RoundLedgerInvalidMerkleProof();
@@ -159,22 +161,23 @@ library BatchDisputes {
         _checkWords(snapshots.atClose, wordsAtClose);
         snapshots.restorePending = false;
         --s.openDisputes[agreementId];
-        mapping(uint256 => uint256) storage epsilons = s.epsilonWords[agreementId];
-        mapping(uint256 => uint256) storage submitted = s.submitted[agreementId][roundId];
-        uint256 bits = env.agreements.roundConfig(agreementId).epsilonLaneBits;
-        uint256 lanes = EpsilonLanes.perWord(bits);
-        // At most 256 parties: the round's bitmap is one word.
-        uint256 entries = submitted[0];
-        for (uint256 w; w < wordsAtOpen.length; ++w) {
-            // The round's entries of the parties of word w: bits lanes*w .. lanes*w + lanes-1 of the bitmap.
-            uint256 entered = entries >> (w * lanes) & ((1 << lanes) - 1);
-            if (entered != 0) {
+        // Only the entry proven forged is given back. Every other entry's update was revealed to the coordinator
+        // whether or not the round pays: a direct submission its party signed, or an anchored entry that keeps
+        // its party's epsilon unless the party disputes it (voided rounds stay disputable for their window).
+        uint256 forged = s.forgedEntry[agreementId][roundId];
+        if (forged != 0) {
+            uint256 index = forged - 1;
+            // A dispute of the entry may have voided it since the proof: then it gave its spend back already.
+            if (s.hasEntry(agreementId, roundId, index)) {
+                PartyBitmap.unset(s.submitted[agreementId][roundId], index);
+                uint256 bits = env.agreements.roundConfig(agreementId).epsilonLaneBits;
+                uint256 w = EpsilonLanes.wordOf(index, bits);
+                uint256 inWord = index % EpsilonLanes.perWord(bits);
+                mapping(uint256 => uint256) storage epsilons = s.epsilonWords[agreementId];
                 epsilons[w] =
-                    EpsilonLanes.subtractSpent(epsilons[w], wordsAtOpen[w], wordsAtClose[w], entered, bits);
+                    EpsilonLanes.subtractSpent(epsilons[w], wordsAtOpen[w], wordsAtClose[w], 1 << inWord, bits);
             }
         }
-        // Clear the round's entries: each was given back once, and none can be voided or challenged again.
-        delete submitted[0];
         emit IRoundLedger.VoidedRoundRestored(agreementId, roundId);
     }
 
@@ -241,6 +244,40 @@ library BatchDisputes {
             previous == IRoundLedger.RoundStatus.Finalized && r.payoutTotal != 0
                 && !env.vault.allocation(agreementId, roundId).revoked
         ) env.vault.revokeAllocation(agreementId, roundId);
+    }
+
+    /// @dev A batch entry can be disputed while its round is open, and for `disputeWindow` after the round ended,
+    /// finalized or voided (`finalizedAt` is when it ended): a voided round gives back only the entry proven
+    /// forged, so its party must still be able to dispute any other entry it never signed.
+    function _requireEntryDisputable(
+        LedgerState.Layout storage s,
+        uint64 disputeWindow,
+        uint256 agreementId,
+        uint64 roundId
+    ) private view {
+        IRoundLedger.Round storage r = s.existingRound(agreementId, roundId);
+        if (r.status != IRoundLedger.RoundStatus.Open && block.timestamp >= uint256(r.finalizedAt) + disputeWindow) {
+            revert IRoundLedger.RoundLedgerDisputeWindowClosed(agreementId, roundId);
+        }
+    }
+
+    /// @dev Whether the entry proven forged still charges its party: it was applied (not skipped: its party had
+    /// submitted directly, and that spend is the party's) and not voided by its party's dispute (after which the
+    /// party may have entered again, while the round was open).
+    function _stillCharges(
+        LedgerState.Layout storage s,
+        LedgerState.Env calldata env,
+        IRoundLedger.BatchEvidence calldata evidence,
+        uint256 index
+    ) private view returns (bool) {
+        uint256 skipped = s.batches[evidence.agreementId][evidence.round][evidence.batchIndex].skipped;
+        if (skipped >> evidence.position & 1 != 0) return false;
+        address party = env.agreements.partyAt(evidence.agreementId, index);
+        IRoundLedger.EntryDispute storage d = s.entryDisputes[evidence.agreementId][evidence.round][party];
+        return !(
+            d.status == IRoundLedger.DisputeStatus.Voided && d.batchIndex == evidence.batchIndex
+                && d.position == evidence.position
+        );
     }
 
     /// @dev A void of round `roundId` subtracts what its entries spent (close - open, or entry - open). That is

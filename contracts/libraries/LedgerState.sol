@@ -78,6 +78,9 @@ library LedgerState {
         /// @dev Challenges against a partner that are open, or upheld and not yet executed.
         mapping(uint256 agreementId => mapping(address partner => uint256)) liveChallenges;
         mapping(uint256 agreementId => SuspensionWatch) suspensionWatch;
+        /// @dev Per voided round, 1 + the party index of the entry an auditor proved forged, when that entry
+        /// still charged its party then (0: none): the one entry {IRoundLedger-restoreVoidedRound} gives back.
+        mapping(uint256 agreementId => mapping(uint64 round => uint256)) forgedEntry;
     }
 
     /// @dev The ledger's immutables, which its libraries cannot read themselves.

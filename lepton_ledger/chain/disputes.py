@@ -7,8 +7,10 @@ can dispute it without the batch document (a dishonest coordinator withholds or 
 the signed commitment and its proof, which only the batch document holds: :func:`answer_for` rebuilds them
 from the document in the store and refuses, naming why, when it cannot. Voiding needs the agreement's packed
 epsilon words as they were when the round opened: the ``EpsilonsAtOpen`` event of that round. A round voided
-whole (a proven forgery, or abandoned) stays charged until :func:`restore_round` gives its spend back with the
-words of its ``EpsilonsAtOpen`` and ``EpsilonsAtClose`` events; the agreement's next round waits for it.
+whole (a proven forgery, or abandoned) keeps every entry its party signed charged (the update was revealed
+whether or not the round pays); :func:`restore_round` gives back the entry proven forged, with the words of its
+``EpsilonsAtOpen`` and ``EpsilonsAtClose`` events, and the agreement's next round waits for it. A voided round's
+entries stay disputable for the dispute window after it ended, so a party still gets an unsigned one voided.
 
 The ``BatchEvidence`` tuple is ``(agreementId, round, batchIndex, root, documentDigest, entries, position,
 proof)``; a dispute sends it with no proof (the position is checked against the anchored entries).
@@ -223,7 +225,10 @@ def restore_round(tx: Transactor, deployment: Deployment, *, sender: str, agreem
         words_at_close(deployment, agreement_id, round_id),
     )
     receipt = tx.transact(call, sender)
-    return f"restored {where}: its entries' epsilon is given back, tx {receipt['transactionHash'].to_0x_hex()}"
+    return (
+        f"restored {where}: an entry proven forged gives its epsilon back, signed entries stay charged, "
+        f"tx {receipt['transactionHash'].to_0x_hex()}"
+    )
 
 
 def restore_pending(tx: Transactor, deployment: Deployment, *, sender: str, agreement_id: int) -> list[str]:

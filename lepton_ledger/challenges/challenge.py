@@ -70,7 +70,7 @@ S = TypeVar("S", bound=ChainStruct)
 
 ADMIN_ROLE = bytes(32)  # LeptonRoles.ADMIN: OpenZeppelin's DEFAULT_ADMIN_ROLE
 RULING_KIND = "lepton-ledger/challenge-ruling"
-_RESULTS_CHECKS = ("aggregate_recomputed", "scores_and_payouts", "rejections_recheck")  # see results.py
+_RESULTS_CHECKS = ("aggregate_recomputed", "scores_and_payouts", "rejections_recheck", "rules_as_signed")  # results.py
 _NEVER = 2**256 - 1  # markChallengeExecuted's "window end" while the round is still open
 
 

@@ -1,7 +1,7 @@
 """From a failed round-level audit check to the coordinator's slashed bond: challenges of a round's results.
 
-The partner-level checks lead to ``RoundLedger.challenge`` (:mod:`lepton_ledger.challenges.challenge`). The three
-checks that judge what the coordinator computed lead here, to ``ResultsCourt``:
+The partner-level checks lead to ``RoundLedger.challenge`` (:mod:`lepton_ledger.challenges.challenge`). The four
+checks that judge what the coordinator computed, or the rules it computed by, lead here, to ``ResultsCourt``:
 
 ========================  ===================  ================================================
 audit check               ``ResultsKind``      what is wrong
@@ -9,6 +9,8 @@ audit check               ``ResultsKind``      what is wrong
 ``aggregate_recomputed``  ``Aggregate`` (0)    the aggregate is not the rule over the accepted updates
 ``scores_and_payouts``    ``Payouts`` (1)      the scores, payouts or payout root do not re-compute
 ``rejections_recheck``    ``Rejections`` (2)   an honest update was rejected
+``rules_as_signed``       ``Rules`` (3)        the round ran by rules other than the signed terms document's,
+                                               or that document is not produced (its digest in the evidence)
 ========================  ===================  ================================================
 
 1. **raise** -- an auditor challenges a Finalized round before its claims open (``finalizedAt +
@@ -23,7 +25,7 @@ audit check               ``ResultsKind``      what is wrong
 Evidence document (canonical JSON, its CID digest on-chain, as for partner challenges)::
 
     {"kind": "lepton-ledger/results-evidence", "version": 1, "agreement_id": int, "round": int,
-     "results_kind": "aggregate"|"payouts"|"rejections", "checks": [<the failed checks as the audit wrote them>]}
+     "results_kind": "aggregate"|"payouts"|"rejections"|"rules", "checks": [<the failed checks as the audit wrote them>]}
 
 Every step is simulated before anything is put or sent; a refusal is a :class:`ChallengeError` in words.
 """
@@ -34,7 +36,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
-from ..audit.model import AGGREGATE_RECOMPUTED, REJECTIONS_RECHECK, SCORES_AND_PAYOUTS
+from ..audit.model import AGGREGATE_RECOMPUTED, REJECTIONS_RECHECK, RULES_AS_SIGNED, SCORES_AND_PAYOUTS
 from ..chain.deployment import Deployment
 from ..chain.state import ResultsChallenge as ChainResultsChallenge
 from ..chain.transactions import Transactor
@@ -67,6 +69,7 @@ RESULTS_CHECKS = {
     AGGREGATE_RECOMPUTED: ResultsKind.AGGREGATE,
     SCORES_AND_PAYOUTS: ResultsKind.PAYOUTS,
     REJECTIONS_RECHECK: ResultsKind.REJECTIONS,
+    RULES_AS_SIGNED: ResultsKind.RULES,
 }
 EVIDENCE_KIND = "lepton-ledger/results-evidence"
 RULING_KIND = "lepton-ledger/results-ruling"

@@ -16,7 +16,7 @@
 
 ``raise --from-audit FILE`` alone challenges the coordinator's results (``ResultsCourt``, see
 :mod:`lepton_ledger.challenges.results`): one challenge per round with a failed ``aggregate_recomputed``,
-``scores_and_payouts`` or ``rejections_recheck`` check (``--agreement A --round R`` picks one round). With
+``scores_and_payouts``, ``rejections_recheck`` or ``rules_as_signed`` check (``--agreement A --round R`` picks one round). With
 ``--check N`` or ``--partner`` it challenges one partner's update (``RoundLedger``), as before.
 
 Ruling is the arbiter's (``arbiter rule|lapse``, commands/arbiter.py). Where: ``--workdir DIR [--as ROLE]`` (a demo folder) or the keystore's

@@ -2,7 +2,8 @@
 
 abandon: a round its coordinator left unfinalized past its deadline plus the deployment's dispute window (the
 grace period) is voided, its stakes unlock and nothing is allocated.
-restore: a voided or abandoned round's entries' epsilon is given back; the agreement's next round waits for it.
+restore: a voided or abandoned round's entry proven forged gives its epsilon back (entries their parties signed
+stay charged: their updates were revealed); the agreement's next round waits for it.
 """
 
 from __future__ import annotations
@@ -78,8 +79,8 @@ def restore(
     rpc_url: RpcUrlOpt = None,
     deployment: DeploymentOpt = None,
 ) -> None:
-    """Give back the epsilon its entries spent to the parties of ROUND of AGREEMENT, voided (a proven forgery) or
-    abandoned.
+    """Close the books of ROUND of AGREEMENT, voided (a proven forgery) or abandoned: the entry proven forged
+    gives its epsilon back; every entry its party signed stays charged (its update was revealed all the same).
 
     Reads the round's EpsilonsAtOpen and EpsilonsAtClose events and sends RoundLedger.restoreVoidedRound from
     --key (anyone may send it). The agreement's next round cannot open before it (`coordinator open` does it).

@@ -93,7 +93,7 @@ from .report import (
     RoundReport,
     fetch_by_digest,
 )
-from .roles import terms_document
+from .roles import TermsDocumentMissing, signed_rules
 from .rules import RoundRules
 
 __all__ = [
@@ -536,14 +536,18 @@ class Coordinator:
         """Refuses to run rules other than those the parties signed (the terms document's, ``RoundRules.from_terms``).
 
         Raises:
-            ConfigurationError: this coordinator's rules differ from the signed ones (each difference named).
+            ConfigurationError: this coordinator's rules differ from the signed ones (each difference named), or
+                the store does not hold the signed terms document (its digest named: the rules are unknown).
         """
         self._check_signed_rules(
             agreement_id, round_id, Terms.read(self.deployment.agreements.functions.terms(agreement_id))
         )
 
     def _check_signed_rules(self, agreement_id: int, round_id: int, terms: Terms) -> None:
-        signed = RoundRules.from_terms(terms_document(self.store, terms), len(terms.parties)).for_round(round_id)
+        try:
+            signed = signed_rules(self.store, terms, round_id)
+        except TermsDocumentMissing as exc:
+            raise ConfigurationError(f"agreement {agreement_id} cannot close: {exc}") from None
         differences = self.rules.for_round(round_id).differences(signed)
         if differences:
             raise ConfigurationError(f"agreement {agreement_id} signed other round rules: {'; '.join(differences)}")

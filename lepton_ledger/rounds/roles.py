@@ -38,10 +38,11 @@ from ..chain.deployment import Deployment
 from ..chain.merkle import PayoutTree
 from ..chain.state import Allocation, Round, Terms
 from ..chain.transactions import Transactor
-from ..errors import ChainError, LeptonError
+from ..errors import ChainError, ConfigurationError, LeptonError
 from ..protocol.commitments import SIGNED_COMMITMENT_VERSION
 from ..storage.store import Store
 from ..units import RoundStatus
+from .rules import RoundRules
 
 if TYPE_CHECKING:  # what the parties' objects are; imported where they are built (they load torch)
     from eth_account.signers.local import LocalAccount
@@ -59,6 +60,7 @@ __all__ = [
     "RoleStateError",
     "RoundPayout",
     "Standing",
+    "TermsDocumentMissing",
     "agreement_coordinator",
     "build_coordinator",
     "build_partner",
@@ -69,6 +71,7 @@ __all__ = [
     "round_payout",
     "signed_commitment_document",
     "signed_commitment_from_document",
+    "signed_rules",
     "standing",
     "terms_document",
 ]
@@ -162,8 +165,6 @@ def agreement_coordinator(
     coordinator's identity): model and round rules from the terms document (``RoundRules.from_terms``), the
     on-chain payout rule, events under the session's state directory. `max_norm`, `aggregation` and `scoring`,
     when given, replace the signed ones: the coordinator then refuses to close unless they are the same."""
-    from .rules import RoundRules
-
     agreements = session.deployment.agreements.functions
     terms = Terms.read(agreements.terms(agreement_id))
     document = terms_document(session.store, terms) or {}
@@ -238,6 +239,31 @@ def terms_document(store: Store, terms: Terms) -> dict[str, Any] | None:
         )
     except ArtifactNotFound:
         return None
+
+
+class TermsDocumentMissing(ConfigurationError):
+    """The signed terms carry a document digest whose document the store does not hold: the rules are unknown."""
+
+
+def signed_rules(store: Any, terms: Terms, round_id: int) -> RoundRules:
+    """The round rules the parties signed, for `round_id`: the terms document's (``RoundRules.from_terms``).
+    Only terms that carry no document digest (zero) sign the defaults; a signed digest whose document the store
+    does not hold leaves the rules unknown -- never the defaults, which the parties may not have signed.
+
+    Raises:
+        TermsDocumentMissing: the store does not hold the signed document (the message names its digest).
+        ConfigurationError: the document names rules that cannot run.
+        MalformedDocument, DocumentTooLarge, FileTooLarge: see :func:`terms_document`.
+    """
+    document: dict[str, Any] | None = {}
+    if terms.terms_digest != bytes(32):
+        document = terms_document(store, terms)
+        if document is None:
+            raise TermsDocumentMissing(
+                f"the signed terms document 0x{terms.terms_digest.hex()} is not in the store: "
+                "the round rules the parties signed are unknown"
+            )
+    return RoundRules.from_terms(document, len(terms.parties)).for_round(round_id)
 
 
 def global_model(

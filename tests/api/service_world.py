@@ -130,10 +130,10 @@ def build_world(data_dir: Path, url: str) -> World:
     for account in (alpha, beta, outsider):
         tx.transact(d.partners.functions.approve(account.address), roles.coordinator.address)
 
-    agreement_id = funded_agreement(tx, d, token, roles, [alpha, beta])
+    store = LocalStore(data_dir / "blocks")
+    agreement_id = funded_agreement(tx, d, token, roles, [alpha, beta], store=store)
     tx.transact(token.functions.mint(roles.coordinator.address, 10 * 300 * TOKEN), roles.admin.address)
 
-    store = LocalStore(data_dir / "blocks")
     split = fl.make_federated(**SPLIT, alpha=None, eval_fraction=0.2)  # as `coordinator close` splits it
     coordinator = make_coordinator(
         roles, tx, d, store, keys, split, data_dir / "coordinator-outbox.sqlite", data_dir / "events.sqlite"
@@ -221,7 +221,7 @@ def lone_partner_agreement(world: World, name: str) -> tuple[Any, int, Coordinat
     world.tx.add(account)
     agreements.register(world.tx, world.d, account.address, {"name": name}, generate_x25519_keypair()[1])
     world.tx.transact(world.d.partners.functions.approve(account.address), world.roles.coordinator.address)
-    agreement_id = funded_agreement(world.tx, world.d, world.token, world.roles, [account])
+    agreement_id = funded_agreement(world.tx, world.d, world.token, world.roles, [account], store=world.store)
     folder = world.data_dir / f"{name}-{agreement_id}"
     folder.mkdir()
     coordinator = make_coordinator(
@@ -241,7 +241,7 @@ def open_round(world: World, folder: Path, seconds: int = 3600, partners: list |
     """A new funded agreement between `partners` (default alpha and beta), its round 1 open on a fresh model for
     `seconds` (the coordinator's outbox and events in `folder`)."""
     partners = partners or [world.alpha, world.beta]
-    agreement_id = funded_agreement(world.tx, world.d, world.token, world.roles, partners)
+    agreement_id = funded_agreement(world.tx, world.d, world.token, world.roles, partners, store=world.store)
     folder.mkdir(exist_ok=True)
     coordinator = make_coordinator(
         world.roles,

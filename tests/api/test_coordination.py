@@ -132,7 +132,9 @@ def test_a_refused_funding_sends_nothing(service):
 
 
 def test_the_coordinator_opens_the_next_round_once_per_idempotency_key(service):
-    agreement_id = funded_agreement(service.tx, service.d, service.token, service.roles, [service.alpha, service.beta])
+    agreement_id = funded_agreement(
+        service.tx, service.d, service.token, service.roles, [service.alpha, service.beta], store=service.store
+    )
     service.wait_block(service.w3.eth.block_number)
     path, coordinator = f"/v1/agreements/{agreement_id}/rounds", service.roles.coordinator
     first = _post(service, path, {**CLOSE, "round_seconds": 600}, coordinator, key="open-1")

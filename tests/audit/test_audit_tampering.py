@@ -24,6 +24,7 @@ from lepton_ledger.audit import AuditResult, audit_workdir
 from lepton_ledger.chain.state import Round
 from lepton_ledger.commands.audit import audit_app
 from lepton_ledger.errors import ConfigurationError
+from lepton_ledger.protocol.addressing import cid_for_digest
 from lepton_ledger.rounds.rules import RoundRules
 from lepton_ledger.storage.cid import b32encode, parse_cid
 from lepton_ledger.units import RoundStatus
@@ -269,6 +270,66 @@ def test_round_closed_by_rules_the_parties_did_not_sign_fails_rules_as_signed(
     assert failure.evidence["found"]["scoring"] == "exact_shapley:accuracy"
 
 
+def refused_close(coordinator, round_id: int) -> dict:
+    """Closes `round_id` expecting a ConfigurationError: its message, the transactions sent, the round's status."""
+    sent = coordinator.tx.w3.eth.get_transaction_count(coordinator.address)
+    with pytest.raises(ConfigurationError) as refused:
+        coordinator.close_round(1, round_id)
+    return {
+        "message": str(refused.value),
+        "sent": coordinator.tx.w3.eth.get_transaction_count(coordinator.address) - sent,
+        "status": Round.read(coordinator.deployment.ledger.functions.round(1, round_id)).status,
+    }
+
+
+def _lose_terms_document(workdir: Path, terms_digest: str) -> None:
+    """The store loses the document whose digest the signed terms carry (an operator's lost disk, a withheld file)."""
+    block_file(workdir, cid_for_digest(bytes.fromhex(terms_digest.removeprefix("0x")))).unlink()
+
+
+def test_a_signed_terms_document_missing_from_the_store_fails_rules_as_signed_not_the_defaults(
+    demo_single, clean_audit, fresh_copy
+):
+    """The demo ran the default rules and signed them in its terms document. With that document gone the signed
+    rules are unknown: the audit fails each finalized round naming the digest, instead of checking the report
+    against the defaults (which it would pass)."""
+    (signed,) = {c.evidence["terms_digest"] for c in clean_audit[0].checks if c.name == "rules_as_signed"}
+    workdir = fresh_copy(demo_single)
+    _lose_terms_document(workdir, signed)
+
+    result = audit_workdir(workdir, state_path=workdir.parent / "state.sqlite")
+    reports = {c.round: c.cid for c in result.checks if c.name == "scores_and_payouts" and c.partner is None}
+    assert_fails_only(result, "rules_as_signed", {(r, None, cid) for r, cid in reports.items()})
+    assert sorted(reports) == [1, 2]
+    for failure in result.failed:
+        assert failure.message == (
+            f"the signed terms document {signed} is not in the store: the round rules the parties signed are unknown"
+        )
+        assert failure.evidence["terms_digest"] == signed and failure.evidence["expected"] is None
+
+
+def test_coordinator_refuses_to_close_when_the_signed_terms_document_is_missing_and_sends_nothing(
+    demo_single, clean_audit, fresh_copy, extra_round
+):
+    """The coordinator's own rules are the signed ones, but it cannot produce the document the parties signed:
+    refused in one line naming the digest (not closed by the defaults), nothing sent."""
+    (signed,) = {c.evidence["terms_digest"] for c in clean_audit[0].checks if c.name == "rules_as_signed"}
+    workdir = fresh_copy(demo_single)
+    seen = {}
+
+    def close(coordinator, round_id):
+        _lose_terms_document(workdir, signed)
+        seen.update(refused_close(coordinator, round_id))
+
+    extra_round(workdir, close=close)
+    assert seen == {
+        "message": f"agreement 1 cannot close: the signed terms document {signed} is not in the store: the round "
+        "rules the parties signed are unknown",
+        "sent": 0,
+        "status": RoundStatus.OPEN,
+    }
+
+
 def test_coordinator_given_rules_the_parties_did_not_sign_refuses_to_close_and_sends_nothing(
     demo_single, fresh_copy, extra_round
 ):
@@ -278,12 +339,7 @@ def test_coordinator_given_rules_the_parties_did_not_sign_refuses_to_close_and_s
 
     def close(coordinator, round_id):
         coordinator.rules = RoundRules(max_norm=0.001)
-        sent = coordinator.tx.w3.eth.get_transaction_count(coordinator.address)
-        with pytest.raises(ConfigurationError) as refused:
-            coordinator.close_round(1, round_id)
-        seen["message"] = str(refused.value)
-        seen["sent"] = coordinator.tx.w3.eth.get_transaction_count(coordinator.address) - sent
-        seen["status"] = Round.read(coordinator.deployment.ledger.functions.round(1, round_id)).status
+        seen.update(refused_close(coordinator, round_id))
 
     extra_round(workdir, close=close)
     assert seen == {

@@ -285,7 +285,7 @@ BAD = [
     (("challenge", "raise", "--from-audit", "{audit}", "--agreement", "1"), "give both --agreement and --round"),
     (
         ("challenge", "raise", "--from-audit", "{audit}", "--agreement", "1", "--round", "1"),
-        "the audit has no failed aggregate_recomputed, scores_and_payouts, rejections_recheck check of round 1",
+        "the audit has no failed aggregate_recomputed, scores_and_payouts, rejections_recheck, rules_as_signed check of round 1",
     ),
     (("challenge", "raise", "--from-audit", "{audit}", "--as", "partner1"), "does not hold the auditor role"),
     (

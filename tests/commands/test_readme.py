@@ -60,8 +60,11 @@ def test_the_trust_model_walk_runs_as_written(tmp_path):
     out = done.stdout
     assert "challenge 1: agreement 1, round 1" in out and "rule by " in out and "challenge 1 dismissed" in out
     assert "abandoned round 1 of agreement 1" in out and "challenge:        1, round 1, Dismissed" in out
-    assert "restored round 1 of agreement 1: its entries' epsilon is given back" in out
-    assert "epsilon on-chain: 0.000000" in out  # alice's standing after the restore
+    assert "restored round 1 of agreement 1: an entry proven forged gives its epsilon back, signed" in out
+    # alice's standing after the restore: her signed update of the abandoned round stays charged on-chain
+    (on_chain,) = re.findall(r"epsilon on-chain: ([0-9.]+)", out)
+    (local,) = re.findall(r"epsilon local: +([0-9.]+)", out)
+    assert float(on_chain) > 0 and abs(float(on_chain) - float(local)) < 2e-6
     assert "left agreement 1" in out and "withdrew 100 of its stake in agreement 1" in out  # alice's stake back
     assert "reclaimed 300 tokens of agreement 1" in out and "stopped the local node" in out
 

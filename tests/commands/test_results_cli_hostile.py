@@ -12,7 +12,7 @@ from cli_home import ADDRESS, lepton_home
 from test_trust_cli import refused, run
 
 NOTHING = (
-    "error: the audit has no failed aggregate_recomputed, scores_and_payouts, rejections_recheck check: "
+    "error: the audit has no failed aggregate_recomputed, scores_and_payouts, rejections_recheck, rules_as_signed check: "
     "nothing in the coordinator's results to challenge (a partner's check: --check N)"
 )
 

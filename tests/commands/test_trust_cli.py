@@ -221,6 +221,7 @@ def test_a_coordinator_that_never_finalizes_loses_the_round_to_anyone(world):
         s.tx.transact(s.deployment.ledger.functions.answerDispute(evidence, commitment, signature), s.address)
         spent = s.deployment.ledger.functions.cumulativeEpsilon(1, ADDRESS["partner-a"]).call()
         assert spent > EPSILON_A["before round 3"]
+        EPSILON_A["round 3"] = spent
     line = refused("round", "abandon", "1", "3", "--key", "partner-b")
     assert "can be abandoned after 20" in line and "(its deadline plus the grace period)" in line
     advance(f"{3600 + WINDOW + 1}s")
@@ -238,17 +239,17 @@ def test_a_coordinator_that_never_finalizes_loses_the_round_to_anyone(world):
 
 
 def test_the_next_open_restores_the_abandoned_round_first(world):
-    """openRound waits while an abandoned round is unrestored: `coordinator open` restores it first, so partner-a's
-    spend in round 3 is given back and round 4 opens."""
+    """openRound waits while an abandoned round is unrestored: `coordinator open` restores it first and round 4
+    opens; partner-a's spend in round 3, an update it signed and revealed, stays charged."""
     opened = run("coordinator", "open", "1", "--key", "coordinator", *DATA, "--round-seconds", str(WINDOW // 2))
     lines = opened.output.splitlines()
-    assert lines[0].startswith("restored round 3 of agreement 1: its entries' epsilon is given back, tx 0x")
+    assert lines[0].startswith(
+        "restored round 3 of agreement 1: an entry proven forged gives its epsilon back, signed entries stay "
+        "charged, tx 0x"
+    )
     assert lines[1].startswith("opened round 4 of agreement 1")
     with session() as s:
-        assert (
-            s.deployment.ledger.functions.cumulativeEpsilon(1, ADDRESS["partner-a"]).call()
-            == EPSILON_A["before round 3"]
-        )
+        assert s.deployment.ledger.functions.cumulativeEpsilon(1, ADDRESS["partner-a"]).call() == EPSILON_A["round 3"]
     assert "has nothing to restore" in refused("round", "restore", "1", "3", "--key", "partner-b")
 
 

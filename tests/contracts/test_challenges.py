@@ -691,10 +691,11 @@ def test_voided_round_refuses_finalization_and_frees_next_round_once_restored(
     assert open_round(active_agreement) == round_id + 1
 
 
-def test_voided_round_gives_back_the_privacy_budget_it_charged(
+def test_voided_round_gives_back_the_forged_entry_alone_and_keeps_the_signed_ones(
     ledger, active_agreement, anchor, auditor, trio, rando, assert_events
 ):
-    # Issue 10 (a): nothing spent in a voided round stays charged, once anyone restores it from the events.
+    # Issue 10: the entry proven forged is taken off the books once anyone restores the round from the events;
+    # the entries their partners signed stay charged (those updates were revealed whether or not the round pays).
     round_id, batch = anchor({1: {"key": private_key_of(9)}})
     prove(ledger, auditor, batch, 1)
     assert [ledger.cumulativeEpsilon(active_agreement, p) for p in trio] == [
@@ -704,8 +705,8 @@ def test_voided_round_gives_back_the_privacy_budget_it_charged(
     ]
     tx = restore(ledger, active_agreement, round_id, rando)
     assert_events(tx, ("VoidedRoundRestored", {"agreementId": active_agreement, "round": round_id}))
-    assert [ledger.cumulativeEpsilon(active_agreement, p) for p in trio] == [0, 0, 0]
-    assert not any(ledger.hasSubmitted(active_agreement, round_id, p) for p in trio)
+    assert [ledger.cumulativeEpsilon(active_agreement, p) for p in trio] == [EPSILON_ONE, 0, 3 * EPSILON_ONE]
+    assert [ledger.hasSubmitted(active_agreement, round_id, p) for p in trio] == [True, False, True]
     with reverts_with("RoundLedgerNothingToRestore", active_agreement, round_id):
         restore(ledger, active_agreement, round_id, rando)
 

@@ -952,10 +952,13 @@ contract BatchCommitTest is LedgerFixture {
         assertEq(ledger.cumulativeEpsilon(id, parties[1]), 0, "nothing forged stays charged");
     }
 
-    /// @dev Issue 10 (a), as the attack: a proven forgery voided the round, yet every party kept the budget the
-    /// round had charged. Now the voided round gives back every entry's spend, and no round opens before it has.
-    function test_attack_aVoidedRoundGivesBackEveryPartysEpsilon() public {
-        Batch memory b = anchoredForgery(1);
+    /// @dev Issue 10 (a) and its epsilon question, as the attack: a forgery proven in a batch voided the round,
+    /// and the restore gave back every entry's spend, honest ones included, though each honest partner's update
+    /// had been revealed to the coordinator: its budget then understated what it had spent. Now the round's
+    /// restore gives back the entry proven forged alone; every entry its party signed (in the batch, or submitted
+    /// directly) stays charged; no round opens before the restore.
+    function test_attack_aVoidedRoundKeepsEverySignedEntryAndGivesBackTheForgedOne() public {
+        Batch memory b = anchoredForgery(1); // parties 0..4 at 1.0 + i, entry 1 signed by another key
         submitAs(parties[7], id, r, 4 * EPSILON_ONE);
         closeRound(id, r, keccak256("payout root"), 120e18);
         uint256[] memory atClose = wordsNow();
@@ -968,17 +971,21 @@ contract BatchCommitTest is LedgerFixture {
         emit IRoundLedger.VoidedRoundRestored(id, r);
         vm.prank(rando);
         ledger.restoreVoidedRound(id, r, wordsAtOpen(), atClose);
-        for (uint256 i; i < PARTIES; ++i) {
-            assertEq(ledger.cumulativeEpsilon(id, parties[i]), 0, "given back");
-            assertFalse(ledger.hasSubmitted(id, r, parties[i]), "no entry left");
+        assertEq(ledger.cumulativeEpsilon(id, parties[1]), 0, "the forged entry given back");
+        assertFalse(ledger.hasSubmitted(id, r, parties[1]), "no forged entry left");
+        for (uint256 i; i < 5; ++i) {
+            if (i == 1) continue;
+            assertEq(ledger.cumulativeEpsilon(id, parties[i]), EPSILON_ONE + i, "a signed batch entry stays");
+            assertTrue(ledger.hasSubmitted(id, r, parties[i]), "its entry stands");
         }
+        assertEq(ledger.cumulativeEpsilon(id, parties[7]), 4 * EPSILON_ONE, "a direct submission stays");
         vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerNothingToRestore.selector, id, r));
         ledger.restoreVoidedRound(id, r, wordsAtOpen(), atClose);
         openRoundOn(id);
     }
 
-    /// @dev Issue 10 (a): a round voided while the next one runs gives back its own spend only, once the next
-    /// round has closed; the next round's entries stay charged.
+    /// @dev A round voided while the next one runs gives back its forged entry once the next round has closed;
+    /// the next round's entries and the voided round's signed ones stay charged.
     function test_restoreVoidedRound_keepsALaterRoundsSpend() public {
         Batch memory b = anchoredForgery(1); // parties 0..4 at 1.0 + i
         closeRound(id, r, bytes32(0), 0);
@@ -986,15 +993,17 @@ contract BatchCommitTest is LedgerFixture {
         uint64 forged = r;
         uint64 next = openRoundOn(id);
         submitAs(parties[2], id, next, 5 * EPSILON_ONE); // spends 5.0 - 1.000002
+        submitAs(parties[1], id, next, 3 * EPSILON_ONE); // spends 3.0 - 1.000001, on top of the forged entry
         submitAs(parties[8], id, next, EPSILON_ONE);
         prove(b, 0, 1);
         vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerRoundAlreadyOpen.selector, id, next));
         ledger.restoreVoidedRound(id, forged, wordsAtOpen(), atClose);
         closeRound(id, next, bytes32(0), 0);
         ledger.restoreVoidedRound(id, forged, wordsAtOpen(), atClose);
-        assertEq(ledger.cumulativeEpsilon(id, parties[2]), 5 * EPSILON_ONE - (EPSILON_ONE + 2), "later spend kept");
+        assertEq(ledger.cumulativeEpsilon(id, parties[2]), 5 * EPSILON_ONE, "signed entries of both rounds kept");
+        assertEq(ledger.cumulativeEpsilon(id, parties[1]), 2 * EPSILON_ONE - 1, "the forged 1.000001 given back");
         assertEq(ledger.cumulativeEpsilon(id, parties[8]), EPSILON_ONE, "later entry untouched");
-        assertEq(ledger.cumulativeEpsilon(id, parties[0]), 0, "voided round's spend given back");
+        assertEq(ledger.cumulativeEpsilon(id, parties[0]), EPSILON_ONE, "voided round's signed spend kept");
     }
 
     function test_restoreVoidedRound_refusesOtherClosingWords() public {
@@ -1006,14 +1015,78 @@ contract BatchCommitTest is LedgerFixture {
         ledger.restoreVoidedRound(id, r, wordsAtOpen(), atClose);
     }
 
-    /// @dev Issue 10 (a): an abandoned round's spend is given back too.
-    function test_restoreVoidedRound_givesBackAnAbandonedRound() public {
-        anchor(batchOf(0, 3));
+    /// @dev An abandoned round keeps the entries its parties signed. An entry anchored for a party that never
+    /// signed it is still disputable for the dispute window after the abandonment, and unanswered it is voided:
+    /// the party gets back that spend alone. After the window the voided round is closed to disputes.
+    function test_abandonedRound_keepsSignedEntries_anUnsignedOneIsDisputedAfterTheVoid() public {
+        IRoundLedger.BatchEvidence memory e = anchorWithoutPreimage(entryOf(5, 2 * EPSILON_ONE), 0);
+        anchor(batchOf(0, 3)); // signed, at 1.0 + i
         uint256[] memory atClose = wordsNow();
         vm.warp(uint256(ledger.round(id, r).deadline) + DISPUTE_WINDOW + 1);
         ledger.abandonRound(id, r);
         ledger.restoreVoidedRound(id, r, wordsAtOpen(), atClose);
-        assertEq(ledger.cumulativeEpsilon(id, parties[2]), 0, "given back");
+        assertEq(ledger.cumulativeEpsilon(id, parties[2]), EPSILON_ONE + 2, "a signed entry stays charged");
+        assertEq(ledger.cumulativeEpsilon(id, parties[5]), 2 * EPSILON_ONE, "undisputed yet");
+
+        vm.prank(parties[5]);
+        ledger.disputeBatchEntry(e);
+        vm.warp(ledger.entryDispute(id, r, parties[5]).answerBy + 1);
+        ledger.voidDisputedEntry(id, r, parties[5], wordsAtOpen());
+        assertEq(ledger.cumulativeEpsilon(id, parties[5]), 0, "the unsigned entry given back");
+        assertEq(ledger.cumulativeEpsilon(id, parties[2]), EPSILON_ONE + 2, "the signed ones stay");
+
+        e = evidenceOf(batchOf(0, 3), 1, 0);
+        vm.warp(uint256(ledger.round(id, r).finalizedAt) + DISPUTE_WINDOW);
+        vm.expectRevert(abi.encodeWithSelector(IRoundLedger.RoundLedgerDisputeWindowClosed.selector, id, r));
+        vm.prank(parties[0]);
+        ledger.disputeBatchEntry(e);
+    }
+
+    /// @dev A forgery proven of an entry its party had already had voided by dispute (the party then entered
+    /// again, directly) gives back nothing more: the party's direct submission is its own.
+    function test_restoreVoidedRound_afterTheForgedEntryWasVoided_keepsThePartysNewEntry() public {
+        Batch memory b = anchoredForgery(1);
+        vm.prank(parties[1]);
+        ledger.disputeBatchEntry(evidenceOf(b, 0, 1));
+        vm.warp(ledger.entryDispute(id, r, parties[1]).answerBy + 1);
+        ledger.voidDisputedEntry(id, r, parties[1], wordsAtOpen());
+        submitAs(parties[1], id, r, 3 * EPSILON_ONE);
+        uint256[] memory atClose = wordsNow();
+        prove(b, 0, 1);
+        ledger.restoreVoidedRound(id, r, wordsAtOpen(), atClose);
+        assertEq(ledger.cumulativeEpsilon(id, parties[1]), 3 * EPSILON_ONE, "the direct submission stays");
+    }
+
+    /// @dev The entry proven forged, disputed by its party too and voided by that dispute after the proof: the
+    /// restore finds it gone and gives nothing back twice.
+    function test_restoreVoidedRound_afterTheProvenEntryWasVoidedByItsDispute_givesNothingTwice() public {
+        Batch memory b = anchoredForgery(1);
+        vm.prank(parties[1]);
+        ledger.disputeBatchEntry(evidenceOf(b, 0, 1));
+        uint256[] memory atClose = wordsNow();
+        prove(b, 0, 1);
+        vm.warp(ledger.entryDispute(id, r, parties[1]).answerBy + 1);
+        ledger.voidDisputedEntry(id, r, parties[1], wordsAtOpen());
+        assertEq(ledger.cumulativeEpsilon(id, parties[1]), 0, "given back by the void");
+        ledger.restoreVoidedRound(id, r, wordsAtOpen(), atClose);
+        assertEq(ledger.cumulativeEpsilon(id, parties[1]), 0, "not twice");
+        assertEq(ledger.cumulativeEpsilon(id, parties[0]), EPSILON_ONE, "a signed entry stays");
+    }
+
+    /// @dev A forgery proven of a skipped entry (its party had submitted directly before the batch) voids the
+    /// round but gives back nothing: the charge is the party's own submission.
+    function test_restoreVoidedRound_ofASkippedForgedEntry_keepsTheDirectSubmission() public {
+        submitAs(parties[1], id, r, 3 * EPSILON_ONE);
+        Batch memory b = batchOf(0, 5);
+        b.signatures[1] = signCommitment(WRONG_KEY, b.commitments[1]);
+        reseal(b);
+        uint256 batchIndex = anchor(b);
+        uint256[] memory atClose = wordsNow();
+        prove(b, batchIndex, 1);
+        assertTrue(ledger.round(id, r).status == IRoundLedger.RoundStatus.Voided, "voided");
+        ledger.restoreVoidedRound(id, r, wordsAtOpen(), atClose);
+        assertEq(ledger.cumulativeEpsilon(id, parties[1]), 3 * EPSILON_ONE, "the direct submission stays");
+        assertEq(ledger.cumulativeEpsilon(id, parties[0]), EPSILON_ONE, "a signed entry stays");
     }
 
     /// @dev Issue 10 (d), as the attack: a voided entry kept its submitted bit, so its party could still be

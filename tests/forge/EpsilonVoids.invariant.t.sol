@@ -17,8 +17,10 @@ interface VmState {
 /// @dev Drives one agreement through rounds of direct submissions (signed by their party), forged batch entries
 /// (a root with no preimage, or a commitment signed by the wrong key), disputes, voids of entries, proofs of
 /// forgery, abandoned rounds, restores of voided rounds and time, in any order. Its model: a party's epsilon
-/// charged is the sum of what its surviving entries spent (an entry voided, or one of a voided round once
-/// restored, counts for nothing). After every action the ledger must agree with the model.
+/// charged is the sum of what its surviving entries spent. An entry its party signed always survives, voided
+/// round or not (its update was revealed); a forged one counts for nothing once voided by its party's dispute
+/// (voided rounds stay disputable for their window) or, when an auditor proved it forged, once its round is
+/// restored. After every action the ledger must agree with the model.
 contract EpsilonVoidsHandler is LedgerFixture {
     uint256 internal constant N = 6;
     uint256 internal constant WRONG_KEY = 0xBADC0DE;
@@ -48,6 +50,8 @@ contract EpsilonVoidsHandler is LedgerFixture {
     mapping(uint64 round => uint256[]) internal _wordsAtOpen;
     mapping(uint64 round => uint256[]) internal _wordsAtClose;
     mapping(uint64 round => bool) public restored;
+    /// @dev 1 + the party whose entry an auditor proved forged in the round (0: none).
+    mapping(uint64 round => uint256) public proven;
 
     uint256 public mismatches;
     string public firstMismatch;
@@ -149,6 +153,7 @@ contract EpsilonVoidsHandler is LedgerFixture {
         vm.prank(auditor);
         try ledger.proveForgedCommitment(e.evidence, e.commitment, e.signature) {
             if (wasOpen) _wordsAtClose[r] = words;
+            proven[r] = p + 1;
             ++done[this.proveForgery.selector];
         } catch {}
     }
@@ -200,7 +205,16 @@ contract EpsilonVoidsHandler is LedgerFixture {
         uint64 count = ledger.roundCount(id);
         for (uint64 r = 1; r <= count; ++r) {
             Kind kind = _entries[r][p].kind;
-            if ((kind == Kind.Signed || kind == Kind.Forged) && !restored[r]) charged += _entries[r][p].spent;
+            bool givenBack = kind == Kind.Forged && restored[r] && proven[r] == p + 1;
+            if ((kind == Kind.Signed || kind == Kind.Forged) && !givenBack) charged += _entries[r][p].spent;
+        }
+    }
+
+    /// @dev What `party` spent through entries it signed: never given back, whatever happens to their rounds.
+    function signedSpend(uint256 p) public view returns (uint256 spent) {
+        uint64 count = ledger.roundCount(id);
+        for (uint64 r = 1; r <= count; ++r) {
+            if (_entries[r][p].kind == Kind.Signed) spent += _entries[r][p].spent;
         }
     }
 
@@ -243,8 +257,9 @@ contract EpsilonVoidsHandler is LedgerFixture {
 }
 
 /// @dev Issue 10 (h): a partner's on-chain epsilon only rises through a commitment it signed or a batch entry
-/// that survived its dispute; nothing spent in a voided round stays charged once restored; every stake is
-/// withdrawable in bounded time after the terms end; no round allocates more than the signed rewardPerRound.
+/// that survived its dispute, and never falls for an entry its partner signed (a voided round gives back only
+/// its entry proven forged); every stake is withdrawable in bounded time after the terms end; no round allocates
+/// more than the signed rewardPerRound.
 contract EpsilonVoidsInvariantTest is LedgerFixture {
     EpsilonVoidsHandler internal handler;
 
@@ -285,6 +300,14 @@ contract EpsilonVoidsInvariantTest is LedgerFixture {
         uint256 id = handler.id();
         for (uint256 p; p < handler.partyCount(); ++p) {
             assertEq(l.cumulativeEpsilon(id, handler.partyAt(p)), handler.modelEpsilon(p), "charged == surviving");
+        }
+    }
+
+    function invariant_signedSpendIsNeverGivenBack() public view {
+        (RoundLedger l,,) = handler.contracts();
+        uint256 id = handler.id();
+        for (uint256 p; p < handler.partyCount(); ++p) {
+            assertLe(handler.signedSpend(p), l.cumulativeEpsilon(id, handler.partyAt(p)), "signed spend kept");
         }
     }
 

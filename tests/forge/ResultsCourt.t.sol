@@ -86,9 +86,44 @@ contract ResultsCourtTest is LedgerFixture {
     //////////////////////////////////////////////////////////////*/
 
     function test_attack_wrongPayoutRootUpheld_noPartnerClaims_partiesGetTheBond() public {
+        upheldRevokesThePayoutsAndSharesTheBond(IResultsCourt.ResultsKind.Payouts, EVIDENCE);
+    }
+
+    /// @dev The coordinator closes the round by rules the parties did not sign (exact Shapley where the terms
+    /// document signs leave-one-out, say): on-chain a finalization like any other. The auditor's `rules_as_signed`
+    /// evidence (terms digest, expected and found rules) goes to the court as kind Rules; the arbiter upholds;
+    /// bond and payouts move exactly as for the other kinds.
+    function test_attack_roundClosedByUnsignedRulesUpheld_noPartnerClaims_partiesGetTheBond() public {
+        upheldRevokesThePayoutsAndSharesTheBond(IResultsCourt.ResultsKind.Rules, keccak256("rules_as_signed evidence"));
+    }
+
+    /// @dev Every kind of results challenge, upheld, moves the same money the same way.
+    function testFuzz_everyKindUpheldMovesTheSame(uint8 kind, bytes32 evidence) public {
+        vm.assume(evidence != bytes32(0));
+        upheldRevokesThePayoutsAndSharesTheBond(IResultsCourt.ResultsKind(bound(kind, 0, 3)), evidence);
+    }
+
+    function test_challengeResults_refusesAKindOutOfRange() public {
         postBond(coordinator, BOND);
         uint64 r = finalizedRound();
-        uint256 cid = challengeAs(auditor, r);
+        vm.prank(auditor);
+        // The ABI decoder refuses an enum value past Rules before the court's code runs.
+        (bool ok,) = address(court).call(
+            abi.encodeWithSelector(IResultsCourt.challengeResults.selector, id, r, uint8(4), EVIDENCE)
+        );
+        assertTrue(!ok, "kind 4 refused");
+        assertEq(court.challengeCount(), 0, "nothing raised");
+    }
+
+    function upheldRevokesThePayoutsAndSharesTheBond(IResultsCourt.ResultsKind kind, bytes32 evidence) internal {
+        postBond(coordinator, BOND);
+        uint64 r = finalizedRound();
+        vm.expectEmit(true, true, true, true, address(court));
+        emit IResultsCourt.ResultsChallengeRaised(1, id, r, kind, auditor, evidence);
+        vm.prank(auditor);
+        uint256 cid = court.challengeResults(id, r, kind, evidence);
+        assertTrue(court.challengeOf(cid).kind == kind, "kind recorded");
+        assertTrue(court.isClaimBlocked(id, r), "claims blocked while open");
         uint256 pooledBefore = vault.unallocated(id);
 
         vm.expectEmit(true, true, true, true, address(court));

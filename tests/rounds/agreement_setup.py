@@ -25,12 +25,15 @@ def funded_agreement(
     roles: Any,
     partners: list[Any],
     *,
+    store: Any,
     relay_every_second: bool = False,
     document: dict[str, Any] | None = None,
 ) -> int:
     """A fresh agreement between `partners` (by-sample-count payouts, epsilon cap 8, 5 rounds, the terms
-    `document`), signed (every second partner by a relayed EIP-712 signature when asked), staked and funded for
-    one round; its id."""
+    `document`, put to `store`: a coordinator closes only by the rules of a document it can produce), signed
+    (every second partner by a relayed EIP-712 signature when asked), staked and funded for one round; its id."""
+    document = document or {"task": "digits classification"}
+    publish_document(store, document)
     now = tx.w3.eth.get_block("latest")["timestamp"]
     terms = agreements.AgreementTerms(
         parties=[a.address for a in partners],
@@ -46,7 +49,7 @@ def funded_agreement(
         arbiter=roles.admin.address,
         max_sample_count=100_000,
         payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT,
-        document=document or {"task": "digits classification"},
+        document=document,
     )
     agreement_id = agreements.propose(tx, d, roles.coordinator.address, terms)
     world = World(tx, d, token, roles, {a.address: a for a in partners}, {})
@@ -60,13 +63,13 @@ def new_agreement(world, rules: RoundRules | None = None) -> int:
     document = None
     if rules is not None:
         document = {"task": "digits classification", "rules": rules.report_fields()}
-        publish_document(world["store"], document)
     return funded_agreement(
         world["tx"],
         world["d"],
         world["token"],
         world["roles"],
         list(world["accounts"].values()),
+        store=world["store"],
         relay_every_second=True,
         document=document,
     )

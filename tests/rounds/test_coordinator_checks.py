@@ -43,7 +43,7 @@ from lepton_ledger.protocol.addressing import publish
 from lepton_ledger.rounds.coordinator import CommitmentRefused
 from lepton_ledger.rounds.outbox import Outbox
 from lepton_ledger.rounds.partner import SignedCommitment, recipient_keys
-from lepton_ledger.rounds.roles import build_partner
+from lepton_ledger.rounds.roles import build_partner, publish_document
 from lepton_ledger.units import TOKEN
 
 
@@ -111,6 +111,7 @@ def test_an_erc1271_wallet_party_is_accepted_in_a_batched_round(world, executor)
         payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT,
         document={"task": "wallet"},
     )
+    publish_document(store, terms.document)
     agreement_id = agreements.propose(tx, d, roles.coordinator.address, terms)
     for account in (alpha, beta):
         agreements.sign(tx, d, agreement_id, account)

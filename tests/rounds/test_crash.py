@@ -91,7 +91,7 @@ def new_agreement(chain, names: list[str]) -> int:
     processes under test send from the same accounts."""
     partners = [chain.partners[n] for n in names]
     tx = Transactor(chain.w3, [*chain.roles.accounts(), *partners])
-    return funded_agreement(tx, chain.d, chain.token, chain.roles, partners)
+    return funded_agreement(tx, chain.d, chain.token, chain.roles, partners, store=LocalStore(chain.store_dir))
 
 
 def recipients(chain) -> list[str]:

@@ -19,7 +19,7 @@ from fake_kubo import FakeKubo  # noqa: E402
 def test_a_round_with_the_mlp_finalizes_through_kubo(world, executor):
     with FakeKubo() as daemon, KuboStore(daemon.url, timeout=60, retries=0, offline=True) as store:
         on_kubo = {**world, "store": store}
-        agreement_id = new_agreement(world)
+        agreement_id = new_agreement(on_kubo)  # the terms document goes to kubo, where the coordinator reads it
         coordinator = make_coordinator(on_kubo, "kubo-mlp", model="mlp")
         round_id, model_cid = open_round(on_kubo, coordinator, agreement_id)
         partners = [make_partner(on_kubo, n, agreement_id, executor, model="mlp") for n in NAMES]

@@ -1,15 +1,16 @@
 """``rules_as_signed``, per finalized round: the round rules its report names (aggregation rule and parameters,
 scoring method and parameters, norm bound) are those the parties signed, i.e. the terms document whose digest the
-round's terms version holds (``RoundRules.from_terms``, seeded for the round as the coordinator runs them). The
-other round checks re-derive the round by the report's rules; this one says whether those were the signed ones.
+round's terms version holds (``rounds.roles.signed_rules``, seeded for the round as the coordinator runs them). A
+signed digest whose document the store does not hold fails the check (the rules are unknown, not the defaults).
+The other round checks re-derive the round by the report's rules; this one says whether those were the signed
+ones. A failure is challenged in the results court (``ResultsKind.Rules``, ``challenge raise --from-audit``).
 """
 
 from __future__ import annotations
 
 from ...chain.state import Terms
 from ...errors import LeptonError
-from ...rounds.roles import terms_document
-from ...rounds.rules import RoundRules
+from ...rounds.roles import TermsDocumentMissing, signed_rules
 from ...storage.store import Store
 from ..model import RULES_AS_SIGNED, CheckResult
 from .training import RoundMaterial
@@ -29,7 +30,9 @@ def check_rules_as_signed(m: RoundMaterial, store: Store, terms: Terms) -> Check
         "found": reported.report_fields(),
     }
     try:
-        signed = RoundRules.from_terms(terms_document(store, terms), len(terms.parties)).for_round(m.record.round)
+        signed = signed_rules(store, terms, m.record.round)
+    except TermsDocumentMissing as exc:  # a signed digest nobody produces: the rules are unknown, not the defaults
+        return CheckResult(RULES_AS_SIGNED, False, str(exc), *where, evidence | {"expected": None})
     except LeptonError as exc:  # a terms document that is no JSON object, or names rules that cannot run
         return CheckResult(
             RULES_AS_SIGNED, False, f"the signed terms document names no round rules: {exc}", *where, evidence
