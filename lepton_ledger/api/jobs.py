@@ -8,7 +8,8 @@ on-chain), or the chain's time reaches :func:`anchor_time`, shortly before the r
 is refused after it). Then it runs: from that moment the round takes no more commitments (``anchor_job``), and it anchors
 the commitments kept for the round with the library's ``Coordinator.anchor_batch`` (the batch document put to the
 service's store, ``commitBatch`` sent once through the outbox). Run again after a restart, it first asks the chain
-which of those partners have a commitment there, and sends nothing for them."""
+which of those partners have a commitment there, and sends nothing for them. One that fails is queued again
+(``ANCHOR_RETRY`` seconds later) while its round still takes a batch: the commitments are kept nowhere else."""
 
 from __future__ import annotations
 
@@ -19,13 +20,13 @@ import time
 from typing import Any
 
 from ..chain.state import Round
-from ..errors import LeptonError
 from ..units import RoundStatus
 from .errors import conflict
 from .service import Service
 
 ACTIVE = ("queued", "running")
 ANCHOR_LEAD = 60  # seconds before a round's deadline when its batch is anchored with the commitments it has
+ANCHOR_RETRY = 2.0  # seconds of wall time between two tries of an anchor job that failed
 
 
 def anchor_time(record: Round) -> int:
@@ -161,12 +162,14 @@ class JobRunner:
                         if kind == "anchor"
                         else self._close(job)
                     )
-            except LeptonError as exc:
-                self._set(job["id"], status="failed", progress="", error=f"{type(exc).__name__}: {exc}")
             except Exception as exc:  # noqa: BLE001 -- the runner outlives any one job; the error is recorded
-                self._set(job["id"], status="failed", progress="", error=f"{type(exc).__name__}: {exc}")
+                # Every party's commitment is kept only here (a resent one is AlreadyCommitted): a failed anchor
+                # would strand the round, so it is tried again while the round still takes a batch.
+                again = kind == "anchor" and self._takes_batch(job)
+                status, progress = ("queued", "retrying") if again else ("failed", "")
+                self._set(job["id"], status=status, progress=progress, error=f"{type(exc).__name__}: {exc}")
             else:
-                self._set(job["id"], status="done", progress="finalized", result=json.dumps(result))
+                self._set(job["id"], status="done", progress="finalized", result=json.dumps(result), error=None)
 
     def _close(self, job: dict[str, Any]) -> dict[str, Any]:
         """Closes the round as ``lepton-ledger coordinator close`` does, with the service's coordinator key."""
@@ -205,6 +208,8 @@ class JobRunner:
         the deadline near, or the round no longer open (the job then fails, saying so)."""
         if job["status"] == "running":
             return True
+        if job["error"] and time.time() - job["updated_at"] < ANCHOR_RETRY:
+            return False
         agreement_id, round_id = job["agreement_id"], job["round_id"]
         try:
             agreement, found = (
@@ -223,6 +228,18 @@ class JobRunner:
             return every or self.service.reads.now() >= anchor_time(found["record"])
         except Exception:  # noqa: BLE001 -- the chain does not answer: asked again at the next turn
             return False
+
+    def _takes_batch(self, job: dict[str, Any]) -> bool:
+        """Whether the anchor job's round still takes a batch (open, its deadline not passed); True while the
+        chain does not answer (the job waits for it)."""
+        try:
+            found = self.service.reads.round(job["agreement_id"], job["round_id"])
+            if found is None:
+                return False
+            record = found["record"]
+            return record.status is RoundStatus.OPEN and self.service.reads.now() <= record.deadline
+        except Exception:  # noqa: BLE001 -- the chain does not answer: asked again at the next turn
+            return True
 
     def _anchor(self, job: dict[str, Any]) -> dict[str, Any]:
         """Anchors the round's kept commitments in one batch, as ``lepton-ledger coordinator anchor`` does with the
