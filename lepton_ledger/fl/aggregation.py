@@ -39,6 +39,7 @@ __all__ = [
     "Arrays",
     "Update",
     "aggregate",
+    "check_params",
     "coordinate_median",
     "default_params",
     "fedavg",
@@ -205,8 +206,7 @@ def trimmed_mean(updates: Iterable[Update], trim: float) -> dict[str, torch.Tens
         AggregationError: `trim` outside ``[0, 0.5)`` (too large: nothing would remain); malformed input
             as :func:`fedavg`.
     """
-    if not isinstance(trim, (int, float)) or not 0 <= trim < 0.5:
-        raise AggregationError(f"trim must be a fraction in [0, 0.5), got {trim!r}")
+    _check_trim(trim)
     items = _materialize(updates)
     n = len(items)
     k = math.floor(trim * n)  # trim < 0.5 makes 2k < n: at least one value remains
@@ -220,6 +220,16 @@ def trimmed_mean(updates: Iterable[Update], trim: float) -> dict[str, torch.Tens
 # ---------------------------------------------------------------------------------------------------------
 # Krum / Multi-Krum (Blanchard et al., NeurIPS 2017)
 # ---------------------------------------------------------------------------------------------------------
+
+
+def _check_trim(trim: float) -> None:
+    if not isinstance(trim, (int, float)) or isinstance(trim, bool) or not 0 <= trim < 0.5:
+        raise AggregationError(f"trim must be a fraction in [0, 0.5), got {trim!r}")
+
+
+def _check_kept(m: int, n: int) -> None:
+    if not isinstance(m, int) or isinstance(m, bool) or not 1 <= m <= n:
+        raise AggregationError(f"m (updates kept by Multi-Krum) must be an integer in [1, {n}], got {m!r}")
 
 
 def _check_krum(n: int, f: int) -> None:
@@ -280,11 +290,9 @@ def krum_select(updates: Iterable[Update], f: int, m: int = 1) -> list[int]:
 
 
 def _select(items: Sequence[tuple[Arrays, float]], f: int, m: int) -> list[int]:
-    n = len(items)
-    if not isinstance(m, int) or isinstance(m, bool) or not 1 <= m <= n:
-        raise AggregationError(f"m (updates kept by Multi-Krum) must be an integer in [1, {n}], got {m!r}")
+    _check_kept(m, len(items))
     scores = _scores(items, f)
-    return sorted(range(n), key=lambda i: (scores[i], i))[:m]
+    return sorted(range(len(items)), key=lambda i: (scores[i], i))[:m]
 
 
 def krum(updates: Iterable[Update], f: int) -> dict[str, torch.Tensor]:
@@ -331,16 +339,42 @@ def aggregate(rule: str, updates: Iterable[Update], **params: Any) -> dict[str, 
     Raises:
         AggregationError: unknown rule, wrong parameters for it, or as the rule itself raises.
     """
+    # Bind first, so that a TypeError raised inside the rule is not mistaken for a bad parameter.
+    return _bound_rule(rule, params)(updates, **params)
+
+
+def _bound_rule(rule: str, params: Mapping[str, Any]) -> Callable[..., dict[str, torch.Tensor]]:
+    """`rule`'s function, once `params` bind to its signature.
+
+    Raises:
+        AggregationError: unknown rule, or parameters it does not take or lacks.
+    """
     try:
         fn = AGGREGATORS[rule]
     except KeyError:
         raise AggregationError(f"unknown aggregation rule {rule!r}; known: {sorted(AGGREGATORS)}") from None
     try:
-        # Bind first, so that a TypeError raised inside the rule is not mistaken for a bad parameter.
-        inspect.signature(fn).bind(updates, **params)
+        inspect.signature(fn).bind((), **params)
     except TypeError as exc:
         raise AggregationError(f"bad parameters {sorted(params)} for rule {rule!r}: {exc}") from None
-    return fn(updates, **params)
+    return fn
+
+
+def check_params(rule: str, params: Mapping[str, Any], updates: int) -> None:
+    """Refuses what `rule` could never run with on a round of `updates` updates (every party's): parameters it does
+    not take or lacks, and the bounds it checks when it runs (Krum's ``n >= 2f + 3`` at the most updates a round
+    can have). A round with fewer updates may still be refused when it closes.
+
+    Raises:
+        AggregationError: unknown rule, wrong parameters for it, or out of its bounds.
+    """
+    _bound_rule(rule, params)
+    if rule == "trimmed_mean":
+        _check_trim(params["trim"])
+    if rule in ("krum", "multi_krum"):
+        _check_krum(updates, params["f"])
+    if rule == "multi_krum":
+        _check_kept(params["m"], updates)
 
 
 def default_params(rule: str, expected_updates: int) -> dict[str, Any]:

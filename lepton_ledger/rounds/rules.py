@@ -110,15 +110,16 @@ class RoundRules:
             rules = cls.from_report(document["rules"], "the terms document's rules object")
         else:
             raise ConfigurationError(f"the terms document's rules must be an object, not {document['rules']!r}")
-        if rules.aggregation_params:
-            return rules
-        return replace(rules, aggregation_params=default_params(rules.aggregation, parties))
+        if not rules.aggregation_params:
+            rules = replace(rules, aggregation_params=default_params(rules.aggregation, parties))
+        rules.check_partners(parties)
+        return rules
 
     def choosing(
         self, parties: int, *, aggregation: str | None = None, scoring: str | None = None, max_norm: float | None = None
     ) -> RoundRules:
         """These rules with the choices given (not None) replaced: another aggregation rule takes its default
-        parameters for `parties`, another scoring method none."""
+        parameters for `parties`, another scoring method none. ConfigurationError: as :meth:`check_partners`."""
         from ..fl.aggregation import default_params
 
         rules = self
@@ -126,7 +127,9 @@ class RoundRules:
             rules = replace(rules, aggregation=aggregation, aggregation_params=default_params(aggregation, parties))
         if scoring is not None and scoring != rules.scoring:
             rules = replace(rules, scoring=scoring, scoring_params={})
-        return rules if max_norm is None else replace(rules, max_norm=max_norm)
+        rules = rules if max_norm is None else replace(rules, max_norm=max_norm)
+        rules.check_partners(parties)
+        return rules
 
     def differences(self, signed: RoundRules) -> list[str]:
         """Each field in which these rules differ from `signed`, as ``"<field> <mine> (signed <theirs>)"``."""
@@ -134,15 +137,22 @@ class RoundRules:
         return [f"{k} {mine[k]!r} (signed {theirs[k]!r})" for k in mine if mine[k] != theirs[k]]
 
     def check_partners(self, partners: int) -> None:
-        """Refuses, before a round runs, rules that cannot run on `partners` updates.
+        """Refuses, before a round runs (or the parties sign them), rules that cannot run on `partners` updates.
 
         Raises:
-            ConfigurationError: Krum with fewer than 3 partners, exact Shapley over too many.
+            ConfigurationError: Krum with fewer than 3 partners, aggregation parameters the rule does not take or
+                out of its bounds for `partners` (Krum tolerating more faulty updates than they allow), exact
+                Shapley over too many.
         """
+        from ..fl.aggregation import AggregationError, check_params
         from ..fl.scoring import EXACT_SHAPLEY_MAX_PARTNERS
 
         if self.aggregation in ("krum", "multi_krum") and partners < 3:
             raise ConfigurationError(f"{self.aggregation} needs at least 3 partners (n >= 2f + 3), not {partners}")
+        try:
+            check_params(self.aggregation, self.aggregation_params, partners)
+        except AggregationError as exc:
+            raise ConfigurationError(f"the {self.aggregation} rule cannot run for {partners} parties: {exc}") from None
         if self.scoring == "exact_shapley" and partners > EXACT_SHAPLEY_MAX_PARTNERS:
             raise ConfigurationError(
                 f"exact_shapley enumerates 2**n subsets: at most {EXACT_SHAPLEY_MAX_PARTNERS} "

@@ -181,6 +181,26 @@ def test_the_signed_rules_are_the_terms_documents_else_the_defaults_with_its_nor
         RoundRules.from_terms({"rules": {"aggregation_rule": "fedavg"}}, 2)
 
 
+@pytest.mark.parametrize(
+    ("aggregation", "params", "parties", "why"),
+    [
+        ("krum", {"f": 100}, 5, "Krum with f=100 needs at least 203 updates"),
+        ("multi_krum", {"f": 1, "m": 9}, 5, "m (updates kept by Multi-Krum) must be an integer in [1, 5]"),
+        ("trimmed_mean", {"trim": 0.5}, 4, "trim must be a fraction in [0, 0.5)"),
+        ("fedavg", {"f": 1}, 4, "bad parameters ['f'] for rule 'fedavg'"),
+    ],
+)
+def test_signed_rules_that_could_never_run_for_the_parties_are_refused(aggregation, params, parties, why):
+    """Terms whose rounds could never close (Krum tolerating more faulty updates than the parties allow) are
+    refused when read, so that no coordinator proposes them and no party signs them."""
+    rules = {**RoundRules(aggregation=aggregation).report_fields(), "aggregation_params": params}
+    with pytest.raises(ConfigurationError, match=f"^the {aggregation} rule cannot run for {parties} parties: ") as e:
+        RoundRules.from_terms({"rules": rules}, parties)
+    assert why in str(e.value)
+    with pytest.raises(ConfigurationError, match="^krum needs at least 3 partners"):
+        RoundRules.from_terms({"rules": RoundRules(aggregation="krum").report_fields()}, 2)
+
+
 def test_evaluating_leaves_the_process_torch_threads_alone_even_while_it_runs(round_inputs):
     """The service closes rounds in a thread beside its request handlers: an evaluation must not change the
     process's torch thread count (set once where a process starts: workers.use_evaluation_threads)."""
