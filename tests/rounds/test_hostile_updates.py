@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from lepton_ledger.audit import audit_deployment
 from lepton_ledger.audit.chain_view import ChainView, Commitment
-from lepton_ledger.audit.checks.artifacts import open_commitment, resolve
+from lepton_ledger.audit.workers import open_updates
 from lepton_ledger.chain.state import Round
 from lepton_ledger.envelope.envelope import (
     SealedEnvelope,
@@ -199,13 +199,6 @@ def test_whatever_bytes_a_partner_commits_the_coordinator_and_the_auditor_name_t
         "0x00",
         0,
     )
-    fetched = resolve(
-        world["store"],
-        digest,
-        what="envelope",
-        agreement_id=record.agreement_id,
-        round_id=record.round,
-        partner=partner,
-    )
-    results, _, _ = open_commitment(view, world["keys"]["auditor"], record, commitment, fetched)
-    assert results and all(r.name in ("envelope_decrypts", "manifest_signature") for r in results)
+    (update,) = open_updates(view, world["store"], world["keys"]["auditor"], record, [commitment])
+    results = update.results
+    assert update.resolved and results and all(r.name in ("envelope_decrypts", "manifest_signature") for r in results)
