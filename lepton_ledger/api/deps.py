@@ -65,17 +65,18 @@ def coordinator_key(service: Service) -> Any:
 
 def require_coordinator(service: Service, caller: Roles, agreement_id: int | None = None) -> Any:
     """The service's coordinator identity once `caller` is it (and, given `agreement_id`, that agreement's
-    coordinator): 403 otherwise, 404 for no agreement, 503 when the service holds no coordinator key."""
-    identity = coordinator_key(service)
+    coordinator): 403 otherwise, 404 for no agreement, then 503 when the service holds no coordinator key (a
+    caller who is not the coordinator is refused first, whatever keys the service holds)."""
     if agreement_id is None:
-        if caller.address != identity.address:
-            raise forbidden(f"only the service's coordinator ({identity.address}) proposes through this service")
-        return identity
-    coordinator = agreement_of(service, agreement_id)["state"].coordinator
-    if caller.address != coordinator or coordinator != identity.address:
-        raise forbidden(
-            f"only the agreement's coordinator ({coordinator}) acts on agreement {agreement_id} through this service"
-        )
+        if not caller.coordinator:
+            raise forbidden(f"{caller.address} holds no coordinator role")
+    else:
+        coordinator = agreement_of(service, agreement_id)["state"].coordinator
+        if caller.address != coordinator:
+            raise forbidden(f"only the agreement's coordinator ({coordinator}) acts on agreement {agreement_id}")
+    identity = coordinator_key(service)
+    if caller.address != identity.address:
+        raise forbidden(f"only the service's coordinator ({identity.address}) acts through this service")
     return identity
 
 

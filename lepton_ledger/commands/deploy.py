@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from .. import settings
+from ..rounds.coordinator_steps import eval_set_spec
 from .context import (
     CommandError,
     DeploymentOpt,
@@ -67,12 +68,6 @@ def deploy_ledger(
             tx.transact(token.functions.mint(holder, amount), admin)
         extra["reward_token"] = token.address
     return deployment, extra
-
-
-def eval_set_spec(dataset: str, seed: int) -> dict[str, Any]:
-    """The ``fl.make_federated`` arguments the audit rebuilds an evaluation set from (the held-out part depends
-    on the data set and the seed, not on the number of partitions)."""
-    return {"dataset": dataset, "num_partners": 1, "seed": seed}
 
 
 def _mints(values: list[str]) -> dict[str, int]:

@@ -1,6 +1,8 @@
 """The coordinator's steps that its commands and the ledger service share, each on a :class:`Session` holding the
-coordinator's key: the agreement terms a proposal sends (:func:`agreement_terms`, from the terms JSON below),
-the reward token a payment takes (:func:`payable_token`), and opening the next round (:func:`open_next_round`).
+coordinator's key: approving a partner (:func:`approve_partner`), the agreement terms a proposal sends
+(:func:`agreement_terms`, from the terms JSON below), the reward token a payment takes (:func:`payable_token`),
+posting the coordinator's bond (:func:`post_bond`), opening the next round (:func:`open_next_round`) and
+recording its evaluation set for the audit (:func:`record_for_audit`).
 
 Terms JSON (``coordinator propose --terms-file``, a service proposal's body); every member optional::
 
@@ -15,13 +17,15 @@ anything is sent.
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..chain.state import Terms
+from ..chain.state import Partner, Terms
 from ..chain.transactions import fixed_point_text
-from ..units import TOKEN_DECIMALS, AgreementStatus, PayoutRule
+from ..units import TOKEN_DECIMALS, AgreementStatus, PartnerStatus, PayoutRule
 from .roles import agreement_coordinator, global_model
 from .session import CommandError, parse_address, parse_tokens, require
 
@@ -31,8 +35,12 @@ __all__ = [
     "SCORINGS",
     "OpenedRound",
     "agreement_terms",
+    "approve_partner",
+    "eval_set_spec",
     "open_next_round",
     "payable_token",
+    "post_bond",
+    "record_for_audit",
 ]
 
 PAYOUT_RULES = {rule.name.lower(): rule for rule in PayoutRule}  # --payout-rule's names
@@ -40,6 +48,23 @@ PAYOUT_RULES = {rule.name.lower(): rule for rule in PayoutRule}  # --payout-rule
 # fl.aggregation.AGGREGATORS and fl.scoring.SCORERS, spelled out so that --help does not import torch
 AGGREGATIONS = ("fedavg", "median", "trimmed_mean", "krum", "multi_krum")
 SCORINGS = ("leave_one_out", "tmc_shapley", "exact_shapley")
+
+
+def approve_partner(s: Any, partner: str) -> Any:
+    """Approves registered `partner`, awaiting approval, from session `s`'s account, which must hold the
+    PartnerRegistry's REGISTRAR_ROLE (``PartnerRegistry.approve``); CommandError otherwise, before anything is
+    sent; the receipt."""
+    from ..chain import agreements
+    from ..chain.deployment import REGISTRAR_ROLE
+
+    require(
+        s.deployment.partners.functions.hasRole(REGISTRAR_ROLE, s.address).call(),
+        f"{s.address} lacks the PartnerRegistry's REGISTRAR_ROLE: only the registrar approves or suspends "
+        "partners (the admin grants it)",
+    )
+    status = Partner.read(s.deployment.partners.functions.partnerOf(partner)).status
+    require(status is PartnerStatus.PENDING, f"{partner} is not a partner awaiting approval (its status is {status})")
+    return agreements.approve(s.tx, s.deployment, partner, s.address)
 
 
 def agreement_terms(
@@ -55,6 +80,7 @@ def agreement_terms(
     max_norm, then the choices given). CommandError naming what is malformed, or a party that is not an approved
     partner; ConfigurationError for rules that cannot run."""
     from ..chain.agreements import AgreementTerms
+    from ..fl.models import model_names
     from ..rounds.rules import DEFAULT_MAX_NORM, RoundRules
 
     rule_name = f.get("payout_rule", "by_sample_count")
@@ -67,6 +93,10 @@ def agreement_terms(
     require(bool(parties), "an agreement needs at least one --party")
     require(isinstance(f.get("document", {}), dict), 'the terms file\'s "document" must be a JSON object')
     document = {"task": "federated training", "model": "logreg", "max_norm": DEFAULT_MAX_NORM, **f.get("document", {})}
+    require(  # a model no code builds: no round of the agreement could ever open
+        document["model"] in model_names(),
+        f"the terms document's model must be one of {', '.join(model_names())}, not {document['model']!r}",
+    )
     signed = RoundRules.from_terms(document, len(parties)).choosing(
         len(parties), aggregation=aggregation, scoring=scoring, max_norm=max_norm
     )
@@ -116,6 +146,34 @@ def payable_token(s: Any, agreement: int, value: int, verb: str) -> Any:
         f"cannot {verb} {fixed_point_text(value, TOKEN_DECIMALS)}",
     )
     return token
+
+
+def post_bond(s: Any, token: Any, agreement: int, value: int) -> tuple[Any, int]:
+    """Posts `value` of `token` (the agreement's, from :func:`payable_token`) as session `s`'s account's coordinator
+    bond in `agreement`: approve, then ``ResultsCourt.postBond``; the receipt and the bond now held."""
+    from ..chain import agreements
+
+    receipt = agreements.post_bond(s.tx, s.deployment, token, agreement, s.address, value)
+    return receipt, int(s.deployment.court.functions.bondOf(agreement, s.address).call())
+
+
+def eval_set_spec(dataset: str, seed: int) -> dict[str, Any]:
+    """The ``fl.make_federated`` arguments the audit rebuilds an evaluation set from (the held-out part depends
+    on the data set and the seed, not on the number of partitions)."""
+    return {"dataset": dataset, "num_partners": 1, "seed": seed}
+
+
+def record_for_audit(s: Any, spec: dict[str, Any], model_name: str) -> bool:
+    """Writes the evaluation set `spec` and model of a round just opened into session `s`'s deployment file (and
+    its document) when they differ from it, so that the audit rebuilds what the round committed to; whether it
+    wrote. The file is replaced whole, never left half written."""
+    if s.document.get("eval_set") == spec and s.document.get("model") == model_name:
+        return False
+    s.document.update(eval_set=spec, model=model_name)  # the service's document too: its audit job reads it
+    partial = s.deployment_path.with_name(s.deployment_path.name + ".partial")
+    partial.write_text(json.dumps(s.document, indent=2) + "\n")
+    os.replace(partial, s.deployment_path)
+    return True
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,10 @@ from lepton_ledger.chain.anvil import advance_time, dev_account
 from lepton_ledger.chain.artifacts import load_artifact
 from lepton_ledger.chain.deployment import DevRoles, deploy_with_roles
 from lepton_ledger.chain.transactions import Transactor
-from lepton_ledger.commands.deploy import eval_set_spec
 from lepton_ledger.envelope import generate_x25519_keypair
 from lepton_ledger.keys import Keystore
 from lepton_ledger.rounds.coordinator import Coordinator
+from lepton_ledger.rounds.coordinator_steps import eval_set_spec
 from lepton_ledger.rounds.outbox import Outbox
 from lepton_ledger.rounds.partner import Partner, TrainingSettings
 from lepton_ledger.rounds.rules import RoundRules

@@ -51,11 +51,6 @@ KRUM_FOR_100_BYZANTINE = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="coordinator_steps.agreement_terms (reached by POST /v1/agreements, coordination.py) checks neither the "
-    "document's model nor the rules' parameters against the parties: for the helper that owns coordination.py",
-)
 @pytest.mark.parametrize(
     "document",
     [{"model": "no-such-model"}, {"rules": KRUM_FOR_100_BYZANTINE}],

@@ -1,18 +1,24 @@
-"""The coordinator's steps over HTTP with the service's coordinator key: propose, fund, open the next round.
-Only the coordinator signed in may take them; a refusal sends nothing (the coordinator's nonce is unchanged) and
-an Idempotency-Key given twice takes the step once."""
+"""The coordinator's steps over HTTP with the service's coordinator key: approve a partner, propose, fund, post
+the bond, open the next round. Only the coordinator signed in may take them; a refusal sends nothing (the
+coordinator's nonce is unchanged) and an Idempotency-Key given twice takes the step once."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import shutil
 import sqlite3
 
 import pytest
 from agreement_setup import funded_agreement
 from service_world import CLOSE, fresh_account
 
+from lepton_ledger.chain import agreements, node
 from lepton_ledger.chain.anvil import advance_time
-from lepton_ledger.chain.state import Pool
-from lepton_ledger.units import TOKEN
+from lepton_ledger.chain.deployment import REGISTRAR_ROLE
+from lepton_ledger.chain.state import Partner, Pool
+from lepton_ledger.envelope import generate_x25519_keypair
+from lepton_ledger.units import TOKEN, PartnerStatus
 
 
 def _count(service) -> int:
@@ -110,6 +116,12 @@ def test_the_coordinator_funds_once_per_idempotency_key(service):
     assert service.coordinator_nonce() == before + 2  # approve, fund
 
 
+def _refuses_malformed_amounts(service, path: str) -> None:
+    for amount in ("abc", "-1", "0", "0.0000000000000000001", "1000000000"):  # the last: more than it holds
+        reply = _post(service, path, {"amount": amount}, service.roles.coordinator)
+        assert reply.status_code == 422, (amount, reply.text)
+
+
 def test_a_refused_funding_sends_nothing(service):
     coordinator, agreement_id = service.roles.coordinator, service.agreement_id
     # An agreement that ends in seconds, proposed through the service, then ended.
@@ -122,9 +134,7 @@ def test_a_refused_funding_sends_nothing(service):
     assert _post(service, path, {"amount": "1"}, service.alpha).status_code == 403
     assert _post(service, path, {"amount": "1"}, service.roles.auditor).status_code == 403
     assert _post(service, "/v1/agreements/99/fund", {"amount": "1"}, coordinator).status_code == 404
-    for amount in ("abc", "-1", "0", "0.0000000000000000001", "1000000000"):
-        reply = _post(service, path, {"amount": amount}, coordinator)
-        assert reply.status_code == 422, (amount, reply.text)
+    _refuses_malformed_amounts(service, path)
     assert _post(service, path, {"amount": "1"}, coordinator, key=None).status_code == 422
     ended = _post(service, f"/v1/agreements/{ending['agreement_id']}/fund", {"amount": "1"}, coordinator)
     assert ended.status_code == 409 and ended.json()["error"]["code"] == "AgreementEnded", ended.text
@@ -144,6 +154,7 @@ def test_the_coordinator_opens_the_next_round_once_per_idempotency_key(service):
     assert again.json() == first.json() and service.coordinator_nonce() == after
     opened = first.json()
     assert opened["round"] == 1 and opened["previous"] == 0
+    assert opened["recorded_for_audit"] is False  # the deployment file holds this data set and model already
     assert int(service.d.ledger.functions.openRoundOf(agreement_id).call()) == 1
     service.wait_block(service.w3.eth.block_number)
     status = service.api.get(f"/v1/agreements/{agreement_id}/rounds/1").json()
@@ -179,3 +190,136 @@ def test_a_proposal_a_restart_interrupted_is_not_run_again(service):
     retry = _post(service, "/v1/agreements", _terms(service), coordinator, key="propose-interrupted")
     assert retry.status_code == 409 and retry.json()["error"]["code"] == "Interrupted", retry.text
     assert service.coordinator_nonce() == before and _count(service) == count
+
+
+def _pending_partner(service):
+    """A fresh account, funded and registered, awaiting approval."""
+    account = fresh_account()
+    node.fund(service.w3, account.address, 10**19)
+    service.tx.add(account)
+    agreements.register(service.tx, service.d, account.address, {"name": "pending"}, generate_x25519_keypair()[1])
+    return account
+
+
+def _status(service, address: str) -> PartnerStatus:
+    return Partner.read(service.d.partners.functions.partnerOf(address)).status
+
+
+def test_the_coordinator_approves_a_pending_partner_once_per_idempotency_key(service):
+    partner, coordinator, before = _pending_partner(service), service.roles.coordinator, service.coordinator_nonce()
+    path = f"/v1/partners/{partner.address}/approve"
+    first = _post(service, path, None, coordinator, key="approve-1")
+    assert first.status_code == 200, first.text
+    assert _post(service, path, None, coordinator, key="approve-1").json() == first.json()
+    assert first.json()["address"] == partner.address and first.json()["status"] == "approved"
+    assert _status(service, partner.address) is PartnerStatus.APPROVED and service.coordinator_nonce() == before + 1
+    again = _post(service, path, None, coordinator, key="approve-2")
+    assert again.status_code == 409 and again.json()["error"]["code"] == "PartnerNotPending", again.text
+    assert service.coordinator_nonce() == before + 1
+
+
+def test_a_refused_approval_sends_nothing(service):
+    partner, coordinator, before = _pending_partner(service), service.roles.coordinator, service.coordinator_nonce()
+    path = f"/v1/partners/{partner.address}/approve"
+    assert _post(service, path, None).status_code == 401
+    for account in (service.alpha, service.roles.auditor, service.outsider, partner):
+        assert _post(service, path, None, account).status_code == 403
+    unknown = _post(service, f"/v1/partners/{fresh_account().address}/approve", None, coordinator)
+    assert unknown.status_code == 404, unknown.text
+    assert _post(service, "/v1/partners/0x1234/approve", None, coordinator).status_code == 422
+    assert _post(service, path, None, coordinator, key=None).status_code == 422
+    approved = _post(service, f"/v1/partners/{service.alpha.address}/approve", None, coordinator)
+    assert approved.status_code == 409 and approved.json()["error"]["code"] == "PartnerNotPending", approved.text
+    # The coordinator without the registry's REGISTRAR_ROLE (the admin takes it away, then gives it back).
+    admin, registry = service.roles.admin.address, service.d.partners.functions
+    service.tx.transact(registry.revokeRole(REGISTRAR_ROLE, coordinator.address), admin)
+    try:
+        no_role = _post(service, path, None, coordinator)
+        assert no_role.status_code == 403 and "REGISTRAR_ROLE" in no_role.text, no_role.text
+    finally:
+        service.tx.transact(registry.grantRole(REGISTRAR_ROLE, coordinator.address), admin)
+    assert service.coordinator_nonce() == before and _status(service, partner.address) is PartnerStatus.PENDING
+
+
+def _bond(service, agreement_id: int) -> int:
+    return int(service.d.court.functions.bondOf(agreement_id, service.roles.coordinator.address).call())
+
+
+def test_the_coordinator_posts_its_bond_once_per_idempotency_key(service):
+    coordinator = service.roles.coordinator  # an agreement proposed through the service: its bond not yet posted
+    agreement_id = _post(service, "/v1/agreements", _terms(service), coordinator, key="to-bond").json()["agreement_id"]
+    service.wait_block(service.w3.eth.block_number)
+    path, before = f"/v1/agreements/{agreement_id}/bond", service.coordinator_nonce()
+    first = _post(service, path, {"amount": "100"}, coordinator, key="bond-1")
+    assert first.status_code == 200, first.text
+    assert _post(service, path, {"amount": "100"}, coordinator, key="bond-1").json() == first.json()
+    assert first.json()["amount"] == first.json()["bond"] == str(100 * TOKEN) == str(_bond(service, agreement_id))
+    assert service.coordinator_nonce() == before + 2  # approve, postBond
+    posted = _post(service, path, {"amount": "1"}, coordinator, key="bond-2")
+    assert posted.status_code == 409 and posted.json()["error"]["code"] == "BondAlreadyPosted", posted.text
+    assert service.coordinator_nonce() == before + 2 and _bond(service, agreement_id) == 100 * TOKEN
+
+
+def test_a_refused_bond_sends_nothing(service):
+    coordinator = service.roles.coordinator
+    agreement_id = _post(service, "/v1/agreements", _terms(service), coordinator, key="unbonded").json()["agreement_id"]
+    ending = _post(service, "/v1/agreements", _terms(service, days=0.0002), coordinator, key="bond-ending").json()
+    advance_time(service.w3, 60)
+    service.wait_block(service.w3.eth.block_number)
+    path, before = f"/v1/agreements/{agreement_id}/bond", service.coordinator_nonce()
+    assert _post(service, path, {"amount": "1"}).status_code == 401
+    for account in (service.alpha, service.roles.auditor):
+        assert _post(service, path, {"amount": "1"}, account).status_code == 403
+    assert _post(service, "/v1/agreements/99/bond", {"amount": "1"}, coordinator).status_code == 404
+    _refuses_malformed_amounts(service, path)
+    assert _post(service, path, {"amount": "1"}, coordinator, key=None).status_code == 422
+    ended = _post(service, f"/v1/agreements/{ending['agreement_id']}/bond", {"amount": "1"}, coordinator)
+    assert ended.status_code == 409 and ended.json()["error"]["code"] == "AgreementEnded", ended.text
+    assert service.coordinator_nonce() == before and _bond(service, agreement_id) == 0
+
+
+def _beside(service, tmp_path, start_server, **env):
+    """Another service on the same chain and deployment, in a data directory of its own (a copy of the deployment
+    file and keystore), and the world signing in to it."""
+    shutil.copy(service.data_dir / "deployment.json", tmp_path / "deployment.json")
+    shutil.copytree(service.data_dir / "keystore", tmp_path / "keystore")
+    server = start_server(tmp_path, LEPTON_RPC_URL=service.w3.provider.endpoint_uri, **env)
+    return dataclasses.replace(service, api=server.client)
+
+
+def test_a_caller_who_is_not_the_coordinator_is_refused_before_the_service_says_it_has_no_key(
+    service, tmp_path, start_server
+):
+    keyless, before = (
+        _beside(service, tmp_path, start_server, LEPTON_API_COORDINATOR_KEY=""),
+        service.coordinator_nonce(),
+    )
+    agreement_id, coordinator = service.agreement_id, service.roles.coordinator
+    posts = [
+        ("/v1/agreements", _terms(service)),
+        (f"/v1/agreements/{agreement_id}/fund", {"amount": "1"}),
+        (f"/v1/agreements/{agreement_id}/bond", {"amount": "1"}),
+        (f"/v1/agreements/{agreement_id}/rounds", CLOSE),
+        (f"/v1/partners/{service.outsider.address}/approve", None),
+    ]
+    for path, body in posts:
+        assert _post(keyless, path, body).status_code == 401, path
+        for account in (service.alpha, service.roles.auditor):
+            assert _post(keyless, path, body, account).status_code == 403, (path, account.address)
+        refused = _post(keyless, path, body, coordinator)
+        assert refused.status_code == 503 and refused.json()["error"]["code"] == "NoCoordinatorKey", refused.text
+    assert service.coordinator_nonce() == before
+
+
+def test_an_opened_round_records_its_evaluation_set_for_the_audit_as_the_command_does(service, tmp_path, start_server):
+    """The service's own deployment file already holds the data set the other tests open with: this one opens a
+    round with another seed through a service beside it, whose deployment file then names that one."""
+    beside = _beside(service, tmp_path, start_server)
+    agreement_id = funded_agreement(service.tx, service.d, service.token, service.roles, [service.alpha])
+    beside.wait_block(service.w3.eth.block_number)
+    seed = CLOSE["seed"] + 1
+    reply = _post(beside, f"/v1/agreements/{agreement_id}/rounds", {**CLOSE, "seed": seed}, service.roles.coordinator)
+    assert reply.status_code == 200 and reply.json()["recorded_for_audit"] is True, reply.text
+    recorded = json.loads((tmp_path / "deployment.json").read_text())
+    original = json.loads((service.data_dir / "deployment.json").read_text())
+    assert recorded == {**original, "eval_set": {"dataset": CLOSE["dataset"], "num_partners": 1, "seed": seed}}

@@ -38,6 +38,15 @@ def test_every_operation_has_a_stable_id_a_response_model_and_documented_errors(
         "round_open",
         "audit_run",
         "audit_report",
+        "auth_me",
+        "health_live",
+        "dashboard",
+        "agreement_signature_prepare",
+        "agreement_signature_relay",
+        "commitment_prepare",
+        "commitment_submit",
+        "partner_approve",
+        "agreement_bond",
     } <= set(ids)
 
 

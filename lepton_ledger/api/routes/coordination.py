@@ -1,22 +1,35 @@
 """The coordinator's steps with the service's coordinator key, for a caller signed in as that coordinator:
 ``POST /v1/agreements`` proposes from the terms JSON of ``coordinator propose``, ``POST .../fund`` funds the
-reward pool and ``POST .../rounds`` opens the next round, each through the same library calls as the command.
-An ``Idempotency-Key`` is required: a retry proposes, funds or opens nothing twice (none of them is idempotent on
-the chain, so the retry of a request a restart interrupted is 409 ``Interrupted``, not run again)."""
+reward pool, ``POST .../bond`` posts the coordinator's bond and ``POST .../rounds`` opens the next round, each
+through the same library calls as the command (rounds/coordinator_steps.py). An ``Idempotency-Key`` is required:
+a retry proposes, funds, posts or opens nothing twice (none of them is idempotent on the chain, so the retry of a
+request a restart interrupted is 409 ``Interrupted``, not run again)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header
 from pydantic import BaseModel, Field
 
-from ...rounds.coordinator_steps import agreement_terms, open_next_round, payable_token
+from ...chain.state import AgreementState
+from ...rounds.coordinator_steps import (
+    agreement_terms,
+    eval_set_spec,
+    open_next_round,
+    payable_token,
+    post_bond,
+    record_for_audit,
+)
 from ...rounds.session import parse_tokens, require
+from ...units import AgreementStatus
 from ..deps import Caller, ServiceDep, agreement_of, require_coordinator
 from ..errors import conflict, responses
 from ..idempotency import once
+from ..readmodel import Roles
+from ..service import Service
 from .agreements import AgreementId
 from .jobs import EvalData
 
@@ -33,6 +46,19 @@ TERMS_EXAMPLE = {
     "payout_rule": "by_sample_count",
     "document": {"task": "digits", "model": "logreg", "max_norm": 50.0},
 }
+
+
+def sent(receipt: Any) -> dict[str, Any]:
+    """The members of an answer that name the transaction sent (``tx_hash``, ``block_number``)."""
+    return {"tx_hash": receipt["transactionHash"].to_0x_hex(), "block_number": int(receipt["blockNumber"])}
+
+
+def step(
+    service: Service, caller: Roles, key: str, route: str, body: bytes, send: Callable[[], dict[str, Any]]
+) -> dict[str, Any]:
+    """`send()`'s answer, once per Idempotency-Key `key` (a step is not idempotent on the chain: not run again
+    after a restart interrupted it)."""
+    return once(service, caller.address, key, route, body, send, rerun=False)
 
 
 class Proposed(BaseModel):
@@ -52,6 +78,14 @@ class Funded(BaseModel):
     block_number: int
 
 
+class Bonded(BaseModel):
+    agreement_id: int
+    amount: str = Field(description="Posted now, in the token's smallest unit.")
+    bond: str = Field(description="The coordinator's bond held now, in the token's smallest unit.")
+    tx_hash: str
+    block_number: int
+
+
 class OpenRequest(EvalData):
     """The evaluation set the round commits to (``close`` must be given the same) and the submission window."""
 
@@ -66,6 +100,9 @@ class Opened(BaseModel):
     previous: int = Field(description="The round whose aggregate the model is; 0 for a fresh model.")
     deadline: int
     restored: list[str] = Field(description="Voided or abandoned rounds restored first, a line each.")
+    recorded_for_audit: bool = Field(
+        description="Whether the evaluation set and model were written into the deployment file (they differed)."
+    )
 
 
 @router.post("", operation_id="agreement_propose", response_model=Proposed, responses=responses(401, 403, 409))
@@ -92,7 +129,7 @@ def propose(
         return {"agreement_id": agreement_id, "parties": list(proposal.parties), "terms_cid": cid}
 
     body = json.dumps(terms, sort_keys=True).encode()
-    return Proposed.model_validate(once(service, caller.address, idempotency_key, "propose", body, send, rerun=False))
+    return Proposed.model_validate(step(service, caller, idempotency_key, "propose", body, send))
 
 
 @router.post(
@@ -124,20 +161,62 @@ def fund(
         return {
             "agreement_id": agreement_id,
             "amount": str(value),
-            "tx_hash": receipt["transactionHash"].to_0x_hex(),
-            "block_number": int(receipt["blockNumber"]),
+            **sent(receipt),
         }
 
     return Funded.model_validate(
-        once(
-            service,
-            caller.address,
-            idempotency_key,
-            f"fund/{agreement_id}",
-            body.model_dump_json().encode(),
-            send,
-            rerun=False,
-        )
+        step(service, caller, idempotency_key, f"fund/{agreement_id}", body.model_dump_json().encode(), send)
+    )
+
+
+@router.post(
+    "/{agreement_id}/bond",
+    operation_id="agreement_bond",
+    response_model=Bonded,
+    responses=responses(401, 403, 404, 409),
+)
+def bond(
+    agreement_id: AgreementId, body: FundRequest, caller: Caller, service: ServiceDep, idempotency_key: IdempotencyKey
+) -> Bonded:
+    """Posts the coordinator's bond as ``coordinator bond`` does, from the agreement's coordinator (the caller):
+    ``approve(ResultsCourt, amount)`` on the reward token, then ``ResultsCourt.postBond(agreement, amount)``; 422
+    for an amount that is not positive or more than it holds, 409 once the agreement is terminated
+    (``ResultsCourtAgreementTerminated``) or ended (``AgreementEnded``), or while the bond the terms require is
+    already held (``BondAlreadyPosted``)."""
+    require_coordinator(service, caller, agreement_id)
+    value = parse_tokens(body.amount, "amount")
+    require(value > 0, "amount must be positive")
+    terms = agreement_of(service, agreement_id)["terms"]
+    d = service.deployment
+
+    def send() -> dict[str, Any]:
+        # Checked before anything is sent (the court refuses only after the token's approve, or takes a bond that
+        # is of no use), and in here: a retry with the same key answers the first answer.
+        with service.writer:
+            state = AgreementState.decode(d.agreements.functions.agreementState(agreement_id).call())
+            if state.status is AgreementStatus.TERMINATED:
+                raise conflict(f"agreement {agreement_id} is terminated", code="ResultsCourtAgreementTerminated")
+            if service.reads.now() > terms.end:
+                raise conflict(f"agreement {agreement_id} ended at {terms.end}", code="AgreementEnded")
+            bonded, required = d.agreements.functions.coordinatorBondOf(agreement_id).call()
+            held = int(d.court.functions.bondOf(agreement_id, bonded).call())
+            if held >= required:
+                raise conflict(
+                    f"the coordinator of agreement {agreement_id} already holds {held} of bond, its terms require "
+                    f"{required}",
+                    code="BondAlreadyPosted",
+                )
+            s = service.coordinator_session()
+            receipt, now_held = post_bond(s, payable_token(s, agreement_id, value, "post"), agreement_id, value)
+        return {
+            "agreement_id": agreement_id,
+            "amount": str(value),
+            "bond": str(now_held),
+            **sent(receipt),
+        }
+
+    return Bonded.model_validate(
+        step(service, caller, idempotency_key, f"bond/{agreement_id}", body.model_dump_json().encode(), send)
     )
 
 
@@ -149,7 +228,8 @@ def open_round(
 ) -> Opened:
     """Opens the agreement's next round as ``coordinator open`` does, from its coordinator (the caller): on the
     last finalized aggregate (else a fresh model of the terms' model), committing to the evaluation set of the
-    body. 409 while a round is open, 422 while the coordinator's bond is not posted."""
+    body, which it then records in the deployment file for the audit as the command does. 409 while a round is
+    open, 422 while the coordinator's bond is not posted."""
     require_coordinator(service, caller, agreement_id)
 
     def send() -> dict[str, Any]:
@@ -170,13 +250,9 @@ def open_round(
             num_classes=None,
         )
         with service.writer:
-            opened = open_next_round(
-                service.coordinator_session(),
-                agreement_id,
-                eval_set,
-                model=body.model,
-                round_seconds=body.round_seconds,
-            )
+            s = service.coordinator_session()
+            opened = open_next_round(s, agreement_id, eval_set, model=body.model, round_seconds=body.round_seconds)
+            recorded = record_for_audit(s, eval_set_spec(body.dataset, body.seed), opened.model_name)
         return {
             "agreement_id": agreement_id,
             "round": opened.round_id,
@@ -184,16 +260,9 @@ def open_round(
             "previous": opened.previous,
             "deadline": opened.deadline,
             "restored": list(opened.restored),
+            "recorded_for_audit": recorded,
         }
 
     return Opened.model_validate(
-        once(
-            service,
-            caller.address,
-            idempotency_key,
-            f"open/{agreement_id}",
-            body.model_dump_json().encode(),
-            send,
-            rerun=False,
-        )
+        step(service, caller, idempotency_key, f"open/{agreement_id}", body.model_dump_json().encode(), send)
     )

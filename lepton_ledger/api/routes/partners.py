@@ -1,15 +1,21 @@
 """``GET /v1/partners/{address}``: a registered account and its standing in each agreement it is party to;
-``GET /v1/partners/{address}/key``: the X25519 key it registered, which parties seal their updates to."""
+``GET /v1/partners/{address}/key``: the X25519 key it registered, which parties seal their updates to;
+``POST /v1/partners/{address}/approve``: the service's coordinator approves it, as ``coordinator approve``."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from ...chain.state import Partner as PartnerRecord
+from ...rounds.coordinator_steps import approve_partner
 from ...rounds.roles import standing
 from ...units import EPSILON_SCALE, PartnerStatus
-from ..deps import AddressPath, Caller, ServiceDep, require_self_or_overseer
-from ..errors import not_found, responses
+from ..deps import AddressPath, Caller, ServiceDep, require_coordinator, require_self_or_overseer
+from ..errors import conflict, forbidden, not_found, responses
+from .coordination import IdempotencyKey, sent, step
 
 router = APIRouter(prefix="/v1/partners", tags=["partners"])
 
@@ -112,3 +118,46 @@ def get_key(address: AddressPath, service: ServiceDep) -> EncryptionKey:
     return EncryptionKey(
         address=address, status=record.status.name.lower(), encryption_key="0x" + record.encryption_key.hex()
     )
+
+
+class Approved(BaseModel):
+    address: str
+    status: str
+    tx_hash: str
+    block_number: int
+
+
+@router.post(
+    "/{address}/approve",
+    operation_id="partner_approve",
+    response_model=Approved,
+    responses=responses(401, 403, 404, 409),
+)
+def approve(address: AddressPath, caller: Caller, service: ServiceDep, idempotency_key: IdempotencyKey) -> Approved:
+    """Sends ``PartnerRegistry.approve(address)`` from the service's coordinator (the caller), as ``coordinator
+    approve`` does: 403 unless it also holds the registry's REGISTRAR_ROLE, 404 for an account not registered,
+    409 ``PartnerNotPending`` for one not awaiting approval (approved or suspended)."""
+    from ...chain.deployment import REGISTRAR_ROLE
+
+    require_coordinator(service, caller)
+    partners = service.deployment.partners.functions
+    if not partners.hasRole(REGISTRAR_ROLE, caller.address).call():
+        raise forbidden(f"{caller.address} lacks the PartnerRegistry's REGISTRAR_ROLE: only the registrar approves")
+
+    def send() -> dict[str, Any]:  # checked in here: a retry with the same key answers the first answer
+        with service.writer:
+            status = PartnerRecord.read(partners.partnerOf(address)).status
+            if status is PartnerStatus.NONE:
+                raise not_found(f"{address} is not registered")
+            if status is not PartnerStatus.PENDING:
+                raise conflict(
+                    f"{address} is not awaiting approval (it is {status.name.lower()})", code="PartnerNotPending"
+                )
+            receipt = approve_partner(service.coordinator_session(), address)
+        return {
+            "address": address,
+            "status": "approved",
+            **sent(receipt),
+        }
+
+    return Approved.model_validate(step(service, caller, idempotency_key, f"approve/{address}", b"", send))

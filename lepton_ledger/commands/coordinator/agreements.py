@@ -10,10 +10,16 @@ from typing import Annotated, Any
 
 import typer
 
-from ...chain.state import Partner
 from ...protocol.jsonio import FILE_BYTES, load_json, read_bounded
-from ...rounds.coordinator_steps import AGGREGATIONS, SCORINGS, agreement_terms, payable_token
-from ...units import TOKEN_DECIMALS, PartnerStatus
+from ...rounds.coordinator_steps import (
+    AGGREGATIONS,
+    SCORINGS,
+    agreement_terms,
+    approve_partner,
+    payable_token,
+    post_bond,
+)
+from ...units import TOKEN_DECIMALS
 from ..context import (
     AgreementArg,
     CommandError,
@@ -42,21 +48,9 @@ def approve(
     Sends PartnerRegistry.approve(PARTNER) from --key, which must hold the registry's REGISTRAR_ROLE (the one who
     vets partners; `deploy` grants it to the coordinator it names). Suspending a partner needs the same role.
     """
-    from ...chain import agreements
-    from ...chain.deployment import REGISTRAR_ROLE
-
     address = parse_address(partner, "PARTNER")
     with open_session(rpc_url=rpc_url, deployment=deployment, key=key) as s:
-        require(
-            s.deployment.partners.functions.hasRole(REGISTRAR_ROLE, s.address).call(),
-            f"{s.address} lacks the PartnerRegistry's REGISTRAR_ROLE: only the registrar approves or suspends "
-            "partners (the admin grants it)",
-        )
-        status = Partner.read(s.deployment.partners.functions.partnerOf(address)).status
-        require(
-            status is PartnerStatus.PENDING, f"{address} is not a partner awaiting approval (its status is {status})"
-        )
-        agreements.approve(s.tx, s.deployment, address, s.address)
+        approve_partner(s, address)
     typer.echo(f"approved {address}")
 
 
@@ -238,11 +232,9 @@ def bond(
     Sends, from --key: ERC20.approve(ResultsCourt, AMOUNT) on the agreement's reward token, then
     ResultsCourt.postBond(AGREEMENT, AMOUNT).
     """
-    from ...chain import agreements
 
     def post(s: Any, token: Any, v: int) -> int:
-        agreements.post_bond(s.tx, s.deployment, token, agreement, s.address, v)
-        return int(s.deployment.court.functions.bondOf(agreement, s.address).call())
+        return post_bond(s, token, agreement, v)[1]
 
     value, held = _pay_in(agreement, amount, "post", key=key, rpc_url=rpc_url, deployment=deployment, send=post)
     typer.echo(

@@ -4,7 +4,6 @@ closes the round (aggregate, scores, payouts, finalize)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,7 +12,7 @@ import typer
 from ...chain.state import Allocation
 from ...errors import LeptonError
 from ...protocol.jsonio import FILE_BYTES, load_json, read_bounded
-from ...rounds.coordinator_steps import AGGREGATIONS, SCORINGS, open_next_round
+from ...rounds.coordinator_steps import AGGREGATIONS, SCORINGS, eval_set_spec, open_next_round, record_for_audit
 from ...rounds.roles import agreement_coordinator
 from ...units import TOKEN_DECIMALS
 from ..context import (
@@ -40,7 +39,6 @@ from ..data import (
     PartitionsOpt,
     SeedOpt,
 )
-from ..deploy import eval_set_spec
 
 
 @reports_errors
@@ -135,20 +133,11 @@ def open_(
         f"opened round {opened.round_id} of agreement {agreement} on {start}: {opened.model_cid}, deadline "
         f"{utc(opened.deadline)}"
     )
-    if csv is None:
-        _record_for_audit(s, eval_set_spec(dataset, seed), opened.model_name)
-
-
-def _record_for_audit(s: Any, spec: dict[str, Any], model_name: str) -> None:
-    """Writes the evaluation set and model of this round into the deployment file when they differ from it, so
-    that `audit` rebuilds what the round committed to."""
-    if s.document.get("eval_set") == spec and s.document.get("model") == model_name:
-        return
-    s.deployment_path.write_text(json.dumps({**s.document, "eval_set": spec, "model": model_name}, indent=2) + "\n")
-    typer.echo(
-        f"recorded the evaluation set ({spec['dataset']}, seed {spec['seed']}) and model {model_name} in "
-        f"{s.deployment_path} for the audit"
-    )
+    if csv is None and record_for_audit(s, spec := eval_set_spec(dataset, seed), opened.model_name):
+        typer.echo(
+            f"recorded the evaluation set ({spec['dataset']}, seed {spec['seed']}) and model {opened.model_name} in "
+            f"{s.deployment_path} for the audit"
+        )
 
 
 @reports_errors
