@@ -61,12 +61,12 @@ class Settings(BaseModel):
     ipfs: str | None = _env("LEPTON_IPFS", "The service's store (a folder or a Kubo RPC URL); unset: as the commands'.")
     domain: str = _env(
         "LEPTON_API_DOMAIN",
-        "The EIP-4361 domain the service's sign-in messages name (serve: default its --host:--port; else localhost).",
+        "The EIP-4361 domain the service's sign-in messages name (default localhost; serve: its --host:--port).",
         "localhost",
     )
     uri: str = _env(
         "LEPTON_API_URI",
-        "The URI the service's sign-in messages name (serve: default http://--host:--port; else http://localhost).",
+        "The URI the service's sign-in messages name (default http://localhost; serve: http://--host:--port).",
         "http://localhost",
     )
     token_ttl: int = _env("LEPTON_API_TOKEN_TTL", "Seconds a service bearer token lives (default 900).", 900, ge=1)

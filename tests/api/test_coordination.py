@@ -315,7 +315,9 @@ def test_an_opened_round_records_its_evaluation_set_for_the_audit_as_the_command
     """The service's own deployment file already holds the data set the other tests open with: this one opens a
     round with another seed through a service beside it, whose deployment file then names that one."""
     beside = _beside(service, tmp_path, start_server)
-    agreement_id = funded_agreement(service.tx, service.d, service.token, service.roles, [service.alpha])
+    agreement_id = funded_agreement(
+        service.tx, service.d, service.token, service.roles, [service.alpha], store=service.store
+    )
     beside.wait_block(service.w3.eth.block_number)
     seed = CLOSE["seed"] + 1
     reply = _post(beside, f"/v1/agreements/{agreement_id}/rounds", {**CLOSE, "seed": seed}, service.roles.coordinator)

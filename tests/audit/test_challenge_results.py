@@ -169,7 +169,9 @@ def test_round_closed_by_unsigned_rules_is_challenged_from_audit_upheld_and_paid
         before = {p: token.functions.balanceOf(p).call() for p in added["partners"]}
 
     raised = _cli("raise", "--from-audit", audit, "--workdir", workdir, "--json")
-    ruled = _cli("rule", 1, "--uphold", "--reason", "scored by rules nobody signed", "--workdir", workdir, "--json")
+    ruled = _arbiter(
+        "rule", 1, "--results", "--uphold", "--reason", "scored by rules nobody signed", "--workdir", workdir, "--json"
+    )
     shares = [_cli("claim-bond", 1, "--workdir", workdir, "--as", name) for name in ("partner1", "partner2")]
     shown = _cli("show", "--results", "--workdir", workdir)
 
