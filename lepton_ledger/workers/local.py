@@ -19,6 +19,7 @@ import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from types import TracebackType
 from typing import Any, TypeVar
 
 from ..errors import ConfigurationError
@@ -147,3 +148,14 @@ class LocalExecutor(Executor):
         """Stops the worker processes; see :meth:`Executor.shutdown`."""
         self._closed = True
         self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is not None:
+            # The caller reads no result (Ctrl-C, an error): a running task -- a training, minutes long -- is
+            # stopped, not waited for. Workers ignore SIGINT, so nothing else would stop them; a task only
+            # computes, and what a round keeps is recorded by the caller, never inside a task.
+            for process in list(self._pool._processes.values()):
+                process.terminate()
+        super().__exit__(exc_type, exc, tb)

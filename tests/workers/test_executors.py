@@ -178,3 +178,28 @@ def test_a_process_that_evaluates_gets_the_evaluation_threads_before_torch_loads
     )
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == str(EVALUATION_THREADS)
+
+
+def test_an_interrupted_caller_stops_the_running_task_instead_of_waiting_for_it(tmp_path):
+    """Ctrl-C while a worker trains: the executor's exit stops the worker (workers ignore SIGINT) and returns, so
+    the command ends with its one line; it used to wait for the training to finish (minutes, or forever here)."""
+    import threading
+    import time
+
+    started = tmp_path / "started"
+    done = threading.Event()
+
+    def interrupted() -> None:
+        try:
+            with LocalExecutor(max_workers=1) as ex:
+                ex.submit(_tasks.wait_forever, str(started))
+                while not started.exists():
+                    time.sleep(0.05)  # polls the task's mark: it runs in the worker now
+                raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            done.set()
+
+    caller = threading.Thread(target=interrupted, daemon=True)
+    caller.start()
+    caller.join(timeout=120)  # a bound for a failing run, not a timing: the exit takes about a second
+    assert done.is_set(), "the executor's exit waited for the running task"
