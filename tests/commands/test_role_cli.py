@@ -417,6 +417,9 @@ def test_ctrl_c_during_training_is_one_line_and_sends_nothing(world):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # As a terminal's Ctrl-C finds it: a suite started in the background inherits SIGINT ignored, and a
+        # Python that starts with it ignored never raises KeyboardInterrupt.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
     while not lock.exists() and time.monotonic() < deadline:
