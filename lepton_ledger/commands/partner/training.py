@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -67,31 +68,39 @@ RecipientOpt = Annotated[
 ]
 
 
-def _train(
-    *,
-    agreement: int,
-    key: str,
-    dataset: str,
-    partition: int,
-    partitions: int,
-    seed: int,
-    csv: Path | None,
-    label_column: str,
-    num_classes: int | None,
-    model: str | None,
-    epochs: int,
-    batch_size: int,
-    lr: float,
-    max_grad_norm: float,
-    noise_multiplier: float,
-    train_seed: int,
-    recipient: list[str] | None,
-    rpc_url: str | None,
-    deployment: Path | None,
-    ipfs: str | None,
-    batched: bool,
-    service: str | None = None,
-) -> tuple[int, Any, Any, Any]:
+@dataclass(frozen=True)
+class TrainOptions:
+    """The options train-and-submit and train-and-sign share, as given on the command line."""
+
+    agreement: int
+    key: str
+    dataset: str
+    partition: int
+    partitions: int
+    seed: int
+    csv: Path | None
+    label_column: str
+    num_classes: int | None
+    model: str | None
+    epochs: int
+    batch_size: int
+    lr: float
+    max_grad_norm: float
+    noise_multiplier: float
+    train_seed: int
+    recipient: list[str] | None
+    rpc_url: str | None
+    deployment: Path | None
+    ipfs: str | None
+
+    @classmethod
+    def given(cls, arguments: dict[str, Any]) -> TrainOptions:
+        """The options among a command's `arguments` (its ``locals()``, so that each is named once: in its
+        signature, which typer reads)."""
+        return cls(**{f.name: arguments[f.name] for f in fields(cls)})
+
+
+def _train(opts: TrainOptions, *, batched: bool, service: str | None = None) -> tuple[int, Any, Any, Any]:
     """Steps 2-4 of a round for --key: ``(round, Submission or (SignedCommitment, its document), accountant,
     terms)``. With `service` (a ledger service's URL), the store and the relay of transactions are that service's
     (``api.client``), and a batched commitment goes to it (the service's answer replaces the document); the chain
@@ -102,28 +111,30 @@ def _train(
     from ..data import partner_data
 
     data = partner_data(
-        dataset=dataset,
-        partition=partition,
-        partitions=partitions,
-        seed=seed,
-        csv=csv,
-        label_column=label_column,
-        num_classes=num_classes,
+        dataset=opts.dataset,
+        partition=opts.partition,
+        partitions=opts.partitions,
+        seed=opts.seed,
+        csv=opts.csv,
+        label_column=opts.label_column,
+        num_classes=opts.num_classes,
     )
     with ExitStack() as stack:
         s = stack.enter_context(
-            open_session(rpc_url=rpc_url, deployment=deployment, key=key, ipfs=ipfs, sends=not batched)
+            open_session(
+                rpc_url=opts.rpc_url, deployment=opts.deployment, key=opts.key, ipfs=opts.ipfs, sends=not batched
+            )
         )
-        s.require_party(agreement, s.address)
+        s.require_party(opts.agreement, s.address)
         ledger = s.deployment.ledger.functions
-        round_id = int(ledger.openRoundOf(agreement).call())
-        require(round_id > 0, f"agreement {agreement} has no open round")
+        round_id = int(ledger.openRoundOf(opts.agreement).call())
+        require(round_id > 0, f"agreement {opts.agreement} has no open round")
         # One round command per key and agreement at a time on this machine: a second one waits, then finds the
         # first one's submission below instead of training a second update.
-        stack.enter_context(_held(s.accountant_file(agreement, s.address).with_suffix(".lock")))
-        _refuse_what_the_chain_would(s, agreement, round_id, batched=batched and service is None)
+        stack.enter_context(_held(s.accountant_file(opts.agreement, s.address).with_suffix(".lock")))
+        _refuse_what_the_chain_would(s, opts.agreement, round_id, batched=batched and service is None)
         # A round a crash interrupted before its transaction is not refused: the same command resumes it (outbox).
-        recipients = [parse_address(r, "--recipient") for r in recipient or []] or [
+        recipients = [parse_address(r, "--recipient") for r in opts.recipient or []] or [
             s.document.get("coordinator"),
             *s.document.get("auditors", []),
         ]
@@ -138,28 +149,28 @@ def _train(
             from ...api.client import ServiceClient
 
             client = stack.enter_context(ServiceClient(service, s.account))
-            store, tx = client.store(agreement, round_id), client.transactor(s.w3)
+            store, tx = client.store(opts.agreement, round_id), client.transactor(s.w3)
         else:
             store, tx = s.store, s.tx
-        terms = Terms.read(s.deployment.agreements.functions.terms(agreement))
-        model = model or (terms_document(store, terms) or {}).get("model", "logreg")
+        terms = Terms.read(s.deployment.agreements.functions.terms(opts.agreement))
+        model = opts.model or (terms_document(store, terms) or {}).get("model", "logreg")
         settings = TrainingSettings(
             model=model,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            max_grad_norm=max_grad_norm,
-            noise_multiplier=noise_multiplier,
-            seed=train_seed,
+            epochs=opts.epochs,
+            batch_size=opts.batch_size,
+            lr=opts.lr,
+            max_grad_norm=opts.max_grad_norm,
+            noise_multiplier=opts.noise_multiplier,
+            seed=opts.train_seed,
         )
-        envelope, _ = _recorded(s, agreement, round_id)
+        envelope, _ = _recorded(s, opts.agreement, round_id)
         if envelope is not None and envelope.payload.get("options", settings.options()) != settings.options():
             typer.echo(
                 f"note: round {round_id}'s update was trained before ({_options(envelope.payload['options'])}); "
                 "resuming that one: the options given now are not used",
                 err=True,
             )
-        accountant = fresh_accountant(s.deployment, agreement, s.address)
+        accountant = fresh_accountant(s.deployment, opts.agreement, s.address)
         # One update to train: in this process (a worker pool would cost seconds to start), or in Ray when
         # $LEPTON_RAY_ADDRESS is set.
         with open_executor(in_process=True) as executor:
@@ -172,12 +183,12 @@ def _train(
                 data=data,
                 executor=executor,
                 settings=settings,
-                accountant_path=s.accountant_file(agreement, s.address),
+                accountant_path=s.accountant_file(opts.agreement, s.address),
             )
             if batched:
-                result = partner.run_round_batched(agreement, round_id, recipients)
+                result = partner.run_round_batched(opts.agreement, round_id, recipients)
             else:
-                result = partner.run_round(agreement, round_id, recipients)
+                result = partner.run_round(opts.agreement, round_id, recipients)
         if batched:
             from ...rounds.roles import signed_commitment_document
 
@@ -291,29 +302,11 @@ def train_and_submit(
     cumulative epsilon, sample count) from --key. With --mode batched and --service, sends nothing: the service
     checks and keeps --key's signed commitment and anchors the round's batch (as train-and-sign, then anchor).
     """
+    arguments = locals()
     require(mode in ("single", "batched"), f"--mode must be single or batched, not {mode!r}")
     require(mode == "single" or service is not None, "--mode batched needs --service (else: train-and-sign)")
     round_id, submission, accountant, terms = _train(
-        agreement=agreement,
-        key=key,
-        dataset=dataset,
-        partition=partition,
-        partitions=partitions,
-        seed=seed,
-        csv=csv,
-        label_column=label_column,
-        num_classes=num_classes,
-        model=model,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        max_grad_norm=max_grad_norm,
-        noise_multiplier=noise_multiplier,
-        train_seed=train_seed,
-        recipient=recipient,
-        rpc_url=rpc_url,
-        deployment=deployment,
-        ipfs=ipfs,
+        TrainOptions.given(arguments),
         batched=mode == "batched",
         service=service,
     )
@@ -363,27 +356,9 @@ def train_and_sign(
 
     Sends nothing to the chain (puts the envelope to the store). The epsilon is counted as spent from now on.
     """
+    arguments = locals()
     round_id, (_, document), accountant, terms = _train(
-        agreement=agreement,
-        key=key,
-        dataset=dataset,
-        partition=partition,
-        partitions=partitions,
-        seed=seed,
-        csv=csv,
-        label_column=label_column,
-        num_classes=num_classes,
-        model=model,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        max_grad_norm=max_grad_norm,
-        noise_multiplier=noise_multiplier,
-        train_seed=train_seed,
-        recipient=recipient,
-        rpc_url=rpc_url,
-        deployment=deployment,
-        ipfs=ipfs,
+        TrainOptions.given(arguments),
         batched=True,
     )
     out.write_text(json.dumps(document, indent=2) + "\n")
