@@ -18,25 +18,14 @@ DISPUTE_WINDOW = 600
 NAMES = ("alpha", "beta", "gamma")
 
 
-def funded_agreement(
-    tx: Any,
-    d: Any,
-    token: Any,
-    roles: Any,
-    partners: list[Any],
-    *,
-    store: Any,
-    relay_every_second: bool = False,
-    document: dict[str, Any] | None = None,
-) -> int:
-    """A fresh agreement between `partners` (by-sample-count payouts, epsilon cap 8, 5 rounds, the terms
-    `document`, put to `store`: a coordinator closes only by the rules of a document it can produce), signed
-    (every second partner by a relayed EIP-712 signature when asked), staked and funded for one round; its id."""
-    document = document or {"task": "digits classification"}
-    publish_document(store, document)
-    now = tx.w3.eth.get_block("latest")["timestamp"]
-    terms = agreements.AgreementTerms(
-        parties=[a.address for a in partners],
+def agreement_terms(
+    w3: Any, token: Any, roles: Any, parties: list[str], document: dict[str, Any]
+) -> agreements.AgreementTerms:
+    """The round tests' terms between `parties` (addresses), starting now: by-sample-count payouts of 300 tokens a
+    round, epsilon cap 8, a stake of 100 tokens, 5 rounds in 30 days, the terms `document`."""
+    now = w3.eth.get_block("latest")["timestamp"]
+    return agreements.AgreementTerms(
+        parties=parties,
         reward_token=token.address,
         reward_per_round=300 * TOKEN,
         epsilon_cap=8.0,
@@ -51,6 +40,26 @@ def funded_agreement(
         payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT,
         document=document,
     )
+
+
+def funded_agreement(
+    tx: Any,
+    d: Any,
+    token: Any,
+    roles: Any,
+    partners: list[Any],
+    *,
+    store: Any,
+    relay_every_second: bool = False,
+    document: dict[str, Any] | None = None,
+) -> int:
+    """A fresh agreement between `partners` (by-sample-count payouts, epsilon cap 8, 5 rounds, the terms
+    `document`, put to `store`: a coordinator closes only by the rules of a document it can produce), signed
+    (every second partner by a relayed EIP-712 signature when asked), staked and funded for one round; its id."""
+    terms = agreement_terms(
+        tx.w3, token, roles, [a.address for a in partners], document or {"task": "digits classification"}
+    )
+    publish_document(store, terms.document)
     agreement_id = agreements.propose(tx, d, roles.coordinator.address, terms)
     world = World(tx, d, token, roles, {a.address: a for a in partners}, {})
     world.join_and_fund(agreement_id, terms, relayed=lambda i: relay_every_second and i % 2 == 1)

@@ -13,6 +13,7 @@ import pytest
 import torch
 from agreement_setup import (
     NAMES,
+    agreement_terms,
     make_coordinator,
     make_partner,
     new_agreement,
@@ -44,7 +45,6 @@ from lepton_ledger.rounds.coordinator import CommitmentRefused
 from lepton_ledger.rounds.outbox import Outbox
 from lepton_ledger.rounds.partner import SignedCommitment, recipient_keys
 from lepton_ledger.rounds.roles import build_partner, publish_document
-from lepton_ledger.units import TOKEN
 
 
 def _resigned(signed: SignedCommitment, key: bytes, w3, ledger: str, **changes) -> SignedCommitment:
@@ -94,23 +94,7 @@ def test_an_erc1271_wallet_party_is_accepted_in_a_batched_round(world, executor)
     w3, d, token, roles, store = world["w3"], world["d"], world["token"], world["roles"], world["store"]
     wallet, owner, tx, execute = _wallet_party(world)
     alpha, beta = (world["accounts"][n] for n in NAMES[:2])
-    now = w3.eth.get_block("latest")["timestamp"]
-    terms = agreements.AgreementTerms(
-        parties=[alpha.address, beta.address, wallet.address],
-        reward_token=token.address,
-        reward_per_round=300 * TOKEN,
-        epsilon_cap=8.0,
-        delta=1e-5,
-        required_stake=100 * TOKEN,
-        start=now - 1,
-        end=now + 30 * 86400,
-        max_rounds=5,
-        coordinator=roles.coordinator.address,
-        arbiter=roles.admin.address,
-        max_sample_count=100_000,
-        payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT,
-        document={"task": "wallet"},
-    )
+    terms = agreement_terms(w3, token, roles, [alpha.address, beta.address, wallet.address], {"task": "wallet"})
     publish_document(store, terms.document)
     agreement_id = agreements.propose(tx, d, roles.coordinator.address, terms)
     for account in (alpha, beta):
