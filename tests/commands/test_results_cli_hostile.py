@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import json
 
+import cli_lines
 import pytest
-from cli_home import ADDRESS, lepton_home
+from cli_home import lepton_home
 from test_trust_cli import refused, run
 
 NOTHING = (
@@ -20,17 +21,7 @@ NOTHING = (
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     with lepton_home(tmp_path_factory.mktemp("lepton-home")) as home:
-        run(
-            "deploy",
-            "--key",
-            "admin",
-            "--coordinator",
-            ADDRESS["coordinator"],
-            "--auditor",
-            ADDRESS["auditor"],
-            "--dispute-window",
-            "600",
-        )
+        run(*cli_lines.deploy("--dispute-window", "600"))
         yield home
 
 

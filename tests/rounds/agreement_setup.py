@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from lepton_ledger import fl
+from lepton_ledger.audit import AuditResult, audit_deployment
 from lepton_ledger.chain import agreements
 from lepton_ledger.rounds.coordinator import Coordinator
 from lepton_ledger.rounds.outbox import Outbox
@@ -130,3 +132,16 @@ def open_round(world, coordinator: Coordinator, agreement_id: int) -> tuple[int,
 
 def recipients(world) -> list[str]:
     return [world["roles"].coordinator.address, world["roles"].auditor.address]
+
+
+def audit(world, state_path: Path) -> AuditResult:
+    """The auditor's audit of everything the world's deployment holds, on the world's split (digits, three
+    partners, seed 0), its state kept at `state_path`."""
+    return audit_deployment(
+        world["w3"],
+        world["d"].addresses(),
+        world["store"],
+        world["keys"]["auditor"],
+        eval_set_spec={"dataset": "digits", "num_partners": 3, "seed": 0},
+        state_path=state_path,
+    )

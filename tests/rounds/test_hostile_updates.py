@@ -15,6 +15,7 @@ import struct
 import pytest
 from agreement_setup import (
     NAMES,
+    audit,
     make_coordinator,
     make_partner,
     new_agreement,
@@ -24,7 +25,6 @@ from agreement_setup import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lepton_ledger.audit import audit_deployment
 from lepton_ledger.audit.chain_view import ChainView, Commitment
 from lepton_ledger.audit.workers import open_updates
 from lepton_ledger.chain.state import Round
@@ -99,14 +99,7 @@ def test_close_round_rejects_a_hostile_update_finalizes_the_rest_and_the_audit_r
     assert reason["code"] == code
     assert Round.read(world["d"].ledger.functions.round(agreement_id, round_id)).status is RoundStatus.FINALIZED
 
-    result = audit_deployment(
-        world["w3"],
-        world["d"].addresses(),
-        world["store"],
-        world["keys"]["auditor"],
-        eval_set_spec={"dataset": "digits", "num_partners": 3, "seed": 0},
-        state_path=tmp_path / "audit.sqlite",
-    )
+    result = audit(world, tmp_path / "audit.sqlite")
     mine = [c for c in result.checks if c.agreement_id == agreement_id]
     failed = [c for c in mine if not c.ok]
     assert failed and {c.partner for c in failed} == {hostile.address}, [c.to_dict() for c in failed]

@@ -12,6 +12,7 @@ import pytest
 from agreement_setup import (
     DISPUTE_WINDOW,
     NAMES,
+    audit,
     make_coordinator,
     make_partner,
     new_agreement,
@@ -20,7 +21,6 @@ from agreement_setup import (
 )
 
 from lepton_ledger import fl
-from lepton_ledger.audit import audit_deployment
 from lepton_ledger.chain.anvil import advance_time
 from lepton_ledger.chain.state import Round
 from lepton_ledger.errors import ConfigurationError, ContractReverted
@@ -212,14 +212,7 @@ def test_signed_rules_go_into_the_report_and_the_auditor_re_derives_by_them(worl
     report = coordinator.close_round(agreement_id, round_id).report
     assert report.rules == rules.for_round(round_id) and report.rules.scoring_params["seed"] == round_id
 
-    result = audit_deployment(
-        world["w3"],
-        world["d"].addresses(),
-        world["store"],
-        world["keys"]["auditor"],
-        eval_set_spec={"dataset": "digits", "num_partners": 3, "seed": 0},
-        state_path=tmp_path / "audit.sqlite",
-    )
+    result = audit(world, tmp_path / "audit.sqlite")
     mine = [c for c in result.checks if (c.agreement_id, c.round) == (agreement_id, round_id)]
     names = {c.name for c in mine}
     assert {"rules_as_signed", "rejections_recheck", "aggregate_recomputed", "scores_and_payouts"} <= names
