@@ -302,11 +302,10 @@ def train_and_submit(
     cumulative epsilon, sample count) from --key. With --mode batched and --service, sends nothing: the service
     checks and keeps --key's signed commitment and anchors the round's batch (as train-and-sign, then anchor).
     """
-    arguments = locals()
     require(mode in ("single", "batched"), f"--mode must be single or batched, not {mode!r}")
     require(mode == "single" or service is not None, "--mode batched needs --service (else: train-and-sign)")
     round_id, submission, accountant, terms = _train(
-        TrainOptions.given(arguments),
+        TrainOptions.given(locals()),
         batched=mode == "batched",
         service=service,
     )
@@ -356,9 +355,8 @@ def train_and_sign(
 
     Sends nothing to the chain (puts the envelope to the store). The epsilon is counted as spent from now on.
     """
-    arguments = locals()
     round_id, (_, document), accountant, terms = _train(
-        TrainOptions.given(arguments),
+        TrainOptions.given(locals()),
         batched=True,
     )
     out.write_text(json.dumps(document, indent=2) + "\n")
