@@ -213,6 +213,9 @@ def main() -> None:
         parser.error("need 1 <= --checkpoint < --rounds")
     if args.workers is not None and args.workers < 1:
         parser.error(f"--workers must be >= 1, got {args.workers}")
+    from lepton_ledger.workers import use_evaluation_threads
+
+    use_evaluation_threads()  # as `lepton-ledger audit` and `demo` do where they start (commands/audit.py)
     if args.source is not None:
         audit_kept(args)
         return

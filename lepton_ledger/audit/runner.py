@@ -42,7 +42,6 @@ from ..errors import ConfigurationError, LeptonError
 from ..fl.data import TabularData, eval_commitment, make_federated
 from ..fl.models import model_names
 from ..protocol.jsonio import FILE_BYTES, load_object, read_bounded
-from ..rounds.outcome import Evaluation
 from ..rounds.report import MAX_REPORT_BYTES, fetch_by_digest, load_report
 from ..rounds.rules import RoundRules
 from ..storage.local import LocalStore
@@ -56,6 +55,7 @@ from .checks.privacy import check_epsilon, dp_entry
 from .checks.rewards import check_scores_and_payouts
 from .checks.rules import check_rules_as_signed
 from .checks.training import RoundMaterial, recheck_rejections, recompute_aggregate
+from .evaluation import RememberingEvaluation
 from .model import (
     BATCH_DOCUMENT,
     SAMPLE_COUNT_BOUND,
@@ -364,7 +364,7 @@ class _RoundAuditor:
             model_name,
             state,
         )
-        self.evaluation = Evaluation(eval_set, model_name)  # the coordinator's utility, on the rebuilt set
+        self.evaluation = RememberingEvaluation(eval_set, model_name)  # the coordinator's, on the rebuilt set
 
     @cached_property
     def eval_commitment(self) -> str:
