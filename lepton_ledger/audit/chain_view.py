@@ -214,8 +214,8 @@ class ChainView:
         return [records[r] for r in sorted(records)]
 
     def call_many(self, functions: list[ContractFunction]) -> list[Any]:
-        """The answers of view `functions` at the audit block, from one batch request, decoded (a struct as the
-        tuple of its fields, as web3's ``call`` gives it).
+        """The answers of view `functions` at the audit block, from one batch request, decoded by the codec (a
+        struct as the tuple of its fields, as web3's ``call`` gives it, but an address in lower case).
 
         Raises:
             ChainError: the node answered one of them with an error or with bytes that do not decode.

@@ -1,7 +1,8 @@
 """Round trips, disk syncs and evaluations of a full audit (issue 15), counted on a real anvil, a real SQLite file
-and the real evaluation: the rounds' statuses come from one batch request and the gas of every round's
-transactions from one more (not a request per round, nor per transaction), the audit state is a write-ahead log
-(no sync of the whole file per recorded DP entry), and no model is evaluated twice."""
+and the real evaluation: the rounds' statuses come from one batch request, the gas of every round's transactions
+from one more (not a request per round, nor per transaction), the books of the vault and of the bonds from one
+each, the audit state is a write-ahead log (no sync of the whole file per recorded DP entry), and no model is
+evaluated twice."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from lepton_ledger.fl.models import build_model
 from lepton_ledger.rounds import outcome
 
 ROUND_SELECTOR = "0x" + Web3.keccak(text="round(uint256,uint64)")[:4].hex()  # RoundLedger.round, a round's status
+BOND_SHARE_SELECTOR = "0x" + Web3.keccak(text="bondShareOf(uint256,address)")[:4].hex()  # a party's bond share
 
 
 def test_a_full_audit_reads_the_rounds_and_their_gas_in_one_request_each(demo_single, fresh_copy, monkeypatch):
@@ -45,7 +47,10 @@ def test_a_full_audit_reads_the_rounds_and_their_gas_in_one_request_each(demo_si
     # batch a round before (2 requests), one batch now; both rounds' statuses in one batch (a request a round before).
     assert posts_with(lambda r: r["method"] == "eth_getTransactionReceipt") == [12]
     assert posts_with(lambda r: r["method"] == "eth_call" and r["params"][0]["data"][:10] == ROUND_SELECTOR) == [2]
-    assert len(posts) <= 34, len(posts)
+    # The court's books, the bond each coordinator holds and each party's share, in one batch (a request each
+    # before); the vault's books of each agreement in one more; the whole audit 21 requests (34 before).
+    assert posts_with(lambda r: r["method"] == "eth_call" and r["params"][0]["data"][:10] == BOND_SHARE_SELECTOR) == [2]
+    assert len(posts) <= 21, len(posts)
     with sqlite3.connect(state) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
