@@ -14,20 +14,30 @@ Then `audit_workdir(full=True)` (fresh audit state: every check of every round) 
 folder and on the final one. Prints the setting, each audit's time, updates verified per second (R x P over
 the audit of R rounds), the growth from --checkpoint to --rounds rounds (target for 10 -> 50: within 6x, i.e.
 linear), and the audit's time over the rounds' time (target: <= 1). `--workers` is the audit's worker processes
-(default: one a core; 1: none, every update opened in the auditing process). Last line JSON:
+(default: one a core; 1: none, every round derived in the auditing process). Last line JSON:
 {"updates_per_s", "growth_10_to_50", "audit_s", "audit_s_checkpoint", "rounds_s", "first_round_s",
  "audit_over_rounds", "rounds", "checkpoint", "partners", "mode", "checks", "failed_checks", "finalize_retries",
  "workers"} (the rounds' figures null with --from).
 
-Measured (issue 15) on the same kept 50 x 10 folders, the old audit and this one back to back, on the 2-core
-machine shared with six other jobs (load average 8-11, so every request to anvil took ~10-30 ms): the old audit
-12.8 and 17.8 updates/s in two pairs, this one 94.4 and 57.9 with two workers, 79.8 and 54.2 with one
-(``--from DIR`` and ``--workers 1`` after a run with ``--keep DIR``). Before any change, on a quieter machine
-(load ~1), the old audit ran 124.7 updates/s. What the change took away: the node writing back a state copy
-thrown away (~1.4 s an audit), a model built per evaluation and evaluations on two threads that waited on each
-other under load (14-17 ms a call against 0.5 ms), web3 formatting whole receipts for their gas (~1 s for 50
-rounds); the envelopes are opened in the workers meanwhile. What is left is mostly the event index's decoding
-(``chain/events.py``, ~1 s for 800 logs unloaded) and one request per round trip to the node.
+The process evaluates on one torch thread (``workers.use_evaluation_threads``), as ``lepton-ledger audit`` and
+``demo`` do where they start; the audit's workers do the same.
+
+Measured (issue 15), the audit of the same kept 50 x 10 folders (``--keep DIR`` once, then ``--from DIR``), the
+old audit (the commit before this session's) and this one back to back, on the 2-core machine shared with other
+jobs (load average 7-8, ``uptime``): default workers (two), old 44.1, 50.5, 36.4 updates/s, this one 151.4,
+197.2, 191.2 (audit 11.3/9.9/13.7 s against 3.3/2.5/2.6 s, 4303 checks each, growth 0.70-0.80x); ``--workers 1``
+old 32.8 and 28.4, this one 102.3 and 122.0; old with one torch thread too (``OMP_NUM_THREADS=1``) 105.5 and 99.6,
+this one 139.8 and 143.3. On a quiet machine (load < 1) the old audit ran 181-184 updates/s (2.72-2.77 s). What
+the change took away: the evaluation on two torch threads that waited on each other under load (the bench ran the
+audit as no command runs it); a round's aggregate evaluated three times and again as the next round's base (each
+model once now, ``audit/evaluation.py``); a request per round for its status and per round for its receipts, and
+per figure for the vault's and the bonds' books (one batch request each: 21 requests for the two-round demo, 34
+before); and whole rounds are derived in the worker processes (``audit/derive.py``: envelopes opened,
+rejections, aggregate, leave-one-out scores and payouts re-derived), not only their envelopes opened, while the
+auditing process composes the epsilons and records; only checks, manifests and figures cross, no tensors. What is
+left, by CPU profile of a serial audit: the event index's decoding of the 802 logs (``chain/events.py``, web3's
+``process_log``, ~39% of the CPU), the envelopes' opening (``envelope``: the manifest's EIP-712 digest and
+parsing, ~20%), the payout trees (``chain/merkle.py``, ~5%) and anvil's start.
 """
 
 from __future__ import annotations
@@ -213,6 +223,9 @@ def main() -> None:
         parser.error("need 1 <= --checkpoint < --rounds")
     if args.workers is not None and args.workers < 1:
         parser.error(f"--workers must be >= 1, got {args.workers}")
+    from lepton_ledger.workers import use_evaluation_threads
+
+    use_evaluation_threads()  # as `lepton-ledger audit` and `demo` do where they start (commands/audit.py)
     if args.source is not None:
         audit_kept(args)
         return

@@ -14,7 +14,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from eth_abi.exceptions import DecodingError
+from eth_utils.abi import get_abi_output_types
 from web3 import Web3
+from web3.contract.contract import ContractFunction
 
 from ..chain.deployment import Deployment
 from ..chain.events import EventIndex, IndexedEvent
@@ -24,6 +27,8 @@ from ..errors import ChainError
 from ..units import RoundStatus
 
 __all__ = ["ChainView", "Commitment", "RoundRecord"]
+
+RECEIPTS_PAGE = 500  # receipts a batch request reads: one request for a few hundred rounds, bounded for a remote node
 
 
 def digest_bytes(value: str) -> bytes:
@@ -179,17 +184,23 @@ class ChainView:
 
     def _read_rounds(self, agreement_id: int) -> list[RoundRecord]:
         records: dict[int, RoundRecord] = {}
+        opened: list[IndexedEvent] = []
+        later: list[IndexedEvent] = []
         # An abandoned round (nobody finalized it in time) is voided on-chain like a disproven one.
         for e in self.events(
             ["RoundOpened", "UpdateSubmitted", "BatchCommitted", "RoundFinalized", "RoundVoided", "RoundAbandoned"],
             agreement_id=agreement_id,
         ):
-            r = int(e.args["round"])
-            if e.event == "RoundOpened":
-                status = Round.read(self.deployment.ledger.functions.round(agreement_id, r), block=self.block).status
-                records[r] = RoundRecord(agreement_id, r, e, status)
-                continue
-            record = records.get(r)
+            (opened if e.event == "RoundOpened" else later).append(e)
+        ledger = self.deployment.ledger.functions
+        # Every round's status from one batch request (a request a round cost more than the rounds' other reads).
+        rounds = self.call_many([ledger.round(agreement_id, int(e.args["round"])) for e in opened])
+        for e, values in zip(opened, rounds):
+            records[int(e.args["round"])] = RoundRecord(
+                agreement_id, int(e.args["round"]), e, Round.decode(values).status
+            )
+        for e in later:
+            record = records.get(int(e.args["round"]))
             if record is None:  # an event for a round never opened: event_history reports it
                 continue
             if e.event == "UpdateSubmitted":
@@ -201,6 +212,29 @@ class ChainView:
             else:
                 record.voided = e
         return [records[r] for r in sorted(records)]
+
+    def call_many(self, functions: list[ContractFunction]) -> list[Any]:
+        """The answers of view `functions` at the audit block, from one batch request, decoded by the codec (a
+        struct as the tuple of its fields, as web3's ``call`` gives it, but an address in lower case).
+
+        Raises:
+            ChainError: the node answered one of them with an error or with bytes that do not decode.
+        """
+        if not functions:
+            return []
+        block = hex(self.block)
+        answers = self._batch(
+            [("eth_call", [{"to": f.address, "data": f._encode_transaction_data()}, block]) for f in functions]
+        )
+        out = []
+        for f, answer in zip(functions, answers):
+            types = get_abi_output_types(f.abi)
+            try:
+                values = self.w3.codec.decode(types, bytes.fromhex(answer["result"][2:]))
+            except (KeyError, TypeError, ValueError, DecodingError):
+                raise ChainError(f"the node gave no answer to {f.fn_name}{f.args}: {answer!r:.200}") from None
+            out.append(values[0] if len(values) == 1 else values)
+        return out
 
     def voided_entries(self, agreement_id: int) -> set[tuple[int, str]]:
         """``(round, party)`` of every batch entry its party disputed and nobody answered in time: voided
@@ -235,17 +269,26 @@ class ChainView:
 
     def gas_used(self, agreement_id: int, round_id: int) -> int:
         """Gas of every transaction that emitted an event of this round (open, commits, finalize, claims)."""
-        hashes = sorted({e.tx_hash for e in self.events(agreement_id=agreement_id, round=round_id)})
-        if not hashes:
-            return 0
-        # One round trip for the round's receipts, read raw: web3's formatting of a whole receipt (every log, every
-        # address checksummed) cost ten times the request, for one field.
-        answers = self.w3.provider.make_batch_request(  # type: ignore[attr-defined]
-            [("eth_getTransactionReceipt", [h]) for h in hashes]
-        )
-        try:
-            return sum(int(answer["result"]["gasUsed"], 16) for answer in answers)
-        except (KeyError, TypeError, ValueError):
-            raise ChainError(
-                f"the node gave no receipt for a transaction of round {round_id}: {answers!r:.200}"
-            ) from None
+        return sum(self._gas[h] for h in {e.tx_hash for e in self.events(agreement_id=agreement_id, round=round_id)})
+
+    @cached_property
+    def _gas(self) -> dict[str, int]:
+        """Gas used by every transaction that emitted an event of a round, by hash: their receipts read raw, a
+        page of them a batch request (web3's formatting of a whole receipt cost ten times the request, for one
+        field; a request a round, 50 requests for 50 rounds)."""
+        hashes = sorted({e.tx_hash for e in self.events() if e.round is not None})
+        gas: dict[str, int] = {}
+        for page in range(0, len(hashes), RECEIPTS_PAGE):
+            chunk = hashes[page : page + RECEIPTS_PAGE]
+            answers = self._batch([("eth_getTransactionReceipt", [h]) for h in chunk])
+            try:
+                gas.update((h, int(answer["result"]["gasUsed"], 16)) for h, answer in zip(chunk, answers))
+            except (KeyError, TypeError, ValueError):
+                raise ChainError(f"the node gave no receipt for a transaction of a round: {answers!r:.200}") from None
+        return gas
+
+    def _batch(self, requests: list[tuple[str, list[Any]]]) -> list[Any]:
+        answers = self.w3.provider.make_batch_request(requests)  # type: ignore[attr-defined]
+        if not isinstance(answers, list) or len(answers) != len(requests):
+            raise ChainError(f"the node answered a batch of {len(requests)} requests with {answers!r:.200}")
+        return answers

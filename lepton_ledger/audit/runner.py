@@ -23,28 +23,23 @@ from __future__ import annotations
 import shutil
 import tempfile
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any, cast
 
-import torch
 from eth_typing import ChecksumAddress
 from web3 import Web3
 from web3.contract.contract import ContractFunctions
 
 from ..chain.anvil import Anvil
 from ..chain.deployment import CONTRACTS
-from ..chain.events import IndexedEvent
-from ..chain.state import Partner, Terms
+from ..chain.state import Partner
 from ..envelope.format import DEFAULT_MAX_ENVELOPE_BYTES
 from ..envelope.tensors import deserialize_tensors
 from ..errors import ConfigurationError, LeptonError
-from ..fl.data import TabularData, eval_commitment, make_federated
+from ..fl.data import make_federated
 from ..fl.models import model_names
 from ..protocol.jsonio import FILE_BYTES, load_object, read_bounded
-from ..rounds.outcome import Evaluation
-from ..rounds.report import MAX_REPORT_BYTES, fetch_by_digest, load_report
-from ..rounds.rules import RoundRules
+from ..rounds.report import fetch_by_digest
 from ..storage.local import LocalStore
 from ..storage.store import Store
 from ..units import RoundStatus, fixed_to_epsilon
@@ -53,23 +48,19 @@ from .checks.artifacts import expand_batch, resolve
 from .checks.books import check_bonds, check_vault
 from .checks.history import check_event_history
 from .checks.privacy import check_epsilon, dp_entry
-from .checks.rewards import check_scores_and_payouts
-from .checks.rules import check_rules_as_signed
-from .checks.training import RoundMaterial, recheck_rejections, recompute_aggregate
+from .derive import DerivedRound, RoundDeriver, RoundTask
 from .model import (
     BATCH_DOCUMENT,
-    SAMPLE_COUNT_BOUND,
     AuditResult,
     CheckResult,
     PartnerLine,
     RoundSummary,
 )
 from .state import AuditState, deployment_key
-from .workers import AuditWorkerDied, UpdateOpener, Where, default_workers
+from .workers import AuditWorkerDied, RoundWorkers, Where, default_workers
 
 __all__ = ["AuditCannotRun", "audit_deployment", "audit_workdir", "default_state_path", "load_auditor_key"]
 
-REPORT_VERSION = 1
 RECHECK_SCOPE = "re-fetched and re-hashed; the round's other checks were verified by an earlier audit"
 
 
@@ -204,8 +195,9 @@ def audit_deployment(
     (``{"dataset", "num_partners", "seed", "alpha", "eval_fraction"}``); `model_name` the ``fl.build_model``
     name of the global model. `state_path` (default :func:`default_state_path`) keeps which rounds were
     verified; `full` forgets them first. Partners are named for people (the report's plots) by `names`, else by
-    the ``name`` of their registered profile when the store holds it. `workers` processes open the updates
-    (``workers.UpdateOpener``; default one a core, 1: all in this process); the result and the state are the same.
+    the ``name`` of their registered profile when the store holds it. `workers` processes derive the rounds
+    (``derive``, ``workers.RoundWorkers``; default one a core, 1: all in this process); the result and the state
+    are the same.
 
     Raises:
         AuditCannotRun: a malformed key or spec, an address without code, or a worker process that died.
@@ -232,13 +224,14 @@ def audit_deployment(
     if full:
         state.reset()
     view = ChainView(w3, addresses, state.events_path, block)
-    auditor = _RoundAuditor(view, store, key, eval_set, model_name, state)
+    deriver = RoundDeriver(store, key, eval_set, model_name)
+    auditor = _RoundAuditor(view, deriver, state)
     verified = state.verified()
     result = AuditResult(view.chain_id, addresses, block)
     summaries = dict(verified)
     # The plan first (every round in order: re-checked, or audited with its commitments), so that the workers can
-    # open the updates of the rounds to audit ahead of the audit, which records them one round after the other.
-    plan: list[tuple[RoundRecord, tuple[list[CheckResult], list[Commitment]] | None, _History]] = []
+    # derive the rounds to audit ahead of the audit, which records them one round after the other.
+    plan: list[tuple[RoundRecord, tuple[list[CheckResult], RoundTask] | None, _History]] = []
     for a in view.agreement_ids():
         history = _History(state.dp_history(a), view.committed_rounds(a))
         for record in view.rounds(a):
@@ -249,10 +242,11 @@ def audit_deployment(
             if known is not None and known.block == last_change(view, record):
                 plan.append((record, None, history))
             else:
-                plan.append((record, auditor.commitments(record), history))
-    audited = [(record, found[1]) for record, found, _ in plan if found is not None]
+                checks, commitments = auditor.commitments(record)
+                plan.append((record, (checks, auditor.task(record, commitments)), history))
+    tasks = [found[1] for _, found, _ in plan if found is not None]
     try:
-        with UpdateOpener(view, store, key, audited, default_workers() if workers is None else workers) as opener:
+        with RoundWorkers(view, tasks, default_workers() if workers is None else workers, deriver.derive) as pool:
             for record, found, history in plan:
                 a = record.agreement_id
                 if found is None:
@@ -262,7 +256,8 @@ def audit_deployment(
                     if not all(c.ok for c in checks):
                         state.forget_round(a, record.round)  # the next audit examines it in full again
                     continue
-                checks, summary = auditor.audit_round(record, history.dp, history.committed, found, opener)
+                batch_checks, task = found
+                checks, summary = auditor.audit_round(task, history, batch_checks, pool.take(task))
                 result.checks += checks
                 result.rounds_checked.append((a, record.round))
                 summaries[(a, record.round)] = summary
@@ -292,7 +287,7 @@ def _for_people(rounds: list[RoundSummary], view: ChainView, auditor: _RoundAudi
         try:
             digest = next(r.model_digest for r in view.rounds(summary.agreement_id) if r.round == summary.round)
             summary.accuracy_before = float(
-                auditor.evaluation.accuracy(deserialize_tensors(fetch_by_digest(auditor.store, digest)))
+                auditor.deriver.evaluation.accuracy(deserialize_tensors(fetch_by_digest(auditor.store, digest)))
             )
         except Exception:  # noqa: BLE001 -- no base model to evaluate: the plot starts at round 1
             summary.accuracy_before = None
@@ -351,24 +346,17 @@ class _History:
 
 
 class _RoundAuditor:
-    """Audits one ended round at a time (the module docstring lists the order)."""
+    """Audits one ended round at a time (the module docstring lists the order): reads the chain, composes each
+    partner's epsilon, and puts together what `deriver` derived of the round (``derive``, in a worker)."""
 
-    def __init__(
-        self, view: ChainView, store: Store, key: bytes, eval_set: TabularData, model_name: str, state: AuditState
-    ) -> None:
-        self.view, self.store, self.key, self.eval_set, self.model_name, self.state = (
-            view,
-            store,
-            key,
-            eval_set,
-            model_name,
-            state,
-        )
-        self.evaluation = Evaluation(eval_set, model_name)  # the coordinator's utility, on the rebuilt set
+    def __init__(self, view: ChainView, deriver: RoundDeriver, state: AuditState) -> None:
+        self.view, self.deriver, self.state, self.store = view, deriver, state, deriver.store
 
-    @cached_property
-    def eval_commitment(self) -> str:
-        return "0x" + eval_commitment(self.eval_set).hex()
+    def task(self, record: RoundRecord, commitments: list[Commitment]) -> RoundTask:
+        """What deriving `record` needs of the chain."""
+        a, r = record.agreement_id, record.round
+        allocation = next((e.args for e in self.view.events("Allocated", agreement_id=a, round=r)), None)
+        return RoundTask(record, commitments, self.view.terms(a, record.version), allocation)
 
     def commitments(self, record: RoundRecord) -> tuple[list[CheckResult], list[Commitment]]:
         """The round's commitments in chain order (a batch's in its document's order), as the coordinator
@@ -449,178 +437,47 @@ class _RoundAuditor:
         return checks
 
     def audit_round(
-        self,
-        record: RoundRecord,
-        dp: dict[str, dict[int, dict[str, Any]]],
-        committed: dict[str, list[int]],
-        found: tuple[list[CheckResult], list[Commitment]],
-        opener: UpdateOpener,
+        self, task: RoundTask, history: _History, batch_checks: list[CheckResult], derived: DerivedRound
     ) -> tuple[list[CheckResult], RoundSummary]:
-        """Every check of one ended round; `found` is :meth:`commitments`' answer, `opener` opens its updates."""
+        """Every check of one ended round: its batch documents' (`batch_checks`), what was `derived` of it, and
+        each partner's epsilon, composed over the DP history of its earlier rounds (recorded as it goes)."""
+        record, terms = task.record, task.terms
         a, r = record.agreement_id, record.round
-        terms = self.view.terms(a, record.version)
-        checks, commitments = list(found[0]), found[1]
-        m = RoundMaterial(record, commitments)
+        checks = [*batch_checks, *derived.head]
         not_checked: list[str] = []
-        finalized = record.status is RoundStatus.FINALIZED and record.finalized is not None
-        if finalized:
-            assert record.finalized is not None
-            m.base = self._fetch_tensors(checks, record.model_digest, "global model", record, record.opened)
-            self._fetch_report(checks, m)
-            fetched = resolve(
-                self.store,
-                bytes.fromhex(record.finalized.args["aggregateDigest"][2:]),
-                what="aggregate model",
-                agreement_id=a,
-                round_id=r,
-                event=record.finalized,
-            )
-            checks.append(fetched.check)
-            m.aggregate_bytes, m.aggregate_cid = fetched.data, fetched.cid
         epsilons: dict[str, float] = {}
-        bound = terms.max_sample_count
-        for c, update in zip(commitments, opener.take(record, commitments)):
+        for c, update in zip(task.commitments, derived.updates):
             p = c.partner
-            within = 0 < c.sample_count <= bound  # its weight in FedAvg and in a by-sample-count payout
-            checks.append(
-                CheckResult(
-                    SAMPLE_COUNT_BOUND,
-                    within,
-                    f"sample count {c.sample_count} {'within' if within else 'outside'} the signed bound [1, {bound}]",
-                    a,
-                    r,
-                    p,
-                    None,
-                    {**c.evidence(), "bound": bound, "found": c.sample_count},
-                )
-            )
-            checks.append(update.fetch_check)
+            checks += [update.sample_count, update.fetch]
             if not update.resolved:
-                m.unchecked[p] = "its envelope does not resolve"
                 not_checked.append(f"envelope_decrypts, manifest_signature, epsilon_recomputed of {p}")
                 continue
             checks += update.results
-            m.open_codes[p] = update.code
-            opened = update.opened
-            if opened is None:
+            if update.manifest is None:
                 not_checked.append(f"epsilon_recomputed of {p} (its manifest cannot be trusted)")
                 continue
-            m.opened[p] = opened
-            entry = dp_entry(opened.manifest)
-            dp.setdefault(p, {})[r] = entry
+            entry = dp_entry(update.manifest)
+            history.dp.setdefault(p, {})[r] = entry
             self.state.record_dp(a, p, r, entry)
-            earlier = [x for x in committed.get(p, []) if x < r]
-            missing = [x for x in earlier if x not in dp.get(p, {})]
+            earlier = [x for x in history.committed.get(p, []) if x < r]
+            missing = [x for x in earlier if x not in history.dp.get(p, {})]
             if missing:
                 not_checked.append(f"epsilon_recomputed of {p} (DP parameters of round(s) {missing} unknown)")
                 continue
-            results, epsilons[p] = check_epsilon(c, update.cid, opened.manifest, [dp[p][x] for x in earlier], terms)
-            checks += results
-        if finalized and m.rules is not None:
-            checks.append(check_rules_as_signed(m, self.store, terms))
-        if finalized and m.report is not None and m.base is not None:
-            checks += recheck_rejections(m)
-            aggregate_check, _ = recompute_aggregate(m)
-            if aggregate_check is None:
-                not_checked.append("aggregate_recomputed and scores_and_payouts (an accepted update was not examined)")
-            else:
-                checks.append(aggregate_check)
-                allocation = next((e.args for e in self.view.events("Allocated", agreement_id=a, round=r)), None)
-                checks += check_scores_and_payouts(
-                    m,
-                    terms,
-                    (self.eval_commitment == "0x" + record.eval_commitment.hex(), self.eval_commitment),
-                    self.evaluation,
-                    allocation,
-                )
-        elif finalized:
-            not_checked.append(
-                "rejections_recheck, aggregate_recomputed, scores_and_payouts (report or base model unavailable)"
+            results, epsilons[p] = check_epsilon(
+                c, update.cid, update.manifest, [history.dp[p][x] for x in earlier], terms
             )
+            checks += results
+        checks += derived.tail
+        not_checked += derived.not_checked
         if not_checked:
             for check in checks:
                 if not check.ok:
                     check.evidence["not_checked"] = list(not_checked)
-        return checks, self._summary(record, m, terms, epsilons)
+        return checks, self._summary(task, derived, epsilons)
 
-    def _fetch_tensors(
-        self, checks: list[CheckResult], digest: bytes, what: str, record: RoundRecord, event: IndexedEvent
-    ) -> dict[str, torch.Tensor] | None:
-        fetched = resolve(
-            self.store, digest, what=what, agreement_id=record.agreement_id, round_id=record.round, event=event
-        )
-        checks.append(fetched.check)
-        if fetched.data is None:
-            return None
-        try:
-            return deserialize_tensors(fetched.data)
-        except LeptonError as exc:
-            fetched.check.ok, fetched.check.message = False, f"{what} {fetched.cid} is not safetensors: {exc}"
-            return None
-
-    def _fetch_report(self, checks: list[CheckResult], m: RoundMaterial) -> None:
-        record = m.record
-        assert record.finalized is not None
-        fetched = resolve(
-            self.store,
-            bytes.fromhex(record.finalized.args["reportDigest"][2:]),
-            what="round report",
-            agreement_id=record.agreement_id,
-            round_id=record.round,
-            event=record.finalized,
-            max_bytes=MAX_REPORT_BYTES,
-        )
-        checks.append(fetched.check)
-        m.report_cid = fetched.cid
-        if fetched.data is None:
-            return
-        try:
-            report = load_report(fetched.data)
-            header = (
-                report["version"],
-                report["chain_id"],
-                report["ledger"],
-                report["agreement_id"],
-                report["round"],
-                report["base_model_digest"],
-                report["eval_commitment"],
-            )
-        except (LeptonError, KeyError) as exc:
-            fetched.check.ok, fetched.check.message = False, f"round report {fetched.cid} does not parse: {exc!r}"
-            return
-        expected = (
-            REPORT_VERSION,
-            self.view.chain_id,
-            self.view.ledger_address,
-            record.agreement_id,
-            record.round,
-            "0x" + record.model_digest.hex(),
-            "0x" + record.eval_commitment.hex(),
-        )
-        if header != expected:
-            fetched.check.ok = False
-            fetched.check.message = f"round report {fetched.cid} is not this round's report (version {REPORT_VERSION})"
-            fetched.check.evidence.update(expected=list(expected), found=list(header))
-            return
-        try:
-            m.rules = RoundRules.from_report(report)
-        except LeptonError as exc:  # rules the coordinator could not have run: nothing of the round re-derives
-            fetched.check.ok, fetched.check.message = (
-                False,
-                f"round report {fetched.cid} names rules that cannot run: {exc}",
-            )
-            return
-        m.report = report
-
-    def _summary(self, record: RoundRecord, m: RoundMaterial, terms: Terms, epsilons: dict[str, float]) -> RoundSummary:
-        accuracy = None
-        if m.aggregate_bytes is not None:  # the finalized aggregate, verified against its on-chain digest
-            try:
-                accuracy = float(self.evaluation.accuracy(deserialize_tensors(m.aggregate_bytes)))
-            except (LeptonError, RuntimeError):  # not a model of this shape: no accuracy to show
-                accuracy = None
-        lines = m.report_lines()
-        cap = terms.epsilon_cap
+    def _summary(self, task: RoundTask, derived: DerivedRound, epsilons: dict[str, float]) -> RoundSummary:
+        record, lines, cap = task.record, derived.lines, task.terms.epsilon_cap
         partners = {
             c.partner: PartnerLine(
                 cumulative_epsilon=epsilons.get(c.partner, fixed_to_epsilon(c.cumulative_epsilon)),
@@ -628,14 +485,13 @@ class _RoundAuditor:
                 payout=int(lines.get(c.partner, {}).get("payout", 0)),
                 accepted=bool(lines.get(c.partner, {}).get("accepted", False)),
             )
-            for c in m.commitments
+            for c in task.commitments
         }
-        block = last_change(self.view, record)
         return RoundSummary(
             record.agreement_id,
             record.round,
-            accuracy,
+            derived.accuracy,
             self.view.gas_used(record.agreement_id, record.round),
-            block,
+            last_change(self.view, record),
             partners,
         )

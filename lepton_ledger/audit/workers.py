@@ -1,16 +1,19 @@
-"""Opening the updates of the rounds an audit examines, in worker processes, a few rounds ahead of the audit.
+"""Deriving the rounds an audit examines in worker processes, a few rounds ahead of the audit, and opening their
+updates (:func:`open_updates`).
 
-Fetching an envelope, hashing it, decrypting it and checking its manifest's signature (``cids_resolve``,
-``envelope_decrypts``, ``manifest_signature``) need nothing from other updates or rounds, and are most of the
-cost of a round that is not training (done as the envelope's blocks are read, envelope.stream: an update is held
-once, as plaintext, never whole beside it); the rest of the audit (the epsilon re-composition over earlier rounds,
-the aggregate, scores and payouts, the chain's reads and the audit state) stays in the one process that records.
-:class:`UpdateOpener` gives the audit each round's opened updates in the order it asks for them; with one worker
-it opens them in the auditing process itself, through the same function, so the two audits agree check for check.
+A round's derivation (``derive.RoundDeriver``: fetching and hashing its artifacts and envelopes, decrypting them,
+checking their signatures, re-deriving the rejections, the aggregate, the scores and payouts) needs nothing from
+other rounds and is most of the audit's cost (an envelope is opened as its blocks are read, envelope.stream: an
+update is held once, as plaintext, never whole beside it); the rest (the epsilon re-composition over earlier
+rounds, the chain's reads, the audit state) stays in the one process that records. :class:`RoundWorkers` gives
+the audit each round's derivation in the order it asks for them; with one worker it derives them in the auditing
+process itself, through the same function, so the two audits agree check for check. Only checks, manifests and
+figures cross between processes, never an update's tensors.
 
-Workers are forked (the store, the key and what was imported are theirs at once) and talk to the node through
-their own connection, never the parent's. A worker that dies ends the audit with :class:`AuditWorkerDied`:
-the rounds recorded before it were verified in full; the round it was opening and the later ones are not.
+Workers are forked (the store, the key, the evaluation set and what was imported are theirs at once), evaluate
+on one torch thread each, and talk to the node through their own connection, never the parent's. A worker that
+dies ends the audit with :class:`AuditWorkerDied`: the rounds recorded before it were verified in full; the
+round it was deriving and the later ones are not.
 """
 
 from __future__ import annotations
@@ -19,20 +22,20 @@ import multiprocessing
 import os
 import signal
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any, Generic, Self, TypeVar
 
 from web3 import HTTPProvider, Web3
 
 from ..envelope import OpenedEnvelope
 from ..envelope.format import DEFAULT_MAX_ENVELOPE_BYTES
 from ..envelope.stream import EnvelopeStream
-from ..envelope.tensors import deserialize_tensors
 from ..errors import LeptonError
 from ..storage.store import Store
+from ..workers import use_evaluation_threads
 from .chain_view import Commitment
 from .checks.artifacts import open_commitment, resolve
 from .model import CheckResult
@@ -40,11 +43,14 @@ from .model import CheckResult
 __all__ = [
     "AuditWorkerDied",
     "OpenedUpdate",
-    "UpdateOpener",
+    "RoundWorkers",
     "Where",
     "default_workers",
     "open_updates",
 ]
+
+Task = TypeVar("Task")
+Result = TypeVar("Result")
 
 MAX_WORKERS = 8  # past this, the recording process is the bottleneck
 
@@ -77,46 +83,6 @@ class OpenedUpdate:
     results: list[CheckResult]
     opened: OpenedEnvelope | None
     code: str | None
-
-    def portable(self) -> OpenedUpdate:
-        # An opened envelope's tensors share a memoryview of the payload, which does not pickle: bytes cross.
-        if self.opened is not None:
-            self.opened = _Portable(self.opened)  # type: ignore[assignment]
-        return self
-
-    def restored(self) -> OpenedUpdate:
-        if isinstance(self.opened, _Portable):
-            self.opened = self.opened.envelope()
-        return self
-
-
-class _Portable:
-    def __init__(self, opened: OpenedEnvelope) -> None:
-        self.tensor_bytes = bytes(opened.tensor_bytes)
-        self.rest = (
-            opened.manifest,
-            opened.signature,
-            opened.manifest_digest,
-            opened.envelope_digest,
-            opened.recipients,
-        )
-
-    def envelope(self) -> OpenedEnvelope:
-        view = memoryview(self.tensor_bytes)
-        manifest, signature, manifest_digest, envelope_digest, recipients = self.rest
-        # Bounded already: the worker deserialized these bytes under the envelope's tensor bound.
-        return OpenedEnvelope(
-            deserialize_tensors(view), view, manifest, signature, manifest_digest, envelope_digest, recipients
-        )
-
-
-@dataclass(frozen=True)
-class _RoundKey:
-    """What opening a round's envelopes needs of the round (``Expected``'s base model)."""
-
-    agreement_id: int
-    round: int
-    model_digest: bytes
 
 
 @dataclass(frozen=True)
@@ -162,83 +128,75 @@ def open_updates(
     return out
 
 
-_worker: dict[str, Any] = {}  # the worker process's store, key and view, set once by _start_worker
+_worker: dict[str, Any] = {}  # the worker process's derivation and view, set once by _start_worker
 
 
-def _start_worker(store: Store, key: bytes, url: str, chain_id: int, ledger: str, block: int) -> None:
+def _start_worker(work: Callable[[Any, Any], Any], url: str, chain_id: int, ledger: str, block: int) -> None:
     # Ctrl-C reaches the whole process group: the auditing process stops the pool and says so in one line.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _worker.update(
-        store=store,
-        key=key,
-        view=_WorkerView(Web3(HTTPProvider(url)), chain_id, ledger, block),
-    )
+    use_evaluation_threads()  # one a worker: the workers are one a core
+    _worker.update(work=work, view=_WorkerView(Web3(HTTPProvider(url)), chain_id, ledger, block))
 
 
-def _open_in_worker(record: _RoundKey, commitments: list[Commitment]) -> list[OpenedUpdate]:
-    return [u.portable() for u in open_updates(_worker["view"], _worker["store"], _worker["key"], record, commitments)]
+def _work_in_worker(task: Any) -> Any:
+    return _worker["work"](_worker["view"], task)
 
 
-class UpdateOpener:
-    """Opens the updates of `rounds` (``(record, commitments)`` in the order the audit examines them) with
-    `workers` processes, at most ``2 x workers`` rounds ahead of :meth:`take`; one worker: in this process."""
+class RoundWorkers(Generic[Task, Result]):
+    """Derives `tasks` (each with the ``record`` of its round, in the order the audit examines them) with
+    ``work(view, task)`` in `workers` processes, at most ``2 x workers`` rounds ahead of :meth:`take`; one
+    worker: in this process, on `view`. ``work``'s answers cross between processes: they must pickle."""
 
-    def __init__(
-        self,
-        view: Any,
-        store: Store,
-        key: bytes,
-        rounds: Sequence[tuple[Any, list[Commitment]]],
-        workers: int,
-    ) -> None:
-        self.view, self.store, self.key = view, store, key
-        self._waiting = deque(rounds)
-        self._ahead: deque[tuple[tuple[int, int], Future[list[OpenedUpdate]]]] = deque()
+    def __init__(self, view: Any, tasks: Sequence[Task], workers: int, work: Callable[[Any, Task], Result]) -> None:
+        self.view, self.work = view, work
+        self._waiting = deque(tasks)
+        self._ahead: deque[tuple[tuple[int, int], Future[Result]]] = deque()
         self._pool: ProcessPoolExecutor | None = None
-        if workers > 1 and len(rounds) > 1:
+        if workers > 1 and len(tasks) > 1:
             url = getattr(view.w3.provider, "endpoint_uri", None)
             if url:  # a node reached over HTTP: each worker opens its own connection to it
                 self._pool = ProcessPoolExecutor(
-                    min(workers, len(rounds)),
+                    min(workers, len(tasks)),
                     mp_context=multiprocessing.get_context("fork"),
                     initializer=_start_worker,
-                    initargs=(store, key, url, view.chain_id, view.ledger_address, view.block),
+                    initargs=(work, url, view.chain_id, view.ledger_address, view.block),
                 )
                 self._depth = 2 * workers
 
-    def take(self, record: Any, commitments: list[Commitment]) -> list[OpenedUpdate]:
-        """The opened updates of `record` (the next round of the sequence, or any round when serial).
+    def take(self, task: Task) -> Result:
+        """The derivation of `task` (the next of the sequence, or any task when serial).
 
         Raises:
             AuditWorkerDied: a worker process died.
         """
+        record = task.record  # type: ignore[attr-defined]
         if self._pool is None:
-            return open_updates(self.view, self.store, self.key, record, commitments)
+            return self.work(self.view, task)
         self._fill()
         if not self._ahead:  # the pool broke before this round could be handed to it
             self.close()
             raise AuditWorkerDied(
                 f"an audit worker process died before agreement {record.agreement_id} round "
-                f"{record.round} was opened; that round and the later ones were not recorded"
+                f"{record.round} was derived; that round and the later ones were not recorded"
             )
         (a, r), future = self._ahead.popleft()
         assert (a, r) == (record.agreement_id, record.round), "rounds taken out of the order given"
         try:
-            return [u.restored() for u in future.result()]
+            return future.result()
         except BrokenProcessPool:
             self.close()
             raise AuditWorkerDied(
-                f"an audit worker process died while opening the updates of agreement {a} round "
+                f"an audit worker process died while deriving agreement {a} round "
                 f"{r}; that round and the later ones were not recorded"
             ) from None
 
     def _fill(self) -> None:
         assert self._pool is not None
         while self._waiting and len(self._ahead) < self._depth:
-            record, commitments = self._waiting.popleft()
-            key = _RoundKey(record.agreement_id, record.round, record.model_digest)
+            task = self._waiting.popleft()
+            record = task.record  # type: ignore[attr-defined]
             try:
-                future = self._pool.submit(_open_in_worker, key, commitments)
+                future = self._pool.submit(_work_in_worker, task)
             except BrokenProcessPool:  # a worker died already: take() reports it for the round it was on
                 break
             self._ahead.append(((record.agreement_id, record.round), future))

@@ -1,7 +1,8 @@
-"""The audit's worker processes (issue 15): the updates of the rounds it examines are opened in forked workers,
-and the result and the audit state are those of the audit that opens them itself, check for check and row for
-row, clean or failing, single or batched commits. A worker that dies ends the audit with one line and records
-nothing of the rounds it was opening."""
+"""The audit's worker processes (issue 15): the rounds it examines are derived in forked workers (their updates
+opened, their rejections, aggregates, scores and payouts re-derived), and the result and the audit state are
+those of the audit that derives them itself, check for check and row for row, clean or failing, single or
+batched commits. A worker that dies ends the audit with one line and records nothing of the rounds it was
+deriving."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from test_audit_tampering import block_file
 from lepton_ledger.audit import AuditCannotRun, audit_deployment, audit_workdir
 from lepton_ledger.audit.runner import deployment_contracts, load_auditor_key
 from lepton_ledger.chain.anvil import Anvil
+from lepton_ledger.rounds import outcome
 from lepton_ledger.storage.local import LocalStore
 
 
@@ -36,6 +38,22 @@ def test_workers_give_the_serial_audit_result_and_state(demo, request, tmp_path)
     parallel = audited(folder, tmp_path / "parallel.sqlite", workers=2)
     assert json.loads(serial[0])["ok"] and len(serial[1]) == 2 and len(serial[2]) == 4
     assert parallel == serial
+
+
+def test_the_workers_re_evaluate_the_rounds_not_the_auditing_process(demo_single, monkeypatch, tmp_path):
+    evaluations = {"here": 0}
+    evaluate, here = outcome.evaluate, os.getpid()
+
+    def counted_evaluate(model, data, **kwargs):
+        evaluations["here"] += os.getpid() == here  # a worker counts in its own copy, out of this test's sight
+        return evaluate(model, data, **kwargs)
+
+    monkeypatch.setattr(outcome, "evaluate", counted_evaluate)
+    result = audit_workdir(demo_single, state_path=tmp_path / "state.sqlite", full=True, workers=2)
+    assert result.ok and any(c.name == "scores_and_payouts" for c in result.checks)
+    assert all(r.accuracy is not None for r in result.rounds)
+    # Only the first round's base model, for the report's plot (13 before: scores, settlements and summaries).
+    assert evaluations["here"] == 1
 
 
 def test_workers_give_the_serial_audit_failures(demo_single, fresh_copy, demo_summary, tmp_path):

@@ -48,9 +48,9 @@ def check_vault(view: ChainView) -> list[CheckResult]:
     books: dict[int, dict[str, int]] = {}
     tokens: dict[int, str] = {}
     for a in view.agreement_ids():
-        pool: dict[str, int] = Pool.read(vault.pool(a), block=block).by_solidity_name()
-        pool["claimable"] = int(vault.claimable(a).call(block_identifier=block))
-        pool["unallocated"] = int(vault.unallocated(a).call(block_identifier=block))
+        fields, claimable, unallocated = view.call_many([vault.pool(a), vault.claimable(a), vault.unallocated(a)])
+        pool: dict[str, int] = Pool.decode(fields).by_solidity_name()
+        pool["claimable"], pool["unallocated"] = int(claimable), int(unallocated)
         books[a] = pool
         tokens[a] = view.terms(a, 1).reward_token  # the registry refuses a change of reward token
     owed: dict[str, int] = defaultdict(int)
@@ -113,13 +113,19 @@ def check_vault(view: ChainView) -> list[CheckResult]:
 
 def _bond_books(view: ChainView, agreement_id: int) -> tuple[dict[str, int], int, int]:
     """The court's books of the agreement's bonds, the bonds still held and the shares still owed."""
-    court, block = view.deployment.court.functions, view.block
-    books: dict[str, int] = Bonds.read(court.bonds(agreement_id), block=block).by_solidity_name()
-    holders = {e.args["coordinator"] for e in view.events("BondPosted", agreement_id=agreement_id)}
-    held = sum(int(court.bondOf(agreement_id, h).call(block_identifier=block)) for h in holders)
+    court = view.deployment.court.functions
+    holders = sorted({e.args["coordinator"] for e in view.events("BondPosted", agreement_id=agreement_id)})
     parties = view.terms(agreement_id, 1).parties  # the registry refuses a change of parties
-    owed = sum(int(court.bondShareOf(agreement_id, p).call(block_identifier=block)) for p in parties)
-    return books, held, owed
+    # One batch request: a request a party and a holder before.
+    fields, *amounts = view.call_many(
+        [
+            court.bonds(agreement_id),
+            *(court.bondOf(agreement_id, h) for h in holders),
+            *(court.bondShareOf(agreement_id, p) for p in parties),
+        ]
+    )
+    held, owed = sum(map(int, amounts[: len(holders)])), sum(map(int, amounts[len(holders) :]))
+    return Bonds.decode(fields).by_solidity_name(), held, owed
 
 
 def check_bonds(view: ChainView) -> list[CheckResult]:
