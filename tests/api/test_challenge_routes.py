@@ -1,6 +1,8 @@
 """Challenges over HTTP: ``GET /v1/challenges`` lists both courts' challenges to anyone (they are on-chain);
 ``GET /v1/challenges/{court}/{id}`` shows one with its evidence and ruling documents to the blobs' readers only,
-and a document the store lacks or that is no JSON object is a note, never an error."""
+and a document the store lacks or that is no JSON object is a note, never an error. ``POST /v1/challenges/evidence``
+stores an update challenge's evidence for an auditor or a party, whose digest the challenge relayed names; a refused
+upload stores nothing."""
 
 from __future__ import annotations
 
