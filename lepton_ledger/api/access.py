@@ -35,15 +35,6 @@ def blob_key(cid: str) -> str:
         return cid
 
 
-def record_upload(service: Service, cid: str, agreement_id: int, uploader: str) -> None:
-    """Remembers that `uploader` put `cid` for `agreement_id` (what lets it read the blob back)."""
-    with service.db.transaction() as db:
-        db.execute(
-            "INSERT OR IGNORE INTO blobs (cid, agreement_id, uploader) VALUES (?, ?, ?)",
-            (blob_key(cid), agreement_id, uploader),
-        )
-
-
 def require_blob_reader(service: Service, caller: Roles, cid: str) -> None:
     """Raises ApiError 403 unless `caller` may read `cid` (module docstring)."""
     if caller.status == "suspended":

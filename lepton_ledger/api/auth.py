@@ -4,7 +4,9 @@
 ``nonce_ttl`` seconds; the nonce is recorded with the exact message text. ``login``: the message must be one we
 issued, unused and unexpired, for this domain and chain, signed by its address (ERC-1271 wallets through the
 chain); its nonce is then spent (even when the signature is wrong: a nonce answers one attempt). The token is
-32 random bytes; only its SHA-256 is stored, so the database alone lets nobody act.
+32 random bytes; only its SHA-256 is stored, so the database alone lets nobody act. An address holds at most
+``tokens_per_address`` live tokens (a login beyond revokes its oldest), expired ones are purged at each login, and
+``logout`` revokes one.
 
 Nonces are issued to anyone, so their table is bounded: expired ones are purged at each issue, and a new one is
 refused (429, ``Retry-After``) beyond ``per_client`` unexpired ones asked for by a client (its IP address), used or
@@ -75,10 +77,12 @@ class Authenticator:
         per_address: int = 16,
         per_client: int = 1024,
         live: int = 50_000,
+        tokens_per_address: int = 8,
     ) -> None:
         self.db, self.domain, self.uri, self.chain_id = db, domain, uri, chain_id
         self.nonce_ttl, self.token_ttl, self.provider = nonce_ttl, token_ttl, provider
         self.per_address, self.per_client, self.live = per_address, per_client, live
+        self.tokens_per_address = tokens_per_address
 
     def _message(self, address: str, nonce: str, now: float) -> str:
         return (
@@ -171,7 +175,12 @@ class Authenticator:
             raise unauthorized("the signature is malformed") from None
         token = secrets.token_urlsafe(32)
         with self.db.transaction() as db:
-            db.execute("DELETE FROM tokens WHERE expires_at < ?", (now,))
+            db.execute("DELETE FROM tokens WHERE expires_at <= ?", (now,))
+            db.execute(  # the address's oldest live tokens beyond its cap, less one for the new token
+                "DELETE FROM tokens WHERE token_hash IN (SELECT token_hash FROM tokens WHERE address = ? "
+                "ORDER BY expires_at DESC, rowid DESC LIMIT -1 OFFSET ?)",
+                (parsed.address, self.tokens_per_address - 1),
+            )
             db.execute(
                 "INSERT INTO tokens (token_hash, address, expires_at) VALUES (?, ?, ?)",
                 (_hash(token), parsed.address, now + self.token_ttl),
@@ -182,16 +191,11 @@ class Authenticator:
         """The address a ``Bearer`` token signs in.
 
         Raises:
-            ApiError: 401 without a token, or with an unknown or expired one.
+            ApiError: 401 without a token, or with an unknown (revoked) or expired one.
         """
-        if not authorization:
-            raise unauthorized("sign in first: Authorization: Bearer <token> (POST /v1/auth/nonce, /v1/auth/login)")
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise unauthorized("the Authorization header must be: Bearer <token>")
         row = (
             self.db.connection()
-            .execute("SELECT address, expires_at FROM tokens WHERE token_hash = ?", (_hash(token.strip()),))
+            .execute("SELECT address, expires_at FROM tokens WHERE token_hash = ?", (_token_hash(authorization),))
             .fetchone()
         )
         if row is None:
@@ -199,6 +203,31 @@ class Authenticator:
         if time.time() >= row["expires_at"]:
             raise unauthorized("the token has expired: sign in again")
         return str(row["address"])
+
+    def logout(self, authorization: str | None) -> str:
+        """Revokes the ``Bearer`` token; the address it signed in.
+
+        Raises:
+            ApiError: 401 as :meth:`address_of`; nothing is revoked.
+        """
+        address = self.address_of(authorization)
+        with self.db.transaction() as db:
+            db.execute("DELETE FROM tokens WHERE token_hash = ?", (_token_hash(authorization),))
+        return address
+
+
+def _token_hash(authorization: str | None) -> str:
+    """The stored hash of the token of an ``Authorization: Bearer <token>`` header.
+
+    Raises:
+        ApiError: 401 without a header, or with another scheme.
+    """
+    if not authorization:
+        raise unauthorized("sign in first: Authorization: Bearer <token> (POST /v1/auth/nonce, /v1/auth/login)")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise unauthorized("the Authorization header must be: Bearer <token>")
+    return _hash(token.strip())
 
 
 __all__ = ["ApiError", "Authenticator", "Issued", "Session"]

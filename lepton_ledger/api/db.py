@@ -1,5 +1,5 @@
 """The service's own SQLite file (``<data dir>/api/service.sqlite``): sign-in nonces, bearer tokens (hashed),
-idempotent responses, jobs, which agreement each uploaded blob belongs to and the partners' signed batch
+idempotent responses, jobs, which agreement and round each uploaded blob belongs to and the partners' signed batch
 commitments (what the anchor job anchors). The chain and the store stay the sources of truth; this holds only what
 the service itself promised."""
 
@@ -24,7 +24,7 @@ CREATE TABLE IF NOT EXISTS jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT
                                  progress TEXT NOT NULL DEFAULT '', result TEXT, error TEXT,
                                  created_at REAL NOT NULL, updated_at REAL NOT NULL, origin TEXT);
 CREATE TABLE IF NOT EXISTS blobs (cid TEXT NOT NULL, agreement_id INTEGER NOT NULL, uploader TEXT NOT NULL,
-                                  PRIMARY KEY (cid, agreement_id, uploader));
+                                  round_id INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (cid, agreement_id, uploader));
 CREATE TABLE IF NOT EXISTS commitments (agreement_id INTEGER NOT NULL, round_id INTEGER NOT NULL,
                                         partner TEXT NOT NULL, document TEXT NOT NULL, created_at REAL NOT NULL,
                                         PRIMARY KEY (agreement_id, round_id, partner));
@@ -34,6 +34,7 @@ ADDED_COLUMNS = (
     ("nonces", "client", "TEXT NOT NULL DEFAULT ''"),
     ("idempotency", "owner", "TEXT NOT NULL DEFAULT ''"),
     ("jobs", "origin", "TEXT"),
+    ("blobs", "round_id", "INTEGER NOT NULL DEFAULT 0"),  # the round an envelope was uploaded for (its limit)
 )
 
 

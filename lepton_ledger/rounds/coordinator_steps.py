@@ -1,6 +1,7 @@
 """The coordinator's steps that its commands and the ledger service share, each on a :class:`Session` holding the
 coordinator's key: approving a partner (:func:`approve_partner`), the agreement terms a proposal sends
-(:func:`agreement_terms`, from the terms JSON below), the reward token a payment takes (:func:`payable_token`),
+(:func:`agreement_terms`, from the terms JSON below; its reward token an ERC-20 contract,
+:func:`require_reward_token`), the reward token a payment takes (:func:`payable_token`),
 posting the coordinator's bond (:func:`post_bond`), opening the next round (:func:`open_next_round`) and
 recording its evaluation set for the audit (:func:`record_for_audit`).
 
@@ -41,6 +42,7 @@ __all__ = [
     "payable_token",
     "post_bond",
     "record_for_audit",
+    "require_reward_token",
 ]
 
 PAYOUT_RULES = {rule.name.lower(): rule for rule in PayoutRule}  # --payout-rule's names
@@ -107,6 +109,8 @@ def agreement_terms(
     now = int(s.w3.eth.get_block("latest")["timestamp"])
     token = f.get("reward_token") or s.document.get("reward_token")
     require(bool(token), "no reward token: pass --reward-token (the deployment has none)")
+    reward_token = parse_address(str(token), "--reward-token")
+    require_reward_token(s, reward_token)
     arbiter_address = f.get("arbiter") or s.document.get("admin")
     require(bool(arbiter_address), "no arbiter: pass --arbiter (the deployment names no admin)")
     try:
@@ -114,7 +118,7 @@ def agreement_terms(
         require(sample_bound >= 1, f"--max-samples must be at least 1, not {sample_bound}")
         return AgreementTerms(
             parties=parties,
-            reward_token=parse_address(str(token), "--reward-token"),
+            reward_token=reward_token,
             reward_per_round=parse_tokens(str(f.get("reward_per_round", "300")), "--reward-per-round"),
             epsilon_cap=float(f.get("epsilon_cap", 10.0)),
             delta=float(f.get("delta", 1e-5)),
@@ -131,6 +135,28 @@ def agreement_terms(
         )
     except (TypeError, ValueError, OverflowError) as exc:  # a terms-file value of the wrong type or range
         raise CommandError(f"the terms are not valid: {exc}") from None
+
+
+def require_reward_token(s: Any, address: str) -> None:
+    """CommandError unless `address` is an ERC-20 contract on session `s`'s chain with the decimals amounts are
+    counted in: terms naming anything else would be signed and staked on, and fail only when funded."""
+    from eth_abi.exceptions import DecodingError
+    from web3.exceptions import Web3Exception
+
+    chain = s.w3.eth.chain_id
+    require(bool(s.w3.eth.get_code(address)), f"the reward token {address} is no contract on chain {chain}")
+    token = s.token(address)
+    try:
+        decimals = int(token.functions.decimals().call())
+        token.functions.balanceOf(s.address).call()
+    except (Web3Exception, DecodingError, ValueError):  # reverted, returned nothing, or not an ERC-20's answer
+        raise CommandError(
+            f"the reward token {address} does not answer ERC-20 decimals() and balanceOf() on chain {chain}"
+        ) from None
+    require(
+        decimals == TOKEN_DECIMALS,
+        f"the reward token {address} has {decimals} decimals; lepton-ledger counts amounts in {TOKEN_DECIMALS}",
+    )
 
 
 def payable_token(s: Any, agreement: int, value: int, verb: str) -> Any:

@@ -1,14 +1,18 @@
 """Challenges over HTTP: ``GET /v1/challenges`` lists both courts' challenges to anyone (they are on-chain);
 ``GET /v1/challenges/{court}/{id}`` shows one with its evidence and ruling documents to the blobs' readers only,
-and a document the store lacks or that is no JSON object is a note, never an error."""
+and a document the store lacks or that is no JSON object is a note, never an error. ``POST /v1/challenges/evidence``
+stores an update challenge's evidence for an auditor or a party, whose digest the challenge relayed names; a refused
+upload stores nothing."""
 
 from __future__ import annotations
+
+import secrets
 
 import pytest
 from service_world import CLOSE, follow_job, round_with_commitments
 
-from lepton_ledger.challenges.challenge import raise_challenge, resolve_challenge
-from lepton_ledger.protocol.addressing import publish
+from lepton_ledger.challenges.challenge import canonical_json, raise_challenge, resolve_challenge
+from lepton_ledger.protocol.addressing import artifact_cid, publish
 from lepton_ledger.units import ResultsKind
 
 EVIDENCE = {"name": "update_norm", "ok": False, "message": "the update's norm is over the bound"}
@@ -118,3 +122,63 @@ def test_unknown_or_malformed_challenges(challenged, path, status):
     reply = w.api.get(path, headers=w.headers(w.roles.auditor))
     assert reply.status_code == status, reply.text
     assert set(reply.json()["error"]) == {"code", "message", "detail"}
+
+
+def _evidence(w, account, **body):
+    headers = w.headers(account) if account is not None else {}
+    return w.api.post("/v1/challenges/evidence", json=body, headers=headers)
+
+
+def test_an_auditor_uploads_evidence_and_relays_the_challenge_it_names(service):
+    w = service
+    agreement_id, round_id = round_with_commitments(w)
+    auditor = w.roles.auditor
+    reply = _evidence(w, auditor, agreement_id=agreement_id, round=round_id, partner=w.alpha.address, evidence=EVIDENCE)
+    assert reply.status_code == 200, reply.text
+    stored = reply.json()
+    assert stored["partner"] == w.alpha.address and w.store.has(stored["cid"])
+    args = [agreement_id, round_id, w.alpha.address, stored["evidence_digest"]]
+    headers = w.headers(auditor)
+    unsigned = w.api.post(
+        "/v1/transactions/prepare",
+        json={"contract": "RoundLedger", "function": "challenge", "args": args},
+        headers=headers,
+    )
+    assert unsigned.status_code == 200, unsigned.text
+    tx = {k: v for k, v in unsigned.json().items() if k != "from"}
+    raw = auditor.sign_transaction(tx).raw_transaction.to_0x_hex()
+    relayed = w.api.post("/v1/transactions", json={"raw": raw}, headers=headers)
+    assert relayed.status_code == 200 and relayed.json()["status"] == 1, relayed.text
+    w.wait_block(relayed.json()["block_number"])
+    (challenge,) = _listed(w, agreement_id=agreement_id, court="update")
+    shown = w.api.get(f"/v1/challenges/update/{challenge['challenge_id']}", headers=w.headers(w.alpha)).json()
+    assert shown["evidence"] == {"cid": stored["cid"], "document": EVIDENCE, "note": None}
+
+
+@pytest.mark.parametrize(
+    ("who", "members", "status"),
+    [
+        ("auditor", {"evidence": {}}, 422),  # the challenges package's rule: a non-empty JSON object
+        ("auditor", {"evidence": ["a", "list"]}, 422),
+        ("auditor", {"partner": "0x1234"}, 422),
+        ("auditor", {"round": 0}, 422),
+        ("auditor", {"evidence": {"pad": "x" * (1 << 18)}}, 413),
+        ("auditor", {"agreement_id": 10**6}, 404),
+        (None, {}, 401),
+        ("outsider", {}, 403),  # registered, party to nothing, no auditor
+    ],
+    ids=["empty", "not-an-object", "bad-partner", "round-0", "oversize", "no-agreement", "no-token", "no-role"],
+)
+def test_refused_evidence_stores_nothing(service, who, members, status):
+    w = service
+    account = {"auditor": w.roles.auditor, "outsider": w.outsider, None: None}[who]
+    evidence = EVIDENCE | {"nonce": secrets.token_hex(8)}  # a document no other test stored
+    body = {"agreement_id": w.agreement_id, "round": w.round_id, "partner": w.alpha.address, "evidence": evidence}
+    body |= members
+    blocks = w.store.stat().blocks
+    reply = _evidence(w, account, **body)
+    assert reply.status_code == status, reply.text
+    assert set(reply.json()["error"]) == {"code", "message", "detail"}
+    assert w.store.stat().blocks == blocks
+    if isinstance(body["evidence"], dict):
+        assert not w.store.has(artifact_cid(canonical_json(body["evidence"])))

@@ -176,13 +176,10 @@ def test_every_refused_commitment_changes_nothing(service, tmp_path):
     w = service
     agreement_id, round_id = open_round(w, tmp_path / "coordinator")
     recipients = [w.roles.coordinator.address, w.roles.auditor.address]
-    with ServiceClient(str(w.api.base_url), w.alpha, chain_id=w.w3.eth.chain_id) as client:
-        partner = _partner(w, client, w.alpha, 0, agreement_id, round_id, tmp_path)
-        signed = partner.run_round_batched(agreement_id, round_id, recipients)
-        kept = client.submit_commitment(signed, chain_id=w.w3.eth.chain_id, ledger=w.d.ledger.address)
-        # Another update alpha uploads: a well-formed commitment to it is still a second one.
-        other = seal(
-            {"w": torch.ones(8)},
+
+    def sealed(size: int) -> bytes:
+        return seal(
+            {"w": torch.ones(size)},
             signer_key=bytes(w.alpha.key),
             recipients=[x25519_public_key(w.keys["coordinator"]), x25519_public_key(w.keys["auditor"])],
             chain_id=w.w3.eth.chain_id,
@@ -194,7 +191,13 @@ def test_every_refused_commitment_changes_nothing(service, tmp_path):
             cumulative_epsilon=2.0,
             sample_count=100,
         ).data
-        other_cid = client.store(agreement_id, round_id).put(other)
+
+    with ServiceClient(str(w.api.base_url), w.alpha, chain_id=w.w3.eth.chain_id) as client:
+        # Another update alpha uploads first: a well-formed commitment to it is still a second one.
+        other_cid = client.store(agreement_id, round_id).put(sealed(8))
+        partner = _partner(w, client, w.alpha, 0, agreement_id, round_id, tmp_path)
+        signed = partner.run_round_batched(agreement_id, round_id, recipients)
+        kept = client.submit_commitment(signed, chain_id=w.w3.eth.chain_id, ledger=w.d.ledger.address)
         fields = client.commitment_typed_data(agreement_id, round_id, other_cid)["typed_data"]["message"]
     second = UpdateCommitment(
         agreement_id,
@@ -241,6 +244,13 @@ def test_every_refused_commitment_changes_nothing(service, tmp_path):
     assert w.api.post(prepare, json={"envelope_cid": not_uploaded}, headers=alpha).status_code == 422
     assert w.api.post(prepare, json={"envelope_cid": "not a cid"}, headers=alpha).status_code == 422
     assert w.api.post(prepare, json={"envelope_cid": cid}).status_code == 401
+    # Committed: alpha's round takes no more uploads, and nothing of the refused one is stored.
+    late = sealed(9)
+    upload = w.api.post(
+        "/v1/envelopes", content=late, params={"agreement_id": agreement_id, "round": round_id}, headers=alpha
+    )
+    assert upload.status_code == 409 and upload.json()["error"]["code"] == "AlreadyCommitted", upload.text
+    assert not w.store.has(artifact_cid(late))
     assert _kept(w) == before and w.coordinator_nonce() == nonce
     assert not _batches(w, agreement_id, round_id)
     _finish(w, agreement_id, round_id, kept["anchor_job"], tmp_path)

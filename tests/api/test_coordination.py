@@ -69,6 +69,8 @@ def test_the_coordinator_proposes_once_per_idempotency_key(service):
         (lambda s: {"parties": ["0x1234"]}, 422, "CommandError"),
         (lambda s: {"parties": [fresh_account().address]}, 422, "CommandError"),  # not an approved partner
         (lambda s: {"parties": [s.alpha.address, s.alpha.address]}, 409, "AgreementRegistryDuplicateParty"),
+        (lambda s: {"reward_token": s.alpha.address}, 422, "CommandError"),  # an account: no code
+        (lambda s: {"reward_token": s.d.partners.address}, 422, "CommandError"),  # a contract, not an ERC-20
     ],
     ids=[
         "no-party",
@@ -78,6 +80,8 @@ def test_the_coordinator_proposes_once_per_idempotency_key(service):
         "malformed-address",
         "party-not-approved",
         "duplicate-party",
+        "token-not-a-contract",
+        "token-not-an-erc20",
     ],
 )
 def test_a_refused_proposal_sends_nothing(service, members, status, code):

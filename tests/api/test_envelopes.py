@@ -3,16 +3,19 @@ chain before anything is stored. Every refusal stores nothing."""
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 import torch
 from service_world import lone_partner_agreement
 
+from lepton_ledger.api.routes.envelopes import UPLOADS_PER_ROUND
 from lepton_ledger.envelope import (
     DPRecord,
     seal,
     x25519_public_key,
 )
-from lepton_ledger.protocol.addressing import artifact_cid
+from lepton_ledger.protocol.addressing import artifact_cid, digest_of_cid
 
 DP = DPRecord(noise_multiplier=1.0, clipping_norm=1.0, sample_rate=0.1, steps=10, delta=1e-5, accountant="rdp")
 
@@ -151,3 +154,50 @@ def test_a_suspended_partys_envelope_is_refused_and_nothing_is_stored(service):
     reply = _post(service, data, gamma, agreement_id=agreement_id, round_id=round_id)
     assert reply.status_code == 403 and "suspended" in reply.json()["error"]["message"], reply.text
     assert _stored_blocks(service) == blocks and not service.store.has(artifact_cid(data))
+
+
+def _blob_rows(service) -> list:
+    with sqlite3.connect(service.data_dir / "api" / "service.sqlite") as db:
+        return db.execute("SELECT * FROM blobs ORDER BY rowid").fetchall()
+
+
+def test_uploads_per_partner_and_round_are_bounded_and_end_with_its_submission(service):
+    """Four distinct envelopes per partner and round (a re-upload takes no new place), none once its update is
+    on-chain; a refused upload stores nothing."""
+    gamma, agreement_id, coordinator = lone_partner_agreement(service, "uploader")
+    _, digest = coordinator.publish_model({"w": torch.zeros(8)})
+    round_id = coordinator.open_round(agreement_id, digest, service.w3.eth.get_block("latest")["timestamp"] + 3600)
+    service.wait_block(service.w3.eth.block_number)
+
+    def post(data: bytes):
+        return _post(service, data, gamma, agreement_id=agreement_id, round_id=round_id)
+
+    sealed = [
+        _sealed(service, gamma, agreement_id=agreement_id, round_id=round_id, base=digest, size=size)
+        for size in range(8, 9 + UPLOADS_PER_ROUND)
+    ]
+    stored = [post(data) for data in sealed[:-1]]
+    assert all(reply.status_code == 200 for reply in stored), [reply.text for reply in stored]
+    assert post(sealed[0]).status_code == 200  # the first one again: no new place taken
+
+    def refused(data: bytes, code: str, *, new: bool = True) -> None:
+        blocks, rows = _stored_blocks(service), _blob_rows(service)
+        reply = post(data)
+        assert reply.status_code == 409 and reply.json()["error"]["code"] == code, reply.text
+        assert _stored_blocks(service) == blocks and _blob_rows(service) == rows
+        assert service.store.has(artifact_cid(data)) is not new
+
+    refused(sealed[-1], "UploadLimit")
+    first = stored[0].json()
+    service.tx.transact(
+        service.d.ledger.functions.submitUpdate(
+            agreement_id,
+            round_id,
+            digest_of_cid(first["cid"]),
+            bytes.fromhex(first["manifest_digest"][2:]),
+            first["cumulative_epsilon"],
+            first["sample_count"],
+        ),
+        gamma.address,
+    )
+    refused(sealed[0], "AlreadySubmitted", new=False)  # even the envelope it submitted

@@ -1,5 +1,5 @@
-"""What bounds what an anonymous caller can make the service hold: request bodies (413) and sign-in nonces
-(429, expired ones purged)."""
+"""What bounds what a caller can make the service hold: request bodies (413), sign-in nonces (429, expired ones
+purged) and bearer tokens (a few live ones per address, expired ones purged, logout revokes one)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import time
 
 import httpx
 import pytest
+from eth_account.messages import encode_defunct
 from service_world import fresh_account
 
 from lepton_ledger.api.auth import Authenticator
@@ -82,6 +83,7 @@ def authenticator(tmp_path):
         per_address=3,
         per_client=5,
         live=8,
+        tokens_per_address=3,
     )
 
 
@@ -132,3 +134,45 @@ def test_one_client_spending_its_nonces_cannot_fill_the_services_table(authentic
             authenticator.login(issued.message, "0x" + "00" * 65)  # spends the nonce
     assert "this client" in _refused(authenticator, "0x" + "9" * 40, client).message
     authenticator.issue_message("0x" + "9" * 40, "10.0.0.10")  # the service still has room for others
+
+
+def _login(authenticator, account) -> str:
+    issued = authenticator.issue_message(account.address, "10.0.0.1")
+    signature = account.sign_message(encode_defunct(text=issued.message)).signature.to_0x_hex()
+    return authenticator.login(issued.message, signature).token
+
+
+def _live_tokens(authenticator, address: str) -> int:
+    query = "SELECT COUNT(*) FROM tokens WHERE address = ?"
+    return authenticator.db.connection().execute(query, (address,)).fetchone()[0]
+
+
+def test_an_addresss_live_tokens_are_capped_its_oldest_revoked(authenticator):
+    account = fresh_account()
+    tokens = [_login(authenticator, account) for _ in range(4)]  # the fixture's cap is 3
+    with pytest.raises(ApiError) as revoked:
+        authenticator.address_of(f"Bearer {tokens[0]}")
+    assert revoked.value.status == 401
+    assert all(authenticator.address_of(f"Bearer {t}") == account.address for t in tokens[1:])
+    assert _live_tokens(authenticator, account.address) == 3
+
+
+def test_expired_tokens_are_purged_at_a_login(authenticator):
+    stale, fresh = fresh_account(), fresh_account()
+    _login(authenticator, stale)
+    with authenticator.db.transaction() as db:  # its fifteen minutes, passed
+        db.execute("UPDATE tokens SET expires_at = ?", (time.time(),))
+    _login(authenticator, fresh)
+    assert _live_tokens(authenticator, stale.address) == 0 and _live_tokens(authenticator, fresh.address) == 1
+
+
+def test_logout_revokes_the_callers_token_and_no_other(service):
+    account = fresh_account()
+    first, second = service.headers(account), service.headers(account)
+    reply = service.api.post("/v1/auth/logout", headers=first)
+    assert reply.status_code == 200 and reply.json() == {"address": account.address}, reply.text
+    assert service.api.get("/v1/auth/me", headers=first).status_code == 401
+    assert service.api.get("/v1/auth/me", headers=second).status_code == 200
+    again = service.api.post("/v1/auth/logout", headers=first)
+    assert again.status_code == 401 and again.json()["error"]["code"] == "Unauthorized", again.text
+    assert service.api.post("/v1/auth/logout").status_code == 401

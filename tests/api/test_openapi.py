@@ -47,6 +47,8 @@ def test_every_operation_has_a_stable_id_a_response_model_and_documented_errors(
         "commitment_submit",
         "partner_approve",
         "agreement_bond",
+        "auth_logout",
+        "challenge_evidence_upload",
     } <= set(ids)
 
 

@@ -338,6 +338,11 @@ def test_approve_without_the_registrar_role_names_it_and_sends_nothing(world):
         ),
         (
             coordinator_app,
+            ["propose", "--key", "coordinator", "--party", ADDRESS["partner-a"], "--reward-token", ADDRESS["auditor"]],
+            f"error: the reward token {ADDRESS['auditor']} is no contract on chain 31337",
+        ),
+        (
+            coordinator_app,
             ["propose", "--key", "coordinator", "--party", ADDRESS["partner-a"], "--ipfs", "/no/store"],
             "error: --ipfs /no/store: no such folder (a block store folder or a Kubo RPC URL)",
         ),

@@ -1,9 +1,12 @@
 """Sign-in: ``POST /v1/auth/nonce`` gives an EIP-4361 message to sign, ``POST /v1/auth/login`` trades the
-signature for a bearer token, ``GET /v1/auth/me`` says who the token is and what the chain says it may do."""
+signature for a bearer token, ``GET /v1/auth/me`` says who the token is and what the chain says it may do,
+``POST /v1/auth/logout`` revokes the token."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel, Field
 
 from ..deps import ADDRESS_PATTERN, Caller, ServiceDep, checked_address
@@ -33,6 +36,10 @@ class LoginResponse(BaseModel):
     expires_at: float
 
 
+class LoggedOut(BaseModel):
+    address: str = Field(description="The address the revoked token signed in.")
+
+
 class Me(BaseModel):
     address: str
     roles: list[str] = Field(description="partner:<registry status>, and coordinator, auditor, admin when held.")
@@ -54,6 +61,13 @@ def login(body: LoginRequest, service: ServiceDep) -> LoginResponse:
     unknown, used or expired message, wrong signature)."""
     session = service.auth.login(body.message, body.signature)
     return LoginResponse(token=session.token, address=session.address, expires_at=session.expires_at)
+
+
+@router.post("/logout", operation_id="auth_logout", response_model=LoggedOut, responses=responses(401))
+def logout(service: ServiceDep, authorization: Annotated[str | None, Header()] = None) -> LoggedOut:
+    """Revokes the caller's bearer token: it signs nobody in from now on (401: no token, or an unknown or expired
+    one). An address holds at most a few live tokens: a login beyond them revokes its oldest."""
+    return LoggedOut(address=service.auth.logout(authorization))
 
 
 @router.get("/me", operation_id="auth_me", response_model=Me, responses=responses(401, 503))

@@ -5,6 +5,11 @@ with its evidence and ruling documents. Court ``update`` is the round ledger's (
 The records are on-chain, so anyone lists them (as the dashboard shows them). The evidence and ruling documents
 are blobs of the store, read under the blobs' rule (access.py): the coordinator role, auditors, and whoever
 holds a role in the challenge's agreement; a suspended partner reads none.
+
+``POST /v1/challenges/evidence`` stores the evidence document of a partner's update challenge (court ``update``)
+for an auditor or a party of the agreement, as ``challenges.challenge`` writes it (canonical JSON of a non-empty
+object, at most ``EVIDENCE_BYTES``), and answers its CID and digest: the ``evidenceDigest`` of the
+``RoundLedger.challenge`` transaction the caller signs through ``POST /v1/transactions/prepare`` and relays.
 """
 
 from __future__ import annotations
@@ -14,13 +19,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
-from ...challenges.challenge import ChallengeError, read_challenge
+from ...challenges.challenge import ChallengeError, challenge_input, read_challenge
 from ...challenges.results import read_results_challenge
 from ...errors import LeptonError
-from ...protocol.addressing import cid_for_digest
+from ...protocol.addressing import cid_for_digest, publish
 from ...protocol.jsonio import load_object
-from ..deps import Caller, ServiceDep
-from ..errors import forbidden, not_found, responses
+from ..deps import ADDRESS_PATTERN, Caller, ServiceDep, agreement_of
+from ..errors import ApiError, forbidden, not_found, responses
 from ..readmodel import Roles
 from ..service import Service
 
@@ -30,6 +35,7 @@ Court = Literal["update", "results"]
 DOCUMENT_BYTES = 1 << 20  # an evidence or ruling document: canonical JSON of a few audit checks, a few KiB
 READERS = {"update": read_challenge, "results": read_results_challenge}
 COUNTS = {"update": "ledger", "results": "court"}  # the deployment's contract of each court
+EVIDENCE_BYTES = 1 << 18  # an uploaded evidence document, canonical: well within what DOCUMENT_BYTES reads back
 
 
 class Challenge(BaseModel):
@@ -109,6 +115,47 @@ def _require_reader(service: Service, caller: Roles, agreement_id: int) -> None:
     if caller.coordinator or caller.auditor or str(agreement_id) in service.reads.agreement_roles(caller.address):
         return
     raise forbidden(f"{caller.address} holds no role in agreement {agreement_id}, whose challenge this is")
+
+
+class EvidenceRequest(BaseModel):
+    agreement_id: int = Field(ge=1, le=2**256 - 1)
+    round: int = Field(ge=1, le=2**64 - 1)
+    partner: str = Field(pattern=ADDRESS_PATTERN, description="The partner whose update is challenged.")
+    evidence: dict[str, Any] = Field(
+        description="The failed check as the audit's JSON result wrote it, or any non-empty JSON object.",
+        examples=[{"name": "update_norm", "ok": False, "message": "the update's norm is over the bound"}],
+    )
+
+
+class StoredEvidence(BaseModel):
+    cid: str = Field(description="The evidence document in the store (canonical JSON).")
+    evidence_digest: str = Field(description="RoundLedger.challenge's evidenceDigest, 0x-hex.")
+    partner: str = Field(description="The challenged partner, checksummed.")
+
+
+@router.post(
+    "/evidence",
+    operation_id="challenge_evidence_upload",
+    response_model=StoredEvidence,
+    responses=responses(401, 403, 404, 413),
+)
+def upload_evidence(body: EvidenceRequest, caller: Caller, service: ServiceDep) -> StoredEvidence:
+    """Stores the evidence document of a challenge of `partner`'s update in `round` of `agreement_id`, for an
+    auditor or a party of the agreement (403 otherwise, and for a suspended partner): 422 when it is no non-empty
+    JSON object, 413 over 256 KiB as canonical JSON. Nothing is stored when it is refused. Its digest is the
+    ``evidenceDigest`` of ``RoundLedger.challenge``, which the caller prepares, signs and relays
+    (``/v1/transactions``)."""
+    if caller.status == "suspended":
+        raise forbidden(f"{caller.address} is suspended")
+    agreement_of(service, body.agreement_id)  # 404 for none
+    roles = service.reads.agreement_roles(caller.address).get(str(body.agreement_id), [])
+    if not (caller.auditor or "party" in roles):
+        raise forbidden(f"{caller.address} is neither an auditor nor a party of agreement {body.agreement_id}")
+    partner, document = challenge_input(body.agreement_id, body.round, body.partner, body.evidence)
+    if len(document) > EVIDENCE_BYTES:
+        raise ApiError(413, "TooLarge", f"an evidence document is at most {EVIDENCE_BYTES} bytes of canonical JSON")
+    cid, digest = publish(service.store, document)
+    return StoredEvidence(cid=cid, evidence_digest="0x" + digest.hex(), partner=partner)
 
 
 @router.get("", operation_id="challenge_list", response_model=Challenges, responses=responses(503))

@@ -1,6 +1,10 @@
 """``POST /v1/envelopes``: a partner's sealed update, as the raw body. It is opened with the coordinator's key
 and checked against the chain (the partner is the caller and a party, the round is open, the base model is the
-round's) before anything is stored; then put to the block store, where the partner's ``submitUpdate`` names it."""
+round's) before anything is stored; then put to the block store, where the partner's ``submitUpdate`` names it.
+
+Uploads are bounded per partner and round: at most ``UPLOADS_PER_ROUND`` distinct envelopes (a re-upload after a
+failed submit, a retrained update; so at most that many times the size cap in bytes), and none once the partner's
+update is submitted on-chain or its commitment kept for the round's batch (409, nothing stored)."""
 
 from __future__ import annotations
 
@@ -13,16 +17,18 @@ from starlette.concurrency import run_in_threadpool
 from ...envelope import Expected, OversizeEnvelope
 from ...envelope import open as open_envelope
 from ...errors import BudgetExceeded
-from ...protocol.addressing import publish
+from ...protocol.addressing import artifact_cid, publish
 from ...protocol.signatures import chain_signature_check
-from ..access import record_upload
+from ..access import blob_key
 from ..deps import Caller, ServiceDep, agreement_of, coordinator_key, round_of
-from ..errors import ApiError, forbidden, responses
+from ..errors import ApiError, conflict, forbidden, responses
 from ..idempotency import once
 from ..readmodel import Roles
 from ..service import Service
 
 router = APIRouter(prefix="/v1/envelopes", tags=["envelopes"])
+
+UPLOADS_PER_ROUND = 4  # distinct envelopes a partner may store for one round (module docstring)
 
 
 class StoredEnvelope(BaseModel):
@@ -105,13 +111,61 @@ def refuse_over_cap(service: Service, agreement_id: int, partner: str, cumulativ
         raise BudgetExceeded(partner=partner, agreement=str(agreement_id), spent=spent, would_spend=cumulative, cap=cap)
 
 
+def _reserve_upload(service: Service, cid: str, agreement_id: int, round_id: int, partner: str) -> bool:
+    """Records `cid` as `partner`'s upload for the round (what lets it read the blob back) unless that passes the
+    round's limits (module docstring); whether the record is new (an envelope uploaded before passes again).
+
+    Raises:
+        ApiError: 409 ``AlreadySubmitted``, ``AlreadyCommitted`` or ``UploadLimit``; nothing is recorded.
+    """
+    key, where = blob_key(cid), (agreement_id, round_id, partner)
+    if service.deployment.ledger.functions.hasSubmitted(*where).call():
+        raise conflict(f"{partner} has already submitted to round {round_id} on-chain", code="AlreadySubmitted")
+    with service.db.transaction() as db:  # counted and recorded at once: concurrent uploads cannot both pass
+        if db.execute(
+            "SELECT 1 FROM blobs WHERE cid = ? AND agreement_id = ? AND uploader = ?", (key, agreement_id, partner)
+        ).fetchone():
+            return False
+        if db.execute(
+            "SELECT 1 FROM commitments WHERE agreement_id = ? AND round_id = ? AND partner = ?", where
+        ).fetchone():
+            raise conflict(
+                f"{partner} has already committed to round {round_id} of agreement {agreement_id}",
+                code="AlreadyCommitted",
+            )
+        (count,) = db.execute(
+            "SELECT COUNT(*) FROM blobs WHERE agreement_id = ? AND round_id = ? AND uploader = ?", where
+        ).fetchone()
+        if count >= UPLOADS_PER_ROUND:
+            raise conflict(
+                f"{partner} has uploaded {count} envelopes for round {round_id} of agreement {agreement_id}, "
+                f"the most a partner may per round",
+                code="UploadLimit",
+            )
+        db.execute(
+            "INSERT INTO blobs (cid, agreement_id, uploader, round_id) VALUES (?, ?, ?, ?)",
+            (key, agreement_id, partner, round_id),
+        )
+    return True
+
+
 def _accept(service: Service, caller: Roles, agreement_id: int, round_id: int, data: bytes) -> dict:
     opened = open_update(service, caller, agreement_id, round_id, data)
     terms = agreement_of(service, agreement_id)["terms"]
     m = opened.manifest
     refuse_over_cap(service, agreement_id, caller.address, m.cumulative_epsilon, terms.epsilon_cap_fixed)
-    cid, _ = publish(service.store, data)
-    record_upload(service, cid, agreement_id, caller.address)
+    cid = artifact_cid(data)
+    new = _reserve_upload(service, cid, agreement_id, round_id, caller.address)
+    try:
+        publish(service.store, data)
+    except BaseException:
+        if new:  # not stored: its place is not taken
+            with service.db.transaction() as db:
+                db.execute(
+                    "DELETE FROM blobs WHERE cid = ? AND agreement_id = ? AND uploader = ?",
+                    (blob_key(cid), agreement_id, caller.address),
+                )
+        raise
     return {
         "cid": cid,
         "envelope_digest": "0x" + opened.envelope_digest.hex(),
@@ -146,7 +200,9 @@ async def upload(
 ) -> StoredEnvelope:
     """Stores the caller's sealed update for `round` of `agreement_id` once it opens with the coordinator's key and
     matches the chain (422 names what is wrong: tampered, another round, not sealed to the coordinator...; 413
-    beyond the size cap). Nothing is stored when it is refused."""
+    beyond the size cap). A partner stores at most four envelopes per round, and none once its update is
+    submitted on-chain or committed here (409 ``UploadLimit``, ``AlreadySubmitted``, ``AlreadyCommitted``).
+    Nothing is stored when it is refused."""
     data = await _body(request, service.settings.max_envelope_bytes)
     answer = await run_in_threadpool(
         once,
