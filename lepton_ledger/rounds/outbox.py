@@ -46,7 +46,7 @@ from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound
 from web3.types import TxParams, TxReceipt
 
-from ..chain.batched import prepare_transaction
+from ..chain.batched import calldata, prepare_transaction
 from ..chain.transactions import SignedTx, Transactor, decode_revert
 from ..errors import ChainError, ContractReverted, LeptonError
 
@@ -425,7 +425,7 @@ def transaction_payload(
     payload: dict[str, Any] = {
         "sender": sender,
         "to": call.address,
-        "data": call._encode_transaction_data(),  # the calldata build_transaction would use
+        "data": calldata(call),  # the calldata build_transaction would use
         "value": value,
     }
     if gas is not None:
