@@ -59,7 +59,10 @@ round's internals move. Wrapping costs a few microseconds per call.
     python bench/round_overhead.py --model mlp --epochs 5
 
 Last line, JSON: ``{"partners", "mode", "model", "epochs", "rounds", "warmup", "ratio" (fastest ledger / fastest bare), "ratio_median",
-"ledger_s", "bare_s", "same_result", "setup_s" (deployment to funding, not in the ratio), "workers" (training processes), "close_ms_per_partner" (the fastest ``close_round`` over partners);
+"ledger_s", "bare_s", "same_result", "setup_s" (deployment to funding, not in the ratio), "workers" (training processes), "close_ms_per_partner" (the fastest ``close_round`` over partners),
+"ledger_cpu_ms" and "bare_cpu_ms" (this process's CPU time in a round, all its threads, fastest round: the
+ledger's own work, which a busy machine inflates less than the wall clock; the workers' training and the node
+are other processes);
 batched mode also "anchor_s" (``anchor_batch``: the signed commitments checked, the batch document put,
 ``commitBatch`` sent and its receipt), "anchored_per_s" (partners over it) and "first_signed_to_anchored_s"
 (from the first partner's signed commitment, so with the other partners' training on this machine),
@@ -509,6 +512,7 @@ def run(
     addresses = [dev_account(10 + i).address for i in range(partners)]
     ledger_clock, bare_clock = PhaseClock(), PhaseClock()
     timings: dict[str, list[float]] = {"ledger": [], "bare": []}
+    cpu: dict[str, list[float]] = {"ledger": [], "bare": []}  # this process's CPU seconds (all its threads)
     phases: dict[str, list[dict[str, float]]] = {"ledger": [], "bare": []}
     ledger_calls: list[dict[str, int]] = []
     same = True
@@ -535,17 +539,18 @@ def run(
                 clock.take()
                 counter.take()
                 counter.pending_polls = 0
-                start = time.perf_counter()
+                start, cpu_start = time.perf_counter(), time.process_time()
                 if side == "ledger":
                     marks: dict[str, float] = {}
                     results[side] = ledger_round(ledger, state[side], i + 1, mode, marks, counter)
                 else:
                     results[side] = bare_round(fed, state[side], round_seeds(ledger, i + 1), clock)
-                elapsed = time.perf_counter() - start
+                elapsed, cpu_elapsed = time.perf_counter() - start, time.process_time() - cpu_start
                 own, calls = clock.take()
                 own["other"] = elapsed - sum(own.values())
                 if i >= warmup:
                     timings[side].append(elapsed)
+                    cpu[side].append(cpu_elapsed)
                     phases[side].append(own)
                     if side == "ledger":
                         ledger_calls.append(calls)
@@ -579,6 +584,8 @@ def run(
         "workers": workers,
         "receipt_polls_pending": max(polls),
         "close_ms_per_partner": round(min(m["close"] for m in scaling) / partners * 1e3, 3),
+        "ledger_cpu_ms": round(min(cpu["ledger"]) * 1e3, 1),
+        "bare_cpu_ms": round(min(cpu["bare"]) * 1e3, 1),
     }
     if mode == "batched":
         anchor_s = min(m["anchor"] for m in scaling)
@@ -623,6 +630,11 @@ def print_report(
     print(
         f"  {'total':12s} {total['ledger'] * 1e3:9.1f} {total['bare'] * 1e3:9.1f} "
         f"{(total['ledger'] - total['bare']) * 1e3:9.1f}"
+    )
+    print(
+        f"CPU of this process per round (all its threads; not the workers' training, not the node), fastest: "
+        f"ledger {s['ledger_cpu_ms']:.1f} ms, bare {s['bare_cpu_ms']:.1f} ms (a busy machine slows it less than the "
+        f"wall clock)"
     )
     print(f"coordinator's close_round: {s['close_ms_per_partner']:.2f} ms per partner (fastest timed round)")
     if s["mode"] == "batched":
