@@ -88,6 +88,20 @@ the code before and after back to back on the same loaded 2-core machine (eight 
 round 62 -> 45, per partner 4 -> 3, per close 15 -> 8; logreg x 1 ratio 1.47 -> 1.25 (ledger 0.65 / 0.72 s, bare
 0.44 / 0.57 s), mlp x 5 ratio 2.67 -> 2.34 (ledger 2.96 / 2.55 s, bare 1.11 / 1.09 s). The requests are
 deterministic; the times measure the neighbours as much as the ledger.
+
+Measured (issue 15, the round's fixed cost: reads and a transaction's preparation as one plain JSON-RPC batch
+instead of web3's batch, ~10 ms of Python a partner; an outbox put's bytes stored once beside its row instead of
+base64 in the JSON payload every claim, transition and read rewrote or parsed; the event index on one connection
+per thread, synchronous=NORMAL; this process on one torch thread, as the demo), 10 partners, single, the code
+before (``--torch-threads 1``, the same threads) and after back to back on the 2-core machine shared with other
+jobs (load average ~6): logreg x 1, 5 timed rounds: ledger 341 -> 247 ms (bare 34 / 40 ms), ratio 10.2 -> 6.2,
+the ledger process's CPU per round 238 -> 160 ms, close 10.3 -> 7.7 ms per partner; mlp x 5, 4 timed rounds:
+ledger 1.72 -> 1.02 s (bare 0.66 / 0.75 s), ratio 2.62 -> 1.37, CPU 899 -> 377 ms, close 41 -> 23 ms per
+partner. Requests unchanged: 45 a round, 3 per partner, 8 to close. Before this, with torch's default threads
+(one per core) in this process, the same runs gave ratios 10-12 (logreg) and 2.5-2.9 (mlp). What is left is
+mostly waiting: the node's three answers per partner, two fsyncs of the accountant file per partner (its
+record must be durable before the envelope leaves), the worker pipes; partners run as threads of this one
+process, sharing its interpreter lock, where on their own machines they would not.
 """
 
 from __future__ import annotations
