@@ -32,6 +32,11 @@ floating-point sums, since the ledger aggregates in the order concurrent partner
 (store, event index, and through ``LEPTON_DATA_DIR`` the outboxes and accountant files) lives in a temporary
 folder removed at the end.
 
+Torch threads: this process, where both sides' coordinators evaluate, runs ``EVALUATION_THREADS`` (one) as
+the demo and the coordinator's commands set them (``workers.use_evaluation_threads``; ``--torch-threads``
+otherwise): with torch's default of one per core, each of a round's dozen evaluations of a small model waited
+10-25 ms on a busy machine instead of 0.2 ms, on both sides.
+
 Timing: set-up (anvil, deployment, registrations, agreement, signatures, stakes, funding) is not timed, nor are
 ``--warmup`` rounds per side (default 1: the first round also starts the worker process); then ``--rounds``
 timed rounds per side, interleaved (the order alternates every pair). Figures are the fastest round of each
@@ -39,7 +44,7 @@ side (as ``timeit`` does: on a machine shared with other jobs the slower rounds 
 context, the medians. Per-phase figures are means per
 timed round of each phase's *own* time (time inside a nested phase is the nested phase's), so they add up to
 the round (with partners at the same time, their phases add up across threads, so ``other`` may be negative):
-``rpc`` is every JSON-RPC round trip to anvil (middleware innermost in web3's onion), ``tx`` the
+``rpc`` is every HTTP request to anvil (timed where the provider posts it, as RequestCounter counts), ``tx`` the
 transactor's own work (building and signing, receipt polling), ``put``/``get`` the block store, ``train``
 waiting for the worker, ``outbox`` and ``accountant`` every method of the parties' outboxes and accountant
 files (SQLite and JSON files, synced to disk), and the named steps of Partner and Coordinator their own code
@@ -54,7 +59,10 @@ round's internals move. Wrapping costs a few microseconds per call.
     python bench/round_overhead.py --model mlp --epochs 5
 
 Last line, JSON: ``{"partners", "mode", "model", "epochs", "rounds", "warmup", "ratio" (fastest ledger / fastest bare), "ratio_median",
-"ledger_s", "bare_s", "same_result", "setup_s" (deployment to funding, not in the ratio), "workers" (training processes), "close_ms_per_partner" (the fastest ``close_round`` over partners);
+"ledger_s", "bare_s", "same_result", "setup_s" (deployment to funding, not in the ratio), "workers" (training processes), "close_ms_per_partner" (the fastest ``close_round`` over partners),
+"ledger_cpu_ms" and "bare_cpu_ms" (this process's CPU time in a round, all its threads, fastest round: the
+ledger's own work, which a busy machine inflates less than the wall clock; the workers' training and the node
+are other processes);
 batched mode also "anchor_s" (``anchor_batch``: the signed commitments checked, the batch document put,
 ``commitBatch`` sent and its receipt), "anchored_per_s" (partners over it) and "first_signed_to_anchored_s"
 (from the first partner's signed commitment, so with the other partners' training on this machine),
@@ -80,6 +88,20 @@ the code before and after back to back on the same loaded 2-core machine (eight 
 round 62 -> 45, per partner 4 -> 3, per close 15 -> 8; logreg x 1 ratio 1.47 -> 1.25 (ledger 0.65 / 0.72 s, bare
 0.44 / 0.57 s), mlp x 5 ratio 2.67 -> 2.34 (ledger 2.96 / 2.55 s, bare 1.11 / 1.09 s). The requests are
 deterministic; the times measure the neighbours as much as the ledger.
+
+Measured (issue 15, the round's fixed cost: reads and a transaction's preparation as one plain JSON-RPC batch
+instead of web3's batch, ~10 ms of Python a partner; an outbox put's bytes stored once beside its row instead of
+base64 in the JSON payload every claim, transition and read rewrote or parsed; the event index on one connection
+per thread, synchronous=NORMAL; this process on one torch thread, as the demo), 10 partners, single, the code
+before (``--torch-threads 1``, the same threads) and after back to back on the 2-core machine shared with other
+jobs (load average ~6): logreg x 1, 5 timed rounds: ledger 341 -> 247 ms (bare 34 / 40 ms), ratio 10.2 -> 6.2,
+the ledger process's CPU per round 238 -> 160 ms, close 10.3 -> 7.7 ms per partner; mlp x 5, 4 timed rounds:
+ledger 1.72 -> 1.02 s (bare 0.66 / 0.75 s), ratio 2.62 -> 1.37, CPU 899 -> 377 ms, close 41 -> 23 ms per
+partner. Requests unchanged: 45 a round, 3 per partner, 8 to close. Before this, with torch's default threads
+(one per core) in this process, the same runs gave ratios 10-12 (logreg) and 2.5-2.9 (mlp). What is left is
+mostly waiting: the node's three answers per partner, two fsyncs of the accountant file per partner (its
+record must be durable before the envelope leaves), the worker pipes; partners run as threads of this one
+process, sharing its interpreter lock, where on their own machines they would not.
 """
 
 from __future__ import annotations
@@ -104,7 +126,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch
-from web3.middleware import Web3Middleware
 
 from lepton_ledger import fl
 from lepton_ledger.chain import agreements
@@ -122,7 +143,7 @@ from lepton_ledger.rounds.world import build_world
 from lepton_ledger.storage.local import LocalStore
 from lepton_ledger.units import TOKEN
 from lepton_ledger.workers.concurrent import run_each
-from lepton_ledger.workers.local import LocalExecutor
+from lepton_ledger.workers.local import EVALUATION_THREADS, LocalExecutor
 
 MODEL = "logreg"  # the demo's model; --model and --epochs make the training heavier
 MAX_NORM = 50.0
@@ -208,17 +229,11 @@ class TimedExecutor:
         return getattr(self._executor, name)
 
 
-def rpc_timer(clock: PhaseClock) -> type[Web3Middleware]:
-    """A web3 middleware class timing every JSON-RPC round trip as the ``rpc`` phase."""
-
-    class RpcTimer(Web3Middleware):
-        def wrap_make_request(self, make_request: Any) -> Any:
-            return clock.timed("rpc", make_request)
-
-        def wrap_make_batch_request(self, make_batch_request: Any) -> Any:  # a JSON-RPC batch: one round trip
-            return clock.timed("rpc", make_batch_request)
-
-    return RpcTimer
+def time_requests(w3: Any, clock: PhaseClock) -> None:
+    """Times every HTTP request `w3`'s provider sends to the node as the ``rpc`` phase, where RequestCounter
+    counts them: web3's own requests and the plain batch requests of ``chain.batched`` alike."""
+    session = w3.provider._request_session_manager
+    session.make_post_request = clock.timed("rpc", session.make_post_request)
 
 
 @dataclass
@@ -303,7 +318,7 @@ def set_up_ledger(w3: Any, fed: Federation, n_rounds: int, workdir: Path, clock:
         for i, account in enumerate(accounts)
     ]
 
-    w3.middleware_onion.inject(rpc_timer(clock), name="lepton_rpc_timer", layer=0)
+    time_requests(w3, clock)
     clock.wrap(tx, {m: "tx" for m in ("transact", "deploy", "sign", "send_raw", "wait")})
     clock.wrap(store, {"put": "put", "get": "get", "has": "get"})
     for p in partners:
@@ -511,6 +526,7 @@ def run(
     addresses = [dev_account(10 + i).address for i in range(partners)]
     ledger_clock, bare_clock = PhaseClock(), PhaseClock()
     timings: dict[str, list[float]] = {"ledger": [], "bare": []}
+    cpu: dict[str, list[float]] = {"ledger": [], "bare": []}  # this process's CPU seconds (all its threads)
     phases: dict[str, list[dict[str, float]]] = {"ledger": [], "bare": []}
     ledger_calls: list[dict[str, int]] = []
     same = True
@@ -537,17 +553,18 @@ def run(
                 clock.take()
                 counter.take()
                 counter.pending_polls = 0
-                start = time.perf_counter()
+                start, cpu_start = time.perf_counter(), time.process_time()
                 if side == "ledger":
                     marks: dict[str, float] = {}
                     results[side] = ledger_round(ledger, state[side], i + 1, mode, marks, counter)
                 else:
                     results[side] = bare_round(fed, state[side], round_seeds(ledger, i + 1), clock)
-                elapsed = time.perf_counter() - start
+                elapsed, cpu_elapsed = time.perf_counter() - start, time.process_time() - cpu_start
                 own, calls = clock.take()
                 own["other"] = elapsed - sum(own.values())
                 if i >= warmup:
                     timings[side].append(elapsed)
+                    cpu[side].append(cpu_elapsed)
                     phases[side].append(own)
                     if side == "ledger":
                         ledger_calls.append(calls)
@@ -581,6 +598,8 @@ def run(
         "workers": workers,
         "receipt_polls_pending": max(polls),
         "close_ms_per_partner": round(min(m["close"] for m in scaling) / partners * 1e3, 3),
+        "ledger_cpu_ms": round(min(cpu["ledger"]) * 1e3, 1),
+        "bare_cpu_ms": round(min(cpu["bare"]) * 1e3, 1),
     }
     if mode == "batched":
         anchor_s = min(m["anchor"] for m in scaling)
@@ -626,6 +645,11 @@ def print_report(
         f"  {'total':12s} {total['ledger'] * 1e3:9.1f} {total['bare'] * 1e3:9.1f} "
         f"{(total['ledger'] - total['bare']) * 1e3:9.1f}"
     )
+    print(
+        f"CPU of this process per round (all its threads; not the workers' training, not the node), fastest: "
+        f"ledger {s['ledger_cpu_ms']:.1f} ms, bare {s['bare_cpu_ms']:.1f} ms (a busy machine slows it less than the "
+        f"wall clock)"
+    )
     print(f"coordinator's close_round: {s['close_ms_per_partner']:.2f} ms per partner (fastest timed round)")
     if s["mode"] == "batched":
         print(
@@ -666,23 +690,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--torch-threads",
         type=int,
         default=0,
-        help="torch threads of this process, where both coordinators evaluate (0: torch's default; "
-        "workers have one each, as in the demo)",
+        help="torch threads of this process, where both coordinators evaluate (0: EVALUATION_THREADS, as the "
+        "demo and the coordinator's commands set them; workers have one each, as in the demo)",
     )
     args = parser.parse_args(argv)
     if args.torch_threads < 0:
         parser.error(f"--torch-threads must be >= 0, not {args.torch_threads}")
-    if args.torch_threads:
-        torch.set_num_threads(args.torch_threads)
-    return run(
-        partners=args.partners,
-        rounds=args.rounds,
-        mode=args.mode,
-        warmup=args.warmup,
-        model=args.model,
-        epochs=args.epochs,
-        workers=args.workers,
-    )
+    before = torch.get_num_threads()
+    torch.set_num_threads(args.torch_threads or EVALUATION_THREADS)
+    try:
+        return run(
+            partners=args.partners,
+            rounds=args.rounds,
+            mode=args.mode,
+            warmup=args.warmup,
+            model=args.model,
+            epochs=args.epochs,
+            workers=args.workers,
+        )
+    finally:
+        torch.set_num_threads(before)  # a caller's process (a test) keeps its own
 
 
 if __name__ == "__main__":

@@ -12,7 +12,9 @@ agrees with, then re-reads from there.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -113,6 +115,7 @@ class EventIndex:
         self.start_block = start_block
         self.chunk = chunk
         self.confirmations = confirmations
+        self._local = threading.local()
         self._by_address: dict[str, tuple[str, Contract, dict[bytes, str]]] = {}
         for name, contract in contracts.items():
             topics = {
@@ -312,15 +315,25 @@ class EventIndex:
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        # One short-lived connection per operation: readers in other processes never hold a stale view, and
-        # `with db` commits (or rolls back) each range atomically with its checkpoint.
+        # `with db` commits (or rolls back) each range atomically with its checkpoint; a read outside a
+        # transaction sees what other processes committed, so a connection held open never gives a stale view.
+        db = self._connection()
+        with db:
+            yield db
+
+    def _connection(self) -> sqlite3.Connection:
+        # One connection per process and thread, opened on first use (SQLite connections cross neither), instead
+        # of one per operation. synchronous=NORMAL in WAL mode: a commit survives the death of the process and
+        # the file stays consistent; a power cut may lose the last ranges, which the next sync reads again (the
+        # index is a copy of the chain), so the fsync FULL made at every range's commit bought nothing.
+        held: tuple[int, sqlite3.Connection] | None = getattr(self._local, "connection", None)
+        if held is not None and held[0] == os.getpid():
+            return held[1]
         db = sqlite3.connect(self.path, timeout=30)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            with db:
-                yield db
-        finally:
-            db.close()
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        self._local.connection = (os.getpid(), db)
+        return db
 
 
 def _hex(value: bytes | str) -> str:

@@ -601,7 +601,7 @@ class Coordinator:
         aggregate_op = self.effects.finish(keys["aggregate"])
         report_op = self.effects.finish(keys["report"])
         self.effects.finish(keys["finalize"], retry=True)
-        report = RoundReport.from_bytes(put_data(report_op))
+        report = RoundReport.from_bytes(put_data(self.outbox, report_op))
         paid = {p: a for p, a in report.payouts.items() if a > 0}
         aggregate_cid, aggregate_digest = put_result(aggregate_op)
         report_cid, report_digest = put_result(report_op)
@@ -611,7 +611,7 @@ class Coordinator:
             report_digest,
             aggregate_cid,
             aggregate_digest,
-            deserialize_tensors(put_data(aggregate_op)),
+            deserialize_tensors(put_data(self.outbox, aggregate_op)),
             PayoutTree(agreement_id, round_id, paid) if paid else None,
         )
 

@@ -170,8 +170,9 @@ def run_demo(
     console = console or Console()
     out_dir.mkdir(parents=True, exist_ok=True)
     state_file = out_dir / STATE_FILE
-    for stale in (state_file, out_dir / "events.sqlite"):
-        stale.unlink(missing_ok=True)  # a fresh chain (and a fresh event index and outboxes) every run
+    # A fresh chain (and a fresh event index, with its WAL files, and outboxes) every run.
+    for stale in (state_file, *(out_dir / f"events.sqlite{suffix}" for suffix in ("", "-wal", "-shm"))):
+        stale.unlink(missing_ok=True)
     shutil.rmtree(out_dir / OUTBOX_DIR, ignore_errors=True)
     started = time.monotonic()
     anvil = Anvil(accounts=10 + partners, state_file=state_file)

@@ -12,9 +12,10 @@ same chain id and contract addresses, never finds another chain's. Steps: ``mode
 
 Kinds and JSON payloads:
 
-- ``"put"``: ``{"data": base64 of the bytes, "cid": the CID they give (``protocol.addressing``), ...caller's
-  fields}``. The bytes live in the outbox, so an artifact that cannot be made again (a sealed envelope: fresh keys) is durable before
-  anything publishes or commits it. Result ``{"cid", "digest"}`` (0x-hex CID digest, as the chain holds it).
+- ``"put"``: ``{"cid": the CID the bytes give (``protocol.addressing``), ...caller's fields}``, the bytes
+  recorded with the operation (``Outbox.data``, :func:`put_data`). The bytes live in the outbox, so an artifact
+  that cannot be made again (a sealed envelope: fresh keys) is durable before anything publishes or commits it.
+  Result ``{"cid", "digest"}`` (0x-hex CID digest, as the chain holds it).
 - ``"transaction"``: ``outbox.transaction_payload`` plus the caller's fields; result a receipt summary.
 - ``"record"``: a fact with nothing to execute (a signature given away), enqueued then confirmed by the caller.
 
@@ -104,10 +105,9 @@ class RoundEffects:
     # ------------------------------------------------------------------ building operations
 
     @staticmethod
-    def put_operation(key: str, data: bytes, **fields: Any) -> tuple[str, str, dict[str, Any]]:
-        """The ``(key, kind, payload)`` of putting `data`, for :meth:`Outbox.enqueue_many`."""
-        payload = {**fields, "data": base64.b64encode(data).decode(), "cid": local_cid(data)}
-        return key, "put", payload
+    def put_operation(key: str, data: bytes, **fields: Any) -> tuple[str, str, dict[str, Any], bytes]:
+        """The ``(key, kind, payload, data)`` of putting `data`, for :meth:`Outbox.enqueue_many`."""
+        return key, "put", {**fields, "cid": local_cid(data)}, data
 
     @staticmethod
     def transaction_operation(
@@ -174,7 +174,7 @@ class RoundEffects:
         return op
 
     def _put(self, op: Operation, outbox: Outbox) -> dict[str, str]:
-        cid = self.store.put(base64.b64decode(op.payload["data"]), cid_version=CID_VERSION)
+        cid = self.store.put(put_data(outbox, op), cid_version=CID_VERSION)
         if cid != op.payload["cid"]:
             raise PermanentFailure(f"the store put {op.key!r} as {cid}, the bytes give {op.payload['cid']}")
         return {"cid": cid, "digest": "0x" + parse_cid(cid).digest.hex()}
@@ -185,8 +185,18 @@ def put_result(op: Operation) -> tuple[str, bytes]:
     return op.result["cid"], bytes.fromhex(op.result["digest"][2:])
 
 
-def put_data(op: Operation) -> bytes:
-    """The bytes a put operation holds."""
+def put_data(outbox: Outbox, op: Operation) -> bytes:
+    """The bytes put operation `op` of `outbox` holds (an outbox written before they had a table of their own
+    holds them base64-encoded in the payload's ``"data"``).
+
+    Raises:
+        OutboxError: the operation holds no bytes.
+    """
+    data = outbox.data(op.key)
+    if data is not None:
+        return data
+    if not isinstance(op.payload.get("data"), str):
+        raise OutboxError(f"put operation {op.key!r} holds no bytes")
     return base64.b64decode(op.payload["data"])
 
 

@@ -23,6 +23,10 @@ caller's own; a refused transaction fails with the contract's decoded error as i
 Operations that must exist together are recorded in one SQLite transaction (:meth:`Outbox.enqueue_many`); a
 failed operation, which had no effect, may be made pending again (:meth:`Outbox.retry`). How the round steps
 use all this: effects.py.
+
+An operation's bytes (what a put publishes: a sealed envelope, a model) are stored once, beside its row in a
+table of their own (:meth:`Outbox.data`), not in its JSON payload: every claim and transition rewrites the row
+and every read parses its payload, which for a model of a megabyte cost tens of milliseconds each.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +50,7 @@ from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound
 from web3.types import TxParams, TxReceipt
 
-from ..chain.batched import prepare_transaction
+from ..chain.batched import calldata, prepare_transaction
 from ..chain.transactions import SignedTx, Transactor, decode_revert
 from ..errors import ChainError, ContractReverted, LeptonError
 
@@ -73,6 +77,10 @@ CREATE TABLE IF NOT EXISTS operations (
     updated_at    REAL    NOT NULL
 );
 CREATE INDEX IF NOT EXISTS operations_open ON operations (status, seq);
+CREATE TABLE IF NOT EXISTS blobs (
+    key  TEXT PRIMARY KEY,
+    data BLOB NOT NULL
+);
 """
 
 
@@ -136,37 +144,44 @@ class Outbox:
 
     # ------------------------------------------------------------------ records
 
-    def enqueue(self, key: str, kind: str, payload: Mapping[str, Any]) -> Operation:
-        """Records an operation to perform; returns it. A key seen before returns the existing record unchanged
-        (whatever `kind` and `payload` say now): the key, not the call, identifies the side effect.
+    def enqueue(self, key: str, kind: str, payload: Mapping[str, Any], data: bytes | None = None) -> Operation:
+        """Records an operation to perform, with its bytes `data` if it has some (:meth:`data`); returns it. A key
+        seen before returns the existing record unchanged (whatever `kind`, `payload` and `data` say now): the
+        key, not the call, identifies the side effect.
 
         Raises:
             TypeError: `payload` is not JSON-serializable.
         """
-        document = json.dumps(dict(payload), sort_keys=True)
-        now = time.time()
-        with self._connect() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO operations (key, kind, payload, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
-                (key, kind, document, now, now),
-            )
-        return self.get(key)
+        return self.enqueue_many([(key, kind, payload, data)])[0]
 
-    def enqueue_many(self, operations: list[tuple[str, str, Mapping[str, Any]]]) -> list[Operation]:
-        """Records several ``(key, kind, payload)`` operations in one transaction: after a crash either all of
-        them exist or none does (keys seen before are left unchanged, as in :meth:`enqueue`). Returns them.
+    def enqueue_many(self, operations: Sequence[tuple[Any, ...]]) -> list[Operation]:
+        """Records several ``(key, kind, payload)`` or ``(key, kind, payload, data)`` operations in one
+        transaction: after a crash either all of them exist or none does (keys seen before are left unchanged, as
+        in :meth:`enqueue`). Returns them.
 
         Raises:
             TypeError: a payload is not JSON-serializable (nothing is recorded).
         """
-        documents = [(key, kind, json.dumps(dict(payload), sort_keys=True)) for key, kind, payload in operations]
+        rows = [
+            (key, kind, json.dumps(dict(payload), sort_keys=True), *data) for key, kind, payload, *data in operations
+        ]
         now = time.time()
         with self._connect(immediate=True) as db:
-            db.executemany(
-                "INSERT OR IGNORE INTO operations (key, kind, payload, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
-                [(key, kind, document, now, now) for key, kind, document in documents],
-            )
-        return [self.get(key) for key, _, _ in documents]
+            for key, kind, document, *data in rows:
+                inserted = db.execute(
+                    "INSERT OR IGNORE INTO operations (key, kind, payload, created_at, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (key, kind, document, now, now),
+                ).rowcount
+                if inserted and data and data[0] is not None:
+                    db.execute("INSERT OR REPLACE INTO blobs (key, data) VALUES (?, ?)", (key, bytes(data[0])))
+        return [self.get(key) for key, *_ in rows]
+
+    def data(self, key: str) -> bytes | None:
+        """The bytes recorded with operation `key` (:meth:`enqueue`'s `data`), or None."""
+        with self._connect() as db:
+            row = db.execute("SELECT data FROM blobs WHERE key = ?", (key,)).fetchone()
+        return None if row is None else bytes(row["data"])
 
     def get(self, key: str) -> Operation:
         """The operation with `key`.
@@ -425,7 +440,7 @@ def transaction_payload(
     payload: dict[str, Any] = {
         "sender": sender,
         "to": call.address,
-        "data": call._encode_transaction_data(),  # the calldata build_transaction would use
+        "data": calldata(call),  # the calldata build_transaction would use
         "value": value,
     }
     if gas is not None:

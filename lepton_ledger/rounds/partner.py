@@ -155,14 +155,15 @@ class PreparedUpdate:
     metrics: dict[str, float]
 
     @classmethod
-    def from_operation(cls, op: Operation) -> PreparedUpdate:
-        """From the confirmed ``"envelope"`` put operation (payload written by :meth:`Partner.prepare_update`)."""
+    def from_operation(cls, op: Operation, envelope: bytes) -> PreparedUpdate:
+        """From the confirmed ``"envelope"`` put operation (payload written by :meth:`Partner.prepare_update`) and
+        the `envelope` bytes it holds."""
         p = op.payload
         cid, digest = put_result(op)
         return cls(
             int(p["agreement_id"]),
             int(p["round"]),
-            put_data(op),
+            envelope,
             cid,
             digest,
             bytes.fromhex(p["manifest_digest"][2:]),
@@ -536,7 +537,8 @@ class Partner:
         # (accepted, refused after its deadline), the recipients can read the update, so its epsilon is spent.
         self._record(key, self.outbox.get(key).payload["accounting"])
         self.checkpoint("accountant:recorded", None)
-        return PreparedUpdate.from_operation(self.effects.finish(key))
+        op = self.effects.finish(key)
+        return PreparedUpdate.from_operation(op, put_data(self.outbox, op))
 
     # -- step 4 -----------------------------------------------------------------------------------------
 

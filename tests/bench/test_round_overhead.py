@@ -47,6 +47,8 @@ def test_main_prints_the_ratio_as_its_last_line(bench, capsys):
         "receipt_polls_pending",
         "workers",
         "close_ms_per_partner",
+        "ledger_cpu_ms",
+        "bare_cpu_ms",
     }
     assert (printed["partners"], printed["mode"], printed["rounds"], printed["warmup"]) == (2, "single", 1, 0)
     assert printed["ratio"] > 0 and printed["ledger_s"] > 0 and printed["bare_s"] > 0

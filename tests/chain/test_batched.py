@@ -5,11 +5,13 @@ legacy transaction that mines."""
 from __future__ import annotations
 
 import pytest
+from web3.exceptions import ContractCustomError
+from web3.middleware import Web3Middleware
 
 from lepton_ledger.chain.anvil import Anvil, dev_account
-from lepton_ledger.chain.batched import prepare_transaction, read_many
+from lepton_ledger.chain.batched import calldata, prepare_transaction, read_many
 from lepton_ledger.chain.connection import RequestCounter
-from lepton_ledger.chain.deployment import DevRoles, deploy_with_roles
+from lepton_ledger.chain.deployment import AUDITOR_ROLE, DevRoles, deploy_with_roles
 from lepton_ledger.chain.state import Partner
 from lepton_ledger.chain.transactions import Transactor
 from lepton_ledger.errors import ContractReverted
@@ -96,3 +98,55 @@ def test_a_receipt_asked_before_the_node_mines_is_counted_apart_from_the_work(ch
             assert (counter.take(), counter.pending_polls) == (2, 1)  # the mine, and a receipt found: requests
     finally:
         w3.provider.make_request("evm_setAutomine", [True])
+
+
+def test_calldata_is_web3s_for_integers_bytes_addresses_and_arrays(chain):
+    _, _, d = chain
+    partner = dev_account(5).address
+    calls = [
+        d.ledger.functions.submitUpdate(1, 1, b"\x01" * 32, b"\x02" * 32, 5, 10),
+        d.partners.functions.partnerOf(partner),
+        d.partners.functions.hasRole(AUDITOR_ROLE, partner),
+        d.ledger.functions.commitBatch(1, 2, b"\x03" * 32, b"\x04" * 32, b"\x05" * 70),
+        d.vault.functions.claim(1, 2, 10**18, [b"\x06" * 32, b"\x07" * 32]),
+        d.agreements.functions.vault(),
+    ]
+    assert [calldata(c) for c in calls] == [c._encode_transaction_data() for c in calls]
+
+
+def test_reads_are_what_web3s_own_calls_give_and_skip_its_per_request_middlewares(chain):
+    w3, _, d = chain
+    partner = dev_account(5).address
+    reads = [
+        d.partners.functions.partnerOf(partner),
+        d.partners.functions.hasRole(AUDITOR_ROLE, partner),
+        d.ledger.functions.cumulativeEpsilon(1, partner),
+        d.vault.functions.roundLedger(),
+    ]
+    seen: list[str] = []
+
+    class Watch(Web3Middleware):
+        def request_processor(self, method, params):
+            seen.append(method)
+            return method, params
+
+    w3.middleware_onion.inject(Watch, name="watch", layer=0)
+    try:
+        with RequestCounter(w3) as counter:
+            answers = read_many(w3, reads)
+            assert counter.take() == 1
+        assert seen == []  # web3 formats and validates each request in its middlewares: ~10 ms for four reads
+    finally:
+        w3.middleware_onion.remove("watch")
+    assert answers == [r.call() for r in reads]
+
+
+def test_a_refused_read_raises_what_web3_raises(chain):
+    w3, _, d = chain
+    with pytest.raises(ContractCustomError) as raised:
+        read_many(
+            w3, [d.ledger.functions.cumulativeEpsilon(1, dev_account(5).address), d.ledger.functions.round(1, 99)]
+        )
+    with pytest.raises(ContractCustomError) as called:
+        d.ledger.functions.round(1, 99).call()
+    assert raised.value.data == called.value.data

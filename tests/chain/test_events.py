@@ -3,6 +3,8 @@ resumable from its SQLite file, and dropping what a reorganisation replaced."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from lepton_ledger.chain.anvil import Anvil, dev_account
@@ -155,3 +157,27 @@ def test_reorg_drops_replaced_events_and_reindexes(tmp_path):
         assert only.event == "PartnerRegistered" and only.args["profileDigest"] == "0x" + "09" * 32
         head = w3.eth.block_number
         assert sorted((e.tx_hash, e.log_index) for e in index.events()) == all_logs(w3, d, head)
+
+
+def test_one_connection_per_thread_commits_without_a_full_sync_and_never_reads_stale(system, tmp_path):
+    w3, tx, d, coordinator, partners = system
+    path = tmp_path / "held.sqlite"
+    writer, reader = EventIndex(w3, contracts(w3, d), path), EventIndex(w3, contracts(w3, d), path)
+    # A range is committed with its checkpoint, without the fsync of synchronous=FULL at each commit: the index
+    # is a copy of the chain, and what a power cut loses is read again by the next sync.
+    held = writer._connection()
+    assert held is writer._connection() and held.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    writer.sync()
+    before = reader.count()  # the reader holds its connection open from here on
+    assert before == writer.count() > 0
+    newcomer = dev_account(9)
+    tx.add(newcomer)
+    register(tx, d, newcomer, 11)
+    assert writer.sync().inserted == 1
+    assert reader.count() == before + 1  # what another connection committed since is seen at once
+
+    seen: list[int] = []
+    thread = threading.Thread(target=lambda: seen.append(writer.count()))  # its own connection, not this thread's
+    thread.start()
+    thread.join()
+    assert seen == [before + 1]

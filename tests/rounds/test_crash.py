@@ -252,7 +252,7 @@ def test_coordinator_killed_while_closing_finalizes_its_recorded_outcome_once(po
 
     coordinator.compute_outcome = must_not_recompute
     outcome = coordinator.close_round(agreement_id, round_id)
-    assert outcome.report.to_bytes() == put_data(report_op)
+    assert outcome.report.to_bytes() == put_data(coordinator.outbox, report_op)
     complete_round(chain, world, agreement_id, round_id, ["alpha"])
 
 

@@ -3,6 +3,8 @@ step, against a real anvil and real child processes, each effect landing on-chai
 
 from __future__ import annotations
 
+import base64
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +16,7 @@ from web3.exceptions import TransactionNotFound
 from lepton_ledger.chain.anvil import DEFAULT_MNEMONIC, Anvil
 from lepton_ledger.chain.artifacts import load_artifact
 from lepton_ledger.chain.transactions import Transactor
+from lepton_ledger.rounds.effects import put_data
 from lepton_ledger.rounds.outbox import (
     Outbox,
     OutboxError,
@@ -273,6 +276,33 @@ def test_enqueue_is_idempotent_by_key(tmp_path):
     again = Outbox(tmp_path / "o.sqlite").enqueue("put:1", "ipfs", {"bytes": "bb"})
     assert again == first and again.payload == {"bytes": "aa"}
     assert [op.key for op in outbox.operations()] == ["put:1"]
+
+
+def test_an_operations_bytes_are_stored_once_beside_its_row_and_survive_its_transitions(tmp_path):
+    outbox = Outbox(tmp_path / "o.sqlite")
+    model = bytes(range(256)) * 4096  # a megabyte, as an mlp's update: the row stays small
+    op = outbox.enqueue("put:model", "put", {"cid": "bafy-model"}, model)
+    assert op.payload == {"cid": "bafy-model"}
+    assert outbox.enqueue("put:model", "put", {"cid": "other"}, b"other") == op  # the key wins, bytes included
+    claimed = outbox.claim_next({"put"})
+    assert claimed is not None and claimed.key == "put:model"
+    outbox.mark_confirmed("put:model", {"cid": "bafy-model"})
+    assert Outbox(tmp_path / "o.sqlite").data("put:model") == model  # as durable as the row, from any process
+    assert outbox.data("no-such-key") is None
+    with sqlite3.connect(tmp_path / "o.sqlite") as db:
+        (payload,) = db.execute("SELECT payload FROM operations WHERE key = 'put:model'").fetchone()
+    assert len(payload) < 100  # a claim or a transition rewrites the row: it no longer carries the megabyte
+    ops = outbox.enqueue_many([("a", "put", {}, b"A"), ("b", "transaction", {"to": "0x"})])
+    assert [o.key for o in ops] == ["a", "b"] and (outbox.data("a"), outbox.data("b")) == (b"A", None)
+
+
+def test_a_put_recorded_before_its_bytes_had_a_table_still_gives_them(tmp_path):
+    outbox = Outbox(tmp_path / "o.sqlite")
+    legacy = outbox.enqueue("put:old", "put", {"data": base64.b64encode(b"envelope").decode(), "cid": "bafy"})
+    assert put_data(outbox, legacy) == b"envelope"
+    bare = outbox.enqueue("put:none", "put", {"cid": "bafy"})
+    with pytest.raises(OutboxError, match="put:none"):
+        put_data(outbox, bare)
 
 
 def test_a_live_claim_keeps_other_claimers_off(tmp_path):
