@@ -36,7 +36,6 @@ from .errors import EXIT_USAGE, reports_errors
 __all__ = ["audit", "audit_app"]
 
 audit_app = typer.Typer(pretty_exceptions_show_locals=False)
-console = Console(soft_wrap=True)
 
 
 @audit_app.command()
@@ -78,7 +77,8 @@ def audit(
         from ..audit.html import write_html
 
         write_html(result.to_dict(), html_out)
-    print_result(result, console)
+    # A console per run: one made at import fixes the width of whatever COLUMNS said then.
+    print_result(result, Console(soft_wrap=True))
     raise typer.Exit(0 if result.ok else 1)
 
 
