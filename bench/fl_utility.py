@@ -89,11 +89,14 @@ import torch
 from opacus.accountants.utils import get_noise_multiplier
 from torch import nn
 
+from lepton_ledger.errors import LeptonError
 from lepton_ledger.fl.accounting import PrivacyAccountant
 from lepton_ledger.fl.aggregation import fedavg
 from lepton_ledger.fl.data import TabularData, make_federated
 from lepton_ledger.fl.models import build_model
 from lepton_ledger.fl.training import apply_delta_to_model, evaluate, train_local, train_nonprivate
+from lepton_ledger.rounds.demo import ALPHA, FREE_RIDER_LR
+from lepton_ledger.rounds.demo import _sizes as demo_sizes
 
 SWEEP_EPSILONS = (1.0, 2.0, 3.0, 5.0, 8.0)
 
@@ -136,12 +139,14 @@ def train_federated(
     # The smallest partner has the largest sample rate, hence the largest epsilon per step: plan for it, with
     # a 3% margin so the schedule's epsilon lands below the cap rather than on it.
     steps_per_epoch = math.ceil(min(len(p) for p in partners) / args.batch_size)
-    noise = get_noise_multiplier(
+    noise = args.noise_multiplier or get_noise_multiplier(
         target_epsilon=epsilon * 0.97,
         target_delta=args.delta,
         sample_rate=1 / steps_per_epoch,
         steps=args.rounds * args.local_epochs * steps_per_epoch,
     )
+    # With --demo-data the last partner is the demo's free-rider: a step so small that its update is next to zero.
+    rider = len(partners) - 1 if args.demo_data and len(partners) > 1 else None
     accountants = [
         PrivacyAccountant(partner=f"partner-{i}", agreement="bench", delta=args.delta, epsilon_cap=epsilon)
         for i in range(len(partners))
@@ -154,7 +159,7 @@ def train_federated(
                 data=data,
                 epochs=args.local_epochs,
                 batch_size=args.batch_size,
-                lr=args.lr,
+                lr=FREE_RIDER_LR if i == rider else args.lr,
                 max_grad_norm=args.max_grad_norm,
                 noise_multiplier=noise,
                 privacy_accountant=acct,
@@ -184,13 +189,23 @@ def baseline_accuracy(args: argparse.Namespace, partners: list[TabularData], sco
 def data_for(args: argparse.Namespace, seed: int) -> tuple[list[TabularData], TabularData]:
     """The partners' training data and the set to score on: the evaluation set, or a validation split of the
     partners' data with ``--holdout validation``."""
-    split = make_federated("digits", num_partners=args.partners, seed=seed, clip_features=args.clip_features or None)
+    demo = {"alpha": ALPHA, "sizes": demo_sizes(args.partners)} if args.demo_data else {}
+    split = make_federated(
+        "digits", num_partners=args.partners, seed=seed, clip_features=args.clip_features or None, **demo
+    )
     if args.holdout == "validation":
         return holdout_validation(list(split.partners), seed=seed)
     return list(split.partners), split.eval_set
 
 
 def main() -> None:
+    try:
+        run()
+    except LeptonError as exc:  # e.g. a fixed --noise-multiplier whose schedule overruns the --epsilon cap
+        sys.exit(f"fl_utility: {exc}")
+
+
+def run() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--partners", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=160)
@@ -202,6 +217,14 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.125)
     parser.add_argument("--max-grad-norm", type=float, default=0.5)
     parser.add_argument("--clip-features", type=float, default=2.0, help="clip standardized features to +-this; 0: no")
+    parser.add_argument(
+        "--noise-multiplier", type=float, default=0, help="a fixed noise, as the demo's (0: the --epsilon schedule's)"
+    )
+    parser.add_argument(
+        "--demo-data",
+        action="store_true",
+        help="the demo's partners: Dirichlet label skew, unequal sizes, the last one a free-rider",
+    )
     parser.add_argument("--seed", type=int, default=0, help="first seed")
     parser.add_argument("--sweep", action="store_true", help="accuracy at each of --epsilons, --seeds seeds each")
     parser.add_argument("--epsilons", type=float, nargs="+", default=list(SWEEP_EPSILONS), help="the sweep's targets")
@@ -219,6 +242,8 @@ def main() -> None:
     for name in ("lr", "max_grad_norm", "epsilon"):
         if not getattr(args, name) > 0:
             parser.error(f"--{name.replace('_', '-')} must be > 0, got {getattr(args, name)}")
+    if args.noise_multiplier < 0:
+        parser.error(f"--noise-multiplier must be >= 0 (0: the --epsilon schedule's), got {args.noise_multiplier}")
     if args.clip_features < 0:
         parser.error(f"--clip-features must be >= 0 (0: no clipping), got {args.clip_features}")
     if not 0 < args.delta < 1 or not all(e > 0 for e in args.epsilons):
@@ -232,6 +257,8 @@ def main() -> None:
         "lr",
         "max_grad_norm",
         "clip_features",
+        "noise_multiplier",
+        "demo_data",
         "model",
         "delta",
         "holdout",
