@@ -40,7 +40,7 @@ from lepton_ledger.envelope.tensors import deserialize_tensors, serialize_tensor
 from lepton_ledger.fl.accounting import epsilon_from_history
 from lepton_ledger.protocol.jsonio import canonical_json
 from lepton_ledger.rounds.coordinator import Coordinator
-from lepton_ledger.rounds.demo import RoundRules, run_demo
+from lepton_ledger.rounds.demo import LOGREG_TRAINING, RoundRules, run_demo
 from lepton_ledger.rounds.outbox import Outbox
 from lepton_ledger.rounds.outcome import combine, judge, settle
 from lepton_ledger.rounds.partner import SignedCommitment
@@ -157,10 +157,8 @@ def honest_submit(
         model=model,
         data=split.partners[index],
         epochs=1,
-        batch_size=64,
-        lr=0.5,
-        max_grad_norm=1.0,
         noise_multiplier=1.0,
+        **LOGREG_TRAINING,  # the demo's batch, lr and clip for logreg
         delta=DELTA,
         seed=100 + index,
         device="cpu",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -38,10 +39,28 @@ def test_bad_settings_are_refused_in_one_line():
     for argv, message in (
         (("--sweep", "--epsilons", "0"), "--delta must be in (0, 1) and every --epsilons value > 0"),
         (("--clip-features", "-1"), "--clip-features must be >= 0 (0: no clipping), got -1.0"),
+        (("--noise-multiplier", "-1"), "--noise-multiplier must be >= 0 (0: the --epsilon schedule's), got -1.0"),
     ):
         done = _run(*argv)
         assert done.returncode == 2
         assert done.stderr.strip().splitlines()[-1].endswith(message)
+
+
+def test_demo_data_and_a_fixed_noise_train_as_the_demo_does():
+    done = _run("--demo-data", "--noise-multiplier", "1", "--epsilon", "10", "--rounds", "1", "--clip-features", "0")
+    assert done.returncode == 0, done.stdout + done.stderr
+    sizes = [int(n) for n in re.search(r"partners \(([\d, ]+) samples\)", done.stdout).group(1).split(", ")]
+    assert sizes[0] < sizes[1] < sizes[2]  # the demo's relative sizes 1, 2, 3 (its Dirichlet skew on top)
+    assert "federated DP (noise 1.000)" in done.stdout
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["settings"]["demo_data"] is True and result["settings"]["noise_multiplier"] == 1.0
+    assert 0 < result["epsilon_max"] <= 10
+
+
+def test_a_fixed_noise_that_overruns_the_cap_is_refused_in_one_line():
+    done = _run("--noise-multiplier", "0.3", "--epsilon", "1", "--rounds", "3")
+    assert done.returncode == 1
+    assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith("fl_utility: "), done.stderr
 
 
 def test_the_validation_split_is_cut_from_the_partners_data_and_leaves_the_evaluation_set_out():

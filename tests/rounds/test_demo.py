@@ -15,7 +15,9 @@ from lepton_ledger.chain.deployment import Deployment
 from lepton_ledger.chain.events import EventIndex
 from lepton_ledger.chain.state import Round
 from lepton_ledger.errors import ConfigurationError
+from lepton_ledger.rounds import demo
 from lepton_ledger.rounds.demo import RoundRules, run_demo
+from lepton_ledger.rounds.partner import TrainingSettings
 from lepton_ledger.storage.local import LocalStore
 from lepton_ledger.units import RoundStatus
 
@@ -84,6 +86,15 @@ def test_demo_tells_the_incentive_story(tmp_path):
         assert payouts["partner3"] <= reward // 20 and lines["partner3"]["free_rider"]
         honest = max(payouts, key=payouts.get)
         assert lines[honest]["score"] > lines["partner3"]["score"]
+
+
+def test_demo_trains_logreg_as_measured_for_its_rounds_and_the_free_rider_next_to_nothing():
+    """bench/fl_utility.py --demo-data measured these for logreg in 5 rounds; the other models keep the defaults."""
+    honest = demo._training("logreg", seed=0, free_rider=False)
+    assert (honest.batch_size, honest.lr, honest.max_grad_norm, honest.noise_multiplier) == (32, 1.0, 1.0, 1.0)
+    assert demo._training("logreg", seed=2, free_rider=True).lr == demo.FREE_RIDER_LR
+    mlp = demo._training("mlp", seed=0, free_rider=False)
+    assert (mlp.batch_size, mlp.lr, mlp.max_grad_norm) == (64, TrainingSettings.lr, TrainingSettings.max_grad_norm)
 
 
 def test_demo_runs_the_late_fusion_model(tmp_path):
