@@ -65,7 +65,9 @@ ledger's own work, which a busy machine inflates less than the wall clock; the w
 are other processes);
 batched mode also "anchor_s" (``anchor_batch``: the signed commitments checked, the batch document put,
 ``commitBatch`` sent and its receipt), "anchored_per_s" (partners over it) and "first_signed_to_anchored_s"
-(from the first partner's signed commitment, so with the other partners' training on this machine),
+(from the first partner's signed commitment: the partners' updates are made first, then every partner signs at
+once, as partners who trained at the same time on their own machines; the other signatures are made on this
+machine within it) and "anchored_per_s_from_first_signed" (partners over it),
 "rpc_requests" (HTTP
 requests to the node in a ledger round, the most of any timed round: a JSON-RPC batch counts once),
 "rpc_requests_per_partner" (the partners' rounds' requests over partners), "rpc_requests_close"
@@ -390,11 +392,19 @@ def ledger_round(
     if mode == "single":  # the partners at the same time, as on their own machines
         run_each(lambda p: p.run_round(agreement_id, round_id, ledger.recipients), ledger.partners)
     else:
+        # ``run_round_batched`` in its two halves: every partner's update made (on its own machine, where the
+        # partners train at once), then every partner's commitment signed. On one machine, the first signature
+        # would otherwise come before the other partners' training, which their own machines do meanwhile.
+        def prepared(p: Partner) -> Any:
+            p.reconcile(agreement_id, round_id, ledger.recipients)
+            return p.prepare_update(agreement_id, round_id, ledger.recipients)
 
-        def signed_at(p: Partner) -> tuple[Any, float]:
-            return p.run_round_batched(agreement_id, round_id, ledger.recipients), time.perf_counter()
+        updates = run_each(prepared, ledger.partners)
 
-        signed, times = zip(*run_each(signed_at, ledger.partners))
+        def signed_at(pair: tuple[Partner, Any]) -> tuple[Any, float]:
+            return pair[0].sign_commitment(pair[1]), time.perf_counter()
+
+        signed, times = zip(*run_each(signed_at, list(zip(ledger.partners, updates))))
         count("partners")
         start = time.perf_counter()
         c.anchor_batch(agreement_id, round_id, list(signed))
@@ -606,6 +616,7 @@ def run(
         summary["anchor_s"] = round(anchor_s, 4)
         summary["first_signed_to_anchored_s"] = round(min(m["first_signed_to_anchored"] for m in scaling), 4)
         summary["anchored_per_s"] = round(partners / anchor_s, 1)
+        summary["anchored_per_s_from_first_signed"] = round(partners / summary["first_signed_to_anchored_s"], 1)
         summary["rpc_requests_anchor"] = max(int(m["requests_anchor"]) for m in scaling)
     print_report(summary, timings, phases, ledger_calls)
     return summary
@@ -655,8 +666,9 @@ def print_report(
         print(
             f"batched commitments: every signed commitment collected to the anchoring receipt (anchor_batch) "
             f"{s['anchor_s'] * 1e3:.1f} ms = {s['anchored_per_s']:.0f} anchored updates/s; from the first signed "
-            f"commitment {s['first_signed_to_anchored_s'] * 1e3:.1f} ms (includes the other partners' training, "
-            f"all on this machine)"
+            f"commitment {s['first_signed_to_anchored_s'] * 1e3:.1f} ms = {s['anchored_per_s_from_first_signed']:.0f} "
+            f"anchored updates/s (every update made first, as on the partners' own machines; the other partners' "
+            f"signatures made on this machine meanwhile)"
         )
     print(
         f"JSON-RPC requests per ledger round (HTTP requests to the node, most of any timed round): "

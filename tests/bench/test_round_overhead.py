@@ -78,5 +78,8 @@ def test_batched_mode_prints_the_anchoring_throughput(bench, capsys):
     assert printed == summary and printed["same_result"] is True
     assert printed["anchored_per_s"] == pytest.approx(2 / printed["anchor_s"], rel=0.01)  # both printed rounded
     assert 0 < printed["anchor_s"] <= printed["first_signed_to_anchored_s"]
+    assert printed["anchored_per_s_from_first_signed"] == pytest.approx(
+        2 / printed["first_signed_to_anchored_s"], rel=0.01
+    )
     assert printed["rpc_requests"] > 0 and printed["close_ms_per_partner"] > 0
     assert printed["rpc_requests_per_partner"] == 1 and printed["rpc_requests_anchor"] > 0  # its reads, one batch
