@@ -237,11 +237,14 @@ def lone_partner_agreement(world: World, name: str) -> tuple[Any, int, Coordinat
     return account, agreement_id, coordinator
 
 
-def open_round(world: World, folder: Path, seconds: int = 3600, partners: list | None = None) -> tuple[int, int]:
-    """A new funded agreement between `partners` (default alpha and beta), its round 1 open on a fresh model for
-    `seconds` (the coordinator's outbox and events in `folder`)."""
-    partners = partners or [world.alpha, world.beta]
-    agreement_id = funded_agreement(world.tx, world.d, world.token, world.roles, partners, store=world.store)
+def open_round(
+    world: World, folder: Path, seconds: int = 3600, partners: list | None = None, agreement_id: int | None = None
+) -> tuple[int, int]:
+    """A new funded agreement between `partners` (default alpha and beta), or the active `agreement_id`, its round 1
+    open on a fresh model for `seconds` (the coordinator's outbox and events in `folder`)."""
+    if agreement_id is None:
+        partners = partners or [world.alpha, world.beta]
+        agreement_id = funded_agreement(world.tx, world.d, world.token, world.roles, partners, store=world.store)
     folder.mkdir(exist_ok=True)
     coordinator = make_coordinator(
         world.roles,

@@ -10,9 +10,11 @@ import sqlite3
 import subprocess
 import sys
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 import torch
+from agreement_setup import agreement_terms
 from eth_account import Account
 from eth_account.messages import _hash_eip191_message, encode_typed_data
 from service_world import CLOSE, PASSWORD, follow_job, fresh_account, open_round
@@ -22,14 +24,18 @@ from lepton_ledger.api.client import ServiceClient, ServiceError
 from lepton_ledger.api.jobs import ANCHOR_LEAD, anchor_time
 from lepton_ledger.chain import agreements, node
 from lepton_ledger.chain.anvil import advance_time
+from lepton_ledger.chain.artifacts import load_artifact
 from lepton_ledger.chain.state import Round
 from lepton_ledger.chain.typed_data import UpdateCommitment, sign_digest, update_commitment_digest
 from lepton_ledger.envelope import DPRecord, generate_x25519_keypair, seal, x25519_public_key
+from lepton_ledger.envelope.envelope import encode_payload, encrypt_envelope
+from lepton_ledger.envelope.tensors import serialize_tensors
 from lepton_ledger.keys import Keystore
-from lepton_ledger.protocol.addressing import artifact_cid
+from lepton_ledger.protocol.addressing import artifact_cid, publish
 from lepton_ledger.rounds.outbox import Outbox
-from lepton_ledger.rounds.partner import Partner, SignedCommitment, TrainingSettings
-from lepton_ledger.rounds.roles import signed_commitment_document
+from lepton_ledger.rounds.partner import Partner, SignedCommitment, TrainingSettings, recipient_keys
+from lepton_ledger.rounds.roles import publish_document, signed_commitment_document
+from lepton_ledger.rounds.world import World
 from lepton_ledger.units import RoundStatus
 from lepton_ledger.workers.inline import InlineExecutor
 
@@ -320,6 +326,108 @@ def test_a_partner_suspended_after_it_committed_is_left_out_of_the_batch(service
     _commit(w, delta, 1, agreement_id, round_id, tmp_path)  # every party has committed: the anchor is due
     job = follow_job(w, kept["anchor_job"], w.headers(w.roles.coordinator))
     assert job["status"] == "done", job
-    assert job["result"]["partners"] == [delta.address] and job["result"]["left_out"] == [gamma.address]
+    assert job["result"]["partners"] == [delta.address]
+    assert job["result"]["left_out"] == [
+        {"partner": gamma.address, "reason": "not an approved partner any more (suspended since it committed)"}
+    ]
     assert w.d.ledger.functions.hasSubmitted(agreement_id, round_id, delta.address).call()
     assert not w.d.ledger.functions.hasSubmitted(agreement_id, round_id, gamma.address).call()
+
+
+def _wallet_party(service):
+    """A SmartWallet (ERC-1271) owned by a fresh key, registered and approved; (wallet, owner, execute a call
+    through the wallet)."""
+    w = service
+    owner = fresh_account()
+    node.fund(w.w3, owner.address, 10**19)
+    w.tx.add(owner)
+    wallet = w.tx.deploy(load_artifact("SmartWallet"), owner.address, sender=owner.address)
+
+    def execute(call):
+        return w.tx.transact(wallet.functions.execute(call.address, call._encode_transaction_data()), owner.address)
+
+    execute(w.d.partners.functions.register(bytes([9]) * 32, generate_x25519_keypair()[1]))
+    w.tx.transact(w.d.partners.functions.approve(wallet.address), w.roles.coordinator.address)
+    return wallet, owner, execute
+
+
+def _wallet_agreement(service, wallet, execute) -> int:
+    """An active, funded agreement between alpha and the wallet."""
+    w = service
+    document = {"task": "a wallet party"}
+    publish_document(w.store, document)
+    terms = agreement_terms(w.tx, w.token, w.roles, [w.alpha.address, wallet.address], document)
+    agreement_id = agreements.propose(w.tx, w.d, w.roles.coordinator.address, terms)
+    execute(w.d.agreements.functions.sign(agreement_id))
+    w.tx.transact(w.token.functions.mint(wallet.address, terms.required_stake), w.roles.admin.address)
+    execute(w.token.functions.approve(w.d.vault.address, terms.required_stake))
+    execute(w.d.vault.functions.stake(agreement_id, terms.required_stake))
+    World(w.tx, w.d, w.token, w.roles, {"alpha": w.alpha}, {}).join_and_fund(agreement_id, terms)
+    return agreement_id
+
+
+def _wallet_commits(service, wallet, owner, agreement_id: int, round_id: int) -> dict:
+    """The wallet's owner seals an update naming the wallet, uploads it and commits it, signed with the owner's key
+    (ERC-1271), all signed in as the wallet; the service's answer."""
+    w = service
+    recipients = [w.roles.coordinator.address, w.roles.auditor.address]
+    model_digest = Round.read(w.d.ledger.functions.round(agreement_id, round_id)).model_digest
+    model = fl.build_model("logreg", w.split.input_dim, w.split.num_classes, seed=0)
+    delta = {k: torch.zeros_like(v) + 0.01 for k, v in model.state_dict().items()}
+    keys = recipient_keys(w.d, recipients)
+    honest = seal(
+        delta,
+        signer_key=bytes(owner.key),
+        recipients=keys,
+        chain_id=w.w3.eth.chain_id,
+        ledger=w.d.ledger.address,
+        agreement_id=agreement_id,
+        round=round_id,
+        base_model_digest=model_digest,
+        dp=DP,
+        cumulative_epsilon=1.0,
+        sample_count=100,
+    )
+    manifest = replace(honest.manifest, partner=wallet.address)
+    signature = sign_digest(bytes(owner.key), manifest.digest())
+    data = encrypt_envelope(encode_payload(manifest.to_document(), signature, serialize_tensors(delta)), keys)
+    signer = SimpleNamespace(address=wallet.address, sign_message=owner.sign_message)  # signs in as the wallet
+    with ServiceClient(str(w.api.base_url), signer, chain_id=w.w3.eth.chain_id) as client:
+        cid, envelope_digest = publish(client.store(agreement_id, round_id), data)
+        commitment = UpdateCommitment(
+            agreement_id,
+            round_id,
+            wallet.address,
+            envelope_digest,
+            manifest.digest(),
+            manifest.cumulative_epsilon,
+            manifest.sample_count,
+        )
+        digest = update_commitment_digest(w.w3.eth.chain_id, w.d.ledger.address, commitment)
+        signed = SignedCommitment(commitment, sign_digest(bytes(owner.key), digest), cid)
+        return client.submit_commitment(signed, chain_id=w.w3.eth.chain_id, ledger=w.d.ledger.address)
+
+
+def test_a_wallet_whose_signature_no_longer_validates_is_left_out_of_the_batch(service, tmp_path):
+    """An ERC-1271 wallet answers anew at every call: one that stops accepting its commitment's signature before the
+    anchor would sink the whole batch (commitBatch refuses it); it is left out and the others anchored."""
+    w = service
+    wallet, owner, execute = _wallet_party(w)
+    agreement_id = _wallet_agreement(w, wallet, execute)
+    agreement_id, round_id = open_round(w, tmp_path / "coordinator", agreement_id=agreement_id)
+    kept = _wallet_commits(w, wallet, owner, agreement_id, round_id)
+    # The wallet changes its mind: its code becomes that of a wallet of another owner.
+    other = w.tx.deploy(load_artifact("SmartWallet"), w.alpha.address, sender=owner.address)
+    w.w3.provider.make_request("anvil_setCode", [wallet.address, w.w3.eth.get_code(other.address).to_0x_hex()])
+    _commit(w, w.alpha, 0, agreement_id, round_id, tmp_path)  # every party has committed: the anchor is due
+    job = follow_job(w, kept["anchor_job"], w.headers(w.roles.coordinator), timeout=60.0)
+    assert job["status"] == "done", job
+    assert job["result"]["partners"] == [w.alpha.address]
+    assert job["result"]["left_out"] == [
+        {
+            "partner": wallet.address,
+            "reason": "its commitment's signature is no longer valid for it on-chain (ERC-1271)",
+        }
+    ]
+    assert w.d.ledger.functions.hasSubmitted(agreement_id, round_id, w.alpha.address).call()
+    assert not w.d.ledger.functions.hasSubmitted(agreement_id, round_id, wallet.address).call()

@@ -34,9 +34,19 @@ def funded_agreement(
     (every second partner by a relayed EIP-712 signature when asked), staked and funded for one round; its id."""
     document = document or {"task": "digits classification"}
     publish_document(store, document)
+    terms = agreement_terms(tx, token, roles, [a.address for a in partners], document)
+    agreement_id = agreements.propose(tx, d, roles.coordinator.address, terms)
+    world = World(tx, d, token, roles, {a.address: a for a in partners}, {})
+    world.join_and_fund(agreement_id, terms, relayed=lambda i: relay_every_second and i % 2 == 1)
+    return agreement_id
+
+
+def agreement_terms(tx: Any, token: Any, roles: Any, parties: list[str], document: dict[str, Any]) -> Any:
+    """The test agreements' terms between `parties` (by-sample-count payouts, epsilon cap 8, 5 rounds, 30 days
+    from now, stake 100 and reward 300 tokens a round), their terms document `document`."""
     now = tx.w3.eth.get_block("latest")["timestamp"]
-    terms = agreements.AgreementTerms(
-        parties=[a.address for a in partners],
+    return agreements.AgreementTerms(
+        parties=parties,
         reward_token=token.address,
         reward_per_round=300 * TOKEN,
         epsilon_cap=8.0,
@@ -51,10 +61,6 @@ def funded_agreement(
         payout_rule=fl.PayoutRule.BY_SAMPLE_COUNT,
         document=document,
     )
-    agreement_id = agreements.propose(tx, d, roles.coordinator.address, terms)
-    world = World(tx, d, token, roles, {a.address: a for a in partners}, {})
-    world.join_and_fund(agreement_id, terms, relayed=lambda i: relay_every_second and i % 2 == 1)
-    return agreement_id
 
 
 def new_agreement(world, rules: RoundRules | None = None) -> int:
