@@ -120,8 +120,8 @@ def _refusal(exc: BaseException) -> bool:
 
 
 def _interrupted(earlier: list[Any], refusal: BaseException) -> ApiError:
-    """409 ``Interrupted``: a step run again (a restart interrupted it) that its checks now refuse, likely for what
-    its first run did, named from the outbox."""
+    """409 ``Interrupted``: a step run again that its checks now refuse, likely for what its earlier run did (the
+    transactions the outbox holds for it, named)."""
     sent = [
         {
             "tx_hash": op.tx_hash,
@@ -134,8 +134,8 @@ def _interrupted(earlier: list[Any], refusal: BaseException) -> ApiError:
     return ApiError(
         409,
         "Interrupted",
-        f"the request was interrupted by a restart after it sent transactions ({done}); run again, it is refused: "
-        f"{refusal}",
+        f"an earlier run of this request (a restart interrupted it, or it failed part-way) sent transactions "
+        f"({done}); run again, it is refused: {refusal}",
         detail={"transactions": sent},
     )
 
