@@ -19,6 +19,7 @@ from eth_account.messages import encode_defunct
 from web3 import HTTPProvider, Web3
 
 from lepton_ledger import fl
+from lepton_ledger.api.client import ServiceClient
 from lepton_ledger.chain import agreements
 from lepton_ledger.chain.anvil import advance_time, dev_account
 from lepton_ledger.chain.artifacts import load_artifact
@@ -278,6 +279,32 @@ def round_with_commitments(world: World) -> tuple[int, int]:
         folder,
     )
     return agreement_id, round_id
+
+
+def client_partner(service, client, account, index: int, agreement_id: int, round_id: int, folder) -> Partner:
+    """`account`'s round code on its own machine: its outbox and accountant there, the store and relay the
+    service's (through `client`)."""
+    return Partner(
+        account=account,
+        tx=client.transactor(service.w3),
+        deployment=service.d,
+        store=client.store(agreement_id, round_id),
+        accountant=fl.PrivacyAccountant(partner=account.address, agreement=agreement_id, delta=1e-5, epsilon_cap=8.0),
+        data=service.split.partners[index],
+        executor=InlineExecutor(),
+        settings=TrainingSettings(model="logreg", epochs=1, batch_size=64, noise_multiplier=1.0),
+        outbox=Outbox(folder / f"{account.address}-{agreement_id}.sqlite"),
+    )
+
+
+def commit_through_client(service, account, index: int, agreement_id: int, round_id: int, folder) -> dict:
+    """`account` trains, uploads and commits its update to the round through the client; the service's answer."""
+    recipients = [service.roles.coordinator.address, service.roles.auditor.address]
+    with ServiceClient(str(service.api.base_url), account, chain_id=service.w3.eth.chain_id) as client:
+        signed = client_partner(service, client, account, index, agreement_id, round_id, folder).run_round_batched(
+            agreement_id, round_id, recipients
+        )
+        return client.submit_commitment(signed, chain_id=service.w3.eth.chain_id, ledger=service.d.ledger.address)
 
 
 def follow_job(world: World, job_id: int, headers: dict[str, str], timeout: float = 180.0) -> dict[str, Any]:

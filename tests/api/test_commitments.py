@@ -17,7 +17,15 @@ import torch
 from agreement_setup import agreement_terms
 from eth_account import Account
 from eth_account.messages import _hash_eip191_message, encode_typed_data
-from service_world import CLOSE, PASSWORD, follow_job, fresh_account, open_round
+from service_world import (
+    CLOSE,
+    PASSWORD,
+    client_partner,
+    commit_through_client,
+    follow_job,
+    fresh_account,
+    open_round,
+)
 
 from lepton_ledger import fl
 from lepton_ledger.api.client import ServiceClient, ServiceError
@@ -32,40 +40,12 @@ from lepton_ledger.envelope.envelope import encode_payload, encrypt_envelope
 from lepton_ledger.envelope.tensors import serialize_tensors
 from lepton_ledger.keys import Keystore
 from lepton_ledger.protocol.addressing import artifact_cid, publish
-from lepton_ledger.rounds.outbox import Outbox
-from lepton_ledger.rounds.partner import Partner, SignedCommitment, TrainingSettings, recipient_keys
+from lepton_ledger.rounds.partner import SignedCommitment, recipient_keys
 from lepton_ledger.rounds.roles import publish_document, signed_commitment_document
 from lepton_ledger.rounds.world import World
 from lepton_ledger.units import RoundStatus
-from lepton_ledger.workers.inline import InlineExecutor
 
 DP = DPRecord(noise_multiplier=1.0, clipping_norm=1.0, sample_rate=0.1, steps=10, delta=1e-5, accountant="rdp")
-
-
-def _partner(service, client, account, index: int, agreement_id: int, round_id: int, folder) -> Partner:
-    """`account`'s round code on its own machine: its outbox and accountant there, the store and relay the
-    service's (through `client`)."""
-    return Partner(
-        account=account,
-        tx=client.transactor(service.w3),
-        deployment=service.d,
-        store=client.store(agreement_id, round_id),
-        accountant=fl.PrivacyAccountant(partner=account.address, agreement=agreement_id, delta=1e-5, epsilon_cap=8.0),
-        data=service.split.partners[index],
-        executor=InlineExecutor(),
-        settings=TrainingSettings(model="logreg", epochs=1, batch_size=64, noise_multiplier=1.0),
-        outbox=Outbox(folder / f"{account.address}-{agreement_id}.sqlite"),
-    )
-
-
-def _commit(service, account, index: int, agreement_id: int, round_id: int, folder) -> dict:
-    """`account` trains, uploads and commits its update to the round through the client; the service's answer."""
-    recipients = [service.roles.coordinator.address, service.roles.auditor.address]
-    with ServiceClient(str(service.api.base_url), account, chain_id=service.w3.eth.chain_id) as client:
-        signed = _partner(service, client, account, index, agreement_id, round_id, folder).run_round_batched(
-            agreement_id, round_id, recipients
-        )
-        return client.submit_commitment(signed, chain_id=service.w3.eth.chain_id, ledger=service.d.ledger.address)
 
 
 def _batches(service, agreement_id: int, round_id: int) -> list:
@@ -106,7 +86,7 @@ def test_a_whole_batched_round_through_the_client_then_a_green_audit(service, tm
     assert again.returncode == 0 and again.stdout.splitlines()[0] == done.stdout.splitlines()[0], again.stderr
 
     # beta: the library's round code through the client. The last party's commitment makes the anchor due.
-    kept = _commit(w, w.beta, 1, agreement_id, round_id, tmp_path)
+    kept = commit_through_client(w, w.beta, 1, agreement_id, round_id, tmp_path)
     assert kept["anchor_job"] == job_id
     coordinator = w.headers(w.roles.coordinator)
     job = follow_job(w, job_id, coordinator)
@@ -143,7 +123,7 @@ def test_the_typed_data_is_the_ledgers_commitment_and_a_wallet_signature_of_it_i
     w = service
     agreement_id, round_id = open_round(w, tmp_path / "coordinator")
     with ServiceClient(str(w.api.base_url), w.alpha, chain_id=w.w3.eth.chain_id) as client:
-        prepared = _partner(w, client, w.alpha, 0, agreement_id, round_id, tmp_path).prepare_update(
+        prepared = client_partner(w, client, w.alpha, 0, agreement_id, round_id, tmp_path).prepare_update(
             agreement_id, round_id, [w.roles.coordinator.address, w.roles.auditor.address]
         )
         typed = client.commitment_typed_data(agreement_id, round_id, prepared.envelope_cid)
@@ -164,7 +144,7 @@ def test_the_typed_data_is_the_ledgers_commitment_and_a_wallet_signature_of_it_i
 def _finish(service, agreement_id: int, round_id: int, job_id: int, folder) -> None:
     """beta commits too, so that the round's batch is anchored now (no anchor job is left waiting for a deadline
     that another test's clock could bring, sending a coordinator transaction in the middle of it)."""
-    _commit(service, service.beta, 1, agreement_id, round_id, folder)
+    commit_through_client(service, service.beta, 1, agreement_id, round_id, folder)
     assert follow_job(service, job_id, service.headers(service.roles.coordinator))["status"] == "done"
 
 
@@ -183,7 +163,7 @@ def test_every_refused_commitment_changes_nothing(service, tmp_path):
     agreement_id, round_id = open_round(w, tmp_path / "coordinator")
     recipients = [w.roles.coordinator.address, w.roles.auditor.address]
     with ServiceClient(str(w.api.base_url), w.alpha, chain_id=w.w3.eth.chain_id) as client:
-        partner = _partner(w, client, w.alpha, 0, agreement_id, round_id, tmp_path)
+        partner = client_partner(w, client, w.alpha, 0, agreement_id, round_id, tmp_path)
         signed = partner.run_round_batched(agreement_id, round_id, recipients)
         kept = client.submit_commitment(signed, chain_id=w.w3.eth.chain_id, ledger=w.d.ledger.address)
         # Another update alpha uploads: a well-formed commitment to it is still a second one.
@@ -256,7 +236,7 @@ def test_the_batch_is_anchored_near_the_deadline_with_a_party_missing(service, t
     w = service
     seconds = 11 * ANCHOR_LEAD
     agreement_id, round_id = open_round(w, tmp_path / "coordinator", seconds=seconds)
-    kept = _commit(w, w.alpha, 0, agreement_id, round_id, tmp_path)
+    kept = commit_through_client(w, w.alpha, 0, agreement_id, round_id, tmp_path)
     coordinator = w.headers(w.roles.coordinator)
     assert w.api.get(f"/v1/jobs/{kept['anchor_job']}", headers=coordinator).json()["status"] == "queued"
     record = Round.read(w.d.ledger.functions.round(agreement_id, round_id))
@@ -270,7 +250,7 @@ def test_the_batch_is_anchored_near_the_deadline_with_a_party_missing(service, t
     assert not w.d.ledger.functions.hasSubmitted(agreement_id, round_id, w.beta.address).call()
     # beta comes too late for the batch: refused, and nothing more is anchored.
     with pytest.raises(ServiceError) as late:
-        _commit(w, w.beta, 1, agreement_id, round_id, tmp_path)
+        commit_through_client(w, w.beta, 1, agreement_id, round_id, tmp_path)
     assert late.value.status == 409 and late.value.code == "BatchAnchored"
     assert len(_batches(w, agreement_id, round_id)) == 1 and batch["args"]["round"] == round_id
 
@@ -286,10 +266,10 @@ def test_a_short_round_is_anchored_a_tenth_of_it_before_its_deadline():
 def test_a_restart_between_commit_and_anchor_anchors_once(service, tmp_path):
     w = service
     agreement_id, round_id = open_round(w, tmp_path / "coordinator")
-    kept = _commit(w, w.alpha, 0, agreement_id, round_id, tmp_path)
+    kept = commit_through_client(w, w.alpha, 0, agreement_id, round_id, tmp_path)
     w.server.kill()  # kill -9 with the commitment kept and its anchor job queued
     w.server.start()
-    _commit(w, w.beta, 1, agreement_id, round_id, tmp_path)
+    commit_through_client(w, w.beta, 1, agreement_id, round_id, tmp_path)
     coordinator = w.headers(w.roles.coordinator)
     job = follow_job(w, kept["anchor_job"], coordinator)
     assert job["status"] == "done", job
@@ -320,10 +300,10 @@ def test_a_partner_suspended_after_it_committed_is_left_out_of_the_batch(service
         agreements.register(w.tx, w.d, account.address, {"name": "fresh"}, generate_x25519_keypair()[1])
         w.tx.transact(w.d.partners.functions.approve(account.address), w.roles.coordinator.address)
     agreement_id, round_id = open_round(w, tmp_path / "coordinator", partners=[gamma, delta])
-    kept = _commit(w, gamma, 0, agreement_id, round_id, tmp_path)
+    kept = commit_through_client(w, gamma, 0, agreement_id, round_id, tmp_path)
     receipt = w.tx.transact(w.d.partners.functions.suspend(gamma.address, b"\x07" * 32), w.roles.coordinator.address)
     w.wait_block(receipt["blockNumber"])
-    _commit(w, delta, 1, agreement_id, round_id, tmp_path)  # every party has committed: the anchor is due
+    commit_through_client(w, delta, 1, agreement_id, round_id, tmp_path)  # every party has committed: the anchor is due
     job = follow_job(w, kept["anchor_job"], w.headers(w.roles.coordinator))
     assert job["status"] == "done", job
     assert job["result"]["partners"] == [delta.address]
@@ -419,7 +399,9 @@ def test_a_wallet_whose_signature_no_longer_validates_is_left_out_of_the_batch(s
     # The wallet changes its mind: its code becomes that of a wallet of another owner.
     other = w.tx.deploy(load_artifact("SmartWallet"), w.alpha.address, sender=owner.address)
     w.w3.provider.make_request("anvil_setCode", [wallet.address, w.w3.eth.get_code(other.address).to_0x_hex()])
-    _commit(w, w.alpha, 0, agreement_id, round_id, tmp_path)  # every party has committed: the anchor is due
+    commit_through_client(
+        w, w.alpha, 0, agreement_id, round_id, tmp_path
+    )  # every party has committed: the anchor is due
     job = follow_job(w, kept["anchor_job"], w.headers(w.roles.coordinator), timeout=60.0)
     assert job["status"] == "done", job
     assert job["result"]["partners"] == [w.alpha.address]

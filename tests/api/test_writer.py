@@ -13,8 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 from agreement_setup import funded_agreement
-from service_world import CLOSE, follow_job, open_round
-from test_commitments import _commit, _partner
+from service_world import CLOSE, client_partner, commit_through_client, follow_job, open_round
 
 from lepton_ledger.api.client import ServiceClient
 
@@ -119,13 +118,13 @@ def _audit_state_held(service) -> sqlite3.Connection:
 def test_an_anchor_due_while_an_audit_runs_is_anchored_before_the_audit_ends(service, tmp_path):
     w = service
     agreement_id, round_id = open_round(w, tmp_path / "coordinator")
-    kept = _commit(w, w.alpha, 0, agreement_id, round_id, tmp_path)
+    kept = commit_through_client(w, w.alpha, 0, agreement_id, round_id, tmp_path)
     auditor, coordinator = w.headers(w.roles.auditor), w.headers(w.roles.coordinator)
     recipients = [w.roles.coordinator.address, w.roles.auditor.address]
     chain = {"chain_id": w.w3.eth.chain_id, "ledger": w.d.ledger.address}
     with ServiceClient(str(w.api.base_url), w.beta, chain_id=w.w3.eth.chain_id) as beta:
         # beta's update trained and uploaded first: within the audit's wait, only its commitment is handed in.
-        signed = _partner(w, beta, w.beta, 1, agreement_id, round_id, tmp_path).run_round_batched(
+        signed = client_partner(w, beta, w.beta, 1, agreement_id, round_id, tmp_path).run_round_batched(
             agreement_id, round_id, recipients
         )
         held = _audit_state_held(w)
