@@ -178,8 +178,10 @@ class JobRunner:
                     raise ConfigurationError(f"no coordinator key is configured to run this {kind} job")
                 else:
                     step = self._anchor if kind == "anchor" else self._close
-                    result = self.service.writer.call(functools.partial(step, job))
+                    result = self.service.writer.call(functools.partial(step, job), bounded=False)
             except Exception as exc:  # noqa: BLE001 -- the runner outlives any one job; the error is recorded
+                if self._stop.is_set():  # the service stopping under it (the writer refuses): resumed at start
+                    return
                 # Every party's commitment is kept only here (a resent one is AlreadyCommitted): a failed anchor
                 # would strand the round, so it is tried again while the round still takes a batch.
                 again = kind == "anchor" and self._takes_batch(job)

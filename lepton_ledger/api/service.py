@@ -146,7 +146,9 @@ def open_service(settings: Settings, *, start: bool = True) -> Iterator[Service]
 
         service.jobs = JobRunner(service)
         if service.coordinator is not None:
-            service.writer = Writer(w3, service.coordinator.account, service.store, deployment.ledger.address)
+            service.writer = Writer(
+                w3, service.coordinator.account, service.store, deployment.ledger.address, wait=settings.writer_wait
+            )
         if not start:
             yield service
             return

@@ -9,7 +9,11 @@ a key made of the step's scope (the caller and its Idempotency-Key) and of the c
 such calls the step made before it): the retry of a request that a restart interrupted, run again with the same
 scope, finds its transactions there: one confirmed is answered from its receipt, one broadcast is awaited (or its
 same signed bytes broadcast again), none is sent twice. At start, before any request, the writer finishes what
-the outbox holds open (a dead process's puts and transactions)."""
+the outbox holds open (a dead process's puts and transactions).
+
+A request waits at most ``wait`` seconds for its step to start: behind a step that does not end (a close job, a
+transaction the node takes and never mines), it is answered 503 ``WriterBusy`` and its step is dropped unrun,
+instead of holding one of the server's worker threads (all of them, in the end) until that step ends."""
 
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from typing import Any, TypeVar
 
 from web3.contract.contract import ContractFunction
@@ -48,32 +52,47 @@ class Writer:
         account: the coordinator's key (a LocalAccount).
         store: the service's store (the outbox's puts).
         ledger: the RoundLedger's address (it names the deployment in the outbox's keys).
+        wait: the seconds a request's step waits to start (module docstring).
     """
 
-    def __init__(self, w3: Any, account: Any, store: Any, ledger: str) -> None:
-        self.w3, self.store, self.ledger = w3, store, ledger
+    def __init__(self, w3: Any, account: Any, store: Any, ledger: str, *, wait: float = 10.0) -> None:
+        self.w3, self.store, self.ledger, self.wait = w3, store, ledger, wait
         self.tx = OutboxTransactor(w3, account, self)
         self._queue: queue.SimpleQueue[tuple[Callable[[], Any], str | None, Future[Any]] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="lepton-writer", daemon=True)
         self._effects: Any = None
         self._scope = ""
         self._calls: Counter[tuple[str, str]] = Counter()
+        self._stopped = False
+        self._stopping = threading.Lock()  # no step is queued behind the end of the queue
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
-        self._queue.put(None)
+        with self._stopping:
+            self._stopped = True
+            self._queue.put(None)
         self._thread.join(timeout=5)
 
-    def call(self, step: Callable[[], T], *, scope: str | None = None) -> T:
+    def call(self, step: Callable[[], T], *, scope: str | None = None, bounded: bool = True) -> T:
         """`step()`'s outcome (its value or its exception), run on the writer's thread after the steps queued
-        before it. `scope` names the step across restarts (its transactions' keys); None: a fresh one."""
+        before it. `scope` names the step across restarts (its transactions' keys); None: a fresh one. `bounded`
+        (a request's step): dropped unrun when it has not started within ``wait`` seconds.
+
+        Raises:
+            ApiError: 503 ``WriterBusy`` when the step was dropped, or the service is stopping.
+        """
         if threading.current_thread() is self._thread:  # a step inside a step: already the writer
             return step()
         future: Future[T] = Future()
-        self._queue.put((step, scope, future))
-        return future.result()
+        with self._stopping:
+            if self._stopped:
+                raise _busy("the service is stopping")
+            self._queue.put((step, scope, future))
+        if not wait([future], timeout=self.wait if bounded else None).done and future.cancel():
+            raise _busy(f"an earlier step has held the coordinator's writer for over {self.wait:g} s")
+        return future.result()  # started meanwhile: its outcome, however long it takes
 
     def effects(self) -> Any:
         """The coordinator's ``RoundEffects`` on its outbox (built on the writer's thread, on first use)."""
@@ -110,6 +129,15 @@ class Writer:
                 future.set_result(step())
             except BaseException as exc:  # noqa: BLE001 -- the caller's to handle, in its thread
                 future.set_exception(_interrupted(earlier, exc) if earlier and _refusal(exc) else exc)
+
+
+def _busy(why: str) -> ApiError:
+    return ApiError(
+        503,
+        "WriterBusy",
+        f"{why} (a close, or a transaction the chain has not mined yet); nothing of this request was sent: retry it",
+        headers={"Retry-After": "5"},
+    )
 
 
 def _refusal(exc: BaseException) -> bool:

@@ -104,6 +104,38 @@ def test_a_proposal_killed_between_broadcast_and_receipt_is_mined_once_and_its_r
     assert again.json() == retry.json() and service.coordinator_nonce() == before + 1
 
 
+def test_a_request_behind_a_step_that_never_ends_is_answered_503_and_sends_nothing(service):
+    """A step that never ends (its transaction taken by the node and never mined) holds the writer: a request behind
+    it is answered 503 WriterBusy once the writer's wait (10 s by default) has passed, instead of holding a worker
+    thread of the server until that step ends; its step is dropped unrun, and its retry later runs it."""
+    w3, coordinator = service.w3, service.roles.coordinator
+    headers = service.headers(coordinator)
+    body, before, count = _terms(service), service.coordinator_nonce(), _count(service)
+    w3.provider.make_request("evm_setAutomine", [False])  # the node takes transactions and mines none
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            held = pool.submit(
+                service.api.post, "/v1/agreements", json=body, headers=headers | {"Idempotency-Key": "held-step"}
+            )
+            deadline = time.monotonic() + RACE_TIMEOUT
+            while w3.eth.get_transaction_count(coordinator.address, "pending") == before:
+                assert time.monotonic() < deadline and not held.done(), "the proposal was never broadcast"
+                time.sleep(0.05)  # polling the node for the broadcast
+            behind = service.api.post("/v1/agreements", json=body, headers=headers | {"Idempotency-Key": "behind"})
+            assert behind.status_code == 503, behind.text
+            assert behind.json()["error"]["code"] == "WriterBusy" and behind.headers["Retry-After"]
+            assert w3.eth.get_transaction_count(coordinator.address, "pending") == before + 1  # nothing of it sent
+            w3.provider.make_request("evm_setAutomine", [True])
+            w3.provider.make_request("evm_mine", [])  # the held step's transaction mined: the step ends
+            assert held.result().status_code == 200, held.result().text
+    finally:
+        w3.provider.make_request("evm_setAutomine", [True])
+    retry = service.api.post("/v1/agreements", json=body, headers=headers | {"Idempotency-Key": "behind"})
+    assert retry.status_code == 200, retry.text
+    assert retry.json()["agreement_id"] == count + 2 == _count(service)
+    assert service.coordinator_nonce() == before + 2
+
+
 def _audit_state_held(service) -> sqlite3.Connection:
     """A connection holding the audit's state file exclusively: an audit that opens it waits (its busy timeout,
     30 s) until the connection closes."""
