@@ -334,6 +334,8 @@ class JobRunner:
         from .dashboard import LATEST_AUDIT
 
         service = self.service
+        if service.auditor is None:  # queued before a restart without the key
+            raise ConfigurationError("no auditor key is configured to run this audit job")
         folder = service.settings.data_dir / "audit"
         folder.mkdir(parents=True, exist_ok=True)
         result = audit_deployment(

@@ -5,6 +5,7 @@ registered but party to nothing. The chain is advanced past the round's dispute 
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -316,3 +317,14 @@ def follow_job(world: World, job_id: int, headers: dict[str, str], timeout: floa
             return job
         assert time.monotonic() < deadline, job
         time.sleep(0.2)  # polling a job's status, as any client does
+
+
+def audit_state_held(service) -> sqlite3.Connection:
+    """A connection holding the audit's state file exclusively: an audit that opens it waits (its busy timeout,
+    30 s) until the connection closes."""
+    path = service.data_dir / "audit" / "state.sqlite"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    held = sqlite3.connect(path, isolation_level=None)
+    held.execute("PRAGMA locking_mode=EXCLUSIVE")  # readers too are kept out, WAL or not
+    held.execute("BEGIN EXCLUSIVE")
+    return held

@@ -5,7 +5,6 @@ outcome. Jobs: an anchor due while an audit runs does not wait for the audit."""
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -13,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 from agreement_setup import funded_agreement
-from service_world import CLOSE, client_partner, commit_through_client, follow_job, open_round
+from service_world import CLOSE, audit_state_held, client_partner, commit_through_client, follow_job, open_round
 
 from lepton_ledger.api.client import ServiceClient
 
@@ -136,17 +135,6 @@ def test_a_request_behind_a_step_that_never_ends_is_answered_503_and_sends_nothi
     assert service.coordinator_nonce() == before + 2
 
 
-def _audit_state_held(service) -> sqlite3.Connection:
-    """A connection holding the audit's state file exclusively: an audit that opens it waits (its busy timeout,
-    30 s) until the connection closes."""
-    path = service.data_dir / "audit" / "state.sqlite"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    held = sqlite3.connect(path, isolation_level=None)
-    held.execute("PRAGMA locking_mode=EXCLUSIVE")  # readers too are kept out, WAL or not
-    held.execute("BEGIN EXCLUSIVE")
-    return held
-
-
 def test_an_anchor_due_while_an_audit_runs_is_anchored_before_the_audit_ends(service, tmp_path):
     w = service
     agreement_id, round_id = open_round(w, tmp_path / "coordinator")
@@ -159,7 +147,7 @@ def test_an_anchor_due_while_an_audit_runs_is_anchored_before_the_audit_ends(ser
         signed = client_partner(w, beta, w.beta, 1, agreement_id, round_id, tmp_path).run_round_batched(
             agreement_id, round_id, recipients
         )
-        held = _audit_state_held(w)
+        held = audit_state_held(w)
         try:
             audit = w.api.post("/v1/audit", headers=auditor | {"Idempotency-Key": "audit-held"}).json()
             deadline = time.monotonic() + RACE_TIMEOUT
