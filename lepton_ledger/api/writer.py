@@ -91,7 +91,10 @@ class Writer:
                 raise _busy("the service is stopping")
             self._queue.put((step, scope, future))
         if not wait([future], timeout=self.wait if bounded else None).done and future.cancel():
-            raise _busy(f"an earlier step has held the coordinator's writer for over {self.wait:g} s")
+            raise _busy(
+                f"an earlier step (a close, or a transaction the chain has not mined yet) has held the coordinator's "
+                f"writer for over {self.wait:g} s"
+            )
         return future.result()  # started meanwhile: its outcome, however long it takes
 
     def effects(self) -> Any:
@@ -135,7 +138,7 @@ def _busy(why: str) -> ApiError:
     return ApiError(
         503,
         "WriterBusy",
-        f"{why} (a close, or a transaction the chain has not mined yet); nothing of this request was sent: retry it",
+        f"{why}; nothing of this request was sent: retry it",
         headers={"Retry-After": "5"},
     )
 
