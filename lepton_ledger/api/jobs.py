@@ -13,11 +13,14 @@ service's store, ``commitBatch`` sent once through the outbox). Run again after 
 which of those partners have a commitment there, and sends nothing for them. One that fails is queued again
 (``ANCHOR_RETRY`` seconds later) while its round still takes a batch: the commitments are kept nowhere else.
 A commitment the batch cannot carry any more is left out, with the reason in the job's result (``left_out``): its
-partner suspended since it committed, or its signature no longer valid (an ERC-1271 wallet that changed its
-mind); ``commitBatch`` would refuse the whole batch for it."""
+partner suspended since it committed (``commitBatch`` would refuse the whole batch for it), or its signature no
+longer valid (an ERC-1271 wallet that changed its mind: anchored, its entry could be proven forged, voiding the
+round). An anchored wallet's commitment is then revealed while the wallet accepts it (``revealed``), since the
+ledger judges an unrevealed entry by ECDSA alone."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import threading
@@ -302,11 +305,51 @@ class JobRunner:
                 from_block=0, argument_filters={"agreementId": agreement_id, "round": round_id}
             )
             cid = cid_for_digest(bytes(batches[-1]["args"]["batchDocumentDigest"])) if batches else None
+        anchored = [s for s in signed if s.commitment.partner not in left_out]
         return {
             "batch_cid": cid,
             "partners": partners,
             "left_out": [{"partner": p, "reason": reason} for p, reason in left_out.items()],
+            "revealed": self._reveal_wallets(session, agreement_id, round_id, anchored),
         }
+
+    def _reveal_wallets(self, session: Any, agreement_id: int, round_id: int, signed: list[Any]) -> dict[str, str]:
+        """Reveals (``answerDispute`` before any dispute) each anchored commitment that is not its partner's ECDSA
+        signature (an ERC-1271 wallet's) while the wallet still accepts it: unrevealed, the ledger judges it by
+        ECDSA alone, and any auditor could prove it forged and void the round of every party. Per partner: its
+        reveal's transaction, or why there is none. A wallet that turns between the anchor and its reveal stays
+        provable: only the ledger judging ERC-1271 within ``commitBatch`` would close that."""
+        from ..chain import disputes
+        from ..chain.state import EntryDispute
+        from ..chain.typed_data import update_commitment_digest
+        from ..envelope.errors import BadSignature
+        from ..envelope.manifest import recover_signer
+        from ..errors import ContractReverted
+        from ..units import DisputeStatus
+
+        ledger = session.deployment.ledger
+        revealed = {}
+        for s in signed:
+            partner = s.commitment.partner
+            digest = update_commitment_digest(self.service.chain_id, ledger.address, s.commitment)
+            with contextlib.suppress(BadSignature):
+                if recover_signer(digest, s.signature) == partner:
+                    continue  # ECDSA: judged the same at any time, nothing to reveal
+            entry = disputes.entry_of(session.deployment, agreement_id, round_id, partner)
+            state = EntryDispute.read(ledger.functions.entryDispute(agreement_id, round_id, partner))
+            if entry is None or state.status is not DisputeStatus.NONE:  # not in a batch, or revealed or disputed
+                continue
+            record = disputes.DisputeRecord(
+                agreement_id, round_id, partner, "None", entry.batch_index, entry.position, entry.epsilon, 0
+            )
+            try:
+                answer = ledger.functions.answerDispute(*disputes.answer_for(session.deployment, session.store, record))
+                receipt = session.tx.transact(answer, session.address)
+            except (ContractReverted, disputes.DisputeError) as exc:
+                revealed[partner] = f"not revealed: {exc}"
+            else:
+                revealed[partner] = receipt["transactionHash"].to_0x_hex()
+        return revealed
 
     def _left_out(self, signed: list[Any], signature_valid: Any) -> dict[str, str]:
         """The partners of `signed` commitments that ``commitBatch`` would refuse the whole batch for, with why:

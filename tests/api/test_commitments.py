@@ -390,7 +390,8 @@ def _wallet_commits(service, wallet, owner, agreement_id: int, round_id: int) ->
 
 def test_a_wallet_whose_signature_no_longer_validates_is_left_out_of_the_batch(service, tmp_path):
     """An ERC-1271 wallet answers anew at every call: one that stops accepting its commitment's signature before the
-    anchor would sink the whole batch (commitBatch refuses it); it is left out and the others anchored."""
+    anchor could not be revealed, and its anchored entry proven forged would void the whole round; it is left out
+    and the others anchored."""
     w = service
     wallet, owner, execute = _wallet_party(w)
     agreement_id = _wallet_agreement(w, wallet, execute)
@@ -413,3 +414,32 @@ def test_a_wallet_whose_signature_no_longer_validates_is_left_out_of_the_batch(s
     ]
     assert w.d.ledger.functions.hasSubmitted(agreement_id, round_id, w.alpha.address).call()
     assert not w.d.ledger.functions.hasSubmitted(agreement_id, round_id, wallet.address).call()
+
+
+def test_a_wallets_anchored_commitment_is_revealed_so_no_auditor_can_void_the_round_with_it(service, tmp_path):
+    """The ledger judges a batch entry's signature by ECDSA alone unless it was revealed (answerDispute before any
+    dispute, ERC-1271 checked then): the anchor job reveals a wallet's entry while the wallet accepts it, so that an
+    auditor cannot prove it forged and void the round of every party."""
+    from web3.exceptions import ContractCustomError
+
+    from lepton_ledger.chain import disputes
+    from lepton_ledger.chain.transactions import decode_revert
+
+    w = service
+    wallet, owner, execute = _wallet_party(w)
+    agreement_id = _wallet_agreement(w, wallet, execute)
+    agreement_id, round_id = open_round(w, tmp_path / "coordinator", agreement_id=agreement_id)
+    kept = _wallet_commits(w, wallet, owner, agreement_id, round_id)
+    commit_through_client(w, w.alpha, 0, agreement_id, round_id, tmp_path)  # every party committed: anchor due
+    job = follow_job(w, kept["anchor_job"], w.headers(w.roles.coordinator), timeout=60.0)
+    assert job["status"] == "done" and sorted(job["result"]["partners"]) == sorted([w.alpha.address, wallet.address])
+    assert list(job["result"]["revealed"]) == [wallet.address], job["result"]  # alpha signs ECDSA: nothing to reveal
+    entry = disputes.entry_of(w.d, agreement_id, round_id, wallet.address)
+    record = disputes.DisputeRecord(
+        agreement_id, round_id, wallet.address, "None", entry.batch_index, entry.position, entry.epsilon, 0
+    )
+    evidence, commitment, signature = disputes.answer_for(w.d, w.store, record)
+    prove = w.d.ledger.functions.proveForgedCommitment(evidence, commitment, signature)
+    with pytest.raises(ContractCustomError) as refused:  # asked as an auditor would send it, nothing sent
+        prove.call({"from": w.roles.auditor.address})
+    assert decode_revert(refused.value.data).error == "RoundLedgerCommitmentValid"
