@@ -94,6 +94,13 @@ class Settings(BaseModel):
         1.0,
         ge=0,
     )
+    writer_wait: float = _env(
+        "LEPTON_API_WRITER_WAIT",
+        "Seconds a request waits for the service's one writer of coordinator transactions to take its step, behind "
+        "a close or an unmined transaction; 503 WriterBusy beyond, nothing sent (default 10.0).",
+        10.0,
+        gt=0,
+    )
     coordinator_key: str | None = _env(
         "LEPTON_API_COORDINATOR_KEY", "Keystore identity whose X25519 key the service opens envelopes with."
     )

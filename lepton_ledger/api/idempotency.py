@@ -6,9 +6,8 @@ A running request owns its row (the service instance's name). A process killed m
 unanswered; one service at a time holds the data directory, so a row owned by another instance is a dead one's,
 and its retry takes the row over and runs again. Running again creates nothing twice because every ``run`` is
 itself idempotent on the chain and in the store: a relayed transaction is found by its hash, an envelope is
-content-addressed, a relayed signature or a second close job is refused by the chain or the job table (409).
-A ``run`` that would not be (propose, fund, open a round: ``rerun=False``) is not run again: its retry is 409
-``Interrupted``, and the caller reads the chain to see whether it took effect.
+content-addressed, a second close job is refused by the job table (409), and every transaction of the
+coordinator's key is found in the coordinator's outbox under the request's key (writer.py).
 """
 
 from __future__ import annotations
@@ -29,14 +28,12 @@ def once(
     route: str,
     body: bytes,
     run: Callable[[], dict[str, Any]],
-    *,
-    rerun: bool = True,
 ) -> dict[str, Any]:
     """`run()`'s answer, or the answer kept for (`caller`, `key`).
 
     Raises:
-        ApiError: 409 when the key was used with another request, its first request is still running in this
-            process, or (not `rerun`) a dead process was running it.
+        ApiError: 409 when the key was used with another request, or its first request is still running in this
+            process.
     """
     if key is None:
         return run()
@@ -49,12 +46,6 @@ def once(
                 (caller, key, route, request_hash, service.instance),
             )
         elif row["request_hash"] == request_hash and row["body"] is None and row["owner"] != service.instance:
-            if not rerun:
-                raise conflict(
-                    f"the request with Idempotency-Key {key!r} was interrupted by a restart; it may have "
-                    "taken effect: read the chain",
-                    code="Interrupted",
-                )
             db.execute("UPDATE idempotency SET owner = ? WHERE caller = ? AND key = ?", (service.instance, caller, key))
             row = None  # its process died mid-request: this one runs it again
     if row is not None:

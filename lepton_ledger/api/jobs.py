@@ -1,7 +1,9 @@
-"""Jobs: long steps (closing a round, anchoring a round's batch, an audit) run on one thread, the service's one
-writer of coordinator transactions, and persist in the database with their progress. A job that was queued or
-running when the service stopped is run again when it starts; the coordinator's durable outbox makes that a
-resumption (a recorded outcome is published and finalized, never computed twice).
+"""Jobs: long steps (closing a round, anchoring a round's batch, an audit) persist in the database with their
+progress. Close and anchor jobs run one after the other on one thread, each as a step of the service's one writer
+of coordinator transactions (writer.py); audits run on a thread of their own, since they send nothing: a long audit
+never holds up an anchor due before a round's deadline. A job that was queued or running when the service stopped
+is run again when it starts; the coordinator's durable outbox makes that a resumption (a recorded outcome is
+published and finalized, never computed twice).
 
 An anchor job waits, queued, until it is due: every party of its round has committed (through the service or
 on-chain), or the chain's time reaches :func:`anchor_time`, shortly before the round's deadline (``commitBatch``
@@ -9,17 +11,24 @@ is refused after it). Then it runs: from that moment the round takes no more com
 the commitments kept for the round with the library's ``Coordinator.anchor_batch`` (the batch document put to the
 service's store, ``commitBatch`` sent once through the outbox). Run again after a restart, it first asks the chain
 which of those partners have a commitment there, and sends nothing for them. One that fails is queued again
-(``ANCHOR_RETRY`` seconds later) while its round still takes a batch: the commitments are kept nowhere else."""
+(``ANCHOR_RETRY`` seconds later) while its round still takes a batch: the commitments are kept nowhere else.
+A commitment the batch cannot carry any more is left out, with the reason in the job's result (``left_out``): its
+partner suspended since it committed (``commitBatch`` would refuse the whole batch for it), or its signature no
+longer valid (an ERC-1271 wallet that changed its mind: anchored, its entry could be proven forged, voiding the
+round). An anchored wallet's commitment is then revealed while the wallet accepts it (``revealed``), since the
+ledger judges an unrevealed entry by ECDSA alone."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import threading
 import time
 from typing import Any
 
 from ..chain.state import Round
+from ..errors import ConfigurationError
 from ..units import RoundStatus
 from .errors import conflict
 from .service import Service
@@ -27,6 +36,8 @@ from .service import Service
 ACTIVE = ("queued", "running")
 ANCHOR_LEAD = 60  # seconds before a round's deadline when its batch is anchored with the commitments it has
 ANCHOR_RETRY = 2.0  # seconds of wall time between two tries of an anchor job that failed
+# The job threads and the kinds each runs: an audit, which sends nothing, never waits behind a close or an anchor.
+LANES = {"lepton-jobs": ("close", "anchor"), "lepton-audit": ("audit",)}
 
 
 def anchor_time(record: Round) -> int:
@@ -46,16 +57,20 @@ def _row(row: Any) -> dict[str, Any]:
 class JobRunner:
     def __init__(self, service: Service) -> None:
         self.service = service
-        self._wake = threading.Event()
+        self._wakes = {kinds: threading.Event() for kinds in LANES.values()}
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="lepton-jobs", daemon=True)
+        self._threads = [
+            threading.Thread(target=self._loop, args=(kinds,), name=name, daemon=True) for name, kinds in LANES.items()
+        ]
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def wake(self) -> None:
         """Looks for due jobs now (a commitment may have made an anchor job due)."""
-        self._wake.set()
+        for event in self._wakes.values():
+            event.set()
 
     def anchor_job(self, db: Any, agreement_id: int, round_id: int) -> int:
         """The id of the round's queued anchor job, queued now if it has none, inside the caller's transaction
@@ -87,8 +102,9 @@ class JobRunner:
 
     def stop(self) -> None:
         self._stop.set()
-        self._wake.set()
-        self._thread.join(timeout=5)
+        self.wake()
+        for thread in self._threads:
+            thread.join(timeout=5)
 
     def submit(
         self, kind: str, agreement_id: int, round_id: int, params: dict[str, Any], origin: str | None = None
@@ -119,7 +135,7 @@ class JobRunner:
                 (kind, agreement_id, round_id, json.dumps(params), now, now, origin),
             )
             job_id = cursor.lastrowid
-        self._wake.set()
+        self.wake()
         return self.get(int(job_id))  # type: ignore[arg-type,return-value]
 
     def by_origin(self, origin: str) -> dict[str, Any] | None:
@@ -137,32 +153,38 @@ class JobRunner:
                 f"UPDATE jobs SET {assignments}, updated_at = ? WHERE id = ?", (*fields.values(), time.time(), job_id)
             )
 
-    def _loop(self) -> None:
+    def _loop(self, kinds: tuple[str, ...]) -> None:
+        wake = self._wakes[kinds]
         while not self._stop.is_set():
             rows = (
                 self.service.db.connection()
-                .execute("SELECT * FROM jobs WHERE status IN ('queued', 'running') ORDER BY id")
+                .execute(
+                    f"SELECT * FROM jobs WHERE status IN ('queued', 'running') AND kind IN ({', '.join('?' * len(kinds))}) "
+                    "ORDER BY id",
+                    kinds,
+                )
                 .fetchall()
             )
             job = next((j for j in map(_row, rows) if j["kind"] != "anchor" or self._due(j)), None)
             if job is None:
-                self._wake.wait(1.0)
-                self._wake.clear()
+                wake.wait(1.0)
+                wake.clear()
                 continue
             kind = job["kind"]
             self._set(
                 job["id"], status="running", progress={"audit": "auditing", "anchor": "anchoring"}.get(kind, "closing")
             )
-            try:  # an audit sends no transaction: it does not hold up the coordinator's
-                with self.service.writer if kind != "audit" else contextlib.nullcontext():
-                    result = (
-                        self._audit()
-                        if kind == "audit"
-                        else self._anchor(job)
-                        if kind == "anchor"
-                        else self._close(job)
-                    )
+            try:
+                if kind == "audit":  # sends no transaction: not a step of the writer
+                    result = self._audit()
+                elif self.service.writer is None:  # queued before a restart without the key
+                    raise ConfigurationError(f"no coordinator key is configured to run this {kind} job")
+                else:
+                    step = self._anchor if kind == "anchor" else self._close
+                    result = self.service.writer.call(functools.partial(step, job), bounded=False)
             except Exception as exc:  # noqa: BLE001 -- the runner outlives any one job; the error is recorded
+                if self._stop.is_set():  # the service stopping under it (the writer refuses): resumed at start
+                    return
                 # Every party's commitment is kept only here (a resent one is AlreadyCommitted): a failed anchor
                 # would strand the round, so it is tried again while the round still takes a batch.
                 again = kind == "anchor" and self._takes_batch(job)
@@ -244,7 +266,7 @@ class JobRunner:
     def _anchor(self, job: dict[str, Any]) -> dict[str, Any]:
         """Anchors the round's kept commitments in one batch, as ``lepton-ledger coordinator anchor`` does with the
         service's coordinator key; those a partner already has on-chain (anchored before a restart, or submitted
-        by itself) are not sent again, nor those of a partner suspended since it committed (``left_out``)."""
+        by itself) are not sent again, and those the batch cannot carry any more are left out (module docstring)."""
         from ..errors import CommandError
         from ..protocol.addressing import cid_for_digest
         from ..protocol.signatures import chain_signature_check
@@ -258,21 +280,20 @@ class JobRunner:
             "SELECT document FROM commitments WHERE agreement_id = ? AND round_id = ? ORDER BY partner",
             (agreement_id, round_id),
         )
+        # Every kept document was checked on arrival; its signature is checked again below, against the chain now.
         signed = [
             signed_commitment_from_document(
                 json.loads(row["document"]),
                 chain_id=self.service.chain_id,
                 ledger=ledger.address,
-                signature_valid=chain_signature_check(self.service.w3),
+                signature_valid=lambda *_: True,
             )
             for row in rows
         ]
         missing = [
             s for s in signed if not ledger.functions.hasSubmitted(agreement_id, round_id, s.commitment.partner).call()
         ]
-        # commitBatch refuses a whole batch that names a suspended partner: one suspension must not sink the others.
-        approved = session.deployment.partners.functions.isApproved
-        left_out = [s.commitment.partner for s in missing if not approved(s.commitment.partner).call()]
+        left_out = self._left_out(missing, chain_signature_check(self.service.w3))
         missing = [s for s in missing if s.commitment.partner not in left_out]
         partners = [s.commitment.partner for s in signed if s.commitment.partner not in left_out]
         if missing:
@@ -284,7 +305,69 @@ class JobRunner:
                 from_block=0, argument_filters={"agreementId": agreement_id, "round": round_id}
             )
             cid = cid_for_digest(bytes(batches[-1]["args"]["batchDocumentDigest"])) if batches else None
-        return {"batch_cid": cid, "partners": partners, "left_out": left_out}
+        anchored = [s for s in signed if s.commitment.partner not in left_out]
+        return {
+            "batch_cid": cid,
+            "partners": partners,
+            "left_out": [{"partner": p, "reason": reason} for p, reason in left_out.items()],
+            "revealed": self._reveal_wallets(session, agreement_id, round_id, anchored),
+        }
+
+    def _reveal_wallets(self, session: Any, agreement_id: int, round_id: int, signed: list[Any]) -> dict[str, str]:
+        """Reveals (``answerDispute`` before any dispute) each anchored commitment that is not its partner's ECDSA
+        signature (an ERC-1271 wallet's) while the wallet still accepts it: unrevealed, the ledger judges it by
+        ECDSA alone, and any auditor could prove it forged and void the round of every party. Per partner: its
+        reveal's transaction, or why there is none. A wallet that turns between the anchor and its reveal stays
+        provable: only the ledger judging ERC-1271 within ``commitBatch`` would close that."""
+        from ..chain import disputes
+        from ..chain.state import EntryDispute
+        from ..chain.typed_data import update_commitment_digest
+        from ..envelope.errors import BadSignature
+        from ..envelope.manifest import recover_signer
+        from ..errors import ContractReverted
+        from ..units import DisputeStatus
+
+        ledger = session.deployment.ledger
+        revealed = {}
+        for s in signed:
+            partner = s.commitment.partner
+            digest = update_commitment_digest(self.service.chain_id, ledger.address, s.commitment)
+            with contextlib.suppress(BadSignature):
+                if recover_signer(digest, s.signature) == partner:
+                    continue  # ECDSA: judged the same at any time, nothing to reveal
+            entry = disputes.entry_of(session.deployment, agreement_id, round_id, partner)
+            state = EntryDispute.read(ledger.functions.entryDispute(agreement_id, round_id, partner))
+            if entry is None or state.status is not DisputeStatus.NONE:  # not in a batch, or revealed or disputed
+                continue
+            record = disputes.DisputeRecord(
+                agreement_id, round_id, partner, "None", entry.batch_index, entry.position, entry.epsilon, 0
+            )
+            try:
+                answer = ledger.functions.answerDispute(*disputes.answer_for(session.deployment, session.store, record))
+                receipt = session.tx.transact(answer, session.address)
+            except (ContractReverted, disputes.DisputeError) as exc:
+                revealed[partner] = f"not revealed: {exc}"
+            else:
+                revealed[partner] = receipt["transactionHash"].to_0x_hex()
+        return revealed
+
+    def _left_out(self, signed: list[Any], signature_valid: Any) -> dict[str, str]:
+        """The partners of `signed` commitments that ``commitBatch`` would refuse the whole batch for, with why:
+        suspended since they committed, or their signature no longer valid (an ERC-1271 wallet decides anew at
+        every call)."""
+        from ..chain.typed_data import update_commitment_digest
+
+        approved = self.service.deployment.partners.functions.isApproved
+        ledger = self.service.deployment.ledger.address
+        left_out = {}
+        for s in signed:
+            partner = s.commitment.partner
+            digest = update_commitment_digest(self.service.chain_id, ledger, s.commitment)
+            if not approved(partner).call():
+                left_out[partner] = "not an approved partner any more (suspended since it committed)"
+            elif not signature_valid(partner, digest, s.signature):
+                left_out[partner] = "its commitment's signature is no longer valid for it on-chain (ERC-1271)"
+        return left_out
 
     def _audit(self) -> dict[str, Any]:
         """Audits the deployment as ``lepton-ledger audit`` does with the service's auditor key (rounds verified
@@ -294,6 +377,8 @@ class JobRunner:
         from .dashboard import LATEST_AUDIT
 
         service = self.service
+        if service.auditor is None:  # queued before a restart without the key
+            raise ConfigurationError("no auditor key is configured to run this audit job")
         folder = service.settings.data_dir / "audit"
         folder.mkdir(parents=True, exist_ok=True)
         result = audit_deployment(

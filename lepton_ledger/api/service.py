@@ -32,28 +32,19 @@ class Service:
     chain_id: int
     coordinator: Any = None  # keys.UnlockedIdentity of the coordinator, when configured (opens envelopes)
     auditor: Any = None  # keys.UnlockedIdentity of an auditor, when configured (the audit job)
-    jobs: Any = None  # jobs.JobRunner: the one thread that sends the coordinator's transactions
+    jobs: Any = None  # jobs.JobRunner: the threads that run close, anchor and audit jobs
     metrics: dict[tuple[str, str, int], int] = field(default_factory=dict)
     mining: float | None = None  # seconds without a block before the service mines one; None: it does not mine
-    # One writer: every coordinator transaction is sent holding this lock, from one Transactor (its nonces).
-    writer: threading.Lock = field(default_factory=threading.Lock)
+    # writer.Writer: the one thread that sends every coordinator transaction, through the coordinator's outbox
+    writer: Any = None
     # This process's name in the rows it owns (idempotency.py): a row of another instance is of a dead process,
     # since one service at a time holds the data directory (``_exclusive``).
     instance: str = field(default_factory=lambda: secrets.token_hex(8))
-    _coordinator_tx: Any = None
-
-    def coordinator_tx(self) -> Any:
-        """The Transactor of the coordinator's key (use it holding `writer`)."""
-        if self._coordinator_tx is None:
-            from ..chain.transactions import Transactor
-
-            self._coordinator_tx = Transactor(self.w3, [self.coordinator.account])
-        return self._coordinator_tx
 
     def coordinator_session(self) -> Any:
         """A command Session signing with the coordinator's key, on the service's chain and store, so that the
-        service takes the coordinator's steps through the same library calls as its commands (use it holding
-        `writer`)."""
+        service takes the coordinator's steps through the same library calls as its commands (use it inside a
+        step of `writer`: its transactions go through the coordinator's outbox)."""
         from ..rounds.session import Session
 
         return Session(
@@ -62,7 +53,7 @@ class Service:
             document=self.document,
             deployment_path=self.settings.deployment,
             identity=self.coordinator,
-            tx=self.coordinator_tx(),
+            tx=self.writer.tx,
             _store=self.store,
         )
 
@@ -151,14 +142,21 @@ def open_service(settings: Settings, *, start: bool = True) -> Iterator[Service]
             auditor=_identity(settings.auditor_key, reads, "auditor"),
         )
         from .jobs import JobRunner
+        from .writer import Writer
 
         service.jobs = JobRunner(service)
+        if service.coordinator is not None:
+            service.writer = Writer(
+                w3, service.coordinator.account, service.store, deployment.ledger.address, wait=settings.writer_wait
+            )
         if not start:
             yield service
             return
         miner = Miner(w3, settings.mine_after) if settings.owns_chain and settings.mine_after > 0 else None
         service.mining = miner.after if miner else None
         reads.start()
+        if service.writer is not None:
+            service.writer.start()
         service.jobs.start()
         if miner:
             miner.start()
@@ -168,6 +166,8 @@ def open_service(settings: Settings, *, start: bool = True) -> Iterator[Service]
             if miner:
                 miner.stop()
             service.jobs.stop()
+            if service.writer is not None:
+                service.writer.stop()
             reads.stop()
 
 

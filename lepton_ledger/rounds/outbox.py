@@ -452,7 +452,8 @@ class TransactionHandler:
     """Executes ``"transaction"`` operations (payload from :func:`transaction_payload`) crash-safely.
 
     `checkpoint`, when given, is called after each durable step ("signed", "broadcast", "recorded") with the
-    operation as it then stands: tests use it to kill the process at exactly that point.
+    operation as it then stands: tests use it to kill the process at exactly that point; and ("looked") between
+    a resumed transaction's two looks at the chain, where tests mine it.
     """
 
     def __init__(self, transactor: Transactor, *, checkpoint: Checkpoint | None = None) -> None:
@@ -507,9 +508,13 @@ class TransactionHandler:
         eth = self.transactor.w3.eth
         if op.tx_raw is not None:
             assert op.tx_hash is not None and op.tx_nonce is not None and op.tx_sender is not None
+            # The nonce read before the receipt: one found used then by a transaction not mined after it is
+            # another's (asked the other way round, ours mined in between would look lost, and be sent twice).
+            nonce_used = eth.get_transaction_count(cast(ChecksumAddress, op.tx_sender), "latest") > op.tx_nonce
+            self.checkpoint("looked", op)
             if (receipt := self._receipt(op.tx_hash)) is not None:
                 return (op if op.status == "sent" else outbox.mark_sent(op.key, op.tx_hash)), receipt
-            if eth.get_transaction_count(cast(ChecksumAddress, op.tx_sender), "latest") > op.tx_nonce:
+            if nonce_used:
                 # Not mined, yet its nonce is used: another transaction took it, so ours can never be mined.
                 op = outbox.clear_signed(op.key)
             else:

@@ -5,6 +5,7 @@ registered but party to nothing. The chain is advanced past the round's dispute 
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from eth_account.messages import encode_defunct
 from web3 import HTTPProvider, Web3
 
 from lepton_ledger import fl
+from lepton_ledger.api.client import ServiceClient
 from lepton_ledger.chain import agreements
 from lepton_ledger.chain.anvil import advance_time, dev_account
 from lepton_ledger.chain.artifacts import load_artifact
@@ -237,11 +239,14 @@ def lone_partner_agreement(world: World, name: str) -> tuple[Any, int, Coordinat
     return account, agreement_id, coordinator
 
 
-def open_round(world: World, folder: Path, seconds: int = 3600, partners: list | None = None) -> tuple[int, int]:
-    """A new funded agreement between `partners` (default alpha and beta), its round 1 open on a fresh model for
-    `seconds` (the coordinator's outbox and events in `folder`)."""
-    partners = partners or [world.alpha, world.beta]
-    agreement_id = funded_agreement(world.tx, world.d, world.token, world.roles, partners, store=world.store)
+def open_round(
+    world: World, folder: Path, seconds: int = 3600, partners: list | None = None, agreement_id: int | None = None
+) -> tuple[int, int]:
+    """A new funded agreement between `partners` (default alpha and beta), or the active `agreement_id`, its round 1
+    open on a fresh model for `seconds` (the coordinator's outbox and events in `folder`)."""
+    if agreement_id is None:
+        partners = partners or [world.alpha, world.beta]
+        agreement_id = funded_agreement(world.tx, world.d, world.token, world.roles, partners, store=world.store)
     folder.mkdir(exist_ok=True)
     coordinator = make_coordinator(
         world.roles,
@@ -277,6 +282,32 @@ def round_with_commitments(world: World) -> tuple[int, int]:
     return agreement_id, round_id
 
 
+def client_partner(service, client, account, index: int, agreement_id: int, round_id: int, folder) -> Partner:
+    """`account`'s round code on its own machine: its outbox and accountant there, the store and relay the
+    service's (through `client`)."""
+    return Partner(
+        account=account,
+        tx=client.transactor(service.w3),
+        deployment=service.d,
+        store=client.store(agreement_id, round_id),
+        accountant=fl.PrivacyAccountant(partner=account.address, agreement=agreement_id, delta=1e-5, epsilon_cap=8.0),
+        data=service.split.partners[index],
+        executor=InlineExecutor(),
+        settings=TrainingSettings(model="logreg", epochs=1, batch_size=64, noise_multiplier=1.0),
+        outbox=Outbox(folder / f"{account.address}-{agreement_id}.sqlite"),
+    )
+
+
+def commit_through_client(service, account, index: int, agreement_id: int, round_id: int, folder) -> dict:
+    """`account` trains, uploads and commits its update to the round through the client; the service's answer."""
+    recipients = [service.roles.coordinator.address, service.roles.auditor.address]
+    with ServiceClient(str(service.api.base_url), account, chain_id=service.w3.eth.chain_id) as client:
+        signed = client_partner(service, client, account, index, agreement_id, round_id, folder).run_round_batched(
+            agreement_id, round_id, recipients
+        )
+        return client.submit_commitment(signed, chain_id=service.w3.eth.chain_id, ledger=service.d.ledger.address)
+
+
 def follow_job(world: World, job_id: int, headers: dict[str, str], timeout: float = 180.0) -> dict[str, Any]:
     """The job once it is done or failed."""
     deadline = time.monotonic() + timeout
@@ -286,3 +317,14 @@ def follow_job(world: World, job_id: int, headers: dict[str, str], timeout: floa
             return job
         assert time.monotonic() < deadline, job
         time.sleep(0.2)  # polling a job's status, as any client does
+
+
+def audit_state_held(service) -> sqlite3.Connection:
+    """A connection holding the audit's state file exclusively: an audit that opens it waits (its busy timeout,
+    30 s) until the connection closes."""
+    path = service.data_dir / "audit" / "state.sqlite"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    held = sqlite3.connect(path, isolation_level=None)
+    held.execute("PRAGMA locking_mode=EXCLUSIVE")  # readers too are kept out, WAL or not
+    held.execute("BEGIN EXCLUSIVE")
+    return held

@@ -7,8 +7,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from service_world import follow_job, open_round
-from test_commitments import _batches, _commit
+from service_world import commit_through_client, follow_job, open_round
+from test_commitments import _batches
 from test_coordination import _count, _post, _terms
 
 
@@ -31,8 +31,10 @@ def test_an_anchor_that_fails_for_a_moment_is_tried_again_before_the_deadline(se
     balance = w.w3.eth.get_balance(coordinator)
     w.w3.provider.make_request("anvil_setBalance", [coordinator, hex(0)])  # commitBatch cannot pay for its gas
     try:
-        kept = _commit(w, w.alpha, 0, agreement_id, round_id, tmp_path)
-        _commit(w, w.beta, 1, agreement_id, round_id, tmp_path)  # every party has committed: the anchor is due
+        kept = commit_through_client(w, w.alpha, 0, agreement_id, round_id, tmp_path)
+        commit_through_client(
+            w, w.beta, 1, agreement_id, round_id, tmp_path
+        )  # every party has committed: the anchor is due
         failed = _first_failure(w, kept["anchor_job"], coordinator_headers)
     finally:
         w.w3.provider.make_request("anvil_setBalance", [coordinator, hex(balance)])

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 
-from service_world import follow_job
+from service_world import audit_state_held, follow_job
 
 
 def test_an_auditor_runs_the_audit_as_a_job_and_reads_its_report(service):
@@ -70,6 +71,32 @@ def test_without_an_auditor_key_the_audit_is_503(service):
         server.start()
         reply = service.api.post("/v1/audit", headers=service.headers(service.roles.auditor))
         assert reply.status_code == 503 and reply.json()["error"]["code"] == "NoAuditorKey", reply.text
+    finally:
+        server.stop()
+        server.env["LEPTON_API_AUDITOR_KEY"] = "auditor"
+        server.start()
+
+
+def test_an_audit_a_restart_without_the_auditor_key_interrupted_fails_naming_the_missing_key(service):
+    """An audit running when the service is killed runs again when it starts; started again without an auditor key,
+    the job fails with a line that says so (not a Python attribute error)."""
+    server, auditor = service.server, service.headers(service.roles.auditor)
+    held = audit_state_held(service)  # the audit waits on its state file: still running at the kill
+    try:
+        job = service.api.post("/v1/audit", headers=auditor | {"Idempotency-Key": "audit-keyless-restart"}).json()
+        deadline = time.monotonic() + 60
+        while service.api.get(f"/v1/jobs/{job['id']}", headers=auditor).json()["status"] == "queued":
+            assert time.monotonic() < deadline, "the audit never started"
+            time.sleep(0.05)  # polling the job's status
+        server.kill()
+        server.env.pop("LEPTON_API_AUDITOR_KEY")
+        server.start()
+    finally:
+        held.close()
+    try:
+        failed = follow_job(service, job["id"], auditor)
+        assert failed["status"] == "failed", failed
+        assert failed["error"] == "ConfigurationError: no auditor key is configured to run this audit job", failed
     finally:
         server.stop()
         server.env["LEPTON_API_AUDITOR_KEY"] = "auditor"

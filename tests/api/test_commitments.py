@@ -10,56 +10,42 @@ import sqlite3
 import subprocess
 import sys
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 import torch
+from agreement_setup import agreement_terms
 from eth_account import Account
 from eth_account.messages import _hash_eip191_message, encode_typed_data
-from service_world import CLOSE, PASSWORD, follow_job, fresh_account, open_round
+from service_world import (
+    CLOSE,
+    PASSWORD,
+    client_partner,
+    commit_through_client,
+    follow_job,
+    fresh_account,
+    open_round,
+)
 
 from lepton_ledger import fl
 from lepton_ledger.api.client import ServiceClient, ServiceError
 from lepton_ledger.api.jobs import ANCHOR_LEAD, anchor_time
 from lepton_ledger.chain import agreements, node
 from lepton_ledger.chain.anvil import advance_time
+from lepton_ledger.chain.artifacts import load_artifact
 from lepton_ledger.chain.state import Round
 from lepton_ledger.chain.typed_data import UpdateCommitment, sign_digest, update_commitment_digest
 from lepton_ledger.envelope import DPRecord, generate_x25519_keypair, seal, x25519_public_key
+from lepton_ledger.envelope.envelope import encode_payload, encrypt_envelope
+from lepton_ledger.envelope.tensors import serialize_tensors
 from lepton_ledger.keys import Keystore
-from lepton_ledger.protocol.addressing import artifact_cid
-from lepton_ledger.rounds.outbox import Outbox
-from lepton_ledger.rounds.partner import Partner, SignedCommitment, TrainingSettings
-from lepton_ledger.rounds.roles import signed_commitment_document
+from lepton_ledger.protocol.addressing import artifact_cid, publish
+from lepton_ledger.rounds.partner import SignedCommitment, recipient_keys
+from lepton_ledger.rounds.roles import publish_document, signed_commitment_document
+from lepton_ledger.rounds.world import World
 from lepton_ledger.units import RoundStatus
-from lepton_ledger.workers.inline import InlineExecutor
 
 DP = DPRecord(noise_multiplier=1.0, clipping_norm=1.0, sample_rate=0.1, steps=10, delta=1e-5, accountant="rdp")
-
-
-def _partner(service, client, account, index: int, agreement_id: int, round_id: int, folder) -> Partner:
-    """`account`'s round code on its own machine: its outbox and accountant there, the store and relay the
-    service's (through `client`)."""
-    return Partner(
-        account=account,
-        tx=client.transactor(service.w3),
-        deployment=service.d,
-        store=client.store(agreement_id, round_id),
-        accountant=fl.PrivacyAccountant(partner=account.address, agreement=agreement_id, delta=1e-5, epsilon_cap=8.0),
-        data=service.split.partners[index],
-        executor=InlineExecutor(),
-        settings=TrainingSettings(model="logreg", epochs=1, batch_size=64, noise_multiplier=1.0),
-        outbox=Outbox(folder / f"{account.address}-{agreement_id}.sqlite"),
-    )
-
-
-def _commit(service, account, index: int, agreement_id: int, round_id: int, folder) -> dict:
-    """`account` trains, uploads and commits its update to the round through the client; the service's answer."""
-    recipients = [service.roles.coordinator.address, service.roles.auditor.address]
-    with ServiceClient(str(service.api.base_url), account, chain_id=service.w3.eth.chain_id) as client:
-        signed = _partner(service, client, account, index, agreement_id, round_id, folder).run_round_batched(
-            agreement_id, round_id, recipients
-        )
-        return client.submit_commitment(signed, chain_id=service.w3.eth.chain_id, ledger=service.d.ledger.address)
 
 
 def _batches(service, agreement_id: int, round_id: int) -> list:
@@ -100,7 +86,7 @@ def test_a_whole_batched_round_through_the_client_then_a_green_audit(service, tm
     assert again.returncode == 0 and again.stdout.splitlines()[0] == done.stdout.splitlines()[0], again.stderr
 
     # beta: the library's round code through the client. The last party's commitment makes the anchor due.
-    kept = _commit(w, w.beta, 1, agreement_id, round_id, tmp_path)
+    kept = commit_through_client(w, w.beta, 1, agreement_id, round_id, tmp_path)
     assert kept["anchor_job"] == job_id
     coordinator = w.headers(w.roles.coordinator)
     job = follow_job(w, job_id, coordinator)
@@ -137,7 +123,7 @@ def test_the_typed_data_is_the_ledgers_commitment_and_a_wallet_signature_of_it_i
     w = service
     agreement_id, round_id = open_round(w, tmp_path / "coordinator")
     with ServiceClient(str(w.api.base_url), w.alpha, chain_id=w.w3.eth.chain_id) as client:
-        prepared = _partner(w, client, w.alpha, 0, agreement_id, round_id, tmp_path).prepare_update(
+        prepared = client_partner(w, client, w.alpha, 0, agreement_id, round_id, tmp_path).prepare_update(
             agreement_id, round_id, [w.roles.coordinator.address, w.roles.auditor.address]
         )
         typed = client.commitment_typed_data(agreement_id, round_id, prepared.envelope_cid)
@@ -158,7 +144,7 @@ def test_the_typed_data_is_the_ledgers_commitment_and_a_wallet_signature_of_it_i
 def _finish(service, agreement_id: int, round_id: int, job_id: int, folder) -> None:
     """beta commits too, so that the round's batch is anchored now (no anchor job is left waiting for a deadline
     that another test's clock could bring, sending a coordinator transaction in the middle of it)."""
-    _commit(service, service.beta, 1, agreement_id, round_id, folder)
+    commit_through_client(service, service.beta, 1, agreement_id, round_id, folder)
     assert follow_job(service, job_id, service.headers(service.roles.coordinator))["status"] == "done"
 
 
@@ -195,7 +181,7 @@ def test_every_refused_commitment_changes_nothing(service, tmp_path):
     with ServiceClient(str(w.api.base_url), w.alpha, chain_id=w.w3.eth.chain_id) as client:
         # Another update alpha uploads first: a well-formed commitment to it is still a second one.
         other_cid = client.store(agreement_id, round_id).put(sealed(8))
-        partner = _partner(w, client, w.alpha, 0, agreement_id, round_id, tmp_path)
+        partner = client_partner(w, client, w.alpha, 0, agreement_id, round_id, tmp_path)
         signed = partner.run_round_batched(agreement_id, round_id, recipients)
         kept = client.submit_commitment(signed, chain_id=w.w3.eth.chain_id, ledger=w.d.ledger.address)
         fields = client.commitment_typed_data(agreement_id, round_id, other_cid)["typed_data"]["message"]
@@ -260,7 +246,7 @@ def test_the_batch_is_anchored_near_the_deadline_with_a_party_missing(service, t
     w = service
     seconds = 11 * ANCHOR_LEAD
     agreement_id, round_id = open_round(w, tmp_path / "coordinator", seconds=seconds)
-    kept = _commit(w, w.alpha, 0, agreement_id, round_id, tmp_path)
+    kept = commit_through_client(w, w.alpha, 0, agreement_id, round_id, tmp_path)
     coordinator = w.headers(w.roles.coordinator)
     assert w.api.get(f"/v1/jobs/{kept['anchor_job']}", headers=coordinator).json()["status"] == "queued"
     record = Round.read(w.d.ledger.functions.round(agreement_id, round_id))
@@ -274,7 +260,7 @@ def test_the_batch_is_anchored_near_the_deadline_with_a_party_missing(service, t
     assert not w.d.ledger.functions.hasSubmitted(agreement_id, round_id, w.beta.address).call()
     # beta comes too late for the batch: refused, and nothing more is anchored.
     with pytest.raises(ServiceError) as late:
-        _commit(w, w.beta, 1, agreement_id, round_id, tmp_path)
+        commit_through_client(w, w.beta, 1, agreement_id, round_id, tmp_path)
     assert late.value.status == 409 and late.value.code == "BatchAnchored"
     assert len(_batches(w, agreement_id, round_id)) == 1 and batch["args"]["round"] == round_id
 
@@ -290,10 +276,10 @@ def test_a_short_round_is_anchored_a_tenth_of_it_before_its_deadline():
 def test_a_restart_between_commit_and_anchor_anchors_once(service, tmp_path):
     w = service
     agreement_id, round_id = open_round(w, tmp_path / "coordinator")
-    kept = _commit(w, w.alpha, 0, agreement_id, round_id, tmp_path)
+    kept = commit_through_client(w, w.alpha, 0, agreement_id, round_id, tmp_path)
     w.server.kill()  # kill -9 with the commitment kept and its anchor job queued
     w.server.start()
-    _commit(w, w.beta, 1, agreement_id, round_id, tmp_path)
+    commit_through_client(w, w.beta, 1, agreement_id, round_id, tmp_path)
     coordinator = w.headers(w.roles.coordinator)
     job = follow_job(w, kept["anchor_job"], coordinator)
     assert job["status"] == "done", job
@@ -324,12 +310,146 @@ def test_a_partner_suspended_after_it_committed_is_left_out_of_the_batch(service
         agreements.register(w.tx, w.d, account.address, {"name": "fresh"}, generate_x25519_keypair()[1])
         w.tx.transact(w.d.partners.functions.approve(account.address), w.roles.coordinator.address)
     agreement_id, round_id = open_round(w, tmp_path / "coordinator", partners=[gamma, delta])
-    kept = _commit(w, gamma, 0, agreement_id, round_id, tmp_path)
+    kept = commit_through_client(w, gamma, 0, agreement_id, round_id, tmp_path)
     receipt = w.tx.transact(w.d.partners.functions.suspend(gamma.address, b"\x07" * 32), w.roles.coordinator.address)
     w.wait_block(receipt["blockNumber"])
-    _commit(w, delta, 1, agreement_id, round_id, tmp_path)  # every party has committed: the anchor is due
+    commit_through_client(w, delta, 1, agreement_id, round_id, tmp_path)  # every party has committed: the anchor is due
     job = follow_job(w, kept["anchor_job"], w.headers(w.roles.coordinator))
     assert job["status"] == "done", job
-    assert job["result"]["partners"] == [delta.address] and job["result"]["left_out"] == [gamma.address]
+    assert job["result"]["partners"] == [delta.address]
+    assert job["result"]["left_out"] == [
+        {"partner": gamma.address, "reason": "not an approved partner any more (suspended since it committed)"}
+    ]
     assert w.d.ledger.functions.hasSubmitted(agreement_id, round_id, delta.address).call()
     assert not w.d.ledger.functions.hasSubmitted(agreement_id, round_id, gamma.address).call()
+
+
+def _wallet_party(service):
+    """A SmartWallet (ERC-1271) owned by a fresh key, registered and approved; (wallet, owner, execute a call
+    through the wallet)."""
+    w = service
+    owner = fresh_account()
+    node.fund(w.w3, owner.address, 10**19)
+    w.tx.add(owner)
+    wallet = w.tx.deploy(load_artifact("SmartWallet"), owner.address, sender=owner.address)
+
+    def execute(call):
+        return w.tx.transact(wallet.functions.execute(call.address, call._encode_transaction_data()), owner.address)
+
+    execute(w.d.partners.functions.register(bytes([9]) * 32, generate_x25519_keypair()[1]))
+    w.tx.transact(w.d.partners.functions.approve(wallet.address), w.roles.coordinator.address)
+    return wallet, owner, execute
+
+
+def _wallet_agreement(service, wallet, execute) -> int:
+    """An active, funded agreement between alpha and the wallet."""
+    w = service
+    document = {"task": "a wallet party"}
+    publish_document(w.store, document)
+    terms = agreement_terms(w.w3, w.token, w.roles, [w.alpha.address, wallet.address], document)
+    agreement_id = agreements.propose(w.tx, w.d, w.roles.coordinator.address, terms)
+    execute(w.d.agreements.functions.sign(agreement_id))
+    w.tx.transact(w.token.functions.mint(wallet.address, terms.required_stake), w.roles.admin.address)
+    execute(w.token.functions.approve(w.d.vault.address, terms.required_stake))
+    execute(w.d.vault.functions.stake(agreement_id, terms.required_stake))
+    World(w.tx, w.d, w.token, w.roles, {"alpha": w.alpha}, {}).join_and_fund(agreement_id, terms)
+    return agreement_id
+
+
+def _wallet_commits(service, wallet, owner, agreement_id: int, round_id: int) -> dict:
+    """The wallet's owner seals an update naming the wallet, uploads it and commits it, signed with the owner's key
+    (ERC-1271), all signed in as the wallet; the service's answer."""
+    w = service
+    recipients = [w.roles.coordinator.address, w.roles.auditor.address]
+    model_digest = Round.read(w.d.ledger.functions.round(agreement_id, round_id)).model_digest
+    model = fl.build_model("logreg", w.split.input_dim, w.split.num_classes, seed=0)
+    delta = {k: torch.zeros_like(v) + 0.01 for k, v in model.state_dict().items()}
+    keys = recipient_keys(w.d, recipients)
+    honest = seal(
+        delta,
+        signer_key=bytes(owner.key),
+        recipients=keys,
+        chain_id=w.w3.eth.chain_id,
+        ledger=w.d.ledger.address,
+        agreement_id=agreement_id,
+        round=round_id,
+        base_model_digest=model_digest,
+        dp=DP,
+        cumulative_epsilon=1.0,
+        sample_count=100,
+    )
+    manifest = replace(honest.manifest, partner=wallet.address)
+    signature = sign_digest(bytes(owner.key), manifest.digest())
+    data = encrypt_envelope(encode_payload(manifest.to_document(), signature, serialize_tensors(delta)), keys)
+    signer = SimpleNamespace(address=wallet.address, sign_message=owner.sign_message)  # signs in as the wallet
+    with ServiceClient(str(w.api.base_url), signer, chain_id=w.w3.eth.chain_id) as client:
+        cid, envelope_digest = publish(client.store(agreement_id, round_id), data)
+        commitment = UpdateCommitment(
+            agreement_id,
+            round_id,
+            wallet.address,
+            envelope_digest,
+            manifest.digest(),
+            manifest.cumulative_epsilon,
+            manifest.sample_count,
+        )
+        digest = update_commitment_digest(w.w3.eth.chain_id, w.d.ledger.address, commitment)
+        signed = SignedCommitment(commitment, sign_digest(bytes(owner.key), digest), cid)
+        return client.submit_commitment(signed, chain_id=w.w3.eth.chain_id, ledger=w.d.ledger.address)
+
+
+def test_a_wallet_whose_signature_no_longer_validates_is_left_out_of_the_batch(service, tmp_path):
+    """An ERC-1271 wallet answers anew at every call: one that stops accepting its commitment's signature before the
+    anchor could not be revealed, and its anchored entry proven forged would void the whole round; it is left out
+    and the others anchored."""
+    w = service
+    wallet, owner, execute = _wallet_party(w)
+    agreement_id = _wallet_agreement(w, wallet, execute)
+    agreement_id, round_id = open_round(w, tmp_path / "coordinator", agreement_id=agreement_id)
+    kept = _wallet_commits(w, wallet, owner, agreement_id, round_id)
+    # The wallet changes its mind: its code becomes that of a wallet of another owner.
+    other = w.tx.deploy(load_artifact("SmartWallet"), w.alpha.address, sender=owner.address)
+    w.w3.provider.make_request("anvil_setCode", [wallet.address, w.w3.eth.get_code(other.address).to_0x_hex()])
+    commit_through_client(
+        w, w.alpha, 0, agreement_id, round_id, tmp_path
+    )  # every party has committed: the anchor is due
+    job = follow_job(w, kept["anchor_job"], w.headers(w.roles.coordinator), timeout=60.0)
+    assert job["status"] == "done", job
+    assert job["result"]["partners"] == [w.alpha.address]
+    assert job["result"]["left_out"] == [
+        {
+            "partner": wallet.address,
+            "reason": "its commitment's signature is no longer valid for it on-chain (ERC-1271)",
+        }
+    ]
+    assert w.d.ledger.functions.hasSubmitted(agreement_id, round_id, w.alpha.address).call()
+    assert not w.d.ledger.functions.hasSubmitted(agreement_id, round_id, wallet.address).call()
+
+
+def test_a_wallets_anchored_commitment_is_revealed_so_no_auditor_can_void_the_round_with_it(service, tmp_path):
+    """The ledger judges a batch entry's signature by ECDSA alone unless it was revealed (answerDispute before any
+    dispute, ERC-1271 checked then): the anchor job reveals a wallet's entry while the wallet accepts it, so that an
+    auditor cannot prove it forged and void the round of every party."""
+    from web3.exceptions import ContractCustomError
+
+    from lepton_ledger.chain import disputes
+    from lepton_ledger.chain.transactions import decode_revert
+
+    w = service
+    wallet, owner, execute = _wallet_party(w)
+    agreement_id = _wallet_agreement(w, wallet, execute)
+    agreement_id, round_id = open_round(w, tmp_path / "coordinator", agreement_id=agreement_id)
+    kept = _wallet_commits(w, wallet, owner, agreement_id, round_id)
+    commit_through_client(w, w.alpha, 0, agreement_id, round_id, tmp_path)  # every party committed: anchor due
+    job = follow_job(w, kept["anchor_job"], w.headers(w.roles.coordinator), timeout=60.0)
+    assert job["status"] == "done" and sorted(job["result"]["partners"]) == sorted([w.alpha.address, wallet.address])
+    assert list(job["result"]["revealed"]) == [wallet.address], job["result"]  # alpha signs ECDSA: nothing to reveal
+    entry = disputes.entry_of(w.d, agreement_id, round_id, wallet.address)
+    record = disputes.DisputeRecord(
+        agreement_id, round_id, wallet.address, "None", entry.batch_index, entry.position, entry.epsilon, 0
+    )
+    evidence, commitment, signature = disputes.answer_for(w.d, w.store, record)
+    prove = w.d.ledger.functions.proveForgedCommitment(evidence, commitment, signature)
+    with pytest.raises(ContractCustomError) as refused:  # asked as an auditor would send it, nothing sent
+        prove.call({"from": w.roles.auditor.address})
+    assert decode_revert(refused.value.data).error == "RoundLedgerCommitmentValid"

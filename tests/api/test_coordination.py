@@ -179,21 +179,48 @@ def test_a_refused_opening_sends_nothing(service):
     assert service.coordinator_nonce() == before
 
 
-def test_a_proposal_a_restart_interrupted_is_not_run_again(service):
-    """Proposing is not idempotent on the chain: the retry of a request whose process died mid-way (its key's row
-    unanswered, owned by another instance) is refused, not run a second time."""
-    coordinator = service.roles.coordinator
-    first = _post(service, "/v1/agreements", _terms(service), coordinator, key="propose-interrupted")
-    assert first.status_code == 200, first.text
+def _interrupt(service, key: str) -> None:
+    """Leaves the coordinator's request with Idempotency-Key `key` as a process killed mid-request leaves it: its
+    row unanswered, owned by another (dead) instance."""
     with sqlite3.connect(service.data_dir / "api" / "service.sqlite", isolation_level=None) as db:
         db.execute(
             "UPDATE idempotency SET body = NULL, status = NULL, owner = 'a-dead-instance' WHERE caller = ? AND key = ?",
-            (coordinator.address, "propose-interrupted"),
+            (service.roles.coordinator.address, key),
         )
+
+
+def test_a_proposal_a_restart_interrupted_answers_its_outcome_from_the_outbox(service):
+    """The retry of a request whose process died mid-way runs it again: its transaction, found in the coordinator's
+    outbox under the request's key, is answered, not sent a second time."""
+    coordinator = service.roles.coordinator
+    first = _post(service, "/v1/agreements", _terms(service), coordinator, key="propose-interrupted")
+    assert first.status_code == 200, first.text
+    _interrupt(service, "propose-interrupted")
     before, count = service.coordinator_nonce(), _count(service)
     retry = _post(service, "/v1/agreements", _terms(service), coordinator, key="propose-interrupted")
-    assert retry.status_code == 409 and retry.json()["error"]["code"] == "Interrupted", retry.text
+    assert retry.status_code == 200 and retry.json() == first.json(), retry.text
     assert service.coordinator_nonce() == before and _count(service) == count
+
+
+def test_a_bond_a_restart_interrupted_is_409_interrupted_naming_its_transactions(service):
+    """Run again, the bond's check finds the bond its first run posted: 409 Interrupted names what the outbox holds
+    for the request, and nothing is sent."""
+    coordinator = service.roles.coordinator
+    agreement_id = _post(service, "/v1/agreements", _terms(service), coordinator, key="to-bond-interrupted").json()[
+        "agreement_id"
+    ]
+    service.wait_block(service.w3.eth.block_number)
+    path = f"/v1/agreements/{agreement_id}/bond"
+    first = _post(service, path, {"amount": "100"}, coordinator, key="bond-interrupted")
+    assert first.status_code == 200, first.text
+    _interrupt(service, "bond-interrupted")
+    before = service.coordinator_nonce()
+    retry = _post(service, path, {"amount": "100"}, coordinator, key="bond-interrupted")
+    assert retry.status_code == 409 and retry.json()["error"]["code"] == "Interrupted", retry.text
+    sent = retry.json()["error"]["detail"]["transactions"]
+    assert [t["status"] for t in sent] == ["confirmed", "confirmed"]  # approve, postBond
+    assert sent[1]["tx_hash"] == first.json()["tx_hash"]
+    assert service.coordinator_nonce() == before and _bond(service, agreement_id) == 100 * TOKEN
 
 
 def _pending_partner(service):

@@ -177,18 +177,23 @@ def test_signed_transaction_whose_nonce_was_taken_is_signed_again(chain, tmp_pat
     assert w3.eth.get_transaction_count(partner.address) == stale.tx_nonce + 2
 
 
-def test_sent_transaction_lost_by_the_node_is_rebroadcast_unchanged(chain, tmp_path):
-    w3, registry = chain
-    index = 13
+def sent_not_mined(tmp_path: Path, w3, registry, index: int):
+    """The child's registration recorded as sent, waiting in the pool of a node that mines nothing (automine off:
+    the caller turns it on again); (partner, key, operation)."""
     partner = account(index)
     key = f"register:{partner.address}"
     w3.provider.make_request("evm_setAutomine", [False])
+    run_child_until("recorded", tmp_path, w3, registry, index, key)
+    sent = Outbox(tmp_path / "outbox.sqlite").get(key)
+    assert sent.status == "sent" and w3.eth.get_transaction(sent.tx_hash)["blockNumber"] is None
+    return partner, key, sent
+
+
+def test_sent_transaction_lost_by_the_node_is_rebroadcast_unchanged(chain, tmp_path):
+    w3, registry = chain
     try:
-        run_child_until("recorded", tmp_path, w3, registry, index, key)
-        sent = Outbox(tmp_path / "outbox.sqlite").get(key)
-        assert sent.status == "sent"
+        partner, key, sent = sent_not_mined(tmp_path, w3, registry, 13)
         # A node restarted without its mempool: the broadcast transaction is gone, its nonce still free.
-        assert w3.eth.get_transaction(sent.tx_hash)["blockNumber"] is None  # broadcast, waiting in the pool
         w3.provider.make_request("anvil_dropTransaction", [sent.tx_hash])
         with pytest.raises(TransactionNotFound):
             w3.eth.get_transaction(sent.tx_hash)
@@ -200,6 +205,30 @@ def test_sent_transaction_lost_by_the_node_is_rebroadcast_unchanged(chain, tmp_p
     assert final.status == "confirmed" and final.tx_raw == sent.tx_raw and final.tx_hash == sent.tx_hash
     assert len(registrations(registry, partner.address)) == 1
     assert w3.eth.get_transaction_count(partner.address) == 1
+
+
+def test_a_sent_transaction_mined_while_its_resumption_looks_is_found_not_signed_again(chain, tmp_path):
+    """A resumed transaction mined between the resumption's two looks at the chain (the sender's nonce, its receipt),
+    as a chain that mines on its own may while the service restarts, is the one that took the nonce: it is found,
+    not taken for lost, signed afresh and sent a second time (before, the second was refused and the operation
+    marked failed, its transaction mined)."""
+    w3, registry = chain
+    try:
+        partner, key, sent = sent_not_mined(tmp_path, w3, registry, 14)
+
+        def mined_meanwhile(point, op=None):
+            if point == "looked":  # between the resumption's two looks at the chain, the block with it is mined
+                w3.provider.make_request("evm_setAutomine", [True])
+                w3.provider.make_request("evm_mine", [])
+
+        handler = TransactionHandler(Transactor(w3, [partner]), checkpoint=mined_meanwhile)
+        Runner(Outbox(tmp_path / "outbox.sqlite"), {"transaction": handler}).run()
+    finally:
+        w3.provider.make_request("evm_setAutomine", [True])
+    final = Outbox(tmp_path / "outbox.sqlite").get(key)
+    assert final.status == "confirmed" and final.tx_hash == sent.tx_hash, final
+    assert len(registrations(registry, partner.address)) == 1
+    assert w3.eth.get_transaction_count(partner.address) == 1  # one transaction sent, not two
 
 
 CONCURRENT_RUNNER = r"""

@@ -1,9 +1,11 @@
 """The coordinator's steps with the service's coordinator key, for a caller signed in as that coordinator:
 ``POST /v1/agreements`` proposes from the terms JSON of ``coordinator propose``, ``POST .../fund`` funds the
 reward pool, ``POST .../bond`` posts the coordinator's bond and ``POST .../rounds`` opens the next round, each
-through the same library calls as the command (rounds/coordinator_steps.py). An ``Idempotency-Key`` is required:
-a retry proposes, funds, posts or opens nothing twice (none of them is idempotent on the chain, so the retry of a
-request a restart interrupted is 409 ``Interrupted``, not run again)."""
+through the same library calls as the command (rounds/coordinator_steps.py), as a step of the service's one writer
+(writer.py). An ``Idempotency-Key`` is required: a retry proposes, funds, posts or opens nothing twice. The retry of
+a request a restart interrupted runs it again, its transactions found in the coordinator's outbox under its key:
+it answers their outcome, sending none of them twice; where the step's checks refuse it then (a bond or a round
+its first run posted or opened), 409 ``Interrupted`` names the transactions the outbox holds for it."""
 
 from __future__ import annotations
 
@@ -56,9 +58,10 @@ def sent(receipt: Any) -> dict[str, Any]:
 def step(
     service: Service, caller: Roles, key: str, route: str, body: bytes, send: Callable[[], dict[str, Any]]
 ) -> dict[str, Any]:
-    """`send()`'s answer, once per Idempotency-Key `key` (a step is not idempotent on the chain: not run again
-    after a restart interrupted it)."""
-    return once(service, caller.address, key, route, body, send, rerun=False)
+    """`send()`'s answer, once per Idempotency-Key `key`, `send` run as a step of the writer named by the caller
+    and `key` (module docstring)."""
+    scope = f"{caller.address}/{key}"
+    return once(service, caller.address, key, route, body, lambda: service.writer.call(send, scope=scope))
 
 
 class Proposed(BaseModel):
@@ -121,11 +124,10 @@ def propose(
         from ...chain import agreements
         from ...rounds.roles import publish_document
 
-        with service.writer:
-            s = service.coordinator_session()
-            proposal = agreement_terms(s, terms)
-            cid = publish_document(s.store, proposal.document)
-            agreement_id = agreements.propose(s.tx, s.deployment, s.address, proposal)
+        s = service.coordinator_session()
+        proposal = agreement_terms(s, terms)
+        cid = publish_document(s.store, proposal.document)
+        agreement_id = agreements.propose(s.tx, s.deployment, s.address, proposal)
         return {"agreement_id": agreement_id, "parties": list(proposal.parties), "terms_cid": cid}
 
     body = json.dumps(terms, sort_keys=True).encode()
@@ -154,10 +156,9 @@ def fund(
     def send() -> dict[str, Any]:
         from ...chain import agreements
 
-        with service.writer:
-            s = service.coordinator_session()
-            token = payable_token(s, agreement_id, value, "fund")
-            receipt = agreements.fund(s.tx, s.deployment, token, agreement_id, s.address, value)
+        s = service.coordinator_session()
+        token = payable_token(s, agreement_id, value, "fund")
+        receipt = agreements.fund(s.tx, s.deployment, token, agreement_id, s.address, value)
         return {
             "agreement_id": agreement_id,
             "amount": str(value),
@@ -191,23 +192,22 @@ def bond(
 
     def send() -> dict[str, Any]:
         # Checked before anything is sent (the court refuses only after the token's approve, or takes a bond that
-        # is of no use), and in here: a retry with the same key answers the first answer.
-        with service.writer:
-            state = AgreementState.decode(d.agreements.functions.agreementState(agreement_id).call())
-            if state.status is AgreementStatus.TERMINATED:
-                raise conflict(f"agreement {agreement_id} is terminated", code="ResultsCourtAgreementTerminated")
-            if service.reads.now() > terms.end:
-                raise conflict(f"agreement {agreement_id} ended at {terms.end}", code="AgreementEnded")
-            bonded, required = d.agreements.functions.coordinatorBondOf(agreement_id).call()
-            held = int(d.court.functions.bondOf(agreement_id, bonded).call())
-            if held >= required:
-                raise conflict(
-                    f"the coordinator of agreement {agreement_id} already holds {held} of bond, its terms require "
-                    f"{required}",
-                    code="BondAlreadyPosted",
-                )
-            s = service.coordinator_session()
-            receipt, now_held = post_bond(s, payable_token(s, agreement_id, value, "post"), agreement_id, value)
+        # is of no use), and in the step: a retry with the same key answers the first answer.
+        state = AgreementState.decode(d.agreements.functions.agreementState(agreement_id).call())
+        if state.status is AgreementStatus.TERMINATED:
+            raise conflict(f"agreement {agreement_id} is terminated", code="ResultsCourtAgreementTerminated")
+        if service.reads.now() > terms.end:
+            raise conflict(f"agreement {agreement_id} ended at {terms.end}", code="AgreementEnded")
+        bonded, required = d.agreements.functions.coordinatorBondOf(agreement_id).call()
+        held = int(d.court.functions.bondOf(agreement_id, bonded).call())
+        if held >= required:
+            raise conflict(
+                f"the coordinator of agreement {agreement_id} already holds {held} of bond, its terms require "
+                f"{required}",
+                code="BondAlreadyPosted",
+            )
+        s = service.coordinator_session()
+        receipt, now_held = post_bond(s, payable_token(s, agreement_id, value, "post"), agreement_id, value)
         return {
             "agreement_id": agreement_id,
             "amount": str(value),
@@ -249,10 +249,9 @@ def open_round(
             label_column="label",
             num_classes=None,
         )
-        with service.writer:
-            s = service.coordinator_session()
-            opened = open_next_round(s, agreement_id, eval_set, model=body.model, round_seconds=body.round_seconds)
-            recorded = record_for_audit(s, eval_set_spec(body.dataset, body.seed), opened.model_name)
+        s = service.coordinator_session()
+        opened = open_next_round(s, agreement_id, eval_set, model=body.model, round_seconds=body.round_seconds)
+        recorded = record_for_audit(s, eval_set_spec(body.dataset, body.seed), opened.model_name)
         return {
             "agreement_id": agreement_id,
             "round": opened.round_id,

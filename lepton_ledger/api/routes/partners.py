@@ -145,15 +145,14 @@ def approve(address: AddressPath, caller: Caller, service: ServiceDep, idempoten
         raise forbidden(f"{caller.address} lacks the PartnerRegistry's REGISTRAR_ROLE: only the registrar approves")
 
     def send() -> dict[str, Any]:  # checked in here: a retry with the same key answers the first answer
-        with service.writer:
-            status = PartnerRecord.read(partners.partnerOf(address)).status
-            if status is PartnerStatus.NONE:
-                raise not_found(f"{address} is not registered")
-            if status is not PartnerStatus.PENDING:
-                raise conflict(
-                    f"{address} is not awaiting approval (it is {status.name.lower()})", code="PartnerNotPending"
-                )
-            receipt = approve_partner(service.coordinator_session(), address)
+        status = PartnerRecord.read(partners.partnerOf(address)).status
+        if status is PartnerStatus.NONE:
+            raise not_found(f"{address} is not registered")
+        if status is not PartnerStatus.PENDING:
+            raise conflict(
+                f"{address} is not awaiting approval (it is {status.name.lower()})", code="PartnerNotPending"
+            )
+        receipt = approve_partner(service.coordinator_session(), address)
         return {
             "address": address,
             "status": "approved",

@@ -15,6 +15,7 @@ from ...chain.typed_data import sign_agreement_digest, sign_agreement_typed_data
 from ..deps import Caller, ServiceDep, agreement_of, coordinator_key
 from ..errors import ApiError, forbidden, responses
 from ..idempotency import once
+from ..writer import request_scope
 from .agreements import AgreementId
 
 router = APIRouter(prefix="/v1/agreements", tags=["agreements"])
@@ -106,17 +107,11 @@ def relay_signature(
             call.call({"from": identity.address})
         except (ContractCustomError, ContractLogicError) as exc:
             raise decode_revert(getattr(exc, "data", None)) or ApiError(409, "Reverted", str(exc)) from None
-        with service.writer:
-            receipt = service.coordinator_tx().transact(call, identity.address)
+        receipt = service.writer.tx.transact(call, identity.address)
         return {"tx_hash": receipt["transactionHash"].to_0x_hex(), "block_number": int(receipt["blockNumber"])}
 
+    route, request = f"signatures/{agreement_id}", body.model_dump_json().encode()
+    scope = request_scope(caller.address, idempotency_key, route, request)
     return SignatureRelayed.model_validate(
-        once(
-            service,
-            caller.address,
-            idempotency_key,
-            f"signatures/{agreement_id}",
-            body.model_dump_json().encode(),
-            send,
-        )
+        once(service, caller.address, idempotency_key, route, request, lambda: service.writer.call(send, scope=scope))
     )
