@@ -25,7 +25,11 @@ SignatureCheck = Callable[[str, bytes, bytes], bool]
 
 def is_valid_signature_now(w3: Any, party: str, digest: bytes, signature: bytes, *, block: Any = "latest") -> bool:
     """OpenZeppelin ``SignatureChecker.isValidSignatureNow(party, digest, signature)`` against the chain `w3`
-    reaches (at `block`). Never raises for a bad signature or a misbehaving wallet: that is False."""
+    reaches (at `block`). Never raises for a bad signature or a misbehaving wallet: that is False.
+
+    Raises:
+        OSError: the node could not be reached (requests' connection errors), as for any other read of it.
+    """
     try:
         if recover_signer(digest, signature) == party:
             return True
@@ -36,6 +40,8 @@ def is_valid_signature_now(w3: Any, party: str, digest: bytes, signature: bytes,
     call = ERC1271_MAGIC + encode(["bytes32", "bytes"], [bytes(digest), bytes(signature)])
     try:
         result = bytes(w3.eth.call({"to": party, "data": call}, block_identifier=block))
+    except OSError:  # the node, not the wallet, failed (requests' errors are OSErrors): no answer is no verdict
+        raise
     except Exception:  # noqa: BLE001 -- a wallet that reverts, runs out of gas or answers garbage says no
         return False
     return len(result) >= 32 and result[:4] == ERC1271_MAGIC and not any(result[4:32])
