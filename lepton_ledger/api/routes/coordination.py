@@ -32,6 +32,7 @@ from ..errors import conflict, responses
 from ..idempotency import once
 from ..readmodel import Roles
 from ..service import Service
+from ..writer import request_scope
 from .agreements import AgreementId
 from .jobs import EvalData
 
@@ -59,8 +60,8 @@ def step(
     service: Service, caller: Roles, key: str, route: str, body: bytes, send: Callable[[], dict[str, Any]]
 ) -> dict[str, Any]:
     """`send()`'s answer, once per Idempotency-Key `key`, `send` run as a step of the writer named by the caller
-    and `key` (module docstring)."""
-    scope = f"{caller.address}/{key}"
+    and `key` and by the request (module docstring): another request under a reused key never finds its steps'."""
+    scope = request_scope(caller.address, key, route, body)
     return once(service, caller.address, key, route, body, lambda: service.writer.call(send, scope=scope))
 
 
