@@ -6,6 +6,8 @@ until a proof is refused on-chain; so every value is checked here, where the err
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from eth_utils import is_address, to_checksum_address
 
 from ..errors import LeptonError
@@ -56,14 +58,21 @@ def as_address(value: object, name: str) -> str:
         InvalidValue: not a 20-byte address, or mixed case with a wrong checksum.
     """
     text = str(getattr(value, "address", value))
-    if not is_address(text):
+    if len(text) > 42 or not is_address(text):
         raise InvalidValue(f"{name} is not an address: {value!r}")
-    checksummed = to_checksum_address(text)
+    checksum = checksummed(text)
     digits = text[2:]
     # eth_utils 5 accepts any letter case; a mixed-case address carries a checksum (EIP-55), so check it.
-    if digits not in (digits.lower(), digits.upper()) and text != checksummed:
+    if digits not in (digits.lower(), digits.upper()) and text != checksum:
         raise InvalidValue(f"{name} has a wrong EIP-55 checksum: {value!r}")
-    return checksummed
+    return checksum
+
+
+@lru_cache(maxsize=4096)
+def checksummed(address: str) -> str:
+    """The EIP-55 form of a valid address's text. Cached: the same few parties' and contracts' addresses recur
+    in every envelope, log and payout leaf, and each checksum is a keccak."""
+    return to_checksum_address(address)
 
 
 def as_uint(value: int, bits: int, name: str) -> int:

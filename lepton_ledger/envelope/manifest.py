@@ -39,6 +39,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Protocol
 
 from eth_abi import encode
@@ -47,7 +48,7 @@ from eth_keys import keys as _eth_keys
 from eth_keys.exceptions import BadSignature as _EthKeysBadSignature
 from eth_utils import keccak
 
-from ..chain._values import InvalidValue, as_address, as_bytes32, as_uint
+from ..chain._values import InvalidValue, as_address, as_bytes32, as_uint, checksummed
 from ..chain.typed_data import (
     ROUND_LEDGER_NAME,
     SigningError,
@@ -90,6 +91,8 @@ _FIELDS: tuple[tuple[str, str], ...] = (
 )
 UPDATE_MANIFEST_TYPE = "UpdateManifest(" + ",".join(f"{t} {n}" for t, n in _FIELDS) + ")"
 UPDATE_MANIFEST_TYPEHASH = keccak(text=UPDATE_MANIFEST_TYPE)
+# hashStruct's ABI types: the typehash, then the fields with each string as the keccak of its bytes.
+_STRUCT_TYPES = ["bytes32"] + [("bytes32" if t == "string" else t) for t, _ in _FIELDS]
 #: The ``types`` member of the EIP-712 JSON form, for eth_account and wallets.
 MANIFEST_TYPES: dict[str, list[dict[str, str]]] = {
     "EIP712Domain": [
@@ -324,15 +327,11 @@ class UpdateManifest:
             keccak(text=m["dpParams"]),
             keccak(text=m["metrics"]),
         ]
-        types = ["bytes32"] + [("bytes32" if t == "string" else t) for t, _ in _FIELDS]
-        return keccak(encode(types, [UPDATE_MANIFEST_TYPEHASH, *values]))
+        return keccak(encode(_STRUCT_TYPES, [UPDATE_MANIFEST_TYPEHASH, *values]))
 
     def digest(self) -> bytes:
         """The manifest digest: the full EIP-712 digest, signed by the partner and committed on-chain."""
-        return typed_data_digest(
-            domain_separator(ROUND_LEDGER_NAME, self.chain_id, self.ledger),
-            self.struct_hash(),
-        )
+        return typed_data_digest(_round_ledger_domain(self.chain_id, self.ledger), self.struct_hash())
 
     def sign(self, private_key: bytes) -> bytes:
         """65-byte signature (r ++ s ++ v) of :meth:`digest` by `private_key`.
@@ -445,6 +444,13 @@ class UpdateManifest:
         return manifest
 
 
+@lru_cache(maxsize=64)
+def _round_ledger_domain(chain_id: int, ledger: str) -> bytes:
+    # One deployment's separator serves every manifest of an audit: worked out once (a manifest's fields are
+    # already checked, so the arguments are an int and a checksummed address).
+    return domain_separator(ROUND_LEDGER_NAME, chain_id, ledger)
+
+
 def recover_signer(digest: bytes, signature: bytes) -> str:
     """The checksummed address that signed `digest`, with OpenZeppelin ``ECDSA.recover``'s rules
     (65 bytes, v in {27, 28}, s in the lower half of the curve order).
@@ -466,4 +472,4 @@ def recover_signer(digest: bytes, signature: bytes) -> str:
         public_key = _eth_keys.Signature(vrs=(v - 27, r, s)).recover_public_key_from_msg_hash(digest)
     except (_EthKeysBadSignature, ValueError) as exc:
         raise BadSignature(f"signature recovers no key: {exc}") from None
-    return public_key.to_checksum_address()
+    return checksummed(public_key.to_address())

@@ -12,12 +12,15 @@ from envelope_data import (
     LEDGER,
     PARTNER_A,
     PARTNER_A_KEY,
+    PARTNER_B,
     PARTNER_B_KEY,
 )
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils import keccak
 
+from lepton_ledger.chain._values import InvalidValue, as_address
+from lepton_ledger.chain.typed_data import ROUND_LEDGER_NAME, domain_separator
 from lepton_ledger.envelope import (
     UPDATE_MANIFEST_TYPE,
     BadSignature,
@@ -252,3 +255,34 @@ def test_recover_refuses_high_s_twin():
 def test_recover_refuses_malformed_signature(sig):
     with pytest.raises(BadSignature):
         recover_signer(make_manifest().digest(), sig)
+
+
+def test_digests_of_many_deployments_and_partners_match_the_uncached_computation():
+    # The domain separator is cached by (chain, ledger): interleaved deployments must each keep their own, and
+    # every digest must be what eth_account and the written-out EIP-712 formula give.
+    other_ledger = "0x" + "ab" * 20
+    partner_b = PARTNER_B
+    manifests = [
+        make_manifest(chain_id=chain_id, ledger=ledger, partner=partner, round=round_)
+        for round_ in (1, 2)
+        for chain_id in (CHAIN_ID, 1, CHAIN_ID + 1)
+        for ledger in (LEDGER, other_ledger, LEDGER.lower())
+        for partner in (PARTNER_A, partner_b.lower())
+    ]
+    digests = {m.digest() for m in manifests}
+    assert len(digests) == len(manifests) // 3 * 2  # the lower-case ledger is the same deployment as LEDGER
+    for m in manifests:
+        uncached = keccak(b"\x19\x01" + domain_separator(ROUND_LEDGER_NAME, m.chain_id, m.ledger) + m.struct_hash())
+        assert m.digest() == uncached == eip712_digest(m.typed_data())
+    signed = make_manifest(partner=partner_b)
+    assert recover_signer(signed.digest(), signed.sign(PARTNER_B_KEY)) == partner_b
+
+
+def test_a_cached_address_does_not_excuse_a_wrong_checksum():
+    assert as_address(PARTNER_A.lower(), "partner") == PARTNER_A  # the checksum of PARTNER_A now cached
+    wrong = PARTNER_A[:2] + PARTNER_A[2:].swapcase()
+    assert wrong not in (PARTNER_A.lower(), PARTNER_A.upper())
+    with pytest.raises(InvalidValue, match="partner has a wrong EIP-55 checksum"):
+        as_address(wrong, "partner")
+    with pytest.raises(InvalidValue, match="partner is not an address"):
+        as_address(PARTNER_A + "00", "partner")
