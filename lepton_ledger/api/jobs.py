@@ -1,9 +1,12 @@
 """Jobs: long steps (closing a round, anchoring a round's batch, an audit) persist in the database with their
-progress. Close and anchor jobs run one after the other on one thread, each as a step of the service's one writer
-of coordinator transactions (writer.py); audits run on a thread of their own, since they send nothing: a long audit
-never holds up an anchor due before a round's deadline. A job that was queued or running when the service stopped
-is run again when it starts; the coordinator's durable outbox makes that a resumption (a recorded outcome is
-published and finalized, never computed twice).
+progress. Each kind runs on a thread of its own (``LANES``), so that no job waits behind a job of another kind: an
+anchor due before a round's deadline never waits for a long close or audit. An anchor is a step of the service's
+one writer of coordinator transactions (writer.py); a close computes its outcome (fetch and open every envelope,
+validate, aggregate, evaluate, score) on its own thread, holding nothing, and only its publication (puts and
+``finalizeRound`` through the outbox) is a step of the writer, so that coordinator requests do not wait for the
+computation; audits send nothing. A job that was queued or running when the service stopped is run again when it
+starts; the coordinator's durable outbox makes that a resumption (a recorded outcome is published and finalized,
+never replaced by one computed again).
 
 An anchor job waits, queued, until it is due: every party of its round has committed (through the service or
 on-chain), or the chain's time reaches :func:`anchor_time`, shortly before the round's deadline (``commitBatch``
@@ -32,12 +35,13 @@ from ..errors import ConfigurationError
 from ..units import RoundStatus
 from .errors import conflict
 from .service import Service
+from .writer import Writer
 
 ACTIVE = ("queued", "running")
 ANCHOR_LEAD = 60  # seconds before a round's deadline when its batch is anchored with the commitments it has
 ANCHOR_RETRY = 2.0  # seconds of wall time between two tries of an anchor job that failed
-# The job threads and the kinds each runs: an audit, which sends nothing, never waits behind a close or an anchor.
-LANES = {"lepton-jobs": ("close", "anchor"), "lepton-audit": ("audit",)}
+# The job threads and the kinds each runs: no kind waits behind another (module docstring).
+LANES = {"lepton-jobs": ("anchor",), "lepton-close": ("close",), "lepton-audit": ("audit",)}
 
 
 def anchor_time(record: Round) -> int:
@@ -179,9 +183,10 @@ class JobRunner:
                     result = self._audit()
                 elif self.service.writer is None:  # queued before a restart without the key
                     raise ConfigurationError(f"no coordinator key is configured to run this {kind} job")
+                elif kind == "close":  # only its publication is a step of the writer
+                    result = self._close(job, self.service.writer)
                 else:
-                    step = self._anchor if kind == "anchor" else self._close
-                    result = self.service.writer.call(functools.partial(step, job), bounded=False)
+                    result = self.service.writer.call(functools.partial(self._anchor, job), bounded=False)
             except Exception as exc:  # noqa: BLE001 -- the runner outlives any one job; the error is recorded
                 if self._stop.is_set():  # the service stopping under it (the writer refuses): resumed at start
                     return
@@ -193,9 +198,10 @@ class JobRunner:
             else:
                 self._set(job["id"], status="done", progress="finalized", result=json.dumps(result), error=None)
 
-    def _close(self, job: dict[str, Any]) -> dict[str, Any]:
-        """Closes the round as ``lepton-ledger coordinator close`` does, with the service's coordinator key."""
-        from ..errors import CommandError
+    def _close(self, job: dict[str, Any], writer: Writer) -> dict[str, Any]:
+        """Closes the round as ``lepton-ledger coordinator close`` does, with the service's coordinator key: its
+        outcome computed on this thread, then published and finalized as a step of the writer."""
+        from ..errors import CommandError, ContractReverted
         from ..fl.data import eval_commitment
         from ..rounds.datasets import eval_data
         from ..rounds.roles import agreement_coordinator
@@ -212,10 +218,16 @@ class JobRunner:
         coordinator = agreement_coordinator(
             session, job["agreement_id"], eval_set, aggregation=params.get("aggregation"), scoring=params.get("scoring")
         )
-        _, committed = coordinator.round_state(job["agreement_id"], job["round_id"])
+        agreement_id, round_id = job["agreement_id"], job["round_id"]
+        _, committed = coordinator.round_state(agreement_id, round_id)
         if eval_commitment(eval_set) != committed:
             raise CommandError("the evaluation set from these data options is not the one the round committed to")
-        outcome = coordinator.close_round(job["agreement_id"], job["round_id"])
+        try:
+            coordinator.check_closable(agreement_id, round_id)
+            computed = coordinator.compute_outcome(agreement_id, round_id)
+        except ContractReverted:  # finalized by a run a restart interrupted, or not closable: close_round tells
+            computed = None
+        outcome = writer.call(lambda: coordinator.close_round(agreement_id, round_id, computed=computed), bounded=False)
         report = outcome.report
         return {
             "aggregate_cid": outcome.aggregate_cid,

@@ -4,16 +4,15 @@ two requests never race on the coordinator's nonce and a process killed between 
 loses nor doubles a transaction.
 
 A route hands its whole step (checks, then transactions) to :meth:`Writer.call` and waits for its outcome; jobs
-hand their close and anchor to it too. A transaction a step sends with ``Transactor.transact`` is recorded under
-a key made of the step's scope (the caller and its Idempotency-Key) and of the call (target, selector, how many
-such calls the step made before it): the retry of a request that a restart interrupted, run again with the same
+hand it their anchor and the publication of a close (whose outcome is computed off the writer). A transaction a
+step sends with ``Transactor.transact`` is recorded under a key made of the step's scope (the caller and its
+Idempotency-Key) and of the call (target, selector, how many such calls the step made before it): the retry of a request that a restart interrupted, run again with the same
 scope, finds its transactions there: one confirmed is answered from its receipt, one broadcast is awaited (or its
 same signed bytes broadcast again), none is sent twice. At start, before any request, the writer finishes what
 the outbox holds open (a dead process's puts and transactions).
 
-A request waits at most ``wait`` seconds for its step to start: behind a step that does not end (a close job, a
-transaction the node takes and never mines), it is answered 503 ``WriterBusy`` and its step is dropped unrun,
-instead of holding one of the server's worker threads (all of them, in the end) until that step ends."""
+A request waits at most ``wait`` seconds for its step to start: behind a step that does not end (a transaction the
+node takes and never mines), it is answered 503 ``WriterBusy`` and its step is dropped unrun, instead of holding one of the server's worker threads (all of them, in the end) until that step ends."""
 
 from __future__ import annotations
 
@@ -92,7 +91,7 @@ class Writer:
             self._queue.put((step, scope, future))
         if not wait([future], timeout=self.wait if bounded else None).done and future.cancel():
             raise _busy(
-                f"an earlier step (a close, or a transaction the chain has not mined yet) has held the coordinator's "
+                f"an earlier step (a transaction the chain has not mined yet) has held the coordinator's "
                 f"writer for over {self.wait:g} s"
             )
         return future.result()  # started meanwhile: its outcome, however long it takes

@@ -568,9 +568,16 @@ class Coordinator:
         except Exception as exc:  # noqa: BLE001 -- web3 raises several types; decode_revert tells them apart
             raise decode_revert(getattr(exc, "data", None)) or ChainError(f"finalizeRound dry run: {exc}") from None
 
-    def close_round(self, agreement_id: int, round_id: int) -> RoundOutcome:
+    def close_round(
+        self,
+        agreement_id: int,
+        round_id: int,
+        computed: tuple[dict[str, torch.Tensor], RoundReport, PayoutTree | None] | None = None,
+    ) -> RoundOutcome:
         """Step 5 end to end: open, validate, aggregate, evaluate, score, split, publish, finalize. Called again
-        after a crash, it publishes and finalizes the outcome it recorded, without computing another.
+        after a crash, it publishes and finalizes the outcome it recorded, without computing another. `computed`:
+        what :meth:`compute_outcome` returned, computed by the caller after :meth:`check_closable` (the service
+        does, off its writer); used only while no outcome is recorded for the round.
 
         Raises:
             NoAcceptedUpdates: nothing to aggregate (the round stays open, nothing is recorded).
@@ -579,8 +586,10 @@ class Coordinator:
         """
         keys = {step: self._key(step, agreement_id, round_id) for step in ("aggregate", "report", "finalize")}
         if self.outbox.find(keys["finalize"]) is None:
-            self.check_closable(agreement_id, round_id)
-            aggregate, report, tree = self.compute_outcome(agreement_id, round_id)
+            if computed is None:
+                self.check_closable(agreement_id, round_id)
+                computed = self.compute_outcome(agreement_id, round_id)
+            aggregate, report, tree = computed
             assert report.aggregate_digest is not None  # compute_outcome names the aggregate
             call = self.deployment.ledger.functions.finalizeRound(
                 agreement_id,

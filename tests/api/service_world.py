@@ -25,6 +25,7 @@ from lepton_ledger.chain import agreements
 from lepton_ledger.chain.anvil import advance_time, dev_account
 from lepton_ledger.chain.artifacts import load_artifact
 from lepton_ledger.chain.deployment import DevRoles, deploy_with_roles
+from lepton_ledger.chain.events import EventIndex
 from lepton_ledger.chain.transactions import Transactor
 from lepton_ledger.envelope import generate_x25519_keypair
 from lepton_ledger.keys import Keystore
@@ -327,4 +328,15 @@ def audit_state_held(service) -> sqlite3.Connection:
     held = sqlite3.connect(path, isolation_level=None)
     held.execute("PRAGMA locking_mode=EXCLUSIVE")  # readers too are kept out, WAL or not
     held.execute("BEGIN EXCLUSIVE")
+    return held
+
+
+def events_held(service) -> sqlite3.Connection:
+    """A connection holding the write lock of the service coordinator's event index: a close, whose computation
+    syncs it, waits there (its busy timeout, 30 s) until the connection closes; readers of the index go on."""
+    path = service.data_dir / "events" / service.d.ledger.address / "events.sqlite"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    EventIndex(service.w3, {}, path)  # the index's file and tables, as the service opens them
+    held = sqlite3.connect(path, isolation_level=None)
+    held.execute("BEGIN IMMEDIATE")
     return held

@@ -1,18 +1,31 @@
 """The service's one writer: every transaction of the coordinator's key is sent by one thread through the
 coordinator's outbox, so that concurrent requests never race on its nonce, and a service killed between a
 transaction's broadcast and its receipt neither loses nor doubles it: the retry of the request answers its
-outcome. Jobs: an anchor due while an audit runs does not wait for the audit."""
+outcome. Jobs: an anchor due while an audit runs does not wait for the audit, and a close's computation holds
+neither the writer nor the anchors."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any
 
 import httpx
 import pytest
 from agreement_setup import funded_agreement
-from service_world import CLOSE, audit_state_held, client_partner, commit_through_client, follow_job, open_round
+from service_world import (
+    CLOSE,
+    audit_state_held,
+    client_partner,
+    commit_through_client,
+    events_held,
+    follow_job,
+    open_round,
+    round_with_commitments,
+)
 
 from lepton_ledger.api.client import ServiceClient
 
@@ -137,27 +150,74 @@ def test_a_request_behind_a_step_that_never_ends_is_answered_503_and_sends_nothi
 
 def test_an_anchor_due_while_an_audit_runs_is_anchored_before_the_audit_ends(service, tmp_path):
     w = service
-    agreement_id, round_id = open_round(w, tmp_path / "coordinator")
-    kept = commit_through_client(w, w.alpha, 0, agreement_id, round_id, tmp_path)
-    auditor, coordinator = w.headers(w.roles.auditor), w.headers(w.roles.coordinator)
-    recipients = [w.roles.coordinator.address, w.roles.auditor.address]
-    chain = {"chain_id": w.w3.eth.chain_id, "ledger": w.d.ledger.address}
-    with ServiceClient(str(w.api.base_url), w.beta, chain_id=w.w3.eth.chain_id) as beta:
-        # beta's update trained and uploaded first: within the audit's wait, only its commitment is handed in.
-        signed = client_partner(w, beta, w.beta, 1, agreement_id, round_id, tmp_path).run_round_batched(
-            agreement_id, round_id, recipients
-        )
+    auditor = w.headers(w.roles.auditor)
+    with _anchor_pending(w, tmp_path) as pending:
         held = audit_state_held(w)
         try:
             audit = w.api.post("/v1/audit", headers=auditor | {"Idempotency-Key": "audit-held"}).json()
-            deadline = time.monotonic() + RACE_TIMEOUT
-            while w.api.get(f"/v1/jobs/{audit['id']}", headers=auditor).json()["status"] == "queued":
-                assert time.monotonic() < deadline, "the audit never started"
-                time.sleep(0.05)  # polling the job's status
-            beta.submit_commitment(signed, **chain)  # every party committed: the anchor is due now
-            anchored = follow_job(w, kept["anchor_job"], coordinator, timeout=20.0)  # within the audit's wait
-            assert anchored["status"] == "done", anchored
-            assert w.api.get(f"/v1/jobs/{audit['id']}", headers=auditor).json()["status"] == "running"
+            _started(w, audit["id"], auditor)
+            _anchored_while_running(w, pending, audit["id"], auditor)
         finally:
             held.close()
     assert follow_job(w, audit["id"], auditor)["status"] == "done"
+
+
+def test_while_a_close_computes_coordinator_requests_are_answered_and_another_round_is_anchored(service, tmp_path):
+    """A close computes its outcome on its own thread, holding neither the writer nor the anchors' thread: held
+    inside its computation (its event index's file locked for writing, so that its sync waits), a proposal is
+    answered and another agreement's due anchor completes; released, the close finalizes its round once."""
+    w = service
+    closing, closing_round = round_with_commitments(w)
+    coordinator = w.headers(w.roles.coordinator)
+    with _anchor_pending(w, tmp_path) as pending:
+        held = events_held(w)
+        try:
+            path = f"/v1/agreements/{closing}/rounds/{closing_round}/close"
+            close = w.api.post(path, json=CLOSE, headers=coordinator | {"Idempotency-Key": "close-held"}).json()
+            _started(w, close["id"], coordinator)
+            proposed = w.api.post(
+                "/v1/agreements", json=_terms(w), headers=coordinator | {"Idempotency-Key": "while-closing"}
+            )
+            assert proposed.status_code == 200, proposed.text  # not 503 WriterBusy behind the close
+            _anchored_while_running(w, pending, close["id"], coordinator)
+        finally:
+            held.close()
+    assert follow_job(w, close["id"], coordinator)["status"] == "done"
+    finalized = w.d.ledger.events.RoundFinalized().get_logs(
+        from_block=0, argument_filters={"agreementId": closing, "round": closing_round}
+    )
+    assert len(finalized) == 1
+
+
+def _started(service, job_id: int, headers: dict[str, str]) -> None:
+    """Returns once the job has left the queue."""
+    deadline = time.monotonic() + RACE_TIMEOUT
+    while service.api.get(f"/v1/jobs/{job_id}", headers=headers).json()["status"] == "queued":
+        assert time.monotonic() < deadline, f"job {job_id} never started"
+        time.sleep(0.05)  # polling the job's status
+
+
+@contextmanager
+def _anchor_pending(service, folder) -> Iterator[tuple[int, ServiceClient, Any]]:
+    """A new agreement's round whose anchor job waits for beta alone: alpha's commitment kept, beta's update trained
+    and uploaded, its commitment not handed in. Yields (the anchor job's id, beta's client, beta's commitment)."""
+    agreement_id, round_id = open_round(service, folder / "coordinator")
+    kept = commit_through_client(service, service.alpha, 0, agreement_id, round_id, folder)
+    recipients = [service.roles.coordinator.address, service.roles.auditor.address]
+    with ServiceClient(str(service.api.base_url), service.beta, chain_id=service.w3.eth.chain_id) as beta:
+        signed = client_partner(service, beta, service.beta, 1, agreement_id, round_id, folder).run_round_batched(
+            agreement_id, round_id, recipients
+        )
+        yield kept["anchor_job"], beta, signed
+
+
+def _anchored_while_running(
+    service, pending: tuple[int, ServiceClient, Any], job_id: int, headers: dict[str, str]
+) -> None:
+    """beta's commitment handed in (every party committed: the anchor is due now), the anchor job completes while
+    job `job_id`, held (at most its 30 s busy timeout), still runs."""
+    anchor_job, beta, signed = pending
+    beta.submit_commitment(signed, chain_id=service.w3.eth.chain_id, ledger=service.d.ledger.address)
+    anchored = follow_job(service, anchor_job, service.headers(service.roles.coordinator), timeout=20.0)
+    assert anchored["status"] == "done", anchored
+    assert service.api.get(f"/v1/jobs/{job_id}", headers=headers).json()["status"] == "running"

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).parent))  # crash_driver, also for the forkserver (it inherits sys.path)
 
@@ -29,6 +30,7 @@ from lepton_ledger import fl
 from lepton_ledger.chain.anvil import Anvil, advance_time, dev_account
 from lepton_ledger.chain.deployment import DevRoles
 from lepton_ledger.chain.transactions import Transactor
+from lepton_ledger.envelope.tensors import serialize_tensors
 from lepton_ledger.errors import ChainError, ConfigurationError
 from lepton_ledger.rounds.accountant_file import AccountantFile
 from lepton_ledger.rounds.effects import put_data
@@ -254,6 +256,31 @@ def test_coordinator_killed_while_closing_finalizes_its_recorded_outcome_once(po
     outcome = coordinator.close_round(agreement_id, round_id)
     assert outcome.report.to_bytes() == put_data(coordinator.outbox, report_op)
     complete_round(chain, world, agreement_id, round_id, ["alpha"])
+
+
+def test_a_close_resumed_with_an_outcome_computed_again_publishes_the_recorded_one(chain, world, forkserver):
+    """The service computes a close's outcome before handing it to ``close_round`` (off its writer): resumed
+    after a crash, the outcome it recorded is published and finalized, never the one computed again."""
+    agreement_id = new_agreement(chain, ["alpha"])
+    round_id = open_round(chain, world, agreement_id)
+    make_partner(world, "alpha", agreement_id).run_round(agreement_id, round_id, recipients(chain))
+    crash(
+        forkserver,
+        world,
+        "coordinator",
+        "close_round",
+        "outcome:enqueued",
+        agreement_id=agreement_id,
+        round_id=round_id,
+    )
+
+    coordinator = make_coordinator(world)
+    recorded = coordinator.outbox.get(coordinator._key("aggregate", agreement_id, round_id))
+    aggregate, report, tree = coordinator.compute_outcome(agreement_id, round_id)
+    other = {name: torch.zeros_like(tensor) for name, tensor in aggregate.items()}
+    outcome = coordinator.close_round(agreement_id, round_id, computed=(other, report, tree))
+    assert serialize_tensors(outcome.aggregate) == put_data(coordinator.outbox, recorded) != serialize_tensors(other)
+    complete_round(chain, world, agreement_id, round_id, ["alpha"])  # finalized once, its payouts claimed once
 
 
 # ---------------------------------------------------------------------- batched mode and claims
