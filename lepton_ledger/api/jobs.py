@@ -222,11 +222,13 @@ class JobRunner:
         _, committed = coordinator.round_state(agreement_id, round_id)
         if eval_commitment(eval_set) != committed:
             raise CommandError("the evaluation set from these data options is not the one the round committed to")
-        try:
-            coordinator.check_closable(agreement_id, round_id)
-            computed = coordinator.compute_outcome(agreement_id, round_id)
-        except ContractReverted:  # finalized by a run a restart interrupted, or not closable: close_round tells
-            computed = None
+        computed = None  # a close a restart interrupted after recording its outcome publishes that one
+        if not coordinator.outcome_recorded(agreement_id, round_id):
+            try:
+                coordinator.check_closable(agreement_id, round_id)
+                computed = coordinator.compute_outcome(agreement_id, round_id)
+            except ContractReverted:  # not closable: close_round says why
+                pass
         outcome = writer.call(lambda: coordinator.close_round(agreement_id, round_id, computed=computed), bounded=False)
         report = outcome.report
         return {

@@ -568,6 +568,10 @@ class Coordinator:
         except Exception as exc:  # noqa: BLE001 -- web3 raises several types; decode_revert tells them apart
             raise decode_revert(getattr(exc, "data", None)) or ChainError(f"finalizeRound dry run: {exc}") from None
 
+    def outcome_recorded(self, agreement_id: int, round_id: int) -> bool:
+        """Whether a close of the round recorded its outcome (a resumed :meth:`close_round` publishes that one)."""
+        return self.outbox.find(self._key("finalize", agreement_id, round_id)) is not None
+
     def close_round(
         self,
         agreement_id: int,
@@ -585,7 +589,7 @@ class Coordinator:
                 ``finalizeRound`` refused (call again to retry it with the recorded outcome).
         """
         keys = {step: self._key(step, agreement_id, round_id) for step in ("aggregate", "report", "finalize")}
-        if self.outbox.find(keys["finalize"]) is None:
+        if not self.outcome_recorded(agreement_id, round_id):
             if computed is None:
                 self.check_closable(agreement_id, round_id)
                 computed = self.compute_outcome(agreement_id, round_id)
