@@ -28,8 +28,9 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, Generic, Self, TypeVar
 
-from web3 import HTTPProvider, Web3
+from web3 import Web3
 
+from ..chain.transport import node_web3
 from ..envelope import OpenedEnvelope
 from ..envelope.format import DEFAULT_MAX_ENVELOPE_BYTES
 from ..envelope.stream import EnvelopeStream
@@ -135,7 +136,7 @@ def _start_worker(work: Callable[[Any, Any], Any], url: str, chain_id: int, ledg
     # Ctrl-C reaches the whole process group: the auditing process stops the pool and says so in one line.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     use_evaluation_threads()  # one a worker: the workers are one a core
-    _worker.update(work=work, view=_WorkerView(Web3(HTTPProvider(url)), chain_id, ledger, block))
+    _worker.update(work=work, view=_WorkerView(node_web3(url), chain_id, ledger, block))
 
 
 def _work_in_worker(task: Any) -> Any:

@@ -15,10 +15,11 @@ from types import TracebackType
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from web3 import HTTPProvider, Web3
+from web3 import Web3
 
 from ..errors import ChainError, ConfigurationError, ToolchainError
 from ..settings import anvil_binary
+from .transport import node_web3
 
 # anvil's (and brownie's) default mnemonic: its accounts are well-known test keys, for local chains only.
 DEFAULT_MNEMONIC = "test test test test test test test test test test test junk"
@@ -140,7 +141,7 @@ class Anvil:
         Raises:
             ToolchainError: the process died, or the node did not answer within ``startup_timeout``.
         """
-        w3 = Web3(HTTPProvider(self.url, request_kwargs={"timeout": 60}, cache_allowed_requests=True))
+        w3 = node_web3(self.url, timeout=60)
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             why = exited()
@@ -197,7 +198,7 @@ class Anvil:
         """
         if self.state_file is None:
             raise ConfigurationError("this anvil has no state_file to save to")
-        response = Web3(HTTPProvider(self.url)).provider.make_request("anvil_dumpState", [])  # type: ignore[arg-type]
+        response = node_web3(self.url, cache=False).provider.make_request("anvil_dumpState", [])  # type: ignore[arg-type]
         if "result" not in response:
             raise ChainError(f"anvil_dumpState failed: {response.get('error')}")
         # The RPC returns gzip'ed JSON; --state loads the plain JSON.

@@ -29,12 +29,12 @@ from web3 import Web3
 from web3.contract.contract import ContractFunction
 from web3.contract.utils import format_contract_call_return_data_curried
 from web3.exceptions import ContractCustomError, ContractLogicError
-from web3.types import RPCEndpoint
+from web3.types import BlockIdentifier, RPCEndpoint
 
 from ..errors import ChainError
 from .transactions import GAS_MARGIN, decode_revert
 
-__all__ = ["calldata", "prepare_transaction", "prepare_with_reads", "read_many"]
+__all__ = ["calldata", "dry_run", "prepare_transaction", "prepare_with_reads", "read_many"]
 
 
 def calldata(call: ContractFunction) -> str:
@@ -49,9 +49,10 @@ def calldata(call: ContractFunction) -> str:
     return str(call._encode_transaction_data())
 
 
-def read_many(w3: Web3, requests: Sequence[Any]) -> list[Any]:
+def read_many(w3: Web3, requests: Sequence[Any], *, block: BlockIdentifier | None = None) -> list[Any]:
     """The results of `requests` (bound contract calls such as ``contract.functions.f(x)``, or web3 methods
     called inside ``w3.batch_requests()``) from one JSON-RPC batch request, decoded as web3 decodes each.
+    `block`: where the contract calls read (default web3's default block).
 
     Raises:
         ContractCustomError, ContractLogicError: a read reverted (as web3 raises them).
@@ -59,13 +60,34 @@ def read_many(w3: Web3, requests: Sequence[Any]) -> list[Any]:
     if not requests:
         return []
     if all(isinstance(r, ContractFunction) for r in requests):
-        answers = _batch(w3, [_eth_call(w3, r) for r in requests])
+        answers = _batch(w3, [_eth_call(w3, r, block) for r in requests])
         if answers is not None:
             return [_decoded(w3, r, a) for r, a in zip(requests, answers)]
+        if block is not None:  # an error to raise as web3 raises it, at the same block
+            return [r.call(block_identifier=block) for r in requests]
     with w3.batch_requests() as batch:  # other requests, or an error to raise as web3 raises it
         for request in requests:
             batch.add(request)
         return list(batch.execute())
+
+
+def dry_run(w3: Web3, call: ContractFunction, sender: str) -> None:
+    """Runs `call` as `sender` would send it (an ``eth_call`` at the latest block), for its refusal only.
+
+    Raises:
+        ContractReverted: the contract would refuse, with its custom error decoded.
+        ChainError: the call failed otherwise.
+    """
+    request = {"from": sender, "to": call.address, "data": calldata(call)}
+    answer = w3.provider.make_request(RPCEndpoint("eth_call"), [request, "latest"])
+    error = answer.get("error")
+    if error is None:
+        return
+    data = error.get("data") if isinstance(error, dict) else None
+    message = error.get("message") if isinstance(error, dict) else error
+    raise decode_revert(data if isinstance(data, (str, bytes)) else None) or ChainError(
+        f"{call.fn_name} dry run: {message}"
+    )
 
 
 def prepare_transaction(w3: Web3, tx: dict[str, Any], sender: str) -> dict[str, Any]:
@@ -146,13 +168,16 @@ def _batch(w3: Web3, requests: list[tuple[str, list[Any]]]) -> list[Any] | None:
     return [a.get("result") for a in answers]
 
 
-def _eth_call(w3: Web3, call: ContractFunction) -> tuple[str, list[Any]]:
-    """The ``eth_call`` request of `call` at web3's default block, as ``call.call()`` would send it."""
+def _eth_call(w3: Web3, call: ContractFunction, block: BlockIdentifier | None = None) -> tuple[str, list[Any]]:
+    """The ``eth_call`` request of `call` at `block` (default web3's default block), as ``call.call()`` would
+    send it."""
     params: dict[str, Any] = {"to": call.address, "data": calldata(call)}
     if w3.eth.default_account:  # web3's ``empty`` sentinel is falsy
         params["from"] = w3.eth.default_account
-    block = w3.eth.default_block
-    return "eth_call", [params, hex(block) if isinstance(block, int) else block]
+    at = w3.eth.default_block if block is None else block
+    if isinstance(at, bytes):  # a block hash
+        return "eth_call", [params, "0x" + at.hex()]
+    return "eth_call", [params, hex(at) if isinstance(at, int) else at]
 
 
 def _decoded(w3: Web3, call: ContractFunction, answer: str) -> Any:

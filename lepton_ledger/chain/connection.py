@@ -8,11 +8,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Self
 
-from web3 import HTTPProvider, Web3
+from web3 import Web3
 
 from .. import settings
 from ..errors import ChainError
 from . import node
+from .transport import node_web3
 
 
 @contextmanager
@@ -29,7 +30,7 @@ def connect(rpc_url: str | None = None) -> Iterator[Web3]:
     if url is None:
         url = node.ensure(announce=lambda line: print(line, file=sys.stderr)).url
     # cache_allowed_requests: web3 asks eth_chainId before every call otherwise (half of all requests, measured)
-    w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": 30}, cache_allowed_requests=True))
+    w3 = node_web3(url)
     try:
         w3.eth.chain_id
     except Exception as exc:  # noqa: BLE001 -- any transport or protocol failure means the same to the caller

@@ -24,11 +24,12 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from web3 import HTTPProvider, Web3
+from web3 import Web3
 
 from .. import settings
 from ..errors import LeptonError, ToolchainError
 from .anvil import Anvil, _group_gone, _signal_group
+from .transport import node_web3
 
 __all__ = [
     "STATE_INTERVAL",
@@ -209,7 +210,7 @@ def _answers(info: NodeInfo) -> bool:
         os.killpg(info.pgid, 0)
     except (ProcessLookupError, PermissionError):
         return False
-    w3 = Web3(HTTPProvider(info.url, request_kwargs={"timeout": 5}))
+    w3 = node_web3(info.url, timeout=5, cache=False)
     try:
         return int(w3.eth.chain_id) == info.chain_id
     except Exception:  # noqa: BLE001 -- anything but an answer means no node of ours there

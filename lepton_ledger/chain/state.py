@@ -129,7 +129,9 @@ class ChainStruct:
     @classmethod
     def read(cls, function: ContractFunction, *, block: BlockIdentifier = "latest") -> Self:
         """Calls `function` (a view returning this struct) at `block` and decodes its answer."""
-        return cls.decode(function.call(block_identifier=block))
+        from .batched import read_many  # web3 is imported by whoever holds a contract function
+
+        return cls.decode(read_many(function.w3, [function], block=block)[0])
 
     def by_solidity_name(self) -> dict[str, Any]:
         """The fields under their Solidity names (``stakeSlashed``), as events and the contracts' errors name them."""

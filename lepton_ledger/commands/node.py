@@ -84,9 +84,9 @@ def status() -> None:
             "any command that needs the chain does too)"
         )
         raise typer.Exit(3)
-    from web3 import HTTPProvider, Web3
+    from ..chain.transport import node_web3
 
-    latest = Web3(HTTPProvider(info.url)).eth.get_block("latest")
+    latest = node_web3(info.url, cache=False).eth.get_block("latest")
     typer.echo(
         f"local node on {info.url}: chain {info.chain_id}, pid {info.pid}, block {latest['number']} "
         f"at {utc(int(latest['timestamp']))}, state {info.state_file}"

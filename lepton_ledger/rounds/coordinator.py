@@ -50,12 +50,12 @@ from typing import Any
 import torch
 from eth_account.signers.local import LocalAccount
 
-from ..chain.batched import read_many
+from ..chain.batched import dry_run, read_many
 from ..chain.deployment import AUDITOR_ROLE, Deployment
 from ..chain.events import EventIndex, IndexedEvent
 from ..chain.merkle import PayoutTree, PositionalTree, commitment_leaf, pack_entries, unpack_entries
 from ..chain.state import Partner, Round, RoundConfig, Terms
-from ..chain.transactions import Transactor, decode_revert
+from ..chain.transactions import Transactor
 from ..chain.typed_data import update_commitment_digest
 from ..envelope import Expected
 from ..envelope import open as open_envelope
@@ -63,7 +63,7 @@ from ..envelope.envelope import OpenedEnvelope
 from ..envelope.format import DEFAULT_MAX_ENVELOPE_BYTES
 from ..envelope.manifest import UpdateManifest
 from ..envelope.tensors import deserialize_tensors, serialize_tensors
-from ..errors import ChainError, ConfigurationError, LeptonError
+from ..errors import ConfigurationError, LeptonError
 from ..fl.data import TabularData, eval_commitment
 from ..fl.validation import Reason
 from ..protocol.commitments import (
@@ -253,10 +253,16 @@ class Coordinator:
                 )
             op = self.effects.finish(op.key)
         else:
-            count = int(self.deployment.ledger.functions.roundCount(agreement_id).call())
+            ledger = self.deployment.ledger
+            count, open_round = map(
+                int,
+                read_many(
+                    ledger.w3, [ledger.functions.roundCount(agreement_id), ledger.functions.openRoundOf(agreement_id)]
+                ),
+            )
             # Opened by a process that died before returning the round id: that round is still the open one
             # (a round since voided or finalized on the same model is not resumed, the next one is opened).
-            still_open = int(self.deployment.ledger.functions.openRoundOf(agreement_id).call()) == count
+            still_open = open_round == count
             done = [
                 op
                 for op in ours
@@ -563,10 +569,7 @@ class Coordinator:
         call = self.deployment.ledger.functions.finalizeRound(
             agreement_id, round_id, placeholder, placeholder, bytes(32), 0
         )
-        try:
-            call.call({"from": self.address})
-        except Exception as exc:  # noqa: BLE001 -- web3 raises several types; decode_revert tells them apart
-            raise decode_revert(getattr(exc, "data", None)) or ChainError(f"finalizeRound dry run: {exc}") from None
+        dry_run(self.tx.w3, call, self.address)
 
     def outcome_recorded(self, agreement_id: int, round_id: int) -> bool:
         """Whether a close of the round recorded its outcome (a resumed :meth:`close_round` publishes that one)."""

@@ -1,26 +1,101 @@
 """Independent parties' steps at the same time: in production each partner runs on its own machine, so a round's
 partners are not made to wait for one another. Each call runs on a thread of its own (the work of a round step is
-waiting: on the node, the store, or the executor's worker processes where the training runs)."""
+waiting: on the node, the store, or the executor's worker processes where the training runs).
+
+The threads are kept after their call for the next one (and leave after a minute without work): a round started
+ten threads and joined them again, which cost ~10 ms of the round (bench/round_overhead.py), most of it each new
+thread waiting for the interpreter lock, which the other partners' threads held, to say it had started.
+"""
 
 from __future__ import annotations
 
+import os
+import queue
+import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from concurrent.futures import Future
+from typing import Any, TypeVar
 
 __all__ = ["MAX_THREADS", "run_each"]
 
 T = TypeVar("T")
 R = TypeVar("R")
 MAX_THREADS = 32  # beyond this, more threads only queue on the executor and the node
+IDLE_SECONDS = 60.0  # how long a kept thread waits for its next call before it leaves
 
 
 def run_each(step: Callable[[T], R], items: Iterable[T], *, max_threads: int = MAX_THREADS) -> list[R]:
-    """``[step(item) for item in items]`` with the calls at the same time; results in the order of `items`.
-    Every call is let finish (none is left half done); then the first error, in the order of `items`, is raised."""
+    """``[step(item) for item in items]`` with the calls at the same time (at most `max_threads` at once);
+    results in the order of `items`. Every call is let finish (none is left half done); then the first error,
+    in the order of `items`, is raised."""
     items = list(items)
     if len(items) <= 1:
         return [step(item) for item in items]
-    with ThreadPoolExecutor(max_workers=min(len(items), max_threads), thread_name_prefix="party") as pool:
-        futures = [pool.submit(step, item) for item in items]
+    slots = threading.BoundedSemaphore(max(1, max_threads))
+
+    def call(item: T) -> R:
+        try:
+            return step(item)
+        finally:
+            slots.release()
+
+    futures = []
+    for item in items:
+        slots.acquire()
+        futures.append(_THREADS.submit(call, item))
+    for future in futures:
+        future.exception()  # waits for every call before raising any error
     return [future.result() for future in futures]
+
+
+class _KeptThreads:
+    """Runs each submitted call on an idle kept thread, or on a new one when none is idle."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.idle: list[_KeptThread] = []
+
+    def submit(self, fn: Callable[..., R], *args: Any) -> Future[R]:
+        future: Future[R] = Future()
+        with self.lock:
+            thread = self.idle.pop() if self.idle else None
+        if thread is None:
+            thread = _KeptThread(self)
+        thread.calls.put((fn, args, future))
+        return future
+
+    def forget(self) -> None:
+        """In a forked child: the parent's threads are not there."""
+        self.lock = threading.Lock()
+        self.idle = []
+
+
+class _KeptThread(threading.Thread):
+    def __init__(self, owner: _KeptThreads) -> None:
+        super().__init__(name="party", daemon=True)  # an idle kept thread must not hold the interpreter open
+        self.owner = owner
+        self.calls: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...], Future[Any]]] = queue.SimpleQueue()
+        self.start()
+
+    def run(self) -> None:
+        while True:
+            try:
+                fn, args, future = self.calls.get(timeout=IDLE_SECONDS)
+            except queue.Empty:
+                with self.owner.lock:
+                    if self in self.owner.idle:  # else a call was just handed to it: take it
+                        self.owner.idle.remove(self)
+                        return
+                continue
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(*args))
+                except BaseException as exc:  # noqa: BLE001 -- handed to the caller, who raises it
+                    future.set_exception(exc)
+            del fn, args, future  # nothing of the call outlives it on an idle thread
+            with self.owner.lock:
+                self.owner.idle.append(self)
+
+
+_THREADS = _KeptThreads()
+os.register_at_fork(after_in_child=_THREADS.forget)
