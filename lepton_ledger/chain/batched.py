@@ -20,9 +20,12 @@ error anyway), so that every refusal raises exactly what web3 raises.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any, cast
 
-from eth_abi.exceptions import EncodingError
+from eth_abi.exceptions import DecodingError, EncodingError
+from eth_abi.grammar import ABIType, BasicType, TupleType
+from eth_abi.grammar import parse as parse_abi_type
 from eth_typing import ChecksumAddress
 from eth_utils import get_abi_input_types, get_abi_output_types
 from web3 import Web3
@@ -32,6 +35,7 @@ from web3.exceptions import ContractCustomError, ContractLogicError
 from web3.types import BlockIdentifier, RPCEndpoint
 
 from ..errors import ChainError
+from ._values import checksummed
 from .transactions import GAS_MARGIN, decode_revert
 
 __all__ = ["calldata", "dry_run", "prepare_transaction", "prepare_with_reads", "read_many"]
@@ -181,8 +185,21 @@ def _eth_call(w3: Web3, call: ContractFunction, block: BlockIdentifier | None = 
 
 
 def _decoded(w3: Web3, call: ContractFunction, answer: str) -> Any:
-    """`answer` (the hex of an ``eth_call``'s return data) decoded as web3 decodes `call`'s result."""
+    """`answer` (the hex of an ``eth_call``'s return data) decoded as web3 decodes `call`'s result: a single
+    output as itself, several as a list; structs as tuples, arrays as lists, addresses checksummed. Decoded here
+    with web3's codec (web3's own path, which maps every value through its normalizers, spent ~0.5 ms on a
+    struct of 15 fields against ~0.1 ms); a call web3 would format otherwise (named tuples, extra normalizers) or
+    an answer that does not decode goes through web3's path, which raises as web3 raises."""
     outputs = get_abi_output_types(call.abi) if call.abi["type"] == "function" else []
+    data = bytes.fromhex(answer[2:])
+    if not call.decode_tuples and not call._return_data_normalizers:
+        try:
+            values = w3.codec.decode(outputs, data)
+        except DecodingError:
+            pass
+        else:
+            returned = [_as_web3_returns(_abi_type(t), v) for t, v in zip(outputs, values)]
+            return returned[0] if len(returned) == 1 else returned
     return format_contract_call_return_data_curried(
         w3,
         call.decode_tuples,
@@ -190,8 +207,25 @@ def _decoded(w3: Web3, call: ContractFunction, answer: str) -> Any:
         call.abi_element_identifier,
         call._return_data_normalizers,
         outputs,
-        bytes.fromhex(answer[2:]),
+        data,
     )
+
+
+@lru_cache(maxsize=512)
+def _abi_type(type_str: str) -> ABIType:
+    return cast(ABIType, parse_abi_type(type_str))
+
+
+def _as_web3_returns(abi_type: ABIType, value: Any) -> Any:
+    """A decoded value as web3 returns it: arrays as lists, tuples as tuples, addresses checksummed."""
+    if abi_type.is_array:
+        item = abi_type.item_type
+        return [_as_web3_returns(item, v) for v in value]
+    if isinstance(abi_type, TupleType):
+        return tuple(_as_web3_returns(c, v) for c, v in zip(abi_type.components, value))
+    if isinstance(abi_type, BasicType) and abi_type.base == "address":
+        return checksummed(value)
+    return value
 
 
 def _rpc_transaction(tx: dict[str, Any]) -> dict[str, Any]:

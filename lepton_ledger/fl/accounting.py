@@ -80,22 +80,30 @@ def epsilon_from_history(
     if not rounds:
         return 0.0
     if kind is AccountantKind.RDP:
-        from opacus.accountants.analysis.rdp import get_privacy_spent
-
         # RDP composes additively and is linear in the step count, so each distinct (q, sigma) is computed
         # once for one step (cached: the fractional orders cost ~0.2 s per pair) and scaled.
         steps: dict[tuple[float, float], int] = {}
         for r in rounds:
             key = (r.sample_rate, r.noise_multiplier)
             steps[key] = steps.get(key, 0) + r.steps
-        rdp = sum(np.asarray(_rdp_one_step(q, sigma)) * n for (q, sigma), n in steps.items())
-        eps, _ = get_privacy_spent(orders=list(_rdp_orders()), rdp=rdp, delta=delta)
-        return float(eps)
+        return _rdp_epsilon(tuple(steps.items()), delta)  # in order: the same sum as ever, to the last bit
     from opacus.accountants import PRVAccountant
 
     prv = PRVAccountant()
     prv.history = [(r.noise_multiplier, r.sample_rate, r.steps) for r in rounds]
     return float(prv.get_epsilon(delta))
+
+
+@lru_cache(maxsize=4096)
+def _rdp_epsilon(steps: tuple[tuple[tuple[float, float], int], ...], delta: float) -> float:
+    """Epsilon at `delta` of ``((sample rate, noise multiplier), steps)`` composed. Cached: a partner's round
+    asks it of the same history several times (budget check, the envelope's cumulative epsilon, the recording),
+    each ~0.1 ms."""
+    from opacus.accountants.analysis.rdp import get_privacy_spent
+
+    rdp = sum(np.asarray(_rdp_one_step(q, sigma)) * n for (q, sigma), n in steps)
+    eps, _ = get_privacy_spent(orders=list(_rdp_orders()), rdp=rdp, delta=delta)
+    return float(eps)
 
 
 @lru_cache(maxsize=1)

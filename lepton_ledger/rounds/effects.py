@@ -165,9 +165,10 @@ class RoundEffects:
         if retry and op.status == "failed":
             op = self.outbox.retry(key)
         while op.status in OPEN:
-            if self.runner.run_once() is None:
+            ran = self.runner.run_once()
+            if ran is None:
                 raise OutboxError(f"operation {key!r} is held by another live process")
-            op = self.outbox.get(key)
+            op = ran if ran.key == key else self.outbox.get(key)
         if op.status == "failed":
             raise reverted_from_result(op.result) or _failure(op)
         self.checkpoint(f"{_step(key)}:confirmed", op)

@@ -166,7 +166,8 @@ class Outbox:
             (key, kind, json.dumps(dict(payload), sort_keys=True), *data) for key, kind, payload, *data in operations
         ]
         now = time.time()
-        with self._connect(immediate=True) as db:
+        with self._write_transaction() as db:
+            recorded = []
             for key, kind, document, *data in rows:
                 inserted = db.execute(
                     "INSERT OR IGNORE INTO operations (key, kind, payload, created_at, updated_at) "
@@ -175,13 +176,13 @@ class Outbox:
                 ).rowcount
                 if inserted and data and data[0] is not None:
                     db.execute("INSERT OR REPLACE INTO blobs (key, data) VALUES (?, ?)", (key, bytes(data[0])))
-        return [self.get(key) for key, *_ in rows]
+                recorded.append(db.execute("SELECT * FROM operations WHERE key = ?", (key,)).fetchone())
+        return [_operation(row) for row in recorded]
 
     def data(self, key: str) -> bytes | None:
         """The bytes recorded with operation `key` (:meth:`enqueue`'s `data`), or None."""
-        with self._connect() as db:
-            row = db.execute("SELECT data FROM blobs WHERE key = ?", (key,)).fetchone()
-        return None if row is None else bytes(row["data"])
+        rows = self._execute("SELECT data FROM blobs WHERE key = ?", (key,))
+        return bytes(rows[0]["data"]) if rows else None
 
     def get(self, key: str) -> Operation:
         """The operation with `key`.
@@ -189,11 +190,10 @@ class Outbox:
         Raises:
             OutboxError: no operation has that key.
         """
-        with self._connect() as db:
-            row = db.execute("SELECT * FROM operations WHERE key = ?", (key,)).fetchone()
-        if row is None:
+        rows = self._execute("SELECT * FROM operations WHERE key = ?", (key,))
+        if not rows:
             raise OutboxError(f"no outbox operation with key {key!r}")
-        return _operation(row)
+        return _operation(rows[0])
 
     def find(self, key: str) -> Operation | None:
         """The operation with `key`, or None."""
@@ -205,12 +205,19 @@ class Outbox:
     def operations(self, status: Status | None = None, *, prefix: str = "") -> list[Operation]:
         """Operations in the order they were enqueued, optionally only those with `status` and whose key starts
         with `prefix`."""
-        with self._connect() as db:
-            rows = db.execute(
-                "SELECT * FROM operations WHERE (? IS NULL OR status = ?) AND substr(key, 1, ?) = ? ORDER BY seq",
-                (status, status, len(prefix), prefix),
-            ).fetchall()
+        rows = self._execute(
+            "SELECT * FROM operations WHERE (? IS NULL OR status = ?) AND substr(key, 1, ?) = ? ORDER BY seq",
+            (status, status, len(prefix), prefix),
+        )
         return [_operation(r) for r in rows]
+
+    def keys(self, *, prefix: str = "") -> list[str]:
+        """The keys of the operations whose key starts with `prefix`, in the order they were enqueued (nothing
+        of them is parsed: a party's every round is in its outbox)."""
+        rows = self._execute(
+            "SELECT key FROM operations WHERE substr(key, 1, ?) = ? ORDER BY seq", (len(prefix), prefix)
+        )
+        return [row["key"] for row in rows]
 
     # ------------------------------------------------------------------ claims and transitions
 
@@ -220,29 +227,30 @@ class Outbox:
         A claim lasts `lease_seconds`, or until :meth:`release` or a final mark; a claim whose holder is a dead
         process on this host is taken over at once.
         """
+        if not self._execute("SELECT 1 FROM operations WHERE status IN ('pending', 'sent') LIMIT 1"):
+            return None  # nothing open, as most of the time: no write lock taken for it
         now = time.time()
-        with self._connect(immediate=True) as db:
+        with self._write_transaction() as db:
             rows = db.execute("SELECT * FROM operations WHERE status IN ('pending', 'sent') ORDER BY seq").fetchall()
             for row in rows:
                 if kinds is not None and row["kind"] not in kinds:
                     continue
                 if not self._claimable(row["claimed_by"], row["claimed_until"], now):
                     continue
-                db.execute(
+                claimed = db.execute(
                     "UPDATE operations SET claimed_by = ?, claimed_until = ?, attempts = attempts + 1, updated_at = ? "
-                    "WHERE key = ?",
+                    "WHERE key = ? RETURNING *",
                     (self.owner, now + self.lease_seconds, now, row["key"]),
-                )
-                return _operation(db.execute("SELECT * FROM operations WHERE key = ?", (row["key"],)).fetchone())
+                ).fetchone()
+                return _operation(claimed)
         return None
 
     def release(self, key: str) -> None:
         """Gives up this process's claim on `key`, leaving its status as it is (for a later retry)."""
-        with self._connect() as db:
-            db.execute(
-                "UPDATE operations SET claimed_by = NULL, claimed_until = NULL WHERE key = ? AND claimed_by = ?",
-                (key, self.owner),
-            )
+        self._execute(
+            "UPDATE operations SET claimed_by = NULL, claimed_until = NULL WHERE key = ? AND claimed_by = ?",
+            (key, self.owner),
+        )
 
     def record_signed(self, key: str, signed: SignedTx) -> Operation:
         """Stores a signed transaction before it is broadcast, so that a restart can find or resend it.
@@ -283,10 +291,13 @@ class Outbox:
         Raises:
             OutboxError: unknown key, or the operation failed.
         """
-        current = self.get(key)
-        if current.status == "confirmed":
-            return current
-        return self._transition(key, OPEN, "confirmed", result=json.dumps(result, sort_keys=True), release=True)
+        try:
+            return self._transition(key, OPEN, "confirmed", result=json.dumps(result, sort_keys=True), release=True)
+        except OutboxError:
+            current = self.get(key)  # unknown: raises
+            if current.status == "confirmed":
+                return current
+            raise
 
     def mark_failed(self, key: str, error: str, result: Any = None) -> Operation:
         """Ends the operation as failed with `error` (and an optional JSON `result`, e.g. a reverted receipt).
@@ -328,15 +339,19 @@ class Outbox:
         assignments = {"status": status, "updated_at": time.time(), **columns}
         if release:
             assignments.update(claimed_by=None, claimed_until=None)
-        with self._connect(immediate=True) as db:
-            row = db.execute("SELECT status FROM operations WHERE key = ?", (key,)).fetchone()
-            if row is None:
-                raise OutboxError(f"no outbox operation with key {key!r}")
-            if row["status"] not in allowed:
-                raise OutboxError(f"operation {key!r} is {row['status']}: cannot become {status}")
-            sets = ", ".join(f"{column} = ?" for column in assignments)
-            db.execute(f"UPDATE operations SET {sets} WHERE key = ?", (*assignments.values(), key))
-            return _operation(db.execute("SELECT * FROM operations WHERE key = ?", (key,)).fetchone())
+        sets = ", ".join(f"{column} = ?" for column in assignments)
+        statuses = ", ".join("?" for _ in allowed)
+        # One statement, so one transaction: the status checked is the status changed.
+        rows = self._execute(
+            f"UPDATE operations SET {sets} WHERE key = ? AND status IN ({statuses}) RETURNING *",
+            (*assignments.values(), key, *allowed),
+        )
+        if rows:
+            return _operation(rows[0])
+        found = self._execute("SELECT status FROM operations WHERE key = ?", (key,))
+        if not found:
+            raise OutboxError(f"no outbox operation with key {key!r}")
+        raise OutboxError(f"operation {key!r} is {found[0]['status']}: cannot become {status}")
 
     def _claimable(self, claimed_by: str | None, claimed_until: float | None, now: float) -> bool:
         # Even this instance's own claims count: two threads sharing an Outbox must not get the same operation.
@@ -345,12 +360,22 @@ class Outbox:
         host, pid, _ = claimed_by.split(":", 2)
         return host == socket.gethostname() and not _alive(int(pid))
 
+    def _execute(self, sql: str, parameters: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """One statement in a transaction of its own (the connection commits each statement by itself); its
+        rows. A read, or a write whose check is in its WHERE clause, needs no more."""
+        try:
+            return self._connection().execute(sql, parameters).fetchall()
+        except sqlite3.DatabaseError as exc:
+            if type(exc) is sqlite3.DatabaseError:  # the file itself (not a lock or a constraint): damaged
+                raise self._damaged(exc) from None
+            raise
+
     @contextmanager
-    def _connect(self, *, immediate: bool = False) -> Iterator[sqlite3.Connection]:
-        # Each write is its own transaction. BEGIN IMMEDIATE takes the write lock before reading, so two
+    def _write_transaction(self) -> Iterator[sqlite3.Connection]:
+        # Statements that must hold together. BEGIN IMMEDIATE takes the write lock before reading, so two
         # claimers cannot both read an operation as free.
         db = self._connection()
-        db.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        db.execute("BEGIN IMMEDIATE")
         try:
             yield db
         except BaseException as exc:

@@ -326,9 +326,9 @@ class Partner:
         self.effects.runner.run()  # a transaction in flight may already be on-chain: settle it first
         ledger = self.deployment.ledger.address
         # Every envelope recorded for release counts, put or not yet: its privacy is spent once anyone may read it.
-        for op in self.outbox.operations(prefix=self.effects.key("envelope", ledger, agreement_id) + ":"):
-            if op.key.endswith(":" + self.address):
-                self._record(op.key, op.payload["accounting"])
+        for key in self.outbox.keys(prefix=self.effects.key("envelope", ledger, agreement_id) + ":"):
+            if key.endswith(":" + self.address) and not self.accountant_file.has(key):
+                self._record(key, self.outbox.get(key).payload["accounting"])
         ledger_calls = self.deployment.ledger.functions
         recipients = list(recipient_addresses or [])
         reads = [
@@ -504,6 +504,7 @@ class Partner:
         """
         self._check_agreement(agreement_id)
         key = self._key("envelope", agreement_id, round_id)
+        envelope = None  # its bytes, once sealed here (else read back from the outbox)
         if self.outbox.find(key) is None:
             model_bytes, model_digest = self.fetch_model(agreement_id, round_id)
             self.check_budget()
@@ -533,12 +534,13 @@ class Partner:
                 )
             )
             self.checkpoint("envelope:enqueued", op)
+            envelope = sealed.data
         # Recorded before the envelope leaves this process: whatever the ledger later says of the commitment
         # (accepted, refused after its deadline), the recipients can read the update, so its epsilon is spent.
         self._record(key, self.outbox.get(key).payload["accounting"])
         self.checkpoint("accountant:recorded", None)
         op = self.effects.finish(key)
-        return PreparedUpdate.from_operation(op, put_data(self.outbox, op))
+        return PreparedUpdate.from_operation(op, put_data(self.outbox, op) if envelope is None else envelope)
 
     # -- step 4 -----------------------------------------------------------------------------------------
 
