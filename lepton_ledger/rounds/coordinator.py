@@ -242,8 +242,10 @@ class Coordinator:
         """
         prefix = self._key("open", agreement_id) + ":"
         digest = "0x" + bytes(model_digest).hex()
-        ours = self.outbox.operations(prefix=prefix)
-        unfinished = [op for op in ours if op.status in OPEN]
+        # The open operations and the last round's only: the outbox holds one per round ever opened.
+        unfinished = sorted(
+            (op for status in OPEN for op in self.outbox.operations(status, prefix=prefix)), key=lambda op: op.seq
+        )
         if unfinished:
             op = unfinished[-1]
             if op.payload["model_digest"] != digest:
@@ -262,17 +264,9 @@ class Coordinator:
             )
             # Opened by a process that died before returning the round id: that round is still the open one
             # (a round since voided or finalized on the same model is not resumed, the next one is opened).
-            still_open = open_round == count
-            done = [
-                op
-                for op in ours
-                if op.status == "confirmed"
-                and op.payload["round"] == count
-                and op.payload["model_digest"] == digest
-                and still_open
-            ]
-            if done:
-                op = done[-1]
+            last = self.outbox.find(prefix + str(count)) if open_round == count else None
+            if last is not None and last.status == "confirmed" and last.payload["model_digest"] == digest:
+                op = last
             else:
                 call = self.deployment.ledger.functions.openRound(
                     agreement_id, model_digest, deadline, eval_commitment(self.eval_set)
