@@ -150,7 +150,8 @@ class KeptAliveConnections:
             raise requests.ConnectionError(f"not an http:// URL: {endpoint_uri}")
         timeout = float(kwargs.get("timeout") or 30)
         headers = {"Content-Type": "application/json", **(kwargs.get("headers") or {})}
-        head = [f"POST {url.path or '/'} HTTP/1.1", f"Host: {url.netloc}", f"Content-Length: {len(data)}"]
+        target = (url.path or "/") + (f"?{url.query}" if url.query else "")  # a provider's key may be in the query
+        head = [f"POST {target} HTTP/1.1", f"Host: {url.netloc}", f"Content-Length: {len(data)}"]
         head += [f"{k}: {v}" for k, v in headers.items() if k.lower() not in ("host", "content-length")]
         request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + bytes(data)
         connection = None
