@@ -175,9 +175,10 @@ class KeptAliveConnections:
         return body
 
     def _take(self, host: str, port: int, timeout: float) -> _Connection:
+        # Forked: the parent's sockets are the parent's, and its lock may be held by a thread the child lacks.
+        if self._pid != os.getpid():
+            self._lock, self._idle, self._pid = threading.Lock(), [], os.getpid()
         with self._lock:
-            if self._pid != os.getpid():  # forked: the parent's sockets are the parent's
-                self._idle, self._pid = [], os.getpid()
             while self._idle:
                 connection = self._idle.pop()
                 if connection.address == (host, port) and connection.still_open():

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socketserver
 import sys
 import threading
@@ -296,22 +297,35 @@ def test_a_url_that_is_not_http_is_a_connection_error(url):
         post(url, rpc(1))
 
 
+def asked_in_a_child(pool: KeptAliveConnections, url: str) -> int:
+    """The exit code of a forked child that asks `pool` once: 0 when its request got its own answer."""
+    pid = os.fork()
+    if pid == 0:
+        signal.alarm(30)  # a child waiting on a lock no thread of its own will release would never exit
+        try:
+            code = 0 if json.loads(pool.make_post_request(url, rpc(2), timeout=10))["id"] == 2 else 1
+        except BaseException:  # noqa: BLE001 -- anything else is a failure the parent reports
+            code = 2
+        os._exit(code)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="os.fork: Linux only")
 def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone(serve):
     node = serve(lambda request: (with_length(rpc_answer(request)), False))
     pool = KeptAliveConnections()
     assert json.loads(pool.make_post_request(node.url, rpc(1), timeout=10))["id"] == 1
-    pid = os.fork()
-    if pid == 0:  # the child: exit code 0 only when its own request got its own answer
-        try:
-            code = 0 if json.loads(pool.make_post_request(node.url, rpc(2), timeout=10))["id"] == 2 else 1
-        except BaseException:  # noqa: BLE001 -- anything else is a failure the parent reports
-            code = 2
-        os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+    assert asked_in_a_child(pool, node.url) == 0
     assert json.loads(pool.make_post_request(node.url, rpc(3), timeout=10))["id"] == 3
     assert [(r.connection, r.body) for r in node.requests] == [(1, rpc(1)), (2, rpc(2)), (1, rpc(3))]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="os.fork: Linux only")
+def test_a_child_forked_while_a_thread_held_the_pool_still_asks(serve):
+    node = serve(lambda request: (with_length(rpc_answer(request)), False))
+    pool = KeptAliveConnections()
+    with pool._lock:  # as another thread taking a connection at the moment of the fork would hold it
+        assert asked_in_a_child(pool, node.url) == 0
 
 
 # On a real anvil: the answers are web3's own HTTPProvider's.
