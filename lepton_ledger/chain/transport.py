@@ -150,7 +150,8 @@ class KeptAliveConnections:
             raise requests.ConnectionError(f"not an http:// URL: {endpoint_uri}")
         timeout = float(kwargs.get("timeout") or 30)
         headers = {"Content-Type": "application/json", **(kwargs.get("headers") or {})}
-        head = [f"POST {url.path or '/'} HTTP/1.1", f"Host: {url.netloc}", f"Content-Length: {len(data)}"]
+        target = (url.path or "/") + (f"?{url.query}" if url.query else "")  # a provider's key may be in the query
+        head = [f"POST {target} HTTP/1.1", f"Host: {url.netloc}", f"Content-Length: {len(data)}"]
         head += [f"{k}: {v}" for k, v in headers.items() if k.lower() not in ("host", "content-length")]
         request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + bytes(data)
         connection = None
@@ -174,9 +175,10 @@ class KeptAliveConnections:
         return body
 
     def _take(self, host: str, port: int, timeout: float) -> _Connection:
+        # Forked: the parent's sockets are the parent's, and its lock may be held by a thread the child lacks.
+        if self._pid != os.getpid():
+            self._lock, self._idle, self._pid = threading.Lock(), [], os.getpid()
         with self._lock:
-            if self._pid != os.getpid():  # forked: the parent's sockets are the parent's
-                self._idle, self._pid = [], os.getpid()
             while self._idle:
                 connection = self._idle.pop()
                 if connection.address == (host, port) and connection.still_open():

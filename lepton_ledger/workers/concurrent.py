@@ -14,6 +14,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
+from functools import partial
 from typing import Any, TypeVar
 
 __all__ = ["MAX_THREADS", "run_each"]
@@ -87,14 +88,18 @@ class _KeptThread(threading.Thread):
                         self.owner.idle.remove(self)
                         return
                 continue
+            settle: Callable[[], object] | None = None  # stays None for a call cancelled before it ran
             if future.set_running_or_notify_cancel():
                 try:
-                    future.set_result(fn(*args))
+                    settle = partial(future.set_result, fn(*args))
                 except BaseException as exc:  # noqa: BLE001 -- handed to the caller, who raises it
-                    future.set_exception(exc)
+                    settle = partial(future.set_exception, exc)
             del fn, args, future  # nothing of the call outlives it on an idle thread
-            with self.owner.lock:
+            with self.owner.lock:  # idle before the caller hears of its call: its next run finds this thread
                 self.owner.idle.append(self)
+            if settle is not None:
+                settle()
+            del settle
 
 
 _THREADS = _KeptThreads()

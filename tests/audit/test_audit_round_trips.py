@@ -12,10 +12,10 @@ from collections import Counter
 
 import torch
 from web3 import Web3
-from web3._utils.http_session_manager import HTTPSessionManager
 
 from lepton_ledger.audit import audit_workdir
 from lepton_ledger.audit.evaluation import RememberingEvaluation, state_digest
+from lepton_ledger.chain.transport import KeptAliveConnections
 from lepton_ledger.fl.data import make_federated
 from lepton_ledger.fl.models import build_model
 from lepton_ledger.rounds import outcome
@@ -27,7 +27,7 @@ BOND_SHARE_SELECTOR = "0x" + Web3.keccak(text="bondShareOf(uint256,address)")[:4
 def test_a_full_audit_reads_the_rounds_and_their_gas_in_one_request_each(demo_single, fresh_copy, monkeypatch):
     folder = fresh_copy(demo_single)
     posts: list[list[dict]] = []
-    post = HTTPSessionManager.make_post_request
+    post = KeptAliveConnections.make_post_request  # where every node_web3 posts its requests
 
     def counted_post(self, endpoint_uri, data, *args, **kwargs):
         answer = post(self, endpoint_uri, data, *args, **kwargs)  # raises while the node is not listening yet
@@ -35,7 +35,7 @@ def test_a_full_audit_reads_the_rounds_and_their_gas_in_one_request_each(demo_si
         posts.append(sent if isinstance(sent, list) else [sent])
         return answer
 
-    monkeypatch.setattr(HTTPSessionManager, "make_post_request", counted_post)
+    monkeypatch.setattr(KeptAliveConnections, "make_post_request", counted_post)
     state = folder / "audit" / "state.sqlite"
     result = audit_workdir(folder, state_path=state, full=True)
     assert result.ok and len(result.rounds) == 2

@@ -1,6 +1,6 @@
-"""chain.batched on a real anvil: reads in one batch request decoded as web3 decodes them, a transaction's nonce,
-gas and fees in one request, a refusal decoded, and a web3 with a gas price strategy (as brownie's) given a
-legacy transaction that mines."""
+"""chain.batched on a real anvil: reads in one batch request decoded as web3 decodes them, at the latest or an
+older block; a transaction's nonce, gas and fees in one request, a refusal decoded, and a web3 with a gas price
+strategy (as brownie's) given a legacy transaction that mines; a dry run's refusal decoded."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from web3.exceptions import ContractCustomError
 from web3.middleware import Web3Middleware
 
 from lepton_ledger.chain.anvil import Anvil, dev_account
-from lepton_ledger.chain.batched import calldata, prepare_transaction, read_many
+from lepton_ledger.chain.batched import calldata, dry_run, prepare_transaction, read_many
 from lepton_ledger.chain.connection import RequestCounter
 from lepton_ledger.chain.deployment import AUDITOR_ROLE, DevRoles, deploy_with_roles
 from lepton_ledger.chain.state import Partner
-from lepton_ledger.chain.transactions import Transactor
-from lepton_ledger.errors import ContractReverted
+from lepton_ledger.chain.transactions import Transactor, decode_revert
+from lepton_ledger.errors import ChainError, ContractReverted
 from lepton_ledger.units import PartnerStatus
 
 
@@ -149,4 +149,42 @@ def test_a_refused_read_raises_what_web3_raises(chain):
         )
     with pytest.raises(ContractCustomError) as called:
         d.ledger.functions.round(1, 99).call()
+    assert raised.value.data == called.value.data
+
+
+def test_a_dry_run_raises_the_contracts_refusal_and_passes_what_would_pass(chain):
+    w3, _, d = chain
+    sender = dev_account(9).address
+    refused = d.ledger.functions.submitUpdate(1, 1, b"\x01" * 32, b"\x02" * 32, 5, 10)
+    with pytest.raises(ContractReverted) as raised:
+        dry_run(w3, refused, sender)
+    with pytest.raises(ContractCustomError) as called:
+        refused.call({"from": sender})
+    expected = decode_revert(called.value.data)
+    assert (raised.value.error, raised.value.args_by_name) == (expected.error, expected.args_by_name)
+    assert raised.value.error.startswith("RoundLedger")
+    assert dry_run(w3, register_call(d), sender) is None
+
+
+def test_a_dry_run_that_fails_without_a_known_error_names_the_call(chain):
+    w3, _, d = chain
+    elsewhere = w3.eth.contract(address=d.ledger.address, abi=d.partners.abi)  # no such function there
+    with pytest.raises(ChainError, match="^partnerOf dry run: .*revert"):
+        dry_run(w3, elsewhere.functions.partnerOf(dev_account(9).address), dev_account(9).address)
+
+
+def test_reads_at_an_older_block_see_its_state(chain):
+    w3, tx, d = chain
+    sender = tx.add(dev_account(8))
+    before = w3.eth.block_number
+    tx.transact(register_call(d), sender)
+    partner_of = d.partners.functions.partnerOf(sender)
+    (then,) = read_many(w3, [partner_of], block=before)
+    (now,) = read_many(w3, [partner_of])
+    assert Partner.decode(then).status is PartnerStatus.NONE and Partner.decode(now).status is not PartnerStatus.NONE
+    assert then == partner_of.call(block_identifier=before)
+    with pytest.raises(ContractCustomError) as raised:  # a refused read at that block: as web3 raises it there
+        read_many(w3, [partner_of, d.ledger.functions.round(1, 99)], block=before)
+    with pytest.raises(ContractCustomError) as called:
+        d.ledger.functions.round(1, 99).call(block_identifier=before)
     assert raised.value.data == called.value.data
