@@ -15,12 +15,13 @@ raised as ``requests``' exceptions, as web3's own transport raises them, so that
 
 from __future__ import annotations
 
+import base64
 import os
 import select
 import socket
 import threading
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import requests
 from web3 import HTTPProvider, Web3
@@ -151,7 +152,11 @@ class KeptAliveConnections:
         timeout = float(kwargs.get("timeout") or 30)
         headers = {"Content-Type": "application/json", **(kwargs.get("headers") or {})}
         target = (url.path or "/") + (f"?{url.query}" if url.query else "")  # a provider's key may be in the query
-        head = [f"POST {target} HTTP/1.1", f"Host: {url.netloc}", f"Content-Length: {len(data)}"]
+        host = url.netloc.rpartition("@")[2]  # credentials in the URL go in an Authorization header, as requests does
+        head = [f"POST {target} HTTP/1.1", f"Host: {host}", f"Content-Length: {len(data)}"]
+        if url.username is not None:
+            credentials = f"{unquote(url.username)}:{unquote(url.password or '')}".encode()
+            head.append("Authorization: Basic " + base64.b64encode(credentials).decode())
         head += [f"{k}: {v}" for k, v in headers.items() if k.lower() not in ("host", "content-length")]
         request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + bytes(data)
         connection = None

@@ -31,6 +31,7 @@ class Request:
     connection: int  # which accepted connection carried it: 1, 2, ...
     target: bytes
     body: bytes
+    headers: dict[bytes, bytes]  # by lower-case name
 
 
 Reply = Callable[[Request], tuple[bytes, bool]]  # the exact bytes to answer, and whether to close after them
@@ -44,12 +45,12 @@ class _Handler(socketserver.StreamRequestHandler):
             self.server.accepted += 1
             number = self.server.accepted
         while line := self.rfile.readline():
-            length = 0
+            headers = {}
             while header := self.rfile.readline().rstrip(b"\r\n"):
                 name, _, value = header.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
-            request = Request(number, line.split()[1], self.rfile.read(length))
+                headers[name.strip().lower()] = value.strip()
+            length = int(headers.get(b"content-length", 0))
+            request = Request(number, line.split()[1], self.rfile.read(length), headers)
             with self.server.lock:
                 self.server.requests.append(request)
             answer, close = self.server.reply(request)
@@ -225,6 +226,18 @@ def test_the_url_path_and_query_reach_the_server_as_web3_sends_them(serve):
         HTTPSessionManager().make_post_request(base + target, rpc(1), timeout=10)
     assert [r.target for r in node.requests[::2]] == [r.target for r in node.requests[1::2]]
     assert [r.target for r in node.requests[::2]] == [b"/", b"/rpc", b"/v3/key?apikey=abc&x=1"]
+
+
+def test_credentials_in_the_url_are_sent_as_web3s_transport_sends_them_never_in_the_host(serve):
+    node = serve(lambda request: (with_length(rpc_answer(request)), False))
+    port = node.server_address[1]
+    url = f"http://us%40er:p%3Ass@127.0.0.1:{port}/rpc"
+    post(url, rpc(1))
+    HTTPSessionManager().make_post_request(url, rpc(1), timeout=10)
+    ours, web3s = node.requests
+    assert ours.headers[b"host"] == f"127.0.0.1:{port}".encode()
+    assert ours.headers[b"authorization"] == web3s.headers[b"authorization"]
+    assert ours.headers[b"authorization"].startswith(b"Basic ")
 
 
 # Failures: each raises what web3's own transport raises (its HTTPSessionManager posts with ``requests``).
