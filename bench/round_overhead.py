@@ -113,6 +113,22 @@ ratios an earlier stop printed at load ~11 (1.25 and 2.34) were the load's: the 
 ``--partners 100 --mode batched --rounds 2`` (load ~2.4): anchor_batch 32 ms = 3098 anchored updates/s, from
 the first signed commitment 117 ms = 853/s (target 500: met); close per partner 3.9 / 2.5 / 2.9 ms at 10 / 50 /
 100 partners (flat).
+
+Measured (issue 15, the next stop: the node's requests through ``chain/transport.py``, a kept-alive HTTP/1.1
+exchange instead of web3's ``requests`` session, without web3's ENS middleware; receipts, broadcasts and the
+close's dry run asked of the provider directly; contract reads decoded with web3's codec and web3's conventions,
+not its formatting path; the outbox's transitions one statement each; party threads kept between rounds), the
+main the stop started from and its end alternated back to back on a quiet machine (load average 0.5-1.1, nothing
+else running): logreg x 1, ``--rounds 10``: ledger 184 / 190 -> 114 / 121 ms, bare 27 / 28 ms, ratio 6.7 / 6.9
+-> 4.2 / 4.3 (target 2.5: not met), this process's CPU per round 174 / 184 -> 104 / 104 ms, requests 45 -> 44,
+close 3.5 -> 2.6 ms per partner; mlp x 5, ``--rounds 5``: ledger 538 / 538 -> 501 / 479 ms, bare 316 / 308 ->
+310 / 306 ms, ratio 1.70 / 1.75 -> 1.62 / 1.56 (target 1.5: not met), CPU 390 / 395 -> 332 / 323 ms;
+``--partners 100 --mode batched --rounds 2``: ledger 1.28 -> 1.06 s, from the first signed commitment 153 -> 111
+ms = 655 -> 898 anchored updates/s (anchor_batch alone 32 ms = 3157/s on both), close 2.7 / 2.2 / 2.7 ms per
+partner at 10 / 50 / 100. The ledger process is busy ~90% of a logreg round: what is left is its CPU, spread thin
+(per round, by thread CPU time: the outboxes' SQLite ~21 ms, sealing ~15 ms, signing and receipts ~14 ms, the
+partners' reconcile ~12 ms, puts ~7 ms, opening the envelopes ~8 ms), with ten partners' threads sharing one
+interpreter lock where on their own machines they would not.
 """
 
 from __future__ import annotations
