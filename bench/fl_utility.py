@@ -65,7 +65,7 @@ evaluation set is not read. Target epsilon 3. In three steps:
    1 / 0.5 0.655; 64 / 2 / 1 0.805; 64 / 4 / 1 0.845 (0.784); 32 / 0.5 / 1 0.742; 32 / 1 / 1 0.794 (0.749);
    32 / 1 / 0.5 0.731; 32 / 2 / 1 0.817 (0.781); 32 / 2 / 2 0.805; 32 / 4 / 1 0.808; 16 / 1 / 1 0.766: few
    rounds want larger steps than many. The demo now trains logreg with batch 32, lr 1, clip 1
-   (``rounds.demo.LOGREG_TRAINING``): ``python -m lepton_ledger.cli demo --out DIR`` (as ``make demo``, seed 0,
+   (``rounds.partner.MODEL_TRAINING``, which the CLI's training commands use too): ``python -m lepton_ledger.cli demo --out DIR`` (as ``make demo``, seed 0,
    evaluation set) ends at 0.833 against 0.725, the largest epsilon 5.88 against 8.25, and the free-rider
    earns nothing in any round as before. lr 2 ended at 0.864, but its steps overshoot once leave-one-out drops
    the free-rider's zero update (44% of the samples), so the free-rider was paid in 4 of 5 rounds; lr 4 at

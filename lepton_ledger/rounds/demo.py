@@ -69,10 +69,6 @@ DELTA = 1e-5
 DISPUTE_WINDOW = 600
 MAX_NORM = DEFAULT_MAX_NORM  # L2 bound on an update (logreg on digits: honest updates stay well below it)
 ALPHA = 0.5  # Dirichlet label skew of the partners' data: each partner's own class mix (fl.make_federated)
-# Logreg in the demo's 5 rounds at noise 1: half TrainingSettings' batch (64), twice its step (lr 0.5): more
-# accuracy for less epsilon (bench/fl_utility.py --demo-data, validation split: 0.794 against 0.662). lr 2 scored
-# 0.817 but over-steps once the free-rider's zero update is left out, so leave-one-out paid the free-rider.
-LOGREG_TRAINING: dict[str, Any] = {"batch_size": 32, "lr": 1.0, "max_grad_norm": 1.0}
 FREE_RIDER_LR = 1e-6  # the free-rider "trains" with a step so small that its update is next to zero
 MODELS = ("logreg", "mlp", "fusion")
 KEYS_NOTE = (
@@ -488,10 +484,9 @@ def _narrator(console: Console, names: dict[str, str], mode: str, position: str)
 
 
 def _training(model: str, *, seed: int, free_rider: bool) -> TrainingSettings:
-    """A partner's local training in the demo: a fixed noise, one epoch a round."""
-    settings = TrainingSettings(model=model, epochs=1, batch_size=64, noise_multiplier=1.0, seed=seed)
-    if model == "logreg":  # LOGREG_TRAINING, measured for the demo's few rounds; the other models were not
-        settings = replace(settings, **LOGREG_TRAINING)
+    """A partner's local training in the demo: the model's settings (``partner.MODEL_TRAINING``), a fixed noise,
+    one epoch a round."""
+    settings = TrainingSettings.for_model(model, epochs=1, noise_multiplier=1.0, seed=seed)
     return replace(settings, lr=FREE_RIDER_LR) if free_rider else settings
 
 

@@ -40,10 +40,10 @@ from lepton_ledger.envelope.tensors import deserialize_tensors, serialize_tensor
 from lepton_ledger.fl.accounting import epsilon_from_history
 from lepton_ledger.protocol.jsonio import canonical_json
 from lepton_ledger.rounds.coordinator import Coordinator
-from lepton_ledger.rounds.demo import LOGREG_TRAINING, RoundRules, run_demo
+from lepton_ledger.rounds.demo import RoundRules, run_demo
 from lepton_ledger.rounds.outbox import Outbox
 from lepton_ledger.rounds.outcome import combine, judge, settle
-from lepton_ledger.rounds.partner import SignedCommitment
+from lepton_ledger.rounds.partner import MODEL_TRAINING, SignedCommitment
 from lepton_ledger.rounds.report import (
     PartnerOutcome,
     RoundReport,
@@ -158,7 +158,7 @@ def honest_submit(
         data=split.partners[index],
         epochs=1,
         noise_multiplier=1.0,
-        **LOGREG_TRAINING,  # the demo's batch, lr and clip for logreg
+        **MODEL_TRAINING["logreg"],  # the demo's batch, lr and clip for logreg
         delta=DELTA,
         seed=100 + index,
         device="cpu",

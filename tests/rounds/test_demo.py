@@ -97,6 +97,14 @@ def test_demo_trains_logreg_as_measured_for_its_rounds_and_the_free_rider_next_t
     assert (mlp.batch_size, mlp.lr, mlp.max_grad_norm) == (64, TrainingSettings.lr, TrainingSettings.max_grad_norm)
 
 
+def test_a_models_own_training_settings_are_the_demos_unless_given_otherwise():
+    """The CLI's training commands build their settings the same way (``--batch-size``/``--lr`` left out: None)."""
+    assert TrainingSettings.for_model("logreg") == demo._training("logreg", seed=0, free_rider=False)
+    given = TrainingSettings.for_model("logreg", batch_size=None, lr=0.25, epochs=3)
+    assert (given.batch_size, given.lr, given.epochs) == (32, 0.25, 3)
+    assert TrainingSettings.for_model("mlp") == TrainingSettings(model="mlp")
+
+
 def test_demo_runs_the_late_fusion_model(tmp_path):
     out = tmp_path / "fusion"
     run_demo(out, partners=2, rounds=1, model="fusion", free_rider=False, console=Console(quiet=True))

@@ -45,10 +45,15 @@ from ..data import (
 EpochsOpt = Annotated[int, typer.Option(min=1, help="Local epochs.")]
 
 
-BatchSizeOpt = Annotated[int, typer.Option(min=1, help="Expected batch size (Poisson sampling).")]
+BatchSizeOpt = Annotated[
+    int | None,
+    typer.Option(min=1, help="Expected batch size (Poisson sampling). Default: the model's (logreg 32, others 64)."),
+]
 
 
-LrOpt = Annotated[float, typer.Option(min=0.0, help="Learning rate.")]
+LrOpt = Annotated[
+    float | None, typer.Option(min=0.0, help="Learning rate. Default: the model's (logreg 1.0, others 0.5).")
+]
 
 
 ClipOpt = Annotated[float, typer.Option(min=0.0, help="DP-SGD per-sample clipping norm.")]
@@ -83,8 +88,8 @@ class TrainOptions:
     num_classes: int | None
     model: str | None
     epochs: int
-    batch_size: int
-    lr: float
+    batch_size: int | None
+    lr: float | None
     max_grad_norm: float
     noise_multiplier: float
     train_seed: int
@@ -154,8 +159,8 @@ def _train(opts: TrainOptions, *, batched: bool, service: str | None = None) -> 
             store, tx = s.store, s.tx
         terms = Terms.read(s.deployment.agreements.functions.terms(opts.agreement))
         model = opts.model or (terms_document(store, terms) or {}).get("model", "logreg")
-        settings = TrainingSettings(
-            model=model,
+        settings = TrainingSettings.for_model(
+            model,
             epochs=opts.epochs,
             batch_size=opts.batch_size,
             lr=opts.lr,
@@ -270,8 +275,8 @@ def train_and_submit(
     num_classes: NumClassesOpt = None,
     model: ModelOpt = None,
     epochs: EpochsOpt = 1,
-    batch_size: BatchSizeOpt = 64,
-    lr: LrOpt = 0.5,
+    batch_size: BatchSizeOpt = None,
+    lr: LrOpt = None,
     max_grad_norm: ClipOpt = 1.0,
     noise_multiplier: NoiseOpt = 1.0,
     train_seed: TrainSeedOpt = 0,
@@ -340,8 +345,8 @@ def train_and_sign(
     num_classes: NumClassesOpt = None,
     model: ModelOpt = None,
     epochs: EpochsOpt = 1,
-    batch_size: BatchSizeOpt = 64,
-    lr: LrOpt = 0.5,
+    batch_size: BatchSizeOpt = None,
+    lr: LrOpt = None,
     max_grad_norm: ClipOpt = 1.0,
     noise_multiplier: NoiseOpt = 1.0,
     train_seed: TrainSeedOpt = 0,
