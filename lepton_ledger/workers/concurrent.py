@@ -55,9 +55,12 @@ class _KeptThreads:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.idle: list[_KeptThread] = []
+        self.pid = os.getpid()
 
     def submit(self, fn: Callable[..., R], *args: Any) -> Future[R]:
         future: Future[R] = Future()
+        if self.pid != os.getpid():
+            self.forget()
         with self.lock:
             thread = self.idle.pop() if self.idle else None
         if thread is None:
@@ -66,9 +69,10 @@ class _KeptThreads:
         return future
 
     def forget(self) -> None:
-        """In a forked child: the parent's threads are not there."""
-        self.lock = threading.Lock()
-        self.idle = []
+        """In a forked child: the parent's threads are not there, and its lock may be held by one of them. (Seen
+        at the first call in the child, not in an at-fork hook: a hook runs Python in every forked child, and one
+        registered here made the CLI's Ctrl-C end the process by the signal instead of exit code 130.)"""
+        self.lock, self.idle, self.pid = threading.Lock(), [], os.getpid()
 
 
 class _KeptThread(threading.Thread):
@@ -103,4 +107,3 @@ class _KeptThread(threading.Thread):
 
 
 _THREADS = _KeptThreads()
-os.register_at_fork(after_in_child=_THREADS.forget)
