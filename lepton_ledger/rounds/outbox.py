@@ -24,13 +24,17 @@ Operations that must exist together are recorded in one SQLite transaction (:met
 failed operation, which had no effect, may be made pending again (:meth:`Outbox.retry`). How the round steps
 use all this: effects.py.
 
-An operation's bytes (what a put publishes: a sealed envelope, a model) are stored once, beside its row in a
-table of their own (:meth:`Outbox.data`), not in its JSON payload: every claim and transition rewrites the row
-and every read parses its payload, which for a model of a megabyte cost tens of milliseconds each.
+An operation's bytes (what a put publishes: a sealed envelope, a model) are stored once, in a file of their own
+beside the SQLite file (:meth:`Outbox.data`), not in its JSON payload: every claim and transition rewrites the row
+and every read parses its payload, which for a model of a megabyte cost tens of milliseconds each; nor in a
+table, where a megabyte cost ~1.6 ms of CPU to write and ~1.1 ms to read back against ~0.25 and ~0.15 ms for a
+file. The file is in place before its row commits (a crash between the two leaves a file no row names, which the
+next enqueue of that key replaces); an outbox written when the bytes had a table still gives them from it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -133,6 +137,8 @@ class Outbox:
         # host:pid:instance, so that a claim of a dead process on this host can be recognised and taken over.
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._local = threading.local()
+        self._blobs = self.path.with_name(self.path.name + ".blobs")
+        self._blobs.mkdir(exist_ok=True)
         db = sqlite3.connect(self.path, timeout=30)
         try:
             db.execute("PRAGMA journal_mode=WAL")  # persistent in the file: readers never block the writer
@@ -165,24 +171,41 @@ class Outbox:
         rows = [
             (key, kind, json.dumps(dict(payload), sort_keys=True), *data) for key, kind, payload, *data in operations
         ]
+        # The bytes written before the write lock is taken, and moved in place only for a key recorded now.
+        staged = {key: self._stage(bytes(data[0])) for key, _, _, *data in rows if data and data[0] is not None}
         now = time.time()
-        with self._write_transaction() as db:
-            recorded = []
-            for key, kind, document, *data in rows:
-                inserted = db.execute(
-                    "INSERT OR IGNORE INTO operations (key, kind, payload, created_at, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (key, kind, document, now, now),
-                ).rowcount
-                if inserted and data and data[0] is not None:
-                    db.execute("INSERT OR REPLACE INTO blobs (key, data) VALUES (?, ?)", (key, bytes(data[0])))
-                recorded.append(db.execute("SELECT * FROM operations WHERE key = ?", (key,)).fetchone())
+        try:
+            with self._write_transaction() as db:
+                recorded = []
+                for key, kind, document, *_ in rows:
+                    inserted = db.execute(
+                        "INSERT OR IGNORE INTO operations (key, kind, payload, created_at, updated_at) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        (key, kind, document, now, now),
+                    ).rowcount
+                    if inserted and key in staged:
+                        os.replace(staged.pop(key), self._blob_path(key))
+                    recorded.append(db.execute("SELECT * FROM operations WHERE key = ?", (key,)).fetchone())
+        finally:
+            for path in staged.values():  # the bytes of keys seen before: the key, not the call, wins
+                path.unlink(missing_ok=True)
         return [_operation(row) for row in recorded]
 
     def data(self, key: str) -> bytes | None:
         """The bytes recorded with operation `key` (:meth:`enqueue`'s `data`), or None."""
-        rows = self._execute("SELECT data FROM blobs WHERE key = ?", (key,))
-        return bytes(rows[0]["data"]) if rows else None
+        try:
+            return self._blob_path(key).read_bytes()
+        except FileNotFoundError:  # none, or an outbox written when the bytes had a table
+            rows = self._execute("SELECT data FROM blobs WHERE key = ?", (key,))
+            return bytes(rows[0]["data"]) if rows else None
+
+    def _blob_path(self, key: str) -> Path:
+        return self._blobs / hashlib.sha256(key.encode()).hexdigest()
+
+    def _stage(self, data: bytes) -> Path:
+        path = self._blobs / f"{uuid.uuid4().hex}.staged"
+        path.write_bytes(data)
+        return path
 
     def get(self, key: str) -> Operation:
         """The operation with `key`.

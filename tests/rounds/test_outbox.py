@@ -320,9 +320,37 @@ def test_an_operations_bytes_are_stored_once_beside_its_row_and_survive_its_tran
     assert outbox.data("no-such-key") is None
     with sqlite3.connect(tmp_path / "o.sqlite") as db:
         (payload,) = db.execute("SELECT payload FROM operations WHERE key = 'put:model'").fetchone()
+        assert db.execute("SELECT count(*) FROM blobs").fetchone() == (0,)  # nor does the database
     assert len(payload) < 100  # a claim or a transition rewrites the row: it no longer carries the megabyte
+    assert [p.read_bytes() for p in (tmp_path / "o.sqlite.blobs").iterdir()] == [model]  # a file beside it
     ops = outbox.enqueue_many([("a", "put", {}, b"A"), ("b", "transaction", {"to": "0x"})])
     assert [o.key for o in ops] == ["a", "b"] and (outbox.data("a"), outbox.data("b")) == (b"A", None)
+
+
+def test_an_enqueue_killed_between_placing_its_bytes_and_recording_its_row_records_nothing(tmp_path):
+    # The child dies right after its bytes are in place, before the row's transaction commits.
+    child = (
+        "import os, sys; from pathlib import Path; from lepton_ledger.rounds import outbox\n"
+        "real = os.replace\n"
+        "def replace_then_die(*a): real(*a); os._exit(9)\n"
+        "outbox.os.replace = replace_then_die\n"
+        "outbox.Outbox(Path(sys.argv[1])).enqueue('put:env', 'put', {'cid': 'first'}, b'first bytes')\n"
+    )
+    died = subprocess.run([sys.executable, "-c", child, str(tmp_path / "o.sqlite")], check=False)
+    assert died.returncode == 9
+    outbox = Outbox(tmp_path / "o.sqlite")
+    assert outbox.find("put:env") is None  # rolled back with the process
+    op = outbox.enqueue("put:env", "put", {"cid": "second"}, b"second bytes")
+    assert op.payload == {"cid": "second"} and put_data(outbox, op) == b"second bytes"
+    assert not list((tmp_path / "o.sqlite.blobs").glob("*.staged"))
+
+
+def test_bytes_an_outbox_kept_in_its_table_are_still_given(tmp_path):
+    outbox = Outbox(tmp_path / "o.sqlite")
+    op = outbox.enqueue("put:old", "put", {"cid": "bafy"})
+    with sqlite3.connect(tmp_path / "o.sqlite") as db:  # as an outbox of the previous layout holds them
+        db.execute("INSERT INTO blobs (key, data) VALUES ('put:old', ?)", (b"kept in the table",))
+    assert put_data(outbox, op) == b"kept in the table"
 
 
 def test_a_put_recorded_before_its_bytes_had_a_table_still_gives_them(tmp_path):
