@@ -13,6 +13,7 @@ import socketserver
 import sys
 import threading
 import time
+import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -283,6 +284,8 @@ BROKEN = {
     "closed mid-chunk": http(b"64\r\n0123456789", "Transfer-Encoding: chunked"),
     "bad chunk size": http(b"zz\r\n0123456789\r\n0\r\n\r\n", "Transfer-Encoding: chunked"),
     "bad length": http(b"0123456789", "Content-Length: ten"),
+    "negative length": http(b"0123456789", "Content-Length: -1"),
+    "negative chunk size": http(b"-1\r\n0123456789\r\n0\r\n\r\n", "Transfer-Encoding: chunked"),
 }
 
 
@@ -300,6 +303,38 @@ def test_a_broken_answer_is_a_connection_error_and_its_connection_is_dropped(ser
     assert "\n" not in str(failure.value) and node.url.rstrip("/") in str(failure.value)
     assert json.loads(pool.make_post_request(node.url, rpc(2), timeout=10))["id"] == 2
     assert node.accepted == 2
+
+
+UNASKED = {
+    "more than its length": lambda body: http(body + b"HTTP/1.1 200 OK", f"Content-Length: {len(body)}"),
+    "a second answer": lambda body: with_length(body) + with_length(b'{"jsonrpc":"2.0","id":2,"result":"0xbad"}'),
+}
+
+
+@pytest.mark.parametrize("unasked", UNASKED)
+def test_bytes_no_request_asked_for_are_never_read_as_the_next_answer(serve, unasked):
+    def reply(request: Request) -> tuple[bytes, bool]:
+        if request.connection == 1:  # kept open: a client that pooled it would read the rest as its next answer
+            return UNASKED[unasked](rpc_answer(request)), False
+        return with_length(b'{"jsonrpc":"2.0","id":2,"result":"0x2a"}'), False
+
+    node = serve(reply)
+    pool = KeptAliveConnections()
+    assert json.loads(pool.make_post_request(node.url, rpc(1), timeout=10))["id"] == 1
+    assert json.loads(pool.make_post_request(node.url, rpc(2), timeout=10))["result"] == "0x2a"
+    assert [r.connection for r in node.requests] == [1, 2]
+
+
+def test_a_length_announced_but_never_sent_holds_no_memory_for_it(serve):
+    node = serve(lambda request: (http(b"0123456789", "Content-Length: 100000000000000"), True))
+    tracemalloc.start()
+    try:
+        with pytest.raises(requests.ConnectionError, match="mid-answer"):
+            post(node.url, rpc(1))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2**20
 
 
 @pytest.mark.parametrize(
