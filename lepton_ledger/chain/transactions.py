@@ -237,11 +237,12 @@ class Transactor:
         tx_hash = HexBytes(keccak(bytes(raw)))
         answer = self._request("eth_sendRawTransaction", [HexBytes(raw).to_0x_hex()])
         if "error" not in answer:
-            return HexBytes(answer["result"])
+            return tx_hash  # what the node answers is this hash, the bytes' own
         try:  # nodes word "already known" differently: ask if they have it
             self.w3.eth.get_transaction(tx_hash)
         except TransactionNotFound:
-            message = answer["error"].get("message") if isinstance(answer["error"], dict) else answer["error"]
+            error = answer["error"]
+            message = error.get("message") or error if isinstance(error, dict) else error
             raise ChainError(f"node refused transaction {tx_hash.to_0x_hex()}: {message}") from None
         return tx_hash
 
@@ -286,10 +287,14 @@ class Transactor:
             return None
 
     def _request(self, method: str, params: list[Any]) -> dict[str, Any]:
-        """The node's JSON-RPC answer to one request, unformatted (``result`` or ``error``)."""
+        """The node's JSON-RPC answer to one request, unformatted (``result`` or ``error``). An answer with
+        neither (or both, or not an object) reads as an error: web3, asked again, raises it as it raises it."""
         from web3.types import RPCEndpoint
 
-        return cast(dict[str, Any], self.w3.provider.make_request(RPCEndpoint(method), params))
+        answer = self.w3.provider.make_request(RPCEndpoint(method), params)
+        if isinstance(answer, dict) and ("result" in answer) != ("error" in answer):
+            return cast(dict[str, Any], answer)
+        return {"error": {"message": f"not a JSON-RPC answer to {method}: {str(answer)[:200]}"}}
 
     def _send(self, tx: TxParams, sender: str) -> TxReceipt:
         account = self._account(sender)
