@@ -9,11 +9,13 @@ thread waiting for the interpreter lock, which the other partners' threads held,
 
 from __future__ import annotations
 
+import atexit
 import os
 import queue
 import threading
+import weakref
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from functools import partial
 from typing import Any, TypeVar
 
@@ -41,11 +43,14 @@ def run_each(step: Callable[[T], R], items: Iterable[T], *, max_threads: int = M
             slots.release()
 
     futures = []
-    for item in items:
-        slots.acquire()
-        futures.append(_THREADS.submit(call, item))
-    for future in futures:
-        future.exception()  # waits for every call before raising any error
+    try:
+        for item in items:
+            slots.acquire()
+            futures.append(_THREADS.submit(call, item))
+        wait(futures)  # every call, before any error is raised
+    except BaseException:  # interrupted (Ctrl-C): the calls handed out still finish, before the interpreter exits
+        _THREADS.interrupted.update(futures)
+        raise
     return [future.result() for future in futures]
 
 
@@ -55,6 +60,8 @@ class _KeptThreads:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.idle: list[_KeptThread] = []
+        # Calls whose caller was interrupted: waited for at exit, which a kept (daemon) thread does not hold back.
+        self.interrupted: weakref.WeakSet[Future[Any]] = weakref.WeakSet()
 
     def submit(self, fn: Callable[..., R], *args: Any) -> Future[R]:
         future: Future[R] = Future()
@@ -69,6 +76,10 @@ class _KeptThreads:
         """In a forked child: the parent's threads are not there."""
         self.lock = threading.Lock()
         self.idle = []
+        self.interrupted = weakref.WeakSet()
+
+    def finish_interrupted(self) -> None:
+        wait(list(self.interrupted))
 
 
 class _KeptThread(threading.Thread):
@@ -104,3 +115,4 @@ class _KeptThread(threading.Thread):
 
 _THREADS = _KeptThreads()
 os.register_at_fork(after_in_child=_THREADS.forget)
+atexit.register(_THREADS.finish_interrupted)
