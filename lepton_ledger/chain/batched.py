@@ -36,7 +36,7 @@ from web3.types import BlockIdentifier, RPCEndpoint
 
 from ..errors import ChainError
 from ._values import checksummed
-from .transactions import GAS_MARGIN, decode_revert
+from .transactions import GAS_MARGIN, decode_revert, node_request
 
 __all__ = ["calldata", "dry_run", "prepare_transaction", "prepare_with_reads", "read_many"]
 
@@ -83,12 +83,12 @@ def dry_run(w3: Web3, call: ContractFunction, sender: str) -> None:
         ChainError: the call failed otherwise.
     """
     request = {"from": sender, "to": call.address, "data": calldata(call)}
-    answer = w3.provider.make_request(RPCEndpoint("eth_call"), [request, "latest"])
-    error = answer.get("error")
-    if error is None:
+    answer = node_request(w3, "eth_call", [request, "latest"])
+    if "error" not in answer:
         return
+    error = answer["error"]
     data = error.get("data") if isinstance(error, dict) else None
-    message = error.get("message") if isinstance(error, dict) else error
+    message = error.get("message") or error if isinstance(error, dict) else error
     raise decode_revert(data if isinstance(data, (str, bytes)) else None) or ChainError(
         f"{call.fn_name} dry run: {message}"
     )

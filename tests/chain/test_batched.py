@@ -173,6 +173,23 @@ def test_a_dry_run_that_fails_without_a_known_error_names_the_call(chain):
         dry_run(w3, elsewhere.functions.partnerOf(dev_account(9).address), dev_account(9).address)
 
 
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        ({"jsonrpc": "2.0"}, "not a JSON-RPC answer"),  # neither result nor error: not a pass
+        (None, "not a JSON-RPC answer"),
+        ({"jsonrpc": "2.0", "error": {"code": -32000}}, "-32000"),  # an error without a message
+    ],
+    ids=["neither", "null", "no message"],
+)
+def test_a_dry_run_answered_out_of_form_fails_in_one_line(chain, fake_node, answer, said):
+    _, _, d = chain
+    call = fake_node(lambda method, request_id: answer).eth.contract(address=d.ledger.address, abi=d.ledger.abi)
+    with pytest.raises(ChainError, match=f"^roundCount dry run: .*{said}") as failed:
+        dry_run(call.w3, call.functions.roundCount(1), dev_account(9).address)
+    assert "\n" not in str(failed.value)
+
+
 def test_reads_at_an_older_block_see_its_state(chain):
     w3, tx, d = chain
     sender = tx.add(dev_account(8))

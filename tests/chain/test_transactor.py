@@ -3,10 +3,6 @@ has comes back as its hash, one it refuses raises the refusal in one line, and a
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -15,7 +11,6 @@ from web3.exceptions import BadResponseFormat
 
 from lepton_ledger.chain.anvil import Anvil, dev_account
 from lepton_ledger.chain.transactions import SignedTx, Transactor
-from lepton_ledger.chain.transport import node_web3
 from lepton_ledger.errors import ChainError
 
 TOPIC = "0x" + "ab" * 32
@@ -66,51 +61,13 @@ def test_a_receipt_is_web3s_with_its_logs(chain):
     assert receipt["contractAddress"] is not None and receipt["logs"][0]["topics"][0].to_0x_hex() == TOPIC
 
 
-# A broken or lying node: it answers each JSON-RPC request with what `answer(method, id)` gives (its chain id
-# aside, which the Transactor asks first).
-Answer = Callable[[str, Any], Any]
-
-
-@pytest.fixture
-def fake_node() -> Iterator[Callable[[Answer], Transactor]]:
-    servers: list[ThreadingHTTPServer] = []
-
-    def start(answer: Answer) -> Transactor:
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                method, request_id = request["method"], request["id"]
-                chain_id = {"jsonrpc": "2.0", "id": request_id, "result": "0x7a69"}
-                body = json.dumps(chain_id if method == "eth_chainId" else answer(method, request_id)).encode()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        servers.append(server)
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        return Transactor(node_web3(f"http://127.0.0.1:{server.server_address[1]}/"), [dev_account(3)])
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
-
-
 SIGNED = dev_account(3).sign_transaction(
     {"to": dev_account(4).address, "value": 1, "gas": 21_000, "chainId": 31337, "nonce": 0, "gasPrice": 10**9}
 )
 
 
 def test_an_answer_with_neither_result_nor_error_raises_as_web3_raises_it(fake_node):
-    tx = fake_node(lambda method, request_id: {"jsonrpc": "2.0", "id": request_id})
+    tx = Transactor(fake_node(lambda method, request_id: {"jsonrpc": "2.0", "id": request_id}), [])
     with pytest.raises(BadResponseFormat):
         tx.send_raw(SIGNED.raw_transaction)
     with pytest.raises(BadResponseFormat):  # not read as "not mined yet", waited on until the timeout
@@ -124,5 +81,5 @@ def test_a_refusal_without_a_message_says_what_the_node_answered(fake_node):
         return {"jsonrpc": "2.0", "id": request_id, "result": None}  # the node does not have it
 
     with pytest.raises(ChainError, match="-32000") as refused:
-        fake_node(answer).send_raw(SIGNED.raw_transaction)
+        Transactor(fake_node(answer), []).send_raw(SIGNED.raw_transaction)
     assert SIGNED.hash.to_0x_hex() in str(refused.value) and "\n" not in str(refused.value)
