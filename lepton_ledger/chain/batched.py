@@ -160,14 +160,16 @@ def prepare_with_reads(
 
 def _batch(w3: Web3, requests: list[tuple[str, list[Any]]]) -> list[Any] | None:
     """The results of `requests` (``(method, params)``) from one batch request to the provider; None when any
-    answer is an error (the caller asks again through web3, which raises it as web3 does) or the provider sends
-    no batches (web3's path then says what it can do)."""
+    answer is an error or has no result (the caller asks again through web3, which raises it as web3 does) or
+    the provider sends no batches (web3's path then says what it can do)."""
     make_batch_request = getattr(w3.provider, "make_batch_request", None)
     try:
         answers = make_batch_request([(RPCEndpoint(m), p) for m, p in requests]) if make_batch_request else None
     except NotImplementedError:
         return None
-    if not isinstance(answers, list) or len(answers) != len(requests) or any("error" in a for a in answers):
+    if not isinstance(answers, list) or len(answers) != len(requests):
+        return None
+    if any(not isinstance(a, dict) or "error" in a or "result" not in a for a in answers):
         return None
     return [a.get("result") for a in answers]
 

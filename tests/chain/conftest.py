@@ -13,8 +13,8 @@ from web3 import Web3
 
 from lepton_ledger.chain.transport import node_web3
 
-# A broken or lying node: it answers each JSON-RPC request with what `answer(method, id)` gives (its chain id
-# aside, which a Transactor asks first).
+# A broken or lying node: it answers each JSON-RPC request, alone or in a batch, with what `answer(method, id)` gives
+# (its chain id aside, which a Transactor asks first).
 Answer = Callable[[str, Any], Any]
 
 
@@ -23,14 +23,18 @@ def fake_node() -> Iterator[Callable[[Answer], Web3]]:
     servers: list[ThreadingHTTPServer] = []
 
     def start(answer: Answer) -> Web3:
+        def reply(request: dict[str, Any]) -> Any:
+            if request["method"] == "eth_chainId":
+                return {"jsonrpc": "2.0", "id": request["id"], "result": "0x7a69"}
+            return answer(request["method"], request["id"])
+
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:
                 request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                method, request_id = request["method"], request["id"]
-                chain_id = {"jsonrpc": "2.0", "id": request_id, "result": "0x7a69"}
-                body = json.dumps(chain_id if method == "eth_chainId" else answer(method, request_id)).encode()
+                answers = [reply(r) for r in request] if isinstance(request, list) else reply(request)
+                body = json.dumps(answers).encode()
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()

@@ -5,7 +5,7 @@ strategy (as brownie's) given a legacy transaction that mines; a dry run's refus
 from __future__ import annotations
 
 import pytest
-from web3.exceptions import ContractCustomError
+from web3.exceptions import BadResponseFormat, ContractCustomError
 from web3.middleware import Web3Middleware
 
 from lepton_ledger.chain.anvil import Anvil, dev_account
@@ -188,6 +188,20 @@ def test_a_dry_run_answered_out_of_form_fails_in_one_line(chain, fake_node, answ
     with pytest.raises(ChainError, match=f"^roundCount dry run: .*{said}") as failed:
         dry_run(call.w3, call.functions.roundCount(1), dev_account(9).address)
     assert "\n" not in str(failed.value)
+
+
+def test_a_read_answered_with_neither_result_nor_error_raises_as_web3_raises_it(chain, fake_node):
+    _, _, d = chain
+    w3 = fake_node(lambda method, request_id: {"jsonrpc": "2.0", "id": request_id})
+    ledger = w3.eth.contract(address=d.ledger.address, abi=d.ledger.abi)
+    with pytest.raises(BadResponseFormat):
+        ledger.functions.roundCount(1).call()
+    with pytest.raises(BadResponseFormat):
+        read_many(w3, [ledger.functions.roundCount(1), ledger.functions.openRoundOf(1)])
+    with pytest.raises(BadResponseFormat):
+        Partner.read(
+            w3.eth.contract(address=d.partners.address, abi=d.partners.abi).functions.partnerOf(d.ledger.address)
+        )
 
 
 def test_reads_at_an_older_block_see_its_state(chain):
