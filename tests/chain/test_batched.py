@@ -204,6 +204,17 @@ def test_a_read_answered_with_neither_result_nor_error_raises_as_web3_raises_it(
         )
 
 
+@pytest.mark.parametrize("result", ["0x1", 5, "0xzz"], ids=["odd digits", "a number", "not hex"])
+def test_a_read_answered_with_return_data_out_of_form_raises_as_web3_raises_it(chain, fake_node, result):
+    _, _, d = chain
+    w3 = fake_node(lambda method, request_id: {"jsonrpc": "2.0", "id": request_id, "result": result})
+    ledger = w3.eth.contract(address=d.ledger.address, abi=d.ledger.abi)
+    with pytest.raises(Exception) as web3s:
+        ledger.functions.roundCount(1).call()
+    with pytest.raises(type(web3s.value)):
+        read_many(w3, [ledger.functions.roundCount(1), ledger.functions.openRoundOf(1)])
+
+
 def test_reads_at_an_older_block_see_its_state(chain):
     w3, tx, d = chain
     sender = tx.add(dev_account(8))
