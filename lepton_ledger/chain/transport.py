@@ -35,10 +35,12 @@ _PIECE = 1 << 20  # a body is read a piece at a time: memory follows what arrive
 
 
 def node_web3(url: str, *, timeout: float = 30, cache: bool = True) -> Web3:
-    """A Web3 on the node at `url` (``http://`` only) through :class:`NodeProvider`, without ENS name resolution.
-    `cache`: web3's cache of requests whose answer never changes (``eth_chainId``: web3 asks it before every
-    call otherwise, half of all requests, measured)."""
-    w3 = Web3(NodeProvider(url, request_kwargs={"timeout": timeout}, cache_allowed_requests=cache))
+    """A Web3 on the node at `url` through :class:`NodeProvider` (``http://``; any other URL, ``https://`` to a
+    hosted node, through web3's own HTTPProvider), without ENS name resolution. `cache`: web3's cache of requests
+    whose answer never changes (``eth_chainId``: web3 asks it before every call otherwise, half of all requests,
+    measured)."""
+    provider = NodeProvider if urlsplit(url).scheme == "http" else HTTPProvider
+    w3 = Web3(provider(url, request_kwargs={"timeout": timeout}, cache_allowed_requests=cache))
     w3.middleware_onion.remove("ens_name_to_address")
     return w3
 

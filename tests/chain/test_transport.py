@@ -5,20 +5,28 @@ connections; and on a real anvil, answers are web3's HTTPProvider's."""
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import json
 import os
 import re
 import signal
 import socketserver
+import ssl
 import sys
 import threading
 import time
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from web3 import HTTPProvider, Web3
 from web3._utils.http_session_manager import HTTPSessionManager
 from web3.exceptions import ContractCustomError
@@ -335,6 +343,42 @@ def test_a_length_announced_but_never_sent_holds_no_memory_for_it(serve):
     finally:
         tracemalloc.stop()
     assert peak < 16 * 2**20
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 that signs itself, and its key: ``(certificate, key)`` files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    (folder / "node.crt").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (folder / "node.key").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return folder / "node.crt", folder / "node.key"
+
+
+def test_a_hosted_node_behind_https_is_asked_through_web3s_own_transport(serve, tmp_path, monkeypatch):
+    node = serve(lambda request: (with_length(rpc_answer(request)), False))
+    certificate, key = self_signed(tmp_path)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(certificate, key)
+    node.socket = tls.wrap_socket(node.socket, server_side=True)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate))  # the node's certificate is trusted
+    w3 = node_web3(node.url.replace("http://", "https://"), cache=False)
+    assert w3.eth.block_number == 42 and len(node.requests) == 1
+    assert "ens_name_to_address" not in w3.middleware_onion
 
 
 @pytest.mark.parametrize(
