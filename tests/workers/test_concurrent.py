@@ -45,6 +45,8 @@ INTERRUPTED = """
 import atexit, os, signal, threading, time
 from lepton_ledger.workers.concurrent import run_each
 
+signal.signal(signal.SIGINT, signal.default_int_handler)  # whatever the parent left it as (ignored, say)
+
 exiting = threading.Event()
 atexit.register(exiting.set)  # registered after run_each's module: runs first, as the interpreter begins to exit
 
