@@ -28,6 +28,7 @@ from eth_abi.grammar import ABIType, BasicType, TupleType
 from eth_abi.grammar import parse as parse_abi_type
 from eth_typing import ChecksumAddress
 from eth_utils import get_abi_input_types, get_abi_output_types
+from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract.contract import ContractFunction
 from web3.contract.utils import format_contract_call_return_data_curried
@@ -36,7 +37,7 @@ from web3.types import BlockIdentifier, RPCEndpoint
 
 from ..errors import ChainError
 from ._values import checksummed
-from .transactions import GAS_MARGIN, decode_revert
+from .transactions import GAS_MARGIN, decode_revert, node_request
 
 __all__ = ["calldata", "dry_run", "prepare_transaction", "prepare_with_reads", "read_many"]
 
@@ -83,12 +84,12 @@ def dry_run(w3: Web3, call: ContractFunction, sender: str) -> None:
         ChainError: the call failed otherwise.
     """
     request = {"from": sender, "to": call.address, "data": calldata(call)}
-    answer = w3.provider.make_request(RPCEndpoint("eth_call"), [request, "latest"])
-    error = answer.get("error")
-    if error is None:
+    answer = node_request(w3, "eth_call", [request, "latest"])
+    if "error" not in answer:
         return
+    error = answer["error"]
     data = error.get("data") if isinstance(error, dict) else None
-    message = error.get("message") if isinstance(error, dict) else error
+    message = error.get("message") or error if isinstance(error, dict) else error
     raise decode_revert(data if isinstance(data, (str, bytes)) else None) or ChainError(
         f"{call.fn_name} dry run: {message}"
     )
@@ -160,14 +161,16 @@ def prepare_with_reads(
 
 def _batch(w3: Web3, requests: list[tuple[str, list[Any]]]) -> list[Any] | None:
     """The results of `requests` (``(method, params)``) from one batch request to the provider; None when any
-    answer is an error (the caller asks again through web3, which raises it as web3 does) or the provider sends
-    no batches (web3's path then says what it can do)."""
+    answer is an error or has no result (the caller asks again through web3, which raises it as web3 does) or
+    the provider sends no batches (web3's path then says what it can do)."""
     make_batch_request = getattr(w3.provider, "make_batch_request", None)
     try:
         answers = make_batch_request([(RPCEndpoint(m), p) for m, p in requests]) if make_batch_request else None
     except NotImplementedError:
         return None
-    if not isinstance(answers, list) or len(answers) != len(requests) or any("error" in a for a in answers):
+    if not isinstance(answers, list) or len(answers) != len(requests):
+        return None
+    if any(not isinstance(a, dict) or "error" in a or "result" not in a for a in answers):
         return None
     return [a.get("result") for a in answers]
 
@@ -184,14 +187,14 @@ def _eth_call(w3: Web3, call: ContractFunction, block: BlockIdentifier | None = 
     return "eth_call", [params, hex(at) if isinstance(at, int) else at]
 
 
-def _decoded(w3: Web3, call: ContractFunction, answer: str) -> Any:
+def _decoded(w3: Web3, call: ContractFunction, answer: Any) -> Any:
     """`answer` (the hex of an ``eth_call``'s return data) decoded as web3 decodes `call`'s result: a single
     output as itself, several as a list; structs as tuples, arrays as lists, addresses checksummed. Decoded here
     with web3's codec (web3's own path, which maps every value through its normalizers, spent ~0.5 ms on a
     struct of 15 fields against ~0.1 ms); a call web3 would format otherwise (named tuples, extra normalizers) or
     an answer that does not decode goes through web3's path, which raises as web3 raises."""
     outputs = get_abi_output_types(call.abi) if call.abi["type"] == "function" else []
-    data = bytes.fromhex(answer[2:])
+    data = bytes(HexBytes(answer))  # as web3's eth_call result formatter reads it, whatever the node answered
     if not call.decode_tuples and not call._return_data_normalizers:
         try:
             values = w3.codec.decode(outputs, data)

@@ -110,6 +110,17 @@ def _plain(abi_type: str, value: Any) -> Any:
     return "0x" + value.hex() if isinstance(value, bytes) else value
 
 
+def node_request(w3: Web3, method: str, params: list[Any]) -> dict[str, Any]:
+    """The node's JSON-RPC answer to one request, asked of the provider and left unformatted: ``result`` or
+    ``error``. An answer with neither (or both, or not an object) reads as an error, whose message says so."""
+    from web3.types import RPCEndpoint
+
+    answer = w3.provider.make_request(RPCEndpoint(method), params)
+    if isinstance(answer, dict) and ("result" in answer) != ("error" in answer):
+        return cast(dict[str, Any], answer)
+    return {"error": {"message": f"not a JSON-RPC answer to {method}: {str(answer)[:200]}"}}
+
+
 @dataclass(frozen=True)
 class SignedTx:
     """A transaction signed but not necessarily sent: what a durable outbox stores before broadcasting.
@@ -237,11 +248,12 @@ class Transactor:
         tx_hash = HexBytes(keccak(bytes(raw)))
         answer = self._request("eth_sendRawTransaction", [HexBytes(raw).to_0x_hex()])
         if "error" not in answer:
-            return HexBytes(answer["result"])
+            return tx_hash  # what the node answers is this hash, the bytes' own
         try:  # nodes word "already known" differently: ask if they have it
             self.w3.eth.get_transaction(tx_hash)
         except TransactionNotFound:
-            message = answer["error"].get("message") if isinstance(answer["error"], dict) else answer["error"]
+            error = answer["error"]
+            message = error.get("message") or error if isinstance(error, dict) else error
             raise ChainError(f"node refused transaction {tx_hash.to_0x_hex()}: {message}") from None
         return tx_hash
 
@@ -286,10 +298,7 @@ class Transactor:
             return None
 
     def _request(self, method: str, params: list[Any]) -> dict[str, Any]:
-        """The node's JSON-RPC answer to one request, unformatted (``result`` or ``error``)."""
-        from web3.types import RPCEndpoint
-
-        return cast(dict[str, Any], self.w3.provider.make_request(RPCEndpoint(method), params))
+        return node_request(self.w3, method, params)
 
     def _send(self, tx: TxParams, sender: str) -> TxReceipt:
         account = self._account(sender)

@@ -31,13 +31,16 @@ __all__ = ["NodeProvider", "node_web3"]
 _KEPT_IDLE = 32  # connections kept open between requests (a round's partner threads each hold one at a time)
 _MAX_HEADER_LINES = 100
 _MAX_LINE = 65536
+_PIECE = 1 << 20  # a body is read a piece at a time: memory follows what arrives, not what a length announces
 
 
 def node_web3(url: str, *, timeout: float = 30, cache: bool = True) -> Web3:
-    """A Web3 on the node at `url` (``http://`` only) through :class:`NodeProvider`, without ENS name resolution.
-    `cache`: web3's cache of requests whose answer never changes (``eth_chainId``: web3 asks it before every
-    call otherwise, half of all requests, measured)."""
-    w3 = Web3(NodeProvider(url, request_kwargs={"timeout": timeout}, cache_allowed_requests=cache))
+    """A Web3 on the node at `url` through :class:`NodeProvider` (``http://``; any other URL, ``https://`` to a
+    hosted node, through web3's own HTTPProvider), without ENS name resolution. `cache`: web3's cache of requests
+    whose answer never changes (``eth_chainId``: web3 asks it before every call otherwise, half of all requests,
+    measured)."""
+    provider = NodeProvider if urlsplit(url).scheme == "http" else HTTPProvider
+    w3 = Web3(provider(url, request_kwargs={"timeout": timeout}, cache_allowed_requests=cache))
     w3.middleware_onion.remove("ens_name_to_address")
     return w3
 
@@ -101,10 +104,18 @@ class _Connection:
 
     def still_open(self) -> bool:
         """Whether this idle connection can carry a request: the node may have closed it since (it then reads as
-        readable, at end of file), and a request sent on it would be lost without an answer."""
+        readable, at end of file), and a request sent on it would be lost without an answer; or it may have sent
+        bytes no request asked for (more than an answer's length, a second answer), which the next request would
+        read as its own answer."""
         poller = select.poll()
         poller.register(self.sock, select.POLLIN)
-        return not poller.poll(0)
+        if poller.poll(0):
+            return False
+        self.sock.settimeout(0)  # a look at what the reader holds, without waiting for more
+        try:
+            return not self.reader.peek(1)
+        except OSError:
+            return False
 
     def _line(self) -> bytes:
         line = self.reader.readline(_MAX_LINE)
@@ -113,10 +124,16 @@ class _Connection:
         return line.rstrip(b"\r\n")
 
     def _exactly(self, n: int) -> bytes:
-        data = self.reader.read(n)
-        if len(data) != n:
-            raise ConnectionResetError("the node closed the connection mid-answer")
-        return data
+        if n < 0:
+            raise ValueError(f"a body or chunk length of {n}")
+        parts, left = [], n
+        while left > 0:
+            part = self.reader.read(min(left, _PIECE))
+            if not part:
+                raise ConnectionResetError("the node closed the connection mid-answer")
+            parts.append(part)
+            left -= len(part)
+        return b"".join(parts)
 
     def _chunks(self) -> bytes:
         parts = []

@@ -535,21 +535,21 @@ class Partner:
             )
             m = sealed.manifest
             accounting = accounting_record(agreement_id, result.dp.as_round(), m.cumulative_epsilon)
-            op = self.outbox.enqueue(
-                *self.effects.put_operation(
-                    key,
-                    sealed.data,
-                    agreement_id=agreement_id,
-                    round=round_id,
-                    accounting=accounting,
-                    manifest_digest="0x" + sealed.manifest_digest.hex(),
-                    sample_count=m.sample_count,
-                    metrics=dict(result.metrics),
-                    options=self.settings.options(),
-                )
+            put = self.effects.put_operation(
+                key,
+                sealed.data,
+                agreement_id=agreement_id,
+                round=round_id,
+                accounting=accounting,
+                manifest_digest="0x" + sealed.manifest_digest.hex(),
+                sample_count=m.sample_count,
+                metrics=dict(result.metrics),
+                options=self.settings.options(),
             )
+            op = self.outbox.enqueue(*put)
             self.checkpoint("envelope:enqueued", op)
-            envelope = sealed.data
+            if op.payload["cid"] == put[2]["cid"]:  # else another process of this partner recorded its own first
+                envelope = sealed.data
         # Recorded before the envelope leaves this process: whatever the ledger later says of the commitment
         # (accepted, refused after its deadline), the recipients can read the update, so its epsilon is spent.
         self._record(key, self.outbox.get(key).payload["accounting"])

@@ -9,11 +9,13 @@ thread waiting for the interpreter lock, which the other partners' threads held,
 
 from __future__ import annotations
 
+import atexit
 import os
 import queue
 import threading
+import weakref
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from functools import partial
 from typing import Any, TypeVar
 
@@ -41,11 +43,14 @@ def run_each(step: Callable[[T], R], items: Iterable[T], *, max_threads: int = M
             slots.release()
 
     futures = []
-    for item in items:
-        slots.acquire()
-        futures.append(_THREADS.submit(call, item))
-    for future in futures:
-        future.exception()  # waits for every call before raising any error
+    try:
+        for item in items:
+            slots.acquire()
+            futures.append(_THREADS.submit(call, item))
+        wait(futures)  # every call, before any error is raised
+    except BaseException:  # interrupted (Ctrl-C): the calls handed out still finish, before the interpreter exits
+        _THREADS.interrupted.update(futures)
+        raise
     return [future.result() for future in futures]
 
 
@@ -56,6 +61,8 @@ class _KeptThreads:
         self.lock = threading.Lock()
         self.idle: list[_KeptThread] = []
         self.pid = os.getpid()
+        # Calls whose caller was interrupted: waited for at exit, which a kept (daemon) thread does not hold back.
+        self.interrupted: weakref.WeakSet[Future[Any]] = weakref.WeakSet()
 
     def submit(self, fn: Callable[..., R], *args: Any) -> Future[R]:
         future: Future[R] = Future()
@@ -73,6 +80,11 @@ class _KeptThreads:
         at the first call in the child, not in an at-fork hook: a hook runs Python in every forked child, and one
         registered here made the CLI's Ctrl-C end the process by the signal instead of exit code 130.)"""
         self.lock, self.idle, self.pid = threading.Lock(), [], os.getpid()
+        self.interrupted = weakref.WeakSet()
+
+    def finish_interrupted(self) -> None:
+        if self.pid == os.getpid():  # a forked child never ran the parent's calls
+            wait(list(self.interrupted))
 
 
 class _KeptThread(threading.Thread):
@@ -107,3 +119,4 @@ class _KeptThread(threading.Thread):
 
 
 _THREADS = _KeptThreads()
+atexit.register(_THREADS.finish_interrupted)

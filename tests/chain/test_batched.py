@@ -5,7 +5,7 @@ strategy (as brownie's) given a legacy transaction that mines; a dry run's refus
 from __future__ import annotations
 
 import pytest
-from web3.exceptions import ContractCustomError
+from web3.exceptions import BadResponseFormat, ContractCustomError
 from web3.middleware import Web3Middleware
 
 from lepton_ledger.chain.anvil import Anvil, dev_account
@@ -171,6 +171,48 @@ def test_a_dry_run_that_fails_without_a_known_error_names_the_call(chain):
     elsewhere = w3.eth.contract(address=d.ledger.address, abi=d.partners.abi)  # no such function there
     with pytest.raises(ChainError, match="^partnerOf dry run: .*revert"):
         dry_run(w3, elsewhere.functions.partnerOf(dev_account(9).address), dev_account(9).address)
+
+
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        ({"jsonrpc": "2.0"}, "not a JSON-RPC answer"),  # neither result nor error: not a pass
+        (None, "not a JSON-RPC answer"),
+        ({"jsonrpc": "2.0", "error": {"code": -32000}}, "-32000"),  # an error without a message
+    ],
+    ids=["neither", "null", "no message"],
+)
+def test_a_dry_run_answered_out_of_form_fails_in_one_line(chain, fake_node, answer, said):
+    _, _, d = chain
+    call = fake_node(lambda method, request_id: answer).eth.contract(address=d.ledger.address, abi=d.ledger.abi)
+    with pytest.raises(ChainError, match=f"^roundCount dry run: .*{said}") as failed:
+        dry_run(call.w3, call.functions.roundCount(1), dev_account(9).address)
+    assert "\n" not in str(failed.value)
+
+
+def test_a_read_answered_with_neither_result_nor_error_raises_as_web3_raises_it(chain, fake_node):
+    _, _, d = chain
+    w3 = fake_node(lambda method, request_id: {"jsonrpc": "2.0", "id": request_id})
+    ledger = w3.eth.contract(address=d.ledger.address, abi=d.ledger.abi)
+    with pytest.raises(BadResponseFormat):
+        ledger.functions.roundCount(1).call()
+    with pytest.raises(BadResponseFormat):
+        read_many(w3, [ledger.functions.roundCount(1), ledger.functions.openRoundOf(1)])
+    with pytest.raises(BadResponseFormat):
+        Partner.read(
+            w3.eth.contract(address=d.partners.address, abi=d.partners.abi).functions.partnerOf(d.ledger.address)
+        )
+
+
+@pytest.mark.parametrize("result", ["0x1", 5, "0xzz"], ids=["odd digits", "a number", "not hex"])
+def test_a_read_answered_with_return_data_out_of_form_raises_as_web3_raises_it(chain, fake_node, result):
+    _, _, d = chain
+    w3 = fake_node(lambda method, request_id: {"jsonrpc": "2.0", "id": request_id, "result": result})
+    ledger = w3.eth.contract(address=d.ledger.address, abi=d.ledger.abi)
+    with pytest.raises(Exception) as web3s:
+        ledger.functions.roundCount(1).call()
+    with pytest.raises(type(web3s.value)):
+        read_many(w3, [ledger.functions.roundCount(1), ledger.functions.openRoundOf(1)])
 
 
 def test_reads_at_an_older_block_see_its_state(chain):

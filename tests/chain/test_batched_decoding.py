@@ -7,7 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from eth_abi import encode
 from eth_utils import get_abi_output_types
+from web3 import Web3
 from web3.contract.utils import format_contract_call_return_data_curried
 
 from lepton_ledger.chain import agreements
@@ -78,3 +80,45 @@ def test_every_view_decodes_as_web3_decodes_it(world):
     # structs with address arrays and addresses, plain values: the kinds that differ if the conventions slip
     assert {"terms", "roundConfig", "partnerOf", "roundCount"} <= set(compared)
     assert len(compared) > 40
+
+
+ADDRESS = "0x" + "ab" * 20  # lower case: web3 answers it checksummed
+# Output types no contract of the project returns, each with a value eth_abi encodes for it.
+SYNTHETIC: dict[str, tuple[list[dict[str, Any]], list[Any]]] = {
+    "fixed array of tuples": (
+        [{"name": "v", "type": "tuple[2]", "components": [{"name": "a", "type": "address"}, {"type": "bytes"}]}],
+        [[(ADDRESS, b"\x01"), (ADDRESS, b"")]],
+    ),
+    "bytes array": ([{"name": "v", "type": "bytes[]"}], [[b"\x01\x02", b""]]),
+    "string array": ([{"name": "v", "type": "string[]"}], [["a", "bé", ""]]),
+    "nested address arrays": ([{"name": "v", "type": "address[2][]"}], [[[ADDRESS, ADDRESS]]]),
+    "tuple of a tuple array and a fixed array": (
+        [
+            {
+                "name": "v",
+                "type": "tuple",
+                "components": [
+                    {"name": "i", "type": "tuple[]", "components": [{"type": "string"}, {"type": "address[]"}]},
+                    {"name": "u", "type": "uint8[2]"},
+                ],
+            }
+        ],
+        [([("x", [ADDRESS])], [1, 2])],
+    ),
+    "several outputs, unnamed": (
+        [{"name": "", "type": "bool"}, {"name": "", "type": "int256[]"}, {"name": "", "type": "bytes4"}],
+        [True, [-1, 2], b"\x01\x02\x03\x04"],
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", SYNTHETIC)
+def test_output_types_no_contract_has_decode_as_web3_decodes_them(kind):
+    outputs, values = SYNTHETIC[kind]
+    abi = {"type": "function", "name": "f", "inputs": [], "outputs": outputs, "stateMutability": "view"}
+    w3 = Web3()
+    call = w3.eth.contract(address=Web3.to_checksum_address(ADDRESS), abi=[abi]).functions.f()
+    types = get_abi_output_types(abi)
+    data = encode(types, values)
+    web3s = format_contract_call_return_data_curried(w3, False, call.abi, call.abi_element_identifier, (), types, data)
+    assert _same(_decoded(w3, call, "0x" + data.hex()), web3s)

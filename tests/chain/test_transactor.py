@@ -3,8 +3,11 @@ has comes back as its hash, one it refuses raises the refusal in one line, and a
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from web3.datastructures import AttributeDict
+from web3.exceptions import BadResponseFormat
 
 from lepton_ledger.chain.anvil import Anvil, dev_account
 from lepton_ledger.chain.transactions import SignedTx, Transactor
@@ -56,3 +59,27 @@ def test_a_receipt_is_web3s_with_its_logs(chain):
     assert receipt == w3.eth.get_transaction_receipt(signed.tx_hash)
     assert type(receipt) is AttributeDict and type(receipt["logs"][0]) is AttributeDict
     assert receipt["contractAddress"] is not None and receipt["logs"][0]["topics"][0].to_0x_hex() == TOPIC
+
+
+SIGNED = dev_account(3).sign_transaction(
+    {"to": dev_account(4).address, "value": 1, "gas": 21_000, "chainId": 31337, "nonce": 0, "gasPrice": 10**9}
+)
+
+
+def test_an_answer_with_neither_result_nor_error_raises_as_web3_raises_it(fake_node):
+    tx = Transactor(fake_node(lambda method, request_id: {"jsonrpc": "2.0", "id": request_id}), [])
+    with pytest.raises(BadResponseFormat):
+        tx.send_raw(SIGNED.raw_transaction)
+    with pytest.raises(BadResponseFormat):  # not read as "not mined yet", waited on until the timeout
+        tx.wait(SIGNED.hash, timeout=5)
+
+
+def test_a_refusal_without_a_message_says_what_the_node_answered(fake_node):
+    def answer(method: str, request_id: Any) -> Any:
+        if method == "eth_sendRawTransaction":
+            return {"jsonrpc": "2.0", "id": request_id, "error": {"code": -32000}}
+        return {"jsonrpc": "2.0", "id": request_id, "result": None}  # the node does not have it
+
+    with pytest.raises(ChainError, match="-32000") as refused:
+        Transactor(fake_node(answer), []).send_raw(SIGNED.raw_transaction)
+    assert SIGNED.hash.to_0x_hex() in str(refused.value) and "\n" not in str(refused.value)

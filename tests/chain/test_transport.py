@@ -5,19 +5,28 @@ connections; and on a real anvil, answers are web3's HTTPProvider's."""
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import json
 import os
 import re
 import signal
 import socketserver
+import ssl
 import sys
 import threading
 import time
+import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from web3 import HTTPProvider, Web3
 from web3._utils.http_session_manager import HTTPSessionManager
 from web3.exceptions import ContractCustomError
@@ -283,6 +292,8 @@ BROKEN = {
     "closed mid-chunk": http(b"64\r\n0123456789", "Transfer-Encoding: chunked"),
     "bad chunk size": http(b"zz\r\n0123456789\r\n0\r\n\r\n", "Transfer-Encoding: chunked"),
     "bad length": http(b"0123456789", "Content-Length: ten"),
+    "negative length": http(b"0123456789", "Content-Length: -1"),
+    "negative chunk size": http(b"-1\r\n0123456789\r\n0\r\n\r\n", "Transfer-Encoding: chunked"),
 }
 
 
@@ -300,6 +311,74 @@ def test_a_broken_answer_is_a_connection_error_and_its_connection_is_dropped(ser
     assert "\n" not in str(failure.value) and node.url.rstrip("/") in str(failure.value)
     assert json.loads(pool.make_post_request(node.url, rpc(2), timeout=10))["id"] == 2
     assert node.accepted == 2
+
+
+UNASKED = {
+    "more than its length": lambda body: http(body + b"HTTP/1.1 200 OK", f"Content-Length: {len(body)}"),
+    "a second answer": lambda body: with_length(body) + with_length(b'{"jsonrpc":"2.0","id":2,"result":"0xbad"}'),
+}
+
+
+@pytest.mark.parametrize("unasked", UNASKED)
+def test_bytes_no_request_asked_for_are_never_read_as_the_next_answer(serve, unasked):
+    def reply(request: Request) -> tuple[bytes, bool]:
+        if request.connection == 1:  # kept open: a client that pooled it would read the rest as its next answer
+            return UNASKED[unasked](rpc_answer(request)), False
+        return with_length(b'{"jsonrpc":"2.0","id":2,"result":"0x2a"}'), False
+
+    node = serve(reply)
+    pool = KeptAliveConnections()
+    assert json.loads(pool.make_post_request(node.url, rpc(1), timeout=10))["id"] == 1
+    assert json.loads(pool.make_post_request(node.url, rpc(2), timeout=10))["result"] == "0x2a"
+    assert [r.connection for r in node.requests] == [1, 2]
+
+
+def test_a_length_announced_but_never_sent_holds_no_memory_for_it(serve):
+    node = serve(lambda request: (http(b"0123456789", "Content-Length: 100000000000000"), True))
+    tracemalloc.start()
+    try:
+        with pytest.raises(requests.ConnectionError, match="mid-answer"):
+            post(node.url, rpc(1))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2**20
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 that signs itself, and its key: ``(certificate, key)`` files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    (folder / "node.crt").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (folder / "node.key").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return folder / "node.crt", folder / "node.key"
+
+
+def test_a_hosted_node_behind_https_is_asked_through_web3s_own_transport(serve, tmp_path, monkeypatch):
+    node = serve(lambda request: (with_length(rpc_answer(request)), False))
+    certificate, key = self_signed(tmp_path)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(certificate, key)
+    node.socket = tls.wrap_socket(node.socket, server_side=True)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate))  # the node's certificate is trusted
+    w3 = node_web3(node.url.replace("http://", "https://"), cache=False)
+    assert w3.eth.block_number == 42 and len(node.requests) == 1
+    assert "ens_name_to_address" not in w3.middleware_onion
 
 
 @pytest.mark.parametrize(

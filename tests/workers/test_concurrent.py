@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -38,6 +39,35 @@ def test_every_call_finishes_before_the_first_error_is_raised():
     with pytest.raises(ValueError, match="partner 1"):
         run_each(step, [0, 1, 2, 3, 4])
     assert sorted(done) == [0, 2, 4]
+
+
+INTERRUPTED = """
+import atexit, os, signal, threading, time
+from lepton_ledger.workers.concurrent import run_each
+
+signal.signal(signal.SIGINT, signal.default_int_handler)  # whatever the parent left it as (ignored, say)
+
+exiting = threading.Event()
+atexit.register(exiting.set)  # registered after run_each's module: runs first, as the interpreter begins to exit
+
+
+def step(x):
+    if x == 0:
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the calls run
+        exiting.wait(timeout=60)
+        time.sleep(0.2)  # still at work well after its caller has gone
+        print("finished", flush=True)
+    return x
+
+
+run_each(step, [0, 1])
+"""
+
+
+def test_calls_of_an_interrupted_run_finish_before_the_interpreter_exits():
+    child = subprocess.run([sys.executable, "-c", INTERRUPTED], capture_output=True, text=True, timeout=120)
+    assert "KeyboardInterrupt" in child.stderr and child.returncode != 0
+    assert child.stdout == "finished\n"
 
 
 def test_no_items_or_one_item_runs_in_the_callers_thread():
