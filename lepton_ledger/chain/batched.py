@@ -37,7 +37,7 @@ from web3.types import BlockIdentifier, RPCEndpoint
 
 from ..errors import ChainError
 from ._values import checksummed
-from .transactions import GAS_MARGIN, decode_revert, node_request
+from .transactions import GAS_MARGIN, decode_revert, error_text, node_request
 
 __all__ = ["calldata", "dry_run", "prepare_transaction", "prepare_with_reads", "read_many"]
 
@@ -89,9 +89,8 @@ def dry_run(w3: Web3, call: ContractFunction, sender: str) -> None:
         return
     error = answer["error"]
     data = error.get("data") if isinstance(error, dict) else None
-    message = error.get("message") or error if isinstance(error, dict) else error
     raise decode_revert(data if isinstance(data, (str, bytes)) else None) or ChainError(
-        f"{call.fn_name} dry run: {message}"
+        f"{call.fn_name} dry run: {error_text(answer)}"
     )
 
 

@@ -121,6 +121,12 @@ def node_request(w3: Web3, method: str, params: list[Any]) -> dict[str, Any]:
     return {"error": {"message": f"not a JSON-RPC answer to {method}: {str(answer)[:200]}"}}
 
 
+def error_text(answer: dict[str, Any]) -> Any:
+    """What a :func:`node_request` error answer says: its message, else the error itself."""
+    error = answer["error"]
+    return error.get("message") or error if isinstance(error, dict) else error
+
+
 @dataclass(frozen=True)
 class SignedTx:
     """A transaction signed but not necessarily sent: what a durable outbox stores before broadcasting.
@@ -246,15 +252,13 @@ class Transactor:
         from web3.exceptions import TransactionNotFound
 
         tx_hash = HexBytes(keccak(bytes(raw)))
-        answer = self._request("eth_sendRawTransaction", [HexBytes(raw).to_0x_hex()])
+        answer = node_request(self.w3, "eth_sendRawTransaction", [HexBytes(raw).to_0x_hex()])
         if "error" not in answer:
             return tx_hash  # what the node answers is this hash, the bytes' own
         try:  # nodes word "already known" differently: ask if they have it
             self.w3.eth.get_transaction(tx_hash)
         except TransactionNotFound:
-            error = answer["error"]
-            message = error.get("message") or error if isinstance(error, dict) else error
-            raise ChainError(f"node refused transaction {tx_hash.to_0x_hex()}: {message}") from None
+            raise ChainError(f"node refused transaction {tx_hash.to_0x_hex()}: {error_text(answer)}") from None
         return tx_hash
 
     def wait(self, tx_hash: bytes, *, timeout: float | None = None) -> TxReceipt:
@@ -269,7 +273,7 @@ class Transactor:
         deadline = time.monotonic() + limit
         pause = RECEIPT_POLL_FIRST
         while True:
-            receipt = self._receipt(HexBytes(tx_hash))
+            receipt = self.receipt(HexBytes(tx_hash))
             if receipt is not None:
                 return receipt
             left = deadline - time.monotonic()
@@ -278,7 +282,7 @@ class Transactor:
             time.sleep(min(pause, left))
             pause = min(2 * pause, RECEIPT_POLL_MAX)
 
-    def _receipt(self, tx_hash: HexBytes) -> TxReceipt | None:
+    def receipt(self, tx_hash: HexBytes) -> TxReceipt | None:
         """The receipt of `tx_hash` as web3 formats it, or None while the node has not mined it.
 
         Asked of the provider directly and formatted with web3's receipt formatter: web3's request path (its
@@ -288,7 +292,7 @@ class Transactor:
         from web3.datastructures import AttributeDict
         from web3.exceptions import TransactionIndexingInProgress, TransactionNotFound
 
-        answer = self._request("eth_getTransactionReceipt", [tx_hash.to_0x_hex()])
+        answer = node_request(self.w3, "eth_getTransactionReceipt", [tx_hash.to_0x_hex()])
         if "error" not in answer:
             result = answer.get("result")
             return None if result is None else cast(TxReceipt, AttributeDict.recursive(receipt_formatter(result)))
@@ -296,9 +300,6 @@ class Transactor:
             return self.w3.eth.get_transaction_receipt(tx_hash)
         except (TransactionNotFound, TransactionIndexingInProgress):
             return None
-
-    def _request(self, method: str, params: list[Any]) -> dict[str, Any]:
-        return node_request(self.w3, method, params)
 
     def _send(self, tx: TxParams, sender: str) -> TxReceipt:
         account = self._account(sender)

@@ -51,7 +51,7 @@ from typing import Any, Literal, cast
 from eth_typing import ChecksumAddress
 from hexbytes import HexBytes
 from web3.contract.contract import ContractFunction
-from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound
+from web3.exceptions import ContractCustomError, ContractLogicError
 from web3.types import TxParams, TxReceipt
 
 from ..chain.batched import calldata, prepare_transaction
@@ -560,7 +560,7 @@ class TransactionHandler:
             # another's (asked the other way round, ours mined in between would look lost, and be sent twice).
             nonce_used = eth.get_transaction_count(cast(ChecksumAddress, op.tx_sender), "latest") > op.tx_nonce
             self.checkpoint("looked", op)
-            if (receipt := self._receipt(op.tx_hash)) is not None:
+            if (receipt := self.transactor.receipt(HexBytes(op.tx_hash))) is not None:
                 return (op if op.status == "sent" else outbox.mark_sent(op.key, op.tx_hash)), receipt
             if nonce_used:
                 # Not mined, yet its nonce is used: another transaction took it, so ours can never be mined.
@@ -594,12 +594,6 @@ class TransactionHandler:
         op = outbox.mark_sent(op.key, tx_hash)
         self.checkpoint("recorded", op)
         return op, None
-
-    def _receipt(self, tx_hash: str) -> TxReceipt | None:
-        try:
-            return self.transactor.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
-        except TransactionNotFound:
-            return None
 
 
 class Runner:
