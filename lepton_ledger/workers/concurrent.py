@@ -42,14 +42,15 @@ def run_each(step: Callable[[T], R], items: Iterable[T], *, max_threads: int = M
         finally:
             slots.release()
 
+    threads = _kept_threads()
     futures = []
     try:
         for item in items:
             slots.acquire()
-            futures.append(_THREADS.submit(call, item))
+            futures.append(threads.submit(call, item))
         wait(futures)  # every call, before any error is raised
     except BaseException:  # interrupted (Ctrl-C): the calls handed out still finish, before the interpreter exits
-        _THREADS.interrupted.update(futures)
+        threads.interrupted.update(futures)
         raise
     return [future.result() for future in futures]
 
@@ -118,5 +119,17 @@ class _KeptThread(threading.Thread):
             del settle
 
 
-_THREADS = _KeptThreads()
-atexit.register(_THREADS.finish_interrupted)
+_THREADS: _KeptThreads | None = None
+_THREADS_MADE = threading.Lock()
+
+
+def _kept_threads() -> _KeptThreads:
+    """The process's kept threads, made at the first run: a process that never runs parties' steps (the CLI's
+    commands) registers nothing at exit (with the hook registered at import, a CLI training interrupted by Ctrl-C
+    ended now and then by SIGINT instead of exit code 130)."""
+    global _THREADS
+    with _THREADS_MADE:
+        if _THREADS is None:
+            _THREADS = _KeptThreads()
+            atexit.register(_THREADS.finish_interrupted)
+        return _THREADS
