@@ -25,10 +25,14 @@ def test_a_request_killed_mid_way_is_run_once_by_its_retry_after_a_restart(servi
     account = fresh_account()
     node.fund(service.w3, account.address, 10**18)
     service.tx.add(account)
-    service.tx.transact(
+    registered = service.tx.transact(
         service.d.partners.functions.register(b"\x05" * 32, b"\x06" * 32),
         account.address,
     )
+    # The caller's roles are then read at this block and kept: once the chain stops, no new block clears them, so
+    # the relay reaches its key before the chain (a poller still a block behind would clear them, and the
+    # request would hang reading them before it recorded its key).
+    service.wait_block(registered["blockNumber"])
     headers = service.headers(account) | {"Idempotency-Key": "profile-1"}
     unsigned = service.api.post(
         "/v1/transactions/prepare",
