@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from dataclasses import astuple, dataclass
 from typing import Any
 
+import coincurve
 from eth_abi import encode
-from eth_account import Account
-from eth_utils import keccak
+from eth_utils import keccak, to_checksum_address
 
 from ..errors import LeptonError
 from ._values import InvalidValue, as_address, as_bytes32, as_uint
@@ -34,6 +34,7 @@ __all__ = [
     "UPDATE_COMMITMENT_TYPEHASH",
     "SigningError",
     "UpdateCommitment",
+    "address_of_key",
     "domain_separator",
     "sign_agreement_digest",
     "sign_agreement_typed_data",
@@ -315,13 +316,29 @@ def sign_digest(private_key: bytes, digest: bytes) -> bytes:
         InvalidValue: `digest` is not 32 bytes.
     """
     message_hash = as_bytes32(digest, "digest")
+    # libsecp256k1 as is (the library eth_account signs with, through eth_keys): RFC 6979 nonces and low s, the
+    # same 65 bytes (tests/chain/test_typed_data.py), without eth_account's wrapping (~0.17 -> ~0.07 ms).
+    signed = coincurve.PrivateKey(_secret(private_key)).sign_recoverable(message_hash, hasher=None)
+    return signed[:64] + bytes([27 + signed[64]])
+
+
+def address_of_key(private_key: bytes) -> str:
+    """The checksummed address of a secp256k1 private key (``Account.from_key(key).address``, without building an
+    account: half the time).
+
+    Raises:
+        SigningError: `private_key` is not a valid secp256k1 key (32 bytes, in range).
+    """
+    public = coincurve.PublicKey.from_secret(_secret(private_key)).format(compressed=False)[1:]
+    return to_checksum_address(keccak(public)[-20:])
+
+
+def _secret(private_key: bytes) -> bytes:
+    """`private_key` once it is a secp256k1 secret: 32 bytes in [1, n - 1] (eth_account takes even 0)."""
     try:
         key = as_bytes32(private_key, "private_key")
     except InvalidValue:
         raise SigningError("a private key is 32 bytes") from None
-    # eth_account signs even with key 0; a key must lie in [1, n - 1].
     if not 0 < int.from_bytes(key, "big") < _SECP256K1_N:
         raise SigningError("private key out of range for secp256k1")
-    signed = Account.unsafe_sign_hash(message_hash, key)
-    r, s, v = int(signed.r), int(signed.s), int(signed.v)
-    return r.to_bytes(32, "big") + s.to_bytes(32, "big") + bytes([v])
+    return key

@@ -35,10 +35,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
-from eth_account import Account
 
 from ..chain._values import InvalidValue, as_address, as_bytes32
-from ..chain.typed_data import UpdateCommitment
+from ..chain.typed_data import SigningError, UpdateCommitment, address_of_key
 from ..errors import ConfigurationError
 from ..units import epsilon_to_fixed
 from .crypto import (
@@ -276,8 +275,8 @@ def seal(
     """
     tensor_bytes = serialize_tensors(tensors, max_tensor_bytes=max_tensor_bytes)
     try:
-        partner = Account.from_key(signer_key).address
-    except Exception as exc:  # eth_account's key errors have no common base beyond Exception
+        partner = address_of_key(signer_key)
+    except SigningError as exc:
         raise InvalidKey("signer_key is not a secp256k1 private key") from exc
     record = dp if isinstance(dp, DPRecord) else DPRecord.from_params(dp)
     try:

@@ -43,7 +43,6 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 from eth_abi import encode
-from eth_account import Account
 from eth_keys import keys as _eth_keys
 from eth_keys.exceptions import BadSignature as _EthKeysBadSignature
 from eth_utils import keccak
@@ -52,6 +51,7 @@ from ..chain._values import InvalidValue, as_address, as_bytes32, as_uint, check
 from ..chain.typed_data import (
     ROUND_LEDGER_NAME,
     SigningError,
+    address_of_key,
     domain_separator,
     sign_digest,
     typed_data_digest,
@@ -340,15 +340,12 @@ class UpdateManifest:
             InvalidKey: the key is malformed or is not the key of :attr:`partner`.
         """
         try:
-            address = Account.from_key(private_key).address
-        except Exception as exc:  # eth_account raises ValueError / ValidationError variants
+            address = address_of_key(private_key)
+        except SigningError as exc:
             raise InvalidKey("not a secp256k1 private key") from exc
         if address != self.partner:
             raise InvalidKey(f"the signing key is {address}'s, the manifest's partner is {self.partner}")
-        try:
-            return sign_digest(private_key, self.digest())
-        except SigningError as exc:  # eth_account derives an address even from key 0; signing refuses it
-            raise InvalidKey(str(exc)) from exc
+        return sign_digest(private_key, self.digest())  # the key was found valid above
 
     # -- document -----------------------------------------------------------------------------------------
 

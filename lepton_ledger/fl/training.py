@@ -50,6 +50,7 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
@@ -104,6 +105,32 @@ class TrainResult:
     metrics: dict[str, float]
     epsilon: float  # this round alone at dp.delta (inf for non-private); composition is the accountant's job
     device: str = field(default="cpu")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Out of a worker process as arrays, not as torch tensors: a pickled tensor travels as a shared-memory
+        # file descriptor, fetched from the worker over a socket with an authentication handshake per tensor,
+        # a round trip that waits on both processes (each delta waited several ms behind a busy parent).
+        arrays = {name: _as_array(tensor) for name, tensor in self.delta.items()}
+        return (_train_result, (arrays, self.dp, self.sample_count, self.metrics, self.epsilon, self.device))
+
+
+def _as_array(tensor: torch.Tensor) -> np.ndarray | torch.Tensor:
+    try:
+        return tensor.detach().cpu().numpy()
+    except TypeError:  # a dtype numpy lacks (bfloat16): the tensor itself
+        return tensor
+
+
+def _train_result(
+    arrays: dict[str, np.ndarray | torch.Tensor],
+    dp: DPParams | None,
+    sample_count: int,
+    metrics: dict[str, float],
+    epsilon: float,
+    device: str,
+) -> TrainResult:
+    delta = {name: torch.from_numpy(a) if isinstance(a, np.ndarray) else a for name, a in arrays.items()}
+    return TrainResult(delta, dp, sample_count, metrics, epsilon, device)
 
 
 def default_device() -> torch.device:

@@ -454,7 +454,7 @@ class Coordinator:
             partner=event.partner,
             base_model_digest=model_digest,
             manifest_digest=bytes.fromhex(args["manifestDigest"][2:]),
-            chain_id=self.tx.w3.eth.chain_id,
+            chain_id=self.tx.chain_id,
             ledger=self.deployment.ledger.address,
         )
         opened = open_envelope(data, self.x25519_private, expected=expected, signature_valid=self.signature_valid)
@@ -705,7 +705,7 @@ class Coordinator:
                 )
             )
         return RoundReport(
-            chain_id=self.tx.w3.eth.chain_id,
+            chain_id=self.tx.chain_id,
             ledger=self.deployment.ledger.address,
             agreement_id=agreement_id,
             round=round_id,

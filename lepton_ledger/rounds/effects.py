@@ -128,7 +128,7 @@ class RoundEffects:
         """
         op = self.outbox.enqueue(*self.put_operation(key, data, **fields))
         self.checkpoint(f"{_step(key)}:enqueued", op)
-        return self.finish(key)
+        return self.finish(key, known=op)
 
     def transact(
         self, key: str, call: ContractFunction, sender: str, *, read_ahead: dict[str, Any] | None = None, **fields: Any
@@ -151,23 +151,27 @@ class RoundEffects:
         self.checkpoint(f"{_step(key)}:enqueued", op)
         if read_ahead is not None and op.status == "pending" and op.tx_raw is None:  # not one signed before
             self.transactions.read_ahead[key] = read_ahead
-        return self.finish(key)
+        return self.finish(key, known=op)
 
-    def finish(self, key: str, *, retry: bool = False) -> Operation:
+    def finish(self, key: str, *, retry: bool = False, known: Operation | None = None) -> Operation:
         """Runs open operations, oldest first, until the one with `key` is done; returns it confirmed. With
-        `retry`, an operation that had failed is first made pending again with its recorded payload.
+        `retry`, an operation that had failed is first made pending again with its recorded payload. `known`:
+        the operation as the caller just read or recorded it, not read again.
 
         Raises:
             ContractReverted, ChainError, PermanentFailure: as :meth:`transact` and :meth:`put`.
             OutboxError: unknown key, or another live process holds the operation.
         """
-        op = self.outbox.get(key)
+        op = known if known is not None and known.key == key else self.outbox.get(key)
         if retry and op.status == "failed":
             op = self.outbox.retry(key)
         while op.status in OPEN:
             ran = self.runner.run_once()
-            if ran is None:
-                raise OutboxError(f"operation {key!r} is held by another live process")
+            if ran is None:  # nothing this process may run: `key` is another process's, or it has ended since
+                op = self.outbox.get(key)
+                if op.status in OPEN:
+                    raise OutboxError(f"operation {key!r} is held by another live process")
+                break
             op = ran if ran.key == key else self.outbox.get(key)
         if op.status == "failed":
             raise reverted_from_result(op.result) or _failure(op)

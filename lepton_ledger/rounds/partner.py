@@ -520,7 +520,8 @@ class Partner:
         self._check_agreement(agreement_id)
         key = self._key("envelope", agreement_id, round_id)
         envelope = None  # its bytes, once sealed here (else read back from the outbox)
-        if self.outbox.find(key) is None:
+        op = self.outbox.find(key)
+        if op is None:
             model_bytes, model_digest = self.fetch_model(agreement_id, round_id)
             self.check_budget()
             result = self.train(model_bytes, seed=self.round_seed(agreement_id, round_id))
@@ -552,9 +553,9 @@ class Partner:
                 envelope = sealed.data
         # Recorded before the envelope leaves this process: whatever the ledger later says of the commitment
         # (accepted, refused after its deadline), the recipients can read the update, so its epsilon is spent.
-        self._record(key, self.outbox.get(key).payload["accounting"])
+        self._record(key, op.payload["accounting"])
         self.checkpoint("accountant:recorded", None)
-        op = self.effects.finish(key)
+        op = self.effects.finish(key, known=op)
         return PreparedUpdate.from_operation(op, put_data(self.outbox, op) if envelope is None else envelope)
 
     # -- step 4 -----------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from lepton_ledger.chain.typed_data import (
     UPDATE_COMMITMENT_TYPEHASH,
     SigningError,
     UpdateCommitment,
+    address_of_key,
     domain_separator,
     sign_agreement_digest,
     sign_digest,
@@ -288,6 +289,33 @@ def test_sign_digest_signs_the_digest_itself_without_a_prefix():
     digest = keccak(b"digest")
     signed = Account.unsafe_sign_hash(digest, KEY_0)
     assert sign_digest(KEY_0, digest) == bytes(signed.signature)
+
+
+def test_sign_digest_gives_eth_accounts_bytes_for_every_key_and_digest():
+    # libsecp256k1 called directly must sign as eth_account does: the same r, s and v (27 + recovery id).
+    for i in range(1, 200):
+        key, digest = keccak(i.to_bytes(4, "big")), keccak(b"digest" + i.to_bytes(4, "big"))
+        assert sign_digest(key, digest) == bytes(Account.unsafe_sign_hash(digest, key).signature), i
+
+
+@pytest.mark.parametrize("key", [KEY_0, b"\x00" * 31 + b"\x01", bytes.fromhex("7f" + "ff" * 31)])
+def test_address_of_key_is_eth_accounts_address(key):
+    assert address_of_key(key) == Account.from_key(key).address
+    assert address_of_key(KEY_0) == ADDRESS_0
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        b"\x00" * 32,
+        bytes.fromhex("FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141"),
+        b"\x01" * 31,
+        "0x01",
+    ],
+)
+def test_address_of_key_refuses_what_is_no_private_key(key):
+    with pytest.raises(SigningError):
+        address_of_key(key)
 
 
 def test_sign_digest_refuses_an_invalid_key():

@@ -155,3 +155,32 @@ def test_bad_settings_are_refused(split):
         train_local(model=model, data=data, noise_multiplier=1.0, accountant="gdp2")
     with pytest.raises(ConfigurationError, match="delta"):
         train_local(model=model, data=data, noise_multiplier=1.0, delta=0)
+
+
+def test_a_train_result_leaves_a_worker_process_as_arrays_not_as_shared_memory():
+    """A worker pool pickles results with torch's reductions registered: a tensor would travel as a shared-memory
+    file descriptor fetched over a socket from the busy parent; the delta travels as plain arrays, unchanged."""
+    import pickle
+    from multiprocessing.reduction import ForkingPickler
+
+    import torch.multiprocessing  # noqa: F401  # registers torch's reductions, as in a worker pool
+
+    from lepton_ledger.fl.training import TrainResult
+
+    delta = {"layer.weight": torch.randn(4, 3), "layer.bias": torch.randn(4).to(torch.float64)}
+    result = TrainResult(delta, None, 7, {"loss": 0.5}, math.inf)
+    data = bytes(ForkingPickler.dumps(result))
+    assert b"rebuild_storage" not in data and b"rebuild_tensor" not in data
+    back = pickle.loads(data)
+    assert back.delta.keys() == delta.keys()
+    assert all(back.delta[k].dtype == v.dtype and torch.equal(back.delta[k], v) for k, v in delta.items())
+    assert (back.dp, back.sample_count, back.metrics, back.epsilon, back.device) == (
+        None,
+        7,
+        {"loss": 0.5},
+        math.inf,
+        "cpu",
+    )
+    # a dtype numpy lacks stays a tensor
+    bf16 = pickle.loads(pickle.dumps(TrainResult({"w": torch.ones(2, dtype=torch.bfloat16)}, None, 1, {}, 1.0)))
+    assert bf16.delta["w"].dtype == torch.bfloat16 and torch.equal(bf16.delta["w"], torch.ones(2, dtype=torch.bfloat16))

@@ -455,3 +455,33 @@ def test_a_damaged_outbox_file_is_named_and_left_as_it_is(tmp_path, damage):
     with pytest.raises(OutboxError, match=rf"^the outbox {path} is damaged \(.+\): it records this party's"):
         Outbox(path).operations()
     assert path.read_bytes() == broken
+
+
+def _effects(chain, path: Path):
+    from lepton_ledger.rounds.effects import RoundEffects
+    from lepton_ledger.storage.local import LocalStore
+
+    w3, _ = chain
+    return RoundEffects(Outbox(path), tx=Transactor(w3, [account(0)]), store=LocalStore(path.parent / "blocks"))
+
+
+def test_finish_given_an_operation_another_process_ended_since_returns_it_ended(chain, tmp_path):
+    """`finish(known=...)` spares a read; when the operation ended in another process after the caller read it,
+    finish reads it again instead of calling it held by a live process."""
+    effects = _effects(chain, tmp_path / "o.sqlite")
+    stale = effects.outbox.enqueue(*effects.put_operation("envelope:1", b"update bytes"))
+    other = Outbox(tmp_path / "o.sqlite")  # another process of the same party
+    assert other.claim_next().key == "envelope:1"
+    other.mark_confirmed("envelope:1", {"cid": stale.payload["cid"], "digest": "0x" + "00" * 32})
+    assert stale.status == "pending"
+    assert effects.finish("envelope:1", known=stale).status == "confirmed"
+
+
+def test_finish_given_an_operation_another_live_process_holds_refuses(chain, tmp_path):
+    effects = _effects(chain, tmp_path / "o.sqlite")
+    known = effects.outbox.enqueue(*effects.put_operation("envelope:1", b"update bytes"))
+    assert Outbox(tmp_path / "o.sqlite").claim_next().key == "envelope:1"  # claimed, lease running
+    with pytest.raises(OutboxError, match="held by another live process"):
+        effects.finish("envelope:1", known=known)
+    with pytest.raises(OutboxError, match="held by another live process"):
+        effects.finish("envelope:1")
