@@ -32,6 +32,7 @@ from ..units import (
     ResultsChallengeStatus,
 )
 from .artifacts import Artifact, error_abis
+from .signing import sign_transaction
 
 
 def decode_revert(data: str | bytes | None) -> ContractReverted | None:
@@ -236,11 +237,9 @@ class Transactor:
         filled.pop("from", None)
         if "gas" not in tx:
             filled["gas"] = self._with_margin(filled["gas"])
-        signed = account.sign_transaction(filled)
+        raw, tx_hash = sign_transaction(account, filled)
         self._nonces[sender] = max(self._nonces.get(sender, 0), params["nonce"] + 1)
-        return SignedTx(
-            sender=sender, nonce=params["nonce"], tx_hash=HexBytes(signed.hash), raw=HexBytes(signed.raw_transaction)
-        )
+        return SignedTx(sender=sender, nonce=params["nonce"], tx_hash=HexBytes(tx_hash), raw=HexBytes(raw))
 
     def send_raw(self, raw: bytes) -> HexBytes:
         """Broadcasts an already signed transaction; returns its hash.
@@ -303,8 +302,8 @@ class Transactor:
 
     def _send(self, tx: TxParams, sender: str) -> TxReceipt:
         account = self._account(sender)
-        signed = account.sign_transaction(cast(dict[str, Any], tx))  # eth_account types a plain dict
-        tx_hash = self.send_raw(signed.raw_transaction)
+        raw, _ = sign_transaction(account, cast(dict[str, Any], tx))
+        tx_hash = self.send_raw(raw)
         self._nonces[sender] = tx["nonce"] + 1
         receipt = self.wait(tx_hash)
         if receipt["status"] != 1:

@@ -231,6 +231,33 @@ def test_concurrent_puts_and_gc_from_several_processes(tmp_path: Path) -> None:
     store.verify_all()
 
 
+def _put_in_child(store: LocalStore, seed: int, results) -> None:  # type: ignore[no-untyped-def]
+    results.put(store.put(det_bytes(CHUNK, seed)))
+
+
+def test_one_store_object_puts_from_threads_and_from_a_forked_child(tmp_path: Path) -> None:
+    """The pins database connection is kept per process and thread: a forked child and other threads using the
+    parent's store object open their own (a connection that crossed either would fail or corrupt the file)."""
+    import threading
+
+    store = LocalStore(tmp_path / "store", durable=False)
+    parent = store.put(det_bytes(CHUNK, 1))  # the parent's connection is open before the fork
+    results = multiprocessing.get_context("fork").Queue()
+    child = multiprocessing.get_context("fork").Process(target=_put_in_child, args=(store, 2, results))
+    child.start()
+    from_child = results.get(timeout=60)
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    from_threads: list[str] = []
+    threads = [threading.Thread(target=lambda s=s: from_threads.append(store.put(det_bytes(CHUNK, s)))) for s in (3, 4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(store.pins()) == sorted([parent, from_child, *from_threads])
+    assert store.get(from_child) == det_bytes(CHUNK, 2)
+
+
 def test_a_write_that_fails_before_its_rename_leaves_nothing_visible(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
