@@ -305,13 +305,13 @@ def test_bad_input_is_refused_clearly_and_sends_nothing(case):
     why.write_text('{"why": "a reason"}')
     names = {"audit": audit, "workdir": workdir, "p1": info["partners"]["partner1"], "lists": lists, "why": why}
     before = _chain_fingerprint(workdir)
-    blocks_before = sorted(p.name for p in (workdir / "store").rglob("*") if p.is_file())
+    blocks_before = sorted(p.name for p in (workdir / "store" / "blocks").rglob("*") if p.is_file())
     for args, message in BAD:
         result = _cli(*(a.format(**names) for a in args[1:]), "--workdir", workdir, group=args[0])
         assert result.exit_code == 1, (args, result.output)
         assert result.output.startswith("error: ") and message in result.output, (args, result.output)
     assert _chain_fingerprint(workdir) == before
-    assert sorted(p.name for p in (workdir / "store").rglob("*") if p.is_file()) == blocks_before  # no evidence put
+    assert sorted(p.name for p in (workdir / "store" / "blocks").rglob("*") if p.is_file()) == blocks_before  # none put
 
 
 def test_challenge_from_a_real_audit_of_a_tampered_store(case, tmp_path):
