@@ -39,7 +39,7 @@ from ..errors import ChainError
 from ._values import checksummed
 from .transactions import GAS_MARGIN, decode_revert, error_text, node_request
 
-__all__ = ["calldata", "dry_run", "prepare_transaction", "prepare_with_reads", "read_many"]
+__all__ = ["batch_results", "calldata", "dry_run", "prepare_transaction", "prepare_with_reads", "read_many"]
 
 
 def calldata(call: ContractFunction) -> str:
@@ -65,7 +65,7 @@ def read_many(w3: Web3, requests: Sequence[Any], *, block: BlockIdentifier | Non
     if not requests:
         return []
     if all(isinstance(r, ContractFunction) for r in requests):
-        answers = _batch(w3, [_eth_call(w3, r, block) for r in requests])
+        answers = batch_results(w3, [_eth_call(w3, r, block) for r in requests])
         if answers is not None:
             return [_decoded(w3, r, a) for r, a in zip(requests, answers)]
         if block is not None:  # an error to raise as web3 raises it, at the same block
@@ -127,7 +127,7 @@ def prepare_with_reads(
             requests.append(("eth_estimateGas", [_rpc_transaction(call)]))
         if dynamic_fees:
             requests.append(("eth_maxPriorityFeePerGas", []))
-        raw = _batch(w3, requests)
+        raw = batch_results(w3, requests)
         if raw is not None:
             results = [_decoded(w3, r, a) for r, a in zip(reads, raw)]
             nonce, block, *numbers = raw[len(reads) :]
@@ -158,7 +158,7 @@ def prepare_with_reads(
     return prepared, results
 
 
-def _batch(w3: Web3, requests: list[tuple[str, list[Any]]]) -> list[Any] | None:
+def batch_results(w3: Web3, requests: list[tuple[str, list[Any]]]) -> list[Any] | None:
     """The results of `requests` (``(method, params)``) from one batch request to the provider; None when any
     answer is an error or has no result (the caller asks again through web3, which raises it as web3 does) or
     the provider sends no batches (web3's path then says what it can do)."""

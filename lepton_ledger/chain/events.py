@@ -32,6 +32,8 @@ from web3.exceptions import BlockNotFound
 
 from ..errors import ChainError, ConfigurationError
 from ._values import checksummed
+from .batched import batch_results
+from .transactions import node_request
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -180,15 +182,24 @@ class EventIndex:
         """
         if not numbers:
             return []
+        # Asked of the provider and read as they come (the number and hash are all the index uses): web3 formats
+        # every field of every block. An error answer, or a provider without batches, goes through web3, which
+        # raises it as web3 does.
+        blocks = batch_results(self.w3, [("eth_getBlockByNumber", [_block_tag(n), False]) for n in numbers])
+        if blocks is not None:
+            if any(block is None for block in blocks):
+                raise BlockNotFound(f"the chain has no block among {list(numbers)}")
+            try:
+                return [{"number": int(b["number"], 16), "hash": b["hash"]} for b in blocks]
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ChainError(f"the node answered blocks {list(numbers)} without a number or hash: {exc}") from None
         with self.w3.batch_requests() as batch:
             for number in numbers:
                 batch.add(self.w3.eth.get_block(number))  # type: ignore[arg-type]
             return list(batch.execute())
 
     def _index_range(self, low: int, high: int, end_hash: str) -> int:
-        logs = self.w3.eth.get_logs(
-            {"fromBlock": low, "toBlock": high, "address": list(self._by_address)}  # type: ignore[typeddict-item]
-        )
+        logs = self._logs(low, high)
         rows = [self._row(log) for log in logs]
         with self._connect() as db:
             before = db.total_changes
@@ -202,8 +213,35 @@ class EventIndex:
             db.execute("INSERT OR REPLACE INTO meta VALUES ('last_block', ?)", (str(high),))
         return inserted
 
+    def _logs(self, low: int, high: int) -> list[Mapping[str, Any]]:
+        """The indexed contracts' logs of blocks `low` to `high`, asked of the provider and read as they come
+        (web3's formatting of each log cost more than decoding it); an error answer is asked again through web3,
+        which raises it as web3 does."""
+        query = {"fromBlock": hex(low), "toBlock": hex(high), "address": list(self._by_address)}
+        answer = node_request(self.w3, "eth_getLogs", [query])
+        if "error" in answer:
+            return list(
+                self.w3.eth.get_logs(
+                    {"fromBlock": low, "toBlock": high, "address": list(self._by_address)}  # type: ignore[typeddict-item]
+                )
+            )
+        try:
+            return [
+                {
+                    **log,
+                    "topics": [HexBytes(topic) for topic in log["topics"]],
+                    "logIndex": int(log["logIndex"], 16),
+                    "blockNumber": int(log["blockNumber"], 16),
+                }
+                for log in answer["result"]
+            ]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ChainError(f"the node's logs of blocks {low}-{high} are malformed: {exc}") from None
+
     def _row(self, log: Mapping[str, Any]) -> tuple[Any, ...]:
         address = checksummed(log["address"])
+        if address not in self._by_address:  # the node answered a log of a contract it was not asked about
+            raise ChainError(f"log {_hex(log['transactionHash'])}:{log['logIndex']} is of {address}, not indexed here")
         name, topics = self._by_address[address]
         topic0 = bytes(log["topics"][0]) if log["topics"] else b""
         decoder = topics.get(topic0)
@@ -401,6 +439,10 @@ def _shape(abi: Mapping[str, Any]) -> Callable[[Any], Any]:
     if kind == "address":
         return checksummed
     return _same
+
+
+def _block_tag(number: int | str) -> str:
+    return number if isinstance(number, str) else hex(number)
 
 
 def _hex(value: bytes | str) -> str:

@@ -181,3 +181,70 @@ def test_one_connection_per_thread_commits_without_a_full_sync_and_never_reads_s
     thread.start()
     thread.join()
     assert seen == [before + 1]
+
+
+def test_logs_read_as_the_node_sends_them_index_as_web3_formats_them(system, tmp_path):
+    """The index reads eth_getLogs unformatted (web3's formatting cost more than the decoding): every log of the
+    deployment gives the row web3's formatted log gives."""
+    w3, _, d, _, _ = system
+    index = EventIndex(w3, contracts(w3, d), tmp_path / "rows.sqlite")
+    head = w3.eth.block_number
+    formatted = w3.eth.get_logs({"fromBlock": 0, "toBlock": head, "address": list(d.addresses().values())})
+    raw = index._logs(0, head)
+    assert len(raw) == len(formatted) > 10
+    assert [index._row(log) for log in raw] == [index._row(log) for log in formatted]
+
+
+def _index_on(fake_node, answer):
+    from lepton_ledger.chain.artifacts import load_artifact
+
+    w3 = fake_node(answer)
+    ledger = w3.eth.contract(address="0x" + "11" * 20, abi=load_artifact("RoundLedger").abi)
+    return w3, {"RoundLedger": ledger}
+
+
+BLOCK = {"number": "0x2", "hash": "0x" + "ab" * 32}
+GOOD_LOG = {
+    "address": "0x" + "11" * 20,
+    "topics": ["0x" + "00" * 32],
+    "data": "0x",
+    "blockNumber": "0x1",
+    "blockHash": "0x" + "cd" * 32,
+    "transactionHash": "0x" + "ef" * 32,
+    "logIndex": "0x0",
+}
+
+
+@pytest.mark.parametrize(
+    ("logs", "message"),
+    [
+        ([{k: v for k, v in GOOD_LOG.items() if k != "logIndex"}], "malformed"),
+        ([{**GOOD_LOG, "blockNumber": "two"}], "malformed"),
+        ("not a list", "malformed"),
+        ([{**GOOD_LOG, "address": "0x" + "22" * 20}], "not indexed here"),
+        ([GOOD_LOG], "matches no event"),  # topic 0 of no event of the ABI
+    ],
+)
+def test_a_node_answering_malformed_or_foreign_logs_is_a_one_line_chain_error(fake_node, tmp_path, logs, message):
+    from lepton_ledger.errors import ChainError
+
+    def answer(method, request_id):
+        result = {"eth_getBlockByNumber": BLOCK, "eth_getLogs": logs}[method]
+        return {"jsonrpc": "2.0", "id": request_id, "result": result}
+
+    w3, contracts_ = _index_on(fake_node, answer)
+    index = EventIndex(w3, contracts_, tmp_path / "hostile.sqlite")
+    with pytest.raises(ChainError, match=message):
+        index.sync()
+    assert index.last_block is None and index.count() == 0  # nothing recorded
+
+
+def test_a_node_answering_blocks_without_a_hash_is_a_one_line_chain_error(fake_node, tmp_path):
+    from lepton_ledger.errors import ChainError
+
+    def answer(method, request_id):
+        return {"jsonrpc": "2.0", "id": request_id, "result": {"number": "0x2"}}
+
+    w3, contracts_ = _index_on(fake_node, answer)
+    with pytest.raises(ChainError, match="without a number or hash"):
+        EventIndex(w3, contracts_, tmp_path / "nohash.sqlite").sync()
