@@ -18,6 +18,23 @@ def test_importing_the_package_and_its_chain_layer_does_not_import_brownie():
     assert result.stdout.strip() == "False"
 
 
+def _hasher_after_import(**env: str) -> str:
+    import os
+
+    code = (
+        "import lepton_ledger; from eth_utils import keccak; keccak(b''); "
+        "from eth_hash.auto import keccak as k; print(type(k.hasher.__self__).__name__)"
+    )
+    environment = {k: v for k, v in os.environ.items() if k != "ETH_HASH_BACKEND"} | env
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=environment)
+    return result.stdout.strip()
+
+
+def test_keccak_is_the_c_extension_that_keeps_the_interpreter_lock_unless_the_user_chose():
+    assert _hasher_after_import() == "PySha3Backend"
+    assert _hasher_after_import(ETH_HASH_BACKEND="pycryptodome") == "CryptodomeBackend"
+
+
 def test_cli_lists_its_commands():
     result = CliRunner().invoke(app, ["--help"])
     assert result.exit_code == 0

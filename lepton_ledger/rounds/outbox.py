@@ -250,9 +250,23 @@ class Outbox:
         A claim lasts `lease_seconds`, or until :meth:`release` or a final mark; a claim whose holder is a dead
         process on this host is taken over at once.
         """
+        now = time.time()
+        of_kinds, kind_list = (
+            ("", []) if kinds is None else (f"AND kind IN ({', '.join('?' * len(kinds))})", sorted(kinds))
+        )
+        claim = "UPDATE operations SET claimed_by = ?, claimed_until = ?, attempts = attempts + 1, updated_at = ?"
+        # The oldest open operation, when nobody holds it (as in a round, where each operation is claimed as soon
+        # as it is recorded): claimed in one statement, so in one transaction, instead of five.
+        rows = self._execute(
+            f"{claim} WHERE key = (SELECT key FROM operations WHERE status IN ('pending', 'sent') {of_kinds} "
+            "ORDER BY seq LIMIT 1) AND (claimed_by IS NULL OR COALESCE(claimed_until, 0) < ?) RETURNING *",
+            (self.owner, now + self.lease_seconds, now, *kind_list, now),
+        )
+        if rows:
+            return _operation(rows[0])
         if not self._execute("SELECT 1 FROM operations WHERE status IN ('pending', 'sent') LIMIT 1"):
             return None  # nothing open, as most of the time: no write lock taken for it
-        now = time.time()
+        # The oldest is held: the oldest one that nobody alive holds (whether a holder lives is asked of the host).
         with self._write_transaction() as db:
             rows = db.execute("SELECT * FROM operations WHERE status IN ('pending', 'sent') ORDER BY seq").fetchall()
             for row in rows:
@@ -261,9 +275,7 @@ class Outbox:
                 if not self._claimable(row["claimed_by"], row["claimed_until"], now):
                     continue
                 claimed = db.execute(
-                    "UPDATE operations SET claimed_by = ?, claimed_until = ?, attempts = attempts + 1, updated_at = ? "
-                    "WHERE key = ? RETURNING *",
-                    (self.owner, now + self.lease_seconds, now, row["key"]),
+                    f"{claim} WHERE key = ? RETURNING *", (self.owner, now + self.lease_seconds, now, row["key"])
                 ).fetchone()
                 return _operation(claimed)
         return None

@@ -373,6 +373,24 @@ def test_a_live_claim_keeps_other_claimers_off(tmp_path):
     assert b.claim_next().key == "one"
 
 
+def test_the_oldest_operation_a_dead_process_held_is_claimed_before_a_newer_free_one(tmp_path):
+    import socket
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    outbox = Outbox(tmp_path / "o.sqlite")
+    outbox.enqueue("one", "ipfs", {})
+    outbox.enqueue("two", "ipfs", {})
+    with sqlite3.connect(tmp_path / "o.sqlite") as db:  # what a process killed holding "one" left, lease running
+        db.execute(
+            "UPDATE operations SET claimed_by = ?, claimed_until = 9e18 WHERE key = 'one'",
+            (f"{socket.gethostname()}:{dead.stdout.strip()}:feedbeef",),
+        )
+    assert outbox.claim_next().key == "one"
+    assert outbox.claim_next().key == "two"
+    assert outbox.claim_next() is None
+    assert Outbox(tmp_path / "o.sqlite").claim_next(kinds={"tx"}) is None  # a kind with nothing open
+
+
 def test_expired_lease_is_taken_over(tmp_path):
     a, b = Outbox(tmp_path / "o.sqlite", lease_seconds=-1), Outbox(tmp_path / "o.sqlite")
     a.enqueue("one", "ipfs", {})
