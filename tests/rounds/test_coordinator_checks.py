@@ -7,7 +7,6 @@ rejected: test_round.py.)"""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 
 import pytest
 import torch
@@ -137,7 +136,7 @@ def test_an_erc1271_wallet_party_is_accepted_in_a_batched_round(world, executor)
     manifest = dataclasses.replace(honest.manifest, partner=wallet.address)
     signature = sign_digest(bytes(owner.key), manifest.digest())
     data = encrypt_envelope(encode_payload(manifest.to_document(), signature, serialize_tensors(delta)), keys)
-    sealed = SealedEnvelope(data, manifest, signature, manifest.digest(), hashlib.sha256(data).digest())
+    sealed = SealedEnvelope(data, manifest, signature, manifest.digest())
     cid, envelope_digest = publish(store, sealed.data)
     commitment = UpdateCommitment(
         agreement_id,

@@ -9,7 +9,6 @@ failed check, never anything else."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import struct
 
 import pytest
@@ -47,7 +46,7 @@ def _resealed(partner: Partner, sealed: SealedEnvelope, recipients: list[bytes],
     manifest = dataclasses.replace(sealed.manifest, tensor_digest=tensor_digest(tensor_bytes))
     signature = manifest.sign(bytes(partner.account.key))
     data = encrypt_envelope(encode_payload(manifest.to_document(), signature, tensor_bytes), recipients)
-    return SealedEnvelope(data, manifest, signature, manifest.digest(), hashlib.sha256(data).digest())
+    return SealedEnvelope(data, manifest, signature, manifest.digest())
 
 
 def _safetensors(header: bytes) -> bytes:
