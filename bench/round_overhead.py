@@ -133,6 +133,21 @@ file beside the outbox, the review's fixes to the transport) against the start, 
 0.5-2.3, a slower hour for both): logreg 222 / 211 -> 137 / 145 ms, ratio 7.1 / 6.6 -> 4.5 / 4.2; mlp 584 / 545
 -> 480 / 486 ms, ratio 1.76 / 1.72 -> 1.57 / 1.58; 100 partners batched, 887 anchored updates/s from the first
 signed commitment.
+
+Measured (issue 15, the stop after: a training result back from its worker as arrays, not torch's shared-memory
+descriptors; manifests, commitments and EIP-1559 transactions signed with libsecp256k1 directly
+(``chain/signing.py``); keccak from pysha3's C extension; the block store's pins connection kept; the outbox's
+claim one statement; the event index reading logs and blocks unformatted; envelopes opened on a thread per core;
+a sealed envelope's SHA-256 only when asked), the stop's start and its end alternated on a quiet machine (load
+average 0.7-1.6): logreg x 1, ``--rounds 10``: ledger 117-121 -> 90-98 ms, this process's CPU per round 102-109
+-> 79-82 ms; the bare side gained too (26-28 -> 22.5-24 ms: its results came back the same way), so the ratio
+moved less, 4.2-4.6 -> 4.0-4.1 (target 2.5: not met); mlp x 5, ``--rounds 5``: ledger 485-520 -> 455-460 ms,
+bare 311-317 / 305-316 ms, ratio 1.55-1.67 -> 1.45 / 1.49 / 1.51 (medians 1.42-1.50; target 1.5: met in two runs
+of three), CPU 330-353 -> 296-298 ms; ``--partners 100 --mode batched --rounds 2``: ledger 1.03 -> 0.87 s, 935 ->
+1220 anchored updates/s from the first signed commitment, close 2.4 / 2.1 / 2.6 ms per partner at 10 / 50 / 100.
+Tried and left: the partners as processes of their own (forked, training in-process), prototyped in this
+benchmark: logreg 98 ms against ~120 ms with threads in the same hour, mlp no faster (the machine is saturated
+by the training): not worth a second way to run a round.
 """
 
 from __future__ import annotations
