@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -190,7 +191,7 @@ class EventIndex:
             if any(block is None for block in blocks):
                 raise BlockNotFound(f"the chain has no block among {list(numbers)}")
             try:
-                return [{"number": int(b["number"], 16), "hash": b["hash"]} for b in blocks]
+                return [{"number": _quantity(b["number"]), "hash": _node_hex(b["hash"], _HASH)} for b in blocks]
             except (KeyError, TypeError, ValueError) as exc:
                 raise ChainError(f"the node answered blocks {list(numbers)} without a number or hash: {exc}") from None
         with self.w3.batch_requests() as batch:
@@ -228,10 +229,13 @@ class EventIndex:
         try:
             return [
                 {
-                    **log,
-                    "topics": [HexBytes(topic) for topic in log["topics"]],
-                    "logIndex": int(log["logIndex"], 16),
-                    "blockNumber": int(log["blockNumber"], 16),
+                    "address": _node_hex(log["address"], _ADDRESS),
+                    "topics": [HexBytes(_node_hex(topic, _HASH)) for topic in log["topics"]],
+                    "data": _node_hex(log["data"], _DATA),
+                    "blockHash": _node_hex(log["blockHash"], _HASH),
+                    "transactionHash": _node_hex(log["transactionHash"], _HASH),
+                    "logIndex": _quantity(log["logIndex"]),
+                    "blockNumber": _quantity(log["blockNumber"]),
                 }
                 for log in answer["result"]
             ]
@@ -439,6 +443,27 @@ def _shape(abi: Mapping[str, Any]) -> Callable[[Any], Any]:
     if kind == "address":
         return checksummed
     return _same
+
+
+_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+_DATA = re.compile(r"0x(?:[0-9a-fA-F]{2})*")
+_QUANTITY = re.compile(r"0x[0-9a-fA-F]{1,16}")
+
+
+def _node_hex(value: Any, shape: re.Pattern[str]) -> str:
+    """`value` of a node's answer when it is a hex string of `shape`. Raises ValueError otherwise."""
+    if not (isinstance(value, str) and shape.fullmatch(value)):
+        raise ValueError(f"{str(value)[:80]!r} is not {shape.pattern}")
+    return value
+
+
+def _quantity(value: Any) -> int:
+    """A JSON-RPC quantity (0x-hex) of a node's answer that SQLite can hold. Raises ValueError otherwise."""
+    number = int(_node_hex(value, _QUANTITY), 16)
+    if number > _SQLITE_MAX:
+        raise ValueError(f"{value} is past what the index stores")
+    return number
 
 
 def _block_tag(number: int | str) -> str:

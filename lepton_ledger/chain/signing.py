@@ -9,6 +9,7 @@ goes to eth_account as before. tests/chain/test_signing.py checks the bytes agai
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +21,7 @@ from eth_utils import is_checksum_address, keccak
 __all__ = ["sign_transaction"]
 
 _DYNAMIC_FEE = 2
+_HEX = re.compile(r"0x(?:[0-9a-fA-F]{2})*")
 _INTEGERS = ("chainId", "nonce", "maxPriorityFeePerGas", "maxFeePerGas", "gas")
 _KNOWN = {*_INTEGERS, "to", "value", "data", "type", "accessList", "from"}
 
@@ -41,7 +43,8 @@ def sign_transaction(account: LocalAccount, tx: Mapping[str, Any]) -> tuple[byte
 def _dynamic_fee_fields(account: LocalAccount, tx: Mapping[str, Any]) -> list[Any] | None:
     """The unsigned EIP-1559 fields in their RLP order, or None for a transaction this module leaves to
     eth_account (which then accepts it or says what is wrong with it)."""
-    if set(tx) - _KNOWN or tx.get("type", _DYNAMIC_FEE) not in (_DYNAMIC_FEE, hex(_DYNAMIC_FEE)):
+    kind = tx.get("type", _DYNAMIC_FEE)
+    if set(tx) - _KNOWN or not (kind == hex(_DYNAMIC_FEE) or (type(kind) is int and kind == _DYNAMIC_FEE)):
         return None
     if tx.get("accessList", []) != [] or tx.get("from", account.address) != account.address:
         return None
@@ -52,11 +55,10 @@ def _dynamic_fee_fields(account: LocalAccount, tx: Mapping[str, Any]) -> list[An
     to, data = tx.get("to"), tx.get("data", b"")
     if not (isinstance(to, str) and is_checksum_address(to)):  # as eth_account, which refuses other spellings
         return None
-    if isinstance(data, str) and data.startswith("0x"):
-        try:
-            data = bytes.fromhex(data[2:])
-        except ValueError:
+    if isinstance(data, str):
+        if not _HEX.fullmatch(data):  # bytes.fromhex would skip whitespace eth_account refuses
             return None
+        data = bytes.fromhex(data[2:])
     if not isinstance(data, (bytes, bytearray)):
         return None
     chain_id, nonce, tip, fee_cap, gas = integers

@@ -42,7 +42,6 @@ published and sends ``finalizeRound`` once.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
@@ -109,6 +108,8 @@ __all__ = [
     "OpenRoundConflict",
     "RoundOutcome",
 ]
+
+OPENING_THREADS = 2  # envelopes a close opens at once (Coordinator.open_updates says why no more)
 
 
 class BatchDocumentMismatch(LeptonError, ValueError):
@@ -509,9 +510,10 @@ class Coordinator:
             except LeptonError as exc:  # whatever the partner committed: its update alone is rejected
                 return exc
 
-        # One thread per core: hashing, decrypting and reading an envelope let go of the interpreter lock, so
-        # two cores open large envelopes in ~3/4 of the time (10 of 1.2 MB: 20 -> 15 ms).
-        results = run_each(open_one, events, max_threads=os.cpu_count() or 1)
+        # Two at a time: hashing, decrypting and reading an envelope let go of the interpreter lock, so two cores
+        # open large envelopes in ~3/4 of the time (10 of 1.2 MB: 20 -> 15 ms). No more: each open holds up to
+        # twice an envelope's bound in memory, whatever a hostile partner put.
+        results = run_each(open_one, events, max_threads=OPENING_THREADS)
         for event, result in zip(events, results):
             if isinstance(result, LeptonError):
                 failed[event.partner] = [

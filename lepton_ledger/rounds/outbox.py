@@ -250,13 +250,15 @@ class Outbox:
         A claim lasts `lease_seconds`, or until :meth:`release` or a final mark; a claim whose holder is a dead
         process on this host is taken over at once.
         """
+        if not self._execute("SELECT 1 FROM operations WHERE status IN ('pending', 'sent') LIMIT 1"):
+            return None  # nothing open, as most of the time: no write lock taken for it (an UPDATE takes it)
         now = time.time()
         of_kinds, kind_list = (
             ("", []) if kinds is None else (f"AND kind IN ({', '.join('?' * len(kinds))})", sorted(kinds))
         )
         claim = "UPDATE operations SET claimed_by = ?, claimed_until = ?, attempts = attempts + 1, updated_at = ?"
         # The oldest open operation, when nobody holds it (as in a round, where each operation is claimed as soon
-        # as it is recorded): claimed in one statement, so in one transaction, instead of five.
+        # as it is recorded): claimed in one statement, so in one transaction, instead of four.
         rows = self._execute(
             f"{claim} WHERE key = (SELECT key FROM operations WHERE status IN ('pending', 'sent') {of_kinds} "
             "ORDER BY seq LIMIT 1) AND (claimed_by IS NULL OR COALESCE(claimed_until, 0) < ?) RETURNING *",
@@ -264,8 +266,6 @@ class Outbox:
         )
         if rows:
             return _operation(rows[0])
-        if not self._execute("SELECT 1 FROM operations WHERE status IN ('pending', 'sent') LIMIT 1"):
-            return None  # nothing open, as most of the time: no write lock taken for it
         # The oldest is held: the oldest one that nobody alive holds (whether a holder lives is asked of the host).
         with self._write_transaction() as db:
             rows = db.execute("SELECT * FROM operations WHERE status IN ('pending', 'sent') ORDER BY seq").fetchall()

@@ -223,6 +223,16 @@ GOOD_LOG = {
         ("not a list", "malformed"),
         ([{**GOOD_LOG, "address": "0x" + "22" * 20}], "not indexed here"),
         ([GOOD_LOG], "matches no event"),  # topic 0 of no event of the ABI
+        ([{**GOOD_LOG, "blockHash": None}], "malformed"),
+        ([{**GOOD_LOG, "blockHash": "0xzz"}], "malformed"),
+        ([{**GOOD_LOG, "transactionHash": None}], "malformed"),
+        ([{**GOOD_LOG, "data": None}], "malformed"),
+        ([{**GOOD_LOG, "data": "0xzz"}], "malformed"),
+        ([{k: v for k, v in GOOD_LOG.items() if k != "address"}], "malformed"),
+        ([{**GOOD_LOG, "address": 5}], "malformed"),
+        ([{**GOOD_LOG, "blockNumber": "0x" + "f" * 40}], "malformed"),
+        ([{**GOOD_LOG, "topics": "0x" + "00" * 32}], "malformed"),
+        ([["a", "log", "as", "a", "list"]], "malformed"),
     ],
 )
 def test_a_node_answering_malformed_or_foreign_logs_is_a_one_line_chain_error(fake_node, tmp_path, logs, message):
@@ -239,11 +249,15 @@ def test_a_node_answering_malformed_or_foreign_logs_is_a_one_line_chain_error(fa
     assert index.last_block is None and index.count() == 0  # nothing recorded
 
 
-def test_a_node_answering_blocks_without_a_hash_is_a_one_line_chain_error(fake_node, tmp_path):
+@pytest.mark.parametrize(
+    "block",
+    [{"number": "0x2"}, {"number": "0x2", "hash": None}, {"number": "0x2", "hash": "0xzz"}, {"hash": BLOCK["hash"]}],
+)
+def test_a_node_answering_blocks_without_a_hash_is_a_one_line_chain_error(fake_node, tmp_path, block):
     from lepton_ledger.errors import ChainError
 
     def answer(method, request_id):
-        return {"jsonrpc": "2.0", "id": request_id, "result": {"number": "0x2"}}
+        return {"jsonrpc": "2.0", "id": request_id, "result": block}
 
     w3, contracts_ = _index_on(fake_node, answer)
     with pytest.raises(ChainError, match="without a number or hash"):

@@ -58,6 +58,8 @@ def test_other_transactions_are_signed_by_eth_account(change):
     [
         {"to": TO[:2] + TO[2:].swapcase()},  # a mixed-case address with a wrong checksum
         {"to": TO.lower()},  # eth_account takes checksummed addresses only
+        {"type": 2.0},  # equal to 2, not of its type
+        {"data": "0xab cd"},  # hex with a space, which bytes.fromhex alone would skip
         {"nonce": -1},
         {"value": "1"},
         {"from": "0x" + "11" * 20},  # another sender than the key's

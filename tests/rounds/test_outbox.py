@@ -391,6 +391,24 @@ def test_the_oldest_operation_a_dead_process_held_is_claimed_before_a_newer_free
     assert Outbox(tmp_path / "o.sqlite").claim_next(kinds={"tx"}) is None  # a kind with nothing open
 
 
+def test_a_claim_with_nothing_open_waits_for_no_writer(tmp_path):
+    """Nothing open, the common case: answered by a read, not queued behind another process's write lock."""
+    import time
+
+    outbox = Outbox(tmp_path / "o.sqlite")
+    outbox.enqueue("done", "ipfs", {})
+    outbox.mark_confirmed("done", {})
+    writer = sqlite3.connect(tmp_path / "o.sqlite", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # another process in the middle of a write
+    try:
+        started = time.monotonic()
+        assert outbox.claim_next() is None
+        assert time.monotonic() - started < 1.0
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+
 def test_expired_lease_is_taken_over(tmp_path):
     a, b = Outbox(tmp_path / "o.sqlite", lease_seconds=-1), Outbox(tmp_path / "o.sqlite")
     a.enqueue("one", "ipfs", {})
