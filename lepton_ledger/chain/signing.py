@@ -13,10 +13,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import coincurve
 import rlp
 from eth_account.signers.local import LocalAccount
 from eth_utils import is_checksum_address, keccak
+
+from .typed_data import sign_digest
 
 __all__ = ["sign_transaction"]
 
@@ -33,9 +34,8 @@ def sign_transaction(account: LocalAccount, tx: Mapping[str, Any]) -> tuple[byte
     if fields is None:
         signed = account.sign_transaction(dict(tx))
         return bytes(signed.raw_transaction), bytes(signed.hash)
-    digest = keccak(bytes([_DYNAMIC_FEE]) + rlp.encode(fields))
-    signature = coincurve.PrivateKey(bytes(account.key)).sign_recoverable(digest, hasher=None)
-    y_parity, r, s = signature[64], int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:64], "big")
+    signature = sign_digest(bytes(account.key), keccak(bytes([_DYNAMIC_FEE]) + rlp.encode(fields)))
+    y_parity, r, s = signature[64] - 27, int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:64], "big")
     raw = bytes([_DYNAMIC_FEE]) + rlp.encode([*fields, y_parity, r, s])
     return raw, keccak(raw)
 
