@@ -12,10 +12,8 @@ agrees with, then re-reads from there.
 from __future__ import annotations
 
 import json
-import os
 import re
 import sqlite3
-import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,6 +30,7 @@ from web3.contract import Contract
 from web3.exceptions import BlockNotFound
 
 from ..errors import ChainError, ConfigurationError
+from ..storage.connections import KeptConnections
 from ._values import checksummed
 from .batched import batch_results
 from .transactions import node_request
@@ -122,7 +121,11 @@ class EventIndex:
         self.start_block = start_block
         self.chunk = chunk
         self.confirmations = confirmations
-        self._local = threading.local()
+        # One connection per process and thread instead of one per operation. synchronous=NORMAL in WAL mode: a
+        # commit survives the death of the process and the file stays consistent; a power cut may lose the last
+        # ranges, which the next sync reads again (the index is a copy of the chain), so the fsync FULL made at
+        # every range's commit bought nothing.
+        self._connections = KeptConnections(self.path, timeout=30, pragmas=("journal_mode=WAL", "synchronous=NORMAL"))
         self._by_address: dict[str, tuple[str, dict[bytes, EventDecoder]]] = {}
         for name, contract in contracts.items():
             topics = {
@@ -372,18 +375,7 @@ class EventIndex:
             yield db
 
     def _connection(self) -> sqlite3.Connection:
-        # One connection per process and thread, opened on first use (SQLite connections cross neither), instead
-        # of one per operation. synchronous=NORMAL in WAL mode: a commit survives the death of the process and
-        # the file stays consistent; a power cut may lose the last ranges, which the next sync reads again (the
-        # index is a copy of the chain), so the fsync FULL made at every range's commit bought nothing.
-        held: tuple[int, sqlite3.Connection] | None = getattr(self._local, "connection", None)
-        if held is not None and held[0] == os.getpid():
-            return held[1]
-        db = sqlite3.connect(self.path, timeout=30)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        self._local.connection = (os.getpid(), db)
-        return db
+        return self._connections.get()
 
 
 class EventDecoder:

@@ -39,7 +39,6 @@ import json
 import os
 import socket
 import sqlite3
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -57,6 +56,7 @@ from web3.types import TxParams, TxReceipt
 from ..chain.batched import calldata, prepare_transaction
 from ..chain.transactions import SignedTx, Transactor, decode_revert
 from ..errors import ChainError, ContractReverted, LeptonError
+from ..storage.connections import KeptConnections
 
 Status = Literal["pending", "sent", "confirmed", "failed"]
 OPEN: tuple[Status, ...] = ("pending", "sent")
@@ -136,7 +136,12 @@ class Outbox:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # host:pid:instance, so that a claim of a dead process on this host can be recognised and taken over.
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._local = threading.local()
+        # One connection per process and thread: opening one cost ~20 ms here, more than the write itself.
+        # synchronous=NORMAL in WAL mode: a commit survives the death of the process (what the outbox is for); a
+        # power cut may lose the last commits, which the recovery by nonce and idempotent keys also covers.
+        self._connections = KeptConnections(
+            self.path, timeout=30, pragmas=("synchronous=NORMAL",), autocommit=True, named_rows=True
+        )
         self._blobs = self.path.with_name(self.path.name + ".blobs")
         self._blobs.mkdir(exist_ok=True)
         db = sqlite3.connect(self.path, timeout=30)
@@ -428,18 +433,7 @@ class Outbox:
         )
 
     def _connection(self) -> sqlite3.Connection:
-        # One connection per process and thread, opened on first use: opening one cost ~20 ms here, more than the
-        # write itself. A forked child or another thread opens its own (SQLite connections must not cross either).
-        # synchronous=NORMAL in WAL mode: a commit survives the death of the process (what the outbox is for);
-        # a power cut may lose the last commits, which the recovery by nonce and idempotent keys also covers.
-        held: tuple[int, sqlite3.Connection] | None = getattr(self._local, "connection", None)
-        if held is not None and held[0] == os.getpid():
-            return held[1]
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA synchronous=NORMAL")
-        self._local.connection = (os.getpid(), db)
-        return db
+        return self._connections.get()
 
 
 def _alive(pid: int) -> bool:

@@ -24,12 +24,12 @@ import fcntl
 import os
 import sqlite3
 import tempfile
-import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 from .cid import CID, b32encode, normalize, verify_block
+from .connections import KeptConnections
 from .store import (
     DEFAULT_MAX_FILE_BYTES,
     MAX_BLOCK_BYTES,
@@ -57,7 +57,14 @@ class LocalStore(Store):
             root = blockstore_dir()
         self.root = Path(root)
         self.durable = durable
-        self._local = threading.local()
+        # Kept: opening a connection and setting its pragmas for every put cost more than the put of a small
+        # envelope (~0.4 of ~0.7 ms of CPU).
+        self._connections = KeptConnections(
+            self.root / "pins.sqlite",
+            timeout=60,
+            pragmas=("journal_mode=WAL", "synchronous=FULL" if durable else "synchronous=OFF"),
+            autocommit=True,
+        )
         try:
             (self.root / "blocks").mkdir(parents=True, exist_ok=True)
             self._lock_path = self.root / "lock"
@@ -72,16 +79,7 @@ class LocalStore(Store):
 
     @contextlib.contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
-        # One connection per process and thread, opened on first use (SQLite connections must cross neither a
-        # fork nor a thread): opening one and setting its pragmas for every put cost more than the put of a
-        # small envelope (~0.4 of ~0.7 ms of CPU).
-        held: tuple[int, sqlite3.Connection] | None = getattr(self._local, "db", None)
-        if held is None or held[0] != os.getpid():
-            db = sqlite3.connect(self.root / "pins.sqlite", timeout=60, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL" if self.durable else "PRAGMA synchronous=OFF")
-            held = self._local.db = (os.getpid(), db)
-        yield held[1]
+        yield self._connections.get()
 
     @contextlib.contextmanager
     def _locked(self, exclusive: bool) -> Iterator[None]:
