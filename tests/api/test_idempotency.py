@@ -25,35 +25,28 @@ def test_a_request_killed_mid_way_is_run_once_by_its_retry_after_a_restart(servi
     account = fresh_account()
     node.fund(service.w3, account.address, 10**18)
     service.tx.add(account)
-    registered = service.tx.transact(
+    service.tx.transact(
         service.d.partners.functions.register(b"\x05" * 32, b"\x06" * 32),
         account.address,
     )
-    # The caller's roles are then read at this block and kept: once the chain stops, no new block clears them, so
-    # the relay reaches its key before the chain (a poller still a block behind would clear them, and the
-    # request would hang reading them before it recorded its key).
-    service.wait_block(registered["blockNumber"])
-    headers = service.headers(account) | {"Idempotency-Key": "profile-1"}
-    unsigned = service.api.post(
-        "/v1/transactions/prepare",
-        headers=headers,
-        json={"contract": "PartnerRegistry", "function": "updateProfile", "args": ["0x" + "07" * 32]},
-    ).json()
-    raw = account.sign_transaction({k: v for k, v in unsigned.items() if k != "from"}).raw_transaction.to_0x_hex()
-    before = service.w3.eth.get_transaction_count(account.address)
-
-    anvil = node.status(service.data_dir).pid
-    os.kill(anvil, signal.SIGSTOP)  # the chain stops answering: the relay hangs after recording the key
+    # The caller's roles are read at the latest block and kept until the next one. With mining paused no block
+    # comes (a job of an earlier test sending a transaction would bring one, and the request would then hang
+    # reading the roles from the stopped chain before it recorded its key).
+    service.w3.provider.make_request("evm_setAutomine", [False])
     try:
-        thread = threading.Thread(target=lambda: _post_ignoring_the_kill(service, raw, headers))
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not _unanswered(service, account.address, "profile-1"):
-            assert time.monotonic() < deadline, "the request never recorded its key"
-        service.server.kill()  # kill -9 mid-request
-        thread.join(timeout=30)
+        service.wait_block(service.w3.eth.block_number)  # the latest, which stays the latest
+        headers = service.headers(account) | {"Idempotency-Key": "profile-1"}
+        unsigned = service.api.post(
+            "/v1/transactions/prepare",
+            headers=headers,
+            json={"contract": "PartnerRegistry", "function": "updateProfile", "args": ["0x" + "07" * 32]},
+        ).json()
+        raw = account.sign_transaction({k: v for k, v in unsigned.items() if k != "from"}).raw_transaction.to_0x_hex()
+        before = service.w3.eth.get_transaction_count(account.address)
+        _kill_mid_request(service, account.address, raw, headers)
     finally:
-        os.kill(anvil, signal.SIGCONT)
+        service.w3.provider.make_request("evm_setAutomine", [True])
+        service.w3.provider.make_request("evm_mine", [])  # what came while mining was paused
     assert _unanswered(service, account.address, "profile-1")  # what the killed process left
     service.server.start()
 
@@ -64,11 +57,29 @@ def test_a_request_killed_mid_way_is_run_once_by_its_retry_after_a_restart(servi
     assert Partner.read(service.d.partners.functions.partnerOf(account.address)).profile_digest == b"\x07" * 32
 
 
-def _post_ignoring_the_kill(service, raw: str, headers: dict[str, str]) -> None:
+def _kill_mid_request(service, caller: str, raw: str, headers: dict[str, str]) -> None:
+    """Relays `raw` with the chain stopped, so that the request hangs once its key is recorded, and kills the
+    service then (kill -9)."""
+    answered: list[object] = []  # what the request got, if anything: a failure's explanation
+
+    def post() -> None:
+        try:
+            answered.append(service.api.post("/v1/transactions", json={"raw": raw}, headers=headers))
+        except httpx.TransportError as exc:
+            answered.append(exc)  # the service was killed under it
+
+    anvil = node.status(service.data_dir).pid
+    os.kill(anvil, signal.SIGSTOP)  # the chain stops answering: the relay hangs after recording the key
     try:
-        service.api.post("/v1/transactions", json={"raw": raw}, headers=headers)
-    except httpx.TransportError:
-        pass  # the service was killed under it
+        thread = threading.Thread(target=post)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not _unanswered(service, caller, "profile-1"):
+            assert time.monotonic() < deadline, f"the request never recorded its key; it got {answered}"
+        service.server.kill()
+        thread.join(timeout=30)
+    finally:
+        os.kill(anvil, signal.SIGCONT)
 
 
 def test_a_close_retried_after_its_process_died_answers_the_job_it_had_submitted(
