@@ -81,12 +81,11 @@ def _clipped_grad_sums(
                 sq_norms = sq_norms + torch.einsum("bto,bti->boi", g, a).pow(2).sum((1, 2))
             if module.bias is not None and module.bias.requires_grad:
                 sq_norms = sq_norms + g.sum(1).pow(2).sum(1)
-        else:
-            g_sq = g.pow(2).sum(1)
-            if module.weight.requires_grad:
-                sq_norms = sq_norms + g_sq * a.pow(2).sum(1)
-            if module.bias is not None and module.bias.requires_grad:
-                sq_norms = sq_norms + g_sq
+        else:  # |g_i a_i^T|^2 + |g_i|^2 = |g_i|^2 (|a_i|^2 + 1)
+            weight, bias = module.weight.requires_grad, module.bias is not None and module.bias.requires_grad
+            if weight or bias:
+                a_sq = a.pow(2).sum(1) if weight else 0.0
+                sq_norms = sq_norms + g.pow(2).sum(1) * (a_sq + 1.0 if bias else a_sq)
         layers.append((module, a, g))
     if not layers:
         return {}
@@ -94,10 +93,18 @@ def _clipped_grad_sums(
     coef = (max_grad_norm / (torch.as_tensor(sq_norms).sqrt() + 1e-6)).clamp(max=1.0)
     sums: dict[int, torch.Tensor] = {}
     for module, a, g in layers:
+        bias = module.bias is not None and module.bias.requires_grad
+        if g.dim() == 2:  # scale the narrower of the two by the factors: the product is the same
+            if module.weight.requires_grad:
+                narrow_a = a.shape[1] < g.shape[1]
+                sums[id(module.weight)] = g.t() @ (a * coef[:, None]) if narrow_a else (g * coef[:, None]).t() @ a
+            if bias:
+                sums[id(module.bias)] = coef @ g
+            continue
         gc = (g * coef.reshape(-1, *([1] * (g.dim() - 1)))).reshape(-1, g.shape[-1])
         if module.weight.requires_grad:
             sums[id(module.weight)] = gc.t() @ a.reshape(-1, a.shape[-1])
-        if module.bias is not None and module.bias.requires_grad:
+        if bias:
             sums[id(module.bias)] = gc.sum(0)
     return sums
 
@@ -138,10 +145,11 @@ def train_bookkeeping(
                 loss = nn.functional.cross_entropy(out, yb, reduction="sum")  # per-sample losses, not their mean
                 sums = _clipped_grad_sums(recorder.records, loss, plan.max_grad_norm)
                 for p in params:
-                    clipped = sums.get(id(p))
-                    clipped = torch.zeros_like(p) if clipped is None else clipped
                     noise = torch.normal(mean=0, std=std, size=p.shape, device=p.device, generator=noise_gen)
-                    p.grad = ((clipped + noise) / expected_batch_size).view_as(p)
+                    # (clipped + noise) / expected batch size, Opacus's figures, in the noise's own memory
+                    clipped = sums.get(id(p))
+                    noisy = noise.add_(clipped) if clipped is not None else noise.add_(0.0)
+                    p.grad = noisy.div_(expected_batch_size).view_as(p)
                 optimizer.step()
                 steps += 1
                 loss_sum += float(loss.detach())
