@@ -51,6 +51,7 @@ import torch
 from eth_account.signers.local import LocalAccount
 
 from ..chain.batched import dry_run, read_many
+from ..chain.calls import calls
 from ..chain.deployment import AUDITOR_ROLE, Deployment
 from ..chain.events import EventIndex, IndexedEvent
 from ..chain.merkle import PayoutTree, PositionalTree, commitment_leaf, pack_entries, unpack_entries
@@ -261,9 +262,7 @@ class Coordinator:
             ledger = self.deployment.ledger
             count, open_round = map(
                 int,
-                read_many(
-                    ledger.w3, [ledger.functions.roundCount(agreement_id), ledger.functions.openRoundOf(agreement_id)]
-                ),
+                read_many(ledger.w3, [calls(ledger).roundCount(agreement_id), calls(ledger).openRoundOf(agreement_id)]),
             )
             # Opened by a process that died before returning the round id: that round is still the open one
             # (a round since voided or finalized on the same model is not resumed, the next one is opened).
@@ -271,14 +270,14 @@ class Coordinator:
             if last is not None and last.status == "confirmed" and last.payload["model_digest"] == digest:
                 op = last
             else:
-                call = self.deployment.ledger.functions.openRound(
+                call = calls(self.deployment.ledger).openRound(
                     agreement_id, model_digest, deadline, eval_commitment(self.eval_set)
                 )
                 op = self.effects.transact(
                     prefix + str(count + 1), call, self.address, round=count + 1, model_digest=digest
                 )
         round_id = int(op.payload["round"])
-        on_chain = Round.read(self.deployment.ledger.functions.round(agreement_id, round_id)).model_digest
+        on_chain = Round.read(calls(self.deployment.ledger).round(agreement_id, round_id)).model_digest
         if on_chain != bytes(model_digest):
             raise OpenRoundConflict(
                 f"round {round_id} of agreement {agreement_id} holds model 0x{on_chain.hex()}, not {digest}"
@@ -320,7 +319,7 @@ class Coordinator:
             self.effects.put(self._key("batch-document", agreement_id, round_id, local_cid(data)), data)
         )
         entries = pack_entries([(i, s.commitment.cumulative_epsilon) for i, s, _ in indexed])
-        call = self.deployment.ledger.functions.commitBatch(
+        call = calls(self.deployment.ledger).commitBatch(
             agreement_id, round_id, PositionalTree(leaves).root, digest, entries
         )
         return str(self.effects.transact(key, call, self.address, document=cid).payload["document"])
@@ -329,7 +328,7 @@ class Coordinator:
         """``{party address, lower case: index}`` of the agreement, as ``partyIndex`` gives them: read once, since
         every version of an agreement's terms has the same parties (AgreementRegistry)."""
         if agreement_id not in self._party_indexes:
-            parties = Terms.read(self.deployment.agreements.functions.terms(agreement_id)).parties
+            parties = Terms.read(calls(self.deployment.agreements).terms(agreement_id)).parties
             self._party_indexes[agreement_id] = {p.lower(): i for i, p in enumerate(parties)}
         return self._party_indexes[agreement_id]
 
@@ -383,7 +382,7 @@ class Coordinator:
     def _batch_parties(self, agreement_id: int, args: dict[str, Any]) -> set[str]:
         """The parties of a batch's entries that took effect (not skipped on-chain)."""
         skipped = int(args.get("skipped", 0))
-        party_at = self.deployment.agreements.functions.partyAt
+        party_at = calls(self.deployment.agreements).partyAt
         return {
             party_at(agreement_id, index).call()
             for position, (index, _) in enumerate(unpack_entries(bytes.fromhex(args["entries"][2:])))
@@ -434,7 +433,7 @@ class Coordinator:
 
     def round_state(self, agreement_id: int, round_id: int) -> tuple[bytes, bytes]:
         """``(modelDigest, evalCommitment)`` of the round on-chain."""
-        r = Round.read(self.deployment.ledger.functions.round(agreement_id, round_id))
+        r = Round.read(calls(self.deployment.ledger).round(agreement_id, round_id))
         return r.model_digest, r.eval_commitment
 
     def open_update(
@@ -476,7 +475,7 @@ class Coordinator:
     def auditor_keys(self, *, sync: bool = True) -> dict[str, bytes]:
         """``{auditor: registered X25519 public key}`` of the auditors every envelope must be sealed to; the
         auditors are those the event index shows granted the role (synced first unless `sync` is false)."""
-        partners = self.deployment.partners.functions
+        partners = calls(self.deployment.partners)
         if self.auditors is not None:
             candidates = list(self.auditors)
             profiles = read_many(self.tx.w3, [partners.partnerOf(a) for a in candidates])
@@ -535,7 +534,7 @@ class Coordinator:
         Raises:
             ConfigurationError: this coordinator was configured with another rule.
         """
-        return self._checked_rule(agreement_id, Terms.read(self.deployment.agreements.functions.terms(agreement_id)))
+        return self._checked_rule(agreement_id, Terms.read(calls(self.deployment.agreements).terms(agreement_id)))
 
     def _checked_rule(self, agreement_id: int, terms: Terms) -> PayoutRule:
         rule = terms.payout_rule
@@ -554,7 +553,7 @@ class Coordinator:
                 the store does not hold the signed terms document (its digest named: the rules are unknown).
         """
         self._check_signed_rules(
-            agreement_id, round_id, Terms.read(self.deployment.agreements.functions.terms(agreement_id))
+            agreement_id, round_id, Terms.read(calls(self.deployment.agreements).terms(agreement_id))
         )
 
     def _check_signed_rules(self, agreement_id: int, round_id: int, terms: Terms) -> None:
@@ -574,7 +573,7 @@ class Coordinator:
             ContractReverted: the round cannot close now (``RoundLedgerRoundStillRunning``, not open...).
         """
         placeholder = b"\x01" * 32
-        call = self.deployment.ledger.functions.finalizeRound(
+        call = calls(self.deployment.ledger).finalizeRound(
             agreement_id, round_id, placeholder, placeholder, bytes(32), 0
         )
         dry_run(self.tx.w3, call, self.address)
@@ -606,7 +605,7 @@ class Coordinator:
                 computed = self.compute_outcome(agreement_id, round_id)
             aggregate, report, tree = computed
             assert report.aggregate_digest is not None  # compute_outcome names the aggregate
-            call = self.deployment.ledger.functions.finalizeRound(
+            call = calls(self.deployment.ledger).finalizeRound(
                 agreement_id,
                 round_id,
                 bytes.fromhex(report.aggregate_digest[2:]),
@@ -649,7 +648,7 @@ class Coordinator:
             NoAcceptedUpdates: nothing to aggregate.
         """
         # The round, its reward and the agreement's terms in one batch request (three round trips before).
-        ledger, agreements = self.deployment.ledger.functions, self.deployment.agreements.functions
+        ledger, agreements = calls(self.deployment.ledger), calls(self.deployment.agreements)
         answers = read_many(
             self.tx.w3,
             [

@@ -54,6 +54,7 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 
 from ..chain.batched import prepare_with_reads, read_many
+from ..chain.calls import calls
 from ..chain.deployment import Deployment
 from ..chain.state import Partner as PartnerRecord
 from ..chain.state import Round as RoundRecord
@@ -222,8 +223,8 @@ class SignedCommitment:
 def recipient_keys(deployment: Deployment, addresses: list[str]) -> list[bytes]:
     """The X25519 public keys the PartnerRegistry holds for `addresses` (coordinator, auditors...), read in one
     request."""
-    calls = [deployment.partners.functions.partnerOf(a) for a in addresses]
-    return [PartnerRecord.decode(p).encryption_key for p in read_many(deployment.partners.w3, calls)]
+    reads = [calls(deployment.partners).partnerOf(a) for a in addresses]
+    return [PartnerRecord.decode(p).encryption_key for p in read_many(deployment.partners.w3, reads)]
 
 
 def _train_task(
@@ -344,11 +345,11 @@ class Partner:
         for key in self.outbox.keys(prefix=self.effects.key("envelope", ledger, agreement_id) + ":"):
             if key.endswith(":" + self.address) and not self.accountant_file.has(key):
                 self._record(key, self.outbox.get(key).payload["accounting"])
-        ledger_calls = self.deployment.ledger.functions
+        ledger_calls = calls(self.deployment.ledger)
         recipients = list(recipient_addresses or [])
         reads = [
             ledger_calls.cumulativeEpsilon(agreement_id, self.address),
-            *(self.deployment.partners.functions.partnerOf(a) for a in recipients),
+            *(calls(self.deployment.partners).partnerOf(a) for a in recipients),
         ]
         if round_id is not None and (agreement_id, round_id) not in self._model_digests:
             reads.append(ledger_calls.round(agreement_id, round_id))
@@ -389,7 +390,7 @@ class Partner:
             except BudgetExceeded:
                 return None
         placeholder = b"\xff" * 32
-        call = self.deployment.ledger.functions.submitUpdate(
+        call = calls(self.deployment.ledger).submitUpdate(
             agreement_id, round_id, placeholder, placeholder, cumulative, len(self._training()[0])
         )
         payload = transaction_payload(call, self.address)
@@ -431,7 +432,7 @@ class Partner:
         """
         digest = self._model_digests.get((agreement_id, round_id))
         if digest is None:
-            digest = RoundRecord.read(self.deployment.ledger.functions.round(agreement_id, round_id)).model_digest
+            digest = RoundRecord.read(calls(self.deployment.ledger).round(agreement_id, round_id)).model_digest
         data = fetch_by_digest(self.store, digest)
         recomputed = content_digest(data)
         if recomputed != digest:
@@ -562,7 +563,7 @@ class Partner:
 
     def commit(self, prepared: PreparedUpdate) -> Submission:
         """``submitUpdate`` on-chain, once (the round is in the accountant since its envelope was recorded)."""
-        call = self.deployment.ledger.functions.submitUpdate(
+        call = calls(self.deployment.ledger).submitUpdate(
             prepared.agreement_id,
             prepared.round_id,
             prepared.envelope_digest,
@@ -636,7 +637,7 @@ class Partner:
         """
         op = self.effects.transact(
             self._key("claim", agreement_id, round_id),
-            self.deployment.vault.functions.claim(agreement_id, round_id, amount, proof),
+            calls(self.deployment.vault).claim(agreement_id, round_id, amount, proof),
             self.address,
         )
         return str(op.result["tx_hash"])
