@@ -14,7 +14,7 @@ from web3.contract.utils import format_contract_call_return_data_curried
 
 from lepton_ledger.chain import agreements
 from lepton_ledger.chain.anvil import Anvil, dev_account
-from lepton_ledger.chain.batched import _decoded
+from lepton_ledger.chain.batched import _decode, _decoded
 from lepton_ledger.chain.deployment import DevRoles
 from lepton_ledger.chain.transactions import Transactor
 from lepton_ledger.rounds.world import build_world
@@ -122,3 +122,24 @@ def test_output_types_no_contract_has_decode_as_web3_decodes_them(kind):
     data = encode(types, values)
     web3s = format_contract_call_return_data_curried(w3, False, call.abi, call.abi_element_identifier, (), types, data)
     assert _same(_decoded(w3, call, "0x" + data.hex()), web3s)
+
+
+def test_the_same_answer_decoded_again_is_a_fresh_value_equal_to_web3s():
+    """Decodings are kept per answer (a round's parties read the same views); the lists web3 gives are built anew
+    each time, so a caller that changes one changes no later answer."""
+    outputs, values = SYNTHETIC["tuple of a tuple array and a fixed array"]
+    abi = {"type": "function", "name": "f", "inputs": [], "outputs": outputs, "stateMutability": "view"}
+    w3 = Web3()
+    call = w3.eth.contract(address=Web3.to_checksum_address(ADDRESS), abi=[abi]).functions.f()
+    types = get_abi_output_types(abi)
+    answer = "0x" + encode(types, values).hex()
+    web3s = format_contract_call_return_data_curried(
+        w3, False, call.abi, call.abi_element_identifier, (), types, bytes.fromhex(answer[2:])
+    )
+    first = _decoded(w3, call, answer)
+    first[0][0][1].append("changed by its caller")
+    first[1][0] = 99
+    kept = _decode.cache_info().hits
+    again = _decoded(w3, call, answer)
+    assert _decode.cache_info().hits == kept + 1  # decoded once
+    assert _same(again, web3s) and again[0][0][1] is not first[0][0][1]
