@@ -38,7 +38,7 @@ from functools import cached_property
 import torch
 
 from ..chain._values import InvalidValue, as_address, as_bytes32
-from ..chain.typed_data import SigningError, UpdateCommitment, address_of_key
+from ..chain.typed_data import SigningError, UpdateCommitment, address_of_key, sign_digest
 from ..errors import ConfigurationError
 from ..units import epsilon_to_fixed
 from .crypto import (
@@ -303,13 +303,15 @@ def seal(
         dp=record,
         metrics=dict(metrics or {}),
     )
-    signature = manifest.sign(signer_key)
+    # manifest.sign would derive the key's address and hash the manifest again: both are known here.
+    manifest_digest = manifest.digest()
+    signature = sign_digest(signer_key, manifest_digest)
     payload = encode_payload(manifest.to_document(), signature, tensor_bytes)
     size = FIXED_HEADER_BYTES + SLOT_BYTES * len(set(map(bytes, recipients))) + len(payload) + TAG_BYTES
     if size > max_envelope_bytes:
         raise OversizeEnvelope(f"envelope would have {size} bytes, over the bound of {max_envelope_bytes}")
     data = encrypt_envelope(payload, recipients)
-    return SealedEnvelope(data, manifest, signature, manifest.digest())
+    return SealedEnvelope(data, manifest, signature, manifest_digest)
 
 
 # Named like gzip.open and tarfile.open: the package's verb. Nothing here needs the builtin.
