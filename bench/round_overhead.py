@@ -151,6 +151,14 @@ alternated again in a slower hour (load 0.3-0.9): logreg 127 / 132 -> 104 / 105 
 Tried and left: the partners as processes of their own (forked, training in-process), prototyped in this
 benchmark: logreg 98 ms against ~120 ms with threads in the same hour, mlp no faster (the machine is saturated
 by the training): not worth a second way to run a round.
+
+Measured (issue 15, the next stop: the rounds' own contract calls reuse web3's first lookup of each function,
+``chain/calls.py``; a read's answer decoded once per distinct answer; a sealed manifest hashed once), that stop's
+start and its end alternated six times (load average 1.2): logreg x 1, ``--rounds 10``: ledger 93.7-99.9 ->
+86.2-90.5 ms, this process's CPU per round 78-87 -> 72-78 ms, bare 23-25 ms on both, ratio 3.91-4.07 ->
+3.44-3.72 (target 2.5: not met); mlp x 5 unchanged within noise (ratio 1.45-1.53 on both); ``--partners 100
+--mode batched --rounds 2``: CPU 1080-1097 -> 1020-1053 ms, 1000-1050 anchored updates/s from the first signed
+commitment on both.
 """
 
 from __future__ import annotations
