@@ -15,6 +15,7 @@ built from what a user sent (the service's relay) goes through web3's ``contract
 from __future__ import annotations
 
 import copy
+import os
 import threading
 import weakref
 from collections.abc import Callable
@@ -26,6 +27,16 @@ __all__ = ["calls"]
 
 _lock = threading.Lock()
 _by_contract: weakref.WeakKeyDictionary[Contract, ContractCalls] = weakref.WeakKeyDictionary()
+
+
+def _reset_lock_in_child() -> None:
+    # A child forked while another thread held the lock (the audit forks its workers, the service runs audits
+    # beside its other threads) would wait for it forever.
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_lock_in_child)
 
 
 class ContractCalls:

@@ -4,6 +4,9 @@ deployed contract, without web3 looking the function up again; overloads and bad
 from __future__ import annotations
 
 import gc
+import os
+import signal
+import time
 from typing import Any
 
 import pytest
@@ -110,3 +113,26 @@ def test_the_calls_of_a_contract_go_with_it():
     del contract
     gc.collect()
     assert len(_by_contract) == held - 1
+
+
+def test_a_child_forked_while_the_lock_is_held_builds_calls():
+    """The audit forks its workers while other threads may be building calls: the child's lock is free."""
+    from lepton_ledger.chain import calls as module
+
+    contract = _contract("RoundLedger")
+    with module._lock:
+        pid = os.fork()
+        if pid == 0:  # the child: build a call, exit 0 (a held lock would hang it until the parent kills it)
+            try:
+                calls(_contract("RoundLedger")).round(1, 2)
+            finally:
+                os._exit(0)
+    deadline = time.monotonic() + 30
+    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0:
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise AssertionError("the forked child waited for a lock its parent held")
+        time.sleep(0.01)  # polling the child's exit; not synchronisation on an effect
+    assert os.waitstatus_to_exitcode(done[1]) == 0
+    assert calldata(calls(contract).round(1, 2)) == contract.functions.round(1, 2)._encode_transaction_data()
