@@ -75,37 +75,35 @@ def _clipped_grad_sums(
         if g is None:
             continue  # this output does not reach the loss: every per-sample gradient is zero
         a = a.detach()
+        weight, bias = module.weight.requires_grad, module.bias is not None and module.bias.requires_grad
         if a.dim() > 2:  # positions within a sample (e.g. fusion over classes): (batch, positions, features)
             a, g = a.flatten(1, -2), g.flatten(1, -2)
-            if module.weight.requires_grad:
+            if weight:
                 sq_norms = sq_norms + torch.einsum("bto,bti->boi", g, a).pow(2).sum((1, 2))
-            if module.bias is not None and module.bias.requires_grad:
+            if bias:
                 sq_norms = sq_norms + g.sum(1).pow(2).sum(1)
-        else:  # |g_i a_i^T|^2 + |g_i|^2 = |g_i|^2 (|a_i|^2 + 1)
-            weight, bias = module.weight.requires_grad, module.bias is not None and module.bias.requires_grad
-            if weight or bias:
-                a_sq = a.pow(2).sum(1) if weight else 0.0
-                sq_norms = sq_norms + g.pow(2).sum(1) * (a_sq + 1.0 if bias else a_sq)
-        layers.append((module, a, g))
+        elif weight or bias:  # |g_i a_i^T|^2 + |g_i|^2 = |g_i|^2 (|a_i|^2 + 1)
+            a_sq = a.pow(2).sum(1) if weight else 0.0
+            sq_norms = sq_norms + g.pow(2).sum(1) * (a_sq + 1.0 if bias else a_sq)
+        layers.append((module, a, g, weight, bias))
     if not layers:
         return {}
     # Opacus's clipping factor, to the same epsilon: min(1, C / (|grad_i| + 1e-6))
     coef = (max_grad_norm / (torch.as_tensor(sq_norms).sqrt() + 1e-6)).clamp(max=1.0)
     sums: dict[int, torch.Tensor] = {}
-    for module, a, g in layers:
-        bias = module.bias is not None and module.bias.requires_grad
+    for module, a, g, weight, bias in layers:
         if g.dim() == 2:  # scale the narrower of the two by the factors: the product is the same
-            if module.weight.requires_grad:
+            if weight:
                 narrow_a = a.shape[1] < g.shape[1]
                 sums[id(module.weight)] = g.t() @ (a * coef[:, None]) if narrow_a else (g * coef[:, None]).t() @ a
             if bias:
                 sums[id(module.bias)] = coef @ g
-            continue
-        gc = (g * coef.reshape(-1, *([1] * (g.dim() - 1)))).reshape(-1, g.shape[-1])
-        if module.weight.requires_grad:
-            sums[id(module.weight)] = gc.t() @ a.reshape(-1, a.shape[-1])
-        if bias:
-            sums[id(module.bias)] = gc.sum(0)
+        else:
+            gc = (g * coef.reshape(-1, *([1] * (g.dim() - 1)))).reshape(-1, g.shape[-1])
+            if weight:
+                sums[id(module.weight)] = gc.t() @ a.reshape(-1, a.shape[-1])
+            if bias:
+                sums[id(module.bias)] = gc.sum(0)
     return sums
 
 
