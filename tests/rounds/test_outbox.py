@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import gc
+import hashlib
 import sqlite3
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from lepton_ledger.chain.artifacts import load_artifact
 from lepton_ledger.chain.transactions import Transactor
 from lepton_ledger.rounds.effects import put_data
 from lepton_ledger.rounds.outbox import (
+    INLINE_BYTES,
     Outbox,
     OutboxError,
     Runner,
@@ -335,15 +337,31 @@ def test_an_enqueue_killed_between_placing_its_bytes_and_recording_its_row_recor
         "real = os.replace\n"
         "def replace_then_die(*a): real(*a); os._exit(9)\n"
         "outbox.os.replace = replace_then_die\n"
-        "outbox.Outbox(Path(sys.argv[1])).enqueue('put:env', 'put', {'cid': 'first'}, b'first bytes')\n"
+        "outbox.Outbox(Path(sys.argv[1])).enqueue('put:env', 'put', {'cid': 'first'}, b'first' * 20000)\n"
     )
     died = subprocess.run([sys.executable, "-c", child, str(tmp_path / "o.sqlite")], check=False)
     assert died.returncode == 9
     outbox = Outbox(tmp_path / "o.sqlite")
     assert outbox.find("put:env") is None  # rolled back with the process
-    op = outbox.enqueue("put:env", "put", {"cid": "second"}, b"second bytes")
-    assert op.payload == {"cid": "second"} and put_data(outbox, op) == b"second bytes"
+    assert [p.read_bytes() for p in (tmp_path / "o.sqlite.blobs").iterdir()] == [b"first" * 20000]  # no row names it
+    op = outbox.enqueue("put:env", "put", {"cid": "second"}, b"second" * 20000)
+    assert op.payload == {"cid": "second"} and put_data(outbox, op) == b"second" * 20000
     assert not list((tmp_path / "o.sqlite.blobs").glob("*.staged"))
+
+
+def test_small_bytes_are_kept_in_the_table_and_shadow_a_crashed_enqueues_file(tmp_path):
+    outbox = Outbox(tmp_path / "o.sqlite")
+    envelope = b"e" * INLINE_BYTES  # an update of a small model: no new file for it
+    op = outbox.enqueue("put:small", "put", {"cid": "bafy-small"}, envelope)
+    assert not list((tmp_path / "o.sqlite.blobs").iterdir())
+    assert Outbox(tmp_path / "o.sqlite").data("put:small") == envelope
+    assert outbox.enqueue("put:small", "put", {"cid": "other"}, b"other") == op  # the key wins, bytes included
+    assert outbox.data("put:small") == envelope
+    # A process died after placing a large update's file, before its row: this time the bytes are small.
+    blob = tmp_path / "o.sqlite.blobs" / hashlib.sha256(b"put:env").hexdigest()
+    blob.write_bytes(b"bytes of an enqueue that recorded nothing" * 2000)
+    op = outbox.enqueue("put:env", "put", {"cid": "second"}, b"second bytes")
+    assert put_data(outbox, op) == b"second bytes"
 
 
 def test_bytes_an_outbox_kept_in_its_table_are_still_given(tmp_path):
