@@ -605,18 +605,19 @@ class Coordinator:
                 computed = self.compute_outcome(agreement_id, round_id)
             aggregate, report, tree = computed
             assert report.aggregate_digest is not None  # compute_outcome names the aggregate
+            report_bytes = report.to_bytes()
             call = calls(self.deployment.ledger).finalizeRound(
                 agreement_id,
                 round_id,
                 bytes.fromhex(report.aggregate_digest[2:]),
-                _digest_of(local_cid(report.to_bytes())),
+                _digest_of(local_cid(report_bytes)),
                 tree.root if tree else bytes(32),
                 sum(report.payouts.values()),
             )
             self.outbox.enqueue_many(
                 [
                     self.effects.put_operation(keys["aggregate"], serialize_tensors(aggregate)),
-                    self.effects.put_operation(keys["report"], report.to_bytes()),
+                    self.effects.put_operation(keys["report"], report_bytes),
                     self.effects.transaction_operation(keys["finalize"], call, self.address),
                 ]
             )
