@@ -62,7 +62,10 @@ Last line, JSON: ``{"partners", "mode", "model", "epochs", "rounds", "warmup", "
 "ledger_s", "bare_s", "same_result", "setup_s" (deployment to funding, not in the ratio), "workers" (training processes), "close_ms_per_partner" (the fastest ``close_round`` over partners),
 "ledger_cpu_ms" and "bare_cpu_ms" (this process's CPU time in a round, all its threads, fastest round: the
 ledger's own work, which a busy machine inflates less than the wall clock; the workers' training and the node
-are other processes);
+are other processes); on Linux also "ledger_all_cpu_ms" and "bare_all_cpu_ms" (the CPU time of this process and
+every process under it, the node and the workers, all their threads, in the round that took least), "cores" (those
+this process may run on) and "ratio_floor" (``ledger_all_cpu_ms`` over the cores, over the fastest bare round: the
+ratio no spreading of the ledger round's work over this machine's cores could get under);
 batched mode also "anchor_s" (``anchor_batch``: the signed commitments checked, the batch document put,
 ``commitBatch`` sent and its receipt), "anchored_per_s" (partners over it) and "first_signed_to_anchored_s"
 (from the first partner's signed commitment: the partners' updates are made first, then every partner signs at
@@ -213,6 +216,27 @@ EPSILON_CAP = 1000.0  # the benchmark measures cost, not privacy: the cap must n
 ROUND_WINDOW = 3600
 DISPUTE_WINDOW = 600
 ML_PHASES = ("train", "validate", "aggregate", "score", "evaluate", "split")
+
+
+def processes_cpu_s(pid: int | None = None) -> float | None:
+    """CPU seconds so far of process `pid` (default this one) and every process under it (the node, the training
+    workers), all their threads, from Linux's per-thread scheduler figures (nanoseconds); None where the system
+    has no such figures. Threads that ended are not counted: the round's threads, the node's and the workers'
+    live through the run."""
+    pid = os.getpid() if pid is None else pid
+    total = 0
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                total += int(f.read().split()[0])
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                children = [int(c) for c in f.read().split()]
+            for child in children:
+                below = processes_cpu_s(child)
+                total += round((below or 0.0) * 1e9)
+    except (OSError, ValueError, IndexError):  # no such figures, or the process ended meanwhile
+        return None if pid == os.getpid() else 0.0
+    return total / 1e9
 
 
 class PhaseClock:
@@ -593,6 +617,7 @@ def run(
     ledger_clock, bare_clock = PhaseClock(), PhaseClock()
     timings: dict[str, list[float]] = {"ledger": [], "bare": []}
     cpu: dict[str, list[float]] = {"ledger": [], "bare": []}  # this process's CPU seconds (all its threads)
+    all_cpu: dict[str, list[float]] = {"ledger": [], "bare": []}  # and its node's and workers' (processes_cpu_s)
     phases: dict[str, list[dict[str, float]]] = {"ledger": [], "bare": []}
     ledger_calls: list[dict[str, int]] = []
     same = True
@@ -619,6 +644,7 @@ def run(
                 clock.take()
                 counter.take()
                 counter.pending_polls = 0
+                all_start = processes_cpu_s()
                 start, cpu_start = time.perf_counter(), time.process_time()
                 if side == "ledger":
                     marks: dict[str, float] = {}
@@ -626,11 +652,14 @@ def run(
                 else:
                     results[side] = bare_round(fed, state[side], round_seeds(ledger, i + 1), clock)
                 elapsed, cpu_elapsed = time.perf_counter() - start, time.process_time() - cpu_start
+                all_end = processes_cpu_s()
                 own, calls = clock.take()
                 own["other"] = elapsed - sum(own.values())
                 if i >= warmup:
                     timings[side].append(elapsed)
                     cpu[side].append(cpu_elapsed)
+                    if all_start is not None and all_end is not None:
+                        all_cpu[side].append(all_end - all_start)
                     phases[side].append(own)
                     if side == "ledger":
                         ledger_calls.append(calls)
@@ -667,6 +696,12 @@ def run(
         "ledger_cpu_ms": round(min(cpu["ledger"]) * 1e3, 1),
         "bare_cpu_ms": round(min(cpu["bare"]) * 1e3, 1),
     }
+    if all_cpu["ledger"] and all_cpu["bare"]:
+        cores = len(os.sched_getaffinity(0))
+        summary["cores"] = cores
+        summary["ledger_all_cpu_ms"] = round(min(all_cpu["ledger"]) * 1e3, 1)
+        summary["bare_all_cpu_ms"] = round(min(all_cpu["bare"]) * 1e3, 1)
+        summary["ratio_floor"] = round(summary["ledger_all_cpu_ms"] / 1e3 / cores / bare_s, 3)
     if mode == "batched":
         anchor_s = min(m["anchor"] for m in scaling)
         summary["anchor_s"] = round(anchor_s, 4)
@@ -717,6 +752,13 @@ def print_report(
         f"ledger {s['ledger_cpu_ms']:.1f} ms, bare {s['bare_cpu_ms']:.1f} ms (a busy machine slows it less than the "
         f"wall clock)"
     )
+    if "ratio_floor" in s:
+        print(
+            f"CPU of every process of a round (this one, the node, the training workers), least: ledger "
+            f"{s['ledger_all_cpu_ms']:.1f} ms, bare {s['bare_all_cpu_ms']:.1f} ms; on {s['cores']} core(s) a ledger "
+            f"round cannot take less than {s['ledger_all_cpu_ms'] / s['cores']:.1f} ms, {s['ratio_floor']:.2f} x the "
+            f"fastest bare round, however its work were spread"
+        )
     print(f"coordinator's close_round: {s['close_ms_per_partner']:.2f} ms per partner (fastest timed round)")
     if s["mode"] == "batched":
         print(

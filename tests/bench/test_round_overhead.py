@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -49,6 +50,7 @@ def test_main_prints_the_ratio_as_its_last_line(bench, capsys):
         "close_ms_per_partner",
         "ledger_cpu_ms",
         "bare_cpu_ms",
+        *(("cores", "ledger_all_cpu_ms", "bare_all_cpu_ms", "ratio_floor") if bench.processes_cpu_s() else ()),
     }
     assert (printed["partners"], printed["mode"], printed["rounds"], printed["warmup"]) == (2, "single", 1, 0)
     assert printed["ratio"] > 0 and printed["ledger_s"] > 0 and printed["bare_s"] > 0
@@ -57,6 +59,19 @@ def test_main_prints_the_ratio_as_its_last_line(bench, capsys):
     # A partner's round is three requests (its reads, the send, the receipt), within the round's.
     assert printed["rpc_requests_per_partner"] == 3
     assert 2 * 3 + printed["rpc_requests_close"] < printed["rpc_requests"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the per-thread scheduler figures are Linux's")
+def test_the_cpu_of_every_process_counts_a_live_childs_work(bench):
+    before = bench.processes_cpu_s()
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass\nprint('burnt', flush=True)\ninput()"
+    child = subprocess.Popen([sys.executable, "-c", burn], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline() == "burnt\n"
+        after = bench.processes_cpu_s()  # the child still lives, waiting for its input
+    finally:
+        child.communicate("")
+    assert after - before >= 0.3
 
 
 @pytest.mark.parametrize(
