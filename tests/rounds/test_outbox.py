@@ -349,7 +349,7 @@ def test_an_enqueue_killed_between_placing_its_bytes_and_recording_its_row_recor
     assert not list((tmp_path / "o.sqlite.blobs").glob("*.staged"))
 
 
-def test_small_bytes_are_kept_in_the_table_and_shadow_a_crashed_enqueues_file(tmp_path):
+def test_small_bytes_are_kept_in_the_table_and_a_crashed_enqueues_file_is_removed(tmp_path):
     outbox = Outbox(tmp_path / "o.sqlite")
     envelope = b"e" * INLINE_BYTES  # an update of a small model: no new file for it
     op = outbox.enqueue("put:small", "put", {"cid": "bafy-small"}, envelope)
@@ -357,11 +357,12 @@ def test_small_bytes_are_kept_in_the_table_and_shadow_a_crashed_enqueues_file(tm
     assert Outbox(tmp_path / "o.sqlite").data("put:small") == envelope
     assert outbox.enqueue("put:small", "put", {"cid": "other"}, b"other") == op  # the key wins, bytes included
     assert outbox.data("put:small") == envelope
-    # A process died after placing a large update's file, before its row: this time the bytes are small.
-    blob = tmp_path / "o.sqlite.blobs" / hashlib.sha256(b"put:env").hexdigest()
-    blob.write_bytes(b"bytes of an enqueue that recorded nothing" * 2000)
-    op = outbox.enqueue("put:env", "put", {"cid": "second"}, b"second bytes")
-    assert put_data(outbox, op) == b"second bytes"
+    # A process died after placing a large update's file, before its row: this time the bytes are small, or none.
+    for key, data in (("put:env", b"second bytes"), ("submit:1", None)):
+        blob = tmp_path / "o.sqlite.blobs" / hashlib.sha256(key.encode()).hexdigest()
+        blob.write_bytes(b"bytes of an enqueue that recorded nothing" * 2000)
+        op = outbox.enqueue(key, "put", {"cid": "second"}, data)
+        assert outbox.data(key) == data and not blob.exists()
 
 
 def test_bytes_an_outbox_kept_in_its_table_are_still_given(tmp_path):
