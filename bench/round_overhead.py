@@ -169,11 +169,11 @@ logreg x 1, ``--rounds 10``, four runs: ledger 92-107 ms, bare 22-25 ms, ratio 3
 this process's CPU 83-96 ms, every process's 134-151 ms (the node ~25 ms, the workers ~35 ms), ratio_floor
 2.88-3.21: on two cores no spreading of the ledger round's work could bring it to 2.5. mlp x 5, ``--rounds 5``:
 ratio 1.44-1.73 (target 1.5: met in some runs), ratio_floor 1.19-1.44. Making a new file costs 0.2-1 ms of CPU on
-this machine's file system, more after many recent deletions (a temporary folder in /tmp after other runs: 0.4-1
-ms; a fresh folder elsewhere on the same disk: 0.04-0.2 ms), and a ledger round makes new files and folders (block
-files, shard folders, staged bytes, accountant files), ~45 for logreg and ~170 for mlp: much of the spread between
-runs. The outbox's staged files were 13 of
-them a round: ``Outbox.enqueue_many`` 20 -> 11.6 ms of thread CPU a round under the profiler.
+this machine's file system, more after many recent deletions (in the system's temporary folder after other runs:
+0.4-1 ms; in a fresh folder elsewhere on the same disk: 0.04-0.2 ms), and a ledger round makes new files and
+folders (block files, shard folders, staged bytes, accountant files), ~45 for logreg and ~170 for mlp: much of the
+spread between runs. The outbox's staged files were 13 of them a round: ``Outbox.enqueue_many`` 20 -> 11.6 ms of
+thread CPU a round under the profiler.
 """
 
 from __future__ import annotations
