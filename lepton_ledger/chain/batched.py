@@ -196,7 +196,9 @@ def _decoded(w3: Web3, call: ContractFunction, answer: Any) -> Any:
     data = bytes(HexBytes(answer))  # as web3's eth_call result formatter reads it, whatever the node answered
     if not call.decode_tuples and not call._return_data_normalizers:
         try:
-            values = _decode(w3.codec, tuple(outputs), data)
+            # Only small answers are kept: a node's answer is not ours to size, and the views are a few words.
+            decode = _decode if len(data) <= CACHED_ANSWER_BYTES else _decode.__wrapped__
+            values = decode(w3.codec, tuple(outputs), data)
         except DecodingError:
             pass
         else:
@@ -211,6 +213,9 @@ def _decoded(w3: Web3, call: ContractFunction, answer: Any) -> Any:
         outputs,
         data,
     )
+
+
+CACHED_ANSWER_BYTES = 4096
 
 
 @lru_cache(maxsize=256)

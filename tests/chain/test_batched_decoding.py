@@ -14,7 +14,7 @@ from web3.contract.utils import format_contract_call_return_data_curried
 
 from lepton_ledger.chain import agreements
 from lepton_ledger.chain.anvil import Anvil, dev_account
-from lepton_ledger.chain.batched import _decode, _decoded
+from lepton_ledger.chain.batched import CACHED_ANSWER_BYTES, _decode, _decoded
 from lepton_ledger.chain.deployment import DevRoles
 from lepton_ledger.chain.transactions import Transactor
 from lepton_ledger.rounds.world import build_world
@@ -143,3 +143,16 @@ def test_the_same_answer_decoded_again_is_a_fresh_value_equal_to_web3s():
     again = _decoded(w3, call, answer)
     assert _decode.cache_info().hits == kept + 1  # decoded once
     assert _same(again, web3s) and again[0][0][1] is not first[0][0][1]
+
+
+def test_a_large_answer_is_decoded_but_not_kept():
+    abi = {"type": "function", "name": "f", "inputs": [], "outputs": [{"type": "bytes", "name": ""}]}
+    abi["stateMutability"] = "view"
+    w3 = Web3()
+    call = w3.eth.contract(address=Web3.to_checksum_address(ADDRESS), abi=[abi]).functions.f()
+    large = b"\x01" * CACHED_ANSWER_BYTES  # with its offset and length, over the bound
+    answer = "0x" + encode(["bytes"], [large]).hex()
+    before = _decode.cache_info()
+    assert _decoded(w3, call, answer) == large and _decoded(w3, call, answer) == large
+    after = _decode.cache_info()
+    assert (after.hits, after.misses) == (before.hits, before.misses)  # the cache never saw it
